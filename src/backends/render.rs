@@ -1,0 +1,209 @@
+//! The embedded release engine: renders each release with the real
+//! `helm template` into `<root>/<namespace>/<release>/`, ready for
+//! `kubectl apply -f` or a GitOps controller. No cluster needed.
+//!
+//! Files are replaced atomically (write a temporary file, then rename), so a
+//! reader never sees half a manifest.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use super::chart::{Release, ReleaseEngine};
+use crate::broker::model::{SecretRef, Secrets};
+use crate::broker::names::binding_secret_name;
+use crate::broker::ports::{BackendError, BindingCtx, SecretSink};
+use crate::helm::{Helm, redact};
+
+/// Renders releases and binding Secrets to files.
+pub struct RenderEngine {
+    helm: Helm,
+    root: PathBuf,
+}
+
+impl RenderEngine {
+    /// An engine writing under `root`.
+    pub fn new(helm: Helm, root: impl Into<PathBuf>) -> Self {
+        RenderEngine {
+            helm,
+            root: root.into(),
+        }
+    }
+
+    /// The folder of one release.
+    pub fn release_dir(&self, namespace: &str, release: &str) -> PathBuf {
+        self.root.join(namespace).join(release)
+    }
+
+    async fn render(&self, r: &Release) -> Result<(), BackendError> {
+        let manifests = self
+            .helm
+            .template(&r.name, &r.chart, &r.namespace, &r.values)
+            .await
+            .map_err(|e| BackendError::new(redact(&e.to_string(), &r.redact)))?;
+        let dir = self.release_dir(&r.namespace, &r.name);
+        let mut files = vec![("manifests.yaml", manifests)];
+        if r.own_namespace {
+            files.push((
+                "namespace.yaml",
+                namespace_manifest(&r.namespace, &r.instance_id),
+            ));
+        }
+        for (name, content) in files {
+            write_atomic(&dir, name, content.as_bytes())
+                .await
+                .map_err(|e| {
+                    BackendError::new(format!("writing {}: {e}", dir.join(name).display()))
+                })?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ReleaseEngine for RenderEngine {
+    fn synchronous(&self) -> bool {
+        true
+    }
+
+    async fn install(&self, release: &Release) -> Result<(), BackendError> {
+        self.render(release).await
+    }
+
+    async fn upgrade(&self, release: &Release) -> Result<(), BackendError> {
+        self.render(release).await
+    }
+
+    async fn uninstall(&self, release: &Release) -> Result<(), BackendError> {
+        let dir = self.release_dir(&release.namespace, &release.name);
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(BackendError::new(format!(
+                "removing {}: {e}",
+                dir.display()
+            ))),
+        }
+    }
+}
+
+#[async_trait]
+impl SecretSink for RenderEngine {
+    async fn put(
+        &self,
+        ctx: BindingCtx<'_>,
+        credentials: &Secrets,
+    ) -> Result<SecretRef, BackendError> {
+        let inst = ctx.instance.instance;
+        let secret = SecretRef {
+            namespace: inst.namespace.clone(),
+            name: binding_secret_name(&ctx.binding.id),
+        };
+        let manifest = secret_manifest(
+            &secret,
+            credentials,
+            &inst.id,
+            &ctx.binding.id,
+            &ctx.instance.service.name,
+            &ctx.instance.plan.name,
+        );
+        let dir = self
+            .release_dir(&inst.namespace, &inst.release)
+            .join("bindings");
+        let file = format!("{}.yaml", secret.name);
+        write_atomic(&dir, &file, manifest.as_bytes())
+            .await
+            .map_err(|e| {
+                BackendError::new(format!("writing {}: {e}", dir.join(&file).display()))
+            })?;
+        Ok(secret)
+    }
+
+    async fn delete(&self, ctx: BindingCtx<'_>, secret: &SecretRef) -> Result<(), BackendError> {
+        let inst = ctx.instance.instance;
+        let path = self
+            .release_dir(&inst.namespace, &inst.release)
+            .join("bindings")
+            .join(format!("{}.yaml", secret.name));
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(BackendError::new(format!(
+                "removing {}: {e}",
+                path.display()
+            ))),
+        }
+    }
+}
+
+/// Credentials as Secret `stringData`: strings as they are, anything else as
+/// JSON text (Secret data is always strings).
+pub fn string_data(credentials: &Secrets) -> serde_json::Map<String, Value> {
+    credentials
+        .0
+        .iter()
+        .map(|(k, v)| {
+            let s = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (k.clone(), Value::String(s))
+        })
+        .collect()
+}
+
+fn secret_manifest(
+    secret: &SecretRef,
+    credentials: &Secrets,
+    instance_id: &str,
+    binding_id: &str,
+    service: &str,
+    plan: &str,
+) -> String {
+    let doc = json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": secret.name,
+            "namespace": secret.namespace,
+            "labels": {"app.kubernetes.io/managed-by": "chartbroker"},
+            "annotations": {
+                "chartbroker.io/instance-id": instance_id,
+                "chartbroker.io/binding-id": binding_id,
+                "chartbroker.io/service": service,
+                "chartbroker.io/plan": plan,
+            },
+        },
+        "type": "Opaque",
+        "stringData": string_data(credentials),
+    });
+    serde_saphyr::to_string(&doc).expect("a JSON tree serializes to YAML")
+}
+
+fn namespace_manifest(namespace: &str, instance_id: &str) -> String {
+    let doc = json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": namespace,
+            "labels": {"app.kubernetes.io/managed-by": "chartbroker"},
+            "annotations": {"chartbroker.io/instance-id": instance_id},
+        },
+    });
+    serde_saphyr::to_string(&doc).expect("a JSON tree serializes to YAML")
+}
+
+/// Writes `dir/name` atomically with owner-only permissions (manifests carry
+/// generated passwords).
+async fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = dir.to_path_buf();
+    let name = name.to_string();
+    let bytes = bytes.to_vec();
+    tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&dir)?;
+        crate::store::seal::write_private(&dir.join(&name), &bytes)
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}

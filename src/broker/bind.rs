@@ -1,0 +1,228 @@
+//! `PUT /v2/service_instances/:instance_id/service_bindings/:binding_id`
+
+use serde_json::json;
+
+use super::model::{
+    Binding, BindingState, HasOperations, InstanceState, OpKind, OpState, Operation, Secrets,
+};
+use super::names::fingerprint;
+use super::ports::{Expect, StoreError};
+use super::provision::failed;
+use super::requests::{BindOutcome, BindRequest, Outcome, RequestMeta};
+use super::{
+    Broker, BrokerError, Result, context_object, new_operation_id, now, parameters_object, required,
+};
+use crate::catalog::SchemaKind;
+
+impl Broker {
+    /// `PUT .../service_bindings/:binding_id`: bind.
+    ///
+    /// 201 with credentials when created synchronously, 200 when an identical
+    /// binding exists, 202 while in progress (credentials then only come from
+    /// GET), 409 for the same id with other attributes, 404 for an unknown
+    /// instance, 422 ConcurrencyError while the instance is being provisioned
+    /// or deprovisioned.
+    pub async fn bind(&self, req: BindRequest, meta: RequestMeta) -> Result<BindOutcome> {
+        required(&req.instance_id, "instance_id")?;
+        required(&req.binding_id, "binding_id")?;
+        required(&req.service_id, "service_id")?;
+        required(&req.plan_id, "plan_id")?;
+        let raw_params = parameters_object(&req.parameters)?;
+        let context = req
+            .context
+            .as_ref()
+            .map(|_| context_object(&req.context))
+            .transpose()?;
+        let (inst, _) = match self.load_instance(&req.instance_id).await? {
+            Some((i, v)) if i.state != InstanceState::Deleted => (i, v),
+            _ => {
+                return Err(BrokerError::NotFound(format!(
+                    "service instance {} does not exist",
+                    req.instance_id
+                )));
+            }
+        };
+        if inst.service_id != req.service_id || inst.plan_id != req.plan_id {
+            return Err(BrokerError::BadRequest(format!(
+                "service_id {:?} and plan_id {:?} do not match the service instance",
+                req.service_id, req.plan_id
+            )));
+        }
+        let (_, service, plan) = self
+            .plan(&req.service_id, &req.plan_id)
+            .ok_or_else(|| BrokerError::BadRequest(format!("unknown plan_id {:?}", req.plan_id)))?;
+        if !plan.is_bindable(&service) {
+            return Err(BrokerError::BadRequest(format!(
+                "plan {} is not bindable",
+                plan.name
+            )));
+        }
+        match (inst.state, inst.current()) {
+            (InstanceState::Provisioning, _) => {
+                return Err(BrokerError::Concurrency(
+                    "the service instance is still being provisioned".into(),
+                ));
+            }
+            (InstanceState::ProvisionFailed, _) => {
+                return Err(BrokerError::Unprocessable(
+                    "the service instance failed to provision".into(),
+                ));
+            }
+            (_, Some(op)) if op.kind == OpKind::Deprovision => {
+                return Err(BrokerError::Concurrency(
+                    "the service instance is being deprovisioned".into(),
+                ));
+            }
+            _ => {}
+        }
+
+        // Rotation: the successor inherits what the platform may not have kept.
+        let (mut parameters, app_guid, bind_resource) = match &req.predecessor_binding_id {
+            Some(pred) if !pred.is_empty() => {
+                if !plan.binding_rotatable {
+                    return Err(BrokerError::BadRequest(format!(
+                        "plan {} does not support binding rotation",
+                        plan.name
+                    )));
+                }
+                let (p, _) = self
+                    .load_binding(&req.instance_id, pred)
+                    .await?
+                    .filter(|(b, _)| b.state == BindingState::Bound)
+                    .ok_or_else(|| {
+                        BrokerError::BadRequest(format!(
+                            "predecessor binding {pred:?} does not exist for this instance"
+                        ))
+                    })?;
+                (
+                    p.parameters,
+                    req.app_guid.clone().or(p.app_guid),
+                    req.bind_resource.clone().or(p.bind_resource),
+                )
+            }
+            _ => {
+                plan.validate_parameters(SchemaKind::BindingCreate, &raw_params)
+                    .map_err(BrokerError::BadRequest)?;
+                (
+                    raw_params.clone(),
+                    req.app_guid.clone(),
+                    req.bind_resource.clone(),
+                )
+            }
+        };
+        plan.apply_defaults(SchemaKind::BindingCreate, &mut parameters);
+        let fp = fingerprint(&json!({
+            "service_id": req.service_id,
+            "plan_id": req.plan_id,
+            "app_guid": req.app_guid,
+            "bind_resource": req.bind_resource,
+            "parameters": raw_params,
+            "predecessor_binding_id": req.predecessor_binding_id,
+        }));
+
+        let (op_id, run_async) = loop {
+            let existing = self.load_binding(&req.instance_id, &req.binding_id).await?;
+            let (expect, history) = match existing {
+                Some((b, version)) if b.state != BindingState::Deleted => {
+                    if b.fingerprint != fp {
+                        return Err(BrokerError::Conflict(format!(
+                            "service binding {} already exists with different attributes",
+                            b.id
+                        )));
+                    }
+                    match b.state {
+                        BindingState::Bound => {
+                            return Ok(BindOutcome {
+                                outcome: Outcome::Done,
+                                credentials: Some(b.credentials),
+                            });
+                        }
+                        BindingState::Binding => {
+                            let op = b.current().map(|o| o.id.clone()).unwrap_or_default();
+                            return if meta.accepts_incomplete {
+                                Ok(BindOutcome {
+                                    outcome: Outcome::Accepted { operation: op },
+                                    credentials: None,
+                                })
+                            } else {
+                                Err(BrokerError::Concurrency(
+                                    "the service binding is being created".into(),
+                                ))
+                            };
+                        }
+                        _ => (Expect::Version(version), b.operations),
+                    }
+                }
+                Some((tombstone, version)) => (Expect::Version(version), tombstone.operations),
+                None => (Expect::Absent, Vec::new()),
+            };
+            let run_async = self.must_run_async(&plan, meta.accepts_incomplete)?;
+            let op = Operation {
+                id: new_operation_id(OpKind::Bind),
+                kind: OpKind::Bind,
+                state: OpState::InProgress,
+                description: Some("Binding".into()),
+                instance_usable: None,
+                update_repeatable: None,
+                started_at: now(),
+                finished_at: None,
+                deadline: self.deadline(&plan),
+                attempts: 1,
+                fingerprint: fp.clone(),
+                target: None,
+                originating_identity: meta.originating_identity.clone(),
+                request_identity: meta.request_identity.clone(),
+                progress: None,
+            };
+            let mut b = Binding {
+                id: req.binding_id.clone(),
+                instance_id: req.instance_id.clone(),
+                service_id: req.service_id.clone(),
+                plan_id: req.plan_id.clone(),
+                app_guid: app_guid.clone(),
+                bind_resource: bind_resource.clone(),
+                context: context.clone(),
+                parameters: parameters.clone(),
+                credentials: Secrets::default(),
+                secret_ref: None,
+                state: BindingState::Binding,
+                fingerprint: fp.clone(),
+                operations: history,
+            };
+            let op_id = op.id.clone();
+            b.push_op(op);
+            match self.write_binding(&b, expect).await {
+                Ok(_) => {
+                    tracing::info!(instance = %b.instance_id, binding = %b.id, operation = %op_id, "bind accepted");
+                    break (op_id, run_async);
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        self.observe(OpKind::Bind, OpState::InProgress);
+        let task = self.spawn_binding_op(
+            req.instance_id.clone(),
+            req.binding_id.clone(),
+            op_id.clone(),
+        );
+        if run_async {
+            return Ok(BindOutcome {
+                outcome: Outcome::Accepted { operation: op_id },
+                credentials: None,
+            });
+        }
+        let op = self.join(task).await?;
+        if op.state != OpState::Succeeded {
+            return Err(failed(op, false));
+        }
+        let (b, _) = self
+            .load_binding(&req.instance_id, &req.binding_id)
+            .await?
+            .ok_or_else(|| BrokerError::Internal("binding vanished after bind".into()))?;
+        Ok(BindOutcome {
+            outcome: Outcome::Created,
+            credentials: Some(b.credentials),
+        })
+    }
+}

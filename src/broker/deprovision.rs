@@ -1,0 +1,87 @@
+//! `DELETE /v2/service_instances/:instance_id`
+
+use super::model::{HasOperations, InstanceState, OpKind, OpState, Operation};
+use super::ports::{Expect, StoreError};
+use super::provision::failed;
+use super::requests::{DeprovisionRequest, Outcome, RequestMeta};
+use super::{Broker, BrokerError, Result, new_operation_id, now, required};
+
+impl Broker {
+    /// `DELETE /v2/service_instances/:instance_id`: deprovision.
+    ///
+    /// 200 when done synchronously, 202 while in progress (a repeat gets the
+    /// same operation), 410 when the instance does not exist, 422
+    /// ConcurrencyError while another operation runs. Bindings the platform
+    /// left behind are removed with the instance.
+    pub async fn deprovision(&self, req: DeprovisionRequest, meta: RequestMeta) -> Result<Outcome> {
+        required(&req.instance_id, "instance_id")?;
+        required(&req.service_id, "service_id")?;
+        required(&req.plan_id, "plan_id")?;
+        let (op_id, run_async) = loop {
+            let (mut inst, version) = match self.load_instance(&req.instance_id).await? {
+                Some((i, v)) if i.state != InstanceState::Deleted => (i, v),
+                _ => {
+                    return Err(BrokerError::Gone(format!(
+                        "service instance {} does not exist",
+                        req.instance_id
+                    )));
+                }
+            };
+            if let Some(cur) = inst.current() {
+                if cur.kind == OpKind::Deprovision && meta.accepts_incomplete {
+                    return Ok(Outcome::Accepted {
+                        operation: cur.id.clone(),
+                    });
+                }
+                return Err(BrokerError::Concurrency(format!(
+                    "another operation ({}) is in progress for this service instance",
+                    cur.kind.as_str()
+                )));
+            }
+            let (_, _, plan) = self.plan(&inst.service_id, &inst.plan_id).ok_or_else(|| {
+                BrokerError::Internal(format!(
+                    "plan {} of instance {} is no longer in the catalog",
+                    inst.plan_id, inst.id
+                ))
+            })?;
+            let run_async = self.must_run_async(&plan, meta.accepts_incomplete)?;
+            let op = Operation {
+                id: new_operation_id(OpKind::Deprovision),
+                kind: OpKind::Deprovision,
+                state: OpState::InProgress,
+                description: Some("Deprovisioning".into()),
+                instance_usable: None,
+                update_repeatable: None,
+                started_at: now(),
+                finished_at: None,
+                deadline: self.deadline(&plan),
+                attempts: 1,
+                fingerprint: String::new(),
+                target: None,
+                originating_identity: meta.originating_identity.clone(),
+                request_identity: meta.request_identity.clone(),
+                progress: None,
+            };
+            let op_id = op.id.clone();
+            inst.push_op(op);
+            match self.write_instance(&inst, Expect::Version(version)).await {
+                Ok(_) => {
+                    tracing::info!(instance = %inst.id, operation = %op_id, "deprovision accepted");
+                    break (op_id, run_async);
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        self.observe(OpKind::Deprovision, OpState::InProgress);
+        let task = self.spawn_instance_op(req.instance_id.clone(), op_id.clone());
+        if run_async {
+            return Ok(Outcome::Accepted { operation: op_id });
+        }
+        let op = self.join(task).await?;
+        match op.state {
+            OpState::Succeeded => Ok(Outcome::Done),
+            _ => Err(failed(op, true)),
+        }
+    }
+}

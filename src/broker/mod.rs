@@ -1,0 +1,289 @@
+//! The core rules of the broker: instance and binding lifecycles, idempotent
+//! repeats, durable asynchronous operations and one operation per instance.
+//!
+//! # Layout
+//! - [`ports`]: the traits the core drives (store, backends, secret sinks).
+//! - [`model`]: the records kept in the store.
+//! - [`requests`]: plain request and answer types for the edge.
+//! - one file per OSB operation: [`provision`], [`update`], [`deprovision`],
+//!   [`bind`], [`unbind`], [`fetch`] (GETs and `last_operation`), and
+//!   [`worker`], which runs operations and resumes them after a restart.
+//!
+//! The core imports no axum, kube, reqwest or redb; `runtime` wires adapters
+//! to the ports.
+
+pub mod bind;
+pub mod deprovision;
+pub mod error;
+pub mod fetch;
+pub mod model;
+pub mod names;
+pub mod ports;
+pub mod provision;
+pub mod requests;
+pub mod secrets;
+pub mod unbind;
+pub mod update;
+pub mod worker;
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::catalog::{Backend as PlanBackend, Catalog, Plan, Service};
+pub use error::{BrokerError, Result};
+use model::{Binding, Instance, OpKind, OpState};
+use ports::{Backend, Expect, SecretSink, Store, StoreError, Table};
+
+/// Settings of the core that are not in the catalog.
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    /// Namespace for instances whose platform sent none.
+    pub default_namespace: String,
+    /// Deadline of an operation whose plan sets no `maximum_polling_duration`.
+    pub default_operation_timeout: Duration,
+    /// How many broker processes may start the same operation before it is
+    /// failed instead of resumed again (guards against crash loops).
+    pub max_attempts: u32,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            default_namespace: "default".into(),
+            default_operation_timeout: Duration::from_secs(30 * 60),
+            max_attempts: 5,
+        }
+    }
+}
+
+/// Called when an operation starts or finishes (for metrics).
+pub type OperationObserver = Arc<dyn Fn(OpKind, OpState) + Send + Sync>;
+
+/// The adapters the core drives.
+pub struct Adapters {
+    /// Where records live.
+    pub store: Arc<dyn Store>,
+    /// Backend for chart plans.
+    pub chart: Arc<dyn Backend>,
+    /// Backend for upstream plans, when configured.
+    pub upstream: Option<Arc<dyn Backend>>,
+    /// Where binding credentials are delivered.
+    pub sink: Arc<dyn SecretSink>,
+}
+
+/// The broker core. Cheap to clone; clones share state.
+#[derive(Clone)]
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    catalog: RwLock<Arc<Catalog>>,
+    adapters: Adapters,
+    config: BrokerConfig,
+    observer: Option<OperationObserver>,
+}
+
+// === impl Broker ===
+
+impl Broker {
+    /// A broker over a loaded catalog and its adapters.
+    pub fn new(
+        catalog: Catalog,
+        adapters: Adapters,
+        config: BrokerConfig,
+        observer: Option<OperationObserver>,
+    ) -> Self {
+        Broker {
+            inner: Arc::new(Inner {
+                catalog: RwLock::new(Arc::new(catalog)),
+                adapters,
+                config,
+                observer,
+            }),
+        }
+    }
+
+    /// The current catalog.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.inner.catalog.read().expect("catalog lock").clone()
+    }
+
+    /// Replaces the catalog (e.g. after refreshing upstream catalogs).
+    pub fn set_catalog(&self, catalog: Catalog) {
+        *self.inner.catalog.write().expect("catalog lock") = Arc::new(catalog);
+    }
+
+    fn config(&self) -> &BrokerConfig {
+        &self.inner.config
+    }
+
+    fn store(&self) -> &dyn Store {
+        self.inner.adapters.store.as_ref()
+    }
+
+    fn sink(&self) -> &dyn SecretSink {
+        self.inner.adapters.sink.as_ref()
+    }
+
+    fn observe(&self, kind: OpKind, state: OpState) {
+        if let Some(o) = &self.inner.observer {
+            o(kind, state);
+        }
+    }
+
+    /// The backend that serves a plan.
+    fn backend(&self, plan: &Plan) -> Result<Arc<dyn Backend>> {
+        match &plan.backend {
+            PlanBackend::Chart(_) => Ok(self.inner.adapters.chart.clone()),
+            PlanBackend::Upstream(u) => self.inner.adapters.upstream.clone().ok_or_else(|| {
+                BrokerError::Unprocessable(format!(
+                    "plan {} is served by upstream broker {:?}, which is not configured",
+                    plan.name, u.broker
+                ))
+            }),
+        }
+    }
+
+    /// Looks up a service and plan, owned, for use across awaits.
+    fn plan(&self, service_id: &str, plan_id: &str) -> Option<(Arc<Catalog>, Service, Plan)> {
+        let catalog = self.catalog();
+        let (s, p) = catalog.find_plan(service_id, plan_id)?;
+        let (s, p) = (s.clone(), p.clone());
+        Some((catalog, s, p))
+    }
+
+    /// Deadline, in unix seconds, of an operation on this plan starting now.
+    fn deadline(&self, plan: &Plan) -> u64 {
+        let secs = plan
+            .maximum_polling_duration
+            .unwrap_or(self.config().default_operation_timeout.as_secs());
+        now() + secs
+    }
+
+    /// Whether a request must run asynchronously, or be refused.
+    fn must_run_async(&self, plan: &Plan, accepts_incomplete: bool) -> Result<bool> {
+        let sync_ok = !plan.async_required && self.backend(plan)?.synchronous(plan);
+        match (accepts_incomplete, sync_ok) {
+            (true, _) => Ok(true),
+            (false, true) => Ok(false),
+            (false, false) => Err(BrokerError::AsyncRequired),
+        }
+    }
+
+    // === records ===
+
+    async fn load_instance(&self, id: &str) -> Result<Option<(Instance, u64)>> {
+        match self.store().get(Table::Instances, id).await? {
+            Some((bytes, v)) => Ok(Some((decode(&bytes)?, v))),
+            None => Ok(None),
+        }
+    }
+
+    async fn write_instance(
+        &self,
+        inst: &Instance,
+        expect: Expect,
+    ) -> std::result::Result<u64, StoreError> {
+        let bytes = serde_json::to_vec(inst).expect("records serialize");
+        self.store()
+            .put(Table::Instances, &inst.id, bytes, expect)
+            .await
+    }
+
+    async fn load_binding(&self, instance_id: &str, id: &str) -> Result<Option<(Binding, u64)>> {
+        match self
+            .store()
+            .get(Table::Bindings, &binding_key(instance_id, id))
+            .await?
+        {
+            Some((bytes, v)) => Ok(Some((decode(&bytes)?, v))),
+            None => Ok(None),
+        }
+    }
+
+    async fn write_binding(
+        &self,
+        b: &Binding,
+        expect: Expect,
+    ) -> std::result::Result<u64, StoreError> {
+        let bytes = serde_json::to_vec(b).expect("records serialize");
+        self.store()
+            .put(
+                Table::Bindings,
+                &binding_key(&b.instance_id, &b.id),
+                bytes,
+                expect,
+            )
+            .await
+    }
+
+    async fn bindings_of(&self, instance_id: &str) -> Result<Vec<(Binding, u64)>> {
+        let prefix = binding_key(instance_id, "");
+        let rows = self.store().list(Table::Bindings, &prefix).await?;
+        rows.into_iter()
+            .map(|(_, bytes, v)| Ok((decode(&bytes)?, v)))
+            .collect()
+    }
+}
+
+/// Bindings are keyed under their instance; NUL can't occur in an id that
+/// came through a URL path, so the prefix of one instance never matches
+/// another's.
+fn binding_key(instance_id: &str, binding_id: &str) -> String {
+    format!("{instance_id}\0{binding_id}")
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| BrokerError::Internal(format!("corrupt record: {e}")))
+}
+
+/// Unix seconds now.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A new operation token.
+fn new_operation_id(kind: OpKind) -> String {
+    format!("{}-{}", kind.as_str(), uuid::Uuid::new_v4())
+}
+
+/// A required string field: empty counts as missing, because conformance
+/// suites and some platforms send `""` for absent fields.
+fn required<'a>(value: &'a str, what: &str) -> Result<&'a str> {
+    if value.trim().is_empty() {
+        Err(BrokerError::BadRequest(format!("{what} is required")))
+    } else {
+        Ok(value)
+    }
+}
+
+/// Parameters must be a JSON object when present.
+fn parameters_object(p: &Option<Value>) -> Result<Value> {
+    match p {
+        None | Some(Value::Null) => Ok(Value::Object(Default::default())),
+        Some(v @ Value::Object(_)) => Ok(v.clone()),
+        Some(_) => Err(BrokerError::BadRequest(
+            "parameters must be a JSON object".into(),
+        )),
+    }
+}
+
+/// Context must be a JSON object when present.
+fn context_object(c: &Option<Value>) -> Result<Value> {
+    match c {
+        None | Some(Value::Null) => Ok(Value::Object(Default::default())),
+        Some(v @ Value::Object(_)) => Ok(v.clone()),
+        Some(_) => Err(BrokerError::BadRequest(
+            "context must be a JSON object".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,110 @@
+//! Names derived from OSB ids: stable across restarts, valid DNS-1123 labels,
+//! and distinct for distinct ids.
+
+use ring::digest::{SHA256, digest};
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Short hex digest of a string, used where ids can't be used verbatim.
+pub fn short_hash(s: &str) -> String {
+    hex(&digest(&SHA256, s.as_bytes()).as_ref()[..8])
+}
+
+fn is_dns_label(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
+}
+
+/// Helm release name for an instance: `cb-<id>` when the id is already a short
+/// DNS label (UUIDs are), otherwise `cbx-<hash>`. Kept at 40 characters or
+/// fewer so chart resource names with suffixes stay under Kubernetes limits.
+/// The two prefixes differ so a verbatim id can never equal a hashed one.
+pub fn release_name(instance_id: &str) -> String {
+    if is_dns_label(instance_id, 37) {
+        format!("cb-{instance_id}")
+    } else {
+        format!("cbx-{}", short_hash(instance_id))
+    }
+}
+
+/// Default name of the Secret that carries a binding's credentials.
+pub fn binding_secret_name(binding_id: &str) -> String {
+    if is_dns_label(binding_id, 50) {
+        format!("cb-bind-{binding_id}")
+    } else {
+        format!("cbx-bind-{}", short_hash(binding_id))
+    }
+}
+
+/// SHA-256 of canonical JSON: requests that mean the same thing hash the
+/// same, whatever the key order they were sent in.
+pub fn fingerprint(v: &serde_json::Value) -> String {
+    fn canonical(v: &serde_json::Value, out: &mut String) {
+        match v {
+            serde_json::Value::Object(m) => {
+                let mut keys: Vec<_> = m.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::Value::String(k.clone()).to_string());
+                    out.push(':');
+                    canonical(&m[k], out);
+                }
+                out.push('}');
+            }
+            serde_json::Value::Array(a) => {
+                out.push('[');
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    canonical(x, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut s = String::new();
+    canonical(v, &mut s);
+    hex(digest(&SHA256, s.as_bytes()).as_ref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn release_names_are_dns_labels_and_distinct() {
+        let uuid = "9c2d6d8e-3f7e-4c53-a3c2-5a6f0d1a2b3c";
+        assert_eq!(release_name(uuid), format!("cb-{uuid}"));
+        for id in ["Upper-Case", "a/b", "x".repeat(80).as_str(), "-lead", ""] {
+            let n = release_name(id);
+            assert!(is_dns_label(&n, 40), "{n}");
+            assert!(n.starts_with("cbx-"));
+        }
+        assert_ne!(release_name("A"), release_name("a"));
+    }
+
+    #[test]
+    fn fingerprint_ignores_key_order() {
+        assert_eq!(
+            fingerprint(&json!({"a": 1, "b": {"c": [1, 2], "d": null}})),
+            fingerprint(&json!({"b": {"d": null, "c": [1, 2]}, "a": 1}))
+        );
+        assert_ne!(
+            fingerprint(&json!({"a": 1})),
+            fingerprint(&json!({"a": "1"}))
+        );
+    }
+}

@@ -1,0 +1,157 @@
+//! The ports the core drives: where records live, what provisions, and where
+//! binding credentials are delivered. Adapters implement these; the core never
+//! sees axum, kube, reqwest or redb types.
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::model::{Binding, Instance, SecretRef, Secrets};
+use crate::catalog::{Plan, Service};
+
+// === Store ===
+
+/// The tables of the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Table {
+    /// Instances, keyed by instance id.
+    Instances,
+    /// Bindings, keyed by `instance_id/binding_id`.
+    Bindings,
+}
+
+impl Table {
+    /// Stable name (also the AEAD associated data prefix).
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Instances => "instances",
+            Table::Bindings => "bindings",
+        }
+    }
+}
+
+/// The precondition of a write: the optimistic-concurrency half of
+/// compare-and-swap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// The key must not exist.
+    Absent,
+    /// The key must exist at exactly this version.
+    Version(u64),
+}
+
+/// Store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The precondition did not hold: someone else wrote first.
+    #[error("the record changed concurrently")]
+    Conflict,
+    /// The store itself failed (I/O, corruption, wrong key).
+    #[error("store failure: {0}")]
+    Backend(String),
+}
+
+/// A key-value store with per-key versions and compare-and-swap writes.
+/// Values are opaque bytes; adapters encrypt them at rest.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Reads a value and its version.
+    async fn get(&self, table: Table, key: &str) -> Result<Option<(Vec<u8>, u64)>, StoreError>;
+    /// Writes a value if `expect` holds; returns the new version.
+    async fn put(
+        &self,
+        table: Table,
+        key: &str,
+        value: Vec<u8>,
+        expect: Expect,
+    ) -> Result<u64, StoreError>;
+    /// Removes a key if it is at the expected version.
+    async fn remove(&self, table: Table, key: &str, version: u64) -> Result<(), StoreError>;
+    /// Every entry whose key starts with `prefix`.
+    async fn list(
+        &self,
+        table: Table,
+        prefix: &str,
+    ) -> Result<Vec<(String, Vec<u8>, u64)>, StoreError>;
+}
+
+// === Backends ===
+
+/// What a backend needs to act on an instance.
+#[derive(Clone, Debug)]
+pub struct InstanceCtx<'a> {
+    /// The instance, with the plan and parameters the operation targets.
+    pub instance: &'a Instance,
+    /// Its service.
+    pub service: &'a Service,
+    /// The plan the operation targets.
+    pub plan: &'a Plan,
+    /// Backend progress saved by an earlier attempt.
+    pub progress: Option<&'a Value>,
+}
+
+/// What a backend needs to act on a binding.
+#[derive(Clone, Debug)]
+pub struct BindingCtx<'a> {
+    /// The instance bound to.
+    pub instance: InstanceCtx<'a>,
+    /// The binding.
+    pub binding: &'a Binding,
+}
+
+/// A failure a backend reports; its message is shown to the platform user,
+/// so backends redact secrets before building one.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct BackendError {
+    /// User-facing message (helm's own words, redacted).
+    pub message: String,
+    /// For failed updates/deprovisions: is the instance still usable?
+    pub instance_usable: Option<bool>,
+    /// For failed updates: may the same update succeed later?
+    pub update_repeatable: Option<bool>,
+}
+
+impl BackendError {
+    /// A failure with only a message.
+    pub fn new(message: impl Into<String>) -> Self {
+        BackendError {
+            message: message.into(),
+            instance_usable: None,
+            update_repeatable: None,
+        }
+    }
+}
+
+/// Provisions, updates and deprovisions instances and creates credentials.
+/// Every method must be idempotent: after a crash the broker runs it again.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Whether this backend can finish within one HTTP request; if not, the
+    /// core answers 422 AsyncRequired to requests without
+    /// `accepts_incomplete=true`.
+    fn synchronous(&self, plan: &Plan) -> bool;
+    /// Creates the instance's resources.
+    async fn provision(&self, ctx: InstanceCtx<'_>) -> Result<(), BackendError>;
+    /// Applies a plan or parameter change (the ctx carries the target).
+    async fn update(&self, ctx: InstanceCtx<'_>) -> Result<(), BackendError>;
+    /// Removes the instance's resources; succeeds if they are already gone.
+    async fn deprovision(&self, ctx: InstanceCtx<'_>) -> Result<(), BackendError>;
+    /// Creates credentials for a binding.
+    async fn bind(&self, ctx: BindingCtx<'_>) -> Result<Secrets, BackendError>;
+    /// Revokes a binding's credentials; succeeds if already gone.
+    async fn unbind(&self, ctx: BindingCtx<'_>) -> Result<(), BackendError>;
+}
+
+/// Delivers binding credentials where apps read them (a Kubernetes Secret,
+/// or a Secret manifest on disk).
+#[async_trait]
+pub trait SecretSink: Send + Sync + 'static {
+    /// Writes (or overwrites) the binding's Secret; returns where it went.
+    async fn put(
+        &self,
+        ctx: BindingCtx<'_>,
+        credentials: &Secrets,
+    ) -> Result<SecretRef, BackendError>;
+    /// Removes the Secret; succeeds if already gone.
+    async fn delete(&self, ctx: BindingCtx<'_>, secret: &SecretRef) -> Result<(), BackendError>;
+}

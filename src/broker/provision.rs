@@ -1,0 +1,222 @@
+//! `PUT /v2/service_instances/:instance_id`
+
+use serde_json::json;
+
+use super::model::{HasOperations, Instance, InstanceState, OpKind, OpState, Operation};
+use super::names::{fingerprint, release_name};
+use super::ports::{Expect, StoreError};
+use super::requests::{InstanceOutcome, Outcome, ProvisionRequest, RequestMeta};
+use super::{
+    Broker, BrokerError, Result, context_object, new_operation_id, now, parameters_object,
+    required, secrets,
+};
+use crate::catalog::{Backend as PlanBackend, NamespaceStrategy, Plan, SchemaKind};
+
+impl Broker {
+    /// `PUT /v2/service_instances/:instance_id`: provision.
+    ///
+    /// 201 when this request created the instance (synchronously), 200 when an
+    /// identical instance is already provisioned, 202 while it is being
+    /// provisioned (a repeat gets the same operation), 409 for the same id with
+    /// other attributes.
+    pub async fn provision(
+        &self,
+        req: ProvisionRequest,
+        meta: RequestMeta,
+    ) -> Result<InstanceOutcome> {
+        required(&req.instance_id, "instance_id")?;
+        required(&req.service_id, "service_id")?;
+        required(&req.plan_id, "plan_id")?;
+        let (_, service, plan) = self.plan(&req.service_id, &req.plan_id).ok_or_else(|| {
+            BrokerError::BadRequest(format!(
+                "unknown service_id {:?} or plan_id {:?} (the plan must belong to the service)",
+                req.service_id, req.plan_id
+            ))
+        })?;
+        check_maintenance(&plan, req.maintenance_version.as_deref())?;
+        let raw_params = parameters_object(&req.parameters)?;
+        let context = context_object(&req.context)?;
+        plan.validate_parameters(SchemaKind::InstanceCreate, &raw_params)
+            .map_err(BrokerError::BadRequest)?;
+        let fp = fingerprint(&json!({
+            "service_id": req.service_id,
+            "plan_id": req.plan_id,
+            "parameters": raw_params,
+            "context": context,
+            "organization_guid": req.organization_guid,
+            "space_guid": req.space_guid,
+        }));
+        let mut parameters = raw_params;
+        plan.apply_defaults(SchemaKind::InstanceCreate, &mut parameters);
+
+        let (op_id, run_async) = loop {
+            let existing = self.load_instance(&req.instance_id).await?;
+            let (expect, previous) = match existing {
+                Some((inst, version)) if inst.state != InstanceState::Deleted => {
+                    if inst.provision_fingerprint != fp {
+                        return Err(BrokerError::Conflict(format!(
+                            "service instance {} already exists with different attributes",
+                            inst.id
+                        )));
+                    }
+                    match (inst.state, inst.current()) {
+                        (_, Some(op)) if op.kind == OpKind::Provision => {
+                            return if meta.accepts_incomplete {
+                                Ok(InstanceOutcome {
+                                    outcome: Outcome::Accepted {
+                                        operation: op.id.clone(),
+                                    },
+                                    dashboard_url: inst.dashboard_url.clone(),
+                                })
+                            } else {
+                                Err(BrokerError::Concurrency(
+                                    "the service instance is being provisioned".into(),
+                                ))
+                            };
+                        }
+                        (_, Some(op)) if op.kind == OpKind::Deprovision => {
+                            return Err(BrokerError::Concurrency(
+                                "the service instance is being deprovisioned".into(),
+                            ));
+                        }
+                        (InstanceState::Ready, _) => {
+                            return Ok(InstanceOutcome {
+                                outcome: Outcome::Done,
+                                dashboard_url: inst.dashboard_url.clone(),
+                            });
+                        }
+                        // A failed provision may be repeated: same id, same
+                        // secrets, a new operation.
+                        _ => (Expect::Version(version), Some(inst)),
+                    }
+                }
+                Some((tombstone, version)) => (Expect::Version(version), Some(tombstone)),
+                None => (Expect::Absent, None),
+            };
+            let run_async = self.must_run_async(&plan, meta.accepts_incomplete)?;
+            let op = Operation {
+                id: new_operation_id(OpKind::Provision),
+                kind: OpKind::Provision,
+                state: OpState::InProgress,
+                description: Some("Provisioning".into()),
+                instance_usable: None,
+                update_repeatable: None,
+                started_at: now(),
+                finished_at: None,
+                deadline: self.deadline(&plan),
+                attempts: 1,
+                fingerprint: fp.clone(),
+                target: None,
+                originating_identity: meta.originating_identity.clone(),
+                request_identity: meta.request_identity.clone(),
+                progress: None,
+            };
+            let release = release_name(&req.instance_id);
+            let namespace = self.namespace_for(&plan, &context, &release);
+            // Secrets survive a repeated provision of a failed instance, so
+            // a volume left behind still opens with the same password.
+            let mut secret_values = match &previous {
+                Some(p) if p.state != InstanceState::Deleted => p.secrets.0.clone(),
+                _ => Default::default(),
+            };
+            if let PlanBackend::Chart(chart) = &plan.backend {
+                secrets::ensure(&chart.secrets, &mut secret_values);
+            }
+            let mut inst = Instance {
+                id: req.instance_id.clone(),
+                service_id: req.service_id.clone(),
+                plan_id: req.plan_id.clone(),
+                parameters: parameters.clone(),
+                context: context.clone(),
+                organization_guid: req.organization_guid.clone(),
+                space_guid: req.space_guid.clone(),
+                maintenance_version: plan.maintenance_info.as_ref().map(|m| m.version.clone()),
+                release,
+                namespace,
+                secrets: super::model::Secrets(secret_values),
+                dashboard_url: None,
+                state: InstanceState::Provisioning,
+                provision_fingerprint: fp.clone(),
+                operations: previous.map(|p| p.operations).unwrap_or_default(),
+            };
+            let op_id = op.id.clone();
+            inst.push_op(op);
+            match self.write_instance(&inst, expect).await {
+                Ok(_) => {
+                    tracing::info!(instance = %inst.id, service = %service.name, plan = %plan.name,
+                        operation = %op_id, "provision accepted");
+                    break (op_id, run_async);
+                }
+                // Someone else wrote first: look again and answer as a repeat.
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        self.observe(OpKind::Provision, OpState::InProgress);
+        let task = self.spawn_instance_op(req.instance_id.clone(), op_id.clone());
+        if run_async {
+            return Ok(InstanceOutcome {
+                outcome: Outcome::Accepted { operation: op_id },
+                dashboard_url: None,
+            });
+        }
+        let op = self.join(task).await?;
+        match op.state {
+            OpState::Succeeded => Ok(InstanceOutcome {
+                outcome: Outcome::Created,
+                dashboard_url: None,
+            }),
+            _ => Err(failed(op, false)),
+        }
+    }
+
+    /// The namespace an instance of this plan lives in.
+    fn namespace_for(&self, plan: &Plan, context: &serde_json::Value, release: &str) -> String {
+        let strategy = match &plan.backend {
+            PlanBackend::Chart(c) => c.namespace,
+            PlanBackend::Upstream(_) => NamespaceStrategy::Context,
+        };
+        match strategy {
+            NamespaceStrategy::Instance => release.to_string(),
+            NamespaceStrategy::Context => context
+                .get("namespace")
+                .and_then(|n| n.as_str())
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .unwrap_or_else(|| self.config().default_namespace.clone()),
+        }
+    }
+}
+
+/// 422 MaintenanceInfoConflict when the platform's version differs from the
+/// plan's, or the plan has none.
+pub(super) fn check_maintenance(plan: &Plan, requested: Option<&str>) -> Result<()> {
+    let Some(requested) = requested else {
+        return Ok(());
+    };
+    match &plan.maintenance_info {
+        Some(m) if m.version == requested => Ok(()),
+        Some(m) => Err(BrokerError::MaintenanceInfoConflict(format!(
+            "maintenance_info.version {requested:?} does not match the plan's current version {:?}; fetch the catalog again",
+            m.version
+        ))),
+        None => Err(BrokerError::MaintenanceInfoConflict(format!(
+            "maintenance_info.version {requested:?} was given but plan {} has no maintenance_info",
+            plan.name
+        ))),
+    }
+}
+
+/// The error for a synchronous operation that failed.
+pub(super) fn failed(op: Operation, with_flags: bool) -> BrokerError {
+    BrokerError::OperationFailed {
+        error: super::ports::BackendError {
+            message: op
+                .description
+                .unwrap_or_else(|| format!("{} failed", op.kind.as_str())),
+            instance_usable: op.instance_usable,
+            update_repeatable: op.update_repeatable,
+        },
+        with_flags,
+    }
+}

@@ -1,0 +1,86 @@
+//! `DELETE /v2/service_instances/:instance_id/service_bindings/:binding_id`
+
+use super::model::{BindingState, HasOperations, OpKind, OpState, Operation};
+use super::ports::{Expect, StoreError};
+use super::provision::failed;
+use super::requests::{Outcome, RequestMeta, UnbindRequest};
+use super::{Broker, BrokerError, Result, new_operation_id, now, required};
+
+impl Broker {
+    /// `DELETE .../service_bindings/:binding_id`: unbind.
+    ///
+    /// 200 when done synchronously, 202 while in progress (a repeat gets the
+    /// same operation), 410 when the binding does not exist, 422
+    /// ConcurrencyError while the binding is being created.
+    pub async fn unbind(&self, req: UnbindRequest, meta: RequestMeta) -> Result<Outcome> {
+        required(&req.instance_id, "instance_id")?;
+        required(&req.binding_id, "binding_id")?;
+        required(&req.service_id, "service_id")?;
+        required(&req.plan_id, "plan_id")?;
+        let (op_id, run_async) = loop {
+            let (mut b, version) =
+                match self.load_binding(&req.instance_id, &req.binding_id).await? {
+                    Some((b, v)) if b.state != BindingState::Deleted => (b, v),
+                    _ => {
+                        return Err(BrokerError::Gone(format!(
+                            "service binding {} does not exist",
+                            req.binding_id
+                        )));
+                    }
+                };
+            if let Some(cur) = b.current() {
+                if cur.kind == OpKind::Unbind && meta.accepts_incomplete {
+                    return Ok(Outcome::Accepted {
+                        operation: cur.id.clone(),
+                    });
+                }
+                return Err(BrokerError::Concurrency(format!(
+                    "another operation ({}) is in progress for this service binding",
+                    cur.kind.as_str()
+                )));
+            }
+            let (_, _, plan) = self.plan(&b.service_id, &b.plan_id).ok_or_else(|| {
+                BrokerError::Internal(format!("plan {} is no longer in the catalog", b.plan_id))
+            })?;
+            let run_async = self.must_run_async(&plan, meta.accepts_incomplete)?;
+            let op = Operation {
+                id: new_operation_id(OpKind::Unbind),
+                kind: OpKind::Unbind,
+                state: OpState::InProgress,
+                description: Some("Unbinding".into()),
+                instance_usable: None,
+                update_repeatable: None,
+                started_at: now(),
+                finished_at: None,
+                deadline: self.deadline(&plan),
+                attempts: 1,
+                fingerprint: String::new(),
+                target: None,
+                originating_identity: meta.originating_identity.clone(),
+                request_identity: meta.request_identity.clone(),
+                progress: None,
+            };
+            let op_id = op.id.clone();
+            b.push_op(op);
+            match self.write_binding(&b, Expect::Version(version)).await {
+                Ok(_) => break (op_id, run_async),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        self.observe(OpKind::Unbind, OpState::InProgress);
+        let task = self.spawn_binding_op(
+            req.instance_id.clone(),
+            req.binding_id.clone(),
+            op_id.clone(),
+        );
+        if run_async {
+            return Ok(Outcome::Accepted { operation: op_id });
+        }
+        let op = self.join(task).await?;
+        match op.state {
+            OpState::Succeeded => Ok(Outcome::Done),
+            _ => Err(failed(op, false)),
+        }
+    }
+}

@@ -1,0 +1,458 @@
+//! Runs operations to completion and settles the ones a previous process
+//! left in progress.
+//!
+//! Every operation runs in its own task, even a synchronous one: the HTTP
+//! handler only awaits it, so a platform that hangs up mid-request cannot
+//! cancel work half-way.
+
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use super::model::{
+    Binding, BindingState, HasOperations, Instance, InstanceState, OpKind, OpState, Operation,
+    SecretRef, Secrets,
+};
+use super::ports::{BackendError, BindingCtx, Expect, InstanceCtx, StoreError, Table};
+use super::{Broker, BrokerError, Result, now};
+
+/// How often finishing an operation retries a conflicting write.
+const FINISH_RETRIES: usize = 20;
+
+impl Broker {
+    /// Starts an instance operation in the background.
+    pub(super) fn spawn_instance_op(
+        &self,
+        instance_id: String,
+        op_id: String,
+    ) -> JoinHandle<Result<Operation>> {
+        let broker = self.clone();
+        tokio::spawn(async move {
+            let r = broker.run_instance_op(&instance_id, &op_id).await;
+            if let Err(e) = &r {
+                tracing::error!(instance = %instance_id, operation = %op_id, error = %e,
+                    "operation could not be recorded; it will be settled on restart");
+            }
+            r
+        })
+    }
+
+    /// Starts a binding operation in the background.
+    pub(super) fn spawn_binding_op(
+        &self,
+        instance_id: String,
+        binding_id: String,
+        op_id: String,
+    ) -> JoinHandle<Result<Operation>> {
+        let broker = self.clone();
+        tokio::spawn(async move {
+            let r = broker
+                .run_binding_op(&instance_id, &binding_id, &op_id)
+                .await;
+            if let Err(e) = &r {
+                tracing::error!(instance = %instance_id, binding = %binding_id, operation = %op_id,
+                    error = %e, "operation could not be recorded; it will be settled on restart");
+            }
+            r
+        })
+    }
+
+    /// Waits for an operation task.
+    pub(super) async fn join(&self, task: JoinHandle<Result<Operation>>) -> Result<Operation> {
+        task.await
+            .map_err(|e| BrokerError::Internal(format!("operation task failed: {e}")))?
+    }
+
+    /// Runs one instance operation and records its outcome.
+    async fn run_instance_op(&self, instance_id: &str, op_id: &str) -> Result<Operation> {
+        let (inst, _) = self
+            .load_instance(instance_id)
+            .await?
+            .ok_or_else(|| BrokerError::Internal(format!("instance {instance_id} vanished")))?;
+        let op = inst
+            .find_op(op_id)
+            .cloned()
+            .ok_or_else(|| BrokerError::Internal(format!("operation {op_id} vanished")))?;
+        if op.state != OpState::InProgress {
+            return Ok(op);
+        }
+        // The operation acts on the instance as it will be (for updates).
+        let mut effective = inst.clone();
+        if let Some(t) = &op.target {
+            effective.plan_id = t.plan_id.clone();
+            effective.parameters = t.parameters.clone();
+            effective.context = t.context.clone();
+            effective.maintenance_version = t.maintenance_version.clone();
+        }
+        let outcome = match self.plan(&effective.service_id, &effective.plan_id) {
+            None => Err(BackendError::new(format!(
+                "plan {} is no longer in the catalog",
+                effective.plan_id
+            ))),
+            Some((_, service, plan)) => {
+                let ctx = InstanceCtx {
+                    instance: &effective,
+                    service: &service,
+                    plan: &plan,
+                    progress: op.progress.as_ref(),
+                };
+                let work = async {
+                    let backend = self
+                        .backend(&plan)
+                        .map_err(|e| BackendError::new(e.to_string()))?;
+                    match op.kind {
+                        OpKind::Provision => backend.provision(ctx).await,
+                        OpKind::Update => backend.update(ctx).await,
+                        OpKind::Deprovision => {
+                            self.remove_bindings(&effective, ctx.clone()).await?;
+                            backend.deprovision(ctx).await
+                        }
+                        OpKind::Bind | OpKind::Unbind => {
+                            Err(BackendError::new("not an instance operation"))
+                        }
+                    }
+                };
+                with_deadline(op.deadline, work).await
+            }
+        };
+        if let Err(e) = &outcome {
+            tracing::warn!(instance = %instance_id, operation = %op_id, kind = op.kind.as_str(),
+                error = %e.message, "operation failed");
+        }
+        self.finish_instance_op(instance_id, op_id, outcome).await
+    }
+
+    /// Records the end of an instance operation (compare-and-swap, retried).
+    async fn finish_instance_op(
+        &self,
+        instance_id: &str,
+        op_id: &str,
+        outcome: std::result::Result<(), BackendError>,
+    ) -> Result<Operation> {
+        for _ in 0..FINISH_RETRIES {
+            let (mut inst, version) = self
+                .load_instance(instance_id)
+                .await?
+                .ok_or_else(|| BrokerError::Internal(format!("instance {instance_id} vanished")))?;
+            let Some(op) = inst.op_mut(op_id) else {
+                return Err(BrokerError::Internal(format!("operation {op_id} vanished")));
+            };
+            if op.state != OpState::InProgress {
+                return Ok(op.clone());
+            }
+            let kind = op.kind;
+            let target = op.target.clone();
+            settle(op, kind, &outcome);
+            let finished = op.clone();
+            match (kind, outcome.is_ok()) {
+                (OpKind::Provision, true) => inst.state = InstanceState::Ready,
+                (OpKind::Provision, false) => inst.state = InstanceState::ProvisionFailed,
+                (OpKind::Update, true) => {
+                    if let Some(t) = target {
+                        inst.plan_id = t.plan_id;
+                        inst.parameters = t.parameters;
+                        inst.context = t.context;
+                        inst.maintenance_version = t.maintenance_version;
+                    }
+                }
+                (OpKind::Deprovision, true) => {
+                    // The tombstone keeps the history for `last_operation`
+                    // and nothing secret.
+                    inst.state = InstanceState::Deleted;
+                    inst.secrets = Secrets::default();
+                }
+                _ => {}
+            }
+            match self.write_instance(&inst, Expect::Version(version)).await {
+                Ok(_) => {
+                    self.observe(kind, finished.state);
+                    tracing::info!(instance = %instance_id, operation = %op_id, kind = kind.as_str(),
+                        state = finished.state.as_str(), "operation finished");
+                    return Ok(finished);
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(BrokerError::Internal(format!(
+            "could not record the end of operation {op_id}: too many concurrent writes"
+        )))
+    }
+
+    /// Unbinds every binding the platform left on an instance being
+    /// deprovisioned, and forgets them.
+    async fn remove_bindings(
+        &self,
+        inst: &Instance,
+        ctx: InstanceCtx<'_>,
+    ) -> std::result::Result<(), BackendError> {
+        let internal = |e: BrokerError| BackendError::new(e.to_string());
+        let bindings = self.bindings_of(&inst.id).await.map_err(internal)?;
+        let backend = self.backend(ctx.plan).map_err(internal)?;
+        for (b, version) in bindings {
+            if b.state != BindingState::Deleted {
+                let bctx = BindingCtx {
+                    instance: ctx.clone(),
+                    binding: &b,
+                };
+                if let Some(secret) = &b.secret_ref {
+                    self.sink().delete(bctx.clone(), secret).await?;
+                }
+                backend.unbind(bctx).await?;
+            }
+            let key = format!("{}\0{}", b.instance_id, b.id);
+            match self.store().remove(Table::Bindings, &key, version).await {
+                Ok(()) | Err(StoreError::Conflict) => {}
+                Err(e) => return Err(BackendError::new(e.to_string())),
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one binding operation and records its outcome.
+    async fn run_binding_op(
+        &self,
+        instance_id: &str,
+        binding_id: &str,
+        op_id: &str,
+    ) -> Result<Operation> {
+        let (binding, _) = self
+            .load_binding(instance_id, binding_id)
+            .await?
+            .ok_or_else(|| BrokerError::Internal(format!("binding {binding_id} vanished")))?;
+        let op = binding
+            .find_op(op_id)
+            .cloned()
+            .ok_or_else(|| BrokerError::Internal(format!("operation {op_id} vanished")))?;
+        if op.state != OpState::InProgress {
+            return Ok(op);
+        }
+        let inst = self.load_instance(instance_id).await?.map(|(i, _)| i);
+        let outcome: std::result::Result<BindOutput, BackendError> = match inst
+            .as_ref()
+            .and_then(|i| self.plan(&i.service_id, &i.plan_id).map(|p| (i, p)))
+        {
+            None => Err(BackendError::new(
+                "the service instance or its plan no longer exists",
+            )),
+            Some((inst, (_, service, plan))) => {
+                let ctx = BindingCtx {
+                    instance: InstanceCtx {
+                        instance: inst,
+                        service: &service,
+                        plan: &plan,
+                        progress: op.progress.as_ref(),
+                    },
+                    binding: &binding,
+                };
+                let work = async {
+                    let backend = self
+                        .backend(&plan)
+                        .map_err(|e| BackendError::new(e.to_string()))?;
+                    match op.kind {
+                        OpKind::Bind => {
+                            let creds = backend.bind(ctx.clone()).await?;
+                            let secret = self.sink().put(ctx, &creds).await?;
+                            Ok(Some((creds, secret)))
+                        }
+                        _ => {
+                            if let Some(secret) = &binding.secret_ref {
+                                self.sink().delete(ctx.clone(), secret).await?;
+                            }
+                            backend.unbind(ctx).await?;
+                            Ok(None)
+                        }
+                    }
+                };
+                with_deadline(op.deadline, work).await
+            }
+        };
+        if let Err(e) = &outcome {
+            tracing::warn!(instance = %instance_id, binding = %binding_id, operation = %op_id,
+                kind = op.kind.as_str(), error = %e.message, "operation failed");
+        }
+        for _ in 0..FINISH_RETRIES {
+            let (mut b, version) = self
+                .load_binding(instance_id, binding_id)
+                .await?
+                .ok_or_else(|| BrokerError::Internal(format!("binding {binding_id} vanished")))?;
+            let Some(op) = b.op_mut(op_id) else {
+                return Err(BrokerError::Internal(format!("operation {op_id} vanished")));
+            };
+            if op.state != OpState::InProgress {
+                return Ok(op.clone());
+            }
+            let kind = op.kind;
+            let result = outcome.as_ref().map(|_| ()).map_err(Clone::clone);
+            settle(op, kind, &result);
+            let finished = op.clone();
+            apply_binding_outcome(&mut b, kind, &outcome);
+            match self.write_binding(&b, Expect::Version(version)).await {
+                Ok(_) => {
+                    self.observe(kind, finished.state);
+                    return Ok(finished);
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(BrokerError::Internal(format!(
+            "could not record the end of operation {op_id}: too many concurrent writes"
+        )))
+    }
+
+    /// Settles every operation a previous process left in progress: resumes
+    /// it, or fails it when its deadline passed or it was tried too often.
+    /// Returns how many were resumed.
+    pub async fn resume(&self) -> Result<usize> {
+        let mut resumed = 0;
+        for (_, bytes, version) in self.store().list(Table::Instances, "").await? {
+            let mut inst: Instance = super::decode(&bytes)?;
+            let Some(op) = inst.current().cloned() else {
+                continue;
+            };
+            match self.give_up_reason(&op) {
+                Some(reason) => {
+                    self.finish_instance_op(&inst.id, &op.id, Err(BackendError::new(reason)))
+                        .await?;
+                }
+                None => {
+                    if let Some(o) = inst.op_mut(&op.id) {
+                        o.attempts += 1;
+                    }
+                    match self.write_instance(&inst, Expect::Version(version)).await {
+                        Ok(_) => {
+                            tracing::info!(instance = %inst.id, operation = %op.id, kind = op.kind.as_str(),
+                                "resuming operation after restart");
+                            drop(self.spawn_instance_op(inst.id.clone(), op.id.clone()));
+                            resumed += 1;
+                        }
+                        // Another replica took it.
+                        Err(StoreError::Conflict) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+        for (_, bytes, version) in self.store().list(Table::Bindings, "").await? {
+            let mut b: Binding = super::decode(&bytes)?;
+            let Some(op) = b.current().cloned() else {
+                continue;
+            };
+            match self.give_up_reason(&op) {
+                Some(reason) => {
+                    let o = b.op_mut(&op.id).expect("current op exists");
+                    settle(o, op.kind, &Err(BackendError::new(reason.clone())));
+                    apply_binding_outcome(&mut b, op.kind, &Err(BackendError::new(reason)));
+                    self.write_binding(&b, Expect::Version(version)).await.ok();
+                }
+                None => {
+                    if let Some(o) = b.op_mut(&op.id) {
+                        o.attempts += 1;
+                    }
+                    if self
+                        .write_binding(&b, Expect::Version(version))
+                        .await
+                        .is_ok()
+                    {
+                        drop(self.spawn_binding_op(
+                            b.instance_id.clone(),
+                            b.id.clone(),
+                            op.id.clone(),
+                        ));
+                        resumed += 1;
+                    }
+                }
+            }
+        }
+        Ok(resumed)
+    }
+
+    fn give_up_reason(&self, op: &Operation) -> Option<String> {
+        if now() >= op.deadline {
+            Some(format!(
+                "the broker restarted while this {} ran and its deadline has passed",
+                op.kind.as_str()
+            ))
+        } else if op.attempts >= self.config().max_attempts {
+            Some(format!(
+                "gave up after the broker restarted {} times during this {}",
+                op.attempts,
+                op.kind.as_str()
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+/// Marks an operation finished with the OSB fields its kind allows.
+fn settle(op: &mut Operation, kind: OpKind, outcome: &std::result::Result<(), BackendError>) {
+    op.finished_at = Some(now());
+    match outcome {
+        Ok(()) => {
+            op.state = OpState::Succeeded;
+            op.description = Some(match kind {
+                OpKind::Provision => "Provisioned".into(),
+                OpKind::Update => "Updated".into(),
+                OpKind::Deprovision => "Deprovisioned".into(),
+                OpKind::Bind => "Bound".into(),
+                OpKind::Unbind => "Unbound".into(),
+            });
+        }
+        Err(e) => {
+            op.state = OpState::Failed;
+            op.description = Some(if e.message.trim().is_empty() {
+                format!("{} failed", kind.as_str())
+            } else {
+                e.message.clone()
+            });
+            // The spec allows these flags only on failed updates and
+            // deprovisions; both default to true.
+            if matches!(kind, OpKind::Update | OpKind::Deprovision) {
+                op.instance_usable = Some(e.instance_usable.unwrap_or(true));
+            }
+            if kind == OpKind::Update {
+                op.update_repeatable = Some(e.update_repeatable.unwrap_or(true));
+            }
+        }
+    }
+}
+
+/// What a binding operation produced: credentials and where they went.
+type BindOutput = Option<(Secrets, SecretRef)>;
+
+fn apply_binding_outcome(
+    b: &mut Binding,
+    kind: OpKind,
+    outcome: &std::result::Result<BindOutput, BackendError>,
+) {
+    match (kind, outcome) {
+        (OpKind::Bind, Ok(Some((creds, secret)))) => {
+            b.state = BindingState::Bound;
+            b.credentials = creds.clone();
+            b.secret_ref = Some(secret.clone());
+        }
+        (OpKind::Bind, _) => b.state = BindingState::BindFailed,
+        (_, Ok(_)) => {
+            b.state = BindingState::Deleted;
+            b.credentials = Secrets::default();
+            b.secret_ref = None;
+        }
+        _ => {}
+    }
+}
+
+/// Runs `work` until the operation's deadline.
+async fn with_deadline<T>(
+    deadline: u64,
+    work: impl std::future::Future<Output = std::result::Result<T, BackendError>>,
+) -> std::result::Result<T, BackendError> {
+    let left = Duration::from_secs(deadline.saturating_sub(now()));
+    match tokio::time::timeout(left, work).await {
+        Ok(r) => r,
+        Err(_) => Err(BackendError::new(
+            "the operation did not finish before the plan's maximum_polling_duration",
+        )),
+    }
+}

@@ -1,0 +1,373 @@
+//! The rules that make a catalog invalid.
+//!
+//! Every rule reports into one [`Lint`] and never stops the walk, so an admin
+//! fixes a catalog in one round trip instead of one error per restart.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::LintIssue;
+use crate::template;
+
+/// OSB's only permissions for `requires`.
+const REQUIRES: &[&str] = &["syslog_drain", "route_forwarding", "volume_mount"];
+/// `instance.*` fields the broker puts into template data.
+const INSTANCE_FIELDS: &[&str] = &[
+    "id",
+    "service_id",
+    "plan_id",
+    "service_name",
+    "plan_name",
+    "release",
+    "namespace",
+];
+/// `binding.*` fields other than `parameters`.
+const BINDING_FIELDS: &[&str] = &["id", "app_guid"];
+/// Allowed generated-secret lengths: shorter is guessable, longer is silly.
+pub(super) const SECRET_LENGTHS: std::ops::RangeInclusive<usize> = 8..=256;
+
+/// Which tree a template lives in; `binding.*` exists only in credentials.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Tree {
+    Values,
+    Credentials,
+}
+
+/// What templates of one plan may reference.
+pub(super) struct Scope<'a> {
+    pub secrets: &'a BTreeMap<String, super::SecretSpec>,
+    /// `None`: the instance schemas list no properties, any name goes.
+    pub parameters: Option<BTreeSet<String>>,
+    pub binding_parameters: Option<BTreeSet<String>>,
+}
+
+/// Collects issues for the file being read, plus what cross-file rules need.
+#[derive(Default)]
+pub(super) struct Lint {
+    pub issues: Vec<LintIssue>,
+    file: PathBuf,
+    /// First definition of each unique thing, as `file: path`.
+    seen: HashMap<(String, &'static str, String), String>,
+    upstream_refs: Vec<(PathBuf, String, String)>,
+    upstream_names: BTreeSet<String>,
+}
+
+/// `prefix` + a path relative to it (which may be empty or start with `[`).
+pub(super) fn join(prefix: &str, rel: &str) -> String {
+    match rel.chars().next() {
+        None => prefix.to_owned(),
+        Some('[') => format!("{prefix}{rel}"),
+        Some(_) if prefix.is_empty() => rel.to_owned(),
+        Some(_) => format!("{prefix}.{rel}"),
+    }
+}
+
+impl Lint {
+    /// Later issues are attributed to `file`.
+    pub fn set_file(&mut self, file: &Path) {
+        self.file = file.to_path_buf();
+    }
+
+    /// Records a problem at `path` in the current file.
+    pub fn issue(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.issues.push(LintIssue {
+            file: self.file.clone(),
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Reports `value` if another `what` in the same `scope` (a path in the
+    /// current file) already used it; `scope` is empty for catalog-wide
+    /// uniqueness.
+    pub fn unique(&mut self, scope: &str, what: &'static str, value: &str, path: &str) {
+        let scope = if scope.is_empty() {
+            String::new()
+        } else {
+            format!("{}: {scope}", self.file.display())
+        };
+        let key = (scope, what, value.to_owned());
+        if let Some(first) = self.seen.get(&key) {
+            let msg = format!("duplicate {what} `{value}` (first defined at {first})");
+            self.issue(path, msg);
+        } else {
+            self.seen
+                .insert(key, format!("{}: {path}", self.file.display()));
+        }
+    }
+
+    /// OSB requires ids, names and descriptions to be non-empty strings.
+    pub fn non_empty(&mut self, path: &str, field: &str, value: &str) {
+        if value.trim().is_empty() {
+            self.issue(join(path, field), "must be a non-empty string");
+        }
+    }
+
+    /// Names are typed on command lines; whitespace breaks that.
+    pub fn name(&mut self, path: &str, value: &str) {
+        self.non_empty(path, "name", value);
+        if value.chars().any(char::is_whitespace) {
+            self.issue(
+                join(path, "name"),
+                format!("`{value}` must not contain spaces"),
+            );
+        }
+    }
+
+    /// `requires` holds only the permissions OSB defines.
+    pub fn requires(&mut self, path: &str, requires: &[String]) {
+        for (i, r) in requires.iter().enumerate() {
+            if !REQUIRES.contains(&r.as_str()) {
+                let msg = format!(
+                    "unknown permission `{r}`; expected one of {}",
+                    REQUIRES.join(", ")
+                );
+                self.issue(format!("{path}.requires[{i}]"), msg);
+            }
+        }
+    }
+
+    /// OSB passes `metadata`/`dashboard_client` as objects.
+    pub fn object(&mut self, path: &str, field: &str, value: Option<&Value>) {
+        if value.is_some_and(|v| !v.is_object()) {
+            self.issue(join(path, field), "must be a mapping");
+        }
+    }
+
+    /// `maintenance_info.version` must be semver 2.0 (OSB).
+    pub fn maintenance_version(&mut self, path: &str, version: &str) {
+        let path = join(path, "maintenance_info.version");
+        if version.trim().is_empty() {
+            self.issue(path, "must be a non-empty semantic version");
+        } else if !is_semver(version) {
+            self.issue(
+                path,
+                format!("`{version}` is not a semantic version (like 1.2.3)"),
+            );
+        }
+    }
+
+    /// Remembers an `upstream.broker` reference, checked in [`Lint::finish`]
+    /// because the upstream may be declared in another file.
+    pub fn upstream_ref(&mut self, path: String, broker: &str) {
+        self.upstream_refs
+            .push((self.file.clone(), path, broker.to_owned()));
+    }
+
+    /// Registers a declared upstream broker name.
+    pub fn upstream_name(&mut self, path: &str, name: &str) {
+        self.unique("", "upstream name", name, path);
+        self.upstream_names.insert(name.to_owned());
+    }
+
+    /// Checks a chart folder: inside the charts directory, present, a chart.
+    pub fn chart_dir(&mut self, path: &str, rel: &Path, resolved: &Path) {
+        let path = join(path, "chart.path");
+        let relative = rel
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if rel.as_os_str().is_empty() || !relative {
+            let msg = format!(
+                "`{}` must be a folder name under the charts directory",
+                rel.display()
+            );
+            self.issue(path, msg);
+        } else if !resolved.is_dir() {
+            self.issue(
+                path,
+                format!("chart folder {} does not exist", resolved.display()),
+            );
+        } else if !resolved.join("Chart.yaml").is_file() {
+            self.issue(path, format!("{} has no Chart.yaml", resolved.display()));
+        }
+    }
+
+    /// Secret names must be usable as `{{secrets.<name>}}`; lengths bounded.
+    pub fn secrets(&mut self, path: &str, secrets: &BTreeMap<String, super::SecretSpec>) {
+        for (name, spec) in secrets {
+            let at = join(path, &template::join_key("chart.secrets", name));
+            let ident = name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if name.is_empty() || !ident {
+                self.issue(
+                    &at,
+                    "secret names may use only letters, digits, `_` and `-`",
+                );
+            }
+            if !SECRET_LENGTHS.contains(&spec.length) {
+                let (lo, hi) = (SECRET_LENGTHS.start(), SECRET_LENGTHS.end());
+                self.issue(
+                    join(&at, "length"),
+                    format!("{} is out of range {lo}..={hi}", spec.length),
+                );
+            }
+        }
+    }
+
+    /// Every string leaf of `tree` must compile and use known variables.
+    pub fn templates(&mut self, path: &str, tree: &Value, which: Tree, scope: &Scope<'_>) {
+        for (leaf, source) in template::string_leaves(tree) {
+            if !source.contains("{{") {
+                continue;
+            }
+            let at = join(path, &leaf);
+            match template::variables(source) {
+                Err(e) => self.issue(at, e.message),
+                Ok(vars) => {
+                    for var in vars {
+                        if let Err(msg) = check_variable(&var, which, scope) {
+                            self.issue(&at, msg);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the cross-file rules and returns every issue.
+    pub fn finish(mut self) -> Vec<LintIssue> {
+        for (file, path, broker) in std::mem::take(&mut self.upstream_refs) {
+            if !self.upstream_names.contains(&broker) {
+                self.file = file;
+                self.issue(
+                    path,
+                    format!("no upstream broker named `{broker}` under upstreams:"),
+                );
+            }
+        }
+        self.issues
+    }
+}
+
+fn check_variable(var: &str, which: Tree, scope: &Scope<'_>) -> Result<(), String> {
+    let segs: Vec<&str> = var.split('.').collect();
+    let no_fields = |what: &str| Err(format!("`{var}`: {what} has no fields"));
+    match segs.as_slice() {
+        ["context", ..] | ["instance" | "secrets" | "parameters"] => Ok(()),
+        ["instance", field, rest @ ..] => {
+            if !INSTANCE_FIELDS.contains(field) {
+                Err(format!(
+                    "unknown variable `{var}`; instance has {}",
+                    INSTANCE_FIELDS.join(", ")
+                ))
+            } else if !rest.is_empty() {
+                no_fields(&format!("instance.{field}"))
+            } else {
+                Ok(())
+            }
+        }
+        ["secrets", name, rest @ ..] => {
+            if !scope.secrets.contains_key(*name) {
+                Err(format!(
+                    "`{var}`: secret `{name}` is not declared under chart.secrets"
+                ))
+            } else if !rest.is_empty() {
+                no_fields(&format!("secrets.{name}"))
+            } else {
+                Ok(())
+            }
+        }
+        ["parameters", name, ..] => {
+            declared(var, name, scope.parameters.as_ref(), "the plan's instance")
+        }
+        ["binding", ..] if which == Tree::Values => Err(format!(
+            "`{var}`: binding.* is only available in credentials"
+        )),
+        ["binding"] | ["binding", "parameters"] => Ok(()),
+        ["binding", "parameters", name, ..] => declared(
+            var,
+            name,
+            scope.binding_parameters.as_ref(),
+            "the plan's binding",
+        ),
+        ["binding", field, rest @ ..] => {
+            if !BINDING_FIELDS.contains(field) {
+                Err(format!(
+                    "unknown variable `{var}`; binding has id, app_guid, parameters"
+                ))
+            } else if !rest.is_empty() {
+                no_fields(&format!("binding.{field}"))
+            } else {
+                Ok(())
+            }
+        }
+        _ => Err(format!(
+            "unknown variable `{var}`; templates use instance.*, context.*, parameters.*, \
+             secrets.*{}",
+            if which == Tree::Credentials {
+                " and binding.*"
+            } else {
+                ""
+            }
+        )),
+    }
+}
+
+fn declared(
+    var: &str,
+    name: &str,
+    props: Option<&BTreeSet<String>>,
+    whose: &str,
+) -> Result<(), String> {
+    match props {
+        Some(props) if !props.contains(name) => Err(format!(
+            "`{var}`: parameter `{name}` is not in {whose} schema properties"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Semantic Versioning 2.0.0: `MAJOR.MINOR.PATCH[-pre][+build]`.
+fn is_semver(v: &str) -> bool {
+    let (rest, build) = v.split_once('+').map_or((v, None), |(a, b)| (a, Some(b)));
+    let (core, pre) = rest
+        .split_once('-')
+        .map_or((rest, None), |(a, b)| (a, Some(b)));
+    let numeric = |s: &str| {
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'))
+    };
+    let idents = |s: &str, numeric_rule: bool| {
+        s.split('.').all(|id| {
+            !id.is_empty()
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && (!numeric_rule || !id.bytes().all(|b| b.is_ascii_digit()) || numeric(id))
+        })
+    };
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3
+        && parts.iter().all(|p| numeric(p))
+        && pre.is_none_or(|p| idents(p, true))
+        && build.is_none_or(|b| idents(b, false))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn semver() {
+        for ok in [
+            "1.0.0",
+            "0.0.1",
+            "2.1.1+abcdef",
+            "1.0.0-rc.1",
+            "1.0.0-alpha-1+001",
+            "10.20.30",
+        ] {
+            assert!(super::is_semver(ok), "{ok}");
+        }
+        for bad in [
+            "1.0",
+            "01.0.0",
+            "1.0.0-",
+            "1.0.0-01",
+            "v1.0.0",
+            "1.0.0+",
+            "1..0",
+            "1.0.0-a..b",
+        ] {
+            assert!(!super::is_semver(bad), "{bad}");
+        }
+    }
+}

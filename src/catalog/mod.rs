@@ -1,0 +1,398 @@
+//! The service catalog: what the broker offers and how each plan is backed.
+//!
+//! Admins write `catalog/*.yaml` (format: `docs/catalog-format.md`). Loading
+//! parses every file, lints the whole set and refuses to start with a list of
+//! every problem found, so a broker never serves a half-valid catalog. A
+//! loaded [`Catalog`] is immutable; reloading means loading a new one.
+//!
+//! # Layout
+//!
+//! - `mod.rs`: the model ([`Catalog`], [`Service`], [`Plan`], backends) and
+//!   lookups.
+//! - `load.rs`: the YAML document types, file discovery, turning documents
+//!   into the model.
+//! - `lint.rs`: every rule that makes a catalog invalid, reported as
+//!   [`LintIssue`]s with file and path.
+//! - `schema.rs`: plan parameter schemas: compiled validators, defaults.
+//! - `osb.rs`: the `GET /v2/catalog` body, cached at load.
+
+mod lint;
+mod load;
+mod osb;
+mod schema;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+pub use load::lint;
+pub use schema::SchemaKind;
+
+use schema::Validators;
+
+/// A linted, loaded catalog. Cheap to share behind an `Arc`.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    services: Vec<Service>,
+    upstreams: Vec<Upstream>,
+    osb_body: Arc<[u8]>,
+    etag: String,
+}
+
+/// An OSB service offering.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// OSB service id; unique across the catalog.
+    pub id: String,
+    /// OSB name; unique across the catalog.
+    pub name: String,
+    /// Short description shown by platforms.
+    pub description: String,
+    /// Classification tags (`mysql`, `relational`).
+    pub tags: Vec<String>,
+    /// Permissions: `syslog_drain`, `route_forwarding`, `volume_mount`.
+    pub requires: Vec<String>,
+    /// Default bindability for plans that do not override it.
+    pub bindable: bool,
+    /// Whether `GET /v2/service_instances/:id` is supported.
+    pub instances_retrievable: bool,
+    /// Whether `GET .../service_bindings/:id` is supported.
+    pub bindings_retrievable: bool,
+    /// Whether platforms may send context-only updates.
+    pub allow_context_updates: bool,
+    /// Default plan-change support for plans that do not override it.
+    pub plan_updateable: bool,
+    /// Opaque metadata passed through to platforms.
+    pub metadata: Option<Value>,
+    /// Cloud Foundry dashboard SSO client, passed through.
+    pub dashboard_client: Option<Value>,
+    /// At least one plan.
+    pub plans: Vec<Plan>,
+}
+
+/// An OSB service plan plus the broker-only backend that fulfils it.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// OSB plan id; unique across the catalog.
+    pub id: String,
+    /// OSB name; unique within its service.
+    pub name: String,
+    /// Short description shown by platforms.
+    pub description: String,
+    /// Whether the plan is free (OSB default: true).
+    pub free: Option<bool>,
+    /// Overrides [`Service::bindable`] when set.
+    pub bindable: Option<bool>,
+    /// Overrides [`Service::plan_updateable`] when set.
+    pub plan_updateable: Option<bool>,
+    /// Whether bindings support rotation (`predecessor_binding_id`).
+    pub binding_rotatable: bool,
+    /// Seconds a platform should keep polling an operation.
+    pub maximum_polling_duration: Option<u64>,
+    /// Maintenance version offered to platforms.
+    pub maintenance_info: Option<MaintenanceInfo>,
+    /// Opaque metadata passed through to platforms.
+    pub metadata: Option<Value>,
+    /// The OSB `schemas` object, with `$schema` filled in where absent.
+    pub schemas: Option<Value>,
+    /// Broker-only: refuse requests without `accepts_incomplete=true`
+    /// (422 `AsyncRequired`).
+    pub async_required: bool,
+    /// Broker-only: what provisions instances of this plan.
+    pub backend: Backend,
+    validators: Validators,
+}
+
+/// OSB maintenance info; `version` is semver 2.0.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceInfo {
+    /// Semantic version of what the plan currently deploys.
+    pub version: String,
+    /// What changes with this version.
+    pub description: Option<String>,
+}
+
+/// What provisions instances of a plan.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// A Helm release of a local chart.
+    Chart(ChartBackend),
+    /// Requests proxied to another OSB broker.
+    Upstream(UpstreamBackend),
+}
+
+/// A Helm chart backend.
+#[derive(Debug, Clone)]
+pub struct ChartBackend {
+    /// Absolute path of the chart directory.
+    pub path: PathBuf,
+    /// Where releases go.
+    pub namespace: NamespaceStrategy,
+    /// Values tree; string leaves are templates (see [`crate::template`]).
+    pub values: Value,
+    /// Secrets generated once per instance, by name.
+    pub secrets: BTreeMap<String, SecretSpec>,
+    /// Credentials tree returned by bind; string leaves are templates.
+    pub credentials: Value,
+}
+
+/// Which namespace a chart release is installed into.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NamespaceStrategy {
+    /// The namespace from the platform's OSB `context`.
+    #[default]
+    Context,
+    /// A namespace of its own per instance.
+    Instance,
+}
+
+/// How to generate one per-instance secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSpec {
+    /// Number of characters, 8..=256 (default 32).
+    #[serde(default = "default_secret_length")]
+    pub length: usize,
+    /// Characters to draw from (default alphanumeric).
+    #[serde(default)]
+    pub alphabet: Alphabet,
+}
+
+fn default_secret_length() -> usize {
+    32
+}
+
+/// Character sets for generated secrets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Alphabet {
+    /// `A-Z a-z 0-9`.
+    #[default]
+    Alphanumeric,
+    /// `0-9 a-f`.
+    Hex,
+    /// `A-Z a-z 0-9 - _` (URL- and filename-safe base64 alphabet).
+    Urlsafe,
+}
+
+impl Alphabet {
+    /// The characters of this alphabet, for uniform sampling.
+    pub fn chars(self) -> &'static [u8] {
+        match self {
+            Alphabet::Alphanumeric => {
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+            }
+            Alphabet::Hex => b"0123456789abcdef",
+            Alphabet::Urlsafe => {
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+            }
+        }
+    }
+}
+
+/// A plan proxied to an upstream broker.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamBackend {
+    /// Name of an entry in the catalog's `upstreams:` list.
+    pub broker: String,
+    /// The upstream broker's service id.
+    pub service_id: String,
+    /// The upstream broker's plan id.
+    pub plan_id: String,
+}
+
+/// An upstream broker declared under `upstreams:`. Only `name` is
+/// interpreted here; the upstream client reads the rest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upstream {
+    /// Name that plans refer to in `upstream.broker`.
+    pub name: String,
+    /// Every other key of the entry, as written.
+    pub settings: Map<String, Value>,
+}
+
+/// One problem found in the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LintIssue {
+    /// The catalog file (or directory) at fault.
+    pub file: PathBuf,
+    /// Where in the file, e.g. `services[0].plans[1].chart.values.auth.rootPassword`,
+    /// or `line 3, column 7` for YAML errors; empty for whole-file problems.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for LintIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(
+                f,
+                "{}: {}: {}",
+                self.file.display(),
+                self.path,
+                self.message
+            )
+        }
+    }
+}
+
+/// Why a catalog could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// Lint found problems; every one is listed.
+    #[error("invalid catalog ({} problem(s)):\n{}", .0.len(), DisplayIssues(.0))]
+    Invalid(Vec<LintIssue>),
+}
+
+struct DisplayIssues<'a>(&'a [LintIssue]);
+
+impl fmt::Display for DisplayIssues<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, issue) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "  {issue}")?;
+        }
+        Ok(())
+    }
+}
+
+// === impl Catalog ===
+
+impl Catalog {
+    /// Loads every `*.yaml`/`*.yml` file of `catalog_dir` (sorted by name),
+    /// resolving chart paths against `charts_dir`. Fails with all lint issues
+    /// if there is any.
+    pub fn load(catalog_dir: &Path, charts_dir: &Path) -> Result<Catalog, CatalogError> {
+        load::load_dir(catalog_dir, charts_dir)
+    }
+
+    /// Builds a catalog from one YAML document; `name` labels lint issues.
+    /// Meant for tests and embedding.
+    pub fn from_yaml(name: &Path, yaml: &str, charts_dir: &Path) -> Result<Catalog, CatalogError> {
+        load::load_sources(vec![(name.to_path_buf(), Ok(yaml.to_owned()))], charts_dir)
+    }
+
+    fn new(services: Vec<Service>, upstreams: Vec<Upstream>) -> Catalog {
+        let body = osb::body(&services);
+        let etag = osb::etag(&body);
+        Catalog {
+            services,
+            upstreams,
+            osb_body: body.into(),
+            etag,
+        }
+    }
+
+    /// All services, in file order.
+    pub fn services(&self) -> &[Service] {
+        &self.services
+    }
+
+    /// Upstream brokers declared under `upstreams:`.
+    pub fn upstreams(&self) -> &[Upstream] {
+        &self.upstreams
+    }
+
+    /// The upstream broker named `name`.
+    pub fn upstream(&self, name: &str) -> Option<&Upstream> {
+        self.upstreams.iter().find(|u| u.name == name)
+    }
+
+    /// The service with OSB id `id`.
+    pub fn find_service(&self, id: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.id == id)
+    }
+
+    /// The plan `plan_id` of service `service_id`; `None` if either is
+    /// unknown or the plan belongs to another service.
+    pub fn find_plan(&self, service_id: &str, plan_id: &str) -> Option<(&Service, &Plan)> {
+        let service = self.find_service(service_id)?;
+        let plan = service.plans.iter().find(|p| p.id == plan_id)?;
+        Some((service, plan))
+    }
+
+    /// The plan with id `plan_id`, in whichever service holds it.
+    pub fn plan_by_id(&self, plan_id: &str) -> Option<(&Service, &Plan)> {
+        self.services
+            .iter()
+            .find_map(|s| s.plans.iter().find(|p| p.id == plan_id).map(|p| (s, p)))
+    }
+
+    /// The `GET /v2/catalog` body as a JSON value.
+    pub fn osb_json(&self) -> Value {
+        serde_json::from_slice(&self.osb_body).expect("catalog body is JSON we serialized")
+    }
+
+    /// The `GET /v2/catalog` body, serialized once at load; cheap to clone
+    /// into a response (`Bytes::from_owner`).
+    pub fn osb_body(&self) -> Arc<[u8]> {
+        Arc::clone(&self.osb_body)
+    }
+
+    /// A strong ETag (quoted SHA-256 prefix) of [`Catalog::osb_body`].
+    pub fn etag(&self) -> &str {
+        &self.etag
+    }
+}
+
+// === impl Plan ===
+
+impl Plan {
+    /// Whether instances of this plan can be bound, with the plan's value
+    /// taking precedence over the service's.
+    pub fn is_bindable(&self, service: &Service) -> bool {
+        self.bindable.unwrap_or(service.bindable)
+    }
+
+    /// Whether instances can move to another plan, with the plan's value
+    /// taking precedence over the service's.
+    pub fn is_updateable(&self, service: &Service) -> bool {
+        self.plan_updateable.unwrap_or(service.plan_updateable)
+    }
+
+    /// The chart backend, if this plan is a Helm release.
+    pub fn chart(&self) -> Option<&ChartBackend> {
+        match &self.backend {
+            Backend::Chart(c) => Some(c),
+            Backend::Upstream(_) => None,
+        }
+    }
+
+    /// The upstream backend, if this plan is proxied.
+    pub fn upstream(&self) -> Option<&UpstreamBackend> {
+        match &self.backend {
+            Backend::Upstream(u) => Some(u),
+            Backend::Chart(_) => None,
+        }
+    }
+
+    /// Checks `params` (the request's `parameters`; `null` means none) against
+    /// the plan's schema for `kind`. Without a schema any object passes. The
+    /// error names each failing field, e.g.
+    /// `parameters.database: "bad name" does not match "^[a-z]+$"`.
+    pub fn validate_parameters(&self, kind: SchemaKind, params: &Value) -> Result<(), String> {
+        self.validators.validate(kind, params)
+    }
+
+    /// Fills in top-level `properties.*.default` values of the schema for
+    /// `kind` that `params` lacks; `null` params become an object when there
+    /// is any default.
+    pub fn apply_defaults(&self, kind: SchemaKind, params: &mut Value) {
+        schema::apply_defaults(self.schemas.as_ref(), kind, params);
+    }
+}

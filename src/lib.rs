@@ -1,0 +1,12 @@
+//! chartbroker: an Open Service Broker API v2.17 server.
+pub mod backends;
+pub mod broker;
+pub mod catalog;
+pub mod helm;
+pub mod metrics;
+pub mod osb;
+pub mod runtime;
+pub mod server;
+pub mod store;
+pub mod template;
+pub mod tls;

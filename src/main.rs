@@ -1,0 +1,316 @@
+//! The `chartbroker` command.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::Value;
+
+use chartbroker::catalog::Catalog;
+use chartbroker::runtime::{Engine, Runtime, ServeConfig, find_helm};
+
+/// An Open Service Broker (API v2.17) that provisions Helm charts.
+#[derive(Parser)]
+#[command(name = "chartbroker", version, about, long_about = None)]
+struct Cli {
+    /// Log format.
+    #[arg(
+        long,
+        global = true,
+        env = "CHARTBROKER_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EngineArg {
+    /// Render manifests into the data directory with `helm template` (no cluster).
+    Render,
+    /// Install real Helm releases into a cluster.
+    Helm,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the OSB API.
+    Serve(Box<ServeArgs>),
+    /// Catalog tools.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
+    /// Preview what provisioning a plan would produce (values and manifests).
+    Render(RenderArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CHARTBROKER_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Catalog directory.
+    #[arg(long, env = "CHARTBROKER_CATALOG", default_value = "catalog")]
+    catalog: PathBuf,
+    /// Charts directory.
+    #[arg(long, env = "CHARTBROKER_CHARTS", default_value = "charts")]
+    charts: PathBuf,
+    /// Data directory: store, rendered manifests, helm state.
+    #[arg(long, env = "CHARTBROKER_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// Release engine.
+    #[arg(long, env = "CHARTBROKER_ENGINE", default_value = "render")]
+    engine: EngineArg,
+    /// The helm binary (default: `helm` on PATH, else .tools/bin/helm).
+    #[arg(long, env = "CHARTBROKER_HELM")]
+    helm: Option<PathBuf>,
+    /// Timeout of one helm invocation, in seconds.
+    #[arg(long, env = "CHARTBROKER_HELM_TIMEOUT", default_value_t = 300)]
+    helm_timeout: u64,
+    /// Deadline, in seconds, of operations whose plan has no maximum_polling_duration.
+    #[arg(long, env = "CHARTBROKER_OPERATION_TIMEOUT", default_value_t = 1800)]
+    operation_timeout: u64,
+    /// Namespace for instances whose platform sends none in `context`.
+    #[arg(long, env = "CHARTBROKER_DEFAULT_NAMESPACE", default_value = "default")]
+    default_namespace: String,
+    /// Basic-auth user name.
+    #[arg(long, env = "CHARTBROKER_USERNAME", hide_env_values = true)]
+    username: Option<String>,
+    /// Basic-auth password (prefer the environment variable).
+    #[arg(long, env = "CHARTBROKER_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// YAML file with `users: [{username, password}]` and `tokens: [...]`.
+    #[arg(long, env = "CHARTBROKER_CREDENTIALS_FILE")]
+    credentials_file: Option<PathBuf>,
+    /// Store encryption key, base64 of 32 bytes (prefer the environment variable).
+    #[arg(long, env = "CHARTBROKER_STORE_KEY", hide_env_values = true)]
+    store_key: Option<String>,
+    /// File holding the store encryption key (default: <data-dir>/store.key, created if absent).
+    #[arg(long, env = "CHARTBROKER_STORE_KEY_FILE")]
+    store_key_file: Option<PathBuf>,
+    /// PEM certificate chain: serve HTTPS.
+    #[arg(long, env = "CHARTBROKER_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "CHARTBROKER_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM CA bundle: require client certificates signed by it (mTLS).
+    #[arg(long, env = "CHARTBROKER_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Check a catalog; exits 1 and lists every problem with file and path.
+    Lint {
+        /// Catalog directory.
+        #[arg(default_value = "catalog")]
+        dir: PathBuf,
+        /// Charts directory.
+        #[arg(long, env = "CHARTBROKER_CHARTS", default_value = "charts")]
+        charts: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct RenderArgs {
+    /// Service name or id.
+    #[arg(long)]
+    service: String,
+    /// Plan name or id.
+    #[arg(long)]
+    plan: String,
+    /// A parameter, `key=value`; the value is parsed as JSON when it can be.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    params: Vec<String>,
+    /// Namespace to render into.
+    #[arg(long, default_value = "default")]
+    namespace: String,
+    /// Catalog directory.
+    #[arg(long, env = "CHARTBROKER_CATALOG", default_value = "catalog")]
+    catalog: PathBuf,
+    /// Charts directory.
+    #[arg(long, env = "CHARTBROKER_CHARTS", default_value = "charts")]
+    charts: PathBuf,
+    /// The helm binary.
+    #[arg(long, env = "CHARTBROKER_HELM")]
+    helm: Option<PathBuf>,
+    /// Print only the values, not the manifests.
+    #[arg(long)]
+    values_only: bool,
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => b.init(),
+        LogFormat::Json => b.json().init(),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    // reqwest and kube need a process-wide rustls provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Runtime::new()?;
+    match cli.command {
+        Command::Serve(args) => rt.block_on(serve(*args)),
+        Command::Catalog {
+            command: CatalogCommand::Lint { dir, charts },
+        } => lint(&dir, &charts),
+        Command::Render(args) => rt.block_on(render(args)),
+    }
+}
+
+async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let cfg = ServeConfig {
+        catalog_dir: a.catalog,
+        charts_dir: a.charts,
+        data_dir: a.data_dir,
+        engine: match a.engine {
+            EngineArg::Render => Engine::Render,
+            EngineArg::Helm => Engine::Helm,
+        },
+        helm: find_helm(a.helm),
+        helm_timeout: Duration::from_secs(a.helm_timeout),
+        default_namespace: a.default_namespace,
+        store_key: a.store_key,
+        store_key_file: a.store_key_file,
+        username: a.username,
+        password: a.password,
+        credentials_file: a.credentials_file,
+        operation_timeout: Duration::from_secs(a.operation_timeout),
+    };
+    let tls = a
+        .tls_cert
+        .zip(a.tls_key)
+        .map(|(cert, key)| chartbroker::tls::TlsSettings {
+            cert,
+            key,
+            client_ca: a.tls_client_ca,
+        });
+    let runtime = Runtime::start(&cfg).await?;
+    let listener = std::net::TcpListener::bind(a.listen)
+        .with_context(|| format!("listening on {}", a.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, tls = tls.is_some(),
+        mtls = tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
+        catalog = %cfg.catalog_dir.display(), data_dir = %cfg.data_dir.display(), "chartbroker serving");
+    chartbroker::server::run(
+        runtime.app(),
+        listener,
+        tls.as_ref(),
+        chartbroker::server::shutdown_signal(),
+    )
+    .await
+}
+
+fn lint(dir: &std::path::Path, charts: &std::path::Path) -> anyhow::Result<()> {
+    let issues = chartbroker::catalog::lint(dir, charts);
+    if issues.is_empty() {
+        let c = Catalog::load(dir, charts)?;
+        let plans: usize = c.services().iter().map(|s| s.plans.len()).sum();
+        println!(
+            "{}: ok ({} services, {plans} plans)",
+            dir.display(),
+            c.services().len()
+        );
+        return Ok(());
+    }
+    for i in &issues {
+        eprintln!("{i}");
+    }
+    eprintln!("{} problem(s)", issues.len());
+    std::process::exit(1);
+}
+
+async fn render(a: RenderArgs) -> anyhow::Result<()> {
+    let catalog = Catalog::load(&a.catalog, &a.charts)?;
+    let service = catalog
+        .services()
+        .iter()
+        .find(|s| s.name == a.service || s.id == a.service)
+        .with_context(|| format!("no service {:?} in the catalog", a.service))?;
+    let plan = service
+        .plans
+        .iter()
+        .find(|p| p.name == a.plan || p.id == a.plan)
+        .with_context(|| format!("service {} has no plan {:?}", service.name, a.plan))?;
+    let mut params = serde_json::Map::new();
+    for p in &a.params {
+        let (k, v) = p
+            .split_once('=')
+            .with_context(|| format!("--param {p:?} is not key=value"))?;
+        let v = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
+        params.insert(k.to_string(), v);
+    }
+    let mut params = Value::Object(params);
+    plan.validate_parameters(chartbroker::catalog::SchemaKind::InstanceCreate, &params)
+        .map_err(|e| anyhow::anyhow!("invalid parameters: {e}"))?;
+    plan.apply_defaults(
+        chartbroker::catalog::SchemaKind::InstanceCreate,
+        &mut params,
+    );
+    let chart = plan.chart().context("this plan is not backed by a chart")?;
+    let mut secrets = BTreeMap::new();
+    chartbroker::broker::secrets::ensure(&chart.secrets, &mut secrets);
+    let id = "00000000-0000-4000-8000-000000000000";
+    let inst = chartbroker::broker::model::Instance {
+        id: id.into(),
+        service_id: service.id.clone(),
+        plan_id: plan.id.clone(),
+        parameters: params,
+        context: serde_json::json!({"platform": "kubernetes", "namespace": a.namespace}),
+        organization_guid: None,
+        space_guid: None,
+        maintenance_version: None,
+        release: chartbroker::broker::names::release_name(id),
+        namespace: a.namespace.clone(),
+        secrets: chartbroker::broker::model::Secrets(secrets),
+        dashboard_url: None,
+        state: chartbroker::broker::model::InstanceState::Provisioning,
+        provision_fingerprint: String::new(),
+        operations: Vec::new(),
+    };
+    let ctx = chartbroker::broker::ports::InstanceCtx {
+        instance: &inst,
+        service,
+        plan,
+        progress: None,
+    };
+    let release =
+        chartbroker::backends::chart::release_for(&ctx).map_err(|e| anyhow::anyhow!(e.message))?;
+    println!("# values (generated secrets are shown: this is a local preview)");
+    println!("{}", serde_json::to_string_pretty(&release.values)?);
+    if a.values_only {
+        return Ok(());
+    }
+    let tmp = std::env::temp_dir().join(format!("chartbroker-render-{}", std::process::id()));
+    let helm = chartbroker::helm::Helm::new(find_helm(a.helm), &tmp, Duration::from_secs(120));
+    let out = helm
+        .template(
+            &release.name,
+            &release.chart,
+            &release.namespace,
+            &release.values,
+        )
+        .await;
+    let _ = std::fs::remove_dir_all(&tmp);
+    print!("{}", out?);
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! Prometheus metrics: requests by route and status, operations by kind and
+//! state, helm call durations.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::broker::model::{OpKind, OpState};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    method: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    kind: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HelmLabels {
+    command: String,
+    outcome: String,
+}
+
+/// The broker's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    operations: Family<OperationLabels, Counter>,
+    helm: Family<HelmLabels, Histogram>,
+}
+
+fn helm_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.05, 2.0, 12))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("chartbroker");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let operations = Family::<OperationLabels, Counter>::default();
+        let helm = Family::<HelmLabels, Histogram>::new_with_constructor(
+            helm_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "http_requests",
+            "HTTP requests by route, method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "operations",
+            "OSB operations by kind and state (in progress counts starts)",
+            operations.clone(),
+        );
+        registry.register(
+            "helm_call_duration_seconds",
+            "Duration of helm invocations by subcommand and outcome",
+            helm.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            operations,
+            helm,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one HTTP request.
+    pub fn request(&self, route: &str, method: &str, status: u16) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.to_string(),
+                method: method.to_string(),
+                status,
+            })
+            .inc();
+    }
+
+    /// Counts an operation starting or finishing.
+    pub fn operation(&self, kind: OpKind, state: OpState) {
+        self.operations
+            .get_or_create(&OperationLabels {
+                kind: kind.as_str().to_string(),
+                state: state.as_str().to_string(),
+            })
+            .inc();
+    }
+
+    /// Records one helm call.
+    pub fn helm_call(&self, command: &str, took: Duration, ok: bool) {
+        self.helm
+            .get_or_create(&HelmLabels {
+                command: command.to_string(),
+                outcome: if ok { "ok" } else { "error" }.to_string(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,71 @@
+//! Extractors whose rejections are OSB error bodies, so malformed requests
+//! get the same shape of answer as every other failure.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+/// Largest request body accepted; OSB bodies are small.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// A JSON body parsed whatever the `Content-Type` (the spec lets brokers
+/// accept bodies without one). Unknown fields are ignored by the DTOs.
+pub struct OsbJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for OsbJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge(BODY_LIMIT)
+            } else {
+                ApiError::BadRequest(format!("could not read the request body: {r}"))
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::BadRequest(
+                "the request body must be a JSON object".into(),
+            ));
+        }
+        serde_json::from_slice(&bytes)
+            .map(OsbJson)
+            .map_err(|e| ApiError::BadRequest(format!("malformed JSON body: {e}")))
+    }
+}
+
+/// Query parameters with an OSB-shaped rejection.
+pub struct OsbQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for OsbQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| OsbQuery(q))
+            .map_err(|e| ApiError::BadRequest(format!("invalid query string: {}", e.body_text())))
+    }
+}
+
+/// `accepts_incomplete` as the spec means it: only `true` is true.
+pub fn flag(v: &Option<String>) -> bool {
+    v.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("true"))
+}
+
+/// Empty strings count as absent.
+pub fn non_empty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.is_empty())
+}

@@ -1,0 +1,160 @@
+//! The OSB headers: `X-Broker-API-Version` (checked), the originating
+//! identity (decoded after authentication) and the request identity (echoed).
+
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use serde_json::Value;
+
+use super::error::ApiError;
+use crate::broker::model::OriginatingIdentity;
+
+/// `X-Broker-API-Version`.
+pub static API_VERSION: HeaderName = HeaderName::from_static("x-broker-api-version");
+/// `X-Broker-API-Originating-Identity`.
+pub static ORIGINATING_IDENTITY: HeaderName =
+    HeaderName::from_static("x-broker-api-originating-identity");
+/// `X-Broker-API-Request-Identity`.
+pub static REQUEST_IDENTITY: HeaderName = HeaderName::from_static("x-broker-api-request-identity");
+
+/// Lowest supported minor version of API major 2.
+pub const MIN_MINOR: u32 = 13;
+
+/// Rejects requests without a supported `X-Broker-API-Version` (2.13 up to,
+/// not including, 3.0) with 412, which conformance suites and the reference
+/// frameworks expect (the spec also allows 400 for a missing header).
+pub async fn api_version(req: Request, next: Next) -> Response {
+    let value = req
+        .headers()
+        .get(&API_VERSION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .unwrap_or("");
+    if !supported(value) {
+        let shown = if value.is_empty() {
+            "none".to_string()
+        } else {
+            format!("{value:?}")
+        };
+        return ApiError::PreconditionFailed(format!(
+            "X-Broker-API-Version {shown} is not supported; this broker supports 2.{MIN_MINOR} up to 2.17 (any 2.x from 2.{MIN_MINOR})"
+        ))
+        .into_response();
+    }
+    next.run(req).await
+}
+
+fn supported(v: &str) -> bool {
+    let mut parts = v.splitn(2, '.');
+    let major = parts.next().and_then(|m| m.parse::<u32>().ok());
+    let minor = parts.next().and_then(|m| m.parse::<u32>().ok());
+    matches!((major, minor), (Some(2), Some(minor)) if minor >= MIN_MINOR)
+}
+
+/// Decodes the originating identity into the request extensions; a
+/// malformed header is a 400. Runs after authentication so an
+/// unauthenticated request is always a 401.
+pub async fn originating_identity(mut req: Request, next: Next) -> Response {
+    let parsed = match req.headers().get(&ORIGINATING_IDENTITY) {
+        None => None,
+        Some(h) => match h
+            .to_str()
+            .map_err(|_| "not ASCII".to_string())
+            .and_then(parse_identity)
+        {
+            Ok(id) => Some(id),
+            Err(why) => {
+                return ApiError::BadRequest(format!(
+                    "malformed X-Broker-API-Originating-Identity header: {why}"
+                ))
+                .into_response();
+            }
+        },
+    };
+    req.extensions_mut().insert(OriginIdentity(parsed));
+    next.run(req).await
+}
+
+/// The decoded identity, as a request extension.
+#[derive(Clone, Debug)]
+pub struct OriginIdentity(pub Option<OriginatingIdentity>);
+
+/// Parses `platform base64(json-object)` and checks the profile's required
+/// properties for the platforms it defines.
+pub fn parse_identity(header: &str) -> Result<OriginatingIdentity, String> {
+    let (platform, encoded) = header
+        .trim()
+        .split_once(' ')
+        .ok_or("expected \"<platform> <base64 JSON object>\"")?;
+    if platform.is_empty() {
+        return Err("the platform is empty".into());
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(encoded.trim()))
+        .map_err(|_| "the value is not base64")?;
+    let value: Value =
+        serde_json::from_slice(&bytes).map_err(|_| "the value is not base64-encoded JSON")?;
+    let obj = value.as_object().ok_or("the value is not a JSON object")?;
+    let need_string = |k: &str| -> Result<(), String> {
+        match obj.get(k) {
+            Some(Value::String(_)) => Ok(()),
+            _ => Err(format!("the {platform} identity needs a string {k:?}")),
+        }
+    };
+    match platform {
+        "cloudfoundry" => need_string("user_id")?,
+        "kubernetes" => need_string("username")?,
+        _ => {}
+    }
+    Ok(OriginatingIdentity {
+        platform: platform.to_string(),
+        value,
+    })
+}
+
+/// Echoes `X-Broker-API-Request-Identity` on every response, as the spec
+/// recommends, so platforms can correlate.
+pub async fn request_identity(req: Request, next: Next) -> Response {
+    let id: Option<HeaderValue> = req.headers().get(&REQUEST_IDENTITY).cloned();
+    let mut resp = next.run(req).await;
+    if let Some(id) = id {
+        resp.headers_mut().insert(REQUEST_IDENTITY.clone(), id);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        for ok in ["2.13", "2.14", "2.17", "2.99"] {
+            assert!(supported(ok), "{ok}");
+        }
+        for bad in ["", "2", "2.12", "1.17", "3.0", "two.17", "2.x"] {
+            assert!(!supported(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn identities() {
+        let k = "kubernetes ew0KICAidXNlcm5hbWUiOiAiZHVrZSIsDQogICJ1aWQiOiAiYzJkZGUyNDItNWNlNC0xMWU3LTk4OGMtMDAwYzI5NDZmMTRmIiwNCiAgImdyb3VwcyI6IFsgImFkbWluIiwgImRldiIgXSwNCiAgImV4dHJhIjogew0KICAgICJteWRhdGEiOiBbICJkYXRhMSIsICJkYXRhMyIgXQ0KICB9DQp9";
+        let id = parse_identity(k).unwrap();
+        assert_eq!(id.platform, "kubernetes");
+        assert_eq!(id.value["username"], "duke");
+        let cf = "cloudfoundry eyANCiAgInVzZXJfaWQiOiAiNjgzZWE3NDgtMzA5Mi00ZmY0LWI2NTYtMzljYWNjNGQ1MzYwIg0KfQ==";
+        assert_eq!(
+            parse_identity(cf).unwrap().value["user_id"],
+            "683ea748-3092-4ff4-b656-39cacc4d5360"
+        );
+        assert!(parse_identity("kubernetes").is_err());
+        assert!(parse_identity("kubernetes !!!").is_err());
+        assert!(parse_identity("kubernetes e30=").is_err()); // {} lacks username
+        assert!(parse_identity("other e30=").is_ok());
+        assert!(parse_identity("other WzFd").is_err()); // [1]
+    }
+}

@@ -1,0 +1,228 @@
+//! `/v2/service_instances/:instance_id` and its `last_operation`.
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{OsbJson, OsbQuery, flag, non_empty};
+use super::headers::OriginIdentity;
+use crate::broker::Broker;
+use crate::broker::model::OpState;
+use crate::broker::requests::{
+    DeprovisionRequest, InstanceOutcome, LastOperation, Outcome, ProvisionRequest, RequestMeta,
+    UpdateRequest,
+};
+
+/// Routes of this resource group.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v2/service_instances/{instance_id}",
+            get(fetch).put(provision).patch(update).delete(deprovision),
+        )
+        .route(
+            "/v2/service_instances/{instance_id}/last_operation",
+            get(last_operation),
+        )
+}
+
+/// Query parameters the instance routes accept.
+#[derive(Deserialize, Default)]
+pub struct InstanceQuery {
+    /// `accepts_incomplete`.
+    pub accepts_incomplete: Option<String>,
+    /// `service_id`.
+    pub service_id: Option<String>,
+    /// `plan_id`.
+    pub plan_id: Option<String>,
+    /// `operation`.
+    pub operation: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct MaintenanceInfo {
+    version: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ProvisionBody {
+    service_id: Option<String>,
+    plan_id: Option<String>,
+    context: Option<Value>,
+    organization_guid: Option<String>,
+    space_guid: Option<String>,
+    parameters: Option<Value>,
+    maintenance_info: Option<MaintenanceInfo>,
+}
+
+#[derive(Deserialize)]
+struct UpdateBody {
+    service_id: Option<String>,
+    plan_id: Option<String>,
+    context: Option<Value>,
+    parameters: Option<Value>,
+    maintenance_info: Option<MaintenanceInfo>,
+}
+
+/// Facts of the request every operation records.
+pub fn meta(
+    q_accepts: &Option<String>,
+    identity: OriginIdentity,
+    headers: &axum::http::HeaderMap,
+) -> RequestMeta {
+    RequestMeta {
+        accepts_incomplete: flag(q_accepts),
+        originating_identity: identity.0,
+        request_identity: headers
+            .get(&super::headers::REQUEST_IDENTITY)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    }
+}
+
+async fn provision(
+    State(broker): State<Broker>,
+    Path(instance_id): Path<String>,
+    OsbQuery(q): OsbQuery<InstanceQuery>,
+    Extension(identity): Extension<OriginIdentity>,
+    headers: axum::http::HeaderMap,
+    OsbJson(body): OsbJson<ProvisionBody>,
+) -> Result<Response, ApiError> {
+    let req = ProvisionRequest {
+        instance_id,
+        service_id: body.service_id.unwrap_or_default(),
+        plan_id: body.plan_id.unwrap_or_default(),
+        context: body.context,
+        organization_guid: non_empty(body.organization_guid),
+        space_guid: non_empty(body.space_guid),
+        parameters: body.parameters,
+        maintenance_version: body.maintenance_info.and_then(|m| non_empty(m.version)),
+    };
+    let out = broker
+        .provision(req, meta(&q.accepts_incomplete, identity, &headers))
+        .await?;
+    Ok(instance_outcome(out))
+}
+
+async fn update(
+    State(broker): State<Broker>,
+    Path(instance_id): Path<String>,
+    OsbQuery(q): OsbQuery<InstanceQuery>,
+    Extension(identity): Extension<OriginIdentity>,
+    headers: axum::http::HeaderMap,
+    OsbJson(body): OsbJson<UpdateBody>,
+) -> Result<Response, ApiError> {
+    let req = UpdateRequest {
+        instance_id,
+        service_id: body.service_id.unwrap_or_default(),
+        plan_id: non_empty(body.plan_id),
+        context: body.context,
+        parameters: body.parameters,
+        maintenance_version: body.maintenance_info.and_then(|m| non_empty(m.version)),
+    };
+    let out = broker
+        .update(req, meta(&q.accepts_incomplete, identity, &headers))
+        .await?;
+    Ok(instance_outcome(out))
+}
+
+async fn deprovision(
+    State(broker): State<Broker>,
+    Path(instance_id): Path<String>,
+    OsbQuery(q): OsbQuery<InstanceQuery>,
+    Extension(identity): Extension<OriginIdentity>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let req = DeprovisionRequest {
+        instance_id,
+        service_id: q.service_id.clone().unwrap_or_default(),
+        plan_id: q.plan_id.clone().unwrap_or_default(),
+    };
+    let out = broker
+        .deprovision(req, meta(&q.accepts_incomplete, identity, &headers))
+        .await?;
+    Ok(outcome(out, Map::new()))
+}
+
+async fn fetch(
+    State(broker): State<Broker>,
+    Path(instance_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let v = broker.fetch_instance(&instance_id).await?;
+    let mut body = json!({
+        "service_id": v.service_id,
+        "plan_id": v.plan_id,
+        "parameters": v.parameters,
+    });
+    if let Some(d) = v.dashboard_url {
+        body["dashboard_url"] = json!(d);
+    }
+    if let Some(m) = v.maintenance_version {
+        body["maintenance_info"] = json!({"version": m});
+    }
+    Ok(Json(body).into_response())
+}
+
+async fn last_operation(
+    State(broker): State<Broker>,
+    Path(instance_id): Path<String>,
+    OsbQuery(q): OsbQuery<InstanceQuery>,
+) -> Result<Response, ApiError> {
+    let op = broker
+        .instance_last_operation(&instance_id, q.operation.as_deref())
+        .await?;
+    Ok(last_operation_response(op))
+}
+
+/// How soon a platform should poll again while an operation runs.
+const RETRY_AFTER_SECS: &str = "2";
+
+/// A `last_operation` body (instances and bindings share it).
+pub fn last_operation_response(op: LastOperation) -> Response {
+    let mut body = json!({ "state": op.state.as_str() });
+    if let Some(d) = op.description {
+        body["description"] = json!(d);
+    }
+    if let Some(u) = op.instance_usable {
+        body["instance_usable"] = json!(u);
+    }
+    if let Some(r) = op.update_repeatable {
+        body["update_repeatable"] = json!(r);
+    }
+    let mut resp = Json(body).into_response();
+    if op.state == OpState::InProgress {
+        resp.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
+    }
+    resp
+}
+
+fn instance_outcome(out: InstanceOutcome) -> Response {
+    let mut extra = Map::new();
+    if let Some(d) = out.dashboard_url {
+        extra.insert("dashboard_url".into(), json!(d));
+    }
+    outcome(out.outcome, extra)
+}
+
+/// Status and body for an [`Outcome`]: 201/200 with `extra`, 202 with the
+/// operation.
+pub fn outcome(outcome: Outcome, mut body: Map<String, Value>) -> Response {
+    let status = match outcome {
+        Outcome::Created => StatusCode::CREATED,
+        Outcome::Done => StatusCode::OK,
+        Outcome::Accepted { operation } => {
+            body.insert("operation".into(), json!(operation));
+            StatusCode::ACCEPTED
+        }
+    };
+    (status, Json(Value::Object(body))).into_response()
+}

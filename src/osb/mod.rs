@@ -1,0 +1,143 @@
+//! The HTTP edge: OSB routes, headers, authentication, and the one mapping
+//! from errors to OSB responses.
+//!
+//! # Layout
+//! - [`catalog`], [`instances`], [`bindings`]: one router per OSB resource group.
+//! - [`headers`]: API version (412), originating identity, request identity.
+//! - [`auth`]: basic and bearer authentication.
+//! - [`extract`]: JSON and query extractors with OSB-shaped rejections.
+//! - [`error`]: errors to status codes and bodies.
+//!
+//! Middleware order on `/v2` (outermost first): request identity echo,
+//! metrics/logging, authentication, API version, originating identity.
+
+pub mod auth;
+pub mod bindings;
+pub mod catalog;
+pub mod error;
+pub mod extract;
+pub mod headers;
+pub mod instances;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::broker::Broker;
+use crate::metrics::Metrics;
+use error::{ApiError, InternalDetail};
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The core.
+    pub broker: Broker,
+    /// Who may call `/v2`.
+    pub credentials: Arc<auth::Credentials>,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// Set once the store is open, the catalog loaded and operations resumed.
+    pub ready: Arc<AtomicBool>,
+}
+
+impl FromRef<AppState> for Broker {
+    fn from_ref(s: &AppState) -> Broker {
+        s.broker.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<auth::Credentials> {
+    fn from_ref(s: &AppState) -> Self {
+        s.credentials.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Metrics> {
+    fn from_ref(s: &AppState) -> Self {
+        s.metrics.clone()
+    }
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    let v2 = Router::new()
+        .merge(catalog::router())
+        .merge(instances::router())
+        .merge(bindings::router())
+        .layer(middleware::from_fn(headers::originating_identity))
+        .layer(middleware::from_fn(headers::api_version))
+        .layer(middleware::from_fn_with_state(
+            state.credentials.clone(),
+            auth::require,
+        ));
+    Router::new()
+        .merge(v2)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::NoRoute })
+        .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            observe,
+        ))
+        .layer(middleware::from_fn(headers::request_identity))
+        .with_state(state)
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.ready.load(Ordering::Acquire) {
+        Json(json!({"status": "ready"})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "starting"})),
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(m): State<Arc<Metrics>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        m.encode(),
+    )
+        .into_response()
+}
+
+/// Counts every request and logs it; logs the detail of internal errors,
+/// which the client is never shown. Never logs headers or bodies, which may
+/// carry credentials.
+async fn observe(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    m.request(&route, &method, status);
+    if let Some(InternalDetail(detail)) = resp.extensions().get::<InternalDetail>() {
+        tracing::error!(%route, %method, status, error = %detail, "internal error");
+    } else {
+        tracing::debug!(%route, %method, status, micros = started.elapsed().as_micros() as u64, "request");
+    }
+    resp
+}

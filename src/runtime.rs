@@ -1,0 +1,208 @@
+//! Wires adapters to the core's ports: the one place that knows which store,
+//! engine and sink a configuration means.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::backends::chart::ChartPlans;
+use crate::backends::render::RenderEngine;
+use crate::broker::ports::Store;
+use crate::broker::{Adapters, Broker, BrokerConfig};
+use crate::catalog::Catalog;
+use crate::helm::Helm;
+use crate::metrics::Metrics;
+use crate::osb::{AppState, auth::Credentials};
+use crate::store::redb::RedbStore;
+use crate::store::seal::{Sealer, write_private};
+
+/// Release engines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// `helm template` into the data directory (no cluster).
+    Render,
+    /// Real helm releases in a cluster.
+    Helm,
+}
+
+/// Everything `serve` needs, already parsed.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Catalog directory.
+    pub catalog_dir: PathBuf,
+    /// Charts directory.
+    pub charts_dir: PathBuf,
+    /// Data directory (store, rendered manifests, helm homes).
+    pub data_dir: PathBuf,
+    /// Release engine.
+    pub engine: Engine,
+    /// The helm binary.
+    pub helm: PathBuf,
+    /// Timeout of one helm call.
+    pub helm_timeout: Duration,
+    /// Namespace when the platform sends none.
+    pub default_namespace: String,
+    /// Store key (base64) given directly, e.g. from the environment.
+    pub store_key: Option<String>,
+    /// Store key file; default `<data-dir>/store.key`.
+    pub store_key_file: Option<PathBuf>,
+    /// Basic-auth user from the environment.
+    pub username: Option<String>,
+    /// Its password.
+    pub password: Option<String>,
+    /// A credentials file (users and tokens).
+    pub credentials_file: Option<PathBuf>,
+    /// Deadline for operations whose plan sets none.
+    pub operation_timeout: Duration,
+}
+
+/// A wired broker, ready to serve.
+pub struct Runtime {
+    /// The HTTP state (broker, credentials, metrics, readiness).
+    pub state: AppState,
+}
+
+impl Runtime {
+    /// Opens the store, loads the catalog, wires the engine and resumes
+    /// every operation a previous process left in progress.
+    pub async fn start(cfg: &ServeConfig) -> anyhow::Result<Runtime> {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
+        let catalog = Catalog::load(&cfg.catalog_dir, &cfg.charts_dir)
+            .with_context(|| format!("loading the catalog from {}", cfg.catalog_dir.display()))?;
+        let sealer = store_key(cfg)?;
+        let store: Arc<dyn Store> = Arc::new(
+            RedbStore::open(&cfg.data_dir.join("chartbroker.redb"), sealer)
+                .context("opening the store (is another broker using this data directory?)")?,
+        );
+        let metrics = Arc::new(Metrics::default());
+        let m = metrics.clone();
+        let helm = Helm::new(&cfg.helm, cfg.data_dir.join("helm"), cfg.helm_timeout)
+            .with_observer(Arc::new(move |cmd, took, ok| m.helm_call(cmd, took, ok)));
+        match helm.version().await {
+            Ok(v) => tracing::info!(helm = %cfg.helm.display(), version = %v, "using helm"),
+            Err(e) => tracing::warn!(error = %e,
+                "helm is not usable: chart operations will fail until it is (run scripts/install-tools.sh or pass --helm)"),
+        }
+        let (chart, sink) = match cfg.engine {
+            Engine::Render => {
+                let engine = Arc::new(RenderEngine::new(helm, cfg.data_dir.join("render")));
+                (Arc::new(ChartPlans::new(engine.clone())), engine)
+            }
+            Engine::Helm => anyhow::bail!(
+                "the helm engine is not available in this build yet; use --engine render"
+            ),
+        };
+        let m = metrics.clone();
+        let broker = Broker::new(
+            catalog,
+            Adapters {
+                store,
+                chart,
+                upstream: None,
+                sink,
+            },
+            BrokerConfig {
+                default_namespace: cfg.default_namespace.clone(),
+                default_operation_timeout: cfg.operation_timeout,
+                ..BrokerConfig::default()
+            },
+            Some(Arc::new(move |kind, state| m.operation(kind, state))),
+        );
+        let resumed = broker.resume().await.context("resuming operations")?;
+        if resumed > 0 {
+            tracing::info!(
+                resumed,
+                "resumed operations left in progress by a previous run"
+            );
+        }
+        let credentials = credentials(cfg)?;
+        let ready = Arc::new(AtomicBool::new(false));
+        let state = AppState {
+            broker,
+            credentials: Arc::new(credentials),
+            metrics,
+            ready: ready.clone(),
+        };
+        ready.store(true, Ordering::Release);
+        Ok(Runtime { state })
+    }
+
+    /// The HTTP application.
+    pub fn app(&self) -> axum::Router {
+        crate::osb::app(self.state.clone())
+    }
+}
+
+fn store_key(cfg: &ServeConfig) -> anyhow::Result<Sealer> {
+    if let Some(k) = &cfg.store_key {
+        return Sealer::from_base64(k).context("CHARTBROKER_STORE_KEY");
+    }
+    let path = cfg
+        .store_key_file
+        .clone()
+        .unwrap_or_else(|| cfg.data_dir.join("store.key"));
+    let (sealer, created) = Sealer::load_or_create(&path)?;
+    if created {
+        tracing::warn!(path = %path.display(),
+            "created a new store encryption key; back it up: without it the store cannot be read");
+    }
+    Ok(sealer)
+}
+
+/// Credentials from the environment and the credentials file; when none is
+/// configured, a generated user is written to `<data-dir>/credentials.yaml`
+/// (never to the log).
+fn credentials(cfg: &ServeConfig) -> anyhow::Result<Credentials> {
+    let mut c = Credentials::default();
+    match (&cfg.username, &cfg.password) {
+        (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => c.add_user(u, p),
+        (None, None) => {}
+        _ => anyhow::bail!("set both CHARTBROKER_USERNAME and CHARTBROKER_PASSWORD, or neither"),
+    }
+    if let Some(f) = &cfg.credentials_file {
+        c.add_file(f)?;
+    }
+    if c.is_empty() {
+        let path = cfg.data_dir.join("credentials.yaml");
+        if !path.exists() {
+            let password = Sealer::generate_base64()
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(24)
+                .collect::<String>();
+            write_private(
+                &path,
+                format!("# generated by chartbroker on first start\nusers:\n  - username: admin\n    password: {password}\n").as_bytes(),
+            )?;
+        }
+        tracing::warn!(path = %path.display(),
+            "no credentials configured: using the generated user 'admin' whose password is in this file");
+        c.add_file(&path)?;
+    }
+    Ok(c)
+}
+
+/// Resolves the helm binary: an explicit path, else `helm` on PATH, else the
+/// one `scripts/install-tools.sh` installs.
+pub fn find_helm(explicit: Option<PathBuf>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p;
+    }
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let p = dir.join("helm");
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    let local = Path::new(".tools/bin/helm");
+    if local.is_file() {
+        return local.canonicalize().unwrap_or_else(|_| local.to_path_buf());
+    }
+    PathBuf::from("helm")
+}

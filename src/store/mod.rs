@@ -1,0 +1,10 @@
+//! Adapters for the [`Store`](crate::broker::ports::Store) port.
+//!
+//! # Layout
+//! - [`redb`]: the embedded single-file store (the default; one replica).
+//! - [`memory`]: an in-memory twin for tests and benchmarks.
+//! - [`seal`]: AES-256-GCM encryption of every stored value.
+
+pub mod memory;
+pub mod redb;
+pub mod seal;
