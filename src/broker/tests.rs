@@ -1,1 +1,398 @@
+//! Core tests over the in-memory store and a scripted backend: the rules that
+//! need control over timing (concurrency, restarts, deadlines).
 
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+use super::model::{HasOperations, OpState, SecretRef, Secrets};
+use super::ports::{Backend, BackendError, BindingCtx, InstanceCtx, SecretSink};
+use super::requests::*;
+use super::*;
+use crate::store::memory::MemoryStore;
+
+const CATALOG: &str = r#"
+services:
+  - id: svc
+    name: svc
+    description: test
+    bindable: true
+    plan_updateable: true
+    plans:
+      - id: plan
+        name: plan
+        description: test
+        maximum_polling_duration: 60
+        chart:
+          path: tiny
+          values: {message: "{{parameters.message}}"}
+          secrets: {password: {length: 16}}
+          credentials: {password: "{{secrets.password}}"}
+"#;
+
+fn catalog() -> Catalog {
+    let charts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/charts");
+    Catalog::from_yaml(Path::new("test.yaml"), CATALOG, &charts).expect("test catalog")
+}
+
+/// A backend whose operations wait for a permit, so tests decide when they
+/// finish; it records every call.
+#[derive(Default)]
+struct Scripted {
+    gate: Option<Semaphore>,
+    fail: AtomicBool,
+    calls: Mutex<Vec<String>>,
+    running: AtomicUsize,
+    max_running: AtomicUsize,
+}
+
+impl Scripted {
+    fn gated() -> Self {
+        Scripted {
+            gate: Some(Semaphore::new(0)),
+            ..Default::default()
+        }
+    }
+
+    async fn step(&self, what: &str, id: &str) -> Result<(), BackendError> {
+        self.calls.lock().unwrap().push(format!("{what} {id}"));
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_running.fetch_max(now, Ordering::SeqCst);
+        if let Some(g) = &self.gate {
+            g.acquire().await.unwrap().forget();
+        }
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        if self.fail.load(Ordering::SeqCst) {
+            Err(BackendError::new(format!("{what} failed on purpose")))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn release(&self, n: usize) {
+        self.gate.as_ref().unwrap().add_permits(n);
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl Backend for std::sync::Arc<Scripted> {
+    fn synchronous(&self, _plan: &crate::catalog::Plan) -> bool {
+        true
+    }
+    async fn provision(&self, ctx: InstanceCtx<'_>) -> Result<(), BackendError> {
+        self.step("provision", &ctx.instance.id).await
+    }
+    async fn update(&self, ctx: InstanceCtx<'_>) -> Result<(), BackendError> {
+        self.step("update", &ctx.instance.id).await
+    }
+    async fn deprovision(&self, ctx: InstanceCtx<'_>) -> Result<(), BackendError> {
+        self.step("deprovision", &ctx.instance.id).await
+    }
+    async fn bind(&self, ctx: BindingCtx<'_>) -> Result<Secrets, BackendError> {
+        self.step("bind", &ctx.binding.id).await?;
+        Ok(Secrets::from_value(json!({"password": ctx.instance.instance.secrets.0["password"]})))
+    }
+    async fn unbind(&self, ctx: BindingCtx<'_>) -> Result<(), BackendError> {
+        self.step("unbind", &ctx.binding.id).await
+    }
+}
+
+struct NullSink;
+
+#[async_trait]
+impl SecretSink for NullSink {
+    async fn put(&self, ctx: BindingCtx<'_>, _c: &Secrets) -> Result<SecretRef, BackendError> {
+        Ok(SecretRef {
+            namespace: ctx.instance.instance.namespace.clone(),
+            name: ctx.binding.id.clone(),
+        })
+    }
+    async fn delete(&self, _ctx: BindingCtx<'_>, _s: &SecretRef) -> Result<(), BackendError> {
+        Ok(())
+    }
+}
+
+fn broker(store: Arc<MemoryStore>, backend: Arc<Scripted>) -> Broker {
+    Broker::new(
+        catalog(),
+        Adapters {
+            store,
+            chart: Arc::new(backend),
+            upstream: None,
+            sink: Arc::new(NullSink),
+        },
+        BrokerConfig::default(),
+        None,
+    )
+}
+
+fn provision_req(id: &str, message: &str) -> ProvisionRequest {
+    ProvisionRequest {
+        instance_id: id.into(),
+        service_id: "svc".into(),
+        plan_id: "plan".into(),
+        parameters: Some(json!({"message": message})),
+        ..Default::default()
+    }
+}
+
+fn async_meta() -> RequestMeta {
+    RequestMeta {
+        accepts_incomplete: true,
+        ..Default::default()
+    }
+}
+
+async fn wait_state(b: &Broker, id: &str) -> LastOperation {
+    for _ in 0..500 {
+        let op = b.instance_last_operation(id, None).await.unwrap();
+        if op.state != OpState::InProgress {
+            return op;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("operation on {id} never finished");
+}
+
+#[tokio::test]
+async fn concurrent_provisions_start_exactly_one_operation() {
+    let backend = Arc::new(Scripted::gated());
+    let b = broker(Arc::new(MemoryStore::new()), backend.clone());
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let b = b.clone();
+        // Half repeat the same request, half conflict with it.
+        let msg = if i % 2 == 0 { "same" } else { "other" };
+        tasks.push(tokio::spawn(async move {
+            b.provision(provision_req("i", msg), async_meta()).await
+        }));
+    }
+    let results: Vec<_> = futures::future::join_all(tasks).await.into_iter().map(|r| r.unwrap()).collect();
+    let ops: std::collections::BTreeSet<String> = results
+        .iter()
+        .filter_map(|r| match r {
+            Ok(InstanceOutcome { outcome: Outcome::Accepted { operation }, .. }) => Some(operation.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ops.len(), 1, "every 202 carries the one operation: {ops:?}");
+    let conflicts = results.iter().filter(|r| matches!(r, Err(BrokerError::Conflict(_)))).count();
+    assert_eq!(conflicts + results.iter().filter(|r| r.is_ok()).count(), 32);
+    assert_eq!(conflicts, 16, "the other half differ in attributes: 409");
+    backend.release(1);
+    assert_eq!(wait_state(&b, "i").await.state, OpState::Succeeded);
+    assert_eq!(backend.calls(), vec!["provision i"]);
+}
+
+#[tokio::test]
+async fn concurrent_mutations_on_one_instance_run_one_at_a_time() {
+    let backend = Arc::new(Scripted::gated());
+    let b = broker(Arc::new(MemoryStore::new()), backend.clone());
+    let r = b.provision(provision_req("i", "a"), async_meta()).await.unwrap();
+    assert!(matches!(r.outcome, Outcome::Accepted { .. }));
+    backend.release(1);
+    wait_state(&b, "i").await;
+
+    let mut tasks = Vec::new();
+    for n in 0..24 {
+        let b = b.clone();
+        tasks.push(tokio::spawn(async move {
+            match n % 3 {
+                0 => b
+                    .update(
+                        UpdateRequest {
+                            instance_id: "i".into(),
+                            service_id: "svc".into(),
+                            parameters: Some(json!({"message": format!("m{n}")})),
+                            ..Default::default()
+                        },
+                        async_meta(),
+                    )
+                    .await
+                    .map(|o| o.outcome),
+                1 => b
+                    .deprovision(
+                        DeprovisionRequest {
+                            instance_id: "i".into(),
+                            service_id: "svc".into(),
+                            plan_id: "plan".into(),
+                        },
+                        async_meta(),
+                    )
+                    .await,
+                _ => b.provision(provision_req("i", "a"), async_meta()).await.map(|o| o.outcome),
+            }
+        }));
+    }
+    let results: Vec<_> = futures::future::join_all(tasks).await.into_iter().map(|r| r.unwrap()).collect();
+    let accepted: std::collections::BTreeSet<_> = results
+        .iter()
+        .filter_map(|r| match r {
+            Ok(Outcome::Accepted { operation }) => Some(operation.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(accepted.len() <= 1, "at most one new operation: {accepted:?}");
+    for r in &results {
+        match r {
+            Ok(Outcome::Accepted { .. }) | Ok(Outcome::Done) => {}
+            Err(BrokerError::Concurrency(_)) => {}
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert_eq!(backend.max_running.load(Ordering::SeqCst), 1, "never two backend calls at once");
+    backend.release(1);
+    let last = wait_state(&b, "i").await;
+    assert_eq!(last.state, OpState::Succeeded);
+}
+
+#[tokio::test]
+async fn a_restarted_broker_resumes_in_progress_operations() {
+    let store = Arc::new(MemoryStore::new());
+    let first = Arc::new(Scripted::gated());
+    let b1 = broker(store.clone(), first.clone());
+    let r = b1.provision(provision_req("i", "a"), async_meta()).await.unwrap();
+    let Outcome::Accepted { operation } = r.outcome else {
+        panic!("expected 202")
+    };
+    // The first process "dies": its backend never finishes.
+    drop(b1);
+    let second = Arc::new(Scripted::default());
+    let b2 = broker(store.clone(), second.clone());
+    assert_eq!(b2.resume().await.unwrap(), 1);
+    let done = wait_state(&b2, "i").await;
+    assert_eq!(done.state, OpState::Succeeded);
+    assert_eq!(second.calls(), vec!["provision i"]);
+    let op = b2.instance_last_operation("i", Some(&operation)).await.unwrap();
+    assert_eq!(op.state, OpState::Succeeded, "the original token still answers");
+}
+
+#[tokio::test]
+async fn operations_past_their_deadline_or_attempts_are_failed_on_restart() {
+    let store = Arc::new(MemoryStore::new());
+    let b1 = broker(store.clone(), Arc::new(Scripted::gated()));
+    b1.provision(provision_req("late", "a"), async_meta()).await.unwrap();
+    b1.provision(provision_req("looping", "a"), async_meta()).await.unwrap();
+    // Age one operation past its deadline and exhaust the other's attempts.
+    for (id, f) in [
+        ("late", Box::new(|o: &mut model::Operation| o.deadline = 1) as Box<dyn Fn(&mut model::Operation)>),
+        ("looping", Box::new(|o: &mut model::Operation| o.attempts = 99)),
+    ] {
+        let (mut inst, v) = b1.load_instance(id).await.unwrap().unwrap();
+        let op_id = inst.current().unwrap().id.clone();
+        f(inst.op_mut(&op_id).unwrap());
+        b1.write_instance(&inst, Expect::Version(v)).await.unwrap();
+    }
+    let second = Arc::new(Scripted::default());
+    let b2 = broker(store, second.clone());
+    assert_eq!(b2.resume().await.unwrap(), 0);
+    let late = b2.instance_last_operation("late", None).await.unwrap();
+    assert_eq!(late.state, OpState::Failed);
+    assert!(late.description.unwrap().contains("deadline"));
+    let looping = b2.instance_last_operation("looping", None).await.unwrap();
+    assert_eq!(looping.state, OpState::Failed);
+    assert!(looping.description.unwrap().contains("gave up"));
+    assert!(second.calls().is_empty());
+    // A failed provision leaves an instance a repeated PUT may retry.
+    let r = b2.provision(provision_req("late", "a"), RequestMeta::default()).await.unwrap();
+    assert_eq!(r.outcome, Outcome::Created);
+}
+
+#[tokio::test]
+async fn failed_update_keeps_plan_and_parameters_and_secrets() {
+    let backend = Arc::new(Scripted::default());
+    let b = broker(Arc::new(MemoryStore::new()), backend.clone());
+    b.provision(provision_req("i", "before"), RequestMeta::default()).await.unwrap();
+    let (before, _) = b.load_instance("i").await.unwrap().unwrap();
+    backend.fail.store(true, Ordering::SeqCst);
+    let e = b
+        .update(
+            UpdateRequest {
+                instance_id: "i".into(),
+                service_id: "svc".into(),
+                parameters: Some(json!({"message": "after"})),
+                ..Default::default()
+            },
+            RequestMeta::default(),
+        )
+        .await
+        .unwrap_err();
+    match e {
+        BrokerError::OperationFailed { error, with_flags } => {
+            assert!(with_flags);
+            assert_eq!(error.instance_usable, Some(true));
+            assert_eq!(error.update_repeatable, Some(true));
+            assert_eq!(error.message, "update failed on purpose");
+        }
+        other => panic!("{other:?}"),
+    }
+    let (after, _) = b.load_instance("i").await.unwrap().unwrap();
+    assert_eq!(after.parameters, before.parameters);
+    assert_eq!(after.secrets, before.secrets);
+    backend.fail.store(false, Ordering::SeqCst);
+    b.update(
+        UpdateRequest {
+            instance_id: "i".into(),
+            service_id: "svc".into(),
+            parameters: Some(json!({"message": "after"})),
+            ..Default::default()
+        },
+        RequestMeta::default(),
+    )
+    .await
+    .unwrap();
+    let (after, _) = b.load_instance("i").await.unwrap().unwrap();
+    assert_eq!(after.parameters["message"], "after");
+    assert_eq!(after.secrets, before.secrets, "an update never rotates a generated secret");
+}
+
+#[tokio::test]
+async fn deprovision_unbinds_leftover_bindings() {
+    let backend = Arc::new(Scripted::default());
+    let b = broker(Arc::new(MemoryStore::new()), backend.clone());
+    b.provision(provision_req("i", "a"), RequestMeta::default()).await.unwrap();
+    let bind = BindRequest {
+        instance_id: "i".into(),
+        binding_id: "b".into(),
+        service_id: "svc".into(),
+        plan_id: "plan".into(),
+        ..Default::default()
+    };
+    let out = b.bind(bind, RequestMeta::default()).await.unwrap();
+    assert_eq!(out.outcome, Outcome::Created);
+    b.deprovision(
+        DeprovisionRequest {
+            instance_id: "i".into(),
+            service_id: "svc".into(),
+            plan_id: "plan".into(),
+        },
+        RequestMeta::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(backend.calls(), vec!["provision i", "bind b", "unbind b", "deprovision i"]);
+    assert!(b.bindings_of("i").await.unwrap().is_empty());
+    assert!(matches!(
+        b.instance_last_operation("i", None).await,
+        Err(BrokerError::Gone(_))
+    ));
+    let (tomb, _) = b.load_instance("i").await.unwrap().unwrap();
+    assert!(tomb.secrets.0.is_empty(), "tombstones keep no secrets");
+}
+
+#[test]
+fn debug_output_never_shows_secrets() {
+    let s = Secrets::from_value(json!({"password": "hunter2hunter2"}));
+    let text = format!("{s:?}");
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(text.contains("password"));
+}

@@ -1,0 +1,198 @@
+//! Test harness: a real broker (real redb store, real `helm template`)
+//! driven in-process through its axum router, plus helpers to build OSB
+//! requests. Shared by the integration test files.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use base64::Engine as _;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use chartbroker::runtime::{Engine, Runtime, ServeConfig};
+
+/// Basic-auth user every test broker accepts.
+pub const USER: &str = "platform";
+/// Its password.
+pub const PASS: &str = "s3cret-test-password";
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The real helm 4 binary. Tests fail loudly without it: run
+/// `scripts/install-tools.sh` (CI does).
+pub fn helm_bin() -> PathBuf {
+    let p = std::env::var_os("CHARTBROKER_HELM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".tools/bin/helm"));
+    assert!(
+        p.is_file(),
+        "helm not found at {} — run scripts/install-tools.sh or set CHARTBROKER_HELM",
+        p.display()
+    );
+    p
+}
+
+/// Where the test catalog and charts live.
+pub fn fixtures() -> PathBuf {
+    repo().join("tests/fixtures")
+}
+
+/// A broker configuration over a data directory.
+pub fn config(data: &Path) -> ServeConfig {
+    ServeConfig {
+        catalog_dir: fixtures().join("catalog"),
+        charts_dir: fixtures().join("charts"),
+        data_dir: data.to_path_buf(),
+        engine: Engine::Render,
+        helm: helm_bin(),
+        helm_timeout: Duration::from_secs(60),
+        default_namespace: "default".into(),
+        store_key: None,
+        store_key_file: None,
+        username: Some(USER.into()),
+        password: Some(PASS.into()),
+        credentials_file: None,
+        operation_timeout: Duration::from_secs(120),
+    }
+}
+
+/// A running broker with its own data directory.
+pub struct TestBroker {
+    /// The HTTP application.
+    pub app: Router,
+    /// The wired runtime.
+    pub runtime: Runtime,
+    /// Its data directory (removed on drop).
+    pub data: tempfile::TempDir,
+}
+
+impl TestBroker {
+    /// A broker over the test catalog.
+    pub async fn start() -> TestBroker {
+        let data = tempfile::tempdir().unwrap();
+        let cfg = config(data.path());
+        Self::with_config(data, cfg).await
+    }
+
+    /// A broker over a custom configuration (its data dir is `data`).
+    pub async fn with_config(data: tempfile::TempDir, cfg: ServeConfig) -> TestBroker {
+        let runtime = Runtime::start(&cfg).await.expect("broker starts");
+        TestBroker {
+            app: runtime.app(),
+            runtime,
+            data,
+        }
+    }
+
+    /// Sends a request built by [`req`].
+    pub async fn send(&self, req: Request<Body>) -> Resp {
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            json,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    /// Authenticated OSB request with a JSON body (or none).
+    pub async fn call(&self, method: Method, uri: &str, body: Option<Value>) -> Resp {
+        self.send(req(method, uri, body)).await
+    }
+
+    /// Polls an instance's last_operation until it leaves `in progress`.
+    pub async fn wait_instance(&self, instance: &str, operation: &str) -> Resp {
+        let uri = format!("/v2/service_instances/{instance}/last_operation?operation={operation}");
+        self.poll(&uri).await
+    }
+
+    /// Polls a binding's last_operation until it leaves `in progress`.
+    pub async fn wait_binding(&self, instance: &str, binding: &str, operation: &str) -> Resp {
+        let uri = format!(
+            "/v2/service_instances/{instance}/service_bindings/{binding}/last_operation?operation={operation}"
+        );
+        self.poll(&uri).await
+    }
+
+    async fn poll(&self, uri: &str) -> Resp {
+        for _ in 0..600 {
+            let r = self.call(Method::GET, uri, None).await;
+            if r.status != StatusCode::OK || r.json["state"] != "in progress" {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("operation at {uri} did not finish in 30s");
+    }
+}
+
+/// A response, body parsed as JSON when it is JSON.
+#[derive(Debug)]
+pub struct Resp {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body as JSON (Null when not JSON).
+    pub json: Value,
+    /// Body as text.
+    pub text: String,
+}
+
+/// The basic `Authorization` header value of the test user.
+pub fn auth() -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASS}"))
+    )
+}
+
+/// An authenticated request with `X-Broker-API-Version: 2.17`.
+pub fn req(method: Method, uri: &str, body: Option<Value>) -> Request<Body> {
+    let b = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", auth())
+        .header("x-broker-api-version", "2.17");
+    match body {
+        Some(v) => b
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(&v).unwrap()))
+            .unwrap(),
+        None => b.body(Body::empty()).unwrap(),
+    }
+}
+
+/// A provision body for the test catalog.
+pub fn provision_body(plan: &str, params: Value) -> Value {
+    serde_json::json!({
+        "service_id": "svc-tiny",
+        "plan_id": plan,
+        "organization_guid": "org",
+        "space_guid": "space",
+        "context": {"platform": "kubernetes", "namespace": "apps"},
+        "parameters": params,
+    })
+}
+
+/// A bind body for the test catalog.
+pub fn bind_body(plan: &str, params: Value) -> Value {
+    serde_json::json!({
+        "service_id": "svc-tiny",
+        "plan_id": plan,
+        "bind_resource": {"app_guid": "app-1"},
+        "parameters": params,
+    })
+}
