@@ -57,7 +57,13 @@ fn supported(v: &str) -> bool {
 /// malformed header is a 400. Runs after authentication so an
 /// unauthenticated request is always a 401.
 pub async fn originating_identity(mut req: Request, next: Next) -> Response {
-    let parsed = match req.headers().get(&ORIGINATING_IDENTITY) {
+    // An empty header carries no identity; treat it as absent rather than
+    // failing requests from clients that always send the header.
+    let header = req
+        .headers()
+        .get(&ORIGINATING_IDENTITY)
+        .filter(|h| !h.as_bytes().iter().all(u8::is_ascii_whitespace));
+    let parsed = match header {
         None => None,
         Some(h) => match h
             .to_str()
