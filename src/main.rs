@@ -292,6 +292,7 @@ async fn render(a: RenderArgs) -> anyhow::Result<()> {
         service,
         plan,
         progress: None,
+        checkpoint: &chartbroker::broker::ports::NoCheckpoint,
     };
     let release =
         chartbroker::backends::chart::release_for(&ctx).map_err(|e| anyhow::anyhow!(e.message))?;

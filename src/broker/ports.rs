@@ -76,8 +76,26 @@ pub trait Store: Send + Sync + 'static {
 
 // === Backends ===
 
+/// Saves a backend's progress into the running operation, so a restarted
+/// broker resumes from it (e.g. an upstream broker's operation token).
+#[async_trait]
+pub trait Checkpoint: Send + Sync {
+    /// Persists `progress`; the next attempt sees it as `InstanceCtx::progress`.
+    async fn save(&self, progress: Value) -> Result<(), BackendError>;
+}
+
+/// A checkpoint that keeps nothing (previews and tests).
+pub struct NoCheckpoint;
+
+#[async_trait]
+impl Checkpoint for NoCheckpoint {
+    async fn save(&self, _progress: Value) -> Result<(), BackendError> {
+        Ok(())
+    }
+}
+
 /// What a backend needs to act on an instance.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct InstanceCtx<'a> {
     /// The instance, with the plan and parameters the operation targets.
     pub instance: &'a Instance,
@@ -87,6 +105,17 @@ pub struct InstanceCtx<'a> {
     pub plan: &'a Plan,
     /// Backend progress saved by an earlier attempt.
     pub progress: Option<&'a Value>,
+    /// Where to save progress during this attempt.
+    pub checkpoint: &'a dyn Checkpoint,
+}
+
+impl std::fmt::Debug for InstanceCtx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstanceCtx")
+            .field("instance", &self.instance)
+            .field("plan", &self.plan.name)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a backend needs to act on a binding.

@@ -99,7 +99,9 @@ impl Backend for std::sync::Arc<Scripted> {
     }
     async fn bind(&self, ctx: BindingCtx<'_>) -> Result<Secrets, BackendError> {
         self.step("bind", &ctx.binding.id).await?;
-        Ok(Secrets::from_value(json!({"password": ctx.instance.instance.secrets.0["password"]})))
+        Ok(Secrets::from_value(
+            json!({"password": ctx.instance.instance.secrets.0["password"]}),
+        ))
     }
     async fn unbind(&self, ctx: BindingCtx<'_>) -> Result<(), BackendError> {
         self.step("unbind", &ctx.binding.id).await
@@ -176,16 +178,26 @@ async fn concurrent_provisions_start_exactly_one_operation() {
             b.provision(provision_req("i", msg), async_meta()).await
         }));
     }
-    let results: Vec<_> = futures::future::join_all(tasks).await.into_iter().map(|r| r.unwrap()).collect();
+    let results: Vec<_> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
     let ops: std::collections::BTreeSet<String> = results
         .iter()
         .filter_map(|r| match r {
-            Ok(InstanceOutcome { outcome: Outcome::Accepted { operation }, .. }) => Some(operation.clone()),
+            Ok(InstanceOutcome {
+                outcome: Outcome::Accepted { operation },
+                ..
+            }) => Some(operation.clone()),
             _ => None,
         })
         .collect();
     assert_eq!(ops.len(), 1, "every 202 carries the one operation: {ops:?}");
-    let conflicts = results.iter().filter(|r| matches!(r, Err(BrokerError::Conflict(_)))).count();
+    let conflicts = results
+        .iter()
+        .filter(|r| matches!(r, Err(BrokerError::Conflict(_))))
+        .count();
     assert_eq!(conflicts + results.iter().filter(|r| r.is_ok()).count(), 32);
     assert_eq!(conflicts, 16, "the other half differ in attributes: 409");
     backend.release(1);
@@ -197,7 +209,10 @@ async fn concurrent_provisions_start_exactly_one_operation() {
 async fn concurrent_mutations_on_one_instance_run_one_at_a_time() {
     let backend = Arc::new(Scripted::gated());
     let b = broker(Arc::new(MemoryStore::new()), backend.clone());
-    let r = b.provision(provision_req("i", "a"), async_meta()).await.unwrap();
+    let r = b
+        .provision(provision_req("i", "a"), async_meta())
+        .await
+        .unwrap();
     assert!(matches!(r.outcome, Outcome::Accepted { .. }));
     backend.release(1);
     wait_state(&b, "i").await;
@@ -219,8 +234,8 @@ async fn concurrent_mutations_on_one_instance_run_one_at_a_time() {
                     )
                     .await
                     .map(|o| o.outcome),
-                1 => b
-                    .deprovision(
+                1 => {
+                    b.deprovision(
                         DeprovisionRequest {
                             instance_id: "i".into(),
                             service_id: "svc".into(),
@@ -228,12 +243,20 @@ async fn concurrent_mutations_on_one_instance_run_one_at_a_time() {
                         },
                         async_meta(),
                     )
-                    .await,
-                _ => b.provision(provision_req("i", "a"), async_meta()).await.map(|o| o.outcome),
+                    .await
+                }
+                _ => b
+                    .provision(provision_req("i", "a"), async_meta())
+                    .await
+                    .map(|o| o.outcome),
             }
         }));
     }
-    let results: Vec<_> = futures::future::join_all(tasks).await.into_iter().map(|r| r.unwrap()).collect();
+    let results: Vec<_> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
     let accepted: std::collections::BTreeSet<_> = results
         .iter()
         .filter_map(|r| match r {
@@ -241,7 +264,10 @@ async fn concurrent_mutations_on_one_instance_run_one_at_a_time() {
             _ => None,
         })
         .collect();
-    assert!(accepted.len() <= 1, "at most one new operation: {accepted:?}");
+    assert!(
+        accepted.len() <= 1,
+        "at most one new operation: {accepted:?}"
+    );
     for r in &results {
         match r {
             Ok(Outcome::Accepted { .. }) | Ok(Outcome::Done) => {}
@@ -249,7 +275,11 @@ async fn concurrent_mutations_on_one_instance_run_one_at_a_time() {
             other => panic!("unexpected answer {other:?}"),
         }
     }
-    assert_eq!(backend.max_running.load(Ordering::SeqCst), 1, "never two backend calls at once");
+    assert_eq!(
+        backend.max_running.load(Ordering::SeqCst),
+        1,
+        "never two backend calls at once"
+    );
     backend.release(1);
     let last = wait_state(&b, "i").await;
     assert_eq!(last.state, OpState::Succeeded);
@@ -260,7 +290,10 @@ async fn a_restarted_broker_resumes_in_progress_operations() {
     let store = Arc::new(MemoryStore::new());
     let first = Arc::new(Scripted::gated());
     let b1 = broker(store.clone(), first.clone());
-    let r = b1.provision(provision_req("i", "a"), async_meta()).await.unwrap();
+    let r = b1
+        .provision(provision_req("i", "a"), async_meta())
+        .await
+        .unwrap();
     let Outcome::Accepted { operation } = r.outcome else {
         panic!("expected 202")
     };
@@ -272,20 +305,38 @@ async fn a_restarted_broker_resumes_in_progress_operations() {
     let done = wait_state(&b2, "i").await;
     assert_eq!(done.state, OpState::Succeeded);
     assert_eq!(second.calls(), vec!["provision i"]);
-    let op = b2.instance_last_operation("i", Some(&operation)).await.unwrap();
-    assert_eq!(op.state, OpState::Succeeded, "the original token still answers");
+    let op = b2
+        .instance_last_operation("i", Some(&operation))
+        .await
+        .unwrap();
+    assert_eq!(
+        op.state,
+        OpState::Succeeded,
+        "the original token still answers"
+    );
 }
 
 #[tokio::test]
 async fn operations_past_their_deadline_or_attempts_are_failed_on_restart() {
     let store = Arc::new(MemoryStore::new());
     let b1 = broker(store.clone(), Arc::new(Scripted::gated()));
-    b1.provision(provision_req("late", "a"), async_meta()).await.unwrap();
-    b1.provision(provision_req("looping", "a"), async_meta()).await.unwrap();
+    b1.provision(provision_req("late", "a"), async_meta())
+        .await
+        .unwrap();
+    b1.provision(provision_req("looping", "a"), async_meta())
+        .await
+        .unwrap();
     // Age one operation past its deadline and exhaust the other's attempts.
     for (id, f) in [
-        ("late", Box::new(|o: &mut model::Operation| o.deadline = 1) as Box<dyn Fn(&mut model::Operation)>),
-        ("looping", Box::new(|o: &mut model::Operation| o.attempts = 99)),
+        (
+            "late",
+            Box::new(|o: &mut model::Operation| o.deadline = 1)
+                as Box<dyn Fn(&mut model::Operation)>,
+        ),
+        (
+            "looping",
+            Box::new(|o: &mut model::Operation| o.attempts = 99),
+        ),
     ] {
         let (mut inst, v) = b1.load_instance(id).await.unwrap().unwrap();
         let op_id = inst.current().unwrap().id.clone();
@@ -303,7 +354,10 @@ async fn operations_past_their_deadline_or_attempts_are_failed_on_restart() {
     assert!(looping.description.unwrap().contains("gave up"));
     assert!(second.calls().is_empty());
     // A failed provision leaves an instance a repeated PUT may retry.
-    let r = b2.provision(provision_req("late", "a"), RequestMeta::default()).await.unwrap();
+    let r = b2
+        .provision(provision_req("late", "a"), RequestMeta::default())
+        .await
+        .unwrap();
     assert_eq!(r.outcome, Outcome::Created);
 }
 
@@ -311,7 +365,9 @@ async fn operations_past_their_deadline_or_attempts_are_failed_on_restart() {
 async fn failed_update_keeps_plan_and_parameters_and_secrets() {
     let backend = Arc::new(Scripted::default());
     let b = broker(Arc::new(MemoryStore::new()), backend.clone());
-    b.provision(provision_req("i", "before"), RequestMeta::default()).await.unwrap();
+    b.provision(provision_req("i", "before"), RequestMeta::default())
+        .await
+        .unwrap();
     let (before, _) = b.load_instance("i").await.unwrap().unwrap();
     backend.fail.store(true, Ordering::SeqCst);
     let e = b
@@ -352,14 +408,19 @@ async fn failed_update_keeps_plan_and_parameters_and_secrets() {
     .unwrap();
     let (after, _) = b.load_instance("i").await.unwrap().unwrap();
     assert_eq!(after.parameters["message"], "after");
-    assert_eq!(after.secrets, before.secrets, "an update never rotates a generated secret");
+    assert_eq!(
+        after.secrets, before.secrets,
+        "an update never rotates a generated secret"
+    );
 }
 
 #[tokio::test]
 async fn deprovision_unbinds_leftover_bindings() {
     let backend = Arc::new(Scripted::default());
     let b = broker(Arc::new(MemoryStore::new()), backend.clone());
-    b.provision(provision_req("i", "a"), RequestMeta::default()).await.unwrap();
+    b.provision(provision_req("i", "a"), RequestMeta::default())
+        .await
+        .unwrap();
     let bind = BindRequest {
         instance_id: "i".into(),
         binding_id: "b".into(),
@@ -379,7 +440,10 @@ async fn deprovision_unbinds_leftover_bindings() {
     )
     .await
     .unwrap();
-    assert_eq!(backend.calls(), vec!["provision i", "bind b", "unbind b", "deprovision i"]);
+    assert_eq!(
+        backend.calls(),
+        vec!["provision i", "bind b", "unbind b", "deprovision i"]
+    );
     assert!(b.bindings_of("i").await.unwrap().is_empty());
     assert!(matches!(
         b.instance_last_operation("i", None).await,

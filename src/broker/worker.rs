@@ -13,7 +13,7 @@ use super::model::{
     Binding, BindingState, HasOperations, Instance, InstanceState, OpKind, OpState, Operation,
     SecretRef, Secrets,
 };
-use super::ports::{BackendError, BindingCtx, Expect, InstanceCtx, StoreError, Table};
+use super::ports::{BackendError, BindingCtx, Checkpoint, Expect, InstanceCtx, StoreError, Table};
 use super::{Broker, BrokerError, Result, now};
 
 /// How often finishing an operation retries a conflicting write.
@@ -90,11 +90,18 @@ impl Broker {
                 effective.plan_id
             ))),
             Some((_, service, plan)) => {
+                let checkpoint = OpCheckpoint {
+                    broker: self.clone(),
+                    instance_id: instance_id.to_string(),
+                    binding_id: None,
+                    op_id: op_id.to_string(),
+                };
                 let ctx = InstanceCtx {
                     instance: &effective,
                     service: &service,
                     plan: &plan,
                     progress: op.progress.as_ref(),
+                    checkpoint: &checkpoint,
                 };
                 let work = async {
                     let backend = self
@@ -236,12 +243,19 @@ impl Broker {
                 "the service instance or its plan no longer exists",
             )),
             Some((inst, (_, service, plan))) => {
+                let checkpoint = OpCheckpoint {
+                    broker: self.clone(),
+                    instance_id: instance_id.to_string(),
+                    binding_id: Some(binding_id.to_string()),
+                    op_id: op_id.to_string(),
+                };
                 let ctx = BindingCtx {
                     instance: InstanceCtx {
                         instance: inst,
                         service: &service,
                         plan: &plan,
                         progress: op.progress.as_ref(),
+                        checkpoint: &checkpoint,
                     },
                     binding: &binding,
                 };
@@ -454,5 +468,55 @@ async fn with_deadline<T>(
         Err(_) => Err(BackendError::new(
             "the operation did not finish before the plan's maximum_polling_duration",
         )),
+    }
+}
+
+/// Saves backend progress into the operation record (compare-and-swap).
+struct OpCheckpoint {
+    broker: Broker,
+    instance_id: String,
+    binding_id: Option<String>,
+    op_id: String,
+}
+
+#[async_trait::async_trait]
+impl Checkpoint for OpCheckpoint {
+    async fn save(&self, progress: serde_json::Value) -> std::result::Result<(), BackendError> {
+        let b = &self.broker;
+        let fail = |e: String| BackendError::new(format!("saving operation progress: {e}"));
+        for _ in 0..FINISH_RETRIES {
+            let written = match &self.binding_id {
+                None => {
+                    let (mut inst, v) = b
+                        .load_instance(&self.instance_id)
+                        .await
+                        .map_err(|e| fail(e.to_string()))?
+                        .ok_or_else(|| fail("instance vanished".into()))?;
+                    let op = inst
+                        .op_mut(&self.op_id)
+                        .ok_or_else(|| fail("operation vanished".into()))?;
+                    op.progress = Some(progress.clone());
+                    b.write_instance(&inst, Expect::Version(v)).await
+                }
+                Some(bid) => {
+                    let (mut binding, v) = b
+                        .load_binding(&self.instance_id, bid)
+                        .await
+                        .map_err(|e| fail(e.to_string()))?
+                        .ok_or_else(|| fail("binding vanished".into()))?;
+                    let op = binding
+                        .op_mut(&self.op_id)
+                        .ok_or_else(|| fail("operation vanished".into()))?;
+                    op.progress = Some(progress.clone());
+                    b.write_binding(&binding, Expect::Version(v)).await
+                }
+            };
+            match written {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(fail(e.to_string())),
+            }
+        }
+        Err(fail("too many concurrent writes".into()))
     }
 }
