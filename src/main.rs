@@ -293,6 +293,8 @@ async fn render(a: RenderArgs) -> anyhow::Result<()> {
         plan,
         progress: None,
         checkpoint: &chartbroker::broker::ports::NoCheckpoint,
+        originating_identity: None,
+        request_identity: None,
     };
     let release =
         chartbroker::backends::chart::release_for(&ctx).map_err(|e| anyhow::anyhow!(e.message))?;

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::model::{Binding, Instance, SecretRef, Secrets};
+use super::model::{Binding, Instance, OriginatingIdentity, SecretRef, Secrets};
 use crate::catalog::{Plan, Service};
 
 // === Store ===
@@ -107,6 +107,10 @@ pub struct InstanceCtx<'a> {
     pub progress: Option<&'a Value>,
     /// Where to save progress during this attempt.
     pub checkpoint: &'a dyn Checkpoint,
+    /// Who asked for the operation, to pass on (upstream brokers) or check.
+    pub originating_identity: Option<&'a OriginatingIdentity>,
+    /// The platform's request identity, to pass on.
+    pub request_identity: Option<&'a str>,
 }
 
 impl std::fmt::Debug for InstanceCtx<'_> {

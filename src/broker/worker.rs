@@ -102,6 +102,8 @@ impl Broker {
                     plan: &plan,
                     progress: op.progress.as_ref(),
                     checkpoint: &checkpoint,
+                    originating_identity: op.originating_identity.as_ref(),
+                    request_identity: op.request_identity.as_deref(),
                 };
                 let work = async {
                     let backend = self
@@ -256,6 +258,8 @@ impl Broker {
                         plan: &plan,
                         progress: op.progress.as_ref(),
                         checkpoint: &checkpoint,
+                        originating_identity: op.originating_identity.as_ref(),
+                        request_identity: op.request_identity.as_deref(),
                     },
                     binding: &binding,
                 };

@@ -18,11 +18,13 @@ pub fn router() -> Router<AppState> {
 /// only copies bytes. An `ETag` lets platforms skip unchanged catalogs.
 async fn catalog(State(broker): State<Broker>, headers: HeaderMap) -> Response {
     let catalog = broker.catalog();
-    let etag = format!("\"{}\"", catalog.etag());
+    // `Catalog::etag` is already a quoted entity-tag; quoting it again sent
+    // `""hex""`, which is not a valid ETag (RFC 7232 §2.3).
+    let etag = catalog.etag().to_string();
     if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
+        .is_some_and(|v| none_match(v, &etag))
     {
         return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
     }
@@ -35,4 +37,13 @@ async fn catalog(State(broker): State<Broker>, headers: HeaderMap) -> Response {
         axum::body::Bytes::copy_from_slice(&catalog.osb_body()),
     )
         .into_response()
+}
+
+/// Whether an `If-None-Match` value matches `etag`. RFC 7232 §3.2 requires
+/// the weak comparison here (a `W/` prefix is ignored, as proxies that
+/// re-encode bodies weaken tags) and `*` matches any current representation.
+fn none_match(header: &str, etag: &str) -> bool {
+    header.split(',').map(str::trim).any(|t| {
+        t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag.strip_prefix("W/").unwrap_or(etag)
+    })
 }
