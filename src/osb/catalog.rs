@@ -34,7 +34,7 @@ async fn catalog(State(broker): State<Broker>, headers: HeaderMap) -> Response {
             (header::CONTENT_TYPE, "application/json".to_string()),
             (header::ETAG, etag),
         ],
-        axum::body::Bytes::copy_from_slice(&catalog.osb_body()),
+        axum::body::Bytes::from_owner(catalog.osb_body()),
     )
         .into_response()
 }
