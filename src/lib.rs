@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod helm;
 pub mod metrics;
 pub mod osb;
+pub mod policy;
 pub mod runtime;
 pub mod server;
 pub mod store;

@@ -76,12 +76,23 @@ async fn schemathesis_finds_no_server_errors_or_schema_violations() {
             "positive_data_acceptance,missing_required_header,status_code_conformance",
         ])
         .args(["--phases", "examples,coverage,fuzzing"])
-        .args(["--max-examples", "30", "--workers", "2", "--seed", "1", "--no-color"])
+        .args([
+            "--max-examples",
+            "30",
+            "--workers",
+            "2",
+            "--seed",
+            "1",
+            "--no-color",
+        ])
         .current_dir(data.path())
         .output()
         .expect("schemathesis runs");
     let _ = broker.kill();
-    let stderr = broker.wait_with_output().map(|o| o.stderr).unwrap_or_default();
+    let stderr = broker
+        .wait_with_output()
+        .map(|o| o.stderr)
+        .unwrap_or_default();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -89,5 +100,8 @@ async fn schemathesis_finds_no_server_errors_or_schema_violations() {
         String::from_utf8_lossy(&out.stderr),
         String::from_utf8_lossy(&stderr)
     );
-    assert!(stdout.contains("Tested: 10"), "all 10 operations ran:\n{stdout}");
+    assert!(
+        stdout.contains("Tested: 10"),
+        "all 10 operations ran:\n{stdout}"
+    );
 }

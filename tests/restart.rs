@@ -48,12 +48,16 @@ async fn start(data: &Path, helm: &Path) -> Broker {
         .stderr(Stdio::null())
         .spawn()
         .expect("the chartbroker binary starts");
-    let url = format!("http://127.0.0.1:{port}");
+    // Owned by the guard at once, so a panic below still reaps the process.
+    let broker = Broker {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
     let client = reqwest::Client::new();
     for _ in 0..200 {
-        if let Ok(r) = client.get(format!("{url}/readyz")).send().await {
+        if let Ok(r) = client.get(format!("{}/readyz", broker.url)).send().await {
             if r.status() == 200 {
-                return Broker { child, url };
+                return broker;
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -97,7 +101,10 @@ async fn kill_9_after_202_then_restart_settles_the_operation() {
     let mut first = start(&state, &slow).await;
     let (status, body) = osb(
         reqwest::Method::PUT,
-        format!("{}/v2/service_instances/crash-1?accepts_incomplete=true", first.url),
+        format!(
+            "{}/v2/service_instances/crash-1?accepts_incomplete=true",
+            first.url
+        ),
         Some(json!({"service_id": "svc-tiny", "plan_id": "plan-small",
             "context": {"platform": "kubernetes", "namespace": "apps"},
             "parameters": {"message": "survives"}})),
@@ -124,7 +131,8 @@ async fn kill_9_after_202_then_restart_settles_the_operation() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(last["state"], "succeeded", "{last}");
-    let manifests = std::fs::read_to_string(state.join("render/apps/cb-crash-1/manifests.yaml")).unwrap();
+    let manifests =
+        std::fs::read_to_string(state.join("render/apps/cb-crash-1/manifests.yaml")).unwrap();
     assert!(manifests.contains("survives"));
     let (status, body) = osb(
         reqwest::Method::GET,

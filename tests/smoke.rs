@@ -10,7 +10,11 @@ use serde_json::json;
 async fn provision_bind_unbind_deprovision_sync() {
     let b = TestBroker::start().await;
     let r = b
-        .call(Method::PUT, "/v2/service_instances/i-1", Some(provision_body("plan-small", json!({"message": "hi"}))))
+        .call(
+            Method::PUT,
+            "/v2/service_instances/i-1",
+            Some(provision_body("plan-small", json!({"message": "hi"}))),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let manifests = b.data.path().join("render/apps/cb-i-1/manifests.yaml");
@@ -18,23 +22,41 @@ async fn provision_bind_unbind_deprovision_sync() {
     assert!(text.contains("message: \"hi\""), "{text}");
 
     let r = b
-        .call(Method::PUT, "/v2/service_instances/i-1/service_bindings/b-1", Some(bind_body("plan-small", json!({"role": "reader"}))))
+        .call(
+            Method::PUT,
+            "/v2/service_instances/i-1/service_bindings/b-1",
+            Some(bind_body("plan-small", json!({"role": "reader"}))),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    assert_eq!(r.json["credentials"]["host"], "cb-i-1.apps.svc.cluster.local");
+    assert_eq!(
+        r.json["credentials"]["host"],
+        "cb-i-1.apps.svc.cluster.local"
+    );
     assert_eq!(r.json["credentials"]["role"], "reader");
-    let secret = b.data.path().join("render/apps/cb-i-1/bindings/cb-bind-b-1.yaml");
+    let secret = b
+        .data
+        .path()
+        .join("render/apps/cb-i-1/bindings/cb-bind-b-1.yaml");
     assert!(secret.is_file());
 
     let r = b
-        .call(Method::DELETE, "/v2/service_instances/i-1/service_bindings/b-1?service_id=svc-tiny&plan_id=plan-small", None)
+        .call(
+            Method::DELETE,
+            "/v2/service_instances/i-1/service_bindings/b-1?service_id=svc-tiny&plan_id=plan-small",
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json, json!({}));
     assert!(!secret.exists());
 
     let r = b
-        .call(Method::DELETE, "/v2/service_instances/i-1?service_id=svc-tiny&plan_id=plan-small", None)
+        .call(
+            Method::DELETE,
+            "/v2/service_instances/i-1?service_id=svc-tiny&plan_id=plan-small",
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(!manifests.exists());

@@ -8,7 +8,7 @@ use std::path::Path;
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
 
 use chartbroker::tls::TlsSettings;
-use common::{PASS, USER, TestBroker};
+use common::{PASS, TestBroker, USER};
 
 struct Pki {
     ca_pem: String,
@@ -102,7 +102,13 @@ async fn tls_serves_the_api() {
     assert_eq!(catalog(&client(&pki, None), &url).await.unwrap(), 200);
     // Plain HTTP to the TLS port does not get an answer.
     let plain = url.replace("https://", "http://");
-    assert!(reqwest::Client::new().get(format!("{plain}/healthz")).send().await.is_err());
+    assert!(
+        reqwest::Client::new()
+            .get(format!("{plain}/healthz"))
+            .send()
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -111,10 +117,20 @@ async fn mtls_requires_a_client_certificate_from_the_ca() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki();
     let url = serve(dir.path(), &pki, true).await;
-    assert_eq!(catalog(&client(&pki, Some(&pki.client_identity)), &url).await.unwrap(), 200);
-    assert!(catalog(&client(&pki, None), &url).await.is_err(), "no client certificate");
+    assert_eq!(
+        catalog(&client(&pki, Some(&pki.client_identity)), &url)
+            .await
+            .unwrap(),
+        200
+    );
     assert!(
-        catalog(&client(&pki, Some(&pki.stranger_identity)), &url).await.is_err(),
+        catalog(&client(&pki, None), &url).await.is_err(),
+        "no client certificate"
+    );
+    assert!(
+        catalog(&client(&pki, Some(&pki.stranger_identity)), &url)
+            .await
+            .is_err(),
         "certificate from another CA"
     );
 }

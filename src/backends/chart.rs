@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use crate::broker::model::Secrets;
 use crate::broker::ports::{Backend, BackendError, BindingCtx, InstanceCtx};
 use crate::catalog::{ChartBackend, Plan};
+use crate::policy::Policy;
 use crate::template;
 
 /// A release to install or upgrade.
@@ -30,6 +31,8 @@ pub struct Release {
     pub redact: Vec<String>,
     /// The OSB instance id, for labels and logs.
     pub instance_id: String,
+    /// What the rendered manifests may contain (the plan's `chart.policy`).
+    pub policy: Policy,
 }
 
 impl std::fmt::Debug for Release {
@@ -108,6 +111,7 @@ pub fn release_for(ctx: &InstanceCtx<'_>) -> Result<Release, BackendError> {
         values,
         redact: ctx.instance.secrets.strings(),
         instance_id: ctx.instance.id.clone(),
+        policy: chart.policy.clone(),
     })
 }
 
@@ -159,6 +163,7 @@ impl Backend for ChartPlans {
                 values: Value::Null,
                 redact: Vec::new(),
                 instance_id: ctx.instance.id.clone(),
+                policy: Policy::default(),
             })
             .await
     }

@@ -2,6 +2,7 @@
 //! `helm template` into `<root>/<namespace>/<release>/`, ready for
 //! `kubectl apply -f` or a GitOps controller. No cluster needed.
 //!
+//! The manifests pass [`crate::policy::check`] before anything is written.
 //! Files are replaced atomically (write a temporary file, then rename), so a
 //! reader never sees half a manifest.
 
@@ -42,6 +43,11 @@ impl RenderEngine {
             .template(&r.name, &r.chart, &r.namespace, &r.values)
             .await
             .map_err(|e| BackendError::new(redact(&e.to_string(), &r.redact)))?;
+        // Nothing is written unless every manifest passes the plan's policy.
+        crate::policy::check(&manifests, &r.namespace, &r.policy).map_err(|v| {
+            let message = format!("policy rejected the chart: {v}");
+            BackendError::new(redact(&message, &r.redact))
+        })?;
         let dir = self.release_dir(&r.namespace, &r.name);
         let mut files = vec![("manifests.yaml", manifests)];
         if r.own_namespace {

@@ -83,6 +83,8 @@ struct ChartDoc {
     #[serde(default)]
     secrets: BTreeMap<String, SecretSpec>,
     credentials: Option<Value>,
+    #[serde(default)]
+    policy: crate::policy::Policy,
 }
 
 /// Lints the catalog in `catalog_dir` against `charts_dir` without loading
@@ -345,6 +347,9 @@ fn build_chart(
         );
     }
     lint.secrets(path, &doc.secrets);
+    for (rel, message) in doc.policy.problems() {
+        lint.issue(join(path, &join("chart.policy", &rel)), message);
+    }
     let scope = Scope {
         secrets: &doc.secrets,
         parameters: schema::property_names(
@@ -366,6 +371,7 @@ fn build_chart(
         values,
         secrets: doc.secrets,
         credentials,
+        policy: doc.policy,
     }
 }
 

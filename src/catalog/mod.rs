@@ -15,7 +15,10 @@
 //!   [`LintIssue`]s with file and path.
 //! - `schema.rs`: plan parameter schemas: compiled validators, defaults.
 //! - `osb.rs`: the `GET /v2/catalog` body, cached at load.
+//! - `import.rs`: services imported from an upstream broker's catalog and
+//!   merged with the local ones.
 
+mod import;
 mod lint;
 mod load;
 mod osb;
@@ -142,6 +145,8 @@ pub struct ChartBackend {
     pub secrets: BTreeMap<String, SecretSpec>,
     /// Credentials tree returned by bind; string leaves are templates.
     pub credentials: Value,
+    /// What the chart's rendered manifests may contain (`chart.policy`).
+    pub policy: crate::policy::Policy,
 }
 
 /// Which namespace a chart release is installed into.

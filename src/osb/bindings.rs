@@ -1,7 +1,7 @@
 //! `/v2/service_instances/:instance_id/service_bindings/:binding_id` and its
 //! `last_operation`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{OsbJson, OsbQuery, non_empty};
+use super::extract::{OsbJson, OsbPath, OsbQuery, non_empty};
 use super::headers::OriginIdentity;
 use super::instances::{InstanceQuery, last_operation_response, meta, outcome};
 use crate::broker::Broker;
@@ -42,7 +42,7 @@ struct BindBody {
 
 async fn bind(
     State(broker): State<Broker>,
-    Path((instance_id, binding_id)): Path<(String, String)>,
+    OsbPath((instance_id, binding_id)): OsbPath<(String, String)>,
     OsbQuery(q): OsbQuery<InstanceQuery>,
     Extension(identity): Extension<OriginIdentity>,
     headers: axum::http::HeaderMap,
@@ -83,7 +83,7 @@ async fn bind(
 
 async fn unbind(
     State(broker): State<Broker>,
-    Path((instance_id, binding_id)): Path<(String, String)>,
+    OsbPath((instance_id, binding_id)): OsbPath<(String, String)>,
     OsbQuery(q): OsbQuery<InstanceQuery>,
     Extension(identity): Extension<OriginIdentity>,
     headers: axum::http::HeaderMap,
@@ -102,7 +102,7 @@ async fn unbind(
 
 async fn fetch(
     State(broker): State<Broker>,
-    Path((instance_id, binding_id)): Path<(String, String)>,
+    OsbPath((instance_id, binding_id)): OsbPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let v = broker.fetch_binding(&instance_id, &binding_id).await?;
     Ok(Json(json!({
@@ -114,7 +114,7 @@ async fn fetch(
 
 async fn last_operation(
     State(broker): State<Broker>,
-    Path((instance_id, binding_id)): Path<(String, String)>,
+    OsbPath((instance_id, binding_id)): OsbPath<(String, String)>,
     OsbQuery(q): OsbQuery<InstanceQuery>,
 ) -> Result<Response, ApiError> {
     let op = broker

@@ -32,6 +32,9 @@ pub enum ApiError {
     /// 404 for a route that does not exist.
     #[error("no such route")]
     NoRoute,
+    /// 405 for a route that exists without this method (axum adds `Allow`).
+    #[error("this method is not allowed on this route")]
+    MethodNotAllowed,
 }
 
 /// The detail of a 500, kept in the response extensions so the logging
@@ -87,6 +90,10 @@ impl IntoResponse for ApiError {
                 body(Some("PayloadTooLarge"), &text),
             ),
             ApiError::NoRoute => (StatusCode::NOT_FOUND, body(Some("NotFound"), &text)),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                body(Some("MethodNotAllowed"), &text),
+            ),
             ApiError::Broker(BrokerError::Internal(detail)) => {
                 // Never echo internals; the logging middleware picks the
                 // detail up from the extensions.

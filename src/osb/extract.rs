@@ -2,12 +2,13 @@
 //! get the same shape of answer as every other failure.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use crate::broker::BrokerError;
 
 /// Largest request body accepted; OSB bodies are small.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -57,6 +58,34 @@ where
             .await
             .map(|Query(q)| OsbQuery(q))
             .map_err(|e| ApiError::BadRequest(format!("invalid query string: {}", e.body_text())))
+    }
+}
+
+/// Path parameters with an OSB-shaped rejection. axum's own `Path` answers
+/// an id that is not UTF-8 once percent-decoded (`/v2/service_instances/%FF`)
+/// with a `text/plain` 400, which breaks the rule that every error is an OSB
+/// error body with a `description`.
+pub struct OsbPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for OsbPath<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(p)| OsbPath(p))
+            .map_err(|e| {
+                if e.status().is_client_error() {
+                    ApiError::BadRequest(e.body_text())
+                } else {
+                    // A route whose parameters don't fit its handler: our bug.
+                    ApiError::Broker(BrokerError::Internal(e.body_text()))
+                }
+            })
     }
 }
 

@@ -1,6 +1,6 @@
 //! `/v2/service_instances/:instance_id` and its `last_operation`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{OsbJson, OsbQuery, flag, non_empty};
+use super::extract::{OsbJson, OsbPath, OsbQuery, flag, non_empty};
 use super::headers::OriginIdentity;
 use crate::broker::Broker;
 use crate::broker::model::OpState;
@@ -88,7 +88,7 @@ pub fn meta(
 
 async fn provision(
     State(broker): State<Broker>,
-    Path(instance_id): Path<String>,
+    OsbPath(instance_id): OsbPath<String>,
     OsbQuery(q): OsbQuery<InstanceQuery>,
     Extension(identity): Extension<OriginIdentity>,
     headers: axum::http::HeaderMap,
@@ -112,7 +112,7 @@ async fn provision(
 
 async fn update(
     State(broker): State<Broker>,
-    Path(instance_id): Path<String>,
+    OsbPath(instance_id): OsbPath<String>,
     OsbQuery(q): OsbQuery<InstanceQuery>,
     Extension(identity): Extension<OriginIdentity>,
     headers: axum::http::HeaderMap,
@@ -134,7 +134,7 @@ async fn update(
 
 async fn deprovision(
     State(broker): State<Broker>,
-    Path(instance_id): Path<String>,
+    OsbPath(instance_id): OsbPath<String>,
     OsbQuery(q): OsbQuery<InstanceQuery>,
     Extension(identity): Extension<OriginIdentity>,
     headers: axum::http::HeaderMap,
@@ -152,7 +152,7 @@ async fn deprovision(
 
 async fn fetch(
     State(broker): State<Broker>,
-    Path(instance_id): Path<String>,
+    OsbPath(instance_id): OsbPath<String>,
 ) -> Result<Response, ApiError> {
     let v = broker.fetch_instance(&instance_id).await?;
     let mut body = json!({
@@ -171,7 +171,7 @@ async fn fetch(
 
 async fn last_operation(
     State(broker): State<Broker>,
-    Path(instance_id): Path<String>,
+    OsbPath(instance_id): OsbPath<String>,
     OsbQuery(q): OsbQuery<InstanceQuery>,
 ) -> Result<Response, ApiError> {
     let op = broker

@@ -72,6 +72,8 @@ pub fn app(state: AppState) -> Router {
         .merge(catalog::router())
         .merge(instances::router())
         .merge(bindings::router())
+        // axum's default 405 has an empty body; every error gets an OSB body.
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(headers::originating_identity))
         .layer(middleware::from_fn(headers::api_version))
         .layer(middleware::from_fn_with_state(

@@ -196,3 +196,142 @@ pub fn bind_body(plan: &str, params: Value) -> Value {
         "parameters": params,
     })
 }
+
+// === helpers for the tests/osb_*.rs suites ===
+
+/// A closed gate for `helm template`: operations stay `in progress` until the
+/// test opens it, so "while in progress" rules are tested without racing.
+pub struct Gate {
+    path: PathBuf,
+}
+
+impl Gate {
+    /// Lets every waiting and future `helm template` through.
+    pub fn open(&self) {
+        std::fs::write(&self.path, b"").unwrap();
+    }
+
+    /// Holds every future `helm template` again.
+    pub fn close(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Drop for Gate {
+    /// A test that fails half-way must not leave helm waiting.
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.path, b"");
+    }
+}
+
+impl TestBroker {
+    /// A broker whose helm is a wrapper script (in the test's data dir) that
+    /// holds `helm template` until the returned [`Gate`] opens, then execs the
+    /// real helm. The wrapper gives up waiting after 20 s so a broken test
+    /// can't hang.
+    pub async fn start_gated() -> (TestBroker, Gate) {
+        use std::os::unix::fs::PermissionsExt;
+        let data = tempfile::tempdir().unwrap();
+        let bin = data.path().join("test-bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let gate = bin.join("gate");
+        let wrapper = bin.join("helm-gated");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nif [ \"$1\" = template ]; then\n  n=0\n  while [ ! -e '{}' ] && [ $n -lt 400 ]; do\n    sleep 0.05\n    n=$((n+1))\n  done\nfi\nexec '{}' \"$@\"\n",
+                gate.display(),
+                helm_bin().display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut cfg = config(data.path());
+        cfg.helm = wrapper;
+        (Self::with_config(data, cfg).await, Gate { path: gate })
+    }
+
+    /// Where the render engine writes an instance provisioned by
+    /// [`provision_body`] (namespace `apps`).
+    pub fn release_dir(&self, instance: &str) -> PathBuf {
+        self.data.path().join(format!("render/apps/cb-{instance}"))
+    }
+
+    /// Synchronous provision that must answer 201.
+    pub async fn provision_sync(&self, instance: &str, plan: &str, params: Value) {
+        let r = self
+            .call(
+                Method::PUT,
+                &format!("/v2/service_instances/{instance}"),
+                Some(provision_body(plan, params)),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+
+    /// Asynchronous provision: answers 202 with an operation, which is returned.
+    pub async fn provision_async(&self, instance: &str, plan: &str, params: Value) -> String {
+        let r = self
+            .call(
+                Method::PUT,
+                &format!("/v2/service_instances/{instance}?accepts_incomplete=true"),
+                Some(provision_body(plan, params)),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+        r.json["operation"]
+            .as_str()
+            .expect("202 carries an operation")
+            .to_string()
+    }
+
+    /// Synchronous bind that must answer 201; returns the credentials.
+    pub async fn bind_sync(
+        &self,
+        instance: &str,
+        binding: &str,
+        plan: &str,
+        params: Value,
+    ) -> Value {
+        let r = self
+            .call(
+                Method::PUT,
+                &format!("/v2/service_instances/{instance}/service_bindings/{binding}"),
+                Some(bind_body(plan, params)),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r.json["credentials"].clone()
+    }
+}
+
+/// A request with only the given headers (no auth or version unless listed).
+pub fn bare(
+    method: Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> Request<Body> {
+    let mut b = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(body.map(Body::from).unwrap_or_else(Body::empty))
+        .unwrap()
+}
+
+/// Asserts an OSB error: the status, and a body that is a JSON object with a
+/// non-empty `description` (and the `error` code, when given).
+#[track_caller]
+pub fn assert_osb_error(r: &Resp, status: StatusCode, error: Option<&str>) {
+    assert_eq!(r.status, status, "{}", r.text);
+    let d = r.json["description"].as_str().unwrap_or("");
+    assert!(
+        !d.trim().is_empty(),
+        "error body needs a description: {}",
+        r.text
+    );
+    if let Some(e) = error {
+        assert_eq!(r.json["error"], e, "{}", r.text);
+    }
+}

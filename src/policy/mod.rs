@@ -1,0 +1,292 @@
+//! Policy on rendered manifests: hostile charts are stopped before they reach
+//! the cluster.
+//!
+//! Before a release is installed or upgraded, the manifests helm would apply
+//! (`helm template` with the same values) go through [`check`]. Any
+//! violation fails the operation with every offending object and rule named,
+//! and nothing is written or applied. The rules:
+//!
+//! | rule | refuses | unless the plan's `policy:` says |
+//! | --- | --- | --- |
+//! | `invalid-yaml`, `not-an-object` | output that isn't a stream of Kubernetes objects | never |
+//! | `cluster-scoped` | ClusterRole, CRD, Namespace, webhooks, PersistentVolume, ... | never |
+//! | `kind-not-allowed` | kinds outside the allow-list (group + kind) | `allow_kinds` / `extra_kinds` |
+//! | `other-namespace` | `metadata.namespace` other than the release's | never |
+//! | `rolebinding-clusterrole` | a RoleBinding whose `roleRef` is a ClusterRole | never |
+//! | `wildcard-rbac` | a Role with `*` verbs or resources | never |
+//! | `privileged-container` | `privileged: true`, Windows HostProcess | `allow_privileged` |
+//! | `privilege-escalation` | `allowPrivilegeEscalation: true` | `allow_privileged` |
+//! | `unmasked-proc-mount` | `procMount` other than `Default` | `allow_privileged` |
+//! | `host-path` | hostPath volumes | `allow_host_path` |
+//! | `host-namespace` | `hostNetwork`, `hostPID`, `hostIPC` | `allow_host_network` |
+//! | `host-port` | container `hostPort` | `allow_host_network` |
+//! | `capability-not-allowed` | `capabilities.add` beyond the list | `allow_capabilities` |
+//!
+//! This module is pure: YAML in, verdict out. The render engine calls it.
+//!
+//! # Layout
+//!
+//! - `mod.rs`: [`Policy`] (the catalog's `chart.policy`), [`check`], the
+//!   per-object walk (shape, scope, kind, namespace), [`Violations`].
+//! - `kinds.rs`: the default allow-list, cluster-scoped kinds, capability
+//!   names, and how a catalog names a kind (`Deployment`, `Kind.group`).
+//! - `rules.rs`: the rules inside one object: pod specs and RBAC.
+
+mod kinds;
+mod rules;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use kinds::GroupKind;
+
+/// What a plan's charts may create, beyond the safe defaults. Catalog key
+/// `chart.policy`; every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Policy {
+    /// Replaces the default allow-list of kinds: built-in kinds by name
+    /// (`Deployment`), others as `Kind.group`. Cluster-scoped kinds are
+    /// refused whatever this says.
+    pub allow_kinds: Option<Vec<String>>,
+    /// Added to the allow-list (default or `allow_kinds`), e.g. `DaemonSet`.
+    pub extra_kinds: Vec<String>,
+    /// Privileged containers, privilege escalation, unmasked `/proc`,
+    /// Windows HostProcess.
+    pub allow_privileged: bool,
+    /// hostPath volumes.
+    pub allow_host_path: bool,
+    /// `hostNetwork`, `hostPID`, `hostIPC` and container `hostPort`s.
+    pub allow_host_network: bool,
+    /// Capabilities containers may add (`NET_BIND_SERVICE`; `CAP_` prefix
+    /// and case don't matter).
+    pub allow_capabilities: Vec<String>,
+}
+
+impl Policy {
+    /// Problems with the policy itself, as (path relative to `policy`,
+    /// message) pairs for the catalog lint: unknown or cluster-scoped kinds,
+    /// unknown capabilities.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let lists = [
+            ("allow_kinds", self.allow_kinds.as_deref().unwrap_or(&[])),
+            ("extra_kinds", &self.extra_kinds[..]),
+        ];
+        for (field, entries) in lists {
+            for (i, entry) in entries.iter().enumerate() {
+                if let Err(msg) = kinds::parse_entry(entry) {
+                    out.push((format!("{field}[{i}]"), msg));
+                }
+            }
+        }
+        for (i, cap) in self.allow_capabilities.iter().enumerate() {
+            if !kinds::is_capability(&kinds::normalize_capability(cap)) {
+                out.push((
+                    format!("allow_capabilities[{i}]"),
+                    format!("unknown capability `{cap}`"),
+                ));
+            }
+        }
+        out
+    }
+
+    /// The kinds this policy allows. Entries that don't parse are dropped
+    /// (lint reports them), which only ever narrows the list.
+    fn allowed_kinds(&self) -> BTreeSet<GroupKind> {
+        let base: Vec<&str> = match &self.allow_kinds {
+            Some(list) => list.iter().map(String::as_str).collect(),
+            None => kinds::DEFAULT_ALLOWED.to_vec(),
+        };
+        base.into_iter()
+            .chain(self.extra_kinds.iter().map(String::as_str))
+            .filter_map(|e| kinds::parse_entry(e).ok())
+            .collect()
+    }
+}
+
+/// One object breaking one rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The object's kind; empty when the document is not an object.
+    pub kind: String,
+    /// The object's name, or `document #N` when it has none.
+    pub name: String,
+    /// The namespace the object would land in.
+    pub namespace: String,
+    /// Stable rule id, e.g. `privileged-container`.
+    pub rule: &'static str,
+    /// What is wrong, e.g. `container "app" is privileged`.
+    pub message: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.kind.is_empty() {
+            write!(f, "{}", self.name)?;
+        } else {
+            write!(f, "{}/{}", self.kind, self.name)?;
+        }
+        write!(f, ": {} (rule: {})", self.message, self.rule)
+    }
+}
+
+/// Every violation found in one set of manifests (never empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violations(pub Vec<Violation>);
+
+/// How many violations [`Violations`]' `Display` lists before summarizing.
+const SHOWN: usize = 20;
+
+impl fmt::Display for Violations {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, v) in self.0.iter().take(SHOWN).enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{v}")?;
+        }
+        if self.0.len() > SHOWN {
+            write!(f, "; and {} more", self.0.len() - SHOWN)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Violations {}
+
+/// Checks `manifests` (helm's multi-document YAML) for a release in
+/// `namespace` against `policy`. Empty and null documents are skipped.
+pub fn check(manifests: &str, namespace: &str, policy: &Policy) -> Result<(), Violations> {
+    let docs = match serde_saphyr::from_multiple::<Value>(manifests) {
+        Ok(docs) => docs,
+        Err(e) => {
+            return Err(Violations(vec![Violation {
+                kind: String::new(),
+                name: "manifests".into(),
+                namespace: namespace.into(),
+                rule: "invalid-yaml",
+                message: format!("not valid YAML: {}", e.without_snippet()),
+            }]));
+        }
+    };
+    let allowed = policy.allowed_kinds();
+    let mut found = Vec::new();
+    for (i, doc) in docs.iter().enumerate() {
+        check_doc(doc, i + 1, namespace, policy, &allowed, &mut found);
+    }
+    if found.is_empty() {
+        Ok(())
+    } else {
+        Err(Violations(found))
+    }
+}
+
+/// Collects violations against one object, tagged with its identity.
+struct Report<'a> {
+    out: &'a mut Vec<Violation>,
+    kind: &'a str,
+    name: &'a str,
+    namespace: &'a str,
+}
+
+impl Report<'_> {
+    fn add(&mut self, rule: &'static str, message: String) {
+        self.out.push(Violation {
+            kind: self.kind.to_owned(),
+            name: self.name.to_owned(),
+            namespace: self.namespace.to_owned(),
+            rule,
+            message,
+        });
+    }
+}
+
+fn check_doc(
+    doc: &Value,
+    number: usize,
+    release_ns: &str,
+    policy: &Policy,
+    allowed: &BTreeSet<GroupKind>,
+    out: &mut Vec<Violation>,
+) {
+    let text = |key: &str| {
+        doc.get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let meta = doc.get("metadata");
+    let meta_text = |key: &str| {
+        meta.and_then(|m| m.get(key))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let (Some(api_version), Some(kind), Some(name)) = (
+        text("apiVersion"),
+        text("kind"),
+        meta_text("name").or_else(|| meta_text("generateName")),
+    ) else {
+        let doc_name = format!("document #{number}");
+        let mut report = Report {
+            out,
+            kind: "",
+            name: &doc_name,
+            namespace: release_ns,
+        };
+        report.add(
+            "not-an-object",
+            "is not a Kubernetes object (needs apiVersion, kind and metadata.name)".into(),
+        );
+        return;
+    };
+    // Every spelling of `namespace` counts; one that isn't the release's,
+    // or isn't a string, is what the object would land in.
+    let foreign_ns = meta
+        .into_iter()
+        .flat_map(|m| rules::fields(m, "namespace"))
+        .find(|ns| match ns {
+            Value::Null => false,
+            Value::String(s) => !s.is_empty() && s != release_ns,
+            _ => true,
+        });
+    let namespace = match foreign_ns {
+        Some(ns) => ns.as_str().map_or_else(|| ns.to_string(), str::to_owned),
+        None => release_ns.to_owned(),
+    };
+    let mut report = Report {
+        out,
+        kind,
+        name,
+        namespace: &namespace,
+    };
+    if kinds::is_cluster_scoped(kind) {
+        report.add(
+            "cluster-scoped",
+            format!("{kind} is cluster-scoped; charts may only create namespaced objects"),
+        );
+        return;
+    }
+    let gk = GroupKind {
+        group: kinds::group_of(api_version).to_owned(),
+        kind: kind.to_owned(),
+    };
+    if !allowed.contains(&gk) {
+        report.add(
+            "kind-not-allowed",
+            format!("kind {kind} ({api_version}) is not allowed by the plan's policy"),
+        );
+    }
+    if foreign_ns.is_some() {
+        report.add(
+            "other-namespace",
+            format!("is in namespace {namespace:?}, not the release namespace {release_ns:?}"),
+        );
+    }
+    rules::check_object(doc, kind, policy, &mut report);
+}
