@@ -102,6 +102,11 @@ impl Helm {
         self
     }
 
+    /// How long one call may run.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// The binary.
     pub fn bin(&self) -> &Path {
         &self.bin

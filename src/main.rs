@@ -99,6 +99,9 @@ struct ServeArgs {
     /// File holding the store encryption key (default: <data-dir>/store.key, created if absent).
     #[arg(long, env = "CHARTBROKER_STORE_KEY_FILE")]
     store_key_file: Option<PathBuf>,
+    /// Kubeconfig for the helm engine (default: KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long, env = "CHARTBROKER_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
     /// PEM certificate chain: serve HTTPS.
     #[arg(long, env = "CHARTBROKER_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -173,7 +176,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => rt.block_on(serve(*args)),
         Command::Catalog {
             command: CatalogCommand::Lint { dir, charts },
-        } => lint(&dir, &charts),
+        } => rt.block_on(lint(&dir, &charts)),
         Command::Render(args) => rt.block_on(render(args)),
     }
 }
@@ -196,6 +199,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         password: a.password,
         credentials_file: a.credentials_file,
         operation_timeout: Duration::from_secs(a.operation_timeout),
+        kubeconfig: a.kubeconfig,
     };
     let tls = a
         .tls_cert
@@ -220,8 +224,20 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     .await
 }
 
-fn lint(dir: &std::path::Path, charts: &std::path::Path) -> anyhow::Result<()> {
-    let issues = chartbroker::catalog::lint(dir, charts);
+async fn lint(dir: &std::path::Path, charts: &std::path::Path) -> anyhow::Result<()> {
+    let mut issues = chartbroker::catalog::lint(dir, charts);
+    if issues.is_empty() {
+        let c = Catalog::load(dir, charts)?;
+        // Upstream brokers: settings and import conflicts are problems; an
+        // unreachable upstream is only a warning.
+        for f in chartbroker::upstream::lint(&c, dir).await {
+            if f.warning {
+                eprintln!("warning: {}", f.issue);
+            } else {
+                issues.push(f.issue);
+            }
+        }
+    }
     if issues.is_empty() {
         let c = Catalog::load(dir, charts)?;
         let plans: usize = c.services().iter().map(|s| s.plans.len()).sum();
@@ -285,6 +301,7 @@ async fn render(a: RenderArgs) -> anyhow::Result<()> {
         dashboard_url: None,
         state: chartbroker::broker::model::InstanceState::Provisioning,
         provision_fingerprint: String::new(),
+        dependencies: Default::default(),
         operations: Vec::new(),
     };
     let ctx = chartbroker::broker::ports::InstanceCtx {

@@ -9,11 +9,14 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::backends::chart::ChartPlans;
+use crate::backends::helm_engine::{HelmEngine, KubeSink};
 use crate::backends::render::RenderEngine;
+use crate::broker::ports::SecretSink;
 use crate::broker::ports::Store;
 use crate::broker::{Adapters, Broker, BrokerConfig};
 use crate::catalog::Catalog;
 use crate::helm::Helm;
+use crate::kube::Kube;
 use crate::metrics::Metrics;
 use crate::osb::{AppState, auth::Credentials};
 use crate::store::redb::RedbStore;
@@ -57,12 +60,16 @@ pub struct ServeConfig {
     pub credentials_file: Option<PathBuf>,
     /// Deadline for operations whose plan sets none.
     pub operation_timeout: Duration,
+    /// Kubeconfig for the helm engine (default: standard resolution).
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// A wired broker, ready to serve.
 pub struct Runtime {
     /// The HTTP state (broker, credentials, metrics, readiness).
     pub state: AppState,
+    /// Refreshes imported upstream catalogs while the runtime lives.
+    _upstream_refresh: Option<crate::upstream::aggregate::RefreshTask>,
 }
 
 impl Runtime {
@@ -73,6 +80,13 @@ impl Runtime {
             .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
         let catalog = Catalog::load(&cfg.catalog_dir, &cfg.charts_dir)
             .with_context(|| format!("loading the catalog from {}", cfg.catalog_dir.display()))?;
+        // Upstream brokers: their backend, and imported catalogs merged in
+        // before resuming, so operations on imported plans find their plan.
+        let upstreams = crate::upstream::Upstreams::new(&catalog, &cfg.catalog_dir, &cfg.data_dir);
+        let catalog = match &upstreams {
+            Some(u) => u.initial_catalog(catalog).await,
+            None => catalog,
+        };
         let sealer = store_key(cfg)?;
         let store: Arc<dyn Store> = Arc::new(
             RedbStore::open(&cfg.data_dir.join("chartbroker.redb"), sealer)
@@ -87,14 +101,25 @@ impl Runtime {
             Err(e) => tracing::warn!(error = %e,
                 "helm is not usable: chart operations will fail until it is (run scripts/install-tools.sh or pass --helm)"),
         }
-        let (chart, sink) = match cfg.engine {
+        let (chart, sink): (Arc<ChartPlans>, Arc<dyn SecretSink>) = match cfg.engine {
             Engine::Render => {
                 let engine = Arc::new(RenderEngine::new(helm, cfg.data_dir.join("render")));
                 (Arc::new(ChartPlans::new(engine.clone())), engine)
             }
-            Engine::Helm => anyhow::bail!(
-                "the helm engine is not available in this build yet; use --engine render"
-            ),
+            Engine::Helm => {
+                let kubeconfig = resolve_kubeconfig(cfg.kubeconfig.clone());
+                let kube = Kube::connect(kubeconfig.as_deref())
+                    .await
+                    .context("connecting to Kubernetes for the helm engine")?;
+                let engine = HelmEngine::new(helm.with_kubeconfig(kubeconfig), kube.clone())
+                    .await
+                    .context("the helm engine needs a working helm binary")?;
+                tracing::info!(helm_major = engine.major(), "helm engine ready");
+                (
+                    Arc::new(ChartPlans::new(Arc::new(engine))),
+                    Arc::new(KubeSink::new(kube)),
+                )
+            }
         };
         let m = metrics.clone();
         let broker = Broker::new(
@@ -102,7 +127,7 @@ impl Runtime {
             Adapters {
                 store,
                 chart,
-                upstream: None,
+                upstream: upstreams.as_ref().map(|u| u.backend()),
                 sink,
             },
             BrokerConfig {
@@ -112,6 +137,9 @@ impl Runtime {
             },
             Some(Arc::new(move |kind, state| m.operation(kind, state))),
         );
+        let upstream_refresh = upstreams
+            .as_ref()
+            .and_then(|u| u.spawn_refresh(broker.clone()));
         let resumed = broker.resume().await.context("resuming operations")?;
         if resumed > 0 {
             tracing::info!(
@@ -128,7 +156,10 @@ impl Runtime {
             ready: ready.clone(),
         };
         ready.store(true, Ordering::Release);
-        Ok(Runtime { state })
+        Ok(Runtime {
+            state,
+            _upstream_refresh: upstream_refresh,
+        })
     }
 
     /// The HTTP application.
@@ -184,6 +215,22 @@ fn credentials(cfg: &ServeConfig) -> anyhow::Result<Credentials> {
         c.add_file(&path)?;
     }
     Ok(c)
+}
+
+/// The kubeconfig helm and kube-rs share: an explicit one, else
+/// `KUBECONFIG`, else `~/.kube/config`; `None` means in-cluster.
+fn resolve_kubeconfig(explicit: Option<PathBuf>) -> Option<PathBuf> {
+    explicit
+        .or_else(|| {
+            std::env::var_os("KUBECONFIG")
+                .and_then(|v| std::env::split_paths(&v).next())
+                .filter(|p| !p.as_os_str().is_empty())
+        })
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".kube/config"))
+                .filter(|p| p.is_file())
+        })
 }
 
 /// Resolves the helm binary: an explicit path, else `helm` on PATH, else the

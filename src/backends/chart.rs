@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::broker::model::Secrets;
 use crate::broker::ports::{Backend, BackendError, BindingCtx, InstanceCtx};
-use crate::catalog::{ChartBackend, Plan};
+use crate::catalog::{ChartBackend, LookupKind, Plan};
 use crate::policy::Policy;
 use crate::template;
 
@@ -33,6 +33,10 @@ pub struct Release {
     pub instance_id: String,
     /// What the rendered manifests may contain (the plan's `chart.policy`).
     pub policy: Policy,
+    /// Wait for workloads to be ready (the plan's `chart.wait`).
+    pub wait: bool,
+    /// Delete leftover PVCs on uninstall (the plan's `chart.delete_pvcs`).
+    pub delete_pvcs: bool,
 }
 
 impl std::fmt::Debug for Release {
@@ -56,6 +60,15 @@ pub trait ReleaseEngine: Send + Sync + 'static {
     async fn upgrade(&self, release: &Release) -> Result<(), BackendError>;
     /// Removes a release; succeeds if it is already gone.
     async fn uninstall(&self, release: &Release) -> Result<(), BackendError>;
+    /// Reads one object of a release for a credential lookup: a Secret's or
+    /// ConfigMap's data as a string map, a Service as `{name, host, port,
+    /// ports}`. `None` when the object does not exist.
+    async fn lookup(
+        &self,
+        release: &Release,
+        kind: LookupKind,
+        name: &str,
+    ) -> Result<Option<Value>, BackendError>;
 }
 
 /// The chart [`Backend`].
@@ -67,6 +80,42 @@ impl ChartPlans {
     /// Chart plans installed by `engine`.
     pub fn new(engine: Arc<dyn ReleaseEngine>) -> Self {
         ChartPlans { engine }
+    }
+
+    /// Reads every `chart.lookups` object of the release.
+    async fn read_lookups(&self, ctx: &InstanceCtx<'_>) -> Result<Value, BackendError> {
+        let chart = chart_of(ctx.plan)?;
+        let mut out = serde_json::Map::new();
+        if chart.lookups.is_empty() {
+            return Ok(Value::Object(out));
+        }
+        let rel = release(ctx, Value::Null)?;
+        let data = instance_data(ctx);
+        for (name, lookup) in &chart.lookups {
+            let (kind, template) = lookup.target().map_err(BackendError::new)?;
+            let object = template::render_tree(&Value::String(template.to_string()), &data)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| {
+                    BackendError::new(format!("lookup {name}: the object name renders empty"))
+                })?;
+            let what = format!("lookup {name}: {kind:?} {}/{object}", rel.namespace);
+            let found = self
+                .engine
+                .lookup(&rel, kind, &object)
+                .await?
+                .ok_or_else(|| BackendError::new(format!("{what} does not exist")))?;
+            let value = match &lookup.key {
+                None => found,
+                Some(k) => found
+                    .get(k)
+                    .cloned()
+                    .ok_or_else(|| BackendError::new(format!("{what} has no key {k:?}")))?,
+            };
+            out.insert(name.clone(), value);
+        }
+        Ok(Value::Object(out))
     }
 }
 
@@ -91,6 +140,27 @@ fn instance_data(ctx: &InstanceCtx<'_>) -> Value {
         "context": i.context,
         "parameters": i.parameters,
         "secrets": i.secrets.to_value(),
+        "uses": i.dependencies.iter().map(|(name, d)| {
+            (name.clone(), json!({"secret": d.secret.name, "instance": d.instance_id}))
+        }).collect::<serde_json::Map<_, _>>(),
+    })
+}
+
+/// The release of an instance, with values (`values: false` leaves them
+/// out: uninstall and lookups must not depend on templates).
+fn release(ctx: &InstanceCtx<'_>, values: Value) -> Result<Release, BackendError> {
+    let chart = chart_of(ctx.plan)?;
+    Ok(Release {
+        name: ctx.instance.release.clone(),
+        namespace: ctx.instance.namespace.clone(),
+        own_namespace: chart.namespace == crate::catalog::NamespaceStrategy::Instance,
+        chart: chart.path.clone(),
+        values,
+        redact: ctx.instance.secrets.strings(),
+        instance_id: ctx.instance.id.clone(),
+        policy: chart.policy.clone(),
+        wait: chart.wait,
+        delete_pvcs: chart.delete_pvcs,
     })
 }
 
@@ -103,22 +173,15 @@ pub fn release_for(ctx: &InstanceCtx<'_>) -> Result<Release, BackendError> {
             ctx.plan.name
         ))
     })?;
-    Ok(Release {
-        name: ctx.instance.release.clone(),
-        namespace: ctx.instance.namespace.clone(),
-        own_namespace: chart.namespace == crate::catalog::NamespaceStrategy::Instance,
-        chart: chart.path.clone(),
-        values,
-        redact: ctx.instance.secrets.strings(),
-        instance_id: ctx.instance.id.clone(),
-        policy: chart.policy.clone(),
-    })
+    release(ctx, values)
 }
 
-/// Renders a binding's credentials from the plan's template.
-pub fn credentials_for(ctx: &BindingCtx<'_>) -> Result<Secrets, BackendError> {
+/// Renders a binding's credentials from the plan's template; `lookups` are
+/// the values of the plan's `chart.lookups`, already read.
+pub fn credentials_for(ctx: &BindingCtx<'_>, lookups: Value) -> Result<Secrets, BackendError> {
     let chart = chart_of(ctx.instance.plan)?;
     let mut data = instance_data(&ctx.instance);
+    data["lookups"] = lookups;
     data["binding"] = json!({
         "id": ctx.binding.id,
         "app_guid": ctx.binding.app_guid.clone().or_else(|| {
@@ -153,23 +216,12 @@ impl Backend for ChartPlans {
     async fn deprovision(&self, ctx: InstanceCtx<'_>) -> Result<(), BackendError> {
         // Uninstalling must not depend on templates that might have changed
         // since install; only the release's identity matters.
-        let chart = chart_of(ctx.plan)?;
-        self.engine
-            .uninstall(&Release {
-                name: ctx.instance.release.clone(),
-                namespace: ctx.instance.namespace.clone(),
-                own_namespace: chart.namespace == crate::catalog::NamespaceStrategy::Instance,
-                chart: chart.path.clone(),
-                values: Value::Null,
-                redact: Vec::new(),
-                instance_id: ctx.instance.id.clone(),
-                policy: Policy::default(),
-            })
-            .await
+        self.engine.uninstall(&release(&ctx, Value::Null)?).await
     }
 
     async fn bind(&self, ctx: BindingCtx<'_>) -> Result<Secrets, BackendError> {
-        credentials_for(&ctx)
+        let lookups = self.read_lookups(&ctx.instance).await?;
+        credentials_for(&ctx, lookups)
     }
 
     async fn unbind(&self, _ctx: BindingCtx<'_>) -> Result<(), BackendError> {

@@ -6,6 +6,9 @@
 //!   from the catalog's templates and hands releases to a [`chart::ReleaseEngine`].
 //! - [`render`]: the embedded release engine: `helm template` into a folder per
 //!   instance, plus binding Secret manifests, for `kubectl apply` or GitOps.
+//! - [`helm_engine`]: real Helm releases in a cluster, and binding Secrets
+//!   applied into the app's namespace.
 
 pub mod chart;
+pub mod helm_engine;
 pub mod render;

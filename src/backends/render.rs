@@ -13,8 +13,9 @@ use serde_json::{Value, json};
 
 use super::chart::{Release, ReleaseEngine};
 use crate::broker::model::{SecretRef, Secrets};
-use crate::broker::names::binding_secret_name;
+use crate::broker::names::binding_secret_ref;
 use crate::broker::ports::{BackendError, BindingCtx, SecretSink};
+use crate::catalog::LookupKind;
 use crate::helm::{Helm, redact};
 
 /// Renders releases and binding Secrets to files.
@@ -92,6 +93,114 @@ impl ReleaseEngine for RenderEngine {
             ))),
         }
     }
+
+    /// Reads the object from the rendered manifests: without a cluster, what
+    /// the chart renders is what the release contains.
+    async fn lookup(
+        &self,
+        release: &Release,
+        kind: LookupKind,
+        name: &str,
+    ) -> Result<Option<Value>, BackendError> {
+        let path = self
+            .release_dir(&release.namespace, &release.name)
+            .join("manifests.yaml");
+        let text = match tokio::fs::read_to_string(&path).await {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(BackendError::new(format!(
+                    "reading {}: {e}",
+                    path.display()
+                )));
+            }
+        };
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
+            .map_err(|e| BackendError::new(format!("parsing {}: {e}", path.display())))?;
+        let want = match kind {
+            LookupKind::Secret => "Secret",
+            LookupKind::ConfigMap => "ConfigMap",
+            LookupKind::Service => "Service",
+        };
+        let Some(doc) = docs.into_iter().find(|d| {
+            d["kind"] == want && d["metadata"]["name"] == name && d["apiVersion"] == "v1"
+        }) else {
+            return Ok(None);
+        };
+        Ok(Some(object_value(kind, &doc, name, &release.namespace)))
+    }
+}
+
+/// A Secret's or ConfigMap's data as strings, or a Service as template data.
+fn object_value(kind: LookupKind, doc: &Value, name: &str, namespace: &str) -> Value {
+    use base64::Engine as _;
+    let strings = |v: &Value| -> serde_json::Map<String, Value> {
+        v.as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            Value::String(
+                                v.as_str()
+                                    .map(str::to_string)
+                                    .unwrap_or_else(|| v.to_string()),
+                            ),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    match kind {
+        LookupKind::ConfigMap => Value::Object(strings(&doc["data"])),
+        LookupKind::Secret => {
+            let mut out: serde_json::Map<String, Value> = doc["data"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| {
+                            let bytes = base64::engine::general_purpose::STANDARD
+                                .decode(v.as_str()?.trim())
+                                .ok()?;
+                            Some((
+                                k.clone(),
+                                Value::String(String::from_utf8_lossy(&bytes).into_owned()),
+                            ))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.extend(strings(&doc["stringData"]));
+            Value::Object(out)
+        }
+        LookupKind::Service => {
+            let ports = doc["spec"]["ports"]
+                .as_array()
+                .map(|ps| {
+                    ps.iter()
+                        .map(|p| {
+                            (
+                                p["name"].as_str().unwrap_or_default().to_string(),
+                                p["port"].as_i64().unwrap_or_default() as i32,
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            crate::kube::service_value(name, namespace, ports)
+        }
+    }
+}
+
+/// The file of a binding Secret: by name in the instance's namespace, with
+/// the namespace in front when the platform asked for another one.
+fn secret_file(secret: &SecretRef, instance_namespace: &str) -> String {
+    if secret.namespace == instance_namespace {
+        format!("{}.yaml", secret.name)
+    } else {
+        format!("{}.{}.yaml", secret.namespace, secret.name)
+    }
 }
 
 #[async_trait]
@@ -102,10 +211,7 @@ impl SecretSink for RenderEngine {
         credentials: &Secrets,
     ) -> Result<SecretRef, BackendError> {
         let inst = ctx.instance.instance;
-        let secret = SecretRef {
-            namespace: inst.namespace.clone(),
-            name: binding_secret_name(&ctx.binding.id),
-        };
+        let secret = binding_secret_ref(ctx.binding, inst);
         let manifest = secret_manifest(
             &secret,
             credentials,
@@ -117,7 +223,7 @@ impl SecretSink for RenderEngine {
         let dir = self
             .release_dir(&inst.namespace, &inst.release)
             .join("bindings");
-        let file = format!("{}.yaml", secret.name);
+        let file = secret_file(&secret, &inst.namespace);
         write_atomic(&dir, &file, manifest.as_bytes())
             .await
             .map_err(|e| {
@@ -131,7 +237,7 @@ impl SecretSink for RenderEngine {
         let path = self
             .release_dir(&inst.namespace, &inst.release)
             .join("bindings")
-            .join(format!("{}.yaml", secret.name));
+            .join(secret_file(secret, &inst.namespace));
         match tokio::fs::remove_file(&path).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

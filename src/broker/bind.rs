@@ -185,6 +185,7 @@ impl Broker {
                 parameters: parameters.clone(),
                 credentials: Secrets::default(),
                 secret_ref: None,
+                target: None,
                 state: BindingState::Binding,
                 fingerprint: fp.clone(),
                 operations: history,

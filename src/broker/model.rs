@@ -47,6 +47,9 @@ pub struct Instance {
     pub state: InstanceState,
     /// Fingerprint of the provision request, to answer repeats (200/202/409).
     pub provision_fingerprint: String,
+    /// Instances of other services this one uses (`chart.uses`), by name.
+    #[serde(default)]
+    pub dependencies: BTreeMap<String, DependencyRef>,
     /// Operations, newest last; at most one is in progress.
     pub operations: Vec<Operation>,
 }
@@ -88,6 +91,10 @@ pub struct Binding {
     pub credentials: Secrets,
     /// Where the credentials Secret was written, if anywhere.
     pub secret_ref: Option<SecretRef>,
+    /// Where the platform asked for the Secret (bind parameters `namespace`
+    /// and `secret_name`), or where a dependent release needs it.
+    #[serde(default)]
+    pub target: Option<SecretRef>,
     /// Lifecycle state.
     pub state: BindingState,
     /// Fingerprint of the bind request, to answer repeats.
@@ -108,6 +115,18 @@ pub enum BindingState {
     Bound,
     /// Unbound: tombstone for `last_operation` 410.
     Deleted,
+}
+
+/// A dependency of an instance: the instance it uses and the binding Secret
+/// that carries its credentials into this instance's namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DependencyRef {
+    /// The used instance.
+    pub instance_id: String,
+    /// The binding the broker made on it for this instance.
+    pub binding_id: String,
+    /// The binding Secret, in this instance's namespace.
+    pub secret: SecretRef,
 }
 
 /// The namespace and name of a Secret written for a binding.

@@ -12,7 +12,8 @@ pub fn short_hash(s: &str) -> String {
     hex(&digest(&SHA256, s.as_bytes()).as_ref()[..8])
 }
 
-fn is_dns_label(s: &str, max: usize) -> bool {
+/// Whether `s` is a DNS-1123 label of at most `max` characters.
+pub fn is_dns_label(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
         && s.bytes()
@@ -40,6 +41,21 @@ pub fn binding_secret_name(binding_id: &str) -> String {
     } else {
         format!("cbx-bind-{}", short_hash(binding_id))
     }
+}
+
+/// Where a binding's Secret goes: where it was asked for, else the
+/// instance's namespace under the default name.
+pub fn binding_secret_ref(
+    binding: &crate::broker::model::Binding,
+    instance: &crate::broker::model::Instance,
+) -> crate::broker::model::SecretRef {
+    binding
+        .target
+        .clone()
+        .unwrap_or_else(|| crate::broker::model::SecretRef {
+            namespace: instance.namespace.clone(),
+            name: binding_secret_name(&binding.id),
+        })
 }
 
 /// SHA-256 of canonical JSON: requests that mean the same thing hash the

@@ -137,6 +137,7 @@ impl Broker {
                 dashboard_url: None,
                 state: InstanceState::Provisioning,
                 provision_fingerprint: fp.clone(),
+                dependencies: Default::default(),
                 operations: previous.map(|p| p.operations).unwrap_or_default(),
             };
             let op_id = op.id.clone();

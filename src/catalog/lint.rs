@@ -38,6 +38,10 @@ pub(super) enum Tree {
 /// What templates of one plan may reference.
 pub(super) struct Scope<'a> {
     pub secrets: &'a BTreeMap<String, super::SecretSpec>,
+    /// Declared `chart.lookups` (credentials only).
+    pub lookups: BTreeSet<String>,
+    /// Declared `chart.uses`.
+    pub uses: BTreeSet<String>,
     /// `None`: the instance schemas list no properties, any name goes.
     pub parameters: Option<BTreeSet<String>>,
     pub binding_parameters: Option<BTreeSet<String>>,
@@ -52,6 +56,8 @@ pub(super) struct Lint {
     seen: HashMap<(String, &'static str, String), String>,
     upstream_refs: Vec<(PathBuf, String, String)>,
     upstream_names: BTreeSet<String>,
+    service_refs: Vec<(PathBuf, String, String)>,
+    service_names: BTreeSet<String>,
 }
 
 /// `prefix` + a path relative to it (which may be empty or start with `[`).
@@ -156,6 +162,18 @@ impl Lint {
             .push((self.file.clone(), path, broker.to_owned()));
     }
 
+    /// Remembers a `chart.uses.*.service` reference, checked in
+    /// [`Lint::finish`] because the service may be declared in another file.
+    pub fn service_ref(&mut self, path: &str, service: &str) {
+        self.service_refs
+            .push((self.file.clone(), path.to_owned(), service.to_owned()));
+    }
+
+    /// Registers a declared service name.
+    pub fn service_name(&mut self, name: &str) {
+        self.service_names.insert(name.to_owned());
+    }
+
     /// Registers a declared upstream broker name.
     pub fn upstream_name(&mut self, path: &str, name: &str) {
         self.unique("", "upstream name", name, path);
@@ -229,6 +247,12 @@ impl Lint {
 
     /// Runs the cross-file rules and returns every issue.
     pub fn finish(mut self) -> Vec<LintIssue> {
+        for (file, path, service) in std::mem::take(&mut self.service_refs) {
+            if !self.service_names.contains(&service) {
+                self.file = file;
+                self.issue(path, format!("no service named `{service}` in the catalog"));
+            }
+        }
         for (file, path, broker) in std::mem::take(&mut self.upstream_refs) {
             if !self.upstream_names.contains(&broker) {
                 self.file = file;
@@ -273,6 +297,32 @@ fn check_variable(var: &str, which: Tree, scope: &Scope<'_>) -> Result<(), Strin
         ["parameters", name, ..] => {
             declared(var, name, scope.parameters.as_ref(), "the plan's instance")
         }
+        ["lookups", name, ..] if which == Tree::Credentials => {
+            if scope.lookups.contains(*name) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "`{var}`: lookup `{name}` is not declared under chart.lookups"
+                ))
+            }
+        }
+        ["lookups", ..] => Err(format!(
+            "`{var}`: lookups.* is only available in credentials"
+        )),
+        ["uses", name, field] => {
+            if !scope.uses.contains(*name) {
+                Err(format!(
+                    "`{var}`: `{name}` is not declared under chart.uses"
+                ))
+            } else if !["secret", "instance"].contains(field) {
+                Err(format!("`{var}`: uses.{name} has secret and instance"))
+            } else {
+                Ok(())
+            }
+        }
+        ["uses", ..] => Err(format!(
+            "`{var}`: use uses.<name>.secret or uses.<name>.instance"
+        )),
         ["binding", ..] if which == Tree::Values => Err(format!(
             "`{var}`: binding.* is only available in credentials"
         )),

@@ -15,8 +15,8 @@ use serde_json::Value;
 use super::lint::{Lint, Scope, Tree, join};
 use super::schema::{self, SchemaKind, Validators};
 use super::{
-    Backend, Catalog, CatalogError, ChartBackend, LintIssue, MaintenanceInfo, NamespaceStrategy,
-    Plan, SecretSpec, Service, Upstream, UpstreamBackend,
+    Backend, Catalog, CatalogError, ChartBackend, Dependency, LintIssue, Lookup, MaintenanceInfo,
+    NamespaceStrategy, Plan, SecretSpec, Service, Upstream, UpstreamBackend,
 };
 
 #[derive(Debug, Default, Deserialize)]
@@ -85,6 +85,16 @@ struct ChartDoc {
     credentials: Option<Value>,
     #[serde(default)]
     policy: crate::policy::Policy,
+    #[serde(default)]
+    lookups: BTreeMap<String, Lookup>,
+    #[serde(default)]
+    uses: BTreeMap<String, Dependency>,
+    #[serde(default)]
+    binding_namespaces: Vec<String>,
+    #[serde(default)]
+    wait: bool,
+    #[serde(default)]
+    delete_pvcs: bool,
 }
 
 /// Lints the catalog in `catalog_dir` against `charts_dir` without loading
@@ -226,6 +236,7 @@ fn build_service(doc: ServiceDoc, path: &str, lint: &mut Lint, charts_dir: &Path
     lint.non_empty(path, "description", &doc.description);
     lint.unique("", "service id", &doc.id, &join(path, "id"));
     lint.unique("", "service name", &doc.name, &join(path, "name"));
+    lint.service_name(&doc.name);
     lint.requires(path, &doc.requires);
     lint.object(path, "metadata", doc.metadata.as_ref());
     lint.object(path, "dashboard_client", doc.dashboard_client.as_ref());
@@ -357,6 +368,8 @@ fn build_chart(
             &[SchemaKind::InstanceCreate, SchemaKind::InstanceUpdate],
         ),
         binding_parameters: schema::property_names(schemas, &[SchemaKind::BindingCreate]),
+        lookups: doc.lookups.keys().cloned().collect(),
+        uses: doc.uses.keys().cloned().collect(),
     };
     lint.templates(&join(path, "chart.values"), &values, Tree::Values, &scope);
     lint.templates(
@@ -365,6 +378,44 @@ fn build_chart(
         Tree::Credentials,
         &scope,
     );
+    let names_scope = Scope {
+        lookups: Default::default(),
+        uses: Default::default(),
+        ..scope
+    };
+    for (name, lookup) in &doc.lookups {
+        let at = join(path, &format!("chart.lookups.{name}"));
+        match lookup.target() {
+            Ok((_, template)) => {
+                let tree = Value::String(template.to_string());
+                lint.templates(&at, &tree, Tree::Values, &names_scope);
+            }
+            Err(msg) => lint.issue(&at, msg),
+        }
+    }
+    for (name, dep) in &doc.uses {
+        let at = join(path, &format!("chart.uses.{name}"));
+        if let Some(props) = &names_scope.parameters {
+            if !props.contains(&dep.parameter) {
+                lint.issue(
+                    &at,
+                    format!(
+                        "parameter `{}` is not in the plan's instance schema properties",
+                        dep.parameter
+                    ),
+                );
+            }
+        }
+        lint.service_ref(&at, &dep.service);
+    }
+    for ns in &doc.binding_namespaces {
+        if !crate::broker::names::is_dns_label(ns, 63) {
+            lint.issue(
+                join(path, "chart.binding_namespaces"),
+                format!("`{ns}` is not a valid namespace name"),
+            );
+        }
+    }
     ChartBackend {
         path: resolved,
         namespace: doc.namespace,
@@ -372,6 +423,11 @@ fn build_chart(
         secrets: doc.secrets,
         credentials,
         policy: doc.policy,
+        lookups: doc.lookups,
+        uses: doc.uses,
+        binding_namespaces: doc.binding_namespaces,
+        wait: doc.wait,
+        delete_pvcs: doc.delete_pvcs,
     }
 }
 

@@ -147,6 +147,74 @@ pub struct ChartBackend {
     pub credentials: Value,
     /// What the chart's rendered manifests may contain (`chart.policy`).
     pub policy: crate::policy::Policy,
+    /// Objects of the release that credential templates read, by name
+    /// (`lookups.<name>` in credentials).
+    pub lookups: BTreeMap<String, Lookup>,
+    /// Instances of other services this plan binds to (`uses.<name>.secret`
+    /// in values is the name of the binding Secret in this release's namespace).
+    pub uses: BTreeMap<String, Dependency>,
+    /// Namespaces besides the instance's that a bind parameter `namespace`
+    /// may put the binding Secret in.
+    pub binding_namespaces: Vec<String>,
+    /// Wait for the release's workloads to be ready (helm engine).
+    pub wait: bool,
+    /// Delete the PersistentVolumeClaims the release leaves on deprovision.
+    pub delete_pvcs: bool,
+}
+
+/// An object of the release whose data credentials may use. Exactly one of
+/// `secret`, `configmap`, `service` names it (a template over the instance).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lookup {
+    /// A Secret's name.
+    pub secret: Option<String>,
+    /// A ConfigMap's name.
+    pub configmap: Option<String>,
+    /// A Service's name: the value is `{name, host, port, ports}`.
+    pub service: Option<String>,
+    /// One key of the Secret or ConfigMap (the value is then a string);
+    /// without it the value is every key.
+    pub key: Option<String>,
+}
+
+/// Kinds of object a [`Lookup`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupKind {
+    /// A Secret.
+    Secret,
+    /// A ConfigMap.
+    ConfigMap,
+    /// A Service.
+    Service,
+}
+
+impl Lookup {
+    /// The kind and the name template, or why the lookup is malformed.
+    pub fn target(&self) -> Result<(LookupKind, &str), String> {
+        match (&self.secret, &self.configmap, &self.service) {
+            (Some(n), None, None) => Ok((LookupKind::Secret, n)),
+            (None, Some(n), None) => Ok((LookupKind::ConfigMap, n)),
+            (None, None, Some(n)) => {
+                if self.key.is_some() {
+                    Err("a service lookup takes no `key`".into())
+                } else {
+                    Ok((LookupKind::Service, n))
+                }
+            }
+            _ => Err("a lookup names exactly one of `secret`, `configmap`, `service`".into()),
+        }
+    }
+}
+
+/// An instance of another service that a plan depends on.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dependency {
+    /// Name of the service the instance must belong to.
+    pub service: String,
+    /// The provisioning parameter that holds the instance id.
+    pub parameter: String,
 }
 
 /// Which namespace a chart release is installed into.

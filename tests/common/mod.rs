@@ -61,6 +61,7 @@ pub fn config(data: &Path) -> ServeConfig {
         password: Some(PASS.into()),
         credentials_file: None,
         operation_timeout: Duration::from_secs(120),
+        kubeconfig: None,
     }
 }
 
@@ -334,4 +335,75 @@ pub fn assert_osb_error(r: &Resp, status: StatusCode, error: Option<&str>) {
     if let Some(e) = error {
         assert_eq!(r.json["error"], e, "{}", r.text);
     }
+}
+
+/// The echo fixture: its chart's values schema quotes the password back
+/// (`'<password>' does not match pattern`) when `message` is "fail".
+pub async fn echo_broker() -> TestBroker {
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    cfg.catalog_dir = fixtures().join("catalog-echo");
+    TestBroker::with_config(data, cfg).await
+}
+
+/// Provisions and binds on the echo plan, then makes helm fail with the
+/// password in its message, synchronously and asynchronously. Returns the
+/// password and the failure descriptions.
+pub async fn echo_failures(b: &TestBroker) -> (String, Vec<String>) {
+    let body = |params: Value| {
+        serde_json::json!({
+            "service_id": "svc-echo",
+            "plan_id": "plan-echo",
+            "organization_guid": "org",
+            "space_guid": "space",
+            "context": {"platform": "kubernetes", "namespace": "apps"},
+            "parameters": params,
+        })
+    };
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/e-1",
+            Some(body(serde_json::json!({"message": "ok"}))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/e-1/service_bindings/b-1",
+            Some(serde_json::json!({"service_id": "svc-echo", "plan_id": "plan-echo"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let password = r.json["credentials"]["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(password.len(), 24);
+
+    let update = serde_json::json!({"service_id": "svc-echo", "parameters": {"message": "fail"}});
+    let r = b
+        .call(
+            Method::PATCH,
+            "/v2/service_instances/e-1",
+            Some(update.clone()),
+        )
+        .await;
+    assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
+    let sync = r.json["description"].as_str().unwrap().to_string();
+    let r = b
+        .call(
+            Method::PATCH,
+            "/v2/service_instances/e-1?accepts_incomplete=true",
+            Some(update),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let r = b
+        .wait_instance("e-1", r.json["operation"].as_str().unwrap())
+        .await;
+    assert_eq!(r.json["state"], "failed", "{}", r.text);
+    let asynchronous = r.json["description"].as_str().unwrap().to_string();
+    (password, vec![sync, asynchronous])
 }

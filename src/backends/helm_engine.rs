@@ -1,0 +1,367 @@
+//! The production release engine: real Helm releases in a cluster, and
+//! binding Secrets applied into the app's namespace.
+//!
+//! Each install or upgrade renders the chart first (`helm template`, same
+//! values) and runs the plan's policy on the result, so nothing a hostile
+//! chart contains reaches the cluster. Then `helm upgrade --install` applies
+//! it (server-side apply on Helm 4). A failed upgrade is rolled back to the
+//! last good revision. A release left `pending-*` by a killed helm (a broker
+//! crash) is repaired before the next attempt, so resumed operations are not
+//! refused with "another operation is in progress".
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::chart::{Release, ReleaseEngine};
+use super::render::string_data;
+use crate::broker::model::{SecretRef, Secrets};
+use crate::broker::names::{binding_secret_ref, short_hash};
+use crate::broker::ports::{BackendError, BindingCtx, SecretSink};
+use crate::catalog::LookupKind;
+use crate::helm::{Helm, HelmError, redact};
+use crate::kube::{Kube, KubeError, MANAGED_BY};
+
+/// Releases installed by the real helm.
+pub struct HelmEngine {
+    helm: Helm,
+    kube: Kube,
+    major: u32,
+}
+
+fn kube_err(e: KubeError) -> BackendError {
+    BackendError::new(e.to_string())
+}
+
+impl HelmEngine {
+    /// An engine driving `helm` (its major version is asked once) and `kube`.
+    pub async fn new(helm: Helm, kube: Kube) -> Result<Self, HelmError> {
+        let v = helm
+            .run(
+                "version",
+                &["version".into(), "--template".into(), "{{.Version}}".into()],
+                None,
+            )
+            .await?;
+        let major = v
+            .trim()
+            .trim_start_matches('v')
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(3);
+        Ok(HelmEngine { helm, kube, major })
+    }
+
+    /// Helm's major version (3 or 4).
+    pub fn major(&self) -> u32 {
+        self.major
+    }
+
+    fn fail(r: &Release, e: HelmError) -> BackendError {
+        BackendError::new(redact(&e.to_string(), &r.redact))
+    }
+
+    fn ns_args(r: &Release) -> Vec<OsString> {
+        vec![
+            r.name.clone().into(),
+            "--namespace".into(),
+            r.namespace.clone().into(),
+        ]
+    }
+
+    /// `helm status -o json`: the release's status, or None if there is none.
+    async fn status(&self, r: &Release) -> Result<Option<String>, BackendError> {
+        let mut args: Vec<OsString> = vec!["status".into()];
+        args.extend(Self::ns_args(r));
+        args.extend(["-o".into(), "json".into()]);
+        match self.helm.run("status", &args, None).await {
+            Ok(out) => {
+                let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+                Ok(v["info"]["status"].as_str().map(str::to_string))
+            }
+            Err(HelmError::Failed { stderr, .. }) if stderr.contains("not found") => Ok(None),
+            Err(e) => Err(Self::fail(r, e)),
+        }
+    }
+
+    /// The newest revision whose status shows it was deployed successfully.
+    async fn last_good_revision(&self, r: &Release) -> Result<Option<u64>, BackendError> {
+        let mut args: Vec<OsString> = vec!["history".into()];
+        args.extend(Self::ns_args(r));
+        args.extend(["-o".into(), "json".into(), "--max".into(), "64".into()]);
+        let out = self
+            .helm
+            .run("history", &args, None)
+            .await
+            .map_err(|e| Self::fail(r, e))?;
+        let revisions: Vec<Value> = serde_json::from_str(&out).unwrap_or_default();
+        Ok(revisions
+            .iter()
+            .filter(|h| matches!(h["status"].as_str(), Some("deployed" | "superseded")))
+            .filter_map(|h| h["revision"].as_u64())
+            .max())
+    }
+
+    async fn rollback_to(&self, r: &Release, revision: u64) -> Result<(), BackendError> {
+        let mut args: Vec<OsString> = vec!["rollback".into()];
+        args.extend(Self::ns_args(r));
+        args.push(revision.to_string().into());
+        self.helm
+            .run("rollback", &args, None)
+            .await
+            .map(|_| ())
+            .map_err(|e| Self::fail(r, e))
+    }
+
+    /// Brings a release a killed helm left `pending-*` back to a state helm
+    /// accepts: a pending first install is removed, a pending upgrade or
+    /// rollback is rolled back to the last good revision.
+    async fn repair(&self, r: &Release) -> Result<(), BackendError> {
+        match self.status(r).await?.as_deref() {
+            Some("pending-install") | Some("failed")
+                if self.last_good_revision(r).await?.is_none() =>
+            {
+                tracing::warn!(release = %r.name, namespace = %r.namespace,
+                    "removing a release that never installed before installing again");
+                self.uninstall_release(r).await
+            }
+            Some("pending-upgrade") | Some("pending-rollback") => {
+                if let Some(rev) = self.last_good_revision(r).await? {
+                    tracing::warn!(release = %r.name, revision = rev,
+                        "rolling back a release an interrupted helm left pending");
+                    self.rollback_to(r, rev).await?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Renders with `helm template` and runs the plan's policy.
+    async fn check_policy(&self, r: &Release) -> Result<(), BackendError> {
+        let manifests = self
+            .helm
+            .template(&r.name, &r.chart, &r.namespace, &r.values)
+            .await
+            .map_err(|e| Self::fail(r, e))?;
+        crate::policy::check(&manifests, &r.namespace, &r.policy).map_err(|v| {
+            BackendError::new(redact(
+                &format!("policy rejected the chart: {v}"),
+                &r.redact,
+            ))
+        })
+    }
+
+    async fn upgrade_install(&self, r: &Release) -> Result<(), HelmError> {
+        let mut args: Vec<OsString> = vec!["upgrade".into(), "--install".into()];
+        args.extend(Self::ns_args(r));
+        args.push(r.chart.clone().into());
+        args.extend(["--values".into(), "-".into(), "-o".into(), "json".into()]);
+        if self.major >= 4 {
+            args.push("--server-side=true".into());
+            args.push("--force-conflicts".into());
+        }
+        if r.wait {
+            args.push(
+                if self.major >= 4 {
+                    "--wait=watcher"
+                } else {
+                    "--wait"
+                }
+                .into(),
+            );
+            // Helm's own limit ends before ours kills it, so its message wins.
+            let secs = self.helm.timeout().as_secs().saturating_sub(10).max(10);
+            args.extend(["--timeout".into(), format!("{secs}s").into()]);
+        }
+        let values = serde_json::to_vec(&r.values).expect("values serialize");
+        // The output holds the values (passwords): parse nothing, log nothing.
+        self.helm
+            .run("upgrade", &args, Some(values))
+            .await
+            .map(|_| ())
+    }
+
+    async fn uninstall_release(&self, r: &Release) -> Result<(), BackendError> {
+        let mut args: Vec<OsString> = vec!["uninstall".into()];
+        args.extend(Self::ns_args(r));
+        match self.helm.run("uninstall", &args, None).await {
+            Ok(_) => Ok(()),
+            Err(HelmError::Failed { stderr, .. }) if stderr.contains("not found") => Ok(()),
+            Err(e) => Err(Self::fail(r, e)),
+        }
+    }
+}
+
+#[async_trait]
+impl ReleaseEngine for HelmEngine {
+    fn synchronous(&self) -> bool {
+        // Installs take seconds to minutes: platforms must poll.
+        false
+    }
+
+    async fn install(&self, r: &Release) -> Result<(), BackendError> {
+        self.check_policy(r).await?;
+        if r.own_namespace {
+            self.kube
+                .ensure_namespace(&r.namespace, &r.instance_id)
+                .await
+                .map_err(kube_err)?;
+        }
+        self.repair(r).await?;
+        self.upgrade_install(r).await.map_err(|e| Self::fail(r, e))
+    }
+
+    async fn upgrade(&self, r: &Release) -> Result<(), BackendError> {
+        self.check_policy(r).await?;
+        self.repair(r).await?;
+        let good = self.last_good_revision(r).await?;
+        match self.upgrade_install(r).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let mut err = Self::fail(r, e);
+                match good {
+                    Some(rev) => match self.rollback_to(r, rev).await {
+                        Ok(()) => {
+                            err.message = format!("{}; rolled back to revision {rev}", err.message);
+                            err.instance_usable = Some(true);
+                        }
+                        Err(rb) => {
+                            err.message = format!(
+                                "{}; rollback to revision {rev} failed too: {}",
+                                err.message, rb.message
+                            );
+                            err.instance_usable = Some(false);
+                        }
+                    },
+                    None => err.instance_usable = Some(false),
+                }
+                err.update_repeatable = Some(true);
+                Err(err)
+            }
+        }
+    }
+
+    async fn uninstall(&self, r: &Release) -> Result<(), BackendError> {
+        self.uninstall_release(r).await?;
+        if r.delete_pvcs {
+            let n = self
+                .kube
+                .delete_release_pvcs(&r.namespace, &r.name)
+                .await
+                .map_err(kube_err)?;
+            tracing::info!(release = %r.name, deleted = n, "deleted the release's PVCs");
+        }
+        if r.own_namespace {
+            self.kube
+                .delete_owned_namespace(&r.namespace)
+                .await
+                .map_err(kube_err)?;
+        }
+        Ok(())
+    }
+
+    async fn lookup(
+        &self,
+        r: &Release,
+        kind: LookupKind,
+        name: &str,
+    ) -> Result<Option<Value>, BackendError> {
+        let to_value = |m: Option<BTreeMap<String, String>>| {
+            m.map(|m| Value::Object(m.into_iter().map(|(k, v)| (k, Value::String(v))).collect()))
+        };
+        match kind {
+            LookupKind::Secret => self
+                .kube
+                .secret_data(&r.namespace, name)
+                .await
+                .map(to_value),
+            LookupKind::ConfigMap => self
+                .kube
+                .configmap_data(&r.namespace, name)
+                .await
+                .map(to_value),
+            LookupKind::Service => self.kube.service_endpoint(&r.namespace, name).await,
+        }
+        .map_err(kube_err)
+    }
+}
+
+/// Binding Secrets applied into the target namespace.
+pub struct KubeSink {
+    kube: Kube,
+}
+
+impl KubeSink {
+    /// A sink over `kube`.
+    pub fn new(kube: Kube) -> Self {
+        KubeSink { kube }
+    }
+}
+
+/// A label value from an id: the id when it is a valid label value, else a
+/// hash (the full id is always in an annotation).
+fn label_value(id: &str) -> String {
+    let ok = !id.is_empty()
+        && id.len() <= 63
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && id.as_bytes()[0].is_ascii_alphanumeric()
+        && id.as_bytes()[id.len() - 1].is_ascii_alphanumeric();
+    if ok { id.to_string() } else { short_hash(id) }
+}
+
+#[async_trait]
+impl SecretSink for KubeSink {
+    async fn put(
+        &self,
+        ctx: BindingCtx<'_>,
+        credentials: &Secrets,
+    ) -> Result<SecretRef, BackendError> {
+        let inst = ctx.instance.instance;
+        let secret = binding_secret_ref(ctx.binding, inst);
+        let labels = BTreeMap::from([
+            (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
+            ("chartbroker.io/instance".to_string(), label_value(&inst.id)),
+            (
+                "chartbroker.io/binding".to_string(),
+                label_value(&ctx.binding.id),
+            ),
+        ]);
+        let annotations = BTreeMap::from([
+            ("chartbroker.io/instance-id".to_string(), inst.id.clone()),
+            (
+                "chartbroker.io/binding-id".to_string(),
+                ctx.binding.id.clone(),
+            ),
+            (
+                "chartbroker.io/service".to_string(),
+                ctx.instance.service.name.clone(),
+            ),
+            (
+                "chartbroker.io/plan".to_string(),
+                ctx.instance.plan.name.clone(),
+            ),
+        ]);
+        let data = string_data(credentials)
+            .into_iter()
+            .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string()))
+            .collect();
+        self.kube
+            .apply_secret(&secret.namespace, &secret.name, labels, annotations, data)
+            .await
+            .map_err(kube_err)?;
+        Ok(secret)
+    }
+
+    async fn delete(&self, _ctx: BindingCtx<'_>, secret: &SecretRef) -> Result<(), BackendError> {
+        self.kube
+            .delete_secret(&secret.namespace, &secret.name)
+            .await
+            .map_err(kube_err)
+    }
+}

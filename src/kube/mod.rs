@@ -1,0 +1,311 @@
+//! The one module that talks to the Kubernetes API (kube-rs).
+//!
+//! It writes binding Secrets by server-side apply (field manager
+//! `chartbroker`), reads the objects credential templates may refer to,
+//! manages the namespaces the broker owns, and lists or deletes what a
+//! release left behind. Every write is namespaced; nothing here touches
+//! cluster-scoped objects except Namespaces the broker created itself.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use serde_json::{Value, json};
+
+/// The field manager of everything the broker applies.
+pub const FIELD_MANAGER: &str = "chartbroker";
+/// Label on every object the broker creates itself.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "chartbroker");
+
+/// Kubernetes API failures, with the API's own message.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    /// The client could not be configured (kubeconfig, in-cluster).
+    #[error("kubernetes client configuration: {0}")]
+    Config(String),
+    /// A call failed.
+    #[error("kubernetes API: {action}: {source}")]
+    Api {
+        /// What was being done.
+        action: String,
+        /// The cause.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl KubeError {
+    /// Label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            KubeError::Config(_) => "config",
+            KubeError::Api { .. } => "api",
+        }
+    }
+}
+
+fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+/// A Kubernetes client for the broker's own needs.
+#[derive(Clone)]
+pub struct Kube {
+    client: Client,
+}
+
+impl Kube {
+    /// A client from an explicit kubeconfig, or the standard resolution
+    /// (`KUBECONFIG`, `~/.kube/config`, in-cluster service account).
+    pub async fn connect(kubeconfig: Option<&Path>) -> Result<Self, KubeError> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = match kubeconfig {
+            Some(path) => {
+                let kc = Kubeconfig::read_from(path)
+                    .map_err(|e| KubeError::Config(format!("{}: {e}", path.display())))?;
+                Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                    .await
+                    .map_err(|e| KubeError::Config(e.to_string()))?
+            }
+            None => Config::infer()
+                .await
+                .map_err(|e| KubeError::Config(e.to_string()))?,
+        };
+        let client = Client::try_from(config).map_err(|e| KubeError::Config(e.to_string()))?;
+        Ok(Kube { client })
+    }
+
+    /// Wraps an existing client (tests).
+    pub fn from_client(client: Client) -> Self {
+        Kube { client }
+    }
+
+    fn api_err(action: String) -> impl FnOnce(kube::Error) -> KubeError {
+        move |source| KubeError::Api { action, source }
+    }
+
+    // === Secrets ===
+
+    /// Applies a Secret of string data (server-side apply, forced: the broker
+    /// owns these fields).
+    pub async fn apply_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        labels: BTreeMap<String, String>,
+        annotations: BTreeMap<String, String>,
+        string_data: BTreeMap<String, String>,
+    ) -> Result<(), KubeError> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.to_string()),
+                namespace: Some(namespace.to_string()),
+                labels: Some(labels),
+                annotations: Some(annotations),
+                ..Default::default()
+            },
+            type_: Some("Opaque".into()),
+            string_data: Some(string_data),
+            ..Default::default()
+        };
+        // SSA needs apiVersion and kind in the body.
+        let mut body = serde_json::to_value(&secret).expect("a Secret serializes");
+        body["apiVersion"] = json!("v1");
+        body["kind"] = json!("Secret");
+        api.patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map_err(Self::api_err(format!("applying Secret {namespace}/{name}")))?;
+        Ok(())
+    }
+
+    /// Deletes a Secret; a missing one is fine.
+    pub async fn delete_secret(&self, namespace: &str, name: &str) -> Result<(), KubeError> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        match api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(KubeError::Api {
+                action: format!("deleting Secret {namespace}/{name}"),
+                source: e,
+            }),
+        }
+    }
+
+    /// A Secret's data, decoded to strings (None if the Secret is missing).
+    pub async fn secret_data(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, KubeError> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let s = api
+            .get_opt(name)
+            .await
+            .map_err(Self::api_err(format!("reading Secret {namespace}/{name}")))?;
+        Ok(s.map(|s| {
+            let mut out: BTreeMap<String, String> = s
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                .collect();
+            out.extend(s.string_data.unwrap_or_default());
+            out
+        }))
+    }
+
+    /// A ConfigMap's data (None if missing).
+    pub async fn configmap_data(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, KubeError> {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
+        let c = api.get_opt(name).await.map_err(Self::api_err(format!(
+            "reading ConfigMap {namespace}/{name}"
+        )))?;
+        Ok(c.map(|c| c.data.unwrap_or_default()))
+    }
+
+    /// A Service as template data: `host` (cluster DNS name), `port` (the
+    /// first port) and `ports` by name (None if missing).
+    pub async fn service_endpoint(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Value>, KubeError> {
+        let api: Api<Service> = Api::namespaced(self.client.clone(), namespace);
+        let s = api
+            .get_opt(name)
+            .await
+            .map_err(Self::api_err(format!("reading Service {namespace}/{name}")))?;
+        Ok(s.map(|s| {
+            let ports = s.spec.and_then(|sp| sp.ports).unwrap_or_default();
+            service_value(
+                name,
+                namespace,
+                ports
+                    .iter()
+                    .map(|p| (p.name.clone().unwrap_or_default(), p.port))
+                    .collect(),
+            )
+        }))
+    }
+
+    // === Namespaces ===
+
+    /// Creates (or adopts) a namespace the broker owns, labelled as such.
+    pub async fn ensure_namespace(&self, name: &str, instance_id: &str) -> Result<(), KubeError> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let body = json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": name,
+                "labels": {MANAGED_BY.0: MANAGED_BY.1},
+                "annotations": {"chartbroker.io/instance-id": instance_id},
+            },
+        });
+        api.patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map_err(Self::api_err(format!("applying Namespace {name}")))?;
+        Ok(())
+    }
+
+    /// Deletes a namespace, but only one the broker labelled as its own.
+    pub async fn delete_owned_namespace(&self, name: &str) -> Result<(), KubeError> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let Some(ns) = api
+            .get_opt(name)
+            .await
+            .map_err(Self::api_err(format!("reading Namespace {name}")))?
+        else {
+            return Ok(());
+        };
+        let owned = ns
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(MANAGED_BY.0))
+            .is_some_and(|v| v == MANAGED_BY.1);
+        if !owned {
+            tracing::warn!(
+                namespace = name,
+                "not deleting a namespace chartbroker did not create"
+            );
+            return Ok(());
+        }
+        match api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(KubeError::Api {
+                action: format!("deleting Namespace {name}"),
+                source: e,
+            }),
+        }
+    }
+
+    // === What releases leave behind ===
+
+    /// Deletes the PersistentVolumeClaims a release's StatefulSets left
+    /// (matched by the standard `app.kubernetes.io/instance` label).
+    pub async fn delete_release_pvcs(
+        &self,
+        namespace: &str,
+        release: &str,
+    ) -> Result<usize, KubeError> {
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), namespace);
+        let selector = format!("app.kubernetes.io/instance={release}");
+        let list = api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(Self::api_err(format!(
+                "listing PVCs of {namespace}/{release}"
+            )))?;
+        let mut deleted = 0;
+        for pvc in list.items {
+            let Some(name) = pvc.metadata.name else {
+                continue;
+            };
+            match api.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => deleted += 1,
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => {
+                    return Err(KubeError::Api {
+                        action: format!("deleting PVC {namespace}/{name}"),
+                        source: e,
+                    });
+                }
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+/// The template view of a Service.
+pub fn service_value(name: &str, namespace: &str, ports: Vec<(String, i32)>) -> Value {
+    let by_name: serde_json::Map<String, Value> = ports
+        .iter()
+        .filter(|(n, _)| !n.is_empty())
+        .map(|(n, p)| (n.clone(), json!(p)))
+        .collect();
+    json!({
+        "name": name,
+        "host": format!("{name}.{namespace}.svc.cluster.local"),
+        "port": ports.first().map(|(_, p)| *p),
+        "ports": by_name,
+    })
+}
