@@ -31,8 +31,9 @@ pub enum Engine {
     Helm,
 }
 
-/// Everything `serve` needs, already parsed.
-#[derive(Clone, Debug)]
+/// Everything `serve` needs, already parsed. `Debug` leaves out the
+/// password and the store key.
+#[derive(Clone)]
 pub struct ServeConfig {
     /// Catalog directory.
     pub catalog_dir: PathBuf,
@@ -62,6 +63,23 @@ pub struct ServeConfig {
     pub operation_timeout: Duration,
     /// Kubeconfig for the helm engine (default: standard resolution).
     pub kubeconfig: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ServeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeConfig")
+            .field("catalog_dir", &self.catalog_dir)
+            .field("charts_dir", &self.charts_dir)
+            .field("data_dir", &self.data_dir)
+            .field("engine", &self.engine)
+            .field("helm", &self.helm)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("store_key", &self.store_key.as_ref().map(|_| "<redacted>"))
+            .field("credentials_file", &self.credentials_file)
+            .field("kubeconfig", &self.kubeconfig)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A wired broker, ready to serve.

@@ -27,7 +27,7 @@ impl Broker {
         required(&req.binding_id, "binding_id")?;
         required(&req.service_id, "service_id")?;
         required(&req.plan_id, "plan_id")?;
-        let raw_params = parameters_object(&req.parameters)?;
+        let mut raw_params = parameters_object(&req.parameters)?;
         let context = req
             .context
             .as_ref()
@@ -76,6 +76,15 @@ impl Broker {
             _ => {}
         }
 
+        // The broker's own bind parameters say where the Secret goes; the
+        // plan's schema sees the rest.
+        let requested = take_target(&mut raw_params, &plan, &inst, &req.binding_id)?;
+        let target = match &req.internal {
+            Some((secret, _)) => Some(secret.clone()),
+            None => requested,
+        };
+        let fp_params = parameters_object(&req.parameters)?;
+
         // Rotation: the successor inherits what the platform may not have kept.
         let (mut parameters, app_guid, bind_resource) = match &req.predecessor_binding_id {
             Some(pred) if !pred.is_empty() => {
@@ -116,8 +125,9 @@ impl Broker {
             "plan_id": req.plan_id,
             "app_guid": req.app_guid,
             "bind_resource": req.bind_resource,
-            "parameters": raw_params,
+            "parameters": fp_params,
             "predecessor_binding_id": req.predecessor_binding_id,
+            "internal": req.internal.as_ref().map(|(s, d)| json!([s.namespace, s.name, d])),
         }));
 
         let (op_id, run_async) = loop {
@@ -185,7 +195,8 @@ impl Broker {
                 parameters: parameters.clone(),
                 credentials: Secrets::default(),
                 secret_ref: None,
-                target: None,
+                target: target.clone(),
+                dependent: req.internal.as_ref().map(|(_, d)| d.clone()),
                 state: BindingState::Binding,
                 fingerprint: fp.clone(),
                 operations: history,
@@ -226,4 +237,54 @@ impl Broker {
             credentials: Some(b.credentials),
         })
     }
+}
+
+/// Takes the bind parameters `namespace` and `secret_name` out of `params`
+/// (chart plans only) and checks them: the namespace must be the instance's
+/// or one the plan allows, the name a DNS label.
+fn take_target(
+    params: &mut serde_json::Value,
+    plan: &crate::catalog::Plan,
+    inst: &super::model::Instance,
+    binding_id: &str,
+) -> Result<Option<super::model::SecretRef>> {
+    let Some(chart) = plan.chart() else {
+        return Ok(None);
+    };
+    let obj = params.as_object_mut().expect("parameters are an object");
+    let mut take = |key: &str| -> Result<Option<String>> {
+        match obj.remove(key) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(BrokerError::BadRequest(format!(
+                "parameters.{key} must be a string"
+            ))),
+        }
+    };
+    let namespace = take("namespace")?;
+    let name = take("secret_name")?;
+    if namespace.is_none() && name.is_none() {
+        return Ok(None);
+    }
+    let namespace = namespace.unwrap_or_else(|| inst.namespace.clone());
+    if namespace != inst.namespace && !chart.binding_namespaces.contains(&namespace) {
+        return Err(BrokerError::BadRequest(format!(
+            "parameters.namespace: {namespace:?} is not allowed for plan {}; allowed: {}",
+            plan.name,
+            std::iter::once(inst.namespace.as_str())
+                .chain(chart.binding_namespaces.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let name = match name {
+        Some(n) if super::names::is_dns_label(&n, 63) => n,
+        Some(n) => {
+            return Err(BrokerError::BadRequest(format!(
+                "parameters.secret_name: {n:?} is not a valid Secret name (lowercase letters, digits and '-', at most 63)"
+            )));
+        }
+        None => super::names::binding_secret_name(binding_id),
+    };
+    Ok(Some(super::model::SecretRef { namespace, name }))
 }

@@ -95,6 +95,10 @@ pub struct Binding {
     /// and `secret_name`), or where a dependent release needs it.
     #[serde(default)]
     pub target: Option<SecretRef>,
+    /// The instance this binding was made for (`chart.uses`), if the broker
+    /// made it itself; that instance must go before this one can.
+    #[serde(default)]
+    pub dependent: Option<String>,
     /// Lifecycle state.
     pub state: BindingState,
     /// Fingerprint of the bind request, to answer repeats.

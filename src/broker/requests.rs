@@ -85,6 +85,9 @@ pub struct BindRequest {
     pub parameters: Option<Value>,
     /// For rotation.
     pub predecessor_binding_id: Option<String>,
+    /// Set by the broker itself for bindings it makes for a dependent
+    /// instance: where the Secret goes, and for whom. Never from the edge.
+    pub internal: Option<(super::model::SecretRef, String)>,
 }
 
 /// `DELETE .../service_bindings/:binding_id`

@@ -70,6 +70,7 @@ async fn bind(
         context: body.context.filter(|c| !c.is_null()),
         parameters: body.parameters,
         predecessor_binding_id: non_empty(body.predecessor_binding_id),
+        internal: None,
     };
     let out = broker
         .bind(req, meta(&q.accepts_incomplete, identity, &headers))

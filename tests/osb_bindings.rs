@@ -1,0 +1,632 @@
+//! Service bindings over HTTP: bind, fetch, rotate, unbind and
+//! `last_operation`, and the binding Secret manifests the render engine
+//! writes under `<data>/render/apps/cb-<instance>/bindings/`.
+
+mod common;
+
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use axum::http::{Method, StatusCode, header};
+use common::*;
+use serde_json::{Value, json};
+
+// === helpers ===
+
+fn binding(i: &str, b: &str) -> String {
+    format!("/v2/service_instances/{i}/service_bindings/{b}")
+}
+
+fn binding_async(i: &str, b: &str) -> String {
+    format!("{}?accepts_incomplete=true", binding(i, b))
+}
+
+fn unbind_uri(i: &str, b: &str, accepts_incomplete: bool) -> String {
+    let flag = if accepts_incomplete {
+        "&accepts_incomplete=true"
+    } else {
+        ""
+    };
+    format!(
+        "{}?service_id=svc-tiny&plan_id=plan-small{flag}",
+        binding(i, b)
+    )
+}
+
+fn binding_last_op(i: &str, b: &str, op: Option<&str>) -> String {
+    match op {
+        Some(op) => format!("{}/last_operation?operation={op}", binding(i, b)),
+        None => format!("{}/last_operation", binding(i, b)),
+    }
+}
+
+fn secret_file(b: &TestBroker, instance: &str, binding: &str) -> PathBuf {
+    b.release_dir(instance)
+        .join("bindings")
+        .join(format!("cb-bind-{binding}.yaml"))
+}
+
+/// After a 4xx on bind: no binding record, no operation, no Secret file.
+async fn assert_no_binding(b: &TestBroker, i: &str, id: &str) {
+    let r = b.call(Method::GET, &binding(i, id), None).await;
+    assert_eq!(
+        r.status,
+        StatusCode::NOT_FOUND,
+        "binding exists: {}",
+        r.text
+    );
+    let r = b
+        .call(Method::GET, &binding_last_op(i, id, None), None)
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::NOT_FOUND,
+        "operation recorded: {}",
+        r.text
+    );
+    assert!(!secret_file(b, i, id).exists());
+}
+
+/// A provisioned plan-small instance.
+async fn broker_with_instance() -> TestBroker {
+    let b = TestBroker::start().await;
+    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
+        .await;
+    b
+}
+
+/// Holds the write of a binding's Secret file: the render engine writes
+/// `<name>.tmp` and renames it, and opening a FIFO for writing blocks until a
+/// reader opens it. Dropping the hold lets the writer go (it then fails,
+/// since a FIFO can't be fsynced).
+struct SecretWriteHold {
+    fifo: PathBuf,
+}
+
+impl SecretWriteHold {
+    fn new(b: &TestBroker, instance: &str, binding: &str) -> Self {
+        let dir = b.release_dir(instance).join("bindings");
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join(format!("cb-bind-{binding}.tmp"));
+        let st = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo runs");
+        assert!(st.success());
+        SecretWriteHold { fifo }
+    }
+
+    /// Lets the writer through and waits until it has finished writing.
+    async fn release(self) {
+        let fifo = self.fifo.clone();
+        tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            let mut f = std::fs::File::open(&fifo).unwrap();
+            let mut sink = Vec::new();
+            f.read_to_end(&mut sink).unwrap();
+        })
+        .await
+        .unwrap();
+        // Drop still runs, harmlessly.
+    }
+}
+
+impl Drop for SecretWriteHold {
+    fn drop(&mut self) {
+        // O_NONBLOCK: a read-only open of a FIFO then returns at once, and
+        // wakes a writer blocked in open.
+        let _ = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(0o4000)
+            .open(&self.fifo);
+        let _ = std::fs::remove_file(&self.fifo);
+    }
+}
+
+fn read_secret_manifest(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut docs = serde_saphyr::from_multiple::<Value>(&text).unwrap();
+    docs.retain(|d| !d.is_null());
+    assert_eq!(docs.len(), 1, "{text}");
+    docs.remove(0)
+}
+
+// === bind ===
+
+#[tokio::test]
+async fn bind_returns_201_with_credentials() {
+    let b = broker_with_instance().await;
+    let r = b
+        .call(
+            Method::PUT,
+            &binding("i-1", "b-1"),
+            Some(bind_body("plan-small", json!({"role": "reader"}))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let c = &r.json["credentials"];
+    assert_eq!(c["host"], "cb-i-1.apps.svc.cluster.local");
+    assert_eq!(c["port"], 5432);
+    assert_eq!(c["role"], "reader");
+    assert_eq!(c["password"].as_str().unwrap().len(), 24);
+    assert!(r.json.get("operation").is_none(), "{}", r.text);
+}
+
+#[tokio::test]
+async fn bind_writes_secret_manifest_and_unbind_removes_it() {
+    let b = broker_with_instance().await;
+    let creds = b
+        .bind_sync("i-1", "b-1", "plan-small", json!({"role": "writer"}))
+        .await;
+    let path = secret_file(&b, "i-1", "b-1");
+    let secret = read_secret_manifest(&path);
+    assert_eq!(secret["kind"], "Secret");
+    assert_eq!(secret["metadata"]["name"], "cb-bind-b-1");
+    assert_eq!(secret["metadata"]["namespace"], "apps");
+    assert_eq!(
+        secret["stringData"],
+        json!({
+            "host": creds["host"],
+            "port": "5432",
+            "password": creds["password"],
+            "role": "writer",
+        })
+    );
+    let r = b
+        .call(Method::DELETE, &unbind_uri("i-1", "b-1", false), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(!path.exists(), "unbind left {}", path.display());
+}
+
+#[tokio::test]
+async fn deprovision_removes_bindings_left_behind() {
+    let b = broker_with_instance().await;
+    b.bind_sync("i-1", "b-1", "plan-small", json!({})).await;
+    let path = secret_file(&b, "i-1", "b-1");
+    assert!(path.is_file());
+    let r = b
+        .call(
+            Method::DELETE,
+            "/v2/service_instances/i-1?service_id=svc-tiny&plan_id=plan-small",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(!path.exists());
+    let r = b.call(Method::GET, &binding("i-1", "b-1"), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+}
+
+#[tokio::test]
+async fn bind_identical_repeat_returns_200_with_same_credentials() {
+    let b = broker_with_instance().await;
+    let body = bind_body("plan-small", json!({"role": "reader"}));
+    let first = b
+        .call(Method::PUT, &binding("i-1", "b-1"), Some(body.clone()))
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    let again = b
+        .call(Method::PUT, &binding("i-1", "b-1"), Some(body))
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.json["credentials"], first.json["credentials"]);
+}
+
+#[tokio::test]
+async fn bind_accepts_empty_bind_resource_as_absent() {
+    // Conformance suites send `bind_resource: {}`.
+    let b = broker_with_instance().await;
+    let mut body = bind_body("plan-small", json!({}));
+    body["bind_resource"] = json!({});
+    let r = b
+        .call(Method::PUT, &binding("i-1", "b-1"), Some(body.clone()))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    body.as_object_mut().unwrap().remove("bind_resource");
+    let r = b
+        .call(Method::PUT, &binding("i-1", "b-1"), Some(body))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+#[tokio::test]
+async fn bind_same_id_with_different_attributes_returns_409() {
+    let b = broker_with_instance().await;
+    let creds = b
+        .bind_sync("i-1", "b-1", "plan-small", json!({"role": "reader"}))
+        .await;
+    let other_app = {
+        let mut v = bind_body("plan-small", json!({"role": "reader"}));
+        v["bind_resource"] = json!({"app_guid": "app-2"});
+        v
+    };
+    for body in [
+        bind_body("plan-small", json!({"role": "writer"})),
+        other_app,
+    ] {
+        let r = b
+            .call(Method::PUT, &binding("i-1", "b-1"), Some(body))
+            .await;
+        assert_osb_error(&r, StatusCode::CONFLICT, None);
+    }
+    let r = b.call(Method::GET, &binding("i-1", "b-1"), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["credentials"], creds);
+    assert_eq!(r.json["parameters"], json!({"role": "reader"}));
+}
+
+#[tokio::test]
+async fn bind_unknown_instance_returns_404() {
+    let b = TestBroker::start().await;
+    let r = b
+        .call(
+            Method::PUT,
+            &binding("i-nope", "b-1"),
+            Some(bind_body("plan-small", json!({}))),
+        )
+        .await;
+    assert_osb_error(&r, StatusCode::NOT_FOUND, None);
+    assert_no_binding(&b, "i-nope", "b-1").await;
+}
+
+#[tokio::test]
+async fn bind_unbindable_plan_returns_400() {
+    let b = TestBroker::start().await;
+    b.provision_sync("i-1", "plan-unbindable", json!({})).await;
+    let r = b
+        .call(
+            Method::PUT,
+            &binding("i-1", "b-1"),
+            Some(bind_body("plan-unbindable", json!({}))),
+        )
+        .await;
+    assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
+    assert_no_binding(&b, "i-1", "b-1").await;
+}
+
+#[tokio::test]
+async fn bind_parameters_violating_binding_schema_return_400() {
+    let b = broker_with_instance().await;
+    for (params, field) in [
+        (json!({"role": "admin"}), "role"),
+        (json!({"role": 1}), "role"),
+        (json!({"scope": "all"}), "scope"),
+    ] {
+        let r = b
+            .call(
+                Method::PUT,
+                &binding("i-1", "b-1"),
+                Some(bind_body("plan-small", params.clone())),
+            )
+            .await;
+        assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
+        let d = r.json["description"].as_str().unwrap();
+        assert!(d.contains(field), "{params}: {d}");
+    }
+    let r = b
+        .call(
+            Method::PUT,
+            &binding("i-1", "b-1"),
+            Some(bind_body("plan-small", json!("role=admin"))),
+        )
+        .await;
+    assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
+    assert_no_binding(&b, "i-1", "b-1").await;
+}
+
+#[tokio::test]
+async fn bind_missing_service_id_or_plan_id_returns_400() {
+    let b = broker_with_instance().await;
+    for field in ["service_id", "plan_id"] {
+        for missing in [None, Some(json!(""))] {
+            let mut body = bind_body("plan-small", json!({}));
+            match &missing {
+                None => {
+                    body.as_object_mut().unwrap().remove(field);
+                }
+                Some(v) => body[field] = v.clone(),
+            }
+            let r = b
+                .call(Method::PUT, &binding("i-1", "b-1"), Some(body))
+                .await;
+            assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
+        }
+    }
+    assert_no_binding(&b, "i-1", "b-1").await;
+}
+
+#[tokio::test]
+async fn bind_async_returns_202_without_credentials_then_get_returns_them() {
+    let b = broker_with_instance().await;
+    let r = b
+        .call(
+            Method::PUT,
+            &binding_async("i-1", "b-1"),
+            Some(bind_body("plan-small", json!({"role": "reader"}))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    // spec: credentials MUST NOT be returned in a 202.
+    assert!(r.json.get("credentials").is_none(), "{}", r.text);
+    let op = r.json["operation"].as_str().expect("operation").to_string();
+    let r = b.wait_binding("i-1", "b-1", &op).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    let r = b.call(Method::GET, &binding("i-1", "b-1"), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["credentials"]["role"], "reader");
+    assert_eq!(
+        r.json["credentials"]["password"].as_str().unwrap().len(),
+        24
+    );
+    assert_eq!(r.json["parameters"], json!({"role": "reader"}));
+    assert!(secret_file(&b, "i-1", "b-1").is_file());
+}
+
+#[tokio::test]
+async fn fetch_binding_while_binding_returns_404() {
+    let b = broker_with_instance().await;
+    let hold = SecretWriteHold::new(&b, "i-1", "b-1");
+    let body = bind_body("plan-small", json!({"role": "reader"}));
+    let r = b
+        .call(
+            Method::PUT,
+            &binding_async("i-1", "b-1"),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let op = r.json["operation"].as_str().unwrap().to_string();
+
+    let r = b.call(Method::GET, &binding("i-1", "b-1"), None).await;
+    assert_osb_error(&r, StatusCode::NOT_FOUND, None);
+    // It is 404 because the bind is still running.
+    let r = b
+        .call(Method::GET, &binding_last_op("i-1", "b-1", Some(&op)), None)
+        .await;
+    assert_eq!(r.json["state"], "in progress", "{}", r.text);
+
+    // The held write fails (a FIFO can't be fsynced): the bind fails and the
+    // binding stays invisible.
+    hold.release().await;
+    let r = b.wait_binding("i-1", "b-1", &op).await;
+    assert_eq!(r.json["state"], "failed", "{}", r.text);
+    let r = b.call(Method::GET, &binding("i-1", "b-1"), None).await;
+    assert_osb_error(&r, StatusCode::NOT_FOUND, None);
+
+    // The same bind may be tried again.
+    let r = b
+        .call(Method::PUT, &binding_async("i-1", "b-1"), Some(body))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let op2 = r.json["operation"].as_str().unwrap().to_string();
+    assert_ne!(op2, op);
+    let r = b.wait_binding("i-1", "b-1", &op2).await;
+    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    let r = b.call(Method::GET, &binding("i-1", "b-1"), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+#[tokio::test]
+async fn bind_repeated_while_in_progress_returns_202_with_same_operation() {
+    let b = broker_with_instance().await;
+    let hold = SecretWriteHold::new(&b, "i-1", "b-1");
+    let body = bind_body("plan-small", json!({"role": "reader"}));
+    let r = b
+        .call(
+            Method::PUT,
+            &binding_async("i-1", "b-1"),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let op = r.json["operation"].as_str().unwrap().to_string();
+    let r = b
+        .call(Method::PUT, &binding_async("i-1", "b-1"), Some(body))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    assert_eq!(r.json["operation"], op.as_str(), "{}", r.text);
+    assert!(r.json.get("credentials").is_none(), "{}", r.text);
+    // Binding last_operation in progress carries Retry-After too.
+    let r = b
+        .call(Method::GET, &binding_last_op("i-1", "b-1", Some(&op)), None)
+        .await;
+    assert_eq!(r.json["state"], "in progress", "{}", r.text);
+    let retry = r.headers.get(header::RETRY_AFTER).expect("Retry-After");
+    assert!(retry.to_str().unwrap().parse::<u64>().unwrap() > 0);
+    // Unbinding a binding being created is a concurrency error.
+    let r = b
+        .call(Method::DELETE, &unbind_uri("i-1", "b-1", true), None)
+        .await;
+    assert_osb_error(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("ConcurrencyError"),
+    );
+    hold.release().await;
+    let r = b.wait_binding("i-1", "b-1", &op).await;
+    assert_ne!(r.json["state"], "in progress", "{}", r.text);
+}
+
+#[tokio::test]
+async fn bind_while_instance_is_provisioning_returns_422_concurrency_error() {
+    let (b, gate) = TestBroker::start_gated().await;
+    let op = b.provision_async("i-1", "plan-small", json!({})).await;
+    let r = b
+        .call(
+            Method::PUT,
+            &binding_async("i-1", "b-1"),
+            Some(bind_body("plan-small", json!({}))),
+        )
+        .await;
+    assert_osb_error(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("ConcurrencyError"),
+    );
+    gate.open();
+    b.wait_instance("i-1", &op).await;
+    assert_no_binding(&b, "i-1", "b-1").await;
+}
+
+// === rotation ===
+
+#[tokio::test]
+async fn binding_rotation_copies_the_predecessors_parameters() {
+    let b = broker_with_instance().await;
+    let old = b
+        .bind_sync("i-1", "b-1", "plan-small", json!({"role": "writer"}))
+        .await;
+    let mut body = bind_body("plan-small", json!({}));
+    body.as_object_mut().unwrap().remove("parameters");
+    body["predecessor_binding_id"] = json!("b-1");
+    let r = b
+        .call(Method::PUT, &binding("i-1", "b-2"), Some(body))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.json["credentials"]["role"], "writer", "{}", r.text);
+    assert_eq!(r.json["credentials"]["host"], old["host"]);
+    let r = b.call(Method::GET, &binding("i-1", "b-2"), None).await;
+    assert_eq!(
+        r.json["parameters"],
+        json!({"role": "writer"}),
+        "{}",
+        r.text
+    );
+    // spec: both MUST be valid in parallel.
+    let r = b.call(Method::GET, &binding("i-1", "b-1"), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["credentials"], old);
+    assert!(secret_file(&b, "i-1", "b-1").is_file());
+    assert!(secret_file(&b, "i-1", "b-2").is_file());
+}
+
+#[tokio::test]
+async fn binding_rotation_on_non_rotatable_plan_returns_400() {
+    let b = TestBroker::start().await;
+    b.provision_sync("i-1", "plan-large", json!({})).await;
+    b.bind_sync("i-1", "b-1", "plan-large", json!({})).await;
+    let mut body = bind_body("plan-large", json!({}));
+    body["predecessor_binding_id"] = json!("b-1");
+    let r = b
+        .call(Method::PUT, &binding("i-1", "b-2"), Some(body))
+        .await;
+    assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
+    assert_no_binding(&b, "i-1", "b-2").await;
+}
+
+#[tokio::test]
+async fn binding_rotation_from_unknown_predecessor_returns_400() {
+    let b = broker_with_instance().await;
+    let mut body = bind_body("plan-small", json!({}));
+    body["predecessor_binding_id"] = json!("b-nope");
+    let r = b
+        .call(Method::PUT, &binding("i-1", "b-2"), Some(body))
+        .await;
+    assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
+    assert_no_binding(&b, "i-1", "b-2").await;
+}
+
+// === fetch / last_operation ===
+
+#[tokio::test]
+async fn fetch_unknown_binding_returns_404() {
+    let b = broker_with_instance().await;
+    let r = b.call(Method::GET, &binding("i-1", "b-nope"), None).await;
+    assert_osb_error(&r, StatusCode::NOT_FOUND, None);
+}
+
+#[tokio::test]
+async fn binding_last_operation_unknown_binding_404_unknown_operation_400() {
+    let b = broker_with_instance().await;
+    let r = b
+        .call(Method::GET, &binding_last_op("i-1", "b-nope", None), None)
+        .await;
+    assert_osb_error(&r, StatusCode::NOT_FOUND, None);
+    b.bind_sync("i-1", "b-1", "plan-small", json!({})).await;
+    let r = b
+        .call(
+            Method::GET,
+            &binding_last_op("i-1", "b-1", Some("no-such-op")),
+            None,
+        )
+        .await;
+    assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
+}
+
+// === unbind ===
+
+#[tokio::test]
+async fn unbind_returns_200_with_empty_object() {
+    let b = broker_with_instance().await;
+    b.bind_sync("i-1", "b-1", "plan-small", json!({})).await;
+    let r = b
+        .call(Method::DELETE, &unbind_uri("i-1", "b-1", false), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json, json!({}));
+    let r = b.call(Method::GET, &binding("i-1", "b-1"), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    let r = b
+        .call(Method::DELETE, &unbind_uri("i-1", "b-1", false), None)
+        .await;
+    assert_osb_error(&r, StatusCode::GONE, None);
+}
+
+#[tokio::test]
+async fn unbind_unknown_binding_returns_410() {
+    let b = broker_with_instance().await;
+    for (i, id) in [("i-1", "b-nope"), ("i-nope", "b-nope")] {
+        for accepts in [false, true] {
+            let r = b
+                .call(Method::DELETE, &unbind_uri(i, id, accepts), None)
+                .await;
+            assert_osb_error(&r, StatusCode::GONE, None);
+        }
+    }
+}
+
+#[tokio::test]
+async fn unbind_without_service_id_or_plan_id_returns_400() {
+    let b = broker_with_instance().await;
+    let creds = b.bind_sync("i-1", "b-1", "plan-small", json!({})).await;
+    for query in [
+        "",
+        "?plan_id=plan-small",
+        "?service_id=svc-tiny",
+        "?service_id=&plan_id=plan-small",
+        "?service_id=svc-tiny&plan_id=",
+    ] {
+        let r = b
+            .call(
+                Method::DELETE,
+                &format!("{}{query}", binding("i-1", "b-1")),
+                None,
+            )
+            .await;
+        assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
+    }
+    let r = b.call(Method::GET, &binding("i-1", "b-1"), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["credentials"], creds);
+    assert!(secret_file(&b, "i-1", "b-1").is_file());
+}
+
+#[tokio::test]
+async fn unbind_async_returns_202_then_binding_last_operation_410() {
+    let b = broker_with_instance().await;
+    b.bind_sync("i-1", "b-1", "plan-small", json!({})).await;
+    let r = b
+        .call(Method::DELETE, &unbind_uri("i-1", "b-1", true), None)
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let op = r.json["operation"].as_str().unwrap().to_string();
+    let r = b.wait_binding("i-1", "b-1", &op).await;
+    assert_osb_error(&r, StatusCode::GONE, None);
+    let r = b
+        .call(Method::GET, &binding_last_op("i-1", "b-1", None), None)
+        .await;
+    assert_eq!(r.status, StatusCode::GONE, "{}", r.text);
+    assert!(!secret_file(&b, "i-1", "b-1").exists());
+}
