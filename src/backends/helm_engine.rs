@@ -324,6 +324,21 @@ impl SecretSink for KubeSink {
     ) -> Result<SecretRef, BackendError> {
         let inst = ctx.instance.instance;
         let secret = binding_secret_ref(ctx.binding, inst);
+        // Never take over a Secret someone else owns: a platform user could
+        // otherwise name an app's own Secret and overwrite it.
+        let owner = self
+            .kube
+            .secret_annotation(&secret.namespace, &secret.name, "chartbroker.io/binding-id")
+            .await
+            .map_err(kube_err)?;
+        if let Some(owner) = owner {
+            if owner.as_deref() != Some(ctx.binding.id.as_str()) {
+                return Err(BackendError::new(format!(
+                    "Secret {}/{} already exists and does not belong to this binding; choose another secret_name",
+                    secret.namespace, secret.name
+                )));
+            }
+        }
         let labels = BTreeMap::from([
             (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
             ("chartbroker.io/instance".to_string(), label_value(&inst.id)),

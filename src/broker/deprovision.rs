@@ -38,6 +38,15 @@ impl Broker {
                     cur.kind.as_str()
                 )));
             }
+            let users = self.dependents_of(&inst.id).await?;
+            if !users.is_empty() {
+                return Err(BrokerError::Unprocessable(format!(
+                    "service instance {} is used by {}; deprovision {} first",
+                    inst.id,
+                    users.join(", "),
+                    if users.len() == 1 { "it" } else { "them" }
+                )));
+            }
             let (_, _, plan) = self.plan(&inst.service_id, &inst.plan_id).ok_or_else(|| {
                 BrokerError::Internal(format!(
                     "plan {} of instance {} is no longer in the catalog",

@@ -13,6 +13,7 @@
 //! to the ports.
 
 pub mod bind;
+pub mod dependencies;
 pub mod deprovision;
 pub mod error;
 pub mod fetch;

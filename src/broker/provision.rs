@@ -113,6 +113,14 @@ impl Broker {
             };
             let release = release_name(&req.instance_id);
             let namespace = self.namespace_for(&plan, &context, &release);
+            if !super::names::is_dns_label(&namespace, 63) {
+                return Err(BrokerError::BadRequest(format!(
+                    "context.namespace {namespace:?} is not a valid namespace name"
+                )));
+            }
+            let dependencies = self
+                .plan_dependencies(&plan, &parameters, &req.instance_id, &release, &namespace)
+                .await?;
             // Secrets survive a repeated provision of a failed instance, so
             // a volume left behind still opens with the same password.
             let mut secret_values = match &previous {
@@ -137,7 +145,7 @@ impl Broker {
                 dashboard_url: None,
                 state: InstanceState::Provisioning,
                 provision_fingerprint: fp.clone(),
-                dependencies: Default::default(),
+                dependencies,
                 operations: previous.map(|p| p.operations).unwrap_or_default(),
             };
             let op_id = op.id.clone();

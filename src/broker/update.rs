@@ -115,6 +115,17 @@ impl Broker {
             }
             let run_async = self.must_run_async(plan, meta.accepts_incomplete)?;
             let mut parameters = merge(&inst.parameters, &changes);
+            // Which instances this one uses is fixed at provision.
+            if let Some(chart) = plan.chart() {
+                for dep in chart.uses.values() {
+                    if parameters.get(&dep.parameter) != inst.parameters.get(&dep.parameter) {
+                        return Err(BrokerError::BadRequest(format!(
+                            "parameters.{} names the {} instance this one uses and cannot change",
+                            dep.parameter, dep.service
+                        )));
+                    }
+                }
+            }
             plan.apply_defaults(SchemaKind::InstanceCreate, &mut parameters);
             // A new plan may declare secrets the old one did not.
             if let PlanBackend::Chart(chart) = &plan.backend {

@@ -110,11 +110,16 @@ impl Broker {
                         .backend(&plan)
                         .map_err(|e| BackendError::new(e.to_string()))?;
                     match op.kind {
-                        OpKind::Provision => backend.provision(ctx).await,
+                        OpKind::Provision => {
+                            self.bind_dependencies(&effective).await?;
+                            backend.provision(ctx).await
+                        }
                         OpKind::Update => backend.update(ctx).await,
                         OpKind::Deprovision => {
                             self.remove_bindings(&effective, ctx.clone()).await?;
-                            backend.deprovision(ctx).await
+                            backend.deprovision(ctx.clone()).await?;
+                            // The app is gone; now its credentials may go.
+                            self.unbind_dependencies(&effective).await
                         }
                         OpKind::Bind | OpKind::Unbind => {
                             Err(BackendError::new("not an instance operation"))

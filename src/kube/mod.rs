@@ -163,6 +163,22 @@ impl Kube {
         }))
     }
 
+    /// One annotation of a Secret: `None` if the Secret does not exist,
+    /// `Some(None)` if it exists without the annotation.
+    pub async fn secret_annotation(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+    ) -> Result<Option<Option<String>>, KubeError> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let s = api
+            .get_opt(name)
+            .await
+            .map_err(Self::api_err(format!("reading Secret {namespace}/{name}")))?;
+        Ok(s.map(|s| s.metadata.annotations.and_then(|mut a| a.remove(key))))
+    }
+
     /// A ConfigMap's data (None if missing).
     pub async fn configmap_data(
         &self,

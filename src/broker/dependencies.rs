@@ -1,0 +1,228 @@
+//! Instances that use other instances (`chart.uses`): a WordPress instance
+//! names a MySQL instance in a parameter; the broker binds to it, puts the
+//! binding Secret in WordPress's namespace and passes its name to the chart.
+//!
+//! The bindings go through the ordinary bind and unbind paths, so they are
+//! durable, idempotent and visible like any other binding; they carry the
+//! dependent's id, and an instance still used cannot be deprovisioned.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::model::{BindingState, DependencyRef, Instance, InstanceState, OpState, SecretRef};
+use super::names::{is_dns_label, short_hash};
+use super::ports::BackendError;
+use super::requests::{BindRequest, Outcome, RequestMeta, UnbindRequest};
+use super::{Broker, BrokerError, Result};
+use crate::catalog::Plan;
+
+/// How often the dependent's operation looks at the binding it waits for.
+const POLL: Duration = Duration::from_millis(200);
+
+impl Broker {
+    /// Checks the instances a provision request names for `chart.uses` and
+    /// plans the bindings to make: 400 unless each exists, is provisioned
+    /// and belongs to the right service.
+    pub(super) async fn plan_dependencies(
+        &self,
+        plan: &Plan,
+        parameters: &Value,
+        instance_id: &str,
+        release: &str,
+        namespace: &str,
+    ) -> Result<BTreeMap<String, DependencyRef>> {
+        let mut out = BTreeMap::new();
+        let Some(chart) = plan.chart() else {
+            return Ok(out);
+        };
+        let catalog = self.catalog();
+        for (name, dep) in &chart.uses {
+            let p = &dep.parameter;
+            let used_id = parameters
+                .get(p)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| {
+                    BrokerError::BadRequest(format!(
+                        "parameters.{p} must name an existing {} service instance",
+                        dep.service
+                    ))
+                })?;
+            if used_id == instance_id {
+                return Err(BrokerError::BadRequest(format!(
+                    "parameters.{p}: an instance cannot use itself"
+                )));
+            }
+            let used = match self.load_instance(used_id).await? {
+                Some((i, _)) if i.state == InstanceState::Ready => i,
+                _ => {
+                    return Err(BrokerError::BadRequest(format!(
+                        "parameters.{p}: service instance {used_id:?} does not exist or is not provisioned"
+                    )));
+                }
+            };
+            let service = catalog
+                .find_service(&used.service_id)
+                .map(|s| s.name.clone())
+                .unwrap_or_default();
+            if service != dep.service {
+                return Err(BrokerError::BadRequest(format!(
+                    "parameters.{p}: service instance {used_id:?} is a {service} instance, not {}",
+                    dep.service
+                )));
+            }
+            let secret_name = format!("{release}-{name}");
+            let secret_name = if is_dns_label(&secret_name, 63) {
+                secret_name
+            } else {
+                format!("cbx-{}", short_hash(&secret_name))
+            };
+            out.insert(
+                name.clone(),
+                DependencyRef {
+                    instance_id: used_id.to_string(),
+                    binding_id: format!("uses-{}-{}", short_hash(instance_id), short_hash(name)),
+                    secret: SecretRef {
+                        namespace: namespace.to_string(),
+                        name: secret_name,
+                    },
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// Makes (or finds) the bindings a dependent instance needs, waiting for
+    /// asynchronous ones.
+    pub(super) async fn bind_dependencies(
+        &self,
+        inst: &Instance,
+    ) -> std::result::Result<(), BackendError> {
+        for (name, dep) in &inst.dependencies {
+            let fail = |e: String| {
+                BackendError::new(format!(
+                    "binding to the {name} instance {}: {e}",
+                    dep.instance_id
+                ))
+            };
+            let (used, _) = self
+                .load_instance(&dep.instance_id)
+                .await
+                .map_err(|e| fail(e.to_string()))?
+                .ok_or_else(|| fail("it no longer exists".into()))?;
+            let req = BindRequest {
+                instance_id: used.id.clone(),
+                binding_id: dep.binding_id.clone(),
+                service_id: used.service_id.clone(),
+                plan_id: used.plan_id.clone(),
+                internal: Some((dep.secret.clone(), inst.id.clone())),
+                ..Default::default()
+            };
+            let meta = RequestMeta {
+                accepts_incomplete: true,
+                ..Default::default()
+            };
+            match self
+                .bind(req, meta)
+                .await
+                .map_err(|e| fail(e.to_string()))?
+                .outcome
+            {
+                Outcome::Created | Outcome::Done => {}
+                Outcome::Accepted { operation } => loop {
+                    let op = self
+                        .binding_last_operation(&used.id, &dep.binding_id, Some(&operation))
+                        .await
+                        .map_err(|e| fail(e.to_string()))?;
+                    match op.state {
+                        OpState::Succeeded => break,
+                        OpState::Failed => return Err(fail(op.description.unwrap_or_default())),
+                        OpState::InProgress => tokio::time::sleep(POLL).await,
+                    }
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the bindings a dependent instance made, waiting for
+    /// asynchronous unbinds; bindings already gone are fine.
+    pub(super) async fn unbind_dependencies(
+        &self,
+        inst: &Instance,
+    ) -> std::result::Result<(), BackendError> {
+        for (name, dep) in &inst.dependencies {
+            let fail = |e: String| {
+                BackendError::new(format!(
+                    "unbinding from the {name} instance {}: {e}",
+                    dep.instance_id
+                ))
+            };
+            let Some((binding, _)) = self
+                .load_binding(&dep.instance_id, &dep.binding_id)
+                .await
+                .map_err(|e| fail(e.to_string()))?
+            else {
+                continue;
+            };
+            if binding.state == BindingState::Deleted {
+                continue;
+            }
+            loop {
+                let req = UnbindRequest {
+                    instance_id: dep.instance_id.clone(),
+                    binding_id: dep.binding_id.clone(),
+                    service_id: binding.service_id.clone(),
+                    plan_id: binding.plan_id.clone(),
+                };
+                let meta = RequestMeta {
+                    accepts_incomplete: true,
+                    ..Default::default()
+                };
+                match self.unbind(req, meta).await {
+                    Ok(Outcome::Accepted { operation }) => {
+                        match self
+                            .binding_last_operation(
+                                &dep.instance_id,
+                                &dep.binding_id,
+                                Some(&operation),
+                            )
+                            .await
+                        {
+                            Err(BrokerError::Gone(_)) => break,
+                            Ok(op) if op.state == OpState::Failed => {
+                                return Err(fail(op.description.unwrap_or_default()));
+                            }
+                            Ok(_) => tokio::time::sleep(POLL).await,
+                            Err(e) => return Err(fail(e.to_string())),
+                        }
+                    }
+                    Ok(_) | Err(BrokerError::Gone(_)) => break,
+                    // Another operation on that binding: wait for it.
+                    Err(BrokerError::Concurrency(_)) => tokio::time::sleep(POLL).await,
+                    Err(e) => return Err(fail(e.to_string())),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The live instances that use `instance_id`, for refusing its
+    /// deprovision.
+    pub(super) async fn dependents_of(&self, instance_id: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for (b, _) in self.bindings_of(instance_id).await? {
+            let Some(d) = b.dependent.filter(|_| b.state != BindingState::Deleted) else {
+                continue;
+            };
+            if let Some((i, _)) = self.load_instance(&d).await? {
+                if i.state != InstanceState::Deleted {
+                    out.push(d);
+                }
+            }
+        }
+        Ok(out)
+    }
+}

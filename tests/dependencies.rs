@@ -1,0 +1,242 @@
+//! Dependent charts: a WordPress instance uses a MySQL instance. The broker
+//! binds to MySQL, puts the binding Secret in WordPress's namespace, passes
+//! its name to the chart, and refuses to deprovision MySQL while it is used.
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::*;
+use fake_kube::FakeKube;
+use serde_json::{Value, json};
+
+use chartbroker::runtime::Engine;
+
+const MYSQL: &str = "a0f5bc72-baad-493b-bc23-a1955f509a90";
+const MYSQL_BASIC: &str = "d58ea2b6-9f2e-4142-9e1c-9ab508dc47d1";
+const WORDPRESS: &str = "c461081c-edf4-464d-a97a-c6bc513221d8";
+const WORDPRESS_STANDARD: &str = "5d07b801-7bd4-41e1-b993-f981678db0af";
+
+fn example_config(data: &std::path::Path) -> chartbroker::runtime::ServeConfig {
+    let mut cfg = config(data);
+    cfg.catalog_dir = repo().join("catalog");
+    cfg.charts_dir = repo().join("charts");
+    cfg
+}
+
+fn body(service: &str, plan: &str, ns: &str, params: Value) -> Value {
+    json!({"service_id": service, "plan_id": plan,
+        "context": {"platform": "kubernetes", "namespace": ns}, "parameters": params})
+}
+
+async fn settle(b: &TestBroker, id: &str, r: Resp) -> Resp {
+    match r.status {
+        StatusCode::ACCEPTED => {
+            b.wait_instance(id, r.json["operation"].as_str().unwrap())
+                .await
+        }
+        _ => r,
+    }
+}
+
+#[tokio::test]
+async fn wordpress_uses_mysql_with_the_render_engine() {
+    let data = tempfile::tempdir().unwrap();
+    let cfg = example_config(data.path());
+    let b = TestBroker::with_config(data, cfg).await;
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/db-1",
+            Some(body(
+                MYSQL,
+                MYSQL_BASIC,
+                "data",
+                json!({"database": "blog"}),
+            )),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+
+    // A missing, unknown or wrong-service instance is refused up front.
+    for (params, needle) in [
+        (json!({}), "mysql_instance"),
+        (json!({"mysql_instance": "nope"}), "does not exist"),
+    ] {
+        let r = b
+            .call(
+                Method::PUT,
+                "/v2/service_instances/wp-bad",
+                Some(body(WORDPRESS, WORDPRESS_STANDARD, "web", params)),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+        assert!(
+            r.json["description"].as_str().unwrap().contains(needle),
+            "{}",
+            r.text
+        );
+    }
+
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/wp-1",
+            Some(body(
+                WORDPRESS,
+                WORDPRESS_STANDARD,
+                "web",
+                json!({"mysql_instance": "db-1"}),
+            )),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let manifests =
+        std::fs::read_to_string(b.data.path().join("render/web/cb-wp-1/manifests.yaml")).unwrap();
+    assert!(
+        manifests.contains("name: \"cb-wp-1-database\""),
+        "the chart reads the binding Secret by name"
+    );
+    // The binding Secret is in WordPress's namespace with MySQL's credentials.
+    let secret_file = b
+        .data
+        .path()
+        .join("render/data/cb-db-1/bindings/web.cb-wp-1-database.yaml");
+    let secret: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(&secret_file).unwrap()).unwrap();
+    assert_eq!(secret["metadata"]["namespace"], "web");
+    assert_eq!(secret["stringData"]["database"], "blog");
+    assert!(
+        secret["stringData"]["host"]
+            .as_str()
+            .unwrap()
+            .ends_with(".data.svc.cluster.local")
+    );
+
+    // Credentials read the release's Service (a lookup).
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/wp-1/service_bindings/wb-1",
+            Some(json!({"service_id": WORDPRESS, "plan_id": WORDPRESS_STANDARD})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(
+        r.json["credentials"]["host"], "cb-wp-1.web.svc.cluster.local",
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        r.json["credentials"]["url"],
+        "http://cb-wp-1.web.svc.cluster.local:80/"
+    );
+
+    // The dependency cannot change, and MySQL cannot go while used.
+    let r = b
+        .call(
+            Method::PATCH,
+            "/v2/service_instances/wp-1",
+            Some(json!({"service_id": WORDPRESS, "parameters": {"mysql_instance": "other"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    let r = b
+        .call(
+            Method::DELETE,
+            &format!("/v2/service_instances/db-1?service_id={MYSQL}&plan_id={MYSQL_BASIC}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert!(
+        r.json["description"].as_str().unwrap().contains("wp-1"),
+        "{}",
+        r.text
+    );
+
+    let r = b
+        .call(
+            Method::DELETE,
+            &format!(
+                "/v2/service_instances/wp-1?service_id={WORDPRESS}&plan_id={WORDPRESS_STANDARD}"
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(
+        !secret_file.exists(),
+        "the dependency binding went with WordPress"
+    );
+    let r = b
+        .call(
+            Method::DELETE,
+            &format!("/v2/service_instances/db-1?service_id={MYSQL}&plan_id={MYSQL_BASIC}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wordpress_uses_mysql_with_the_helm_engine() {
+    let k = FakeKube::start().await;
+    for ns in ["data", "web"] {
+        k.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
+    }
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = example_config(data.path());
+    cfg.engine = Engine::Helm;
+    cfg.kubeconfig = Some(k.kubeconfig(data.path()));
+    let b = TestBroker::with_config(data, cfg).await;
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/db-2?accepts_incomplete=true",
+            Some(body(
+                MYSQL,
+                MYSQL_BASIC,
+                "data",
+                json!({"database": "blog"}),
+            )),
+        )
+        .await;
+    assert_eq!(settle(&b, "db-2", r).await.json["state"], "succeeded");
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/wp-2?accepts_incomplete=true",
+            Some(body(
+                WORDPRESS,
+                WORDPRESS_STANDARD,
+                "web",
+                json!({"mysql_instance": "db-2"}),
+            )),
+        )
+        .await;
+    let done = settle(&b, "wp-2", r).await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let secret = k
+        .get("v1", "secrets", Some("web"), "cb-wp-2-database")
+        .expect("binding Secret in WordPress's namespace");
+    assert_eq!(
+        secret["metadata"]["annotations"]["chartbroker.io/instance-id"],
+        "db-2"
+    );
+    let deployment = k
+        .get("apps/v1", "deployments", Some("web"), "cb-wp-2")
+        .expect("WordPress deployed");
+    assert!(deployment.to_string().contains("cb-wp-2-database"));
+
+    let r = b.call(Method::DELETE, &format!("/v2/service_instances/wp-2?service_id={WORDPRESS}&plan_id={WORDPRESS_STANDARD}&accepts_incomplete=true"), None).await;
+    let gone = settle(&b, "wp-2", r).await;
+    assert_eq!(gone.status, StatusCode::GONE, "{}", gone.text);
+    assert!(
+        k.get("v1", "secrets", Some("web"), "cb-wp-2-database")
+            .is_none()
+    );
+    assert!(
+        k.get("apps/v1", "deployments", Some("web"), "cb-wp-2")
+            .is_none()
+    );
+}
