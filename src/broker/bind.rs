@@ -84,6 +84,12 @@ impl Broker {
             None => requested,
         };
         let fp_params = parameters_object(&req.parameters)?;
+        let target_ns = target
+            .as_ref()
+            .map(|t| t.namespace.clone())
+            .unwrap_or_else(|| inst.namespace.clone());
+        self.authorize(meta.originating_identity.as_ref(), &target_ns)
+            .await?;
 
         // Rotation: the successor inherits what the platform may not have kept.
         let (mut parameters, app_guid, bind_resource) = match &req.predecessor_binding_id {

@@ -14,6 +14,10 @@ pub enum BrokerError {
     /// provisioned / bound).
     #[error("{0}")]
     NotFound(String),
+    /// 403 `{"error": "Forbidden"}`: the originating user may not act in the
+    /// target namespace (checked with a SubjectAccessReview).
+    #[error("{0}")]
+    Forbidden(String),
     /// 409 `{"description": ...}`: same id, different attributes.
     #[error("{0}")]
     Conflict(String),

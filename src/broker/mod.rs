@@ -72,6 +72,9 @@ pub struct Adapters {
     pub upstream: Option<Arc<dyn Backend>>,
     /// Where binding credentials are delivered.
     pub sink: Arc<dyn SecretSink>,
+    /// Checks Kubernetes originating identities against target namespaces
+    /// (helm engine); `None` trusts the platform's word.
+    pub authorizer: Option<Arc<dyn ports::Authorizer>>,
 }
 
 /// The broker core. Cheap to clone; clones share state.
@@ -162,6 +165,38 @@ impl Broker {
             .maximum_polling_duration
             .unwrap_or(self.config().default_operation_timeout.as_secs());
         now() + secs
+    }
+
+    /// 403 unless the request's Kubernetes user may act in `namespace`.
+    /// Requests without an identity (platform housekeeping, orphan
+    /// mitigation) and other platforms' identities are the platform's
+    /// responsibility.
+    async fn authorize(
+        &self,
+        identity: Option<&model::OriginatingIdentity>,
+        namespace: &str,
+    ) -> Result<()> {
+        let (Some(auth), Some(id)) = (&self.inner.adapters.authorizer, identity) else {
+            return Ok(());
+        };
+        if id.platform != "kubernetes" {
+            return Ok(());
+        }
+        let user = id
+            .value
+            .get("username")
+            .and_then(|u| u.as_str())
+            .unwrap_or("?");
+        match auth.may_act_in(id, namespace).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(BrokerError::Forbidden(format!(
+                "user {user:?} may not create Secrets in namespace {namespace:?}"
+            ))),
+            Err(e) => Err(BrokerError::Internal(format!(
+                "could not check {user:?}'s access to namespace {namespace:?}: {}",
+                e.message
+            ))),
+        }
     }
 
     /// Whether a request must run asynchronously, or be refused.

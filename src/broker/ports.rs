@@ -188,3 +188,19 @@ pub trait SecretSink: Send + Sync + 'static {
     /// Removes the Secret; succeeds if already gone.
     async fn delete(&self, ctx: BindingCtx<'_>, secret: &SecretRef) -> Result<(), BackendError>;
 }
+
+// === Authorization ===
+
+/// Checks that the platform user behind a request may act in a namespace,
+/// so the broker never uses its own rights on someone's behalf (the confused
+/// deputy).
+#[async_trait]
+pub trait Authorizer: Send + Sync + 'static {
+    /// Whether `identity` may put workloads and Secrets in `namespace`.
+    /// `Err` when the question could not be answered.
+    async fn may_act_in(
+        &self,
+        identity: &OriginatingIdentity,
+        namespace: &str,
+    ) -> Result<bool, BackendError>;
+}

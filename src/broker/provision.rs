@@ -118,6 +118,8 @@ impl Broker {
                     "context.namespace {namespace:?} is not a valid namespace name"
                 )));
             }
+            self.authorize(meta.originating_identity.as_ref(), &namespace)
+                .await?;
             let dependencies = self
                 .plan_dependencies(&plan, &parameters, &req.instance_id, &release, &namespace)
                 .await?;

@@ -131,6 +131,7 @@ fn broker(store: Arc<MemoryStore>, backend: Arc<Scripted>) -> Broker {
             chart: Arc::new(backend),
             upstream: None,
             sink: Arc::new(NullSink),
+            authorizer: None,
         },
         BrokerConfig::default(),
         None,

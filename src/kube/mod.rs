@@ -311,6 +311,61 @@ impl Kube {
     }
 }
 
+// === Authorization ===
+
+#[async_trait::async_trait]
+impl crate::broker::ports::Authorizer for Kube {
+    /// A SubjectAccessReview: may the platform's user `create` `secrets` in
+    /// the namespace? Whoever may not, must not get a release or binding
+    /// Secret there through the broker's own, broader rights.
+    async fn may_act_in(
+        &self,
+        identity: &crate::broker::model::OriginatingIdentity,
+        namespace: &str,
+    ) -> Result<bool, crate::broker::ports::BackendError> {
+        use k8s_openapi::api::authorization::v1::{
+            ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+        };
+        let v = &identity.value;
+        let strings = |x: &Value| -> Option<Vec<String>> {
+            x.as_array().map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+        };
+        let extra = v["extra"].as_object().map(|m| {
+            m.iter()
+                .filter_map(|(k, x)| strings(x).map(|s| (k.clone(), s)))
+                .collect::<BTreeMap<_, _>>()
+        });
+        let review = SubjectAccessReview {
+            spec: SubjectAccessReviewSpec {
+                user: v["username"].as_str().map(str::to_string),
+                uid: v["uid"].as_str().map(str::to_string),
+                groups: strings(&v["groups"]),
+                extra,
+                resource_attributes: Some(ResourceAttributes {
+                    namespace: Some(namespace.to_string()),
+                    verb: Some("create".into()),
+                    resource: Some("secrets".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let api: Api<SubjectAccessReview> = Api::all(self.client.clone());
+        let answer = api
+            .create(&kube::api::PostParams::default(), &review)
+            .await
+            .map_err(|e| {
+                crate::broker::ports::BackendError::new(format!("SubjectAccessReview: {e}"))
+            })?;
+        Ok(answer.status.is_some_and(|s| s.allowed))
+    }
+}
+
 /// The template view of a Service.
 pub fn service_value(name: &str, namespace: &str, ports: Vec<(String, i32)>) -> Value {
     let by_name: serde_json::Map<String, Value> = ports

@@ -120,6 +120,7 @@ fn broker_error(e: BrokerError) -> (StatusCode, Map<String, Value>) {
         BrokerError::BadRequest(_) => (StatusCode::BAD_REQUEST, body(Some("BadRequest"), &text)),
         BrokerError::NotFound(_) => (StatusCode::NOT_FOUND, body(Some("NotFound"), &text)),
         BrokerError::Conflict(_) => (StatusCode::CONFLICT, body(Some("Conflict"), &text)),
+        BrokerError::Forbidden(_) => (StatusCode::FORBIDDEN, body(Some("Forbidden"), &text)),
         BrokerError::Gone(_) => (StatusCode::GONE, body(Some("Gone"), &text)),
         BrokerError::AsyncRequired => (
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -1,0 +1,148 @@
+//! The confused deputy: with the helm engine, a Kubernetes platform user's
+//! request is checked with a SubjectAccessReview against the namespace it
+//! targets before the broker acts there with its own rights.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use base64::Engine as _;
+use common::*;
+use fake_kube::{FakeKube, FakeKubeHandle};
+use serde_json::{Value, json};
+
+use chartbroker::runtime::Engine;
+
+fn identity(platform: &str, value: Value) -> String {
+    format!(
+        "{platform} {}",
+        base64::engine::general_purpose::STANDARD.encode(value.to_string())
+    )
+}
+
+fn with_identity(method: Method, uri: &str, body: Value, id: Option<&str>) -> Request<Body> {
+    let mut r = req(method, uri, Some(body));
+    if let Some(id) = id {
+        r.headers_mut()
+            .insert("x-broker-api-originating-identity", id.parse().unwrap());
+    }
+    r
+}
+
+async fn setup() -> (FakeKubeHandle, TestBroker) {
+    let k = FakeKube::start().await;
+    k.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}}));
+    // Only alice may create Secrets in apps.
+    k.set_authorizer(|spec| {
+        spec["user"] == "alice"
+            && spec["resourceAttributes"]["namespace"] == "apps"
+            && spec["resourceAttributes"]["verb"] == "create"
+            && spec["resourceAttributes"]["resource"] == "secrets"
+    });
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    cfg.engine = Engine::Helm;
+    cfg.kubeconfig = Some(k.kubeconfig(data.path()));
+    let b = TestBroker::with_config(data, cfg).await;
+    (k, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubernetes_user_without_access_to_the_namespace_is_refused() {
+    let (k, b) = setup().await;
+    let bob = identity(
+        "kubernetes",
+        json!({"username": "bob", "uid": "2", "groups": ["dev"], "extra": {}}),
+    );
+    let uri = "/v2/service_instances/az-1?accepts_incomplete=true";
+    let r = b
+        .send(with_identity(
+            Method::PUT,
+            uri,
+            provision_body("plan-small", json!({})),
+            Some(&bob),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert_eq!(r.json["error"], "Forbidden");
+    assert!(
+        r.json["description"].as_str().unwrap().contains("bob"),
+        "{}",
+        r.text
+    );
+    // Nothing was recorded or installed.
+    let r = b
+        .call(
+            Method::GET,
+            "/v2/service_instances/az-1/last_operation",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    assert!(k.get("v1", "configmaps", Some("apps"), "cb-az-1").is_none());
+    let reviews: Vec<_> = k
+        .requests()
+        .into_iter()
+        .filter(|(m, p)| m == "POST" && p.contains("subjectaccessreviews"))
+        .collect();
+    assert_eq!(reviews.len(), 1, "one SubjectAccessReview was asked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authorized_user_provisions_and_binds() {
+    let (k, b) = setup().await;
+    let alice = identity(
+        "kubernetes",
+        json!({"username": "alice", "uid": "1", "groups": ["ops"], "extra": {"team": ["a"]}}),
+    );
+    let r = b
+        .send(with_identity(
+            Method::PUT,
+            "/v2/service_instances/az-2?accepts_incomplete=true",
+            provision_body("plan-small", json!({})),
+            Some(&alice),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let done = b
+        .wait_instance("az-2", r.json["operation"].as_str().unwrap())
+        .await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    assert!(k.get("v1", "configmaps", Some("apps"), "cb-az-2").is_some());
+
+    // Bob may not bind it either: the binding Secret would land in apps.
+    let bob = identity(
+        "kubernetes",
+        json!({"username": "bob", "uid": "2", "groups": [], "extra": {}}),
+    );
+    let r = b
+        .send(with_identity(
+            Method::PUT,
+            "/v2/service_instances/az-2/service_bindings/azb?accepts_incomplete=true",
+            bind_body("plan-small", json!({})),
+            Some(&bob),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert!(
+        k.get("v1", "secrets", Some("apps"), "cb-bind-azb")
+            .is_none()
+    );
+
+    // Platform housekeeping without an identity, and other platforms'
+    // identities, are the platform's responsibility.
+    let cf = identity("cloudfoundry", json!({"user_id": "u-1"}));
+    for (bid, id) in [("azb-none", None), ("azb-cf", Some(cf.as_str()))] {
+        let r = b
+            .send(with_identity(
+                Method::PUT,
+                &format!(
+                    "/v2/service_instances/az-2/service_bindings/{bid}?accepts_incomplete=true"
+                ),
+                bind_body("plan-small", json!({})),
+                id,
+            ))
+            .await;
+        assert!(r.status.is_success(), "{}", r.text);
+    }
+}
