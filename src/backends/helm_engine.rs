@@ -174,8 +174,8 @@ impl HelmEngine {
                 .into(),
             );
             // Helm's own limit ends before ours kills it, so its message wins.
-            let secs = self.helm.timeout().as_secs().saturating_sub(10).max(10);
-            args.extend(["--timeout".into(), format!("{secs}s").into()]);
+            let ms = (self.helm.timeout().as_millis() * 9 / 10).max(1000);
+            args.extend(["--timeout".into(), format!("{ms}ms").into()]);
         }
         let values = serde_json::to_vec(&r.values).expect("values serialize");
         // The output holds the values (passwords): parse nothing, log nothing.

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde_json::{Value, json};
@@ -50,6 +50,15 @@ impl KubeError {
 
 fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+/// Whether a namespace carries the broker's managed-by label.
+fn is_owned(ns: &Namespace) -> bool {
+    ns.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(MANAGED_BY.0))
+        .is_some_and(|v| v == MANAGED_BY.1)
 }
 
 /// A Kubernetes client for the broker's own needs.
@@ -219,26 +228,56 @@ impl Kube {
 
     // === Namespaces ===
 
-    /// Creates (or adopts) a namespace the broker owns, labelled as such.
+    /// Creates the namespace of an instance, labelled as the broker's own.
+    ///
+    /// A namespace that already exists is used as it is, never labelled:
+    /// deprovision deletes labelled namespaces with everything in them, so
+    /// adopting someone else's namespace (as the server-side apply this used
+    /// to be did) would later delete it. One the broker created on an
+    /// earlier attempt already carries the label.
     pub async fn ensure_namespace(&self, name: &str, instance_id: &str) -> Result<(), KubeError> {
         let api: Api<Namespace> = Api::all(self.client.clone());
-        let body = json!({
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {
-                "name": name,
-                "labels": {MANAGED_BY.0: MANAGED_BY.1},
-                "annotations": {"chartbroker.io/instance-id": instance_id},
+        let existing = api
+            .get_opt(name)
+            .await
+            .map_err(Self::api_err(format!("reading Namespace {name}")))?;
+        if let Some(ns) = existing {
+            if !is_owned(&ns) {
+                tracing::warn!(
+                    namespace = name,
+                    "installing into an existing namespace chartbroker did not create; it will not be deleted"
+                );
+            }
+            return Ok(());
+        }
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.to_string()),
+                labels: Some(BTreeMap::from([(
+                    MANAGED_BY.0.to_string(),
+                    MANAGED_BY.1.to_string(),
+                )])),
+                annotations: Some(BTreeMap::from([(
+                    "chartbroker.io/instance-id".to_string(),
+                    instance_id.to_string(),
+                )])),
+                ..Default::default()
             },
-        });
-        api.patch(
-            name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await
-        .map_err(Self::api_err(format!("applying Namespace {name}")))?;
-        Ok(())
+            ..Default::default()
+        };
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.to_string()),
+            ..Default::default()
+        };
+        match api.create(&params, &ns).await {
+            Ok(_) => Ok(()),
+            // Created meanwhile: use it, as above.
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            Err(e) => Err(KubeError::Api {
+                action: format!("creating Namespace {name}"),
+                source: e,
+            }),
+        }
     }
 
     /// Deletes a namespace, but only one the broker labelled as its own.
@@ -251,13 +290,7 @@ impl Kube {
         else {
             return Ok(());
         };
-        let owned = ns
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(MANAGED_BY.0))
-            .is_some_and(|v| v == MANAGED_BY.1);
-        if !owned {
+        if !is_owned(&ns) {
             tracing::warn!(
                 namespace = name,
                 "not deleting a namespace chartbroker did not create"

@@ -1,0 +1,943 @@
+//! The helm engine when things go wrong, and its plan options, against the
+//! in-process fake Kubernetes API (`tests/fake-kube`) and the real helm 4.
+//!
+//! Faults: a helm that crashes, hangs or disappears, an API server that
+//! refuses a write, and a release a killed helm left `pending-*`. Every
+//! failed operation must end `failed` with a description that says why, and
+//! a repeat must work once the fault is gone.
+//!
+//! Plan options (catalog `tests/fixtures/catalog-helm/`): the policy check
+//! runs before anything is written, one namespace per instance (created,
+//! labelled, deleted, and never a namespace the broker did not create),
+//! `delete_pvcs`, and where binding Secrets may go.
+//!
+//! Faulty helms are shell wrappers around the real binary, each in its own
+//! directory whose name is a unique marker (`pgrep -f` finds leftovers).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use base64::Engine as _;
+use common::*;
+use fake_kube::{FakeKube, FakeKubeHandle};
+use serde_json::{Value, json};
+
+use chartbroker::runtime::{Engine, ServeConfig};
+
+const SVC: &str = "svc-helm";
+
+// === set-up ===
+
+/// A fake cluster with the namespaces the tests use: `apps` (the platform's
+/// namespace in every request), `shared` (allowed for bindings by
+/// `plan-ctx`) and `other` (allowed by no plan).
+async fn cluster() -> FakeKubeHandle {
+    let k = FakeKube::start().await;
+    for ns in ["apps", "shared", "other"] {
+        k.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
+    }
+    k
+}
+
+/// A broker with the helm engine over the catalog in
+/// `tests/fixtures/catalog-helm`, talking to `k`.
+async fn broker(k: &FakeKubeHandle, tweak: impl FnOnce(&Path, &mut ServeConfig)) -> TestBroker {
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    cfg.engine = Engine::Helm;
+    cfg.catalog_dir = fixtures().join("catalog-helm");
+    cfg.kubeconfig = Some(k.kubeconfig(data.path()));
+    tweak(data.path(), &mut cfg);
+    TestBroker::with_config(data, cfg).await
+}
+
+/// A helm wrapper script, alone in a directory named with a unique marker.
+/// It runs the real helm for every subcommand but `upgrade`, where it runs
+/// `on_upgrade` instead, until [`Wrapper::use_real_helm`] creates the flag
+/// file next to it.
+struct Wrapper {
+    dir: PathBuf,
+    path: PathBuf,
+    marker: String,
+}
+
+impl Wrapper {
+    fn new(parent: &Path, kind: &str, on_upgrade: &str) -> Wrapper {
+        use std::os::unix::fs::PermissionsExt;
+        let marker = format!("cb-fault-{kind}-{}", uuid::Uuid::new_v4().simple());
+        let dir = parent.join(&marker);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("helm");
+        let script = format!(
+            "#!/bin/sh\n\
+             if [ ! -e '{flag}' ] && [ \"$1\" = upgrade ]; then\n\
+             {on_upgrade}\n\
+             fi\n\
+             exec '{helm}' \"$@\"\n",
+            flag = dir.join("real").display(),
+            helm = helm_bin().display(),
+        );
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Wrapper { dir, path, marker }
+    }
+
+    /// From now on the wrapper is the real helm.
+    fn use_real_helm(&self) {
+        std::fs::write(self.dir.join("real"), b"").unwrap();
+    }
+
+    /// Processes whose command line holds this wrapper's marker.
+    fn processes(&self) -> Vec<String> {
+        let out = std::process::Command::new("pgrep")
+            .args(["-f", &self.marker])
+            .output()
+            .expect("pgrep runs");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+// === OSB helpers ===
+
+fn provision_req(plan: &str, params: Value) -> Value {
+    json!({
+        "service_id": SVC,
+        "plan_id": plan,
+        "organization_guid": "org",
+        "space_guid": "space",
+        "context": {"platform": "kubernetes", "namespace": "apps"},
+        "parameters": params,
+    })
+}
+
+/// Starts an asynchronous provision; returns its operation.
+async fn start_provision(b: &TestBroker, id: &str, plan: &str, params: Value) -> String {
+    let r = b
+        .call(
+            Method::PUT,
+            &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
+            Some(provision_req(plan, params)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    r.json["operation"].as_str().unwrap().to_string()
+}
+
+/// Provisions and waits; returns the final `last_operation` response.
+async fn provision(b: &TestBroker, id: &str, plan: &str, params: Value) -> Resp {
+    let op = start_provision(b, id, plan, params).await;
+    let r = b.wait_instance(id, &op).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r
+}
+
+#[track_caller]
+fn assert_succeeded(r: &Resp) {
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+}
+
+/// Asserts a failed operation whose description contains `needle`;
+/// returns the description.
+#[track_caller]
+fn assert_failed(r: &Resp, needle: &str) -> String {
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["state"], "failed", "{}", r.text);
+    let d = r.json["description"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(d.contains(needle), "expected {needle:?} in {d:?}");
+    d
+}
+
+/// Deprovisions and waits; returns the final `last_operation` response
+/// (410 Gone once the instance is gone).
+async fn deprovision(b: &TestBroker, id: &str, plan: &str) -> Resp {
+    let r = b
+        .call(
+            Method::DELETE,
+            &format!(
+                "/v2/service_instances/{id}?service_id={SVC}&plan_id={plan}&accepts_incomplete=true"
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    b.wait_instance(id, r.json["operation"].as_str().unwrap())
+        .await
+}
+
+/// The latest `last_operation` of an instance, whatever the operation.
+async fn last_operation(b: &TestBroker, id: &str) -> Resp {
+    b.call(
+        Method::GET,
+        &format!("/v2/service_instances/{id}/last_operation"),
+        None,
+    )
+    .await
+}
+
+fn bind_req(plan: &str, params: Value) -> Value {
+    json!({
+        "service_id": SVC,
+        "plan_id": plan,
+        "bind_resource": {"app_guid": "app-1"},
+        "parameters": params,
+    })
+}
+
+/// Sends an asynchronous bind; returns the immediate response.
+async fn start_bind(b: &TestBroker, id: &str, bid: &str, plan: &str, params: Value) -> Resp {
+    b.call(
+        Method::PUT,
+        &format!("/v2/service_instances/{id}/service_bindings/{bid}?accepts_incomplete=true"),
+        Some(bind_req(plan, params)),
+    )
+    .await
+}
+
+/// Binds and waits; returns the final binding `last_operation` response.
+async fn bind(b: &TestBroker, id: &str, bid: &str, plan: &str, params: Value) -> Resp {
+    let r = start_bind(b, id, bid, plan, params).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    b.wait_binding(id, bid, r.json["operation"].as_str().unwrap())
+        .await
+}
+
+/// Unbinds and waits; returns the final response (410 once gone).
+async fn unbind(b: &TestBroker, id: &str, bid: &str, plan: &str) -> Resp {
+    let r = b
+        .call(
+            Method::DELETE,
+            &format!(
+                "/v2/service_instances/{id}/service_bindings/{bid}?service_id={SVC}&plan_id={plan}&accepts_incomplete=true"
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    b.wait_binding(id, bid, r.json["operation"].as_str().unwrap())
+        .await
+}
+
+// === cluster helpers ===
+
+/// Helm's release records of `release` in `ns`.
+fn release_records(k: &FakeKubeHandle, ns: &str, release: &str) -> Vec<Value> {
+    k.list("secrets", Some(ns))
+        .into_iter()
+        .filter(|s| {
+            s["metadata"]["labels"]["owner"] == "helm" && s["metadata"]["labels"]["name"] == release
+        })
+        .collect()
+}
+
+/// The `status` label of each release record, by revision.
+fn record_statuses(k: &FakeKubeHandle, ns: &str, release: &str) -> Vec<(u64, String)> {
+    let mut v: Vec<(u64, String)> = release_records(k, ns, release)
+        .iter()
+        .map(|s| {
+            let l = &s["metadata"]["labels"];
+            (
+                l["version"].as_str().unwrap().parse().unwrap(),
+                l["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn configmap(k: &FakeKubeHandle, ns: &str, name: &str) -> Option<Value> {
+    k.get("v1", "configmaps", Some(ns), name)
+}
+
+/// Writes a helm release record the way a helm killed mid-operation leaves
+/// it: revision `version` of `release`, in state `status`, about to apply
+/// `manifest`. Helm stores `base64(gzip(release JSON))` in `data.release` and
+/// reads plain base64 JSON too (records written before compression), which
+/// is what this writes; the API adds its own base64 on top.
+fn seed_release_record(
+    k: &FakeKubeHandle,
+    ns: &str,
+    release: &str,
+    version: u64,
+    status: &str,
+    manifest: &str,
+) {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let record = json!({
+        "name": release,
+        "namespace": ns,
+        "version": version,
+        "info": {
+            "first_deployed": "2025-01-01T00:00:00Z",
+            "last_deployed": "2025-01-01T00:00:00Z",
+            "deleted": "",
+            "description": "operation underway when helm was killed",
+            "status": status,
+        },
+        "chart": {
+            "metadata": {"apiVersion": "v2", "name": "tiny", "version": "0.1.0"},
+            "templates": [],
+            "values": {},
+        },
+        "config": {},
+        "manifest": manifest,
+    });
+    let inner = b64.encode(serde_json::to_vec(&record).unwrap());
+    k.put(json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": format!("sh.helm.release.v1.{release}.v{version}"),
+            "namespace": ns,
+            "labels": {
+                "name": release,
+                "owner": "helm",
+                "status": status,
+                "version": version.to_string(),
+            },
+        },
+        "type": "helm.sh/release.v1",
+        "data": {"release": b64.encode(inner)},
+    }));
+}
+
+/// Runs the real helm directly against the fake (to check what a seeded
+/// record looks like to helm itself).
+async fn helm_cli(k: &FakeKubeHandle, home: &Path, args: &[&str]) -> std::process::Output {
+    let kubeconfig = k.kubeconfig(home);
+    tokio::process::Command::new(helm_bin())
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .env_clear()
+        .env("HOME", home)
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .output()
+        .await
+        .expect("helm runs")
+}
+
+fn writes(k: &FakeKubeHandle) -> Vec<(String, String)> {
+    k.requests()
+        .into_iter()
+        .filter(|(m, _)| matches!(m.as_str(), "POST" | "PUT" | "PATCH" | "DELETE"))
+        .collect()
+}
+
+// === helm faults ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashing_helm_fails_the_operation_and_a_repeat_succeeds() {
+    let k = cluster().await;
+    let mut wrapper = None;
+    let b = broker(&k, |data, cfg| {
+        let w = Wrapper::new(data, "crash", "  echo 'about to crash' >&2\n  kill -9 $$");
+        cfg.helm = w.path.clone();
+        wrapper = Some(w);
+    })
+    .await;
+    let wrapper = wrapper.unwrap();
+
+    let first = start_provision(&b, "crash-1", "plan-ctx", json!({"message": "hi"})).await;
+    let r = b.wait_instance("crash-1", &first).await;
+    let d = assert_failed(&r, "helm upgrade crashed");
+    assert!(d.contains("SIGKILL") || d.contains("signal: 9"), "{d}");
+    assert!(d.contains("about to crash"), "helm's stderr is kept: {d}");
+    // Nothing stays in progress, and nothing reached the cluster.
+    let r = last_operation(&b, "crash-1").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["state"], "failed", "{}", r.text);
+    assert!(configmap(&k, "apps", "cb-crash-1").is_none());
+    assert!(release_records(&k, "apps", "cb-crash-1").is_empty());
+
+    // The same PUT again, with a working helm: a new operation that succeeds
+    // (a repeat of an operation still in progress would get the same id).
+    wrapper.use_real_helm();
+    let second = start_provision(&b, "crash-1", "plan-ctx", json!({"message": "hi"})).await;
+    assert_ne!(first, second, "the crashed operation is over");
+    assert_succeeded(&b.wait_instance("crash-1", &second).await);
+    assert_eq!(
+        configmap(&k, "apps", "cb-crash-1").expect("installed")["data"]["message"],
+        "hi"
+    );
+    assert_eq!(
+        record_statuses(&k, "apps", "cb-crash-1"),
+        vec![(1, "deployed".to_string())]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hung_helm_is_stopped_at_the_timeout_and_killed() {
+    let k = cluster().await;
+    let mut wrapper = None;
+    let b = broker(&k, |data, cfg| {
+        // `read` is a shell builtin: the wrapper itself blocks (opening a
+        // FIFO nobody writes), as a hung helm would, with no child process.
+        let w = Wrapper::new(
+            data,
+            "hang",
+            &format!(
+                "  mkfifo '{fifo}' 2>/dev/null\n  read never < '{fifo}'\n  exit 3",
+                fifo = data.join("fifo").display()
+            ),
+        );
+        cfg.helm = w.path.clone();
+        cfg.helm_timeout = Duration::from_secs(5);
+        wrapper = Some(w);
+    })
+    .await;
+    let wrapper = wrapper.unwrap();
+
+    let op = start_provision(&b, "hang-1", "plan-ctx", json!({})).await;
+    // The hung process shows up under its marker (so the check below means
+    // something)...
+    let mut seen = false;
+    for _ in 0..200 {
+        if !wrapper.processes().is_empty() {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen, "the hung helm never showed up as {}", wrapper.marker);
+    let r = b.wait_instance("hang-1", &op).await;
+    let d = assert_failed(&r, "did not finish");
+    assert!(d.contains("helm upgrade"), "{d}");
+    // ...and is gone once the operation failed.
+    let mut left = wrapper.processes();
+    for _ in 0..100 {
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        left = wrapper.processes();
+    }
+    assert!(left.is_empty(), "helm left running: pids {left:?}");
+    assert!(configmap(&k, "apps", "cb-hang-1").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_missing_after_start_fails_the_operation() {
+    let k = cluster().await;
+    let mut wrapper = None;
+    let b = broker(&k, |data, cfg| {
+        let w = Wrapper::new(data, "gone", "  :");
+        cfg.helm = w.path.clone();
+        wrapper = Some(w);
+    })
+    .await;
+    let wrapper = wrapper.unwrap();
+    std::fs::remove_file(&wrapper.path).unwrap();
+
+    let r = provision(&b, "gone-1", "plan-ctx", json!({})).await;
+    let d = assert_failed(&r, "could not run helm");
+    assert!(
+        d.contains(&wrapper.path.display().to_string()),
+        "names the binary: {d}"
+    );
+    assert!(writes(&k).is_empty(), "{:?}", writes(&k));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_server_errors_fail_the_install_with_the_servers_message() {
+    let k = cluster().await;
+    let b = broker(&k, |_, _| {}).await;
+
+    // 1. Helm's own release record can't be written: nothing is installed.
+    k.fail_next("POST", "/api/v1/namespaces/apps/secrets", 500);
+    let r = provision(&b, "api-1", "plan-ctx", json!({"message": "one"})).await;
+    assert_failed(&r, "injected fault: POST /api/v1/namespaces/apps/secrets");
+    assert!(configmap(&k, "apps", "cb-api-1").is_none());
+    assert!(release_records(&k, "apps", "cb-api-1").is_empty());
+    let r = provision(&b, "api-1", "plan-ctx", json!({"message": "one"})).await;
+    assert_succeeded(&r);
+    assert_eq!(
+        configmap(&k, "apps", "cb-api-1").unwrap()["data"]["message"],
+        "one"
+    );
+
+    // 2. An object of the chart is refused: helm records a failed release,
+    //    which the repeated provision removes before installing again.
+    k.fail_next("PATCH", "/api/v1/namespaces/apps/configmaps/cb-api-2", 500);
+    let r = provision(&b, "api-2", "plan-ctx", json!({"message": "two"})).await;
+    assert_failed(
+        &r,
+        "injected fault: PATCH /api/v1/namespaces/apps/configmaps/cb-api-2",
+    );
+    assert!(configmap(&k, "apps", "cb-api-2").is_none());
+    assert_eq!(
+        record_statuses(&k, "apps", "cb-api-2"),
+        vec![(1, "failed".to_string())]
+    );
+    let r = provision(&b, "api-2", "plan-ctx", json!({"message": "two"})).await;
+    assert_succeeded(&r);
+    assert_eq!(
+        configmap(&k, "apps", "cb-api-2").unwrap()["data"]["message"],
+        "two"
+    );
+    assert_eq!(
+        record_statuses(&k, "apps", "cb-api-2"),
+        vec![(1, "deployed".to_string())]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_left_pending_install_is_repaired() {
+    let k = cluster().await;
+    let b = broker(&k, |_, _| {}).await;
+    // A helm killed during the first install: its record says
+    // pending-install, and part of the manifest is applied.
+    let home = tempfile::tempdir().unwrap();
+    let chart = fixtures().join("charts/tiny");
+    let out = helm_cli(
+        &k,
+        home.path(),
+        &[
+            "template",
+            "cb-pend-1",
+            chart.to_str().unwrap(),
+            "-n",
+            "apps",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let manifest = String::from_utf8(out.stdout).unwrap();
+    assert!(manifest.contains("kind: ConfigMap"), "{manifest}");
+    seed_release_record(&k, "apps", "cb-pend-1", 1, "pending-install", &manifest);
+    k.put(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "cb-pend-1", "namespace": "apps"},
+        "data": {"message": "half-applied"},
+    }));
+
+    // The seeded record is what helm itself sees, and plain helm refuses to
+    // go on from there.
+    let out = helm_cli(
+        &k,
+        home.path(),
+        &["status", "cb-pend-1", "-n", "apps", "-o", "json"],
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["info"]["status"], "pending-install");
+    let out = helm_cli(
+        &k,
+        home.path(),
+        &[
+            "upgrade",
+            "--install",
+            "cb-pend-1",
+            chart.to_str().unwrap(),
+            "-n",
+            "apps",
+        ],
+    )
+    .await;
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("another operation"),
+        "{out:?}"
+    );
+
+    let r = provision(&b, "pend-1", "plan-ctx", json!({"message": "fixed"})).await;
+    assert_succeeded(&r);
+    assert_eq!(
+        configmap(&k, "apps", "cb-pend-1").unwrap()["data"]["message"],
+        "fixed"
+    );
+    assert_eq!(
+        record_statuses(&k, "apps", "cb-pend-1"),
+        vec![(1, "deployed".to_string())],
+        "the pending record was removed and a fresh install recorded"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_left_pending_upgrade_is_rolled_back_then_upgraded() {
+    let k = cluster().await;
+    let b = broker(&k, |_, _| {}).await;
+    assert_succeeded(&provision(&b, "pend-2", "plan-ctx", json!({"message": "v1"})).await);
+    // A helm killed during an upgrade leaves the next revision pending (with
+    // the manifest it was applying: here the same chart) and part of it
+    // applied.
+    let home = tempfile::tempdir().unwrap();
+    let out = helm_cli(
+        &k,
+        home.path(),
+        &["get", "manifest", "cb-pend-2", "-n", "apps"],
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let manifest = String::from_utf8(out.stdout).unwrap();
+    seed_release_record(&k, "apps", "cb-pend-2", 2, "pending-upgrade", &manifest);
+    let mut cm = configmap(&k, "apps", "cb-pend-2").unwrap();
+    cm["data"]["message"] = json!("half-applied");
+    k.put(cm);
+    let out = helm_cli(
+        &k,
+        home.path(),
+        &["status", "cb-pend-2", "-n", "apps", "-o", "json"],
+    )
+    .await;
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["info"]["status"], "pending-upgrade", "{out:?}");
+
+    let r = b
+        .call(
+            Method::PATCH,
+            "/v2/service_instances/pend-2?accepts_incomplete=true",
+            Some(json!({"service_id": SVC, "parameters": {"message": "v2"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let r = b
+        .wait_instance("pend-2", r.json["operation"].as_str().unwrap())
+        .await;
+    assert_succeeded(&r);
+    assert_eq!(
+        configmap(&k, "apps", "cb-pend-2").unwrap()["data"]["message"],
+        "v2"
+    );
+    // The engine rolled back to revision 1 first (revision 3), then
+    // upgraded (revision 4). Helm's rollback leaves the interrupted
+    // revision's record as it was; only the latest revision counts.
+    let statuses = record_statuses(&k, "apps", "cb-pend-2");
+    assert_eq!(
+        statuses.last(),
+        Some(&(4, "deployed".to_string())),
+        "{statuses:?}"
+    );
+    let out = helm_cli(
+        &k,
+        home.path(),
+        &["history", "cb-pend-2", "-n", "apps", "-o", "json"],
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let history: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let rev3 = history
+        .iter()
+        .find(|h| h["revision"] == 3)
+        .expect("revision 3");
+    assert_eq!(rev3["description"], "Rollback to 1", "{history:?}");
+    let out = helm_cli(
+        &k,
+        home.path(),
+        &["status", "cb-pend-2", "-n", "apps", "-o", "json"],
+    )
+    .await;
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["info"]["status"], "deployed", "{out:?}");
+    assert_eq!(status["version"], 4, "{out:?}");
+}
+
+// === policy ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_chart_is_refused_before_any_write_to_the_cluster() {
+    let k = cluster().await;
+    let b = broker(&k, |_, cfg| {
+        cfg.catalog_dir = fixtures().join("catalog-helm/hostile");
+        cfg.charts_dir = fixtures().join("hostile-charts");
+    })
+    .await;
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/evil-1?accepts_incomplete=true",
+            Some(json!({
+                "service_id": "svc-hostile",
+                "plan_id": "plan-privileged",
+                "organization_guid": "org",
+                "space_guid": "space",
+                "context": {"platform": "kubernetes", "namespace": "apps"},
+            })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let r = b
+        .wait_instance("evil-1", r.json["operation"].as_str().unwrap())
+        .await;
+    let d = assert_failed(&r, "policy rejected the chart: ");
+    assert!(
+        d.contains("Deployment/cb-evil-1-web: container \"app\" is privileged"),
+        "{d}"
+    );
+    assert!(d.contains("(rule: privileged-container)"), "{d}");
+    assert!(writes(&k).is_empty(), "writes: {:?}", writes(&k));
+    assert!(k.get("v1", "namespaces", None, "cb-evil-1").is_none());
+}
+
+// === namespace per instance ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_per_instance_is_created_labelled_and_deleted() {
+    let k = cluster().await;
+    let b = broker(&k, |_, _| {}).await;
+
+    let r = provision(&b, "ns-1", "plan-own-ns", json!({"message": "own"})).await;
+    assert_succeeded(&r);
+    let ns = k
+        .get("v1", "namespaces", None, "cb-ns-1")
+        .expect("the instance's namespace exists");
+    assert_eq!(
+        ns["metadata"]["labels"]["app.kubernetes.io/managed-by"], "chartbroker",
+        "{ns}"
+    );
+    assert_eq!(
+        ns["metadata"]["annotations"]["chartbroker.io/instance-id"], "ns-1",
+        "{ns}"
+    );
+    assert_eq!(
+        configmap(&k, "cb-ns-1", "cb-ns-1").expect("release in its namespace")["data"]["message"],
+        "own"
+    );
+    assert!(configmap(&k, "apps", "cb-ns-1").is_none());
+    assert_eq!(release_records(&k, "cb-ns-1", "cb-ns-1").len(), 1);
+
+    // The binding Secret goes to the instance's namespace by default.
+    assert_succeeded(&bind(&b, "ns-1", "nsb-1", "plan-own-ns", json!({})).await);
+    assert!(
+        k.get("v1", "secrets", Some("cb-ns-1"), "cb-bind-nsb-1")
+            .is_some()
+    );
+
+    let r = deprovision(&b, "ns-1", "plan-own-ns").await;
+    assert_eq!(r.status, StatusCode::GONE, "{}", r.text);
+    assert!(k.get("v1", "namespaces", None, "cb-ns-1").is_none());
+    assert!(k.list("secrets", Some("cb-ns-1")).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_the_broker_did_not_create_is_never_deleted() {
+    let k = cluster().await;
+    // Someone else's namespace, with the name an instance would get.
+    k.put(json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": "cb-ns-2", "labels": {"team": "someone-else"}},
+    }));
+    k.put(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "keep-me", "namespace": "cb-ns-2"},
+        "data": {"precious": "yes"},
+    }));
+    let b = broker(&k, |_, _| {}).await;
+
+    let r = provision(&b, "ns-2", "plan-own-ns", json!({"message": "guest"})).await;
+    assert_succeeded(&r);
+    assert!(configmap(&k, "cb-ns-2", "cb-ns-2").is_some());
+    let ns = k.get("v1", "namespaces", None, "cb-ns-2").unwrap();
+    assert_eq!(ns["metadata"]["labels"]["team"], "someone-else", "{ns}");
+    assert!(
+        ns["metadata"]["labels"]
+            .get("app.kubernetes.io/managed-by")
+            .is_none(),
+        "the broker did not take ownership: {ns}"
+    );
+
+    let r = deprovision(&b, "ns-2", "plan-own-ns").await;
+    assert_eq!(r.status, StatusCode::GONE, "{}", r.text);
+    assert!(
+        configmap(&k, "cb-ns-2", "cb-ns-2").is_none(),
+        "the release is uninstalled"
+    );
+    assert!(release_records(&k, "cb-ns-2", "cb-ns-2").is_empty());
+    assert!(
+        k.get("v1", "namespaces", None, "cb-ns-2").is_some(),
+        "the namespace stays"
+    );
+    assert_eq!(
+        configmap(&k, "cb-ns-2", "keep-me").expect("its objects stay")["data"]["precious"],
+        "yes"
+    );
+    let deletes_ns = |(m, p): &(String, String)| {
+        m == "DELETE" && p.split('?').next() == Some("/api/v1/namespaces/cb-ns-2")
+    };
+    assert!(!writes(&k).iter().any(deletes_ns), "{:?}", writes(&k));
+}
+
+// === delete_pvcs ===
+
+fn pvc(ns: &str, name: &str, instance_label: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": name, "namespace": ns,
+            "labels": {"app.kubernetes.io/instance": instance_label},
+        },
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_pvcs_removes_only_the_releases_claims() {
+    let k = cluster().await;
+    let b = broker(&k, |_, _| {}).await;
+    assert_succeeded(&provision(&b, "pvc-1", "plan-pvc", json!({})).await);
+    assert_succeeded(&provision(&b, "pvc-2", "plan-ctx", json!({})).await);
+    // What StatefulSets' volumeClaimTemplates leave behind.
+    k.put(pvc("apps", "data-cb-pvc-1-0", "cb-pvc-1"));
+    k.put(pvc("apps", "data-cb-pvc-2-0", "cb-pvc-2"));
+    k.put(pvc("apps", "unrelated", "someone-else"));
+    let pvc_exists = |name: &str| {
+        k.get("v1", "persistentvolumeclaims", Some("apps"), name)
+            .is_some()
+    };
+
+    let r = deprovision(&b, "pvc-1", "plan-pvc").await;
+    assert_eq!(r.status, StatusCode::GONE, "{}", r.text);
+    assert!(
+        !pvc_exists("data-cb-pvc-1-0"),
+        "delete_pvcs: true deletes it"
+    );
+    assert!(pvc_exists("data-cb-pvc-2-0"));
+    assert!(pvc_exists("unrelated"));
+
+    let r = deprovision(&b, "pvc-2", "plan-ctx").await;
+    assert_eq!(r.status, StatusCode::GONE, "{}", r.text);
+    assert!(
+        pvc_exists("data-cb-pvc-2-0"),
+        "delete_pvcs: false keeps the data"
+    );
+    assert!(pvc_exists("unrelated"));
+    assert!(configmap(&k, "apps", "cb-pvc-2").is_none());
+}
+
+// === binding Secrets ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binding_secrets_never_take_over_and_stay_in_allowed_namespaces() {
+    let k = cluster().await;
+    let b = broker(&k, |_, _| {}).await;
+    assert_succeeded(&provision(&b, "bs-1", "plan-ctx", json!({})).await);
+
+    // An app's own Secret, and one another binding owns.
+    let own = k.put(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "app-own", "namespace": "apps", "labels": {"app": "mine"}},
+        "data": {"token": "c2VjcmV0"},
+    }));
+    let foreign = k.put(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {
+            "name": "taken", "namespace": "apps",
+            "annotations": {"chartbroker.io/binding-id": "someone-else"},
+        },
+        "data": {"token": "dGFrZW4="},
+    }));
+    for (bid, name, original) in [("bs-own", "app-own", &own), ("bs-taken", "taken", &foreign)] {
+        let r = bind(
+            &b,
+            "bs-1",
+            bid,
+            "plan-ctx",
+            json!({"secret_name": name, "role": "reader"}),
+        )
+        .await;
+        assert_failed(
+            &r,
+            &format!("Secret apps/{name} already exists and does not belong to this binding"),
+        );
+        assert_eq!(
+            k.get("v1", "secrets", Some("apps"), name).as_ref(),
+            Some(original),
+            "the existing Secret is untouched"
+        );
+    }
+
+    // Removing a failed binding leaves the Secret it never owned alone.
+    let r = unbind(&b, "bs-1", "bs-own", "plan-ctx").await;
+    assert_eq!(r.status, StatusCode::GONE, "{}", r.text);
+    assert_eq!(
+        k.get("v1", "secrets", Some("apps"), "app-own").as_ref(),
+        Some(&own)
+    );
+
+    // A namespace the plan does not allow: refused before anything runs.
+    let r = start_bind(
+        &b,
+        "bs-1",
+        "bs-other",
+        "plan-ctx",
+        json!({"namespace": "other"}),
+    )
+    .await;
+    assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
+    let d = r.json["description"].as_str().unwrap();
+    assert!(d.contains("\"other\" is not allowed"), "{d}");
+    assert!(d.contains("apps, shared"), "{d}");
+    assert!(k.list("secrets", Some("other")).is_empty());
+
+    // An allowed one: the Secret lands there, and unbind removes it there.
+    let r = bind(
+        &b,
+        "bs-1",
+        "bs-shared",
+        "plan-ctx",
+        json!({"namespace": "shared", "role": "writer"}),
+    )
+    .await;
+    assert_succeeded(&r);
+    let s = k
+        .get("v1", "secrets", Some("shared"), "cb-bind-bs-shared")
+        .expect("binding Secret in the requested namespace");
+    let mut keys: Vec<&str> = s["data"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["host", "password", "port", "role"], "{s}");
+    assert_eq!(
+        s["metadata"]["annotations"]["chartbroker.io/binding-id"],
+        "bs-shared"
+    );
+    assert!(
+        k.get("v1", "secrets", Some("apps"), "cb-bind-bs-shared")
+            .is_none()
+    );
+    let r = b
+        .call(
+            Method::GET,
+            "/v2/service_instances/bs-1/service_bindings/bs-shared",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["credentials"]["role"], "writer");
+    let r = unbind(&b, "bs-1", "bs-shared", "plan-ctx").await;
+    assert_eq!(r.status, StatusCode::GONE, "{}", r.text);
+    assert!(
+        k.get("v1", "secrets", Some("shared"), "cb-bind-bs-shared")
+            .is_none()
+    );
+
+    // Deprovisioning with the failed binding still recorded leaves both
+    // foreign Secrets alone too.
+    let r = deprovision(&b, "bs-1", "plan-ctx").await;
+    assert_eq!(r.status, StatusCode::GONE, "{}", r.text);
+    assert_eq!(
+        k.get("v1", "secrets", Some("apps"), "app-own").as_ref(),
+        Some(&own)
+    );
+    assert_eq!(
+        k.get("v1", "secrets", Some("apps"), "taken").as_ref(),
+        Some(&foreign)
+    );
+    assert!(configmap(&k, "apps", "cb-bs-1").is_none());
+}

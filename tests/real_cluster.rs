@@ -1,0 +1,414 @@
+//! The helm engine against a REAL Kubernetes cluster: provision, bind,
+//! update, unbind and deprovision through the OSB API, checking the cluster
+//! with kube-rs after every step.
+//!
+//! Runs only with `CHARTBROKER_REAL_CLUSTER=1` and `KUBECONFIG` naming a
+//! readable kubeconfig (e.g. a kind or k3d cluster); otherwise each test
+//! prints why it skipped and passes. Each run works in a namespace of its
+//! own (`cb-rt-<random>`, labelled `chartbroker.io/test=real-cluster`) and
+//! deletes it at the end, also when an assertion failed. Only documented
+//! API behaviour is assumed: deletions are asynchronous (finalizers,
+//! namespace termination), so "gone" is checked by polling, with a bound.
+//!
+//! The same suite also runs on every `cargo test` against the in-process
+//! fake API (`runs_against_the_fake_api`), so it can't rot unnoticed on
+//! machines without a cluster.
+
+mod common;
+
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use common::*;
+use futures::FutureExt as _;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config, Resource};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use chartbroker::runtime::Engine;
+
+const SVC: &str = "svc-helm";
+const SKIP: &str = "skipped: set KUBECONFIG and CHARTBROKER_REAL_CLUSTER=1 (see README: kind/k3d)";
+/// Longest wait for an object to disappear (namespace termination on a
+/// real cluster takes seconds, more on a busy one).
+const GONE_WITHIN: Duration = Duration::from_secs(180);
+
+/// The kubeconfig of the real cluster, or None (and a printed reason) when
+/// the suite is not enabled.
+fn real_cluster() -> Option<PathBuf> {
+    if std::env::var("CHARTBROKER_REAL_CLUSTER").as_deref() != Ok("1") {
+        println!("{SKIP}");
+        return None;
+    }
+    let path = std::env::var_os("KUBECONFIG")
+        .and_then(|v| std::env::split_paths(&v).next())
+        .filter(|p| !p.as_os_str().is_empty());
+    match path {
+        Some(p) if p.is_file() && std::fs::File::open(&p).is_ok() => Some(p),
+        other => {
+            println!("{SKIP} (KUBECONFIG {other:?} is not a readable file)");
+            None
+        }
+    }
+}
+
+async fn client(kubeconfig: &Path) -> Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let kc = Kubeconfig::read_from(kubeconfig).expect("kubeconfig reads");
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig is usable");
+    Client::try_from(config).expect("kube client")
+}
+
+/// A short random suffix, so runs against a shared cluster don't collide.
+fn suffix() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
+}
+
+/// Polls until `name` is gone (404); panics after [`GONE_WITHIN`].
+async fn wait_gone<K>(api: &Api<K>, name: &str)
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let start = std::time::Instant::now();
+    loop {
+        match api.get_opt(name).await.expect("GET works") {
+            None => return,
+            Some(_) if start.elapsed() > GONE_WITHIN => {
+                panic!("{name} still exists after {GONE_WITHIN:?}")
+            }
+            Some(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
+/// Runs `body` in a fresh namespace (created with kube-rs) and deletes the
+/// namespace afterwards, waiting until it is gone, whatever `body` did.
+async fn in_test_namespace<F, Fut>(kubeconfig: &Path, body: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let client = client(kubeconfig).await;
+    let namespaces: Api<Namespace> = Api::all(client);
+    let name = format!("cb-rt-{}", suffix());
+    let ns: Namespace = serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {"chartbroker.io/test": "real-cluster"}},
+    }))
+    .unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("creating the test namespace");
+    let outcome = std::panic::AssertUnwindSafe(body(name.clone()))
+        .catch_unwind()
+        .await;
+    match namespaces.delete(&name, &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => panic!("deleting the test namespace {name}: {e}"),
+    }
+    wait_gone(&namespaces, &name).await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// A broker with the helm engine over `tests/fixtures/catalog-helm`.
+async fn broker(kubeconfig: &Path) -> TestBroker {
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    cfg.engine = Engine::Helm;
+    cfg.catalog_dir = fixtures().join("catalog-helm");
+    cfg.kubeconfig = Some(kubeconfig.to_path_buf());
+    cfg.helm_timeout = Duration::from_secs(120);
+    cfg.operation_timeout = Duration::from_secs(300);
+    TestBroker::with_config(data, cfg).await
+}
+
+/// Sends an OSB request that must answer 202, and waits for its operation;
+/// `binding` selects the binding's `last_operation`.
+async fn run(
+    b: &TestBroker,
+    method: Method,
+    uri: &str,
+    body: Option<Value>,
+    instance: &str,
+    binding: Option<&str>,
+) -> Resp {
+    let r = b.call(method, uri, body).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{uri}: {}", r.text);
+    let op = r.json["operation"].as_str().expect("an operation");
+    match binding {
+        None => b.wait_instance(instance, op).await,
+        Some(bid) => b.wait_binding(instance, bid, op).await,
+    }
+}
+
+#[track_caller]
+fn assert_succeeded(r: &Resp) {
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+}
+
+/// A Secret's data as strings.
+fn secret_strings(s: &Secret) -> std::collections::BTreeMap<String, String> {
+    s.data
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
+        .collect()
+}
+
+/// Provision → bind → update → unbind → deprovision in namespace `ns`.
+async fn core_flows(kubeconfig: &Path, ns: String) {
+    let client = client(kubeconfig).await;
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let secrets: Api<Secret> = Api::namespaced(client, &ns);
+    let b = broker(kubeconfig).await;
+    let id = format!("rt-{}", suffix());
+    let release = format!("cb-{id}");
+    let bid = format!("rtb-{}", suffix());
+    let release_records = ListParams::default().labels(&format!("owner=helm,name={release}"));
+
+    // Provision: the chart's objects and helm's release record.
+    let r = run(
+        &b,
+        Method::PUT,
+        &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
+        Some(json!({
+            "service_id": SVC,
+            "plan_id": "plan-ctx",
+            "organization_guid": "org",
+            "space_guid": "space",
+            "context": {"platform": "kubernetes", "namespace": ns},
+            "parameters": {"message": "one"},
+        })),
+        &id,
+        None,
+    )
+    .await;
+    assert_succeeded(&r);
+    let cm = configmaps
+        .get(&release)
+        .await
+        .expect("the release's ConfigMap");
+    assert_eq!(cm.data.unwrap()["message"], "one");
+    let records = secrets.list(&release_records).await.unwrap().items;
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(
+        records[0].metadata.labels.as_ref().unwrap()["status"],
+        "deployed"
+    );
+    let chart_password = secret_strings(&secrets.get(&release).await.unwrap())["password"].clone();
+    assert_eq!(chart_password.len(), 24);
+
+    // Bind: a Secret with the credentials in the instance's namespace.
+    let binding_uri = format!("/v2/service_instances/{id}/service_bindings/{bid}");
+    let r = run(
+        &b,
+        Method::PUT,
+        &format!("{binding_uri}?accepts_incomplete=true"),
+        Some(json!({
+            "service_id": SVC,
+            "plan_id": "plan-ctx",
+            "bind_resource": {"app_guid": "app-1"},
+            "parameters": {"role": "writer"},
+        })),
+        &id,
+        Some(&bid),
+    )
+    .await;
+    assert_succeeded(&r);
+    let secret_name = format!("cb-bind-{bid}");
+    let s = secrets.get(&secret_name).await.expect("the binding Secret");
+    let labels = s.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "chartbroker");
+    assert_eq!(
+        s.metadata.annotations.clone().unwrap_or_default()["chartbroker.io/binding-id"],
+        bid
+    );
+    let data = secret_strings(&s);
+    assert_eq!(
+        data.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["host", "password", "port", "role"]
+    );
+    assert_eq!(data["host"], format!("{release}.{ns}.svc.cluster.local"));
+    assert_eq!(data["port"], "5432");
+    assert_eq!(data["role"], "writer");
+    assert_eq!(data["password"], chart_password);
+    let r = b.call(Method::GET, &binding_uri, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["credentials"]["password"], chart_password.as_str());
+
+    // Update: a helm upgrade with the same generated password.
+    let r = run(
+        &b,
+        Method::PATCH,
+        &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
+        Some(json!({"service_id": SVC, "parameters": {"message": "two"}})),
+        &id,
+        None,
+    )
+    .await;
+    assert_succeeded(&r);
+    let cm = configmaps.get(&release).await.unwrap();
+    assert_eq!(cm.data.unwrap()["message"], "two");
+    assert_eq!(
+        secret_strings(&secrets.get(&release).await.unwrap())["password"],
+        chart_password
+    );
+    let mut revisions: Vec<String> = secrets
+        .list(&release_records)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|s| s.metadata.labels.as_ref().unwrap()["version"].clone())
+        .collect();
+    revisions.sort();
+    assert_eq!(revisions, ["1", "2"]);
+
+    // Unbind: the Secret goes.
+    let r = run(
+        &b,
+        Method::DELETE,
+        &format!("{binding_uri}?service_id={SVC}&plan_id=plan-ctx&accepts_incomplete=true"),
+        None,
+        &id,
+        Some(&bid),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::GONE, "{}", r.text);
+    wait_gone(&secrets, &secret_name).await;
+
+    // Deprovision: the release's objects and records go.
+    let r = run(
+        &b,
+        Method::DELETE,
+        &format!(
+            "/v2/service_instances/{id}?service_id={SVC}&plan_id=plan-ctx&accepts_incomplete=true"
+        ),
+        None,
+        &id,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::GONE, "{}", r.text);
+    wait_gone(&configmaps, &release).await;
+    wait_gone(&secrets, &release).await;
+    let start = std::time::Instant::now();
+    while !secrets
+        .list(&release_records)
+        .await
+        .unwrap()
+        .items
+        .is_empty()
+    {
+        assert!(start.elapsed() < GONE_WITHIN, "release records left");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A plan with `namespace: instance`: the broker creates the instance's
+/// namespace (labelled as its own) and deletes it on deprovision.
+async fn own_namespace_flow(kubeconfig: &Path) {
+    let client = client(kubeconfig).await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let b = broker(kubeconfig).await;
+    let id = format!("rtns-{}", suffix());
+    let release = format!("cb-{id}");
+    let outcome = std::panic::AssertUnwindSafe(async {
+        let r = run(
+            &b,
+            Method::PUT,
+            &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
+            Some(json!({
+                "service_id": SVC,
+                "plan_id": "plan-own-ns",
+                "organization_guid": "org",
+                "space_guid": "space",
+                "context": {"platform": "kubernetes", "namespace": "ignored-for-this-plan"},
+                "parameters": {"message": "own"},
+            })),
+            &id,
+            None,
+        )
+        .await;
+        assert_succeeded(&r);
+        let ns = namespaces.get(&release).await.expect("the instance's namespace");
+        assert_eq!(
+            ns.metadata.labels.unwrap_or_default()["app.kubernetes.io/managed-by"],
+            "chartbroker"
+        );
+        let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &release);
+        let cm = configmaps.get(&release).await.expect("the release's ConfigMap");
+        assert_eq!(cm.data.unwrap()["message"], "own");
+
+        let r = run(
+            &b,
+            Method::DELETE,
+            &format!(
+                "/v2/service_instances/{id}?service_id={SVC}&plan_id=plan-own-ns&accepts_incomplete=true"
+            ),
+            None,
+            &id,
+            None,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::GONE, "{}", r.text);
+        // Termination is asynchronous: Terminating first, then gone.
+        wait_gone(&namespaces, &release).await;
+    })
+    .catch_unwind()
+    .await;
+    if let Err(panic) = outcome {
+        // Don't leave the instance's namespace behind on a failed run.
+        let _ = namespaces.delete(&release, &DeleteParams::default()).await;
+        std::panic::resume_unwind(panic);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_flows_on_a_real_cluster() {
+    let Some(kubeconfig) = real_cluster() else {
+        return;
+    };
+    in_test_namespace(&kubeconfig, |ns| core_flows(&kubeconfig, ns)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_per_instance_on_a_real_cluster() {
+    let Some(kubeconfig) = real_cluster() else {
+        return;
+    };
+    own_namespace_flow(&kubeconfig).await;
+}
+
+/// The suite itself, against the in-process fake API: proves the code above
+/// works wherever `cargo test` runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_against_the_fake_api() {
+    let fake = fake_kube::FakeKube::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = fake.kubeconfig(dir.path());
+    in_test_namespace(&kubeconfig, |ns| core_flows(&kubeconfig, ns)).await;
+    own_namespace_flow(&kubeconfig).await;
+    // Only the test's and the instance's namespaces came and went.
+    let names: Vec<String> = fake
+        .list("namespaces", None)
+        .iter()
+        .map(|n| n["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.starts_with("cb-rt")),
+        "namespaces left behind: {names:?}"
+    );
+}
