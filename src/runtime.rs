@@ -11,8 +11,8 @@ use anyhow::Context as _;
 use crate::backends::chart::ChartPlans;
 use crate::backends::helm_engine::{HelmEngine, KubeSink};
 use crate::backends::render::RenderEngine;
-use crate::broker::ports::SecretSink;
 use crate::broker::ports::Store;
+use crate::broker::ports::{Authorizer, SecretSink};
 use crate::broker::{Adapters, Broker, BrokerConfig};
 use crate::catalog::Catalog;
 use crate::helm::Helm;
@@ -119,10 +119,15 @@ impl Runtime {
             Err(e) => tracing::warn!(error = %e,
                 "helm is not usable: chart operations will fail until it is (run scripts/install-tools.sh or pass --helm)"),
         }
-        let (chart, sink): (Arc<ChartPlans>, Arc<dyn SecretSink>) = match cfg.engine {
+        type Wired = (
+            Arc<ChartPlans>,
+            Arc<dyn SecretSink>,
+            Option<Arc<dyn Authorizer>>,
+        );
+        let (chart, sink, authorizer): Wired = match cfg.engine {
             Engine::Render => {
                 let engine = Arc::new(RenderEngine::new(helm, cfg.data_dir.join("render")));
-                (Arc::new(ChartPlans::new(engine.clone())), engine)
+                (Arc::new(ChartPlans::new(engine.clone())), engine, None)
             }
             Engine::Helm => {
                 let kubeconfig = resolve_kubeconfig(cfg.kubeconfig.clone());
@@ -135,7 +140,8 @@ impl Runtime {
                 tracing::info!(helm_major = engine.major(), "helm engine ready");
                 (
                     Arc::new(ChartPlans::new(Arc::new(engine))),
-                    Arc::new(KubeSink::new(kube)),
+                    Arc::new(KubeSink::new(kube.clone())),
+                    Some(Arc::new(kube)),
                 )
             }
         };
@@ -147,6 +153,7 @@ impl Runtime {
                 chart,
                 upstream: upstreams.as_ref().map(|u| u.backend()),
                 sink,
+                authorizer,
             },
             BrokerConfig {
                 default_namespace: cfg.default_namespace.clone(),

@@ -312,11 +312,23 @@ async fn repository_catalog_passes_the_default_policy() {
         for plan in service.plans.iter().filter(|p| p.chart().is_some()) {
             assert_eq!(plan.chart().unwrap().policy, Policy::default());
             let instance = format!("ex-{}-{}", service.name, plan.name);
+            let mut request = body(&service.id, &plan.id);
+            // A plan that uses another service gets an instance provisioned
+            // earlier in this loop (catalog files load in name order).
+            for dep in plan.chart().unwrap().uses.values() {
+                let used = catalog
+                    .services()
+                    .iter()
+                    .find(|s| s.name == dep.service)
+                    .expect("lint checked the service exists");
+                request["parameters"][&dep.parameter] =
+                    json!(format!("ex-{}-{}", used.name, used.plans[0].name));
+            }
             let r = b
                 .call(
                     Method::PUT,
                     &format!("/v2/service_instances/{instance}"),
-                    Some(body(&service.id, &plan.id)),
+                    Some(request),
                 )
                 .await;
             assert_eq!(r.status, StatusCode::CREATED, "{instance}: {}", r.text);

@@ -2,16 +2,12 @@
 
 use serde_json::json;
 
-use super::model::{
-    Binding, BindingState, HasOperations, InstanceState, OpKind, OpState, Operation, Secrets,
-};
+use super::model::{Binding, BindingState, HasOperations, InstanceState, OpKind, OpState, Secrets};
 use super::names::fingerprint;
 use super::ports::{Expect, StoreError};
 use super::provision::failed;
 use super::requests::{BindOutcome, BindRequest, Outcome, RequestMeta};
-use super::{
-    Broker, BrokerError, Result, context_object, new_operation_id, now, parameters_object, required,
-};
+use super::{Broker, BrokerError, Result, context_object, parameters_object, required};
 use crate::catalog::SchemaKind;
 
 impl Broker {
@@ -173,23 +169,7 @@ impl Broker {
                 None => (Expect::Absent, Vec::new()),
             };
             let run_async = self.must_run_async(&plan, meta.accepts_incomplete)?;
-            let op = Operation {
-                id: new_operation_id(OpKind::Bind),
-                kind: OpKind::Bind,
-                state: OpState::InProgress,
-                description: Some("Binding".into()),
-                instance_usable: None,
-                update_repeatable: None,
-                started_at: now(),
-                finished_at: None,
-                deadline: self.deadline(&plan),
-                attempts: 1,
-                fingerprint: fp.clone(),
-                target: None,
-                originating_identity: meta.originating_identity.clone(),
-                request_identity: meta.request_identity.clone(),
-                progress: None,
-            };
+            let op = self.start_op(OpKind::Bind, &plan, fp.clone(), &meta);
             let mut b = Binding {
                 id: req.binding_id.clone(),
                 instance_id: req.instance_id.clone(),

@@ -1,10 +1,10 @@
 //! `DELETE /v2/service_instances/:instance_id`
 
-use super::model::{HasOperations, InstanceState, OpKind, OpState, Operation};
+use super::model::{HasOperations, InstanceState, OpKind, OpState};
 use super::ports::{Expect, StoreError};
 use super::provision::failed;
 use super::requests::{DeprovisionRequest, Outcome, RequestMeta};
-use super::{Broker, BrokerError, Result, new_operation_id, now, required};
+use super::{Broker, BrokerError, Result, required};
 
 impl Broker {
     /// `DELETE /v2/service_instances/:instance_id`: deprovision.
@@ -54,23 +54,7 @@ impl Broker {
                 ))
             })?;
             let run_async = self.must_run_async(&plan, meta.accepts_incomplete)?;
-            let op = Operation {
-                id: new_operation_id(OpKind::Deprovision),
-                kind: OpKind::Deprovision,
-                state: OpState::InProgress,
-                description: Some("Deprovisioning".into()),
-                instance_usable: None,
-                update_repeatable: None,
-                started_at: now(),
-                finished_at: None,
-                deadline: self.deadline(&plan),
-                attempts: 1,
-                fingerprint: String::new(),
-                target: None,
-                originating_identity: meta.originating_identity.clone(),
-                request_identity: meta.request_identity.clone(),
-                progress: None,
-            };
+            let op = self.start_op(OpKind::Deprovision, &plan, String::new(), &meta);
             let op_id = op.id.clone();
             inst.push_op(op);
             match self.write_instance(&inst, Expect::Version(version)).await {

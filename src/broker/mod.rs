@@ -199,6 +199,40 @@ impl Broker {
         }
     }
 
+    /// A new operation of `kind` on `plan`, in progress, recording who asked.
+    fn start_op(
+        &self,
+        kind: OpKind,
+        plan: &Plan,
+        fingerprint: String,
+        meta: &requests::RequestMeta,
+    ) -> model::Operation {
+        let description = match kind {
+            OpKind::Provision => "Provisioning",
+            OpKind::Update => "Updating",
+            OpKind::Deprovision => "Deprovisioning",
+            OpKind::Bind => "Binding",
+            OpKind::Unbind => "Unbinding",
+        };
+        model::Operation {
+            id: new_operation_id(kind),
+            kind,
+            state: OpState::InProgress,
+            description: Some(description.into()),
+            instance_usable: None,
+            update_repeatable: None,
+            started_at: now(),
+            finished_at: None,
+            deadline: self.deadline(plan),
+            attempts: 1,
+            fingerprint,
+            target: None,
+            originating_identity: meta.originating_identity.clone(),
+            request_identity: meta.request_identity.clone(),
+            progress: None,
+        }
+    }
+
     /// Whether a request must run asynchronously, or be refused.
     fn must_run_async(&self, plan: &Plan, accepts_incomplete: bool) -> Result<bool> {
         let sync_ok = !plan.async_required && self.backend(plan)?.synchronous(plan);

@@ -2,14 +2,11 @@
 
 use serde_json::json;
 
-use super::model::{HasOperations, Instance, InstanceState, OpKind, OpState, Operation};
+use super::model::{HasOperations, Instance, InstanceState, OpKind, OpState};
 use super::names::{fingerprint, release_name};
 use super::ports::{Expect, StoreError};
 use super::requests::{InstanceOutcome, Outcome, ProvisionRequest, RequestMeta};
-use super::{
-    Broker, BrokerError, Result, context_object, new_operation_id, now, parameters_object,
-    required, secrets,
-};
+use super::{Broker, BrokerError, Result, context_object, parameters_object, required, secrets};
 use crate::catalog::{Backend as PlanBackend, NamespaceStrategy, Plan, SchemaKind};
 
 impl Broker {
@@ -94,23 +91,7 @@ impl Broker {
                 None => (Expect::Absent, None),
             };
             let run_async = self.must_run_async(&plan, meta.accepts_incomplete)?;
-            let op = Operation {
-                id: new_operation_id(OpKind::Provision),
-                kind: OpKind::Provision,
-                state: OpState::InProgress,
-                description: Some("Provisioning".into()),
-                instance_usable: None,
-                update_repeatable: None,
-                started_at: now(),
-                finished_at: None,
-                deadline: self.deadline(&plan),
-                attempts: 1,
-                fingerprint: fp.clone(),
-                target: None,
-                originating_identity: meta.originating_identity.clone(),
-                request_identity: meta.request_identity.clone(),
-                progress: None,
-            };
+            let op = self.start_op(OpKind::Provision, &plan, fp.clone(), &meta);
             let release = release_name(&req.instance_id);
             let namespace = self.namespace_for(&plan, &context, &release);
             if !super::names::is_dns_label(&namespace, 63) {
@@ -219,7 +200,7 @@ pub(super) fn check_maintenance(plan: &Plan, requested: Option<&str>) -> Result<
 }
 
 /// The error for a synchronous operation that failed.
-pub(super) fn failed(op: Operation, with_flags: bool) -> BrokerError {
+pub(super) fn failed(op: super::model::Operation, with_flags: bool) -> BrokerError {
     BrokerError::OperationFailed {
         error: super::ports::BackendError {
             message: op

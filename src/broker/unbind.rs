@@ -1,10 +1,10 @@
 //! `DELETE /v2/service_instances/:instance_id/service_bindings/:binding_id`
 
-use super::model::{BindingState, HasOperations, OpKind, OpState, Operation};
+use super::model::{BindingState, HasOperations, OpKind, OpState};
 use super::ports::{Expect, StoreError};
 use super::provision::failed;
 use super::requests::{Outcome, RequestMeta, UnbindRequest};
-use super::{Broker, BrokerError, Result, new_operation_id, now, required};
+use super::{Broker, BrokerError, Result, required};
 
 impl Broker {
     /// `DELETE .../service_bindings/:binding_id`: unbind.
@@ -43,23 +43,7 @@ impl Broker {
                 BrokerError::Internal(format!("plan {} is no longer in the catalog", b.plan_id))
             })?;
             let run_async = self.must_run_async(&plan, meta.accepts_incomplete)?;
-            let op = Operation {
-                id: new_operation_id(OpKind::Unbind),
-                kind: OpKind::Unbind,
-                state: OpState::InProgress,
-                description: Some("Unbinding".into()),
-                instance_usable: None,
-                update_repeatable: None,
-                started_at: now(),
-                finished_at: None,
-                deadline: self.deadline(&plan),
-                attempts: 1,
-                fingerprint: String::new(),
-                target: None,
-                originating_identity: meta.originating_identity.clone(),
-                request_identity: meta.request_identity.clone(),
-                progress: None,
-            };
+            let op = self.start_op(OpKind::Unbind, &plan, String::new(), &meta);
             let op_id = op.id.clone();
             b.push_op(op);
             match self.write_binding(&b, Expect::Version(version)).await {

@@ -2,14 +2,12 @@
 
 use serde_json::{Value, json};
 
-use super::model::{HasOperations, InstanceState, OpKind, OpState, Operation, UpdateTarget};
+use super::model::{HasOperations, InstanceState, OpKind, OpState, UpdateTarget};
 use super::names::fingerprint;
 use super::ports::{Expect, StoreError};
 use super::provision::{check_maintenance, failed};
 use super::requests::{InstanceOutcome, Outcome, RequestMeta, UpdateRequest};
-use super::{
-    Broker, BrokerError, Result, new_operation_id, now, parameters_object, required, secrets,
-};
+use super::{Broker, BrokerError, Result, parameters_object, required, secrets};
 use crate::catalog::{Backend as PlanBackend, SchemaKind};
 
 impl Broker {
@@ -131,32 +129,17 @@ impl Broker {
             if let PlanBackend::Chart(chart) = &plan.backend {
                 secrets::ensure(&chart.secrets, &mut inst.secrets.0);
             }
-            let op = Operation {
-                id: new_operation_id(OpKind::Update),
-                kind: OpKind::Update,
-                state: OpState::InProgress,
-                description: Some("Updating".into()),
-                instance_usable: None,
-                update_repeatable: None,
-                started_at: now(),
-                finished_at: None,
-                deadline: self.deadline(plan),
-                attempts: 1,
-                fingerprint: fp,
-                target: Some(UpdateTarget {
-                    plan_id: target_plan_id.clone(),
-                    parameters,
-                    context: req
-                        .context
-                        .clone()
-                        .filter(|c| !c.is_null())
-                        .unwrap_or_else(|| inst.context.clone()),
-                    maintenance_version: plan.maintenance_info.as_ref().map(|m| m.version.clone()),
-                }),
-                originating_identity: meta.originating_identity.clone(),
-                request_identity: meta.request_identity.clone(),
-                progress: None,
-            };
+            let mut op = self.start_op(OpKind::Update, plan, fp, &meta);
+            op.target = Some(UpdateTarget {
+                plan_id: target_plan_id.clone(),
+                parameters,
+                context: req
+                    .context
+                    .clone()
+                    .filter(|c| !c.is_null())
+                    .unwrap_or_else(|| inst.context.clone()),
+                maintenance_version: plan.maintenance_info.as_ref().map(|m| m.version.clone()),
+            });
             let op_id = op.id.clone();
             inst.push_op(op);
             match self.write_instance(&inst, Expect::Version(version)).await {

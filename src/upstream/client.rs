@@ -1,0 +1,622 @@
+//! The OSB client: the one place that speaks HTTP to upstream brokers.
+//!
+//! It sends what every OSB request needs (`X-Broker-API-Version`, the
+//! credentials, the originating and request identities) and hands back the
+//! status and the parsed body. Interpreting statuses is the caller's job,
+//! because the right answer differs per operation (see the spec's orphan
+//! mitigation table); transport failures come back as a typed
+//! [`UpstreamError`].
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::{Map, Value};
+
+use super::config::UpstreamConfig;
+use crate::broker::model::OriginatingIdentity;
+
+/// Largest upstream answer read; anything longer is a malformed answer.
+const MAX_BODY: usize = 4 * 1024 * 1024;
+/// Longest excerpt of a malformed body quoted in a message.
+const EXCERPT: usize = 120;
+
+/// An OSB endpoint of the upstream broker.
+#[derive(Debug, Clone, Copy)]
+pub enum Endpoint<'a> {
+    /// `/v2/catalog`
+    Catalog,
+    /// `/v2/service_instances/:id`
+    Instance(&'a str),
+    /// `/v2/service_instances/:id/last_operation`
+    InstanceLastOperation(&'a str),
+    /// `/v2/service_instances/:id/service_bindings/:binding_id`
+    Binding(&'a str, &'a str),
+    /// `/v2/service_instances/:id/service_bindings/:binding_id/last_operation`
+    BindingLastOperation(&'a str, &'a str),
+}
+
+impl Endpoint<'_> {
+    fn segments(&self) -> Vec<&str> {
+        match *self {
+            Endpoint::Catalog => vec!["v2", "catalog"],
+            Endpoint::Instance(i) => vec!["v2", "service_instances", i],
+            Endpoint::InstanceLastOperation(i) => {
+                vec!["v2", "service_instances", i, "last_operation"]
+            }
+            Endpoint::Binding(i, b) => vec!["v2", "service_instances", i, "service_bindings", b],
+            Endpoint::BindingLastOperation(i, b) => vec![
+                "v2",
+                "service_instances",
+                i,
+                "service_bindings",
+                b,
+                "last_operation",
+            ],
+        }
+    }
+}
+
+/// Who a request is made for: passed on to the upstream broker.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Identity<'a> {
+    /// `X-Broker-API-Originating-Identity`, re-encoded.
+    pub originating: Option<&'a OriginatingIdentity>,
+    /// `X-Broker-API-Request-Identity`.
+    pub request: Option<&'a str>,
+}
+
+/// An OSB error body (`{"error": ..., "description": ...}`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OsbError {
+    /// Machine-readable code (`ConcurrencyError`, `AsyncRequired`, ...).
+    pub error: Option<String>,
+    /// User-facing message.
+    pub description: Option<String>,
+}
+
+impl fmt::Display for OsbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.error, &self.description) {
+            (Some(e), Some(d)) => write!(f, "{e}: {d}"),
+            (Some(x), None) | (None, Some(x)) => f.write_str(x),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+/// The body of an upstream answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    /// Nothing (or only whitespace).
+    Empty,
+    /// Valid JSON.
+    Json(Value),
+    /// Not JSON: why, with an excerpt.
+    Malformed(String),
+}
+
+/// An upstream answer with any status.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Parsed body.
+    pub body: Body,
+    /// `Retry-After`, when given in seconds.
+    pub retry_after: Option<Duration>,
+}
+
+impl Reply {
+    /// The body as a JSON object, or why it is not one.
+    pub fn object(&self) -> Result<&Map<String, Value>, String> {
+        match &self.body {
+            Body::Json(Value::Object(m)) => Ok(m),
+            Body::Json(other) => Err(format!("expected a JSON object, got {}", kind(other))),
+            Body::Empty => Err("the body is empty".into()),
+            Body::Malformed(why) => Err(why.clone()),
+        }
+    }
+
+    /// The OSB error fields, if the body has any.
+    pub fn osb_error(&self) -> Option<OsbError> {
+        let m = self.object().ok()?;
+        let text = |k: &str| {
+            m.get(k)
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let e = OsbError {
+            error: text("error"),
+            description: text("description"),
+        };
+        (e.error.is_some() || e.description.is_some()).then_some(e)
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Why a request to an upstream broker got no usable answer, or got one the
+/// caller could not accept. Messages name the broker and never carry
+/// credentials.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    /// The upstream entry cannot be used (bad TLS files, missing secret).
+    #[error("upstream broker {broker} is not usable: {detail}")]
+    Config {
+        /// Upstream name.
+        broker: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// No connection could be made: the request never reached the broker.
+    #[error("upstream broker {broker} is unreachable: {detail}")]
+    Connect {
+        /// Upstream name.
+        broker: String,
+        /// Why (connection refused, DNS, TLS handshake).
+        detail: String,
+    },
+    /// No complete answer within the configured timeout.
+    #[error("upstream broker {broker} did not answer within {after:?}")]
+    Timeout {
+        /// Upstream name.
+        broker: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The connection broke after the request was sent.
+    #[error("the connection to upstream broker {broker} broke before it answered: {detail}")]
+    Transport {
+        /// Upstream name.
+        broker: String,
+        /// What broke.
+        detail: String,
+    },
+    /// An answer with a status the operation does not accept.
+    #[error("upstream broker {broker} answered HTTP {code}{}", .error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default())]
+    Status {
+        /// Upstream name.
+        broker: String,
+        /// HTTP status.
+        code: u16,
+        /// The OSB error body, if any.
+        error: Option<OsbError>,
+    },
+    /// An answer whose body is not the JSON the operation needs.
+    #[error("upstream broker {broker} answered HTTP {status} with a malformed body: {detail}")]
+    InvalidJson {
+        /// Upstream name.
+        broker: String,
+        /// HTTP status.
+        status: u16,
+        /// What is wrong with it.
+        detail: String,
+    },
+}
+
+impl UpstreamError {
+    /// Label for metrics and structured logs.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            UpstreamError::Config { .. } => "config",
+            UpstreamError::Connect { .. } => "connect",
+            UpstreamError::Timeout { .. } => "timeout",
+            UpstreamError::Transport { .. } => "transport",
+            UpstreamError::Status { code, .. } if *code >= 500 => "status_5xx",
+            UpstreamError::Status { .. } => "status",
+            UpstreamError::InvalidJson { .. } => "invalid_json",
+        }
+    }
+
+    /// Whether trying again later may help.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            UpstreamError::Config { .. } => false,
+            UpstreamError::Status { code, .. } => *code >= 500 || *code == 408 || *code == 429,
+            _ => true,
+        }
+    }
+
+    /// Whether the upstream may have acted on the request although we got
+    /// no acceptable answer: the spec's cases for orphan mitigation
+    /// (timeouts, 5xx, other 2xx, malformed bodies). A refused connection
+    /// or a 4xx means nothing was created.
+    pub fn may_have_acted(&self) -> bool {
+        match self {
+            UpstreamError::Config { .. } | UpstreamError::Connect { .. } => false,
+            UpstreamError::Timeout { .. }
+            | UpstreamError::Transport { .. }
+            | UpstreamError::InvalidJson { .. } => true,
+            UpstreamError::Status { code, .. } => !(400..500).contains(code),
+        }
+    }
+}
+
+/// A client for one upstream broker.
+pub struct Client {
+    cfg: UpstreamConfig,
+    http: reqwest::Client,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("name", &self.cfg.name)
+            .field("url", &self.cfg.url)
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl Client ===
+
+impl Client {
+    /// Builds the HTTP client: timeouts, no redirects (credentials must not
+    /// follow one), the CA bundle and client certificate when configured.
+    pub fn new(cfg: UpstreamConfig) -> Result<Client, String> {
+        // reqwest is built without a default rustls provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut b = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("chartbroker/", env!("CARGO_PKG_VERSION")));
+        if let Some(ca) = &cfg.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("ca_file {}: {e}", ca.display()))?;
+            if certs.is_empty() {
+                return Err(format!("ca_file {} holds no certificate", ca.display()));
+            }
+            b = b.tls_certs_only(certs);
+        }
+        if let (Some(cert), Some(key)) = (&cfg.client_cert_file, &cfg.client_key_file) {
+            let mut pem = std::fs::read(cert)
+                .map_err(|e| format!("client_cert_file {}: {e}", cert.display()))?;
+            pem.push(b'\n');
+            pem.extend(
+                std::fs::read(key)
+                    .map_err(|e| format!("client_key_file {}: {e}", key.display()))?,
+            );
+            let id = reqwest::Identity::from_pem(&pem)
+                .map_err(|e| format!("client certificate {}: {e}", cert.display()))?;
+            b = b.identity(id);
+        }
+        let http = b
+            .build()
+            .map_err(|e| format!("building the HTTP client: {e}"))?;
+        Ok(Client { cfg, http })
+    }
+
+    /// The settings this client was built from.
+    pub fn config(&self) -> &UpstreamConfig {
+        &self.cfg
+    }
+
+    /// The upstream's name.
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    /// `GET /v2/catalog`.
+    pub async fn catalog(&self) -> Result<Reply, UpstreamError> {
+        self.send(
+            reqwest::Method::GET,
+            Endpoint::Catalog,
+            &[],
+            None,
+            Identity::default(),
+        )
+        .await
+    }
+
+    /// Sends one request and reads the whole answer.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        endpoint: Endpoint<'_>,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+        identity: Identity<'_>,
+    ) -> Result<Reply, UpstreamError> {
+        let url = self.url(endpoint, query)?;
+        let headers = self.headers(identity)?;
+        let mut req = self.http.request(method.clone(), url).headers(headers);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let started = Instant::now();
+        let result: Result<Reply, UpstreamError> = async {
+            let resp = req.send().await.map_err(|e| self.transport(e))?;
+            let status = resp.status().as_u16();
+            let retry_after = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
+            let bytes = read_limited(resp).await.map_err(|e| match e {
+                ReadError::Http(e) => self.transport(e),
+                ReadError::TooLarge => UpstreamError::InvalidJson {
+                    broker: self.cfg.name.clone(),
+                    status,
+                    detail: format!("the body is larger than {MAX_BODY} bytes"),
+                },
+            })?;
+            Ok(Reply {
+                status,
+                body: parse_body(&bytes),
+                retry_after,
+            })
+        }
+        .await;
+        let path = endpoint.segments().join("/");
+        match &result {
+            Ok(r) => tracing::debug!(upstream = %self.cfg.name, %method, path, status = r.status,
+                took_ms = started.elapsed().as_millis() as u64, "upstream call"),
+            Err(e) => tracing::debug!(upstream = %self.cfg.name, %method, path, error = %e,
+                label = e.metric_label(), "upstream call failed"),
+        }
+        result
+    }
+
+    fn url(
+        &self,
+        endpoint: Endpoint<'_>,
+        query: &[(&str, &str)],
+    ) -> Result<reqwest::Url, UpstreamError> {
+        let mut url =
+            reqwest::Url::parse(&self.cfg.url).map_err(|e| self.config_error(e.to_string()))?;
+        url.path_segments_mut()
+            .map_err(|_| self.config_error("the url cannot have a path".into()))?
+            .pop_if_empty()
+            .extend(endpoint.segments());
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        Ok(url)
+    }
+
+    fn headers(&self, identity: Identity<'_>) -> Result<HeaderMap, UpstreamError> {
+        let mut h = HeaderMap::new();
+        let value =
+            |v: &str| HeaderValue::from_str(v).map_err(|e| self.config_error(e.to_string()));
+        h.insert("x-broker-api-version", value(&self.cfg.api_version)?);
+        h.insert(
+            reqwest::header::ACCEPT,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(auth) = self.cfg.authorization().map_err(|e| self.config_error(e))? {
+            let mut v = HeaderValue::from_str(auth.expose()).map_err(|_| {
+                self.config_error("the credentials are not valid header text".into())
+            })?;
+            v.set_sensitive(true);
+            h.insert(reqwest::header::AUTHORIZATION, v);
+        }
+        if let Some(id) = identity.originating {
+            let json = serde_json::to_vec(&id.value).unwrap_or_default();
+            let encoded = base64::engine::general_purpose::STANDARD.encode(json);
+            if let Ok(v) = HeaderValue::from_str(&format!("{} {encoded}", id.platform)) {
+                h.insert("x-broker-api-originating-identity", v);
+            }
+        }
+        if let Some(rid) = identity.request.filter(|r| !r.is_empty()) {
+            if let Ok(v) = HeaderValue::from_str(rid) {
+                h.insert("x-broker-api-request-identity", v);
+            }
+        }
+        Ok(h)
+    }
+
+    fn config_error(&self, detail: String) -> UpstreamError {
+        UpstreamError::Config {
+            broker: self.cfg.name.clone(),
+            detail,
+        }
+    }
+
+    fn transport(&self, e: reqwest::Error) -> UpstreamError {
+        let broker = self.cfg.name.clone();
+        if e.is_connect() || never_sent(&e) {
+            UpstreamError::Connect {
+                broker,
+                detail: chain(&e),
+            }
+        } else if e.is_timeout() {
+            UpstreamError::Timeout {
+                broker,
+                after: self.cfg.timeout,
+            }
+        } else {
+            UpstreamError::Transport {
+                broker,
+                detail: chain(&e),
+            }
+        }
+    }
+}
+
+/// Whether the request surely never reached the upstream broker although a
+/// connection was made: the TLS session failed (the TLS layer reports alerts
+/// and untrusted certificates as I/O errors of kind `InvalidData`, which
+/// plain HTTP/1 over TCP never produces; under TLS 1.3 a refused client
+/// certificate only shows up after the handshake), or hyper cancelled the
+/// request ("a pending item was dropped before ever being processed").
+fn never_sent(e: &reqwest::Error) -> bool {
+    let https = e.url().is_some_and(|u| u.scheme() == "https");
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cur {
+        let tls = c.is::<rustls::Error>()
+            || c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::InvalidData);
+        if (https && tls) || c.to_string().starts_with("operation was canceled") {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
+}
+
+/// A reqwest error's causes ("connection refused"), or the error itself.
+fn chain(e: &reqwest::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(c) = cur {
+        let s = c.to_string();
+        // hyper's wrapper ("client error (Connect)") says nothing useful.
+        if !s.starts_with("client error (") && !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = c.source();
+    }
+    if parts.is_empty() {
+        e.to_string()
+    } else {
+        parts.join(": ")
+    }
+}
+
+enum ReadError {
+    Http(reqwest::Error),
+    TooLarge,
+}
+
+async fn read_limited(mut resp: reqwest::Response) -> Result<Vec<u8>, ReadError> {
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(ReadError::Http)? {
+        if out.len() + chunk.len() > MAX_BODY {
+            return Err(ReadError::TooLarge);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+fn parse_body(bytes: &[u8]) -> Body {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Body::Empty;
+    }
+    match serde_json::from_slice(bytes) {
+        Ok(v) => Body::Json(v),
+        Err(e) => {
+            let text = String::from_utf8_lossy(bytes);
+            let mut excerpt: String = text.chars().take(EXCERPT).collect();
+            if text.chars().count() > EXCERPT {
+                excerpt.push('…');
+            }
+            Body::Malformed(format!("not JSON ({e}): {excerpt:?}"))
+        }
+    }
+}
+
+/// `Retry-After` in seconds (the spec recommends a duration; an HTTP date
+/// is ignored and the normal backoff applies).
+pub fn parse_retry_after(v: &str) -> Option<Duration> {
+    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn bodies() {
+        assert_eq!(parse_body(b"  \n"), Body::Empty);
+        assert_eq!(parse_body(b"{\"a\":1}"), Body::Json(json!({"a": 1})));
+        let Body::Malformed(why) = parse_body(b"<html>oops") else {
+            panic!("garbage parsed")
+        };
+        assert!(why.contains("<html>oops"), "{why}");
+    }
+
+    #[test]
+    fn retry_after() {
+        assert_eq!(parse_retry_after(" 5 "), Some(Duration::from_secs(5)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    }
+
+    #[test]
+    fn osb_errors() {
+        let r = Reply {
+            status: 422,
+            body: Body::Json(json!({"error": "ConcurrencyError", "description": "busy"})),
+            retry_after: None,
+        };
+        assert_eq!(r.osb_error().unwrap().to_string(), "ConcurrencyError: busy");
+        let r = Reply {
+            status: 409,
+            body: Body::Json(json!({})),
+            retry_after: None,
+        };
+        assert!(r.osb_error().is_none());
+        assert!(r.object().is_ok());
+    }
+
+    #[test]
+    fn error_classes() {
+        let b = || "cloud".to_string();
+        let status = |code| UpstreamError::Status {
+            broker: b(),
+            code,
+            error: None,
+        };
+        assert!(status(500).may_have_acted() && status(500).is_transient());
+        assert!(status(204).may_have_acted());
+        assert!(!status(409).may_have_acted() && !status(409).is_transient());
+        assert!(!status(408).may_have_acted() && status(408).is_transient());
+        let refused = UpstreamError::Connect {
+            broker: b(),
+            detail: "refused".into(),
+        };
+        assert!(!refused.may_have_acted() && refused.is_transient());
+        let slow = UpstreamError::Timeout {
+            broker: b(),
+            after: Duration::from_millis(1500),
+        };
+        assert!(slow.may_have_acted());
+        assert_eq!(
+            slow.to_string(),
+            "upstream broker cloud did not answer within 1.5s"
+        );
+        assert_eq!(status(503).metric_label(), "status_5xx");
+    }
+
+    #[test]
+    fn urls_and_headers() {
+        let cfg = UpstreamConfig::parse(
+            &crate::catalog::Upstream {
+                name: "cloud".into(),
+                settings: json!({"url": "https://b.example/osb/", "api_version": "2.16",
+                    "auth": {"basic": {"username": "u", "password_env": "CHARTBROKER_TEST_NEVER_SET"}}})
+                .as_object()
+                .unwrap()
+                .clone(),
+            },
+            std::path::Path::new("/"),
+        )
+        .unwrap();
+        let c = Client::new(cfg).unwrap();
+        let u = c
+            .url(Endpoint::Binding("i 1", "b/2"), &[("plan_id", "p")])
+            .unwrap();
+        assert_eq!(
+            u.as_str(),
+            "https://b.example/osb/v2/service_instances/i%201/service_bindings/b%2F2?plan_id=p"
+        );
+        let e = c.headers(Identity::default()).unwrap_err();
+        assert_eq!(e.metric_label(), "config");
+        assert!(e.to_string().contains("CHARTBROKER_TEST_NEVER_SET"), "{e}");
+    }
+}

@@ -1,0 +1,537 @@
+//! The typed settings of one `upstreams:` entry.
+//!
+//! The catalog only interprets an entry's `name`; everything else is parsed
+//! here. Secrets are never written in the catalog: a password or token is
+//! named by an environment variable or a file, and read each time a request
+//! is made (so a rotated file takes effect without a restart). Nothing this
+//! module holds is secret, and the values it reads are wrapped in
+//! [`SecretString`], whose `Debug` prints `<redacted>`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::catalog::Upstream;
+
+/// Defaults.
+const DEFAULT_TIMEOUT: f64 = 30.0;
+const DEFAULT_API_VERSION: &str = "2.17";
+const DEFAULT_POLL_INITIAL: f64 = 2.0;
+const DEFAULT_POLL_MAX: f64 = 30.0;
+const DEFAULT_RETRIES: u32 = 3;
+const DEFAULT_REFRESH: f64 = 300.0;
+
+/// One upstream broker, ready to build a client from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamConfig {
+    /// Name plans refer to.
+    pub name: String,
+    /// Base URL (`https://broker.example/prefix`), no trailing slash.
+    pub url: String,
+    /// How to authenticate.
+    pub auth: Option<Auth>,
+    /// PEM CA bundle to trust instead of the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate chain for mutual TLS.
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM private key of `client_cert_file`.
+    pub client_key_file: Option<PathBuf>,
+    /// Timeout of one HTTP request (connect, send, read the whole answer).
+    pub timeout: Duration,
+    /// `X-Broker-API-Version` sent upstream.
+    pub api_version: String,
+    /// Backoff between `last_operation` polls and between retries.
+    pub poll: Backoff,
+    /// How often a deprovision, unbind, update or credentials fetch is
+    /// retried after a transient failure before the operation fails.
+    pub retries: u32,
+    /// Import the upstream's catalog, when set.
+    pub import: Option<Import>,
+    /// How often an imported catalog is fetched again.
+    pub refresh: Duration,
+}
+
+/// Credentials for the upstream broker.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Auth {
+    /// HTTP basic.
+    Basic {
+        /// User name.
+        username: Source,
+        /// Password (never inline).
+        password: Source,
+    },
+    /// `Authorization: Bearer <token>`.
+    Bearer {
+        /// The token (never inline).
+        token: Source,
+    },
+}
+
+/// Where a credential comes from. `Debug` shows only the variable or file
+/// name, never a value read from it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// Written in the catalog (allowed for user names only).
+    Inline(String),
+    /// An environment variable.
+    Env(String),
+    /// A file whose content (trailing newline trimmed) is the value.
+    File(PathBuf),
+}
+
+/// A secret value read from a [`Source`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(String);
+
+impl SecretString {
+    /// The value, for building a header.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Source {
+    /// Reads the value now.
+    pub fn read(&self) -> Result<SecretString, String> {
+        match self {
+            Source::Inline(v) => Ok(SecretString(v.clone())),
+            Source::Env(var) => match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Ok(SecretString(v)),
+                _ => Err(format!("environment variable {var} is not set")),
+            },
+            Source::File(path) => std::fs::read_to_string(path)
+                .map(|v| SecretString(v.trim_end_matches(['\r', '\n']).to_owned()))
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+                .and_then(|v| {
+                    if v.0.is_empty() {
+                        Err(format!("{} is empty", path.display()))
+                    } else {
+                        Ok(v)
+                    }
+                }),
+        }
+    }
+}
+
+/// Exponential backoff bounds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backoff {
+    /// First delay.
+    pub initial: Duration,
+    /// Largest delay (doubling stops here).
+    pub max: Duration,
+}
+
+/// Which services of the upstream catalog are imported, and how they are
+/// renamed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Import {
+    /// Service names (or ids) to import; with `tags`, either matches.
+    pub services: Vec<String>,
+    /// Import services carrying any of these tags.
+    pub tags: Vec<String>,
+    /// Prepended to imported service and plan ids.
+    pub id_prefix: String,
+    /// Prepended to imported service names.
+    pub name_prefix: String,
+}
+
+impl Import {
+    /// Whether an upstream service with this id, name and tags is imported.
+    pub fn selects(&self, id: &str, name: &str, tags: &[String]) -> bool {
+        if self.services.is_empty() && self.tags.is_empty() {
+            return true;
+        }
+        self.services.iter().any(|s| s == name || s == id)
+            || tags.iter().any(|t| self.tags.contains(t))
+    }
+}
+
+// The document, as written under `upstreams:` (minus `name`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Doc {
+    url: Option<String>,
+    url_env: Option<String>,
+    auth: Option<AuthDoc>,
+    ca_file: Option<PathBuf>,
+    client_cert_file: Option<PathBuf>,
+    client_key_file: Option<PathBuf>,
+    timeout_seconds: Option<f64>,
+    api_version: Option<String>,
+    poll: Option<PollDoc>,
+    retries: Option<u32>,
+    import: Option<ImportDoc>,
+    refresh_seconds: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+enum AuthDoc {
+    Basic(BasicDoc),
+    Bearer(BearerDoc),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BasicDoc {
+    username: Option<String>,
+    username_env: Option<String>,
+    username_file: Option<PathBuf>,
+    password_env: Option<String>,
+    password_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BearerDoc {
+    token_env: Option<String>,
+    token_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PollDoc {
+    initial_seconds: Option<f64>,
+    max_seconds: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportDoc {
+    #[serde(default)]
+    services: Vec<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    id_prefix: String,
+    #[serde(default)]
+    name_prefix: String,
+}
+
+// === impl UpstreamConfig ===
+
+impl UpstreamConfig {
+    /// Parses an `upstreams:` entry. Relative file paths are resolved against
+    /// `base` (the catalog directory). `url_env`, when set in the
+    /// environment, overrides `url`. Errors list every problem found.
+    pub fn parse(upstream: &Upstream, base: &Path) -> Result<UpstreamConfig, Vec<String>> {
+        Self::parse_with_env(upstream, base, &|k| std::env::var(k).ok())
+    }
+
+    fn parse_with_env(
+        upstream: &Upstream,
+        base: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<UpstreamConfig, Vec<String>> {
+        let doc: Doc = serde_json::from_value(Value::Object(upstream.settings.clone()))
+            .map_err(|e| vec![e.to_string()])?;
+        let mut problems = Vec::new();
+        let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+
+        let url = match (&doc.url_env, &doc.url) {
+            (Some(var), fallback) => match env(var).filter(|v| !v.trim().is_empty()) {
+                Some(v) => Some(v),
+                None if fallback.is_some() => fallback.clone(),
+                None => {
+                    problems.push(format!(
+                        "url_env: environment variable {var} is not set and there is no `url` to fall back to"
+                    ));
+                    None
+                }
+            },
+            (None, Some(url)) => Some(url.clone()),
+            (None, None) => {
+                problems.push("`url` (or `url_env`) is required".into());
+                None
+            }
+        };
+        let url = url
+            .map(|u| u.trim().trim_end_matches('/').to_owned())
+            .unwrap_or_default();
+        if !url.is_empty() {
+            match reqwest::Url::parse(&url) {
+                Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+                    problems.push(format!("url {url:?} must be http:// or https://"))
+                }
+                Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+                    problems.push("url must not carry credentials; put them under `auth:`".into())
+                }
+                Ok(u) if u.query().is_some() || u.fragment().is_some() => {
+                    problems.push("url must not have a query or fragment".into())
+                }
+                Ok(_) => {}
+                Err(e) => problems.push(format!("url {url:?} is not a URL: {e}")),
+            }
+        }
+
+        let auth = doc.auth.and_then(|a| match a {
+            AuthDoc::Basic(b) => {
+                let username = one_of(
+                    "auth.basic: username",
+                    [
+                        b.username.map(Source::Inline),
+                        b.username_env.map(Source::Env),
+                        b.username_file.map(|p| Source::File(resolve(p))),
+                    ],
+                    &mut problems,
+                );
+                let password = one_of(
+                    "auth.basic: password_env or password_file (passwords are never written in the catalog)",
+                    [
+                        b.password_env.map(Source::Env),
+                        b.password_file.map(|p| Source::File(resolve(p))),
+                    ],
+                    &mut problems,
+                );
+                Some(Auth::Basic {
+                    username: username?,
+                    password: password?,
+                })
+            }
+            AuthDoc::Bearer(b) => one_of(
+                "auth.bearer: token_env or token_file",
+                [
+                    b.token_env.map(Source::Env),
+                    b.token_file.map(|p| Source::File(resolve(p))),
+                ],
+                &mut problems,
+            )
+            .map(|token| Auth::Bearer { token }),
+        });
+
+        if doc.client_cert_file.is_some() != doc.client_key_file.is_some() {
+            problems.push("client_cert_file and client_key_file go together".into());
+        }
+        let mut seconds = |what: &str, v: Option<f64>, default: f64| -> Duration {
+            let v = v.unwrap_or(default);
+            if v.is_finite() && v > 0.0 && v <= 86_400.0 {
+                Duration::from_secs_f64(v)
+            } else {
+                problems.push(format!("{what} must be a number of seconds above 0"));
+                Duration::from_secs_f64(default)
+            }
+        };
+        let timeout = seconds("timeout_seconds", doc.timeout_seconds, DEFAULT_TIMEOUT);
+        let (pi, pm) = doc
+            .poll
+            .map(|p| (p.initial_seconds, p.max_seconds))
+            .unwrap_or_default();
+        let poll = Backoff {
+            initial: seconds("poll.initial_seconds", pi, DEFAULT_POLL_INITIAL),
+            max: seconds(
+                "poll.max_seconds",
+                pm,
+                DEFAULT_POLL_MAX.max(pi.unwrap_or(0.0)),
+            ),
+        };
+        let refresh = seconds("refresh_seconds", doc.refresh_seconds, DEFAULT_REFRESH);
+        if poll.max < poll.initial {
+            problems.push("poll.max_seconds must not be below poll.initial_seconds".into());
+        }
+        let api_version = doc
+            .api_version
+            .unwrap_or_else(|| DEFAULT_API_VERSION.to_owned());
+        let valid_version = api_version
+            .split_once('.')
+            .is_some_and(|(a, b)| a == "2" && b.parse::<u32>().is_ok());
+        if !valid_version {
+            problems.push(format!(
+                "api_version {api_version:?} must be an OSB 2.x version like \"2.17\""
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(UpstreamConfig {
+            name: upstream.name.clone(),
+            url,
+            auth,
+            ca_file: doc.ca_file.map(resolve),
+            client_cert_file: doc.client_cert_file.map(resolve),
+            client_key_file: doc.client_key_file.map(resolve),
+            timeout,
+            api_version,
+            poll,
+            retries: doc.retries.unwrap_or(DEFAULT_RETRIES),
+            import: doc.import.map(|i| Import {
+                services: i.services,
+                tags: i.tags,
+                id_prefix: i.id_prefix,
+                name_prefix: i.name_prefix,
+            }),
+            refresh,
+        })
+    }
+
+    /// Reads the configured credentials now (env or file) and renders the
+    /// `Authorization` header value; `None` without `auth:`.
+    pub fn authorization(&self) -> Result<Option<SecretString>, String> {
+        use base64::Engine as _;
+        match &self.auth {
+            None => Ok(None),
+            Some(Auth::Basic { username, password }) => {
+                let (u, p) = (username.read()?, password.read()?);
+                let raw = format!("{}:{}", u.expose(), p.expose());
+                Ok(Some(SecretString(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(raw)
+                ))))
+            }
+            Some(Auth::Bearer { token }) => {
+                Ok(Some(SecretString(format!("Bearer {}", token.read()?.0))))
+            }
+        }
+    }
+}
+
+/// Exactly one of `options` must be set.
+fn one_of<const N: usize>(
+    what: &str,
+    options: [Option<Source>; N],
+    problems: &mut Vec<String>,
+) -> Option<Source> {
+    let mut set = options.into_iter().flatten();
+    match (set.next(), set.next()) {
+        (Some(s), None) => Some(s),
+        (None, _) => {
+            problems.push(format!("{what} is required"));
+            None
+        }
+        (Some(_), Some(_)) => {
+            problems.push(format!("{what}: give only one source"));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Map, json};
+
+    fn settings(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    fn up(v: Value) -> Upstream {
+        Upstream {
+            name: "cloud".into(),
+            settings: settings(v),
+        }
+    }
+
+    fn parse(v: Value) -> Result<UpstreamConfig, Vec<String>> {
+        UpstreamConfig::parse_with_env(&up(v), Path::new("/cat"), &|k| {
+            (k == "SET").then(|| "https://from-env.example/".to_owned())
+        })
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse(json!({"url": "https://b.example/osb/"})).unwrap();
+        assert_eq!(c.url, "https://b.example/osb");
+        assert_eq!(c.timeout, Duration::from_secs(30));
+        assert_eq!(c.api_version, "2.17");
+        assert_eq!(c.poll.initial, Duration::from_secs(2));
+        assert_eq!(c.poll.max, Duration::from_secs(30));
+        assert_eq!(c.retries, 3);
+        assert!(c.auth.is_none() && c.import.is_none());
+    }
+
+    #[test]
+    fn url_env_overrides_url_and_falls_back() {
+        let c = parse(json!({"url": "http://127.0.0.1:9090", "url_env": "SET"})).unwrap();
+        assert_eq!(c.url, "https://from-env.example");
+        let c = parse(json!({"url": "http://127.0.0.1:9090", "url_env": "UNSET"})).unwrap();
+        assert_eq!(c.url, "http://127.0.0.1:9090");
+        let e = parse(json!({"url_env": "UNSET"})).unwrap_err();
+        assert!(e[0].contains("UNSET"), "{e:?}");
+    }
+
+    #[test]
+    fn full_settings() {
+        let c = parse(json!({
+            "url": "https://b.example",
+            "auth": {"basic": {"username": "u", "password_file": "secrets/pw"}},
+            "ca_file": "ca.pem",
+            "client_cert_file": "/abs/c.pem",
+            "client_key_file": "k.pem",
+            "timeout_seconds": 2.5,
+            "api_version": "2.16",
+            "poll": {"initial_seconds": 0.1, "max_seconds": 1},
+            "retries": 1,
+            "import": {"services": ["redis"], "tags": ["cache"], "id_prefix": "x-"},
+            "refresh_seconds": 60
+        }))
+        .unwrap();
+        assert_eq!(
+            c.auth,
+            Some(Auth::Basic {
+                username: Source::Inline("u".into()),
+                password: Source::File("/cat/secrets/pw".into()),
+            })
+        );
+        assert_eq!(c.ca_file, Some(PathBuf::from("/cat/ca.pem")));
+        assert_eq!(c.client_cert_file, Some(PathBuf::from("/abs/c.pem")));
+        assert_eq!(c.timeout, Duration::from_millis(2500));
+        assert_eq!(c.poll.initial, Duration::from_millis(100));
+        let i = c.import.unwrap();
+        assert!(i.selects("id", "redis", &[]));
+        assert!(i.selects("id", "other", &["cache".into()]));
+        assert!(!i.selects("id", "other", &["sql".into()]));
+        assert_eq!(c.refresh, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn rejects_inline_passwords_and_other_mistakes() {
+        let e = parse(
+            json!({"url": "https://b", "auth": {"basic": {"username": "u", "password": "p"}}}),
+        )
+        .unwrap_err();
+        assert!(e[0].contains("password"), "{e:?}");
+        let e = parse(json!({"url": "https://u:p@b.example"})).unwrap_err();
+        assert!(e[0].contains("credentials"), "{e:?}");
+        let e = parse(json!({
+            "url": "ftp://b", "timeout_seconds": 0, "client_cert_file": "c",
+            "api_version": "3.0", "auth": {"bearer": {}}
+        }))
+        .unwrap_err();
+        assert_eq!(e.len(), 5, "{e:?}");
+        let e = parse(
+            json!({"url": "https://b", "auth": {"bearer": {"token_env": "A", "token_file": "f"}}}),
+        )
+        .unwrap_err();
+        assert!(e[0].contains("only one"), "{e:?}");
+    }
+
+    #[test]
+    fn credentials_are_read_late_and_redacted() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), "t0ken-value\n").unwrap();
+        let c = UpstreamConfig::parse(
+            &up(json!({"url": "https://b", "auth": {"bearer": {"token_file": "token"}}})),
+            dir.path(),
+        )
+        .unwrap();
+        let h = c.authorization().unwrap().unwrap();
+        assert_eq!(h.expose(), "Bearer t0ken-value");
+        assert_eq!(format!("{h:?}"), "<redacted>");
+        assert!(!format!("{c:?}").contains("t0ken-value"));
+        std::fs::remove_file(dir.path().join("token")).unwrap();
+        assert!(c.authorization().unwrap_err().contains("cannot read"));
+    }
+}
