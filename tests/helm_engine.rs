@@ -243,3 +243,55 @@ async fn failing_upgrade_rolls_back_and_keeps_the_instance_usable() {
         .await;
     assert_eq!(r.json["parameters"]["message"], "good");
 }
+
+/// Binding needs no helm: it answers synchronously even on the helm engine,
+/// for platforms that never bind asynchronously (Service Catalog).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binds_are_synchronous_on_the_helm_engine() {
+    let k = cluster().await;
+    let b = broker(&k, helm_bin()).await;
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/sb-1?accepts_incomplete=true",
+            Some(provision_body("plan-small", json!({}))),
+        )
+        .await;
+    assert_eq!(
+        b.wait_instance("sb-1", r.json["operation"].as_str().unwrap())
+            .await
+            .json["state"],
+        "succeeded"
+    );
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/sb-1/service_bindings/sbb",
+            Some(bind_body("plan-small", json!({}))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert!(r.json["credentials"]["password"].is_string());
+    assert!(
+        k.get("v1", "secrets", Some("apps"), "cb-bind-sbb")
+            .is_some()
+    );
+    let r = b
+        .call(Method::DELETE, "/v2/service_instances/sb-1/service_bindings/sbb?service_id=svc-tiny&plan_id=plan-small", None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(
+        k.get("v1", "secrets", Some("apps"), "cb-bind-sbb")
+            .is_none()
+    );
+    // Instance operations still need accepts_incomplete.
+    let r = b
+        .call(
+            Method::DELETE,
+            "/v2/service_instances/sb-1?service_id=svc-tiny&plan_id=plan-small",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_eq!(r.json["error"], "AsyncRequired");
+}

@@ -727,3 +727,37 @@ async fn mutual_tls_with_a_private_ca() {
     let d = done["description"].as_str().unwrap();
     assert!(d.contains("unreachable"), "{d}");
 }
+
+/// Platforms that never bind asynchronously (Service Catalog) bind without
+/// `accepts_incomplete`: the broker waits for the upstream within the
+/// request, polling an asynchronous upstream, and answers 201.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binds_without_accepts_incomplete_wait_for_the_upstream() {
+    for mode in ["sync", "async"] {
+        let cloud = Cloud::start(mode, 1, &[]);
+        let b = broker(&CatalogOpts::new(&cloud.url)).await;
+        let id = format!("sb-{mode}");
+        let done = provision_and_wait(&b, &id, "plan-premium", json!({"database": "shop"})).await;
+        assert_eq!(done["state"], "succeeded", "{done}");
+        let bpath = format!("/v2/service_instances/{id}/service_bindings/b-{mode}");
+        let r = call(
+            &b,
+            Method::PUT,
+            &bpath,
+            Some(json!({"service_id": "svc-db", "plan_id": "plan-premium"})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{mode}: {}", r.text);
+        let (_, upstream) = cloud.direct(reqwest::Method::GET, &bpath, None).await;
+        assert_eq!(r.json["credentials"], upstream["credentials"], "{mode}");
+        let r = call(
+            &b,
+            Method::DELETE,
+            &format!("{bpath}?service_id=svc-db&plan_id=plan-premium"),
+            None,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{mode}: {}", r.text);
+        assert_eq!(cloud.received("DELETE", &bpath).len(), 1, "{mode}");
+    }
+}

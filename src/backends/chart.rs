@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use crate::broker::model::Secrets;
+use crate::broker::model::{OpKind, Secrets};
 use crate::broker::ports::{Backend, BackendError, BindingCtx, InstanceCtx};
 use crate::catalog::{ChartBackend, LookupKind, Plan};
 use crate::policy::Policy;
@@ -201,8 +201,11 @@ pub fn credentials_for(ctx: &BindingCtx<'_>, lookups: Value) -> Result<Secrets, 
 
 #[async_trait]
 impl Backend for ChartPlans {
-    fn synchronous(&self, _plan: &Plan) -> bool {
-        self.engine.synchronous()
+    fn synchronous(&self, _plan: &Plan, kind: OpKind) -> bool {
+        // Credentials come from templates and one Secret write: fast on any
+        // engine, so binds answer synchronously to platforms (like Service
+        // Catalog) that bind without accepts_incomplete.
+        matches!(kind, OpKind::Bind | OpKind::Unbind) || self.engine.synchronous()
     }
 
     async fn provision(&self, ctx: InstanceCtx<'_>) -> Result<(), BackendError> {

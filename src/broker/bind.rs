@@ -168,7 +168,7 @@ impl Broker {
                 Some((tombstone, version)) => (Expect::Version(version), tombstone.operations),
                 None => (Expect::Absent, Vec::new()),
             };
-            let run_async = self.must_run_async(&plan, meta.accepts_incomplete)?;
+            let run_async = self.must_run_async(&plan, OpKind::Bind, meta.accepts_incomplete)?;
             let op = self.start_op(OpKind::Bind, &plan, fp.clone(), &meta);
             let mut b = Binding {
                 id: req.binding_id.clone(),

@@ -53,7 +53,8 @@ impl Broker {
                     inst.plan_id, inst.id
                 ))
             })?;
-            let run_async = self.must_run_async(&plan, meta.accepts_incomplete)?;
+            let run_async =
+                self.must_run_async(&plan, OpKind::Deprovision, meta.accepts_incomplete)?;
             let op = self.start_op(OpKind::Deprovision, &plan, String::new(), &meta);
             let op_id = op.id.clone();
             inst.push_op(op);

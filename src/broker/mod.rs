@@ -234,8 +234,8 @@ impl Broker {
     }
 
     /// Whether a request must run asynchronously, or be refused.
-    fn must_run_async(&self, plan: &Plan, accepts_incomplete: bool) -> Result<bool> {
-        let sync_ok = !plan.async_required && self.backend(plan)?.synchronous(plan);
+    fn must_run_async(&self, plan: &Plan, kind: OpKind, accepts_incomplete: bool) -> Result<bool> {
+        let sync_ok = !plan.async_required && self.backend(plan)?.synchronous(plan, kind);
         match (accepts_incomplete, sync_ok) {
             (true, _) => Ok(true),
             (false, true) => Ok(false),

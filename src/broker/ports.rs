@@ -159,10 +159,10 @@ impl BackendError {
 /// Every method must be idempotent: after a crash the broker runs it again.
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
-    /// Whether this backend can finish within one HTTP request; if not, the
-    /// core answers 422 AsyncRequired to requests without
-    /// `accepts_incomplete=true`.
-    fn synchronous(&self, plan: &Plan) -> bool;
+    /// Whether this backend can finish an operation of `kind` within one
+    /// HTTP request; if not, the core answers 422 AsyncRequired to requests
+    /// without `accepts_incomplete=true`.
+    fn synchronous(&self, plan: &Plan, kind: super::model::OpKind) -> bool;
     /// Creates the instance's resources.
     async fn provision(&self, ctx: InstanceCtx<'_>) -> Result<(), BackendError>;
     /// Applies a plan or parameter change (the ctx carries the target).

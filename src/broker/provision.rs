@@ -90,7 +90,8 @@ impl Broker {
                 Some((tombstone, version)) => (Expect::Version(version), Some(tombstone)),
                 None => (Expect::Absent, None),
             };
-            let run_async = self.must_run_async(&plan, meta.accepts_incomplete)?;
+            let run_async =
+                self.must_run_async(&plan, OpKind::Provision, meta.accepts_incomplete)?;
             let op = self.start_op(OpKind::Provision, &plan, fp.clone(), &meta);
             let release = release_name(&req.instance_id);
             let namespace = self.namespace_for(&plan, &context, &release);

@@ -85,7 +85,7 @@ impl Scripted {
 
 #[async_trait]
 impl Backend for std::sync::Arc<Scripted> {
-    fn synchronous(&self, _plan: &crate::catalog::Plan) -> bool {
+    fn synchronous(&self, _plan: &crate::catalog::Plan, _kind: model::OpKind) -> bool {
         true
     }
     async fn provision(&self, ctx: InstanceCtx<'_>) -> Result<(), BackendError> {

@@ -42,7 +42,7 @@ impl Broker {
             let (_, _, plan) = self.plan(&b.service_id, &b.plan_id).ok_or_else(|| {
                 BrokerError::Internal(format!("plan {} is no longer in the catalog", b.plan_id))
             })?;
-            let run_async = self.must_run_async(&plan, meta.accepts_incomplete)?;
+            let run_async = self.must_run_async(&plan, OpKind::Unbind, meta.accepts_incomplete)?;
             let op = self.start_op(OpKind::Unbind, &plan, String::new(), &meta);
             let op_id = op.id.clone();
             b.push_op(op);

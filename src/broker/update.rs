@@ -111,7 +111,7 @@ impl Broker {
                     cur.kind.as_str()
                 )));
             }
-            let run_async = self.must_run_async(plan, meta.accepts_incomplete)?;
+            let run_async = self.must_run_async(plan, OpKind::Update, meta.accepts_incomplete)?;
             let mut parameters = merge(&inst.parameters, &changes);
             // Which instances this one uses is fixed at provision.
             if let Some(chart) = plan.chart() {

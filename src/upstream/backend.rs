@@ -640,10 +640,13 @@ fn insert_opt(m: &mut Map<String, Value>, k: &str, v: Option<&Value>) {
 
 #[async_trait]
 impl Backend for UpstreamPlans {
-    /// Upstream brokers may answer 202 at any time, so requests for these
-    /// plans need `accepts_incomplete=true` (422 AsyncRequired otherwise).
-    fn synchronous(&self, _plan: &Plan) -> bool {
-        false
+    /// Upstream brokers may answer 202 at any time, so instance requests for
+    /// these plans need `accepts_incomplete=true` (422 AsyncRequired
+    /// otherwise). Binds are short enough to wait for within the request,
+    /// which platforms that never bind asynchronously (Service Catalog) need.
+    fn synchronous(&self, _plan: &Plan, kind: crate::broker::model::OpKind) -> bool {
+        use crate::broker::model::OpKind;
+        matches!(kind, OpKind::Bind | OpKind::Unbind)
     }
 
     async fn provision(&self, ctx: InstanceCtx<'_>) -> Result<(), BackendError> {
