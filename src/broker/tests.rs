@@ -461,3 +461,37 @@ fn debug_output_never_shows_secrets() {
     assert!(!text.contains("hunter2"), "{text}");
     assert!(text.contains("password"));
 }
+
+#[tokio::test]
+async fn tombstones_are_forgotten_a_week_after_their_last_operation() {
+    let store = Arc::new(MemoryStore::new());
+    let b = broker(store.clone(), Arc::new(Scripted::default()));
+    for id in ["old", "recent"] {
+        b.provision(provision_req(id, "a"), RequestMeta::default())
+            .await
+            .unwrap();
+        b.deprovision(
+            DeprovisionRequest {
+                instance_id: id.into(),
+                service_id: "svc".into(),
+                plan_id: "plan".into(),
+            },
+            RequestMeta::default(),
+        )
+        .await
+        .unwrap();
+    }
+    let (mut old, v) = b.load_instance("old").await.unwrap().unwrap();
+    let last = old.operations.len() - 1;
+    old.operations[last].finished_at = Some(now() - worker::TOMBSTONE_TTL_SECS - 1);
+    b.write_instance(&old, Expect::Version(v)).await.unwrap();
+    b.resume().await.unwrap();
+    assert!(matches!(
+        b.instance_last_operation("old", None).await,
+        Err(BrokerError::NotFound(_))
+    ));
+    assert!(matches!(
+        b.instance_last_operation("recent", None).await,
+        Err(BrokerError::Gone(_))
+    ));
+}

@@ -214,7 +214,7 @@ impl Broker {
                 }
                 backend.unbind(bctx).await?;
             }
-            let key = format!("{}\0{}", b.instance_id, b.id);
+            let key = super::binding_key(&b.instance_id, &b.id);
             match self.store().remove(Table::Bindings, &key, version).await {
                 Ok(()) | Err(StoreError::Conflict) => {}
                 Err(e) => return Err(BackendError::new(e.to_string())),
@@ -329,8 +329,16 @@ impl Broker {
     /// Returns how many were resumed.
     pub async fn resume(&self) -> Result<usize> {
         let mut resumed = 0;
-        for (_, bytes, version) in self.store().list(Table::Instances, "").await? {
+        for (key, bytes, version) in self.store().list(Table::Instances, "").await? {
             let mut inst: Instance = super::decode(&bytes)?;
+            if inst.state == InstanceState::Deleted && expired(&inst) {
+                // Platforms stop polling long before this; forget it.
+                self.store()
+                    .remove(Table::Instances, &key, version)
+                    .await
+                    .ok();
+                continue;
+            }
             let Some(op) = inst.current().cloned() else {
                 continue;
             };
@@ -357,8 +365,15 @@ impl Broker {
                 }
             }
         }
-        for (_, bytes, version) in self.store().list(Table::Bindings, "").await? {
+        for (key, bytes, version) in self.store().list(Table::Bindings, "").await? {
             let mut b: Binding = super::decode(&bytes)?;
+            if b.state == BindingState::Deleted && expired(&b) {
+                self.store()
+                    .remove(Table::Bindings, &key, version)
+                    .await
+                    .ok();
+                continue;
+            }
             let Some(op) = b.current().cloned() else {
                 continue;
             };
@@ -407,6 +422,18 @@ impl Broker {
             None
         }
     }
+}
+
+/// How long a tombstone (a deleted instance or binding, kept so
+/// `last_operation` can answer 410) outlives its last operation.
+pub const TOMBSTONE_TTL_SECS: u64 = 7 * 24 * 3600;
+
+/// Whether a tombstone's last operation finished over a week ago.
+fn expired(record: &impl HasOperations) -> bool {
+    record
+        .last_op()
+        .and_then(|o| o.finished_at)
+        .is_some_and(|t| now().saturating_sub(t) > TOMBSTONE_TTL_SECS)
 }
 
 /// Marks an operation finished with the OSB fields its kind allows.
