@@ -38,6 +38,19 @@ impl Broker {
                 )));
             }
         };
+        // The same binding id with other ids is the spec's 409 ("already
+        // exists but with different attributes"), not a malformed request:
+        // osb-checker-kotlin re-binds with another plan and expects 409.
+        if let Some((b, _)) = self.load_binding(&req.instance_id, &req.binding_id).await? {
+            if b.state != BindingState::Deleted
+                && (b.service_id != req.service_id || b.plan_id != req.plan_id)
+            {
+                return Err(BrokerError::Conflict(format!(
+                    "service binding {} already exists with different attributes",
+                    b.id
+                )));
+            }
+        }
         if inst.service_id != req.service_id || inst.plan_id != req.plan_id {
             return Err(BrokerError::BadRequest(format!(
                 "service_id {:?} and plan_id {:?} do not match the service instance",

@@ -10,7 +10,9 @@ impl Broker {
     /// `DELETE /v2/service_instances/:instance_id`: deprovision.
     ///
     /// 200 when done synchronously, 202 while in progress (a repeat gets the
-    /// same operation), 410 when the instance does not exist, 422
+    /// same operation), 410 when the instance does not exist (422
+    /// AsyncRequired instead when the named plan only deprovisions
+    /// asynchronously and the request did not accept that), 422
     /// ConcurrencyError while another operation runs. Bindings the platform
     /// left behind are removed with the instance.
     pub async fn deprovision(&self, req: DeprovisionRequest, meta: RequestMeta) -> Result<Outcome> {
@@ -20,6 +22,15 @@ impl Broker {
         let (op_id, run_async) = loop {
             let (mut inst, version) = match self.load_instance(&req.instance_id).await? {
                 Some((i, v)) if i.state != InstanceState::Deleted => (i, v),
+                _ if self.refuses_sync(
+                    &req.service_id,
+                    &req.plan_id,
+                    OpKind::Deprovision,
+                    meta.accepts_incomplete,
+                ) =>
+                {
+                    return Err(BrokerError::AsyncRequired);
+                }
                 _ => {
                     return Err(BrokerError::Gone(format!(
                         "service instance {} does not exist",

@@ -243,6 +243,21 @@ impl Broker {
         }
     }
 
+    /// Whether a request without `accepts_incomplete=true` names a catalog
+    /// plan that only serves `kind` asynchronously. Used when the instance or
+    /// binding is already gone, where the spec's 410 and 422 both apply:
+    /// osb-checker-kotlin follows a refused synchronous create with a
+    /// synchronous delete and expects 422 AsyncRequired again.
+    fn refuses_sync(&self, service_id: &str, plan_id: &str, kind: OpKind, accepts: bool) -> bool {
+        !accepts
+            && self.plan(service_id, plan_id).is_some_and(|(_, _, plan)| {
+                matches!(
+                    self.must_run_async(&plan, kind, false),
+                    Err(BrokerError::AsyncRequired)
+                )
+            })
+    }
+
     // === records ===
 
     async fn load_instance(&self, id: &str) -> Result<Option<(Instance, u64)>> {

@@ -10,7 +10,9 @@ impl Broker {
     /// `DELETE .../service_bindings/:binding_id`: unbind.
     ///
     /// 200 when done synchronously, 202 while in progress (a repeat gets the
-    /// same operation), 410 when the binding does not exist, 422
+    /// same operation), 400 without `service_id` or `plan_id`, 410 when the
+    /// binding does not exist (422 AsyncRequired instead when the named plan
+    /// only unbinds asynchronously and the request did not accept that), 422
     /// ConcurrencyError while the binding is being created.
     pub async fn unbind(&self, req: UnbindRequest, meta: RequestMeta) -> Result<Outcome> {
         required(&req.instance_id, "instance_id")?;
@@ -21,6 +23,15 @@ impl Broker {
             let (mut b, version) =
                 match self.load_binding(&req.instance_id, &req.binding_id).await? {
                     Some((b, v)) if b.state != BindingState::Deleted => (b, v),
+                    _ if self.refuses_sync(
+                        &req.service_id,
+                        &req.plan_id,
+                        OpKind::Unbind,
+                        meta.accepts_incomplete,
+                    ) =>
+                    {
+                        return Err(BrokerError::AsyncRequired);
+                    }
                     _ => {
                         return Err(BrokerError::Gone(format!(
                             "service binding {} does not exist",

@@ -14,8 +14,9 @@ impl Broker {
     /// `PATCH /v2/service_instances/:instance_id`: update plan, parameters or
     /// context.
     ///
-    /// 200 when applied synchronously, 202 while in progress (a repeat of the
-    /// same update gets the same operation), 422 ConcurrencyError while
+    /// 200 when applied synchronously or when it changes nothing (the backend
+    /// is then not called), 202 while in progress (a repeat of the same
+    /// update gets the same operation), 422 ConcurrencyError while
     /// another operation runs, 422 PlanChangeNotSupported for a plan change
     /// the plan does not allow. Nothing changes on any 4xx: the new plan and
     /// parameters are recorded only when the update succeeds.
@@ -125,6 +126,27 @@ impl Broker {
                 }
             }
             plan.apply_defaults(SchemaKind::InstanceCreate, &mut parameters);
+            // Nothing to change and the last operation succeeded: the
+            // request's changes "have been applied", which the spec answers
+            // with 200 (osb-checker repeats an update and expects it). After
+            // a failed operation the same request runs again, as a repair.
+            let target_maintenance = plan.maintenance_info.as_ref().map(|m| &m.version);
+            if target_plan_id == inst.plan_id
+                && parameters == inst.parameters
+                && req
+                    .context
+                    .as_ref()
+                    .is_none_or(|c| c.is_null() || *c == inst.context)
+                && target_maintenance == inst.maintenance_version.as_ref()
+                && inst
+                    .last_op()
+                    .is_some_and(|o| o.state == OpState::Succeeded)
+            {
+                return Ok(InstanceOutcome {
+                    outcome: Outcome::Done,
+                    dashboard_url: None,
+                });
+            }
             // A new plan may declare secrets the old one did not.
             if let PlanBackend::Chart(chart) = &plan.backend {
                 secrets::ensure(&chart.secrets, &mut inst.secrets.0);

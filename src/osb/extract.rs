@@ -43,7 +43,13 @@ where
     }
 }
 
-/// Query parameters with an OSB-shaped rejection.
+/// Query parameters with an OSB-shaped rejection. `T`'s fields must all be
+/// strings (as every OSB query parameter is).
+///
+/// A parameter repeated with the same value counts once: osb-checker-kotlin
+/// sends `?service_id=X` in the path and adds `service_id=X` again when it
+/// unbinds, and a plain struct deserializer refuses the duplicate. Repeated
+/// with different values it is ambiguous, so still a 400.
 pub struct OsbQuery<T>(pub T);
 
 impl<S, T> FromRequestParts<S> for OsbQuery<T>
@@ -53,11 +59,27 @@ where
 {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(q)| OsbQuery(q))
-            .map_err(|e| ApiError::BadRequest(format!("invalid query string: {}", e.body_text())))
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let invalid = |e: String| ApiError::BadRequest(format!("invalid query string: {e}"));
+        let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+            .map_err(|e| invalid(e.body_text()))?;
+        let mut params = serde_json::Map::new();
+        for (key, value) in pairs {
+            match params.get(&key) {
+                Some(seen) if seen.as_str() != Some(value.as_str()) => {
+                    return Err(invalid(format!(
+                        "parameter {key:?} is given more than once with different values"
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    params.insert(key, serde_json::Value::String(value));
+                }
+            }
+        }
+        serde_json::from_value(serde_json::Value::Object(params))
+            .map(OsbQuery)
+            .map_err(|e| invalid(e.to_string()))
     }
 }
 

@@ -94,13 +94,32 @@ async fn provision(
     headers: axum::http::HeaderMap,
     OsbJson(body): OsbJson<ProvisionBody>,
 ) -> Result<Response, ApiError> {
+    let organization_guid = non_empty(body.organization_guid);
+    let space_guid = non_empty(body.space_guid);
+    // The spec marks both REQUIRED and non-empty, deprecated in favour of
+    // `context`; both public conformance suites expect 400 without them.
+    // Kubernetes platforms (Crossplane's provider-osb among them) send empty
+    // ones next to a `context` object, which replaces them: only a request
+    // carrying neither is refused.
+    if !body.context.as_ref().is_some_and(Value::is_object) {
+        for (field, value) in [
+            ("organization_guid", &organization_guid),
+            ("space_guid", &space_guid),
+        ] {
+            if value.is_none() {
+                return Err(ApiError::BadRequest(format!(
+                    "{field} is required (a non-empty string) when no context object is sent"
+                )));
+            }
+        }
+    }
     let req = ProvisionRequest {
         instance_id,
         service_id: body.service_id.unwrap_or_default(),
         plan_id: body.plan_id.unwrap_or_default(),
         context: body.context,
-        organization_guid: non_empty(body.organization_guid),
-        space_guid: non_empty(body.space_guid),
+        organization_guid,
+        space_guid,
         parameters: body.parameters,
         maintenance_version: body.maintenance_info.and_then(|m| non_empty(m.version)),
     };
