@@ -10,7 +10,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::Value;
 
 use chartbroker::catalog::Catalog;
-use chartbroker::runtime::{Engine, Runtime, ServeConfig, find_helm};
+use chartbroker::runtime::{
+    Engine, Runtime, ServeConfig, StoreKind, default_state_namespace, find_helm,
+};
 
 /// An Open Service Broker (API v2.17) that provisions Helm charts.
 #[derive(Parser)]
@@ -40,6 +42,14 @@ enum EngineArg {
     Render,
     /// Install real Helm releases into a cluster.
     Helm,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StoreArg {
+    /// One redb file in the data directory.
+    Redb,
+    /// Secrets in the broker's namespace.
+    Kube,
 }
 
 #[derive(Subcommand)]
@@ -99,6 +109,16 @@ struct ServeArgs {
     /// File holding the store encryption key (default: <data-dir>/store.key, created if absent).
     #[arg(long, env = "CHARTBROKER_STORE_KEY_FILE")]
     store_key_file: Option<PathBuf>,
+    /// Where records live: `redb` (a file in the data directory, one replica)
+    /// or `kube` (Secrets in --state-namespace, several replicas).
+    #[arg(long, env = "CHARTBROKER_STORE", default_value = "redb")]
+    store: StoreArg,
+    /// Namespace of the state Secrets (default: the pod's own namespace, else chartbroker-system).
+    #[arg(long, env = "CHARTBROKER_STATE_NAMESPACE")]
+    state_namespace: Option<String>,
+    /// Seconds a replica may go silent before others take its operations over (--store kube).
+    #[arg(long, env = "CHARTBROKER_LEASE_SECONDS", default_value_t = 30)]
+    lease_seconds: u64,
     /// Kubeconfig for the helm engine (default: KUBECONFIG, ~/.kube/config, or in-cluster).
     #[arg(long, env = "CHARTBROKER_KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
@@ -200,6 +220,12 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         credentials_file: a.credentials_file,
         operation_timeout: Duration::from_secs(a.operation_timeout),
         kubeconfig: a.kubeconfig,
+        store: match a.store {
+            StoreArg::Redb => StoreKind::Redb,
+            StoreArg::Kube => StoreKind::Kube,
+        },
+        state_namespace: a.state_namespace.unwrap_or_else(default_state_namespace),
+        lease: Duration::from_secs(a.lease_seconds.max(1)),
     };
     let tls = a
         .tls_cert

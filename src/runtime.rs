@@ -19,6 +19,7 @@ use crate::helm::Helm;
 use crate::kube::Kube;
 use crate::metrics::Metrics;
 use crate::osb::{AppState, auth::Credentials};
+use crate::store::kube::KubeStore;
 use crate::store::redb::RedbStore;
 use crate::store::seal::{Sealer, write_private};
 
@@ -29,6 +30,15 @@ pub enum Engine {
     Render,
     /// Real helm releases in a cluster.
     Helm,
+}
+
+/// Where the broker keeps its records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    /// One redb file in the data directory (one replica).
+    Redb,
+    /// Secrets in the broker's namespace (several replicas).
+    Kube,
 }
 
 /// Everything `serve` needs, already parsed. `Debug` leaves out the
@@ -63,6 +73,13 @@ pub struct ServeConfig {
     pub operation_timeout: Duration,
     /// Kubeconfig for the helm engine (default: standard resolution).
     pub kubeconfig: Option<PathBuf>,
+    /// Where records live.
+    pub store: StoreKind,
+    /// Namespace of the broker's own state Secrets (Kubernetes store).
+    pub state_namespace: String,
+    /// How long an operation's owner may go silent before another replica
+    /// takes the operation over (Kubernetes store).
+    pub lease: Duration,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -78,6 +95,8 @@ impl std::fmt::Debug for ServeConfig {
             .field("store_key", &self.store_key.as_ref().map(|_| "<redacted>"))
             .field("credentials_file", &self.credentials_file)
             .field("kubeconfig", &self.kubeconfig)
+            .field("store", &self.store)
+            .field("state_namespace", &self.state_namespace)
             .finish_non_exhaustive()
     }
 }
@@ -88,6 +107,8 @@ pub struct Runtime {
     pub state: AppState,
     /// Refreshes imported upstream catalogs while the runtime lives.
     _upstream_refresh: Option<crate::upstream::aggregate::RefreshTask>,
+    /// Takes over operations of replicas that died (shared store).
+    _sweeper: Option<crate::broker::worker::AbortOnDrop>,
 }
 
 impl Runtime {
@@ -106,10 +127,27 @@ impl Runtime {
             None => catalog,
         };
         let sealer = store_key(cfg)?;
-        let store: Arc<dyn Store> = Arc::new(
-            RedbStore::open(&cfg.data_dir.join("chartbroker.redb"), sealer)
-                .context("opening the store (is another broker using this data directory?)")?,
-        );
+        let kubeconfig = resolve_kubeconfig(cfg.kubeconfig.clone());
+        let kube = if cfg.engine == Engine::Helm || cfg.store == StoreKind::Kube {
+            Some(
+                Kube::connect(kubeconfig.as_deref())
+                    .await
+                    .context("connecting to Kubernetes")?,
+            )
+        } else {
+            None
+        };
+        let store: Arc<dyn Store> = match (cfg.store, &kube) {
+            (StoreKind::Redb, _) => Arc::new(
+                RedbStore::open(&cfg.data_dir.join("chartbroker.redb"), sealer)
+                    .context("opening the store (is another broker using this data directory?)")?,
+            ),
+            (StoreKind::Kube, Some(kube)) => {
+                tracing::info!(namespace = %cfg.state_namespace, "state in Kubernetes Secrets");
+                Arc::new(KubeStore::new(kube, cfg.state_namespace.clone(), sealer))
+            }
+            (StoreKind::Kube, None) => unreachable!("connected above"),
+        };
         let metrics = Arc::new(Metrics::default());
         let m = metrics.clone();
         let helm = Helm::new(&cfg.helm, cfg.data_dir.join("helm"), cfg.helm_timeout)
@@ -130,10 +168,7 @@ impl Runtime {
                 (Arc::new(ChartPlans::new(engine.clone())), engine, None)
             }
             Engine::Helm => {
-                let kubeconfig = resolve_kubeconfig(cfg.kubeconfig.clone());
-                let kube = Kube::connect(kubeconfig.as_deref())
-                    .await
-                    .context("connecting to Kubernetes for the helm engine")?;
+                let kube = kube.clone().expect("connected above for the helm engine");
                 let engine = HelmEngine::new(helm.with_kubeconfig(kubeconfig), kube.clone())
                     .await
                     .context("the helm engine needs a working helm binary")?;
@@ -158,6 +193,8 @@ impl Runtime {
             BrokerConfig {
                 default_namespace: cfg.default_namespace.clone(),
                 default_operation_timeout: cfg.operation_timeout,
+                shared_store: cfg.store == StoreKind::Kube,
+                lease: cfg.lease,
                 ..BrokerConfig::default()
             },
             Some(Arc::new(move |kind, state| m.operation(kind, state))),
@@ -166,6 +203,7 @@ impl Runtime {
             .as_ref()
             .and_then(|u| u.spawn_refresh(broker.clone()));
         let resumed = broker.resume().await.context("resuming operations")?;
+        let sweeper = broker.spawn_sweeper();
         if resumed > 0 {
             tracing::info!(
                 resumed,
@@ -184,6 +222,7 @@ impl Runtime {
         Ok(Runtime {
             state,
             _upstream_refresh: upstream_refresh,
+            _sweeper: sweeper,
         })
     }
 
@@ -240,6 +279,16 @@ fn credentials(cfg: &ServeConfig) -> anyhow::Result<Credentials> {
         c.add_file(&path)?;
     }
     Ok(c)
+}
+
+/// The namespace the broker runs in (from its service account), else
+/// `chartbroker-system`.
+pub fn default_state_namespace() -> String {
+    std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "chartbroker-system".into())
 }
 
 /// The kubeconfig helm and kube-rs share: an explicit one, else

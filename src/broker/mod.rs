@@ -47,6 +47,14 @@ pub struct BrokerConfig {
     /// How many broker processes may start the same operation before it is
     /// failed instead of resumed again (guards against crash loops).
     pub max_attempts: u32,
+    /// Whether other broker processes share the store (replicas on the
+    /// Kubernetes store). Then operations are leased: the owner renews a
+    /// heartbeat, and others take over only when it lapses. With a store
+    /// only this process can open, everything in progress at start is
+    /// orphaned and resumed at once.
+    pub shared_store: bool,
+    /// How long an owner's heartbeat stays valid (shared store).
+    pub lease: Duration,
 }
 
 impl Default for BrokerConfig {
@@ -55,6 +63,8 @@ impl Default for BrokerConfig {
             default_namespace: "default".into(),
             default_operation_timeout: Duration::from_secs(30 * 60),
             max_attempts: 5,
+            shared_store: false,
+            lease: Duration::from_secs(30),
         }
     }
 }
@@ -84,6 +94,8 @@ pub struct Broker {
 }
 
 struct Inner {
+    /// This process, as an operation owner.
+    replica: String,
     catalog: RwLock<Arc<Catalog>>,
     adapters: Adapters,
     config: BrokerConfig,
@@ -102,6 +114,7 @@ impl Broker {
     ) -> Self {
         Broker {
             inner: Arc::new(Inner {
+                replica: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4()),
                 catalog: RwLock::new(Arc::new(catalog)),
                 adapters,
                 config,
@@ -230,6 +243,8 @@ impl Broker {
             originating_identity: meta.originating_identity.clone(),
             request_identity: meta.request_identity.clone(),
             progress: None,
+            owner: Some(self.inner.replica.clone()),
+            heartbeat: Some(now()),
         }
     }
 

@@ -177,6 +177,13 @@ pub struct Operation {
     /// so a restarted broker can resume instead of starting over.
     #[serde(default)]
     pub progress: Option<Value>,
+    /// The broker process working on it. With a shared store, another
+    /// replica takes it over once `heartbeat` is older than the lease.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Unix seconds of the owner's last sign of life.
+    #[serde(default)]
+    pub heartbeat: Option<u64>,
 }
 
 /// The kinds of operation.

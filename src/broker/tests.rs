@@ -495,3 +495,53 @@ async fn tombstones_are_forgotten_a_week_after_their_last_operation() {
         Err(BrokerError::Gone(_))
     ));
 }
+
+fn shared_broker(store: Arc<MemoryStore>, backend: Arc<Scripted>) -> Broker {
+    Broker::new(
+        catalog(),
+        Adapters {
+            store,
+            chart: Arc::new(backend),
+            upstream: None,
+            sink: Arc::new(NullSink),
+            authorizer: None,
+        },
+        BrokerConfig {
+            shared_store: true,
+            // Renewed every second; whole-second timestamps need the slack.
+            lease: Duration::from_secs(3),
+            ..BrokerConfig::default()
+        },
+        None,
+    )
+}
+
+#[tokio::test]
+async fn replicas_leave_a_live_owners_operation_alone_and_take_over_a_dead_ones() {
+    let store = Arc::new(MemoryStore::new());
+    let a_backend = Arc::new(Scripted::gated());
+    let a = shared_broker(store.clone(), a_backend.clone());
+    a.provision(provision_req("leased", "x"), async_meta())
+        .await
+        .unwrap();
+    let b_backend = Arc::new(Scripted::default());
+    let b = shared_broker(store.clone(), b_backend.clone());
+    // A is alive: it renews its heartbeat, so B never takes over.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert_eq!(b.resume().await.unwrap(), 0);
+    }
+    assert!(b_backend.calls().is_empty());
+    // A dies (its heartbeat stops): B takes over once the lease lapses.
+    let (mut inst, v) = a.load_instance("leased").await.unwrap().unwrap();
+    let id = inst.current().unwrap().id.clone();
+    let op = inst.op_mut(&id).unwrap();
+    op.owner = Some("dead-replica".into());
+    op.heartbeat = Some(now() - 10);
+    a.write_instance(&inst, Expect::Version(v)).await.unwrap();
+    assert_eq!(b.resume().await.unwrap(), 1);
+    assert_eq!(wait_state(&b, "leased").await.state, OpState::Succeeded);
+    assert_eq!(b_backend.calls(), vec!["provision leased"]);
+    // A second sweep finds nothing left.
+    assert_eq!(b.resume().await.unwrap(), 0);
+}

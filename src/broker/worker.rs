@@ -76,6 +76,7 @@ impl Broker {
         if op.state != OpState::InProgress {
             return Ok(op);
         }
+        let _lease = self.heartbeat(instance_id, None, op_id);
         // The operation acts on the instance as it will be (for updates).
         let mut effective = inst.clone();
         if let Some(t) = &op.target {
@@ -241,6 +242,7 @@ impl Broker {
         if op.state != OpState::InProgress {
             return Ok(op);
         }
+        let _lease = self.heartbeat(instance_id, Some(binding_id), op_id);
         let inst = self.load_instance(instance_id).await?.map(|(i, _)| i);
         let outcome: std::result::Result<BindOutput, BackendError> = match inst
             .as_ref()
@@ -339,7 +341,7 @@ impl Broker {
                     .ok();
                 continue;
             }
-            let Some(op) = inst.current().cloned() else {
+            let Some(op) = inst.current().cloned().filter(|o| self.takeable(o)) else {
                 continue;
             };
             match self.give_up_reason(&op) {
@@ -349,7 +351,7 @@ impl Broker {
                 }
                 None => {
                     if let Some(o) = inst.op_mut(&op.id) {
-                        o.attempts += 1;
+                        self.take_over(o);
                     }
                     match self.write_instance(&inst, Expect::Version(version)).await {
                         Ok(_) => {
@@ -374,7 +376,7 @@ impl Broker {
                     .ok();
                 continue;
             }
-            let Some(op) = b.current().cloned() else {
+            let Some(op) = b.current().cloned().filter(|o| self.takeable(o)) else {
                 continue;
             };
             match self.give_up_reason(&op) {
@@ -386,7 +388,7 @@ impl Broker {
                 }
                 None => {
                     if let Some(o) = b.op_mut(&op.id) {
-                        o.attempts += 1;
+                        self.take_over(o);
                     }
                     if self
                         .write_binding(&b, Expect::Version(version))
@@ -404,6 +406,85 @@ impl Broker {
             }
         }
         Ok(resumed)
+    }
+
+    /// Whether this process may take an in-progress operation over: not one
+    /// it runs itself, and with a shared store only one whose owner's
+    /// heartbeat has lapsed.
+    fn takeable(&self, op: &Operation) -> bool {
+        if op.owner.as_deref() == Some(self.inner.replica.as_str()) {
+            return false;
+        }
+        if !self.config().shared_store {
+            return true;
+        }
+        op.heartbeat
+            .is_none_or(|h| now().saturating_sub(h) > self.config().lease.as_secs())
+    }
+
+    fn take_over(&self, op: &mut Operation) {
+        op.attempts += 1;
+        op.owner = Some(self.inner.replica.clone());
+        op.heartbeat = Some(now());
+    }
+
+    /// With a shared store: renews the heartbeat of an operation this
+    /// process runs until the returned guard is dropped.
+    fn heartbeat(
+        &self,
+        instance_id: &str,
+        binding_id: Option<&str>,
+        op_id: &str,
+    ) -> Option<AbortOnDrop> {
+        if !self.config().shared_store {
+            return None;
+        }
+        let broker = self.clone();
+        let (iid, bid, oid) = (
+            instance_id.to_string(),
+            binding_id.map(str::to_string),
+            op_id.to_string(),
+        );
+        let every = (self.config().lease / 3).max(Duration::from_secs(1));
+        Some(AbortOnDrop(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let replica = broker.inner.replica.clone();
+                if let Err(e) = broker
+                    .update_op(&iid, bid.as_deref(), &oid, |o| {
+                        if o.owner.as_deref() == Some(replica.as_str()) {
+                            o.heartbeat = Some(now());
+                        }
+                    })
+                    .await
+                {
+                    tracing::warn!(operation = %oid, error = %e.message, "could not renew the operation's lease");
+                }
+            }
+        })))
+    }
+
+    /// With a shared store: periodically takes over operations whose owner
+    /// stopped renewing its lease (a replica that died).
+    pub fn spawn_sweeper(&self) -> Option<AbortOnDrop> {
+        if !self.config().shared_store {
+            return None;
+        }
+        let broker = self.clone();
+        let every = (self.config().lease / 2).max(Duration::from_secs(1));
+        Some(AbortOnDrop(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match broker.resume().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(
+                        taken_over = n,
+                        "took over operations whose owner's lease lapsed"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "sweeping for orphaned operations failed"),
+                }
+            }
+        })))
     }
 
     fn give_up_reason(&self, op: &Operation) -> Option<String> {
@@ -518,33 +599,49 @@ struct OpCheckpoint {
 #[async_trait::async_trait]
 impl Checkpoint for OpCheckpoint {
     async fn save(&self, progress: serde_json::Value) -> std::result::Result<(), BackendError> {
-        let b = &self.broker;
-        let fail = |e: String| BackendError::new(format!("saving operation progress: {e}"));
+        self.broker
+            .update_op(
+                &self.instance_id,
+                self.binding_id.as_deref(),
+                &self.op_id,
+                |o| o.progress = Some(progress.clone()),
+            )
+            .await
+    }
+}
+
+impl Broker {
+    /// Changes one operation inside its record (compare-and-swap, retried).
+    async fn update_op(
+        &self,
+        instance_id: &str,
+        binding_id: Option<&str>,
+        op_id: &str,
+        f: impl Fn(&mut Operation),
+    ) -> std::result::Result<(), BackendError> {
+        let fail = |e: String| BackendError::new(format!("saving operation state: {e}"));
         for _ in 0..FINISH_RETRIES {
-            let written = match &self.binding_id {
+            let written = match binding_id {
                 None => {
-                    let (mut inst, v) = b
-                        .load_instance(&self.instance_id)
+                    let (mut inst, v) = self
+                        .load_instance(instance_id)
                         .await
                         .map_err(|e| fail(e.to_string()))?
                         .ok_or_else(|| fail("instance vanished".into()))?;
-                    let op = inst
-                        .op_mut(&self.op_id)
-                        .ok_or_else(|| fail("operation vanished".into()))?;
-                    op.progress = Some(progress.clone());
-                    b.write_instance(&inst, Expect::Version(v)).await
+                    f(inst
+                        .op_mut(op_id)
+                        .ok_or_else(|| fail("operation vanished".into()))?);
+                    self.write_instance(&inst, Expect::Version(v)).await
                 }
                 Some(bid) => {
-                    let (mut binding, v) = b
-                        .load_binding(&self.instance_id, bid)
+                    let (mut b, v) = self
+                        .load_binding(instance_id, bid)
                         .await
                         .map_err(|e| fail(e.to_string()))?
                         .ok_or_else(|| fail("binding vanished".into()))?;
-                    let op = binding
-                        .op_mut(&self.op_id)
-                        .ok_or_else(|| fail("operation vanished".into()))?;
-                    op.progress = Some(progress.clone());
-                    b.write_binding(&binding, Expect::Version(v)).await
+                    f(b.op_mut(op_id)
+                        .ok_or_else(|| fail("operation vanished".into()))?);
+                    self.write_binding(&b, Expect::Version(v)).await
                 }
             };
             match written {
@@ -554,5 +651,14 @@ impl Checkpoint for OpCheckpoint {
             }
         }
         Err(fail("too many concurrent writes".into()))
+    }
+}
+
+/// Aborts a background task when dropped.
+pub struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

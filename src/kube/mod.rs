@@ -93,6 +93,12 @@ impl Kube {
         Kube { client }
     }
 
+    /// The underlying kube-rs client (a cheap clone), for adapters that keep
+    /// their own objects in the API, such as the Secret-backed store.
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
     fn api_err(action: String) -> impl FnOnce(kube::Error) -> KubeError {
         move |source| KubeError::Api { action, source }
     }

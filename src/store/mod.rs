@@ -2,9 +2,12 @@
 //!
 //! # Layout
 //! - [`redb`]: the embedded single-file store (the default; one replica).
+//! - [`kube`]: Secrets in the broker's own namespace, shared by several
+//!   replicas (compare-and-swap by resourceVersion; HA rides on etcd).
 //! - [`memory`]: an in-memory twin for tests and benchmarks.
 //! - [`seal`]: AES-256-GCM encryption of every stored value.
 
+pub mod kube;
 pub mod memory;
 pub mod redb;
 pub mod seal;

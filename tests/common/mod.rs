@@ -62,6 +62,9 @@ pub fn config(data: &Path) -> ServeConfig {
         credentials_file: None,
         operation_timeout: Duration::from_secs(120),
         kubeconfig: None,
+        store: chartbroker::runtime::StoreKind::Redb,
+        state_namespace: "chartbroker-system".into(),
+        lease: Duration::from_secs(30),
     }
 }
 

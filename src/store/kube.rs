@@ -1,0 +1,418 @@
+//! The cluster store: one Secret per record in the broker's own namespace,
+//! so several broker replicas share state and HA rides on etcd.
+//!
+//! # Objects
+//! A record of `table` under `key` is the Secret
+//! `cbs-<table>-<first 40 hex digits of sha256(key)>` of type
+//! [`SECRET_TYPE`], labelled `app.kubernetes.io/managed-by: chartbroker` and
+//! [`TABLE_LABEL`]`: <table>` (bindings also carry [`INSTANCE_LABEL`], the
+//! hash of the instance id, so one instance's bindings list by selector).
+//! Annotation [`KEY_ANNOTATION`] holds the key in base64 (keys may contain
+//! NUL), [`VERSION_ANNOTATION`] the record's version in decimal, and
+//! `data.value` the value sealed exactly as the redb store seals it (AEAD
+//! associated data `"<table>/<key>"`), so the API server, etcd and anyone
+//! with `get secrets` only ever see ciphertext.
+//!
+//! # Versions and compare-and-swap
+//! A record's version is a fresh random `u64` per write, kept in the
+//! annotation; it never repeats for a key (not even across delete and
+//! recreate), so a stale writer cannot win. `resourceVersion` is opaque and
+//! never parsed: it is only handed back to the API server as a precondition.
+//! Every write is one atomic compare-and-swap using documented behaviour:
+//! - `put(Absent)`: POST; 409 AlreadyExists is a [`StoreError::Conflict`].
+//! - `put(Version(v))`: GET, compare the annotation with `v`, then PUT with
+//!   the fetched `resourceVersion`; the API server answers 409 if anything
+//!   wrote in between.
+//! - `remove(v)`: GET, compare, then DELETE with a `resourceVersion` (and
+//!   uid) precondition; 404 and 409 are conflicts.
+//!
+//! A Secret being deleted (a `deletionTimestamp`, held by a finalizer someone
+//! else added) counts as absent for reads and as a conflict for writes.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use ::kube::api::{Api, DeleteParams, ListParams, PostParams, Preconditions};
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use ring::digest::{SHA256, digest};
+use ring::rand::{SecureRandom, SystemRandom};
+
+use super::seal::Sealer;
+use crate::broker::ports::{Expect, Store, StoreError, Table};
+use crate::kube::{Kube, MANAGED_BY};
+
+/// The `type` of every record Secret.
+pub const SECRET_TYPE: &str = "chartbroker.io/state";
+/// Label: the record's table.
+pub const TABLE_LABEL: &str = "chartbroker.io/table";
+/// Label on binding records: 40 hex digits of sha256 of the instance id.
+pub const INSTANCE_LABEL: &str = "chartbroker.io/instance";
+/// Annotation: the record's key, base64.
+pub const KEY_ANNOTATION: &str = "chartbroker.io/key";
+/// Annotation: the record's version, decimal.
+pub const VERSION_ANNOTATION: &str = "chartbroker.io/version";
+/// The data key of the sealed value.
+const VALUE_KEY: &str = "value";
+/// Items per LIST page.
+const DEFAULT_PAGE_SIZE: u32 = 250;
+
+/// The Secret-backed [`Store`]. Cheap to share; every instance (in this
+/// process or another replica) pointed at the same namespace sees the same
+/// records.
+pub struct KubeStore {
+    api: Api<Secret>,
+    namespace: String,
+    sealer: Arc<Sealer>,
+    rng: SystemRandom,
+    page_size: u32,
+}
+
+impl std::fmt::Debug for KubeStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeStore")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+/// First 40 hex digits of sha256(`s`): label-value and name safe.
+fn hash40(s: &str) -> String {
+    let d = digest(&SHA256, s.as_bytes());
+    let mut out = String::with_capacity(40);
+    for b in &d.as_ref()[..20] {
+        write!(out, "{b:02x}").expect("writing to a String");
+    }
+    out
+}
+
+/// The Secret holding `key` of `table`.
+pub fn secret_name(table: Table, key: &str) -> String {
+    format!("cbs-{}-{}", table.name(), hash40(key))
+}
+
+fn aad(table: Table, key: &str) -> String {
+    format!("{}/{key}", table.name())
+}
+
+fn status_code(e: &::kube::Error) -> Option<u16> {
+    match e {
+        ::kube::Error::Api(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+fn labels(table: Table, key: &str) -> BTreeMap<String, String> {
+    let mut l = BTreeMap::from([
+        (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
+        (TABLE_LABEL.to_string(), table.name().to_string()),
+    ]);
+    if table == Table::Bindings
+        && let Some((instance, _)) = key.split_once('\0')
+    {
+        l.insert(INSTANCE_LABEL.to_string(), hash40(instance));
+    }
+    l
+}
+
+fn annotation<'a>(s: &'a Secret, name: &str) -> Option<&'a str> {
+    s.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(name))
+        .map(String::as_str)
+}
+
+fn version_of(s: &Secret) -> Option<u64> {
+    annotation(s, VERSION_ANNOTATION).and_then(|v| v.parse().ok())
+}
+
+fn key_of(s: &Secret) -> Option<String> {
+    let raw = B64.decode(annotation(s, KEY_ANNOTATION)?).ok()?;
+    String::from_utf8(raw).ok()
+}
+
+fn terminating(s: &Secret) -> bool {
+    s.metadata.deletion_timestamp.is_some()
+}
+
+fn name_of(s: &Secret) -> &str {
+    s.metadata.name.as_deref().unwrap_or("<unnamed>")
+}
+
+impl KubeStore {
+    /// A store over the Secrets of `namespace` (the broker's own, which must
+    /// exist), reached through `kube`, sealing values with `sealer`. Every
+    /// replica must use the same sealing key.
+    pub fn new(kube: &Kube, namespace: impl Into<String>, sealer: Sealer) -> Self {
+        let namespace = namespace.into();
+        KubeStore {
+            api: Api::namespaced(kube.client(), &namespace),
+            namespace,
+            sealer: Arc::new(sealer),
+            rng: SystemRandom::new(),
+            page_size: DEFAULT_PAGE_SIZE,
+        }
+    }
+
+    /// Sets how many Secrets one LIST request returns (default 250).
+    pub fn with_page_size(mut self, page_size: u32) -> Self {
+        self.page_size = page_size.max(1);
+        self
+    }
+
+    /// The namespace the records live in.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    fn backend(&self, action: &str, name: &str, e: ::kube::Error) -> StoreError {
+        StoreError::Backend(format!(
+            "kubernetes API: {action} Secret {}/{name}: {e}",
+            self.namespace
+        ))
+    }
+
+    /// A random version, never `avoid` (the one being replaced).
+    fn fresh_version(&self, avoid: Option<u64>) -> Result<u64, StoreError> {
+        loop {
+            let mut b = [0u8; 8];
+            self.rng
+                .fill(&mut b)
+                .map_err(|_| StoreError::Backend("the system RNG failed".into()))?;
+            let v = u64::from_le_bytes(b);
+            if Some(v) != avoid {
+                return Ok(v);
+            }
+        }
+    }
+
+    /// The record Secret as this store writes it.
+    fn build(&self, table: Table, key: &str, value: &[u8], version: u64) -> Secret {
+        let name = secret_name(table, key);
+        Secret {
+            metadata: ObjectMeta {
+                name: Some(name),
+                namespace: Some(self.namespace.clone()),
+                labels: Some(labels(table, key)),
+                annotations: Some(BTreeMap::from([
+                    (KEY_ANNOTATION.to_string(), B64.encode(key)),
+                    (VERSION_ANNOTATION.to_string(), version.to_string()),
+                ])),
+                ..Default::default()
+            },
+            type_: Some(SECRET_TYPE.to_string()),
+            data: Some(BTreeMap::from([(
+                VALUE_KEY.to_string(),
+                ByteString(self.sealer.seal(&aad(table, key), value)),
+            )])),
+            ..Default::default()
+        }
+    }
+
+    /// The live (not terminating) record Secret of `key`, checked to be this
+    /// key's.
+    async fn fetch(&self, table: Table, key: &str) -> Result<Option<Secret>, StoreError> {
+        let name = secret_name(table, key);
+        let found = self
+            .api
+            .get_opt(&name)
+            .await
+            .map_err(|e| self.backend("reading", &name, e))?;
+        match found {
+            Some(s) if terminating(&s) => Ok(None),
+            Some(s) => {
+                if key_of(&s).as_deref() != Some(key) {
+                    return Err(StoreError::Backend(format!(
+                        "Secret {}/{name} does not hold the record it is named for",
+                        self.namespace
+                    )));
+                }
+                Ok(Some(s))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Opens a record Secret already known to hold `key` of `table`.
+    fn decode(&self, table: Table, key: &str, s: &Secret) -> Result<(Vec<u8>, u64), StoreError> {
+        let corrupt = |what: &str| {
+            StoreError::Backend(format!(
+                "corrupt record in Secret {}/{}: {what}",
+                self.namespace,
+                name_of(s)
+            ))
+        };
+        let version = version_of(s).ok_or_else(|| corrupt("no valid version annotation"))?;
+        let sealed = s
+            .data
+            .as_ref()
+            .and_then(|d| d.get(VALUE_KEY))
+            .ok_or_else(|| corrupt("no value"))?;
+        let plain = self.sealer.open(&aad(table, key), &sealed.0).map_err(|e| {
+            StoreError::Backend(format!("Secret {}/{}: {e}", self.namespace, name_of(s)))
+        })?;
+        Ok((plain, version))
+    }
+}
+
+#[async_trait]
+impl Store for KubeStore {
+    async fn get(&self, table: Table, key: &str) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
+        match self.fetch(table, key).await? {
+            Some(s) => self.decode(table, key, &s).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn put(
+        &self,
+        table: Table,
+        key: &str,
+        value: Vec<u8>,
+        expect: Expect,
+    ) -> Result<u64, StoreError> {
+        let name = secret_name(table, key);
+        match expect {
+            Expect::Absent => {
+                let version = self.fresh_version(None)?;
+                let secret = self.build(table, key, &value, version);
+                match self.api.create(&PostParams::default(), &secret).await {
+                    Ok(_) => Ok(version),
+                    Err(e) if status_code(&e) == Some(409) => Err(StoreError::Conflict),
+                    Err(e) => Err(self.backend("creating", &name, e)),
+                }
+            }
+            Expect::Version(want) => {
+                let Some(current) = self.fetch(table, key).await? else {
+                    return Err(StoreError::Conflict);
+                };
+                if version_of(&current) != Some(want) {
+                    return Err(StoreError::Conflict);
+                }
+                let version = self.fresh_version(Some(want))?;
+                let mut secret = self.build(table, key, &value, version);
+                // The precondition: the API server refuses the replace with
+                // 409 if the Secret changed since it was read.
+                secret.metadata.resource_version = current.metadata.resource_version;
+                secret.metadata.uid = current.metadata.uid;
+                match self
+                    .api
+                    .replace(&name, &PostParams::default(), &secret)
+                    .await
+                {
+                    Ok(_) => Ok(version),
+                    Err(e) if matches!(status_code(&e), Some(404 | 409)) => {
+                        Err(StoreError::Conflict)
+                    }
+                    Err(e) => Err(self.backend("replacing", &name, e)),
+                }
+            }
+        }
+    }
+
+    async fn remove(&self, table: Table, key: &str, version: u64) -> Result<(), StoreError> {
+        let name = secret_name(table, key);
+        let Some(current) = self.fetch(table, key).await? else {
+            return Err(StoreError::Conflict);
+        };
+        if version_of(&current) != Some(version) {
+            return Err(StoreError::Conflict);
+        }
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                resource_version: current.metadata.resource_version,
+                uid: current.metadata.uid,
+            }),
+            ..Default::default()
+        };
+        match self.api.delete(&name, &params).await {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(status_code(&e), Some(404 | 409)) => Err(StoreError::Conflict),
+            Err(e) => Err(self.backend("deleting", &name, e)),
+        }
+    }
+
+    async fn list(
+        &self,
+        table: Table,
+        prefix: &str,
+    ) -> Result<Vec<(String, Vec<u8>, u64)>, StoreError> {
+        let mut selector = format!(
+            "{}={},{TABLE_LABEL}={}",
+            MANAGED_BY.0,
+            MANAGED_BY.1,
+            table.name()
+        );
+        // One instance's bindings: `instance_id + "\0"`. Binding records are
+        // labelled by the key's part before its first NUL, so the selector
+        // is exact only when the instance id itself has none.
+        if table == Table::Bindings
+            && let Some(instance) = prefix.strip_suffix('\0')
+            && !instance.contains('\0')
+        {
+            write!(selector, ",{INSTANCE_LABEL}={}", hash40(instance))
+                .expect("writing to a String");
+        }
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut params = ListParams::default()
+                .labels(&selector)
+                .limit(self.page_size);
+            if let Some(t) = &token {
+                params = params.continue_token(t);
+            }
+            let page = self.api.list(&params).await.map_err(|e| {
+                StoreError::Backend(format!(
+                    "kubernetes API: listing Secrets in {} ({selector}): {e}",
+                    self.namespace
+                ))
+            })?;
+            for s in &page.items {
+                if terminating(s) {
+                    continue;
+                }
+                let Some(key) = key_of(s) else {
+                    tracing::warn!(
+                        namespace = %self.namespace,
+                        secret = name_of(s),
+                        "skipping a store Secret without a valid key annotation"
+                    );
+                    continue;
+                };
+                if !key.starts_with(prefix) {
+                    continue;
+                }
+                if s.metadata.name.as_deref() != Some(secret_name(table, &key).as_str()) {
+                    tracing::warn!(
+                        namespace = %self.namespace,
+                        secret = name_of(s),
+                        "skipping a store Secret not named for the record it holds"
+                    );
+                    continue;
+                }
+                match self.decode(table, &key, s) {
+                    Ok((plain, version)) => out.push((key, plain, version)),
+                    Err(e) => tracing::warn!(
+                        namespace = %self.namespace,
+                        secret = name_of(s),
+                        error = %e,
+                        "skipping a store record that does not open"
+                    ),
+                }
+            }
+            token = page.metadata.continue_.filter(|t| !t.is_empty());
+            if token.is_none() {
+                break;
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+}

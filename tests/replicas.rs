@@ -1,0 +1,268 @@
+//! Several broker replicas sharing state in Kubernetes Secrets
+//! (`--store kube`): any replica answers for any instance, one operation per
+//! instance holds across replicas, and when a replica dies mid-operation
+//! another takes the operation over once its lease lapses.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use common::*;
+use fake_kube::{FakeKube, FakeKubeHandle};
+use serde_json::{Value, json};
+
+use chartbroker::runtime::{Engine, StoreKind};
+use chartbroker::store::seal::Sealer;
+
+async fn cluster() -> FakeKubeHandle {
+    let k = FakeKube::start().await;
+    for ns in ["chartbroker-system", "apps"] {
+        k.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
+    }
+    k
+}
+
+async fn replica(k: &FakeKubeHandle, key: &str) -> TestBroker {
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    cfg.engine = Engine::Helm;
+    cfg.store = StoreKind::Kube;
+    cfg.store_key = Some(key.to_string());
+    cfg.kubeconfig = Some(k.kubeconfig(data.path()));
+    TestBroker::with_config(data, cfg).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_instances_and_serialise_operations() {
+    let k = cluster().await;
+    let key = Sealer::generate_base64();
+    let (a, b) = (replica(&k, &key).await, replica(&k, &key).await);
+
+    let r = a
+        .call(
+            Method::PUT,
+            "/v2/service_instances/rep-1?accepts_incomplete=true",
+            Some(provision_body("plan-small", json!({"message": "from-a"}))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    // Replica B answers for an operation A started.
+    let done = b
+        .wait_instance("rep-1", r.json["operation"].as_str().unwrap())
+        .await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let r = b
+        .call(Method::GET, "/v2/service_instances/rep-1", None)
+        .await;
+    assert_eq!(r.json["parameters"]["message"], "from-a", "{}", r.text);
+
+    // Two replicas, two different updates at once: exactly one starts.
+    let patch = |msg: &str| json!({"service_id": "svc-tiny", "parameters": {"message": msg}});
+    let uri = "/v2/service_instances/rep-1?accepts_incomplete=true";
+    let (ra, rb) = tokio::join!(
+        a.call(Method::PATCH, uri, Some(patch("a"))),
+        b.call(Method::PATCH, uri, Some(patch("b")))
+    );
+    let statuses = [ra.status, rb.status];
+    assert!(
+        statuses.contains(&StatusCode::ACCEPTED),
+        "{} / {}",
+        ra.text,
+        rb.text
+    );
+    assert!(
+        statuses.contains(&StatusCode::UNPROCESSABLE_ENTITY),
+        "the other replica refuses: {} / {}",
+        ra.text,
+        rb.text
+    );
+    let winner = if ra.status == StatusCode::ACCEPTED {
+        &ra
+    } else {
+        &rb
+    };
+    let done = a
+        .wait_instance("rep-1", winner.json["operation"].as_str().unwrap())
+        .await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+
+    // State lives in sealed Secrets in the broker's namespace.
+    let state: Vec<Value> = k
+        .list("secrets", Some("chartbroker-system"))
+        .into_iter()
+        .filter(|s| s["type"] == "chartbroker.io/state")
+        .collect();
+    assert!(!state.is_empty());
+    assert!(
+        !serde_json::to_string(&state).unwrap().contains("from-a"),
+        "values are sealed"
+    );
+
+    // B binds and deprovisions what A provisioned.
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/rep-1/service_bindings/rb",
+            Some(bind_body("plan-small", json!({}))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = a
+        .call(Method::DELETE, "/v2/service_instances/rep-1?service_id=svc-tiny&plan_id=plan-small&accepts_incomplete=true", None)
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let gone = b
+        .wait_instance("rep-1", r.json["operation"].as_str().unwrap())
+        .await;
+    assert_eq!(gone.status, StatusCode::GONE, "{}", gone.text);
+    assert!(k.get("v1", "secrets", Some("apps"), "cb-bind-rb").is_none());
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(data: &Path, kubeconfig: &Path, helm: &Path, key: &str, port: u16) -> Proc {
+    Proc(
+        Command::new(env!("CARGO_BIN_EXE_chartbroker"))
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--engine",
+                "helm",
+                "--store",
+                "kube",
+            ])
+            .args([
+                "--lease-seconds",
+                "2",
+                "--state-namespace",
+                "chartbroker-system",
+            ])
+            .arg("--catalog")
+            .arg(fixtures().join("catalog"))
+            .arg("--charts")
+            .arg(fixtures().join("charts"))
+            .arg("--data-dir")
+            .arg(data)
+            .arg("--helm")
+            .arg(helm)
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .env("CHARTBROKER_STORE_KEY", key)
+            .env("CHARTBROKER_USERNAME", USER)
+            .env("CHARTBROKER_PASSWORD", PASS)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chartbroker starts"),
+    )
+}
+
+async fn http(method: reqwest::Method, url: String, body: Option<Value>) -> Option<(u16, Value)> {
+    let mut r = reqwest::Client::new()
+        .request(method, url)
+        .basic_auth(USER, Some(PASS))
+        .header("X-Broker-API-Version", "2.17");
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let resp = r.send().await.ok()?;
+    let status = resp.status().as_u16();
+    Some((status, resp.json().await.unwrap_or(Value::Null)))
+}
+
+async fn ready(port: u16) {
+    for _ in 0..200 {
+        if let Some((200, _)) = http(
+            reqwest::Method::GET,
+            format!("http://127.0.0.1:{port}/readyz"),
+            None,
+        )
+        .await
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("replica on {port} did not become ready");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_mid_operation_is_taken_over_by_another() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let k = cluster().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = k.kubeconfig(dir.path());
+    let key = Sealer::generate_base64();
+    // Replica A's helm hangs on upgrade, so A dies mid-install.
+    let slow = dir.path().join("slow-helm");
+    std::fs::write(
+        &slow,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in upgrade) sleep 30;; esac\nexec {} \"$@\"\n",
+            helm_bin().display()
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let (pa, pb) = (free_port(), free_port());
+    let mut a = spawn(&dir.path().join("a"), &kubeconfig, &slow, &key, pa);
+    let _b = spawn(&dir.path().join("b"), &kubeconfig, &helm_bin(), &key, pb);
+    ready(pa).await;
+    ready(pb).await;
+    let (status, body) = http(
+        reqwest::Method::PUT,
+        format!("http://127.0.0.1:{pa}/v2/service_instances/orphan-1?accepts_incomplete=true"),
+        Some(provision_body("plan-small", json!({"message": "survives"}))),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 202, "{body}");
+    let op = body["operation"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    a.0.kill().unwrap(); // SIGKILL: A's lease stops being renewed
+    a.0.wait().unwrap();
+
+    let url = format!(
+        "http://127.0.0.1:{pb}/v2/service_instances/orphan-1/last_operation?operation={op}"
+    );
+    let mut last = Value::Null;
+    for _ in 0..300 {
+        let (status, body) = http(reqwest::Method::GET, url.clone(), None).await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        if body["state"] != "in progress" {
+            last = body;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        last["state"], "succeeded",
+        "replica B took the operation over: {last}"
+    );
+    let cm = k
+        .get("v1", "configmaps", Some("apps"), "cb-orphan-1")
+        .expect("installed by B");
+    assert_eq!(cm["data"]["message"], "survives");
+}
