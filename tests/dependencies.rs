@@ -100,7 +100,7 @@ async fn wordpress_uses_mysql_with_the_render_engine() {
     let secret_file = b
         .data
         .path()
-        .join("render/data/cb-db-1/bindings/web.cb-wp-1-database.yaml");
+        .join("render/web/cb-wp-1/bindings/cb-wp-1-database.yaml");
     let secret: Value =
         serde_saphyr::from_str(&std::fs::read_to_string(&secret_file).unwrap()).unwrap();
     assert_eq!(secret["metadata"]["namespace"], "web");

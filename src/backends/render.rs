@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::chart::{Release, ReleaseEngine};
 use crate::broker::model::{SecretRef, Secrets};
-use crate::broker::names::binding_secret_ref;
+use crate::broker::names::{binding_secret_ref, release_name};
 use crate::broker::ports::{BackendError, BindingCtx, SecretSink};
 use crate::catalog::LookupKind;
 use crate::helm::{Helm, redact};
@@ -193,13 +193,29 @@ fn object_value(kind: LookupKind, doc: &Value, name: &str, namespace: &str) -> V
     }
 }
 
-/// The file of a binding Secret: by name in the instance's namespace, with
-/// the namespace in front when the platform asked for another one.
-fn secret_file(secret: &SecretRef, instance_namespace: &str) -> String {
-    if secret.namespace == instance_namespace {
-        format!("{}.yaml", secret.name)
-    } else {
-        format!("{}.{}.yaml", secret.namespace, secret.name)
+/// Where a binding Secret's manifest goes. A binding the broker made for a
+/// dependent instance lives in the dependent's folder, beside the release
+/// that reads it, so applying that folder brings its credentials along.
+/// Others live under the bound instance's folder: by name in its namespace,
+/// with the namespace in front when the platform asked for another one.
+fn secret_path(engine: &RenderEngine, ctx: &BindingCtx<'_>, secret: &SecretRef) -> PathBuf {
+    let inst = ctx.instance.instance;
+    match &ctx.binding.dependent {
+        Some(dependent) => engine
+            .release_dir(&secret.namespace, &release_name(dependent))
+            .join("bindings")
+            .join(format!("{}.yaml", secret.name)),
+        None => {
+            let file = if secret.namespace == inst.namespace {
+                format!("{}.yaml", secret.name)
+            } else {
+                format!("{}.{}.yaml", secret.namespace, secret.name)
+            };
+            engine
+                .release_dir(&inst.namespace, &inst.release)
+                .join("bindings")
+                .join(file)
+        }
     }
 }
 
@@ -220,24 +236,19 @@ impl SecretSink for RenderEngine {
             &ctx.instance.service.name,
             &ctx.instance.plan.name,
         );
-        let dir = self
-            .release_dir(&inst.namespace, &inst.release)
-            .join("bindings");
-        let file = secret_file(&secret, &inst.namespace);
-        write_atomic(&dir, &file, manifest.as_bytes())
+        let path = secret_path(self, &ctx, &secret);
+        let (dir, file) = (
+            path.parent().expect("has a folder"),
+            path.file_name().expect("has a name"),
+        );
+        write_atomic(dir, &file.to_string_lossy(), manifest.as_bytes())
             .await
-            .map_err(|e| {
-                BackendError::new(format!("writing {}: {e}", dir.join(&file).display()))
-            })?;
+            .map_err(|e| BackendError::new(format!("writing {}: {e}", path.display())))?;
         Ok(secret)
     }
 
     async fn delete(&self, ctx: BindingCtx<'_>, secret: &SecretRef) -> Result<(), BackendError> {
-        let inst = ctx.instance.instance;
-        let path = self
-            .release_dir(&inst.namespace, &inst.release)
-            .join("bindings")
-            .join(secret_file(secret, &inst.namespace));
+        let path = secret_path(self, &ctx, secret);
         match tokio::fs::remove_file(&path).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
