@@ -2,10 +2,9 @@
 
 use serde_json::json;
 
-use super::model::{Binding, BindingState, HasOperations, InstanceState, OpKind, OpState, Secrets};
+use super::model::{Binding, BindingState, HasOperations, InstanceState, OpKind, Secrets};
 use super::names::fingerprint;
 use super::ports::{Expect, StoreError};
-use super::provision::failed;
 use super::requests::{BindOutcome, BindRequest, Outcome, RequestMeta};
 use super::{Broker, BrokerError, Result, context_object, parameters_object, required};
 use crate::catalog::SchemaKind;
@@ -211,21 +210,21 @@ impl Broker {
                 Err(e) => return Err(e.into()),
             }
         };
-        self.observe(OpKind::Bind, OpState::InProgress);
-        let task = self.spawn_binding_op(
-            req.instance_id.clone(),
-            req.binding_id.clone(),
-            op_id.clone(),
-        );
-        if run_async {
+        let outcome = self
+            .run_accepted(
+                OpKind::Bind,
+                &req.instance_id,
+                Some(&req.binding_id),
+                op_id,
+                run_async,
+                Outcome::Created,
+            )
+            .await?;
+        if matches!(outcome, Outcome::Accepted { .. }) {
             return Ok(BindOutcome {
-                outcome: Outcome::Accepted { operation: op_id },
+                outcome,
                 credentials: None,
             });
-        }
-        let op = self.join(task).await?;
-        if op.state != OpState::Succeeded {
-            return Err(failed(op, false));
         }
         let (b, _) = self
             .load_binding(&req.instance_id, &req.binding_id)

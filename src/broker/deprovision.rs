@@ -1,8 +1,7 @@
 //! `DELETE /v2/service_instances/:instance_id`
 
-use super::model::{HasOperations, InstanceState, OpKind, OpState};
+use super::model::{HasOperations, InstanceState, OpKind};
 use super::ports::{Expect, StoreError};
-use super::provision::failed;
 use super::requests::{DeprovisionRequest, Outcome, RequestMeta};
 use super::{Broker, BrokerError, Result, required};
 
@@ -78,15 +77,14 @@ impl Broker {
                 Err(e) => return Err(e.into()),
             }
         };
-        self.observe(OpKind::Deprovision, OpState::InProgress);
-        let task = self.spawn_instance_op(req.instance_id.clone(), op_id.clone());
-        if run_async {
-            return Ok(Outcome::Accepted { operation: op_id });
-        }
-        let op = self.join(task).await?;
-        match op.state {
-            OpState::Succeeded => Ok(Outcome::Done),
-            _ => Err(failed(op, true)),
-        }
+        self.run_accepted(
+            OpKind::Deprovision,
+            &req.instance_id,
+            None,
+            op_id,
+            run_async,
+            Outcome::Done,
+        )
+        .await
     }
 }

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::model::{HasOperations, Instance, InstanceState, OpKind, OpState};
+use super::model::{HasOperations, Instance, InstanceState, OpKind};
 use super::names::{fingerprint, release_name};
 use super::ports::{Expect, StoreError};
 use super::requests::{InstanceOutcome, Outcome, ProvisionRequest, RequestMeta};
@@ -145,22 +145,20 @@ impl Broker {
                 Err(e) => return Err(e.into()),
             }
         };
-        self.observe(OpKind::Provision, OpState::InProgress);
-        let task = self.spawn_instance_op(req.instance_id.clone(), op_id.clone());
-        if run_async {
-            return Ok(InstanceOutcome {
-                outcome: Outcome::Accepted { operation: op_id },
-                dashboard_url: None,
-            });
-        }
-        let op = self.join(task).await?;
-        match op.state {
-            OpState::Succeeded => Ok(InstanceOutcome {
-                outcome: Outcome::Created,
-                dashboard_url: None,
-            }),
-            _ => Err(failed(op, false)),
-        }
+        let outcome = self
+            .run_accepted(
+                OpKind::Provision,
+                &req.instance_id,
+                None,
+                op_id,
+                run_async,
+                Outcome::Created,
+            )
+            .await?;
+        Ok(InstanceOutcome {
+            outcome,
+            dashboard_url: None,
+        })
     }
 
     /// The namespace an instance of this plan lives in.

@@ -1,8 +1,7 @@
 //! `DELETE /v2/service_instances/:instance_id/service_bindings/:binding_id`
 
-use super::model::{BindingState, HasOperations, OpKind, OpState};
+use super::model::{BindingState, HasOperations, OpKind};
 use super::ports::{Expect, StoreError};
-use super::provision::failed;
 use super::requests::{Outcome, RequestMeta, UnbindRequest};
 use super::{Broker, BrokerError, Result, required};
 
@@ -63,19 +62,14 @@ impl Broker {
                 Err(e) => return Err(e.into()),
             }
         };
-        self.observe(OpKind::Unbind, OpState::InProgress);
-        let task = self.spawn_binding_op(
-            req.instance_id.clone(),
-            req.binding_id.clone(),
-            op_id.clone(),
-        );
-        if run_async {
-            return Ok(Outcome::Accepted { operation: op_id });
-        }
-        let op = self.join(task).await?;
-        match op.state {
-            OpState::Succeeded => Ok(Outcome::Done),
-            _ => Err(failed(op, false)),
-        }
+        self.run_accepted(
+            OpKind::Unbind,
+            &req.instance_id,
+            Some(&req.binding_id),
+            op_id,
+            run_async,
+            Outcome::Done,
+        )
+        .await
     }
 }

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use super::model::{HasOperations, InstanceState, OpKind, OpState, UpdateTarget};
 use super::names::fingerprint;
 use super::ports::{Expect, StoreError};
-use super::provision::{check_maintenance, failed};
+use super::provision::check_maintenance;
 use super::requests::{InstanceOutcome, Outcome, RequestMeta, UpdateRequest};
 use super::{Broker, BrokerError, Result, parameters_object, required, secrets};
 use crate::catalog::{Backend as PlanBackend, SchemaKind};
@@ -173,22 +173,20 @@ impl Broker {
                 Err(e) => return Err(e.into()),
             }
         };
-        self.observe(OpKind::Update, OpState::InProgress);
-        let task = self.spawn_instance_op(req.instance_id.clone(), op_id.clone());
-        if run_async {
-            return Ok(InstanceOutcome {
-                outcome: Outcome::Accepted { operation: op_id },
-                dashboard_url: None,
-            });
-        }
-        let op = self.join(task).await?;
-        match op.state {
-            OpState::Succeeded => Ok(InstanceOutcome {
-                outcome: Outcome::Done,
-                dashboard_url: None,
-            }),
-            _ => Err(failed(op, true)),
-        }
+        let outcome = self
+            .run_accepted(
+                OpKind::Update,
+                &req.instance_id,
+                None,
+                op_id,
+                run_async,
+                Outcome::Done,
+            )
+            .await?;
+        Ok(InstanceOutcome {
+            outcome,
+            dashboard_url: None,
+        })
     }
 }
 

@@ -57,6 +57,38 @@ impl Broker {
         })
     }
 
+    /// Runs an operation the store just accepted: in the background when
+    /// `run_async` (202 with its token), else to the end, answering `done` on
+    /// success and the backend's failure otherwise (with `instance_usable`
+    /// and `update_repeatable` for updates and deprovisions). `binding_id`
+    /// picks a binding operation.
+    pub(super) async fn run_accepted(
+        &self,
+        kind: OpKind,
+        instance_id: &str,
+        binding_id: Option<&str>,
+        op_id: String,
+        run_async: bool,
+        done: super::requests::Outcome,
+    ) -> Result<super::requests::Outcome> {
+        self.observe(kind, OpState::InProgress);
+        let task = match binding_id {
+            None => self.spawn_instance_op(instance_id.to_string(), op_id.clone()),
+            Some(b) => self.spawn_binding_op(instance_id.to_string(), b.to_string(), op_id.clone()),
+        };
+        if run_async {
+            return Ok(super::requests::Outcome::Accepted { operation: op_id });
+        }
+        let op = self.join(task).await?;
+        match op.state {
+            OpState::Succeeded => Ok(done),
+            _ => Err(super::provision::failed(
+                op,
+                matches!(kind, OpKind::Update | OpKind::Deprovision),
+            )),
+        }
+    }
+
     /// Waits for an operation task.
     pub(super) async fn join(&self, task: JoinHandle<Result<Operation>>) -> Result<Operation> {
         task.await
