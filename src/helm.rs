@@ -66,6 +66,23 @@ pub enum HelmError {
     },
 }
 
+/// One `helm pull` ([`Helm::pull`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Pull<'a> {
+    /// A chart name (with `repo`) or an `oci://` reference.
+    pub chart: &'a str,
+    /// The HTTPS repository holding `chart`; `None` for OCI.
+    pub repo: Option<&'a str>,
+    /// The exact version.
+    pub version: &'a str,
+    /// Where helm writes the archive (and the `.prov` when verifying).
+    pub destination: &'a Path,
+    /// Verify the provenance file against this keyring.
+    pub keyring: Option<&'a Path>,
+    /// CA bundle for the repository's or registry's TLS.
+    pub ca_file: Option<&'a Path>,
+}
+
 impl HelmError {
     /// Label for metrics.
     pub fn metric_label(&self) -> &'static str {
@@ -139,6 +156,40 @@ impl Helm {
         ];
         let stdin = serde_json::to_vec(values).expect("values serialize");
         self.run("template", &args, Some(stdin)).await
+    }
+
+    /// `helm pull`: downloads one chart version into `destination` (which
+    /// should be an empty, private directory: on a failed verification
+    /// helm leaves the files it downloaded there).
+    pub async fn pull(&self, p: &Pull<'_>) -> Result<(), HelmError> {
+        let mut args: Vec<OsString> = vec![
+            "pull".into(),
+            "--version".into(),
+            p.version.into(),
+            "--destination".into(),
+            p.destination.into(),
+        ];
+        if let Some(repo) = p.repo {
+            args.extend(["--repo".into(), repo.into()]);
+        }
+        if let Some(k) = p.keyring {
+            args.extend(["--verify".into(), "--keyring".into(), k.into()]);
+        }
+        if let Some(ca) = p.ca_file {
+            args.extend(["--ca-file".into(), ca.into()]);
+        }
+        // Whatever the chart reference holds, it is never read as a flag.
+        args.extend(["--".into(), p.chart.into()]);
+        match self.run("pull", &args, None).await {
+            Ok(_) => Ok(()),
+            // OCI pulls print progress ("Pulled: ...", "Digest: ...") on
+            // stderr before the error; the error is the message.
+            Err(HelmError::Failed { command, stderr }) => Err(HelmError::Failed {
+                command,
+                stderr: from_error_line(&stderr).to_string(),
+            }),
+            Err(e) => Err(e),
+        }
     }
 
     /// Runs helm with `args`, optional stdin, the timeout, and a clean
@@ -238,6 +289,18 @@ impl Helm {
     }
 }
 
+/// `stderr` from its first line starting with `Error:` (all of it if none).
+fn from_error_line(stderr: &str) -> &str {
+    let mut at = 0;
+    for line in stderr.split_inclusive('\n') {
+        if line.starts_with("Error:") {
+            return &stderr[at..];
+        }
+        at += line.len();
+    }
+    stderr
+}
+
 fn tail(stderr: &str) -> String {
     if stderr.is_empty() {
         String::new()
@@ -275,6 +338,13 @@ mod tests {
             "value \"<redacted>\" and <redacted> are bad"
         );
         assert_eq!(redact("x", &["ab".into()]), "x");
+    }
+
+    #[test]
+    fn pull_errors_start_at_helms_error_line() {
+        let progress = "Pulled: r/c:1.0.0\nDigest: sha256:ab\nError: openpgp: bad\nmore";
+        assert_eq!(from_error_line(progress), "Error: openpgp: bad\nmore");
+        assert_eq!(from_error_line("no error line"), "no error line");
     }
 
     #[tokio::test]

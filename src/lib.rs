@@ -2,6 +2,7 @@
 pub mod backends;
 pub mod broker;
 pub mod catalog;
+pub mod charts;
 pub mod helm;
 pub mod kube;
 pub mod metrics;

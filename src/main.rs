@@ -348,14 +348,15 @@ async fn render(a: RenderArgs) -> anyhow::Result<()> {
     }
     let tmp = std::env::temp_dir().join(format!("chartbroker-render-{}", std::process::id()));
     let helm = chartbroker::helm::Helm::new(find_helm(a.helm), &tmp, Duration::from_secs(120));
-    let out = helm
-        .template(
-            &release.name,
-            &release.chart,
-            &release.namespace,
-            &release.values,
-        )
-        .await;
+    // A remote chart is pulled (and verified) into the temporary directory.
+    let fetcher = chartbroker::charts::ChartFetcher::new(helm.clone(), tmp.join("charts"));
+    let out = match fetcher.resolve(&chart.source).await {
+        Ok(path) => helm
+            .template(&release.name, &path, &release.namespace, &release.values)
+            .await
+            .map_err(anyhow::Error::from),
+        Err(e) => Err(e.into()),
+    };
     let _ = std::fs::remove_dir_all(&tmp);
     print!("{}", out?);
     Ok(())

@@ -157,6 +157,11 @@ impl Runtime {
             Err(e) => tracing::warn!(error = %e,
                 "helm is not usable: chart operations will fail until it is (run scripts/install-tools.sh or pass --helm)"),
         }
+        // Remote charts (repositories, OCI) are pulled once into the data directory.
+        let fetcher = Arc::new(crate::charts::ChartFetcher::new(
+            helm.clone(),
+            cfg.data_dir.join("charts"),
+        ));
         type Wired = (
             Arc<ChartPlans>,
             Arc<dyn SecretSink>,
@@ -165,7 +170,8 @@ impl Runtime {
         let (chart, sink, authorizer): Wired = match cfg.engine {
             Engine::Render => {
                 let engine = Arc::new(RenderEngine::new(helm, cfg.data_dir.join("render")));
-                (Arc::new(ChartPlans::new(engine.clone())), engine, None)
+                let plans = ChartPlans::new(engine.clone()).with_fetcher(fetcher);
+                (Arc::new(plans), engine, None)
             }
             Engine::Helm => {
                 let kube = kube.clone().expect("connected above for the helm engine");
@@ -174,7 +180,7 @@ impl Runtime {
                     .context("the helm engine needs a working helm binary")?;
                 tracing::info!(helm_major = engine.major(), "helm engine ready");
                 (
-                    Arc::new(ChartPlans::new(Arc::new(engine))),
+                    Arc::new(ChartPlans::new(Arc::new(engine)).with_fetcher(fetcher)),
                     Arc::new(KubeSink::new(kube.clone())),
                     Some(Arc::new(kube)),
                 )

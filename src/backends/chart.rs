@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 
 use crate::broker::model::{OpKind, Secrets};
 use crate::broker::ports::{Backend, BackendError, BindingCtx, InstanceCtx};
-use crate::catalog::{ChartBackend, LookupKind, Plan};
+use crate::catalog::{ChartBackend, ChartSource, LookupKind, Plan};
+use crate::charts::ChartFetcher;
+use crate::helm::redact;
 use crate::policy::Policy;
 use crate::template;
 
@@ -23,7 +25,10 @@ pub struct Release {
     pub namespace: String,
     /// Whether the broker owns the namespace (one namespace per instance).
     pub own_namespace: bool,
-    /// Chart directory.
+    /// The chart helm installs: a local folder, or the cached archive of a
+    /// remote source. [`ChartPlans`] resolves remote sources before install
+    /// and upgrade; a release built only for uninstall or lookups (which
+    /// never read the chart) carries an empty path for a remote source.
     pub chart: PathBuf,
     /// Rendered values (contain generated secrets).
     pub values: Value,
@@ -74,12 +79,41 @@ pub trait ReleaseEngine: Send + Sync + 'static {
 /// The chart [`Backend`].
 pub struct ChartPlans {
     engine: Arc<dyn ReleaseEngine>,
+    fetcher: Option<Arc<ChartFetcher>>,
 }
 
 impl ChartPlans {
-    /// Chart plans installed by `engine`.
+    /// Chart plans installed by `engine`, local charts only.
     pub fn new(engine: Arc<dyn ReleaseEngine>) -> Self {
-        ChartPlans { engine }
+        ChartPlans {
+            engine,
+            fetcher: None,
+        }
+    }
+
+    /// Fetch charts of remote sources (repositories, OCI) with `fetcher`.
+    pub fn with_fetcher(mut self, fetcher: Arc<ChartFetcher>) -> Self {
+        self.fetcher = Some(fetcher);
+        self
+    }
+
+    /// The release to install or upgrade: values rendered, chart made local.
+    async fn installable(&self, ctx: &InstanceCtx<'_>) -> Result<Release, BackendError> {
+        let mut release = release_for(ctx)?;
+        let source = &chart_of(ctx.plan)?.source;
+        release.chart = match (source, &self.fetcher) {
+            (ChartSource::Local(path), _) => path.clone(),
+            (_, Some(fetcher)) => fetcher
+                .resolve(source)
+                .await
+                .map_err(|e| BackendError::new(redact(&e.to_string(), &release.redact)))?,
+            (_, None) => {
+                return Err(BackendError::new(format!(
+                    "chart {source}: remote chart sources are not enabled in this broker"
+                )));
+            }
+        };
+        Ok(release)
     }
 
     /// Reads every `chart.lookups` object of the release.
@@ -154,7 +188,11 @@ fn release(ctx: &InstanceCtx<'_>, values: Value) -> Result<Release, BackendError
         name: ctx.instance.release.clone(),
         namespace: ctx.instance.namespace.clone(),
         own_namespace: chart.namespace == crate::catalog::NamespaceStrategy::Instance,
-        chart: chart.path.clone(),
+        chart: chart
+            .source
+            .local_path()
+            .map(Into::into)
+            .unwrap_or_default(),
         values,
         redact: ctx.instance.secrets.strings(),
         instance_id: ctx.instance.id.clone(),
@@ -164,7 +202,9 @@ fn release(ctx: &InstanceCtx<'_>, values: Value) -> Result<Release, BackendError
     })
 }
 
-/// Builds the release for an instance: values rendered leaf by leaf.
+/// Builds the release for an instance: values rendered leaf by leaf. A
+/// remote chart source is not resolved here (`chart` is empty then); resolve
+/// it with [`ChartFetcher::resolve`].
 pub fn release_for(ctx: &InstanceCtx<'_>) -> Result<Release, BackendError> {
     let chart = chart_of(ctx.plan)?;
     let values = template::render_tree(&chart.values, &instance_data(ctx)).map_err(|e| {
@@ -209,11 +249,11 @@ impl Backend for ChartPlans {
     }
 
     async fn provision(&self, ctx: InstanceCtx<'_>) -> Result<(), BackendError> {
-        self.engine.install(&release_for(&ctx)?).await
+        self.engine.install(&self.installable(&ctx).await?).await
     }
 
     async fn update(&self, ctx: InstanceCtx<'_>) -> Result<(), BackendError> {
-        self.engine.upgrade(&release_for(&ctx)?).await
+        self.engine.upgrade(&self.installable(&ctx).await?).await
     }
 
     async fn deprovision(&self, ctx: InstanceCtx<'_>) -> Result<(), BackendError> {

@@ -15,8 +15,9 @@ use serde_json::Value;
 use super::lint::{Lint, Scope, Tree, join};
 use super::schema::{self, SchemaKind, Validators};
 use super::{
-    Backend, Catalog, CatalogError, ChartBackend, Dependency, LintIssue, Lookup, MaintenanceInfo,
-    NamespaceStrategy, Plan, SecretSpec, Service, Upstream, UpstreamBackend,
+    Backend, Catalog, CatalogError, ChartBackend, ChartSource, Dependency, LintIssue, Lookup,
+    MaintenanceInfo, NamespaceStrategy, Plan, RemoteChart, SecretSpec, Service, Upstream,
+    UpstreamBackend,
 };
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,7 +77,17 @@ struct PlanDoc {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ChartDoc {
-    path: PathBuf,
+    /// Exactly one of `path`, `repository` (with `name`) and `oci`.
+    path: Option<PathBuf>,
+    repository: Option<String>,
+    name: Option<String>,
+    oci: Option<String>,
+    version: Option<String>,
+    digest: Option<String>,
+    #[serde(default)]
+    verify: bool,
+    keyring: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
     #[serde(default)]
     namespace: NamespaceStrategy,
     values: Option<Value>,
@@ -295,14 +306,14 @@ fn build_plan(
     };
     let bindable = doc.bindable.unwrap_or(service_bindable);
     let backend = match (doc.chart, doc.upstream) {
-        (Some(chart), None) => Backend::Chart(build_chart(
+        (Some(chart), None) => Backend::Chart(Box::new(build_chart(
             chart,
             path,
             bindable,
             schemas.as_ref(),
             lint,
             charts_dir,
-        )),
+        ))),
         (None, Some(upstream)) => {
             lint.upstream_ref(join(path, "upstream.broker"), &upstream.broker);
             Backend::Upstream(upstream)
@@ -342,13 +353,7 @@ fn build_chart(
     lint: &mut Lint,
     charts_dir: &Path,
 ) -> ChartBackend {
-    let joined = charts_dir.join(&doc.path);
-    lint.chart_dir(path, &doc.path, &joined);
-    let resolved = joined
-        .canonicalize()
-        .or_else(|_| std::path::absolute(&joined))
-        .unwrap_or(joined);
-
+    let source = build_source(&doc, path, lint, charts_dir);
     let values = mapping_or_empty(doc.values, &join(path, "chart.values"), lint);
     let credentials = mapping_or_empty(doc.credentials, &join(path, "chart.credentials"), lint);
     if bindable && credentials.as_object().is_some_and(|c| c.is_empty()) {
@@ -417,7 +422,7 @@ fn build_chart(
         }
     }
     ChartBackend {
-        path: resolved,
+        source,
         namespace: doc.namespace,
         values,
         secrets: doc.secrets,
@@ -428,6 +433,118 @@ fn build_chart(
         binding_namespaces: doc.binding_namespaces,
         wait: doc.wait,
         delete_pvcs: doc.delete_pvcs,
+    }
+}
+
+/// The chart's source: a folder under `charts_dir`, or a remote chart
+/// whose files (`keyring`, `ca_file`) resolve against the catalog file's
+/// directory.
+fn build_source(doc: &ChartDoc, path: &str, lint: &mut Lint, charts_dir: &Path) -> ChartSource {
+    let at = |field: &str| join(path, &format!("chart.{field}"));
+    let absolute = |p: &Path| {
+        p.canonicalize()
+            .or_else(|_| std::path::absolute(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    };
+    let local = |rel: &Path, lint: &mut Lint| {
+        let joined = charts_dir.join(rel);
+        lint.chart_dir(path, rel, &joined);
+        ChartSource::Local(absolute(&joined))
+    };
+    let kinds = [
+        doc.path.is_some(),
+        doc.repository.is_some(),
+        doc.oci.is_some(),
+    ];
+    match kinds.iter().filter(|k| **k).count() {
+        1 => {}
+        0 => {
+            lint.issue(
+                join(path, "chart"),
+                "a chart needs one source: `path`, `repository` (with `name`) or `oci`",
+            );
+            return ChartSource::Local(PathBuf::new());
+        }
+        _ => {
+            lint.issue(
+                join(path, "chart"),
+                "a chart has exactly one source: `path`, `repository` (with `name`) or `oci`",
+            );
+            return ChartSource::Local(PathBuf::new());
+        }
+    }
+    if let Some(rel) = &doc.path {
+        let remote_only = [
+            ("name", doc.name.is_some()),
+            ("version", doc.version.is_some()),
+            ("digest", doc.digest.is_some()),
+            ("verify", doc.verify),
+            ("keyring", doc.keyring.is_some()),
+            ("ca_file", doc.ca_file.is_some()),
+        ];
+        for (field, set) in remote_only {
+            if set {
+                lint.issue(
+                    at(field),
+                    "applies only to remote charts (`repository` or `oci`), not to `path`",
+                );
+            }
+        }
+        return local(rel, lint);
+    }
+    let base = lint.file_dir();
+    let file = |rel: &PathBuf| absolute(&base.join(rel));
+    let keyring = doc.keyring.as_ref().map(file);
+    let ca_file = doc.ca_file.as_ref().map(file);
+    match (&keyring, doc.verify) {
+        (None, true) => lint.issue(at("keyring"), "`verify: true` needs a `keyring`"),
+        (Some(_), false) => lint.issue(
+            at("keyring"),
+            "a keyring is only used with `verify: true`; set it or remove the keyring",
+        ),
+        _ => {}
+    }
+    let used_keyring = keyring.as_ref().filter(|_| doc.verify);
+    for (field, file) in [("keyring", used_keyring), ("ca_file", ca_file.as_ref())] {
+        if let Some(f) = file {
+            if !f.is_file() {
+                lint.issue(at(field), format!("file {} does not exist", f.display()));
+            }
+        }
+    }
+    let version = doc.version.clone().unwrap_or_default();
+    lint.chart_version(&at("version"), doc.version.as_deref());
+    let digest = doc.digest.as_ref().map(|d| d.to_ascii_lowercase());
+    if let Some(d) = &digest {
+        lint.chart_digest(&at("digest"), d);
+    }
+    let remote = RemoteChart {
+        version,
+        digest,
+        keyring: keyring.filter(|_| doc.verify),
+        ca_file,
+    };
+    if let Some(url) = &doc.repository {
+        lint.repository_url(&at("repository"), url);
+        match &doc.name {
+            Some(name) => lint.chart_name(&at("name"), name),
+            None => lint.issue(at("name"), "a `repository` chart needs the chart's `name`"),
+        }
+        ChartSource::Repository {
+            url: url.trim_end_matches('/').to_string(),
+            name: doc.name.clone().unwrap_or_default(),
+            remote,
+        }
+    } else {
+        let reference = doc.oci.clone().unwrap_or_default();
+        if doc.name.is_some() {
+            lint.issue(
+                at("name"),
+                "an `oci` reference already names the chart; `name` is for `repository`",
+            );
+        }
+        lint.oci_reference(&at("oci"), &reference);
+        ChartSource::Oci { reference, remote }
     }
 }
 

@@ -126,8 +126,9 @@ pub struct MaintenanceInfo {
 /// What provisions instances of a plan.
 #[derive(Debug, Clone)]
 pub enum Backend {
-    /// A Helm release of a local chart.
-    Chart(ChartBackend),
+    /// A Helm release of a chart (boxed: it is much larger than the other
+    /// variant).
+    Chart(Box<ChartBackend>),
     /// Requests proxied to another OSB broker.
     Upstream(UpstreamBackend),
 }
@@ -135,8 +136,9 @@ pub enum Backend {
 /// A Helm chart backend.
 #[derive(Debug, Clone)]
 pub struct ChartBackend {
-    /// Absolute path of the chart directory.
-    pub path: PathBuf,
+    /// Where the chart comes from: a local folder, a Helm repository or an
+    /// OCI registry (`chart.path` / `chart.repository` / `chart.oci`).
+    pub source: ChartSource,
     /// Where releases go.
     pub namespace: NamespaceStrategy,
     /// Values tree; string leaves are templates (see [`crate::template`]).
@@ -160,6 +162,77 @@ pub struct ChartBackend {
     pub wait: bool,
     /// Delete the PersistentVolumeClaims the release leaves on deprovision.
     pub delete_pvcs: bool,
+}
+
+/// Where a plan's chart comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChartSource {
+    /// A chart folder under the charts directory (absolute path).
+    Local(PathBuf),
+    /// A chart in an HTTPS Helm repository (one with an `index.yaml`).
+    Repository {
+        /// The repository's base URL, `https://` only, without a trailing `/`.
+        url: String,
+        /// The chart's name in the repository index.
+        name: String,
+        /// Version, digest, provenance and TLS settings.
+        remote: RemoteChart,
+    },
+    /// A chart in an OCI registry.
+    Oci {
+        /// `oci://host[:port]/path/name`, without tag or digest.
+        reference: String,
+        /// Version, digest, provenance and TLS settings.
+        remote: RemoteChart,
+    },
+}
+
+/// How a remote chart is pinned and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteChart {
+    /// The exact chart version (semver; never a range).
+    pub version: String,
+    /// `sha256:<64 lowercase hex>` the chart archive must hash to.
+    pub digest: Option<String>,
+    /// When set (`verify: true`), the chart's provenance file must be signed
+    /// by a key in this keyring (absolute path).
+    pub keyring: Option<PathBuf>,
+    /// CA bundle trusted for the repository's TLS (absolute path).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl ChartSource {
+    /// The chart folder, for a local source.
+    pub fn local_path(&self) -> Option<&Path> {
+        match self {
+            ChartSource::Local(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The pin of a remote source.
+    pub fn remote(&self) -> Option<&RemoteChart> {
+        match self {
+            ChartSource::Local(_) => None,
+            ChartSource::Repository { remote, .. } | ChartSource::Oci { remote, .. } => {
+                Some(remote)
+            }
+        }
+    }
+}
+
+impl fmt::Display for ChartSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChartSource::Local(p) => write!(f, "{}", p.display()),
+            ChartSource::Repository { url, name, remote } => {
+                write!(f, "{name} {} from {url}", remote.version)
+            }
+            ChartSource::Oci { reference, remote } => {
+                write!(f, "{reference}:{}", remote.version)
+            }
+        }
+    }
 }
 
 /// An object of the release whose data credentials may use. Exactly one of
@@ -441,7 +514,7 @@ impl Plan {
     /// The chart backend, if this plan is a Helm release.
     pub fn chart(&self) -> Option<&ChartBackend> {
         match &self.backend {
-            Backend::Chart(c) => Some(c),
+            Backend::Chart(c) => Some(c.as_ref()),
             Backend::Upstream(_) => None,
         }
     }

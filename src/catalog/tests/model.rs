@@ -172,8 +172,9 @@ fn chart_backend_is_resolved() {
     let Backend::Chart(chart) = &plan.backend else {
         panic!("basic is a chart plan");
     };
-    assert!(chart.path.is_absolute());
-    assert_eq!(chart.path, fx.charts.join("mysql").canonicalize().unwrap());
+    let path = chart.source.local_path().expect("a local chart");
+    assert!(path.is_absolute());
+    assert_eq!(path, fx.charts.join("mysql").canonicalize().unwrap());
     assert_eq!(chart.namespace, NamespaceStrategy::Context);
     assert_eq!(
         chart.secrets["root_password"],

@@ -1,0 +1,360 @@
+//! Charts from remote sources: turns a plan's [`ChartSource`] into a local
+//! chart that `helm template` and `helm upgrade` can use.
+//!
+//! A remote chart (an HTTPS Helm repository or an OCI registry) is pulled by
+//! the real helm ([`Helm::pull`], with `--verify --keyring` when the plan
+//! asks for provenance, `--ca-file` for a private CA), its archive checked
+//! against the plan's `digest`, and kept under `<root>/<key>/` where `<key>`
+//! is the SHA-256 of the source, the version, the pinned digest and the
+//! keyring's contents. A chart is fetched once: later operations use the
+//! cached archive (its digest checked again when the plan pins one).
+//!
+//! Concurrent resolutions of one key wait on a lock per key, so two
+//! provisions of the same plan download once. Each download goes into a
+//! fresh temporary directory that is renamed into place only after every
+//! check passed: the cache never holds a half-written, unverified or
+//! mismatching chart (helm itself leaves the files of a failed
+//! verification behind).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{ChartSource, RemoteChart};
+use crate::helm::{Helm, HelmError, Pull};
+
+/// Name of the record written beside each cached archive.
+const RECORD: &str = "source.json";
+
+/// Fetches and caches remote charts.
+pub struct ChartFetcher {
+    helm: Helm,
+    root: PathBuf,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Why a chart could not be made local. Messages carry helm's own words.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// `helm pull` failed: unreachable repository, unknown version, bad
+    /// signature, TLS error, timeout.
+    #[error("fetching chart {chart}: {error}")]
+    Helm {
+        /// The source, as displayed.
+        chart: String,
+        /// Helm's failure.
+        error: HelmError,
+    },
+    /// The archive does not hash to the pinned digest.
+    #[error(
+        "chart {chart}: digest mismatch: the catalog pins {expected} but the archive is {actual}"
+    )]
+    Digest {
+        /// The source, as displayed.
+        chart: String,
+        /// The catalog's `digest`.
+        expected: String,
+        /// The archive's digest.
+        actual: String,
+    },
+    /// Helm succeeded but left no single archive.
+    #[error("chart {chart}: helm pull left no chart archive")]
+    NoArchive {
+        /// The source, as displayed.
+        chart: String,
+    },
+    /// A local file or the cache could not be read or written.
+    #[error("{what}: {error}")]
+    Io {
+        /// What was being done, with the path.
+        what: String,
+        /// The cause.
+        error: std::io::Error,
+    },
+}
+
+/// What the cache keeps beside an archive.
+#[derive(Debug, Serialize, Deserialize)]
+struct Record {
+    /// The source, as displayed (for people reading the cache).
+    source: String,
+    /// File name of the archive in the entry's directory.
+    archive: String,
+    /// `sha256:<hex>` of the archive.
+    digest: String,
+    /// Whether helm verified its provenance.
+    verified: bool,
+}
+
+impl ChartFetcher {
+    /// A fetcher pulling with `helm` and caching under `root` (usually
+    /// `<data-dir>/charts`). Temporary directories a killed process left
+    /// there over an hour ago are removed.
+    pub fn new(helm: Helm, root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
+        let stale = |e: &std::fs::DirEntry| {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(3600))
+        };
+        if let Ok(entries) = std::fs::read_dir(&root) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with(".tmp-") && stale(&e) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        ChartFetcher {
+            helm,
+            root,
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The cache directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The chart to hand to helm: a local source's folder as is, a remote
+    /// source's cached archive (fetched first if needed).
+    pub async fn resolve(&self, source: &ChartSource) -> Result<PathBuf, FetchError> {
+        let (chart, repo, remote) = match source {
+            ChartSource::Local(p) => return Ok(p.clone()),
+            ChartSource::Repository { url, name, remote } => (name.as_str(), Some(url), remote),
+            ChartSource::Oci { reference, remote } => (reference.as_str(), None, remote),
+        };
+        let key = self.key(source, remote).await?;
+        let lock = self.lock(&key);
+        let _held = lock.lock().await;
+        let dir = self.root.join(&key);
+        if let Some(archive) = self.cached(&dir, source, remote).await? {
+            return Ok(archive);
+        }
+        self.fetch(
+            &key,
+            &dir,
+            source,
+            (chart, repo.map(String::as_str)),
+            remote,
+        )
+        .await
+    }
+
+    /// SHA-256 over what decides which bytes are acceptable: the source,
+    /// its version, the pinned digest, and the keyring's contents when
+    /// verifying (a rotated keyring must verify the chart again).
+    async fn key(&self, source: &ChartSource, remote: &RemoteChart) -> Result<String, FetchError> {
+        let mut text = match source {
+            ChartSource::Local(_) => unreachable!("local charts are not cached"),
+            ChartSource::Repository { url, name, .. } => format!("repository\n{url}\n{name}\n"),
+            ChartSource::Oci { reference, .. } => format!("oci\n{reference}\n"),
+        };
+        text.push_str(&remote.version);
+        text.push('\n');
+        // Each pin has its own entry: a plan pinning a wrong digest never
+        // evicts the chart another plan pinned right.
+        text.push_str(remote.digest.as_deref().unwrap_or("any digest"));
+        text.push('\n');
+        match &remote.keyring {
+            Some(k) => {
+                let bytes = tokio::fs::read(k).await.map_err(|error| FetchError::Io {
+                    what: format!("reading keyring {}", k.display()),
+                    error,
+                })?;
+                text.push_str(&format!("verify {}\n", sha256(&bytes)));
+            }
+            None => text.push_str("unverified\n"),
+        }
+        Ok(hex(ring::digest::digest(
+            &ring::digest::SHA256,
+            text.as_bytes(),
+        )
+        .as_ref()))
+    }
+
+    fn lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(key.to_string()).or_default().clone()
+    }
+
+    /// The cached archive, if the entry is complete and still matches the
+    /// pinned digest; a bad entry is removed so it is fetched again.
+    async fn cached(
+        &self,
+        dir: &Path,
+        source: &ChartSource,
+        remote: &RemoteChart,
+    ) -> Result<Option<PathBuf>, FetchError> {
+        let record = match tokio::fs::read(dir.join(RECORD)).await {
+            Ok(bytes) => serde_json::from_slice::<Record>(&bytes).ok(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !tokio::fs::try_exists(dir).await.unwrap_or(false) {
+                    return Ok(None);
+                }
+                None
+            }
+            Err(_) => None,
+        };
+        let good = match &record {
+            Some(r) if !r.archive.contains('/') => {
+                let archive = dir.join(&r.archive);
+                match tokio::fs::read(&archive).await {
+                    Ok(bytes) => {
+                        let actual = sha256(&bytes);
+                        match &remote.digest {
+                            Some(want) if *want != actual => {
+                                tracing::warn!(chart = %source, cached = %actual, pinned = %want,
+                                    "cached chart does not match the pinned digest; fetching again");
+                                None
+                            }
+                            _ => Some(archive),
+                        }
+                    }
+                    Err(_) => None,
+                }
+            }
+            _ => None,
+        };
+        if good.is_none() {
+            match tokio::fs::remove_dir_all(dir).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => {
+                    return Err(FetchError::Io {
+                        what: format!("removing the bad cache entry {}", dir.display()),
+                        error,
+                    });
+                }
+            }
+        }
+        Ok(good)
+    }
+
+    /// Pulls into a temporary directory, checks, then renames into place.
+    async fn fetch(
+        &self,
+        key: &str,
+        dir: &Path,
+        source: &ChartSource,
+        (chart, repo): (&str, Option<&str>),
+        remote: &RemoteChart,
+    ) -> Result<PathBuf, FetchError> {
+        let io = |what: String| move |error| FetchError::Io { what, error };
+        tokio::fs::create_dir_all(&self.root)
+            .await
+            .map_err(io(format!("creating {}", self.root.display())))?;
+        let tmp = self
+            .root
+            .join(format!(".tmp-{key}-{}", uuid::Uuid::new_v4().simple()));
+        tokio::fs::create_dir(&tmp)
+            .await
+            .map_err(io(format!("creating {}", tmp.display())))?;
+        let pull = Pull {
+            chart,
+            repo,
+            version: &remote.version,
+            destination: &tmp,
+            keyring: remote.keyring.as_deref(),
+            ca_file: remote.ca_file.as_deref(),
+        };
+        let outcome = match self.pull_checked(&pull, source, remote).await {
+            Ok(archive) => match tokio::fs::rename(&tmp, dir).await {
+                Ok(()) => Ok(dir.join(archive)),
+                // Another process sharing the data directory got there
+                // first: its entry is as good as ours.
+                Err(error) => match self.cached(dir, source, remote).await {
+                    Ok(Some(theirs)) => Ok(theirs),
+                    _ => Err(FetchError::Io {
+                        what: format!("moving the chart into the cache at {}", dir.display()),
+                        error,
+                    }),
+                },
+            },
+            Err(e) => Err(e),
+        };
+        // Nothing from a failed pull stays: helm leaves a chart whose
+        // verification failed in the destination.
+        let _ = tokio::fs::remove_dir_all(&tmp).await;
+        outcome
+    }
+
+    /// Runs helm, finds the archive, checks the digest and writes the
+    /// record; returns the archive's file name.
+    async fn pull_checked(
+        &self,
+        pull: &Pull<'_>,
+        source: &ChartSource,
+        remote: &RemoteChart,
+    ) -> Result<String, FetchError> {
+        let chart = source.to_string();
+        self.helm
+            .pull(pull)
+            .await
+            .map_err(|error| FetchError::Helm {
+                chart: chart.clone(),
+                error,
+            })?;
+        let io = |what: String| move |error| FetchError::Io { what, error };
+        let dest = pull.destination;
+        let mut archives = Vec::new();
+        let mut entries = tokio::fs::read_dir(dest)
+            .await
+            .map_err(io(format!("reading {}", dest.display())))?;
+        while let Some(e) = entries
+            .next_entry()
+            .await
+            .map_err(io(format!("reading {}", dest.display())))?
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".tgz") {
+                archives.push(name);
+            }
+        }
+        let [archive] = archives.as_slice() else {
+            return Err(FetchError::NoArchive { chart });
+        };
+        let path = dest.join(archive);
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(io(format!("reading {}", path.display())))?;
+        let actual = sha256(&bytes);
+        if let Some(expected) = &remote.digest {
+            if *expected != actual {
+                return Err(FetchError::Digest {
+                    chart,
+                    expected: expected.clone(),
+                    actual,
+                });
+            }
+        }
+        let record = Record {
+            source: chart,
+            archive: archive.clone(),
+            digest: actual,
+            verified: remote.keyring.is_some(),
+        };
+        let json = serde_json::to_vec_pretty(&record).expect("record serializes");
+        tokio::fs::write(dest.join(RECORD), json)
+            .await
+            .map_err(io(format!("writing {}", dest.join(RECORD).display())))?;
+        tracing::info!(chart = %record.source, digest = %record.digest,
+            verified = record.verified, "fetched chart");
+        Ok(archive.clone())
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    format!(
+        "sha256:{}",
+        hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+    )
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,688 @@
+//! Charts from remote sources, pulled by the real helm: an HTTPS Helm
+//! repository and a minimal OCI registry served by the test itself (TLS with
+//! an rcgen CA), digests, provenance signed with a throwaway gpg key, the
+//! cache, and every fetch failure ending in a failed operation.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
+use serde_json::{Value, json};
+
+use common::{TestBroker, helm_bin, provision_body};
+
+/// The default `message` of the chart the repository serves: only the
+/// fetched chart renders it (the broker's charts directory is empty).
+const MARK: &str = "served by the test repository";
+
+// === a file server: Helm repository and OCI registry in one ===
+
+#[derive(Clone)]
+struct Entry {
+    body: Vec<u8>,
+    content_type: &'static str,
+    digest: Option<String>,
+}
+
+/// Serves fixed bodies by path and counts requests per path.
+#[derive(Clone, Default)]
+struct Server {
+    files: Arc<Mutex<HashMap<String, Entry>>>,
+    hits: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Server {
+    fn put(&self, path: &str, body: Vec<u8>, content_type: &'static str, digest: Option<String>) {
+        let entry = Entry {
+            body,
+            content_type,
+            digest,
+        };
+        self.files.lock().unwrap().insert(path.to_string(), entry);
+    }
+
+    fn hits(&self, path: &str) -> usize {
+        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+
+    /// A Helm repository at `/<prefix>/`: the index and the archive (and
+    /// its provenance file).
+    fn repository(&self, prefix: &str, index: &[u8], tgz: &[u8], prov: Option<&[u8]>) {
+        self.put(
+            &format!("/{prefix}/index.yaml"),
+            index.to_vec(),
+            "text/yaml",
+            None,
+        );
+        let gz = "application/gzip";
+        self.put(&format!("/{prefix}/tiny-0.1.0.tgz"), tgz.to_vec(), gz, None);
+        if let Some(p) = prov {
+            let at = format!("/{prefix}/tiny-0.1.0.tgz.prov");
+            self.put(&at, p.to_vec(), "text/plain", None);
+        }
+    }
+
+    /// An OCI repository `name` with tag 0.1.0: an image manifest whose
+    /// config is helm's chart config and whose layers are the chart (and the
+    /// provenance file).
+    fn oci(&self, name: &str, tgz: &[u8], prov: Option<&[u8]>) {
+        let json = "application/json";
+        self.put("/v2/", b"{}".to_vec(), json, None);
+        let config = json!({"apiVersion": "v2", "name": "tiny", "version": "0.1.0",
+            "description": "A small chart for chartbroker's tests"})
+        .to_string()
+        .into_bytes();
+        let mut layers = vec![json!({
+            "mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+            "digest": sha256(tgz), "size": tgz.len(),
+        })];
+        if let Some(p) = prov {
+            layers.push(json!({
+                "mediaType": "application/vnd.cncf.helm.chart.provenance.v1.prov",
+                "digest": sha256(p), "size": p.len(),
+            }));
+        }
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json",
+                "digest": sha256(&config), "size": config.len()},
+            "layers": layers,
+        })
+        .to_string()
+        .into_bytes();
+        let mt = "application/vnd.oci.image.manifest.v1+json";
+        let md = sha256(&manifest);
+        for reference in ["0.1.0", md.as_str()] {
+            let at = format!("/v2/{name}/manifests/{reference}");
+            self.put(&at, manifest.clone(), mt, Some(md.clone()));
+        }
+        let blobs = [Some(&config[..]), Some(tgz), prov];
+        for blob in blobs.into_iter().flatten() {
+            let d = sha256(blob);
+            let at = format!("/v2/{name}/blobs/{d}");
+            self.put(&at, blob.to_vec(), "application/octet-stream", Some(d));
+        }
+    }
+
+    fn router(&self) -> Router {
+        Router::new().fallback(serve).with_state(self.clone())
+    }
+}
+
+async fn serve(State(s): State<Server>, uri: Uri) -> Response {
+    let path = uri.path().to_string();
+    *s.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+    let found = s.files.lock().unwrap().get(&path).cloned();
+    match found {
+        Some(e) => {
+            let mut r = (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, e.content_type)],
+                e.body,
+            )
+                .into_response();
+            if let Some(d) = e.digest {
+                let v = HeaderValue::from_str(&d).unwrap();
+                r.headers_mut().insert("docker-content-digest", v);
+            }
+            r
+        }
+        None if path.starts_with("/v2/") => (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#,
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+// === fixtures ===
+
+fn sha256(bytes: &[u8]) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let hex: String = d.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// A CA (PEM) and a server certificate and key for `localhost` signed by it.
+fn pki() -> (String, String, String) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    (ca_pem, cert.pem(), key.serialize_pem())
+}
+
+/// Runs a tool with a clean environment; panics with its stderr on failure.
+fn run(program: &Path, args: &[&str], env: &[(&str, &Path)]) -> Vec<u8> {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+    assert!(
+        out.status.success(),
+        "{} {args:?}: {}",
+        program.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Throwaway gpg keys: `secring.gpg` and `pubring.gpg` of "Chart Signer"
+/// (legacy keyring files, as helm reads them) and `stranger.gpg`, another
+/// key's public keyring. `None` when gpg is not installed. Dropping it stops
+/// the gpg agents it started.
+struct Keys {
+    secring: PathBuf,
+    pubring: PathBuf,
+    stranger: PathBuf,
+    homes: Vec<PathBuf>,
+}
+
+impl Keys {
+    fn generate(dir: &Path) -> Option<Keys> {
+        // scripts/install-tools.sh installs gnupg when it is missing, so a
+        // machine without it is a broken setup, not a reason to skip.
+        let gpg = which("gpg").unwrap_or_else(|_| {
+            panic!("gpg is not installed (Debian: gnupg) — run scripts/install-tools.sh")
+        });
+        let mut keys = Keys {
+            secring: dir.join("secring.gpg"),
+            pubring: dir.join("pubring.gpg"),
+            stranger: dir.join("stranger.gpg"),
+            homes: Vec::new(),
+        };
+        for (who, public, secret) in [
+            (
+                "Chart Signer <signer@example.com>",
+                &keys.pubring,
+                Some(&keys.secring),
+            ),
+            ("Stranger <stranger@example.com>", &keys.stranger, None),
+        ] {
+            let home = dir.join(format!("gnupg-{}", keys.homes.len()));
+            std::fs::create_dir_all(&home).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+            keys.homes.push(home.clone());
+            let env = [("GNUPGHOME", home.as_path())];
+            let batch = ["--batch", "--passphrase", "", "--quick-gen-key", who];
+            run(
+                &gpg,
+                &[&batch[..], &["rsa2048", "sign", "never"]].concat(),
+                &env,
+            );
+            std::fs::write(public, run(&gpg, &["--batch", "--export"], &env)).unwrap();
+            if let Some(s) = secret {
+                let sec = run(&gpg, &["--batch", "--export-secret-keys"], &env);
+                std::fs::write(s, sec).unwrap();
+            }
+        }
+        Some(keys)
+    }
+}
+
+impl Drop for Keys {
+    fn drop(&mut self) {
+        for home in &self.homes {
+            let _ = Command::new("gpgconf")
+                .args(["--kill", "gpg-agent"])
+                .env("GNUPGHOME", home)
+                .output();
+        }
+    }
+}
+
+fn which(name: &str) -> Result<PathBuf, ()> {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or(())
+}
+
+/// Everything one test needs: repositories and registry on one HTTPS
+/// server, a catalog of plans on them, and a broker (render engine) whose
+/// charts directory is empty.
+struct Env {
+    broker: TestBroker,
+    server: Server,
+    dir: tempfile::TempDir,
+    /// The unsigned archive every `stable` plan fetches.
+    tgz: Vec<u8>,
+    keys: Option<Keys>,
+}
+
+impl Env {
+    async fn start() -> Env {
+        Self::start_with(None).await
+    }
+
+    /// With a fake cluster: the helm engine installs into it.
+    async fn start_with(cluster: Option<&fake_kube::FakeKubeHandle>) -> Env {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let helm = helm_bin();
+        let home = root.join("helm-home");
+        let henv = [("HOME", home.as_path())];
+        let helm_run = |args: &[&str]| run(&helm, args, &henv);
+        let p = |p: &Path| p.to_str().unwrap().to_string();
+
+        // The chart: the tiny fixture, with a default only the served copy has.
+        let src = root.join("src/tiny");
+        copy_dir(&common::fixtures().join("charts/tiny"), &src);
+        std::fs::write(
+            src.join("values.yaml"),
+            format!("replicas: 1\npassword: \"\"\nmessage: {MARK}\n"),
+        )
+        .unwrap();
+        let plain = root.join("pkg/plain");
+        helm_run(&["package", &p(&src), "--destination", &p(&plain)]);
+        helm_run(&["repo", "index", &p(&plain)]);
+        let read = |d: &Path, f: &str| std::fs::read(d.join(f)).unwrap();
+        let tgz = read(&plain, "tiny-0.1.0.tgz");
+        let index = read(&plain, "index.yaml");
+
+        let server = Server::default();
+        for prefix in ["stable", "concurrent"] {
+            server.repository(prefix, &index, &tgz, None);
+        }
+        server.oci("charts/tiny", &tgz, None);
+
+        let catalog = root.join("catalog");
+        std::fs::create_dir_all(catalog.join("keys")).unwrap();
+        std::fs::create_dir_all(catalog.join("certs")).unwrap();
+        std::fs::create_dir_all(root.join("charts")).unwrap();
+
+        let keys = Keys::generate(root);
+        if let Some(k) = &keys {
+            let signed = root.join("pkg/signed");
+            helm_run(&[
+                "package",
+                &p(&src),
+                "--destination",
+                &p(&signed),
+                "--sign",
+                "--key",
+                "Chart Signer",
+                "--keyring",
+                &p(&k.secring),
+            ]);
+            helm_run(&["repo", "index", &p(&signed)]);
+            let (stgz, prov, sindex) = (
+                read(&signed, "tiny-0.1.0.tgz"),
+                read(&signed, "tiny-0.1.0.tgz.prov"),
+                read(&signed, "index.yaml"),
+            );
+            server.repository("signed", &sindex, &stgz, Some(&prov));
+            let mut tampered = stgz.clone();
+            tampered.extend_from_slice(b"tampered");
+            server.repository("tampered", &sindex, &tampered, Some(&prov));
+            server.oci("signed/tiny", &stgz, Some(&prov));
+            std::fs::copy(&k.pubring, catalog.join("keys/pubring.gpg")).unwrap();
+            std::fs::copy(&k.stranger, catalog.join("keys/stranger.gpg")).unwrap();
+        }
+
+        let (ca, cert, key) = pki();
+        std::fs::write(catalog.join("certs/ca.pem"), &ca).unwrap();
+        std::fs::write(root.join("server.pem"), &cert).unwrap();
+        std::fs::write(root.join("server.key"), &key).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed_port = closed.local_addr().unwrap().port();
+        drop(closed);
+
+        let repo = |prefix: &str| format!("https://localhost:{port}/{prefix}");
+        let oci = |name: &str| format!("oci://localhost:{port}/{name}");
+        let ca_file = "certs/ca.pem";
+        let digest = sha256(&tgz);
+        let zeros = format!("sha256:{}", "0".repeat(64));
+        let r = |prefix: &str, extra: Value| {
+            let mut c = json!({"repository": repo(prefix), "name": "tiny", "version": "0.1.0", "ca_file": ca_file});
+            merge(&mut c, extra);
+            c
+        };
+        let o = |name: &str, extra: Value| {
+            let mut c = json!({"oci": oci(name), "version": "0.1.0", "ca_file": ca_file});
+            merge(&mut c, extra);
+            c
+        };
+        let verify = |keyring: &str| json!({"verify": true, "keyring": format!("keys/{keyring}")});
+        let mut plans = vec![
+            plan("repo", r("stable", json!({"digest": digest}))),
+            plan("concurrent", r("concurrent", json!({}))),
+            plan("wrong-version", r("stable", json!({"version": "9.9.9"}))),
+            plan("bad-digest", r("stable", json!({"digest": zeros}))),
+            plan(
+                "unreachable",
+                json!({"repository": format!("https://localhost:{closed_port}/stable"),
+                "name": "tiny", "version": "0.1.0", "ca_file": ca_file}),
+            ),
+            plan(
+                "no-ca",
+                json!({"repository": repo("stable"), "name": "tiny", "version": "0.1.0"}),
+            ),
+            plan("oci", o("charts/tiny", json!({"digest": digest}))),
+            plan(
+                "oci-wrong-version",
+                o("charts/tiny", json!({"version": "0.2.0"})),
+            ),
+            plan("oci-bad-digest", o("charts/tiny", json!({"digest": zeros}))),
+        ];
+        if keys.is_some() {
+            plans.extend([
+                plan("signed", r("signed", verify("pubring.gpg"))),
+                plan("stranger", r("signed", verify("stranger.gpg"))),
+                plan("tampered", r("tampered", verify("pubring.gpg"))),
+                plan("unsigned", r("stable", verify("pubring.gpg"))),
+                plan("oci-signed", o("signed/tiny", verify("pubring.gpg"))),
+                plan("oci-stranger", o("signed/tiny", verify("stranger.gpg"))),
+                plan("oci-unsigned", o("charts/tiny", verify("pubring.gpg"))),
+            ]);
+        }
+        let doc = json!({"services": [{
+            "id": "svc-tiny", "name": "tiny", "description": "Charts from remote sources",
+            "bindable": false, "plans": plans,
+        }]});
+        std::fs::write(catalog.join("remote.yaml"), doc.to_string()).unwrap();
+
+        let settings = chartbroker::tls::TlsSettings {
+            cert: root.join("server.pem"),
+            key: root.join("server.key"),
+            client_ca: None,
+        };
+        let app = server.router();
+        tokio::spawn(async move {
+            chartbroker::server::run(app, listener, Some(&settings), std::future::pending())
+                .await
+                .unwrap();
+        });
+
+        let data = tempfile::tempdir().unwrap();
+        let mut cfg = common::config(data.path());
+        cfg.catalog_dir = catalog;
+        cfg.charts_dir = root.join("charts");
+        cfg.helm_timeout = Duration::from_secs(20);
+        if let Some(k) = cluster {
+            cfg.engine = chartbroker::runtime::Engine::Helm;
+            cfg.kubeconfig = Some(k.kubeconfig(data.path()));
+        }
+        let broker = TestBroker::with_config(data, cfg).await;
+        Env {
+            broker,
+            server,
+            dir,
+            tgz,
+            keys,
+        }
+    }
+
+    /// Provisions synchronously and returns the rendered manifests.
+    async fn provision(&self, instance: &str, plan: &str) -> String {
+        self.broker.provision_sync(instance, plan, json!({})).await;
+        let path = self.broker.release_dir(instance).join("manifests.yaml");
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// Provisions asynchronously, expects the operation to fail and returns
+    /// its description; nothing may have been rendered.
+    async fn fails(&self, instance: &str, plan: &str) -> String {
+        let op = self.broker.provision_async(instance, plan, json!({})).await;
+        let r = self.broker.wait_instance(instance, &op).await;
+        assert_eq!(r.json["state"], "failed", "{plan}: {}", r.text);
+        assert!(!self.broker.release_dir(instance).exists(), "{plan}");
+        r.json["description"].as_str().unwrap().to_string()
+    }
+
+    /// The cache: every entry complete (a record beside its archive), no
+    /// temporary directory left. Returns the records.
+    fn cache(&self) -> Vec<Value> {
+        let root = self.broker.data.path().join("charts");
+        let mut records = Vec::new();
+        for e in std::fs::read_dir(&root).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            assert!(
+                !name.starts_with(".tmp-"),
+                "a temporary directory was left: {name}"
+            );
+            let record: Value =
+                serde_json::from_slice(&std::fs::read(e.path().join("source.json")).unwrap())
+                    .unwrap();
+            assert!(e.path().join(record["archive"].as_str().unwrap()).is_file());
+            records.push(record);
+        }
+        records
+    }
+}
+
+fn merge(into: &mut Value, extra: Value) {
+    for (k, v) in extra.as_object().unwrap() {
+        into[k] = v.clone();
+    }
+}
+
+fn plan(id: &str, mut chart: Value) -> Value {
+    merge(
+        &mut chart,
+        json!({"values": {"message": "{{parameters.message}}"}}),
+    );
+    json!({"id": id, "name": id, "description": format!("remote chart: {id}"), "chart": chart})
+}
+
+// === tests ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repository_chart_is_fetched_once_then_cached() {
+    let env = Env::start().await;
+    let manifests = env.provision("r1", "repo").await;
+    assert!(manifests.contains(MARK), "{manifests}");
+    assert!(manifests.contains("name: cb-r1"), "{manifests}");
+    env.provision("r2", "repo").await;
+    assert_eq!(env.server.hits("/stable/tiny-0.1.0.tgz"), 1);
+
+    // Concurrent provisions of one chart download it once.
+    let uris: Vec<String> = (0..4)
+        .map(|i| format!("/v2/service_instances/c{i}"))
+        .collect();
+    let calls = uris.iter().map(|uri| {
+        let body = provision_body("concurrent", json!({}));
+        env.broker.call(Method::PUT, uri, Some(body))
+    });
+    for r in futures::future::join_all(calls).await {
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    assert_eq!(env.server.hits("/concurrent/tiny-0.1.0.tgz"), 1);
+    assert_eq!(env.server.hits("/concurrent/index.yaml"), 1);
+
+    let records = env.cache();
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert!(records.iter().any(|r| r["digest"] == sha256(&env.tgz)));
+
+    // An update renders from the cache too.
+    let r = env
+        .broker
+        .call(
+            Method::PATCH,
+            "/v2/service_instances/r1",
+            Some(json!({"service_id": "svc-tiny", "parameters": {"message": "updated"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let path = env.broker.release_dir("r1").join("manifests.yaml");
+    assert!(std::fs::read_to_string(path).unwrap().contains("updated"));
+    assert_eq!(env.server.hits("/stable/tiny-0.1.0.tgz"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repository_fetch_failures_fail_the_operation() {
+    let env = Env::start().await;
+    let d = env.fails("f1", "wrong-version").await;
+    assert!(
+        d.contains(r#"chart "tiny" version "9.9.9" not found"#),
+        "{d}"
+    );
+
+    let d = env.fails("f2", "bad-digest").await;
+    let zeros = format!("sha256:{}", "0".repeat(64));
+    assert!(d.contains("digest mismatch"), "{d}");
+    assert!(d.contains(&zeros) && d.contains(&sha256(&env.tgz)), "{d}");
+
+    let started = Instant::now();
+    let d = env.fails("f3", "unreachable").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        d.contains("cannot be reached") && d.contains("connection refused"),
+        "{d}"
+    );
+
+    let d = env.fails("f4", "no-ca").await;
+    assert!(d.contains("certificate signed by unknown authority"), "{d}");
+
+    // Nothing a failed fetch brought is kept; a plan pinned right still works.
+    assert_eq!(env.cache(), Vec::<Value>::new());
+    assert!(env.provision("ok", "repo").await.contains(MARK));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provenance_is_verified() {
+    let env = Env::start().await;
+    if env.keys.is_none() {
+        return;
+    }
+    let manifests = env.provision("s1", "signed").await;
+    assert!(manifests.contains(MARK), "{manifests}");
+    assert_eq!(env.server.hits("/signed/tiny-0.1.0.tgz.prov"), 1);
+    assert_eq!(env.cache()[0]["verified"], true);
+
+    let d = env.fails("s2", "stranger").await;
+    assert!(d.contains("signature made by unknown entity"), "{d}");
+    let d = env.fails("s3", "tampered").await;
+    assert!(d.contains("sha256 sum does not match"), "{d}");
+    let d = env.fails("s4", "unsigned").await;
+    assert!(d.contains("tiny-0.1.0.tgz.prov"), "{d}");
+    assert_eq!(env.cache().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oci_registry_chart() {
+    let env = Env::start().await;
+    let manifests = env.provision("o1", "oci").await;
+    assert!(manifests.contains(MARK), "{manifests}");
+    env.provision("o2", "oci").await;
+    let blob = format!("/v2/charts/tiny/blobs/{}", sha256(&env.tgz));
+    assert_eq!(env.server.hits(&blob), 1);
+
+    let d = env.fails("o3", "oci-wrong-version").await;
+    assert!(
+        d.contains("charts/tiny:0.2.0") && d.contains("not found"),
+        "{d}"
+    );
+    let d = env.fails("o4", "oci-bad-digest").await;
+    assert!(
+        d.contains("digest mismatch") && d.contains(&sha256(&env.tgz)),
+        "{d}"
+    );
+
+    if env.keys.is_some() {
+        assert!(env.provision("o5", "oci-signed").await.contains(MARK));
+        let d = env.fails("o6", "oci-stranger").await;
+        assert!(d.contains("signature made by unknown entity"), "{d}");
+        assert!(!d.contains("Pulled:"), "only helm's error: {d}");
+        let d = env.fails("o7", "oci-unsigned").await;
+        assert!(d.contains("provenance"), "{d}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn render_command_fetches_remote_charts() {
+    let env = Env::start().await;
+    let root = env.dir.path();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_chartbroker"))
+        .args(["render", "--service", "tiny", "--plan", "repo"])
+        .arg("--catalog")
+        .arg(root.join("catalog"))
+        .arg("--charts")
+        .arg(root.join("charts"))
+        .arg("--helm")
+        .arg(helm_bin())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(MARK), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_engine_installs_a_remote_chart() {
+    let k = fake_kube::FakeKube::start().await;
+    k.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}}));
+    let env = Env::start_with(Some(&k)).await;
+    let b = &env.broker;
+    let op = b.provision_async("h1", "repo", json!({})).await;
+    let r = b.wait_instance("h1", &op).await;
+    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    let cm = k
+        .get("v1", "configmaps", Some("apps"), "cb-h1")
+        .expect("the release's ConfigMap exists");
+    assert_eq!(cm["data"]["message"], MARK);
+
+    // Uninstalling needs no chart.
+    let r = b
+        .call(
+            Method::DELETE,
+            "/v2/service_instances/h1?accepts_incomplete=true&service_id=svc-tiny&plan_id=repo",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let op = r.json["operation"].as_str().unwrap().to_string();
+    let r = b.wait_instance("h1", &op).await;
+    assert_eq!(r.status, StatusCode::GONE, "{}", r.text);
+    assert!(k.get("v1", "configmaps", Some("apps"), "cb-h1").is_none());
+    assert_eq!(env.server.hits("/stable/tiny-0.1.0.tgz"), 1);
+}
