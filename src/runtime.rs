@@ -107,8 +107,8 @@ pub struct Runtime {
     pub state: AppState,
     /// Refreshes imported upstream catalogs while the runtime lives.
     _upstream_refresh: Option<crate::upstream::aggregate::RefreshTask>,
-    /// Takes over operations of replicas that died (shared store).
-    _sweeper: Option<crate::broker::worker::AbortOnDrop>,
+    /// Takes over operations of replicas that died; forgets old tombstones.
+    _sweeper: crate::broker::worker::AbortOnDrop,
 }
 
 impl Runtime {

@@ -496,15 +496,18 @@ impl Broker {
         })))
     }
 
-    /// With a shared store: periodically takes over operations whose owner
-    /// stopped renewing its lease (a replica that died).
-    pub fn spawn_sweeper(&self) -> Option<AbortOnDrop> {
-        if !self.config().shared_store {
-            return None;
-        }
+    /// Periodically takes over operations whose owner stopped renewing its
+    /// lease (a replica that died; shared store, every half lease) and
+    /// forgets expired tombstones (every hour otherwise). Operations this
+    /// process runs are its own and never taken.
+    pub fn spawn_sweeper(&self) -> AbortOnDrop {
         let broker = self.clone();
-        let every = (self.config().lease / 2).max(Duration::from_secs(1));
-        Some(AbortOnDrop(tokio::spawn(async move {
+        let every = if self.config().shared_store {
+            (self.config().lease / 2).max(Duration::from_secs(1))
+        } else {
+            Duration::from_secs(3600)
+        };
+        AbortOnDrop(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
                 match broker.resume().await {
@@ -516,7 +519,7 @@ impl Broker {
                     Err(e) => tracing::warn!(error = %e, "sweeping for orphaned operations failed"),
                 }
             }
-        })))
+        }))
     }
 
     fn give_up_reason(&self, op: &Operation) -> Option<String> {
