@@ -115,6 +115,45 @@ impl ChartFetcher {
         }
     }
 
+    /// Removes cached charts no source of `catalog` uses any more (an old
+    /// version after a plan moved on, a plan that is gone). Upgrades and
+    /// installs always use the catalog's current source, and uninstalls never
+    /// fetch, so nothing else needs them. Returns how many were removed.
+    pub async fn prune(&self, catalog: &crate::catalog::Catalog) -> usize {
+        let mut keep = std::collections::HashSet::new();
+        for plan in catalog.services().iter().flat_map(|s| &s.plans) {
+            let Some(chart) = plan.chart() else { continue };
+            let remote = match &chart.source {
+                ChartSource::Local(_) => continue,
+                ChartSource::Repository { remote, .. } | ChartSource::Oci { remote, .. } => remote,
+            };
+            match self.key(&chart.source, remote).await {
+                Ok(k) => {
+                    keep.insert(k);
+                }
+                // Can't tell which entry it is: keep everything.
+                Err(_) => return 0,
+            }
+        }
+        let Ok(mut entries) = tokio::fs::read_dir(&self.root).await else {
+            return 0;
+        };
+        let mut removed = 0;
+        while let Ok(Some(e)) = entries.next_entry().await {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".tmp-") || keep.contains(&name) {
+                continue;
+            }
+            // Hold the entry's lock so a fetch of the same key can't race.
+            let lock = self.lock(&name);
+            let _held = lock.lock().await;
+            if tokio::fs::remove_dir_all(e.path()).await.is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     /// The cache directory.
     pub fn root(&self) -> &Path {
         &self.root
@@ -357,4 +396,46 @@ fn sha256(bytes: &[u8]) -> String {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn prune_removes_entries_no_plan_uses() {
+        let root = tempfile::tempdir().unwrap();
+        for d in ["0123abcd-old-version", ".tmp-in-flight"] {
+            std::fs::create_dir_all(root.path().join(d)).unwrap();
+        }
+        let charts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/charts");
+        let yaml = r#"
+services:
+  - id: s
+    name: s
+    description: d
+    bindable: false
+    plans:
+      - id: p
+        name: p
+        description: d
+        chart: {path: tiny, credentials: {}}
+"#;
+        let catalog =
+            crate::catalog::Catalog::from_yaml(Path::new("t.yaml"), yaml, &charts).unwrap();
+        let fetcher = ChartFetcher::new(
+            Helm::new(
+                "helm",
+                root.path().join("home"),
+                std::time::Duration::from_secs(5),
+            ),
+            root.path(),
+        );
+        assert_eq!(fetcher.prune(&catalog).await, 1);
+        assert!(!root.path().join("0123abcd-old-version").exists());
+        assert!(
+            root.path().join(".tmp-in-flight").exists(),
+            "a fetch in flight is left alone"
+        );
+    }
 }

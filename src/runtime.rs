@@ -162,6 +162,13 @@ impl Runtime {
             helm.clone(),
             cfg.data_dir.join("charts"),
         ));
+        match fetcher.prune(&catalog).await {
+            0 => {}
+            n => tracing::info!(
+                removed = n,
+                "removed cached charts the catalog no longer uses"
+            ),
+        }
         type Wired = (
             Arc<ChartPlans>,
             Arc<dyn SecretSink>,
