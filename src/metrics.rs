@@ -25,6 +25,13 @@ struct OperationLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabels {
+    broker: String,
+    method: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HelmLabels {
     command: String,
     outcome: String,
@@ -36,6 +43,11 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     operations: Family<OperationLabels, Counter>,
     helm: Family<HelmLabels, Histogram>,
+    upstream: Family<UpstreamLabels, Histogram>,
+}
+
+fn upstream_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 14))
 }
 
 fn helm_histogram() -> Histogram {
@@ -60,6 +72,14 @@ impl Default for Metrics {
             "OSB operations by kind and state (in progress counts starts)",
             operations.clone(),
         );
+        let upstream = Family::<UpstreamLabels, Histogram>::new_with_constructor(
+            upstream_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "upstream_call_duration_seconds",
+            "Duration of calls to upstream brokers by broker, method and outcome (status or error)",
+            upstream.clone(),
+        );
         registry.register(
             "helm_call_duration_seconds",
             "Duration of helm invocations by subcommand and outcome",
@@ -70,6 +90,7 @@ impl Default for Metrics {
             requests,
             operations,
             helm,
+            upstream,
         }
     }
 }
@@ -102,6 +123,17 @@ impl Metrics {
             .get_or_create(&HelmLabels {
                 command: command.to_string(),
                 outcome: if ok { "ok" } else { "error" }.to_string(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Records one call to an upstream broker.
+    pub fn upstream_call(&self, broker: &str, method: &str, outcome: &str, took: Duration) {
+        self.upstream
+            .get_or_create(&UpstreamLabels {
+                broker: broker.to_string(),
+                method: method.to_string(),
+                outcome: outcome.to_string(),
             })
             .observe(took.as_secs_f64());
     }

@@ -121,7 +121,18 @@ impl Runtime {
             .with_context(|| format!("loading the catalog from {}", cfg.catalog_dir.display()))?;
         // Upstream brokers: their backend, and imported catalogs merged in
         // before resuming, so operations on imported plans find their plan.
-        let upstreams = crate::upstream::Upstreams::new(&catalog, &cfg.catalog_dir, &cfg.data_dir);
+        let metrics = Arc::new(Metrics::default());
+        let m = metrics.clone();
+        let upstreams = crate::upstream::Upstreams::new(
+            &catalog,
+            &cfg.catalog_dir,
+            &cfg.data_dir,
+            Some(Arc::new(
+                move |broker: &str, method: &str, outcome: &str, took| {
+                    m.upstream_call(broker, method, outcome, took)
+                },
+            )),
+        );
         let catalog = match &upstreams {
             Some(u) => u.initial_catalog(catalog).await,
             None => catalog,
@@ -148,7 +159,6 @@ impl Runtime {
             }
             (StoreKind::Kube, None) => unreachable!("connected above"),
         };
-        let metrics = Arc::new(Metrics::default());
         let m = metrics.clone();
         let helm = Helm::new(&cfg.helm, cfg.data_dir.join("helm"), cfg.helm_timeout)
             .with_observer(Arc::new(move |cmd, took, ok| m.helm_call(cmd, took, ok)));

@@ -189,6 +189,14 @@ async fn synchronous_upstream_full_lifecycle() {
         "{:#?}",
         cloud.requests()
     );
+    // Every upstream call is measured, by broker, method and outcome.
+    let metrics = b.call(Method::GET, "/metrics", None).await.text;
+    assert!(
+        metrics.contains(
+            r#"chartbroker_upstream_call_duration_seconds_count{broker="cloud",method="PUT",outcome="201"}"#
+        ),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

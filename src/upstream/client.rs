@@ -249,7 +249,12 @@ impl UpstreamError {
 pub struct Client {
     cfg: UpstreamConfig,
     http: reqwest::Client,
+    observer: Option<UpstreamObserver>,
 }
+
+/// Reports each upstream call: broker, method, outcome (the HTTP status, or
+/// the error's metric label) and duration (for metrics).
+pub type UpstreamObserver = std::sync::Arc<dyn Fn(&str, &str, &str, Duration) + Send + Sync>;
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -297,7 +302,17 @@ impl Client {
         let http = b
             .build()
             .map_err(|e| format!("building the HTTP client: {e}"))?;
-        Ok(Client { cfg, http })
+        Ok(Client {
+            cfg,
+            http,
+            observer: None,
+        })
+    }
+
+    /// Report every call.
+    pub fn with_observer(mut self, observer: Option<UpstreamObserver>) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// The settings this client was built from.
@@ -361,6 +376,13 @@ impl Client {
             })
         }
         .await;
+        if let Some(o) = &self.observer {
+            let outcome = match &result {
+                Ok(r) => r.status.to_string(),
+                Err(e) => e.metric_label().to_string(),
+            };
+            o(&self.cfg.name, method.as_str(), &outcome, started.elapsed());
+        }
         let path = endpoint.segments().join("/");
         match &result {
             Ok(r) => tracing::debug!(upstream = %self.cfg.name, %method, path, status = r.status,

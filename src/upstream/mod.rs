@@ -55,7 +55,12 @@ impl Upstreams {
     /// plans fail with the reason; it never stops the broker. Relative paths
     /// resolve against `catalog_dir`; imported catalogs are cached under
     /// `<data_dir>/upstream/`.
-    pub fn new(catalog: &Catalog, catalog_dir: &Path, data_dir: &Path) -> Option<Upstreams> {
+    pub fn new(
+        catalog: &Catalog,
+        catalog_dir: &Path,
+        data_dir: &Path,
+        observer: Option<client::UpstreamObserver>,
+    ) -> Option<Upstreams> {
         if catalog.upstreams().is_empty() {
             return None;
         }
@@ -65,7 +70,7 @@ impl Upstreams {
             let built = UpstreamConfig::parse(u, catalog_dir)
                 .map_err(|problems| problems.join("; "))
                 .and_then(Client::new)
-                .map(Arc::new);
+                .map(|c| Arc::new(c.with_observer(observer.clone())));
             match &built {
                 Ok(c) => {
                     tracing::info!(upstream = %u.name, url = %c.config().url,
