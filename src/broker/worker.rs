@@ -5,6 +5,7 @@
 //! handler only awaits it, so a platform that hangs up mid-request cannot
 //! cancel work half-way.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -471,7 +472,7 @@ impl Broker {
         if !self.config().shared_store {
             return None;
         }
-        let broker = self.clone();
+        let weak = Arc::downgrade(&self.inner);
         let (iid, bid, oid) = (
             instance_id.to_string(),
             binding_id.map(str::to_string),
@@ -481,6 +482,8 @@ impl Broker {
         Some(AbortOnDrop(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
+                let Some(inner) = weak.upgrade() else { break };
+                let broker = Broker { inner };
                 let replica = broker.inner.replica.clone();
                 if let Err(e) = broker
                     .update_op(&iid, bid.as_deref(), &oid, |o| {
@@ -501,7 +504,9 @@ impl Broker {
     /// forgets expired tombstones (every hour otherwise). Operations this
     /// process runs are its own and never taken.
     pub fn spawn_sweeper(&self) -> AbortOnDrop {
-        let broker = self.clone();
+        // A weak reference: the sweeper must not keep a dropped broker (and
+        // its store, whose file lock a successor needs) alive.
+        let weak = Arc::downgrade(&self.inner);
         let every = if self.config().shared_store {
             (self.config().lease / 2).max(Duration::from_secs(1))
         } else {
@@ -510,7 +515,8 @@ impl Broker {
         AbortOnDrop(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                match broker.resume().await {
+                let Some(inner) = weak.upgrade() else { break };
+                match (Broker { inner }).resume().await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(
                         taken_over = n,
