@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::chart::{Release, ReleaseEngine};
-use super::render::string_data;
+use super::render::{binding_annotations, string_data};
 use crate::broker::model::{SecretRef, Secrets};
 use crate::broker::names::{binding_secret_ref, short_hash};
 use crate::broker::ports::{BackendError, BindingCtx, SecretSink};
@@ -347,21 +347,7 @@ impl SecretSink for KubeSink {
                 label_value(&ctx.binding.id),
             ),
         ]);
-        let annotations = BTreeMap::from([
-            ("chartbroker.io/instance-id".to_string(), inst.id.clone()),
-            (
-                "chartbroker.io/binding-id".to_string(),
-                ctx.binding.id.clone(),
-            ),
-            (
-                "chartbroker.io/service".to_string(),
-                ctx.instance.service.name.clone(),
-            ),
-            (
-                "chartbroker.io/plan".to_string(),
-                ctx.instance.plan.name.clone(),
-            ),
-        ]);
+        let annotations = binding_annotations(&ctx);
         let data = string_data(credentials)
             .into_iter()
             .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string()))

@@ -228,14 +228,7 @@ impl SecretSink for RenderEngine {
     ) -> Result<SecretRef, BackendError> {
         let inst = ctx.instance.instance;
         let secret = binding_secret_ref(ctx.binding, inst);
-        let manifest = secret_manifest(
-            &secret,
-            credentials,
-            &inst.id,
-            &ctx.binding.id,
-            &ctx.instance.service.name,
-            &ctx.instance.plan.name,
-        );
+        let manifest = secret_manifest(&secret, credentials, &ctx);
         let path = secret_path(self, &ctx, &secret);
         let (dir, file) = (
             path.parent().expect("has a folder"),
@@ -276,14 +269,21 @@ pub fn string_data(credentials: &Secrets) -> serde_json::Map<String, Value> {
         .collect()
 }
 
-fn secret_manifest(
-    secret: &SecretRef,
-    credentials: &Secrets,
-    instance_id: &str,
-    binding_id: &str,
-    service: &str,
-    plan: &str,
-) -> String {
+/// The annotations every binding Secret carries, whichever sink writes it:
+/// the full ids (labels can't hold every id) and what it was bound to.
+pub fn binding_annotations(ctx: &BindingCtx<'_>) -> std::collections::BTreeMap<String, String> {
+    [
+        ("chartbroker.io/instance-id", &ctx.instance.instance.id),
+        ("chartbroker.io/binding-id", &ctx.binding.id),
+        ("chartbroker.io/service", &ctx.instance.service.name),
+        ("chartbroker.io/plan", &ctx.instance.plan.name),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.clone()))
+    .collect()
+}
+
+fn secret_manifest(secret: &SecretRef, credentials: &Secrets, ctx: &BindingCtx<'_>) -> String {
     let doc = json!({
         "apiVersion": "v1",
         "kind": "Secret",
@@ -291,12 +291,7 @@ fn secret_manifest(
             "name": secret.name,
             "namespace": secret.namespace,
             "labels": {"app.kubernetes.io/managed-by": "chartbroker"},
-            "annotations": {
-                "chartbroker.io/instance-id": instance_id,
-                "chartbroker.io/binding-id": binding_id,
-                "chartbroker.io/service": service,
-                "chartbroker.io/plan": plan,
-            },
+            "annotations": binding_annotations(ctx),
         },
         "type": "Opaque",
         "stringData": string_data(credentials),
