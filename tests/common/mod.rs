@@ -16,6 +16,8 @@ use tower::ServiceExt;
 
 use chartbroker::runtime::{Engine, Runtime, ServeConfig};
 
+pub mod cluster;
+
 /// Basic-auth user every test broker accepts.
 pub const USER: &str = "platform";
 /// Its password.

@@ -1,0 +1,355 @@
+//! A real Kubernetes control plane for the tests: `tests/testenv` (etcd,
+//! kube-apiserver and kube-controller-manager built from the Kubernetes Go
+//! modules by `scripts/install-tools.sh`), started once per test binary and
+//! shared by its tests, each of which works in namespaces of its own.
+//!
+//! `CHARTBROKER_TESTENV_KUBECONFIG` names an admin kubeconfig of a control
+//! plane started elsewhere (one for a whole run); otherwise the binary at
+//! `CHARTBROKER_TESTENV` (or `.tools/bin/testenv`) is started here. Its stdin
+//! is a pipe this process never closes, so it stops when the test binary
+//! exits, however it exits.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use serde_json::{Value, json};
+
+use super::repo;
+
+/// The shared control plane of this test binary.
+pub struct ControlPlane {
+    /// An admin (system:masters) kubeconfig.
+    pub kubeconfig: PathBuf,
+    // Held open for the life of the test binary: closing it stops testenv.
+    _process: Option<Mutex<(Child, ChildStdin)>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// The binary built by `scripts/install-tools.sh`.
+pub fn testenv_bin() -> PathBuf {
+    let p = std::env::var_os("CHARTBROKER_TESTENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".tools/bin/testenv"));
+    assert!(
+        p.is_file(),
+        "the test control plane is not built at {} — run scripts/install-tools.sh \
+         (it builds tests/testenv with Go) or set CHARTBROKER_TESTENV",
+        p.display()
+    );
+    p
+}
+
+/// Starts the control plane on first use; later calls return the same one.
+pub fn control_plane() -> &'static ControlPlane {
+    static CP: OnceLock<ControlPlane> = OnceLock::new();
+    CP.get_or_init(|| {
+        if let Some(kc) = std::env::var_os("CHARTBROKER_TESTENV_KUBECONFIG") {
+            return ControlPlane {
+                kubeconfig: PathBuf::from(kc),
+                _process: None,
+                _dir: None,
+            };
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("chartbroker-testenv-")
+            .tempdir()
+            .unwrap();
+        let kubeconfig = dir.path().join("admin.kubeconfig");
+        let log = std::fs::File::create(dir.path().join("testenv.log")).unwrap();
+        let mut child = Command::new(testenv_bin())
+            .arg("-dir")
+            .arg(dir.path().join("state"))
+            .arg("-kubeconfig")
+            .arg(&kubeconfig)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("starting tests/testenv");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line.starts_with("ready ") {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        if rx.recv_timeout(Duration::from_secs(180)).is_err() {
+            let _ = child.kill();
+            let log = std::fs::read_to_string(dir.path().join("testenv.log")).unwrap_or_default();
+            let api = std::fs::read_to_string(dir.path().join("state/kube-apiserver.log"))
+                .unwrap_or_default();
+            panic!(
+                "the test control plane did not become ready in 180 s\n--- testenv ---\n{log}\n\
+                 --- kube-apiserver (last 4 KiB) ---\n{}",
+                &api[api.len().saturating_sub(4096)..]
+            );
+        }
+        ControlPlane {
+            kubeconfig,
+            _process: Some(Mutex::new((child, stdin))),
+            _dir: Some(dir),
+        }
+    })
+}
+
+/// A kube client from a kubeconfig file.
+pub async fn client_from(kubeconfig: &Path) -> Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let kc = Kubeconfig::read_from(kubeconfig).expect("kubeconfig reads");
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig is usable");
+    Client::try_from(config).expect("kube client")
+}
+
+/// A short random suffix for names that must not collide between tests.
+pub fn suffix() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
+}
+
+/// The admin's view of the shared control plane, with raw-path helpers so
+/// tests read like the API calls they check.
+pub struct Cluster {
+    /// Admin client.
+    pub client: Client,
+    /// Admin kubeconfig.
+    pub kubeconfig: PathBuf,
+}
+
+impl Cluster {
+    /// The shared control plane, as admin.
+    pub async fn admin() -> Cluster {
+        let kubeconfig = control_plane().kubeconfig.clone();
+        Cluster {
+            client: client_from(&kubeconfig).await,
+            kubeconfig,
+        }
+    }
+
+    /// GET a path; None on 404.
+    pub async fn get(&self, path: &str) -> Option<Value> {
+        let req = axum::http::Request::get(path).body(Vec::new()).unwrap();
+        match self.client.request::<Value>(req).await {
+            Ok(v) => Some(v),
+            Err(kube::Error::Api(s)) if s.code == 404 => None,
+            Err(e) => panic!("GET {path}: {e}"),
+        }
+    }
+
+    /// The items of a list path.
+    pub async fn list(&self, path: &str) -> Vec<Value> {
+        self.get(path)
+            .await
+            .and_then(|v| v["items"].as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    /// POSTs an object to a collection path.
+    pub async fn create(&self, path: &str, body: Value) -> Value {
+        let req = axum::http::Request::post(path)
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap())
+            .unwrap();
+        self.client
+            .request::<Value>(req)
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    }
+
+    /// DELETEs an object; a missing one is fine.
+    pub async fn delete(&self, path: &str) {
+        let req = axum::http::Request::delete(path).body(Vec::new()).unwrap();
+        match self.client.request::<Value>(req).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => panic!("DELETE {path}: {e}"),
+        }
+    }
+
+    /// A new namespace `<prefix>-<random>`, labelled as a test namespace.
+    pub async fn namespace(&self, prefix: &str) -> String {
+        let name = format!("{prefix}-{}", suffix());
+        self.create(
+            "/api/v1/namespaces",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+                "name": name, "labels": {"chartbroker.io/test": "testenv"}}}),
+        )
+        .await;
+        name
+    }
+
+    /// Polls `path` until it answers 404; panics after `within`.
+    pub async fn wait_gone(&self, path: &str, within: Duration) {
+        let start = std::time::Instant::now();
+        while self.get(path).await.is_some() {
+            assert!(
+                start.elapsed() < within,
+                "{path} still exists after {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// `kubectl apply --server-side` of a YAML stream, as admin; returns
+    /// kubectl's output, or panics with it.
+    pub fn kubectl_apply(&self, yaml: &str) -> String {
+        let out = kubectl(&self.kubeconfig, &["apply", "--server-side", "-f", "-"], yaml);
+        assert!(out.0, "kubectl apply failed:\n{}\n--- input ---\n{yaml}", out.1);
+        out.1
+    }
+
+    /// Installs the broker's identity from `deploy/kubernetes` under a state
+    /// namespace of its own (`chartbroker-system` renamed, cluster-scoped
+    /// names suffixed), so tests running at once don't share records or
+    /// bindings. `namespaces` adds `optional/rbac-namespaces.yaml` and the
+    /// cluster-wide release binding (what `namespace: instance` plans need).
+    pub async fn install_broker(&self, namespaces: bool) -> BrokerIdentity {
+        let sfx = suffix();
+        let state_namespace = format!("cb-system-{sfx}");
+        let mut files = vec![
+            "00-namespace.yaml",
+            "10-serviceaccount.yaml",
+            "20-rbac-state.yaml",
+            "21-rbac-subjectaccessreviews.yaml",
+            "22-rbac-release-clusterrole.yaml",
+        ];
+        if namespaces {
+            files.push("optional/rbac-namespaces.yaml");
+            files.push("optional/rbac-release-clusterwide.yaml");
+        }
+        let yaml: Vec<String> = files
+            .iter()
+            .map(|f| deploy_manifest(f, &state_namespace, &sfx))
+            .collect();
+        self.kubectl_apply(&yaml.join("\n---\n"));
+        let token = kubectl(
+            &self.kubeconfig,
+            &[
+                "create",
+                "token",
+                "chartbroker",
+                "-n",
+                &state_namespace,
+                "--duration=3h",
+            ],
+            "",
+        );
+        assert!(token.0, "TokenRequest for the broker failed: {}", token.1);
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("broker.kubeconfig");
+        write_token_kubeconfig(&self.kubeconfig, token.1.trim(), &kubeconfig);
+        BrokerIdentity {
+            state_namespace,
+            suffix: sfx,
+            kubeconfig,
+            _dir: dir,
+        }
+    }
+
+    /// Grants the broker its release rights in `namespace`, exactly as
+    /// `deploy/kubernetes/targets/apps.yaml` says an operator does.
+    pub fn grant_target(&self, broker: &BrokerIdentity, namespace: &str) {
+        let yaml = std::fs::read_to_string(repo().join("deploy/kubernetes/targets/apps.yaml"))
+            .unwrap()
+            .replace("namespace: apps", &format!("namespace: {namespace}"));
+        self.kubectl_apply(&rename(&yaml, &broker.state_namespace, &broker.suffix));
+    }
+}
+
+/// The broker's own identity in the control plane: a ServiceAccount token
+/// from the TokenRequest API, with exactly the RBAC `deploy/` grants.
+pub struct BrokerIdentity {
+    /// Where its state lives (and its ServiceAccount).
+    pub state_namespace: String,
+    /// Suffix of its cluster-scoped RBAC names.
+    pub suffix: String,
+    /// A kubeconfig with the ServiceAccount's token.
+    pub kubeconfig: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn deploy_manifest(file: &str, state_namespace: &str, sfx: &str) -> String {
+    let yaml = std::fs::read_to_string(repo().join("deploy/kubernetes").join(file))
+        .unwrap_or_else(|e| panic!("deploy/kubernetes/{file}: {e}"));
+    rename(&yaml, state_namespace, sfx)
+}
+
+/// `chartbroker-system` becomes the test's state namespace; the names of
+/// cluster-scoped RBAC objects (and the references to them) get a suffix.
+fn rename(yaml: &str, state_namespace: &str, sfx: &str) -> String {
+    let mut out = yaml.replace("chartbroker-system", state_namespace);
+    for name in [
+        "chartbroker-release-clusterwide",
+        "chartbroker-release",
+        "chartbroker-subjectaccessreviews",
+        "chartbroker-namespaces",
+    ] {
+        out = out
+            .replace(&format!("name: {name}\n"), &format!("name: {name}-{sfx}\n"))
+            .replace(&format!("name: {name}\r\n"), &format!("name: {name}-{sfx}\r\n"));
+    }
+    out
+}
+
+/// The kubectl binary `scripts/install-tools.sh` installs.
+pub fn kubectl_bin() -> PathBuf {
+    let p = std::env::var_os("CHARTBROKER_KUBECTL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".tools/bin/kubectl"));
+    assert!(
+        p.is_file(),
+        "kubectl not found at {} — run scripts/install-tools.sh",
+        p.display()
+    );
+    p
+}
+
+/// Runs kubectl with `stdin`; (success, stdout + stderr).
+pub fn kubectl(kubeconfig: &Path, args: &[&str], stdin: &str) -> (bool, String) {
+    use std::io::Write as _;
+    let mut child = Command::new(kubectl_bin())
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .env_clear()
+        .env("HOME", std::env::temp_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// A kubeconfig for the same server and CA as `admin`, with a bearer token.
+pub fn write_token_kubeconfig(admin: &Path, token: &str, dest: &Path) {
+    let kc = Kubeconfig::read_from(admin).unwrap();
+    let cluster = kc.clusters[0].cluster.clone().unwrap();
+    let yaml = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: testenv\n  cluster:\n    server: {}\n    \
+         certificate-authority-data: {}\nusers:\n- name: u\n  user:\n    token: {}\ncontexts:\n- name: c\n  \
+         context:\n    cluster: testenv\n    user: u\ncurrent-context: c\n",
+        cluster.server.unwrap(),
+        cluster.certificate_authority_data.unwrap(),
+        token
+    );
+    std::fs::write(dest, yaml).unwrap();
+}
