@@ -42,7 +42,13 @@ fn identity(user: &str) -> String {
     )
 }
 
-async fn call_as(b: &TestBroker, user: &str, method: Method, uri: &str, body: Option<Value>) -> Resp {
+async fn call_as(
+    b: &TestBroker,
+    user: &str,
+    method: Method,
+    uri: &str,
+    body: Option<Value>,
+) -> Resp {
     let mut r: Request<Body> = req(method, uri, body);
     r.headers_mut().insert(
         "x-broker-api-originating-identity",
@@ -52,7 +58,13 @@ async fn call_as(b: &TestBroker, user: &str, method: Method, uri: &str, body: Op
 }
 
 /// Sends a request that must answer 202 and waits for its operation to end.
-async fn run_as(b: &TestBroker, user: &str, method: Method, uri: &str, body: Option<Value>) -> Resp {
+async fn run_as(
+    b: &TestBroker,
+    user: &str,
+    method: Method,
+    uri: &str,
+    body: Option<Value>,
+) -> Resp {
     let r = call_as(b, user, method, uri, body).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{uri}: {}", r.text);
     let op = r.json["operation"].as_str().unwrap().to_string();
@@ -73,7 +85,12 @@ async fn poll(b: &TestBroker, uri: &str) -> Resp {
 
 /// A broker on the example catalog and charts, helm engine, running as the
 /// deploy/ ServiceAccount.
-async fn broker(id: &BrokerIdentity, helm: PathBuf, catalog: PathBuf, charts: PathBuf) -> TestBroker {
+async fn broker(
+    id: &BrokerIdentity,
+    helm: PathBuf,
+    catalog: PathBuf,
+    charts: PathBuf,
+) -> TestBroker {
     let data = tempfile::tempdir().unwrap();
     let mut cfg = config(data.path());
     cfg.engine = Engine::Helm;
@@ -121,15 +138,25 @@ async fn example_catalog_lifecycle(helm: PathBuf) {
         "alice",
         Method::PUT,
         "/v2/service_instances/db-1?accepts_incomplete=true",
-        Some(provision(MYSQL, MYSQL_BASIC, &ns, json!({"database": "shop"}))),
+        Some(provision(
+            MYSQL,
+            MYSQL_BASIC,
+            &ns,
+            json!({"database": "shop"}),
+        )),
     )
     .await;
     assert_eq!(done.json["state"], "succeeded", "{}", done.text);
     let sts = k
-        .get(&format!("/apis/apps/v1/namespaces/{ns}/statefulsets/cb-db-1"))
+        .get(&format!(
+            "/apis/apps/v1/namespaces/{ns}/statefulsets/cb-db-1"
+        ))
         .await
         .expect("the release's StatefulSet exists");
-    assert_eq!(sts["metadata"]["annotations"]["meta.helm.sh/release-name"], "cb-db-1");
+    assert_eq!(
+        sts["metadata"]["annotations"]["meta.helm.sh/release-name"],
+        "cb-db-1"
+    );
     let records = k
         .list(&format!(
             "/api/v1/namespaces/{ns}/secrets?labelSelector=owner%3Dhelm,name%3Dcb-db-1"
@@ -188,7 +215,9 @@ async fn example_catalog_lifecycle(helm: PathBuf) {
     .await;
     assert_eq!(done.json["state"], "succeeded", "{}", done.text);
     let deploy = k
-        .get(&format!("/apis/apps/v1/namespaces/{ns}/deployments/cb-wp-1"))
+        .get(&format!(
+            "/apis/apps/v1/namespaces/{ns}/deployments/cb-wp-1"
+        ))
         .await
         .expect("wordpress Deployment");
     let env = deploy["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
@@ -282,7 +311,9 @@ async fn example_catalog_lifecycle(helm: PathBuf) {
         .await;
     assert!(left.is_empty(), "no binding Secret left: {left:#?}");
     let left = k
-        .list(&format!("/api/v1/namespaces/{ns}/secrets?labelSelector=owner%3Dhelm"))
+        .list(&format!(
+            "/api/v1/namespaces/{ns}/secrets?labelSelector=owner%3Dhelm"
+        ))
         .await;
     assert!(left.is_empty(), "no release record left: {left:#?}");
 }

@@ -92,10 +92,13 @@ impl Broker {
             None => requested,
         };
         let fp_params = parameters_object(&req.parameters)?;
-        let target_ns = target
-            .as_ref()
-            .map(|t| t.namespace.clone())
-            .unwrap_or_else(|| inst.namespace.clone());
+        // A Secret in the instance's own namespace (`namespace: instance`)
+        // is judged where the user acts, as the provision was.
+        let target_ns = match &target {
+            Some(t) => t.namespace.clone(),
+            None if is_instance_namespace(&plan) => self.tenant_namespace(&inst.context),
+            None => inst.namespace.clone(),
+        };
         self.authorize(meta.originating_identity.as_ref(), &target_ns)
             .await?;
 
@@ -285,4 +288,9 @@ fn take_target(
         None => super::names::binding_secret_name(binding_id),
     };
     Ok(Some(super::model::SecretRef { namespace, name }))
+}
+
+fn is_instance_namespace(plan: &crate::catalog::Plan) -> bool {
+    matches!(&plan.backend, crate::broker::PlanBackend::Chart(c)
+        if c.namespace == crate::catalog::NamespaceStrategy::Instance)
 }

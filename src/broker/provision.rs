@@ -100,8 +100,11 @@ impl Broker {
                     "context.namespace {namespace:?} is not a valid namespace name"
                 )));
             }
-            self.authorize(meta.originating_identity.as_ref(), &namespace)
-                .await?;
+            self.authorize(
+                meta.originating_identity.as_ref(),
+                &self.tenant_namespace(&context),
+            )
+            .await?;
             let dependencies = self
                 .plan_dependencies(&plan, &parameters, &req.instance_id, &release, &namespace)
                 .await?;
@@ -169,13 +172,21 @@ impl Broker {
         };
         match strategy {
             NamespaceStrategy::Instance => release.to_string(),
-            NamespaceStrategy::Context => context
-                .get("namespace")
-                .and_then(|n| n.as_str())
-                .filter(|n| !n.is_empty())
-                .map(str::to_string)
-                .unwrap_or_else(|| self.config().default_namespace.clone()),
+            NamespaceStrategy::Context => self.tenant_namespace(context),
         }
+    }
+
+    /// The namespace the platform's user acts in: where their rights are
+    /// checked. For `namespace: instance` plans the release goes elsewhere,
+    /// into a namespace nobody has rights in until the broker creates it,
+    /// so the user is judged where the platform says they are.
+    pub(super) fn tenant_namespace(&self, context: &serde_json::Value) -> String {
+        context
+            .get("namespace")
+            .and_then(|n| n.as_str())
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| self.config().default_namespace.clone())
     }
 }
 

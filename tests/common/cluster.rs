@@ -202,8 +202,16 @@ impl Cluster {
     /// `kubectl apply --server-side` of a YAML stream, as admin; returns
     /// kubectl's output, or panics with it.
     pub fn kubectl_apply(&self, yaml: &str) -> String {
-        let out = kubectl(&self.kubeconfig, &["apply", "--server-side", "-f", "-"], yaml);
-        assert!(out.0, "kubectl apply failed:\n{}\n--- input ---\n{yaml}", out.1);
+        let out = kubectl(
+            &self.kubeconfig,
+            &["apply", "--server-side", "-f", "-"],
+            yaml,
+        );
+        assert!(
+            out.0,
+            "kubectl apply failed:\n{}\n--- input ---\n{yaml}",
+            out.1
+        );
         out.1
     }
 
@@ -295,7 +303,10 @@ fn rename(yaml: &str, state_namespace: &str, sfx: &str) -> String {
     ] {
         out = out
             .replace(&format!("name: {name}\n"), &format!("name: {name}-{sfx}\n"))
-            .replace(&format!("name: {name}\r\n"), &format!("name: {name}-{sfx}\r\n"));
+            .replace(
+                &format!("name: {name}\r\n"),
+                &format!("name: {name}-{sfx}\r\n"),
+            );
     }
     out
 }

@@ -1,0 +1,523 @@
+//! What only a real API server can prove about RBAC, authorization and the
+//! objects the broker writes (tests/testenv): `deploy/` passes the server's
+//! own schema validation; the deploy/ ServiceAccount gets Kubernetes' own
+//! Forbidden for a kind it was not granted; SubjectAccessReview answers from
+//! the real authorizer; a failed upgrade rolls back in helm's history;
+//! `namespace: instance` namespaces terminate; binding Secrets carry the
+//! broker's field manager and unbind deletes only what the broker owns.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use base64::Engine as _;
+use common::cluster::{BrokerIdentity, Cluster, kubectl};
+use common::*;
+use serde_json::{Value, json};
+
+use chartbroker::runtime::Engine;
+
+fn identity(user: &str) -> String {
+    let v = json!({"username": user, "uid": format!("uid-{user}"), "groups": ["tenants"]});
+    format!(
+        "kubernetes {}",
+        base64::engine::general_purpose::STANDARD.encode(v.to_string())
+    )
+}
+
+async fn call_as(
+    b: &TestBroker,
+    user: &str,
+    method: Method,
+    uri: &str,
+    body: Option<Value>,
+) -> Resp {
+    let mut r: Request<Body> = req(method, uri, body);
+    r.headers_mut().insert(
+        "x-broker-api-originating-identity",
+        identity(user).parse().unwrap(),
+    );
+    b.send(r).await
+}
+
+async fn run_as(
+    b: &TestBroker,
+    user: &str,
+    method: Method,
+    uri: &str,
+    body: Option<Value>,
+) -> Resp {
+    let r = call_as(b, user, method, uri, body).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{uri}: {}", r.text);
+    let op = r.json["operation"].as_str().unwrap().to_string();
+    let path = uri.split('?').next().unwrap();
+    let uri = format!("{path}/last_operation?operation={op}");
+    for _ in 0..1200 {
+        let r = b.call(Method::GET, &uri, None).await;
+        if r.status != StatusCode::OK || r.json["state"] != "in progress" {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{uri} still in progress after 120 s");
+}
+
+async fn broker(id: &BrokerIdentity) -> TestBroker {
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    cfg.engine = Engine::Helm;
+    cfg.catalog_dir = fixtures().join("catalog-cluster");
+    cfg.kubeconfig = Some(id.kubeconfig.clone());
+    cfg.state_namespace = id.state_namespace.clone();
+    cfg.helm_timeout = Duration::from_secs(120);
+    TestBroker::with_config(data, cfg).await
+}
+
+/// A namespace the broker may install into and `user` may edit.
+async fn tenant(k: &Cluster, id: &BrokerIdentity, user: &str) -> String {
+    let ns = k.namespace("apps").await;
+    k.grant_target(id, &ns);
+    grant_user(k, &ns, user);
+    ns
+}
+
+fn grant_user(k: &Cluster, ns: &str, user: &str) {
+    k.kubectl_apply(&format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: {user}-edit\n  \
+         namespace: {ns}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: edit\n\
+         subjects:\n- apiGroup: rbac.authorization.k8s.io\n  kind: User\n  name: {user}\n"
+    ));
+}
+
+fn provision(plan: &str, ns: &str, params: Value) -> Value {
+    json!({
+        "service_id": "svc-cluster", "plan_id": plan,
+        "organization_guid": "org", "space_guid": "space",
+        "context": {"platform": "kubernetes", "namespace": ns},
+        "parameters": params,
+    })
+}
+
+fn helm(args: &[&str], kubeconfig: &std::path::Path) -> String {
+    let out = std::process::Command::new(helm_bin())
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .env_clear()
+        .env("HOME", std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "helm {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_manifests_pass_the_api_servers_own_validation() {
+    let k = Cluster::admin().await;
+    let dir = repo().join("deploy/kubernetes");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    // Optional namespace RBAC and a target namespace too. Left out:
+    // cert-manager's objects (they need its CRDs, which a bare control plane
+    // does not have) and the cluster-wide release binding (it would grant
+    // what the checks below expect to be refused; it applies in
+    // an_instance_namespace_is_created_and_really_goes_away).
+    files.push(dir.join("optional/rbac-namespaces.yaml"));
+    let mut yaml = vec!["apiVersion: v1\nkind: Namespace\nmetadata:\n  name: apps\n".to_string()];
+    yaml.extend(files.iter().map(|f| std::fs::read_to_string(f).unwrap()));
+    yaml.push(std::fs::read_to_string(dir.join("targets/apps.yaml")).unwrap());
+    let yaml = yaml.join("\n---\n");
+    // Strict server-side field validation: an unknown or misspelt field is
+    // an error, not a warning.
+    let (ok, out) = kubectl(
+        &k.kubeconfig,
+        &["apply", "--server-side", "--validate=strict", "-f", "-"],
+        &yaml,
+    );
+    assert!(ok, "{out}");
+    for kind in [
+        "serviceaccount/chartbroker",
+        "deployment.apps/chartbroker",
+        "role.rbac.authorization.k8s.io/chartbroker-state",
+        "clusterrole.rbac.authorization.k8s.io/chartbroker-release",
+        "rolebinding.rbac.authorization.k8s.io/chartbroker-release",
+    ] {
+        assert!(out.contains(kind), "{kind} applied: {out}");
+    }
+    // A second apply changes nothing and conflicts with nothing.
+    let (ok, out) = kubectl(&k.kubeconfig, &["apply", "--server-side", "-f", "-"], &yaml);
+    assert!(ok, "{out}");
+    // The ServiceAccount can do what the comments in deploy/ say, and no more.
+    let sa = "system:serviceaccount:chartbroker-system:chartbroker";
+    for (verb, what, ns, expect) in [
+        ("create", "secrets", "chartbroker-system", "yes"),
+        ("update", "secrets", "chartbroker-system", "yes"),
+        ("patch", "statefulsets.apps", "apps", "yes"),
+        (
+            "create",
+            "subjectaccessreviews.authorization.k8s.io",
+            "",
+            "yes",
+        ),
+        ("create", "secrets", "default", "no"),
+        ("get", "secrets", "kube-system", "no"),
+        ("create", "clusterroles.rbac.authorization.k8s.io", "", "no"),
+        ("create", "pods/exec", "apps", "no"),
+        ("create", "serviceaccounts/token", "apps", "no"),
+    ] {
+        let mut args = vec!["auth", "can-i", verb, what, "--as", sa];
+        if !ns.is_empty() {
+            args.extend(["-n", ns]);
+        }
+        let (_, out) = kubectl(&k.kubeconfig, &args, "");
+        assert_eq!(
+            out.lines().next().unwrap_or(""),
+            expect,
+            "can-i {verb} {what} -n {ns}: {out}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kind_the_rbac_does_not_grant_fails_with_kubernetes_own_forbidden() {
+    let k = Cluster::admin().await;
+    let id = k.install_broker(false).await;
+    let ns = tenant(&k, &id, "carol").await;
+    let b = broker(&id).await;
+    let done = run_as(
+        &b,
+        "carol",
+        Method::PUT,
+        "/v2/service_instances/pdb-1?accepts_incomplete=true",
+        Some(provision("plan-pdb", &ns, json!({}))),
+    )
+    .await;
+    assert_eq!(done.json["state"], "failed", "{}", done.text);
+    let d = done.json["description"].as_str().unwrap();
+    // The API server's own words: who, what, where.
+    assert!(d.contains("forbidden"), "{d}");
+    assert!(
+        d.contains(&format!(
+            "system:serviceaccount:{}:chartbroker",
+            id.state_namespace
+        )),
+        "{d}"
+    );
+    assert!(d.contains("poddisruptionbudgets"), "{d}");
+    assert!(
+        k.get(&format!(
+            "/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets/cb-pdb-1"
+        ))
+        .await
+        .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subject_access_review_is_answered_by_the_real_authorizer() {
+    let k = Cluster::admin().await;
+    let id = k.install_broker(false).await;
+    let allowed = tenant(&k, &id, "dave").await;
+    // The broker may install here, but dave has no rights in it.
+    let other = k.namespace("other").await;
+    k.grant_target(&id, &other);
+    let b = broker(&id).await;
+
+    let r = call_as(
+        &b,
+        "dave",
+        Method::PUT,
+        "/v2/service_instances/sar-b?accepts_incomplete=true",
+        Some(provision("plan-tiny", &other, json!({"message": "x"}))),
+    )
+    .await;
+    assert_osb_error(&r, StatusCode::FORBIDDEN, None);
+    assert!(
+        r.text.contains("dave") && r.text.contains(&other),
+        "{}",
+        r.text
+    );
+    assert!(
+        k.get(&format!("/api/v1/namespaces/{other}/configmaps/cb-sar-b"))
+            .await
+            .is_none()
+    );
+
+    let done = run_as(
+        &b,
+        "dave",
+        Method::PUT,
+        "/v2/service_instances/sar-a?accepts_incomplete=true",
+        Some(provision("plan-tiny", &allowed, json!({"message": "x"}))),
+    )
+    .await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    assert!(
+        k.get(&format!("/api/v1/namespaces/{allowed}/configmaps/cb-sar-a"))
+            .await
+            .is_some()
+    );
+
+    // Granting dave the namespace later is seen at once: nothing is cached.
+    grant_user(&k, &other, "dave");
+    let done = run_as(
+        &b,
+        "dave",
+        Method::PUT,
+        "/v2/service_instances/sar-b?accepts_incomplete=true",
+        Some(provision("plan-tiny", &other, json!({"message": "x"}))),
+    )
+    .await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_upgrade_rolls_back_in_helms_history() {
+    let k = Cluster::admin().await;
+    let id = k.install_broker(false).await;
+    let ns = tenant(&k, &id, "erin").await;
+    let b = broker(&id).await;
+    let done = run_as(
+        &b,
+        "erin",
+        Method::PUT,
+        "/v2/service_instances/up-1?accepts_incomplete=true",
+        Some(provision("plan-labelled", &ns, json!({"tier": "one"}))),
+    )
+    .await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+
+    // helm template accepts it; the API server refuses the label value.
+    let done = run_as(
+        &b,
+        "erin",
+        Method::PATCH,
+        "/v2/service_instances/up-1?accepts_incomplete=true",
+        Some(json!({"service_id": "svc-cluster", "parameters": {"tier": "not a label!"}})),
+    )
+    .await;
+    assert_eq!(done.json["state"], "failed", "{}", done.text);
+    let d = done.json["description"].as_str().unwrap();
+    assert!(d.contains("Invalid value") || d.contains("invalid"), "{d}");
+
+    let cm = k
+        .get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-up-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        cm["metadata"]["labels"]["tier"], "one",
+        "the old release stands"
+    );
+    let history: Value = serde_json::from_str(&helm(
+        &["history", "cb-up-1", "-n", &ns, "-o", "json"],
+        &k.kubeconfig,
+    ))
+    .unwrap();
+    let rows: Vec<(String, String)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["status"].as_str().unwrap().to_string(),
+                r["description"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(rows[1].0, "failed", "{rows:?}");
+    assert_eq!(rows[2].0, "deployed", "{rows:?}");
+    assert!(rows[2].1.contains("Rollback to 1"), "{rows:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_namespace_is_created_and_really_goes_away() {
+    let k = Cluster::admin().await;
+    let id = k.install_broker(true).await;
+    let b = broker(&id).await;
+    // The platform's namespace only says where the user is; the release goes
+    // to a namespace of its own.
+    let home = k.namespace("home").await;
+    grant_user(&k, &home, "frank");
+    let done = run_as(
+        &b,
+        "frank",
+        Method::PUT,
+        "/v2/service_instances/own-1?accepts_incomplete=true",
+        Some(provision("plan-own-ns", &home, json!({"message": "x"}))),
+    )
+    .await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let r = call_as(
+        &b,
+        "frank",
+        Method::PUT,
+        "/v2/service_instances/own-1/service_bindings/b-1",
+        Some(json!({"service_id": "svc-cluster", "plan_id": "plan-own-ns"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let ns = r.json["credentials"]["namespace"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(ns, home);
+    let namespace = k
+        .get(&format!("/api/v1/namespaces/{ns}"))
+        .await
+        .expect("the instance's namespace exists");
+    assert_eq!(
+        namespace["metadata"]["labels"]["app.kubernetes.io/managed-by"], "chartbroker",
+        "{namespace:#}"
+    );
+    assert!(
+        k.get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-own-1"))
+            .await
+            .is_some()
+    );
+    let r = call_as(
+        &b,
+        "frank",
+        Method::DELETE,
+        "/v2/service_instances/own-1/service_bindings/b-1?service_id=svc-cluster&plan_id=plan-own-ns",
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let done = run_as(
+        &b,
+        "frank",
+        Method::DELETE,
+        "/v2/service_instances/own-1?accepts_incomplete=true&service_id=svc-cluster&plan_id=plan-own-ns",
+        None,
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::GONE, "{}", done.text);
+    // Terminating first (the namespace controller empties it), then gone.
+    k.wait_gone(
+        &format!("/api/v1/namespaces/{ns}"),
+        Duration::from_secs(120),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn binding_secrets_are_applied_server_side_and_unbind_deletes_only_its_own() {
+    let k = Cluster::admin().await;
+    let id = k.install_broker(false).await;
+    let ns = tenant(&k, &id, "gina").await;
+    let b = broker(&id).await;
+    let done = run_as(
+        &b,
+        "gina",
+        Method::PUT,
+        "/v2/service_instances/s-1?accepts_incomplete=true",
+        Some(provision("plan-tiny", &ns, json!({"message": "x"}))),
+    )
+    .await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+
+    // An app's own Secret, not the broker's.
+    k.create(
+        &format!("/api/v1/namespaces/{ns}/secrets"),
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "app-config"}, "stringData": {"token": "mine"}}),
+    )
+    .await;
+    let r = call_as(
+        &b,
+        "gina",
+        Method::PUT,
+        "/v2/service_instances/s-1/service_bindings/b-steal",
+        Some(json!({"service_id": "svc-cluster", "plan_id": "plan-tiny",
+                    "parameters": {"secret_name": "app-config"}})),
+    )
+    .await;
+    assert!(!r.status.is_success(), "{}", r.text);
+    assert!(r.text.contains("app-config"), "{}", r.text);
+    let mine = k
+        .get(&format!("/api/v1/namespaces/{ns}/secrets/app-config"))
+        .await
+        .expect("the app's Secret is untouched");
+    assert_eq!(mine["data"]["token"], "bWluZQ==");
+    assert!(mine["metadata"]["labels"].is_null(), "{mine:#}");
+
+    // The broker's own binding Secret: its field manager, then someone else
+    // edits a field; unbind still removes it (it is the broker's Secret).
+    let r = call_as(
+        &b,
+        "gina",
+        Method::PUT,
+        "/v2/service_instances/s-1/service_bindings/b-1",
+        Some(json!({"service_id": "svc-cluster", "plan_id": "plan-tiny",
+                    "parameters": {"secret_name": "s1-creds"}})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let path = format!("/api/v1/namespaces/{ns}/secrets/s1-creds");
+    let s = k.get(&path).await.expect("binding Secret");
+    let managed: Vec<(String, String)> = s["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["manager"].as_str().unwrap().to_string(),
+                m["operation"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(managed, [("chartbroker".to_string(), "Apply".to_string())]);
+    let (ok, out) = kubectl(
+        &k.kubeconfig,
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=someone-else",
+            "--force-conflicts",
+            "-f",
+            "-",
+        ],
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s1-creds\n  namespace: {ns}\n  \
+             annotations:\n    note: edited\nstringData:\n  password: changed\n"
+        ),
+    );
+    assert!(ok, "{out}");
+    let s = k.get(&path).await.unwrap();
+    let managers: Vec<&str> = s["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert!(managers.contains(&"someone-else"), "{managers:?}");
+
+    let r = call_as(
+        &b,
+        "gina",
+        Method::DELETE,
+        "/v2/service_instances/s-1/service_bindings/b-1?service_id=svc-cluster&plan_id=plan-tiny",
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(k.get(&path).await.is_none(), "the broker's Secret is gone");
+    assert!(
+        k.get(&format!("/api/v1/namespaces/{ns}/secrets/app-config"))
+            .await
+            .is_some(),
+        "the app's Secret stays"
+    );
+}
