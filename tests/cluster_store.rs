@@ -1,0 +1,302 @@
+//! `--store kube` against a real API server (tests/testenv): replicas
+//! running as the deploy/ ServiceAccount share state in sealed Secrets,
+//! resourceVersion conflicts keep one operation per instance across them,
+//! and a replica killed with SIGKILL mid-install has its operation finished
+//! by another — with its helm child gone too, so nothing runs twice.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use common::cluster::{BrokerIdentity, Cluster};
+use common::*;
+use serde_json::{Value, json};
+
+use chartbroker::runtime::{Engine, StoreKind};
+use chartbroker::store::seal::Sealer;
+
+fn provision(ns: &str, message: &str) -> Value {
+    json!({
+        "service_id": "svc-cluster", "plan_id": "plan-tiny",
+        "organization_guid": "org", "space_guid": "space",
+        "context": {"platform": "kubernetes", "namespace": ns},
+        "parameters": {"message": message},
+    })
+}
+
+async fn replica(id: &BrokerIdentity, key: &str) -> TestBroker {
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    cfg.engine = Engine::Helm;
+    cfg.store = StoreKind::Kube;
+    cfg.store_key = Some(key.to_string());
+    cfg.catalog_dir = fixtures().join("catalog-cluster");
+    cfg.kubeconfig = Some(id.kubeconfig.clone());
+    cfg.state_namespace = id.state_namespace.clone();
+    TestBroker::with_config(data, cfg).await
+}
+
+fn helm_history(k: &Cluster, ns: &str, release: &str) -> Vec<Value> {
+    let out = Command::new(helm_bin())
+        .args(["history", release, "-n", ns, "-o", "json", "--kubeconfig"])
+        .arg(&k.kubeconfig)
+        .env_clear()
+        .env("HOME", std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_race_on_the_real_api_and_exactly_one_operation_wins() {
+    let k = Cluster::admin().await;
+    let id = k.install_broker(false).await;
+    let ns = k.namespace("apps").await;
+    k.grant_target(&id, &ns);
+    let key = Sealer::generate_base64();
+    let (a, b) = (replica(&id, &key).await, replica(&id, &key).await);
+
+    // Eight identical provisions of one instance, split over two replicas,
+    // at once: one operation, every answer names it, one helm revision.
+    let uri = "/v2/service_instances/race-1?accepts_incomplete=true";
+    let calls = (0..8).map(|i| {
+        let r = if i % 2 == 0 { &a } else { &b };
+        r.call(Method::PUT, uri, Some(provision(&ns, "first")))
+    });
+    let answers = futures::future::join_all(calls).await;
+    let mut ops: Vec<String> = answers
+        .iter()
+        .map(|r| {
+            assert!(
+                r.status == StatusCode::ACCEPTED || r.status == StatusCode::OK,
+                "{}",
+                r.text
+            );
+            r.json["operation"].as_str().unwrap_or("").to_string()
+        })
+        .filter(|o| !o.is_empty())
+        .collect();
+    ops.dedup();
+    assert_eq!(ops.len(), 1, "one operation for all: {ops:?}");
+    let done = b.wait_instance("race-1", &ops[0]).await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    assert_eq!(helm_history(&k, &ns, "cb-race-1").len(), 1);
+
+    // Two different updates at once through two replicas: one 202, one 422.
+    let patch = |m: &str| json!({"service_id": "svc-cluster", "parameters": {"message": m}});
+    let (ra, rb) = tokio::join!(
+        a.call(Method::PATCH, uri, Some(patch("a"))),
+        b.call(Method::PATCH, uri, Some(patch("b")))
+    );
+    let mut statuses = [ra.status.as_u16(), rb.status.as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [202, 422], "{} / {}", ra.text, rb.text);
+    let winner = if ra.status == StatusCode::ACCEPTED {
+        &ra
+    } else {
+        &rb
+    };
+    let done = a
+        .wait_instance("race-1", winner.json["operation"].as_str().unwrap())
+        .await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    assert_eq!(helm_history(&k, &ns, "cb-race-1").len(), 2);
+
+    // The records are sealed Secrets in the broker's own namespace.
+    let state = k
+        .list(&format!(
+            "/api/v1/namespaces/{}/secrets",
+            id.state_namespace
+        ))
+        .await;
+    let state: Vec<&Value> = state
+        .iter()
+        .filter(|s| s["type"] == "chartbroker.io/state")
+        .collect();
+    assert!(!state.is_empty());
+    assert!(!serde_json::to_string(&state).unwrap().contains("first"));
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(id: &BrokerIdentity, data: &Path, helm: &Path, key: &str, port: u16) -> Proc {
+    Proc(
+        Command::new(env!("CARGO_BIN_EXE_chartbroker"))
+            .args(["serve", "--engine", "helm", "--store", "kube"])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--lease-seconds", "2"])
+            .args(["--state-namespace", &id.state_namespace])
+            .arg("--catalog")
+            .arg(fixtures().join("catalog-cluster"))
+            .arg("--charts")
+            .arg(fixtures().join("charts"))
+            .arg("--data-dir")
+            .arg(data)
+            .arg("--helm")
+            .arg(helm)
+            .arg("--kubeconfig")
+            .arg(&id.kubeconfig)
+            .env("CHARTBROKER_STORE_KEY", key)
+            .env("CHARTBROKER_USERNAME", USER)
+            .env("CHARTBROKER_PASSWORD", PASS)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chartbroker starts"),
+    )
+}
+
+async fn http(method: reqwest::Method, url: String, body: Option<Value>) -> Option<(u16, Value)> {
+    let mut r = reqwest::Client::new()
+        .request(method, url)
+        .basic_auth(USER, Some(PASS))
+        .header("X-Broker-API-Version", "2.17");
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let resp = r.send().await.ok()?;
+    let status = resp.status().as_u16();
+    Some((status, resp.json().await.unwrap_or(Value::Null)))
+}
+
+async fn ready(port: u16) {
+    for _ in 0..400 {
+        let url = format!("http://127.0.0.1:{port}/readyz");
+        if let Some((200, _)) = http(reqwest::Method::GET, url, None).await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("replica on {port} did not become ready");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie has exited; only its parent's wait is missing.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_mid_install_is_taken_over_and_its_helm_dies_with_it() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let k = Cluster::admin().await;
+    let id = k.install_broker(false).await;
+    let ns = k.namespace("apps").await;
+    k.grant_target(&id, &ns);
+    let dir = tempfile::tempdir().unwrap();
+    let key = Sealer::generate_base64();
+    // Replica A's helm says where it is, then hangs before upgrading; if it
+    // outlived A it would upgrade later, behind B's back.
+    let pidfile = dir.path().join("a-helm.pid");
+    let slow = dir.path().join("slow-helm");
+    std::fs::write(
+        &slow,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in upgrade) echo $$ > '{}'; sleep 60;; esac\nexec {} \"$@\"\n",
+            pidfile.display(),
+            helm_bin().display()
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let (pa, pb) = (free_port(), free_port());
+    let mut a = spawn(&id, &dir.path().join("a"), &slow, &key, pa);
+    let _b = spawn(&id, &dir.path().join("b"), &helm_bin(), &key, pb);
+    ready(pa).await;
+    ready(pb).await;
+
+    let mut ops = Vec::new();
+    for i in 0..3 {
+        let (status, body) = http(
+            reqwest::Method::PUT,
+            format!(
+                "http://127.0.0.1:{pa}/v2/service_instances/orphan-{i}?accepts_incomplete=true"
+            ),
+            Some(provision(&ns, "survives")),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 202, "{body}");
+        ops.push(body["operation"].as_str().unwrap().to_string());
+    }
+    // A is inside helm upgrade for at least one of them.
+    for _ in 0..200 {
+        if pidfile.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let helm_pid: u32 = std::fs::read_to_string(&pidfile)
+        .expect("A started helm upgrade")
+        .trim()
+        .parse()
+        .unwrap();
+    a.0.kill().unwrap(); // SIGKILL: no clean-up, A's lease stops being renewed
+    a.0.wait().unwrap();
+
+    for (i, op) in ops.iter().enumerate() {
+        let url = format!(
+            "http://127.0.0.1:{pb}/v2/service_instances/orphan-{i}/last_operation?operation={op}"
+        );
+        let mut last = Value::Null;
+        for _ in 0..600 {
+            let (status, body) = http(reqwest::Method::GET, url.clone(), None).await.unwrap();
+            assert_eq!(status, 200, "{body}");
+            if body["state"] != "in progress" {
+                last = body;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(last["state"], "succeeded", "B took orphan-{i} over: {last}");
+        let cm = k
+            .get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-orphan-{i}"))
+            .await
+            .expect("installed by B");
+        assert_eq!(cm["data"]["message"], "survives");
+        let history = helm_history(&k, &ns, &format!("cb-orphan-{i}"));
+        assert_eq!(history.len(), 1, "installed once: {history:?}");
+    }
+    // The helm A started went down with A instead of upgrading later.
+    assert!(
+        !alive(helm_pid),
+        "A's helm (pid {helm_pid}) outlived A: it would still upgrade the release"
+    );
+}
