@@ -327,6 +327,32 @@ pub fn redact(message: &str, secrets: &[String]) -> String {
     out
 }
 
+/// A helm whose broker was killed outright (SIGKILL, OOM) must die too:
+/// otherwise it goes on upgrading a release that another replica has taken
+/// over, and the same operation runs twice. `kill_on_drop` can't cover that,
+/// since nothing is dropped in a killed process. (The signal follows the
+/// thread that forked; tokio forks from its worker threads, which live as
+/// long as the runtime.)
+fn die_with_parent(cmd: &mut Command) {
+    let parent = std::process::id();
+    // SAFETY: between fork and exec only async-signal-safe calls are made:
+    // prctl and getppid.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The broker may have died before prctl took effect.
+            if libc::getppid() as u32 != parent {
+                return Err(std::io::Error::other(
+                    "the broker exited before helm started",
+                ));
+            }
+            Ok(())
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,31 +406,5 @@ mod tests {
         assert!(matches!(e, HelmError::Crashed { .. }), "{e}");
         let e = Helm::new(&fail, dir.path(), t).version().await.unwrap_err();
         assert_eq!(e.to_string(), "helm version failed: Error: bad chart");
-    }
-}
-
-/// A helm whose broker was killed outright (SIGKILL, OOM) must die too:
-/// otherwise it goes on upgrading a release that another replica has taken
-/// over, and the same operation runs twice. `kill_on_drop` can't cover that,
-/// since nothing is dropped in a killed process. (The signal follows the
-/// thread that forked; tokio forks from its worker threads, which live as
-/// long as the runtime.)
-fn die_with_parent(cmd: &mut Command) {
-    let parent = std::process::id();
-    // SAFETY: between fork and exec only async-signal-safe calls are made:
-    // prctl and getppid.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The broker may have died before prctl took effect.
-            if libc::getppid() as u32 != parent {
-                return Err(std::io::Error::other(
-                    "the broker exited before helm started",
-                ));
-            }
-            Ok(())
-        });
     }
 }

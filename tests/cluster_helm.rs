@@ -186,7 +186,7 @@ async fn example_catalog_lifecycle(helm: PathBuf) {
     let binding = secrets
         .iter()
         .find(|s| {
-            s["data"]["password"].as_str().map(|p| b64(p))
+            s["data"]["password"].as_str().map(b64)
                 == creds["password"].as_str().map(str::to_string)
         })
         .unwrap_or_else(|| panic!("a binding Secret with the password: {secrets:#?}"));
