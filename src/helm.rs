@@ -124,6 +124,11 @@ impl Helm {
         self.timeout
     }
 
+    /// Where helm keeps its state (its data home is `home/data`).
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
     /// The binary.
     pub fn bin(&self) -> &Path {
         &self.bin

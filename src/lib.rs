@@ -8,6 +8,7 @@ pub mod kube;
 pub mod metrics;
 pub mod osb;
 pub mod policy;
+pub mod postrender;
 pub mod runtime;
 pub mod server;
 pub mod store;

@@ -63,6 +63,14 @@ enum Command {
     },
     /// Preview what provisioning a plan would produce (values and manifests).
     Render(RenderArgs),
+    /// Helm's post-renderer (run by helm, not by people): checks the policy
+    /// of one call on the manifests helm is about to apply.
+    #[command(hide = true)]
+    PostRender {
+        /// The call file the broker wrote for this helm command.
+        #[arg(long)]
+        call: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -188,6 +196,16 @@ fn init_tracing(format: LogFormat) {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::PostRender { call } = &cli.command {
+        // Helm waits on this process: no runtime, no logging set-up.
+        let out =
+            chartbroker::postrender::run(call, std::io::stdin().lock(), std::io::stdout().lock());
+        if let Err(why) = out {
+            eprintln!("{why}");
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
     init_tracing(cli.log_format);
     // reqwest and kube need a process-wide rustls provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -198,6 +216,7 @@ fn main() -> anyhow::Result<()> {
             command: CatalogCommand::Lint { dir, charts },
         } => rt.block_on(lint(&dir, &charts)),
         Command::Render(args) => rt.block_on(render(args)),
+        Command::PostRender { .. } => unreachable!("handled above"),
     }
 }
 
@@ -226,6 +245,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         },
         state_namespace: a.state_namespace.unwrap_or_else(default_state_namespace),
         lease: Duration::from_secs(a.lease_seconds.max(1)),
+        exe: None,
     };
     let tls = a
         .tls_cert
@@ -358,6 +378,11 @@ async fn render(a: RenderArgs) -> anyhow::Result<()> {
         Err(e) => Err(e.into()),
     };
     let _ = std::fs::remove_dir_all(&tmp);
-    print!("{}", out?);
+    let manifests = out?;
+    print!("{manifests}");
+    // The same verdict `serve` would give: a preview that passes here passes
+    // there (up to what only a cluster's `lookup` changes).
+    chartbroker::policy::check(&manifests, &release.namespace, &release.policy)
+        .map_err(|v| anyhow::anyhow!("policy rejected the chart: {v}"))?;
     Ok(())
 }

@@ -80,6 +80,9 @@ pub struct ServeConfig {
     /// How long an operation's owner may go silent before another replica
     /// takes the operation over (Kubernetes store).
     pub lease: Duration,
+    /// The chartbroker binary helm runs as its post-renderer; default: this
+    /// process's own executable (tests, which run in-process, name it).
+    pub exe: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -192,7 +195,12 @@ impl Runtime {
             }
             Engine::Helm => {
                 let kube = kube.clone().expect("connected above for the helm engine");
-                let engine = HelmEngine::new(helm.with_kubeconfig(kubeconfig), kube.clone())
+                let exe = match &cfg.exe {
+                    Some(p) => p.clone(),
+                    None => std::env::current_exe()
+                        .context("finding the broker's own executable (helm's post-renderer)")?,
+                };
+                let engine = HelmEngine::new(helm.with_kubeconfig(kubeconfig), kube.clone(), &exe)
                     .await
                     .context("the helm engine needs a working helm binary")?;
                 tracing::info!(helm_major = engine.major(), "helm engine ready");

@@ -2,9 +2,11 @@
 //! binding Secrets applied into the app's namespace.
 //!
 //! Each install or upgrade renders the chart first (`helm template`, same
-//! values) and runs the plan's policy on the result, so nothing a hostile
-//! chart contains reaches the cluster. Then `helm upgrade --install` applies
-//! it (server-side apply on Helm 4). A failed upgrade is rolled back to the
+//! values) and runs the plan's policy on the result, to fail fast. Then
+//! `helm upgrade --install` applies it (server-side apply on Helm 4) through
+//! the broker's post-renderer ([`crate::postrender`]), which checks the same
+//! policy on exactly the bytes helm is about to send, hooks included on
+//! Helm 4; `crds/` are never installed and Helm 3 runs no hooks. A failed upgrade is rolled back to the
 //! last good revision. A release left `pending-*` by a killed helm (a broker
 //! crash) is repaired before the next attempt, so resumed operations are not
 //! refused with "another operation is in progress".
@@ -23,12 +25,22 @@ use crate::broker::ports::{BackendError, BindingCtx, SecretSink};
 use crate::catalog::LookupKind;
 use crate::helm::{Helm, HelmError, redact};
 use crate::kube::{Kube, KubeError, MANAGED_BY};
+use crate::postrender::PostRenderer;
 
 /// Releases installed by the real helm.
 pub struct HelmEngine {
     helm: Helm,
     kube: Kube,
     major: u32,
+    post_renderer: PostRenderer,
+}
+
+/// Why `helm upgrade --install` applied nothing.
+enum ApplyError {
+    /// The post-renderer refused what helm would have applied.
+    Refused(String),
+    /// Helm itself failed.
+    Helm(HelmError),
 }
 
 fn kube_err(e: KubeError) -> BackendError {
@@ -36,8 +48,9 @@ fn kube_err(e: KubeError) -> BackendError {
 }
 
 impl HelmEngine {
-    /// An engine driving `helm` (its major version is asked once) and `kube`.
-    pub async fn new(helm: Helm, kube: Kube) -> Result<Self, HelmError> {
+    /// An engine driving `helm` (its major version is asked once) and
+    /// `kube`; `exe` is the chartbroker binary helm runs as post-renderer.
+    pub async fn new(helm: Helm, kube: Kube, exe: &std::path::Path) -> Result<Self, HelmError> {
         let v = helm
             .run(
                 "version",
@@ -52,7 +65,17 @@ impl HelmEngine {
             .next()
             .and_then(|m| m.parse().ok())
             .unwrap_or(3);
-        Ok(HelmEngine { helm, kube, major })
+        let post_renderer =
+            PostRenderer::install(helm.home(), exe, major).map_err(|source| HelmError::Spawn {
+                path: helm.home().join("post-render").display().to_string(),
+                source,
+            })?;
+        Ok(HelmEngine {
+            helm,
+            kube,
+            major,
+            post_renderer,
+        })
     }
 
     /// Helm's major version (3 or 4).
@@ -109,6 +132,7 @@ impl HelmEngine {
         let mut args: Vec<OsString> = vec!["rollback".into()];
         args.extend(Self::ns_args(r));
         args.push(revision.to_string().into());
+        args.extend(self.no_hooks());
         self.helm
             .run("rollback", &args, None)
             .await
@@ -152,14 +176,44 @@ impl HelmEngine {
                 &format!("policy rejected the chart: {v}"),
                 &r.redact,
             ))
-        })
+        })?;
+        if self.post_renderer.hooks_bypass() {
+            if let Some(hook) = first_hook(&manifests) {
+                return Err(BackendError::new(format!(
+                    "the chart has hooks ({hook}); Helm 3 does not show hooks to the broker's \
+                     policy check, so the broker runs Helm 3 without hooks and refuses charts \
+                     that have them: use Helm 4"
+                )));
+            }
+        }
+        Ok(())
     }
 
-    async fn upgrade_install(&self, r: &Release) -> Result<(), HelmError> {
+    /// Helm 3 would run hooks the post-renderer never saw.
+    fn no_hooks(&self) -> Option<OsString> {
+        self.post_renderer
+            .hooks_bypass()
+            .then(|| "--no-hooks".into())
+    }
+
+    async fn upgrade_install(&self, r: &Release) -> Result<(), ApplyError> {
         let mut args: Vec<OsString> = vec!["upgrade".into(), "--install".into()];
         args.extend(Self::ns_args(r));
         args.push(r.chart.clone().into());
         args.extend(["--values".into(), "-".into(), "-o".into(), "json".into()]);
+        // crds/ bypass every post-renderer: never install them.
+        args.push("--skip-crds".into());
+        args.extend(self.no_hooks());
+        let call = self
+            .post_renderer
+            .call(&r.namespace, &r.policy)
+            .map_err(|source| {
+                ApplyError::Helm(HelmError::Spawn {
+                    path: "a post-render call file".into(),
+                    source,
+                })
+            })?;
+        args.extend(call.args().iter().cloned());
         if self.major >= 4 {
             args.push("--server-side=true".into());
             args.push("--force-conflicts".into());
@@ -179,15 +233,32 @@ impl HelmEngine {
         }
         let values = serde_json::to_vec(&r.values).expect("values serialize");
         // The output holds the values (passwords): parse nothing, log nothing.
-        self.helm
-            .run("upgrade", &args, Some(values))
-            .await
-            .map(|_| ())
+        match self.helm.run("upgrade", &args, Some(values)).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(match call.refusal() {
+                Some(why) => ApplyError::Refused(why),
+                None => ApplyError::Helm(e),
+            }),
+        }
+    }
+
+    /// An apply error as the operation reports it.
+    fn apply_fail(r: &Release, e: ApplyError) -> BackendError {
+        match e {
+            ApplyError::Refused(why) => {
+                let mut err = BackendError::new(redact(&why, &r.redact));
+                // Nothing was applied: the release is as it was.
+                err.instance_usable = Some(true);
+                err
+            }
+            ApplyError::Helm(e) => Self::fail(r, e),
+        }
     }
 
     async fn uninstall_release(&self, r: &Release) -> Result<(), BackendError> {
         let mut args: Vec<OsString> = vec!["uninstall".into()];
         args.extend(Self::ns_args(r));
+        args.extend(self.no_hooks());
         match self.helm.run("uninstall", &args, None).await {
             Ok(_) => Ok(()),
             Err(HelmError::Failed { stderr, .. }) if stderr.contains("not found") => Ok(()),
@@ -212,7 +283,9 @@ impl ReleaseEngine for HelmEngine {
                 .map_err(kube_err)?;
         }
         self.repair(r).await?;
-        self.upgrade_install(r).await.map_err(|e| Self::fail(r, e))
+        self.upgrade_install(r)
+            .await
+            .map_err(|e| Self::apply_fail(r, e))
     }
 
     async fn upgrade(&self, r: &Release) -> Result<(), BackendError> {
@@ -221,7 +294,12 @@ impl ReleaseEngine for HelmEngine {
         let good = self.last_good_revision(r).await?;
         match self.upgrade_install(r).await {
             Ok(()) => Ok(()),
-            Err(e) => {
+            Err(e @ ApplyError::Refused(_)) => {
+                let mut err = Self::apply_fail(r, e);
+                err.update_repeatable = Some(true);
+                Err(err)
+            }
+            Err(ApplyError::Helm(e)) => {
                 let mut err = Self::fail(r, e);
                 match good {
                     Some(rev) => match self.rollback_to(r, rev).await {
@@ -288,6 +366,20 @@ impl ReleaseEngine for HelmEngine {
         }
         .map_err(kube_err)
     }
+}
+
+/// The first hook in a rendered stream, as `Kind/name`.
+fn first_hook(manifests: &str) -> Option<String> {
+    let docs: Vec<Value> = serde_saphyr::from_multiple(manifests).ok()?;
+    docs.iter()
+        .find(|d| !d["metadata"]["annotations"]["helm.sh/hook"].is_null())
+        .map(|d| {
+            format!(
+                "{}/{}",
+                d["kind"].as_str().unwrap_or("?"),
+                d["metadata"]["name"].as_str().unwrap_or("?")
+            )
+        })
 }
 
 /// Binding Secrets applied into the target namespace.

@@ -41,14 +41,14 @@ mod tests;
 use std::collections::BTreeSet;
 use std::fmt;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use kinds::GroupKind;
 
 /// What a plan's charts may create, beyond the safe defaults. Catalog key
 /// `chart.policy`; every field is optional.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Policy {
     /// Replaces the default allow-list of kinds: built-in kinds by name

@@ -67,6 +67,7 @@ pub fn config(data: &Path) -> ServeConfig {
         store: chartbroker::runtime::StoreKind::Redb,
         state_namespace: "chartbroker-system".into(),
         lease: Duration::from_secs(30),
+        exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_chartbroker"))),
     }
 }
 

@@ -1,0 +1,278 @@
+//! The policy judges exactly what helm applies (tests/testenv, real helm 4
+//! and 3). Charts here look harmless to an offline `helm template` and turn
+//! hostile once they meet a cluster (`lookup`), on upgrade
+//! (`.Release.IsUpgrade`), in hooks, or in `crds/`. The broker runs as
+//! cluster admin so that nothing but its own checks stands in the way: each
+//! test proves the broker, not RBAC, stopped the chart.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use common::cluster::Cluster;
+use common::*;
+use serde_json::{Value, json};
+
+use chartbroker::runtime::Engine;
+
+fn helm3_bin() -> PathBuf {
+    let p = std::env::var_os("CHARTBROKER_HELM3")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".tools/bin/helm3"));
+    assert!(p.is_file(), "helm 3 not found at {}", p.display());
+    p
+}
+
+async fn broker(k: &Cluster, helm: PathBuf) -> TestBroker {
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    cfg.engine = Engine::Helm;
+    cfg.helm = helm;
+    cfg.catalog_dir = fixtures().join("catalog-postrender");
+    cfg.charts_dir = fixtures().join("hostile-charts");
+    cfg.kubeconfig = Some(k.kubeconfig.clone());
+    cfg.helm_timeout = Duration::from_secs(120);
+    TestBroker::with_config(data, cfg).await
+}
+
+fn provision(plan: &str, ns: &str) -> Value {
+    json!({
+        "service_id": "svc-switch", "plan_id": plan,
+        "organization_guid": "org", "space_guid": "space",
+        "context": {"platform": "kubernetes", "namespace": ns},
+        "parameters": {"message": "hello"},
+    })
+}
+
+/// Starts an async operation and waits for its end.
+async fn run(b: &TestBroker, method: Method, uri: &str, body: Value) -> Resp {
+    let r = b.call(method, uri, Some(body)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{uri}: {}", r.text);
+    let id = uri
+        .trim_start_matches("/v2/service_instances/")
+        .split('?')
+        .next()
+        .unwrap();
+    b.wait_instance(id, r.json["operation"].as_str().unwrap())
+        .await
+}
+
+async fn in_kube_system(k: &Cluster, name: &str) -> bool {
+    k.get(&format!("/api/v1/namespaces/kube-system/configmaps/{name}"))
+        .await
+        .is_some()
+}
+
+async fn lookup_switch_is_refused(helm: PathBuf, id: &str) {
+    let k = Cluster::admin().await;
+    let ns = k.namespace("pr").await;
+    let b = broker(&k, helm).await;
+    let done = run(
+        &b,
+        Method::PUT,
+        &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
+        provision("plan-lookup", &ns),
+    )
+    .await;
+    assert_eq!(done.json["state"], "failed", "{}", done.text);
+    let d = done.json["description"].as_str().unwrap();
+    assert!(
+        d.contains("policy rejected the manifests helm would apply") && d.contains("kube-system"),
+        "{d}"
+    );
+    assert!(!in_kube_system(&k, &format!("cb-{id}")).await);
+    assert!(
+        k.get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-{id}"))
+            .await
+            .is_none(),
+        "nothing of the release was applied"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chart_hostile_only_against_a_cluster_is_refused_on_helm4() {
+    lookup_switch_is_refused(helm_bin(), "lk-4").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chart_hostile_only_against_a_cluster_is_refused_on_helm3() {
+    lookup_switch_is_refused(helm3_bin(), "lk-3").await;
+}
+
+async fn upgrade_switch_is_refused(helm: PathBuf, id: &str) {
+    let k = Cluster::admin().await;
+    let ns = k.namespace("pr").await;
+    let b = broker(&k, helm).await;
+    let done = run(
+        &b,
+        Method::PUT,
+        &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
+        provision("plan-upgrade", &ns),
+    )
+    .await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let done = run(
+        &b,
+        Method::PATCH,
+        &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
+        json!({"service_id": "svc-switch", "parameters": {"message": "again"}}),
+    )
+    .await;
+    assert_eq!(done.json["state"], "failed", "{}", done.text);
+    let d = done.json["description"].as_str().unwrap();
+    assert!(d.contains("kube-system"), "{d}");
+    assert!(!in_kube_system(&k, &format!("cb-{id}")).await);
+    // The installed release is untouched and still usable.
+    let cm = k
+        .get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-{id}"))
+        .await
+        .unwrap();
+    assert_eq!(cm["data"]["message"], "hello");
+    let r = b
+        .call(Method::GET, &format!("/v2/service_instances/{id}"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chart_hostile_only_on_upgrade_is_refused_on_helm4() {
+    upgrade_switch_is_refused(helm_bin(), "up-4").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chart_hostile_only_on_upgrade_is_refused_on_helm3() {
+    upgrade_switch_is_refused(helm3_bin(), "up-3").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn helm4_shows_hooks_to_the_policy() {
+    let k = Cluster::admin().await;
+    let ns = k.namespace("pr").await;
+    let b = broker(&k, helm_bin()).await;
+    let done = run(
+        &b,
+        Method::PUT,
+        "/v2/service_instances/hk-4?accepts_incomplete=true",
+        provision("plan-hook-switch", &ns),
+    )
+    .await;
+    assert_eq!(done.json["state"], "failed", "{}", done.text);
+    let d = done.json["description"].as_str().unwrap();
+    assert!(d.contains("kube-system"), "{d}");
+    assert!(!in_kube_system(&k, "cb-hk-4-hook").await);
+    // A harmless hook runs.
+    let done = run(
+        &b,
+        Method::PUT,
+        "/v2/service_instances/ok-4?accepts_incomplete=true",
+        provision("plan-plain-hook", &ns),
+    )
+    .await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    assert!(
+        k.get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-ok-4-hook"))
+            .await
+            .is_some()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn helm3_runs_no_hook_the_policy_could_not_see() {
+    let k = Cluster::admin().await;
+    let ns = k.namespace("pr").await;
+    let b = broker(&k, helm3_bin()).await;
+    // A chart with hooks is refused up front, with the reason.
+    let done = run(
+        &b,
+        Method::PUT,
+        "/v2/service_instances/ok-3?accepts_incomplete=true",
+        provision("plan-plain-hook", &ns),
+    )
+    .await;
+    assert_eq!(done.json["state"], "failed", "{}", done.text);
+    let d = done.json["description"].as_str().unwrap();
+    assert!(d.contains("hooks") && d.contains("Helm 4"), "{d}");
+    // A hook that only appears against the cluster slips past that check,
+    // but helm 3 runs with --no-hooks: it is never created.
+    let done = run(
+        &b,
+        Method::PUT,
+        "/v2/service_instances/hk-3?accepts_incomplete=true",
+        provision("plan-hidden-hook", &ns),
+    )
+    .await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    assert!(
+        k.get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-hk-3"))
+            .await
+            .is_some()
+    );
+    assert!(
+        k.get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-hk-3-hook"))
+            .await
+            .is_none(),
+        "helm 3 ran a hook the policy never saw"
+    );
+}
+
+async fn crds_are_never_installed(helm: PathBuf, id: &str) {
+    let k = Cluster::admin().await;
+    let ns = k.namespace("pr").await;
+    let b = broker(&k, helm).await;
+    let done = run(
+        &b,
+        Method::PUT,
+        &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
+        provision("plan-crds", &ns),
+    )
+    .await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    assert!(
+        k.get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-{id}"))
+            .await
+            .is_some()
+    );
+    assert!(
+        k.get(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.hostile.example.com"
+        )
+        .await
+        .is_none(),
+        "crds/ bypass every post-renderer: the broker must never install them"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crds_are_never_installed_by_helm4() {
+    crds_are_never_installed(helm_bin(), "crd-4").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crds_are_never_installed_by_helm3() {
+    crds_are_never_installed(helm3_bin(), "crd-3").await;
+}
+
+#[test]
+fn the_render_command_runs_the_same_policy_as_serve() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chartbroker"))
+        .args(["render", "--service", "hostile", "--plan", "privileged"])
+        .arg("--catalog")
+        .arg(fixtures().join("catalog-helm/hostile"))
+        .arg("--charts")
+        .arg(fixtures().join("hostile-charts"))
+        .arg("--helm")
+        .arg(helm_bin())
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("policy rejected the chart") && stderr.contains("privileged-container"),
+        "{stderr}"
+    );
+    // The preview still shows what was refused.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("privileged: true"));
+}
