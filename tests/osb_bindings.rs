@@ -538,21 +538,24 @@ async fn fetch_unknown_binding_returns_404() {
 }
 
 #[tokio::test]
-async fn binding_last_operation_unknown_binding_404_unknown_operation_400() {
+async fn binding_last_operation_unknown_binding_404_foreign_operation_answers_latest() {
     let b = broker_with_instance().await;
     let r = b
         .call(Method::GET, &binding_last_op("i-1", "b-nope", None), None)
         .await;
     assert_osb_error(&r, StatusCode::NOT_FOUND, None);
     b.bind_sync("i-1", "b-1", "plan-small", json!({})).await;
-    let r = b
-        .call(
-            Method::GET,
-            &binding_last_op("i-1", "b-1", Some("no-such-op")),
-            None,
-        )
-        .await;
-    assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
+    for foreign in ["no-such-op", "bind", "unbind-1"] {
+        let r = b
+            .call(
+                Method::GET,
+                &binding_last_op("i-1", "b-1", Some(foreign)),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{foreign}: {}", r.text);
+        assert_eq!(r.json["state"], "succeeded", "{foreign}: {}", r.text);
+    }
 }
 
 // === unbind ===

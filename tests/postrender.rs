@@ -31,7 +31,7 @@ async fn broker(k: &Cluster, helm: PathBuf) -> TestBroker {
     cfg.engine = Engine::Helm;
     cfg.helm = helm;
     cfg.catalog_dir = fixtures().join("catalog-postrender");
-    cfg.charts_dir = fixtures().join("hostile-charts");
+    cfg.charts_dir = fixtures().join("switch-charts");
     cfg.kubeconfig = Some(k.kubeconfig.clone());
     cfg.helm_timeout = Duration::from_secs(120);
     TestBroker::with_config(data, cfg).await

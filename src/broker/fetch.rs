@@ -44,56 +44,87 @@ impl Broker {
         }
     }
 
-    /// `GET /v2/service_instances/:instance_id/last_operation`: 404 for an
-    /// instance never seen, 410 once it has been deprovisioned.
+    /// `GET /v2/service_instances/:instance_id/last_operation`. After an
+    /// async deprovision the delete answers 200 `succeeded` while the
+    /// tombstone lives; once it is forgotten, polling a delete answers 410
+    /// and anything else about an unknown instance 404 (the spec's MUST).
     pub async fn instance_last_operation(
         &self,
         instance_id: &str,
         operation: Option<&str>,
     ) -> Result<LastOperation> {
-        let (inst, _) = self.load_instance(instance_id).await?.ok_or_else(|| {
-            BrokerError::NotFound(format!("service instance {instance_id} does not exist"))
-        })?;
+        let Some((inst, _)) = self.load_instance(instance_id).await? else {
+            return Err(unknown(
+                operation,
+                OpKind::Deprovision,
+                format!("service instance {instance_id} does not exist"),
+            ));
+        };
         if inst.state == InstanceState::Deleted {
             return Err(BrokerError::Gone(format!(
                 "service instance {instance_id} has been deprovisioned"
             )));
         }
-        pick(&inst, operation).map(view)
+        pick(&inst, operation, false).map(view)
     }
 
-    /// `GET .../service_bindings/:binding_id/last_operation`: 404 for a binding
-    /// never seen, 410 once it has been unbound.
+    /// `GET .../service_bindings/:binding_id/last_operation`, as for
+    /// instances: 200 `succeeded` for the unbind while the tombstone lives.
     pub async fn binding_last_operation(
         &self,
         instance_id: &str,
         binding_id: &str,
         operation: Option<&str>,
     ) -> Result<LastOperation> {
-        let (b, _) = self
-            .load_binding(instance_id, binding_id)
-            .await?
-            .ok_or_else(|| {
-                BrokerError::NotFound(format!("service binding {binding_id} does not exist"))
-            })?;
+        let Some((b, _)) = self.load_binding(instance_id, binding_id).await? else {
+            return Err(unknown(
+                operation,
+                OpKind::Unbind,
+                format!("service binding {binding_id} does not exist"),
+            ));
+        };
         if b.state == BindingState::Deleted {
             return Err(BrokerError::Gone(format!(
                 "service binding {binding_id} has been unbound"
             )));
         }
-        pick(&b, operation).map(view)
+        pick(&b, operation, false).map(view)
     }
 }
 
-fn pick<'a, R: HasOperations>(record: &'a R, operation: Option<&str>) -> Result<&'a Operation> {
-    match operation.filter(|o| !o.is_empty()) {
-        Some(id) => record.find_op(id).ok_or_else(|| {
-            BrokerError::BadRequest(format!("operation {id:?} is not known for this resource"))
-        }),
-        None => record
-            .last_op()
-            .ok_or_else(|| BrokerError::NotFound("no operation recorded".into())),
+/// A resource the store does not hold: 410 when the platform is polling a
+/// delete of it (it is gone, which is what the delete wanted), else 404.
+fn unknown(operation: Option<&str>, delete: OpKind, message: String) -> BrokerError {
+    let polling_delete = operation.is_some_and(|o| {
+        o.strip_prefix(delete.as_str())
+            .is_some_and(|rest| rest.starts_with('-'))
+    });
+    if polling_delete {
+        BrokerError::Gone(message)
+    } else {
+        BrokerError::NotFound(message)
     }
+}
+
+/// The operation a poll is about: the one the platform names when this
+/// resource had it, else the latest (platforms and suites send words of
+/// their own, or ids of other resources). A deleted resource only answers
+/// about its delete.
+fn pick<'a, R: HasOperations>(
+    record: &'a R,
+    operation: Option<&str>,
+    deleted: bool,
+) -> Result<&'a Operation> {
+    let named = operation
+        .filter(|o| !o.is_empty())
+        .and_then(|id| record.find_op(id));
+    let op = named
+        .or_else(|| record.last_op())
+        .ok_or_else(|| BrokerError::NotFound("no operation recorded".into()))?;
+    if deleted && !matches!(op.kind, OpKind::Deprovision | OpKind::Unbind) {
+        return Err(BrokerError::Gone("the resource has been deleted".into()));
+    }
+    Ok(op)
 }
 
 fn view(op: &Operation) -> LastOperation {

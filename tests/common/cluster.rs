@@ -27,7 +27,6 @@ pub struct ControlPlane {
     pub kubeconfig: PathBuf,
     // Held open for the life of the test binary: closing it stops testenv.
     _process: Option<Mutex<(Child, ChildStdin)>>,
-    _dir: Option<tempfile::TempDir>,
 }
 
 /// The binary built by `scripts/install-tools.sh`.
@@ -52,7 +51,6 @@ pub fn control_plane() -> &'static ControlPlane {
             return ControlPlane {
                 kubeconfig: PathBuf::from(kc),
                 _process: None,
-                _dir: None,
             };
         }
         let dir = tempfile::Builder::new()
@@ -61,9 +59,12 @@ pub fn control_plane() -> &'static ControlPlane {
             .unwrap();
         let kubeconfig = dir.path().join("admin.kubeconfig");
         let log = std::fs::File::create(dir.path().join("testenv.log")).unwrap();
+        // A static is never dropped, so the TempDir can't clean up: testenv
+        // removes its folder itself when this process exits.
         let mut child = Command::new(testenv_bin())
+            .arg("-remove-dir")
             .arg("-dir")
-            .arg(dir.path().join("state"))
+            .arg(dir.path())
             .arg("-kubeconfig")
             .arg(&kubeconfig)
             .stdin(Stdio::piped())
@@ -85,18 +86,18 @@ pub fn control_plane() -> &'static ControlPlane {
         if rx.recv_timeout(Duration::from_secs(180)).is_err() {
             let _ = child.kill();
             let log = std::fs::read_to_string(dir.path().join("testenv.log")).unwrap_or_default();
-            let api = std::fs::read_to_string(dir.path().join("state/kube-apiserver.log"))
-                .unwrap_or_default();
+            let api =
+                std::fs::read_to_string(dir.path().join("kube-apiserver.log")).unwrap_or_default();
             panic!(
                 "the test control plane did not become ready in 180 s\n--- testenv ---\n{log}\n\
                  --- kube-apiserver (last 4 KiB) ---\n{}",
                 &api[api.len().saturating_sub(4096)..]
             );
         }
+        let _ = dir.keep();
         ControlPlane {
             kubeconfig,
             _process: Some(Mutex::new((child, stdin))),
-            _dir: Some(dir),
         }
     })
 }

@@ -74,6 +74,7 @@ func runChild(cmd *cobra.Command, args []string) int {
 func run() error {
 	dir := flag.String("dir", "", "data directory (etcd data, certificates, logs); created if missing")
 	kubeconfig := flag.String("kubeconfig", "", "where to write the admin kubeconfig")
+	removeDir := flag.Bool("remove-dir", false, "remove -dir on exit (its etcd holds nothing worth keeping)")
 	flag.Parse()
 	if *dir == "" || *kubeconfig == "" {
 		return fmt.Errorf("usage: testenv -dir DIR -kubeconfig PATH")
@@ -81,6 +82,14 @@ func run() error {
 	if err := os.MkdirAll(*dir, 0o700); err != nil {
 		return err
 	}
+	// Removed only after a clean stop (its logs explain a failed one). This
+	// defer runs after every other one below: children and etcd are down.
+	cleanExit := false
+	defer func() {
+		if *removeDir && cleanExit {
+			os.RemoveAll(*dir)
+		}
+	}()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	ctx, cancel := context.WithCancel(ctx)
@@ -168,6 +177,7 @@ func run() error {
 	}
 	cm.stop()
 	api.stop()
+	cleanExit = true
 	return nil
 }
 
