@@ -75,6 +75,10 @@ impl Upstreams {
                 Ok(c) => {
                     tracing::info!(upstream = %u.name, url = %c.config().url,
                         import = c.config().import.is_some(), "upstream broker configured");
+                    if c.config().credentials_in_clear() {
+                        tracing::warn!(upstream = %u.name, url = %c.config().url,
+                            "credentials go to this upstream over plain HTTP (allow_insecure_http: true)");
+                    }
                     clients.push(c.clone());
                 }
                 Err(why) => tracing::error!(upstream = %u.name, error = %why,
