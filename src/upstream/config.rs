@@ -54,6 +54,9 @@ pub struct UpstreamConfig {
     pub import: Option<Import>,
     /// How often an imported catalog is fetched again.
     pub refresh: Duration,
+    /// `organization_guid`/`space_guid` to send when the platform sent none
+    /// (each unset one is derived, see [`super::guids`]).
+    pub guids: super::guids::Fixed,
 }
 
 /// Credentials for the upstream broker.
@@ -176,6 +179,8 @@ struct Doc {
     retries: Option<u32>,
     import: Option<ImportDoc>,
     refresh_seconds: Option<f64>,
+    organization_guid: Option<String>,
+    space_guid: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -363,6 +368,16 @@ impl UpstreamConfig {
                 "api_version {api_version:?} must be an OSB 2.x version like \"2.17\""
             ));
         }
+        for (field, v) in [
+            ("organization_guid", &doc.organization_guid),
+            ("space_guid", &doc.space_guid),
+        ] {
+            if v.as_ref().is_some_and(|v| v.trim().is_empty()) {
+                problems.push(format!(
+                    "{field} must not be empty (leave it out to derive it)"
+                ));
+            }
+        }
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -385,6 +400,10 @@ impl UpstreamConfig {
                 name_prefix: i.name_prefix,
             }),
             refresh,
+            guids: super::guids::Fixed {
+                organization: doc.organization_guid,
+                space: doc.space_guid,
+            },
         })
     }
 
@@ -495,9 +514,12 @@ mod tests {
             "poll": {"initial_seconds": 0.1, "max_seconds": 1},
             "retries": 1,
             "import": {"services": ["redis"], "tags": ["cache"], "id_prefix": "x-"},
-            "refresh_seconds": 60
+            "refresh_seconds": 60,
+            "space_guid": "space-of-the-operator"
         }))
         .unwrap();
+        assert_eq!(c.guids.organization, None);
+        assert_eq!(c.guids.space.as_deref(), Some("space-of-the-operator"));
         assert_eq!(
             c.auth,
             Some(Auth::Basic {
@@ -531,6 +553,8 @@ mod tests {
         }))
         .unwrap_err();
         assert_eq!(e.len(), 5, "{e:?}");
+        let e = parse(json!({"url": "https://b", "organization_guid": " "})).unwrap_err();
+        assert!(e[0].contains("organization_guid"), "{e:?}");
         let e = parse(
             json!({"url": "https://b", "auth": {"bearer": {"token_env": "A", "token_file": "f"}}}),
         )

@@ -8,6 +8,7 @@
 //!  catalog `upstreams:` ──> config.rs   typed settings (url, auth from env/file,
 //!                                       TLS, timeouts, polling, import)
 //!                           client.rs   the OSB HTTP client, UpstreamError
+//!                           guids.rs    organization/space guids for Kubernetes platforms
 //!  core (Backend port) ──> backend.rs   provision/update/deprovision/bind/unbind,
 //!                                       polling, orphan mitigation, checkpoints
 //!  runtime / lint ───────> aggregate.rs catalog import, merge, refresh
@@ -21,6 +22,7 @@ pub mod aggregate;
 pub mod backend;
 pub mod client;
 pub mod config;
+pub mod guids;
 
 use std::collections::HashMap;
 use std::path::Path;
