@@ -665,16 +665,11 @@ impl Backend for UpstreamPlans {
                 body.insert("plan_id".into(), json!(up.plan_id));
                 body.insert("context".into(), inst.context.clone());
                 body.insert("parameters".into(), inst.parameters.clone());
-                insert_opt(
-                    &mut body,
-                    "organization_guid",
-                    inst.organization_guid.as_ref().map(|s| json!(s)).as_ref(),
-                );
-                insert_opt(
-                    &mut body,
-                    "space_guid",
-                    inst.space_guid.as_ref().map(|s| json!(s)).as_ref(),
-                );
+                // Required by mainstream upstream frameworks even when the
+                // platform sent only a context (Kubernetes platforms do).
+                let guids = super::guids::for_instance(inst, &client.config().guids);
+                body.insert("organization_guid".into(), json!(guids.organization));
+                body.insert("space_guid".into(), json!(guids.space));
                 match run.create(target, &Value::Object(body)).await {
                     Created::Done(_) => return Ok(()),
                     Created::Rejected(msg) => return Err(BackendError::new(msg)),

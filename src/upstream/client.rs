@@ -21,6 +21,14 @@ use crate::broker::model::OriginatingIdentity;
 const MAX_BODY: usize = 4 * 1024 * 1024;
 /// Longest excerpt of a malformed body quoted in a message.
 const EXCERPT: usize = 120;
+/// What stays literal in a path segment: RFC 3986's unreserved characters.
+/// Everything else is percent-encoded, `%` included, so no id can end a
+/// segment, start a query or fragment, or smuggle an encoded dot segment.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// An OSB endpoint of the upstream broker.
 #[derive(Debug, Clone, Copy)]
@@ -195,6 +203,18 @@ pub enum UpstreamError {
         /// The OSB error body, if any.
         error: Option<OsbError>,
     },
+    /// An instance or binding id that no URL path segment can carry
+    /// unchanged: empty, `.` or `..` (URL parsers and proxies resolve those,
+    /// also when percent-encoded). Nothing was sent.
+    #[error(
+        "upstream broker {broker} cannot be sent the id {id:?}: an empty, `.` or `..` id would change the request's path"
+    )]
+    UnsafeId {
+        /// Upstream name.
+        broker: String,
+        /// The id.
+        id: String,
+    },
     /// An answer whose body is not the JSON the operation needs.
     #[error("upstream broker {broker} answered HTTP {status} with a malformed body: {detail}")]
     InvalidJson {
@@ -212,6 +232,7 @@ impl UpstreamError {
     pub fn metric_label(&self) -> &'static str {
         match self {
             UpstreamError::Config { .. } => "config",
+            UpstreamError::UnsafeId { .. } => "unsafe_id",
             UpstreamError::Connect { .. } => "connect",
             UpstreamError::Timeout { .. } => "timeout",
             UpstreamError::Transport { .. } => "transport",
@@ -224,7 +245,7 @@ impl UpstreamError {
     /// Whether trying again later may help.
     pub fn is_transient(&self) -> bool {
         match self {
-            UpstreamError::Config { .. } => false,
+            UpstreamError::Config { .. } | UpstreamError::UnsafeId { .. } => false,
             UpstreamError::Status { code, .. } => *code >= 500 || *code == 408 || *code == 429,
             _ => true,
         }
@@ -236,7 +257,9 @@ impl UpstreamError {
     /// or a 4xx means nothing was created.
     pub fn may_have_acted(&self) -> bool {
         match self {
-            UpstreamError::Config { .. } | UpstreamError::Connect { .. } => false,
+            UpstreamError::Config { .. }
+            | UpstreamError::UnsafeId { .. }
+            | UpstreamError::Connect { .. } => false,
             UpstreamError::Timeout { .. }
             | UpstreamError::Transport { .. }
             | UpstreamError::InvalidJson { .. } => true,
@@ -347,6 +370,8 @@ impl Client {
         identity: Identity<'_>,
     ) -> Result<Reply, UpstreamError> {
         let url = self.url(endpoint, query)?;
+        // The encoded path: ids as sent, and no control characters in logs.
+        let path = url.path().to_owned();
         let headers = self.headers(identity)?;
         let mut req = self.http.request(method.clone(), url).headers(headers);
         if let Some(b) = body {
@@ -383,7 +408,6 @@ impl Client {
             };
             o(&self.cfg.name, method.as_str(), &outcome, started.elapsed());
         }
-        let path = endpoint.segments().join("/");
         match &result {
             Ok(r) => tracing::debug!(upstream = %self.cfg.name, %method, path, status = r.status,
                 took_ms = started.elapsed().as_millis() as u64, "upstream call"),
@@ -400,10 +424,23 @@ impl Client {
     ) -> Result<reqwest::Url, UpstreamError> {
         let mut url =
             reqwest::Url::parse(&self.cfg.url).map_err(|e| self.config_error(e.to_string()))?;
-        url.path_segments_mut()
-            .map_err(|_| self.config_error("the url cannot have a path".into()))?
-            .pop_if_empty()
-            .extend(endpoint.segments());
+        if url.cannot_be_a_base() {
+            return Err(self.config_error("the url cannot have a path".into()));
+        }
+        // Built by hand: `path_segments_mut` drops `.`/`..` segments and
+        // strips tabs and newlines, so such an id would change the path.
+        let mut path = url.path().trim_end_matches('/').to_owned();
+        for segment in endpoint.segments() {
+            if matches!(segment, "" | "." | "..") {
+                return Err(UpstreamError::UnsafeId {
+                    broker: self.cfg.name.clone(),
+                    id: segment.to_owned(),
+                });
+            }
+            path.push('/');
+            path.extend(percent_encoding::utf8_percent_encode(segment, SEGMENT));
+        }
+        url.set_path(&path);
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
@@ -613,6 +650,76 @@ mod tests {
             "upstream broker cloud did not answer within 1.5s"
         );
         assert_eq!(status(503).metric_label(), "status_5xx");
+    }
+
+    fn client(url: &str) -> Client {
+        let cfg = UpstreamConfig::parse(
+            &crate::catalog::Upstream {
+                name: "cloud".into(),
+                settings: json!({ "url": url }).as_object().unwrap().clone(),
+            },
+            std::path::Path::new("/"),
+        )
+        .unwrap();
+        Client::new(cfg).unwrap()
+    }
+
+    /// Each id stays one segment, whatever it holds; what a URL parser or a
+    /// proxy would resolve (`.`, `..`, `%2e%2e`, tab- or newline-split dots)
+    /// is either encoded beyond resolving or refused before sending.
+    #[test]
+    fn ids_are_one_path_segment_each() {
+        let c = client("https://b.example/osb");
+        let encoded = [
+            ("a/../../v2/catalog", "a%2F..%2F..%2Fv2%2Fcatalog"),
+            ("x?y=1#z", "x%3Fy%3D1%23z"),
+            ("%2e%2e", "%252e%252e"),
+            ("%2F", "%252F"),
+            (".\t.", ".%09."),
+            (".\n.", ".%0A."),
+            ("..\r", "..%0D"),
+            ("a b", "a%20b"),
+            ("...", "..."),
+            (
+                "é;:@!$&'()*+,=",
+                "%C3%A9%3B%3A%40%21%24%26%27%28%29%2A%2B%2C%3D",
+            ),
+            ("\\server", "%5Cserver"),
+        ];
+        for (id, want) in encoded {
+            let u = c.url(Endpoint::Binding(id, "b"), &[]).unwrap();
+            assert_eq!(
+                u.path(),
+                format!("/osb/v2/service_instances/{want}/service_bindings/b"),
+                "{id:?}"
+            );
+            let u = c.url(Endpoint::InstanceLastOperation(id), &[]).unwrap();
+            assert_eq!(
+                u.path(),
+                format!("/osb/v2/service_instances/{want}/last_operation"),
+                "{id:?}"
+            );
+            assert!(u.query().is_none() && u.fragment().is_none(), "{id:?}");
+            let segs: Vec<_> = u.path_segments().unwrap().collect();
+            assert_eq!(segs.len(), 5, "{id:?}: {segs:?}");
+        }
+        for id in ["", ".", ".."] {
+            for e in [
+                c.url(Endpoint::Instance(id), &[]).unwrap_err(),
+                c.url(Endpoint::Binding("i", id), &[]).unwrap_err(),
+            ] {
+                assert!(matches!(e, UpstreamError::UnsafeId { .. }), "{id:?}: {e}");
+                assert!(!e.may_have_acted() && !e.is_transient());
+            }
+        }
+        // A base URL without a path prefix, and one ending in a slash.
+        let u = client("https://b.example/")
+            .url(Endpoint::Instance("i/1"), &[("plan_id", "p&q")])
+            .unwrap();
+        assert_eq!(
+            u.as_str(),
+            "https://b.example/v2/service_instances/i%2F1?plan_id=p%26q"
+        );
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct UpstreamConfig {
     pub url: String,
     /// How to authenticate.
     pub auth: Option<Auth>,
+    /// The operator accepts sending `auth` over plain `http://`.
+    pub allow_insecure_http: bool,
     /// PEM CA bundle to trust instead of the system roots.
     pub ca_file: Option<PathBuf>,
     /// PEM client certificate chain for mutual TLS.
@@ -52,6 +54,9 @@ pub struct UpstreamConfig {
     pub import: Option<Import>,
     /// How often an imported catalog is fetched again.
     pub refresh: Duration,
+    /// `organization_guid`/`space_guid` to send when the platform sent none
+    /// (each unset one is derived, see [`super::guids`]).
+    pub guids: super::guids::Fixed,
 }
 
 /// Credentials for the upstream broker.
@@ -164,6 +169,7 @@ struct Doc {
     url: Option<String>,
     url_env: Option<String>,
     auth: Option<AuthDoc>,
+    allow_insecure_http: Option<bool>,
     ca_file: Option<PathBuf>,
     client_cert_file: Option<PathBuf>,
     client_key_file: Option<PathBuf>,
@@ -173,6 +179,8 @@ struct Doc {
     retries: Option<u32>,
     import: Option<ImportDoc>,
     refresh_seconds: Option<f64>,
+    organization_guid: Option<String>,
+    space_guid: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -310,6 +318,16 @@ impl UpstreamConfig {
             .map(|token| Auth::Bearer { token }),
         });
 
+        // Loopback is not exempt: a sidecar or port-forward on 127.0.0.1
+        // is the operator's call to make, in writing, like any other host.
+        let allow_insecure_http = doc.allow_insecure_http.unwrap_or(false);
+        let plain_http = reqwest::Url::parse(&url).is_ok_and(|u| u.scheme() == "http");
+        if auth.is_some() && !allow_insecure_http && plain_http {
+            problems.push(format!(
+                "url {url:?} is plain http:// but `auth:` would send credentials over it, readable by anyone on the way; \
+                 use https://, or set `allow_insecure_http: true` on this upstream to accept that"
+            ));
+        }
         if doc.client_cert_file.is_some() != doc.client_key_file.is_some() {
             problems.push("client_cert_file and client_key_file go together".into());
         }
@@ -350,6 +368,16 @@ impl UpstreamConfig {
                 "api_version {api_version:?} must be an OSB 2.x version like \"2.17\""
             ));
         }
+        for (field, v) in [
+            ("organization_guid", &doc.organization_guid),
+            ("space_guid", &doc.space_guid),
+        ] {
+            if v.as_ref().is_some_and(|v| v.trim().is_empty()) {
+                problems.push(format!(
+                    "{field} must not be empty (leave it out to derive it)"
+                ));
+            }
+        }
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -357,6 +385,7 @@ impl UpstreamConfig {
             name: upstream.name.clone(),
             url,
             auth,
+            allow_insecure_http,
             ca_file: doc.ca_file.map(resolve),
             client_cert_file: doc.client_cert_file.map(resolve),
             client_key_file: doc.client_key_file.map(resolve),
@@ -371,7 +400,17 @@ impl UpstreamConfig {
                 name_prefix: i.name_prefix,
             }),
             refresh,
+            guids: super::guids::Fixed {
+                organization: doc.organization_guid,
+                space: doc.space_guid,
+            },
         })
+    }
+
+    /// Whether credentials go over plain HTTP (which `allow_insecure_http`
+    /// must have allowed).
+    pub fn credentials_in_clear(&self) -> bool {
+        self.auth.is_some() && reqwest::Url::parse(&self.url).is_ok_and(|u| u.scheme() == "http")
     }
 
     /// Reads the configured credentials now (env or file) and renders the
@@ -475,9 +514,12 @@ mod tests {
             "poll": {"initial_seconds": 0.1, "max_seconds": 1},
             "retries": 1,
             "import": {"services": ["redis"], "tags": ["cache"], "id_prefix": "x-"},
-            "refresh_seconds": 60
+            "refresh_seconds": 60,
+            "space_guid": "space-of-the-operator"
         }))
         .unwrap();
+        assert_eq!(c.guids.organization, None);
+        assert_eq!(c.guids.space.as_deref(), Some("space-of-the-operator"));
         assert_eq!(
             c.auth,
             Some(Auth::Basic {
@@ -511,11 +553,47 @@ mod tests {
         }))
         .unwrap_err();
         assert_eq!(e.len(), 5, "{e:?}");
+        let e = parse(json!({"url": "https://b", "organization_guid": " "})).unwrap_err();
+        assert!(e[0].contains("organization_guid"), "{e:?}");
         let e = parse(
             json!({"url": "https://b", "auth": {"bearer": {"token_env": "A", "token_file": "f"}}}),
         )
         .unwrap_err();
         assert!(e[0].contains("only one"), "{e:?}");
+    }
+
+    #[test]
+    fn credentials_over_plain_http_need_the_operators_consent() {
+        let basic = json!({"basic": {"username": "u", "password_env": "P"}});
+        let bearer = json!({"bearer": {"token_file": "t"}});
+        for url in [
+            "http://127.0.0.1:9090",
+            "HTTP://[::1]:9090",
+            "http://broker.example",
+        ] {
+            for auth in [&basic, &bearer] {
+                let e = parse(json!({"url": url, "auth": auth})).unwrap_err();
+                assert_eq!(e.len(), 1, "{e:?}");
+                assert!(
+                    e[0].contains("plain http://") && e[0].contains("allow_insecure_http: true"),
+                    "{e:?}"
+                );
+                let c =
+                    parse(json!({"url": url, "auth": auth, "allow_insecure_http": true})).unwrap();
+                assert!(c.allow_insecure_http && c.auth.is_some());
+            }
+            // Without credentials there is nothing to protect.
+            assert!(parse(json!({"url": url})).is_ok());
+        }
+        // url_env can't slip plain http past the check.
+        let e = UpstreamConfig::parse_with_env(
+            &up(json!({"url": "https://b.example", "url_env": "U", "auth": basic})),
+            Path::new("/cat"),
+            &|_| Some("http://b.example".to_owned()),
+        )
+        .unwrap_err();
+        assert!(e[0].contains("plain http://"), "{e:?}");
+        assert!(parse(json!({"url": "https://b.example", "auth": basic})).is_ok());
     }
 
     #[test]

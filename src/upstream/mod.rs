@@ -8,6 +8,7 @@
 //!  catalog `upstreams:` ──> config.rs   typed settings (url, auth from env/file,
 //!                                       TLS, timeouts, polling, import)
 //!                           client.rs   the OSB HTTP client, UpstreamError
+//!                           guids.rs    organization/space guids for Kubernetes platforms
 //!  core (Backend port) ──> backend.rs   provision/update/deprovision/bind/unbind,
 //!                                       polling, orphan mitigation, checkpoints
 //!  runtime / lint ───────> aggregate.rs catalog import, merge, refresh
@@ -21,6 +22,7 @@ pub mod aggregate;
 pub mod backend;
 pub mod client;
 pub mod config;
+pub mod guids;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -75,6 +77,10 @@ impl Upstreams {
                 Ok(c) => {
                     tracing::info!(upstream = %u.name, url = %c.config().url,
                         import = c.config().import.is_some(), "upstream broker configured");
+                    if c.config().credentials_in_clear() {
+                        tracing::warn!(upstream = %u.name, url = %c.config().url,
+                            "credentials go to this upstream over plain HTTP (allow_insecure_http: true)");
+                    }
                     clients.push(c.clone());
                 }
                 Err(why) => tracing::error!(upstream = %u.name, error = %why,

@@ -11,8 +11,9 @@ speak the protocol the way openbrokerapi's Flask blueprint expects it.
 --mode async makes provision, update, deprovision, bind and unbind answer 202;
 their last_operation reports "in progress" for N polls, then "succeeded".
 Every request received is appended to --log as one JSON object per line
-(method, path, query, selected headers, JSON body), so tests can assert what
-actually reached the upstream (e.g. orphan mitigation DELETEs).
+(method, decoded path and raw request URI, query, selected headers, JSON
+body), so tests can assert what actually reached the upstream (e.g. orphan
+mitigation DELETEs).
 
 Test knobs, passed as provision parameters: {"outcome": "fail"} makes the
 (async) provision end "failed"; in sync mode it raises a 500.
@@ -333,6 +334,8 @@ def main():
             "time": time.time(),
             "method": request.method,
             "path": request.path,
+            # As it arrived, before the WSGI server decoded it (waitress).
+            "raw_uri": request.environ.get("REQUEST_URI"),
             "query": request.args.to_dict(),
             "api_version": request.headers.get("X-Broker-API-Version"),
             "originating_identity": request.headers.get("X-Broker-API-Originating-Identity"),

@@ -159,6 +159,9 @@ pub struct CatalogOpts<'a> {
     pub auth: Option<&'a str>,
     /// More settings of the upstream entry, one `key: value` per line.
     pub extra: Vec<String>,
+    /// Writes `allow_insecure_http: true`: the test upstream listens on
+    /// plain http:// (loopback), and credentials go there only with it.
+    pub allow_insecure_http: bool,
 }
 
 impl<'a> CatalogOpts<'a> {
@@ -172,6 +175,7 @@ impl<'a> CatalogOpts<'a> {
             import: None,
             auth: None,
             extra: Vec::new(),
+            allow_insecure_http: true,
         }
     }
 }
@@ -190,6 +194,9 @@ pub fn write_catalog(dir: &Path, o: &CatalogOpts<'_>) -> PathBuf {
         .import
         .map(|i| format!("    import: {i}\n    refresh_seconds: 1\n"))
         .unwrap_or_default();
+    if o.allow_insecure_http {
+        import.push_str("    allow_insecure_http: true\n");
+    }
     for line in &o.extra {
         import.push_str(&format!("    {line}\n"));
     }
