@@ -125,6 +125,36 @@ const CASES: &[Case] = &[
         "cluster-scoped",
         None,
     ),
+    case(
+        "node-port",
+        "Service/{r}-public",
+        "service-type",
+        Some("{allow: [service-type]}"),
+    ),
+    case(
+        "external-ips",
+        "Service/{r}-mitm",
+        "service-external-ips",
+        None,
+    ),
+    case(
+        "secret-reader",
+        "Role/{r}-secrets",
+        "rbac-sensitive",
+        Some("{allow: [rbac-sensitive]}"),
+    ),
+    case(
+        "system-subject",
+        "RoleBinding/{r}-everyone",
+        "rbac-system-subject",
+        None,
+    ),
+    case(
+        "sa-token",
+        "Secret/{r}-token",
+        "service-account-token",
+        Some("{allow: [service-account-token]}"),
+    ),
 ];
 
 fn hostile_charts() -> PathBuf {
@@ -295,6 +325,279 @@ fn catalog_lint_names_bad_policy_entries() {
     assert_eq!(text.matches("chart.policy").count(), 3, "{text}");
     let typo = yaml.replace("extra_kinds", "extra_kind");
     assert!(Catalog::from_yaml(Path::new("c.yaml"), &typo, &hostile_charts()).is_err());
+}
+
+/// The rules named in a policy error's description, in order, once each.
+fn rules_named(description: &str) -> Vec<String> {
+    let mut rules: Vec<String> = description
+        .split("(rule: ")
+        .skip(1)
+        .filter_map(|s| s.split_once(')').map(|(r, _)| r.to_owned()))
+        .collect();
+    rules.dedup();
+    rules
+}
+
+/// The workload kinds that carry a pod, with their `apiVersion`.
+const WORKLOADS: &[(&str, &str)] = &[
+    ("Pod", "v1"),
+    ("Deployment", "apps/v1"),
+    ("StatefulSet", "apps/v1"),
+    ("DaemonSet", "apps/v1"),
+    ("ReplicaSet", "apps/v1"),
+    ("ReplicationController", "v1"),
+    ("Job", "batch/v1"),
+    ("CronJob", "batch/v1"),
+];
+
+/// One hostile pod per Pod Security rule: (rule, patch on a restricted pod
+/// spec, patch on its container `app`, where the container goes). Each
+/// breaks exactly one rule, so the privileged container keeps
+/// `allowPrivilegeEscalation: false` (which the API server would refuse
+/// beside `privileged`; the policy runs first).
+fn pod_cases() -> Vec<(&'static str, Value, Value, &'static str)> {
+    let sc = |v: Value| json!({"securityContext": v});
+    let none = Value::Null;
+    vec![
+        (
+            "privileged-container",
+            none.clone(),
+            sc(json!({"privileged": true})),
+            "containers",
+        ),
+        (
+            "privilege-escalation",
+            none.clone(),
+            sc(json!({"allowPrivilegeEscalation": true})),
+            "initContainers",
+        ),
+        (
+            "unmasked-proc-mount",
+            none.clone(),
+            sc(json!({"procMount": "Unmasked"})),
+            "containers",
+        ),
+        (
+            "host-namespace",
+            json!({"hostPID": true}),
+            none.clone(),
+            "containers",
+        ),
+        (
+            "host-port",
+            none.clone(),
+            json!({"ports": [{"containerPort": 80, "hostPort": 80}]}),
+            "containers",
+        ),
+        (
+            "host-path",
+            json!({"volumes": [{"name": "docker", "hostPath": {"path": "/var/run/docker.sock"}}]}),
+            none.clone(),
+            "containers",
+        ),
+        (
+            "volume-type",
+            json!({"volumes": [{"name": "n", "nfs": {"server": "10.0.0.1", "path": "/"}}]}),
+            none.clone(),
+            "containers",
+        ),
+        (
+            "run-as-root",
+            none.clone(),
+            sc(json!({"runAsUser": 0})),
+            "initContainers",
+        ),
+        (
+            "seccomp",
+            none.clone(),
+            sc(json!({"seccompProfile": {"type": "Unconfined"}})),
+            "initContainers",
+        ),
+        (
+            "apparmor",
+            none.clone(),
+            sc(json!({"appArmorProfile": {"type": "Unconfined"}})),
+            "containers",
+        ),
+        (
+            "selinux",
+            sc(json!({"seLinuxOptions": {"type": "spc_t"}})),
+            none.clone(),
+            "containers",
+        ),
+        (
+            "sysctls",
+            sc(json!({"sysctls": [{"name": "kernel.core_pattern", "value": "|/bin/sh"}]})),
+            none.clone(),
+            "containers",
+        ),
+        (
+            "capabilities-drop-all",
+            none.clone(),
+            sc(json!({"capabilities": {"drop": ["NET_RAW"]}})),
+            "initContainers",
+        ),
+        (
+            "capability-not-allowed",
+            none.clone(),
+            sc(json!({"capabilities": {"add": ["SYS_PTRACE"]}})),
+            "containers",
+        ),
+        (
+            "probe-host",
+            none.clone(),
+            json!({"readinessProbe": {"httpGet": {"host": "169.254.169.254", "path": "/", "port": 80}}}),
+            "containers",
+        ),
+    ]
+}
+
+fn merge(v: &mut Value, patch: &Value) {
+    match patch {
+        Value::Null => {}
+        Value::Object(p) => {
+            if !v.is_object() {
+                *v = json!({});
+            }
+            let map = v.as_object_mut().unwrap();
+            for (k, pv) in p {
+                if pv.is_null() {
+                    map.remove(k);
+                } else {
+                    merge(map.entry(k.clone()).or_insert(Value::Null), pv);
+                }
+            }
+        }
+        other => *v = other.clone(),
+    }
+}
+
+/// A chart with one `kind` object whose pod passes "restricted" except for
+/// the patches; `list` is the container list that holds `app`.
+fn write_pod_chart(dir: &Path, kind: &str, api: &str, pod: &Value, container: &Value, list: &str) {
+    let mut app = json!({
+        "name": "app",
+        "image": "busybox:1.36",
+        "command": ["sleep", "infinity"],
+        "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}},
+    });
+    merge(&mut app, container);
+    let mut spec = json!({
+        "securityContext": {"runAsNonRoot": true, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [app.clone()],
+    });
+    if list != "containers" {
+        spec[list] = json!([app]);
+        spec["containers"][0]["name"] = json!("main");
+        spec["containers"][0]["securityContext"] =
+            json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}});
+    }
+    merge(&mut spec, pod);
+    if kind == "Job" || kind == "CronJob" {
+        spec["restartPolicy"] = json!("Never");
+    }
+    let template = json!({"metadata": {"labels": {"app": "w"}}, "spec": spec});
+    let selector = json!({"matchLabels": {"app": "w"}});
+    let body = match kind {
+        "Pod" => json!({"spec": spec}),
+        "ReplicationController" => {
+            json!({"spec": {"selector": {"app": "w"}, "template": template}})
+        }
+        "Job" => json!({"spec": {"template": template}}),
+        "CronJob" => {
+            json!({"spec": {"schedule": "0 * * * *", "jobTemplate": {"spec": {"template": template}}}})
+        }
+        _ => json!({"spec": {"selector": selector, "template": template}}),
+    };
+    let mut doc =
+        json!({"apiVersion": api, "kind": kind, "metadata": {"name": "{{ .Release.Name }}-w"}});
+    merge(&mut doc, &body);
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    std::fs::write(
+        dir.join("Chart.yaml"),
+        format!(
+            "apiVersion: v2\nname: {}\nversion: 0.1.0\n",
+            dir.file_name().unwrap().to_string_lossy()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("templates/workload.yaml"), doc.to_string()).unwrap();
+}
+
+/// Every Pod Security rule, on every workload kind, through a provision:
+/// refused with exactly that rule named and nothing written; the plan that
+/// loosens that one rule by name gets the same chart through.
+#[tokio::test]
+async fn pod_security_restricted_on_every_workload_kind() {
+    let charts = tempfile::tempdir().unwrap();
+    let catalog = tempfile::tempdir().unwrap();
+    let kinds = "extra_kinds: [DaemonSet, ReplicationController]";
+    let mut plans = String::new();
+    // The control: the same pod with nothing broken passes in every kind.
+    let mut cases = vec![("none", Value::Null, Value::Null, "containers")];
+    cases.extend(pod_cases());
+    for (rule, pod, container, list) in &cases {
+        for (kind, api) in WORKLOADS {
+            let chart = format!("{rule}-{}", kind.to_ascii_lowercase());
+            write_pod_chart(&charts.path().join(&chart), kind, api, pod, container, list);
+            plans += &format!(
+                "      - {{id: {chart}, name: {chart}, description: d, chart: {{path: {chart}, policy: {{{kinds}}}}}}}\n"
+            );
+            if *kind == "Deployment" && *rule != "none" {
+                plans += &format!(
+                    "      - {{id: allow-{chart}, name: allow-{chart}, description: d, chart: {{path: {chart}, policy: {{{kinds}, allow: [{rule}]}}}}}}\n"
+                );
+            }
+        }
+    }
+    std::fs::write(
+        catalog.path().join("pods.yaml"),
+        format!("services:\n  - id: svc-pods\n    name: pods\n    description: d\n    bindable: false\n    plans:\n{plans}"),
+    )
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    cfg.catalog_dir = catalog.path().to_path_buf();
+    cfg.charts_dir = charts.path().to_path_buf();
+    let b = TestBroker::with_config(data, cfg).await;
+    for (n, (rule, _, _, _)) in cases.iter().enumerate() {
+        for (kind, _) in WORKLOADS {
+            let plan = format!("{rule}-{}", kind.to_ascii_lowercase());
+            // Short ids keep the release name readable: cb-<instance>.
+            let instance = format!("p{n}-{}", kind.to_ascii_lowercase());
+            let r = b
+                .call(
+                    Method::PUT,
+                    &format!("/v2/service_instances/{instance}"),
+                    Some(body("svc-pods", &plan)),
+                )
+                .await;
+            if *rule == "none" {
+                assert_eq!(r.status, StatusCode::CREATED, "{plan}: {}", r.text);
+                continue;
+            }
+            assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
+            let description = r.json["description"].as_str().unwrap();
+            assert!(
+                description.starts_with(&format!(
+                    "policy rejected the chart: {kind}/cb-{instance}-w: "
+                )),
+                "{plan}: {description}"
+            );
+            assert_eq!(rules_named(description), [*rule], "{plan}: {description}");
+            assert!(!b.release_dir(&instance).exists(), "{plan} wrote manifests");
+            if *kind == "Deployment" {
+                let r = b
+                    .call(
+                        Method::PUT,
+                        &format!("/v2/service_instances/ok-{instance}"),
+                        Some(body("svc-pods", &format!("allow-{plan}"))),
+                    )
+                    .await;
+                assert_eq!(r.status, StatusCode::CREATED, "allow-{plan}: {}", r.text);
+            }
+        }
+    }
 }
 
 /// Every plan of the repository's catalog provisions through the default
