@@ -666,3 +666,148 @@ async fn repository_charts_pass_with_default_values() {
         }
     }
 }
+
+/// A chart whose ConfigMap carries `files/key` (`.Files.Get`), under a
+/// catalog with one plan `leak`.
+fn leaking_chart(charts: &Path, catalog: &Path) {
+    let chart = charts.join("leak");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    std::fs::create_dir_all(chart.join("files")).unwrap();
+    std::fs::write(
+        chart.join("Chart.yaml"),
+        "apiVersion: v2\nname: leak\nversion: 0.1.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        chart.join("templates/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: {{ .Release.Name }}}\ndata:\n  key: {{ .Files.Get \"files/key\" | quote }}\n",
+    )
+    .unwrap();
+    std::fs::write(chart.join("files/key"), "harmless").unwrap();
+    std::fs::write(
+        catalog.join("leak.yaml"),
+        "services:\n  - {id: svc-leak, name: leak, description: d, bindable: false, plans: [{id: leak, name: leak, description: d, chart: {path: leak}}]}\n",
+    )
+    .unwrap();
+}
+
+/// A symlink in a chart folder would let the chart author render any file
+/// the broker can read (here a stand-in for its store key) into a
+/// manifest. It is refused at lint, at start (the catalog doesn't load),
+/// and at every use if it appears while the broker runs, naming the file.
+#[tokio::test]
+async fn symlinked_chart_files_are_refused() {
+    let charts = tempfile::tempdir().unwrap();
+    let catalog = tempfile::tempdir().unwrap();
+    leaking_chart(charts.path(), catalog.path());
+    let data = tempfile::tempdir().unwrap();
+    let secret = data.path().join("credentials.yaml");
+    std::fs::write(&secret, "TOP-SECRET-KEY-MATERIAL").unwrap();
+    let mut cfg = config(data.path());
+    cfg.catalog_dir = catalog.path().to_path_buf();
+    cfg.charts_dir = charts.path().to_path_buf();
+    let b = TestBroker::with_config(data, cfg).await;
+
+    // The link appears after start: the next provision is refused.
+    let key = charts.path().join("leak/files/key");
+    std::fs::remove_file(&key).unwrap();
+    std::os::unix::fs::symlink(&secret, &key).unwrap();
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/leak-1",
+            Some(body("svc-leak", "leak")),
+        )
+        .await;
+    assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
+    let description = r.json["description"].as_str().unwrap();
+    assert!(
+        description.contains(&format!("{}: is a symbolic link", key.display())),
+        "{description}"
+    );
+    assert!(!r.text.contains("TOP-SECRET"), "{}", r.text);
+    let written = files_under(&b.data.path().join("render"));
+    assert!(written.is_empty(), "manifests written: {written:?}");
+
+    // At start and at lint, the catalog doesn't load.
+    let err = Catalog::load(catalog.path(), charts.path()).unwrap_err();
+    assert!(
+        err.to_string().contains(&format!(
+            "chart.path: {}: is a symbolic link",
+            key.display()
+        )),
+        "{err}"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chartbroker"))
+        .args(["catalog", "lint"])
+        .arg(catalog.path())
+        .arg("--charts")
+        .arg(charts.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("leak/files/key: is a symbolic link"),
+        "{stderr}"
+    );
+
+    // A chart folder that is a link elsewhere is refused the same way.
+    std::fs::remove_file(&key).unwrap();
+    std::fs::write(&key, "harmless").unwrap();
+    assert!(Catalog::load(catalog.path(), charts.path()).is_ok());
+    std::fs::rename(charts.path().join("leak"), charts.path().join("real")).unwrap();
+    std::os::unix::fs::symlink(charts.path().join("real"), charts.path().join("leak")).unwrap();
+    let err = Catalog::load(catalog.path(), charts.path()).unwrap_err();
+    assert!(err.to_string().contains("is a symbolic link"), "{err}");
+}
+
+/// `catalog lint` shows what each plan's policy allows, and refuses a plan
+/// that tries to loosen a rule no plan may loosen.
+#[test]
+fn catalog_lint_shows_each_plans_policy() {
+    let catalog = tempfile::tempdir().unwrap();
+    hostile_catalog(catalog.path());
+    let lint = |dir: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_chartbroker"))
+            .args(["catalog", "lint"])
+            .arg(dir)
+            .arg("--charts")
+            .arg(hostile_charts())
+            .output()
+            .unwrap()
+    };
+    let out = lint(catalog.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "  hostile/hostile-privileged: default policy (Pod Security restricted)\n",
+        "  hostile/allowed-privileged: allows rules off: privileged-container, privilege-escalation, unmasked-proc-mount\n",
+        "  hostile/allowed-daemonset: allows kinds: also DaemonSet\n",
+        "  hostile/allowed-capabilities-add: allows capabilities: also SYS_ADMIN\n",
+        "  hostile/allowed-node-port: allows rules off: service-type\n",
+    ] {
+        assert!(stdout.contains(line), "expected {line:?} in:\n{stdout}");
+    }
+    std::fs::write(
+        catalog.path().join("hostile.yaml"),
+        "services:\n  - {id: s, name: s, description: d, bindable: false, plans: [{id: p, name: p, description: d, chart: {path: wildcard-role, policy: {allow: [wildcard-rbac, seccomp, everything]}}}]}\n",
+    )
+    .unwrap();
+    let out = lint(catalog.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("chart.policy.allow[0]: rule `wildcard-rbac` can't be loosened"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("chart.policy.allow[2]: unknown rule `everything`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("allow[1]"), "{stderr}");
+}
