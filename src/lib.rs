@@ -8,6 +8,7 @@ pub mod kube;
 pub mod metrics;
 pub mod osb;
 pub mod policy;
+pub mod redact;
 pub mod runtime;
 pub mod server;
 pub mod store;

@@ -811,3 +811,124 @@ fn catalog_lint_shows_each_plans_policy() {
     );
     assert!(!stderr.contains("allow[1]"), "{stderr}");
 }
+
+/// A chart that, asked to, fails with its generated password in every form
+/// a template can give it, so helm quotes them all in its error.
+fn encoding_chart(charts: &Path, catalog: &Path) {
+    let chart = charts.join("encoder");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    std::fs::write(
+        chart.join("Chart.yaml"),
+        "apiVersion: v2\nname: encoder\nversion: 0.1.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        chart.join("templates/cm.yaml"),
+        r#"{{- $p := .Values.password }}
+{{- if eq .Values.message "fail" }}
+{{- fail (printf "std=%s nopad=%s url=%s inner1=%s inner2=%s inner5=%s hex=%x HEX=%X quoted=%q json=%s query=%s" (b64enc $p) (b64enc $p | trimSuffix "=" | trimSuffix "=") (b64enc $p | replace "+" "-" | replace "/" "_" | trimAll "=") (b64enc (printf "u%s" $p)) (b64enc (printf "us%s" $p)) (b64enc (printf "user:%s" $p)) $p $p $p (toJson (dict "p" $p)) (urlquery (printf "p=%s&x" $p))) }}
+{{- end }}
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: {{ .Release.Name }}}
+data: {ok: "yes"}
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        catalog.join("encoder.yaml"),
+        r#"services:
+  - id: svc-enc
+    name: enc
+    description: d
+    bindable: true
+    plans:
+      - id: enc
+        name: enc
+        description: d
+        chart:
+          path: encoder
+          values: {message: "{{parameters.message}}", password: "{{secrets.password}}"}
+          secrets: {password: {length: 25}}
+          credentials: {password: "{{secrets.password}}"}
+"#,
+    )
+    .unwrap();
+}
+
+/// Whatever encoding a chart wraps a generated secret in, helm's error
+/// reaches the platform (sync error body, async `last_operation`) with
+/// the secret redacted.
+#[tokio::test]
+async fn generated_secrets_are_redacted_in_every_encoding() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let charts = tempfile::tempdir().unwrap();
+    let catalog = tempfile::tempdir().unwrap();
+    encoding_chart(charts.path(), catalog.path());
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    cfg.catalog_dir = catalog.path().to_path_buf();
+    cfg.charts_dir = charts.path().to_path_buf();
+    let b = TestBroker::with_config(data, cfg).await;
+    let mut provision = body("svc-enc", "enc");
+    provision["parameters"] = json!({"message": "ok"});
+    let r = b
+        .call(Method::PUT, "/v2/service_instances/enc-1", Some(provision))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/enc-1/service_bindings/b1",
+            Some(json!({"service_id": "svc-enc", "plan_id": "enc"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let password = r.json["credentials"]["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let hex: String = password.bytes().map(|b| format!("{b:02x}")).collect();
+    let leaks = [
+        password.clone(),
+        STANDARD.encode(&password),
+        STANDARD.encode(&password).trim_end_matches('=').to_owned(),
+        URL_SAFE_NO_PAD.encode(&password),
+        // The part of `b64enc "user:<password>"` that only the password decides.
+        STANDARD.encode(format!("user:{password}"))[8..36].to_owned(),
+        hex.clone(),
+        hex.to_ascii_uppercase(),
+    ];
+
+    let update = json!({"service_id": "svc-enc", "parameters": {"message": "fail"}});
+    let r = b
+        .call(
+            Method::PATCH,
+            "/v2/service_instances/enc-1",
+            Some(update.clone()),
+        )
+        .await;
+    assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
+    let sync = r.text.clone();
+    let r = b
+        .call(
+            Method::PATCH,
+            "/v2/service_instances/enc-1?accepts_incomplete=true",
+            Some(update),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let r = b
+        .wait_instance("enc-1", r.json["operation"].as_str().unwrap())
+        .await;
+    assert_eq!(r.json["state"], "failed", "{}", r.text);
+    for text in [sync, r.text.clone()] {
+        // The failure is there to read, only the secret is gone.
+        assert!(text.contains("std=<redacted>"), "{text}");
+        assert!(text.contains("hex=<redacted>"), "{text}");
+        for leak in &leaks {
+            assert!(!text.contains(leak.as_str()), "{leak} in {text}");
+        }
+    }
+}
