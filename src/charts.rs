@@ -16,6 +16,10 @@
 //! mismatching chart (helm itself leaves the files of a failed
 //! verification behind).
 
+mod files;
+
+pub use files::{ChartFileError, check_archive, check_folder};
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -65,6 +69,9 @@ pub enum FetchError {
         /// The source, as displayed.
         chart: String,
     },
+    /// The chart holds a symlink or a path leaving the chart.
+    #[error(transparent)]
+    Files(#[from] ChartFileError),
     /// A local file or the cache could not be read or written.
     #[error("{what}: {error}")]
     Io {
@@ -163,7 +170,12 @@ impl ChartFetcher {
     /// source's cached archive (fetched first if needed).
     pub async fn resolve(&self, source: &ChartSource) -> Result<PathBuf, FetchError> {
         let (chart, repo, remote) = match source {
-            ChartSource::Local(p) => return Ok(p.clone()),
+            // Checked again on every use: the charts directory may have
+            // changed since the catalog was loaded.
+            ChartSource::Local(p) => {
+                check_folder(p)?;
+                return Ok(p.clone());
+            }
             ChartSource::Repository { url, name, remote } => (name.as_str(), Some(url), remote),
             ChartSource::Oci { reference, remote } => (reference.as_str(), None, remote),
         };
@@ -172,6 +184,8 @@ impl ChartFetcher {
         let _held = lock.lock().await;
         let dir = self.root.join(&key);
         if let Some(archive) = self.cached(&dir, source, remote).await? {
+            // An entry cached before archives were checked is checked now.
+            check_archive(&archive)?;
             return Ok(archive);
         }
         self.fetch(
@@ -371,6 +385,7 @@ impl ChartFetcher {
                 });
             }
         }
+        check_archive(&path)?;
         let record = Record {
             source: chart,
             archive: archive.clone(),

@@ -319,18 +319,7 @@ fn tail(stderr: &str) -> String {
     }
 }
 
-/// Replaces every secret string in `message` with `<redacted>`; helm may
-/// quote values back in its errors.
-pub fn redact(message: &str, secrets: &[String]) -> String {
-    let mut out = message.to_string();
-    let mut sorted: Vec<&String> = secrets.iter().filter(|s| s.len() >= 4).collect();
-    // Longest first, so a secret that contains another is replaced whole.
-    sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    for s in sorted {
-        out = out.replace(s.as_str(), "<redacted>");
-    }
-    out
-}
+pub use crate::redact::redact;
 
 /// A helm whose broker was killed outright (SIGKILL, OOM) must die too:
 /// otherwise it goes on upgrading a release that another replica has taken
@@ -361,16 +350,6 @@ fn die_with_parent(cmd: &mut Command) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redact_replaces_longest_first() {
-        let msg = "value \"abcd1234\" and abcd are bad";
-        assert_eq!(
-            redact(msg, &["abcd".into(), "abcd1234".into()]),
-            "value \"<redacted>\" and <redacted> are bad"
-        );
-        assert_eq!(redact("x", &["ab".into()]), "x");
-    }
 
     #[test]
     fn pull_errors_start_at_helms_error_line() {

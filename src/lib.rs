@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod osb;
 pub mod policy;
 pub mod postrender;
+pub mod redact;
 pub mod runtime;
 pub mod server;
 pub mod store;

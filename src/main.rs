@@ -292,6 +292,9 @@ async fn lint(dir: &std::path::Path, charts: &std::path::Path) -> anyhow::Result
             dir.display(),
             c.services().len()
         );
+        for line in chartbroker::catalog::policy_report(&c) {
+            println!("  {line}");
+        }
         return Ok(());
     }
     for i in &issues {

@@ -125,6 +125,36 @@ const CASES: &[Case] = &[
         "cluster-scoped",
         None,
     ),
+    case(
+        "node-port",
+        "Service/{r}-public",
+        "service-type",
+        Some("{allow: [service-type]}"),
+    ),
+    case(
+        "external-ips",
+        "Service/{r}-mitm",
+        "service-external-ips",
+        None,
+    ),
+    case(
+        "secret-reader",
+        "Role/{r}-secrets",
+        "rbac-sensitive",
+        Some("{allow: [rbac-sensitive]}"),
+    ),
+    case(
+        "system-subject",
+        "RoleBinding/{r}-everyone",
+        "rbac-system-subject",
+        None,
+    ),
+    case(
+        "sa-token",
+        "Secret/{r}-token",
+        "service-account-token",
+        Some("{allow: [service-account-token]}"),
+    ),
 ];
 
 fn hostile_charts() -> PathBuf {
@@ -297,6 +327,279 @@ fn catalog_lint_names_bad_policy_entries() {
     assert!(Catalog::from_yaml(Path::new("c.yaml"), &typo, &hostile_charts()).is_err());
 }
 
+/// The rules named in a policy error's description, in order, once each.
+fn rules_named(description: &str) -> Vec<String> {
+    let mut rules: Vec<String> = description
+        .split("(rule: ")
+        .skip(1)
+        .filter_map(|s| s.split_once(')').map(|(r, _)| r.to_owned()))
+        .collect();
+    rules.dedup();
+    rules
+}
+
+/// The workload kinds that carry a pod, with their `apiVersion`.
+const WORKLOADS: &[(&str, &str)] = &[
+    ("Pod", "v1"),
+    ("Deployment", "apps/v1"),
+    ("StatefulSet", "apps/v1"),
+    ("DaemonSet", "apps/v1"),
+    ("ReplicaSet", "apps/v1"),
+    ("ReplicationController", "v1"),
+    ("Job", "batch/v1"),
+    ("CronJob", "batch/v1"),
+];
+
+/// One hostile pod per Pod Security rule: (rule, patch on a restricted pod
+/// spec, patch on its container `app`, where the container goes). Each
+/// breaks exactly one rule, so the privileged container keeps
+/// `allowPrivilegeEscalation: false` (which the API server would refuse
+/// beside `privileged`; the policy runs first).
+fn pod_cases() -> Vec<(&'static str, Value, Value, &'static str)> {
+    let sc = |v: Value| json!({"securityContext": v});
+    let none = Value::Null;
+    vec![
+        (
+            "privileged-container",
+            none.clone(),
+            sc(json!({"privileged": true})),
+            "containers",
+        ),
+        (
+            "privilege-escalation",
+            none.clone(),
+            sc(json!({"allowPrivilegeEscalation": true})),
+            "initContainers",
+        ),
+        (
+            "unmasked-proc-mount",
+            none.clone(),
+            sc(json!({"procMount": "Unmasked"})),
+            "containers",
+        ),
+        (
+            "host-namespace",
+            json!({"hostPID": true}),
+            none.clone(),
+            "containers",
+        ),
+        (
+            "host-port",
+            none.clone(),
+            json!({"ports": [{"containerPort": 80, "hostPort": 80}]}),
+            "containers",
+        ),
+        (
+            "host-path",
+            json!({"volumes": [{"name": "docker", "hostPath": {"path": "/var/run/docker.sock"}}]}),
+            none.clone(),
+            "containers",
+        ),
+        (
+            "volume-type",
+            json!({"volumes": [{"name": "n", "nfs": {"server": "10.0.0.1", "path": "/"}}]}),
+            none.clone(),
+            "containers",
+        ),
+        (
+            "run-as-root",
+            none.clone(),
+            sc(json!({"runAsUser": 0})),
+            "initContainers",
+        ),
+        (
+            "seccomp",
+            none.clone(),
+            sc(json!({"seccompProfile": {"type": "Unconfined"}})),
+            "initContainers",
+        ),
+        (
+            "apparmor",
+            none.clone(),
+            sc(json!({"appArmorProfile": {"type": "Unconfined"}})),
+            "containers",
+        ),
+        (
+            "selinux",
+            sc(json!({"seLinuxOptions": {"type": "spc_t"}})),
+            none.clone(),
+            "containers",
+        ),
+        (
+            "sysctls",
+            sc(json!({"sysctls": [{"name": "kernel.core_pattern", "value": "|/bin/sh"}]})),
+            none.clone(),
+            "containers",
+        ),
+        (
+            "capabilities-drop-all",
+            none.clone(),
+            sc(json!({"capabilities": {"drop": ["NET_RAW"]}})),
+            "initContainers",
+        ),
+        (
+            "capability-not-allowed",
+            none.clone(),
+            sc(json!({"capabilities": {"add": ["SYS_PTRACE"]}})),
+            "containers",
+        ),
+        (
+            "probe-host",
+            none.clone(),
+            json!({"readinessProbe": {"httpGet": {"host": "169.254.169.254", "path": "/", "port": 80}}}),
+            "containers",
+        ),
+    ]
+}
+
+fn merge(v: &mut Value, patch: &Value) {
+    match patch {
+        Value::Null => {}
+        Value::Object(p) => {
+            if !v.is_object() {
+                *v = json!({});
+            }
+            let map = v.as_object_mut().unwrap();
+            for (k, pv) in p {
+                if pv.is_null() {
+                    map.remove(k);
+                } else {
+                    merge(map.entry(k.clone()).or_insert(Value::Null), pv);
+                }
+            }
+        }
+        other => *v = other.clone(),
+    }
+}
+
+/// A chart with one `kind` object whose pod passes "restricted" except for
+/// the patches; `list` is the container list that holds `app`.
+fn write_pod_chart(dir: &Path, kind: &str, api: &str, pod: &Value, container: &Value, list: &str) {
+    let mut app = json!({
+        "name": "app",
+        "image": "busybox:1.36",
+        "command": ["sleep", "infinity"],
+        "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}},
+    });
+    merge(&mut app, container);
+    let mut spec = json!({
+        "securityContext": {"runAsNonRoot": true, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [app.clone()],
+    });
+    if list != "containers" {
+        spec[list] = json!([app]);
+        spec["containers"][0]["name"] = json!("main");
+        spec["containers"][0]["securityContext"] =
+            json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}});
+    }
+    merge(&mut spec, pod);
+    if kind == "Job" || kind == "CronJob" {
+        spec["restartPolicy"] = json!("Never");
+    }
+    let template = json!({"metadata": {"labels": {"app": "w"}}, "spec": spec});
+    let selector = json!({"matchLabels": {"app": "w"}});
+    let body = match kind {
+        "Pod" => json!({"spec": spec}),
+        "ReplicationController" => {
+            json!({"spec": {"selector": {"app": "w"}, "template": template}})
+        }
+        "Job" => json!({"spec": {"template": template}}),
+        "CronJob" => {
+            json!({"spec": {"schedule": "0 * * * *", "jobTemplate": {"spec": {"template": template}}}})
+        }
+        _ => json!({"spec": {"selector": selector, "template": template}}),
+    };
+    let mut doc =
+        json!({"apiVersion": api, "kind": kind, "metadata": {"name": "{{ .Release.Name }}-w"}});
+    merge(&mut doc, &body);
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    std::fs::write(
+        dir.join("Chart.yaml"),
+        format!(
+            "apiVersion: v2\nname: {}\nversion: 0.1.0\n",
+            dir.file_name().unwrap().to_string_lossy()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("templates/workload.yaml"), doc.to_string()).unwrap();
+}
+
+/// Every Pod Security rule, on every workload kind, through a provision:
+/// refused with exactly that rule named and nothing written; the plan that
+/// loosens that one rule by name gets the same chart through.
+#[tokio::test]
+async fn pod_security_restricted_on_every_workload_kind() {
+    let charts = tempfile::tempdir().unwrap();
+    let catalog = tempfile::tempdir().unwrap();
+    let kinds = "extra_kinds: [DaemonSet, ReplicationController]";
+    let mut plans = String::new();
+    // The control: the same pod with nothing broken passes in every kind.
+    let mut cases = vec![("none", Value::Null, Value::Null, "containers")];
+    cases.extend(pod_cases());
+    for (rule, pod, container, list) in &cases {
+        for (kind, api) in WORKLOADS {
+            let chart = format!("{rule}-{}", kind.to_ascii_lowercase());
+            write_pod_chart(&charts.path().join(&chart), kind, api, pod, container, list);
+            plans += &format!(
+                "      - {{id: {chart}, name: {chart}, description: d, chart: {{path: {chart}, policy: {{{kinds}}}}}}}\n"
+            );
+            if *kind == "Deployment" && *rule != "none" {
+                plans += &format!(
+                    "      - {{id: allow-{chart}, name: allow-{chart}, description: d, chart: {{path: {chart}, policy: {{{kinds}, allow: [{rule}]}}}}}}\n"
+                );
+            }
+        }
+    }
+    std::fs::write(
+        catalog.path().join("pods.yaml"),
+        format!("services:\n  - id: svc-pods\n    name: pods\n    description: d\n    bindable: false\n    plans:\n{plans}"),
+    )
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    cfg.catalog_dir = catalog.path().to_path_buf();
+    cfg.charts_dir = charts.path().to_path_buf();
+    let b = TestBroker::with_config(data, cfg).await;
+    for (n, (rule, _, _, _)) in cases.iter().enumerate() {
+        for (kind, _) in WORKLOADS {
+            let plan = format!("{rule}-{}", kind.to_ascii_lowercase());
+            // Short ids keep the release name readable: cb-<instance>.
+            let instance = format!("p{n}-{}", kind.to_ascii_lowercase());
+            let r = b
+                .call(
+                    Method::PUT,
+                    &format!("/v2/service_instances/{instance}"),
+                    Some(body("svc-pods", &plan)),
+                )
+                .await;
+            if *rule == "none" {
+                assert_eq!(r.status, StatusCode::CREATED, "{plan}: {}", r.text);
+                continue;
+            }
+            assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
+            let description = r.json["description"].as_str().unwrap();
+            assert!(
+                description.starts_with(&format!(
+                    "policy rejected the chart: {kind}/cb-{instance}-w: "
+                )),
+                "{plan}: {description}"
+            );
+            assert_eq!(rules_named(description), [*rule], "{plan}: {description}");
+            assert!(!b.release_dir(&instance).exists(), "{plan} wrote manifests");
+            if *kind == "Deployment" {
+                let r = b
+                    .call(
+                        Method::PUT,
+                        &format!("/v2/service_instances/ok-{instance}"),
+                        Some(body("svc-pods", &format!("allow-{plan}"))),
+                    )
+                    .await;
+                assert_eq!(r.status, StatusCode::CREATED, "allow-{plan}: {}", r.text);
+            }
+        }
+    }
+}
+
 /// Every plan of the repository's catalog provisions through the default
 /// policy, with the values the catalog gives its chart.
 #[tokio::test]
@@ -360,6 +663,272 @@ async fn repository_charts_pass_with_default_values() {
         assert!(manifests.contains("kind:"), "{manifests}");
         if let Err(v) = policy::check(&manifests, "apps", &Policy::default()) {
             panic!("{}: {v}", chart.display());
+        }
+    }
+}
+
+/// A chart whose ConfigMap carries `files/key` (`.Files.Get`), under a
+/// catalog with one plan `leak`.
+fn leaking_chart(charts: &Path, catalog: &Path) {
+    let chart = charts.join("leak");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    std::fs::create_dir_all(chart.join("files")).unwrap();
+    std::fs::write(
+        chart.join("Chart.yaml"),
+        "apiVersion: v2\nname: leak\nversion: 0.1.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        chart.join("templates/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: {{ .Release.Name }}}\ndata:\n  key: {{ .Files.Get \"files/key\" | quote }}\n",
+    )
+    .unwrap();
+    std::fs::write(chart.join("files/key"), "harmless").unwrap();
+    std::fs::write(
+        catalog.join("leak.yaml"),
+        "services:\n  - {id: svc-leak, name: leak, description: d, bindable: false, plans: [{id: leak, name: leak, description: d, chart: {path: leak}}]}\n",
+    )
+    .unwrap();
+}
+
+/// A symlink in a chart folder would let the chart author render any file
+/// the broker can read (here a stand-in for its store key) into a
+/// manifest. It is refused at lint, at start (the catalog doesn't load),
+/// and at every use if it appears while the broker runs, naming the file.
+#[tokio::test]
+async fn symlinked_chart_files_are_refused() {
+    let charts = tempfile::tempdir().unwrap();
+    let catalog = tempfile::tempdir().unwrap();
+    leaking_chart(charts.path(), catalog.path());
+    let data = tempfile::tempdir().unwrap();
+    let secret = data.path().join("credentials.yaml");
+    std::fs::write(&secret, "TOP-SECRET-KEY-MATERIAL").unwrap();
+    let mut cfg = config(data.path());
+    cfg.catalog_dir = catalog.path().to_path_buf();
+    cfg.charts_dir = charts.path().to_path_buf();
+    let b = TestBroker::with_config(data, cfg).await;
+
+    // The link appears after start: the next provision is refused.
+    let key = charts.path().join("leak/files/key");
+    std::fs::remove_file(&key).unwrap();
+    std::os::unix::fs::symlink(&secret, &key).unwrap();
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/leak-1",
+            Some(body("svc-leak", "leak")),
+        )
+        .await;
+    assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
+    let description = r.json["description"].as_str().unwrap();
+    assert!(
+        description.contains(&format!("{}: is a symbolic link", key.display())),
+        "{description}"
+    );
+    assert!(!r.text.contains("TOP-SECRET"), "{}", r.text);
+    let written = files_under(&b.data.path().join("render"));
+    assert!(written.is_empty(), "manifests written: {written:?}");
+
+    // At start and at lint, the catalog doesn't load.
+    let err = Catalog::load(catalog.path(), charts.path()).unwrap_err();
+    assert!(
+        err.to_string().contains(&format!(
+            "chart.path: {}: is a symbolic link",
+            key.display()
+        )),
+        "{err}"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chartbroker"))
+        .args(["catalog", "lint"])
+        .arg(catalog.path())
+        .arg("--charts")
+        .arg(charts.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("leak/files/key: is a symbolic link"),
+        "{stderr}"
+    );
+
+    // A chart folder that is a link elsewhere is refused the same way.
+    std::fs::remove_file(&key).unwrap();
+    std::fs::write(&key, "harmless").unwrap();
+    assert!(Catalog::load(catalog.path(), charts.path()).is_ok());
+    std::fs::rename(charts.path().join("leak"), charts.path().join("real")).unwrap();
+    std::os::unix::fs::symlink(charts.path().join("real"), charts.path().join("leak")).unwrap();
+    let err = Catalog::load(catalog.path(), charts.path()).unwrap_err();
+    assert!(err.to_string().contains("is a symbolic link"), "{err}");
+}
+
+/// `catalog lint` shows what each plan's policy allows, and refuses a plan
+/// that tries to loosen a rule no plan may loosen.
+#[test]
+fn catalog_lint_shows_each_plans_policy() {
+    let catalog = tempfile::tempdir().unwrap();
+    hostile_catalog(catalog.path());
+    let lint = |dir: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_chartbroker"))
+            .args(["catalog", "lint"])
+            .arg(dir)
+            .arg("--charts")
+            .arg(hostile_charts())
+            .output()
+            .unwrap()
+    };
+    let out = lint(catalog.path());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "  hostile/hostile-privileged: default policy (Pod Security restricted)\n",
+        "  hostile/allowed-privileged: allows rules off: privileged-container, privilege-escalation, unmasked-proc-mount\n",
+        "  hostile/allowed-daemonset: allows kinds: also DaemonSet\n",
+        "  hostile/allowed-capabilities-add: allows capabilities: also SYS_ADMIN\n",
+        "  hostile/allowed-node-port: allows rules off: service-type\n",
+    ] {
+        assert!(stdout.contains(line), "expected {line:?} in:\n{stdout}");
+    }
+    std::fs::write(
+        catalog.path().join("hostile.yaml"),
+        "services:\n  - {id: s, name: s, description: d, bindable: false, plans: [{id: p, name: p, description: d, chart: {path: wildcard-role, policy: {allow: [wildcard-rbac, seccomp, everything]}}}]}\n",
+    )
+    .unwrap();
+    let out = lint(catalog.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("chart.policy.allow[0]: rule `wildcard-rbac` can't be loosened"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("chart.policy.allow[2]: unknown rule `everything`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("allow[1]"), "{stderr}");
+}
+
+/// A chart that, asked to, fails with its generated password in every form
+/// a template can give it, so helm quotes them all in its error.
+fn encoding_chart(charts: &Path, catalog: &Path) {
+    let chart = charts.join("encoder");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    std::fs::write(
+        chart.join("Chart.yaml"),
+        "apiVersion: v2\nname: encoder\nversion: 0.1.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        chart.join("templates/cm.yaml"),
+        r#"{{- $p := .Values.password }}
+{{- if eq .Values.message "fail" }}
+{{- fail (printf "std=%s nopad=%s url=%s inner1=%s inner2=%s inner5=%s hex=%x HEX=%X quoted=%q json=%s query=%s" (b64enc $p) (b64enc $p | trimSuffix "=" | trimSuffix "=") (b64enc $p | replace "+" "-" | replace "/" "_" | trimAll "=") (b64enc (printf "u%s" $p)) (b64enc (printf "us%s" $p)) (b64enc (printf "user:%s" $p)) $p $p $p (toJson (dict "p" $p)) (urlquery (printf "p=%s&x" $p))) }}
+{{- end }}
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: {{ .Release.Name }}}
+data: {ok: "yes"}
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        catalog.join("encoder.yaml"),
+        r#"services:
+  - id: svc-enc
+    name: enc
+    description: d
+    bindable: true
+    plans:
+      - id: enc
+        name: enc
+        description: d
+        chart:
+          path: encoder
+          values: {message: "{{parameters.message}}", password: "{{secrets.password}}"}
+          secrets: {password: {length: 25}}
+          credentials: {password: "{{secrets.password}}"}
+"#,
+    )
+    .unwrap();
+}
+
+/// Whatever encoding a chart wraps a generated secret in, helm's error
+/// reaches the platform (sync error body, async `last_operation`) with
+/// the secret redacted.
+#[tokio::test]
+async fn generated_secrets_are_redacted_in_every_encoding() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let charts = tempfile::tempdir().unwrap();
+    let catalog = tempfile::tempdir().unwrap();
+    encoding_chart(charts.path(), catalog.path());
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    cfg.catalog_dir = catalog.path().to_path_buf();
+    cfg.charts_dir = charts.path().to_path_buf();
+    let b = TestBroker::with_config(data, cfg).await;
+    let mut provision = body("svc-enc", "enc");
+    provision["parameters"] = json!({"message": "ok"});
+    let r = b
+        .call(Method::PUT, "/v2/service_instances/enc-1", Some(provision))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/enc-1/service_bindings/b1",
+            Some(json!({"service_id": "svc-enc", "plan_id": "enc"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let password = r.json["credentials"]["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let hex: String = password.bytes().map(|b| format!("{b:02x}")).collect();
+    let leaks = [
+        password.clone(),
+        STANDARD.encode(&password),
+        STANDARD.encode(&password).trim_end_matches('=').to_owned(),
+        URL_SAFE_NO_PAD.encode(&password),
+        // The part of `b64enc "user:<password>"` that only the password decides.
+        STANDARD.encode(format!("user:{password}"))[8..36].to_owned(),
+        hex.clone(),
+        hex.to_ascii_uppercase(),
+    ];
+
+    let update = json!({"service_id": "svc-enc", "parameters": {"message": "fail"}});
+    let r = b
+        .call(
+            Method::PATCH,
+            "/v2/service_instances/enc-1",
+            Some(update.clone()),
+        )
+        .await;
+    assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
+    let sync = r.text.clone();
+    let r = b
+        .call(
+            Method::PATCH,
+            "/v2/service_instances/enc-1?accepts_incomplete=true",
+            Some(update),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let r = b
+        .wait_instance("enc-1", r.json["operation"].as_str().unwrap())
+        .await;
+    assert_eq!(r.json["state"], "failed", "{}", r.text);
+    for text in [sync, r.text.clone()] {
+        // The failure is there to read, only the secret is gone.
+        assert!(text.contains("std=<redacted>"), "{text}");
+        assert!(text.contains("hex=<redacted>"), "{text}");
+        for leak in &leaks {
+            assert!(!text.contains(leak.as_str()), "{leak} in {text}");
         }
     }
 }

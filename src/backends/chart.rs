@@ -102,7 +102,12 @@ impl ChartPlans {
         let mut release = release_for(ctx)?;
         let source = &chart_of(ctx.plan)?.source;
         release.chart = match (source, &self.fetcher) {
-            (ChartSource::Local(path), _) => path.clone(),
+            // Checked on every use: the charts directory may have changed
+            // since the catalog was loaded.
+            (ChartSource::Local(path), _) => {
+                crate::charts::check_folder(path).map_err(|e| BackendError::new(e.to_string()))?;
+                path.clone()
+            }
             (_, Some(fetcher)) => fetcher
                 .resolve(source)
                 .await

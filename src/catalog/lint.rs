@@ -28,6 +28,26 @@ const BINDING_FIELDS: &[&str] = &["id", "app_guid"];
 /// Allowed generated-secret lengths: shorter is guessable, longer is silly.
 pub(super) const SECRET_LENGTHS: std::ops::RangeInclusive<usize> = 8..=256;
 
+/// What each chart plan's policy allows beyond the default, one line per
+/// plan (`service/plan: ...`), for `catalog lint` to show: an allowance is
+/// a decision someone should see, not only a key in a YAML file.
+pub fn policy_report(catalog: &super::Catalog) -> Vec<String> {
+    let mut out = Vec::new();
+    for service in catalog.services() {
+        for plan in &service.plans {
+            let Some(chart) = plan.chart() else { continue };
+            let allowed = chart.policy.allowances();
+            let what = if allowed.is_empty() {
+                "default policy (Pod Security restricted)".to_owned()
+            } else {
+                format!("allows {}", allowed.join("; "))
+            };
+            out.push(format!("{}/{}: {what}", service.name, plan.name));
+        }
+    }
+    out
+}
+
 /// Which tree a template lives in; `binding.*` exists only in credentials.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Tree {
@@ -197,6 +217,8 @@ impl Lint {
                 path,
                 format!("chart folder {} does not exist", resolved.display()),
             );
+        } else if let Err(e) = crate::charts::check_folder(resolved) {
+            self.issue(path, format!("{}: {}", e.file, e.problem));
         } else if !resolved.join("Chart.yaml").is_file() {
             self.issue(path, format!("{} has no Chart.yaml", resolved.display()));
         }

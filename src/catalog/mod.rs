@@ -35,6 +35,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+pub use lint::policy_report;
 pub use load::lint;
 pub use schema::SchemaKind;
 

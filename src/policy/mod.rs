@@ -2,38 +2,38 @@
 //! the cluster.
 //!
 //! Before a release is installed or upgraded, the manifests helm would apply
-//! (`helm template` with the same values) go through [`check`]. Any
-//! violation fails the operation with every offending object and rule named,
-//! and nothing is written or applied. The rules:
+//! go through [`check`], a function over helm's multi-document output, so
+//! it runs on whatever stream reaches the cluster (`helm template` today,
+//! the final post-rendered manifests, hooks and `crds/` tomorrow). Any
+//! violation fails the operation with every offending object and rule
+//! named, and nothing is written or applied.
 //!
-//! | rule | refuses | unless the plan's `policy:` says |
-//! | --- | --- | --- |
-//! | `invalid-yaml`, `not-an-object` | output that isn't a stream of Kubernetes objects | never |
-//! | `cluster-scoped` | ClusterRole, CRD, Namespace, webhooks, PersistentVolume, ... | never |
-//! | `kind-not-allowed` | kinds outside the allow-list (group + kind) | `allow_kinds` / `extra_kinds` |
-//! | `other-namespace` | `metadata.namespace` other than the release's | never |
-//! | `rolebinding-clusterrole` | a RoleBinding whose `roleRef` is a ClusterRole | never |
-//! | `wildcard-rbac` | a Role with `*` verbs or resources | never |
-//! | `privileged-container` | `privileged: true`, Windows HostProcess | `allow_privileged` |
-//! | `privilege-escalation` | `allowPrivilegeEscalation: true` | `allow_privileged` |
-//! | `unmasked-proc-mount` | `procMount` other than `Default` | `allow_privileged` |
-//! | `host-path` | hostPath volumes | `allow_host_path` |
-//! | `host-namespace` | `hostNetwork`, `hostPID`, `hostIPC` | `allow_host_network` |
-//! | `host-port` | container `hostPort` | `allow_host_network` |
-//! | `capability-not-allowed` | `capabilities.add` beyond the list | `allow_capabilities` |
+//! The default is Pod Security Standards "restricted" for every pod, plus
+//! rules on kinds, namespaces, RBAC, Services and Secrets; [`RULES`] lists
+//! each by its stable name. A plan loosens rules one by one by name
+//! (`chart.policy.allow`), kinds with `allow_kinds` / `extra_kinds`, and
+//! added capabilities with `allow_capabilities`. The rules that keep a
+//! release inside its namespace and its own RBAC can't be loosened.
 //!
-//! This module is pure: YAML in, verdict out. The render engine calls it.
+//! This module is pure: YAML in, verdict out.
 //!
 //! # Layout
 //!
 //! - `mod.rs`: [`Policy`] (the catalog's `chart.policy`), [`check`], the
 //!   per-object walk (shape, scope, kind, namespace), [`Violations`].
+//! - `ruleset.rs`: every rule's name, what it refuses, whether a plan may
+//!   loosen it.
 //! - `kinds.rs`: the default allow-list, cluster-scoped kinds, capability
 //!   names, and how a catalog names a kind (`Deployment`, `Kind.group`).
-//! - `rules.rs`: the rules inside one object: pod specs and RBAC.
+//! - `pods.rs`: Pod Security "restricted" on every pod spec.
+//! - `rules.rs`: the other rules inside one object: RBAC, Services, Secrets.
+//! - `lookup.rs`: how untrusted YAML is read (spellings, booleans).
 
 mod kinds;
+mod lookup;
+mod pods;
 mod rules;
+mod ruleset;
 
 #[cfg(test)]
 mod tests;
@@ -45,6 +45,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use kinds::GroupKind;
+pub use ruleset::{RULES, Rule};
 
 /// What a plan's charts may create, beyond the safe defaults. Catalog key
 /// `chart.policy`; every field is optional.
@@ -57,15 +58,17 @@ pub struct Policy {
     pub allow_kinds: Option<Vec<String>>,
     /// Added to the allow-list (default or `allow_kinds`), e.g. `DaemonSet`.
     pub extra_kinds: Vec<String>,
-    /// Privileged containers, privilege escalation, unmasked `/proc`,
-    /// Windows HostProcess.
+    /// Rules switched off for this plan, by name (`host-path`, `seccomp`).
+    pub allow: Vec<String>,
+    /// Shorthand for `allow: [privileged-container, privilege-escalation,
+    /// unmasked-proc-mount]`.
     pub allow_privileged: bool,
-    /// hostPath volumes.
+    /// Shorthand for `allow: [host-path]`.
     pub allow_host_path: bool,
-    /// `hostNetwork`, `hostPID`, `hostIPC` and container `hostPort`s.
+    /// Shorthand for `allow: [host-namespace, host-port]`.
     pub allow_host_network: bool,
-    /// Capabilities containers may add (`NET_BIND_SERVICE`; `CAP_` prefix
-    /// and case don't matter).
+    /// Capabilities containers may add beyond `NET_BIND_SERVICE` (`CAP_`
+    /// prefix and case don't matter).
     pub allow_capabilities: Vec<String>,
 }
 
@@ -86,6 +89,17 @@ impl Policy {
                 }
             }
         }
+        for (i, name) in self.allow.iter().enumerate() {
+            let problem = match ruleset::find(name) {
+                Some(rule) if rule.loosenable => continue,
+                Some(_) if name == "kind-not-allowed" => format!(
+                    "rule `{name}` is loosened with `allow_kinds` or `extra_kinds`, which name the kinds"
+                ),
+                Some(_) => format!("rule `{name}` can't be loosened"),
+                None => format!("unknown rule `{name}`"),
+            };
+            out.push((format!("allow[{i}]"), problem));
+        }
         for (i, cap) in self.allow_capabilities.iter().enumerate() {
             if !kinds::is_capability(&kinds::normalize_capability(cap)) {
                 out.push((
@@ -93,6 +107,50 @@ impl Policy {
                     format!("unknown capability `{cap}`"),
                 ));
             }
+        }
+        out
+    }
+
+    /// Whether this plan switches rule `name` off. Only loosenable rules
+    /// ever are, whatever the catalog says.
+    pub fn allows(&self, name: &str) -> bool {
+        if !ruleset::find(name).is_some_and(|r| r.loosenable) {
+            return false;
+        }
+        self.allow.iter().any(|a| a == name)
+            || match name {
+                "privileged-container" | "privilege-escalation" | "unmasked-proc-mount" => {
+                    self.allow_privileged
+                }
+                "host-path" => self.allow_host_path,
+                "host-namespace" | "host-port" => self.allow_host_network,
+                _ => false,
+            }
+    }
+
+    /// What this policy allows beyond the defaults, one line per kind of
+    /// allowance (empty for the default policy), for `catalog lint`.
+    pub fn allowances(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(kinds) = &self.allow_kinds {
+            out.push(format!("kinds: only {}", kinds.join(", ")));
+        }
+        if !self.extra_kinds.is_empty() {
+            out.push(format!("kinds: also {}", self.extra_kinds.join(", ")));
+        }
+        let rules: Vec<&str> = RULES
+            .iter()
+            .map(|r| r.name)
+            .filter(|r| self.allows(r))
+            .collect();
+        if !rules.is_empty() {
+            out.push(format!("rules off: {}", rules.join(", ")));
+        }
+        if !self.allow_capabilities.is_empty() && !self.allows("capability-not-allowed") {
+            out.push(format!(
+                "capabilities: also {}",
+                self.allow_capabilities.join(", ")
+            ));
         }
         out
     }
@@ -188,9 +246,11 @@ pub fn check(manifests: &str, namespace: &str, policy: &Policy) -> Result<(), Vi
     }
 }
 
-/// Collects violations against one object, tagged with its identity.
+/// Collects violations against one object, tagged with its identity; drops
+/// those of rules the plan switched off.
 struct Report<'a> {
     out: &'a mut Vec<Violation>,
+    policy: &'a Policy,
     kind: &'a str,
     name: &'a str,
     namespace: &'a str,
@@ -198,6 +258,10 @@ struct Report<'a> {
 
 impl Report<'_> {
     fn add(&mut self, rule: &'static str, message: String) {
+        debug_assert!(ruleset::find(rule).is_some(), "unlisted rule {rule}");
+        if self.policy.allows(rule) {
+            return;
+        }
         self.out.push(Violation {
             kind: self.kind.to_owned(),
             name: self.name.to_owned(),
@@ -235,6 +299,7 @@ fn check_doc(
         let doc_name = format!("document #{number}");
         let mut report = Report {
             out,
+            policy,
             kind: "",
             name: &doc_name,
             namespace: release_ns,
@@ -249,7 +314,7 @@ fn check_doc(
     // or isn't a string, is what the object would land in.
     let foreign_ns = meta
         .into_iter()
-        .flat_map(|m| rules::fields(m, "namespace"))
+        .flat_map(|m| lookup::fields(m, "namespace"))
         .find(|ns| match ns {
             Value::Null => false,
             Value::String(s) => !s.is_empty() && s != release_ns,
@@ -261,6 +326,7 @@ fn check_doc(
     };
     let mut report = Report {
         out,
+        policy,
         kind,
         name,
         namespace: &namespace,
@@ -288,5 +354,5 @@ fn check_doc(
             format!("is in namespace {namespace:?}, not the release namespace {release_ns:?}"),
         );
     }
-    rules::check_object(doc, kind, policy, &mut report);
+    rules::check_object(doc, kind, &mut report);
 }

@@ -1,157 +1,54 @@
-//! The rules about what is inside one object: pod specs and RBAC.
-//!
-//! Lookups are deliberately generous, because the manifests come from a
-//! chart author we don't trust and the API server, not this module, decides
-//! what they mean:
-//! - field names match ignoring ASCII case (older API servers decoded JSON
-//!   case-insensitively), and every spelling present is checked;
-//! - a boolean is true when it is `true` or a YAML 1.1 true word (`yes`,
-//!   `on`, ...), which Kubernetes' YAML decoder turns into `true`;
-//! - pod specs are looked for at every place a built-in kind keeps one, on
-//!   every object, so renaming or re-grouping a kind doesn't hide its pods.
+//! The rules inside one object: its pods ([`super::pods`]), RBAC,
+//! Services and Secrets.
 
 use serde_json::Value;
 
-use super::kinds::normalize_capability;
-use super::{Policy, Report};
+use super::Report;
+use super::lookup::{descend, fields, list, show};
 
-/// Where pod specs live: Pod, the templated workloads, CronJob, PodTemplate.
-const POD_SPEC_PATHS: &[&[&str]] = &[
-    &["spec"],
-    &["spec", "template", "spec"],
-    &["spec", "jobTemplate", "spec", "template", "spec"],
-    &["template", "spec"],
+/// Resources a namespaced Role must not grant: each one reads credentials,
+/// runs code in another pod, or mints tokens for another identity.
+const SENSITIVE_RESOURCES: &[&str] = &[
+    "secrets",
+    "pods/exec",
+    "pods/attach",
+    "serviceaccounts/token",
 ];
 
-const CONTAINER_LISTS: &[&str] = &["containers", "initContainers", "ephemeralContainers"];
-
-const HOST_NAMESPACES: &[&str] = &["hostNetwork", "hostPID", "hostIPC"];
+/// Verbs that step around RBAC itself.
+const SENSITIVE_VERBS: &[&str] = &["escalate", "bind", "impersonate"];
 
 /// Runs every content rule on one object of kind `kind`.
-pub(super) fn check_object(obj: &Value, kind: &str, policy: &Policy, report: &mut Report<'_>) {
-    for path in POD_SPEC_PATHS {
-        for spec in descend(obj, path) {
-            if spec.is_object() {
-                pod_spec(spec, policy, report);
-            }
-        }
-    }
-    if kind.eq_ignore_ascii_case("RoleBinding") {
+pub(super) fn check_object(obj: &Value, kind: &str, report: &mut Report<'_>) {
+    super::pods::check(obj, report);
+    let is = |k: &str| kind.eq_ignore_ascii_case(k);
+    if is("RoleBinding") || is("ClusterRoleBinding") {
         role_binding(obj, report);
     }
-    if kind.eq_ignore_ascii_case("Role") {
+    if is("Role") || is("ClusterRole") {
         role(obj, report);
     }
-}
-
-fn pod_spec(spec: &Value, policy: &Policy, report: &mut Report<'_>) {
-    if !policy.allow_host_network {
-        for field in HOST_NAMESPACES {
-            if fields(spec, field).any(truthy) {
-                report.add("host-namespace", format!("pod uses {field}"));
-            }
-        }
+    if is("Service") {
+        service(obj, report);
     }
-    if !policy.allow_privileged && host_process(spec) {
-        report.add(
-            "privileged-container",
-            "pod is a Windows HostProcess pod".to_owned(),
-        );
-    }
-    if !policy.allow_host_path {
-        for (i, volume) in list(spec, "volumes").enumerate() {
-            for host_path in fields(volume, "hostPath").filter(|h| !h.is_null()) {
-                let path = fields(host_path, "path")
-                    .find_map(Value::as_str)
-                    .unwrap_or("?");
+    if is("Secret") {
+        for t in fields(obj, "type").filter_map(Value::as_str) {
+            if t.trim() == "kubernetes.io/service-account-token" {
                 report.add(
-                    "host-path",
-                    format!("volume {} mounts hostPath {path}", name_of(volume, i)),
+                    "service-account-token",
+                    "is a service-account token Secret: the cluster would fill it with a \
+                     long-lived token for a service account"
+                        .to_owned(),
                 );
             }
         }
     }
-    for which in CONTAINER_LISTS {
-        for (i, container) in list(spec, which).enumerate() {
-            self::container(container, &name_of(container, i), policy, report);
-        }
-    }
-}
-
-fn container(c: &Value, name: &str, policy: &Policy, report: &mut Report<'_>) {
-    for sc in fields(c, "securityContext") {
-        if !policy.allow_privileged {
-            if fields(sc, "privileged").any(truthy) {
-                report.add(
-                    "privileged-container",
-                    format!("container {name} is privileged"),
-                );
-            }
-            if host_process(c) {
-                report.add(
-                    "privileged-container",
-                    format!("container {name} is a Windows HostProcess container"),
-                );
-            }
-            if fields(sc, "allowPrivilegeEscalation").any(truthy) {
-                report.add(
-                    "privilege-escalation",
-                    format!("container {name} allows privilege escalation"),
-                );
-            }
-            for mount in fields(sc, "procMount").filter(|m| !m.is_null()) {
-                if mount.as_str() != Some("Default") {
-                    report.add(
-                        "unmasked-proc-mount",
-                        format!("container {name} sets procMount {}", show(mount)),
-                    );
-                }
-            }
-        }
-        for caps in fields(sc, "capabilities") {
-            for cap in list(caps, "add") {
-                let allowed = cap.as_str().is_some_and(|s| {
-                    let s = normalize_capability(s);
-                    policy
-                        .allow_capabilities
-                        .iter()
-                        .any(|a| normalize_capability(a) == s)
-                });
-                if !allowed {
-                    report.add(
-                        "capability-not-allowed",
-                        format!("container {name} adds capability {}", show(cap)),
-                    );
-                }
-            }
-        }
-    }
-    if !policy.allow_host_network {
-        for port in list(c, "ports") {
-            for hp in fields(port, "hostPort") {
-                if !matches!(hp, Value::Null | Value::Bool(false))
-                    && hp.as_f64() != Some(0.0)
-                    && hp.as_str() != Some("0")
-                {
-                    report.add(
-                        "host-port",
-                        format!("container {name} binds hostPort {}", show(hp)),
-                    );
-                }
-            }
-        }
-    }
-}
-
-/// `securityContext.windowsOptions.hostProcess` of a pod or container.
-fn host_process(v: &Value) -> bool {
-    descend(v, &["securityContext", "windowsOptions", "hostProcess"])
-        .into_iter()
-        .any(truthy)
 }
 
 /// A RoleBinding to a ClusterRole hands out a role the chart didn't write,
-/// up to `cluster-admin`'s rights within the namespace.
+/// up to `cluster-admin`'s rights within the namespace; one to a `system:`
+/// user or group hands the chart's role to the cluster's own identities
+/// (every authenticated user, every service account, the nodes).
 fn role_binding(obj: &Value, report: &mut Report<'_>) {
     for role_ref in fields(obj, "roleRef") {
         let foreign = fields(role_ref, "kind")
@@ -167,67 +64,67 @@ fn role_binding(obj: &Value, report: &mut Report<'_>) {
             );
         }
     }
-}
-
-/// A Role granting `*` verbs or resources grants whatever the namespace
-/// will ever hold, including things added after review.
-fn role(obj: &Value, report: &mut Report<'_>) {
-    for (i, rule) in list(obj, "rules").enumerate() {
-        for field in ["verbs", "resources"] {
-            let wild = list(rule, field)
-                .filter_map(Value::as_str)
-                .any(|s| s.trim() == "*" || s.ends_with("/*"));
-            if wild {
-                report.add("wildcard-rbac", format!("rules[{i}].{field} contains `*`"));
+    for (i, subject) in list(obj, "subjects").enumerate() {
+        let kinds: Vec<String> = fields(subject, "kind").map(show).collect();
+        let by_name = kinds.is_empty()
+            || kinds
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case("User") || k.eq_ignore_ascii_case("Group"));
+        for name in fields(subject, "name").filter_map(Value::as_str) {
+            if by_name && name.trim().to_ascii_lowercase().starts_with("system:") {
+                report.add(
+                    "rbac-system-subject",
+                    format!("subjects[{i}] is the cluster identity {name:?}"),
+                );
             }
         }
     }
 }
 
-// === lookup helpers ===
-
-/// Every value under `key` in `v`, ignoring ASCII case.
-pub(super) fn fields<'a>(v: &'a Value, key: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
-    v.as_object()
-        .into_iter()
-        .flat_map(move |m| m.iter())
-        .filter(move |(k, _)| k.eq_ignore_ascii_case(key))
-        .map(|(_, v)| v)
-}
-
-/// Every value at `path` below `v`.
-fn descend<'a>(v: &'a Value, path: &[&'a str]) -> Vec<&'a Value> {
-    path.iter().fold(vec![v], |acc, key| {
-        acc.into_iter().flat_map(|v| fields(v, key)).collect()
-    })
-}
-
-/// The items of every array under `key`.
-fn list<'a>(v: &'a Value, key: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
-    fields(v, key).flat_map(|l| l.as_array().into_iter().flatten())
-}
-
-/// `true`, or a YAML 1.1 word Kubernetes reads as true.
-fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Bool(b) => *b,
-        Value::String(s) => matches!(
-            s.as_str(),
-            "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "y" | "Y" | "on" | "On" | "ON"
-        ),
-        _ => false,
+fn role(obj: &Value, report: &mut Report<'_>) {
+    for (i, rule) in list(obj, "rules").enumerate() {
+        // A wildcard grants whatever the namespace will ever hold,
+        // including things added after review.
+        for field in ["apiGroups", "verbs", "resources"] {
+            let wild = list(rule, field)
+                .filter_map(Value::as_str)
+                .any(|s| s.trim() == "*" || s.ends_with("/*") || s.starts_with("*/"));
+            if wild {
+                report.add("wildcard-rbac", format!("rules[{i}].{field} contains `*`"));
+            }
+        }
+        for resource in list(rule, "resources").filter_map(Value::as_str) {
+            let r = resource.trim().to_ascii_lowercase();
+            if SENSITIVE_RESOURCES.contains(&r.as_str()) {
+                report.add("rbac-sensitive", format!("rules[{i}] grants {resource}"));
+            }
+        }
+        for verb in list(rule, "verbs").filter_map(Value::as_str) {
+            let v = verb.trim().to_ascii_lowercase();
+            if SENSITIVE_VERBS.contains(&v.as_str()) {
+                report.add("rbac-sensitive", format!("rules[{i}] grants verb {verb}"));
+            }
+        }
     }
 }
 
-/// A container or volume's quoted name, or its index.
-fn name_of(v: &Value, i: usize) -> String {
-    match fields(v, "name").find_map(Value::as_str) {
-        Some(name) => format!("{name:?}"),
-        None => format!("#{i}"),
+/// Only in-cluster Services by default: NodePort and LoadBalancer open the
+/// release to outside the cluster, ExternalName points cluster DNS at any
+/// host, and externalIPs let a Service capture traffic meant for addresses
+/// it doesn't own (CVE-2020-8554).
+fn service(obj: &Value, report: &mut Report<'_>) {
+    for t in descend(obj, &["spec", "type"]) {
+        let t = show(t);
+        if !t.is_empty() && t != "null" && t != "ClusterIP" {
+            report.add("service-type", format!("is of type {t}"));
+        }
     }
-}
-
-/// A scalar as written (strings without JSON quotes).
-fn show(v: &Value) -> String {
-    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+    for ips in descend(obj, &["spec", "externalIPs"]) {
+        if !ips.is_null() && ips.as_array().is_none_or(|a| !a.is_empty()) {
+            report.add(
+                "service-external-ips",
+                format!("sets externalIPs {}", show(ips)),
+            );
+        }
+    }
 }

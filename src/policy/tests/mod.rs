@@ -2,6 +2,8 @@
 
 mod pods;
 
+use serde_json::{Value, json};
+
 use super::{Policy, Violation, check};
 
 const NS: &str = "apps";
@@ -29,29 +31,69 @@ fn policy(yaml: &str) -> Policy {
     serde_saphyr::from_str(yaml).unwrap()
 }
 
-/// A Deployment whose pod spec is `spec` (indented as a `spec:` body).
-fn deployment(spec: &str) -> String {
-    format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  template:\n    spec:\n{}",
-        indent(spec, 6)
-    )
+/// RFC 7386 merge of `patch` into `v` (`null` deletes a key; a `null`
+/// patch changes nothing).
+fn merge(v: &mut Value, patch: &Value) {
+    match patch {
+        Value::Null => {}
+        Value::Object(p) => {
+            if !v.is_object() {
+                *v = json!({});
+            }
+            let map = v.as_object_mut().unwrap();
+            for (k, pv) in p {
+                if pv.is_null() {
+                    map.remove(k);
+                } else {
+                    merge(map.entry(k.clone()).or_insert(Value::Null), pv);
+                }
+            }
+        }
+        other => *v = other.clone(),
+    }
 }
 
-fn indent(s: &str, n: usize) -> String {
-    s.lines()
-        .map(|l| format!("{}{l}\n", " ".repeat(n)))
-        .collect()
+/// A pod spec that passes "restricted", with `pod_patch` merged into it and
+/// `container_patch` into its one container `app`.
+fn pod(pod_patch: &Value, container_patch: &Value) -> Value {
+    let mut spec = json!({
+        "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [{
+            "name": "app",
+            "image": "x",
+            "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}},
+        }],
+    });
+    merge(&mut spec, pod_patch);
+    merge(&mut spec["containers"][0], container_patch);
+    spec
 }
 
-const APP: &str = "containers:\n- name: app\n  image: x\n";
+/// An object `w` of `kind` carrying `spec` where that kind keeps its pod,
+/// as JSON (which is YAML).
+fn workload(kind: &str, spec: &Value) -> String {
+    let template = json!({"metadata": {"labels": {"app": "w"}}, "spec": spec});
+    let (api, body) = match kind {
+        "Pod" => ("v1", json!({"spec": spec})),
+        "PodTemplate" => ("v1", json!({"template": template})),
+        "ReplicationController" => ("v1", json!({"spec": {"template": template}})),
+        "Job" => ("batch/v1", json!({"spec": {"template": template}})),
+        "CronJob" => (
+            "batch/v1",
+            json!({"spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": template}}}}),
+        ),
+        _ => ("apps/v1", json!({"spec": {"template": template}})),
+    };
+    let mut doc = json!({"apiVersion": api, "kind": kind, "metadata": {"name": "w"}});
+    merge(&mut doc, &body);
+    doc.to_string()
+}
 
 #[test]
 fn well_behaved_manifests_pass() {
     let yaml = format!(
-        "---\n# Source: x/templates/svc.yaml\napiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: apps}}\n---\n\n---\n{}---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: r}}\nrules: [{{apiGroups: [''], resources: [configmaps], verbs: [get]}}]\n",
-        deployment(&format!(
-            "{APP}  securityContext: {{allowPrivilegeEscalation: false, capabilities: {{drop: [ALL]}}}}"
-        ))
+        "---\n# Source: x/templates/svc.yaml\napiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: apps}}\nspec: {{clusterIP: None}}\n---\n\n---\n{}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: r}}\nrules: [{{apiGroups: [''], resources: [configmaps], verbs: [get]}}]\n",
+        workload("Deployment", &pod(&json!(null), &json!(null)))
     );
     assert_eq!(run(&yaml, &Policy::default()), vec![]);
     assert_eq!(run("", &Policy::default()), vec![]);
@@ -59,11 +101,17 @@ fn well_behaved_manifests_pass() {
 
 #[test]
 fn display_names_object_and_rule() {
-    let yaml = deployment(&format!("{APP}  securityContext: {{privileged: true}}"));
+    let yaml = workload(
+        "Deployment",
+        &pod(
+            &json!(null),
+            &json!({"securityContext": {"privileged": true}}),
+        ),
+    );
     let err = check(&yaml, NS, &Policy::default()).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "Deployment/web: container \"app\" is privileged (rule: privileged-container)"
+        "Deployment/w: container \"app\" is privileged (rule: privileged-container)"
     );
     let _: &dyn std::error::Error = &err;
 }
@@ -174,6 +222,135 @@ fn rbac() {
         )),
         vec!["wildcard-rbac"]
     );
+    assert_eq!(
+        rules(&role("{apiGroups: ['*'], resources: [pods], verbs: [get]}")),
+        vec!["wildcard-rbac"]
+    );
+    assert!(!Policy::default().allows("wildcard-rbac"));
+    assert_eq!(
+        run(
+            &role("{apiGroups: [''], resources: ['*'], verbs: [get]}"),
+            &policy("allow: [wildcard-rbac]")
+        ),
+        vec![("Role/r".into(), "wildcard-rbac")]
+    );
+}
+
+#[test]
+fn rbac_that_reaches_beyond_the_release() {
+    let role = |rule: &str| {
+        format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: r}}\nrules: [{rule}]\n"
+        )
+    };
+    for grant in [
+        "{apiGroups: [''], resources: [secrets], verbs: [get]}",
+        "{apiGroups: [''], resources: [Secrets], verbs: [list], resourceNames: [x]}",
+        "{apiGroups: [''], resources: [pods/exec], verbs: [create]}",
+        "{apiGroups: [''], resources: [pods/attach], verbs: [create]}",
+        "{apiGroups: [''], resources: [serviceaccounts/token], verbs: [create]}",
+        "{apiGroups: [rbac.authorization.k8s.io], resources: [roles], verbs: [escalate]}",
+        "{apiGroups: [rbac.authorization.k8s.io], resources: [roles], verbs: [bind]}",
+        "{apiGroups: [''], resources: [users], verbs: [impersonate]}",
+    ] {
+        assert_eq!(rules(&role(grant)), vec!["rbac-sensitive"], "{grant}");
+        assert_eq!(
+            run(&role(grant), &policy("allow: [rbac-sensitive]")),
+            vec![]
+        );
+    }
+    let binding = |subject: &str| {
+        format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: b}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: r}}\nsubjects: [{subject}]\n"
+        )
+    };
+    for subject in [
+        "{kind: Group, name: 'system:authenticated'}",
+        "{kind: Group, name: 'system:serviceaccounts'}",
+        "{kind: User, name: 'system:anonymous'}",
+        "{kind: user, name: ' SYSTEM:kube-proxy'}",
+    ] {
+        assert_eq!(
+            rules(&binding(subject)),
+            vec!["rbac-system-subject"],
+            "{subject}"
+        );
+    }
+    assert_eq!(
+        rules(&binding(
+            "{kind: ServiceAccount, name: app, namespace: apps}"
+        )),
+        Vec::<&str>::new()
+    );
+}
+
+#[test]
+fn services_stay_inside_the_cluster() {
+    let svc = |spec: &str| {
+        format!("apiVersion: v1\nkind: Service\nmetadata: {{name: s}}\nspec: {spec}\n")
+    };
+    assert_eq!(
+        rules(&svc("{type: ClusterIP, ports: [{port: 80}]}")),
+        Vec::<&str>::new()
+    );
+    assert_eq!(rules(&svc("{clusterIP: None}")), Vec::<&str>::new());
+    for t in ["NodePort", "LoadBalancer", "ExternalName"] {
+        let s = svc(&format!("{{type: {t}}}"));
+        assert_eq!(rules(&s), vec!["service-type"], "{t}");
+        assert_eq!(run(&s, &policy("allow: [service-type]")), vec![]);
+    }
+    assert_eq!(rules(&svc("{Type: NodePort}")), vec!["service-type"]);
+    let ips = svc("{externalIPs: [1.2.3.4]}");
+    assert_eq!(rules(&ips), vec!["service-external-ips"]);
+    assert_eq!(
+        run(&ips, &policy("allow: [service-type]")),
+        vec![("Service/s".into(), "service-external-ips")]
+    );
+}
+
+#[test]
+fn service_account_token_secrets() {
+    let secret = |t: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: t, annotations: {{kubernetes.io/service-account.name: default}}}}\ntype: {t}\n"
+        )
+    };
+    assert_eq!(
+        rules(&secret("kubernetes.io/service-account-token")),
+        vec!["service-account-token"]
+    );
+    assert_eq!(rules(&secret("Opaque")), Vec::<&str>::new());
+    assert_eq!(
+        run(
+            &secret("kubernetes.io/service-account-token"),
+            &policy("allow: [service-account-token]")
+        ),
+        vec![]
+    );
+}
+
+/// YAML merge keys and anchors are expanded before the rules look, as the
+/// API server's decoder does.
+#[test]
+fn anchors_and_merge_keys_hide_nothing() {
+    let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nx-bad: &bad {privileged: true, allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}\nspec:\n  securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}\n  containers:\n  - name: app\n    securityContext:\n      <<: *bad\n";
+    let found = rules(yaml);
+    assert!(found.contains(&"privileged-container"), "{found:?}");
+}
+
+#[test]
+fn every_rule_has_a_unique_stable_name() {
+    let mut names: Vec<&str> = super::RULES.iter().map(|r| r.name).collect();
+    names.sort();
+    let before = names.len();
+    names.dedup();
+    assert_eq!(names.len(), before);
+    for name in names {
+        assert!(
+            name.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
+            "{name}"
+        );
+    }
 }
 
 #[test]
@@ -187,6 +364,10 @@ fn every_violation_is_reported() {
             ("DaemonSet/d".into(), "other-namespace"),
             ("DaemonSet/d".into(), "host-namespace"),
             ("DaemonSet/d".into(), "privileged-container"),
+            ("DaemonSet/d".into(), "privilege-escalation"),
+            ("DaemonSet/d".into(), "capabilities-drop-all"),
+            ("DaemonSet/d".into(), "run-as-root"),
+            ("DaemonSet/d".into(), "seccomp"),
             ("Namespace/ns1".into(), "cluster-scoped"),
         ]
     );
@@ -209,4 +390,34 @@ fn policy_lint() {
         ]
     );
     assert!(serde_saphyr::from_str::<Policy>("allow_everything: true").is_err());
+    let p = policy("allow: [seccomp, other-namespace, kind-not-allowed, no-such-rule]");
+    let problems = p.problems();
+    assert_eq!(
+        problems.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
+        ["allow[1]", "allow[2]", "allow[3]"]
+    );
+    assert!(problems[0].1.contains("can't be loosened"), "{problems:?}");
+    assert!(problems[1].1.contains("extra_kinds"), "{problems:?}");
+    assert!(
+        problems[2].1.contains("unknown rule `no-such-rule`"),
+        "{problems:?}"
+    );
+    // A rule that can't be loosened stays on whatever the catalog says.
+    assert!(!p.allows("other-namespace"));
+}
+
+#[test]
+fn allowances_say_what_a_plan_allows() {
+    assert!(Policy::default().allowances().is_empty());
+    let p = policy(
+        "{extra_kinds: [DaemonSet], allow_host_network: true, allow: [seccomp], allow_capabilities: [SYS_TIME]}",
+    );
+    assert_eq!(
+        p.allowances(),
+        [
+            "kinds: also DaemonSet",
+            "rules off: host-namespace, host-port, seccomp",
+            "capabilities: also SYS_TIME"
+        ]
+    );
 }

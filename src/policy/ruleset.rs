@@ -1,0 +1,131 @@
+//! Every rule by its stable name: what it refuses and whether a plan may
+//! loosen it (`chart.policy.allow: [name, ...]`).
+//!
+//! The names are a contract with catalogs: renaming one silently turns a
+//! plan's allowance into an unknown-rule error at lint, so never do it.
+
+/// One rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    /// Stable name, shown in every violation as `(rule: name)`.
+    pub name: &'static str,
+    /// What it refuses, in a few words.
+    pub refuses: &'static str,
+    /// Whether `chart.policy.allow` may switch it off.
+    pub loosenable: bool,
+}
+
+const fn never(name: &'static str, refuses: &'static str) -> Rule {
+    Rule {
+        name,
+        refuses,
+        loosenable: false,
+    }
+}
+
+const fn plan(name: &'static str, refuses: &'static str) -> Rule {
+    Rule {
+        name,
+        refuses,
+        loosenable: true,
+    }
+}
+
+/// Every rule, in the order the documentation lists them. The first ones
+/// keep objects inside the release's namespace and its own RBAC, which is
+/// what makes the broker safe to share, so no plan can loosen them.
+pub const RULES: &[Rule] = &[
+    never(
+        "invalid-yaml",
+        "output that is not YAML (duplicate keys included)",
+    ),
+    never(
+        "not-an-object",
+        "a document without apiVersion, kind and metadata.name",
+    ),
+    never(
+        "cluster-scoped",
+        "ClusterRole, CRD, Namespace, webhooks, PersistentVolume, ...",
+    ),
+    never(
+        "other-namespace",
+        "metadata.namespace other than the release's",
+    ),
+    never(
+        "rolebinding-clusterrole",
+        "a RoleBinding whose roleRef is a ClusterRole",
+    ),
+    never(
+        "wildcard-rbac",
+        "a Role with `*` in apiGroups, resources or verbs",
+    ),
+    never(
+        "rbac-system-subject",
+        "a RoleBinding to a `system:*` user or group",
+    ),
+    never("service-external-ips", "a Service with externalIPs"),
+    // Loosened through allow_kinds / extra_kinds, which say which kinds.
+    never("kind-not-allowed", "a kind outside the allow-list"),
+    plan(
+        "privileged-container",
+        "privileged: true, Windows HostProcess",
+    ),
+    plan(
+        "privilege-escalation",
+        "allowPrivilegeEscalation not set to false",
+    ),
+    plan("unmasked-proc-mount", "procMount other than Default"),
+    plan("host-namespace", "hostNetwork, hostPID, hostIPC"),
+    plan("host-port", "a container hostPort"),
+    plan("host-path", "hostPath volumes"),
+    plan(
+        "volume-type",
+        "volumes other than configMap, csi, downwardAPI, emptyDir, ephemeral, image, persistentVolumeClaim, projected, secret",
+    ),
+    plan(
+        "run-as-root",
+        "runAsNonRoot not true (pod or container), runAsUser 0",
+    ),
+    plan(
+        "seccomp",
+        "seccompProfile not RuntimeDefault or Localhost (pod or every container)",
+    ),
+    plan(
+        "apparmor",
+        "an AppArmor profile other than RuntimeDefault or Localhost (field or annotation)",
+    ),
+    plan(
+        "selinux",
+        "an SELinux type beyond container_t and its kin, an SELinux user or role",
+    ),
+    plan("sysctls", "sysctls outside the safe set"),
+    plan(
+        "capabilities-drop-all",
+        "a container that does not drop ALL capabilities",
+    ),
+    plan(
+        "capability-not-allowed",
+        "a capability added other than NET_BIND_SERVICE (and allow_capabilities)",
+    ),
+    plan(
+        "probe-host",
+        "a probe or lifecycle hook aimed at another host",
+    ),
+    plan(
+        "service-type",
+        "a Service of type NodePort, LoadBalancer or ExternalName",
+    ),
+    plan(
+        "rbac-sensitive",
+        "a Role granting secrets, pods/exec, pods/attach, serviceaccounts/token, escalate, bind or impersonate",
+    ),
+    plan(
+        "service-account-token",
+        "a Secret of type kubernetes.io/service-account-token",
+    ),
+];
+
+/// The rule called `name`.
+pub fn find(name: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|r| r.name == name)
+}
