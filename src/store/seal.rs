@@ -199,6 +199,13 @@ impl Sealer {
         hex(&self.current.id)
     }
 
+    /// Whether `sealed` is format 2 under the current key (not an old key,
+    /// not the first release's format): false means a rewrite would migrate it.
+    pub fn sealed_with_current(&self, sealed: &[u8]) -> bool {
+        sealed.get(..2) == Some(MAGIC.as_slice())
+            && sealed.get(2..2 + KEY_ID_LEN) == Some(self.current.id.as_slice())
+    }
+
     /// A fresh random key, as base64.
     pub fn generate_base64() -> String {
         let mut key = [0u8; 32];
