@@ -2,7 +2,7 @@
 //! wrong store key (or reading tampered records) fails readiness and says
 //! which record and why, instead of answering an opaque 500 per request.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use super::seal::SealError;
@@ -15,7 +15,8 @@ pub type ErrorObserver = Arc<dyn Fn(&'static str) + Send + Sync>;
 /// leaves the set once it opens, is rewritten or removed.
 #[derive(Default)]
 pub struct StoreHealth {
-    unreadable: Mutex<BTreeMap<String, String>>,
+    /// (table, key) -> why.
+    unreadable: Mutex<BTreeMap<(String, String), String>>,
     observer: Option<ErrorObserver>,
 }
 
@@ -48,23 +49,32 @@ impl StoreHealth {
         }
     }
 
-    /// `record` did not open; returns the message callers report.
-    pub fn unreadable(&self, record: &str, e: &SealError) -> String {
+    /// `key` of `table` did not open; returns the message callers report.
+    pub fn unreadable(&self, table: &str, key: &str, e: &SealError) -> String {
         self.error(e.kind());
-        let why = format!("store record {record}: {e}");
+        let why = format!("store record {}: {e}", display_record(table, key));
         self.unreadable
             .lock()
             .expect("health lock")
-            .insert(record.to_string(), why.clone());
+            .insert((table.to_string(), key.to_string()), why.clone());
         why
     }
 
-    /// `record` opened, was rewritten or removed.
-    pub fn readable(&self, record: &str) {
+    /// `key` of `table` opened, was rewritten or removed.
+    pub fn readable(&self, table: &str, key: &str) {
         let mut u = self.unreadable.lock().expect("health lock");
         if !u.is_empty() {
-            u.remove(record);
+            u.remove(&(table.to_string(), key.to_string()));
         }
+    }
+
+    /// A complete listing of `table`'s keys starting with `prefix` found
+    /// exactly the keys `failed` unreadable: others it knew of there are gone.
+    pub fn relisted(&self, table: &str, prefix: &str, failed: &BTreeSet<String>) {
+        self.unreadable
+            .lock()
+            .expect("health lock")
+            .retain(|(t, k), _| t != table || !k.starts_with(prefix) || failed.contains(k));
     }
 
     /// How many records this broker currently cannot open.
@@ -94,7 +104,8 @@ mod tests {
         let h = StoreHealth::with_observer(Arc::new(move |k| s.lock().unwrap().push(k)));
         assert!(h.problem().is_none());
         let why = h.unreadable(
-            &display_record("bindings", "i\0b"),
+            "bindings",
+            "i\0b",
             &SealError::UnknownKey {
                 key_id: "00112233aabbccdd".into(),
             },
@@ -102,10 +113,18 @@ mod tests {
         assert!(why.contains("bindings/i/b"), "{why}");
         assert!(why.contains("00112233aabbccdd"), "{why}");
         assert_eq!(h.problem().as_deref(), Some(why.as_str()));
-        h.unreadable("instances/x", &SealError::Open);
+        h.unreadable("instances", "x", &SealError::Open);
         assert!(h.problem().unwrap().starts_with("2 store records"));
-        h.readable("bindings/i/b");
-        h.readable("instances/x");
+        h.readable("bindings", "i\0b");
+        assert_eq!(h.unreadable_count(), 1);
+        // A listing of another table or prefix, or one that still fails
+        // it, keeps it.
+        h.relisted("bindings", "", &Default::default());
+        h.relisted("instances", "y", &Default::default());
+        h.relisted("instances", "", &["x".to_string()].into());
+        assert_eq!(h.unreadable_count(), 1);
+        // Gone from a complete listing: forgotten.
+        h.relisted("instances", "", &Default::default());
         assert!(h.problem().is_none());
         assert_eq!(*seen.lock().unwrap(), ["unknown_key", "tampered"]);
     }

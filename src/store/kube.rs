@@ -43,7 +43,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
 
-use super::health::{StoreHealth, display_record};
+use super::health::StoreHealth;
 use super::seal::{SealError, Sealer};
 use crate::broker::ports::{Expect, Store, StoreError, Table};
 use crate::kube::{Kube, MANAGED_BY};
@@ -397,12 +397,11 @@ impl KubeStore {
             .as_ref()
             .and_then(|d| d.get(VALUE_KEY))
             .ok_or_else(|| corrupt("no value"))?;
-        let record = display_record(table.name(), key);
         let plain = self.sealer.open(&aad(table, key), &sealed.0).map_err(|e| {
-            let why = self.health.unreadable(&record, &e);
+            let why = self.health.unreadable(table.name(), key, &e);
             StoreError::Unreadable(format!("{why} (Secret {}/{})", self.namespace, name_of(s)))
         })?;
-        self.health.readable(&record);
+        self.health.readable(table.name(), key);
         Ok((plain, version))
     }
 }
@@ -430,7 +429,7 @@ impl Store for KubeStore {
                 let secret = self.build(table, key, &value, version);
                 match self.api.create(&PostParams::default(), &secret).await {
                     Ok(_) => {
-                        self.health.readable(&display_record(table.name(), key));
+                        self.health.readable(table.name(), key);
                         Ok(version)
                     }
                     Err(e) if status_code(&e) == Some(409) => Err(StoreError::Conflict),
@@ -456,7 +455,7 @@ impl Store for KubeStore {
                     .await
                 {
                     Ok(_) => {
-                        self.health.readable(&display_record(table.name(), key));
+                        self.health.readable(table.name(), key);
                         Ok(version)
                     }
                     Err(e) if matches!(status_code(&e), Some(404 | 409)) => {
@@ -485,7 +484,7 @@ impl Store for KubeStore {
         };
         match self.api.delete(&name, &params).await {
             Ok(_) => {
-                self.health.readable(&display_record(table.name(), key));
+                self.health.readable(table.name(), key);
                 Ok(())
             }
             Err(e) if matches!(status_code(&e), Some(404 | 409)) => Err(StoreError::Conflict),
@@ -515,6 +514,7 @@ impl Store for KubeStore {
                 .expect("writing to a String");
         }
         let mut out = Vec::new();
+        let mut failed = std::collections::BTreeSet::new();
         let mut token: Option<String> = None;
         loop {
             let mut params = ListParams::default()
@@ -555,12 +555,15 @@ impl Store for KubeStore {
                 }
                 match self.decode(table, &key, s) {
                     Ok((plain, version)) => out.push((key, plain, version)),
-                    Err(e) => tracing::warn!(
+                    Err(e) => {
+                        failed.insert(key.clone());
+                        tracing::warn!(
                         namespace = %self.namespace,
                         secret = name_of(s),
                         error = %e,
                         "skipping a store record that does not open"
-                    ),
+                        )
+                    }
                 }
             }
             token = page.metadata.continue_.filter(|t| !t.is_empty());
@@ -568,6 +571,9 @@ impl Store for KubeStore {
                 break;
             }
         }
+        // Records that could not be opened and have since been deleted by
+        // another replica stop failing readiness here.
+        self.health.relisted(table.name(), prefix, &failed);
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }

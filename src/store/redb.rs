@@ -94,21 +94,23 @@ struct Opener {
 
 impl Opener {
     fn seal(&self, table: Table, key: &str, plain: &[u8]) -> Vec<u8> {
-        self.health.readable(&display_record(table.name(), key));
+        self.health.readable(table.name(), key);
         self.sealer.seal(&aad(table, key), plain)
     }
 
     fn decode(&self, table: Table, key: &str, raw: &[u8]) -> Result<(Vec<u8>, u64), StoreError> {
-        let record = display_record(table.name(), key);
         if raw.len() < 8 {
-            return Err(StoreError::Backend(format!("corrupt record {record}")));
+            return Err(StoreError::Backend(format!(
+                "corrupt record {}",
+                display_record(table.name(), key)
+            )));
         }
         let version = u64::from_le_bytes(raw[..8].try_into().expect("8 bytes"));
         let plain = self
             .sealer
             .open(&aad(table, key), &raw[8..])
-            .map_err(|e| StoreError::Unreadable(self.health.unreadable(&record, &e)))?;
-        self.health.readable(&record);
+            .map_err(|e| StoreError::Unreadable(self.health.unreadable(table.name(), key, &e)))?;
+        self.health.readable(table.name(), key);
         Ok((plain, version))
     }
 }
@@ -188,7 +190,7 @@ impl Store for RedbStore {
                     return Err(StoreError::Conflict);
                 }
                 t.remove(key.as_str()).map_err(backend)?;
-                opener.health.readable(&display_record(table.name(), &key));
+                opener.health.readable(table.name(), &key);
             }
             tx.commit().map_err(backend)?;
             Ok(())
