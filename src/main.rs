@@ -114,9 +114,17 @@ struct ServeArgs {
     /// Store encryption key, base64 of 32 bytes (prefer the environment variable).
     #[arg(long, env = "CHARTBROKER_STORE_KEY", hide_env_values = true)]
     store_key: Option<String>,
-    /// File holding the store encryption key (default: <data-dir>/store.key, created if absent).
+    /// File holding the store encryption key (redb default: <data-dir>/store.key, created if
+    /// absent; --store kube never creates one).
     #[arg(long, env = "CHARTBROKER_STORE_KEY_FILE")]
     store_key_file: Option<PathBuf>,
+    /// Secret in --state-namespace holding the store key (entry `store.key`; entries `old-*`
+    /// are old keys), for --store kube.
+    #[arg(long, env = "CHARTBROKER_STORE_KEY_SECRET")]
+    store_key_secret: Option<String>,
+    /// Old store key file (repeatable): opens records sealed before a key rotation, never seals.
+    #[arg(long, env = "CHARTBROKER_STORE_OLD_KEY_FILES", value_delimiter = ',')]
+    store_old_key_file: Vec<PathBuf>,
     /// Where records live: `redb` (a file in the data directory, one replica)
     /// or `kube` (Secrets in --state-namespace, several replicas).
     #[arg(long, env = "CHARTBROKER_STORE", default_value = "redb")]
@@ -234,6 +242,8 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         default_namespace: a.default_namespace,
         store_key: a.store_key,
         store_key_file: a.store_key_file,
+        store_key_secret: a.store_key_secret,
+        store_old_key_files: a.store_old_key_file,
         username: a.username,
         password: a.password,
         credentials_file: a.credentials_file,

@@ -1,11 +1,12 @@
 //! Prometheus metrics: requests by route and status, operations by kind and
-//! state, helm call durations.
+//! state, helm call durations, store errors.
 
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -32,6 +33,11 @@ struct UpstreamLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreErrorLabels {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HelmLabels {
     command: String,
     outcome: String,
@@ -44,6 +50,8 @@ pub struct Metrics {
     operations: Family<OperationLabels, Counter>,
     helm: Family<HelmLabels, Histogram>,
     upstream: Family<UpstreamLabels, Histogram>,
+    store_errors: Family<StoreErrorLabels, Counter>,
+    store_unreadable: Gauge,
 }
 
 fn upstream_histogram() -> Histogram {
@@ -85,7 +93,21 @@ impl Default for Metrics {
             "Duration of helm invocations by subcommand and outcome",
             helm.clone(),
         );
+        let store_errors = Family::<StoreErrorLabels, Counter>::default();
+        registry.register(
+            "store_errors",
+            "Store errors by kind: unknown_key (sealed with a key this broker lacks), tampered, format, legacy_key, backend",
+            store_errors.clone(),
+        );
+        let store_unreadable = Gauge::default();
+        registry.register(
+            "store_unreadable_records",
+            "Store records this broker met and cannot open (non-zero fails /readyz)",
+            store_unreadable.clone(),
+        );
         Metrics {
+            store_errors,
+            store_unreadable,
             registry,
             requests,
             operations,
@@ -136,6 +158,21 @@ impl Metrics {
                 outcome: outcome.to_string(),
             })
             .observe(took.as_secs_f64());
+    }
+
+    /// Counts one store error of `kind`.
+    pub fn store_error(&self, kind: &str) {
+        self.store_errors
+            .get_or_create(&StoreErrorLabels {
+                kind: kind.to_string(),
+            })
+            .inc();
+    }
+
+    /// Sets how many store records this broker cannot open.
+    pub fn set_store_unreadable(&self, n: usize) {
+        self.store_unreadable
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// The text exposition format.

@@ -19,6 +19,7 @@ use crate::helm::Helm;
 use crate::kube::Kube;
 use crate::metrics::Metrics;
 use crate::osb::{AppState, auth::Credentials};
+use crate::store::health::StoreHealth;
 use crate::store::kube::KubeStore;
 use crate::store::redb::RedbStore;
 use crate::store::seal::{Sealer, write_private};
@@ -61,8 +62,15 @@ pub struct ServeConfig {
     pub default_namespace: String,
     /// Store key (base64) given directly, e.g. from the environment.
     pub store_key: Option<String>,
-    /// Store key file; default `<data-dir>/store.key`.
+    /// Store key file; default `<data-dir>/store.key` (created) with the
+    /// redb store; the Kubernetes store never creates one.
     pub store_key_file: Option<PathBuf>,
+    /// Secret in the state namespace holding the store key (`store.key`)
+    /// and old keys (`old-*`).
+    pub store_key_secret: Option<String>,
+    /// Old store keys: they open records sealed before a rotation, never
+    /// seal.
+    pub store_old_key_files: Vec<PathBuf>,
     /// Basic-auth user from the environment.
     pub username: Option<String>,
     /// Its password.
@@ -96,6 +104,9 @@ impl std::fmt::Debug for ServeConfig {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("store_key", &self.store_key.as_ref().map(|_| "<redacted>"))
+            .field("store_key_file", &self.store_key_file)
+            .field("store_key_secret", &self.store_key_secret)
+            .field("store_old_key_files", &self.store_old_key_files)
             .field("credentials_file", &self.credentials_file)
             .field("kubeconfig", &self.kubeconfig)
             .field("store", &self.store)
@@ -140,7 +151,6 @@ impl Runtime {
             Some(u) => u.initial_catalog(catalog).await,
             None => catalog,
         };
-        let sealer = store_key(cfg)?;
         let kubeconfig = resolve_kubeconfig(cfg.kubeconfig.clone());
         let kube = if cfg.engine == Engine::Helm || cfg.store == StoreKind::Kube {
             Some(
@@ -151,14 +161,24 @@ impl Runtime {
         } else {
             None
         };
+        let sealer = store_key(cfg, kube.as_ref()).await?;
+        tracing::info!(key_id = %sealer.key_id(), "store key loaded");
+        let m = metrics.clone();
+        let store_health = Arc::new(StoreHealth::with_observer(Arc::new(move |kind| {
+            m.store_error(kind)
+        })));
         let store: Arc<dyn Store> = match (cfg.store, &kube) {
             (StoreKind::Redb, _) => Arc::new(
                 RedbStore::open(&cfg.data_dir.join("chartbroker.redb"), sealer)
-                    .context("opening the store (is another broker using this data directory?)")?,
+                    .context("opening the store (is another broker using this data directory?)")?
+                    .with_health(store_health.clone()),
             ),
             (StoreKind::Kube, Some(kube)) => {
                 tracing::info!(namespace = %cfg.state_namespace, "state in Kubernetes Secrets");
-                Arc::new(KubeStore::new(kube, cfg.state_namespace.clone(), sealer))
+                let store = KubeStore::new(kube, cfg.state_namespace.clone(), sealer)
+                    .with_health(store_health.clone());
+                store.check_key().await.context("checking the store key")?;
+                Arc::new(store)
             }
             (StoreKind::Kube, None) => unreachable!("connected above"),
         };
@@ -248,6 +268,7 @@ impl Runtime {
             credentials: Arc::new(credentials),
             metrics,
             ready: ready.clone(),
+            store_health,
         };
         ready.store(true, Ordering::Release);
         Ok(Runtime {
@@ -263,20 +284,57 @@ impl Runtime {
     }
 }
 
-fn store_key(cfg: &ServeConfig) -> anyhow::Result<Sealer> {
-    if let Some(k) = &cfg.store_key {
-        return Sealer::from_base64(k).context("CHARTBROKER_STORE_KEY");
+/// Why `--store kube` never makes up a key.
+const SHARED_KEY_NEEDED: &str = "--store kube needs a store key shared by every replica: \
+    set --store-key-file, CHARTBROKER_STORE_KEY or --store-key-secret NAME (a Secret in the \
+    state namespace). A key created by each replica on its own would leave every replica \
+    unable to read the records the others write, so none is created";
+
+/// The current key (from the flag or environment, a file or a Secret) plus
+/// the old keys. Only the redb store, used by one process, may create its
+/// key file.
+async fn store_key(cfg: &ServeConfig, kube: Option<&Kube>) -> anyhow::Result<Sealer> {
+    let mut sealer = if let Some(k) = &cfg.store_key {
+        Sealer::from_base64(k).context("CHARTBROKER_STORE_KEY")?
+    } else if let Some(path) = &cfg.store_key_file {
+        match cfg.store {
+            StoreKind::Kube => Sealer::load(path)?,
+            StoreKind::Redb => created(path, Sealer::load_or_create(path)?),
+        }
+    } else if let Some(name) = &cfg.store_key_secret {
+        let kube = kube.context(
+            "--store-key-secret needs a Kubernetes connection (--store kube or --engine helm)",
+        )?;
+        crate::store::kube::key_from_secret(kube, &cfg.state_namespace, name)
+            .await
+            .with_context(|| {
+                format!(
+                    "reading the store key from Secret {}/{name}",
+                    cfg.state_namespace
+                )
+            })?
+    } else if cfg.store == StoreKind::Kube {
+        anyhow::bail!(SHARED_KEY_NEEDED);
+    } else {
+        let path = cfg.data_dir.join("store.key");
+        created(&path, Sealer::load_or_create(&path)?)
+    };
+    for path in &cfg.store_old_key_files {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("old store key file {}", path.display()))?;
+        sealer = sealer
+            .with_old_base64(&text)
+            .with_context(|| format!("old store key file {}", path.display()))?;
     }
-    let path = cfg
-        .store_key_file
-        .clone()
-        .unwrap_or_else(|| cfg.data_dir.join("store.key"));
-    let (sealer, created) = Sealer::load_or_create(&path)?;
+    Ok(sealer)
+}
+
+fn created(path: &Path, (sealer, created): (Sealer, bool)) -> Sealer {
     if created {
         tracing::warn!(path = %path.display(),
             "created a new store encryption key; back it up: without it the store cannot be read");
     }
-    Ok(sealer)
+    sealer
 }
 
 /// Credentials from the environment and the credentials file; when none is

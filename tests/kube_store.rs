@@ -12,9 +12,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use chartbroker::broker::ports::{Expect, Store, StoreError, Table};
 use chartbroker::kube::Kube;
-use chartbroker::store::kube::{KubeStore, secret_name};
+use chartbroker::store::health::StoreHealth;
+use chartbroker::store::kube::{KEY_CHECK_SECRET, KubeStore, key_from_secret, secret_name};
 use chartbroker::store::seal::Sealer;
 use fake_kube::{FakeKube, FakeKubeHandle};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 
 const NS: &str = "chartbroker-system";
@@ -457,8 +460,11 @@ async fn a_sealed_value_only_opens_with_its_key_and_under_its_name() {
         .await
         .unwrap();
     match wrong.get(Table::Instances, "i1").await {
-        Err(StoreError::Backend(msg)) => assert!(!msg.contains("secret-value"), "{msg}"),
-        other => panic!("expected a backend error, got {other:?}"),
+        Err(StoreError::Unreadable(msg)) => {
+            assert!(!msg.contains("secret-value"), "{msg}");
+            assert!(msg.contains("which this broker was not given"), "{msg}");
+        }
+        other => panic!("expected an unreadable record, got {other:?}"),
     }
     // list skips records that don't open.
     assert!(wrong.list(Table::Instances, "").await.unwrap().is_empty());
@@ -475,7 +481,7 @@ async fn a_sealed_value_only_opens_with_its_key_and_under_its_name() {
     k.put(to);
     assert!(matches!(
         right.get(Table::Instances, "i2").await,
-        Err(StoreError::Backend(_))
+        Err(StoreError::Unreadable(_))
     ));
 }
 
@@ -545,4 +551,284 @@ async fn api_failures_are_backend_errors() {
         s.get(Table::Instances, "i1").await.unwrap(),
         Some((b"v".to_vec(), v))
     );
+}
+
+// ---------------------------------------------------------------------------
+// Store keys shared by replicas (issue 14) and sealed-record integrity. These
+// tests reach the API server only through `test_cluster`'s kubeconfig and
+// kube-rs, so they can be pointed at a real API server.
+
+/// The API server the tests below use, and a kubeconfig for it.
+struct TestCluster {
+    _fake: FakeKubeHandle,
+    kubeconfig: PathBuf,
+}
+
+async fn test_cluster(dir: &Path) -> TestCluster {
+    let fake = cluster().await;
+    let kubeconfig = fake.kubeconfig(dir);
+    TestCluster {
+        _fake: fake,
+        kubeconfig,
+    }
+}
+
+impl TestCluster {
+    async fn kube(&self) -> Kube {
+        Kube::connect(Some(&self.kubeconfig)).await.unwrap()
+    }
+
+    async fn secrets(&self) -> Api<Secret> {
+        Api::namespaced(self.kube().await.client(), NS)
+    }
+
+    async fn store(&self, sealer: Sealer) -> (KubeStore, Arc<StoreHealth>) {
+        let health = Arc::new(StoreHealth::default());
+        let s = KubeStore::new(&self.kube().await, NS, sealer).with_health(health.clone());
+        (s, health)
+    }
+}
+
+fn sealer(key: &str) -> Sealer {
+    Sealer::from_base64(key).unwrap()
+}
+
+fn refused(r: Result<(), StoreError>, key_id: &str) -> String {
+    match r {
+        Err(StoreError::Unreadable(msg)) => {
+            assert!(msg.contains(key_id), "names the key the store needs: {msg}");
+            assert!(msg.contains("give every replica the same key"), "{msg}");
+            msg
+        }
+        other => panic!("expected the key to be refused, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_replica_with_another_store_key_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = test_cluster(dir.path()).await;
+    let (ka, kb) = (Sealer::generate_base64(), Sealer::generate_base64());
+    let (a, _) = c.store(sealer(&ka)).await;
+    a.check_key().await.unwrap();
+    a.check_key().await.unwrap();
+    // Another replica, another key: refused before it touches a record.
+    let (b, _) = c.store(sealer(&kb)).await;
+    let msg = refused(b.check_key().await, &sealer(&ka).key_id());
+    assert!(
+        !msg.contains(&ka) && !msg.contains(&kb),
+        "no key material: {msg}"
+    );
+    // The same key: accepted, also by a replica started later.
+    let (a2, _) = c.store(sealer(&ka)).await;
+    a2.check_key().await.unwrap();
+    // The check record holds only ciphertext.
+    let check = c.secrets().await.get(KEY_CHECK_SECRET).await.unwrap();
+    assert_eq!(check.type_.as_deref(), Some("chartbroker.io/state"));
+    let sealed = &check.data.unwrap()["value"].0;
+    assert_eq!(&sealed[..2], b"s2");
+    assert!(!sealed.windows(8).any(|w| w == b"key chec"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_starting_at_once_agree_on_one_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = test_cluster(dir.path()).await;
+    let (ka, kb) = (Sealer::generate_base64(), Sealer::generate_base64());
+    let ((a, _), (b, _)) = (c.store(sealer(&ka)).await, c.store(sealer(&kb)).await);
+    let (ra, rb) = tokio::join!(a.check_key(), b.check_key());
+    assert!(
+        ra.is_ok() != rb.is_ok(),
+        "exactly one key wins: {ra:?} / {rb:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_rotation_reads_old_records_and_then_refuses_the_old_key_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = test_cluster(dir.path()).await;
+    let (old, new) = (Sealer::generate_base64(), Sealer::generate_base64());
+    let (before, _) = c.store(sealer(&old)).await;
+    before.check_key().await.unwrap();
+    let v = before
+        .put(
+            Table::Instances,
+            "i1",
+            b"sealed-old".to_vec(),
+            Expect::Absent,
+        )
+        .await
+        .unwrap();
+    let (rotated, health) = c.store(sealer(&new).with_old_base64(&old).unwrap()).await;
+    rotated.check_key().await.unwrap();
+    assert_eq!(
+        rotated.get(Table::Instances, "i1").await.unwrap(),
+        Some((b"sealed-old".to_vec(), v))
+    );
+    // Rewritten with the new key, which the old key alone cannot open.
+    let v2 = rotated
+        .put(
+            Table::Instances,
+            "i1",
+            b"sealed-new".to_vec(),
+            Expect::Version(v),
+        )
+        .await
+        .unwrap();
+    assert!(health.problem().is_none());
+    let (old_only, old_health) = c.store(sealer(&old)).await;
+    refused(old_only.check_key().await, &sealer(&new).key_id());
+    assert!(matches!(
+        old_only.get(Table::Instances, "i1").await,
+        Err(StoreError::Unreadable(_))
+    ));
+    assert!(old_health.problem().is_some());
+    // A replica given both keys the other way round still reads everything.
+    let (both, _) = c.store(sealer(&old).with_old_base64(&new).unwrap()).await;
+    assert_eq!(
+        both.get(Table::Instances, "i1").await.unwrap(),
+        Some((b"sealed-new".to_vec(), v2))
+    );
+}
+
+#[tokio::test]
+async fn records_sealed_with_an_unknown_key_fail_readiness_until_they_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = test_cluster(dir.path()).await;
+    let (ka, kb) = (Sealer::generate_base64(), Sealer::generate_base64());
+    let (a, _) = c.store(sealer(&ka)).await;
+    a.put(Table::Instances, "i1", b"x".to_vec(), Expect::Absent)
+        .await
+        .unwrap();
+    a.put(Table::Bindings, "i1\0b1", b"y".to_vec(), Expect::Absent)
+        .await
+        .unwrap();
+    let (b, health) = c.store(sealer(&kb)).await;
+    // A list skips what it cannot open, but the replica knows.
+    assert!(b.list(Table::Bindings, "i1\0").await.unwrap().is_empty());
+    let problem = health.problem().expect("flagged");
+    assert!(problem.contains("bindings/i1/b1"), "{problem}");
+    assert!(problem.contains(&sealer(&ka).key_id()), "{problem}");
+    match b.get(Table::Instances, "i1").await {
+        Err(StoreError::Unreadable(msg)) => {
+            assert!(msg.contains("instances/i1"), "{msg}");
+            assert!(msg.contains(&secret_name(Table::Instances, "i1")), "{msg}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(health.unreadable_count(), 2);
+    // The records themselves are untouched: the right key still reads them.
+    assert_eq!(
+        a.get(Table::Instances, "i1").await.unwrap().unwrap().0,
+        b"x"
+    );
+    // Once the records are gone (or open), the replica is healthy again.
+    let (v_i, v_b) = (
+        a.get(Table::Instances, "i1").await.unwrap().unwrap().1,
+        a.get(Table::Bindings, "i1\0b1").await.unwrap().unwrap().1,
+    );
+    b.remove(Table::Instances, "i1", v_i).await.unwrap();
+    assert_eq!(health.unreadable_count(), 1);
+    // Removed by the replica that can read it: B's next listing forgets it.
+    a.remove(Table::Bindings, "i1\0b1", v_b).await.unwrap();
+    assert_eq!(health.unreadable_count(), 1);
+    assert!(b.list(Table::Bindings, "").await.unwrap().is_empty());
+    assert!(health.problem().is_none());
+}
+
+#[tokio::test]
+async fn swapped_or_relabelled_record_secrets_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = test_cluster(dir.path()).await;
+    let (s, health) = c.store(sealer(&Sealer::generate_base64())).await;
+    for (k, v) in [("i1", "secret-one"), ("i2", "secret-two")] {
+        s.put(Table::Instances, k, v.as_bytes().to_vec(), Expect::Absent)
+            .await
+            .unwrap();
+    }
+    let api = c.secrets().await;
+    let (n1, n2) = (
+        secret_name(Table::Instances, "i1"),
+        secret_name(Table::Instances, "i2"),
+    );
+    let (mut s1, mut s2) = (api.get(&n1).await.unwrap(), api.get(&n2).await.unwrap());
+    std::mem::swap(&mut s1.data, &mut s2.data);
+    api.replace(&n1, &PostParams::default(), &s1).await.unwrap();
+    api.replace(&n2, &PostParams::default(), &s2).await.unwrap();
+    for k in ["i1", "i2"] {
+        match s.get(Table::Instances, k).await {
+            Err(StoreError::Unreadable(msg)) => {
+                assert!(msg.contains("failed authentication"), "{msg}");
+                assert!(msg.contains(&format!("instances/{k}")), "{msg}");
+                assert!(!msg.contains("secret-"), "{msg}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(health.unreadable_count(), 2);
+    // The format bytes: "s2" rewritten to the first release's "s1".
+    let mut s1 = api.get(&n1).await.unwrap();
+    let value = &mut s1.data.as_mut().unwrap().get_mut("value").unwrap().0;
+    value[1] = b'1';
+    api.replace(&n1, &PostParams::default(), &s1).await.unwrap();
+    match s.get(Table::Instances, "i1").await {
+        Err(StoreError::Unreadable(msg)) => assert!(msg.contains("(s1)"), "{msg}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_store_key_comes_from_a_named_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = test_cluster(dir.path()).await;
+    let (key, old) = (Sealer::generate_base64(), Sealer::generate_base64());
+    let api = c.secrets().await;
+    let secret = |name: &str, data: Value| -> Secret {
+        serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data})).unwrap()
+    };
+    api.create(
+        &PostParams::default(),
+        &secret("store-key", json!({"store.key": key, "old-1": old})),
+    )
+    .await
+    .unwrap();
+    let kube = c.kube().await;
+    let s = key_from_secret(&kube, NS, "store-key").await.unwrap();
+    assert_eq!(s.key_id(), sealer(&key).key_id());
+    let from_old = sealer(&old).seal("instances/a", b"v");
+    assert_eq!(s.open("instances/a", &from_old).unwrap(), b"v");
+    // Missing Secret, missing entry, a bad key: errors name the Secret and
+    // the entry, never a value.
+    let e = key_from_secret(&kube, NS, "nope")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("Secret chartbroker-system/nope"), "{e}");
+    api.create(
+        &PostParams::default(),
+        &secret("no-entry", json!({"key": key})),
+    )
+    .await
+    .unwrap();
+    let e = key_from_secret(&kube, NS, "no-entry")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no entry store.key"), "{e}");
+    assert!(!e.contains(&key), "{e}");
+    api.create(
+        &PostParams::default(),
+        &secret("short", json!({"store.key": "c2hvcnQ=", "old-2": old})),
+    )
+    .await
+    .unwrap();
+    let e = key_from_secret(&kube, NS, "short")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("entry store.key") && e.contains("32 bytes"),
+        "{e}"
+    );
+    assert!(!e.contains(&old), "{e}");
 }

@@ -10,11 +10,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use common::*;
 use fake_kube::{FakeKube, FakeKubeHandle};
 use serde_json::{Value, json};
 
-use chartbroker::runtime::{Engine, StoreKind};
+use chartbroker::runtime::{Engine, Runtime, ServeConfig, StoreKind};
 use chartbroker::store::seal::Sealer;
 
 async fn cluster() -> FakeKubeHandle {
@@ -25,14 +27,163 @@ async fn cluster() -> FakeKubeHandle {
     k
 }
 
-async fn replica(k: &FakeKubeHandle, key: &str) -> TestBroker {
-    let data = tempfile::tempdir().unwrap();
-    let mut cfg = config(data.path());
+/// A replica's configuration: helm engine, Kubernetes store, `key`.
+fn replica_config(k: &FakeKubeHandle, data: &Path, key: &str) -> ServeConfig {
+    let mut cfg = config(data);
     cfg.engine = Engine::Helm;
     cfg.store = StoreKind::Kube;
     cfg.store_key = Some(key.to_string());
-    cfg.kubeconfig = Some(k.kubeconfig(data.path()));
+    cfg.kubeconfig = Some(k.kubeconfig(data));
+    cfg
+}
+
+async fn replica(k: &FakeKubeHandle, key: &str) -> TestBroker {
+    let data = tempfile::tempdir().unwrap();
+    let cfg = replica_config(k, data.path(), key);
     TestBroker::with_config(data, cfg).await
+}
+
+/// A replica given `key` as its current key and `old` as an old one.
+async fn rotated_replica(k: &FakeKubeHandle, key: &str, old: &str) -> TestBroker {
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = replica_config(k, data.path(), key);
+    let old_file = data.path().join("old.key");
+    std::fs::write(&old_file, old).unwrap();
+    cfg.store_old_key_files = vec![old_file];
+    TestBroker::with_config(data, cfg).await
+}
+
+async fn provisioned(b: &TestBroker, id: &str) {
+    let r = b
+        .call(
+            Method::PUT,
+            &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
+            Some(provision_body("plan-small", json!({"message": id}))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let done = b
+        .wait_instance(id, r.json["operation"].as_str().unwrap())
+        .await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_with_another_key_is_refused_at_start() {
+    let k = cluster().await;
+    let key = Sealer::generate_base64();
+    let a = replica(&k, &key).await;
+    provisioned(&a, "keyed-1").await;
+    let data = tempfile::tempdir().unwrap();
+    let other = replica_config(&k, data.path(), &Sealer::generate_base64());
+    let err = format!("{:#}", Runtime::start(&other).await.err().expect("refused"));
+    assert!(
+        err.contains(&Sealer::from_base64(&key).unwrap().key_id()),
+        "{err}"
+    );
+    assert!(err.contains("give every replica the same key"), "{err}");
+    // No key at all: refused too, and no key file appears.
+    let mut none = replica_config(&k, data.path(), "");
+    none.store_key = None;
+    let err = format!("{:#}", Runtime::start(&none).await.err().expect("refused"));
+    assert!(
+        err.contains("--store kube needs a store key shared by every replica"),
+        "{err}"
+    );
+    assert!(!data.path().join("store.key").exists());
+    // A key file that does not exist is not created either.
+    none.store_key_file = Some(data.path().join("missing.key"));
+    assert!(Runtime::start(&none).await.is_err());
+    assert!(!data.path().join("missing.key").exists());
+    // The first replica is untouched.
+    let r = a
+        .call(Method::GET, "/v2/service_instances/keyed-1", None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_missing_the_new_key_says_so_on_readyz_metrics_and_503() {
+    let k = cluster().await;
+    let (old, new) = (Sealer::generate_base64(), Sealer::generate_base64());
+    let a = replica(&k, &old).await;
+    provisioned(&a, "before-rotation").await;
+    // Rotated (new key, old key for reading) while A still runs on the old one.
+    let c = rotated_replica(&k, &new, &old).await;
+    provisioned(&c, "after-rotation").await;
+    let r = c
+        .call(Method::GET, "/v2/service_instances/before-rotation", None)
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "the old key still reads: {}",
+        r.text
+    );
+
+    // A cannot open what C sealed: a clear 503 instead of an opaque 500.
+    let r = a
+        .call(
+            Method::GET,
+            "/v2/service_instances/after-rotation/last_operation",
+            None,
+        )
+        .await;
+    assert_osb_error(
+        &r,
+        StatusCode::SERVICE_UNAVAILABLE,
+        Some("ServiceUnavailable"),
+    );
+    let why = r.json["description"].as_str().unwrap();
+    let new_id = Sealer::from_base64(&new).unwrap().key_id();
+    assert!(why.contains("instances/after-rotation"), "{why}");
+    assert!(why.contains(&new_id), "{why}");
+    assert!(why.contains("which this broker was not given"), "{why}");
+    assert!(
+        !r.text.contains(&new) && !r.text.contains(&old),
+        "{}",
+        r.text
+    );
+
+    let ready = a.call(Method::GET, "/readyz", None).await;
+    assert_eq!(
+        ready.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        ready.text
+    );
+    assert_eq!(ready.json["status"], "store unreadable");
+    assert!(
+        ready.json["reason"].as_str().unwrap().contains(&new_id),
+        "{}",
+        ready.text
+    );
+    let metrics = a.call(Method::GET, "/metrics", None).await.text;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("chartbroker_store_errors_total{kind=\"unknown_key\"}")),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "chartbroker_store_unreadable_records 1"),
+        "{metrics}"
+    );
+    // The rotated replica is fine.
+    let ready = c.call(Method::GET, "/readyz", None).await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.text);
+    // A replica restarted with the old key alone is refused at start.
+    let data = tempfile::tempdir().unwrap();
+    let err = format!(
+        "{:#}",
+        Runtime::start(&replica_config(&k, data.path(), &old))
+            .await
+            .err()
+            .expect("refused")
+    );
+    assert!(err.contains(&new_id), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,42 +281,59 @@ impl Drop for Proc {
     }
 }
 
-fn spawn(data: &Path, kubeconfig: &Path, helm: &Path, key: &str, port: u16) -> Proc {
+/// Where a spawned replica gets its store key.
+enum Key<'a> {
+    /// `CHARTBROKER_STORE_KEY`.
+    Env(&'a str),
+    /// `--store-key-secret NAME` in the state namespace.
+    Secret(&'a str),
+}
+
+fn spawn(data: &Path, kubeconfig: &Path, helm: &Path, key: Key, port: u16) -> Proc {
     Proc(
-        Command::new(env!("CARGO_BIN_EXE_chartbroker"))
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--engine",
-                "helm",
-                "--store",
-                "kube",
-            ])
-            .args([
-                "--lease-seconds",
-                "2",
-                "--state-namespace",
-                "chartbroker-system",
-            ])
-            .arg("--catalog")
-            .arg(fixtures().join("catalog"))
-            .arg("--charts")
-            .arg(fixtures().join("charts"))
-            .arg("--data-dir")
-            .arg(data)
-            .arg("--helm")
-            .arg(helm)
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .env("CHARTBROKER_STORE_KEY", key)
-            .env("CHARTBROKER_USERNAME", USER)
-            .env("CHARTBROKER_PASSWORD", PASS)
+        command(data, kubeconfig, helm, key, port)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("chartbroker starts"),
     )
+}
+
+fn command(data: &Path, kubeconfig: &Path, helm: &Path, key: Key, port: u16) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_chartbroker"));
+    c.args([
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--engine",
+        "helm",
+        "--store",
+        "kube",
+    ])
+    .args([
+        "--lease-seconds",
+        "2",
+        "--state-namespace",
+        "chartbroker-system",
+    ])
+    .arg("--catalog")
+    .arg(fixtures().join("catalog"))
+    .arg("--charts")
+    .arg(fixtures().join("charts"))
+    .arg("--data-dir")
+    .arg(data)
+    .arg("--helm")
+    .arg(helm)
+    .arg("--kubeconfig")
+    .arg(kubeconfig)
+    .env_remove("CHARTBROKER_STORE_KEY")
+    .env("CHARTBROKER_USERNAME", USER)
+    .env("CHARTBROKER_PASSWORD", PASS);
+    match key {
+        Key::Env(k) => c.env("CHARTBROKER_STORE_KEY", k),
+        Key::Secret(name) => c.args(["--store-key-secret", name]),
+    };
+    c
 }
 
 async fn http(method: reqwest::Method, url: String, body: Option<Value>) -> Option<(u16, Value)> {
@@ -226,11 +394,43 @@ async fn a_replica_killed_mid_operation_is_taken_over_by_another() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
+    // B takes the same key from the Secret the deploy manifests provide.
+    k.put(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "chartbroker-store-key", "namespace": "chartbroker-system"},
+        "data": {"store.key": B64.encode(&key)}}));
     let (pa, pb) = (free_port(), free_port());
-    let mut a = spawn(&dir.path().join("a"), &kubeconfig, &slow, &key, pa);
-    let _b = spawn(&dir.path().join("b"), &kubeconfig, &helm_bin(), &key, pb);
+    let mut a = spawn(
+        &dir.path().join("a"),
+        &kubeconfig,
+        &slow,
+        Key::Env(&key),
+        pa,
+    );
     ready(pa).await;
+    let _b = spawn(
+        &dir.path().join("b"),
+        &kubeconfig,
+        &helm_bin(),
+        Key::Secret("chartbroker-store-key"),
+        pb,
+    );
     ready(pb).await;
+    // A third replica with a key of its own exits at start, saying why.
+    let out = command(
+        &dir.path().join("c"),
+        &kubeconfig,
+        &helm_bin(),
+        Key::Env(&Sealer::generate_base64()),
+        free_port(),
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("give every replica the same key"),
+        "{stderr}"
+    );
     let (status, body) = http(
         reqwest::Method::PUT,
         format!("http://127.0.0.1:{pa}/v2/service_instances/orphan-1?accepts_incomplete=true"),

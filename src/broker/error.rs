@@ -66,7 +66,12 @@ pub enum BrokerError {
 
 impl From<StoreError> for BrokerError {
     fn from(e: StoreError) -> Self {
-        BrokerError::Internal(e.to_string())
+        match e {
+            // Not a broker bug to hide behind "see the log": the operator
+            // must act (give this replica the shared key), so say so.
+            StoreError::Unreadable(why) => BrokerError::Unavailable(why),
+            e => BrokerError::Internal(e.to_string()),
+        }
     }
 }
 

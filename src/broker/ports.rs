@@ -45,9 +45,14 @@ pub enum StoreError {
     /// The precondition did not hold: someone else wrote first.
     #[error("the record changed concurrently")]
     Conflict,
-    /// The store itself failed (I/O, corruption, wrong key).
+    /// The store itself failed (I/O, corruption).
     #[error("store failure: {0}")]
     Backend(String),
+    /// A record exists but this broker cannot open it: sealed with a store
+    /// key it was not given, or tampered with. The message names the record
+    /// and the reason, never key material or plaintext.
+    #[error("{0}")]
+    Unreadable(String),
 }
 
 /// A key-value store with per-key versions and compare-and-swap writes.

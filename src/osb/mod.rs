@@ -46,6 +46,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Set once the store is open, the catalog loaded and operations resumed.
     pub ready: Arc<AtomicBool>,
+    /// Store records this broker met and cannot open.
+    pub store_health: Arc<crate::store::health::StoreHealth>,
 }
 
 impl FromRef<AppState> for Broker {
@@ -100,7 +102,15 @@ async fn healthz() -> impl IntoResponse {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    if state.ready.load(Ordering::Acquire) {
+    if let Some(reason) = state.store_health.problem() {
+        // Serving on would answer 503 for every record it can't open (or
+        // take over operations it can't read): out of rotation until fixed.
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "store unreadable", "reason": reason})),
+        )
+            .into_response()
+    } else if state.ready.load(Ordering::Acquire) {
         Json(json!({"status": "ready"})).into_response()
     } else {
         (
@@ -111,7 +121,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(m): State<Arc<Metrics>>) -> Response {
+async fn metrics(State(state): State<AppState>) -> Response {
+    let m = &state.metrics;
+    m.set_store_unreadable(state.store_health.unreadable_count());
     (
         [(
             header::CONTENT_TYPE,

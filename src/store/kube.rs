@@ -43,7 +43,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
 
-use super::seal::Sealer;
+use super::health::StoreHealth;
+use super::seal::{SealError, Sealer};
 use crate::broker::ports::{Expect, Store, StoreError, Table};
 use crate::kube::{Kube, MANAGED_BY};
 
@@ -59,6 +60,12 @@ pub const KEY_ANNOTATION: &str = "chartbroker.io/key";
 pub const VERSION_ANNOTATION: &str = "chartbroker.io/version";
 /// The data key of the sealed value.
 const VALUE_KEY: &str = "value";
+/// The Secret that records which store key this namespace's records are
+/// sealed with (a sealed constant), so a replica given another key is
+/// refused at start instead of failing record by record.
+pub const KEY_CHECK_SECRET: &str = "cbs-keycheck";
+const KEY_CHECK_RECORD: &str = "keycheck";
+const KEY_CHECK_PLAIN: &[u8] = b"chartbroker store key check";
 /// Items per LIST page.
 const DEFAULT_PAGE_SIZE: u32 = 250;
 
@@ -71,6 +78,7 @@ pub struct KubeStore {
     sealer: Arc<Sealer>,
     rng: SystemRandom,
     page_size: u32,
+    health: Arc<StoreHealth>,
 }
 
 impl std::fmt::Debug for KubeStore {
@@ -145,6 +153,41 @@ fn name_of(s: &Secret) -> &str {
     s.metadata.name.as_deref().unwrap_or("<unnamed>")
 }
 
+/// The store key held in Secret `name` of `namespace`: `store.key` is the
+/// current key, every `old-*` entry an old one (read only). Errors name the
+/// Secret and entry, never a value.
+pub async fn key_from_secret(
+    kube: &Kube,
+    namespace: &str,
+    name: &str,
+) -> Result<Sealer, SealError> {
+    let bad = |what: String| SealError::Io {
+        path: format!("Secret {namespace}/{name}"),
+        source: std::io::Error::other(what),
+    };
+    let secret = Api::<Secret>::namespaced(kube.client(), namespace)
+        .get(name)
+        .await
+        .map_err(|e| bad(format!("cannot be read: {e}")))?;
+    let data = secret.data.unwrap_or_default();
+    let text = |k: &str, v: &ByteString| {
+        std::str::from_utf8(&v.0)
+            .map(str::to_string)
+            .map_err(|_| bad(format!("entry {k} is not base64 text")))
+    };
+    let current = data
+        .get("store.key")
+        .ok_or_else(|| bad("has no entry store.key".into()))?;
+    let mut sealer = Sealer::from_base64(&text("store.key", current)?)
+        .map_err(|e| bad(format!("entry store.key: {e}")))?;
+    for (k, v) in data.iter().filter(|(k, _)| k.starts_with("old-")) {
+        sealer = sealer
+            .with_old_base64(&text(k, v)?)
+            .map_err(|e| bad(format!("entry {k}: {e}")))?;
+    }
+    Ok(sealer)
+}
+
 impl KubeStore {
     /// A store over the Secrets of `namespace` (the broker's own, which must
     /// exist), reached through `kube`, sealing values with `sealer`. Every
@@ -157,7 +200,106 @@ impl KubeStore {
             sealer: Arc::new(sealer),
             rng: SystemRandom::new(),
             page_size: DEFAULT_PAGE_SIZE,
+            health: Arc::default(),
         }
+    }
+
+    /// Reports records that don't open (and API failures) to `health`.
+    pub fn with_health(mut self, health: Arc<StoreHealth>) -> Self {
+        self.health = health;
+        self
+    }
+
+    /// Refuses a store key other than the one this namespace's records are
+    /// sealed with; call once at start. The first broker to start records
+    /// its key; one given an old key as well rewrites the record with its
+    /// current key (a rotation).
+    pub async fn check_key(&self) -> Result<(), StoreError> {
+        for _ in 0..3 {
+            let Some(found) = self
+                .api
+                .get_opt(KEY_CHECK_SECRET)
+                .await
+                .map_err(|e| self.backend("reading", KEY_CHECK_SECRET, e))?
+            else {
+                match self
+                    .api
+                    .create(&PostParams::default(), &self.key_check(None))
+                    .await
+                {
+                    Ok(_) => return Ok(()),
+                    // Another replica recorded its key first: check against it.
+                    Err(e) if status_code(&e) == Some(409) => continue,
+                    Err(e) => return Err(self.backend("creating", KEY_CHECK_SECRET, e)),
+                }
+            };
+            let sealed = found
+                .data
+                .as_ref()
+                .and_then(|d| d.get(VALUE_KEY))
+                .map(|b| b.0.as_slice())
+                .unwrap_or_default();
+            match self.sealer.open(KEY_CHECK_RECORD, sealed) {
+                Ok(plain) if plain == KEY_CHECK_PLAIN => {}
+                Ok(_) => return Err(self.key_refused(&SealError::Open)),
+                Err(e) => return Err(self.key_refused(&e)),
+            }
+            if self.sealer.sealed_with_current(sealed) {
+                return Ok(());
+            }
+            let mut replace = self.key_check(found.metadata.resource_version.clone());
+            replace.metadata.uid = found.metadata.uid.clone();
+            match self
+                .api
+                .replace(KEY_CHECK_SECRET, &PostParams::default(), &replace)
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(key_id = %self.sealer.key_id(),
+                        "the store key check now names this broker's current key");
+                    return Ok(());
+                }
+                Err(e) if matches!(status_code(&e), Some(404 | 409)) => continue,
+                Err(e) => return Err(self.backend("replacing", KEY_CHECK_SECRET, e)),
+            }
+        }
+        Err(StoreError::Backend(format!(
+            "Secret {}/{KEY_CHECK_SECRET} kept changing while this broker checked its store key",
+            self.namespace
+        )))
+    }
+
+    fn key_check(&self, resource_version: Option<String>) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                name: Some(KEY_CHECK_SECRET.to_string()),
+                namespace: Some(self.namespace.clone()),
+                labels: Some(BTreeMap::from([(
+                    MANAGED_BY.0.to_string(),
+                    MANAGED_BY.1.to_string(),
+                )])),
+                resource_version,
+                ..Default::default()
+            },
+            type_: Some(SECRET_TYPE.to_string()),
+            data: Some(BTreeMap::from([(
+                VALUE_KEY.to_string(),
+                ByteString(self.sealer.seal(KEY_CHECK_RECORD, KEY_CHECK_PLAIN)),
+            )])),
+            ..Default::default()
+        }
+    }
+
+    fn key_refused(&self, e: &SealError) -> StoreError {
+        self.health.error(e.kind());
+        StoreError::Unreadable(format!(
+            "the store in namespace {ns} (Secret {ns}/{KEY_CHECK_SECRET}) is not sealed with this \
+             broker's store key {id}: {e}. Replicas with different keys cannot read each other's \
+             records, so give every replica the same key (--store-key-file, CHARTBROKER_STORE_KEY \
+             or --store-key-secret)",
+            ns = self.namespace,
+            id = self.sealer.key_id(),
+        ))
     }
 
     /// Sets how many Secrets one LIST request returns (default 250).
@@ -172,6 +314,7 @@ impl KubeStore {
     }
 
     fn backend(&self, action: &str, name: &str, e: ::kube::Error) -> StoreError {
+        self.health.error("backend");
         StoreError::Backend(format!(
             "kubernetes API: {action} Secret {}/{name}: {e}",
             self.namespace
@@ -255,8 +398,10 @@ impl KubeStore {
             .and_then(|d| d.get(VALUE_KEY))
             .ok_or_else(|| corrupt("no value"))?;
         let plain = self.sealer.open(&aad(table, key), &sealed.0).map_err(|e| {
-            StoreError::Backend(format!("Secret {}/{}: {e}", self.namespace, name_of(s)))
+            let why = self.health.unreadable(table.name(), key, &e);
+            StoreError::Unreadable(format!("{why} (Secret {}/{})", self.namespace, name_of(s)))
         })?;
+        self.health.readable(table.name(), key);
         Ok((plain, version))
     }
 }
@@ -283,7 +428,10 @@ impl Store for KubeStore {
                 let version = self.fresh_version(None)?;
                 let secret = self.build(table, key, &value, version);
                 match self.api.create(&PostParams::default(), &secret).await {
-                    Ok(_) => Ok(version),
+                    Ok(_) => {
+                        self.health.readable(table.name(), key);
+                        Ok(version)
+                    }
                     Err(e) if status_code(&e) == Some(409) => Err(StoreError::Conflict),
                     Err(e) => Err(self.backend("creating", &name, e)),
                 }
@@ -306,7 +454,10 @@ impl Store for KubeStore {
                     .replace(&name, &PostParams::default(), &secret)
                     .await
                 {
-                    Ok(_) => Ok(version),
+                    Ok(_) => {
+                        self.health.readable(table.name(), key);
+                        Ok(version)
+                    }
                     Err(e) if matches!(status_code(&e), Some(404 | 409)) => {
                         Err(StoreError::Conflict)
                     }
@@ -332,7 +483,10 @@ impl Store for KubeStore {
             ..Default::default()
         };
         match self.api.delete(&name, &params).await {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.health.readable(table.name(), key);
+                Ok(())
+            }
             Err(e) if matches!(status_code(&e), Some(404 | 409)) => Err(StoreError::Conflict),
             Err(e) => Err(self.backend("deleting", &name, e)),
         }
@@ -360,6 +514,7 @@ impl Store for KubeStore {
                 .expect("writing to a String");
         }
         let mut out = Vec::new();
+        let mut failed = std::collections::BTreeSet::new();
         let mut token: Option<String> = None;
         loop {
             let mut params = ListParams::default()
@@ -369,6 +524,7 @@ impl Store for KubeStore {
                 params = params.continue_token(t);
             }
             let page = self.api.list(&params).await.map_err(|e| {
+                self.health.error("backend");
                 StoreError::Backend(format!(
                     "kubernetes API: listing Secrets in {} ({selector}): {e}",
                     self.namespace
@@ -399,12 +555,15 @@ impl Store for KubeStore {
                 }
                 match self.decode(table, &key, s) {
                     Ok((plain, version)) => out.push((key, plain, version)),
-                    Err(e) => tracing::warn!(
+                    Err(e) => {
+                        failed.insert(key.clone());
+                        tracing::warn!(
                         namespace = %self.namespace,
                         secret = name_of(s),
                         error = %e,
                         "skipping a store record that does not open"
-                    ),
+                        )
+                    }
                 }
             }
             token = page.metadata.continue_.filter(|t| !t.is_empty());
@@ -412,6 +571,9 @@ impl Store for KubeStore {
                 break;
             }
         }
+        // Records that could not be opened and have since been deleted by
+        // another replica stop failing readiness here.
+        self.health.relisted(table.name(), prefix, &failed);
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }

@@ -6,7 +6,9 @@
 //!   replicas (compare-and-swap by resourceVersion; HA rides on etcd).
 //! - [`memory`]: an in-memory twin for tests and benchmarks.
 //! - [`seal`]: AES-256-GCM encryption of every stored value.
+//! - [`health`]: records this broker cannot open (readiness, metrics).
 
+pub mod health;
 pub mod kube;
 pub mod memory;
 pub mod redb;

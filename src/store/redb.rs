@@ -8,6 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+use super::health::{StoreHealth, display_record};
 use super::seal::Sealer;
 use crate::broker::ports::{Expect, Store, StoreError, Table};
 
@@ -37,6 +38,7 @@ fn backend<E: std::fmt::Display>(e: E) -> StoreError {
 pub struct RedbStore {
     db: Arc<Database>,
     sealer: Arc<Sealer>,
+    health: Arc<StoreHealth>,
 }
 
 impl RedbStore {
@@ -54,37 +56,63 @@ impl RedbStore {
         Ok(RedbStore {
             db: Arc::new(db),
             sealer: Arc::new(sealer),
+            health: Arc::default(),
         })
+    }
+
+    /// Reports records that don't open to `health`.
+    pub fn with_health(mut self, health: Arc<StoreHealth>) -> Self {
+        self.health = health;
+        self
     }
 
     async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Database, &Sealer) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Database, &Opener) -> Result<T, StoreError> + Send + 'static,
     {
         let db = self.db.clone();
-        let sealer = self.sealer.clone();
-        tokio::task::spawn_blocking(move || f(&db, &sealer))
+        let opener = Opener {
+            sealer: self.sealer.clone(),
+            health: self.health.clone(),
+        };
+        let r = tokio::task::spawn_blocking(move || f(&db, &opener))
             .await
-            .map_err(backend)?
+            .map_err(backend)?;
+        if let Err(StoreError::Backend(_)) = &r {
+            self.health.error("backend");
+        }
+        r
     }
 }
 
-fn decode(
-    sealer: &Sealer,
-    table: Table,
-    key: &str,
-    raw: &[u8],
-) -> Result<(Vec<u8>, u64), StoreError> {
-    if raw.len() < 8 {
-        return Err(StoreError::Backend(format!(
-            "corrupt record {}",
-            aad(table, key)
-        )));
+/// The sealer and the health it reports to, for blocking closures.
+struct Opener {
+    sealer: Arc<Sealer>,
+    health: Arc<StoreHealth>,
+}
+
+impl Opener {
+    fn seal(&self, table: Table, key: &str, plain: &[u8]) -> Vec<u8> {
+        self.health.readable(table.name(), key);
+        self.sealer.seal(&aad(table, key), plain)
     }
-    let version = u64::from_le_bytes(raw[..8].try_into().expect("8 bytes"));
-    let plain = sealer.open(&aad(table, key), &raw[8..]).map_err(backend)?;
-    Ok((plain, version))
+
+    fn decode(&self, table: Table, key: &str, raw: &[u8]) -> Result<(Vec<u8>, u64), StoreError> {
+        if raw.len() < 8 {
+            return Err(StoreError::Backend(format!(
+                "corrupt record {}",
+                display_record(table.name(), key)
+            )));
+        }
+        let version = u64::from_le_bytes(raw[..8].try_into().expect("8 bytes"));
+        let plain = self
+            .sealer
+            .open(&aad(table, key), &raw[8..])
+            .map_err(|e| StoreError::Unreadable(self.health.unreadable(table.name(), key, &e)))?;
+        self.health.readable(table.name(), key);
+        Ok((plain, version))
+    }
 }
 
 fn stored_version(raw: &[u8]) -> u64 {
@@ -97,11 +125,11 @@ fn stored_version(raw: &[u8]) -> u64 {
 impl Store for RedbStore {
     async fn get(&self, table: Table, key: &str) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
         let key = key.to_string();
-        self.blocking(move |db, sealer| {
+        self.blocking(move |db, opener| {
             let tx = db.begin_read().map_err(backend)?;
             let t = tx.open_table(def(table)).map_err(backend)?;
             match t.get(key.as_str()).map_err(backend)? {
-                Some(v) => decode(sealer, table, &key, v.value()).map(Some),
+                Some(v) => opener.decode(table, &key, v.value()).map(Some),
                 None => Ok(None),
             }
         })
@@ -116,7 +144,7 @@ impl Store for RedbStore {
         expect: Expect,
     ) -> Result<u64, StoreError> {
         let key = key.to_string();
-        self.blocking(move |db, sealer| {
+        self.blocking(move |db, opener| {
             let tx = db.begin_write().map_err(backend)?;
             let version = {
                 let mut t = tx.open_table(def(table)).map_err(backend)?;
@@ -138,7 +166,7 @@ impl Store for RedbStore {
                     + 1;
                 meta.insert(VERSION_KEY, next).map_err(backend)?;
                 let mut raw = next.to_le_bytes().to_vec();
-                raw.extend_from_slice(&sealer.seal(&aad(table, &key), &value));
+                raw.extend_from_slice(&opener.seal(table, &key, &value));
                 t.insert(key.as_str(), raw.as_slice()).map_err(backend)?;
                 next
             };
@@ -150,7 +178,7 @@ impl Store for RedbStore {
 
     async fn remove(&self, table: Table, key: &str, version: u64) -> Result<(), StoreError> {
         let key = key.to_string();
-        self.blocking(move |db, _| {
+        self.blocking(move |db, opener| {
             let tx = db.begin_write().map_err(backend)?;
             {
                 let mut t = tx.open_table(def(table)).map_err(backend)?;
@@ -162,6 +190,7 @@ impl Store for RedbStore {
                     return Err(StoreError::Conflict);
                 }
                 t.remove(key.as_str()).map_err(backend)?;
+                opener.health.readable(table.name(), &key);
             }
             tx.commit().map_err(backend)?;
             Ok(())
@@ -175,7 +204,7 @@ impl Store for RedbStore {
         prefix: &str,
     ) -> Result<Vec<(String, Vec<u8>, u64)>, StoreError> {
         let prefix = prefix.to_string();
-        self.blocking(move |db, sealer| {
+        self.blocking(move |db, opener| {
             let tx = db.begin_read().map_err(backend)?;
             let t = tx.open_table(def(table)).map_err(backend)?;
             let mut out = Vec::new();
@@ -185,7 +214,7 @@ impl Store for RedbStore {
                 if !key.starts_with(&prefix) {
                     break;
                 }
-                let (plain, version) = decode(sealer, table, &key, v.value())?;
+                let (plain, version) = opener.decode(table, &key, v.value())?;
                 out.push((key, plain, version));
             }
             Ok(out)
@@ -196,6 +225,8 @@ impl Store for RedbStore {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn store(dir: &Path) -> RedbStore {
@@ -263,5 +294,149 @@ mod tests {
             .await
             .unwrap();
         assert!(v2 > v);
+    }
+
+    /// Rewrites the raw bytes of records, as an attacker with the file would.
+    fn tamper(dir: &Path, f: impl FnOnce(&mut BTreeMap<String, Vec<u8>>)) {
+        let db = Database::create(dir.join("db.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut t = tx.open_table(INSTANCES).unwrap();
+            let mut all: BTreeMap<String, Vec<u8>> = t
+                .iter()
+                .unwrap()
+                .map(|e| {
+                    let (k, v) = e.unwrap();
+                    (k.value().to_string(), v.value().to_vec())
+                })
+                .collect();
+            f(&mut all);
+            for (k, v) in &all {
+                t.insert(k.as_str(), v.as_slice()).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+
+    fn unreadable<T: std::fmt::Debug>(r: Result<T, StoreError>, says: &str) {
+        match r {
+            Err(StoreError::Unreadable(msg)) => {
+                assert!(msg.contains(says), "{msg}");
+                assert!(!msg.contains("secret-"), "no plaintext: {msg}");
+            }
+            other => panic!("expected an unreadable record, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn swapped_sealed_bytes_are_refused_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        s.put(Table::Instances, "a", b"secret-a".to_vec(), Expect::Absent)
+            .await
+            .unwrap();
+        s.put(Table::Instances, "b", b"secret-b".to_vec(), Expect::Absent)
+            .await
+            .unwrap();
+        drop(s);
+        tamper(dir.path(), |all| {
+            let a = all["a"].clone();
+            let b = std::mem::replace(all.get_mut("b").unwrap(), a);
+            all.insert("a".into(), b);
+        });
+        let health = Arc::new(StoreHealth::default());
+        let s = store(dir.path()).with_health(health.clone());
+        unreadable(
+            s.get(Table::Instances, "a").await,
+            "store record instances/a: a stored value failed authentication",
+        );
+        unreadable(s.get(Table::Instances, "b").await, "instances/b");
+        unreadable(s.list(Table::Instances, "").await, "failed authentication");
+        assert!(health.problem().unwrap().contains("2 store records"));
+        // Nothing was lost: swapped back, both open again.
+        drop(s);
+        tamper(dir.path(), |all| {
+            let a = all["a"].clone();
+            let b = std::mem::replace(all.get_mut("b").unwrap(), a);
+            all.insert("a".into(), b);
+        });
+        let s = store(dir.path()).with_health(health.clone());
+        assert_eq!(
+            s.get(Table::Instances, "a").await.unwrap().unwrap().0,
+            b"secret-a"
+        );
+        assert_eq!(
+            s.get(Table::Instances, "b").await.unwrap().unwrap().0,
+            b"secret-b"
+        );
+        assert!(health.problem().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_tampered_format_byte_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        s.put(Table::Instances, "a", b"secret-a".to_vec(), Expect::Absent)
+            .await
+            .unwrap();
+        drop(s);
+        // After the 8-byte version: "s2". Back to "s1" (the old format) or on
+        // to an unknown "s3".
+        for (byte, says) in [(b'1', "first release's format"), (b'3', "unknown format")] {
+            tamper(dir.path(), |all| all.get_mut("a").unwrap()[9] = byte);
+            let s = store(dir.path());
+            unreadable(s.get(Table::Instances, "a").await, says);
+        }
+    }
+
+    #[tokio::test]
+    async fn first_release_records_still_open_and_are_rewritten_in_format_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let key = std::fs::read_to_string(dir.path().join("key")).unwrap();
+        let v = s
+            .put(
+                Table::Instances,
+                "a",
+                b"placeholder".to_vec(),
+                Expect::Absent,
+            )
+            .await
+            .unwrap();
+        drop(s);
+        // What the first release wrote: version, then "s1" | nonce | sealed
+        // with the record as associated data.
+        let bytes =
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, key.trim()).unwrap();
+        let k = ring::aead::LessSafeKey::new(
+            ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, &bytes).unwrap(),
+        );
+        let mut buf = b"from-release-1".to_vec();
+        k.seal_in_place_append_tag(
+            ring::aead::Nonce::assume_unique_for_key([3; 12]),
+            ring::aead::Aad::from(b"instances/a"),
+            &mut buf,
+        )
+        .unwrap();
+        let raw = [v.to_le_bytes().as_slice(), b"s1", &[3; 12], &buf].concat();
+        tamper(dir.path(), |all| {
+            all.insert("a".into(), raw);
+        });
+        let s = store(dir.path());
+        let (plain, version) = s.get(Table::Instances, "a").await.unwrap().unwrap();
+        assert_eq!(
+            (plain.as_slice(), version),
+            (b"from-release-1".as_slice(), v)
+        );
+        s.put(
+            Table::Instances,
+            "a",
+            b"now-v2".to_vec(),
+            Expect::Version(v),
+        )
+        .await
+        .unwrap();
+        drop(s);
+        tamper(dir.path(), |all| assert_eq!(&all["a"][8..10], b"s2"));
     }
 }

@@ -1,6 +1,29 @@
 //! Encryption at rest. Every value the store writes is sealed with
-//! AES-256-GCM; the table and key are the associated data, so a sealed value
-//! copied under another key does not open.
+//! AES-256-GCM.
+//!
+//! # Format 2 (`s2`, written since 0.2)
+//! `"s2" | key id (8 bytes) | nonce (12) | ciphertext | tag (16)`. The
+//! associated data is `"chartbroker.io/sealed/v2\0" | key id | "\0" |
+//! record`, where the record is the store's `"<table>/<key>"`. So a sealed
+//! value opens only as format 2, under the key id it names and as the record
+//! it was written for: swapping two records' bytes, moving one under another
+//! key id, or rewriting the format bytes all fail to open.
+//!
+//! The key id is a fingerprint of the key (the first 8 bytes of a SHA-256
+//! over a domain label and the key), so a replica that meets a record sealed
+//! with a key it was not given can say which key the record needs instead of
+//! "does not decrypt". It reveals nothing usable about the key.
+//!
+//! # Format 1 (`s1`, the first release)
+//! `"s1" | nonce | ciphertext | tag` with the record alone as associated
+//! data. Still opened (with every key the sealer holds, since it names
+//! none); every write seals format 2, so records migrate as they change.
+//!
+//! # Rotation
+//! A sealer has one current key (sealing) and any number of old keys
+//! (opening only). Limit: a stale sealed copy of the *same* record, with its
+//! version, still opens — there is no trusted counter outside the storage an
+//! attacker with write access to it controls (README, "Security").
 
 use std::fmt;
 use std::path::Path;
@@ -8,23 +31,85 @@ use std::path::Path;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
 
-const MAGIC: &[u8; 2] = b"s1";
+const LEGACY_MAGIC: &[u8; 2] = b"s1";
+const MAGIC: &[u8; 2] = b"s2";
+const AAD_LABEL: &[u8] = b"chartbroker.io/sealed/v2\0";
+const KEY_ID_LABEL: &[u8] = b"chartbroker.io/store-key-id\0";
+const KEY_ID_LEN: usize = 8;
 
-/// A 256-bit key that seals and opens values. `Debug` never shows the key.
-pub struct Sealer {
+type KeyId = [u8; KEY_ID_LEN];
+
+struct Key {
+    id: KeyId,
     key: LessSafeKey,
+}
+
+impl Key {
+    fn new(bytes: &[u8]) -> Result<Key, SealError> {
+        let unbound = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| SealError::BadKey)?;
+        let mut input = KEY_ID_LABEL.to_vec();
+        input.extend_from_slice(bytes);
+        let id = digest(&SHA256, &input).as_ref()[..KEY_ID_LEN]
+            .try_into()
+            .expect("a SHA-256 digest is longer than a key id");
+        Ok(Key {
+            id,
+            key: LessSafeKey::new(unbound),
+        })
+    }
+
+    fn open(&self, nonce: &[u8], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().ok()?;
+        let mut buf = sealed.to_vec();
+        self.key
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut buf,
+            )
+            .ok()
+            .map(|p| p.to_vec())
+    }
+}
+
+fn hex(id: &KeyId) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn aad_v2(id: &KeyId, record: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(AAD_LABEL.len() + KEY_ID_LEN + 1 + record.len());
+    aad.extend_from_slice(AAD_LABEL);
+    aad.extend_from_slice(id);
+    aad.push(0);
+    aad.extend_from_slice(record.as_bytes());
+    aad
+}
+
+/// A current 256-bit key that seals and opens values, plus old keys that
+/// only open them. `Debug` shows key ids, never keys.
+pub struct Sealer {
+    current: Key,
+    old: Vec<Key>,
     rng: SystemRandom,
 }
 
 impl fmt::Debug for Sealer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Sealer(<redacted>)")
+        f.debug_struct("Sealer")
+            .field("key_id", &hex(&self.current.id))
+            .field(
+                "old_key_ids",
+                &self.old.iter().map(|k| hex(&k.id)).collect::<Vec<_>>(),
+            )
+            .finish()
     }
 }
 
-/// Why a key could not be loaded or a value could not be opened.
+/// Why a key could not be loaded or a value could not be opened. No variant
+/// carries key material or plaintext.
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
     /// The key material is not 32 bytes of base64.
@@ -39,17 +124,51 @@ pub enum SealError {
         #[source]
         source: std::io::Error,
     },
-    /// Wrong key, or the value was tampered with.
-    #[error("a stored value could not be decrypted (wrong store key or tampered data)")]
+    /// The value names a key this sealer does not hold: it was written by a
+    /// replica given another store key.
+    #[error(
+        "sealed with store key {key_id}, which this broker was not given (every replica must share one store key; after a rotation keep the old key with --store-old-key-file)"
+    )]
+    UnknownKey {
+        /// The fingerprint the value names.
+        key_id: String,
+    },
+    /// Not a format this version writes or reads: a newer broker wrote it or
+    /// its format bytes were altered.
+    #[error(
+        "sealed in an unknown format (neither s1 nor s2): written by a newer chartbroker, or tampered with"
+    )]
+    Format,
+    /// The key is known but the value does not open: tampered with, truncated,
+    /// or copied from another record.
+    #[error("a stored value failed authentication (tampered with, or copied from another record)")]
     Open,
+    /// A first-release (`s1`) value that opens with none of the keys held;
+    /// that format names no key, so wrong key and tampering look alike.
+    #[error(
+        "a stored value in the first release's format (s1) opens with no store key this broker holds (wrong store key, or tampered with)"
+    )]
+    LegacyOpen,
+}
+
+impl SealError {
+    /// A short label for metrics: `unknown_key`, `format` or `tampered`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SealError::UnknownKey { .. } => "unknown_key",
+            SealError::Format => "format",
+            SealError::LegacyOpen => "legacy_key",
+            _ => "tampered",
+        }
+    }
 }
 
 impl Sealer {
     /// A sealer from raw key bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SealError> {
-        let unbound = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| SealError::BadKey)?;
         Ok(Sealer {
-            key: LessSafeKey::new(unbound),
+            current: Key::new(bytes)?,
+            old: Vec::new(),
             rng: SystemRandom::new(),
         })
     }
@@ -58,6 +177,33 @@ impl Sealer {
     pub fn from_base64(text: &str) -> Result<Self, SealError> {
         let bytes = B64.decode(text.trim()).map_err(|_| SealError::BadKey)?;
         Self::from_bytes(&bytes)
+    }
+
+    /// Adds an old key (base64), used only to open values sealed with it.
+    pub fn with_old_base64(mut self, text: &str) -> Result<Self, SealError> {
+        let bytes = B64.decode(text.trim()).map_err(|_| SealError::BadKey)?;
+        let key = Key::new(&bytes)?;
+        if key.id != self.current.id && !self.old.iter().any(|k| k.id == key.id) {
+            self.old.push(key);
+        }
+        Ok(self)
+    }
+
+    /// Loads a key file that must exist.
+    pub fn load(path: &Path) -> Result<Self, SealError> {
+        Self::from_base64(&read_key_file(path)?)
+    }
+
+    /// The current key's fingerprint, as 16 hex digits (safe to log).
+    pub fn key_id(&self) -> String {
+        hex(&self.current.id)
+    }
+
+    /// Whether `sealed` is format 2 under the current key (not an old key,
+    /// not the first release's format): false means a rewrite would migrate it.
+    pub fn sealed_with_current(&self, sealed: &[u8]) -> bool {
+        sealed.get(..2) == Some(MAGIC.as_slice())
+            && sealed.get(2..2 + KEY_ID_LEN) == Some(self.current.id.as_slice())
     }
 
     /// A fresh random key, as base64.
@@ -90,42 +236,66 @@ impl Sealer {
         }
     }
 
-    /// Encrypts `plain` bound to `aad`.
-    pub fn seal(&self, aad: &str, plain: &[u8]) -> Vec<u8> {
+    /// Encrypts `plain` as `record`, in format 2 with the current key.
+    pub fn seal(&self, record: &str, plain: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         self.rng.fill(&mut nonce).expect("the system RNG works");
         let mut buf = plain.to_vec();
-        self.key
+        self.current
+            .key
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad.as_bytes()),
+                Aad::from(aad_v2(&self.current.id, record).as_slice()),
                 &mut buf,
             )
             .expect("AES-GCM sealing of an in-memory buffer cannot fail");
-        let mut out = Vec::with_capacity(MAGIC.len() + NONCE_LEN + buf.len());
+        let mut out = Vec::with_capacity(MAGIC.len() + KEY_ID_LEN + NONCE_LEN + buf.len());
         out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&self.current.id);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&buf);
         out
     }
 
-    /// Decrypts a value sealed with the same `aad`.
-    pub fn open(&self, aad: &str, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
-        if sealed.len() < MAGIC.len() + NONCE_LEN || &sealed[..2] != MAGIC {
-            return Err(SealError::Open);
+    /// Decrypts a value sealed as `record` (format 2, or format 1 from the
+    /// first release).
+    pub fn open(&self, record: &str, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+        match sealed.get(..2) {
+            Some(m) if m == MAGIC => {
+                let rest = &sealed[2..];
+                if rest.len() < KEY_ID_LEN + NONCE_LEN {
+                    return Err(SealError::Open);
+                }
+                let id: KeyId = rest[..KEY_ID_LEN].try_into().expect("length checked");
+                let key = std::iter::once(&self.current)
+                    .chain(&self.old)
+                    .find(|k| k.id == id)
+                    .ok_or_else(|| SealError::UnknownKey { key_id: hex(&id) })?;
+                let body = &rest[KEY_ID_LEN..];
+                key.open(&body[..NONCE_LEN], &aad_v2(&id, record), &body[NONCE_LEN..])
+                    .ok_or(SealError::Open)
+            }
+            Some(m) if m == LEGACY_MAGIC => {
+                let body = &sealed[2..];
+                if body.len() < NONCE_LEN {
+                    return Err(SealError::Open);
+                }
+                std::iter::once(&self.current)
+                    .chain(&self.old)
+                    .find_map(|k| k.open(&body[..NONCE_LEN], record.as_bytes(), &body[NONCE_LEN..]))
+                    .ok_or(SealError::LegacyOpen)
+            }
+            _ => Err(SealError::Format),
         }
-        let nonce: [u8; NONCE_LEN] = sealed[2..2 + NONCE_LEN].try_into().expect("length checked");
-        let mut buf = sealed[2 + NONCE_LEN..].to_vec();
-        let plain = self
-            .key
-            .open_in_place(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad.as_bytes()),
-                &mut buf,
-            )
-            .map_err(|_| SealError::Open)?;
-        Ok(plain.to_vec())
     }
+}
+
+/// Reads a key file that must exist (no key is ever created for it).
+fn read_key_file(path: &Path) -> Result<String, SealError> {
+    std::fs::read_to_string(path).map_err(|source| SealError::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// Writes a file readable only by its owner, atomically.
@@ -148,33 +318,165 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn round_trip_and_binding_to_aad() {
-        let s = Sealer::from_base64(&Sealer::generate_base64()).unwrap();
-        let sealed = s.seal("instances/a", b"hunter2-password");
-        assert!(!sealed.windows(7).any(|w| w == b"hunter2"));
-        assert_eq!(s.open("instances/a", &sealed).unwrap(), b"hunter2-password");
-        assert!(s.open("instances/b", &sealed).is_err());
-        let other = Sealer::from_base64(&Sealer::generate_base64()).unwrap();
-        assert!(other.open("instances/a", &sealed).is_err());
+    fn sealer() -> Sealer {
+        Sealer::from_base64(&Sealer::generate_base64()).unwrap()
+    }
+
+    /// What the first release wrote: `"s1" | nonce | ciphertext | tag`,
+    /// the record alone as associated data.
+    fn seal_v1(key_b64: &str, record: &str, plain: &[u8]) -> Vec<u8> {
+        let bytes = B64.decode(key_b64).unwrap();
+        let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &bytes).unwrap());
+        let nonce = [7u8; NONCE_LEN];
+        let mut buf = plain.to_vec();
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(record.as_bytes()),
+            &mut buf,
+        )
+        .unwrap();
+        [LEGACY_MAGIC.as_slice(), &nonce, &buf].concat()
     }
 
     #[test]
-    fn bad_keys_are_rejected_and_debug_hides_key() {
+    fn round_trip_and_binding_to_the_record() {
+        let s = sealer();
+        let sealed = s.seal("instances/a", b"hunter2-password");
+        assert_eq!(&sealed[..2], b"s2");
+        assert!(!sealed.windows(7).any(|w| w == b"hunter2"));
+        assert_eq!(s.open("instances/a", &sealed).unwrap(), b"hunter2-password");
+        assert!(matches!(
+            s.open("instances/b", &sealed),
+            Err(SealError::Open)
+        ));
+        assert!(matches!(
+            s.open("bindings/a", &sealed),
+            Err(SealError::Open)
+        ));
+    }
+
+    #[test]
+    fn a_value_sealed_with_another_key_names_that_key() {
+        let (a, b) = (sealer(), sealer());
+        let sealed = a.seal("instances/a", b"v");
+        match b.open("instances/a", &sealed) {
+            Err(e @ SealError::UnknownKey { .. }) => {
+                assert!(e.to_string().contains(&a.key_id()), "{e}");
+                assert_eq!(e.kind(), "unknown_key");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn rewriting_the_key_id_to_one_held_does_not_open() {
+        // Moving a value under another key id the reader holds: the id is in
+        // the associated data, so it fails as tampering.
+        let old = Sealer::generate_base64();
+        let (a, b) = (sealer(), sealer().with_old_base64(&old).unwrap());
+        let mut sealed = a.seal("instances/a", b"v");
+        let held = Sealer::from_base64(&old).unwrap().current.id;
+        sealed[2..2 + KEY_ID_LEN].copy_from_slice(&held);
+        assert!(matches!(
+            b.open("instances/a", &sealed),
+            Err(SealError::Open)
+        ));
+    }
+
+    #[test]
+    fn the_format_bytes_are_authenticated() {
+        let s = sealer();
+        let sealed = s.seal("instances/a", b"v");
+        for magic in [*b"s1", *b"s3", *b"\0\0"] {
+            let mut t = sealed.clone();
+            t[..2].copy_from_slice(&magic);
+            assert!(s.open("instances/a", &t).is_err(), "{magic:?}");
+        }
+        let mut t = sealed.clone();
+        t[1] = b'9';
+        assert!(matches!(s.open("instances/a", &t), Err(SealError::Format)));
+        // Any flipped byte after the format bytes fails too.
+        for i in 2..sealed.len() {
+            let mut t = sealed.clone();
+            t[i] ^= 1;
+            assert!(s.open("instances/a", &t).is_err(), "byte {i}");
+        }
+        for len in 0..sealed.len() {
+            assert!(s.open("instances/a", &sealed[..len]).is_err(), "{len}");
+        }
+    }
+
+    #[test]
+    fn first_release_values_still_open_and_stay_bound_to_their_record() {
+        let key = Sealer::generate_base64();
+        let s = Sealer::from_base64(&key).unwrap();
+        let v1 = seal_v1(&key, "instances/a", b"old-format");
+        assert_eq!(s.open("instances/a", &v1).unwrap(), b"old-format");
+        assert!(matches!(
+            s.open("instances/b", &v1),
+            Err(SealError::LegacyOpen)
+        ));
+        // ...also after a rotation, through the old key.
+        let rotated = sealer().with_old_base64(&key).unwrap();
+        assert_eq!(rotated.open("instances/a", &v1).unwrap(), b"old-format");
+        assert!(matches!(
+            sealer().open("instances/a", &v1),
+            Err(SealError::LegacyOpen)
+        ));
+        // Relabelled as format 2, a format 1 value does not open.
+        let mut relabelled = v1.clone();
+        relabelled[..2].copy_from_slice(MAGIC);
+        assert!(s.open("instances/a", &relabelled).is_err());
+    }
+
+    #[test]
+    fn rotation_reads_old_keys_and_writes_the_new_one() {
+        let old_b64 = Sealer::generate_base64();
+        let old = Sealer::from_base64(&old_b64).unwrap();
+        let before = old.seal("instances/a", b"before");
+        let new = sealer().with_old_base64(&old_b64).unwrap();
+        assert_eq!(new.open("instances/a", &before).unwrap(), b"before");
+        let after = new.seal("instances/a", b"after");
+        assert_eq!(&after[2..2 + KEY_ID_LEN], &new.current.id);
+        // The old key alone cannot read what the new one wrote.
+        assert!(matches!(
+            old.open("instances/a", &after),
+            Err(SealError::UnknownKey { .. })
+        ));
+    }
+
+    #[test]
+    fn bad_keys_are_rejected_and_debug_hides_keys() {
         assert!(Sealer::from_base64("c2hvcnQ=").is_err());
-        let s = Sealer::from_base64(&Sealer::generate_base64()).unwrap();
-        assert_eq!(format!("{s:?}"), "Sealer(<redacted>)");
+        assert!(sealer().with_old_base64("not base64!").is_err());
+        let key = Sealer::generate_base64();
+        let old = Sealer::generate_base64();
+        let s = Sealer::from_base64(&key)
+            .unwrap()
+            .with_old_base64(&old)
+            .unwrap();
+        let debug = format!("{s:?}");
+        assert!(debug.contains(&s.key_id()), "{debug}");
+        for k in [&key, &old] {
+            assert!(!debug.contains(k.as_str()), "{debug}");
+            let raw = B64.decode(k).unwrap();
+            assert!(!debug.contains(&format!("{:?}", &raw[..4])), "{debug}");
+        }
+        assert_eq!(s.key_id().len(), 16);
     }
 
     #[test]
     fn key_file_is_created_once_and_private() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.key");
+        assert!(Sealer::load(&path).is_err(), "load never creates");
+        assert!(!path.exists());
         let (a, created) = Sealer::load_or_create(&path).unwrap();
         assert!(created);
         let (b, created) = Sealer::load_or_create(&path).unwrap();
         assert!(!created);
         assert_eq!(b.open("x", &a.seal("x", b"v")).unwrap(), b"v");
+        assert_eq!(Sealer::load(&path).unwrap().key_id(), a.key_id());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

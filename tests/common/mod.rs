@@ -59,6 +59,8 @@ pub fn config(data: &Path) -> ServeConfig {
         default_namespace: "default".into(),
         store_key: None,
         store_key_file: None,
+        store_key_secret: None,
+        store_old_key_files: Vec::new(),
         username: Some(USER.into()),
         password: Some(PASS.into()),
         credentials_file: None,
