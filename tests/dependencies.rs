@@ -104,7 +104,7 @@ async fn wordpress_uses_mysql_with_the_render_engine() {
         secret["stringData"]["host"]
             .as_str()
             .unwrap()
-            .ends_with(".data.svc.cluster.local")
+            .ends_with(".web.svc.cluster.local")
     );
 
     // Credentials read the release's Service (a lookup).
