@@ -102,9 +102,9 @@ impl Broker {
         // as the provision was.
         let tenant = self.tenant_namespace(&inst.context);
         let target_ns = match &target {
-            Some(t) => t.namespace.clone(),
-            None if is_instance_namespace(&plan) => tenant.clone(),
-            None => inst.namespace.clone(),
+            Some(t) if t.namespace != inst.namespace => t.namespace.clone(),
+            _ if is_instance_namespace(&plan) => tenant.clone(),
+            _ => inst.namespace.clone(),
         };
         self.authorize(
             meta.originating_identity.as_ref(),

@@ -51,11 +51,14 @@ impl Broker {
             }
             if let Some(inst) = &inst {
                 let tenant = self.tenant_namespace(&inst.context);
+                // The instance's own namespace (`namespace: instance`) is
+                // judged where the user acts, as bind judged it.
                 let secret_ns = b
                     .secret_ref
                     .as_ref()
                     .or(b.target.as_ref())
                     .map(|s| s.namespace.as_str())
+                    .filter(|ns| *ns != inst.namespace)
                     .unwrap_or(tenant.as_str());
                 self.authorize(
                     meta.originating_identity.as_ref(),
