@@ -138,6 +138,18 @@ struct ServeArgs {
     /// Kubeconfig for the helm engine (default: KUBECONFIG, ~/.kube/config, or in-cluster).
     #[arg(long, env = "CHARTBROKER_KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
+    /// Namespaces the broker may act in: comma-separated globs, `!glob` denies
+    /// (default: all but kube-system, kube-public, kube-node-lease and the
+    /// state namespace, which only their literal name here allows).
+    #[arg(long, env = "CHARTBROKER_NAMESPACES", value_delimiter = ',')]
+    namespaces: Vec<String>,
+    /// Label selector a target Namespace must match (k=v, k!=v, k, !k; needs a cluster).
+    #[arg(long, env = "CHARTBROKER_NAMESPACE_SELECTOR")]
+    namespace_selector: Option<String>,
+    /// Check Kubernetes users with SubjectAccessReviews (helm engine); `false`
+    /// trusts the platform for every request, identity or not.
+    #[arg(long, env = "CHARTBROKER_SUBJECT_ACCESS_REVIEW", default_value_t = true, action = clap::ArgAction::Set)]
+    subject_access_review: bool,
     /// PEM certificate chain: serve HTTPS.
     #[arg(long, env = "CHARTBROKER_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -256,6 +268,9 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         state_namespace: a.state_namespace.unwrap_or_else(default_state_namespace),
         lease: Duration::from_secs(a.lease_seconds.max(1)),
         exe: None,
+        namespaces: a.namespaces,
+        namespace_selector: a.namespace_selector,
+        subject_access_review: a.subject_access_review,
     };
     let tls = a
         .tls_cert

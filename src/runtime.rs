@@ -11,8 +11,9 @@ use anyhow::Context as _;
 use crate::backends::chart::ChartPlans;
 use crate::backends::helm_engine::{HelmEngine, KubeSink};
 use crate::backends::render::RenderEngine;
+use crate::broker::namespaces::NamespacePolicy;
 use crate::broker::ports::Store;
-use crate::broker::ports::{Authorizer, SecretSink};
+use crate::broker::ports::{Authorizer, NamespaceLabels, SecretSink};
 use crate::broker::{Adapters, Broker, BrokerConfig};
 use crate::catalog::Catalog;
 use crate::helm::Helm;
@@ -91,6 +92,13 @@ pub struct ServeConfig {
     /// The chartbroker binary helm runs as its post-renderer; default: this
     /// process's own executable (tests, which run in-process, name it).
     pub exe: Option<PathBuf>,
+    /// `--namespaces`: globs the broker may act in, `!glob` denied.
+    pub namespaces: Vec<String>,
+    /// `--namespace-selector`: labels a target Namespace must carry.
+    pub namespace_selector: Option<String>,
+    /// Whether Kubernetes users are checked with SubjectAccessReviews (helm
+    /// engine); off, the platform is trusted for every request.
+    pub subject_access_review: bool,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -111,6 +119,9 @@ impl std::fmt::Debug for ServeConfig {
             .field("kubeconfig", &self.kubeconfig)
             .field("store", &self.store)
             .field("state_namespace", &self.state_namespace)
+            .field("namespaces", &self.namespaces)
+            .field("namespace_selector", &self.namespace_selector)
+            .field("subject_access_review", &self.subject_access_review)
             .finish_non_exhaustive()
     }
 }
@@ -151,6 +162,20 @@ impl Runtime {
             Some(u) => u.initial_catalog(catalog).await,
             None => catalog,
         };
+        let namespaces = NamespacePolicy::new(
+            &cfg.namespaces,
+            cfg.namespace_selector.as_deref(),
+            &cfg.state_namespace,
+        )
+        .map_err(anyhow::Error::msg)?;
+        if namespaces.selector().is_some()
+            && cfg.engine != Engine::Helm
+            && cfg.store != StoreKind::Kube
+        {
+            anyhow::bail!(
+                "--namespace-selector reads Namespaces from a cluster: it needs --engine helm or --store kube"
+            );
+        }
         let kubeconfig = resolve_kubeconfig(cfg.kubeconfig.clone());
         let kube = if cfg.engine == Engine::Helm || cfg.store == StoreKind::Kube {
             Some(
@@ -224,10 +249,16 @@ impl Runtime {
                     .await
                     .context("the helm engine needs a working helm binary")?;
                 tracing::info!(helm_major = engine.major(), "helm engine ready");
+                if !cfg.subject_access_review {
+                    tracing::warn!(
+                        "SubjectAccessReview is off: the platform is trusted for every namespace a request names"
+                    );
+                }
                 (
                     Arc::new(ChartPlans::new(Arc::new(engine)).with_fetcher(fetcher)),
                     Arc::new(KubeSink::new(kube.clone())),
-                    Some(Arc::new(kube)),
+                    cfg.subject_access_review
+                        .then(|| Arc::new(kube) as Arc<dyn Authorizer>),
                 )
             }
         };
@@ -240,12 +271,16 @@ impl Runtime {
                 upstream: upstreams.as_ref().map(|u| u.backend()),
                 sink,
                 authorizer,
+                namespaces: kube
+                    .clone()
+                    .map(|k| Arc::new(k) as Arc<dyn NamespaceLabels>),
             },
             BrokerConfig {
                 default_namespace: cfg.default_namespace.clone(),
                 default_operation_timeout: cfg.operation_timeout,
                 shared_store: cfg.store == StoreKind::Kube,
                 lease: cfg.lease,
+                namespaces,
                 ..BrokerConfig::default()
             },
             Some(Arc::new(move |kind, state| m.operation(kind, state))),

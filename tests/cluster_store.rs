@@ -31,6 +31,8 @@ async fn replica(id: &BrokerIdentity, key: &str) -> TestBroker {
     let data = tempfile::tempdir().unwrap();
     let mut cfg = config(data.path());
     cfg.engine = Engine::Helm;
+    // These requests carry no originating identity; authorization has its own suites.
+    cfg.subject_access_review = false;
     cfg.store = StoreKind::Kube;
     cfg.store_key = Some(key.to_string());
     cfg.catalog_dir = fixtures().join("catalog-cluster");
@@ -145,6 +147,8 @@ fn spawn(id: &BrokerIdentity, data: &Path, helm: &Path, key: &str, port: u16) ->
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--lease-seconds", "2"])
             .args(["--state-namespace", &id.state_namespace])
+            // These requests carry no originating identity.
+            .args(["--subject-access-review", "false"])
             .arg("--catalog")
             .arg(fixtures().join("catalog-cluster"))
             .arg("--charts")

@@ -47,12 +47,7 @@ async fn wordpress_uses_mysql_with_the_render_engine() {
         .call(
             Method::PUT,
             "/v2/service_instances/db-1",
-            Some(body(
-                MYSQL,
-                MYSQL_BASIC,
-                "data",
-                json!({"database": "blog"}),
-            )),
+            Some(body(MYSQL, MYSQL_BASIC, "web", json!({"database": "blog"}))),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
@@ -109,7 +104,7 @@ async fn wordpress_uses_mysql_with_the_render_engine() {
         secret["stringData"]["host"]
             .as_str()
             .unwrap()
-            .ends_with(".data.svc.cluster.local")
+            .ends_with(".web.svc.cluster.local")
     );
 
     // Credentials read the release's Service (a lookup).
@@ -187,18 +182,15 @@ async fn wordpress_uses_mysql_with_the_helm_engine() {
     let data = tempfile::tempdir().unwrap();
     let mut cfg = example_config(data.path());
     cfg.engine = Engine::Helm;
+    // These requests carry no originating identity; authorization has its own suites.
+    cfg.subject_access_review = false;
     cfg.kubeconfig = Some(k.kubeconfig(data.path()));
     let b = TestBroker::with_config(data, cfg).await;
     let r = b
         .call(
             Method::PUT,
             "/v2/service_instances/db-2?accepts_incomplete=true",
-            Some(body(
-                MYSQL,
-                MYSQL_BASIC,
-                "data",
-                json!({"database": "blog"}),
-            )),
+            Some(body(MYSQL, MYSQL_BASIC, "web", json!({"database": "blog"}))),
         )
         .await;
     assert_eq!(settle(&b, "db-2", r).await.json["state"], "succeeded");

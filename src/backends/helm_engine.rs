@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::chart::{Release, ReleaseEngine};
-use super::render::{binding_annotations, string_data};
+use super::render::{OWNER_KEYS, binding_annotations, string_data};
 use crate::broker::model::{SecretRef, Secrets};
 use crate::broker::names::{binding_secret_ref, short_hash};
 use crate::broker::ports::{BackendError, BindingCtx, SecretSink};
@@ -407,6 +407,15 @@ fn label_value(id: &str) -> String {
     if ok { id.to_string() } else { short_hash(id) }
 }
 
+/// Whether a Secret's annotations say it is this binding's: a binding is
+/// the pair (instance, binding), as both sinks write them.
+fn owned_by(annotations: &BTreeMap<String, String>, ctx: &BindingCtx<'_>) -> bool {
+    binding_annotations(ctx)
+        .iter()
+        .filter(|(k, _)| OWNER_KEYS.contains(&k.as_str()))
+        .all(|(k, v)| annotations.get(k) == Some(v))
+}
+
 #[async_trait]
 impl SecretSink for KubeSink {
     async fn put(
@@ -417,14 +426,16 @@ impl SecretSink for KubeSink {
         let inst = ctx.instance.instance;
         let secret = binding_secret_ref(ctx.binding, inst);
         // Never take over a Secret someone else owns: a platform user could
-        // otherwise name an app's own Secret and overwrite it.
-        let owner = self
+        // otherwise name an app's own Secret, or another instance's binding
+        // Secret (binding ids are chosen by platforms and need not be
+        // unique across instances), and overwrite it.
+        if let Some((annotations, _)) = self
             .kube
-            .secret_annotation(&secret.namespace, &secret.name, "chartbroker.io/binding-id")
+            .secret_owner_info(&secret.namespace, &secret.name)
             .await
-            .map_err(kube_err)?;
-        if let Some(owner) = owner {
-            if owner.as_deref() != Some(ctx.binding.id.as_str()) {
+            .map_err(kube_err)?
+        {
+            if !owned_by(&annotations, &ctx) {
                 return Err(BackendError::new(format!(
                     "Secret {}/{} already exists and does not belong to this binding; choose another secret_name",
                     secret.namespace, secret.name
@@ -451,10 +462,31 @@ impl SecretSink for KubeSink {
         Ok(secret)
     }
 
-    async fn delete(&self, _ctx: BindingCtx<'_>, secret: &SecretRef) -> Result<(), BackendError> {
-        self.kube
-            .delete_secret(&secret.namespace, &secret.name)
+    async fn delete(&self, ctx: BindingCtx<'_>, secret: &SecretRef) -> Result<(), BackendError> {
+        let Some((annotations, uid)) = self
+            .kube
+            .secret_owner_info(&secret.namespace, &secret.name)
             .await
-            .map_err(kube_err)
+            .map_err(kube_err)?
+        else {
+            return Ok(());
+        };
+        if !owned_by(&annotations, &ctx) {
+            tracing::warn!(namespace = %secret.namespace, secret = %secret.name,
+                "not deleting a binding Secret that belongs to another binding");
+            return Ok(());
+        }
+        match uid {
+            Some(uid) => self
+                .kube
+                .delete_secret_with_uid(&secret.namespace, &secret.name, &uid)
+                .await
+                .map_err(kube_err),
+            None => self
+                .kube
+                .delete_secret(&secret.namespace, &secret.name)
+                .await
+                .map_err(kube_err),
+        }
     }
 }

@@ -219,6 +219,66 @@ fn secret_path(engine: &RenderEngine, ctx: &BindingCtx<'_>, secret: &SecretRef) 
     }
 }
 
+/// The annotations that name a binding Secret's owner: the pair (instance,
+/// binding), since platforms choose binding ids and two instances' bindings
+/// may share one.
+pub const OWNER_KEYS: [&str; 2] = ["chartbroker.io/instance-id", "chartbroker.io/binding-id"];
+
+/// Who claims a Secret name in the rendered tree. Manifests of different
+/// instances live in different folders, but applying the tree puts every
+/// Secret of one namespace in one place, so a name is claimed once per
+/// namespace: `<root>/<namespace>/.claims/<name>` (kubectl skips files
+/// without a manifest extension).
+fn claim_path(engine: &RenderEngine, secret: &SecretRef) -> PathBuf {
+    engine
+        .root
+        .join(&secret.namespace)
+        .join(".claims")
+        .join(&secret.name)
+}
+
+fn claim_of(ctx: &BindingCtx<'_>) -> Vec<u8> {
+    json!([ctx.instance.instance.id, ctx.binding.id])
+        .to_string()
+        .into_bytes()
+}
+
+/// Claims the Secret's name for this binding, or says whose it is.
+async fn claim(
+    engine: &RenderEngine,
+    ctx: &BindingCtx<'_>,
+    secret: &SecretRef,
+) -> Result<(), BackendError> {
+    let path = claim_path(engine, secret);
+    let mine = claim_of(ctx);
+    let io = |e: std::io::Error| BackendError::new(format!("claiming {}: {e}", path.display()));
+    let p = path.clone();
+    let bytes = mine.clone();
+    let created = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
+        use std::io::Write as _;
+        std::fs::create_dir_all(p.parent().expect("has a folder"))?;
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&p)
+        {
+            Ok(mut f) => f.write_all(&bytes).and(f.sync_all()).map(|_| true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        }
+    })
+    .await
+    .map_err(|e| io(std::io::Error::other(e)))?
+    .map_err(io)?;
+    if created || tokio::fs::read(&path).await.map_err(io)? == mine {
+        return Ok(());
+    }
+    Err(BackendError::new(format!(
+        "Secret {}/{} already belongs to another binding; choose another secret_name",
+        secret.namespace, secret.name
+    )))
+}
+
 #[async_trait]
 impl SecretSink for RenderEngine {
     async fn put(
@@ -228,6 +288,7 @@ impl SecretSink for RenderEngine {
     ) -> Result<SecretRef, BackendError> {
         let inst = ctx.instance.instance;
         let secret = binding_secret_ref(ctx.binding, inst);
+        claim(self, &ctx, &secret).await?;
         let manifest = secret_manifest(&secret, credentials, &ctx);
         let path = secret_path(self, &ctx, &secret);
         let (dir, file) = (
@@ -241,15 +302,26 @@ impl SecretSink for RenderEngine {
     }
 
     async fn delete(&self, ctx: BindingCtx<'_>, secret: &SecretRef) -> Result<(), BackendError> {
-        let path = secret_path(self, &ctx, secret);
-        match tokio::fs::remove_file(&path).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(BackendError::new(format!(
-                "removing {}: {e}",
-                path.display()
-            ))),
+        let claim = claim_path(self, secret);
+        match tokio::fs::read(&claim).await {
+            Ok(owner) if owner != claim_of(&ctx) => {
+                tracing::warn!(namespace = %secret.namespace, secret = %secret.name,
+                    "not deleting a binding Secret that belongs to another binding");
+                return Ok(());
+            }
+            _ => {}
         }
+        let path = secret_path(self, &ctx, secret);
+        for p in [&path, &claim] {
+            match tokio::fs::remove_file(p).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(BackendError::new(format!("removing {}: {e}", p.display())));
+                }
+            }
+        }
+        Ok(())
     }
 }
 

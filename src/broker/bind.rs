@@ -18,8 +18,8 @@ impl Broker {
     /// instance, 422 ConcurrencyError while the instance is being provisioned
     /// or deprovisioned.
     pub async fn bind(&self, req: BindRequest, meta: RequestMeta) -> Result<BindOutcome> {
-        required(&req.instance_id, "instance_id")?;
-        required(&req.binding_id, "binding_id")?;
+        super::valid_id(&req.instance_id, "instance_id")?;
+        super::valid_id(&req.binding_id, "binding_id")?;
         required(&req.service_id, "service_id")?;
         required(&req.plan_id, "plan_id")?;
         let mut raw_params = parameters_object(&req.parameters)?;
@@ -92,15 +92,26 @@ impl Broker {
             None => requested,
         };
         let fp_params = parameters_object(&req.parameters)?;
-        // A Secret in the instance's own namespace (`namespace: instance`)
-        // is judged where the user acts, as the provision was.
+        if let (Some(t), None) = (&target, &req.internal) {
+            self.check_namespace(&t.namespace, "parameters.namespace", true)
+                .await?;
+        }
+        // The user must be allowed where the instance's credentials come
+        // from and where their Secret goes. A Secret in the instance's own
+        // namespace (`namespace: instance`) is judged where the user acts,
+        // as the provision was.
+        let tenant = self.tenant_namespace(&inst.context);
         let target_ns = match &target {
-            Some(t) => t.namespace.clone(),
-            None if is_instance_namespace(&plan) => self.tenant_namespace(&inst.context),
-            None => inst.namespace.clone(),
+            Some(t) if t.namespace != inst.namespace => t.namespace.clone(),
+            _ if is_instance_namespace(&plan) => tenant.clone(),
+            _ => inst.namespace.clone(),
         };
-        self.authorize(meta.originating_identity.as_ref(), &target_ns)
-            .await?;
+        self.authorize(
+            meta.originating_identity.as_ref(),
+            &inst.context,
+            &[&tenant, &target_ns],
+        )
+        .await?;
 
         // Rotation: the successor inherits what the platform may not have kept.
         let (mut parameters, app_guid, bind_resource) = match &req.predecessor_binding_id {

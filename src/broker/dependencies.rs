@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::model::{BindingState, DependencyRef, Instance, InstanceState, OpState, SecretRef};
+use super::model::{
+    BindingState, DependencyRef, Instance, InstanceState, OpState, OriginatingIdentity, SecretRef,
+};
 use super::names::{is_dns_label, short_hash};
 use super::ports::BackendError;
 use super::requests::{BindRequest, Outcome, RequestMeta, UnbindRequest};
@@ -23,8 +25,13 @@ const POLL: Duration = Duration::from_millis(200);
 
 impl Broker {
     /// Checks the instances a provision request names for `chart.uses` and
-    /// plans the bindings to make: 400 unless each exists, is provisioned
-    /// and belongs to the right service.
+    /// plans the bindings to make: 400 unless each exists, is provisioned,
+    /// belongs to the right service and lives in the dependent's tenant
+    /// namespace (or one the plan lists); 403 unless the requesting user may
+    /// act in the used instance's namespace too. A tenant who learns another
+    /// tenant's instance id gets the same 400 as for an id that doesn't
+    /// exist, so ids can't be probed.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn plan_dependencies(
         &self,
         plan: &Plan,
@@ -32,6 +39,8 @@ impl Broker {
         instance_id: &str,
         release: &str,
         namespace: &str,
+        (tenant, context): (&str, &Value),
+        meta: &RequestMeta,
     ) -> Result<BTreeMap<String, DependencyRef>> {
         let mut out = BTreeMap::new();
         let Some(chart) = plan.chart() else {
@@ -55,14 +64,23 @@ impl Broker {
                     "parameters.{p}: an instance cannot use itself"
                 )));
             }
+            let missing = || {
+                BrokerError::BadRequest(format!(
+                    "parameters.{p}: service instance {used_id:?} does not exist, is not provisioned or is not in a namespace this plan may reach"
+                ))
+            };
             let used = match self.load_instance(used_id).await? {
                 Some((i, _)) if i.state == InstanceState::Ready => i,
-                _ => {
-                    return Err(BrokerError::BadRequest(format!(
-                        "parameters.{p}: service instance {used_id:?} does not exist or is not provisioned"
-                    )));
-                }
+                _ => return Err(missing()),
             };
+            let used_tenant = self.tenant_namespace(&used.context);
+            if !dep.reaches(tenant, &used_tenant) {
+                return Err(missing());
+            }
+            self.check_namespace(&used_tenant, &format!("parameters.{p}"), true)
+                .await?;
+            self.authorize(meta.originating_identity.as_ref(), context, &[&used_tenant])
+                .await?;
             let service = catalog
                 .find_service(&used.service_id)
                 .map(|s| s.name.clone())
@@ -99,6 +117,7 @@ impl Broker {
     pub(super) async fn bind_dependencies(
         &self,
         inst: &Instance,
+        identity: Option<&OriginatingIdentity>,
     ) -> std::result::Result<(), BackendError> {
         for (name, dep) in &inst.dependencies {
             let fail = |e: String| {
@@ -120,8 +139,11 @@ impl Broker {
                 internal: Some((dep.secret.clone(), inst.id.clone())),
                 ..Default::default()
             };
+            // The dependency's bind is judged like a platform's bind, as
+            // the user who asked for the dependent instance.
             let meta = RequestMeta {
                 accepts_incomplete: true,
+                originating_identity: identity.cloned(),
                 ..Default::default()
             };
             match self
@@ -152,6 +174,7 @@ impl Broker {
     pub(super) async fn unbind_dependencies(
         &self,
         inst: &Instance,
+        identity: Option<&OriginatingIdentity>,
     ) -> std::result::Result<(), BackendError> {
         for (name, dep) in &inst.dependencies {
             let fail = |e: String| {
@@ -179,6 +202,7 @@ impl Broker {
                 };
                 let meta = RequestMeta {
                     accepts_incomplete: true,
+                    originating_identity: identity.cloned(),
                     ..Default::default()
                 };
                 match self.unbind(req, meta).await {

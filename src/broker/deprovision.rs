@@ -15,7 +15,7 @@ impl Broker {
     /// ConcurrencyError while another operation runs. Bindings the platform
     /// left behind are removed with the instance.
     pub async fn deprovision(&self, req: DeprovisionRequest, meta: RequestMeta) -> Result<Outcome> {
-        required(&req.instance_id, "instance_id")?;
+        super::valid_id(&req.instance_id, "instance_id")?;
         required(&req.service_id, "service_id")?;
         required(&req.plan_id, "plan_id")?;
         let (op_id, run_async) = loop {
@@ -37,6 +37,18 @@ impl Broker {
                     )));
                 }
             };
+            if req.service_id != inst.service_id || req.plan_id != inst.plan_id {
+                return Err(BrokerError::BadRequest(format!(
+                    "service_id {:?} and plan_id {:?} do not match service instance {}",
+                    req.service_id, req.plan_id, inst.id
+                )));
+            }
+            self.authorize(
+                meta.originating_identity.as_ref(),
+                &inst.context,
+                &[&self.tenant_namespace(&inst.context)],
+            )
+            .await?;
             if let Some(cur) = inst.current() {
                 if cur.kind == OpKind::Deprovision && meta.accepts_incomplete {
                     return Ok(Outcome::Accepted {

@@ -19,6 +19,7 @@ pub mod error;
 pub mod fetch;
 pub mod model;
 pub mod names;
+pub mod namespaces;
 pub mod ports;
 pub mod provision;
 pub mod requests;
@@ -55,6 +56,8 @@ pub struct BrokerConfig {
     pub shared_store: bool,
     /// How long an owner's heartbeat stays valid (shared store).
     pub lease: Duration,
+    /// Which namespaces requests may target.
+    pub namespaces: namespaces::NamespacePolicy,
 }
 
 impl Default for BrokerConfig {
@@ -65,6 +68,7 @@ impl Default for BrokerConfig {
             max_attempts: 5,
             shared_store: false,
             lease: Duration::from_secs(30),
+            namespaces: namespaces::NamespacePolicy::default(),
         }
     }
 }
@@ -83,8 +87,12 @@ pub struct Adapters {
     /// Where binding credentials are delivered.
     pub sink: Arc<dyn SecretSink>,
     /// Checks Kubernetes originating identities against target namespaces
-    /// (helm engine); `None` trusts the platform's word.
+    /// (helm engine); `None` trusts the platform's word (render engine, or
+    /// SubjectAccessReview turned off by the operator).
     pub authorizer: Option<Arc<dyn ports::Authorizer>>,
+    /// Reads Namespace labels for the operator's selector; `None` without
+    /// a cluster.
+    pub namespaces: Option<Arc<dyn ports::NamespaceLabels>>,
 }
 
 /// The broker core. Cheap to clone; clones share state.
@@ -180,34 +188,83 @@ impl Broker {
         now() + secs
     }
 
-    /// 403 unless the request's Kubernetes user may act in `namespace`.
-    /// Requests without an identity (platform housekeeping, orphan
-    /// mitigation) and other platforms' identities are the platform's
-    /// responsibility.
+    /// 403 unless the request's Kubernetes user may act in every one of
+    /// `namespaces`. With an authorizer (helm engine), a request from a
+    /// Kubernetes platform (its context or its identity says so) must carry
+    /// a Kubernetes identity: one the broker can't check gets no. Other
+    /// platforms' requests are the platform's responsibility.
     async fn authorize(
         &self,
         identity: Option<&model::OriginatingIdentity>,
-        namespace: &str,
+        context: &Value,
+        namespaces: &[&str],
     ) -> Result<()> {
-        let (Some(auth), Some(id)) = (&self.inner.adapters.authorizer, identity) else {
+        let Some(auth) = &self.inner.adapters.authorizer else {
             return Ok(());
         };
-        if id.platform != "kubernetes" {
+        let from_kubernetes = context.get("platform").and_then(Value::as_str) == Some("kubernetes")
+            || identity.is_some_and(|id| id.platform == "kubernetes");
+        if !from_kubernetes {
             return Ok(());
         }
+        let Some(id) = identity.filter(|id| id.platform == "kubernetes") else {
+            return Err(BrokerError::Forbidden(
+                "a request from a Kubernetes platform must carry the user's X-Broker-API-Originating-Identity (kubernetes profile): the broker checks it with a SubjectAccessReview before acting in a namespace".into(),
+            ));
+        };
         let user = id
             .value
             .get("username")
             .and_then(|u| u.as_str())
             .unwrap_or("?");
-        match auth.may_act_in(id, namespace).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(BrokerError::Forbidden(format!(
-                "user {user:?} may not create Secrets in namespace {namespace:?}"
+        let mut seen = std::collections::BTreeSet::new();
+        for namespace in namespaces.iter().filter(|n| seen.insert(**n)) {
+            match auth.may_act_in(id, namespace).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(BrokerError::Forbidden(format!(
+                        "user {user:?} may not create Secrets in namespace {namespace:?}"
+                    )));
+                }
+                Err(e) => {
+                    return Err(BrokerError::Internal(format!(
+                        "could not check {user:?}'s access to namespace {namespace:?}: {}",
+                        e.message
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// 403 unless the operator lets the broker act in `namespace`: its name
+    /// (`--namespaces`, system namespaces) and, when `labelled` and a
+    /// selector is set, its labels. `what` says where the name came from.
+    async fn check_namespace(&self, namespace: &str, what: &str, labelled: bool) -> Result<()> {
+        let policy = &self.config().namespaces;
+        policy
+            .check_name(namespace)
+            .map_err(|e| BrokerError::Forbidden(format!("{what}: {e}")))?;
+        let Some(selector) = policy.selector().filter(|_| labelled) else {
+            return Ok(());
+        };
+        let Some(lookup) = &self.inner.adapters.namespaces else {
+            return Err(BrokerError::Internal(
+                "a namespace selector is set but no cluster is configured".into(),
+            ));
+        };
+        let labels = lookup.labels(namespace).await.map_err(|e| {
+            BrokerError::Internal(format!("reading Namespace {namespace:?}: {}", e.message))
+        })?;
+        match labels {
+            Some(l) if selector.matches(&l) => Ok(()),
+            Some(_) => Err(BrokerError::Forbidden(format!(
+                "{what}: the broker may not act in namespace {namespace:?}: its labels do not match the operator's selector {:?}",
+                selector.as_str()
             ))),
-            Err(e) => Err(BrokerError::Internal(format!(
-                "could not check {user:?}'s access to namespace {namespace:?}: {}",
-                e.message
+            None => Err(BrokerError::Forbidden(format!(
+                "{what}: the broker may not act in namespace {namespace:?}: it does not exist, so it can't match the operator's selector {:?}",
+                selector.as_str()
             ))),
         }
     }
@@ -329,9 +386,11 @@ impl Broker {
     }
 }
 
-/// Bindings are keyed under their instance; NUL can't occur in an id that
-/// came through a URL path, so the prefix of one instance never matches
-/// another's.
+/// Bindings are keyed under their instance, NUL between the two. Ids with
+/// NUL (or any control character) are refused at the edge and by
+/// [`names::check_id`] before a record is written, so `"<instance>\0"` is
+/// a prefix of exactly that instance's binding keys: the encoding stays
+/// the one existing stores hold, and can't alias.
 fn binding_key(instance_id: &str, binding_id: &str) -> String {
     format!("{instance_id}\0{binding_id}")
 }
@@ -351,6 +410,11 @@ pub fn now() -> u64 {
 /// A new operation token.
 fn new_operation_id(kind: OpKind) -> String {
     format!("{}-{}", kind.as_str(), uuid::Uuid::new_v4())
+}
+
+/// 400 unless `id` may name a record ([`names::check_id`]).
+fn valid_id(id: &str, what: &str) -> Result<()> {
+    names::check_id(what, id).map_err(BrokerError::BadRequest)
 }
 
 /// A required string field: empty counts as missing, because conformance

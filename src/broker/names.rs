@@ -3,6 +3,34 @@
 
 use ring::digest::{SHA256, digest};
 
+/// Longest instance or binding id accepted (platforms send UUIDs).
+pub const MAX_ID_LEN: usize = 255;
+
+/// Whether an OSB id may name a record: ids become store keys (where NUL
+/// separates an instance from its bindings), file names (render engine),
+/// annotations and log fields, so control characters, `/` and the path
+/// names `.` and `..` are refused rather than escaped.
+pub fn check_id(what: &str, id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err(format!("{what} is required"));
+    }
+    if id.len() > MAX_ID_LEN {
+        return Err(format!(
+            "{what} is {} bytes long; at most {MAX_ID_LEN} are accepted",
+            id.len()
+        ));
+    }
+    if id == "." || id == ".." {
+        return Err(format!("{what} {id:?} is not a valid id"));
+    }
+    if let Some(c) = id.chars().find(|c| c.is_control() || *c == '/') {
+        return Err(format!(
+            "{what} contains {c:?}; ids may not contain control characters or '/'"
+        ));
+    }
+    Ok(())
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -110,6 +138,32 @@ mod tests {
             assert!(n.starts_with("cbx-"));
         }
         assert_ne!(release_name("A"), release_name("a"));
+    }
+
+    #[test]
+    fn ids_that_could_alias_are_refused() {
+        for ok in [
+            "9c2d6d8e-3f7e-4c53-a3c2-5a6f0d1a2b3c",
+            "a.b",
+            "...",
+            "x y",
+            "é",
+        ] {
+            assert!(check_id("instance_id", ok).is_ok(), "{ok}");
+        }
+        let long = "x".repeat(MAX_ID_LEN + 1);
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a\0b",
+            "a\nb",
+            "\u{7f}",
+            long.as_str(),
+        ] {
+            assert!(check_id("instance_id", bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

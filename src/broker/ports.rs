@@ -209,3 +209,13 @@ pub trait Authorizer: Send + Sync + 'static {
         namespace: &str,
     ) -> Result<bool, BackendError>;
 }
+
+/// Reads Namespaces, for the operator's `--namespace-selector`.
+#[async_trait]
+pub trait NamespaceLabels: Send + Sync + 'static {
+    /// The labels of `namespace`; `None` when it does not exist.
+    async fn labels(
+        &self,
+        namespace: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>, BackendError>;
+}

@@ -21,7 +21,7 @@ impl Broker {
         req: ProvisionRequest,
         meta: RequestMeta,
     ) -> Result<InstanceOutcome> {
-        required(&req.instance_id, "instance_id")?;
+        super::valid_id(&req.instance_id, "instance_id")?;
         required(&req.service_id, "service_id")?;
         required(&req.plan_id, "plan_id")?;
         let (_, service, plan) = self.plan(&req.service_id, &req.plan_id).ok_or_else(|| {
@@ -95,18 +95,28 @@ impl Broker {
             let op = self.start_op(OpKind::Provision, &plan, fp.clone(), &meta);
             let release = release_name(&req.instance_id);
             let namespace = self.namespace_for(&plan, &context, &release);
-            if !super::names::is_dns_label(&namespace, 63) {
-                return Err(BrokerError::BadRequest(format!(
-                    "context.namespace {namespace:?} is not a valid namespace name"
-                )));
+            let tenant = self.tenant_namespace(&context);
+            self.check_tenant_namespace(&tenant).await?;
+            if namespace != tenant {
+                self.check_namespace(
+                    &namespace,
+                    "the plan's own namespace for this instance",
+                    false,
+                )
+                .await?;
             }
-            self.authorize(
-                meta.originating_identity.as_ref(),
-                &self.tenant_namespace(&context),
-            )
-            .await?;
+            self.authorize(meta.originating_identity.as_ref(), &context, &[&tenant])
+                .await?;
             let dependencies = self
-                .plan_dependencies(&plan, &parameters, &req.instance_id, &release, &namespace)
+                .plan_dependencies(
+                    &plan,
+                    &parameters,
+                    &req.instance_id,
+                    &release,
+                    &namespace,
+                    (&tenant, &context),
+                    &meta,
+                )
                 .await?;
             // Secrets survive a repeated provision of a failed instance, so
             // a volume left behind still opens with the same password.
@@ -162,6 +172,18 @@ impl Broker {
             outcome,
             dashboard_url: None,
         })
+    }
+
+    /// 400 unless the platform's namespace is a namespace name, 403 unless
+    /// the operator lets the broker act there.
+    pub(super) async fn check_tenant_namespace(&self, tenant: &str) -> Result<()> {
+        if !super::names::is_dns_label(tenant, 63) {
+            return Err(BrokerError::BadRequest(format!(
+                "context.namespace {tenant:?} is not a valid namespace name"
+            )));
+        }
+        self.check_namespace(tenant, "context.namespace", true)
+            .await
     }
 
     /// The namespace an instance of this plan lives in.

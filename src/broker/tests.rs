@@ -132,6 +132,7 @@ fn broker(store: Arc<MemoryStore>, backend: Arc<Scripted>) -> Broker {
             upstream: None,
             sink: Arc::new(NullSink),
             authorizer: None,
+            namespaces: None,
         },
         BrokerConfig::default(),
         None,
@@ -505,6 +506,7 @@ fn shared_broker(store: Arc<MemoryStore>, backend: Arc<Scripted>) -> Broker {
             upstream: None,
             sink: Arc::new(NullSink),
             authorizer: None,
+            namespaces: None,
         },
         BrokerConfig {
             shared_store: true,

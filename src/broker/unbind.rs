@@ -14,8 +14,8 @@ impl Broker {
     /// only unbinds asynchronously and the request did not accept that), 422
     /// ConcurrencyError while the binding is being created.
     pub async fn unbind(&self, req: UnbindRequest, meta: RequestMeta) -> Result<Outcome> {
-        required(&req.instance_id, "instance_id")?;
-        required(&req.binding_id, "binding_id")?;
+        super::valid_id(&req.instance_id, "instance_id")?;
+        super::valid_id(&req.binding_id, "binding_id")?;
         required(&req.service_id, "service_id")?;
         required(&req.plan_id, "plan_id")?;
         let (op_id, run_async) = loop {
@@ -38,6 +38,35 @@ impl Broker {
                         )));
                     }
                 };
+            let inst = self.load_instance(&req.instance_id).await?.map(|(i, _)| i);
+            // The binding's plan, or the instance's current one (platforms
+            // send that after a plan change).
+            let plan_matches =
+                req.plan_id == b.plan_id || inst.as_ref().is_some_and(|i| i.plan_id == req.plan_id);
+            if req.service_id != b.service_id || !plan_matches {
+                return Err(BrokerError::BadRequest(format!(
+                    "service_id {:?} and plan_id {:?} do not match service binding {}",
+                    req.service_id, req.plan_id, b.id
+                )));
+            }
+            if let Some(inst) = &inst {
+                let tenant = self.tenant_namespace(&inst.context);
+                // The instance's own namespace (`namespace: instance`) is
+                // judged where the user acts, as bind judged it.
+                let secret_ns = b
+                    .secret_ref
+                    .as_ref()
+                    .or(b.target.as_ref())
+                    .map(|s| s.namespace.as_str())
+                    .filter(|ns| *ns != inst.namespace)
+                    .unwrap_or(tenant.as_str());
+                self.authorize(
+                    meta.originating_identity.as_ref(),
+                    &inst.context,
+                    &[&tenant, secret_ns],
+                )
+                .await?;
+            }
             if let Some(cur) = b.current() {
                 if cur.kind == OpKind::Unbind && meta.accepts_incomplete {
                     return Ok(Outcome::Accepted {

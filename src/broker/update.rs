@@ -21,7 +21,7 @@ impl Broker {
     /// the plan does not allow. Nothing changes on any 4xx: the new plan and
     /// parameters are recorded only when the update succeeds.
     pub async fn update(&self, req: UpdateRequest, meta: RequestMeta) -> Result<InstanceOutcome> {
-        required(&req.instance_id, "instance_id")?;
+        super::valid_id(&req.instance_id, "instance_id")?;
         required(&req.service_id, "service_id")?;
         let changes = parameters_object(&req.parameters)?;
         if let Some(c) = &req.context {
@@ -69,6 +69,32 @@ impl Broker {
                         service.name
                     ))
                 })?;
+            let tenant = self.tenant_namespace(&inst.context);
+            self.authorize(
+                meta.originating_identity.as_ref(),
+                &inst.context,
+                &[&tenant],
+            )
+            .await?;
+            if let Some(new) = req
+                .context
+                .as_ref()
+                .filter(|c| !c.is_null() && **c != inst.context)
+            {
+                if !service.allow_context_updates {
+                    return Err(BrokerError::Unprocessable(format!(
+                        "service {} does not allow context updates (allow_context_updates: false)",
+                        service.name
+                    )));
+                }
+                let new_tenant = self.tenant_namespace(new);
+                if new_tenant != tenant {
+                    return Err(BrokerError::BadRequest(format!(
+                        "context.namespace {new_tenant:?} differs from the instance's namespace {tenant:?}; an instance can't move to another namespace"
+                    )));
+                }
+                self.check_tenant_namespace(&new_tenant).await?;
+            }
             if target_plan_id != inst.plan_id && !current_plan.is_updateable(service) {
                 return Err(BrokerError::PlanChangeNotSupported(format!(
                     "plan {} does not support changing to another plan",

@@ -145,7 +145,8 @@ impl Broker {
                         .map_err(|e| BackendError::new(e.to_string()))?;
                     match op.kind {
                         OpKind::Provision => {
-                            self.bind_dependencies(&effective).await?;
+                            self.bind_dependencies(&effective, op.originating_identity.as_ref())
+                                .await?;
                             backend.provision(ctx).await
                         }
                         OpKind::Update => backend.update(ctx).await,
@@ -153,7 +154,8 @@ impl Broker {
                             self.remove_bindings(&effective, ctx.clone()).await?;
                             backend.deprovision(ctx.clone()).await?;
                             // The app is gone; now its credentials may go.
-                            self.unbind_dependencies(&effective).await
+                            self.unbind_dependencies(&effective, op.originating_identity.as_ref())
+                                .await
                         }
                         OpKind::Bind | OpKind::Unbind => {
                             Err(BackendError::new("not an instance operation"))

@@ -412,6 +412,14 @@ fn build_chart(
             }
         }
         lint.service_ref(&at, &dep.service);
+        for ns in &dep.namespaces {
+            if let Err(e) = glob::Pattern::new(ns) {
+                lint.issue(
+                    join(&at, "namespaces"),
+                    format!("{ns:?} is not a valid namespace pattern: {e}"),
+                );
+            }
+        }
     }
     for ns in &doc.binding_namespaces {
         if !crate::broker::names::is_dns_label(ns, 63) {

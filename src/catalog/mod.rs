@@ -289,6 +289,23 @@ pub struct Dependency {
     pub service: String,
     /// The provisioning parameter that holds the instance id.
     pub parameter: String,
+    /// Namespaces besides the dependent's own where the used instance may
+    /// live (glob patterns). Empty: only the dependent's own namespace, so
+    /// one tenant can't name another tenant's instance.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+}
+
+impl Dependency {
+    /// Whether an instance in `used` may be used from `dependent`.
+    pub fn reaches(&self, dependent: &str, used: &str) -> bool {
+        dependent == used
+            || self
+                .namespaces
+                .iter()
+                .filter_map(|p| glob::Pattern::new(p).ok())
+                .any(|p| p.matches(used))
+    }
 }
 
 /// Which namespace a chart release is installed into.

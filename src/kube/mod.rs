@@ -155,6 +155,49 @@ impl Kube {
         }
     }
 
+    /// A Secret's annotations and uid (None if the Secret is missing), to
+    /// judge who owns it before writing or deleting it.
+    pub async fn secret_owner_info(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<(BTreeMap<String, String>, Option<String>)>, KubeError> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let s = api
+            .get_opt(name)
+            .await
+            .map_err(Self::api_err(format!("reading Secret {namespace}/{name}")))?;
+        Ok(s.map(|s| (s.metadata.annotations.unwrap_or_default(), s.metadata.uid)))
+    }
+
+    /// Deletes a Secret only if it is still the object with `uid` (so one
+    /// replaced since it was judged is left alone); a missing one is fine.
+    pub async fn delete_secret_with_uid(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+    ) -> Result<(), KubeError> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let params = DeleteParams {
+            preconditions: Some(kube::api::Preconditions {
+                uid: Some(uid.to_string()),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        match api.delete(name, &params).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            // 409: the uid no longer matches, it is someone else's now.
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            Err(e) => Err(KubeError::Api {
+                action: format!("deleting Secret {namespace}/{name}"),
+                source: e,
+            }),
+        }
+    }
+
     /// A Secret's data, decoded to strings (None if the Secret is missing).
     pub async fn secret_data(
         &self,
@@ -233,6 +276,19 @@ impl Kube {
     }
 
     // === Namespaces ===
+
+    /// A Namespace's labels (None if it does not exist).
+    pub async fn namespace_labels(
+        &self,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, KubeError> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let ns = api
+            .get_opt(name)
+            .await
+            .map_err(Self::api_err(format!("reading Namespace {name}")))?;
+        Ok(ns.map(|n| n.metadata.labels.unwrap_or_default()))
+    }
 
     /// Creates the namespace of an instance, labelled as the broker's own.
     ///
@@ -351,6 +407,18 @@ impl Kube {
 }
 
 // === Authorization ===
+
+#[async_trait::async_trait]
+impl crate::broker::ports::NamespaceLabels for Kube {
+    async fn labels(
+        &self,
+        namespace: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, crate::broker::ports::BackendError> {
+        self.namespace_labels(namespace)
+            .await
+            .map_err(|e| crate::broker::ports::BackendError::new(e.to_string()))
+    }
+}
 
 #[async_trait::async_trait]
 impl crate::broker::ports::Authorizer for Kube {

@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
             "/v2/service_instances/{instance_id}/service_bindings/{binding_id}/last_operation",
             get(last_operation),
         )
+        .route_layer(axum::middleware::from_fn(super::extract::valid_ids))
 }
 
 #[derive(Deserialize)]

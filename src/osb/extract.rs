@@ -2,7 +2,7 @@
 //! get the same shape of answer as every other failure.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, RawPathParams, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -109,6 +109,29 @@ where
                 }
             })
     }
+}
+
+/// Refuses, with 400, a request whose `instance_id` or `binding_id` path
+/// segment (percent-decoded) could not safely name a record: see
+/// [`crate::broker::names::check_id`]. Runs on every instance and binding
+/// route, GETs included, after authentication.
+pub async fn valid_ids(
+    params: Result<RawPathParams, axum::extract::rejection::RawPathParamsRejection>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    // Ids that are not UTF-8 once decoded get OsbPath's own 400.
+    if let Ok(params) = params {
+        for (name, value) in &params {
+            if name == "instance_id" || name == "binding_id" {
+                if let Err(why) = crate::broker::names::check_id(name, value) {
+                    return ApiError::BadRequest(why).into_response();
+                }
+            }
+        }
+    }
+    next.run(req).await
 }
 
 /// `accepts_incomplete` as the spec means it: only `true` is true.

@@ -70,6 +70,9 @@ pub fn config(data: &Path) -> ServeConfig {
         state_namespace: "chartbroker-system".into(),
         lease: Duration::from_secs(30),
         exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_chartbroker"))),
+        namespaces: Vec::new(),
+        namespace_selector: None,
+        subject_access_review: true,
     }
 }
 

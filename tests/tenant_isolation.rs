@@ -1,0 +1,938 @@
+//! Tenant isolation, attacked over HTTP the way a hostile tenant would: a
+//! tenant is a namespace plus the identity the platform asserts, and
+//! nothing one tenant sends may make the broker read, write or reveal
+//! anything in another's namespace.
+//!
+//! Cluster tests get their cluster from [`cluster`] only, so pointing them
+//! at a real API server means changing that one function.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use base64::Engine as _;
+use common::*;
+use fake_kube::{FakeKube, FakeKubeHandle};
+use k8s_openapi::api::core::v1::Secret;
+use serde_json::{Value, json};
+
+use chartbroker::runtime::{Engine, ServeConfig};
+
+fn tenant_config(data: &Path) -> ServeConfig {
+    let mut cfg = config(data);
+    cfg.catalog_dir = fixtures().join("catalog-tenant");
+    cfg
+}
+
+async fn render_broker(edit: impl FnOnce(&mut ServeConfig)) -> TestBroker {
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = tenant_config(data.path());
+    edit(&mut cfg);
+    TestBroker::with_config(data, cfg).await
+}
+
+fn provision(service: &str, plan: &str, ns: &str, params: Value) -> Value {
+    json!({"service_id": service, "plan_id": plan,
+        "context": {"platform": "kubernetes", "namespace": ns}, "parameters": params})
+}
+
+fn bind(service: &str, plan: &str, params: Value) -> Value {
+    json!({"service_id": service, "plan_id": plan, "parameters": params})
+}
+
+fn identity(user: &str) -> String {
+    let v = json!({"username": user, "uid": user, "groups": [], "extra": {}});
+    format!(
+        "kubernetes {}",
+        base64::engine::general_purpose::STANDARD.encode(v.to_string())
+    )
+}
+
+fn as_user(method: Method, uri: &str, body: Option<Value>, user: Option<&str>) -> Request<Body> {
+    let mut r = req(method, uri, body);
+    if let Some(u) = user {
+        r.headers_mut().insert(
+            "x-broker-api-originating-identity",
+            identity(u).parse().unwrap(),
+        );
+    }
+    r
+}
+
+/// Sends as `user` and, on 202, waits for the operation.
+async fn run(
+    b: &TestBroker,
+    user: Option<&str>,
+    method: Method,
+    uri: &str,
+    body: Option<Value>,
+) -> Resp {
+    let r = b.send(as_user(method, uri, body, user)).await;
+    if r.status != StatusCode::ACCEPTED {
+        return r;
+    }
+    let op = r.json["operation"].as_str().unwrap();
+    let path = uri.split('?').next().unwrap();
+    let mut parts = path.trim_start_matches("/v2/service_instances/").split('/');
+    let instance = parts.next().unwrap();
+    match (parts.next(), parts.next()) {
+        (Some("service_bindings"), Some(binding)) => b.wait_binding(instance, binding, op).await,
+        _ => b.wait_instance(instance, op).await,
+    }
+}
+
+/// Every manifest file under the render tree that declares Secret `ns/name`.
+fn rendered_secrets(b: &TestBroker, ns: &str, name: &str) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "yaml") {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&b.data.path().join("render"), &mut files);
+    files
+        .into_iter()
+        .filter(|p| {
+            let text = std::fs::read_to_string(p).unwrap();
+            text.contains("kind: Secret")
+                && text.contains(&format!("name: {name}\n"))
+                && text.contains(&format!("namespace: {ns}\n"))
+        })
+        .collect()
+}
+
+// === the cluster ===
+
+/// Users and the namespaces each may create Secrets in.
+type Grants = &'static [(&'static str, &'static [&'static str])];
+
+/// A cluster with `namespaces` (name, labels) whose SubjectAccessReviews
+/// answer from `grants`. The one place that knows the cluster is a fake.
+async fn cluster(namespaces: &[(&str, Value)], grants: Grants) -> FakeKubeHandle {
+    let k = FakeKube::start().await;
+    for (ns, labels) in namespaces {
+        k.put(json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": ns, "labels": labels}}));
+    }
+    k.set_authorizer(move |spec| {
+        let user = spec["user"].as_str().unwrap_or("");
+        let ns = spec["resourceAttributes"]["namespace"]
+            .as_str()
+            .unwrap_or("");
+        spec["resourceAttributes"]["verb"] == "create"
+            && spec["resourceAttributes"]["resource"] == "secrets"
+            && grants
+                .iter()
+                .any(|(u, nss)| *u == user && nss.contains(&ns))
+    });
+    k
+}
+
+async fn helm_broker(k: &FakeKubeHandle, edit: impl FnOnce(&mut ServeConfig)) -> TestBroker {
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = tenant_config(data.path());
+    cfg.engine = Engine::Helm;
+    cfg.kubeconfig = Some(k.kubeconfig(data.path()));
+    edit(&mut cfg);
+    TestBroker::with_config(data, cfg).await
+}
+
+/// A Secret's string data, read through the API like any client would.
+async fn secret_data(b: &TestBroker, ns: &str, name: &str) -> Option<BTreeMap<String, String>> {
+    let kubeconfig = b.data.path().join("kubeconfig");
+    let client = common::cluster::client_from(&kubeconfig).await;
+    let api: kube::Api<Secret> = kube::Api::namespaced(client, ns);
+    api.get_opt(name).await.unwrap().map(|s| {
+        let mut out: BTreeMap<String, String> = s
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+            .collect();
+        out.extend(s.string_data.unwrap_or_default());
+        out
+    })
+}
+
+// === 1. `uses` across namespaces ===
+
+#[tokio::test]
+async fn uses_cannot_reach_another_tenants_instance() {
+    let b = render_broker(|_| {}).await;
+    let r = run(
+        &b,
+        None,
+        Method::PUT,
+        "/v2/service_instances/victim-db",
+        Some(provision("svc-store", "plan-store", "team-a", json!({}))),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+
+    // The attacker knows the id; the answer is the one for an id that
+    // does not exist.
+    let r = run(
+        &b,
+        None,
+        Method::PUT,
+        "/v2/service_instances/thief",
+        Some(provision(
+            "svc-app",
+            "plan-app",
+            "team-b",
+            json!({"store_instance": "victim-db"}),
+        )),
+    )
+    .await;
+    assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
+    let stolen = r.json["description"].as_str().unwrap().to_string();
+    let r = run(
+        &b,
+        None,
+        Method::PUT,
+        "/v2/service_instances/thief",
+        Some(provision(
+            "svc-app",
+            "plan-app",
+            "team-b",
+            json!({"store_instance": "no-such-db"}),
+        )),
+    )
+    .await;
+    assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
+    assert_eq!(
+        stolen.replace("victim-db", "X"),
+        r.json["description"]
+            .as_str()
+            .unwrap()
+            .replace("no-such-db", "X")
+    );
+    assert!(!b.data.path().join("render/team-b/cb-thief").exists());
+
+    // Nothing holds the victim's instance: it deprovisions.
+    let r = b
+        .call(
+            Method::DELETE,
+            "/v2/service_instances/victim-db?service_id=svc-store&plan_id=plan-store",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    // Its own namespace, and a namespace the plan lists, still work.
+    for (id, ns) in [("own-db", "team-b"), ("shared-db", "shared")] {
+        let r = run(
+            &b,
+            None,
+            Method::PUT,
+            &format!("/v2/service_instances/{id}"),
+            Some(provision("svc-store", "plan-store", ns, json!({}))),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    let r = run(
+        &b,
+        None,
+        Method::PUT,
+        "/v2/service_instances/app-1",
+        Some(provision(
+            "svc-app",
+            "plan-app",
+            "team-b",
+            json!({"store_instance": "own-db"}),
+        )),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = run(
+        &b,
+        None,
+        Method::PUT,
+        "/v2/service_instances/app-2",
+        Some(provision(
+            "svc-app",
+            "plan-app",
+            "team-b",
+            json!({"store_instance": "shared-db"}),
+        )),
+    )
+    .await;
+    assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
+    let r = run(
+        &b,
+        None,
+        Method::PUT,
+        "/v2/service_instances/app-3",
+        Some(provision(
+            "svc-app",
+            "plan-app-shared",
+            "team-b",
+            json!({"store_instance": "shared-db"}),
+        )),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uses_checks_the_user_in_the_used_instances_namespace() {
+    let k = cluster(
+        &[("shared", json!({})), ("team-b", json!({}))],
+        &[
+            ("carol", &["shared"]),
+            ("bob", &["team-b"]),
+            ("alice", &["team-b", "shared"]),
+        ],
+    )
+    .await;
+    let b = helm_broker(&k, |_| {}).await;
+    let r = run(
+        &b,
+        Some("carol"),
+        Method::PUT,
+        "/v2/service_instances/db?accepts_incomplete=true",
+        Some(provision("svc-store", "plan-store", "shared", json!({}))),
+    )
+    .await;
+    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+
+    // The plan may reach `shared`, but bob may not.
+    let r = run(
+        &b,
+        Some("bob"),
+        Method::PUT,
+        "/v2/service_instances/bobs?accepts_incomplete=true",
+        Some(provision(
+            "svc-app",
+            "plan-app-shared",
+            "team-b",
+            json!({"store_instance": "db"}),
+        )),
+    )
+    .await;
+    assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
+    assert!(
+        r.json["description"].as_str().unwrap().contains("shared"),
+        "{}",
+        r.text
+    );
+    assert!(secret_data(&b, "team-b", "cb-bobs-store").await.is_none());
+
+    let r = run(
+        &b,
+        Some("alice"),
+        Method::PUT,
+        "/v2/service_instances/alices?accepts_incomplete=true",
+        Some(provision(
+            "svc-app",
+            "plan-app-shared",
+            "team-b",
+            json!({"store_instance": "db"}),
+        )),
+    )
+    .await;
+    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    assert!(secret_data(&b, "team-b", "cb-alices-store").await.is_some());
+}
+
+// === 2. namespaces the broker may act in ===
+
+#[tokio::test]
+async fn system_and_own_namespaces_are_refused_by_default() {
+    let b = render_broker(|_| {}).await;
+    for ns in [
+        "kube-system",
+        "kube-public",
+        "kube-node-lease",
+        "chartbroker-system",
+    ] {
+        let r = b
+            .call(
+                Method::PUT,
+                "/v2/service_instances/sys",
+                Some(provision("svc-store", "plan-store", ns, json!({}))),
+            )
+            .await;
+        assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
+        assert!(
+            r.json["description"].as_str().unwrap().contains(ns),
+            "{}",
+            r.text
+        );
+        assert!(!b.data.path().join("render").join(ns).exists());
+    }
+    let r = b
+        .call(
+            Method::GET,
+            "/v2/service_instances/sys/last_operation",
+            None,
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::NOT_FOUND,
+        "nothing recorded: {}",
+        r.text
+    );
+
+    // A binding Secret can't be steered there either, even by a plan
+    // that lists them.
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/ok",
+            Some(provision("svc-store", "plan-store", "apps", json!({}))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    for ns in ["kube-system", "chartbroker-system"] {
+        let r = b
+            .call(
+                Method::PUT,
+                "/v2/service_instances/ok/service_bindings/sb",
+                Some(bind(
+                    "svc-store",
+                    "plan-store",
+                    json!({"namespace": ns, "secret_name": "creds"}),
+                )),
+            )
+            .await;
+        assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
+        assert!(rendered_secrets(&b, ns, "creds").is_empty());
+    }
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/ok/service_bindings/sb",
+            Some(bind(
+                "svc-store",
+                "plan-store",
+                json!({"namespace": "shared", "secret_name": "creds"}),
+            )),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+}
+
+#[tokio::test]
+async fn the_operators_namespace_list_is_enforced() {
+    let b = render_broker(|c| {
+        c.namespaces = vec![
+            "team-*".into(),
+            "!team-admin".into(),
+            "*-public".into(),
+            "kube-node-lease".into(),
+        ]
+    })
+    .await;
+    for (ns, allowed) in [
+        ("team-a", true),
+        ("team-admin", false),
+        ("apps", false),
+        ("kube-public", false),
+        ("kube-node-lease", true),
+    ] {
+        let r = b
+            .call(
+                Method::PUT,
+                &format!("/v2/service_instances/i-{ns}"),
+                Some(provision("svc-store", "plan-store", ns, json!({}))),
+            )
+            .await;
+        if allowed {
+            assert_eq!(r.status, StatusCode::CREATED, "{ns}: {}", r.text);
+        } else {
+            assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
+        }
+    }
+    // `namespace: instance` plans: the namespace the broker would create
+    // is judged too.
+    let b = render_broker(|c| c.namespaces = vec!["apps".into(), "!cb-*".into()]).await;
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/own",
+            Some(provision("svc-store", "plan-own-ns", "apps", json!({}))),
+        )
+        .await;
+    assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
+    assert!(
+        r.json["description"].as_str().unwrap().contains("cb-own"),
+        "{}",
+        r.text
+    );
+    assert!(!b.data.path().join("render/cb-own").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_namespace_selector_is_enforced() {
+    let k = cluster(
+        &[("team-a", json!({"tenant": "yes"})), ("team-b", json!({}))],
+        &[("alice", &["team-a", "team-b", "ghost"])],
+    )
+    .await;
+    let b = helm_broker(&k, |c| c.namespace_selector = Some("tenant=yes".into())).await;
+    for (ns, ok) in [("team-b", false), ("ghost", false), ("team-a", true)] {
+        let r = run(
+            &b,
+            Some("alice"),
+            Method::PUT,
+            &format!("/v2/service_instances/s-{ns}?accepts_incomplete=true"),
+            Some(provision("svc-store", "plan-store", ns, json!({}))),
+        )
+        .await;
+        if ok {
+            assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+        } else {
+            assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
+            assert!(
+                r.json["description"]
+                    .as_str()
+                    .unwrap()
+                    .contains("tenant=yes"),
+                "{}",
+                r.text
+            );
+        }
+    }
+    // A binding Secret's namespace must match too.
+    let r = run(
+        &b,
+        Some("alice"),
+        Method::PUT,
+        "/v2/service_instances/s-team-a/service_bindings/x?accepts_incomplete=true",
+        Some(bind(
+            "svc-store",
+            "plan-store",
+            json!({"namespace": "other"}),
+        )),
+    )
+    .await;
+    assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
+}
+
+// === 3. authorization fails closed ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubernetes_request_without_an_identity_is_refused() {
+    let k = cluster(&[("apps", json!({}))], &[("alice", &["apps"])]).await;
+    let b = helm_broker(&k, |_| {}).await;
+    let r = run(
+        &b,
+        None,
+        Method::PUT,
+        "/v2/service_instances/anon?accepts_incomplete=true",
+        Some(provision("svc-store", "plan-store", "apps", json!({}))),
+    )
+    .await;
+    assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
+    assert!(
+        r.json["description"]
+            .as_str()
+            .unwrap()
+            .contains("Originating-Identity"),
+        "{}",
+        r.text
+    );
+    // Another platform's identity can't stand in for a Kubernetes user.
+    let cf = format!(
+        "cloudfoundry {}",
+        base64::engine::general_purpose::STANDARD.encode(r#"{"user_id":"u"}"#)
+    );
+    let mut request = req(
+        Method::PUT,
+        "/v2/service_instances/anon?accepts_incomplete=true",
+        Some(provision("svc-store", "plan-store", "apps", json!({}))),
+    );
+    request
+        .headers_mut()
+        .insert("x-broker-api-originating-identity", cf.parse().unwrap());
+    assert_osb_error(
+        &b.send(request).await,
+        StatusCode::FORBIDDEN,
+        Some("Forbidden"),
+    );
+
+    // Turned off explicitly, the platform is trusted.
+    let b = helm_broker(&k, |c| c.subject_access_review = false).await;
+    let r = run(
+        &b,
+        None,
+        Method::PUT,
+        "/v2/service_instances/anon?accepts_incomplete=true",
+        Some(provision("svc-store", "plan-store", "apps", json!({}))),
+    )
+    .await;
+    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_is_authorized_like_provision() {
+    let k = cluster(&[("apps", json!({}))], &[("alice", &["apps"])]).await;
+    let b = helm_broker(&k, |_| {}).await;
+    let r = run(
+        &b,
+        Some("alice"),
+        Method::PUT,
+        "/v2/service_instances/i?accepts_incomplete=true",
+        Some(provision("svc-store", "plan-store", "apps", json!({}))),
+    )
+    .await;
+    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    let r = run(
+        &b,
+        Some("alice"),
+        Method::PUT,
+        "/v2/service_instances/i/service_bindings/bb?accepts_incomplete=true",
+        Some(bind("svc-store", "plan-store", json!({}))),
+    )
+    .await;
+    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+
+    let attacks = [
+        (
+            Method::PATCH,
+            "/v2/service_instances/i?accepts_incomplete=true",
+            Some(
+                json!({"service_id": "svc-store", "parameters": {}, "plan_id": "plan-store", "context": {"platform": "kubernetes", "namespace": "apps", "x": 1}}),
+            ),
+        ),
+        (
+            Method::DELETE,
+            "/v2/service_instances/i/service_bindings/bb?service_id=svc-store&plan_id=plan-store&accepts_incomplete=true",
+            None,
+        ),
+        (
+            Method::DELETE,
+            "/v2/service_instances/i?service_id=svc-store&plan_id=plan-store&accepts_incomplete=true",
+            None,
+        ),
+    ];
+    for user in [Some("mallory"), None] {
+        for (m, uri, body) in &attacks {
+            let r = b.send(as_user(m.clone(), uri, body.clone(), user)).await;
+            assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
+        }
+    }
+    assert!(secret_data(&b, "apps", "cb-bind-bb").await.is_some());
+
+    // Ids that don't match the record are 400, before anything runs.
+    for uri in [
+        "/v2/service_instances/i/service_bindings/bb?service_id=svc-store&plan_id=plan-own-ns&accepts_incomplete=true",
+        "/v2/service_instances/i/service_bindings/bb?service_id=svc-frozen&plan_id=plan-store&accepts_incomplete=true",
+        "/v2/service_instances/i?service_id=svc-store&plan_id=plan-own-ns&accepts_incomplete=true",
+        "/v2/service_instances/i?service_id=svc-frozen&plan_id=plan-frozen&accepts_incomplete=true",
+    ] {
+        let r = b
+            .send(as_user(Method::DELETE, uri, None, Some("alice")))
+            .await;
+        assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
+    }
+    assert!(secret_data(&b, "apps", "cb-bind-bb").await.is_some());
+
+    for (m, uri, body) in attacks {
+        let r = run(&b, Some("alice"), m, uri, body).await;
+        assert!(
+            r.status.is_success() || r.status == StatusCode::GONE,
+            "{}",
+            r.text
+        );
+    }
+    assert!(secret_data(&b, "apps", "cb-bind-bb").await.is_none());
+}
+
+// === 4. ids ===
+
+#[tokio::test]
+async fn ids_that_could_alias_are_refused_at_the_edge() {
+    let b = render_broker(|_| {}).await;
+    let long = "x".repeat(256);
+    let bad = [
+        "..",
+        "%2E",
+        "%2E%2E",
+        "a%2Fb",
+        "a%00b",
+        "a%0Ab",
+        "a%7Fb",
+        long.as_str(),
+    ];
+    for id in bad {
+        let r = b
+            .call(
+                Method::PUT,
+                &format!("/v2/service_instances/{id}"),
+                Some(provision("svc-store", "plan-store", "apps", json!({}))),
+            )
+            .await;
+        assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
+        for (m, uri) in [
+            (Method::GET, format!("/v2/service_instances/{id}")),
+            (
+                Method::GET,
+                format!("/v2/service_instances/{id}/last_operation"),
+            ),
+            (
+                Method::DELETE,
+                format!("/v2/service_instances/{id}?service_id=svc-store&plan_id=plan-store"),
+            ),
+        ] {
+            assert_osb_error(
+                &b.call(m, &uri, None).await,
+                StatusCode::BAD_REQUEST,
+                Some("BadRequest"),
+            );
+        }
+    }
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/a",
+            Some(provision("svc-store", "plan-store", "apps", json!({}))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    for id in bad {
+        let r = b
+            .call(
+                Method::PUT,
+                &format!("/v2/service_instances/a/service_bindings/{id}"),
+                Some(bind("svc-store", "plan-store", json!({}))),
+            )
+            .await;
+        assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
+    }
+    // Nothing of the refused ids reached the store or the render tree.
+    assert_eq!(
+        std::fs::read_dir(b.data.path().join("render/apps"))
+            .unwrap()
+            .count(),
+        1
+    );
+    assert_eq!(
+        std::fs::read_dir(b.release_dir("a").join("bindings"))
+            .into_iter()
+            .flatten()
+            .count(),
+        0
+    );
+}
+
+// === 5. binding Secrets belong to (instance, binding) ===
+
+#[tokio::test]
+async fn another_instances_binding_cannot_take_over_a_rendered_secret() {
+    let b = render_broker(|_| {}).await;
+    for (id, ns) in [("victim", "apps"), ("attacker", "other")] {
+        let r = b
+            .call(
+                Method::PUT,
+                &format!("/v2/service_instances/{id}"),
+                Some(provision("svc-store", "plan-store", ns, json!({}))),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    let params = json!({"namespace": "apps", "secret_name": "db-creds"});
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/victim/service_bindings/b1",
+            Some(bind("svc-store", "plan-store", params.clone())),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let victims = rendered_secrets(&b, "apps", "db-creds");
+    assert_eq!(victims.len(), 1);
+    let before = std::fs::read_to_string(&victims[0]).unwrap();
+
+    // Same binding id, same Secret: refused.
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/attacker/service_bindings/b1",
+            Some(bind("svc-store", "plan-store", params)),
+        )
+        .await;
+    assert!(
+        r.status.is_client_error() || r.status.is_server_error(),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.json["description"]
+            .as_str()
+            .unwrap()
+            .contains("another binding"),
+        "{}",
+        r.text
+    );
+    assert_eq!(rendered_secrets(&b, "apps", "db-creds"), victims);
+    // Unbinding, or deprovisioning, the attacker leaves it alone.
+    b.call(Method::DELETE, "/v2/service_instances/attacker/service_bindings/b1?service_id=svc-store&plan_id=plan-store", None).await;
+    let r = b
+        .call(
+            Method::DELETE,
+            "/v2/service_instances/attacker?service_id=svc-store&plan_id=plan-store",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(std::fs::read_to_string(&victims[0]).unwrap(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_instances_binding_cannot_take_over_a_cluster_secret() {
+    let k = cluster(&[("apps", json!({})), ("other", json!({}))], &[]).await;
+    let b = helm_broker(&k, |c| c.subject_access_review = false).await;
+    for (id, ns) in [("victim", "apps"), ("attacker", "other")] {
+        let r = run(
+            &b,
+            None,
+            Method::PUT,
+            &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
+            Some(provision("svc-store", "plan-store", ns, json!({}))),
+        )
+        .await;
+        assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    }
+    let params = json!({"namespace": "apps", "secret_name": "db-creds"});
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/victim/service_bindings/b1",
+            Some(bind("svc-store", "plan-store", params.clone())),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let before = secret_data(&b, "apps", "db-creds")
+        .await
+        .expect("victim's Secret");
+
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/attacker/service_bindings/b1",
+            Some(bind("svc-store", "plan-store", params)),
+        )
+        .await;
+    assert!(
+        r.json["description"]
+            .as_str()
+            .unwrap()
+            .contains("does not belong"),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        secret_data(&b, "apps", "db-creds").await.as_ref(),
+        Some(&before)
+    );
+    b.call(Method::DELETE, "/v2/service_instances/attacker/service_bindings/b1?service_id=svc-store&plan_id=plan-store", None).await;
+    let r = run(&b, None, Method::DELETE, "/v2/service_instances/attacker?service_id=svc-store&plan_id=plan-store&accepts_incomplete=true", None).await;
+    assert_eq!(r.status, StatusCode::GONE, "{}", r.text);
+    assert_eq!(
+        secret_data(&b, "apps", "db-creds").await.as_ref(),
+        Some(&before)
+    );
+}
+
+// === 6. context updates ===
+
+#[tokio::test]
+async fn context_updates_follow_the_catalog_and_the_namespace_rules() {
+    let b = render_broker(|_| {}).await;
+    for (id, s, p) in [
+        ("f", "svc-frozen", "plan-frozen"),
+        ("s", "svc-store", "plan-store"),
+    ] {
+        let r = b
+            .call(
+                Method::PUT,
+                &format!("/v2/service_instances/{id}"),
+                Some(provision(s, p, "apps", json!({}))),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    let patch = |s: &str, ctx: Value| json!({"service_id": s, "context": ctx});
+    // allow_context_updates: false
+    let r = b
+        .call(
+            Method::PATCH,
+            "/v2/service_instances/f",
+            Some(patch(
+                "svc-frozen",
+                json!({"platform": "kubernetes", "namespace": "apps", "clusterid": "x"}),
+            )),
+        )
+        .await;
+    assert_osb_error(&r, StatusCode::UNPROCESSABLE_ENTITY, None);
+    assert!(
+        r.json["description"]
+            .as_str()
+            .unwrap()
+            .contains("allow_context_updates"),
+        "{}",
+        r.text
+    );
+    // The same context is no change.
+    let r = b
+        .call(
+            Method::PATCH,
+            "/v2/service_instances/f",
+            Some(patch(
+                "svc-frozen",
+                json!({"platform": "kubernetes", "namespace": "apps"}),
+            )),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    // Allowed, but validated like a provision: no moving to a system or
+    // another tenant's namespace.
+    for ns in ["kube-system", "team-b", "Not_A_Namespace"] {
+        let r = b
+            .call(
+                Method::PATCH,
+                "/v2/service_instances/s",
+                Some(patch(
+                    "svc-store",
+                    json!({"platform": "kubernetes", "namespace": ns}),
+                )),
+            )
+            .await;
+        assert!(r.status.is_client_error(), "{ns}: {}", r.text);
+        assert_osb_error(&r, r.status, None);
+    }
+    let r = b
+        .call(
+            Method::PATCH,
+            "/v2/service_instances/s",
+            Some(patch(
+                "svc-store",
+                json!({"platform": "kubernetes", "namespace": "apps", "clusterid": "x"}),
+            )),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // Binding still goes where the instance lives.
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/s/service_bindings/sb",
+            Some(bind("svc-store", "plan-store", json!({}))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(rendered_secrets(&b, "apps", "cb-bind-sb").len(), 1);
+}
