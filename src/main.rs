@@ -352,7 +352,13 @@ async fn render(a: RenderArgs) -> anyhow::Result<()> {
     let fetcher = chartbroker::charts::ChartFetcher::new(helm.clone(), tmp.join("charts"));
     let out = match fetcher.resolve(&chart.source).await {
         Ok(path) => helm
-            .template(&release.name, &path, &release.namespace, &release.values)
+            .template(
+                &release.name,
+                &path,
+                &release.namespace,
+                &release.values,
+                release.max_manifest_bytes,
+            )
             .await
             .map_err(anyhow::Error::from),
         Err(e) => Err(e.into()),
