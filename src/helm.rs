@@ -5,15 +5,38 @@
 //! plugins can't change what the broker does. Values always go in on stdin
 //! as JSON (`-f -`): never `--set`, which re-parses types, and never a file,
 //! which would put generated passwords on disk.
+//!
+//! Helm is untrusted in what it prints (a chart decides how much it
+//! renders): stdout and stderr are read with a byte cap, and past it helm
+//! and everything it started are killed, so the broker never holds more
+//! than the cap. A call waits for one of a fixed number of process slots
+//! before it starts, so a burst of operations queues instead of running
+//! dozens of helm processes at once.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+use tokio::sync::Semaphore;
+
+/// What a chart may render by default (`helm template` stdout): far above
+/// any real chart, far below what would hurt the broker.
+pub const DEFAULT_MAX_MANIFEST_BYTES: usize = 16 * 1024 * 1024;
+
+/// What helm may print on stderr: warnings and one error message, never
+/// more than a few KiB from a real chart.
+pub const MAX_STDERR_BYTES: usize = 256 * 1024;
+
+/// Helm processes one broker runs at once unless told otherwise.
+pub const DEFAULT_MAX_PROCESSES: usize = 4;
+
+/// Reports how many helm calls run and how many wait for a slot.
+pub type HelmLoadObserver = Arc<dyn Fn(usize, usize) + Send + Sync>;
 
 /// Reports each helm call: subcommand, duration, success (for metrics).
 pub type HelmObserver = Arc<dyn Fn(&str, Duration, bool) + Send + Sync>;
@@ -26,6 +49,78 @@ pub struct Helm {
     timeout: Duration,
     kubeconfig: Option<PathBuf>,
     observer: Option<HelmObserver>,
+    slots: Arc<Slots>,
+}
+
+/// The process slots every clone of one [`Helm`] shares.
+struct Slots {
+    permits: Semaphore,
+    running: AtomicUsize,
+    waiting: AtomicUsize,
+    observer: Option<HelmLoadObserver>,
+}
+
+impl Slots {
+    fn new(max: usize, observer: Option<HelmLoadObserver>) -> Arc<Slots> {
+        Arc::new(Slots {
+            permits: Semaphore::new(max.max(1)),
+            running: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+            observer,
+        })
+    }
+
+    fn report(&self) {
+        if let Some(o) = &self.observer {
+            o(
+                self.running.load(Ordering::Relaxed),
+                self.waiting.load(Ordering::Relaxed),
+            );
+        }
+    }
+
+    /// Waits for a slot; the guard frees it.
+    async fn acquire(self: &Arc<Self>) -> SlotGuard {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        self.report();
+        // Decrements `waiting` even when the caller gives up while queued.
+        let queued = Queued(self.clone());
+        let permit = self.permits.acquire().await;
+        // The guard gives the permit back, also when the call is cancelled.
+        permit.expect("the semaphore is never closed").forget();
+        self.running.fetch_add(1, Ordering::Relaxed);
+        drop(queued);
+        SlotGuard(self.clone())
+    }
+}
+
+struct Queued(Arc<Slots>);
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
+        self.0.report();
+    }
+}
+
+struct SlotGuard(Arc<Slots>);
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::Relaxed);
+        self.0.permits.add_permits(1);
+        self.0.report();
+    }
+}
+
+/// What happens to helm's stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capture {
+    /// Kept and returned, up to this many bytes; past them helm is stopped.
+    Upto(usize),
+    /// Read and dropped (output nobody parses, such as a release with its
+    /// values): costs no memory, however long.
+    Discard,
 }
 
 /// Why a helm call failed.
@@ -55,6 +150,20 @@ pub enum HelmError {
         command: String,
         /// Helm's stderr, trimmed.
         stderr: String,
+    },
+    /// It printed more than the broker keeps and was killed.
+    #[error(
+        "helm {command} printed more than the limit of {limit} bytes on {stream} and was stopped{hint}"
+    )]
+    OutputTooLarge {
+        /// The subcommand.
+        command: String,
+        /// `stdout` or `stderr`.
+        stream: &'static str,
+        /// The cap.
+        limit: usize,
+        /// Which setting raises the cap, if one does.
+        hint: &'static str,
     },
     /// It died from a signal (crashed or was killed).
     #[error("helm {command} crashed ({detail})")]
@@ -91,6 +200,7 @@ impl HelmError {
             HelmError::Timeout { .. } => "timeout",
             HelmError::Failed { .. } => "failed",
             HelmError::Crashed { .. } => "crashed",
+            HelmError::OutputTooLarge { .. } => "output_too_large",
         }
     }
 }
@@ -104,7 +214,15 @@ impl Helm {
             timeout,
             kubeconfig: None,
             observer: None,
+            slots: Slots::new(DEFAULT_MAX_PROCESSES, None),
         }
+    }
+
+    /// Runs at most `max` helm processes at once (this driver and its
+    /// clones); further calls wait, and report the load to `observer`.
+    pub fn with_max_processes(mut self, max: usize, observer: Option<HelmLoadObserver>) -> Self {
+        self.slots = Slots::new(max, observer);
+        self
     }
 
     /// Talk to the cluster described by this kubeconfig.
@@ -142,13 +260,15 @@ impl Helm {
         Ok(out.trim().to_string())
     }
 
-    /// `helm template`: the manifests an install would apply, offline.
+    /// `helm template`: the manifests an install would apply, offline; more
+    /// than `max_bytes` of them is an [`HelmError::OutputTooLarge`].
     pub async fn template(
         &self,
         release: &str,
         chart: &Path,
         namespace: &str,
         values: &serde_json::Value,
+        max_bytes: usize,
     ) -> Result<String, HelmError> {
         let args: Vec<OsString> = vec![
             "template".into(),
@@ -160,7 +280,22 @@ impl Helm {
             "-".into(),
         ];
         let stdin = serde_json::to_vec(values).expect("values serialize");
-        self.run("template", &args, Some(stdin)).await
+        self.run_with("template", &args, Some(stdin), Capture::Upto(max_bytes))
+            .await
+            .map_err(|e| match e {
+                HelmError::OutputTooLarge {
+                    command,
+                    stream: "stdout",
+                    limit,
+                    ..
+                } => HelmError::OutputTooLarge {
+                    command,
+                    stream: "stdout",
+                    limit,
+                    hint: " (the plan's chart.limits.max_manifest_bytes)",
+                },
+                e => e,
+            })
     }
 
     /// `helm pull`: downloads one chart version into `destination` (which
@@ -198,15 +333,35 @@ impl Helm {
     }
 
     /// Runs helm with `args`, optional stdin, the timeout, and a clean
-    /// environment; returns stdout.
+    /// environment; returns stdout (at most [`DEFAULT_MAX_MANIFEST_BYTES`]).
     pub async fn run(
         &self,
         command: &str,
         args: &[OsString],
         stdin: Option<Vec<u8>>,
     ) -> Result<String, HelmError> {
+        self.run_with(
+            command,
+            args,
+            stdin,
+            Capture::Upto(DEFAULT_MAX_MANIFEST_BYTES),
+        )
+        .await
+    }
+
+    /// [`Helm::run`] with a choice of what happens to stdout. The timeout
+    /// starts once the call has a process slot: time spent queued behind
+    /// other calls is bounded by the operation's own deadline instead.
+    pub async fn run_with(
+        &self,
+        command: &str,
+        args: &[OsString],
+        stdin: Option<Vec<u8>>,
+        capture: Capture,
+    ) -> Result<String, HelmError> {
+        let _slot = self.slots.acquire().await;
         let started = Instant::now();
-        let result = self.run_inner(command, args, stdin).await;
+        let result = self.run_inner(command, args, stdin, capture).await;
         if let Some(o) = &self.observer {
             o(command, started.elapsed(), result.is_ok());
         }
@@ -218,6 +373,7 @@ impl Helm {
         command: &str,
         args: &[OsString],
         stdin: Option<Vec<u8>>,
+        capture: Capture,
     ) -> Result<String, HelmError> {
         let mut cmd = Command::new(&self.bin);
         cmd.args(args)
@@ -236,6 +392,10 @@ impl Helm {
             .stderr(Stdio::piped())
             // A timed-out or abandoned helm must not outlive the operation.
             .kill_on_drop(true);
+        // Its own process group, so whatever helm starts (plugins,
+        // post-renderers) is killed with it.
+        #[cfg(unix)]
+        cmd.process_group(0);
         die_with_parent(&mut cmd);
         match &self.kubeconfig {
             Some(k) => {
@@ -262,36 +422,136 @@ impl Helm {
                 let _ = pipe.write_all(&data).await;
             });
         }
-        let output = match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
-            Ok(r) => r.map_err(|source| HelmError::Spawn {
-                path: self.bin.display().to_string(),
-                source,
-            })?,
+        // A call abandoned mid-way (its operation hit its deadline) takes
+        // helm's whole group down with it, not only helm.
+        let mut group = GroupGuard(child.id());
+        let outcome = tokio::time::timeout(self.timeout, collect(&mut child, capture)).await;
+        let (stdout, stderr, status) = match outcome {
+            Ok(Ok(done)) => {
+                // Reaped: the group id may be reused from now on.
+                group.0 = None;
+                done
+            }
+            Ok(Err(Collect::Io(source))) => {
+                group.0 = None;
+                kill_group(&mut child).await;
+                return Err(HelmError::Spawn {
+                    path: self.bin.display().to_string(),
+                    source,
+                });
+            }
+            Ok(Err(Collect::TooLarge { stream, limit })) => {
+                group.0 = None;
+                kill_group(&mut child).await;
+                return Err(HelmError::OutputTooLarge {
+                    command: command.into(),
+                    stream,
+                    limit,
+                    hint: "",
+                });
+            }
             Err(_) => {
+                group.0 = None;
+                kill_group(&mut child).await;
                 return Err(HelmError::Timeout {
                     command: command.into(),
                     secs: self.timeout.as_secs(),
                 });
             }
         };
-        if output.status.success() {
-            return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
+        if status.success() {
+            return Ok(String::from_utf8_lossy(&stdout).into_owned());
         }
-        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
-        match output.status.code() {
+        let stderr = String::from_utf8_lossy(&stderr).trim().to_string();
+        match status.code() {
             Some(_) => Err(HelmError::Failed {
                 command: command.into(),
                 stderr: if stderr.is_empty() {
-                    format!("exit status {}", output.status)
+                    format!("exit status {status}")
                 } else {
                     stderr
                 },
             }),
             None => Err(HelmError::Crashed {
                 command: command.into(),
-                detail: format!("{}{}", output.status, tail(&stderr)),
+                detail: format!("{status}{}", tail(&stderr)),
             }),
         }
+    }
+}
+
+/// Why reading helm's output stopped early.
+enum Collect {
+    Io(std::io::Error),
+    TooLarge { stream: &'static str, limit: usize },
+}
+
+/// Reads stdout and stderr to their ends (each within its cap), then
+/// reaps the process.
+async fn collect(
+    child: &mut Child,
+    capture: Capture,
+) -> Result<(Vec<u8>, Vec<u8>, ExitStatus), Collect> {
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let (out, err) = tokio::try_join!(
+        read_capped(stdout, capture, "stdout"),
+        read_capped(stderr, Capture::Upto(MAX_STDERR_BYTES), "stderr"),
+    )?;
+    let status = child.wait().await.map_err(Collect::Io)?;
+    Ok((out, err, status))
+}
+
+/// Reads `pipe` to its end, keeping at most the cap: one byte more fails.
+async fn read_capped(
+    pipe: Option<impl AsyncRead + Unpin>,
+    capture: Capture,
+    stream: &'static str,
+) -> Result<Vec<u8>, Collect> {
+    let Some(mut pipe) = pipe else {
+        return Ok(Vec::new());
+    };
+    let mut kept = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = pipe.read(&mut chunk).await.map_err(Collect::Io)?;
+        if n == 0 {
+            return Ok(kept);
+        }
+        if let Capture::Upto(limit) = capture {
+            if kept.len() + n > limit {
+                return Err(Collect::TooLarge { stream, limit });
+            }
+            kept.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+/// Kills helm and everything in its process group, then reaps it. The
+/// group is signalled before helm is reaped, so its id cannot have been
+/// reused by then.
+async fn kill_group(child: &mut Child) {
+    signal_group(child.id());
+    let _ = child.kill().await;
+}
+
+fn signal_group(pid: Option<u32>) {
+    #[cfg(unix)]
+    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+        // SAFETY: kill(2) with a negative pid signals a process group; it
+        // touches no memory of ours.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Kills helm's process group when dropped while armed (helm not reaped).
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        signal_group(self.0.take());
     }
 }
 
@@ -390,5 +650,154 @@ mod tests {
         assert!(matches!(e, HelmError::Crashed { .. }), "{e}");
         let e = Helm::new(&fail, dir.path(), t).version().await.unwrap_err();
         assert_eq!(e.to_string(), "helm version failed: Error: bad chart");
+    }
+
+    #[cfg(unix)]
+    fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    #[cfg(unix)]
+    fn gone(pid: i32) -> bool {
+        // A reaped process has no /proc entry; one killed but not yet
+        // reaped by its new parent is a zombie.
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        }
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn output_past_the_cap_stops_helm_and_its_children() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("child.pid");
+        // A child that would outlive helm, then far more output than the cap.
+        let flood = script(
+            dir.path(),
+            "flood",
+            &format!(
+                "sleep 300 &\necho $! > '{}'\nwhile :; do echo 'kind: ConfigMap padding padding padding'; done",
+                pidfile.display()
+            ),
+        );
+        let h = Helm::new(&flood, dir.path(), Duration::from_secs(60));
+        let e = h
+            .template("r", dir.path(), "ns", &serde_json::json!({}), 64 * 1024)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                HelmError::OutputTooLarge {
+                    stream: "stdout",
+                    limit: 65536,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "helm template printed more than the limit of 65536 bytes on stdout and was stopped \
+             (the plan's chart.limits.max_manifest_bytes)"
+        );
+        let child: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let mut tries = 0;
+        while !gone(child) {
+            tries += 1;
+            assert!(tries < 200, "helm's child {child} outlived it");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn stderr_is_capped_and_discarded_stdout_costs_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let noisy = script(
+            dir.path(),
+            "noisy",
+            "while :; do echo 'warning: x' >&2; done",
+        );
+        let e = Helm::new(&noisy, dir.path(), Duration::from_secs(60))
+            .version()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                HelmError::OutputTooLarge {
+                    stream: "stderr",
+                    limit: MAX_STDERR_BYTES,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // 32 MiB on stdout, above the default cap, read and dropped.
+        let big = script(dir.path(), "big", "head -c 33554432 /dev/zero");
+        let out = Helm::new(&big, dir.path(), Duration::from_secs(60))
+            .run_with("upgrade", &[], None, Capture::Discard)
+            .await
+            .unwrap();
+        assert!(out.is_empty());
+        let e = Helm::new(&big, dir.path(), Duration::from_secs(60))
+            .run("status", &[], None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                HelmError::OutputTooLarge {
+                    limit: DEFAULT_MAX_MANIFEST_BYTES,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn calls_past_the_process_cap_wait_for_a_slot() {
+        use std::sync::Mutex;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("starts");
+        // Each process records that it runs, checks it runs alone, and ends.
+        let slow = script(
+            dir.path(),
+            "slow",
+            &format!(
+                "echo start >> '{0}'\nsleep 0.3\n[ $(wc -l < '{0}') -eq 1 ] || exit 7\n: > '{0}'",
+                log.display()
+            ),
+        );
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let h = Helm::new(&slow, dir.path(), Duration::from_secs(60)).with_max_processes(
+            1,
+            Some(Arc::new(move |running, waiting| {
+                s.lock().unwrap().push((running, waiting))
+            })),
+        );
+        let (a, b, c) = tokio::join!(h.version(), h.version(), h.version());
+        for r in [a, b, c] {
+            r.unwrap();
+        }
+        let seen = seen.lock().unwrap();
+        assert!(seen.iter().all(|(running, _)| *running <= 1), "{seen:?}");
+        assert!(seen.iter().any(|(_, waiting)| *waiting == 2), "{seen:?}");
+        assert_eq!(seen.last(), Some(&(0, 0)), "{seen:?}");
     }
 }

@@ -99,6 +99,19 @@ struct ServeArgs {
     /// Deadline, in seconds, of operations whose plan has no maximum_polling_duration.
     #[arg(long, env = "CHARTBROKER_OPERATION_TIMEOUT", default_value_t = 1800)]
     operation_timeout: u64,
+    /// Deadline, in seconds, of an operation a request waits for (no accepts_incomplete).
+    #[arg(long, env = "CHARTBROKER_SYNC_TIMEOUT", default_value_t = 60)]
+    sync_timeout: u64,
+    /// Helm processes running at once; further helm calls wait for a slot.
+    #[arg(long, env = "CHARTBROKER_MAX_HELM_PROCESSES", default_value_t = chartbroker::helm::DEFAULT_MAX_PROCESSES)]
+    max_helm_processes: usize,
+    /// Connections served at once; more get 503 with Retry-After.
+    #[arg(long, env = "CHARTBROKER_MAX_CONNECTIONS", default_value_t = 512)]
+    max_connections: usize,
+    /// Seconds a connection may take to send a request's headers (and stay
+    /// idle between requests, and take for a TLS handshake).
+    #[arg(long, env = "CHARTBROKER_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    header_read_timeout: u64,
     /// Namespace for instances whose platform sends none in `context`.
     #[arg(long, env = "CHARTBROKER_DEFAULT_NAMESPACE", default_value = "default")]
     default_namespace: String,
@@ -251,6 +264,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         },
         helm: find_helm(a.helm),
         helm_timeout: Duration::from_secs(a.helm_timeout),
+        max_helm_processes: a.max_helm_processes.max(1),
         default_namespace: a.default_namespace,
         store_key: a.store_key,
         store_key_file: a.store_key_file,
@@ -260,6 +274,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         password: a.password,
         credentials_file: a.credentials_file,
         operation_timeout: Duration::from_secs(a.operation_timeout),
+        sync_timeout: Duration::from_secs(a.sync_timeout.max(1)),
         kubeconfig: a.kubeconfig,
         store: match a.store {
             StoreArg::Redb => StoreKind::Redb,
@@ -286,10 +301,15 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(listen = %listener.local_addr()?, tls = tls.is_some(),
         mtls = tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
         catalog = %cfg.catalog_dir.display(), data_dir = %cfg.data_dir.display(), "chartbroker serving");
-    chartbroker::server::run(
+    let limits = chartbroker::server::EdgeLimits {
+        header_read_timeout: Duration::from_secs(a.header_read_timeout.max(1)),
+        max_connections: a.max_connections.max(1),
+    };
+    chartbroker::server::run_with(
         runtime.app(),
         listener,
         tls.as_ref(),
+        limits,
         chartbroker::server::shutdown_signal(),
     )
     .await
@@ -400,7 +420,13 @@ async fn render(a: RenderArgs) -> anyhow::Result<()> {
     let fetcher = chartbroker::charts::ChartFetcher::new(helm.clone(), tmp.join("charts"));
     let out = match fetcher.resolve(&chart.source).await {
         Ok(path) => helm
-            .template(&release.name, &path, &release.namespace, &release.values)
+            .template(
+                &release.name,
+                &path,
+                &release.namespace,
+                &release.values,
+                release.max_manifest_bytes,
+            )
             .await
             .map_err(anyhow::Error::from),
         Err(e) => Err(e.into()),

@@ -1,5 +1,9 @@
 //! Prometheus metrics: requests by route and status, operations by kind and
-//! state, helm call durations, store errors.
+//! state, helm call durations and load, store errors.
+//!
+//! Every label value comes from a fixed set (route templates, known
+//! methods, `other`): anyone can send requests, and a label taken verbatim
+//! from a request would let them add series (and memory) without end.
 
 use std::time::Duration;
 
@@ -15,7 +19,7 @@ use crate::broker::model::{OpKind, OpState};
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     route: String,
-    method: String,
+    method: &'static str,
     status: u16,
 }
 
@@ -52,6 +56,8 @@ pub struct Metrics {
     upstream: Family<UpstreamLabels, Histogram>,
     store_errors: Family<StoreErrorLabels, Counter>,
     store_unreadable: Gauge,
+    helm_running: Gauge,
+    helm_waiting: Gauge,
 }
 
 fn upstream_histogram() -> Histogram {
@@ -105,6 +111,18 @@ impl Default for Metrics {
             "Store records this broker met and cannot open (non-zero fails /readyz)",
             store_unreadable.clone(),
         );
+        let helm_running = Gauge::default();
+        let helm_waiting = Gauge::default();
+        registry.register(
+            "helm_processes_running",
+            "helm processes running now",
+            helm_running.clone(),
+        );
+        registry.register(
+            "helm_calls_waiting",
+            "helm calls waiting for a process slot (--max-helm-processes)",
+            helm_waiting.clone(),
+        );
         Metrics {
             store_errors,
             store_unreadable,
@@ -113,20 +131,29 @@ impl Default for Metrics {
             operations,
             helm,
             upstream,
+            helm_running,
+            helm_waiting,
         }
     }
 }
 
 impl Metrics {
-    /// Counts one HTTP request.
-    pub fn request(&self, route: &str, method: &str, status: u16) {
+    /// Counts one HTTP request. `route` must be a route template (or
+    /// `unmatched`), never a request's own path.
+    pub fn request(&self, route: &str, method: &axum::http::Method, status: u16) {
         self.requests
             .get_or_create(&RequestLabels {
                 route: route.to_string(),
-                method: method.to_string(),
+                method: method_label(method),
                 status,
             })
             .inc();
+    }
+
+    /// Records how many helm calls run and wait.
+    pub fn helm_load(&self, running: usize, waiting: usize) {
+        self.helm_running.set(running as i64);
+        self.helm_waiting.set(waiting as i64);
     }
 
     /// Counts an operation starting or finishing.
@@ -181,5 +208,46 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
+    }
+}
+
+/// The method as a label: the standard ones by name, any other as `other`.
+fn method_label(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::PUT, "PUT"),
+        (Method::PATCH, "PATCH"),
+        (Method::DELETE, "DELETE"),
+        (Method::POST, "POST"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(k, _)| k == m)
+        .map_or("other", |(_, name)| name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        let m = Metrics::default();
+        for name in ["FOO", "BAR", "get", "PROPFIND"] {
+            m.request("unmatched", &name.parse().unwrap(), 404);
+        }
+        m.request("unmatched", &axum::http::Method::GET, 404);
+        let text = m.encode();
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("chartbroker_http_requests_total{"))
+            .collect();
+        assert_eq!(series.len(), 2, "{text}");
+        assert!(text.contains(r#"method="other",status="404"} 4"#), "{text}");
     }
 }

@@ -59,6 +59,8 @@ pub struct ServeConfig {
     pub helm: PathBuf,
     /// Timeout of one helm call.
     pub helm_timeout: Duration,
+    /// Helm processes running at once; further calls queue.
+    pub max_helm_processes: usize,
     /// Namespace when the platform sends none.
     pub default_namespace: String,
     /// Store key (base64) given directly, e.g. from the environment.
@@ -80,6 +82,8 @@ pub struct ServeConfig {
     pub credentials_file: Option<PathBuf>,
     /// Deadline for operations whose plan sets none.
     pub operation_timeout: Duration,
+    /// Deadline for operations a request waits for (synchronous).
+    pub sync_timeout: Duration,
     /// Kubeconfig for the helm engine (default: standard resolution).
     pub kubeconfig: Option<PathBuf>,
     /// Where records live.
@@ -208,8 +212,15 @@ impl Runtime {
             (StoreKind::Kube, None) => unreachable!("connected above"),
         };
         let m = metrics.clone();
+        let load = metrics.clone();
         let helm = Helm::new(&cfg.helm, cfg.data_dir.join("helm"), cfg.helm_timeout)
-            .with_observer(Arc::new(move |cmd, took, ok| m.helm_call(cmd, took, ok)));
+            .with_observer(Arc::new(move |cmd, took, ok| m.helm_call(cmd, took, ok)))
+            .with_max_processes(
+                cfg.max_helm_processes,
+                Some(Arc::new(move |running, waiting| {
+                    load.helm_load(running, waiting)
+                })),
+            );
         match helm.version().await {
             Ok(v) => tracing::info!(helm = %cfg.helm.display(), version = %v, "using helm"),
             Err(e) => tracing::warn!(error = %e,
@@ -278,6 +289,7 @@ impl Runtime {
             BrokerConfig {
                 default_namespace: cfg.default_namespace.clone(),
                 default_operation_timeout: cfg.operation_timeout,
+                sync_operation_timeout: cfg.sync_timeout,
                 shared_store: cfg.store == StoreKind::Kube,
                 lease: cfg.lease,
                 namespaces,

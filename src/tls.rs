@@ -62,6 +62,7 @@ pub fn server_config(s: &TlsSettings) -> anyhow::Result<rustls::ServerConfig> {
     let mut cfg = builder
         .with_single_cert(chain, key)
         .context("the certificate and key do not match")?;
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // HTTP/1.1 only: the edge's header and idle timeouts are HTTP/1's.
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(cfg)
 }

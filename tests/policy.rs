@@ -657,7 +657,13 @@ async fn repository_charts_pass_with_default_values() {
     assert!(charts.len() >= 4, "{charts:?}");
     for chart in charts {
         let manifests = helm
-            .template("ex-1", &chart, "apps", &json!({}))
+            .template(
+                "ex-1",
+                &chart,
+                "apps",
+                &json!({}),
+                chartbroker::helm::DEFAULT_MAX_MANIFEST_BYTES,
+            )
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", chart.display()));
         assert!(manifests.contains("kind:"), "{manifests}");

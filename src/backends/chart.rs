@@ -42,6 +42,8 @@ pub struct Release {
     pub wait: bool,
     /// Delete leftover PVCs on uninstall (the plan's `chart.delete_pvcs`).
     pub delete_pvcs: bool,
+    /// Most bytes of manifests helm may render (`chart.limits.max_manifest_bytes`).
+    pub max_manifest_bytes: usize,
 }
 
 impl std::fmt::Debug for Release {
@@ -204,6 +206,7 @@ fn release(ctx: &InstanceCtx<'_>, values: Value) -> Result<Release, BackendError
         policy: chart.policy.clone(),
         wait: chart.wait,
         delete_pvcs: chart.delete_pvcs,
+        max_manifest_bytes: chart.limits.max_manifest_bytes,
     })
 }
 

@@ -23,7 +23,7 @@ use crate::broker::model::{SecretRef, Secrets};
 use crate::broker::names::{binding_secret_ref, short_hash};
 use crate::broker::ports::{BackendError, BindingCtx, SecretSink};
 use crate::catalog::LookupKind;
-use crate::helm::{Helm, HelmError, redact};
+use crate::helm::{Capture, Helm, HelmError, redact};
 use crate::kube::{Kube, KubeError, MANAGED_BY};
 use crate::postrender::PostRenderer;
 
@@ -100,7 +100,16 @@ impl HelmEngine {
         let mut args: Vec<OsString> = vec!["status".into()];
         args.extend(Self::ns_args(r));
         args.extend(["-o".into(), "json".into()]);
-        match self.helm.run("status", &args, None).await {
+        // The status holds the rendered manifest, which the plan may allow
+        // to be larger than the default cap.
+        let cap = 2 * r
+            .max_manifest_bytes
+            .max(crate::helm::DEFAULT_MAX_MANIFEST_BYTES);
+        match self
+            .helm
+            .run_with("status", &args, None, Capture::Upto(cap))
+            .await
+        {
             Ok(out) => {
                 let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
                 Ok(v["info"]["status"].as_str().map(str::to_string))
@@ -168,7 +177,13 @@ impl HelmEngine {
     async fn check_policy(&self, r: &Release) -> Result<(), BackendError> {
         let manifests = self
             .helm
-            .template(&r.name, &r.chart, &r.namespace, &r.values)
+            .template(
+                &r.name,
+                &r.chart,
+                &r.namespace,
+                &r.values,
+                r.max_manifest_bytes,
+            )
             .await
             .map_err(|e| Self::fail(r, e))?;
         crate::policy::check(&manifests, &r.namespace, &r.policy).map_err(|v| {
@@ -232,8 +247,13 @@ impl HelmEngine {
             args.extend(["--timeout".into(), format!("{ms}ms").into()]);
         }
         let values = serde_json::to_vec(&r.values).expect("values serialize");
-        // The output holds the values (passwords): parse nothing, log nothing.
-        match self.helm.run("upgrade", &args, Some(values)).await {
+        // The output holds the values (passwords) and the whole release:
+        // parse nothing, log nothing, keep nothing.
+        match self
+            .helm
+            .run_with("upgrade", &args, Some(values), Capture::Discard)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => Err(match call.refusal() {
                 Some(why) => ApplyError::Refused(why),

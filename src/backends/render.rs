@@ -41,7 +41,13 @@ impl RenderEngine {
     async fn render(&self, r: &Release) -> Result<(), BackendError> {
         let manifests = self
             .helm
-            .template(&r.name, &r.chart, &r.namespace, &r.values)
+            .template(
+                &r.name,
+                &r.chart,
+                &r.namespace,
+                &r.values,
+                r.max_manifest_bytes,
+            )
             .await
             .map_err(|e| BackendError::new(redact(&e.to_string(), &r.redact)))?;
         // Nothing is written unless every manifest passes the plan's policy.

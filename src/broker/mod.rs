@@ -45,6 +45,10 @@ pub struct BrokerConfig {
     pub default_namespace: String,
     /// Deadline of an operation whose plan sets no `maximum_polling_duration`.
     pub default_operation_timeout: Duration,
+    /// Deadline of an operation a request waits for (no
+    /// `accepts_incomplete`): the platform's connection and a worker are
+    /// held that long at most.
+    pub sync_operation_timeout: Duration,
     /// How many broker processes may start the same operation before it is
     /// failed instead of resumed again (guards against crash loops).
     pub max_attempts: u32,
@@ -65,6 +69,7 @@ impl Default for BrokerConfig {
         BrokerConfig {
             default_namespace: "default".into(),
             default_operation_timeout: Duration::from_secs(30 * 60),
+            sync_operation_timeout: Duration::from_secs(60),
             max_attempts: 5,
             shared_store: false,
             lease: Duration::from_secs(30),
@@ -293,7 +298,13 @@ impl Broker {
             update_repeatable: None,
             started_at: now(),
             finished_at: None,
-            deadline: self.deadline(plan),
+            // Every synchronous request runs its operation (see must_run_async).
+            deadline: if meta.accepts_incomplete {
+                self.deadline(plan)
+            } else {
+                self.deadline(plan)
+                    .min(now() + self.config().sync_operation_timeout.as_secs())
+            },
             attempts: 1,
             fingerprint,
             target: None,

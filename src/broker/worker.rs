@@ -626,7 +626,7 @@ async fn with_deadline<T>(
     match tokio::time::timeout(left, work).await {
         Ok(r) => r,
         Err(_) => Err(BackendError::new(
-            "the operation did not finish before the plan's maximum_polling_duration",
+            "the operation did not finish before its deadline (the plan's maximum_polling_duration; for a synchronous request, --sync-timeout)",
         )),
     }
 }

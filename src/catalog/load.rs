@@ -106,6 +106,8 @@ struct ChartDoc {
     wait: bool,
     #[serde(default)]
     delete_pvcs: bool,
+    #[serde(default)]
+    limits: super::ChartLimits,
 }
 
 /// Lints the catalog in `catalog_dir` against `charts_dir` without loading
@@ -441,6 +443,7 @@ fn build_chart(
         binding_namespaces: doc.binding_namespaces,
         wait: doc.wait,
         delete_pvcs: doc.delete_pvcs,
+        limits: doc.limits,
     }
 }
 

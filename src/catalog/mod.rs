@@ -163,6 +163,25 @@ pub struct ChartBackend {
     pub wait: bool,
     /// Delete the PersistentVolumeClaims the release leaves on deprovision.
     pub delete_pvcs: bool,
+    /// How much helm may print for this plan (`chart.limits`).
+    pub limits: ChartLimits,
+}
+
+/// Caps on what the broker reads from helm for one plan (`chart.limits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChartLimits {
+    /// Bytes of rendered manifests (`helm template` output) the broker
+    /// reads; past them helm is stopped and the operation fails.
+    pub max_manifest_bytes: usize,
+}
+
+impl Default for ChartLimits {
+    fn default() -> Self {
+        ChartLimits {
+            max_manifest_bytes: crate::helm::DEFAULT_MAX_MANIFEST_BYTES,
+        }
+    }
 }
 
 /// Where a plan's chart comes from.

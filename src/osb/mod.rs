@@ -143,7 +143,7 @@ async fn observe(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> Res
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
+    let method = req.method().clone();
     let started = Instant::now();
     let resp = next.run(req).await;
     let status = resp.status().as_u16();

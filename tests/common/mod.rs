@@ -56,6 +56,7 @@ pub fn config(data: &Path) -> ServeConfig {
         engine: Engine::Render,
         helm: helm_bin(),
         helm_timeout: Duration::from_secs(60),
+        max_helm_processes: chartbroker::helm::DEFAULT_MAX_PROCESSES,
         default_namespace: "default".into(),
         store_key: None,
         store_key_file: None,
@@ -65,6 +66,7 @@ pub fn config(data: &Path) -> ServeConfig {
         password: Some(PASS.into()),
         credentials_file: None,
         operation_timeout: Duration::from_secs(120),
+        sync_timeout: Duration::from_secs(60),
         kubeconfig: None,
         store: chartbroker::runtime::StoreKind::Redb,
         state_namespace: "chartbroker-system".into(),
@@ -242,6 +244,11 @@ impl TestBroker {
     /// real helm. The wrapper gives up waiting after 20 s so a broken test
     /// can't hang.
     pub async fn start_gated() -> (TestBroker, Gate) {
+        Self::start_gated_with(|_| {}).await
+    }
+
+    /// [`TestBroker::start_gated`] with the configuration adjusted by `tune`.
+    pub async fn start_gated_with(tune: impl FnOnce(&mut ServeConfig)) -> (TestBroker, Gate) {
         use std::os::unix::fs::PermissionsExt;
         let data = tempfile::tempdir().unwrap();
         let bin = data.path().join("test-bin");
@@ -260,6 +267,7 @@ impl TestBroker {
         std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
         let mut cfg = config(data.path());
         cfg.helm = wrapper;
+        tune(&mut cfg);
         (Self::with_config(data, cfg).await, Gate { path: gate })
     }
 

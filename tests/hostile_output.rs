@@ -1,0 +1,201 @@
+//! A chart that renders far too much (`tests/fixtures/abuse/charts/huge-output`,
+//! a template that loops up to three million times) against the real
+//! binary: the broker stops helm at the plan's manifest cap, names the cap,
+//! writes nothing, keeps serving, and its memory stays flat.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{PASS, USER, fixtures, helm_bin};
+use serde_json::{Value, json};
+
+struct Broker {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start(data: &Path) -> Broker {
+    let port = free_port();
+    let abuse = fixtures().join("abuse");
+    let child = Command::new(env!("CARGO_BIN_EXE_chartbroker"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--catalog")
+        .arg(abuse.join("catalog"))
+        .arg("--charts")
+        .arg(abuse.join("charts"))
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--helm")
+        .arg(helm_bin())
+        .env("CHARTBROKER_USERNAME", USER)
+        .env("CHARTBROKER_PASSWORD", PASS)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the chartbroker binary starts");
+    let broker = Broker {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = client.get(format!("{}/readyz", broker.url)).send().await {
+            if r.status() == 200 {
+                return broker;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("broker did not become ready");
+}
+
+fn osb(method: reqwest::Method, url: String) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .request(method, url)
+        .basic_auth(USER, Some(PASS))
+        .header("X-Broker-API-Version", "2.17")
+}
+
+/// `VmHWM` (peak) and `VmRSS` of a process, in KiB.
+fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"))
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+fn provision(lines: u64) -> Value {
+    json!({
+        "service_id": "svc-abuse",
+        "plan_id": "plan-huge-capped",
+        "organization_guid": "org",
+        "space_guid": "space",
+        "context": {"platform": "kubernetes", "namespace": "apps"},
+        "parameters": {"lines": lines},
+    })
+}
+
+/// About 8 MB of YAML against a 1 MiB cap: enough to show the cap without
+/// the minutes (and gigabytes inside helm) the full three million lines cost.
+const LINES: u64 = 100_000;
+
+#[tokio::test]
+async fn a_chart_rendering_too_much_fails_at_the_cap_and_memory_stays_flat() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let data = tempfile::tempdir().unwrap();
+    let b = start(data.path()).await;
+    let pid = b.child.id();
+    // Warm up the paths a provision uses, so what follows measures helm's output.
+    let r = osb(reqwest::Method::GET, format!("{}/v2/catalog", b.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (hwm_before, rss_before) = memory_kib(pid);
+
+    let put = osb(
+        reqwest::Method::PUT,
+        format!("{}/v2/service_instances/huge-1", b.url),
+    )
+    .json(&provision(LINES))
+    .send();
+    let put = tokio::spawn(put);
+    // Other requests keep being answered while helm renders.
+    let mut served_meanwhile = 0;
+    while !put.is_finished() {
+        let r = osb(reqwest::Method::GET, format!("{}/v2/catalog", b.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        served_meanwhile += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = put.await.unwrap().unwrap();
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap();
+    let (hwm_after, rss_after) = memory_kib(pid);
+    println!(
+        "broker memory around a provision whose chart renders ~{} MB under a 1 MiB cap: \
+         peak {hwm_before} -> {hwm_after} KiB, resident {rss_before} -> {rss_after} KiB; \
+         {served_meanwhile} catalog requests served meanwhile",
+        LINES * 80 / 1_000_000
+    );
+    assert_eq!(status, 500, "{body}");
+    let d = body["description"].as_str().unwrap_or_default();
+    assert!(
+        d.contains("limit of 1048576 bytes") && d.contains("max_manifest_bytes"),
+        "the failure names the cap and the setting: {body}"
+    );
+    assert!(served_meanwhile > 0);
+    assert!(
+        hwm_after.saturating_sub(hwm_before) < 8 * 1024,
+        "peak memory grew by {} KiB",
+        hwm_after - hwm_before
+    );
+    assert!(
+        !data.path().join("render/apps/cb-huge-1").exists(),
+        "nothing is written for a failed render"
+    );
+
+    // Asynchronously, last_operation says the same.
+    let r = osb(
+        reqwest::Method::PUT,
+        format!(
+            "{}/v2/service_instances/huge-2?accepts_incomplete=true",
+            b.url
+        ),
+    )
+    .json(&provision(LINES))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 202);
+    let op = r.json::<Value>().await.unwrap()["operation"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let last = loop {
+        let r = osb(
+            reqwest::Method::GET,
+            format!(
+                "{}/v2/service_instances/huge-2/last_operation?operation={op}",
+                b.url
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+        let v: Value = r.json().await.unwrap();
+        if v["state"] != "in progress" {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(last["state"], "failed", "{last}");
+    let d = last["description"].as_str().unwrap_or_default();
+    assert!(d.contains("limit of 1048576 bytes"), "{last}");
+}
