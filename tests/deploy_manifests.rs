@@ -6,7 +6,10 @@
 //! documented, placeholder-only Secrets, a Service and NetworkPolicy that match
 //! the pod, and a Dockerfile that pins helm and runs as non-root.
 //!
-//! No cluster and no Docker engine are needed; this is a static check.
+//! The manifests are generated from the chart (`scripts/gen-deploy.sh`;
+//! `tests/deploy_chart.rs` checks they are in sync), so this also checks the
+//! chart's default rendering. No cluster and no Docker engine are needed;
+//! this is a static check.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
