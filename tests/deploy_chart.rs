@@ -37,8 +37,21 @@ fn chart() -> PathBuf {
 
 /// Runs helm with a clean environment; (success, stdout, stderr).
 fn helm(args: &[&str]) -> (bool, String, String) {
+    helm_with(&helm_bin(), args)
+}
+
+/// Helm 3, which the chart supports too.
+fn helm3_bin() -> PathBuf {
+    let p = std::env::var_os("CHARTBROKER_HELM3")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".tools/bin/helm3"));
+    assert!(p.is_file(), "helm 3 not found at {}", p.display());
+    p
+}
+
+fn helm_with(bin: &Path, args: &[&str]) -> (bool, String, String) {
     let home = tempfile::tempdir().unwrap();
-    let out = Command::new(helm_bin())
+    let out = Command::new(bin)
         .args(args)
         .env_clear()
         .env("HOME", home.path())
@@ -621,23 +634,32 @@ fn value_sets(name: &str, targets: &[String]) -> Vec<(&'static str, Value)> {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn helm_lint_strict_is_clean_for_every_value_set() {
+fn helm_lint_strict_is_clean_for_every_value_set_on_helm_4_and_3() {
     let chart = chart();
+    let chart = chart.to_str().unwrap();
     let targets = vec!["apps".to_string()];
     let mut sets = vec![("no values", json!({}))];
     sets.extend(value_sets("lint", &targets));
     for (what, values) in sets {
         let f = values_file(&values);
-        let (ok, out, err) = helm(&[
-            "lint",
-            "--strict",
-            chart.to_str().unwrap(),
-            "--values",
-            f.path().to_str().unwrap(),
-        ]);
-        assert!(ok, "{what}: helm lint --strict\n{out}{err}");
-        assert!(out.contains("0 chart(s) failed"), "{what}: {out}");
-        assert!(!out.contains("[WARNING]"), "{what}: {out}");
+        let file = f.path().to_str().unwrap();
+        let mut renders = Vec::new();
+        for bin in [helm_bin(), helm3_bin()] {
+            let (ok, out, err) = helm_with(&bin, &["lint", "--strict", chart, "--values", file]);
+            assert!(ok, "{what}: {} lint --strict\n{out}{err}", bin.display());
+            assert!(out.contains("0 chart(s) failed"), "{what}: {out}");
+            assert!(!out.contains("[WARNING]"), "{what}: {out}");
+            let (ok, out, err) = helm_with(
+                &bin,
+                &["template", "cb", chart, "-n", "cb-system", "--values", file],
+            );
+            assert!(ok, "{what}: {err}");
+            renders.push(out);
+        }
+        assert!(
+            renders[0] == renders[1],
+            "{what}: helm 4 and 3 render differently"
+        );
     }
 }
 
