@@ -216,30 +216,34 @@ impl Cluster {
         out.1
     }
 
-    /// Installs the broker's identity from `deploy/kubernetes` under a state
-    /// namespace of its own (`chartbroker-system` renamed, cluster-scoped
-    /// names suffixed), so tests running at once don't share records or
-    /// bindings. `namespaces` adds `optional/rbac-namespaces.yaml` and the
-    /// cluster-wide release binding (what `namespace: instance` plans need).
+    /// Installs the broker's identity from the chart (`deploy/chart`, the
+    /// source of `deploy/kubernetes`) under a state namespace of its own,
+    /// with cluster-scoped names suffixed, so tests running at once don't
+    /// share records or bindings. `namespaces` adds the chart's
+    /// `rbac.namespaces` and `rbac.releaseClusterWide` (what `namespace:
+    /// instance` plans need).
     pub async fn install_broker(&self, namespaces: bool) -> BrokerIdentity {
         let sfx = suffix();
         let state_namespace = format!("cb-system-{sfx}");
-        let mut files = vec![
-            "00-namespace.yaml",
-            "10-serviceaccount.yaml",
-            "20-rbac-state.yaml",
-            "21-rbac-subjectaccessreviews.yaml",
-            "22-rbac-release-clusterrole.yaml",
+        let mut templates = vec![
+            "namespace.yaml",
+            "serviceaccount.yaml",
+            "rbac-state.yaml",
+            "rbac-subjectaccessreviews.yaml",
+            "rbac-release-clusterrole.yaml",
         ];
         if namespaces {
-            files.push("optional/rbac-namespaces.yaml");
-            files.push("optional/rbac-release-clusterwide.yaml");
+            templates.push("rbac-namespaces.yaml");
+            templates.push("rbac-release-clusterwide.yaml");
         }
-        let yaml: Vec<String> = files
-            .iter()
-            .map(|f| deploy_manifest(f, &state_namespace, &sfx))
-            .collect();
-        self.kubectl_apply(&yaml.join("\n---\n"));
+        let values = json!({
+            "namespace": {"create": true},
+            "targetNamespaces": [],
+            "defaultNamespace": "default",
+            "rbac": {"namespaces": namespaces, "releaseClusterWide": namespaces},
+        });
+        let yaml = rename(&chart_template(&state_namespace, &values, &templates), &sfx);
+        self.kubectl_apply(&yaml);
         let token = kubectl(
             &self.kubeconfig,
             &[
@@ -264,13 +268,12 @@ impl Cluster {
         }
     }
 
-    /// Grants the broker its release rights in `namespace`, exactly as
-    /// `deploy/kubernetes/targets/apps.yaml` says an operator does.
+    /// Grants the broker its release rights in `namespace`, as the chart's
+    /// `targetNamespaces` does.
     pub fn grant_target(&self, broker: &BrokerIdentity, namespace: &str) {
-        let yaml = std::fs::read_to_string(repo().join("deploy/kubernetes/targets/apps.yaml"))
-            .unwrap()
-            .replace("namespace: apps", &format!("namespace: {namespace}"));
-        self.kubectl_apply(&rename(&yaml, &broker.state_namespace, &broker.suffix));
+        let values = json!({"targetNamespaces": [namespace]});
+        let yaml = chart_template(&broker.state_namespace, &values, &["rbac-targets.yaml"]);
+        self.kubectl_apply(&rename(&yaml, &broker.suffix));
     }
 }
 
@@ -286,16 +289,35 @@ pub struct BrokerIdentity {
     _dir: tempfile::TempDir,
 }
 
-fn deploy_manifest(file: &str, state_namespace: &str, sfx: &str) -> String {
-    let yaml = std::fs::read_to_string(repo().join("deploy/kubernetes").join(file))
-        .unwrap_or_else(|e| panic!("deploy/kubernetes/{file}: {e}"));
-    rename(&yaml, state_namespace, sfx)
+/// `helm template` of the chart's `templates` only, released as
+/// `chartbroker` (the names `deploy/kubernetes` has) in `namespace`.
+fn chart_template(namespace: &str, values: &Value, templates: &[&str]) -> String {
+    let f = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
+    std::fs::write(f.path(), values.to_string()).unwrap();
+    let mut cmd = Command::new(super::helm_bin());
+    cmd.arg("template")
+        .arg("chartbroker")
+        .arg(repo().join("deploy/chart/chartbroker"))
+        .args(["--namespace", namespace, "--values"])
+        .arg(f.path())
+        .env_clear()
+        .env("HOME", std::env::temp_dir());
+    for t in templates {
+        cmd.args(["--show-only", &format!("templates/{t}")]);
+    }
+    let out = cmd.output().expect("helm runs");
+    assert!(
+        out.status.success(),
+        "helm template of deploy/chart failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
-/// `chartbroker-system` becomes the test's state namespace; the names of
-/// cluster-scoped RBAC objects (and the references to them) get a suffix.
-fn rename(yaml: &str, state_namespace: &str, sfx: &str) -> String {
-    let mut out = yaml.replace("chartbroker-system", state_namespace);
+/// The names of cluster-scoped RBAC objects (and the references to them)
+/// get a suffix; the ServiceAccount keeps the name `deploy/` gives it.
+fn rename(yaml: &str, sfx: &str) -> String {
+    let mut out = yaml.to_string();
     for name in [
         "chartbroker-release-clusterwide",
         "chartbroker-release",
