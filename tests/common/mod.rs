@@ -17,6 +17,8 @@ use tower::ServiceExt;
 use chartbroker::runtime::{Engine, Runtime, ServeConfig};
 
 pub mod cluster;
+pub mod platform;
+pub mod process;
 
 /// Basic-auth user every test broker accepts.
 pub const USER: &str = "platform";
@@ -37,6 +39,19 @@ pub fn helm_bin() -> PathBuf {
     assert!(
         p.is_file(),
         "helm not found at {} — run scripts/install-tools.sh or set CHARTBROKER_HELM",
+        p.display()
+    );
+    p
+}
+
+/// The real helm 3 binary (`.tools/bin/helm3`, or `CHARTBROKER_HELM3`).
+pub fn helm3_bin() -> PathBuf {
+    let p = std::env::var_os("CHARTBROKER_HELM3")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".tools/bin/helm3"));
+    assert!(
+        p.is_file(),
+        "helm 3 not found at {} — run scripts/install-tools.sh or set CHARTBROKER_HELM3",
         p.display()
     );
     p
@@ -183,12 +198,17 @@ pub fn req(method: Method, uri: &str, body: Option<Value>) -> Request<Body> {
 
 /// A provision body for the test catalog.
 pub fn provision_body(plan: &str, params: Value) -> Value {
+    provision_body_in(plan, "apps", params)
+}
+
+/// A provision body for the test catalog whose platform namespace is `ns`.
+pub fn provision_body_in(plan: &str, ns: &str, params: Value) -> Value {
     serde_json::json!({
         "service_id": "svc-tiny",
         "plan_id": plan,
         "organization_guid": "org",
         "space_guid": "space",
-        "context": {"platform": "kubernetes", "namespace": "apps"},
+        "context": {"platform": "kubernetes", "namespace": ns},
         "parameters": params,
     })
 }
