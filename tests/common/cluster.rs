@@ -319,56 +319,59 @@ impl Cluster {
             .expect("helm runs")
     }
 
-    /// Runs `work`, then returns every change the API server recorded to
-    /// Secrets in `ns` meanwhile (`"ADDED name"`, `"MODIFIED name"`, ...),
+    /// Runs `work`, then returns every change the API server recorded in
+    /// the collection at `path` (`.../secrets` or `/api/v1/namespaces`)
+    /// meanwhile, as `"ADDED name"`, `"MODIFIED name"`, `"DELETED name"`,
     /// with the work's output. A watch from the resourceVersion taken before
     /// sees even an object created and deleted again; it ends at a sentinel
-    /// Secret written after the work, so nothing here waits on a clock.
-    /// Helm writes its release record before anything else and binding
-    /// Secrets are Secrets, so an empty list means nothing was installed.
-    pub async fn secret_writes_during<T>(
+    /// object written after the work, so nothing here waits on a clock.
+    pub async fn writes_during<T>(
         &self,
-        ns: &str,
+        path: &str,
         work: impl std::future::Future<Output = T>,
     ) -> (T, Vec<String>) {
         use futures::StreamExt as _;
-        use k8s_openapi::api::core::v1::Secret;
-        use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
-        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), ns);
-        let from = secrets
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .metadata
-            .resource_version
-            .unwrap();
+        use kube::api::WatchEvent;
+        let kind = match path.rsplit('/').next() {
+            Some("secrets") => "Secret",
+            Some("namespaces") => "Namespace",
+            other => panic!("no sentinel for {other:?}"),
+        };
+        let list = self.get(path).await.unwrap_or_default();
+        let from = list["metadata"]["resourceVersion"]
+            .as_str()
+            .expect("a list has a resourceVersion")
+            .to_string();
         let output = work.await;
         let sentinel = format!("zz-sentinel-{}", suffix());
-        let marker: Secret =
-            serde_json::from_value(json!({"metadata": {"name": sentinel}})).unwrap();
-        secrets
-            .create(&PostParams::default(), &marker)
-            .await
-            .unwrap();
-        let mut events = Box::pin(secrets.watch(&WatchParams::default(), &from).await.unwrap());
+        self.create(
+            path,
+            json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": sentinel}}),
+        )
+        .await;
+        let req = axum::http::Request::get(format!(
+            "{path}?watch=true&resourceVersion={from}&timeoutSeconds=600"
+        ))
+        .body(Vec::new())
+        .unwrap();
+        let mut events = Box::pin(self.client.request_events::<Value>(req).await.unwrap());
         let mut seen = Vec::new();
         while let Some(event) = events.next().await {
-            let (kind, s) = match event.unwrap() {
-                WatchEvent::Added(s) => ("ADDED", s),
-                WatchEvent::Modified(s) => ("MODIFIED", s),
-                WatchEvent::Deleted(s) => ("DELETED", s),
+            let (what, obj) = match event.unwrap() {
+                WatchEvent::Added(o) => ("ADDED", o),
+                WatchEvent::Modified(o) => ("MODIFIED", o),
+                WatchEvent::Deleted(o) => ("DELETED", o),
                 WatchEvent::Bookmark(_) => continue,
-                WatchEvent::Error(e) => panic!("watching secrets in {ns}: {e:?}"),
+                WatchEvent::Error(e) => panic!("watching {path}: {e:?}"),
             };
-            let name = s.metadata.name.unwrap_or_default();
+            let name = obj["metadata"]["name"].as_str().unwrap_or_default();
             if name == sentinel {
-                self.delete(&format!("/api/v1/namespaces/{ns}/secrets/{sentinel}"))
-                    .await;
+                self.delete(&format!("{path}/{sentinel}")).await;
                 return (output, seen);
             }
-            seen.push(format!("{kind} {name}"));
+            seen.push(format!("{what} {name}"));
         }
-        panic!("the watch on secrets in {ns} ended before the sentinel arrived");
+        panic!("the watch on {path} ended before the sentinel arrived");
     }
 
     /// Grants the broker its release rights in `namespace`, exactly as
