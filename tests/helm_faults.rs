@@ -1050,3 +1050,23 @@ async fn binding_secrets_never_take_over_and_stay_in_allowed_namespaces() {
     );
     assert!(configmap(k, apps, "cb-bs-1").await.is_none());
 }
+
+/// The "nothing was written" checks above mean something only if the watch
+/// sees writes, even an object that came and went before it looked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_write_watch_sees_an_object_that_came_and_went() {
+    let k = Cluster::admin().await;
+    let ns = k.namespace("watch").await;
+    let secrets = format!("/api/v1/namespaces/{ns}/secrets");
+    let ((), writes) = k
+        .writes_during(&secrets, async {
+            k.create(
+                &secrets,
+                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "brief"}}),
+            )
+            .await;
+            k.delete(&format!("{secrets}/brief")).await;
+        })
+        .await;
+    assert_eq!(writes, ["ADDED brief", "DELETED brief"]);
+}
