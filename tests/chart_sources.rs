@@ -1,7 +1,9 @@
 //! Charts from remote sources, pulled by the real helm: an HTTPS Helm
 //! repository and a minimal OCI registry served by the test itself (TLS with
 //! an rcgen CA), digests, provenance signed with a throwaway gpg key, the
-//! cache, and every fetch failure ending in a failed operation.
+//! cache, and every fetch failure ending in a failed operation. The render
+//! engine needs no cluster; the helm engine installs a fetched chart into
+//! the real API server of tests/testenv.
 
 mod common;
 
@@ -18,7 +20,8 @@ use axum::response::{IntoResponse, Response};
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
 use serde_json::{Value, json};
 
-use common::{TestBroker, helm_bin, provision_body};
+use common::cluster::{BrokerIdentity, Cluster};
+use common::{TestBroker, helm_bin, provision_body, provision_body_in};
 
 /// The default `message` of the chart the repository serves: only the
 /// fetched chart renders it (the broker's charts directory is empty).
@@ -291,8 +294,8 @@ impl Env {
         Self::start_with(None).await
     }
 
-    /// With a fake cluster: the helm engine installs into it.
-    async fn start_with(cluster: Option<&fake_kube::FakeKubeHandle>) -> Env {
+    /// With a cluster identity: the helm engine installs as it.
+    async fn start_with(cluster: Option<&BrokerIdentity>) -> Env {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
@@ -438,11 +441,13 @@ impl Env {
         cfg.catalog_dir = catalog;
         cfg.charts_dir = root.join("charts");
         cfg.helm_timeout = Duration::from_secs(20);
-        if let Some(k) = cluster {
+        if let Some(id) = cluster {
             cfg.engine = chartbroker::runtime::Engine::Helm;
             // These requests carry no originating identity; authorization has its own suites.
             cfg.subject_access_review = false;
-            cfg.kubeconfig = Some(k.kubeconfig(data.path()));
+            cfg.kubeconfig = Some(id.kubeconfig.clone());
+            cfg.state_namespace = id.state_namespace.clone();
+            cfg.helm_timeout = Duration::from_secs(120);
         }
         let broker = TestBroker::with_config(data, cfg).await;
         Env {
@@ -661,30 +666,36 @@ async fn render_command_fetches_remote_charts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helm_engine_installs_a_remote_chart() {
-    let k = fake_kube::FakeKube::start().await;
-    k.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}}));
-    let env = Env::start_with(Some(&k)).await;
+    let k = Cluster::admin().await;
+    let id = k.install_broker(false).await;
+    let ns = k.namespace("apps").await;
+    k.grant_target(&id, &ns);
+    let env = Env::start_with(Some(&id)).await;
     let b = &env.broker;
-    let op = b.provision_async("h1", "repo", json!({})).await;
-    let r = b.wait_instance("h1", &op).await;
-    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    let done = b
+        .run(
+            Method::PUT,
+            "/v2/service_instances/h1?accepts_incomplete=true",
+            Some(provision_body_in("repo", &ns, json!({}))),
+        )
+        .await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let cm_path = format!("/api/v1/namespaces/{ns}/configmaps/cb-h1");
     let cm = k
-        .get("v1", "configmaps", Some("apps"), "cb-h1")
+        .get(&cm_path)
+        .await
         .expect("the release's ConfigMap exists");
     assert_eq!(cm["data"]["message"], MARK);
 
     // Uninstalling needs no chart.
     let r = b
-        .call(
+        .run(
             Method::DELETE,
             "/v2/service_instances/h1?accepts_incomplete=true&service_id=svc-tiny&plan_id=repo",
             None,
         )
         .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let op = r.json["operation"].as_str().unwrap().to_string();
-    let r = b.wait_instance("h1", &op).await;
     assert_eq!(r.status, StatusCode::GONE, "{}", r.text);
-    assert!(k.get("v1", "configmaps", Some("apps"), "cb-h1").is_none());
+    assert!(k.get(&cm_path).await.is_none());
     assert_eq!(env.server.hits("/stable/tiny-0.1.0.tgz"), 1);
 }

@@ -8,113 +8,27 @@
 mod common;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use base64::Engine as _;
 use common::cluster::{BrokerIdentity, Cluster};
 use common::*;
 use serde_json::{Value, json};
-
-use chartbroker::runtime::Engine;
 
 const MYSQL: &str = "a0f5bc72-baad-493b-bc23-a1955f509a90";
 const MYSQL_BASIC: &str = "d58ea2b6-9f2e-4142-9e1c-9ab508dc47d1";
 const WORDPRESS: &str = "c461081c-edf4-464d-a97a-c6bc513221d8";
 const WORDPRESS_STANDARD: &str = "5d07b801-7bd4-41e1-b993-f981678db0af";
 
-fn helm3_bin() -> PathBuf {
-    let p = std::env::var_os("CHARTBROKER_HELM3")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".tools/bin/helm3"));
-    assert!(p.is_file(), "helm 3 not found at {}", p.display());
-    p
-}
-
-/// The platform user every request here carries, as Kubernetes platforms
-/// send it.
-fn identity(user: &str) -> String {
-    let v = json!({"username": user, "uid": format!("uid-{user}"), "groups": ["tenants"]});
-    format!(
-        "kubernetes {}",
-        base64::engine::general_purpose::STANDARD.encode(v.to_string())
-    )
-}
-
-async fn call_as(
-    b: &TestBroker,
-    user: &str,
-    method: Method,
-    uri: &str,
-    body: Option<Value>,
-) -> Resp {
-    let mut r: Request<Body> = req(method, uri, body);
-    r.headers_mut().insert(
-        "x-broker-api-originating-identity",
-        identity(user).parse().unwrap(),
-    );
-    b.send(r).await
-}
-
-/// Sends a request that must answer 202 and waits for its operation to end.
-async fn run_as(
-    b: &TestBroker,
-    user: &str,
-    method: Method,
-    uri: &str,
-    body: Option<Value>,
-) -> Resp {
-    let r = call_as(b, user, method, uri, body).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{uri}: {}", r.text);
-    let op = r.json["operation"].as_str().unwrap().to_string();
-    let path = uri.split('?').next().unwrap();
-    poll(b, &format!("{path}/last_operation?operation={op}")).await
-}
-
-async fn poll(b: &TestBroker, uri: &str) -> Resp {
-    for _ in 0..1200 {
-        let r = b.call(Method::GET, uri, None).await;
-        if r.status != StatusCode::OK || r.json["state"] != "in progress" {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{uri} still in progress after 120 s");
-}
-
 /// A broker on the example catalog and charts, helm engine, running as the
 /// deploy/ ServiceAccount.
-async fn broker(
-    id: &BrokerIdentity,
-    helm: PathBuf,
-    catalog: PathBuf,
-    charts: PathBuf,
-) -> TestBroker {
-    let data = tempfile::tempdir().unwrap();
-    let mut cfg = config(data.path());
-    cfg.engine = Engine::Helm;
-    cfg.helm = helm;
-    cfg.catalog_dir = catalog;
-    cfg.charts_dir = charts;
-    cfg.kubeconfig = Some(id.kubeconfig.clone());
-    cfg.state_namespace = id.state_namespace.clone();
-    cfg.helm_timeout = Duration::from_secs(120);
-    cfg.operation_timeout = Duration::from_secs(300);
-    TestBroker::with_config(data, cfg).await
-}
-
-/// A tenant namespace the broker may install into (deploy/'s target
-/// RoleBinding) and whose user `user` may use (the built-in `edit` role).
-async fn tenant(k: &Cluster, id: &BrokerIdentity, user: &str) -> String {
-    let ns = k.namespace("apps").await;
-    k.grant_target(id, &ns);
-    k.kubectl_apply(&format!(
-        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: {user}-edit\n  \
-         namespace: {ns}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: edit\n\
-         subjects:\n- apiGroup: rbac.authorization.k8s.io\n  kind: User\n  name: {user}\n"
-    ));
-    ns
+async fn broker(id: &BrokerIdentity, helm: PathBuf) -> TestBroker {
+    TestBroker::on_cluster(id, |_, cfg| {
+        cfg.helm = helm;
+        cfg.catalog_dir = repo().join("catalog");
+        cfg.charts_dir = repo().join("charts");
+    })
+    .await
 }
 
 fn provision(service: &str, plan: &str, ns: &str, params: Value) -> Value {
@@ -129,23 +43,23 @@ fn provision(service: &str, plan: &str, ns: &str, params: Value) -> Value {
 async fn example_catalog_lifecycle(helm: PathBuf) {
     let k = Cluster::admin().await;
     let id = k.install_broker(false).await;
-    let ns = tenant(&k, &id, "alice").await;
-    let b = broker(&id, helm, repo().join("catalog"), repo().join("charts")).await;
+    let ns = k.tenant(&id, "alice").await;
+    let b = broker(&id, helm).await;
 
     // mysql: a StatefulSet, its Service and Secret, helm's release record.
-    let done = run_as(
-        &b,
-        "alice",
-        Method::PUT,
-        "/v2/service_instances/db-1?accepts_incomplete=true",
-        Some(provision(
-            MYSQL,
-            MYSQL_BASIC,
-            &ns,
-            json!({"database": "shop"}),
-        )),
-    )
-    .await;
+    let done = b
+        .run_as(
+            "alice",
+            Method::PUT,
+            "/v2/service_instances/db-1?accepts_incomplete=true",
+            Some(provision(
+                MYSQL,
+                MYSQL_BASIC,
+                &ns,
+                json!({"database": "shop"}),
+            )),
+        )
+        .await;
     assert_eq!(done.json["state"], "succeeded", "{}", done.text);
     let sts = k
         .get(&format!(
@@ -167,14 +81,14 @@ async fn example_catalog_lifecycle(helm: PathBuf) {
 
     // Bind: credentials in the response and a Secret in the namespace,
     // applied server-side by the broker's own field manager.
-    let r = call_as(
-        &b,
-        "alice",
-        Method::PUT,
-        "/v2/service_instances/db-1/service_bindings/app-1",
-        Some(json!({"service_id": MYSQL, "plan_id": MYSQL_BASIC})),
-    )
-    .await;
+    let r = b
+        .call_as(
+            "alice",
+            Method::PUT,
+            "/v2/service_instances/db-1/service_bindings/app-1",
+            Some(json!({"service_id": MYSQL, "plan_id": MYSQL_BASIC})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let creds = r.json["credentials"].clone();
     assert_eq!(creds["database"], "shop");
@@ -200,19 +114,19 @@ async fn example_catalog_lifecycle(helm: PathBuf) {
 
     // wordpress uses db-1: a Deployment, and a binding of db-1 whose Secret
     // the chart is given.
-    let done = run_as(
-        &b,
-        "alice",
-        Method::PUT,
-        "/v2/service_instances/wp-1?accepts_incomplete=true",
-        Some(provision(
-            WORDPRESS,
-            WORDPRESS_STANDARD,
-            &ns,
-            json!({"mysql_instance": "db-1"}),
-        )),
-    )
-    .await;
+    let done = b
+        .run_as(
+            "alice",
+            Method::PUT,
+            "/v2/service_instances/wp-1?accepts_incomplete=true",
+            Some(provision(
+                WORDPRESS,
+                WORDPRESS_STANDARD,
+                &ns,
+                json!({"mysql_instance": "db-1"}),
+            )),
+        )
+        .await;
     assert_eq!(done.json["state"], "succeeded", "{}", done.text);
     let deploy = k
         .get(&format!(
@@ -233,14 +147,14 @@ async fn example_catalog_lifecycle(helm: PathBuf) {
         "wordpress reads a Secret that exists in {ns}: {env}"
     );
     // Its binding reads the real Service back (lookups).
-    let r = call_as(
-        &b,
-        "alice",
-        Method::PUT,
-        "/v2/service_instances/wp-1/service_bindings/web-1",
-        Some(json!({"service_id": WORDPRESS, "plan_id": WORDPRESS_STANDARD})),
-    )
-    .await;
+    let r = b
+        .call_as(
+            "alice",
+            Method::PUT,
+            "/v2/service_instances/wp-1/service_bindings/web-1",
+            Some(json!({"service_id": WORDPRESS, "plan_id": WORDPRESS_STANDARD})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert_eq!(
         r.json["credentials"]["host"],
@@ -251,9 +165,7 @@ async fn example_catalog_lifecycle(helm: PathBuf) {
     assert_eq!(r.json["credentials"]["port"], 80, "{}", r.text);
 
     // A used mysql can't go first.
-    let r = call_as(
-        &b,
-        "alice",
+    let r = b.call_as("alice",
         Method::DELETE,
         &format!("/v2/service_instances/db-1?accepts_incomplete=true&service_id={MYSQL}&plan_id={MYSQL_BASIC}"),
         None,
@@ -262,36 +174,28 @@ async fn example_catalog_lifecycle(helm: PathBuf) {
     assert!(r.status.is_client_error(), "{}", r.text);
 
     // Tear down in order; everything the releases made goes.
-    let r = call_as(
-        &b,
-        "alice",
+    let r = b.call_as("alice",
         Method::DELETE,
         &format!("/v2/service_instances/wp-1/service_bindings/web-1?service_id={WORDPRESS}&plan_id={WORDPRESS_STANDARD}"),
         None,
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let done = run_as(
-        &b,
-        "alice",
+    let done = b.run_as("alice",
         Method::DELETE,
         &format!("/v2/service_instances/wp-1?accepts_incomplete=true&service_id={WORDPRESS}&plan_id={WORDPRESS_STANDARD}"),
         None,
     )
     .await;
     assert_eq!(done.status, StatusCode::GONE, "{}", done.text);
-    let r = call_as(
-        &b,
-        "alice",
+    let r = b.call_as("alice",
         Method::DELETE,
         &format!("/v2/service_instances/db-1/service_bindings/app-1?service_id={MYSQL}&plan_id={MYSQL_BASIC}"),
         None,
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let done = run_as(
-        &b,
-        "alice",
+    let done = b.run_as("alice",
         Method::DELETE,
         &format!("/v2/service_instances/db-1?accepts_incomplete=true&service_id={MYSQL}&plan_id={MYSQL_BASIC}"),
         None,

@@ -11,85 +11,16 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
-use base64::Engine as _;
+use axum::http::{Method, StatusCode};
 use common::cluster::{BrokerIdentity, Cluster, kubectl};
 use common::*;
 use serde_json::{Value, json};
 
-use chartbroker::runtime::Engine;
-
-fn identity(user: &str) -> String {
-    let v = json!({"username": user, "uid": format!("uid-{user}"), "groups": ["tenants"]});
-    format!(
-        "kubernetes {}",
-        base64::engine::general_purpose::STANDARD.encode(v.to_string())
-    )
-}
-
-async fn call_as(
-    b: &TestBroker,
-    user: &str,
-    method: Method,
-    uri: &str,
-    body: Option<Value>,
-) -> Resp {
-    let mut r: Request<Body> = req(method, uri, body);
-    r.headers_mut().insert(
-        "x-broker-api-originating-identity",
-        identity(user).parse().unwrap(),
-    );
-    b.send(r).await
-}
-
-async fn run_as(
-    b: &TestBroker,
-    user: &str,
-    method: Method,
-    uri: &str,
-    body: Option<Value>,
-) -> Resp {
-    let r = call_as(b, user, method, uri, body).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{uri}: {}", r.text);
-    let op = r.json["operation"].as_str().unwrap().to_string();
-    let path = uri.split('?').next().unwrap();
-    let uri = format!("{path}/last_operation?operation={op}");
-    for _ in 0..1200 {
-        let r = b.call(Method::GET, &uri, None).await;
-        if r.status != StatusCode::OK || r.json["state"] != "in progress" {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{uri} still in progress after 120 s");
-}
-
 async fn broker(id: &BrokerIdentity) -> TestBroker {
-    let data = tempfile::tempdir().unwrap();
-    let mut cfg = config(data.path());
-    cfg.engine = Engine::Helm;
-    cfg.catalog_dir = fixtures().join("catalog-cluster");
-    cfg.kubeconfig = Some(id.kubeconfig.clone());
-    cfg.state_namespace = id.state_namespace.clone();
-    cfg.helm_timeout = Duration::from_secs(120);
-    TestBroker::with_config(data, cfg).await
-}
-
-/// A namespace the broker may install into and `user` may edit.
-async fn tenant(k: &Cluster, id: &BrokerIdentity, user: &str) -> String {
-    let ns = k.namespace("apps").await;
-    k.grant_target(id, &ns);
-    grant_user(k, &ns, user);
-    ns
-}
-
-fn grant_user(k: &Cluster, ns: &str, user: &str) {
-    k.kubectl_apply(&format!(
-        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: {user}-edit\n  \
-         namespace: {ns}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: edit\n\
-         subjects:\n- apiGroup: rbac.authorization.k8s.io\n  kind: User\n  name: {user}\n"
-    ));
+    TestBroker::on_cluster(id, |_, cfg| {
+        cfg.catalog_dir = fixtures().join("catalog-cluster");
+    })
+    .await
 }
 
 fn provision(plan: &str, ns: &str, params: Value) -> Value {
@@ -99,23 +30,6 @@ fn provision(plan: &str, ns: &str, params: Value) -> Value {
         "context": {"platform": "kubernetes", "namespace": ns},
         "parameters": params,
     })
-}
-
-fn helm(args: &[&str], kubeconfig: &std::path::Path) -> String {
-    let out = std::process::Command::new(helm_bin())
-        .args(args)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .env_clear()
-        .env("HOME", std::env::temp_dir())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "helm {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -193,16 +107,16 @@ async fn deploy_manifests_pass_the_api_servers_own_validation() {
 async fn a_kind_the_rbac_does_not_grant_fails_with_kubernetes_own_forbidden() {
     let k = Cluster::admin().await;
     let id = k.install_broker(false).await;
-    let ns = tenant(&k, &id, "carol").await;
+    let ns = k.tenant(&id, "carol").await;
     let b = broker(&id).await;
-    let done = run_as(
-        &b,
-        "carol",
-        Method::PUT,
-        "/v2/service_instances/pdb-1?accepts_incomplete=true",
-        Some(provision("plan-pdb", &ns, json!({}))),
-    )
-    .await;
+    let done = b
+        .run_as(
+            "carol",
+            Method::PUT,
+            "/v2/service_instances/pdb-1?accepts_incomplete=true",
+            Some(provision("plan-pdb", &ns, json!({}))),
+        )
+        .await;
     assert_eq!(done.json["state"], "failed", "{}", done.text);
     let d = done.json["description"].as_str().unwrap();
     // The API server's own words: who, what, where.
@@ -228,20 +142,20 @@ async fn a_kind_the_rbac_does_not_grant_fails_with_kubernetes_own_forbidden() {
 async fn subject_access_review_is_answered_by_the_real_authorizer() {
     let k = Cluster::admin().await;
     let id = k.install_broker(false).await;
-    let allowed = tenant(&k, &id, "dave").await;
+    let allowed = k.tenant(&id, "dave").await;
     // The broker may install here, but dave has no rights in it.
     let other = k.namespace("other").await;
     k.grant_target(&id, &other);
     let b = broker(&id).await;
 
-    let r = call_as(
-        &b,
-        "dave",
-        Method::PUT,
-        "/v2/service_instances/sar-b?accepts_incomplete=true",
-        Some(provision("plan-tiny", &other, json!({"message": "x"}))),
-    )
-    .await;
+    let r = b
+        .call_as(
+            "dave",
+            Method::PUT,
+            "/v2/service_instances/sar-b?accepts_incomplete=true",
+            Some(provision("plan-tiny", &other, json!({"message": "x"}))),
+        )
+        .await;
     assert_osb_error(&r, StatusCode::FORBIDDEN, None);
     assert!(
         r.text.contains("dave") && r.text.contains(&other),
@@ -254,14 +168,14 @@ async fn subject_access_review_is_answered_by_the_real_authorizer() {
             .is_none()
     );
 
-    let done = run_as(
-        &b,
-        "dave",
-        Method::PUT,
-        "/v2/service_instances/sar-a?accepts_incomplete=true",
-        Some(provision("plan-tiny", &allowed, json!({"message": "x"}))),
-    )
-    .await;
+    let done = b
+        .run_as(
+            "dave",
+            Method::PUT,
+            "/v2/service_instances/sar-a?accepts_incomplete=true",
+            Some(provision("plan-tiny", &allowed, json!({"message": "x"}))),
+        )
+        .await;
     assert_eq!(done.json["state"], "succeeded", "{}", done.text);
     assert!(
         k.get(&format!("/api/v1/namespaces/{allowed}/configmaps/cb-sar-a"))
@@ -270,15 +184,15 @@ async fn subject_access_review_is_answered_by_the_real_authorizer() {
     );
 
     // Granting dave the namespace later is seen at once: nothing is cached.
-    grant_user(&k, &other, "dave");
-    let done = run_as(
-        &b,
-        "dave",
-        Method::PUT,
-        "/v2/service_instances/sar-b?accepts_incomplete=true",
-        Some(provision("plan-tiny", &other, json!({"message": "x"}))),
-    )
-    .await;
+    k.grant_user(&other, "dave");
+    let done = b
+        .run_as(
+            "dave",
+            Method::PUT,
+            "/v2/service_instances/sar-b?accepts_incomplete=true",
+            Some(provision("plan-tiny", &other, json!({"message": "x"}))),
+        )
+        .await;
     assert_eq!(done.json["state"], "succeeded", "{}", done.text);
 }
 
@@ -286,27 +200,27 @@ async fn subject_access_review_is_answered_by_the_real_authorizer() {
 async fn a_failed_upgrade_rolls_back_in_helms_history() {
     let k = Cluster::admin().await;
     let id = k.install_broker(false).await;
-    let ns = tenant(&k, &id, "erin").await;
+    let ns = k.tenant(&id, "erin").await;
     let b = broker(&id).await;
-    let done = run_as(
-        &b,
-        "erin",
-        Method::PUT,
-        "/v2/service_instances/up-1?accepts_incomplete=true",
-        Some(provision("plan-labelled", &ns, json!({"tier": "one"}))),
-    )
-    .await;
+    let done = b
+        .run_as(
+            "erin",
+            Method::PUT,
+            "/v2/service_instances/up-1?accepts_incomplete=true",
+            Some(provision("plan-labelled", &ns, json!({"tier": "one"}))),
+        )
+        .await;
     assert_eq!(done.json["state"], "succeeded", "{}", done.text);
 
     // helm template accepts it; the API server refuses the label value.
-    let done = run_as(
-        &b,
-        "erin",
-        Method::PATCH,
-        "/v2/service_instances/up-1?accepts_incomplete=true",
-        Some(json!({"service_id": "svc-cluster", "parameters": {"tier": "not a label!"}})),
-    )
-    .await;
+    let done = b
+        .run_as(
+            "erin",
+            Method::PATCH,
+            "/v2/service_instances/up-1?accepts_incomplete=true",
+            Some(json!({"service_id": "svc-cluster", "parameters": {"tier": "not a label!"}})),
+        )
+        .await;
     assert_eq!(done.json["state"], "failed", "{}", done.text);
     let d = done.json["description"].as_str().unwrap();
     assert!(d.contains("Invalid value") || d.contains("invalid"), "{d}");
@@ -319,14 +233,8 @@ async fn a_failed_upgrade_rolls_back_in_helms_history() {
         cm["metadata"]["labels"]["tier"], "one",
         "the old release stands"
     );
-    let history: Value = serde_json::from_str(&helm(
-        &["history", "cb-up-1", "-n", &ns, "-o", "json"],
-        &k.kubeconfig,
-    ))
-    .unwrap();
-    let rows: Vec<(String, String)> = history
-        .as_array()
-        .unwrap()
+    let rows: Vec<(String, String)> = k
+        .helm_history(&ns, "cb-up-1")
         .iter()
         .map(|r| {
             (
@@ -349,24 +257,24 @@ async fn an_instance_namespace_is_created_and_really_goes_away() {
     // The platform's namespace only says where the user is; the release goes
     // to a namespace of its own.
     let home = k.namespace("home").await;
-    grant_user(&k, &home, "frank");
-    let done = run_as(
-        &b,
-        "frank",
-        Method::PUT,
-        "/v2/service_instances/own-1?accepts_incomplete=true",
-        Some(provision("plan-own-ns", &home, json!({"message": "x"}))),
-    )
-    .await;
+    k.grant_user(&home, "frank");
+    let done = b
+        .run_as(
+            "frank",
+            Method::PUT,
+            "/v2/service_instances/own-1?accepts_incomplete=true",
+            Some(provision("plan-own-ns", &home, json!({"message": "x"}))),
+        )
+        .await;
     assert_eq!(done.json["state"], "succeeded", "{}", done.text);
-    let r = call_as(
-        &b,
-        "frank",
-        Method::PUT,
-        "/v2/service_instances/own-1/service_bindings/b-1",
-        Some(json!({"service_id": "svc-cluster", "plan_id": "plan-own-ns"})),
-    )
-    .await;
+    let r = b
+        .call_as(
+            "frank",
+            Method::PUT,
+            "/v2/service_instances/own-1/service_bindings/b-1",
+            Some(json!({"service_id": "svc-cluster", "plan_id": "plan-own-ns"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let ns = r.json["credentials"]["namespace"]
         .as_str()
@@ -386,18 +294,14 @@ async fn an_instance_namespace_is_created_and_really_goes_away() {
             .await
             .is_some()
     );
-    let r = call_as(
-        &b,
-        "frank",
+    let r = b.call_as("frank",
         Method::DELETE,
         "/v2/service_instances/own-1/service_bindings/b-1?service_id=svc-cluster&plan_id=plan-own-ns",
         None,
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let done = run_as(
-        &b,
-        "frank",
+    let done = b.run_as("frank",
         Method::DELETE,
         "/v2/service_instances/own-1?accepts_incomplete=true&service_id=svc-cluster&plan_id=plan-own-ns",
         None,
@@ -416,16 +320,16 @@ async fn an_instance_namespace_is_created_and_really_goes_away() {
 async fn binding_secrets_are_applied_server_side_and_unbind_deletes_only_its_own() {
     let k = Cluster::admin().await;
     let id = k.install_broker(false).await;
-    let ns = tenant(&k, &id, "gina").await;
+    let ns = k.tenant(&id, "gina").await;
     let b = broker(&id).await;
-    let done = run_as(
-        &b,
-        "gina",
-        Method::PUT,
-        "/v2/service_instances/s-1?accepts_incomplete=true",
-        Some(provision("plan-tiny", &ns, json!({"message": "x"}))),
-    )
-    .await;
+    let done = b
+        .run_as(
+            "gina",
+            Method::PUT,
+            "/v2/service_instances/s-1?accepts_incomplete=true",
+            Some(provision("plan-tiny", &ns, json!({"message": "x"}))),
+        )
+        .await;
     assert_eq!(done.json["state"], "succeeded", "{}", done.text);
 
     // An app's own Secret, not the broker's.
@@ -435,15 +339,15 @@ async fn binding_secrets_are_applied_server_side_and_unbind_deletes_only_its_own
                "metadata": {"name": "app-config"}, "stringData": {"token": "mine"}}),
     )
     .await;
-    let r = call_as(
-        &b,
-        "gina",
-        Method::PUT,
-        "/v2/service_instances/s-1/service_bindings/b-steal",
-        Some(json!({"service_id": "svc-cluster", "plan_id": "plan-tiny",
+    let r = b
+        .call_as(
+            "gina",
+            Method::PUT,
+            "/v2/service_instances/s-1/service_bindings/b-steal",
+            Some(json!({"service_id": "svc-cluster", "plan_id": "plan-tiny",
                     "parameters": {"secret_name": "app-config"}})),
-    )
-    .await;
+        )
+        .await;
     assert!(!r.status.is_success(), "{}", r.text);
     assert!(r.text.contains("app-config"), "{}", r.text);
     let mine = k
@@ -455,15 +359,15 @@ async fn binding_secrets_are_applied_server_side_and_unbind_deletes_only_its_own
 
     // The broker's own binding Secret: its field manager, then someone else
     // edits a field; unbind still removes it (it is the broker's Secret).
-    let r = call_as(
-        &b,
-        "gina",
-        Method::PUT,
-        "/v2/service_instances/s-1/service_bindings/b-1",
-        Some(json!({"service_id": "svc-cluster", "plan_id": "plan-tiny",
+    let r = b
+        .call_as(
+            "gina",
+            Method::PUT,
+            "/v2/service_instances/s-1/service_bindings/b-1",
+            Some(json!({"service_id": "svc-cluster", "plan_id": "plan-tiny",
                     "parameters": {"secret_name": "s1-creds"}})),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let path = format!("/api/v1/namespaces/{ns}/secrets/s1-creds");
     let s = k.get(&path).await.expect("binding Secret");
@@ -504,9 +408,7 @@ async fn binding_secrets_are_applied_server_side_and_unbind_deletes_only_its_own
         .collect();
     assert!(managers.contains(&"someone-else"), "{managers:?}");
 
-    let r = call_as(
-        &b,
-        "gina",
+    let r = b.call_as("gina",
         Method::DELETE,
         "/v2/service_instances/s-1/service_bindings/b-1?service_id=svc-cluster&plan_id=plan-tiny",
         None,

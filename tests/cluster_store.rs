@@ -7,15 +7,16 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use common::cluster::{BrokerIdentity, Cluster};
+use common::process::*;
 use common::*;
 use serde_json::{Value, json};
 
-use chartbroker::runtime::{Engine, StoreKind};
+use chartbroker::runtime::StoreKind;
 use chartbroker::store::seal::Sealer;
 
 fn provision(ns: &str, message: &str) -> Value {
@@ -28,37 +29,14 @@ fn provision(ns: &str, message: &str) -> Value {
 }
 
 async fn replica(id: &BrokerIdentity, key: &str) -> TestBroker {
-    let data = tempfile::tempdir().unwrap();
-    let mut cfg = config(data.path());
-    cfg.engine = Engine::Helm;
-    // These requests carry no originating identity; authorization has its own suites.
-    cfg.subject_access_review = false;
-    cfg.store = StoreKind::Kube;
-    cfg.store_key = Some(key.to_string());
-    cfg.catalog_dir = fixtures().join("catalog-cluster");
-    cfg.kubeconfig = Some(id.kubeconfig.clone());
-    cfg.state_namespace = id.state_namespace.clone();
-    TestBroker::with_config(data, cfg).await
-}
-
-fn helm_history(k: &Cluster, ns: &str, release: &str) -> Vec<Value> {
-    let out = Command::new(helm_bin())
-        .args(["history", release, "-n", ns, "-o", "json", "--kubeconfig"])
-        .arg(&k.kubeconfig)
-        .env_clear()
-        .env("HOME", std::env::temp_dir())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
+    TestBroker::on_cluster(id, |_, cfg| {
+        // These requests carry no originating identity; authorization has its own suites.
+        cfg.subject_access_review = false;
+        cfg.store = StoreKind::Kube;
+        cfg.store_key = Some(key.to_string());
+        cfg.catalog_dir = fixtures().join("catalog-cluster");
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,7 +72,7 @@ async fn replicas_race_on_the_real_api_and_exactly_one_operation_wins() {
     assert_eq!(ops.len(), 1, "one operation for all: {ops:?}");
     let done = b.wait_instance("race-1", &ops[0]).await;
     assert_eq!(done.json["state"], "succeeded", "{}", done.text);
-    assert_eq!(helm_history(&k, &ns, "cb-race-1").len(), 1);
+    assert_eq!(k.helm_history(&ns, "cb-race-1").len(), 1);
 
     // Two different updates at once through two replicas: one 202, one 422.
     let patch = |m: &str| json!({"service_id": "svc-cluster", "parameters": {"message": m}});
@@ -114,7 +92,7 @@ async fn replicas_race_on_the_real_api_and_exactly_one_operation_wins() {
         .wait_instance("race-1", winner.json["operation"].as_str().unwrap())
         .await;
     assert_eq!(done.json["state"], "succeeded", "{}", done.text);
-    assert_eq!(helm_history(&k, &ns, "cb-race-1").len(), 2);
+    assert_eq!(k.helm_history(&ns, "cb-race-1").len(), 2);
 
     // The records are sealed Secrets in the broker's own namespace.
     let state = k
@@ -131,18 +109,9 @@ async fn replicas_race_on_the_real_api_and_exactly_one_operation_wins() {
     assert!(!serde_json::to_string(&state).unwrap().contains("first"));
 }
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn spawn(id: &BrokerIdentity, data: &Path, helm: &Path, key: &str, port: u16) -> Proc {
     Proc(
-        Command::new(env!("CARGO_BIN_EXE_chartbroker"))
+        Command::new(broker_bin())
             .args(["serve", "--engine", "helm", "--store", "kube"])
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--lease-seconds", "2"])
@@ -167,38 +136,6 @@ fn spawn(id: &BrokerIdentity, data: &Path, helm: &Path, key: &str, port: u16) ->
             .spawn()
             .expect("chartbroker starts"),
     )
-}
-
-async fn http(method: reqwest::Method, url: String, body: Option<Value>) -> Option<(u16, Value)> {
-    let mut r = reqwest::Client::new()
-        .request(method, url)
-        .basic_auth(USER, Some(PASS))
-        .header("X-Broker-API-Version", "2.17");
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let resp = r.send().await.ok()?;
-    let status = resp.status().as_u16();
-    Some((status, resp.json().await.unwrap_or(Value::Null)))
-}
-
-async fn ready(port: u16) {
-    for _ in 0..400 {
-        let url = format!("http://127.0.0.1:{port}/readyz");
-        if let Some((200, _)) = http(reqwest::Method::GET, url, None).await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("replica on {port} did not become ready");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn alive(pid: u32) -> bool {
@@ -295,7 +232,7 @@ async fn a_replica_killed_mid_install_is_taken_over_and_its_helm_dies_with_it() 
             .await
             .expect("installed by B");
         assert_eq!(cm["data"]["message"], "survives");
-        let history = helm_history(&k, &ns, &format!("cb-orphan-{i}"));
+        let history = k.helm_history(&ns, &format!("cb-orphan-{i}"));
         assert_eq!(history.len(), 1, "installed once: {history:?}");
     }
     // The helm A started went down with A instead of upgrading later.

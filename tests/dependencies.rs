@@ -1,15 +1,15 @@
 //! Dependent charts: a WordPress instance uses a MySQL instance. The broker
 //! binds to MySQL, puts the binding Secret in WordPress's namespace, passes
 //! its name to the chart, and refuses to deprovision MySQL while it is used.
+//! The render engine writes files; the helm engine runs against the real
+//! API server (tests/testenv).
 
 mod common;
 
 use axum::http::{Method, StatusCode};
+use common::cluster::{Cluster, secret_value};
 use common::*;
-use fake_kube::FakeKube;
 use serde_json::{Value, json};
-
-use chartbroker::runtime::Engine;
 
 const MYSQL: &str = "a0f5bc72-baad-493b-bc23-a1955f509a90";
 const MYSQL_BASIC: &str = "d58ea2b6-9f2e-4142-9e1c-9ab508dc47d1";
@@ -26,16 +26,6 @@ fn example_config(data: &std::path::Path) -> chartbroker::runtime::ServeConfig {
 fn body(service: &str, plan: &str, ns: &str, params: Value) -> Value {
     json!({"service_id": service, "plan_id": plan,
         "context": {"platform": "kubernetes", "namespace": ns}, "parameters": params})
-}
-
-async fn settle(b: &TestBroker, id: &str, r: Resp) -> Resp {
-    match r.status {
-        StatusCode::ACCEPTED => {
-            b.wait_instance(id, r.json["operation"].as_str().unwrap())
-                .await
-        }
-        _ => r,
-    }
 }
 
 #[tokio::test]
@@ -173,62 +163,93 @@ async fn wordpress_uses_mysql_with_the_render_engine() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
 
+/// The same with the helm engine on the real API server (tests/testenv),
+/// as the deploy/ ServiceAccount, MySQL and WordPress in namespaces of their
+/// own: the binding Secret crosses into WordPress's namespace.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wordpress_uses_mysql_with_the_helm_engine() {
-    let k = FakeKube::start().await;
-    for ns in ["data", "web"] {
-        k.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
-    }
-    let data = tempfile::tempdir().unwrap();
-    let mut cfg = example_config(data.path());
-    cfg.engine = Engine::Helm;
-    // These requests carry no originating identity; authorization has its own suites.
-    cfg.subject_access_review = false;
-    cfg.kubeconfig = Some(k.kubeconfig(data.path()));
-    let b = TestBroker::with_config(data, cfg).await;
-    let r = b
-        .call(
+    let k = Cluster::admin().await;
+    let id = k.install_broker(false).await;
+    let (data_ns, web) = (k.namespace("data").await, k.namespace("web").await);
+    k.grant_target(&id, &data_ns);
+    k.grant_target(&id, &web);
+    let b = TestBroker::on_cluster(&id, |data, cfg| {
+        // These requests carry no originating identity; authorization has its own suites.
+        cfg.subject_access_review = false;
+        let example = example_config(data);
+        cfg.catalog_dir = example.catalog_dir;
+        cfg.charts_dir = example.charts_dir;
+    })
+    .await;
+    let done = b
+        .run(
             Method::PUT,
             "/v2/service_instances/db-2?accepts_incomplete=true",
-            Some(body(MYSQL, MYSQL_BASIC, "web", json!({"database": "blog"}))),
+            Some(body(
+                MYSQL,
+                MYSQL_BASIC,
+                &data_ns,
+                json!({"database": "blog"}),
+            )),
         )
         .await;
-    assert_eq!(settle(&b, "db-2", r).await.json["state"], "succeeded");
-    let r = b
-        .call(
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let done = b
+        .run(
             Method::PUT,
             "/v2/service_instances/wp-2?accepts_incomplete=true",
             Some(body(
                 WORDPRESS,
                 WORDPRESS_STANDARD,
-                "web",
+                &web,
                 json!({"mysql_instance": "db-2"}),
             )),
         )
         .await;
-    let done = settle(&b, "wp-2", r).await;
     assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let secret_path = format!("/api/v1/namespaces/{web}/secrets/cb-wp-2-database");
     let secret = k
-        .get("v1", "secrets", Some("web"), "cb-wp-2-database")
+        .get(&secret_path)
+        .await
         .expect("binding Secret in WordPress's namespace");
     assert_eq!(
         secret["metadata"]["annotations"]["chartbroker.io/instance-id"],
         "db-2"
     );
-    let deployment = k
-        .get("apps/v1", "deployments", Some("web"), "cb-wp-2")
-        .expect("WordPress deployed");
-    assert!(deployment.to_string().contains("cb-wp-2-database"));
-
-    let r = b.call(Method::DELETE, &format!("/v2/service_instances/wp-2?service_id={WORDPRESS}&plan_id={WORDPRESS_STANDARD}&accepts_incomplete=true"), None).await;
-    let gone = settle(&b, "wp-2", r).await;
-    assert_eq!(gone.status, StatusCode::GONE, "{}", gone.text);
-    assert!(
-        k.get("v1", "secrets", Some("web"), "cb-wp-2-database")
-            .is_none()
+    assert_eq!(secret_value(&secret, "database").as_deref(), Some("blog"));
+    assert_eq!(
+        secret_value(&secret, "host"),
+        Some(format!("cb-db-2.{data_ns}.svc.cluster.local")),
+        "MySQL's Service, in MySQL's namespace"
     );
     assert!(
-        k.get("apps/v1", "deployments", Some("web"), "cb-wp-2")
-            .is_none()
+        k.get(&format!(
+            "/api/v1/namespaces/{data_ns}/secrets/cb-wp-2-database"
+        ))
+        .await
+        .is_none(),
+        "not in MySQL's namespace"
+    );
+    let deploy_path = format!("/apis/apps/v1/namespaces/{web}/deployments/cb-wp-2");
+    let deployment = k.get(&deploy_path).await.expect("WordPress deployed");
+    assert!(deployment.to_string().contains("cb-wp-2-database"));
+
+    let gone = b
+        .run(
+            Method::DELETE,
+            &format!("/v2/service_instances/wp-2?service_id={WORDPRESS}&plan_id={WORDPRESS_STANDARD}&accepts_incomplete=true"),
+            None,
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::GONE, "{}", gone.text);
+    assert!(k.get(&secret_path).await.is_none());
+    assert!(k.get(&deploy_path).await.is_none());
+    assert!(
+        k.get(&format!(
+            "/apis/apps/v1/namespaces/{data_ns}/statefulsets/cb-db-2"
+        ))
+        .await
+        .is_some(),
+        "MySQL stays"
     );
 }

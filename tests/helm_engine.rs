@@ -1,91 +1,83 @@
-//! The helm engine end to end: OSB requests in, the real helm binary (4 and
-//! 3) installing into an in-process fake Kubernetes API, binding Secrets
-//! applied by kube-rs.
+//! The helm engine end to end against the real API server (tests/testenv):
+//! OSB requests in, the real helm binary (4 and 3) installing as the
+//! deploy/ ServiceAccount with deploy/'s RBAC, binding Secrets applied by
+//! kube-rs, every step checked with the admin's GETs.
 
 mod common;
 
 use std::path::PathBuf;
 
 use axum::http::{Method, StatusCode};
+use common::cluster::{Cluster, release_records, secret_value};
 use common::*;
-use fake_kube::{FakeKube, FakeKubeHandle};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use chartbroker::runtime::Engine;
-
-fn helm3_bin() -> PathBuf {
-    let p = std::env::var_os("CHARTBROKER_HELM3")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".tools/bin/helm3"));
-    assert!(
-        p.is_file(),
-        "helm 3 not found at {} — run scripts/install-tools.sh",
-        p.display()
-    );
-    p
-}
-
-async fn cluster() -> FakeKubeHandle {
-    let k = FakeKube::start().await;
-    k.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}}));
-    k
-}
-
-async fn broker(k: &FakeKubeHandle, helm: PathBuf) -> TestBroker {
-    let data = tempfile::tempdir().unwrap();
-    let mut cfg = config(data.path());
-    cfg.engine = Engine::Helm;
-    // These requests carry no originating identity; authorization has its own suites.
-    cfg.subject_access_review = false;
-    cfg.helm = helm;
-    cfg.kubeconfig = Some(k.kubeconfig(data.path()));
-    TestBroker::with_config(data, cfg).await
-}
-
-fn release_secrets(k: &FakeKubeHandle, release: &str) -> Vec<Value> {
-    k.list("secrets", Some("apps"))
-        .into_iter()
-        .filter(|s| {
-            s["metadata"]["labels"]["owner"] == "helm" && s["metadata"]["labels"]["name"] == release
-        })
-        .collect()
+/// A namespace of its own the broker may install into, and a broker on the
+/// test catalog running as the deploy/ ServiceAccount (`catalog` overrides
+/// the catalog directory).
+async fn setup(
+    k: &Cluster,
+    helm: PathBuf,
+    catalog: Option<PathBuf>,
+) -> (cluster::BrokerIdentity, String, TestBroker) {
+    let id = k.install_broker(false).await;
+    let ns = k.namespace("apps").await;
+    k.grant_target(&id, &ns);
+    let b = TestBroker::on_cluster(&id, |_, cfg| {
+        // These requests carry no originating identity; authorization has its own suites.
+        cfg.subject_access_review = false;
+        cfg.helm = helm;
+        if let Some(c) = catalog {
+            cfg.catalog_dir = c;
+        }
+    })
+    .await;
+    (id, ns, b)
 }
 
 async fn lifecycle(helm: PathBuf) {
-    let k = cluster().await;
-    let b = broker(&k, helm).await;
+    let k = Cluster::admin().await;
+    let (_id, ns, b) = setup(&k, helm, None).await;
+    let cm_path = format!("/api/v1/namespaces/{ns}/configmaps/cb-h-1");
+    let chart_secret = format!("/api/v1/namespaces/{ns}/secrets/cb-h-1");
+    let binding_secret = format!("/api/v1/namespaces/{ns}/secrets/cb-bind-hb-1");
 
     // Synchronous requests are refused: helm installs take time.
     let r = b
         .call(
             Method::PUT,
             "/v2/service_instances/h-1",
-            Some(provision_body("plan-small", json!({"message": "one"}))),
+            Some(provision_body_in(
+                "plan-small",
+                &ns,
+                json!({"message": "one"}),
+            )),
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
     assert_eq!(r.json["error"], "AsyncRequired");
+    assert!(k.get(&cm_path).await.is_none(), "nothing was installed");
 
-    let r = b
-        .call(
+    let done = b
+        .run(
             Method::PUT,
             "/v2/service_instances/h-1?accepts_incomplete=true",
-            Some(provision_body("plan-small", json!({"message": "one"}))),
+            Some(provision_body_in(
+                "plan-small",
+                &ns,
+                json!({"message": "one"}),
+            )),
         )
         .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let op = r.json["operation"].as_str().unwrap().to_string();
-    let done = b.wait_instance("h-1", &op).await;
     assert_eq!(done.json["state"], "succeeded", "{}", done.text);
     let cm = k
-        .get("v1", "configmaps", Some("apps"), "cb-h-1")
+        .get(&cm_path)
+        .await
         .expect("the release's ConfigMap exists");
     assert_eq!(cm["data"]["message"], "one");
-    assert_eq!(
-        release_secrets(&k, "cb-h-1").len(),
-        1,
-        "helm's release record is stored as a Secret"
-    );
+    let records = release_records(&k, &ns, "cb-h-1").await;
+    assert_eq!(records.len(), 1, "helm's release record is a Secret");
+    assert_eq!(records[0]["type"], "helm.sh/release.v1");
 
     // Bind: the Secret appears in the app namespace with the credentials.
     let r = b
@@ -95,26 +87,20 @@ async fn lifecycle(helm: PathBuf) {
             Some(bind_body("plan-small", json!({"role": "writer"}))),
         )
         .await;
+    let binding_uri = "/v2/service_instances/h-1/service_bindings/hb-1";
     let creds = if r.status == StatusCode::ACCEPTED {
-        let op = r.json["operation"].as_str().unwrap().to_string();
-        assert_eq!(
-            b.wait_binding("h-1", "hb-1", &op).await.json["state"],
-            "succeeded"
-        );
-        b.call(
-            Method::GET,
-            "/v2/service_instances/h-1/service_bindings/hb-1",
-            None,
-        )
-        .await
-        .json["credentials"]
-            .clone()
+        let done = b.finish(binding_uri, r).await;
+        assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+        b.call(Method::GET, binding_uri, None).await.json["credentials"].clone()
     } else {
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
         r.json["credentials"].clone()
     };
     assert_eq!(creds["role"], "writer");
+    let password = creds["password"].as_str().expect("a password").to_string();
     let secret = k
-        .get("v1", "secrets", Some("apps"), "cb-bind-hb-1")
+        .get(&binding_secret)
+        .await
         .expect("binding Secret applied");
     assert_eq!(
         secret["metadata"]["labels"]["app.kubernetes.io/managed-by"],
@@ -124,70 +110,61 @@ async fn lifecycle(helm: PathBuf) {
         secret["metadata"]["annotations"]["chartbroker.io/binding-id"],
         "hb-1"
     );
-    let password = &secret["data"]["password"];
-    assert!(password.is_string(), "{secret}");
+    assert_eq!(secret_value(&secret, "password"), Some(password.clone()));
+    assert_eq!(
+        secret_value(&k.get(&chart_secret).await.unwrap(), "password"),
+        Some(password.clone()),
+        "the chart got the generated password"
+    );
 
     // Update: an upgrade keeps the generated password.
-    let r = b
-        .call(
+    let done = b
+        .run(
             Method::PATCH,
             "/v2/service_instances/h-1?accepts_incomplete=true",
             Some(json!({"service_id": "svc-tiny", "parameters": {"message": "two"}})),
         )
         .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let done = b
-        .wait_instance("h-1", r.json["operation"].as_str().unwrap())
-        .await;
     assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    assert_eq!(k.get(&cm_path).await.unwrap()["data"]["message"], "two");
+    assert_eq!(k.helm_history(&ns, "cb-h-1").len(), 2, "one upgrade");
     assert_eq!(
-        k.get("v1", "configmaps", Some("apps"), "cb-h-1").unwrap()["data"]["message"],
-        "two"
+        secret_value(&k.get(&chart_secret).await.unwrap(), "password"),
+        Some(password.clone())
     );
-    let chart_secret = k.get("v1", "secrets", Some("apps"), "cb-h-1").unwrap();
-    let creds2 = b
-        .call(
-            Method::GET,
-            "/v2/service_instances/h-1/service_bindings/hb-1",
-            None,
-        )
-        .await
-        .json["credentials"]
-        .clone();
+    let creds2 = b.call(Method::GET, binding_uri, None).await.json["credentials"].clone();
     assert_eq!(creds2["password"], creds["password"]);
-    assert!(chart_secret["data"]["password"].is_string());
 
     // Unbind removes the Secret.
     let r = b
-        .call(Method::DELETE, "/v2/service_instances/h-1/service_bindings/hb-1?service_id=svc-tiny&plan_id=plan-small&accepts_incomplete=true", None)
+        .call(
+            Method::DELETE,
+            &format!(
+                "{binding_uri}?service_id=svc-tiny&plan_id=plan-small&accepts_incomplete=true"
+            ),
+            None,
+        )
         .await;
-    assert!(
-        r.status == StatusCode::OK || r.status == StatusCode::ACCEPTED,
-        "{}",
-        r.text
-    );
     if r.status == StatusCode::ACCEPTED {
-        let gone = b
-            .wait_binding("h-1", "hb-1", r.json["operation"].as_str().unwrap())
-            .await;
+        let gone = b.finish(binding_uri, r).await;
         assert_eq!(gone.status, StatusCode::GONE, "{}", gone.text);
+    } else {
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     }
-    assert!(
-        k.get("v1", "secrets", Some("apps"), "cb-bind-hb-1")
-            .is_none()
-    );
+    assert!(k.get(&binding_secret).await.is_none());
 
     // Deprovision removes the release and its objects.
-    let r = b
-        .call(Method::DELETE, "/v2/service_instances/h-1?service_id=svc-tiny&plan_id=plan-small&accepts_incomplete=true", None)
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     let gone = b
-        .wait_instance("h-1", r.json["operation"].as_str().unwrap())
+        .run(
+            Method::DELETE,
+            "/v2/service_instances/h-1?service_id=svc-tiny&plan_id=plan-small&accepts_incomplete=true",
+            None,
+        )
         .await;
     assert_eq!(gone.status, StatusCode::GONE, "{}", gone.text);
-    assert!(k.get("v1", "configmaps", Some("apps"), "cb-h-1").is_none());
-    assert!(release_secrets(&k, "cb-h-1").is_empty());
+    assert!(k.get(&cm_path).await.is_none());
+    assert!(k.get(&chart_secret).await.is_none());
+    assert!(release_records(&k, &ns, "cb-h-1").await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,71 +177,80 @@ async fn lifecycle_helm3() {
     lifecycle(helm3_bin()).await;
 }
 
+/// The API server refuses the upgrade (a label value it won't take, which
+/// `helm template` lets through): the engine rolls back, says so, and the
+/// instance stays usable with its old parameters.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_upgrade_rolls_back_and_keeps_the_instance_usable() {
-    let k = cluster().await;
-    let b = broker(&k, helm_bin()).await;
-    let r = b
-        .call(
+    let k = Cluster::admin().await;
+    let (_id, ns, b) = setup(&k, helm_bin(), Some(fixtures().join("catalog-cluster"))).await;
+    let body = json!({
+        "service_id": "svc-cluster", "plan_id": "plan-labelled",
+        "organization_guid": "org", "space_guid": "space",
+        "context": {"platform": "kubernetes", "namespace": ns},
+        "parameters": {"tier": "good"},
+    });
+    let done = b
+        .run(
             Method::PUT,
             "/v2/service_instances/rb-1?accepts_incomplete=true",
-            Some(provision_body("plan-small", json!({"message": "good"}))),
+            Some(body),
         )
         .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    assert_eq!(
-        b.wait_instance("rb-1", r.json["operation"].as_str().unwrap())
-            .await
-            .json["state"],
-        "succeeded"
-    );
-    // The API server refuses the next write to the ConfigMap: the upgrade fails.
-    k.fail_next("PATCH", "/api/v1/namespaces/apps/configmaps/cb-rb-1", 500);
-    let r = b
-        .call(
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+
+    let done = b
+        .run(
             Method::PATCH,
             "/v2/service_instances/rb-1?accepts_incomplete=true",
-            Some(json!({"service_id": "svc-tiny", "parameters": {"message": "bad"}})),
+            Some(json!({"service_id": "svc-cluster", "parameters": {"tier": "not a label!"}})),
         )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let done = b
-        .wait_instance("rb-1", r.json["operation"].as_str().unwrap())
         .await;
     assert_eq!(done.json["state"], "failed", "{}", done.text);
     assert_eq!(done.json["instance_usable"], true, "{}", done.text);
     let desc = done.json["description"].as_str().unwrap();
     assert!(desc.contains("rolled back to revision 1"), "{desc}");
-    assert_eq!(
-        k.get("v1", "configmaps", Some("apps"), "cb-rb-1").unwrap()["data"]["message"],
-        "good"
-    );
+    let cm = k
+        .get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-rb-1"))
+        .await
+        .unwrap();
+    assert_eq!(cm["metadata"]["labels"]["tier"], "good", "{cm:#}");
     // The recorded parameters are the old ones.
     let r = b
         .call(Method::GET, "/v2/service_instances/rb-1", None)
         .await;
-    assert_eq!(r.json["parameters"]["message"], "good");
+    assert_eq!(r.json["parameters"]["tier"], "good", "{}", r.text);
+    // Usable: the next good update goes through.
+    let done = b
+        .run(
+            Method::PATCH,
+            "/v2/service_instances/rb-1?accepts_incomplete=true",
+            Some(json!({"service_id": "svc-cluster", "parameters": {"tier": "better"}})),
+        )
+        .await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let cm = k
+        .get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-rb-1"))
+        .await
+        .unwrap();
+    assert_eq!(cm["metadata"]["labels"]["tier"], "better", "{cm:#}");
 }
 
 /// Binding needs no helm: it answers synchronously even on the helm engine,
 /// for platforms that never bind asynchronously (Service Catalog).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binds_are_synchronous_on_the_helm_engine() {
-    let k = cluster().await;
-    let b = broker(&k, helm_bin()).await;
-    let r = b
-        .call(
+    let k = Cluster::admin().await;
+    let (_id, ns, b) = setup(&k, helm_bin(), None).await;
+    let done = b
+        .run(
             Method::PUT,
             "/v2/service_instances/sb-1?accepts_incomplete=true",
-            Some(provision_body("plan-small", json!({}))),
+            Some(provision_body_in("plan-small", &ns, json!({}))),
         )
         .await;
-    assert_eq!(
-        b.wait_instance("sb-1", r.json["operation"].as_str().unwrap())
-            .await
-            .json["state"],
-        "succeeded"
-    );
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let secret = format!("/api/v1/namespaces/{ns}/secrets/cb-bind-sbb");
     let r = b
         .call(
             Method::PUT,
@@ -273,19 +259,16 @@ async fn binds_are_synchronous_on_the_helm_engine() {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    assert!(r.json["credentials"]["password"].is_string());
-    assert!(
-        k.get("v1", "secrets", Some("apps"), "cb-bind-sbb")
-            .is_some()
-    );
+    let password = r.json["credentials"]["password"]
+        .as_str()
+        .expect("password");
+    let s = k.get(&secret).await.expect("the binding Secret, at once");
+    assert_eq!(secret_value(&s, "password").as_deref(), Some(password));
     let r = b
         .call(Method::DELETE, "/v2/service_instances/sb-1/service_bindings/sbb?service_id=svc-tiny&plan_id=plan-small", None)
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    assert!(
-        k.get("v1", "secrets", Some("apps"), "cb-bind-sbb")
-            .is_none()
-    );
+    assert!(k.get(&secret).await.is_none(), "gone before the 200");
     // Instance operations still need accepts_incomplete.
     let r = b
         .call(
@@ -296,4 +279,10 @@ async fn binds_are_synchronous_on_the_helm_engine() {
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
     assert_eq!(r.json["error"], "AsyncRequired");
+    assert!(
+        k.get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-sb-1"))
+            .await
+            .is_some(),
+        "the refused DELETE left the release alone"
+    );
 }

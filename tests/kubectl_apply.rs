@@ -1,28 +1,14 @@
 //! The render engine's output is what a GitOps controller or a person
-//! applies: the real kubectl applies it, unchanged, to an API server (the
-//! in-process fake, which keeps to documented API behaviour).
+//! applies: the real kubectl applies it, unchanged, with server-side apply
+//! to the real API server (tests/testenv), whose schema validation is
+//! strict: an unknown or misspelt field fails the apply.
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use axum::http::{Method, StatusCode};
+use common::cluster::{Cluster, kubectl, secret_value};
 use common::*;
-use fake_kube::FakeKube;
 use serde_json::json;
-
-fn kubectl() -> PathBuf {
-    let p = std::env::var_os("CHARTBROKER_KUBECTL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".tools/bin/kubectl"));
-    assert!(
-        p.is_file(),
-        "kubectl not found at {} — run scripts/install-tools.sh",
-        p.display()
-    );
-    p
-}
 
 const MYSQL: &str = "a0f5bc72-baad-493b-bc23-a1955f509a90";
 const MYSQL_BASIC: &str = "d58ea2b6-9f2e-4142-9e1c-9ab508dc47d1";
@@ -35,6 +21,8 @@ const WORDPRESS_STANDARD: &str = "5d07b801-7bd4-41e1-b993-f981678db0af";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rendered_example_catalog_applies_with_kubectl() {
+    let k = Cluster::admin().await;
+    let ns = k.namespace("shop").await;
     let data = tempfile::tempdir().unwrap();
     let mut cfg = config(data.path());
     cfg.catalog_dir = repo().join("catalog");
@@ -42,7 +30,7 @@ async fn rendered_example_catalog_applies_with_kubectl() {
     let b = TestBroker::with_config(data, cfg).await;
     let body = |s: &str, p: &str, params: serde_json::Value| {
         json!({"service_id": s, "plan_id": p,
-            "context": {"platform": "kubernetes", "namespace": "shop"}, "parameters": params})
+            "context": {"platform": "kubernetes", "namespace": ns}, "parameters": params})
     };
     for (id, s, p, params) in [
         ("db", MYSQL, MYSQL_BASIC, json!({})),
@@ -72,43 +60,64 @@ async fn rendered_example_catalog_applies_with_kubectl() {
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let creds = r.json["credentials"].clone();
 
-    let k = FakeKube::start().await;
-    k.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}));
-    let kubeconfig = k.kubeconfig(b.data.path());
-    let out = Command::new(kubectl())
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args(["apply", "--recursive", "-f"])
-        .arg(b.data.path().join("render"))
-        .env("HOME", b.data.path())
-        .output()
-        .expect("kubectl runs");
-    assert!(
-        out.status.success(),
-        "kubectl apply failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let render = b.data.path().join("render");
+    let (ok, out) = kubectl(
+        &k.kubeconfig,
+        &[
+            "apply",
+            "--server-side",
+            "--validate=strict",
+            "--recursive",
+            "-f",
+            render.to_str().unwrap(),
+        ],
+        "",
     );
-    for (gv, plural, name) in [
-        ("apps/v1", "statefulsets", "cb-db"),
-        ("apps/v1", "statefulsets", "cb-pg"),
-        ("apps/v1", "statefulsets", "cb-cache"),
-        ("apps/v1", "deployments", "cb-blog"),
-        ("v1", "services", "cb-db"),
-        ("v1", "secrets", "cb-blog-database"),
-        ("v1", "secrets", "cb-bind-app"),
+    assert!(ok, "kubectl apply failed:\n{out}");
+    for (path, name) in [
+        ("apis/apps/v1", "statefulsets/cb-db"),
+        ("apis/apps/v1", "statefulsets/cb-pg"),
+        ("apis/apps/v1", "statefulsets/cb-cache"),
+        ("apis/apps/v1", "deployments/cb-blog"),
+        ("api/v1", "services/cb-db"),
+        ("api/v1", "secrets/cb-blog-database"),
+        ("api/v1", "secrets/cb-bind-app"),
     ] {
-        assert!(
-            k.get(gv, plural, Some("shop"), name).is_some(),
-            "{plural}/{name} was applied"
-        );
+        let obj = k
+            .get(&format!("/{path}/namespaces/{ns}/{name}"))
+            .await
+            .unwrap_or_else(|| panic!("{name} was applied: {out}"));
+        let managers: Vec<&str> = obj["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["manager"].as_str())
+            .collect();
+        assert!(managers.contains(&"kubectl"), "{name}: {managers:?}");
     }
     // The binding Secret carries the credentials the bind returned.
-    let secret = k.get("v1", "secrets", Some("shop"), "cb-bind-app").unwrap();
-    assert_eq!(
-        secret["data"]["password"].as_str().map(|s| !s.is_empty()),
-        Some(true),
-        "{secret}"
+    let secret = k
+        .get(&format!("/api/v1/namespaces/{ns}/secrets/cb-bind-app"))
+        .await
+        .unwrap();
+    let password = secret_value(&secret, "password").unwrap_or_default();
+    assert!(!password.is_empty(), "{secret}");
+    assert_eq!(Some(password.as_str()), creds["password"].as_str());
+
+    // Applied again, unchanged: nothing conflicts (a GitOps controller
+    // applies the same files over and over).
+    let (ok, out) = kubectl(
+        &k.kubeconfig,
+        &[
+            "apply",
+            "--server-side",
+            "--recursive",
+            "-f",
+            render.to_str().unwrap(),
+        ],
+        "",
     );
+    assert!(ok, "second apply: {out}");
 }

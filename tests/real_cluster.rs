@@ -10,9 +10,11 @@
 //! API behaviour is assumed: deletions are asynchronous (finalizers,
 //! namespace termination), so "gone" is checked by polling, with a bound.
 //!
-//! The same suite also runs on every `cargo test` against the in-process
-//! fake API (`runs_against_the_fake_api`), so it can't rot unnoticed on
-//! machines without a cluster.
+//! The same suite also runs on every `cargo test` against the real API
+//! server of tests/testenv (`runs_against_the_testenv_control_plane`), with
+//! the broker as the deploy/ ServiceAccount, so it can't rot unnoticed on
+//! machines without a cluster. What only kind/k3d add is a kubelet: there
+//! Pods of the releases really start.
 
 mod common;
 
@@ -21,12 +23,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
+use common::cluster::{Cluster, client_from as client, suffix};
 use common::*;
 use futures::FutureExt as _;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube::Resource;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config, Resource};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -57,18 +59,11 @@ fn real_cluster() -> Option<PathBuf> {
     }
 }
 
-async fn client(kubeconfig: &Path) -> Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let kc = Kubeconfig::read_from(kubeconfig).expect("kubeconfig reads");
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-        .await
-        .expect("kubeconfig is usable");
-    Client::try_from(config).expect("kube client")
-}
-
-/// A short random suffix, so runs against a shared cluster don't collide.
-fn suffix() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
+/// Where the flows run: the admin kubeconfig (set-up and checks) and the
+/// broker's (on kind/k3d the same).
+struct Target {
+    admin: PathBuf,
+    broker: PathBuf,
 }
 
 /// Polls until `name` is gone (404); panics after [`GONE_WITHIN`].
@@ -170,11 +165,11 @@ fn secret_strings(s: &Secret) -> std::collections::BTreeMap<String, String> {
 }
 
 /// Provision → bind → update → unbind → deprovision in namespace `ns`.
-async fn core_flows(kubeconfig: &Path, ns: String) {
-    let client = client(kubeconfig).await;
+async fn core_flows(target: &Target, ns: String) {
+    let client = client(&target.admin).await;
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let secrets: Api<Secret> = Api::namespaced(client, &ns);
-    let b = broker(kubeconfig).await;
+    let b = broker(&target.broker).await;
     let id = format!("rt-{}", suffix());
     let release = format!("cb-{id}");
     let bid = format!("rtb-{}", suffix());
@@ -321,10 +316,10 @@ async fn core_flows(kubeconfig: &Path, ns: String) {
 
 /// A plan with `namespace: instance`: the broker creates the instance's
 /// namespace (labelled as its own) and deletes it on deprovision.
-async fn own_namespace_flow(kubeconfig: &Path) {
-    let client = client(kubeconfig).await;
+async fn own_namespace_flow(target: &Target) {
+    let client = client(&target.admin).await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    let b = broker(kubeconfig).await;
+    let b = broker(&target.broker).await;
     let id = format!("rtns-{}", suffix());
     let release = format!("cb-{id}");
     let outcome = std::panic::AssertUnwindSafe(async {
@@ -378,12 +373,21 @@ async fn own_namespace_flow(kubeconfig: &Path) {
     }
 }
 
+/// kind/k3d: the kubeconfig's user does both.
+fn same_user(kubeconfig: PathBuf) -> Target {
+    Target {
+        admin: kubeconfig.clone(),
+        broker: kubeconfig,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn core_flows_on_a_real_cluster() {
     let Some(kubeconfig) = real_cluster() else {
         return;
     };
-    in_test_namespace(&kubeconfig, |ns| core_flows(&kubeconfig, ns)).await;
+    let target = same_user(kubeconfig);
+    in_test_namespace(&target.admin, |ns| core_flows(&target, ns)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -391,21 +395,31 @@ async fn namespace_per_instance_on_a_real_cluster() {
     let Some(kubeconfig) = real_cluster() else {
         return;
     };
-    own_namespace_flow(&kubeconfig).await;
+    own_namespace_flow(&same_user(kubeconfig)).await;
 }
 
-/// The suite itself, against the in-process fake API: proves the code above
-/// works wherever `cargo test` runs.
+/// The suite itself against the real API server of tests/testenv, the
+/// broker as the deploy/ ServiceAccount (namespace RBAC included, which
+/// `namespace: instance` needs): proves the code above works wherever
+/// `cargo test` runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn runs_against_the_fake_api() {
-    let fake = fake_kube::FakeKube::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = fake.kubeconfig(dir.path());
-    in_test_namespace(&kubeconfig, |ns| core_flows(&kubeconfig, ns)).await;
-    own_namespace_flow(&kubeconfig).await;
-    // Only the test's and the instance's namespaces came and went.
-    let names: Vec<String> = fake
-        .list("namespaces", None)
+async fn runs_against_the_testenv_control_plane() {
+    let k = Cluster::admin().await;
+    let id = k.install_broker(true).await;
+    let target = Target {
+        admin: k.kubeconfig.clone(),
+        broker: id.kubeconfig.clone(),
+    };
+    in_test_namespace(&target.admin, |ns| {
+        k.grant_target(&id, &ns);
+        core_flows(&target, ns)
+    })
+    .await;
+    own_namespace_flow(&target).await;
+    // The test's and the instance's namespaces came and went.
+    let names: Vec<String> = k
+        .list("/api/v1/namespaces")
+        .await
         .iter()
         .map(|n| n["metadata"]["name"].as_str().unwrap().to_string())
         .collect();

@@ -19,7 +19,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde_json::{Value, json};
 
-use super::repo;
+use super::{TestBroker, config, helm_bin, repo};
+use chartbroker::runtime::{Engine, ServeConfig};
 
 /// The shared control plane of this test binary.
 pub struct ControlPlane {
@@ -268,6 +269,116 @@ impl Cluster {
         }
     }
 
+    /// PUTs (replaces) an object at its path, as admin.
+    pub async fn replace(&self, path: &str, body: Value) -> Value {
+        let req = axum::http::Request::put(path)
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap())
+            .unwrap();
+        self.client
+            .request::<Value>(req)
+            .await
+            .unwrap_or_else(|e| panic!("PUT {path}: {e}"))
+    }
+
+    /// A namespace the broker may install into (deploy/'s target
+    /// RoleBinding) and `user` may edit.
+    pub async fn tenant(&self, broker: &BrokerIdentity, user: &str) -> String {
+        let ns = self.namespace("apps").await;
+        self.grant_target(broker, &ns);
+        self.grant_user(&ns, user);
+        ns
+    }
+
+    /// Binds the built-in `edit` ClusterRole to `user` in `ns`.
+    pub fn grant_user(&self, ns: &str, user: &str) {
+        self.kubectl_apply(&format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: {user}-edit\n  \
+             namespace: {ns}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: edit\n\
+             subjects:\n- apiGroup: rbac.authorization.k8s.io\n  kind: User\n  name: {user}\n"
+        ));
+    }
+
+    /// `helm history` of a release, as admin, one JSON object per revision.
+    pub fn helm_history(&self, ns: &str, release: &str) -> Vec<Value> {
+        let out = self.helm(&["history", release, "-n", ns, "-o", "json"]);
+        assert!(out.status.success(), "helm history {release}: {out:?}");
+        serde_json::from_slice::<Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// The real helm 4 with the admin kubeconfig and an environment of its
+    /// own (no user config leaks in).
+    pub fn helm(&self, args: &[&str]) -> std::process::Output {
+        let home = tempfile::tempdir().unwrap();
+        Command::new(helm_bin())
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .env_clear()
+            .env("HOME", home.path())
+            .output()
+            .expect("helm runs")
+    }
+
+    /// Runs `work`, then returns every change the API server recorded in
+    /// the collection at `path` (`.../secrets` or `/api/v1/namespaces`)
+    /// meanwhile, as `"ADDED name"`, `"MODIFIED name"`, `"DELETED name"`,
+    /// with the work's output. A watch from the resourceVersion taken before
+    /// sees even an object created and deleted again; it ends at a sentinel
+    /// object written after the work, so nothing here waits on a clock.
+    pub async fn writes_during<T>(
+        &self,
+        path: &str,
+        work: impl std::future::Future<Output = T>,
+    ) -> (T, Vec<String>) {
+        use futures::StreamExt as _;
+        use kube::api::WatchEvent;
+        let kind = match path.rsplit('/').next() {
+            Some("secrets") => "Secret",
+            Some("namespaces") => "Namespace",
+            other => panic!("no sentinel for {other:?}"),
+        };
+        let list = self.get(path).await.unwrap_or_default();
+        let from = list["metadata"]["resourceVersion"]
+            .as_str()
+            .expect("a list has a resourceVersion")
+            .to_string();
+        let output = work.await;
+        let sentinel = format!("zz-sentinel-{}", suffix());
+        self.create(
+            path,
+            json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": sentinel}}),
+        )
+        .await;
+        let req = axum::http::Request::get(format!(
+            "{path}?watch=true&resourceVersion={from}&timeoutSeconds=600"
+        ))
+        .body(Vec::new())
+        .unwrap();
+        let mut events = Box::pin(self.client.request_events::<Value>(req).await.unwrap());
+        let mut seen = Vec::new();
+        while let Some(event) = events.next().await {
+            let (what, obj) = match event.unwrap() {
+                WatchEvent::Added(o) => ("ADDED", o),
+                WatchEvent::Modified(o) => ("MODIFIED", o),
+                WatchEvent::Deleted(o) => ("DELETED", o),
+                WatchEvent::Bookmark(_) => continue,
+                WatchEvent::Error(e) => panic!("watching {path}: {e:?}"),
+            };
+            let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+            if name == sentinel {
+                self.delete(&format!("{path}/{sentinel}")).await;
+                return (output, seen);
+            }
+            seen.push(format!("{what} {name}"));
+        }
+        panic!("the watch on {path} ended before the sentinel arrived");
+    }
+
     /// Grants the broker its release rights in `namespace`, as the chart's
     /// `targetNamespaces` does.
     pub fn grant_target(&self, broker: &BrokerIdentity, namespace: &str) {
@@ -275,6 +386,41 @@ impl Cluster {
         let yaml = chart_template(&broker.state_namespace, &values, &["rbac-targets.yaml"]);
         self.kubectl_apply(&rename(&yaml, &broker.suffix));
     }
+}
+
+impl TestBroker {
+    /// A broker with the helm engine that runs as `broker` (deploy/'s
+    /// ServiceAccount and RBAC, nothing more); `tweak` adjusts the rest.
+    pub async fn on_cluster(
+        broker: &BrokerIdentity,
+        tweak: impl FnOnce(&Path, &mut ServeConfig),
+    ) -> TestBroker {
+        let data = tempfile::tempdir().unwrap();
+        let mut cfg = config(data.path());
+        cfg.engine = Engine::Helm;
+        cfg.kubeconfig = Some(broker.kubeconfig.clone());
+        cfg.state_namespace = broker.state_namespace.clone();
+        cfg.helm_timeout = Duration::from_secs(120);
+        cfg.operation_timeout = Duration::from_secs(300);
+        tweak(data.path(), &mut cfg);
+        TestBroker::with_config(data, cfg).await
+    }
+}
+
+/// The decoded value of `key` in a Secret as the API returns it.
+pub fn secret_value(secret: &Value, key: &str) -> Option<String> {
+    use base64::Engine as _;
+    let raw = secret["data"][key].as_str()?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(raw).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// Helm's release records (Secrets) of `release` in `ns`.
+pub async fn release_records(k: &Cluster, ns: &str, release: &str) -> Vec<Value> {
+    k.list(&format!(
+        "/api/v1/namespaces/{ns}/secrets?labelSelector=owner%3Dhelm,name%3D{release}"
+    ))
+    .await
 }
 
 /// The broker's own identity in the control plane: a ServiceAccount token

@@ -17,6 +17,8 @@ use tower::ServiceExt;
 use chartbroker::runtime::{Engine, Runtime, ServeConfig};
 
 pub mod cluster;
+pub mod platform;
+pub mod process;
 
 /// Basic-auth user every test broker accepts.
 pub const USER: &str = "platform";
@@ -37,6 +39,19 @@ pub fn helm_bin() -> PathBuf {
     assert!(
         p.is_file(),
         "helm not found at {} — run scripts/install-tools.sh or set CHARTBROKER_HELM",
+        p.display()
+    );
+    p
+}
+
+/// The real helm 3 binary (`.tools/bin/helm3`, or `CHARTBROKER_HELM3`).
+pub fn helm3_bin() -> PathBuf {
+    let p = std::env::var_os("CHARTBROKER_HELM3")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".tools/bin/helm3"));
+    assert!(
+        p.is_file(),
+        "helm 3 not found at {} — run scripts/install-tools.sh or set CHARTBROKER_HELM3",
         p.display()
     );
     p
@@ -141,14 +156,15 @@ impl TestBroker {
     }
 
     async fn poll(&self, uri: &str) -> Resp {
-        for _ in 0..600 {
+        // Generous: helm against the real API server on a shared machine.
+        for _ in 0..2400 {
             let r = self.call(Method::GET, uri, None).await;
             if r.status != StatusCode::OK || r.json["state"] != "in progress" {
                 return r;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("operation at {uri} did not finish in 30s");
+        panic!("operation at {uri} did not finish in 120 s");
     }
 }
 
@@ -191,12 +207,17 @@ pub fn req(method: Method, uri: &str, body: Option<Value>) -> Request<Body> {
 
 /// A provision body for the test catalog.
 pub fn provision_body(plan: &str, params: Value) -> Value {
+    provision_body_in(plan, "apps", params)
+}
+
+/// A provision body for the test catalog whose platform namespace is `ns`.
+pub fn provision_body_in(plan: &str, ns: &str, params: Value) -> Value {
     serde_json::json!({
         "service_id": "svc-tiny",
         "plan_id": plan,
         "organization_guid": "org",
         "space_guid": "space",
-        "context": {"platform": "kubernetes", "namespace": "apps"},
+        "context": {"platform": "kubernetes", "namespace": ns},
         "parameters": params,
     })
 }
