@@ -17,6 +17,7 @@ use tower::ServiceExt;
 use chartbroker::runtime::{Engine, Runtime, ServeConfig};
 
 pub mod cluster;
+pub mod databases;
 
 /// Basic-auth user every test broker accepts.
 pub const USER: &str = "platform";
