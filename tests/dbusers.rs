@@ -97,7 +97,17 @@ fn write_catalog(dir: &std::path::Path, engine: &str, port: u16) {
     );
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("db.yaml"), yaml).unwrap();
+    if engine == "mysql" {
+        // The example WordPress plan, depending on this catalog's service.
+        let wordpress = std::fs::read_to_string(repo().join("catalog/wordpress.yaml")).unwrap();
+        let wordpress = wordpress.replace("{service: mysql,", "{service: db,");
+        assert!(wordpress.contains("{service: db,"));
+        std::fs::write(dir.join("wordpress.yaml"), wordpress).unwrap();
+    }
 }
+
+const WORDPRESS: &str = "c461081c-edf4-464d-a97a-c6bc513221d8";
+const WORDPRESS_STANDARD: &str = "5d07b801-7bd4-41e1-b993-f981678db0af";
 
 async fn broker_with(engine: &str, port: u16, users: Arc<dyn UserAdmin>) -> TestBroker {
     let data = tempfile::tempdir().unwrap();
@@ -375,6 +385,72 @@ async fn mariadb_each_binding_its_own_user_revoked_on_unbind_and_rotated() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_dependent_chart_gets_a_user_of_its_own() {
+    let server = databases::mariadb();
+    let b = broker("mysql", server.port).await;
+    provision(&b, "m1", "rot").await;
+    let root = rendered_secret(&b, "m1", "root-password");
+    mariadb_as_chart(&server, &root).await;
+    let app = bound(&b, "m1", "app", "rot", json!({})).await;
+
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/wp-1",
+            Some(json!({
+                "service_id": WORDPRESS, "plan_id": WORDPRESS_STANDARD,
+                "context": {"platform": "kubernetes", "namespace": "apps"},
+                "parameters": {"mysql_instance": "m1"},
+            })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let file = b
+        .data
+        .path()
+        .join("render/apps/cb-wp-1/bindings/cb-wp-1-database.yaml");
+    let secret: Value = serde_saphyr::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let wp = &secret["stringData"];
+    assert!(s(&wp["username"]).starts_with("cb_"), "{secret}");
+    assert_ne!(
+        wp["username"], app["username"],
+        "WordPress has a user of its own"
+    );
+    mysql_login(server.port, s(&wp["username"]), s(&wp["password"]), "a_b")
+        .await
+        .expect("WordPress's credentials work");
+    assert_eq!(mysql_users(&server, &root).await.len(), 2);
+
+    // Deprovisioning WordPress revokes its user only.
+    let r = b
+        .call(
+            Method::DELETE,
+            &format!(
+                "/v2/service_instances/wp-1?service_id={WORDPRESS}&plan_id={WORDPRESS_STANDARD}"
+            ),
+            None,
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    if r.status == StatusCode::ACCEPTED {
+        let op = r.json["operation"].as_str().unwrap().to_string();
+        b.wait_instance("wp-1", &op).await;
+    }
+    assert!(
+        mysql_login(server.port, s(&wp["username"]), s(&wp["password"]), "a_b")
+            .await
+            .is_err()
+    );
+    mysql_login(server.port, s(&app["username"]), s(&app["password"]), "a_b")
+        .await
+        .expect("the app's own binding is untouched");
+    assert_eq!(
+        mysql_users(&server, &root).await,
+        vec![s(&app["username"]).to_string()]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn rotation_refuses_what_the_spec_forbids() {
     // No server: every refusal happens before any database is touched.
     let b = broker("mysql", databases::free_port()).await;
@@ -395,7 +471,13 @@ async fn rotation_refuses_what_the_spec_forbids() {
         "{}",
         r.text
     );
-    for (pred, why) in [("nope", "unknown predecessor")] {
+    // A failed binding is no predecessor either (it holds no credentials).
+    let r = bind(&b, "r2", "failed", "down", json!({})).await;
+    assert!(!r.status.is_success(), "{}", r.text);
+    for (pred, why) in [
+        ("nope", "unknown predecessor"),
+        ("failed", "failed predecessor"),
+    ] {
         let r = bind(
             &b,
             "r2",
