@@ -536,7 +536,7 @@ async fn an_unreachable_database_fails_the_bind_or_falls_back_to_the_shared_user
     );
     let d = r.json["description"].as_str().unwrap_or_default();
     assert!(
-        d.contains("could not reach") && d.contains("127.0.0.1:"),
+        d.contains("could not reach the MySQL database") && d.contains("127.0.0.1:"),
         "{}",
         r.text
     );

@@ -35,6 +35,15 @@ impl DbEngine {
         }
     }
 
+    /// The engine's name in messages.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            DbEngine::Mysql => "MySQL",
+            DbEngine::Postgresql => "PostgreSQL",
+            DbEngine::Redis => "Redis",
+        }
+    }
+
     /// Whether users are scoped to one database (`database:` required).
     pub fn has_databases(self) -> bool {
         !matches!(self, DbEngine::Redis)

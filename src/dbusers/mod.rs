@@ -276,16 +276,16 @@ pub async fn bind(
         }
         Err(DbError::Unreachable(e)) => Err(BackendError::new(redact(
             &format!(
-                "could not reach the {:?} database at {} to create this binding's user: {e}",
-                target.engine,
+                "could not reach the {} database at {} to create this binding's user: {e}",
+                target.engine.display_name(),
                 target.address()
             ),
             &secrets,
         ))),
         Err(DbError::Failed(e)) => Err(BackendError::new(redact(
             &format!(
-                "creating this binding's user in the {:?} database at {}: {e}",
-                target.engine,
+                "creating this binding's user in the {} database at {}: {e}",
+                target.engine.display_name(),
                 target.address()
             ),
             &secrets,
@@ -320,16 +320,16 @@ pub async fn unbind(
         }
         Err(DbError::Unreachable(e)) => Err(BackendError::new(redact(
             &format!(
-                "could not reach the {:?} database at {} to drop this binding's user {username}: {e}",
-                target.engine,
+                "could not reach the {} database at {} to drop this binding's user {username}: {e}",
+                target.engine.display_name(),
                 target.address()
             ),
             &secrets,
         ))),
         Err(DbError::Failed(e)) => Err(BackendError::new(redact(
             &format!(
-                "dropping this binding's user {username} in the {:?} database at {}: {e}",
-                target.engine,
+                "dropping this binding's user {username} in the {} database at {}: {e}",
+                target.engine.display_name(),
                 target.address()
             ),
             &secrets,
