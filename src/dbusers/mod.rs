@@ -351,8 +351,8 @@ fn mentions(tree: &Value, needle: &str) -> bool {
         .any(|(_, s)| s.contains(needle))
 }
 
-/// Classifies a connection failure: a message naming the network step
-/// means the server was never reached.
+/// A connection attempt that outlived `connect_timeout_seconds`: the server
+/// counts as unreachable (a silently dropped SYN never errors by itself).
 pub(crate) fn timeout(target: &Target) -> DbError {
     DbError::Unreachable(format!(
         "no connection within {} s",
