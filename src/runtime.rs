@@ -144,6 +144,15 @@ impl Runtime {
     /// Opens the store, loads the catalog, wires the engine and resumes
     /// every operation a previous process left in progress.
     pub async fn start(cfg: &ServeConfig) -> anyhow::Result<Runtime> {
+        Self::start_with(cfg, Arc::new(crate::dbusers::Servers)).await
+    }
+
+    /// [`Runtime::start`] with per-binding database users created and
+    /// dropped by `users` (tests wrap the real servers to crash mid-bind).
+    pub async fn start_with(
+        cfg: &ServeConfig,
+        users: Arc<dyn crate::dbusers::UserAdmin>,
+    ) -> anyhow::Result<Runtime> {
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
         let catalog = Catalog::load(&cfg.catalog_dir, &cfg.charts_dir)
@@ -246,7 +255,9 @@ impl Runtime {
         let (chart, sink, authorizer): Wired = match cfg.engine {
             Engine::Render => {
                 let engine = Arc::new(RenderEngine::new(helm, cfg.data_dir.join("render")));
-                let plans = ChartPlans::new(engine.clone()).with_fetcher(fetcher);
+                let plans = ChartPlans::new(engine.clone())
+                    .with_fetcher(fetcher)
+                    .with_user_admin(users);
                 (Arc::new(plans), engine, None)
             }
             Engine::Helm => {
@@ -266,7 +277,11 @@ impl Runtime {
                     );
                 }
                 (
-                    Arc::new(ChartPlans::new(Arc::new(engine)).with_fetcher(fetcher)),
+                    Arc::new(
+                        ChartPlans::new(Arc::new(engine))
+                            .with_fetcher(fetcher)
+                            .with_user_admin(users),
+                    ),
                     Arc::new(KubeSink::new(kube.clone())),
                     cfg.subject_access_review
                         .then(|| Arc::new(kube) as Arc<dyn Authorizer>),

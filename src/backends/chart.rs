@@ -12,6 +12,7 @@ use crate::broker::model::{OpKind, Secrets};
 use crate::broker::ports::{Backend, BackendError, BindingCtx, InstanceCtx};
 use crate::catalog::{ChartBackend, ChartSource, LookupKind, Plan};
 use crate::charts::ChartFetcher;
+use crate::dbusers::{self, UserAdmin};
 use crate::helm::redact;
 use crate::policy::Policy;
 use crate::template;
@@ -82,6 +83,7 @@ pub trait ReleaseEngine: Send + Sync + 'static {
 pub struct ChartPlans {
     engine: Arc<dyn ReleaseEngine>,
     fetcher: Option<Arc<ChartFetcher>>,
+    users: Arc<dyn UserAdmin>,
 }
 
 impl ChartPlans {
@@ -90,7 +92,15 @@ impl ChartPlans {
         ChartPlans {
             engine,
             fetcher: None,
+            users: Arc::new(crate::dbusers::Servers),
         }
+    }
+
+    /// Create and drop per-binding database users with `users` (tests
+    /// wrap the real servers to crash between steps).
+    pub fn with_user_admin(mut self, users: Arc<dyn UserAdmin>) -> Self {
+        self.users = users;
+        self
     }
 
     /// Fetch charts of remote sources (repositories, OCI) with `fetcher`.
@@ -225,11 +235,19 @@ pub fn release_for(ctx: &InstanceCtx<'_>) -> Result<Release, BackendError> {
 }
 
 /// Renders a binding's credentials from the plan's template; `lookups` are
-/// the values of the plan's `chart.lookups`, already read.
-pub fn credentials_for(ctx: &BindingCtx<'_>, lookups: Value) -> Result<Secrets, BackendError> {
+/// the values of the plan's `chart.lookups`, already read; `user` is the
+/// binding's own database user (`chart.binding_users`).
+pub fn credentials_for(
+    ctx: &BindingCtx<'_>,
+    lookups: Value,
+    user: Option<&dbusers::User>,
+) -> Result<Secrets, BackendError> {
     let chart = chart_of(ctx.instance.plan)?;
     let mut data = instance_data(&ctx.instance);
     data["lookups"] = lookups;
+    if let Some(u) = user {
+        data["user"] = json!({"username": u.username, "password": u.password});
+    }
     data["binding"] = json!({
         "id": ctx.binding.id,
         "app_guid": ctx.binding.app_guid.clone().or_else(|| {
@@ -272,12 +290,50 @@ impl Backend for ChartPlans {
 
     async fn bind(&self, ctx: BindingCtx<'_>) -> Result<Secrets, BackendError> {
         let lookups = self.read_lookups(&ctx.instance).await?;
-        credentials_for(&ctx, lookups)
+        let Some(spec) = &chart_of(ctx.instance.plan)?.binding_users else {
+            return credentials_for(&ctx, lookups, None);
+        };
+        let (data, ids, redact) = user_scope(&ctx);
+        let user = dbusers::bind(self.users.as_ref(), spec, &data, ids, &redact).await?;
+        match credentials_for(&ctx, lookups, Some(&user)) {
+            Ok(c) => Ok(c),
+            Err(e) => {
+                // Nobody would ever learn this user's password: drop it again
+                // (if that fails too, unbind finds it by its derived name).
+                let none = Secrets::default();
+                dbusers::unbind(self.users.as_ref(), spec, &data, ids, &none, &redact)
+                    .await
+                    .ok();
+                Err(e)
+            }
+        }
     }
 
-    async fn unbind(&self, _ctx: BindingCtx<'_>) -> Result<(), BackendError> {
-        // Chart credentials are derived from the instance; revoking them is
-        // removing the Secret, which the sink does.
-        Ok(())
+    async fn unbind(&self, ctx: BindingCtx<'_>) -> Result<(), BackendError> {
+        // Chart credentials are otherwise derived from the instance; revoking
+        // them is removing the Secret, which the sink does.
+        let Some(spec) = &chart_of(ctx.instance.plan)?.binding_users else {
+            return Ok(());
+        };
+        let (data, ids, redact) = user_scope(&ctx);
+        dbusers::unbind(
+            self.users.as_ref(),
+            spec,
+            &data,
+            ids,
+            &ctx.binding.credentials,
+            &redact,
+        )
+        .await
     }
+}
+
+/// What `chart.binding_users` templates see (the instance, like values), the
+/// ids a user name derives from, and the secrets to keep out of messages.
+fn user_scope<'a>(ctx: &'a BindingCtx<'_>) -> (Value, (&'a str, &'a str), Vec<String>) {
+    (
+        instance_data(&ctx.instance),
+        (&ctx.instance.instance.id, &ctx.binding.id),
+        ctx.instance.instance.secrets.strings(),
+    )
 }

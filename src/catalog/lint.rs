@@ -65,6 +65,8 @@ pub(super) struct Scope<'a> {
     /// `None`: the instance schemas list no properties, any name goes.
     pub parameters: Option<BTreeSet<String>>,
     pub binding_parameters: Option<BTreeSet<String>>,
+    /// `chart.binding_users` is set: credentials may use `user.*`.
+    pub binding_user: bool,
 }
 
 /// Collects issues for the file being read, plus what cross-file rules need.
@@ -384,6 +386,45 @@ impl Lint {
         }
     }
 
+    /// `chart.binding_users`: its own rules, templates over the instance,
+    /// and credentials that hand out the binding's user (else creating one
+    /// would be pointless).
+    pub fn binding_users(
+        &mut self,
+        plan: &str,
+        users: &super::BindingUsers,
+        bindable: bool,
+        credentials: &Value,
+        scope: &Scope<'_>,
+    ) {
+        let at = join(plan, "chart.binding_users");
+        if !bindable {
+            self.issue(
+                &at,
+                "the plan is not bindable, so it has no bindings to create users for",
+            );
+        }
+        for (rel, message) in users.problems() {
+            self.issue(join(&at, rel), message);
+        }
+        for (rel, tree) in users.templates() {
+            self.templates(&join(&at, &rel), &tree, Tree::Values, scope);
+        }
+        let used: BTreeSet<String> = template::string_leaves(credentials)
+            .into_iter()
+            .filter_map(|(_, source)| template::variables(source).ok())
+            .flatten()
+            .collect();
+        for field in ["user.username", "user.password"] {
+            if !used.contains(field) {
+                self.issue(
+                    join(plan, "chart.credentials"),
+                    format!("chart.binding_users is set but no credential uses `{field}`: bindings would not get their own user"),
+                );
+            }
+        }
+    }
+
     /// Every string leaf of `tree` must compile and use known variables.
     pub fn templates(&mut self, path: &str, tree: &Value, which: Tree, scope: &Scope<'_>) {
         for (leaf, source) in template::string_leaves(tree) {
@@ -481,6 +522,15 @@ fn check_variable(var: &str, which: Tree, scope: &Scope<'_>) -> Result<(), Strin
         }
         ["uses", ..] => Err(format!(
             "`{var}`: use uses.<name>.secret or uses.<name>.instance"
+        )),
+        ["user", "username" | "password"] if which == Tree::Credentials && scope.binding_user => {
+            Ok(())
+        }
+        ["user", ..] if which == Tree::Credentials && scope.binding_user => {
+            Err(format!("`{var}`: user has username and password"))
+        }
+        ["user", ..] => Err(format!(
+            "`{var}`: user.* is the binding's own database user: only in credentials of a plan with chart.binding_users"
         )),
         ["binding", ..] if which == Tree::Values => Err(format!(
             "`{var}`: binding.* is only available in credentials"

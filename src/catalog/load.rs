@@ -108,6 +108,7 @@ struct ChartDoc {
     delete_pvcs: bool,
     #[serde(default)]
     limits: super::ChartLimits,
+    binding_users: Option<super::BindingUsers>,
 }
 
 /// Lints the catalog in `catalog_dir` against `charts_dir` without loading
@@ -377,7 +378,11 @@ fn build_chart(
         binding_parameters: schema::property_names(schemas, &[SchemaKind::BindingCreate]),
         lookups: doc.lookups.keys().cloned().collect(),
         uses: doc.uses.keys().cloned().collect(),
+        binding_user: doc.binding_users.is_some(),
     };
+    if let Some(users) = &doc.binding_users {
+        lint.binding_users(path, users, bindable, &credentials, &scope);
+    }
     lint.templates(&join(path, "chart.values"), &values, Tree::Values, &scope);
     lint.templates(
         &join(path, "chart.credentials"),
@@ -388,6 +393,7 @@ fn build_chart(
     let names_scope = Scope {
         lookups: Default::default(),
         uses: Default::default(),
+        binding_user: false,
         ..scope
     };
     for (name, lookup) in &doc.lookups {
@@ -444,6 +450,7 @@ fn build_chart(
         wait: doc.wait,
         delete_pvcs: doc.delete_pvcs,
         limits: doc.limits,
+        binding_users: doc.binding_users,
     }
 }
 

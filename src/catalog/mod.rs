@@ -18,6 +18,7 @@
 //! - `import.rs`: services imported from an upstream broker's catalog and
 //!   merged with the local ones.
 
+mod binding_users;
 mod import;
 mod lint;
 mod load;
@@ -28,6 +29,8 @@ mod schema;
 mod tests;
 
 use std::collections::BTreeMap;
+
+pub use binding_users::{AdminEndpoint, BindingUsers, DbEngine, SharedUser};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -163,6 +166,8 @@ pub struct ChartBackend {
     pub wait: bool,
     /// Delete the PersistentVolumeClaims the release leaves on deprovision.
     pub delete_pvcs: bool,
+    /// Each binding gets its own database user (`chart.binding_users`).
+    pub binding_users: Option<BindingUsers>,
     /// How much helm may print for this plan (`chart.limits`).
     pub limits: ChartLimits,
 }

@@ -1,5 +1,6 @@
 //! Catalog tests: `mk_*` builders here, one file per concern.
 
+mod binding_users;
 mod lint;
 mod model;
 mod schema;

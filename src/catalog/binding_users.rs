@@ -1,0 +1,186 @@
+//! `chart.binding_users`: a plan whose bindings each get their own database
+//! user, created on bind and dropped on unbind (`crate::dbusers` does it).
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The database engines the broker can create users in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DbEngine {
+    /// MySQL 8 and MariaDB 10.4+.
+    Mysql,
+    /// PostgreSQL 12+.
+    Postgresql,
+    /// Redis 6+ ACL users.
+    Redis,
+}
+
+impl DbEngine {
+    /// The port the engine listens on by default.
+    pub fn default_port(self) -> u16 {
+        match self {
+            DbEngine::Mysql => 3306,
+            DbEngine::Postgresql => 5432,
+            DbEngine::Redis => 6379,
+        }
+    }
+
+    /// The administrator the official images create.
+    pub fn default_admin(self) -> &'static str {
+        match self {
+            DbEngine::Mysql => "root",
+            DbEngine::Postgresql => "postgres",
+            DbEngine::Redis => "default",
+        }
+    }
+
+    /// The engine's name in messages.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            DbEngine::Mysql => "MySQL",
+            DbEngine::Postgresql => "PostgreSQL",
+            DbEngine::Redis => "Redis",
+        }
+    }
+
+    /// Whether users are scoped to one database (`database:` required).
+    pub fn has_databases(self) -> bool {
+        !matches!(self, DbEngine::Redis)
+    }
+}
+
+/// How the broker reaches a plan's database as its administrator. Every
+/// string is a template over the instance (like `chart.values`).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminEndpoint {
+    /// Default: the release's Service by cluster DNS,
+    /// `{{instance.release}}.{{instance.namespace}}.svc.cluster.local`.
+    pub host: Option<String>,
+    /// A number or a template; default: the engine's port.
+    pub port: Option<Value>,
+    /// Default: `root`, `postgres` or `default`.
+    pub username: Option<String>,
+    /// Usually the instance's generated secret, `{{secrets.root_password}}`.
+    pub password: String,
+}
+
+impl std::fmt::Debug for AdminEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A template, but an admin may have written a literal password.
+        f.debug_struct("AdminEndpoint")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The user bindings share when the plan falls back to it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedUser {
+    /// Template over the instance.
+    pub username: String,
+    /// Template over the instance.
+    pub password: String,
+}
+
+impl std::fmt::Debug for SharedUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedUser")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `chart.binding_users`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindingUsers {
+    /// Which server the plan's chart runs.
+    pub engine: DbEngine,
+    /// Where and as whom the broker connects.
+    pub admin: AdminEndpoint,
+    /// The database each binding user gets all privileges on (template;
+    /// SQL engines only).
+    pub database: Option<String>,
+    /// When the database can't be reached, bind with this user instead of
+    /// failing (`fallback_to_shared: true` needs it).
+    pub shared: Option<SharedUser>,
+    /// Fall back to `shared` instead of failing when unreachable.
+    #[serde(default)]
+    pub fallback_to_shared: bool,
+    /// How long connecting may take before the database counts as
+    /// unreachable.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_seconds: u64,
+}
+
+fn default_connect_timeout() -> u64 {
+    5
+}
+
+impl BindingUsers {
+    /// Every template of the section with its path below `binding_users`,
+    /// for lint.
+    pub fn templates(&self) -> Vec<(String, Value)> {
+        let mut out = vec![(
+            "admin.password".to_string(),
+            Value::String(self.admin.password.clone()),
+        )];
+        let opt = |path: &str, v: &Option<String>| {
+            v.clone().map(|s| (path.to_string(), Value::String(s)))
+        };
+        out.extend(opt("admin.host", &self.admin.host));
+        out.extend(opt("admin.username", &self.admin.username));
+        out.extend(opt("database", &self.database));
+        if let Some(Value::String(p)) = &self.admin.port {
+            out.push(("admin.port".into(), Value::String(p.clone())));
+        }
+        if let Some(s) = &self.shared {
+            out.push(("shared.username".into(), Value::String(s.username.clone())));
+            out.push(("shared.password".into(), Value::String(s.password.clone())));
+        }
+        out
+    }
+
+    /// What is wrong with the section beyond its templates: (path, message).
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        match (self.engine.has_databases(), &self.database) {
+            (true, None) => out.push((
+                "database",
+                "mysql and postgresql users are granted one database: set `database` (e.g. \"{{parameters.database}}\")".to_string(),
+            )),
+            (false, Some(_)) => out.push((
+                "database",
+                "redis users are not scoped to a database: remove `database`".to_string(),
+            )),
+            _ => {}
+        }
+        if self.fallback_to_shared && self.shared.is_none() {
+            out.push((
+                "shared",
+                "fallback_to_shared needs `shared: {username, password}` to fall back to"
+                    .to_string(),
+            ));
+        }
+        match &self.admin.port {
+            None | Some(Value::String(_)) => {}
+            Some(Value::Number(n)) if n.as_u64().is_some_and(|p| (1..=65535).contains(&p)) => {}
+            Some(other) => out.push((
+                "admin.port",
+                format!("{other} is not a port (1-65535) or a template"),
+            )),
+        }
+        if !(1..=300).contains(&self.connect_timeout_seconds) {
+            out.push((
+                "connect_timeout_seconds",
+                "must be between 1 and 300".to_string(),
+            ));
+        }
+        out
+    }
+}
