@@ -21,7 +21,7 @@ use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, 
 use serde_json::{Value, json};
 
 use common::cluster::{BrokerIdentity, Cluster};
-use common::{TestBroker, helm_bin, provision_body, provision_body_in};
+use common::{TestBroker, assert_delete_done, helm_bin, provision_body, provision_body_in};
 
 /// The default `message` of the chart the repository serves: only the
 /// fetched chart renders it (the broker's charts directory is empty).
@@ -695,7 +695,7 @@ async fn helm_engine_installs_a_remote_chart() {
             None,
         )
         .await;
-    assert_eq!(r.status, StatusCode::GONE, "{}", r.text);
+    assert_delete_done(&r);
     assert!(k.get(&cm_path).await.is_none());
     assert_eq!(env.server.hits("/stable/tiny-0.1.0.tgz"), 1);
 }

@@ -307,7 +307,7 @@ async fn an_instance_namespace_is_created_and_really_goes_away() {
         None,
     )
     .await;
-    assert_eq!(done.status, StatusCode::GONE, "{}", done.text);
+    assert_delete_done(&done);
     // Terminating first (the namespace controller empties it), then gone.
     k.wait_gone(
         &format!("/api/v1/namespaces/{ns}"),

@@ -255,7 +255,7 @@ async fn wordpress_uses_mysql_with_the_helm_engine() {
             None,
         )
         .await;
-    assert_eq!(gone.status, StatusCode::GONE, "{}", gone.text);
+    assert_delete_done(&gone);
     assert!(k.get(&secret_path).await.is_none());
     assert!(k.get(&deploy_path).await.is_none());
     assert!(

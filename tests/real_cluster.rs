@@ -283,7 +283,7 @@ async fn core_flows(target: &Target, ns: String) {
         Some(&bid),
     )
     .await;
-    assert_eq!(r.status, StatusCode::GONE, "{}", r.text);
+    assert_delete_done(&r);
     wait_gone(&secrets, &secret_name).await;
 
     // Deprovision: the release's objects and records go.
@@ -298,7 +298,7 @@ async fn core_flows(target: &Target, ns: String) {
         None,
     )
     .await;
-    assert_eq!(r.status, StatusCode::GONE, "{}", r.text);
+    assert_delete_done(&r);
     wait_gone(&configmaps, &release).await;
     wait_gone(&secrets, &release).await;
     let start = std::time::Instant::now();
@@ -360,7 +360,7 @@ async fn own_namespace_flow(target: &Target) {
             None,
         )
         .await;
-        assert_eq!(r.status, StatusCode::GONE, "{}", r.text);
+        assert_delete_done(&r);
         // Termination is asynchronous: Terminating first, then gone.
         wait_gone(&namespaces, &release).await;
     })

@@ -270,7 +270,7 @@ async fn replicas_share_instances_and_serialise_operations() {
     let gone = b
         .wait_instance("rep-1", r.json["operation"].as_str().unwrap())
         .await;
-    assert_eq!(gone.status, StatusCode::GONE, "{}", gone.text);
+    assert_delete_done(&gone);
     assert!(k.get("v1", "secrets", Some("apps"), "cb-bind-rb").is_none());
 }
 

@@ -60,12 +60,7 @@ impl Broker {
                 format!("service instance {instance_id} does not exist"),
             ));
         };
-        if inst.state == InstanceState::Deleted {
-            return Err(BrokerError::Gone(format!(
-                "service instance {instance_id} has been deprovisioned"
-            )));
-        }
-        pick(&inst, operation, false).map(view)
+        pick(&inst, operation, inst.state == InstanceState::Deleted).map(view)
     }
 
     /// `GET .../service_bindings/:binding_id/last_operation`, as for
@@ -83,12 +78,7 @@ impl Broker {
                 format!("service binding {binding_id} does not exist"),
             ));
         };
-        if b.state == BindingState::Deleted {
-            return Err(BrokerError::Gone(format!(
-                "service binding {binding_id} has been unbound"
-            )));
-        }
-        pick(&b, operation, false).map(view)
+        pick(&b, operation, b.state == BindingState::Deleted).map(view)
     }
 }
 

@@ -362,6 +362,14 @@ pub fn bare(
         .unwrap()
 }
 
+/// The poll of a finished asynchronous delete: 200 `succeeded` while the
+/// tombstone lives (410 only once the broker has forgotten it).
+#[track_caller]
+pub fn assert_delete_done(r: &Resp) {
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+}
+
 /// Asserts an OSB error: the status, and a body that is a JSON object with a
 /// non-empty `description` (and the `error` code, when given).
 #[track_caller]
