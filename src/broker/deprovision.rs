@@ -69,12 +69,9 @@ impl Broker {
                     if users.len() == 1 { "it" } else { "them" }
                 )));
             }
-            let (_, _, plan) = self.plan(&inst.service_id, &inst.plan_id).ok_or_else(|| {
-                BrokerError::Internal(format!(
-                    "plan {} of instance {} is no longer in the catalog",
-                    inst.plan_id, inst.id
-                ))
-            })?;
+            let (_, _, plan) = self
+                .plan(&inst.service_id, &inst.plan_id)
+                .ok_or_else(|| super::plan_gone(&inst.plan_id, "service instance", &inst.id))?;
             let run_async =
                 self.must_run_async(&plan, OpKind::Deprovision, meta.accepts_incomplete)?;
             let op = self.start_op(OpKind::Deprovision, &plan, String::new(), &meta);

@@ -428,6 +428,17 @@ fn valid_id(id: &str, what: &str) -> Result<()> {
     names::check_id(what, id).map_err(BrokerError::BadRequest)
 }
 
+/// A delete of something whose plan the operator removed from the catalog:
+/// the broker needs the plan (chart, policy, upstream) to remove what it
+/// made, so it says what to do rather than fail inside.
+fn plan_gone(plan_id: &str, what: &str, id: &str) -> BrokerError {
+    BrokerError::Unprocessable(format!(
+        "plan {plan_id} of {what} {id} is no longer in the broker's catalog, and removing \
+         what it made needs the plan's definition: ask the broker's operator to put the plan \
+         back (it may be hidden from new provisions), then retry"
+    ))
+}
+
 /// A required string field: empty counts as missing, because conformance
 /// suites and some platforms send `""` for absent fields.
 fn required<'a>(value: &'a str, what: &str) -> Result<&'a str> {

@@ -78,9 +78,9 @@ impl Broker {
                     cur.kind.as_str()
                 )));
             }
-            let (_, _, plan) = self.plan(&b.service_id, &b.plan_id).ok_or_else(|| {
-                BrokerError::Internal(format!("plan {} is no longer in the catalog", b.plan_id))
-            })?;
+            let (_, _, plan) = self
+                .plan(&b.service_id, &b.plan_id)
+                .ok_or_else(|| super::plan_gone(&b.plan_id, "service binding", &b.id))?;
             let run_async = self.must_run_async(&plan, OpKind::Unbind, meta.accepts_incomplete)?;
             let op = self.start_op(OpKind::Unbind, &plan, String::new(), &meta);
             let op_id = op.id.clone();

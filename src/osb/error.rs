@@ -168,3 +168,30 @@ fn broker_error(e: BrokerError) -> (StatusCode, Map<String, Value>) {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt as _;
+
+    #[tokio::test]
+    async fn an_internal_error_body_names_nothing_of_its_detail() {
+        let detail = "plan plan-large of instance i-secret-detail: corrupt record at key k";
+        let resp = ApiError::Broker(BrokerError::Internal(detail.into())).into_response();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let keys: Vec<_> = body.as_object().unwrap().keys().cloned().collect();
+        assert!(
+            keys.iter().all(|k| k == "error" || k == "description"),
+            "{body}"
+        );
+        assert!(!body["description"].as_str().unwrap().is_empty());
+        for leak in ["plan-large", "i-secret-detail", "corrupt", "key k"] {
+            assert!(
+                !body.to_string().contains(leak),
+                "the 500 leaks {leak:?}: {body}"
+            );
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! A plan removed from the catalog while instances of it live: unbind and
+//! deprovision answer 422 with what to do (the broker needs the plan's
+//! chart, policy or upstream to remove what it made), never a bare 500, and
+//! nothing is lost: with the plan back, both work. Runs the real binary twice on one
+//! data directory, with the plan in its catalog and then without it.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::process::{Proc, free_port, http, ready};
+use common::{PASS, USER, fixtures, helm_bin};
+use serde_json::{Value, json};
+
+fn start(data: &Path, catalog: &Path, port: u16) -> Proc {
+    Proc(
+        Command::new(env!("CARGO_BIN_EXE_chartbroker"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--catalog")
+            .arg(catalog)
+            .arg("--charts")
+            .arg(fixtures().join("charts"))
+            .arg("--data-dir")
+            .arg(data)
+            .arg("--helm")
+            .arg(helm_bin())
+            .env("CHARTBROKER_USERNAME", USER)
+            .env("CHARTBROKER_PASSWORD", PASS)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chartbroker starts"),
+    )
+}
+
+/// The test catalog with plan `plan-small` left out (when `without`).
+fn catalog(dir: &Path, without: bool) {
+    std::fs::create_dir_all(dir).unwrap();
+    let text = std::fs::read_to_string(fixtures().join("catalog/test.yaml")).unwrap();
+    let doc: Value = serde_saphyr::from_str(&text).unwrap();
+    let mut doc = doc;
+    if without {
+        for svc in doc["services"].as_array_mut().unwrap() {
+            svc["plans"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|p| p["id"] != "plan-small");
+        }
+    }
+    // JSON is YAML.
+    std::fs::write(dir.join("test.yaml"), doc.to_string()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbind_and_deprovision_work_after_the_plan_left_the_catalog() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (with, without) = (dir.path().join("with"), dir.path().join("without"));
+    catalog(&with, false);
+    catalog(&without, true);
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}/v2/service_instances");
+    let first = start(&data, &with, port);
+    ready(port).await;
+    let (s, body) = http(
+        reqwest::Method::PUT,
+        format!("{base}/gone-plan"),
+        Some(json!({
+            "service_id": "svc-tiny", "plan_id": "plan-small",
+            "organization_guid": "org", "space_guid": "space",
+            "context": {"platform": "kubernetes", "namespace": "apps"},
+            "parameters": {"message": "hi"},
+        })),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 201, "{body}");
+    let (s, body) = http(
+        reqwest::Method::PUT,
+        format!("{base}/gone-plan/service_bindings/b1"),
+        Some(json!({"service_id": "svc-tiny", "plan_id": "plan-small"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 201, "{body}");
+    drop(first);
+
+    // The same data, a catalog without the plan.
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}/v2/service_instances");
+    let _second = start(&data, &without, port);
+    ready(port).await;
+    let (s, cat) = http(
+        reqwest::Method::GET,
+        format!("http://127.0.0.1:{port}/v2/catalog"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 200);
+    assert!(!cat.to_string().contains("plan-small"), "{cat}");
+
+    for uri in [
+        format!("{base}/gone-plan/service_bindings/b1?service_id=svc-tiny&plan_id=plan-small"),
+        format!("{base}/gone-plan?service_id=svc-tiny&plan_id=plan-small"),
+    ] {
+        let (s, body) = http(reqwest::Method::DELETE, uri.clone(), None)
+            .await
+            .unwrap();
+        assert_eq!(s, 422, "{uri}: {body}");
+        let d = body["description"].as_str().unwrap_or("");
+        assert!(
+            d.contains("plan-small") && d.contains("no longer in the broker's catalog"),
+            "{body}"
+        );
+    }
+    drop(_second);
+
+    // Nothing was lost: with the plan back, both deletes work.
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}/v2/service_instances");
+    let _third = start(&data, &with, port);
+    ready(port).await;
+    let (s, body) = http(
+        reqwest::Method::DELETE,
+        format!("{base}/gone-plan/service_bindings/b1?service_id=svc-tiny&plan_id=plan-small"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 200, "{body}");
+    let (s, body) = http(
+        reqwest::Method::DELETE,
+        format!("{base}/gone-plan?service_id=svc-tiny&plan_id=plan-small"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 200, "{body}");
+}
