@@ -36,9 +36,6 @@ pub enum BrokerError {
     /// 422 `{"error": "MaintenanceInfoConflict"}`.
     #[error("{0}")]
     MaintenanceInfoConflict(String),
-    /// 422 `{"error": "RequiresApp"}`.
-    #[error("This service supports generation of credentials through binding an application only.")]
-    RequiresApp,
     /// 422 `{"error": "PlanChangeNotSupported"}`: the plan is not updateable.
     #[error("{0}")]
     PlanChangeNotSupported(String),

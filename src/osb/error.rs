@@ -134,10 +134,6 @@ fn broker_error(e: BrokerError) -> (StatusCode, Map<String, Value>) {
             StatusCode::UNPROCESSABLE_ENTITY,
             body(Some("MaintenanceInfoConflict"), &text),
         ),
-        BrokerError::RequiresApp => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            body(Some("RequiresApp"), &text),
-        ),
         BrokerError::PlanChangeNotSupported(_) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             body(Some("PlanChangeNotSupported"), &text),
@@ -173,6 +169,87 @@ fn broker_error(e: BrokerError) -> (StatusCode, Map<String, Value>) {
 mod tests {
     use super::*;
     use http_body_util::BodyExt as _;
+
+    /// Every variant's wire result, in one place: status and `error` key.
+    #[tokio::test]
+    async fn every_broker_error_has_one_pinned_wire_result() {
+        use crate::broker::ports::BackendError;
+        let m = || "why".to_string();
+        let table: Vec<(BrokerError, StatusCode, &str)> = vec![
+            (
+                BrokerError::BadRequest(m()),
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+            ),
+            (
+                BrokerError::NotFound(m()),
+                StatusCode::NOT_FOUND,
+                "NotFound",
+            ),
+            (
+                BrokerError::Forbidden(m()),
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+            ),
+            (BrokerError::Conflict(m()), StatusCode::CONFLICT, "Conflict"),
+            (BrokerError::Gone(m()), StatusCode::GONE, "Gone"),
+            (
+                BrokerError::AsyncRequired,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "AsyncRequired",
+            ),
+            (
+                BrokerError::Concurrency(m()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "ConcurrencyError",
+            ),
+            (
+                BrokerError::MaintenanceInfoConflict(m()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "MaintenanceInfoConflict",
+            ),
+            (
+                BrokerError::PlanChangeNotSupported(m()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "PlanChangeNotSupported",
+            ),
+            (
+                BrokerError::Unprocessable(m()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "UnprocessableEntity",
+            ),
+            (
+                BrokerError::OperationFailed {
+                    error: BackendError::new("helm said no"),
+                    with_flags: false,
+                },
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "OperationFailed",
+            ),
+            (
+                BrokerError::Unavailable(m()),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+            ),
+            (
+                BrokerError::Internal(m()),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+            ),
+        ];
+        for (e, status, key) in table {
+            let name = format!("{e:?}");
+            let resp = ApiError::Broker(e).into_response();
+            assert_eq!(resp.status(), status, "{name}");
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(body["error"], key, "{name}: {body}");
+            assert!(
+                !body["description"].as_str().unwrap_or("").is_empty(),
+                "{name}: an error says why: {body}"
+            );
+        }
+    }
 
     #[tokio::test]
     async fn an_internal_error_body_names_nothing_of_its_detail() {
