@@ -3,8 +3,8 @@
 //! nothing one tenant sends may make the broker read, write or reveal
 //! anything in another's namespace.
 //!
-//! Cluster tests get their cluster from [`cluster`] only, so pointing them
-//! at a real API server means changing that one function.
+//! Cluster tests get their cluster from [`cluster`]: the real control plane
+//! (tests/testenv), whose RBAC authorizer answers the SubjectAccessReviews.
 
 mod common;
 
@@ -15,7 +15,6 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use base64::Engine as _;
 use common::*;
-use fake_kube::{FakeKube, FakeKubeHandle};
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::{Value, json};
 
@@ -114,29 +113,61 @@ fn rendered_secrets(b: &TestBroker, ns: &str, name: &str) -> Vec<PathBuf> {
 /// Users and the namespaces each may create Secrets in.
 type Grants = &'static [(&'static str, &'static [&'static str])];
 
-/// A cluster with `namespaces` (name, labels) whose SubjectAccessReviews
-/// answer from `grants`. The one place that knows the cluster is a fake.
-async fn cluster(namespaces: &[(&str, Value)], grants: Grants) -> FakeKubeHandle {
-    let k = FakeKube::start().await;
+/// The real control plane (tests/testenv) with `namespaces` (name, labels)
+/// and, for each user, the built-in `edit` role in the namespaces `grants`
+/// lists: the SubjectAccessReviews are answered by the real RBAC authorizer.
+/// The tests of this file share one control plane, so these namespaces
+/// and grants are shared too: every test uses names of its own for
+/// instances and Secrets, and the same grants for the same user.
+async fn cluster(namespaces: &[(&str, Value)], grants: Grants) -> TenantCluster {
+    let k = common::cluster::Cluster::admin().await;
     for (ns, labels) in namespaces {
-        k.put(json!({"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": ns, "labels": labels}}));
+        let path = format!("/api/v1/namespaces/{ns}");
+        if k.get(&path).await.is_none() {
+            let body = json!({"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": ns, "labels": labels}});
+            // Another test may have made it meanwhile.
+            let req = axum::http::Request::post("/api/v1/namespaces")
+                .header("content-type", "application/json")
+                .body(serde_json::to_vec(&body).unwrap())
+                .unwrap();
+            match k.client.request::<Value>(req).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(e) => panic!("creating namespace {ns}: {e}"),
+            }
+        }
     }
-    k.set_authorizer(move |spec| {
-        let user = spec["user"].as_str().unwrap_or("");
-        let ns = spec["resourceAttributes"]["namespace"]
-            .as_str()
-            .unwrap_or("");
-        spec["resourceAttributes"]["verb"] == "create"
-            && spec["resourceAttributes"]["resource"] == "secrets"
-            && grants
-                .iter()
-                .any(|(u, nss)| *u == user && nss.contains(&ns))
-    });
-    k
+    for (user, nss) in grants {
+        // A grant in a namespace that does not exist can't be made on a
+        // real cluster (and grants nothing there).
+        for ns in nss
+            .iter()
+            .filter(|ns| namespaces.iter().any(|(n, _)| n == *ns))
+        {
+            k.grant_user(ns, user);
+        }
+    }
+    TenantCluster {
+        kubeconfig: k.kubeconfig.clone(),
+    }
 }
 
-async fn helm_broker(k: &FakeKubeHandle, edit: impl FnOnce(&mut ServeConfig)) -> TestBroker {
+/// What a broker needs of the cluster: its admin kubeconfig.
+struct TenantCluster {
+    kubeconfig: std::path::PathBuf,
+}
+
+impl TenantCluster {
+    /// A copy of the admin kubeconfig in `dir` (where `secret_data` reads it).
+    fn kubeconfig(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        let path = dir.join("kubeconfig");
+        std::fs::copy(&self.kubeconfig, &path).unwrap();
+        path
+    }
+}
+
+async fn helm_broker(k: &TenantCluster, edit: impl FnOnce(&mut ServeConfig)) -> TestBroker {
     let data = tempfile::tempdir().unwrap();
     let mut cfg = tenant_config(data.path());
     cfg.engine = Engine::Helm;
