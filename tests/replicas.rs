@@ -6,12 +6,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use common::process::{Proc, free_port, http, ready};
 use common::*;
 use fake_kube::{FakeKube, FakeKubeHandle};
 use serde_json::{Value, json};
@@ -274,15 +275,6 @@ async fn replicas_share_instances_and_serialise_operations() {
     assert!(k.get("v1", "secrets", Some("apps"), "cb-bind-rb").is_none());
 }
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Where a spawned replica gets its store key.
 enum Key<'a> {
     /// `CHARTBROKER_STORE_KEY`.
@@ -338,43 +330,6 @@ fn command(data: &Path, kubeconfig: &Path, helm: &Path, key: Key, port: u16) -> 
         Key::Secret(name) => c.args(["--store-key-secret", name]),
     };
     c
-}
-
-async fn http(method: reqwest::Method, url: String, body: Option<Value>) -> Option<(u16, Value)> {
-    let mut r = reqwest::Client::new()
-        .request(method, url)
-        .basic_auth(USER, Some(PASS))
-        .header("X-Broker-API-Version", "2.17");
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let resp = r.send().await.ok()?;
-    let status = resp.status().as_u16();
-    Some((status, resp.json().await.unwrap_or(Value::Null)))
-}
-
-async fn ready(port: u16) {
-    for _ in 0..200 {
-        if let Some((200, _)) = http(
-            reqwest::Method::GET,
-            format!("http://127.0.0.1:{port}/readyz"),
-            None,
-        )
-        .await
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("replica on {port} did not become ready");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
