@@ -31,15 +31,14 @@ use crate::policy::Policy;
 /// The plugin's name in the broker's helm plugin directory.
 pub const PLUGIN: &str = "chartbroker-policy";
 
-/// The most manifest bytes the post-renderer reads; more is refused (a
-/// chart rendering hundreds of megabytes is an attack, not a service).
-pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
-
 /// What one post-render call checks: written by the broker before helm runs.
 #[derive(Debug, Serialize, Deserialize)]
 struct CallSpec {
     namespace: String,
     policy: Policy,
+    /// The plan's cap on rendered manifests (`chart.limits`), the same one
+    /// `helm template` is held to.
+    max_manifest_bytes: u64,
 }
 
 /// The broker's post-renderer, set up for one helm home.
@@ -88,14 +87,21 @@ impl PostRenderer {
         self.major < 4
     }
 
-    /// A call for one helm command: the policy and namespace to check.
-    pub fn call(&self, namespace: &str, policy: &Policy) -> std::io::Result<Call> {
+    /// A call for one helm command: the policy and namespace to check, and
+    /// the most manifest bytes to read.
+    pub fn call(
+        &self,
+        namespace: &str,
+        policy: &Policy,
+        max_manifest_bytes: usize,
+    ) -> std::io::Result<Call> {
         let path = self
             .calls
             .join(format!("{}.json", uuid::Uuid::new_v4().simple()));
         let spec = CallSpec {
             namespace: namespace.to_string(),
             policy: policy.clone(),
+            max_manifest_bytes: max_manifest_bytes as u64,
         };
         std::fs::write(&path, serde_json::to_vec(&spec).expect("a call serializes"))?;
         let call_arg: OsString = {
@@ -177,14 +183,15 @@ pub fn run(call: &Path, input: impl Read, mut output: impl Write) -> Result<(), 
         Err(e) => return refuse(format!("post-render call {}: {e}", call.display())),
     };
     let mut manifests = String::new();
-    let mut limited = input.take(MAX_MANIFEST_BYTES + 1);
+    let cap = spec.max_manifest_bytes;
+    let mut limited = input.take(cap + 1);
     if let Err(e) = limited.read_to_string(&mut manifests) {
         return refuse(format!("reading helm's manifests: {e}"));
     }
-    if manifests.len() as u64 > MAX_MANIFEST_BYTES {
+    if manifests.len() as u64 > cap {
         return refuse(format!(
-            "the chart renders more than {} MiB of manifests",
-            MAX_MANIFEST_BYTES >> 20
+            "the chart renders more than the limit of {cap} bytes of manifests \
+             (the plan's chart.limits.max_manifest_bytes)"
         ));
     }
     if let Err(v) = crate::policy::check(&manifests, &spec.namespace, &spec.policy) {
@@ -206,7 +213,7 @@ mod tests {
     fn allowed_manifests_pass_through_byte_for_byte() {
         let dir = tempfile::tempdir().unwrap();
         let pr = PostRenderer::install(dir.path(), Path::new("/bin/chartbroker"), 4).unwrap();
-        let call = pr.call("apps", &Policy::default()).unwrap();
+        let call = pr.call("apps", &Policy::default(), 1 << 20).unwrap();
         let input = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: apps\n";
         let mut out = Vec::new();
         let path = call.path.clone();
@@ -227,7 +234,7 @@ mod tests {
     fn refused_manifests_leave_a_verdict_and_no_output() {
         let dir = tempfile::tempdir().unwrap();
         let pr = PostRenderer::install(dir.path(), Path::new("/bin/chartbroker"), 3).unwrap();
-        let call = pr.call("apps", &Policy::default()).unwrap();
+        let call = pr.call("apps", &Policy::default(), 1 << 20).unwrap();
         assert_eq!(call.args()[1], OsString::from("/bin/chartbroker"));
         let input =
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: kube-system\n";
@@ -236,5 +243,17 @@ mod tests {
         assert!(out.is_empty());
         assert!(err.contains("kube-system"), "{err}");
         assert_eq!(call.refusal().as_deref(), Some(err.as_str()));
+    }
+
+    #[test]
+    fn manifests_past_the_plans_cap_are_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let pr = PostRenderer::install(dir.path(), Path::new("/bin/chartbroker"), 4).unwrap();
+        let call = pr.call("apps", &Policy::default(), 64).unwrap();
+        let input = format!("# {}\n", "x".repeat(100));
+        let mut out = Vec::new();
+        let err = run(&call.path, input.as_bytes(), &mut out).unwrap_err();
+        assert!(out.is_empty());
+        assert!(err.contains("limit of 64 bytes"), "{err}");
     }
 }

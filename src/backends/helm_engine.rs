@@ -221,7 +221,7 @@ impl HelmEngine {
         args.extend(self.no_hooks());
         let call = self
             .post_renderer
-            .call(&r.namespace, &r.policy)
+            .call(&r.namespace, &r.policy, r.max_manifest_bytes)
             .map_err(|source| {
                 ApplyError::Helm(HelmError::Spawn {
                     path: "a post-render call file".into(),
