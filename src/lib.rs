@@ -1,4 +1,5 @@
 //! chartbroker: an Open Service Broker API v2.17 server.
+pub mod api_version;
 pub mod backends;
 pub mod broker;
 pub mod catalog;

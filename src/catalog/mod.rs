@@ -42,6 +42,7 @@ pub use lint::policy_report;
 pub use load::lint;
 pub use schema::SchemaKind;
 
+use crate::api_version::ApiVersion;
 use schema::Validators;
 
 /// A linted, loaded catalog. Cheap to share behind an `Arc`.
@@ -49,8 +50,8 @@ use schema::Validators;
 pub struct Catalog {
     services: Vec<Service>,
     upstreams: Vec<Upstream>,
-    osb_body: Arc<[u8]>,
-    etag: String,
+    /// The `GET /v2/catalog` body and its ETag per [`ApiVersion::ALL`].
+    osb_bodies: Arc<[(Arc<[u8]>, String)]>,
 }
 
 /// An OSB service offering.
@@ -476,13 +477,18 @@ impl Catalog {
     }
 
     fn new(services: Vec<Service>, upstreams: Vec<Upstream>) -> Catalog {
-        let body = osb::body(&services);
-        let etag = osb::etag(&body);
+        let osb_bodies = ApiVersion::ALL
+            .iter()
+            .map(|&v| {
+                let body = osb::body(&services, v);
+                let etag = osb::etag(&body);
+                (Arc::from(body), etag)
+            })
+            .collect();
         Catalog {
             services,
             upstreams,
-            osb_body: body.into(),
-            etag,
+            osb_bodies,
         }
     }
 
@@ -521,20 +527,31 @@ impl Catalog {
             .find_map(|s| s.plans.iter().find(|p| p.id == plan_id).map(|p| (s, p)))
     }
 
-    /// The `GET /v2/catalog` body as a JSON value.
+    /// The `GET /v2/catalog` body (latest API version) as a JSON value.
     pub fn osb_json(&self) -> Value {
-        serde_json::from_slice(&self.osb_body).expect("catalog body is JSON we serialized")
+        serde_json::from_slice(&self.osb_body()).expect("catalog body is JSON we serialized")
     }
 
-    /// The `GET /v2/catalog` body, serialized once at load; cheap to clone
-    /// into a response (`Bytes::from_owner`).
+    /// The latest API version's `GET /v2/catalog` body.
     pub fn osb_body(&self) -> Arc<[u8]> {
-        Arc::clone(&self.osb_body)
+        self.osb_body_for(ApiVersion::LATEST)
     }
 
-    /// A strong ETag (quoted SHA-256 prefix) of [`Catalog::osb_body`].
+    /// The `GET /v2/catalog` body for platforms speaking `v`, serialized
+    /// once at load; cheap to clone into a response (`Bytes::from_owner`).
+    pub fn osb_body_for(&self, v: ApiVersion) -> Arc<[u8]> {
+        Arc::clone(&self.osb_bodies[v.index()].0)
+    }
+
+    /// A strong ETag (quoted SHA-256 prefix) of the latest body.
     pub fn etag(&self) -> &str {
-        &self.etag
+        self.etag_for(ApiVersion::LATEST)
+    }
+
+    /// A strong ETag of [`Catalog::osb_body_for`] `v`: versions differ in
+    /// their bytes, so in their tags too.
+    pub fn etag_for(&self, v: ApiVersion) -> &str {
+        &self.osb_bodies[v.index()].1
     }
 }
 

@@ -2,13 +2,15 @@
 //!
 //! Built from wire structs listing only OSB fields, so broker-only settings
 //! (`chart`, `upstream`, `async_required`, secrets) cannot leak by adding a
-//! field to the model. Serialized once per loaded catalog.
+//! field to the model. Serialized once per loaded catalog and API version:
+//! each version gets only the fields it defines ([`ApiVersion`]).
 
 use ring::digest;
 use serde::Serialize;
 use serde_json::Value;
 
 use super::{MaintenanceInfo, Plan, Service};
+use crate::api_version::ApiVersion;
 
 #[derive(Serialize)]
 struct WireCatalog<'a> {
@@ -23,9 +25,12 @@ struct WireService<'a> {
     tags: &'a [String],
     requires: &'a [String],
     bindable: bool,
-    instances_retrievable: bool,
-    bindings_retrievable: bool,
-    allow_context_updates: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instances_retrievable: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bindings_retrievable: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allow_context_updates: Option<bool>,
     plan_updateable: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     metadata: Option<&'a Value>,
@@ -45,7 +50,8 @@ struct WirePlan<'a> {
     free: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     bindable: Option<bool>,
-    binding_rotatable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    binding_rotatable: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     plan_updateable: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -63,8 +69,8 @@ struct WireMaintenanceInfo<'a> {
     description: Option<&'a str>,
 }
 
-impl<'a> From<&'a Service> for WireService<'a> {
-    fn from(s: &'a Service) -> Self {
+impl<'a> WireService<'a> {
+    fn new(s: &'a Service, v: ApiVersion) -> Self {
         WireService {
             id: &s.id,
             name: &s.name,
@@ -72,19 +78,20 @@ impl<'a> From<&'a Service> for WireService<'a> {
             tags: &s.tags,
             requires: &s.requires,
             bindable: s.bindable,
-            instances_retrievable: s.instances_retrievable,
-            bindings_retrievable: s.bindings_retrievable,
-            allow_context_updates: s.allow_context_updates,
+            instances_retrievable: v.has_retrievable().then_some(s.instances_retrievable),
+            bindings_retrievable: v.has_retrievable().then_some(s.bindings_retrievable),
+            allow_context_updates: v.has_v2_15_fields().then_some(s.allow_context_updates),
             plan_updateable: s.plan_updateable,
             metadata: s.metadata.as_ref(),
             dashboard_client: s.dashboard_client.as_ref(),
-            plans: s.plans.iter().map(WirePlan::from).collect(),
+            plans: s.plans.iter().map(|p| WirePlan::new(p, v)).collect(),
         }
     }
 }
 
-impl<'a> From<&'a Plan> for WirePlan<'a> {
-    fn from(p: &'a Plan) -> Self {
+impl<'a> WirePlan<'a> {
+    fn new(p: &'a Plan, v: ApiVersion) -> Self {
+        let v2_15 = v.has_v2_15_fields();
         WirePlan {
             id: &p.id,
             name: &p.name,
@@ -92,24 +99,24 @@ impl<'a> From<&'a Plan> for WirePlan<'a> {
             metadata: p.metadata.as_ref(),
             free: p.free,
             bindable: p.bindable,
-            binding_rotatable: p.binding_rotatable,
-            plan_updateable: p.plan_updateable,
+            binding_rotatable: v.has_binding_rotation().then_some(p.binding_rotatable),
+            plan_updateable: p.plan_updateable.filter(|_| v2_15),
             schemas: p.schemas.as_ref(),
-            maximum_polling_duration: p.maximum_polling_duration,
-            maintenance_info: p.maintenance_info.as_ref().map(|m: &MaintenanceInfo| {
-                WireMaintenanceInfo {
+            maximum_polling_duration: p.maximum_polling_duration.filter(|_| v2_15),
+            maintenance_info: p.maintenance_info.as_ref().filter(|_| v2_15).map(
+                |m: &MaintenanceInfo| WireMaintenanceInfo {
                     version: &m.version,
                     description: m.description.as_deref(),
-                }
-            }),
+                },
+            ),
         }
     }
 }
 
-/// Serializes the catalog response body.
-pub(super) fn body(services: &[Service]) -> Vec<u8> {
+/// Serializes the catalog response body for platforms speaking `v`.
+pub(super) fn body(services: &[Service], v: ApiVersion) -> Vec<u8> {
     let wire = WireCatalog {
-        services: services.iter().map(WireService::from).collect(),
+        services: services.iter().map(|s| WireService::new(s, v)).collect(),
     };
     serde_json::to_vec(&wire).expect("catalog wire types always serialize")
 }

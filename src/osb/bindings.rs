@@ -13,6 +13,7 @@ use super::error::ApiError;
 use super::extract::{OsbJson, OsbPath, OsbQuery, non_empty};
 use super::headers::OriginIdentity;
 use super::instances::{InstanceQuery, last_operation_response, meta, outcome};
+use crate::api_version::ApiVersion;
 use crate::broker::Broker;
 use crate::broker::requests::{BindRequest, UnbindRequest};
 
@@ -116,11 +117,12 @@ async fn fetch(
 
 async fn last_operation(
     State(broker): State<Broker>,
+    Extension(version): Extension<ApiVersion>,
     OsbPath((instance_id, binding_id)): OsbPath<(String, String)>,
     OsbQuery(q): OsbQuery<InstanceQuery>,
 ) -> Result<Response, ApiError> {
     let op = broker
         .binding_last_operation(&instance_id, &binding_id, q.operation.as_deref())
         .await?;
-    Ok(last_operation_response(op))
+    Ok(last_operation_response(op, version))
 }

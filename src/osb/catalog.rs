@@ -1,5 +1,6 @@
 //! `GET /v2/catalog`
 
+use axum::Extension;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -7,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::AppState;
+use crate::api_version::ApiVersion;
 use crate::broker::Broker;
 
 /// Routes of this resource group.
@@ -16,11 +18,15 @@ pub fn router() -> Router<AppState> {
 
 /// The catalog body is serialized once when the catalog loads; each request
 /// only copies bytes. An `ETag` lets platforms skip unchanged catalogs.
-async fn catalog(State(broker): State<Broker>, headers: HeaderMap) -> Response {
+async fn catalog(
+    State(broker): State<Broker>,
+    Extension(version): Extension<ApiVersion>,
+    headers: HeaderMap,
+) -> Response {
     let catalog = broker.catalog();
     // `Catalog::etag` is already a quoted entity-tag; quoting it again sent
     // `""hex""`, which is not a valid ETag (RFC 7232 §2.3).
-    let etag = catalog.etag().to_string();
+    let etag = catalog.etag_for(version).to_string();
     if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -34,7 +40,7 @@ async fn catalog(State(broker): State<Broker>, headers: HeaderMap) -> Response {
             (header::CONTENT_TYPE, "application/json".to_string()),
             (header::ETAG, etag),
         ],
-        axum::body::Bytes::from_owner(catalog.osb_body()),
+        axum::body::Bytes::from_owner(catalog.osb_body_for(version)),
     )
         .into_response()
 }

@@ -12,6 +12,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{OsbJson, OsbPath, OsbQuery, flag, non_empty};
 use super::headers::OriginIdentity;
+use crate::api_version::ApiVersion;
 use crate::broker::Broker;
 use crate::broker::model::OpState;
 use crate::broker::requests::{
@@ -172,6 +173,7 @@ async fn deprovision(
 
 async fn fetch(
     State(broker): State<Broker>,
+    Extension(version): Extension<ApiVersion>,
     OsbPath(instance_id): OsbPath<String>,
 ) -> Result<Response, ApiError> {
     let v = broker.fetch_instance(&instance_id).await?;
@@ -183,7 +185,7 @@ async fn fetch(
     if let Some(d) = v.dashboard_url {
         body["dashboard_url"] = json!(d);
     }
-    if let Some(m) = v.maintenance_version {
+    if let Some(m) = v.maintenance_version.filter(|_| version.has_v2_15_fields()) {
         body["maintenance_info"] = json!({"version": m});
     }
     Ok(Json(body).into_response())
@@ -191,32 +193,37 @@ async fn fetch(
 
 async fn last_operation(
     State(broker): State<Broker>,
+    Extension(version): Extension<ApiVersion>,
     OsbPath(instance_id): OsbPath<String>,
     OsbQuery(q): OsbQuery<InstanceQuery>,
 ) -> Result<Response, ApiError> {
     let op = broker
         .instance_last_operation(&instance_id, q.operation.as_deref())
         .await?;
-    Ok(last_operation_response(op))
+    Ok(last_operation_response(op, version))
 }
 
 /// How soon a platform should poll again while an operation runs.
 const RETRY_AFTER_SECS: &str = "2";
 
-/// A `last_operation` body (instances and bindings share it).
-pub fn last_operation_response(op: LastOperation) -> Response {
+/// A `last_operation` body (instances and bindings share it), with the
+/// fields `version` defines: `instance_usable` and `update_repeatable` from
+/// 2.16, the polling delay (`Retry-After`) from 2.15.
+pub fn last_operation_response(op: LastOperation, version: ApiVersion) -> Response {
     let mut body = json!({ "state": op.state.as_str() });
     if let Some(d) = op.description {
         body["description"] = json!(d);
     }
-    if let Some(u) = op.instance_usable {
-        body["instance_usable"] = json!(u);
-    }
-    if let Some(r) = op.update_repeatable {
-        body["update_repeatable"] = json!(r);
+    if version.has_v2_16_fields() {
+        if let Some(u) = op.instance_usable {
+            body["instance_usable"] = json!(u);
+        }
+        if let Some(r) = op.update_repeatable {
+            body["update_repeatable"] = json!(r);
+        }
     }
     let mut resp = Json(body).into_response();
-    if op.state == OpState::InProgress {
+    if op.state == OpState::InProgress && version.has_v2_15_fields() {
         resp.headers_mut().insert(
             header::RETRY_AFTER,
             header::HeaderValue::from_static(RETRY_AFTER_SECS),

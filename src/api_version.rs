@@ -1,0 +1,103 @@
+//! The OSB API version a platform speaks (`X-Broker-API-Version`), and which
+//! response fields each version knows.
+//!
+//! Minor versions only add optional fields, so a broker could send every
+//! field to everyone; strict clients generated from an older version's
+//! OpenAPI document reject fields they don't know, so responses carry only
+//! what the platform's version defines. The field lists follow the spec's
+//! release notes (v2.14, v2.15, v2.16, v2.17).
+
+/// A supported API version, 2.13 ..= 2.17. A platform announcing a newer
+/// 2.x gets 2.17's responses: minor versions only add fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ApiVersion(u32);
+
+impl ApiVersion {
+    /// Lowest supported minor version of API major 2.
+    pub const MIN_MINOR: u32 = 13;
+    /// The newest version this broker implements.
+    pub const LATEST: ApiVersion = ApiVersion(17);
+    /// Every version with a response shape of its own, oldest first.
+    pub const ALL: [ApiVersion; 5] = [
+        ApiVersion(13),
+        ApiVersion(14),
+        ApiVersion(15),
+        ApiVersion(16),
+        ApiVersion(17),
+    ];
+
+    /// Parses a header value (`2.15`); `None` when unsupported.
+    pub fn parse(value: &str) -> Option<ApiVersion> {
+        let (major, minor) = value.trim().split_once('.')?;
+        let (major, minor) = (major.parse::<u32>().ok()?, minor.parse::<u32>().ok()?);
+        (major == 2 && minor >= Self::MIN_MINOR).then(|| ApiVersion(minor.min(Self::LATEST.0)))
+    }
+
+    /// The minor version number (13 ..= 17).
+    pub fn minor(self) -> u32 {
+        self.0
+    }
+
+    /// Position in [`ApiVersion::ALL`].
+    pub fn index(self) -> usize {
+        (self.0 - Self::MIN_MINOR) as usize
+    }
+
+    /// 2.14: `instances_retrievable` and `bindings_retrievable` (GET
+    /// endpoints, asynchronous bindings).
+    pub fn has_retrievable(self) -> bool {
+        self.0 >= 14
+    }
+
+    /// 2.15: plan-level `plan_updateable`, `maintenance_info`,
+    /// `maximum_polling_duration`, `allow_context_updates`, the bind
+    /// response's `endpoints`, and `Retry-After` on `last_operation`.
+    pub fn has_v2_15_fields(self) -> bool {
+        self.0 >= 15
+    }
+
+    /// 2.16: `instance_usable` and `update_repeatable` in `last_operation`,
+    /// and `metadata` on instances and bindings.
+    pub fn has_v2_16_fields(self) -> bool {
+        self.0 >= 16
+    }
+
+    /// 2.17: `binding_rotatable` (binding rotation).
+    pub fn has_binding_rotation(self) -> bool {
+        self.0 >= 17
+    }
+}
+
+impl Default for ApiVersion {
+    fn default() -> Self {
+        Self::LATEST
+    }
+}
+
+impl std::fmt::Display for ApiVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "2.{}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ApiVersion;
+
+    #[test]
+    fn parses_supported_versions_and_clamps_newer_minors() {
+        assert_eq!(ApiVersion::parse("2.13"), Some(ApiVersion(13)));
+        assert_eq!(ApiVersion::parse(" 2.16 "), Some(ApiVersion(16)));
+        assert_eq!(ApiVersion::parse("2.19"), Some(ApiVersion::LATEST));
+        for bad in ["", "2", "2.12", "3.0", "1.17", "2.x", "two.fifteen", "2.-1"] {
+            assert_eq!(ApiVersion::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn all_is_indexed_by_index() {
+        for (i, v) in ApiVersion::ALL.iter().enumerate() {
+            assert_eq!(v.index(), i);
+        }
+    }
+}
