@@ -1,37 +1,23 @@
-//! Plans proxied to upstream brokers: the [`Backend`] the core drives.
-//!
-//! Every request goes upstream with `accepts_incomplete=true`, our own
-//! instance and binding ids (platforms make them globally unique) and the
-//! plan's upstream service and plan ids. An upstream `202` is polled here,
-//! in the operation's background task, with backoff and `Retry-After`; the
-//! upstream's operation token is checkpointed first, so a restarted broker
-//! resumes polling instead of sending the request again. Our own
-//! `last_operation` answers from the store.
-//!
-//! Orphan mitigation follows the spec's table: when a provision or bind may
-//! have created something upstream but did not succeed (timeout, broken
-//! connection, 5xx, another 2xx, a malformed 201/202, an upstream operation
-//! that failed or outlived the plan's `maximum_polling_duration`), the
-//! backend records that in the checkpoint, then deprovisions or unbinds
-//! upstream, retrying until the upstream confirms (200 or 410) or the
-//! operation's deadline comes, and only then fails the operation with a
-//! description of both. A 4xx or a refused connection created nothing, so it
-//! fails at once.
+//! One upstream call in progress: the operation's deadline, checkpoints,
+//! retries with backoff and `Retry-After`, polling `last_operation`, and
+//! orphan mitigation. The [`Backend`](crate::broker::ports::Backend) impl in
+//! the parent module decides what to send; this is how it is sent.
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_trait::async_trait;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
-use super::client::{Client, Endpoint, Identity, Reply, UpstreamError};
-use super::config::Backoff;
-use crate::broker::model::{HasOperations, Secrets};
-use crate::broker::ports::{Backend, BackendError, BindingCtx, Checkpoint, InstanceCtx};
-use crate::catalog::{Plan, UpstreamBackend};
+use super::reply::{
+    describe, is_concurrency_error, last_operation, operation_of, rejected, status_error,
+    timed_out, upstream_failed,
+};
+use crate::broker::model::HasOperations;
+use crate::broker::ports::{BackendError, Checkpoint, InstanceCtx};
+use crate::catalog::UpstreamBackend;
+use crate::upstream::client::{Client, Endpoint, Identity, Reply, UpstreamError};
+use crate::upstream::config::Backoff;
 
 /// Longest `Retry-After` honoured; a longer one is treated as this.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
@@ -40,42 +26,6 @@ const FALLBACK_DEADLINE: Duration = Duration::from_secs(30 * 60);
 /// Time kept before the operation's deadline to fail cleanly.
 const FINAL_MARGIN: Duration = Duration::from_secs(1);
 
-/// The upstream [`Backend`]: routes each plan to its upstream broker.
-pub struct UpstreamPlans {
-    brokers: HashMap<String, Result<Arc<Client>, String>>,
-}
-
-impl UpstreamPlans {
-    /// Plans served by these clients, by upstream name; an `Err` is why that
-    /// upstream cannot be used (its plans fail with that description).
-    pub fn new(brokers: HashMap<String, Result<Arc<Client>, String>>) -> Self {
-        UpstreamPlans { brokers }
-    }
-
-    fn route<'p>(
-        &self,
-        plan: &'p Plan,
-    ) -> Result<(Arc<Client>, &'p UpstreamBackend), BackendError> {
-        let up = plan.upstream().ok_or_else(|| {
-            BackendError::new(format!(
-                "plan {} is not served by an upstream broker",
-                plan.name
-            ))
-        })?;
-        match self.brokers.get(&up.broker) {
-            Some(Ok(c)) => Ok((c.clone(), up)),
-            Some(Err(why)) => Err(BackendError::new(format!(
-                "upstream broker {} is not usable: {why}",
-                up.broker
-            ))),
-            None => Err(BackendError::new(format!(
-                "upstream broker {} is not configured",
-                up.broker
-            ))),
-        }
-    }
-}
-
 // === progress ===
 
 /// What the backend checkpoints into the running operation. `step` names
@@ -83,7 +33,7 @@ impl UpstreamPlans {
 /// the unbinds it runs first see.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "phase", rename_all = "kebab-case")]
-enum Progress {
+pub(super) enum Progress {
     /// The upstream answered 202; poll its `last_operation`.
     Polling {
         step: String,
@@ -108,13 +58,13 @@ impl Progress {
 
 /// What an operation acts on upstream.
 #[derive(Clone, Copy)]
-enum Target<'a> {
+pub(super) enum Target<'a> {
     Instance(&'a str),
     Binding(&'a str, &'a str),
 }
 
 impl<'a> Target<'a> {
-    fn endpoint(self) -> Endpoint<'a> {
+    pub(super) fn endpoint(self) -> Endpoint<'a> {
         match self {
             Target::Instance(i) => Endpoint::Instance(i),
             Target::Binding(i, b) => Endpoint::Binding(i, b),
@@ -128,14 +78,14 @@ impl<'a> Target<'a> {
         }
     }
 
-    fn noun(self) -> &'static str {
+    pub(super) fn noun(self) -> &'static str {
         match self {
             Target::Instance(_) => "service instance",
             Target::Binding(..) => "service binding",
         }
     }
 
-    fn remove_verb(self) -> &'static str {
+    pub(super) fn remove_verb(self) -> &'static str {
         match self {
             Target::Instance(_) => "deprovision",
             Target::Binding(..) => "unbind",
@@ -144,7 +94,7 @@ impl<'a> Target<'a> {
 }
 
 /// How an upstream `last_operation` poll ended.
-enum Settled {
+pub(super) enum Settled {
     /// `succeeded`, or 410 Gone while deleting.
     Succeeded,
     Failed(LastOp),
@@ -153,10 +103,10 @@ enum Settled {
 }
 
 /// A failed upstream operation, as its `last_operation` described it.
-struct LastOp {
-    description: Option<String>,
-    instance_usable: Option<bool>,
-    update_repeatable: Option<bool>,
+pub(super) struct LastOp {
+    pub(super) description: Option<String>,
+    pub(super) instance_usable: Option<bool>,
+    pub(super) update_repeatable: Option<bool>,
 }
 
 /// How a create (PUT) answer is to be taken.
@@ -175,15 +125,15 @@ enum Created {
 
 /// One backend call: the upstream, the operation's deadline and where to
 /// checkpoint.
-struct Run<'a> {
-    client: &'a Client,
-    up: &'a UpstreamBackend,
-    identity: Identity<'a>,
-    checkpoint: &'a dyn Checkpoint,
-    progress: Option<Progress>,
-    step: String,
-    started: Duration,
-    deadline: Duration,
+pub(super) struct Run<'a> {
+    pub(super) client: &'a Client,
+    pub(super) up: &'a UpstreamBackend,
+    pub(super) identity: Identity<'a>,
+    pub(super) checkpoint: &'a dyn Checkpoint,
+    pub(super) progress: Option<Progress>,
+    pub(super) step: String,
+    pub(super) started: Duration,
+    pub(super) deadline: Duration,
 }
 
 fn now() -> Duration {
@@ -193,7 +143,7 @@ fn now() -> Duration {
 }
 
 impl<'a> Run<'a> {
-    fn new(
+    pub(super) fn new(
         client: &'a Client,
         up: &'a UpstreamBackend,
         ctx: &InstanceCtx<'a>,
@@ -227,7 +177,7 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn broker(&self) -> &str {
+    pub(super) fn broker(&self) -> &str {
         self.client.name()
     }
 
@@ -246,11 +196,11 @@ impl<'a> Run<'a> {
         self.deadline.saturating_sub(reserve)
     }
 
-    fn end(&self) -> Duration {
+    pub(super) fn end(&self) -> Duration {
         self.deadline.saturating_sub(FINAL_MARGIN)
     }
 
-    async fn save(&self, progress: Progress) {
+    pub(super) async fn save(&self, progress: Progress) {
         let value = serde_json::to_value(&progress).expect("progress serializes");
         if let Err(e) = self.checkpoint.save(value).await {
             // Losing the checkpoint only means a restart repeats the request,
@@ -260,7 +210,7 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn polling(&self, operation: Option<String>) -> Progress {
+    pub(super) fn polling(&self, operation: Option<String>) -> Progress {
         Progress::Polling {
             step: self.step.clone(),
             upstream: self.broker().to_owned(),
@@ -294,7 +244,7 @@ impl<'a> Run<'a> {
     /// again after transient failures, at most `retries` more times.
     /// Statuses in `ok` are final; other 2xx, 5xx, 408, 429 and 422
     /// ConcurrencyError are transient.
-    async fn send_retrying(
+    pub(super) async fn send_retrying(
         &self,
         method: Method,
         endpoint: Endpoint<'_>,
@@ -331,7 +281,7 @@ impl<'a> Run<'a> {
     }
 
     /// Polls `last_operation` until the upstream settles it or `until`.
-    async fn poll(
+    pub(super) async fn poll(
         &self,
         target: Target<'_>,
         operation: Option<&str>,
@@ -394,7 +344,7 @@ impl<'a> Run<'a> {
     /// Removes what a failed create may have left upstream, retrying until
     /// the upstream confirms or the operation's deadline; returns the
     /// operation's failure, naming both the cause and the mitigation.
-    async fn mitigate(&self, target: Target<'_>, reason: String) -> BackendError {
+    pub(super) async fn mitigate(&self, target: Target<'_>, reason: String) -> BackendError {
         tracing::warn!(upstream = %self.broker(), step = %self.step, reason = %reason,
             "starting orphan mitigation upstream");
         self.save(Progress::OrphanMitigation {
@@ -469,6 +419,43 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// Provision and bind: sends the create unless a checkpoint says it was
+    /// sent, polls an accepted one, and mitigates whatever a create that did
+    /// not succeed may have left upstream. `Some(body)` when the upstream
+    /// answered synchronously; `None` once an accepted create succeeded.
+    pub(super) async fn create_settled(
+        &self,
+        target: Target<'_>,
+        what: &str,
+        body: impl FnOnce() -> Value,
+    ) -> Result<Option<Map<String, Value>>, BackendError> {
+        let operation = match self.progress.clone() {
+            Some(Progress::OrphanMitigation { reason, .. }) => {
+                return Err(self.mitigate(target, reason).await);
+            }
+            Some(Progress::Polling { operation, .. }) => operation,
+            None => match self.create(target, &body()).await {
+                Created::Done(m) => return Ok(Some(m)),
+                Created::Rejected(msg) => return Err(BackendError::new(msg)),
+                Created::Orphan(reason) => return Err(self.mitigate(target, reason).await),
+                Created::Accepted(operation) => {
+                    self.save(self.polling(operation.clone())).await;
+                    operation
+                }
+            },
+        };
+        let until = self.create_poll_until();
+        let failure = match self
+            .poll(target, operation.as_deref(), true, false, until)
+            .await
+        {
+            Settled::Succeeded => return Ok(None),
+            Settled::Failed(lo) => upstream_failed(self.broker(), what, &lo),
+            Settled::TimedOut(last) => timed_out(self.broker(), what, &last),
+        };
+        Err(self.mitigate(target, failure).await)
+    }
+
     /// Sends a create (provision or bind PUT) and classifies the answer per
     /// the orphan mitigation table.
     async fn create(&self, target: Target<'_>, body: &Value) -> Created {
@@ -519,7 +506,7 @@ struct Delay {
 }
 
 impl Delay {
-    fn new(b: Backoff) -> Self {
+    pub(super) fn new(b: Backoff) -> Self {
         Delay {
             next: b.initial,
             max: b.max,
@@ -528,7 +515,7 @@ impl Delay {
 
     /// The next wait: the backoff step, or longer when the upstream's
     /// `Retry-After` asks for it (never sooner than it asked).
-    fn next(&mut self, retry_after: Option<Duration>) -> Duration {
+    pub(super) fn next(&mut self, retry_after: Option<Duration>) -> Duration {
         let d = match retry_after {
             Some(r) => self.next.max(r.min(MAX_RETRY_AFTER)),
             None => self.next,
@@ -538,380 +525,10 @@ impl Delay {
     }
 }
 
-fn is_concurrency_error(r: &Reply) -> bool {
-    r.status == 422
-        && r.osb_error()
-            .and_then(|e| e.error)
-            .is_some_and(|e| e == "ConcurrencyError")
-}
-
-fn operation_of(r: &Reply) -> Option<String> {
-    r.object()
-        .ok()?
-        .get("operation")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-}
-
-fn status_error(r: &Reply, broker: &str) -> UpstreamError {
-    UpstreamError::Status {
-        broker: broker.to_owned(),
-        code: r.status,
-        error: r.osb_error(),
-    }
-}
-
-fn describe(res: &Result<Reply, UpstreamError>, broker: &str) -> String {
-    match res {
-        Ok(r) => status_error(r, broker).to_string(),
-        Err(e) => e.to_string(),
-    }
-}
-
-/// The message for a 4xx answer to a create, update or delete.
-fn rejected(r: &Reply, broker: &str, target: Target<'_>) -> String {
-    let osb = r.osb_error().map(|e| format!(": {e}")).unwrap_or_default();
-    match r.status {
-        409 => format!(
-            "conflict upstream: broker {broker} already has a {} with this id but different attributes (HTTP 409){osb}",
-            target.noun()
-        ),
-        404 => format!(
-            "upstream broker {broker} does not know this {} (HTTP 404){osb}",
-            target.noun()
-        ),
-        400 => format!("upstream broker {broker} rejected the request as invalid (HTTP 400){osb}"),
-        422 => format!("upstream broker {broker} could not process the request (HTTP 422){osb}"),
-        code => format!("upstream broker {broker} refused the request (HTTP {code}){osb}"),
-    }
-}
-
-/// `state` and the failure fields of a `last_operation` answer.
-fn last_operation(r: &Reply) -> Result<(String, LastOp), String> {
-    let m = r.object()?;
-    let state = m
-        .get("state")
-        .and_then(Value::as_str)
-        .ok_or("it has no `state` string")?
-        .to_owned();
-    Ok((
-        state,
-        LastOp {
-            description: m
-                .get("description")
-                .and_then(Value::as_str)
-                .filter(|d| !d.trim().is_empty())
-                .map(str::to_owned),
-            instance_usable: m.get("instance_usable").and_then(Value::as_bool),
-            update_repeatable: m.get("update_repeatable").and_then(Value::as_bool),
-        },
-    ))
-}
-
-/// Credentials from a bind or fetch-binding body: absent means none.
-fn credentials(body: &Map<String, Value>) -> Result<Secrets, String> {
-    match body.get("credentials") {
-        None | Some(Value::Null) => Ok(Secrets::default()),
-        Some(v @ Value::Object(_)) => Ok(Secrets::from_value(v.clone())),
-        Some(_) => Err("`credentials` is not a JSON object".into()),
-    }
-}
-
-fn upstream_failed(broker: &str, what: &str, lo: &LastOp) -> String {
-    match &lo.description {
-        Some(d) => format!("upstream broker {broker} reported the {what} failed: {d}"),
-        None => format!("upstream broker {broker} reported the {what} failed"),
-    }
-}
-
-fn timed_out(broker: &str, what: &str, last: &str) -> String {
-    format!(
-        "upstream broker {broker} did not finish the {what} within the plan's maximum_polling_duration (last answer: {last})"
-    )
-}
-
-fn insert_opt(m: &mut Map<String, Value>, k: &str, v: Option<&Value>) {
-    if let Some(v) = v.filter(|v| !v.is_null()) {
-        m.insert(k.to_owned(), v.clone());
-    }
-}
-
-// === impl Backend ===
-
-#[async_trait]
-impl Backend for UpstreamPlans {
-    /// Upstream brokers may answer 202 at any time, so instance requests for
-    /// these plans need `accepts_incomplete=true` (422 AsyncRequired
-    /// otherwise). Binds are short enough to wait for within the request,
-    /// which platforms that never bind asynchronously (Service Catalog) need.
-    fn synchronous(&self, _plan: &Plan, kind: crate::broker::model::OpKind) -> bool {
-        use crate::broker::model::OpKind;
-        matches!(kind, OpKind::Bind | OpKind::Unbind)
-    }
-
-    async fn provision(&self, ctx: InstanceCtx<'_>) -> Result<(), BackendError> {
-        let (client, up) = self.route(ctx.plan)?;
-        let inst = ctx.instance;
-        let run = Run::new(&client, up, &ctx, None, "provision instance".into());
-        let target = Target::Instance(&inst.id);
-        let operation = match run.progress.clone() {
-            Some(Progress::OrphanMitigation { reason, .. }) => {
-                return Err(run.mitigate(target, reason).await);
-            }
-            Some(Progress::Polling { operation, .. }) => operation,
-            None => {
-                let mut body = Map::new();
-                body.insert("service_id".into(), json!(up.service_id));
-                body.insert("plan_id".into(), json!(up.plan_id));
-                body.insert("context".into(), inst.context.clone());
-                body.insert("parameters".into(), inst.parameters.clone());
-                // Required by mainstream upstream frameworks even when the
-                // platform sent only a context (Kubernetes platforms do).
-                let guids = super::guids::for_instance(inst, &client.config().guids);
-                body.insert("organization_guid".into(), json!(guids.organization));
-                body.insert("space_guid".into(), json!(guids.space));
-                match run.create(target, &Value::Object(body)).await {
-                    Created::Done(_) => return Ok(()),
-                    Created::Rejected(msg) => return Err(BackendError::new(msg)),
-                    Created::Orphan(reason) => return Err(run.mitigate(target, reason).await),
-                    Created::Accepted(operation) => {
-                        run.save(run.polling(operation.clone())).await;
-                        operation
-                    }
-                }
-            }
-        };
-        let broker = run.broker().to_owned();
-        match run
-            .poll(
-                target,
-                operation.as_deref(),
-                true,
-                false,
-                run.create_poll_until(),
-            )
-            .await
-        {
-            Settled::Succeeded => Ok(()),
-            Settled::Failed(lo) => Err(run
-                .mitigate(target, upstream_failed(&broker, "provision", &lo))
-                .await),
-            Settled::TimedOut(last) => Err(run
-                .mitigate(target, timed_out(&broker, "provision", &last))
-                .await),
-        }
-    }
-
-    async fn update(&self, ctx: InstanceCtx<'_>) -> Result<(), BackendError> {
-        let (client, up) = self.route(ctx.plan)?;
-        let inst = ctx.instance;
-        let run = Run::new(&client, up, &ctx, None, "update instance".into());
-        let target = Target::Instance(&inst.id);
-        let broker = run.broker().to_owned();
-        let fail = |message: String, repeatable: bool| BackendError {
-            message,
-            instance_usable: Some(true),
-            update_repeatable: Some(repeatable),
-        };
-        let operation = match run.progress.clone() {
-            Some(Progress::Polling { operation, .. }) => operation,
-            _ => {
-                let body = json!({
-                    "service_id": up.service_id,
-                    "plan_id": up.plan_id,
-                    "context": inst.context,
-                    "parameters": inst.parameters,
-                });
-                let res = run
-                    .send_retrying(
-                        Method::PATCH,
-                        target.endpoint(),
-                        &[("accepts_incomplete", "true")],
-                        Some(&body),
-                        &[200, 202],
-                    )
-                    .await;
-                match res {
-                    Err(e) => {
-                        return Err(fail(
-                            format!("{e}; the update was not applied upstream, repeat it to retry"),
-                            true,
-                        ));
-                    }
-                    Ok(r) if r.status == 200 => {
-                        return match r.object() {
-                            Ok(_) => Ok(()),
-                            Err(why) => Err(fail(
-                                format!(
-                                    "upstream broker {broker} answered the update with HTTP 200 and a malformed body: {why}"
-                                ),
-                                true,
-                            )),
-                        };
-                    }
-                    Ok(r) if r.status == 202 => {
-                        let operation = operation_of(&r);
-                        run.save(run.polling(operation.clone())).await;
-                        operation
-                    }
-                    // A still-busy upstream (ConcurrencyError) may take the
-                    // same update later; other rejections will not.
-                    Ok(r) if (400..500).contains(&r.status) => {
-                        return Err(fail(
-                            rejected(&r, &broker, target),
-                            is_concurrency_error(&r),
-                        ));
-                    }
-                    Ok(r) => {
-                        return Err(fail(
-                            format!(
-                                "{}; the update may not have been applied upstream, repeat it to retry",
-                                status_error(&r, &broker)
-                            ),
-                            true,
-                        ));
-                    }
-                }
-            }
-        };
-        // The plan before an update is not known here; plan_id is optional.
-        match run
-            .poll(target, operation.as_deref(), false, false, run.end())
-            .await
-        {
-            Settled::Succeeded => Ok(()),
-            Settled::Failed(lo) => Err(BackendError {
-                message: upstream_failed(&broker, "update", &lo),
-                instance_usable: lo.instance_usable,
-                update_repeatable: lo.update_repeatable,
-            }),
-            Settled::TimedOut(last) => Err(fail(timed_out(&broker, "update", &last), true)),
-        }
-    }
-
-    async fn deprovision(&self, ctx: InstanceCtx<'_>) -> Result<(), BackendError> {
-        let (client, up) = self.route(ctx.plan)?;
-        let run = Run::new(&client, up, &ctx, None, "deprovision instance".into());
-        run.remove(Target::Instance(&ctx.instance.id)).await
-    }
-
-    async fn bind(&self, ctx: BindingCtx<'_>) -> Result<Secrets, BackendError> {
-        let (client, up) = self.route(ctx.instance.plan)?;
-        let b = ctx.binding;
-        let run = Run::new(
-            &client,
-            up,
-            &ctx.instance,
-            b.current(),
-            format!("bind binding {}", b.id),
-        );
-        let target = Target::Binding(&b.instance_id, &b.id);
-        let broker = run.broker().to_owned();
-        let operation = match run.progress.clone() {
-            Some(Progress::OrphanMitigation { reason, .. }) => {
-                return Err(run.mitigate(target, reason).await);
-            }
-            Some(Progress::Polling { operation, .. }) => operation,
-            None => {
-                let mut body = Map::new();
-                body.insert("service_id".into(), json!(up.service_id));
-                body.insert("plan_id".into(), json!(up.plan_id));
-                body.insert("parameters".into(), b.parameters.clone());
-                insert_opt(&mut body, "context", b.context.as_ref());
-                insert_opt(&mut body, "bind_resource", b.bind_resource.as_ref());
-                insert_opt(
-                    &mut body,
-                    "app_guid",
-                    b.app_guid.as_ref().map(|s| json!(s)).as_ref(),
-                );
-                match run.create(target, &Value::Object(body)).await {
-                    Created::Done(m) => {
-                        return credentials(&m).map_err(|why| {
-                            BackendError::new(format!(
-                                "upstream broker {broker} answered the bind with malformed credentials: {why}"
-                            ))
-                        });
-                    }
-                    Created::Rejected(msg) => return Err(BackendError::new(msg)),
-                    Created::Orphan(reason) => return Err(run.mitigate(target, reason).await),
-                    Created::Accepted(operation) => {
-                        run.save(run.polling(operation.clone())).await;
-                        operation
-                    }
-                }
-            }
-        };
-        match run
-            .poll(
-                target,
-                operation.as_deref(),
-                true,
-                false,
-                run.create_poll_until(),
-            )
-            .await
-        {
-            Settled::Succeeded => {}
-            Settled::Failed(lo) => {
-                return Err(run
-                    .mitigate(target, upstream_failed(&broker, "bind", &lo))
-                    .await);
-            }
-            Settled::TimedOut(last) => {
-                return Err(run
-                    .mitigate(target, timed_out(&broker, "bind", &last))
-                    .await);
-            }
-        }
-        // An asynchronous binding's credentials come from fetching it.
-        let res = run
-            .send_retrying(Method::GET, target.endpoint(), &[], None, &[200])
-            .await;
-        let fetched = match res {
-            Ok(r) if r.status == 200 => r
-                .object()
-                .map_err(|why| {
-                    format!(
-                        "upstream broker {broker} answered HTTP 200 with a malformed body: {why}"
-                    )
-                })
-                .and_then(|m| {
-                    credentials(m).map_err(|why| {
-                        format!("upstream broker {broker} returned malformed credentials: {why}")
-                    })
-                }),
-            Ok(r) => Err(status_error(&r, &broker).to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match fetched {
-            Ok(creds) => Ok(creds),
-            Err(why) => Err(run
-                .mitigate(
-                    target,
-                    format!("the upstream binding was created but its credentials could not be fetched: {why}"),
-                )
-                .await),
-        }
-    }
-
-    async fn unbind(&self, ctx: BindingCtx<'_>) -> Result<(), BackendError> {
-        let (client, up) = self.route(ctx.instance.plan)?;
-        let b = ctx.binding;
-        let run = Run::new(
-            &client,
-            up,
-            &ctx.instance,
-            b.current(),
-            format!("unbind binding {}", b.id),
-        );
-        run.remove(Target::Binding(&b.instance_id, &b.id)).await
-    }
-}
-
 impl Run<'_> {
     /// Deprovision or unbind: 200 and 410 are success (410: the upstream has
     /// already forgotten it), 202 is polled, transient failures retried.
-    async fn remove(&self, target: Target<'_>) -> Result<(), BackendError> {
+    pub(super) async fn remove(&self, target: Target<'_>) -> Result<(), BackendError> {
         let broker = self.broker().to_owned();
         let operation = match self.progress.clone() {
             Some(Progress::Polling { operation, .. }) => operation,
