@@ -295,7 +295,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             key,
             client_ca: a.tls_client_ca,
         });
-    let runtime = Runtime::start(&cfg).await?;
+    let runtime = Runtime::init(&cfg, std::sync::Arc::new(chartbroker::dbusers::Servers)).await?;
     let listener = std::net::TcpListener::bind(a.listen)
         .with_context(|| format!("listening on {}", a.listen))?;
     tracing::info!(listen = %listener.local_addr()?, tls = tls.is_some(),
@@ -305,14 +305,22 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         header_read_timeout: Duration::from_secs(a.header_read_timeout.max(1)),
         max_connections: a.max_connections.max(1),
     };
-    chartbroker::server::run_with(
+    // Listen first, recover second: probes reach a broker that is still
+    // settling a large store (`/readyz` says "starting" until it is done).
+    let server = chartbroker::server::run_with(
         runtime.app(),
         listener,
         tls.as_ref(),
         limits,
         chartbroker::server::shutdown_signal(),
-    )
-    .await
+    );
+    tokio::pin!(server);
+    tokio::select! {
+        r = &mut server => return r,
+        r = runtime.recover() => r?,
+    }
+    tracing::info!("recovery finished; ready");
+    server.await
 }
 
 async fn lint(dir: &std::path::Path, charts: &std::path::Path) -> anyhow::Result<()> {

@@ -137,12 +137,13 @@ pub struct Runtime {
     /// Refreshes imported upstream catalogs while the runtime lives.
     _upstream_refresh: Option<crate::upstream::aggregate::RefreshTask>,
     /// Takes over operations of replicas that died; forgets old tombstones.
-    _sweeper: crate::broker::worker::AbortOnDrop,
+    /// Started by [`Runtime::recover`].
+    sweeper: std::sync::Mutex<Option<crate::broker::worker::AbortOnDrop>>,
 }
 
 impl Runtime {
     /// Opens the store, loads the catalog, wires the engine and resumes
-    /// every operation a previous process left in progress.
+    /// every operation a previous process left in progress: ready to serve.
     pub async fn start(cfg: &ServeConfig) -> anyhow::Result<Runtime> {
         Self::start_with(cfg, Arc::new(crate::dbusers::Servers)).await
     }
@@ -150,6 +151,19 @@ impl Runtime {
     /// [`Runtime::start`] with per-binding database users created and
     /// dropped by `users` (tests wrap the real servers to crash mid-bind).
     pub async fn start_with(
+        cfg: &ServeConfig,
+        users: Arc<dyn crate::dbusers::UserAdmin>,
+    ) -> anyhow::Result<Runtime> {
+        let runtime = Self::init(cfg, users).await?;
+        runtime.recover().await?;
+        Ok(runtime)
+    }
+
+    /// Everything [`Runtime::start`] does but recovery: `/healthz` answers
+    /// and `/readyz` says "starting" until [`Runtime::recover`] is done, so
+    /// `serve` listens (and liveness probes pass) while a large store is
+    /// being settled.
+    pub async fn init(
         cfg: &ServeConfig,
         users: Arc<dyn crate::dbusers::UserAdmin>,
     ) -> anyhow::Result<Runtime> {
@@ -312,32 +326,37 @@ impl Runtime {
             },
             Some(Arc::new(move |kind, state| m.operation(kind, state))),
         );
-        let upstream_refresh = upstreams
-            .as_ref()
-            .and_then(|u| u.spawn_refresh(broker.clone()));
+        let upstream_refresh = upstreams.as_ref().and_then(|u| u.spawn_refresh(&broker));
+        let credentials = credentials(cfg)?;
+        let state = AppState {
+            broker,
+            credentials: Arc::new(credentials),
+            metrics,
+            ready: Arc::new(AtomicBool::new(false)),
+            store_health,
+        };
+        Ok(Runtime {
+            state,
+            _upstream_refresh: upstream_refresh,
+            sweeper: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// Settles every operation a previous process left in progress (resumes
+    /// it, or fails it past its deadline), starts the sweeper, and only then
+    /// reports ready.
+    pub async fn recover(&self) -> anyhow::Result<()> {
+        let broker = &self.state.broker;
         let resumed = broker.resume().await.context("resuming operations")?;
-        let sweeper = broker.spawn_sweeper();
         if resumed > 0 {
             tracing::info!(
                 resumed,
                 "resumed operations left in progress by a previous run"
             );
         }
-        let credentials = credentials(cfg)?;
-        let ready = Arc::new(AtomicBool::new(false));
-        let state = AppState {
-            broker,
-            credentials: Arc::new(credentials),
-            metrics,
-            ready: ready.clone(),
-            store_health,
-        };
-        ready.store(true, Ordering::Release);
-        Ok(Runtime {
-            state,
-            _upstream_refresh: upstream_refresh,
-            _sweeper: sweeper,
-        })
+        *self.sweeper.lock().expect("sweeper lock") = Some(broker.spawn_sweeper());
+        self.state.ready.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// The HTTP application.

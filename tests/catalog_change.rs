@@ -7,30 +7,19 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use common::process::{Proc, free_port, http, ready};
-use common::{PASS, USER, fixtures, helm_bin};
+use common::process::{Proc, free_port, http, ready, spawn_serve};
+use common::{fixtures, helm_bin};
 use serde_json::{Value, json};
 
 fn start(data: &Path, catalog: &Path, port: u16) -> Proc {
-    Proc(
-        Command::new(env!("CARGO_BIN_EXE_chartbroker"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--catalog")
-            .arg(catalog)
-            .arg("--charts")
-            .arg(fixtures().join("charts"))
-            .arg("--data-dir")
-            .arg(data)
-            .arg("--helm")
-            .arg(helm_bin())
-            .env("CHARTBROKER_USERNAME", USER)
-            .env("CHARTBROKER_PASSWORD", PASS)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chartbroker starts"),
+    spawn_serve(
+        port,
+        catalog,
+        &fixtures().join("charts"),
+        data,
+        &helm_bin(),
+        &[],
     )
 }
 

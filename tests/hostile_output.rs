@@ -6,58 +6,22 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::process::free_port;
+use common::process::{Served, serve};
 use common::{PASS, USER, fixtures, helm_bin};
 use serde_json::{Value, json};
 
-struct Broker {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start(data: &Path) -> Broker {
-    let port = free_port();
+async fn start(data: &Path) -> Served {
     let abuse = fixtures().join("abuse");
-    let child = Command::new(env!("CARGO_BIN_EXE_chartbroker"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--catalog")
-        .arg(abuse.join("catalog"))
-        .arg("--charts")
-        .arg(abuse.join("charts"))
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--helm")
-        .arg(helm_bin())
-        .env("CHARTBROKER_USERNAME", USER)
-        .env("CHARTBROKER_PASSWORD", PASS)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the chartbroker binary starts");
-    let broker = Broker {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if let Ok(r) = client.get(format!("{}/readyz", broker.url)).send().await {
-            if r.status() == 200 {
-                return broker;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("broker did not become ready");
+    serve(
+        &abuse.join("catalog"),
+        &abuse.join("charts"),
+        data,
+        &helm_bin(),
+        &[],
+    )
+    .await
 }
 
 fn osb(method: reqwest::Method, url: String) -> reqwest::RequestBuilder {
@@ -100,7 +64,7 @@ async fn a_chart_rendering_too_much_fails_at_the_cap_and_memory_stays_flat() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let data = tempfile::tempdir().unwrap();
     let b = start(data.path()).await;
-    let pid = b.child.id();
+    let pid = b.proc.0.id();
     // Warm up the paths a provision uses, so what follows measures helm's output.
     let r = osb(reqwest::Method::GET, format!("{}/v2/catalog", b.url))
         .send()

@@ -26,7 +26,7 @@ use axum::http::{Method, StatusCode};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use common::{PASS, Resp, TestBroker, USER, auth, bare, config, repo};
+use common::{PASS, Resp, TestBroker, USER, auth, bare, basic, config, repo};
 
 const VERSION: (&str, &str) = ("x-broker-api-version", "2.17");
 
@@ -248,13 +248,6 @@ fn assert_json_content_type(r: &Resp) {
 }
 
 // === request helpers ===
-
-fn basic(user: &str, pass: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-    )
-}
 
 /// A request with exactly these headers and an optional JSON body.
 async fn send(

@@ -13,13 +13,6 @@ use serde_json::{Value, json};
 
 const VERSION: (&str, &str) = ("x-broker-api-version", "2.17");
 
-fn basic(user: &str, pass: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-    )
-}
-
 fn b64(v: &Value) -> String {
     base64::engine::general_purpose::STANDARD.encode(v.to_string())
 }

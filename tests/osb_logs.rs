@@ -12,15 +12,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use axum::http::{Method, StatusCode};
-use base64::Engine as _;
 use common::*;
-
-fn basic(user: &str, pass: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-    )
-}
 
 #[derive(Clone, Default)]
 struct LogBuffer(Arc<Mutex<Vec<u8>>>);

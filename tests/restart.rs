@@ -4,78 +4,16 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{PASS, USER, fixtures, helm_bin};
+use axum::http::{Method, StatusCode};
+use common::process::{Served, osb, serve};
+use common::{TestBroker, config, fixtures, helm_bin};
 use serde_json::{Value, json};
 
-struct Broker {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start(data: &Path, helm: &Path) -> Broker {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_chartbroker"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--catalog")
-        .arg(fixtures().join("catalog"))
-        .arg("--charts")
-        .arg(fixtures().join("charts"))
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--helm")
-        .arg(helm)
-        .env("CHARTBROKER_USERNAME", USER)
-        .env("CHARTBROKER_PASSWORD", PASS)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the chartbroker binary starts");
-    // Owned by the guard at once, so a panic below still reaps the process.
-    let broker = Broker {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    let client = reqwest::Client::new();
-    for _ in 0..200 {
-        if let Ok(r) = client.get(format!("{}/readyz", broker.url)).send().await {
-            if r.status() == 200 {
-                return broker;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("broker did not become ready");
-}
-
-async fn osb(method: reqwest::Method, url: String, body: Option<Value>) -> (u16, Value) {
-    let mut r = reqwest::Client::new()
-        .request(method, url)
-        .basic_auth(USER, Some(PASS))
-        .header("X-Broker-API-Version", "2.17");
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let resp = r.send().await.expect("request sent");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+async fn start(data: &Path, helm: &Path) -> Served {
+    let f = fixtures();
+    serve(&f.join("catalog"), &f.join("charts"), data, helm, &[]).await
 }
 
 #[tokio::test]
@@ -112,8 +50,7 @@ async fn kill_9_after_202_then_restart_settles_the_operation() {
     .await;
     assert_eq!(status, 202, "{body}");
     let operation = body["operation"].as_str().unwrap().to_string();
-    first.child.kill().unwrap(); // SIGKILL: no chance to clean up
-    first.child.wait().unwrap();
+    first.kill_9(); // no chance to clean up
 
     let second = start(&state, &helm_bin()).await;
     let url = format!(
@@ -142,4 +79,33 @@ async fn kill_9_after_202_then_restart_settles_the_operation() {
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["parameters"]["message"], "survives");
+}
+
+/// `/readyz` says "starting" until recovery has settled what a previous
+/// process left (the binary listens first, so liveness probes pass while a
+/// large store is settled), and "ready" after.
+#[tokio::test]
+async fn readyz_is_starting_until_recovery_finished() {
+    let data = tempfile::tempdir().unwrap();
+    let cfg = config(data.path());
+    let runtime = chartbroker::runtime::Runtime::init(
+        &cfg,
+        std::sync::Arc::new(chartbroker::dbusers::Servers),
+    )
+    .await
+    .expect("broker initializes");
+    let b = TestBroker {
+        app: runtime.app(),
+        runtime,
+        data,
+    };
+    let r = b.call(Method::GET, "/readyz", None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+    assert_eq!(r.json["status"], "starting", "{}", r.text);
+    let r = b.call(Method::GET, "/healthz", None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    b.runtime.recover().await.expect("recovery");
+    let r = b.call(Method::GET, "/readyz", None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["status"], "ready", "{}", r.text);
 }

@@ -9,14 +9,14 @@ mod common;
 #[path = "upstream/support.rs"]
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use common::{PASS, TestBroker, USER, assert_delete_done};
+use common::process::{Served, osb, serve};
+use common::{TestBroker, assert_delete_done};
 use support::*;
 
 fn decode_identity(header: &Value) -> (String, Value) {
@@ -390,7 +390,7 @@ async fn imported_catalog_is_filtered_prefixed_and_served() {
 }
 
 fn lint(catalog: &std::path::Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_chartbroker"))
+    std::process::Command::new(env!("CARGO_BIN_EXE_chartbroker"))
         .args(["catalog", "lint"])
         .arg(catalog)
         .arg("--charts")
@@ -463,61 +463,9 @@ async fn catalog_lint_checks_upstreams() {
 
 // === restart: the real binary, kill -9 mid-poll ===
 
-struct Proc(Child, String);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn start_binary(catalog: &std::path::Path, data: &std::path::Path) -> Proc {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_chartbroker"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--catalog")
-        .arg(catalog)
-        .arg("--charts")
-        .arg(common::fixtures().join("charts"))
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--helm")
-        .arg(common::helm_bin())
-        .env("CHARTBROKER_USERNAME", USER)
-        .env("CHARTBROKER_PASSWORD", PASS)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Owned by the guard at once, so a failed start still reaps it.
-    let proc = Proc(child, format!("http://127.0.0.1:{port}"));
-    for _ in 0..200 {
-        if let Ok(r) = reqwest::get(format!("{}/readyz", proc.1)).await {
-            if r.status() == 200 {
-                return proc;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("chartbroker did not become ready");
-}
-
-async fn osb(method: reqwest::Method, url: String, body: Option<Value>) -> (u16, Value) {
-    let mut r = reqwest::Client::new()
-        .request(method, url)
-        .basic_auth(USER, Some(PASS))
-        .header("X-Broker-API-Version", "2.17");
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let resp = r.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+async fn start_binary(catalog: &std::path::Path, data: &std::path::Path) -> Served {
+    let charts = common::fixtures().join("charts");
+    serve(catalog, &charts, data, &common::helm_bin(), &[]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -532,7 +480,7 @@ async fn kill_9_mid_async_provision_then_restart_resumes_polling() {
         reqwest::Method::PUT,
         format!(
             "{}/v2/service_instances/crash-1?accepts_incomplete=true",
-            first.1
+            first.url
         ),
         Some(provision_body(
             "svc-db",
@@ -550,13 +498,12 @@ async fn kill_9_mid_async_provision_then_restart_resumes_polling() {
             rs.iter().any(|r| r["path"] == lo)
         })
         .await;
-    first.0.kill().unwrap(); // SIGKILL
-    first.0.wait().unwrap();
+    first.kill_9();
     let polls_before = cloud.received("GET", lo).len();
     assert!(polls_before < 25, "the kill landed mid-operation");
 
     let second = start_binary(&catalog, &data).await;
-    let url = format!("{}{lo}?operation={operation}", second.1);
+    let url = format!("{}{lo}?operation={operation}", second.url);
     let mut last = Value::Null;
     for _ in 0..300 {
         let (status, body) = osb(reqwest::Method::GET, url.clone(), None).await;
@@ -584,7 +531,7 @@ async fn kill_9_mid_async_provision_then_restart_resumes_polling() {
     );
     let (status, body) = osb(
         reqwest::Method::GET,
-        format!("{}/v2/service_instances/crash-1", second.1),
+        format!("{}/v2/service_instances/crash-1", second.url),
         None,
     )
     .await;

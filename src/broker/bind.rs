@@ -56,10 +56,11 @@ impl Broker {
                 req.service_id, req.plan_id
             )));
         }
-        let (_, service, plan) = self
+        let found = self
             .plan(&req.service_id, &req.plan_id)
             .ok_or_else(|| BrokerError::BadRequest(format!("unknown plan_id {:?}", req.plan_id)))?;
-        if !plan.is_bindable(&service) {
+        let (service, plan) = found.get();
+        if !plan.is_bindable(service) {
             return Err(BrokerError::BadRequest(format!(
                 "plan {} is not bindable",
                 plan.name
@@ -86,7 +87,7 @@ impl Broker {
 
         // The broker's own bind parameters say where the Secret goes; the
         // plan's schema sees the rest.
-        let requested = take_target(&mut raw_params, &plan, &inst, &req.binding_id)?;
+        let requested = take_target(&mut raw_params, plan, &inst, &req.binding_id)?;
         let target = match &req.internal {
             Some((secret, _)) => Some(secret.clone()),
             None => requested,
@@ -103,7 +104,7 @@ impl Broker {
         let tenant = self.tenant_namespace(&inst.context);
         let target_ns = match &target {
             Some(t) if t.namespace != inst.namespace => t.namespace.clone(),
-            _ if is_instance_namespace(&plan) => tenant.clone(),
+            _ if is_instance_namespace(plan) => tenant.clone(),
             _ => inst.namespace.clone(),
         };
         self.authorize(
@@ -194,8 +195,8 @@ impl Broker {
                 Some((tombstone, version)) => (Expect::Version(version), tombstone.operations),
                 None => (Expect::Absent, Vec::new()),
             };
-            let run_async = self.must_run_async(&plan, OpKind::Bind, meta.accepts_incomplete)?;
-            let op = self.start_op(OpKind::Bind, &plan, fp.clone(), &meta);
+            let run_async = self.must_run_async(plan, OpKind::Bind, meta.accepts_incomplete)?;
+            let op = self.start_op(OpKind::Bind, plan, fp.clone(), &meta);
             let mut b = Binding {
                 id: req.binding_id.clone(),
                 instance_id: req.instance_id.clone(),

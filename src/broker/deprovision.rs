@@ -69,12 +69,13 @@ impl Broker {
                     if users.len() == 1 { "it" } else { "them" }
                 )));
             }
-            let (_, _, plan) = self
+            let found = self
                 .plan(&inst.service_id, &inst.plan_id)
                 .ok_or_else(|| super::plan_gone(&inst.plan_id, "service instance", &inst.id))?;
+            let (_, plan) = found.get();
             let run_async =
-                self.must_run_async(&plan, OpKind::Deprovision, meta.accepts_incomplete)?;
-            let op = self.start_op(OpKind::Deprovision, &plan, String::new(), &meta);
+                self.must_run_async(plan, OpKind::Deprovision, meta.accepts_incomplete)?;
+            let op = self.start_op(OpKind::Deprovision, plan, String::new(), &meta);
             let op_id = op.id.clone();
             inst.push_op(op);
             match self.write_instance(&inst, Expect::Version(version)).await {

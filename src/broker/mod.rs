@@ -115,6 +115,33 @@ struct Inner {
     observer: Option<OperationObserver>,
 }
 
+/// A service and plan of a shared catalog.
+struct PlanRef {
+    catalog: Arc<Catalog>,
+    service: usize,
+    plan: usize,
+}
+
+impl PlanRef {
+    fn get(&self) -> (&Service, &Plan) {
+        let s = &self.catalog.services()[self.service];
+        (s, &s.plans[self.plan])
+    }
+}
+
+/// A [`Broker`] that does not keep it alive: background tasks hold this,
+/// so dropping the last broker (and with it the store, whose file lock a
+/// successor needs) ends them.
+#[derive(Clone)]
+pub struct WeakBroker(std::sync::Weak<Inner>);
+
+impl WeakBroker {
+    /// The broker, unless it was dropped.
+    pub fn upgrade(&self) -> Option<Broker> {
+        self.0.upgrade().map(|inner| Broker { inner })
+    }
+}
+
 // === impl Broker ===
 
 impl Broker {
@@ -134,6 +161,11 @@ impl Broker {
                 observer,
             }),
         }
+    }
+
+    /// A handle for background tasks that must not keep the broker alive.
+    pub fn downgrade(&self) -> WeakBroker {
+        WeakBroker(Arc::downgrade(&self.inner))
     }
 
     /// The current catalog.
@@ -177,12 +209,22 @@ impl Broker {
         }
     }
 
-    /// Looks up a service and plan, owned, for use across awaits.
-    fn plan(&self, service_id: &str, plan_id: &str) -> Option<(Arc<Catalog>, Service, Plan)> {
+    /// Looks up a service and plan in the current catalog, for use across
+    /// awaits: the catalog is shared, not copied, and an operation keeps the
+    /// definition it started with even when the catalog is swapped.
+    fn plan(&self, service_id: &str, plan_id: &str) -> Option<PlanRef> {
         let catalog = self.catalog();
-        let (s, p) = catalog.find_plan(service_id, plan_id)?;
-        let (s, p) = (s.clone(), p.clone());
-        Some((catalog, s, p))
+        let (service, s) = catalog
+            .services()
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.id == service_id)?;
+        let plan = s.plans.iter().position(|p| p.id == plan_id)?;
+        Some(PlanRef {
+            catalog,
+            service,
+            plan,
+        })
     }
 
     /// Deadline, in unix seconds, of an operation on this plan starting now.
@@ -333,9 +375,10 @@ impl Broker {
     /// synchronous delete and expects 422 AsyncRequired again.
     fn refuses_sync(&self, service_id: &str, plan_id: &str, kind: OpKind, accepts: bool) -> bool {
         !accepts
-            && self.plan(service_id, plan_id).is_some_and(|(_, _, plan)| {
+            && self.plan(service_id, plan_id).is_some_and(|found| {
+                let (_, plan) = found.get();
                 matches!(
-                    self.must_run_async(&plan, kind, false),
+                    self.must_run_async(plan, kind, false),
                     Err(BrokerError::AsyncRequired)
                 )
             })

@@ -24,13 +24,14 @@ impl Broker {
         super::valid_id(&req.instance_id, "instance_id")?;
         required(&req.service_id, "service_id")?;
         required(&req.plan_id, "plan_id")?;
-        let (_, service, plan) = self.plan(&req.service_id, &req.plan_id).ok_or_else(|| {
+        let found = self.plan(&req.service_id, &req.plan_id).ok_or_else(|| {
             BrokerError::BadRequest(format!(
                 "unknown service_id {:?} or plan_id {:?} (the plan must belong to the service)",
                 req.service_id, req.plan_id
             ))
         })?;
-        check_maintenance(&plan, req.maintenance_version.as_deref())?;
+        let (service, plan) = found.get();
+        check_maintenance(plan, req.maintenance_version.as_deref())?;
         let raw_params = parameters_object(&req.parameters)?;
         let context = context_object(&req.context)?;
         plan.validate_parameters(SchemaKind::InstanceCreate, &raw_params)
@@ -91,10 +92,10 @@ impl Broker {
                 None => (Expect::Absent, None),
             };
             let run_async =
-                self.must_run_async(&plan, OpKind::Provision, meta.accepts_incomplete)?;
-            let op = self.start_op(OpKind::Provision, &plan, fp.clone(), &meta);
+                self.must_run_async(plan, OpKind::Provision, meta.accepts_incomplete)?;
+            let op = self.start_op(OpKind::Provision, plan, fp.clone(), &meta);
             let release = release_name(&req.instance_id);
-            let namespace = self.namespace_for(&plan, &context, &release);
+            let namespace = self.namespace_for(plan, &context, &release);
             let tenant = self.tenant_namespace(&context);
             self.check_tenant_namespace(&tenant).await?;
             if namespace != tenant {
@@ -109,7 +110,7 @@ impl Broker {
                 .await?;
             let dependencies = self
                 .plan_dependencies(
-                    &plan,
+                    plan,
                     &parameters,
                     &req.instance_id,
                     &release,

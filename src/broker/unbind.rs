@@ -78,11 +78,12 @@ impl Broker {
                     cur.kind.as_str()
                 )));
             }
-            let (_, _, plan) = self
+            let found = self
                 .plan(&b.service_id, &b.plan_id)
                 .ok_or_else(|| super::plan_gone(&b.plan_id, "service binding", &b.id))?;
-            let run_async = self.must_run_async(&plan, OpKind::Unbind, meta.accepts_incomplete)?;
-            let op = self.start_op(OpKind::Unbind, &plan, String::new(), &meta);
+            let (_, plan) = found.get();
+            let run_async = self.must_run_async(plan, OpKind::Unbind, meta.accepts_incomplete)?;
+            let op = self.start_op(OpKind::Unbind, plan, String::new(), &meta);
             let op_id = op.id.clone();
             b.push_op(op);
             match self.write_binding(&b, Expect::Version(version)).await {

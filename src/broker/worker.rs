@@ -5,7 +5,6 @@
 //! handler only awaits it, so a platform that hangs up mid-request cannot
 //! cancel work half-way.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -123,7 +122,8 @@ impl Broker {
                 "plan {} is no longer in the catalog",
                 effective.plan_id
             ))),
-            Some((_, service, plan)) => {
+            Some(found) => {
+                let (service, plan) = found.get();
                 let checkpoint = OpCheckpoint {
                     broker: self.clone(),
                     instance_id: instance_id.to_string(),
@@ -132,8 +132,8 @@ impl Broker {
                 };
                 let ctx = InstanceCtx {
                     instance: &effective,
-                    service: &service,
-                    plan: &plan,
+                    service,
+                    plan,
                     progress: op.progress.as_ref(),
                     checkpoint: &checkpoint,
                     originating_identity: op.originating_identity.as_ref(),
@@ -141,7 +141,7 @@ impl Broker {
                 };
                 let work = async {
                     let backend = self
-                        .backend(&plan)
+                        .backend(plan)
                         .map_err(|e| BackendError::new(e.to_string()))?;
                     match op.kind {
                         OpKind::Provision => {
@@ -286,7 +286,8 @@ impl Broker {
             None => Err(BackendError::new(
                 "the service instance or its plan no longer exists",
             )),
-            Some((inst, (_, service, plan))) => {
+            Some((inst, found)) => {
+                let (service, plan) = found.get();
                 let checkpoint = OpCheckpoint {
                     broker: self.clone(),
                     instance_id: instance_id.to_string(),
@@ -296,8 +297,8 @@ impl Broker {
                 let ctx = BindingCtx {
                     instance: InstanceCtx {
                         instance: inst,
-                        service: &service,
-                        plan: &plan,
+                        service,
+                        plan,
                         progress: op.progress.as_ref(),
                         checkpoint: &checkpoint,
                         originating_identity: op.originating_identity.as_ref(),
@@ -307,7 +308,7 @@ impl Broker {
                 };
                 let work = async {
                     let backend = self
-                        .backend(&plan)
+                        .backend(plan)
                         .map_err(|e| BackendError::new(e.to_string()))?;
                     match op.kind {
                         OpKind::Bind => {
@@ -474,7 +475,7 @@ impl Broker {
         if !self.config().shared_store {
             return None;
         }
-        let weak = Arc::downgrade(&self.inner);
+        let weak = self.downgrade();
         let (iid, bid, oid) = (
             instance_id.to_string(),
             binding_id.map(str::to_string),
@@ -484,8 +485,7 @@ impl Broker {
         Some(AbortOnDrop(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                let Some(inner) = weak.upgrade() else { break };
-                let broker = Broker { inner };
+                let Some(broker) = weak.upgrade() else { break };
                 let replica = broker.inner.replica.clone();
                 if let Err(e) = broker
                     .update_op(&iid, bid.as_deref(), &oid, |o| {
@@ -508,7 +508,7 @@ impl Broker {
     pub fn spawn_sweeper(&self) -> AbortOnDrop {
         // A weak reference: the sweeper must not keep a dropped broker (and
         // its store, whose file lock a successor needs) alive.
-        let weak = Arc::downgrade(&self.inner);
+        let weak = self.downgrade();
         let every = if self.config().shared_store {
             (self.config().lease / 2).max(Duration::from_secs(1))
         } else {
@@ -517,8 +517,8 @@ impl Broker {
         AbortOnDrop(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                let Some(inner) = weak.upgrade() else { break };
-                match (Broker { inner }).resume().await {
+                let Some(broker) = weak.upgrade() else { break };
+                match broker.resume().await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(
                         taken_over = n,

@@ -160,13 +160,16 @@ impl Aggregator {
 
     /// Refreshes the imports every [`Aggregator::refresh_interval`] and
     /// swaps the broker's catalog when what it serves changes. The task ends
-    /// when the returned guard is dropped.
-    pub fn spawn_refresh(self: Arc<Self>, broker: Broker) -> Option<RefreshTask> {
+    /// when the returned guard or the broker is dropped: it holds the broker
+    /// weakly, like every background task.
+    pub fn spawn_refresh(self: Arc<Self>, broker: &Broker) -> Option<RefreshTask> {
         let every = self.refresh_interval()?;
+        let weak = broker.downgrade();
         let task = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
                 let (catalog, _) = self.build(None).await;
+                let Some(broker) = weak.upgrade() else { break };
                 if catalog.etag() != broker.catalog().etag() {
                     tracing::info!(
                         services = catalog.services().len(),

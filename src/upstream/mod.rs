@@ -115,7 +115,7 @@ impl Upstreams {
 
     /// Starts refreshing imported catalogs into `broker`; `None` when
     /// nothing is imported. Dropping the guard stops it.
-    pub fn spawn_refresh(&self, broker: Broker) -> Option<RefreshTask> {
+    pub fn spawn_refresh(&self, broker: &Broker) -> Option<RefreshTask> {
         self.aggregator.clone().spawn_refresh(broker)
     }
 }

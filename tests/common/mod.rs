@@ -184,9 +184,14 @@ pub struct Resp {
 
 /// The basic `Authorization` header value of the test user.
 pub fn auth() -> String {
+    basic(USER, PASS)
+}
+
+/// A `Basic` Authorization header value.
+pub fn basic(user: &str, pass: &str) -> String {
     format!(
         "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASS}"))
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
     )
 }
 

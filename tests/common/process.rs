@@ -62,3 +62,79 @@ pub async fn ready(port: u16) {
     }
     panic!("the broker on {port} did not become ready");
 }
+
+/// `chartbroker serve` as a child process on a free port, with the test
+/// credentials; killed and reaped when dropped.
+pub struct Served {
+    /// The child process.
+    pub proc: Proc,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// The port it listens on.
+    pub port: u16,
+}
+
+impl Served {
+    /// Kills the broker with SIGKILL and reaps it: a crash, not a shutdown.
+    pub fn kill_9(&mut self) {
+        self.proc.0.kill().expect("SIGKILL");
+        self.proc.0.wait().expect("reaped");
+    }
+}
+
+/// Starts `chartbroker serve` over `catalog` and `charts` on `data` with
+/// `helm` (and `extra` arguments), then waits until it is ready.
+pub async fn serve(
+    catalog: &std::path::Path,
+    charts: &std::path::Path,
+    data: &std::path::Path,
+    helm: &std::path::Path,
+    extra: &[&str],
+) -> Served {
+    let port = free_port();
+    let served = Served {
+        proc: spawn_serve(port, catalog, charts, data, helm, extra),
+        url: format!("http://127.0.0.1:{port}"),
+        port,
+    };
+    ready(port).await;
+    served
+}
+
+/// `chartbroker serve` on `port`, not waited for: for restarts on the same
+/// port.
+pub fn spawn_serve(
+    port: u16,
+    catalog: &std::path::Path,
+    charts: &std::path::Path,
+    data: &std::path::Path,
+    helm: &std::path::Path,
+    extra: &[&str],
+) -> Proc {
+    Proc(
+        std::process::Command::new(broker_bin())
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--catalog")
+            .arg(catalog)
+            .arg("--charts")
+            .arg(charts)
+            .arg("--data-dir")
+            .arg(data)
+            .arg("--helm")
+            .arg(helm)
+            .args(extra)
+            .env("CHARTBROKER_USERNAME", USER)
+            .env("CHARTBROKER_PASSWORD", PASS)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the chartbroker binary starts"),
+    )
+}
+
+/// [`http`] that must reach the broker.
+pub async fn osb(method: reqwest::Method, url: String, body: Option<Value>) -> (u16, Value) {
+    http(method, url, body)
+        .await
+        .expect("the broker answers HTTP")
+}
