@@ -1,7 +1,7 @@
 //! `DELETE /v2/service_instances/:instance_id`
 
-use super::model::{HasOperations, InstanceState, OpKind};
-use super::ports::{Expect, StoreError};
+use super::cas::{Decision, Next, reply, start};
+use super::model::{HasOperations, Instance, InstanceState, OpKind};
 use super::requests::{DeprovisionRequest, Outcome, RequestMeta};
 use super::{Broker, BrokerError, Result, required};
 
@@ -18,83 +18,92 @@ impl Broker {
         super::valid_id(&req.instance_id, "instance_id")?;
         required(&req.service_id, "service_id")?;
         required(&req.plan_id, "plan_id")?;
-        let (op_id, run_async) = loop {
-            let (mut inst, version) = match self.load_instance(&req.instance_id).await? {
-                Some((i, v)) if i.state != InstanceState::Deleted => (i, v),
-                _ if self.refuses_sync(
-                    &req.service_id,
-                    &req.plan_id,
-                    OpKind::Deprovision,
-                    meta.accepts_incomplete,
-                ) =>
-                {
-                    return Err(BrokerError::AsyncRequired);
-                }
-                _ => {
-                    return Err(BrokerError::Gone(format!(
-                        "service instance {} does not exist",
-                        req.instance_id
-                    )));
-                }
-            };
-            if req.service_id != inst.service_id || req.plan_id != inst.plan_id {
-                return Err(BrokerError::BadRequest(format!(
-                    "service_id {:?} and plan_id {:?} do not match service instance {}",
-                    req.service_id, req.plan_id, inst.id
-                )));
-            }
-            self.authorize(
-                meta.originating_identity.as_ref(),
-                &inst.context,
-                &[&self.tenant_namespace(&inst.context)],
-            )
+        let next = self
+            .compare_and_swap(&req.instance_id, |inst| {
+                Box::pin(self.decide_deprovision(&req, &meta, inst))
+            })
             .await?;
-            if let Some(cur) = inst.current() {
-                if cur.kind == OpKind::Deprovision && meta.accepts_incomplete {
-                    return Ok(Outcome::Accepted {
-                        operation: cur.id.clone(),
-                    });
-                }
-                return Err(BrokerError::Concurrency(format!(
-                    "another operation ({}) is in progress for this service instance",
-                    cur.kind.as_str()
-                )));
+        match next {
+            Next::Reply(outcome) => Ok(outcome),
+            Next::Run { op_id, run_async } => {
+                tracing::info!(instance = %req.instance_id, operation = %op_id, "deprovision accepted");
+                self.run_accepted(
+                    OpKind::Deprovision,
+                    &req.instance_id,
+                    None,
+                    op_id,
+                    run_async,
+                    Outcome::Done,
+                )
+                .await
             }
-            let users = self.dependents_of(&inst.id).await?;
-            if !users.is_empty() {
-                return Err(BrokerError::Unprocessable(format!(
-                    "service instance {} is used by {}; deprovision {} first",
-                    inst.id,
-                    users.join(", "),
-                    if users.len() == 1 { "it" } else { "them" }
-                )));
+        }
+    }
+
+    async fn decide_deprovision(
+        &self,
+        req: &DeprovisionRequest,
+        meta: &RequestMeta,
+        inst: Option<Instance>,
+    ) -> Result<Decision<Instance, Next<Outcome>>> {
+        let mut inst = match inst {
+            Some(i) if i.state != InstanceState::Deleted => i,
+            _ if self.refuses_sync(
+                &req.service_id,
+                &req.plan_id,
+                OpKind::Deprovision,
+                meta.accepts_incomplete,
+            ) =>
+            {
+                return Err(BrokerError::AsyncRequired);
             }
-            let found = self
-                .plan(&inst.service_id, &inst.plan_id)
-                .ok_or_else(|| super::plan_gone(&inst.plan_id, "service instance", &inst.id))?;
-            let (_, plan) = found.get();
-            let run_async =
-                self.must_run_async(plan, OpKind::Deprovision, meta.accepts_incomplete)?;
-            let op = self.start_op(OpKind::Deprovision, plan, String::new(), &meta);
-            let op_id = op.id.clone();
-            inst.push_op(op);
-            match self.write_instance(&inst, Expect::Version(version)).await {
-                Ok(_) => {
-                    tracing::info!(instance = %inst.id, operation = %op_id, "deprovision accepted");
-                    break (op_id, run_async);
-                }
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
+            _ => {
+                return Err(BrokerError::Gone(format!(
+                    "service instance {} does not exist",
+                    req.instance_id
+                )));
             }
         };
-        self.run_accepted(
-            OpKind::Deprovision,
-            &req.instance_id,
-            None,
-            op_id,
-            run_async,
-            Outcome::Done,
+        if req.service_id != inst.service_id || req.plan_id != inst.plan_id {
+            return Err(BrokerError::BadRequest(format!(
+                "service_id {:?} and plan_id {:?} do not match service instance {}",
+                req.service_id, req.plan_id, inst.id
+            )));
+        }
+        self.authorize(
+            meta.originating_identity.as_ref(),
+            &inst.context,
+            &[&self.tenant_namespace(&inst.context)],
         )
-        .await
+        .await?;
+        if let Some(cur) = inst.current() {
+            if cur.kind == OpKind::Deprovision && meta.accepts_incomplete {
+                return reply(Outcome::Accepted {
+                    operation: cur.id.clone(),
+                });
+            }
+            return Err(BrokerError::Concurrency(format!(
+                "another operation ({}) is in progress for this service instance",
+                cur.kind.as_str()
+            )));
+        }
+        let users = self.dependents_of(&inst.id).await?;
+        if !users.is_empty() {
+            return Err(BrokerError::Unprocessable(format!(
+                "service instance {} is used by {}; deprovision {} first",
+                inst.id,
+                users.join(", "),
+                if users.len() == 1 { "it" } else { "them" }
+            )));
+        }
+        let found = self
+            .plan(&inst.service_id, &inst.plan_id)
+            .ok_or_else(|| super::plan_gone(&inst.plan_id, "service instance", &inst.id))?;
+        let (_, plan) = found.get();
+        let run_async = self.must_run_async(plan, OpKind::Deprovision, meta.accepts_incomplete)?;
+        let op = self.start_op(OpKind::Deprovision, plan, String::new(), meta);
+        let op_id = op.id.clone();
+        inst.push_op(op);
+        Ok(start(inst, op_id, run_async))
     }
 }

@@ -13,6 +13,7 @@
 //! to the ports.
 
 pub mod bind;
+mod cas;
 pub mod dependencies;
 pub mod deprovision;
 pub mod error;

@@ -1,13 +1,23 @@
 //! `PUT /v2/service_instances/:instance_id`
 
-use serde_json::json;
+use serde_json::{Value, json};
 
+use super::cas::{Decision, Next, reply, start};
 use super::model::{HasOperations, Instance, InstanceState, OpKind};
 use super::names::{fingerprint, release_name};
-use super::ports::{Expect, StoreError};
 use super::requests::{InstanceOutcome, Outcome, ProvisionRequest, RequestMeta};
 use super::{Broker, BrokerError, Result, context_object, parameters_object, required, secrets};
 use crate::catalog::{Backend as PlanBackend, NamespaceStrategy, Plan, SchemaKind};
+
+/// A provision request, validated against its plan: what every attempt of
+/// the compare-and-swap decides with.
+struct Asked {
+    /// The request's parameters with the plan's defaults applied.
+    parameters: Value,
+    context: Value,
+    /// Identifies the request's attributes, for repeats and 409s.
+    fingerprint: String,
+}
 
 impl Broker {
     /// `PUT /v2/service_instances/:instance_id`: provision.
@@ -31,134 +41,18 @@ impl Broker {
             ))
         })?;
         let (service, plan) = found.get();
-        check_maintenance(plan, req.maintenance_version.as_deref())?;
-        let raw_params = parameters_object(&req.parameters)?;
-        let context = context_object(&req.context)?;
-        plan.validate_parameters(SchemaKind::InstanceCreate, &raw_params)
-            .map_err(BrokerError::BadRequest)?;
-        let fp = fingerprint(&json!({
-            "service_id": req.service_id,
-            "plan_id": req.plan_id,
-            "parameters": raw_params,
-            "context": context,
-            "organization_guid": req.organization_guid,
-            "space_guid": req.space_guid,
-        }));
-        let mut parameters = raw_params;
-        plan.apply_defaults(SchemaKind::InstanceCreate, &mut parameters);
-
-        let (op_id, run_async) = loop {
-            let existing = self.load_instance(&req.instance_id).await?;
-            let (expect, previous) = match existing {
-                Some((inst, version)) if inst.state != InstanceState::Deleted => {
-                    if inst.provision_fingerprint != fp {
-                        return Err(BrokerError::Conflict(format!(
-                            "service instance {} already exists with different attributes",
-                            inst.id
-                        )));
-                    }
-                    match (inst.state, inst.current()) {
-                        (_, Some(op)) if op.kind == OpKind::Provision => {
-                            return if meta.accepts_incomplete {
-                                Ok(InstanceOutcome {
-                                    outcome: Outcome::Accepted {
-                                        operation: op.id.clone(),
-                                    },
-                                    dashboard_url: inst.dashboard_url.clone(),
-                                })
-                            } else {
-                                Err(BrokerError::Concurrency(
-                                    "the service instance is being provisioned".into(),
-                                ))
-                            };
-                        }
-                        (_, Some(op)) if op.kind == OpKind::Deprovision => {
-                            return Err(BrokerError::Concurrency(
-                                "the service instance is being deprovisioned".into(),
-                            ));
-                        }
-                        (InstanceState::Ready, _) => {
-                            return Ok(InstanceOutcome {
-                                outcome: Outcome::Done,
-                                dashboard_url: inst.dashboard_url.clone(),
-                            });
-                        }
-                        // A failed provision may be repeated: same id, same
-                        // secrets, a new operation.
-                        _ => (Expect::Version(version), Some(inst)),
-                    }
-                }
-                Some((tombstone, version)) => (Expect::Version(version), Some(tombstone)),
-                None => (Expect::Absent, None),
-            };
-            let run_async =
-                self.must_run_async(plan, OpKind::Provision, meta.accepts_incomplete)?;
-            let op = self.start_op(OpKind::Provision, plan, fp.clone(), &meta);
-            let release = release_name(&req.instance_id);
-            let namespace = self.namespace_for(plan, &context, &release);
-            let tenant = self.tenant_namespace(&context);
-            self.check_tenant_namespace(&tenant).await?;
-            if namespace != tenant {
-                self.check_namespace(
-                    &namespace,
-                    "the plan's own namespace for this instance",
-                    false,
-                )
-                .await?;
-            }
-            self.authorize(meta.originating_identity.as_ref(), &context, &[&tenant])
-                .await?;
-            let dependencies = self
-                .plan_dependencies(
-                    plan,
-                    &parameters,
-                    &req.instance_id,
-                    &release,
-                    &namespace,
-                    (&tenant, &context),
-                    &meta,
-                )
-                .await?;
-            // Secrets survive a repeated provision of a failed instance, so
-            // a volume left behind still opens with the same password.
-            let mut secret_values = match &previous {
-                Some(p) if p.state != InstanceState::Deleted => p.secrets.0.clone(),
-                _ => Default::default(),
-            };
-            if let PlanBackend::Chart(chart) = &plan.backend {
-                secrets::ensure(&chart.secrets, &mut secret_values);
-            }
-            let mut inst = Instance {
-                id: req.instance_id.clone(),
-                service_id: req.service_id.clone(),
-                plan_id: req.plan_id.clone(),
-                parameters: parameters.clone(),
-                context: context.clone(),
-                organization_guid: req.organization_guid.clone(),
-                space_guid: req.space_guid.clone(),
-                maintenance_version: plan.maintenance_info.as_ref().map(|m| m.version.clone()),
-                release,
-                namespace,
-                secrets: super::model::Secrets(secret_values),
-                dashboard_url: None,
-                state: InstanceState::Provisioning,
-                provision_fingerprint: fp.clone(),
-                dependencies,
-                operations: previous.map(|p| p.operations).unwrap_or_default(),
-            };
-            let op_id = op.id.clone();
-            inst.push_op(op);
-            match self.write_instance(&inst, expect).await {
-                Ok(_) => {
-                    tracing::info!(instance = %inst.id, service = %service.name, plan = %plan.name,
-                        operation = %op_id, "provision accepted");
-                    break (op_id, run_async);
-                }
-                // Someone else wrote first: look again and answer as a repeat.
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
-            }
+        let asked = validate(&req, plan)?;
+        let next = self
+            .compare_and_swap(&req.instance_id, |existing| {
+                Box::pin(self.decide_provision(&req, &meta, plan, &asked, existing))
+            })
+            .await?;
+        let (op_id, run_async) = match next {
+            Next::Reply(answer) => return Ok(answer),
+            Next::Run { op_id, run_async } => (op_id, run_async),
         };
+        tracing::info!(instance = %req.instance_id, service = %service.name, plan = %plan.name,
+            operation = %op_id, "provision accepted");
         let outcome = self
             .run_accepted(
                 OpKind::Provision,
@@ -172,6 +66,101 @@ impl Broker {
         Ok(InstanceOutcome {
             outcome,
             dashboard_url: None,
+        })
+    }
+
+    /// Decides on the instance as it is: answer a repeat, refuse a
+    /// conflict, or record a new provision (a failed one may be repeated:
+    /// same id, same secrets, a new operation).
+    async fn decide_provision(
+        &self,
+        req: &ProvisionRequest,
+        meta: &RequestMeta,
+        plan: &Plan,
+        asked: &Asked,
+        existing: Option<Instance>,
+    ) -> Result<Decision<Instance, Next<InstanceOutcome>>> {
+        if let Some(inst) = existing
+            .as_ref()
+            .filter(|i| i.state != InstanceState::Deleted)
+        {
+            if let Some(answer) = repeat(inst, &asked.fingerprint, meta)? {
+                return reply(answer);
+            }
+        }
+        let run_async = self.must_run_async(plan, OpKind::Provision, meta.accepts_incomplete)?;
+        let op = self.start_op(OpKind::Provision, plan, asked.fingerprint.clone(), meta);
+        let mut inst = self.new_instance(req, meta, plan, asked, existing).await?;
+        let op_id = op.id.clone();
+        inst.push_op(op);
+        Ok(start(inst, op_id, run_async))
+    }
+
+    /// The record of a new provision: where it goes (checked and
+    /// authorized), the instances it uses, its secrets.
+    async fn new_instance(
+        &self,
+        req: &ProvisionRequest,
+        meta: &RequestMeta,
+        plan: &Plan,
+        asked: &Asked,
+        previous: Option<Instance>,
+    ) -> Result<Instance> {
+        let release = release_name(&req.instance_id);
+        let namespace = self.namespace_for(plan, &asked.context, &release);
+        let tenant = self.tenant_namespace(&asked.context);
+        self.check_tenant_namespace(&tenant).await?;
+        if namespace != tenant {
+            self.check_namespace(
+                &namespace,
+                "the plan's own namespace for this instance",
+                false,
+            )
+            .await?;
+        }
+        self.authorize(
+            meta.originating_identity.as_ref(),
+            &asked.context,
+            &[&tenant],
+        )
+        .await?;
+        let dependencies = self
+            .plan_dependencies(
+                plan,
+                &asked.parameters,
+                &req.instance_id,
+                &release,
+                &namespace,
+                (&tenant, &asked.context),
+                meta,
+            )
+            .await?;
+        // Secrets survive a repeated provision of a failed instance, so
+        // a volume left behind still opens with the same password.
+        let mut secret_values = match &previous {
+            Some(p) if p.state != InstanceState::Deleted => p.secrets.0.clone(),
+            _ => Default::default(),
+        };
+        if let PlanBackend::Chart(chart) = &plan.backend {
+            secrets::ensure(&chart.secrets, &mut secret_values);
+        }
+        Ok(Instance {
+            id: req.instance_id.clone(),
+            service_id: req.service_id.clone(),
+            plan_id: req.plan_id.clone(),
+            parameters: asked.parameters.clone(),
+            context: asked.context.clone(),
+            organization_guid: req.organization_guid.clone(),
+            space_guid: req.space_guid.clone(),
+            maintenance_version: plan.maintenance_info.as_ref().map(|m| m.version.clone()),
+            release,
+            namespace,
+            secrets: super::model::Secrets(secret_values),
+            dashboard_url: None,
+            state: InstanceState::Provisioning,
+            provision_fingerprint: asked.fingerprint.clone(),
+            dependencies,
+            operations: previous.map(|p| p.operations).unwrap_or_default(),
         })
     }
 
@@ -210,6 +199,67 @@ impl Broker {
             .filter(|n| !n.is_empty())
             .map(str::to_string)
             .unwrap_or_else(|| self.config().default_namespace.clone())
+    }
+}
+
+/// Checks a provision request against its plan (maintenance version,
+/// parameter schema) and fingerprints it.
+fn validate(req: &ProvisionRequest, plan: &Plan) -> Result<Asked> {
+    check_maintenance(plan, req.maintenance_version.as_deref())?;
+    let raw_params = parameters_object(&req.parameters)?;
+    let context = context_object(&req.context)?;
+    plan.validate_parameters(SchemaKind::InstanceCreate, &raw_params)
+        .map_err(BrokerError::BadRequest)?;
+    let fingerprint = fingerprint(&json!({
+        "service_id": req.service_id,
+        "plan_id": req.plan_id,
+        "parameters": raw_params,
+        "context": context,
+        "organization_guid": req.organization_guid,
+        "space_guid": req.space_guid,
+    }));
+    let mut parameters = raw_params;
+    plan.apply_defaults(SchemaKind::InstanceCreate, &mut parameters);
+    Ok(Asked {
+        parameters,
+        context,
+        fingerprint,
+    })
+}
+
+/// The answer to a provision of an instance that exists: the same request
+/// again while it runs (202 with its operation) or after it succeeded (200);
+/// `None` when a failed provision may run again.
+fn repeat(inst: &Instance, fp: &str, meta: &RequestMeta) -> Result<Option<InstanceOutcome>> {
+    if inst.provision_fingerprint != fp {
+        return Err(BrokerError::Conflict(format!(
+            "service instance {} already exists with different attributes",
+            inst.id
+        )));
+    }
+    let answer = |outcome| {
+        Ok(Some(InstanceOutcome {
+            outcome,
+            dashboard_url: inst.dashboard_url.clone(),
+        }))
+    };
+    match (inst.state, inst.current()) {
+        (_, Some(op)) if op.kind == OpKind::Provision => {
+            if meta.accepts_incomplete {
+                answer(Outcome::Accepted {
+                    operation: op.id.clone(),
+                })
+            } else {
+                Err(BrokerError::Concurrency(
+                    "the service instance is being provisioned".into(),
+                ))
+            }
+        }
+        (_, Some(op)) if op.kind == OpKind::Deprovision => Err(BrokerError::Concurrency(
+            "the service instance is being deprovisioned".into(),
+        )),
+        (InstanceState::Ready, _) => answer(Outcome::Done),
+        _ => Ok(None),
     }
 }
 

@@ -1,0 +1,113 @@
+//! "Load the record, decide, write it back only if nobody wrote in between,
+//! else decide again": the one compare-and-swap loop every operation uses.
+//!
+//! The store keeps a version per record and refuses a write whose expected
+//! version is stale ([`StoreError::Conflict`]). Each request decides on the
+//! record as it found it; a conflict means another request or replica got
+//! there first, so the decision is taken again on what that one wrote (a
+//! racing identical provision then answers as a repeat).
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::model::{Binding, Instance};
+use super::ports::{Expect, StoreError, Table};
+use super::{Broker, BrokerError, Result, binding_key, decode};
+
+/// How many times a decision is taken again before giving up: each retry
+/// means another writer won, so this only runs out under a write storm.
+const ATTEMPTS: usize = 20;
+
+/// A record kept under one key of one table.
+pub(super) trait Record: Serialize + DeserializeOwned {
+    /// Its table.
+    const TABLE: Table;
+    /// Its key in the table.
+    fn key(&self) -> String;
+}
+
+impl Record for Instance {
+    const TABLE: Table = Table::Instances;
+    fn key(&self) -> String {
+        self.id.clone()
+    }
+}
+
+impl Record for Binding {
+    const TABLE: Table = Table::Bindings;
+    fn key(&self) -> String {
+        binding_key(&self.instance_id, &self.id)
+    }
+}
+
+/// What a decision makes of the record it was shown.
+pub(super) enum Decision<R, T> {
+    /// Write the record (against the version that was read), then answer.
+    Commit(R, T),
+    /// Answer without writing.
+    Answer(T),
+}
+
+impl Broker {
+    /// Reads record `key` of `R`'s table (`None`: there is none), lets
+    /// `decide` choose, and commits its choice by compare-and-swap; on a
+    /// conflict it reads again and `decide` runs again.
+    ///
+    /// `decide` returns a boxed future: an async closure's future can't be
+    /// proven `Send` for every lifetime it borrows ("Send is not general enough"),
+    /// and operations run on a multi-threaded runtime.
+    pub(super) async fn compare_and_swap<'f, R: Record, T>(
+        &self,
+        key: &str,
+        mut decide: impl FnMut(Option<R>) -> BoxFuture<'f, Result<Decision<R, T>>>,
+    ) -> Result<T> {
+        for _ in 0..ATTEMPTS {
+            let (current, expect) = match self.store().get(R::TABLE, key).await? {
+                Some((bytes, version)) => (Some(decode::<R>(&bytes)?), Expect::Version(version)),
+                None => (None, Expect::Absent),
+            };
+            match decide(current).await? {
+                Decision::Answer(answer) => return Ok(answer),
+                Decision::Commit(record, answer) => {
+                    let bytes = serde_json::to_vec(&record).expect("records serialize");
+                    match self
+                        .store()
+                        .put(R::TABLE, &record.key(), bytes, expect)
+                        .await
+                    {
+                        Ok(_) => return Ok(answer),
+                        Err(StoreError::Conflict) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+        Err(BrokerError::Internal(format!(
+            "could not write record {key:?}: too many concurrent writes"
+        )))
+    }
+}
+
+/// What a request's decision leads to.
+pub(super) enum Next<A> {
+    /// Run the operation just committed.
+    Run {
+        /// Its id.
+        op_id: String,
+        /// Whether the platform gets 202 at once.
+        run_async: bool,
+    },
+    /// Answer without running anything (a repeat, an identical resource).
+    Reply(A),
+}
+
+/// A decision to answer `a` without writing.
+pub(super) fn reply<R, A>(a: A) -> Result<Decision<R, Next<A>>> {
+    Ok(Decision::Answer(Next::Reply(a)))
+}
+
+/// A decision to commit `record`, then run its operation `op_id`.
+pub(super) fn start<R, A>(record: R, op_id: String, run_async: bool) -> Decision<R, Next<A>> {
+    Decision::Commit(record, Next::Run { op_id, run_async })
+}
