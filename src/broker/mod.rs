@@ -37,7 +37,9 @@ use serde_json::Value;
 use crate::catalog::{Backend as PlanBackend, Catalog, Plan, Service};
 pub use error::{BrokerError, Result};
 use model::{Binding, Instance, OpKind, OpState};
-use ports::{Backend, Expect, SecretSink, Store, StoreError, Table};
+#[cfg(test)]
+use ports::Expect;
+use ports::{Backend, SecretSink, Store, Table};
 
 /// Settings of the core that are not in the catalog.
 #[derive(Clone, Debug)]
@@ -394,11 +396,13 @@ impl Broker {
         }
     }
 
+    /// Writes an instance record as a test arranges it.
+    #[cfg(test)]
     async fn write_instance(
         &self,
         inst: &Instance,
         expect: Expect,
-    ) -> std::result::Result<u64, StoreError> {
+    ) -> std::result::Result<u64, ports::StoreError> {
         let bytes = serde_json::to_vec(inst).expect("records serialize");
         self.store()
             .put(Table::Instances, &inst.id, bytes, expect)
@@ -414,22 +418,6 @@ impl Broker {
             Some((bytes, v)) => Ok(Some((decode(&bytes)?, v))),
             None => Ok(None),
         }
-    }
-
-    async fn write_binding(
-        &self,
-        b: &Binding,
-        expect: Expect,
-    ) -> std::result::Result<u64, StoreError> {
-        let bytes = serde_json::to_vec(b).expect("records serialize");
-        self.store()
-            .put(
-                Table::Bindings,
-                &binding_key(&b.instance_id, &b.id),
-                bytes,
-                expect,
-            )
-            .await
     }
 
     async fn bindings_of(&self, instance_id: &str) -> Result<Vec<(Binding, u64)>> {

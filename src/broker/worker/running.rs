@@ -1,0 +1,345 @@
+//! Running an operation: its backend work under the deadline and the lease,
+//! then one finisher records the outcome.
+
+use tokio::task::JoinHandle;
+
+use super::{OpCheckpoint, OpHome, with_deadline};
+use crate::broker::model::{
+    Binding, BindingState, HasOperations, Instance, InstanceState, OpKind, OpState, Operation,
+    SecretRef, Secrets, UpdateTarget,
+};
+use crate::broker::ports::{BackendError, BindingCtx, InstanceCtx, StoreError, Table};
+use crate::broker::{Broker, BrokerError, Result, binding_key};
+
+impl Broker {
+    /// Starts an instance operation in the background.
+    pub(in crate::broker) fn spawn_instance_op(
+        &self,
+        instance_id: String,
+        op_id: String,
+    ) -> JoinHandle<Result<Operation>> {
+        let broker = self.clone();
+        tokio::spawn(async move {
+            let r = broker.run_instance_op(&instance_id, &op_id).await;
+            if let Err(e) = &r {
+                tracing::error!(instance = %instance_id, operation = %op_id, error = %e,
+                    "operation could not be recorded; it will be settled on restart");
+            }
+            r
+        })
+    }
+
+    /// Starts a binding operation in the background.
+    pub(in crate::broker) fn spawn_binding_op(
+        &self,
+        instance_id: String,
+        binding_id: String,
+        op_id: String,
+    ) -> JoinHandle<Result<Operation>> {
+        let broker = self.clone();
+        tokio::spawn(async move {
+            let r = broker
+                .run_binding_op(&instance_id, &binding_id, &op_id)
+                .await;
+            if let Err(e) = &r {
+                tracing::error!(instance = %instance_id, binding = %binding_id, operation = %op_id,
+                    error = %e, "operation could not be recorded; it will be settled on restart");
+            }
+            r
+        })
+    }
+
+    /// Runs an operation the store just accepted: in the background when
+    /// `run_async` (202 with its token), else to the end, answering `done` on
+    /// success and the backend's failure otherwise (with `instance_usable`
+    /// and `update_repeatable` for updates and deprovisions). `binding_id`
+    /// picks a binding operation.
+    pub(in crate::broker) async fn run_accepted(
+        &self,
+        kind: OpKind,
+        instance_id: &str,
+        binding_id: Option<&str>,
+        op_id: String,
+        run_async: bool,
+        done: crate::broker::requests::Outcome,
+    ) -> Result<crate::broker::requests::Outcome> {
+        self.observe(kind, OpState::InProgress);
+        let task = match binding_id {
+            None => self.spawn_instance_op(instance_id.to_string(), op_id.clone()),
+            Some(b) => self.spawn_binding_op(instance_id.to_string(), b.to_string(), op_id.clone()),
+        };
+        if run_async {
+            return Ok(crate::broker::requests::Outcome::Accepted { operation: op_id });
+        }
+        let op = self.join(task).await?;
+        match op.state {
+            OpState::Succeeded => Ok(done),
+            _ => Err(crate::broker::provision::failed(
+                op,
+                matches!(kind, OpKind::Update | OpKind::Deprovision),
+            )),
+        }
+    }
+
+    /// Waits for an operation task.
+    pub(in crate::broker) async fn join(
+        &self,
+        task: JoinHandle<Result<Operation>>,
+    ) -> Result<Operation> {
+        task.await
+            .map_err(|e| BrokerError::Internal(format!("operation task failed: {e}")))?
+    }
+
+    /// Runs one instance operation and records its outcome.
+    async fn run_instance_op(&self, instance_id: &str, op_id: &str) -> Result<Operation> {
+        let (inst, _) = self
+            .load_instance(instance_id)
+            .await?
+            .ok_or_else(|| BrokerError::Internal(format!("instance {instance_id} vanished")))?;
+        let op = inst
+            .find_op(op_id)
+            .cloned()
+            .ok_or_else(|| BrokerError::Internal(format!("operation {op_id} vanished")))?;
+        if op.state != OpState::InProgress {
+            return Ok(op);
+        }
+        let _lease = self.heartbeat(instance_id, None, op_id);
+        // The operation acts on the instance as it will be (for updates).
+        let mut effective = inst.clone();
+        if let Some(t) = &op.target {
+            effective.plan_id = t.plan_id.clone();
+            effective.parameters = t.parameters.clone();
+            effective.context = t.context.clone();
+            effective.maintenance_version = t.maintenance_version.clone();
+        }
+        let outcome = match self.plan(&effective.service_id, &effective.plan_id) {
+            None => Err(BackendError::new(format!(
+                "plan {} is no longer in the catalog",
+                effective.plan_id
+            ))),
+            Some(found) => {
+                let (service, plan) = found.get();
+                let checkpoint = OpCheckpoint {
+                    broker: self.clone(),
+                    home: OpHome::new(instance_id, None),
+                    op_id: op_id.to_string(),
+                };
+                let ctx = InstanceCtx {
+                    instance: &effective,
+                    service,
+                    plan,
+                    progress: op.progress.as_ref(),
+                    checkpoint: &checkpoint,
+                    originating_identity: op.originating_identity.as_ref(),
+                    request_identity: op.request_identity.as_deref(),
+                };
+                let work = async {
+                    let backend = self
+                        .backend(plan)
+                        .map_err(|e| BackendError::new(e.to_string()))?;
+                    match op.kind {
+                        OpKind::Provision => {
+                            self.bind_dependencies(&effective, op.originating_identity.as_ref())
+                                .await?;
+                            backend.provision(ctx).await
+                        }
+                        OpKind::Update => backend.update(ctx).await,
+                        OpKind::Deprovision => {
+                            self.remove_bindings(&effective, ctx.clone()).await?;
+                            backend.deprovision(ctx.clone()).await?;
+                            // The app is gone; now its credentials may go.
+                            self.unbind_dependencies(&effective, op.originating_identity.as_ref())
+                                .await
+                        }
+                        OpKind::Bind | OpKind::Unbind => {
+                            Err(BackendError::new("not an instance operation"))
+                        }
+                    }
+                };
+                with_deadline(op.deadline, work).await
+            }
+        };
+        if let Err(e) = &outcome {
+            tracing::warn!(instance = %instance_id, operation = %op_id, kind = op.kind.as_str(),
+                error = %e.message, "operation failed");
+        }
+        self.finish_instance_op(instance_id, op_id, outcome).await
+    }
+
+    /// Records the end of an instance operation.
+    async fn finish_instance_op(
+        &self,
+        instance_id: &str,
+        op_id: &str,
+        outcome: std::result::Result<(), BackendError>,
+    ) -> Result<Operation> {
+        let ok = outcome.is_ok();
+        self.finish_op(
+            instance_id,
+            op_id,
+            outcome,
+            |inst: &mut Instance, kind, target| instance_outcome(inst, kind, target, ok),
+        )
+        .await
+    }
+
+    /// Unbinds every binding the platform left on an instance being
+    /// deprovisioned, and forgets them.
+    async fn remove_bindings(
+        &self,
+        inst: &Instance,
+        ctx: InstanceCtx<'_>,
+    ) -> std::result::Result<(), BackendError> {
+        let internal = |e: BrokerError| BackendError::new(e.to_string());
+        let bindings = self.bindings_of(&inst.id).await.map_err(internal)?;
+        let backend = self.backend(ctx.plan).map_err(internal)?;
+        for (b, version) in bindings {
+            if b.state != BindingState::Deleted {
+                let bctx = BindingCtx {
+                    instance: ctx.clone(),
+                    binding: &b,
+                };
+                if let Some(secret) = &b.secret_ref {
+                    self.sink().delete(bctx.clone(), secret).await?;
+                }
+                backend.unbind(bctx).await?;
+            }
+            let key = super::binding_key(&b.instance_id, &b.id);
+            match self.store().remove(Table::Bindings, &key, version).await {
+                Ok(()) | Err(StoreError::Conflict) => {}
+                Err(e) => return Err(BackendError::new(e.to_string())),
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one binding operation and records its outcome.
+    async fn run_binding_op(
+        &self,
+        instance_id: &str,
+        binding_id: &str,
+        op_id: &str,
+    ) -> Result<Operation> {
+        let (binding, _) = self
+            .load_binding(instance_id, binding_id)
+            .await?
+            .ok_or_else(|| BrokerError::Internal(format!("binding {binding_id} vanished")))?;
+        let op = binding
+            .find_op(op_id)
+            .cloned()
+            .ok_or_else(|| BrokerError::Internal(format!("operation {op_id} vanished")))?;
+        if op.state != OpState::InProgress {
+            return Ok(op);
+        }
+        let _lease = self.heartbeat(instance_id, Some(binding_id), op_id);
+        let inst = self.load_instance(instance_id).await?.map(|(i, _)| i);
+        let outcome: std::result::Result<BindOutput, BackendError> = match inst
+            .as_ref()
+            .and_then(|i| self.plan(&i.service_id, &i.plan_id).map(|p| (i, p)))
+        {
+            None => Err(BackendError::new(
+                "the service instance or its plan no longer exists",
+            )),
+            Some((inst, found)) => {
+                let (service, plan) = found.get();
+                let checkpoint = OpCheckpoint {
+                    broker: self.clone(),
+                    home: OpHome::new(instance_id, Some(binding_id)),
+                    op_id: op_id.to_string(),
+                };
+                let ctx = BindingCtx {
+                    instance: InstanceCtx {
+                        instance: inst,
+                        service,
+                        plan,
+                        progress: op.progress.as_ref(),
+                        checkpoint: &checkpoint,
+                        originating_identity: op.originating_identity.as_ref(),
+                        request_identity: op.request_identity.as_deref(),
+                    },
+                    binding: &binding,
+                };
+                let work = async {
+                    let backend = self
+                        .backend(plan)
+                        .map_err(|e| BackendError::new(e.to_string()))?;
+                    match op.kind {
+                        OpKind::Bind => {
+                            let creds = backend.bind(ctx.clone()).await?;
+                            let secret = self.sink().put(ctx, &creds).await?;
+                            Ok(Some((creds, secret)))
+                        }
+                        _ => {
+                            if let Some(secret) = &binding.secret_ref {
+                                self.sink().delete(ctx.clone(), secret).await?;
+                            }
+                            backend.unbind(ctx).await?;
+                            Ok(None)
+                        }
+                    }
+                };
+                with_deadline(op.deadline, work).await
+            }
+        };
+        if let Err(e) = &outcome {
+            tracing::warn!(instance = %instance_id, binding = %binding_id, operation = %op_id,
+                kind = op.kind.as_str(), error = %e.message, "operation failed");
+        }
+        let result = outcome.as_ref().map(|_| ()).map_err(Clone::clone);
+        self.finish_op(
+            &binding_key(instance_id, binding_id),
+            op_id,
+            result,
+            |b: &mut Binding, kind, _| apply_binding_outcome(b, kind, &outcome),
+        )
+        .await
+    }
+}
+
+/// What a binding operation produced: credentials and where they went.
+type BindOutput = Option<(Secrets, SecretRef)>;
+
+fn apply_binding_outcome(
+    b: &mut Binding,
+    kind: OpKind,
+    outcome: &std::result::Result<BindOutput, BackendError>,
+) {
+    match (kind, outcome) {
+        (OpKind::Bind, Ok(Some((creds, secret)))) => {
+            b.state = BindingState::Bound;
+            b.credentials = creds.clone();
+            b.secret_ref = Some(secret.clone());
+        }
+        (OpKind::Bind, _) => b.state = BindingState::BindFailed,
+        (_, Ok(_)) => {
+            b.state = BindingState::Deleted;
+            b.credentials = Secrets::default();
+            b.secret_ref = None;
+        }
+        _ => {}
+    }
+}
+
+/// An instance after its operation `kind` ended (`ok`: succeeded): a
+/// provision makes it ready or failed, an update takes its target, a
+/// deprovision leaves a tombstone with the history for `last_operation`
+/// and nothing secret.
+fn instance_outcome(inst: &mut Instance, kind: OpKind, target: Option<UpdateTarget>, ok: bool) {
+    match (kind, ok) {
+        (OpKind::Provision, true) => inst.state = InstanceState::Ready,
+        (OpKind::Provision, false) => inst.state = InstanceState::ProvisionFailed,
+        (OpKind::Update, true) => {
+            if let Some(t) = target {
+                inst.plan_id = t.plan_id;
+                inst.parameters = t.parameters;
+                inst.context = t.context;
+                inst.maintenance_version = t.maintenance_version;
+            }
+        }
+        (OpKind::Deprovision, true) => {
+            inst.state = InstanceState::Deleted;
+            inst.secrets = Secrets::default();
+        }
+        _ => {}
+    }
+}
