@@ -53,16 +53,6 @@ case "$(uname -s)/$(uname -m)" in
 esac
 need tar
 need sha256sum "coreutils"
-# gpg signs and checks chart provenance in the tests (tests/chart_sources.rs).
-if ! command -v gpg >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
-    log "gpg: installing Debian's gnupg ..."
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnupg >/dev/null; } \
-      || die "apt-get install gnupg failed"
-  else
-    die "'gpg' is required (Debian: apt-get install gnupg)"
-  fi
-fi
 need "$BOOT_PY" "set CHARTBROKER_TOOLS_PYTHON to a Python >= 3.10"
 "$BOOT_PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
   || die "$BOOT_PY is $("$BOOT_PY" -V 2>&1); need Python >= 3.10 (set CHARTBROKER_TOOLS_PYTHON)"
@@ -129,6 +119,16 @@ install_from_layer helm "$HELM4_PKG" helm/helm "$HELM4_SHA" "$HELM4_VER"
 if [[ "${1:-}" == "--runtime" ]]; then
   echo "runtime tools ready in $TOOLS: helm $("$TOOLS/bin/helm" version --template '{{.Version}}') ($TOOLS/bin/helm)"
   exit 0
+fi
+# gpg signs and checks chart provenance in the tests (tests/chart_sources.rs).
+if ! command -v gpg >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
+    log "gpg: installing Debian's gnupg ..."
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnupg >/dev/null; } \
+      || die "apt-get install gnupg failed"
+  else
+    die "'gpg' is required (Debian: apt-get install gnupg)"
+  fi
 fi
 # Real database servers for the per-binding user tests (tests/dbusers.rs
 # starts them on loopback as the packages' own users): MariaDB, PostgreSQL,
