@@ -16,8 +16,12 @@
 //! mismatching chart (helm itself leaves the files of a failed
 //! verification behind).
 
+mod auth;
+mod download;
 mod files;
 
+pub use auth::{AuthDoc, ChartAuth};
+pub use download::DownloadError;
 pub use files::{ChartFileError, check_archive, check_folder};
 
 use std::collections::HashMap;
@@ -50,6 +54,27 @@ pub enum FetchError {
         chart: String,
         /// Helm's failure.
         error: HelmError,
+    },
+    /// A private repository's chart could not be downloaded, or its
+    /// credentials read.
+    #[error("fetching chart {chart}: {error}")]
+    Download {
+        /// The source, as displayed.
+        chart: String,
+        /// What failed.
+        error: DownloadError,
+    },
+    /// The source answered 401 or 403 to helm.
+    #[error("fetching chart {chart}: authentication failed ({status}): {hint}: {detail}")]
+    Refused {
+        /// The source, as displayed.
+        chart: String,
+        /// `401 Unauthorized` or `403 Forbidden`.
+        status: &'static str,
+        /// What to check.
+        hint: String,
+        /// Helm's message.
+        detail: String,
     },
     /// The archive does not hash to the pinned digest.
     #[error(
@@ -314,6 +339,7 @@ impl ChartFetcher {
             destination: &tmp,
             keyring: remote.keyring.as_deref(),
             ca_file: remote.ca_file.as_deref(),
+            registry_config: None,
         };
         let outcome = match self.pull_checked(&pull, source, remote).await {
             Ok(archive) => match tokio::fs::rename(&tmp, dir).await {
@@ -345,13 +371,7 @@ impl ChartFetcher {
         remote: &RemoteChart,
     ) -> Result<String, FetchError> {
         let chart = source.to_string();
-        self.helm
-            .pull(pull)
-            .await
-            .map_err(|error| FetchError::Helm {
-                chart: chart.clone(),
-                error,
-            })?;
+        self.obtain(pull, source, remote).await?;
         let io = |what: String| move |error| FetchError::Io { what, error };
         let dest = pull.destination;
         let mut archives = Vec::new();
@@ -399,6 +419,151 @@ impl ChartFetcher {
         tracing::info!(chart = %record.source, digest = %record.digest,
             verified = record.verified, "fetched chart");
         Ok(archive.clone())
+    }
+}
+
+impl ChartFetcher {
+    /// Brings the chart (and its provenance, verified) into the pull's
+    /// destination: helm pulls, except from an HTTPS repository that needs
+    /// credentials, which the broker downloads itself (see [`download`]).
+    async fn obtain(
+        &self,
+        pull: &Pull<'_>,
+        source: &ChartSource,
+        remote: &RemoteChart,
+    ) -> Result<(), FetchError> {
+        let chart = source.to_string();
+        let helm_failed = |error: HelmError| match refusal(&error) {
+            Some(status) => FetchError::Refused {
+                chart: chart.clone(),
+                status,
+                hint: match &remote.auth {
+                    Some(a) => format!(
+                        "the source refused the credentials of chart.auth ({}); check them",
+                        a.origin()
+                    ),
+                    None => "the source needs credentials; set the plan's chart.auth".into(),
+                },
+                detail: match error {
+                    HelmError::Failed { stderr, .. } => stderr,
+                    e => e.to_string(),
+                },
+            },
+            None => FetchError::Helm {
+                chart: chart.clone(),
+                error,
+            },
+        };
+        match (source, &remote.auth) {
+            (ChartSource::Repository { url, name, .. }, Some(auth)) => {
+                let wanted = download::Wanted {
+                    repository: url,
+                    name,
+                    version: &remote.version,
+                    provenance: remote.keyring.is_some(),
+                    ca_file: remote.ca_file.as_deref(),
+                };
+                let archive =
+                    download::fetch(&wanted, auth, pull.destination, self.helm.timeout())
+                        .await
+                        .map_err(|error| FetchError::Download {
+                            chart: chart.clone(),
+                            error,
+                        })?;
+                if let Some(keyring) = &remote.keyring {
+                    self.helm
+                        .verify(&archive, keyring)
+                        .await
+                        .map_err(helm_failed)?;
+                }
+                Ok(())
+            }
+            (ChartSource::Oci { reference, .. }, Some(auth)) => {
+                let host = reference
+                    .trim_start_matches("oci://")
+                    .split('/')
+                    .next()
+                    .unwrap_or_default();
+                let config = auth.registry_config(host).map_err(|problem| {
+                    FetchError::Download {
+                        chart: chart.clone(),
+                        error: DownloadError::Credentials {
+                            origin: auth.origin(),
+                            problem,
+                        },
+                    }
+                })?;
+                let file = PrivateFile::write(&self.helm.home().join("registry-auth"), &config)
+                    .await
+                    .map_err(|(what, error)| FetchError::Io { what, error })?;
+                let pull = Pull {
+                    registry_config: Some(&file.0),
+                    ..*pull
+                };
+                self.helm.pull(&pull).await.map_err(helm_failed)
+            }
+            _ => self.helm.pull(pull).await.map_err(helm_failed),
+        }
+    }
+}
+
+/// A file only the broker can read, removed when dropped: a registry
+/// config holding credentials lives as long as the one pull using it.
+struct PrivateFile(PathBuf);
+
+impl PrivateFile {
+    async fn write(
+        dir: &Path,
+        secret: &auth::SecretString,
+    ) -> Result<PrivateFile, (String, std::io::Error)> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true).mode(0o700);
+        builder
+            .create(dir)
+            .map_err(|e| (format!("creating {}", dir.display()), e))?;
+        let path = dir.join(format!("{}.json", uuid::Uuid::new_v4().simple()));
+        let file = PrivateFile(path.clone());
+        let bytes = secret.expose().as_bytes().to_vec();
+        let at = path.clone();
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write as _;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&at)?
+                .write_all(&bytes)
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r)
+        .map_err(|e| (format!("writing {}", path.display()), e))?;
+        Ok(file)
+    }
+}
+
+impl Drop for PrivateFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `401 Unauthorized` or `403 Forbidden` when helm failed because the
+/// source refused it. Helm words it per source kind and version: "401
+/// Unauthorized" (repositories), "unexpected status code 401" or "response
+/// status code 401" (OCI), "403 Forbidden".
+fn refusal(error: &HelmError) -> Option<&'static str> {
+    let HelmError::Failed { stderr, .. } = error else {
+        return None;
+    };
+    let s = stderr.to_ascii_lowercase();
+    if s.contains("401") && (s.contains("unauthorized") || s.contains("status code")) {
+        Some("401 Unauthorized")
+    } else if s.contains("403") && (s.contains("forbidden") || s.contains("status code")) {
+        Some("403 Forbidden")
+    } else {
+        None
     }
 }
 
