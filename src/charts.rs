@@ -224,8 +224,9 @@ impl ChartFetcher {
     }
 
     /// SHA-256 over what decides which bytes are acceptable: the source,
-    /// its version, the pinned digest, and the keyring's contents when
-    /// verifying (a rotated keyring must verify the chart again).
+    /// its version, the pinned digest, the keyring's contents when
+    /// verifying (a rotated keyring must verify the chart again), and where
+    /// the credentials come from.
     async fn key(&self, source: &ChartSource, remote: &RemoteChart) -> Result<String, FetchError> {
         let mut text = match source {
             ChartSource::Local(_) => unreachable!("local charts are not cached"),
@@ -238,6 +239,12 @@ impl ChartFetcher {
         // evicts the chart another plan pinned right.
         text.push_str(remote.digest.as_deref().unwrap_or("any digest"));
         text.push('\n');
+        // Where the credentials come from (never their values): a plan
+        // whose credentials are wrong, or missing, must not be handed the
+        // chart another plan's credentials fetched.
+        if let Some(auth) = &remote.auth {
+            text.push_str(&format!("auth {auth:?}\n"));
+        }
         match &remote.keyring {
             Some(k) => {
                 let bytes = tokio::fs::read(k).await.map_err(|error| FetchError::Io {
@@ -463,13 +470,12 @@ impl ChartFetcher {
                     provenance: remote.keyring.is_some(),
                     ca_file: remote.ca_file.as_deref(),
                 };
-                let archive =
-                    download::fetch(&wanted, auth, pull.destination, self.helm.timeout())
-                        .await
-                        .map_err(|error| FetchError::Download {
-                            chart: chart.clone(),
-                            error,
-                        })?;
+                let archive = download::fetch(&wanted, auth, pull.destination, self.helm.timeout())
+                    .await
+                    .map_err(|error| FetchError::Download {
+                        chart: chart.clone(),
+                        error,
+                    })?;
                 if let Some(keyring) = &remote.keyring {
                     self.helm
                         .verify(&archive, keyring)
@@ -484,15 +490,15 @@ impl ChartFetcher {
                     .split('/')
                     .next()
                     .unwrap_or_default();
-                let config = auth.registry_config(host).map_err(|problem| {
-                    FetchError::Download {
-                        chart: chart.clone(),
-                        error: DownloadError::Credentials {
-                            origin: auth.origin(),
-                            problem,
-                        },
-                    }
-                })?;
+                let config =
+                    auth.registry_config(host)
+                        .map_err(|problem| FetchError::Download {
+                            chart: chart.clone(),
+                            error: DownloadError::Credentials {
+                                origin: auth.origin(),
+                                problem,
+                            },
+                        })?;
                 let file = PrivateFile::write(&self.helm.home().join("registry-auth"), &config)
                     .await
                     .map_err(|(what, error)| FetchError::Io { what, error })?;
@@ -551,14 +557,18 @@ impl Drop for PrivateFile {
 
 /// `401 Unauthorized` or `403 Forbidden` when helm failed because the
 /// source refused it. Helm words it per source kind and version: "401
-/// Unauthorized" (repositories), "unexpected status code 401" or "response
-/// status code 401" (OCI), "403 Forbidden".
+/// Unauthorized" (repositories), "response status code 401" or "basic
+/// credential not found" (OCI, the latter with no credentials), "403 Forbidden".
 fn refusal(error: &HelmError) -> Option<&'static str> {
     let HelmError::Failed { stderr, .. } = error else {
         return None;
     };
     let s = stderr.to_ascii_lowercase();
-    if s.contains("401") && (s.contains("unauthorized") || s.contains("status code")) {
+    // oras asks for credentials only after the registry's 401 challenge.
+    let challenged = s.contains("credential not found");
+    if challenged
+        || (s.contains("401") && (s.contains("unauthorized") || s.contains("status code")))
+    {
         Some("401 Unauthorized")
     } else if s.contains("403") && (s.contains("forbidden") || s.contains("status code")) {
         Some("403 Forbidden")

@@ -3,7 +3,9 @@
 //! an rcgen CA), digests, provenance signed with a throwaway gpg key, the
 //! cache, and every fetch failure ending in a failed operation. The render
 //! engine needs no cluster; the helm engine installs a fetched chart into
-//! the real API server of tests/testenv.
+//! the real API server of tests/testenv. Parts of the server demand
+//! credentials (Basic or Bearer, 401 with a `WWW-Authenticate` challenge
+//! otherwise, as a registry with htpasswd does) for the private sources.
 
 mod common;
 
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
 use serde_json::{Value, json};
@@ -27,6 +29,15 @@ use common::{TestBroker, assert_delete_done, helm_bin, provision_body, provision
 /// fetched chart renders it (the broker's charts directory is empty).
 const MARK: &str = "served by the test repository";
 
+/// The private sources' secrets: none may appear in a message or a log.
+const USERNAME: &str = "chartbroker";
+const PASSWORD: &str = "s3cret-repo-pass-7f3a";
+const WRONG: &str = "wrong-pass-91b2c";
+const TOKEN: &str = "tok-5e1d-private-c0ffee";
+/// The variable a plan reads its password from (set only for the broker
+/// process of `credentials_never_reach_the_log`).
+const PASSWORD_ENV: &str = "CB_TEST_PRIVATE_REPO_PASSWORD";
+
 // === a file server: Helm repository and OCI registry in one ===
 
 #[derive(Clone)]
@@ -36,11 +47,14 @@ struct Entry {
     digest: Option<String>,
 }
 
-/// Serves fixed bodies by path and counts requests per path.
+/// Serves fixed bodies by path and counts requests per path. Paths under
+/// a guarded prefix need its exact `Authorization` header.
 #[derive(Clone, Default)]
 struct Server {
     files: Arc<Mutex<HashMap<String, Entry>>>,
     hits: Arc<Mutex<HashMap<String, usize>>>,
+    guards: Arc<Mutex<Vec<(String, String)>>>,
+    refused: Arc<Mutex<usize>>,
 }
 
 impl Server {
@@ -51,6 +65,18 @@ impl Server {
             digest,
         };
         self.files.lock().unwrap().insert(path.to_string(), entry);
+    }
+
+    /// Paths starting with `prefix` need `Authorization: <header>`.
+    fn guard(&self, prefix: &str, header: String) {
+        self.guards
+            .lock()
+            .unwrap()
+            .push((prefix.to_string(), header));
+    }
+
+    fn refused(&self) -> usize {
+        *self.refused.lock().unwrap()
     }
 
     fn hits(&self, path: &str) -> usize {
@@ -122,8 +148,28 @@ impl Server {
     }
 }
 
-async fn serve(State(s): State<Server>, uri: Uri) -> Response {
+async fn serve(State(s): State<Server>, uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path().to_string();
+    let wanted = (s.guards.lock().unwrap().iter())
+        .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+        .map(|(_, header)| header.clone());
+    if let Some(want) = wanted {
+        let given = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+        if given != Some(want.as_bytes()) {
+            *s.refused.lock().unwrap() += 1;
+            let challenge = if want.starts_with("Bearer") {
+                r#"Bearer realm="test""#
+            } else {
+                r#"Basic realm="Registry Realm""#
+            };
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, challenge)],
+                "authentication required",
+            )
+                .into_response();
+        }
+    }
     *s.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
     let found = s.files.lock().unwrap().get(&path).cloned();
     match found {
@@ -287,6 +333,7 @@ struct Env {
     /// The unsigned archive every `stable` plan fetches.
     tgz: Vec<u8>,
     keys: Option<Keys>,
+    port: u16,
 }
 
 impl Env {
@@ -325,6 +372,22 @@ impl Env {
             server.repository(prefix, &index, &tgz, None);
         }
         server.oci("charts/tiny", &tgz, None);
+        let basic = |user: &str, pass: &str| {
+            use base64::Engine as _;
+            let pair = format!("{user}:{pass}");
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            )
+        };
+        for prefix in ["private", "private-signed"] {
+            server.repository(prefix, &index, &tgz, None);
+            server.guard(&format!("/{prefix}/"), basic(USERNAME, PASSWORD));
+        }
+        server.repository("private-token", &index, &tgz, None);
+        server.guard("/private-token/", format!("Bearer {TOKEN}"));
+        server.oci("private/tiny", &tgz, None);
+        server.guard("/v2/private/", basic(USERNAME, PASSWORD));
 
         let catalog = root.join("catalog");
         std::fs::create_dir_all(catalog.join("keys")).unwrap();
@@ -356,6 +419,7 @@ impl Env {
             tampered.extend_from_slice(b"tampered");
             server.repository("tampered", &sindex, &tampered, Some(&prov));
             server.oci("signed/tiny", &stgz, Some(&prov));
+            server.repository("private-signed", &sindex, &stgz, Some(&prov));
             std::fs::copy(&k.pubring, catalog.join("keys/pubring.gpg")).unwrap();
             std::fs::copy(&k.stranger, catalog.join("keys/stranger.gpg")).unwrap();
         }
@@ -386,6 +450,20 @@ impl Env {
             c
         };
         let verify = |keyring: &str| json!({"verify": true, "keyring": format!("keys/{keyring}")});
+        let secrets = root.join("secrets");
+        std::fs::create_dir_all(&secrets).unwrap();
+        std::fs::write(secrets.join("password"), format!("{PASSWORD}\n")).unwrap();
+        std::fs::write(secrets.join("wrong"), WRONG).unwrap();
+        std::fs::write(secrets.join("token"), TOKEN).unwrap();
+        let pair = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(format!("{USERNAME}:{PASSWORD}"))
+        };
+        let host = format!("localhost:{port}");
+        let docker = json!({"auths": {host: {"auth": pair}}});
+        std::fs::write(secrets.join("docker.json"), docker.to_string()).unwrap();
+        let secret = |f: &str| secrets.join(f).to_str().unwrap().to_string();
+        let with_password = |source: Value| json!({"auth": {"basic": {"username": USERNAME, "password_file": source}}});
         let mut plans = vec![
             plan("repo", r("stable", json!({"digest": digest}))),
             plan("concurrent", r("concurrent", json!({}))),
@@ -406,6 +484,56 @@ impl Env {
                 o("charts/tiny", json!({"version": "0.2.0"})),
             ),
             plan("oci-bad-digest", o("charts/tiny", json!({"digest": zeros}))),
+            plan(
+                "private",
+                r("private", with_password(json!(secret("password")))),
+            ),
+            plan(
+                "private-token",
+                r(
+                    "private-token",
+                    json!({"auth": {"bearer": {"token_file": secret("token")}}}),
+                ),
+            ),
+            plan(
+                "private-env",
+                r(
+                    "private",
+                    json!({"auth": {"basic": {"username": USERNAME, "password_env": PASSWORD_ENV}}}),
+                ),
+            ),
+            plan(
+                "private-wrong",
+                r("private", with_password(json!(secret("wrong")))),
+            ),
+            plan("private-no-auth", r("private", json!({}))),
+            plan(
+                "private-no-file",
+                r("private", with_password(json!(secret("absent")))),
+            ),
+            plan(
+                "private-wrong-token",
+                r(
+                    "private-token",
+                    json!({"auth": {"bearer": {"token_file": secret("password")}}}),
+                ),
+            ),
+            plan(
+                "oci-private",
+                o("private/tiny", with_password(json!(secret("password")))),
+            ),
+            plan(
+                "oci-docker-config",
+                o(
+                    "private/tiny",
+                    json!({"auth": {"docker_config": secret("docker.json")}}),
+                ),
+            ),
+            plan(
+                "oci-private-wrong",
+                o("private/tiny", with_password(json!(secret("wrong")))),
+            ),
+            plan("oci-private-no-auth", o("private/tiny", json!({}))),
         ];
         if keys.is_some() {
             plans.extend([
@@ -416,6 +544,11 @@ impl Env {
                 plan("oci-signed", o("signed/tiny", verify("pubring.gpg"))),
                 plan("oci-stranger", o("signed/tiny", verify("stranger.gpg"))),
                 plan("oci-unsigned", o("charts/tiny", verify("pubring.gpg"))),
+                plan("private-signed", {
+                    let mut c = r("private-signed", verify("pubring.gpg"));
+                    merge(&mut c, with_password(json!(secret("password"))));
+                    c
+                }),
             ]);
         }
         let doc = json!({"services": [{
@@ -456,7 +589,13 @@ impl Env {
             dir,
             tgz,
             keys,
+            port,
         }
+    }
+
+    /// The test server's port.
+    fn server_port(&self) -> u16 {
+        self.port
     }
 
     /// Provisions synchronously and returns the rendered manifests.
@@ -698,4 +837,179 @@ async fn helm_engine_installs_a_remote_chart() {
     assert_delete_done(&r);
     assert!(k.get(&cm_path).await.is_none());
     assert_eq!(env.server.hits("/stable/tiny-0.1.0.tgz"), 1);
+}
+
+/// Every form a secret of the private sources may take in a text (plain,
+/// base64 in a Basic header, JSON, hex...) is absent from it.
+fn assert_no_secret(text: &str, what: &str) {
+    let secrets = [PASSWORD, WRONG, TOKEN].map(String::from);
+    assert_eq!(
+        chartbroker::redact::redact(text, &secrets),
+        text,
+        "{what} shows a credential"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_repository_needs_its_credentials() {
+    let env = Env::start().await;
+    // Basic from a file (its trailing newline trimmed), then Bearer.
+    assert!(env.provision("p1", "private").await.contains(MARK));
+    assert_eq!(env.server.hits("/private/tiny-0.1.0.tgz"), 1);
+    assert!(env.provision("p2", "private-token").await.contains(MARK));
+    assert_eq!(env.server.hits("/private-token/tiny-0.1.0.tgz"), 1);
+    // Cached: the second provision asks the repository nothing.
+    env.provision("p3", "private").await;
+    assert_eq!(env.server.hits("/private/index.yaml"), 1);
+    if env.keys.is_some() {
+        assert!(env.provision("p4", "private-signed").await.contains(MARK));
+        assert_eq!(env.server.hits("/private-signed/tiny-0.1.0.tgz.prov"), 1);
+    }
+    let before = env.cache().len();
+
+    let port = env.server_port();
+    let d = env.fails("f1", "private-wrong").await;
+    assert!(
+        d.contains(&format!(
+            "authentication failed at https://localhost:{port}/private/index.yaml (401 Unauthorized)"
+        )) && d.contains("password_file") && d.contains("secrets/wrong"),
+        "{d}"
+    );
+    assert_no_secret(&d, "a refused fetch's description");
+    let d = env.fails("f2", "private-wrong-token").await;
+    assert!(
+        d.contains("authentication failed") && d.contains("token_file"),
+        "{d}"
+    );
+    assert_no_secret(&d, "a refused fetch's description");
+    // No credentials at all: helm asked, and the message says what to set.
+    let d = env.fails("f3", "private-no-auth").await;
+    assert!(
+        d.contains("authentication failed (401 Unauthorized)") && d.contains("chart.auth"),
+        "{d}"
+    );
+    let d = env.fails("f4", "private-no-file").await;
+    assert!(
+        d.contains("reading the credentials") && d.contains("secrets/absent"),
+        "{d}"
+    );
+    // The variable is set only for the broker process of another test.
+    let d = env.fails("f5", "private-env").await;
+    assert!(
+        d.contains(&format!("environment variable {PASSWORD_ENV} is not set")),
+        "{d}"
+    );
+    assert!(
+        env.server.refused() >= 3,
+        "the wrong credentials reached the server"
+    );
+    assert_eq!(env.cache().len(), before, "nothing refused is cached");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_oci_registry_needs_its_credentials() {
+    let env = Env::start().await;
+    let blob = format!("/v2/private/tiny/blobs/{}", sha256(&env.tgz));
+    assert!(env.provision("o1", "oci-private").await.contains(MARK));
+    assert_eq!(env.server.hits(&blob), 1);
+    assert!(
+        env.provision("o2", "oci-docker-config")
+            .await
+            .contains(MARK)
+    );
+    assert_eq!(env.server.hits(&blob), 2);
+
+    let d = env.fails("o3", "oci-private-wrong").await;
+    assert!(
+        d.contains("authentication failed (401 Unauthorized)")
+            && d.contains("refused the credentials of chart.auth (password_file"),
+        "{d}"
+    );
+    assert_no_secret(&d, "a refused pull's description");
+    let d = env.fails("o4", "oci-private-no-auth").await;
+    assert!(
+        d.contains("authentication failed (401 Unauthorized)")
+            && d.contains("set the plan's chart.auth"),
+        "{d}"
+    );
+    // The registry configs helm was handed are gone; none ever held more
+    // than the one registry.
+    let auth_dir = env.broker.data.path().join("helm/registry-auth");
+    let left: Vec<_> = std::fs::read_dir(&auth_dir).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&auth_dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "{mode:o}");
+}
+
+/// The broker as an operator runs it (its own process, debug logging, the
+/// password in an environment variable): nothing it logs, answers or
+/// stores in last_operation shows a credential, whether the source took
+/// it or refused it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_never_reach_the_log() {
+    use common::process::{Proc, free_port, http, ready};
+    let env = Env::start().await;
+    let root = env.dir.path();
+    let port = free_port();
+    let log = root.join("broker.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let _broker = Proc(
+        Command::new(common::process::broker_bin())
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--catalog")
+            .arg(root.join("catalog"))
+            .arg("--charts")
+            .arg(root.join("charts"))
+            .arg("--data-dir")
+            .arg(root.join("data"))
+            .arg("--helm")
+            .arg(helm_bin())
+            .env("CHARTBROKER_USERNAME", common::USER)
+            .env("CHARTBROKER_PASSWORD", common::PASS)
+            .env(PASSWORD_ENV, PASSWORD)
+            .env("RUST_LOG", "debug")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap(),
+    );
+    ready(port).await;
+    let base = format!("http://127.0.0.1:{port}/v2/service_instances");
+    let mut descriptions = Vec::new();
+    for (instance, plan, state) in [
+        ("l1", "private-env", "succeeded"),
+        ("l2", "private-wrong", "failed"),
+        ("l3", "private-wrong-token", "failed"),
+        ("l4", "oci-private", "succeeded"),
+        ("l5", "oci-private-wrong", "failed"),
+    ] {
+        let url = format!("{base}/{instance}?accepts_incomplete=true");
+        let body = provision_body(plan, json!({}));
+        let (status, r) = http(reqwest::Method::PUT, url, Some(body)).await.unwrap();
+        assert_eq!(status, 202, "{plan}: {r}");
+        let op = r["operation"].as_str().unwrap().to_string();
+        let poll = format!("{base}/{instance}/last_operation?operation={op}");
+        let last = loop {
+            let (_, r) = http(reqwest::Method::GET, poll.clone(), None)
+                .await
+                .unwrap();
+            if r["state"] != "in progress" {
+                break r;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(last["state"], state, "{plan}: {last}");
+        descriptions.push(last.to_string());
+    }
+    let all = descriptions.join("\n");
+    assert!(all.contains("authentication failed"), "{all}");
+    assert_no_secret(&all, "last_operation");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("fetched chart"), "debug log: {text}");
+    assert!(
+        text.contains("authentication failed"),
+        "the failures are logged: {text}"
+    );
+    assert_no_secret(&text, "the broker's log");
 }

@@ -75,7 +75,13 @@ impl ChartAuth {
     /// Checks `chart.auth` for a repository (`oci` false) or a registry;
     /// relative files resolve against `base`. Returns every problem found.
     pub fn parse(doc: &AuthDoc, base: &Path, oci: bool) -> Result<ChartAuth, Vec<String>> {
-        let resolve = |p: &PathBuf| if p.is_absolute() { p.clone() } else { base.join(p) };
+        let resolve = |p: &PathBuf| {
+            if p.is_absolute() {
+                p.clone()
+            } else {
+                base.join(p)
+            }
+        };
         let mut problems = Vec::new();
         let auth = match doc {
             AuthDoc::Basic(b) => {
@@ -139,11 +145,15 @@ impl ChartAuth {
             ChartAuth::Basic { username, password } => {
                 let (u, p) = (username.read()?, password.read()?);
                 let pair = format!("{}:{}", u.expose(), p.expose());
-                Ok(SecretString::new(format!("Basic {}", STANDARD.encode(pair))))
+                Ok(SecretString::new(format!(
+                    "Basic {}",
+                    STANDARD.encode(pair)
+                )))
             }
-            ChartAuth::Bearer { token } => {
-                Ok(SecretString::new(format!("Bearer {}", token.read()?.expose())))
-            }
+            ChartAuth::Bearer { token } => Ok(SecretString::new(format!(
+                "Bearer {}",
+                token.read()?.expose()
+            ))),
             ChartAuth::DockerConfig(p) => Err(format!(
                 "docker_config {} is for OCI registries, not HTTPS repositories",
                 p.display()
@@ -285,11 +295,17 @@ mod tests {
             password: Source::File(p.clone()),
         };
         let h = a.header().unwrap();
-        assert_eq!(h.expose(), format!("Basic {}", STANDARD.encode("u:s3cret-pass")));
+        assert_eq!(
+            h.expose(),
+            format!("Basic {}", STANDARD.encode("u:s3cret-pass"))
+        );
         assert_eq!(format!("{h:?}"), "<redacted>");
         assert!(!format!("{a:?}").contains("s3cret"));
         let c: Value = serde_json::from_str(a.registry_config("r:5000").unwrap().expose()).unwrap();
-        assert_eq!(c["auths"]["r:5000"]["auth"], STANDARD.encode("u:s3cret-pass"));
+        assert_eq!(
+            c["auths"]["r:5000"]["auth"],
+            STANDARD.encode("u:s3cret-pass")
+        );
 
         let docker = dir.path().join("config.json");
         std::fs::write(
@@ -304,7 +320,11 @@ mod tests {
         let e = d.registry_config("elsewhere:443").unwrap_err();
         assert!(e.contains("no `auths` entry for elsewhere:443"), "{e}");
 
-        std::fs::write(&docker, r#"{"auths": {"r:5000": {"auth": "c2VjcmV0LXRva2Vu"#).unwrap();
+        std::fs::write(
+            &docker,
+            r#"{"auths": {"r:5000": {"auth": "c2VjcmV0LXRva2Vu"#,
+        )
+        .unwrap();
         let e = d.registry_config("r:5000").unwrap_err();
         assert!(!e.contains("c2VjcmV0"), "{e}");
         let missing = ChartAuth::Bearer {

@@ -25,9 +25,7 @@ const MAX_BYTES: usize = 64 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
     /// The source answered 401 or 403.
-    #[error(
-        "authentication failed at {url} ({status}): {hint}"
-    )]
+    #[error("authentication failed at {url} ({status}): {hint}")]
     Auth {
         /// What was asked for.
         url: String,
@@ -84,10 +82,12 @@ pub async fn fetch(
     dest: &Path,
     timeout: Duration,
 ) -> Result<PathBuf, DownloadError> {
-    let header = auth.header().map_err(|problem| DownloadError::Credentials {
-        origin: auth.origin(),
-        problem,
-    })?;
+    let header = auth
+        .header()
+        .map_err(|problem| DownloadError::Credentials {
+            origin: auth.origin(),
+            problem,
+        })?;
     let client = client(w.ca_file, timeout)?;
     let base = Url::parse(&format!("{}/", w.repository))
         .map_err(|e| DownloadError::Other(format!("{}: {e}", w.repository)))?;
@@ -95,10 +95,13 @@ pub async fn fetch(
     let get = |url: Url| {
         let mut req = client.get(url.clone());
         if url.origin() == origin {
-            let mut value = reqwest::header::HeaderValue::from_str(header.expose())
-                .map_err(|_| DownloadError::Credentials {
-                    origin: auth.origin(),
-                    problem: "the credential holds characters an HTTP header can't carry".into(),
+            let mut value =
+                reqwest::header::HeaderValue::from_str(header.expose()).map_err(|_| {
+                    DownloadError::Credentials {
+                        origin: auth.origin(),
+                        problem: "the credential holds characters an HTTP header can't carry"
+                            .into(),
+                    }
                 })?;
             value.set_sensitive(true);
             req = req.header(reqwest::header::AUTHORIZATION, value);
@@ -161,7 +164,8 @@ fn client(ca_file: Option<&Path>, timeout: Duration) -> Result<reqwest::Client, 
     if let Some(ca) = ca_file {
         let other = |e: String| DownloadError::Other(format!("ca_file {}: {e}", ca.display()));
         let pem = std::fs::read(ca).map_err(|e| other(e.to_string()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| other(e.to_string()))?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| other(e.to_string()))?;
         if certs.is_empty() {
             return Err(other("holds no certificate".into()));
         }
