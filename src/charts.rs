@@ -16,7 +16,7 @@
 //! mismatching chart (helm itself leaves the files of a failed
 //! verification behind).
 
-mod auth;
+pub mod auth;
 mod download;
 mod files;
 
