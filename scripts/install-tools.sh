@@ -11,10 +11,13 @@
 #                      kube-controller-manager 1.35.4), built with `go build` from the
 #                      Go module in tests/testenv (go.mod/go.sum pinned); rebuilt only
 #                      when its sources or the Go version change (stamp file beside it)
+#   .tools/bin/registry the CNCF distribution registry v3.0.0 (`go install` from the Go
+#                      module proxy; stamp file beside it): the private OCI registry of
+#                      tests/chart_sources.rs
 #   databases          Debian's mariadb-server, postgresql and redis-server (apt-get, only
 #                      when missing and root; tests/dbusers.rs starts its own servers)
 #   .tools/env.sh      `source` it: exports CHARTBROKER_HELM, CHARTBROKER_HELM3, CHARTBROKER_KUBECTL,
-#                      CHARTBROKER_TESTENV, CHARTBROKER_PYTHON and puts .tools/bin + venv/bin on PATH
+#                      CHARTBROKER_TESTENV, CHARTBROKER_REGISTRY, CHARTBROKER_PYTHON and puts .tools/bin + venv/bin on PATH
 #
 # Idempotent: a helm binary whose sha256 already matches and a venv whose stamp
 # matches the requirements file are left alone. Needs: npm, python3 (>= 3.10),
@@ -174,6 +177,31 @@ else
   log "testenv: built in $((SECONDS - started)) s"
 fi
 
+# ---- OCI registry -------------------------------------------------------------
+# The CNCF distribution registry (htpasswd auth, TLS): the private OCI
+# registry tests/chart_sources.rs pulls charts from with credentials. Built
+# with `go install` from the Go module proxy, pinned; rebuilt only when the
+# version or the Go toolchain changes (stamp file beside it). About 5 minutes
+# the first time on 2 cores, mostly module downloads.
+REGISTRY_MOD='github.com/distribution/distribution/v3/cmd/registry'
+REGISTRY_VER='v3.0.0'
+registry_stamp="$( { go version; echo "$REGISTRY_MOD@$REGISTRY_VER"; } | sha256sum | cut -d' ' -f1)"
+if [[ -x "$TOOLS/bin/registry" && -f "$TOOLS/bin/registry.stamp" && "$(cat "$TOOLS/bin/registry.stamp")" == "$registry_stamp" ]]; then
+  log "registry: up to date"
+else
+  log "registry: building $REGISTRY_MOD@$REGISTRY_VER from Go modules ..."
+  started=$SECONDS
+  mkdir -p "$WORK/registry"
+  (cd "$WORK" && GOBIN="$WORK/registry" GOFLAGS=-mod=mod go install -trimpath -ldflags '-s -w' "$REGISTRY_MOD@$REGISTRY_VER") \
+    || die "building the distribution registry failed (see the go output above; needs the Go module proxy)"
+  "$WORK/registry/registry" --version | grep -q "$REGISTRY_VER" \
+    || die "the built registry does not report $REGISTRY_VER"
+  cp "$WORK/registry/registry" "$TOOLS/bin/registry.partial"
+  mv -f "$TOOLS/bin/registry.partial" "$TOOLS/bin/registry"
+  printf '%s\n' "$registry_stamp" >"$TOOLS/bin/registry.stamp"
+  log "registry: built in $((SECONDS - started)) s"
+fi
+
 # ---- Python venv --------------------------------------------------------------
 VENV="$TOOLS/venv"
 VPY="$VENV/bin/python"
@@ -221,6 +249,7 @@ export CHARTBROKER_HELM='$TOOLS/bin/helm'
 export CHARTBROKER_HELM3='$TOOLS/bin/helm3'
 export CHARTBROKER_KUBECTL='$TOOLS/bin/kubectl'
 export CHARTBROKER_TESTENV='$TOOLS/bin/testenv'
+export CHARTBROKER_REGISTRY='$TOOLS/bin/registry'
 export CHARTBROKER_PYTHON='$VPY'
 case ":\$PATH:" in
   *":$TOOLS/bin:"*) ;;
