@@ -3,9 +3,10 @@
 //! an rcgen CA), digests, provenance signed with a throwaway gpg key, the
 //! cache, and every fetch failure ending in a failed operation. The render
 //! engine needs no cluster; the helm engine installs a fetched chart into
-//! the real API server of tests/testenv. Parts of the server demand
-//! credentials (Basic or Bearer, 401 with a `WWW-Authenticate` challenge
-//! otherwise, as a registry with htpasswd does) for the private sources.
+//! the real API server of tests/testenv. Private sources: parts of the
+//! test's repository demand Basic or Bearer credentials (401 with a
+//! `WWW-Authenticate` challenge otherwise), and the private OCI registry is
+//! the real CNCF distribution registry with htpasswd auth and TLS.
 
 mod common;
 
@@ -323,11 +324,103 @@ fn which(name: &str) -> Result<PathBuf, ()> {
         .ok_or(())
 }
 
+/// The CNCF distribution registry (`.tools/bin/registry`, or
+/// `CHARTBROKER_REGISTRY`) on loopback, TLS with the test CA's `localhost`
+/// certificate (`<dir>/server.pem`), htpasswd auth: every request needs
+/// `USERNAME`/`PASSWORD`. Killed when dropped.
+struct Registry {
+    _proc: common::process::Proc,
+    port: u16,
+    log: PathBuf,
+}
+
+/// bcrypt (cost 4) of `PASSWORD`, as `htpasswd -B` writes it; made with
+/// golang.org/x/crypto/bcrypt, the registry's own implementation.
+const PASSWORD_BCRYPT: &str = "$2a$04$2A8F.eE.VYfLKkHFJJO.o.OPqrqqLIDCjA1RhrfO7ObVsJN6X.GEC";
+
+impl Registry {
+    async fn start(dir: &Path) -> Registry {
+        let bin = std::env::var_os("CHARTBROKER_REGISTRY")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| common::repo().join(".tools/bin/registry"));
+        assert!(
+            bin.is_file(),
+            "the OCI registry is not at {} — run scripts/install-tools.sh or set CHARTBROKER_REGISTRY",
+            bin.display()
+        );
+        let root = dir.join("registry");
+        std::fs::create_dir_all(root.join("storage")).unwrap();
+        let htpasswd = root.join("htpasswd");
+        std::fs::write(&htpasswd, format!("{USERNAME}:{PASSWORD_BCRYPT}\n")).unwrap();
+        let port = common::process::free_port();
+        let p = |p: &Path| p.to_str().unwrap().to_string();
+        // JSON is YAML.
+        let config = json!({
+            "version": 0.1,
+            "log": {"level": "info", "accesslog": {"disabled": false}},
+            "storage": {"filesystem": {"rootdirectory": p(&root.join("storage"))}},
+            "http": {"addr": format!("127.0.0.1:{port}"),
+                "tls": {"certificate": p(&dir.join("server.pem")), "key": p(&dir.join("server.key"))}},
+            "auth": {"htpasswd": {"realm": "chartbroker-tests", "path": p(&htpasswd)}},
+        });
+        let config_file = root.join("config.yml");
+        std::fs::write(&config_file, config.to_string()).unwrap();
+        let log = root.join("registry.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(&bin)
+            .arg("serve")
+            .arg(&config_file)
+            .env_clear()
+            .env("OTEL_TRACES_EXPORTER", "none")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+        let registry = Registry {
+            _proc: common::process::Proc(child),
+            port,
+            log,
+        };
+        // Up once it challenges an anonymous client.
+        let ca = std::fs::read(dir.join("catalog/certs/ca.pem")).unwrap();
+        let ca = reqwest::Certificate::from_pem(&ca).unwrap();
+        let client = reqwest::Client::builder()
+            .tls_certs_only([ca])
+            .build()
+            .unwrap();
+        for _ in 0..200 {
+            if let Ok(r) = client
+                .get(format!("https://localhost:{port}/v2/"))
+                .send()
+                .await
+            {
+                assert_eq!(
+                    r.status(),
+                    reqwest::StatusCode::UNAUTHORIZED,
+                    "the registry must demand credentials"
+                );
+                return registry;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "the registry did not start: {}",
+            std::fs::read_to_string(&registry.log).unwrap_or_default()
+        );
+    }
+
+    /// What the registry logged (its access log included).
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
 /// Everything one test needs: repositories and registry on one HTTPS
 /// server, a catalog of plans on them, and a broker (render engine) whose
 /// charts directory is empty.
 struct Env {
     broker: TestBroker,
+    registry: Registry,
     server: Server,
     dir: tempfile::TempDir,
     /// The unsigned archive every `stable` plan fetches.
@@ -386,8 +479,6 @@ impl Env {
         }
         server.repository("private-token", &index, &tgz, None);
         server.guard("/private-token/", format!("Bearer {TOKEN}"));
-        server.oci("private/tiny", &tgz, None);
-        server.guard("/v2/private/", basic(USERNAME, PASSWORD));
 
         let catalog = root.join("catalog");
         std::fs::create_dir_all(catalog.join("keys")).unwrap();
@@ -428,6 +519,8 @@ impl Env {
         std::fs::write(catalog.join("certs/ca.pem"), &ca).unwrap();
         std::fs::write(root.join("server.pem"), &cert).unwrap();
         std::fs::write(root.join("server.key"), &key).unwrap();
+        let registry = Registry::start(root).await;
+        let rport = registry.port;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -459,9 +552,26 @@ impl Env {
             use base64::Engine as _;
             base64::engine::general_purpose::STANDARD.encode(format!("{USERNAME}:{PASSWORD}"))
         };
-        let host = format!("localhost:{port}");
+        let host = format!("localhost:{rport}");
         let docker = json!({"auths": {host: {"auth": pair}}});
         std::fs::write(secrets.join("docker.json"), docker.to_string()).unwrap();
+        // The chart goes into the real registry the way a release pipeline
+        // puts it there: helm push, with the same docker config.
+        helm_run(&[
+            "push",
+            &p(&plain.join("tiny-0.1.0.tgz")),
+            &format!("oci://localhost:{rport}/private"),
+            "--registry-config",
+            &p(&secrets.join("docker.json")),
+            "--ca-file",
+            &p(&catalog.join("certs/ca.pem")),
+        ]);
+        let private_oci = |extra: Value| {
+            let mut c = json!({"oci": format!("oci://localhost:{rport}/private/tiny"),
+                "version": "0.1.0", "ca_file": ca_file});
+            merge(&mut c, extra);
+            c
+        };
         let secret = |f: &str| secrets.join(f).to_str().unwrap().to_string();
         let with_password = |source: Value| json!({"auth": {"basic": {"username": USERNAME, "password_file": source}}});
         let mut plans = vec![
@@ -520,20 +630,17 @@ impl Env {
             ),
             plan(
                 "oci-private",
-                o("private/tiny", with_password(json!(secret("password")))),
+                private_oci(with_password(json!(secret("password")))),
             ),
             plan(
                 "oci-docker-config",
-                o(
-                    "private/tiny",
-                    json!({"auth": {"docker_config": secret("docker.json")}}),
-                ),
+                private_oci(json!({"auth": {"docker_config": secret("docker.json")}})),
             ),
             plan(
                 "oci-private-wrong",
-                o("private/tiny", with_password(json!(secret("wrong")))),
+                private_oci(with_password(json!(secret("wrong")))),
             ),
-            plan("oci-private-no-auth", o("private/tiny", json!({}))),
+            plan("oci-private-no-auth", private_oci(json!({}))),
         ];
         if keys.is_some() {
             plans.extend([
@@ -590,6 +697,7 @@ impl Env {
             tgz,
             keys,
             port,
+            registry,
         }
     }
 
@@ -909,15 +1017,16 @@ async fn private_repository_needs_its_credentials() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_oci_registry_needs_its_credentials() {
     let env = Env::start().await;
-    let blob = format!("/v2/private/tiny/blobs/{}", sha256(&env.tgz));
+    let blob = format!("GET /v2/private/tiny/blobs/{}", sha256(&env.tgz));
+    let pulls = |log: &str| log.matches(&blob).count();
     assert!(env.provision("o1", "oci-private").await.contains(MARK));
-    assert_eq!(env.server.hits(&blob), 1);
+    assert_eq!(pulls(&env.registry.log()), 1, "{}", env.registry.log());
     assert!(
         env.provision("o2", "oci-docker-config")
             .await
             .contains(MARK)
     );
-    assert_eq!(env.server.hits(&blob), 2);
+    assert_eq!(pulls(&env.registry.log()), 2);
 
     let d = env.fails("o3", "oci-private-wrong").await;
     assert!(
