@@ -592,6 +592,42 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn refusals_are_told_from_other_failures() {
+        let failed = |stderr: &str| HelmError::Failed {
+            command: "pull".into(),
+            stderr: stderr.into(),
+        };
+        // As Helm 4 and 3 word them (tests/chart_sources.rs sees each).
+        for (stderr, status) in [
+            (
+                "Error: looks like \"https://r/private\" is not a valid chart repository or cannot be reached: failed to fetch https://r/private/index.yaml : 401 Unauthorized",
+                Some("401 Unauthorized"),
+            ),
+            (
+                "Error: failed to perform \"FetchReference\" on source: GET \"https://r/v2/p/tiny/manifests/0.1.0\": response status code 401: Unauthorized",
+                Some("401 Unauthorized"),
+            ),
+            (
+                "Error: failed to perform \"FetchReference\" on source: GET \"https://r/v2/p/tiny/manifests/0.1.0\": basic credential not found",
+                Some("401 Unauthorized"),
+            ),
+            (
+                "Error: failed to fetch https://r/private/index.yaml : 403 Forbidden",
+                Some("403 Forbidden"),
+            ),
+            ("Error: chart \"tiny\" version \"4.0.1\" not found", None),
+            ("Error: r/v2/p/tiny:0.2.0: not found", None),
+        ] {
+            assert_eq!(refusal(&failed(stderr)), status, "{stderr}");
+        }
+        let timeout = HelmError::Timeout {
+            command: "pull 401 Unauthorized".into(),
+            secs: 1,
+        };
+        assert_eq!(refusal(&timeout), None);
+    }
+
     #[tokio::test]
     async fn prune_removes_entries_no_plan_uses() {
         let root = tempfile::tempdir().unwrap();

@@ -436,6 +436,11 @@ impl Env {
 
     /// With a cluster identity: the helm engine installs as it.
     async fn start_with(cluster: Option<&BrokerIdentity>) -> Env {
+        Self::start_full(cluster, helm_bin()).await
+    }
+
+    /// With the broker running this helm binary.
+    async fn start_full(cluster: Option<&BrokerIdentity>, broker_helm: PathBuf) -> Env {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
@@ -681,6 +686,7 @@ impl Env {
         cfg.catalog_dir = catalog;
         cfg.charts_dir = root.join("charts");
         cfg.helm_timeout = Duration::from_secs(20);
+        cfg.helm = broker_helm;
         if let Some(id) = cluster {
             cfg.engine = chartbroker::runtime::Engine::Helm;
             // These requests carry no originating identity; authorization has its own suites.
@@ -1121,4 +1127,28 @@ async fn credentials_never_reach_the_log() {
         "the failures are logged: {text}"
     );
     assert_no_secret(&text, "the broker's log");
+}
+
+/// The paths where helm handles credentials (the registry config of an OCI
+/// pull, `helm verify` of a private repository's chart) with Helm 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_sources_with_helm3() {
+    let env = Env::start_full(None, common::helm3_bin()).await;
+    assert!(env.provision("h1", "oci-private").await.contains(MARK));
+    assert!(
+        env.provision("h2", "oci-docker-config")
+            .await
+            .contains(MARK)
+    );
+    let d = env.fails("h3", "oci-private-wrong").await;
+    assert!(
+        d.contains("authentication failed (401 Unauthorized)"),
+        "{d}"
+    );
+    assert_no_secret(&d, "a refused pull's description");
+    let d = env.fails("h4", "oci-private-no-auth").await;
+    assert!(d.contains("set the plan's chart.auth"), "{d}");
+    if env.keys.is_some() {
+        assert!(env.provision("h5", "private-signed").await.contains(MARK));
+    }
 }
