@@ -440,6 +440,19 @@ impl ChartFetcher {
         remote: &RemoteChart,
     ) -> Result<(), FetchError> {
         let chart = source.to_string();
+        let host = match source {
+            ChartSource::Oci { reference, .. } => reference
+                .trim_start_matches("oci://")
+                .split('/')
+                .next()
+                .unwrap_or_default(),
+            _ => "",
+        };
+        // Helm has no reason to print a credential; should one ever do,
+        // it is not passed on.
+        let secrets = (remote.auth.as_ref())
+            .map(|a| a.secret_values(host))
+            .unwrap_or_default();
         let helm_failed = |error: HelmError| match refusal(&error) {
             Some(status) => FetchError::Refused {
                 chart: chart.clone(),
@@ -452,13 +465,19 @@ impl ChartFetcher {
                     None => "the source needs credentials; set the plan's chart.auth".into(),
                 },
                 detail: match error {
-                    HelmError::Failed { stderr, .. } => stderr,
+                    HelmError::Failed { stderr, .. } => crate::redact::redact(&stderr, &secrets),
                     e => e.to_string(),
                 },
             },
             None => FetchError::Helm {
                 chart: chart.clone(),
-                error,
+                error: match error {
+                    HelmError::Failed { command, stderr } => HelmError::Failed {
+                        command,
+                        stderr: crate::redact::redact(&stderr, &secrets),
+                    },
+                    e => e,
+                },
             },
         };
         match (source, &remote.auth) {
@@ -484,12 +503,7 @@ impl ChartFetcher {
                 }
                 Ok(())
             }
-            (ChartSource::Oci { reference, .. }, Some(auth)) => {
-                let host = reference
-                    .trim_start_matches("oci://")
-                    .split('/')
-                    .next()
-                    .unwrap_or_default();
+            (ChartSource::Oci { .. }, Some(auth)) => {
                 let config =
                     auth.registry_config(host)
                         .map_err(|problem| FetchError::Download {
@@ -626,6 +640,57 @@ mod tests {
             secs: 1,
         };
         assert_eq!(refusal(&timeout), None);
+    }
+
+    /// A helm that quoted the registry config it was handed in its error
+    /// (none does today) would not carry the password into the message.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_credential_helm_prints_is_redacted() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let helm = dir.path().join("helm");
+        // Prints the file after --registry-config, then the raw password.
+        std::fs::write(
+            &helm,
+            "#!/bin/sh\nwhile [ \"$1\" != --registry-config ]; do shift; done\n\
+             echo \"Error: 401 Unauthorized with $(cat \"$2\") and s3cret-pass\" >&2\nexit 1\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&helm, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let password = dir.path().join("password");
+        std::fs::write(&password, "s3cret-pass").unwrap();
+        let fetcher = ChartFetcher::new(
+            Helm::new(
+                &helm,
+                dir.path().join("home"),
+                std::time::Duration::from_secs(5),
+            ),
+            dir.path().join("charts"),
+        );
+        let source = ChartSource::Oci {
+            reference: "oci://r.example:5000/c/tiny".into(),
+            remote: RemoteChart {
+                version: "0.1.0".into(),
+                digest: None,
+                keyring: None,
+                ca_file: None,
+                auth: Some(ChartAuth::Basic {
+                    username: auth::Source::Inline("u".into()),
+                    password: auth::Source::File(password),
+                }),
+            },
+        };
+        let e = fetcher.resolve(&source).await.unwrap_err().to_string();
+        assert!(
+            e.contains("authentication failed (401 Unauthorized)"),
+            "{e}"
+        );
+        assert!(e.contains("<redacted>"), "{e}");
+        assert!(
+            !e.contains("s3cret-pass") && !e.contains("dTpzM2NyZXQtcGFzcw"),
+            "{e}"
+        );
     }
 
     #[tokio::test]

@@ -180,6 +180,35 @@ impl ChartAuth {
         ))
     }
 
+    /// The secret values as they are now (for a registry, those of the
+    /// `host` entry), to redact from what helm prints; none that can't be
+    /// read.
+    pub fn secret_values(&self, host: &str) -> Vec<String> {
+        let read = |s: &Source| s.read().map(|v| v.expose().to_owned()).ok();
+        match self {
+            ChartAuth::Basic { password, .. } => read(password).into_iter().collect(),
+            ChartAuth::Bearer { token } => read(token).into_iter().collect(),
+            ChartAuth::DockerConfig(path) => {
+                let Ok(entry) = docker_entry(path, host) else {
+                    return Vec::new();
+                };
+                let mut out = Vec::new();
+                for key in ["auth", "password", "identitytoken", "registrytoken"] {
+                    if let Some(v) = entry.get(key).and_then(Value::as_str) {
+                        out.push(v.to_owned());
+                    }
+                }
+                let decoded = (entry.get("auth").and_then(Value::as_str))
+                    .and_then(|a| STANDARD.decode(a).ok())
+                    .and_then(|b| String::from_utf8(b).ok());
+                if let Some((_, password)) = decoded.as_deref().and_then(|d| d.split_once(':')) {
+                    out.push(password.to_owned());
+                }
+                out
+            }
+        }
+    }
+
     /// Where the secret comes from, for messages: `password_file /x`,
     /// `token_env T`, `docker_config /y`.
     pub fn origin(&self) -> String {
@@ -317,6 +346,8 @@ mod tests {
         let d = ChartAuth::DockerConfig(docker.clone());
         let c: Value = serde_json::from_str(d.registry_config("r:5000").unwrap().expose()).unwrap();
         assert_eq!(c, json!({"auths": {"r:5000": {"auth": "dTpw"}}}));
+        assert_eq!(d.secret_values("r:5000"), ["dTpw", "p"]);
+        assert_eq!(a.secret_values("r:5000"), ["s3cret-pass"]);
         let e = d.registry_config("elsewhere:443").unwrap_err();
         assert!(e.contains("no `auths` entry for elsewhere:443"), "{e}");
 
