@@ -11,10 +11,13 @@
 #                      kube-controller-manager 1.35.4), built with `go build` from the
 #                      Go module in tests/testenv (go.mod/go.sum pinned); rebuilt only
 #                      when its sources or the Go version change (stamp file beside it)
+#   .tools/bin/registry the CNCF distribution registry v3.0.0 (`go install` from the Go
+#                      module proxy; stamp file beside it): the private OCI registry of
+#                      tests/chart_sources.rs
 #   databases          Debian's mariadb-server, postgresql and redis-server (apt-get, only
 #                      when missing and root; tests/dbusers.rs starts its own servers)
 #   .tools/env.sh      `source` it: exports CHARTBROKER_HELM, CHARTBROKER_HELM3, CHARTBROKER_KUBECTL,
-#                      CHARTBROKER_TESTENV, CHARTBROKER_PYTHON and puts .tools/bin + venv/bin on PATH
+#                      CHARTBROKER_TESTENV, CHARTBROKER_REGISTRY, CHARTBROKER_PYTHON and puts .tools/bin + venv/bin on PATH
 #
 # Idempotent: a helm binary whose sha256 already matches and a venv whose stamp
 # matches the requirements file are left alone. Needs: npm, python3 (>= 3.10),
@@ -53,16 +56,6 @@ case "$(uname -s)/$(uname -m)" in
 esac
 need tar
 need sha256sum "coreutils"
-# gpg signs and checks chart provenance in the tests (tests/chart_sources.rs).
-if ! command -v gpg >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
-    log "gpg: installing Debian's gnupg ..."
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnupg >/dev/null; } \
-      || die "apt-get install gnupg failed"
-  else
-    die "'gpg' is required (Debian: apt-get install gnupg)"
-  fi
-fi
 need "$BOOT_PY" "set CHARTBROKER_TOOLS_PYTHON to a Python >= 3.10"
 "$BOOT_PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
   || die "$BOOT_PY is $("$BOOT_PY" -V 2>&1); need Python >= 3.10 (set CHARTBROKER_TOOLS_PYTHON)"
@@ -130,6 +123,16 @@ if [[ "${1:-}" == "--runtime" ]]; then
   echo "runtime tools ready in $TOOLS: helm $("$TOOLS/bin/helm" version --template '{{.Version}}') ($TOOLS/bin/helm)"
   exit 0
 fi
+# gpg signs and checks chart provenance in the tests (tests/chart_sources.rs).
+if ! command -v gpg >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
+    log "gpg: installing Debian's gnupg ..."
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnupg >/dev/null; } \
+      || die "apt-get install gnupg failed"
+  else
+    die "'gpg' is required (Debian: apt-get install gnupg)"
+  fi
+fi
 # Real database servers for the per-binding user tests (tests/dbusers.rs
 # starts them on loopback as the packages' own users): MariaDB, PostgreSQL,
 # Redis from Debian. The packages' own service start is suppressed
@@ -172,6 +175,31 @@ else
   mv -f "$TOOLS/bin/testenv.partial" "$TOOLS/bin/testenv"
   printf '%s\n' "$testenv_stamp" >"$TOOLS/bin/testenv.stamp"
   log "testenv: built in $((SECONDS - started)) s"
+fi
+
+# ---- OCI registry -------------------------------------------------------------
+# The CNCF distribution registry (htpasswd auth, TLS): the private OCI
+# registry tests/chart_sources.rs pulls charts from with credentials. Built
+# with `go install` from the Go module proxy, pinned; rebuilt only when the
+# version or the Go toolchain changes (stamp file beside it). About 5 minutes
+# the first time on 2 cores, mostly module downloads.
+REGISTRY_MOD='github.com/distribution/distribution/v3/cmd/registry'
+REGISTRY_VER='v3.0.0'
+registry_stamp="$( { go version; echo "$REGISTRY_MOD@$REGISTRY_VER"; } | sha256sum | cut -d' ' -f1)"
+if [[ -x "$TOOLS/bin/registry" && -f "$TOOLS/bin/registry.stamp" && "$(cat "$TOOLS/bin/registry.stamp")" == "$registry_stamp" ]]; then
+  log "registry: up to date"
+else
+  log "registry: building $REGISTRY_MOD@$REGISTRY_VER from Go modules ..."
+  started=$SECONDS
+  mkdir -p "$WORK/registry"
+  (cd "$WORK" && GOBIN="$WORK/registry" GOFLAGS=-mod=mod go install -trimpath -ldflags '-s -w' "$REGISTRY_MOD@$REGISTRY_VER") \
+    || die "building the distribution registry failed (see the go output above; needs the Go module proxy)"
+  "$WORK/registry/registry" --version | grep -q "$REGISTRY_VER" \
+    || die "the built registry does not report $REGISTRY_VER"
+  cp "$WORK/registry/registry" "$TOOLS/bin/registry.partial"
+  mv -f "$TOOLS/bin/registry.partial" "$TOOLS/bin/registry"
+  printf '%s\n' "$registry_stamp" >"$TOOLS/bin/registry.stamp"
+  log "registry: built in $((SECONDS - started)) s"
 fi
 
 # ---- Python venv --------------------------------------------------------------
@@ -221,6 +249,7 @@ export CHARTBROKER_HELM='$TOOLS/bin/helm'
 export CHARTBROKER_HELM3='$TOOLS/bin/helm3'
 export CHARTBROKER_KUBECTL='$TOOLS/bin/kubectl'
 export CHARTBROKER_TESTENV='$TOOLS/bin/testenv'
+export CHARTBROKER_REGISTRY='$TOOLS/bin/registry'
 export CHARTBROKER_PYTHON='$VPY'
 case ":\$PATH:" in
   *":$TOOLS/bin:"*) ;;

@@ -16,8 +16,12 @@
 //! mismatching chart (helm itself leaves the files of a failed
 //! verification behind).
 
+pub mod auth;
+mod download;
 mod files;
 
+pub use auth::{AuthDoc, ChartAuth};
+pub use download::DownloadError;
 pub use files::{ChartFileError, check_archive, check_folder};
 
 use std::collections::HashMap;
@@ -50,6 +54,27 @@ pub enum FetchError {
         chart: String,
         /// Helm's failure.
         error: HelmError,
+    },
+    /// A private repository's chart could not be downloaded, or its
+    /// credentials read.
+    #[error("fetching chart {chart}: {error}")]
+    Download {
+        /// The source, as displayed.
+        chart: String,
+        /// What failed.
+        error: DownloadError,
+    },
+    /// The source answered 401 or 403 to helm.
+    #[error("fetching chart {chart}: authentication failed ({status}): {hint}: {detail}")]
+    Refused {
+        /// The source, as displayed.
+        chart: String,
+        /// `401 Unauthorized` or `403 Forbidden`.
+        status: &'static str,
+        /// What to check.
+        hint: String,
+        /// Helm's message.
+        detail: String,
     },
     /// The archive does not hash to the pinned digest.
     #[error(
@@ -199,8 +224,9 @@ impl ChartFetcher {
     }
 
     /// SHA-256 over what decides which bytes are acceptable: the source,
-    /// its version, the pinned digest, and the keyring's contents when
-    /// verifying (a rotated keyring must verify the chart again).
+    /// its version, the pinned digest, the keyring's contents when
+    /// verifying (a rotated keyring must verify the chart again), and where
+    /// the credentials come from.
     async fn key(&self, source: &ChartSource, remote: &RemoteChart) -> Result<String, FetchError> {
         let mut text = match source {
             ChartSource::Local(_) => unreachable!("local charts are not cached"),
@@ -213,6 +239,12 @@ impl ChartFetcher {
         // evicts the chart another plan pinned right.
         text.push_str(remote.digest.as_deref().unwrap_or("any digest"));
         text.push('\n');
+        // Where the credentials come from (never their values): a plan
+        // whose credentials are wrong, or missing, must not be handed the
+        // chart another plan's credentials fetched.
+        if let Some(auth) = &remote.auth {
+            text.push_str(&format!("auth {auth:?}\n"));
+        }
         match &remote.keyring {
             Some(k) => {
                 let bytes = tokio::fs::read(k).await.map_err(|error| FetchError::Io {
@@ -314,6 +346,7 @@ impl ChartFetcher {
             destination: &tmp,
             keyring: remote.keyring.as_deref(),
             ca_file: remote.ca_file.as_deref(),
+            registry_config: None,
         };
         let outcome = match self.pull_checked(&pull, source, remote).await {
             Ok(archive) => match tokio::fs::rename(&tmp, dir).await {
@@ -345,13 +378,7 @@ impl ChartFetcher {
         remote: &RemoteChart,
     ) -> Result<String, FetchError> {
         let chart = source.to_string();
-        self.helm
-            .pull(pull)
-            .await
-            .map_err(|error| FetchError::Helm {
-                chart: chart.clone(),
-                error,
-            })?;
+        self.obtain(pull, source, remote).await?;
         let io = |what: String| move |error| FetchError::Io { what, error };
         let dest = pull.destination;
         let mut archives = Vec::new();
@@ -402,6 +429,168 @@ impl ChartFetcher {
     }
 }
 
+impl ChartFetcher {
+    /// Brings the chart (and its provenance, verified) into the pull's
+    /// destination: helm pulls, except from an HTTPS repository that needs
+    /// credentials, which the broker downloads itself (see [`download`]).
+    async fn obtain(
+        &self,
+        pull: &Pull<'_>,
+        source: &ChartSource,
+        remote: &RemoteChart,
+    ) -> Result<(), FetchError> {
+        let chart = source.to_string();
+        let host = match source {
+            ChartSource::Oci { reference, .. } => reference
+                .trim_start_matches("oci://")
+                .split('/')
+                .next()
+                .unwrap_or_default(),
+            _ => "",
+        };
+        // Helm has no reason to print a credential; should one ever do,
+        // it is not passed on.
+        let secrets = (remote.auth.as_ref())
+            .map(|a| a.secret_values(host))
+            .unwrap_or_default();
+        let helm_failed = |error: HelmError| match refusal(&error) {
+            Some(status) => FetchError::Refused {
+                chart: chart.clone(),
+                status,
+                hint: match &remote.auth {
+                    Some(a) => format!(
+                        "the source refused the credentials of chart.auth ({}); check them",
+                        a.origin()
+                    ),
+                    None => "the source needs credentials; set the plan's chart.auth".into(),
+                },
+                detail: match error {
+                    HelmError::Failed { stderr, .. } => crate::redact::redact(&stderr, &secrets),
+                    e => e.to_string(),
+                },
+            },
+            None => FetchError::Helm {
+                chart: chart.clone(),
+                error: match error {
+                    HelmError::Failed { command, stderr } => HelmError::Failed {
+                        command,
+                        stderr: crate::redact::redact(&stderr, &secrets),
+                    },
+                    e => e,
+                },
+            },
+        };
+        match (source, &remote.auth) {
+            (ChartSource::Repository { url, name, .. }, Some(auth)) => {
+                let wanted = download::Wanted {
+                    repository: url,
+                    name,
+                    version: &remote.version,
+                    provenance: remote.keyring.is_some(),
+                    ca_file: remote.ca_file.as_deref(),
+                };
+                let archive = download::fetch(&wanted, auth, pull.destination, self.helm.timeout())
+                    .await
+                    .map_err(|error| FetchError::Download {
+                        chart: chart.clone(),
+                        error,
+                    })?;
+                if let Some(keyring) = &remote.keyring {
+                    self.helm
+                        .verify(&archive, keyring)
+                        .await
+                        .map_err(helm_failed)?;
+                }
+                Ok(())
+            }
+            (ChartSource::Oci { .. }, Some(auth)) => {
+                let config =
+                    auth.registry_config(host)
+                        .map_err(|problem| FetchError::Download {
+                            chart: chart.clone(),
+                            error: DownloadError::Credentials {
+                                origin: auth.origin(),
+                                problem,
+                            },
+                        })?;
+                let file = PrivateFile::write(&self.helm.home().join("registry-auth"), &config)
+                    .await
+                    .map_err(|(what, error)| FetchError::Io { what, error })?;
+                let pull = Pull {
+                    registry_config: Some(&file.0),
+                    ..*pull
+                };
+                self.helm.pull(&pull).await.map_err(helm_failed)
+            }
+            _ => self.helm.pull(pull).await.map_err(helm_failed),
+        }
+    }
+}
+
+/// A file only the broker can read, removed when dropped: a registry
+/// config holding credentials lives as long as the one pull using it.
+struct PrivateFile(PathBuf);
+
+impl PrivateFile {
+    async fn write(
+        dir: &Path,
+        secret: &auth::SecretString,
+    ) -> Result<PrivateFile, (String, std::io::Error)> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true).mode(0o700);
+        builder
+            .create(dir)
+            .map_err(|e| (format!("creating {}", dir.display()), e))?;
+        let path = dir.join(format!("{}.json", uuid::Uuid::new_v4().simple()));
+        let file = PrivateFile(path.clone());
+        let bytes = secret.expose().as_bytes().to_vec();
+        let at = path.clone();
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write as _;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&at)?
+                .write_all(&bytes)
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r)
+        .map_err(|e| (format!("writing {}", path.display()), e))?;
+        Ok(file)
+    }
+}
+
+impl Drop for PrivateFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `401 Unauthorized` or `403 Forbidden` when helm failed because the
+/// source refused it. Helm words it per source kind and version: "401
+/// Unauthorized" (repositories), "response status code 401" or "basic
+/// credential not found" (OCI, the latter with no credentials), "403 Forbidden".
+fn refusal(error: &HelmError) -> Option<&'static str> {
+    let HelmError::Failed { stderr, .. } = error else {
+        return None;
+    };
+    let s = stderr.to_ascii_lowercase();
+    // oras asks for credentials only after the registry's 401 challenge.
+    let challenged = s.contains("credential not found");
+    if challenged
+        || (s.contains("401") && (s.contains("unauthorized") || s.contains("status code")))
+    {
+        Some("401 Unauthorized")
+    } else if s.contains("403") && (s.contains("forbidden") || s.contains("status code")) {
+        Some("403 Forbidden")
+    } else {
+        None
+    }
+}
+
 fn sha256(bytes: &[u8]) -> String {
     format!(
         "sha256:{}",
@@ -416,6 +605,93 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_are_told_from_other_failures() {
+        let failed = |stderr: &str| HelmError::Failed {
+            command: "pull".into(),
+            stderr: stderr.into(),
+        };
+        // As Helm 4 and 3 word them (tests/chart_sources.rs sees each).
+        for (stderr, status) in [
+            (
+                "Error: looks like \"https://r/private\" is not a valid chart repository or cannot be reached: failed to fetch https://r/private/index.yaml : 401 Unauthorized",
+                Some("401 Unauthorized"),
+            ),
+            (
+                "Error: failed to perform \"FetchReference\" on source: GET \"https://r/v2/p/tiny/manifests/0.1.0\": response status code 401: Unauthorized",
+                Some("401 Unauthorized"),
+            ),
+            (
+                "Error: failed to perform \"FetchReference\" on source: GET \"https://r/v2/p/tiny/manifests/0.1.0\": basic credential not found",
+                Some("401 Unauthorized"),
+            ),
+            (
+                "Error: failed to fetch https://r/private/index.yaml : 403 Forbidden",
+                Some("403 Forbidden"),
+            ),
+            ("Error: chart \"tiny\" version \"4.0.1\" not found", None),
+            ("Error: r/v2/p/tiny:0.2.0: not found", None),
+        ] {
+            assert_eq!(refusal(&failed(stderr)), status, "{stderr}");
+        }
+        let timeout = HelmError::Timeout {
+            command: "pull 401 Unauthorized".into(),
+            secs: 1,
+        };
+        assert_eq!(refusal(&timeout), None);
+    }
+
+    /// A helm that quoted the registry config it was handed in its error
+    /// (none does today) would not carry the password into the message.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_credential_helm_prints_is_redacted() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let helm = dir.path().join("helm");
+        // Prints the file after --registry-config, then the raw password.
+        std::fs::write(
+            &helm,
+            "#!/bin/sh\nwhile [ \"$1\" != --registry-config ]; do shift; done\n\
+             echo \"Error: 401 Unauthorized with $(cat \"$2\") and s3cret-pass\" >&2\nexit 1\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&helm, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let password = dir.path().join("password");
+        std::fs::write(&password, "s3cret-pass").unwrap();
+        let fetcher = ChartFetcher::new(
+            Helm::new(
+                &helm,
+                dir.path().join("home"),
+                std::time::Duration::from_secs(5),
+            ),
+            dir.path().join("charts"),
+        );
+        let source = ChartSource::Oci {
+            reference: "oci://r.example:5000/c/tiny".into(),
+            remote: RemoteChart {
+                version: "0.1.0".into(),
+                digest: None,
+                keyring: None,
+                ca_file: None,
+                auth: Some(ChartAuth::Basic {
+                    username: auth::Source::Inline("u".into()),
+                    password: auth::Source::File(password),
+                }),
+            },
+        };
+        let e = fetcher.resolve(&source).await.unwrap_err().to_string();
+        assert!(
+            e.contains("authentication failed (401 Unauthorized)"),
+            "{e}"
+        );
+        assert!(e.contains("<redacted>"), "{e}");
+        assert!(
+            !e.contains("s3cret-pass") && !e.contains("dTpzM2NyZXQtcGFzcw"),
+            "{e}"
+        );
+    }
 
     #[tokio::test]
     async fn prune_removes_entries_no_plan_uses() {

@@ -190,6 +190,9 @@ pub struct Pull<'a> {
     pub keyring: Option<&'a Path>,
     /// CA bundle for the repository's or registry's TLS.
     pub ca_file: Option<&'a Path>,
+    /// A private registry config file (`--registry-config`) holding the
+    /// registry's credentials: never on the command line.
+    pub registry_config: Option<&'a Path>,
 }
 
 impl HelmError {
@@ -318,6 +321,9 @@ impl Helm {
         if let Some(ca) = p.ca_file {
             args.extend(["--ca-file".into(), ca.into()]);
         }
+        if let Some(c) = p.registry_config {
+            args.extend(["--registry-config".into(), c.into()]);
+        }
         // Whatever the chart reference holds, it is never read as a flag.
         args.extend(["--".into(), p.chart.into()]);
         match self.run("pull", &args, None).await {
@@ -330,6 +336,19 @@ impl Helm {
             }),
             Err(e) => Err(e),
         }
+    }
+
+    /// `helm verify`: checks `archive` against the `.prov` file beside it
+    /// and `keyring`.
+    pub async fn verify(&self, archive: &Path, keyring: &Path) -> Result<(), HelmError> {
+        let args: Vec<OsString> = vec![
+            "verify".into(),
+            "--keyring".into(),
+            keyring.into(),
+            "--".into(),
+            archive.into(),
+        ];
+        self.run("verify", &args, None).await.map(|_| ())
     }
 
     /// Runs helm with `args`, optional stdin, the timeout, and a clean

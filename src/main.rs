@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use chartbroker::catalog::Catalog;
 use chartbroker::runtime::{
-    Engine, Runtime, ServeConfig, StoreKind, default_state_namespace, find_helm,
+    Engine, Runtime, ServeConfig, StoreKind, default_state_namespace, find_helm, locate_helm,
 };
 
 /// An Open Service Broker (API v2.17) that provisions Helm charts.
@@ -254,6 +254,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let helm = locate_helm(a.helm).map_err(anyhow::Error::msg)?;
     let cfg = ServeConfig {
         catalog_dir: a.catalog,
         charts_dir: a.charts,
@@ -262,7 +263,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             EngineArg::Render => Engine::Render,
             EngineArg::Helm => Engine::Helm,
         },
-        helm: find_helm(a.helm),
+        helm,
         helm_timeout: Duration::from_secs(a.helm_timeout),
         max_helm_processes: a.max_helm_processes.max(1),
         default_namespace: a.default_namespace,

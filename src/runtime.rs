@@ -478,22 +478,47 @@ fn resolve_kubeconfig(explicit: Option<PathBuf>) -> Option<PathBuf> {
 }
 
 /// Resolves the helm binary: an explicit path, else `helm` on PATH, else the
-/// one `scripts/install-tools.sh` installs.
+/// one `scripts/install-tools.sh` installs; `helm` (left to fail when run)
+/// when there is none.
 pub fn find_helm(explicit: Option<PathBuf>) -> PathBuf {
+    locate_helm(explicit).unwrap_or_else(|_| PathBuf::from("helm"))
+}
+
+/// [`find_helm`] that says how to get helm when there is none: `serve`
+/// refuses to start without it rather than fail every chart operation.
+pub fn locate_helm(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
+    let on_path = |name: &Path| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .find(|p| p.is_file())
+        })
+    };
     if let Some(p) = explicit {
-        return p;
+        // A bare name is looked up on PATH, as running it would.
+        let found = if p.components().count() == 1 && !p.is_absolute() {
+            on_path(&p)
+        } else {
+            Some(p.clone()).filter(|p| p.is_file())
+        };
+        return found.ok_or_else(|| {
+            format!(
+                "--helm {}: no such file (helm 3.18+ or 4 is needed: \
+                 scripts/install-tools.sh --runtime installs it at .tools/bin/helm)",
+                p.display()
+            )
+        });
     }
-    if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
-            let p = dir.join("helm");
-            if p.is_file() {
-                return p;
-            }
-        }
+    if let Some(p) = on_path(Path::new("helm")) {
+        return Ok(p);
     }
     let local = Path::new(".tools/bin/helm");
     if local.is_file() {
-        return local.canonicalize().unwrap_or_else(|_| local.to_path_buf());
+        return Ok(local.canonicalize().unwrap_or_else(|_| local.to_path_buf()));
     }
-    PathBuf::from("helm")
+    Err(
+        "helm not found on PATH nor at .tools/bin/helm: run scripts/install-tools.sh --runtime, \
+         or pass --helm /path/to/helm (helm 3.18+ or 4)"
+            .into(),
+    )
 }

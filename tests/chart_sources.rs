@@ -3,7 +3,10 @@
 //! an rcgen CA), digests, provenance signed with a throwaway gpg key, the
 //! cache, and every fetch failure ending in a failed operation. The render
 //! engine needs no cluster; the helm engine installs a fetched chart into
-//! the real API server of tests/testenv.
+//! the real API server of tests/testenv. Private sources: parts of the
+//! test's repository demand Basic or Bearer credentials (401 with a
+//! `WWW-Authenticate` challenge otherwise), and the private OCI registry is
+//! the real CNCF distribution registry with htpasswd auth and TLS.
 
 mod common;
 
@@ -15,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
 use serde_json::{Value, json};
@@ -27,6 +30,15 @@ use common::{TestBroker, assert_delete_done, helm_bin, provision_body, provision
 /// fetched chart renders it (the broker's charts directory is empty).
 const MARK: &str = "served by the test repository";
 
+/// The private sources' secrets: none may appear in a message or a log.
+const USERNAME: &str = "chartbroker";
+const PASSWORD: &str = "s3cret-repo-pass-7f3a";
+const WRONG: &str = "wrong-pass-91b2c";
+const TOKEN: &str = "tok-5e1d-private-c0ffee";
+/// The variable a plan reads its password from (set only for the broker
+/// process of `credentials_never_reach_the_log`).
+const PASSWORD_ENV: &str = "CB_TEST_PRIVATE_REPO_PASSWORD";
+
 // === a file server: Helm repository and OCI registry in one ===
 
 #[derive(Clone)]
@@ -36,11 +48,14 @@ struct Entry {
     digest: Option<String>,
 }
 
-/// Serves fixed bodies by path and counts requests per path.
+/// Serves fixed bodies by path and counts requests per path. Paths under
+/// a guarded prefix need its exact `Authorization` header.
 #[derive(Clone, Default)]
 struct Server {
     files: Arc<Mutex<HashMap<String, Entry>>>,
     hits: Arc<Mutex<HashMap<String, usize>>>,
+    guards: Arc<Mutex<Vec<(String, String)>>>,
+    refused: Arc<Mutex<usize>>,
 }
 
 impl Server {
@@ -51,6 +66,18 @@ impl Server {
             digest,
         };
         self.files.lock().unwrap().insert(path.to_string(), entry);
+    }
+
+    /// Paths starting with `prefix` need `Authorization: <header>`.
+    fn guard(&self, prefix: &str, header: String) {
+        self.guards
+            .lock()
+            .unwrap()
+            .push((prefix.to_string(), header));
+    }
+
+    fn refused(&self) -> usize {
+        *self.refused.lock().unwrap()
     }
 
     fn hits(&self, path: &str) -> usize {
@@ -122,8 +149,28 @@ impl Server {
     }
 }
 
-async fn serve(State(s): State<Server>, uri: Uri) -> Response {
+async fn serve(State(s): State<Server>, uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path().to_string();
+    let wanted = (s.guards.lock().unwrap().iter())
+        .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+        .map(|(_, header)| header.clone());
+    if let Some(want) = wanted {
+        let given = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
+        if given != Some(want.as_bytes()) {
+            *s.refused.lock().unwrap() += 1;
+            let challenge = if want.starts_with("Bearer") {
+                r#"Bearer realm="test""#
+            } else {
+                r#"Basic realm="Registry Realm""#
+            };
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, challenge)],
+                "authentication required",
+            )
+                .into_response();
+        }
+    }
     *s.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
     let found = s.files.lock().unwrap().get(&path).cloned();
     match found {
@@ -277,16 +324,109 @@ fn which(name: &str) -> Result<PathBuf, ()> {
         .ok_or(())
 }
 
+/// The CNCF distribution registry (`.tools/bin/registry`, or
+/// `CHARTBROKER_REGISTRY`) on loopback, TLS with the test CA's `localhost`
+/// certificate (`<dir>/server.pem`), htpasswd auth: every request needs
+/// `USERNAME`/`PASSWORD`. Killed when dropped.
+struct Registry {
+    _proc: common::process::Proc,
+    port: u16,
+    log: PathBuf,
+}
+
+/// bcrypt (cost 4) of `PASSWORD`, as `htpasswd -B` writes it; made with
+/// golang.org/x/crypto/bcrypt, the registry's own implementation.
+const PASSWORD_BCRYPT: &str = "$2a$04$2A8F.eE.VYfLKkHFJJO.o.OPqrqqLIDCjA1RhrfO7ObVsJN6X.GEC";
+
+impl Registry {
+    async fn start(dir: &Path) -> Registry {
+        let bin = std::env::var_os("CHARTBROKER_REGISTRY")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| common::repo().join(".tools/bin/registry"));
+        assert!(
+            bin.is_file(),
+            "the OCI registry is not at {} — run scripts/install-tools.sh or set CHARTBROKER_REGISTRY",
+            bin.display()
+        );
+        let root = dir.join("registry");
+        std::fs::create_dir_all(root.join("storage")).unwrap();
+        let htpasswd = root.join("htpasswd");
+        std::fs::write(&htpasswd, format!("{USERNAME}:{PASSWORD_BCRYPT}\n")).unwrap();
+        let port = common::process::free_port();
+        let p = |p: &Path| p.to_str().unwrap().to_string();
+        // JSON is YAML.
+        let config = json!({
+            "version": 0.1,
+            "log": {"level": "info", "accesslog": {"disabled": false}},
+            "storage": {"filesystem": {"rootdirectory": p(&root.join("storage"))}},
+            "http": {"addr": format!("127.0.0.1:{port}"),
+                "tls": {"certificate": p(&dir.join("server.pem")), "key": p(&dir.join("server.key"))}},
+            "auth": {"htpasswd": {"realm": "chartbroker-tests", "path": p(&htpasswd)}},
+        });
+        let config_file = root.join("config.yml");
+        std::fs::write(&config_file, config.to_string()).unwrap();
+        let log = root.join("registry.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(&bin)
+            .arg("serve")
+            .arg(&config_file)
+            .env_clear()
+            .env("OTEL_TRACES_EXPORTER", "none")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+        let registry = Registry {
+            _proc: common::process::Proc(child),
+            port,
+            log,
+        };
+        // Up once it challenges an anonymous client.
+        let ca = std::fs::read(dir.join("catalog/certs/ca.pem")).unwrap();
+        let ca = reqwest::Certificate::from_pem(&ca).unwrap();
+        let client = reqwest::Client::builder()
+            .tls_certs_only([ca])
+            .build()
+            .unwrap();
+        for _ in 0..200 {
+            if let Ok(r) = client
+                .get(format!("https://localhost:{port}/v2/"))
+                .send()
+                .await
+            {
+                assert_eq!(
+                    r.status(),
+                    reqwest::StatusCode::UNAUTHORIZED,
+                    "the registry must demand credentials"
+                );
+                return registry;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "the registry did not start: {}",
+            std::fs::read_to_string(&registry.log).unwrap_or_default()
+        );
+    }
+
+    /// What the registry logged (its access log included).
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
 /// Everything one test needs: repositories and registry on one HTTPS
 /// server, a catalog of plans on them, and a broker (render engine) whose
 /// charts directory is empty.
 struct Env {
     broker: TestBroker,
+    registry: Registry,
     server: Server,
     dir: tempfile::TempDir,
     /// The unsigned archive every `stable` plan fetches.
     tgz: Vec<u8>,
     keys: Option<Keys>,
+    port: u16,
 }
 
 impl Env {
@@ -296,6 +436,11 @@ impl Env {
 
     /// With a cluster identity: the helm engine installs as it.
     async fn start_with(cluster: Option<&BrokerIdentity>) -> Env {
+        Self::start_full(cluster, helm_bin()).await
+    }
+
+    /// With the broker running this helm binary.
+    async fn start_full(cluster: Option<&BrokerIdentity>, broker_helm: PathBuf) -> Env {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
@@ -325,6 +470,20 @@ impl Env {
             server.repository(prefix, &index, &tgz, None);
         }
         server.oci("charts/tiny", &tgz, None);
+        let basic = |user: &str, pass: &str| {
+            use base64::Engine as _;
+            let pair = format!("{user}:{pass}");
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            )
+        };
+        for prefix in ["private", "private-signed"] {
+            server.repository(prefix, &index, &tgz, None);
+            server.guard(&format!("/{prefix}/"), basic(USERNAME, PASSWORD));
+        }
+        server.repository("private-token", &index, &tgz, None);
+        server.guard("/private-token/", format!("Bearer {TOKEN}"));
 
         let catalog = root.join("catalog");
         std::fs::create_dir_all(catalog.join("keys")).unwrap();
@@ -356,6 +515,7 @@ impl Env {
             tampered.extend_from_slice(b"tampered");
             server.repository("tampered", &sindex, &tampered, Some(&prov));
             server.oci("signed/tiny", &stgz, Some(&prov));
+            server.repository("private-signed", &sindex, &stgz, Some(&prov));
             std::fs::copy(&k.pubring, catalog.join("keys/pubring.gpg")).unwrap();
             std::fs::copy(&k.stranger, catalog.join("keys/stranger.gpg")).unwrap();
         }
@@ -364,6 +524,8 @@ impl Env {
         std::fs::write(catalog.join("certs/ca.pem"), &ca).unwrap();
         std::fs::write(root.join("server.pem"), &cert).unwrap();
         std::fs::write(root.join("server.key"), &key).unwrap();
+        let registry = Registry::start(root).await;
+        let rport = registry.port;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -386,6 +548,37 @@ impl Env {
             c
         };
         let verify = |keyring: &str| json!({"verify": true, "keyring": format!("keys/{keyring}")});
+        let secrets = root.join("secrets");
+        std::fs::create_dir_all(&secrets).unwrap();
+        std::fs::write(secrets.join("password"), format!("{PASSWORD}\n")).unwrap();
+        std::fs::write(secrets.join("wrong"), WRONG).unwrap();
+        std::fs::write(secrets.join("token"), TOKEN).unwrap();
+        let pair = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(format!("{USERNAME}:{PASSWORD}"))
+        };
+        let host = format!("localhost:{rport}");
+        let docker = json!({"auths": {host: {"auth": pair}}});
+        std::fs::write(secrets.join("docker.json"), docker.to_string()).unwrap();
+        // The chart goes into the real registry the way a release pipeline
+        // puts it there: helm push, with the same docker config.
+        helm_run(&[
+            "push",
+            &p(&plain.join("tiny-0.1.0.tgz")),
+            &format!("oci://localhost:{rport}/private"),
+            "--registry-config",
+            &p(&secrets.join("docker.json")),
+            "--ca-file",
+            &p(&catalog.join("certs/ca.pem")),
+        ]);
+        let private_oci = |extra: Value| {
+            let mut c = json!({"oci": format!("oci://localhost:{rport}/private/tiny"),
+                "version": "0.1.0", "ca_file": ca_file});
+            merge(&mut c, extra);
+            c
+        };
+        let secret = |f: &str| secrets.join(f).to_str().unwrap().to_string();
+        let with_password = |source: Value| json!({"auth": {"basic": {"username": USERNAME, "password_file": source}}});
         let mut plans = vec![
             plan("repo", r("stable", json!({"digest": digest}))),
             plan("concurrent", r("concurrent", json!({}))),
@@ -406,6 +599,53 @@ impl Env {
                 o("charts/tiny", json!({"version": "0.2.0"})),
             ),
             plan("oci-bad-digest", o("charts/tiny", json!({"digest": zeros}))),
+            plan(
+                "private",
+                r("private", with_password(json!(secret("password")))),
+            ),
+            plan(
+                "private-token",
+                r(
+                    "private-token",
+                    json!({"auth": {"bearer": {"token_file": secret("token")}}}),
+                ),
+            ),
+            plan(
+                "private-env",
+                r(
+                    "private",
+                    json!({"auth": {"basic": {"username": USERNAME, "password_env": PASSWORD_ENV}}}),
+                ),
+            ),
+            plan(
+                "private-wrong",
+                r("private", with_password(json!(secret("wrong")))),
+            ),
+            plan("private-no-auth", r("private", json!({}))),
+            plan(
+                "private-no-file",
+                r("private", with_password(json!(secret("absent")))),
+            ),
+            plan(
+                "private-wrong-token",
+                r(
+                    "private-token",
+                    json!({"auth": {"bearer": {"token_file": secret("password")}}}),
+                ),
+            ),
+            plan(
+                "oci-private",
+                private_oci(with_password(json!(secret("password")))),
+            ),
+            plan(
+                "oci-docker-config",
+                private_oci(json!({"auth": {"docker_config": secret("docker.json")}})),
+            ),
+            plan(
+                "oci-private-wrong",
+                private_oci(with_password(json!(secret("wrong")))),
+            ),
+            plan("oci-private-no-auth", private_oci(json!({}))),
         ];
         if keys.is_some() {
             plans.extend([
@@ -416,6 +656,11 @@ impl Env {
                 plan("oci-signed", o("signed/tiny", verify("pubring.gpg"))),
                 plan("oci-stranger", o("signed/tiny", verify("stranger.gpg"))),
                 plan("oci-unsigned", o("charts/tiny", verify("pubring.gpg"))),
+                plan("private-signed", {
+                    let mut c = r("private-signed", verify("pubring.gpg"));
+                    merge(&mut c, with_password(json!(secret("password"))));
+                    c
+                }),
             ]);
         }
         let doc = json!({"services": [{
@@ -441,6 +686,7 @@ impl Env {
         cfg.catalog_dir = catalog;
         cfg.charts_dir = root.join("charts");
         cfg.helm_timeout = Duration::from_secs(20);
+        cfg.helm = broker_helm;
         if let Some(id) = cluster {
             cfg.engine = chartbroker::runtime::Engine::Helm;
             // These requests carry no originating identity; authorization has its own suites.
@@ -456,7 +702,14 @@ impl Env {
             dir,
             tgz,
             keys,
+            port,
+            registry,
         }
+    }
+
+    /// The test server's port.
+    fn server_port(&self) -> u16 {
+        self.port
     }
 
     /// Provisions synchronously and returns the rendered manifests.
@@ -698,4 +951,204 @@ async fn helm_engine_installs_a_remote_chart() {
     assert_delete_done(&r);
     assert!(k.get(&cm_path).await.is_none());
     assert_eq!(env.server.hits("/stable/tiny-0.1.0.tgz"), 1);
+}
+
+/// Every form a secret of the private sources may take in a text (plain,
+/// base64 in a Basic header, JSON, hex...) is absent from it.
+fn assert_no_secret(text: &str, what: &str) {
+    let secrets = [PASSWORD, WRONG, TOKEN].map(String::from);
+    assert_eq!(
+        chartbroker::redact::redact(text, &secrets),
+        text,
+        "{what} shows a credential"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_repository_needs_its_credentials() {
+    let env = Env::start().await;
+    // Basic from a file (its trailing newline trimmed), then Bearer.
+    assert!(env.provision("p1", "private").await.contains(MARK));
+    assert_eq!(env.server.hits("/private/tiny-0.1.0.tgz"), 1);
+    assert!(env.provision("p2", "private-token").await.contains(MARK));
+    assert_eq!(env.server.hits("/private-token/tiny-0.1.0.tgz"), 1);
+    // Cached: the second provision asks the repository nothing.
+    env.provision("p3", "private").await;
+    assert_eq!(env.server.hits("/private/index.yaml"), 1);
+    if env.keys.is_some() {
+        assert!(env.provision("p4", "private-signed").await.contains(MARK));
+        assert_eq!(env.server.hits("/private-signed/tiny-0.1.0.tgz.prov"), 1);
+    }
+    let before = env.cache().len();
+
+    let port = env.server_port();
+    let d = env.fails("f1", "private-wrong").await;
+    assert!(
+        d.contains(&format!(
+            "authentication failed at https://localhost:{port}/private/index.yaml (401 Unauthorized)"
+        )) && d.contains("password_file") && d.contains("secrets/wrong"),
+        "{d}"
+    );
+    assert_no_secret(&d, "a refused fetch's description");
+    let d = env.fails("f2", "private-wrong-token").await;
+    assert!(
+        d.contains("authentication failed") && d.contains("token_file"),
+        "{d}"
+    );
+    assert_no_secret(&d, "a refused fetch's description");
+    // No credentials at all: helm asked, and the message says what to set.
+    let d = env.fails("f3", "private-no-auth").await;
+    assert!(
+        d.contains("authentication failed (401 Unauthorized)") && d.contains("chart.auth"),
+        "{d}"
+    );
+    let d = env.fails("f4", "private-no-file").await;
+    assert!(
+        d.contains("reading the credentials") && d.contains("secrets/absent"),
+        "{d}"
+    );
+    // The variable is set only for the broker process of another test.
+    let d = env.fails("f5", "private-env").await;
+    assert!(
+        d.contains(&format!("environment variable {PASSWORD_ENV} is not set")),
+        "{d}"
+    );
+    assert!(
+        env.server.refused() >= 3,
+        "the wrong credentials reached the server"
+    );
+    assert_eq!(env.cache().len(), before, "nothing refused is cached");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_oci_registry_needs_its_credentials() {
+    let env = Env::start().await;
+    let blob = format!("GET /v2/private/tiny/blobs/{}", sha256(&env.tgz));
+    let pulls = |log: &str| log.matches(&blob).count();
+    assert!(env.provision("o1", "oci-private").await.contains(MARK));
+    assert_eq!(pulls(&env.registry.log()), 1, "{}", env.registry.log());
+    assert!(
+        env.provision("o2", "oci-docker-config")
+            .await
+            .contains(MARK)
+    );
+    assert_eq!(pulls(&env.registry.log()), 2);
+
+    let d = env.fails("o3", "oci-private-wrong").await;
+    assert!(
+        d.contains("authentication failed (401 Unauthorized)")
+            && d.contains("refused the credentials of chart.auth (password_file"),
+        "{d}"
+    );
+    assert_no_secret(&d, "a refused pull's description");
+    let d = env.fails("o4", "oci-private-no-auth").await;
+    assert!(
+        d.contains("authentication failed (401 Unauthorized)")
+            && d.contains("set the plan's chart.auth"),
+        "{d}"
+    );
+    // The registry configs helm was handed are gone; none ever held more
+    // than the one registry.
+    let auth_dir = env.broker.data.path().join("helm/registry-auth");
+    let left: Vec<_> = std::fs::read_dir(&auth_dir).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&auth_dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "{mode:o}");
+}
+
+/// The broker as an operator runs it (its own process, debug logging, the
+/// password in an environment variable): nothing it logs, answers or
+/// stores in last_operation shows a credential, whether the source took
+/// it or refused it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_never_reach_the_log() {
+    use common::process::{Proc, free_port, http, ready};
+    let env = Env::start().await;
+    let root = env.dir.path();
+    let port = free_port();
+    let log = root.join("broker.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let _broker = Proc(
+        Command::new(common::process::broker_bin())
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--catalog")
+            .arg(root.join("catalog"))
+            .arg("--charts")
+            .arg(root.join("charts"))
+            .arg("--data-dir")
+            .arg(root.join("data"))
+            .arg("--helm")
+            .arg(helm_bin())
+            .env("CHARTBROKER_USERNAME", common::USER)
+            .env("CHARTBROKER_PASSWORD", common::PASS)
+            .env(PASSWORD_ENV, PASSWORD)
+            .env("RUST_LOG", "debug")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap(),
+    );
+    ready(port).await;
+    let base = format!("http://127.0.0.1:{port}/v2/service_instances");
+    let mut descriptions = Vec::new();
+    for (instance, plan, state) in [
+        ("l1", "private-env", "succeeded"),
+        ("l2", "private-wrong", "failed"),
+        ("l3", "private-wrong-token", "failed"),
+        ("l4", "oci-private", "succeeded"),
+        ("l5", "oci-private-wrong", "failed"),
+    ] {
+        let url = format!("{base}/{instance}?accepts_incomplete=true");
+        let body = provision_body(plan, json!({}));
+        let (status, r) = http(reqwest::Method::PUT, url, Some(body)).await.unwrap();
+        assert_eq!(status, 202, "{plan}: {r}");
+        let op = r["operation"].as_str().unwrap().to_string();
+        let poll = format!("{base}/{instance}/last_operation?operation={op}");
+        let last = loop {
+            let (_, r) = http(reqwest::Method::GET, poll.clone(), None)
+                .await
+                .unwrap();
+            if r["state"] != "in progress" {
+                break r;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(last["state"], state, "{plan}: {last}");
+        descriptions.push(last.to_string());
+    }
+    let all = descriptions.join("\n");
+    assert!(all.contains("authentication failed"), "{all}");
+    assert_no_secret(&all, "last_operation");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("fetched chart"), "debug log: {text}");
+    assert!(
+        text.contains("authentication failed"),
+        "the failures are logged: {text}"
+    );
+    assert_no_secret(&text, "the broker's log");
+}
+
+/// The paths where helm handles credentials (the registry config of an OCI
+/// pull, `helm verify` of a private repository's chart) with Helm 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_sources_with_helm3() {
+    let env = Env::start_full(None, common::helm3_bin()).await;
+    assert!(env.provision("h1", "oci-private").await.contains(MARK));
+    assert!(
+        env.provision("h2", "oci-docker-config")
+            .await
+            .contains(MARK)
+    );
+    let d = env.fails("h3", "oci-private-wrong").await;
+    assert!(
+        d.contains("authentication failed (401 Unauthorized)"),
+        "{d}"
+    );
+    assert_no_secret(&d, "a refused pull's description");
+    let d = env.fails("h4", "oci-private-no-auth").await;
+    assert!(d.contains("set the plan's chart.auth"), "{d}");
+    if env.keys.is_some() {
+        assert!(env.provision("h5", "private-signed").await.contains(MARK));
+    }
 }

@@ -61,3 +61,44 @@ async fn provision_bind_unbind_deprovision_sync() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(!manifests.exists());
 }
+
+/// `serve` with no helm anywhere it looks says how to get one and exits
+/// non-zero, instead of starting a broker whose every chart operation fails.
+#[test]
+fn serve_without_helm_says_how_to_get_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("bin");
+    std::fs::create_dir(&empty).unwrap();
+    let out = std::process::Command::new(common::process::broker_bin())
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", &empty)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "helm not found on PATH nor at .tools/bin/helm: run scripts/install-tools.sh --runtime, \
+             or pass --helm /path/to/helm (helm 3.18+ or 4)"
+        ),
+        "{stderr}"
+    );
+    // Nothing was started: no data directory, no store.
+    assert!(!dir.path().join("data").exists());
+
+    let out = std::process::Command::new(common::process::broker_bin())
+        .args(["serve", "--helm", "/nonexistent/helm"])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", &empty)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--helm /nonexistent/helm: no such file"),
+        "{stderr}"
+    );
+}

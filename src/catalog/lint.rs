@@ -346,7 +346,9 @@ impl Lint {
     /// failed.
     fn remote_url_rules(&mut self, path: &str, text: &str, url: &reqwest::Url) -> bool {
         let problem = if !url.username().is_empty() || url.password().is_some() {
-            Some("credentials in the URL are refused (private repositories are not supported yet)")
+            Some(
+                "credentials in the URL are refused (a URL is shown in messages and logs); name them under `auth:`",
+            )
         } else if url.host_str().is_none_or(str::is_empty) {
             Some("no host")
         } else if url.query().is_some() || url.fragment().is_some() {

@@ -88,6 +88,7 @@ struct ChartDoc {
     verify: bool,
     keyring: Option<PathBuf>,
     ca_file: Option<PathBuf>,
+    auth: Option<crate::charts::AuthDoc>,
     #[serde(default)]
     namespace: NamespaceStrategy,
     values: Option<Value>,
@@ -499,6 +500,7 @@ fn build_source(doc: &ChartDoc, path: &str, lint: &mut Lint, charts_dir: &Path) 
             ("verify", doc.verify),
             ("keyring", doc.keyring.is_some()),
             ("ca_file", doc.ca_file.is_some()),
+            ("auth", doc.auth.is_some()),
         ];
         for (field, set) in remote_only {
             if set {
@@ -536,11 +538,25 @@ fn build_source(doc: &ChartDoc, path: &str, lint: &mut Lint, charts_dir: &Path) 
     if let Some(d) = &digest {
         lint.chart_digest(&at("digest"), d);
     }
+    // Only checked here: the files or variables holding the secrets are
+    // read at each fetch (a catalog is linted where they don't exist).
+    let auth = doc.auth.as_ref().and_then(|a| {
+        match crate::charts::ChartAuth::parse(a, &base, doc.oci.is_some()) {
+            Ok(auth) => Some(auth),
+            Err(problems) => {
+                for p in problems {
+                    lint.issue(at("auth"), p);
+                }
+                None
+            }
+        }
+    });
     let remote = RemoteChart {
         version,
         digest,
         keyring: keyring.filter(|_| doc.verify),
         ca_file,
+        auth,
     };
     if let Some(url) = &doc.repository {
         lint.repository_url(&at("repository"), url);

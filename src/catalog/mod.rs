@@ -225,6 +225,8 @@ pub struct RemoteChart {
     pub keyring: Option<PathBuf>,
     /// CA bundle trusted for the repository's TLS (absolute path).
     pub ca_file: Option<PathBuf>,
+    /// Credentials for a private repository or registry (`chart.auth`).
+    pub auth: Option<crate::charts::ChartAuth>,
 }
 
 impl ChartSource {

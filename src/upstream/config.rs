@@ -78,7 +78,7 @@ pub enum Auth {
 
 /// Where a credential comes from. `Debug` shows only the variable or file
 /// name, never a value read from it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     /// Written in the catalog (allowed for user names only).
     Inline(String),
@@ -93,6 +93,11 @@ pub enum Source {
 pub struct SecretString(String);
 
 impl SecretString {
+    /// Wraps a secret value made from others (an encoded header, a file).
+    pub fn new(value: String) -> SecretString {
+        SecretString(value)
+    }
+
     /// The value, for building a header.
     pub fn expose(&self) -> &str {
         &self.0

@@ -452,6 +452,7 @@ fn remote_chart_sources_load() {
         "verify": true,
         "keyring": "keys/pubring.gpg",
         "ca_file": "ca.pem",
+        "auth": {"basic": {"username_env": "REPO_USER", "password_file": "creds/password"}},
     }));
     let mut oci = mk_chart_plan("plan-oci", "oci");
     oci["chart"] = json!({
@@ -473,6 +474,18 @@ fn remote_chart_sources_load() {
     let keyring = remote.keyring.as_ref().unwrap();
     assert!(keyring.is_absolute() && keyring.ends_with("keys/pubring.gpg"));
     assert!(remote.ca_file.as_ref().unwrap().ends_with("ca.pem"));
+    // Secrets are named, not read: the file need not exist to load.
+    let Some(crate::charts::ChartAuth::Basic { username, password }) = &remote.auth else {
+        panic!("basic auth: {:?}", remote.auth);
+    };
+    assert_eq!(
+        username,
+        &crate::charts::auth::Source::Env("REPO_USER".into())
+    );
+    let crate::charts::auth::Source::File(p) = password else {
+        panic!("{password:?}");
+    };
+    assert!(p.is_absolute() && p.ends_with("creds/password"), "{p:?}");
     let ChartSource::Oci { reference, remote } = &plans[2].chart().unwrap().source else {
         panic!("an oci source");
     };
@@ -612,6 +625,29 @@ fn remote_chart_rules() {
             with_source(json!({"path": "mysql", "version": "1.2.3"})),
             at("version"),
             "applies only to remote charts",
+        ),
+        (
+            with_source(json!({"path": "mysql", "auth": {"docker_config": "c.json"}})),
+            at("auth"),
+            "applies only to remote charts",
+        ),
+        (
+            repo(json!({"auth": {"bearer": {}}})),
+            at("auth"),
+            "bearer: one of token_env, token_file is required",
+        ),
+        (
+            repo(json!({"auth": {"docker_config": "c.json"}})),
+            at("auth"),
+            "docker_config applies to `oci`",
+        ),
+        (
+            with_source(
+                json!({"oci": "oci://r.example.com/c/mysql", "version": "1.2.3",
+                "auth": {"bearer": {"token_env": "T"}}}),
+            ),
+            at("auth"),
+            "bearer applies to `repository`",
         ),
     ];
     for (catalog, path, needle) in cases {
