@@ -471,12 +471,20 @@ impl SecretSink for KubeSink {
             ),
         ]);
         let annotations = binding_annotations(&ctx);
-        let data = string_data(credentials)
+        let data = string_data(ctx.instance.service, credentials)
             .into_iter()
             .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string()))
             .collect();
+        let type_ = crate::catalog::binding_secret_type(ctx.instance.service);
         self.kube
-            .apply_secret(&secret.namespace, &secret.name, labels, annotations, data)
+            .apply_secret(
+                &secret.namespace,
+                &secret.name,
+                &type_,
+                labels,
+                annotations,
+                data,
+            )
             .await
             .map_err(kube_err)?;
         Ok(secret)

@@ -177,6 +177,56 @@ impl Lint {
         }
     }
 
+    /// `binding.type` and `binding.provider` become a Secret `type`
+    /// (`servicebinding.io/<type>`) and files a workload reads by name, so
+    /// both keep to the spec's entry-name alphabet (lowercase letters,
+    /// digits, `-`, `.`), which also keeps them valid in a Secret type.
+    pub fn binding_type(&mut self, path: &str, b: &super::BindingType) {
+        for (field, value) in [("type", &b.kind), ("provider", &b.provider)] {
+            let ok = (1..=63).contains(&value.len())
+                && value.bytes().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.'
+                })
+                && value.as_bytes()[0].is_ascii_alphanumeric()
+                && value.as_bytes()[value.len() - 1].is_ascii_alphanumeric();
+            if !ok {
+                self.issue(
+                    join(path, field),
+                    format!(
+                        "`{value}` must be 1 to 63 lowercase letters, digits, `-` or `.`, \
+                         starting and ending with a letter or digit (Service Binding for Kubernetes)"
+                    ),
+                );
+            }
+        }
+    }
+
+    /// A plan's credentials must not hold the `type`/`provider` entries the
+    /// service's `binding:` writes into the Secret: one would silently
+    /// replace the other.
+    pub fn binding_entries(
+        &mut self,
+        plan_path: &str,
+        credentials: &Value,
+        b: &super::BindingType,
+    ) {
+        let Some(map) = credentials.as_object() else {
+            return;
+        };
+        for key in ["type", "provider"] {
+            if map.contains_key(key) {
+                self.issue(
+                    join(plan_path, &format!("chart.credentials.{key}")),
+                    format!(
+                        "the binding Secret's `{key}` entry comes from the service's `binding:` \
+                         (`{}`); rename this credential",
+                        if key == "type" { &b.kind } else { &b.provider }
+                    ),
+                );
+            }
+        }
+    }
+
     /// Remembers an `upstream.broker` reference, checked in [`Lint::finish`]
     /// because the upstream may be declared in another file.
     pub fn upstream_ref(&mut self, path: String, broker: &str) {

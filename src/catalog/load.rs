@@ -50,6 +50,7 @@ struct ServiceDoc {
     plan_updateable: bool,
     metadata: Option<Value>,
     dashboard_client: Option<Value>,
+    binding: Option<super::BindingType>,
     plans: Vec<PlanDoc>,
 }
 
@@ -254,6 +255,9 @@ fn build_service(doc: ServiceDoc, path: &str, lint: &mut Lint, charts_dir: &Path
     lint.requires(path, &doc.requires);
     lint.object(path, "metadata", doc.metadata.as_ref());
     lint.object(path, "dashboard_client", doc.dashboard_client.as_ref());
+    if let Some(b) = &doc.binding {
+        lint.binding_type(&join(path, "binding"), b);
+    }
     if doc.plans.is_empty() {
         lint.issue(join(path, "plans"), "a service needs at least one plan");
     }
@@ -264,7 +268,11 @@ fn build_service(doc: ServiceDoc, path: &str, lint: &mut Lint, charts_dir: &Path
         .filter_map(|(j, plan)| {
             let plan_path = format!("{path}.plans[{j}]");
             lint.unique(path, "plan name", &plan.name, &join(&plan_path, "name"));
-            build_plan(plan, &plan_path, doc.bindable, lint, charts_dir)
+            let plan = build_plan(plan, &plan_path, doc.bindable, lint, charts_dir)?;
+            if let (Some(b), Some(chart)) = (&doc.binding, plan.chart()) {
+                lint.binding_entries(&plan_path, &chart.credentials, b);
+            }
+            Some(plan)
         })
         .collect();
     Service {
@@ -280,6 +288,7 @@ fn build_service(doc: ServiceDoc, path: &str, lint: &mut Lint, charts_dir: &Path
         plan_updateable: doc.plan_updateable,
         metadata: doc.metadata,
         dashboard_client: doc.dashboard_client,
+        binding: doc.binding,
         plans,
     }
 }

@@ -111,6 +111,7 @@ impl Kube {
         &self,
         namespace: &str,
         name: &str,
+        type_: &str,
         labels: BTreeMap<String, String>,
         annotations: BTreeMap<String, String>,
         string_data: BTreeMap<String, String>,
@@ -124,7 +125,7 @@ impl Kube {
                 annotations: Some(annotations),
                 ..Default::default()
             },
-            type_: Some("Opaque".into()),
+            type_: Some(type_.into()),
             string_data: Some(string_data),
             ..Default::default()
         };
