@@ -111,6 +111,24 @@ async fn lifecycle(helm: PathBuf) {
         "hb-1"
     );
     assert_eq!(secret_value(&secret, "password"), Some(password.clone()));
+    // The test service's `binding: {type: tiny}`, as the API server keeps it.
+    assert_eq!(secret["type"], "servicebinding.io/tiny");
+    assert_eq!(secret_value(&secret, "type").as_deref(), Some("tiny"));
+    assert_eq!(
+        secret_value(&secret, "provider").as_deref(),
+        Some("chartbroker")
+    );
+    let mut keys: Vec<&str> = secret["data"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["host", "password", "port", "provider", "role", "type"]
+    );
     assert_eq!(
         secret_value(&k.get(&chart_secret).await.unwrap(), "password"),
         Some(password.clone()),
