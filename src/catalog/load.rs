@@ -65,7 +65,7 @@ struct PlanDoc {
     plan_updateable: Option<bool>,
     #[serde(default)]
     binding_rotatable: bool,
-    maximum_polling_duration: Option<u64>,
+    maximum_polling_duration: Option<crate::duration::Secs>,
     maintenance_info: Option<MaintenanceInfo>,
     metadata: Option<Value>,
     schemas: Option<Value>,
@@ -308,6 +308,19 @@ fn build_plan(
     if let Some(mi) = &doc.maintenance_info {
         lint.maintenance_version(path, &mi.version);
     }
+    // OSB sends whole seconds; a fraction would be silently cut.
+    let maximum_polling_duration = doc.maximum_polling_duration.map(|d| {
+        if d.0.subsec_nanos() != 0 {
+            lint.issue(
+                join(path, "maximum_polling_duration"),
+                format!(
+                    "{} is not whole seconds (OSB sends an integer)",
+                    crate::duration::format(d.0)
+                ),
+            );
+        }
+        d.0.as_secs()
+    });
     let mut schemas = doc.schemas;
     let validators = match schemas.as_mut() {
         Some(s) => {
@@ -347,7 +360,7 @@ fn build_plan(
         bindable: doc.bindable,
         plan_updateable: doc.plan_updateable,
         binding_rotatable: doc.binding_rotatable,
-        maximum_polling_duration: doc.maximum_polling_duration,
+        maximum_polling_duration,
         maintenance_info: doc.maintenance_info,
         metadata: doc.metadata,
         schemas,

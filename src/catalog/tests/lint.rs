@@ -675,3 +675,26 @@ fn credentials_may_not_hide_the_binding_entries() {
     c["services"][0].as_object_mut().unwrap().remove("binding");
     assert_eq!(lint_value(&c), Vec::<String>::new());
 }
+
+#[test]
+fn maximum_polling_duration_takes_a_duration_text_in_whole_seconds() {
+    let mut c = mk_catalog();
+    c["services"][0]["plans"][0]["maximum_polling_duration"] = json!("15m");
+    let cat = load_value(&c);
+    assert_eq!(
+        cat.services()[0].plans[0].maximum_polling_duration,
+        Some(900)
+    );
+    c["services"][0]["plans"][0]["maximum_polling_duration"] = json!("1.5s");
+    assert_one_issue(
+        &c,
+        &format!("{PLAN0}.maximum_polling_duration"),
+        "1.5s is not whole seconds",
+    );
+    c["services"][0]["plans"][0]["maximum_polling_duration"] = json!("-3s");
+    let found = lint_value(&c);
+    assert!(
+        found.len() == 1 && found[0].contains("\"-3s\" is negative"),
+        "{found:?}"
+    );
+}
