@@ -24,6 +24,7 @@ mod lint;
 mod load;
 mod osb;
 mod schema;
+mod violations;
 
 #[cfg(test)]
 mod tests;
@@ -608,8 +609,9 @@ impl Plan {
 
     /// Checks `params` (the request's `parameters`; `null` means none) against
     /// the plan's schema for `kind`. Without a schema any object passes. The
-    /// error names each failing field, e.g.
-    /// `parameters.database: "bad name" does not match "^[a-z]+$"`.
+    /// error names each failing field, its schema description and the rule
+    /// in words, e.g. `parameters.replicas: "Number of replicas" must be at
+    /// most 5 (got 9)`; several are joined with `; `.
     pub fn validate_parameters(&self, kind: SchemaKind, params: &Value) -> Result<(), String> {
         self.validators.validate(kind, params)
     }
