@@ -90,3 +90,35 @@ fn a_duration_that_is_not_one_stops_the_broker_with_the_accepted_forms() {
         assert!(err.contains(&why), "{err}");
     }
 }
+
+#[test]
+fn catalog_lint_suggests_the_variable_meant() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(fixtures().join("catalog/test.yaml")).unwrap();
+    let typo = text.replacen(
+        "message: \"{{parameters.message}}\"",
+        "message: \"{{paramters.message}}\"",
+        1,
+    );
+    assert_ne!(text, typo, "the fixture templates parameters.message");
+    std::fs::write(dir.path().join("test.yaml"), typo).unwrap();
+    let out = Command::new(broker_bin())
+        .args(["catalog", "lint"])
+        .arg(dir.path())
+        .arg("--charts")
+        .arg(fixtures().join("charts"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let file = dir.path().join("test.yaml");
+    assert_eq!(
+        err,
+        format!(
+            "{}: services[0].plans[0].chart.values.message: unknown variable `paramters.message`; \
+             templates use instance.*, context.*, parameters.*, secrets.* — did you mean \
+             `parameters.message`?\n1 problem(s)\n",
+            file.display()
+        )
+    );
+}

@@ -486,7 +486,10 @@ impl Lint {
                 Err(e) => self.issue(at, e.message),
                 Ok(vars) => {
                     for var in vars {
-                        if let Err(msg) = check_variable(&var, which, scope) {
+                        if let Err(mut msg) = check_variable(&var, which, scope) {
+                            if let Some(near) = suggestion(&var, which, scope) {
+                                msg.push_str(&format!(" — did you mean `{near}`?"));
+                            }
                             self.issue(&at, msg);
                         }
                     }
@@ -613,6 +616,63 @@ fn check_variable(var: &str, which: Tree, scope: &Scope<'_>) -> Result<(), Strin
             }
         )),
     }
+}
+
+/// The known variable closest to a mistyped `var`, compared on as many
+/// segments as the candidate has (`lookups.db` for `lookps.db.port`), with
+/// `var`'s remaining segments kept.
+fn suggestion(var: &str, which: Tree, scope: &Scope<'_>) -> Option<String> {
+    let mut known: Vec<String> = INSTANCE_FIELDS
+        .iter()
+        .map(|f| format!("instance.{f}"))
+        .collect();
+    known.extend(scope.secrets.keys().map(|s| format!("secrets.{s}")));
+    known.extend(
+        scope
+            .parameters
+            .iter()
+            .flatten()
+            .map(|p| format!("parameters.{p}")),
+    );
+    for u in &scope.uses {
+        known.push(format!("uses.{u}.secret"));
+        known.push(format!("uses.{u}.instance"));
+    }
+    if which == Tree::Credentials {
+        known.extend(scope.lookups.iter().map(|l| format!("lookups.{l}")));
+        known.extend(BINDING_FIELDS.iter().map(|f| format!("binding.{f}")));
+        known.extend(
+            scope
+                .binding_parameters
+                .iter()
+                .flatten()
+                .map(|p| format!("binding.parameters.{p}")),
+        );
+        if scope.binding_user {
+            known.extend(["user.username".into(), "user.password".into()]);
+        }
+    }
+    let segs: Vec<&str> = var.split('.').collect();
+    let mut best: Option<(usize, String)> = None;
+    for cand in &known {
+        let n = cand.split('.').count();
+        if n > segs.len() {
+            continue;
+        }
+        let head = segs[..n].join(".");
+        if let Some(near) = super::suggest::closest(&head, [cand.as_str()]) {
+            let d = super::suggest::distance(&head, near);
+            if best.as_ref().is_none_or(|(bd, _)| d < *bd) {
+                let rest = &segs[n..];
+                let full = std::iter::once(near)
+                    .chain(rest.iter().copied())
+                    .collect::<Vec<_>>()
+                    .join(".");
+                best = Some((d, full));
+            }
+        }
+    }
+    best.map(|(_, s)| s)
 }
 
 fn declared(

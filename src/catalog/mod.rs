@@ -24,6 +24,7 @@ mod lint;
 mod load;
 mod osb;
 mod schema;
+mod suggest;
 mod violations;
 
 #[cfg(test)]

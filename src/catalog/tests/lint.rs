@@ -203,6 +203,59 @@ fn template_unknown_variables() {
 }
 
 #[test]
+fn mistyped_variables_get_the_closest_known_name() {
+    let cases = [
+        (
+            "values",
+            "{{paramters.database}}",
+            "unknown variable `paramters.database`; templates use instance.*, context.*, \
+             parameters.*, secrets.* — did you mean `parameters.database`?",
+        ),
+        (
+            "values",
+            "{{parameters.databse}}",
+            "`parameters.databse`: parameter `databse` is not in the plan's instance schema \
+             properties — did you mean `parameters.database`?",
+        ),
+        (
+            "values",
+            "{{secrets.rootpassword}}",
+            "`secrets.rootpassword`: secret `rootpassword` is not declared under chart.secrets \
+             — did you mean `secrets.root_password`?",
+        ),
+        (
+            "values",
+            "{{instance.namspace}}",
+            "unknown variable `instance.namspace`; instance has id, service_id, plan_id, \
+             service_name, plan_name, release, namespace — did you mean `instance.namespace`?",
+        ),
+        (
+            "credentials",
+            "{{binding.parameters.readonyl}}",
+            "`binding.parameters.readonyl`: parameter `readonyl` is not in the plan's binding \
+             schema properties — did you mean `binding.parameters.readonly`?",
+        ),
+        // Nothing close: no guess.
+        (
+            "values",
+            "{{database}}",
+            "unknown variable `database`; templates use instance.*, context.*, parameters.*, \
+             secrets.*",
+        ),
+    ];
+    for (tree, template, want) in cases {
+        let mut c = mk_catalog();
+        c["services"][0]["plans"][0]["chart"][tree]["extra"] = json!(template);
+        let found = lint_value(&c);
+        assert_eq!(
+            found,
+            [format!("{PLAN0}.chart.{tree}.extra: {want}")],
+            "{template}"
+        );
+    }
+}
+
+#[test]
 fn template_known_variables_pass() {
     let mut c = mk_catalog();
     let chart = &mut c["services"][0]["plans"][0]["chart"];
