@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::chart::{Release, ReleaseEngine};
 use crate::broker::model::{SecretRef, Secrets};
 use crate::broker::names::{binding_secret_ref, release_name};
-use crate::broker::ports::{BackendError, BindingCtx, SecretSink};
+use crate::broker::ports::{BackendError, BindingCtx, Checkpoint, SecretSink};
 use crate::catalog::{LookupKind, Service};
 use crate::helm::{Helm, redact};
 
@@ -80,11 +80,19 @@ impl ReleaseEngine for RenderEngine {
         true
     }
 
-    async fn install(&self, release: &Release) -> Result<(), BackendError> {
+    async fn install(
+        &self,
+        release: &Release,
+        _progress: &dyn Checkpoint,
+    ) -> Result<(), BackendError> {
         self.render(release).await
     }
 
-    async fn upgrade(&self, release: &Release) -> Result<(), BackendError> {
+    async fn upgrade(
+        &self,
+        release: &Release,
+        _progress: &dyn Checkpoint,
+    ) -> Result<(), BackendError> {
         self.render(release).await
     }
 

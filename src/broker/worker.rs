@@ -651,6 +651,21 @@ impl Checkpoint for OpCheckpoint {
             )
             .await
     }
+
+    async fn note(&self, description: &str) -> std::result::Result<(), BackendError> {
+        self.broker
+            .update_op(
+                &self.instance_id,
+                self.binding_id.as_deref(),
+                &self.op_id,
+                |o| {
+                    if o.state == OpState::InProgress {
+                        o.description = Some(description.to_owned());
+                    }
+                },
+            )
+            .await
+    }
 }
 
 impl Broker {

@@ -6,6 +6,8 @@
 //! release left behind. Every write is namespaced; nothing here touches
 //! cluster-scoped objects except Namespaces the broker created itself.
 
+mod readiness;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
