@@ -612,3 +612,27 @@ impl SecretSink for KubeSink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn waiting_names_five_workloads_then_counts() {
+        let one = vec!["deployment/a: 0 of 1 replicas ready".to_owned()];
+        assert_eq!(
+            super::waiting_for(&one),
+            "waiting for deployment/a: 0 of 1 replicas ready"
+        );
+        let seven: Vec<String> = (0..7)
+            .map(|i| format!("statefulset/s{i}: 0 of 1 replicas ready"))
+            .collect();
+        let d = super::waiting_for(&seven);
+        assert!(
+            d.starts_with("waiting for statefulset/s0: 0 of 1 replicas ready; statefulset/s1"),
+            "{d}"
+        );
+        assert!(
+            d.ends_with("statefulset/s4: 0 of 1 replicas ready; and 2 more"),
+            "{d}"
+        );
+    }
+}
