@@ -5,6 +5,7 @@ pub mod broker;
 pub mod catalog;
 pub mod charts;
 pub mod dbusers;
+pub mod duration;
 pub mod helm;
 pub mod kube;
 pub mod metrics;

@@ -93,25 +93,25 @@ struct ServeArgs {
     /// The helm binary (default: `helm` on PATH, else .tools/bin/helm).
     #[arg(long, env = "CHARTBROKER_HELM")]
     helm: Option<PathBuf>,
-    /// Timeout of one helm invocation, in seconds.
-    #[arg(long, env = "CHARTBROKER_HELM_TIMEOUT", default_value_t = 300)]
-    helm_timeout: u64,
-    /// Deadline, in seconds, of operations whose plan has no maximum_polling_duration.
-    #[arg(long, env = "CHARTBROKER_OPERATION_TIMEOUT", default_value_t = 1800)]
-    operation_timeout: u64,
-    /// Deadline, in seconds, of an operation a request waits for (no accepts_incomplete).
-    #[arg(long, env = "CHARTBROKER_SYNC_TIMEOUT", default_value_t = 60)]
-    sync_timeout: u64,
+    /// Timeout of one helm invocation (durations: 300, 300s, 5m, 1h30m; a bare number is seconds).
+    #[arg(long, env = "CHARTBROKER_HELM_TIMEOUT", default_value = "5m", value_parser = duration, allow_hyphen_values = true)]
+    helm_timeout: Duration,
+    /// Deadline of operations whose plan has no maximum_polling_duration.
+    #[arg(long, env = "CHARTBROKER_OPERATION_TIMEOUT", default_value = "30m", value_parser = duration, allow_hyphen_values = true)]
+    operation_timeout: Duration,
+    /// Deadline of an operation a request waits for (no accepts_incomplete).
+    #[arg(long, env = "CHARTBROKER_SYNC_TIMEOUT", default_value = "1m", value_parser = duration, allow_hyphen_values = true)]
+    sync_timeout: Duration,
     /// Helm processes running at once; further helm calls wait for a slot.
     #[arg(long, env = "CHARTBROKER_MAX_HELM_PROCESSES", default_value_t = chartbroker::helm::DEFAULT_MAX_PROCESSES)]
     max_helm_processes: usize,
     /// Connections served at once; more get 503 with Retry-After.
     #[arg(long, env = "CHARTBROKER_MAX_CONNECTIONS", default_value_t = 512)]
     max_connections: usize,
-    /// Seconds a connection may take to send a request's headers (and stay
+    /// How long a connection may take to send a request's headers (and stay
     /// idle between requests, and take for a TLS handshake).
-    #[arg(long, env = "CHARTBROKER_HEADER_READ_TIMEOUT", default_value_t = 10)]
-    header_read_timeout: u64,
+    #[arg(long, env = "CHARTBROKER_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = duration, allow_hyphen_values = true)]
+    header_read_timeout: Duration,
     /// Namespace for instances whose platform sends none in `context`.
     #[arg(long, env = "CHARTBROKER_DEFAULT_NAMESPACE", default_value = "default")]
     default_namespace: String,
@@ -145,9 +145,10 @@ struct ServeArgs {
     /// Namespace of the state Secrets (default: the pod's own namespace, else chartbroker-system).
     #[arg(long, env = "CHARTBROKER_STATE_NAMESPACE")]
     state_namespace: Option<String>,
-    /// Seconds a replica may go silent before others take its operations over (--store kube).
-    #[arg(long, env = "CHARTBROKER_LEASE_SECONDS", default_value_t = 30)]
-    lease_seconds: u64,
+    /// How long a replica may go silent before others take its operations over (--store kube).
+    #[arg(long = "lease-seconds", visible_alias = "lease", env = "CHARTBROKER_LEASE_SECONDS",
+          default_value = "30s", value_parser = duration, allow_hyphen_values = true)]
+    lease_seconds: Duration,
     /// Kubeconfig for the helm engine (default: KUBECONFIG, ~/.kube/config, or in-cluster).
     #[arg(long, env = "CHARTBROKER_KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
@@ -215,6 +216,12 @@ struct RenderArgs {
     values_only: bool,
 }
 
+/// clap's parser for duration flags: one grammar for flags, environment
+/// and catalog (`chartbroker::duration`).
+fn duration(text: &str) -> Result<Duration, String> {
+    chartbroker::duration::parse(text).map_err(|e| e.to_string())
+}
+
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -264,7 +271,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             EngineArg::Helm => Engine::Helm,
         },
         helm,
-        helm_timeout: Duration::from_secs(a.helm_timeout),
+        helm_timeout: a.helm_timeout,
         max_helm_processes: a.max_helm_processes.max(1),
         default_namespace: a.default_namespace,
         store_key: a.store_key,
@@ -274,15 +281,15 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         username: a.username,
         password: a.password,
         credentials_file: a.credentials_file,
-        operation_timeout: Duration::from_secs(a.operation_timeout),
-        sync_timeout: Duration::from_secs(a.sync_timeout.max(1)),
+        operation_timeout: a.operation_timeout,
+        sync_timeout: a.sync_timeout.max(Duration::from_secs(1)),
         kubeconfig: a.kubeconfig,
         store: match a.store {
             StoreArg::Redb => StoreKind::Redb,
             StoreArg::Kube => StoreKind::Kube,
         },
         state_namespace: a.state_namespace.unwrap_or_else(default_state_namespace),
-        lease: Duration::from_secs(a.lease_seconds.max(1)),
+        lease: a.lease_seconds.max(Duration::from_secs(1)),
         exe: None,
         namespaces: a.namespaces,
         namespace_selector: a.namespace_selector,
@@ -303,7 +310,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         mtls = tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
         catalog = %cfg.catalog_dir.display(), data_dir = %cfg.data_dir.display(), "chartbroker serving");
     let limits = chartbroker::server::EdgeLimits {
-        header_read_timeout: Duration::from_secs(a.header_read_timeout.max(1)),
+        header_read_timeout: a.header_read_timeout.max(Duration::from_secs(1)),
         max_connections: a.max_connections.max(1),
     };
     // Listen first, recover second: probes reach a broker that is still

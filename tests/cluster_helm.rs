@@ -111,6 +111,29 @@ async fn example_catalog_lifecycle(helm: PathBuf) {
         .filter_map(|m| m["manager"].as_str())
         .collect();
     assert_eq!(managers, ["chartbroker"], "{binding:#}");
+    // Service Binding for Kubernetes: the catalog's `binding: {type: mysql}`.
+    assert_eq!(binding["type"], "servicebinding.io/mysql");
+    assert_eq!(
+        binding["data"]["type"].as_str().map(b64),
+        Some("mysql".into())
+    );
+    assert_eq!(
+        binding["data"]["provider"].as_str().map(b64),
+        Some("chartbroker".into())
+    );
+    // A workload sees the Secret as files; a binding library finds the MySQL
+    // binding by its `type` file alone and connects with what it reads.
+    let root = tempfile::tempdir().unwrap();
+    project(binding, &root.path().join("orders-db"));
+    let found = find_binding(root.path(), "mysql").expect("a mysql binding in the projection");
+    for key in ["host", "port", "database", "username", "password", "uri"] {
+        let want = match &creds[key] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        assert_eq!(found.get(key), Some(&want), "{key}");
+    }
+    assert_eq!(found["provider"], "chartbroker");
 
     // wordpress uses db-1: a Deployment, and a binding of db-1 whose Secret
     // the chart is given.
@@ -220,6 +243,43 @@ async fn example_catalog_lifecycle(helm: PathBuf) {
         ))
         .await;
     assert!(left.is_empty(), "no release record left: {left:#?}");
+}
+
+/// What the kubelet does with a Secret volume at
+/// `$SERVICE_BINDING_ROOT/<binding name>`: one file per entry, named by its
+/// key, holding the decoded bytes.
+fn project(secret: &Value, dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (key, value) in secret["data"].as_object().unwrap() {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(value.as_str().unwrap())
+            .unwrap();
+        std::fs::write(dir.join(key), bytes).unwrap();
+    }
+}
+
+/// What a binding library does (spec, "Workload Projection"): every folder
+/// under `$SERVICE_BINDING_ROOT` is a binding, classified by its `type` file.
+fn find_binding(
+    root: &std::path::Path,
+    kind: &str,
+) -> Option<std::collections::BTreeMap<String, String>> {
+    std::fs::read_dir(root).unwrap().find_map(|d| {
+        let dir = d.unwrap().path();
+        if std::fs::read_to_string(dir.join("type")).ok()? != kind {
+            return None;
+        }
+        Some(
+            std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|f| {
+                    let f = f.unwrap();
+                    let name = f.file_name().into_string().unwrap();
+                    (name, std::fs::read_to_string(f.path()).unwrap())
+                })
+                .collect(),
+        )
+    })
 }
 
 fn b64(s: &str) -> String {

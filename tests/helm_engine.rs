@@ -111,6 +111,24 @@ async fn lifecycle(helm: PathBuf) {
         "hb-1"
     );
     assert_eq!(secret_value(&secret, "password"), Some(password.clone()));
+    // The test service's `binding: {type: tiny}`, as the API server keeps it.
+    assert_eq!(secret["type"], "servicebinding.io/tiny");
+    assert_eq!(secret_value(&secret, "type").as_deref(), Some("tiny"));
+    assert_eq!(
+        secret_value(&secret, "provider").as_deref(),
+        Some("chartbroker")
+    );
+    let mut keys: Vec<&str> = secret["data"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["host", "password", "port", "provider", "role", "type"]
+    );
     assert_eq!(
         secret_value(&k.get(&chart_secret).await.unwrap(), "password"),
         Some(password.clone()),
@@ -285,4 +303,82 @@ async fn binds_are_synchronous_on_the_helm_engine() {
             .is_some(),
         "the refused DELETE left the release alone"
     );
+}
+
+/// A plan with `chart.wait` on a control plane without kubelet: the
+/// Deployment never becomes ready. While helm waits, `last_operation` names
+/// it; at helm's timeout (90% of `--helm-timeout`) the provision fails
+/// saying what was still not ready, on Helm 4 and on Helm 3 (which itself
+/// says only "context deadline exceeded").
+async fn waits_naming_what_is_not_ready(helm: PathBuf) {
+    let k = Cluster::admin().await;
+    let id = k.install_broker(false).await;
+    let ns = k.namespace("apps").await;
+    k.grant_target(&id, &ns);
+    let b = TestBroker::on_cluster(&id, |_, cfg| {
+        cfg.subject_access_review = false;
+        cfg.helm = helm;
+        cfg.catalog_dir = fixtures().join("catalog-wait");
+        cfg.helm_timeout = std::time::Duration::from_secs(12);
+    })
+    .await;
+    let body = json!({
+        "service_id": "svc-web", "plan_id": "plan-wait",
+        "organization_guid": "org", "space_guid": "space",
+        "context": {"platform": "kubernetes", "namespace": ns},
+    });
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/w-1?accepts_incomplete=true",
+            Some(body),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let waiting = "waiting for deployment/cb-w-1-web: 0 of 1 replicas ready";
+    let mut seen = Vec::new();
+    let last = loop {
+        let r = b
+            .call(
+                Method::GET,
+                "/v2/service_instances/w-1/last_operation",
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        if r.json["state"] != "in progress" {
+            break r;
+        }
+        if let Some(d) = r.json["description"].as_str() {
+            seen.push(d.to_owned());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    assert!(
+        seen.iter().any(|d| d == waiting),
+        "while helm waited, last_operation said {seen:?}"
+    );
+    assert_eq!(last.json["state"], "failed", "{}", last.text);
+    let d = last.json["description"].as_str().unwrap();
+    assert!(
+        d.ends_with(&format!("(gave up {waiting})")),
+        "the failure names what was not ready: {d}"
+    );
+    let deploy = k
+        .get(&format!(
+            "/apis/apps/v1/namespaces/{ns}/deployments/cb-w-1-web"
+        ))
+        .await
+        .expect("helm applied the Deployment before waiting");
+    assert_eq!(deploy["spec"]["replicas"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_naming_what_is_not_ready_helm4() {
+    waits_naming_what_is_not_ready(helm_bin()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_naming_what_is_not_ready_helm3() {
+    waits_naming_what_is_not_ready(helm3_bin()).await;
 }

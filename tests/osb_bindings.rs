@@ -163,6 +163,9 @@ async fn bind_writes_secret_manifest_and_unbind_removes_it() {
     assert_eq!(secret["kind"], "Secret");
     assert_eq!(secret["metadata"]["name"], "cb-bind-b-1");
     assert_eq!(secret["metadata"]["namespace"], "apps");
+    // The service's `binding: {type: tiny}`: a Service Binding for
+    // Kubernetes Secret, provider defaulted.
+    assert_eq!(secret["type"], "servicebinding.io/tiny");
     assert_eq!(
         secret["stringData"],
         json!({
@@ -170,6 +173,8 @@ async fn bind_writes_secret_manifest_and_unbind_removes_it() {
             "port": "5432",
             "password": creds["password"],
             "role": "writer",
+            "type": "tiny",
+            "provider": "chartbroker",
         })
     );
     let r = b
@@ -177,6 +182,38 @@ async fn bind_writes_secret_manifest_and_unbind_removes_it() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(!path.exists(), "unbind left {}", path.display());
+}
+
+/// A service without `binding:` keeps plain `Opaque` Secrets holding only
+/// the credentials.
+#[tokio::test]
+async fn a_service_without_binding_type_gets_an_opaque_secret() {
+    let data = tempfile::tempdir().unwrap();
+    let catalog = data.path().join("catalog");
+    std::fs::create_dir(&catalog).unwrap();
+    let text = std::fs::read_to_string(fixtures().join("catalog/test.yaml")).unwrap();
+    let without = text.replace("    binding: {type: tiny}\n", "");
+    assert_ne!(text, without, "the fixture sets binding:");
+    std::fs::write(catalog.join("test.yaml"), without).unwrap();
+    let mut cfg = config(data.path());
+    cfg.catalog_dir = catalog;
+    let b = TestBroker::with_config(data, cfg).await;
+    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
+        .await;
+    let creds = b
+        .bind_sync("i-1", "b-1", "plan-small", json!({"role": "reader"}))
+        .await;
+    let secret = read_secret_manifest(&secret_file(&b, "i-1", "b-1"));
+    assert_eq!(secret["type"], "Opaque");
+    assert_eq!(
+        secret["stringData"],
+        json!({
+            "host": creds["host"],
+            "port": "5432",
+            "password": creds["password"],
+            "role": "reader",
+        })
+    );
 }
 
 #[tokio::test]
@@ -288,10 +325,19 @@ async fn bind_unbindable_plan_returns_400() {
 #[tokio::test]
 async fn bind_parameters_violating_binding_schema_return_400() {
     let b = broker_with_instance().await;
-    for (params, field) in [
-        (json!({"role": "admin"}), "role"),
-        (json!({"role": 1}), "role"),
-        (json!({"scope": "all"}), "scope"),
+    for (params, want) in [
+        (
+            json!({"role": "admin"}),
+            "parameters.role: must be one of reader, writer",
+        ),
+        (
+            json!({"role": 1}),
+            "parameters.role: must be a string (got 1); parameters.role: must be one of reader, writer",
+        ),
+        (
+            json!({"scope": "all"}),
+            r#"parameters: unknown property "scope" (allowed: role)"#,
+        ),
     ] {
         let r = b
             .call(
@@ -300,9 +346,8 @@ async fn bind_parameters_violating_binding_schema_return_400() {
                 Some(bind_body("plan-small", params.clone())),
             )
             .await;
-        assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
-        let d = r.json["description"].as_str().unwrap();
-        assert!(d.contains(field), "{params}: {d}");
+        assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
+        assert_eq!(r.json["description"], want, "{params}");
     }
     let r = b
         .call(

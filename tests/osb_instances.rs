@@ -300,12 +300,32 @@ async fn provision_missing_service_id_or_plan_id_returns_400() {
 #[tokio::test]
 async fn provision_parameters_failing_the_schema_return_400_naming_the_field() {
     let b = TestBroker::start().await;
-    for (params, field) in [
-        (json!({"replicas": 9}), "replicas"),
-        (json!({"replicas": "two"}), "replicas"),
-        (json!({"message": "m".repeat(201)}), "message"),
-        (json!({"message": 5}), "message"),
-        (json!({"bogus": true}), "bogus"),
+    for (params, want) in [
+        (
+            json!({"replicas": 9}),
+            r#"parameters.replicas: "Number of replicas" must be at most 5 (got 9)"#,
+        ),
+        (
+            json!({"replicas": "two"}),
+            r#"parameters.replicas: "Number of replicas" must be an integer (got a string)"#,
+        ),
+        (
+            json!({"message": "m".repeat(201)}),
+            "parameters.message: must be at most 200 characters long (got 201)",
+        ),
+        (
+            json!({"message": 5}),
+            "parameters.message: must be a string (got 5)",
+        ),
+        (
+            json!({"bogus": true}),
+            r#"parameters: unknown property "bogus" (allowed: message, replicas)"#,
+        ),
+        // Several at once, each in its own words.
+        (
+            json!({"replicas": -1, "message": [], "bogus": 1, "other": 2}),
+            r#"parameters.message: must be a string (got an array); parameters.replicas: "Number of replicas" must be at least 0 (got -1); parameters: unknown properties "bogus", "other" (allowed: message, replicas)"#,
+        ),
     ] {
         let r = b
             .call(
@@ -314,9 +334,13 @@ async fn provision_parameters_failing_the_schema_return_400_naming_the_field() {
                 Some(provision_body("plan-small", params.clone())),
             )
             .await;
-        assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
-        let d = r.json["description"].as_str().unwrap();
-        assert!(d.contains(field), "{params}: {d}");
+        assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
+        assert_eq!(r.json["description"], want, "{params}");
+        assert_eq!(
+            r.headers[header::CONTENT_TYPE],
+            "application/json",
+            "{params}"
+        );
     }
     assert_nothing_created(&b, "i-1").await;
 }
@@ -610,10 +634,19 @@ async fn update_parameters_are_validated_against_the_update_schema() {
     let b = TestBroker::start().await;
     b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
         .await;
-    for (params, field) in [
-        (json!({"replicas": -1}), "replicas"),
-        (json!({"message": ["not", "a", "string"]}), "message"),
-        (json!({"bogus": 1}), "bogus"),
+    for (params, want) in [
+        (
+            json!({"replicas": -1}),
+            "parameters.replicas: must be at least 0 (got -1)",
+        ),
+        (
+            json!({"message": ["not", "a", "string"]}),
+            "parameters.message: must be a string (got an array)",
+        ),
+        (
+            json!({"bogus": 1}),
+            r#"parameters: unknown property "bogus" (allowed: message, replicas)"#,
+        ),
     ] {
         let r = b
             .call(
@@ -622,9 +655,8 @@ async fn update_parameters_are_validated_against_the_update_schema() {
                 Some(update_body(None, params.clone())),
             )
             .await;
-        assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
-        let d = r.json["description"].as_str().unwrap();
-        assert!(d.contains(field), "{params}: {d}");
+        assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
+        assert_eq!(r.json["description"], want, "{params}");
     }
     let r = b
         .call(

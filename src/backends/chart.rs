@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use crate::broker::model::{OpKind, Secrets};
-use crate::broker::ports::{Backend, BackendError, BindingCtx, InstanceCtx};
+use crate::broker::ports::{Backend, BackendError, BindingCtx, Checkpoint, InstanceCtx};
 use crate::catalog::{ChartBackend, ChartSource, LookupKind, Plan};
 use crate::charts::ChartFetcher;
 use crate::dbusers::{self, UserAdmin};
@@ -62,10 +62,19 @@ impl std::fmt::Debug for Release {
 pub trait ReleaseEngine: Send + Sync + 'static {
     /// Whether an install finishes quickly enough to answer synchronously.
     fn synchronous(&self) -> bool;
-    /// Installs (or re-installs) a release; idempotent.
-    async fn install(&self, release: &Release) -> Result<(), BackendError>;
+    /// Installs (or re-installs) a release; idempotent. `progress` hears
+    /// what a long install waits for.
+    async fn install(
+        &self,
+        release: &Release,
+        progress: &dyn Checkpoint,
+    ) -> Result<(), BackendError>;
     /// Upgrades a release to new values or a new chart.
-    async fn upgrade(&self, release: &Release) -> Result<(), BackendError>;
+    async fn upgrade(
+        &self,
+        release: &Release,
+        progress: &dyn Checkpoint,
+    ) -> Result<(), BackendError>;
     /// Removes a release; succeeds if it is already gone.
     async fn uninstall(&self, release: &Release) -> Result<(), BackendError>;
     /// Reads one object of a release for a credential lookup: a Secret's or
@@ -275,11 +284,15 @@ impl Backend for ChartPlans {
     }
 
     async fn provision(&self, ctx: InstanceCtx<'_>) -> Result<(), BackendError> {
-        self.engine.install(&self.installable(&ctx).await?).await
+        self.engine
+            .install(&self.installable(&ctx).await?, ctx.checkpoint)
+            .await
     }
 
     async fn update(&self, ctx: InstanceCtx<'_>) -> Result<(), BackendError> {
-        self.engine.upgrade(&self.installable(&ctx).await?).await
+        self.engine
+            .upgrade(&self.installable(&ctx).await?, ctx.checkpoint)
+            .await
     }
 
     async fn deprovision(&self, ctx: InstanceCtx<'_>) -> Result<(), BackendError> {

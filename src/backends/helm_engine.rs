@@ -21,7 +21,7 @@ use super::chart::{Release, ReleaseEngine};
 use super::render::{OWNER_KEYS, binding_annotations, string_data};
 use crate::broker::model::{SecretRef, Secrets};
 use crate::broker::names::{binding_secret_ref, short_hash};
-use crate::broker::ports::{BackendError, BindingCtx, SecretSink};
+use crate::broker::ports::{BackendError, BindingCtx, Checkpoint, SecretSink};
 use crate::catalog::LookupKind;
 use crate::helm::{Capture, Helm, HelmError, redact};
 use crate::kube::{Kube, KubeError, MANAGED_BY};
@@ -39,8 +39,28 @@ pub struct HelmEngine {
 enum ApplyError {
     /// The post-renderer refused what helm would have applied.
     Refused(String),
-    /// Helm itself failed.
-    Helm(HelmError),
+    /// Helm itself failed; with `--wait`, what was still not ready then.
+    Helm(HelmError, Option<String>),
+}
+
+/// How often the release's workloads are read while helm waits for them.
+const READINESS_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+/// Workloads named in one description before "and N more".
+const MAX_UNREADY_NAMED: usize = 5;
+
+/// `waiting for deployment/x: 0 of 1 replicas ready; …`.
+fn waiting_for(unready: &[String]) -> String {
+    let mut named: Vec<&str> = unready
+        .iter()
+        .take(MAX_UNREADY_NAMED)
+        .map(String::as_str)
+        .collect();
+    let more = unready.len().saturating_sub(MAX_UNREADY_NAMED);
+    let tail = format!("and {more} more");
+    if more > 0 {
+        named.push(&tail);
+    }
+    format!("waiting for {}", named.join("; "))
 }
 
 fn kube_err(e: KubeError) -> BackendError {
@@ -211,7 +231,11 @@ impl HelmEngine {
             .then(|| "--no-hooks".into())
     }
 
-    async fn upgrade_install(&self, r: &Release) -> Result<(), ApplyError> {
+    async fn upgrade_install(
+        &self,
+        r: &Release,
+        progress: &dyn Checkpoint,
+    ) -> Result<(), ApplyError> {
         let mut args: Vec<OsString> = vec!["upgrade".into(), "--install".into()];
         args.extend(Self::ns_args(r));
         args.push(r.chart.clone().into());
@@ -223,10 +247,13 @@ impl HelmEngine {
             .post_renderer
             .call(&r.namespace, &r.policy, r.max_manifest_bytes)
             .map_err(|source| {
-                ApplyError::Helm(HelmError::Spawn {
-                    path: "a post-render call file".into(),
-                    source,
-                })
+                ApplyError::Helm(
+                    HelmError::Spawn {
+                        path: "a post-render call file".into(),
+                        source,
+                    },
+                    None,
+                )
             })?;
         args.extend(call.args().iter().cloned());
         if self.major >= 4 {
@@ -249,17 +276,74 @@ impl HelmEngine {
         let values = serde_json::to_vec(&r.values).expect("values serialize");
         // The output holds the values (passwords) and the whole release:
         // parse nothing, log nothing, keep nothing.
-        match self
+        let run = self
             .helm
-            .run_with("upgrade", &args, Some(values), Capture::Discard)
-            .await
-        {
+            .run_with("upgrade", &args, Some(values), Capture::Discard);
+        let (outcome, unready) = if r.wait {
+            self.watch_readiness(r, run, progress).await
+        } else {
+            (run.await, None)
+        };
+        match outcome {
             Ok(_) => Ok(()),
             Err(e) => Err(match call.refusal() {
                 Some(why) => ApplyError::Refused(why),
-                None => ApplyError::Helm(e),
+                None => ApplyError::Helm(e, unready),
             }),
         }
+    }
+
+    /// Runs `helm` (an upgrade with `--wait`) while reading the release's
+    /// workloads every few seconds, telling `progress` what is not ready
+    /// whenever that changes; returns helm's outcome and, if it failed,
+    /// what was not ready then. Reading is best effort: a failed read only
+    /// leaves the description as it was.
+    async fn watch_readiness<F>(
+        &self,
+        r: &Release,
+        helm: F,
+        progress: &dyn Checkpoint,
+    ) -> (Result<String, HelmError>, Option<String>)
+    where
+        F: std::future::Future<Output = Result<String, HelmError>>,
+    {
+        tokio::pin!(helm);
+        let mut shown: Option<String> = None;
+        let mut tick = tokio::time::interval(READINESS_POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick fires at once, before helm has created anything.
+        tick.tick().await;
+        let outcome = loop {
+            tokio::select! {
+                out = &mut helm => break out,
+                _ = tick.tick() => {
+                    let note = match self.kube.unready_workloads(&r.namespace, &r.name).await {
+                        Ok(u) if u.is_empty() => continue,
+                        Ok(u) => waiting_for(&u),
+                        Err(e) => {
+                            tracing::debug!(release = %r.name, error = %e, "reading readiness");
+                            continue;
+                        }
+                    };
+                    if shown.as_ref() != Some(&note) {
+                        if let Err(e) = progress.note(&note).await {
+                            tracing::debug!(release = %r.name, error = %e.message, "saving progress");
+                        }
+                        shown = Some(note);
+                    }
+                }
+            }
+        };
+        if outcome.is_ok() {
+            return (outcome, None);
+        }
+        // Read once more: helm gave up just now, that is the state to name.
+        let unready = match self.kube.unready_workloads(&r.namespace, &r.name).await {
+            Ok(u) if u.is_empty() => None,
+            Ok(u) => Some(waiting_for(&u)),
+            Err(_) => shown,
+        };
+        (outcome, unready)
     }
 
     /// An apply error as the operation reports it.
@@ -271,8 +355,18 @@ impl HelmEngine {
                 err.instance_usable = Some(true);
                 err
             }
-            ApplyError::Helm(e) => Self::fail(r, e),
+            ApplyError::Helm(e, unready) => Self::fail_waiting(r, e, unready),
         }
+    }
+
+    /// A helm failure, plus what it was still waiting for (Helm 3 says only
+    /// "context deadline exceeded").
+    fn fail_waiting(r: &Release, e: HelmError, unready: Option<String>) -> BackendError {
+        let mut err = Self::fail(r, e);
+        if let Some(u) = unready {
+            err.message = format!("{} (gave up {u})", err.message);
+        }
+        err
     }
 
     async fn uninstall_release(&self, r: &Release) -> Result<(), BackendError> {
@@ -294,7 +388,7 @@ impl ReleaseEngine for HelmEngine {
         false
     }
 
-    async fn install(&self, r: &Release) -> Result<(), BackendError> {
+    async fn install(&self, r: &Release, progress: &dyn Checkpoint) -> Result<(), BackendError> {
         self.check_policy(r).await?;
         if r.own_namespace {
             self.kube
@@ -303,24 +397,24 @@ impl ReleaseEngine for HelmEngine {
                 .map_err(kube_err)?;
         }
         self.repair(r).await?;
-        self.upgrade_install(r)
+        self.upgrade_install(r, progress)
             .await
             .map_err(|e| Self::apply_fail(r, e))
     }
 
-    async fn upgrade(&self, r: &Release) -> Result<(), BackendError> {
+    async fn upgrade(&self, r: &Release, progress: &dyn Checkpoint) -> Result<(), BackendError> {
         self.check_policy(r).await?;
         self.repair(r).await?;
         let good = self.last_good_revision(r).await?;
-        match self.upgrade_install(r).await {
+        match self.upgrade_install(r, progress).await {
             Ok(()) => Ok(()),
             Err(e @ ApplyError::Refused(_)) => {
                 let mut err = Self::apply_fail(r, e);
                 err.update_repeatable = Some(true);
                 Err(err)
             }
-            Err(ApplyError::Helm(e)) => {
-                let mut err = Self::fail(r, e);
+            Err(ApplyError::Helm(e, unready)) => {
+                let mut err = Self::fail_waiting(r, e, unready);
                 match good {
                     Some(rev) => match self.rollback_to(r, rev).await {
                         Ok(()) => {
@@ -471,12 +565,20 @@ impl SecretSink for KubeSink {
             ),
         ]);
         let annotations = binding_annotations(&ctx);
-        let data = string_data(credentials)
+        let data = string_data(ctx.instance.service, credentials)
             .into_iter()
             .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string()))
             .collect();
+        let type_ = crate::catalog::binding_secret_type(ctx.instance.service);
         self.kube
-            .apply_secret(&secret.namespace, &secret.name, labels, annotations, data)
+            .apply_secret(
+                &secret.namespace,
+                &secret.name,
+                &type_,
+                labels,
+                annotations,
+                data,
+            )
             .await
             .map_err(kube_err)?;
         Ok(secret)
@@ -508,5 +610,29 @@ impl SecretSink for KubeSink {
                 .await
                 .map_err(kube_err),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn waiting_names_five_workloads_then_counts() {
+        let one = vec!["deployment/a: 0 of 1 replicas ready".to_owned()];
+        assert_eq!(
+            super::waiting_for(&one),
+            "waiting for deployment/a: 0 of 1 replicas ready"
+        );
+        let seven: Vec<String> = (0..7)
+            .map(|i| format!("statefulset/s{i}: 0 of 1 replicas ready"))
+            .collect();
+        let d = super::waiting_for(&seven);
+        assert!(
+            d.starts_with("waiting for statefulset/s0: 0 of 1 replicas ready; statefulset/s1"),
+            "{d}"
+        );
+        assert!(
+            d.ends_with("statefulset/s4: 0 of 1 replicas ready; and 2 more"),
+            "{d}"
+        );
     }
 }

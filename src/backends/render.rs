@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use super::chart::{Release, ReleaseEngine};
 use crate::broker::model::{SecretRef, Secrets};
 use crate::broker::names::{binding_secret_ref, release_name};
-use crate::broker::ports::{BackendError, BindingCtx, SecretSink};
-use crate::catalog::LookupKind;
+use crate::broker::ports::{BackendError, BindingCtx, Checkpoint, SecretSink};
+use crate::catalog::{LookupKind, Service};
 use crate::helm::{Helm, redact};
 
 /// Renders releases and binding Secrets to files.
@@ -80,11 +80,19 @@ impl ReleaseEngine for RenderEngine {
         true
     }
 
-    async fn install(&self, release: &Release) -> Result<(), BackendError> {
+    async fn install(
+        &self,
+        release: &Release,
+        _progress: &dyn Checkpoint,
+    ) -> Result<(), BackendError> {
         self.render(release).await
     }
 
-    async fn upgrade(&self, release: &Release) -> Result<(), BackendError> {
+    async fn upgrade(
+        &self,
+        release: &Release,
+        _progress: &dyn Checkpoint,
+    ) -> Result<(), BackendError> {
         self.render(release).await
     }
 
@@ -332,9 +340,13 @@ impl SecretSink for RenderEngine {
 }
 
 /// Credentials as Secret `stringData`: strings as they are, anything else as
-/// JSON text (Secret data is always strings).
-pub fn string_data(credentials: &Secrets) -> serde_json::Map<String, Value> {
-    credentials
+/// JSON text (Secret data is always strings). A service with `binding:`
+/// adds the Service Binding for Kubernetes entries `type` and `provider`;
+/// they win over credentials of those names (lint keeps chart plans free of
+/// them, so only an upstream broker's credentials can collide), as the
+/// spec's own ServiceBinding `.spec.type` overrides the Secret's entry.
+pub fn string_data(service: &Service, credentials: &Secrets) -> serde_json::Map<String, Value> {
+    let mut data: serde_json::Map<String, Value> = credentials
         .0
         .iter()
         .map(|(k, v)| {
@@ -344,7 +356,19 @@ pub fn string_data(credentials: &Secrets) -> serde_json::Map<String, Value> {
             };
             (k.clone(), Value::String(s))
         })
-        .collect()
+        .collect();
+    if let Some(b) = &service.binding {
+        for (key, value) in [("type", &b.kind), ("provider", &b.provider)] {
+            if data
+                .insert(key.into(), Value::String(value.clone()))
+                .is_some()
+            {
+                tracing::warn!(service = %service.name, entry = key,
+                    "credentials carry an entry the service's binding type replaces in the Secret");
+            }
+        }
+    }
+    data
 }
 
 /// The annotations every binding Secret carries, whichever sink writes it:
@@ -371,8 +395,8 @@ fn secret_manifest(secret: &SecretRef, credentials: &Secrets, ctx: &BindingCtx<'
             "labels": {"app.kubernetes.io/managed-by": "chartbroker"},
             "annotations": binding_annotations(ctx),
         },
-        "type": "Opaque",
-        "stringData": string_data(credentials),
+        "type": crate::catalog::binding_secret_type(ctx.instance.service),
+        "stringData": string_data(ctx.instance.service, credentials),
     });
     serde_saphyr::to_string(&doc).expect("a JSON tree serializes to YAML")
 }

@@ -87,6 +87,11 @@ pub trait Store: Send + Sync + 'static {
 pub trait Checkpoint: Send + Sync {
     /// Persists `progress`; the next attempt sees it as `InstanceCtx::progress`.
     async fn save(&self, progress: Value) -> Result<(), BackendError>;
+    /// Says what the running operation waits for; `last_operation` shows it
+    /// as the description until the operation ends.
+    async fn note(&self, _description: &str) -> Result<(), BackendError> {
+        Ok(())
+    }
 }
 
 /// A checkpoint that keeps nothing (previews and tests).

@@ -114,12 +114,13 @@ pub struct BindingUsers {
     pub fallback_to_shared: bool,
     /// How long connecting may take before the database counts as
     /// unreachable.
+    /// Seconds (`5`) or a duration text (`5s`, `1m`).
     #[serde(default = "default_connect_timeout")]
-    pub connect_timeout_seconds: u64,
+    pub connect_timeout_seconds: crate::duration::Secs,
 }
 
-fn default_connect_timeout() -> u64 {
-    5
+fn default_connect_timeout() -> crate::duration::Secs {
+    crate::duration::Secs(std::time::Duration::from_secs(5))
 }
 
 impl BindingUsers {
@@ -175,10 +176,11 @@ impl BindingUsers {
                 format!("{other} is not a port (1-65535) or a template"),
             )),
         }
-        if !(1..=300).contains(&self.connect_timeout_seconds) {
+        let t = self.connect_timeout_seconds.0;
+        if !(std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(300)).contains(&t) {
             out.push((
                 "connect_timeout_seconds",
-                "must be between 1 and 300".to_string(),
+                format!("{} must be between 1s and 5m", crate::duration::format(t)),
             ));
         }
         out

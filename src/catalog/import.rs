@@ -138,6 +138,7 @@ impl Service {
             plan_updateable: s.plan_updateable,
             metadata: s.metadata.filter(Value::is_object),
             dashboard_client: s.dashboard_client.filter(Value::is_object),
+            binding: None,
             plans,
         })
     }

@@ -177,6 +177,56 @@ impl Lint {
         }
     }
 
+    /// `binding.type` and `binding.provider` become a Secret `type`
+    /// (`servicebinding.io/<type>`) and files a workload reads by name, so
+    /// both keep to the spec's entry-name alphabet (lowercase letters,
+    /// digits, `-`, `.`), which also keeps them valid in a Secret type.
+    pub fn binding_type(&mut self, path: &str, b: &super::BindingType) {
+        for (field, value) in [("type", &b.kind), ("provider", &b.provider)] {
+            let ok = (1..=63).contains(&value.len())
+                && value.bytes().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.'
+                })
+                && value.as_bytes()[0].is_ascii_alphanumeric()
+                && value.as_bytes()[value.len() - 1].is_ascii_alphanumeric();
+            if !ok {
+                self.issue(
+                    join(path, field),
+                    format!(
+                        "`{value}` must be 1 to 63 lowercase letters, digits, `-` or `.`, \
+                         starting and ending with a letter or digit (Service Binding for Kubernetes)"
+                    ),
+                );
+            }
+        }
+    }
+
+    /// A plan's credentials must not hold the `type`/`provider` entries the
+    /// service's `binding:` writes into the Secret: one would silently
+    /// replace the other.
+    pub fn binding_entries(
+        &mut self,
+        plan_path: &str,
+        credentials: &Value,
+        b: &super::BindingType,
+    ) {
+        let Some(map) = credentials.as_object() else {
+            return;
+        };
+        for key in ["type", "provider"] {
+            if map.contains_key(key) {
+                self.issue(
+                    join(plan_path, &format!("chart.credentials.{key}")),
+                    format!(
+                        "the binding Secret's `{key}` entry comes from the service's `binding:` \
+                         (`{}`); rename this credential",
+                        if key == "type" { &b.kind } else { &b.provider }
+                    ),
+                );
+            }
+        }
+    }
+
     /// Remembers an `upstream.broker` reference, checked in [`Lint::finish`]
     /// because the upstream may be declared in another file.
     pub fn upstream_ref(&mut self, path: String, broker: &str) {
@@ -438,7 +488,10 @@ impl Lint {
                 Err(e) => self.issue(at, e.message),
                 Ok(vars) => {
                     for var in vars {
-                        if let Err(msg) = check_variable(&var, which, scope) {
+                        if let Err(mut msg) = check_variable(&var, which, scope) {
+                            if let Some(near) = suggestion(&var, which, scope) {
+                                msg.push_str(&format!(" — did you mean `{near}`?"));
+                            }
                             self.issue(&at, msg);
                         }
                     }
@@ -565,6 +618,63 @@ fn check_variable(var: &str, which: Tree, scope: &Scope<'_>) -> Result<(), Strin
             }
         )),
     }
+}
+
+/// The known variable closest to a mistyped `var`, compared on as many
+/// segments as the candidate has (`lookups.db` for `lookps.db.port`), with
+/// `var`'s remaining segments kept.
+fn suggestion(var: &str, which: Tree, scope: &Scope<'_>) -> Option<String> {
+    let mut known: Vec<String> = INSTANCE_FIELDS
+        .iter()
+        .map(|f| format!("instance.{f}"))
+        .collect();
+    known.extend(scope.secrets.keys().map(|s| format!("secrets.{s}")));
+    known.extend(
+        scope
+            .parameters
+            .iter()
+            .flatten()
+            .map(|p| format!("parameters.{p}")),
+    );
+    for u in &scope.uses {
+        known.push(format!("uses.{u}.secret"));
+        known.push(format!("uses.{u}.instance"));
+    }
+    if which == Tree::Credentials {
+        known.extend(scope.lookups.iter().map(|l| format!("lookups.{l}")));
+        known.extend(BINDING_FIELDS.iter().map(|f| format!("binding.{f}")));
+        known.extend(
+            scope
+                .binding_parameters
+                .iter()
+                .flatten()
+                .map(|p| format!("binding.parameters.{p}")),
+        );
+        if scope.binding_user {
+            known.extend(["user.username".into(), "user.password".into()]);
+        }
+    }
+    let segs: Vec<&str> = var.split('.').collect();
+    let mut best: Option<(usize, String)> = None;
+    for cand in &known {
+        let n = cand.split('.').count();
+        if n > segs.len() {
+            continue;
+        }
+        let head = segs[..n].join(".");
+        if let Some(near) = super::suggest::closest(&head, [cand.as_str()]) {
+            let d = super::suggest::distance(&head, near);
+            if best.as_ref().is_none_or(|(bd, _)| d < *bd) {
+                let rest = &segs[n..];
+                let full = std::iter::once(near)
+                    .chain(rest.iter().copied())
+                    .collect::<Vec<_>>()
+                    .join(".");
+                best = Some((d, full));
+            }
+        }
+    }
+    best.map(|(_, s)| s)
 }
 
 fn declared(

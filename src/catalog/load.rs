@@ -50,6 +50,7 @@ struct ServiceDoc {
     plan_updateable: bool,
     metadata: Option<Value>,
     dashboard_client: Option<Value>,
+    binding: Option<super::BindingType>,
     plans: Vec<PlanDoc>,
 }
 
@@ -64,7 +65,7 @@ struct PlanDoc {
     plan_updateable: Option<bool>,
     #[serde(default)]
     binding_rotatable: bool,
-    maximum_polling_duration: Option<u64>,
+    maximum_polling_duration: Option<crate::duration::Secs>,
     maintenance_info: Option<MaintenanceInfo>,
     metadata: Option<Value>,
     schemas: Option<Value>,
@@ -255,6 +256,9 @@ fn build_service(doc: ServiceDoc, path: &str, lint: &mut Lint, charts_dir: &Path
     lint.requires(path, &doc.requires);
     lint.object(path, "metadata", doc.metadata.as_ref());
     lint.object(path, "dashboard_client", doc.dashboard_client.as_ref());
+    if let Some(b) = &doc.binding {
+        lint.binding_type(&join(path, "binding"), b);
+    }
     if doc.plans.is_empty() {
         lint.issue(join(path, "plans"), "a service needs at least one plan");
     }
@@ -265,7 +269,11 @@ fn build_service(doc: ServiceDoc, path: &str, lint: &mut Lint, charts_dir: &Path
         .filter_map(|(j, plan)| {
             let plan_path = format!("{path}.plans[{j}]");
             lint.unique(path, "plan name", &plan.name, &join(&plan_path, "name"));
-            build_plan(plan, &plan_path, doc.bindable, lint, charts_dir)
+            let plan = build_plan(plan, &plan_path, doc.bindable, lint, charts_dir)?;
+            if let (Some(b), Some(chart)) = (&doc.binding, plan.chart()) {
+                lint.binding_entries(&plan_path, &chart.credentials, b);
+            }
+            Some(plan)
         })
         .collect();
     Service {
@@ -281,6 +289,7 @@ fn build_service(doc: ServiceDoc, path: &str, lint: &mut Lint, charts_dir: &Path
         plan_updateable: doc.plan_updateable,
         metadata: doc.metadata,
         dashboard_client: doc.dashboard_client,
+        binding: doc.binding,
         plans,
     }
 }
@@ -300,6 +309,19 @@ fn build_plan(
     if let Some(mi) = &doc.maintenance_info {
         lint.maintenance_version(path, &mi.version);
     }
+    // OSB sends whole seconds; a fraction would be silently cut.
+    let maximum_polling_duration = doc.maximum_polling_duration.map(|d| {
+        if d.0.subsec_nanos() != 0 {
+            lint.issue(
+                join(path, "maximum_polling_duration"),
+                format!(
+                    "{} is not whole seconds (OSB sends an integer)",
+                    crate::duration::format(d.0)
+                ),
+            );
+        }
+        d.0.as_secs()
+    });
     let mut schemas = doc.schemas;
     let validators = match schemas.as_mut() {
         Some(s) => {
@@ -339,7 +361,7 @@ fn build_plan(
         bindable: doc.bindable,
         plan_updateable: doc.plan_updateable,
         binding_rotatable: doc.binding_rotatable,
-        maximum_polling_duration: doc.maximum_polling_duration,
+        maximum_polling_duration,
         maintenance_info: doc.maintenance_info,
         metadata: doc.metadata,
         schemas,

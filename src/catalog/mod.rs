@@ -24,6 +24,8 @@ mod lint;
 mod load;
 mod osb;
 mod schema;
+mod suggest;
+mod violations;
 
 #[cfg(test)]
 mod tests;
@@ -81,8 +83,45 @@ pub struct Service {
     pub metadata: Option<Value>,
     /// Cloud Foundry dashboard SSO client, passed through.
     pub dashboard_client: Option<Value>,
+    /// How binding Secrets name their kind for Service Binding for
+    /// Kubernetes readers (`binding:`); `None` keeps them `Opaque`.
+    pub binding: Option<BindingType>,
     /// At least one plan.
     pub plans: Vec<Plan>,
+}
+
+/// The Service Binding for Kubernetes classification of a service's binding
+/// Secrets (servicebinding.io spec, "Provisioned Service"): the Secret gets
+/// `type: servicebinding.io/<type>` and the entries `type` and `provider`,
+/// so workloads and binding libraries recognise it without configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindingType {
+    /// Abstract classification (`mysql`, `postgresql`, `redis`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Who provides the binding; the spec recommends the entry.
+    #[serde(default = "default_provider")]
+    pub provider: String,
+}
+
+fn default_provider() -> String {
+    "chartbroker".to_owned()
+}
+
+impl BindingType {
+    /// The Secret `type` the spec asks for.
+    pub fn secret_type(&self) -> String {
+        format!("servicebinding.io/{}", self.kind)
+    }
+}
+
+/// The Kubernetes Secret `type` of a binding Secret of `service`.
+pub fn binding_secret_type(service: &Service) -> String {
+    service
+        .binding
+        .as_ref()
+        .map_or_else(|| "Opaque".to_owned(), BindingType::secret_type)
 }
 
 /// An OSB service plan plus the broker-only backend that fulfils it.
@@ -590,8 +629,9 @@ impl Plan {
 
     /// Checks `params` (the request's `parameters`; `null` means none) against
     /// the plan's schema for `kind`. Without a schema any object passes. The
-    /// error names each failing field, e.g.
-    /// `parameters.database: "bad name" does not match "^[a-z]+$"`.
+    /// error names each failing field, its schema description and the rule
+    /// in words, e.g. `parameters.replicas: "Number of replicas" must be at
+    /// most 5 (got 9)`; several are joined with `; `.
     pub fn validate_parameters(&self, kind: SchemaKind, params: &Value) -> Result<(), String> {
         self.validators.validate(kind, params)
     }

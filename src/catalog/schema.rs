@@ -65,9 +65,10 @@ pub(super) fn parameters_schema(schemas: Option<&Value>, kind: SchemaKind) -> Op
     schemas?.get(group)?.get(op)?.get("parameters")
 }
 
-/// Compiled validators, one slot per [`SchemaKind`].
+/// Compiled validators, one slot per [`SchemaKind`], each with the schema
+/// it came from (violation messages quote its descriptions).
 #[derive(Clone, Default)]
-pub(super) struct Validators([Option<Arc<Validator>>; 3]);
+pub(super) struct Validators([Option<Arc<(Validator, Value)>>; 3]);
 
 impl fmt::Debug for Validators {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -87,17 +88,27 @@ impl Validators {
             Value::Object(_) => params,
             _ => return Err("parameters: must be a JSON object".to_owned()),
         };
-        let Some(validator) = &self.0[kind.index()] else {
+        let Some(compiled) = &self.0[kind.index()] else {
             return Ok(());
         };
-        let errors: Vec<String> = validator
-            .iter_errors(instance)
-            .take(MAX_REPORTED_ERRORS)
-            .map(|e| {
-                let path = dotted("parameters", e.instance_path());
-                format!("{path}: {}", truncate(e.to_string()))
-            })
-            .collect();
+        let (validator, schema) = compiled.as_ref();
+        let mut errors: Vec<String> = Vec::new();
+        let mut more = 0usize;
+        for e in validator.iter_errors(instance) {
+            let path = dotted("parameters", e.instance_path());
+            let message = truncate(super::violations::describe(&path, &e, schema));
+            if errors.contains(&message) {
+                continue;
+            }
+            if errors.len() < MAX_REPORTED_ERRORS {
+                errors.push(message);
+            } else {
+                more += 1;
+            }
+        }
+        if more > 0 {
+            errors.push(format!("and {more} more"));
+        }
         if errors.is_empty() {
             Ok(())
         } else {
@@ -167,7 +178,7 @@ pub(super) fn prepare(schemas: &mut Value, report: &mut dyn FnMut(String, String
             };
             let path = join_key(&path, "parameters");
             match compile(parameters) {
-                Ok(v) => validators.0[kind.index()] = Some(Arc::new(v)),
+                Ok(v) => validators.0[kind.index()] = Some(Arc::new((v, parameters.clone()))),
                 Err(message) => report(path, message),
             }
         }

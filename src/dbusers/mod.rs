@@ -226,7 +226,7 @@ pub fn resolve(spec: &BindingUsers, data: &Value) -> Result<Target, String> {
         admin_user,
         admin_password,
         database,
-        connect_timeout: Duration::from_secs(spec.connect_timeout_seconds),
+        connect_timeout: spec.connect_timeout_seconds.0,
     })
 }
 

@@ -6,6 +6,8 @@
 //! release left behind. Every write is namespaced; nothing here touches
 //! cluster-scoped objects except Namespaces the broker created itself.
 
+mod readiness;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -111,6 +113,7 @@ impl Kube {
         &self,
         namespace: &str,
         name: &str,
+        type_: &str,
         labels: BTreeMap<String, String>,
         annotations: BTreeMap<String, String>,
         string_data: BTreeMap<String, String>,
@@ -124,7 +127,7 @@ impl Kube {
                 annotations: Some(annotations),
                 ..Default::default()
             },
-            type_: Some("Opaque".into()),
+            type_: Some(type_.into()),
             string_data: Some(string_data),
             ..Default::default()
         };

@@ -11,6 +11,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::duration::Secs;
+
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -178,12 +180,12 @@ struct Doc {
     ca_file: Option<PathBuf>,
     client_cert_file: Option<PathBuf>,
     client_key_file: Option<PathBuf>,
-    timeout_seconds: Option<f64>,
+    timeout_seconds: Option<Secs>,
     api_version: Option<String>,
     poll: Option<PollDoc>,
     retries: Option<u32>,
     import: Option<ImportDoc>,
-    refresh_seconds: Option<f64>,
+    refresh_seconds: Option<Secs>,
     organization_guid: Option<String>,
     space_guid: Option<String>,
 }
@@ -215,8 +217,8 @@ struct BearerDoc {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PollDoc {
-    initial_seconds: Option<f64>,
-    max_seconds: Option<f64>,
+    initial_seconds: Option<Secs>,
+    max_seconds: Option<Secs>,
 }
 
 #[derive(Deserialize)]
@@ -336,12 +338,15 @@ impl UpstreamConfig {
         if doc.client_cert_file.is_some() != doc.client_key_file.is_some() {
             problems.push("client_cert_file and client_key_file go together".into());
         }
-        let mut seconds = |what: &str, v: Option<f64>, default: f64| -> Duration {
-            let v = v.unwrap_or(default);
-            if v.is_finite() && v > 0.0 && v <= 86_400.0 {
-                Duration::from_secs_f64(v)
+        let mut seconds = |what: &str, v: Option<Secs>, default: f64| -> Duration {
+            let v = v.map_or(Duration::from_secs_f64(default), |s| s.0);
+            if v > Duration::ZERO && v <= Duration::from_secs(86_400) {
+                v
             } else {
-                problems.push(format!("{what} must be a number of seconds above 0"));
+                problems.push(format!(
+                    "{what} is {}: it must be above 0 and at most 24h",
+                    crate::duration::format(v)
+                ));
                 Duration::from_secs_f64(default)
             }
         };
@@ -355,7 +360,7 @@ impl UpstreamConfig {
             max: seconds(
                 "poll.max_seconds",
                 pm,
-                DEFAULT_POLL_MAX.max(pi.unwrap_or(0.0)),
+                DEFAULT_POLL_MAX.max(pi.map_or(0.0, |d| d.0.as_secs_f64())),
             ),
         };
         let refresh = seconds("refresh_seconds", doc.refresh_seconds, DEFAULT_REFRESH);
@@ -541,6 +546,28 @@ mod tests {
         assert!(i.selects("id", "other", &["cache".into()]));
         assert!(!i.selects("id", "other", &["sql".into()]));
         assert_eq!(c.refresh, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn durations_read_as_texts_too() {
+        let c = parse(json!({
+            "url": "https://b.example",
+            "timeout_seconds": "1m30s",
+            "poll": {"initial_seconds": "250ms", "max_seconds": "1m"},
+            "refresh_seconds": "1h",
+        }))
+        .unwrap();
+        assert_eq!(c.timeout, Duration::from_secs(90));
+        assert_eq!(c.poll.initial, Duration::from_millis(250));
+        assert_eq!(c.poll.max, Duration::from_secs(60));
+        assert_eq!(c.refresh, Duration::from_secs(3600));
+        let e = parse(json!({"url": "https://b", "timeout_seconds": "5 minutes"})).unwrap_err();
+        assert!(e[0].contains("\"5 minutes\" is not a duration"), "{e:?}");
+        let e = parse(json!({"url": "https://b", "refresh_seconds": "25h"})).unwrap_err();
+        assert!(
+            e[0].contains("refresh_seconds is 25h: it must be above 0 and at most 24h"),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -236,6 +236,16 @@ impl Checkpoint for OpCheckpoint {
             })
             .await
     }
+
+    async fn note(&self, description: &str) -> std::result::Result<(), BackendError> {
+        self.broker
+            .update_op_in(&self.home, &self.op_id, |o| {
+                if o.state == OpState::InProgress {
+                    o.description = Some(description.to_owned());
+                }
+            })
+            .await
+    }
 }
 
 /// Aborts a background task when dropped.

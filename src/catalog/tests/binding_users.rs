@@ -35,7 +35,10 @@ fn a_valid_section_is_clean_and_loads() {
     let plan = catalog.services()[0].plans[0].clone();
     let spec = plan.chart().unwrap().binding_users.clone().unwrap();
     assert_eq!(spec.engine, crate::catalog::DbEngine::Mysql);
-    assert_eq!(spec.connect_timeout_seconds, 5);
+    assert_eq!(
+        spec.connect_timeout_seconds.0,
+        std::time::Duration::from_secs(5)
+    );
 }
 
 #[test]
@@ -65,7 +68,17 @@ fn ports_and_timeouts_are_bounded() {
     assert_one_issue(
         &c,
         &format!("{AT}.connect_timeout_seconds"),
-        "between 1 and 300",
+        "0s must be between 1s and 5m",
+    );
+    // A duration text reads like a number of seconds.
+    let mut c = with_users();
+    users(&mut c)["connect_timeout_seconds"] = json!("2m");
+    assert_eq!(lint_value(&c), Vec::<String>::new());
+    users(&mut c)["connect_timeout_seconds"] = json!("2 minutes");
+    let found = lint_value(&c);
+    assert!(
+        found.len() == 1 && found[0].contains("\"2 minutes\" is not a duration"),
+        "{found:?}"
     );
 }
 

@@ -203,6 +203,59 @@ fn template_unknown_variables() {
 }
 
 #[test]
+fn mistyped_variables_get_the_closest_known_name() {
+    let cases = [
+        (
+            "values",
+            "{{paramters.database}}",
+            "unknown variable `paramters.database`; templates use instance.*, context.*, \
+             parameters.*, secrets.* — did you mean `parameters.database`?",
+        ),
+        (
+            "values",
+            "{{parameters.databse}}",
+            "`parameters.databse`: parameter `databse` is not in the plan's instance schema \
+             properties — did you mean `parameters.database`?",
+        ),
+        (
+            "values",
+            "{{secrets.rootpassword}}",
+            "`secrets.rootpassword`: secret `rootpassword` is not declared under chart.secrets \
+             — did you mean `secrets.root_password`?",
+        ),
+        (
+            "values",
+            "{{instance.namspace}}",
+            "unknown variable `instance.namspace`; instance has id, service_id, plan_id, \
+             service_name, plan_name, release, namespace — did you mean `instance.namespace`?",
+        ),
+        (
+            "credentials",
+            "{{binding.parameters.readonyl}}",
+            "`binding.parameters.readonyl`: parameter `readonyl` is not in the plan's binding \
+             schema properties — did you mean `binding.parameters.readonly`?",
+        ),
+        // Nothing close: no guess.
+        (
+            "values",
+            "{{database}}",
+            "unknown variable `database`; templates use instance.*, context.*, parameters.*, \
+             secrets.*",
+        ),
+    ];
+    for (tree, template, want) in cases {
+        let mut c = mk_catalog();
+        c["services"][0]["plans"][0]["chart"][tree]["extra"] = json!(template);
+        let found = lint_value(&c);
+        assert_eq!(
+            found,
+            [format!("{PLAN0}.chart.{tree}.extra: {want}")],
+            "{template}"
+        );
+    }
+}
+
+#[test]
 fn template_known_variables_pass() {
     let mut c = mk_catalog();
     let chart = &mut c["services"][0]["plans"][0]["chart"];
@@ -653,4 +706,84 @@ fn remote_chart_rules() {
     for (catalog, path, needle) in cases {
         assert_one_issue(&catalog, &path, needle);
     }
+}
+
+#[test]
+fn binding_type_loads_with_provider_defaulted() {
+    let mut c = mk_catalog();
+    c["services"][0]["binding"] = json!({"type": "mysql"});
+    assert_eq!(lint_value(&c), Vec::<String>::new());
+    let cat = load_value(&c);
+    let b = cat.services()[0].binding.clone().expect("binding type");
+    assert_eq!(
+        (b.kind.as_str(), b.provider.as_str()),
+        ("mysql", "chartbroker")
+    );
+    assert_eq!(
+        crate::catalog::binding_secret_type(&cat.services()[0]),
+        "servicebinding.io/mysql"
+    );
+}
+
+#[test]
+fn binding_type_and_provider_must_be_lowercase_entry_names() {
+    for (field, bad) in [
+        ("type", "MySQL"),
+        ("type", ""),
+        ("type", "my sql"),
+        ("type", "-mysql"),
+        ("provider", "Bitnami"),
+        ("provider", "a/b"),
+    ] {
+        let mut c = mk_catalog();
+        c["services"][0]["binding"] = json!({"type": "mysql", "provider": "acme"});
+        c["services"][0]["binding"][field] = json!(bad);
+        assert_one_issue(
+            &c,
+            &format!("services[0].binding.{field}"),
+            "lowercase letters, digits",
+        );
+    }
+    let mut c = mk_catalog();
+    c["services"][0]["binding"] = json!({"type": "mysql", "kind": "x"});
+    let found = lint_value(&c);
+    assert!(found.len() == 1 && found[0].contains("kind"), "{found:?}");
+}
+
+#[test]
+fn credentials_may_not_hide_the_binding_entries() {
+    let mut c = mk_catalog();
+    c["services"][0]["binding"] = json!({"type": "mysql"});
+    c["services"][0]["plans"][0]["chart"]["credentials"]["type"] = json!("db");
+    assert_one_issue(
+        &c,
+        &format!("{PLAN0}.chart.credentials.type"),
+        "comes from the service's `binding:` (`mysql`)",
+    );
+    // Without binding: the credential is the Secret's only `type` entry.
+    c["services"][0].as_object_mut().unwrap().remove("binding");
+    assert_eq!(lint_value(&c), Vec::<String>::new());
+}
+
+#[test]
+fn maximum_polling_duration_takes_a_duration_text_in_whole_seconds() {
+    let mut c = mk_catalog();
+    c["services"][0]["plans"][0]["maximum_polling_duration"] = json!("15m");
+    let cat = load_value(&c);
+    assert_eq!(
+        cat.services()[0].plans[0].maximum_polling_duration,
+        Some(900)
+    );
+    c["services"][0]["plans"][0]["maximum_polling_duration"] = json!("1.5s");
+    assert_one_issue(
+        &c,
+        &format!("{PLAN0}.maximum_polling_duration"),
+        "1.5s is not whole seconds",
+    );
+    c["services"][0]["plans"][0]["maximum_polling_duration"] = json!("-3s");
+    let found = lint_value(&c);
+    assert!(
+        found.len() == 1 && found[0].contains("\"-3s\" is negative"),
+        "{found:?}"
+    );
 }

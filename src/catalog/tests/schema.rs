@@ -21,10 +21,7 @@ fn messages_name_the_failing_field() {
     let err = plan
         .validate_parameters(SchemaKind::InstanceCreate, &json!({"database": "bad name"}))
         .unwrap_err();
-    assert_eq!(
-        err,
-        r#"parameters.database: "bad name" does not match "^[a-z]+$""#
-    );
+    assert_eq!(err, r#"parameters.database: must match ^[a-z]+$"#);
 
     let err = plan
         .validate_parameters(
@@ -34,7 +31,7 @@ fn messages_name_the_failing_field() {
         .unwrap_err();
     assert_eq!(
         err,
-        r#"parameters.replicas: "three" is not of type "integer""#
+        r#"parameters.replicas: must be an integer (got a string)"#
     );
 
     assert_eq!(
@@ -71,16 +68,13 @@ fn several_failures_nested_paths_and_required() {
             .unwrap_err();
         let parts: Vec<&str> = err.split("; ").collect();
         assert_eq!(parts.len(), 3, "{err}");
+        assert!(parts.contains(&r#"parameters.name: is required"#), "{err}");
         assert!(
-            parts.contains(&r#"parameters: "name" is a required property"#),
+            parts.contains(&r#"parameters.hosts[1]: must be a string (got 2)"#),
             "{err}"
         );
         assert!(
-            parts.contains(&r#"parameters.hosts[1]: 2 is not of type "string""#),
-            "{err}"
-        );
-        assert!(
-            parts.contains(&r#"parameters.tls.on: "yes" is not of type "boolean""#),
+            parts.contains(&r#"parameters.tls.on: must be true or false (got a string)"#),
             "{err}"
         );
 
@@ -88,7 +82,7 @@ fn several_failures_nested_paths_and_required() {
         let err = plan
             .validate_parameters(SchemaKind::InstanceCreate, &Value::Null)
             .unwrap_err();
-        assert_eq!(err, r#"parameters: "name" is a required property"#);
+        assert_eq!(err, r#"parameters.name: is required"#);
     });
 }
 
@@ -110,15 +104,132 @@ fn no_schema_accepts_any_object_but_not_other_json() {
 }
 
 #[test]
-fn long_values_are_truncated_in_messages() {
+fn rejected_strings_are_never_quoted_back() {
     let catalog = load_value(&mk_catalog());
     let plan = &catalog.services()[0].plans[0];
     let long = "X".repeat(5000);
     let err = plan
         .validate_parameters(SchemaKind::InstanceCreate, &json!({"database": long}))
         .unwrap_err();
-    assert!(err.len() < 400, "{}", err.len());
-    assert!(err.ends_with('…'));
+    assert_eq!(err, "parameters.database: must match ^[a-z]+$");
+}
+
+#[test]
+fn long_schema_words_are_truncated_in_messages() {
+    let schema = json!({"service_instance": {"create": {"parameters": {
+        "type": "object",
+        "properties": {"x": {"type": "string", "pattern": format!("^{}$", "a".repeat(1000))}}
+    }}}});
+    with_plan(schema, |plan| {
+        let err = plan
+            .validate_parameters(SchemaKind::InstanceCreate, &json!({"x": "b"}))
+            .unwrap_err();
+        assert!(err.chars().count() <= 301, "{}", err.len());
+        assert!(err.ends_with('…'));
+    });
+}
+
+/// Every rule a plan schema commonly uses, in words, with the property's
+/// description when the schema gives one.
+#[test]
+fn violations_read_as_sentences() {
+    let schema = json!({"service_instance": {"create": {"parameters": {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["size"],
+        "properties": {
+            "replicas": {"type": "integer", "description": "Number of replicas", "minimum": 1, "maximum": 5},
+            "database": {"type": "string", "pattern": "^[a-z]+$", "not": {"enum": ["mysql", "sys"]}},
+            "size": {"enum": ["small", "large"], "description": "Instance size"},
+            "name": {"type": "string", "minLength": 3, "maxLength": 8},
+            "ratio": {"type": "number", "exclusiveMaximum": 1, "multipleOf": 0.25},
+            "tags": {"type": "array", "maxItems": 2, "uniqueItems": true},
+            "mode": {"const": "fast"}
+        }
+    }}}});
+    with_plan(schema, |plan| {
+        let check = |params: Value, want: &str| {
+            let err = plan
+                .validate_parameters(SchemaKind::InstanceCreate, &params)
+                .unwrap_err();
+            assert_eq!(err, want, "{params}");
+        };
+        let size = json!("small");
+        check(
+            json!({"size": size, "replicas": 9}),
+            r#"parameters.replicas: "Number of replicas" must be at most 5 (got 9)"#,
+        );
+        check(
+            json!({"size": size, "replicas": 0}),
+            r#"parameters.replicas: "Number of replicas" must be at least 1 (got 0)"#,
+        );
+        check(
+            json!({"size": size, "foo": 1}),
+            r#"parameters: unknown property "foo" (allowed: database, mode, name, ratio, replicas, size, tags)"#,
+        );
+        check(
+            json!({"size": size, "database": "Shop1"}),
+            "parameters.database: must match ^[a-z]+$",
+        );
+        check(
+            json!({"size": size, "database": "mysql"}),
+            "parameters.database: must not be mysql, sys",
+        );
+        check(json!({}), r#"parameters.size: "Instance size" is required"#);
+        check(
+            json!({"size": "huge"}),
+            r#"parameters.size: "Instance size" must be one of small, large"#,
+        );
+        check(
+            json!({"size": size, "name": "ab"}),
+            "parameters.name: must be at least 3 characters long (got 2)",
+        );
+        check(
+            json!({"size": size, "name": "abcdefghij"}),
+            "parameters.name: must be at most 8 characters long (got 10)",
+        );
+        check(
+            json!({"size": size, "ratio": 1}),
+            "parameters.ratio: must be less than 1 (got 1)",
+        );
+        check(
+            json!({"size": size, "ratio": 0.3}),
+            "parameters.ratio: must be a multiple of 0.25 (got 0.3)",
+        );
+        check(
+            json!({"size": size, "tags": [1, 1, 2]}),
+            "parameters.tags: must have at most 2 items; parameters.tags: must not repeat items",
+        );
+        check(
+            json!({"size": size, "mode": "slow"}),
+            "parameters.mode: must be fast",
+        );
+        check(
+            json!({"size": size, "replicas": "3"}),
+            r#"parameters.replicas: "Number of replicas" must be an integer (got a string)"#,
+        );
+    });
+}
+
+#[test]
+fn many_failures_are_bounded() {
+    let props: serde_json::Map<String, Value> = (0..30)
+        .map(|i| (format!("p{i:02}"), json!({"type": "integer"})))
+        .collect();
+    let schema = json!({"service_instance": {"create": {"parameters": {
+        "type": "object", "properties": props
+    }}}});
+    with_plan(schema, |plan| {
+        let params: serde_json::Map<String, Value> =
+            (0..30).map(|i| (format!("p{i:02}"), json!("x"))).collect();
+        let err = plan
+            .validate_parameters(SchemaKind::InstanceCreate, &Value::Object(params))
+            .unwrap_err();
+        let parts: Vec<&str> = err.split("; ").collect();
+        assert_eq!(parts.len(), 11, "{err}");
+        assert_eq!(parts[10], "and 20 more");
+    });
 }
 
 #[test]
