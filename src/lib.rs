@@ -11,6 +11,7 @@ pub mod osb;
 pub mod policy;
 pub mod postrender;
 pub mod redact;
+pub mod reload;
 pub mod runtime;
 pub mod server;
 pub mod store;

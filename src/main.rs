@@ -172,6 +172,10 @@ struct ServeArgs {
     /// PEM CA bundle: require client certificates signed by it (mTLS).
     #[arg(long, env = "CHARTBROKER_TLS_CLIENT_CA", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
+    /// Seconds between checks of the catalog, charts, TLS and credentials
+    /// files for changes, which are then reloaded; 0: reload on SIGHUP only.
+    #[arg(long, env = "CHARTBROKER_RELOAD_INTERVAL", default_value_t = 2)]
+    reload_interval: u64,
 }
 
 #[derive(Subcommand)]
@@ -254,6 +258,11 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    // From here on SIGHUP means reload, never the default (exit), even
+    // while the broker is still starting.
+    drop(tokio::signal::unix::signal(
+        tokio::signal::unix::SignalKind::hangup(),
+    )?);
     let cfg = ServeConfig {
         catalog_dir: a.catalog,
         charts_dir: a.charts,
@@ -287,28 +296,32 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         namespace_selector: a.namespace_selector,
         subject_access_review: a.subject_access_review,
     };
-    let tls = a
-        .tls_cert
-        .zip(a.tls_key)
-        .map(|(cert, key)| chartbroker::tls::TlsSettings {
-            cert,
-            key,
-            client_ca: a.tls_client_ca,
-        });
+    let tls = match a.tls_cert.zip(a.tls_key) {
+        Some((cert, key)) => Some(std::sync::Arc::new(chartbroker::tls::LiveTls::new(
+            chartbroker::tls::TlsSettings {
+                cert,
+                key,
+                client_ca: a.tls_client_ca,
+            },
+        )?)),
+        None => None,
+    };
     let runtime = Runtime::start(&cfg).await?;
+    let _reload = std::sync::Arc::new(runtime.reloader(tls.clone()))
+        .spawn((a.reload_interval > 0).then(|| Duration::from_secs(a.reload_interval)))?;
     let listener = std::net::TcpListener::bind(a.listen)
         .with_context(|| format!("listening on {}", a.listen))?;
     tracing::info!(listen = %listener.local_addr()?, tls = tls.is_some(),
-        mtls = tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
+        mtls = tls.as_ref().is_some_and(|t| t.mutual()),
         catalog = %cfg.catalog_dir.display(), data_dir = %cfg.data_dir.display(), "chartbroker serving");
     let limits = chartbroker::server::EdgeLimits {
         header_read_timeout: Duration::from_secs(a.header_read_timeout.max(1)),
         max_connections: a.max_connections.max(1),
     };
-    chartbroker::server::run_with(
+    chartbroker::server::run_live(
         runtime.app(),
         listener,
-        tls.as_ref(),
+        tls,
         limits,
         chartbroker::server::shutdown_signal(),
     )

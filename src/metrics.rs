@@ -42,6 +42,11 @@ struct StoreErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    what: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HelmLabels {
     command: String,
     outcome: String,
@@ -58,6 +63,9 @@ pub struct Metrics {
     store_unreadable: Gauge,
     helm_running: Gauge,
     helm_waiting: Gauge,
+    reloads: Family<ReloadLabels, Counter>,
+    reload_failures: Family<ReloadLabels, Counter>,
+    reload_last_success: Family<ReloadLabels, Gauge>,
 }
 
 fn upstream_histogram() -> Histogram {
@@ -123,7 +131,28 @@ impl Default for Metrics {
             "helm calls waiting for a process slot (--max-helm-processes)",
             helm_waiting.clone(),
         );
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "reloads",
+            "Successful reloads by what was reloaded: catalog, tls, credentials",
+            reloads.clone(),
+        );
+        let reload_failures = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "reload_failures",
+            "Failed reloads by what failed to load (the previous one stays in force)",
+            reload_failures.clone(),
+        );
+        let reload_last_success = Family::<ReloadLabels, Gauge>::default();
+        registry.register(
+            "reload_last_success_timestamp_seconds",
+            "Unix time of the last successful reload by what was reloaded",
+            reload_last_success.clone(),
+        );
         Metrics {
+            reloads,
+            reload_failures,
+            reload_last_success,
             store_errors,
             store_unreadable,
             registry,
@@ -185,6 +214,21 @@ impl Metrics {
                 outcome: outcome.to_string(),
             })
             .observe(took.as_secs_f64());
+    }
+
+    /// Counts a reload of `what` (`catalog`, `tls`, `credentials`).
+    pub fn reload(&self, what: &str, ok: bool) {
+        let labels = ReloadLabels {
+            what: what.to_string(),
+        };
+        if ok {
+            self.reloads.get_or_create(&labels).inc();
+            self.reload_last_success
+                .get_or_create(&labels)
+                .set(i64::try_from(crate::broker::now()).unwrap_or(i64::MAX));
+        } else {
+            self.reload_failures.get_or_create(&labels).inc();
+        }
     }
 
     /// Counts one store error of `kind`.

@@ -138,6 +138,9 @@ pub struct Runtime {
     _upstream_refresh: Option<crate::upstream::aggregate::RefreshTask>,
     /// Takes over operations of replicas that died; forgets old tombstones.
     _sweeper: crate::broker::worker::AbortOnDrop,
+    /// What reloads read: the configuration and the upstream brokers.
+    cfg: ServeConfig,
+    upstreams: Option<Arc<crate::upstream::Upstreams>>,
 }
 
 impl Runtime {
@@ -312,6 +315,7 @@ impl Runtime {
             },
             Some(Arc::new(move |kind, state| m.operation(kind, state))),
         );
+        let upstreams = upstreams.map(Arc::new);
         let upstream_refresh = upstreams
             .as_ref()
             .and_then(|u| u.spawn_refresh(broker.clone()));
@@ -327,7 +331,7 @@ impl Runtime {
         let ready = Arc::new(AtomicBool::new(false));
         let state = AppState {
             broker,
-            credentials: Arc::new(credentials),
+            credentials: Arc::new(crate::osb::auth::LiveCredentials::new(credentials)),
             metrics,
             ready: ready.clone(),
             store_health,
@@ -337,7 +341,26 @@ impl Runtime {
             state,
             _upstream_refresh: upstream_refresh,
             _sweeper: sweeper,
+            cfg: cfg.clone(),
+            upstreams,
         })
+    }
+
+    /// What reloads the catalog, credentials and (when given) the
+    /// listener's TLS of this runtime.
+    pub fn reloader(&self, tls: Option<Arc<crate::tls::LiveTls>>) -> crate::reload::Reloader {
+        let cfg = self.cfg.clone();
+        crate::reload::Reloader {
+            broker: self.state.broker.clone(),
+            catalog_dir: cfg.catalog_dir.clone(),
+            charts_dir: cfg.charts_dir.clone(),
+            upstreams: self.upstreams.clone(),
+            credentials: self.state.credentials.clone(),
+            credentials_file: cfg.credentials_file.clone(),
+            credential_source: Arc::new(move || credentials(&cfg)),
+            tls,
+            metrics: self.state.metrics.clone(),
+        }
     }
 
     /// The HTTP application.

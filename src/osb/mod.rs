@@ -41,7 +41,7 @@ pub struct AppState {
     /// The core.
     pub broker: Broker,
     /// Who may call `/v2`.
-    pub credentials: Arc<auth::Credentials>,
+    pub credentials: Arc<auth::LiveCredentials>,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
     /// Set once the store is open, the catalog loaded and operations resumed.
@@ -56,7 +56,7 @@ impl FromRef<AppState> for Broker {
     }
 }
 
-impl FromRef<AppState> for Arc<auth::Credentials> {
+impl FromRef<AppState> for Arc<auth::LiveCredentials> {
     fn from_ref(s: &AppState) -> Self {
         s.credentials.clone()
     }
