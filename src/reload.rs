@@ -286,8 +286,8 @@ mod tests {
 
     #[test]
     fn errors_fit_on_one_line() {
-        let e = anyhow::anyhow!("invalid catalog (2 problem(s)):\n  a: x\n  b: y")
-            .context("loading");
+        let e =
+            anyhow::anyhow!("invalid catalog (2 problem(s)):\n  a: x\n  b: y").context("loading");
         assert_eq!(
             one_line(&e),
             "loading: invalid catalog (2 problem(s)):; a: x; b: y"
