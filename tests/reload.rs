@@ -4,6 +4,8 @@
 //! a failure counted; operations already running keep their plan.
 
 mod common;
+#[path = "upstream/support.rs"]
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -494,4 +496,52 @@ async fn a_rotated_certificate_serves_new_connections_and_an_invalid_one_is_refu
             .any(|l| l.contains("WARN") && l.contains("reload failed") && l.contains("tls.crt")),
         "{log}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reloaded_catalog_keeps_the_plans_imported_from_upstream_brokers() {
+    use chartbroker::reload::What;
+    let cloud = support::Cloud::start("sync", 0, &[]);
+    let mut o = support::CatalogOpts::new(&cloud.url);
+    o.import = Some("{tags: [cache], id_prefix: cloud-, name_prefix: cloud-}");
+    let b = support::broker(&o).await;
+    let ids = |c: &Value| plan_ids(c);
+    let r = b.call(axum::http::Method::GET, "/v2/catalog", None).await;
+    assert!(
+        ids(&r.json).contains(&"cloud-upstream-redis-small".into()),
+        "{}",
+        r.text
+    );
+
+    // A local plan added: served next to the imported ones.
+    let file = b.data.path().join("catalog/cloud.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let added = text.replace(
+        "  - id: svc-stream\n",
+        "      - id: plan-added\n        name: added\n        description: Added by a reload\n        upstream: {broker: cloud, service_id: upstream-kafka, plan_id: upstream-kafka-dev}\n  - id: svc-stream\n",
+    );
+    assert_ne!(added, text);
+    std::fs::write(&file, added).unwrap();
+    let fetches = |reqs: &[Value]| reqs.iter().filter(|r| r["path"] == "/v2/catalog").count();
+    let before = fetches(&cloud.requests());
+    let reloader = b.runtime.reloader(None);
+    assert!(reloader.reload(What::Catalog).await);
+    let r = b.call(axum::http::Method::GET, "/v2/catalog", None).await;
+    let now = ids(&r.json);
+    for plan in ["plan-added", "plan-premium", "cloud-upstream-redis-small"] {
+        assert!(now.contains(&plan.to_string()), "{plan}: {}", r.text);
+    }
+    // The periodic refresh (every second here) merges into the reloaded
+    // catalog, not the one from startup.
+    cloud
+        .wait_for("two more catalog fetches", |reqs| {
+            fetches(reqs) >= before + 2
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = b.call(axum::http::Method::GET, "/v2/catalog", None).await;
+    let now = ids(&r.json);
+    for plan in ["plan-added", "cloud-upstream-redis-small"] {
+        assert!(now.contains(&plan.to_string()), "{plan}: {}", r.text);
+    }
 }
