@@ -113,6 +113,8 @@ struct Inner {
     adapters: Adapters,
     config: BrokerConfig,
     observer: Option<OperationObserver>,
+    /// Operations this process runs now, by kind ([`worker`] keeps it).
+    running: worker::Running,
 }
 
 // === impl Broker ===
@@ -132,6 +134,7 @@ impl Broker {
                 adapters,
                 config,
                 observer,
+                running: worker::Running::default(),
             }),
         }
     }

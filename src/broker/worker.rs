@@ -5,10 +5,13 @@
 //! handler only awaits it, so a platform that hangs up mid-request cannot
 //! cancel work half-way.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
+use tracing::Instrument as _;
 
 use super::model::{
     Binding, BindingState, HasOperations, Instance, InstanceState, OpKind, OpState, Operation,
@@ -16,6 +19,39 @@ use super::model::{
 };
 use super::ports::{BackendError, BindingCtx, Checkpoint, Expect, InstanceCtx, StoreError, Table};
 use super::{Broker, BrokerError, Result, now};
+
+/// The kind of an operation from its id, which begins with it
+/// ([`super::new_operation_id`]).
+fn kind_of(op_id: &str) -> Option<OpKind> {
+    KINDS.into_iter().find(|k| {
+        op_id
+            .strip_prefix(k.as_str())
+            .is_some_and(|rest| rest.starts_with('-'))
+    })
+}
+
+/// Operations running in this process, by kind.
+#[derive(Default)]
+pub(super) struct Running([AtomicUsize; 5]);
+
+const KINDS: [OpKind; 5] = [
+    OpKind::Provision,
+    OpKind::Update,
+    OpKind::Deprovision,
+    OpKind::Bind,
+    OpKind::Unbind,
+];
+
+/// Counts one running operation until dropped.
+struct RunningGuard(Option<(Arc<super::Inner>, usize)>);
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        if let Some((inner, i)) = &self.0 {
+            inner.running.0[*i].fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
 
 /// How often finishing an operation retries a conflicting write.
 const FINISH_RETRIES: usize = 20;
@@ -28,10 +64,11 @@ impl Broker {
         op_id: String,
     ) -> JoinHandle<Result<Operation>> {
         let broker = self.clone();
-        tokio::spawn(async move {
-            let r = broker.run_instance_op(&instance_id, &op_id).await;
+        let (iid, oid) = (instance_id.clone(), op_id.clone());
+        self.spawn_op(&instance_id, None, &op_id, async move {
+            let r = broker.run_instance_op(&iid, &oid).await;
             if let Err(e) = &r {
-                tracing::error!(instance = %instance_id, operation = %op_id, error = %e,
+                tracing::error!(error = %e,
                     "operation could not be recorded; it will be settled on restart");
             }
             r
@@ -46,16 +83,68 @@ impl Broker {
         op_id: String,
     ) -> JoinHandle<Result<Operation>> {
         let broker = self.clone();
-        tokio::spawn(async move {
-            let r = broker
-                .run_binding_op(&instance_id, &binding_id, &op_id)
-                .await;
+        let (iid, bid, oid) = (instance_id.clone(), binding_id.clone(), op_id.clone());
+        self.spawn_op(&instance_id, Some(&binding_id), &op_id, async move {
+            let r = broker.run_binding_op(&iid, &bid, &oid).await;
             if let Err(e) = &r {
-                tracing::error!(instance = %instance_id, binding = %binding_id, operation = %op_id,
-                    error = %e, "operation could not be recorded; it will be settled on restart");
+                tracing::error!(error = %e,
+                    "operation could not be recorded; it will be settled on restart");
             }
             r
         })
+    }
+
+    /// Runs one operation in its own task: the one place every operation
+    /// (from a request or resumed) passes through, so its span (`op_id`,
+    /// `instance_id`, `binding_id`, `kind`), its start and end lines and
+    /// the count of operations running live here only.
+    fn spawn_op(
+        &self,
+        instance_id: &str,
+        binding_id: Option<&str>,
+        op_id: &str,
+        work: impl Future<Output = Result<Operation>> + Send + 'static,
+    ) -> JoinHandle<Result<Operation>> {
+        let kind = kind_of(op_id);
+        let span = tracing::info_span!("operation", op_id = %op_id, instance_id = %instance_id,
+            binding_id, kind = kind.map_or("unknown", OpKind::as_str));
+        let running = self.running(kind);
+        tokio::spawn(
+            async move {
+                let _running = running;
+                let started = std::time::Instant::now();
+                tracing::info!("operation started");
+                let r = work.await;
+                let outcome = match &r {
+                    Ok(op) => op.state.as_str(),
+                    Err(_) => "not recorded",
+                };
+                tracing::info!(
+                    outcome,
+                    duration_ms = started.elapsed().as_millis() as u64,
+                    "operation finished"
+                );
+                r
+            }
+            .instrument(span),
+        )
+    }
+
+    /// How many operations of each kind this process runs now.
+    pub fn operations_running(&self) -> Vec<(OpKind, usize)> {
+        KINDS
+            .iter()
+            .zip(&self.inner.running.0)
+            .map(|(k, n)| (*k, n.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    fn running(&self, kind: Option<OpKind>) -> RunningGuard {
+        RunningGuard(kind.map(|k| {
+            let i = KINDS.iter().position(|x| *x == k).expect("every kind listed");
+            self.inner.running.0[i].fetch_add(1, Ordering::Relaxed);
+            (self.inner.clone(), i)
+        }))
     }
 
     /// Runs an operation the store just accepted: in the background when
@@ -216,8 +305,6 @@ impl Broker {
             match self.write_instance(&inst, Expect::Version(version)).await {
                 Ok(_) => {
                     self.observe(kind, finished.state);
-                    tracing::info!(instance = %instance_id, operation = %op_id, kind = kind.as_str(),
-                        state = finished.state.as_str(), "operation finished");
                     return Ok(finished);
                 }
                 Err(StoreError::Conflict) => continue,
