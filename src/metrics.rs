@@ -16,6 +16,27 @@ use prometheus_client::registry::Registry;
 
 use crate::broker::model::{OpKind, OpState};
 
+pub mod process;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DurationLabels {
+    route: String,
+    method: &'static str,
+    status_class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    os: &'static str,
+    arch: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     route: String,
@@ -56,6 +77,8 @@ struct HelmLabels {
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
+    durations: Family<DurationLabels, Histogram>,
+    in_progress: Family<KindLabels, Gauge>,
     operations: Family<OperationLabels, Counter>,
     helm: Family<HelmLabels, Histogram>,
     upstream: Family<UpstreamLabels, Histogram>,
@@ -72,13 +95,47 @@ fn upstream_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.005, 2.0, 14))
 }
 
+fn request_histogram() -> Histogram {
+    // 1 ms to about 1 min: catalog reads to synchronous operations.
+    Histogram::new(exponential_buckets(0.001, 2.5, 13))
+}
+
 fn helm_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.05, 2.0, 12))
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("chartbroker");
+        let mut root = Registry::default();
+        root.register_collector(Box::new(process::ProcessCollector));
+        let registry = root.sub_registry_with_prefix("chartbroker");
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                os: std::env::consts::OS,
+                arch: std::env::consts::ARCH,
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "Always 1; the labels say which build of chartbroker runs",
+            build,
+        );
+        let durations = Family::<DurationLabels, Histogram>::new_with_constructor(
+            request_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Duration of HTTP requests by route template, method and status class (2xx, 4xx, ...)",
+            durations.clone(),
+        );
+        let in_progress = Family::<KindLabels, Gauge>::default();
+        registry.register(
+            "operations_in_progress",
+            "Operations this process is running now, by kind",
+            in_progress.clone(),
+        );
         let requests = Family::<RequestLabels, Counter>::default();
         let operations = Family::<OperationLabels, Counter>::default();
         let helm = Family::<HelmLabels, Histogram>::new_with_constructor(
@@ -150,12 +207,14 @@ impl Default for Metrics {
             reload_last_success.clone(),
         );
         Metrics {
+            registry: root,
+            durations,
+            in_progress,
             reloads,
             reload_failures,
             reload_last_success,
             store_errors,
             store_unreadable,
-            registry,
             requests,
             operations,
             helm,
@@ -179,6 +238,34 @@ impl Metrics {
             .inc();
     }
 
+    /// Records how long a request took (`route` as for [`Metrics::request`]).
+    pub fn request_duration(
+        &self,
+        route: &str,
+        method: &axum::http::Method,
+        status: u16,
+        took: Duration,
+    ) {
+        self.durations
+            .get_or_create(&DurationLabels {
+                route: route.to_string(),
+                method: method_label(method),
+                status_class: status_class(status),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Sets how many operations of each kind run now.
+    pub fn set_operations_in_progress(&self, running: &[(OpKind, usize)]) {
+        for (kind, n) in running {
+            self.in_progress
+                .get_or_create(&KindLabels {
+                    kind: kind.as_str(),
+                })
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
+    }
+
     /// Records how many helm calls run and wait.
     pub fn helm_load(&self, running: usize, waiting: usize) {
         self.helm_running.set(running as i64);
@@ -190,7 +277,7 @@ impl Metrics {
         self.operations
             .get_or_create(&OperationLabels {
                 kind: kind.as_str().to_string(),
-                state: state.as_str().to_string(),
+                state: state_label(state).to_string(),
             })
             .inc();
     }
@@ -252,6 +339,26 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
+    }
+}
+
+/// An operation state as a label (snake_case, unlike OSB's `in progress`).
+fn state_label(s: OpState) -> &'static str {
+    match s {
+        OpState::InProgress => "in_progress",
+        OpState::Succeeded => "succeeded",
+        OpState::Failed => "failed",
+    }
+}
+
+/// `2xx`, `4xx`, ...: the class of a status code.
+fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
     }
 }
 

@@ -107,7 +107,8 @@ impl Broker {
     ) -> JoinHandle<Result<Operation>> {
         let kind = kind_of(op_id);
         let span = tracing::info_span!("operation", op_id = %op_id, instance_id = %instance_id,
-            binding_id, kind = kind.map_or("unknown", OpKind::as_str));
+            binding_id = binding_id.map(tracing::field::display),
+            kind = kind.map_or("unknown", OpKind::as_str));
         let running = self.running(kind);
         tokio::spawn(
             async move {
@@ -141,7 +142,10 @@ impl Broker {
 
     fn running(&self, kind: Option<OpKind>) -> RunningGuard {
         RunningGuard(kind.map(|k| {
-            let i = KINDS.iter().position(|x| *x == k).expect("every kind listed");
+            let i = KINDS
+                .iter()
+                .position(|x| *x == k)
+                .expect("every kind listed");
             self.inner.running.0[i].fetch_add(1, Ordering::Relaxed);
             (self.inner.clone(), i)
         }))

@@ -11,6 +11,7 @@
 //! Middleware order on `/v2` (outermost first): request identity echo,
 //! metrics/logging, authentication, API version, originating identity.
 
+mod access;
 pub mod auth;
 pub mod bindings;
 pub mod catalog;
@@ -124,6 +125,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     let m = &state.metrics;
     m.set_store_unreadable(state.store_health.unreadable_count());
+    m.set_operations_in_progress(&state.broker.operations_running());
     (
         [(
             header::CONTENT_TYPE,
@@ -134,9 +136,11 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// Counts every request and logs it; logs the detail of internal errors,
-/// which the client is never shown. Never logs headers or bodies, which may
-/// carry credentials.
+/// Counts, times and logs every request (the access log, target
+/// `chartbroker::access`, INFO), 401s and 404s included; logs the detail of
+/// internal errors, which the client is never shown. Never logs the
+/// `Authorization` header or bodies, which carry credentials; of the
+/// originating identity only the user's name.
 async fn observe(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
@@ -144,14 +148,22 @@ async fn observe(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> Res
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
     let method = req.method().clone();
+    let ids = access::ids(&route, req.uri().path());
+    let request_identity = access::header_text(req.headers().get(&headers::REQUEST_IDENTITY));
+    let user = access::user(req.headers().get(&headers::ORIGINATING_IDENTITY));
     let started = Instant::now();
     let resp = next.run(req).await;
+    let took = started.elapsed();
     let status = resp.status().as_u16();
     m.request(&route, &method, status);
+    m.request_duration(&route, &method, status, took);
     if let Some(InternalDetail(detail)) = resp.extensions().get::<InternalDetail>() {
         tracing::error!(%route, %method, status, error = %detail, "internal error");
-    } else {
-        tracing::debug!(%route, %method, status, micros = started.elapsed().as_micros() as u64, "request");
     }
+    tracing::info!(target: "chartbroker::access", %method, %route, status,
+        duration_ms = took.as_secs_f64() * 1000.0,
+        instance_id = ids.instance_id.as_deref().map(tracing::field::display),
+        binding_id = ids.binding_id.as_deref().map(tracing::field::display),
+        request_identity = request_identity.as_deref(), user = user.as_deref(), "request");
     resp
 }
