@@ -333,13 +333,48 @@ impl Metrics {
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
-    /// The text exposition format.
+    /// The Prometheus text format (0.0.4), for clients that don't ask for
+    /// OpenMetrics (`promtool`, `curl`, older scrapers): the same metrics,
+    /// with counter families named by their `_total` samples and no
+    /// `# EOF`, as that format wants.
+    pub fn encode_text(&self) -> String {
+        to_text_format(&self.encode())
+    }
+
+    /// The OpenMetrics text exposition format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
     }
+}
+
+/// OpenMetrics text to Prometheus text 0.0.4: the two differ (for what
+/// this registry writes) only in counter family names, which OpenMetrics
+/// gives without `_total`, in `# UNIT` lines and in the closing `# EOF`.
+fn to_text_format(open_metrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = open_metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(open_metrics.len());
+    for line in open_metrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|p| {
+            let rest = line.strip_prefix(p)?;
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            counters
+                .contains(name)
+                .then(|| format!("{p}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
 }
 
 /// An operation state as a label (snake_case, unlike OSB's `in progress`).
@@ -400,5 +435,26 @@ mod tests {
             .collect();
         assert_eq!(series.len(), 2, "{text}");
         assert!(text.contains(r#"method="other",status="404"} 4"#), "{text}");
+    }
+
+    #[test]
+    fn text_format_names_counter_families_by_their_samples() {
+        let m = Metrics::default();
+        m.request("/v2/catalog", &axum::http::Method::GET, 200);
+        m.request_duration(
+            "/v2/catalog",
+            &axum::http::Method::GET,
+            200,
+            Duration::from_millis(3),
+        );
+        let text = m.encode_text();
+        assert!(
+            text.contains("# TYPE chartbroker_http_requests_total counter\n"),
+            "{text}"
+        );
+        assert!(text.contains("# HELP chartbroker_http_requests_total HTTP requests"));
+        assert!(text.contains("# TYPE chartbroker_http_request_duration_seconds histogram\n"));
+        assert!(!text.contains("# EOF"), "{text}");
+        assert!(m.encode().ends_with("# EOF\n"));
     }
 }

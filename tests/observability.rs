@@ -171,13 +171,35 @@ async fn access_and_operation_logs_and_a_promtool_clean_exposition() {
     .await;
     assert_eq!(s, 400);
 
-    // The exposition after that traffic, linted by Prometheus's own tool.
-    let metrics = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
+    // The exposition after that traffic, linted by Prometheus's own tool:
+    // the classic text format, which clients get unless they ask for
+    // OpenMetrics as Prometheus does.
+    let resp = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let metrics = resp.text().await.unwrap();
+    let resp = reqwest::Client::new()
+        .get(format!("{base}/metrics"))
+        .header(
+            "Accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )
+        .send()
         .await
         .unwrap();
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let open = resp.text().await.unwrap();
+    assert!(open.ends_with("# EOF\n"), "{open}");
+    assert!(
+        open.contains("# TYPE chartbroker_http_requests counter\n"),
+        "{open}"
+    );
     let mut lint = Command::new(&promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

@@ -54,7 +54,7 @@ impl Sample {
             }
             s.virtual_bytes = num(23).map(|v| v as i64);
             if page > 0 {
-                s.resident_bytes = num(24).map(|p| p as i64 * page as i64);
+                s.resident_bytes = num(24).map(|p| p as i64 * page);
             }
         }
         s.open_fds = std::fs::read_dir("/proc/self/fd")

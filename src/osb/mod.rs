@@ -122,18 +122,26 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     let m = &state.metrics;
     m.set_store_unreadable(state.store_health.unreadable_count());
     m.set_operations_in_progress(&state.broker.operations_running());
-    (
-        [(
-            header::CONTENT_TYPE,
+    // Prometheus asks for OpenMetrics; anything else (promtool, curl) gets
+    // the classic text format.
+    let open_metrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let (content_type, body) = if open_metrics {
+        (
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        m.encode(),
-    )
-        .into_response()
+            m.encode(),
+        )
+    } else {
+        ("text/plain; version=0.0.4; charset=utf-8", m.encode_text())
+    };
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 /// Counts, times and logs every request (the access log, target
