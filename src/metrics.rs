@@ -1,5 +1,7 @@
-//! Prometheus metrics: requests by route and status, operations by kind and
-//! state, helm call durations and load, store errors.
+//! Prometheus metrics: requests by route and status (counts and
+//! durations), operations by kind and state and those running, helm call
+//! durations and load, upstream calls, store errors, reloads, build info
+//! and the standard `process_*` metrics ([`process`]).
 //!
 //! Every label value comes from a fixed set (route templates, known
 //! methods, `other`): anyone can send requests, and a label taken verbatim

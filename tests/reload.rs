@@ -257,6 +257,9 @@ async fn a_running_operation_keeps_the_plan_it_started_with() {
     let (s, body) = provision("early").await.unwrap();
     assert_eq!(s, 202, "{body}");
     let op = body["operation"].as_str().unwrap().to_string();
+    // Held at the gate: counted as running.
+    b.wait_metric(r#"chartbroker_operations_in_progress{kind="provision"} 1"#)
+        .await;
 
     // The plan now renders a fixed message; the running operation must not
     // see it.
@@ -301,6 +304,8 @@ async fn a_running_operation_keeps_the_plan_it_started_with() {
         )
         .unwrap()
     };
+    b.wait_metric(r#"chartbroker_operations_in_progress{kind="provision"} 0"#)
+        .await;
     let early = manifests("early");
     assert!(early.contains("from-the-request"), "{early}");
     assert!(!early.contains("from-the-reloaded-plan"), "{early}");

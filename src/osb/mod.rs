@@ -7,9 +7,10 @@
 //! - [`auth`]: basic and bearer authentication.
 //! - [`extract`]: JSON and query extractors with OSB-shaped rejections.
 //! - [`error`]: errors to status codes and bodies.
+//! - `access`: what the access log shows of a request.
 //!
 //! Middleware order on `/v2` (outermost first): request identity echo,
-//! metrics/logging, authentication, API version, originating identity.
+//! metrics and the access log, authentication, API version, originating identity.
 
 mod access;
 pub mod auth;
