@@ -39,12 +39,17 @@ impl Broker {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The exposition; empty while it can't be read (e.g. a client
+    /// certificate the broker does not trust yet).
     async fn metrics(&self) -> String {
         let req = match &self.https {
             Some(c) => c.get(format!("https://localhost:{}/metrics", self.port)),
             None => reqwest::Client::new().get(self.url("/metrics")),
         };
-        req.send().await.unwrap().text().await.unwrap()
+        match req.send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
     }
 
     /// Waits (bounded) until the exposition has `line`.
@@ -549,4 +554,75 @@ async fn a_reloaded_catalog_keeps_the_plans_imported_from_upstream_brokers() {
     for plan in ["plan-added", "cloud-upstream-redis-small"] {
         assert!(now.contains(&plan.to_string()), "{plan}: {}", r.text);
     }
+}
+
+/// A client certificate and key (PEM, concatenated) signed by `ca`.
+fn client_identity(ca: &Ca) -> String {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["platform".to_string()]).unwrap();
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.signed_by(&key, &ca.issuer).unwrap();
+    format!("{}{}", cert.pem(), key.serialize_pem())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_client_ca_decides_which_client_certificates_new_connections_need() {
+    let dir = tempfile::tempdir().unwrap();
+    write_catalog(dir.path(), |_| {});
+    let server_ca = ca();
+    let (old_ca, new_ca) = (ca(), ca());
+    let (cert, _, key) = server_cert(&server_ca, 7);
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    std::fs::write(p("tls.crt"), cert).unwrap();
+    std::fs::write(p("tls.key"), key).unwrap();
+    std::fs::write(p("clients.pem"), &old_ca.pem).unwrap();
+    let mut b = start(
+        dir.path(),
+        &[
+            "--reload-interval",
+            "1",
+            "--tls-cert",
+            &p("tls.crt"),
+            "--tls-key",
+            &p("tls.key"),
+            "--tls-client-ca",
+            &p("clients.pem"),
+        ],
+        |_| {},
+    );
+    let client = |ca_of_client: &Ca| {
+        reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(server_ca.pem.as_bytes()).unwrap()])
+            .identity(
+                reqwest::Identity::from_pem(client_identity(ca_of_client).as_bytes()).unwrap(),
+            )
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap()
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (old_client, new_client) = (client(&old_ca), client(&new_ca));
+    b.https = Some(old_client.clone());
+    let healthz = |c: &reqwest::Client| {
+        let req = c.get(format!("https://localhost:{}/healthz", b.port));
+        async move { req.send().await.map(|r| r.status().as_u16()).ok() }
+    };
+    let mut up = false;
+    for _ in 0..400 {
+        if healthz(&old_client).await == Some(200) {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "the mTLS broker did not become ready: {}", b.log());
+    assert_eq!(healthz(&new_client).await, None, "not yet trusted");
+
+    // The file changes (no signal): the new CA's clients get in, the old's don't.
+    std::fs::write(p("clients.pem"), &new_ca.pem).unwrap();
+    b.https = Some(new_client.clone());
+    b.wait_metric(r#"chartbroker_reloads_total{what="tls"} 1"#)
+        .await;
+    assert_eq!(healthz(&new_client).await, Some(200));
+    assert_eq!(healthz(&old_client).await, None);
 }
