@@ -112,6 +112,13 @@ async fn access_and_operation_logs_and_a_promtool_clean_exposition() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut broker = start(dir.path(), port);
+    // Drained from the start: a full pipe would stall the broker.
+    let mut stderr = broker.0.stderr.take().unwrap();
+    let drain = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut s).unwrap();
+        s
+    });
     ready(port).await;
     let base = format!("http://127.0.0.1:{port}");
     let inst = "/v2/service_instances/obs-1";
@@ -276,14 +283,9 @@ async fn access_and_operation_logs_and_a_promtool_clean_exposition() {
     let pid = i32::try_from(broker.0.id()).unwrap();
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(pid, libc::SIGTERM) };
-    let mut stderr = broker.0.stderr.take().unwrap();
-    let log = tokio::task::spawn_blocking(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut s).unwrap();
-        s
-    })
-    .await
-    .unwrap();
+    let log = tokio::task::spawn_blocking(move || drain.join().unwrap())
+        .await
+        .unwrap();
 
     assert!(!log.contains("\x1b["), "ANSI colours on a pipe:\n{log}");
     let access: Vec<&str> = log
