@@ -16,6 +16,8 @@
 #                      tests/chart_sources.rs
 #   databases          Debian's mariadb-server, postgresql and redis-server (apt-get, only
 #                      when missing and root; tests/dbusers.rs starts its own servers)
+#   promtool           /usr/bin/promtool from Debian's prometheus package (apt-get, only
+#                      when missing and root; the server is not started)
 #   .tools/env.sh      `source` it: exports CHARTBROKER_HELM, CHARTBROKER_HELM3, CHARTBROKER_KUBECTL,
 #                      CHARTBROKER_TESTENV, CHARTBROKER_REGISTRY, CHARTBROKER_PYTHON and puts .tools/bin + venv/bin on PATH
 #
@@ -151,6 +153,21 @@ if ((${#missing[@]})); then
     [[ -n "$rc_was" ]] || rm -f /usr/sbin/policy-rc.d
   else
     die "the database tests need ${missing[*]} (Debian: apt-get install mariadb-server postgresql redis-server)"
+  fi
+fi
+# promtool, Prometheus's own linter for the /metrics exposition
+# (tests/metrics_exposition.rs runs `promtool check metrics`): Debian's
+# prometheus package ships it as /usr/bin/promtool; its server is not started.
+if ! command -v promtool >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
+    log "promtool: installing Debian's prometheus ..."
+    rc_was=""; [[ -e /usr/sbin/policy-rc.d ]] && rc_was=1
+    [[ -n "$rc_was" ]] || { printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; }
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } \
+      || { [[ -n "$rc_was" ]] || rm -f /usr/sbin/policy-rc.d; die "apt-get install prometheus (for promtool) failed"; }
+    [[ -n "$rc_was" ]] || rm -f /usr/sbin/policy-rc.d
+  else
+    die "the metrics test needs promtool (Debian: apt-get install prometheus)"
   fi
 fi
 install_from_layer helm3 "$HELM3_PKG" helm/helm "$HELM3_SHA" "$HELM3_VER"

@@ -13,6 +13,7 @@ pub mod osb;
 pub mod policy;
 pub mod postrender;
 pub mod redact;
+pub mod reload;
 pub mod runtime;
 pub mod server;
 pub mod store;

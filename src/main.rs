@@ -173,6 +173,10 @@ struct ServeArgs {
     /// PEM CA bundle: require client certificates signed by it (mTLS).
     #[arg(long, env = "CHARTBROKER_TLS_CLIENT_CA", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
+    /// Seconds between checks of the catalog, charts, TLS and credentials
+    /// files for changes, which are then reloaded; 0: reload on SIGHUP only.
+    #[arg(long, env = "CHARTBROKER_RELOAD_INTERVAL", default_value_t = 2)]
+    reload_interval: u64,
 }
 
 #[derive(Subcommand)]
@@ -225,8 +229,10 @@ fn duration(text: &str) -> Result<Duration, String> {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal: log collectors get plain text.
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => b.init(),
@@ -262,6 +268,11 @@ fn main() -> anyhow::Result<()> {
 
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let helm = locate_helm(a.helm).map_err(anyhow::Error::msg)?;
+    // From here on SIGHUP means reload, never the default (exit), even
+    // while the broker is still starting.
+    drop(tokio::signal::unix::signal(
+        tokio::signal::unix::SignalKind::hangup(),
+    )?);
     let cfg = ServeConfig {
         catalog_dir: a.catalog,
         charts_dir: a.charts,
@@ -295,19 +306,23 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         namespace_selector: a.namespace_selector,
         subject_access_review: a.subject_access_review,
     };
-    let tls = a
-        .tls_cert
-        .zip(a.tls_key)
-        .map(|(cert, key)| chartbroker::tls::TlsSettings {
-            cert,
-            key,
-            client_ca: a.tls_client_ca,
-        });
+    let tls = match a.tls_cert.zip(a.tls_key) {
+        Some((cert, key)) => Some(std::sync::Arc::new(chartbroker::tls::LiveTls::new(
+            chartbroker::tls::TlsSettings {
+                cert,
+                key,
+                client_ca: a.tls_client_ca,
+            },
+        )?)),
+        None => None,
+    };
     let runtime = Runtime::init(&cfg, std::sync::Arc::new(chartbroker::dbusers::Servers)).await?;
+    let _reload = std::sync::Arc::new(runtime.reloader(tls.clone()))
+        .spawn((a.reload_interval > 0).then(|| Duration::from_secs(a.reload_interval)))?;
     let listener = std::net::TcpListener::bind(a.listen)
         .with_context(|| format!("listening on {}", a.listen))?;
     tracing::info!(listen = %listener.local_addr()?, tls = tls.is_some(),
-        mtls = tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
+        mtls = tls.as_ref().is_some_and(|t| t.mutual()),
         catalog = %cfg.catalog_dir.display(), data_dir = %cfg.data_dir.display(), "chartbroker serving");
     let limits = chartbroker::server::EdgeLimits {
         header_read_timeout: a.header_read_timeout.max(Duration::from_secs(1)),
@@ -315,10 +330,10 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     };
     // Listen first, recover second: probes reach a broker that is still
     // settling a large store (`/readyz` says "starting" until it is done).
-    let server = chartbroker::server::run_with(
+    let server = chartbroker::server::run_live(
         runtime.app(),
         listener,
-        tls.as_ref(),
+        tls,
         limits,
         chartbroker::server::shutdown_signal(),
     );

@@ -1,5 +1,7 @@
-//! Prometheus metrics: requests by route and status, operations by kind and
-//! state, helm call durations and load, store errors.
+//! Prometheus metrics: requests by route and status (counts and
+//! durations), operations by kind and state and those running, helm call
+//! durations and load, upstream calls, store errors, reloads, build info
+//! and the standard `process_*` metrics ([`process`]).
 //!
 //! Every label value comes from a fixed set (route templates, known
 //! methods, `other`): anyone can send requests, and a label taken verbatim
@@ -15,6 +17,27 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::broker::model::{OpKind, OpState};
+
+pub mod process;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DurationLabels {
+    route: String,
+    method: &'static str,
+    status_class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    os: &'static str,
+    arch: &'static str,
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -42,6 +65,11 @@ struct StoreErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    what: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HelmLabels {
     command: String,
     outcome: String,
@@ -51,6 +79,8 @@ struct HelmLabels {
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
+    durations: Family<DurationLabels, Histogram>,
+    in_progress: Family<KindLabels, Gauge>,
     operations: Family<OperationLabels, Counter>,
     helm: Family<HelmLabels, Histogram>,
     upstream: Family<UpstreamLabels, Histogram>,
@@ -58,10 +88,18 @@ pub struct Metrics {
     store_unreadable: Gauge,
     helm_running: Gauge,
     helm_waiting: Gauge,
+    reloads: Family<ReloadLabels, Counter>,
+    reload_failures: Family<ReloadLabels, Counter>,
+    reload_last_success: Family<ReloadLabels, Gauge>,
 }
 
 fn upstream_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.005, 2.0, 14))
+}
+
+fn request_histogram() -> Histogram {
+    // 1 ms to about 1 min: catalog reads to synchronous operations.
+    Histogram::new(exponential_buckets(0.001, 2.5, 13))
 }
 
 fn helm_histogram() -> Histogram {
@@ -70,7 +108,36 @@ fn helm_histogram() -> Histogram {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("chartbroker");
+        let mut root = Registry::default();
+        root.register_collector(Box::new(process::ProcessCollector));
+        let registry = root.sub_registry_with_prefix("chartbroker");
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                os: std::env::consts::OS,
+                arch: std::env::consts::ARCH,
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "Always 1; the labels say which build of chartbroker runs",
+            build,
+        );
+        let durations = Family::<DurationLabels, Histogram>::new_with_constructor(
+            request_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Duration of HTTP requests by route template, method and status class (2xx, 4xx, ...)",
+            durations.clone(),
+        );
+        let in_progress = Family::<KindLabels, Gauge>::default();
+        registry.register(
+            "operations_in_progress",
+            "Operations this process is running now, by kind",
+            in_progress.clone(),
+        );
         let requests = Family::<RequestLabels, Counter>::default();
         let operations = Family::<OperationLabels, Counter>::default();
         let helm = Family::<HelmLabels, Histogram>::new_with_constructor(
@@ -123,10 +190,33 @@ impl Default for Metrics {
             "helm calls waiting for a process slot (--max-helm-processes)",
             helm_waiting.clone(),
         );
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "reloads",
+            "Successful reloads by what was reloaded: catalog, tls, credentials",
+            reloads.clone(),
+        );
+        let reload_failures = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "reload_failures",
+            "Failed reloads by what failed to load (the previous one stays in force)",
+            reload_failures.clone(),
+        );
+        let reload_last_success = Family::<ReloadLabels, Gauge>::default();
+        registry.register(
+            "reload_last_success_timestamp_seconds",
+            "Unix time of the last successful reload by what was reloaded",
+            reload_last_success.clone(),
+        );
         Metrics {
+            registry: root,
+            durations,
+            in_progress,
+            reloads,
+            reload_failures,
+            reload_last_success,
             store_errors,
             store_unreadable,
-            registry,
             requests,
             operations,
             helm,
@@ -150,6 +240,34 @@ impl Metrics {
             .inc();
     }
 
+    /// Records how long a request took (`route` as for [`Metrics::request`]).
+    pub fn request_duration(
+        &self,
+        route: &str,
+        method: &axum::http::Method,
+        status: u16,
+        took: Duration,
+    ) {
+        self.durations
+            .get_or_create(&DurationLabels {
+                route: route.to_string(),
+                method: method_label(method),
+                status_class: status_class(status),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Sets how many operations of each kind run now.
+    pub fn set_operations_in_progress(&self, running: &[(OpKind, usize)]) {
+        for (kind, n) in running {
+            self.in_progress
+                .get_or_create(&KindLabels {
+                    kind: kind.as_str(),
+                })
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
+    }
+
     /// Records how many helm calls run and wait.
     pub fn helm_load(&self, running: usize, waiting: usize) {
         self.helm_running.set(running as i64);
@@ -161,7 +279,7 @@ impl Metrics {
         self.operations
             .get_or_create(&OperationLabels {
                 kind: kind.as_str().to_string(),
-                state: state.as_str().to_string(),
+                state: state_label(state).to_string(),
             })
             .inc();
     }
@@ -187,6 +305,21 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
+    /// Counts a reload of `what` (`catalog`, `tls`, `credentials`).
+    pub fn reload(&self, what: &str, ok: bool) {
+        let labels = ReloadLabels {
+            what: what.to_string(),
+        };
+        if ok {
+            self.reloads.get_or_create(&labels).inc();
+            self.reload_last_success
+                .get_or_create(&labels)
+                .set(i64::try_from(crate::broker::now()).unwrap_or(i64::MAX));
+        } else {
+            self.reload_failures.get_or_create(&labels).inc();
+        }
+    }
+
     /// Counts one store error of `kind`.
     pub fn store_error(&self, kind: &str) {
         self.store_errors
@@ -202,12 +335,67 @@ impl Metrics {
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
-    /// The text exposition format.
+    /// The Prometheus text format (0.0.4), for clients that don't ask for
+    /// OpenMetrics (`promtool`, `curl`, older scrapers): the same metrics,
+    /// with counter families named by their `_total` samples and no
+    /// `# EOF`, as that format wants.
+    pub fn encode_text(&self) -> String {
+        to_text_format(&self.encode())
+    }
+
+    /// The OpenMetrics text exposition format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
+    }
+}
+
+/// OpenMetrics text to Prometheus text 0.0.4: the two differ (for what
+/// this registry writes) only in counter family names, which OpenMetrics
+/// gives without `_total`, in `# UNIT` lines and in the closing `# EOF`.
+fn to_text_format(open_metrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = open_metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(open_metrics.len());
+    for line in open_metrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|p| {
+            let rest = line.strip_prefix(p)?;
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            counters
+                .contains(name)
+                .then(|| format!("{p}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+/// An operation state as a label (snake_case, unlike OSB's `in progress`).
+fn state_label(s: OpState) -> &'static str {
+    match s {
+        OpState::InProgress => "in_progress",
+        OpState::Succeeded => "succeeded",
+        OpState::Failed => "failed",
+    }
+}
+
+/// `2xx`, `4xx`, ...: the class of a status code.
+fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
     }
 }
 
@@ -249,5 +437,26 @@ mod tests {
             .collect();
         assert_eq!(series.len(), 2, "{text}");
         assert!(text.contains(r#"method="other",status="404"} 4"#), "{text}");
+    }
+
+    #[test]
+    fn text_format_names_counter_families_by_their_samples() {
+        let m = Metrics::default();
+        m.request("/v2/catalog", &axum::http::Method::GET, 200);
+        m.request_duration(
+            "/v2/catalog",
+            &axum::http::Method::GET,
+            200,
+            Duration::from_millis(3),
+        );
+        let text = m.encode_text();
+        assert!(
+            text.contains("# TYPE chartbroker_http_requests_total counter\n"),
+            "{text}"
+        );
+        assert!(text.contains("# HELP chartbroker_http_requests_total HTTP requests"));
+        assert!(text.contains("# TYPE chartbroker_http_request_duration_seconds histogram\n"));
+        assert!(!text.contains("# EOF"), "{text}");
+        assert!(m.encode().ends_with("# EOF\n"));
     }
 }

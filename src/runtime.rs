@@ -139,6 +139,9 @@ pub struct Runtime {
     /// Takes over operations of replicas that died; forgets old tombstones.
     /// Started by [`Runtime::recover`].
     sweeper: std::sync::Mutex<Option<crate::broker::worker::AbortOnDrop>>,
+    /// What reloads read: the configuration and the upstream brokers.
+    cfg: ServeConfig,
+    upstreams: Option<Arc<crate::upstream::Upstreams>>,
 }
 
 impl Runtime {
@@ -326,11 +329,12 @@ impl Runtime {
             },
             Some(Arc::new(move |kind, state| m.operation(kind, state))),
         );
+        let upstreams = upstreams.map(Arc::new);
         let upstream_refresh = upstreams.as_ref().and_then(|u| u.spawn_refresh(&broker));
         let credentials = credentials(cfg)?;
         let state = AppState {
             broker,
-            credentials: Arc::new(credentials),
+            credentials: Arc::new(crate::osb::auth::LiveCredentials::new(credentials)),
             metrics,
             ready: Arc::new(AtomicBool::new(false)),
             store_health,
@@ -339,6 +343,8 @@ impl Runtime {
             state,
             _upstream_refresh: upstream_refresh,
             sweeper: std::sync::Mutex::new(None),
+            cfg: cfg.clone(),
+            upstreams,
         })
     }
 
@@ -357,6 +363,23 @@ impl Runtime {
         *self.sweeper.lock().expect("sweeper lock") = Some(broker.spawn_sweeper());
         self.state.ready.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// What reloads the catalog, credentials and (when given) the
+    /// listener's TLS of this runtime.
+    pub fn reloader(&self, tls: Option<Arc<crate::tls::LiveTls>>) -> crate::reload::Reloader {
+        let cfg = self.cfg.clone();
+        crate::reload::Reloader {
+            broker: self.state.broker.clone(),
+            catalog_dir: cfg.catalog_dir.clone(),
+            charts_dir: cfg.charts_dir.clone(),
+            upstreams: self.upstreams.clone(),
+            credentials: self.state.credentials.clone(),
+            credentials_file: cfg.credentials_file.clone(),
+            credential_source: Arc::new(move || credentials(&cfg)),
+            tls,
+            metrics: self.state.metrics.clone(),
+        }
     }
 
     /// The HTTP application.

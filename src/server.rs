@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
-use crate::tls::{TlsSettings, server_config};
+use crate::tls::{LiveTls, TlsSettings};
 
 /// Limits of the HTTP edge.
 #[derive(Clone, Copy, Debug)]
@@ -73,12 +73,24 @@ pub async fn run_with(
     limits: EdgeLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    listener.set_nonblocking(true)?;
-    let listener = tokio::net::TcpListener::from_std(listener)?;
-    let acceptor = match tls {
-        Some(s) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(server_config(s)?))),
+    let tls = match tls {
+        Some(s) => Some(Arc::new(LiveTls::new(s.clone())?)),
         None => None,
     };
+    run_live(app, listener, tls, limits, shutdown).await
+}
+
+/// [`run_with`] over a TLS configuration that reloads can replace: each
+/// connection is accepted with the configuration in force when it arrives.
+pub async fn run_live(
+    app: Router,
+    listener: std::net::TcpListener,
+    tls: Option<Arc<LiveTls>>,
+    limits: EdgeLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
     let graceful = GracefulShutdown::new();
@@ -102,7 +114,7 @@ pub async fn run_with(
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             if let Ok(r) = refusals.clone().try_acquire_owned() {
-                let plain = acceptor.is_none();
+                let plain = tls.is_none();
                 tokio::spawn(async move {
                     let _r = r;
                     refuse(tcp, plain).await;
@@ -112,7 +124,7 @@ pub async fn run_with(
         };
         let app = app.clone();
         let http = http.clone();
-        let acceptor = acceptor.clone();
+        let acceptor = tls.as_ref().map(|t| t.acceptor());
         let watcher = graceful.watcher();
         let handshake = limits.header_read_timeout;
         tokio::spawn(async move {

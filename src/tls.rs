@@ -2,7 +2,7 @@
 //! provider (no OpenSSL anywhere).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use anyhow::Context as _;
 use rustls::RootCertStore;
@@ -65,4 +65,49 @@ pub fn server_config(s: &TlsSettings) -> anyhow::Result<rustls::ServerConfig> {
     // HTTP/1.1 only: the edge's header and idle timeouts are HTTP/1's.
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(cfg)
+}
+
+/// The TLS configuration in force, rebuilt whole from the files on reload:
+/// each new connection takes the configuration current when it arrives, and
+/// connections already open keep the one they were accepted with.
+#[derive(Debug)]
+pub struct LiveTls {
+    settings: TlsSettings,
+    config: RwLock<Arc<rustls::ServerConfig>>,
+}
+
+impl LiveTls {
+    /// Loads the files now; an error here stops the broker from starting.
+    pub fn new(settings: TlsSettings) -> anyhow::Result<Self> {
+        let config = server_config(&settings)?;
+        Ok(LiveTls {
+            settings,
+            config: RwLock::new(Arc::new(config)),
+        })
+    }
+
+    /// The files it reads (certificate, key, client CA).
+    pub fn files(&self) -> Vec<PathBuf> {
+        let s = &self.settings;
+        let mut v = vec![s.cert.clone(), s.key.clone()];
+        v.extend(s.client_ca.clone());
+        v
+    }
+
+    /// Whether client certificates are required (mTLS).
+    pub fn mutual(&self) -> bool {
+        self.settings.client_ca.is_some()
+    }
+
+    /// Rereads the files; on an error the configuration in force stays.
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let fresh = server_config(&self.settings)?;
+        *self.config.write().expect("tls lock") = Arc::new(fresh);
+        Ok(())
+    }
+
+    /// An acceptor over the configuration in force.
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(self.config.read().expect("tls lock").clone())
+    }
 }

@@ -116,6 +116,8 @@ struct Inner {
     adapters: Adapters,
     config: BrokerConfig,
     observer: Option<OperationObserver>,
+    /// Operations this process runs now, by kind ([`worker`] keeps it).
+    running: worker::Running,
 }
 
 /// A service and plan of a shared catalog.
@@ -162,6 +164,7 @@ impl Broker {
                 adapters,
                 config,
                 observer,
+                running: worker::Running::default(),
             }),
         }
     }

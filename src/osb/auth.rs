@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -144,12 +145,35 @@ impl Credentials {
     }
 }
 
+/// The credentials in force. A reload replaces them whole, so a request is
+/// checked against either the old set or the new one, never a mix.
+#[derive(Debug, Default)]
+pub struct LiveCredentials(RwLock<Arc<Credentials>>);
+
+impl LiveCredentials {
+    /// Starts with `c`.
+    pub fn new(c: Credentials) -> Self {
+        LiveCredentials(RwLock::new(Arc::new(c)))
+    }
+
+    /// The set in force now.
+    pub fn current(&self) -> Arc<Credentials> {
+        self.0.read().expect("credentials lock").clone()
+    }
+
+    /// Puts `c` in force for every later request.
+    pub fn replace(&self, c: Credentials) {
+        *self.0.write().expect("credentials lock") = Arc::new(c);
+    }
+}
+
 /// Middleware: 401 unless the request carries valid credentials.
 pub async fn require(
-    State(creds): State<std::sync::Arc<Credentials>>,
+    State(live): State<Arc<LiveCredentials>>,
     req: Request,
     next: Next,
 ) -> Response {
+    let creds = live.current();
     let header = req
         .headers()
         .get(header::AUTHORIZATION)

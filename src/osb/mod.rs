@@ -7,10 +7,12 @@
 //! - [`auth`]: basic and bearer authentication.
 //! - [`extract`]: JSON and query extractors with OSB-shaped rejections.
 //! - [`error`]: errors to status codes and bodies.
+//! - `access`: what the access log shows of a request.
 //!
 //! Middleware order on `/v2` (outermost first): request identity echo,
-//! metrics/logging, authentication, API version, originating identity.
+//! metrics and the access log, authentication, API version, originating identity.
 
+mod access;
 pub mod auth;
 pub mod bindings;
 pub mod catalog;
@@ -41,7 +43,7 @@ pub struct AppState {
     /// The core.
     pub broker: Broker,
     /// Who may call `/v2`.
-    pub credentials: Arc<auth::Credentials>,
+    pub credentials: Arc<auth::LiveCredentials>,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
     /// Set once the store is open, the catalog loaded and operations resumed.
@@ -56,7 +58,7 @@ impl FromRef<AppState> for Broker {
     }
 }
 
-impl FromRef<AppState> for Arc<auth::Credentials> {
+impl FromRef<AppState> for Arc<auth::LiveCredentials> {
     fn from_ref(s: &AppState) -> Self {
         s.credentials.clone()
     }
@@ -121,22 +123,33 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     let m = &state.metrics;
     m.set_store_unreadable(state.store_health.unreadable_count());
-    (
-        [(
-            header::CONTENT_TYPE,
+    m.set_operations_in_progress(&state.broker.operations_running());
+    // Prometheus asks for OpenMetrics; anything else (promtool, curl) gets
+    // the classic text format.
+    let open_metrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let (content_type, body) = if open_metrics {
+        (
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        m.encode(),
-    )
-        .into_response()
+            m.encode(),
+        )
+    } else {
+        ("text/plain; version=0.0.4; charset=utf-8", m.encode_text())
+    };
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
-/// Counts every request and logs it; logs the detail of internal errors,
-/// which the client is never shown. Never logs headers or bodies, which may
-/// carry credentials.
+/// Counts, times and logs every request (the access log, target
+/// `chartbroker::access`, INFO), 401s and 404s included; logs the detail of
+/// internal errors, which the client is never shown. Never logs the
+/// `Authorization` header or bodies, which carry credentials; of the
+/// originating identity only the user's name.
 async fn observe(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
@@ -144,14 +157,22 @@ async fn observe(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> Res
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
     let method = req.method().clone();
+    let ids = access::ids(&route, req.uri().path());
+    let request_identity = access::header_text(req.headers().get(&headers::REQUEST_IDENTITY));
+    let user = access::user(req.headers().get(&headers::ORIGINATING_IDENTITY));
     let started = Instant::now();
     let resp = next.run(req).await;
+    let took = started.elapsed();
     let status = resp.status().as_u16();
     m.request(&route, &method, status);
+    m.request_duration(&route, &method, status, took);
     if let Some(InternalDetail(detail)) = resp.extensions().get::<InternalDetail>() {
         tracing::error!(%route, %method, status, error = %detail, "internal error");
-    } else {
-        tracing::debug!(%route, %method, status, micros = started.elapsed().as_micros() as u64, "request");
     }
+    tracing::info!(target: "chartbroker::access", %method, %route, status,
+        duration_ms = took.as_secs_f64() * 1000.0,
+        instance_id = ids.instance_id.as_deref().map(tracing::field::display),
+        binding_id = ids.binding_id.as_deref().map(tracing::field::display),
+        request_identity = request_identity.as_deref(), user = user.as_deref(), "request");
     resp
 }

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -22,7 +22,11 @@ use crate::catalog::{Catalog, LintIssue, Service};
 
 /// Imports upstream catalogs into a local one.
 pub struct Aggregator {
-    local: Catalog,
+    /// Replaced by reloads ([`Aggregator::rebase`]).
+    local: RwLock<Catalog>,
+    /// Held while a merged catalog is built and handed to the broker, so a
+    /// refresh and a reload can't overtake each other with stale locals.
+    swap: Mutex<()>,
     sources: Vec<Arc<Client>>,
     cache_dir: Option<PathBuf>,
     last_good: Mutex<HashMap<String, Vec<Value>>>,
@@ -33,7 +37,8 @@ impl Aggregator {
     /// `cache_dir` keeps the last good imports across restarts.
     pub fn new(local: Catalog, clients: Vec<Arc<Client>>, cache_dir: Option<PathBuf>) -> Self {
         Aggregator {
-            local,
+            local: RwLock::new(local),
+            swap: Mutex::new(()),
             sources: clients
                 .into_iter()
                 .filter(|c| c.config().import.is_some())
@@ -57,6 +62,19 @@ impl Aggregator {
     /// and merges the results with the local catalog. Problems are logged
     /// and returned; they never fail the build.
     pub async fn build(&self, budget: Option<Duration>) -> (Catalog, Vec<LintIssue>) {
+        self.fetch_into_cache(budget).await;
+        let local = self.local();
+        self.merge(&local)
+    }
+
+    /// The local catalog imports are merged into.
+    fn local(&self) -> Catalog {
+        self.local.read().expect("local catalog lock").clone()
+    }
+
+    /// Asks every imported upstream for its catalog and remembers each good
+    /// answer; failures are logged, and the last good import stays.
+    async fn fetch_into_cache(&self, budget: Option<Duration>) {
         let fetches = self.sources.iter().map(|c| async move {
             let res = match budget {
                 Some(b) => tokio::time::timeout(b, fetch(c)).await.unwrap_or_else(|_| {
@@ -70,40 +88,52 @@ impl Aggregator {
             };
             (c.clone(), res)
         });
-        let results = futures::future::join_all(fetches).await;
+        for (client, res) in futures::future::join_all(fetches).await {
+            let name = client.name();
+            match res {
+                Ok(docs) => self.remember(name, &docs),
+                Err(why) if self.recall(name).is_some() => {
+                    tracing::warn!(upstream = %name, error = %why,
+                        "cannot refresh the upstream catalog; keeping the last good import");
+                }
+                Err(why) => {
+                    tracing::warn!(upstream = %name, error = %why,
+                        "cannot import the upstream catalog; its services are not offered until it answers");
+                }
+            }
+        }
+    }
+
+    /// `local` with the last good import of every upstream merged in.
+    fn merge(&self, local: &Catalog) -> (Catalog, Vec<LintIssue>) {
         let mut imported = Vec::new();
         let mut issues = Vec::new();
-        for (client, res) in results {
+        for client in &self.sources {
             let name = client.name().to_owned();
-            let docs = match res {
-                Ok(docs) => {
-                    self.remember(&name, &docs);
-                    docs
-                }
-                Err(why) => match self.recall(&name) {
-                    Some(docs) => {
-                        tracing::warn!(upstream = %name, error = %why,
-                            "cannot refresh the upstream catalog; keeping the last good import");
-                        docs
-                    }
-                    None => {
-                        tracing::warn!(upstream = %name, error = %why,
-                            "cannot import the upstream catalog; its services are not offered until it answers");
-                        continue;
-                    }
-                },
+            let Some(docs) = self.recall(&name) else {
+                continue;
             };
             let import = client.config().import.clone().unwrap_or_default();
             let (services, problems) = convert(&name, &import, &docs);
             issues.extend(problems);
             imported.extend(services.into_iter().map(|s| (name.clone(), s)));
         }
-        let (catalog, conflicts) = self.local.with_imported(imported);
+        let (catalog, conflicts) = local.with_imported(imported);
         issues.extend(conflicts);
         for i in &issues {
             tracing::warn!(issue = %i, "upstream catalog import problem");
         }
         (catalog, issues)
+    }
+
+    /// Makes `local` the catalog imports are merged into (a reloaded
+    /// catalog) and gives `broker` it merged with the last good imports,
+    /// without asking the upstreams again: a reload neither waits for them
+    /// nor loses their plans when they are down.
+    pub fn rebase(&self, local: Catalog, broker: &Broker) {
+        let _swap = self.swap.lock().expect("swap lock");
+        *self.local.write().expect("local catalog lock") = local.clone();
+        broker.set_catalog(self.merge(&local).0);
     }
 
     fn cache_file(&self, name: &str) -> Option<PathBuf> {
@@ -168,8 +198,12 @@ impl Aggregator {
         let task = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                let (catalog, _) = self.build(None).await;
+                self.fetch_into_cache(None).await;
                 let Some(broker) = weak.upgrade() else { break };
+                // Merged with the local catalog as it is after the fetch, so
+                // a reload during the fetch is not undone.
+                let _swap = self.swap.lock().expect("swap lock");
+                let (catalog, _) = self.merge(&self.local());
                 if catalog.etag() != broker.catalog().etag() {
                     tracing::info!(
                         services = catalog.services().len(),

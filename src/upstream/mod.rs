@@ -47,6 +47,8 @@ const LINT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The upstream brokers of a catalog, wired for the runtime.
 pub struct Upstreams {
+    /// The `upstreams:` settings the clients were built from.
+    configured: Vec<crate::catalog::Upstream>,
     plans: Arc<UpstreamPlans>,
     aggregator: Arc<Aggregator>,
 }
@@ -89,6 +91,7 @@ impl Upstreams {
             brokers.insert(u.name.clone(), built);
         }
         Some(Upstreams {
+            configured: catalog.upstreams().to_vec(),
             plans: Arc::new(UpstreamPlans::new(brokers)),
             aggregator: Arc::new(Aggregator::new(
                 catalog.clone(),
@@ -111,6 +114,22 @@ impl Upstreams {
             return local;
         }
         self.aggregator.build(Some(STARTUP_BUDGET)).await.0
+    }
+
+    /// Serves `local` (a reloaded catalog) in `broker` with the last good
+    /// imports merged in. Upstream settings (`upstreams:`) stay as they were
+    /// at startup: their clients are built once.
+    pub fn reload(&self, local: Catalog, broker: &Broker) {
+        if local.upstreams() != self.configured.as_slice() {
+            tracing::warn!(
+                "the catalog's upstreams: settings changed; they take effect at the next restart"
+            );
+        }
+        if self.aggregator.is_empty() {
+            broker.set_catalog(local);
+        } else {
+            self.aggregator.rebase(local, broker);
+        }
     }
 
     /// Starts refreshing imported catalogs into `broker`; `None` when

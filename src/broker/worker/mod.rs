@@ -24,6 +24,7 @@ use super::ports::{BackendError, Checkpoint};
 use super::{Broker, BrokerError, Result, binding_key, now};
 
 pub use recovery::TOMBSTONE_TTL_SECS;
+pub(super) use running::Running;
 
 /// A record operations run on: an instance or a binding.
 trait Tracked: Record + HasOperations + Send + 'static {
@@ -82,10 +83,9 @@ impl Broker {
                 )))
             })
             .await?;
+        // The end's log line is the operation span's (`running::spawn_op`).
         if wrote {
             self.observe(finished.kind, finished.state);
-            tracing::info!(record = %key.replace('\0', "/"), operation = %op_id,
-                kind = finished.kind.as_str(), state = finished.state.as_str(), "operation finished");
         }
         Ok(finished)
     }

@@ -1,7 +1,12 @@
 //! Running an operation: its backend work under the deadline and the lease,
 //! then one finisher records the outcome.
 
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use tokio::task::JoinHandle;
+use tracing::Instrument as _;
 
 use super::{OpCheckpoint, OpHome, with_deadline};
 use crate::broker::model::{
@@ -11,6 +16,39 @@ use crate::broker::model::{
 use crate::broker::ports::{BackendError, BindingCtx, InstanceCtx, StoreError, Table};
 use crate::broker::{Broker, BrokerError, Result, binding_key};
 
+/// The kind of an operation from its id, which begins with it
+/// ([`crate::broker::new_operation_id`]).
+fn kind_of(op_id: &str) -> Option<OpKind> {
+    KINDS.into_iter().find(|k| {
+        op_id
+            .strip_prefix(k.as_str())
+            .is_some_and(|rest| rest.starts_with('-'))
+    })
+}
+
+/// Operations running in this process, by kind.
+#[derive(Default)]
+pub(in crate::broker) struct Running([AtomicUsize; 5]);
+
+const KINDS: [OpKind; 5] = [
+    OpKind::Provision,
+    OpKind::Update,
+    OpKind::Deprovision,
+    OpKind::Bind,
+    OpKind::Unbind,
+];
+
+/// Counts one running operation until dropped.
+struct RunningGuard(Option<(Arc<crate::broker::Inner>, usize)>);
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        if let Some((inner, i)) = &self.0 {
+            inner.running.0[*i].fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 impl Broker {
     /// Starts an instance operation in the background.
     pub(in crate::broker) fn spawn_instance_op(
@@ -19,10 +57,11 @@ impl Broker {
         op_id: String,
     ) -> JoinHandle<Result<Operation>> {
         let broker = self.clone();
-        tokio::spawn(async move {
-            let r = broker.run_instance_op(&instance_id, &op_id).await;
+        let (iid, oid) = (instance_id.clone(), op_id.clone());
+        self.spawn_op(&instance_id, None, &op_id, async move {
+            let r = broker.run_instance_op(&iid, &oid).await;
             if let Err(e) = &r {
-                tracing::error!(instance = %instance_id, operation = %op_id, error = %e,
+                tracing::error!(error = %e,
                     "operation could not be recorded; it will be settled on restart");
             }
             r
@@ -37,16 +76,72 @@ impl Broker {
         op_id: String,
     ) -> JoinHandle<Result<Operation>> {
         let broker = self.clone();
-        tokio::spawn(async move {
-            let r = broker
-                .run_binding_op(&instance_id, &binding_id, &op_id)
-                .await;
+        let (iid, bid, oid) = (instance_id.clone(), binding_id.clone(), op_id.clone());
+        self.spawn_op(&instance_id, Some(&binding_id), &op_id, async move {
+            let r = broker.run_binding_op(&iid, &bid, &oid).await;
             if let Err(e) = &r {
-                tracing::error!(instance = %instance_id, binding = %binding_id, operation = %op_id,
-                    error = %e, "operation could not be recorded; it will be settled on restart");
+                tracing::error!(error = %e,
+                    "operation could not be recorded; it will be settled on restart");
             }
             r
         })
+    }
+
+    /// Runs one operation in its own task: the one place every operation
+    /// (from a request or resumed) passes through, so its span (`op_id`,
+    /// `instance_id`, `binding_id`, `kind`), its start and end lines and
+    /// the count of operations running live here only.
+    fn spawn_op(
+        &self,
+        instance_id: &str,
+        binding_id: Option<&str>,
+        op_id: &str,
+        work: impl Future<Output = Result<Operation>> + Send + 'static,
+    ) -> JoinHandle<Result<Operation>> {
+        let kind = kind_of(op_id);
+        let span = tracing::info_span!("operation", op_id = %op_id, instance_id = %instance_id,
+            binding_id = binding_id.map(tracing::field::display),
+            kind = kind.map_or("unknown", OpKind::as_str));
+        let running = self.running(kind);
+        tokio::spawn(
+            async move {
+                let _running = running;
+                let started = std::time::Instant::now();
+                tracing::info!("operation started");
+                let r = work.await;
+                let outcome = match &r {
+                    Ok(op) => op.state.as_str(),
+                    Err(_) => "not recorded",
+                };
+                tracing::info!(
+                    outcome,
+                    duration_ms = started.elapsed().as_millis() as u64,
+                    "operation finished"
+                );
+                r
+            }
+            .instrument(span),
+        )
+    }
+
+    /// How many operations of each kind this process runs now.
+    pub fn operations_running(&self) -> Vec<(OpKind, usize)> {
+        KINDS
+            .iter()
+            .zip(&self.inner.running.0)
+            .map(|(k, n)| (*k, n.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    fn running(&self, kind: Option<OpKind>) -> RunningGuard {
+        RunningGuard(kind.map(|k| {
+            let i = KINDS
+                .iter()
+                .position(|x| *x == k)
+                .expect("every kind listed");
+            self.inner.running.0[i].fetch_add(1, Ordering::Relaxed);
+            (self.inner.clone(), i)
+        }))
     }
 
     /// Runs an operation the store just accepted: in the background when
