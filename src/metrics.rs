@@ -42,6 +42,11 @@ struct StoreErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreListLabels {
+    selects: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HelmLabels {
     command: String,
     outcome: String,
@@ -55,6 +60,7 @@ pub struct Metrics {
     helm: Family<HelmLabels, Histogram>,
     upstream: Family<UpstreamLabels, Histogram>,
     store_errors: Family<StoreErrorLabels, Counter>,
+    store_lists: Family<StoreListLabels, Counter>,
     store_unreadable: Gauge,
     helm_running: Gauge,
     helm_waiting: Gauge,
@@ -105,6 +111,12 @@ impl Default for Metrics {
             "Store errors by kind: unknown_key (sealed with a key this broker lacks), tampered, format, legacy_key, backend",
             store_errors.clone(),
         );
+        let store_lists = Family::<StoreListLabels, Counter>::default();
+        registry.register(
+            "store_list_requests",
+            "LIST requests of the Kubernetes store by what they select: all (every record of a table, or one instance's bindings) or tagged (a lapsed replica's in-flight records, tombstones)",
+            store_lists.clone(),
+        );
         let store_unreadable = Gauge::default();
         registry.register(
             "store_unreadable_records",
@@ -125,6 +137,7 @@ impl Default for Metrics {
         );
         Metrics {
             store_errors,
+            store_lists,
             store_unreadable,
             registry,
             requests,
@@ -193,6 +206,13 @@ impl Metrics {
             .get_or_create(&StoreErrorLabels {
                 kind: kind.to_string(),
             })
+            .inc();
+    }
+
+    /// Counts one LIST request of the Kubernetes store.
+    pub fn store_list(&self, selects: &'static str) {
+        self.store_lists
+            .get_or_create(&StoreListLabels { selects })
             .inc();
     }
 

@@ -7,7 +7,8 @@
 //! - [`requests`]: plain request and answer types for the edge.
 //! - one file per OSB operation: [`provision`], [`update`], [`deprovision`],
 //!   [`bind`], [`unbind`], [`fetch`] (GETs and `last_operation`), and
-//!   [`worker`], which runs operations and resumes them after a restart.
+//!   [`worker`], which runs operations and resumes them after a restart,
+//!   and [`takeover`], which takes a dead replica's over by its lease.
 //!
 //! The core imports no axum, kube, reqwest or redb; `runtime` wires adapters
 //! to the ports.
@@ -25,6 +26,7 @@ pub mod provision;
 pub mod requests;
 pub mod secrets;
 pub mod unbind;
+pub mod takeover;
 pub mod update;
 pub mod worker;
 
@@ -35,7 +37,7 @@ use serde_json::Value;
 
 use crate::catalog::{Backend as PlanBackend, Catalog, Plan, Service};
 pub use error::{BrokerError, Result};
-use model::{Binding, Instance, OpKind, OpState};
+use model::{Binding, BindingState, HasOperations, Instance, InstanceState, OpKind, OpState};
 use ports::{Backend, Expect, SecretSink, Store, StoreError, Table};
 
 /// Settings of the core that are not in the catalog.
@@ -113,6 +115,8 @@ struct Inner {
     adapters: Adapters,
     config: BrokerConfig,
     observer: Option<OperationObserver>,
+    /// The replicas' leases, when the shared store keeps them.
+    replicas: std::sync::OnceLock<Arc<dyn ports::Replicas>>,
 }
 
 // === impl Broker ===
@@ -132,6 +136,7 @@ impl Broker {
                 adapters,
                 config,
                 observer,
+                replicas: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -144,6 +149,22 @@ impl Broker {
     /// Replaces the catalog (e.g. after refreshing upstream catalogs).
     pub fn set_catalog(&self, catalog: Catalog) {
         *self.inner.catalog.write().expect("catalog lock") = Arc::new(catalog);
+    }
+
+    /// This process, as an operation owner.
+    pub fn replica(&self) -> &str {
+        &self.inner.replica
+    }
+
+    /// Judges other replicas by their leases (shared store) instead of by
+    /// per-operation heartbeats and periodic sweeps of every record. Set
+    /// once, before [`Broker::resume`]; later calls are ignored.
+    pub fn set_replicas(&self, replicas: Arc<dyn ports::Replicas>) {
+        let _ = self.inner.replicas.set(replicas);
+    }
+
+    fn replicas(&self) -> Option<&Arc<dyn ports::Replicas>> {
+        self.inner.replicas.get()
     }
 
     fn config(&self) -> &BrokerConfig {
@@ -356,8 +377,9 @@ impl Broker {
         expect: Expect,
     ) -> std::result::Result<u64, StoreError> {
         let bytes = serde_json::to_vec(inst).expect("records serialize");
+        let tags = tags_of(inst, inst.state == InstanceState::Deleted);
         self.store()
-            .put(Table::Instances, &inst.id, bytes, expect)
+            .put_tagged(Table::Instances, &inst.id, bytes, expect, &tags)
             .await
     }
 
@@ -378,12 +400,14 @@ impl Broker {
         expect: Expect,
     ) -> std::result::Result<u64, StoreError> {
         let bytes = serde_json::to_vec(b).expect("records serialize");
+        let tags = tags_of(b, b.state == BindingState::Deleted);
         self.store()
-            .put(
+            .put_tagged(
                 Table::Bindings,
                 &binding_key(&b.instance_id, &b.id),
                 bytes,
                 expect,
+                &tags,
             )
             .await
     }
@@ -404,6 +428,15 @@ impl Broker {
 /// the one existing stores hold, and can't alias.
 fn binding_key(instance_id: &str, binding_id: &str) -> String {
     format!("{instance_id}\0{binding_id}")
+}
+
+/// The store tags of a record: who runs its in-flight operation, and
+/// whether it is a tombstone.
+fn tags_of(record: &impl HasOperations, tombstone: bool) -> ports::Tags {
+    ports::Tags {
+        owner: record.current().and_then(|o| o.owner.clone()),
+        tombstone,
+    }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {

@@ -365,8 +365,20 @@ impl Broker {
     /// it, or fails it when its deadline passed or it was tried too often.
     /// Returns how many were resumed.
     pub async fn resume(&self) -> Result<usize> {
+        let instances = self.store().list(Table::Instances, "").await?;
+        let bindings = self.store().list(Table::Bindings, "").await?;
+        self.settle_rows(instances, bindings).await
+    }
+
+    /// Settles the in-progress operations of these records (resumed, or
+    /// failed when too late) and forgets expired tombstones among them.
+    pub(super) async fn settle_rows(
+        &self,
+        instances: Vec<(String, Vec<u8>, u64)>,
+        bindings: Vec<(String, Vec<u8>, u64)>,
+    ) -> Result<usize> {
         let mut resumed = 0;
-        for (key, bytes, version) in self.store().list(Table::Instances, "").await? {
+        for (key, bytes, version) in instances {
             let mut inst: Instance = super::decode(&bytes)?;
             if inst.state == InstanceState::Deleted && expired(&inst) {
                 // Platforms stop polling long before this; forget it.
@@ -402,7 +414,7 @@ impl Broker {
                 }
             }
         }
-        for (key, bytes, version) in self.store().list(Table::Bindings, "").await? {
+        for (key, bytes, version) in bindings {
             let mut b: Binding = super::decode(&bytes)?;
             if b.state == BindingState::Deleted && expired(&b) {
                 self.store()
@@ -445,13 +457,21 @@ impl Broker {
 
     /// Whether this process may take an in-progress operation over: not one
     /// it runs itself, and with a shared store only one whose owner's
-    /// heartbeat has lapsed.
+    /// lease (or, for an owner without one, the operation's heartbeat) has
+    /// lapsed.
     fn takeable(&self, op: &Operation) -> bool {
         if op.owner.as_deref() == Some(self.inner.replica.as_str()) {
             return false;
         }
         if !self.config().shared_store {
             return true;
+        }
+        if let Some(live) = op
+            .owner
+            .as_deref()
+            .and_then(|o| self.replicas().and_then(|r| r.live(o)))
+        {
+            return !live;
         }
         op.heartbeat
             .is_none_or(|h| now().saturating_sub(h) > self.config().lease.as_secs())
@@ -471,7 +491,9 @@ impl Broker {
         binding_id: Option<&str>,
         op_id: &str,
     ) -> Option<AbortOnDrop> {
-        if !self.config().shared_store {
+        // With replica leases, this replica's own lease stands for all of
+        // its operations.
+        if !self.config().shared_store || self.replicas().is_some() {
             return None;
         }
         let weak = Arc::downgrade(&self.inner);
@@ -506,6 +528,9 @@ impl Broker {
     /// forgets expired tombstones (every hour otherwise). Operations this
     /// process runs are its own and never taken.
     pub fn spawn_sweeper(&self) -> AbortOnDrop {
+        if let Some(replicas) = self.replicas() {
+            return self.spawn_lease_sweeper(replicas.clone());
+        }
         // A weak reference: the sweeper must not keep a dropped broker (and
         // its store, whose file lock a successor needs) alive.
         let weak = Arc::downgrade(&self.inner);
@@ -698,7 +723,7 @@ impl Broker {
 }
 
 /// Aborts a background task when dropped.
-pub struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub struct AbortOnDrop(pub(super) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
