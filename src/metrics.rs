@@ -114,7 +114,7 @@ impl Default for Metrics {
         let store_lists = Family::<StoreListLabels, Counter>::default();
         registry.register(
             "store_list_requests",
-            "LIST requests of the Kubernetes store by what they select: all (every record of a table, or one instance's bindings) or tagged (a lapsed replica's in-flight records, tombstones)",
+            "LIST requests of the Kubernetes store by what they select: all (every record of a table), prefix (one instance's bindings) or tagged (a lapsed replica's in-flight records, tombstones)",
             store_lists.clone(),
         );
         let store_unreadable = Gauge::default();

@@ -2,7 +2,9 @@
 //! running as the deploy/ ServiceAccount share state in sealed Secrets,
 //! resourceVersion conflicts keep one operation per instance across them,
 //! and a replica killed with SIGKILL mid-install has its operation finished
-//! by another — with its helm child gone too, so nothing runs twice.
+//! by another — with its helm child gone too, so nothing runs twice. The
+//! survivor learns of the death from the dead replica's Lease lapsing and
+//! reads only the records it owned, never every record again.
 
 mod common;
 
@@ -209,6 +211,19 @@ async fn a_replica_killed_mid_install_is_taken_over_and_its_helm_dies_with_it() 
         .trim()
         .parse()
         .unwrap();
+    // Each replica holds a Lease of its own.
+    let leases = || async {
+        k.list(&format!(
+            "/apis/coordination.k8s.io/v1/namespaces/{}/leases?labelSelector=chartbroker.io%2Freplica-lease%3Dtrue",
+            id.state_namespace
+        ))
+        .await
+        .iter()
+        .map(|l| l["spec"]["holderIdentity"].as_str().unwrap_or("").to_string())
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(leases().await.len(), 2, "{:?}", leases().await);
+    let full_lists_before = store_lists(pb, "all").await;
     a.0.kill().unwrap(); // SIGKILL: no clean-up, A's lease stops being renewed
     a.0.wait().unwrap();
 
@@ -235,9 +250,45 @@ async fn a_replica_killed_mid_install_is_taken_over_and_its_helm_dies_with_it() 
         let history = k.helm_history(&ns, &format!("cb-orphan-{i}"));
         assert_eq!(history.len(), 1, "installed once: {history:?}");
     }
+    // B found A's work by A's lapsed Lease and the records labelled with A
+    // as owner: no LIST of every record since its start-up.
+    assert_eq!(
+        store_lists(pb, "all").await,
+        full_lists_before,
+        "B re-listed every record to find A's operations"
+    );
+    assert!(
+        store_lists(pb, "tagged").await >= 2.0,
+        "B listed A's in-flight records by label"
+    );
+    // A's Lease is released once its operations are taken over.
+    let mut left = leases().await;
+    for _ in 0..100 {
+        if left.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = leases().await;
+    }
+    assert_eq!(left.len(), 1, "A's Lease is gone, B's stays: {left:?}");
     // The helm A started went down with A instead of upgrading later.
     assert!(
         !alive(helm_pid),
         "A's helm (pid {helm_pid}) outlived A: it would still upgrade the release"
     );
+}
+
+/// `chartbroker_store_list_requests_total{selects}` of the broker on `port`.
+async fn store_lists(port: u16, selects: &str) -> f64 {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!("chartbroker_store_list_requests_total{{selects=\"{selects}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0.0)
 }

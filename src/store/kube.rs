@@ -81,7 +81,7 @@ const KEY_CHECK_PLAIN: &[u8] = b"chartbroker store key check";
 const DEFAULT_PAGE_SIZE: u32 = 500;
 
 /// Called once per LIST request with what it selects: `all` (every record
-/// of a table, or one instance's bindings) or `tagged` (by owner or
+/// of a table), `prefix` (one instance's bindings) or `tagged` (by owner or
 /// tombstone). Feeds the metrics, so a full re-list shows.
 pub type ListObserver = Arc<dyn Fn(&'static str) + Send + Sync>;
 
@@ -571,7 +571,8 @@ impl Store for KubeStore {
             write!(selector, ",{INSTANCE_LABEL}={}", hash40(instance))
                 .expect("writing to a String");
         }
-        let (out, failed) = self.list_selected(table, &selector, prefix, "all").await?;
+        let selects = if prefix.is_empty() { "all" } else { "prefix" };
+        let (out, failed) = self.list_selected(table, &selector, prefix, selects).await?;
         // Records that could not be opened and have since been deleted by
         // another replica stop failing readiness here.
         self.health.relisted(table.name(), prefix, &failed);
