@@ -292,3 +292,140 @@ async fn store_lists(port: u16, selects: &str) -> f64 {
         .map(|v| v.trim().parse().unwrap())
         .unwrap_or(0.0)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_flight_owners_and_tombstones_are_labels_found_by_selector() {
+    use chartbroker::broker::ports::{Expect, Store, Table, Tag, Tags};
+    use chartbroker::store::kube::KubeStore;
+    let k = Cluster::admin().await;
+    let ns = k.namespace("state").await;
+    let kube = chartbroker::kube::Kube::connect(Some(&k.kubeconfig))
+        .await
+        .unwrap();
+    let sealer = Sealer::from_base64(&Sealer::generate_base64()).unwrap();
+    let store = KubeStore::new(&kube, ns.clone(), sealer);
+    let owned = |o: &str| Tags {
+        owner: Some(o.to_string()),
+        tombstone: false,
+    };
+    let keys = |rows: Option<Vec<(String, Vec<u8>, u64)>>| {
+        rows.expect("the Kubernetes store keeps tags")
+            .into_iter()
+            .map(|(k, _, _)| k)
+            .collect::<Vec<_>>()
+    };
+    let va = store
+        .put_tagged(
+            Table::Instances,
+            "a",
+            b"1".to_vec(),
+            Expect::Absent,
+            &owned("r1"),
+        )
+        .await
+        .unwrap();
+    store
+        .put_tagged(
+            Table::Instances,
+            "b",
+            b"2".to_vec(),
+            Expect::Absent,
+            &owned("r2"),
+        )
+        .await
+        .unwrap();
+    store
+        .put_tagged(
+            Table::Bindings,
+            "b\0x",
+            b"3".to_vec(),
+            Expect::Absent,
+            &owned("r1"),
+        )
+        .await
+        .unwrap();
+    store
+        .put(Table::Instances, "c", b"4".to_vec(), Expect::Absent)
+        .await
+        .unwrap();
+    assert_eq!(
+        keys(
+            store
+                .tagged(Table::Instances, Tag::Owner("r1"))
+                .await
+                .unwrap()
+        ),
+        ["a"]
+    );
+    assert_eq!(
+        keys(
+            store
+                .tagged(Table::Bindings, Tag::Owner("r1"))
+                .await
+                .unwrap()
+        ),
+        ["b\0x"]
+    );
+    let secret = k
+        .get(&format!(
+            "/api/v1/namespaces/{ns}/secrets/{}",
+            chartbroker::store::kube::secret_name(Table::Instances, "a")
+        ))
+        .await
+        .unwrap();
+    assert_eq!(secret["metadata"]["labels"]["chartbroker.io/owner"], "r1");
+
+    // The operation finished: the owner label goes; deleted: a tombstone.
+    store
+        .put_tagged(
+            Table::Instances,
+            "a",
+            b"5".to_vec(),
+            Expect::Version(va),
+            &Tags {
+                owner: None,
+                tombstone: true,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        keys(
+            store
+                .tagged(Table::Instances, Tag::Owner("r1"))
+                .await
+                .unwrap()
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        keys(
+            store
+                .tagged(Table::Instances, Tag::Tombstone)
+                .await
+                .unwrap()
+        ),
+        ["a"]
+    );
+    // An id that is no label value is hashed into one, still found.
+    let odd = "replica/with spaces and a very long name that exceeds the sixty-three limit";
+    store
+        .put_tagged(
+            Table::Instances,
+            "d",
+            b"6".to_vec(),
+            Expect::Absent,
+            &owned(odd),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        keys(
+            store
+                .tagged(Table::Instances, Tag::Owner(odd))
+                .await
+                .unwrap()
+        ),
+        ["d"]
+    );
+}

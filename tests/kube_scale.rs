@@ -47,7 +47,9 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 /// `apiserver_request_total` for Secrets and Leases, summed by
 /// (resource, verb).
 async fn requests(k: &Cluster) -> BTreeMap<(String, String), f64> {
-    let req = axum::http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let req = axum::http::Request::get("/metrics")
+        .body(Vec::new())
+        .unwrap();
     let text = k.client.request_text(req).await.expect("GET /metrics");
     let mut out = BTreeMap::new();
     for line in text.lines() {
@@ -246,7 +248,14 @@ async fn kube_store_scale() {
             .map(|(i, &p)| {
                 // Replica 0 is the one killed later, with an operation in flight.
                 let helm = if i == 0 { hang.clone() } else { helm_bin() };
-                spawn(&id, &dir.path().join(format!("r{i}")), &helm, &key, p, lease)
+                spawn(
+                    &id,
+                    &dir.path().join(format!("r{i}")),
+                    &helm,
+                    &key,
+                    p,
+                    lease,
+                )
             })
             .collect();
         for &p in &ports {
@@ -296,7 +305,11 @@ async fn kube_store_scale() {
         assert!(pidfile.exists(), "replica 0 started helm upgrade");
         let owner_of = |v: &Value| v["operations"][0]["owner"].as_str().map(str::to_string);
         let record = |_: ()| async {
-            let (bytes, _) = store.get(Table::Instances, "inflight").await.unwrap().unwrap();
+            let (bytes, _) = store
+                .get(Table::Instances, "inflight")
+                .await
+                .unwrap()
+                .unwrap();
             serde_json::from_slice::<Value>(&bytes).unwrap()
         };
         let first_owner = owner_of(&record(()).await);

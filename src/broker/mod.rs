@@ -25,8 +25,8 @@ pub mod ports;
 pub mod provision;
 pub mod requests;
 pub mod secrets;
-pub mod unbind;
 pub mod takeover;
+pub mod unbind;
 pub mod update;
 pub mod worker;
 

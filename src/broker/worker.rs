@@ -491,9 +491,9 @@ impl Broker {
         binding_id: Option<&str>,
         op_id: &str,
     ) -> Option<AbortOnDrop> {
-        // With replica leases, this replica's own lease stands for all of
-        // its operations.
-        if !self.config().shared_store || self.replicas().is_some() {
+        // Kept with replica leases too: replicas of an older broker, or
+        // one that has not yet seen this replica's Lease, judge by it.
+        if !self.config().shared_store {
             return None;
         }
         let weak = Arc::downgrade(&self.inner);

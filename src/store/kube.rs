@@ -572,7 +572,9 @@ impl Store for KubeStore {
                 .expect("writing to a String");
         }
         let selects = if prefix.is_empty() { "all" } else { "prefix" };
-        let (out, failed) = self.list_selected(table, &selector, prefix, selects).await?;
+        let (out, failed) = self
+            .list_selected(table, &selector, prefix, selects)
+            .await?;
         // Records that could not be opened and have since been deleted by
         // another replica stop failing readiness here.
         self.health.relisted(table.name(), prefix, &failed);
@@ -618,9 +620,7 @@ impl KubeStore {
         let mut failed = std::collections::BTreeSet::new();
         let mut token: Option<String> = None;
         loop {
-            let mut params = ListParams::default()
-                .labels(selector)
-                .limit(self.page_size);
+            let mut params = ListParams::default().labels(selector).limit(self.page_size);
             if let Some(o) = &self.lists {
                 o(scope);
             }

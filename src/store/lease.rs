@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use ::kube::api::{Api, DeleteParams, PostParams, Preconditions};
-use ::kube::runtime::watcher;
 use ::kube::runtime::WatchStreamExt as _;
+use ::kube::runtime::watcher;
 use async_trait::async_trait;
 use futures::StreamExt as _;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -75,7 +75,10 @@ impl Drop for KubeReplicas {
 
 /// The Lease name of replica `me`.
 pub fn lease_name(me: &str) -> String {
-    format!("cbr-{}", owner_label(me).to_ascii_lowercase().replace('_', "-"))
+    format!(
+        "cbr-{}",
+        owner_label(me).to_ascii_lowercase().replace('_', "-")
+    )
 }
 
 fn status_code(e: &::kube::Error) -> Option<u16> {
@@ -114,7 +117,10 @@ impl KubeReplicas {
             .resource_version;
         let renew = tokio::spawn(renew(Arc::downgrade(&this), rv));
         let watch = tokio::spawn(watch(Arc::downgrade(&this)));
-        this.tasks.lock().expect("tasks lock").extend([renew, watch]);
+        this.tasks
+            .lock()
+            .expect("tasks lock")
+            .extend([renew, watch]);
         Ok(this)
     }
 
@@ -308,7 +314,9 @@ impl Replicas for KubeReplicas {
             Ok(_) => {}
             // Gone already, or renewed meanwhile (the watch brings it back).
             Err(e) if matches!(status_code(&e), Some(404 | 409)) => {}
-            Err(e) => tracing::warn!(lease = %name, error = %e, "could not delete a lapsed replica's Lease"),
+            Err(e) => {
+                tracing::warn!(lease = %name, error = %e, "could not delete a lapsed replica's Lease")
+            }
         }
     }
 }
