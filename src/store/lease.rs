@@ -37,6 +37,9 @@ pub const REPLICA_LABEL: &str = "chartbroker.io/replica-lease";
 /// silence, so it must be looked for.
 const TICK: Duration = Duration::from_secs(1);
 
+/// How long start waits for the first list of Leases.
+const SYNC_WAIT: Duration = Duration::from_secs(10);
+
 /// What this replica last saw of another's Lease.
 struct Seen {
     name: String,
@@ -54,6 +57,8 @@ pub struct KubeReplicas {
     duration: Duration,
     seen: Mutex<HashMap<String, Seen>>,
     notify: Notify,
+    /// Becomes true once the watch has listed the Leases.
+    synced: tokio::sync::watch::Sender<bool>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -106,6 +111,7 @@ impl KubeReplicas {
             duration,
             seen: Mutex::default(),
             notify: Notify::new(),
+            synced: tokio::sync::watch::channel(false).0,
             tasks: Mutex::default(),
         });
         let rv = this
@@ -121,6 +127,17 @@ impl KubeReplicas {
             .lock()
             .expect("tasks lock")
             .extend([renew, watch]);
+        // The start-up resume judges owners by their Leases when it can;
+        // until the watch has listed them, by the operations' heartbeats.
+        let mut synced = this.synced.subscribe();
+        if tokio::time::timeout(SYNC_WAIT, synced.wait_for(|s| *s))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "the replicas' Leases are not listed yet; judging operations by their heartbeats meanwhile"
+            );
+        }
         Ok(this)
     }
 
@@ -245,6 +262,7 @@ async fn watch(this: Weak<KubeReplicas>) {
                 if let Some(f) = fresh.take() {
                     *t.seen.lock().expect("seen lock") = f;
                 }
+                t.synced.send_replace(true);
                 t.notify.notify_waiters();
             }
             Ok(watcher::Event::Apply(l)) => {
@@ -317,6 +335,29 @@ impl Replicas for KubeReplicas {
             Err(e) => {
                 tracing::warn!(lease = %name, error = %e, "could not delete a lapsed replica's Lease")
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lease_name;
+
+    fn dns_label(s: &str) -> bool {
+        s.len() <= 63
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !s.ends_with('-')
+    }
+
+    #[test]
+    fn a_replica_id_names_its_lease_and_odd_ids_are_hashed_into_a_valid_name() {
+        let id = "4242-0f5e7a9c-3b1d-4c8e-9f00-123456789abc";
+        assert_eq!(lease_name(id), format!("cbr-{id}"));
+        for odd in ["Upper_Case", "a/b c", &"x".repeat(80), "-leading"] {
+            let name = lease_name(odd);
+            assert!(dns_label(&name), "{odd:?} -> {name}");
+            assert_ne!(name, lease_name("other"));
         }
     }
 }
