@@ -156,9 +156,10 @@ impl Broker {
         &self.inner.replica
     }
 
-    /// Judges other replicas by their leases (shared store) instead of by
-    /// per-operation heartbeats and periodic sweeps of every record. Set
-    /// once, before [`Broker::resume`]; later calls are ignored.
+    /// Judges other replicas by their leases (shared store), and finds a
+    /// dead one's operations by them instead of sweeping every record each
+    /// half lease. Set once, before [`Broker::resume`] and
+    /// [`Broker::spawn_sweeper`]; later calls are ignored.
     pub fn set_replicas(&self, replicas: Arc<dyn ports::Replicas>) {
         let _ = self.inner.replicas.set(replicas);
     }

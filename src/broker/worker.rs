@@ -524,9 +524,10 @@ impl Broker {
     }
 
     /// Periodically takes over operations whose owner stopped renewing its
-    /// lease (a replica that died; shared store, every half lease) and
-    /// forgets expired tombstones (every hour otherwise). Operations this
-    /// process runs are its own and never taken.
+    /// lease (a replica that died; shared store: by replica leases when
+    /// set, else every half lease) and forgets expired tombstones (every
+    /// hour otherwise). Operations this process runs are its own and never
+    /// taken.
     pub fn spawn_sweeper(&self) -> AbortOnDrop {
         if let Some(replicas) = self.replicas() {
             return self.spawn_lease_sweeper(replicas.clone());
