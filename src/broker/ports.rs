@@ -123,8 +123,9 @@ pub enum Tag<'a> {
 // === Replicas ===
 
 /// The liveness of the replicas sharing a store, each known by a lease of
-/// its own (not one heartbeat per operation), so finding a dead replica's
-/// work costs nothing while every replica lives.
+/// its own, so finding a dead replica's work reads no record while every
+/// replica lives (operations still renew their own heartbeats, for owners
+/// without a lease).
 #[async_trait]
 pub trait Replicas: Send + Sync + 'static {
     /// Whether `owner` holds a live lease; `None` when it holds none this
