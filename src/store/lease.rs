@@ -35,7 +35,7 @@ pub const REPLICA_LABEL: &str = "chartbroker.io/replica-lease";
 
 /// How often [`Replicas::changed`] returns without an event: a lapse is
 /// silence, so it must be looked for.
-const TICK: Duration = Duration::from_secs(1);
+const TICK: Duration = Duration::from_millis(250);
 
 /// How long start waits for the first list of Leases.
 const SYNC_WAIT: Duration = Duration::from_secs(10);
