@@ -199,18 +199,19 @@ async fn a_replica_killed_mid_install_is_taken_over_and_its_helm_dies_with_it() 
         assert_eq!(status, 202, "{body}");
         ops.push(body["operation"].as_str().unwrap().to_string());
     }
-    // A is inside helm upgrade for at least one of them.
+    // A is inside helm upgrade for at least one of them. The shell creates
+    // the pid file before it writes the pid: wait for a whole number.
+    let mut helm_pid = None;
     for _ in 0..200 {
-        if pidfile.exists() {
+        helm_pid = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok());
+        if helm_pid.is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let helm_pid: u32 = std::fs::read_to_string(&pidfile)
-        .expect("A started helm upgrade")
-        .trim()
-        .parse()
-        .unwrap();
+    let helm_pid = helm_pid.expect("A started helm upgrade");
     // Each replica holds a Lease of its own.
     let leases = || async {
         k.list(&format!(

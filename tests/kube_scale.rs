@@ -297,7 +297,7 @@ async fn kube_store_scale() {
         .unwrap();
         assert_eq!(status, 202, "{body}");
         for _ in 0..600 {
-            if pidfile.exists() {
+            if std::fs::read_to_string(&pidfile).is_ok_and(|s| s.ends_with('\n')) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
