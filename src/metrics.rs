@@ -70,6 +70,11 @@ struct ReloadLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreListLabels {
+    selects: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HelmLabels {
     command: String,
     outcome: String,
@@ -85,6 +90,7 @@ pub struct Metrics {
     helm: Family<HelmLabels, Histogram>,
     upstream: Family<UpstreamLabels, Histogram>,
     store_errors: Family<StoreErrorLabels, Counter>,
+    store_lists: Family<StoreListLabels, Counter>,
     store_unreadable: Gauge,
     helm_running: Gauge,
     helm_waiting: Gauge,
@@ -172,6 +178,12 @@ impl Default for Metrics {
             "Store errors by kind: unknown_key (sealed with a key this broker lacks), tampered, format, legacy_key, backend",
             store_errors.clone(),
         );
+        let store_lists = Family::<StoreListLabels, Counter>::default();
+        registry.register(
+            "store_list_requests",
+            "LIST requests of the Kubernetes store by what they select: all (every record of a table), prefix (one instance's bindings) or tagged (a lapsed replica's in-flight records, tombstones)",
+            store_lists.clone(),
+        );
         let store_unreadable = Gauge::default();
         registry.register(
             "store_unreadable_records",
@@ -216,6 +228,7 @@ impl Default for Metrics {
             reload_failures,
             reload_last_success,
             store_errors,
+            store_lists,
             store_unreadable,
             requests,
             operations,
@@ -326,6 +339,13 @@ impl Metrics {
             .get_or_create(&StoreErrorLabels {
                 kind: kind.to_string(),
             })
+            .inc();
+    }
+
+    /// Counts one LIST request of the Kubernetes store.
+    pub fn store_list(&self, selects: &'static str) {
+        self.store_lists
+            .get_or_create(&StoreListLabels { selects })
             .inc();
     }
 

@@ -230,8 +230,10 @@ impl Runtime {
             ),
             (StoreKind::Kube, Some(kube)) => {
                 tracing::info!(namespace = %cfg.state_namespace, "state in Kubernetes Secrets");
+                let lists = metrics.clone();
                 let store = KubeStore::new(kube, cfg.state_namespace.clone(), sealer)
-                    .with_health(store_health.clone());
+                    .with_health(store_health.clone())
+                    .with_list_observer(Arc::new(move |selects| lists.store_list(selects)));
                 store.check_key().await.context("checking the store key")?;
                 Arc::new(store)
             }
@@ -329,6 +331,20 @@ impl Runtime {
             },
             Some(Arc::new(move |kind, state| m.operation(kind, state))),
         );
+        if let (StoreKind::Kube, Some(kube)) = (cfg.store, &kube) {
+            match crate::store::lease::KubeReplicas::start(
+                kube,
+                &cfg.state_namespace,
+                broker.replica(),
+                cfg.lease,
+            )
+            .await
+            {
+                Ok(r) => broker.set_replicas(r),
+                Err(e) => tracing::warn!(error = %e,
+                    "no replica Lease: falling back to a heartbeat per operation and a sweep of every record each half lease (grant leases in the state namespace)"),
+            }
+        }
         let upstreams = upstreams.map(Arc::new);
         let upstream_refresh = upstreams.as_ref().and_then(|u| u.spawn_refresh(&broker));
         let credentials = credentials(cfg)?;

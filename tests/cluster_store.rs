@@ -2,7 +2,9 @@
 //! running as the deploy/ ServiceAccount share state in sealed Secrets,
 //! resourceVersion conflicts keep one operation per instance across them,
 //! and a replica killed with SIGKILL mid-install has its operation finished
-//! by another — with its helm child gone too, so nothing runs twice.
+//! by another — with its helm child gone too, so nothing runs twice. The
+//! survivor learns of the death from the dead replica's Lease lapsing and
+//! reads only the records it owned, never every record again.
 
 mod common;
 
@@ -197,18 +199,32 @@ async fn a_replica_killed_mid_install_is_taken_over_and_its_helm_dies_with_it() 
         assert_eq!(status, 202, "{body}");
         ops.push(body["operation"].as_str().unwrap().to_string());
     }
-    // A is inside helm upgrade for at least one of them.
+    // A is inside helm upgrade for at least one of them. The shell creates
+    // the pid file before it writes the pid: wait for a whole number.
+    let mut helm_pid = None;
     for _ in 0..200 {
-        if pidfile.exists() {
+        helm_pid = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok());
+        if helm_pid.is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let helm_pid: u32 = std::fs::read_to_string(&pidfile)
-        .expect("A started helm upgrade")
-        .trim()
-        .parse()
-        .unwrap();
+    let helm_pid = helm_pid.expect("A started helm upgrade");
+    // Each replica holds a Lease of its own.
+    let leases = || async {
+        k.list(&format!(
+            "/apis/coordination.k8s.io/v1/namespaces/{}/leases?labelSelector=chartbroker.io%2Freplica-lease%3Dtrue",
+            id.state_namespace
+        ))
+        .await
+        .iter()
+        .map(|l| l["spec"]["holderIdentity"].as_str().unwrap_or("").to_string())
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(leases().await.len(), 2, "{:?}", leases().await);
+    let full_lists_before = store_lists(pb, "all").await;
     a.0.kill().unwrap(); // SIGKILL: no clean-up, A's lease stops being renewed
     a.0.wait().unwrap();
 
@@ -235,9 +251,182 @@ async fn a_replica_killed_mid_install_is_taken_over_and_its_helm_dies_with_it() 
         let history = k.helm_history(&ns, &format!("cb-orphan-{i}"));
         assert_eq!(history.len(), 1, "installed once: {history:?}");
     }
+    // B found A's work by A's lapsed Lease and the records labelled with A
+    // as owner: no LIST of every record since its start-up.
+    assert_eq!(
+        store_lists(pb, "all").await,
+        full_lists_before,
+        "B re-listed every record to find A's operations"
+    );
+    assert!(
+        store_lists(pb, "tagged").await >= 2.0,
+        "B listed A's in-flight records by label"
+    );
+    // A's Lease is released once its operations are taken over.
+    let mut left = leases().await;
+    for _ in 0..100 {
+        if left.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        left = leases().await;
+    }
+    assert_eq!(left.len(), 1, "A's Lease is gone, B's stays: {left:?}");
     // The helm A started went down with A instead of upgrading later.
     assert!(
         !alive(helm_pid),
         "A's helm (pid {helm_pid}) outlived A: it would still upgrade the release"
+    );
+}
+
+/// `chartbroker_store_list_requests_total{selects}` of the broker on `port`.
+async fn store_lists(port: u16, selects: &str) -> f64 {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!("chartbroker_store_list_requests_total{{selects=\"{selects}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_flight_owners_and_tombstones_are_labels_found_by_selector() {
+    use chartbroker::broker::ports::{Expect, Store, Table, Tag, Tags};
+    use chartbroker::store::kube::KubeStore;
+    let k = Cluster::admin().await;
+    let ns = k.namespace("state").await;
+    let kube = chartbroker::kube::Kube::connect(Some(&k.kubeconfig))
+        .await
+        .unwrap();
+    let sealer = Sealer::from_base64(&Sealer::generate_base64()).unwrap();
+    let store = KubeStore::new(&kube, ns.clone(), sealer);
+    let owned = |o: &str| Tags {
+        owner: Some(o.to_string()),
+        tombstone: false,
+    };
+    let keys = |rows: Option<Vec<(String, Vec<u8>, u64)>>| {
+        rows.expect("the Kubernetes store keeps tags")
+            .into_iter()
+            .map(|(k, _, _)| k)
+            .collect::<Vec<_>>()
+    };
+    let va = store
+        .put_tagged(
+            Table::Instances,
+            "a",
+            b"1".to_vec(),
+            Expect::Absent,
+            &owned("r1"),
+        )
+        .await
+        .unwrap();
+    store
+        .put_tagged(
+            Table::Instances,
+            "b",
+            b"2".to_vec(),
+            Expect::Absent,
+            &owned("r2"),
+        )
+        .await
+        .unwrap();
+    store
+        .put_tagged(
+            Table::Bindings,
+            "b\0x",
+            b"3".to_vec(),
+            Expect::Absent,
+            &owned("r1"),
+        )
+        .await
+        .unwrap();
+    store
+        .put(Table::Instances, "c", b"4".to_vec(), Expect::Absent)
+        .await
+        .unwrap();
+    assert_eq!(
+        keys(
+            store
+                .tagged(Table::Instances, Tag::Owner("r1"))
+                .await
+                .unwrap()
+        ),
+        ["a"]
+    );
+    assert_eq!(
+        keys(
+            store
+                .tagged(Table::Bindings, Tag::Owner("r1"))
+                .await
+                .unwrap()
+        ),
+        ["b\0x"]
+    );
+    let secret = k
+        .get(&format!(
+            "/api/v1/namespaces/{ns}/secrets/{}",
+            chartbroker::store::kube::secret_name(Table::Instances, "a")
+        ))
+        .await
+        .unwrap();
+    assert_eq!(secret["metadata"]["labels"]["chartbroker.io/owner"], "r1");
+
+    // The operation finished: the owner label goes; deleted: a tombstone.
+    store
+        .put_tagged(
+            Table::Instances,
+            "a",
+            b"5".to_vec(),
+            Expect::Version(va),
+            &Tags {
+                owner: None,
+                tombstone: true,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        keys(
+            store
+                .tagged(Table::Instances, Tag::Owner("r1"))
+                .await
+                .unwrap()
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        keys(
+            store
+                .tagged(Table::Instances, Tag::Tombstone)
+                .await
+                .unwrap()
+        ),
+        ["a"]
+    );
+    // An id that is no label value is hashed into one, still found.
+    let odd = "replica/with spaces and a very long name that exceeds the sixty-three limit";
+    store
+        .put_tagged(
+            Table::Instances,
+            "d",
+            b"6".to_vec(),
+            Expect::Absent,
+            &owned(odd),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        keys(
+            store
+                .tagged(Table::Instances, Tag::Owner(odd))
+                .await
+                .unwrap()
+        ),
+        ["d"]
     );
 }

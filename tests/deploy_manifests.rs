@@ -771,7 +771,7 @@ fn rbac_has_no_wildcards_or_escalation_verbs() {
 }
 
 #[test]
-fn own_namespace_role_covers_only_secrets() {
+fn own_namespace_role_covers_only_secrets_and_replica_leases() {
     let m = load();
     let own: Vec<_> = m
         .roles
@@ -780,20 +780,34 @@ fn own_namespace_role_covers_only_secrets() {
         .collect();
     assert!(!own.is_empty(), "a Role for the broker's state in {NS}");
     for (d, role) in own {
+        let mut leases = false;
         for rule in role.rules.iter().flatten() {
+            let groups = strs(&rule.api_groups);
+            let resources = strs(&rule.resources);
+            if groups == vec!["coordination.k8s.io"] {
+                // Each replica's own Lease, watched by the others.
+                assert_eq!(resources, vec!["leases"], "{}", d.origin());
+                leases = true;
+                continue;
+            }
+            assert_eq!(groups, vec![""], "{}: core group only", d.origin());
             assert_eq!(
-                strs(&rule.api_groups),
-                vec![""],
-                "{}: core group only",
-                d.origin()
-            );
-            assert_eq!(
-                strs(&rule.resources),
+                resources,
                 vec!["secrets"],
                 "{}: the broker's own state is Secrets, never ConfigMaps",
                 d.origin()
             );
+            assert!(
+                !rule.verbs.iter().any(|v| v == "patch" || v == "watch"),
+                "{}: Secrets are written by compare-and-swap and read on demand",
+                d.origin()
+            );
         }
+        assert!(
+            leases,
+            "{}: replicas need their Leases (coordination.k8s.io)",
+            d.origin()
+        );
         assert!(
             m.role_bindings
                 .iter()

@@ -11,8 +11,8 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::model::{Binding, Instance};
-use super::ports::{Expect, StoreError, Table};
+use super::model::{Binding, BindingState, HasOperations, Instance, InstanceState};
+use super::ports::{Expect, StoreError, Table, Tags};
 use super::{Broker, BrokerError, Result, binding_key, decode};
 
 /// How many times a decision is taken again before giving up: each retry
@@ -20,11 +20,22 @@ use super::{Broker, BrokerError, Result, binding_key, decode};
 const ATTEMPTS: usize = 20;
 
 /// A record kept under one key of one table.
-pub(super) trait Record: Serialize + DeserializeOwned {
+pub(super) trait Record: Serialize + DeserializeOwned + HasOperations {
     /// Its table.
     const TABLE: Table;
     /// Its key in the table.
     fn key(&self) -> String;
+    /// Deleted, kept so `last_operation` can answer for the delete.
+    fn is_tombstone(&self) -> bool;
+    /// What the store indexes it by: who runs its in-flight operation, and
+    /// whether it is a tombstone (so takeover and the tombstone sweep read
+    /// only those records).
+    fn tags(&self) -> Tags {
+        Tags {
+            owner: self.current().and_then(|o| o.owner.clone()),
+            tombstone: self.is_tombstone(),
+        }
+    }
 }
 
 impl Record for Instance {
@@ -32,12 +43,18 @@ impl Record for Instance {
     fn key(&self) -> String {
         self.id.clone()
     }
+    fn is_tombstone(&self) -> bool {
+        self.state == InstanceState::Deleted
+    }
 }
 
 impl Record for Binding {
     const TABLE: Table = Table::Bindings;
     fn key(&self) -> String {
         binding_key(&self.instance_id, &self.id)
+    }
+    fn is_tombstone(&self) -> bool {
+        self.state == BindingState::Deleted
     }
 }
 

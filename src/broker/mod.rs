@@ -7,7 +7,8 @@
 //! - [`requests`]: plain request and answer types for the edge.
 //! - one file per OSB operation: [`provision`], [`update`], [`deprovision`],
 //!   [`bind`], [`unbind`], [`fetch`] (GETs and `last_operation`), and
-//!   [`worker`], which runs operations and resumes them after a restart.
+//!   [`worker`], which runs operations and resumes them after a restart,
+//!   and [`takeover`], which takes a dead replica's over by its lease.
 //!
 //! The core imports no axum, kube, reqwest or redb; `runtime` wires adapters
 //! to the ports.
@@ -25,6 +26,7 @@ pub mod ports;
 pub mod provision;
 pub mod requests;
 pub mod secrets;
+pub mod takeover;
 pub mod unbind;
 pub mod update;
 pub mod worker;
@@ -118,6 +120,8 @@ struct Inner {
     observer: Option<OperationObserver>,
     /// Operations this process runs now, by kind ([`worker`] keeps it).
     running: worker::Running,
+    /// The replicas' leases, when the shared store keeps them.
+    replicas: std::sync::OnceLock<Arc<dyn ports::Replicas>>,
 }
 
 /// A service and plan of a shared catalog.
@@ -165,6 +169,7 @@ impl Broker {
                 config,
                 observer,
                 running: worker::Running::default(),
+                replicas: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -182,6 +187,23 @@ impl Broker {
     /// Replaces the catalog (e.g. after refreshing upstream catalogs).
     pub fn set_catalog(&self, catalog: Catalog) {
         *self.inner.catalog.write().expect("catalog lock") = Arc::new(catalog);
+    }
+
+    /// This process, as an operation owner.
+    pub fn replica(&self) -> &str {
+        &self.inner.replica
+    }
+
+    /// Judges other replicas by their leases (shared store), and finds a
+    /// dead one's operations by them instead of sweeping every record each
+    /// half lease. Set once, before [`Broker::resume`] and
+    /// [`Broker::spawn_sweeper`]; later calls are ignored.
+    pub fn set_replicas(&self, replicas: Arc<dyn ports::Replicas>) {
+        let _ = self.inner.replicas.set(replicas);
+    }
+
+    fn replicas(&self) -> Option<&Arc<dyn ports::Replicas>> {
+        self.inner.replicas.get()
     }
 
     fn config(&self) -> &BrokerConfig {
@@ -407,8 +429,9 @@ impl Broker {
         expect: Expect,
     ) -> std::result::Result<u64, ports::StoreError> {
         let bytes = serde_json::to_vec(inst).expect("records serialize");
+        let tags = cas::Record::tags(inst);
         self.store()
-            .put(Table::Instances, &inst.id, bytes, expect)
+            .put_tagged(Table::Instances, &inst.id, bytes, expect, &tags)
             .await
     }
 

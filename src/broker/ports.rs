@@ -77,6 +77,69 @@ pub trait Store: Send + Sync + 'static {
         table: Table,
         prefix: &str,
     ) -> Result<Vec<(String, Vec<u8>, u64)>, StoreError>;
+    /// Writes like [`Store::put`], tagging the record so [`Store::tagged`]
+    /// finds it without reading the others. Stores without an index of
+    /// their own keep no tags (the default).
+    async fn put_tagged(
+        &self,
+        table: Table,
+        key: &str,
+        value: Vec<u8>,
+        expect: Expect,
+        _tags: &Tags,
+    ) -> Result<u64, StoreError> {
+        self.put(table, key, value, expect).await
+    }
+    /// The records written with `tag`, or `None` when this store keeps no
+    /// tags (callers then [`Store::list`] everything).
+    async fn tagged(
+        &self,
+        _table: Table,
+        _tag: Tag<'_>,
+    ) -> Result<Option<Vec<(String, Vec<u8>, u64)>>, StoreError> {
+        Ok(None)
+    }
+}
+
+/// What a record is tagged with when written, so the records a replica must
+/// act on are found without reading every record.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tags {
+    /// The replica running the record's in-flight operation, if one is.
+    pub owner: Option<String>,
+    /// The record is a tombstone (forgotten after a week).
+    pub tombstone: bool,
+}
+
+/// One tag to look records up by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tag<'a> {
+    /// Records whose in-flight operation this replica runs.
+    Owner(&'a str),
+    /// Tombstones.
+    Tombstone,
+}
+
+// === Replicas ===
+
+/// The liveness of the replicas sharing a store, each known by a lease of
+/// its own, so finding a dead replica's work reads no record while every
+/// replica lives (operations still renew their own heartbeats, for owners
+/// without a lease).
+#[async_trait]
+pub trait Replicas: Send + Sync + 'static {
+    /// Whether `owner` holds a live lease; `None` when it holds none this
+    /// replica knows of (a replica of an older broker, or one whose lease
+    /// was already released), and the operation's own heartbeat decides.
+    fn live(&self, owner: &str) -> Option<bool>;
+    /// Replicas (never this one) whose lease lapsed: their in-flight
+    /// operations are up for takeover.
+    fn lapsed(&self) -> Vec<String>;
+    /// Waits until a lease may have lapsed or changed (or a while passed).
+    async fn changed(&self);
+    /// Drops a lapsed replica's lease once its operations are taken over,
+    /// unless it was renewed meanwhile.
+    async fn release(&self, owner: &str);
 }
 
 // === Backends ===

@@ -26,6 +26,12 @@
 //! - `remove(v)`: GET, compare, then DELETE with a `resourceVersion` (and
 //!   uid) precondition; 404 and 409 are conflicts.
 //!
+//! # Tags
+//! A record whose operation is in flight carries [`OWNER_LABEL`] naming the
+//! replica running it, and a tombstone [`TOMBSTONE_LABEL`], so a replica
+//! taking a dead one's work over, or forgetting old tombstones, lists only
+//! those records by label selector, however many records there are.
+//!
 //! A Secret being deleted (a `deletionTimestamp`, held by a finalizer someone
 //! else added) counts as absent for reads and as a conflict for writes.
 
@@ -45,7 +51,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use super::health::StoreHealth;
 use super::seal::{SealError, Sealer};
-use crate::broker::ports::{Expect, Store, StoreError, Table};
+use crate::broker::ports::{Expect, Store, StoreError, Table, Tag, Tags};
 use crate::kube::{Kube, MANAGED_BY};
 
 /// The `type` of every record Secret.
@@ -54,6 +60,11 @@ pub const SECRET_TYPE: &str = "chartbroker.io/state";
 pub const TABLE_LABEL: &str = "chartbroker.io/table";
 /// Label on binding records: 40 hex digits of sha256 of the instance id.
 pub const INSTANCE_LABEL: &str = "chartbroker.io/instance";
+/// Label on records with an operation in flight: the replica running it
+/// (its id, or `h` and a hash of it when the id is no label value).
+pub const OWNER_LABEL: &str = "chartbroker.io/owner";
+/// Label on tombstones: `"true"`.
+pub const TOMBSTONE_LABEL: &str = "chartbroker.io/tombstone";
 /// Annotation: the record's key, base64.
 pub const KEY_ANNOTATION: &str = "chartbroker.io/key";
 /// Annotation: the record's version, decimal.
@@ -67,7 +78,12 @@ pub const KEY_CHECK_SECRET: &str = "cbs-keycheck";
 const KEY_CHECK_RECORD: &str = "keycheck";
 const KEY_CHECK_PLAIN: &[u8] = b"chartbroker store key check";
 /// Items per LIST page.
-const DEFAULT_PAGE_SIZE: u32 = 250;
+const DEFAULT_PAGE_SIZE: u32 = 500;
+
+/// Called once per LIST request with what it selects: `all` (every record
+/// of a table), `prefix` (one instance's bindings) or `tagged` (by owner or
+/// tombstone). Feeds the metrics, so a full re-list shows.
+pub type ListObserver = Arc<dyn Fn(&'static str) + Send + Sync>;
 
 /// The Secret-backed [`Store`]. Cheap to share; every instance (in this
 /// process or another replica) pointed at the same namespace sees the same
@@ -79,6 +95,7 @@ pub struct KubeStore {
     rng: SystemRandom,
     page_size: u32,
     health: Arc<StoreHealth>,
+    lists: Option<ListObserver>,
 }
 
 impl std::fmt::Debug for KubeStore {
@@ -115,7 +132,23 @@ fn status_code(e: &::kube::Error) -> Option<u16> {
     }
 }
 
-fn labels(table: Table, key: &str) -> BTreeMap<String, String> {
+/// `owner` as a label value: itself when it is one, else a hash.
+pub fn owner_label(owner: &str) -> String {
+    let valid = !owner.is_empty()
+        && owner.len() <= 63
+        && owner
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && owner.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && owner.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if valid {
+        owner.to_string()
+    } else {
+        format!("h{}", hash40(owner))
+    }
+}
+
+fn labels(table: Table, key: &str, tags: &Tags) -> BTreeMap<String, String> {
     let mut l = BTreeMap::from([
         (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
         (TABLE_LABEL.to_string(), table.name().to_string()),
@@ -124,6 +157,12 @@ fn labels(table: Table, key: &str) -> BTreeMap<String, String> {
         && let Some((instance, _)) = key.split_once('\0')
     {
         l.insert(INSTANCE_LABEL.to_string(), hash40(instance));
+    }
+    if let Some(owner) = &tags.owner {
+        l.insert(OWNER_LABEL.to_string(), owner_label(owner));
+    }
+    if tags.tombstone {
+        l.insert(TOMBSTONE_LABEL.to_string(), "true".to_string());
     }
     l
 }
@@ -201,12 +240,19 @@ impl KubeStore {
             rng: SystemRandom::new(),
             page_size: DEFAULT_PAGE_SIZE,
             health: Arc::default(),
+            lists: None,
         }
     }
 
     /// Reports records that don't open (and API failures) to `health`.
     pub fn with_health(mut self, health: Arc<StoreHealth>) -> Self {
         self.health = health;
+        self
+    }
+
+    /// Reports every LIST request to `observer`.
+    pub fn with_list_observer(mut self, observer: ListObserver) -> Self {
+        self.lists = Some(observer);
         self
     }
 
@@ -336,13 +382,13 @@ impl KubeStore {
     }
 
     /// The record Secret as this store writes it.
-    fn build(&self, table: Table, key: &str, value: &[u8], version: u64) -> Secret {
+    fn build(&self, table: Table, key: &str, value: &[u8], version: u64, tags: &Tags) -> Secret {
         let name = secret_name(table, key);
         Secret {
             metadata: ObjectMeta {
                 name: Some(name),
                 namespace: Some(self.namespace.clone()),
-                labels: Some(labels(table, key)),
+                labels: Some(labels(table, key, tags)),
                 annotations: Some(BTreeMap::from([
                     (KEY_ANNOTATION.to_string(), B64.encode(key)),
                     (VERSION_ANNOTATION.to_string(), version.to_string()),
@@ -422,11 +468,23 @@ impl Store for KubeStore {
         value: Vec<u8>,
         expect: Expect,
     ) -> Result<u64, StoreError> {
+        self.put_tagged(table, key, value, expect, &Tags::default())
+            .await
+    }
+
+    async fn put_tagged(
+        &self,
+        table: Table,
+        key: &str,
+        value: Vec<u8>,
+        expect: Expect,
+        tags: &Tags,
+    ) -> Result<u64, StoreError> {
         let name = secret_name(table, key);
         match expect {
             Expect::Absent => {
                 let version = self.fresh_version(None)?;
-                let secret = self.build(table, key, &value, version);
+                let secret = self.build(table, key, &value, version, tags);
                 match self.api.create(&PostParams::default(), &secret).await {
                     Ok(_) => {
                         self.health.readable(table.name(), key);
@@ -444,7 +502,7 @@ impl Store for KubeStore {
                     return Err(StoreError::Conflict);
                 }
                 let version = self.fresh_version(Some(want))?;
-                let mut secret = self.build(table, key, &value, version);
+                let mut secret = self.build(table, key, &value, version, tags);
                 // The precondition: the API server refuses the replace with
                 // 409 if the Secret changed since it was read.
                 secret.metadata.resource_version = current.metadata.resource_version;
@@ -513,13 +571,59 @@ impl Store for KubeStore {
             write!(selector, ",{INSTANCE_LABEL}={}", hash40(instance))
                 .expect("writing to a String");
         }
+        let selects = if prefix.is_empty() { "all" } else { "prefix" };
+        let (out, failed) = self
+            .list_selected(table, &selector, prefix, selects)
+            .await?;
+        // Records that could not be opened and have since been deleted by
+        // another replica stop failing readiness here.
+        self.health.relisted(table.name(), prefix, &failed);
+        Ok(out)
+    }
+
+    async fn tagged(
+        &self,
+        table: Table,
+        tag: Tag<'_>,
+    ) -> Result<Option<Vec<(String, Vec<u8>, u64)>>, StoreError> {
+        let selector = match tag {
+            Tag::Owner(owner) => format!(
+                "{}={},{TABLE_LABEL}={},{OWNER_LABEL}={}",
+                MANAGED_BY.0,
+                MANAGED_BY.1,
+                table.name(),
+                owner_label(owner)
+            ),
+            Tag::Tombstone => format!(
+                "{}={},{TABLE_LABEL}={},{TOMBSTONE_LABEL}=true",
+                MANAGED_BY.0,
+                MANAGED_BY.1,
+                table.name()
+            ),
+        };
+        let (out, _) = self.list_selected(table, &selector, "", "tagged").await?;
+        Ok(Some(out))
+    }
+}
+
+impl KubeStore {
+    /// The records `selector` selects whose keys start with `prefix`,
+    /// sorted by key, and the keys of those that did not open.
+    async fn list_selected(
+        &self,
+        table: Table,
+        selector: &str,
+        prefix: &str,
+        scope: &'static str,
+    ) -> Result<ListedRecords, StoreError> {
         let mut out = Vec::new();
         let mut failed = std::collections::BTreeSet::new();
         let mut token: Option<String> = None;
         loop {
-            let mut params = ListParams::default()
-                .labels(&selector)
-                .limit(self.page_size);
+            let mut params = ListParams::default().labels(selector).limit(self.page_size);
+            if let Some(o) = &self.lists {
+                o(scope);
+            }
             if let Some(t) = &token {
                 params = params.continue_token(t);
             }
@@ -571,10 +675,13 @@ impl Store for KubeStore {
                 break;
             }
         }
-        // Records that could not be opened and have since been deleted by
-        // another replica stop failing readiness here.
-        self.health.relisted(table.name(), prefix, &failed);
         out.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(out)
+        Ok((out, failed))
     }
 }
+
+/// Records as `(key, value, version)`, and the keys that did not open.
+type ListedRecords = (
+    Vec<(String, Vec<u8>, u64)>,
+    std::collections::BTreeSet<String>,
+);

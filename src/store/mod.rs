@@ -5,11 +5,14 @@
 //! - [`kube`]: Secrets in the broker's own namespace, shared by several
 //!   replicas (compare-and-swap by resourceVersion; HA rides on etcd).
 //! - [`memory`]: an in-memory twin for tests and benchmarks.
+//! - [`lease`]: a Lease per replica of the Kubernetes store, watched by the
+//!   others to take a dead replica's operations over.
 //! - [`seal`]: AES-256-GCM encryption of every stored value.
 //! - [`health`]: records this broker cannot open (readiness, metrics).
 
 pub mod health;
 pub mod kube;
+pub mod lease;
 pub mod memory;
 pub mod redb;
 pub mod seal;

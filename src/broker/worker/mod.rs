@@ -17,8 +17,7 @@ use tokio::task::JoinHandle;
 
 use super::cas::{Decision, Record};
 use super::model::{
-    Binding, BindingState, HasOperations, Instance, InstanceState, OpKind, OpState, Operation,
-    UpdateTarget,
+    Binding, BindingState, Instance, InstanceState, OpKind, OpState, Operation, UpdateTarget,
 };
 use super::ports::{BackendError, Checkpoint};
 use super::{Broker, BrokerError, Result, binding_key, now};
@@ -27,9 +26,7 @@ pub use recovery::TOMBSTONE_TTL_SECS;
 pub(super) use running::Running;
 
 /// A record operations run on: an instance or a binding.
-trait Tracked: Record + HasOperations + Send + 'static {
-    /// Deleted, kept so `last_operation` can answer.
-    fn is_tombstone(&self) -> bool;
+trait Tracked: Record + Send + 'static {
     /// The record after its operation `kind` failed.
     fn failed(&mut self, kind: OpKind);
     /// Starts running its operation `op_id` in the background.
@@ -37,9 +34,6 @@ trait Tracked: Record + HasOperations + Send + 'static {
 }
 
 impl Tracked for Instance {
-    fn is_tombstone(&self) -> bool {
-        self.state == InstanceState::Deleted
-    }
     fn failed(&mut self, kind: OpKind) {
         if kind == OpKind::Provision {
             self.state = InstanceState::ProvisionFailed;
@@ -51,9 +45,6 @@ impl Tracked for Instance {
 }
 
 impl Tracked for Binding {
-    fn is_tombstone(&self) -> bool {
-        self.state == BindingState::Deleted
-    }
     fn failed(&mut self, kind: OpKind) {
         if kind == OpKind::Bind {
             self.state = BindingState::BindFailed;
@@ -249,7 +240,7 @@ impl Checkpoint for OpCheckpoint {
 }
 
 /// Aborts a background task when dropped.
-pub struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub struct AbortOnDrop(pub(in crate::broker) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

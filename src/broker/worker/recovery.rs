@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{AbortOnDrop, OpHome, Tracked};
 use crate::broker::model::{Binding, HasOperations, Instance, Operation};
-use crate::broker::ports::{BackendError, Expect, StoreError};
+use crate::broker::ports::{BackendError, Expect, StoreError, Table};
 use crate::broker::{Broker, Result, decode, now};
 
 impl Broker {
@@ -15,14 +15,26 @@ impl Broker {
     /// it, or fails it when its deadline passed or it was tried too often.
     /// Returns how many were resumed.
     pub async fn resume(&self) -> Result<usize> {
-        Ok(self.recover_all::<Instance>().await? + self.recover_all::<Binding>().await?)
+        let instances = self.store().list(Table::Instances, "").await?;
+        let bindings = self.store().list(Table::Bindings, "").await?;
+        self.settle_rows(instances, bindings).await
     }
 
-    /// [`Broker::resume`] for the records of one table; forgets expired
-    /// tombstones on the way.
-    async fn recover_all<R: Tracked>(&self) -> Result<usize> {
+    /// Settles the in-progress operations of these records (resumed, or
+    /// failed when too late) and forgets expired tombstones among them.
+    pub(in crate::broker) async fn settle_rows(
+        &self,
+        instances: Vec<(String, Vec<u8>, u64)>,
+        bindings: Vec<(String, Vec<u8>, u64)>,
+    ) -> Result<usize> {
+        Ok(self.settle_table::<Instance>(instances).await?
+            + self.settle_table::<Binding>(bindings).await?)
+    }
+
+    /// [`Broker::settle_rows`] for the records of one table.
+    async fn settle_table<R: Tracked>(&self, rows: Vec<(String, Vec<u8>, u64)>) -> Result<usize> {
         let mut resumed = 0;
-        for (key, bytes, version) in self.store().list(R::TABLE, "").await? {
+        for (key, bytes, version) in rows {
             let record: R = decode(&bytes)?;
             if record.is_tombstone() && expired(&record) {
                 // Platforms stop polling long before this; forget it.
@@ -58,7 +70,13 @@ impl Broker {
         let bytes = serde_json::to_vec(&record).expect("records serialize");
         match self
             .store()
-            .put(R::TABLE, key, bytes, Expect::Version(version))
+            .put_tagged(
+                R::TABLE,
+                key,
+                bytes,
+                Expect::Version(version),
+                &record.tags(),
+            )
             .await
         {
             Ok(_) => {
@@ -75,13 +93,21 @@ impl Broker {
 
     /// Whether this process may take an in-progress operation over: not one
     /// it runs itself, and with a shared store only one whose owner's
-    /// heartbeat has lapsed.
+    /// lease (or, for an owner without one, the operation's heartbeat) has
+    /// lapsed.
     fn takeable(&self, op: &Operation) -> bool {
         if op.owner.as_deref() == Some(self.inner.replica.as_str()) {
             return false;
         }
         if !self.config().shared_store {
             return true;
+        }
+        if let Some(live) = op
+            .owner
+            .as_deref()
+            .and_then(|o| self.replicas().and_then(|r| r.live(o)))
+        {
+            return !live;
         }
         op.heartbeat
             .is_none_or(|h| now().saturating_sub(h) > self.config().lease.as_secs())
@@ -101,6 +127,8 @@ impl Broker {
         binding_id: Option<&str>,
         op_id: &str,
     ) -> Option<AbortOnDrop> {
+        // Kept with replica leases too: replicas of an older broker, or
+        // one that has not yet seen this replica's Lease, judge by it.
         if !self.config().shared_store {
             return None;
         }
@@ -127,10 +155,14 @@ impl Broker {
     }
 
     /// Periodically takes over operations whose owner stopped renewing its
-    /// lease (a replica that died; shared store, every half lease) and
-    /// forgets expired tombstones (every hour otherwise). Operations this
-    /// process runs are its own and never taken.
+    /// lease (a replica that died; shared store: by replica leases when
+    /// set, else every half lease) and forgets expired tombstones (every
+    /// hour otherwise). Operations this process runs are its own and never
+    /// taken.
     pub fn spawn_sweeper(&self) -> AbortOnDrop {
+        if let Some(replicas) = self.replicas() {
+            return self.spawn_lease_sweeper(replicas.clone());
+        }
         // A weak reference: the sweeper must not keep a dropped broker (and
         // its store, whose file lock a successor needs) alive.
         let weak = self.downgrade();
