@@ -77,6 +77,15 @@ pub trait Store: Send + Sync + 'static {
         table: Table,
         prefix: &str,
     ) -> Result<Vec<(String, Vec<u8>, u64)>, StoreError>;
+    /// At least every entry the start-up sweep must see
+    /// ([`super::model::needs_sweep`]); a store that keeps an index of them
+    /// answers without reading the others.
+    async fn list_unsettled(
+        &self,
+        table: Table,
+    ) -> Result<Vec<(String, Vec<u8>, u64)>, StoreError> {
+        self.list(table, "").await
+    }
 }
 
 // === Backends ===

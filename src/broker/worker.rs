@@ -366,7 +366,7 @@ impl Broker {
     /// Returns how many were resumed.
     pub async fn resume(&self) -> Result<usize> {
         let mut resumed = 0;
-        for (key, bytes, version) in self.store().list(Table::Instances, "").await? {
+        for (key, bytes, version) in self.store().list_unsettled(Table::Instances).await? {
             let mut inst: Instance = super::decode(&bytes)?;
             if inst.state == InstanceState::Deleted && expired(&inst) {
                 // Platforms stop polling long before this; forget it.
@@ -402,7 +402,7 @@ impl Broker {
                 }
             }
         }
-        for (key, bytes, version) in self.store().list(Table::Bindings, "").await? {
+        for (key, bytes, version) in self.store().list_unsettled(Table::Bindings).await? {
             let mut b: Binding = super::decode(&bytes)?;
             if b.state == BindingState::Deleted && expired(&b) {
                 self.store()
