@@ -14,7 +14,8 @@
 //! [`variables`] lists what a template references; `catalog::lint` uses it to
 //! reject unknown variables before anything runs.
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
 use handlebars::template::{Parameter, Template, TemplateElement};
 use handlebars::{Context, Handlebars, Path, PathSeg, RenderContext, Renderable};
@@ -30,6 +31,14 @@ static REGISTRY: LazyLock<Handlebars<'static>> = LazyLock::new(|| {
     registry.set_strict_mode(false);
     registry
 });
+
+/// Compiled leaves by source text. Compiling (handlebars' pest grammar) was
+/// most of what a bind or provision spent rendering, and the sources are the
+/// catalog's templates, a small fixed set: rendered output is never compiled.
+/// Past [`MAX_CACHED`] sources nothing more is kept, so nothing can grow it
+/// without bound.
+static COMPILED: LazyLock<RwLock<HashMap<String, Arc<Template>>>> = LazyLock::new(RwLock::default);
+const MAX_CACHED: usize = 4096;
 
 /// Helpers registered by [`Handlebars::new`]; anything else fails at render
 /// time, so lint rejects it up front.
@@ -129,7 +138,7 @@ fn render_leaf(
     if !source.contains("{{") {
         return Ok(Some(Value::String(source.to_owned())));
     }
-    let template = compile(source, path)?;
+    let template = compiled(source, path)?;
     if let Some(segments) = single_variable(&template) {
         return match lookup(data, &segments) {
             None | Some(Value::Null) => Ok(None),
@@ -154,6 +163,23 @@ fn render_leaf(
         .renders(&REGISTRY, ctx, &mut rc)
         .map(|s| Some(Value::String(s)))
         .map_err(|e| TemplateError::new(path, TemplateErrorKind::Render, e.reason().to_string()))
+}
+
+/// [`compile`], once per source text.
+fn compiled(source: &str, path: &str) -> Result<Arc<Template>, TemplateError> {
+    if let Some(t) = COMPILED
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(source)
+    {
+        return Ok(t.clone());
+    }
+    let template = Arc::new(compile(source, path)?);
+    let mut cache = COMPILED.write().unwrap_or_else(PoisonError::into_inner);
+    if cache.len() < MAX_CACHED {
+        cache.insert(source.to_owned(), template.clone());
+    }
+    Ok(template)
 }
 
 fn compile(source: &str, path: &str) -> Result<Template, TemplateError> {

@@ -389,3 +389,30 @@ impl HasOperations for Binding {
         &mut self.operations
     }
 }
+
+/// Whether a stored record (an instance or a binding, as stored JSON) is one
+/// the start-up sweep ([`super::Broker::resume`]) must look at: its newest
+/// operation is in progress, or it is a tombstone to forget some day. Bytes
+/// that don't decode count too, so the sweep meets and reports them. A store
+/// that indexes these ([`super::ports::Store::list_unsettled`]) lets a
+/// restart skip every other record.
+pub fn needs_sweep(bytes: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Op {
+        state: OpState,
+    }
+    #[derive(Deserialize)]
+    struct Peek {
+        state: String,
+        operations: Vec<Op>,
+    }
+    match serde_json::from_slice::<Peek>(bytes) {
+        Ok(p) => {
+            p.state == "deleted"
+                || p.operations
+                    .last()
+                    .is_some_and(|o| o.state == OpState::InProgress)
+        }
+        Err(_) => true,
+    }
+}

@@ -99,6 +99,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<Vec<(String, Vec<u8>, u64)>>, StoreError> {
         Ok(None)
     }
+    /// At least every entry the start-up sweep must see
+    /// ([`super::model::needs_sweep`]); a store that keeps an index of them
+    /// answers without reading the others.
+    async fn list_unsettled(
+        &self,
+        table: Table,
+    ) -> Result<Vec<(String, Vec<u8>, u64)>, StoreError> {
+        self.list(table, "").await
+    }
 }
 
 /// What a record is tagged with when written, so the records a replica must

@@ -555,3 +555,29 @@ async fn replicas_leave_a_live_owners_operation_alone_and_take_over_a_dead_ones(
     // A second sweep finds nothing left.
     assert_eq!(b.resume().await.unwrap(), 0);
 }
+
+/// The redb store's start-up index decides with `needs_sweep` on the stored
+/// bytes: it must read the records as the broker writes them.
+#[tokio::test]
+async fn needs_sweep_reads_the_records_the_broker_writes() {
+    use super::model::needs_sweep;
+    let store = Arc::new(MemoryStore::new());
+    let b = broker(store.clone(), Arc::new(Scripted::default()));
+    b.provision(provision_req("i", "a"), RequestMeta::default())
+        .await
+        .unwrap();
+    let raw = |store: Arc<MemoryStore>| async move {
+        store.get(Table::Instances, "i").await.unwrap().unwrap().0
+    };
+    assert!(!needs_sweep(&raw(store.clone()).await), "settled and ready");
+    let (mut inst, v) = b.load_instance("i").await.unwrap().unwrap();
+    let last = inst.operations.len() - 1;
+    inst.operations[last].state = OpState::InProgress;
+    b.write_instance(&inst, Expect::Version(v)).await.unwrap();
+    assert!(needs_sweep(&raw(store.clone()).await), "in progress");
+    inst.operations[last].state = OpState::Succeeded;
+    inst.state = super::model::InstanceState::Deleted;
+    let v = b.load_instance("i").await.unwrap().unwrap().1;
+    b.write_instance(&inst, Expect::Version(v)).await.unwrap();
+    assert!(needs_sweep(&raw(store.clone()).await), "tombstone");
+}

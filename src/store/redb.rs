@@ -10,6 +10,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::health::{StoreHealth, display_record};
 use super::seal::Sealer;
+use crate::broker::model::needs_sweep;
 use crate::broker::ports::{Expect, Store, StoreError, Table};
 
 const INSTANCES: TableDefinition<&str, &[u8]> = TableDefinition::new("instances");
@@ -18,12 +19,66 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Versions come from one counter so a deleted-then-recreated key never
 /// reuses a version a stale writer might still hold.
 const VERSION_KEY: &str = "version";
+/// Keys of the records the start-up sweep must see
+/// ([`needs_sweep`]), so a restart reads those rather than every record.
+const UNSETTLED_INSTANCES: TableDefinition<&str, ()> = TableDefinition::new("unsettled_instances");
+const UNSETTLED_BINDINGS: TableDefinition<&str, ()> = TableDefinition::new("unsettled_bindings");
+/// Present once the index covers every record; a file written before the
+/// index existed is indexed once, at open.
+const INDEXED_KEY: &str = "unsettled_indexed";
 
 fn def(table: Table) -> TableDefinition<'static, &'static str, &'static [u8]> {
     match table {
         Table::Instances => INSTANCES,
         Table::Bindings => BINDINGS,
     }
+}
+
+fn unsettled(table: Table) -> TableDefinition<'static, &'static str, ()> {
+    match table {
+        Table::Instances => UNSETTLED_INSTANCES,
+        Table::Bindings => UNSETTLED_BINDINGS,
+    }
+}
+
+/// Keeps `key`'s entry in the unsettled index in step with its new value.
+fn index(
+    tx: &redb::WriteTransaction,
+    table: Table,
+    key: &str,
+    plain: &[u8],
+) -> Result<(), StoreError> {
+    let mut idx = tx.open_table(unsettled(table)).map_err(backend)?;
+    if needs_sweep(plain) {
+        idx.insert(key, ()).map_err(backend)?;
+    } else {
+        idx.remove(key).map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Indexes every record of a file written before the index existed. A
+/// record that doesn't open is indexed, so the sweep meets and reports it.
+fn build_index(tx: &redb::WriteTransaction, sealer: &Sealer) -> Result<(), StoreError> {
+    for table in [Table::Instances, Table::Bindings] {
+        let t = tx.open_table(def(table)).map_err(backend)?;
+        let mut idx = tx.open_table(unsettled(table)).map_err(backend)?;
+        for entry in t.iter().map_err(backend)? {
+            let (k, v) = entry.map_err(backend)?;
+            let key = k.value();
+            let sweep = v
+                .value()
+                .get(8..)
+                .and_then(|sealed| sealer.open(&aad(table, key), sealed).ok())
+                .is_none_or(|plain| needs_sweep(&plain));
+            if sweep {
+                idx.insert(key, ()).map_err(backend)?;
+            }
+        }
+    }
+    let mut meta = tx.open_table(META).map_err(backend)?;
+    meta.insert(INDEXED_KEY, 1).map_err(backend)?;
+    Ok(())
 }
 
 fn aad(table: Table, key: &str) -> String {
@@ -50,7 +105,13 @@ impl RedbStore {
             // Create the tables up front so readers never see "no such table".
             tx.open_table(INSTANCES).map_err(backend)?;
             tx.open_table(BINDINGS).map_err(backend)?;
-            tx.open_table(META).map_err(backend)?;
+            let meta = tx.open_table(META).map_err(backend)?;
+            tx.open_table(UNSETTLED_INSTANCES).map_err(backend)?;
+            tx.open_table(UNSETTLED_BINDINGS).map_err(backend)?;
+            if meta.get(INDEXED_KEY).map_err(backend)?.is_none() {
+                drop(meta);
+                build_index(&tx, &sealer)?;
+            }
         }
         tx.commit().map_err(backend)?;
         Ok(RedbStore {
@@ -58,6 +119,36 @@ impl RedbStore {
             sealer: Arc::new(sealer),
             health: Arc::default(),
         })
+    }
+
+    /// Writes many new records in one transaction (one fsync), each sealed
+    /// as [`Store::put`] seals it; fails with [`StoreError::Conflict`],
+    /// writing nothing, if any key exists. For bulk loads (benchmarks,
+    /// restores) on a store no broker is serving.
+    pub fn import(&self, table: Table, records: Vec<(String, Vec<u8>)>) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(backend)?;
+        {
+            let mut t = tx.open_table(def(table)).map_err(backend)?;
+            let mut meta = tx.open_table(META).map_err(backend)?;
+            let mut next = meta
+                .get(VERSION_KEY)
+                .map_err(backend)?
+                .map(|v| v.value())
+                .unwrap_or(0);
+            for (key, plain) in records {
+                if t.get(key.as_str()).map_err(backend)?.is_some() {
+                    return Err(StoreError::Conflict);
+                }
+                next += 1;
+                let mut raw = next.to_le_bytes().to_vec();
+                raw.extend_from_slice(&self.sealer.seal(&aad(table, &key), &plain));
+                t.insert(key.as_str(), raw.as_slice()).map_err(backend)?;
+                index(&tx, table, &key, &plain)?;
+            }
+            meta.insert(VERSION_KEY, next).map_err(backend)?;
+        }
+        tx.commit().map_err(backend)?;
+        Ok(())
     }
 
     /// Reports records that don't open to `health`.
@@ -168,6 +259,7 @@ impl Store for RedbStore {
                 let mut raw = next.to_le_bytes().to_vec();
                 raw.extend_from_slice(&opener.seal(table, &key, &value));
                 t.insert(key.as_str(), raw.as_slice()).map_err(backend)?;
+                index(&tx, table, &key, &value)?;
                 next
             };
             tx.commit().map_err(backend)?;
@@ -190,6 +282,10 @@ impl Store for RedbStore {
                     return Err(StoreError::Conflict);
                 }
                 t.remove(key.as_str()).map_err(backend)?;
+                tx.open_table(unsettled(table))
+                    .map_err(backend)?
+                    .remove(key.as_str())
+                    .map_err(backend)?;
                 opener.health.readable(table.name(), &key);
             }
             tx.commit().map_err(backend)?;
@@ -216,6 +312,28 @@ impl Store for RedbStore {
                 }
                 let (plain, version) = opener.decode(table, &key, v.value())?;
                 out.push((key, plain, version));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn list_unsettled(
+        &self,
+        table: Table,
+    ) -> Result<Vec<(String, Vec<u8>, u64)>, StoreError> {
+        self.blocking(move |db, opener| {
+            let tx = db.begin_read().map_err(backend)?;
+            let t = tx.open_table(def(table)).map_err(backend)?;
+            let idx = tx.open_table(unsettled(table)).map_err(backend)?;
+            let mut out = Vec::new();
+            for entry in idx.iter().map_err(backend)? {
+                let (k, _) = entry.map_err(backend)?;
+                let key = k.value();
+                if let Some(v) = t.get(key).map_err(backend)? {
+                    let (plain, version) = opener.decode(table, key, v.value())?;
+                    out.push((key.to_string(), plain, version));
+                }
             }
             Ok(out)
         })
@@ -294,6 +412,130 @@ mod tests {
             .await
             .unwrap();
         assert!(v2 > v);
+    }
+
+    fn record(state: &str, op: &str) -> Vec<u8> {
+        format!(r#"{{"state":"{state}","operations":[{{"state":"{op}"}}],"x":1}}"#).into_bytes()
+    }
+
+    async fn unsettled_keys(s: &RedbStore, table: Table) -> Vec<String> {
+        s.list_unsettled(table)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(k, _, _)| k)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_sweep_index_holds_running_operations_and_tombstones_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let running = s
+            .put(
+                Table::Instances,
+                "running",
+                record("provisioning", "in progress"),
+                Expect::Absent,
+            )
+            .await
+            .unwrap();
+        s.put(
+            Table::Instances,
+            "ready",
+            record("ready", "succeeded"),
+            Expect::Absent,
+        )
+        .await
+        .unwrap();
+        s.put(
+            Table::Instances,
+            "gone",
+            record("deleted", "succeeded"),
+            Expect::Absent,
+        )
+        .await
+        .unwrap();
+        s.put(
+            Table::Bindings,
+            "i/b",
+            record("binding", "in progress"),
+            Expect::Absent,
+        )
+        .await
+        .unwrap();
+        s.import(
+            Table::Bindings,
+            vec![
+                ("i/c".into(), record("bound", "succeeded")),
+                ("i/d".into(), b"not json".to_vec()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            unsettled_keys(&s, Table::Instances).await,
+            ["gone", "running"]
+        );
+        assert_eq!(unsettled_keys(&s, Table::Bindings).await, ["i/b", "i/d"]);
+        // Settled: out of the index; removed: out too.
+        let v = s
+            .put(
+                Table::Instances,
+                "running",
+                record("ready", "succeeded"),
+                Expect::Version(running),
+            )
+            .await
+            .unwrap();
+        let gone = s.get(Table::Instances, "gone").await.unwrap().unwrap().1;
+        s.remove(Table::Instances, "gone", gone).await.unwrap();
+        assert!(unsettled_keys(&s, Table::Instances).await.is_empty());
+        // A new operation puts it back, and the index survives a restart.
+        s.put(
+            Table::Instances,
+            "running",
+            record("ready", "in progress"),
+            Expect::Version(v),
+        )
+        .await
+        .unwrap();
+        drop(s);
+        let s = store(dir.path());
+        assert_eq!(unsettled_keys(&s, Table::Instances).await, ["running"]);
+    }
+
+    #[tokio::test]
+    async fn a_file_from_before_the_index_is_indexed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        s.put(
+            Table::Instances,
+            "running",
+            record("ready", "in progress"),
+            Expect::Absent,
+        )
+        .await
+        .unwrap();
+        s.put(
+            Table::Instances,
+            "ready",
+            record("ready", "succeeded"),
+            Expect::Absent,
+        )
+        .await
+        .unwrap();
+        drop(s);
+        // What an older release left: records, no index, no marker.
+        {
+            let db = Database::create(dir.path().join("db.redb")).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.delete_table(UNSETTLED_INSTANCES).unwrap();
+            tx.delete_table(UNSETTLED_BINDINGS).unwrap();
+            tx.open_table(META).unwrap().remove(INDEXED_KEY).unwrap();
+            tx.commit().unwrap();
+        }
+        let s = store(dir.path());
+        assert_eq!(unsettled_keys(&s, Table::Instances).await, ["running"]);
     }
 
     /// Rewrites the raw bytes of records, as an attacker with the file would.

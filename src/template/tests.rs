@@ -209,3 +209,12 @@ fn string_leaves_paths() {
         ]
     );
 }
+
+#[test]
+fn a_cached_template_renders_each_call_with_its_own_data() {
+    let tree = json!({"url": "mysql://{{user}}@{{host}}", "port": "{{port}}"});
+    let a = render_tree(&tree, &json!({"user": "a", "host": "h1", "port": 1})).unwrap();
+    let b = render_tree(&tree, &json!({"user": "b", "host": "h2"})).unwrap();
+    assert_eq!(a, json!({"url": "mysql://a@h1", "port": 1}));
+    assert_eq!(b, json!({"url": "mysql://b@h2"}));
+}

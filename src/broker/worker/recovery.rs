@@ -15,8 +15,8 @@ impl Broker {
     /// it, or fails it when its deadline passed or it was tried too often.
     /// Returns how many were resumed.
     pub async fn resume(&self) -> Result<usize> {
-        let instances = self.store().list(Table::Instances, "").await?;
-        let bindings = self.store().list(Table::Bindings, "").await?;
+        let instances = self.store().list_unsettled(Table::Instances).await?;
+        let bindings = self.store().list_unsettled(Table::Bindings).await?;
         self.settle_rows(instances, bindings).await
     }
 

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs every performance target of issue 12 on the release build and prints
+# one markdown table (target, measured, met?) plus instructions per
+# operation kind from valgrind's callgrind. Writes the table to
+# target/bench/table.md as well.
+#
+# Needs: helm (scripts/install-tools.sh --runtime), wrk and valgrind (Debian
+# packages, installed here with apt-get when missing and root; otherwise it
+# fails saying so). Takes about 5 minutes on a 2-core machine plus the
+# release build of a fresh clone.
+#
+# Knobs (environment): BENCH_FLOWS, BENCH_CONCURRENCY, BENCH_WRK_SECONDS,
+# BENCH_SCALE, BENCH_MEMORY, BENCH_PROFILE=0 (skip callgrind),
+# BENCH_PROFILE_OPS — see benches/targets.rs.
+set -euo pipefail
+
+die() { printf 'bench: ERROR: %s\n' "$*" >&2; exit 1; }
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+cd "$REPO"
+
+missing=()
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+if [[ "${BENCH_PROFILE:-1}" != 0 ]]; then
+  command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+fi
+if ((${#missing[@]})); then
+  if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
+    printf 'bench: installing %s (apt-get) ...\n' "${missing[*]}" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; } \
+      || die "apt-get install ${missing[*]} failed"
+  else
+    die "${missing[*]} needed: install the Debian package(s) ${missing[*]}"
+  fi
+fi
+if [[ -z "${CHARTBROKER_HELM:-}" && ! -x .tools/bin/helm ]]; then
+  bash scripts/install-tools.sh --runtime || die "installing helm failed"
+fi
+
+export CARGO_INCREMENTAL=0
+cargo build --release --example bare_catalog
+mkdir -p target/bench
+BENCH_REFERENCE="$REPO/target/release/examples/bare_catalog" \
+BENCH_OUT="$REPO/target/bench/table.md" \
+  cargo bench --bench targets
