@@ -134,10 +134,18 @@ fn spawn(id: &BrokerIdentity, data: &Path, helm: &Path, key: &str, port: u16) ->
             .env("CHARTBROKER_USERNAME", USER)
             .env("CHARTBROKER_PASSWORD", PASS)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log(data))
             .spawn()
             .expect("chartbroker starts"),
     )
+}
+
+/// The replica's log, beside its data directory, for a failing test to show.
+fn log(data: &Path) -> Stdio {
+    std::fs::create_dir_all(data).unwrap();
+    std::fs::File::create(data.with_extension("log"))
+        .unwrap()
+        .into()
 }
 
 fn alive(pid: u32) -> bool {
@@ -242,7 +250,17 @@ async fn a_replica_killed_mid_install_is_taken_over_and_its_helm_dies_with_it() 
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert_eq!(last["state"], "succeeded", "B took orphan-{i} over: {last}");
+        if last["state"] != "succeeded" {
+            let logs = |r: &str| {
+                std::fs::read_to_string(dir.path().join(r).with_extension("log"))
+                    .unwrap_or_default()
+            };
+            panic!(
+                "B did not take orphan-{i} over: {last}\n--- A ---\n{}\n--- B ---\n{}",
+                logs("a"),
+                logs("b")
+            );
+        }
         let cm = k
             .get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-orphan-{i}"))
             .await

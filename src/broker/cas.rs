@@ -88,9 +88,10 @@ impl Broker {
                 Decision::Answer(answer) => return Ok(answer),
                 Decision::Commit(record, answer) => {
                     let bytes = serde_json::to_vec(&record).expect("records serialize");
+                    let (key, tags) = (record.key(), record.tags());
                     match self
                         .store()
-                        .put(R::TABLE, &record.key(), bytes, expect)
+                        .put_tagged(R::TABLE, &key, bytes, expect, &tags)
                         .await
                     {
                         Ok(_) => return Ok(answer),

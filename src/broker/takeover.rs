@@ -51,6 +51,8 @@ impl Broker {
         let store = self.store();
         let instances = store.tagged(Table::Instances, Tag::Owner(owner)).await?;
         let bindings = store.tagged(Table::Bindings, Tag::Owner(owner)).await?;
+        tracing::debug!(replica = %owner, instances = ?instances.as_ref().map(Vec::len),
+            bindings = ?bindings.as_ref().map(Vec::len), "records tagged with a lapsed replica");
         match (instances, bindings) {
             (Some(i), Some(b)) => self.settle_rows(i, b).await,
             // A store without tags: every record it is.

@@ -52,6 +52,7 @@ impl Broker {
     /// process may take it: true when it was resumed.
     async fn recover<R: Tracked>(&self, key: &str, mut record: R, version: u64) -> Result<bool> {
         let Some(op) = record.current().cloned().filter(|o| self.takeable(o)) else {
+            tracing::debug!(record = %key.replace('\0', "/"), "nothing to take over");
             return Ok(false);
         };
         if let Some(reason) = self.give_up_reason(&op) {
@@ -86,7 +87,10 @@ impl Broker {
                 Ok(true)
             }
             // Another replica took it.
-            Err(StoreError::Conflict) => Ok(false),
+            Err(StoreError::Conflict) => {
+                tracing::debug!(record = %key.replace('\0', "/"), "another replica took it over");
+                Ok(false)
+            }
             Err(e) => Err(e.into()),
         }
     }
