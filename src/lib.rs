@@ -1,18 +1,19 @@
 //! chartbroker: an Open Service Broker API v2.17 server.
 pub mod api_version;
-pub mod backends;
 pub mod broker;
 pub mod catalog;
 pub mod charts;
+pub mod cluster;
 pub mod dbusers;
 pub mod duration;
 pub mod helm;
-pub mod kube;
 pub mod metrics;
+pub mod names;
 pub mod osb;
 pub mod policy;
 pub mod postrender;
 pub mod redact;
+pub mod releases;
 pub mod reload;
 pub mod runtime;
 pub mod server;

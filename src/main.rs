@@ -420,7 +420,7 @@ async fn render(a: RenderArgs) -> anyhow::Result<()> {
         organization_guid: None,
         space_guid: None,
         maintenance_version: None,
-        release: chartbroker::broker::names::release_name(id),
+        release: chartbroker::names::release_name(id),
         namespace: a.namespace.clone(),
         secrets: chartbroker::broker::model::Secrets(secrets),
         dashboard_url: None,
@@ -439,7 +439,7 @@ async fn render(a: RenderArgs) -> anyhow::Result<()> {
         request_identity: None,
     };
     let release =
-        chartbroker::backends::chart::release_for(&ctx).map_err(|e| anyhow::anyhow!(e.message))?;
+        chartbroker::releases::chart::release_for(&ctx).map_err(|e| anyhow::anyhow!(e.message))?;
     println!("# values (generated secrets are shown: this is a local preview)");
     println!("{}", serde_json::to_string_pretty(&release.values)?);
     if a.values_only {

@@ -8,20 +8,20 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::backends::chart::ChartPlans;
-use crate::backends::helm_engine::{HelmEngine, KubeSink};
-use crate::backends::render::RenderEngine;
 use crate::broker::namespaces::NamespacePolicy;
 use crate::broker::ports::Store;
 use crate::broker::ports::{Authorizer, NamespaceLabels, SecretSink};
 use crate::broker::{Adapters, Broker, BrokerConfig};
 use crate::catalog::Catalog;
+use crate::cluster::Kube;
 use crate::helm::Helm;
-use crate::kube::Kube;
 use crate::metrics::Metrics;
 use crate::osb::{AppState, auth::Credentials};
+use crate::releases::chart::ChartPlans;
+use crate::releases::helm_engine::{HelmEngine, KubeSink};
+use crate::releases::render::RenderEngine;
 use crate::store::health::StoreHealth;
-use crate::store::kube::KubeStore;
+use crate::store::kubernetes::KubeStore;
 use crate::store::redb::RedbStore;
 use crate::store::seal::{Sealer, write_private};
 
@@ -425,7 +425,7 @@ async fn store_key(cfg: &ServeConfig, kube: Option<&Kube>) -> anyhow::Result<Sea
         let kube = kube.context(
             "--store-key-secret needs a Kubernetes connection (--store kube or --engine helm)",
         )?;
-        crate::store::kube::key_from_secret(kube, &cfg.state_namespace, name)
+        crate::store::kubernetes::key_from_secret(kube, &cfg.state_namespace, name)
             .await
             .with_context(|| {
                 format!(

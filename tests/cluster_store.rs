@@ -315,10 +315,10 @@ async fn store_lists(port: u16, selects: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_flight_owners_and_tombstones_are_labels_found_by_selector() {
     use chartbroker::broker::ports::{Expect, Store, Table, Tag, Tags};
-    use chartbroker::store::kube::KubeStore;
+    use chartbroker::store::kubernetes::KubeStore;
     let k = Cluster::admin().await;
     let ns = k.namespace("state").await;
-    let kube = chartbroker::kube::Kube::connect(Some(&k.kubeconfig))
+    let kube = chartbroker::cluster::Kube::connect(Some(&k.kubeconfig))
         .await
         .unwrap();
     let sealer = Sealer::from_base64(&Sealer::generate_base64()).unwrap();
@@ -388,7 +388,7 @@ async fn in_flight_owners_and_tombstones_are_labels_found_by_selector() {
     let secret = k
         .get(&format!(
             "/api/v1/namespaces/{ns}/secrets/{}",
-            chartbroker::store::kube::secret_name(Table::Instances, "a")
+            chartbroker::store::kubernetes::secret_name(Table::Instances, "a")
         ))
         .await
         .unwrap();

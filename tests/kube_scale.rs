@@ -31,8 +31,8 @@ use serde_json::{Value, json};
 
 use chartbroker::broker::model::{Instance, InstanceState, Secrets};
 use chartbroker::broker::ports::{Expect, Store, Table};
-use chartbroker::kube::Kube;
-use chartbroker::store::kube::KubeStore;
+use chartbroker::cluster::Kube;
+use chartbroker::store::kubernetes::KubeStore;
 use chartbroker::store::seal::Sealer;
 
 const REPLICAS: usize = 3;

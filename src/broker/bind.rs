@@ -6,12 +6,12 @@ use super::cas::{Decision, Next, reply, start};
 use super::model::{
     Binding, BindingState, HasOperations, Instance, InstanceState, OpKind, SecretRef, Secrets,
 };
-use super::names::fingerprint;
 use super::requests::{BindOutcome, BindRequest, Outcome, RequestMeta};
 use super::{
     Broker, BrokerError, Result, binding_key, context_object, parameters_object, required,
 };
 use crate::catalog::{Plan, SchemaKind};
+use crate::names::fingerprint;
 
 /// A bind request, checked against its instance and plan: what every
 /// attempt of the compare-and-swap decides with.
@@ -373,18 +373,18 @@ fn take_target(
         )));
     }
     let name = match name {
-        Some(n) if super::names::is_dns_label(&n, 63) => n,
+        Some(n) if crate::names::is_dns_label(&n, 63) => n,
         Some(n) => {
             return Err(BrokerError::BadRequest(format!(
                 "parameters.secret_name: {n:?} is not a valid Secret name (lowercase letters, digits and '-', at most 63)"
             )));
         }
-        None => super::names::binding_secret_name(binding_id),
+        None => crate::names::binding_secret_name(binding_id),
     };
     Ok(Some(super::model::SecretRef { namespace, name }))
 }
 
 fn is_instance_namespace(plan: &crate::catalog::Plan) -> bool {
-    matches!(&plan.backend, crate::broker::PlanBackend::Chart(c)
+    matches!(&plan.served_by, crate::catalog::ServedBy::Chart(c)
         if c.namespace == crate::catalog::NamespaceStrategy::Instance)
 }

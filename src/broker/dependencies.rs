@@ -14,11 +14,11 @@ use serde_json::Value;
 use super::model::{
     BindingState, DependencyRef, Instance, InstanceState, OpState, OriginatingIdentity, SecretRef,
 };
-use super::names::{is_dns_label, short_hash};
 use super::ports::BackendError;
 use super::requests::{BindRequest, Outcome, RequestMeta, UnbindRequest};
 use super::{Broker, BrokerError, Result};
 use crate::catalog::Plan;
+use crate::names::{is_dns_label, short_hash};
 
 /// How often the dependent's operation looks at the binding it waits for.
 const POLL: Duration = Duration::from_millis(200);

@@ -6,9 +6,12 @@
 //! - [`model`]: the records kept in the store.
 //! - [`requests`]: plain request and answer types for the edge.
 //! - one file per OSB operation: [`provision`], [`update`], [`deprovision`],
-//!   [`bind`], [`unbind`], [`fetch`] (GETs and `last_operation`), and
-//!   [`worker`], which runs operations and resumes them after a restart,
-//!   and [`takeover`], which takes a dead replica's over by its lease.
+//!   [`bind`], [`unbind`], [`fetch`] (GETs and `last_operation`); each reads
+//!   validate → decide → commit → run, the commit through `cas`, the one
+//!   compare-and-swap loop;
+//! - [`worker`]: running operations (one finisher for instances and
+//!   bindings) and recovering them after a restart, on one path for both;
+//! - [`takeover`]: a dead replica's operations, found by its lease.
 //!
 //! The core imports no axum, kube, reqwest or redb; `runtime` wires adapters
 //! to the ports.
@@ -20,7 +23,6 @@ pub mod deprovision;
 pub mod error;
 pub mod fetch;
 pub mod model;
-pub mod names;
 pub mod namespaces;
 pub mod ports;
 pub mod provision;
@@ -36,7 +38,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::catalog::{Backend as PlanBackend, Catalog, Plan, Service};
+use crate::catalog::{Catalog, Plan, ServedBy, Service};
 pub use error::{BrokerError, Result};
 use model::{Binding, Instance, OpKind, OpState};
 #[cfg(test)]
@@ -226,9 +228,9 @@ impl Broker {
 
     /// The backend that serves a plan.
     fn backend(&self, plan: &Plan) -> Result<Arc<dyn Backend>> {
-        match &plan.backend {
-            PlanBackend::Chart(_) => Ok(self.inner.adapters.chart.clone()),
-            PlanBackend::Upstream(u) => self.inner.adapters.upstream.clone().ok_or_else(|| {
+        match &plan.served_by {
+            ServedBy::Chart(_) => Ok(self.inner.adapters.chart.clone()),
+            ServedBy::Upstream(u) => self.inner.adapters.upstream.clone().ok_or_else(|| {
                 BrokerError::Unprocessable(format!(
                     "plan {} is served by upstream broker {:?}, which is not configured",
                     plan.name, u.broker
@@ -457,7 +459,7 @@ impl Broker {
 
 /// Bindings are keyed under their instance, NUL between the two. Ids with
 /// NUL (or any control character) are refused at the edge and by
-/// [`names::check_id`] before a record is written, so `"<instance>\0"` is
+/// [`crate::names::check_id`] before a record is written, so `"<instance>\0"` is
 /// a prefix of exactly that instance's binding keys: the encoding stays
 /// the one existing stores hold, and can't alias.
 fn binding_key(instance_id: &str, binding_id: &str) -> String {
@@ -481,9 +483,9 @@ fn new_operation_id(kind: OpKind) -> String {
     format!("{}-{}", kind.as_str(), uuid::Uuid::new_v4())
 }
 
-/// 400 unless `id` may name a record ([`names::check_id`]).
+/// 400 unless `id` may name a record ([`crate::names::check_id`]).
 fn valid_id(id: &str, what: &str) -> Result<()> {
-    names::check_id(what, id).map_err(BrokerError::BadRequest)
+    crate::names::check_id(what, id).map_err(BrokerError::BadRequest)
 }
 
 /// A delete of something whose plan the operator removed from the catalog:

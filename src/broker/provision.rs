@@ -4,10 +4,10 @@ use serde_json::{Value, json};
 
 use super::cas::{Decision, Next, reply, start};
 use super::model::{HasOperations, Instance, InstanceState, OpKind};
-use super::names::{fingerprint, release_name};
 use super::requests::{InstanceOutcome, Outcome, ProvisionRequest, RequestMeta};
 use super::{Broker, BrokerError, Result, context_object, parameters_object, required, secrets};
-use crate::catalog::{Backend as PlanBackend, NamespaceStrategy, Plan, SchemaKind};
+use crate::catalog::{NamespaceStrategy, Plan, SchemaKind, ServedBy};
+use crate::names::{fingerprint, release_name};
 
 /// A provision request, validated against its plan: what every attempt of
 /// the compare-and-swap decides with.
@@ -141,7 +141,7 @@ impl Broker {
             Some(p) if p.state != InstanceState::Deleted => p.secrets.0.clone(),
             _ => Default::default(),
         };
-        if let PlanBackend::Chart(chart) = &plan.backend {
+        if let ServedBy::Chart(chart) = &plan.served_by {
             secrets::ensure(&chart.secrets, &mut secret_values);
         }
         Ok(Instance {
@@ -167,7 +167,7 @@ impl Broker {
     /// 400 unless the platform's namespace is a namespace name, 403 unless
     /// the operator lets the broker act there.
     pub(super) async fn check_tenant_namespace(&self, tenant: &str) -> Result<()> {
-        if !super::names::is_dns_label(tenant, 63) {
+        if !crate::names::is_dns_label(tenant, 63) {
             return Err(BrokerError::BadRequest(format!(
                 "context.namespace {tenant:?} is not a valid namespace name"
             )));
@@ -178,9 +178,9 @@ impl Broker {
 
     /// The namespace an instance of this plan lives in.
     fn namespace_for(&self, plan: &Plan, context: &serde_json::Value, release: &str) -> String {
-        let strategy = match &plan.backend {
-            PlanBackend::Chart(c) => c.namespace,
-            PlanBackend::Upstream(_) => NamespaceStrategy::Context,
+        let strategy = match &plan.served_by {
+            ServedBy::Chart(c) => c.namespace,
+            ServedBy::Upstream(_) => NamespaceStrategy::Context,
         };
         match strategy {
             NamespaceStrategy::Instance => release.to_string(),

@@ -4,11 +4,11 @@ use serde_json::{Value, json};
 
 use super::cas::{Decision, Next, reply, start};
 use super::model::{HasOperations, Instance, InstanceState, OpKind, OpState, UpdateTarget};
-use super::names::fingerprint;
 use super::provision::check_maintenance;
 use super::requests::{InstanceOutcome, Outcome, RequestMeta, UpdateRequest};
 use super::{Broker, BrokerError, Result, parameters_object, required, secrets};
-use crate::catalog::{Backend as PlanBackend, Plan, SchemaKind, Service};
+use crate::catalog::{Plan, SchemaKind, ServedBy, Service};
+use crate::names::fingerprint;
 
 impl Broker {
     /// `PATCH /v2/service_instances/:instance_id`: update plan, parameters or
@@ -136,7 +136,7 @@ impl Broker {
             });
         }
         // A new plan may declare secrets the old one did not.
-        if let PlanBackend::Chart(chart) = &plan.backend {
+        if let ServedBy::Chart(chart) = &plan.served_by {
             secrets::ensure(&chart.secrets, &mut inst.secrets.0);
         }
         let mut op = self.start_op(OpKind::Update, plan, fp, meta);

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::schema::{self, Validators};
-use super::{Backend, Catalog, LintIssue, MaintenanceInfo, Plan, Service, UpstreamBackend};
+use super::{Catalog, LintIssue, MaintenanceInfo, Plan, ServedBy, Service, UpstreamPlan};
 
 /// `services[i]` of an OSB catalog document. Unknown fields are ignored:
 /// brokers may add vendor extensions.
@@ -102,7 +102,7 @@ impl Service {
                 return Err(problems.join("; "));
             }
             plans.push(Plan {
-                backend: Backend::Upstream(UpstreamBackend {
+                served_by: ServedBy::Upstream(UpstreamPlan {
                     broker: broker.to_owned(),
                     service_id: s.id.clone(),
                     plan_id: p.id.clone(),

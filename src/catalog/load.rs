@@ -15,9 +15,8 @@ use serde_json::Value;
 use super::lint::{Lint, Scope, Tree, join};
 use super::schema::{self, SchemaKind, Validators};
 use super::{
-    Backend, Catalog, CatalogError, ChartBackend, ChartSource, Dependency, LintIssue, Lookup,
-    MaintenanceInfo, NamespaceStrategy, Plan, RemoteChart, SecretSpec, Service, Upstream,
-    UpstreamBackend,
+    Catalog, CatalogError, ChartPlan, ChartSource, Dependency, LintIssue, Lookup, MaintenanceInfo,
+    NamespaceStrategy, Plan, RemoteChart, SecretSpec, ServedBy, Service, Upstream, UpstreamPlan,
 };
 
 #[derive(Debug, Default, Deserialize)]
@@ -72,7 +71,7 @@ struct PlanDoc {
     #[serde(default)]
     async_required: bool,
     chart: Option<ChartDoc>,
-    upstream: Option<UpstreamBackend>,
+    upstream: Option<UpstreamPlan>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -331,8 +330,8 @@ fn build_plan(
         None => Validators::default(),
     };
     let bindable = doc.bindable.unwrap_or(service_bindable);
-    let backend = match (doc.chart, doc.upstream) {
-        (Some(chart), None) => Backend::Chart(Box::new(build_chart(
+    let served_by = match (doc.chart, doc.upstream) {
+        (Some(chart), None) => ServedBy::Chart(Box::new(build_chart(
             chart,
             path,
             bindable,
@@ -342,7 +341,7 @@ fn build_plan(
         ))),
         (None, Some(upstream)) => {
             lint.upstream_ref(join(path, "upstream.broker"), &upstream.broker);
-            Backend::Upstream(upstream)
+            ServedBy::Upstream(upstream)
         }
         (Some(_), Some(_)) => {
             lint.issue(path, "a plan has either `chart:` or `upstream:`, not both");
@@ -366,7 +365,7 @@ fn build_plan(
         metadata: doc.metadata,
         schemas,
         async_required: doc.async_required,
-        backend,
+        served_by,
         validators,
     })
 }
@@ -378,7 +377,7 @@ fn build_chart(
     schemas: Option<&Value>,
     lint: &mut Lint,
     charts_dir: &Path,
-) -> ChartBackend {
+) -> ChartPlan {
     let source = build_source(&doc, path, lint, charts_dir);
     let values = mapping_or_empty(doc.values, &join(path, "chart.values"), lint);
     let credentials = mapping_or_empty(doc.credentials, &join(path, "chart.credentials"), lint);
@@ -453,14 +452,14 @@ fn build_chart(
         }
     }
     for ns in &doc.binding_namespaces {
-        if !crate::broker::names::is_dns_label(ns, 63) {
+        if !crate::names::is_dns_label(ns, 63) {
             lint.issue(
                 join(path, "chart.binding_namespaces"),
                 format!("`{ns}` is not a valid namespace name"),
             );
         }
     }
-    ChartBackend {
+    ChartPlan {
         source,
         namespace: doc.namespace,
         values,

@@ -153,7 +153,7 @@ pub struct Plan {
     /// (422 `AsyncRequired`).
     pub async_required: bool,
     /// Broker-only: what provisions instances of this plan.
-    pub backend: Backend,
+    pub served_by: ServedBy,
     validators: Validators,
 }
 
@@ -169,17 +169,17 @@ pub struct MaintenanceInfo {
 
 /// What provisions instances of a plan.
 #[derive(Debug, Clone)]
-pub enum Backend {
+pub enum ServedBy {
     /// A Helm release of a chart (boxed: it is much larger than the other
     /// variant).
-    Chart(Box<ChartBackend>),
+    Chart(Box<ChartPlan>),
     /// Requests proxied to another OSB broker.
-    Upstream(UpstreamBackend),
+    Upstream(UpstreamPlan),
 }
 
 /// A Helm chart backend.
 #[derive(Debug, Clone)]
-pub struct ChartBackend {
+pub struct ChartPlan {
     /// Where the chart comes from: a local folder, a Helm repository or an
     /// OCI registry (`chart.path` / `chart.repository` / `chart.oci`).
     pub source: ChartSource,
@@ -432,7 +432,7 @@ impl Alphabet {
 /// A plan proxied to an upstream broker.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UpstreamBackend {
+pub struct UpstreamPlan {
     /// Name of an entry in the catalog's `upstreams:` list.
     pub broker: String,
     /// The upstream broker's service id.
@@ -612,18 +612,18 @@ impl Plan {
     }
 
     /// The chart backend, if this plan is a Helm release.
-    pub fn chart(&self) -> Option<&ChartBackend> {
-        match &self.backend {
-            Backend::Chart(c) => Some(c.as_ref()),
-            Backend::Upstream(_) => None,
+    pub fn chart(&self) -> Option<&ChartPlan> {
+        match &self.served_by {
+            ServedBy::Chart(c) => Some(c.as_ref()),
+            ServedBy::Upstream(_) => None,
         }
     }
 
     /// The upstream backend, if this plan is proxied.
-    pub fn upstream(&self) -> Option<&UpstreamBackend> {
-        match &self.backend {
-            Backend::Upstream(u) => Some(u),
-            Backend::Chart(_) => None,
+    pub fn upstream(&self) -> Option<&UpstreamPlan> {
+        match &self.served_by {
+            ServedBy::Upstream(u) => Some(u),
+            ServedBy::Chart(_) => None,
         }
     }
 

@@ -113,7 +113,7 @@ where
 
 /// Refuses, with 400, a request whose `instance_id` or `binding_id` path
 /// segment (percent-decoded) could not safely name a record: see
-/// [`crate::broker::names::check_id`]. Runs on every instance and binding
+/// [`crate::names::check_id`]. Runs on every instance and binding
 /// route, GETs included, after authentication.
 pub async fn valid_ids(
     params: Result<RawPathParams, axum::extract::rejection::RawPathParamsRejection>,
@@ -125,7 +125,7 @@ pub async fn valid_ids(
     if let Ok(params) = params {
         for (name, value) in &params {
             if name == "instance_id" || name == "binding_id" {
-                if let Err(why) = crate::broker::names::check_id(name, value) {
+                if let Err(why) = crate::names::check_id(name, value) {
                     return ApiError::BadRequest(why).into_response();
                 }
             }

@@ -26,9 +26,9 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use tokio::sync::Notify;
 
-use super::kube::owner_label;
+use super::kubernetes::owner_label;
 use crate::broker::ports::Replicas;
-use crate::kube::{Kube, MANAGED_BY};
+use crate::cluster::{Kube, MANAGED_BY};
 
 /// Label on every replica Lease.
 pub const REPLICA_LABEL: &str = "chartbroker.io/replica-lease";

@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //! - [`redb`]: the embedded single-file store (the default; one replica).
-//! - [`kube`]: Secrets in the broker's own namespace, shared by several
+//! - [`kubernetes`]: Secrets in the broker's own namespace, shared by several
 //!   replicas (compare-and-swap by resourceVersion; HA rides on etcd).
 //! - [`memory`]: an in-memory twin for tests and benchmarks.
 //! - [`lease`]: a Lease per replica of the Kubernetes store, watched by the
@@ -11,7 +11,7 @@
 //! - [`health`]: records this broker cannot open (readiness, metrics).
 
 pub mod health;
-pub mod kube;
+pub mod kubernetes;
 pub mod lease;
 pub mod memory;
 pub mod redb;

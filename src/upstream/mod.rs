@@ -175,7 +175,7 @@ pub async fn lint(catalog: &Catalog, catalog_dir: &Path) -> Vec<Finding> {
                 continue;
             }
         };
-        let mapped: Vec<(String, &crate::catalog::UpstreamBackend)> = catalog
+        let mapped: Vec<(String, &crate::catalog::UpstreamPlan)> = catalog
             .services()
             .iter()
             .flat_map(|s| s.plans.iter().map(move |p| (s, p)))

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::catalog::{Alphabet, Backend, NamespaceStrategy, SecretSpec};
+use crate::catalog::{Alphabet, NamespaceStrategy, SecretSpec, ServedBy};
 
 #[test]
 fn osb_json_has_exactly_the_osb_fields() {
@@ -169,7 +169,7 @@ fn chart_backend_is_resolved() {
     fx.write("c.yaml", &mk_catalog().to_string());
     let catalog = fx.load();
     let plan = &catalog.services()[0].plans[0];
-    let Backend::Chart(chart) = &plan.backend else {
+    let ServedBy::Chart(chart) = &plan.served_by else {
         panic!("basic is a chart plan");
     };
     let path = chart.source.local_path().expect("a local chart");

@@ -35,7 +35,7 @@ use serde_json::{Map, Value, json};
 use super::client::Client;
 use crate::broker::model::{HasOperations, Secrets};
 use crate::broker::ports::{Backend, BackendError, BindingCtx, InstanceCtx};
-use crate::catalog::{Plan, UpstreamBackend};
+use crate::catalog::{Plan, UpstreamPlan};
 use reply::{
     credentials, insert_opt, is_concurrency_error, operation_of, rejected, status_error, timed_out,
     upstream_failed,
@@ -54,10 +54,7 @@ impl UpstreamPlans {
         UpstreamPlans { brokers }
     }
 
-    fn route<'p>(
-        &self,
-        plan: &'p Plan,
-    ) -> Result<(Arc<Client>, &'p UpstreamBackend), BackendError> {
+    fn route<'p>(&self, plan: &'p Plan) -> Result<(Arc<Client>, &'p UpstreamPlan), BackendError> {
         let up = plan.upstream().ok_or_else(|| {
             BackendError::new(format!(
                 "plan {} is not served by an upstream broker",

@@ -15,7 +15,7 @@ use super::reply::{
 };
 use crate::broker::model::HasOperations;
 use crate::broker::ports::{BackendError, Checkpoint, InstanceCtx};
-use crate::catalog::UpstreamBackend;
+use crate::catalog::UpstreamPlan;
 use crate::upstream::client::{Client, Endpoint, Identity, Reply, UpstreamError};
 use crate::upstream::config::Backoff;
 
@@ -127,7 +127,7 @@ enum Created {
 /// checkpoint.
 pub(super) struct Run<'a> {
     pub(super) client: &'a Client,
-    pub(super) up: &'a UpstreamBackend,
+    pub(super) up: &'a UpstreamPlan,
     pub(super) identity: Identity<'a>,
     pub(super) checkpoint: &'a dyn Checkpoint,
     pub(super) progress: Option<Progress>,
@@ -145,7 +145,7 @@ fn now() -> Duration {
 impl<'a> Run<'a> {
     pub(super) fn new(
         client: &'a Client,
-        up: &'a UpstreamBackend,
+        up: &'a UpstreamPlan,
         ctx: &InstanceCtx<'a>,
         own: Option<&'a crate::broker::model::Operation>,
         step: String,

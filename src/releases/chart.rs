@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::broker::model::{OpKind, Secrets};
 use crate::broker::ports::{Backend, BackendError, BindingCtx, Checkpoint, InstanceCtx};
-use crate::catalog::{ChartBackend, ChartSource, LookupKind, Plan};
+use crate::catalog::{ChartPlan, ChartSource, LookupKind, Plan};
 use crate::charts::ChartFetcher;
 use crate::dbusers::{self, UserAdmin};
 use crate::helm::redact;
@@ -179,7 +179,7 @@ impl ChartPlans {
     }
 }
 
-fn chart_of(plan: &Plan) -> Result<&ChartBackend, BackendError> {
+fn chart_of(plan: &Plan) -> Result<&ChartPlan, BackendError> {
     plan.chart()
         .ok_or_else(|| BackendError::new(format!("plan {} is not a chart plan", plan.name)))
 }

@@ -52,7 +52,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use super::health::StoreHealth;
 use super::seal::{SealError, Sealer};
 use crate::broker::ports::{Expect, Store, StoreError, Table, Tag, Tags};
-use crate::kube::{Kube, MANAGED_BY};
+use crate::cluster::{Kube, MANAGED_BY};
 
 /// The `type` of every record Secret.
 pub const SECRET_TYPE: &str = "chartbroker.io/state";

@@ -20,11 +20,11 @@ use serde_json::Value;
 use super::chart::{Release, ReleaseEngine};
 use super::render::{OWNER_KEYS, binding_annotations, string_data};
 use crate::broker::model::{SecretRef, Secrets};
-use crate::broker::names::{binding_secret_ref, short_hash};
 use crate::broker::ports::{BackendError, BindingCtx, Checkpoint, SecretSink};
 use crate::catalog::LookupKind;
+use crate::cluster::{Kube, KubeError, MANAGED_BY};
 use crate::helm::{Capture, Helm, HelmError, redact};
-use crate::kube::{Kube, KubeError, MANAGED_BY};
+use crate::names::{binding_secret_ref, short_hash};
 use crate::postrender::PostRenderer;
 
 /// Releases installed by the real helm.

@@ -13,10 +13,10 @@ use serde_json::{Value, json};
 
 use super::chart::{Release, ReleaseEngine};
 use crate::broker::model::{SecretRef, Secrets};
-use crate::broker::names::{binding_secret_ref, release_name};
 use crate::broker::ports::{BackendError, BindingCtx, Checkpoint, SecretSink};
 use crate::catalog::{LookupKind, Service};
 use crate::helm::{Helm, redact};
+use crate::names::{binding_secret_ref, release_name};
 
 /// Renders releases and binding Secrets to files.
 pub struct RenderEngine {
@@ -202,7 +202,7 @@ fn object_value(kind: LookupKind, doc: &Value, name: &str, namespace: &str) -> V
                         .collect()
                 })
                 .unwrap_or_default();
-            crate::kube::service_value(name, namespace, ports)
+            crate::cluster::service_value(name, namespace, ports)
         }
     }
 }
