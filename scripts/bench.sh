@@ -11,7 +11,10 @@
 #
 # Knobs (environment): BENCH_FLOWS, BENCH_CONCURRENCY, BENCH_WRK_SECONDS,
 # BENCH_SCALE, BENCH_MEMORY, BENCH_PROFILE=0 (skip callgrind),
-# BENCH_PROFILE_OPS — see benches/targets.rs.
+# BENCH_PROFILE_OPS — see benches/targets.rs. BENCH_KUBE=0 skips target 6
+# (the Kubernetes store on the test control plane, scripts/bench-kube-store.sh:
+# about 5 more minutes, and the control plane's first build when
+# .tools/bin/testenv is missing).
 set -euo pipefail
 
 die() { printf 'bench: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -42,3 +45,14 @@ mkdir -p target/bench
 BENCH_REFERENCE="$REPO/target/release/examples/bare_catalog" \
 BENCH_OUT="$REPO/target/bench/table.md" \
   cargo bench --bench targets
+
+if [[ "${BENCH_KUBE:-1}" != 0 ]]; then
+  if [[ ! -x .tools/bin/testenv ]]; then
+    bash scripts/install-tools.sh || die "building the test control plane failed (BENCH_KUBE=0 skips target 6)"
+  fi
+  CHARTBROKER_SCALE_OUT="$REPO/target/bench/kube-store.md" bash scripts/bench-kube-store.sh \
+    || die "target 6 (scripts/bench-kube-store.sh) failed"
+  printf '\n6. Kubernetes store, 3 replicas (requests/min must not grow with the instances):\n\n' \
+    | tee -a target/bench/table.md
+  tee -a target/bench/table.md < target/bench/kube-store.md
+fi
