@@ -118,17 +118,7 @@ impl Broker {
             return reply(answer);
         }
         let run_async = self.must_run_async(plan, OpKind::Update, meta.accepts_incomplete)?;
-        let parameters = updated_parameters(plan, &inst, changes)?;
-        let target = UpdateTarget {
-            plan_id: target_plan_id,
-            parameters,
-            context: req
-                .context
-                .clone()
-                .filter(|c| !c.is_null())
-                .unwrap_or_else(|| inst.context.clone()),
-            maintenance_version: plan.maintenance_info.as_ref().map(|m| m.version.clone()),
-        };
+        let target = update_target(req, &inst, plan, target_plan_id, changes)?;
         if changes_nothing(&inst, &target) {
             return reply(InstanceOutcome {
                 outcome: Outcome::Done,
@@ -227,6 +217,26 @@ fn busy(inst: &Instance, fp: &str, meta: &RequestMeta) -> Result<Option<Instance
         "another operation ({}) is in progress for this service instance",
         cur.kind.as_str()
     )))
+}
+
+/// What the instance becomes if the update succeeds.
+fn update_target(
+    req: &UpdateRequest,
+    inst: &Instance,
+    plan: &Plan,
+    plan_id: String,
+    changes: &Value,
+) -> Result<UpdateTarget> {
+    Ok(UpdateTarget {
+        plan_id,
+        parameters: updated_parameters(plan, inst, changes)?,
+        context: req
+            .context
+            .clone()
+            .filter(|c| !c.is_null())
+            .unwrap_or_else(|| inst.context.clone()),
+        maintenance_version: plan.maintenance_info.as_ref().map(|m| m.version.clone()),
+    })
 }
 
 /// The instance's parameters after `changes`, with the plan's defaults.
