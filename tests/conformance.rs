@@ -17,9 +17,9 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
+use common::process::{free_port, ready, spawn_serve};
 use common::{PASS, USER, fixtures, helm_bin, repo};
 
 #[tokio::test]
@@ -33,39 +33,17 @@ async fn schemathesis_finds_no_server_errors_or_schema_violations() {
         python.display()
     );
     let data = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut broker = Command::new(env!("CARGO_BIN_EXE_chartbroker"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--catalog")
-        .arg(repo().join("catalog"))
-        .arg("--charts")
-        .arg(repo().join("charts"))
-        .arg("--data-dir")
-        .arg(data.path())
-        .arg("--helm")
-        .arg(helm_bin())
-        .env("CHARTBROKER_USERNAME", USER)
-        .env("CHARTBROKER_PASSWORD", PASS)
-        .stdout(Stdio::null())
-        // A file, not a pipe nobody reads until the end: the broker logs a
-        // line per request, and a full pipe would stall it.
-        .stderr(std::fs::File::create(data.path().join("broker.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let port = free_port();
+    let broker = spawn_serve(
+        port,
+        &repo().join("catalog"),
+        &repo().join("charts"),
+        data.path(),
+        &helm_bin(),
+        &[],
+    );
+    ready(port).await;
     let url = format!("http://127.0.0.1:{port}");
-    let mut ready = false;
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(ready, "broker did not start");
     let out = Command::new(&python)
         .args(["-m", "schemathesis.cli", "run"])
         .arg(fixtures().join("osb/openapi.yaml"))
@@ -90,8 +68,7 @@ async fn schemathesis_finds_no_server_errors_or_schema_violations() {
         .current_dir(data.path())
         .output()
         .expect("schemathesis runs");
-    let _ = broker.kill();
-    let _ = broker.wait();
+    drop(broker);
     let stderr = std::fs::read(data.path().join("broker.log")).unwrap_or_default();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -429,11 +429,7 @@ impl Pod {
                 });
             *value = mapped.to_str().unwrap().to_string();
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = common::process::free_port();
         assert_eq!(env["CHARTBROKER_LISTEN"], "0.0.0.0:8443");
         env.insert("CHARTBROKER_LISTEN".into(), format!("127.0.0.1:{port}"));
 

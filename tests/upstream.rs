@@ -441,11 +441,7 @@ async fn catalog_lint_checks_upstreams() {
 
     // An unreachable upstream is a warning, not a failure.
     std::fs::remove_file(catalog.join("local.yaml")).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::process::free_port();
     let closed = format!("http://127.0.0.1:{port}");
     let catalog = write_catalog(dir.path(), &CatalogOpts::new(&closed));
     let out = lint(&catalog);

@@ -102,7 +102,9 @@ pub async fn serve(
 }
 
 /// `chartbroker serve` on `port`, not waited for: for restarts on the same
-/// port.
+/// port. Its log goes to `<data>/broker.log` (appended across restarts): a
+/// file, never a pipe nobody reads, which would stall a broker that logs a
+/// line per request.
 pub fn spawn_serve(
     port: u16,
     catalog: &std::path::Path,
@@ -126,7 +128,7 @@ pub fn spawn_serve(
             .env("CHARTBROKER_USERNAME", USER)
             .env("CHARTBROKER_PASSWORD", PASS)
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(log_file(data))
             .spawn()
             .expect("the chartbroker binary starts"),
     )
@@ -137,4 +139,14 @@ pub async fn osb(method: reqwest::Method, url: String, body: Option<Value>) -> (
     http(method, url, body)
         .await
         .expect("the broker answers HTTP")
+}
+
+/// `<data>/broker.log`, opened for appending.
+fn log_file(data: &std::path::Path) -> std::fs::File {
+    std::fs::create_dir_all(data).expect("data directory");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data.join("broker.log"))
+        .expect("broker log")
 }
