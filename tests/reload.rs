@@ -414,7 +414,10 @@ fn server_cert(ca: &Ca, serial: u64) -> (String, Vec<u8>, String) {
 
 fn tls_client(ca: &Ca, reuse: bool) -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // Bounded: a request that never completes is retried by the waiting
+    // loops instead of hanging the test (seen once under load in CI).
     let mut b = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
         .tls_certs_only([reqwest::Certificate::from_pem(ca.pem.as_bytes()).unwrap()])
         .tls_info(true);
     if !reuse {
@@ -592,6 +595,7 @@ async fn a_rotated_client_ca_decides_which_client_certificates_new_connections_n
     );
     let client = |ca_of_client: &Ca| {
         reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
             .tls_certs_only([reqwest::Certificate::from_pem(server_ca.pem.as_bytes()).unwrap()])
             .identity(
                 reqwest::Identity::from_pem(client_identity(ca_of_client).as_bytes()).unwrap(),

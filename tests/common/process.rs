@@ -39,7 +39,13 @@ pub async fn http(
     body: Option<Value>,
 ) -> Option<(u16, Value)> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut r = reqwest::Client::new()
+    // Bounded, so a request that never completes fails the test instead of
+    // hanging it.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("HTTP client");
+    let mut r = client
         .request(method, url)
         .basic_auth(USER, Some(PASS))
         .header("X-Broker-API-Version", "2.17");
