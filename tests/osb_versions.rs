@@ -228,3 +228,37 @@ async fn polling_delay_is_sent_from_2_15() {
     gate.open();
     b.wait_instance("i-1", &op).await;
 }
+
+#[tokio::test]
+async fn a_failed_synchronous_update_has_instance_usable_from_2_16() {
+    let b = broker().await;
+    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
+        .await;
+    for (version, present) in [("2.14", false), ("2.15", false), ("2.16", true)] {
+        // Fails in the chart's own schema (maximum 5), after validation.
+        let body = json!({"service_id": "svc-tiny", "plan_id": "plan-small",
+            "parameters": {"replicas": 7}});
+        let r = b
+            .send(versioned(
+                Method::PATCH,
+                "/v2/service_instances/i-1",
+                version,
+                Some(body),
+            ))
+            .await;
+        assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.text);
+        assert_eq!(r.json["error"], "OperationFailed", "{}", r.text);
+        assert_eq!(
+            r.json.get("instance_usable").is_some(),
+            present,
+            "{version}: {}",
+            r.text
+        );
+        assert_eq!(
+            r.json.get("update_repeatable").is_some(),
+            present,
+            "{version}: {}",
+            r.text
+        );
+    }
+}

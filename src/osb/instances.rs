@@ -13,12 +13,12 @@ use super::error::ApiError;
 use super::extract::{OsbJson, OsbPath, OsbQuery, flag, non_empty};
 use super::headers::OriginIdentity;
 use crate::api_version::ApiVersion;
-use crate::broker::Broker;
 use crate::broker::model::OpState;
 use crate::broker::requests::{
     DeprovisionRequest, InstanceOutcome, LastOperation, Outcome, ProvisionRequest, RequestMeta,
     UpdateRequest,
 };
+use crate::broker::{Broker, BrokerError};
 
 /// Routes of this resource group.
 pub fn router() -> Router<AppState> {
@@ -133,6 +133,7 @@ async fn provision(
 
 async fn update(
     State(broker): State<Broker>,
+    Extension(version): Extension<ApiVersion>,
     OsbPath(instance_id): OsbPath<String>,
     OsbQuery(q): OsbQuery<InstanceQuery>,
     Extension(identity): Extension<OriginIdentity>,
@@ -149,12 +150,14 @@ async fn update(
     };
     let out = broker
         .update(req, meta(&q.accepts_incomplete, identity, &headers))
-        .await?;
+        .await
+        .map_err(|e| failure_for(e, version))?;
     Ok(instance_outcome(out))
 }
 
 async fn deprovision(
     State(broker): State<Broker>,
+    Extension(version): Extension<ApiVersion>,
     OsbPath(instance_id): OsbPath<String>,
     OsbQuery(q): OsbQuery<InstanceQuery>,
     Extension(identity): Extension<OriginIdentity>,
@@ -167,7 +170,8 @@ async fn deprovision(
     };
     let out = broker
         .deprovision(req, meta(&q.accepts_incomplete, identity, &headers))
-        .await?;
+        .await
+        .map_err(|e| failure_for(e, version))?;
     Ok(outcome(out, Map::new()))
 }
 
@@ -201,6 +205,19 @@ async fn last_operation(
         .instance_last_operation(&instance_id, q.operation.as_deref())
         .await?;
     Ok(last_operation_response(op, version))
+}
+
+/// A failed synchronous update or deprovision carries `instance_usable` and
+/// `update_repeatable` only for platforms speaking 2.16 or later, which
+/// defined them.
+fn failure_for(e: BrokerError, version: ApiVersion) -> BrokerError {
+    match e {
+        BrokerError::OperationFailed { error, with_flags } => BrokerError::OperationFailed {
+            error,
+            with_flags: with_flags && version.has_v2_16_fields(),
+        },
+        other => other,
+    }
 }
 
 /// How soon a platform should poll again while an operation runs.
