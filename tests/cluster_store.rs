@@ -9,7 +9,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
@@ -113,27 +113,7 @@ async fn replicas_race_on_the_real_api_and_exactly_one_operation_wins() {
 
 fn spawn(id: &BrokerIdentity, data: &Path, helm: &Path, key: &str, port: u16) -> Proc {
     Proc(
-        Command::new(broker_bin())
-            .args(["serve", "--engine", "helm", "--store", "kube"])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--lease-seconds", "2"])
-            .args(["--state-namespace", &id.state_namespace])
-            // These requests carry no originating identity.
-            .args(["--subject-access-review", "false"])
-            .arg("--catalog")
-            .arg(fixtures().join("catalog-cluster"))
-            .arg("--charts")
-            .arg(fixtures().join("charts"))
-            .arg("--data-dir")
-            .arg(data)
-            .arg("--helm")
-            .arg(helm)
-            .arg("--kubeconfig")
-            .arg(&id.kubeconfig)
-            .env("CHARTBROKER_STORE_KEY", key)
-            .env("CHARTBROKER_USERNAME", USER)
-            .env("CHARTBROKER_PASSWORD", PASS)
-            .stdout(Stdio::null())
+        id.replica(broker_bin(), data, helm, key, port, 2)
             .stderr(log(data))
             .spawn()
             .expect("chartbroker starts"),

@@ -110,27 +110,8 @@ fn instance(id: &str, ns: &str) -> Instance {
 fn spawn(id: &BrokerIdentity, data: &Path, helm: &Path, key: &str, port: u16, lease: u64) -> Proc {
     let bin = std::env::var("CHARTBROKER_SCALE_BIN").unwrap_or_else(|_| broker_bin().to_string());
     Proc(
-        Command::new(bin)
-            .args(["serve", "--engine", "helm", "--store", "kube"])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--lease-seconds", &lease.to_string()])
-            .args(["--state-namespace", &id.state_namespace])
-            .args(["--subject-access-review", "false"])
-            .arg("--catalog")
-            .arg(fixtures().join("catalog-cluster"))
-            .arg("--charts")
-            .arg(fixtures().join("charts"))
-            .arg("--data-dir")
-            .arg(data)
-            .arg("--helm")
-            .arg(helm)
-            .arg("--kubeconfig")
-            .arg(&id.kubeconfig)
-            .env("CHARTBROKER_STORE_KEY", key)
-            .env("CHARTBROKER_USERNAME", USER)
-            .env("CHARTBROKER_PASSWORD", PASS)
+        id.replica(&bin, data, helm, key, port, lease)
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("chartbroker starts"),

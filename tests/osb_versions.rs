@@ -32,6 +32,19 @@ fn versioned(method: Method, uri: &str, version: &str, body: Option<Value>) -> R
     r
 }
 
+/// `instance_usable` and `update_repeatable` are both in `r` exactly when
+/// `present` (2.16 and later).
+fn assert_failure_flags(r: &Resp, version: &str, present: bool) {
+    for key in ["instance_usable", "update_repeatable"] {
+        assert_eq!(
+            r.json.get(key).is_some(),
+            present,
+            "{version}: {key} in {}",
+            r.text
+        );
+    }
+}
+
 /// The test catalog with a `maximum_polling_duration` on one plan, so each
 /// version-gated plan field appears somewhere in it.
 async fn broker() -> TestBroker {
@@ -187,18 +200,7 @@ async fn last_operation_has_instance_usable_from_2_16() {
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert_eq!(r.json["state"], "failed", "{}", r.text);
-        assert_eq!(
-            r.json.get("instance_usable").is_some(),
-            present,
-            "{version}: {}",
-            r.text
-        );
-        assert_eq!(
-            r.json.get("update_repeatable").is_some(),
-            present,
-            "{version}: {}",
-            r.text
-        );
+        assert_failure_flags(&r, version, present);
     }
 }
 
@@ -248,17 +250,6 @@ async fn a_failed_synchronous_update_has_instance_usable_from_2_16() {
             .await;
         assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.text);
         assert_eq!(r.json["error"], "OperationFailed", "{}", r.text);
-        assert_eq!(
-            r.json.get("instance_usable").is_some(),
-            present,
-            "{version}: {}",
-            r.text
-        );
-        assert_eq!(
-            r.json.get("update_repeatable").is_some(),
-            present,
-            "{version}: {}",
-            r.text
-        );
+        assert_failure_flags(&r, version, present);
     }
 }

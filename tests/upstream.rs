@@ -360,27 +360,9 @@ async fn imported_catalog_is_filtered_prefixed_and_served() {
     tokio::time::sleep(Duration::from_millis(1500)).await; // past refresh_seconds: 1
     let r = b.call(Method::GET, "/v2/catalog", None).await;
     assert!(r.text.contains("cloud-managed-redis"), "{}", r.text);
-    let TestBroker { data, runtime, app } = b;
-    drop((runtime, app));
-    let mut cfg = common::config(data.path());
-    cfg.catalog_dir = data.path().join("catalog");
-    let mut again = None;
-    for _ in 0..50 {
-        match chartbroker::runtime::Runtime::start(&cfg).await {
-            Ok(rt) => {
-                again = Some(rt);
-                break;
-            }
-            // The store is released once the old runtime's tasks are gone.
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-    let runtime = again.expect("the broker restarts with its upstream down");
-    let b = TestBroker {
-        app: runtime.app(),
-        runtime,
-        data,
-    };
+    let mut cfg = common::config(b.data.path());
+    cfg.catalog_dir = b.data.path().join("catalog");
+    let b = b.restart(&cfg).await;
     let r = b.call(Method::GET, "/v2/catalog", None).await;
     assert!(r.text.contains("cloud-managed-redis"), "{}", r.text);
     let r = b

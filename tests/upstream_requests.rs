@@ -209,27 +209,9 @@ async fn derived_guids_are_the_same_after_a_restart() {
     let done = provision_until_done(&b, "again-1", body.clone()).await;
     assert_eq!(done["state"], "failed", "{done}");
 
-    let TestBroker { data, runtime, app } = b;
-    drop((runtime, app));
-    let mut cfg = common::config(data.path());
-    cfg.catalog_dir = data.path().join("catalog");
-    let mut again = None;
-    for _ in 0..50 {
-        match chartbroker::runtime::Runtime::start(&cfg).await {
-            Ok(rt) => {
-                again = Some(rt);
-                break;
-            }
-            // The store is released once the old runtime's tasks are gone.
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-    let runtime = again.expect("the broker restarts");
-    let b = TestBroker {
-        app: runtime.app(),
-        runtime,
-        data,
-    };
+    let mut cfg = common::config(b.data.path());
+    cfg.catalog_dir = b.data.path().join("catalog");
+    let b = b.restart(&cfg).await;
     let done = provision_until_done(&b, "again-1", body).await;
     assert_eq!(done["state"], "failed", "{done}");
     let puts = cloud.received("PUT", "/v2/service_instances/again-1");

@@ -435,6 +435,45 @@ pub struct BrokerIdentity {
     _dir: tempfile::TempDir,
 }
 
+impl BrokerIdentity {
+    /// `chartbroker serve` as a replica on the Kubernetes store (helm
+    /// engine, the cluster test catalog) under this identity, sharing
+    /// `store_key` with the other replicas; callers add the environment and
+    /// output they need, then spawn it.
+    pub fn replica(
+        &self,
+        bin: &str,
+        data: &Path,
+        helm: &Path,
+        store_key: &str,
+        port: u16,
+        lease_seconds: u64,
+    ) -> Command {
+        let mut cmd = Command::new(bin);
+        cmd.args(["serve", "--engine", "helm", "--store", "kube"])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--lease-seconds", &lease_seconds.to_string()])
+            .args(["--state-namespace", &self.state_namespace])
+            // These requests carry no originating identity.
+            .args(["--subject-access-review", "false"])
+            .arg("--catalog")
+            .arg(super::fixtures().join("catalog-cluster"))
+            .arg("--charts")
+            .arg(super::fixtures().join("charts"))
+            .arg("--data-dir")
+            .arg(data)
+            .arg("--helm")
+            .arg(helm)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .env("CHARTBROKER_STORE_KEY", store_key)
+            .env("CHARTBROKER_USERNAME", super::USER)
+            .env("CHARTBROKER_PASSWORD", super::PASS)
+            .stdout(Stdio::null());
+        cmd
+    }
+}
+
 /// `helm template` of the chart's `templates` only, released as
 /// `chartbroker` (the names `deploy/kubernetes` has) in `namespace`.
 fn chart_template(namespace: &str, values: &Value, templates: &[&str]) -> String {

@@ -122,6 +122,28 @@ impl TestBroker {
         }
     }
 
+    /// Stops this broker and starts another over the same data directory
+    /// with `cfg`, retrying while the old runtime's tasks still hold the
+    /// store.
+    pub async fn restart(self, cfg: &ServeConfig) -> TestBroker {
+        let TestBroker { data, runtime, app } = self;
+        drop((runtime, app));
+        for _ in 0..50 {
+            match Runtime::start(cfg).await {
+                Ok(runtime) => {
+                    return TestBroker {
+                        app: runtime.app(),
+                        runtime,
+                        data,
+                    };
+                }
+                // The store is released once the old runtime's tasks are gone.
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        panic!("the broker did not restart over {}", data.path().display());
+    }
+
     /// Sends a request built by [`req`].
     pub async fn send(&self, req: Request<Body>) -> Resp {
         let resp = self.app.clone().oneshot(req).await.unwrap();
