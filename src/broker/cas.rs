@@ -67,6 +67,19 @@ pub(super) enum Decision<R, T> {
 }
 
 impl Broker {
+    /// Writes `record` under its key and tags, if the stored version is
+    /// still `expect`: the one way a record reaches the store.
+    pub(super) async fn put_record<R: Record>(
+        &self,
+        record: &R,
+        expect: Expect,
+    ) -> std::result::Result<u64, StoreError> {
+        let bytes = serde_json::to_vec(record).expect("records serialize");
+        self.store()
+            .put_tagged(R::TABLE, &record.key(), bytes, expect, &record.tags())
+            .await
+    }
+
     /// Reads record `key` of `R`'s table (`None`: there is none), lets
     /// `decide` choose, and commits its choice by compare-and-swap; on a
     /// conflict it reads again and `decide` runs again.
@@ -86,19 +99,11 @@ impl Broker {
             };
             match decide(current).await? {
                 Decision::Answer(answer) => return Ok(answer),
-                Decision::Commit(record, answer) => {
-                    let bytes = serde_json::to_vec(&record).expect("records serialize");
-                    let (key, tags) = (record.key(), record.tags());
-                    match self
-                        .store()
-                        .put_tagged(R::TABLE, &key, bytes, expect, &tags)
-                        .await
-                    {
-                        Ok(_) => return Ok(answer),
-                        Err(StoreError::Conflict) => continue,
-                        Err(e) => return Err(e.into()),
-                    }
-                }
+                Decision::Commit(record, answer) => match self.put_record(&record, expect).await {
+                    Ok(_) => return Ok(answer),
+                    Err(StoreError::Conflict) => continue,
+                    Err(e) => return Err(e.into()),
+                },
             }
         }
         Err(BrokerError::Internal(format!(

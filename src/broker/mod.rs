@@ -430,11 +430,7 @@ impl Broker {
         inst: &Instance,
         expect: Expect,
     ) -> std::result::Result<u64, ports::StoreError> {
-        let bytes = serde_json::to_vec(inst).expect("records serialize");
-        let tags = cas::Record::tags(inst);
-        self.store()
-            .put_tagged(Table::Instances, &inst.id, bytes, expect, &tags)
-            .await
+        self.put_record(inst, expect).await
     }
 
     async fn load_binding(&self, instance_id: &str, id: &str) -> Result<Option<(Binding, u64)>> {

@@ -68,18 +68,7 @@ impl Broker {
         if let Some(o) = record.op_mut(&op.id) {
             self.take_over(o);
         }
-        let bytes = serde_json::to_vec(&record).expect("records serialize");
-        match self
-            .store()
-            .put_tagged(
-                R::TABLE,
-                key,
-                bytes,
-                Expect::Version(version),
-                &record.tags(),
-            )
-            .await
-        {
+        match self.put_record(&record, Expect::Version(version)).await {
             Ok(_) => {
                 tracing::info!(record = %key.replace('\0', "/"), operation = %op.id,
                     kind = op.kind.as_str(), "resuming operation left in progress");
