@@ -18,11 +18,10 @@
 
 pub mod auth;
 mod download;
-mod files;
 
-pub use auth::{AuthDoc, ChartAuth};
+pub use crate::catalog::chart_files::{ChartFileError, check_archive, check_folder};
+pub use crate::catalog::{AuthDoc, ChartAuth};
 pub use download::DownloadError;
-pub use files::{ChartFileError, check_archive, check_folder};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -24,9 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio::sync::Semaphore;
 
-/// What a chart may render by default (`helm template` stdout): far above
-/// any real chart, far below what would hurt the broker.
-pub const DEFAULT_MAX_MANIFEST_BYTES: usize = 16 * 1024 * 1024;
+pub use crate::catalog::DEFAULT_MAX_MANIFEST_BYTES;
 
 /// What helm may print on stderr: warnings and one error message, never
 /// more than a few KiB from a real chart.

@@ -4,6 +4,7 @@ pub mod broker;
 pub mod catalog;
 pub mod charts;
 pub mod cluster;
+pub mod credentials;
 pub mod dbusers;
 pub mod duration;
 pub mod helm;
@@ -21,3 +22,6 @@ pub mod store;
 pub mod template;
 pub mod tls;
 pub mod upstream;
+
+#[cfg(test)]
+mod layers;

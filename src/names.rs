@@ -71,21 +71,6 @@ pub fn binding_secret_name(binding_id: &str) -> String {
     }
 }
 
-/// Where a binding's Secret goes: where it was asked for, else the
-/// instance's namespace under the default name.
-pub fn binding_secret_ref(
-    binding: &crate::broker::model::Binding,
-    instance: &crate::broker::model::Instance,
-) -> crate::broker::model::SecretRef {
-    binding
-        .target
-        .clone()
-        .unwrap_or_else(|| crate::broker::model::SecretRef {
-            namespace: instance.namespace.clone(),
-            name: binding_secret_name(&binding.id),
-        })
-}
-
 /// SHA-256 of canonical JSON: requests that mean the same thing hash the
 /// same, whatever the key order they were sent in.
 pub fn fingerprint(v: &serde_json::Value) -> String {

@@ -142,6 +142,17 @@ pub struct SecretRef {
     pub name: String,
 }
 
+impl Binding {
+    /// Where this binding's Secret goes: where it was asked for, else the
+    /// instance's namespace under the default name.
+    pub fn secret_ref(&self, instance: &Instance) -> SecretRef {
+        self.target.clone().unwrap_or_else(|| SecretRef {
+            namespace: instance.namespace.clone(),
+            name: crate::names::binding_secret_name(&self.id),
+        })
+    }
+}
+
 /// One asynchronous (or synchronous, but durable) operation.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Operation {

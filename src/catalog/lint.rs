@@ -269,7 +269,7 @@ impl Lint {
                 path,
                 format!("chart folder {} does not exist", resolved.display()),
             );
-        } else if let Err(e) = crate::charts::check_folder(resolved) {
+        } else if let Err(e) = super::chart_files::check_folder(resolved) {
             self.issue(path, format!("{}: {}", e.file, e.problem));
         } else if !resolved.join("Chart.yaml").is_file() {
             self.issue(path, format!("{} has no Chart.yaml", resolved.display()));

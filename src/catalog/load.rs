@@ -88,7 +88,7 @@ struct ChartDoc {
     verify: bool,
     keyring: Option<PathBuf>,
     ca_file: Option<PathBuf>,
-    auth: Option<crate::charts::AuthDoc>,
+    auth: Option<super::AuthDoc>,
     #[serde(default)]
     namespace: NamespaceStrategy,
     values: Option<Value>,
@@ -562,7 +562,7 @@ fn build_source(doc: &ChartDoc, path: &str, lint: &mut Lint, charts_dir: &Path) 
     // Only checked here: the files or variables holding the secrets are
     // read at each fetch (a catalog is linted where they don't exist).
     let auth = doc.auth.as_ref().and_then(|a| {
-        match crate::charts::ChartAuth::parse(a, &base, doc.oci.is_some()) {
+        match super::ChartAuth::parse(a, &base, doc.oci.is_some()) {
             Ok(auth) => Some(auth),
             Err(problems) => {
                 for p in problems {

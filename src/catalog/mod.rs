@@ -19,6 +19,8 @@
 //!   merged with the local ones.
 
 mod binding_users;
+mod chart_auth;
+pub mod chart_files;
 mod import;
 mod lint;
 mod load;
@@ -33,6 +35,7 @@ mod tests;
 use std::collections::BTreeMap;
 
 pub use binding_users::{AdminEndpoint, BindingUsers, DbEngine, SharedUser};
+pub use chart_auth::{AuthDoc, ChartAuth};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -46,6 +49,10 @@ pub use schema::SchemaKind;
 
 use crate::api_version::ApiVersion;
 use schema::Validators;
+
+/// What a chart may render by default (`helm template` stdout): far above
+/// any real chart, far below what would hurt the broker.
+pub const DEFAULT_MAX_MANIFEST_BYTES: usize = 16 * 1024 * 1024;
 
 /// A linted, loaded catalog. Cheap to share behind an `Arc`.
 #[derive(Debug, Clone)]
@@ -224,7 +231,7 @@ pub struct ChartLimits {
 impl Default for ChartLimits {
     fn default() -> Self {
         ChartLimits {
-            max_manifest_bytes: crate::helm::DEFAULT_MAX_MANIFEST_BYTES,
+            max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES,
         }
     }
 }
@@ -265,7 +272,7 @@ pub struct RemoteChart {
     /// CA bundle trusted for the repository's TLS (absolute path).
     pub ca_file: Option<PathBuf>,
     /// Credentials for a private repository or registry (`chart.auth`).
-    pub auth: Option<crate::charts::ChartAuth>,
+    pub auth: Option<ChartAuth>,
 }
 
 impl ChartSource {

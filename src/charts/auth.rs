@@ -11,149 +11,22 @@
 //! [`super::download`]), and an OCI registry's credentials go to helm in a
 //! registry config file readable only by the broker, removed after the pull.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-pub use crate::upstream::config::{SecretString, Source};
-
-/// How the broker authenticates to a chart source.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChartAuth {
-    /// HTTP basic (repository) or registry user name and password (OCI).
-    Basic {
-        /// User name.
-        username: Source,
-        /// Password (never inline).
-        password: Source,
-    },
-    /// `Authorization: Bearer <token>` (HTTPS repositories).
-    Bearer {
-        /// The token (never inline).
-        token: Source,
-    },
-    /// A docker `config.json` (a `kubernetes.io/dockerconfigjson` Secret's
-    /// `.dockerconfigjson`): its `auths` entry for the registry (OCI).
-    DockerConfig(PathBuf),
-}
-
-/// `chart.auth` as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub enum AuthDoc {
-    /// `basic: {username | username_env | username_file, password_env | password_file}`
-    Basic(BasicDoc),
-    /// `bearer: {token_env | token_file}`
-    Bearer(BearerDoc),
-    /// `docker_config: <path>`
-    DockerConfig(PathBuf),
-}
-
-/// `chart.auth.basic`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BasicDoc {
-    username: Option<String>,
-    username_env: Option<String>,
-    username_file: Option<PathBuf>,
-    password_env: Option<String>,
-    password_file: Option<PathBuf>,
-}
-
-/// `chart.auth.bearer`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BearerDoc {
-    token_env: Option<String>,
-    token_file: Option<PathBuf>,
-}
+pub use crate::catalog::ChartAuth;
+pub use crate::credentials::{SecretString, Source};
+use crate::credentials::{basic_header, bearer_header};
 
 impl ChartAuth {
-    /// Checks `chart.auth` for a repository (`oci` false) or a registry;
-    /// relative files resolve against `base`. Returns every problem found.
-    pub fn parse(doc: &AuthDoc, base: &Path, oci: bool) -> Result<ChartAuth, Vec<String>> {
-        let resolve = |p: &PathBuf| {
-            if p.is_absolute() {
-                p.clone()
-            } else {
-                base.join(p)
-            }
-        };
-        let mut problems = Vec::new();
-        let auth = match doc {
-            AuthDoc::Basic(b) => {
-                let username = one_of(
-                    "basic: one of username, username_env, username_file",
-                    [
-                        b.username.clone().map(Source::Inline),
-                        b.username_env.clone().map(Source::Env),
-                        b.username_file.as_ref().map(|p| Source::File(resolve(p))),
-                    ],
-                    &mut problems,
-                );
-                let password = one_of(
-                    "basic: one of password_env, password_file (passwords are never written in the catalog)",
-                    [
-                        b.password_env.clone().map(Source::Env),
-                        b.password_file.as_ref().map(|p| Source::File(resolve(p))),
-                    ],
-                    &mut problems,
-                );
-                username
-                    .zip(password)
-                    .map(|(username, password)| ChartAuth::Basic { username, password })
-            }
-            AuthDoc::Bearer(b) => {
-                if oci {
-                    problems.push(
-                        "bearer applies to `repository` charts; a registry takes `basic` or `docker_config`"
-                            .into(),
-                    );
-                }
-                one_of(
-                    "bearer: one of token_env, token_file",
-                    [
-                        b.token_env.clone().map(Source::Env),
-                        b.token_file.as_ref().map(|p| Source::File(resolve(p))),
-                    ],
-                    &mut problems,
-                )
-                .map(|token| ChartAuth::Bearer { token })
-            }
-            AuthDoc::DockerConfig(p) => {
-                if !oci {
-                    problems.push(
-                        "docker_config applies to `oci` charts; a repository takes `basic` or `bearer`"
-                            .into(),
-                    );
-                }
-                Some(ChartAuth::DockerConfig(resolve(p)))
-            }
-        };
-        match auth {
-            Some(a) if problems.is_empty() => Ok(a),
-            _ => Err(problems),
-        }
-    }
-
     /// The `Authorization` header value, read now.
     pub fn header(&self) -> Result<SecretString, String> {
         match self {
-            ChartAuth::Basic { username, password } => {
-                let (u, p) = (username.read()?, password.read()?);
-                let pair = format!("{}:{}", u.expose(), p.expose());
-                Ok(SecretString::new(format!(
-                    "Basic {}",
-                    STANDARD.encode(pair)
-                )))
-            }
-            ChartAuth::Bearer { token } => Ok(SecretString::new(format!(
-                "Bearer {}",
-                token.read()?.expose()
-            ))),
+            ChartAuth::Basic { username, password } => basic_header(username, password),
+            ChartAuth::Bearer { token } => bearer_header(token),
             ChartAuth::DockerConfig(p) => Err(format!(
                 "docker_config {} is for OCI registries, not HTTPS repositories",
                 p.display()
@@ -208,21 +81,6 @@ impl ChartAuth {
             }
         }
     }
-
-    /// Where the secret comes from, for messages: `password_file /x`,
-    /// `token_env T`, `docker_config /y`.
-    pub fn origin(&self) -> String {
-        let show = |what: &str, s: &Source| match s {
-            Source::Inline(_) => format!("{what} (inline)"),
-            Source::Env(v) => format!("{what}_env {v}"),
-            Source::File(p) => format!("{what}_file {}", p.display()),
-        };
-        match self {
-            ChartAuth::Basic { password, .. } => show("password", password),
-            ChartAuth::Bearer { token } => show("token", token),
-            ChartAuth::DockerConfig(p) => format!("docker_config {}", p.display()),
-        }
-    }
 }
 
 /// The `auths` entry of a docker config for `host`. Keys are written many
@@ -254,65 +112,9 @@ fn docker_entry(path: &Path, host: &str) -> Result<Value, String> {
     }
 }
 
-fn one_of<const N: usize>(
-    what: &str,
-    sources: [Option<Source>; N],
-    problems: &mut Vec<String>,
-) -> Option<Source> {
-    let mut set: Vec<Source> = sources.into_iter().flatten().collect();
-    match set.len() {
-        1 => set.pop(),
-        0 => {
-            problems.push(format!("{what} is required"));
-            None
-        }
-        _ => {
-            problems.push(format!("{what}: only one may be set"));
-            None
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parse(yaml: Value, oci: bool) -> Result<ChartAuth, Vec<String>> {
-        let doc: AuthDoc = serde_json::from_value(yaml).map_err(|e| vec![e.to_string()])?;
-        ChartAuth::parse(&doc, Path::new("/catalog"), oci)
-    }
-
-    #[test]
-    fn catalog_forms() {
-        let a = parse(
-            json!({"basic": {"username": "u", "password_file": "creds/p"}}),
-            false,
-        )
-        .unwrap();
-        assert_eq!(
-            a,
-            ChartAuth::Basic {
-                username: Source::Inline("u".into()),
-                password: Source::File("/catalog/creds/p".into())
-            }
-        );
-        assert_eq!(a.origin(), "password_file /catalog/creds/p");
-        let e = parse(json!({"basic": {"username": "u", "password": "x"}}), false).unwrap_err();
-        assert!(e[0].contains("unknown field `password`"), "{e:?}");
-        let e = parse(json!({"basic": {"username": "u"}}), false).unwrap_err();
-        assert!(e[0].contains("never written in the catalog"), "{e:?}");
-        let e = parse(
-            json!({"basic": {"username": "u", "password_env": "A", "password_file": "b"}}),
-            false,
-        )
-        .unwrap_err();
-        assert!(e[0].contains("only one"), "{e:?}");
-        let e = parse(json!({"bearer": {"token_env": "T"}}), true).unwrap_err();
-        assert!(e[0].contains("bearer applies to `repository`"), "{e:?}");
-        let e = parse(json!({"docker_config": "c.json"}), false).unwrap_err();
-        assert!(e[0].contains("docker_config applies to `oci`"), "{e:?}");
-        assert!(parse(json!({"docker_config": "/x/c.json"}), true).is_ok());
-    }
 
     #[test]
     fn headers_and_registry_configs_hold_the_secret_but_debug_does_not() {

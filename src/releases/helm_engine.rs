@@ -24,7 +24,7 @@ use crate::broker::ports::{BackendError, BindingCtx, Checkpoint, SecretSink};
 use crate::catalog::LookupKind;
 use crate::cluster::{Kube, KubeError, MANAGED_BY};
 use crate::helm::{Capture, Helm, HelmError, redact};
-use crate::names::{binding_secret_ref, short_hash};
+use crate::names::short_hash;
 use crate::postrender::PostRenderer;
 
 /// Releases installed by the real helm.
@@ -538,7 +538,7 @@ impl SecretSink for KubeSink {
         credentials: &Secrets,
     ) -> Result<SecretRef, BackendError> {
         let inst = ctx.instance.instance;
-        let secret = binding_secret_ref(ctx.binding, inst);
+        let secret = ctx.binding.secret_ref(inst);
         // Never take over a Secret someone else owns: a platform user could
         // otherwise name an app's own Secret, or another instance's binding
         // Secret (binding ids are chosen by platforms and need not be

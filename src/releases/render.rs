@@ -16,7 +16,7 @@ use crate::broker::model::{SecretRef, Secrets};
 use crate::broker::ports::{BackendError, BindingCtx, Checkpoint, SecretSink};
 use crate::catalog::{LookupKind, Service};
 use crate::helm::{Helm, redact};
-use crate::names::{binding_secret_ref, release_name};
+use crate::names::release_name;
 
 /// Renders releases and binding Secrets to files.
 pub struct RenderEngine {
@@ -301,7 +301,7 @@ impl SecretSink for RenderEngine {
         credentials: &Secrets,
     ) -> Result<SecretRef, BackendError> {
         let inst = ctx.instance.instance;
-        let secret = binding_secret_ref(ctx.binding, inst);
+        let secret = ctx.binding.secret_ref(inst);
         claim(self, &ctx, &secret).await?;
         let manifest = secret_manifest(&secret, credentials, &ctx);
         let path = secret_path(self, &ctx, &secret);

@@ -7,7 +7,6 @@
 //! module holds is secret, and the values it reads are wrapped in
 //! [`SecretString`], whose `Debug` prints `<redacted>`.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,6 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::catalog::Upstream;
+use crate::credentials::{BasicDoc, BearerDoc, SecretString, Source, basic_header, bearer_header};
 
 /// Defaults.
 const DEFAULT_TIMEOUT: f64 = 30.0;
@@ -76,63 +76,6 @@ pub enum Auth {
         /// The token (never inline).
         token: Source,
     },
-}
-
-/// Where a credential comes from. `Debug` shows only the variable or file
-/// name, never a value read from it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    /// Written in the catalog (allowed for user names only).
-    Inline(String),
-    /// An environment variable.
-    Env(String),
-    /// A file whose content (trailing newline trimmed) is the value.
-    File(PathBuf),
-}
-
-/// A secret value read from a [`Source`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretString(String);
-
-impl SecretString {
-    /// Wraps a secret value made from others (an encoded header, a file).
-    pub fn new(value: String) -> SecretString {
-        SecretString(value)
-    }
-
-    /// The value, for building a header.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl Source {
-    /// Reads the value now.
-    pub fn read(&self) -> Result<SecretString, String> {
-        match self {
-            Source::Inline(v) => Ok(SecretString(v.clone())),
-            Source::Env(var) => match std::env::var(var) {
-                Ok(v) if !v.is_empty() => Ok(SecretString(v)),
-                _ => Err(format!("environment variable {var} is not set")),
-            },
-            Source::File(path) => std::fs::read_to_string(path)
-                .map(|v| SecretString(v.trim_end_matches(['\r', '\n']).to_owned()))
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))
-                .and_then(|v| {
-                    if v.0.is_empty() {
-                        Err(format!("{} is empty", path.display()))
-                    } else {
-                        Ok(v)
-                    }
-                }),
-        }
-    }
 }
 
 /// Exponential backoff bounds.
@@ -195,23 +138,6 @@ struct Doc {
 enum AuthDoc {
     Basic(BasicDoc),
     Bearer(BearerDoc),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BasicDoc {
-    username: Option<String>,
-    username_env: Option<String>,
-    username_file: Option<PathBuf>,
-    password_env: Option<String>,
-    password_file: Option<PathBuf>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BearerDoc {
-    token_env: Option<String>,
-    token_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -291,38 +217,12 @@ impl UpstreamConfig {
         }
 
         let auth = doc.auth.and_then(|a| match a {
-            AuthDoc::Basic(b) => {
-                let username = one_of(
-                    "auth.basic: username",
-                    [
-                        b.username.map(Source::Inline),
-                        b.username_env.map(Source::Env),
-                        b.username_file.map(|p| Source::File(resolve(p))),
-                    ],
-                    &mut problems,
-                );
-                let password = one_of(
-                    "auth.basic: password_env or password_file (passwords are never written in the catalog)",
-                    [
-                        b.password_env.map(Source::Env),
-                        b.password_file.map(|p| Source::File(resolve(p))),
-                    ],
-                    &mut problems,
-                );
-                Some(Auth::Basic {
-                    username: username?,
-                    password: password?,
-                })
-            }
-            AuthDoc::Bearer(b) => one_of(
-                "auth.bearer: token_env or token_file",
-                [
-                    b.token_env.map(Source::Env),
-                    b.token_file.map(|p| Source::File(resolve(p))),
-                ],
-                &mut problems,
-            )
-            .map(|token| Auth::Bearer { token }),
+            AuthDoc::Basic(b) => b
+                .sources("auth.basic", base, &mut problems)
+                .map(|(username, password)| Auth::Basic { username, password }),
+            AuthDoc::Bearer(b) => b
+                .source("auth.bearer", base, &mut problems)
+                .map(|token| Auth::Bearer { token }),
         });
 
         // Loopback is not exempt: a sidecar or port-forward on 127.0.0.1
@@ -426,40 +326,10 @@ impl UpstreamConfig {
     /// Reads the configured credentials now (env or file) and renders the
     /// `Authorization` header value; `None` without `auth:`.
     pub fn authorization(&self) -> Result<Option<SecretString>, String> {
-        use base64::Engine as _;
         match &self.auth {
             None => Ok(None),
-            Some(Auth::Basic { username, password }) => {
-                let (u, p) = (username.read()?, password.read()?);
-                let raw = format!("{}:{}", u.expose(), p.expose());
-                Ok(Some(SecretString(format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(raw)
-                ))))
-            }
-            Some(Auth::Bearer { token }) => {
-                Ok(Some(SecretString(format!("Bearer {}", token.read()?.0))))
-            }
-        }
-    }
-}
-
-/// Exactly one of `options` must be set.
-fn one_of<const N: usize>(
-    what: &str,
-    options: [Option<Source>; N],
-    problems: &mut Vec<String>,
-) -> Option<Source> {
-    let mut set = options.into_iter().flatten();
-    match (set.next(), set.next()) {
-        (Some(s), None) => Some(s),
-        (None, _) => {
-            problems.push(format!("{what} is required"));
-            None
-        }
-        (Some(_), Some(_)) => {
-            problems.push(format!("{what}: give only one source"));
-            None
+            Some(Auth::Basic { username, password }) => basic_header(username, password).map(Some),
+            Some(Auth::Bearer { token }) => bearer_header(token).map(Some),
         }
     }
 }

@@ -533,9 +533,9 @@ fn remote_chart_sources_load() {
     };
     assert_eq!(
         username,
-        &crate::charts::auth::Source::Env("REPO_USER".into())
+        &crate::credentials::Source::Env("REPO_USER".into())
     );
-    let crate::charts::auth::Source::File(p) = password else {
+    let crate::credentials::Source::File(p) = password else {
         panic!("{password:?}");
     };
     assert!(p.is_absolute() && p.ends_with("creds/password"), "{p:?}");

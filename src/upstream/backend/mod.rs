@@ -36,11 +36,12 @@ use super::client::Client;
 use crate::broker::model::{HasOperations, Secrets};
 use crate::broker::ports::{Backend, BackendError, BindingCtx, InstanceCtx};
 use crate::catalog::{Plan, UpstreamPlan};
+use reply::Target;
 use reply::{
     credentials, insert_opt, is_concurrency_error, operation_of, rejected, status_error, timed_out,
     upstream_failed,
 };
-use run::{Progress, Run, Settled, Target};
+use run::{Progress, Run, Settled};
 
 /// The upstream [`Backend`]: routes each plan to its upstream broker.
 pub struct UpstreamPlans {

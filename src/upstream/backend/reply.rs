@@ -4,9 +4,52 @@
 
 use serde_json::{Map, Value};
 
-use super::run::{LastOp, Target};
 use crate::broker::model::Secrets;
-use crate::upstream::client::{Reply, UpstreamError};
+use crate::upstream::client::{Endpoint, Reply, UpstreamError};
+
+/// What an operation acts on upstream.
+#[derive(Clone, Copy)]
+pub(super) enum Target<'a> {
+    Instance(&'a str),
+    Binding(&'a str, &'a str),
+}
+
+impl<'a> Target<'a> {
+    pub(super) fn endpoint(self) -> Endpoint<'a> {
+        match self {
+            Target::Instance(i) => Endpoint::Instance(i),
+            Target::Binding(i, b) => Endpoint::Binding(i, b),
+        }
+    }
+
+    pub(super) fn last_operation(self) -> Endpoint<'a> {
+        match self {
+            Target::Instance(i) => Endpoint::InstanceLastOperation(i),
+            Target::Binding(i, b) => Endpoint::BindingLastOperation(i, b),
+        }
+    }
+
+    pub(super) fn noun(self) -> &'static str {
+        match self {
+            Target::Instance(_) => "service instance",
+            Target::Binding(..) => "service binding",
+        }
+    }
+
+    pub(super) fn remove_verb(self) -> &'static str {
+        match self {
+            Target::Instance(_) => "deprovision",
+            Target::Binding(..) => "unbind",
+        }
+    }
+}
+
+/// A failed upstream operation, as its `last_operation` described it.
+pub(super) struct LastOp {
+    pub(super) description: Option<String>,
+    pub(super) instance_usable: Option<bool>,
+    pub(super) update_repeatable: Option<bool>,
+}
 
 pub(super) fn is_concurrency_error(r: &Reply) -> bool {
     r.status == 422

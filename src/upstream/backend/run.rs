@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::reply::{
-    describe, is_concurrency_error, last_operation, operation_of, rejected, status_error,
-    timed_out, upstream_failed,
+    LastOp, Target, describe, is_concurrency_error, last_operation, operation_of, rejected,
+    status_error, timed_out, upstream_failed,
 };
 use crate::broker::model::HasOperations;
 use crate::broker::ports::{BackendError, Checkpoint, InstanceCtx};
@@ -56,43 +56,6 @@ impl Progress {
     }
 }
 
-/// What an operation acts on upstream.
-#[derive(Clone, Copy)]
-pub(super) enum Target<'a> {
-    Instance(&'a str),
-    Binding(&'a str, &'a str),
-}
-
-impl<'a> Target<'a> {
-    pub(super) fn endpoint(self) -> Endpoint<'a> {
-        match self {
-            Target::Instance(i) => Endpoint::Instance(i),
-            Target::Binding(i, b) => Endpoint::Binding(i, b),
-        }
-    }
-
-    fn last_operation(self) -> Endpoint<'a> {
-        match self {
-            Target::Instance(i) => Endpoint::InstanceLastOperation(i),
-            Target::Binding(i, b) => Endpoint::BindingLastOperation(i, b),
-        }
-    }
-
-    pub(super) fn noun(self) -> &'static str {
-        match self {
-            Target::Instance(_) => "service instance",
-            Target::Binding(..) => "service binding",
-        }
-    }
-
-    pub(super) fn remove_verb(self) -> &'static str {
-        match self {
-            Target::Instance(_) => "deprovision",
-            Target::Binding(..) => "unbind",
-        }
-    }
-}
-
 /// How an upstream `last_operation` poll ended.
 pub(super) enum Settled {
     /// `succeeded`, or 410 Gone while deleting.
@@ -100,13 +63,6 @@ pub(super) enum Settled {
     Failed(LastOp),
     /// Out of time; the last thing the upstream said.
     TimedOut(String),
-}
-
-/// A failed upstream operation, as its `last_operation` described it.
-pub(super) struct LastOp {
-    pub(super) description: Option<String>,
-    pub(super) instance_usable: Option<bool>,
-    pub(super) update_repeatable: Option<bool>,
 }
 
 /// How a create (PUT) answer is to be taken.
