@@ -273,7 +273,13 @@ impl Runtime {
         );
         let (chart, sink, authorizer): Wired = match cfg.engine {
             Engine::Render => {
-                let engine = Arc::new(RenderEngine::new(helm, cfg.data_dir.join("render")));
+                let engine = RenderEngine::new(helm, cfg.data_dir.join("render"));
+                // With a cluster at hand (`--store kube`), instance namespaces
+                // are checked there too.
+                let engine = Arc::new(match &kube {
+                    Some(k) => engine.with_cluster(k.clone()),
+                    None => engine,
+                });
                 let plans = ChartPlans::new(engine.clone())
                     .with_fetcher(fetcher)
                     .with_user_admin(users);

@@ -743,12 +743,15 @@ async fn ids_that_could_alias_are_refused_at_the_edge() {
         assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
     }
     // Nothing of the refused ids reached the store or the render tree.
-    assert_eq!(
-        std::fs::read_dir(b.data.path().join("render/apps"))
+    // (One release folder, and the one record of its objects.)
+    for dir in ["render/apps", "render/apps/.objects"] {
+        let names: Vec<String> = std::fs::read_dir(b.data.path().join(dir))
             .unwrap()
-            .count(),
-        1
-    );
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        assert_eq!(names, ["cb-a"], "{dir}");
+    }
     assert_eq!(
         std::fs::read_dir(b.release_dir("a").join("bindings"))
             .into_iter()
@@ -966,4 +969,465 @@ async fn context_updates_follow_the_catalog_and_the_namespace_rules() {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert_eq!(rendered_secrets(&b, "apps", "cb-bind-sb").len(), 1);
+}
+
+// === 7. one owner per namespace and per name, in the render tree ===
+
+/// Every file under `render/<ns>` with its content: what applying that
+/// namespace's part of the tree would bring.
+fn tree_of(b: &TestBroker, ns: &str) -> BTreeMap<PathBuf, String> {
+    fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, String>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.insert(p.clone(), std::fs::read_to_string(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(&b.data.path().join("render").join(ns), &mut out);
+    out
+}
+
+/// Every rendered Namespace manifest naming `ns`, anywhere in the tree.
+fn namespace_manifests(b: &TestBroker, ns: &str) -> Vec<PathBuf> {
+    tree_of(b, "")
+        .into_iter()
+        .filter(|(_, text)| {
+            text.contains("kind: Namespace") && text.contains(&format!("name: {ns}\n"))
+        })
+        .map(|(p, _)| p)
+        .collect()
+}
+
+#[tokio::test]
+async fn an_instance_namespace_is_never_taken_from_another_tenant() {
+    let b = render_broker(|_| {}).await;
+    // Tenant B lives in `cb-shop` and has a binding Secret there.
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/b-store",
+            Some(provision("svc-store", "plan-store", "cb-shop", json!({}))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/b-store/service_bindings/b-bind",
+            Some(bind("svc-store", "plan-store", json!({}))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let before = tree_of(&b, "cb-shop");
+    assert!(!before.is_empty());
+
+    // Tenant A asks for instance `shop` of a plan with its own namespace:
+    // `cb-shop`, synchronously and asynchronously.
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/shop",
+            Some(provision("svc-store", "plan-own-ns", "apps", json!({}))),
+        )
+        .await;
+    assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
+    let d = r.json["description"].as_str().unwrap();
+    assert!(
+        d.contains("namespace cb-shop") && d.contains("another service instance"),
+        "{d}"
+    );
+    assert!(
+        !d.contains("b-store"),
+        "names the other tenant's instance: {d}"
+    );
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/shop?accepts_incomplete=true",
+            Some(provision("svc-store", "plan-own-ns", "apps", json!({}))),
+        )
+        .await;
+    let r = match r.status {
+        StatusCode::ACCEPTED => {
+            b.wait_instance("shop", r.json["operation"].as_str().unwrap())
+                .await
+        }
+        _ => r,
+    };
+    assert!(
+        r.json["state"] == "failed" || r.status == StatusCode::INTERNAL_SERVER_ERROR,
+        "{}",
+        r.text
+    );
+    assert!(
+        r.json["description"]
+            .as_str()
+            .unwrap()
+            .contains("namespace cb-shop"),
+        "{}",
+        r.text
+    );
+    // Nothing was written: no Namespace manifest claims cb-shop, and B's
+    // part of the tree is as it was, also after A deprovisions.
+    assert!(namespace_manifests(&b, "cb-shop").is_empty());
+    assert_eq!(tree_of(&b, "cb-shop"), before);
+    b.call(
+        Method::DELETE,
+        "/v2/service_instances/shop?service_id=svc-store&plan_id=plan-own-ns",
+        None,
+    )
+    .await;
+    assert_eq!(tree_of(&b, "cb-shop"), before);
+}
+
+#[tokio::test]
+async fn nobody_else_renders_into_an_owned_namespace_and_deletion_takes_only_its_own() {
+    let b = render_broker(|_| {}).await;
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/mine",
+            Some(provision("svc-store", "plan-own-ns", "apps", json!({}))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(namespace_manifests(&b, "cb-mine").len(), 1);
+    let owned = tree_of(&b, "cb-mine");
+
+    // Another tenant names the owned namespace as its own.
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/intruder",
+            Some(provision("svc-store", "plan-store", "cb-mine", json!({}))),
+        )
+        .await;
+    assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
+    let d = r.json["description"].as_str().unwrap();
+    assert!(
+        d.contains("namespace cb-mine belongs to another service instance"),
+        "{d}"
+    );
+    assert_eq!(tree_of(&b, "cb-mine"), owned);
+    b.call(
+        Method::DELETE,
+        "/v2/service_instances/intruder?service_id=svc-store&plan_id=plan-store",
+        None,
+    )
+    .await;
+    assert_eq!(tree_of(&b, "cb-mine"), owned);
+
+    // The owner binds, deprovisions: its folder goes, and the namespace
+    // is free again.
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/mine/service_bindings/mb",
+            Some(bind("svc-store", "plan-own-ns", json!({}))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    b.call(
+        Method::DELETE,
+        "/v2/service_instances/mine/service_bindings/mb?service_id=svc-store&plan_id=plan-own-ns",
+        None,
+    )
+    .await;
+    let r = b
+        .call(
+            Method::DELETE,
+            "/v2/service_instances/mine?service_id=svc-store&plan_id=plan-own-ns",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(tree_of(&b, "cb-mine").is_empty());
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/newcomer",
+            Some(provision("svc-store", "plan-store", "cb-mine", json!({}))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_render_engine_checks_instance_namespaces_against_its_cluster() {
+    let k = common::cluster::Cluster::admin().await;
+    let state = k.namespace("rstate").await;
+    // Someone else's namespace in the cluster, named like the namespace of
+    // instance `rsquat-<suffix>`.
+    let taken = k.namespace("cb-rsquat").await;
+    let squatter = taken.trim_start_matches("cb-").to_string();
+    let free = format!("rfree-{}", common::cluster::suffix());
+    let b = render_broker(|c| {
+        c.store = chartbroker::runtime::StoreKind::Kube;
+        c.kubeconfig = Some(k.kubeconfig.clone());
+        c.state_namespace = state.clone();
+        c.store_key = Some(chartbroker::store::seal::Sealer::generate_base64());
+    })
+    .await;
+    let r = b
+        .call(
+            Method::PUT,
+            &format!("/v2/service_instances/{squatter}"),
+            Some(provision("svc-store", "plan-own-ns", "apps", json!({}))),
+        )
+        .await;
+    assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
+    let d = r.json["description"].as_str().unwrap();
+    assert!(
+        d.contains(&format!("namespace {taken} already exists in the cluster")),
+        "{d}"
+    );
+    assert!(tree_of(&b, &taken).is_empty());
+    // A namespace the cluster doesn't have is the instance's to take.
+    let r = b
+        .call(
+            Method::PUT,
+            &format!("/v2/service_instances/{free}"),
+            Some(provision("svc-store", "plan-own-ns", "apps", json!({}))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(namespace_manifests(&b, &format!("cb-{free}")).len(), 1);
+}
+
+#[tokio::test]
+async fn a_binding_secret_never_shadows_a_release_object() {
+    let b = render_broker(|_| {}).await;
+    for (id, ns) in [("v1", "apps"), ("att", "other")] {
+        let r = b
+            .call(
+                Method::PUT,
+                &format!("/v2/service_instances/{id}"),
+                Some(provision("svc-store", "plan-store", ns, json!({}))),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    // The victim's chart renders Secret apps/cb-v1 (and ConfigMap apps/cb-v1).
+    let victims = rendered_secrets(&b, "apps", "cb-v1");
+    assert_eq!(victims.len(), 1);
+    let before = tree_of(&b, "apps");
+    // Another tenant's binding asks for that name: refused, by any binding,
+    // the victim's own included.
+    for (instance, binding) in [("att", "ab"), ("v1", "vb")] {
+        let r = b
+            .call(
+                Method::PUT,
+                &format!("/v2/service_instances/{instance}/service_bindings/{binding}"),
+                Some(bind(
+                    "svc-store",
+                    "plan-store",
+                    json!({"namespace": "apps", "secret_name": "cb-v1"}),
+                )),
+            )
+            .await;
+        assert!(
+            r.status.is_server_error() || r.status.is_client_error(),
+            "{}",
+            r.text
+        );
+        assert_osb_error(&r, r.status, None);
+        let d = r.json["description"].as_str().unwrap();
+        assert!(
+            d.contains("apps/cb-v1") && d.contains("choose another secret_name"),
+            "{d}"
+        );
+        assert_eq!(rendered_secrets(&b, "apps", "cb-v1"), victims);
+        assert_eq!(tree_of(&b, "apps"), before);
+    }
+}
+
+#[tokio::test]
+async fn a_release_never_renders_an_object_named_like_a_binding_secret() {
+    let b = render_broker(|_| {}).await;
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/att",
+            Some(provision("svc-store", "plan-store", "other", json!({}))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    // The attacker binds first, under the name the victim's release will use.
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/att/service_bindings/ab",
+            Some(bind(
+                "svc-store",
+                "plan-store",
+                json!({"namespace": "apps", "secret_name": "cb-v2"}),
+            )),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let planted = rendered_secrets(&b, "apps", "cb-v2");
+    assert_eq!(planted.len(), 1);
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/v2",
+            Some(provision("svc-store", "plan-store", "apps", json!({}))),
+        )
+        .await;
+    assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
+    let d = r.json["description"].as_str().unwrap();
+    assert!(
+        d.contains("apps/cb-v2") && d.contains("binding Secret"),
+        "{d}"
+    );
+    // Nothing of the release was written: one file declares the name.
+    assert!(!b.release_dir("v2").exists());
+    assert_eq!(rendered_secrets(&b, "apps", "cb-v2"), planted);
+    // Once the binding is gone the name is free.
+    b.call(
+        Method::DELETE,
+        "/v2/service_instances/v2?service_id=svc-store&plan_id=plan-store",
+        None,
+    )
+    .await;
+    let r = b
+        .call(
+            Method::DELETE,
+            "/v2/service_instances/att/service_bindings/ab?service_id=svc-store&plan_id=plan-store",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/v2",
+            Some(provision("svc-store", "plan-store", "apps", json!({}))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(
+        rendered_secrets(&b, "apps", "cb-v2"),
+        vec![b.release_dir("v2").join("manifests.yaml")]
+    );
+}
+
+// === 8. secrets transformed by a chart stay redacted ===
+
+/// The longest run of `secret`'s characters, case-folded, forwards or
+/// reversed, left in `text` once everything but ASCII letters and digits
+/// is dropped (zero-width and other separators included).
+fn longest_run(text: &str, secret: &str) -> usize {
+    let fold = |t: &str| -> Vec<u8> {
+        t.bytes()
+            .filter(u8::is_ascii_alphanumeric)
+            .map(|b| b.to_ascii_lowercase())
+            .collect()
+    };
+    // What a mask hides is not a character a reader can join runs over.
+    let segments: Vec<Vec<u8>> = text.split("<redacted>").map(fold).collect();
+    let s = fold(secret);
+    let r: Vec<u8> = s.iter().rev().copied().collect();
+    (1..=s.len())
+        .rev()
+        .find(|&n| {
+            [&s, &r].iter().any(|sp| {
+                sp.windows(n)
+                    .any(|w| segments.iter().any(|t| t.windows(n).any(|t| t == w)))
+            })
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_charts_failure_text_never_carries_a_transformed_secret() {
+    use common::process::{osb, serve};
+    use reqwest::Method as M;
+    let data = tempfile::tempdir().unwrap();
+    let s = serve(
+        &fixtures().join("catalog-tenant"),
+        &fixtures().join("charts"),
+        data.path(),
+        &helm_bin(),
+        &[],
+    )
+    .await;
+    let body = |mode: &str| {
+        json!({"service_id": "svc-leak", "plan_id": "plan-leak",
+            "context": {"platform": "kubernetes", "namespace": "apps"},
+            "parameters": {"mode": mode}})
+    };
+    let (status, _) = osb(
+        M::PUT,
+        format!("{}/v2/service_instances/leak", s.url),
+        Some(body("ok")),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, bound) = osb(
+        M::PUT,
+        format!("{}/v2/service_instances/leak/service_bindings/lb", s.url),
+        Some(json!({"service_id": "svc-leak", "plan_id": "plan-leak"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{bound}");
+    let password = bound["credentials"]["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(password.len(), 24);
+
+    // The chart fails with the password dotted, upper-cased, reversed,
+    // split across lines, interleaved, with zero-width spaces and in
+    // pieces: synchronously (error body) and asynchronously
+    // (last_operation).
+    let update = json!({"service_id": "svc-leak", "parameters": {"mode": "leak"}});
+    let (status, sync) = osb(
+        M::PATCH,
+        format!("{}/v2/service_instances/leak", s.url),
+        Some(update.clone()),
+    )
+    .await;
+    assert_eq!(status, 500, "{sync}");
+    let (status, accepted) = osb(
+        M::PATCH,
+        format!(
+            "{}/v2/service_instances/leak?accepts_incomplete=true",
+            s.url
+        ),
+        Some(update),
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    let op = accepted["operation"].as_str().unwrap();
+    let last = loop {
+        let (status, last) = osb(
+            M::GET,
+            format!(
+                "{}/v2/service_instances/leak/last_operation?operation={op}",
+                s.url
+            ),
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{last}");
+        if last["state"] != "in progress" {
+            break last;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(last["state"], "failed", "{last}");
+    for d in [&sync["description"], &last["description"]] {
+        let d = d.as_str().unwrap();
+        // The failure is reported (the chart's own words, masked).
+        assert!(d.contains("dots=") && d.contains("<redacted>"), "{d}");
+        assert!(longest_run(d, &password) < 6, "{d}");
+    }
+    let log = std::fs::read_to_string(data.path().join("broker.log")).unwrap();
+    assert!(log.contains("<redacted>"), "{log}");
+    assert!(longest_run(&log, &password) < 6, "{log}");
 }

@@ -8,7 +8,9 @@
 //!   instance, plus binding Secret manifests, for `kubectl apply` or GitOps.
 //! - [`helm_engine`]: real Helm releases in a cluster, and binding Secrets
 //!   applied into the app's namespace.
+//! - [`claims`]: who owns each namespace and name in the render tree.
 
 pub mod chart;
+pub mod claims;
 pub mod helm_engine;
 pub mod render;

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::chart::{Release, ReleaseEngine};
+use super::claims::{self, BindingOwner, Claims, ReleaseOwner};
 use crate::broker::model::{SecretRef, Secrets};
 use crate::broker::ports::{BackendError, BindingCtx, Checkpoint, SecretSink};
 use crate::catalog::{LookupKind, Service};
@@ -22,15 +23,24 @@ use crate::names::release_name;
 pub struct RenderEngine {
     helm: Helm,
     root: PathBuf,
+    claims: Claims,
 }
 
 impl RenderEngine {
     /// An engine writing under `root`.
     pub fn new(helm: Helm, root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
         RenderEngine {
             helm,
-            root: root.into(),
+            claims: Claims::new(&root),
+            root,
         }
+    }
+
+    /// Checks `namespace: instance` namespaces against this cluster too.
+    pub fn with_cluster(mut self, kube: crate::cluster::Kube) -> Self {
+        self.claims = self.claims.with_cluster(kube);
+        self
     }
 
     /// The folder of one release.
@@ -55,6 +65,11 @@ impl RenderEngine {
             let message = format!("policy rejected the chart: {v}");
             BackendError::new(redact(&message, &r.redact))
         })?;
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&manifests)
+            .map_err(|e| BackendError::new(redact(&e.to_string(), &r.redact)))?;
+        self.claims
+            .claim_release(&release_owner(r), &claims::object_ids(&docs))
+            .await?;
         let dir = self.release_dir(&r.namespace, &r.name);
         let mut files = vec![("manifests.yaml", manifests)];
         if r.own_namespace {
@@ -99,13 +114,16 @@ impl ReleaseEngine for RenderEngine {
     async fn uninstall(&self, release: &Release) -> Result<(), BackendError> {
         let dir = self.release_dir(&release.namespace, &release.name);
         match tokio::fs::remove_dir_all(&dir).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(BackendError::new(format!(
-                "removing {}: {e}",
-                dir.display()
-            ))),
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(BackendError::new(format!(
+                    "removing {}: {e}",
+                    dir.display()
+                )));
+            }
         }
+        self.claims.drop_release(&release_owner(release)).await
     }
 
     /// Reads the object from the rendered manifests: without a cluster, what
@@ -238,59 +256,21 @@ fn secret_path(engine: &RenderEngine, ctx: &BindingCtx<'_>, secret: &SecretRef) 
 /// may share one.
 pub const OWNER_KEYS: [&str; 2] = ["chartbroker.io/instance-id", "chartbroker.io/binding-id"];
 
-/// Who claims a Secret name in the rendered tree. Manifests of different
-/// instances live in different folders, but applying the tree puts every
-/// Secret of one namespace in one place, so a name is claimed once per
-/// namespace: `<root>/<namespace>/.claims/<name>` (kubectl skips files
-/// without a manifest extension).
-fn claim_path(engine: &RenderEngine, secret: &SecretRef) -> PathBuf {
-    engine
-        .root
-        .join(&secret.namespace)
-        .join(".claims")
-        .join(&secret.name)
-}
-
-fn claim_of(ctx: &BindingCtx<'_>) -> Vec<u8> {
-    json!([ctx.instance.instance.id, ctx.binding.id])
-        .to_string()
-        .into_bytes()
-}
-
-/// Claims the Secret's name for this binding, or says whose it is.
-async fn claim(
-    engine: &RenderEngine,
-    ctx: &BindingCtx<'_>,
-    secret: &SecretRef,
-) -> Result<(), BackendError> {
-    let path = claim_path(engine, secret);
-    let mine = claim_of(ctx);
-    let io = |e: std::io::Error| BackendError::new(format!("claiming {}: {e}", path.display()));
-    let p = path.clone();
-    let bytes = mine.clone();
-    let created = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
-        use std::io::Write as _;
-        std::fs::create_dir_all(p.parent().expect("has a folder"))?;
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&p)
-        {
-            Ok(mut f) => f.write_all(&bytes).and(f.sync_all()).map(|_| true),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(e),
-        }
-    })
-    .await
-    .map_err(|e| io(std::io::Error::other(e)))?
-    .map_err(io)?;
-    if created || tokio::fs::read(&path).await.map_err(io)? == mine {
-        return Ok(());
+fn release_owner(r: &Release) -> ReleaseOwner<'_> {
+    ReleaseOwner {
+        namespace: &r.namespace,
+        release: &r.name,
+        instance: &r.instance_id,
+        own_namespace: r.own_namespace,
     }
-    Err(BackendError::new(format!(
-        "Secret {}/{} already belongs to another binding; choose another secret_name",
-        secret.namespace, secret.name
-    )))
+}
+
+fn binding_owner<'a>(ctx: &'a BindingCtx<'_>) -> BindingOwner<'a> {
+    BindingOwner {
+        instance: &ctx.instance.instance.id,
+        binding: &ctx.binding.id,
+        dependent: ctx.binding.dependent.as_deref(),
+    }
 }
 
 #[async_trait]
@@ -302,7 +282,9 @@ impl SecretSink for RenderEngine {
     ) -> Result<SecretRef, BackendError> {
         let inst = ctx.instance.instance;
         let secret = ctx.binding.secret_ref(inst);
-        claim(self, &ctx, &secret).await?;
+        self.claims
+            .claim_binding(&secret, &binding_owner(&ctx))
+            .await?;
         let manifest = secret_manifest(&secret, credentials, &ctx);
         let path = secret_path(self, &ctx, &secret);
         let (dir, file) = (
@@ -316,26 +298,27 @@ impl SecretSink for RenderEngine {
     }
 
     async fn delete(&self, ctx: BindingCtx<'_>, secret: &SecretRef) -> Result<(), BackendError> {
-        let claim = claim_path(self, secret);
-        match tokio::fs::read(&claim).await {
-            Ok(owner) if owner != claim_of(&ctx) => {
-                tracing::warn!(namespace = %secret.namespace, secret = %secret.name,
-                    "not deleting a binding Secret that belongs to another binding");
-                return Ok(());
-            }
-            _ => {}
+        if !self
+            .claims
+            .holds_binding(secret, &binding_owner(&ctx))
+            .await?
+        {
+            tracing::warn!(namespace = %secret.namespace, secret = %secret.name,
+                "not deleting a binding Secret that belongs to another binding");
+            return Ok(());
         }
         let path = secret_path(self, &ctx, secret);
-        for p in [&path, &claim] {
-            match tokio::fs::remove_file(p).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(BackendError::new(format!("removing {}: {e}", p.display())));
-                }
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(BackendError::new(format!(
+                    "removing {}: {e}",
+                    path.display()
+                )));
             }
         }
-        Ok(())
+        self.claims.drop_binding(secret).await
     }
 }
 
@@ -416,7 +399,7 @@ fn namespace_manifest(namespace: &str, instance_id: &str) -> String {
 
 /// Writes `dir/name` atomically with owner-only permissions (manifests carry
 /// generated passwords).
-async fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+pub(super) async fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     let dir = dir.to_path_buf();
     let name = name.to_string();
     let bytes = bytes.to_vec();
