@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`catalog`], [`instances`], [`bindings`]: one router per OSB resource group.
 //! - [`headers`]: API version (412), originating identity, request identity.
-//! - [`auth`]: basic and bearer authentication.
+//! - [`auth`]: basic, bearer and client-certificate authentication, each
+//!   credential with its trust; [`credentials_file`]: the files that set them.
 //! - [`extract`]: JSON and query extractors with OSB-shaped rejections.
 //! - [`error`]: errors to status codes and bodies.
 //! - `access`: what the access log shows of a request.
@@ -16,6 +17,7 @@ mod access;
 pub mod auth;
 pub mod bindings;
 pub mod catalog;
+pub mod credentials_file;
 pub mod error;
 pub mod extract;
 pub mod headers;
