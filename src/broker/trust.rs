@@ -81,6 +81,24 @@ impl Trust {
 }
 
 impl Broker {
+    /// 404, as for an instance that does not exist, when the instance
+    /// lives in a namespace the credential may not reach: reads (fetch,
+    /// `last_operation`) are scoped like writes, so a platform confined to
+    /// its namespaces can't read another's instances or binding
+    /// credentials. Reads check no user: the platform reads what it asked
+    /// for.
+    pub async fn check_read(&self, instance_id: &str, trust: &Trust) -> Result<()> {
+        if trust.namespaces.is_none() {
+            return Ok(());
+        }
+        match self.load_instance(instance_id).await? {
+            Some((inst, _)) if !trust.reaches(&self.tenant_namespace(&inst.context)) => Err(
+                BrokerError::NotFound(format!("service instance {instance_id} does not exist")),
+            ),
+            _ => Ok(()),
+        }
+    }
+
     /// 403 unless the request's credential may act in every one of
     /// `namespaces`: each must be one of the credential's namespaces, and,
     /// for a credential whose trust is [`IdentityRule::Required`] and with

@@ -181,7 +181,9 @@ async fn fetch(
     State(broker): State<Broker>,
     Extension(version): Extension<ApiVersion>,
     OsbPath(instance_id): OsbPath<String>,
+    Extension(caller): Extension<super::auth::Caller>,
 ) -> Result<Response, ApiError> {
+    broker.check_read(&instance_id, &caller.0).await?;
     let v = broker.fetch_instance(&instance_id).await?;
     let mut body = json!({
         "service_id": v.service_id,
@@ -204,6 +206,7 @@ async fn last_operation(
     OsbQuery(q): OsbQuery<InstanceQuery>,
     Extension(caller): Extension<super::auth::Caller>,
 ) -> Result<Response, ApiError> {
+    broker.check_read(&instance_id, &caller.0).await?;
     let op = broker
         .instance_last_operation_for(
             &instance_id,
