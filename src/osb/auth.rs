@@ -206,8 +206,11 @@ pub async fn require(
     let cert = req.extensions().get::<PeerCertificate>().map(|c| c.0);
     match creds.check(header, cert.as_ref()) {
         Some(trust) => {
-            req.extensions_mut().insert(Caller(trust));
-            next.run(req).await
+            req.extensions_mut().insert(Caller(trust.clone()));
+            let mut resp = next.run(req).await;
+            // For the access log, which runs outside authentication.
+            resp.extensions_mut().insert(Caller(trust));
+            resp
         }
         None => ApiError::Unauthorized {
             bearer: creds.has_tokens(),
