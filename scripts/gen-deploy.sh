@@ -35,6 +35,7 @@ map() {
     rbac-subjectaccessreviews.yaml)    echo kubernetes/21-rbac-subjectaccessreviews.yaml ;;
     rbac-release-clusterrole.yaml)     echo kubernetes/22-rbac-release-clusterrole.yaml ;;
     pvc.yaml)                          echo kubernetes/30-pvc.yaml ;;
+    platforms.yaml)                    echo kubernetes/35-platforms.yaml ;;
     deployment.yaml)                   echo kubernetes/40-deployment.yaml ;;
     service.yaml)                      echo kubernetes/50-service.yaml ;;
     networkpolicy.yaml)                echo kubernetes/60-networkpolicy.yaml ;;

@@ -121,9 +121,14 @@ struct ServeArgs {
     /// Basic-auth password (prefer the environment variable).
     #[arg(long, env = "CHARTBROKER_PASSWORD", hide_env_values = true)]
     password: Option<String>,
-    /// YAML file with `users: [{username, password}]` and `tokens: [...]`.
+    /// YAML file with `users: [{username, password}]`, `tokens: [...]` and
+    /// `certificates: [{sha256, name}]`, each with its trust.
     #[arg(long, env = "CHARTBROKER_CREDENTIALS_FILE")]
     credentials_file: Option<PathBuf>,
+    /// YAML file (not secret) setting each credential's trust:
+    /// `platforms: [{name, identity, namespaces, deprovision_poll}]`.
+    #[arg(long, env = "CHARTBROKER_PLATFORMS_FILE")]
+    platforms_file: Option<PathBuf>,
     /// Store encryption key, base64 of 32 bytes (prefer the environment variable).
     #[arg(long, env = "CHARTBROKER_STORE_KEY", hide_env_values = true)]
     store_key: Option<String>,
@@ -292,6 +297,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         username: a.username,
         password: a.password,
         credentials_file: a.credentials_file,
+        platforms_file: a.platforms_file,
         operation_timeout: a.operation_timeout,
         sync_timeout: a.sync_timeout.max(Duration::from_secs(1)),
         kubeconfig: a.kubeconfig,
@@ -416,6 +422,7 @@ async fn render(a: RenderArgs) -> anyhow::Result<()> {
         service_id: service.id.clone(),
         plan_id: plan.id.clone(),
         parameters: params,
+        requested_parameters: None,
         context: serde_json::json!({"platform": "kubernetes", "namespace": a.namespace}),
         organization_guid: None,
         space_guid: None,

@@ -68,8 +68,8 @@ pub struct Reloader {
     pub credentials: Arc<LiveCredentials>,
     /// How to build them again.
     pub credential_source: CredentialSource,
-    /// The credentials file, watched for changes.
-    pub credentials_file: Option<PathBuf>,
+    /// The credentials and platforms files, watched for changes.
+    pub credentials_file: Vec<PathBuf>,
     /// The listener's TLS, when it serves HTTPS.
     pub tls: Option<Arc<LiveTls>>,
     /// Where reloads are counted.
@@ -137,7 +137,7 @@ impl Reloader {
         match what {
             What::Catalog => vec![self.catalog_dir.clone(), self.charts_dir.clone()],
             What::Tls => self.tls.as_ref().map(|t| t.files()).unwrap_or_default(),
-            What::Credentials => self.credentials_file.iter().cloned().collect(),
+            What::Credentials => self.credentials_file.clone(),
         }
     }
 

@@ -78,8 +78,10 @@ pub struct ServeConfig {
     pub username: Option<String>,
     /// Its password.
     pub password: Option<String>,
-    /// A credentials file (users and tokens).
+    /// A credentials file (users, tokens, certificates).
     pub credentials_file: Option<PathBuf>,
+    /// A platforms file: the trust of each named credential.
+    pub platforms_file: Option<PathBuf>,
     /// Deadline for operations whose plan sets none.
     pub operation_timeout: Duration,
     /// Deadline for operations a request waits for (synchronous).
@@ -120,6 +122,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("store_key_secret", &self.store_key_secret)
             .field("store_old_key_files", &self.store_old_key_files)
             .field("credentials_file", &self.credentials_file)
+            .field("platforms_file", &self.platforms_file)
             .field("kubeconfig", &self.kubeconfig)
             .field("store", &self.store)
             .field("state_namespace", &self.state_namespace)
@@ -397,7 +400,12 @@ impl Runtime {
             charts_dir: cfg.charts_dir.clone(),
             upstreams: self.upstreams.clone(),
             credentials: self.state.credentials.clone(),
-            credentials_file: cfg.credentials_file.clone(),
+            credentials_file: cfg
+                .credentials_file
+                .iter()
+                .chain(&cfg.platforms_file)
+                .cloned()
+                .collect(),
             credential_source: Arc::new(move || credentials(&cfg)),
             tls,
             metrics: self.state.metrics.clone(),
@@ -492,6 +500,9 @@ fn credentials(cfg: &ServeConfig) -> anyhow::Result<Credentials> {
         tracing::warn!(path = %path.display(),
             "no credentials configured: using the generated user 'admin' whose password is in this file");
         c.add_file(&path)?;
+    }
+    if let Some(f) = &cfg.platforms_file {
+        crate::osb::credentials_file::apply_platforms_file(&mut c, f)?;
     }
     Ok(c)
 }

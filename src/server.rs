@@ -130,9 +130,12 @@ pub async fn run_live(
         tokio::spawn(async move {
             let _slot = slot;
             match acceptor {
-                None => serve_connection(tcp, peer, app, &http, watcher).await,
+                None => serve_connection(tcp, peer, None, app, &http, watcher).await,
                 Some(a) => match tokio::time::timeout(handshake, a.accept(tcp)).await {
-                    Ok(Ok(tls)) => serve_connection(tls, peer, app, &http, watcher).await,
+                    Ok(Ok(tls)) => {
+                        let cert = client_certificate(&tls);
+                        serve_connection(tls, peer, cert, app, &http, watcher).await
+                    }
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                 },
@@ -149,9 +152,21 @@ pub async fn run_live(
     Ok(())
 }
 
+/// The SHA-256 of the client certificate rustls verified (mTLS), which
+/// may itself be a platform credential.
+fn client_certificate(
+    tls: &tokio_rustls::server::TlsStream<TcpStream>,
+) -> Option<crate::osb::auth::PeerCertificate> {
+    let leaf = tls.get_ref().1.peer_certificates()?.first()?;
+    Some(crate::osb::auth::PeerCertificate(crate::osb::auth::sha(
+        leaf.as_ref(),
+    )))
+}
+
 async fn serve_connection<I>(
     io: I,
     peer: SocketAddr,
+    cert: Option<crate::osb::auth::PeerCertificate>,
     app: Router,
     http: &hyper::server::conn::http1::Builder,
     watcher: hyper_util::server::graceful::Watcher,
@@ -162,6 +177,9 @@ async fn serve_connection<I>(
         app,
         move |mut req: hyper::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
+            if let Some(c) = cert {
+                req.extensions_mut().insert(c);
+            }
             req
         },
     );

@@ -108,7 +108,7 @@ impl Doc {
             "cert-manager.io/",
             "monitoring.coreos.com/",
             "servicecatalog.k8s.io/",
-            "osb.crossplane.io/",
+            "osb.m.crossplane.io/",
         ]
         .iter()
         .any(|g| api.starts_with(g))
@@ -884,7 +884,7 @@ async fn every_value_set_applies_strictly_and_passes_restricted_pod_security() {
         for d in docs.iter().filter(|d| d.needs_crd()) {
             let url = d.value["spec"]["url"]
                 .as_str()
-                .or(d.value["spec"]["broker_url"].as_str());
+                .or(d.value["spec"]["brokerUrl"].as_str());
             if let Some(url) = url {
                 assert_eq!(
                     url,

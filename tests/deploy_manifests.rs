@@ -194,7 +194,11 @@ struct Manifests {
 fn allowed_custom(doc: &Doc) -> bool {
     match (doc.api_version(), doc.kind()) {
         ("servicecatalog.k8s.io/v1beta1", "ClusterServiceBroker" | "ServiceBroker")
-        | ("osb.crossplane.io/v1alpha1", "ProviderConfig") => doc.file.starts_with("registration/"),
+        | ("osb.m.crossplane.io/v1alpha1", "ClusterProviderConfig") => {
+            doc.file.starts_with("registration/")
+        }
+        // The trust of each platform credential (--platforms-file), not secret.
+        ("v1", "ConfigMap") => doc.file == "kubernetes/35-platforms.yaml",
         ("cert-manager.io/v1", "Issuer" | "Certificate")
         | ("monitoring.coreos.com/v1", "ServiceMonitor") => {
             doc.file.starts_with("kubernetes/optional/")
@@ -307,7 +311,7 @@ fn every_document_is_a_known_kind_and_round_trips() {
     the_deployment(&m);
     for (api, kind) in [
         ("servicecatalog.k8s.io/v1beta1", "ClusterServiceBroker"),
-        ("osb.crossplane.io/v1alpha1", "ProviderConfig"),
+        ("osb.m.crossplane.io/v1alpha1", "ClusterProviderConfig"),
     ] {
         assert!(
             m.custom
@@ -346,12 +350,9 @@ fn namespaces_and_placement() {
         "ClusterRole",
         "ClusterRoleBinding",
         "ClusterServiceBroker",
+        "ClusterProviderConfig",
     ];
     for d in docs() {
-        if d.kind() == "ProviderConfig" && d.api_version() == "osb.crossplane.io/v1alpha1" {
-            assert_eq!(d.namespace(), None, "{}: cluster-scoped", d.origin());
-            continue;
-        }
         if cluster_scoped.contains(&d.kind()) {
             assert_eq!(d.namespace(), None, "{}: cluster-scoped", d.origin());
         } else if d.file.starts_with("kubernetes/targets/") {
@@ -601,6 +602,20 @@ fn credentials_come_from_secrets_never_literals() {
                 d.origin(),
                 r.name,
                 r.key
+            );
+        }
+    }
+    // ConfigMap volumes refer to ConfigMaps deploy/ carries.
+    for v in pod_spec(dep).volumes.iter().flatten() {
+        if let Some(cm) = &v.config_map {
+            assert!(
+                m.custom
+                    .iter()
+                    .any(|d| d.kind() == "ConfigMap" && d.name() == cm.name),
+                "{}: volume {} uses ConfigMap {}, which deploy/ lacks",
+                d.origin(),
+                v.name,
+                cm.name
             );
         }
     }
@@ -1169,12 +1184,12 @@ fn registration_examples_point_at_the_service_over_https() {
                     );
                 }
             }
-            ("osb.crossplane.io/v1alpha1", "ProviderConfig") => {
+            ("osb.m.crossplane.io/v1alpha1", "ClusterProviderConfig") => {
                 let spec = &d.value["spec"];
-                let url = spec["broker_url"].as_str().unwrap_or_default();
+                let url = spec["brokerUrl"].as_str().unwrap_or_default();
                 assert!(
                     url.starts_with(&format!("https://{host}")),
-                    "{}: broker_url {url}",
+                    "{}: brokerUrl {url}",
                     d.origin()
                 );
                 assert!(
@@ -1191,13 +1206,8 @@ fn registration_examples_point_at_the_service_over_https() {
                         d.origin()
                     );
                 }
-                let known = [
-                    "broker_url",
-                    "osb_version",
-                    "timeout",
-                    "credentials",
-                    "originating_identity_extra_data",
-                ];
+                // provider-osb's ProviderConfigSpec (package/crds).
+                let known = ["brokerUrl", "osbVersion", "timeout", "credentials"];
                 for k in spec.as_object().unwrap().keys() {
                     assert!(
                         known.contains(&k.as_str()),

@@ -92,6 +92,7 @@ fn instance(id: &str, ns: &str) -> Instance {
         service_id: "svc-cluster".into(),
         plan_id: "plan-tiny".into(),
         parameters: json!({"message": "seeded"}),
+        requested_parameters: None,
         context: json!({"platform": "kubernetes", "namespace": ns}),
         organization_guid: None,
         space_guid: None,

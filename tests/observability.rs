@@ -306,6 +306,8 @@ async fn access_and_operation_logs_and_a_promtool_clean_exposition() {
         "status=202",
         "instance_id=obs-1",
         "user=\"alice\"",
+        // The platform credential's name: here the test user.
+        "platform=\"platform\"",
         "duration_ms=",
     ] {
         assert!(l.contains(part), "{part} in {l}");
@@ -314,6 +316,7 @@ async fn access_and_operation_logs_and_a_promtool_clean_exposition() {
     assert!(line("req-bind").contains("status=201"));
     assert!(line("req-401").contains("status=401"));
     assert!(line("req-401").contains("route=/v2/catalog"));
+    assert!(!line("req-401").contains("platform="));
     assert!(line("req-404").contains("status=404"));
     assert!(line("req-404").contains("route=unmatched"));
     assert!(line("req-400").contains("status=400"));

@@ -520,8 +520,9 @@ async fn provision_with_unknown_service_or_plan_returns_400() {
 // organization_guid" / "... space_guid" (deleted; Go sends `""`); kotlin
 // NoOrgFieldProvisioning / NoSpaceFieldProvisioning. The spec marks both
 // REQUIRED and non-empty. None of the suites sends a `context`; with one
-// (Kubernetes platforms, Crossplane's provider-osb sends `""` for both) they
-// stay optional, which is the broker's documented choice.
+// (some Kubernetes platforms send `""` for both; Crossplane's provider-osb
+// sends the UUIDs its spec requires) they stay optional, which is the
+// broker's documented choice.
 #[tokio::test]
 async fn provision_without_organization_or_space_guid_returns_400_unless_context_is_sent() {
     let b = TestBroker::start().await;
@@ -546,7 +547,7 @@ async fn provision_without_organization_or_space_guid_returns_400_unless_context
     let r = call(&b, Method::GET, &inst("i-1"), None).await;
     assert_status(&r, StatusCode::NOT_FOUND);
 
-    // What provider-osb sends: empty guids next to a Kubernetes context.
+    // What some Kubernetes platforms send: empty guids next to a context.
     let r = call(
         &b,
         Method::PUT,

@@ -26,8 +26,9 @@ use support::*;
 const ORG_C1: &str = "164cfd3e-02c3-50da-9c0e-f640e81d6957";
 const SPACE_C1_APPS: &str = "6cc24af8-9db1-5714-b1a7-6fec1cdb4051";
 
-/// A provision as Crossplane's provider-osb sends it: a Kubernetes context,
-/// the deprecated guids absent (`guids: None`) or empty.
+/// A provision as a Kubernetes platform may send it: a Kubernetes context,
+/// the deprecated guids absent (`guids: None`) or empty. (Crossplane's
+/// provider-osb sends UUIDs from its spec, passed through as sent.)
 fn k8s_provision(guids: Option<&str>, params: Value) -> Value {
     let mut body = json!({
         "service_id": "svc-db",
@@ -70,7 +71,7 @@ async fn kubernetes_platform_without_guids_full_lifecycle() {
     let cloud = Cloud::start("async", 1, &[]);
     let b = broker(&CatalogOpts::new(&cloud.url)).await;
 
-    // Absent, then empty (provider-osb sends ""): both get the derived pair,
+    // Absent, then empty (as some platforms send them): both get the derived pair,
     // the same for every instance of the namespace.
     for (id, guids) in [("k8s-1", None), ("k8s-2", Some(""))] {
         let r = put(

@@ -195,12 +195,7 @@ impl Broker {
             _ if is_instance_namespace(plan) => tenant.clone(),
             _ => inst.namespace.clone(),
         };
-        self.authorize(
-            meta.originating_identity.as_ref(),
-            &inst.context,
-            &[&tenant, &target_ns],
-        )
-        .await
+        self.authorize(meta, &[&tenant, &target_ns]).await
     }
 
     /// Parameters, `app_guid` and `bind_resource`: the request's (checked

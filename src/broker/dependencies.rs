@@ -39,7 +39,7 @@ impl Broker {
         instance_id: &str,
         release: &str,
         namespace: &str,
-        (tenant, context): (&str, &Value),
+        tenant: &str,
         meta: &RequestMeta,
     ) -> Result<BTreeMap<String, DependencyRef>> {
         let mut out = BTreeMap::new();
@@ -79,8 +79,7 @@ impl Broker {
             }
             self.check_namespace(&used_tenant, &format!("parameters.{p}"), true)
                 .await?;
-            self.authorize(meta.originating_identity.as_ref(), context, &[&used_tenant])
-                .await?;
+            self.authorize(meta, &[&used_tenant]).await?;
             let service = catalog
                 .find_service(&used.service_id)
                 .map(|s| s.name.clone())
@@ -144,6 +143,7 @@ impl Broker {
             let meta = RequestMeta {
                 accepts_incomplete: true,
                 originating_identity: identity.cloned(),
+                trust: super::trust::Trust::already_authorized(),
                 ..Default::default()
             };
             match self
@@ -203,6 +203,7 @@ impl Broker {
                 let meta = RequestMeta {
                     accepts_incomplete: true,
                     originating_identity: identity.cloned(),
+                    trust: super::trust::Trust::already_authorized(),
                     ..Default::default()
                 };
                 match self.unbind(req, meta).await {

@@ -70,12 +70,8 @@ impl Broker {
                 req.service_id, req.plan_id, inst.id
             )));
         }
-        self.authorize(
-            meta.originating_identity.as_ref(),
-            &inst.context,
-            &[&self.tenant_namespace(&inst.context)],
-        )
-        .await?;
+        self.authorize(meta, &[&self.tenant_namespace(&inst.context)])
+            .await?;
         if let Some(cur) = inst.current() {
             if cur.kind == OpKind::Deprovision && meta.accepts_incomplete {
                 return reply(Outcome::Accepted {

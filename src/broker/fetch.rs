@@ -1,8 +1,9 @@
 //! The read-only endpoints: fetch an instance or binding, and
 //! `last_operation` for both.
 
-use super::model::{BindingState, HasOperations, InstanceState, OpKind, Operation};
+use super::model::{BindingState, HasOperations, InstanceState, OpKind, OpState, Operation};
 use super::requests::{BindingView, InstanceView, LastOperation};
+use super::trust::DeprovisionPoll;
 use super::{Broker, BrokerError, Result};
 
 impl Broker {
@@ -26,7 +27,9 @@ impl Broker {
             service_id: inst.service_id,
             plan_id: inst.plan_id,
             dashboard_url: inst.dashboard_url,
-            parameters: inst.parameters,
+            // What the platform sent, not the plan's defaults filled in: a
+            // platform comparing exactly (provider-osb) sees no drift.
+            parameters: inst.requested_parameters.unwrap_or(inst.parameters),
             maintenance_version: inst.maintenance_version,
         })
     }
@@ -61,6 +64,33 @@ impl Broker {
             ));
         };
         pick(&inst, operation, inst.state == InstanceState::Deleted).map(view)
+    }
+
+    /// [`Self::instance_last_operation`] for a platform whose credential
+    /// asks for [`DeprovisionPoll::Gone`]: once an asynchronous
+    /// deprovision has completed, its poll answers 410 at once instead of
+    /// 200 `succeeded`. provider-osb reads only 404/410 from
+    /// `last_operation` as deleted (a 200 `succeeded` makes it forget the
+    /// delete and send DELETEs, answered 410, forever), while osb-checker
+    /// reads only 200 `succeeded` as the end of a delete; both send the
+    /// same poll, so the answer is the credential's.
+    pub async fn instance_last_operation_for(
+        &self,
+        instance_id: &str,
+        operation: Option<&str>,
+        poll: DeprovisionPoll,
+    ) -> Result<LastOperation> {
+        if poll == DeprovisionPoll::Gone {
+            if let Some((inst, _)) = self.load_instance(instance_id).await? {
+                let op = pick(&inst, operation, inst.state == InstanceState::Deleted)?;
+                if op.kind == OpKind::Deprovision && op.state == OpState::Succeeded {
+                    return Err(BrokerError::Gone(format!(
+                        "service instance {instance_id} has been deprovisioned"
+                    )));
+                }
+            }
+        }
+        self.instance_last_operation(instance_id, operation).await
     }
 
     /// `GET .../service_bindings/:binding_id/last_operation`, as for

@@ -29,6 +29,7 @@ pub mod provision;
 pub mod requests;
 pub mod secrets;
 pub mod takeover;
+pub mod trust;
 pub mod unbind;
 pub mod update;
 pub mod worker;
@@ -263,55 +264,6 @@ impl Broker {
             .maximum_polling_duration
             .unwrap_or(self.config().default_operation_timeout.as_secs());
         now() + secs
-    }
-
-    /// 403 unless the request's Kubernetes user may act in every one of
-    /// `namespaces`. With an authorizer (helm engine), a request from a
-    /// Kubernetes platform (its context or its identity says so) must carry
-    /// a Kubernetes identity: one the broker can't check gets no. Other
-    /// platforms' requests are the platform's responsibility.
-    async fn authorize(
-        &self,
-        identity: Option<&model::OriginatingIdentity>,
-        context: &Value,
-        namespaces: &[&str],
-    ) -> Result<()> {
-        let Some(auth) = &self.inner.adapters.authorizer else {
-            return Ok(());
-        };
-        let from_kubernetes = context.get("platform").and_then(Value::as_str) == Some("kubernetes")
-            || identity.is_some_and(|id| id.platform == "kubernetes");
-        if !from_kubernetes {
-            return Ok(());
-        }
-        let Some(id) = identity.filter(|id| id.platform == "kubernetes") else {
-            return Err(BrokerError::Forbidden(
-                "a request from a Kubernetes platform must carry the user's X-Broker-API-Originating-Identity (kubernetes profile): the broker checks it with a SubjectAccessReview before acting in a namespace".into(),
-            ));
-        };
-        let user = id
-            .value
-            .get("username")
-            .and_then(|u| u.as_str())
-            .unwrap_or("?");
-        let mut seen = std::collections::BTreeSet::new();
-        for namespace in namespaces.iter().filter(|n| seen.insert(**n)) {
-            match auth.may_act_in(id, namespace).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    return Err(BrokerError::Forbidden(format!(
-                        "user {user:?} may not create Secrets in namespace {namespace:?}"
-                    )));
-                }
-                Err(e) => {
-                    return Err(BrokerError::Internal(format!(
-                        "could not check {user:?}'s access to namespace {namespace:?}: {}",
-                        e.message
-                    )));
-                }
-            }
-        }
-        Ok(())
     }
 
     /// 403 unless the operator lets the broker act in `namespace`: its name

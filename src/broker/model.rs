@@ -27,6 +27,12 @@ pub struct Instance {
     pub plan_id: String,
     /// Effective parameters (create parameters merged with updates).
     pub parameters: Value,
+    /// The parameters as the platform sent them (create parameters merged
+    /// with updates, without the plan's defaults): what fetching the
+    /// instance returns, so a platform comparing exactly sees no drift.
+    /// `None` in records written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_parameters: Option<Value>,
     /// The platform's context object, last one received.
     pub context: Value,
     /// Deprecated OSB fields, kept to compare repeated provision requests.
@@ -258,6 +264,9 @@ pub struct UpdateTarget {
     pub plan_id: String,
     /// Effective parameters after the update.
     pub parameters: Value,
+    /// The parameters as the platform sent them, after the update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_parameters: Option<Value>,
     /// Context after the update.
     pub context: Value,
     /// Maintenance version after the update.

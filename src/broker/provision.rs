@@ -14,6 +14,8 @@ use crate::names::{fingerprint, release_name};
 struct Asked {
     /// The request's parameters with the plan's defaults applied.
     parameters: Value,
+    /// The request's parameters as sent.
+    requested: Value,
     context: Value,
     /// Identifies the request's attributes, for repeats and 409s.
     fingerprint: String,
@@ -118,12 +120,7 @@ impl Broker {
             )
             .await?;
         }
-        self.authorize(
-            meta.originating_identity.as_ref(),
-            &asked.context,
-            &[&tenant],
-        )
-        .await?;
+        self.authorize(meta, &[&tenant]).await?;
         let dependencies = self
             .plan_dependencies(
                 plan,
@@ -131,7 +128,7 @@ impl Broker {
                 &req.instance_id,
                 &release,
                 &namespace,
-                (&tenant, &asked.context),
+                &tenant,
                 meta,
             )
             .await?;
@@ -149,6 +146,7 @@ impl Broker {
             service_id: req.service_id.clone(),
             plan_id: req.plan_id.clone(),
             parameters: asked.parameters.clone(),
+            requested_parameters: Some(asked.requested.clone()),
             context: asked.context.clone(),
             organization_guid: req.organization_guid.clone(),
             space_guid: req.space_guid.clone(),
@@ -218,10 +216,11 @@ fn validate(req: &ProvisionRequest, plan: &Plan) -> Result<Asked> {
         "organization_guid": req.organization_guid,
         "space_guid": req.space_guid,
     }));
-    let mut parameters = raw_params;
+    let mut parameters = raw_params.clone();
     plan.apply_defaults(SchemaKind::InstanceCreate, &mut parameters);
     Ok(Asked {
         parameters,
+        requested: raw_params,
         context,
         fingerprint,
     })

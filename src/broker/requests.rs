@@ -13,6 +13,8 @@ pub struct RequestMeta {
     pub originating_identity: Option<OriginatingIdentity>,
     /// `X-Broker-API-Request-Identity`.
     pub request_identity: Option<String>,
+    /// The trust of the credential that authenticated the request.
+    pub trust: std::sync::Arc<super::trust::Trust>,
 }
 
 /// `PUT /v2/service_instances/:instance_id`

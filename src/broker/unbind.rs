@@ -115,11 +115,6 @@ impl Broker {
             .map(|s| s.namespace.as_str())
             .filter(|ns| *ns != inst.namespace)
             .unwrap_or(tenant.as_str());
-        self.authorize(
-            meta.originating_identity.as_ref(),
-            &inst.context,
-            &[&tenant, secret_ns],
-        )
-        .await
+        self.authorize(meta, &[&tenant, secret_ns]).await
     }
 }

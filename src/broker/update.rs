@@ -106,7 +106,7 @@ impl Broker {
             })?;
         self.check_update(req, meta, &inst, service, current_plan, plan)
             .await?;
-        plan.validate_parameters(SchemaKind::InstanceUpdate, changes)
+        plan.validate_parameters(SchemaKind::InstanceUpdate, &changed_only(&inst, changes))
             .map_err(BrokerError::BadRequest)?;
         let fp = fingerprint(&json!({
             "plan_id": target_plan_id,
@@ -149,12 +149,7 @@ impl Broker {
         plan: &Plan,
     ) -> Result<()> {
         let tenant = self.tenant_namespace(&inst.context);
-        self.authorize(
-            meta.originating_identity.as_ref(),
-            &inst.context,
-            &[&tenant],
-        )
-        .await?;
+        self.authorize(meta, &[&tenant]).await?;
         if let Some(new) = req
             .context
             .as_ref()
@@ -230,6 +225,7 @@ fn update_target(
     Ok(UpdateTarget {
         plan_id,
         parameters: updated_parameters(plan, inst, changes)?,
+        requested_parameters: Some(merge(requested(inst), changes)),
         context: req
             .context
             .clone()
@@ -264,11 +260,40 @@ fn updated_parameters(plan: &Plan, inst: &Instance, changes: &Value) -> Result<V
 fn changes_nothing(inst: &Instance, target: &UpdateTarget) -> bool {
     target.plan_id == inst.plan_id
         && target.parameters == inst.parameters
+        && target.requested_parameters.as_ref() == Some(requested(inst))
         && target.context == inst.context
         && target.maintenance_version == inst.maintenance_version
         && inst
             .last_op()
             .is_some_and(|o| o.state == OpState::Succeeded)
+}
+
+/// The parameters as the platform last sent them (records older than
+/// `requested_parameters` only know the effective ones).
+pub(super) fn requested(inst: &Instance) -> &Value {
+    inst.requested_parameters
+        .as_ref()
+        .unwrap_or(&inst.parameters)
+}
+
+/// The update's parameters that change something: a platform that sends
+/// the instance's whole current parameters with each update (provider-osb
+/// PATCHes its spec whole) repeats creation parameters the update schema
+/// does not list, and a value that stays as it is is not an update of it.
+/// A `null` for a key the instance does not have removes nothing.
+fn changed_only(inst: &Instance, changes: &Value) -> Value {
+    let Some(ch) = changes.as_object() else {
+        return changes.clone();
+    };
+    let out = ch
+        .iter()
+        .filter(|(k, v)| match inst.parameters.get(k.as_str()) {
+            Some(current) => current != *v,
+            None => !v.is_null(),
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Value::Object(out)
 }
 
 /// Update parameters replace the top-level keys they name and keep the rest;

@@ -1,5 +1,6 @@
-//! Authentication of platforms: HTTP basic and bearer tokens, compared in
-//! constant time. Only digests of the credentials are kept in memory.
+//! Authentication of platforms: HTTP basic, bearer tokens and mTLS client
+//! certificates, compared in constant time, each credential with its own
+//! [`Trust`]. Only digests of the credentials are kept in memory.
 
 use std::fmt;
 use std::path::Path;
@@ -11,70 +12,74 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use ring::digest::{SHA256, digest};
-use serde::Deserialize;
-use subtle::ConstantTimeEq;
+use subtle::{ConditionallySelectable, ConstantTimeEq};
+
+pub use super::credentials_file::{CredentialsFile, TrustFields};
+use crate::broker::trust::Trust;
 
 use super::error::ApiError;
 
-type Digest = [u8; 32];
+/// A SHA-256 digest.
+pub type Digest = [u8; 32];
 
-fn sha(bytes: &[u8]) -> Digest {
+pub(crate) fn sha(bytes: &[u8]) -> Digest {
     digest(&SHA256, bytes)
         .as_ref()
         .try_into()
         .expect("SHA-256 is 32 bytes")
 }
 
-/// Who may call `/v2`. `Debug` shows counts only.
+/// A configured credential's digest and the trust it carries.
+type Entry<T> = (T, Arc<Trust>);
+
+/// Who may call `/v2`, each credential with its own trust. `Debug` shows
+/// counts only.
 #[derive(Clone, Default)]
 pub struct Credentials {
-    users: Vec<(Digest, Digest)>,
-    tokens: Vec<Digest>,
+    users: Vec<Entry<(Digest, Digest)>>,
+    tokens: Vec<Entry<Digest>>,
+    certificates: Vec<Entry<Digest>>,
 }
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "Credentials {{ users: {}, tokens: {} }}",
+            "Credentials {{ users: {}, tokens: {}, certificates: {} }}",
             self.users.len(),
-            self.tokens.len()
+            self.tokens.len(),
+            self.certificates.len()
         )
     }
 }
 
-/// The credentials file (`--credentials-file`).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CredentialsFile {
-    /// Basic-auth users.
-    #[serde(default)]
-    pub users: Vec<User>,
-    /// Bearer tokens.
-    #[serde(default)]
-    pub tokens: Vec<String>,
-}
-
-/// One basic-auth user.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct User {
-    /// User name.
-    pub username: String,
-    /// Password.
-    pub password: String,
-}
-
 impl Credentials {
-    /// Adds a basic-auth user.
+    /// Adds a basic-auth user with the default trust.
     pub fn add_user(&mut self, username: &str, password: &str) {
-        self.users
-            .push((sha(username.as_bytes()), sha(password.as_bytes())));
+        self.add_user_with(username, password, TrustFields::default());
     }
 
-    /// Adds a bearer token.
+    /// Adds a basic-auth user with its trust.
+    pub fn add_user_with(&mut self, username: &str, password: &str, t: TrustFields) {
+        let trust = t.into_trust(username);
+        self.users
+            .push(((sha(username.as_bytes()), sha(password.as_bytes())), trust));
+    }
+
+    /// Adds a bearer token with the default trust.
     pub fn add_token(&mut self, token: &str) {
-        self.tokens.push(sha(token.as_bytes()));
+        self.add_token_with(token, "bearer token", TrustFields::default());
+    }
+
+    /// Adds a bearer token with its trust; `name` names it in logs.
+    pub fn add_token_with(&mut self, token: &str, name: &str, t: TrustFields) {
+        self.tokens
+            .push((sha(token.as_bytes()), t.into_trust(name)));
+    }
+
+    /// Adds a client certificate (mTLS) by the SHA-256 of its DER bytes.
+    pub fn add_certificate(&mut self, sha256: Digest, name: &str, t: TrustFields) {
+        self.certificates.push((sha256, t.into_trust(name)));
     }
 
     /// Adds everything in a credentials file (YAML).
@@ -83,28 +88,28 @@ impl Credentials {
             .map_err(|e| anyhow::anyhow!("reading credentials file {}: {e}", path.display()))?;
         let file: CredentialsFile = serde_saphyr::from_str(&text)
             .map_err(|e| anyhow::anyhow!("parsing credentials file {}: {e}", path.display()))?;
-        for u in file.users {
-            anyhow::ensure!(
-                !u.username.is_empty() && !u.password.is_empty(),
-                "credentials file {}: empty username or password",
-                path.display()
-            );
-            self.add_user(&u.username, &u.password);
+        file.add_to(self)
+            .map_err(|e| anyhow::anyhow!("credentials file {}: {e}", path.display()))
+    }
+
+    /// Replaces the trust of every credential named `name` with `f` of it;
+    /// whether there was one.
+    pub fn retrust(&mut self, name: &str, f: impl Fn(&Trust) -> Trust) -> bool {
+        let mut found = false;
+        let users = self.users.iter_mut().map(|(_, t)| t);
+        let others = self.tokens.iter_mut().chain(self.certificates.iter_mut());
+        for t in users.chain(others.map(|(_, t)| t)) {
+            if t.name == name {
+                *t = Arc::new(f(t));
+                found = true;
+            }
         }
-        for t in file.tokens {
-            anyhow::ensure!(
-                !t.is_empty(),
-                "credentials file {}: empty token",
-                path.display()
-            );
-            self.add_token(&t);
-        }
-        Ok(())
+        found
     }
 
     /// Whether any credential is configured.
     pub fn is_empty(&self) -> bool {
-        self.users.is_empty() && self.tokens.is_empty()
+        self.users.is_empty() && self.tokens.is_empty() && self.certificates.is_empty()
     }
 
     /// Whether bearer tokens are accepted.
@@ -112,37 +117,46 @@ impl Credentials {
         !self.tokens.is_empty()
     }
 
-    /// Checks an `Authorization` header value. Every configured credential is
+    /// The trust of the credential an `Authorization` header value carries,
+    /// or, without one, of the client certificate the TLS handshake
+    /// verified. A header that matches nothing is refused even next to a
+    /// known certificate. Every configured credential of the kind is
     /// compared, matched or not, so timing reveals nothing.
-    pub fn check(&self, authorization: Option<&str>) -> bool {
+    pub fn check(
+        &self,
+        authorization: Option<&str>,
+        certificate: Option<&Digest>,
+    ) -> Option<Arc<Trust>> {
         let Some(value) = authorization else {
-            return false;
+            return certificate.and_then(|c| pick(&self.certificates, |d| d.ct_eq(c)));
         };
         let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value, ""));
         if scheme.eq_ignore_ascii_case("basic") {
-            let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(rest.trim()) else {
-                return false;
-            };
-            let Some(colon) = decoded.iter().position(|b| *b == b':') else {
-                return false;
-            };
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(rest.trim())
+                .ok()?;
+            let colon = decoded.iter().position(|b| *b == b':')?;
             let (u, p) = (sha(&decoded[..colon]), sha(&decoded[colon + 1..]));
-            let mut ok = subtle::Choice::from(0);
-            for (cu, cp) in &self.users {
-                ok |= cu.ct_eq(&u) & cp.ct_eq(&p);
-            }
-            ok.into()
+            pick(&self.users, |(cu, cp)| cu.ct_eq(&u) & cp.ct_eq(&p))
         } else if scheme.eq_ignore_ascii_case("bearer") {
             let t = sha(rest.trim().as_bytes());
-            let mut ok = subtle::Choice::from(0);
-            for ct in &self.tokens {
-                ok |= ct.ct_eq(&t);
-            }
-            ok.into()
+            pick(&self.tokens, |ct| ct.ct_eq(&t))
         } else {
-            false
+            None
         }
     }
+}
+
+/// The trust of the entry `matches` selects, comparing every entry.
+fn pick<T>(entries: &[Entry<T>], matches: impl Fn(&T) -> subtle::Choice) -> Option<Arc<Trust>> {
+    let mut found = subtle::Choice::from(0);
+    let mut index = 0u64;
+    for (i, (d, _)) in entries.iter().enumerate() {
+        let m = matches(d);
+        index = u64::conditional_select(&index, &(i as u64), m & !found);
+        found |= m;
+    }
+    bool::from(found).then(|| entries[index as usize].1.clone())
 }
 
 /// The credentials in force. A reload replaces them whole, so a request is
@@ -167,10 +181,21 @@ impl LiveCredentials {
     }
 }
 
-/// Middleware: 401 unless the request carries valid credentials.
+/// The SHA-256 of the client certificate the TLS handshake verified, as a
+/// request extension (set by the server for mTLS connections).
+#[derive(Clone, Copy, Debug)]
+pub struct PeerCertificate(pub Digest);
+
+/// The trust of the credential that authenticated a request, as a request
+/// extension.
+#[derive(Clone, Debug)]
+pub struct Caller(pub Arc<Trust>);
+
+/// Middleware: 401 unless the request carries valid credentials; puts the
+/// credential's trust on the request.
 pub async fn require(
     State(live): State<Arc<LiveCredentials>>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     let creds = live.current();
@@ -178,13 +203,19 @@ pub async fn require(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    if creds.check(header) {
-        next.run(req).await
-    } else {
-        ApiError::Unauthorized {
+    let cert = req.extensions().get::<PeerCertificate>().map(|c| c.0);
+    match creds.check(header, cert.as_ref()) {
+        Some(trust) => {
+            req.extensions_mut().insert(Caller(trust.clone()));
+            let mut resp = next.run(req).await;
+            // For the access log, which runs outside authentication.
+            resp.extensions_mut().insert(Caller(trust));
+            resp
+        }
+        None => ApiError::Unauthorized {
             bearer: creds.has_tokens(),
         }
-        .into_response()
+        .into_response(),
     }
 }
 
@@ -204,15 +235,45 @@ mod tests {
         let mut c = Credentials::default();
         c.add_user("admin", "pa:ss");
         c.add_token("tok");
-        assert!(c.check(Some(&basic("admin", "pa:ss"))));
-        assert!(!c.check(Some(&basic("admin", "pa"))));
-        assert!(!c.check(Some(&basic("admi", "pa:ss"))));
-        assert!(c.check(Some("Bearer tok")));
-        assert!(c.check(Some("bearer tok")));
-        assert!(!c.check(Some("Bearer to")));
-        assert!(!c.check(Some("Digest x")));
-        assert!(!c.check(Some("Basic !!!")));
-        assert!(!c.check(None));
-        assert_eq!(format!("{c:?}"), "Credentials { users: 1, tokens: 1 }");
+        let ok = |h: Option<&str>| c.check(h, None).is_some();
+        assert!(ok(Some(&basic("admin", "pa:ss"))));
+        assert!(!ok(Some(&basic("admin", "pa"))));
+        assert!(!ok(Some(&basic("admi", "pa:ss"))));
+        assert!(ok(Some("Bearer tok")));
+        assert!(ok(Some("bearer tok")));
+        assert!(!ok(Some("Bearer to")));
+        assert!(!ok(Some("Digest x")));
+        assert!(!ok(Some("Basic !!!")));
+        assert!(!ok(None));
+        assert_eq!(
+            format!("{c:?}"),
+            "Credentials { users: 1, tokens: 1, certificates: 0 }"
+        );
+    }
+
+    #[test]
+    fn each_credential_carries_its_own_trust() {
+        use crate::broker::trust::IdentityRule;
+        let mut c = Credentials::default();
+        c.add_user("cf", "one");
+        let platform = TrustFields {
+            identity: Some(IdentityRule::Platform),
+            namespaces: Some(vec!["shop".into()]),
+            ..TrustFields::default()
+        };
+        c.add_user_with("crossplane", "two", platform.clone());
+        c.add_certificate([7; 32], "ci", platform);
+        let cf = c.check(Some(&basic("cf", "one")), None).unwrap();
+        assert_eq!(cf.identity, IdentityRule::Required);
+        assert_eq!(cf.namespaces, None);
+        let xp = c.check(Some(&basic("crossplane", "two")), None).unwrap();
+        assert_eq!(xp.identity, IdentityRule::Platform);
+        assert_eq!(xp.name, "crossplane");
+        // A password of another user is not a credential.
+        assert!(c.check(Some(&basic("crossplane", "one")), None).is_none());
+        // A certificate alone authenticates; a wrong header next to it does not.
+        assert_eq!(c.check(None, Some(&[7; 32])).unwrap().name, "ci");
+        assert!(c.check(None, Some(&[8; 32])).is_none());
+        assert!(c.check(Some("Bearer x"), Some(&[7; 32])).is_none());
     }
 }

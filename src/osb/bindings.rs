@@ -106,7 +106,9 @@ async fn unbind(
 async fn fetch(
     State(broker): State<Broker>,
     OsbPath((instance_id, binding_id)): OsbPath<(String, String)>,
+    Extension(caller): Extension<super::auth::Caller>,
 ) -> Result<Response, ApiError> {
+    broker.check_read(&instance_id, &caller.0).await?;
     let v = broker.fetch_binding(&instance_id, &binding_id).await?;
     Ok(Json(json!({
         "credentials": v.credentials.to_value(),
@@ -120,7 +122,9 @@ async fn last_operation(
     Extension(version): Extension<ApiVersion>,
     OsbPath((instance_id, binding_id)): OsbPath<(String, String)>,
     OsbQuery(q): OsbQuery<InstanceQuery>,
+    Extension(caller): Extension<super::auth::Caller>,
 ) -> Result<Response, ApiError> {
+    broker.check_read(&instance_id, &caller.0).await?;
     let op = broker
         .binding_last_operation(&instance_id, &binding_id, q.operation.as_deref())
         .await?;

@@ -76,13 +76,22 @@ pub async fn originating_identity(mut req: Request, next: Next) -> Response {
             }
         },
     };
-    req.extensions_mut().insert(OriginIdentity(parsed));
+    let trust = req
+        .extensions()
+        .get::<super::auth::Caller>()
+        .map(|c| c.0.clone())
+        .unwrap_or_default();
+    req.extensions_mut().insert(OriginIdentity(parsed, trust));
     next.run(req).await
 }
 
-/// The decoded identity, as a request extension.
+/// The decoded identity and the trust of the credential that
+/// authenticated the request, as a request extension.
 #[derive(Clone, Debug)]
-pub struct OriginIdentity(pub Option<OriginatingIdentity>);
+pub struct OriginIdentity(
+    pub Option<OriginatingIdentity>,
+    pub std::sync::Arc<crate::broker::trust::Trust>,
+);
 
 /// Parses `platform base64(json-object)` and checks the profile's required
 /// properties for the platforms it defines.

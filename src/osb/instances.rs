@@ -81,6 +81,7 @@ pub fn meta(
     RequestMeta {
         accepts_incomplete: flag(q_accepts),
         originating_identity: identity.0,
+        trust: identity.1,
         request_identity: headers
             .get(&super::headers::REQUEST_IDENTITY)
             .and_then(|v| v.to_str().ok())
@@ -100,9 +101,10 @@ async fn provision(
     let space_guid = non_empty(body.space_guid);
     // The spec marks both REQUIRED and non-empty, deprecated in favour of
     // `context`; both public conformance suites expect 400 without them.
-    // Kubernetes platforms (Crossplane's provider-osb among them) send empty
-    // ones next to a `context` object, which replaces them: only a request
-    // carrying neither is refused.
+    // Some Kubernetes platforms send empty ones next to a `context` object,
+    // which replaces them: only a request carrying neither is refused. Any
+    // non-empty value is taken as sent (Crossplane's provider-osb requires
+    // them in its spec and sends UUIDs).
     if !body.context.as_ref().is_some_and(Value::is_object) {
         for (field, value) in [
             ("organization_guid", &organization_guid),
@@ -179,7 +181,9 @@ async fn fetch(
     State(broker): State<Broker>,
     Extension(version): Extension<ApiVersion>,
     OsbPath(instance_id): OsbPath<String>,
+    Extension(caller): Extension<super::auth::Caller>,
 ) -> Result<Response, ApiError> {
+    broker.check_read(&instance_id, &caller.0).await?;
     let v = broker.fetch_instance(&instance_id).await?;
     let mut body = json!({
         "service_id": v.service_id,
@@ -200,9 +204,15 @@ async fn last_operation(
     Extension(version): Extension<ApiVersion>,
     OsbPath(instance_id): OsbPath<String>,
     OsbQuery(q): OsbQuery<InstanceQuery>,
+    Extension(caller): Extension<super::auth::Caller>,
 ) -> Result<Response, ApiError> {
+    broker.check_read(&instance_id, &caller.0).await?;
     let op = broker
-        .instance_last_operation(&instance_id, q.operation.as_deref())
+        .instance_last_operation_for(
+            &instance_id,
+            q.operation.as_deref(),
+            caller.0.deprovision_poll,
+        )
         .await?;
     Ok(last_operation_response(op, version))
 }

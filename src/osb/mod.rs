@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`catalog`], [`instances`], [`bindings`]: one router per OSB resource group.
 //! - [`headers`]: API version (412), originating identity, request identity.
-//! - [`auth`]: basic and bearer authentication.
+//! - [`auth`]: basic, bearer and client-certificate authentication, each
+//!   credential with its trust; [`credentials_file`]: the files that set them.
 //! - [`extract`]: JSON and query extractors with OSB-shaped rejections.
 //! - [`error`]: errors to status codes and bodies.
 //! - `access`: what the access log shows of a request.
@@ -16,6 +17,7 @@ mod access;
 pub mod auth;
 pub mod bindings;
 pub mod catalog;
+pub mod credentials_file;
 pub mod error;
 pub mod extract;
 pub mod headers;
@@ -149,7 +151,8 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
 /// `chartbroker::access`, INFO), 401s and 404s included; logs the detail of
 /// internal errors, which the client is never shown. Never logs the
 /// `Authorization` header or bodies, which carry credentials; of the
-/// originating identity only the user's name.
+/// originating identity only the user's name; of the platform credential
+/// its name (a user's name, a token's or certificate's `name`).
 async fn observe(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
@@ -164,6 +167,10 @@ async fn observe(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> Res
     let resp = next.run(req).await;
     let took = started.elapsed();
     let status = resp.status().as_u16();
+    let platform = resp
+        .extensions()
+        .get::<auth::Caller>()
+        .map(|c| c.0.name.clone());
     m.request(&route, &method, status);
     m.request_duration(&route, &method, status, took);
     if let Some(InternalDetail(detail)) = resp.extensions().get::<InternalDetail>() {
@@ -173,6 +180,7 @@ async fn observe(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> Res
         duration_ms = took.as_secs_f64() * 1000.0,
         instance_id = ids.instance_id.as_deref().map(tracing::field::display),
         binding_id = ids.binding_id.as_deref().map(tracing::field::display),
-        request_identity = request_identity.as_deref(), user = user.as_deref(), "request");
+        request_identity = request_identity.as_deref(), user = user.as_deref(),
+        platform = platform.as_deref(), "request");
     resp
 }

@@ -476,7 +476,7 @@ impl BrokerIdentity {
 
 /// `helm template` of the chart's `templates` only, released as
 /// `chartbroker` (the names `deploy/kubernetes` has) in `namespace`.
-fn chart_template(namespace: &str, values: &Value, templates: &[&str]) -> String {
+pub fn chart_template(namespace: &str, values: &Value, templates: &[&str]) -> String {
     let f = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
     std::fs::write(f.path(), values.to_string()).unwrap();
     let mut cmd = Command::new(super::helm_bin());

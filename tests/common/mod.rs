@@ -81,6 +81,7 @@ pub fn config(data: &Path) -> ServeConfig {
         username: Some(USER.into()),
         password: Some(PASS.into()),
         credentials_file: None,
+        platforms_file: None,
         operation_timeout: Duration::from_secs(120),
         sync_timeout: Duration::from_secs(60),
         kubeconfig: None,

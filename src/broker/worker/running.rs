@@ -427,6 +427,7 @@ fn instance_outcome(inst: &mut Instance, kind: OpKind, target: Option<UpdateTarg
             if let Some(t) = target {
                 inst.plan_id = t.plan_id;
                 inst.parameters = t.parameters;
+                inst.requested_parameters = t.requested_parameters;
                 inst.context = t.context;
                 inst.maintenance_version = t.maintenance_version;
             }

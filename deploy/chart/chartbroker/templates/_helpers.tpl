@@ -121,3 +121,26 @@ app.kubernetes.io/part-of: chartbroker
 {{- fail "registration.serviceCatalog.caBundle is empty: Service Catalog must verify the broker's certificate" }}
 {{- end }}
 {{- end }}
+
+{{/* The platforms file (trust per credential): .Values.platforms, then
+     provider-osb's credential when its registration is on. Empty when
+     there is nothing to say. */}}
+{{- define "chartbroker.platforms" -}}
+{{- $list := list }}
+{{- range .Values.platforms }}
+{{- $list = append $list . }}
+{{- end }}
+{{- with .Values.registration.providerOsb }}
+{{- if .enabled }}
+{{- $entry := dict "name" .username "identity" "platform" "deprovision_poll" "gone" }}
+{{- $ns := .namespaces | default $.Values.targetNamespaces }}
+{{- if $ns }}
+{{- $_ := set $entry "namespaces" $ns }}
+{{- end }}
+{{- $list = append $list $entry }}
+{{- end }}
+{{- end }}
+{{- if $list }}
+{{- toYaml (dict "platforms" $list) }}
+{{- end }}
+{{- end }}

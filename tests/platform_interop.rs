@@ -1,0 +1,227 @@
+//! What a platform that compares exactly and deletes until 404/410
+//! (Crossplane's provider-osb) needs from the broker, rule by rule over
+//! HTTP on the render engine: fetch returns the parameters as sent, an
+//! update may repeat current values (creation-only ones included), and a
+//! credential may ask for 410 once a deprovision completed while another
+//! keeps 200 `succeeded`.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use common::*;
+use serde_json::{Value, json};
+
+const XP: (&str, &str) = ("osb-crossplane", "xp-password-4567");
+
+async fn broker() -> TestBroker {
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    cfg.catalog_dir = fixtures().join("catalog-platform");
+    let creds = data.path().join("credentials.yaml");
+    std::fs::write(
+        &creds,
+        format!(
+            "users:\n  - username: {}\n    password: {}\n    identity: platform\n    deprovision_poll: gone\n",
+            XP.0, XP.1
+        ),
+    )
+    .unwrap();
+    cfg.credentials_file = Some(creds);
+    TestBroker::with_config(data, cfg).await
+}
+
+fn as_xp(method: Method, uri: &str, body: Option<Value>) -> Request<Body> {
+    let mut r = req(method, uri, body);
+    r.headers_mut()
+        .insert("authorization", basic(XP.0, XP.1).parse().unwrap());
+    r
+}
+
+fn provision(params: Value) -> Value {
+    json!({"service_id": "svc-platform", "plan_id": "plan-platform",
+        "organization_guid": "2b6b0b8e-5d0a-4c1e-9a39-0f4f3c1d2e11",
+        "space_guid": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+        "context": {"platform": "kubernetes", "namespace": "apps"},
+        "parameters": params})
+}
+
+fn patch(params: Value) -> Value {
+    json!({"service_id": "svc-platform", "plan_id": "plan-platform", "parameters": params})
+}
+
+/// The chart values the render engine wrote for `instance`.
+fn rendered(b: &TestBroker, instance: &str) -> String {
+    let mut out = String::new();
+    for e in walk(&b.release_dir(instance)) {
+        out.push_str(&std::fs::read_to_string(e).unwrap());
+    }
+    out
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn fetch_returns_the_parameters_as_sent_and_updates_may_repeat_them() {
+    let b = broker().await;
+    let uri = "/v2/service_instances/io-1";
+    let r = b
+        .call(
+            Method::PUT,
+            uri,
+            Some(provision(json!({"database": "shop"}))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    // The chart got the plan's default ...
+    assert!(
+        rendered(&b, "io-1").contains("replicas: \"1\""),
+        "{}",
+        rendered(&b, "io-1")
+    );
+    // ... the platform gets back exactly what it sent.
+    let r = b.call(Method::GET, uri, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["parameters"], json!({"database": "shop"}));
+    assert_eq!(r.json["plan_id"], "plan-platform");
+
+    // The whole spec again, creation-only `database` included: applied.
+    let spec = json!({"database": "shop", "message": "hi", "replicas": 2});
+    let r = b.call(Method::PATCH, uri, Some(patch(spec.clone()))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(rendered(&b, "io-1").contains("replicas: \"2\""));
+    let r = b.call(Method::GET, uri, None).await;
+    assert_eq!(r.json["parameters"], spec);
+    // Repeated as is: nothing to do, 200, still the same.
+    let r = b.call(Method::PATCH, uri, Some(patch(spec.clone()))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = b.call(Method::GET, uri, None).await;
+    assert_eq!(r.json["parameters"], spec);
+
+    // Changing the creation-only parameter is still refused, and so is a
+    // value the update schema forbids; nothing changes.
+    for bad in [
+        json!({"database": "other", "message": "hi", "replicas": 2}),
+        json!({"database": "shop", "message": "hi", "replicas": 9}),
+        json!({"database": "shop", "colour": "red"}),
+    ] {
+        let r = b.call(Method::PATCH, uri, Some(patch(bad))).await;
+        assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
+    }
+    let r = b.call(Method::GET, uri, None).await;
+    assert_eq!(r.json["parameters"], spec);
+    // A null for a key the instance lacks changes nothing either.
+    let r = b
+        .call(
+            Method::PATCH,
+            uri,
+            Some(patch(json!({"database": "shop", "colour": null}))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = b.call(Method::GET, uri, None).await;
+    assert_eq!(r.json["parameters"], spec);
+}
+
+#[tokio::test]
+async fn a_completed_deprovision_polls_as_its_credential_asks() {
+    let b = broker().await;
+    for id in ["dp-default", "dp-gone"] {
+        let uri = format!("/v2/service_instances/{id}");
+        let r = b
+            .call(
+                Method::PUT,
+                &uri,
+                Some(provision(json!({"database": "shop"}))),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    let del = |id: &str| {
+        format!(
+            "/v2/service_instances/{id}?service_id=svc-platform&plan_id=plan-platform&accepts_incomplete=true"
+        )
+    };
+    let poll =
+        |id: &str, op: &str| format!("/v2/service_instances/{id}/last_operation?operation={op}");
+
+    // The default: 200 `succeeded` (osb-checker), then 410 to a repeated DELETE.
+    let r = b.call(Method::DELETE, &del("dp-default"), None).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let op = r.json["operation"].as_str().unwrap().to_string();
+    let done = b.wait_instance("dp-default", &op).await;
+    assert_delete_done(&done);
+    let again = b.call(Method::GET, &poll("dp-default", &op), None).await;
+    assert_delete_done(&again);
+    assert_osb_error(
+        &b.call(Method::DELETE, &del("dp-default"), None).await,
+        StatusCode::GONE,
+        None,
+    );
+
+    // `deprovision_poll: gone`: in progress while it runs, 410 (with an
+    // OSB error body) once it completed, on every later poll.
+    let r = b.send(as_xp(Method::DELETE, &del("dp-gone"), None)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let op = r.json["operation"].as_str().unwrap().to_string();
+    let mut last = None;
+    for _ in 0..600 {
+        let r = b
+            .send(as_xp(Method::GET, &poll("dp-gone", &op), None))
+            .await;
+        if r.status == StatusCode::OK {
+            assert_eq!(r.json["state"], "in progress", "{}", r.text);
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        }
+        last = Some(r);
+        break;
+    }
+    let last = last.expect("the deprovision completes");
+    assert_osb_error(&last, StatusCode::GONE, None);
+    assert_eq!(
+        last.headers.get("content-type").unwrap(),
+        "application/json"
+    );
+    for query in [format!("operation={op}"), String::new()] {
+        let r = b
+            .send(as_xp(
+                Method::GET,
+                &format!("/v2/service_instances/dp-gone/last_operation?{query}"),
+                None,
+            ))
+            .await;
+        assert_osb_error(&r, StatusCode::GONE, None);
+    }
+    // The other credential still hears 200 `succeeded` about the same delete.
+    assert_delete_done(&b.call(Method::GET, &poll("dp-gone", &op), None).await);
+    // A provision still polls as it always did for this credential.
+    let r = b
+        .send(as_xp(
+            Method::PUT,
+            "/v2/service_instances/dp-new?accepts_incomplete=true",
+            Some(provision(json!({"database": "shop"}))),
+        ))
+        .await;
+    assert!(
+        r.status == StatusCode::ACCEPTED || r.status == StatusCode::CREATED,
+        "{}",
+        r.text
+    );
+    if r.status == StatusCode::ACCEPTED {
+        let op = r.json["operation"].as_str().unwrap();
+        let done = b.wait_instance("dp-new", op).await;
+        assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    }
+}

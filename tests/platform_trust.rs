@@ -1,0 +1,511 @@
+//! Trust bound to the platform's credential, not to a label in the
+//! request: each platform credential says whether its requests must carry
+//! a user identity the broker checks (a SubjectAccessReview answered by the
+//! real API server's RBAC) or the platform is its own authorizer, and which
+//! namespaces it may reach. Two credentials with different trust are used
+//! side by side; a request that relabels its platform (`context.platform:
+//! cloudfoundry`, or no context at all) is still checked.
+
+mod common;
+
+use std::path::Path;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use base64::Engine as _;
+use common::cluster::Cluster;
+use common::*;
+use serde_json::{Value, json};
+
+use chartbroker::runtime::{Engine, ServeConfig};
+
+/// The platform that checks its users, and the one that is its own
+/// authorizer.
+const CF: (&str, &str) = ("cf-platform", "cf-password-0123");
+const XP: (&str, &str) = ("osb-crossplane", "xp-password-4567");
+
+fn identity(platform: &str, value: Value) -> String {
+    format!(
+        "{platform} {}",
+        base64::engine::general_purpose::STANDARD.encode(value.to_string())
+    )
+}
+
+fn kube_user(user: &str) -> String {
+    identity(
+        "kubernetes",
+        json!({"username": user, "uid": user, "groups": [], "extra": {}}),
+    )
+}
+
+/// A request authenticated as `cred`, with `identity` when given.
+fn as_platform(
+    cred: (&str, &str),
+    method: Method,
+    uri: &str,
+    body: Option<Value>,
+    identity: Option<&str>,
+) -> Request<Body> {
+    let mut r = req(method, uri, body);
+    let h = r.headers_mut();
+    h.insert("authorization", basic(cred.0, cred.1).parse().unwrap());
+    if let Some(id) = identity {
+        h.insert("x-broker-api-originating-identity", id.parse().unwrap());
+    }
+    r
+}
+
+fn provision(ns: Option<&str>, platform: &str, params: Value) -> Value {
+    let mut body = json!({"service_id": "svc-platform", "plan_id": "plan-platform",
+        "organization_guid": "2b6b0b8e-5d0a-4c1e-9a39-0f4f3c1d2e11",
+        "space_guid": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+        "parameters": params});
+    if let Some(ns) = ns {
+        body["context"] = json!({"platform": platform, "namespace": ns});
+    }
+    body
+}
+
+fn bind_body() -> Value {
+    json!({"service_id": "svc-platform", "plan_id": "plan-platform"})
+}
+
+/// Sends; on 202, polls `last_operation` (as the same credential) until the
+/// operation leaves `in progress` and returns that answer.
+async fn run(b: &TestBroker, r: Request<Body>, cred: (&str, &str)) -> Resp {
+    let uri = r.uri().path().to_string();
+    let accepted = b.send(r).await;
+    if accepted.status != StatusCode::ACCEPTED {
+        return accepted;
+    }
+    let op = accepted.json["operation"].as_str().unwrap();
+    let poll = format!("{uri}/last_operation?operation={op}");
+    for _ in 0..1200 {
+        let r = b
+            .send(as_platform(cred, Method::GET, &poll, None, None))
+            .await;
+        if r.status != StatusCode::OK || r.json["state"] != "in progress" {
+            return r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{poll} still in progress after 120 s");
+}
+
+fn write_credentials(dir: &Path, xp_namespaces: &[&str]) -> std::path::PathBuf {
+    let path = dir.join("credentials.yaml");
+    let ns = serde_json::to_string(xp_namespaces).unwrap();
+    std::fs::write(
+        &path,
+        format!(
+            "users:\n  - username: {}\n    password: {}\n  - username: {}\n    password: {}\n    identity: platform\n    namespaces: {ns}\n    deprovision_poll: gone\n",
+            CF.0, CF.1, XP.0, XP.1
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn platform_config(data: &Path) -> ServeConfig {
+    let mut cfg = config(data);
+    cfg.catalog_dir = fixtures().join("catalog-platform");
+    cfg.charts_dir = fixtures().join("charts");
+    cfg
+}
+
+/// A helm-engine broker on the real control plane (admin kubeconfig, so
+/// only the trust under test decides), SubjectAccessReviews on.
+async fn cluster_broker(k: &Cluster, xp_namespaces: &[&str]) -> TestBroker {
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = platform_config(data.path());
+    cfg.engine = Engine::Helm;
+    let kubeconfig = data.path().join("kubeconfig");
+    std::fs::copy(&k.kubeconfig, &kubeconfig).unwrap();
+    cfg.kubeconfig = Some(kubeconfig);
+    cfg.helm_timeout = std::time::Duration::from_secs(120);
+    cfg.credentials_file = Some(write_credentials(data.path(), xp_namespaces));
+    assert!(cfg.subject_access_review);
+    TestBroker::with_config(data, cfg).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_platform_credentials_with_different_trust_side_by_side() {
+    let k = Cluster::admin().await;
+    let ns_a = k.namespace("trust-a").await;
+    let ns_b = k.namespace("trust-b").await;
+    k.grant_user(&ns_a, "alice");
+    let b = cluster_broker(&k, &[&ns_a]).await;
+    let put = |id: &str| format!("/v2/service_instances/{id}?accepts_incomplete=true");
+    let params = json!({"database": "shop"});
+
+    // The platform that is its own authorizer: no identity, in its namespace.
+    let r = as_platform(
+        XP,
+        Method::PUT,
+        &put("tr-x1"),
+        Some(provision(Some(&ns_a), "kubernetes", params.clone())),
+        None,
+    );
+    let done = run(&b, r, XP).await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    assert!(
+        k.get(&format!("/api/v1/namespaces/{ns_a}/configmaps/cb-tr-x1"))
+            .await
+            .is_some()
+    );
+    // ... but not outside it, though the operator allows that namespace.
+    let r = b
+        .send(as_platform(
+            XP,
+            Method::PUT,
+            &put("tr-x2"),
+            Some(provision(Some(&ns_b), "kubernetes", params.clone())),
+            None,
+        ))
+        .await;
+    assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
+    let d = r.json["description"].as_str().unwrap();
+    assert!(d.contains(XP.0) && d.contains(&ns_b), "{d}");
+    let lo = b
+        .send(as_platform(
+            XP,
+            Method::GET,
+            "/v2/service_instances/tr-x2/last_operation",
+            None,
+            None,
+        ))
+        .await;
+    assert_eq!(
+        lo.status,
+        StatusCode::NOT_FOUND,
+        "nothing recorded: {}",
+        lo.text
+    );
+
+    // The platform whose users are checked, in the same namespace: no
+    // identity, and a user RBAC refuses, get 403; alice may.
+    for id in [None, Some(kube_user("bob"))] {
+        let r = b
+            .send(as_platform(
+                CF,
+                Method::PUT,
+                &put("tr-c1"),
+                Some(provision(Some(&ns_a), "kubernetes", params.clone())),
+                id.as_deref(),
+            ))
+            .await;
+        assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
+    }
+    let alice = kube_user("alice");
+    let r = as_platform(
+        CF,
+        Method::PUT,
+        &put("tr-c1"),
+        Some(provision(Some(&ns_a), "kubernetes", params.clone())),
+        Some(&alice),
+    );
+    let done = run(&b, r, CF).await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+
+    // Binds: provider-osb's empty username is fine for its own credential,
+    // not for the checked one.
+    let empty = kube_user("");
+    let bind_uri = "/v2/service_instances/tr-x1/service_bindings/tr-xb?accepts_incomplete=true";
+    let r = b
+        .send(as_platform(
+            CF,
+            Method::PUT,
+            bind_uri,
+            Some(bind_body()),
+            Some(&empty),
+        ))
+        .await;
+    assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
+    let r = as_platform(XP, Method::PUT, bind_uri, Some(bind_body()), Some(&empty));
+    let done = run(&b, r, XP).await;
+    assert!(
+        done.status == StatusCode::CREATED || done.json["state"] == "succeeded",
+        "{}",
+        done.text
+    );
+
+    // Each credential's deprovision poll: 410 for the platform that waits
+    // for it, 200 `succeeded` for the other.
+    let r = as_platform(
+        XP,
+        Method::DELETE,
+        "/v2/service_instances/tr-x1/service_bindings/tr-xb?service_id=svc-platform&plan_id=plan-platform&accepts_incomplete=true",
+        None,
+        Some(&empty),
+    );
+    let done = run(&b, r, XP).await;
+    assert!(
+        done.status == StatusCode::OK || done.status == StatusCode::GONE,
+        "{}",
+        done.text
+    );
+    let del = |id: &str| {
+        format!(
+            "/v2/service_instances/{id}?service_id=svc-platform&plan_id=plan-platform&accepts_incomplete=true"
+        )
+    };
+    let done = run(
+        &b,
+        as_platform(XP, Method::DELETE, &del("tr-x1"), None, Some(&empty)),
+        XP,
+    )
+    .await;
+    assert_osb_error(&done, StatusCode::GONE, None);
+    let done = run(
+        &b,
+        as_platform(CF, Method::DELETE, &del("tr-c1"), None, Some(&alice)),
+        CF,
+    )
+    .await;
+    assert_delete_done(&done);
+    for id in ["tr-x1", "tr-c1"] {
+        let path = format!("/api/v1/namespaces/{ns_a}/configmaps/cb-{id}");
+        k.wait_gone(&path, std::time::Duration::from_secs(60)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn platform_relabelling_does_not_skip_the_user_check() {
+    let k = Cluster::admin().await;
+    let ns = k.namespace("relabel").await;
+    k.grant_user(&ns, "alice");
+    let b = cluster_broker(&k, &[]).await;
+    let put = "/v2/service_instances/relabel-1?accepts_incomplete=true";
+    let params = json!({"database": "shop"});
+    let cf_user = identity("cloudfoundry", json!({"user_id": "alice"}));
+    // Whatever the request calls its platform, the identity-required
+    // credential's request is checked: no identity, another platform's
+    // identity, an empty Kubernetes user name, a user without rights.
+    let cases: Vec<(Value, Option<String>)> = vec![
+        (provision(Some(&ns), "cloudfoundry", params.clone()), None),
+        (provision(None, "", params.clone()), None),
+        (
+            provision(Some(&ns), "cloudfoundry", params.clone()),
+            Some(cf_user.clone()),
+        ),
+        (provision(None, "", params.clone()), Some(cf_user)),
+        (
+            provision(Some(&ns), "sapbtp", params.clone()),
+            Some(kube_user("")),
+        ),
+        (
+            provision(Some(&ns), "cloudfoundry", params.clone()),
+            Some(kube_user("bob")),
+        ),
+    ];
+    for (body, id) in cases {
+        let r = b
+            .send(as_platform(
+                CF,
+                Method::PUT,
+                put,
+                Some(body.clone()),
+                id.as_deref(),
+            ))
+            .await;
+        assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
+    }
+    let lo = b
+        .send(as_platform(
+            CF,
+            Method::GET,
+            "/v2/service_instances/relabel-1/last_operation",
+            None,
+            None,
+        ))
+        .await;
+    assert_eq!(
+        lo.status,
+        StatusCode::NOT_FOUND,
+        "nothing recorded: {}",
+        lo.text
+    );
+    assert!(
+        k.get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-relabel-1"))
+            .await
+            .is_none()
+    );
+    // The same relabelled request with a user RBAC allows goes through:
+    // it was checked, not skipped.
+    let r = as_platform(
+        CF,
+        Method::PUT,
+        put,
+        Some(provision(Some(&ns), "cloudfoundry", params)),
+        Some(&kube_user("alice")),
+    );
+    let done = run(&b, r, CF).await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let r = as_platform(
+        CF,
+        Method::DELETE,
+        "/v2/service_instances/relabel-1?service_id=svc-platform&plan_id=plan-platform&accepts_incomplete=true",
+        None,
+        Some(&kube_user("bob")),
+    );
+    assert_osb_error(&b.send(r).await, StatusCode::FORBIDDEN, Some("Forbidden"));
+}
+
+/// The trust is reloaded with the files, like the credentials: a platforms
+/// file (what a chart renders into a ConfigMap) narrows a credential's
+/// namespaces without a restart, and a broken one keeps the trust in force.
+#[tokio::test]
+async fn the_platforms_file_is_reloaded() {
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = platform_config(data.path());
+    cfg.credentials_file = Some(write_credentials(data.path(), &["apps", "other"]));
+    let platforms = data.path().join("platforms.yaml");
+    let write = |text: &str| {
+        let tmp = platforms.with_extension("tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &platforms).unwrap();
+    };
+    write(&format!(
+        "platforms:\n  - name: {}\n    namespaces: [apps]\n",
+        XP.0
+    ));
+    cfg.platforms_file = Some(platforms.clone());
+    let b = TestBroker::with_config(data, cfg).await;
+    let put = |id: &str, ns: &str| {
+        as_platform(
+            XP,
+            Method::PUT,
+            &format!("/v2/service_instances/{id}"),
+            Some(provision(
+                Some(ns),
+                "kubernetes",
+                json!({"database": "shop"}),
+            )),
+            None,
+        )
+    };
+    // The platforms file wins over the credentials file's [apps, other].
+    assert_eq!(
+        b.send(put("rl-1", "apps")).await.status,
+        StatusCode::CREATED
+    );
+    assert_osb_error(
+        &b.send(put("rl-2", "other")).await,
+        StatusCode::FORBIDDEN,
+        Some("Forbidden"),
+    );
+
+    let reloader = b.runtime.reloader(None);
+    write(&format!(
+        "platforms:\n  - name: {}\n    namespaces: [other]\n",
+        XP.0
+    ));
+    assert!(
+        reloader
+            .reload(chartbroker::reload::What::Credentials)
+            .await
+    );
+    assert_eq!(
+        b.send(put("rl-2", "other")).await.status,
+        StatusCode::CREATED
+    );
+    assert_osb_error(
+        &b.send(put("rl-3", "apps")).await,
+        StatusCode::FORBIDDEN,
+        Some("Forbidden"),
+    );
+
+    // A broken file (unknown field, wrong value) changes nothing.
+    for broken in [
+        format!("platforms:\n  - name: {}\n    namespace: [apps]\n", XP.0),
+        format!("platforms:\n  - name: {}\n    identity: nobody\n", XP.0),
+        format!(
+            "platforms:\n  - name: {}\n    namespaces: [\"Not A Name\"]\n",
+            XP.0
+        ),
+    ] {
+        write(&broken);
+        assert!(
+            !reloader
+                .reload(chartbroker::reload::What::Credentials)
+                .await
+        );
+        assert_osb_error(
+            &b.send(put("rl-3", "apps")).await,
+            StatusCode::FORBIDDEN,
+            Some("Forbidden"),
+        );
+    }
+}
+
+/// A credential confined to its namespaces can neither read nor change
+/// what another platform made elsewhere: fetches and polls answer 404 (as
+/// for an id that doesn't exist, so ids can't be probed), changes 403.
+#[tokio::test]
+async fn a_confined_credential_reaches_nothing_outside_its_namespaces() {
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = platform_config(data.path());
+    cfg.credentials_file = Some(write_credentials(data.path(), &["apps"]));
+    let b = TestBroker::with_config(data, cfg).await;
+    let body = |ns: &str| provision(Some(ns), "kubernetes", json!({"database": "shop"}));
+    // CF (no namespace list) makes an instance and a binding in `other`.
+    let r = b
+        .send(as_platform(
+            CF,
+            Method::PUT,
+            "/v2/service_instances/cn-1",
+            Some(body("other")),
+            None,
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let bind = "/v2/service_instances/cn-1/service_bindings/cn-b";
+    let r = b
+        .send(as_platform(CF, Method::PUT, bind, Some(bind_body()), None))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert!(r.json["credentials"]["password"].is_string(), "{}", r.text);
+
+    for uri in [
+        "/v2/service_instances/cn-1".to_string(),
+        "/v2/service_instances/cn-1/last_operation".to_string(),
+        bind.to_string(),
+        format!("{bind}/last_operation"),
+    ] {
+        let r = b.send(as_platform(XP, Method::GET, &uri, None, None)).await;
+        assert_osb_error(&r, StatusCode::NOT_FOUND, None);
+        assert!(!r.text.contains("password"), "{}", r.text);
+        // The owner still reads it.
+        let r = b.send(as_platform(CF, Method::GET, &uri, None, None)).await;
+        assert_eq!(r.status, StatusCode::OK, "{uri}: {}", r.text);
+    }
+    let q = "service_id=svc-platform&plan_id=plan-platform";
+    for (method, uri, body) in [
+        (
+            Method::PATCH,
+            "/v2/service_instances/cn-1".to_string(),
+            Some(json!({"service_id": "svc-platform", "parameters": {"replicas": 2}})),
+        ),
+        (
+            Method::PUT,
+            "/v2/service_instances/cn-1/service_bindings/cn-x".to_string(),
+            Some(bind_body()),
+        ),
+        (Method::DELETE, format!("{bind}?{q}"), None),
+        (
+            Method::DELETE,
+            format!("/v2/service_instances/cn-1?{q}"),
+            None,
+        ),
+    ] {
+        let r = b.send(as_platform(XP, method, &uri, body, None)).await;
+        assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
+    }
+    let r = b.send(as_platform(CF, Method::GET, bind, None, None)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "the binding is still there: {}",
+        r.text
+    );
+}
