@@ -15,6 +15,12 @@ use serde_json::{Value, json};
 const XP: (&str, &str) = ("osb-crossplane", "xp-password-4567");
 
 async fn broker() -> TestBroker {
+    broker_with("").await
+}
+
+/// XP is its own authorizer and hears 410 for a completed deprovision;
+/// `extra` adds YAML lines to its entry.
+async fn broker_with(extra: &str) -> TestBroker {
     let data = tempfile::tempdir().unwrap();
     let mut cfg = config(data.path());
     cfg.catalog_dir = fixtures().join("catalog-platform");
@@ -22,7 +28,7 @@ async fn broker() -> TestBroker {
     std::fs::write(
         &creds,
         format!(
-            "users:\n  - username: {}\n    password: {}\n    identity: platform\n    deprovision_poll: gone\n",
+            "users:\n  - username: {}\n    password: {}\n    identity: platform\n    deprovision_poll: gone{extra}\n",
             XP.0, XP.1
         ),
     )
@@ -224,4 +230,76 @@ async fn a_completed_deprovision_polls_as_its_credential_asks() {
         let done = b.wait_instance("dp-new", op).await;
         assert_eq!(done.json["state"], "succeeded", "{}", done.text);
     }
+}
+
+/// A credential confined to its namespaces can neither read nor change
+/// what another platform made elsewhere: fetches and polls answer 404 (as
+/// for an id that doesn't exist, so ids can't be probed), changes 403.
+#[tokio::test]
+async fn a_confined_credential_reaches_nothing_outside_its_namespaces() {
+    let b = broker_with("\n    namespaces: [apps]").await;
+    let mut body = provision(json!({"database": "shop"}));
+    body["context"]["namespace"] = json!("other");
+    // The test user (no namespace list) makes an instance and a binding in
+    // `other`.
+    let r = b
+        .call(Method::PUT, "/v2/service_instances/cn-1", Some(body))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let bind = "/v2/service_instances/cn-1/service_bindings/cn-b";
+    let bind_body = json!({"service_id": "svc-platform", "plan_id": "plan-platform"});
+    let r = b.call(Method::PUT, bind, Some(bind_body.clone())).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert!(r.json["credentials"]["password"].is_string(), "{}", r.text);
+    for uri in [
+        "/v2/service_instances/cn-1".to_string(),
+        "/v2/service_instances/cn-1/last_operation".to_string(),
+        bind.to_string(),
+        format!("{bind}/last_operation"),
+    ] {
+        let r = b.send(as_xp(Method::GET, &uri, None)).await;
+        assert_osb_error(&r, StatusCode::NOT_FOUND, None);
+        assert!(!r.text.contains("password"), "{}", r.text);
+        // The owner still reads it.
+        let r = b.call(Method::GET, &uri, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{uri}: {}", r.text);
+    }
+    let q = "service_id=svc-platform&plan_id=plan-platform";
+    for (method, uri, body) in [
+        (
+            Method::PATCH,
+            "/v2/service_instances/cn-1".to_string(),
+            Some(patch(json!({"replicas": 2}))),
+        ),
+        (
+            Method::PUT,
+            "/v2/service_instances/cn-1/service_bindings/cn-x".to_string(),
+            Some(bind_body),
+        ),
+        (Method::DELETE, format!("{bind}?{q}"), None),
+        (
+            Method::DELETE,
+            format!("/v2/service_instances/cn-1?{q}"),
+            None,
+        ),
+    ] {
+        let r = b.send(as_xp(method, &uri, body)).await;
+        assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
+    }
+    let r = b.call(Method::GET, bind, None).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "the binding is still there: {}",
+        r.text
+    );
+    // In its own namespace it works.
+    let r = b
+        .send(as_xp(
+            Method::PUT,
+            "/v2/service_instances/cn-2",
+            Some(provision(json!({"database": "shop"}))),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
 }
