@@ -45,7 +45,7 @@ fn as_xp(method: Method, uri: &str, body: Option<Value>) -> Request<Body> {
 }
 
 fn provision(params: Value) -> Value {
-    json!({"service_id": "svc-platform", "plan_id": "plan-platform",
+    json!({"service_id": "svc-platform", "plan_id": "3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f",
         "organization_guid": "2b6b0b8e-5d0a-4c1e-9a39-0f4f3c1d2e11",
         "space_guid": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
         "context": {"platform": "kubernetes", "namespace": "apps"},
@@ -53,7 +53,7 @@ fn provision(params: Value) -> Value {
 }
 
 fn patch(params: Value) -> Value {
-    json!({"service_id": "svc-platform", "plan_id": "plan-platform", "parameters": params})
+    json!({"service_id": "svc-platform", "plan_id": "3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f", "parameters": params})
 }
 
 /// The chart values the render engine wrote for `instance`.
@@ -100,7 +100,7 @@ async fn fetch_returns_the_parameters_as_sent_and_updates_may_repeat_them() {
     let r = b.call(Method::GET, uri, None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json["parameters"], json!({"database": "shop"}));
-    assert_eq!(r.json["plan_id"], "plan-platform");
+    assert_eq!(r.json["plan_id"], "3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f");
 
     // The whole spec again, creation-only `database` included: applied.
     let spec = json!({"database": "shop", "message": "hi", "replicas": 2});
@@ -156,7 +156,7 @@ async fn a_completed_deprovision_polls_as_its_credential_asks() {
     }
     let del = |id: &str| {
         format!(
-            "/v2/service_instances/{id}?service_id=svc-platform&plan_id=plan-platform&accepts_incomplete=true"
+            "/v2/service_instances/{id}?service_id=svc-platform&plan_id=3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f&accepts_incomplete=true"
         )
     };
     let poll =
@@ -247,7 +247,8 @@ async fn a_confined_credential_reaches_nothing_outside_its_namespaces() {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let bind = "/v2/service_instances/cn-1/service_bindings/cn-b";
-    let bind_body = json!({"service_id": "svc-platform", "plan_id": "plan-platform"});
+    let bind_body =
+        json!({"service_id": "svc-platform", "plan_id": "3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f"});
     let r = b.call(Method::PUT, bind, Some(bind_body.clone())).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert!(r.json["credentials"]["password"].is_string(), "{}", r.text);
@@ -264,7 +265,7 @@ async fn a_confined_credential_reaches_nothing_outside_its_namespaces() {
         let r = b.call(Method::GET, &uri, None).await;
         assert_eq!(r.status, StatusCode::OK, "{uri}: {}", r.text);
     }
-    let q = "service_id=svc-platform&plan_id=plan-platform";
+    let q = "service_id=svc-platform&plan_id=3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f";
     for (method, uri, body) in [
         (
             Method::PATCH,

@@ -56,7 +56,7 @@ fn as_platform(
 }
 
 fn provision(ns: Option<&str>, platform: &str, params: Value) -> Value {
-    let mut body = json!({"service_id": "svc-platform", "plan_id": "plan-platform",
+    let mut body = json!({"service_id": "svc-platform", "plan_id": "3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f",
         "organization_guid": "2b6b0b8e-5d0a-4c1e-9a39-0f4f3c1d2e11",
         "space_guid": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
         "parameters": params});
@@ -67,7 +67,7 @@ fn provision(ns: Option<&str>, platform: &str, params: Value) -> Value {
 }
 
 fn bind_body() -> Value {
-    json!({"service_id": "svc-platform", "plan_id": "plan-platform"})
+    json!({"service_id": "svc-platform", "plan_id": "3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f"})
 }
 
 /// Sends; on 202, polls `last_operation` (as the same credential) until the
@@ -234,7 +234,7 @@ async fn two_platform_credentials_with_different_trust_side_by_side() {
     let r = as_platform(
         XP,
         Method::DELETE,
-        "/v2/service_instances/tr-x1/service_bindings/tr-xb?service_id=svc-platform&plan_id=plan-platform&accepts_incomplete=true",
+        "/v2/service_instances/tr-x1/service_bindings/tr-xb?service_id=svc-platform&plan_id=3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f&accepts_incomplete=true",
         None,
         Some(&empty),
     );
@@ -246,7 +246,7 @@ async fn two_platform_credentials_with_different_trust_side_by_side() {
     );
     let del = |id: &str| {
         format!(
-            "/v2/service_instances/{id}?service_id=svc-platform&plan_id=plan-platform&accepts_incomplete=true"
+            "/v2/service_instances/{id}?service_id=svc-platform&plan_id=3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f&accepts_incomplete=true"
         )
     };
     let done = run(
@@ -344,7 +344,7 @@ async fn platform_relabelling_does_not_skip_the_user_check() {
     let r = as_platform(
         CF,
         Method::DELETE,
-        "/v2/service_instances/relabel-1?service_id=svc-platform&plan_id=plan-platform&accepts_incomplete=true",
+        "/v2/service_instances/relabel-1?service_id=svc-platform&plan_id=3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f&accepts_incomplete=true",
         None,
         Some(&kube_user("bob")),
     );
