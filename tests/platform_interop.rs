@@ -15,6 +15,12 @@ use serde_json::{Value, json};
 const XP: (&str, &str) = ("osb-crossplane", "xp-password-4567");
 
 async fn broker() -> TestBroker {
+    broker_with("").await
+}
+
+/// XP is its own authorizer and hears 410 for a completed deprovision;
+/// `extra` adds YAML lines to its entry.
+async fn broker_with(extra: &str) -> TestBroker {
     let data = tempfile::tempdir().unwrap();
     let mut cfg = config(data.path());
     cfg.catalog_dir = fixtures().join("catalog-platform");
@@ -22,7 +28,7 @@ async fn broker() -> TestBroker {
     std::fs::write(
         &creds,
         format!(
-            "users:\n  - username: {}\n    password: {}\n    identity: platform\n    deprovision_poll: gone\n",
+            "users:\n  - username: {}\n    password: {}\n    identity: platform\n    deprovision_poll: gone{extra}\n",
             XP.0, XP.1
         ),
     )
@@ -39,7 +45,7 @@ fn as_xp(method: Method, uri: &str, body: Option<Value>) -> Request<Body> {
 }
 
 fn provision(params: Value) -> Value {
-    json!({"service_id": "svc-platform", "plan_id": "plan-platform",
+    json!({"service_id": "svc-platform", "plan_id": "3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f",
         "organization_guid": "2b6b0b8e-5d0a-4c1e-9a39-0f4f3c1d2e11",
         "space_guid": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
         "context": {"platform": "kubernetes", "namespace": "apps"},
@@ -47,7 +53,7 @@ fn provision(params: Value) -> Value {
 }
 
 fn patch(params: Value) -> Value {
-    json!({"service_id": "svc-platform", "plan_id": "plan-platform", "parameters": params})
+    json!({"service_id": "svc-platform", "plan_id": "3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f", "parameters": params})
 }
 
 /// The chart values the render engine wrote for `instance`.
@@ -94,7 +100,7 @@ async fn fetch_returns_the_parameters_as_sent_and_updates_may_repeat_them() {
     let r = b.call(Method::GET, uri, None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json["parameters"], json!({"database": "shop"}));
-    assert_eq!(r.json["plan_id"], "plan-platform");
+    assert_eq!(r.json["plan_id"], "3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f");
 
     // The whole spec again, creation-only `database` included: applied.
     let spec = json!({"database": "shop", "message": "hi", "replicas": 2});
@@ -150,7 +156,7 @@ async fn a_completed_deprovision_polls_as_its_credential_asks() {
     }
     let del = |id: &str| {
         format!(
-            "/v2/service_instances/{id}?service_id=svc-platform&plan_id=plan-platform&accepts_incomplete=true"
+            "/v2/service_instances/{id}?service_id=svc-platform&plan_id=3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f&accepts_incomplete=true"
         )
     };
     let poll =
@@ -224,4 +230,77 @@ async fn a_completed_deprovision_polls_as_its_credential_asks() {
         let done = b.wait_instance("dp-new", op).await;
         assert_eq!(done.json["state"], "succeeded", "{}", done.text);
     }
+}
+
+/// A credential confined to its namespaces can neither read nor change
+/// what another platform made elsewhere: fetches and polls answer 404 (as
+/// for an id that doesn't exist, so ids can't be probed), changes 403.
+#[tokio::test]
+async fn a_confined_credential_reaches_nothing_outside_its_namespaces() {
+    let b = broker_with("\n    namespaces: [apps]").await;
+    let mut body = provision(json!({"database": "shop"}));
+    body["context"]["namespace"] = json!("other");
+    // The test user (no namespace list) makes an instance and a binding in
+    // `other`.
+    let r = b
+        .call(Method::PUT, "/v2/service_instances/cn-1", Some(body))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let bind = "/v2/service_instances/cn-1/service_bindings/cn-b";
+    let bind_body =
+        json!({"service_id": "svc-platform", "plan_id": "3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f"});
+    let r = b.call(Method::PUT, bind, Some(bind_body.clone())).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert!(r.json["credentials"]["password"].is_string(), "{}", r.text);
+    for uri in [
+        "/v2/service_instances/cn-1".to_string(),
+        "/v2/service_instances/cn-1/last_operation".to_string(),
+        bind.to_string(),
+        format!("{bind}/last_operation"),
+    ] {
+        let r = b.send(as_xp(Method::GET, &uri, None)).await;
+        assert_osb_error(&r, StatusCode::NOT_FOUND, None);
+        assert!(!r.text.contains("password"), "{}", r.text);
+        // The owner still reads it.
+        let r = b.call(Method::GET, &uri, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{uri}: {}", r.text);
+    }
+    let q = "service_id=svc-platform&plan_id=3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f";
+    for (method, uri, body) in [
+        (
+            Method::PATCH,
+            "/v2/service_instances/cn-1".to_string(),
+            Some(patch(json!({"replicas": 2}))),
+        ),
+        (
+            Method::PUT,
+            "/v2/service_instances/cn-1/service_bindings/cn-x".to_string(),
+            Some(bind_body),
+        ),
+        (Method::DELETE, format!("{bind}?{q}"), None),
+        (
+            Method::DELETE,
+            format!("/v2/service_instances/cn-1?{q}"),
+            None,
+        ),
+    ] {
+        let r = b.send(as_xp(method, &uri, body)).await;
+        assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
+    }
+    let r = b.call(Method::GET, bind, None).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "the binding is still there: {}",
+        r.text
+    );
+    // In its own namespace it works.
+    let r = b
+        .send(as_xp(
+            Method::PUT,
+            "/v2/service_instances/cn-2",
+            Some(provision(json!({"database": "shop"}))),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
 }

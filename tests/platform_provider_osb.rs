@@ -8,7 +8,8 @@
 //! - it logs in with the credentials its ClusterProviderConfig names: a
 //!   Secret key holding base64 of `{"user": …, "password": …}`;
 //! - no originating identity on provisions, an identity with an empty
-//!   username on everything else; UUID organization and space GUIDs;
+//!   username on everything else; UUID instance, plan, organization and
+//!   space ids (its CRD's patterns); its context with camelCase keys;
 //! - Observe: while an operation is pending it polls `last_operation`; a
 //!   404/410 there means the instance does not exist (the only way a
 //!   delete completes); any 200 replaces its state (so a 200 `succeeded`
@@ -114,6 +115,13 @@ impl ProviderOsb<'_> {
         r
     }
 
+    /// Its spec's context as it sends it (camelCase keys, not the OSB
+    /// profile's `clusterid`/`instance_name`).
+    fn context(&self) -> Value {
+        json!({"platform": "kubernetes", "namespace": self.ns,
+            "clusterId": "8a3c1f0e-2b4d-4e6f-9a1b-3c5d7e9f1a2b", "instanceName": "shop-db"})
+    }
+
     fn path(&self) -> String {
         format!("/v2/service_instances/{}", self.id)
     }
@@ -137,7 +145,7 @@ impl ProviderOsb<'_> {
         );
         if pending {
             let mut uri = format!(
-                "{}/last_operation?service_id=svc-platform&plan_id=plan-platform",
+                "{}/last_operation?service_id=svc-platform&plan_id=3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f",
                 self.path()
             );
             if let Some(op) = &self.status.operation {
@@ -179,7 +187,7 @@ impl ProviderOsb<'_> {
             (true, _) => {
                 self.sent.deletes += 1;
                 let uri = format!(
-                    "{}?service_id=svc-platform&plan_id=plan-platform&accepts_incomplete=true",
+                    "{}?service_id=svc-platform&plan_id=3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f&accepts_incomplete=true",
                     self.path()
                 );
                 let r = self.send(Method::DELETE, &uri, None, true).await;
@@ -189,9 +197,9 @@ impl ProviderOsb<'_> {
             }
             (false, Observed::Missing) => {
                 self.sent.provisions += 1;
-                let body = json!({"service_id": "svc-platform", "plan_id": "plan-platform",
+                let body = json!({"service_id": "svc-platform", "plan_id": "3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f",
                     "organization_guid": ORG, "space_guid": SPACE,
-                    "context": {"platform": "kubernetes", "namespace": self.ns},
+                    "context": self.context(),
                     "parameters": self.params});
                 let uri = format!("{}?accepts_incomplete=true", self.path());
                 let r = self.send(Method::PUT, &uri, Some(body), false).await;
@@ -199,8 +207,8 @@ impl ProviderOsb<'_> {
             }
             (false, Observed::Stale) => {
                 self.sent.updates += 1;
-                let body = json!({"service_id": "svc-platform", "plan_id": "plan-platform",
-                    "context": {"platform": "kubernetes", "namespace": self.ns},
+                let body = json!({"service_id": "svc-platform", "plan_id": "3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f",
+                    "context": self.context(),
                     "parameters": self.params});
                 let uri = format!("{}?accepts_incomplete=true", self.path());
                 let r = self.send(Method::PATCH, &uri, Some(body), true).await;
@@ -228,7 +236,7 @@ impl ProviderOsb<'_> {
     /// as provider-osb writes them (each value JSON-encoded).
     async fn bind(&self, binding: &str) -> BTreeMap<String, Vec<u8>> {
         let uri = format!("{}/service_bindings/{binding}", self.path());
-        let body = json!({"service_id": "svc-platform", "plan_id": "plan-platform",
+        let body = json!({"service_id": "svc-platform", "plan_id": "3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f",
             "bind_resource": {"app_guid": "8d1f2a4e-3b5c-4d6e-8f90-a1b2c3d4e5f6"}});
         let r = self
             .send(
@@ -267,8 +275,9 @@ impl ProviderOsb<'_> {
     /// accepts).
     async fn unbind(&self, binding: &str) {
         let uri = format!("{}/service_bindings/{binding}", self.path());
-        let del =
-            format!("{uri}?service_id=svc-platform&plan_id=plan-platform&accepts_incomplete=true");
+        let del = format!(
+            "{uri}?service_id=svc-platform&plan_id=3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f&accepts_incomplete=true"
+        );
         let r = self.send(Method::DELETE, &del, None, true).await;
         if r.status != StatusCode::ACCEPTED {
             assert_eq!(r.status, StatusCode::OK, "{}", r.text);

@@ -202,7 +202,7 @@ async fn a_listed_client_certificate_is_a_credential_with_its_own_trust() {
             .put(format!("{url}/v2/service_instances/{id}"))
             .header("X-Broker-API-Version", "2.17")
             .json(
-                &serde_json::json!({"service_id": "svc-platform", "plan_id": "plan-platform",
+                &serde_json::json!({"service_id": "svc-platform", "plan_id": "3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f",
                 "context": {"platform": "kubernetes", "namespace": ns},
                 "parameters": {"database": "shop"}}),
             );

@@ -106,8 +106,7 @@ impl Broker {
             })?;
         self.check_update(req, meta, &inst, service, current_plan, plan)
             .await?;
-        plan.validate_parameters(SchemaKind::InstanceUpdate, &changed_only(&inst, changes))
-            .map_err(BrokerError::BadRequest)?;
+        validate_changes(plan, &inst, changes)?;
         let fp = fingerprint(&json!({
             "plan_id": target_plan_id,
             "parameters": changes,
@@ -268,6 +267,19 @@ fn changes_nothing(inst: &Instance, target: &UpdateTarget) -> bool {
             .is_some_and(|o| o.state == OpState::Succeeded)
 }
 
+/// 400 unless the update's parameters pass the plan's update schema, whole
+/// or, failing that, once the values it repeats unchanged are left out.
+fn validate_changes(plan: &Plan, inst: &Instance, changes: &Value) -> Result<()> {
+    if plan
+        .validate_parameters(SchemaKind::InstanceUpdate, changes)
+        .is_ok()
+    {
+        return Ok(());
+    }
+    plan.validate_parameters(SchemaKind::InstanceUpdate, &changed_only(inst, changes))
+        .map_err(BrokerError::BadRequest)
+}
+
 /// The parameters as the platform last sent them (records older than
 /// `requested_parameters` only know the effective ones).
 pub(super) fn requested(inst: &Instance) -> &Value {
@@ -280,7 +292,9 @@ pub(super) fn requested(inst: &Instance) -> &Value {
 /// the instance's whole current parameters with each update (provider-osb
 /// PATCHes its spec whole) repeats creation parameters the update schema
 /// does not list, and a value that stays as it is is not an update of it.
-/// A `null` for a key the instance does not have removes nothing.
+/// A `null` for a key the instance does not have removes nothing. Judged
+/// only when the whole update fails the schema, so an update schema's
+/// `required` keys may still be repeated.
 fn changed_only(inst: &Instance, changes: &Value) -> Value {
     let Some(ch) = changes.as_object() else {
         return changes.clone();
