@@ -1,0 +1,675 @@
+//! The allow-list rules, as case tables: each hostile object, added to a
+//! small well-behaved release, breaks exactly its rule (and the rule's
+//! allowance lets it through when a plan may loosen it); each benign one
+//! breaks nothing.
+
+use serde_json::{Value, json};
+
+use super::{merge, pod, policy, run};
+use crate::policy::{Policy, ruleset};
+
+/// A release that passes: Deployment `w` (pods labelled `app: w`), its
+/// ServiceAccount `sa`, Role `r`, Service `s`, Secret `tls`, PVC `data`.
+fn release() -> Vec<Value> {
+    let template = json!({"metadata": {"labels": {"app": "w", "tier": "web"}},
+        "spec": pod(&json!({"serviceAccountName": "sa", "automountServiceAccountToken": null}), &json!(null))});
+    vec![
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w"},
+            "spec": {"selector": {"matchLabels": {"app": "w"}}, "template": template}}),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa"}}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "r"},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]}),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+            "spec": {"selector": {"app": "w"}, "ports": [{"port": 80}]}}),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "tls"}}),
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+            "spec": {"accessModes": ["ReadWriteOnce"]}}),
+    ]
+}
+
+fn yaml(docs: &[Value]) -> String {
+    docs.iter()
+        .map(Value::to_string)
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+}
+
+/// The release with `extra` added, or with its Deployment's pod spec
+/// patched by `pod_patch`.
+fn with(extra: Option<Value>, pod_patch: &Value) -> String {
+    let mut docs = release();
+    merge(&mut docs[0]["spec"]["template"]["spec"], pod_patch);
+    docs.extend(extra);
+    yaml(&docs)
+}
+
+fn obj(api: &str, kind: &str, body: Value) -> Value {
+    let mut o = json!({"apiVersion": api, "kind": kind, "metadata": {"name": "x"}});
+    merge(&mut o, &body);
+    o
+}
+
+fn role(rules: Value) -> Value {
+    obj(
+        "rbac.authorization.k8s.io/v1",
+        "Role",
+        json!({"rules": rules}),
+    )
+}
+
+fn binding(role_ref: Value, subjects: Value) -> Value {
+    obj(
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+        json!({"roleRef": role_ref, "subjects": subjects}),
+    )
+}
+
+fn ingress(spec: Value, annotations: Value) -> Value {
+    obj(
+        "networking.k8s.io/v1",
+        "Ingress",
+        json!({"metadata": {"annotations": annotations}, "spec": spec}),
+    )
+}
+
+fn backend(service: &str) -> Value {
+    json!({"service": {"name": service, "port": {"number": 80}}})
+}
+
+fn netpol(spec: Value) -> Value {
+    obj(
+        "networking.k8s.io/v1",
+        "NetworkPolicy",
+        json!({"spec": spec}),
+    )
+}
+
+const RB: &str = "rbac.authorization.k8s.io";
+
+/// (rule, extra object, patch on the Deployment's pod spec).
+fn hostile() -> Vec<(&'static str, Option<Value>, Value)> {
+    let none = Value::Null;
+    let own_role = json!({"apiGroup": RB, "kind": "Role", "name": "r"});
+    let sa = json!([{"kind": "ServiceAccount", "name": "sa"}]);
+    let rule = |g: &str, r: &str, v: &str| {
+        role(json!([{"apiGroups": [g], "resources": [r], "verbs": [v]}]))
+    };
+    let mut out: Vec<(&'static str, Option<Value>, Value)> = Vec::new();
+    for (g, r, v) in [
+        ("", "secrets", "get"),
+        ("", "secrets", "watch"),
+        ("", "pods/exec", "create"),
+        ("", "pods/attach", "get"),
+        ("", "pods/portforward", "create"),
+        ("", "pods/ephemeralcontainers", "patch"),
+        ("", "services/proxy", "get"),
+        ("", "pods/proxy", "create"),
+        ("", "nodes/proxy", "get"),
+        ("", "serviceaccounts/token", "create"),
+        (RB, "roles", "escalate"),
+        (RB, "rolebindings", "bind"),
+        ("", "serviceaccounts", "impersonate"),
+    ] {
+        out.push(("rbac-sensitive", Some(rule(g, r, v)), none.clone()));
+    }
+    for (g, r, v) in [
+        ("", "pods", "create"),
+        ("apps", "deployments", "patch"),
+        ("apps", "daemonsets", "create"),
+        ("batch", "cronjobs", "update"),
+        ("", "replicationcontrollers", "create"),
+    ] {
+        out.push(("rbac-workloads", Some(rule(g, r, v)), none.clone()));
+    }
+    for (g, r, v) in [
+        (RB, "roles", "create"),
+        (RB, "rolebindings", "create"),
+        ("", "endpoints", "create"),
+        ("discovery.k8s.io", "endpointslices", "create"),
+        ("coordination.k8s.io", "leases", "update"),
+        ("", "configmaps", "approve"),
+        (
+            "certificates.k8s.io",
+            "certificatesigningrequests",
+            "create",
+        ),
+    ] {
+        out.push(("rbac-ceiling", Some(rule(g, r, v)), none.clone()));
+    }
+    out.push((
+        "rbac-ceiling",
+        Some(role(
+            json!([{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]),
+        )),
+        none.clone(),
+    ));
+    out.push((
+        "rolebinding-role",
+        Some(binding(
+            json!({"apiGroup": RB, "kind": "Role", "name": "someone-elses"}),
+            sa.clone(),
+        )),
+        none.clone(),
+    ));
+    for subject in [
+        json!({"kind": "User", "name": "alice"}),
+        json!({"kind": "Group", "name": "developers"}),
+        json!({"kind": "ServiceAccount", "name": "sa", "namespace": "other"}),
+        json!({"kind": "ServiceAccount", "name": "default"}),
+        json!({"kind": "ServiceAccount", "name": "not-ours", "namespace": "apps"}),
+    ] {
+        out.push((
+            "rbac-subject",
+            Some(binding(own_role.clone(), json!([subject]))),
+            none.clone(),
+        ));
+    }
+    // Pods.
+    for patch in [
+        json!({"serviceAccountName": "someone-elses"}),
+        json!({"serviceAccountName": null, "serviceAccount": "someone-elses"}),
+        json!({"serviceAccountName": "default", "automountServiceAccountToken": null}),
+        json!({"serviceAccountName": null}),
+        json!({"serviceAccountName": null, "automountServiceAccountToken": false, "volumes": [
+            {"name": "t", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}}]}}]}),
+    ] {
+        out.push(("service-account", None, patch));
+    }
+    out.push(("node-name", None, json!({"nodeName": "cp-1"})));
+    out.push((
+        "node-name",
+        None,
+        json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["cp-1"]}]}]}}}}),
+    ));
+    for patch in [
+        json!({"tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}]}),
+        json!({"tolerations": [{"key": "node-role.kubernetes.io/master", "effect": "NoSchedule"}]}),
+        json!({"tolerations": [{"operator": "Exists"}]}),
+        json!({"tolerations": [{"operator": "Exists", "effect": "NoSchedule"}]}),
+        json!({"nodeSelector": {"node-role.kubernetes.io/control-plane": ""}}),
+        json!({"affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 1,
+            "preference": {"matchExpressions": [{"key": "node-role.kubernetes.io/master", "operator": "Exists"}]}}]}}}),
+    ] {
+        out.push(("control-plane", None, patch));
+    }
+    for patch in [
+        json!({"priorityClassName": "system-node-critical"}),
+        json!({"priority": 1000000}),
+        json!({"runtimeClassName": "runc-unsandboxed"}),
+        json!({"schedulerName": "mine"}),
+        json!({"resourceClaims": [{"name": "gpu", "resourceClaimName": "theirs"}]}),
+        json!({"HostNetwork": false}),
+        json!({"securityContext": {"RunAsGroup": 1000}}),
+        json!({"futureIsolationKnob": true}),
+    ] {
+        out.push(("pod-field", None, patch));
+    }
+    // Selectors and targets.
+    let svc = |spec: Value| obj("v1", "Service", json!({"spec": spec}));
+    out.push((
+        "release-selector",
+        Some(svc(json!({"ports": [{"port": 80}]}))),
+        none.clone(),
+    ));
+    out.push((
+        "release-selector",
+        Some(svc(json!({"selector": {}}))),
+        none.clone(),
+    ));
+    out.push((
+        "release-selector",
+        Some(svc(json!({"selector": {"app": "victim"}}))),
+        none.clone(),
+    ));
+    let pdb = |sel: Value| {
+        obj(
+            "policy/v1",
+            "PodDisruptionBudget",
+            json!({"spec": {"minAvailable": 1, "selector": sel}}),
+        )
+    };
+    out.push(("release-selector", Some(pdb(json!({}))), none.clone()));
+    out.push((
+        "release-selector",
+        Some(pdb(json!({"matchLabels": {"app": "victim"}}))),
+        none.clone(),
+    ));
+    out.push((
+        "release-selector",
+        Some(pdb(json!({"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["nothing"]}]}))),
+        none.clone(),
+    ));
+    out.push((
+        "release-selector",
+        Some(netpol(json!({"podSelector": {}}))),
+        none.clone(),
+    ));
+    let hpa = |kind: &str, name: &str| {
+        obj(
+            "autoscaling/v2",
+            "HorizontalPodAutoscaler",
+            json!({"spec": {"maxReplicas": 2,
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": kind, "name": name}}}),
+        )
+    };
+    out.push((
+        "release-target",
+        Some(hpa("Deployment", "victim")),
+        none.clone(),
+    ));
+    out.push((
+        "release-target",
+        Some(hpa("StatefulSet", "w")),
+        none.clone(),
+    ));
+    let pvc = |spec: Value| obj("v1", "PersistentVolumeClaim", json!({"spec": spec}));
+    out.push((
+        "release-target",
+        Some(pvc(
+            json!({"dataSource": {"kind": "PersistentVolumeClaim", "name": "victim-data"}}),
+        )),
+        none.clone(),
+    ));
+    out.push((
+        "release-target",
+        Some(pvc(json!({"dataSourceRef": {"kind": "PersistentVolumeClaim", "name": "data", "namespace": "other"}}))),
+        none.clone(),
+    ));
+    out.push((
+        "release-target",
+        Some(pvc(json!({"dataSource": {"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": "theirs"}}))),
+        none.clone(),
+    ));
+    out.push((
+        "pvc-binding",
+        Some(pvc(json!({"volumeName": "pv-of-another-tenant"}))),
+        none.clone(),
+    ));
+    out.push((
+        "pvc-binding",
+        Some(pvc(
+            json!({"selector": {"matchLabels": {"owner": "victim"}}}),
+        )),
+        none.clone(),
+    ));
+    out.push((
+        "pvc-binding",
+        None,
+        json!({"volumes": [{"name": "e", "ephemeral": {"volumeClaimTemplate": {"spec": {"volumeName": "pv-1"}}}}]}),
+    ));
+    // Ingress and routes (the plan admits *.apps.example.com, so only the
+    // rule under test fires).
+    let rule_for = |host: &str, svc: &str| json!({"rules": [{"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend(svc)}]}}]});
+    out.push((
+        "ingress-host",
+        Some(ingress(rule_for("victim.example.org", "s"), none.clone())),
+        none.clone(),
+    ));
+    out.push(("ingress-host", Some(ingress(json!({"rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend("s")}]}}]}), none.clone())), none.clone()));
+    out.push((
+        "ingress-host",
+        Some(ingress(rule_for("a.b.apps.example.com", "s"), none.clone())),
+        none.clone(),
+    ));
+    out.push((
+        "ingress-host",
+        Some(ingress(
+            json!({"defaultBackend": backend("s")}),
+            none.clone(),
+        )),
+        none.clone(),
+    ));
+    out.push((
+        "release-target",
+        Some(ingress(
+            rule_for("a.apps.example.com", "victim"),
+            none.clone(),
+        )),
+        none.clone(),
+    ));
+    out.push((
+        "release-target",
+        Some(ingress(
+            json!({"tls": [{"hosts": ["a.apps.example.com"], "secretName": "victim-tls"}]}),
+            none.clone(),
+        )),
+        none.clone(),
+    ));
+    for key in [
+        "nginx.ingress.kubernetes.io/configuration-snippet",
+        "nginx.ingress.kubernetes.io/server-snippet",
+        "nginx.ingress.kubernetes.io/auth-url",
+        "nginx.ingress.kubernetes.io/auth-tls-secret",
+        "nginx.ingress.kubernetes.io/mirror-target",
+    ] {
+        out.push((
+            "ingress-annotation",
+            Some(ingress(
+                rule_for("a.apps.example.com", "s"),
+                json!({key: "x"}),
+            )),
+            none.clone(),
+        ));
+    }
+    let route = |spec: Value| {
+        obj(
+            "gateway.networking.k8s.io/v1",
+            "HTTPRoute",
+            json!({"spec": spec}),
+        )
+    };
+    out.push((
+        "ingress-host",
+        Some(route(
+            json!({"rules": [{"backendRefs": [{"name": "s", "port": 80}]}]}),
+        )),
+        none.clone(),
+    ));
+    out.push((
+        "release-target",
+        Some(route(json!({"hostnames": ["a.apps.example.com"], "rules": [{"backendRefs": [{"name": "victim", "port": 80}]}]}))),
+        none.clone(),
+    ));
+    out.push((
+        "release-target",
+        Some(route(json!({"hostnames": ["a.apps.example.com"], "parentRefs": [{"group": "", "kind": "Service", "name": "victim"}],
+            "rules": [{"backendRefs": [{"name": "s", "port": 80}]}]}))),
+        none.clone(),
+    ));
+    out.push((
+        "release-target",
+        Some(route(json!({"hostnames": ["a.apps.example.com"], "rules": [{"backendRefs": [{"name": "s", "port": 80}],
+            "filters": [{"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "s", "namespace": "other", "port": 80}}}]}]}))),
+        none.clone(),
+    ));
+    // NetworkPolicies that open instead of narrowing.
+    let own = json!({"matchLabels": {"app": "w"}});
+    for (dir, key, peers) in [
+        ("ingress", "from", Value::Null),
+        ("ingress", "from", json!([])),
+        ("ingress", "from", json!([{}])),
+        ("ingress", "from", json!([{"namespaceSelector": {}}])),
+        (
+            "egress",
+            "to",
+            json!([{"namespaceSelector": {}, "podSelector": {"matchLabels": {"a": "b"}}}]),
+        ),
+        ("egress", "to", json!([{"ipBlock": {"cidr": "0.0.0.0/0"}}])),
+        ("egress", "to", json!([{"ipBlock": {"cidr": "0.0.0.0/1"}}])),
+        ("ingress", "from", json!([{"ipBlock": {"cidr": "::/0"}}])),
+    ] {
+        let mut r = json!({"ports": [{"port": 80}]});
+        if !peers.is_null() {
+            r[key] = peers;
+        }
+        out.push((
+            "networkpolicy-open",
+            Some(netpol(json!({"podSelector": own, dir: [r]}))),
+            none.clone(),
+        ));
+    }
+    out
+}
+
+/// Objects and pod patches that break nothing.
+fn benign() -> Vec<(Option<Value>, Value)> {
+    let none = Value::Null;
+    let own_role = json!({"apiGroup": RB, "kind": "Role", "name": "r"});
+    let own = json!({"matchLabels": {"app": "w"}});
+    vec![
+        (
+            Some(role(json!([
+                {"apiGroups": [""], "resources": ["configmaps", "services", "persistentvolumeclaims"], "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+                {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "update", "delete"]},
+                {"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list", "watch"]},
+                {"apiGroups": ["apps"], "resources": ["deployments/scale", "statefulsets/scale"], "verbs": ["get", "update"]},
+                {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "networkpolicies"], "verbs": ["create"]},
+            ]))),
+            none.clone(),
+        ),
+        (
+            Some(binding(
+                own_role.clone(),
+                json!([{"kind": "ServiceAccount", "name": "sa", "namespace": "apps"}]),
+            )),
+            none.clone(),
+        ),
+        (
+            Some(binding(
+                own_role,
+                json!([{"kind": "ServiceAccount", "name": "sa"}]),
+            )),
+            none.clone(),
+        ),
+        (
+            None,
+            json!({"serviceAccountName": "default", "automountServiceAccountToken": false}),
+        ),
+        (
+            None,
+            json!({"serviceAccountName": null, "automountServiceAccountToken": false}),
+        ),
+        (
+            None,
+            json!({"tolerations": [{"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoSchedule"},
+            {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}],
+            "nodeSelector": {"kubernetes.io/os": "linux"},
+            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "node-role.kubernetes.io/control-plane", "operator": "DoesNotExist"}]}]}}}}),
+        ),
+        (
+            None,
+            json!({"hostAliases": [{"ip": "127.0.0.1", "hostnames": ["db"]}], "dnsPolicy": "ClusterFirst",
+            "enableServiceLinks": false, "terminationGracePeriodSeconds": 5, "topologySpreadConstraints": []}),
+        ),
+        (
+            Some(obj(
+                "v1",
+                "Service",
+                json!({"spec": {"clusterIP": "None", "selector": {"app": "w", "tier": "web"}}}),
+            )),
+            none.clone(),
+        ),
+        (
+            Some(obj(
+                "policy/v1",
+                "PodDisruptionBudget",
+                json!({"spec": {"maxUnavailable": 1, "selector": own}}),
+            )),
+            none.clone(),
+        ),
+        (
+            Some(obj(
+                "policy/v1",
+                "PodDisruptionBudget",
+                json!({"spec": {"maxUnavailable": 1,
+            "selector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["w"]}]}}}),
+            )),
+            none.clone(),
+        ),
+        (
+            Some(obj(
+                "autoscaling/v2",
+                "HorizontalPodAutoscaler",
+                json!({"spec": {"maxReplicas": 3,
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "w"}}}),
+            )),
+            none.clone(),
+        ),
+        (
+            Some(obj(
+                "v1",
+                "PersistentVolumeClaim",
+                json!({"spec": {"dataSource": {"kind": "PersistentVolumeClaim", "name": "data"}}}),
+            )),
+            none.clone(),
+        ),
+        (
+            Some(netpol(
+                json!({"podSelector": own, "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "w"}}}, {"namespaceSelector": {"matchLabels": {"team": "a"}}}]}],
+            "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/16"}}], "ports": [{"port": 5432}]}]}),
+            )),
+            none.clone(),
+        ),
+        (
+            Some(netpol(
+                json!({"podSelector": own, "policyTypes": ["Ingress"], "ingress": []}),
+            )),
+            none.clone(),
+        ),
+        (
+            Some(ingress(
+                json!({"ingressClassName": "nginx",
+            "tls": [{"hosts": ["shop.apps.example.com"], "secretName": "tls"}],
+            "rules": [{"host": "shop.apps.example.com", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend("s")}]}},
+                      {"host": "web.apps.example.com", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend("s")}]}}]}),
+                json!({"nginx.ingress.kubernetes.io/proxy-body-size": "8m", "meta.helm.sh/release-name": "x"}),
+            )),
+            none.clone(),
+        ),
+        (
+            Some(obj(
+                "gateway.networking.k8s.io/v1",
+                "HTTPRoute",
+                json!({"spec": {"hostnames": ["a.apps.example.com"],
+            "parentRefs": [{"name": "public", "namespace": "gateways"}],
+            "rules": [{"backendRefs": [{"name": "s", "port": 80}]}]}}),
+            )),
+            none,
+        ),
+    ]
+}
+
+/// The policy every case runs under: Ingress hosts under the plan's
+/// pattern, and HTTPRoute as an allowed kind.
+fn plan() -> Policy {
+    policy(
+        "{allow_hosts: ['*.apps.example.com'], extra_kinds: [HTTPRoute.gateway.networking.k8s.io]}",
+    )
+}
+
+#[test]
+fn the_base_release_passes() {
+    assert_eq!(run(&with(None, &Value::Null), &plan()), vec![]);
+    assert_eq!(run(&with(None, &Value::Null), &Policy::default()), vec![]);
+}
+
+#[test]
+fn each_hostile_object_breaks_its_rule() {
+    for (rule, extra, patch) in hostile() {
+        let text = with(extra, &patch);
+        let mut found: Vec<&str> = run(&text, &plan()).into_iter().map(|(_, r)| r).collect();
+        found.dedup();
+        assert_eq!(found, vec![rule], "{text}");
+        let loosenable = ruleset::find(rule).unwrap().loosenable;
+        let mut allowed = plan();
+        allowed.allow.push(rule.to_owned());
+        assert_eq!(
+            run(&text, &allowed).is_empty(),
+            loosenable,
+            "{rule} allowed: {text}"
+        );
+    }
+}
+
+#[test]
+fn each_benign_object_passes() {
+    for (extra, patch) in benign() {
+        let text = with(extra, &patch);
+        assert_eq!(run(&text, &plan()), vec![], "{text}");
+    }
+}
+
+#[test]
+fn every_new_rule_has_a_hostile_case() {
+    let cases: Vec<&str> = hostile().into_iter().map(|(r, _, _)| r).collect();
+    for rule in [
+        "rbac-sensitive",
+        "rbac-workloads",
+        "rbac-ceiling",
+        "rolebinding-role",
+        "rbac-subject",
+        "service-account",
+        "node-name",
+        "control-plane",
+        "pod-field",
+        "release-selector",
+        "release-target",
+        "pvc-binding",
+        "ingress-host",
+        "ingress-annotation",
+        "networkpolicy-open",
+    ] {
+        assert!(ruleset::find(rule).is_some(), "{rule}");
+        assert!(cases.contains(&rule), "{rule} has no hostile case");
+    }
+}
+
+#[test]
+fn plan_settings_widen_by_value() {
+    let ing = |host: &str| {
+        with(
+            Some(ingress(
+                json!({"rules": [{"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend("s")}]}}]}),
+                json!({"cert-manager.io/cluster-issuer": "le"}),
+            )),
+            &Value::Null,
+        )
+    };
+    let found = |text: &str, p: &Policy| -> Vec<&'static str> {
+        let mut rules: Vec<&str> = run(text, p).into_iter().map(|(_, r)| r).collect();
+        rules.dedup();
+        rules
+    };
+    let p = policy(
+        "{allow_hosts: ['*.{namespace}.example.com'], allow_annotations: [cert-manager.io/cluster-issuer]}",
+    );
+    assert_eq!(found(&ing("shop.apps.example.com"), &p), Vec::<&str>::new());
+    assert_eq!(
+        found(&ing("shop.other.example.com"), &p),
+        vec!["ingress-host"]
+    );
+    assert_eq!(
+        found(&ing("shop.apps.example.com"), &Policy::default()),
+        vec!["ingress-annotation", "ingress-host"]
+    );
+    let lease = with(
+        Some(role(
+            json!([{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "update"]}]),
+        )),
+        &Value::Null,
+    );
+    assert_eq!(found(&lease, &Policy::default()), vec!["rbac-ceiling"]);
+    assert_eq!(
+        found(
+            &lease,
+            &policy("role_resources: [leases.coordination.k8s.io]")
+        ),
+        Vec::<&str>::new()
+    );
+}
+
+#[test]
+fn plan_settings_are_linted() {
+    let p = policy(
+        "{allow_hosts: ['*', 'a.example.com', '*.{namespace}.example.com', 'bad host'], allow_annotations: ['x/*'], role_resources: [secrets, '*', leases.coordination.k8s.io]}",
+    );
+    let paths: Vec<String> = p.problems().into_iter().map(|(p, _)| p).collect();
+    assert_eq!(
+        paths,
+        [
+            "allow_hosts[0]",
+            "allow_hosts[3]",
+            "allow_annotations[0]",
+            "role_resources[0]",
+            "role_resources[1]"
+        ]
+    );
+    assert_eq!(
+        p.allowances()[0],
+        "ingress hosts: *, a.example.com, *.{namespace}.example.com, bad host"
+    );
+}
