@@ -24,8 +24,9 @@ const ANNOTATIONS: &[&str] = &[
     "nginx.ingress.kubernetes.io/proxy-send-timeout",
 ];
 
-/// Prefixes of annotations helm itself sets or reads.
-const HELM_PREFIXES: &[&str] = &["helm.sh/", "meta.helm.sh/"];
+/// Prefixes of annotations helm itself sets or reads (Helm 4 marks each
+/// object with the file its post-renderer split it from).
+const HELM_PREFIXES: &[&str] = &["helm.sh/", "meta.helm.sh/", "postrenderer.helm.sh/"];
 
 const ROUTES: &[&str] = &["HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute", "UDPRoute"];
 
