@@ -78,7 +78,14 @@ fn ingress(obj: &Value, report: &mut Report<'_>) {
             ingress_backend(backend, "defaultBackend", report);
         }
         for (i, rule) in list(spec, "rules").enumerate() {
-            host(rule.get("host"), &format!("rules[{i}]"), report);
+            // Every spelling counts: each must be a host the plan admits.
+            let hosts: Vec<&Value> = fields(rule, "host").filter(|h| !h.is_null()).collect();
+            if hosts.is_empty() {
+                host(None, &format!("rules[{i}]"), report);
+            }
+            for h in hosts {
+                host(Some(h), &format!("rules[{i}]"), report);
+            }
             for (j, path) in descend(rule, &["http", "paths"])
                 .into_iter()
                 .flat_map(|p| p.as_array().into_iter().flatten())

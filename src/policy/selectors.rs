@@ -17,9 +17,7 @@ pub(super) fn check(obj: &Value, group: &str, kind: &str, report: &mut Report<'_
     match (group, kind) {
         ("", "Service") => service(obj, report),
         ("networking.k8s.io", "NetworkPolicy") => network_policy(obj, report),
-        ("policy", "PodDisruptionBudget") => {
-            label_selector(exact(obj, &["spec", "selector"]), "selector", report);
-        }
+        ("policy", "PodDisruptionBudget") => selectors(obj, "selector", report),
         ("autoscaling", "HorizontalPodAutoscaler") => hpa(obj, report),
         ("", "PersistentVolumeClaim") => {
             for spec in fields(obj, "spec") {
@@ -85,6 +83,20 @@ fn service(obj: &Value, report: &mut Report<'_>) {
     }
 }
 
+/// `spec.<field>`: the exact key must be there, and every spelling must
+/// pass (an API server that read another spelling would select with it).
+fn selectors(obj: &Value, field: &str, report: &mut Report<'_>) {
+    if exact(obj, &["spec", field]).is_none() {
+        label_selector(None, field, report);
+    }
+    for selector in descend(obj, &["spec", field])
+        .into_iter()
+        .filter(|s| !s.is_null())
+    {
+        label_selector(Some(selector), field, report);
+    }
+}
+
 /// A `metav1.LabelSelector` that must pin a value and select the release's
 /// pods (`None`: missing).
 fn label_selector(selector: Option<&Value>, at: &str, report: &mut Report<'_>) {
@@ -109,7 +121,7 @@ fn label_selector(selector: Option<&Value>, at: &str, report: &mut Report<'_>) {
 /// A NetworkPolicy may only narrow: it selects the release's pods, and
 /// every rule names its peers, none of which is "everything".
 fn network_policy(obj: &Value, report: &mut Report<'_>) {
-    label_selector(exact(obj, &["spec", "podSelector"]), "podSelector", report);
+    selectors(obj, "podSelector", report);
     for (dir, peers_key) in [("ingress", "from"), ("egress", "to")] {
         for (i, rule) in descend(obj, &["spec", dir])
             .into_iter()

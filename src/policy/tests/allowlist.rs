@@ -410,6 +410,33 @@ fn hostile() -> Vec<(&'static str, Option<Value>, Value)> {
             none.clone(),
         ));
     }
+    // Second spellings of a key count too.
+    out.push((
+        "ingress-host",
+        Some(ingress(
+            json!({"rules": [{"host": "a.apps.example.com", "Host": "victim.example.org",
+            "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend("s")}]}}]}),
+            none.clone(),
+        )),
+        none.clone(),
+    ));
+    out.push((
+        "release-selector",
+        Some(obj(
+            "policy/v1",
+            "PodDisruptionBudget",
+            json!({"spec": {"minAvailable": 1,
+            "selector": {"matchLabels": {"app": "w"}}, "Selector": {}}}),
+        )),
+        none.clone(),
+    ));
+    // A namespaceSelector of only NotIn terms reaches nearly every namespace.
+    out.push((
+        "networkpolicy-open",
+        Some(netpol(json!({"podSelector": {"matchLabels": {"app": "w"}}, "ingress": [{"from": [
+            {"namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "NotIn", "values": ["x"]}]}}]}]}))),
+        none,
+    ));
     out
 }
 
