@@ -1171,8 +1171,13 @@ async fn hostile_charts_refused_by_helm(helm: PathBuf, tag: &str) {
     }
     let crd = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.evil.example.com";
     assert!(k.get(crd).await.is_none(), "CRD applied");
-    // The control: the plans that allow two of these charts install them
-    // on the same engine, and the same listing sees what they created.
+    allowed_charts_install(&b, &k, tag).await;
+}
+
+/// The control: the plans that allow two of the hostile charts install
+/// them on the same engine, and the listing of [`leftovers`] sees what they
+/// created.
+async fn allowed_charts_install(b: &TestBroker, k: &common::cluster::Cluster, tag: &str) {
     let ok_ns = k.namespace(&format!("allowed{tag}")).await;
     for chart in ["role-create-pods", "ingress-any-host"] {
         let instance = format!("ok{tag}-{chart}");
@@ -1191,7 +1196,7 @@ async fn hostile_charts_refused_by_helm(helm: PathBuf, tag: &str) {
             .await;
         assert_eq!(done.json["state"], "succeeded", "{chart}: {}", done.text);
     }
-    let created = leftovers(&k, &ok_ns).await;
+    let created = leftovers(k, &ok_ns).await;
     for object in [
         "roles/cb-ok{tag}-role-create-pods-pod-maker",
         "ingresses/cb-ok{tag}-ingress-any-host-web",

@@ -25,8 +25,17 @@
 //!   loosen it.
 //! - `kinds.rs`: the default allow-list, cluster-scoped kinds, capability
 //!   names, and how a catalog names a kind (`Deployment`, `Kind.group`).
-//! - `pods.rs`: Pod Security "restricted" on every pod spec.
-//! - `rules.rs`: the other rules inside one object: RBAC, Services, Secrets.
+//! - `release.rs`: what the release creates (objects, pod-template labels),
+//!   read from all documents first, and label selectors.
+//! - `pods.rs`: Pod Security "restricted" on every pod spec;
+//!   `placement.rs`: ServiceAccount, nodeName, control-plane nodes;
+//!   `fields.rs`: the pod fields the policy knows (`pod-field`).
+//! - `rules.rs`: which rules run on one object; `rbac.rs` and `ceiling.rs`:
+//!   Roles under the edit ceiling, bindings to the release's own;
+//!   `selectors.rs`: selectors and references (Services, NetworkPolicies,
+//!   PDBs, HPAs, PVCs); `exposure.rs`: Ingress and Gateway routes.
+//! - `policy_fields.rs`: `allow_hosts`, `allow_annotations`,
+//!   `role_resources`.
 //! - `lookup.rs`: how untrusted YAML is read (spellings, booleans).
 
 mod ceiling;

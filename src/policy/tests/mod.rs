@@ -1,6 +1,7 @@
 //! Unit tests per rule, on small YAML strings.
 
 mod allowlist;
+mod allowlist_cases;
 mod pods;
 
 use serde_json::{Value, json};
