@@ -159,8 +159,8 @@ const CASES: &[Case] = &[
     case(
         "role-create-pods",
         "Role/{r}-pod-maker",
-        "rbac-workloads",
-        Some("{allow: [rbac-workloads]}"),
+        "rbac-writes",
+        Some("{allow: [rbac-writes]}"),
     ),
     case(
         "role-portforward",

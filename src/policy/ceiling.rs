@@ -1,9 +1,11 @@
 //! The most a chart's Role may grant: the namespace `edit` ClusterRole of
-//! Kubernetes 1.35, minus whatever reaches past the release (reading
-//! Secrets, exec, attach, port-forward, ephemeral containers, proxies,
-//! service account tokens, `escalate`, `bind`, `impersonate`), and with
-//! writing pods or workloads kept apart (rule `rbac-workloads`): a
-//! controller that may create pods may run any pod the policy never saw.
+//! Kubernetes 1.35, minus whatever reaches past the release (any verb on
+//! Secrets: reading them, or creating a token Secret the cluster fills for
+//! any ServiceAccount; exec, attach, port-forward, ephemeral containers,
+//! proxies, service account tokens, `escalate`, `bind`, `impersonate`), and
+//! with writes to what the policy judges kept apart (rule `rbac-writes`): a
+//! controller that may create pods, Services, Ingresses, NetworkPolicies or
+//! PVCs creates objects the policy never saw.
 //!
 //! A plan widens the ceiling with `chart.policy.role_resources`; the
 //! sensitive grants stay under `rbac-sensitive` whatever it says.
@@ -19,8 +21,6 @@ const ALL: &[&str] = &[
     "delete",
     "deletecollection",
 ];
-/// Secrets may be written (a chart makes its own) but not read back.
-const WRITE_ONLY: &[&str] = &["create", "update", "patch", "delete", "deletecollection"];
 
 /// (API group, resource, verbs).
 const CEILING: &[(&str, &str, &[&str])] = &[
@@ -38,13 +38,11 @@ const CEILING: &[(&str, &str, &[&str])] = &[
     ("", "replicationcontrollers", ALL),
     ("", "replicationcontrollers/scale", ALL),
     ("", "replicationcontrollers/status", READ),
-    ("", "secrets", WRITE_ONLY),
     ("", "limitranges", READ),
     ("", "resourcequotas", READ),
     ("", "resourcequotas/status", READ),
     ("apps", "controllerrevisions", READ),
     ("apps", "deployments", ALL),
-    ("apps", "deployments/rollback", ALL),
     ("apps", "deployments/scale", ALL),
     ("apps", "deployments/status", READ),
     ("apps", "replicasets", ALL),
@@ -69,26 +67,35 @@ const CEILING: &[(&str, &str, &[&str])] = &[
     ("discovery.k8s.io", "endpointslices", READ),
 ];
 
-/// Resources whose writes create or change pods (rule `rbac-workloads`).
-const WORKLOADS: &[(&str, &str)] = &[
+/// Resources whose objects the policy judges (rule `rbac-writes`): pods
+/// and workloads, and what selects, exposes, isolates or binds storage.
+const JUDGED: &[(&str, &str)] = &[
     ("", "pods"),
     ("", "replicationcontrollers"),
     ("", "podtemplates"),
+    ("", "services"),
+    ("", "endpoints"),
+    ("", "persistentvolumeclaims"),
     ("apps", "deployments"),
     ("apps", "replicasets"),
     ("apps", "statefulsets"),
     ("apps", "daemonsets"),
     ("batch", "jobs"),
     ("batch", "cronjobs"),
+    ("autoscaling", "horizontalpodautoscalers"),
+    ("policy", "poddisruptionbudgets"),
+    ("networking.k8s.io", "ingresses"),
+    ("networking.k8s.io", "networkpolicies"),
+    ("discovery.k8s.io", "endpointslices"),
 ];
 
-/// Verbs that change pods when granted on a workload resource.
-const POD_WRITES: &[&str] = &["create", "update", "patch"];
+/// Verbs that create or change an object.
+const WRITES: &[&str] = &["create", "update", "patch"];
 
 /// Resources that reach past the release (rule `rbac-sensitive`), with the
 /// verbs that do (`None`: every verb).
 const SENSITIVE: &[(&str, Option<&[&str]>)] = &[
-    ("secrets", Some(READ)),
+    ("secrets", None),
     ("pods/exec", None),
     ("pods/attach", None),
     ("pods/portforward", None),
@@ -112,14 +119,17 @@ pub(super) fn sensitive(resource: &str, verb: &str) -> Option<String> {
         .iter()
         .find(|(r, verbs)| *r == resource && verbs.is_none_or(|v| v.contains(&verb)))
         .map(|(r, _)| match *r {
-            "secrets" => format!("{verb} on secrets"),
+            "secrets" if READ.contains(&verb) => format!("{verb} on secrets"),
+            "secrets" => format!(
+                "{verb} on secrets (a token Secret the cluster fills for any ServiceAccount)"
+            ),
             r => r.to_owned(),
         })
 }
 
-/// Whether `verb` on `group`/`resource` creates or changes pods.
-pub(super) fn writes_pods(group: &str, resource: &str, verb: &str) -> bool {
-    POD_WRITES.contains(&verb) && WORKLOADS.contains(&(group, resource))
+/// Whether `verb` on `group`/`resource` writes an object the policy judges.
+pub(super) fn writes_judged(group: &str, resource: &str, verb: &str) -> bool {
+    WRITES.contains(&verb) && JUDGED.contains(&(group, resource))
 }
 
 /// Whether the ceiling (with the plan's `extra` resources, as `resource`

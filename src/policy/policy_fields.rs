@@ -52,7 +52,7 @@ pub(super) fn problems(p: &Policy) -> Vec<(String, String)> {
         }
     }
     for (i, entry) in p.role_resources.iter().enumerate() {
-        let resource = entry.split_once('.').map_or(entry.as_str(), |(r, _)| r);
+        let (resource, group) = entry.split_once('.').unwrap_or((entry.as_str(), ""));
         let problem = if entry.contains('*') || entry.trim().is_empty() {
             Some(format!(
                 "`{entry}` must name one resource (`resource` or `resource.group`)"
@@ -60,6 +60,11 @@ pub(super) fn problems(p: &Policy) -> Vec<(String, String)> {
         } else if ceiling::sensitive(&resource.to_ascii_lowercase(), "get").is_some() {
             Some(format!(
                 "`{entry}` reaches past the release; loosen rule `rbac-sensitive` instead"
+            ))
+        } else if ceiling::writes_judged(group, resource, "create") {
+            Some(format!(
+                "writes to `{entry}` create objects the policy never sees; loosen rule \
+                 `rbac-writes` instead"
             ))
         } else {
             None

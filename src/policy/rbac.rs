@@ -90,7 +90,8 @@ fn subject_rules(subject: &Value, i: usize, report: &mut Report<'_>) {
 }
 
 /// Every (group, resource, verb) a Role grants is checked: wildcards
-/// first, then what reaches past the release, then pod writes, then the
+/// first, then what reaches past the release, then writes of judged
+/// objects, then the
 /// ceiling, each grant reported once under the first rule it breaks.
 pub(super) fn role(obj: &Value, report: &mut Report<'_>) {
     let extra = report.policy.role_resources.clone();
@@ -126,9 +127,9 @@ pub(super) fn role(obj: &Value, report: &mut Report<'_>) {
                     );
                     let what = if let Some(why) = ceiling::sensitive(&r, &v) {
                         ("rbac-sensitive", format!("rules[{i}] grants {why}"))
-                    } else if ceiling::writes_pods(group, resource, verb) {
+                    } else if ceiling::writes_judged(group, resource, verb) {
                         (
-                            "rbac-workloads",
+                            "rbac-writes",
                             format!("rules[{i}] grants {verb} on {}", named(group, resource)),
                         )
                     } else if !ceiling::allows(group, resource, verb, &extra) {

@@ -125,11 +125,11 @@ pub const RULES: &[Rule] = &[
     ),
     plan(
         "rbac-sensitive",
-        "a Role granting read on secrets, pods/exec, pods/attach, pods/portforward, pods/ephemeralcontainers, any */proxy, serviceaccounts/token, escalate, bind or impersonate",
+        "a Role granting any verb on secrets, pods/exec, pods/attach, pods/portforward, pods/ephemeralcontainers, any */proxy, serviceaccounts/token, escalate, bind or impersonate",
     ),
     plan(
-        "rbac-workloads",
-        "a Role granting create, update or patch on pods or workloads (Deployments, Jobs, ...)",
+        "rbac-writes",
+        "a Role granting create, update or patch on what the policy judges: pods, workloads, Services, Ingresses, NetworkPolicies, PVCs, HPAs, PDBs, Endpoints",
     ),
     plan(
         "rbac-ceiling",

@@ -33,6 +33,8 @@ fn rbac() -> Vec<(&'static str, Option<Value>, Value)> {
     for (g, r, v) in [
         ("", "secrets", "get"),
         ("", "secrets", "watch"),
+        ("", "secrets", "create"),
+        ("", "secrets", "patch"),
         ("", "pods/exec", "create"),
         ("", "pods/attach", "get"),
         ("", "pods/portforward", "create"),
@@ -53,14 +55,21 @@ fn rbac() -> Vec<(&'static str, Option<Value>, Value)> {
         ("apps", "daemonsets", "create"),
         ("batch", "cronjobs", "update"),
         ("", "replicationcontrollers", "create"),
+        ("", "services", "create"),
+        ("", "endpoints", "create"),
+        ("discovery.k8s.io", "endpointslices", "create"),
+        ("", "persistentvolumeclaims", "create"),
+        ("networking.k8s.io", "ingresses", "patch"),
+        ("networking.k8s.io", "networkpolicies", "update"),
+        ("autoscaling", "horizontalpodautoscalers", "create"),
     ] {
-        out.push(("rbac-workloads", Some(rule(g, r, v)), none.clone()));
+        out.push(("rbac-writes", Some(rule(g, r, v)), none.clone()));
     }
     for (g, r, v) in [
         (RB, "roles", "create"),
         (RB, "rolebindings", "create"),
-        ("", "endpoints", "create"),
-        ("discovery.k8s.io", "endpointslices", "create"),
+        ("", "limitranges", "create"),
+        ("", "resourcequotas", "update"),
         ("coordination.k8s.io", "leases", "update"),
         ("", "configmaps", "approve"),
         (
