@@ -253,6 +253,12 @@ const CASES: &[Case] = &[
         Some("{allow: [release-target]}"),
     ),
     case(
+        "finalizer",
+        "ConfigMap/{r}-sticky",
+        "finalizers",
+        Some("{allow: [finalizers]}"),
+    ),
+    case(
         "ingress-any-host",
         "Ingress/{r}-web",
         "ingress-host",

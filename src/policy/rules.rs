@@ -35,6 +35,18 @@ pub(super) fn check_object(obj: &Value, group: &str, kind: &str, report: &mut Re
     if exposure::applies(group, kind) {
         exposure::check(obj, group, kind, report);
     }
+    for finalizers in descend(obj, &["metadata", "finalizers"]) {
+        if !finalizers.is_null() && finalizers.as_array().is_none_or(|f| !f.is_empty()) {
+            report.add(
+                "finalizers",
+                format!(
+                    "sets finalizers {}: its deletion would wait on a controller, and \
+                     uninstalling the release with it",
+                    show(finalizers)
+                ),
+            );
+        }
+    }
     if is("Secret") {
         for t in fields(obj, "type").filter_map(Value::as_str) {
             if t.trim() == "kubernetes.io/service-account-token" {
@@ -54,6 +66,21 @@ pub(super) fn check_object(obj: &Value, group: &str, kind: &str, report: &mut Re
 /// host, and externalIPs let a Service capture traffic meant for addresses
 /// it doesn't own (CVE-2020-8554).
 fn service(obj: &Value, report: &mut Report<'_>) {
+    // external-dns publishes a Service's hostname annotation as DNS: the
+    // same host claim an Ingress makes, under the same rule.
+    let annotations = descend(obj, &["metadata", "annotations"]);
+    for key in annotations
+        .iter()
+        .filter_map(|a| a.as_object())
+        .flat_map(|m| m.keys())
+    {
+        if key.starts_with("external-dns.alpha.kubernetes.io/") {
+            report.add(
+                "ingress-host",
+                format!("annotation {key} claims DNS names through external-dns"),
+            );
+        }
+    }
     for t in descend(obj, &["spec", "type"]) {
         let t = show(t);
         if !t.is_empty() && t != "null" && t != "ClusterIP" {

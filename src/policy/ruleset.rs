@@ -161,7 +161,7 @@ pub const RULES: &[Rule] = &[
     ),
     plan(
         "ingress-host",
-        "an Ingress or route host outside the plan's allow_hosts, no host, a default backend",
+        "an Ingress or route host outside the plan's allow_hosts, no host, a default backend; external-dns annotations on a Service",
     ),
     plan(
         "ingress-annotation",
@@ -170,6 +170,10 @@ pub const RULES: &[Rule] = &[
     plan(
         "networkpolicy-open",
         "a NetworkPolicy rule admitting every peer: no from/to, `{}`, namespaceSelector {}, an ipBlock wider than /8 (/16 for IPv6)",
+    ),
+    plan(
+        "finalizers",
+        "metadata.finalizers on any object (deletion and uninstall would wait on a controller)",
     ),
     plan(
         "pvc-binding",

@@ -414,6 +414,21 @@ fn spellings() -> Vec<(&'static str, Option<Value>, Value)> {
         )),
         none.clone(),
     ));
+    out.push((
+        "finalizers",
+        Some(obj(
+            "v1",
+            "ConfigMap",
+            json!({"metadata": {"finalizers": ["example.com/never"]}}),
+        )),
+        none.clone(),
+    ));
+    out.push((
+        "ingress-host",
+        Some(obj("v1", "Service", json!({"metadata": {"annotations": {"external-dns.alpha.kubernetes.io/hostname": "victim.example.org"}},
+            "spec": {"selector": {"app": "w"}}}))),
+        none.clone(),
+    ));
     // A namespaceSelector of only NotIn terms reaches nearly every namespace.
     out.push((
         "networkpolicy-open",
