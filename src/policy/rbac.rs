@@ -73,7 +73,11 @@ fn subject_rules(subject: &Value, i: usize, report: &mut Report<'_>) {
         Some(format!("is a ServiceAccount of namespace {ns:?}"))
     } else if fields(subject, "apiGroup").any(|g| !g.is_null() && g.as_str() != Some("")) {
         Some("sets an apiGroup a ServiceAccount doesn't have".to_owned())
-    } else if names.len() != 1 || !report.release.creates("", "ServiceAccount", &names[0]) {
+    } else if names.len() != 1 || names[0] == "default" {
+        // Every pod of the namespace that names no ServiceAccount runs as
+        // `default`, even if the chart writes an object of that name.
+        Some("is the namespace's default ServiceAccount".to_owned())
+    } else if !report.release.creates("", "ServiceAccount", &names[0]) {
         Some(format!(
             "is ServiceAccount {}, which the release does not create",
             names.join("/")

@@ -429,6 +429,22 @@ fn spellings() -> Vec<(&'static str, Option<Value>, Value)> {
             "spec": {"selector": {"app": "w"}}}))),
         none.clone(),
     ));
+    // `default` stays the namespace's, even if the chart writes one.
+    out.push((
+        "rbac-subject",
+        Some(json!([
+            obj(
+                "v1",
+                "ServiceAccount",
+                json!({"metadata": {"name": "default"}})
+            ),
+            binding(
+                json!({"apiGroup": RB, "kind": "Role", "name": "r"}),
+                json!([{"kind": "ServiceAccount", "name": "default"}]),
+            ),
+        ])),
+        none.clone(),
+    ));
     // A namespaceSelector of only NotIn terms reaches nearly every namespace.
     out.push((
         "networkpolicy-open",
