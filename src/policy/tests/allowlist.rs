@@ -230,10 +230,10 @@ fn benign_targets() -> Vec<(Option<Value>, Value)> {
 }
 
 /// The policy every case runs under: Ingress hosts under the plan's
-/// pattern, and HTTPRoute as an allowed kind.
+/// pattern, and HTTPRoute, GRPCRoute and TCPRoute as allowed kinds.
 fn plan() -> Policy {
     policy(
-        "{allow_hosts: ['*.apps.example.com'], extra_kinds: [HTTPRoute.gateway.networking.k8s.io]}",
+        "{allow_hosts: ['*.apps.example.com'], extra_kinds: [HTTPRoute.gateway.networking.k8s.io, GRPCRoute.gateway.networking.k8s.io, TCPRoute.gateway.networking.k8s.io]}",
     )
 }
 
@@ -272,7 +272,7 @@ fn each_benign_object_passes() {
 #[test]
 fn every_new_rule_has_a_hostile_case() {
     let cases: Vec<&str> = hostile().into_iter().map(|(r, _, _)| r).collect();
-    assert_eq!(cases.len(), 106, "the tables lost or gained cases");
+    assert_eq!(cases.len(), 108, "the tables lost or gained cases");
     for rule in [
         "rbac-sensitive",
         "rbac-writes",

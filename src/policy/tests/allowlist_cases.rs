@@ -429,6 +429,28 @@ fn spellings() -> Vec<(&'static str, Option<Value>, Value)> {
             "spec": {"selector": {"app": "w"}}}))),
         none.clone(),
     ));
+    // Every route kind, not only HTTPRoute.
+    out.push((
+        "release-target",
+        Some(obj(
+            "gateway.networking.k8s.io/v1",
+            "GRPCRoute",
+            json!({"spec": {"hostnames": ["g.apps.example.com"],
+            "rules": [{"backendRefs": [{"name": "victim", "port": 9000}]}]}}),
+        )),
+        none.clone(),
+    ));
+    out.push((
+        "ingress-host",
+        Some(obj(
+            "gateway.networking.k8s.io/v1alpha2",
+            "TCPRoute",
+            json!({"spec": {
+            "parentRefs": [{"name": "public", "namespace": "gateways"}],
+            "rules": [{"backendRefs": [{"name": "s", "port": 80}]}]}}),
+        )),
+        none.clone(),
+    ));
     // `default` stays the namespace's, even if the chart writes one.
     out.push((
         "rbac-subject",
