@@ -16,6 +16,8 @@ pub(super) fn hostile() -> Vec<(&'static str, Option<Value>, Value)> {
         routes(),
         network_policies(),
         spellings(),
+        bindings(),
+        other_classes(),
     ]
     .into_iter()
     .flatten()
@@ -24,8 +26,6 @@ pub(super) fn hostile() -> Vec<(&'static str, Option<Value>, Value)> {
 
 fn rbac() -> Vec<(&'static str, Option<Value>, Value)> {
     let none = Value::Null;
-    let own_role = json!({"apiGroup": RB, "kind": "Role", "name": "r"});
-    let sa = json!([{"kind": "ServiceAccount", "name": "sa"}]);
     let rule = |g: &str, r: &str, v: &str| {
         role(json!([{"apiGroups": [g], "resources": [r], "verbs": [v]}]))
     };
@@ -87,6 +87,14 @@ fn rbac() -> Vec<(&'static str, Option<Value>, Value)> {
         )),
         none.clone(),
     ));
+    out
+}
+
+fn bindings() -> Vec<(&'static str, Option<Value>, Value)> {
+    let none = Value::Null;
+    let own_role = json!({"apiGroup": RB, "kind": "Role", "name": "r"});
+    let sa = json!([{"kind": "ServiceAccount", "name": "sa"}]);
+    let mut out: Vec<(&'static str, Option<Value>, Value)> = Vec::new();
     out.push((
         "rolebinding-role",
         Some(binding(
@@ -414,6 +422,12 @@ fn spellings() -> Vec<(&'static str, Option<Value>, Value)> {
         )),
         none.clone(),
     ));
+    out
+}
+
+fn other_classes() -> Vec<(&'static str, Option<Value>, Value)> {
+    let none = Value::Null;
+    let mut out: Vec<(&'static str, Option<Value>, Value)> = Vec::new();
     out.push((
         "finalizers",
         Some(obj(
