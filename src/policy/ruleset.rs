@@ -177,7 +177,7 @@ pub const RULES: &[Rule] = &[
     ),
     plan(
         "pvc-binding",
-        "a PersistentVolumeClaim bound to an existing volume (volumeName, selector)",
+        "a PersistentVolumeClaim bound to an existing volume (volumeName, selector, storageClassName \"\")",
     ),
     plan(
         "service-account-token",

@@ -212,6 +212,13 @@ pub(super) fn claim(spec: &Value, at: &str, report: &mut Report<'_>) {
             );
         }
     }
+    // The empty class means "no provisioning": bind a volume that exists.
+    if fields(spec, "storageClassName").any(|c| c.as_str() == Some("")) {
+        report.add(
+            "pvc-binding",
+            format!("{at}asks for an existing volume (storageClassName \"\")"),
+        );
+    }
     for field in ["dataSource", "dataSourceRef"] {
         for source in fields(spec, field).filter(|s| !s.is_null()) {
             let text = |k: &str| fields(source, k).map(show).find(|v| v != "null");

@@ -465,6 +465,15 @@ fn other_classes() -> Vec<(&'static str, Option<Value>, Value)> {
         )),
         none.clone(),
     ));
+    out.push((
+        "pvc-binding",
+        Some(obj(
+            "v1",
+            "PersistentVolumeClaim",
+            json!({"spec": {"storageClassName": ""}}),
+        )),
+        none.clone(),
+    ));
     // `default` stays the namespace's, even if the chart writes one.
     out.push((
         "rbac-subject",
