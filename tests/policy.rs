@@ -1241,3 +1241,108 @@ async fn hostile_charts_are_refused_by_helm4_on_a_real_api_server() {
 async fn hostile_charts_are_refused_by_helm3_on_a_real_api_server() {
     hostile_charts_refused_by_helm(helm3_bin(), "3").await;
 }
+
+/// A catalog with one plan for `tests/fixtures/benign-charts/full-release`,
+/// whose Ingress host is under the plan's per-namespace pattern.
+fn benign_broker_config(data: &Path, catalog: &Path) -> chartbroker::runtime::ServeConfig {
+    std::fs::write(
+        catalog.join("benign.yaml"),
+        "services:\n  - id: svc-benign\n    name: benign\n    description: d\n    bindable: false\n    \
+         plans:\n      - {id: full, name: full, description: d, chart: {path: full-release, \
+         policy: {allow_hosts: ['*.{namespace}.apps.example.com']}}}\n",
+    )
+    .unwrap();
+    let mut cfg = config(data);
+    cfg.catalog_dir = catalog.to_path_buf();
+    cfg.charts_dir = fixtures().join("benign-charts");
+    cfg
+}
+
+/// The benign half of the allow-list, end to end: a release using every
+/// default kind, each aimed only at its own objects, passes the default
+/// policy on the render engine.
+#[tokio::test]
+async fn a_well_behaved_release_passes_the_allow_list() {
+    let catalog = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let cfg = benign_broker_config(data.path(), catalog.path());
+    let b = TestBroker::with_config(data, cfg).await;
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/fine",
+            Some(body("svc-benign", "full")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let written = std::fs::read_to_string(b.release_dir("fine").join("manifests.yaml")).unwrap();
+    // Read as YAML (JSON included), whatever form the emitter writes.
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&written).unwrap();
+    let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+    for kind in [
+        "Role",
+        "RoleBinding",
+        "NetworkPolicy",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "Ingress",
+        "CronJob",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} not written: {kinds:?}");
+    }
+}
+
+/// The same release on the helm engine, Helm 4 and Helm 3, against the
+/// real API server: installed, with the objects the rules look at.
+async fn well_behaved_release_installs(helm: PathBuf, tag: &str) {
+    use common::cluster::Cluster;
+    let k = Cluster::admin().await;
+    let ns = k.namespace(&format!("benign{tag}")).await;
+    let catalog = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = benign_broker_config(data.path(), catalog.path());
+    cfg.engine = chartbroker::runtime::Engine::Helm;
+    cfg.subject_access_review = false;
+    cfg.helm = helm;
+    cfg.kubeconfig = Some(k.kubeconfig.clone());
+    cfg.helm_timeout = Duration::from_secs(120);
+    let b = TestBroker::with_config(data, cfg).await;
+    let instance = format!("fine{tag}");
+    let mut request = body("svc-benign", "full");
+    request["context"]["namespace"] = json!(ns);
+    let r = b
+        .call(
+            Method::PUT,
+            &format!("/v2/service_instances/{instance}?accepts_incomplete=true"),
+            Some(request),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let done = b
+        .wait_instance(&instance, r.json["operation"].as_str().unwrap())
+        .await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let created = leftovers(&k, &ns).await;
+    let r = format!("cb-{instance}");
+    for object in [
+        format!("roles/{r}-app"),
+        format!("rolebindings/{r}-app"),
+        format!("networkpolicies/{r}-web"),
+        format!("horizontalpodautoscalers/{r}-web"),
+        format!("poddisruptionbudgets/{r}-web"),
+        format!("ingresses/{r}-web"),
+        format!("persistentvolumeclaims/{r}-copy"),
+    ] {
+        assert!(created.contains(&object), "{object} not in {created:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_well_behaved_release_installs_with_helm4_on_a_real_api_server() {
+    well_behaved_release_installs(helm_bin(), "4").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_well_behaved_release_installs_with_helm3_on_a_real_api_server() {
+    well_behaved_release_installs(helm3_bin(), "3").await;
+}
