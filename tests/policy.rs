@@ -155,6 +155,130 @@ const CASES: &[Case] = &[
         "service-account-token",
         Some("{allow: [service-account-token]}"),
     ),
+    // The allow-list (issue 19): each class of what used to get through.
+    case(
+        "role-create-pods",
+        "Role/{r}-pod-maker",
+        "rbac-writes",
+        Some("{allow: [rbac-writes]}"),
+    ),
+    case(
+        "role-portforward",
+        "Role/{r}-tunnel",
+        "rbac-sensitive",
+        Some("{allow: [rbac-sensitive]}"),
+    ),
+    case(
+        "role-beyond-edit",
+        "Role/{r}-binder",
+        "rbac-ceiling",
+        Some("{role_resources: [rolebindings.rbac.authorization.k8s.io]}"),
+    ),
+    case(
+        "binding-other-namespace",
+        "RoleBinding/{r}-foreign",
+        "rbac-subject",
+        None,
+    ),
+    case(
+        "binding-outside-group",
+        "RoleBinding/{r}-group",
+        "rbac-subject",
+        None,
+    ),
+    case(
+        "binding-foreign-role",
+        "RoleBinding/{r}-borrow",
+        "rolebinding-role",
+        None,
+    ),
+    case(
+        "foreign-service-account",
+        "Deployment/{r}-web",
+        "service-account",
+        Some("{allow: [service-account]}"),
+    ),
+    case(
+        "node-name",
+        "Deployment/{r}-pinned",
+        "node-name",
+        Some("{allow: [node-name]}"),
+    ),
+    case(
+        "control-plane",
+        "Deployment/{r}-web",
+        "control-plane",
+        Some("{allow: [control-plane]}"),
+    ),
+    case(
+        "priority-class",
+        "Deployment/{r}-web",
+        "pod-field",
+        Some("{allow: [pod-field]}"),
+    ),
+    case(
+        "service-without-selector",
+        "Service/{r}-api",
+        "release-selector",
+        Some("{allow: [release-selector]}"),
+    ),
+    case(
+        "pdb-other-release",
+        "PodDisruptionBudget/{r}-pdb",
+        "release-selector",
+        Some("{allow: [release-selector]}"),
+    ),
+    case(
+        "hpa-other-release",
+        "HorizontalPodAutoscaler/{r}-scale",
+        "release-target",
+        Some("{allow: [release-target]}"),
+    ),
+    case(
+        "networkpolicy-open",
+        "NetworkPolicy/{r}-open",
+        "networkpolicy-open",
+        Some("{allow: [networkpolicy-open]}"),
+    ),
+    case(
+        "pvc-volume-name",
+        "PersistentVolumeClaim/{r}-data",
+        "pvc-binding",
+        Some("{allow: [pvc-binding]}"),
+    ),
+    case(
+        "pvc-clone-other",
+        "PersistentVolumeClaim/{r}-copy",
+        "release-target",
+        Some("{allow: [release-target]}"),
+    ),
+    case(
+        "finalizer",
+        "ConfigMap/{r}-sticky",
+        "finalizers",
+        Some("{allow: [finalizers]}"),
+    ),
+    case(
+        "ingress-any-host",
+        "Ingress/{r}-web",
+        "ingress-host",
+        Some("{allow_hosts: [victim.example.com]}"),
+    ),
+    case(
+        "ingress-snippet",
+        "Ingress/{r}-snippet",
+        "ingress-annotation",
+        Some(
+            "{allow_hosts: ['*.apps.example.com'], \
+             allow_annotations: [nginx.ingress.kubernetes.io/configuration-snippet]}",
+        ),
+    ),
+    case(
+        "ingress-foreign-backend",
+        "Ingress/{r}-steal",
+        "release-target",
+        Some("{allow_hosts: ['*.apps.example.com'], allow: [release-target]}"),
+    ),
 ];
 
 fn hostile_charts() -> PathBuf {
@@ -483,6 +607,7 @@ fn write_pod_chart(dir: &Path, kind: &str, api: &str, pod: &Value, container: &V
     });
     merge(&mut app, container);
     let mut spec = json!({
+        "automountServiceAccountToken": false,
         "securityContext": {"runAsNonRoot": true, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [app.clone()],
     });
@@ -796,8 +921,30 @@ fn catalog_lint_shows_each_plans_policy() {
         "  hostile/allowed-daemonset: allows kinds: also DaemonSet\n",
         "  hostile/allowed-capabilities-add: allows capabilities: also SYS_ADMIN\n",
         "  hostile/allowed-node-port: allows rules off: service-type\n",
+        "  hostile/allowed-ingress-any-host: allows ingress hosts: victim.example.com\n",
+        "  hostile/allowed-role-beyond-edit: allows role resources: also rolebindings.rbac.authorization.k8s.io\n",
+        "  hostile/allowed-ingress-snippet: allows ingress hosts: *.apps.example.com; \
+         ingress annotations: also nginx.ingress.kubernetes.io/configuration-snippet\n",
     ] {
         assert!(stdout.contains(line), "expected {line:?} in:\n{stdout}");
+    }
+    // The rules themselves, each by name.
+    let listed = |prefix: &str| -> Vec<String> {
+        let line = stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line in:\n{stdout}"));
+        line.split(", ").map(str::to_owned).collect()
+    };
+    let loosenable = listed("policy rules a plan may loosen (chart.policy.allow): ");
+    let never = listed("policy rules no plan may loosen: ");
+    for rule in policy::RULES {
+        let list = if rule.loosenable { &loosenable } else { &never };
+        assert!(
+            list.iter().any(|r| r == rule.name),
+            "{} not listed",
+            rule.name
+        );
     }
     std::fs::write(
         catalog.path().join("hostile.yaml"),
@@ -937,4 +1084,265 @@ async fn generated_secrets_are_redacted_in_every_encoding() {
             assert!(!text.contains(leak.as_str()), "{leak} in {text}");
         }
     }
+}
+
+/// Lists whose items a hostile chart could have created in its namespace.
+const NAMESPACED_LISTS: &[&str] = &[
+    "/api/v1/namespaces/{ns}/configmaps",
+    "/api/v1/namespaces/{ns}/secrets",
+    "/api/v1/namespaces/{ns}/serviceaccounts",
+    "/api/v1/namespaces/{ns}/services",
+    "/api/v1/namespaces/{ns}/pods",
+    "/api/v1/namespaces/{ns}/persistentvolumeclaims",
+    "/apis/apps/v1/namespaces/{ns}/deployments",
+    "/apis/apps/v1/namespaces/{ns}/daemonsets",
+    "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles",
+    "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings",
+    "/apis/networking.k8s.io/v1/namespaces/{ns}/ingresses",
+    "/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies",
+    "/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets",
+    "/apis/autoscaling/v2/namespaces/{ns}/horizontalpodautoscalers",
+];
+
+/// Cluster-wide lists the cluster-scoped and other-namespace charts aim at.
+const CLUSTER_LISTS: &[&str] = &[
+    "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+    "/api/v1/namespaces",
+    "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+    "/api/v1/namespaces/kube-system/configmaps",
+];
+
+/// Every hostile chart on the helm engine against the real API server
+/// (tests/testenv), as cluster admin so only the broker's own checks stand
+/// in the way: each fails with its rule named in `last_operation`, and
+/// nothing of any of them exists on the API server afterwards.
+async fn hostile_charts_refused_by_helm(helm: PathBuf, tag: &str) {
+    use common::cluster::Cluster;
+    let k = Cluster::admin().await;
+    let ns = k.namespace(&format!("hostile{tag}")).await;
+    let catalog = tempfile::tempdir().unwrap();
+    hostile_catalog(catalog.path());
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    cfg.engine = chartbroker::runtime::Engine::Helm;
+    // No originating identity here; authorization has its own suites.
+    cfg.subject_access_review = false;
+    cfg.helm = helm;
+    cfg.catalog_dir = catalog.path().to_path_buf();
+    cfg.charts_dir = hostile_charts();
+    cfg.kubeconfig = Some(k.kubeconfig.clone());
+    cfg.helm_timeout = Duration::from_secs(120);
+    let b = TestBroker::with_config(data, cfg).await;
+    let prefix = format!("cb-h{tag}-");
+    for c in CASES {
+        let instance = format!("h{tag}-{}", c.chart);
+        let mut request = body("svc-hostile", &format!("hostile-{}", c.chart));
+        request["context"]["namespace"] = json!(ns);
+        let r = b
+            .call(
+                Method::PUT,
+                &format!("/v2/service_instances/{instance}?accepts_incomplete=true"),
+                Some(request),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}: {}", c.chart, r.text);
+        let op = r.json["operation"].as_str().unwrap().to_owned();
+        let done = b.wait_instance(&instance, &op).await;
+        assert_eq!(done.json["state"], "failed", "{}: {}", c.chart, done.text);
+        let d = done.json["description"].as_str().unwrap();
+        let object = c.object.replace("{r}", &format!("cb-{instance}"));
+        assert!(d.contains("policy rejected"), "{}: {d}", c.chart);
+        assert!(
+            d.contains(&format!("{object}: ")),
+            "{}: {object} in {d}",
+            c.chart
+        );
+        assert!(
+            d.contains(&format!("(rule: {})", c.rule)),
+            "{}: rule {} in {d}",
+            c.chart,
+            c.rule
+        );
+    }
+    assert_eq!(leftovers(&k, &ns).await, Vec::<String>::new());
+    for path in CLUSTER_LISTS {
+        let names: Vec<String> = k
+            .list(path)
+            .await
+            .iter()
+            .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_owned))
+            .filter(|n| n.starts_with(&prefix))
+            .collect();
+        assert!(names.is_empty(), "{path}: {names:?}");
+    }
+    let crd = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.evil.example.com";
+    assert!(k.get(crd).await.is_none(), "CRD applied");
+    allowed_charts_install(&b, &k, tag).await;
+}
+
+/// The control: the plans that allow two of the hostile charts install
+/// them on the same engine, and the listing of [`leftovers`] sees what they
+/// created.
+async fn allowed_charts_install(b: &TestBroker, k: &common::cluster::Cluster, tag: &str) {
+    let ok_ns = k.namespace(&format!("allowed{tag}")).await;
+    for chart in ["role-create-pods", "ingress-any-host"] {
+        let instance = format!("ok{tag}-{chart}");
+        let mut request = body("svc-hostile", &format!("allowed-{chart}"));
+        request["context"]["namespace"] = json!(ok_ns);
+        let r = b
+            .call(
+                Method::PUT,
+                &format!("/v2/service_instances/{instance}?accepts_incomplete=true"),
+                Some(request),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{chart}: {}", r.text);
+        let done = b
+            .wait_instance(&instance, r.json["operation"].as_str().unwrap())
+            .await;
+        assert_eq!(done.json["state"], "succeeded", "{chart}: {}", done.text);
+    }
+    let created = leftovers(k, &ok_ns).await;
+    for object in [
+        "roles/cb-ok{tag}-role-create-pods-pod-maker",
+        "ingresses/cb-ok{tag}-ingress-any-host-web",
+        "services/cb-ok{tag}-ingress-any-host-own",
+    ] {
+        let object = object.replace("{tag}", tag);
+        assert!(created.contains(&object), "{object} not in {created:?}");
+    }
+}
+
+/// What exists in `ns` beyond what the control plane puts in every
+/// namespace, as `resource/name`.
+async fn leftovers(k: &common::cluster::Cluster, ns: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for path in NAMESPACED_LISTS {
+        let path = path.replace("{ns}", ns);
+        let resource = path.rsplit('/').next().unwrap().to_owned();
+        out.extend(
+            k.list(&path)
+                .await
+                .iter()
+                .filter_map(|o| o["metadata"]["name"].as_str())
+                .filter(|n| *n != "default" && *n != "kube-root-ca.crt")
+                .map(|n| format!("{resource}/{n}")),
+        );
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_charts_are_refused_by_helm4_on_a_real_api_server() {
+    hostile_charts_refused_by_helm(helm_bin(), "4").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_charts_are_refused_by_helm3_on_a_real_api_server() {
+    hostile_charts_refused_by_helm(helm3_bin(), "3").await;
+}
+
+/// A catalog with one plan for `tests/fixtures/benign-charts/full-release`,
+/// whose Ingress host is under the plan's per-namespace pattern.
+fn benign_broker_config(data: &Path, catalog: &Path) -> chartbroker::runtime::ServeConfig {
+    std::fs::write(
+        catalog.join("benign.yaml"),
+        "services:\n  - id: svc-benign\n    name: benign\n    description: d\n    bindable: false\n    \
+         plans:\n      - {id: full, name: full, description: d, chart: {path: full-release, \
+         policy: {allow_hosts: ['*.{namespace}.apps.example.com']}}}\n",
+    )
+    .unwrap();
+    let mut cfg = config(data);
+    cfg.catalog_dir = catalog.to_path_buf();
+    cfg.charts_dir = fixtures().join("benign-charts");
+    cfg
+}
+
+/// The benign half of the allow-list, end to end: a release using every
+/// default kind, each aimed only at its own objects, passes the default
+/// policy on the render engine.
+#[tokio::test]
+async fn a_well_behaved_release_passes_the_allow_list() {
+    let catalog = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let cfg = benign_broker_config(data.path(), catalog.path());
+    let b = TestBroker::with_config(data, cfg).await;
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/fine",
+            Some(body("svc-benign", "full")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let written = std::fs::read_to_string(b.release_dir("fine").join("manifests.yaml")).unwrap();
+    // Read as YAML (JSON included), whatever form the emitter writes.
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&written).unwrap();
+    let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+    for kind in [
+        "Role",
+        "RoleBinding",
+        "NetworkPolicy",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "Ingress",
+        "CronJob",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} not written: {kinds:?}");
+    }
+}
+
+/// The same release on the helm engine, Helm 4 and Helm 3, against the
+/// real API server: installed, with the objects the rules look at.
+async fn well_behaved_release_installs(helm: PathBuf, tag: &str) {
+    use common::cluster::Cluster;
+    let k = Cluster::admin().await;
+    let ns = k.namespace(&format!("benign{tag}")).await;
+    let catalog = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = benign_broker_config(data.path(), catalog.path());
+    cfg.engine = chartbroker::runtime::Engine::Helm;
+    cfg.subject_access_review = false;
+    cfg.helm = helm;
+    cfg.kubeconfig = Some(k.kubeconfig.clone());
+    cfg.helm_timeout = Duration::from_secs(120);
+    let b = TestBroker::with_config(data, cfg).await;
+    let instance = format!("fine{tag}");
+    let mut request = body("svc-benign", "full");
+    request["context"]["namespace"] = json!(ns);
+    let r = b
+        .call(
+            Method::PUT,
+            &format!("/v2/service_instances/{instance}?accepts_incomplete=true"),
+            Some(request),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let done = b
+        .wait_instance(&instance, r.json["operation"].as_str().unwrap())
+        .await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let created = leftovers(&k, &ns).await;
+    let r = format!("cb-{instance}");
+    for object in [
+        format!("roles/{r}-app"),
+        format!("rolebindings/{r}-app"),
+        format!("networkpolicies/{r}-web"),
+        format!("horizontalpodautoscalers/{r}-web"),
+        format!("poddisruptionbudgets/{r}-web"),
+        format!("ingresses/{r}-web"),
+        format!("persistentvolumeclaims/{r}-copy"),
+    ] {
+        assert!(created.contains(&object), "{object} not in {created:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_well_behaved_release_installs_with_helm4_on_a_real_api_server() {
+    well_behaved_release_installs(helm_bin(), "4").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_well_behaved_release_installs_with_helm3_on_a_real_api_server() {
+    well_behaved_release_installs(helm3_bin(), "3").await;
 }

@@ -45,6 +45,7 @@ pub fn policy_report(catalog: &super::Catalog) -> Vec<String> {
             out.push(format!("{}/{}: {what}", service.name, plan.name));
         }
     }
+    out.extend(crate::policy::rules_summary());
     out
 }
 

@@ -25,15 +25,32 @@
 //!   loosen it.
 //! - `kinds.rs`: the default allow-list, cluster-scoped kinds, capability
 //!   names, and how a catalog names a kind (`Deployment`, `Kind.group`).
-//! - `pods.rs`: Pod Security "restricted" on every pod spec.
-//! - `rules.rs`: the other rules inside one object: RBAC, Services, Secrets.
+//! - `release.rs`: what the release creates (objects, pod-template labels),
+//!   read from all documents first, and label selectors.
+//! - `pods.rs`: Pod Security "restricted" on every pod spec;
+//!   `placement.rs`: ServiceAccount, nodeName, control-plane nodes;
+//!   `fields.rs`: the pod fields the policy knows (`pod-field`).
+//! - `rules.rs`: which rules run on one object; `rbac.rs` and `ceiling.rs`:
+//!   Roles under the edit ceiling, bindings to the release's own;
+//!   `selectors.rs`: selectors and references (Services, NetworkPolicies,
+//!   PDBs, HPAs, PVCs); `exposure.rs`: Ingress and Gateway routes.
+//! - `policy_fields.rs`: `allow_hosts`, `allow_annotations`,
+//!   `role_resources`.
 //! - `lookup.rs`: how untrusted YAML is read (spellings, booleans).
 
+mod ceiling;
+mod exposure;
+mod fields;
 mod kinds;
 mod lookup;
+mod placement;
 mod pods;
+mod policy_fields;
+mod rbac;
+mod release;
 mod rules;
 mod ruleset;
+mod selectors;
 
 #[cfg(test)]
 mod tests;
@@ -45,7 +62,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use kinds::GroupKind;
-pub use ruleset::{RULES, Rule};
+pub use ruleset::{RULES, Rule, summary as rules_summary};
 
 /// What a plan's charts may create, beyond the safe defaults. Catalog key
 /// `chart.policy`; every field is optional.
@@ -70,6 +87,17 @@ pub struct Policy {
     /// Capabilities containers may add beyond `NET_BIND_SERVICE` (`CAP_`
     /// prefix and case don't matter).
     pub allow_capabilities: Vec<String>,
+    /// Hosts an Ingress or route may claim: `app.example.com`, or
+    /// `*.apps.example.com` (any one label in its place); `{namespace}`
+    /// stands for the release namespace. None by default.
+    pub allow_hosts: Vec<String>,
+    /// Annotation keys an Ingress or route may carry beyond the default
+    /// allow-list (exact keys).
+    pub allow_annotations: Vec<String>,
+    /// Resources a Role may grant beyond the namespace edit ceiling, with
+    /// any of the ceiling's verbs: `resource` (core group) or
+    /// `resource.group`, e.g. `leases.coordination.k8s.io`.
+    pub role_resources: Vec<String>,
 }
 
 impl Policy {
@@ -100,6 +128,7 @@ impl Policy {
             };
             out.push((format!("allow[{i}]"), problem));
         }
+        out.extend(policy_fields::problems(self));
         for (i, cap) in self.allow_capabilities.iter().enumerate() {
             if !kinds::is_capability(&kinds::normalize_capability(cap)) {
                 out.push((
@@ -146,6 +175,7 @@ impl Policy {
         if !rules.is_empty() {
             out.push(format!("rules off: {}", rules.join(", ")));
         }
+        out.extend(policy_fields::allowances(self));
         if !self.allow_capabilities.is_empty() && !self.allows("capability-not-allowed") {
             out.push(format!(
                 "capabilities: also {}",
@@ -234,10 +264,17 @@ pub fn check(manifests: &str, namespace: &str, policy: &Policy) -> Result<(), Vi
             }]));
         }
     };
+    judge(&docs, namespace, policy)
+}
+
+/// Judges parsed documents: first what the release creates (its context),
+/// then every object against the rules, with that context.
+fn judge(docs: &[Value], namespace: &str, policy: &Policy) -> Result<(), Violations> {
+    let release = release::Release::from_docs(docs, namespace);
     let allowed = policy.allowed_kinds();
     let mut found = Vec::new();
     for (i, doc) in docs.iter().enumerate() {
-        check_doc(doc, i + 1, namespace, policy, &allowed, &mut found);
+        check_doc(doc, i + 1, &release, policy, &allowed, &mut found);
     }
     if found.is_empty() {
         Ok(())
@@ -251,6 +288,8 @@ pub fn check(manifests: &str, namespace: &str, policy: &Policy) -> Result<(), Vi
 struct Report<'a> {
     out: &'a mut Vec<Violation>,
     policy: &'a Policy,
+    /// What the release creates.
+    release: &'a release::Release,
     kind: &'a str,
     name: &'a str,
     namespace: &'a str,
@@ -275,11 +314,12 @@ impl Report<'_> {
 fn check_doc(
     doc: &Value,
     number: usize,
-    release_ns: &str,
+    release: &release::Release,
     policy: &Policy,
     allowed: &BTreeSet<GroupKind>,
     out: &mut Vec<Violation>,
 ) {
+    let release_ns = release.namespace.as_str();
     let text = |key: &str| {
         doc.get(key)
             .and_then(Value::as_str)
@@ -300,6 +340,7 @@ fn check_doc(
         let mut report = Report {
             out,
             policy,
+            release,
             kind: "",
             name: &doc_name,
             namespace: release_ns,
@@ -327,6 +368,7 @@ fn check_doc(
     let mut report = Report {
         out,
         policy,
+        release,
         kind,
         name,
         namespace: &namespace,
@@ -354,5 +396,5 @@ fn check_doc(
             format!("is in namespace {namespace:?}, not the release namespace {release_ns:?}"),
         );
     }
-    rules::check_object(doc, kind, &mut report);
+    rules::check_object(doc, &gk.group, kind, &mut report);
 }

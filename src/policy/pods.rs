@@ -97,6 +97,7 @@ fn pod_spec(meta: &[&Value], spec: &Value, report: &mut Report<'_>) {
         windows: exact(spec, &["os", "name"]).and_then(Value::as_str) == Some("windows"),
         user_namespace: exact(spec, &["hostUsers"]) == Some(&Value::Bool(false)),
     };
+    super::placement::check(spec, report);
     for field in HOST_NAMESPACES {
         if fields(spec, field).any(truthy) {
             report.add("host-namespace", format!("pod uses {field}"));

@@ -63,6 +63,14 @@ pub const RULES: &[Rule] = &[
         "rbac-system-subject",
         "a RoleBinding to a `system:*` user or group",
     ),
+    never(
+        "rolebinding-role",
+        "a RoleBinding to a Role the release doesn't create",
+    ),
+    never(
+        "rbac-subject",
+        "a RoleBinding subject other than a ServiceAccount the release creates (users, groups, other namespaces, `default`)",
+    ),
     never("service-external-ips", "a Service with externalIPs"),
     // Loosened through allow_kinds / extra_kinds, which say which kinds.
     never("kind-not-allowed", "a kind outside the allow-list"),
@@ -117,7 +125,59 @@ pub const RULES: &[Rule] = &[
     ),
     plan(
         "rbac-sensitive",
-        "a Role granting secrets, pods/exec, pods/attach, serviceaccounts/token, escalate, bind or impersonate",
+        "a Role granting any verb on secrets, pods/exec, pods/attach, pods/portforward, pods/ephemeralcontainers, any */proxy, serviceaccounts/token, escalate, bind or impersonate",
+    ),
+    plan(
+        "rbac-writes",
+        "a Role granting create, update or patch on what the policy judges: pods, workloads, Services, Ingresses, NetworkPolicies, PVCs, HPAs, PDBs, Endpoints",
+    ),
+    plan(
+        "rbac-ceiling",
+        "a Role granting anything beyond the namespace edit ceiling (and role_resources), nonResourceURLs",
+    ),
+    plan(
+        "service-account",
+        "a pod running as a ServiceAccount the release doesn't create, or as default with its token mounted",
+    ),
+    plan(
+        "node-name",
+        "a pod pinned to a node (nodeName, nodeAffinity on fields)",
+    ),
+    plan(
+        "control-plane",
+        "tolerations, nodeSelector or nodeAffinity aimed at control-plane nodes; tolerating every taint",
+    ),
+    plan(
+        "pod-field",
+        "a pod, container or securityContext field the policy doesn't know; ephemeralContainers, priorityClassName, priority, runtimeClassName, schedulerName, resourceClaims",
+    ),
+    plan(
+        "release-selector",
+        "a Service, NetworkPolicy or PDB selector that is missing, pins no label value, or matches no pod template of the release",
+    ),
+    plan(
+        "release-target",
+        "an HPA, Ingress or route backend, TLS Secret, PVC data source or Endpoints aimed at an object the release doesn't create",
+    ),
+    plan(
+        "ingress-host",
+        "an Ingress or route host outside the plan's allow_hosts, no host, a default backend; external-dns annotations on a Service",
+    ),
+    plan(
+        "ingress-annotation",
+        "an Ingress or route annotation outside the allow-list (and allow_annotations)",
+    ),
+    plan(
+        "networkpolicy-open",
+        "a NetworkPolicy rule admitting every peer: no from/to, `{}`, namespaceSelector {}, an ipBlock wider than /8 (/16 for IPv6)",
+    ),
+    plan(
+        "finalizers",
+        "metadata.finalizers on any object (deletion and uninstall would wait on a controller)",
+    ),
+    plan(
+        "pvc-binding",
+        "a PersistentVolumeClaim bound to an existing volume (volumeName, selector, storageClassName \"\")",
     ),
     plan(
         "service-account-token",
@@ -128,4 +188,24 @@ pub const RULES: &[Rule] = &[
 /// The rule called `name`.
 pub fn find(name: &str) -> Option<&'static Rule> {
     RULES.iter().find(|r| r.name == name)
+}
+
+/// The rules as `catalog lint` lists them: those a plan may loosen by name,
+/// then those no plan may.
+pub fn summary() -> Vec<String> {
+    let names = |loosenable: bool| {
+        RULES
+            .iter()
+            .filter(|r| r.loosenable == loosenable)
+            .map(|r| r.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    vec![
+        format!(
+            "policy rules a plan may loosen (chart.policy.allow): {}",
+            names(true)
+        ),
+        format!("policy rules no plan may loosen: {}", names(false)),
+    ]
 }

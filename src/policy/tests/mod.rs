@@ -1,5 +1,7 @@
 //! Unit tests per rule, on small YAML strings.
 
+mod allowlist;
+mod allowlist_cases;
 mod pods;
 
 use serde_json::{Value, json};
@@ -57,6 +59,7 @@ fn merge(v: &mut Value, patch: &Value) {
 /// `container_patch` into its one container `app`.
 fn pod(pod_patch: &Value, container_patch: &Value) -> Value {
     let mut spec = json!({
+        "automountServiceAccountToken": false,
         "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [{
             "name": "app",
@@ -92,7 +95,7 @@ fn workload(kind: &str, spec: &Value) -> String {
 #[test]
 fn well_behaved_manifests_pass() {
     let yaml = format!(
-        "---\n# Source: x/templates/svc.yaml\napiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: apps}}\nspec: {{clusterIP: None}}\n---\n\n---\n{}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: r}}\nrules: [{{apiGroups: [''], resources: [configmaps], verbs: [get]}}]\n",
+        "---\n# Source: x/templates/svc.yaml\napiVersion: v1\nkind: Service\nmetadata: {{name: web, namespace: apps}}\nspec: {{clusterIP: None, selector: {{app: w}}}}\n---\n\n---\n{}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: r}}\nrules: [{{apiGroups: [''], resources: [configmaps], verbs: [get]}}]\n",
         workload("Deployment", &pod(&json!(null), &json!(null)))
     );
     assert_eq!(run(&yaml, &Policy::default()), vec![]);
@@ -171,7 +174,13 @@ fn kinds_match_group_and_kind() {
     // allow_kinds replaces the defaults; Kind.group names custom resources.
     let p = policy("allow_kinds: [ConfigMap, ServiceMonitor.monitoring.coreos.com]");
     let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n";
-    assert_eq!(run(svc, &p), vec![("Service/s".into(), "kind-not-allowed")]);
+    assert_eq!(
+        run(svc, &p),
+        vec![
+            ("Service/s".into(), "kind-not-allowed"),
+            ("Service/s".into(), "release-selector")
+        ]
+    );
     let sm = "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: m}\n";
     assert_eq!(run(sm, &p), vec![]);
     assert_eq!(rules(sm), vec!["kind-not-allowed"]);
@@ -194,11 +203,14 @@ fn objects_stay_in_the_release_namespace() {
     assert_eq!(err.0[0].namespace, "kube-system");
 }
 
+/// A Role `admin` and a ServiceAccount `app` of the release.
+const OWN_RBAC: &str = "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: admin}\nrules: []\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: app}\n";
+
 #[test]
 fn rbac() {
     let rb = |kind: &str| {
         format!(
-            "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: b}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: {kind}, name: admin}}\nsubjects: [{{kind: ServiceAccount, name: default}}]\n"
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: b}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: {kind}, name: admin}}\nsubjects: [{{kind: ServiceAccount, name: app}}]\n---\n{OWN_RBAC}"
         )
     };
     assert_eq!(rules(&rb("Role")), Vec::<&str>::new());
@@ -261,7 +273,7 @@ fn rbac_that_reaches_beyond_the_release() {
     }
     let binding = |subject: &str| {
         format!(
-            "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: b}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: r}}\nsubjects: [{subject}]\n"
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: b}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: admin}}\nsubjects: [{subject}]\n---\n{OWN_RBAC}"
         )
     };
     for subject in [
@@ -287,7 +299,11 @@ fn rbac_that_reaches_beyond_the_release() {
 #[test]
 fn services_stay_inside_the_cluster() {
     let svc = |spec: &str| {
-        format!("apiVersion: v1\nkind: Service\nmetadata: {{name: s}}\nspec: {spec}\n")
+        let spec = spec.replacen('{', "{selector: {app: w}, ", 1);
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: s}}\nspec: {spec}\n---\n{}",
+            workload("Deployment", &pod(&json!(null), &json!(null)))
+        )
     };
     assert_eq!(
         rules(&svc("{type: ClusterIP, ports: [{port: 80}]}")),
@@ -368,6 +384,7 @@ fn every_violation_is_reported() {
             ("DaemonSet/d".into(), "capabilities-drop-all"),
             ("DaemonSet/d".into(), "run-as-root"),
             ("DaemonSet/d".into(), "seccomp"),
+            ("DaemonSet/d".into(), "service-account"),
             ("Namespace/ns1".into(), "cluster-scoped"),
         ]
     );

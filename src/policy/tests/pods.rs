@@ -195,7 +195,10 @@ fn a_restricted_pod_passes_in_every_kind() {
 
 #[test]
 fn each_rule_is_enforced_in_every_kind_and_container_list() {
-    let kinds = policy(KIND_POLICY);
+    // Miscased keys and ephemeralContainers also break `pod-field`, which
+    // has its own table (allowlist.rs).
+    let mut kinds = policy(KIND_POLICY);
+    kinds.allow.push("pod-field".to_owned());
     for case in cases() {
         for list in ["containers", "initContainers", "ephemeralContainers"] {
             let mut spec = pod(&case.pod, &case.container);
