@@ -596,7 +596,10 @@ fn tail(stderr: &str) -> String {
     }
 }
 
-pub use crate::redact::redact;
+/// What helm prints holds text the chart wrote (`fail`, template errors),
+/// so messages about releases mask generated secrets however a chart
+/// transformed them.
+pub use crate::redact::redact_chart_text as redact;
 
 /// A helm whose broker was killed outright (SIGKILL, OOM) must die too:
 /// otherwise it goes on upgrading a release that another replica has taken

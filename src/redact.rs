@@ -5,9 +5,10 @@
 //! longer string (`b64enc (printf "user:%s" .password)`). Helm quotes such
 //! values in its errors, and those reach `last_operation.description`,
 //! error bodies and logs. So each secret is redacted in every encoding
-//! that costs only a few string replacements to cover, and then every
-//! run of six or more of its characters however the text was rearranged
-//! around them (separators, case, reversal, look-alikes: see [`runs`]).
+//! that costs only a few string replacements to cover; in text a chart
+//! writes ([`redact_chart_text`]), also every run of six or more of its
+//! characters however the text was rearranged around them (separators,
+//! case, reversal, look-alikes: see [`runs`]).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
@@ -20,9 +21,19 @@ const MASK: &str = "<redacted>";
 /// and they can't be real generated secrets (lint asks for 8 or more).
 const MIN_LEN: usize = 4;
 
-/// Replaces every secret string in `message`, in every form listed in the
-/// module docs, with `<redacted>`.
+/// Replaces every secret string in `message`, in every encoding listed in
+/// the module docs, with `<redacted>`: for credentials only helm itself
+/// prints (a repository's password), which it quotes whole.
 pub fn redact(message: &str, secrets: &[String]) -> String {
+    replace_forms(message, secrets)
+}
+
+/// [`redact`], then every run of six or more of a secret's characters
+/// however it was rearranged ([`runs`]): for text a chart writes (`fail`,
+/// template errors), which can transform the generated secrets it gets as
+/// values. Only for random secrets: a chosen password made of words would
+/// mask those words wherever they appear.
+pub fn redact_chart_text(message: &str, secrets: &[String]) -> String {
     mask_runs(&replace_forms(message, secrets), secrets)
 }
 
@@ -332,7 +343,7 @@ mod tests {
                     "Error: execution error at (c/templates/x.yaml:3:4): bad value {leaked} here"
                 ),
             ] {
-                let out = redact(&msg, &[SECRET.to_owned()]);
+                let out = redact_chart_text(&msg, &[SECRET.to_owned()]);
                 assert!(out.contains(MASK), "{name}: {out}");
                 // Chunks of five leave five at most, by construction.
                 assert!(longest_run(&out, SECRET) < 5, "{name}: {out}");
@@ -368,7 +379,7 @@ mod tests {
             ("Xk9qT", "a Xk9qT b"),
         ] {
             assert_eq!(
-                redact(&format!("a {leaked} b"), &[SECRET.to_owned()]),
+                redact_chart_text(&format!("a {leaked} b"), &[SECRET.to_owned()]),
                 want,
                 "{leaked}"
             );
@@ -388,7 +399,7 @@ mod tests {
             "listening on 0.0.0.0:8443, uid 1000, gid 1000, port 5432",
             "resource mapping not found for name: \"x\" namespace: \"apps\" from \"\": no matches for kind \"Foo\"",
         ] {
-            assert_eq!(redact(msg, &secrets), msg);
+            assert_eq!(redact_chart_text(msg, &secrets), msg);
         }
     }
 
@@ -417,7 +428,7 @@ mod tests {
         .concat();
         let mut masked = 0;
         for i in 0..12 {
-            let out = redact(&text, &generated(i));
+            let out = redact_chart_text(&text, &generated(i));
             masked += out.matches(MASK).count();
         }
         // A false match costs a few garbled characters; they must stay rare.

@@ -1431,3 +1431,47 @@ async fn a_charts_failure_text_never_carries_a_transformed_secret() {
     assert!(log.contains("<redacted>"), "{log}");
     assert!(longest_run(&log, &password) < 6, "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_helm_engine_redacts_a_transformed_secret_too() {
+    let k = cluster(&[("apps", json!({}))], &[]).await;
+    let b = helm_broker(&k, |c| c.subject_access_review = false).await;
+    let body = |mode: &str| {
+        json!({"service_id": "svc-leak", "plan_id": "plan-leak",
+            "context": {"platform": "kubernetes", "namespace": "apps"},
+            "parameters": {"mode": mode}})
+    };
+    let id = format!("hleak-{}", common::cluster::suffix());
+    let r = run(
+        &b,
+        None,
+        Method::PUT,
+        &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
+        Some(body("ok")),
+    )
+    .await;
+    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    let r = b
+        .call(
+            Method::PUT,
+            &format!("/v2/service_instances/{id}/service_bindings/hb"),
+            Some(json!({"service_id": "svc-leak", "plan_id": "plan-leak"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let credentials = r.json["credentials"].clone();
+    let password = credentials["password"].as_str().unwrap().to_string();
+    assert_eq!(password.len(), 24);
+    let r = run(
+        &b,
+        None,
+        Method::PATCH,
+        &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
+        Some(json!({"service_id": "svc-leak", "parameters": {"mode": "leak"}})),
+    )
+    .await;
+    assert_eq!(r.json["state"], "failed", "{}", r.text);
+    let d = r.json["description"].as_str().unwrap();
+    assert!(d.contains("dots=") && d.contains("<redacted>"), "{d}");
+    assert!(longest_run(d, &password) < 6, "{d}");
+}

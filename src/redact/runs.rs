@@ -140,7 +140,7 @@ pub fn find(message: &str, forms: &[Form]) -> Vec<Range<usize>> {
     let grams = Grams::of(forms);
     for (&window, set) in &grams.runs {
         for start in 0..c.len().saturating_sub(window - 1) {
-            if set.contains(&c[start..start + window]) {
+            if grams.may_start(&c[start..start + 3]) && set.contains(&c[start..start + window]) {
                 mark(start, start + window - 1);
             }
         }
@@ -148,6 +148,9 @@ pub fn find(message: &str, forms: &[Form]) -> Vec<Range<usize>> {
     let mut buf = [0u8; MIN_RUN];
     for step in 2..=MAX_STEP {
         for start in 0..c.len().saturating_sub((MIN_RUN - 1) * step) {
+            if !grams.may_start(&[c[start], c[start + step], c[start + 2 * step]]) {
+                continue;
+            }
             for (i, b) in buf.iter_mut().enumerate() {
                 *b = c[start + i * step];
             }
@@ -157,7 +160,7 @@ pub fn find(message: &str, forms: &[Form]) -> Vec<Range<usize>> {
         }
     }
     let pieces: Vec<usize> = (0..c.len().saturating_sub(PIECE - 1))
-        .filter(|&s| grams.pieces.contains(&c[s..s + PIECE]))
+        .filter(|&s| grams.may_start(&c[s..s + 3]) && grams.pieces.contains(&c[s..s + PIECE]))
         .collect();
     for cluster in pieces.chunk_by(|a, b| b - a <= NEAR) {
         // Separate pieces of different parts of the secret: one word
@@ -197,6 +200,15 @@ fn steady_filler(c: &[u8], start: usize, step: usize) -> bool {
     (1..MIN_RUN - 1).all(|gap| shape(gap).eq(shape(0)))
 }
 
+/// The index of a gram's first three (folded) characters.
+fn prefix(w: &[u8]) -> usize {
+    let digit = |b: u8| match b {
+        b'0'..=b'9' => usize::from(b - b'0'),
+        _ => usize::from(b - b'a') + 10,
+    };
+    (digit(w[0]) * 36 + digit(w[1])) * 36 + digit(w[2])
+}
+
 /// Every window of every form, forwards and reversed.
 #[derive(Default)]
 struct Grams {
@@ -206,11 +218,21 @@ struct Grams {
     stepped: HashSet<Vec<u8>>,
     /// [`PIECE`] characters of a plain spelling.
     pieces: HashSet<Vec<u8>>,
+    /// The first three characters of every gram: most windows of a
+    /// message are turned away by this table before anything is hashed.
+    starts: Vec<bool>,
 }
 
 impl Grams {
+    fn may_start(&self, first: &[u8]) -> bool {
+        self.starts[prefix(first)]
+    }
+
     fn of(forms: &[Form]) -> Self {
-        let mut g = Grams::default();
+        let mut g = Grams {
+            starts: vec![false; 36 * 36 * 36],
+            ..Grams::default()
+        };
         for f in forms.iter().filter(|f| f.folded.len() >= f.window) {
             let reversed: Vec<u8> = f.folded.iter().rev().copied().collect();
             for spelling in [&f.folded, &reversed] {
@@ -230,6 +252,17 @@ impl Grams {
                         .map(<[u8]>::to_vec),
                 );
             }
+        }
+        let firsts: Vec<usize> = g
+            .runs
+            .values()
+            .flatten()
+            .chain(&g.stepped)
+            .chain(&g.pieces)
+            .map(|w| prefix(w))
+            .collect();
+        for p in firsts {
+            g.starts[p] = true;
         }
         g
     }

@@ -219,3 +219,34 @@ async fn an_instance_namespace_is_taken_only_empty_and_then_kept() {
     c.drop_release(&mine).await.unwrap();
     assert!(!dir.path().join("cb-free").exists());
 }
+
+#[tokio::test]
+async fn a_dependency_bound_before_its_dependent_does_not_block_its_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Claims::new(dir.path());
+    // `uses`: the used instance's binding lands in the dependent's folder
+    // before the dependent's first render.
+    let dep = BindingOwner {
+        instance: "db",
+        binding: "uses-1",
+        dependent: Some("app"),
+    };
+    c.claim_binding(&secret_ref("cb-app", "cb-app-db"), &dep)
+        .await
+        .unwrap();
+    let file = dir.path().join("cb-app/cb-app/bindings/cb-app-db.yaml");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, "kind: Secret\n").unwrap();
+    c.claim_release(&owner("cb-app", "cb-app", "app", true), &[])
+        .await
+        .unwrap();
+    // The same claim with the file elsewhere is somebody else's Secret.
+    c.claim_binding(&secret_ref("cb-web", "cb-web-db"), &dep)
+        .await
+        .unwrap();
+    let e = c
+        .claim_release(&owner("cb-web", "cb-web", "web", true), &[])
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("already holds"), "{e}");
+}

@@ -147,8 +147,11 @@ impl ReleaseEngine for RenderEngine {
                 )));
             }
         };
-        let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
-            .map_err(|e| BackendError::new(format!("parsing {}: {e}", path.display())))?;
+        // A parser's error quotes the document, which holds the secrets.
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&text).map_err(|e| {
+            let message = format!("parsing {}: {e}", path.display());
+            BackendError::new(redact(&message, &release.redact))
+        })?;
         let want = match kind {
             LookupKind::Secret => "Secret",
             LookupKind::ConfigMap => "ConfigMap",
