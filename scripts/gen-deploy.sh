@@ -42,7 +42,6 @@ map() {
     certificate.yaml)                  echo kubernetes/optional/cert-manager.yaml ;;
     servicemonitor.yaml)               echo kubernetes/optional/servicemonitor.yaml ;;
     rbac-namespaces.yaml)              echo kubernetes/optional/rbac-namespaces.yaml ;;
-    rbac-release-clusterwide.yaml)     echo kubernetes/optional/rbac-release-clusterwide.yaml ;;
     registration-service-catalog.yaml) echo registration/service-catalog.yaml ;;
     registration-provider-osb.yaml)    echo registration/crossplane-provider-osb.yaml ;;
     *) echo "gen-deploy: templates/$1 rendered but has no place in deploy/: add it to the map" >&2; exit 1 ;;

@@ -921,8 +921,30 @@ fn resource_of(api: &str, kind: &str) -> (&'static str, &'static str) {
     }
 }
 
+/// The kinds the default policy admits (src/policy/kinds.rs
+/// `DEFAULT_ALLOWED`), as RBAC names them: what a release may write.
+const DEFAULT_POLICY_RESOURCES: &[(&str, &str)] = &[
+    ("", "pods"),
+    ("", "services"),
+    ("", "configmaps"),
+    ("", "secrets"),
+    ("", "persistentvolumeclaims"),
+    ("", "serviceaccounts"),
+    ("apps", "deployments"),
+    ("apps", "statefulsets"),
+    ("apps", "replicasets"),
+    ("batch", "jobs"),
+    ("batch", "cronjobs"),
+    ("rbac.authorization.k8s.io", "roles"),
+    ("rbac.authorization.k8s.io", "rolebindings"),
+    ("networking.k8s.io", "networkpolicies"),
+    ("networking.k8s.io", "ingresses"),
+    ("policy", "poddisruptionbudgets"),
+    ("autoscaling", "horizontalpodautoscalers"),
+];
+
 #[test]
-fn release_role_covers_exactly_the_chart_kinds() {
+fn release_role_covers_exactly_the_default_policy_kinds() {
     let m = load();
     let (d, role) = m
         .cluster_roles
@@ -961,15 +983,20 @@ fn release_role_covers_exactly_the_chart_kinds() {
     for v in ["list", "update"] {
         assert!(secrets.contains(v), "{}: secrets lack {v}", d.origin());
     }
-    // Beyond the chart kinds, only read access for readiness (pods, replicasets).
+    // Exactly the kinds the default policy admits: what a chart can get
+    // past the policy, the release identity may write, and nothing else.
+    let admitted: BTreeSet<(String, String)> = DEFAULT_POLICY_RESOURCES
+        .iter()
+        .map(|(g, r)| (g.to_string(), r.to_string()))
+        .collect();
+    let granted_kinds: BTreeSet<(String, String)> = granted.keys().cloned().collect();
+    assert_eq!(granted_kinds, admitted, "{}", d.origin());
     for (gr, verbs) in &granted {
-        if !needed.contains(gr) {
-            let read_only = verbs
-                .iter()
-                .all(|v| ["get", "list", "watch"].contains(&v.as_str()));
+        for v in verbs {
             assert!(
-                read_only && ["pods", "replicasets"].contains(&gr.1.as_str()),
-                "{}: grants {verbs:?} on {gr:?}, which no chart creates",
+                ["get", "list", "watch", "create", "patch", "delete"].contains(&v.as_str())
+                    || (v == "update" && gr.1 == "secrets"),
+                "{}: grants {v} on {gr:?}",
                 d.origin()
             );
         }

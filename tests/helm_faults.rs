@@ -522,6 +522,8 @@ async fn helm_missing_after_start_fails_the_operation() {
 async fn api_server_errors_fail_the_install_with_the_servers_message() {
     let k = FakeKube::start().await;
     k.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}}));
+    k.put(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "chartbroker-release", "namespace": "apps"}}));
     let data = tempfile::tempdir().unwrap();
     let mut cfg = config(data.path());
     cfg.engine = Engine::Helm;

@@ -137,6 +137,8 @@ async fn cluster(namespaces: &[(&str, Value)], grants: Grants) -> TenantCluster 
                 Err(e) => panic!("creating namespace {ns}: {e}"),
             }
         }
+        // Helm runs as the namespace's release identity, never as the admin.
+        k.default_release_identity(ns);
     }
     for (user, nss) in grants {
         // A grant in a namespace that does not exist can't be made on a

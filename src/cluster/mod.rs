@@ -6,7 +6,10 @@
 //! release left behind. Every write is namespaced; nothing here touches
 //! cluster-scoped objects except Namespaces the broker created itself.
 
+mod identity;
 mod readiness;
+
+pub use identity::{CallKubeconfig, IdentityNames, Token};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -29,6 +32,9 @@ pub enum KubeError {
     /// The client could not be configured (kubeconfig, in-cluster).
     #[error("kubernetes client configuration: {0}")]
     Config(String),
+    /// An object of that name exists and is not the broker's to use.
+    #[error("{0}")]
+    NotOwned(String),
     /// A call failed.
     #[error("kubernetes API: {action}: {source}")]
     Api {
@@ -45,6 +51,7 @@ impl KubeError {
     pub fn metric_label(&self) -> &'static str {
         match self {
             KubeError::Config(_) => "config",
+            KubeError::NotOwned(_) => "not_owned",
             KubeError::Api { .. } => "api",
         }
     }
@@ -54,19 +61,65 @@ fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
-/// Whether a namespace carries the broker's managed-by label.
-fn is_owned(ns: &Namespace) -> bool {
-    ns.metadata
+/// Annotation naming the instance a namespace was created for (the full
+/// id; the label beside it may be a hash).
+pub const INSTANCE_ANNOTATION: &str = "chartbroker.io/instance-id";
+/// Label naming the instance a namespace was created for.
+pub const INSTANCE_LABEL: &str = "chartbroker.io/instance";
+
+/// Whether a namespace is the one the broker created for `instance_id`:
+/// its managed-by label and its instance annotation.
+fn owned_by_instance(ns: &Namespace, instance_id: &str) -> bool {
+    let managed = ns
+        .metadata
         .labels
         .as_ref()
         .and_then(|l| l.get(MANAGED_BY.0))
-        .is_some_and(|v| v == MANAGED_BY.1)
+        .is_some_and(|v| v == MANAGED_BY.1);
+    let instance = ns
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(INSTANCE_ANNOTATION))
+        .is_some_and(|v| v == instance_id);
+    managed && instance
+}
+
+fn check_owner(ns: &Namespace, name: &str, instance_id: &str) -> Result<(), KubeError> {
+    if owned_by_instance(ns, instance_id) {
+        return Ok(());
+    }
+    Err(KubeError::NotOwned(format!(
+        "namespace {name:?} already exists and was not created by the broker for this \
+         instance: a `namespace: instance` plan installs only into a namespace of its own, \
+         so nothing was written (use another instance id)"
+    )))
+}
+
+/// A label value from an id: the id when it is a valid label value, else a
+/// hash (the full id is in an annotation).
+fn label_value(id: &str) -> String {
+    let ok = !id.is_empty()
+        && id.len() <= 63
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && id.as_bytes()[0].is_ascii_alphanumeric()
+        && id.as_bytes()[id.len() - 1].is_ascii_alphanumeric();
+    if ok {
+        id.to_string()
+    } else {
+        crate::names::short_hash(id)
+    }
 }
 
 /// A Kubernetes client for the broker's own needs.
 #[derive(Clone)]
 pub struct Kube {
     client: Client,
+    /// Where the API server is, to point helm at it with the release
+    /// identity's token (unknown for a client built in-process).
+    access: Option<std::sync::Arc<identity::ClusterAccess>>,
 }
 
 impl Kube {
@@ -86,13 +139,21 @@ impl Kube {
                 .await
                 .map_err(|e| KubeError::Config(e.to_string()))?,
         };
+        let access = identity::ClusterAccess::from_config(&config)?;
         let client = Client::try_from(config).map_err(|e| KubeError::Config(e.to_string()))?;
-        Ok(Kube { client })
+        Ok(Kube {
+            client,
+            access: Some(std::sync::Arc::new(access)),
+        })
     }
 
-    /// Wraps an existing client (tests).
+    /// Wraps an existing client (tests); it can't give helm a release
+    /// identity, so the helm engine refuses to run helm with it.
     pub fn from_client(client: Client) -> Self {
-        Kube { client }
+        Kube {
+            client,
+            access: None,
+        }
     }
 
     /// The underlying kube-rs client (a cheap clone), for adapters that keep
@@ -293,13 +354,14 @@ impl Kube {
         Ok(ns.map(|n| n.metadata.labels.unwrap_or_default()))
     }
 
-    /// Creates the namespace of an instance, labelled as the broker's own.
+    /// Creates the namespace of an instance, labelled as the broker's own
+    /// and annotated with the instance it belongs to.
     ///
-    /// A namespace that already exists is used as it is, never labelled:
-    /// deprovision deletes labelled namespaces with everything in them, so
-    /// adopting someone else's namespace (as the server-side apply this used
-    /// to be did) would later delete it. One the broker created on an
-    /// earlier attempt already carries the label.
+    /// A namespace of that name that is not this instance's own (someone
+    /// else's, another tenant's, or another instance's) is refused, and
+    /// nothing is written into it: installing there would hand a tenant's
+    /// namespace to whoever picked a matching instance id. One the broker
+    /// created for this instance on an earlier attempt is used as it is.
     pub async fn ensure_namespace(&self, name: &str, instance_id: &str) -> Result<(), KubeError> {
         let api: Api<Namespace> = Api::all(self.client.clone());
         let existing = api
@@ -307,23 +369,17 @@ impl Kube {
             .await
             .map_err(Self::api_err(format!("reading Namespace {name}")))?;
         if let Some(ns) = existing {
-            if !is_owned(&ns) {
-                tracing::warn!(
-                    namespace = name,
-                    "installing into an existing namespace chartbroker did not create; it will not be deleted"
-                );
-            }
-            return Ok(());
+            return check_owner(&ns, name, instance_id);
         }
         let ns = Namespace {
             metadata: ObjectMeta {
                 name: Some(name.to_string()),
-                labels: Some(BTreeMap::from([(
-                    MANAGED_BY.0.to_string(),
-                    MANAGED_BY.1.to_string(),
-                )])),
+                labels: Some(BTreeMap::from([
+                    (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
+                    (INSTANCE_LABEL.to_string(), label_value(instance_id)),
+                ])),
                 annotations: Some(BTreeMap::from([(
-                    "chartbroker.io/instance-id".to_string(),
+                    INSTANCE_ANNOTATION.to_string(),
                     instance_id.to_string(),
                 )])),
                 ..Default::default()
@@ -336,8 +392,14 @@ impl Kube {
         };
         match api.create(&params, &ns).await {
             Ok(_) => Ok(()),
-            // Created meanwhile: use it, as above.
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            // Created meanwhile: judged like any existing one.
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                let ns = api
+                    .get(name)
+                    .await
+                    .map_err(Self::api_err(format!("reading Namespace {name}")))?;
+                check_owner(&ns, name, instance_id)
+            }
             Err(e) => Err(KubeError::Api {
                 action: format!("creating Namespace {name}"),
                 source: e,
@@ -345,8 +407,29 @@ impl Kube {
         }
     }
 
-    /// Deletes a namespace, but only one the broker labelled as its own.
-    pub async fn delete_owned_namespace(&self, name: &str) -> Result<(), KubeError> {
+    /// Whether the namespace is the one the broker created for
+    /// `instance_id` (None if it does not exist).
+    pub async fn namespace_owned_by(
+        &self,
+        name: &str,
+        instance_id: &str,
+    ) -> Result<Option<bool>, KubeError> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let ns = api
+            .get_opt(name)
+            .await
+            .map_err(Self::api_err(format!("reading Namespace {name}")))?;
+        Ok(ns.map(|ns| owned_by_instance(&ns, instance_id)))
+    }
+
+    /// Deletes a namespace, but only the one the broker created for this
+    /// instance (and only that very object: a namespace recreated by
+    /// someone else since it was judged is left alone).
+    pub async fn delete_owned_namespace(
+        &self,
+        name: &str,
+        instance_id: &str,
+    ) -> Result<(), KubeError> {
         let api: Api<Namespace> = Api::all(self.client.clone());
         let Some(ns) = api
             .get_opt(name)
@@ -355,16 +438,24 @@ impl Kube {
         else {
             return Ok(());
         };
-        if !is_owned(&ns) {
+        if !owned_by_instance(&ns, instance_id) {
             tracing::warn!(
                 namespace = name,
-                "not deleting a namespace chartbroker did not create"
+                "not deleting a namespace chartbroker did not create for this instance"
             );
             return Ok(());
         }
-        match api.delete(name, &DeleteParams::default()).await {
+        let params = DeleteParams {
+            preconditions: Some(kube::api::Preconditions {
+                uid: ns.metadata.uid.clone(),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        match api.delete(name, &params).await {
             Ok(_) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
             Err(e) => Err(KubeError::Api {
                 action: format!("deleting Namespace {name}"),
                 source: e,

@@ -1,0 +1,307 @@
+//! No confused deputy, on the real API server (tests/testenv), Helm 4 and
+//! Helm 3: helm runs as the release identity of the target namespace (a
+//! TokenRequest token of its ServiceAccount), never as the broker.
+//!
+//! - A chart's `lookup` of another tenant's Secret gets nothing (Kubernetes
+//!   refuses the read, naming the release identity), while a lookup in its
+//!   own namespace works: the refusal is about where, not about `lookup`.
+//! - Helm's writes are made as the release identity: Kubernetes' own RBAC
+//!   escalation prevention refuses a chart Role that grants more than the
+//!   release ClusterRole holds, naming that identity as the writer, and
+//!   accepts one within it.
+//! - Namespaces are owned: a `namespace: instance` plan whose namespace
+//!   already exists as another tenant's is refused over HTTP, and nothing
+//!   is written there, nor deleted on deprovision.
+
+mod common;
+
+use std::path::PathBuf;
+
+use axum::http::{Method, StatusCode};
+use common::cluster::{BrokerIdentity, Cluster, suffix};
+use common::*;
+use serde_json::{Value, json};
+
+fn provision(plan: &str, ns: &str, params: Value) -> Value {
+    json!({
+        "service_id": "svc-cluster", "plan_id": plan,
+        "organization_guid": "org", "space_guid": "space",
+        "context": {"platform": "kubernetes", "namespace": ns},
+        "parameters": params,
+    })
+}
+
+async fn broker(id: &BrokerIdentity, helm: PathBuf) -> TestBroker {
+    TestBroker::on_cluster(id, |_, cfg| {
+        cfg.catalog_dir = fixtures().join("catalog-cluster");
+        cfg.helm = helm;
+    })
+    .await
+}
+
+/// The user Kubernetes sees when helm acts in `ns` for broker `id`.
+fn release_user(id: &BrokerIdentity, ns: &str) -> String {
+    format!(
+        "system:serviceaccount:{ns}:{}",
+        id.identity_names().service_account
+    )
+}
+
+async fn lookup_of_another_tenants_secret_gets_nothing(helm: PathBuf) {
+    let k = Cluster::admin().await;
+    let id = k.install_broker(false).await;
+    // Both are target namespaces of the same broker: the broker's own
+    // rights reach both, the release identity of each only its own.
+    let victim = k.tenant(&id, "bob").await;
+    let attacker = k.tenant(&id, "mallory").await;
+    let password = format!("victim-{}", suffix());
+    for ns in [&victim, &attacker] {
+        k.create(
+            &format!("/api/v1/namespaces/{ns}/secrets"),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+                   "stringData": {"password": format!("{password}-{ns}")}}),
+        )
+        .await;
+    }
+    let b = broker(&id, helm).await;
+
+    let done = b
+        .run_as(
+            "mallory",
+            Method::PUT,
+            "/v2/service_instances/steal?accepts_incomplete=true",
+            Some(provision(
+                "plan-lookup",
+                &attacker,
+                json!({"namespace": victim, "name": "db", "key": "password"}),
+            )),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    assert_eq!(done.json["state"], "failed", "{}", done.text);
+    let d = done.json["description"].as_str().unwrap();
+    // Kubernetes' own refusal of helm's read, naming who asked.
+    assert!(d.contains("forbidden"), "{d}");
+    assert!(d.contains(&release_user(&id, &attacker)), "{d}");
+    assert!(d.contains(&victim), "{d}");
+    assert!(!done.text.contains(&password), "{}", done.text);
+    let cm = k
+        .get(&format!("/api/v1/namespaces/{attacker}/configmaps/cb-steal"))
+        .await;
+    assert!(cm.is_none(), "nothing was installed: {cm:?}");
+
+    // The same chart looking up its own namespace's Secret works.
+    let done = b
+        .run_as(
+            "mallory",
+            Method::PUT,
+            "/v2/service_instances/own?accepts_incomplete=true",
+            Some(provision(
+                "plan-lookup",
+                &attacker,
+                json!({"namespace": attacker, "name": "db", "key": "password"}),
+            )),
+        )
+        .await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let cm = k
+        .get(&format!("/api/v1/namespaces/{attacker}/configmaps/cb-own"))
+        .await
+        .expect("the release's ConfigMap");
+    assert_eq!(cm["data"]["stolen"], format!("{password}-{attacker}"));
+    assert_eq!(cm["data"]["found"], "true");
+
+    // The API server's audit log: helm's writes (the chart's ConfigMap, the
+    // release record) are the release identity's; the binding Secret is
+    // the broker's own work.
+    let r = b
+        .call_as(
+            "mallory",
+            Method::PUT,
+            "/v2/service_instances/own/service_bindings/own-b",
+            Some(json!({"service_id": "svc-cluster", "plan_id": "plan-lookup"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let broker_user = format!("system:serviceaccount:{}:chartbroker", id.state_namespace);
+    for (resource, name, user) in [
+        ("configmaps", "cb-own", release_user(&id, &attacker)),
+        ("secrets", "sh.helm.release.v1.cb-own.v1", release_user(&id, &attacker)),
+        ("secrets", "cb-bind-own-b", broker_user),
+    ] {
+        let writes = k.audited_writes(&attacker, resource, name);
+        assert!(!writes.is_empty(), "no audited write of {resource}/{name}");
+        assert!(
+            writes.iter().all(|(_, u)| *u == user),
+            "{resource}/{name}: {writes:?}, expected {user}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lookup_of_another_tenants_secret_gets_nothing_helm4() {
+    lookup_of_another_tenants_secret_gets_nothing(helm_bin()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lookup_of_another_tenants_secret_gets_nothing_helm3() {
+    lookup_of_another_tenants_secret_gets_nothing(helm3_bin()).await;
+}
+
+async fn a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes(helm: PathBuf) {
+    let k = Cluster::admin().await;
+    let id = k.install_broker(false).await;
+    let ns = k.tenant(&id, "erin").await;
+    let b = broker(&id, helm).await;
+
+    // DaemonSets: the default policy doesn't judge a Role by the kinds it
+    // names, and the release ClusterRole holds no right on them.
+    let done = b
+        .run_as(
+            "erin",
+            Method::PUT,
+            "/v2/service_instances/esc?accepts_incomplete=true",
+            Some(provision(
+                "plan-escalate",
+                &ns,
+                json!({"group": "apps", "resource": "daemonsets"}),
+            )),
+        )
+        .await;
+    assert_eq!(done.json["state"], "failed", "{}", done.text);
+    let d = done.json["description"].as_str().unwrap();
+    assert!(
+        d.contains("attempting to grant RBAC permissions not currently held"),
+        "{d}"
+    );
+    // The writer Kubernetes judged is the release identity, not the broker.
+    assert!(d.contains(&release_user(&id, &ns)), "{d}");
+    assert!(
+        !d.contains(&format!("{}:chartbroker\"", id.state_namespace)),
+        "{d}"
+    );
+    let role = format!("/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles/cb-esc");
+    assert!(k.get(&role).await.is_none());
+
+    // Within the release rights, the same chart installs.
+    let done = b
+        .run_as(
+            "erin",
+            Method::PUT,
+            "/v2/service_instances/ok?accepts_incomplete=true",
+            Some(provision(
+                "plan-escalate",
+                &ns,
+                json!({"group": "", "resource": "configmaps"}),
+            )),
+        )
+        .await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let role = k
+        .get(&format!(
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles/cb-ok"
+        ))
+        .await
+        .expect("the chart's Role");
+    assert_eq!(role["rules"][0]["resources"][0], "configmaps");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes_helm4() {
+    a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes(helm_bin()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes_helm3() {
+    a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes(helm3_bin()).await;
+}
+
+/// Tenant B owns namespace `cb-<id>`; tenant A provisions a `namespace:
+/// instance` plan with instance id `<id>`. Refused, nothing written into
+/// B's namespace, and A's deprovision deletes nothing of B's.
+#[tokio::test(flavor = "multi_thread")]
+async fn namespace_squat_is_refused_and_writes_nothing() {
+    let k = Cluster::admin().await;
+    let id = k.install_broker(true).await;
+    let b = broker(&id, helm_bin()).await;
+    let home = k.namespace("home").await;
+    k.grant_user(&home, "alice");
+    let instance = format!("shop-{}", suffix());
+    let squatted = format!("cb-{instance}");
+    // B's namespace, even labelled as if the broker made it: the label alone
+    // (which anyone creating a namespace can set) does not make it A's.
+    k.create(
+        "/api/v1/namespaces",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": squatted,
+               "labels": {"app.kubernetes.io/managed-by": "chartbroker"}}}),
+    )
+    .await;
+    k.create(
+        &format!("/api/v1/namespaces/{squatted}/secrets"),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "b-data"},
+               "stringData": {"k": "v"}}),
+    )
+    .await;
+
+    let uri = format!("/v2/service_instances/{instance}?accepts_incomplete=true");
+    let (done, writes) = k
+        .writes_during(&format!("/api/v1/namespaces/{squatted}/secrets"), async {
+            b.run_as(
+                "alice",
+                Method::PUT,
+                &uri,
+                Some(provision("plan-own-ns", &home, json!({"message": "x"}))),
+            )
+            .await
+        })
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    assert_eq!(
+        done.headers["content-type"], "application/json",
+        "{:?}",
+        done.headers
+    );
+    assert_eq!(done.json["state"], "failed", "{}", done.text);
+    let d = done.json["description"].as_str().unwrap();
+    assert!(
+        d.contains(&squatted) && d.contains("already exists") && d.contains("nothing was written"),
+        "{d}"
+    );
+    assert!(writes.is_empty(), "Secrets written in B's namespace: {writes:?}");
+    for path in [
+        format!("/api/v1/namespaces/{squatted}/configmaps/cb-{instance}"),
+        format!(
+            "/api/v1/namespaces/{squatted}/serviceaccounts/{}",
+            id.identity_names().service_account
+        ),
+        format!(
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/{squatted}/rolebindings/{}",
+            id.identity_names().release_role
+        ),
+    ] {
+        assert!(k.get(&path).await.is_none(), "{path} was created");
+    }
+
+    // A's deprovision succeeds and leaves B's namespace and data alone.
+    let done = b
+        .run_as(
+            "alice",
+            Method::DELETE,
+            &format!(
+                "/v2/service_instances/{instance}?accepts_incomplete=true&service_id=svc-cluster&plan_id=plan-own-ns"
+            ),
+            None,
+        )
+        .await;
+    assert_delete_done(&done);
+    let ns = k
+        .get(&format!("/api/v1/namespaces/{squatted}"))
+        .await
+        .expect("B's namespace stands");
+    assert!(ns["metadata"]["deletionTimestamp"].is_null(), "{ns:#}");
+    assert!(
+        k.get(&format!("/api/v1/namespaces/{squatted}/secrets/b-data"))
+            .await
+            .is_some()
+    );
+}
