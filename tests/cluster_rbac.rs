@@ -87,7 +87,6 @@ async fn deploy_manifests_pass_the_api_servers_own_validation() {
         (release, "get", "secrets", "default", "no"),
         (release, "get", "secrets", "chartbroker-system", "no"),
         (release, "escalate", "roles.rbac.authorization.k8s.io", "apps", "no"),
-        (release, "create", "serviceaccounts/token", "apps", "no"),
         (release, "create", "daemonsets.apps", "apps", "no"),
         (sa, "patch", "statefulsets.apps", "apps", "no"),
         (sa, "create", "configmaps", "apps", "no"),
@@ -103,17 +102,23 @@ async fn deploy_manifests_pass_the_api_servers_own_validation() {
             "{who} can-i {verb} {what} -n {ns}: {out}"
         );
     }
-    // Tokens: of the release identity only.
-    for (account, expect) in [("chartbroker-release", "yes"), ("default", "no")] {
+    // Tokens: the broker mints the release identity's only, the release
+    // identity none.
+    for (who, account, expect) in [
+        (sa, "chartbroker-release", "yes"),
+        (sa, "default", "no"),
+        (release, "chartbroker-release", "no"),
+        (release, "default", "no"),
+    ] {
         let (_, out) = kubectl(
             &k.kubeconfig,
             &[
                 "auth", "can-i", "create", &format!("serviceaccounts/{account}"),
-                "--subresource=token", "-n", "apps", "--as", sa,
+                "--subresource=token", "-n", "apps", "--as", who,
             ],
             "",
         );
-        assert_eq!(out.lines().next().unwrap_or(""), expect, "token of {account}: {out}");
+        assert_eq!(out.lines().next().unwrap_or(""), expect, "{who}: token of {account}: {out}");
     }
     for (verb, what, ns, expect) in [
         ("create", "secrets", "chartbroker-system", "yes"),
@@ -128,7 +133,6 @@ async fn deploy_manifests_pass_the_api_servers_own_validation() {
         ("get", "secrets", "kube-system", "no"),
         ("create", "clusterroles.rbac.authorization.k8s.io", "", "no"),
         ("create", "pods/exec", "apps", "no"),
-        ("create", "serviceaccounts/token", "apps", "no"),
     ] {
         let mut args = vec!["auth", "can-i", verb, what, "--as", sa];
         if !ns.is_empty() {

@@ -301,7 +301,8 @@ fn every_document_is_a_known_kind_and_round_trips() {
     let m = load();
     // The pieces the README promises are all there.
     assert_eq!(m.namespaces.len(), 1, "one Namespace");
-    assert_eq!(m.service_accounts.len(), 1, "one ServiceAccount");
+    // The broker's, and one release identity per target namespace.
+    assert_eq!(m.service_accounts.len(), 2, "two ServiceAccounts");
     assert_eq!(m.services.len(), 1, "one Service");
     assert_eq!(m.network_policies.len(), 1, "one NetworkPolicy");
     the_deployment(&m);
@@ -340,7 +341,7 @@ fn namespaces_and_placement() {
     );
     // Cluster-scoped kinds carry no namespace; everything else in
     // deploy/kubernetes lives in the broker's namespace, except the per-target
-    // RoleBindings under targets/.
+    // release identity and RoleBindings under targets/.
     let cluster_scoped = [
         "Namespace",
         "ClusterRole",
@@ -355,10 +356,9 @@ fn namespaces_and_placement() {
         if cluster_scoped.contains(&d.kind()) {
             assert_eq!(d.namespace(), None, "{}: cluster-scoped", d.origin());
         } else if d.file.starts_with("kubernetes/targets/") {
-            assert_eq!(
-                d.kind(),
-                "RoleBinding",
-                "{}: targets/ holds RoleBindings only",
+            assert!(
+                ["RoleBinding", "ServiceAccount"].contains(&d.kind()),
+                "{}: targets/ holds the release identity and RoleBindings only",
                 d.origin()
             );
             assert!(
@@ -708,28 +708,47 @@ fn rbac_has_no_wildcards_or_escalation_verbs() {
             !strs(&rule.resources).is_empty(),
             "{origin}: a rule without resources"
         );
+        // RBAC objects and ServiceAccounts: the release identity's (a
+        // chart's own Roles, which escalation prevention holds to this
+        // role) and, for `namespace: instance`, the broker's set-up of the
+        // release identity in a namespace it creates. `bind` only on the two
+        // ClusterRoles by name; subresources only the release identity's
+        // token, by name.
+        let release = origin.ends_with(&format!("ClusterRole {RELEASE_ROLE}"));
+        let namespaces = origin.contains("optional/rbac-namespaces.yaml");
         for v in &rule.verbs {
             assert!(
-                !["escalate", "bind", "impersonate", "deletecollection"].contains(&v.as_str()),
+                !["escalate", "impersonate", "deletecollection"].contains(&v.as_str()),
                 "{origin}: verb {v}"
             );
+            if v == "bind" {
+                assert!(namespaces, "{origin}: bind");
+                assert_eq!(strs(&rule.resources), ["clusterroles"], "{origin}");
+                assert_eq!(
+                    strs(&rule.resource_names),
+                    [RELEASE_ROLE, "chartbroker-target"],
+                    "{origin}"
+                );
+            }
         }
         for r in strs(&rule.resources) {
-            assert!(
-                ![
-                    "roles",
-                    "rolebindings",
-                    "clusterroles",
-                    "clusterrolebindings",
-                    "serviceaccounts"
-                ]
-                .contains(&r)
-                    && !r.contains('/'),
-                "{origin}: resource {r} (RBAC objects, ServiceAccounts and subresources are not granted)"
-            );
-        }
-        for g in strs(&rule.api_groups) {
-            assert_ne!(g, "rbac.authorization.k8s.io", "{origin}: RBAC group");
+            if r.contains('/') {
+                assert_eq!(r, "serviceaccounts/token", "{origin}: subresource {r}");
+                assert_eq!(rule.verbs, ["create"], "{origin}");
+                assert_eq!(strs(&rule.resource_names), [RELEASE_ROLE], "{origin}");
+            }
+            if ["clusterrolebindings"].contains(&r)
+                || (r == "clusterroles" && !rule.verbs.iter().all(|v| v == "bind"))
+            {
+                panic!("{origin}: resource {r}");
+            }
+            if ["roles", "rolebindings", "serviceaccounts"].contains(&r) {
+                assert!(
+                    release || (namespaces && rule.verbs == ["create"] && r != "roles"),
+                    "{origin}: resource {r} (RBAC objects and ServiceAccounts: only the release \
+                     identity, and the broker creating it in its own namespaces)"
+                );
+            }
         }
     }
     // Every binding names an existing role and binds only the broker.
@@ -762,11 +781,24 @@ fn rbac_has_no_wildcards_or_escalation_verbs() {
         );
         let subjects = subjects.as_deref().unwrap_or_default();
         assert_eq!(subjects.len(), 1, "{}: exactly one subject", d.origin());
-        assert!(
-            binds_broker(&Some(subjects.to_vec())),
-            "{}: binds something other than the broker's ServiceAccount",
-            d.origin()
-        );
+        // The release ClusterRole goes to the release identity of the
+        // binding's own namespace, never to the broker; everything else to
+        // the broker.
+        if role_ref.name == RELEASE_ROLE {
+            let s = &subjects[0];
+            assert_eq!(
+                (s.kind.as_str(), s.name.as_str(), s.namespace.as_deref()),
+                ("ServiceAccount", RELEASE_ROLE, d.namespace()),
+                "{}: the release ClusterRole binds its namespace's release identity",
+                d.origin()
+            );
+        } else {
+            assert!(
+                binds_broker(&Some(subjects.to_vec())),
+                "{}: binds something other than the broker's ServiceAccount",
+                d.origin()
+            );
+        }
     }
 }
 
