@@ -837,7 +837,14 @@ async fn every_value_set_applies_strictly_and_passes_restricted_pod_security() {
             ),
             (&release, "patch", "statefulsets.apps", target.as_str(), "yes"),
             (&release, "create", "secrets", "default", "no"),
-            (&release, "create", "pods/exec", target.as_str(), "no"),
+            (&release, "create", "daemonsets.apps", target.as_str(), "no"),
+            (
+                &release,
+                "escalate",
+                "roles.rbac.authorization.k8s.io",
+                target.as_str(),
+                "no",
+            ),
         ] {
             let (_, out) = kubectl(
                 &k.kubeconfig,
