@@ -166,15 +166,27 @@ struct ServeArgs {
     subject_access_review: bool,
     /// ServiceAccount helm runs as in each target namespace (helm engine): a
     /// TokenRequest token of it, never the broker's own credentials.
-    #[arg(long, env = "CHARTBROKER_RELEASE_SERVICE_ACCOUNT", default_value = "chartbroker-release")]
+    #[arg(
+        long,
+        env = "CHARTBROKER_RELEASE_SERVICE_ACCOUNT",
+        default_value = "chartbroker-release"
+    )]
     release_service_account: String,
     /// ClusterRole the broker binds to the release ServiceAccount in the
     /// namespaces it creates (`namespace: instance` plans).
-    #[arg(long, env = "CHARTBROKER_RELEASE_CLUSTER_ROLE", default_value = "chartbroker-release")]
+    #[arg(
+        long,
+        env = "CHARTBROKER_RELEASE_CLUSTER_ROLE",
+        default_value = "chartbroker-release"
+    )]
     release_cluster_role: String,
     /// ClusterRole of the broker's own work in a target namespace, bound to
     /// the broker in the namespaces it creates.
-    #[arg(long, env = "CHARTBROKER_TARGET_CLUSTER_ROLE", default_value = "chartbroker-target")]
+    #[arg(
+        long,
+        env = "CHARTBROKER_TARGET_CLUSTER_ROLE",
+        default_value = "chartbroker-target"
+    )]
     target_cluster_role: String,
     /// PEM certificate chain: serve HTTPS.
     #[arg(long, env = "CHARTBROKER_TLS_CERT", requires = "tls_key")]

@@ -82,15 +82,33 @@ async fn deploy_manifests_pass_the_api_servers_own_validation() {
     let release = "system:serviceaccount:apps:chartbroker-release";
     for (who, verb, what, ns, expect) in [
         (release, "patch", "statefulsets.apps", "apps", "yes"),
-        (release, "create", "roles.rbac.authorization.k8s.io", "apps", "yes"),
+        (
+            release,
+            "create",
+            "roles.rbac.authorization.k8s.io",
+            "apps",
+            "yes",
+        ),
         (release, "update", "secrets", "apps", "yes"),
         (release, "get", "secrets", "default", "no"),
         (release, "get", "secrets", "chartbroker-system", "no"),
-        (release, "escalate", "roles.rbac.authorization.k8s.io", "apps", "no"),
+        (
+            release,
+            "escalate",
+            "roles.rbac.authorization.k8s.io",
+            "apps",
+            "no",
+        ),
         (release, "create", "daemonsets.apps", "apps", "no"),
         (sa, "patch", "statefulsets.apps", "apps", "no"),
         (sa, "create", "configmaps", "apps", "no"),
-        (sa, "create", "roles.rbac.authorization.k8s.io", "apps", "no"),
+        (
+            sa,
+            "create",
+            "roles.rbac.authorization.k8s.io",
+            "apps",
+            "no",
+        ),
         (sa, "patch", "secrets", "apps", "yes"),
     ] {
         let mut args = vec!["auth", "can-i", verb, what, "--as", who];
@@ -113,12 +131,23 @@ async fn deploy_manifests_pass_the_api_servers_own_validation() {
         let (_, out) = kubectl(
             &k.kubeconfig,
             &[
-                "auth", "can-i", "create", &format!("serviceaccounts/{account}"),
-                "--subresource=token", "-n", "apps", "--as", who,
+                "auth",
+                "can-i",
+                "create",
+                &format!("serviceaccounts/{account}"),
+                "--subresource=token",
+                "-n",
+                "apps",
+                "--as",
+                who,
             ],
             "",
         );
-        assert_eq!(out.lines().next().unwrap_or(""), expect, "{who}: token of {account}: {out}");
+        assert_eq!(
+            out.lines().next().unwrap_or(""),
+            expect,
+            "{who}: token of {account}: {out}"
+        );
     }
     for (verb, what, ns, expect) in [
         ("create", "secrets", "chartbroker-system", "yes"),
@@ -340,7 +369,10 @@ async fn an_instance_namespace_is_created_and_really_goes_away() {
         namespace["metadata"]["annotations"]["chartbroker.io/instance-id"], "own-1",
         "{namespace:#}"
     );
-    assert_eq!(namespace["metadata"]["labels"]["chartbroker.io/instance"], "own-1");
+    assert_eq!(
+        namespace["metadata"]["labels"]["chartbroker.io/instance"],
+        "own-1"
+    );
     let names = id.identity_names();
     assert!(
         k.get(&format!(

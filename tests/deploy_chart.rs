@@ -681,7 +681,10 @@ fn bad_values_are_refused_with_the_reason_and_render_nothing() {
             "/targetNamespaces/0",
         ),
         (json!({"targetNamespaces": []}), "defaultNamespace is empty"),
-        (json!({"rbac": {"releaseClusterWide": true}}), "releaseClusterWide"),
+        (
+            json!({"rbac": {"releaseClusterWide": true}}),
+            "releaseClusterWide",
+        ),
         (
             json!({"networkPolicy": {"enabled": true}}),
             "apiServerCIDRs",
@@ -835,7 +838,13 @@ async fn every_value_set_applies_strictly_and_passes_restricted_pod_security() {
                 target.as_str(),
                 if nsrbac { "yes" } else { "no" },
             ),
-            (&release, "patch", "statefulsets.apps", target.as_str(), "yes"),
+            (
+                &release,
+                "patch",
+                "statefulsets.apps",
+                target.as_str(),
+                "yes",
+            ),
             (&release, "create", "secrets", "default", "no"),
             (&release, "create", "daemonsets.apps", target.as_str(), "no"),
             (

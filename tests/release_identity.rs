@@ -86,7 +86,9 @@ async fn lookup_of_another_tenants_secret_gets_nothing(helm: PathBuf) {
     assert!(d.contains(&victim), "{d}");
     assert!(!done.text.contains(&password), "{}", done.text);
     let cm = k
-        .get(&format!("/api/v1/namespaces/{attacker}/configmaps/cb-steal"))
+        .get(&format!(
+            "/api/v1/namespaces/{attacker}/configmaps/cb-steal"
+        ))
         .await;
     assert!(cm.is_none(), "nothing was installed: {cm:?}");
 
@@ -126,7 +128,11 @@ async fn lookup_of_another_tenants_secret_gets_nothing(helm: PathBuf) {
     let broker_user = format!("system:serviceaccount:{}:chartbroker", id.state_namespace);
     for (resource, name, user) in [
         ("configmaps", "cb-own", release_user(&id, &attacker)),
-        ("secrets", "sh.helm.release.v1.cb-own.v1", release_user(&id, &attacker)),
+        (
+            "secrets",
+            "sh.helm.release.v1.cb-own.v1",
+            release_user(&id, &attacker),
+        ),
         ("secrets", "cb-bind-own-b", broker_user),
     ] {
         let writes = k.audited_writes(&attacker, resource, name);
@@ -267,7 +273,10 @@ async fn namespace_squat_is_refused_and_writes_nothing() {
         d.contains(&squatted) && d.contains("already exists") && d.contains("nothing was written"),
         "{d}"
     );
-    assert!(writes.is_empty(), "Secrets written in B's namespace: {writes:?}");
+    assert!(
+        writes.is_empty(),
+        "Secrets written in B's namespace: {writes:?}"
+    );
     for path in [
         format!("/api/v1/namespaces/{squatted}/configmaps/cb-{instance}"),
         format!(

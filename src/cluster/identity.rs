@@ -70,8 +70,7 @@ impl ClusterAccess {
         let ca_pem = match (&c.root_cert, &c.root_cert_file) {
             (Some(ders), _) => Some(ders.iter().flat_map(|d| pem("CERTIFICATE", d)).collect()),
             (None, Some(f)) => Some(
-                std::fs::read(f)
-                    .map_err(|e| KubeError::Config(format!("{}: {e}", f.display())))?,
+                std::fs::read(f).map_err(|e| KubeError::Config(format!("{}: {e}", f.display())))?,
             ),
             (None, None) => None,
         };
@@ -214,7 +213,9 @@ impl Kube {
             )
             .await
         {
-            Ok(t) => Ok(t.status.map_or(Token::NoAccount, |s| Token::Issued(s.token))),
+            Ok(t) => Ok(t
+                .status
+                .map_or(Token::NoAccount, |s| Token::Issued(s.token))),
             // The API server names what is missing: the namespace (its
             // lifecycle admission) or the account.
             Err(kube::Error::Api(s)) if s.code == 404 => {
@@ -294,7 +295,10 @@ impl Kube {
         };
         let sas: Api<ServiceAccount> = Api::namespaced(self.client.clone(), namespace);
         created(sas.create(&params, &sa).await, || {
-            format!("creating ServiceAccount {namespace}/{}", names.service_account)
+            format!(
+                "creating ServiceAccount {namespace}/{}",
+                names.service_account
+            )
         })?;
         let me = self.whoami().await?;
         let bindings: Api<RoleBinding> = Api::namespaced(self.client.clone(), namespace);
@@ -353,12 +357,12 @@ impl Kube {
         };
         let api: Api<SubjectAccessReview> = Api::all(self.client.clone());
         for _ in 0..50 {
-            let answer = api
-                .create(&PostParams::default(), &review)
-                .await
-                .map_err(Self::api_err(format!(
-                    "checking the release identity's rights in {namespace}"
-                )))?;
+            let answer =
+                api.create(&PostParams::default(), &review)
+                    .await
+                    .map_err(Self::api_err(format!(
+                        "checking the release identity's rights in {namespace}"
+                    )))?;
             if answer.status.is_some_and(|s| s.allowed) {
                 return Ok(());
             }
@@ -378,12 +382,16 @@ impl Kube {
         let review = api
             .create(&PostParams::default(), &SelfSubjectReview::default())
             .await
-            .map_err(Self::api_err("asking who the broker is (SelfSubjectReview)".into()))?;
+            .map_err(Self::api_err(
+                "asking who the broker is (SelfSubjectReview)".into(),
+            ))?;
         let user = review
             .status
             .and_then(|s| s.user_info)
             .and_then(|u| u.username)
-            .ok_or_else(|| KubeError::Config("the API server did not say who the broker is".into()))?;
+            .ok_or_else(|| {
+                KubeError::Config("the API server did not say who the broker is".into())
+            })?;
         Ok(subject_of(&user))
     }
 }
@@ -438,14 +446,23 @@ mod tests {
         let v: serde_json::Value = serde_saphyr::from_str(&kc).unwrap();
         assert_eq!(v["users"][0]["user"]["token"], "tok\"en");
         assert_eq!(v["users"][0]["user"].as_object().unwrap().len(), 1);
-        assert_eq!(v["clusters"][0]["cluster"]["server"], "https://10.0.0.1:6443");
+        assert_eq!(
+            v["clusters"][0]["cluster"]["server"],
+            "https://10.0.0.1:6443"
+        );
         assert_eq!(v["clusters"][0]["cluster"]["tls-server-name"], "kubernetes");
         assert!(v["clusters"][0]["cluster"]["insecure-skip-tls-verify"].is_null());
         let ca = v["clusters"][0]["cluster"]["certificate-authority-data"]
             .as_str()
             .unwrap();
-        let ca = base64::engine::general_purpose::STANDARD.decode(ca).unwrap();
-        assert!(String::from_utf8(ca).unwrap().starts_with("-----BEGIN CERTIFICATE-----\n"));
+        let ca = base64::engine::general_purpose::STANDARD
+            .decode(ca)
+            .unwrap();
+        assert!(
+            String::from_utf8(ca)
+                .unwrap()
+                .starts_with("-----BEGIN CERTIFICATE-----\n")
+        );
     }
 
     #[test]

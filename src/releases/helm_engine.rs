@@ -120,9 +120,9 @@ impl HelmEngine {
     /// fresh TokenRequest token in a private kubeconfig, valid a little
     /// longer than one call may run. Never the broker's own credentials.
     async fn as_release(&self, r: &Release) -> Result<ReleaseHelm, BackendError> {
-        self.as_release_if_any(r).await?.ok_or_else(|| {
-            BackendError::new(format!("namespace {} does not exist", r.namespace))
-        })
+        self.as_release_if_any(r)
+            .await?
+            .ok_or_else(|| BackendError::new(format!("namespace {} does not exist", r.namespace)))
     }
 
     /// [`Self::as_release`], or `None` when the namespace does not exist.

@@ -271,7 +271,12 @@ impl Cluster {
     /// Who wrote `resource` `name` in `namespace`, by the API server's audit
     /// log (tests/testenv keeps one beside the admin kubeconfig): the verb
     /// and user of each write the server accepted.
-    pub fn audited_writes(&self, namespace: &str, resource: &str, name: &str) -> Vec<(String, String)> {
+    pub fn audited_writes(
+        &self,
+        namespace: &str,
+        resource: &str,
+        name: &str,
+    ) -> Vec<(String, String)> {
         let log = self.kubeconfig.with_file_name("audit.log");
         let text = std::fs::read_to_string(&log).unwrap_or_else(|e| {
             panic!(
@@ -289,12 +294,17 @@ impl Cluster {
                     && o["name"] == name
                     && o["subresource"].is_null()
                     && e["stage"] == "ResponseComplete"
-                    && e["responseStatus"]["code"].as_u64().is_some_and(|c| c < 300)
+                    && e["responseStatus"]["code"]
+                        .as_u64()
+                        .is_some_and(|c| c < 300)
             })
             .map(|e| {
                 (
                     e["verb"].as_str().unwrap_or_default().to_string(),
-                    e["user"]["username"].as_str().unwrap_or_default().to_string(),
+                    e["user"]["username"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
                 )
             })
             .collect()
@@ -515,9 +525,18 @@ impl BrokerIdentity {
             .arg(helm)
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
-            .args(["--release-service-account", &format!("chartbroker-release-{}", self.suffix)])
-            .args(["--release-cluster-role", &format!("chartbroker-release-{}", self.suffix)])
-            .args(["--target-cluster-role", &format!("chartbroker-target-{}", self.suffix)])
+            .args([
+                "--release-service-account",
+                &format!("chartbroker-release-{}", self.suffix),
+            ])
+            .args([
+                "--release-cluster-role",
+                &format!("chartbroker-release-{}", self.suffix),
+            ])
+            .args([
+                "--target-cluster-role",
+                &format!("chartbroker-target-{}", self.suffix),
+            ])
             .env("CHARTBROKER_STORE_KEY", store_key)
             .env("CHARTBROKER_USERNAME", super::USER)
             .env("CHARTBROKER_PASSWORD", super::PASS)
