@@ -314,3 +314,103 @@ async fn namespace_squat_is_refused_and_writes_nothing() {
             .is_some()
     );
 }
+
+/// What helm itself is given, seen by a wrapper around the real binary:
+/// every cluster call gets a private kubeconfig (0600 in a 0700 directory)
+/// holding a token of the namespace's release identity and nothing else,
+/// removed after the call; the token is never on argv; offline calls get
+/// no cluster credentials; no in-cluster variables reach helm.
+#[tokio::test(flavor = "multi_thread")]
+async fn helm_gets_a_private_per_call_kubeconfig_of_the_release_identity() {
+    use base64::Engine as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let k = Cluster::admin().await;
+    let id = k.install_broker(false).await;
+    let ns = k.tenant(&id, "ivan").await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("calls.log");
+    let wrapper = dir.path().join("helm");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n{{ echo \"CALL $1 ARGS $*\"\n  if [ -n \"$KUBECONFIG\" ]; then\n    \
+             echo \"KC $KUBECONFIG $(stat -c %a \"$KUBECONFIG\") $(stat -c %a \"$(dirname \"$KUBECONFIG\")\")\"\n    \
+             echo \"USERS $(grep -c 'token:' \"$KUBECONFIG\") $(grep -c -E 'client-key|password|exec:' \"$KUBECONFIG\")\"\n    \
+             sed -n 's/^ *token: \"\\(.*\\)\"$/TOKEN \\1/p' \"$KUBECONFIG\"\n  fi\n  \
+             echo \"KENV $(env | grep -c '^KUBERNETES_')\"\n}} >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            helm_bin().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let b = broker(&id, wrapper).await;
+    let done = b
+        .run_as(
+            "ivan",
+            Method::PUT,
+            "/v2/service_instances/w?accepts_incomplete=true",
+            Some(provision("plan-tiny", &ns, json!({"message": "x"}))),
+        )
+        .await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let done = b
+        .run_as(
+            "ivan",
+            Method::DELETE,
+            "/v2/service_instances/w?accepts_incomplete=true&service_id=svc-cluster&plan_id=plan-tiny",
+            None,
+        )
+        .await;
+    assert_delete_done(&done);
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut cluster_calls = Vec::new();
+    let mut tokens = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(call) = line.strip_prefix("CALL ") else {
+            continue;
+        };
+        let sub = call.split(' ').next().unwrap();
+        let kc = lines.get(i + 1).filter(|l| l.starts_with("KC "));
+        match sub {
+            "status" | "history" | "upgrade" | "uninstall" | "rollback" => {
+                let kc = kc.unwrap_or_else(|| panic!("{sub} ran without a kubeconfig: {text}"));
+                let f: Vec<&str> = kc.split(' ').collect();
+                assert_eq!((f[2], f[3]), ("600", "700"), "{kc}");
+                assert!(!std::path::Path::new(f[1]).exists(), "{} left behind", f[1]);
+                assert_eq!(lines[i + 2], "USERS 1 0", "one token, nothing else: {text}");
+                let token = lines[i + 3].strip_prefix("TOKEN ").expect("a token");
+                assert!(!call.contains(token), "the token is on argv");
+                tokens.push(token.to_string());
+                cluster_calls.push(sub);
+            }
+            _ => assert!(kc.is_none(), "{sub} got cluster credentials: {text}"),
+        }
+    }
+    assert!(cluster_calls.contains(&"upgrade"), "{cluster_calls:?}");
+    assert!(cluster_calls.contains(&"uninstall"), "{cluster_calls:?}");
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("KENV "))
+            .all(|l| *l == "KENV 0"),
+        "{text}"
+    );
+    // Each call its own token, each of the release identity of `ns`.
+    let distinct: std::collections::BTreeSet<&String> = tokens.iter().collect();
+    assert_eq!(distinct.len(), tokens.len(), "a fresh token per call");
+    for t in &tokens {
+        let payload = t.split('.').nth(1).expect("a JWT");
+        let claims: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(claims["sub"], release_user(&id, &ns), "{claims}");
+        let lifetime = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
+        assert!(lifetime <= 3600, "short-lived: {lifetime} s");
+    }
+}
