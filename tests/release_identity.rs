@@ -94,6 +94,27 @@ async fn lookup_of_another_tenants_secret_gets_nothing(helm: PathBuf) {
         .await;
     assert!(cm.is_none(), "nothing was installed: {cm:?}");
 
+    // Nor the broker's own state namespace (its records and store key).
+    let done = b
+        .run_as(
+            "mallory",
+            Method::PUT,
+            "/v2/service_instances/steal-state?accepts_incomplete=true",
+            Some(provision(
+                "plan-lookup",
+                &attacker,
+                json!({"namespace": id.state_namespace, "name": "chartbroker-store-key",
+                       "key": "store.key"}),
+            )),
+        )
+        .await;
+    assert_eq!(done.json["state"], "failed", "{}", done.text);
+    let d = done.json["description"].as_str().unwrap();
+    assert!(
+        d.contains("forbidden") && d.contains(&release_user(&id, &attacker)),
+        "{d}"
+    );
+
     // The same chart looking up its own namespace's Secret works.
     let done = b
         .run_as(

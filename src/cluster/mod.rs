@@ -408,7 +408,8 @@ impl Kube {
     }
 
     /// Whether the namespace is the one the broker created for
-    /// `instance_id` (None if it does not exist).
+    /// `instance_id` (None if it does not exist or is being deleted, with
+    /// everything in it).
     pub async fn namespace_owned_by(
         &self,
         name: &str,
@@ -419,7 +420,9 @@ impl Kube {
             .get_opt(name)
             .await
             .map_err(Self::api_err(format!("reading Namespace {name}")))?;
-        Ok(ns.map(|ns| owned_by_instance(&ns, instance_id)))
+        Ok(ns
+            .filter(|ns| ns.metadata.deletion_timestamp.is_none())
+            .map(|ns| owned_by_instance(&ns, instance_id)))
     }
 
     /// Deletes a namespace, but only the one the broker created for this

@@ -514,8 +514,9 @@ impl ReleaseEngine for HelmEngine {
 
     async fn uninstall(&self, r: &Release) -> Result<(), BackendError> {
         if r.own_namespace {
-            // Missing, or someone else's (the install was refused): nothing
-            // of this instance is there, and nothing there is to be touched.
+            // Missing, being deleted, or someone else's (the install was
+            // refused): nothing of this instance is there to uninstall, and
+            // nothing there is to be touched.
             let owned = self
                 .kube
                 .namespace_owned_by(&r.namespace, &r.instance_id)
@@ -524,6 +525,11 @@ impl ReleaseEngine for HelmEngine {
             if owned != Some(true) {
                 return Ok(());
             }
+            // A namespace made before releases had an identity gets one now.
+            self.kube
+                .ensure_release_identity(&r.namespace, &self.identity)
+                .await
+                .map_err(kube_err)?;
         }
         self.uninstall_release(r).await?;
         if r.delete_pvcs {
