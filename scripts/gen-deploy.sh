@@ -34,6 +34,7 @@ map() {
     rbac-state.yaml)                   echo kubernetes/20-rbac-state.yaml ;;
     rbac-subjectaccessreviews.yaml)    echo kubernetes/21-rbac-subjectaccessreviews.yaml ;;
     rbac-release-clusterrole.yaml)     echo kubernetes/22-rbac-release-clusterrole.yaml ;;
+    release-admission.yaml)            echo kubernetes/23-release-admission.yaml ;;
     pvc.yaml)                          echo kubernetes/30-pvc.yaml ;;
     deployment.yaml)                   echo kubernetes/40-deployment.yaml ;;
     service.yaml)                      echo kubernetes/50-service.yaml ;;

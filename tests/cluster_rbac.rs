@@ -69,6 +69,7 @@ async fn deploy_manifests_pass_the_api_servers_own_validation() {
         "clusterrole.rbac.authorization.k8s.io/chartbroker-target",
         "rolebinding.rbac.authorization.k8s.io/chartbroker-target",
         "serviceaccount/chartbroker-release",
+        "validatingadmissionpolicy.admissionregistration.k8s.io/chartbroker-release-identity",
     ] {
         assert!(out.contains(kind), "{kind} applied: {out}");
     }

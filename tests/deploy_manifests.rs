@@ -226,6 +226,17 @@ fn load() -> Manifests {
             ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
                 m.cluster_role_bindings.push((doc.clone(), typed(&doc)))
             }
+            // No pod runs as the release identity (23-release-admission).
+            ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy") => {
+                let _: k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicy =
+                    typed(&doc);
+                m.custom.push(doc)
+            }
+            ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding") => {
+                let _: k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicyBinding =
+                    typed(&doc);
+                m.custom.push(doc)
+            }
             _ if allowed_custom(&doc) => {
                 assert!(!doc.name().is_empty(), "{}: no metadata.name", doc.origin());
                 m.custom.push(doc)
@@ -343,6 +354,8 @@ fn namespaces_and_placement() {
     // deploy/kubernetes lives in the broker's namespace, except the per-target
     // release identity and RoleBindings under targets/.
     let cluster_scoped = [
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
         "Namespace",
         "ClusterRole",
         "ClusterRoleBinding",

@@ -344,3 +344,49 @@ async fn helm_gets_a_private_per_call_kubeconfig_of_the_release_identity() {
         assert!(lifetime <= 3600, "short-lived: {lifetime} s");
     }
 }
+
+/// The chart's ValidatingAdmissionPolicy: no pod, from anyone (the admin
+/// here, a chart's workload controller in real life), runs as the release
+/// identity, so its rights never outlive a helm call in a running pod.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_pod_runs_as_the_release_identity() {
+    let k = Cluster::admin().await;
+    let id = k.install_broker(false).await;
+    let ns = k.tenant(&id, "judy").await;
+    let pod = |name: &str, sa: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+               "spec": {"serviceAccountName": sa, "automountServiceAccountToken": true,
+                        "containers": [{"name": "c", "image": "busybox"}]}})
+    };
+    let path = format!("/api/v1/namespaces/{ns}/pods");
+    let sa = id.identity_names().service_account;
+    // A policy takes effect once the API server has loaded it: the control
+    // pod (an account that isn't the release identity) is admitted first.
+    k.create(&path, pod("ok", "default")).await;
+    let req = axum::http::Request::post(&path)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&pod("as-release", &sa)).unwrap())
+        .unwrap();
+    let mut refused = None;
+    for _ in 0..100 {
+        match k.client.request::<Value>(req.clone()).await {
+            Err(kube::Error::Api(e)) => {
+                refused = Some(e);
+                break;
+            }
+            Ok(_) => {
+                // Not loaded yet: remove it and ask again.
+                k.delete(&format!("{path}/as-release")).await;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let e = refused.expect("the API server refuses a pod running as the release identity");
+    assert_eq!(e.code, 403, "{e:?}");
+    assert!(
+        e.message.contains("no pod may run as the release identity"),
+        "{e:?}"
+    );
+    assert!(k.get(&format!("{path}/as-release")).await.is_none());
+}

@@ -232,6 +232,7 @@ impl Cluster {
             "rbac-state.yaml",
             "rbac-subjectaccessreviews.yaml",
             "rbac-release-clusterrole.yaml",
+            "release-admission.yaml",
         ];
         if namespaces {
             templates.push("rbac-namespaces.yaml");
@@ -592,6 +593,7 @@ fn chart_template(namespace: &str, values: &Value, templates: &[&str]) -> String
 fn rename(yaml: &str, sfx: &str) -> String {
     let mut out = yaml.replace('\r', "");
     for name in [
+        "chartbroker-release-identity",
         "chartbroker-release",
         "chartbroker-target",
         "chartbroker-subjectaccessreviews",
