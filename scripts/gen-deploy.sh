@@ -34,6 +34,7 @@ map() {
     rbac-state.yaml)                   echo kubernetes/20-rbac-state.yaml ;;
     rbac-subjectaccessreviews.yaml)    echo kubernetes/21-rbac-subjectaccessreviews.yaml ;;
     rbac-release-clusterrole.yaml)     echo kubernetes/22-rbac-release-clusterrole.yaml ;;
+    release-admission.yaml)            echo kubernetes/23-release-admission.yaml ;;
     pvc.yaml)                          echo kubernetes/30-pvc.yaml ;;
     platforms.yaml)                    echo kubernetes/35-platforms.yaml ;;
     deployment.yaml)                   echo kubernetes/40-deployment.yaml ;;
@@ -43,7 +44,6 @@ map() {
     certificate.yaml)                  echo kubernetes/optional/cert-manager.yaml ;;
     servicemonitor.yaml)               echo kubernetes/optional/servicemonitor.yaml ;;
     rbac-namespaces.yaml)              echo kubernetes/optional/rbac-namespaces.yaml ;;
-    rbac-release-clusterwide.yaml)     echo kubernetes/optional/rbac-release-clusterwide.yaml ;;
     registration-service-catalog.yaml) echo registration/service-catalog.yaml ;;
     registration-provider-osb.yaml)    echo registration/crossplane-provider-osb.yaml ;;
     *) echo "gen-deploy: templates/$1 rendered but has no place in deploy/: add it to the map" >&2; exit 1 ;;

@@ -226,7 +226,8 @@ impl Helm {
         self
     }
 
-    /// Talk to the cluster described by this kubeconfig.
+    /// Talk to the cluster described by this kubeconfig (the release
+    /// engine sets a per-call one; see [`Helm::credentials`]).
     pub fn with_kubeconfig(mut self, path: Option<PathBuf>) -> Self {
         self.kubeconfig = path;
         self
@@ -414,20 +415,7 @@ impl Helm {
         #[cfg(unix)]
         cmd.process_group(0);
         die_with_parent(&mut cmd);
-        match &self.kubeconfig {
-            Some(k) => {
-                cmd.env("KUBECONFIG", k);
-            }
-            None => {
-                // In a pod, helm finds the service account on its own; it
-                // needs these two variables for that.
-                for var in ["KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"] {
-                    if let Some(v) = std::env::var_os(var) {
-                        cmd.env(var, v);
-                    }
-                }
-            }
-        }
+        self.credentials(&mut cmd);
         let mut child = cmd.spawn().map_err(|source| HelmError::Spawn {
             path: self.bin.display().to_string(),
             source,
@@ -493,6 +481,20 @@ impl Helm {
                 command: command.into(),
                 detail: format!("{status}{}", tail(&stderr)),
             }),
+        }
+    }
+}
+
+impl Helm {
+    /// The only cluster credentials helm ever gets: the kubeconfig this
+    /// driver was given (for release calls, a private per-call file with a
+    /// token of the release identity). Never the broker's own: without a
+    /// kubeconfig helm gets neither `KUBERNETES_SERVICE_HOST` nor `_PORT`,
+    /// so in a pod it can't fall back to the broker's mounted token, and a
+    /// call that needs a cluster fails instead.
+    fn credentials(&self, cmd: &mut Command) {
+        if let Some(k) = &self.kubeconfig {
+            cmd.env("KUBECONFIG", k);
         }
     }
 }

@@ -169,6 +169,30 @@ struct ServeArgs {
     /// trusts the platform for every request, identity or not.
     #[arg(long, env = "CHARTBROKER_SUBJECT_ACCESS_REVIEW", default_value_t = true, action = clap::ArgAction::Set)]
     subject_access_review: bool,
+    /// ServiceAccount helm runs as in each target namespace (helm engine): a
+    /// TokenRequest token of it, never the broker's own credentials.
+    #[arg(
+        long,
+        env = "CHARTBROKER_RELEASE_SERVICE_ACCOUNT",
+        default_value = "chartbroker-release"
+    )]
+    release_service_account: String,
+    /// ClusterRole the broker binds to the release ServiceAccount in the
+    /// namespaces it creates (`namespace: instance` plans).
+    #[arg(
+        long,
+        env = "CHARTBROKER_RELEASE_CLUSTER_ROLE",
+        default_value = "chartbroker-release"
+    )]
+    release_cluster_role: String,
+    /// ClusterRole of the broker's own work in a target namespace, bound to
+    /// the broker in the namespaces it creates.
+    #[arg(
+        long,
+        env = "CHARTBROKER_TARGET_CLUSTER_ROLE",
+        default_value = "chartbroker-target"
+    )]
+    target_cluster_role: String,
     /// PEM certificate chain: serve HTTPS.
     #[arg(long, env = "CHARTBROKER_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -311,6 +335,11 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         namespaces: a.namespaces,
         namespace_selector: a.namespace_selector,
         subject_access_review: a.subject_access_review,
+        release_identity: chartbroker::cluster::IdentityNames {
+            service_account: a.release_service_account,
+            release_role: a.release_cluster_role,
+            target_role: a.target_cluster_role,
+        },
     };
     let tls = match a.tls_cert.zip(a.tls_key) {
         Some((cert, key)) => Some(std::sync::Arc::new(chartbroker::tls::LiveTls::new(

@@ -105,6 +105,10 @@ pub struct ServeConfig {
     /// Whether Kubernetes users are checked with SubjectAccessReviews (helm
     /// engine); off, the platform is trusted for every request.
     pub subject_access_review: bool,
+    /// The release identity helm runs as in each target namespace (helm
+    /// engine): its ServiceAccount and the ClusterRoles the broker binds
+    /// in namespaces it creates.
+    pub release_identity: crate::cluster::IdentityNames,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -129,6 +133,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("namespaces", &self.namespaces)
             .field("namespace_selector", &self.namespace_selector)
             .field("subject_access_review", &self.subject_access_review)
+            .field("release_identity", &self.release_identity)
             .finish_non_exhaustive()
     }
 }
@@ -295,9 +300,12 @@ impl Runtime {
                     None => std::env::current_exe()
                         .context("finding the broker's own executable (helm's post-renderer)")?,
                 };
-                let engine = HelmEngine::new(helm.with_kubeconfig(kubeconfig), kube.clone(), &exe)
+                // No kubeconfig for helm itself: each release call gets a
+                // private one holding the release identity's token.
+                let engine = HelmEngine::new(helm, kube.clone(), &exe)
                     .await
                     .context("the helm engine needs a working helm binary")?;
+                let engine = engine.with_identity(cfg.release_identity.clone());
                 tracing::info!(helm_major = engine.major(), "helm engine ready");
                 if !cfg.subject_access_review {
                     tracing::warn!(

@@ -32,6 +32,9 @@ fn with_identity(method: Method, uri: &str, body: Value, id: Option<&str>) -> Re
 async fn setup() -> (FakeKubeHandle, TestBroker) {
     let k = FakeKube::start().await;
     k.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}}));
+    // The release identity helm runs as (the fake checks no token).
+    k.put(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "chartbroker-release", "namespace": "apps"}}));
     // Only alice may create Secrets in apps.
     k.set_authorizer(|spec| {
         spec["user"] == "alice"

@@ -693,6 +693,7 @@ impl Env {
             cfg.subject_access_review = false;
             cfg.kubeconfig = Some(id.kubeconfig.clone());
             cfg.state_namespace = id.state_namespace.clone();
+            cfg.release_identity = id.identity_names();
             cfg.helm_timeout = Duration::from_secs(120);
         }
         let broker = TestBroker::with_config(data, cfg).await;

@@ -66,18 +66,93 @@ async fn deploy_manifests_pass_the_api_servers_own_validation() {
         "role.rbac.authorization.k8s.io/chartbroker-state",
         "clusterrole.rbac.authorization.k8s.io/chartbroker-release",
         "rolebinding.rbac.authorization.k8s.io/chartbroker-release",
+        "clusterrole.rbac.authorization.k8s.io/chartbroker-target",
+        "rolebinding.rbac.authorization.k8s.io/chartbroker-target",
+        "serviceaccount/chartbroker-release",
+        "validatingadmissionpolicy.admissionregistration.k8s.io/chartbroker-release-identity",
     ] {
         assert!(out.contains(kind), "{kind} applied: {out}");
     }
     // A second apply changes nothing and conflicts with nothing.
     let (ok, out) = kubectl(&k.kubeconfig, &["apply", "--server-side", "-f", "-"], &yaml);
     assert!(ok, "{out}");
-    // The ServiceAccount can do what the comments in deploy/ say, and no more.
+    // The ServiceAccounts can do what the comments in deploy/ say, and no
+    // more: the broker its own work (no chart object), the release
+    // identity of `apps` a release's work in `apps` only.
     let sa = "system:serviceaccount:chartbroker-system:chartbroker";
+    let release = "system:serviceaccount:apps:chartbroker-release";
+    for (who, verb, what, ns, expect) in [
+        (release, "patch", "statefulsets.apps", "apps", "yes"),
+        (
+            release,
+            "create",
+            "roles.rbac.authorization.k8s.io",
+            "apps",
+            "yes",
+        ),
+        (release, "update", "secrets", "apps", "yes"),
+        (release, "get", "secrets", "default", "no"),
+        (release, "get", "secrets", "chartbroker-system", "no"),
+        (
+            release,
+            "escalate",
+            "roles.rbac.authorization.k8s.io",
+            "apps",
+            "no",
+        ),
+        (release, "create", "daemonsets.apps", "apps", "no"),
+        (sa, "patch", "statefulsets.apps", "apps", "no"),
+        (sa, "create", "configmaps", "apps", "no"),
+        (
+            sa,
+            "create",
+            "roles.rbac.authorization.k8s.io",
+            "apps",
+            "no",
+        ),
+        (sa, "patch", "secrets", "apps", "yes"),
+    ] {
+        let mut args = vec!["auth", "can-i", verb, what, "--as", who];
+        args.extend(["-n", ns]);
+        let (_, out) = kubectl(&k.kubeconfig, &args, "");
+        assert_eq!(
+            out.lines().next().unwrap_or(""),
+            expect,
+            "{who} can-i {verb} {what} -n {ns}: {out}"
+        );
+    }
+    // Tokens: the broker mints the release identity's only, the release
+    // identity none.
+    for (who, account, expect) in [
+        (sa, "chartbroker-release", "yes"),
+        (sa, "default", "no"),
+        (release, "chartbroker-release", "no"),
+        (release, "default", "no"),
+    ] {
+        let (_, out) = kubectl(
+            &k.kubeconfig,
+            &[
+                "auth",
+                "can-i",
+                "create",
+                &format!("serviceaccounts/{account}"),
+                "--subresource=token",
+                "-n",
+                "apps",
+                "--as",
+                who,
+            ],
+            "",
+        );
+        assert_eq!(
+            out.lines().next().unwrap_or(""),
+            expect,
+            "{who}: token of {account}: {out}"
+        );
+    }
     for (verb, what, ns, expect) in [
         ("create", "secrets", "chartbroker-system", "yes"),
         ("update", "secrets", "chartbroker-system", "yes"),
-        ("patch", "statefulsets.apps", "apps", "yes"),
         (
             "create",
             "subjectaccessreviews.authorization.k8s.io",
@@ -88,7 +163,6 @@ async fn deploy_manifests_pass_the_api_servers_own_validation() {
         ("get", "secrets", "kube-system", "no"),
         ("create", "clusterroles.rbac.authorization.k8s.io", "", "no"),
         ("create", "pods/exec", "apps", "no"),
-        ("create", "serviceaccounts/token", "apps", "no"),
     ] {
         let mut args = vec!["auth", "can-i", verb, what, "--as", sa];
         if !ns.is_empty() {
@@ -109,29 +183,31 @@ async fn a_kind_the_rbac_does_not_grant_fails_with_kubernetes_own_forbidden() {
     let id = k.install_broker(false).await;
     let ns = k.tenant(&id, "carol").await;
     let b = broker(&id).await;
+    // The plan's policy allows a Lease; the release ClusterRole does not.
     let done = b
         .run_as(
             "carol",
             Method::PUT,
-            "/v2/service_instances/pdb-1?accepts_incomplete=true",
-            Some(provision("plan-pdb", &ns, json!({}))),
+            "/v2/service_instances/lease-1?accepts_incomplete=true",
+            Some(provision("plan-lease", &ns, json!({}))),
         )
         .await;
     assert_eq!(done.json["state"], "failed", "{}", done.text);
     let d = done.json["description"].as_str().unwrap();
-    // The API server's own words: who, what, where.
+    // The API server's own words: who (helm as the release identity of the
+    // namespace, not the broker), what, where.
     assert!(d.contains("forbidden"), "{d}");
     assert!(
         d.contains(&format!(
-            "system:serviceaccount:{}:chartbroker",
-            id.state_namespace
+            "system:serviceaccount:{ns}:{}",
+            id.identity_names().service_account
         )),
         "{d}"
     );
-    assert!(d.contains("poddisruptionbudgets"), "{d}");
+    assert!(d.contains("leases"), "{d}");
     assert!(
         k.get(&format!(
-            "/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets/cb-pdb-1"
+            "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/cb-lease-1"
         ))
         .await
         .is_none()
@@ -289,6 +365,32 @@ async fn an_instance_namespace_is_created_and_really_goes_away() {
         namespace["metadata"]["labels"]["app.kubernetes.io/managed-by"], "chartbroker",
         "{namespace:#}"
     );
+    // Owned by this instance, with its release identity in it.
+    assert_eq!(
+        namespace["metadata"]["annotations"]["chartbroker.io/instance-id"], "own-1",
+        "{namespace:#}"
+    );
+    assert_eq!(
+        namespace["metadata"]["labels"]["chartbroker.io/instance"],
+        "own-1"
+    );
+    let names = id.identity_names();
+    assert!(
+        k.get(&format!(
+            "/api/v1/namespaces/{ns}/serviceaccounts/{}",
+            names.service_account
+        ))
+        .await
+        .is_some()
+    );
+    let rb = k
+        .get(&format!(
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings/{}",
+            names.release_role
+        ))
+        .await
+        .expect("the release RoleBinding");
+    assert_eq!(rb["subjects"][0]["name"], names.service_account.as_str());
     assert!(
         k.get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-own-1"))
             .await

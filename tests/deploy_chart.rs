@@ -611,7 +611,7 @@ fn value_sets(name: &str, targets: &[String]) -> Vec<(&'static str, Value)> {
                 "catalog": {"files": example_catalog(None)},
                 "credentials": {"file": {"existingSecret": "platform-creds"}},
                 "tls": {"clientCA": true, "certManager": {"enabled": true}},
-                "rbac": {"releaseClusterWide": true, "namespaces": true},
+                "rbac": {"namespaces": true},
                 "service": {"port": 8443},
                 "serviceMonitor": {"enabled": true},
                 "registration": {"serviceCatalog": {"enabled": true, "caBundle": b64("ca")},
@@ -681,7 +681,10 @@ fn bad_values_are_refused_with_the_reason_and_render_nothing() {
             "/targetNamespaces/0",
         ),
         (json!({"targetNamespaces": []}), "defaultNamespace is empty"),
-        (json!({"rbac": {"namespaces": true}}), "releaseClusterWide"),
+        (
+            json!({"rbac": {"releaseClusterWide": true}}),
+            "releaseClusterWide",
+        ),
         (
             json!({"networkPolicy": {"enabled": true}}),
             "apiServerCIDRs",
@@ -818,34 +821,49 @@ async fn every_value_set_applies_strictly_and_passes_restricted_pod_security() {
         assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]), "{what}");
 
         // The rendered RBAC, as the API server's authorizer sees it.
+        // The broker does its own work; helm's is the release identity's.
         let sa = format!("system:serviceaccount:{ns}:{fullname}");
-        let broad = values["rbac"]["releaseClusterWide"] == true;
-        for (verb, res, where_, expect) in [
-            ("create", "secrets", ns.as_str(), "yes"),
-            ("patch", "statefulsets.apps", target.as_str(), "yes"),
+        let release = format!("system:serviceaccount:{target}:{fullname}-release");
+        let nsrbac = values["rbac"]["namespaces"] == true;
+        for (who, verb, res, where_, expect) in [
+            (&sa, "create", "secrets", ns.as_str(), "yes"),
+            (&sa, "patch", "secrets", target.as_str(), "yes"),
+            (&sa, "patch", "statefulsets.apps", target.as_str(), "no"),
+            (&sa, "create", "secrets", "default", "no"),
+            (&sa, "create", "pods/exec", target.as_str(), "no"),
             (
-                "create",
-                "secrets",
-                "default",
-                if broad { "yes" } else { "no" },
-            ),
-            ("create", "pods/exec", target.as_str(), "no"),
-            (
+                &sa,
                 "create",
                 "rolebindings.rbac.authorization.k8s.io",
+                target.as_str(),
+                if nsrbac { "yes" } else { "no" },
+            ),
+            (
+                &release,
+                "patch",
+                "statefulsets.apps",
+                target.as_str(),
+                "yes",
+            ),
+            (&release, "create", "secrets", "default", "no"),
+            (&release, "create", "daemonsets.apps", target.as_str(), "no"),
+            (
+                &release,
+                "escalate",
+                "roles.rbac.authorization.k8s.io",
                 target.as_str(),
                 "no",
             ),
         ] {
             let (_, out) = kubectl(
                 &k.kubeconfig,
-                &["auth", "can-i", verb, res, "-n", where_, "--as", &sa],
+                &["auth", "can-i", verb, res, "-n", where_, "--as", who],
                 "",
             );
             assert_eq!(
                 out.lines().next().unwrap_or(""),
                 expect,
-                "{what}: can-i {verb} {res} -n {where_}: {out}"
+                "{what}: {who} can-i {verb} {res} -n {where_}: {out}"
             );
         }
         let ns_verb = if values["rbac"]["namespaces"] == true {

@@ -230,6 +230,17 @@ fn load() -> Manifests {
             ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
                 m.cluster_role_bindings.push((doc.clone(), typed(&doc)))
             }
+            // No pod runs as the release identity (23-release-admission).
+            ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy") => {
+                let _: k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicy =
+                    typed(&doc);
+                m.custom.push(doc)
+            }
+            ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding") => {
+                let _: k8s_openapi::api::admissionregistration::v1::ValidatingAdmissionPolicyBinding =
+                    typed(&doc);
+                m.custom.push(doc)
+            }
             _ if allowed_custom(&doc) => {
                 assert!(!doc.name().is_empty(), "{}: no metadata.name", doc.origin());
                 m.custom.push(doc)
@@ -305,7 +316,8 @@ fn every_document_is_a_known_kind_and_round_trips() {
     let m = load();
     // The pieces the README promises are all there.
     assert_eq!(m.namespaces.len(), 1, "one Namespace");
-    assert_eq!(m.service_accounts.len(), 1, "one ServiceAccount");
+    // The broker's, and one release identity per target namespace.
+    assert_eq!(m.service_accounts.len(), 2, "two ServiceAccounts");
     assert_eq!(m.services.len(), 1, "one Service");
     assert_eq!(m.network_policies.len(), 1, "one NetworkPolicy");
     the_deployment(&m);
@@ -344,8 +356,10 @@ fn namespaces_and_placement() {
     );
     // Cluster-scoped kinds carry no namespace; everything else in
     // deploy/kubernetes lives in the broker's namespace, except the per-target
-    // RoleBindings under targets/.
+    // release identity and RoleBindings under targets/.
     let cluster_scoped = [
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
         "Namespace",
         "ClusterRole",
         "ClusterRoleBinding",
@@ -356,10 +370,9 @@ fn namespaces_and_placement() {
         if cluster_scoped.contains(&d.kind()) {
             assert_eq!(d.namespace(), None, "{}: cluster-scoped", d.origin());
         } else if d.file.starts_with("kubernetes/targets/") {
-            assert_eq!(
-                d.kind(),
-                "RoleBinding",
-                "{}: targets/ holds RoleBindings only",
+            assert!(
+                ["RoleBinding", "ServiceAccount"].contains(&d.kind()),
+                "{}: targets/ holds the release identity and RoleBindings only",
                 d.origin()
             );
             assert!(
@@ -723,28 +736,47 @@ fn rbac_has_no_wildcards_or_escalation_verbs() {
             !strs(&rule.resources).is_empty(),
             "{origin}: a rule without resources"
         );
+        // RBAC objects and ServiceAccounts: the release identity's (a
+        // chart's own Roles, which escalation prevention holds to this
+        // role) and, for `namespace: instance`, the broker's set-up of the
+        // release identity in a namespace it creates. `bind` only on the two
+        // ClusterRoles by name; subresources only the release identity's
+        // token, by name.
+        let release = origin.ends_with(&format!("ClusterRole {RELEASE_ROLE}"));
+        let namespaces = origin.contains("optional/rbac-namespaces.yaml");
         for v in &rule.verbs {
             assert!(
-                !["escalate", "bind", "impersonate", "deletecollection"].contains(&v.as_str()),
+                !["escalate", "impersonate", "deletecollection"].contains(&v.as_str()),
                 "{origin}: verb {v}"
             );
+            if v == "bind" {
+                assert!(namespaces, "{origin}: bind");
+                assert_eq!(strs(&rule.resources), ["clusterroles"], "{origin}");
+                assert_eq!(
+                    strs(&rule.resource_names),
+                    [RELEASE_ROLE, "chartbroker-target"],
+                    "{origin}"
+                );
+            }
         }
         for r in strs(&rule.resources) {
-            assert!(
-                ![
-                    "roles",
-                    "rolebindings",
-                    "clusterroles",
-                    "clusterrolebindings",
-                    "serviceaccounts"
-                ]
-                .contains(&r)
-                    && !r.contains('/'),
-                "{origin}: resource {r} (RBAC objects, ServiceAccounts and subresources are not granted)"
-            );
-        }
-        for g in strs(&rule.api_groups) {
-            assert_ne!(g, "rbac.authorization.k8s.io", "{origin}: RBAC group");
+            if r.contains('/') {
+                assert_eq!(r, "serviceaccounts/token", "{origin}: subresource {r}");
+                assert_eq!(rule.verbs, ["create"], "{origin}");
+                assert_eq!(strs(&rule.resource_names), [RELEASE_ROLE], "{origin}");
+            }
+            if ["clusterrolebindings"].contains(&r)
+                || (r == "clusterroles" && !rule.verbs.iter().all(|v| v == "bind"))
+            {
+                panic!("{origin}: resource {r}");
+            }
+            if ["roles", "rolebindings", "serviceaccounts"].contains(&r) {
+                assert!(
+                    release || (namespaces && rule.verbs == ["create"] && r != "roles"),
+                    "{origin}: resource {r} (RBAC objects and ServiceAccounts: only the release \
+                     identity, and the broker creating it in its own namespaces)"
+                );
+            }
         }
     }
     // Every binding names an existing role and binds only the broker.
@@ -777,11 +809,24 @@ fn rbac_has_no_wildcards_or_escalation_verbs() {
         );
         let subjects = subjects.as_deref().unwrap_or_default();
         assert_eq!(subjects.len(), 1, "{}: exactly one subject", d.origin());
-        assert!(
-            binds_broker(&Some(subjects.to_vec())),
-            "{}: binds something other than the broker's ServiceAccount",
-            d.origin()
-        );
+        // The release ClusterRole goes to the release identity of the
+        // binding's own namespace, never to the broker; everything else to
+        // the broker.
+        if role_ref.name == RELEASE_ROLE {
+            let s = &subjects[0];
+            assert_eq!(
+                (s.kind.as_str(), s.name.as_str(), s.namespace.as_deref()),
+                ("ServiceAccount", RELEASE_ROLE, d.namespace()),
+                "{}: the release ClusterRole binds its namespace's release identity",
+                d.origin()
+            );
+        } else {
+            assert!(
+                binds_broker(&Some(subjects.to_vec())),
+                "{}: binds something other than the broker's ServiceAccount",
+                d.origin()
+            );
+        }
     }
 }
 
@@ -936,8 +981,30 @@ fn resource_of(api: &str, kind: &str) -> (&'static str, &'static str) {
     }
 }
 
+/// The kinds the default policy admits (src/policy/kinds.rs
+/// `DEFAULT_ALLOWED`), as RBAC names them: what a release may write.
+const DEFAULT_POLICY_RESOURCES: &[(&str, &str)] = &[
+    ("", "pods"),
+    ("", "services"),
+    ("", "configmaps"),
+    ("", "secrets"),
+    ("", "persistentvolumeclaims"),
+    ("", "serviceaccounts"),
+    ("apps", "deployments"),
+    ("apps", "statefulsets"),
+    ("apps", "replicasets"),
+    ("batch", "jobs"),
+    ("batch", "cronjobs"),
+    ("rbac.authorization.k8s.io", "roles"),
+    ("rbac.authorization.k8s.io", "rolebindings"),
+    ("networking.k8s.io", "networkpolicies"),
+    ("networking.k8s.io", "ingresses"),
+    ("policy", "poddisruptionbudgets"),
+    ("autoscaling", "horizontalpodautoscalers"),
+];
+
 #[test]
-fn release_role_covers_exactly_the_chart_kinds() {
+fn release_role_covers_exactly_the_default_policy_kinds() {
     let m = load();
     let (d, role) = m
         .cluster_roles
@@ -976,15 +1043,20 @@ fn release_role_covers_exactly_the_chart_kinds() {
     for v in ["list", "update"] {
         assert!(secrets.contains(v), "{}: secrets lack {v}", d.origin());
     }
-    // Beyond the chart kinds, only read access for readiness (pods, replicasets).
+    // Exactly the kinds the default policy admits: what a chart can get
+    // past the policy, the release identity may write, and nothing else.
+    let admitted: BTreeSet<(String, String)> = DEFAULT_POLICY_RESOURCES
+        .iter()
+        .map(|(g, r)| (g.to_string(), r.to_string()))
+        .collect();
+    let granted_kinds: BTreeSet<(String, String)> = granted.keys().cloned().collect();
+    assert_eq!(granted_kinds, admitted, "{}", d.origin());
     for (gr, verbs) in &granted {
-        if !needed.contains(gr) {
-            let read_only = verbs
-                .iter()
-                .all(|v| ["get", "list", "watch"].contains(&v.as_str()));
+        for v in verbs {
             assert!(
-                read_only && ["pods", "replicasets"].contains(&gr.1.as_str()),
-                "{}: grants {verbs:?} on {gr:?}, which no chart creates",
+                ["get", "list", "watch", "create", "patch", "delete"].contains(&v.as_str())
+                    || (v == "update" && gr.1 == "secrets"),
+                "{}: grants {v} on {gr:?}",
                 d.origin()
             );
         }

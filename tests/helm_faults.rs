@@ -522,6 +522,8 @@ async fn helm_missing_after_start_fails_the_operation() {
 async fn api_server_errors_fail_the_install_with_the_servers_message() {
     let k = FakeKube::start().await;
     k.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}}));
+    k.put(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "chartbroker-release", "namespace": "apps"}}));
     let data = tempfile::tempdir().unwrap();
     let mut cfg = config(data.path());
     cfg.engine = Engine::Helm;
@@ -822,9 +824,14 @@ async fn a_namespace_the_broker_did_not_create_is_never_deleted() {
     .await;
     let b = broker(&e, |_, _| {}).await;
 
+    // Refused: a `namespace: instance` plan installs only into a namespace
+    // the broker created for that instance.
     let r = provision(&b, apps, &id, "plan-own-ns", json!({"message": "guest"})).await;
-    assert_succeeded(&r);
-    assert!(configmap(k, &theirs, &theirs).await.is_some());
+    assert_eq!(r.json["state"], "failed", "{}", r.text);
+    let d = r.json["description"].as_str().unwrap();
+    assert!(d.contains(&theirs) && d.contains("already exists"), "{d}");
+    assert!(configmap(k, &theirs, &theirs).await.is_none());
+    assert!(release_records(k, &theirs, &theirs).await.is_empty());
     let ns = k
         .get(&format!("/api/v1/namespaces/{theirs}"))
         .await
@@ -839,11 +846,6 @@ async fn a_namespace_the_broker_did_not_create_is_never_deleted() {
 
     let r = deprovision(&b, &id, "plan-own-ns").await;
     assert_delete_done(&r);
-    assert!(
-        configmap(k, &theirs, &theirs).await.is_none(),
-        "the release is uninstalled"
-    );
-    assert!(release_records(k, &theirs, &theirs).await.is_empty());
     // A DELETE of a namespace can't be taken back: it would show as a
     // deletionTimestamp until the namespace is gone.
     assert_not_deleted(

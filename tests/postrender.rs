@@ -2,8 +2,9 @@
 //! and 3). Charts here look harmless to an offline `helm template` and turn
 //! hostile once they meet a cluster (`lookup`), on upgrade
 //! (`.Release.IsUpgrade`), in hooks, or in `crds/`. The broker runs as
-//! cluster admin so that nothing but its own checks stands in the way: each
-//! test proves the broker, not RBAC, stopped the chart.
+//! cluster admin and helm as each namespace's release identity, whose rights
+//! cover what these charts write there: each test proves the broker's policy,
+//! not RBAC, stopped the chart.
 
 mod common;
 
@@ -70,6 +71,8 @@ async fn in_kube_system(k: &Cluster, name: &str) -> bool {
 async fn lookup_switch_is_refused(helm: PathBuf, id: &str) {
     let k = Cluster::admin().await;
     let ns = k.namespace("pr").await;
+    // Helm runs as the namespace's release identity, never as the admin.
+    k.default_release_identity(&ns);
     let b = broker(&k, helm).await;
     let done = run(
         &b,
@@ -106,6 +109,8 @@ async fn a_chart_hostile_only_against_a_cluster_is_refused_on_helm3() {
 async fn upgrade_switch_is_refused(helm: PathBuf, id: &str) {
     let k = Cluster::admin().await;
     let ns = k.namespace("pr").await;
+    // Helm runs as the namespace's release identity, never as the admin.
+    k.default_release_identity(&ns);
     let b = broker(&k, helm).await;
     let done = run(
         &b,
@@ -152,6 +157,8 @@ async fn a_chart_hostile_only_on_upgrade_is_refused_on_helm3() {
 async fn helm4_shows_hooks_to_the_policy() {
     let k = Cluster::admin().await;
     let ns = k.namespace("pr").await;
+    // Helm runs as the namespace's release identity, never as the admin.
+    k.default_release_identity(&ns);
     let b = broker(&k, helm_bin()).await;
     let done = run(
         &b,
@@ -184,6 +191,8 @@ async fn helm4_shows_hooks_to_the_policy() {
 async fn helm3_runs_no_hook_the_policy_could_not_see() {
     let k = Cluster::admin().await;
     let ns = k.namespace("pr").await;
+    // Helm runs as the namespace's release identity, never as the admin.
+    k.default_release_identity(&ns);
     let b = broker(&k, helm3_bin()).await;
     // A chart with hooks is refused up front, with the reason.
     let done = run(
@@ -222,6 +231,8 @@ async fn helm3_runs_no_hook_the_policy_could_not_see() {
 async fn crds_are_never_installed(helm: PathBuf, id: &str) {
     let k = Cluster::admin().await;
     let ns = k.namespace("pr").await;
+    // Helm runs as the namespace's release identity, never as the admin.
+    k.default_release_identity(&ns);
     let b = broker(&k, helm).await;
     let done = run(
         &b,

@@ -64,6 +64,8 @@ fn real_cluster() -> Option<PathBuf> {
 struct Target {
     admin: PathBuf,
     broker: PathBuf,
+    /// The release identity helm runs as.
+    identity: chartbroker::cluster::IdentityNames,
 }
 
 /// Polls until `name` is gone (404); panics after [`GONE_WITHIN`].
@@ -116,7 +118,8 @@ where
 }
 
 /// A broker with the helm engine over `tests/fixtures/catalog-helm`.
-async fn broker(kubeconfig: &Path) -> TestBroker {
+async fn broker(target: &Target) -> TestBroker {
+    let kubeconfig = &target.broker;
     let data = tempfile::tempdir().unwrap();
     let mut cfg = config(data.path());
     cfg.engine = Engine::Helm;
@@ -124,6 +127,7 @@ async fn broker(kubeconfig: &Path) -> TestBroker {
     cfg.subject_access_review = false;
     cfg.catalog_dir = fixtures().join("catalog-helm");
     cfg.kubeconfig = Some(kubeconfig.to_path_buf());
+    cfg.release_identity = target.identity.clone();
     cfg.helm_timeout = Duration::from_secs(120);
     cfg.operation_timeout = Duration::from_secs(300);
     TestBroker::with_config(data, cfg).await
@@ -169,7 +173,7 @@ async fn core_flows(target: &Target, ns: String) {
     let client = client(&target.admin).await;
     let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let secrets: Api<Secret> = Api::namespaced(client, &ns);
-    let b = broker(&target.broker).await;
+    let b = broker(target).await;
     let id = format!("rt-{}", suffix());
     let release = format!("cb-{id}");
     let bid = format!("rtb-{}", suffix());
@@ -319,7 +323,7 @@ async fn core_flows(target: &Target, ns: String) {
 async fn own_namespace_flow(target: &Target) {
     let client = client(&target.admin).await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    let b = broker(&target.broker).await;
+    let b = broker(target).await;
     let id = format!("rtns-{}", suffix());
     let release = format!("cb-{id}");
     let outcome = std::panic::AssertUnwindSafe(async {
@@ -373,12 +377,20 @@ async fn own_namespace_flow(target: &Target) {
     }
 }
 
-/// kind/k3d: the kubeconfig's user does both.
+/// kind/k3d: the kubeconfig's user does both; helm runs as the release
+/// identity under the chart's default names (its ClusterRoles applied
+/// here, its ServiceAccount per namespace by [`release_identity_in`]).
 fn same_user(kubeconfig: PathBuf) -> Target {
+    common::cluster::apply_release_identity(&kubeconfig, "chartbroker-system", &[]);
     Target {
         admin: kubeconfig.clone(),
         broker: kubeconfig,
+        identity: Default::default(),
     }
+}
+
+fn release_identity_in(target: &Target, ns: &str) {
+    common::cluster::apply_release_identity(&target.admin, "chartbroker-system", &[ns]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -387,7 +399,11 @@ async fn core_flows_on_a_real_cluster() {
         return;
     };
     let target = same_user(kubeconfig);
-    in_test_namespace(&target.admin, |ns| core_flows(&target, ns)).await;
+    in_test_namespace(&target.admin, |ns| {
+        release_identity_in(&target, &ns);
+        core_flows(&target, ns)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -409,6 +425,7 @@ async fn runs_against_the_testenv_control_plane() {
     let target = Target {
         admin: k.kubeconfig.clone(),
         broker: id.kubeconfig.clone(),
+        identity: id.identity_names(),
     };
     in_test_namespace(&target.admin, |ns| {
         k.grant_target(&id, &ns);

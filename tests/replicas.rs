@@ -25,6 +25,9 @@ async fn cluster() -> FakeKubeHandle {
     for ns in ["chartbroker-system", "apps"] {
         k.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
     }
+    // The release identity helm runs as (the fake checks no token).
+    k.put(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": "chartbroker-release", "namespace": "apps"}}));
     k
 }
 

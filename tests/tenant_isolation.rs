@@ -137,6 +137,8 @@ async fn cluster(namespaces: &[(&str, Value)], grants: Grants) -> TenantCluster 
                 Err(e) => panic!("creating namespace {ns}: {e}"),
             }
         }
+        // Helm runs as the namespace's release identity, never as the admin.
+        k.default_release_identity(ns);
     }
     for (user, nss) in grants {
         // A grant in a namespace that does not exist can't be made on a
@@ -1474,4 +1476,108 @@ async fn the_helm_engine_redacts_a_transformed_secret_too() {
     let d = r.json["description"].as_str().unwrap();
     assert!(d.contains("dots=") && d.contains("<redacted>"), "{d}");
     assert!(longest_run(d, &password) < 6, "{d}");
+}
+
+// === namespaces are owned ===
+
+/// Tenant B owns namespace `cb-<id>`; tenant A provisions a `namespace:
+/// instance` plan with instance id `<id>`. Refused, nothing written into
+/// B's namespace, and A's deprovision deletes nothing of B's.
+#[tokio::test(flavor = "multi_thread")]
+async fn namespace_squat_is_refused_and_writes_nothing() {
+    use common::cluster::{Cluster, suffix};
+    let k = Cluster::admin().await;
+    let id = k.install_broker(true).await;
+    let b = TestBroker::on_cluster(&id, |_, cfg| {
+        cfg.catalog_dir = fixtures().join("catalog-cluster");
+    })
+    .await;
+    let home = k.namespace("home").await;
+    k.grant_user(&home, "alice");
+    let instance = format!("shop-{}", suffix());
+    let squatted = format!("cb-{instance}");
+    // B's namespace, even labelled as if the broker made it: the label alone
+    // (which anyone creating a namespace can set) does not make it A's.
+    k.create(
+        "/api/v1/namespaces",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": squatted,
+               "labels": {"app.kubernetes.io/managed-by": "chartbroker"}}}),
+    )
+    .await;
+    k.create(
+        &format!("/api/v1/namespaces/{squatted}/secrets"),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "b-data"},
+               "stringData": {"k": "v"}}),
+    )
+    .await;
+
+    let uri = format!("/v2/service_instances/{instance}?accepts_incomplete=true");
+    let (done, writes) = k
+        .writes_during(&format!("/api/v1/namespaces/{squatted}/secrets"), async {
+            b.run_as(
+                "alice",
+                Method::PUT,
+                &uri,
+                Some(provision(
+                    "svc-cluster",
+                    "plan-own-ns",
+                    &home,
+                    json!({"message": "x"}),
+                )),
+            )
+            .await
+        })
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    assert_eq!(
+        done.headers["content-type"], "application/json",
+        "{:?}",
+        done.headers
+    );
+    assert_eq!(done.json["state"], "failed", "{}", done.text);
+    let d = done.json["description"].as_str().unwrap();
+    assert!(
+        d.contains(&squatted) && d.contains("already exists") && d.contains("nothing was written"),
+        "{d}"
+    );
+    assert!(
+        writes.is_empty(),
+        "Secrets written in B's namespace: {writes:?}"
+    );
+    for path in [
+        format!("/api/v1/namespaces/{squatted}/configmaps/cb-{instance}"),
+        format!(
+            "/api/v1/namespaces/{squatted}/serviceaccounts/{}",
+            id.identity_names().service_account
+        ),
+        format!(
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/{squatted}/rolebindings/{}",
+            id.identity_names().release_role
+        ),
+    ] {
+        assert!(k.get(&path).await.is_none(), "{path} was created");
+    }
+
+    // A's deprovision succeeds and leaves B's namespace and data alone.
+    let done = b
+        .run_as(
+            "alice",
+            Method::DELETE,
+            &format!(
+                "/v2/service_instances/{instance}?accepts_incomplete=true&service_id=svc-cluster&plan_id=plan-own-ns"
+            ),
+            None,
+        )
+        .await;
+    assert_delete_done(&done);
+    let ns = k
+        .get(&format!("/api/v1/namespaces/{squatted}"))
+        .await
+        .expect("B's namespace stands");
+    assert!(ns["metadata"]["deletionTimestamp"].is_null(), "{ns:#}");
+    assert!(
+        k.get(&format!("/api/v1/namespaces/{squatted}/secrets/b-data"))
+            .await
+            .is_some()
+    );
 }

@@ -2,18 +2,24 @@
 //!
 //! It writes binding Secrets by server-side apply (field manager
 //! `chartbroker`), reads the objects credential templates may refer to,
-//! manages the namespaces the broker owns, and lists or deletes what a
-//! release left behind. Every write is namespaced; nothing here touches
+//! manages the namespaces the broker owns (`namespaces.rs`), mints the
+//! release identity's tokens helm runs with (`identity.rs`), and lists or
+//! deletes what a release left behind. Every write is namespaced; nothing here touches
 //! cluster-scoped objects except Namespaces the broker created itself.
 
+mod identity;
+mod namespaces;
 mod readiness;
+
+pub use identity::{CallKubeconfig, IdentityNames, Token};
+pub use namespaces::{INSTANCE_ANNOTATION, INSTANCE_LABEL};
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde_json::{Value, json};
@@ -29,6 +35,9 @@ pub enum KubeError {
     /// The client could not be configured (kubeconfig, in-cluster).
     #[error("kubernetes client configuration: {0}")]
     Config(String),
+    /// An object of that name exists and is not the broker's to use.
+    #[error("{0}")]
+    NotOwned(String),
     /// A call failed.
     #[error("kubernetes API: {action}: {source}")]
     Api {
@@ -45,6 +54,7 @@ impl KubeError {
     pub fn metric_label(&self) -> &'static str {
         match self {
             KubeError::Config(_) => "config",
+            KubeError::NotOwned(_) => "not_owned",
             KubeError::Api { .. } => "api",
         }
     }
@@ -54,19 +64,13 @@ fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
-/// Whether a namespace carries the broker's managed-by label.
-fn is_owned(ns: &Namespace) -> bool {
-    ns.metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(MANAGED_BY.0))
-        .is_some_and(|v| v == MANAGED_BY.1)
-}
-
 /// A Kubernetes client for the broker's own needs.
 #[derive(Clone)]
 pub struct Kube {
     client: Client,
+    /// Where the API server is, to point helm at it with the release
+    /// identity's token (unknown for a client built in-process).
+    access: Option<std::sync::Arc<identity::ClusterAccess>>,
 }
 
 impl Kube {
@@ -86,13 +90,21 @@ impl Kube {
                 .await
                 .map_err(|e| KubeError::Config(e.to_string()))?,
         };
+        let access = identity::ClusterAccess::from_config(&config)?;
         let client = Client::try_from(config).map_err(|e| KubeError::Config(e.to_string()))?;
-        Ok(Kube { client })
+        Ok(Kube {
+            client,
+            access: Some(std::sync::Arc::new(access)),
+        })
     }
 
-    /// Wraps an existing client (tests).
+    /// Wraps an existing client (tests); it can't give helm a release
+    /// identity, so the helm engine refuses to run helm with it.
     pub fn from_client(client: Client) -> Self {
-        Kube { client }
+        Kube {
+            client,
+            access: None,
+        }
     }
 
     /// The underlying kube-rs client (a cheap clone), for adapters that keep
@@ -276,100 +288,6 @@ impl Kube {
                     .collect(),
             )
         }))
-    }
-
-    // === Namespaces ===
-
-    /// A Namespace's labels (None if it does not exist).
-    pub async fn namespace_labels(
-        &self,
-        name: &str,
-    ) -> Result<Option<BTreeMap<String, String>>, KubeError> {
-        let api: Api<Namespace> = Api::all(self.client.clone());
-        let ns = api
-            .get_opt(name)
-            .await
-            .map_err(Self::api_err(format!("reading Namespace {name}")))?;
-        Ok(ns.map(|n| n.metadata.labels.unwrap_or_default()))
-    }
-
-    /// Creates the namespace of an instance, labelled as the broker's own.
-    ///
-    /// A namespace that already exists is used as it is, never labelled:
-    /// deprovision deletes labelled namespaces with everything in them, so
-    /// adopting someone else's namespace (as the server-side apply this used
-    /// to be did) would later delete it. One the broker created on an
-    /// earlier attempt already carries the label.
-    pub async fn ensure_namespace(&self, name: &str, instance_id: &str) -> Result<(), KubeError> {
-        let api: Api<Namespace> = Api::all(self.client.clone());
-        let existing = api
-            .get_opt(name)
-            .await
-            .map_err(Self::api_err(format!("reading Namespace {name}")))?;
-        if let Some(ns) = existing {
-            if !is_owned(&ns) {
-                tracing::warn!(
-                    namespace = name,
-                    "installing into an existing namespace chartbroker did not create; it will not be deleted"
-                );
-            }
-            return Ok(());
-        }
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(name.to_string()),
-                labels: Some(BTreeMap::from([(
-                    MANAGED_BY.0.to_string(),
-                    MANAGED_BY.1.to_string(),
-                )])),
-                annotations: Some(BTreeMap::from([(
-                    "chartbroker.io/instance-id".to_string(),
-                    instance_id.to_string(),
-                )])),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let params = PostParams {
-            field_manager: Some(FIELD_MANAGER.to_string()),
-            ..Default::default()
-        };
-        match api.create(&params, &ns).await {
-            Ok(_) => Ok(()),
-            // Created meanwhile: use it, as above.
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-            Err(e) => Err(KubeError::Api {
-                action: format!("creating Namespace {name}"),
-                source: e,
-            }),
-        }
-    }
-
-    /// Deletes a namespace, but only one the broker labelled as its own.
-    pub async fn delete_owned_namespace(&self, name: &str) -> Result<(), KubeError> {
-        let api: Api<Namespace> = Api::all(self.client.clone());
-        let Some(ns) = api
-            .get_opt(name)
-            .await
-            .map_err(Self::api_err(format!("reading Namespace {name}")))?
-        else {
-            return Ok(());
-        };
-        if !is_owned(&ns) {
-            tracing::warn!(
-                namespace = name,
-                "not deleting a namespace chartbroker did not create"
-            );
-            return Ok(());
-        }
-        match api.delete(name, &DeleteParams::default()).await {
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(KubeError::Api {
-                action: format!("deleting Namespace {name}"),
-                source: e,
-            }),
-        }
     }
 
     // === What releases leave behind ===

@@ -22,7 +22,7 @@ use super::render::{OWNER_KEYS, binding_annotations, string_data};
 use crate::broker::model::{SecretRef, Secrets};
 use crate::broker::ports::{BackendError, BindingCtx, Checkpoint, SecretSink};
 use crate::catalog::LookupKind;
-use crate::cluster::{Kube, KubeError, MANAGED_BY};
+use crate::cluster::{CallKubeconfig, IdentityNames, Kube, KubeError, MANAGED_BY};
 use crate::helm::{Capture, Helm, HelmError, redact};
 use crate::names::short_hash;
 use crate::postrender::PostRenderer;
@@ -33,10 +33,20 @@ pub struct HelmEngine {
     kube: Kube,
     major: u32,
     post_renderer: PostRenderer,
+    identity: IdentityNames,
+}
+
+/// A helm driver for one call, as the release identity of one namespace;
+/// its kubeconfig file is removed when this is dropped, after the call.
+struct ReleaseHelm {
+    helm: Helm,
+    _kubeconfig: CallKubeconfig,
 }
 
 /// Why `helm upgrade --install` applied nothing.
 enum ApplyError {
+    /// No release identity to run helm as.
+    Identity(BackendError),
     /// The post-renderer refused what helm would have applied.
     Refused(String),
     /// Helm itself failed; with `--wait`, what was still not ready then.
@@ -95,7 +105,46 @@ impl HelmEngine {
             kube,
             major,
             post_renderer,
+            identity: IdentityNames::default(),
         })
+    }
+
+    /// Runs helm as the release identity named so (default:
+    /// [`IdentityNames::default`]).
+    pub fn with_identity(mut self, identity: IdentityNames) -> Self {
+        self.identity = identity;
+        self
+    }
+
+    /// Helm for one call as the release identity of `r`'s namespace: a
+    /// fresh TokenRequest token in a private kubeconfig, valid a little
+    /// longer than one call may run. Never the broker's own credentials.
+    async fn as_release(&self, r: &Release) -> Result<ReleaseHelm, BackendError> {
+        self.as_release_if_any(r)
+            .await?
+            .ok_or_else(|| BackendError::new(format!("namespace {} does not exist", r.namespace)))
+    }
+
+    /// [`Self::as_release`], or `None` when the namespace does not exist.
+    async fn as_release_if_any(&self, r: &Release) -> Result<Option<ReleaseHelm>, BackendError> {
+        let lifetime = self.helm.timeout() + std::time::Duration::from_secs(60);
+        let kubeconfig = self
+            .kube
+            .release_kubeconfig(
+                &r.namespace,
+                &self.identity,
+                &self.helm.home().join("kube"),
+                lifetime,
+            )
+            .await
+            .map_err(kube_err)?;
+        Ok(kubeconfig.map(|kubeconfig| ReleaseHelm {
+            helm: self
+                .helm
+                .clone()
+                .with_kubeconfig(Some(kubeconfig.path().to_path_buf())),
+            _kubeconfig: kubeconfig,
+        }))
     }
 
     /// Helm's major version (3 or 4).
@@ -125,7 +174,8 @@ impl HelmEngine {
         let cap = 2 * r
             .max_manifest_bytes
             .max(crate::helm::DEFAULT_MAX_MANIFEST_BYTES);
-        match self
+        let release = self.as_release(r).await?;
+        match release
             .helm
             .run_with("status", &args, None, Capture::Upto(cap))
             .await
@@ -145,6 +195,8 @@ impl HelmEngine {
         args.extend(Self::ns_args(r));
         args.extend(["-o".into(), "json".into(), "--max".into(), "64".into()]);
         let out = self
+            .as_release(r)
+            .await?
             .helm
             .run("history", &args, None)
             .await
@@ -162,7 +214,9 @@ impl HelmEngine {
         args.extend(Self::ns_args(r));
         args.push(revision.to_string().into());
         args.extend(self.no_hooks());
-        self.helm
+        self.as_release(r)
+            .await?
+            .helm
             .run("rollback", &args, None)
             .await
             .map(|_| ())
@@ -191,6 +245,20 @@ impl HelmEngine {
             }
             _ => Ok(()),
         }
+    }
+
+    /// The namespace of a `namespace: instance` plan: created for this
+    /// instance (refused if a namespace of that name is anyone else's), with
+    /// the release identity in it.
+    async fn own_namespace(&self, r: &Release) -> Result<(), BackendError> {
+        self.kube
+            .ensure_namespace(&r.namespace, &r.instance_id)
+            .await
+            .map_err(kube_err)?;
+        self.kube
+            .ensure_release_identity(&r.namespace, &self.identity)
+            .await
+            .map_err(kube_err)
     }
 
     /// Renders with `helm template` and runs the plan's policy.
@@ -274,9 +342,10 @@ impl HelmEngine {
             args.extend(["--timeout".into(), format!("{ms}ms").into()]);
         }
         let values = serde_json::to_vec(&r.values).expect("values serialize");
+        let release = self.as_release(r).await.map_err(ApplyError::Identity)?;
         // The output holds the values (passwords) and the whole release:
         // parse nothing, log nothing, keep nothing.
-        let run = self
+        let run = release
             .helm
             .run_with("upgrade", &args, Some(values), Capture::Discard);
         let (outcome, unready) = if r.wait {
@@ -349,6 +418,7 @@ impl HelmEngine {
     /// An apply error as the operation reports it.
     fn apply_fail(r: &Release, e: ApplyError) -> BackendError {
         match e {
+            ApplyError::Identity(e) => e,
             ApplyError::Refused(why) => {
                 let mut err = BackendError::new(redact(&why, &r.redact));
                 // Nothing was applied: the release is as it was.
@@ -373,7 +443,11 @@ impl HelmEngine {
         let mut args: Vec<OsString> = vec!["uninstall".into()];
         args.extend(Self::ns_args(r));
         args.extend(self.no_hooks());
-        match self.helm.run("uninstall", &args, None).await {
+        // A namespace that is gone holds no release to uninstall.
+        let Some(release) = self.as_release_if_any(r).await? else {
+            return Ok(());
+        };
+        match release.helm.run("uninstall", &args, None).await {
             Ok(_) => Ok(()),
             Err(HelmError::Failed { stderr, .. }) if stderr.contains("not found") => Ok(()),
             Err(e) => Err(Self::fail(r, e)),
@@ -391,10 +465,7 @@ impl ReleaseEngine for HelmEngine {
     async fn install(&self, r: &Release, progress: &dyn Checkpoint) -> Result<(), BackendError> {
         self.check_policy(r).await?;
         if r.own_namespace {
-            self.kube
-                .ensure_namespace(&r.namespace, &r.instance_id)
-                .await
-                .map_err(kube_err)?;
+            self.own_namespace(r).await?;
         }
         self.repair(r).await?;
         self.upgrade_install(r, progress)
@@ -404,10 +475,14 @@ impl ReleaseEngine for HelmEngine {
 
     async fn upgrade(&self, r: &Release, progress: &dyn Checkpoint) -> Result<(), BackendError> {
         self.check_policy(r).await?;
+        if r.own_namespace {
+            self.own_namespace(r).await?;
+        }
         self.repair(r).await?;
         let good = self.last_good_revision(r).await?;
         match self.upgrade_install(r, progress).await {
             Ok(()) => Ok(()),
+            Err(ApplyError::Identity(e)) => Err(e),
             Err(e @ ApplyError::Refused(_)) => {
                 let mut err = Self::apply_fail(r, e);
                 err.update_repeatable = Some(true);
@@ -438,6 +513,24 @@ impl ReleaseEngine for HelmEngine {
     }
 
     async fn uninstall(&self, r: &Release) -> Result<(), BackendError> {
+        if r.own_namespace {
+            // Missing, being deleted, or someone else's (the install was
+            // refused): nothing of this instance is there to uninstall, and
+            // nothing there is to be touched.
+            let owned = self
+                .kube
+                .namespace_owned_by(&r.namespace, &r.instance_id)
+                .await
+                .map_err(kube_err)?;
+            if owned != Some(true) {
+                return Ok(());
+            }
+            // A namespace made before releases had an identity gets one now.
+            self.kube
+                .ensure_release_identity(&r.namespace, &self.identity)
+                .await
+                .map_err(kube_err)?;
+        }
         self.uninstall_release(r).await?;
         if r.delete_pvcs {
             let n = self
@@ -449,7 +542,7 @@ impl ReleaseEngine for HelmEngine {
         }
         if r.own_namespace {
             self.kube
-                .delete_owned_namespace(&r.namespace)
+                .delete_owned_namespace(&r.namespace, &r.instance_id)
                 .await
                 .map_err(kube_err)?;
         }

@@ -221,8 +221,8 @@ impl Cluster {
     /// source of `deploy/kubernetes`) under a state namespace of its own,
     /// with cluster-scoped names suffixed, so tests running at once don't
     /// share records or bindings. `namespaces` adds the chart's
-    /// `rbac.namespaces` and `rbac.releaseClusterWide` (what `namespace:
-    /// instance` plans need).
+    /// `rbac.namespaces` (what `namespace: instance` plans need: the broker
+    /// creates namespaces and their release identity).
     pub async fn install_broker(&self, namespaces: bool) -> BrokerIdentity {
         let sfx = suffix();
         let state_namespace = format!("cb-system-{sfx}");
@@ -232,16 +232,16 @@ impl Cluster {
             "rbac-state.yaml",
             "rbac-subjectaccessreviews.yaml",
             "rbac-release-clusterrole.yaml",
+            "release-admission.yaml",
         ];
         if namespaces {
             templates.push("rbac-namespaces.yaml");
-            templates.push("rbac-release-clusterwide.yaml");
         }
         let values = json!({
             "namespace": {"create": true},
             "targetNamespaces": [],
             "defaultNamespace": "default",
-            "rbac": {"namespaces": namespaces, "releaseClusterWide": namespaces},
+            "rbac": {"namespaces": namespaces},
         });
         let yaml = rename(&chart_template(&state_namespace, &values, &templates), &sfx);
         self.kubectl_apply(&yaml);
@@ -267,6 +267,48 @@ impl Cluster {
             kubeconfig,
             _dir: dir,
         }
+    }
+
+    /// Who wrote `resource` `name` in `namespace`, by the API server's audit
+    /// log (tests/testenv keeps one beside the admin kubeconfig): the verb
+    /// and user of each write the server accepted.
+    pub fn audited_writes(
+        &self,
+        namespace: &str,
+        resource: &str,
+        name: &str,
+    ) -> Vec<(String, String)> {
+        let log = self.kubeconfig.with_file_name("audit.log");
+        let text = std::fs::read_to_string(&log).unwrap_or_else(|e| {
+            panic!(
+                "the API server's audit log {}: {e} (tests/testenv writes it since it audits \
+                 writes: rebuild it with scripts/install-tools.sh)",
+                log.display()
+            )
+        });
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| {
+                let o = &e["objectRef"];
+                o["namespace"] == namespace
+                    && o["resource"] == resource
+                    && o["name"] == name
+                    && o["subresource"].is_null()
+                    && e["stage"] == "ResponseComplete"
+                    && e["responseStatus"]["code"]
+                        .as_u64()
+                        .is_some_and(|c| c < 300)
+            })
+            .map(|e| {
+                (
+                    e["verb"].as_str().unwrap_or_default().to_string(),
+                    e["user"]["username"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+            .collect()
     }
 
     /// PUTs (replaces) an object at its path, as admin.
@@ -379,6 +421,14 @@ impl Cluster {
         panic!("the watch on {path} ended before the sentinel arrived");
     }
 
+    /// For brokers that run as the admin: the release identity of `ns`
+    /// under the default names (`chartbroker-release`), from the chart, so
+    /// helm has an account to run as there. The ClusterRoles are shared by
+    /// every test; their content is the chart's.
+    pub fn default_release_identity(&self, ns: &str) {
+        apply_release_identity(&self.kubeconfig, "chartbroker-system", &[ns]);
+    }
+
     /// Grants the broker its release rights in `namespace`, as the chart's
     /// `targetNamespaces` does.
     pub fn grant_target(&self, broker: &BrokerIdentity, namespace: &str) {
@@ -400,6 +450,7 @@ impl TestBroker {
         cfg.engine = Engine::Helm;
         cfg.kubeconfig = Some(broker.kubeconfig.clone());
         cfg.state_namespace = broker.state_namespace.clone();
+        cfg.release_identity = broker.identity_names();
         cfg.helm_timeout = Duration::from_secs(120);
         cfg.operation_timeout = Duration::from_secs(300);
         tweak(data.path(), &mut cfg);
@@ -436,6 +487,15 @@ pub struct BrokerIdentity {
 }
 
 impl BrokerIdentity {
+    /// The release identity as this broker's RBAC names it (suffixed).
+    pub fn identity_names(&self) -> chartbroker::cluster::IdentityNames {
+        chartbroker::cluster::IdentityNames {
+            service_account: format!("chartbroker-release-{}", self.suffix),
+            release_role: format!("chartbroker-release-{}", self.suffix),
+            target_role: format!("chartbroker-target-{}", self.suffix),
+        }
+    }
+
     /// `chartbroker serve` as a replica on the Kubernetes store (helm
     /// engine, the cluster test catalog) under this identity, sharing
     /// `store_key` with the other replicas; callers add the environment and
@@ -466,12 +526,38 @@ impl BrokerIdentity {
             .arg(helm)
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
+            .args([
+                "--release-service-account",
+                &format!("chartbroker-release-{}", self.suffix),
+            ])
+            .args([
+                "--release-cluster-role",
+                &format!("chartbroker-release-{}", self.suffix),
+            ])
+            .args([
+                "--target-cluster-role",
+                &format!("chartbroker-target-{}", self.suffix),
+            ])
             .env("CHARTBROKER_STORE_KEY", store_key)
             .env("CHARTBROKER_USERNAME", super::USER)
             .env("CHARTBROKER_PASSWORD", super::PASS)
             .stdout(Stdio::null());
         cmd
     }
+}
+
+/// The chart's release and target ClusterRoles (default names) and, in each
+/// of `namespaces`, the release identity and the broker's RoleBinding (the
+/// broker as `chartbroker` in `state_namespace`), applied with `kubeconfig`.
+pub fn apply_release_identity(kubeconfig: &Path, state_namespace: &str, namespaces: &[&str]) {
+    let values = json!({"targetNamespaces": namespaces});
+    let mut templates = vec!["rbac-release-clusterrole.yaml"];
+    if !namespaces.is_empty() {
+        templates.push("rbac-targets.yaml");
+    }
+    let yaml = chart_template(state_namespace, &values, &templates);
+    let (ok, out) = kubectl(kubeconfig, &["apply", "--server-side", "-f", "-"], &yaml);
+    assert!(ok, "applying the release identity failed:\n{out}");
 }
 
 /// `helm template` of the chart's `templates` only, released as
@@ -499,22 +585,24 @@ pub fn chart_template(namespace: &str, values: &Value, templates: &[&str]) -> St
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// The names of cluster-scoped RBAC objects (and the references to them)
-/// get a suffix; the ServiceAccount keeps the name `deploy/` gives it.
+/// The names of cluster-scoped RBAC objects (and the references to them,
+/// `resourceNames` included) get a suffix; the broker's ServiceAccount keeps
+/// the name `deploy/` gives it. The release ServiceAccount shares its name
+/// with the release ClusterRole, so it gets the suffix too (the broker is
+/// told: [`BrokerIdentity::identity_names`]).
 fn rename(yaml: &str, sfx: &str) -> String {
-    let mut out = yaml.to_string();
+    let mut out = yaml.replace('\r', "");
     for name in [
-        "chartbroker-release-clusterwide",
+        "chartbroker-release-identity",
         "chartbroker-release",
+        "chartbroker-target",
         "chartbroker-subjectaccessreviews",
         "chartbroker-namespaces",
     ] {
         out = out
             .replace(&format!("name: {name}\n"), &format!("name: {name}-{sfx}\n"))
-            .replace(
-                &format!("name: {name}\r\n"),
-                &format!("name: {name}-{sfx}\r\n"),
-            );
+            .replace(&format!("- {name}\n"), &format!("- {name}-{sfx}\n"))
+            .replace(&format!("\"{name}\""), &format!("\"{name}-{sfx}\""));
     }
     out
 }

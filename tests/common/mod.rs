@@ -92,6 +92,7 @@ pub fn config(data: &Path) -> ServeConfig {
         namespaces: Vec::new(),
         namespace_selector: None,
         subject_access_review: true,
+        release_identity: Default::default(),
     }
 }
 

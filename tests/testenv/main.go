@@ -5,6 +5,11 @@
 //
 //	testenv -dir DIR -kubeconfig PATH
 //
+// The API server keeps an audit log of every write (create, update, patch,
+// delete; metadata only, never bodies) in DIR/audit.log, next to the
+// kubeconfig's directory when they are the same: tests read who made a
+// write there.
+//
 // It writes an admin kubeconfig to PATH once the API server answers /readyz,
 // prints "ready <server-url>" on stdout, and runs until its standard input
 // closes or its parent process dies, then stops everything it started.
@@ -66,6 +71,17 @@ func main() {
 	}
 }
 
+// Who wrote what, never with request or response bodies (Secrets pass
+// through here).
+const auditPolicyYAML = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  - level: Metadata
+    verbs: ["create", "update", "patch", "delete"]
+  - level: None
+`
+
 func runChild(cmd *cobra.Command, args []string) int {
 	cmd.SetArgs(args)
 	return cli.Run(cmd)
@@ -112,6 +128,10 @@ func run() error {
 	}
 	defer etcd.Close()
 
+	auditPolicy := filepath.Join(*dir, "audit-policy.yaml")
+	if err := os.WriteFile(auditPolicy, []byte(auditPolicyYAML), 0o600); err != nil {
+		return err
+	}
 	server := fmt.Sprintf("https://127.0.0.1:%d", apiPort)
 	adminToken := pki.adminToken
 	apiArgs := []string{
@@ -134,6 +154,9 @@ func run() error {
 		"--disable-admission-plugins=ServiceAccount",
 		"--profiling=false",
 		"--cert-dir=" + filepath.Join(*dir, "apiserver-certs"),
+		"--audit-policy-file=" + auditPolicy,
+		"--audit-log-path=" + filepath.Join(*dir, "audit.log"),
+		"--audit-log-format=json",
 		"--v=0",
 	}
 	apiLog := filepath.Join(*dir, "kube-apiserver.log")

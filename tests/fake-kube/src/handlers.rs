@@ -205,7 +205,8 @@ fn parse_path(kube: &FakeKube, path: &str) -> Result<Result<Target, Value>, ApiE
     }
     if let Some(sub) = &subresource {
         let known = (sub == "status" && rt.status_subresource)
-            || (rt.plural == "namespaces" && rt.group.is_empty() && sub == "finalize");
+            || (rt.plural == "namespaces" && rt.group.is_empty() && sub == "finalize")
+            || (rt.plural == "serviceaccounts" && rt.group.is_empty() && sub == "token");
         if !known {
             return Err(not_found_path());
         }
@@ -323,6 +324,12 @@ fn handle(
             (&Method::POST, None) => review(kube, rt, ns, decode_body(headers, body)?),
             _ => Err(not_allowed()),
         };
+    }
+    if target.subresource.as_deref() == Some("token") {
+        let (&Method::POST, Some(name)) = (&method, target.name.as_deref()) else {
+            return Err(not_allowed());
+        };
+        return token_request(kube, rt, ns, name, decode_body(headers, body)?);
     }
     let watching = target.watch || q.get("watch").is_some_and(|w| w == "true" || w == "1");
     let mut store = kube.inner.store.lock().unwrap();
@@ -476,6 +483,29 @@ fn paginate(
         list["metadata"]["remainingItemCount"] = json!(total - end);
     }
     Ok(list)
+}
+
+/// TokenRequest (`serviceaccounts/{name}/token`): a token naming the
+/// account, for an account that exists (the fake checks no token, so this
+/// only lets a client that asks for one go on, as against a real server).
+fn token_request(
+    kube: &FakeKube,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    mut body: Value,
+) -> Result<Response, ApiError> {
+    kube.inner.store.lock().unwrap().get(rt, ns, name)?;
+    if !body.is_object() {
+        body = json!({});
+    }
+    body["apiVersion"] = json!("authentication.k8s.io/v1");
+    body["kind"] = json!("TokenRequest");
+    body["status"] = json!({
+        "token": format!("fake-token-{ns}-{name}"),
+        "expirationTimestamp": "2099-01-01T00:00:00Z",
+    });
+    Ok(json_response(StatusCode::CREATED, &body))
 }
 
 /// SubjectAccessReview and friends: the review comes back with a `status`.

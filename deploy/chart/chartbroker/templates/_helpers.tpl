@@ -21,6 +21,16 @@
 {{- printf "%s-release" (include "chartbroker.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/* The broker's own rights in a target namespace (binding Secrets, readiness, lookups, minting the release identity's tokens). */}}
+{{- define "chartbroker.targetRole" -}}
+{{- printf "%s-target" (include "chartbroker.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The ServiceAccount helm runs as in each target namespace. */}}
+{{- define "chartbroker.releaseServiceAccount" -}}
+{{- printf "%s-release" (include "chartbroker.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
 {{- define "chartbroker.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "chartbroker.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
@@ -101,9 +111,6 @@ app.kubernetes.io/part-of: chartbroker
 {{- define "chartbroker.validate" -}}
 {{- if and (eq .Values.store.type "redb") (ne (int .Values.replicas) 1) }}
 {{- fail "store.type redb is a single-writer file: replicas must be 1 (use store.type kube for more)" }}
-{{- end }}
-{{- if and .Values.rbac.namespaces (not .Values.rbac.releaseClusterWide) }}
-{{- fail "rbac.namespaces needs rbac.releaseClusterWide: a RoleBinding cannot precede the namespace it lives in" }}
 {{- end }}
 {{- if and .Values.catalog.existingConfigMap .Values.catalog.files }}
 {{- fail "set catalog.existingConfigMap or catalog.files, not both" }}
