@@ -8,22 +8,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::broker::namespaces::NamespacePolicy;
-use crate::broker::ports::Store;
-use crate::broker::ports::{Authorizer, NamespaceLabels, SecretSink};
+mod steps;
+use steps::credentials;
+
+use crate::broker::ports::NamespaceLabels;
 use crate::broker::{Adapters, Broker, BrokerConfig};
-use crate::catalog::Catalog;
-use crate::cluster::Kube;
-use crate::helm::Helm;
 use crate::metrics::Metrics;
-use crate::osb::{AppState, auth::Credentials};
-use crate::releases::chart::ChartPlans;
-use crate::releases::helm_engine::{HelmEngine, KubeSink};
-use crate::releases::render::RenderEngine;
-use crate::store::health::StoreHealth;
-use crate::store::kubernetes::KubeStore;
-use crate::store::redb::RedbStore;
-use crate::store::seal::{Sealer, write_private};
+use crate::osb::AppState;
 
 /// Release engines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,159 +171,22 @@ impl Runtime {
     ) -> anyhow::Result<Runtime> {
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
-        let catalog = Catalog::load(&cfg.catalog_dir, &cfg.charts_dir)
-            .with_context(|| format!("loading the catalog from {}", cfg.catalog_dir.display()))?;
-        // Upstream brokers: their backend, and imported catalogs merged in
-        // before resuming, so operations on imported plans find their plan.
         let metrics = Arc::new(Metrics::default());
-        let m = metrics.clone();
-        let upstreams = crate::upstream::Upstreams::new(
-            &catalog,
-            &cfg.catalog_dir,
-            &cfg.data_dir,
-            Some(Arc::new(
-                move |broker: &str, method: &str, outcome: &str, took| {
-                    m.upstream_call(broker, method, outcome, took)
-                },
-            )),
-        );
-        let catalog = match &upstreams {
-            Some(u) => u.initial_catalog(catalog).await,
-            None => catalog,
-        };
-        let namespaces = NamespacePolicy::new(
-            &cfg.namespaces,
-            cfg.namespace_selector.as_deref(),
-            &cfg.state_namespace,
-        )
-        .map_err(anyhow::Error::msg)?;
-        if namespaces.selector().is_some()
-            && cfg.engine != Engine::Helm
-            && cfg.store != StoreKind::Kube
-        {
-            anyhow::bail!(
-                "--namespace-selector reads Namespaces from a cluster: it needs --engine helm or --store kube"
-            );
-        }
-        let kubeconfig = resolve_kubeconfig(cfg.kubeconfig.clone());
-        let kube = if cfg.engine == Engine::Helm || cfg.store == StoreKind::Kube {
-            Some(
-                Kube::connect(kubeconfig.as_deref())
-                    .await
-                    .context("connecting to Kubernetes")?,
-            )
-        } else {
-            None
-        };
-        let sealer = store_key(cfg, kube.as_ref()).await?;
-        tracing::info!(key_id = %sealer.key_id(), "store key loaded");
-        let m = metrics.clone();
-        let store_health = Arc::new(StoreHealth::with_observer(Arc::new(move |kind| {
-            m.store_error(kind)
-        })));
-        let store: Arc<dyn Store> = match (cfg.store, &kube) {
-            (StoreKind::Redb, _) => Arc::new(
-                RedbStore::open(&cfg.data_dir.join("chartbroker.redb"), sealer)
-                    .context("opening the store (is another broker using this data directory?)")?
-                    .with_health(store_health.clone()),
-            ),
-            (StoreKind::Kube, Some(kube)) => {
-                tracing::info!(namespace = %cfg.state_namespace, "state in Kubernetes Secrets");
-                let lists = metrics.clone();
-                let store = KubeStore::new(kube, cfg.state_namespace.clone(), sealer)
-                    .with_health(store_health.clone())
-                    .with_list_observer(Arc::new(move |selects| lists.store_list(selects)));
-                store.check_key().await.context("checking the store key")?;
-                Arc::new(store)
-            }
-            (StoreKind::Kube, None) => unreachable!("connected above"),
-        };
-        let m = metrics.clone();
-        let load = metrics.clone();
-        let helm = Helm::new(&cfg.helm, cfg.data_dir.join("helm"), cfg.helm_timeout)
-            .with_observer(Arc::new(move |cmd, took, ok| m.helm_call(cmd, took, ok)))
-            .with_max_processes(
-                cfg.max_helm_processes,
-                Some(Arc::new(move |running, waiting| {
-                    load.helm_load(running, waiting)
-                })),
-            );
-        match helm.version().await {
-            Ok(v) => tracing::info!(helm = %cfg.helm.display(), version = %v, "using helm"),
-            Err(e) => tracing::warn!(error = %e,
-                "helm is not usable: chart operations will fail until it is (run scripts/install-tools.sh or pass --helm)"),
-        }
-        // Remote charts (repositories, OCI) are pulled once into the data directory.
-        let fetcher = Arc::new(crate::charts::ChartFetcher::new(
-            helm.clone(),
-            cfg.data_dir.join("charts"),
-        ));
-        match fetcher.prune(&catalog).await {
-            0 => {}
-            n => tracing::info!(
-                removed = n,
-                "removed cached charts the catalog no longer uses"
-            ),
-        }
-        type Wired = (
-            Arc<ChartPlans>,
-            Arc<dyn SecretSink>,
-            Option<Arc<dyn Authorizer>>,
-        );
-        let (chart, sink, authorizer): Wired = match cfg.engine {
-            Engine::Render => {
-                let engine = RenderEngine::new(helm, cfg.data_dir.join("render"));
-                // With a cluster at hand (`--store kube`), instance namespaces
-                // are checked there too.
-                let engine = Arc::new(match &kube {
-                    Some(k) => engine.with_cluster(k.clone()),
-                    None => engine,
-                });
-                let plans = ChartPlans::new(engine.clone())
-                    .with_fetcher(fetcher)
-                    .with_user_admin(users);
-                (Arc::new(plans), engine, None)
-            }
-            Engine::Helm => {
-                let kube = kube.clone().expect("connected above for the helm engine");
-                let exe = match &cfg.exe {
-                    Some(p) => p.clone(),
-                    None => std::env::current_exe()
-                        .context("finding the broker's own executable (helm's post-renderer)")?,
-                };
-                // No kubeconfig for helm itself: each release call gets a
-                // private one holding the release identity's token.
-                let engine = HelmEngine::new(helm, kube.clone(), &exe)
-                    .await
-                    .context("the helm engine needs a working helm binary")?;
-                let engine = engine.with_identity(cfg.release_identity.clone());
-                tracing::info!(helm_major = engine.major(), "helm engine ready");
-                if !cfg.subject_access_review {
-                    tracing::warn!(
-                        "SubjectAccessReview is off: the platform is trusted for every namespace a request names"
-                    );
-                }
-                (
-                    Arc::new(
-                        ChartPlans::new(Arc::new(engine))
-                            .with_fetcher(fetcher)
-                            .with_user_admin(users),
-                    ),
-                    Arc::new(KubeSink::new(kube.clone())),
-                    cfg.subject_access_review
-                        .then(|| Arc::new(kube) as Arc<dyn Authorizer>),
-                )
-            }
-        };
+        let (catalog, upstreams) = steps::load_catalog(cfg, &metrics).await?;
+        let namespaces = steps::namespace_policy(cfg)?;
+        let kube = steps::connect(cfg).await?;
+        let (store, store_health) = steps::open_store(cfg, kube.as_ref(), &metrics).await?;
+        let (helm, fetcher) = steps::start_helm(cfg, &metrics, &catalog).await;
+        let wired = steps::wire_engine(cfg, kube.as_ref(), helm, fetcher, users).await?;
         let m = metrics.clone();
         let broker = Broker::new(
             catalog,
             Adapters {
                 store,
-                chart,
+                chart: wired.chart,
                 upstream: upstreams.as_ref().map(|u| u.backend()),
-                sink,
-                authorizer,
+                sink: wired.sink,
+                authorizer: wired.authorizer,
                 namespaces: kube
                     .clone()
                     .map(|k| Arc::new(k) as Arc<dyn NamespaceLabels>),
@@ -348,26 +202,12 @@ impl Runtime {
             },
             Some(Arc::new(move |kind, state| m.operation(kind, state))),
         );
-        if let (StoreKind::Kube, Some(kube)) = (cfg.store, &kube) {
-            match crate::store::lease::KubeReplicas::start(
-                kube,
-                &cfg.state_namespace,
-                broker.replica(),
-                cfg.lease,
-            )
-            .await
-            {
-                Ok(r) => broker.set_replicas(r),
-                Err(e) => tracing::warn!(error = %e,
-                    "no replica Lease: falling back to a heartbeat per operation and a sweep of every record each half lease (grant leases in the state namespace)"),
-            }
-        }
+        steps::join_replicas(cfg, kube.as_ref(), &broker).await;
         let upstreams = upstreams.map(Arc::new);
         let upstream_refresh = upstreams.as_ref().and_then(|u| u.spawn_refresh(&broker));
-        let credentials = credentials(cfg)?;
         let state = AppState {
             broker,
-            credentials: Arc::new(crate::osb::auth::LiveCredentials::new(credentials)),
+            credentials: Arc::new(crate::osb::auth::LiveCredentials::new(credentials(cfg)?)),
             metrics,
             ready: Arc::new(AtomicBool::new(false)),
             store_health,
@@ -426,95 +266,6 @@ impl Runtime {
     }
 }
 
-/// Why `--store kube` never makes up a key.
-const SHARED_KEY_NEEDED: &str = "--store kube needs a store key shared by every replica: \
-    set --store-key-file, CHARTBROKER_STORE_KEY or --store-key-secret NAME (a Secret in the \
-    state namespace). A key created by each replica on its own would leave every replica \
-    unable to read the records the others write, so none is created";
-
-/// The current key (from the flag or environment, a file or a Secret) plus
-/// the old keys. Only the redb store, used by one process, may create its
-/// key file.
-async fn store_key(cfg: &ServeConfig, kube: Option<&Kube>) -> anyhow::Result<Sealer> {
-    let mut sealer = if let Some(k) = &cfg.store_key {
-        Sealer::from_base64(k).context("CHARTBROKER_STORE_KEY")?
-    } else if let Some(path) = &cfg.store_key_file {
-        match cfg.store {
-            StoreKind::Kube => Sealer::load(path)?,
-            StoreKind::Redb => created(path, Sealer::load_or_create(path)?),
-        }
-    } else if let Some(name) = &cfg.store_key_secret {
-        let kube = kube.context(
-            "--store-key-secret needs a Kubernetes connection (--store kube or --engine helm)",
-        )?;
-        crate::store::kubernetes::key_from_secret(kube, &cfg.state_namespace, name)
-            .await
-            .with_context(|| {
-                format!(
-                    "reading the store key from Secret {}/{name}",
-                    cfg.state_namespace
-                )
-            })?
-    } else if cfg.store == StoreKind::Kube {
-        anyhow::bail!(SHARED_KEY_NEEDED);
-    } else {
-        let path = cfg.data_dir.join("store.key");
-        created(&path, Sealer::load_or_create(&path)?)
-    };
-    for path in &cfg.store_old_key_files {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("old store key file {}", path.display()))?;
-        sealer = sealer
-            .with_old_base64(&text)
-            .with_context(|| format!("old store key file {}", path.display()))?;
-    }
-    Ok(sealer)
-}
-
-fn created(path: &Path, (sealer, created): (Sealer, bool)) -> Sealer {
-    if created {
-        tracing::warn!(path = %path.display(),
-            "created a new store encryption key; back it up: without it the store cannot be read");
-    }
-    sealer
-}
-
-/// Credentials from the environment and the credentials file; when none is
-/// configured, a generated user is written to `<data-dir>/credentials.yaml`
-/// (never to the log).
-fn credentials(cfg: &ServeConfig) -> anyhow::Result<Credentials> {
-    let mut c = Credentials::default();
-    match (&cfg.username, &cfg.password) {
-        (Some(u), Some(p)) if !u.is_empty() && !p.is_empty() => c.add_user(u, p),
-        (None, None) => {}
-        _ => anyhow::bail!("set both CHARTBROKER_USERNAME and CHARTBROKER_PASSWORD, or neither"),
-    }
-    if let Some(f) = &cfg.credentials_file {
-        c.add_file(f)?;
-    }
-    if c.is_empty() {
-        let path = cfg.data_dir.join("credentials.yaml");
-        if !path.exists() {
-            let password = Sealer::generate_base64()
-                .chars()
-                .filter(char::is_ascii_alphanumeric)
-                .take(24)
-                .collect::<String>();
-            write_private(
-                &path,
-                format!("# generated by chartbroker on first start\nusers:\n  - username: admin\n    password: {password}\n").as_bytes(),
-            )?;
-        }
-        tracing::warn!(path = %path.display(),
-            "no credentials configured: using the generated user 'admin' whose password is in this file");
-        c.add_file(&path)?;
-    }
-    if let Some(f) = &cfg.platforms_file {
-        crate::osb::credentials_file::apply_platforms_file(&mut c, f)?;
-    }
-    Ok(c)
-}
-
 /// The namespace the broker runs in (from its service account), else
 /// `chartbroker-system`.
 pub fn default_state_namespace() -> String {
@@ -523,22 +274,6 @@ pub fn default_state_namespace() -> String {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "chartbroker-system".into())
-}
-
-/// The kubeconfig helm and kube-rs share: an explicit one, else
-/// `KUBECONFIG`, else `~/.kube/config`; `None` means in-cluster.
-fn resolve_kubeconfig(explicit: Option<PathBuf>) -> Option<PathBuf> {
-    explicit
-        .or_else(|| {
-            std::env::var_os("KUBECONFIG")
-                .and_then(|v| std::env::split_paths(&v).next())
-                .filter(|p| !p.as_os_str().is_empty())
-        })
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .map(|h| PathBuf::from(h).join(".kube/config"))
-                .filter(|p| p.is_file())
-        })
 }
 
 /// Resolves the helm binary: an explicit path, else `helm` on PATH, else the
