@@ -71,6 +71,19 @@ pub fn binding_secret_name(binding_id: &str) -> String {
     }
 }
 
+/// A label value from an id: the id when it is a valid label value, else a
+/// hash (the full id goes in an annotation beside it).
+pub fn label_value(id: &str) -> String {
+    let ok = !id.is_empty()
+        && id.len() <= 63
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && id.as_bytes()[0].is_ascii_alphanumeric()
+        && id.as_bytes()[id.len() - 1].is_ascii_alphanumeric();
+    if ok { id.to_string() } else { short_hash(id) }
+}
+
 /// SHA-256 of canonical JSON: requests that mean the same thing hash the
 /// same, whatever the key order they were sent in.
 pub fn fingerprint(v: &serde_json::Value) -> String {

@@ -16,6 +16,7 @@
 //! The core imports no axum, kube, reqwest or redb; `runtime` wires adapters
 //! to the ports.
 
+mod authorize;
 pub mod bind;
 mod cas;
 pub mod dependencies;

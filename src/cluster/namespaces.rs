@@ -10,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, PostParams};
 
 use super::{FIELD_MANAGER, Kube, KubeError, MANAGED_BY, is_not_found};
+use crate::names::label_value;
 
 /// Annotation naming the instance a namespace was created for (the full
 /// id; the label beside it may be a hash).
@@ -44,23 +45,6 @@ fn check_owner(ns: &Namespace, name: &str, instance_id: &str) -> Result<(), Kube
          instance: a `namespace: instance` plan installs only into a namespace of its own, \
          so nothing was written (use another instance id)"
     )))
-}
-
-/// A label value from an id: the id when it is a valid label value, else a
-/// hash (the full id is in an annotation).
-fn label_value(id: &str) -> String {
-    let ok = !id.is_empty()
-        && id.len() <= 63
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        && id.as_bytes()[0].is_ascii_alphanumeric()
-        && id.as_bytes()[id.len() - 1].is_ascii_alphanumeric();
-    if ok {
-        id.to_string()
-    } else {
-        crate::names::short_hash(id)
-    }
 }
 
 impl Kube {

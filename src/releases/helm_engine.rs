@@ -24,7 +24,7 @@ use crate::broker::ports::{BackendError, BindingCtx, Checkpoint, SecretSink};
 use crate::catalog::LookupKind;
 use crate::cluster::{CallKubeconfig, IdentityNames, Kube, KubeError, MANAGED_BY};
 use crate::helm::{Capture, Helm, HelmError, redact};
-use crate::names::short_hash;
+use crate::names::label_value;
 use crate::postrender::PostRenderer;
 
 /// Releases installed by the real helm.
@@ -599,19 +599,6 @@ impl KubeSink {
     pub fn new(kube: Kube) -> Self {
         KubeSink { kube }
     }
-}
-
-/// A label value from an id: the id when it is a valid label value, else a
-/// hash (the full id is always in an annotation).
-fn label_value(id: &str) -> String {
-    let ok = !id.is_empty()
-        && id.len() <= 63
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        && id.as_bytes()[0].is_ascii_alphanumeric()
-        && id.as_bytes()[id.len() - 1].is_ascii_alphanumeric();
-    if ok { id.to_string() } else { short_hash(id) }
 }
 
 /// Whether a Secret's annotations say it is this binding's: a binding is
