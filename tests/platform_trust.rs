@@ -132,7 +132,9 @@ async fn cluster_broker(k: &Cluster, xp_namespaces: &[&str]) -> TestBroker {
 async fn two_platform_credentials_with_different_trust_side_by_side() {
     let k = Cluster::admin().await;
     let ns_a = k.namespace("trust-a").await;
+    k.default_release_identity(&ns_a);
     let ns_b = k.namespace("trust-b").await;
+    k.default_release_identity(&ns_b);
     k.grant_user(&ns_a, "alice");
     let b = cluster_broker(&k, &[&ns_a]).await;
     let put = |id: &str| format!("/v2/service_instances/{id}?accepts_incomplete=true");
@@ -273,6 +275,7 @@ async fn two_platform_credentials_with_different_trust_side_by_side() {
 async fn platform_relabelling_does_not_skip_the_user_check() {
     let k = Cluster::admin().await;
     let ns = k.namespace("relabel").await;
+    k.default_release_identity(&ns);
     k.grant_user(&ns, "alice");
     let b = cluster_broker(&k, &[]).await;
     let put = "/v2/service_instances/relabel-1?accepts_incomplete=true";

@@ -1120,6 +1120,9 @@ async fn hostile_charts_refused_by_helm(helm: PathBuf, tag: &str) {
     use common::cluster::Cluster;
     let k = Cluster::admin().await;
     let ns = k.namespace(&format!("hostile{tag}")).await;
+    k.default_release_identity(&ns);
+    // The release identity's account and bindings are there before any chart.
+    let before = leftovers(&k, &ns).await;
     let catalog = tempfile::tempdir().unwrap();
     hostile_catalog(catalog.path());
     let data = tempfile::tempdir().unwrap();
@@ -1164,7 +1167,7 @@ async fn hostile_charts_refused_by_helm(helm: PathBuf, tag: &str) {
             c.rule
         );
     }
-    assert_eq!(leftovers(&k, &ns).await, Vec::<String>::new());
+    assert_eq!(leftovers(&k, &ns).await, before);
     for path in CLUSTER_LISTS {
         let names: Vec<String> = k
             .list(path)
@@ -1185,6 +1188,7 @@ async fn hostile_charts_refused_by_helm(helm: PathBuf, tag: &str) {
 /// created.
 async fn allowed_charts_install(b: &TestBroker, k: &common::cluster::Cluster, tag: &str) {
     let ok_ns = k.namespace(&format!("allowed{tag}")).await;
+    k.default_release_identity(&ok_ns);
     for chart in ["role-create-pods", "ingress-any-host"] {
         let instance = format!("ok{tag}-{chart}");
         let mut request = body("svc-hostile", &format!("allowed-{chart}"));
@@ -1298,6 +1302,7 @@ async fn well_behaved_release_installs(helm: PathBuf, tag: &str) {
     use common::cluster::Cluster;
     let k = Cluster::admin().await;
     let ns = k.namespace(&format!("benign{tag}")).await;
+    k.default_release_identity(&ns);
     let catalog = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
     let mut cfg = benign_broker_config(data.path(), catalog.path());

@@ -77,6 +77,52 @@ impl Trust {
     }
 }
 
+/// The trust fields of a credential, as written; unset ones take the
+/// defaults of [`Trust`].
+// No deny_unknown_fields here: serde can't combine it with `flatten`; the
+// structs that flatten it refuse unknown keys for both.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct TrustFields {
+    /// `required` (default) or `platform`.
+    pub identity: Option<IdentityRule>,
+    /// Namespaces (exact, or `prefix*`) the credential may reach.
+    pub namespaces: Option<Vec<String>>,
+    /// `succeeded` (default) or `gone`.
+    pub deprovision_poll: Option<DeprovisionPoll>,
+}
+
+impl TrustFields {
+    /// The trust of the credential called `name`.
+    pub fn into_trust(self, name: &str) -> Arc<Trust> {
+        Arc::new(self.over(&Trust {
+            name: name.to_string(),
+            ..Trust::default()
+        }))
+    }
+
+    /// `base` with the fields set here replaced.
+    pub fn over(&self, base: &Trust) -> Trust {
+        Trust {
+            name: base.name.clone(),
+            identity: self.identity.unwrap_or(base.identity),
+            namespaces: self.namespaces.clone().or_else(|| base.namespaces.clone()),
+            deprovision_poll: self.deprovision_poll.unwrap_or(base.deprovision_poll),
+        }
+    }
+
+    /// Refuses namespaces that are neither a name nor a `prefix*`.
+    pub fn check(&self) -> anyhow::Result<()> {
+        for n in self.namespaces.iter().flatten() {
+            let name = n.strip_suffix('*').unwrap_or(n);
+            anyhow::ensure!(
+                !name.contains('*') && (n.ends_with('*') || crate::names::is_dns_label(name, 63)),
+                "namespaces: {n:?} is neither a namespace name nor a prefix ending in *"
+            );
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

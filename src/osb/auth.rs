@@ -3,7 +3,6 @@
 //! [`Trust`]. Only digests of the credentials are kept in memory.
 
 use std::fmt;
-use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use axum::extract::{Request, State};
@@ -14,8 +13,8 @@ use base64::Engine as _;
 use ring::digest::{SHA256, digest};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
-pub use super::credentials_file::{CredentialsFile, TrustFields};
 use crate::broker::trust::Trust;
+pub use crate::broker::trust::TrustFields;
 
 use super::error::ApiError;
 
@@ -80,16 +79,6 @@ impl Credentials {
     /// Adds a client certificate (mTLS) by the SHA-256 of its DER bytes.
     pub fn add_certificate(&mut self, sha256: Digest, name: &str, t: TrustFields) {
         self.certificates.push((sha256, t.into_trust(name)));
-    }
-
-    /// Adds everything in a credentials file (YAML).
-    pub fn add_file(&mut self, path: &Path) -> anyhow::Result<()> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("reading credentials file {}: {e}", path.display()))?;
-        let file: CredentialsFile = serde_saphyr::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("parsing credentials file {}: {e}", path.display()))?;
-        file.add_to(self)
-            .map_err(|e| anyhow::anyhow!("credentials file {}: {e}", path.display()))
     }
 
     /// Replaces the trust of every credential named `name` with `f` of it;

@@ -30,57 +30,11 @@
 //! ```
 
 use std::path::Path;
-use std::sync::Arc;
 
 use serde::Deserialize;
 
 use super::auth::{Credentials, Digest};
-use crate::broker::trust::{DeprovisionPoll, IdentityRule, Trust};
-
-/// The trust fields of a credential, as written; unset ones take the
-/// defaults of [`Trust`].
-// No deny_unknown_fields here: serde can't combine it with `flatten`; the
-// structs that flatten it refuse unknown keys for both.
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct TrustFields {
-    /// `required` (default) or `platform`.
-    pub identity: Option<IdentityRule>,
-    /// Namespaces (exact, or `prefix*`) the credential may reach.
-    pub namespaces: Option<Vec<String>>,
-    /// `succeeded` (default) or `gone`.
-    pub deprovision_poll: Option<DeprovisionPoll>,
-}
-
-impl TrustFields {
-    /// The trust of the credential called `name`.
-    pub fn into_trust(self, name: &str) -> Arc<Trust> {
-        Arc::new(self.over(&Trust {
-            name: name.to_string(),
-            ..Trust::default()
-        }))
-    }
-
-    /// `base` with the fields set here replaced.
-    pub fn over(&self, base: &Trust) -> Trust {
-        Trust {
-            name: base.name.clone(),
-            identity: self.identity.unwrap_or(base.identity),
-            namespaces: self.namespaces.clone().or_else(|| base.namespaces.clone()),
-            deprovision_poll: self.deprovision_poll.unwrap_or(base.deprovision_poll),
-        }
-    }
-
-    fn check(&self) -> anyhow::Result<()> {
-        for n in self.namespaces.iter().flatten() {
-            let name = n.strip_suffix('*').unwrap_or(n);
-            anyhow::ensure!(
-                !name.contains('*') && (n.ends_with('*') || crate::names::is_dns_label(name, 63)),
-                "namespaces: {n:?} is neither a namespace name nor a prefix ending in *"
-            );
-        }
-        Ok(())
-    }
-}
+use crate::broker::trust::TrustFields;
 
 /// The credentials file.
 #[derive(Deserialize)]
@@ -228,6 +182,18 @@ pub fn apply_platforms_file(c: &mut Credentials, path: &Path) -> anyhow::Result<
         }
     }
     Ok(())
+}
+
+impl Credentials {
+    /// Adds everything in a credentials file (YAML).
+    pub fn add_file(&mut self, path: &Path) -> anyhow::Result<()> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading credentials file {}: {e}", path.display()))?;
+        let file: CredentialsFile = serde_saphyr::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("parsing credentials file {}: {e}", path.display()))?;
+        file.add_to(self)
+            .map_err(|e| anyhow::anyhow!("credentials file {}: {e}", path.display()))
+    }
 }
 
 #[cfg(test)]
