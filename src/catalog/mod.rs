@@ -23,6 +23,7 @@ mod import;
 mod lint;
 mod load;
 mod osb;
+mod retired;
 mod schema;
 mod suggest;
 mod violations;
@@ -33,6 +34,7 @@ mod tests;
 use std::collections::BTreeMap;
 
 pub use binding_users::{AdminEndpoint, BindingUsers, DbEngine, SharedUser};
+pub use retired::Teardown;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -430,7 +432,7 @@ impl Alphabet {
 }
 
 /// A plan proxied to an upstream broker.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamPlan {
     /// Name of an entry in the catalog's `upstreams:` list.

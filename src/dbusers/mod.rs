@@ -95,16 +95,39 @@ impl std::fmt::Debug for User {
     }
 }
 
-/// Why a database operation failed.
+/// Why a database operation failed. The variants say how far it got, which
+/// decides what a failed bind may have left behind.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum DbError {
-    /// No connection could be made (DNS, refused, timeout): the plan may
-    /// fall back to the shared user.
+    /// No session could be opened (DNS, refused, timeout): nothing ran. The
+    /// plan may fall back to the shared user.
     #[error("{0}")]
     Unreachable(String),
-    /// Connected, but the server refused (authentication, privileges, SQL).
+    /// The server answered but refused the administrator's session
+    /// (authentication): nothing ran.
+    #[error("{0}")]
+    Refused(String),
+    /// A statement failed, or the session broke after it opened: part of
+    /// the work may have been done.
     #[error("{0}")]
     Failed(String),
+}
+
+/// An error while opening the session: nothing ran, whatever it was.
+pub(crate) fn at_login(e: DbError) -> DbError {
+    match e {
+        DbError::Failed(m) => DbError::Refused(m),
+        other => other,
+    }
+}
+
+/// An error once the session was open: a broken connection is no proof
+/// that the statement did not run.
+pub(crate) fn midway(e: DbError) -> DbError {
+    match e {
+        DbError::Unreachable(m) => DbError::Failed(format!("the connection broke: {m}")),
+        other => other,
+    }
 }
 
 /// Creates and drops users in a database server. Both must be idempotent:
@@ -245,7 +268,9 @@ fn shared_user(spec: &BindingUsers, data: &Value) -> Result<Option<User>, String
 
 /// Bind: creates the binding's own user and returns it, or the shared user
 /// when the database is unreachable and the plan falls back. `redact` lists
-/// the instance's secrets, kept out of messages.
+/// the instance's secrets, kept out of messages. A failure says whether it
+/// left nothing behind ([`BackendError::left_nothing`]): true when no
+/// statement ran, or when the broker dropped the partly created user again.
 pub async fn bind(
     admin: &dyn UserAdmin,
     spec: &BindingUsers,
@@ -253,12 +278,17 @@ pub async fn bind(
     ids: (&str, &str),
     redact_also: &[String],
 ) -> Result<User, BackendError> {
-    let target = resolve(spec, data).map_err(BackendError::new)?;
+    let target = resolve(spec, data).map_err(|e| BackendError::new(e).leaving_nothing())?;
     let user = User {
         username: user_name(ids.0, ids.1),
         password: new_password(),
     };
     let secrets = secrets_of(&target, Some(&user), redact_also);
+    let what = format!(
+        "the {} database at {}",
+        target.engine.display_name(),
+        target.address()
+    );
     match admin.create(&target, &user).await {
         Ok(()) => {
             tracing::info!(instance = %ids.0, binding = %ids.1, user = %user.username,
@@ -276,26 +306,78 @@ pub async fn bind(
         }
         Err(DbError::Unreachable(e)) => Err(BackendError::new(redact(
             &format!(
-                "could not reach the {} database at {} to create this binding's user: {e}",
-                target.engine.display_name(),
-                target.address()
+                "could not reach {what} to create this binding's user: {e}; no user was created"
             ),
             &secrets,
-        ))),
-        Err(DbError::Failed(e)) => Err(BackendError::new(redact(
+        ))
+        .leaving_nothing()),
+        Err(DbError::Refused(e)) => Err(BackendError::new(redact(
             &format!(
-                "creating this binding's user in the {} database at {}: {e}",
+                "{what} refused the broker's administrator login to create this binding's user: {e}; no user was created"
+            ),
+            &secrets,
+        ))
+        .leaving_nothing()),
+        Err(DbError::Failed(e)) => {
+            let why = format!("creating this binding's user in {what}: {e}");
+            Err(undo_bind(admin, &target, ids, BackendError::new(redact(&why, &secrets))).await)
+        }
+    }
+}
+
+/// Orphan mitigation on the broker's side: a bind that fails after its
+/// user may have been created drops the user before it answers, so no user
+/// stays that no binding accounts for. `why` is the bind's failure; the
+/// answer says whether anything is left.
+pub async fn undo_bind(
+    admin: &dyn UserAdmin,
+    target: &Target,
+    ids: (&str, &str),
+    why: BackendError,
+) -> BackendError {
+    let username = user_name(ids.0, ids.1);
+    let secrets = secrets_of(target, None, &[]);
+    match admin.drop_user(target, &username).await {
+        Ok(()) => {
+            tracing::info!(instance = %ids.0, binding = %ids.1, user = %username,
+                "the bind failed: dropped the binding's database user again");
+            BackendError::new(format!(
+                "{}; the broker dropped the binding's user {username} again, so nothing is left",
+                why.message
+            ))
+            .leaving_nothing()
+        }
+        Err(e) => BackendError::new(redact(
+            &format!(
+                "{}; the binding's user {username} may exist in the {} database at {} and could not be dropped ({e}): unbinding this binding drops it",
+                why.message,
                 target.engine.display_name(),
                 target.address()
             ),
             &secrets,
-        ))),
+        )),
+    }
+}
+
+/// [`undo_bind`] for a bind that failed after [`bind`] returned the user
+/// (its credentials could not be rendered or delivered).
+pub async fn undo_after_bind(
+    admin: &dyn UserAdmin,
+    spec: &BindingUsers,
+    data: &Value,
+    ids: (&str, &str),
+    why: BackendError,
+) -> BackendError {
+    match resolve(spec, data) {
+        Ok(target) => undo_bind(admin, &target, ids, why).await,
+        Err(_) => why,
     }
 }
 
 /// Unbind: drops the binding's user. A binding that fell back to the shared
 /// user (its credentials never named its own) needs nothing revoked when the
-/// database is still unreachable.
+/// database is still unreachable. A failure says what is still there and
+/// that a retry finishes it.
 pub async fn unbind(
     admin: &dyn UserAdmin,
     spec: &BindingUsers,
@@ -307,33 +389,74 @@ pub async fn unbind(
     let target = resolve(spec, data).map_err(BackendError::new)?;
     let username = user_name(ids.0, ids.1);
     let secrets = secrets_of(&target, None, redact_also);
+    let named = mentions(&credentials.to_value(), &username);
     match admin.drop_user(&target, &username).await {
         Ok(()) => {
             tracing::info!(instance = %ids.0, binding = %ids.1, user = %username,
                 "dropped the binding's database user");
             Ok(())
         }
-        Err(DbError::Unreachable(_))
-            if spec.fallback_to_shared && !mentions(&credentials.to_value(), &username) =>
-        {
-            Ok(())
+        Err(DbError::Unreachable(_)) if spec.fallback_to_shared && !named => Ok(()),
+        Err(e) => Err(BackendError::new(redact(
+            &format!(
+                "{}; the binding's user {username} {} in the {} database at {}: retrying the unbind finishes it once the database is reachable again (deprovisioning the instance removes it too)",
+                drop_failed(&target, &username, &e),
+                if named {
+                    "is still there"
+                } else {
+                    "may still be there"
+                },
+                target.engine.display_name(),
+                target.address()
+            ),
+            &secrets,
+        ))),
+    }
+}
+
+/// Drops a binding's user because its instance is being deprovisioned.
+/// When the database runs inside the release ([`BindingUsers::database_in_release`]),
+/// uninstalling the release deletes it with every user, so a user that
+/// can't be dropped now needs no dropping: the answer is then a note for
+/// the operation's description instead of a failure.
+pub async fn unbind_with_instance(
+    admin: &dyn UserAdmin,
+    spec: &BindingUsers,
+    data: &Value,
+    ids: (&str, &str),
+    credentials: &Secrets,
+    redact_also: &[String],
+) -> Result<Option<String>, BackendError> {
+    let Err(e) = unbind(admin, spec, data, ids, credentials, redact_also).await else {
+        return Ok(None);
+    };
+    if !spec.database_in_release() {
+        return Err(e);
+    }
+    let target = resolve(spec, data).map_err(BackendError::new)?;
+    tracing::info!(instance = %ids.0, binding = %ids.1, error = %e.message,
+        "the binding's user was not dropped: its database goes away with the release");
+    Ok(Some(format!(
+        "binding users were not dropped in the {} database at {} (it did not answer), and need no dropping: the database is deleted with the release",
+        target.engine.display_name(),
+        target.address()
+    )))
+}
+
+fn drop_failed(target: &Target, username: &str, e: &DbError) -> String {
+    let at = format!(
+        "the {} database at {}",
+        target.engine.display_name(),
+        target.address()
+    );
+    match e {
+        DbError::Unreachable(e) => {
+            format!("could not reach {at} to drop this binding's user {username}: {e}")
         }
-        Err(DbError::Unreachable(e)) => Err(BackendError::new(redact(
-            &format!(
-                "could not reach the {} database at {} to drop this binding's user {username}: {e}",
-                target.engine.display_name(),
-                target.address()
-            ),
-            &secrets,
-        ))),
-        Err(DbError::Failed(e)) => Err(BackendError::new(redact(
-            &format!(
-                "dropping this binding's user {username} in the {} database at {}: {e}",
-                target.engine.display_name(),
-                target.address()
-            ),
-            &secrets,
-        ))),
+        DbError::Refused(e) => format!(
+            "{at} refused the broker's administrator login to drop this binding's user {username}: {e}"
+        ),
+        DbError::Failed(e) => format!("dropping this binding's user {username} in {at}: {e}"),
     }
 }
 

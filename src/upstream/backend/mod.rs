@@ -120,6 +120,7 @@ impl Backend for UpstreamPlans {
             message,
             instance_usable: Some(true),
             update_repeatable: Some(repeatable),
+            left_nothing: false,
         };
         let operation = match run.progress.clone() {
             Some(Progress::Polling { operation, .. }) => operation,
@@ -192,6 +193,7 @@ impl Backend for UpstreamPlans {
                 message: upstream_failed(&broker, "update", &lo),
                 instance_usable: lo.instance_usable,
                 update_repeatable: lo.update_repeatable,
+                left_nothing: false,
             }),
             Settled::TimedOut(last) => Err(fail(timed_out(&broker, "update", &last), true)),
         }
