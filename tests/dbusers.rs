@@ -765,6 +765,48 @@ async fn a_deprovision_with_the_database_down_succeeds_when_the_database_goes_wi
     assert!(!b.data.path().join("render/apps/cb-x1").exists());
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bind_failing_after_its_user_was_created_drops_the_user_before_answering() {
+    let server = databases::mariadb();
+    let b = broker("mysql", server.port).await;
+    provision(&b, "a1", "rot").await;
+    let root = rendered_secret(&b, "a1", "root-password");
+    mariadb_as_chart(&server, &root).await;
+    let first = bound(
+        &b,
+        "a1",
+        "first",
+        "rot",
+        json!({"parameters": {"secret_name": "taken"}}),
+    )
+    .await;
+    // The second binding's user is created, then its Secret can't be
+    // written (the name is the first binding's).
+    let r = bind(
+        &b,
+        "a1",
+        "second",
+        "rot",
+        json!({"parameters": {"secret_name": "taken"}}),
+    )
+    .await;
+    common::assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
+    let d = s(&r.json["description"]);
+    assert!(
+        d.contains("already belongs to another binding") && d.contains("nothing is left"),
+        "{d}"
+    );
+    assert_eq!(
+        mysql_users(&server, &root).await,
+        vec![s(&first["username"]).to_string()],
+        "the second binding's user was dropped again"
+    );
+    assert!(binding_secret_text(&b, "a1", "first").contains(s(&first["password"])));
+    let r = unbind(&b, "a1", "second", "rot").await;
+    assert_eq!(r.status, StatusCode::GONE, "{}", r.text);
+    assert!(binding_secret_text(&b, "a1", "first").contains(s(&first["password"])));
+}
+
 /// Creates the user, then dies like a killed process: the operation task
 /// ends without recording anything.
 struct CrashAfterCreate {
