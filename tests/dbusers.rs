@@ -1131,3 +1131,93 @@ async fn redis_each_binding_its_own_acl_user_revoked_on_unbind_and_rotated() {
     );
     redis_set(&mut c3, "k5").await.unwrap();
 }
+
+/// The outage rules hold for every engine: with the server stopped a bind
+/// creates nothing (its unbind answers 410) and an unbind of a real user
+/// fails naming it; once the server is back the retry drops it.
+async fn outage(b: &TestBroker, server: &mut Server, instance: &str) -> Value {
+    let creds = bound(b, instance, "b1", "rot", json!({})).await;
+    server.stop();
+    let r = bind(b, instance, "b2", "rot", json!({})).await;
+    common::assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
+    assert!(
+        s(&r.json["description"]).contains("no user was created"),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        unbind(b, instance, "b2", "rot").await.status,
+        StatusCode::GONE
+    );
+    let r = unbind(b, instance, "b1", "rot").await;
+    common::assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
+    let d = s(&r.json["description"]);
+    assert!(
+        d.contains(s(&creds["username"])) && d.contains("is still there"),
+        "{d}"
+    );
+    server.start();
+    let r = unbind(b, instance, "b1", "rot").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    creds
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgresql_and_redis_outages_leave_nothing_and_unbind_once_back() {
+    let mut server = databases::postgresql();
+    let b = broker("postgresql", server.port).await;
+    provision(&b, "g1", "rot").await;
+    let root = rendered_secret(&b, "g1", "postgres-password");
+    let mut admin = pg_login(server.port, "postgres", &server.admin_password, "postgres")
+        .await
+        .unwrap();
+    pg(&mut admin, "CREATE DATABASE shop").await.unwrap();
+    pg(
+        &mut admin,
+        &format!("ALTER ROLE postgres PASSWORD '{root}'"),
+    )
+    .await
+    .unwrap();
+    drop(admin);
+    let creds = outage(&b, &mut server, "g1").await;
+    assert!(
+        pg_login(
+            server.port,
+            s(&creds["username"]),
+            s(&creds["password"]),
+            "shop"
+        )
+        .await
+        .is_err(),
+        "the role is gone"
+    );
+
+    let mut server = databases::redis();
+    let b = broker("redis", server.port).await;
+    provision(&b, "r1", "rot").await;
+    let root = rendered_secret(&b, "r1", "password");
+    let mut admin = redis_login(server.port, "default", &server.admin_password)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg(&root)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    // Kept across the restart, with the ACL users the broker writes.
+    let _: () = redis::cmd("CONFIG")
+        .arg("REWRITE")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    drop(admin);
+    let creds = outage(&b, &mut server, "r1").await;
+    assert!(
+        redis_login(server.port, s(&creds["username"]), s(&creds["password"]))
+            .await
+            .is_err(),
+        "the ACL user is gone"
+    );
+}
