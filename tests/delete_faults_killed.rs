@@ -3,10 +3,13 @@
 //! server; the one running a deprovision is SIGKILLed while `helm
 //! uninstall` runs, and the survivor finishes it. The platform's poll sees
 //! `succeeded`, and nothing of the instance is left: release records,
-//! release objects, the binding Secret. (The render engine's cells are in
-//! tests/delete_faults.rs.)
+//! release objects, the binding Secret. The same for an upstream plan: the
+//! broker killed while it polls the upstream's deprovision. (The render
+//! engine's cells are in tests/delete_faults.rs.)
 
 mod common;
+#[path = "upstream/support.rs"]
+mod support;
 
 use std::path::Path;
 use std::process::Stdio;
@@ -161,4 +164,78 @@ async fn poll(url: &str) -> Value {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     last
+}
+
+/// The upstream cell: the broker is SIGKILLed while it polls the upstream
+/// broker's asynchronous deprovision; the restarted broker resumes polling
+/// from its checkpoint (never sending the delete twice), the platform's
+/// poll sees `succeeded`, and the upstream no longer has the instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_killed_mid_upstream_deprovision_resumes_it() {
+    use support::{
+        CatalogOpts, Cloud, MYSQL_PREMIUM, MYSQL_SERVICE, provision_body, write_catalog,
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cloud = Cloud::start("async", 10, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = write_catalog(dir.path(), &CatalogOpts::new(&cloud.url));
+    let data = dir.path().join("state");
+    let charts = fixtures().join("charts");
+    let mut first = serve(&catalog, &charts, &data, &helm_bin(), &[]).await;
+    let path = "/v2/service_instances/up-1";
+    let (s, r) = osb(
+        reqwest::Method::PUT,
+        format!("{}{path}?accepts_incomplete=true", first.url),
+        Some(provision_body("svc-db", "plan-premium", json!({}))),
+    )
+    .await;
+    assert_eq!(s, 202, "{r}");
+    let op = r["operation"].as_str().unwrap().to_string();
+    let done = poll(&format!(
+        "{}{path}/last_operation?operation={op}",
+        first.url
+    ))
+    .await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+
+    let query = "service_id=svc-db&plan_id=plan-premium&accepts_incomplete=true";
+    let (s, r) = osb(
+        reqwest::Method::DELETE,
+        format!("{}{path}?{query}", first.url),
+        None,
+    )
+    .await;
+    assert_eq!(s, 202, "{r}");
+    let op = r["operation"].as_str().unwrap().to_string();
+    // Polling the upstream's deprovision has begun (checkpointed): kill.
+    let lo = format!("{path}/last_operation");
+    let polls_before_delete = cloud.received("GET", &lo).len();
+    cloud
+        .wait_for("a poll of the deprovision", |rs| {
+            rs.iter().filter(|r| r["path"] == lo.as_str()).count() > polls_before_delete
+        })
+        .await;
+    first.kill_9();
+
+    let second = serve(&catalog, &charts, &data, &helm_bin(), &[]).await;
+    let last = poll(&format!("{}{lo}?operation={op}", second.url)).await;
+    assert_eq!(last["state"], "succeeded", "{last}");
+    assert_eq!(
+        cloud.received("DELETE", path).len(),
+        1,
+        "the delete was sent once"
+    );
+    let q = format!("{path}?service_id={MYSQL_SERVICE}&plan_id={MYSQL_PREMIUM}");
+    let (status, _) = cloud.direct(reqwest::Method::GET, &q, None).await;
+    assert!(
+        status == 404 || status == 410,
+        "the upstream still has it ({status})"
+    );
+    let (s, r) = osb(
+        reqwest::Method::DELETE,
+        format!("{}{path}?{query}", second.url),
+        None,
+    )
+    .await;
+    assert_eq!(s, 410, "{r}");
 }
