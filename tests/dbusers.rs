@@ -674,9 +674,7 @@ async fn an_unbind_that_cannot_reach_the_database_fails_until_it_is_back() {
     common::assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
     let d = r.json["description"].as_str().unwrap();
     assert!(
-        d.contains(&user)
-            && d.contains("is still there")
-            && d.contains("retrying the unbind finishes it"),
+        d.contains(&user) && d.contains("is still there") && d.contains("a retry finishes it"),
         "says what is left and what to do: {d}"
     );
     assert!(

@@ -354,7 +354,7 @@ impl AsyncCheck for DownChecks {
             d.contains(&bed.user) && d.contains("is still there"),
             "{cell}: {d}"
         );
-        assert!(d.contains("retrying the unbind finishes it"), "{cell}: {d}");
+        assert!(d.contains("a retry finishes it"), "{cell}: {d}");
         assert!(!d.contains(ROOT), "{cell}: no admin password in {d}");
         server.start();
         bed.delete(how).await.assert_succeeded(cell);

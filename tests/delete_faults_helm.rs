@@ -369,7 +369,7 @@ async fn database_unreachable() {
         if how.unbinds() {
             let d = seen.assert_failed(&cell);
             assert!(
-                d.contains(&user) && d.contains("retrying the unbind finishes it"),
+                d.contains(&user) && d.contains("a retry finishes it"),
                 "{cell}: {d}"
             );
             server.start();

@@ -399,15 +399,14 @@ pub async fn unbind(
         Err(DbError::Unreachable(_)) if spec.fallback_to_shared && !named => Ok(()),
         Err(e) => Err(BackendError::new(redact(
             &format!(
-                "{}; the binding's user {username} {} in the {} database at {}: retrying the unbind finishes it once the database is reachable again (deprovisioning the instance removes it too)",
+                "{}. The user {} there; a retry finishes it once the database answers again{}",
                 drop_failed(&target, &username, &e),
-                if named {
-                    "is still there"
+                if named { "is still" } else { "may still be" },
+                if spec.database_in_release() {
+                    ", and deprovisioning the instance removes it with the database"
                 } else {
-                    "may still be there"
+                    ""
                 },
-                target.engine.display_name(),
-                target.address()
             ),
             &secrets,
         ))),
