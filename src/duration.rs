@@ -171,6 +171,13 @@ impl<'de> serde::Deserialize<'de> for Secs {
     }
 }
 
+/// As seconds, which [`Secs`] reads back (records keep catalog sections).
+impl serde::Serialize for Secs {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(self.0.as_secs_f64())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

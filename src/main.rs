@@ -463,6 +463,7 @@ async fn render(a: RenderArgs) -> anyhow::Result<()> {
         state: chartbroker::broker::model::InstanceState::Provisioning,
         provision_fingerprint: String::new(),
         dependencies: Default::default(),
+        teardown: None,
         operations: Vec::new(),
     };
     let ctx = chartbroker::broker::ports::InstanceCtx {

@@ -581,6 +581,7 @@ impl Env {
         let with_password = |source: Value| json!({"auth": {"basic": {"username": USERNAME, "password_file": source}}});
         let mut plans = vec![
             plan("repo", r("stable", json!({"digest": digest}))),
+            bindable(plan("repo-bound", r("stable", json!({"digest": digest})))),
             plan("concurrent", r("concurrent", json!({}))),
             plan("wrong-version", r("stable", json!({"version": "9.9.9"}))),
             plan("bad-digest", r("stable", json!({"digest": zeros}))),
@@ -766,6 +767,13 @@ fn plan(id: &str, mut chart: Value) -> Value {
     json!({"id": id, "name": id, "description": format!("remote chart: {id}"), "chart": chart})
 }
 
+/// The plan, bindable (credentials that need no lookup).
+fn bindable(mut plan: Value) -> Value {
+    plan["bindable"] = json!(true);
+    plan["chart"]["credentials"] = json!({"source": "remote"});
+    plan
+}
+
 // === tests ===
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -941,7 +949,9 @@ async fn helm_engine_installs_a_remote_chart() {
         .expect("the release's ConfigMap exists");
     assert_eq!(cm["data"]["message"], MARK);
 
-    // Uninstalling needs no chart.
+    // Uninstalling needs no chart: the source gone, the cache emptied.
+    env.server.files.lock().unwrap().clear();
+    std::fs::remove_dir_all(b.data.path().join("charts")).unwrap();
     let r = b
         .run(
             Method::DELETE,
@@ -952,6 +962,68 @@ async fn helm_engine_installs_a_remote_chart() {
     assert_delete_done(&r);
     assert!(k.get(&cm_path).await.is_none());
     assert_eq!(env.server.hits("/stable/tiny-0.1.0.tgz"), 1);
+}
+
+/// A row of the delete fault matrix (README "Deleting whatever broke"):
+/// the chart source can't deliver the chart any more (the repository
+/// answers 404 for everything, the broker's cache is emptied). Unbind and
+/// deprovision, sync and async, succeed without asking it, and leave
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_need_no_chart_source() {
+    use common::deletes::Delete;
+    let env = Env::start().await;
+    for i in 0..Delete::ALL.len() {
+        let id = format!("gone-{i}");
+        env.provision(&id, "repo-bound").await;
+        let r = env
+            .broker
+            .call(
+                Method::PUT,
+                &format!("/v2/service_instances/{id}/service_bindings/b{i}"),
+                Some(common::bind_body("repo-bound", json!({}))),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    let hits = env.server.hits("/stable/tiny-0.1.0.tgz") + env.server.hits("/stable/index.yaml");
+    env.server.files.lock().unwrap().clear();
+    std::fs::remove_dir_all(env.broker.data.path().join("charts")).unwrap();
+    for (i, how) in Delete::ALL.into_iter().enumerate() {
+        let (id, bid) = (format!("gone-{i}"), format!("b{i}"));
+        let cell = format!("source gone × {how:?}");
+        let seen = env
+            .broker
+            .delete(how, ("svc-tiny", "repo-bound"), &id, &bid)
+            .await;
+        seen.assert_succeeded(&cell);
+        let bindings = env.broker.release_dir(&id).join("bindings");
+        assert!(
+            std::fs::read_dir(&bindings).map_or(true, |mut d| d.next().is_none()),
+            "{cell}: a binding Secret is left"
+        );
+        if !how.unbinds() {
+            assert!(
+                !env.broker.release_dir(&id).exists(),
+                "{cell}: the release is left"
+            );
+        }
+        let again = env
+            .broker
+            .delete(how, ("svc-tiny", "repo-bound"), &id, &bid)
+            .await;
+        assert_eq!(
+            again.answer.status,
+            StatusCode::GONE,
+            "{cell}: {}",
+            again.answer.text
+        );
+    }
+    assert_eq!(
+        env.server.hits("/stable/tiny-0.1.0.tgz") + env.server.hits("/stable/index.yaml"),
+        hits,
+        "no delete asked the chart source"
+    );
 }
 
 /// Every form a secret of the private sources may take in a text (plain,

@@ -24,8 +24,9 @@ use common::{Resp, TestBroker, config, repo};
 const SERVICE: &str = "svc-db";
 
 /// A catalog with one service on the repository's real chart for `engine`
-/// and plans: `rot` (rotatable), `norot`, `down` (a closed port) and
-/// `down-shared` (a closed port, falls back to the shared user).
+/// and plans: `rot` (rotatable), `norot`, `down` (a closed port),
+/// `down-shared` (a closed port, falls back to the shared user) and `inrel`
+/// (`in_release: true`: the database goes away with the release).
 fn write_catalog(dir: &std::path::Path, engine: &str, port: u16) {
     let closed = databases::free_port();
     let (chart, values, admin_secret, database, credentials, shared, params) = match engine {
@@ -57,7 +58,7 @@ fn write_catalog(dir: &std::path::Path, engine: &str, port: u16) {
             "{}",
         ),
     };
-    let plan = |id: &str, rotatable: bool, port: u16, fallback: bool| {
+    let plan = |id: &str, rotatable: bool, port: u16, fallback: bool, in_release: bool| {
         format!(
             r#"
       - id: {id}
@@ -83,17 +84,21 @@ fn write_catalog(dir: &std::path::Path, engine: &str, port: u16) {
             shared: {shared}
             fallback_to_shared: {fallback}
             connect_timeout_seconds: 2
+            in_release: {in_release}
           credentials: {creds}
 "#,
             creds = credentials.replace("PORT", &port.to_string()),
         )
     };
     let yaml = format!(
-        "services:\n  - id: {SERVICE}\n    name: db\n    description: a database\n    bindable: true\n    plans:{}{}{}{}",
-        plan("rot", true, port, false),
-        plan("norot", false, port, false),
-        plan("down", true, closed, false),
-        plan("down-shared", true, closed, true),
+        "services:\n  - id: {SERVICE}\n    name: db\n    description: a database\n    bindable: true\n    plans:{}{}{}{}{}",
+        plan("rot", true, port, false, false),
+        plan("norot", false, port, false, false),
+        plan("down", true, closed, false, false),
+        plan("down-shared", true, closed, true, false),
+        // The database as the chart's own (the example catalog's plans):
+        // deleting the release deletes it with its users.
+        plan("inrel", false, port, false, true),
     );
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("db.yaml"), yaml).unwrap();
@@ -556,7 +561,10 @@ async fn an_unreachable_database_fails_the_bind_or_falls_back_to_the_shared_user
                 .is_none(),
         "no binding Secret for a failed bind"
     );
-    // The failed binding can be unbound (there is no user to drop).
+    // The failed bind left nothing: its unbind answers as for a binding
+    // that does not exist.
+    let r = unbind(&b, "d1", "b1", "down").await;
+    assert_eq!(r.status, StatusCode::GONE, "{}", r.text);
     // A plan that says so falls back to the shared user.
     provision(&b, "d2", "down-shared").await;
     let creds = bound(&b, "d2", "b1", "down-shared", json!({})).await;
@@ -567,6 +575,234 @@ async fn an_unreachable_database_fails_the_bind_or_falls_back_to_the_shared_user
         StatusCode::OK,
         "a shared-user binding unbinds while the database is still down"
     );
+}
+
+async fn deprovision(b: &TestBroker, instance: &str, plan: &str) -> Resp {
+    b.call(
+        Method::DELETE,
+        &format!("/v2/service_instances/{instance}?service_id={SERVICE}&plan_id={plan}"),
+        None,
+    )
+    .await
+}
+
+fn no_binding_secrets(b: &TestBroker, instance: &str) -> bool {
+    let dir = b
+        .data
+        .path()
+        .join(format!("render/apps/cb-{instance}/bindings"));
+    std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_none())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_database_fails_the_bind_leaving_nothing_and_the_instance_still_goes() {
+    let mut server = databases::mariadb();
+    let b = broker("mysql", server.port).await;
+    provision(&b, "s1", "rot").await;
+    let root = rendered_secret(&b, "s1", "root-password");
+    mariadb_as_chart(&server, &root).await;
+    server.stop();
+
+    // Synchronous bind: 500 naming the database, no credentials, no Secret.
+    let r = bind(&b, "s1", "b1", "rot", json!({})).await;
+    common::assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
+    let d = r.json["description"].as_str().unwrap();
+    assert!(
+        d.contains("could not reach the MySQL database") && d.contains("no user was created"),
+        "{d}"
+    );
+    assert!(r.json["credentials"].is_null());
+    // Asynchronous bind: the operation fails the same way.
+    let uri = "/v2/service_instances/s1/service_bindings/b2?accepts_incomplete=true";
+    let body = json!({"service_id": SERVICE, "plan_id": "rot"});
+    let lo = b.run(Method::PUT, uri, Some(body)).await;
+    assert_eq!(lo.json["state"], "failed", "{}", lo.text);
+    assert!(
+        s(&lo.json["description"]).contains("no user was created"),
+        "{}",
+        lo.text
+    );
+    assert!(
+        no_binding_secrets(&b, "s1"),
+        "a failed bind writes no Secret"
+    );
+
+    // Nothing to revoke: both unbinds answer 410 Gone (sync and async).
+    let r = unbind(&b, "s1", "b1", "rot").await;
+    assert_eq!(r.status, StatusCode::GONE, "{}", r.text);
+    let r = b
+        .call(
+            Method::DELETE,
+            &format!("/v2/service_instances/s1/service_bindings/b2?service_id={SERVICE}&plan_id=rot&accepts_incomplete=true"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::GONE, "{}", r.text);
+    // The failed bind's own operation still answers its poll.
+    let r = b
+        .call(
+            Method::GET,
+            "/v2/service_instances/s1/service_bindings/b2/last_operation",
+            None,
+        )
+        .await;
+    assert_eq!(r.json["state"], "failed", "{}", r.text);
+
+    // The instance goes, database or not.
+    let r = deprovision(&b, "s1", "rot").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(!b.data.path().join("render/apps/cb-s1").exists());
+    server.start();
+    assert!(
+        mysql_users(&server, &root).await.is_empty(),
+        "no user was ever created"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unbind_that_cannot_reach_the_database_fails_until_it_is_back() {
+    let mut server = databases::mariadb();
+    let b = broker("mysql", server.port).await;
+    provision(&b, "u1", "rot").await;
+    let root = rendered_secret(&b, "u1", "root-password");
+    mariadb_as_chart(&server, &root).await;
+    let creds = bound(&b, "u1", "b1", "rot", json!({})).await;
+    let user = s(&creds["username"]).to_string();
+    server.stop();
+
+    let r = unbind(&b, "u1", "b1", "rot").await;
+    common::assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
+    let d = r.json["description"].as_str().unwrap();
+    assert!(
+        d.contains(&user) && d.contains("is still there") && d.contains("a retry finishes it"),
+        "says what is left and what to do: {d}"
+    );
+    assert!(
+        !d.contains(&root) && !d.contains(s(&creds["password"])),
+        "{d}"
+    );
+    // A retry while it is still down fails the same way.
+    let r = unbind(&b, "u1", "b1", "rot").await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.text);
+
+    server.start();
+    assert_eq!(mysql_users(&server, &root).await, vec![user.clone()]);
+    let r = unbind(&b, "u1", "b1", "rot").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(
+        mysql_users(&server, &root).await.is_empty(),
+        "the user is gone"
+    );
+    assert!(
+        mysql_login(server.port, &user, s(&creds["password"]), "a_b")
+            .await
+            .is_err()
+    );
+    assert!(no_binding_secrets(&b, "u1"));
+    let r = unbind(&b, "u1", "b1", "rot").await;
+    assert_eq!(r.status, StatusCode::GONE, "{}", r.text);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deprovision_with_the_database_down_succeeds_when_the_database_goes_with_the_release() {
+    let mut server = databases::mariadb();
+    let b = broker("mysql", server.port).await;
+    provision(&b, "i1", "inrel").await;
+    provision(&b, "x1", "rot").await;
+    let root = rendered_secret(&b, "i1", "root-password");
+    mariadb_as_chart(&server, &root).await;
+    // Both instances share the test's one server: the same root password.
+    let mut admin = mysql_login(server.port, "root", &root, "mysql")
+        .await
+        .unwrap();
+    let x_root = rendered_secret(&b, "x1", "root-password");
+    bound(&b, "i1", "b1", "inrel", json!({})).await;
+    let x_creds = {
+        sql(
+            &mut admin,
+            &format!("ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY '{x_root}'"),
+        )
+        .await
+        .unwrap();
+        bound(&b, "x1", "b2", "rot", json!({})).await
+    };
+    server.stop();
+
+    // The database is the release's own: its users go with it.
+    let r = deprovision(&b, "i1", "inrel").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let lo = b
+        .call(Method::GET, "/v2/service_instances/i1/last_operation", None)
+        .await;
+    assert_eq!(lo.json["state"], "succeeded", "{}", lo.text);
+    assert!(
+        s(&lo.json["description"]).contains("need no dropping"),
+        "the description says why no user was dropped: {}",
+        lo.text
+    );
+    assert!(!b.data.path().join("render/apps/cb-i1").exists());
+
+    // A database the release does not own keeps its users: the deprovision
+    // fails, saying which, until it can drop them.
+    let r = deprovision(&b, "x1", "rot").await;
+    common::assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
+    assert!(
+        s(&r.json["description"]).contains(s(&x_creds["username"])),
+        "{}",
+        r.text
+    );
+    assert!(b.data.path().join("render/apps/cb-x1").exists());
+    server.start();
+    let r = deprovision(&b, "x1", "rot").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let left = mysql_users(&server, &x_root).await;
+    assert!(
+        !left.contains(&s(&x_creds["username"]).to_string()),
+        "{left:?}"
+    );
+    assert!(!b.data.path().join("render/apps/cb-x1").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bind_failing_after_its_user_was_created_drops_the_user_before_answering() {
+    let server = databases::mariadb();
+    let b = broker("mysql", server.port).await;
+    provision(&b, "a1", "rot").await;
+    let root = rendered_secret(&b, "a1", "root-password");
+    mariadb_as_chart(&server, &root).await;
+    let first = bound(
+        &b,
+        "a1",
+        "first",
+        "rot",
+        json!({"parameters": {"secret_name": "taken"}}),
+    )
+    .await;
+    // The second binding's user is created, then its Secret can't be
+    // written (the name is the first binding's).
+    let r = bind(
+        &b,
+        "a1",
+        "second",
+        "rot",
+        json!({"parameters": {"secret_name": "taken"}}),
+    )
+    .await;
+    common::assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
+    let d = s(&r.json["description"]);
+    assert!(
+        d.contains("already belongs to another binding") && d.contains("nothing is left"),
+        "{d}"
+    );
+    assert_eq!(
+        mysql_users(&server, &root).await,
+        vec![s(&first["username"]).to_string()],
+        "the second binding's user was dropped again"
+    );
+    assert!(binding_secret_text(&b, "a1", "first").contains(s(&first["password"])));
+    let r = unbind(&b, "a1", "second", "rot").await;
+    assert_eq!(r.status, StatusCode::GONE, "{}", r.text);
+    assert!(binding_secret_text(&b, "a1", "first").contains(s(&first["password"])));
 }
 
 /// Creates the user, then dies like a killed process: the operation task
@@ -892,4 +1128,94 @@ async fn redis_each_binding_its_own_acl_user_revoked_on_unbind_and_rotated() {
             .is_err()
     );
     redis_set(&mut c3, "k5").await.unwrap();
+}
+
+/// The outage rules hold for every engine: with the server stopped a bind
+/// creates nothing (its unbind answers 410) and an unbind of a real user
+/// fails naming it; once the server is back the retry drops it.
+async fn outage(b: &TestBroker, server: &mut Server, instance: &str) -> Value {
+    let creds = bound(b, instance, "b1", "rot", json!({})).await;
+    server.stop();
+    let r = bind(b, instance, "b2", "rot", json!({})).await;
+    common::assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
+    assert!(
+        s(&r.json["description"]).contains("no user was created"),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        unbind(b, instance, "b2", "rot").await.status,
+        StatusCode::GONE
+    );
+    let r = unbind(b, instance, "b1", "rot").await;
+    common::assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
+    let d = s(&r.json["description"]);
+    assert!(
+        d.contains(s(&creds["username"])) && d.contains("is still there"),
+        "{d}"
+    );
+    server.start();
+    let r = unbind(b, instance, "b1", "rot").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    creds
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgresql_and_redis_outages_leave_nothing_and_unbind_once_back() {
+    let mut server = databases::postgresql();
+    let b = broker("postgresql", server.port).await;
+    provision(&b, "g1", "rot").await;
+    let root = rendered_secret(&b, "g1", "postgres-password");
+    let mut admin = pg_login(server.port, "postgres", &server.admin_password, "postgres")
+        .await
+        .unwrap();
+    pg(&mut admin, "CREATE DATABASE shop").await.unwrap();
+    pg(
+        &mut admin,
+        &format!("ALTER ROLE postgres PASSWORD '{root}'"),
+    )
+    .await
+    .unwrap();
+    drop(admin);
+    let creds = outage(&b, &mut server, "g1").await;
+    assert!(
+        pg_login(
+            server.port,
+            s(&creds["username"]),
+            s(&creds["password"]),
+            "shop"
+        )
+        .await
+        .is_err(),
+        "the role is gone"
+    );
+
+    let mut server = databases::redis();
+    let b = broker("redis", server.port).await;
+    provision(&b, "r1", "rot").await;
+    let root = rendered_secret(&b, "r1", "password");
+    let mut admin = redis_login(server.port, "default", &server.admin_password)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg(&root)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    // Kept across the restart, with the ACL users the broker writes.
+    let _: () = redis::cmd("CONFIG")
+        .arg("REWRITE")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    drop(admin);
+    let creds = outage(&b, &mut server, "r1").await;
+    assert!(
+        redis_login(server.port, s(&creds["username"]), s(&creds["password"]))
+            .await
+            .is_err(),
+        "the ACL user is gone"
+    );
 }

@@ -104,6 +104,7 @@ fn instance(id: &str, ns: &str) -> Instance {
         state: InstanceState::Ready,
         provision_fingerprint: String::new(),
         dependencies: BTreeMap::new(),
+        teardown: None,
         operations: Vec::new(),
     }
 }

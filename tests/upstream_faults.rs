@@ -575,3 +575,135 @@ async fn deprovision_5xx_is_retried_then_fails_and_keeps_the_instance() {
             .await;
     assert_delete_done(&r);
 }
+
+// === the delete fault matrix (README "Deleting whatever broke") ===
+
+/// A fault of the upstream rows of the delete matrix.
+#[derive(Clone, Copy, Debug)]
+enum DeleteFault {
+    /// The upstream already forgot it: its delete answers 410.
+    Forgot,
+    /// The upstream answers 500 to every try, then recovers.
+    Errors,
+    /// The upstream answers only after the broker's timeout, then recovers.
+    TooSlow,
+    /// The plan was removed from the catalog (reload).
+    PlanRemoved,
+}
+
+/// Each upstream delete (unbind, deprovision; upstream plans serve them
+/// asynchronously) under each fault: what the platform sees, and that the
+/// upstream ends without the instance or binding. A fault that leaves the
+/// upstream holding it fails the delete with a description (the platform
+/// retries), and the retry after the upstream recovers succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_delete_fault_matrix() {
+    use common::deletes::Delete;
+    let s = setup("sync", 0, |o| o.retries = 1).await;
+    let faults = [
+        DeleteFault::Forgot,
+        DeleteFault::Errors,
+        DeleteFault::TooSlow,
+        DeleteFault::PlanRemoved,
+    ];
+    for fault in faults {
+        for how in [Delete::UnbindAsync, Delete::DeprovisionAsync] {
+            let cell = format!("{fault:?} × {how:?}");
+            let id = format!("m-{}", uuid::Uuid::new_v4().simple());
+            provision_settled(&s.b, &id, json!({})).await;
+            let op = bind(
+                &s.b,
+                &id,
+                "b1",
+                "svc-db",
+                "plan-premium",
+                json!({"app_guid": "a"}),
+            )
+            .await;
+            let r = s.b.wait_binding(&id, "b1", &op).await;
+            assert_eq!(r.json["state"], "succeeded", "{cell}: {}", r.text);
+            let path = if how.unbinds() {
+                format!("{INSTANCES}/{id}/service_bindings/b1")
+            } else {
+                format!("{INSTANCES}/{id}")
+            };
+            let recovers = match fault {
+                DeleteFault::Forgot => {
+                    let q = format!("{path}?service_id={MYSQL_SERVICE}&plan_id={MYSQL_PREMIUM}");
+                    let (status, _) = s.cloud.direct(reqwest::Method::DELETE, &q, None).await;
+                    assert_eq!(status, 200, "{cell}: deleted behind our back");
+                    false
+                }
+                DeleteFault::Errors => {
+                    s.proxy.add("DELETE", &path, 100, Fault::Refuse(500));
+                    true
+                }
+                DeleteFault::TooSlow => {
+                    s.proxy
+                        .add("DELETE", &path, 100, Fault::Delay(Duration::from_secs(3)));
+                    true
+                }
+                DeleteFault::PlanRemoved => {
+                    remove_premium(&s.b).await;
+                    false
+                }
+            };
+            let seen = s.b.delete(how, ("svc-db", "plan-premium"), &id, "b1").await;
+            if recovers {
+                let d = seen.assert_failed(&cell);
+                assert!(d.contains("cloud"), "{cell}: names the upstream: {d}");
+                s.proxy.rules.lock().unwrap().clear();
+                s.b.delete(how, ("svc-db", "plan-premium"), &id, "b1")
+                    .await
+                    .assert_succeeded(&cell);
+            } else {
+                seen.assert_succeeded(&cell);
+            }
+            let again = s.b.delete(how, ("svc-db", "plan-premium"), &id, "b1").await;
+            assert_eq!(
+                again.answer.status,
+                StatusCode::GONE,
+                "{cell}: {}",
+                again.answer.text
+            );
+            let q = format!("{path}?service_id={MYSQL_SERVICE}&plan_id={MYSQL_PREMIUM}");
+            let (status, _) = s.cloud.direct(reqwest::Method::GET, &q, None).await;
+            assert!(
+                status == 404 || status == 410,
+                "{cell}: the upstream still has it ({status})"
+            );
+            if matches!(fault, DeleteFault::PlanRemoved) {
+                restore_premium(&s.b).await;
+            }
+        }
+    }
+}
+
+/// Removes plan `plan-premium` from the broker's catalog and reloads it.
+async fn remove_premium(b: &TestBroker) {
+    let file = b.data.path().join("catalog/cloud.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(file.with_extension("yaml.orig"), &text).unwrap();
+    let start = text.find("      - id: plan-premium").unwrap();
+    let end = text.find("      - id: plan-business").unwrap();
+    std::fs::write(&file, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    assert!(
+        b.runtime
+            .reloader(None)
+            .reload(chartbroker::reload::What::Catalog)
+            .await
+    );
+    let cat = b.call(Method::GET, "/v2/catalog", None).await;
+    assert!(!cat.text.contains("plan-premium"), "{}", cat.text);
+}
+
+async fn restore_premium(b: &TestBroker) {
+    let file = b.data.path().join("catalog/cloud.yaml");
+    std::fs::rename(file.with_extension("yaml.orig"), &file).unwrap();
+    assert!(
+        b.runtime
+            .reloader(None)
+            .reload(chartbroker::reload::What::Catalog)
+            .await
+    );
+}

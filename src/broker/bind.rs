@@ -114,9 +114,7 @@ impl Broker {
             }
         };
         if let Some((b, _)) = self.load_binding(&req.instance_id, &req.binding_id).await? {
-            if b.state != BindingState::Deleted
-                && (b.service_id != req.service_id || b.plan_id != req.plan_id)
-            {
+            if b.exists() && (b.service_id != req.service_id || b.plan_id != req.plan_id) {
                 return Err(BrokerError::Conflict(format!(
                     "service binding {} already exists with different attributes",
                     b.id
@@ -250,12 +248,13 @@ impl Broker {
         existing: Option<Binding>,
     ) -> Result<Decision<Binding, Next<BindOutcome>>> {
         let history = match existing {
-            Some(b) if b.state != BindingState::Deleted => {
+            Some(b) if b.exists() => {
                 if let Some(answer) = repeat(&b, &asked.fingerprint, meta)? {
                     return reply(answer);
                 }
                 b.operations
             }
+            // Unbound, or a failed bind that left nothing: start afresh.
             Some(tombstone) => tombstone.operations,
             None => Vec::new(),
         };
@@ -275,6 +274,7 @@ impl Broker {
             target: asked.target.clone(),
             dependent: req.internal.as_ref().map(|(_, d)| d.clone()),
             state: BindingState::Binding,
+            left_nothing: false,
             fingerprint: asked.fingerprint.clone(),
             operations: history,
         };

@@ -93,7 +93,7 @@ impl Broker {
             )));
         }
         let found = self
-            .plan(&inst.service_id, &inst.plan_id)
+            .plan_to_delete(&inst, &inst.plan_id)
             .ok_or_else(|| super::plan_gone(&inst.plan_id, "service instance", &inst.id))?;
         let (_, plan) = found.get();
         let run_async = self.must_run_async(plan, OpKind::Deprovision, meta.accepts_incomplete)?;

@@ -128,17 +128,30 @@ struct Inner {
     replicas: std::sync::OnceLock<Arc<dyn ports::Replicas>>,
 }
 
-/// A service and plan of a shared catalog.
-struct PlanRef {
-    catalog: Arc<Catalog>,
-    service: usize,
-    plan: usize,
+/// A service and plan of a shared catalog, or the stand-in for a plan the
+/// catalog no longer has ([`crate::catalog::Teardown`], deletes only).
+enum PlanRef {
+    Catalog {
+        catalog: Arc<Catalog>,
+        service: usize,
+        plan: usize,
+    },
+    Retired(Box<Service>),
 }
 
 impl PlanRef {
     fn get(&self) -> (&Service, &Plan) {
-        let s = &self.catalog.services()[self.service];
-        (s, &s.plans[self.plan])
+        match self {
+            PlanRef::Catalog {
+                catalog,
+                service,
+                plan,
+            } => {
+                let s = &catalog.services()[*service];
+                (s, &s.plans[*plan])
+            }
+            PlanRef::Retired(s) => (s, &s.plans[0]),
+        }
     }
 }
 
@@ -252,10 +265,23 @@ impl Broker {
             .enumerate()
             .find(|(_, s)| s.id == service_id)?;
         let plan = s.plans.iter().position(|p| p.id == plan_id)?;
-        Some(PlanRef {
+        Some(PlanRef::Catalog {
             catalog,
             service,
             plan,
+        })
+    }
+
+    /// The plan to delete an instance (or one of its bindings) with: its
+    /// plan in the catalog, else the stand-in its [`Instance::teardown`]
+    /// describes, so a plan removed from the catalog blocks no delete.
+    fn plan_to_delete(&self, inst: &Instance, plan_id: &str) -> Option<PlanRef> {
+        self.plan(&inst.service_id, plan_id).or_else(|| {
+            inst.teardown.as_ref().map(|t| {
+                tracing::info!(instance = %inst.id, plan = %plan_id,
+                    "the plan is no longer in the catalog: deleting with what the instance recorded of it");
+                PlanRef::Retired(Box::new(t.stand_in(&inst.service_id, plan_id)))
+            })
         })
     }
 
@@ -437,9 +463,10 @@ fn valid_id(id: &str, what: &str) -> Result<()> {
     crate::names::check_id(what, id).map_err(BrokerError::BadRequest)
 }
 
-/// A delete of something whose plan the operator removed from the catalog:
-/// the broker needs the plan (chart, policy, upstream) to remove what it
-/// made, so it says what to do rather than fail inside.
+/// A delete of something whose plan the operator removed from the catalog,
+/// on an instance recorded before instances kept their
+/// [`Instance::teardown`]: the broker needs the plan (chart, upstream) to
+/// remove what it made, so it says what to do rather than fail inside.
 fn plan_gone(plan_id: &str, what: &str, id: &str) -> BrokerError {
     BrokerError::Unprocessable(format!(
         "plan {plan_id} of {what} {id} is no longer in the broker's catalog, and removing \

@@ -56,6 +56,11 @@ pub struct Instance {
     /// Instances of other services this one uses (`chart.uses`), by name.
     #[serde(default)]
     pub dependencies: BTreeMap<String, DependencyRef>,
+    /// What deleting it needs of its plan, so it can be deleted after the
+    /// operator removed the plan from the catalog (refreshed whenever one
+    /// of its operations ends).
+    #[serde(default)]
+    pub teardown: Option<crate::catalog::Teardown>,
     /// Operations, newest last; at most one is in progress.
     pub operations: Vec<Operation>,
 }
@@ -107,6 +112,11 @@ pub struct Binding {
     pub dependent: Option<String>,
     /// Lifecycle state.
     pub state: BindingState,
+    /// For a failed bind: the broker made sure nothing of it exists (no
+    /// user, no Secret), so an unbind answers as for a binding that does
+    /// not exist. False when something may be left for unbind to remove.
+    #[serde(default)]
+    pub left_nothing: bool,
     /// Fingerprint of the bind request, to answer repeats.
     pub fingerprint: String,
     /// Operations, newest last.
@@ -398,6 +408,20 @@ impl HasOperations for Instance {
     }
     fn operations_mut(&mut self) -> &mut Vec<Operation> {
         &mut self.operations
+    }
+}
+
+impl Binding {
+    /// Whether the platform may see this binding as existing: not unbound,
+    /// and not a failed bind that left nothing behind (its record stays for
+    /// the bind's `last_operation`; unbind answers 410, a new bind of the
+    /// id starts afresh).
+    pub fn exists(&self) -> bool {
+        match self.state {
+            BindingState::Deleted => false,
+            BindingState::BindFailed => !self.left_nothing,
+            BindingState::Binding | BindingState::Bound => true,
+        }
     }
 }
 

@@ -224,6 +224,9 @@ pub struct BackendError {
     pub instance_usable: Option<bool>,
     /// For failed updates: may the same update succeed later?
     pub update_repeatable: Option<bool>,
+    /// For failed binds: the backend made sure nothing of the binding exists
+    /// (no user, no credentials anywhere), so there is nothing to unbind.
+    pub left_nothing: bool,
 }
 
 impl BackendError {
@@ -233,7 +236,14 @@ impl BackendError {
             message: message.into(),
             instance_usable: None,
             update_repeatable: None,
+            left_nothing: false,
         }
+    }
+
+    /// The same failure, saying that nothing of the binding was left.
+    pub fn leaving_nothing(mut self) -> Self {
+        self.left_nothing = true;
+        self
     }
 }
 
@@ -255,6 +265,16 @@ pub trait Backend: Send + Sync + 'static {
     async fn bind(&self, ctx: BindingCtx<'_>) -> Result<Secrets, BackendError>;
     /// Revokes a binding's credentials; succeeds if already gone.
     async fn unbind(&self, ctx: BindingCtx<'_>) -> Result<(), BackendError>;
+    /// Revokes a binding's credentials because its instance is deprovisioned
+    /// right after: credentials that die with the instance need no revoking
+    /// when that can't be done now. `Some` is a note for the operation's
+    /// description (what was skipped and why).
+    async fn unbind_with_instance(
+        &self,
+        ctx: BindingCtx<'_>,
+    ) -> Result<Option<String>, BackendError> {
+        self.unbind(ctx).await.map(|()| None)
+    }
 }
 
 /// Delivers binding credentials where apps read them (a Kubernetes Secret,

@@ -158,6 +158,9 @@ impl Broker {
             state: InstanceState::Provisioning,
             provision_fingerprint: asked.fingerprint.clone(),
             dependencies,
+            teardown: self
+                .plan(&req.service_id, &req.plan_id)
+                .map(|found| crate::catalog::Teardown::of(found.get().0, found.get().1)),
             operations: previous.map(|p| p.operations).unwrap_or_default(),
         })
     }
@@ -290,6 +293,7 @@ pub(super) fn failed(op: super::model::Operation, with_flags: bool) -> BrokerErr
                 .unwrap_or_else(|| format!("{} failed", op.kind.as_str())),
             instance_usable: op.instance_usable,
             update_repeatable: op.update_repeatable,
+            left_nothing: false,
         },
         with_flags,
     }

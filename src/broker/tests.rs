@@ -581,3 +581,47 @@ async fn needs_sweep_reads_the_records_the_broker_writes() {
     b.write_instance(&inst, Expect::Version(v)).await.unwrap();
     assert!(needs_sweep(&raw(store.clone()).await), "tombstone");
 }
+
+#[tokio::test]
+async fn a_plan_removed_from_the_catalog_blocks_no_delete() {
+    let backend = Arc::new(Scripted::default());
+    let b = broker(Arc::new(MemoryStore::new()), backend.clone());
+    for id in ["kept", "legacy"] {
+        b.provision(provision_req(id, "a"), RequestMeta::default())
+            .await
+            .unwrap();
+    }
+    // An instance recorded before instances kept their teardown.
+    let (mut legacy, v) = b.load_instance("legacy").await.unwrap().unwrap();
+    assert!(legacy.teardown.is_some());
+    legacy.teardown = None;
+    b.write_instance(&legacy, Expect::Version(v)).await.unwrap();
+    let charts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/charts");
+    let without = CATALOG.replace(
+        "- id: plan\n        name: plan",
+        "- id: other\n        name: other",
+    );
+    b.set_catalog(Catalog::from_yaml(Path::new("t.yaml"), &without, &charts).unwrap());
+    let req = |id: &str| DeprovisionRequest {
+        instance_id: id.into(),
+        service_id: "svc".into(),
+        plan_id: "plan".into(),
+    };
+    let out = b
+        .deprovision(req("kept"), RequestMeta::default())
+        .await
+        .unwrap();
+    assert_eq!(out, Outcome::Done);
+    assert!(backend.calls().contains(&"deprovision kept".to_string()));
+    match b.deprovision(req("legacy"), RequestMeta::default()).await {
+        Err(BrokerError::Unprocessable(m)) => {
+            assert!(m.contains("no longer in the broker's catalog"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // Nothing new on the removed plan.
+    let r = b
+        .provision(provision_req("new", "a"), RequestMeta::default())
+        .await;
+    assert!(matches!(r, Err(BrokerError::BadRequest(_))), "{r:?}");
+}

@@ -1,7 +1,7 @@
 //! `DELETE /v2/service_instances/:instance_id/service_bindings/:binding_id`
 
 use super::cas::{Decision, Next, reply, start};
-use super::model::{Binding, BindingState, HasOperations, Instance, OpKind};
+use super::model::{Binding, HasOperations, Instance, OpKind};
 use super::requests::{Outcome, RequestMeta, UnbindRequest};
 use super::{Broker, BrokerError, Result, binding_key, required};
 
@@ -45,7 +45,7 @@ impl Broker {
         binding: Option<Binding>,
     ) -> Result<Decision<Binding, Next<Outcome>>> {
         let mut b = match binding {
-            Some(b) if b.state != BindingState::Deleted => b,
+            Some(b) if b.exists() => b,
             _ if self.refuses_sync(
                 &req.service_id,
                 &req.plan_id,
@@ -89,6 +89,10 @@ impl Broker {
         }
         let found = self
             .plan(&b.service_id, &b.plan_id)
+            .or_else(|| {
+                inst.as_ref()
+                    .and_then(|i| self.plan_to_delete(i, &i.plan_id))
+            })
             .ok_or_else(|| super::plan_gone(&b.plan_id, "service binding", &b.id))?;
         let (_, plan) = found.get();
         let run_async = self.must_run_async(plan, OpKind::Unbind, meta.accepts_incomplete)?;

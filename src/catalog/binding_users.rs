@@ -1,11 +1,11 @@
 //! `chart.binding_users`: a plan whose bindings each get their own database
 //! user, created on bind and dropped on unbind (`crate::dbusers` does it).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The database engines the broker can create users in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DbEngine {
     /// MySQL 8 and MariaDB 10.4+.
@@ -52,7 +52,7 @@ impl DbEngine {
 
 /// How the broker reaches a plan's database as its administrator. Every
 /// string is a template over the instance (like `chart.values`).
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminEndpoint {
     /// Default: the release's Service by cluster DNS,
@@ -78,7 +78,7 @@ impl std::fmt::Debug for AdminEndpoint {
 }
 
 /// The user bindings share when the plan falls back to it.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SharedUser {
     /// Template over the instance.
@@ -96,7 +96,7 @@ impl std::fmt::Debug for SharedUser {
 }
 
 /// `chart.binding_users`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BindingUsers {
     /// Which server the plan's chart runs.
@@ -117,6 +117,11 @@ pub struct BindingUsers {
     /// Seconds (`5`) or a duration text (`5s`, `1m`).
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout_seconds: crate::duration::Secs,
+    /// Whether the database runs inside the release, so uninstalling the
+    /// release deletes it with every user. Default: true unless
+    /// `admin.host` names another server. See [`Self::database_in_release`].
+    #[serde(default)]
+    pub in_release: Option<bool>,
 }
 
 fn default_connect_timeout() -> crate::duration::Secs {
@@ -124,6 +129,13 @@ fn default_connect_timeout() -> crate::duration::Secs {
 }
 
 impl BindingUsers {
+    /// Whether deprovisioning deletes the database with the release: then
+    /// binding users need no dropping when the database can't be reached
+    /// (the default host is the release's own Service).
+    pub fn database_in_release(&self) -> bool {
+        self.in_release.unwrap_or(self.admin.host.is_none())
+    }
+
     /// Every template of the section with its path below `binding_users`,
     /// for lint.
     pub fn templates(&self) -> Vec<(String, Value)> {

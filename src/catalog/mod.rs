@@ -25,6 +25,7 @@ mod import;
 mod lint;
 mod load;
 mod osb;
+mod retired;
 mod schema;
 mod suggest;
 mod violations;
@@ -36,6 +37,7 @@ use std::collections::BTreeMap;
 
 pub use binding_users::{AdminEndpoint, BindingUsers, DbEngine, SharedUser};
 pub use chart_auth::{AuthDoc, ChartAuth};
+pub use retired::Teardown;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -437,7 +439,7 @@ impl Alphabet {
 }
 
 /// A plan proxied to an upstream broker.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamPlan {
     /// Name of an entry in the catalog's `upstreams:` list.

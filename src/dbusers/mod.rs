@@ -10,23 +10,24 @@
 //! user it created before and ends with exactly one.
 //!
 //! # Layout
-//! - `mod.rs`: the [`UserAdmin`] port, endpoint resolution, names, the
-//!   bind/unbind steps chart plans call.
+//! - `mod.rs`: the [`UserAdmin`] port, endpoint resolution, names.
+//! - `steps.rs`: the bind and unbind steps chart plans call, and what a
+//!   failed one leaves (nothing, or what a retry finishes).
 //! - [`mysql`], [`postgres`], [`redis`]: one engine each (sqlx, redis-rs).
 
 pub mod mysql;
 pub mod postgres;
 pub mod redis;
+mod steps;
+
+pub use steps::{bind, unbind, unbind_with_instance, undo_after_bind, undo_bind};
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::broker::model::Secrets;
-use crate::broker::ports::BackendError;
 use crate::catalog::{Alphabet, BindingUsers, DbEngine, SecretSpec};
-use crate::helm::redact;
 use crate::template;
 
 /// Where and as whom the broker connects to an instance's database.
@@ -95,16 +96,39 @@ impl std::fmt::Debug for User {
     }
 }
 
-/// Why a database operation failed.
+/// Why a database operation failed. The variants say how far it got, which
+/// decides what a failed bind may have left behind.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum DbError {
-    /// No connection could be made (DNS, refused, timeout): the plan may
-    /// fall back to the shared user.
+    /// No session could be opened (DNS, refused, timeout): nothing ran. The
+    /// plan may fall back to the shared user.
     #[error("{0}")]
     Unreachable(String),
-    /// Connected, but the server refused (authentication, privileges, SQL).
+    /// The server answered but refused the administrator's session
+    /// (authentication): nothing ran.
+    #[error("{0}")]
+    Refused(String),
+    /// A statement failed, or the session broke after it opened: part of
+    /// the work may have been done.
     #[error("{0}")]
     Failed(String),
+}
+
+/// An error while opening the session: nothing ran, whatever it was.
+pub(crate) fn at_login(e: DbError) -> DbError {
+    match e {
+        DbError::Failed(m) => DbError::Refused(m),
+        other => other,
+    }
+}
+
+/// An error once the session was open: a broken connection is no proof
+/// that the statement did not run.
+pub(crate) fn midway(e: DbError) -> DbError {
+    match e {
+        DbError::Unreachable(m) => DbError::Failed(format!("the connection broke: {m}")),
+        other => other,
+    }
 }
 
 /// Creates and drops users in a database server. Both must be idempotent:
@@ -241,100 +265,6 @@ fn shared_user(spec: &BindingUsers, data: &Value) -> Result<Option<User>, String
             })
         })
         .transpose()
-}
-
-/// Bind: creates the binding's own user and returns it, or the shared user
-/// when the database is unreachable and the plan falls back. `redact` lists
-/// the instance's secrets, kept out of messages.
-pub async fn bind(
-    admin: &dyn UserAdmin,
-    spec: &BindingUsers,
-    data: &Value,
-    ids: (&str, &str),
-    redact_also: &[String],
-) -> Result<User, BackendError> {
-    let target = resolve(spec, data).map_err(BackendError::new)?;
-    let user = User {
-        username: user_name(ids.0, ids.1),
-        password: new_password(),
-    };
-    let secrets = secrets_of(&target, Some(&user), redact_also);
-    match admin.create(&target, &user).await {
-        Ok(()) => {
-            tracing::info!(instance = %ids.0, binding = %ids.1, user = %user.username,
-                database = %target.address(), "created the binding's database user");
-            Ok(user)
-        }
-        Err(DbError::Unreachable(e)) if spec.fallback_to_shared => {
-            let shared = shared_user(spec, data)
-                .map_err(BackendError::new)?
-                .ok_or_else(|| BackendError::new("binding_users.shared is not set"))?;
-            tracing::warn!(instance = %ids.0, binding = %ids.1, database = %target.address(),
-                error = %redact(&e, &secrets),
-                "the database is unreachable: this binding gets the shared user (fallback_to_shared)");
-            Ok(shared)
-        }
-        Err(DbError::Unreachable(e)) => Err(BackendError::new(redact(
-            &format!(
-                "could not reach the {} database at {} to create this binding's user: {e}",
-                target.engine.display_name(),
-                target.address()
-            ),
-            &secrets,
-        ))),
-        Err(DbError::Failed(e)) => Err(BackendError::new(redact(
-            &format!(
-                "creating this binding's user in the {} database at {}: {e}",
-                target.engine.display_name(),
-                target.address()
-            ),
-            &secrets,
-        ))),
-    }
-}
-
-/// Unbind: drops the binding's user. A binding that fell back to the shared
-/// user (its credentials never named its own) needs nothing revoked when the
-/// database is still unreachable.
-pub async fn unbind(
-    admin: &dyn UserAdmin,
-    spec: &BindingUsers,
-    data: &Value,
-    ids: (&str, &str),
-    credentials: &Secrets,
-    redact_also: &[String],
-) -> Result<(), BackendError> {
-    let target = resolve(spec, data).map_err(BackendError::new)?;
-    let username = user_name(ids.0, ids.1);
-    let secrets = secrets_of(&target, None, redact_also);
-    match admin.drop_user(&target, &username).await {
-        Ok(()) => {
-            tracing::info!(instance = %ids.0, binding = %ids.1, user = %username,
-                "dropped the binding's database user");
-            Ok(())
-        }
-        Err(DbError::Unreachable(_))
-            if spec.fallback_to_shared && !mentions(&credentials.to_value(), &username) =>
-        {
-            Ok(())
-        }
-        Err(DbError::Unreachable(e)) => Err(BackendError::new(redact(
-            &format!(
-                "could not reach the {} database at {} to drop this binding's user {username}: {e}",
-                target.engine.display_name(),
-                target.address()
-            ),
-            &secrets,
-        ))),
-        Err(DbError::Failed(e)) => Err(BackendError::new(redact(
-            &format!(
-                "dropping this binding's user {username} in the {} database at {}: {e}",
-                target.engine.display_name(),
-                target.address()
-            ),
-            &secrets,
-        ))),
-    }
 }
 
 fn secrets_of(target: &Target, user: Option<&User>, also: &[String]) -> Vec<String> {

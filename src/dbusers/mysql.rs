@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
 use sqlx::{Connection, Row};
 
-use super::{DbError, Target, User, timeout};
+use super::{DbError, Target, User, at_login, midway, timeout};
 
 /// Opens a session, mapping connection failures to [`DbError::Unreachable`].
 pub async fn connect(target: &Target) -> Result<MySqlConnection, DbError> {
@@ -21,7 +21,7 @@ pub async fn connect(target: &Target) -> Result<MySqlConnection, DbError> {
         .username(&target.admin_user)
         .password(&target.admin_password);
     match tokio::time::timeout(target.connect_timeout, MySqlConnection::connect_with(&opts)).await {
-        Ok(r) => r.map_err(classify),
+        Ok(r) => r.map_err(|e| at_login(classify(e))),
         Err(_) => Err(timeout(target)),
     }
 }
@@ -106,22 +106,26 @@ pub async fn create(target: &Target, user: &User) -> Result<(), DbError> {
     let account = account(&user.username)?;
     let password = literal(&user.password)?;
     let mut con = connect(target).await?;
-    exec(
-        &mut con,
-        format!("CREATE USER IF NOT EXISTS {account} IDENTIFIED BY {password}"),
-    )
-    .await?;
-    // A user left by a crashed attempt had a password nobody kept.
-    exec(
-        &mut con,
-        format!("ALTER USER {account} IDENTIFIED BY {password}"),
-    )
-    .await?;
-    exec(
-        &mut con,
-        format!("GRANT ALL PRIVILEGES ON {database}.* TO {account}"),
-    )
-    .await?;
+    async {
+        exec(
+            &mut con,
+            format!("CREATE USER IF NOT EXISTS {account} IDENTIFIED BY {password}"),
+        )
+        .await?;
+        // A user left by a crashed attempt had a password nobody kept.
+        exec(
+            &mut con,
+            format!("ALTER USER {account} IDENTIFIED BY {password}"),
+        )
+        .await?;
+        exec(
+            &mut con,
+            format!("GRANT ALL PRIVILEGES ON {database}.* TO {account}"),
+        )
+        .await
+    }
+    .await
+    .map_err(midway)?;
     con.close().await.ok();
     Ok(())
 }
@@ -131,8 +135,10 @@ pub async fn create(target: &Target, user: &User) -> Result<(), DbError> {
 pub async fn drop_user(target: &Target, username: &str) -> Result<(), DbError> {
     let account = account(username)?;
     let mut con = connect(target).await?;
-    exec(&mut con, format!("DROP USER IF EXISTS {account}")).await?;
-    for id in session_ids(&mut con, username).await? {
+    exec(&mut con, format!("DROP USER IF EXISTS {account}"))
+        .await
+        .map_err(midway)?;
+    for id in session_ids(&mut con, username).await.map_err(midway)? {
         // The session may have ended on its own meanwhile.
         if let Err(e) = exec(&mut con, format!("KILL {id}")).await {
             tracing::debug!(error = %e, "ending a dropped user's session");

@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{Connection, Row};
 
-use super::{DbError, Target, User, timeout};
+use super::{DbError, Target, User, at_login, midway, timeout};
 
 /// Opens a session on `database`.
 pub async fn connect(target: &Target, database: &str) -> Result<PgConnection, DbError> {
@@ -22,7 +22,7 @@ pub async fn connect(target: &Target, database: &str) -> Result<PgConnection, Db
         .password(&target.admin_password)
         .database(database);
     match tokio::time::timeout(target.connect_timeout, PgConnection::connect_with(&opts)).await {
-        Ok(r) => r.map_err(super::mysql::classify),
+        Ok(r) => r.map_err(|e| at_login(super::mysql::classify(e))),
         Err(_) => Err(timeout(target)),
     }
 }
@@ -111,67 +111,77 @@ async fn create_role(con: &mut PgConnection, name: &str, options: &str) -> Resul
 /// Creates the role, or resets its password and membership if it exists.
 pub async fn create(target: &Target, user: &User) -> Result<(), DbError> {
     let database = target.database()?.to_string();
-    let group = group_name(&database);
+    let mut con = connect(target, &database).await?;
+    create_in(&mut con, &database, user).await.map_err(midway)?;
+    con.close().await.ok();
+    Ok(())
+}
+
+async fn create_in(con: &mut PgConnection, database: &str, user: &User) -> Result<(), DbError> {
+    let group = group_name(database);
     let (db, grp, role) = (
-        identifier(&database)?,
+        identifier(database)?,
         identifier(&group)?,
         identifier(&user.username)?,
     );
     let password = literal(&user.password)?;
-    let mut con = connect(target, &database).await?;
-    create_role(&mut con, &group, "NOLOGIN").await?;
+    create_role(con, &group, "NOLOGIN").await?;
     for grant in [
         format!("GRANT ALL PRIVILEGES ON DATABASE {db} TO {grp}"),
         format!("GRANT ALL ON SCHEMA public TO {grp}"),
         format!("GRANT ALL ON ALL TABLES IN SCHEMA public TO {grp}"),
         format!("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {grp}"),
     ] {
-        exec(&mut con, grant).await?;
+        exec(con, grant).await?;
     }
-    create_role(&mut con, &user.username, "NOLOGIN").await?;
+    create_role(con, &user.username, "NOLOGIN").await?;
     // A role left by a crashed attempt had a password nobody kept.
     exec(
-        &mut con,
+        con,
         format!("ALTER ROLE {role} WITH LOGIN PASSWORD {password}"),
     )
     .await?;
-    exec(&mut con, format!("GRANT {grp} TO {role}")).await?;
+    exec(con, format!("GRANT {grp} TO {role}")).await?;
     exec(
-        &mut con,
+        con,
         format!("ALTER ROLE {role} SET role = {}", literal(&group)?),
     )
-    .await?;
-    con.close().await.ok();
-    Ok(())
+    .await
 }
 
 /// Refuses new logins, ends the role's sessions, hands what it owns to the
 /// group and drops it.
 pub async fn drop_user(target: &Target, username: &str) -> Result<(), DbError> {
     let database = target.database()?.to_string();
-    let group = group_name(&database);
-    let role = identifier(username)?;
+    identifier(username)?;
     let mut con = connect(target, &database).await?;
-    if !role_exists(&mut con, username).await? {
-        con.close().await.ok();
+    drop_in(&mut con, &database, username)
+        .await
+        .map_err(midway)?;
+    con.close().await.ok();
+    Ok(())
+}
+
+async fn drop_in(con: &mut PgConnection, database: &str, username: &str) -> Result<(), DbError> {
+    let group = group_name(database);
+    let role = identifier(username)?;
+    if !role_exists(con, username).await? {
         return Ok(());
     }
-    exec(&mut con, format!("ALTER ROLE {role} NOLOGIN")).await?;
+    exec(con, format!("ALTER ROLE {role} NOLOGIN")).await?;
     count(
-        &mut con,
+        con,
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = $1",
         username,
     )
     .await?;
-    if role_exists(&mut con, &group).await? {
+    if role_exists(con, &group).await? {
         exec(
-            &mut con,
+            con,
             format!("REASSIGN OWNED BY {role} TO {}", identifier(&group)?),
         )
         .await?;
     }
-    exec(&mut con, format!("DROP OWNED BY {role}")).await?;
-    exec(&mut con, format!("DROP ROLE IF EXISTS {role}")).await?;
-    con.close().await.ok();
-    Ok(())
+    exec(con, format!("DROP OWNED BY {role}")).await?;
+    exec(con, format!("DROP ROLE IF EXISTS {role}")).await
 }

@@ -7,7 +7,7 @@
 use redis::aio::MultiplexedConnection;
 use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, RedisError};
 
-use super::{DbError, Target, User, timeout};
+use super::{DbError, Target, User, at_login, midway, timeout};
 
 /// The rules a binding user gets after `reset`.
 const RULES: &[&str] = &["on", "~*", "&*", "+@all", "-@admin"];
@@ -46,7 +46,7 @@ async fn admin(target: &Target) -> Result<MultiplexedConnection, DbError> {
         target.connect_timeout,
     )
     .await
-    .map_err(|e| classify(target, e))
+    .map_err(|e| at_login(classify(target, e)))
 }
 
 fn classify(target: &Target, e: RedisError) -> DbError {
@@ -73,7 +73,7 @@ pub async fn create(target: &Target, user: &User) -> Result<(), DbError> {
     }
     cmd.query_async::<()>(&mut con)
         .await
-        .map_err(|e| classify(target, e))?;
+        .map_err(|e| midway(classify(target, e)))?;
     persist(&mut con).await;
     Ok(())
 }
@@ -94,7 +94,7 @@ pub async fn drop_user(target: &Target, username: &str) -> Result<(), DbError> {
         .arg(username)
         .query_async::<i64>(&mut con)
         .await
-        .map_err(|e| classify(target, e))?;
+        .map_err(|e| midway(classify(target, e)))?;
     persist(&mut con).await;
     Ok(())
 }

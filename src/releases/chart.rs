@@ -310,15 +310,9 @@ impl Backend for ChartPlans {
         let user = dbusers::bind(self.users.as_ref(), spec, &data, ids, &redact).await?;
         match credentials_for(&ctx, lookups, Some(&user)) {
             Ok(c) => Ok(c),
-            Err(e) => {
-                // Nobody would ever learn this user's password: drop it again
-                // (if that fails too, unbind finds it by its derived name).
-                let none = Secrets::default();
-                dbusers::unbind(self.users.as_ref(), spec, &data, ids, &none, &redact)
-                    .await
-                    .ok();
-                Err(e)
-            }
+            // Nobody would ever learn this user's password: drop it again
+            // (if that fails too, unbind finds it by its derived name).
+            Err(e) => Err(dbusers::undo_after_bind(self.users.as_ref(), spec, &data, ids, e).await),
         }
     }
 
@@ -330,6 +324,25 @@ impl Backend for ChartPlans {
         };
         let (data, ids, redact) = user_scope(&ctx);
         dbusers::unbind(
+            self.users.as_ref(),
+            spec,
+            &data,
+            ids,
+            &ctx.binding.credentials,
+            &redact,
+        )
+        .await
+    }
+
+    async fn unbind_with_instance(
+        &self,
+        ctx: BindingCtx<'_>,
+    ) -> Result<Option<String>, BackendError> {
+        let Some(spec) = &chart_of(ctx.instance.plan)?.binding_users else {
+            return Ok(None);
+        };
+        let (data, ids, redact) = user_scope(&ctx);
+        dbusers::unbind_with_instance(
             self.users.as_ref(),
             spec,
             &data,

@@ -22,11 +22,22 @@ pub struct Server {
     child: Child,
     dir: tempfile::TempDir,
     name: &'static str,
+    /// Starts the server process again on its data directory and port.
+    launch: Box<dyn Fn() -> Child + Send + Sync>,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        // SIGTERM for a clean shutdown; SIGKILL if it lingers.
+        self.terminate();
+    }
+}
+
+impl Server {
+    /// SIGTERM for a clean shutdown; SIGKILL if it lingers.
+    fn terminate(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let until = Instant::now() + Duration::from_secs(10);
         while Instant::now() < until {
@@ -38,9 +49,20 @@ impl Drop for Server {
         self.child.kill().ok();
         self.child.wait().ok();
     }
-}
 
-impl Server {
+    /// Stops the server like an outage: its port refuses connections until
+    /// [`Server::start`]. Data (users, passwords) survives.
+    pub fn stop(&mut self) {
+        self.terminate();
+        assert!(!tcp_open(self.port), "{} still listens", self.name);
+    }
+
+    /// Starts a stopped server again on the same data and port.
+    pub fn start(&mut self) {
+        self.child = (self.launch)();
+        wait_until(self, |s| tcp_open(s.port));
+    }
+
     /// The server's log, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("data/server.log")).unwrap_or_default()
@@ -216,10 +238,29 @@ pub fn mariadb() -> Server {
     }
     run_ok(&mut install, "mariadb-install-db");
     let port = free_port();
-    let mut cmd = command(
-        find(&["/usr/sbin/mariadbd", "/usr/sbin/mysqld"], "mariadbd"),
-        None,
-    );
+    TMP.with(|t| *t.borrow_mut() = None);
+    let program = find(&["/usr/sbin/mariadbd", "/usr/sbin/mysqld"], "mariadbd");
+    let launch = move || {
+        let mut cmd = command(&program, None);
+        cmd.env("TMPDIR", &data);
+        mariadb_args(&mut cmd, &data, port);
+        cmd.spawn().expect("mariadbd starts")
+    };
+    let child = launch();
+    let mut server = Server {
+        port,
+        admin_password: String::new(),
+        child,
+        dir,
+        name: "mariadb",
+        launch: Box::new(launch),
+    };
+    wait_until(&mut server, |s| tcp_open(s.port));
+    server
+}
+
+fn mariadb_args(cmd: &mut Command, data: &Path, port: u16) {
+    let user = "mysql";
     cmd.arg("--no-defaults")
         .arg(format!("--datadir={}", data.display()))
         .arg(format!("--socket={}", data.join("sock").display()))
@@ -237,17 +278,6 @@ pub fn mariadb() -> Server {
     if is_root() {
         cmd.arg(format!("--user={user}"));
     }
-    let child = cmd.spawn().expect("mariadbd starts");
-    TMP.with(|t| *t.borrow_mut() = None);
-    let mut server = Server {
-        port,
-        admin_password: String::new(),
-        child,
-        dir,
-        name: "mariadb",
-    };
-    wait_until(&mut server, |s| tcp_open(s.port));
-    server
 }
 
 /// PostgreSQL with the superuser `postgres` and password auth over TCP.
@@ -278,39 +308,45 @@ pub fn postgresql() -> Server {
         "initdb",
     );
     let port = free_port();
-    let log = std::fs::File::create(data.join("server.log")).unwrap();
-    let child = command(
-        find(
-            &[
-                "/usr/lib/postgresql/*/bin/postgres",
-                "/usr/local/bin/postgres",
-            ],
-            "postgres",
-        ),
-        Some(user),
-    )
-    .arg("-D")
-    .arg(&pgdata)
-    .args([
-        "-p",
-        &port.to_string(),
-        "-c",
-        "listen_addresses=127.0.0.1",
-        "-c",
-        "fsync=off",
-    ])
-    .arg("-k")
-    .arg(&data)
-    .stdout(Stdio::null())
-    .stderr(log)
-    .spawn()
-    .expect("postgres starts");
+    let program = find(
+        &[
+            "/usr/lib/postgresql/*/bin/postgres",
+            "/usr/local/bin/postgres",
+        ],
+        "postgres",
+    );
+    let launch = move || {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data.join("server.log"))
+            .unwrap();
+        command(&program, Some(user))
+            .arg("-D")
+            .arg(&pgdata)
+            .args([
+                "-p",
+                &port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+            ])
+            .arg("-k")
+            .arg(&data)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("postgres starts")
+    };
+    let child = launch();
     let mut server = Server {
         port,
         admin_password: password,
         child,
         dir,
         name: "postgresql",
+        launch: Box::new(launch),
     };
     wait_until(&mut server, |s| tcp_open(s.port));
     server
@@ -338,18 +374,23 @@ pub fn redis() -> Server {
         let (uid, gid) = ids_of(user);
         std::os::unix::fs::chown(&conf, Some(uid), Some(gid)).unwrap();
     }
-    let child = command(find(&["/usr/bin/redis-server"], "redis-server"), Some(user))
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server starts");
+    let program = find(&["/usr/bin/redis-server"], "redis-server");
+    let launch = move || {
+        command(&program, Some(user))
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts")
+    };
+    let child = launch();
     let mut server = Server {
         port,
         admin_password: password,
         child,
         dir,
         name: "redis",
+        launch: Box::new(launch),
     };
     wait_until(&mut server, |s| tcp_open(s.port));
     server

@@ -8,6 +8,7 @@
 //! handler only awaits it, so a platform that hangs up mid-request cannot
 //! cancel work half-way.
 
+mod cleanup;
 mod recovery;
 mod running;
 

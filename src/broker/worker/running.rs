@@ -13,7 +13,7 @@ use crate::broker::model::{
     Binding, BindingState, HasOperations, Instance, InstanceState, OpKind, OpState, Operation,
     SecretRef, Secrets, UpdateTarget,
 };
-use crate::broker::ports::{BackendError, BindingCtx, InstanceCtx, StoreError, Table};
+use crate::broker::ports::{BackendError, BindingCtx, InstanceCtx};
 use crate::broker::{Broker, BrokerError, Result, binding_key};
 
 /// The kind of an operation from its id, which begins with it
@@ -207,7 +207,11 @@ impl Broker {
             effective.context = t.context.clone();
             effective.maintenance_version = t.maintenance_version.clone();
         }
-        let outcome = match self.plan(&effective.service_id, &effective.plan_id) {
+        let found = match op.kind {
+            OpKind::Deprovision => self.plan_to_delete(&effective, &effective.plan_id),
+            _ => self.plan(&effective.service_id, &effective.plan_id),
+        };
+        let outcome: std::result::Result<Option<String>, BackendError> = match found {
             None => Err(BackendError::new(format!(
                 "plan {} is no longer in the catalog",
                 effective.plan_id
@@ -236,15 +240,16 @@ impl Broker {
                         OpKind::Provision => {
                             self.bind_dependencies(&effective, op.originating_identity.as_ref())
                                 .await?;
-                            backend.provision(ctx).await
+                            backend.provision(ctx).await.map(|()| None)
                         }
-                        OpKind::Update => backend.update(ctx).await,
+                        OpKind::Update => backend.update(ctx).await.map(|()| None),
                         OpKind::Deprovision => {
-                            self.remove_bindings(&effective, ctx.clone()).await?;
+                            let note = self.remove_bindings(&effective, ctx.clone()).await?;
                             backend.deprovision(ctx.clone()).await?;
                             // The app is gone; now its credentials may go.
                             self.unbind_dependencies(&effective, op.originating_identity.as_ref())
-                                .await
+                                .await?;
+                            Ok(note)
                         }
                         OpKind::Bind | OpKind::Unbind => {
                             Err(BackendError::new("not an instance operation"))
@@ -258,54 +263,43 @@ impl Broker {
             tracing::warn!(instance = %instance_id, operation = %op_id, kind = op.kind.as_str(),
                 error = %e.message, "operation failed");
         }
-        self.finish_instance_op(instance_id, op_id, outcome).await
+        let note = outcome.as_ref().ok().cloned().flatten();
+        self.finish_instance_op(instance_id, op_id, outcome.map(drop), note)
+            .await
     }
 
-    /// Records the end of an instance operation.
+    /// Records the end of an instance operation; `note` adds to the
+    /// description of a success (what was skipped and why).
     async fn finish_instance_op(
         &self,
         instance_id: &str,
         op_id: &str,
         outcome: std::result::Result<(), BackendError>,
+        note: Option<String>,
     ) -> Result<Operation> {
         let ok = outcome.is_ok();
-        self.finish_op(
-            instance_id,
-            op_id,
-            outcome,
-            |inst: &mut Instance, kind, target| instance_outcome(inst, kind, target, ok),
-        )
-        .await
-    }
-
-    /// Unbinds every binding the platform left on an instance being
-    /// deprovisioned, and forgets them.
-    async fn remove_bindings(
-        &self,
-        inst: &Instance,
-        ctx: InstanceCtx<'_>,
-    ) -> std::result::Result<(), BackendError> {
-        let internal = |e: BrokerError| BackendError::new(e.to_string());
-        let bindings = self.bindings_of(&inst.id).await.map_err(internal)?;
-        let backend = self.backend(ctx.plan).map_err(internal)?;
-        for (b, version) in bindings {
-            if b.state != BindingState::Deleted {
-                let bctx = BindingCtx {
-                    instance: ctx.clone(),
-                    binding: &b,
-                };
-                if let Some(secret) = &b.secret_ref {
-                    self.sink().delete(bctx.clone(), secret).await?;
-                }
-                backend.unbind(bctx).await?;
-            }
-            let key = super::binding_key(&b.instance_id, &b.id);
-            match self.store().remove(Table::Bindings, &key, version).await {
-                Ok(()) | Err(StoreError::Conflict) => {}
-                Err(e) => return Err(BackendError::new(e.to_string())),
-            }
-        }
-        Ok(())
+        let finished = self
+            .finish_op(
+                instance_id,
+                op_id,
+                outcome,
+                |inst: &mut Instance, kind, target| {
+                    instance_outcome(inst, kind, target, ok);
+                    // What deleting it needs, as its plan is now.
+                    if let Some(found) = self.plan(&inst.service_id, &inst.plan_id) {
+                        let (service, plan) = found.get();
+                        inst.teardown = Some(crate::catalog::Teardown::of(service, plan));
+                    }
+                    if let (Some(n), Some(op)) = (&note, inst.op_mut(op_id)) {
+                        op.description = Some(format!(
+                            "{}; {n}",
+                            op.description.as_deref().unwrap_or_default()
+                        ));
+                    }
+                },
+            )
+            .await?;
+        Ok(finished)
     }
 
     /// Runs one binding operation and records its outcome.
@@ -328,54 +322,63 @@ impl Broker {
         }
         let _lease = self.heartbeat(instance_id, Some(binding_id), op_id);
         let inst = self.load_instance(instance_id).await?.map(|(i, _)| i);
-        let outcome: std::result::Result<BindOutput, BackendError> = match inst
-            .as_ref()
-            .and_then(|i| self.plan(&i.service_id, &i.plan_id).map(|p| (i, p)))
-        {
-            None => Err(BackendError::new(
-                "the service instance or its plan no longer exists",
-            )),
-            Some((inst, found)) => {
-                let (service, plan) = found.get();
-                let checkpoint = OpCheckpoint {
-                    broker: self.clone(),
-                    home: OpHome::new(instance_id, Some(binding_id)),
-                    op_id: op_id.to_string(),
-                };
-                let ctx = BindingCtx {
-                    instance: InstanceCtx {
-                        instance: inst,
-                        service,
-                        plan,
-                        progress: op.progress.as_ref(),
-                        checkpoint: &checkpoint,
-                        originating_identity: op.originating_identity.as_ref(),
-                        request_identity: op.request_identity.as_deref(),
-                    },
-                    binding: &binding,
-                };
-                let work = async {
-                    let backend = self
-                        .backend(plan)
-                        .map_err(|e| BackendError::new(e.to_string()))?;
-                    match op.kind {
-                        OpKind::Bind => {
-                            let creds = backend.bind(ctx.clone()).await?;
-                            let secret = self.sink().put(ctx, &creds).await?;
-                            Ok(Some((creds, secret)))
-                        }
-                        _ => {
-                            if let Some(secret) = &binding.secret_ref {
-                                self.sink().delete(ctx.clone(), secret).await?;
-                            }
-                            backend.unbind(ctx).await?;
-                            Ok(None)
-                        }
-                    }
-                };
-                with_deadline(op.deadline, work).await
-            }
+        let found = |i: &Instance| match op.kind {
+            OpKind::Unbind => self.plan_to_delete(i, &i.plan_id),
+            _ => self.plan(&i.service_id, &i.plan_id),
         };
+        let outcome: std::result::Result<BindOutput, BackendError> =
+            match inst.as_ref().and_then(|i| found(i).map(|p| (i, p))) {
+                None => Err(BackendError::new(
+                    "the service instance or its plan no longer exists",
+                )),
+                Some((inst, found)) => {
+                    let (service, plan) = found.get();
+                    let checkpoint = OpCheckpoint {
+                        broker: self.clone(),
+                        home: OpHome::new(instance_id, Some(binding_id)),
+                        op_id: op_id.to_string(),
+                    };
+                    let ctx = BindingCtx {
+                        instance: InstanceCtx {
+                            instance: inst,
+                            service,
+                            plan,
+                            progress: op.progress.as_ref(),
+                            checkpoint: &checkpoint,
+                            originating_identity: op.originating_identity.as_ref(),
+                            request_identity: op.request_identity.as_deref(),
+                        },
+                        binding: &binding,
+                    };
+                    let work = async {
+                        let backend = self
+                            .backend(plan)
+                            .map_err(|e| BackendError::new(e.to_string()))?;
+                        match op.kind {
+                            OpKind::Bind => {
+                                let creds = backend.bind(ctx.clone()).await?;
+                                match self.sink().put(ctx.clone(), &creds).await {
+                                    Ok(secret) => Ok(Some((creds, secret))),
+                                    Err(e) => {
+                                        Err(self.undo_bind(backend.as_ref(), ctx, &creds, e).await)
+                                    }
+                                }
+                            }
+                            _ => {
+                                // A failed bind may have written its Secret unrecorded.
+                                let secret = binding
+                                    .secret_ref
+                                    .clone()
+                                    .unwrap_or_else(|| binding.secret_ref(inst));
+                                self.sink().delete(ctx.clone(), &secret).await?;
+                                backend.unbind(ctx).await?;
+                                Ok(None)
+                            }
+                        }
+                    };
+                    with_deadline(op.deadline, work).await
+                }
+            };
         if let Err(e) = &outcome {
             tracing::warn!(instance = %instance_id, binding = %binding_id, operation = %op_id,
                 kind = op.kind.as_str(), error = %e.message, "operation failed");
@@ -405,7 +408,11 @@ fn apply_binding_outcome(
             b.credentials = creds.clone();
             b.secret_ref = Some(secret.clone());
         }
-        (OpKind::Bind, _) => b.state = BindingState::BindFailed,
+        (OpKind::Bind, Err(e)) => {
+            b.state = BindingState::BindFailed;
+            b.left_nothing = e.left_nothing;
+        }
+        (OpKind::Bind, Ok(None)) => b.state = BindingState::BindFailed,
         (_, Ok(_)) => {
             b.state = BindingState::Deleted;
             b.credentials = Secrets::default();

@@ -121,6 +121,7 @@ impl Backend for UpstreamPlans {
             message,
             instance_usable: Some(true),
             update_repeatable: Some(repeatable),
+            left_nothing: false,
         };
         let operation = match run.progress.clone() {
             Some(Progress::Polling { operation, .. }) => operation,
@@ -193,6 +194,7 @@ impl Backend for UpstreamPlans {
                 message: upstream_failed(&broker, "update", &lo),
                 instance_usable: lo.instance_usable,
                 update_repeatable: lo.update_repeatable,
+                left_nothing: false,
             }),
             Settled::TimedOut(last) => Err(fail(timed_out(&broker, "update", &last), true)),
         }

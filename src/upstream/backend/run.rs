@@ -546,6 +546,7 @@ impl Run<'_> {
                 message: upstream_failed(&broker, target.remove_verb(), &lo),
                 instance_usable: lo.instance_usable,
                 update_repeatable: None,
+                left_nothing: false,
             }),
             Settled::TimedOut(last) => Err(BackendError::new(timed_out(
                 &broker,
