@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod dbusers;
 pub mod duration;
 pub mod helm;
+pub mod manifest;
 pub mod metrics;
 pub mod names;
 pub mod osb;
