@@ -8,7 +8,12 @@
 //!   instance, plus binding Secret manifests, for `kubectl apply` or GitOps.
 //! - [`helm_engine`]: real Helm releases in a cluster, and binding Secrets
 //!   applied into the app's namespace.
+//! - [`pipeline`]: `render_checked`, the one values → `helm template` →
+//!   read → policy step both engines and `chartbroker render` run.
+//! - [`preview`]: what `chartbroker render` shows for a plan.
 
 pub mod chart;
 pub mod helm_engine;
+pub mod pipeline;
+pub mod preview;
 pub mod render;

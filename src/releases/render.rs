@@ -2,8 +2,10 @@
 //! `helm template` into `<root>/<namespace>/<release>/`, ready for
 //! `kubectl apply -f` or a GitOps controller. No cluster needed.
 //!
-//! The manifests pass [`crate::policy::check`] before anything is written.
-//! Files are replaced atomically (write a temporary file, then rename), so a
+//! The manifests pass the plan's policy ([`super::pipeline::render_checked`])
+//! before anything is written, and every file is written in the one
+//! canonical form of [`crate::manifest::emit`]: the tree the policy judged,
+//! never helm's bytes. Files are replaced atomically (write a temporary file, then rename), so a
 //! reader never sees half a manifest.
 
 use std::path::{Path, PathBuf};
@@ -15,7 +17,7 @@ use super::chart::{Release, ReleaseEngine};
 use crate::broker::model::{SecretRef, Secrets};
 use crate::broker::ports::{BackendError, BindingCtx, Checkpoint, SecretSink};
 use crate::catalog::{LookupKind, Service};
-use crate::helm::{Helm, redact};
+use crate::helm::Helm;
 use crate::names::{binding_secret_ref, release_name};
 
 /// Renders releases and binding Secrets to files.
@@ -39,28 +41,17 @@ impl RenderEngine {
     }
 
     async fn render(&self, r: &Release) -> Result<(), BackendError> {
-        let manifests = self
-            .helm
-            .template(
-                &r.name,
-                &r.chart,
-                &r.namespace,
-                &r.values,
-                r.max_manifest_bytes,
-            )
+        // Nothing is written unless every manifest passes the plan's policy,
+        // and what is written is the judged tree, never helm's bytes.
+        let docs = super::pipeline::render_checked(&self.helm, r)
             .await
-            .map_err(|e| BackendError::new(redact(&e.to_string(), &r.redact)))?;
-        // Nothing is written unless every manifest passes the plan's policy.
-        crate::policy::check(&manifests, &r.namespace, &r.policy).map_err(|v| {
-            let message = format!("policy rejected the chart: {v}");
-            BackendError::new(redact(&message, &r.redact))
-        })?;
+            .map_err(|e| e.backend(r))?;
         let dir = self.release_dir(&r.namespace, &r.name);
-        let mut files = vec![("manifests.yaml", manifests)];
+        let mut files = vec![("manifests.yaml", crate::manifest::emit(&docs))];
         if r.own_namespace {
             files.push((
                 "namespace.yaml",
-                namespace_manifest(&r.namespace, &r.instance_id),
+                namespace_manifest(&r.namespace, &r.instance_id)?,
             ));
         }
         for (name, content) in files {
@@ -129,8 +120,11 @@ impl ReleaseEngine for RenderEngine {
                 )));
             }
         };
-        let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
-            .map_err(|e| BackendError::new(format!("parsing {}: {e}", path.display())))?;
+        let docs: Vec<Value> = crate::manifest::read(&text)
+            .map_err(|e| BackendError::new(format!("reading {}: {e}", path.display())))?
+            .into_iter()
+            .map(|d| d.value)
+            .collect();
         let want = match kind {
             LookupKind::Secret => "Secret",
             LookupKind::ConfigMap => "ConfigMap",
@@ -303,7 +297,7 @@ impl SecretSink for RenderEngine {
         let inst = ctx.instance.instance;
         let secret = binding_secret_ref(ctx.binding, inst);
         claim(self, &ctx, &secret).await?;
-        let manifest = secret_manifest(&secret, credentials, &ctx);
+        let manifest = secret_manifest(&secret, credentials, &ctx)?;
         let path = secret_path(self, &ctx, &secret);
         let (dir, file) = (
             path.parent().expect("has a folder"),
@@ -385,7 +379,11 @@ pub fn binding_annotations(ctx: &BindingCtx<'_>) -> std::collections::BTreeMap<S
     .collect()
 }
 
-fn secret_manifest(secret: &SecretRef, credentials: &Secrets, ctx: &BindingCtx<'_>) -> String {
+fn secret_manifest(
+    secret: &SecretRef,
+    credentials: &Secrets,
+    ctx: &BindingCtx<'_>,
+) -> Result<String, BackendError> {
     let doc = json!({
         "apiVersion": "v1",
         "kind": "Secret",
@@ -398,10 +396,17 @@ fn secret_manifest(secret: &SecretRef, credentials: &Secrets, ctx: &BindingCtx<'
         "type": crate::catalog::binding_secret_type(ctx.instance.service),
         "stringData": string_data(ctx.instance.service, credentials),
     });
-    serde_saphyr::to_string(&doc).expect("a JSON tree serializes to YAML")
+    // The same canonical form as the release's manifests. Never name what
+    // failed: the object holds credentials.
+    crate::manifest::emit_object(doc).map_err(|_| {
+        BackendError::new(format!(
+            "the binding Secret {}/{} can't be written: a credential name is too long",
+            secret.namespace, secret.name
+        ))
+    })
 }
 
-fn namespace_manifest(namespace: &str, instance_id: &str) -> String {
+fn namespace_manifest(namespace: &str, instance_id: &str) -> Result<String, BackendError> {
     let doc = json!({
         "apiVersion": "v1",
         "kind": "Namespace",
@@ -411,7 +416,8 @@ fn namespace_manifest(namespace: &str, instance_id: &str) -> String {
             "annotations": {"chartbroker.io/instance-id": instance_id},
         },
     });
-    serde_saphyr::to_string(&doc).expect("a JSON tree serializes to YAML")
+    crate::manifest::emit_object(doc)
+        .map_err(|e| BackendError::new(format!("the Namespace {namespace}: {e}")))
 }
 
 /// Writes `dir/name` atomically with owner-only permissions (manifests carry
