@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use granit_parser::{Event, Parser, ScalarStyle, Span};
+use granit_parser::{Event, Parser, ScalarStyle, Span, StructureStyle};
 use serde_json::{Map, Value};
 
 use super::resolve::{Plain, resolve};
@@ -15,11 +15,13 @@ use super::{Doc, ReadError};
 /// one once it runs past 1024 characters.
 const MAX_KEY_CHARS: usize = 1000;
 
+/// A collection being read; `flow` is the line a `[`/`{` opened on.
 enum Frame {
-    Seq(Vec<Value>),
+    Seq(Vec<Value>, Option<usize>),
     Map {
         map: Map<String, Value>,
         key: Option<String>,
+        flow: Option<usize>,
     },
 }
 
@@ -32,6 +34,21 @@ struct Builder<'a> {
     documents: usize,
     /// Byte ranges of quoted and block scalars: the only places a tab may be.
     quoted: Vec<Range<usize>>,
+    /// How many of the open collections are flow (`[...]`, `{...}`).
+    flow: usize,
+}
+
+/// Whether a plain scalar inside `[...]` or `{...}` is plain text to every
+/// reader: flow indicators, `:`, `?`, `#` and escapes there are read
+/// differently (YAML 1.2 takes `a:1` as text, and libyaml stumbles on `\`).
+fn flow_safe(text: &str) -> bool {
+    let inner = |c: char| c.is_alphanumeric() || " ._/+-=@$()<>^;~".contains(c);
+    let first = |c: char| c.is_alphanumeric() || "._/$(~".contains(c);
+    // `-1`, `+.5`, `-c`, `--flag`: a sign or dash right before text.
+    let signed = text.starts_with(['-', '+'])
+        && text[1..].starts_with(|c: char| c.is_alphanumeric() || c == '.' || c == '-');
+    text.is_empty()
+        || text.chars().all(inner) && (text.starts_with(first) || signed) && !text.ends_with(' ')
 }
 
 impl Builder<'_> {
@@ -81,8 +98,8 @@ impl Builder<'_> {
         }
         match self.stack.last_mut() {
             None => self.root = Some(value),
-            Some(Frame::Seq(items)) => items.push(value),
-            Some(Frame::Map { map, key }) => {
+            Some(Frame::Seq(items, _)) => items.push(value),
+            Some(Frame::Map { map, key, .. }) => {
                 let k = key.take().expect("a value follows its key");
                 map.insert(k, value);
             }
@@ -125,7 +142,7 @@ impl Builder<'_> {
                 format!("a key longer than {MAX_KEY_CHARS} characters"),
             ));
         }
-        let Some(Frame::Map { map, key: slot }) = self.stack.last_mut() else {
+        let Some(Frame::Map { map, key: slot, .. }) = self.stack.last_mut() else {
             unreachable!("keys are read in maps")
         };
         if map.contains_key(&key) {
@@ -143,8 +160,18 @@ impl Builder<'_> {
                 self.quoted.push(r);
             }
         }
+        if style == ScalarStyle::Plain && self.flow > 0 && !flow_safe(text) {
+            return Err(self.refuse(
+                span,
+                format!("the unquoted `{text}` inside `[...]` or `{{...}}` (quote it)"),
+            ));
+        }
         if self.in_key_position() {
             return self.key(span, text, style);
+        }
+        if self.stack.is_empty() && matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
+            // Its lines may start at column 0, which go-yaml doesn't take.
+            return Err(self.refuse(span, "a document that is a block scalar".into()));
         }
         let value = match style {
             ScalarStyle::Plain => {
@@ -202,7 +229,11 @@ impl Builder<'_> {
                 self.plain_node(span, anchor, tag.is_some(), "value")?;
                 self.scalar(span, &text, style)
             }
-            Event::SequenceStart(_, anchor, tag) | Event::MappingStart(_, anchor, tag) => {
+            Event::SequenceStart(style, anchor, tag) | Event::MappingStart(style, anchor, tag) => {
+                let flow = (style == StructureStyle::Flow).then(|| span.start.line());
+                if flow.is_some() {
+                    self.flow += 1;
+                }
                 self.plain_node(span, anchor, tag.is_some(), "collection")?;
                 if self.in_key_position() {
                     return Err(self.refuse(span, "a key that is a list or a map".into()));
@@ -214,17 +245,26 @@ impl Builder<'_> {
                     Frame::Map {
                         map: Map::new(),
                         key: None,
+                        flow,
                     }
                 } else {
-                    Frame::Seq(Vec::new())
+                    Frame::Seq(Vec::new(), flow)
                 });
                 Ok(())
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                let value = match self.stack.pop().expect("balanced events") {
-                    Frame::Seq(items) => Value::Array(items),
-                    Frame::Map { map, .. } => Value::Object(map),
+                let (value, flow) = match self.stack.pop().expect("balanced events") {
+                    Frame::Seq(items, flow) => (Value::Array(items), flow),
+                    Frame::Map { map, flow, .. } => (Value::Object(map), flow),
                 };
+                if let Some(line) = flow {
+                    self.flow -= 1;
+                    if span.end.line() != line {
+                        return Err(
+                            self.refuse(span, "a `[...]` or `{...}` over several lines".into())
+                        );
+                    }
+                }
                 self.add(span, value)
             }
             // The event list may grow: what isn't known is refused.
@@ -269,6 +309,7 @@ pub(super) fn document(chunk: &Chunk<'_>) -> Result<Option<Doc>, ReadError> {
         source: None,
         documents: 0,
         quoted: Vec::new(),
+        flow: 0,
     };
     for item in Parser::new_from_str(chunk.text) {
         let (event, span) = item.map_err(|e| {

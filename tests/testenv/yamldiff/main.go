@@ -93,7 +93,7 @@ func yamlToJSONDocs(stream []byte) ([]json.RawMessage, error) {
 }
 
 func decode(line []byte) result {
-	stream, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(line)))
+	stream, err := base64.StdEncoding.DecodeString(string(bytes.TrimRight(line, "\n")))
 	if err != nil {
 		return result{Error: "input is not base64: " + err.Error()}
 	}
@@ -114,7 +114,9 @@ func main() {
 	enc := json.NewEncoder(out)
 	for {
 		line, err := in.ReadBytes('\n')
-		if len(bytes.TrimSpace(line)) > 0 {
+		// Every line is a stream, the empty one included: the caller
+		// waits for one answer per line.
+		if len(line) > 0 {
 			if e := enc.Encode(decode(line)); e != nil {
 				fmt.Fprintln(os.Stderr, "yamldiff:", e)
 				os.Exit(2)
