@@ -99,13 +99,16 @@ fn float_value(original: &str, text: &str) -> Option<Plain> {
     Some(Plain::Value(float_json(f)))
 }
 
-/// A float as the API server receives it: Go's `encoding/json` writes an
-/// integral float below 1e21 without a fraction, which Kubernetes'
-/// unstructured decoding then reads as an integer when it fits 64 bits.
+/// A float as the API server receives it: Go's `encoding/json` writes a
+/// float below 1e21 in plain decimal (its shortest round-trip digits,
+/// padded with zeros), and Kubernetes' unstructured decoding reads that text
+/// as an integer when it parses as one in 64 bits. Rust's `Display` writes
+/// the same digits.
 pub(super) fn float_json(f: f64) -> Value {
-    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
-    if f.fract() == 0.0 && (-TWO_63..TWO_63).contains(&f) {
-        return Value::Number((f as i64).into());
+    if f.fract() == 0.0 && f.abs() < 1e21 {
+        if let Ok(i) = format!("{f}").parse::<i64>() {
+            return Value::Number(i.into());
+        }
     }
     Number::from_f64(f).map_or(Value::Null, Value::Number)
 }
@@ -232,6 +235,8 @@ mod tests {
             ("1.2.3", json!("1.2.3")),
             ("yEs", json!("yEs")),
             ("-9223372036854775808", json!(i64::MIN)),
+            ("-9223372036854775808.0", json!(-9.223372036854776e18)),
+            ("9007199254740993.0", json!(9007199254740992i64)),
         ] {
             assert_eq!(v(s), want, "{s}");
         }
