@@ -128,9 +128,7 @@ impl Builder<'_> {
                 }
                 Plain::Refused(why) => return Err(self.refuse(span, why)),
             },
-            _ if text == "<<" => {
-                return Err(self.refuse(span, "a key spelled `<<` (a merge key)".into()));
-            }
+            // Quoted, `<<` is text to go-yaml too (its merge needs a plain key).
             _ => text.to_owned(),
         };
         if span.start.line() != span.end.line() {
