@@ -312,7 +312,7 @@ pub(super) fn document(chunk: &Chunk<'_>) -> Result<Option<Doc>, ReadError> {
     for item in Parser::new_from_str(chunk.text) {
         let (event, span) = item.map_err(|e| {
             let line = chunk.first_line + e.marker().line().saturating_sub(1);
-            b.fail(line, format!("not valid YAML: {}", e.info()), true)
+            b.fail(line, e.info(), true)
         })?;
         b.event(event, &span)?;
     }

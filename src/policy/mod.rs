@@ -232,7 +232,7 @@ pub fn check(manifests: &str, namespace: &str, policy: &Policy) -> Result<(), Vi
 /// The violation of a stream the manifest reader refused.
 pub fn unreadable(e: &crate::manifest::ReadError, namespace: &str) -> Violation {
     let (rule, message) = if e.syntax {
-        ("invalid-yaml", format!("not valid YAML: {e}"))
+        ("invalid-yaml", format!("not valid YAML ({e})"))
     } else {
         (
             "ambiguous-yaml",
