@@ -11,6 +11,10 @@
 #                      kube-controller-manager 1.35.4), built with `go build` from the
 #                      Go module in tests/testenv (go.mod/go.sum pinned); rebuilt only
 #                      when its sources or the Go version change (stamp file beside it)
+#   .tools/bin/yamldiff Kubernetes' own YAML decoding (sigs.k8s.io/yaml, the apimachinery
+#                      decoder kubectl uses), `go build` of tests/testenv/yamldiff from the same
+#                      pinned module (nothing new downloaded; stamp file beside it): the
+#                      differential test of the manifest reader (tests/yaml_differential.rs)
 #   .tools/bin/registry the CNCF distribution registry v3.0.0 (`go install` from the Go
 #                      module proxy; stamp file beside it): the private OCI registry of
 #                      tests/chart_sources.rs
@@ -19,7 +23,7 @@
 #   promtool           /usr/bin/promtool from Debian's prometheus package (apt-get, only
 #                      when missing and root; the server is not started)
 #   .tools/env.sh      `source` it: exports CHARTBROKER_HELM, CHARTBROKER_HELM3, CHARTBROKER_KUBECTL,
-#                      CHARTBROKER_TESTENV, CHARTBROKER_REGISTRY, CHARTBROKER_PYTHON and puts .tools/bin + venv/bin on PATH
+#                      CHARTBROKER_TESTENV, CHARTBROKER_YAMLDIFF, CHARTBROKER_REGISTRY, CHARTBROKER_PYTHON and puts .tools/bin + venv/bin on PATH
 #
 # Idempotent: a helm binary whose sha256 already matches and a venv whose stamp
 # matches the requirements file are left alone. Needs: npm, python3 (>= 3.10),
@@ -194,6 +198,23 @@ else
   log "testenv: built in $((SECONDS - started)) s"
 fi
 
+# ---- Kubernetes' YAML decoding -------------------------------------------------
+# A second main package in the testenv module: the same pinned sigs.k8s.io/yaml
+# and apimachinery the control plane is built from.
+yamldiff_stamp="$( { go version; cat "$TESTENV_SRC/go.mod" "$TESTENV_SRC/go.sum" "$TESTENV_SRC"/yamldiff/*.go; } | sha256sum | cut -d' ' -f1)"
+if [[ -x "$TOOLS/bin/yamldiff" && -f "$TOOLS/bin/yamldiff.stamp" && "$(cat "$TOOLS/bin/yamldiff.stamp")" == "$yamldiff_stamp" ]]; then
+  log "yamldiff: up to date"
+else
+  log "yamldiff: building tests/testenv/yamldiff ..."
+  (cd "$TESTENV_SRC" && go build -mod=readonly -buildvcs=false -trimpath -ldflags '-s -w' -o "$TOOLS/bin/yamldiff.partial" ./yamldiff) \
+    || die "building tests/testenv/yamldiff failed (see the go output above)"
+  printf 'a: 1\n' | base64 | "$TOOLS/bin/yamldiff.partial" | grep -q '"kubectl":\[{"a":1}\]' \
+    || die "the built yamldiff does not decode a trivial document"
+  mv -f "$TOOLS/bin/yamldiff.partial" "$TOOLS/bin/yamldiff"
+  printf '%s\n' "$yamldiff_stamp" >"$TOOLS/bin/yamldiff.stamp"
+  log "yamldiff: built"
+fi
+
 # ---- OCI registry -------------------------------------------------------------
 # The CNCF distribution registry (htpasswd auth, TLS): the private OCI
 # registry tests/chart_sources.rs pulls charts from with credentials. Built
@@ -266,6 +287,7 @@ export CHARTBROKER_HELM='$TOOLS/bin/helm'
 export CHARTBROKER_HELM3='$TOOLS/bin/helm3'
 export CHARTBROKER_KUBECTL='$TOOLS/bin/kubectl'
 export CHARTBROKER_TESTENV='$TOOLS/bin/testenv'
+export CHARTBROKER_YAMLDIFF='$TOOLS/bin/yamldiff'
 export CHARTBROKER_REGISTRY='$TOOLS/bin/registry'
 export CHARTBROKER_PYTHON='$VPY'
 case ":\$PATH:" in

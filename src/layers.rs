@@ -20,6 +20,7 @@ const FLOORS: &[(&str, bool, &[&str])] = &[
             "api_version",
             "credentials",
             "duration",
+            "manifest",
             "names",
             "policy",
             "redact",

@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod dbusers;
 pub mod duration;
 pub mod helm;
+pub mod manifest;
 pub mod metrics;
 pub mod names;
 pub mod osb;

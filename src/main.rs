@@ -1,6 +1,5 @@
 //! The `chartbroker` command.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -416,17 +415,10 @@ async fn lint(dir: &std::path::Path, charts: &std::path::Path) -> anyhow::Result
 }
 
 async fn render(a: RenderArgs) -> anyhow::Result<()> {
+    use chartbroker::releases::{pipeline::RenderError, preview};
     let catalog = Catalog::load(&a.catalog, &a.charts)?;
-    let service = catalog
-        .services()
-        .iter()
-        .find(|s| s.name == a.service || s.id == a.service)
-        .with_context(|| format!("no service {:?} in the catalog", a.service))?;
-    let plan = service
-        .plans
-        .iter()
-        .find(|p| p.name == a.plan || p.id == a.plan)
-        .with_context(|| format!("service {} has no plan {:?}", service.name, a.plan))?;
+    let (service, plan) =
+        preview::find(&catalog, &a.service, &a.plan).map_err(anyhow::Error::msg)?;
     let mut params = serde_json::Map::new();
     for p in &a.params {
         let (k, v) = p
@@ -435,48 +427,8 @@ async fn render(a: RenderArgs) -> anyhow::Result<()> {
         let v = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
         params.insert(k.to_string(), v);
     }
-    let mut params = Value::Object(params);
-    plan.validate_parameters(chartbroker::catalog::SchemaKind::InstanceCreate, &params)
-        .map_err(|e| anyhow::anyhow!("invalid parameters: {e}"))?;
-    plan.apply_defaults(
-        chartbroker::catalog::SchemaKind::InstanceCreate,
-        &mut params,
-    );
-    let chart = plan.chart().context("this plan is not backed by a chart")?;
-    let mut secrets = BTreeMap::new();
-    chartbroker::broker::secrets::ensure(&chart.secrets, &mut secrets);
-    let id = "00000000-0000-4000-8000-000000000000";
-    let inst = chartbroker::broker::model::Instance {
-        id: id.into(),
-        service_id: service.id.clone(),
-        plan_id: plan.id.clone(),
-        parameters: params,
-        requested_parameters: None,
-        context: serde_json::json!({"platform": "kubernetes", "namespace": a.namespace}),
-        organization_guid: None,
-        space_guid: None,
-        maintenance_version: None,
-        release: chartbroker::names::release_name(id),
-        namespace: a.namespace.clone(),
-        secrets: chartbroker::broker::model::Secrets(secrets),
-        dashboard_url: None,
-        state: chartbroker::broker::model::InstanceState::Provisioning,
-        provision_fingerprint: String::new(),
-        dependencies: Default::default(),
-        teardown: None,
-        operations: Vec::new(),
-    };
-    let ctx = chartbroker::broker::ports::InstanceCtx {
-        instance: &inst,
-        service,
-        plan,
-        progress: None,
-        checkpoint: &chartbroker::broker::ports::NoCheckpoint,
-        originating_identity: None,
-        request_identity: None,
-    };
     let release =
-        chartbroker::releases::chart::release_for(&ctx).map_err(|e| anyhow::anyhow!(e.message))?;
+        preview::release(service, plan, params, &a.namespace).map_err(anyhow::Error::msg)?;
     println!("# values (generated secrets are shown: this is a local preview)");
     println!("{}", serde_json::to_string_pretty(&release.values)?);
     if a.values_only {
@@ -485,26 +437,22 @@ async fn render(a: RenderArgs) -> anyhow::Result<()> {
     let tmp = std::env::temp_dir().join(format!("chartbroker-render-{}", std::process::id()));
     let helm = chartbroker::helm::Helm::new(find_helm(a.helm), &tmp, Duration::from_secs(120));
     // A remote chart is pulled (and verified) into the temporary directory.
-    let fetcher = chartbroker::charts::ChartFetcher::new(helm.clone(), tmp.join("charts"));
-    let out = match fetcher.resolve(&chart.source).await {
-        Ok(path) => helm
-            .template(
-                &release.name,
-                &path,
-                &release.namespace,
-                &release.values,
-                release.max_manifest_bytes,
-            )
-            .await
-            .map_err(anyhow::Error::from),
-        Err(e) => Err(e.into()),
-    };
+    let out = preview::manifests(&helm, plan, release, &tmp).await;
     let _ = std::fs::remove_dir_all(&tmp);
-    let manifests = out?;
-    print!("{manifests}");
     // The same verdict `serve` would give: a preview that passes here passes
-    // there (up to what only a cluster's `lookup` changes).
-    chartbroker::policy::check(&manifests, &release.namespace, &release.policy)
-        .map_err(|v| anyhow::anyhow!("policy rejected the chart: {v}"))?;
-    Ok(())
+    // there (up to what only a cluster's `lookup` changes). What passes is
+    // shown as the broker would write it; what fails, as helm rendered it.
+    match out {
+        Ok(manifests) => {
+            print!("{manifests}");
+            Ok(())
+        }
+        Err(e @ RenderError::Refused { .. }) => {
+            if let RenderError::Refused { manifests, .. } = &e {
+                print!("{manifests}");
+            }
+            Err(anyhow::anyhow!("{e}"))
+        }
+        Err(e) => Err(e.into()),
+    }
 }

@@ -4,9 +4,11 @@
 //! returns nothing and `.Release.IsUpgrade` is false, so a chart can render
 //! something harmless for the check and something else for the install.
 //! Helm hands the manifests it is about to apply to a post-renderer, and the
-//! broker is its own: `chartbroker post-render --call FILE` checks the plan's
-//! policy on exactly those bytes and passes them through unchanged, or
-//! refuses and helm applies nothing.
+//! broker is its own: `chartbroker post-render --call FILE` reads exactly
+//! those bytes ([`crate::manifest::read`]), checks the plan's policy on the
+//! documents read, and hands helm back those documents in the broker's one
+//! canonical form ([`crate::manifest::emit`]), never helm's own bytes, so
+//! helm applies what was judged; or it refuses and helm applies nothing.
 //!
 //! What reaches a post-renderer differs by helm version (measured with the
 //! real binaries, see tests/postrender.rs):
@@ -166,8 +168,9 @@ fn verdict_path(call: &Path) -> PathBuf {
 }
 
 /// `chartbroker post-render --call FILE`: helm's manifests on stdin, the
-/// same bytes on stdout if the policy allows them; otherwise the reason in
-/// the verdict file (and on stderr) and a failure exit.
+/// judged documents, emitted, on stdout if the policy allows them;
+/// otherwise the reason in the verdict file (and on stderr) and a failure
+/// exit.
 pub fn run(call: &Path, input: impl Read, mut output: impl Write) -> Result<(), String> {
     let verdict = verdict_path(call);
     let refuse = |why: String| {
@@ -194,13 +197,22 @@ pub fn run(call: &Path, input: impl Read, mut output: impl Write) -> Result<(), 
              (the plan's chart.limits.max_manifest_bytes)"
         ));
     }
-    if let Err(v) = crate::policy::check(&manifests, &spec.namespace, &spec.policy) {
-        return refuse(format!(
-            "policy rejected the manifests helm would apply: {v}"
-        ));
-    }
+    let docs = match crate::releases::pipeline::judge(manifests, &spec.namespace, &spec.policy) {
+        Ok(docs) => docs,
+        Err(e) => {
+            let why = match e {
+                crate::releases::pipeline::RenderError::Refused { violations, .. } => {
+                    violations.to_string()
+                }
+                other => other.to_string(),
+            };
+            return refuse(format!(
+                "policy rejected the manifests helm would apply: {why}"
+            ));
+        }
+    };
     output
-        .write_all(manifests.as_bytes())
+        .write_all(crate::manifest::emit(&docs).as_bytes())
         .and_then(|_| output.flush())
         .map_err(|e| format!("writing the manifests back to helm: {e}"))
 }
@@ -210,15 +222,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn allowed_manifests_pass_through_byte_for_byte() {
+    fn allowed_manifests_go_back_as_the_judged_documents() {
         let dir = tempfile::tempdir().unwrap();
         let pr = PostRenderer::install(dir.path(), Path::new("/bin/chartbroker"), 4).unwrap();
         let call = pr.call("apps", &Policy::default(), 1 << 20).unwrap();
-        let input = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: apps\n";
+        let input = "---\n# Source: c/templates/a.yaml\napiVersion: v1\nkind: ConfigMap\n\
+                     metadata:\n  name: a\n  namespace: apps\ndata:\n  mode: 0644\n";
         let mut out = Vec::new();
         let path = call.path.clone();
         run(&path, input.as_bytes(), &mut out).unwrap();
-        assert_eq!(out, input.as_bytes());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "---\n# Source: c/templates/a.yaml\n{\"apiVersion\":\"v1\",\"data\":{\"mode\":420},\
+             \"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"a\",\"namespace\":\"apps\"}}\n"
+        );
         assert_eq!(call.refusal(), None);
         let plugin = std::fs::read_to_string(
             dir.path()

@@ -781,7 +781,7 @@ async fn repository_chart_is_fetched_once_then_cached() {
     let env = Env::start().await;
     let manifests = env.provision("r1", "repo").await;
     assert!(manifests.contains(MARK), "{manifests}");
-    assert!(manifests.contains("name: cb-r1"), "{manifests}");
+    assert!(manifests.contains(r#""name":"cb-r1""#), "{manifests}");
     env.provision("r2", "repo").await;
     assert_eq!(env.server.hits("/stable/tiny-0.1.0.tgz"), 1);
 

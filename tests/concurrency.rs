@@ -92,7 +92,7 @@ async fn concurrent_requests_on_one_instance_start_exactly_one_operation() {
     assert_eq!(done.json["state"], "succeeded", "{}", done.text);
     let manifests = std::fs::read_to_string(b.release_dir("race").join("manifests.yaml")).unwrap();
     assert!(
-        manifests.contains(&format!("message: \"{winner}\"")),
+        manifests.contains(&format!(r#""message":"{winner}""#)),
         "the winning request's parameters were used"
     );
 }

@@ -78,7 +78,7 @@ async fn wordpress_uses_mysql_with_the_render_engine() {
     let manifests =
         std::fs::read_to_string(b.data.path().join("render/web/cb-wp-1/manifests.yaml")).unwrap();
     assert!(
-        manifests.contains("name: \"cb-wp-1-database\""),
+        manifests.contains(r#""name":"cb-wp-1-database""#),
         "the chart reads the binding Secret by name"
     );
     // The binding Secret is in WordPress's namespace with MySQL's credentials.

@@ -289,3 +289,95 @@ fn the_render_command_runs_the_same_policy_as_serve() {
     // The preview still shows what was refused.
     assert!(String::from_utf8_lossy(&out.stdout).contains("privileged: true"));
 }
+
+/// Charts whose bytes Kubernetes' Go reader reads differently from a YAML
+/// 1.2 parser (issue 19), each with what the refusal must name.
+const AMBIGUOUS: &[(&str, &str)] = &[
+    ("plan-merge-key", "merge key"),
+    ("plan-line-separator", "U+2028"),
+];
+
+/// Provisions every ambiguous chart on the helm engine: each is refused
+/// with the reason, and nothing of it reaches the API server.
+async fn ambiguous_yaml_is_refused(helm: PathBuf, major: u32) {
+    let k = Cluster::admin().await;
+    let ns = k.namespace("amb").await;
+    let b = broker(&k, helm).await;
+    // Helm 4 re-serializes before its post-renderer and keeps the merge key
+    // as `!!merge <<`, a tag; Helm 3 hands over the chart's bytes.
+    let switch = if major >= 4 {
+        "an explicit tag"
+    } else {
+        "merge key"
+    };
+    let cases = AMBIGUOUS
+        .iter()
+        .copied()
+        .chain([("plan-merge-key-switch", switch)]);
+    for (n, (plan, says)) in cases.enumerate() {
+        let id = format!("amb{major}-{n}");
+        let done = run(
+            &b,
+            Method::PUT,
+            &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
+            provision(plan, &ns),
+        )
+        .await;
+        assert_eq!(done.json["state"], "failed", "{plan}: {}", done.text);
+        let d = done.json["description"].as_str().unwrap();
+        assert!(
+            d.contains("policy rejected") && d.contains(says),
+            "{plan}: {d}"
+        );
+        assert!(
+            k.get(&format!("/api/v1/namespaces/{ns}/pods/cb-{id}"))
+                .await
+                .is_none(),
+            "{plan}: the pod reached the API server"
+        );
+    }
+    let pods = k
+        .get(&format!("/api/v1/namespaces/{ns}/pods"))
+        .await
+        .unwrap();
+    assert_eq!(pods["items"], json!([]), "nothing was applied");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn yaml_go_reads_differently_is_refused_on_helm4() {
+    ambiguous_yaml_is_refused(helm_bin(), 4).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn yaml_go_reads_differently_is_refused_on_helm3() {
+    ambiguous_yaml_is_refused(helm3_bin(), 3).await;
+}
+
+#[tokio::test]
+async fn yaml_go_reads_differently_is_refused_on_the_render_engine() {
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    cfg.catalog_dir = fixtures().join("catalog-postrender");
+    cfg.charts_dir = fixtures().join("switch-charts");
+    let b = TestBroker::with_config(data, cfg).await;
+    for (n, (plan, says)) in AMBIGUOUS.iter().enumerate() {
+        let id = format!("amb-r{n}");
+        let r = b
+            .call(
+                Method::PUT,
+                &format!("/v2/service_instances/{id}"),
+                Some(provision(plan, "apps")),
+            )
+            .await;
+        assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
+        let d = r.json["description"].as_str().unwrap();
+        assert!(
+            d.starts_with("policy rejected the chart: manifests: ")
+                && d.contains("(rule: ambiguous-yaml)")
+                && d.contains("line-separator/templates/pod.yaml") == (n == 1)
+                && d.contains(says),
+            "{plan}: {d}"
+        );
+        assert!(!b.release_dir(&id).exists(), "{plan} wrote manifests");
+    }
+}

@@ -19,7 +19,7 @@ async fn provision_bind_unbind_deprovision_sync() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let manifests = b.data.path().join("render/apps/cb-i-1/manifests.yaml");
     let text = std::fs::read_to_string(&manifests).unwrap();
-    assert!(text.contains("message: \"hi\""), "{text}");
+    assert!(text.contains(r#""message":"hi""#), "{text}");
 
     let r = b
         .call(

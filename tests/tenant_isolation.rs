@@ -101,9 +101,14 @@ fn rendered_secrets(b: &TestBroker, ns: &str, name: &str) -> Vec<PathBuf> {
         .into_iter()
         .filter(|p| {
             let text = std::fs::read_to_string(p).unwrap();
-            text.contains("kind: Secret")
-                && text.contains(&format!("name: {name}\n"))
-                && text.contains(&format!("namespace: {ns}\n"))
+            // Every file is the broker's canonical form (chartbroker::manifest).
+            let docs = chartbroker::manifest::read(&text).unwrap();
+            docs.iter().any(|d| {
+                let v = &d.value;
+                v["kind"] == "Secret"
+                    && v["metadata"]["name"] == name
+                    && v["metadata"]["namespace"] == ns
+            })
         })
         .collect()
 }

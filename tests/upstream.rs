@@ -109,7 +109,7 @@ async fn lifecycle(cloud: &Cloud, b: &TestBroker, id: &str) {
     assert_eq!(bput["body"]["bind_resource"]["app_guid"], "app-1");
     let secret = b.release_dir(id).join("bindings/cb-bind-bind-1.yaml");
     let manifest = std::fs::read_to_string(&secret).expect("binding Secret written");
-    assert!(manifest.contains("kind: Secret"), "{manifest}");
+    assert!(manifest.contains(r#""kind":"Secret""#), "{manifest}");
     assert!(
         manifest.contains(&password),
         "the upstream password is in the Secret"

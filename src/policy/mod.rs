@@ -250,31 +250,50 @@ impl fmt::Display for Violations {
 impl std::error::Error for Violations {}
 
 /// Checks `manifests` (helm's multi-document YAML) for a release in
-/// `namespace` against `policy`. Empty and null documents are skipped.
+/// `namespace` against `policy`: reads them with [`crate::manifest::read`]
+/// (a stream Kubernetes might read differently is itself a violation), then
+/// [`check_docs`].
 pub fn check(manifests: &str, namespace: &str, policy: &Policy) -> Result<(), Violations> {
-    let docs = match serde_saphyr::from_multiple::<Value>(manifests) {
-        Ok(docs) => docs,
-        Err(e) => {
-            return Err(Violations(vec![Violation {
-                kind: String::new(),
-                name: "manifests".into(),
-                namespace: namespace.into(),
-                rule: "invalid-yaml",
-                message: format!("not valid YAML: {}", e.without_snippet()),
-            }]));
-        }
-    };
-    judge(&docs, namespace, policy)
+    let docs = crate::manifest::read(manifests)
+        .map_err(|e| Violations(vec![unreadable(&e, namespace)]))?;
+    check_docs(&docs, namespace, policy)
 }
 
-/// Judges parsed documents: first what the release creates (its context),
-/// then every object against the rules, with that context.
-fn judge(docs: &[Value], namespace: &str, policy: &Policy) -> Result<(), Violations> {
-    let release = release::Release::from_docs(docs, namespace);
+/// The violation of a stream the manifest reader refused.
+pub fn unreadable(e: &crate::manifest::ReadError, namespace: &str) -> Violation {
+    let (rule, message) = if e.syntax {
+        ("invalid-yaml", format!("not valid YAML ({e})"))
+    } else {
+        (
+            "ambiguous-yaml",
+            format!("Kubernetes' YAML reader may read this differently: {e}"),
+        )
+    };
+    Violation {
+        kind: String::new(),
+        name: "manifests".into(),
+        namespace: namespace.into(),
+        rule,
+        message,
+    }
+}
+
+/// Checks judged documents (as [`crate::manifest::read`] returns them) for
+/// a release in `namespace` against `policy`: first what the release
+/// creates (its context), then every object against the rules, with that
+/// context.
+pub fn check_docs(
+    docs: &[crate::manifest::Doc],
+    namespace: &str,
+    policy: &Policy,
+) -> Result<(), Violations> {
+    let release = release::Release::from_docs(docs.iter().map(|d| &d.value), namespace);
     let allowed = policy.allowed_kinds();
     let mut found = Vec::new();
-    for (i, doc) in docs.iter().enumerate() {
-        check_doc(doc, i + 1, &release, policy, &allowed, &mut found);
+    for doc in docs {
+        check_doc(
+            &doc.value, doc.number, &release, policy, &allowed, &mut found,
+        );
     }
     if found.is_empty() {
         Ok(())

@@ -47,7 +47,7 @@ pub(super) struct Release {
 
 impl Release {
     /// Reads every document of the release (non-objects are skipped).
-    pub fn from_docs(docs: &[Value], namespace: &str) -> Release {
+    pub fn from_docs<'a>(docs: impl IntoIterator<Item = &'a Value>, namespace: &str) -> Release {
         let mut release = Release {
             namespace: namespace.to_owned(),
             ..Release::default()

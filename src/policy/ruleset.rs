@@ -40,6 +40,10 @@ pub const RULES: &[Rule] = &[
         "output that is not YAML (duplicate keys included)",
     ),
     never(
+        "ambiguous-yaml",
+        "YAML Kubernetes' Go reader may read differently: anchors, aliases, merge keys, tags, non-string keys, U+2028/U+2029/U+0085 and control characters, tabs in indentation, `---` inside text, YAML 1.1 numbers JSON can't carry",
+    ),
+    never(
         "not-an-object",
         "a document without apiVersion, kind and metadata.name",
     ),

@@ -37,8 +37,8 @@ use crate::names::is_dns_label;
 pub type ObjectId = (String, String);
 
 /// The (kind, name) of every document that has both.
-pub fn object_ids(docs: &[Value]) -> Vec<ObjectId> {
-    docs.iter()
+pub fn object_ids<'a>(docs: impl IntoIterator<Item = &'a Value>) -> Vec<ObjectId> {
+    docs.into_iter()
         .filter_map(|d| {
             let kind = d.get("kind")?.as_str()?;
             let name = d.get("metadata")?.get("name")?.as_str()?;

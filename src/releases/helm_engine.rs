@@ -261,27 +261,14 @@ impl HelmEngine {
             .map_err(kube_err)
     }
 
-    /// Renders with `helm template` and runs the plan's policy.
+    /// Renders with `helm template` and runs the plan's policy, to fail
+    /// fast; the post-renderer judges again what helm really applies.
     async fn check_policy(&self, r: &Release) -> Result<(), BackendError> {
-        let manifests = self
-            .helm
-            .template(
-                &r.name,
-                &r.chart,
-                &r.namespace,
-                &r.values,
-                r.max_manifest_bytes,
-            )
+        let docs = super::pipeline::render_checked(&self.helm, r)
             .await
-            .map_err(|e| Self::fail(r, e))?;
-        crate::policy::check(&manifests, &r.namespace, &r.policy).map_err(|v| {
-            BackendError::new(redact(
-                &format!("policy rejected the chart: {v}"),
-                &r.redact,
-            ))
-        })?;
+            .map_err(|e| e.backend(r))?;
         if self.post_renderer.hooks_bypass() {
-            if let Some(hook) = first_hook(&manifests) {
+            if let Some(hook) = first_hook(&docs) {
                 return Err(BackendError::new(format!(
                     "the chart has hooks ({hook}); Helm 3 does not show hooks to the broker's \
                      policy check, so the broker runs Helm 3 without hooks and refuses charts \
@@ -575,10 +562,10 @@ impl ReleaseEngine for HelmEngine {
     }
 }
 
-/// The first hook in a rendered stream, as `Kind/name`.
-fn first_hook(manifests: &str) -> Option<String> {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(manifests).ok()?;
+/// The first hook among judged documents, as `Kind/name`.
+fn first_hook(docs: &[crate::manifest::Doc]) -> Option<String> {
     docs.iter()
+        .map(|d| &d.value)
         .find(|d| !d["metadata"]["annotations"]["helm.sh/hook"].is_null())
         .map(|d| {
             format!(

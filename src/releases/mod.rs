@@ -9,8 +9,13 @@
 //! - [`helm_engine`]: real Helm releases in a cluster, and binding Secrets
 //!   applied into the app's namespace.
 //! - [`claims`]: who owns each namespace and name in the render tree.
+//! - [`pipeline`]: `render_checked`, the one values → `helm template` →
+//!   read → policy step both engines and `chartbroker render` run.
+//! - [`preview`]: what `chartbroker render` shows for a plan.
 
 pub mod chart;
 pub mod claims;
 pub mod helm_engine;
+pub mod pipeline;
+pub mod preview;
 pub mod render;

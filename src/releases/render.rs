@@ -2,8 +2,10 @@
 //! `helm template` into `<root>/<namespace>/<release>/`, ready for
 //! `kubectl apply -f` or a GitOps controller. No cluster needed.
 //!
-//! The manifests pass [`crate::policy::check`] before anything is written.
-//! Files are replaced atomically (write a temporary file, then rename), so a
+//! The manifests pass the plan's policy ([`super::pipeline::render_checked`])
+//! before anything is written, and every file is written in the one
+//! canonical form of [`crate::manifest::emit`]: the tree the policy judged,
+//! never helm's bytes. Files are replaced atomically (write a temporary file, then rename), so a
 //! reader never sees half a manifest.
 
 use std::path::{Path, PathBuf};
@@ -49,33 +51,23 @@ impl RenderEngine {
     }
 
     async fn render(&self, r: &Release) -> Result<(), BackendError> {
-        let manifests = self
-            .helm
-            .template(
-                &r.name,
-                &r.chart,
-                &r.namespace,
-                &r.values,
-                r.max_manifest_bytes,
-            )
+        // Nothing is written unless every manifest passes the plan's policy,
+        // and what is written is the judged tree, never helm's bytes.
+        let docs = super::pipeline::render_checked(&self.helm, r)
             .await
-            .map_err(|e| BackendError::new(redact(&e.to_string(), &r.redact)))?;
-        // Nothing is written unless every manifest passes the plan's policy.
-        crate::policy::check(&manifests, &r.namespace, &r.policy).map_err(|v| {
-            let message = format!("policy rejected the chart: {v}");
-            BackendError::new(redact(&message, &r.redact))
-        })?;
-        let docs: Vec<Value> = serde_saphyr::from_multiple(&manifests)
-            .map_err(|e| BackendError::new(redact(&e.to_string(), &r.redact)))?;
+            .map_err(|e| e.backend(r))?;
         self.claims
-            .claim_release(&release_owner(r), &claims::object_ids(&docs))
+            .claim_release(
+                &release_owner(r),
+                &claims::object_ids(docs.iter().map(|d| &d.value)),
+            )
             .await?;
         let dir = self.release_dir(&r.namespace, &r.name);
-        let mut files = vec![("manifests.yaml", manifests)];
+        let mut files = vec![("manifests.yaml", crate::manifest::emit(&docs))];
         if r.own_namespace {
             files.push((
                 "namespace.yaml",
-                namespace_manifest(&r.namespace, &r.instance_id),
+                namespace_manifest(&r.namespace, &r.instance_id)?,
             ));
         }
         for (name, content) in files {
@@ -147,11 +139,15 @@ impl ReleaseEngine for RenderEngine {
                 )));
             }
         };
-        // A parser's error quotes the document, which holds the secrets.
-        let docs: Vec<Value> = serde_saphyr::from_multiple(&text).map_err(|e| {
-            let message = format!("parsing {}: {e}", path.display());
-            BackendError::new(redact(&message, &release.redact))
-        })?;
+        // A reader's error may quote the document, which holds the secrets.
+        let docs: Vec<Value> = crate::manifest::read(&text)
+            .map_err(|e| {
+                let message = format!("reading {}: {e}", path.display());
+                BackendError::new(redact(&message, &release.redact))
+            })?
+            .into_iter()
+            .map(|d| d.value)
+            .collect();
         let want = match kind {
             LookupKind::Secret => "Secret",
             LookupKind::ConfigMap => "ConfigMap",
@@ -288,7 +284,7 @@ impl SecretSink for RenderEngine {
         self.claims
             .claim_binding(&secret, &binding_owner(&ctx))
             .await?;
-        let manifest = secret_manifest(&secret, credentials, &ctx);
+        let manifest = secret_manifest(&secret, credentials, &ctx)?;
         let path = secret_path(self, &ctx, &secret);
         let (dir, file) = (
             path.parent().expect("has a folder"),
@@ -371,7 +367,11 @@ pub fn binding_annotations(ctx: &BindingCtx<'_>) -> std::collections::BTreeMap<S
     .collect()
 }
 
-fn secret_manifest(secret: &SecretRef, credentials: &Secrets, ctx: &BindingCtx<'_>) -> String {
+fn secret_manifest(
+    secret: &SecretRef,
+    credentials: &Secrets,
+    ctx: &BindingCtx<'_>,
+) -> Result<String, BackendError> {
     let doc = json!({
         "apiVersion": "v1",
         "kind": "Secret",
@@ -384,10 +384,17 @@ fn secret_manifest(secret: &SecretRef, credentials: &Secrets, ctx: &BindingCtx<'
         "type": crate::catalog::binding_secret_type(ctx.instance.service),
         "stringData": string_data(ctx.instance.service, credentials),
     });
-    serde_saphyr::to_string(&doc).expect("a JSON tree serializes to YAML")
+    // The same canonical form as the release's manifests. Never name what
+    // failed: the object holds credentials.
+    crate::manifest::emit_object(doc).map_err(|_| {
+        BackendError::new(format!(
+            "the binding Secret {}/{} can't be written: a credential name is too long",
+            secret.namespace, secret.name
+        ))
+    })
 }
 
-fn namespace_manifest(namespace: &str, instance_id: &str) -> String {
+fn namespace_manifest(namespace: &str, instance_id: &str) -> Result<String, BackendError> {
     let doc = json!({
         "apiVersion": "v1",
         "kind": "Namespace",
@@ -397,7 +404,8 @@ fn namespace_manifest(namespace: &str, instance_id: &str) -> String {
             "annotations": {"chartbroker.io/instance-id": instance_id},
         },
     });
-    serde_saphyr::to_string(&doc).expect("a JSON tree serializes to YAML")
+    crate::manifest::emit_object(doc)
+        .map_err(|e| BackendError::new(format!("the Namespace {namespace}: {e}")))
 }
 
 /// Writes `dir/name` atomically with owner-only permissions (manifests carry

@@ -19,6 +19,7 @@ use chartbroker::runtime::{Engine, Runtime, ServeConfig};
 pub mod cluster;
 pub mod databases;
 pub mod deletes;
+pub mod goyaml;
 pub mod platform;
 pub mod process;
 
