@@ -13,7 +13,6 @@ pub mod metrics;
 pub mod names;
 pub mod osb;
 pub mod policy;
-pub mod postrender;
 pub mod redact;
 pub mod releases;
 pub mod reload;

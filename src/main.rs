@@ -272,8 +272,11 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Command::PostRender { call } = &cli.command {
         // Helm waits on this process: no runtime, no logging set-up.
-        let out =
-            chartbroker::postrender::run(call, std::io::stdin().lock(), std::io::stdout().lock());
+        let out = chartbroker::releases::postrender::run(
+            call,
+            std::io::stdin().lock(),
+            std::io::stdout().lock(),
+        );
         if let Err(why) = out {
             eprintln!("{why}");
             std::process::exit(1);

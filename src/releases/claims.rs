@@ -201,7 +201,7 @@ impl Claims {
         }
         let record = json!({"instance": r.instance, "objects": objects});
         let path = self.objects_path(r.namespace, r.release);
-        super::render::write_atomic(
+        super::atomic::write_atomic(
             path.parent().expect("has a folder"),
             r.release,
             record.to_string().as_bytes(),

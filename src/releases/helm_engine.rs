@@ -4,7 +4,7 @@
 //! Each install or upgrade renders the chart first (`helm template`, same
 //! values) and runs the plan's policy on the result, to fail fast. Then
 //! `helm upgrade --install` applies it (server-side apply on Helm 4) through
-//! the broker's post-renderer ([`crate::postrender`]), which checks the same
+//! the broker's post-renderer ([`super::postrender`]), which checks the same
 //! policy on exactly the bytes helm is about to send, hooks included on
 //! Helm 4; `crds/` are never installed and Helm 3 runs no hooks. A failed upgrade is rolled back to the
 //! last good revision. A release left `pending-*` by a killed helm (a broker
@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::chart::{Release, ReleaseEngine};
+use super::postrender::PostRenderer;
 use super::render::{OWNER_KEYS, binding_annotations, string_data};
 use crate::broker::model::{SecretRef, Secrets};
 use crate::broker::ports::{BackendError, BindingCtx, Checkpoint, SecretSink};
@@ -25,7 +26,6 @@ use crate::catalog::LookupKind;
 use crate::cluster::{CallKubeconfig, IdentityNames, Kube, KubeError, MANAGED_BY};
 use crate::helm::{Capture, Helm, HelmError, redact};
 use crate::names::label_value;
-use crate::postrender::PostRenderer;
 
 /// Releases installed by the real helm.
 pub struct HelmEngine {

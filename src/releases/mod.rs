@@ -13,9 +13,11 @@
 //!   read → policy step both engines and `chartbroker render` run.
 //! - [`preview`]: what `chartbroker render` shows for a plan.
 
+mod atomic;
 pub mod chart;
 pub mod claims;
 pub mod helm_engine;
 pub mod pipeline;
+pub mod postrender;
 pub mod preview;
 pub mod render;

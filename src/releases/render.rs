@@ -8,11 +8,12 @@
 //! never helm's bytes. Files are replaced atomically (write a temporary file, then rename), so a
 //! reader never sees half a manifest.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
+use super::atomic::write_atomic;
 use super::chart::{Release, ReleaseEngine};
 use super::claims::{self, BindingOwner, Claims, ReleaseOwner};
 use crate::broker::model::{SecretRef, Secrets};
@@ -406,18 +407,4 @@ fn namespace_manifest(namespace: &str, instance_id: &str) -> Result<String, Back
     });
     crate::manifest::emit_object(doc)
         .map_err(|e| BackendError::new(format!("the Namespace {namespace}: {e}")))
-}
-
-/// Writes `dir/name` atomically with owner-only permissions (manifests carry
-/// generated passwords).
-pub(super) async fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = dir.to_path_buf();
-    let name = name.to_string();
-    let bytes = bytes.to_vec();
-    tokio::task::spawn_blocking(move || {
-        std::fs::create_dir_all(&dir)?;
-        crate::store::seal::write_private(&dir.join(&name), &bytes)
-    })
-    .await
-    .map_err(std::io::Error::other)?
 }

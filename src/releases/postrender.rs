@@ -197,13 +197,11 @@ pub fn run(call: &Path, input: impl Read, mut output: impl Write) -> Result<(), 
              (the plan's chart.limits.max_manifest_bytes)"
         ));
     }
-    let docs = match crate::releases::pipeline::judge(manifests, &spec.namespace, &spec.policy) {
+    let docs = match super::pipeline::judge(manifests, &spec.namespace, &spec.policy) {
         Ok(docs) => docs,
         Err(e) => {
             let why = match e {
-                crate::releases::pipeline::RenderError::Refused { violations, .. } => {
-                    violations.to_string()
-                }
+                super::pipeline::RenderError::Refused { violations, .. } => violations.to_string(),
                 other => other.to_string(),
             };
             return refuse(format!(
