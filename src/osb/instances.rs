@@ -91,6 +91,7 @@ pub fn meta(
 
 async fn provision(
     State(broker): State<Broker>,
+    State(app): State<super::AppState>,
     OsbPath(instance_id): OsbPath<String>,
     OsbQuery(q): OsbQuery<InstanceQuery>,
     Extension(identity): Extension<OriginIdentity>,
@@ -117,6 +118,7 @@ async fn provision(
             }
         }
     }
+    let link = super::dashboard_url(&app, &instance_id);
     let req = ProvisionRequest {
         instance_id,
         service_id: body.service_id.unwrap_or_default(),
@@ -127,9 +129,10 @@ async fn provision(
         parameters: body.parameters,
         maintenance_version: body.maintenance_info.and_then(|m| non_empty(m.version)),
     };
-    let out = broker
+    let mut out = broker
         .provision(req, meta(&q.accepts_incomplete, identity, &headers))
         .await?;
+    out.dashboard_url = out.dashboard_url.or(link);
     Ok(instance_outcome(out))
 }
 
@@ -179,6 +182,7 @@ async fn deprovision(
 
 async fn fetch(
     State(broker): State<Broker>,
+    State(app): State<super::AppState>,
     Extension(version): Extension<ApiVersion>,
     OsbPath(instance_id): OsbPath<String>,
     Extension(caller): Extension<super::auth::Caller>,
@@ -190,7 +194,10 @@ async fn fetch(
         "plan_id": v.plan_id,
         "parameters": v.parameters,
     });
-    if let Some(d) = v.dashboard_url {
+    if let Some(d) = v
+        .dashboard_url
+        .or_else(|| super::dashboard_url(&app, &instance_id))
+    {
         body["dashboard_url"] = json!(d);
     }
     if let Some(m) = v.maintenance_version.filter(|_| version.has_v2_15_fields()) {
