@@ -54,7 +54,7 @@ pub fn page(title: &str, nav: bool, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{} · chartbroker</title><link rel=\"stylesheet\" href=\"/ui/static/ui.css\">\
+         <title>{} · chartbroker</title><link rel=\"stylesheet\" href=\"/ui/static/ui.css\"><link rel=\"icon\" href=\"/ui/static/icon.svg\">\
          <script src=\"/ui/static/live.js\" defer></script></head>\
          <body><header><strong>chartbroker</strong> {nav}</header><main>\n<h1>{}</h1>\n{body}\n</main></body></html>\n",
         esc(title),

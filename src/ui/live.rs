@@ -105,3 +105,13 @@ pub async fn script() -> Response {
     )
         .into_response()
 }
+
+/// `GET /ui/static/icon.svg` (named by every page, so no browser asks for
+/// `/favicon.ico`).
+pub async fn icon() -> Response {
+    (
+        [(header::CONTENT_TYPE, "image/svg+xml")],
+        include_str!("static/icon.svg"),
+    )
+        .into_response()
+}

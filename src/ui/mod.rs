@@ -120,6 +120,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(state: UiState) -> Router<S> {
         .route("/ui/events", get(live::events))
         .route("/ui/static/ui.css", get(live::css))
         .route("/ui/static/live.js", get(live::script))
+        .route("/ui/static/icon.svg", get(live::icon))
         .layer(axum::middleware::map_response(strict_headers))
         .with_state(state)
 }
