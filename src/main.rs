@@ -207,8 +207,15 @@ struct UiArgs {
     ui_public_url: Option<String>,
     /// File with the key signing those links (32 bytes or more, shared by
     /// replicas); default: a random key per process.
-    #[arg(long, env = "CHARTBROKER_UI_LINK_KEY_FILE")]
+    #[arg(
+        long,
+        env = "CHARTBROKER_UI_LINK_KEY_FILE",
+        conflicts_with = "ui_link_key"
+    )]
     ui_link_key_file: Option<PathBuf>,
+    /// The link key itself (32 bytes or more), e.g. from a Secret.
+    #[arg(long, env = "CHARTBROKER_UI_LINK_KEY", hide_env_values = true)]
+    ui_link_key: Option<String>,
     /// How long a signed link stays valid.
     #[arg(long, env = "CHARTBROKER_UI_LINK_TTL", default_value = "24h", value_parser = duration)]
     ui_link_ttl: Duration,
@@ -362,6 +369,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
                 broker_credentials: a.ui.ui_broker_credentials,
                 public_url: a.ui.ui_public_url,
                 link_key_file: a.ui.ui_link_key_file,
+                link_key: a.ui.ui_link_key,
                 link_ttl: a.ui.ui_link_ttl,
             },
         )?);

@@ -86,6 +86,7 @@ async fn ui_broker(broker_credentials: bool) -> TestBroker {
             broker_credentials,
             public_url: Some(PUBLIC.into()),
             link_key_file: Some(key),
+            link_key: None,
             link_ttl: Duration::from_secs(600),
         })
         .unwrap(),
@@ -239,6 +240,17 @@ fn the_dashboard_refuses_to_start_without_a_credential() {
         });
         assert!(e.is_err(), "{user:?}");
     }
+    let with_key = |key: &str| {
+        Ui::configure(UiSettings {
+            username: Some(UI_USER.into()),
+            password: Some(UI_PASS.into()),
+            public_url: Some(PUBLIC.into()),
+            link_key: Some(key.into()),
+            ..UiSettings::default()
+        })
+    };
+    assert!(with_key("too short to sign").is_err());
+    assert!(with_key(&"k".repeat(32)).is_ok_and(|u| u.links.is_some()));
 }
 
 fn link_of(r: &Resp) -> String {

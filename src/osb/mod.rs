@@ -117,7 +117,11 @@ fn dashboard(state: &AppState) -> Router<AppState> {
         metrics: state.metrics.clone(),
         ready: state.ready.clone(),
         store_health: state.store_health.clone(),
-        broker_check: Arc::new(move |auth| credentials.current().check(auth, None).is_some()),
+        // Only a credential that reaches every namespace: the dashboard
+        // shows every instance.
+        broker_check: Arc::new(move |auth| {
+            (credentials.current().check(auth, None)).is_some_and(|t| t.namespaces.is_none())
+        }),
     })
 }
 

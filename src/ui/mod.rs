@@ -258,6 +258,8 @@ pub struct UiSettings {
     /// A file holding the link key (at least 32 bytes); without it a
     /// random key per process.
     pub link_key_file: Option<std::path::PathBuf>,
+    /// The link key itself (at least 32 bytes).
+    pub link_key: Option<String>,
     /// How long a signed link stays valid.
     pub link_ttl: std::time::Duration,
 }
@@ -277,14 +279,17 @@ impl Ui {
             ),
         };
         let ttl = s.link_ttl.as_secs().max(1);
-        let links = match (s.public_url, s.link_key_file) {
-            (None, _) => None,
-            (Some(url), Some(path)) => {
-                let key = std::fs::read(&path).map_err(|e| {
+        let key =
+            match (s.link_key, s.link_key_file) {
+                (Some(k), _) => Some(k.into_bytes()),
+                (None, Some(path)) => Some(std::fs::read(&path).map_err(|e| {
                     anyhow::anyhow!("dashboard link key file {}: {e}", path.display())
-                })?;
-                Some(links::LinkSigner::new(&key, &url, ttl)?)
-            }
+                })?),
+                (None, None) => None,
+            };
+        let links = match (s.public_url, key) {
+            (None, _) => None,
+            (Some(url), Some(key)) => Some(links::LinkSigner::new(&key, &url, ttl)?),
             (Some(url), None) => Some(links::LinkSigner::random(&url, ttl)?),
         };
         Ok(Ui {
