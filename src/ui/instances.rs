@@ -78,7 +78,7 @@ pub async fn list(
     match s.access(&headers, None, &LinkQuery::default()) {
         Ok(Access::Full) => {}
         Ok(Access::Instance(_)) => return StatusCode::FORBIDDEN.into_response(),
-        Err(resp) => return resp,
+        Err(denied) => return denied.into_response(),
     }
     let (all, skipped) = match s.broker.all_instances().await {
         Ok(v) => v,
@@ -201,7 +201,7 @@ pub async fn show(
         Ok(Access::Full) => true,
         Ok(Access::Instance(granted)) if granted == id => false,
         Ok(Access::Instance(_)) => return StatusCode::FORBIDDEN.into_response(),
-        Err(resp) => return resp,
+        Err(denied) => return denied.into_response(),
     };
     let inst = match s.broker.instance_record(&id).await {
         Ok(Some(i)) => i,

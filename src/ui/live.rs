@@ -48,7 +48,7 @@ pub async fn events(
             .and_then(|e| e.parse().ok())
             .unwrap_or(0),
         Ok(Access::Instance(_)) => return StatusCode::FORBIDDEN.into_response(),
-        Err(r) => return r,
+        Err(denied) => return denied.into_response(),
     };
     Sse::new(stream(s, ids, until))
         .keep_alive(KeepAlive::default())

@@ -154,7 +154,7 @@ impl UiState {
         headers: &HeaderMap,
         instance: Option<&str>,
         link: &LinkQuery,
-    ) -> Result<Access, Response> {
+    ) -> Result<Access, Denied> {
         let auth = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
@@ -163,30 +163,18 @@ impl UiState {
         }
         if link.sig.is_some() || link.expires.is_some() {
             let (Some(id), Some(signer)) = (instance, &self.ui.links) else {
-                return Err(forbidden());
+                return Err(Denied::Forbidden);
             };
             let expires = link.expires.as_deref().and_then(|e| e.parse::<u64>().ok());
             let (Some(expires), Some(sig)) = (expires, link.sig.as_deref()) else {
-                return Err(forbidden());
+                return Err(Denied::Forbidden);
             };
             return match signer.check(id, expires, sig, crate::broker::now()) {
                 Ok(()) => Ok(Access::Instance(id.to_owned())),
-                Err(_) => Err(forbidden()),
+                Err(_) => Err(Denied::Forbidden),
             };
         }
-        Err((
-            StatusCode::UNAUTHORIZED,
-            [(
-                header::WWW_AUTHENTICATE,
-                "Basic realm=\"chartbroker dashboard\", charset=\"UTF-8\"",
-            )],
-            html_body(html::page(
-                "Sign in",
-                false,
-                "<p>This dashboard needs its credential.</p>",
-            )),
-        )
-            .into_response())
+        Err(Denied::Unauthorized)
     }
 
     fn credential_ok(&self, auth: Option<&str>) -> bool {
@@ -210,6 +198,40 @@ impl UiState {
             }
         }
     }
+}
+
+/// Why a request sees nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Denied {
+    /// No valid credential and no link: 401 with a sign-in prompt.
+    Unauthorized,
+    /// A link that is wrong, expired or for something else: 403.
+    Forbidden,
+}
+
+impl IntoResponse for Denied {
+    fn into_response(self) -> Response {
+        match self {
+            Denied::Unauthorized => unauthorized(),
+            Denied::Forbidden => forbidden(),
+        }
+    }
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(
+            header::WWW_AUTHENTICATE,
+            "Basic realm=\"chartbroker dashboard\", charset=\"UTF-8\"",
+        )],
+        html_body(html::page(
+            "Sign in",
+            false,
+            "<p>This dashboard needs its credential.</p>",
+        )),
+    )
+        .into_response()
 }
 
 fn forbidden() -> Response {

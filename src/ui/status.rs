@@ -6,26 +6,26 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
 use super::html::{esc, page};
 use super::instances::{pretty, state_name};
-use super::{Access, LinkQuery, UiState, failed, html_body};
+use super::{Access, Denied, LinkQuery, UiState, failed, html_body};
 use crate::catalog::ServedBy;
 
-fn full(s: &UiState, headers: &HeaderMap) -> Result<(), Response> {
+fn full(s: &UiState, headers: &HeaderMap) -> Result<(), Denied> {
     match s.access(headers, None, &LinkQuery::default()) {
         Ok(Access::Full) => Ok(()),
-        Ok(Access::Instance(_)) => Err(StatusCode::FORBIDDEN.into_response()),
-        Err(r) => Err(r),
+        Ok(Access::Instance(_)) => Err(Denied::Forbidden),
+        Err(denied) => Err(denied),
     }
 }
 
 /// `GET /ui/catalog`.
 pub async fn catalog(State(s): State<UiState>, headers: HeaderMap) -> Response {
-    if let Err(r) = full(&s, &headers) {
-        return r;
+    if let Err(denied) = full(&s, &headers) {
+        return denied.into_response();
     }
     let catalog = s.broker.catalog();
     let mut body = String::new();
@@ -83,8 +83,8 @@ pub async fn catalog(State(s): State<UiState>, headers: HeaderMap) -> Response {
 
 /// `GET /ui/health`.
 pub async fn health(State(s): State<UiState>, headers: HeaderMap) -> Response {
-    if let Err(r) = full(&s, &headers) {
-        return r;
+    if let Err(denied) = full(&s, &headers) {
+        return denied.into_response();
     }
     let ready = match s.store_health.problem() {
         Some(reason) => format!("store unreadable: {reason}"),
