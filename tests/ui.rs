@@ -71,8 +71,17 @@ fn hostile_catalog(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
 
 /// A broker with the dashboard on, its own credential and signed links.
 async fn ui_broker(broker_credentials: bool) -> TestBroker {
+    ui_broker_with(broker_credentials, |_, _| {}).await
+}
+
+/// [`ui_broker`], its configuration changed by `edit` first.
+async fn ui_broker_with(
+    broker_credentials: bool,
+    edit: impl FnOnce(&mut chartbroker::runtime::ServeConfig, &Path),
+) -> TestBroker {
     let data = tempfile::tempdir().unwrap();
     let mut cfg = config(data.path());
+    edit(&mut cfg, data.path());
     let (catalog, charts) = hostile_catalog(data.path());
     cfg.catalog_dir = catalog;
     cfg.charts_dir = charts;
@@ -222,6 +231,50 @@ async fn the_broker_credential_opens_the_dashboard_when_configured() {
             .await
             .status,
         StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn a_confined_broker_credential_does_not_open_the_dashboard() {
+    // The dashboard shows every instance: a platform credential that may
+    // reach some namespaces only must not see it.
+    let b = ui_broker_with(true, |cfg, dir| {
+        let creds = dir.join("credentials.yaml");
+        std::fs::write(
+            &creds,
+            "users:\n  - username: confined\n    password: confined-password\n    identity: platform\n    namespaces: [apps]\n",
+        )
+        .unwrap();
+        cfg.credentials_file = Some(creds);
+    })
+    .await;
+    let confined = basic("confined", "confined-password");
+    let r = b
+        .send(
+            Request::builder()
+                .uri("/v2/catalog")
+                .header("authorization", &confined)
+                .header("x-broker-api-version", "2.17")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "the credential works on /v2");
+    for uri in [
+        "/ui/instances",
+        "/ui/catalog",
+        "/ui/health",
+        "/ui/instances/x",
+    ] {
+        assert_eq!(
+            get(&b, uri, Some(&confined)).await.status,
+            StatusCode::UNAUTHORIZED,
+            "{uri}"
+        );
+    }
+    assert_eq!(
+        get(&b, "/ui/instances", Some(&auth())).await.status,
+        StatusCode::OK
     );
 }
 
