@@ -203,6 +203,16 @@ async fn a_signed_link_opens_its_instance_and_no_other() {
     assert_eq!(accepted.status, StatusCode::ACCEPTED, "{}", accepted.text);
     assert!(accepted.json["operation"].is_string());
     link_of(&accepted);
+    // An update's answer carries a fresh one (the platform keeps the last).
+    let updated = b
+        .call(
+            Method::PATCH,
+            "/v2/service_instances/inst-b",
+            Some(json!({"service_id": "svc-tiny", "parameters": {"message": "hello b2"}})),
+        )
+        .await;
+    assert_eq!(updated.status, StatusCode::OK, "{}", updated.text);
+    assert!(link_of(&updated).starts_with("/ui/instances/inst-b?"));
 
     for link in [&link_a, &fetched_link] {
         let r = get(&b, link, None).await;

@@ -138,6 +138,7 @@ async fn provision(
 
 async fn update(
     State(broker): State<Broker>,
+    State(app): State<super::AppState>,
     Extension(version): Extension<ApiVersion>,
     OsbPath(instance_id): OsbPath<String>,
     OsbQuery(q): OsbQuery<InstanceQuery>,
@@ -145,6 +146,8 @@ async fn update(
     headers: axum::http::HeaderMap,
     OsbJson(body): OsbJson<UpdateBody>,
 ) -> Result<Response, ApiError> {
+    // A fresh link: the platform keeps the last one it was given.
+    let link = super::dashboard_url(&app, &instance_id);
     let req = UpdateRequest {
         instance_id,
         service_id: body.service_id.unwrap_or_default(),
@@ -153,10 +156,11 @@ async fn update(
         parameters: body.parameters,
         maintenance_version: body.maintenance_info.and_then(|m| non_empty(m.version)),
     };
-    let out = broker
+    let mut out = broker
         .update(req, meta(&q.accepts_incomplete, identity, &headers))
         .await
         .map_err(|e| failure_for(e, version))?;
+    out.dashboard_url = out.dashboard_url.or(link);
     Ok(instance_outcome(out))
 }
 
