@@ -280,6 +280,16 @@ async fn the_dashboard_works_in_chromium() {
         Method::PUT,
     )
     .await;
+    // Ids that are names of JavaScript's own properties stay plain ids.
+    for id in ["__proto__", "constructor"] {
+        let (status, _) = osb(
+            format!("{base}/v2/service_instances/{id}"),
+            Some(provision_body_in("plan-small", "team-c", json!({}))),
+            Method::PUT,
+        )
+        .await;
+        assert_eq!(status, 201);
+    }
     c.goto(&format!("{base}/ui/instances?namespace=team-c"))
         .await
         .unwrap();
@@ -304,6 +314,13 @@ async fn the_dashboard_works_in_chromium() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(seen, "deleted", "the state did not change live");
+    for id in ["__proto__", "constructor"] {
+        let cell = c
+            .find(Locator::Css(&format!("[data-state-for='{id}']")))
+            .await
+            .unwrap();
+        assert_eq!(cell.text().await.unwrap(), "ready", "{id}");
+    }
     assert_quiet(&c, &driver, "live updates").await;
 
     // Catalog and health load cleanly; no page's source holds a secret.
