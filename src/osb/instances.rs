@@ -90,7 +90,6 @@ pub fn meta(
 }
 
 async fn provision(
-    State(broker): State<Broker>,
     State(app): State<super::AppState>,
     OsbPath(instance_id): OsbPath<String>,
     OsbQuery(q): OsbQuery<InstanceQuery>,
@@ -98,6 +97,7 @@ async fn provision(
     headers: axum::http::HeaderMap,
     OsbJson(body): OsbJson<ProvisionBody>,
 ) -> Result<Response, ApiError> {
+    let broker = &app.broker;
     let organization_guid = non_empty(body.organization_guid);
     let space_guid = non_empty(body.space_guid);
     // The spec marks both REQUIRED and non-empty, deprecated in favour of
@@ -137,7 +137,6 @@ async fn provision(
 }
 
 async fn update(
-    State(broker): State<Broker>,
     State(app): State<super::AppState>,
     Extension(version): Extension<ApiVersion>,
     OsbPath(instance_id): OsbPath<String>,
@@ -146,6 +145,7 @@ async fn update(
     headers: axum::http::HeaderMap,
     OsbJson(body): OsbJson<UpdateBody>,
 ) -> Result<Response, ApiError> {
+    let broker = &app.broker;
     // A fresh link: the platform keeps the last one it was given.
     let link = super::dashboard_url(&app, &instance_id);
     let req = UpdateRequest {
@@ -185,12 +185,12 @@ async fn deprovision(
 }
 
 async fn fetch(
-    State(broker): State<Broker>,
     State(app): State<super::AppState>,
     Extension(version): Extension<ApiVersion>,
     OsbPath(instance_id): OsbPath<String>,
     Extension(caller): Extension<super::auth::Caller>,
 ) -> Result<Response, ApiError> {
+    let broker = &app.broker;
     broker.check_read(&instance_id, &caller.0).await?;
     let v = broker.fetch_instance(&instance_id).await?;
     let mut body = json!({
