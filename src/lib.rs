@@ -21,6 +21,7 @@ pub mod server;
 pub mod store;
 pub mod template;
 pub mod tls;
+pub mod ui;
 pub mod upstream;
 
 #[cfg(test)]

@@ -205,6 +205,43 @@ struct ServeArgs {
     /// files for changes, which are then reloaded; 0: reload on SIGHUP only.
     #[arg(long, env = "CHARTBROKER_RELOAD_INTERVAL", default_value_t = 2)]
     reload_interval: u64,
+    #[command(flatten)]
+    ui: UiArgs,
+}
+
+/// The operator's dashboard (`/ui/`).
+#[derive(clap::Args)]
+struct UiArgs {
+    /// Serve the read-only dashboard under /ui/.
+    #[arg(long = "ui", env = "CHARTBROKER_UI")]
+    enabled: bool,
+    /// The dashboard's own user.
+    #[arg(long, env = "CHARTBROKER_UI_USERNAME", hide_env_values = true)]
+    ui_username: Option<String>,
+    /// Its password (at least 8 characters).
+    #[arg(long, env = "CHARTBROKER_UI_PASSWORD", hide_env_values = true)]
+    ui_password: Option<String>,
+    /// Accept the broker's /v2 credentials on the dashboard instead.
+    #[arg(long, env = "CHARTBROKER_UI_BROKER_CREDENTIALS")]
+    ui_broker_credentials: bool,
+    /// The broker's URL as platforms' users reach it: turns on signed
+    /// per-instance links returned as `dashboard_url`.
+    #[arg(long, env = "CHARTBROKER_UI_PUBLIC_URL")]
+    ui_public_url: Option<String>,
+    /// File with the key signing those links (32 bytes or more, shared by
+    /// replicas); default: a random key per process.
+    #[arg(
+        long,
+        env = "CHARTBROKER_UI_LINK_KEY_FILE",
+        conflicts_with = "ui_link_key"
+    )]
+    ui_link_key_file: Option<PathBuf>,
+    /// The link key itself (32 bytes or more), e.g. from a Secret.
+    #[arg(long, env = "CHARTBROKER_UI_LINK_KEY", hide_env_values = true)]
+    ui_link_key: Option<String>,
+    /// How long a signed link stays valid.
+    #[arg(long, env = "CHARTBROKER_UI_LINK_TTL", default_value = "24h", value_parser = duration)]
+    ui_link_ttl: Duration,
 }
 
 #[derive(Subcommand)]
@@ -353,7 +390,21 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         )?)),
         None => None,
     };
-    let runtime = Runtime::init(&cfg, std::sync::Arc::new(chartbroker::dbusers::Servers)).await?;
+    let mut runtime =
+        Runtime::init(&cfg, std::sync::Arc::new(chartbroker::dbusers::Servers)).await?;
+    if a.ui.enabled {
+        runtime.enable_ui(chartbroker::ui::Ui::configure(
+            chartbroker::ui::UiSettings {
+                username: a.ui.ui_username,
+                password: a.ui.ui_password,
+                broker_credentials: a.ui.ui_broker_credentials,
+                public_url: a.ui.ui_public_url,
+                link_key_file: a.ui.ui_link_key_file,
+                link_key: a.ui.ui_link_key,
+                link_ttl: a.ui.ui_link_ttl,
+            },
+        )?);
+    }
     let _reload = std::sync::Arc::new(runtime.reloader(tls.clone()))
         .spawn((a.reload_interval > 0).then(|| Duration::from_secs(a.reload_interval)))?;
     let listener = std::net::TcpListener::bind(a.listen)

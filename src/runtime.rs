@@ -211,6 +211,7 @@ impl Runtime {
             metrics,
             ready: Arc::new(AtomicBool::new(false)),
             store_health,
+            ui: None,
         };
         Ok(Runtime {
             state,
@@ -258,6 +259,14 @@ impl Runtime {
             tls,
             metrics: self.state.metrics.clone(),
         }
+    }
+
+    /// Turns the dashboard on (before [`Runtime::app`]); fills in the
+    /// store and engine it shows.
+    pub fn enable_ui(&mut self, mut ui: crate::ui::Ui) {
+        ui.store = format!("{:?}", self.cfg.store).to_lowercase();
+        ui.engine = format!("{:?}", self.cfg.engine).to_lowercase();
+        self.state.ui = Some(Arc::new(ui));
     }
 
     /// The HTTP application.

@@ -25,6 +25,7 @@ pub mod error;
 pub mod fetch;
 pub mod model;
 pub mod namespaces;
+pub mod overview;
 pub mod ports;
 pub mod provision;
 pub mod requests;

@@ -90,13 +90,14 @@ pub fn meta(
 }
 
 async fn provision(
-    State(broker): State<Broker>,
+    State(app): State<super::AppState>,
     OsbPath(instance_id): OsbPath<String>,
     OsbQuery(q): OsbQuery<InstanceQuery>,
     Extension(identity): Extension<OriginIdentity>,
     headers: axum::http::HeaderMap,
     OsbJson(body): OsbJson<ProvisionBody>,
 ) -> Result<Response, ApiError> {
+    let broker = &app.broker;
     let organization_guid = non_empty(body.organization_guid);
     let space_guid = non_empty(body.space_guid);
     // The spec marks both REQUIRED and non-empty, deprecated in favour of
@@ -117,6 +118,7 @@ async fn provision(
             }
         }
     }
+    let link = super::dashboard_url(&app, &instance_id);
     let req = ProvisionRequest {
         instance_id,
         service_id: body.service_id.unwrap_or_default(),
@@ -127,14 +129,15 @@ async fn provision(
         parameters: body.parameters,
         maintenance_version: body.maintenance_info.and_then(|m| non_empty(m.version)),
     };
-    let out = broker
+    let mut out = broker
         .provision(req, meta(&q.accepts_incomplete, identity, &headers))
         .await?;
+    out.dashboard_url = out.dashboard_url.or(link);
     Ok(instance_outcome(out))
 }
 
 async fn update(
-    State(broker): State<Broker>,
+    State(app): State<super::AppState>,
     Extension(version): Extension<ApiVersion>,
     OsbPath(instance_id): OsbPath<String>,
     OsbQuery(q): OsbQuery<InstanceQuery>,
@@ -142,6 +145,9 @@ async fn update(
     headers: axum::http::HeaderMap,
     OsbJson(body): OsbJson<UpdateBody>,
 ) -> Result<Response, ApiError> {
+    let broker = &app.broker;
+    // A fresh link: the platform keeps the last one it was given.
+    let link = super::dashboard_url(&app, &instance_id);
     let req = UpdateRequest {
         instance_id,
         service_id: body.service_id.unwrap_or_default(),
@@ -150,10 +156,11 @@ async fn update(
         parameters: body.parameters,
         maintenance_version: body.maintenance_info.and_then(|m| non_empty(m.version)),
     };
-    let out = broker
+    let mut out = broker
         .update(req, meta(&q.accepts_incomplete, identity, &headers))
         .await
         .map_err(|e| failure_for(e, version))?;
+    out.dashboard_url = out.dashboard_url.or(link);
     Ok(instance_outcome(out))
 }
 
@@ -178,11 +185,12 @@ async fn deprovision(
 }
 
 async fn fetch(
-    State(broker): State<Broker>,
+    State(app): State<super::AppState>,
     Extension(version): Extension<ApiVersion>,
     OsbPath(instance_id): OsbPath<String>,
     Extension(caller): Extension<super::auth::Caller>,
 ) -> Result<Response, ApiError> {
+    let broker = &app.broker;
     broker.check_read(&instance_id, &caller.0).await?;
     let v = broker.fetch_instance(&instance_id).await?;
     let mut body = json!({
@@ -190,7 +198,10 @@ async fn fetch(
         "plan_id": v.plan_id,
         "parameters": v.parameters,
     });
-    if let Some(d) = v.dashboard_url {
+    if let Some(d) = v
+        .dashboard_url
+        .or_else(|| super::dashboard_url(&app, &instance_id))
+    {
         body["dashboard_url"] = json!(d);
     }
     if let Some(m) = v.maintenance_version.filter(|_| version.has_v2_15_fields()) {

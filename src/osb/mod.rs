@@ -52,6 +52,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Store records this broker met and cannot open.
     pub store_health: Arc<crate::store::health::StoreHealth>,
+    /// The operator's dashboard under `/ui/`, when turned on.
+    pub ui: Option<Arc<crate::ui::Ui>>,
 }
 
 impl FromRef<AppState> for Broker {
@@ -88,6 +90,7 @@ pub fn app(state: AppState) -> Router {
         ));
     Router::new()
         .merge(v2)
+        .merge(dashboard(&state))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -99,6 +102,33 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn(headers::request_identity))
         .with_state(state)
+}
+
+/// The dashboard's routes (none when it is off); it checks the broker's
+/// credentials through this module, which it can't use itself.
+fn dashboard(state: &AppState) -> Router<AppState> {
+    let Some(ui) = state.ui.clone() else {
+        return Router::new();
+    };
+    let credentials = state.credentials.clone();
+    crate::ui::router(crate::ui::UiState {
+        ui,
+        broker: state.broker.clone(),
+        metrics: state.metrics.clone(),
+        ready: state.ready.clone(),
+        store_health: state.store_health.clone(),
+        // Only a credential that reaches every namespace: the dashboard
+        // shows every instance.
+        broker_check: Arc::new(move |auth| {
+            (credentials.current().check(auth, None)).is_some_and(|t| t.namespaces.is_none())
+        }),
+    })
+}
+
+/// The signed dashboard link of an instance, when links are configured.
+pub fn dashboard_url(state: &AppState, instance_id: &str) -> Option<String> {
+    let signer = state.ui.as_ref()?.links.as_ref()?;
+    Some(signer.url(instance_id, crate::broker::now()))
 }
 
 async fn healthz() -> impl IntoResponse {

@@ -17,6 +17,7 @@ use tower::ServiceExt;
 use chartbroker::runtime::{Engine, Runtime, ServeConfig};
 
 pub mod cluster;
+pub mod dashboard;
 pub mod databases;
 pub mod deletes;
 pub mod goyaml;

@@ -65,6 +65,10 @@ app.kubernetes.io/part-of: chartbroker
 {{- default (printf "%s-credentials" (include "chartbroker.fullname" .)) .Values.credentials.existingSecret }}
 {{- end }}
 
+{{- define "chartbroker.uiSecret" -}}
+{{- default (printf "%s-ui" (include "chartbroker.fullname" .)) .Values.ui.existingSecret }}
+{{- end }}
+
 {{- define "chartbroker.storeKeySecret" -}}
 {{- default (printf "%s-store-key" (include "chartbroker.fullname" .)) .Values.store.key.existingSecret }}
 {{- end }}

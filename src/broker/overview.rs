@@ -1,0 +1,39 @@
+//! Read-only views of every record, for the operator's dashboard: no
+//! rule of the lifecycle is applied, and nothing is written.
+
+use super::model::{Binding, Instance};
+use super::ports::Table;
+use super::{Broker, Result, decode};
+
+impl Broker {
+    /// Every instance record this broker can open, tombstones included,
+    /// and how many it could not. The store lists by key prefix only, so
+    /// this reads every record; callers filter and page the result.
+    pub async fn all_instances(&self) -> Result<(Vec<Instance>, usize)> {
+        let rows = self.store().list(Table::Instances, "").await?;
+        let mut skipped = 0;
+        let mut out = Vec::with_capacity(rows.len());
+        for (_, bytes, _) in rows {
+            match decode::<Instance>(&bytes) {
+                Ok(i) => out.push(i),
+                Err(_) => skipped += 1,
+            }
+        }
+        Ok((out, skipped))
+    }
+
+    /// One instance record, whatever its state.
+    pub async fn instance_record(&self, id: &str) -> Result<Option<Instance>> {
+        Ok(self.load_instance(id).await?.map(|(i, _)| i))
+    }
+
+    /// The binding records of one instance, whatever their state.
+    pub async fn instance_bindings(&self, id: &str) -> Result<Vec<Binding>> {
+        Ok(self
+            .bindings_of(id)
+            .await?
+            .into_iter()
+            .map(|(b, _)| b)
+            .collect())
+    }
+}

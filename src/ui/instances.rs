@@ -1,0 +1,375 @@
+//! The instances table (filtered and paged on the server) and one
+//! instance's page: operations, bindings, parameters, dependencies.
+
+use std::fmt::Write as _;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::html::{esc, page, span, time, url_part};
+use super::masking::{mask, mask_text};
+use super::{Access, LinkQuery, UiState, failed, html_body};
+use crate::broker::model::{
+    Binding, BindingState, HasOperations, Instance, InstanceState, OpState, Operation,
+};
+use crate::catalog::{Catalog, ServedBy};
+
+/// Rows per page.
+pub const PAGE_SIZE: usize = 50;
+
+/// Filters and page of the instances table.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    namespace: Option<String>,
+    service: Option<String>,
+    state: Option<String>,
+    page: Option<String>,
+}
+
+/// The wire name of a state.
+pub fn state_name(s: InstanceState) -> &'static str {
+    match s {
+        InstanceState::Provisioning => "provisioning",
+        InstanceState::ProvisionFailed => "provision_failed",
+        InstanceState::Ready => "ready",
+        InstanceState::Deleted => "deleted",
+    }
+}
+
+const STATES: &[&str] = &["provisioning", "provision_failed", "ready", "deleted"];
+
+/// Service name, plan name and what serves the plan.
+fn names(catalog: &Catalog, inst: &Instance, engine: &str) -> (String, String, String) {
+    let Some(service) = catalog.services().iter().find(|s| s.id == inst.service_id) else {
+        return (inst.service_id.clone(), inst.plan_id.clone(), "?".into());
+    };
+    let Some(plan) = service.plans.iter().find(|p| p.id == inst.plan_id) else {
+        return (service.name.clone(), inst.plan_id.clone(), "?".into());
+    };
+    let by = match &plan.served_by {
+        ServedBy::Chart(_) => format!("chart ({engine})"),
+        ServedBy::Upstream(u) => format!("upstream {}", u.broker),
+    };
+    (service.name.clone(), plan.name.clone(), by)
+}
+
+fn matches(q: &ListQuery, inst: &Instance, service: &str) -> bool {
+    fn want(f: &Option<String>) -> Option<&str> {
+        f.as_deref().filter(|v| !v.is_empty())
+    }
+    want(&q.namespace).is_none_or(|n| inst.namespace == n)
+        && want(&q.service).is_none_or(|s| s == service || s == inst.service_id)
+        && want(&q.state).is_none_or(|s| s == state_name(inst.state))
+}
+
+fn last_started(i: &Instance) -> u64 {
+    i.operations().last().map_or(0, |o| o.started_at)
+}
+
+/// `GET /ui/instances`.
+pub async fn list(
+    State(s): State<UiState>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    match s.access(&headers, None, &LinkQuery::default()) {
+        Ok(Access::Full) => {}
+        Ok(Access::Instance(_)) => return StatusCode::FORBIDDEN.into_response(),
+        Err(denied) => return denied.into_response(),
+    }
+    let (all, skipped) = match s.broker.all_instances().await {
+        Ok(v) => v,
+        Err(e) => return failed(e),
+    };
+    let catalog = s.broker.catalog();
+    let mut rows: Vec<(Instance, (String, String, String))> = all
+        .into_iter()
+        .filter_map(|i| {
+            let n = names(&catalog, &i, &s.ui.engine);
+            matches(&q, &i, &n.0).then_some((i, n))
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        last_started(&b.0)
+            .cmp(&last_started(&a.0))
+            .then(a.0.id.cmp(&b.0.id))
+    });
+    let total = rows.len();
+    let pages = total.div_ceil(PAGE_SIZE).max(1);
+    let page_no = q
+        .page
+        .as_deref()
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(1)
+        .clamp(1, pages);
+    let now = crate::broker::now();
+    let mut body = filters(&q);
+    let _ = write!(
+        body,
+        "<p id=\"count\">{total} instances, page {page_no} of {pages}</p>"
+    );
+    if skipped > 0 {
+        let _ = write!(
+            body,
+            "<p class=\"warn\">{skipped} records could not be read.</p>"
+        );
+    }
+    body.push_str("<table id=\"instances\"><thead><tr><th>Instance</th><th>Service</th><th>Plan</th><th>Namespace</th><th>State</th><th>Last operation</th><th>Age</th><th>Served by</th></tr></thead><tbody>");
+    for (i, (service, plan, by)) in rows.iter().skip((page_no - 1) * PAGE_SIZE).take(PAGE_SIZE) {
+        let (op, age) = match i.operations().last() {
+            Some(o) => (
+                format!("{} {}", o.kind.as_str(), o.state.as_str()),
+                span(now.saturating_sub(o.started_at)),
+            ),
+            None => ("-".into(), "-".into()),
+        };
+        let _ = write!(
+            body,
+            "<tr><td class=\"id\"><a href=\"/ui/instances/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td>\
+             <td class=\"state\" data-state-for=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            url_part(&i.id),
+            esc(&i.id),
+            esc(service),
+            esc(plan),
+            esc(&i.namespace),
+            esc(&i.id),
+            state_name(i.state),
+            esc(&op),
+            esc(&age),
+            esc(by)
+        );
+    }
+    body.push_str("</tbody></table>");
+    body.push_str(&pager(&q, page_no, pages));
+    html_body(page("Instances", true, &body))
+}
+
+fn filters(q: &ListQuery) -> String {
+    let v = |f: &Option<String>| esc(f.as_deref().unwrap_or(""));
+    let mut states = String::from("<option value=\"\">any</option>");
+    for st in STATES {
+        let sel = if q.state.as_deref() == Some(st) {
+            " selected"
+        } else {
+            ""
+        };
+        let _ = write!(states, "<option{sel}>{st}</option>");
+    }
+    format!(
+        "<form method=\"get\" action=\"/ui/instances\" class=\"filters\">\
+         <label>Namespace <input name=\"namespace\" value=\"{}\"></label> \
+         <label>Service <input name=\"service\" value=\"{}\"></label> \
+         <label>State <select name=\"state\">{states}</select></label> \
+         <button type=\"submit\">Filter</button></form>",
+        v(&q.namespace),
+        v(&q.service)
+    )
+}
+
+fn pager(q: &ListQuery, page_no: usize, pages: usize) -> String {
+    let link = |n: usize, label: &str, rel: &str| {
+        format!(
+            "<a rel=\"{rel}\" href=\"/ui/instances?namespace={}&amp;service={}&amp;state={}&amp;page={n}\">{label}</a>",
+            url_part(q.namespace.as_deref().unwrap_or("")),
+            url_part(q.service.as_deref().unwrap_or("")),
+            url_part(q.state.as_deref().unwrap_or(""))
+        )
+    };
+    let mut out = String::from("<p class=\"pager\">");
+    if page_no > 1 {
+        out.push_str(&link(page_no - 1, "← previous", "prev"));
+    }
+    if page_no < pages {
+        out.push(' ');
+        out.push_str(&link(page_no + 1, "next →", "next"));
+    }
+    out.push_str("</p>");
+    out
+}
+
+/// `GET /ui/instances/{id}`: with the credential, or a signed link for `id`.
+pub async fn show(
+    State(s): State<UiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(link): Query<LinkQuery>,
+) -> Response {
+    let full = match s.access(&headers, Some(&id), &link) {
+        Ok(Access::Full) => true,
+        Ok(Access::Instance(granted)) if granted == id => false,
+        Ok(Access::Instance(_)) => return StatusCode::FORBIDDEN.into_response(),
+        Err(denied) => return denied.into_response(),
+    };
+    let inst = match s.broker.instance_record(&id).await {
+        Ok(Some(i)) => i,
+        Ok(None) => {
+            let body = page("Not found", full, "<p>No such instance.</p>");
+            return (StatusCode::NOT_FOUND, html_body(body)).into_response();
+        }
+        Err(e) => return failed(e),
+    };
+    let bindings = match s.broker.instance_bindings(&id).await {
+        Ok(b) => b,
+        Err(e) => return failed(e),
+    };
+    let catalog = s.broker.catalog();
+    let secrets: Vec<String> = inst
+        .secrets
+        .strings()
+        .into_iter()
+        .chain(bindings.iter().flat_map(|b| b.credentials.strings()))
+        .collect();
+    let mut body = summary(&catalog, &inst, &s.ui.engine);
+    body.push_str(&timeline(inst.operations(), &secrets));
+    body.push_str(&bindings_table(&inst, &bindings, &secrets));
+    body.push_str(&parameters(&catalog, &inst, &secrets));
+    body.push_str(&dependencies(&inst, full));
+    html_body(page(&format!("Instance {}", inst.id), full, &body))
+}
+
+fn summary(catalog: &Catalog, inst: &Instance, engine: &str) -> String {
+    let (service, plan, by) = names(catalog, inst, engine);
+    format!(
+        "<table class=\"summary\"><tr><th>Service</th><td>{}</td></tr><tr><th>Plan</th><td>{}</td></tr>\
+         <tr><th>Namespace</th><td>{}</td></tr><tr><th>Release</th><td>{}</td></tr>\
+         <tr><th>State</th><td class=\"state\" data-state-for=\"{}\">{}</td></tr><tr><th>Served by</th><td>{}</td></tr></table>",
+        esc(&service),
+        esc(&plan),
+        esc(&inst.namespace),
+        esc(&inst.release),
+        esc(&inst.id),
+        state_name(inst.state),
+        esc(&by)
+    )
+}
+
+fn timeline(ops: &[Operation], secrets: &[String]) -> String {
+    let now = crate::broker::now();
+    let mut out = String::from(
+        "<h2>Operations</h2><table id=\"operations\"><thead><tr><th>Kind</th><th>Started</th><th>Duration</th><th>Outcome</th><th>Description</th></tr></thead><tbody>",
+    );
+    for o in ops.iter().rev() {
+        let took = match o.finished_at {
+            Some(f) => span(f.saturating_sub(o.started_at)),
+            None => format!("running for {}", span(now.saturating_sub(o.started_at))),
+        };
+        let class = match o.state {
+            OpState::Failed => "failed",
+            OpState::Succeeded => "succeeded",
+            OpState::InProgress => "running",
+        };
+        let desc = o
+            .description
+            .as_deref()
+            .map(|d| mask_text(d, secrets))
+            .unwrap_or_default();
+        let _ = write!(
+            out,
+            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"description\">{}</td></tr>",
+            o.kind.as_str(),
+            time(o.started_at),
+            esc(&took),
+            o.state.as_str(),
+            esc(&desc)
+        );
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
+fn binding_state(s: BindingState) -> &'static str {
+    match s {
+        BindingState::Binding => "binding",
+        BindingState::BindFailed => "bind_failed",
+        BindingState::Bound => "bound",
+        BindingState::Deleted => "deleted",
+    }
+}
+
+fn bindings_table(inst: &Instance, bindings: &[Binding], secrets: &[String]) -> String {
+    let mut out = String::from(
+        "<h2>Bindings</h2><table id=\"bindings\"><thead><tr><th>Binding</th><th>State</th><th>Secret</th><th>For</th><th>Last operation</th></tr></thead><tbody>",
+    );
+    for b in bindings {
+        let secret = b.secret_ref.clone().unwrap_or_else(|| b.secret_ref(inst));
+        let last = b
+            .operations()
+            .last()
+            .map(|o| {
+                let d = o
+                    .description
+                    .as_deref()
+                    .map(|d| mask_text(d, secrets))
+                    .unwrap_or_default();
+                format!("{} {} {}", o.kind.as_str(), o.state.as_str(), d)
+            })
+            .unwrap_or_default();
+        let _ = write!(
+            out,
+            "<tr><td class=\"id\">{}</td><td>{}</td><td>Secret {}/{}</td><td>{}</td><td class=\"description\">{}</td></tr>",
+            esc(&b.id),
+            binding_state(b.state),
+            esc(&secret.namespace),
+            esc(&secret.name),
+            esc(b.dependent.as_deref().unwrap_or("platform")),
+            esc(last.trim())
+        );
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
+fn parameters(catalog: &Catalog, inst: &Instance, secrets: &[String]) -> String {
+    let schema = catalog
+        .services()
+        .iter()
+        .find(|s| s.id == inst.service_id)
+        .and_then(|s| s.plans.iter().find(|p| p.id == inst.plan_id))
+        .and_then(|p| p.schemas.as_ref())
+        .and_then(|s| s.pointer("/service_instance/create/parameters"));
+    let shown = inst
+        .requested_parameters
+        .as_ref()
+        .unwrap_or(&inst.parameters);
+    let masked = mask(shown, schema, secrets);
+    let text = serde_json::to_string_pretty(&masked).unwrap_or_default();
+    format!(
+        "<h2>Parameters</h2><pre id=\"parameters\">{}</pre>",
+        esc(&text)
+    )
+}
+
+fn dependencies(inst: &Instance, full: bool) -> String {
+    if inst.dependencies.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("<h2>Uses</h2><ul id=\"uses\">");
+    for (name, d) in &inst.dependencies {
+        let target = if full {
+            format!(
+                "<a href=\"/ui/instances/{}\">{}</a>",
+                url_part(&d.instance_id),
+                esc(&d.instance_id)
+            )
+        } else {
+            esc(&d.instance_id)
+        };
+        let _ = write!(
+            out,
+            "<li>{}: {target} (Secret {}/{})</li>",
+            esc(name),
+            esc(&d.secret.namespace),
+            esc(&d.secret.name)
+        );
+    }
+    out.push_str("</ul>");
+    out
+}
+
+/// The value shown for JSON (used by the catalog page too).
+pub fn pretty(v: &Value) -> String {
+    esc(&serde_json::to_string_pretty(v).unwrap_or_default())
+}

@@ -1,0 +1,96 @@
+//! How the dashboard's pages behave over many instances: a measurement,
+//! not a check of speed (it asserts what the pages show, and prints how
+//! long they took). Run: `UI_SCALE=20000 cargo test --release --test
+//! ui_scale -- --ignored --nocapture`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use chartbroker::broker::ports::{Expect, Store, Table};
+use chartbroker::runtime::Runtime;
+use chartbroker::store::redb::RedbStore;
+use chartbroker::store::seal::Sealer;
+use chartbroker::ui::{Ui, UiSettings};
+use common::dashboard::*;
+use common::*;
+
+fn record(i: usize) -> Vec<u8> {
+    let id = format!("scale-{i:06}");
+    serde_json::to_vec(&json!({
+        "id": id, "service_id": "svc-tiny", "plan_id": "plan-small",
+        "parameters": {"message": "m"}, "context": {"platform": "kubernetes", "namespace": format!("ns-{}", i % 100)},
+        "organization_guid": null, "space_guid": null, "maintenance_version": null,
+        "release": format!("cb-{id}"), "namespace": format!("ns-{}", i % 100),
+        "secrets": {"password": "p"}, "dashboard_url": null,
+        "state": if i % 10 == 0 { "provision_failed" } else { "ready" },
+        "provision_fingerprint": "f",
+        "operations": [{"id": "op", "kind": "provision",
+            "state": if i % 10 == 0 { "failed" } else { "succeeded" },
+            "description": "done", "instance_usable": null, "update_repeatable": null,
+            "started_at": 1_796_000_000u64 + i as u64, "finished_at": 1_796_000_001u64 + i as u64,
+            "deadline": 1_797_000_000u64, "attempts": 1, "fingerprint": "f", "target": null,
+            "originating_identity": null, "request_identity": null}]
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+#[ignore = "a measurement: run it by hand"]
+async fn pages_over_many_instances() {
+    let n: usize = std::env::var("UI_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let data = tempfile::tempdir().unwrap();
+    let cfg = config(data.path());
+    {
+        let (sealer, _) = Sealer::load_or_create(&data.path().join("store.key")).unwrap();
+        let store = RedbStore::open(&data.path().join("chartbroker.redb"), sealer).unwrap();
+        let started = Instant::now();
+        for i in 0..n {
+            store
+                .put(
+                    Table::Instances,
+                    &format!("scale-{i:06}"),
+                    record(i),
+                    Expect::Absent,
+                )
+                .await
+                .unwrap();
+        }
+        println!("wrote {n} records in {:?}", started.elapsed());
+    }
+    let mut runtime = Runtime::start(&cfg).await.expect("broker starts");
+    runtime.enable_ui(
+        Ui::configure(UiSettings {
+            username: Some(UI_USER.into()),
+            password: Some(UI_PASS.into()),
+            link_ttl: Duration::from_secs(60),
+            ..UiSettings::default()
+        })
+        .unwrap(),
+    );
+    let b = TestBroker {
+        app: runtime.app(),
+        runtime,
+        data,
+    };
+    for uri in [
+        "/ui/instances",
+        "/ui/instances?page=7",
+        "/ui/instances?namespace=ns-7&state=provision_failed",
+        "/ui/health",
+        "/ui/instances/scale-000123",
+    ] {
+        let started = Instant::now();
+        let r = page(&b, uri).await;
+        println!("{uri}: {:?}, {} bytes", started.elapsed(), r.text.len());
+        if uri == "/ui/instances" {
+            assert_eq!(rows(&r.text), 50);
+            assert!(r.text.contains(&format!("{n} instances, page 1 of")));
+        }
+    }
+}
