@@ -302,6 +302,7 @@ const AMBIGUOUS: &[(&str, &str)] = &[
 async fn ambiguous_yaml_is_refused(helm: PathBuf, major: u32) {
     let k = Cluster::admin().await;
     let ns = k.namespace("amb").await;
+    k.default_release_identity(&ns);
     let b = broker(&k, helm).await;
     // Helm 4 re-serializes before its post-renderer and keeps the merge key
     // as `!!merge <<`, a tag; Helm 3 hands over the chart's bytes.

@@ -1003,7 +1003,8 @@ fn namespace_manifests(b: &TestBroker, ns: &str) -> Vec<PathBuf> {
     tree_of(b, "")
         .into_iter()
         .filter(|(_, text)| {
-            text.contains("kind: Namespace") && text.contains(&format!("name: {ns}\n"))
+            // The emitted form: one line of JSON per document.
+            text.contains(r#""kind":"Namespace""#) && text.contains(&format!(r#""name":"{ns}""#))
         })
         .map(|(p, _)| p)
         .collect()

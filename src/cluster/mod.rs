@@ -60,6 +60,13 @@ impl KubeError {
     }
 }
 
+impl KubeError {
+    /// Whether the API server refused the call (403).
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, KubeError::Api { source: kube::Error::Api(s), .. } if s.code == 403)
+    }
+}
+
 fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }

@@ -652,12 +652,26 @@ impl SecretSink for KubeSink {
     }
 
     async fn delete(&self, ctx: BindingCtx<'_>, secret: &SecretRef) -> Result<(), BackendError> {
-        let Some((annotations, uid)) = self
+        let info = match self
             .kube
             .secret_owner_info(&secret.namespace, &secret.name)
             .await
-            .map_err(kube_err)?
-        else {
+        {
+            Ok(info) => info,
+            // A namespace that is gone took its Secrets with it, and the
+            // broker's RoleBinding there too, hence the 403.
+            Err(e)
+                if e.is_forbidden()
+                    && matches!(
+                        self.kube.namespace_labels(&secret.namespace).await,
+                        Ok(None)
+                    ) =>
+            {
+                None
+            }
+            Err(e) => return Err(kube_err(e)),
+        };
+        let Some((annotations, uid)) = info else {
             return Ok(());
         };
         if !owned_by(&annotations, &ctx) {
