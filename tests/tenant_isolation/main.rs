@@ -6,7 +6,12 @@
 //! Cluster tests get their cluster from [`cluster`]: the real control plane
 //! (tests/testenv), whose RBAC authorizer answers the SubjectAccessReviews.
 
+#[path = "../common/mod.rs"]
 mod common;
+// The confused-deputy cases on the real API server (issue 20) and the
+// platform trust cases, as modules of this one binary.
+mod platform_trust;
+mod release_identity;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

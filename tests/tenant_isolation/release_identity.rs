@@ -15,7 +15,7 @@
 //! Namespace ownership (a squatted `namespace: instance` namespace) is a
 //! hostile tenant's case: `tests/tenant_isolation.rs`.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

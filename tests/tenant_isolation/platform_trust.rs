@@ -6,7 +6,7 @@
 //! side by side; a request that relabels its platform (`context.platform:
 //! cloudfoundry`, or no context at all) is still checked.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
