@@ -980,7 +980,8 @@ async fn deletes_need_no_chart_source() {
     let hits = env.server.hits("/stable/tiny-0.1.0.tgz") + env.server.hits("/stable/index.yaml");
     env.server.files.lock().unwrap().clear();
     std::fs::remove_dir_all(env.broker.data.path().join("charts")).unwrap();
-    env.deletes_succeed("gone", "repo-bound", "source gone").await;
+    env.deletes_succeed("gone", "repo-bound", "source gone")
+        .await;
     assert_eq!(
         env.server.hits("/stable/tiny-0.1.0.tgz") + env.server.hits("/stable/index.yaml"),
         hits,
