@@ -249,9 +249,7 @@ async fn a_broker_killed_mid_upstream_deprovision_resumes_it() {
 /// answers 410.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_killed_mid_upstream_unbind_resumes_it() {
-    use support::{
-        CatalogOpts, Cloud, MYSQL_PREMIUM, MYSQL_SERVICE, provision_body, write_catalog,
-    };
+    use support::{CatalogOpts, Cloud, MYSQL_PREMIUM, MYSQL_SERVICE, write_catalog};
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cloud = Cloud::start("async", 10, &[]);
     let dir = tempfile::tempdir().unwrap();
@@ -260,39 +258,7 @@ async fn a_broker_killed_mid_upstream_unbind_resumes_it() {
     let charts = fixtures().join("charts");
     let mut first = serve(&catalog, &charts, &data, &helm_bin(), &[]).await;
     let path = "/v2/service_instances/up-u";
-    let (s, r) = osb(
-        reqwest::Method::PUT,
-        format!("{}{path}?accepts_incomplete=true", first.url),
-        Some(provision_body("svc-db", "plan-premium", json!({}))),
-    )
-    .await;
-    assert_eq!(s, 202, "{r}");
-    let op = r["operation"].as_str().unwrap().to_string();
-    let done = poll(&format!(
-        "{}{path}/last_operation?operation={op}",
-        first.url
-    ))
-    .await;
-    assert_eq!(done["state"], "succeeded", "{done}");
-    let bpath = format!("{path}/service_bindings/ub1");
-    let bind = json!({"service_id": "svc-db", "plan_id": "plan-premium"});
-    let (s, r) = osb(
-        reqwest::Method::PUT,
-        format!("{}{bpath}?accepts_incomplete=true", first.url),
-        Some(bind),
-    )
-    .await;
-    if s == 202 {
-        let op = r["operation"].as_str().unwrap().to_string();
-        let done = poll(&format!(
-            "{}{bpath}/last_operation?operation={op}",
-            first.url
-        ))
-        .await;
-        assert_eq!(done["state"], "succeeded", "{done}");
-    } else {
-        assert_eq!(s, 201, "{r}");
-    }
+    let bpath = provision_and_bind(&first.url, path).await;
 
     let query = "service_id=svc-db&plan_id=plan-premium&accepts_incomplete=true";
     let (s, r) = osb(
@@ -344,6 +310,37 @@ async fn a_broker_killed_mid_upstream_unbind_resumes_it() {
     )
     .await;
     assert_eq!(s, 202, "{r}");
+}
+
+/// Provisions `path` on an upstream plan and binds `ub1` to it, each
+/// followed to its end; returns the binding's path.
+async fn provision_and_bind(url: &str, path: &str) -> String {
+    let (s, r) = osb(
+        reqwest::Method::PUT,
+        format!("{url}{path}?accepts_incomplete=true"),
+        Some(support::provision_body("svc-db", "plan-premium", json!({}))),
+    )
+    .await;
+    assert_eq!(s, 202, "{r}");
+    let op = r["operation"].as_str().unwrap().to_string();
+    let done = poll(&format!("{url}{path}/last_operation?operation={op}")).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let bpath = format!("{path}/service_bindings/ub1");
+    let bind = json!({"service_id": "svc-db", "plan_id": "plan-premium"});
+    let (s, r) = osb(
+        reqwest::Method::PUT,
+        format!("{url}{bpath}?accepts_incomplete=true"),
+        Some(bind),
+    )
+    .await;
+    if s == 202 {
+        let op = r["operation"].as_str().unwrap().to_string();
+        let done = poll(&format!("{url}{bpath}/last_operation?operation={op}")).await;
+        assert_eq!(done["state"], "succeeded", "{done}");
+    } else {
+        assert_eq!(s, 201, "{r}");
+    }
+    bpath
 }
 
 /// Stands between the broker and MariaDB: forwards connections, except
