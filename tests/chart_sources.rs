@@ -647,6 +647,10 @@ impl Env {
                 private_oci(with_password(json!(secret("wrong")))),
             ),
             plan("oci-private-no-auth", private_oci(json!({}))),
+            bindable(plan(
+                "oci-private-bound",
+                private_oci(with_password(json!(secret("password")))),
+            )),
         ];
         if keys.is_some() {
             plans.extend([
@@ -971,59 +975,94 @@ async fn helm_engine_installs_a_remote_chart() {
 /// nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deletes_need_no_chart_source() {
-    use common::deletes::Delete;
     let env = Env::start().await;
-    for i in 0..Delete::ALL.len() {
-        let id = format!("gone-{i}");
-        env.provision(&id, "repo-bound").await;
-        let r = env
-            .broker
-            .call(
-                Method::PUT,
-                &format!("/v2/service_instances/{id}/service_bindings/b{i}"),
-                Some(common::bind_body("repo-bound", json!({}))),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    }
+    env.bound_instances("gone", "repo-bound").await;
     let hits = env.server.hits("/stable/tiny-0.1.0.tgz") + env.server.hits("/stable/index.yaml");
     env.server.files.lock().unwrap().clear();
     std::fs::remove_dir_all(env.broker.data.path().join("charts")).unwrap();
-    for (i, how) in Delete::ALL.into_iter().enumerate() {
-        let (id, bid) = (format!("gone-{i}"), format!("b{i}"));
-        let cell = format!("source gone × {how:?}");
-        let seen = env
-            .broker
-            .delete(how, ("svc-tiny", "repo-bound"), &id, &bid)
-            .await;
-        seen.assert_succeeded(&cell);
-        let bindings = env.broker.release_dir(&id).join("bindings");
-        assert!(
-            std::fs::read_dir(&bindings).map_or(true, |mut d| d.next().is_none()),
-            "{cell}: a binding Secret is left"
-        );
-        if !how.unbinds() {
-            assert!(
-                !env.broker.release_dir(&id).exists(),
-                "{cell}: the release is left"
-            );
-        }
-        let again = env
-            .broker
-            .delete(how, ("svc-tiny", "repo-bound"), &id, &bid)
-            .await;
-        assert_eq!(
-            again.answer.status,
-            StatusCode::GONE,
-            "{cell}: {}",
-            again.answer.text
-        );
-    }
+    env.deletes_succeed("gone", "repo-bound", "source gone")
+        .await;
     assert_eq!(
         env.server.hits("/stable/tiny-0.1.0.tgz") + env.server.hits("/stable/index.yaml"),
         hits,
         "no delete asked the chart source"
     );
+}
+
+/// The same for a plan whose chart is in the real OCI registry: the
+/// registry is stopped (its port refuses connections) and the cache
+/// emptied; unbind and deprovision, sync and async, still succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_need_no_oci_registry() {
+    let mut env = Env::start().await;
+    env.bound_instances("oci-gone", "oci-private-bound").await;
+    let blob = format!("GET /v2/private/tiny/blobs/{}", sha256(&env.tgz));
+    assert_eq!(
+        env.registry.log().matches(&blob).count(),
+        1,
+        "pulled once, then cached: {}",
+        env.registry.log()
+    );
+    env.registry._proc.0.kill().unwrap();
+    env.registry._proc.0.wait().unwrap();
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", env.registry.port)).is_err(),
+        "the registry still listens"
+    );
+    std::fs::remove_dir_all(env.broker.data.path().join("charts")).unwrap();
+    env.deletes_succeed("oci-gone", "oci-private-bound", "registry gone")
+        .await;
+}
+
+impl Env {
+    /// One provisioned instance `{prefix}-{i}` with a binding `b{i}` per
+    /// delete path.
+    async fn bound_instances(&self, prefix: &str, plan: &str) {
+        for i in 0..common::deletes::Delete::ALL.len() {
+            let id = format!("{prefix}-{i}");
+            self.provision(&id, plan).await;
+            let r = self
+                .broker
+                .call(
+                    Method::PUT,
+                    &format!("/v2/service_instances/{id}/service_bindings/b{i}"),
+                    Some(common::bind_body(plan, json!({}))),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        }
+    }
+
+    /// Each delete path on its instance of [`Env::bound_instances`]
+    /// succeeds and leaves nothing: no binding Secret, no release, a
+    /// repeat answers 410.
+    async fn deletes_succeed(&self, prefix: &str, plan: &str, fault: &str) {
+        use common::deletes::Delete;
+        for (i, how) in Delete::ALL.into_iter().enumerate() {
+            let (id, bid) = (format!("{prefix}-{i}"), format!("b{i}"));
+            let cell = format!("{fault} × {how:?}");
+            let seen = self.broker.delete(how, ("svc-tiny", plan), &id, &bid).await;
+            seen.assert_succeeded(&cell);
+            let bindings = self.broker.release_dir(&id).join("bindings");
+            assert!(
+                std::fs::read_dir(&bindings).map_or(true, |mut d| d.next().is_none()),
+                "{cell}: a binding Secret is left"
+            );
+            if !how.unbinds() {
+                assert!(
+                    !self.broker.release_dir(&id).exists(),
+                    "{cell}: the release is left"
+                );
+            }
+            let again = self.broker.delete(how, ("svc-tiny", plan), &id, &bid).await;
+            assert_eq!(
+                again.answer.status,
+                StatusCode::GONE,
+                "{cell}: {}",
+                again.answer.text
+            );
+        }
+    }
 }
 
 /// Every form a secret of the private sources may take in a text (plain,

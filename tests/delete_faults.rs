@@ -435,3 +435,140 @@ impl AsyncCheck for KilledChecks {
 async fn broker_killed_mid_delete() {
     row(Fault::Killed, KilledChecks).await;
 }
+
+/// The catalog of [`write_catalog`] on PostgreSQL or Redis: the chart's own
+/// database with a user per binding, the test server as its admin endpoint.
+fn write_engine_catalog(dir: &Path, engine: &str, server: &Server) {
+    let (values, database) = match engine {
+        "postgresql" => (
+            r#"{auth: {postgresPassword: "{{secrets.root_password}}", username: app, password: "{{secrets.user_password}}", database: shop}}"#,
+            "database: shop",
+        ),
+        _ => (r#"{auth: {password: "{{secrets.root_password}}"}}"#, ""),
+    };
+    let yaml = format!(
+        r#"services:
+  - id: {SERVICE}
+    name: del
+    description: d
+    bindable: true
+    plans:
+      - id: {PLAN}
+        name: users
+        description: {engine} with a user per binding
+        bindable: true
+        chart:
+          path: {engine}
+          namespace: context
+          values: {values}
+          secrets:
+            root_password: {{length: 24, alphabet: alphanumeric}}
+            user_password: {{length: 24, alphabet: alphanumeric}}
+          binding_users:
+            engine: {engine}
+            admin: {{host: 127.0.0.1, port: {port}, password: "{password}"}}
+            {database}
+            connect_timeout_seconds: 2
+            in_release: true
+          credentials: {{username: "{{{{user.username}}}}", password: "{{{{user.password}}}}"}}
+"#,
+        port = server.port,
+        password = server.admin_password,
+    );
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("del.yaml"), yaml).unwrap();
+}
+
+/// Whether the binding's user can log in to `server` (so it exists).
+async fn engine_login(engine: &str, server: &Server, user: &str, password: &str) -> bool {
+    if engine == "postgresql" {
+        let opts = sqlx::postgres::PgConnectOptions::new()
+            .host("127.0.0.1")
+            .port(server.port)
+            .username(user)
+            .password(password)
+            .database("shop");
+        return sqlx::PgConnection::connect_with(&opts).await.is_ok();
+    }
+    let timeout = std::time::Duration::from_secs(5);
+    chartbroker::dbusers::redis::connect("127.0.0.1", server.port, user, password, timeout)
+        .await
+        .is_ok()
+}
+
+/// A [`Bed`] on PostgreSQL or Redis: one instance, one binding whose user
+/// was created (it logs in).
+async fn engine_bed(engine: &str, server: &Server) -> Bed {
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    cfg.catalog_dir = data.path().join("catalog");
+    cfg.charts_dir = repo().join("charts");
+    write_engine_catalog(&cfg.catalog_dir, engine, server);
+    let runtime = chartbroker::runtime::Runtime::start_with(&cfg, Arc::new(Servers))
+        .await
+        .expect("broker starts");
+    let b = TestBroker {
+        app: runtime.app(),
+        runtime,
+        data,
+    };
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/i1",
+            Some(json!({
+                "service_id": SERVICE, "plan_id": PLAN,
+                "context": {"platform": "kubernetes", "namespace": "apps"},
+            })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/i1/service_bindings/b1",
+            Some(json!({"service_id": SERVICE, "plan_id": PLAN})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{engine}: {}", r.text);
+    let creds = &r.json["credentials"];
+    let user = creds["username"].as_str().unwrap().to_string();
+    let password = creds["password"].as_str().unwrap();
+    assert!(
+        engine_login(engine, server, &user, password).await,
+        "{engine}: the binding's user logs in"
+    );
+    Bed { b, cfg, user }
+}
+
+/// The database-unreachable row's deprovision cells on PostgreSQL and
+/// Redis (MariaDB's are in [`database_unreachable`]): the user exists, the
+/// server is stopped, both deprovisions succeed and leave nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn database_unreachable_postgresql_and_redis_deprovisions() {
+    for engine in ["postgresql", "redis"] {
+        let mut server = match engine {
+            "postgresql" => databases::postgresql(),
+            _ => databases::redis(),
+        };
+        if engine == "postgresql" {
+            let opts = sqlx::postgres::PgConnectOptions::new()
+                .host("127.0.0.1")
+                .port(server.port)
+                .username("postgres")
+                .password(&server.admin_password)
+                .database("postgres");
+            let mut admin = sqlx::PgConnection::connect_with(&opts).await.unwrap();
+            sqlx::Executor::execute(&mut admin, "CREATE DATABASE shop")
+                .await
+                .unwrap();
+        }
+        for how in [Delete::DeprovisionSync, Delete::DeprovisionAsync] {
+            let cell = format!("{engine} DatabaseDown × {how:?}");
+            let bed = engine_bed(engine, &server).await;
+            server.stop();
+            DownChecks.run(&cell, how, &mut server, bed).await;
+            server.start();
+        }
+    }
+}
