@@ -8,8 +8,6 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
@@ -111,23 +109,6 @@ async fn replicas_race_on_the_real_api_and_exactly_one_operation_wins() {
     assert!(!serde_json::to_string(&state).unwrap().contains("first"));
 }
 
-fn spawn(id: &BrokerIdentity, data: &Path, helm: &Path, key: &str, port: u16) -> Proc {
-    Proc(
-        id.replica(broker_bin(), data, helm, key, port, 2)
-            .stderr(log(data))
-            .spawn()
-            .expect("chartbroker starts"),
-    )
-}
-
-/// The replica's log, beside its data directory, for a failing test to show.
-fn log(data: &Path) -> Stdio {
-    std::fs::create_dir_all(data).unwrap();
-    std::fs::File::create(data.with_extension("log"))
-        .unwrap()
-        .into()
-}
-
 fn alive(pid: u32) -> bool {
     // A zombie has exited; only its parent's wait is missing.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -152,24 +133,10 @@ async fn a_replica_killed_mid_install_is_taken_over_and_its_helm_dies_with_it() 
     let key = Sealer::generate_base64();
     // Replica A's helm says where it is, then hangs before upgrading; if it
     // outlived A it would upgrade later, behind B's back.
-    let pidfile = dir.path().join("a-helm.pid");
-    let slow = dir.path().join("slow-helm");
-    std::fs::write(
-        &slow,
-        format!(
-            "#!/bin/sh\ncase \"$1\" in upgrade) echo $$ > '{}'; sleep 60;; esac\nexec {} \"$@\"\n",
-            pidfile.display(),
-            helm_bin().display()
-        ),
-    )
-    .unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let (slow, pidfile) = helm_hanging_in(dir.path(), "upgrade");
     let (pa, pb) = (free_port(), free_port());
-    let mut a = spawn(&id, &dir.path().join("a"), &slow, &key, pa);
-    let _b = spawn(&id, &dir.path().join("b"), &helm_bin(), &key, pb);
+    let mut a = id.spawn_replica(&dir.path().join("a"), &slow, &key, pa);
+    let _b = id.spawn_replica(&dir.path().join("b"), &helm_bin(), &key, pb);
     ready(pa).await;
     ready(pb).await;
 

@@ -24,19 +24,6 @@ use serde_json::{Value, json};
 
 use chartbroker::store::seal::Sealer;
 
-fn spawn(id: &BrokerIdentity, data: &Path, helm: &Path, key: &str, port: u16) -> Proc {
-    std::fs::create_dir_all(data).unwrap();
-    let log: Stdio = std::fs::File::create(data.with_extension("log"))
-        .unwrap()
-        .into();
-    Proc(
-        id.replica(broker_bin(), data, helm, key, port, 2)
-            .stderr(log)
-            .spawn()
-            .expect("chartbroker starts"),
-    )
-}
-
 async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> (u16, Value) {
     http(method, url, body).await.unwrap()
 }
@@ -51,24 +38,10 @@ async fn a_broker_killed_mid_uninstall_has_its_deprovision_finished() {
     let dir = tempfile::tempdir().unwrap();
     let key = Sealer::generate_base64();
     // Replica A's helm says where it is, then hangs in uninstall.
-    let pidfile = dir.path().join("a-helm.pid");
-    let slow = dir.path().join("slow-helm");
-    std::fs::write(
-        &slow,
-        format!(
-            "#!/bin/sh\ncase \"$1\" in uninstall) echo $$ > '{}'; sleep 60;; esac\nexec {} \"$@\"\n",
-            pidfile.display(),
-            helm_bin().display()
-        ),
-    )
-    .unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let (slow, pidfile) = helm_hanging_in(dir.path(), "uninstall");
     let (pa, pb) = (free_port(), free_port());
-    let mut a = spawn(&id, &dir.path().join("a"), &slow, &key, pa);
-    let _b = spawn(&id, &dir.path().join("b"), &helm_bin(), &key, pb);
+    let mut a = id.spawn_replica(&dir.path().join("a"), &slow, &key, pa);
+    let _b = id.spawn_replica(&dir.path().join("b"), &helm_bin(), &key, pb);
     ready(pa).await;
     ready(pb).await;
     let (a_url, b_url) = (

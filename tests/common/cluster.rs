@@ -487,6 +487,28 @@ pub struct BrokerIdentity {
 }
 
 impl BrokerIdentity {
+    /// Replica `data` of this broker as a real process on `port` (two
+    /// operation workers), its log beside its data directory
+    /// (`<data>.log`) for a failing test to show.
+    pub fn spawn_replica(
+        &self,
+        data: &Path,
+        helm: &Path,
+        key: &str,
+        port: u16,
+    ) -> super::process::Proc {
+        std::fs::create_dir_all(data).unwrap();
+        let log: Stdio = std::fs::File::create(data.with_extension("log"))
+            .unwrap()
+            .into();
+        super::process::Proc(
+            self.replica(super::process::broker_bin(), data, helm, key, port, 2)
+                .stderr(log)
+                .spawn()
+                .expect("chartbroker starts"),
+        )
+    }
+
     /// The release identity as this broker's RBAC names it (suffixed).
     pub fn identity_names(&self) -> chartbroker::cluster::IdentityNames {
         chartbroker::cluster::IdentityNames {

@@ -48,6 +48,26 @@ pub fn helm_bin() -> PathBuf {
     p
 }
 
+/// A helm that, run as `helm <subcommand>`, writes its pid to
+/// `<dir>/a-helm.pid` and hangs for a minute (a replica to kill mid-step);
+/// anything else is the real helm. Returns the wrapper and the pid file.
+pub fn helm_hanging_in(dir: &Path, subcommand: &str) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let pidfile = dir.join("a-helm.pid");
+    let wrapper = dir.join("slow-helm");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\ncase \"$1\" in {subcommand}) echo $$ > '{}'; sleep 60;; esac\nexec {} \"$@\"\n",
+            pidfile.display(),
+            helm_bin().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (wrapper, pidfile)
+}
+
 /// The real helm 3 binary (`.tools/bin/helm3`, or `CHARTBROKER_HELM3`).
 pub fn helm3_bin() -> PathBuf {
     let p = std::env::var_os("CHARTBROKER_HELM3")
