@@ -147,16 +147,14 @@ async fn poll(url: &str) -> Value {
 /// poll sees `succeeded`, and the upstream no longer has the instance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_killed_mid_upstream_deprovision_resumes_it() {
-    use support::{
-        CatalogOpts, Cloud, MYSQL_PREMIUM, MYSQL_SERVICE, provision_body, write_catalog,
-    };
+    use support::{CatalogOpts, Cloud, provision_body, write_catalog};
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cloud = Cloud::start("async", 10, &[]);
     let dir = tempfile::tempdir().unwrap();
     let catalog = write_catalog(dir.path(), &CatalogOpts::new(&cloud.url));
     let data = dir.path().join("state");
     let charts = fixtures().join("charts");
-    let mut first = serve(&catalog, &charts, &data, &helm_bin(), &[]).await;
+    let first = serve(&catalog, &charts, &data, &helm_bin(), &[]).await;
     let path = "/v2/service_instances/up-1";
     let (s, r) = osb(
         reqwest::Method::PUT,
@@ -182,37 +180,7 @@ async fn a_broker_killed_mid_upstream_deprovision_resumes_it() {
     .await;
     assert_eq!(s, 202, "{r}");
     let op = r["operation"].as_str().unwrap().to_string();
-    // Polling the upstream's deprovision has begun (checkpointed): kill.
-    let lo = format!("{path}/last_operation");
-    let polls_before_delete = cloud.received("GET", &lo).len();
-    cloud
-        .wait_for("a poll of the deprovision", |rs| {
-            rs.iter().filter(|r| r["path"] == lo.as_str()).count() > polls_before_delete
-        })
-        .await;
-    first.kill_9();
-
-    let second = serve(&catalog, &charts, &data, &helm_bin(), &[]).await;
-    let last = poll(&format!("{}{lo}?operation={op}", second.url)).await;
-    assert_eq!(last["state"], "succeeded", "{last}");
-    assert_eq!(
-        cloud.received("DELETE", path).len(),
-        1,
-        "the delete was sent once"
-    );
-    let q = format!("{path}?service_id={MYSQL_SERVICE}&plan_id={MYSQL_PREMIUM}");
-    let (status, _) = cloud.direct(reqwest::Method::GET, &q, None).await;
-    assert!(
-        status == 404 || status == 410,
-        "the upstream still has it ({status})"
-    );
-    let (s, r) = osb(
-        reqwest::Method::DELETE,
-        format!("{}{path}?{query}", second.url),
-        None,
-    )
-    .await;
-    assert_eq!(s, 410, "{r}");
+    kill_mid_upstream_delete(&cloud, first, (&catalog, &charts, &data), path, &op, query).await;
 }
 
 /// The unbind cell on an upstream plan: the broker is SIGKILLed while it
@@ -222,14 +190,14 @@ async fn a_broker_killed_mid_upstream_deprovision_resumes_it() {
 /// answers 410.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_killed_mid_upstream_unbind_resumes_it() {
-    use support::{CatalogOpts, Cloud, MYSQL_PREMIUM, MYSQL_SERVICE, write_catalog};
+    use support::{CatalogOpts, Cloud, write_catalog};
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cloud = Cloud::start("async", 10, &[]);
     let dir = tempfile::tempdir().unwrap();
     let catalog = write_catalog(dir.path(), &CatalogOpts::new(&cloud.url));
     let data = dir.path().join("state");
     let charts = fixtures().join("charts");
-    let mut first = serve(&catalog, &charts, &data, &helm_bin(), &[]).await;
+    let first = serve(&catalog, &charts, &data, &helm_bin(), &[]).await;
     let path = "/v2/service_instances/up-u";
     let bpath = provision_and_bind(&first.url, path).await;
 
@@ -242,37 +210,15 @@ async fn a_broker_killed_mid_upstream_unbind_resumes_it() {
     .await;
     assert_eq!(s, 202, "{r}");
     let op = r["operation"].as_str().unwrap().to_string();
-    // Polling the upstream's unbind has begun (checkpointed): kill.
-    let lo = format!("{bpath}/last_operation");
-    let polls_before = cloud.received("GET", &lo).len();
-    cloud
-        .wait_for("a poll of the unbind", |rs| {
-            rs.iter().filter(|r| r["path"] == lo.as_str()).count() > polls_before
-        })
-        .await;
-    first.kill_9();
-
-    let second = serve(&catalog, &charts, &data, &helm_bin(), &[]).await;
-    let last = poll(&format!("{}{lo}?operation={op}", second.url)).await;
-    assert_eq!(last["state"], "succeeded", "{last}");
-    assert_eq!(
-        cloud.received("DELETE", &bpath).len(),
-        1,
-        "the unbind was sent once"
-    );
-    let q = format!("{bpath}?service_id={MYSQL_SERVICE}&plan_id={MYSQL_PREMIUM}");
-    let (status, _) = cloud.direct(reqwest::Method::GET, &q, None).await;
-    assert!(
-        status == 404 || status == 410,
-        "the upstream still has the binding ({status})"
-    );
-    let (s, r) = osb(
-        reqwest::Method::DELETE,
-        format!("{}{bpath}?{query}", second.url),
-        None,
+    let second = kill_mid_upstream_delete(
+        &cloud,
+        first,
+        (&catalog, &charts, &data),
+        &bpath,
+        &op,
+        query,
     )
     .await;
-    assert_eq!(s, 410, "{r}");
     let (s, r) = osb(reqwest::Method::GET, format!("{}{bpath}", second.url), None).await;
     assert_eq!(s, 404, "the binding is gone: {r}");
     // The instance itself stays, and still deprovisions.
@@ -283,6 +229,54 @@ async fn a_broker_killed_mid_upstream_unbind_resumes_it() {
     )
     .await;
     assert_eq!(s, 202, "{r}");
+}
+
+/// The platform's delete of `target` (an instance or a binding) is
+/// accepted; the broker is SIGKILLed once it polls the upstream's
+/// asynchronous delete, and restarted on the same state (`setup`: catalog,
+/// charts, data): the platform's poll sees `succeeded`, the upstream got
+/// the DELETE once and no longer has `target`, and a repeat answers 410.
+/// Returns the restarted broker.
+async fn kill_mid_upstream_delete(
+    cloud: &support::Cloud,
+    mut first: Served,
+    (catalog, charts, data): (&Path, &Path, &Path),
+    target: &str,
+    op: &str,
+    query: &str,
+) -> Served {
+    use support::{MYSQL_PREMIUM, MYSQL_SERVICE};
+    let lo = format!("{target}/last_operation");
+    let polls_before = cloud.received("GET", &lo).len();
+    cloud
+        .wait_for("a poll of the upstream's delete", |rs| {
+            rs.iter().filter(|r| r["path"] == lo.as_str()).count() > polls_before
+        })
+        .await;
+    first.kill_9();
+
+    let second = serve(catalog, charts, data, &helm_bin(), &[]).await;
+    let last = poll(&format!("{}{lo}?operation={op}", second.url)).await;
+    assert_eq!(last["state"], "succeeded", "{last}");
+    assert_eq!(
+        cloud.received("DELETE", target).len(),
+        1,
+        "the delete was sent once"
+    );
+    let q = format!("{target}?service_id={MYSQL_SERVICE}&plan_id={MYSQL_PREMIUM}");
+    let (status, _) = cloud.direct(reqwest::Method::GET, &q, None).await;
+    assert!(
+        status == 404 || status == 410,
+        "the upstream still has it ({status})"
+    );
+    let (s, r) = osb(
+        reqwest::Method::DELETE,
+        format!("{}{target}?{query}", second.url),
+        None,
+    )
+    .await;
+    assert_eq!(s, 410, "{r}");
+    second
 }
 
 /// Provisions `path` on an upstream plan and binds `ub1` to it, each
