@@ -141,6 +141,8 @@ pub struct Runtime {
     /// What reloads read: the configuration and the upstream brokers.
     cfg: ServeConfig,
     upstreams: Option<Arc<crate::upstream::Upstreams>>,
+    /// What the dashboard reads of releases.
+    records: Arc<dyn crate::releases::inspect::ReleaseRecords>,
 }
 
 impl Runtime {
@@ -178,6 +180,7 @@ impl Runtime {
         let (store, store_health) = steps::open_store(cfg, kube.as_ref(), &metrics).await?;
         let (helm, fetcher) = steps::start_helm(cfg, &metrics, &catalog).await;
         let wired = steps::wire_engine(cfg, kube.as_ref(), helm, fetcher, users).await?;
+        let records = wired.records.clone();
         let m = metrics.clone();
         let broker = Broker::new(
             catalog,
@@ -219,6 +222,7 @@ impl Runtime {
             sweeper: std::sync::Mutex::new(None),
             cfg: cfg.clone(),
             upstreams,
+            records,
         })
     }
 
@@ -266,6 +270,8 @@ impl Runtime {
     pub fn enable_ui(&mut self, mut ui: crate::ui::Ui) {
         ui.store = format!("{:?}", self.cfg.store).to_lowercase();
         ui.engine = format!("{:?}", self.cfg.engine).to_lowercase();
+        ui.releases = Some(self.records.clone());
+        ui.upstreams = self.upstreams.clone();
         self.state.ui = Some(Arc::new(ui));
     }
 

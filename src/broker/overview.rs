@@ -37,3 +37,16 @@ impl Broker {
             .collect())
     }
 }
+
+impl Broker {
+    /// The replicas' leases as this replica sees them; `None` when the
+    /// store is not shared (one replica, no leases).
+    pub fn replica_leases(&self) -> Option<Vec<super::ports::LeaseView>> {
+        self.replicas().map(|r| r.leases())
+    }
+
+    /// Whether operations are leased among replicas sharing the store.
+    pub fn shares_store(&self) -> bool {
+        self.inner.config.shared_store
+    }
+}

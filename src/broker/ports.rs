@@ -149,6 +149,29 @@ pub trait Replicas: Send + Sync + 'static {
     /// Drops a lapsed replica's lease once its operations are taken over,
     /// unless it was renewed meanwhile.
     async fn release(&self, owner: &str);
+    /// Every lease this replica knows of, for the dashboard.
+    fn leases(&self) -> Vec<LeaseView> {
+        Vec::new()
+    }
+}
+
+/// One replica's lease as this replica sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseView {
+    /// The replica holding it.
+    pub holder: String,
+    /// The lease object's name.
+    pub name: String,
+    /// Its last renewal, as the lease says.
+    pub renewed: Option<String>,
+    /// How long a renewal holds, in seconds.
+    pub duration_secs: u64,
+    /// Seconds since this replica saw it renewed.
+    pub seen_secs_ago: u64,
+    /// Renewed within its duration.
+    pub live: bool,
+    /// It is this replica's own.
+    pub own: bool,
 }
 
 // === Backends ===

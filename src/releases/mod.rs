@@ -11,12 +11,15 @@
 //! - [`claims`]: who owns each namespace and name in the render tree.
 //! - [`pipeline`]: `render_checked`, the one values → `helm template` →
 //!   read → policy step both engines and `chartbroker render` run.
+//! - [`inspect`]: what the dashboard reads of a release (revisions,
+//!   applied manifests).
 //! - [`preview`]: what `chartbroker render` shows for a plan.
 
 mod atomic;
 pub mod chart;
 pub mod claims;
 pub mod helm_engine;
+pub mod inspect;
 pub mod pipeline;
 pub mod postrender;
 pub mod preview;

@@ -150,6 +150,8 @@ pub(super) struct Wired {
     pub(super) chart: Arc<ChartPlans>,
     pub(super) sink: Arc<dyn SecretSink>,
     pub(super) authorizer: Option<Arc<dyn Authorizer>>,
+    /// What the dashboard reads of releases.
+    pub(super) records: Arc<dyn crate::releases::inspect::ReleaseRecords>,
 }
 
 /// The chart plans on the configured engine, where binding Secrets go, and
@@ -171,6 +173,9 @@ pub(super) async fn wire_engine(
     match (cfg.engine, kube) {
         (Engine::Render, _) => {
             let engine = RenderEngine::new(helm, cfg.data_dir.join("render"));
+            let records = Arc::new(crate::releases::inspect::RenderRecords::new(
+                cfg.data_dir.join("render"),
+            ));
             // With a cluster at hand (`--store kube`), instance namespaces
             // are checked there too.
             let engine = Arc::new(match kube {
@@ -181,6 +186,7 @@ pub(super) async fn wire_engine(
                 chart: plans(engine.clone()),
                 sink: engine,
                 authorizer: None,
+                records,
             })
         }
         (Engine::Helm, Some(kube)) => {
@@ -189,6 +195,11 @@ pub(super) async fn wire_engine(
                 None => std::env::current_exe()
                     .context("finding the broker's own executable (helm's post-renderer)")?,
             };
+            let records = Arc::new(crate::releases::inspect::HelmRecords::new(
+                helm.clone(),
+                kube.clone(),
+                cfg.release_identity.clone(),
+            ));
             // No kubeconfig for helm itself: each release call gets a
             // private one holding the release identity's token.
             let engine = HelmEngine::new(helm, kube.clone(), &exe)
@@ -207,6 +218,7 @@ pub(super) async fn wire_engine(
                 authorizer: cfg
                     .subject_access_review
                     .then(|| Arc::new(kube.clone()) as Arc<dyn Authorizer>),
+                records,
             })
         }
         (Engine::Helm, None) => unreachable!("connect() connects for the helm engine"),

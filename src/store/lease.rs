@@ -311,6 +311,24 @@ impl Replicas for KubeReplicas {
         let _ = tokio::time::timeout(TICK, self.notify.notified()).await;
     }
 
+    fn leases(&self) -> Vec<crate::broker::ports::LeaseView> {
+        let seen = self.seen.lock().expect("seen lock");
+        let mut out: Vec<_> = seen
+            .iter()
+            .map(|(holder, s)| crate::broker::ports::LeaseView {
+                holder: holder.clone(),
+                name: s.name.clone(),
+                renewed: s.renewed.clone(),
+                duration_secs: s.duration.as_secs(),
+                seen_secs_ago: s.observed.elapsed().as_secs(),
+                live: *holder == self.me || s.observed.elapsed() <= s.duration,
+                own: *holder == self.me,
+            })
+            .collect();
+        out.sort_by(|a, b| a.holder.cmp(&b.holder));
+        out
+    }
+
     async fn release(&self, owner: &str) {
         let Some((name, rv)) = self
             .seen

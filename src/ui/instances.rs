@@ -222,11 +222,18 @@ pub async fn show(
         .into_iter()
         .chain(bindings.iter().flat_map(|b| b.credentials.strings()))
         .collect();
+    let upstream = matches!(
+        plan_of(&catalog, &inst).map(|p| &p.served_by),
+        Some(ServedBy::Upstream(_))
+    );
     let mut body = summary(&catalog, &inst, &s.ui.engine);
     body.push_str(&timeline(inst.operations(), &secrets));
-    body.push_str(&bindings_table(&inst, &bindings, &secrets));
+    body.push_str(&bindings_table(&catalog, &inst, &bindings, &secrets));
     body.push_str(&parameters(&catalog, &inst, &secrets));
     body.push_str(&dependencies(&inst, full));
+    body.push_str(&super::detail::used_by(&s.broker, &bindings, full).await);
+    let releases = s.ui.releases.as_deref();
+    body.push_str(&super::detail::release(releases, &inst, upstream, &secrets).await);
     html_body(page(&format!("Instance {}", inst.id), full, &body))
 }
 
@@ -289,9 +296,28 @@ fn binding_state(s: BindingState) -> &'static str {
     }
 }
 
-fn bindings_table(inst: &Instance, bindings: &[Binding], secrets: &[String]) -> String {
+fn plan_of<'a>(catalog: &'a Catalog, inst: &Instance) -> Option<&'a crate::catalog::Plan> {
+    catalog
+        .services()
+        .iter()
+        .find(|s| s.id == inst.service_id)
+        .and_then(|s| s.plans.iter().find(|p| p.id == inst.plan_id))
+}
+
+fn bindings_table(
+    catalog: &Catalog,
+    inst: &Instance,
+    bindings: &[Binding],
+    secrets: &[String],
+) -> String {
+    // The type the binding Secret is written with, as the service says.
+    let secret_type = catalog
+        .services()
+        .iter()
+        .find(|s| s.id == inst.service_id)
+        .map_or_else(|| "?".to_owned(), crate::catalog::binding_secret_type);
     let mut out = String::from(
-        "<h2>Bindings</h2><table id=\"bindings\"><thead><tr><th>Binding</th><th>State</th><th>Secret</th><th>For</th><th>Last operation</th></tr></thead><tbody>",
+        "<h2>Bindings</h2><table id=\"bindings\"><thead><tr><th>Binding</th><th>State</th><th>Secret</th><th>Type</th><th>For</th><th>Last operation</th></tr></thead><tbody>",
     );
     for b in bindings {
         let secret = b.secret_ref.clone().unwrap_or_else(|| b.secret_ref(inst));
@@ -309,11 +335,12 @@ fn bindings_table(inst: &Instance, bindings: &[Binding], secrets: &[String]) -> 
             .unwrap_or_default();
         let _ = write!(
             out,
-            "<tr><td class=\"id\">{}</td><td>{}</td><td>Secret {}/{}</td><td>{}</td><td class=\"description\">{}</td></tr>",
+            "<tr><td class=\"id\">{}</td><td>{}</td><td>Secret {}/{}</td><td class=\"secret-type\">{}</td><td>{}</td><td class=\"description\">{}</td></tr>",
             esc(&b.id),
             binding_state(b.state),
             esc(&secret.namespace),
             esc(&secret.name),
+            esc(&secret_type),
             esc(b.dependent.as_deref().unwrap_or("platform")),
             esc(last.trim())
         );
@@ -323,11 +350,7 @@ fn bindings_table(inst: &Instance, bindings: &[Binding], secrets: &[String]) -> 
 }
 
 fn parameters(catalog: &Catalog, inst: &Instance, secrets: &[String]) -> String {
-    let schema = catalog
-        .services()
-        .iter()
-        .find(|s| s.id == inst.service_id)
-        .and_then(|s| s.plans.iter().find(|p| p.id == inst.plan_id))
+    let schema = plan_of(catalog, inst)
         .and_then(|p| p.schemas.as_ref())
         .and_then(|s| s.pointer("/service_instance/create/parameters"));
     let shown = inst

@@ -9,7 +9,7 @@ use serde_json::Value;
 pub const MASK: &str = "••••••";
 
 /// Names that hold secrets whatever the schema says.
-fn secret_name(key: &str) -> bool {
+pub fn secret_name(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     [
         "password",

@@ -6,20 +6,25 @@
 //! - [`html`]: escaping (every string a chart, tenant or upstream wrote
 //!   goes through [`html::esc`]), the page frame, times.
 //! - [`links`]: per-instance signed links, returned as `dashboard_url`.
-//! - [`instances`]: the instances table and an instance's page.
-//! - [`status`]: catalog and health pages.
+//! - [`instances`]: the instances table and an instance's page;
+//!   [`detail`]: its release revisions, redacted manifests and users.
+//! - [`status`]: catalog and health pages; [`charts`]: the health page's
+//!   inline SVG charts; [`upstreams`]: cached reachability probes.
 //! - [`live`]: Server-Sent Events with instance states, and the static files.
 //!
 //! Access: the dashboard's own credential (or the broker's, configured)
 //! opens every page; a signed link opens its instance's page only. Every
 //! answer carries strict headers: no inline script, no framing, no caching.
 
+pub mod charts;
+pub mod detail;
 pub mod html;
 pub mod instances;
 pub mod links;
 pub mod live;
 pub mod masking;
 pub mod status;
+pub mod upstreams;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -58,7 +63,6 @@ impl std::fmt::Debug for UiCredential {
 }
 
 /// The dashboard's settings.
-#[derive(Debug)]
 pub struct Ui {
     /// Who may open every page.
     pub credential: UiCredential,
@@ -68,6 +72,23 @@ pub struct Ui {
     pub store: String,
     /// The release engine, as the instances table names it.
     pub engine: String,
+    /// Where releases' revisions and manifests are read.
+    pub releases: Option<Arc<dyn crate::releases::inspect::ReleaseRecords>>,
+    /// The upstream brokers the health page probes.
+    pub upstreams: Option<Arc<crate::upstream::Upstreams>>,
+    /// Their last probes.
+    pub probes: upstreams::Probes,
+}
+
+impl std::fmt::Debug for Ui {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ui")
+            .field("credential", &self.credential)
+            .field("links", &self.links)
+            .field("store", &self.store)
+            .field("engine", &self.engine)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Checks an `Authorization` header against the broker's own credentials.
@@ -319,6 +340,9 @@ impl Ui {
             links,
             store: String::new(),
             engine: String::new(),
+            releases: None,
+            upstreams: None,
+            probes: upstreams::Probes::default(),
         })
     }
 }

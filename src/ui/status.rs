@@ -9,9 +9,9 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
-use super::html::{esc, page};
+use super::html::{esc, page, span, time};
 use super::instances::{pretty, state_name};
-use super::{Access, Denied, LinkQuery, UiState, failed, html_body};
+use super::{Access, Denied, LinkQuery, UiState, charts, failed, html_body, upstreams};
 use crate::catalog::ServedBy;
 
 fn full(s: &UiState, headers: &HeaderMap) -> Result<(), Denied> {
@@ -99,10 +99,19 @@ pub async fn health(State(s): State<UiState>, headers: HeaderMap) -> Response {
     for i in &all {
         *by_state.entry(state_name(i.state)).or_default() += 1;
     }
+    s.metrics
+        .set_operations_in_progress(&s.broker.operations_running());
+    let families = charts::families(&s.metrics.encode_text());
+    let reload_failures: f64 = families
+        .iter()
+        .filter(|(name, _)| name.contains("reload_failures"))
+        .flat_map(|(_, series)| series.iter().map(|x| x.value))
+        .sum();
     let mut body = format!(
         "<table class=\"summary\" id=\"health\"><tr><th>Readiness</th><td>{}</td></tr>\
          <tr><th>Store</th><td>{}</td></tr><tr><th>Engine</th><td>{}</td></tr>\
-         <tr><th>Replica</th><td>{}</td></tr><tr><th>Unreadable records</th><td>{}</td></tr>",
+         <tr><th>Replica</th><td>{}</td></tr><tr><th>Unreadable records</th><td>{}</td></tr>\
+         <tr><th>Reload failures</th><td id=\"reload-failures\">{reload_failures}</td></tr>",
         esc(&ready),
         esc(&s.ui.store),
         esc(&s.ui.engine),
@@ -112,22 +121,97 @@ pub async fn health(State(s): State<UiState>, headers: HeaderMap) -> Response {
     for (state, n) in by_state {
         let _ = write!(body, "<tr><th>Instances {state}</th><td>{n}</td></tr>");
     }
-    body.push_str("</table><h2>Counters</h2><table id=\"counters\"><thead><tr><th>Metric</th><th>Value</th></tr></thead><tbody>");
-    s.metrics
-        .set_operations_in_progress(&s.broker.operations_running());
-    for line in s.metrics.encode_text().lines() {
-        if line.starts_with('#') || line.is_empty() || line.contains("_bucket{") {
-            continue;
+    body.push_str("</table>");
+    body.push_str(&replicas(&s));
+    body.push_str(&upstreams(&s).await);
+    body.push_str(&counters(&families));
+    html_body(page("Health", true, &body))
+}
+
+/// The replicas sharing the store, by their leases.
+fn replicas(s: &UiState) -> String {
+    let mut out = String::from("<h2>Replicas</h2>");
+    let Some(leases) = s.broker.replica_leases() else {
+        let why = if s.broker.shares_store() {
+            "No leases: this replica could not create its own, so operations are judged by their heartbeats."
+        } else {
+            "One replica: the store is not shared, so there are no leases."
+        };
+        let _ = write!(out, "<p class=\"note\" id=\"replicas-none\">{why}</p>");
+        return out;
+    };
+    out.push_str("<table id=\"replicas\"><thead><tr><th>Replica</th><th>Lease</th><th>Renewed</th><th>Seen renewed</th><th>Duration</th><th>State</th></tr></thead><tbody>");
+    for l in leases {
+        let state = match (l.own, l.live) {
+            (true, _) => "this replica",
+            (false, true) => "live",
+            (false, false) => "lapsed",
+        };
+        let _ = write!(
+            out,
+            "<tr class=\"{}\"><td class=\"id\">{}</td><td class=\"id\">{}</td><td>{}</td><td>{} ago</td><td>{}</td><td>{state}</td></tr>",
+            if l.live { "succeeded" } else { "failed" },
+            esc(&l.holder),
+            esc(&l.name),
+            esc(l.renewed.as_deref().unwrap_or("-")),
+            span(l.seen_secs_ago),
+            span(l.duration_secs)
+        );
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
+/// The upstream brokers and whether they answer (probed at most every
+/// [`upstreams::PROBE_EVERY`]).
+async fn upstreams(s: &UiState) -> String {
+    let mut out = String::from("<h2>Upstream brokers</h2>");
+    let Some(ups) = &s.ui.upstreams else {
+        out.push_str("<p class=\"note\" id=\"upstreams-none\">The catalog names no upstream brokers.</p>");
+        return out;
+    };
+    let _ = write!(
+        out,
+        "<p class=\"note\">Probed with a catalog request at most every {}s; a page load within that shows the last answer.</p>",
+        upstreams::PROBE_EVERY.as_secs()
+    );
+    out.push_str("<table id=\"upstreams\"><thead><tr><th>Upstream</th><th>Address</th><th>State</th><th>Probed</th></tr></thead><tbody>");
+    for r in s.ui.probes.rows(ups).await {
+        let _ = write!(
+            out,
+            "<tr class=\"{}\"><td>{}</td><td class=\"id\">{}</td><td class=\"reach\">{}</td><td>{}</td></tr>",
+            if r.ok { "succeeded" } else { "failed" },
+            esc(&r.name),
+            esc(&r.origin),
+            esc(&r.state),
+            r.probed_at.map(time).unwrap_or_else(|| "-".into())
+        );
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
+/// Every counter as a number, and a small chart of each family that
+/// counted something.
+fn counters(families: &BTreeMap<String, Vec<charts::Series>>) -> String {
+    let mut out = String::from("<h2>Charts</h2><div id=\"charts\">");
+    for (name, series) in families {
+        if let Some(svg) = charts::bars(name, series) {
+            out.push_str(&svg);
         }
-        if let Some((name, value)) = line.rsplit_once(' ') {
+    }
+    out.push_str("</div><h2>Counters</h2><table id=\"counters\"><thead><tr><th>Metric</th><th>Value</th></tr></thead><tbody>");
+    for (name, series) in families {
+        for x in series {
             let _ = write!(
-                body,
-                "<tr><td class=\"id\">{}</td><td>{}</td></tr>",
+                out,
+                "<tr><td class=\"id\">{}{}</td><td>{}</td></tr>",
                 esc(name),
-                esc(value)
+                esc(&x.labels),
+                x.value
             );
         }
     }
-    body.push_str("</tbody></table>");
-    html_body(page("Health", true, &body))
+    out.push_str("</tbody></table>");
+    out
 }

@@ -51,6 +51,9 @@ pub struct Upstreams {
     configured: Vec<crate::catalog::Upstream>,
     plans: Arc<UpstreamPlans>,
     aggregator: Arc<Aggregator>,
+    /// Each configured broker's client, or why it is not usable (the
+    /// dashboard's health page probes them).
+    brokers: Vec<(String, Result<Arc<Client>, String>)>,
 }
 
 impl Upstreams {
@@ -70,6 +73,7 @@ impl Upstreams {
         }
         let mut brokers = HashMap::new();
         let mut clients = Vec::new();
+        let mut listed = Vec::new();
         for u in catalog.upstreams() {
             let built = UpstreamConfig::parse(u, catalog_dir)
                 .map_err(|problems| problems.join("; "))
@@ -88,9 +92,11 @@ impl Upstreams {
                 Err(why) => tracing::error!(upstream = %u.name, error = %why,
                     "upstream broker is not usable; its plans will fail until the catalog is fixed"),
             }
+            listed.push((u.name.clone(), built.clone()));
             brokers.insert(u.name.clone(), built);
         }
         Some(Upstreams {
+            brokers: listed,
             configured: catalog.upstreams().to_vec(),
             plans: Arc::new(UpstreamPlans::new(brokers)),
             aggregator: Arc::new(Aggregator::new(
@@ -99,6 +105,12 @@ impl Upstreams {
                 Some(data_dir.join("upstream")),
             )),
         })
+    }
+
+    /// Each configured upstream broker by name: its client, or why it is
+    /// not usable.
+    pub fn brokers(&self) -> &[(String, Result<Arc<Client>, String>)] {
+        &self.brokers
     }
 
     /// The backend for plans with `upstream:`.

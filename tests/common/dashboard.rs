@@ -79,6 +79,16 @@ pub async fn ui_broker_with(
     let (catalog, charts) = hostile_catalog(data.path());
     cfg.catalog_dir = catalog;
     cfg.charts_dir = charts;
+    ui_broker_from(data, cfg, broker_credentials).await
+}
+
+/// A broker of `cfg` (data in `data`) with the dashboard on: its own
+/// credential and signed links.
+pub async fn ui_broker_from(
+    data: tempfile::TempDir,
+    cfg: chartbroker::runtime::ServeConfig,
+    broker_credentials: bool,
+) -> TestBroker {
     let key = data.path().join("link.key");
     std::fs::write(&key, KEY).unwrap();
     let mut runtime = Runtime::start(&cfg).await.expect("broker starts");

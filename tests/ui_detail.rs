@@ -1,0 +1,248 @@
+//! The dashboard's instance details and health, over HTTP in process (the
+//! render engine, the example catalog's MySQL and WordPress, a real
+//! upstream broker on openbrokerapi): release revisions and applied
+//! manifests with every generated secret redacted, hostile manifest text
+//! kept as text, binding Secret types, the instances that use one, the
+//! health page's replicas, upstream reachability (probed once however
+//! often the page loads) and inline SVG charts under the strict CSP.
+
+mod common;
+#[path = "upstream/support.rs"]
+mod support;
+
+use axum::http::{Method, StatusCode};
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use common::dashboard::*;
+use common::*;
+
+const MYSQL: &str = "a0f5bc72-baad-493b-bc23-a1955f509a90";
+const MYSQL_BASIC: &str = "d58ea2b6-9f2e-4142-9e1c-9ab508dc47d1";
+const WORDPRESS: &str = "c461081c-edf4-464d-a97a-c6bc513221d8";
+const WORDPRESS_STANDARD: &str = "5d07b801-7bd4-41e1-b993-f981678db0af";
+
+fn body(service: &str, plan: &str, ns: &str, params: Value) -> Value {
+    json!({"service_id": service, "plan_id": plan,
+        "context": {"platform": "kubernetes", "namespace": ns}, "parameters": params})
+}
+
+/// The example catalog with the dashboard on.
+async fn example_ui() -> TestBroker {
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    cfg.catalog_dir = repo().join("catalog");
+    cfg.charts_dir = repo().join("charts");
+    ui_broker_from(data, cfg, false).await
+}
+
+/// Every value of every Secret in a rendered release folder, as written.
+fn secret_values(dir: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join("manifests.yaml")).unwrap();
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line).unwrap();
+        if v["kind"] != "Secret" {
+            continue;
+        }
+        for field in ["data", "stringData"] {
+            for (_, x) in v[field].as_object().into_iter().flatten() {
+                let s = x.as_str().unwrap().to_owned();
+                if field == "data" {
+                    let plain = base64::engine::general_purpose::STANDARD
+                        .decode(&s)
+                        .unwrap();
+                    out.push(String::from_utf8(plain).unwrap());
+                }
+                out.push(s);
+            }
+        }
+    }
+    out.retain(|s| s.len() >= 8);
+    out
+}
+
+fn assert_hidden(page: &str, secrets: &[String]) {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    for s in secrets {
+        assert!(!page.contains(s.as_str()), "a Secret value is on the page");
+        assert!(
+            !page.contains(&b64(s)),
+            "a Secret value is on the page in base64"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_instance_shows_its_release_manifests_users_and_secret_types() {
+    let b = example_ui().await;
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/db-1",
+            Some(body(MYSQL, MYSQL_BASIC, "web", json!({"database": "blog"}))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/wp-1",
+            Some(body(
+                WORDPRESS,
+                WORDPRESS_STANDARD,
+                "web",
+                json!({"mysql_instance": "db-1"}),
+            )),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/db-1/service_bindings/app-1",
+            Some(json!({"service_id": MYSQL, "plan_id": MYSQL_BASIC})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let bound = r.json["credentials"]["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut secrets = secret_values(&b.data.path().join("render/web/cb-db-1"));
+    secrets.extend(secret_values(&b.data.path().join("render/web/cb-wp-1")));
+    assert!(secrets.len() >= 2, "the example charts hold Secrets");
+    secrets.push(bound);
+
+    let db = page(&b, "/ui/instances/db-1").await;
+    assert_strict(&db);
+    let t = &db.text;
+    // One revision: the render engine keeps the current rendering only.
+    assert!(t.contains("<table id=\"revisions\">"), "{t}");
+    assert_eq!(t.matches("<td>rendered</td>").count(), 1, "{t}");
+    assert!(t.contains("keeps only the current rendering"));
+    // The applied manifests, every object, with Secret values masked.
+    assert!(t.contains("<div id=\"manifests\">"), "{t}");
+    assert!(t.contains("<summary>StatefulSet cb-db-1"), "{t}");
+    assert!(t.contains("<summary>Secret "), "{t}");
+    assert!(t.contains("&quot;password&quot;: &quot;••••••&quot;") || t.contains("••••••"));
+    assert_hidden(t, &secrets);
+    // WordPress uses it: the reverse of `uses`, linked.
+    assert!(
+        t.contains("<ul id=\"used-by\"><li><a href=\"/ui/instances/wp-1\">wp-1</a> <span class=\"state\">ready</span>"),
+        "{t}"
+    );
+    // Each binding's Secret type, as the service writes it.
+    assert!(
+        t.contains("<td class=\"secret-type\">servicebinding.io/mysql</td>"),
+        "{t}"
+    );
+
+    let wp = page(&b, "/ui/instances/wp-1").await.text;
+    assert!(wp.contains("<ul id=\"uses\">") && wp.contains("href=\"/ui/instances/db-1\""));
+    assert!(!wp.contains("id=\"used-by\""), "nothing uses WordPress");
+    assert!(wp.contains("<summary>Deployment cb-wp-1"), "{wp}");
+    assert_hidden(&wp, &secrets);
+
+    // A signed link shows the same details, linking nowhere else.
+    let r = b
+        .call(Method::GET, "/v2/service_instances/db-1", None)
+        .await;
+    let link = link_of(&r);
+    let linked = get(&b, &link, None).await;
+    assert_eq!(linked.status, StatusCode::OK, "{}", linked.text);
+    assert!(linked.text.contains("<ul id=\"used-by\"><li>wp-1 "));
+    assert!(!linked.text.contains("href=\"/ui/instances/wp-1\""));
+    assert_hidden(&linked.text, &secrets);
+}
+
+#[tokio::test]
+async fn hostile_manifest_text_stays_text_and_generated_secrets_stay_hidden() {
+    let b = ui_broker(false).await;
+    let long = "n".repeat(3000);
+    let hostile = format!("<script>alert('m')</script><img src=x onerror=alert(1)>{long}");
+    let r = provision(&b, "tiny-1", "plan-small", "apps", json!({"message": "plain"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = b
+        .call(
+            Method::PATCH,
+            "/v2/service_instances/tiny-1",
+            Some(json!({"service_id": "svc-tiny", "parameters": {"message": hostile[..180]}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let secrets = secret_values(&b.data.path().join("render/apps/cb-tiny-1"));
+    assert_eq!(secrets.len(), 1, "tiny's Secret holds its generated password");
+    let t = page(&b, "/ui/instances/tiny-1").await.text;
+    assert!(!t.contains("<script>alert"), "{t}");
+    assert!(!t.contains("<img"), "{t}");
+    assert!(t.contains("&lt;script&gt;alert(&#39;m&#39;)&lt;/script&gt;"), "{t}");
+    assert!(t.contains("<summary>ConfigMap cb-tiny-1"), "{t}");
+    assert_hidden(&t, &secrets);
+    // The timeline shows both operations; parameters were masked before.
+    assert!(t.contains("<td>update</td>") && t.contains("<td>provision</td>"));
+}
+
+#[tokio::test]
+async fn a_chart_that_never_rendered_has_no_release() {
+    let b = ui_broker(false).await;
+    let r = provision(&b, "loud-1", "plan-hostile", "apps", json!({})).await;
+    assert_ne!(r.status, StatusCode::CREATED, "{}", r.text);
+    let t = page(&b, "/ui/instances/loud-1").await.text;
+    assert!(t.contains("id=\"revisions-none\""), "{t}");
+    assert!(!t.contains("id=\"manifests\""), "{t}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_shows_replicas_upstreams_probed_once_and_charts() {
+    let cloud = support::Cloud::start("sync", 0, &[]);
+    let data = tempfile::tempdir().unwrap();
+    let catalog = support::write_catalog(data.path(), &support::CatalogOpts::new(&cloud.url));
+    // A second upstream nobody listens for.
+    let closed = common::process::free_port();
+    std::fs::write(
+        catalog.join("down.yaml"),
+        format!(
+            "upstreams:\n  - name: down\n    url: \"http://127.0.0.1:{closed}\"\n    \
+             allow_insecure_http: true\n    timeout_seconds: 1\n"
+        ),
+    )
+    .unwrap();
+    let mut cfg = config(data.path());
+    cfg.catalog_dir = catalog;
+    let b = ui_broker_from(data, cfg, false).await;
+    let catalog_gets = || cloud.received("GET", "/v2/catalog").len();
+    let before = catalog_gets();
+
+    let h = page(&b, "/ui/health").await;
+    assert_strict(&h);
+    let t = &h.text;
+    assert!(t.contains("id=\"replicas-none\""), "{t}");
+    assert!(t.contains("One replica"), "{t}");
+    assert!(
+        t.contains("<td>cloud</td>") && t.contains("<td class=\"reach\">reachable</td>"),
+        "{t}"
+    );
+    assert!(t.contains("<td>down</td>") && t.contains("unreachable ("), "{t}");
+    assert!(!t.contains(support::CLOUD_PASSWORD));
+    assert!(t.contains(&format!("http://127.0.0.1:{closed}")), "{t}");
+    assert_eq!(catalog_gets(), before + 1, "one probe");
+    // A storm of loads is not passed on: the answer is cached.
+    let loads = (0..20).map(|_| page(&b, "/ui/health"));
+    for r in futures::future::join_all(loads).await {
+        assert!(r.text.contains("<td class=\"reach\">reachable</td>"));
+    }
+    assert_eq!(catalog_gets(), before + 1, "still one probe");
+
+    // Charts: inline SVG, one bar per series that counted something, no
+    // style attribute (the CSP has no 'unsafe-inline').
+    let t = page(&b, "/ui/health").await.text;
+    assert!(t.contains("<div id=\"charts\">"), "{t}");
+    let chart = t
+        .split("<figure class=\"chart\">")
+        .find(|c| c.starts_with("<figcaption>chartbroker_http_requests"))
+        .expect("a chart of HTTP requests");
+    assert!(chart.contains("<svg") && chart.contains("<rect"), "{chart}");
+    assert!(!t.contains("style="), "no inline style");
+    assert!(t.contains("<td id=\"reload-failures\">0</td>"), "{t}");
+}
