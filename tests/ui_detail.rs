@@ -39,9 +39,9 @@ async fn example_ui() -> TestBroker {
 /// Every value of every Secret in a rendered release folder, as written.
 fn secret_values(dir: &std::path::Path) -> Vec<String> {
     let text = std::fs::read_to_string(dir.join("manifests.yaml")).unwrap();
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
     let mut out = Vec::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let v: Value = serde_json::from_str(line).unwrap();
+    for v in docs {
         if v["kind"] != "Secret" {
             continue;
         }

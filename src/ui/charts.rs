@@ -110,7 +110,9 @@ fn shorten(s: &str, max: usize) -> String {
     out
 }
 
-fn number(v: f64) -> String {
+/// A value as the page shows it (`-0` as `0`).
+pub fn number(v: f64) -> String {
+    let v = if v == 0.0 { 0.0 } else { v };
     if v.fract() == 0.0 && v.abs() < 1e15 {
         format!("{v:.0}")
     } else {

@@ -111,12 +111,13 @@ pub async fn health(State(s): State<UiState>, headers: HeaderMap) -> Response {
         "<table class=\"summary\" id=\"health\"><tr><th>Readiness</th><td>{}</td></tr>\
          <tr><th>Store</th><td>{}</td></tr><tr><th>Engine</th><td>{}</td></tr>\
          <tr><th>Replica</th><td>{}</td></tr><tr><th>Unreadable records</th><td>{}</td></tr>\
-         <tr><th>Reload failures</th><td id=\"reload-failures\">{reload_failures}</td></tr>",
+         <tr><th>Reload failures</th><td id=\"reload-failures\">{}</td></tr>",
         esc(&ready),
         esc(&s.ui.store),
         esc(&s.ui.engine),
         esc(s.broker.replica()),
-        s.store_health.unreadable_count() + skipped
+        s.store_health.unreadable_count() + skipped,
+        charts::number(reload_failures)
     );
     for (state, n) in by_state {
         let _ = write!(body, "<tr><th>Instances {state}</th><td>{n}</td></tr>");
@@ -208,7 +209,7 @@ fn counters(families: &BTreeMap<String, Vec<charts::Series>>) -> String {
                 "<tr><td class=\"id\">{}{}</td><td>{}</td></tr>",
                 esc(name),
                 esc(&x.labels),
-                x.value
+                charts::number(x.value)
             );
         }
     }
