@@ -148,6 +148,7 @@ fn chart_yaml(ns: &str) -> String {
     let values = json!({
         "fullnameOverride": "cbui",
         "targetNamespaces": [],
+        "defaultNamespace": "default",
         "engine": "render",
         "tls": {"enabled": false},
         "ui": {"enabled": true, "publicURL": "https://broker.example.test", "linkTTL": "2h"},

@@ -16,6 +16,7 @@ use tower::ServiceExt;
 
 use chartbroker::runtime::{Engine, Runtime, ServeConfig};
 
+pub mod browser;
 pub mod cluster;
 pub mod dashboard;
 pub mod databases;

@@ -1,0 +1,173 @@
+//! The dashboard's instance details and health page in Debian's headless
+//! chromium over WebDriver, against `chartbroker serve` as a process (the
+//! render engine, the example catalog's MySQL and WordPress plus the test
+//! catalog's tiny chart): release revisions and redacted manifests shown,
+//! no generated secret in any page source, hostile manifest text and a
+//! very long name kept as text, used-by links that lead to the user, and a
+//! health page with its replicas, upstreams and SVG charts, all without a
+//! console error (CSP violations included). Screenshots of the instance and
+//! health pages go to `target/ui-screenshots/`.
+
+mod common;
+
+use fantoccini::Locator;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use common::browser::{assert_quiet, browser, chromedriver, shot};
+use common::process::{free_port, osb, ready, spawn_serve};
+use common::*;
+
+const UI_USER: &str = "operator";
+const UI_PASS: &str = "dashboard-password-1";
+const MYSQL: &str = "a0f5bc72-baad-493b-bc23-a1955f509a90";
+const MYSQL_BASIC: &str = "d58ea2b6-9f2e-4142-9e1c-9ab508dc47d1";
+const WORDPRESS: &str = "c461081c-edf4-464d-a97a-c6bc513221d8";
+const WORDPRESS_STANDARD: &str = "5d07b801-7bd4-41e1-b993-f981678db0af";
+
+/// The example catalog plus the test catalog, charts linked side by side.
+fn catalogs(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (catalog, charts) = (dir.join("catalog"), dir.join("charts"));
+    std::fs::create_dir_all(&catalog).unwrap();
+    std::fs::create_dir_all(&charts).unwrap();
+    for f in std::fs::read_dir(repo().join("catalog")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, catalog.join(f.file_name().unwrap())).unwrap();
+    }
+    std::fs::copy(
+        fixtures().join("catalog/test.yaml"),
+        catalog.join("test.yaml"),
+    )
+    .unwrap();
+    for name in ["mysql", "wordpress", "postgresql", "redis"] {
+        std::os::unix::fs::symlink(repo().join("charts").join(name), charts.join(name)).unwrap();
+    }
+    std::os::unix::fs::symlink(fixtures().join("charts/tiny"), charts.join("tiny")).unwrap();
+    (catalog, charts)
+}
+
+fn body(service: &str, plan: &str, ns: &str, params: Value) -> Value {
+    json!({"service_id": service, "plan_id": plan,
+        "context": {"platform": "kubernetes", "namespace": ns}, "parameters": params})
+}
+
+/// Every Secret value in a rendered release folder.
+fn secret_values(dir: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join("manifests.yaml")).unwrap();
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+    docs.iter()
+        .filter(|d| d["kind"] == "Secret")
+        .flat_map(|d| {
+            ["data", "stringData"]
+                .iter()
+                .flat_map(|f| d[*f].as_object().cloned().unwrap_or_default())
+                .filter_map(|(_, v)| v.as_str().map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+        .filter(|s| s.len() >= 8)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instance_details_and_health_work_in_chromium() {
+    let (_driver_proc, driver) = chromedriver().await;
+    let data = tempfile::tempdir().unwrap();
+    let (catalog, charts) = catalogs(data.path());
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let state = data.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let _broker = spawn_serve(
+        port,
+        &catalog,
+        &charts,
+        &state,
+        &helm_bin(),
+        &["--ui", "--ui-username", UI_USER, "--ui-password", UI_PASS],
+    );
+    ready(port).await;
+    let put = |id: &str, b: Value| {
+        let url = format!("{base}/v2/service_instances/{id}");
+        osb(Method::PUT, url, Some(b))
+    };
+    let (s, r) = put("db-1", body(MYSQL, MYSQL_BASIC, "web", json!({"database": "blog"}))).await;
+    assert_eq!(s, 201, "{r}");
+    let wp = body(WORDPRESS, WORDPRESS_STANDARD, "web", json!({"mysql_instance": "db-1"}));
+    let (s, r) = put("wp-1", wp).await;
+    assert_eq!(s, 201, "{r}");
+    let long = format!("long-{}", "x".repeat(200));
+    let hostile = "<script>alert('m')</script><img src=x onerror=alert(1)>";
+    let (s, r) = put(&long, provision_body_in("plan-small", "apps", json!({"message": hostile}))).await;
+    assert_eq!(s, 201, "{r}");
+    let mut secrets = secret_values(&state.join("render/web/cb-db-1"));
+    secrets.extend(secret_values(&state.join("render/web/cb-wp-1")));
+    assert!(!secrets.is_empty());
+
+    let c = browser(&driver).await;
+    let authed = format!("http://{UI_USER}:{UI_PASS}@127.0.0.1:{port}");
+    c.goto(&format!("{authed}/ui/instances/db-1")).await.unwrap();
+    let revisions = c.find_all(Locator::Css("#revisions tbody tr")).await.unwrap();
+    assert_eq!(revisions.len(), 1);
+    let manifests = c.find_all(Locator::Css("#manifests details")).await.unwrap();
+    assert!(manifests.len() >= 3, "{}", manifests.len());
+    // Open a Secret's document, as a person would, and read it.
+    let secret = c
+        .find(Locator::XPath("//details[summary[starts-with(., 'Secret ')]]"))
+        .await
+        .unwrap();
+    secret.find(Locator::Css("summary")).await.unwrap().click().await.unwrap();
+    let shown = secret.find(Locator::Css("pre")).await.unwrap().text().await.unwrap();
+    assert!(shown.contains("••••••"), "{shown}");
+    let src = c.source().await.unwrap();
+    for s in &secrets {
+        assert!(!src.contains(s.as_str()), "a Secret value in the page source");
+    }
+    // The instance that uses it, linked; follow the link.
+    let user = c.find(Locator::Css("#used-by a")).await.unwrap();
+    assert_eq!(user.text().await.unwrap(), "wp-1");
+    shot(&c, "instance-detail").await;
+    assert_quiet(&c, &driver, "db-1's page").await;
+    user.click().await.unwrap();
+    let h1 = c.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
+    assert_eq!(h1, "Instance wp-1");
+    let uses = c.find(Locator::Css("#uses")).await.unwrap().text().await.unwrap();
+    assert!(uses.contains("db-1"), "{uses}");
+    let types = c.find(Locator::Css("#bindings")).await.unwrap();
+    assert!(types.text().await.is_ok());
+    let src = c.source().await.unwrap();
+    for s in &secrets {
+        assert!(!src.contains(s.as_str()), "a Secret value in wp-1's source");
+    }
+    assert_quiet(&c, &driver, "wp-1's page").await;
+
+    // Hostile manifest text and a very long name stay text.
+    c.goto(&format!("{base}/ui/instances/{long}")).await.unwrap();
+    assert!(c.find_all(Locator::Css("main img, main script")).await.unwrap().is_empty());
+    let cm = c
+        .find(Locator::XPath("//details[summary[starts-with(., 'ConfigMap ')]]"))
+        .await
+        .unwrap();
+    cm.find(Locator::Css("summary")).await.unwrap().click().await.unwrap();
+    let text = cm.find(Locator::Css("pre")).await.unwrap().text().await.unwrap();
+    assert!(text.contains(hostile), "{text}");
+    assert_quiet(&c, &driver, "a hostile manifest").await;
+
+    // Health: replicas, upstreams, charts drawn as SVG.
+    c.goto(&format!("{base}/ui/health")).await.unwrap();
+    c.find(Locator::Css("#replicas-none")).await.unwrap();
+    c.find(Locator::Css("#upstreams-none")).await.unwrap();
+    let bars = c.find_all(Locator::Css("#charts svg rect")).await.unwrap();
+    assert!(!bars.is_empty(), "no chart drew a bar");
+    let charts = c.find_all(Locator::Css("#charts figure")).await.unwrap();
+    let width = charts[0]
+        .find(Locator::Css("svg"))
+        .await
+        .unwrap()
+        .attr("width")
+        .await
+        .unwrap();
+    assert_eq!(width.as_deref(), Some("640"));
+    shot(&c, "health").await;
+    assert_quiet(&c, &driver, "the health page").await;
+    c.close().await.unwrap();
+}
