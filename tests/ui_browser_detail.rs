@@ -25,7 +25,7 @@ const MYSQL_BASIC: &str = "d58ea2b6-9f2e-4142-9e1c-9ab508dc47d1";
 const WORDPRESS: &str = "c461081c-edf4-464d-a97a-c6bc513221d8";
 const WORDPRESS_STANDARD: &str = "5d07b801-7bd4-41e1-b993-f981678db0af";
 
-/// The example catalog plus the test catalog, charts linked side by side.
+/// The example catalog plus the test catalog, charts side by side.
 fn catalogs(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let (catalog, charts) = (dir.join("catalog"), dir.join("charts"));
     std::fs::create_dir_all(&catalog).unwrap();
@@ -39,10 +39,14 @@ fn catalogs(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
         catalog.join("test.yaml"),
     )
     .unwrap();
+    // Copies: a catalog's charts may not be symbolic links.
+    let mut cp = std::process::Command::new("cp");
+    cp.arg("-r");
     for name in ["mysql", "wordpress", "postgresql", "redis"] {
-        std::os::unix::fs::symlink(repo().join("charts").join(name), charts.join(name)).unwrap();
+        cp.arg(repo().join("charts").join(name));
     }
-    std::os::unix::fs::symlink(fixtures().join("charts/tiny"), charts.join("tiny")).unwrap();
+    let copied = cp.arg(fixtures().join("charts/tiny")).arg(&charts).status();
+    assert!(copied.unwrap().success());
     (catalog, charts)
 }
 
@@ -155,7 +159,9 @@ async fn instance_details_and_health_work_in_chromium() {
     // Health: replicas, upstreams, charts drawn as SVG.
     c.goto(&format!("{base}/ui/health")).await.unwrap();
     c.find(Locator::Css("#replicas-none")).await.unwrap();
-    c.find(Locator::Css("#upstreams-none")).await.unwrap();
+    // The example catalog's managed MySQL upstream, with its state.
+    let ups = c.find_all(Locator::Css("#upstreams td.reach")).await.unwrap();
+    assert!(!ups.is_empty());
     let bars = c.find_all(Locator::Css("#charts svg rect")).await.unwrap();
     assert!(!bars.is_empty(), "no chart drew a bar");
     let charts = c.find_all(Locator::Css("#charts figure")).await.unwrap();
@@ -169,5 +175,8 @@ async fn instance_details_and_health_work_in_chromium() {
     assert_eq!(width.as_deref(), Some("640"));
     shot(&c, "health").await;
     assert_quiet(&c, &driver, "the health page").await;
+    c.goto(&format!("{base}/ui/health#charts")).await.unwrap();
+    shot(&c, "health-charts").await;
+    assert_quiet(&c, &driver, "the health page's charts").await;
     c.close().await.unwrap();
 }

@@ -10,7 +10,7 @@ use super::html::esc;
 /// Bars in one chart at most; the rest are counted in a note.
 const MAX_BARS: usize = 16;
 const WIDTH: f64 = 640.0;
-const LABEL_WIDTH: f64 = 360.0;
+const LABEL_WIDTH: f64 = 380.0;
 const BAR_HEIGHT: f64 = 18.0;
 
 /// One series: its labels and value.
@@ -85,7 +85,7 @@ pub fn bars(name: &str, series: &[Series]) -> Option<String> {
              <rect x=\"{LABEL_WIDTH}\" y=\"{y:.0}\" width=\"{w:.1}\" height=\"{:.0}\" class=\"bar\"/>\
              <text x=\"{:.1}\" y=\"{:.0}\" class=\"value\">{}</text>",
             y + 13.0,
-            esc(&shorten(label, 56)),
+            esc(&shorten(label, 54)),
             BAR_HEIGHT - 4.0,
             LABEL_WIDTH + w + 4.0,
             y + 13.0,

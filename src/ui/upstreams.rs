@@ -110,6 +110,12 @@ fn row(
             format!("reachable, answered HTTP {status}"),
             false,
         ),
+        // Nothing was sent: a credential its settings name is missing.
+        (Ok(c), Some(Err(why))) if why == "config" => (
+            origin(&c.config().url),
+            "not contacted: its settings are incomplete (a credential is missing)".into(),
+            false,
+        ),
         (Ok(c), Some(Err(why))) => (origin(&c.config().url), format!("unreachable ({why})"), false),
     };
     Row {
