@@ -94,14 +94,27 @@ async fn instance_details_and_health_work_in_chromium() {
         let url = format!("{base}/v2/service_instances/{id}");
         osb(Method::PUT, url, Some(b))
     };
-    let (s, r) = put("db-1", body(MYSQL, MYSQL_BASIC, "web", json!({"database": "blog"}))).await;
+    let (s, r) = put(
+        "db-1",
+        body(MYSQL, MYSQL_BASIC, "web", json!({"database": "blog"})),
+    )
+    .await;
     assert_eq!(s, 201, "{r}");
-    let wp = body(WORDPRESS, WORDPRESS_STANDARD, "web", json!({"mysql_instance": "db-1"}));
+    let wp = body(
+        WORDPRESS,
+        WORDPRESS_STANDARD,
+        "web",
+        json!({"mysql_instance": "db-1"}),
+    );
     let (s, r) = put("wp-1", wp).await;
     assert_eq!(s, 201, "{r}");
     let long = format!("long-{}", "x".repeat(200));
     let hostile = "<script>alert('m')</script><img src=x onerror=alert(1)>";
-    let (s, r) = put(&long, provision_body_in("plan-small", "apps", json!({"message": hostile}))).await;
+    let (s, r) = put(
+        &long,
+        provision_body_in("plan-small", "apps", json!({"message": hostile})),
+    )
+    .await;
     assert_eq!(s, 201, "{r}");
     let mut secrets = secret_values(&state.join("render/web/cb-db-1"));
     secrets.extend(secret_values(&state.join("render/web/cb-wp-1")));
@@ -109,22 +122,47 @@ async fn instance_details_and_health_work_in_chromium() {
 
     let c = browser(&driver).await;
     let authed = format!("http://{UI_USER}:{UI_PASS}@127.0.0.1:{port}");
-    c.goto(&format!("{authed}/ui/instances/db-1")).await.unwrap();
-    let revisions = c.find_all(Locator::Css("#revisions tbody tr")).await.unwrap();
+    c.goto(&format!("{authed}/ui/instances/db-1"))
+        .await
+        .unwrap();
+    let revisions = c
+        .find_all(Locator::Css("#revisions tbody tr"))
+        .await
+        .unwrap();
     assert_eq!(revisions.len(), 1);
-    let manifests = c.find_all(Locator::Css("#manifests details")).await.unwrap();
+    let manifests = c
+        .find_all(Locator::Css("#manifests details"))
+        .await
+        .unwrap();
     assert!(manifests.len() >= 3, "{}", manifests.len());
     // Open a Secret's document, as a person would, and read it.
     let secret = c
-        .find(Locator::XPath("//details[summary[starts-with(., 'Secret ')]]"))
+        .find(Locator::XPath(
+            "//details[summary[starts-with(., 'Secret ')]]",
+        ))
         .await
         .unwrap();
-    secret.find(Locator::Css("summary")).await.unwrap().click().await.unwrap();
-    let shown = secret.find(Locator::Css("pre")).await.unwrap().text().await.unwrap();
+    secret
+        .find(Locator::Css("summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let shown = secret
+        .find(Locator::Css("pre"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(shown.contains("••••••"), "{shown}");
     let src = c.source().await.unwrap();
     for s in &secrets {
-        assert!(!src.contains(s.as_str()), "a Secret value in the page source");
+        assert!(
+            !src.contains(s.as_str()),
+            "a Secret value in the page source"
+        );
     }
     // The instance that uses it, linked; follow the link.
     let user = c.find(Locator::Css("#used-by a")).await.unwrap();
@@ -132,9 +170,21 @@ async fn instance_details_and_health_work_in_chromium() {
     shot(&c, "instance-detail").await;
     assert_quiet(&c, &driver, "db-1's page").await;
     user.click().await.unwrap();
-    let h1 = c.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
+    let h1 = c
+        .find(Locator::Css("h1"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(h1, "Instance wp-1");
-    let uses = c.find(Locator::Css("#uses")).await.unwrap().text().await.unwrap();
+    let uses = c
+        .find(Locator::Css("#uses"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(uses.contains("db-1"), "{uses}");
     let types = c.find(Locator::Css("#bindings")).await.unwrap();
     assert!(types.text().await.is_ok());
@@ -145,14 +195,34 @@ async fn instance_details_and_health_work_in_chromium() {
     assert_quiet(&c, &driver, "wp-1's page").await;
 
     // Hostile manifest text and a very long name stay text.
-    c.goto(&format!("{base}/ui/instances/{long}")).await.unwrap();
-    assert!(c.find_all(Locator::Css("main img, main script")).await.unwrap().is_empty());
-    let cm = c
-        .find(Locator::XPath("//details[summary[starts-with(., 'ConfigMap ')]]"))
+    c.goto(&format!("{base}/ui/instances/{long}"))
         .await
         .unwrap();
-    cm.find(Locator::Css("summary")).await.unwrap().click().await.unwrap();
-    let text = cm.find(Locator::Css("pre")).await.unwrap().text().await.unwrap();
+    assert!(
+        c.find_all(Locator::Css("main img, main script"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let cm = c
+        .find(Locator::XPath(
+            "//details[summary[starts-with(., 'ConfigMap ')]]",
+        ))
+        .await
+        .unwrap();
+    cm.find(Locator::Css("summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let text = cm
+        .find(Locator::Css("pre"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(text.contains(hostile), "{text}");
     assert_quiet(&c, &driver, "a hostile manifest").await;
 
@@ -160,7 +230,10 @@ async fn instance_details_and_health_work_in_chromium() {
     c.goto(&format!("{base}/ui/health")).await.unwrap();
     c.find(Locator::Css("#replicas-none")).await.unwrap();
     // The example catalog's managed MySQL upstream, with its state.
-    let ups = c.find_all(Locator::Css("#upstreams td.reach")).await.unwrap();
+    let ups = c
+        .find_all(Locator::Css("#upstreams td.reach"))
+        .await
+        .unwrap();
     assert!(!ups.is_empty());
     let bars = c.find_all(Locator::Css("#charts svg rect")).await.unwrap();
     assert!(!bars.is_empty(), "no chart drew a bar");

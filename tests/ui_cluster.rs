@@ -100,7 +100,11 @@ async fn a_helm_release_shows_its_revisions_and_the_replicas_their_leases() {
     let password = secret_value(&secret, "password").unwrap();
     assert!(password.len() >= 24);
 
-    let (status, t) = ui_get(&format!("{base}/ui/instances/h-1"), Some((UI_USER, UI_PASS))).await;
+    let (status, t) = ui_get(
+        &format!("{base}/ui/instances/h-1"),
+        Some((UI_USER, UI_PASS)),
+    )
+    .await;
     assert_eq!(status, 200, "{t}");
     let revisions = t
         .split("<table id=\"revisions\">")
@@ -120,14 +124,23 @@ async fn a_helm_release_shows_its_revisions_and_the_replicas_their_leases() {
     assert!(t.contains("<summary>Secret cb-h-1"), "{t}");
     assert!(t.contains("&lt;script&gt;alert(&#39;second&#39;)"), "{t}");
     assert!(!t.contains("<script>alert"));
-    assert!(!t.contains(&password), "the generated password is on the page");
+    assert!(
+        !t.contains(&password),
+        "the generated password is on the page"
+    );
     let b64 = base64::engine::general_purpose::STANDARD.encode(&password);
-    assert!(!t.contains(&b64), "the generated password is on the page in base64");
+    assert!(
+        !t.contains(&b64),
+        "the generated password is on the page in base64"
+    );
 
     // Both replicas by their Leases, live, from either replica.
     for (port, me) in [(pa, "a"), (pb, "b")] {
-        let (status, h) =
-            ui_get(&format!("http://127.0.0.1:{port}/ui/health"), Some((UI_USER, UI_PASS))).await;
+        let (status, h) = ui_get(
+            &format!("http://127.0.0.1:{port}/ui/health"),
+            Some((UI_USER, UI_PASS)),
+        )
+        .await;
         assert_eq!(status, 200, "{h}");
         let table = h
             .split("<table id=\"replicas\">")
@@ -136,7 +149,11 @@ async fn a_helm_release_shows_its_revisions_and_the_replicas_their_leases() {
             .split("</table>")
             .next()
             .unwrap();
-        assert_eq!(table.matches("<tr class=\"succeeded\">").count(), 2, "{table}");
+        assert_eq!(
+            table.matches("<tr class=\"succeeded\">").count(),
+            2,
+            "{table}"
+        );
         assert_eq!(table.matches("<td>this replica</td>").count(), 1, "{table}");
         assert_eq!(table.matches("<td>live</td>").count(), 1, "{table}");
         assert!(h.contains("<td>kube</td>"), "{h}");

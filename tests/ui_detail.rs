@@ -161,7 +161,14 @@ async fn hostile_manifest_text_stays_text_and_generated_secrets_stay_hidden() {
     let b = ui_broker(false).await;
     let long = "n".repeat(3000);
     let hostile = format!("<script>alert('m')</script><img src=x onerror=alert(1)>{long}");
-    let r = provision(&b, "tiny-1", "plan-small", "apps", json!({"message": "plain"})).await;
+    let r = provision(
+        &b,
+        "tiny-1",
+        "plan-small",
+        "apps",
+        json!({"message": "plain"}),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let r = b
         .call(
@@ -172,11 +179,18 @@ async fn hostile_manifest_text_stays_text_and_generated_secrets_stay_hidden() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let secrets = secret_values(&b.data.path().join("render/apps/cb-tiny-1"));
-    assert_eq!(secrets.len(), 1, "tiny's Secret holds its generated password");
+    assert_eq!(
+        secrets.len(),
+        1,
+        "tiny's Secret holds its generated password"
+    );
     let t = page(&b, "/ui/instances/tiny-1").await.text;
     assert!(!t.contains("<script>alert"), "{t}");
     assert!(!t.contains("<img"), "{t}");
-    assert!(t.contains("&lt;script&gt;alert(&#39;m&#39;)&lt;/script&gt;"), "{t}");
+    assert!(
+        t.contains("&lt;script&gt;alert(&#39;m&#39;)&lt;/script&gt;"),
+        "{t}"
+    );
     assert!(t.contains("<summary>ConfigMap cb-tiny-1"), "{t}");
     assert_hidden(&t, &secrets);
     // The timeline shows both operations; parameters were masked before.
@@ -223,7 +237,10 @@ async fn health_shows_replicas_upstreams_probed_once_and_charts() {
         t.contains("<td>cloud</td>") && t.contains("<td class=\"reach\">reachable</td>"),
         "{t}"
     );
-    assert!(t.contains("<td>down</td>") && t.contains("unreachable ("), "{t}");
+    assert!(
+        t.contains("<td>down</td>") && t.contains("unreachable ("),
+        "{t}"
+    );
     assert!(!t.contains(support::CLOUD_PASSWORD));
     assert!(t.contains(&format!("http://127.0.0.1:{closed}")), "{t}");
     assert_eq!(catalog_gets(), before + 1, "one probe");

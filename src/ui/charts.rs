@@ -136,6 +136,15 @@ mod tests {
         assert!(svg.contains("kind=&quot;bind&quot;"), "{svg}");
         assert!(!svg.contains("style="));
         assert_eq!(svg.matches("<rect").count(), 2);
-        assert!(bars("z", &[Series { labels: String::new(), value: 0.0 }]).is_none());
+        assert!(
+            bars(
+                "z",
+                &[Series {
+                    labels: String::new(),
+                    value: 0.0
+                }]
+            )
+            .is_none()
+        );
     }
 }

@@ -31,7 +31,9 @@ pub async fn release(
 ) -> String {
     let mut out = String::from("<h2>Release revisions</h2>");
     if upstream {
-        out.push_str("<p class=\"note\">Served by an upstream broker: it keeps no release here.</p>");
+        out.push_str(
+            "<p class=\"note\">Served by an upstream broker: it keeps no release here.</p>",
+        );
         return out;
     }
     let Some(records) = records else {
@@ -87,7 +89,9 @@ fn manifests(applied: &Applied, secrets: &[String]) -> String {
     let docs = match crate::manifest::read(text) {
         Ok(d) => d,
         Err(_) => {
-            out.push_str("<p class=\"warn\">The manifests could not be read, so they are not shown.</p>");
+            out.push_str(
+                "<p class=\"warn\">The manifests could not be read, so they are not shown.</p>",
+            );
             return out;
         }
     };

@@ -168,7 +168,9 @@ fn replicas(s: &UiState) -> String {
 async fn upstreams(s: &UiState) -> String {
     let mut out = String::from("<h2>Upstream brokers</h2>");
     let Some(ups) = &s.ui.upstreams else {
-        out.push_str("<p class=\"note\" id=\"upstreams-none\">The catalog names no upstream brokers.</p>");
+        out.push_str(
+            "<p class=\"note\" id=\"upstreams-none\">The catalog names no upstream brokers.</p>",
+        );
         return out;
     };
     let _ = write!(

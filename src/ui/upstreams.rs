@@ -70,7 +70,10 @@ impl Probes {
             .brokers()
             .iter()
             .filter_map(|(name, c)| c.as_ref().ok().map(|c| (name, c)))
-            .filter(|(name, _)| seen.get(*name).is_none_or(|p| p.when.elapsed() >= PROBE_EVERY))
+            .filter(|(name, _)| {
+                seen.get(*name)
+                    .is_none_or(|p| p.when.elapsed() >= PROBE_EVERY)
+            })
             .collect();
         let probes = stale.iter().map(|(name, client)| async move {
             let outcome = match tokio::time::timeout(PROBE_TIMEOUT, client.catalog()).await {
@@ -116,7 +119,11 @@ fn row(
             "not contacted: its settings are incomplete (a credential is missing)".into(),
             false,
         ),
-        (Ok(c), Some(Err(why))) => (origin(&c.config().url), format!("unreachable ({why})"), false),
+        (Ok(c), Some(Err(why))) => (
+            origin(&c.config().url),
+            format!("unreachable ({why})"),
+            false,
+        ),
     };
     Row {
         name: name.to_owned(),
