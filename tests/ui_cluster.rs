@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use common::cluster::{Cluster, chart_template, kubectl, secret_value};
 use common::process::{Proc, broker_bin, free_port, osb, ready};
@@ -51,6 +51,58 @@ async fn settle(base: &str, id: &str) {
     panic!("{id} still in progress");
 }
 
+/// The part of `page` from `open` to the next `</table>`.
+fn table<'a>(page: &'a str, open: &str) -> &'a str {
+    page.split(open)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {open} in {page}"))
+        .split("</table>")
+        .next()
+        .unwrap()
+}
+
+/// Provisions `h-1` in `ns`, then updates it with hostile text: two
+/// helm revisions.
+async fn install_and_upgrade(base: &str, ns: &str) {
+    let uri = format!("{base}/v2/service_instances/h-1?accepts_incomplete=true");
+    let first = json!({"service_id": "svc-cluster", "plan_id": "plan-tiny",
+        "context": {"platform": "kubernetes", "namespace": ns}, "parameters": {"message": "first"}});
+    let (status, r) = osb(Method::PUT, uri.clone(), Some(first)).await;
+    assert_eq!(status, 202, "{r}");
+    settle(base, "h-1").await;
+    let update = json!({"service_id": "svc-cluster",
+        "parameters": {"message": "<script>alert('second')</script>"}});
+    let (status, r) = osb(Method::PATCH, uri, Some(update)).await;
+    assert_eq!(status, 202, "{r}");
+    settle(base, "h-1").await;
+}
+
+/// How many `helm <command>` calls the broker at `base` made.
+async fn helm_calls(base: &str, command: &str) -> f64 {
+    let (_, text) = ui_get(&format!("{base}/metrics"), None).await;
+    let prefix = format!("chartbroker_helm_call_duration_seconds_count{{command=\"{command}\"");
+    text.lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+/// Replica `port`'s health page lists both replicas' Leases, live.
+async fn assert_leases(port: u16) {
+    let url = format!("http://127.0.0.1:{port}/ui/health");
+    let (status, h) = ui_get(&url, Some((UI_USER, UI_PASS))).await;
+    assert_eq!(status, 200, "{h}");
+    let rows = table(&h, "<table id=\"replicas\">");
+    assert_eq!(
+        rows.matches("<tr class=\"succeeded\">").count(),
+        2,
+        "{rows}"
+    );
+    assert_eq!(rows.matches("<td>this replica</td>").count(), 1, "{rows}");
+    assert_eq!(rows.matches("<td>live</td>").count(), 1, "{rows}");
+    assert!(h.contains("<td>kube</td>"), "{h}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_helm_release_shows_its_revisions_and_the_replicas_their_leases() {
     let k = Cluster::admin().await;
@@ -75,24 +127,11 @@ async fn a_helm_release_shows_its_revisions_and_the_replicas_their_leases() {
                 .expect("chartbroker starts"),
         )
     };
-    let _a = start("a", pa);
-    let _b = start("b", pb);
+    let (_a, _b) = (start("a", pa), start("b", pb));
     ready(pa).await;
     ready(pb).await;
     let base = format!("http://127.0.0.1:{pa}");
-    let body = |msg: &str| {
-        json!({"service_id": "svc-cluster", "plan_id": "plan-tiny",
-            "context": {"platform": "kubernetes", "namespace": ns}, "parameters": {"message": msg}})
-    };
-    let uri = format!("{base}/v2/service_instances/h-1?accepts_incomplete=true");
-    let (status, r) = osb(Method::PUT, uri.clone(), Some(body("first"))).await;
-    assert_eq!(status, 202, "{r}");
-    settle(&base, "h-1").await;
-    let update = json!({"service_id": "svc-cluster",
-        "parameters": {"message": "<script>alert('second')</script>"}});
-    let (status, r) = osb(Method::PATCH, uri, Some(update)).await;
-    assert_eq!(status, 202, "{r}");
-    settle(&base, "h-1").await;
+    install_and_upgrade(&base, &ns).await;
     let secret = k
         .get(&format!("/api/v1/namespaces/{ns}/secrets/cb-h-1"))
         .await
@@ -100,19 +139,15 @@ async fn a_helm_release_shows_its_revisions_and_the_replicas_their_leases() {
     let password = secret_value(&secret, "password").unwrap();
     assert!(password.len() >= 24);
 
-    let (status, t) = ui_get(
-        &format!("{base}/ui/instances/h-1"),
-        Some((UI_USER, UI_PASS)),
-    )
-    .await;
-    assert_eq!(status, 200, "{t}");
-    let revisions = t
-        .split("<table id=\"revisions\">")
-        .nth(1)
-        .expect("a revisions table")
-        .split("</table>")
-        .next()
-        .unwrap();
+    let histories = helm_calls(&base, "history").await;
+    let url = format!("{base}/ui/instances/h-1");
+    let loads = (0..8).map(|_| ui_get(&url, Some((UI_USER, UI_PASS))));
+    let pages = futures::future::join_all(loads).await;
+    // Eight loads at once, one `helm history`: answers are cached.
+    assert_eq!(helm_calls(&base, "history").await, histories + 1.0);
+    let (status, t) = &pages[0];
+    assert_eq!(*status, 200, "{t}");
+    let revisions = table(t, "<table id=\"revisions\">");
     assert_eq!(revisions.matches("<tr><td>").count(), 2, "{revisions}");
     assert!(
         revisions.find("<tr><td>2</td>").unwrap() < revisions.find("<tr><td>1</td>").unwrap(),
@@ -133,31 +168,9 @@ async fn a_helm_release_shows_its_revisions_and_the_replicas_their_leases() {
         !t.contains(&b64),
         "the generated password is on the page in base64"
     );
-
     // Both replicas by their Leases, live, from either replica.
-    for (port, me) in [(pa, "a"), (pb, "b")] {
-        let (status, h) = ui_get(
-            &format!("http://127.0.0.1:{port}/ui/health"),
-            Some((UI_USER, UI_PASS)),
-        )
-        .await;
-        assert_eq!(status, 200, "{h}");
-        let table = h
-            .split("<table id=\"replicas\">")
-            .nth(1)
-            .unwrap_or_else(|| panic!("replica {me}: no replicas table: {h}"))
-            .split("</table>")
-            .next()
-            .unwrap();
-        assert_eq!(
-            table.matches("<tr class=\"succeeded\">").count(),
-            2,
-            "{table}"
-        );
-        assert_eq!(table.matches("<td>this replica</td>").count(), 1, "{table}");
-        assert_eq!(table.matches("<td>live</td>").count(), 1, "{table}");
-        assert!(h.contains("<td>kube</td>"), "{h}");
-    }
+    assert_leases(pa).await;
+    assert_leases(pb).await;
 }
 
 /// The chart's objects for a broker with the dashboard on.
@@ -173,11 +186,12 @@ fn chart_yaml(ns: &str) -> String {
     chart_template(ns, &values, &["deployment.yaml", "service.yaml"])
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_chart_serves_the_dashboard_on_its_service_with_its_own_secret() {
-    let k = Cluster::admin().await;
-    let ns = k.namespace("uic").await;
-    let yaml = chart_yaml(&ns);
+/// Applies the chart's Deployment and Service to `ns` (strict server-side
+/// apply) and checks what was applied: one Service port, probes off the
+/// dashboard, the UI credential by reference to its own Secret. Returns the
+/// container's environment.
+async fn apply_chart(k: &Cluster, ns: &str) -> Vec<Value> {
+    let yaml = chart_yaml(ns);
     let (ok, out) = kubectl(
         &k.kubeconfig,
         &["apply", "--server-side", "--validate=strict", "-f", "-"],
@@ -207,32 +221,26 @@ async fn the_chart_serves_the_dashboard_on_its_service_with_its_own_secret() {
         assert!(!path.starts_with("/ui"), "{probe}: {path}");
     }
     // The credential comes from the dashboard's own Secret, never a value.
-    let env = c["env"].as_array().unwrap();
-    let from = |name: &str| {
-        env.iter()
-            .find(|e| e["name"] == name)
-            .unwrap_or_else(|| panic!("{name} missing: {env:?}"))
-            .clone()
-    };
+    let env = c["env"].as_array().unwrap().clone();
     for (name, key) in [
         ("CHARTBROKER_UI_USERNAME", "username"),
         ("CHARTBROKER_UI_PASSWORD", "password"),
         ("CHARTBROKER_UI_LINK_KEY", "link-key"),
     ] {
-        let e = from(name);
+        let e = env
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing: {env:?}"));
         assert!(e.get("value").is_none(), "{e}");
         assert_eq!(e["valueFrom"]["secretKeyRef"]["name"], "cbui-ui", "{e}");
         assert_eq!(e["valueFrom"]["secretKeyRef"]["key"], key, "{e}");
     }
-    let ui_secret = |key: &str| json!({"username": b64(UI_USER), "password": b64(UI_PASS), "link-key": b64(key)});
-    k.create(
-        &format!("/api/v1/namespaces/{ns}/secrets"),
-        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "cbui-ui", "namespace": ns},
-               "type": "Opaque", "data": ui_secret(&"k".repeat(32))}),
-    )
-    .await;
+    env
+}
 
-    // The binary started with the UI environment as a kubelet resolves it.
+/// The `CHARTBROKER_UI*` variables of `env` as a kubelet resolves them
+/// (Secrets read from the API server).
+async fn resolve_ui_env(k: &Cluster, ns: &str, env: &[Value]) -> Vec<(String, String)> {
     let mut resolved = Vec::new();
     for e in env.iter().filter(|e| {
         e["name"]
@@ -244,21 +252,22 @@ async fn the_chart_serves_the_dashboard_on_its_service_with_its_own_secret() {
             Some(v) => v.to_owned(),
             None => {
                 let r = &e["valueFrom"]["secretKeyRef"];
-                let s = k
-                    .get(&format!(
-                        "/api/v1/namespaces/{ns}/secrets/{}",
-                        r["name"].as_str().unwrap()
-                    ))
-                    .await
-                    .unwrap();
+                let path = format!(
+                    "/api/v1/namespaces/{ns}/secrets/{}",
+                    r["name"].as_str().unwrap()
+                );
+                let s = k.get(&path).await.expect("the Secret exists");
                 secret_value(&s, r["key"].as_str().unwrap()).unwrap()
             }
         };
         resolved.push((name, value));
     }
-    let port = free_port();
-    let data = tempfile::tempdir().unwrap();
-    let _broker = Proc(
+    resolved
+}
+
+/// The real binary (render engine, test catalog) with `env` on `port`.
+fn serve_with(env: Vec<(String, String)>, port: u16, data: &std::path::Path) -> Proc {
+    Proc(
         Command::new(broker_bin())
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--catalog")
@@ -266,24 +275,42 @@ async fn the_chart_serves_the_dashboard_on_its_service_with_its_own_secret() {
             .arg("--charts")
             .arg(repo().join("tests/fixtures/charts"))
             .arg("--data-dir")
-            .arg(data.path())
+            .arg(data)
             .arg("--helm")
             .arg(helm_bin())
-            .envs(resolved)
+            .envs(env)
             .env("CHARTBROKER_USERNAME", USER)
             .env("CHARTBROKER_PASSWORD", PASS)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("chartbroker starts"),
-    );
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chart_serves_the_dashboard_on_its_service_with_its_own_secret() {
+    let k = Cluster::admin().await;
+    let ns = k.namespace("uic").await;
+    let env = apply_chart(&k, &ns).await;
+    let data = json!({"username": b64(UI_USER), "password": b64(UI_PASS), "link-key": b64(&"k".repeat(32))});
+    k.create(
+        &format!("/api/v1/namespaces/{ns}/secrets"),
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "cbui-ui", "namespace": ns},
+               "type": "Opaque", "data": data}),
+    )
+    .await;
+    let resolved = resolve_ui_env(&k, &ns, &env).await;
+    let (port, dir) = (free_port(), tempfile::tempdir().unwrap());
+    let _broker = serve_with(resolved, port, dir.path());
     ready(port).await;
     let url = format!("http://127.0.0.1:{port}/ui/instances");
     assert_eq!(ui_get(&url, Some((UI_USER, UI_PASS))).await.0, 200);
     // Its own credential only: the broker's is not the dashboard's.
     assert_eq!(ui_get(&url, Some((USER, PASS))).await.0, 401);
     assert_eq!(ui_get(&url, None).await.0, 401);
-    // The public URL from the values signs links.
+    // The public URL from the values and the Secret's link key sign links
+    // that open the instance's page without a credential.
     let (status, r) = osb(
         Method::PUT,
         format!("http://127.0.0.1:{port}/v2/service_instances/c-1"),
@@ -292,10 +319,13 @@ async fn the_chart_serves_the_dashboard_on_its_service_with_its_own_secret() {
     .await;
     assert_eq!(status, 201, "{r}");
     let link = r["dashboard_url"].as_str().expect("a dashboard_url");
-    assert!(
-        link.starts_with("https://broker.example.test/ui/instances/c-1?"),
-        "{link}"
-    );
+    let path = link
+        .strip_prefix("https://broker.example.test")
+        .unwrap_or_else(|| panic!("{link}"));
+    assert!(path.starts_with("/ui/instances/c-1?"), "{link}");
+    let (status, page) = ui_get(&format!("http://127.0.0.1:{port}{path}"), None).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("<h1>Instance c-1</h1>"), "{page}");
 }
 
 fn b64(s: &str) -> String {

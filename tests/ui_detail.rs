@@ -73,9 +73,9 @@ fn assert_hidden(page: &str, secrets: &[String]) {
     }
 }
 
-#[tokio::test]
-async fn an_instance_shows_its_release_manifests_users_and_secret_types() {
-    let b = example_ui().await;
+/// MySQL `db-1` used by WordPress `wp-1` in `web`, and a binding of
+/// `db-1`: every Secret value written and the binding's password.
+async fn wordpress_on_mysql(b: &TestBroker) -> Vec<String> {
     let r = b
         .call(
             Method::PUT,
@@ -113,7 +113,13 @@ async fn an_instance_shows_its_release_manifests_users_and_secret_types() {
     secrets.extend(secret_values(&b.data.path().join("render/web/cb-wp-1")));
     assert!(secrets.len() >= 2, "the example charts hold Secrets");
     secrets.push(bound);
+    secrets
+}
 
+#[tokio::test]
+async fn an_instance_shows_its_release_manifests_users_and_secret_types() {
+    let b = example_ui().await;
+    let secrets = wordpress_on_mysql(&b).await;
     let db = page(&b, "/ui/instances/db-1").await;
     assert_strict(&db);
     let t = &db.text;
@@ -125,7 +131,17 @@ async fn an_instance_shows_its_release_manifests_users_and_secret_types() {
     assert!(t.contains("<div id=\"manifests\">"), "{t}");
     assert!(t.contains("<summary>StatefulSet cb-db-1"), "{t}");
     assert!(t.contains("<summary>Secret "), "{t}");
-    assert!(t.contains("&quot;password&quot;: &quot;••••••&quot;") || t.contains("••••••"));
+    let secret_doc = t
+        .split("<summary>Secret cb-db-1")
+        .nth(1)
+        .expect("the release's Secret")
+        .split("</pre>")
+        .next()
+        .unwrap();
+    assert!(
+        secret_doc.contains("&quot;: &quot;••••••&quot;"),
+        "{secret_doc}"
+    );
     assert_hidden(t, &secrets);
     // WordPress uses it: the reverse of `uses`, linked.
     assert!(

@@ -127,8 +127,15 @@ impl ReleaseRecords for RenderRecords {
 const HELM_CACHE: Duration = Duration::from_secs(10);
 /// Releases whose answers are cached at most.
 const HELM_CACHE_ENTRIES: usize = 64;
+/// How long one fetch may take: a page load never waits for helm's own
+/// (long) timeout behind a hung API server.
+const HELM_FETCH: Duration = Duration::from_secs(15);
 /// Revisions asked of `helm history`.
 const HISTORY_MAX: &str = "20";
+
+type Cached = Result<Arc<Applied>, String>;
+/// Namespace and release name.
+type ReleaseKey = (String, String);
 
 /// Releases in the cluster, read with helm as the release identity.
 pub struct HelmRecords {
@@ -136,8 +143,8 @@ pub struct HelmRecords {
     kube: Kube,
     identity: IdentityNames,
     /// Held while helm runs: one fetch at a time, and the next waiter
-    /// finds the answer cached.
-    cache: tokio::sync::Mutex<HashMap<(String, String), (Instant, Arc<Applied>)>>,
+    /// finds the answer (or the failure) cached.
+    cache: tokio::sync::Mutex<HashMap<ReleaseKey, (Instant, Cached)>>,
 }
 
 const HELM_KEPT: &str = "Helm's release history, as `helm history` shows it to the release identity \
@@ -232,7 +239,7 @@ fn parse_history(out: &str) -> Vec<Revision> {
             description: text(&r["description"]),
         })
         .collect();
-    revs.sort_by(|a, b| b.number.cmp(&a.number));
+    revs.sort_by_key(|r| std::cmp::Reverse(r.number));
     revs
 }
 
@@ -241,20 +248,34 @@ impl ReleaseRecords for HelmRecords {
     async fn applied(&self, namespace: &str, release: &str) -> Result<Applied, String> {
         let key = (namespace.to_owned(), release.to_owned());
         let mut cache = self.cache.lock().await;
-        if let Some((at, applied)) = cache.get(&key) {
+        if let Some((at, cached)) = cache.get(&key) {
             if at.elapsed() < HELM_CACHE {
-                return Ok((**applied).clone());
+                return unshare(cached);
             }
         }
-        let applied = self.fetch(namespace, release).await?;
+        let fetched = match tokio::time::timeout(HELM_FETCH, self.fetch(namespace, release)).await {
+            Ok(r) => r.map(Arc::new),
+            Err(_) => Err(format!(
+                "helm did not answer within {}s",
+                HELM_FETCH.as_secs()
+            )),
+        };
         if cache.len() >= HELM_CACHE_ENTRIES {
             cache.retain(|_, (at, _)| at.elapsed() < HELM_CACHE);
             if cache.len() >= HELM_CACHE_ENTRIES {
                 cache.clear();
             }
         }
-        cache.insert(key, (Instant::now(), Arc::new(applied.clone())));
-        Ok(applied)
+        let answer = unshare(&fetched);
+        cache.insert(key, (Instant::now(), fetched));
+        answer
+    }
+}
+
+fn unshare(cached: &Cached) -> Result<Applied, String> {
+    match cached {
+        Ok(a) => Ok((**a).clone()),
+        Err(e) => Err(e.clone()),
     }
 }
 
