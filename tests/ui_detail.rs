@@ -279,3 +279,66 @@ async fn health_shows_replicas_upstreams_probed_once_and_charts() {
     assert!(!t.contains("style="), "no inline style");
     assert!(t.contains("<td id=\"reload-failures\">0</td>"), "{t}");
 }
+
+/// A chart that writes its generated token where no name says secret:
+/// base64-encoded, inside a longer string, upper-cased, beside a hostile
+/// annotation.
+fn spill_chart(data: &std::path::Path) {
+    let catalog = data.join("test-fixtures/catalog");
+    let chart = data.join("test-fixtures/charts/spill");
+    std::fs::create_dir_all(&catalog).unwrap();
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    std::fs::write(
+        catalog.join("spill.yaml"),
+        "services:\n  - id: svc-spill\n    name: spill\n    description: spills its token\n    bindable: false\n    plans:\n      - id: plan-spill\n        name: spill\n        description: spills\n        chart:\n          path: spill\n          values:\n            token: \"{{secrets.token}}\"\n          secrets:\n            token: {length: 24}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        chart.join("Chart.yaml"),
+        "apiVersion: v2\nname: spill\nversion: 0.1.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        chart.join("templates/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n  annotations:\n    note: \"<script>alert('chart')</script>\"\ndata:\n  encoded: {{ b64enc .Values.token | quote }}\n  url: {{ printf \"mysql://app:%s@db:3306/app\" .Values.token | quote }}\n  shouted: {{ .Values.token | upper | quote }}\n",
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_generated_secret_is_redacted_wherever_a_chart_writes_it() {
+    let b = ui_broker_with(false, |_, data| spill_chart(data)).await;
+    let mut body = provision_body_in("plan-spill", "apps", json!({}));
+    body["service_id"] = json!("svc-spill");
+    let r = b
+        .call(Method::PUT, "/v2/service_instances/spill-1", Some(body))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let text =
+        std::fs::read_to_string(b.data.path().join("render/apps/cb-spill-1/manifests.yaml"))
+            .unwrap();
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let encoded = docs[0]["data"]["encoded"].as_str().unwrap();
+    let token = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(token.len(), 24);
+    let shouted = token.to_uppercase();
+    assert_eq!(docs[0]["data"]["shouted"], shouted.as_str());
+
+    let t = page(&b, "/ui/instances/spill-1").await.text;
+    assert!(t.contains("<summary>ConfigMap cb-spill-1"), "{t}");
+    assert!(t.contains("&quot;url&quot;: &quot;mysql://app:"), "{t}");
+    assert!(t.contains("&lt;script&gt;alert(&#39;chart&#39;)"), "{t}");
+    assert!(!t.contains("<script>alert"));
+    for form in [token.as_str(), encoded, shouted.as_str()] {
+        assert!(!t.contains(form), "{form} is on the page");
+    }
+    // No run of eight of its characters survives either.
+    for i in 0..token.len() - 8 {
+        assert!(!t.contains(&token[i..i + 8]), "part of the token is on the page");
+    }
+}
