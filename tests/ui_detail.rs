@@ -314,9 +314,8 @@ async fn a_generated_secret_is_redacted_wherever_a_chart_writes_it() {
         .call(Method::PUT, "/v2/service_instances/spill-1", Some(body))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let text =
-        std::fs::read_to_string(b.data.path().join("render/apps/cb-spill-1/manifests.yaml"))
-            .unwrap();
+    let text = std::fs::read_to_string(b.data.path().join("render/apps/cb-spill-1/manifests.yaml"))
+        .unwrap();
     let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
     let encoded = docs[0]["data"]["encoded"].as_str().unwrap();
     let token = String::from_utf8(
@@ -339,6 +338,9 @@ async fn a_generated_secret_is_redacted_wherever_a_chart_writes_it() {
     }
     // No run of eight of its characters survives either.
     for i in 0..token.len() - 8 {
-        assert!(!t.contains(&token[i..i + 8]), "part of the token is on the page");
+        assert!(
+            !t.contains(&token[i..i + 8]),
+            "part of the token is on the page"
+        );
     }
 }
