@@ -16,12 +16,12 @@
 //! mismatching chart (helm itself leaves the files of a failed
 //! verification behind).
 
-pub mod auth;
+pub(crate) mod auth;
 mod download;
 
-pub use crate::catalog::chart_files::{ChartFileError, check_archive, check_folder};
-pub use crate::catalog::{AuthDoc, ChartAuth};
-pub use download::DownloadError;
+pub(crate) use crate::catalog::chart_files::{ChartFileError, check_archive, check_folder};
+pub(crate) use crate::catalog::{AuthDoc, ChartAuth};
+pub(crate) use download::DownloadError;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -36,7 +36,7 @@ use crate::helm::{Helm, HelmError, Pull};
 const RECORD: &str = "source.json";
 
 /// Fetches and caches remote charts.
-pub struct ChartFetcher {
+pub(crate) struct ChartFetcher {
     helm: Helm,
     root: PathBuf,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -44,7 +44,7 @@ pub struct ChartFetcher {
 
 /// Why a chart could not be made local. Messages carry helm's own words.
 #[derive(Debug, thiserror::Error)]
-pub enum FetchError {
+pub(crate) enum FetchError {
     /// `helm pull` failed: unreachable repository, unknown version, bad
     /// signature, TLS error, timeout.
     #[error("fetching chart {chart}: {error}")]
@@ -123,7 +123,7 @@ impl ChartFetcher {
     /// A fetcher pulling with `helm` and caching under `root` (usually
     /// `<data-dir>/charts`). Temporary directories a killed process left
     /// there over an hour ago are removed.
-    pub fn new(helm: Helm, root: impl Into<PathBuf>) -> Self {
+    pub(crate) fn new(helm: Helm, root: impl Into<PathBuf>) -> Self {
         let root = root.into();
         let stale = |e: &std::fs::DirEntry| {
             e.metadata()
@@ -150,7 +150,7 @@ impl ChartFetcher {
     /// version after a plan moved on, a plan that is gone). Upgrades and
     /// installs always use the catalog's current source, and uninstalls never
     /// fetch, so nothing else needs them. Returns how many were removed.
-    pub async fn prune(&self, catalog: &crate::catalog::Catalog) -> usize {
+    pub(crate) async fn prune(&self, catalog: &crate::catalog::Catalog) -> usize {
         let mut keep = std::collections::HashSet::new();
         for plan in catalog.services().iter().flat_map(|s| &s.plans) {
             let Some(chart) = plan.chart() else { continue };
@@ -186,13 +186,13 @@ impl ChartFetcher {
     }
 
     /// The cache directory.
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
     /// The chart to hand to helm: a local source's folder as is, a remote
     /// source's cached archive (fetched first if needed).
-    pub async fn resolve(&self, source: &ChartSource) -> Result<PathBuf, FetchError> {
+    pub(crate) async fn resolve(&self, source: &ChartSource) -> Result<PathBuf, FetchError> {
         let (chart, repo, remote) = match source {
             // Checked again on every use: the charts directory may have
             // changed since the catalog was loaded.

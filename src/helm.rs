@@ -28,16 +28,16 @@ pub use crate::catalog::DEFAULT_MAX_MANIFEST_BYTES;
 
 /// What helm may print on stderr: warnings and one error message, never
 /// more than a few KiB from a real chart.
-pub const MAX_STDERR_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_STDERR_BYTES: usize = 256 * 1024;
 
 /// Helm processes one broker runs at once unless told otherwise.
 pub const DEFAULT_MAX_PROCESSES: usize = 4;
 
 /// Reports how many helm calls run and how many wait for a slot.
-pub type HelmLoadObserver = Arc<dyn Fn(usize, usize) + Send + Sync>;
+pub(crate) type HelmLoadObserver = Arc<dyn Fn(usize, usize) + Send + Sync>;
 
 /// Reports each helm call: subcommand, duration, success (for metrics).
-pub type HelmObserver = Arc<dyn Fn(&str, Duration, bool) + Send + Sync>;
+pub(crate) type HelmObserver = Arc<dyn Fn(&str, Duration, bool) + Send + Sync>;
 
 /// How to run helm.
 #[derive(Clone)]
@@ -113,7 +113,7 @@ impl Drop for SlotGuard {
 
 /// What happens to helm's stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Capture {
+pub(crate) enum Capture {
     /// Kept and returned, up to this many bytes; past them helm is stopped.
     Upto(usize),
     /// Read and dropped (output nobody parses, such as a release with its
@@ -175,27 +175,27 @@ pub enum HelmError {
 
 /// One `helm pull` ([`Helm::pull`]).
 #[derive(Debug, Clone, Copy)]
-pub struct Pull<'a> {
+pub(crate) struct Pull<'a> {
     /// A chart name (with `repo`) or an `oci://` reference.
-    pub chart: &'a str,
+    pub(crate) chart: &'a str,
     /// The HTTPS repository holding `chart`; `None` for OCI.
-    pub repo: Option<&'a str>,
+    pub(crate) repo: Option<&'a str>,
     /// The exact version.
-    pub version: &'a str,
+    pub(crate) version: &'a str,
     /// Where helm writes the archive (and the `.prov` when verifying).
-    pub destination: &'a Path,
+    pub(crate) destination: &'a Path,
     /// Verify the provenance file against this keyring.
-    pub keyring: Option<&'a Path>,
+    pub(crate) keyring: Option<&'a Path>,
     /// CA bundle for the repository's or registry's TLS.
-    pub ca_file: Option<&'a Path>,
+    pub(crate) ca_file: Option<&'a Path>,
     /// A private registry config file (`--registry-config`) holding the
     /// registry's credentials: never on the command line.
-    pub registry_config: Option<&'a Path>,
+    pub(crate) registry_config: Option<&'a Path>,
 }
 
 impl HelmError {
     /// Label for metrics.
-    pub fn metric_label(&self) -> &'static str {
+    pub(crate) fn metric_label(&self) -> &'static str {
         match self {
             HelmError::Spawn { .. } => "spawn",
             HelmError::Timeout { .. } => "timeout",
@@ -221,41 +221,41 @@ impl Helm {
 
     /// Runs at most `max` helm processes at once (this driver and its
     /// clones); further calls wait, and report the load to `observer`.
-    pub fn with_max_processes(mut self, max: usize, observer: Option<HelmLoadObserver>) -> Self {
+    pub(crate) fn with_max_processes(mut self, max: usize, observer: Option<HelmLoadObserver>) -> Self {
         self.slots = Slots::new(max, observer);
         self
     }
 
     /// Talk to the cluster described by this kubeconfig (the release
     /// engine sets a per-call one; see [`Helm::credentials`]).
-    pub fn with_kubeconfig(mut self, path: Option<PathBuf>) -> Self {
+    pub(crate) fn with_kubeconfig(mut self, path: Option<PathBuf>) -> Self {
         self.kubeconfig = path;
         self
     }
 
     /// Report every call.
-    pub fn with_observer(mut self, observer: HelmObserver) -> Self {
+    pub(crate) fn with_observer(mut self, observer: HelmObserver) -> Self {
         self.observer = Some(observer);
         self
     }
 
     /// How long one call may run.
-    pub fn timeout(&self) -> Duration {
+    pub(crate) fn timeout(&self) -> Duration {
         self.timeout
     }
 
     /// Where helm keeps its state (its data home is `home/data`).
-    pub fn home(&self) -> &Path {
+    pub(crate) fn home(&self) -> &Path {
         &self.home
     }
 
     /// The binary.
-    pub fn bin(&self) -> &Path {
+    pub(crate) fn bin(&self) -> &Path {
         &self.bin
     }
 
     /// `helm version --short`, to check the binary works at start-up.
-    pub async fn version(&self) -> Result<String, HelmError> {
+    pub(crate) async fn version(&self) -> Result<String, HelmError> {
         let out = self
             .run("version", &["version".into(), "--short".into()], None)
             .await?;
@@ -303,7 +303,7 @@ impl Helm {
     /// `helm pull`: downloads one chart version into `destination` (which
     /// should be an empty, private directory: on a failed verification
     /// helm leaves the files it downloaded there).
-    pub async fn pull(&self, p: &Pull<'_>) -> Result<(), HelmError> {
+    pub(crate) async fn pull(&self, p: &Pull<'_>) -> Result<(), HelmError> {
         let mut args: Vec<OsString> = vec![
             "pull".into(),
             "--version".into(),
@@ -339,7 +339,7 @@ impl Helm {
 
     /// `helm verify`: checks `archive` against the `.prov` file beside it
     /// and `keyring`.
-    pub async fn verify(&self, archive: &Path, keyring: &Path) -> Result<(), HelmError> {
+    pub(crate) async fn verify(&self, archive: &Path, keyring: &Path) -> Result<(), HelmError> {
         let args: Vec<OsString> = vec![
             "verify".into(),
             "--keyring".into(),
@@ -352,7 +352,7 @@ impl Helm {
 
     /// Runs helm with `args`, optional stdin, the timeout, and a clean
     /// environment; returns stdout (at most [`DEFAULT_MAX_MANIFEST_BYTES`]).
-    pub async fn run(
+    pub(crate) async fn run(
         &self,
         command: &str,
         args: &[OsString],
@@ -370,7 +370,7 @@ impl Helm {
     /// [`Helm::run`] with a choice of what happens to stdout. The timeout
     /// starts once the call has a process slot: time spent queued behind
     /// other calls is bounded by the operation's own deadline instead.
-    pub async fn run_with(
+    pub(crate) async fn run_with(
         &self,
         command: &str,
         args: &[OsString],
@@ -601,7 +601,7 @@ fn tail(stderr: &str) -> String {
 /// What helm prints holds text the chart wrote (`fail`, template errors),
 /// so messages about releases mask generated secrets however a chart
 /// transformed them.
-pub use crate::redact::redact_chart_text as redact;
+pub(crate) use crate::redact::redact_chart_text as redact;
 
 /// A helm whose broker was killed outright (SIGKILL, OOM) must die too:
 /// otherwise it goes on upgrading a release that another replica has taken

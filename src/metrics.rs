@@ -18,7 +18,7 @@ use prometheus_client::registry::Registry;
 
 use crate::broker::model::{OpKind, OpState};
 
-pub mod process;
+pub(crate) mod process;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DurationLabels {
@@ -81,7 +81,7 @@ struct HelmLabels {
 }
 
 /// The broker's metrics.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     durations: Family<DurationLabels, Histogram>,
@@ -243,7 +243,7 @@ impl Default for Metrics {
 impl Metrics {
     /// Counts one HTTP request. `route` must be a route template (or
     /// `unmatched`), never a request's own path.
-    pub fn request(&self, route: &str, method: &axum::http::Method, status: u16) {
+    pub(crate) fn request(&self, route: &str, method: &axum::http::Method, status: u16) {
         self.requests
             .get_or_create(&RequestLabels {
                 route: route.to_string(),
@@ -254,7 +254,7 @@ impl Metrics {
     }
 
     /// Records how long a request took (`route` as for [`Metrics::request`]).
-    pub fn request_duration(
+    pub(crate) fn request_duration(
         &self,
         route: &str,
         method: &axum::http::Method,
@@ -271,7 +271,7 @@ impl Metrics {
     }
 
     /// Sets how many operations of each kind run now.
-    pub fn set_operations_in_progress(&self, running: &[(OpKind, usize)]) {
+    pub(crate) fn set_operations_in_progress(&self, running: &[(OpKind, usize)]) {
         for (kind, n) in running {
             self.in_progress
                 .get_or_create(&KindLabels {
@@ -282,13 +282,13 @@ impl Metrics {
     }
 
     /// Records how many helm calls run and wait.
-    pub fn helm_load(&self, running: usize, waiting: usize) {
+    pub(crate) fn helm_load(&self, running: usize, waiting: usize) {
         self.helm_running.set(running as i64);
         self.helm_waiting.set(waiting as i64);
     }
 
     /// Counts an operation starting or finishing.
-    pub fn operation(&self, kind: OpKind, state: OpState) {
+    pub(crate) fn operation(&self, kind: OpKind, state: OpState) {
         self.operations
             .get_or_create(&OperationLabels {
                 kind: kind.as_str().to_string(),
@@ -298,7 +298,7 @@ impl Metrics {
     }
 
     /// Records one helm call.
-    pub fn helm_call(&self, command: &str, took: Duration, ok: bool) {
+    pub(crate) fn helm_call(&self, command: &str, took: Duration, ok: bool) {
         self.helm
             .get_or_create(&HelmLabels {
                 command: command.to_string(),
@@ -308,7 +308,7 @@ impl Metrics {
     }
 
     /// Records one call to an upstream broker.
-    pub fn upstream_call(&self, broker: &str, method: &str, outcome: &str, took: Duration) {
+    pub(crate) fn upstream_call(&self, broker: &str, method: &str, outcome: &str, took: Duration) {
         self.upstream
             .get_or_create(&UpstreamLabels {
                 broker: broker.to_string(),
@@ -319,7 +319,7 @@ impl Metrics {
     }
 
     /// Counts a reload of `what` (`catalog`, `tls`, `credentials`).
-    pub fn reload(&self, what: &str, ok: bool) {
+    pub(crate) fn reload(&self, what: &str, ok: bool) {
         let labels = ReloadLabels {
             what: what.to_string(),
         };
@@ -334,7 +334,7 @@ impl Metrics {
     }
 
     /// Counts one store error of `kind`.
-    pub fn store_error(&self, kind: &str) {
+    pub(crate) fn store_error(&self, kind: &str) {
         self.store_errors
             .get_or_create(&StoreErrorLabels {
                 kind: kind.to_string(),
@@ -343,14 +343,14 @@ impl Metrics {
     }
 
     /// Counts one LIST request of the Kubernetes store.
-    pub fn store_list(&self, selects: &'static str) {
+    pub(crate) fn store_list(&self, selects: &'static str) {
         self.store_lists
             .get_or_create(&StoreListLabels { selects })
             .inc();
     }
 
     /// Sets how many store records this broker cannot open.
-    pub fn set_store_unreadable(&self, n: usize) {
+    pub(crate) fn set_store_unreadable(&self, n: usize) {
         self.store_unreadable
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
@@ -359,12 +359,12 @@ impl Metrics {
     /// OpenMetrics (`promtool`, `curl`, older scrapers): the same metrics,
     /// with counter families named by their `_total` samples and no
     /// `# EOF`, as that format wants.
-    pub fn encode_text(&self) -> String {
+    pub(crate) fn encode_text(&self) -> String {
         to_text_format(&self.encode())
     }
 
     /// The OpenMetrics text exposition format.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");

@@ -58,22 +58,22 @@ pub(super) enum Tree {
 
 /// What templates of one plan may reference.
 pub(super) struct Scope<'a> {
-    pub secrets: &'a BTreeMap<String, super::SecretSpec>,
+    pub(crate) secrets: &'a BTreeMap<String, super::SecretSpec>,
     /// Declared `chart.lookups` (credentials only).
-    pub lookups: BTreeSet<String>,
+    pub(crate) lookups: BTreeSet<String>,
     /// Declared `chart.uses`.
-    pub uses: BTreeSet<String>,
+    pub(crate) uses: BTreeSet<String>,
     /// `None`: the instance schemas list no properties, any name goes.
-    pub parameters: Option<BTreeSet<String>>,
-    pub binding_parameters: Option<BTreeSet<String>>,
+    pub(crate) parameters: Option<BTreeSet<String>>,
+    pub(crate) binding_parameters: Option<BTreeSet<String>>,
     /// `chart.binding_users` is set: credentials may use `user.*`.
-    pub binding_user: bool,
+    pub(crate) binding_user: bool,
 }
 
 /// Collects issues for the file being read, plus what cross-file rules need.
 #[derive(Default)]
 pub(super) struct Lint {
-    pub issues: Vec<LintIssue>,
+    pub(crate) issues: Vec<LintIssue>,
     file: PathBuf,
     /// First definition of each unique thing, as `file: path`.
     seen: HashMap<(String, &'static str, String), String>,
@@ -95,12 +95,12 @@ pub(super) fn join(prefix: &str, rel: &str) -> String {
 
 impl Lint {
     /// Later issues are attributed to `file`.
-    pub fn set_file(&mut self, file: &Path) {
+    pub(crate) fn set_file(&mut self, file: &Path) {
         self.file = file.to_path_buf();
     }
 
     /// Records a problem at `path` in the current file.
-    pub fn issue(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn issue(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.issues.push(LintIssue {
             file: self.file.clone(),
             path: path.into(),
@@ -111,7 +111,7 @@ impl Lint {
     /// Reports `value` if another `what` in the same `scope` (a path in the
     /// current file) already used it; `scope` is empty for catalog-wide
     /// uniqueness.
-    pub fn unique(&mut self, scope: &str, what: &'static str, value: &str, path: &str) {
+    pub(crate) fn unique(&mut self, scope: &str, what: &'static str, value: &str, path: &str) {
         let scope = if scope.is_empty() {
             String::new()
         } else {
@@ -128,14 +128,14 @@ impl Lint {
     }
 
     /// OSB requires ids, names and descriptions to be non-empty strings.
-    pub fn non_empty(&mut self, path: &str, field: &str, value: &str) {
+    pub(crate) fn non_empty(&mut self, path: &str, field: &str, value: &str) {
         if value.trim().is_empty() {
             self.issue(join(path, field), "must be a non-empty string");
         }
     }
 
     /// Names are typed on command lines; whitespace breaks that.
-    pub fn name(&mut self, path: &str, value: &str) {
+    pub(crate) fn name(&mut self, path: &str, value: &str) {
         self.non_empty(path, "name", value);
         if value.chars().any(char::is_whitespace) {
             self.issue(
@@ -146,7 +146,7 @@ impl Lint {
     }
 
     /// `requires` holds only the permissions OSB defines.
-    pub fn requires(&mut self, path: &str, requires: &[String]) {
+    pub(crate) fn requires(&mut self, path: &str, requires: &[String]) {
         for (i, r) in requires.iter().enumerate() {
             if !REQUIRES.contains(&r.as_str()) {
                 let msg = format!(
@@ -159,14 +159,14 @@ impl Lint {
     }
 
     /// OSB passes `metadata`/`dashboard_client` as objects.
-    pub fn object(&mut self, path: &str, field: &str, value: Option<&Value>) {
+    pub(crate) fn object(&mut self, path: &str, field: &str, value: Option<&Value>) {
         if value.is_some_and(|v| !v.is_object()) {
             self.issue(join(path, field), "must be a mapping");
         }
     }
 
     /// `maintenance_info.version` must be semver 2.0 (OSB).
-    pub fn maintenance_version(&mut self, path: &str, version: &str) {
+    pub(crate) fn maintenance_version(&mut self, path: &str, version: &str) {
         let path = join(path, "maintenance_info.version");
         if version.trim().is_empty() {
             self.issue(path, "must be a non-empty semantic version");
@@ -182,7 +182,7 @@ impl Lint {
     /// (`servicebinding.io/<type>`) and files a workload reads by name, so
     /// both keep to the spec's entry-name alphabet (lowercase letters,
     /// digits, `-`, `.`), which also keeps them valid in a Secret type.
-    pub fn binding_type(&mut self, path: &str, b: &super::BindingType) {
+    pub(crate) fn binding_type(&mut self, path: &str, b: &super::BindingType) {
         for (field, value) in [("type", &b.kind), ("provider", &b.provider)] {
             let ok = (1..=63).contains(&value.len())
                 && value.bytes().all(|c| {
@@ -205,7 +205,7 @@ impl Lint {
     /// A plan's credentials must not hold the `type`/`provider` entries the
     /// service's `binding:` writes into the Secret: one would silently
     /// replace the other.
-    pub fn binding_entries(
+    pub(crate) fn binding_entries(
         &mut self,
         plan_path: &str,
         credentials: &Value,
@@ -230,31 +230,31 @@ impl Lint {
 
     /// Remembers an `upstream.broker` reference, checked in [`Lint::finish`]
     /// because the upstream may be declared in another file.
-    pub fn upstream_ref(&mut self, path: String, broker: &str) {
+    pub(crate) fn upstream_ref(&mut self, path: String, broker: &str) {
         self.upstream_refs
             .push((self.file.clone(), path, broker.to_owned()));
     }
 
     /// Remembers a `chart.uses.*.service` reference, checked in
     /// [`Lint::finish`] because the service may be declared in another file.
-    pub fn service_ref(&mut self, path: &str, service: &str) {
+    pub(crate) fn service_ref(&mut self, path: &str, service: &str) {
         self.service_refs
             .push((self.file.clone(), path.to_owned(), service.to_owned()));
     }
 
     /// Registers a declared service name.
-    pub fn service_name(&mut self, name: &str) {
+    pub(crate) fn service_name(&mut self, name: &str) {
         self.service_names.insert(name.to_owned());
     }
 
     /// Registers a declared upstream broker name.
-    pub fn upstream_name(&mut self, path: &str, name: &str) {
+    pub(crate) fn upstream_name(&mut self, path: &str, name: &str) {
         self.unique("", "upstream name", name, path);
         self.upstream_names.insert(name.to_owned());
     }
 
     /// Checks a chart folder: inside the charts directory, present, a chart.
-    pub fn chart_dir(&mut self, path: &str, rel: &Path, resolved: &Path) {
+    pub(crate) fn chart_dir(&mut self, path: &str, rel: &Path, resolved: &Path) {
         let path = join(path, "chart.path");
         let relative = rel
             .components()
@@ -279,7 +279,7 @@ impl Lint {
 
     /// The directory of the file being read: relative paths in it resolve
     /// against it.
-    pub fn file_dir(&self) -> PathBuf {
+    pub(crate) fn file_dir(&self) -> PathBuf {
         self.file
             .parent()
             .map(Path::to_path_buf)
@@ -288,7 +288,7 @@ impl Lint {
 
     /// A remote chart's version: present and exact, so a plan never changes
     /// under the platform.
-    pub fn chart_version(&mut self, path: &str, version: Option<&str>) {
+    pub(crate) fn chart_version(&mut self, path: &str, version: Option<&str>) {
         match version {
             None => self.issue(path, "a remote chart needs an exact `version` (like 1.2.3)"),
             Some(v) if !is_semver(v) => self.issue(
@@ -303,7 +303,7 @@ impl Lint {
     }
 
     /// A pinned archive digest: `sha256:` and 64 hex digits.
-    pub fn chart_digest(&mut self, path: &str, digest: &str) {
+    pub(crate) fn chart_digest(&mut self, path: &str, digest: &str) {
         let ok = digest
             .strip_prefix("sha256:")
             .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
@@ -316,7 +316,7 @@ impl Lint {
     }
 
     /// A chart name as a repository index lists it; never an option to helm.
-    pub fn chart_name(&mut self, path: &str, name: &str) {
+    pub(crate) fn chart_name(&mut self, path: &str, name: &str) {
         let mut chars = name.chars();
         let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
             && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
@@ -329,7 +329,7 @@ impl Lint {
     }
 
     /// A Helm repository URL: HTTPS only, no credentials.
-    pub fn repository_url(&mut self, path: &str, url: &str) {
+    pub(crate) fn repository_url(&mut self, path: &str, url: &str) {
         let parsed = match reqwest::Url::parse(url) {
             Ok(u) => u,
             Err(e) => return self.issue(path, format!("`{url}` is not a URL: {e}")),
@@ -354,7 +354,7 @@ impl Lint {
 
     /// An OCI chart reference: `oci://host[:port]/path/name`, the version
     /// given apart.
-    pub fn oci_reference(&mut self, path: &str, reference: &str) {
+    pub(crate) fn oci_reference(&mut self, path: &str, reference: &str) {
         if !reference.starts_with("oci://") {
             return self.issue(
                 path,
@@ -417,7 +417,7 @@ impl Lint {
     }
 
     /// Secret names must be usable as `{{secrets.<name>}}`; lengths bounded.
-    pub fn secrets(&mut self, path: &str, secrets: &BTreeMap<String, super::SecretSpec>) {
+    pub(crate) fn secrets(&mut self, path: &str, secrets: &BTreeMap<String, super::SecretSpec>) {
         for (name, spec) in secrets {
             let at = join(path, &template::join_key("chart.secrets", name));
             let ident = name
@@ -442,7 +442,7 @@ impl Lint {
     /// `chart.binding_users`: its own rules, templates over the instance,
     /// and credentials that hand out the binding's user (else creating one
     /// would be pointless).
-    pub fn binding_users(
+    pub(crate) fn binding_users(
         &mut self,
         plan: &str,
         users: &super::BindingUsers,
@@ -479,7 +479,7 @@ impl Lint {
     }
 
     /// Every string leaf of `tree` must compile and use known variables.
-    pub fn templates(&mut self, path: &str, tree: &Value, which: Tree, scope: &Scope<'_>) {
+    pub(crate) fn templates(&mut self, path: &str, tree: &Value, which: Tree, scope: &Scope<'_>) {
         for (leaf, source) in template::string_leaves(tree) {
             if !source.contains("{{") {
                 continue;
@@ -502,7 +502,7 @@ impl Lint {
     }
 
     /// Runs the cross-file rules and returns every issue.
-    pub fn finish(mut self) -> Vec<LintIssue> {
+    pub(crate) fn finish(mut self) -> Vec<LintIssue> {
         for (file, path, service) in std::mem::take(&mut self.service_refs) {
             if !self.service_names.contains(&service) {
                 self.file = file;

@@ -20,7 +20,7 @@
 
 mod binding_users;
 mod chart_auth;
-pub mod chart_files;
+pub(crate) mod chart_files;
 mod import;
 mod lint;
 mod load;
@@ -35,8 +35,8 @@ mod tests;
 
 use std::collections::BTreeMap;
 
-pub use binding_users::{AdminEndpoint, BindingUsers, DbEngine, SharedUser};
-pub use chart_auth::{AuthDoc, ChartAuth};
+pub(crate) use binding_users::{AdminEndpoint, BindingUsers, DbEngine, SharedUser};
+pub(crate) use chart_auth::{AuthDoc, ChartAuth};
 pub use retired::Teardown;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -47,7 +47,7 @@ use serde_json::{Map, Value};
 
 pub use lint::policy_report;
 pub use load::lint;
-pub use schema::SchemaKind;
+pub(crate) use schema::SchemaKind;
 
 use crate::api_version::ApiVersion;
 use schema::Validators;
@@ -73,28 +73,28 @@ pub struct Service {
     /// OSB name; unique across the catalog.
     pub name: String,
     /// Short description shown by platforms.
-    pub description: String,
+    pub(crate) description: String,
     /// Classification tags (`mysql`, `relational`).
-    pub tags: Vec<String>,
+    pub(crate) tags: Vec<String>,
     /// Permissions: `syslog_drain`, `route_forwarding`, `volume_mount`.
-    pub requires: Vec<String>,
+    pub(crate) requires: Vec<String>,
     /// Default bindability for plans that do not override it.
-    pub bindable: bool,
+    pub(crate) bindable: bool,
     /// Whether `GET /v2/service_instances/:id` is supported.
-    pub instances_retrievable: bool,
+    pub(crate) instances_retrievable: bool,
     /// Whether `GET .../service_bindings/:id` is supported.
-    pub bindings_retrievable: bool,
+    pub(crate) bindings_retrievable: bool,
     /// Whether platforms may send context-only updates.
-    pub allow_context_updates: bool,
+    pub(crate) allow_context_updates: bool,
     /// Default plan-change support for plans that do not override it.
-    pub plan_updateable: bool,
+    pub(crate) plan_updateable: bool,
     /// Opaque metadata passed through to platforms.
-    pub metadata: Option<Value>,
+    pub(crate) metadata: Option<Value>,
     /// Cloud Foundry dashboard SSO client, passed through.
-    pub dashboard_client: Option<Value>,
+    pub(crate) dashboard_client: Option<Value>,
     /// How binding Secrets name their kind for Service Binding for
     /// Kubernetes readers (`binding:`); `None` keeps them `Opaque`.
-    pub binding: Option<BindingType>,
+    pub(crate) binding: Option<BindingType>,
     /// At least one plan.
     pub plans: Vec<Plan>,
 }
@@ -105,13 +105,13 @@ pub struct Service {
 /// so workloads and binding libraries recognise it without configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BindingType {
+pub(crate) struct BindingType {
     /// Abstract classification (`mysql`, `postgresql`, `redis`).
     #[serde(rename = "type")]
-    pub kind: String,
+    pub(crate) kind: String,
     /// Who provides the binding; the spec recommends the entry.
     #[serde(default = "default_provider")]
-    pub provider: String,
+    pub(crate) provider: String,
 }
 
 fn default_provider() -> String {
@@ -120,13 +120,13 @@ fn default_provider() -> String {
 
 impl BindingType {
     /// The Secret `type` the spec asks for.
-    pub fn secret_type(&self) -> String {
+    pub(crate) fn secret_type(&self) -> String {
         format!("servicebinding.io/{}", self.kind)
     }
 }
 
 /// The Kubernetes Secret `type` of a binding Secret of `service`.
-pub fn binding_secret_type(service: &Service) -> String {
+pub(crate) fn binding_secret_type(service: &Service) -> String {
     service
         .binding
         .as_ref()
@@ -141,44 +141,44 @@ pub struct Plan {
     /// OSB name; unique within its service.
     pub name: String,
     /// Short description shown by platforms.
-    pub description: String,
+    pub(crate) description: String,
     /// Whether the plan is free (OSB default: true).
-    pub free: Option<bool>,
+    pub(crate) free: Option<bool>,
     /// Overrides [`Service::bindable`] when set.
-    pub bindable: Option<bool>,
+    pub(crate) bindable: Option<bool>,
     /// Overrides [`Service::plan_updateable`] when set.
-    pub plan_updateable: Option<bool>,
+    pub(crate) plan_updateable: Option<bool>,
     /// Whether bindings support rotation (`predecessor_binding_id`).
-    pub binding_rotatable: bool,
+    pub(crate) binding_rotatable: bool,
     /// Seconds a platform should keep polling an operation.
-    pub maximum_polling_duration: Option<u64>,
+    pub(crate) maximum_polling_duration: Option<u64>,
     /// Maintenance version offered to platforms.
-    pub maintenance_info: Option<MaintenanceInfo>,
+    pub(crate) maintenance_info: Option<MaintenanceInfo>,
     /// Opaque metadata passed through to platforms.
-    pub metadata: Option<Value>,
+    pub(crate) metadata: Option<Value>,
     /// The OSB `schemas` object, with `$schema` filled in where absent.
-    pub schemas: Option<Value>,
+    pub(crate) schemas: Option<Value>,
     /// Broker-only: refuse requests without `accepts_incomplete=true`
     /// (422 `AsyncRequired`).
-    pub async_required: bool,
+    pub(crate) async_required: bool,
     /// Broker-only: what provisions instances of this plan.
-    pub served_by: ServedBy,
+    pub(crate) served_by: ServedBy,
     validators: Validators,
 }
 
 /// OSB maintenance info; `version` is semver 2.0.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MaintenanceInfo {
+pub(crate) struct MaintenanceInfo {
     /// Semantic version of what the plan currently deploys.
-    pub version: String,
+    pub(crate) version: String,
     /// What changes with this version.
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
 }
 
 /// What provisions instances of a plan.
 #[derive(Debug, Clone)]
-pub enum ServedBy {
+pub(crate) enum ServedBy {
     /// A Helm release of a chart (boxed: it is much larger than the other
     /// variant).
     Chart(Box<ChartPlan>),
@@ -191,43 +191,43 @@ pub enum ServedBy {
 pub struct ChartPlan {
     /// Where the chart comes from: a local folder, a Helm repository or an
     /// OCI registry (`chart.path` / `chart.repository` / `chart.oci`).
-    pub source: ChartSource,
+    pub(crate) source: ChartSource,
     /// Where releases go.
-    pub namespace: NamespaceStrategy,
+    pub(crate) namespace: NamespaceStrategy,
     /// Values tree; string leaves are templates (see [`crate::template`]).
-    pub values: Value,
+    pub(crate) values: Value,
     /// Secrets generated once per instance, by name.
-    pub secrets: BTreeMap<String, SecretSpec>,
+    pub(crate) secrets: BTreeMap<String, SecretSpec>,
     /// Credentials tree returned by bind; string leaves are templates.
-    pub credentials: Value,
+    pub(crate) credentials: Value,
     /// What the chart's rendered manifests may contain (`chart.policy`).
     pub policy: crate::policy::Policy,
     /// Objects of the release that credential templates read, by name
     /// (`lookups.<name>` in credentials).
-    pub lookups: BTreeMap<String, Lookup>,
+    pub(crate) lookups: BTreeMap<String, Lookup>,
     /// Instances of other services this plan binds to (`uses.<name>.secret`
     /// in values is the name of the binding Secret in this release's namespace).
     pub uses: BTreeMap<String, Dependency>,
     /// Namespaces besides the instance's that a bind parameter `namespace`
     /// may put the binding Secret in.
-    pub binding_namespaces: Vec<String>,
+    pub(crate) binding_namespaces: Vec<String>,
     /// Wait for the release's workloads to be ready (helm engine).
-    pub wait: bool,
+    pub(crate) wait: bool,
     /// Delete the PersistentVolumeClaims the release leaves on deprovision.
-    pub delete_pvcs: bool,
+    pub(crate) delete_pvcs: bool,
     /// Each binding gets its own database user (`chart.binding_users`).
-    pub binding_users: Option<BindingUsers>,
+    pub(crate) binding_users: Option<BindingUsers>,
     /// How much helm may print for this plan (`chart.limits`).
-    pub limits: ChartLimits,
+    pub(crate) limits: ChartLimits,
 }
 
 /// Caps on what the broker reads from helm for one plan (`chart.limits`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ChartLimits {
+pub(crate) struct ChartLimits {
     /// Bytes of rendered manifests (`helm template` output) the broker
     /// reads; past them helm is stopped and the operation fails.
-    pub max_manifest_bytes: usize,
+    pub(crate) max_manifest_bytes: usize,
 }
 
 impl Default for ChartLimits {
@@ -240,7 +240,7 @@ impl Default for ChartLimits {
 
 /// Where a plan's chart comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChartSource {
+pub(crate) enum ChartSource {
     /// A chart folder under the charts directory (absolute path).
     Local(PathBuf),
     /// A chart in an HTTPS Helm repository (one with an `index.yaml`).
@@ -263,23 +263,23 @@ pub enum ChartSource {
 
 /// How a remote chart is pinned and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteChart {
+pub(crate) struct RemoteChart {
     /// The exact chart version (semver; never a range).
-    pub version: String,
+    pub(crate) version: String,
     /// `sha256:<64 lowercase hex>` the chart archive must hash to.
-    pub digest: Option<String>,
+    pub(crate) digest: Option<String>,
     /// When set (`verify: true`), the chart's provenance file must be signed
     /// by a key in this keyring (absolute path).
-    pub keyring: Option<PathBuf>,
+    pub(crate) keyring: Option<PathBuf>,
     /// CA bundle trusted for the repository's TLS (absolute path).
-    pub ca_file: Option<PathBuf>,
+    pub(crate) ca_file: Option<PathBuf>,
     /// Credentials for a private repository or registry (`chart.auth`).
-    pub auth: Option<ChartAuth>,
+    pub(crate) auth: Option<ChartAuth>,
 }
 
 impl ChartSource {
     /// The chart folder, for a local source.
-    pub fn local_path(&self) -> Option<&Path> {
+    pub(crate) fn local_path(&self) -> Option<&Path> {
         match self {
             ChartSource::Local(p) => Some(p),
             _ => None,
@@ -287,7 +287,7 @@ impl ChartSource {
     }
 
     /// The pin of a remote source.
-    pub fn remote(&self) -> Option<&RemoteChart> {
+    pub(crate) fn remote(&self) -> Option<&RemoteChart> {
         match self {
             ChartSource::Local(_) => None,
             ChartSource::Repository { remote, .. } | ChartSource::Oci { remote, .. } => {
@@ -315,21 +315,21 @@ impl fmt::Display for ChartSource {
 /// `secret`, `configmap`, `service` names it (a template over the instance).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Lookup {
+pub(crate) struct Lookup {
     /// A Secret's name.
-    pub secret: Option<String>,
+    pub(crate) secret: Option<String>,
     /// A ConfigMap's name.
-    pub configmap: Option<String>,
+    pub(crate) configmap: Option<String>,
     /// A Service's name: the value is `{name, host, port, ports}`.
-    pub service: Option<String>,
+    pub(crate) service: Option<String>,
     /// One key of the Secret or ConfigMap (the value is then a string);
     /// without it the value is every key.
-    pub key: Option<String>,
+    pub(crate) key: Option<String>,
 }
 
 /// Kinds of object a [`Lookup`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LookupKind {
+pub(crate) enum LookupKind {
     /// A Secret.
     Secret,
     /// A ConfigMap.
@@ -340,7 +340,7 @@ pub enum LookupKind {
 
 impl Lookup {
     /// The kind and the name template, or why the lookup is malformed.
-    pub fn target(&self) -> Result<(LookupKind, &str), String> {
+    pub(crate) fn target(&self) -> Result<(LookupKind, &str), String> {
         match (&self.secret, &self.configmap, &self.service) {
             (Some(n), None, None) => Ok((LookupKind::Secret, n)),
             (None, Some(n), None) => Ok((LookupKind::ConfigMap, n)),
@@ -368,12 +368,12 @@ pub struct Dependency {
     /// live (glob patterns). Empty: only the dependent's own namespace, so
     /// one tenant can't name another tenant's instance.
     #[serde(default)]
-    pub namespaces: Vec<String>,
+    pub(crate) namespaces: Vec<String>,
 }
 
 impl Dependency {
     /// Whether an instance in `used` may be used from `dependent`.
-    pub fn reaches(&self, dependent: &str, used: &str) -> bool {
+    pub(crate) fn reaches(&self, dependent: &str, used: &str) -> bool {
         dependent == used
             || self
                 .namespaces
@@ -386,7 +386,7 @@ impl Dependency {
 /// Which namespace a chart release is installed into.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum NamespaceStrategy {
+pub(crate) enum NamespaceStrategy {
     /// The namespace from the platform's OSB `context`.
     #[default]
     Context,
@@ -397,13 +397,13 @@ pub enum NamespaceStrategy {
 /// How to generate one per-instance secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SecretSpec {
+pub(crate) struct SecretSpec {
     /// Number of characters, 8..=256 (default 32).
     #[serde(default = "default_secret_length")]
-    pub length: usize,
+    pub(crate) length: usize,
     /// Characters to draw from (default alphanumeric).
     #[serde(default)]
-    pub alphabet: Alphabet,
+    pub(crate) alphabet: Alphabet,
 }
 
 fn default_secret_length() -> usize {
@@ -413,7 +413,7 @@ fn default_secret_length() -> usize {
 /// Character sets for generated secrets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Alphabet {
+pub(crate) enum Alphabet {
     /// `A-Z a-z 0-9`.
     #[default]
     Alphanumeric,
@@ -425,7 +425,7 @@ pub enum Alphabet {
 
 impl Alphabet {
     /// The characters of this alphabet, for uniform sampling.
-    pub fn chars(self) -> &'static [u8] {
+    pub(crate) fn chars(self) -> &'static [u8] {
         match self {
             Alphabet::Alphanumeric => {
                 b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
@@ -443,11 +443,11 @@ impl Alphabet {
 #[serde(deny_unknown_fields)]
 pub struct UpstreamPlan {
     /// Name of an entry in the catalog's `upstreams:` list.
-    pub broker: String,
+    pub(crate) broker: String,
     /// The upstream broker's service id.
-    pub service_id: String,
+    pub(crate) service_id: String,
     /// The upstream broker's plan id.
-    pub plan_id: String,
+    pub(crate) plan_id: String,
 }
 
 /// An upstream broker declared under `upstreams:`. Only `name` is
@@ -464,12 +464,12 @@ pub struct Upstream {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LintIssue {
     /// The catalog file (or directory) at fault.
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// Where in the file, e.g. `services[0].plans[1].chart.values.auth.rootPassword`,
     /// or `line 3, column 7` for YAML errors; empty for whole-file problems.
-    pub path: String,
+    pub(crate) path: String,
     /// What is wrong.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for LintIssue {
@@ -548,59 +548,59 @@ impl Catalog {
     }
 
     /// Upstream brokers declared under `upstreams:`.
-    pub fn upstreams(&self) -> &[Upstream] {
+    pub(crate) fn upstreams(&self) -> &[Upstream] {
         &self.upstreams
     }
 
     /// The upstream broker named `name`.
-    pub fn upstream(&self, name: &str) -> Option<&Upstream> {
+    pub(crate) fn upstream(&self, name: &str) -> Option<&Upstream> {
         self.upstreams.iter().find(|u| u.name == name)
     }
 
     /// The service with OSB id `id`.
-    pub fn find_service(&self, id: &str) -> Option<&Service> {
+    pub(crate) fn find_service(&self, id: &str) -> Option<&Service> {
         self.services.iter().find(|s| s.id == id)
     }
 
     /// The plan `plan_id` of service `service_id`; `None` if either is
     /// unknown or the plan belongs to another service.
-    pub fn find_plan(&self, service_id: &str, plan_id: &str) -> Option<(&Service, &Plan)> {
+    pub(crate) fn find_plan(&self, service_id: &str, plan_id: &str) -> Option<(&Service, &Plan)> {
         let service = self.find_service(service_id)?;
         let plan = service.plans.iter().find(|p| p.id == plan_id)?;
         Some((service, plan))
     }
 
     /// The plan with id `plan_id`, in whichever service holds it.
-    pub fn plan_by_id(&self, plan_id: &str) -> Option<(&Service, &Plan)> {
+    pub(crate) fn plan_by_id(&self, plan_id: &str) -> Option<(&Service, &Plan)> {
         self.services
             .iter()
             .find_map(|s| s.plans.iter().find(|p| p.id == plan_id).map(|p| (s, p)))
     }
 
     /// The `GET /v2/catalog` body (latest API version) as a JSON value.
-    pub fn osb_json(&self) -> Value {
+    pub(crate) fn osb_json(&self) -> Value {
         serde_json::from_slice(&self.osb_body()).expect("catalog body is JSON we serialized")
     }
 
     /// The latest API version's `GET /v2/catalog` body.
-    pub fn osb_body(&self) -> Arc<[u8]> {
+    pub(crate) fn osb_body(&self) -> Arc<[u8]> {
         self.osb_body_for(ApiVersion::LATEST)
     }
 
     /// The `GET /v2/catalog` body for platforms speaking `v`, serialized
     /// once at load; cheap to clone into a response (`Bytes::from_owner`).
-    pub fn osb_body_for(&self, v: ApiVersion) -> Arc<[u8]> {
+    pub(crate) fn osb_body_for(&self, v: ApiVersion) -> Arc<[u8]> {
         Arc::clone(&self.osb_bodies[v.index()].0)
     }
 
     /// A strong ETag (quoted SHA-256 prefix) of the latest body.
-    pub fn etag(&self) -> &str {
+    pub(crate) fn etag(&self) -> &str {
         self.etag_for(ApiVersion::LATEST)
     }
 
     /// A strong ETag of [`Catalog::osb_body_for`] `v`: versions differ in
     /// their bytes, so in their tags too.
-    pub fn etag_for(&self, v: ApiVersion) -> &str {
+    pub(crate) fn etag_for(&self, v: ApiVersion) -> &str {
         &self.osb_bodies[v.index()].1
     }
 }
@@ -610,13 +610,13 @@ impl Catalog {
 impl Plan {
     /// Whether instances of this plan can be bound, with the plan's value
     /// taking precedence over the service's.
-    pub fn is_bindable(&self, service: &Service) -> bool {
+    pub(crate) fn is_bindable(&self, service: &Service) -> bool {
         self.bindable.unwrap_or(service.bindable)
     }
 
     /// Whether instances can move to another plan, with the plan's value
     /// taking precedence over the service's.
-    pub fn is_updateable(&self, service: &Service) -> bool {
+    pub(crate) fn is_updateable(&self, service: &Service) -> bool {
         self.plan_updateable.unwrap_or(service.plan_updateable)
     }
 
@@ -629,7 +629,7 @@ impl Plan {
     }
 
     /// The upstream backend, if this plan is proxied.
-    pub fn upstream(&self) -> Option<&UpstreamPlan> {
+    pub(crate) fn upstream(&self) -> Option<&UpstreamPlan> {
         match &self.served_by {
             ServedBy::Upstream(u) => Some(u),
             ServedBy::Chart(_) => None,
@@ -641,14 +641,14 @@ impl Plan {
     /// error names each failing field, its schema description and the rule
     /// in words, e.g. `parameters.replicas: "Number of replicas" must be at
     /// most 5 (got 9)`; several are joined with `; `.
-    pub fn validate_parameters(&self, kind: SchemaKind, params: &Value) -> Result<(), String> {
+    pub(crate) fn validate_parameters(&self, kind: SchemaKind, params: &Value) -> Result<(), String> {
         self.validators.validate(kind, params)
     }
 
     /// Fills in top-level `properties.*.default` values of the schema for
     /// `kind` that `params` lacks; `null` params become an object when there
     /// is any default.
-    pub fn apply_defaults(&self, kind: SchemaKind, params: &mut Value) {
+    pub(crate) fn apply_defaults(&self, kind: SchemaKind, params: &mut Value) {
         schema::apply_defaults(self.schemas.as_ref(), kind, params);
     }
 }

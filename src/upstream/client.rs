@@ -70,18 +70,18 @@ impl Endpoint<'_> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Identity<'a> {
     /// `X-Broker-API-Originating-Identity`, re-encoded.
-    pub originating: Option<&'a OriginatingIdentity>,
+    pub(crate) originating: Option<&'a OriginatingIdentity>,
     /// `X-Broker-API-Request-Identity`.
-    pub request: Option<&'a str>,
+    pub(crate) request: Option<&'a str>,
 }
 
 /// An OSB error body (`{"error": ..., "description": ...}`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OsbError {
     /// Machine-readable code (`ConcurrencyError`, `AsyncRequired`, ...).
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// User-facing message.
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
 }
 
 impl fmt::Display for OsbError {
@@ -96,7 +96,7 @@ impl fmt::Display for OsbError {
 
 /// The body of an upstream answer.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Body {
+pub(crate) enum Body {
     /// Nothing (or only whitespace).
     Empty,
     /// Valid JSON.
@@ -111,14 +111,14 @@ pub struct Reply {
     /// HTTP status.
     pub status: u16,
     /// Parsed body.
-    pub body: Body,
+    pub(crate) body: Body,
     /// `Retry-After`, when given in seconds.
-    pub retry_after: Option<Duration>,
+    pub(crate) retry_after: Option<Duration>,
 }
 
 impl Reply {
     /// The body as a JSON object, or why it is not one.
-    pub fn object(&self) -> Result<&Map<String, Value>, String> {
+    pub(crate) fn object(&self) -> Result<&Map<String, Value>, String> {
         match &self.body {
             Body::Json(Value::Object(m)) => Ok(m),
             Body::Json(other) => Err(format!("expected a JSON object, got {}", kind(other))),
@@ -128,7 +128,7 @@ impl Reply {
     }
 
     /// The OSB error fields, if the body has any.
-    pub fn osb_error(&self) -> Option<OsbError> {
+    pub(crate) fn osb_error(&self) -> Option<OsbError> {
         let m = self.object().ok()?;
         let text = |k: &str| {
             m.get(k)
@@ -229,7 +229,7 @@ pub enum UpstreamError {
 
 impl UpstreamError {
     /// Label for metrics and structured logs.
-    pub fn metric_label(&self) -> &'static str {
+    pub(crate) fn metric_label(&self) -> &'static str {
         match self {
             UpstreamError::Config { .. } => "config",
             UpstreamError::UnsafeId { .. } => "unsafe_id",
@@ -243,7 +243,7 @@ impl UpstreamError {
     }
 
     /// Whether trying again later may help.
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         match self {
             UpstreamError::Config { .. } | UpstreamError::UnsafeId { .. } => false,
             UpstreamError::Status { code, .. } => *code >= 500 || *code == 408 || *code == 429,
@@ -255,7 +255,7 @@ impl UpstreamError {
     /// no acceptable answer: the spec's cases for orphan mitigation
     /// (timeouts, 5xx, other 2xx, malformed bodies). A refused connection
     /// or a 4xx means nothing was created.
-    pub fn may_have_acted(&self) -> bool {
+    pub(crate) fn may_have_acted(&self) -> bool {
         match self {
             UpstreamError::Config { .. }
             | UpstreamError::UnsafeId { .. }
@@ -277,7 +277,7 @@ pub struct Client {
 
 /// Reports each upstream call: broker, method, outcome (the HTTP status, or
 /// the error's metric label) and duration (for metrics).
-pub type UpstreamObserver = std::sync::Arc<dyn Fn(&str, &str, &str, Duration) + Send + Sync>;
+pub(crate) type UpstreamObserver = std::sync::Arc<dyn Fn(&str, &str, &str, Duration) + Send + Sync>;
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -333,23 +333,23 @@ impl Client {
     }
 
     /// Report every call.
-    pub fn with_observer(mut self, observer: Option<UpstreamObserver>) -> Self {
+    pub(crate) fn with_observer(mut self, observer: Option<UpstreamObserver>) -> Self {
         self.observer = observer;
         self
     }
 
     /// The settings this client was built from.
-    pub fn config(&self) -> &UpstreamConfig {
+    pub(crate) fn config(&self) -> &UpstreamConfig {
         &self.cfg
     }
 
     /// The upstream's name.
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.cfg.name
     }
 
     /// `GET /v2/catalog`.
-    pub async fn catalog(&self) -> Result<Reply, UpstreamError> {
+    pub(crate) async fn catalog(&self) -> Result<Reply, UpstreamError> {
         self.send(
             reqwest::Method::GET,
             Endpoint::Catalog,
@@ -581,7 +581,7 @@ fn parse_body(bytes: &[u8]) -> Body {
 
 /// `Retry-After` in seconds (the spec recommends a duration; an HTTP date
 /// is ignored and the normal backoff applies).
-pub fn parse_retry_after(v: &str) -> Option<Duration> {
+pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
     v.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 

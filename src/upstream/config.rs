@@ -30,40 +30,40 @@ const DEFAULT_REFRESH: f64 = 300.0;
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamConfig {
     /// Name plans refer to.
-    pub name: String,
+    pub(crate) name: String,
     /// Base URL (`https://broker.example/prefix`), no trailing slash.
-    pub url: String,
+    pub(crate) url: String,
     /// How to authenticate.
-    pub auth: Option<Auth>,
+    pub(crate) auth: Option<Auth>,
     /// The operator accepts sending `auth` over plain `http://`.
-    pub allow_insecure_http: bool,
+    pub(crate) allow_insecure_http: bool,
     /// PEM CA bundle to trust instead of the system roots.
-    pub ca_file: Option<PathBuf>,
+    pub(crate) ca_file: Option<PathBuf>,
     /// PEM client certificate chain for mutual TLS.
-    pub client_cert_file: Option<PathBuf>,
+    pub(crate) client_cert_file: Option<PathBuf>,
     /// PEM private key of `client_cert_file`.
-    pub client_key_file: Option<PathBuf>,
+    pub(crate) client_key_file: Option<PathBuf>,
     /// Timeout of one HTTP request (connect, send, read the whole answer).
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// `X-Broker-API-Version` sent upstream.
-    pub api_version: String,
+    pub(crate) api_version: String,
     /// Backoff between `last_operation` polls and between retries.
-    pub poll: Backoff,
+    pub(crate) poll: Backoff,
     /// How often a deprovision, unbind, update or credentials fetch is
     /// retried after a transient failure before the operation fails.
-    pub retries: u32,
+    pub(crate) retries: u32,
     /// Import the upstream's catalog, when set.
-    pub import: Option<Import>,
+    pub(crate) import: Option<Import>,
     /// How often an imported catalog is fetched again.
-    pub refresh: Duration,
+    pub(crate) refresh: Duration,
     /// `organization_guid`/`space_guid` to send when the platform sent none
     /// (each unset one is derived, see [`super::guids`]).
-    pub guids: super::guids::Fixed,
+    pub(crate) guids: super::guids::Fixed,
 }
 
 /// Credentials for the upstream broker.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Auth {
+pub(crate) enum Auth {
     /// HTTP basic.
     Basic {
         /// User name.
@@ -80,30 +80,30 @@ pub enum Auth {
 
 /// Exponential backoff bounds.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     /// First delay.
-    pub initial: Duration,
+    pub(crate) initial: Duration,
     /// Largest delay (doubling stops here).
-    pub max: Duration,
+    pub(crate) max: Duration,
 }
 
 /// Which services of the upstream catalog are imported, and how they are
 /// renamed.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Import {
+pub(crate) struct Import {
     /// Service names (or ids) to import; with `tags`, either matches.
-    pub services: Vec<String>,
+    pub(crate) services: Vec<String>,
     /// Import services carrying any of these tags.
-    pub tags: Vec<String>,
+    pub(crate) tags: Vec<String>,
     /// Prepended to imported service and plan ids.
-    pub id_prefix: String,
+    pub(crate) id_prefix: String,
     /// Prepended to imported service names.
-    pub name_prefix: String,
+    pub(crate) name_prefix: String,
 }
 
 impl Import {
     /// Whether an upstream service with this id, name and tags is imported.
-    pub fn selects(&self, id: &str, name: &str, tags: &[String]) -> bool {
+    pub(crate) fn selects(&self, id: &str, name: &str, tags: &[String]) -> bool {
         if self.services.is_empty() && self.tags.is_empty() {
             return true;
         }
@@ -319,13 +319,13 @@ impl UpstreamConfig {
 
     /// Whether credentials go over plain HTTP (which `allow_insecure_http`
     /// must have allowed).
-    pub fn credentials_in_clear(&self) -> bool {
+    pub(crate) fn credentials_in_clear(&self) -> bool {
         self.auth.is_some() && reqwest::Url::parse(&self.url).is_ok_and(|u| u.scheme() == "http")
     }
 
     /// Reads the configured credentials now (env or file) and renders the
     /// `Authorization` header value; `None` without `auth:`.
-    pub fn authorization(&self) -> Result<Option<SecretString>, String> {
+    pub(crate) fn authorization(&self) -> Result<Option<SecretString>, String> {
         match &self.auth {
             None => Ok(None),
             Some(Auth::Basic { username, password }) => basic_header(username, password).map(Some),

@@ -23,7 +23,7 @@ use super::model::{
 use super::ports::{BackendError, Checkpoint};
 use super::{Broker, BrokerError, Result, binding_key, now};
 
-pub use recovery::TOMBSTONE_TTL_SECS;
+pub(crate) use recovery::TOMBSTONE_TTL_SECS;
 pub(super) use running::Running;
 
 /// A record operations run on: an instance or a binding.
@@ -241,7 +241,7 @@ impl Checkpoint for OpCheckpoint {
 }
 
 /// Aborts a background task when dropped.
-pub struct AbortOnDrop(pub(in crate::broker) tokio::task::JoinHandle<()>);
+pub(crate) struct AbortOnDrop(pub(in crate::broker) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

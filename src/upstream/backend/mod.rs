@@ -44,14 +44,14 @@ use reply::{
 use run::{Progress, Run, Settled};
 
 /// The upstream [`Backend`]: routes each plan to its upstream broker.
-pub struct UpstreamPlans {
+pub(crate) struct UpstreamPlans {
     brokers: HashMap<String, Result<Arc<Client>, String>>,
 }
 
 impl UpstreamPlans {
     /// Plans served by these clients, by upstream name; an `Err` is why that
     /// upstream cannot be used (its plans fail with that description).
-    pub fn new(brokers: HashMap<String, Result<Arc<Client>, String>>) -> Self {
+    pub(crate) fn new(brokers: HashMap<String, Result<Arc<Client>, String>>) -> Self {
         UpstreamPlans { brokers }
     }
 
