@@ -33,11 +33,6 @@ impl ApiVersion {
         (major == 2 && minor >= Self::MIN_MINOR).then(|| ApiVersion(minor.min(Self::LATEST.0)))
     }
 
-    /// The minor version number (13 ..= 17).
-    pub(crate) fn minor(self) -> u32 {
-        self.0
-    }
-
     /// Position in [`ApiVersion::ALL`].
     pub(crate) fn index(self) -> usize {
         (self.0 - Self::MIN_MINOR) as usize

@@ -20,7 +20,6 @@ pub(crate) mod auth;
 mod download;
 
 pub(crate) use crate::catalog::chart_files::{ChartFileError, check_archive, check_folder};
-pub(crate) use crate::catalog::{AuthDoc, ChartAuth};
 pub(crate) use download::DownloadError;
 
 use std::collections::HashMap;
@@ -183,11 +182,6 @@ impl ChartFetcher {
             }
         }
         removed
-    }
-
-    /// The cache directory.
-    pub(crate) fn root(&self) -> &Path {
-        &self.root
     }
 
     /// The chart to hand to helm: a local source's folder as is, a remote
@@ -604,6 +598,7 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::ChartAuth;
 
     #[test]
     fn refusals_are_told_from_other_failures() {

@@ -154,7 +154,12 @@ impl BasicDoc {
 
 impl BearerDoc {
     /// The token's source; problems are pushed with `prefix` in front.
-    pub(crate) fn source(&self, prefix: &str, base: &Path, problems: &mut Vec<String>) -> Option<Source> {
+    pub(crate) fn source(
+        &self,
+        prefix: &str,
+        base: &Path,
+        problems: &mut Vec<String>,
+    ) -> Option<Source> {
         one_of(
             &format!("{prefix}: one of token_env, token_file"),
             [

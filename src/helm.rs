@@ -193,19 +193,6 @@ pub(crate) struct Pull<'a> {
     pub(crate) registry_config: Option<&'a Path>,
 }
 
-impl HelmError {
-    /// Label for metrics.
-    pub(crate) fn metric_label(&self) -> &'static str {
-        match self {
-            HelmError::Spawn { .. } => "spawn",
-            HelmError::Timeout { .. } => "timeout",
-            HelmError::Failed { .. } => "failed",
-            HelmError::Crashed { .. } => "crashed",
-            HelmError::OutputTooLarge { .. } => "output_too_large",
-        }
-    }
-}
-
 impl Helm {
     /// A driver for the binary at `bin`, keeping helm's state under `home`.
     pub fn new(bin: impl Into<PathBuf>, home: impl Into<PathBuf>, timeout: Duration) -> Self {
@@ -221,7 +208,11 @@ impl Helm {
 
     /// Runs at most `max` helm processes at once (this driver and its
     /// clones); further calls wait, and report the load to `observer`.
-    pub(crate) fn with_max_processes(mut self, max: usize, observer: Option<HelmLoadObserver>) -> Self {
+    pub(crate) fn with_max_processes(
+        mut self,
+        max: usize,
+        observer: Option<HelmLoadObserver>,
+    ) -> Self {
         self.slots = Slots::new(max, observer);
         self
     }
@@ -247,11 +238,6 @@ impl Helm {
     /// Where helm keeps its state (its data home is `home/data`).
     pub(crate) fn home(&self) -> &Path {
         &self.home
-    }
-
-    /// The binary.
-    pub(crate) fn bin(&self) -> &Path {
-        &self.bin
     }
 
     /// `helm version --short`, to check the binary works at start-up.

@@ -34,7 +34,7 @@ pub(crate) mod takeover;
 pub(crate) mod trust;
 pub(crate) mod unbind;
 pub(crate) mod update;
-pub(crate) mod worker;
+pub mod worker;
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

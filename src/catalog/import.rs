@@ -152,7 +152,10 @@ impl Catalog {
     /// or any of whose plan ids, is already taken (locally or by an earlier
     /// import) is left out and reported; the rest are served after the local
     /// services.
-    pub(crate) fn with_imported(&self, imported: Vec<(String, Service)>) -> (Catalog, Vec<LintIssue>) {
+    pub(crate) fn with_imported(
+        &self,
+        imported: Vec<(String, Service)>,
+    ) -> (Catalog, Vec<LintIssue>) {
         let mut service_ids: HashSet<String> = HashSet::new();
         let mut service_names: HashSet<String> = HashSet::new();
         let mut plan_ids: HashSet<String> = HashSet::new();

@@ -35,7 +35,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 
-pub(crate) use binding_users::{AdminEndpoint, BindingUsers, DbEngine, SharedUser};
+pub(crate) use binding_users::{BindingUsers, DbEngine};
 pub(crate) use chart_auth::{AuthDoc, ChartAuth};
 pub use retired::Teardown;
 use std::fmt;
@@ -283,16 +283,6 @@ impl ChartSource {
         match self {
             ChartSource::Local(p) => Some(p),
             _ => None,
-        }
-    }
-
-    /// The pin of a remote source.
-    pub(crate) fn remote(&self) -> Option<&RemoteChart> {
-        match self {
-            ChartSource::Local(_) => None,
-            ChartSource::Repository { remote, .. } | ChartSource::Oci { remote, .. } => {
-                Some(remote)
-            }
         }
     }
 }
@@ -553,6 +543,7 @@ impl Catalog {
     }
 
     /// The upstream broker named `name`.
+    #[cfg(test)]
     pub(crate) fn upstream(&self, name: &str) -> Option<&Upstream> {
         self.upstreams.iter().find(|u| u.name == name)
     }
@@ -571,6 +562,7 @@ impl Catalog {
     }
 
     /// The plan with id `plan_id`, in whichever service holds it.
+    #[cfg(test)]
     pub(crate) fn plan_by_id(&self, plan_id: &str) -> Option<(&Service, &Plan)> {
         self.services
             .iter()
@@ -578,11 +570,13 @@ impl Catalog {
     }
 
     /// The `GET /v2/catalog` body (latest API version) as a JSON value.
+    #[cfg(test)]
     pub(crate) fn osb_json(&self) -> Value {
         serde_json::from_slice(&self.osb_body()).expect("catalog body is JSON we serialized")
     }
 
     /// The latest API version's `GET /v2/catalog` body.
+    #[cfg(test)]
     pub(crate) fn osb_body(&self) -> Arc<[u8]> {
         self.osb_body_for(ApiVersion::LATEST)
     }
@@ -641,7 +635,11 @@ impl Plan {
     /// error names each failing field, its schema description and the rule
     /// in words, e.g. `parameters.replicas: "Number of replicas" must be at
     /// most 5 (got 9)`; several are joined with `; `.
-    pub(crate) fn validate_parameters(&self, kind: SchemaKind, params: &Value) -> Result<(), String> {
+    pub(crate) fn validate_parameters(
+        &self,
+        kind: SchemaKind,
+        params: &Value,
+    ) -> Result<(), String> {
         self.validators.validate(kind, params)
     }
 

@@ -11,9 +11,8 @@ mod identity;
 mod namespaces;
 mod readiness;
 
-pub(crate) use identity::{CallKubeconfig, Token};
+pub(crate) use identity::CallKubeconfig;
 pub use identity::IdentityNames;
-pub(crate) use namespaces::{INSTANCE_ANNOTATION, INSTANCE_LABEL};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -48,17 +47,6 @@ pub enum KubeError {
         #[source]
         source: kube::Error,
     },
-}
-
-impl KubeError {
-    /// Label for metrics.
-    pub(crate) fn metric_label(&self) -> &'static str {
-        match self {
-            KubeError::Config(_) => "config",
-            KubeError::NotOwned(_) => "not_owned",
-            KubeError::Api { .. } => "api",
-        }
-    }
 }
 
 impl KubeError {
@@ -104,15 +92,6 @@ impl Kube {
             client,
             access: Some(std::sync::Arc::new(access)),
         })
-    }
-
-    /// Wraps an existing client (tests); it can't give helm a release
-    /// identity, so the helm engine refuses to run helm with it.
-    pub(crate) fn from_client(client: Client) -> Self {
-        Kube {
-            client,
-            access: None,
-        }
     }
 
     /// The underlying kube-rs client (a cheap clone), for adapters that keep
@@ -242,22 +221,6 @@ impl Kube {
             out.extend(s.string_data.unwrap_or_default());
             out
         }))
-    }
-
-    /// One annotation of a Secret: `None` if the Secret does not exist,
-    /// `Some(None)` if it exists without the annotation.
-    pub(crate) async fn secret_annotation(
-        &self,
-        namespace: &str,
-        name: &str,
-        key: &str,
-    ) -> Result<Option<Option<String>>, KubeError> {
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        let s = api
-            .get_opt(name)
-            .await
-            .map_err(Self::api_err(format!("reading Secret {namespace}/{name}")))?;
-        Ok(s.map(|s| s.metadata.annotations.and_then(|mut a| a.remove(key))))
     }
 
     /// A ConfigMap's data (None if missing).

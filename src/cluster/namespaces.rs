@@ -69,7 +69,11 @@ impl Kube {
     /// nothing is written into it: installing there would hand a tenant's
     /// namespace to whoever picked a matching instance id. One the broker
     /// created for this instance on an earlier attempt is used as it is.
-    pub(crate) async fn ensure_namespace(&self, name: &str, instance_id: &str) -> Result<(), KubeError> {
+    pub(crate) async fn ensure_namespace(
+        &self,
+        name: &str,
+        instance_id: &str,
+    ) -> Result<(), KubeError> {
         let api: Api<Namespace> = Api::all(self.client.clone());
         let existing = api
             .get_opt(name)

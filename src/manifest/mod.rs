@@ -47,6 +47,7 @@ pub struct Doc {
 
 impl Doc {
     /// How messages name this document: `templates/x.yaml (document 3)`.
+    #[cfg(test)]
     pub(crate) fn describe(&self) -> String {
         match &self.source {
             Some(s) => format!("{s} (document {})", self.number),

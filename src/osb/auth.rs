@@ -66,6 +66,7 @@ impl Credentials {
     }
 
     /// Adds a bearer token with the default trust.
+    #[cfg(test)]
     pub(crate) fn add_token(&mut self, token: &str) {
         self.add_token_with(token, "bearer token", TrustFields::default());
     }

@@ -18,7 +18,8 @@ pub(crate) static API_VERSION: HeaderName = HeaderName::from_static("x-broker-ap
 pub(crate) static ORIGINATING_IDENTITY: HeaderName =
     HeaderName::from_static("x-broker-api-originating-identity");
 /// `X-Broker-API-Request-Identity`.
-pub(crate) static REQUEST_IDENTITY: HeaderName = HeaderName::from_static("x-broker-api-request-identity");
+pub(crate) static REQUEST_IDENTITY: HeaderName =
+    HeaderName::from_static("x-broker-api-request-identity");
 
 /// Lowest supported minor version of API major 2.
 pub(crate) const MIN_MINOR: u32 = ApiVersion::MIN_MINOR;

@@ -62,8 +62,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use kinds::GroupKind;
-pub use ruleset::{RULES, Rule};
 pub(crate) use ruleset::summary as rules_summary;
+pub use ruleset::{RULES, Rule};
 
 /// What a plan's charts may create, beyond the safe defaults. Catalog key
 /// `chart.policy`; every field is optional.

@@ -47,7 +47,10 @@ pub(super) struct Release {
 
 impl Release {
     /// Reads every document of the release (non-objects are skipped).
-    pub(crate) fn from_docs<'a>(docs: impl IntoIterator<Item = &'a Value>, namespace: &str) -> Release {
+    pub(crate) fn from_docs<'a>(
+        docs: impl IntoIterator<Item = &'a Value>,
+        namespace: &str,
+    ) -> Release {
         let mut release = Release {
             namespace: namespace.to_owned(),
             ..Release::default()

@@ -80,7 +80,11 @@ fn kube_err(e: KubeError) -> BackendError {
 impl HelmEngine {
     /// An engine driving `helm` (its major version is asked once) and
     /// `kube`; `exe` is the chartbroker binary helm runs as post-renderer.
-    pub(crate) async fn new(helm: Helm, kube: Kube, exe: &std::path::Path) -> Result<Self, HelmError> {
+    pub(crate) async fn new(
+        helm: Helm,
+        kube: Kube,
+        exe: &std::path::Path,
+    ) -> Result<Self, HelmError> {
         let v = helm
             .run(
                 "version",

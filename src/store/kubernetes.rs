@@ -355,7 +355,7 @@ impl KubeStore {
     }
 
     /// The namespace the records live in.
-    pub(crate) fn namespace(&self) -> &str {
+    pub fn namespace(&self) -> &str {
         &self.namespace
     }
 

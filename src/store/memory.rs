@@ -13,14 +13,14 @@ type Entries = BTreeMap<(&'static str, String), (Vec<u8>, u64)>;
 
 /// An in-memory [`Store`].
 #[derive(Default)]
-pub(crate) struct MemoryStore {
+pub struct MemoryStore {
     entries: Mutex<Entries>,
     next_version: Mutex<u64>,
 }
 
 impl MemoryStore {
     /// An empty store.
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Self::default()
     }
 }

@@ -13,6 +13,6 @@
 pub mod health;
 pub mod kubernetes;
 pub(crate) mod lease;
-pub(crate) mod memory;
+pub mod memory;
 pub mod redb;
 pub mod seal;

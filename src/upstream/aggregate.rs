@@ -35,7 +35,11 @@ pub(crate) struct Aggregator {
 impl Aggregator {
     /// Imports from every client whose config has `import:` into `local`;
     /// `cache_dir` keeps the last good imports across restarts.
-    pub(crate) fn new(local: Catalog, clients: Vec<Arc<Client>>, cache_dir: Option<PathBuf>) -> Self {
+    pub(crate) fn new(
+        local: Catalog,
+        clients: Vec<Arc<Client>>,
+        cache_dir: Option<PathBuf>,
+    ) -> Self {
         Aggregator {
             local: RwLock::new(local),
             swap: Mutex::new(()),
@@ -284,7 +288,11 @@ pub(crate) fn select(import: &Import, services: Vec<Value>) -> Vec<Value> {
 }
 
 /// Turns selected upstream service entries into local services, prefixed.
-pub(crate) fn convert(broker: &str, import: &Import, docs: &[Value]) -> (Vec<Service>, Vec<LintIssue>) {
+pub(crate) fn convert(
+    broker: &str,
+    import: &Import,
+    docs: &[Value],
+) -> (Vec<Service>, Vec<LintIssue>) {
     let mut services = Vec::new();
     let mut issues = Vec::new();
     for (i, doc) in docs.iter().enumerate() {

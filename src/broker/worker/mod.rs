@@ -23,7 +23,7 @@ use super::model::{
 use super::ports::{BackendError, Checkpoint};
 use super::{Broker, BrokerError, Result, binding_key, now};
 
-pub(crate) use recovery::TOMBSTONE_TTL_SECS;
+pub use recovery::TOMBSTONE_TTL_SECS;
 pub(super) use running::Running;
 
 /// A record operations run on: an instance or a binding.

@@ -200,7 +200,7 @@ impl Broker {
 
 /// How long a tombstone (a deleted instance or binding, kept so
 /// `last_operation` can answer 410) outlives its last operation.
-pub(crate) const TOMBSTONE_TTL_SECS: u64 = 7 * 24 * 3600;
+pub const TOMBSTONE_TTL_SECS: u64 = 7 * 24 * 3600;
 
 /// Whether a tombstone's last operation finished over a week ago.
 fn expired(record: &impl HasOperations) -> bool {
