@@ -25,6 +25,8 @@ use tokio::process::{Child, Command};
 use tokio::sync::Semaphore;
 
 pub use crate::catalog::DEFAULT_MAX_MANIFEST_BYTES;
+mod process;
+use process::*;
 
 /// What helm may print on stderr: warnings and one error message, never
 /// more than a few KiB from a real chart.
@@ -48,67 +50,6 @@ pub struct Helm {
     kubeconfig: Option<PathBuf>,
     observer: Option<HelmObserver>,
     slots: Arc<Slots>,
-}
-
-/// The process slots every clone of one [`Helm`] shares.
-struct Slots {
-    permits: Semaphore,
-    running: AtomicUsize,
-    waiting: AtomicUsize,
-    observer: Option<HelmLoadObserver>,
-}
-
-impl Slots {
-    fn new(max: usize, observer: Option<HelmLoadObserver>) -> Arc<Slots> {
-        Arc::new(Slots {
-            permits: Semaphore::new(max.max(1)),
-            running: AtomicUsize::new(0),
-            waiting: AtomicUsize::new(0),
-            observer,
-        })
-    }
-
-    fn report(&self) {
-        if let Some(o) = &self.observer {
-            o(
-                self.running.load(Ordering::Relaxed),
-                self.waiting.load(Ordering::Relaxed),
-            );
-        }
-    }
-
-    /// Waits for a slot; the guard frees it.
-    async fn acquire(self: &Arc<Self>) -> SlotGuard {
-        self.waiting.fetch_add(1, Ordering::Relaxed);
-        self.report();
-        // Decrements `waiting` even when the caller gives up while queued.
-        let queued = Queued(self.clone());
-        let permit = self.permits.acquire().await;
-        // The guard gives the permit back, also when the call is cancelled.
-        permit.expect("the semaphore is never closed").forget();
-        self.running.fetch_add(1, Ordering::Relaxed);
-        drop(queued);
-        SlotGuard(self.clone())
-    }
-}
-
-struct Queued(Arc<Slots>);
-
-impl Drop for Queued {
-    fn drop(&mut self) {
-        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
-        self.0.report();
-    }
-}
-
-struct SlotGuard(Arc<Slots>);
-
-impl Drop for SlotGuard {
-    fn drop(&mut self) {
-        self.0.running.fetch_sub(1, Ordering::Relaxed);
-        self.0.permits.add_permits(1);
-        self.0.report();
-    }
 }
 
 /// What happens to helm's stdout.
@@ -485,81 +426,6 @@ impl Helm {
     }
 }
 
-/// Why reading helm's output stopped early.
-enum Collect {
-    Io(std::io::Error),
-    TooLarge { stream: &'static str, limit: usize },
-}
-
-/// Reads stdout and stderr to their ends (each within its cap), then
-/// reaps the process.
-async fn collect(
-    child: &mut Child,
-    capture: Capture,
-) -> Result<(Vec<u8>, Vec<u8>, ExitStatus), Collect> {
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let (out, err) = tokio::try_join!(
-        read_capped(stdout, capture, "stdout"),
-        read_capped(stderr, Capture::Upto(MAX_STDERR_BYTES), "stderr"),
-    )?;
-    let status = child.wait().await.map_err(Collect::Io)?;
-    Ok((out, err, status))
-}
-
-/// Reads `pipe` to its end, keeping at most the cap: one byte more fails.
-async fn read_capped(
-    pipe: Option<impl AsyncRead + Unpin>,
-    capture: Capture,
-    stream: &'static str,
-) -> Result<Vec<u8>, Collect> {
-    let Some(mut pipe) = pipe else {
-        return Ok(Vec::new());
-    };
-    let mut kept = Vec::new();
-    let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        let n = pipe.read(&mut chunk).await.map_err(Collect::Io)?;
-        if n == 0 {
-            return Ok(kept);
-        }
-        if let Capture::Upto(limit) = capture {
-            if kept.len() + n > limit {
-                return Err(Collect::TooLarge { stream, limit });
-            }
-            kept.extend_from_slice(&chunk[..n]);
-        }
-    }
-}
-
-/// Kills helm and everything in its process group, then reaps it. The
-/// group is signalled before helm is reaped, so its id cannot have been
-/// reused by then.
-async fn kill_group(child: &mut Child) {
-    signal_group(child.id());
-    let _ = child.kill().await;
-}
-
-fn signal_group(pid: Option<u32>) {
-    #[cfg(unix)]
-    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-        // SAFETY: kill(2) with a negative pid signals a process group; it
-        // touches no memory of ours.
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-        }
-    }
-}
-
-/// Kills helm's process group when dropped while armed (helm not reaped).
-struct GroupGuard(Option<u32>);
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        signal_group(self.0.take());
-    }
-}
-
 /// `stderr` from its first line starting with `Error:` (all of it if none).
 fn from_error_line(stderr: &str) -> &str {
     let mut at = 0;
@@ -588,32 +454,6 @@ fn tail(stderr: &str) -> String {
 /// so messages about releases mask generated secrets however a chart
 /// transformed them.
 pub(crate) use crate::redact::redact_chart_text as redact;
-
-/// A helm whose broker was killed outright (SIGKILL, OOM) must die too:
-/// otherwise it goes on upgrading a release that another replica has taken
-/// over, and the same operation runs twice. `kill_on_drop` can't cover that,
-/// since nothing is dropped in a killed process. (The signal follows the
-/// thread that forked; tokio forks from its worker threads, which live as
-/// long as the runtime.)
-fn die_with_parent(cmd: &mut Command) {
-    let parent = std::process::id();
-    // SAFETY: between fork and exec only async-signal-safe calls are made:
-    // prctl and getppid.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The broker may have died before prctl took effect.
-            if libc::getppid() as u32 != parent {
-                return Err(std::io::Error::other(
-                    "the broker exited before helm started",
-                ));
-            }
-            Ok(())
-        });
-    }
-}
 
 #[cfg(test)]
 mod tests {
