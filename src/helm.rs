@@ -313,13 +313,9 @@ impl Helm {
         result
     }
 
-    async fn run_inner(
-        &self,
-        command: &str,
-        args: &[OsString],
-        stdin: Option<Vec<u8>>,
-        capture: Capture,
-    ) -> Result<String, HelmError> {
+    /// helm with a clean environment of its own (home, caches), stdout and
+    /// stderr piped, in its own process group, dying with the broker.
+    fn command(&self, args: &[OsString], piped_stdin: bool) -> Command {
         let mut cmd = Command::new(&self.bin);
         cmd.args(args)
             .env_clear()
@@ -328,7 +324,7 @@ impl Helm {
             .env("HELM_CACHE_HOME", self.home.join("cache"))
             .env("HELM_CONFIG_HOME", self.home.join("config"))
             .env("HELM_DATA_HOME", self.home.join("data"))
-            .stdin(if stdin.is_some() {
+            .stdin(if piped_stdin {
                 Stdio::piped()
             } else {
                 Stdio::null()
@@ -343,6 +339,17 @@ impl Helm {
         cmd.process_group(0);
         die_with_parent(&mut cmd);
         self.credentials(&mut cmd);
+        cmd
+    }
+
+    async fn run_inner(
+        &self,
+        command: &str,
+        args: &[OsString],
+        stdin: Option<Vec<u8>>,
+        capture: Capture,
+    ) -> Result<String, HelmError> {
+        let mut cmd = self.command(args, stdin.is_some());
         let mut child = cmd.spawn().map_err(|source| HelmError::Spawn {
             path: self.bin.display().to_string(),
             source,
@@ -391,24 +398,7 @@ impl Helm {
                 });
             }
         };
-        if status.success() {
-            return Ok(String::from_utf8_lossy(&stdout).into_owned());
-        }
-        let stderr = String::from_utf8_lossy(&stderr).trim().to_string();
-        match status.code() {
-            Some(_) => Err(HelmError::Failed {
-                command: command.into(),
-                stderr: if stderr.is_empty() {
-                    format!("exit status {status}")
-                } else {
-                    stderr
-                },
-            }),
-            None => Err(HelmError::Crashed {
-                command: command.into(),
-                detail: format!("{status}{}", tail(&stderr)),
-            }),
-        }
+        exited(command, status, &stdout, &stderr)
     }
 }
 
@@ -423,6 +413,33 @@ impl Helm {
         if let Some(k) = &self.kubeconfig {
             cmd.env("KUBECONFIG", k);
         }
+    }
+}
+
+/// The outcome of a helm that exited: its stdout, or why it failed.
+fn exited(
+    command: &str,
+    status: ExitStatus,
+    stdout: &[u8],
+    stderr: &[u8],
+) -> Result<String, HelmError> {
+    if status.success() {
+        return Ok(String::from_utf8_lossy(stdout).into_owned());
+    }
+    let stderr = String::from_utf8_lossy(stderr).trim().to_string();
+    match status.code() {
+        Some(_) => Err(HelmError::Failed {
+            command: command.into(),
+            stderr: if stderr.is_empty() {
+                format!("exit status {status}")
+            } else {
+                stderr
+            },
+        }),
+        None => Err(HelmError::Crashed {
+            command: command.into(),
+            detail: format!("{status}{}", tail(&stderr)),
+        }),
     }
 }
 

@@ -27,33 +27,7 @@ impl ChartFetcher {
         let secrets = (remote.auth.as_ref())
             .map(|a| a.secret_values(host))
             .unwrap_or_default();
-        let helm_failed = |error: HelmError| match refusal(&error) {
-            Some(status) => FetchError::Refused {
-                chart: chart.clone(),
-                status,
-                hint: match &remote.auth {
-                    Some(a) => format!(
-                        "the source refused the credentials of chart.auth ({}); check them",
-                        a.origin()
-                    ),
-                    None => "the source needs credentials; set the plan's chart.auth".into(),
-                },
-                detail: match error {
-                    HelmError::Failed { stderr, .. } => crate::redact::redact(&stderr, &secrets),
-                    e => e.to_string(),
-                },
-            },
-            None => FetchError::Helm {
-                chart: chart.clone(),
-                error: match error {
-                    HelmError::Failed { command, stderr } => HelmError::Failed {
-                        command,
-                        stderr: crate::redact::redact(&stderr, &secrets),
-                    },
-                    e => e,
-                },
-            },
-        };
+        let helm_failed = |error| fetch_error(&chart, remote.auth.as_ref(), &secrets, error);
         match (source, &remote.auth) {
             (ChartSource::Repository { url, name, .. }, Some(auth)) => {
                 let wanted = download::Wanted {
@@ -98,6 +72,44 @@ impl ChartFetcher {
             }
             _ => self.helm.pull(pull).await.map_err(helm_failed),
         }
+    }
+}
+
+/// A failed helm call as a fetch error: a refusal (401/403) with a hint
+/// about the plan's `chart.auth`, anything else as helm's; `secrets`
+/// masked either way.
+fn fetch_error(
+    chart: &str,
+    auth: Option<&crate::catalog::ChartAuth>,
+    secrets: &[String],
+    error: HelmError,
+) -> FetchError {
+    match refusal(&error) {
+        Some(status) => FetchError::Refused {
+            chart: chart.to_owned(),
+            status,
+            hint: match auth {
+                Some(a) => format!(
+                    "the source refused the credentials of chart.auth ({}); check them",
+                    a.origin()
+                ),
+                None => "the source needs credentials; set the plan's chart.auth".into(),
+            },
+            detail: match error {
+                HelmError::Failed { stderr, .. } => crate::redact::redact(&stderr, secrets),
+                e => e.to_string(),
+            },
+        },
+        None => FetchError::Helm {
+            chart: chart.to_owned(),
+            error: match error {
+                HelmError::Failed { command, stderr } => HelmError::Failed {
+                    command,
+                    stderr: crate::redact::redact(&stderr, secrets),
+                },
+                e => e,
+            },
+        },
     }
 }
 

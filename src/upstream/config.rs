@@ -175,48 +175,14 @@ impl UpstreamConfig {
         base: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<UpstreamConfig, Vec<String>> {
-        let doc: Doc = serde_json::from_value(Value::Object(upstream.settings.clone()))
+        let mut doc: Doc = serde_json::from_value(Value::Object(upstream.settings.clone()))
             .map_err(|e| vec![e.to_string()])?;
         let mut problems = Vec::new();
         let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
 
-        let url = match (&doc.url_env, &doc.url) {
-            (Some(var), fallback) => match env(var).filter(|v| !v.trim().is_empty()) {
-                Some(v) => Some(v),
-                None if fallback.is_some() => fallback.clone(),
-                None => {
-                    problems.push(format!(
-                        "url_env: environment variable {var} is not set and there is no `url` to fall back to"
-                    ));
-                    None
-                }
-            },
-            (None, Some(url)) => Some(url.clone()),
-            (None, None) => {
-                problems.push("`url` (or `url_env`) is required".into());
-                None
-            }
-        };
-        let url = url
-            .map(|u| u.trim().trim_end_matches('/').to_owned())
-            .unwrap_or_default();
-        if !url.is_empty() {
-            match reqwest::Url::parse(&url) {
-                Ok(u) if !matches!(u.scheme(), "http" | "https") => {
-                    problems.push(format!("url {url:?} must be http:// or https://"))
-                }
-                Ok(u) if !u.username().is_empty() || u.password().is_some() => {
-                    problems.push("url must not carry credentials; put them under `auth:`".into())
-                }
-                Ok(u) if u.query().is_some() || u.fragment().is_some() => {
-                    problems.push("url must not have a query or fragment".into())
-                }
-                Ok(_) => {}
-                Err(e) => problems.push(format!("url {url:?} is not a URL: {e}")),
-            }
-        }
+        let url = checked_url(&doc, env, &mut problems);
 
-        let auth = doc.auth.and_then(|a| match a {
+        let auth = doc.auth.take().and_then(|a| match a {
             AuthDoc::Basic(b) => b
                 .sources("auth.basic", base, &mut problems)
                 .map(|(username, password)| Auth::Basic { username, password }),
@@ -238,56 +204,8 @@ impl UpstreamConfig {
         if doc.client_cert_file.is_some() != doc.client_key_file.is_some() {
             problems.push("client_cert_file and client_key_file go together".into());
         }
-        let mut seconds = |what: &str, v: Option<Secs>, default: f64| -> Duration {
-            let v = v.map_or(Duration::from_secs_f64(default), |s| s.0);
-            if v > Duration::ZERO && v <= Duration::from_secs(86_400) {
-                v
-            } else {
-                problems.push(format!(
-                    "{what} is {}: it must be above 0 and at most 24h",
-                    crate::duration::format(v)
-                ));
-                Duration::from_secs_f64(default)
-            }
-        };
-        let timeout = seconds("timeout_seconds", doc.timeout_seconds, DEFAULT_TIMEOUT);
-        let (pi, pm) = doc
-            .poll
-            .map(|p| (p.initial_seconds, p.max_seconds))
-            .unwrap_or_default();
-        let poll = Backoff {
-            initial: seconds("poll.initial_seconds", pi, DEFAULT_POLL_INITIAL),
-            max: seconds(
-                "poll.max_seconds",
-                pm,
-                DEFAULT_POLL_MAX.max(pi.map_or(0.0, |d| d.0.as_secs_f64())),
-            ),
-        };
-        let refresh = seconds("refresh_seconds", doc.refresh_seconds, DEFAULT_REFRESH);
-        if poll.max < poll.initial {
-            problems.push("poll.max_seconds must not be below poll.initial_seconds".into());
-        }
-        let api_version = doc
-            .api_version
-            .unwrap_or_else(|| DEFAULT_API_VERSION.to_owned());
-        let valid_version = api_version
-            .split_once('.')
-            .is_some_and(|(a, b)| a == "2" && b.parse::<u32>().is_ok());
-        if !valid_version {
-            problems.push(format!(
-                "api_version {api_version:?} must be an OSB 2.x version like \"2.17\""
-            ));
-        }
-        for (field, v) in [
-            ("organization_guid", &doc.organization_guid),
-            ("space_guid", &doc.space_guid),
-        ] {
-            if v.as_ref().is_some_and(|v| v.trim().is_empty()) {
-                problems.push(format!(
-                    "{field} must not be empty (leave it out to derive it)"
-                ));
-            }
-        }
+        let (timeout, poll, refresh) = timings(&doc, &mut problems);
+        let api_version = checked_version(&doc, &mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -332,6 +250,113 @@ impl UpstreamConfig {
             Some(Auth::Bearer { token }) => bearer_header(token).map(Some),
         }
     }
+}
+
+/// The upstream's URL (from `url_env` or `url`), trimmed of a trailing `/`;
+/// empty, with a problem noted, where it is missing or not plain HTTP(S).
+fn checked_url(
+    doc: &Doc,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<String>,
+) -> String {
+    let url = match (&doc.url_env, &doc.url) {
+        (Some(var), fallback) => match env(var).filter(|v| !v.trim().is_empty()) {
+            Some(v) => Some(v),
+            None if fallback.is_some() => fallback.clone(),
+            None => {
+                problems.push(format!(
+                    "url_env: environment variable {var} is not set and there is no `url` to fall back to"
+                ));
+                None
+            }
+        },
+        (None, Some(url)) => Some(url.clone()),
+        (None, None) => {
+            problems.push("`url` (or `url_env`) is required".into());
+            None
+        }
+    };
+    let url = url
+        .map(|u| u.trim().trim_end_matches('/').to_owned())
+        .unwrap_or_default();
+    if !url.is_empty() {
+        match reqwest::Url::parse(&url) {
+            Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+                problems.push(format!("url {url:?} must be http:// or https://"))
+            }
+            Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+                problems.push("url must not carry credentials; put them under `auth:`".into())
+            }
+            Ok(u) if u.query().is_some() || u.fragment().is_some() => {
+                problems.push("url must not have a query or fragment".into())
+            }
+            Ok(_) => {}
+            Err(e) => problems.push(format!("url {url:?} is not a URL: {e}")),
+        }
+    }
+    url
+}
+
+/// The timeout, poll backoff and refresh interval, each within (0, 24h].
+fn timings(doc: &Doc, problems: &mut Vec<String>) -> (Duration, Backoff, Duration) {
+    let mut seconds = |what: &str, v: Option<Secs>, default: f64| -> Duration {
+        let v = v.map_or(Duration::from_secs_f64(default), |s| s.0);
+        if v > Duration::ZERO && v <= Duration::from_secs(86_400) {
+            v
+        } else {
+            problems.push(format!(
+                "{what} is {}: it must be above 0 and at most 24h",
+                crate::duration::format(v)
+            ));
+            Duration::from_secs_f64(default)
+        }
+    };
+    let timeout = seconds("timeout_seconds", doc.timeout_seconds, DEFAULT_TIMEOUT);
+    let (pi, pm) = doc
+        .poll
+        .as_ref()
+        .map(|p| (p.initial_seconds, p.max_seconds))
+        .unwrap_or_default();
+    let poll = Backoff {
+        initial: seconds("poll.initial_seconds", pi, DEFAULT_POLL_INITIAL),
+        max: seconds(
+            "poll.max_seconds",
+            pm,
+            DEFAULT_POLL_MAX.max(pi.map_or(0.0, |d| d.0.as_secs_f64())),
+        ),
+    };
+    let refresh = seconds("refresh_seconds", doc.refresh_seconds, DEFAULT_REFRESH);
+    if poll.max < poll.initial {
+        problems.push("poll.max_seconds must not be below poll.initial_seconds".into());
+    }
+    (timeout, poll, refresh)
+}
+
+/// The OSB version to speak (2.x); also refuses empty GUID overrides.
+fn checked_version(doc: &Doc, problems: &mut Vec<String>) -> String {
+    let api_version = doc
+        .api_version
+        .clone()
+        .unwrap_or_else(|| DEFAULT_API_VERSION.to_owned());
+    let valid_version = api_version
+        .split_once('.')
+        .is_some_and(|(a, b)| a == "2" && b.parse::<u32>().is_ok());
+    if !valid_version {
+        problems.push(format!(
+            "api_version {api_version:?} must be an OSB 2.x version like \"2.17\""
+        ));
+    }
+    for (field, v) in [
+        ("organization_guid", &doc.organization_guid),
+        ("space_guid", &doc.space_guid),
+    ] {
+        if v.as_ref().is_some_and(|v| v.trim().is_empty()) {
+            problems.push(format!(
+                "{field} must not be empty (leave it out to derive it)"
+            ));
+        }
+    }
+    api_version
 }
 
 #[cfg(test)]

@@ -149,6 +149,35 @@ pub struct Finding {
     pub warning: bool,
 }
 
+/// The catalog's plans proxied to upstream broker `broker`, as
+/// `service/plan` with their mapping.
+fn plans_of<'c>(
+    catalog: &'c Catalog,
+    broker: &str,
+) -> Vec<(String, &'c crate::catalog::UpstreamPlan)> {
+    catalog
+        .services()
+        .iter()
+        .flat_map(|s| s.plans.iter().map(move |p| (s, p)))
+        .filter_map(|(s, p)| {
+            p.upstream()
+                .filter(|up| up.broker == broker)
+                .map(|up| (format!("{}/{}", s.name, p.name), up))
+        })
+        .collect()
+}
+
+/// Whether the upstream's catalog (`docs`) offers the mapped plan.
+fn offers(docs: &[Value], up: &crate::catalog::UpstreamPlan) -> bool {
+    docs.iter().any(|s| {
+        s.get("id").and_then(Value::as_str) == Some(up.service_id.as_str())
+            && s.get("plans").and_then(Value::as_array).is_some_and(|ps| {
+                ps.iter()
+                    .any(|p| p.get("id").and_then(Value::as_str) == Some(up.plan_id.as_str()))
+            })
+    })
+}
+
 /// Checks the `upstreams:` entries of a loaded catalog: settings (errors),
 /// reachability (warnings), that explicitly mapped upstream plans exist
 /// upstream, and that imports do not conflict with local ids or names.
@@ -175,16 +204,7 @@ pub async fn lint(catalog: &Catalog, catalog_dir: &Path) -> Vec<Finding> {
                 continue;
             }
         };
-        let mapped: Vec<(String, &crate::catalog::UpstreamPlan)> = catalog
-            .services()
-            .iter()
-            .flat_map(|s| s.plans.iter().map(move |p| (s, p)))
-            .filter_map(|(s, p)| {
-                p.upstream()
-                    .filter(|up| up.broker == u.name)
-                    .map(|up| (format!("{}/{}", s.name, p.name), up))
-            })
-            .collect();
+        let mapped = plans_of(catalog, &u.name);
         if mapped.is_empty() && cfg.import.is_none() {
             continue;
         }
@@ -214,15 +234,7 @@ pub async fn lint(catalog: &Catalog, catalog_dir: &Path) -> Vec<Finding> {
             }
         };
         for (plan, up) in mapped {
-            let found = docs.iter().any(|s| {
-                s.get("id").and_then(Value::as_str) == Some(up.service_id.as_str())
-                    && s.get("plans").and_then(Value::as_array).is_some_and(|ps| {
-                        ps.iter().any(|p| {
-                            p.get("id").and_then(Value::as_str) == Some(up.plan_id.as_str())
-                        })
-                    })
-            });
-            if !found {
+            if !offers(&docs, up) {
                 out.push(Finding {
                     issue: issue(format!(
                         "plan {plan} maps to service_id {:?} / plan_id {:?}, which upstream broker {} does not offer",

@@ -5,8 +5,22 @@ use super::*;
 
 pub(super) fn check_variable(var: &str, which: Tree, scope: &Scope<'_>) -> Result<(), String> {
     let segs: Vec<&str> = var.split('.').collect();
-    let no_fields = |what: &str| Err(format!("`{var}`: {what} has no fields"));
-    match segs.as_slice() {
+    match segs.first() {
+        Some(&("lookups" | "uses" | "user" | "binding")) => {
+            credentials_variable(var, &segs, which, scope)
+        }
+        _ => plan_variable(var, &segs, which, scope),
+    }
+}
+
+fn no_fields(var: &str, what: &str) -> Result<(), String> {
+    Err(format!("`{var}`: {what} has no fields"))
+}
+
+/// `context.*`, `instance.*`, `secrets.*`, `parameters.*` (and anything
+/// unknown).
+fn plan_variable(var: &str, segs: &[&str], which: Tree, scope: &Scope<'_>) -> Result<(), String> {
+    match segs {
         ["context", ..] | ["instance" | "secrets" | "parameters"] => Ok(()),
         ["instance", field, rest @ ..] => {
             if !INSTANCE_FIELDS.contains(field) {
@@ -15,7 +29,7 @@ pub(super) fn check_variable(var: &str, which: Tree, scope: &Scope<'_>) -> Resul
                     INSTANCE_FIELDS.join(", ")
                 ))
             } else if !rest.is_empty() {
-                no_fields(&format!("instance.{field}"))
+                no_fields(var, &format!("instance.{field}"))
             } else {
                 Ok(())
             }
@@ -26,7 +40,7 @@ pub(super) fn check_variable(var: &str, which: Tree, scope: &Scope<'_>) -> Resul
                     "`{var}`: secret `{name}` is not declared under chart.secrets"
                 ))
             } else if !rest.is_empty() {
-                no_fields(&format!("secrets.{name}"))
+                no_fields(var, &format!("secrets.{name}"))
             } else {
                 Ok(())
             }
@@ -34,6 +48,27 @@ pub(super) fn check_variable(var: &str, which: Tree, scope: &Scope<'_>) -> Resul
         ["parameters", name, ..] => {
             declared(var, name, scope.parameters.as_ref(), "the plan's instance")
         }
+        _ => Err(format!(
+            "unknown variable `{var}`; templates use instance.*, context.*, parameters.*, \
+             secrets.*{}",
+            if which == Tree::Credentials {
+                " and binding.*"
+            } else {
+                ""
+            }
+        )),
+    }
+}
+
+/// `lookups.*`, `uses.*`, `user.*`, `binding.*`: the names only credentials
+/// (or a plan declaring them) have.
+fn credentials_variable(
+    var: &str,
+    segs: &[&str],
+    which: Tree,
+    scope: &Scope<'_>,
+) -> Result<(), String> {
+    match segs {
         ["lookups", name, ..] if which == Tree::Credentials => {
             if scope.lookups.contains(*name) {
                 Ok(())
@@ -85,20 +120,12 @@ pub(super) fn check_variable(var: &str, which: Tree, scope: &Scope<'_>) -> Resul
                     "unknown variable `{var}`; binding has id, app_guid, parameters"
                 ))
             } else if !rest.is_empty() {
-                no_fields(&format!("binding.{field}"))
+                no_fields(var, &format!("binding.{field}"))
             } else {
                 Ok(())
             }
         }
-        _ => Err(format!(
-            "unknown variable `{var}`; templates use instance.*, context.*, parameters.*, \
-             secrets.*{}",
-            if which == Tree::Credentials {
-                " and binding.*"
-            } else {
-                ""
-            }
-        )),
+        _ => plan_variable(var, segs, which, scope),
     }
 }
 

@@ -4,7 +4,7 @@
 use super::*;
 
 pub(super) fn build_chart(
-    doc: ChartDoc,
+    mut doc: ChartDoc,
     path: &str,
     bindable: bool,
     schemas: Option<&Value>,
@@ -12,8 +12,12 @@ pub(super) fn build_chart(
     charts_dir: &Path,
 ) -> ChartPlan {
     let source = build_source(&doc, path, lint, charts_dir);
-    let values = mapping_or_empty(doc.values, &join(path, "chart.values"), lint);
-    let credentials = mapping_or_empty(doc.credentials, &join(path, "chart.credentials"), lint);
+    let values = mapping_or_empty(doc.values.take(), &join(path, "chart.values"), lint);
+    let credentials = mapping_or_empty(
+        doc.credentials.take(),
+        &join(path, "chart.credentials"),
+        lint,
+    );
     if bindable && credentials.as_object().is_some_and(|c| c.is_empty()) {
         lint.issue(
             join(path, "chart.credentials"),
@@ -51,12 +55,96 @@ pub(super) fn build_chart(
         binding_user: false,
         ..scope
     };
+    lint_references(&doc, path, &names_scope, lint);
+    ChartPlan {
+        source,
+        namespace: doc.namespace,
+        values,
+        secrets: doc.secrets,
+        credentials,
+        policy: doc.policy,
+        lookups: doc.lookups,
+        uses: doc.uses,
+        binding_namespaces: doc.binding_namespaces,
+        wait: doc.wait,
+        delete_pvcs: doc.delete_pvcs,
+        limits: doc.limits,
+        binding_users: doc.binding_users,
+    }
+}
+
+/// The chart's source: a folder under `charts_dir`, or a remote chart
+/// whose files (`keyring`, `ca_file`) resolve against the catalog file's
+/// directory.
+pub(super) fn build_source(
+    doc: &ChartDoc,
+    path: &str,
+    lint: &mut Lint,
+    charts_dir: &Path,
+) -> ChartSource {
+    let at = |field: &str| join(path, &format!("chart.{field}"));
+    let local = |rel: &Path, lint: &mut Lint| {
+        let joined = charts_dir.join(rel);
+        lint.chart_dir(path, rel, &joined);
+        ChartSource::Local(absolute(&joined))
+    };
+    if !one_source(doc, path, lint) {
+        return ChartSource::Local(PathBuf::new());
+    }
+    if let Some(rel) = &doc.path {
+        let remote_only = [
+            ("name", doc.name.is_some()),
+            ("version", doc.version.is_some()),
+            ("digest", doc.digest.is_some()),
+            ("verify", doc.verify),
+            ("keyring", doc.keyring.is_some()),
+            ("ca_file", doc.ca_file.is_some()),
+            ("auth", doc.auth.is_some()),
+        ];
+        for (field, set) in remote_only {
+            if set {
+                lint.issue(
+                    at(field),
+                    "applies only to remote charts (`repository` or `oci`), not to `path`",
+                );
+            }
+        }
+        return local(rel, lint);
+    }
+    let remote = remote_chart(doc, path, lint);
+    if let Some(url) = &doc.repository {
+        lint.repository_url(&at("repository"), url);
+        match &doc.name {
+            Some(name) => lint.chart_name(&at("name"), name),
+            None => lint.issue(at("name"), "a `repository` chart needs the chart's `name`"),
+        }
+        ChartSource::Repository {
+            url: url.trim_end_matches('/').to_string(),
+            name: doc.name.clone().unwrap_or_default(),
+            remote,
+        }
+    } else {
+        let reference = doc.oci.clone().unwrap_or_default();
+        if doc.name.is_some() {
+            lint.issue(
+                at("name"),
+                "an `oci` reference already names the chart; `name` is for `repository`",
+            );
+        }
+        lint.oci_reference(&at("oci"), &reference);
+        ChartSource::Oci { reference, remote }
+    }
+}
+
+/// The chart's lookups and `uses:` name what the plan declares; binding
+/// namespaces are valid names.
+fn lint_references(doc: &ChartDoc, path: &str, names_scope: &Scope<'_>, lint: &mut Lint) {
     for (name, lookup) in &doc.lookups {
         let at = join(path, &format!("chart.lookups.{name}"));
         match lookup.target() {
             Ok((_, template)) => {
                 let tree = Value::String(template.to_string());
-                lint.templates(&at, &tree, Tree::Values, &names_scope);
+                lint.templates(&at, &tree, Tree::Values, names_scope);
             }
             Err(msg) => lint.issue(&at, msg),
         }
@@ -92,85 +180,38 @@ pub(super) fn build_chart(
             );
         }
     }
-    ChartPlan {
-        source,
-        namespace: doc.namespace,
-        values,
-        secrets: doc.secrets,
-        credentials,
-        policy: doc.policy,
-        lookups: doc.lookups,
-        uses: doc.uses,
-        binding_namespaces: doc.binding_namespaces,
-        wait: doc.wait,
-        delete_pvcs: doc.delete_pvcs,
-        limits: doc.limits,
-        binding_users: doc.binding_users,
-    }
 }
 
-/// The chart's source: a folder under `charts_dir`, or a remote chart
-/// whose files (`keyring`, `ca_file`) resolve against the catalog file's
-/// directory.
-pub(super) fn build_source(
-    doc: &ChartDoc,
-    path: &str,
-    lint: &mut Lint,
-    charts_dir: &Path,
-) -> ChartSource {
-    let at = |field: &str| join(path, &format!("chart.{field}"));
-    let absolute = |p: &Path| {
-        p.canonicalize()
-            .or_else(|_| std::path::absolute(p))
-            .unwrap_or_else(|_| p.to_path_buf())
-    };
-    let local = |rel: &Path, lint: &mut Lint| {
-        let joined = charts_dir.join(rel);
-        lint.chart_dir(path, rel, &joined);
-        ChartSource::Local(absolute(&joined))
-    };
+/// Whether the chart names exactly one source (noting it if not).
+fn one_source(doc: &ChartDoc, path: &str, lint: &mut Lint) -> bool {
     let kinds = [
         doc.path.is_some(),
         doc.repository.is_some(),
         doc.oci.is_some(),
     ];
     match kinds.iter().filter(|k| **k).count() {
-        1 => {}
+        1 => true,
         0 => {
             lint.issue(
                 join(path, "chart"),
                 "a chart needs one source: `path`, `repository` (with `name`) or `oci`",
             );
-            return ChartSource::Local(PathBuf::new());
+            false
         }
         _ => {
             lint.issue(
                 join(path, "chart"),
                 "a chart has exactly one source: `path`, `repository` (with `name`) or `oci`",
             );
-            return ChartSource::Local(PathBuf::new());
+            false
         }
     }
-    if let Some(rel) = &doc.path {
-        let remote_only = [
-            ("name", doc.name.is_some()),
-            ("version", doc.version.is_some()),
-            ("digest", doc.digest.is_some()),
-            ("verify", doc.verify),
-            ("keyring", doc.keyring.is_some()),
-            ("ca_file", doc.ca_file.is_some()),
-            ("auth", doc.auth.is_some()),
-        ];
-        for (field, set) in remote_only {
-            if set {
-                lint.issue(
-                    at(field),
-                    "applies only to remote charts (`repository` or `oci`), not to `path`",
-                );
-            }
-        }
-        return local(rel, lint);
-    }
+}
+
+/// A remote chart's pin: version, digest, keyring, CA file and auth, the
+/// files resolved against the catalog file's directory.
+fn remote_chart(doc: &ChartDoc, path: &str, lint: &mut Lint) -> RemoteChart {
+    let at = |field: &str| join(path, &format!("chart.{field}"));
     let base = lint.file_dir();
     let file = |rel: &PathBuf| absolute(&base.join(rel));
     let keyring = doc.keyring.as_ref().map(file);
@@ -210,35 +251,20 @@ pub(super) fn build_source(
             }
         }
     });
-    let remote = RemoteChart {
+    RemoteChart {
         version,
         digest,
         keyring: keyring.filter(|_| doc.verify),
         ca_file,
         auth,
-    };
-    if let Some(url) = &doc.repository {
-        lint.repository_url(&at("repository"), url);
-        match &doc.name {
-            Some(name) => lint.chart_name(&at("name"), name),
-            None => lint.issue(at("name"), "a `repository` chart needs the chart's `name`"),
-        }
-        ChartSource::Repository {
-            url: url.trim_end_matches('/').to_string(),
-            name: doc.name.clone().unwrap_or_default(),
-            remote,
-        }
-    } else {
-        let reference = doc.oci.clone().unwrap_or_default();
-        if doc.name.is_some() {
-            lint.issue(
-                at("name"),
-                "an `oci` reference already names the chart; `name` is for `repository`",
-            );
-        }
-        lint.oci_reference(&at("oci"), &reference);
-        ChartSource::Oci { reference, remote }
     }
+}
+
+/// `p` made absolute (canonical where it exists).
+fn absolute(p: &Path) -> PathBuf {
+    p.canonicalize()
+        .or_else(|_| std::path::absolute(p))
+        .unwrap_or_else(|_| p.to_path_buf())
 }
 
 /// Helm values files and OSB credentials are both mappings; absent means
