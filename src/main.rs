@@ -60,17 +60,12 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(a: ServeArgs) -> anyhow::Result<()> {
-    let helm = locate_helm(a.helm).map_err(anyhow::Error::msg)?;
-    // From here on SIGHUP means reload, never the default (exit), even
-    // while the broker is still starting.
-    drop(tokio::signal::unix::signal(
-        tokio::signal::unix::SignalKind::hangup(),
-    )?);
-    let cfg = ServeConfig {
-        catalog_dir: a.catalog,
-        charts_dir: a.charts,
-        data_dir: a.data_dir,
+/// The broker's settings from its flags.
+fn serve_config(a: &ServeArgs, helm: std::path::PathBuf) -> ServeConfig {
+    ServeConfig {
+        catalog_dir: a.catalog.clone(),
+        charts_dir: a.charts.clone(),
+        data_dir: a.data_dir.clone(),
         engine: match a.engine {
             EngineArg::Render => Engine::Render,
             EngineArg::Helm => Engine::Helm,
@@ -78,34 +73,47 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         helm,
         helm_timeout: a.helm_timeout,
         max_helm_processes: a.max_helm_processes.max(1),
-        default_namespace: a.default_namespace,
-        store_key: a.store_key,
-        store_key_file: a.store_key_file,
-        store_key_secret: a.store_key_secret,
-        store_old_key_files: a.store_old_key_file,
-        username: a.username,
-        password: a.password,
-        credentials_file: a.credentials_file,
-        platforms_file: a.platforms_file,
+        default_namespace: a.default_namespace.clone(),
+        store_key: a.store_key.clone(),
+        store_key_file: a.store_key_file.clone(),
+        store_key_secret: a.store_key_secret.clone(),
+        store_old_key_files: a.store_old_key_file.clone(),
+        username: a.username.clone(),
+        password: a.password.clone(),
+        credentials_file: a.credentials_file.clone(),
+        platforms_file: a.platforms_file.clone(),
         operation_timeout: a.operation_timeout,
         sync_timeout: a.sync_timeout.max(Duration::from_secs(1)),
-        kubeconfig: a.kubeconfig,
+        kubeconfig: a.kubeconfig.clone(),
         store: match a.store {
             StoreArg::Redb => StoreKind::Redb,
             StoreArg::Kube => StoreKind::Kube,
         },
-        state_namespace: a.state_namespace.unwrap_or_else(default_state_namespace),
+        state_namespace: a
+            .state_namespace
+            .clone()
+            .unwrap_or_else(default_state_namespace),
         lease: a.lease_seconds.max(Duration::from_secs(1)),
         exe: None,
-        namespaces: a.namespaces,
-        namespace_selector: a.namespace_selector,
+        namespaces: a.namespaces.clone(),
+        namespace_selector: a.namespace_selector.clone(),
         subject_access_review: a.subject_access_review,
         release_identity: chartbroker::cluster::IdentityNames {
-            service_account: a.release_service_account,
-            release_role: a.release_cluster_role,
-            target_role: a.target_cluster_role,
+            service_account: a.release_service_account.clone(),
+            release_role: a.release_cluster_role.clone(),
+            target_role: a.target_cluster_role.clone(),
         },
-    };
+    }
+}
+
+async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let helm = locate_helm(a.helm.clone()).map_err(anyhow::Error::msg)?;
+    // From here on SIGHUP means reload, never the default (exit), even
+    // while the broker is still starting.
+    drop(tokio::signal::unix::signal(
+        tokio::signal::unix::SignalKind::hangup(),
+    )?);
+    let cfg = serve_config(&a, helm);
     let tls = match a.tls_cert.zip(a.tls_key) {
         Some((cert, key)) => Some(std::sync::Arc::new(chartbroker::tls::LiveTls::new(
             chartbroker::tls::TlsSettings {

@@ -331,6 +331,21 @@ impl Report<'_> {
     }
 }
 
+/// The namespace the object would land in when it is not the release's:
+/// every spelling of `namespace` counts, and so does one that isn't a
+/// string.
+fn foreign_namespace(meta: Option<&Value>, release_ns: &str) -> Option<String> {
+    let ns = meta
+        .into_iter()
+        .flat_map(|m| lookup::fields(m, "namespace"))
+        .find(|ns| match ns {
+            Value::Null => false,
+            Value::String(s) => !s.is_empty() && s != release_ns,
+            _ => true,
+        })?;
+    Some(ns.as_str().map_or_else(|| ns.to_string(), str::to_owned))
+}
+
 fn check_doc(
     doc: &Value,
     number: usize,
@@ -371,20 +386,8 @@ fn check_doc(
         );
         return;
     };
-    // Every spelling of `namespace` counts; one that isn't the release's,
-    // or isn't a string, is what the object would land in.
-    let foreign_ns = meta
-        .into_iter()
-        .flat_map(|m| lookup::fields(m, "namespace"))
-        .find(|ns| match ns {
-            Value::Null => false,
-            Value::String(s) => !s.is_empty() && s != release_ns,
-            _ => true,
-        });
-    let namespace = match foreign_ns {
-        Some(ns) => ns.as_str().map_or_else(|| ns.to_string(), str::to_owned),
-        None => release_ns.to_owned(),
-    };
+    let foreign_ns = foreign_namespace(meta, release_ns);
+    let namespace = foreign_ns.clone().unwrap_or_else(|| release_ns.to_owned());
     let mut report = Report {
         out,
         policy,
