@@ -146,15 +146,8 @@ impl Kube {
 
     /// Deletes a Secret; a missing one is fine.
     pub(crate) async fn delete_secret(&self, namespace: &str, name: &str) -> Result<(), KubeError> {
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        match api.delete(name, &DeleteParams::default()).await {
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(KubeError::Api {
-                action: format!("deleting Secret {namespace}/{name}"),
-                source: e,
-            }),
-        }
+        self.delete_secret_with(namespace, name, &DeleteParams::default())
+            .await
     }
 
     /// A Secret's annotations and uid (None if the Secret is missing), to
@@ -180,7 +173,6 @@ impl Kube {
         name: &str,
         uid: &str,
     ) -> Result<(), KubeError> {
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         let params = DeleteParams {
             preconditions: Some(kube::api::Preconditions {
                 uid: Some(uid.to_string()),
@@ -188,15 +180,24 @@ impl Kube {
             }),
             ..Default::default()
         };
-        match api.delete(name, &params).await {
+        self.delete_secret_with(namespace, name, &params).await
+    }
+
+    /// Deletes a Secret under `params`; a missing one is fine, and so is one
+    /// that no longer meets `params`' preconditions (409: it is someone
+    /// else's now).
+    async fn delete_secret_with(
+        &self,
+        namespace: &str,
+        name: &str,
+        params: &DeleteParams,
+    ) -> Result<(), KubeError> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        match api.delete(name, params).await {
             Ok(_) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
-            // 409: the uid no longer matches, it is someone else's now.
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-            Err(e) => Err(KubeError::Api {
-                action: format!("deleting Secret {namespace}/{name}"),
-                source: e,
-            }),
+            Err(kube::Error::Api(s)) if s.code == 409 && params.preconditions.is_some() => Ok(()),
+            Err(e) => Err(Self::api_err(format!("deleting Secret {namespace}/{name}"))(e)),
         }
     }
 

@@ -111,10 +111,7 @@ impl Kube {
                     .map_err(Self::api_err(format!("reading Namespace {name}")))?;
                 check_owner(&ns, name, instance_id)
             }
-            Err(e) => Err(KubeError::Api {
-                action: format!("creating Namespace {name}"),
-                source: e,
-            }),
+            Err(e) => Err(Self::api_err(format!("creating Namespace {name}"))(e)),
         }
     }
 
@@ -170,10 +167,7 @@ impl Kube {
             Ok(_) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-            Err(e) => Err(KubeError::Api {
-                action: format!("deleting Namespace {name}"),
-                source: e,
-            }),
+            Err(e) => Err(Self::api_err(format!("deleting Namespace {name}"))(e)),
         }
     }
 }

@@ -33,7 +33,7 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 use super::client::Client;
-use crate::broker::model::{HasOperations, Secrets};
+use crate::broker::model::Secrets;
 use crate::broker::ports::{Backend, BackendError, BindingCtx, InstanceCtx};
 use crate::catalog::{Plan, UpstreamPlan};
 use reply::Target;
@@ -151,13 +151,7 @@ impl Backend for UpstreamPlans {
     async fn bind(&self, ctx: BindingCtx<'_>) -> Result<Secrets, BackendError> {
         let (client, up) = self.route(ctx.instance.plan)?;
         let b = ctx.binding;
-        let run = Run::new(
-            &client,
-            up,
-            &ctx.instance,
-            b.current(),
-            format!("bind binding {}", b.id),
-        );
+        let run = Run::for_binding(&client, up, &ctx, "bind");
         let target = Target::Binding(&b.instance_id, &b.id);
         let broker = run.broker().to_owned();
         let body = || {
@@ -215,13 +209,7 @@ impl Backend for UpstreamPlans {
     async fn unbind(&self, ctx: BindingCtx<'_>) -> Result<(), BackendError> {
         let (client, up) = self.route(ctx.instance.plan)?;
         let b = ctx.binding;
-        let run = Run::new(
-            &client,
-            up,
-            &ctx.instance,
-            b.current(),
-            format!("unbind binding {}", b.id),
-        );
+        let run = Run::for_binding(&client, up, &ctx, "unbind");
         run.remove(Target::Binding(&b.instance_id, &b.id)).await
     }
 }

@@ -135,6 +135,24 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// The run of a binding's `verb` ("bind", "unbind") under the binding's
+    /// own operation.
+    pub(super) fn for_binding(
+        client: &'a Client,
+        up: &'a UpstreamPlan,
+        ctx: &crate::broker::ports::BindingCtx<'a>,
+        verb: &str,
+    ) -> Self {
+        let b = ctx.binding;
+        Run::new(
+            client,
+            up,
+            &ctx.instance,
+            b.current(),
+            format!("{verb} binding {}", b.id),
+        )
+    }
+
     pub(super) fn broker(&self) -> &str {
         self.client.name()
     }
