@@ -10,15 +10,15 @@
 /// A supported API version, 2.13 ..= 2.17. A platform announcing a newer
 /// 2.x gets 2.17's responses: minor versions only add fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ApiVersion(u32);
+pub(crate) struct ApiVersion(u32);
 
 impl ApiVersion {
     /// Lowest supported minor version of API major 2.
-    pub const MIN_MINOR: u32 = 13;
+    pub(crate) const MIN_MINOR: u32 = 13;
     /// The newest version this broker implements.
-    pub const LATEST: ApiVersion = ApiVersion(17);
+    pub(crate) const LATEST: ApiVersion = ApiVersion(17);
     /// Every version with a response shape of its own, oldest first.
-    pub const ALL: [ApiVersion; 5] = [
+    pub(crate) const ALL: [ApiVersion; 5] = [
         ApiVersion(13),
         ApiVersion(14),
         ApiVersion(15),
@@ -27,43 +27,38 @@ impl ApiVersion {
     ];
 
     /// Parses a header value (`2.15`); `None` when unsupported.
-    pub fn parse(value: &str) -> Option<ApiVersion> {
+    pub(crate) fn parse(value: &str) -> Option<ApiVersion> {
         let (major, minor) = value.trim().split_once('.')?;
         let (major, minor) = (major.parse::<u32>().ok()?, minor.parse::<u32>().ok()?);
         (major == 2 && minor >= Self::MIN_MINOR).then(|| ApiVersion(minor.min(Self::LATEST.0)))
     }
 
-    /// The minor version number (13 ..= 17).
-    pub fn minor(self) -> u32 {
-        self.0
-    }
-
     /// Position in [`ApiVersion::ALL`].
-    pub fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         (self.0 - Self::MIN_MINOR) as usize
     }
 
     /// 2.14: `instances_retrievable` and `bindings_retrievable` (GET
     /// endpoints, asynchronous bindings).
-    pub fn has_retrievable(self) -> bool {
+    pub(crate) fn has_retrievable(self) -> bool {
         self.0 >= 14
     }
 
     /// 2.15: plan-level `plan_updateable`, `maintenance_info`,
     /// `maximum_polling_duration`, `allow_context_updates`, the bind
     /// response's `endpoints`, and `Retry-After` on `last_operation`.
-    pub fn has_v2_15_fields(self) -> bool {
+    pub(crate) fn has_v2_15_fields(self) -> bool {
         self.0 >= 15
     }
 
     /// 2.16: `instance_usable` and `update_repeatable` in `last_operation`,
     /// and `metadata` on instances and bindings.
-    pub fn has_v2_16_fields(self) -> bool {
+    pub(crate) fn has_v2_16_fields(self) -> bool {
         self.0 >= 16
     }
 
     /// 2.17: `binding_rotatable` (binding rotation).
-    pub fn has_binding_rotation(self) -> bool {
+    pub(crate) fn has_binding_rotation(self) -> bool {
         self.0 >= 17
     }
 }

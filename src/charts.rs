@@ -16,12 +16,11 @@
 //! mismatching chart (helm itself leaves the files of a failed
 //! verification behind).
 
-pub mod auth;
+pub(crate) mod auth;
 mod download;
 
-pub use crate::catalog::chart_files::{ChartFileError, check_archive, check_folder};
-pub use crate::catalog::{AuthDoc, ChartAuth};
-pub use download::DownloadError;
+pub(crate) use crate::catalog::chart_files::{ChartFileError, check_archive, check_folder};
+pub(crate) use download::DownloadError;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -31,12 +30,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{ChartSource, RemoteChart};
 use crate::helm::{Helm, HelmError, Pull};
+mod obtain;
+use obtain::*;
 
 /// Name of the record written beside each cached archive.
 const RECORD: &str = "source.json";
 
 /// Fetches and caches remote charts.
-pub struct ChartFetcher {
+pub(crate) struct ChartFetcher {
     helm: Helm,
     root: PathBuf,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -44,7 +45,7 @@ pub struct ChartFetcher {
 
 /// Why a chart could not be made local. Messages carry helm's own words.
 #[derive(Debug, thiserror::Error)]
-pub enum FetchError {
+pub(crate) enum FetchError {
     /// `helm pull` failed: unreachable repository, unknown version, bad
     /// signature, TLS error, timeout.
     #[error("fetching chart {chart}: {error}")]
@@ -123,7 +124,7 @@ impl ChartFetcher {
     /// A fetcher pulling with `helm` and caching under `root` (usually
     /// `<data-dir>/charts`). Temporary directories a killed process left
     /// there over an hour ago are removed.
-    pub fn new(helm: Helm, root: impl Into<PathBuf>) -> Self {
+    pub(crate) fn new(helm: Helm, root: impl Into<PathBuf>) -> Self {
         let root = root.into();
         let stale = |e: &std::fs::DirEntry| {
             e.metadata()
@@ -150,7 +151,7 @@ impl ChartFetcher {
     /// version after a plan moved on, a plan that is gone). Upgrades and
     /// installs always use the catalog's current source, and uninstalls never
     /// fetch, so nothing else needs them. Returns how many were removed.
-    pub async fn prune(&self, catalog: &crate::catalog::Catalog) -> usize {
+    pub(crate) async fn prune(&self, catalog: &crate::catalog::Catalog) -> usize {
         let mut keep = std::collections::HashSet::new();
         for plan in catalog.services().iter().flat_map(|s| &s.plans) {
             let Some(chart) = plan.chart() else { continue };
@@ -185,14 +186,9 @@ impl ChartFetcher {
         removed
     }
 
-    /// The cache directory.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// The chart to hand to helm: a local source's folder as is, a remote
     /// source's cached archive (fetched first if needed).
-    pub async fn resolve(&self, source: &ChartSource) -> Result<PathBuf, FetchError> {
+    pub(crate) async fn resolve(&self, source: &ChartSource) -> Result<PathBuf, FetchError> {
         let (chart, repo, remote) = match source {
             // Checked again on every use: the charts directory may have
             // changed since the catalog was loaded.
@@ -428,182 +424,10 @@ impl ChartFetcher {
     }
 }
 
-impl ChartFetcher {
-    /// Brings the chart (and its provenance, verified) into the pull's
-    /// destination: helm pulls, except from an HTTPS repository that needs
-    /// credentials, which the broker downloads itself (see [`download`]).
-    async fn obtain(
-        &self,
-        pull: &Pull<'_>,
-        source: &ChartSource,
-        remote: &RemoteChart,
-    ) -> Result<(), FetchError> {
-        let chart = source.to_string();
-        let host = match source {
-            ChartSource::Oci { reference, .. } => reference
-                .trim_start_matches("oci://")
-                .split('/')
-                .next()
-                .unwrap_or_default(),
-            _ => "",
-        };
-        // Helm has no reason to print a credential; should one ever do,
-        // it is not passed on.
-        let secrets = (remote.auth.as_ref())
-            .map(|a| a.secret_values(host))
-            .unwrap_or_default();
-        let helm_failed = |error: HelmError| match refusal(&error) {
-            Some(status) => FetchError::Refused {
-                chart: chart.clone(),
-                status,
-                hint: match &remote.auth {
-                    Some(a) => format!(
-                        "the source refused the credentials of chart.auth ({}); check them",
-                        a.origin()
-                    ),
-                    None => "the source needs credentials; set the plan's chart.auth".into(),
-                },
-                detail: match error {
-                    HelmError::Failed { stderr, .. } => crate::redact::redact(&stderr, &secrets),
-                    e => e.to_string(),
-                },
-            },
-            None => FetchError::Helm {
-                chart: chart.clone(),
-                error: match error {
-                    HelmError::Failed { command, stderr } => HelmError::Failed {
-                        command,
-                        stderr: crate::redact::redact(&stderr, &secrets),
-                    },
-                    e => e,
-                },
-            },
-        };
-        match (source, &remote.auth) {
-            (ChartSource::Repository { url, name, .. }, Some(auth)) => {
-                let wanted = download::Wanted {
-                    repository: url,
-                    name,
-                    version: &remote.version,
-                    provenance: remote.keyring.is_some(),
-                    ca_file: remote.ca_file.as_deref(),
-                };
-                let archive = download::fetch(&wanted, auth, pull.destination, self.helm.timeout())
-                    .await
-                    .map_err(|error| FetchError::Download {
-                        chart: chart.clone(),
-                        error,
-                    })?;
-                if let Some(keyring) = &remote.keyring {
-                    self.helm
-                        .verify(&archive, keyring)
-                        .await
-                        .map_err(helm_failed)?;
-                }
-                Ok(())
-            }
-            (ChartSource::Oci { .. }, Some(auth)) => {
-                let config =
-                    auth.registry_config(host)
-                        .map_err(|problem| FetchError::Download {
-                            chart: chart.clone(),
-                            error: DownloadError::Credentials {
-                                origin: auth.origin(),
-                                problem,
-                            },
-                        })?;
-                let file = PrivateFile::write(&self.helm.home().join("registry-auth"), &config)
-                    .await
-                    .map_err(|(what, error)| FetchError::Io { what, error })?;
-                let pull = Pull {
-                    registry_config: Some(&file.0),
-                    ..*pull
-                };
-                self.helm.pull(&pull).await.map_err(helm_failed)
-            }
-            _ => self.helm.pull(pull).await.map_err(helm_failed),
-        }
-    }
-}
-
-/// A file only the broker can read, removed when dropped: a registry
-/// config holding credentials lives as long as the one pull using it.
-struct PrivateFile(PathBuf);
-
-impl PrivateFile {
-    async fn write(
-        dir: &Path,
-        secret: &auth::SecretString,
-    ) -> Result<PrivateFile, (String, std::io::Error)> {
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true).mode(0o700);
-        builder
-            .create(dir)
-            .map_err(|e| (format!("creating {}", dir.display()), e))?;
-        let path = dir.join(format!("{}.json", uuid::Uuid::new_v4().simple()));
-        let file = PrivateFile(path.clone());
-        let bytes = secret.expose().as_bytes().to_vec();
-        let at = path.clone();
-        tokio::task::spawn_blocking(move || {
-            use std::io::Write as _;
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&at)?
-                .write_all(&bytes)
-        })
-        .await
-        .map_err(std::io::Error::other)
-        .and_then(|r| r)
-        .map_err(|e| (format!("writing {}", path.display()), e))?;
-        Ok(file)
-    }
-}
-
-impl Drop for PrivateFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// `401 Unauthorized` or `403 Forbidden` when helm failed because the
-/// source refused it. Helm words it per source kind and version: "401
-/// Unauthorized" (repositories), "response status code 401" or "basic
-/// credential not found" (OCI, the latter with no credentials), "403 Forbidden".
-fn refusal(error: &HelmError) -> Option<&'static str> {
-    let HelmError::Failed { stderr, .. } = error else {
-        return None;
-    };
-    let s = stderr.to_ascii_lowercase();
-    // oras asks for credentials only after the registry's 401 challenge.
-    let challenged = s.contains("credential not found");
-    if challenged
-        || (s.contains("401") && (s.contains("unauthorized") || s.contains("status code")))
-    {
-        Some("401 Unauthorized")
-    } else if s.contains("403") && (s.contains("forbidden") || s.contains("status code")) {
-        Some("403 Forbidden")
-    } else {
-        None
-    }
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    format!(
-        "sha256:{}",
-        hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
-    )
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::ChartAuth;
 
     #[test]
     fn refusals_are_told_from_other_failures() {

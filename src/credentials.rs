@@ -17,7 +17,7 @@ use serde::Deserialize;
 /// Where a credential comes from. `Debug` shows only the variable or file
 /// name, never a value read from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     /// Written in the catalog (allowed for user names only).
     Inline(String),
     /// An environment variable.
@@ -28,16 +28,16 @@ pub enum Source {
 
 /// A secret value read from a [`Source`].
 #[derive(Clone, PartialEq, Eq)]
-pub struct SecretString(String);
+pub(crate) struct SecretString(String);
 
 impl SecretString {
     /// Wraps a secret value made from others (an encoded header, a file).
-    pub fn new(value: String) -> SecretString {
+    pub(crate) fn new(value: String) -> SecretString {
         SecretString(value)
     }
 
     /// The value, for building a header.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -50,7 +50,7 @@ impl fmt::Debug for SecretString {
 
 impl Source {
     /// Reads the value now.
-    pub fn read(&self) -> Result<SecretString, String> {
+    pub(crate) fn read(&self) -> Result<SecretString, String> {
         match self {
             Source::Inline(v) => Ok(SecretString(v.clone())),
             Source::Env(var) => match std::env::var(var) {
@@ -72,7 +72,7 @@ impl Source {
 }
 
 /// The `Authorization` header value for HTTP basic, read now.
-pub fn basic_header(username: &Source, password: &Source) -> Result<SecretString, String> {
+pub(crate) fn basic_header(username: &Source, password: &Source) -> Result<SecretString, String> {
     use base64::Engine as _;
     let (u, p) = (username.read()?, password.read()?);
     let pair = format!("{}:{}", u.expose(), p.expose());
@@ -83,7 +83,7 @@ pub fn basic_header(username: &Source, password: &Source) -> Result<SecretString
 }
 
 /// The `Authorization` header value for a bearer token, read now.
-pub fn bearer_header(token: &Source) -> Result<SecretString, String> {
+pub(crate) fn bearer_header(token: &Source) -> Result<SecretString, String> {
     Ok(SecretString(format!("Bearer {}", token.read()?.0)))
 }
 
@@ -91,7 +91,7 @@ pub fn bearer_header(token: &Source) -> Result<SecretString, String> {
 /// a password (from a variable or a file, never inline).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BasicDoc {
+pub(crate) struct BasicDoc {
     username: Option<String>,
     username_env: Option<String>,
     username_file: Option<PathBuf>,
@@ -102,7 +102,7 @@ pub struct BasicDoc {
 /// `bearer:` as written: a token from a variable or a file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BearerDoc {
+pub(crate) struct BearerDoc {
     token_env: Option<String>,
     token_file: Option<PathBuf>,
 }
@@ -119,7 +119,7 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
 impl BasicDoc {
     /// The user name and password sources; problems are pushed with
     /// `prefix` (`auth.basic`, `basic`) in front.
-    pub fn sources(
+    pub(crate) fn sources(
         &self,
         prefix: &str,
         base: &Path,
@@ -154,7 +154,12 @@ impl BasicDoc {
 
 impl BearerDoc {
     /// The token's source; problems are pushed with `prefix` in front.
-    pub fn source(&self, prefix: &str, base: &Path, problems: &mut Vec<String>) -> Option<Source> {
+    pub(crate) fn source(
+        &self,
+        prefix: &str,
+        base: &Path,
+        problems: &mut Vec<String>,
+    ) -> Option<Source> {
         one_of(
             &format!("{prefix}: one of token_env, token_file"),
             [

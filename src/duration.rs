@@ -13,7 +13,7 @@ use serde::de::{self, Deserializer, Visitor};
 
 /// The longest duration accepted: past it a value is a typo (and a deadline
 /// that far away would overflow clock arithmetic).
-pub const MAX: Duration = Duration::from_secs(366 * 24 * 3600);
+pub(crate) const MAX: Duration = Duration::from_secs(366 * 24 * 3600);
 
 const FORMS: &str = "write it like 300, 300s, 5m or 1h30m (units h, m, s, ms, us, ns; \
                      a bare number is seconds)";
@@ -100,7 +100,7 @@ fn number(num: &str, scale: u128) -> Option<u128> {
 
 /// Formats `d` the way [`parse`] reads it back, Go style (`1h30m`, `90s`,
 /// `250ms`), for messages and `--help` defaults.
-pub fn format(d: Duration) -> String {
+pub(crate) fn format(d: Duration) -> String {
     let secs = d.as_secs();
     let nanos = d.subsec_nanos();
     if secs == 0 && nanos == 0 {
@@ -135,7 +135,7 @@ pub fn format(d: Duration) -> String {
 /// A duration in a document (catalog YAML, upstream config): a number of
 /// seconds (`30`, `0.5`) or a duration text (`"5m"`, `"1h30m"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Secs(pub Duration);
+pub(crate) struct Secs(pub Duration);
 
 impl<'de> serde::Deserialize<'de> for Secs {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

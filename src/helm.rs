@@ -25,19 +25,21 @@ use tokio::process::{Child, Command};
 use tokio::sync::Semaphore;
 
 pub use crate::catalog::DEFAULT_MAX_MANIFEST_BYTES;
+mod process;
+use process::*;
 
 /// What helm may print on stderr: warnings and one error message, never
 /// more than a few KiB from a real chart.
-pub const MAX_STDERR_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_STDERR_BYTES: usize = 256 * 1024;
 
 /// Helm processes one broker runs at once unless told otherwise.
 pub const DEFAULT_MAX_PROCESSES: usize = 4;
 
 /// Reports how many helm calls run and how many wait for a slot.
-pub type HelmLoadObserver = Arc<dyn Fn(usize, usize) + Send + Sync>;
+pub(crate) type HelmLoadObserver = Arc<dyn Fn(usize, usize) + Send + Sync>;
 
 /// Reports each helm call: subcommand, duration, success (for metrics).
-pub type HelmObserver = Arc<dyn Fn(&str, Duration, bool) + Send + Sync>;
+pub(crate) type HelmObserver = Arc<dyn Fn(&str, Duration, bool) + Send + Sync>;
 
 /// How to run helm.
 #[derive(Clone)]
@@ -50,70 +52,9 @@ pub struct Helm {
     slots: Arc<Slots>,
 }
 
-/// The process slots every clone of one [`Helm`] shares.
-struct Slots {
-    permits: Semaphore,
-    running: AtomicUsize,
-    waiting: AtomicUsize,
-    observer: Option<HelmLoadObserver>,
-}
-
-impl Slots {
-    fn new(max: usize, observer: Option<HelmLoadObserver>) -> Arc<Slots> {
-        Arc::new(Slots {
-            permits: Semaphore::new(max.max(1)),
-            running: AtomicUsize::new(0),
-            waiting: AtomicUsize::new(0),
-            observer,
-        })
-    }
-
-    fn report(&self) {
-        if let Some(o) = &self.observer {
-            o(
-                self.running.load(Ordering::Relaxed),
-                self.waiting.load(Ordering::Relaxed),
-            );
-        }
-    }
-
-    /// Waits for a slot; the guard frees it.
-    async fn acquire(self: &Arc<Self>) -> SlotGuard {
-        self.waiting.fetch_add(1, Ordering::Relaxed);
-        self.report();
-        // Decrements `waiting` even when the caller gives up while queued.
-        let queued = Queued(self.clone());
-        let permit = self.permits.acquire().await;
-        // The guard gives the permit back, also when the call is cancelled.
-        permit.expect("the semaphore is never closed").forget();
-        self.running.fetch_add(1, Ordering::Relaxed);
-        drop(queued);
-        SlotGuard(self.clone())
-    }
-}
-
-struct Queued(Arc<Slots>);
-
-impl Drop for Queued {
-    fn drop(&mut self) {
-        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
-        self.0.report();
-    }
-}
-
-struct SlotGuard(Arc<Slots>);
-
-impl Drop for SlotGuard {
-    fn drop(&mut self) {
-        self.0.running.fetch_sub(1, Ordering::Relaxed);
-        self.0.permits.add_permits(1);
-        self.0.report();
-    }
-}
-
 /// What happens to helm's stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Capture {
+pub(crate) enum Capture {
     /// Kept and returned, up to this many bytes; past them helm is stopped.
     Upto(usize),
     /// Read and dropped (output nobody parses, such as a release with its
@@ -175,35 +116,22 @@ pub enum HelmError {
 
 /// One `helm pull` ([`Helm::pull`]).
 #[derive(Debug, Clone, Copy)]
-pub struct Pull<'a> {
+pub(crate) struct Pull<'a> {
     /// A chart name (with `repo`) or an `oci://` reference.
-    pub chart: &'a str,
+    pub(crate) chart: &'a str,
     /// The HTTPS repository holding `chart`; `None` for OCI.
-    pub repo: Option<&'a str>,
+    pub(crate) repo: Option<&'a str>,
     /// The exact version.
-    pub version: &'a str,
+    pub(crate) version: &'a str,
     /// Where helm writes the archive (and the `.prov` when verifying).
-    pub destination: &'a Path,
+    pub(crate) destination: &'a Path,
     /// Verify the provenance file against this keyring.
-    pub keyring: Option<&'a Path>,
+    pub(crate) keyring: Option<&'a Path>,
     /// CA bundle for the repository's or registry's TLS.
-    pub ca_file: Option<&'a Path>,
+    pub(crate) ca_file: Option<&'a Path>,
     /// A private registry config file (`--registry-config`) holding the
     /// registry's credentials: never on the command line.
-    pub registry_config: Option<&'a Path>,
-}
-
-impl HelmError {
-    /// Label for metrics.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            HelmError::Spawn { .. } => "spawn",
-            HelmError::Timeout { .. } => "timeout",
-            HelmError::Failed { .. } => "failed",
-            HelmError::Crashed { .. } => "crashed",
-            HelmError::OutputTooLarge { .. } => "output_too_large",
-        }
-    }
+    pub(crate) registry_config: Option<&'a Path>,
 }
 
 impl Helm {
@@ -221,41 +149,40 @@ impl Helm {
 
     /// Runs at most `max` helm processes at once (this driver and its
     /// clones); further calls wait, and report the load to `observer`.
-    pub fn with_max_processes(mut self, max: usize, observer: Option<HelmLoadObserver>) -> Self {
+    pub(crate) fn with_max_processes(
+        mut self,
+        max: usize,
+        observer: Option<HelmLoadObserver>,
+    ) -> Self {
         self.slots = Slots::new(max, observer);
         self
     }
 
     /// Talk to the cluster described by this kubeconfig (the release
     /// engine sets a per-call one; see [`Helm::credentials`]).
-    pub fn with_kubeconfig(mut self, path: Option<PathBuf>) -> Self {
+    pub(crate) fn with_kubeconfig(mut self, path: Option<PathBuf>) -> Self {
         self.kubeconfig = path;
         self
     }
 
     /// Report every call.
-    pub fn with_observer(mut self, observer: HelmObserver) -> Self {
+    pub(crate) fn with_observer(mut self, observer: HelmObserver) -> Self {
         self.observer = Some(observer);
         self
     }
 
     /// How long one call may run.
-    pub fn timeout(&self) -> Duration {
+    pub(crate) fn timeout(&self) -> Duration {
         self.timeout
     }
 
     /// Where helm keeps its state (its data home is `home/data`).
-    pub fn home(&self) -> &Path {
+    pub(crate) fn home(&self) -> &Path {
         &self.home
     }
 
-    /// The binary.
-    pub fn bin(&self) -> &Path {
-        &self.bin
-    }
-
     /// `helm version --short`, to check the binary works at start-up.
-    pub async fn version(&self) -> Result<String, HelmError> {
+    pub(crate) async fn version(&self) -> Result<String, HelmError> {
         let out = self
             .run("version", &["version".into(), "--short".into()], None)
             .await?;
@@ -303,7 +230,7 @@ impl Helm {
     /// `helm pull`: downloads one chart version into `destination` (which
     /// should be an empty, private directory: on a failed verification
     /// helm leaves the files it downloaded there).
-    pub async fn pull(&self, p: &Pull<'_>) -> Result<(), HelmError> {
+    pub(crate) async fn pull(&self, p: &Pull<'_>) -> Result<(), HelmError> {
         let mut args: Vec<OsString> = vec![
             "pull".into(),
             "--version".into(),
@@ -339,7 +266,7 @@ impl Helm {
 
     /// `helm verify`: checks `archive` against the `.prov` file beside it
     /// and `keyring`.
-    pub async fn verify(&self, archive: &Path, keyring: &Path) -> Result<(), HelmError> {
+    pub(crate) async fn verify(&self, archive: &Path, keyring: &Path) -> Result<(), HelmError> {
         let args: Vec<OsString> = vec![
             "verify".into(),
             "--keyring".into(),
@@ -352,7 +279,7 @@ impl Helm {
 
     /// Runs helm with `args`, optional stdin, the timeout, and a clean
     /// environment; returns stdout (at most [`DEFAULT_MAX_MANIFEST_BYTES`]).
-    pub async fn run(
+    pub(crate) async fn run(
         &self,
         command: &str,
         args: &[OsString],
@@ -370,7 +297,7 @@ impl Helm {
     /// [`Helm::run`] with a choice of what happens to stdout. The timeout
     /// starts once the call has a process slot: time spent queued behind
     /// other calls is bounded by the operation's own deadline instead.
-    pub async fn run_with(
+    pub(crate) async fn run_with(
         &self,
         command: &str,
         args: &[OsString],
@@ -386,13 +313,9 @@ impl Helm {
         result
     }
 
-    async fn run_inner(
-        &self,
-        command: &str,
-        args: &[OsString],
-        stdin: Option<Vec<u8>>,
-        capture: Capture,
-    ) -> Result<String, HelmError> {
+    /// helm with a clean environment of its own (home, caches), stdout and
+    /// stderr piped, in its own process group, dying with the broker.
+    fn command(&self, args: &[OsString], piped_stdin: bool) -> Command {
         let mut cmd = Command::new(&self.bin);
         cmd.args(args)
             .env_clear()
@@ -401,7 +324,7 @@ impl Helm {
             .env("HELM_CACHE_HOME", self.home.join("cache"))
             .env("HELM_CONFIG_HOME", self.home.join("config"))
             .env("HELM_DATA_HOME", self.home.join("data"))
-            .stdin(if stdin.is_some() {
+            .stdin(if piped_stdin {
                 Stdio::piped()
             } else {
                 Stdio::null()
@@ -416,6 +339,17 @@ impl Helm {
         cmd.process_group(0);
         die_with_parent(&mut cmd);
         self.credentials(&mut cmd);
+        cmd
+    }
+
+    async fn run_inner(
+        &self,
+        command: &str,
+        args: &[OsString],
+        stdin: Option<Vec<u8>>,
+        capture: Capture,
+    ) -> Result<String, HelmError> {
+        let mut cmd = self.command(args, stdin.is_some());
         let mut child = cmd.spawn().map_err(|source| HelmError::Spawn {
             path: self.bin.display().to_string(),
             source,
@@ -464,24 +398,7 @@ impl Helm {
                 });
             }
         };
-        if status.success() {
-            return Ok(String::from_utf8_lossy(&stdout).into_owned());
-        }
-        let stderr = String::from_utf8_lossy(&stderr).trim().to_string();
-        match status.code() {
-            Some(_) => Err(HelmError::Failed {
-                command: command.into(),
-                stderr: if stderr.is_empty() {
-                    format!("exit status {status}")
-                } else {
-                    stderr
-                },
-            }),
-            None => Err(HelmError::Crashed {
-                command: command.into(),
-                detail: format!("{status}{}", tail(&stderr)),
-            }),
-        }
+        exited(command, status, &stdout, &stderr)
     }
 }
 
@@ -499,78 +416,30 @@ impl Helm {
     }
 }
 
-/// Why reading helm's output stopped early.
-enum Collect {
-    Io(std::io::Error),
-    TooLarge { stream: &'static str, limit: usize },
-}
-
-/// Reads stdout and stderr to their ends (each within its cap), then
-/// reaps the process.
-async fn collect(
-    child: &mut Child,
-    capture: Capture,
-) -> Result<(Vec<u8>, Vec<u8>, ExitStatus), Collect> {
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let (out, err) = tokio::try_join!(
-        read_capped(stdout, capture, "stdout"),
-        read_capped(stderr, Capture::Upto(MAX_STDERR_BYTES), "stderr"),
-    )?;
-    let status = child.wait().await.map_err(Collect::Io)?;
-    Ok((out, err, status))
-}
-
-/// Reads `pipe` to its end, keeping at most the cap: one byte more fails.
-async fn read_capped(
-    pipe: Option<impl AsyncRead + Unpin>,
-    capture: Capture,
-    stream: &'static str,
-) -> Result<Vec<u8>, Collect> {
-    let Some(mut pipe) = pipe else {
-        return Ok(Vec::new());
-    };
-    let mut kept = Vec::new();
-    let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        let n = pipe.read(&mut chunk).await.map_err(Collect::Io)?;
-        if n == 0 {
-            return Ok(kept);
-        }
-        if let Capture::Upto(limit) = capture {
-            if kept.len() + n > limit {
-                return Err(Collect::TooLarge { stream, limit });
-            }
-            kept.extend_from_slice(&chunk[..n]);
-        }
+/// The outcome of a helm that exited: its stdout, or why it failed.
+fn exited(
+    command: &str,
+    status: ExitStatus,
+    stdout: &[u8],
+    stderr: &[u8],
+) -> Result<String, HelmError> {
+    if status.success() {
+        return Ok(String::from_utf8_lossy(stdout).into_owned());
     }
-}
-
-/// Kills helm and everything in its process group, then reaps it. The
-/// group is signalled before helm is reaped, so its id cannot have been
-/// reused by then.
-async fn kill_group(child: &mut Child) {
-    signal_group(child.id());
-    let _ = child.kill().await;
-}
-
-fn signal_group(pid: Option<u32>) {
-    #[cfg(unix)]
-    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-        // SAFETY: kill(2) with a negative pid signals a process group; it
-        // touches no memory of ours.
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-        }
-    }
-}
-
-/// Kills helm's process group when dropped while armed (helm not reaped).
-struct GroupGuard(Option<u32>);
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        signal_group(self.0.take());
+    let stderr = String::from_utf8_lossy(stderr).trim().to_string();
+    match status.code() {
+        Some(_) => Err(HelmError::Failed {
+            command: command.into(),
+            stderr: if stderr.is_empty() {
+                format!("exit status {status}")
+            } else {
+                stderr
+            },
+        }),
+        None => Err(HelmError::Crashed {
+            command: command.into(),
+            detail: format!("{status}{}", tail(&stderr)),
+        }),
     }
 }
 
@@ -601,33 +470,7 @@ fn tail(stderr: &str) -> String {
 /// What helm prints holds text the chart wrote (`fail`, template errors),
 /// so messages about releases mask generated secrets however a chart
 /// transformed them.
-pub use crate::redact::redact_chart_text as redact;
-
-/// A helm whose broker was killed outright (SIGKILL, OOM) must die too:
-/// otherwise it goes on upgrading a release that another replica has taken
-/// over, and the same operation runs twice. `kill_on_drop` can't cover that,
-/// since nothing is dropped in a killed process. (The signal follows the
-/// thread that forked; tokio forks from its worker threads, which live as
-/// long as the runtime.)
-fn die_with_parent(cmd: &mut Command) {
-    let parent = std::process::id();
-    // SAFETY: between fork and exec only async-signal-safe calls are made:
-    // prctl and getppid.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The broker may have died before prctl took effect.
-            if libc::getppid() as u32 != parent {
-                return Err(std::io::Error::other(
-                    "the broker exited before helm started",
-                ));
-            }
-            Ok(())
-        });
-    }
-}
+pub(crate) use crate::redact::redact_chart_text as redact;
 
 #[cfg(test)]
 mod tests {

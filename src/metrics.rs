@@ -18,7 +18,7 @@ use prometheus_client::registry::Registry;
 
 use crate::broker::model::{OpKind, OpState};
 
-pub mod process;
+pub(crate) mod process;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DurationLabels {
@@ -81,7 +81,7 @@ struct HelmLabels {
 }
 
 /// The broker's metrics.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     durations: Family<DurationLabels, Histogram>,
@@ -117,109 +117,12 @@ impl Default for Metrics {
         let mut root = Registry::default();
         root.register_collector(Box::new(process::ProcessCollector));
         let registry = root.sub_registry_with_prefix("chartbroker");
-        let build = Family::<BuildLabels, Gauge>::default();
-        build
-            .get_or_create(&BuildLabels {
-                version: env!("CARGO_PKG_VERSION"),
-                os: std::env::consts::OS,
-                arch: std::env::consts::ARCH,
-            })
-            .set(1);
-        registry.register(
-            "build_info",
-            "Always 1; the labels say which build of chartbroker runs",
-            build,
-        );
-        let durations = Family::<DurationLabels, Histogram>::new_with_constructor(
-            request_histogram as fn() -> Histogram,
-        );
-        registry.register(
-            "http_request_duration_seconds",
-            "Duration of HTTP requests by route template, method and status class (2xx, 4xx, ...)",
-            durations.clone(),
-        );
-        let in_progress = Family::<KindLabels, Gauge>::default();
-        registry.register(
-            "operations_in_progress",
-            "Operations this process is running now, by kind",
-            in_progress.clone(),
-        );
-        let requests = Family::<RequestLabels, Counter>::default();
-        let operations = Family::<OperationLabels, Counter>::default();
-        let helm = Family::<HelmLabels, Histogram>::new_with_constructor(
-            helm_histogram as fn() -> Histogram,
-        );
-        registry.register(
-            "http_requests",
-            "HTTP requests by route, method and status",
-            requests.clone(),
-        );
-        registry.register(
-            "operations",
-            "OSB operations by kind and state (in progress counts starts)",
-            operations.clone(),
-        );
-        let upstream = Family::<UpstreamLabels, Histogram>::new_with_constructor(
-            upstream_histogram as fn() -> Histogram,
-        );
-        registry.register(
-            "upstream_call_duration_seconds",
-            "Duration of calls to upstream brokers by broker, method and outcome (status or error)",
-            upstream.clone(),
-        );
-        registry.register(
-            "helm_call_duration_seconds",
-            "Duration of helm invocations by subcommand and outcome",
-            helm.clone(),
-        );
-        let store_errors = Family::<StoreErrorLabels, Counter>::default();
-        registry.register(
-            "store_errors",
-            "Store errors by kind: unknown_key (sealed with a key this broker lacks), tampered, format, legacy_key, backend",
-            store_errors.clone(),
-        );
-        let store_lists = Family::<StoreListLabels, Counter>::default();
-        registry.register(
-            "store_list_requests",
-            "LIST requests of the Kubernetes store by what they select: all (every record of a table), prefix (one instance's bindings) or tagged (a lapsed replica's in-flight records, tombstones)",
-            store_lists.clone(),
-        );
-        let store_unreadable = Gauge::default();
-        registry.register(
-            "store_unreadable_records",
-            "Store records this broker met and cannot open (non-zero fails /readyz)",
-            store_unreadable.clone(),
-        );
-        let helm_running = Gauge::default();
-        let helm_waiting = Gauge::default();
-        registry.register(
-            "helm_processes_running",
-            "helm processes running now",
-            helm_running.clone(),
-        );
-        registry.register(
-            "helm_calls_waiting",
-            "helm calls waiting for a process slot (--max-helm-processes)",
-            helm_waiting.clone(),
-        );
-        let reloads = Family::<ReloadLabels, Counter>::default();
-        registry.register(
-            "reloads",
-            "Successful reloads by what was reloaded: catalog, tls, credentials",
-            reloads.clone(),
-        );
-        let reload_failures = Family::<ReloadLabels, Counter>::default();
-        registry.register(
-            "reload_failures",
-            "Failed reloads by what failed to load (the previous one stays in force)",
-            reload_failures.clone(),
-        );
-        let reload_last_success = Family::<ReloadLabels, Gauge>::default();
-        registry.register(
-            "reload_last_success_timestamp_seconds",
-            "Unix time of the last successful reload by what was reloaded",
-            reload_last_success.clone(),
-        );
+        register_build_info(registry);
+        let (durations, in_progress, requests, operations) = register_http(registry);
+        let (upstream, helm) = register_calls(registry);
+        let (store_errors, store_lists, store_unreadable) = register_store(registry);
+        let (helm_running, helm_waiting) = register_helm_slots(registry);
+        let (reloads, reload_failures, reload_last_success) = register_reloads(registry);
         Metrics {
             registry: root,
             durations,
@@ -240,10 +143,159 @@ impl Default for Metrics {
     }
 }
 
+fn register_build_info(registry: &mut Registry) {
+    let build = Family::<BuildLabels, Gauge>::default();
+    build
+        .get_or_create(&BuildLabels {
+            version: env!("CARGO_PKG_VERSION"),
+            os: std::env::consts::OS,
+            arch: std::env::consts::ARCH,
+        })
+        .set(1);
+    registry.register(
+        "build_info",
+        "Always 1; the labels say which build of chartbroker runs",
+        build,
+    );
+}
+
+type HttpFamilies = (
+    Family<DurationLabels, Histogram>,
+    Family<KindLabels, Gauge>,
+    Family<RequestLabels, Counter>,
+    Family<OperationLabels, Counter>,
+);
+
+fn register_http(registry: &mut Registry) -> HttpFamilies {
+    let durations = Family::<DurationLabels, Histogram>::new_with_constructor(
+        request_histogram as fn() -> Histogram,
+    );
+    registry.register(
+        "http_request_duration_seconds",
+        "Duration of HTTP requests by route template, method and status class (2xx, 4xx, ...)",
+        durations.clone(),
+    );
+    let in_progress = Family::<KindLabels, Gauge>::default();
+    registry.register(
+        "operations_in_progress",
+        "Operations this process is running now, by kind",
+        in_progress.clone(),
+    );
+    let requests = Family::<RequestLabels, Counter>::default();
+    let operations = Family::<OperationLabels, Counter>::default();
+    registry.register(
+        "http_requests",
+        "HTTP requests by route, method and status",
+        requests.clone(),
+    );
+    registry.register(
+        "operations",
+        "OSB operations by kind and state (in progress counts starts)",
+        operations.clone(),
+    );
+    (durations, in_progress, requests, operations)
+}
+
+fn register_calls(
+    registry: &mut Registry,
+) -> (
+    Family<UpstreamLabels, Histogram>,
+    Family<HelmLabels, Histogram>,
+) {
+    let helm =
+        Family::<HelmLabels, Histogram>::new_with_constructor(helm_histogram as fn() -> Histogram);
+    let upstream = Family::<UpstreamLabels, Histogram>::new_with_constructor(
+        upstream_histogram as fn() -> Histogram,
+    );
+    registry.register(
+        "upstream_call_duration_seconds",
+        "Duration of calls to upstream brokers by broker, method and outcome (status or error)",
+        upstream.clone(),
+    );
+    registry.register(
+        "helm_call_duration_seconds",
+        "Duration of helm invocations by subcommand and outcome",
+        helm.clone(),
+    );
+    (upstream, helm)
+}
+
+fn register_store(
+    registry: &mut Registry,
+) -> (
+    Family<StoreErrorLabels, Counter>,
+    Family<StoreListLabels, Counter>,
+    Gauge,
+) {
+    let store_errors = Family::<StoreErrorLabels, Counter>::default();
+    registry.register(
+        "store_errors",
+        "Store errors by kind: unknown_key (sealed with a key this broker lacks), tampered, format, legacy_key, backend",
+        store_errors.clone(),
+    );
+    let store_lists = Family::<StoreListLabels, Counter>::default();
+    registry.register(
+        "store_list_requests",
+        "LIST requests of the Kubernetes store by what they select: all (every record of a table), prefix (one instance's bindings) or tagged (a lapsed replica's in-flight records, tombstones)",
+        store_lists.clone(),
+    );
+    let store_unreadable = Gauge::default();
+    registry.register(
+        "store_unreadable_records",
+        "Store records this broker met and cannot open (non-zero fails /readyz)",
+        store_unreadable.clone(),
+    );
+    (store_errors, store_lists, store_unreadable)
+}
+
+fn register_helm_slots(registry: &mut Registry) -> (Gauge, Gauge) {
+    let helm_running = Gauge::default();
+    let helm_waiting = Gauge::default();
+    registry.register(
+        "helm_processes_running",
+        "helm processes running now",
+        helm_running.clone(),
+    );
+    registry.register(
+        "helm_calls_waiting",
+        "helm calls waiting for a process slot (--max-helm-processes)",
+        helm_waiting.clone(),
+    );
+    (helm_running, helm_waiting)
+}
+
+type ReloadFamilies = (
+    Family<ReloadLabels, Counter>,
+    Family<ReloadLabels, Counter>,
+    Family<ReloadLabels, Gauge>,
+);
+
+fn register_reloads(registry: &mut Registry) -> ReloadFamilies {
+    let reloads = Family::<ReloadLabels, Counter>::default();
+    registry.register(
+        "reloads",
+        "Successful reloads by what was reloaded: catalog, tls, credentials",
+        reloads.clone(),
+    );
+    let reload_failures = Family::<ReloadLabels, Counter>::default();
+    registry.register(
+        "reload_failures",
+        "Failed reloads by what failed to load (the previous one stays in force)",
+        reload_failures.clone(),
+    );
+    let reload_last_success = Family::<ReloadLabels, Gauge>::default();
+    registry.register(
+        "reload_last_success_timestamp_seconds",
+        "Unix time of the last successful reload by what was reloaded",
+        reload_last_success.clone(),
+    );
+    (reloads, reload_failures, reload_last_success)
+}
+
 impl Metrics {
     /// Counts one HTTP request. `route` must be a route template (or
     /// `unmatched`), never a request's own path.
-    pub fn request(&self, route: &str, method: &axum::http::Method, status: u16) {
+    pub(crate) fn request(&self, route: &str, method: &axum::http::Method, status: u16) {
         self.requests
             .get_or_create(&RequestLabels {
                 route: route.to_string(),
@@ -254,7 +306,7 @@ impl Metrics {
     }
 
     /// Records how long a request took (`route` as for [`Metrics::request`]).
-    pub fn request_duration(
+    pub(crate) fn request_duration(
         &self,
         route: &str,
         method: &axum::http::Method,
@@ -271,7 +323,7 @@ impl Metrics {
     }
 
     /// Sets how many operations of each kind run now.
-    pub fn set_operations_in_progress(&self, running: &[(OpKind, usize)]) {
+    pub(crate) fn set_operations_in_progress(&self, running: &[(OpKind, usize)]) {
         for (kind, n) in running {
             self.in_progress
                 .get_or_create(&KindLabels {
@@ -282,13 +334,13 @@ impl Metrics {
     }
 
     /// Records how many helm calls run and wait.
-    pub fn helm_load(&self, running: usize, waiting: usize) {
+    pub(crate) fn helm_load(&self, running: usize, waiting: usize) {
         self.helm_running.set(running as i64);
         self.helm_waiting.set(waiting as i64);
     }
 
     /// Counts an operation starting or finishing.
-    pub fn operation(&self, kind: OpKind, state: OpState) {
+    pub(crate) fn operation(&self, kind: OpKind, state: OpState) {
         self.operations
             .get_or_create(&OperationLabels {
                 kind: kind.as_str().to_string(),
@@ -298,7 +350,7 @@ impl Metrics {
     }
 
     /// Records one helm call.
-    pub fn helm_call(&self, command: &str, took: Duration, ok: bool) {
+    pub(crate) fn helm_call(&self, command: &str, took: Duration, ok: bool) {
         self.helm
             .get_or_create(&HelmLabels {
                 command: command.to_string(),
@@ -308,7 +360,7 @@ impl Metrics {
     }
 
     /// Records one call to an upstream broker.
-    pub fn upstream_call(&self, broker: &str, method: &str, outcome: &str, took: Duration) {
+    pub(crate) fn upstream_call(&self, broker: &str, method: &str, outcome: &str, took: Duration) {
         self.upstream
             .get_or_create(&UpstreamLabels {
                 broker: broker.to_string(),
@@ -319,7 +371,7 @@ impl Metrics {
     }
 
     /// Counts a reload of `what` (`catalog`, `tls`, `credentials`).
-    pub fn reload(&self, what: &str, ok: bool) {
+    pub(crate) fn reload(&self, what: &str, ok: bool) {
         let labels = ReloadLabels {
             what: what.to_string(),
         };
@@ -334,7 +386,7 @@ impl Metrics {
     }
 
     /// Counts one store error of `kind`.
-    pub fn store_error(&self, kind: &str) {
+    pub(crate) fn store_error(&self, kind: &str) {
         self.store_errors
             .get_or_create(&StoreErrorLabels {
                 kind: kind.to_string(),
@@ -343,14 +395,14 @@ impl Metrics {
     }
 
     /// Counts one LIST request of the Kubernetes store.
-    pub fn store_list(&self, selects: &'static str) {
+    pub(crate) fn store_list(&self, selects: &'static str) {
         self.store_lists
             .get_or_create(&StoreListLabels { selects })
             .inc();
     }
 
     /// Sets how many store records this broker cannot open.
-    pub fn set_store_unreadable(&self, n: usize) {
+    pub(crate) fn set_store_unreadable(&self, n: usize) {
         self.store_unreadable
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
@@ -359,12 +411,12 @@ impl Metrics {
     /// OpenMetrics (`promtool`, `curl`, older scrapers): the same metrics,
     /// with counter families named by their `_total` samples and no
     /// `# EOF`, as that format wants.
-    pub fn encode_text(&self) -> String {
+    pub(crate) fn encode_text(&self) -> String {
         to_text_format(&self.encode())
     }
 
     /// The OpenMetrics text exposition format.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");

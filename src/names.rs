@@ -4,13 +4,13 @@
 use ring::digest::{SHA256, digest};
 
 /// Longest instance or binding id accepted (platforms send UUIDs).
-pub const MAX_ID_LEN: usize = 255;
+pub(crate) const MAX_ID_LEN: usize = 255;
 
 /// Whether an OSB id may name a record: ids become store keys (where NUL
 /// separates an instance from its bindings), file names (render engine),
 /// annotations and log fields, so control characters, `/` and the path
 /// names `.` and `..` are refused rather than escaped.
-pub fn check_id(what: &str, id: &str) -> Result<(), String> {
+pub(crate) fn check_id(what: &str, id: &str) -> Result<(), String> {
     if id.is_empty() {
         return Err(format!("{what} is required"));
     }
@@ -36,12 +36,12 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Short hex digest of a string, used where ids can't be used verbatim.
-pub fn short_hash(s: &str) -> String {
+pub(crate) fn short_hash(s: &str) -> String {
     hex(&digest(&SHA256, s.as_bytes()).as_ref()[..8])
 }
 
 /// Whether `s` is a DNS-1123 label of at most `max` characters.
-pub fn is_dns_label(s: &str, max: usize) -> bool {
+pub(crate) fn is_dns_label(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
         && s.bytes()
@@ -54,7 +54,7 @@ pub fn is_dns_label(s: &str, max: usize) -> bool {
 /// DNS label (UUIDs are), otherwise `cbx-<hash>`. Kept at 40 characters or
 /// fewer so chart resource names with suffixes stay under Kubernetes limits.
 /// The two prefixes differ so a verbatim id can never equal a hashed one.
-pub fn release_name(instance_id: &str) -> String {
+pub(crate) fn release_name(instance_id: &str) -> String {
     if is_dns_label(instance_id, 37) {
         format!("cb-{instance_id}")
     } else {
@@ -63,7 +63,7 @@ pub fn release_name(instance_id: &str) -> String {
 }
 
 /// Default name of the Secret that carries a binding's credentials.
-pub fn binding_secret_name(binding_id: &str) -> String {
+pub(crate) fn binding_secret_name(binding_id: &str) -> String {
     if is_dns_label(binding_id, 50) {
         format!("cb-bind-{binding_id}")
     } else {
@@ -73,7 +73,7 @@ pub fn binding_secret_name(binding_id: &str) -> String {
 
 /// A label value from an id: the id when it is a valid label value, else a
 /// hash (the full id goes in an annotation beside it).
-pub fn label_value(id: &str) -> String {
+pub(crate) fn label_value(id: &str) -> String {
     let ok = !id.is_empty()
         && id.len() <= 63
         && id
@@ -86,7 +86,7 @@ pub fn label_value(id: &str) -> String {
 
 /// SHA-256 of canonical JSON: requests that mean the same thing hash the
 /// same, whatever the key order they were sent in.
-pub fn fingerprint(v: &serde_json::Value) -> String {
+pub(crate) fn fingerprint(v: &serde_json::Value) -> String {
     fn canonical(v: &serde_json::Value, out: &mut String) {
         match v {
             serde_json::Value::Object(m) => {

@@ -33,7 +33,7 @@ pub fn redact(message: &str, secrets: &[String]) -> String {
 /// template errors), which can transform the generated secrets it gets as
 /// values. Only for random secrets: a chosen password made of words would
 /// mask those words wherever they appear.
-pub fn redact_chart_text(message: &str, secrets: &[String]) -> String {
+pub(crate) fn redact_chart_text(message: &str, secrets: &[String]) -> String {
     mask_runs(&replace_forms(message, secrets), secrets)
 }
 

@@ -42,7 +42,7 @@ pub enum What {
 
 impl What {
     /// The metric label and log field.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             What::Catalog => "catalog",
             What::Tls => "tls",
@@ -52,28 +52,28 @@ impl What {
 }
 
 /// Builds the credentials from their sources (environment, file).
-pub type CredentialSource = Arc<dyn Fn() -> anyhow::Result<Credentials> + Send + Sync>;
+pub(crate) type CredentialSource = Arc<dyn Fn() -> anyhow::Result<Credentials> + Send + Sync>;
 
 /// Everything a reload reads and replaces.
 pub struct Reloader {
     /// Whose catalog is replaced.
-    pub broker: Broker,
+    pub(crate) broker: Broker,
     /// Catalog directory.
-    pub catalog_dir: PathBuf,
+    pub(crate) catalog_dir: PathBuf,
     /// Charts directory.
-    pub charts_dir: PathBuf,
+    pub(crate) charts_dir: PathBuf,
     /// Upstream brokers whose imports stay merged into a reloaded catalog.
-    pub upstreams: Option<Arc<Upstreams>>,
+    pub(crate) upstreams: Option<Arc<Upstreams>>,
     /// The credentials in force.
-    pub credentials: Arc<LiveCredentials>,
+    pub(crate) credentials: Arc<LiveCredentials>,
     /// How to build them again.
-    pub credential_source: CredentialSource,
+    pub(crate) credential_source: CredentialSource,
     /// The credentials and platforms files, watched for changes.
-    pub credentials_file: Vec<PathBuf>,
+    pub(crate) credentials_file: Vec<PathBuf>,
     /// The listener's TLS, when it serves HTTPS.
-    pub tls: Option<Arc<LiveTls>>,
+    pub(crate) tls: Option<Arc<LiveTls>>,
     /// Where reloads are counted.
-    pub metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Reloader {
@@ -126,7 +126,7 @@ impl Reloader {
     }
 
     /// Reloads everything (SIGHUP).
-    pub async fn reload_all(&self) {
+    pub(crate) async fn reload_all(&self) {
         for what in [What::Catalog, What::Tls, What::Credentials] {
             self.reload(what).await;
         }
@@ -223,7 +223,7 @@ async fn fingerprint_of(paths: Vec<PathBuf>) -> u64 {
 
 /// A hash of the path, size, modification time and inode of every file
 /// under `paths`, following symlinks (up to a depth, against loops).
-pub fn fingerprint(paths: &[PathBuf]) -> u64 {
+pub(crate) fn fingerprint(paths: &[PathBuf]) -> u64 {
     let mut h = DefaultHasher::new();
     for p in paths {
         walk(p, 0, &mut h);

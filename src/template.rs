@@ -53,7 +53,7 @@ const CONTEXT_CHANGING_HELPERS: &[&str] = &["each", "with"];
 
 /// What went wrong while compiling or rendering a template.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TemplateErrorKind {
+pub(crate) enum TemplateErrorKind {
     /// The template text is not valid handlebars, or uses an unsupported
     /// construct (partials, decorators, unknown helpers).
     Compile,
@@ -66,15 +66,15 @@ pub enum TemplateErrorKind {
 /// A template failure, naming the leaf it happened in.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}{message}", if path.is_empty() { String::new() } else { format!("{path}: ") })]
-pub struct TemplateError {
+pub(crate) struct TemplateError {
     /// Leaf path inside the rendered tree, such as `auth.rootPassword` or
     /// `hosts[2]`; empty when no tree is involved.
-    pub path: String,
+    pub(crate) path: String,
     /// The failure category.
-    pub kind: TemplateErrorKind,
+    pub(crate) kind: TemplateErrorKind,
     /// Human-readable detail. Never contains rendered data, so it is safe to
     /// log even when the data holds secrets.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl TemplateError {
@@ -92,7 +92,7 @@ impl TemplateError {
 /// Keys are never templated and the output keeps the input's shape, except
 /// that a whole-leaf variable that is absent or null removes its key (or its
 /// sequence item). Errors name the leaf path.
-pub fn render_tree(tree: &Value, data: &Value) -> Result<Value, TemplateError> {
+pub(crate) fn render_tree(tree: &Value, data: &Value) -> Result<Value, TemplateError> {
     let ctx = Context::from(data.clone());
     Ok(render_node(tree, "", &ctx, data)?.unwrap_or(Value::Null))
 }
@@ -237,7 +237,7 @@ fn lookup<'a>(data: &'a Value, segments: &[String]) -> Option<&'a Value> {
 /// skipped, except `@root.…` and enough `../` to climb back to the root.
 /// Partials, decorators and unknown helpers are reported as compile errors
 /// because they could only fail at render time.
-pub fn variables(template: &str) -> Result<Vec<String>, TemplateError> {
+pub(crate) fn variables(template: &str) -> Result<Vec<String>, TemplateError> {
     let compiled = compile(template, "")?;
     let mut out = Vec::new();
     collect_template(&compiled, 0, &mut out)?;
@@ -336,7 +336,7 @@ fn unsupported(message: String) -> TemplateError {
 }
 
 /// Every string leaf of `tree` with its leaf path, in document order.
-pub fn string_leaves(tree: &Value) -> Vec<(String, &str)> {
+pub(crate) fn string_leaves(tree: &Value) -> Vec<(String, &str)> {
     fn walk<'a>(node: &'a Value, path: String, out: &mut Vec<(String, &'a str)>) {
         match node {
             Value::String(s) => out.push((path, s)),
@@ -357,7 +357,7 @@ pub fn string_leaves(tree: &Value) -> Vec<(String, &str)> {
 
 /// Appends a mapping key to a leaf path: `a.b`, or `a["x.y"]` when the key
 /// would be ambiguous in dotted form.
-pub fn join_key(parent: &str, key: &str) -> String {
+pub(crate) fn join_key(parent: &str, key: &str) -> String {
     let plain = !key.is_empty()
         && key
             .chars()
@@ -370,7 +370,7 @@ pub fn join_key(parent: &str, key: &str) -> String {
 }
 
 /// Appends a sequence index to a leaf path: `hosts[2]`.
-pub fn join_index(parent: &str, index: usize) -> String {
+pub(crate) fn join_index(parent: &str, index: usize) -> String {
     format!("{parent}[{index}]")
 }
 

@@ -36,7 +36,7 @@ fn certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
 }
 
 /// Builds the rustls server configuration.
-pub fn server_config(s: &TlsSettings) -> anyhow::Result<rustls::ServerConfig> {
+pub(crate) fn server_config(s: &TlsSettings) -> anyhow::Result<rustls::ServerConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = certs(&s.cert)?;
     let key = PrivateKeyDer::from_pem_file(&s.key)
@@ -87,7 +87,7 @@ impl LiveTls {
     }
 
     /// The files it reads (certificate, key, client CA).
-    pub fn files(&self) -> Vec<PathBuf> {
+    pub(crate) fn files(&self) -> Vec<PathBuf> {
         let s = &self.settings;
         let mut v = vec![s.cert.clone(), s.key.clone()];
         v.extend(s.client_ca.clone());
@@ -100,14 +100,14 @@ impl LiveTls {
     }
 
     /// Rereads the files; on an error the configuration in force stays.
-    pub fn reload(&self) -> anyhow::Result<()> {
+    pub(crate) fn reload(&self) -> anyhow::Result<()> {
         let fresh = server_config(&self.settings)?;
         *self.config.write().expect("tls lock") = Arc::new(fresh);
         Ok(())
     }
 
     /// An acceptor over the configuration in force.
-    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+    pub(crate) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         tokio_rustls::TlsAcceptor::from(self.config.read().expect("tls lock").clone())
     }
 }

@@ -13,7 +13,7 @@ impl Broker {
     /// its namespaces can't read another's instances or binding
     /// credentials. Reads check no user: the platform reads what it asked
     /// for.
-    pub async fn check_read(&self, instance_id: &str, trust: &Trust) -> Result<()> {
+    pub(crate) async fn check_read(&self, instance_id: &str, trust: &Trust) -> Result<()> {
         if trust.namespaces.is_none() {
             return Ok(());
         }

@@ -36,7 +36,7 @@ impl Broker {
     /// GET), 409 for the same id with other attributes, 404 for an unknown
     /// instance, 422 ConcurrencyError while the instance is being provisioned
     /// or deprovisioned.
-    pub async fn bind(&self, req: BindRequest, meta: RequestMeta) -> Result<BindOutcome> {
+    pub(crate) async fn bind(&self, req: BindRequest, meta: RequestMeta) -> Result<BindOutcome> {
         super::valid_id(&req.instance_id, "instance_id")?;
         super::valid_id(&req.binding_id, "binding_id")?;
         required(&req.service_id, "service_id")?;

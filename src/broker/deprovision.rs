@@ -14,7 +14,11 @@ impl Broker {
     /// asynchronously and the request did not accept that), 422
     /// ConcurrencyError while another operation runs. Bindings the platform
     /// left behind are removed with the instance.
-    pub async fn deprovision(&self, req: DeprovisionRequest, meta: RequestMeta) -> Result<Outcome> {
+    pub(crate) async fn deprovision(
+        &self,
+        req: DeprovisionRequest,
+        meta: RequestMeta,
+    ) -> Result<Outcome> {
         super::valid_id(&req.instance_id, "instance_id")?;
         required(&req.service_id, "service_id")?;
         required(&req.plan_id, "plan_id")?;

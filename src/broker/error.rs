@@ -73,4 +73,4 @@ impl From<StoreError> for BrokerError {
 }
 
 /// Result alias for the core.
-pub type Result<T, E = BrokerError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = BrokerError> = std::result::Result<T, E>;

@@ -9,7 +9,7 @@ use super::{Broker, BrokerError, Result};
 impl Broker {
     /// `GET /v2/service_instances/:instance_id`: 404 unless provisioned, 422
     /// ConcurrencyError while an update runs.
-    pub async fn fetch_instance(&self, instance_id: &str) -> Result<InstanceView> {
+    pub(crate) async fn fetch_instance(&self, instance_id: &str) -> Result<InstanceView> {
         let inst = match self.load_instance(instance_id).await? {
             Some((i, _)) if i.state == InstanceState::Ready => i,
             _ => {
@@ -51,7 +51,7 @@ impl Broker {
     /// async deprovision the delete answers 200 `succeeded` while the
     /// tombstone lives; once it is forgotten, polling a delete answers 410
     /// and anything else about an unknown instance 404 (the spec's MUST).
-    pub async fn instance_last_operation(
+    pub(crate) async fn instance_last_operation(
         &self,
         instance_id: &str,
         operation: Option<&str>,
@@ -74,7 +74,7 @@ impl Broker {
     /// delete and send DELETEs, answered 410, forever), while osb-checker
     /// reads only 200 `succeeded` as the end of a delete; both send the
     /// same poll, so the answer is the credential's.
-    pub async fn instance_last_operation_for(
+    pub(crate) async fn instance_last_operation_for(
         &self,
         instance_id: &str,
         operation: Option<&str>,
@@ -95,7 +95,7 @@ impl Broker {
 
     /// `GET .../service_bindings/:binding_id/last_operation`, as for
     /// instances: 200 `succeeded` for the unbind while the tombstone lives.
-    pub async fn binding_last_operation(
+    pub(crate) async fn binding_last_operation(
         &self,
         instance_id: &str,
         binding_id: &str,

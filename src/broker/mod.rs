@@ -17,23 +17,23 @@
 //! to the ports.
 
 mod authorize;
-pub mod bind;
+pub(crate) mod bind;
 mod cas;
-pub mod dependencies;
-pub mod deprovision;
-pub mod error;
-pub mod fetch;
+pub(crate) mod dependencies;
+pub(crate) mod deprovision;
+pub(crate) mod error;
+pub(crate) mod fetch;
 pub mod model;
-pub mod namespaces;
-pub mod overview;
+pub(crate) mod namespaces;
+pub(crate) mod overview;
 pub mod ports;
-pub mod provision;
-pub mod requests;
-pub mod secrets;
-pub mod takeover;
-pub mod trust;
-pub mod unbind;
-pub mod update;
+pub(crate) mod provision;
+pub(crate) mod requests;
+pub(crate) mod secrets;
+pub(crate) mod takeover;
+pub(crate) mod trust;
+pub(crate) mod unbind;
+pub(crate) mod update;
 pub mod worker;
 
 use std::sync::{Arc, RwLock};
@@ -42,7 +42,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::catalog::{Catalog, Plan, ServedBy, Service};
-pub use error::{BrokerError, Result};
+pub(crate) use error::{BrokerError, Result};
 use model::{Binding, Instance, OpKind, OpState};
 #[cfg(test)]
 use ports::Expect;
@@ -50,28 +50,28 @@ use ports::{Backend, SecretSink, Store, Table};
 
 /// Settings of the core that are not in the catalog.
 #[derive(Clone, Debug)]
-pub struct BrokerConfig {
+pub(crate) struct BrokerConfig {
     /// Namespace for instances whose platform sent none.
-    pub default_namespace: String,
+    pub(crate) default_namespace: String,
     /// Deadline of an operation whose plan sets no `maximum_polling_duration`.
-    pub default_operation_timeout: Duration,
+    pub(crate) default_operation_timeout: Duration,
     /// Deadline of an operation a request waits for (no
     /// `accepts_incomplete`): the platform's connection and a worker are
     /// held that long at most.
-    pub sync_operation_timeout: Duration,
+    pub(crate) sync_operation_timeout: Duration,
     /// How many broker processes may start the same operation before it is
     /// failed instead of resumed again (guards against crash loops).
-    pub max_attempts: u32,
+    pub(crate) max_attempts: u32,
     /// Whether other broker processes share the store (replicas on the
     /// Kubernetes store). Then operations are leased: the owner renews a
     /// heartbeat, and others take over only when it lapses. With a store
     /// only this process can open, everything in progress at start is
     /// orphaned and resumed at once.
-    pub shared_store: bool,
+    pub(crate) shared_store: bool,
     /// How long an owner's heartbeat stays valid (shared store).
-    pub lease: Duration,
+    pub(crate) lease: Duration,
     /// Which namespaces requests may target.
-    pub namespaces: namespaces::NamespacePolicy,
+    pub(crate) namespaces: namespaces::NamespacePolicy,
 }
 
 impl Default for BrokerConfig {
@@ -89,25 +89,25 @@ impl Default for BrokerConfig {
 }
 
 /// Called when an operation starts or finishes (for metrics).
-pub type OperationObserver = Arc<dyn Fn(OpKind, OpState) + Send + Sync>;
+pub(crate) type OperationObserver = Arc<dyn Fn(OpKind, OpState) + Send + Sync>;
 
 /// The adapters the core drives.
-pub struct Adapters {
+pub(crate) struct Adapters {
     /// Where records live.
-    pub store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     /// Backend for chart plans.
-    pub chart: Arc<dyn Backend>,
+    pub(crate) chart: Arc<dyn Backend>,
     /// Backend for upstream plans, when configured.
-    pub upstream: Option<Arc<dyn Backend>>,
+    pub(crate) upstream: Option<Arc<dyn Backend>>,
     /// Where binding credentials are delivered.
-    pub sink: Arc<dyn SecretSink>,
+    pub(crate) sink: Arc<dyn SecretSink>,
     /// Checks Kubernetes originating identities against target namespaces
     /// (helm engine); `None` trusts the platform's word (render engine, or
     /// SubjectAccessReview turned off by the operator).
-    pub authorizer: Option<Arc<dyn ports::Authorizer>>,
+    pub(crate) authorizer: Option<Arc<dyn ports::Authorizer>>,
     /// Reads Namespace labels for the operator's selector; `None` without
     /// a cluster.
-    pub namespaces: Option<Arc<dyn ports::NamespaceLabels>>,
+    pub(crate) namespaces: Option<Arc<dyn ports::NamespaceLabels>>,
 }
 
 /// The broker core. Cheap to clone; clones share state.
@@ -160,11 +160,11 @@ impl PlanRef {
 /// so dropping the last broker (and with it the store, whose file lock a
 /// successor needs) ends them.
 #[derive(Clone)]
-pub struct WeakBroker(std::sync::Weak<Inner>);
+pub(crate) struct WeakBroker(std::sync::Weak<Inner>);
 
 impl WeakBroker {
     /// The broker, unless it was dropped.
-    pub fn upgrade(&self) -> Option<Broker> {
+    pub(crate) fn upgrade(&self) -> Option<Broker> {
         self.0.upgrade().map(|inner| Broker { inner })
     }
 }
@@ -173,7 +173,7 @@ impl WeakBroker {
 
 impl Broker {
     /// A broker over a loaded catalog and its adapters.
-    pub fn new(
+    pub(crate) fn new(
         catalog: Catalog,
         adapters: Adapters,
         config: BrokerConfig,
@@ -193,22 +193,22 @@ impl Broker {
     }
 
     /// A handle for background tasks that must not keep the broker alive.
-    pub fn downgrade(&self) -> WeakBroker {
+    pub(crate) fn downgrade(&self) -> WeakBroker {
         WeakBroker(Arc::downgrade(&self.inner))
     }
 
     /// The current catalog.
-    pub fn catalog(&self) -> Arc<Catalog> {
+    pub(crate) fn catalog(&self) -> Arc<Catalog> {
         self.inner.catalog.read().expect("catalog lock").clone()
     }
 
     /// Replaces the catalog (e.g. after refreshing upstream catalogs).
-    pub fn set_catalog(&self, catalog: Catalog) {
+    pub(crate) fn set_catalog(&self, catalog: Catalog) {
         *self.inner.catalog.write().expect("catalog lock") = Arc::new(catalog);
     }
 
     /// This process, as an operation owner.
-    pub fn replica(&self) -> &str {
+    pub(crate) fn replica(&self) -> &str {
         &self.inner.replica
     }
 
@@ -216,7 +216,7 @@ impl Broker {
     /// dead one's operations by them instead of sweeping every record each
     /// half lease. Set once, before [`Broker::resume`] and
     /// [`Broker::spawn_sweeper`]; later calls are ignored.
-    pub fn set_replicas(&self, replicas: Arc<dyn ports::Replicas>) {
+    pub(crate) fn set_replicas(&self, replicas: Arc<dyn ports::Replicas>) {
         let _ = self.inner.replicas.set(replicas);
     }
 

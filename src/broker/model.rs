@@ -14,7 +14,7 @@ use serde_json::Value;
 
 /// How many finished operations a record remembers, so a platform that polls
 /// an older `operation` still gets an answer.
-pub const OPERATION_HISTORY: usize = 16;
+pub(crate) const OPERATION_HISTORY: usize = 16;
 
 /// A service instance as the broker remembers it.
 #[derive(Clone, Serialize, Deserialize)]
@@ -83,50 +83,50 @@ pub enum InstanceState {
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Binding {
     /// OSB binding id.
-    pub id: String,
+    pub(crate) id: String,
     /// Instance the binding belongs to.
-    pub instance_id: String,
+    pub(crate) instance_id: String,
     /// Service id given at bind time.
-    pub service_id: String,
+    pub(crate) service_id: String,
     /// Plan id given at bind time.
-    pub plan_id: String,
+    pub(crate) plan_id: String,
     /// Deprecated `app_guid`.
-    pub app_guid: Option<String>,
+    pub(crate) app_guid: Option<String>,
     /// `bind_resource` object.
-    pub bind_resource: Option<Value>,
+    pub(crate) bind_resource: Option<Value>,
     /// Binding context.
-    pub context: Option<Value>,
+    pub(crate) context: Option<Value>,
     /// Binding parameters.
-    pub parameters: Value,
+    pub(crate) parameters: Value,
     /// Credentials returned to the platform; encrypted at rest with the record.
-    pub credentials: Secrets,
+    pub(crate) credentials: Secrets,
     /// Where the credentials Secret was written, if anywhere.
-    pub secret_ref: Option<SecretRef>,
+    pub(crate) secret_ref: Option<SecretRef>,
     /// Where the platform asked for the Secret (bind parameters `namespace`
     /// and `secret_name`), or where a dependent release needs it.
     #[serde(default)]
-    pub target: Option<SecretRef>,
+    pub(crate) target: Option<SecretRef>,
     /// The instance this binding was made for (`chart.uses`), if the broker
     /// made it itself; that instance must go before this one can.
     #[serde(default)]
-    pub dependent: Option<String>,
+    pub(crate) dependent: Option<String>,
     /// Lifecycle state.
-    pub state: BindingState,
+    pub(crate) state: BindingState,
     /// For a failed bind: the broker made sure nothing of it exists (no
     /// user, no Secret), so an unbind answers as for a binding that does
     /// not exist. False when something may be left for unbind to remove.
     #[serde(default)]
-    pub left_nothing: bool,
+    pub(crate) left_nothing: bool,
     /// Fingerprint of the bind request, to answer repeats.
-    pub fingerprint: String,
+    pub(crate) fingerprint: String,
     /// Operations, newest last.
-    pub operations: Vec<Operation>,
+    pub(crate) operations: Vec<Operation>,
 }
 
 /// Where a binding is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum BindingState {
+pub(crate) enum BindingState {
     /// Bind has not succeeded yet.
     Binding,
     /// Bind failed.
@@ -142,26 +142,26 @@ pub enum BindingState {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DependencyRef {
     /// The used instance.
-    pub instance_id: String,
+    pub(crate) instance_id: String,
     /// The binding the broker made on it for this instance.
-    pub binding_id: String,
+    pub(crate) binding_id: String,
     /// The binding Secret, in this instance's namespace.
-    pub secret: SecretRef,
+    pub(crate) secret: SecretRef,
 }
 
 /// The namespace and name of a Secret written for a binding.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SecretRef {
+pub(crate) struct SecretRef {
     /// Namespace.
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// Name.
-    pub name: String,
+    pub(crate) name: String,
 }
 
 impl Binding {
     /// Where this binding's Secret goes: where it was asked for, else the
     /// instance's namespace under the default name.
-    pub fn secret_ref(&self, instance: &Instance) -> SecretRef {
+    pub(crate) fn secret_ref(&self, instance: &Instance) -> SecretRef {
         self.target.clone().unwrap_or_else(|| SecretRef {
             namespace: instance.namespace.clone(),
             name: crate::names::binding_secret_name(&self.id),
@@ -173,50 +173,50 @@ impl Binding {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Operation {
     /// The `operation` token handed to the platform.
-    pub id: String,
+    pub(crate) id: String,
     /// What it does.
-    pub kind: OpKind,
+    pub(crate) kind: OpKind,
     /// Where it is.
-    pub state: OpState,
+    pub(crate) state: OpState,
     /// User-facing message (helm's error on failure).
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
     /// For failed updates and deprovisions.
-    pub instance_usable: Option<bool>,
+    pub(crate) instance_usable: Option<bool>,
     /// For failed updates.
-    pub update_repeatable: Option<bool>,
+    pub(crate) update_repeatable: Option<bool>,
     /// Unix seconds.
-    pub started_at: u64,
+    pub(crate) started_at: u64,
     /// Unix seconds.
-    pub finished_at: Option<u64>,
+    pub(crate) finished_at: Option<u64>,
     /// Unix seconds after which the operation is failed rather than resumed.
-    pub deadline: u64,
+    pub(crate) deadline: u64,
     /// How many times a broker process has started working on it.
-    pub attempts: u32,
+    pub(crate) attempts: u32,
     /// Fingerprint of the request that started it, to answer repeats with 202.
-    pub fingerprint: String,
+    pub(crate) fingerprint: String,
     /// For updates: what the instance becomes when the update succeeds.
-    pub target: Option<UpdateTarget>,
+    pub(crate) target: Option<UpdateTarget>,
     /// Who asked, as the platform said (`X-Broker-API-Originating-Identity`).
-    pub originating_identity: Option<OriginatingIdentity>,
+    pub(crate) originating_identity: Option<OriginatingIdentity>,
     /// `X-Broker-API-Request-Identity` of the request that started it.
-    pub request_identity: Option<String>,
+    pub(crate) request_identity: Option<String>,
     /// Backend-specific progress (e.g. an upstream broker's operation), kept
     /// so a restarted broker can resume instead of starting over.
     #[serde(default)]
-    pub progress: Option<Value>,
+    pub(crate) progress: Option<Value>,
     /// The broker process working on it. With a shared store, another
     /// replica takes it over once `heartbeat` is older than the lease.
     #[serde(default)]
-    pub owner: Option<String>,
+    pub(crate) owner: Option<String>,
     /// Unix seconds of the owner's last sign of life.
     #[serde(default)]
-    pub heartbeat: Option<u64>,
+    pub(crate) heartbeat: Option<u64>,
 }
 
 /// The kinds of operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum OpKind {
+pub(crate) enum OpKind {
     /// PUT instance.
     Provision,
     /// PATCH instance.
@@ -231,7 +231,7 @@ pub enum OpKind {
 
 impl OpKind {
     /// Label for metrics and logs.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             OpKind::Provision => "provision",
             OpKind::Update => "update",
@@ -244,7 +244,7 @@ impl OpKind {
 
 /// OSB operation states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum OpState {
+pub(crate) enum OpState {
     /// `in progress`
     #[serde(rename = "in progress")]
     InProgress,
@@ -258,7 +258,7 @@ pub enum OpState {
 
 impl OpState {
     /// The OSB wire string.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             OpState::InProgress => "in progress",
             OpState::Succeeded => "succeeded",
@@ -269,27 +269,27 @@ impl OpState {
 
 /// What an update changes once it succeeds.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct UpdateTarget {
+pub(crate) struct UpdateTarget {
     /// Plan after the update.
-    pub plan_id: String,
+    pub(crate) plan_id: String,
     /// Effective parameters after the update.
-    pub parameters: Value,
+    pub(crate) parameters: Value,
     /// The parameters as the platform sent them, after the update.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub requested_parameters: Option<Value>,
+    pub(crate) requested_parameters: Option<Value>,
     /// Context after the update.
-    pub context: Value,
+    pub(crate) context: Value,
     /// Maintenance version after the update.
-    pub maintenance_version: Option<String>,
+    pub(crate) maintenance_version: Option<String>,
 }
 
 /// The decoded `X-Broker-API-Originating-Identity` header.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct OriginatingIdentity {
+pub(crate) struct OriginatingIdentity {
     /// `kubernetes`, `cloudfoundry`, ...
-    pub platform: String,
+    pub(crate) platform: String,
     /// The decoded JSON object.
-    pub value: Value,
+    pub(crate) value: Value,
 }
 
 /// String values that must never reach a log: generated passwords and bind
@@ -308,7 +308,7 @@ impl fmt::Debug for Secrets {
 
 impl Secrets {
     /// As a JSON object (for templates and responses).
-    pub fn to_value(&self) -> Value {
+    pub(crate) fn to_value(&self) -> Value {
         Value::Object(self.0.clone().into_iter().collect())
     }
 
@@ -321,7 +321,7 @@ impl Secrets {
     }
 
     /// Every non-empty string inside, for redacting messages.
-    pub fn strings(&self) -> Vec<String> {
+    pub(crate) fn strings(&self) -> Vec<String> {
         fn walk(v: &Value, out: &mut Vec<String>) {
             match v {
                 Value::String(s) if s.len() >= 4 => out.push(s.clone()),
@@ -363,7 +363,7 @@ impl fmt::Debug for Binding {
 }
 
 /// Records that carry an operation history.
-pub trait HasOperations {
+pub(crate) trait HasOperations {
     /// The history, newest last.
     fn operations(&self) -> &[Operation];
     /// Mutable history.
@@ -416,7 +416,7 @@ impl Binding {
     /// and not a failed bind that left nothing behind (its record stays for
     /// the bind's `last_operation`; unbind answers 410, a new bind of the
     /// id starts afresh).
-    pub fn exists(&self) -> bool {
+    pub(crate) fn exists(&self) -> bool {
         match self.state {
             BindingState::Deleted => false,
             BindingState::BindFailed => !self.left_nothing,
@@ -440,7 +440,7 @@ impl HasOperations for Binding {
 /// that don't decode count too, so the sweep meets and reports them. A store
 /// that indexes these ([`super::ports::Store::list_unsettled`]) lets a
 /// restart skip every other record.
-pub fn needs_sweep(bytes: &[u8]) -> bool {
+pub(crate) fn needs_sweep(bytes: &[u8]) -> bool {
     #[derive(Deserialize)]
     struct Op {
         state: OpState,

@@ -11,11 +11,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Namespaces refused unless an allow entry names them exactly.
-pub const SYSTEM_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
+pub(crate) const SYSTEM_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
 
 /// The operator's rules about namespaces.
 #[derive(Clone, Debug)]
-pub struct NamespacePolicy {
+pub(crate) struct NamespacePolicy {
     allow: Vec<glob::Pattern>,
     deny: Vec<glob::Pattern>,
     /// Refused unless an allow entry is exactly this name.
@@ -34,7 +34,7 @@ impl NamespacePolicy {
     /// denies; globs with `*`, `?` and `[...]`) and `--namespace-selector`.
     /// Without allow entries every namespace not denied is allowed.
     /// `own_namespace` (the state namespace) joins the protected ones.
-    pub fn new(
+    pub(crate) fn new(
         entries: &[String],
         selector: Option<&str>,
         own_namespace: &str,
@@ -71,7 +71,7 @@ impl NamespacePolicy {
     }
 
     /// Whether the name alone is acceptable; the error says why not.
-    pub fn check_name(&self, namespace: &str) -> Result<(), String> {
+    pub(crate) fn check_name(&self, namespace: &str) -> Result<(), String> {
         let refused = |why: &str| {
             Err(format!(
                 "the broker may not act in namespace {namespace:?}: {why}"
@@ -96,7 +96,7 @@ impl NamespacePolicy {
     }
 
     /// The label selector a target Namespace must match, if any.
-    pub fn selector(&self) -> Option<&LabelSelector> {
+    pub(crate) fn selector(&self) -> Option<&LabelSelector> {
         self.selector.as_ref()
     }
 }
@@ -104,7 +104,7 @@ impl NamespacePolicy {
 /// An equality-based label selector (`k=v`, `k==v`, `k!=v`, `k`, `!k`,
 /// comma-separated, all must hold), as `kubectl -l` reads them.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LabelSelector {
+pub(crate) struct LabelSelector {
     text: String,
     requirements: Vec<Requirement>,
 }
@@ -120,7 +120,7 @@ enum Requirement {
 impl LabelSelector {
     /// Parses a selector; set-based forms (`in`, `notin`) are refused
     /// rather than misread.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         let bad = |part: &str, why: &str| {
             Err(format!(
                 "--namespace-selector {text:?}: {part:?} {why} (use k=v, k!=v, k or !k)"
@@ -160,7 +160,7 @@ impl LabelSelector {
     }
 
     /// Whether labels satisfy every requirement.
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+    pub(crate) fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.requirements.iter().all(|r| match r {
             Requirement::Equal(k, v) => labels.get(k) == Some(v),
             Requirement::NotEqual(k, v) => labels.get(k) != Some(v),
@@ -170,7 +170,7 @@ impl LabelSelector {
     }
 
     /// As the operator wrote it.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.text
     }
 }

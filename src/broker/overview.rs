@@ -9,7 +9,7 @@ impl Broker {
     /// Every instance record this broker can open, tombstones included,
     /// and how many it could not. The store lists by key prefix only, so
     /// this reads every record; callers filter and page the result.
-    pub async fn all_instances(&self) -> Result<(Vec<Instance>, usize)> {
+    pub(crate) async fn all_instances(&self) -> Result<(Vec<Instance>, usize)> {
         let rows = self.store().list(Table::Instances, "").await?;
         let mut skipped = 0;
         let mut out = Vec::with_capacity(rows.len());
@@ -23,12 +23,12 @@ impl Broker {
     }
 
     /// One instance record, whatever its state.
-    pub async fn instance_record(&self, id: &str) -> Result<Option<Instance>> {
+    pub(crate) async fn instance_record(&self, id: &str) -> Result<Option<Instance>> {
         Ok(self.load_instance(id).await?.map(|(i, _)| i))
     }
 
     /// The binding records of one instance, whatever their state.
-    pub async fn instance_bindings(&self, id: &str) -> Result<Vec<Binding>> {
+    pub(crate) async fn instance_bindings(&self, id: &str) -> Result<Vec<Binding>> {
         Ok(self
             .bindings_of(id)
             .await?

@@ -21,7 +21,7 @@ pub enum Table {
 
 impl Table {
     /// Stable name (also the AEAD associated data prefix).
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Table::Instances => "instances",
             Table::Bindings => "bindings",
@@ -136,7 +136,7 @@ pub enum Tag<'a> {
 /// replica lives (operations still renew their own heartbeats, for owners
 /// without a lease).
 #[async_trait]
-pub trait Replicas: Send + Sync + 'static {
+pub(crate) trait Replicas: Send + Sync + 'static {
     /// Whether `owner` holds a live lease; `None` when it holds none this
     /// replica knows of (a replica of an older broker, or one whose lease
     /// was already released), and the operation's own heartbeat decides.
@@ -179,7 +179,7 @@ pub struct LeaseView {
 /// Saves a backend's progress into the running operation, so a restarted
 /// broker resumes from it (e.g. an upstream broker's operation token).
 #[async_trait]
-pub trait Checkpoint: Send + Sync {
+pub(crate) trait Checkpoint: Send + Sync {
     /// Persists `progress`; the next attempt sees it as `InstanceCtx::progress`.
     async fn save(&self, progress: Value) -> Result<(), BackendError>;
     /// Says what the running operation waits for; `last_operation` shows it
@@ -190,7 +190,7 @@ pub trait Checkpoint: Send + Sync {
 }
 
 /// A checkpoint that keeps nothing (previews and tests).
-pub struct NoCheckpoint;
+pub(crate) struct NoCheckpoint;
 
 #[async_trait]
 impl Checkpoint for NoCheckpoint {
@@ -201,21 +201,21 @@ impl Checkpoint for NoCheckpoint {
 
 /// What a backend needs to act on an instance.
 #[derive(Clone)]
-pub struct InstanceCtx<'a> {
+pub(crate) struct InstanceCtx<'a> {
     /// The instance, with the plan and parameters the operation targets.
-    pub instance: &'a Instance,
+    pub(crate) instance: &'a Instance,
     /// Its service.
-    pub service: &'a Service,
+    pub(crate) service: &'a Service,
     /// The plan the operation targets.
-    pub plan: &'a Plan,
+    pub(crate) plan: &'a Plan,
     /// Backend progress saved by an earlier attempt.
-    pub progress: Option<&'a Value>,
+    pub(crate) progress: Option<&'a Value>,
     /// Where to save progress during this attempt.
-    pub checkpoint: &'a dyn Checkpoint,
+    pub(crate) checkpoint: &'a dyn Checkpoint,
     /// Who asked for the operation, to pass on (upstream brokers) or check.
-    pub originating_identity: Option<&'a OriginatingIdentity>,
+    pub(crate) originating_identity: Option<&'a OriginatingIdentity>,
     /// The platform's request identity, to pass on.
-    pub request_identity: Option<&'a str>,
+    pub(crate) request_identity: Option<&'a str>,
 }
 
 impl std::fmt::Debug for InstanceCtx<'_> {
@@ -229,11 +229,11 @@ impl std::fmt::Debug for InstanceCtx<'_> {
 
 /// What a backend needs to act on a binding.
 #[derive(Clone, Debug)]
-pub struct BindingCtx<'a> {
+pub(crate) struct BindingCtx<'a> {
     /// The instance bound to.
-    pub instance: InstanceCtx<'a>,
+    pub(crate) instance: InstanceCtx<'a>,
     /// The binding.
-    pub binding: &'a Binding,
+    pub(crate) binding: &'a Binding,
 }
 
 /// A failure a backend reports; its message is shown to the platform user,
@@ -242,19 +242,19 @@ pub struct BindingCtx<'a> {
 #[error("{message}")]
 pub struct BackendError {
     /// User-facing message (helm's own words, redacted).
-    pub message: String,
+    pub(crate) message: String,
     /// For failed updates/deprovisions: is the instance still usable?
-    pub instance_usable: Option<bool>,
+    pub(crate) instance_usable: Option<bool>,
     /// For failed updates: may the same update succeed later?
-    pub update_repeatable: Option<bool>,
+    pub(crate) update_repeatable: Option<bool>,
     /// For failed binds: the backend made sure nothing of the binding exists
     /// (no user, no credentials anywhere), so there is nothing to unbind.
-    pub left_nothing: bool,
+    pub(crate) left_nothing: bool,
 }
 
 impl BackendError {
     /// A failure with only a message.
-    pub fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         BackendError {
             message: message.into(),
             instance_usable: None,
@@ -264,7 +264,7 @@ impl BackendError {
     }
 
     /// The same failure, saying that nothing of the binding was left.
-    pub fn leaving_nothing(mut self) -> Self {
+    pub(crate) fn leaving_nothing(mut self) -> Self {
         self.left_nothing = true;
         self
     }
@@ -273,7 +273,7 @@ impl BackendError {
 /// Provisions, updates and deprovisions instances and creates credentials.
 /// Every method must be idempotent: after a crash the broker runs it again.
 #[async_trait]
-pub trait Backend: Send + Sync + 'static {
+pub(crate) trait Backend: Send + Sync + 'static {
     /// Whether this backend can finish an operation of `kind` within one
     /// HTTP request; if not, the core answers 422 AsyncRequired to requests
     /// without `accepts_incomplete=true`.
@@ -303,7 +303,7 @@ pub trait Backend: Send + Sync + 'static {
 /// Delivers binding credentials where apps read them (a Kubernetes Secret,
 /// or a Secret manifest on disk).
 #[async_trait]
-pub trait SecretSink: Send + Sync + 'static {
+pub(crate) trait SecretSink: Send + Sync + 'static {
     /// Writes (or overwrites) the binding's Secret; returns where it went.
     async fn put(
         &self,
@@ -320,7 +320,7 @@ pub trait SecretSink: Send + Sync + 'static {
 /// so the broker never uses its own rights on someone's behalf (the confused
 /// deputy).
 #[async_trait]
-pub trait Authorizer: Send + Sync + 'static {
+pub(crate) trait Authorizer: Send + Sync + 'static {
     /// Whether `identity` may put workloads and Secrets in `namespace`.
     /// `Err` when the question could not be answered.
     async fn may_act_in(
@@ -332,7 +332,7 @@ pub trait Authorizer: Send + Sync + 'static {
 
 /// Reads Namespaces, for the operator's `--namespace-selector`.
 #[async_trait]
-pub trait NamespaceLabels: Send + Sync + 'static {
+pub(crate) trait NamespaceLabels: Send + Sync + 'static {
     /// The labels of `namespace`; `None` when it does not exist.
     async fn labels(
         &self,

@@ -28,7 +28,7 @@ impl Broker {
     /// identical instance is already provisioned, 202 while it is being
     /// provisioned (a repeat gets the same operation), 409 for the same id with
     /// other attributes.
-    pub async fn provision(
+    pub(crate) async fn provision(
         &self,
         req: ProvisionRequest,
         meta: RequestMeta,

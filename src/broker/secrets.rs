@@ -9,7 +9,7 @@ use crate::catalog::SecretSpec;
 
 /// A random string from the spec's alphabet. Rejection sampling keeps every
 /// character equally likely.
-pub fn generate(spec: &SecretSpec) -> String {
+pub(crate) fn generate(spec: &SecretSpec) -> String {
     let chars = spec.alphabet.chars();
     let limit = 256 - (256 % chars.len());
     let rng = SystemRandom::new();
@@ -28,7 +28,7 @@ pub fn generate(spec: &SecretSpec) -> String {
 
 /// Fills in every declared secret that `existing` lacks; keeps the rest, so
 /// an update never rotates a password by accident.
-pub fn ensure(specs: &BTreeMap<String, SecretSpec>, existing: &mut BTreeMap<String, Value>) {
+pub(crate) fn ensure(specs: &BTreeMap<String, SecretSpec>, existing: &mut BTreeMap<String, Value>) {
     for (name, spec) in specs {
         existing
             .entry(name.clone())

@@ -47,7 +47,7 @@ impl Broker {
 
     /// Settles the in-flight operations `owner` left (resumed here, or
     /// failed when too late); returns how many were resumed.
-    pub async fn take_over_from(&self, owner: &str) -> Result<usize> {
+    pub(crate) async fn take_over_from(&self, owner: &str) -> Result<usize> {
         let store = self.store();
         let instances = store.tagged(Table::Instances, Tag::Owner(owner)).await?;
         let bindings = store.tagged(Table::Bindings, Tag::Owner(owner)).await?;

@@ -12,7 +12,7 @@ use serde::Deserialize;
 /// Who decides that a platform's user may act in a namespace.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum IdentityRule {
+pub(crate) enum IdentityRule {
     /// Every request carries a Kubernetes originating identity that passes
     /// a SubjectAccessReview in each namespace it touches (when the broker
     /// has SubjectAccessReviews on). The default.
@@ -29,7 +29,7 @@ pub enum IdentityRule {
 /// as "gone".
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum DeprovisionPoll {
+pub(crate) enum DeprovisionPoll {
     /// 200 `succeeded` while the tombstone lives, 410 once it is forgotten
     /// (what osb-checker expects right after the delete).
     #[default]
@@ -41,23 +41,23 @@ pub enum DeprovisionPoll {
 
 /// The trust of one platform credential.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Trust {
+pub(crate) struct Trust {
     /// A name for logs and errors (never the secret itself).
-    pub name: String,
+    pub(crate) name: String,
     /// Whether each request needs a checked user identity.
-    pub identity: IdentityRule,
+    pub(crate) identity: IdentityRule,
     /// Namespaces this credential may reach (exact names or `prefix*`);
     /// `None`: every namespace the operator lets the broker act in.
-    pub namespaces: Option<Vec<String>>,
+    pub(crate) namespaces: Option<Vec<String>>,
     /// The answer to polls of a completed asynchronous deprovision.
-    pub deprovision_poll: DeprovisionPoll,
+    pub(crate) deprovision_poll: DeprovisionPoll,
 }
 
 impl Trust {
     /// The broker's own follow-up of a request it already authorized when
     /// it accepted it (the bindings a dependent instance makes and
     /// removes): checked then, as the platform's caller, not again.
-    pub fn already_authorized() -> Arc<Trust> {
+    pub(crate) fn already_authorized() -> Arc<Trust> {
         Arc::new(Trust {
             name: "broker (dependency of an accepted request)".into(),
             identity: IdentityRule::Platform,
@@ -66,7 +66,7 @@ impl Trust {
     }
 
     /// Whether `namespace` is one this credential may reach.
-    pub fn reaches(&self, namespace: &str) -> bool {
+    pub(crate) fn reaches(&self, namespace: &str) -> bool {
         let Some(list) = &self.namespaces else {
             return true;
         };
@@ -82,18 +82,18 @@ impl Trust {
 // No deny_unknown_fields here: serde can't combine it with `flatten`; the
 // structs that flatten it refuse unknown keys for both.
 #[derive(Clone, Debug, Default, Deserialize)]
-pub struct TrustFields {
+pub(crate) struct TrustFields {
     /// `required` (default) or `platform`.
-    pub identity: Option<IdentityRule>,
+    pub(crate) identity: Option<IdentityRule>,
     /// Namespaces (exact, or `prefix*`) the credential may reach.
-    pub namespaces: Option<Vec<String>>,
+    pub(crate) namespaces: Option<Vec<String>>,
     /// `succeeded` (default) or `gone`.
-    pub deprovision_poll: Option<DeprovisionPoll>,
+    pub(crate) deprovision_poll: Option<DeprovisionPoll>,
 }
 
 impl TrustFields {
     /// The trust of the credential called `name`.
-    pub fn into_trust(self, name: &str) -> Arc<Trust> {
+    pub(crate) fn into_trust(self, name: &str) -> Arc<Trust> {
         Arc::new(self.over(&Trust {
             name: name.to_string(),
             ..Trust::default()
@@ -101,7 +101,7 @@ impl TrustFields {
     }
 
     /// `base` with the fields set here replaced.
-    pub fn over(&self, base: &Trust) -> Trust {
+    pub(crate) fn over(&self, base: &Trust) -> Trust {
         Trust {
             name: base.name.clone(),
             identity: self.identity.unwrap_or(base.identity),
@@ -111,7 +111,7 @@ impl TrustFields {
     }
 
     /// Refuses namespaces that are neither a name nor a `prefix*`.
-    pub fn check(&self) -> anyhow::Result<()> {
+    pub(crate) fn check(&self) -> anyhow::Result<()> {
         for n in self.namespaces.iter().flatten() {
             let name = n.strip_suffix('*').unwrap_or(n);
             anyhow::ensure!(

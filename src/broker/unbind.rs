@@ -13,7 +13,7 @@ impl Broker {
     /// binding does not exist (422 AsyncRequired instead when the named plan
     /// only unbinds asynchronously and the request did not accept that), 422
     /// ConcurrencyError while the binding is being created.
-    pub async fn unbind(&self, req: UnbindRequest, meta: RequestMeta) -> Result<Outcome> {
+    pub(crate) async fn unbind(&self, req: UnbindRequest, meta: RequestMeta) -> Result<Outcome> {
         super::valid_id(&req.instance_id, "instance_id")?;
         super::valid_id(&req.binding_id, "binding_id")?;
         required(&req.service_id, "service_id")?;

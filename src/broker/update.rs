@@ -20,7 +20,11 @@ impl Broker {
     /// another operation runs, 422 PlanChangeNotSupported for a plan change
     /// the plan does not allow. Nothing changes on any 4xx: the new plan and
     /// parameters are recorded only when the update succeeds.
-    pub async fn update(&self, req: UpdateRequest, meta: RequestMeta) -> Result<InstanceOutcome> {
+    pub(crate) async fn update(
+        &self,
+        req: UpdateRequest,
+        meta: RequestMeta,
+    ) -> Result<InstanceOutcome> {
         super::valid_id(&req.instance_id, "instance_id")?;
         required(&req.service_id, "service_id")?;
         let changes = parameters_object(&req.parameters)?;

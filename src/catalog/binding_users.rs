@@ -7,7 +7,7 @@ use serde_json::Value;
 /// The database engines the broker can create users in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum DbEngine {
+pub(crate) enum DbEngine {
     /// MySQL 8 and MariaDB 10.4+.
     Mysql,
     /// PostgreSQL 12+.
@@ -18,7 +18,7 @@ pub enum DbEngine {
 
 impl DbEngine {
     /// The port the engine listens on by default.
-    pub fn default_port(self) -> u16 {
+    pub(crate) fn default_port(self) -> u16 {
         match self {
             DbEngine::Mysql => 3306,
             DbEngine::Postgresql => 5432,
@@ -27,7 +27,7 @@ impl DbEngine {
     }
 
     /// The administrator the official images create.
-    pub fn default_admin(self) -> &'static str {
+    pub(crate) fn default_admin(self) -> &'static str {
         match self {
             DbEngine::Mysql => "root",
             DbEngine::Postgresql => "postgres",
@@ -36,7 +36,7 @@ impl DbEngine {
     }
 
     /// The engine's name in messages.
-    pub fn display_name(self) -> &'static str {
+    pub(crate) fn display_name(self) -> &'static str {
         match self {
             DbEngine::Mysql => "MySQL",
             DbEngine::Postgresql => "PostgreSQL",
@@ -45,7 +45,7 @@ impl DbEngine {
     }
 
     /// Whether users are scoped to one database (`database:` required).
-    pub fn has_databases(self) -> bool {
+    pub(crate) fn has_databases(self) -> bool {
         !matches!(self, DbEngine::Redis)
     }
 }
@@ -54,16 +54,16 @@ impl DbEngine {
 /// string is a template over the instance (like `chart.values`).
 #[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct AdminEndpoint {
+pub(crate) struct AdminEndpoint {
     /// Default: the release's Service by cluster DNS,
     /// `{{instance.release}}.{{instance.namespace}}.svc.cluster.local`.
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
     /// A number or a template; default: the engine's port.
-    pub port: Option<Value>,
+    pub(crate) port: Option<Value>,
     /// Default: `root`, `postgres` or `default`.
-    pub username: Option<String>,
+    pub(crate) username: Option<String>,
     /// Usually the instance's generated secret, `{{secrets.root_password}}`.
-    pub password: String,
+    pub(crate) password: String,
 }
 
 impl std::fmt::Debug for AdminEndpoint {
@@ -80,11 +80,11 @@ impl std::fmt::Debug for AdminEndpoint {
 /// The user bindings share when the plan falls back to it.
 #[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct SharedUser {
+pub(crate) struct SharedUser {
     /// Template over the instance.
-    pub username: String,
+    pub(crate) username: String,
     /// Template over the instance.
-    pub password: String,
+    pub(crate) password: String,
 }
 
 impl std::fmt::Debug for SharedUser {
@@ -100,28 +100,28 @@ impl std::fmt::Debug for SharedUser {
 #[serde(deny_unknown_fields)]
 pub struct BindingUsers {
     /// Which server the plan's chart runs.
-    pub engine: DbEngine,
+    pub(crate) engine: DbEngine,
     /// Where and as whom the broker connects.
-    pub admin: AdminEndpoint,
+    pub(crate) admin: AdminEndpoint,
     /// The database each binding user gets all privileges on (template;
     /// SQL engines only).
-    pub database: Option<String>,
+    pub(crate) database: Option<String>,
     /// When the database can't be reached, bind with this user instead of
     /// failing (`fallback_to_shared: true` needs it).
-    pub shared: Option<SharedUser>,
+    pub(crate) shared: Option<SharedUser>,
     /// Fall back to `shared` instead of failing when unreachable.
     #[serde(default)]
-    pub fallback_to_shared: bool,
+    pub(crate) fallback_to_shared: bool,
     /// How long connecting may take before the database counts as
     /// unreachable.
     /// Seconds (`5`) or a duration text (`5s`, `1m`).
     #[serde(default = "default_connect_timeout")]
-    pub connect_timeout_seconds: crate::duration::Secs,
+    pub(crate) connect_timeout_seconds: crate::duration::Secs,
     /// Whether the database runs inside the release, so uninstalling the
     /// release deletes it with every user. Default: true unless
     /// `admin.host` names another server. See [`Self::database_in_release`].
     #[serde(default)]
-    pub in_release: Option<bool>,
+    pub(crate) in_release: Option<bool>,
 }
 
 fn default_connect_timeout() -> crate::duration::Secs {
@@ -132,13 +132,13 @@ impl BindingUsers {
     /// Whether deprovisioning deletes the database with the release: then
     /// binding users need no dropping when the database can't be reached
     /// (the default host is the release's own Service).
-    pub fn database_in_release(&self) -> bool {
+    pub(crate) fn database_in_release(&self) -> bool {
         self.in_release.unwrap_or(self.admin.host.is_none())
     }
 
     /// Every template of the section with its path below `binding_users`,
     /// for lint.
-    pub fn templates(&self) -> Vec<(String, Value)> {
+    pub(crate) fn templates(&self) -> Vec<(String, Value)> {
         let mut out = vec![(
             "admin.password".to_string(),
             Value::String(self.admin.password.clone()),
@@ -160,7 +160,7 @@ impl BindingUsers {
     }
 
     /// What is wrong with the section beyond its templates: (path, message).
-    pub fn problems(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         match (self.engine.has_databases(), &self.database) {
             (true, None) => out.push((

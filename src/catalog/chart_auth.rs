@@ -11,7 +11,7 @@ use crate::credentials::{BasicDoc, BearerDoc, Source};
 
 /// How the broker authenticates to a chart source.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChartAuth {
+pub(crate) enum ChartAuth {
     /// HTTP basic (repository) or registry user name and password (OCI).
     Basic {
         /// User name.
@@ -32,7 +32,7 @@ pub enum ChartAuth {
 /// `chart.auth` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub enum AuthDoc {
+pub(crate) enum AuthDoc {
     /// `basic: {username | username_env | username_file, password_env | password_file}`
     Basic(BasicDoc),
     /// `bearer: {token_env | token_file}`
@@ -44,7 +44,7 @@ pub enum AuthDoc {
 impl ChartAuth {
     /// Checks `chart.auth` for a repository (`oci` false) or a registry;
     /// relative files resolve against `base`. Returns every problem found.
-    pub fn parse(doc: &AuthDoc, base: &Path, oci: bool) -> Result<ChartAuth, Vec<String>> {
+    pub(crate) fn parse(doc: &AuthDoc, base: &Path, oci: bool) -> Result<ChartAuth, Vec<String>> {
         let mut problems = Vec::new();
         let auth = match doc {
             AuthDoc::Basic(b) => b
@@ -82,7 +82,7 @@ impl ChartAuth {
 
     /// Where the secret comes from, for messages: `password_file /x`,
     /// `token_env T`, `docker_config /y`.
-    pub fn origin(&self) -> String {
+    pub(crate) fn origin(&self) -> String {
         let show = |what: &str, s: &Source| match s {
             Source::Inline(_) => format!("{what} (inline)"),
             Source::Env(v) => format!("{what}_env {v}"),

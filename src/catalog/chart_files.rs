@@ -9,17 +9,17 @@ use std::path::{Component, Path, PathBuf};
 /// A chart holding something other than regular files and folders.
 #[derive(Debug, thiserror::Error)]
 #[error("chart {chart}: {file}: {problem}")]
-pub struct ChartFileError {
+pub(crate) struct ChartFileError {
     /// The chart folder or archive.
-    pub chart: String,
+    pub(crate) chart: String,
     /// The offending entry, as found.
-    pub file: String,
+    pub(crate) file: String,
     /// What is wrong with it.
-    pub problem: String,
+    pub(crate) problem: String,
 }
 
 /// Checks a chart folder and everything below it.
-pub fn check_folder(dir: &Path) -> Result<(), ChartFileError> {
+pub(crate) fn check_folder(dir: &Path) -> Result<(), ChartFileError> {
     let fail = |file: &Path, problem: String| ChartFileError {
         chart: dir.display().to_string(),
         file: file.display().to_string(),
@@ -59,7 +59,7 @@ pub fn check_folder(dir: &Path) -> Result<(), ChartFileError> {
 }
 
 /// Checks every entry of a chart archive (`.tgz`).
-pub fn check_archive(archive: &Path) -> Result<(), ChartFileError> {
+pub(crate) fn check_archive(archive: &Path) -> Result<(), ChartFileError> {
     let fail = |file: String, problem: String| ChartFileError {
         chart: archive.display().to_string(),
         file,

@@ -68,7 +68,7 @@ impl Service {
     /// the upstream's own ids. Plan schemas are compiled here, so imported
     /// plans validate parameters like local ones. The error says what is
     /// wrong with the entry.
-    pub fn from_osb(doc: &Value, broker: &str) -> Result<Service, String> {
+    pub(crate) fn from_osb(doc: &Value, broker: &str) -> Result<Service, String> {
         let s: OsbService = serde_json::from_value(doc.clone()).map_err(|e| e.to_string())?;
         let blank = |what: &str, v: &str| {
             if v.trim().is_empty() {
@@ -152,7 +152,10 @@ impl Catalog {
     /// or any of whose plan ids, is already taken (locally or by an earlier
     /// import) is left out and reported; the rest are served after the local
     /// services.
-    pub fn with_imported(&self, imported: Vec<(String, Service)>) -> (Catalog, Vec<LintIssue>) {
+    pub(crate) fn with_imported(
+        &self,
+        imported: Vec<(String, Service)>,
+    ) -> (Catalog, Vec<LintIssue>) {
         let mut service_ids: HashSet<String> = HashSet::new();
         let mut service_names: HashSet<String> = HashSet::new();
         let mut plan_ids: HashSet<String> = HashSet::new();

@@ -10,6 +10,9 @@ use serde_json::Value;
 
 use super::LintIssue;
 use crate::template;
+mod variables;
+use variables::*;
+mod charts;
 
 /// OSB's only permissions for `requires`.
 const REQUIRES: &[&str] = &["syslog_drain", "route_forwarding", "volume_mount"];
@@ -58,22 +61,22 @@ pub(super) enum Tree {
 
 /// What templates of one plan may reference.
 pub(super) struct Scope<'a> {
-    pub secrets: &'a BTreeMap<String, super::SecretSpec>,
+    pub(crate) secrets: &'a BTreeMap<String, super::SecretSpec>,
     /// Declared `chart.lookups` (credentials only).
-    pub lookups: BTreeSet<String>,
+    pub(crate) lookups: BTreeSet<String>,
     /// Declared `chart.uses`.
-    pub uses: BTreeSet<String>,
+    pub(crate) uses: BTreeSet<String>,
     /// `None`: the instance schemas list no properties, any name goes.
-    pub parameters: Option<BTreeSet<String>>,
-    pub binding_parameters: Option<BTreeSet<String>>,
+    pub(crate) parameters: Option<BTreeSet<String>>,
+    pub(crate) binding_parameters: Option<BTreeSet<String>>,
     /// `chart.binding_users` is set: credentials may use `user.*`.
-    pub binding_user: bool,
+    pub(crate) binding_user: bool,
 }
 
 /// Collects issues for the file being read, plus what cross-file rules need.
 #[derive(Default)]
 pub(super) struct Lint {
-    pub issues: Vec<LintIssue>,
+    pub(crate) issues: Vec<LintIssue>,
     file: PathBuf,
     /// First definition of each unique thing, as `file: path`.
     seen: HashMap<(String, &'static str, String), String>,
@@ -95,12 +98,12 @@ pub(super) fn join(prefix: &str, rel: &str) -> String {
 
 impl Lint {
     /// Later issues are attributed to `file`.
-    pub fn set_file(&mut self, file: &Path) {
+    pub(crate) fn set_file(&mut self, file: &Path) {
         self.file = file.to_path_buf();
     }
 
     /// Records a problem at `path` in the current file.
-    pub fn issue(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn issue(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.issues.push(LintIssue {
             file: self.file.clone(),
             path: path.into(),
@@ -111,7 +114,7 @@ impl Lint {
     /// Reports `value` if another `what` in the same `scope` (a path in the
     /// current file) already used it; `scope` is empty for catalog-wide
     /// uniqueness.
-    pub fn unique(&mut self, scope: &str, what: &'static str, value: &str, path: &str) {
+    pub(crate) fn unique(&mut self, scope: &str, what: &'static str, value: &str, path: &str) {
         let scope = if scope.is_empty() {
             String::new()
         } else {
@@ -128,14 +131,14 @@ impl Lint {
     }
 
     /// OSB requires ids, names and descriptions to be non-empty strings.
-    pub fn non_empty(&mut self, path: &str, field: &str, value: &str) {
+    pub(crate) fn non_empty(&mut self, path: &str, field: &str, value: &str) {
         if value.trim().is_empty() {
             self.issue(join(path, field), "must be a non-empty string");
         }
     }
 
     /// Names are typed on command lines; whitespace breaks that.
-    pub fn name(&mut self, path: &str, value: &str) {
+    pub(crate) fn name(&mut self, path: &str, value: &str) {
         self.non_empty(path, "name", value);
         if value.chars().any(char::is_whitespace) {
             self.issue(
@@ -146,7 +149,7 @@ impl Lint {
     }
 
     /// `requires` holds only the permissions OSB defines.
-    pub fn requires(&mut self, path: &str, requires: &[String]) {
+    pub(crate) fn requires(&mut self, path: &str, requires: &[String]) {
         for (i, r) in requires.iter().enumerate() {
             if !REQUIRES.contains(&r.as_str()) {
                 let msg = format!(
@@ -159,14 +162,14 @@ impl Lint {
     }
 
     /// OSB passes `metadata`/`dashboard_client` as objects.
-    pub fn object(&mut self, path: &str, field: &str, value: Option<&Value>) {
+    pub(crate) fn object(&mut self, path: &str, field: &str, value: Option<&Value>) {
         if value.is_some_and(|v| !v.is_object()) {
             self.issue(join(path, field), "must be a mapping");
         }
     }
 
     /// `maintenance_info.version` must be semver 2.0 (OSB).
-    pub fn maintenance_version(&mut self, path: &str, version: &str) {
+    pub(crate) fn maintenance_version(&mut self, path: &str, version: &str) {
         let path = join(path, "maintenance_info.version");
         if version.trim().is_empty() {
             self.issue(path, "must be a non-empty semantic version");
@@ -182,7 +185,7 @@ impl Lint {
     /// (`servicebinding.io/<type>`) and files a workload reads by name, so
     /// both keep to the spec's entry-name alphabet (lowercase letters,
     /// digits, `-`, `.`), which also keeps them valid in a Secret type.
-    pub fn binding_type(&mut self, path: &str, b: &super::BindingType) {
+    pub(crate) fn binding_type(&mut self, path: &str, b: &super::BindingType) {
         for (field, value) in [("type", &b.kind), ("provider", &b.provider)] {
             let ok = (1..=63).contains(&value.len())
                 && value.bytes().all(|c| {
@@ -205,7 +208,7 @@ impl Lint {
     /// A plan's credentials must not hold the `type`/`provider` entries the
     /// service's `binding:` writes into the Secret: one would silently
     /// replace the other.
-    pub fn binding_entries(
+    pub(crate) fn binding_entries(
         &mut self,
         plan_path: &str,
         credentials: &Value,
@@ -230,194 +233,31 @@ impl Lint {
 
     /// Remembers an `upstream.broker` reference, checked in [`Lint::finish`]
     /// because the upstream may be declared in another file.
-    pub fn upstream_ref(&mut self, path: String, broker: &str) {
+    pub(crate) fn upstream_ref(&mut self, path: String, broker: &str) {
         self.upstream_refs
             .push((self.file.clone(), path, broker.to_owned()));
     }
 
     /// Remembers a `chart.uses.*.service` reference, checked in
     /// [`Lint::finish`] because the service may be declared in another file.
-    pub fn service_ref(&mut self, path: &str, service: &str) {
+    pub(crate) fn service_ref(&mut self, path: &str, service: &str) {
         self.service_refs
             .push((self.file.clone(), path.to_owned(), service.to_owned()));
     }
 
     /// Registers a declared service name.
-    pub fn service_name(&mut self, name: &str) {
+    pub(crate) fn service_name(&mut self, name: &str) {
         self.service_names.insert(name.to_owned());
     }
 
     /// Registers a declared upstream broker name.
-    pub fn upstream_name(&mut self, path: &str, name: &str) {
+    pub(crate) fn upstream_name(&mut self, path: &str, name: &str) {
         self.unique("", "upstream name", name, path);
         self.upstream_names.insert(name.to_owned());
     }
 
-    /// Checks a chart folder: inside the charts directory, present, a chart.
-    pub fn chart_dir(&mut self, path: &str, rel: &Path, resolved: &Path) {
-        let path = join(path, "chart.path");
-        let relative = rel
-            .components()
-            .all(|c| matches!(c, std::path::Component::Normal(_)));
-        if rel.as_os_str().is_empty() || !relative {
-            let msg = format!(
-                "`{}` must be a folder name under the charts directory",
-                rel.display()
-            );
-            self.issue(path, msg);
-        } else if !resolved.is_dir() {
-            self.issue(
-                path,
-                format!("chart folder {} does not exist", resolved.display()),
-            );
-        } else if let Err(e) = super::chart_files::check_folder(resolved) {
-            self.issue(path, format!("{}: {}", e.file, e.problem));
-        } else if !resolved.join("Chart.yaml").is_file() {
-            self.issue(path, format!("{} has no Chart.yaml", resolved.display()));
-        }
-    }
-
-    /// The directory of the file being read: relative paths in it resolve
-    /// against it.
-    pub fn file_dir(&self) -> PathBuf {
-        self.file
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default()
-    }
-
-    /// A remote chart's version: present and exact, so a plan never changes
-    /// under the platform.
-    pub fn chart_version(&mut self, path: &str, version: Option<&str>) {
-        match version {
-            None => self.issue(path, "a remote chart needs an exact `version` (like 1.2.3)"),
-            Some(v) if !is_semver(v) => self.issue(
-                path,
-                format!(
-                    "`{v}` is not an exact version (like 1.2.3); ranges are refused so a plan \
-                     never changes under the platform"
-                ),
-            ),
-            Some(_) => {}
-        }
-    }
-
-    /// A pinned archive digest: `sha256:` and 64 hex digits.
-    pub fn chart_digest(&mut self, path: &str, digest: &str) {
-        let ok = digest
-            .strip_prefix("sha256:")
-            .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
-        if !ok {
-            self.issue(
-                path,
-                format!("`{digest}` is not a digest like sha256:<64 hex digits>"),
-            );
-        }
-    }
-
-    /// A chart name as a repository index lists it; never an option to helm.
-    pub fn chart_name(&mut self, path: &str, name: &str) {
-        let mut chars = name.chars();
-        let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-        if !ok {
-            self.issue(
-                path,
-                format!("`{name}` is not a chart name (letters, digits, `.`, `_`, `-`)"),
-            );
-        }
-    }
-
-    /// A Helm repository URL: HTTPS only, no credentials.
-    pub fn repository_url(&mut self, path: &str, url: &str) {
-        let parsed = match reqwest::Url::parse(url) {
-            Ok(u) => u,
-            Err(e) => return self.issue(path, format!("`{url}` is not a URL: {e}")),
-        };
-        match parsed.scheme() {
-            "https" => {}
-            "http" => {
-                return self.issue(
-                    path,
-                    format!("`{url}`: plain http is refused; chart repositories must use https"),
-                );
-            }
-            other => {
-                return self.issue(
-                    path,
-                    format!("`{url}`: scheme `{other}` is not supported; use https://"),
-                );
-            }
-        }
-        self.remote_url_rules(path, url, &parsed);
-    }
-
-    /// An OCI chart reference: `oci://host[:port]/path/name`, the version
-    /// given apart.
-    pub fn oci_reference(&mut self, path: &str, reference: &str) {
-        if !reference.starts_with("oci://") {
-            return self.issue(
-                path,
-                format!("`{reference}` must start with oci:// (like oci://registry.example.com/charts/mysql)"),
-            );
-        }
-        let parsed = match reqwest::Url::parse(reference) {
-            Ok(u) => u,
-            Err(e) => return self.issue(path, format!("`{reference}` is not a reference: {e}")),
-        };
-        if !self.remote_url_rules(path, reference, &parsed) {
-            return;
-        }
-        let repo = parsed.path().trim_start_matches('/');
-        if repo.contains([':', '@']) {
-            return self.issue(
-                path,
-                format!("`{reference}`: no tag or digest here; the version goes in `version`"),
-            );
-        }
-        let component = |c: &str| {
-            !c.is_empty()
-                && c.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
-                })
-                && c.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        };
-        if repo.is_empty() || !repo.split('/').all(component) {
-            self.issue(
-                path,
-                format!(
-                    "`{reference}` needs a repository path of lowercase letters, digits, `.`, \
-                     `_`, `-` (like oci://registry.example.com/charts/mysql)"
-                ),
-            );
-        }
-    }
-
-    /// Rules shared by repository URLs and OCI references; false when one
-    /// failed.
-    fn remote_url_rules(&mut self, path: &str, text: &str, url: &reqwest::Url) -> bool {
-        let problem = if !url.username().is_empty() || url.password().is_some() {
-            Some(
-                "credentials in the URL are refused (a URL is shown in messages and logs); name them under `auth:`",
-            )
-        } else if url.host_str().is_none_or(str::is_empty) {
-            Some("no host")
-        } else if url.query().is_some() || url.fragment().is_some() {
-            Some("no query or fragment allowed")
-        } else {
-            None
-        };
-        match problem {
-            Some(p) => {
-                self.issue(path, format!("`{text}`: {p}"));
-                false
-            }
-            None => true,
-        }
-    }
-
     /// Secret names must be usable as `{{secrets.<name>}}`; lengths bounded.
-    pub fn secrets(&mut self, path: &str, secrets: &BTreeMap<String, super::SecretSpec>) {
+    pub(crate) fn secrets(&mut self, path: &str, secrets: &BTreeMap<String, super::SecretSpec>) {
         for (name, spec) in secrets {
             let at = join(path, &template::join_key("chart.secrets", name));
             let ident = name
@@ -442,7 +282,7 @@ impl Lint {
     /// `chart.binding_users`: its own rules, templates over the instance,
     /// and credentials that hand out the binding's user (else creating one
     /// would be pointless).
-    pub fn binding_users(
+    pub(crate) fn binding_users(
         &mut self,
         plan: &str,
         users: &super::BindingUsers,
@@ -479,7 +319,7 @@ impl Lint {
     }
 
     /// Every string leaf of `tree` must compile and use known variables.
-    pub fn templates(&mut self, path: &str, tree: &Value, which: Tree, scope: &Scope<'_>) {
+    pub(crate) fn templates(&mut self, path: &str, tree: &Value, which: Tree, scope: &Scope<'_>) {
         for (leaf, source) in template::string_leaves(tree) {
             if !source.contains("{{") {
                 continue;
@@ -502,7 +342,7 @@ impl Lint {
     }
 
     /// Runs the cross-file rules and returns every issue.
-    pub fn finish(mut self) -> Vec<LintIssue> {
+    pub(crate) fn finish(mut self) -> Vec<LintIssue> {
         for (file, path, service) in std::mem::take(&mut self.service_refs) {
             if !self.service_names.contains(&service) {
                 self.file = file;
@@ -520,199 +360,6 @@ impl Lint {
         }
         self.issues
     }
-}
-
-fn check_variable(var: &str, which: Tree, scope: &Scope<'_>) -> Result<(), String> {
-    let segs: Vec<&str> = var.split('.').collect();
-    let no_fields = |what: &str| Err(format!("`{var}`: {what} has no fields"));
-    match segs.as_slice() {
-        ["context", ..] | ["instance" | "secrets" | "parameters"] => Ok(()),
-        ["instance", field, rest @ ..] => {
-            if !INSTANCE_FIELDS.contains(field) {
-                Err(format!(
-                    "unknown variable `{var}`; instance has {}",
-                    INSTANCE_FIELDS.join(", ")
-                ))
-            } else if !rest.is_empty() {
-                no_fields(&format!("instance.{field}"))
-            } else {
-                Ok(())
-            }
-        }
-        ["secrets", name, rest @ ..] => {
-            if !scope.secrets.contains_key(*name) {
-                Err(format!(
-                    "`{var}`: secret `{name}` is not declared under chart.secrets"
-                ))
-            } else if !rest.is_empty() {
-                no_fields(&format!("secrets.{name}"))
-            } else {
-                Ok(())
-            }
-        }
-        ["parameters", name, ..] => {
-            declared(var, name, scope.parameters.as_ref(), "the plan's instance")
-        }
-        ["lookups", name, ..] if which == Tree::Credentials => {
-            if scope.lookups.contains(*name) {
-                Ok(())
-            } else {
-                Err(format!(
-                    "`{var}`: lookup `{name}` is not declared under chart.lookups"
-                ))
-            }
-        }
-        ["lookups", ..] => Err(format!(
-            "`{var}`: lookups.* is only available in credentials"
-        )),
-        ["uses", name, field] => {
-            if !scope.uses.contains(*name) {
-                Err(format!(
-                    "`{var}`: `{name}` is not declared under chart.uses"
-                ))
-            } else if !["secret", "instance"].contains(field) {
-                Err(format!("`{var}`: uses.{name} has secret and instance"))
-            } else {
-                Ok(())
-            }
-        }
-        ["uses", ..] => Err(format!(
-            "`{var}`: use uses.<name>.secret or uses.<name>.instance"
-        )),
-        ["user", "username" | "password"] if which == Tree::Credentials && scope.binding_user => {
-            Ok(())
-        }
-        ["user", ..] if which == Tree::Credentials && scope.binding_user => {
-            Err(format!("`{var}`: user has username and password"))
-        }
-        ["user", ..] => Err(format!(
-            "`{var}`: user.* is the binding's own database user: only in credentials of a plan with chart.binding_users"
-        )),
-        ["binding", ..] if which == Tree::Values => Err(format!(
-            "`{var}`: binding.* is only available in credentials"
-        )),
-        ["binding"] | ["binding", "parameters"] => Ok(()),
-        ["binding", "parameters", name, ..] => declared(
-            var,
-            name,
-            scope.binding_parameters.as_ref(),
-            "the plan's binding",
-        ),
-        ["binding", field, rest @ ..] => {
-            if !BINDING_FIELDS.contains(field) {
-                Err(format!(
-                    "unknown variable `{var}`; binding has id, app_guid, parameters"
-                ))
-            } else if !rest.is_empty() {
-                no_fields(&format!("binding.{field}"))
-            } else {
-                Ok(())
-            }
-        }
-        _ => Err(format!(
-            "unknown variable `{var}`; templates use instance.*, context.*, parameters.*, \
-             secrets.*{}",
-            if which == Tree::Credentials {
-                " and binding.*"
-            } else {
-                ""
-            }
-        )),
-    }
-}
-
-/// The known variable closest to a mistyped `var`, compared on as many
-/// segments as the candidate has (`lookups.db` for `lookps.db.port`), with
-/// `var`'s remaining segments kept.
-fn suggestion(var: &str, which: Tree, scope: &Scope<'_>) -> Option<String> {
-    let mut known: Vec<String> = INSTANCE_FIELDS
-        .iter()
-        .map(|f| format!("instance.{f}"))
-        .collect();
-    known.extend(scope.secrets.keys().map(|s| format!("secrets.{s}")));
-    known.extend(
-        scope
-            .parameters
-            .iter()
-            .flatten()
-            .map(|p| format!("parameters.{p}")),
-    );
-    for u in &scope.uses {
-        known.push(format!("uses.{u}.secret"));
-        known.push(format!("uses.{u}.instance"));
-    }
-    if which == Tree::Credentials {
-        known.extend(scope.lookups.iter().map(|l| format!("lookups.{l}")));
-        known.extend(BINDING_FIELDS.iter().map(|f| format!("binding.{f}")));
-        known.extend(
-            scope
-                .binding_parameters
-                .iter()
-                .flatten()
-                .map(|p| format!("binding.parameters.{p}")),
-        );
-        if scope.binding_user {
-            known.extend(["user.username".into(), "user.password".into()]);
-        }
-    }
-    let segs: Vec<&str> = var.split('.').collect();
-    let mut best: Option<(usize, String)> = None;
-    for cand in &known {
-        let n = cand.split('.').count();
-        if n > segs.len() {
-            continue;
-        }
-        let head = segs[..n].join(".");
-        if let Some(near) = super::suggest::closest(&head, [cand.as_str()]) {
-            let d = super::suggest::distance(&head, near);
-            if best.as_ref().is_none_or(|(bd, _)| d < *bd) {
-                let rest = &segs[n..];
-                let full = std::iter::once(near)
-                    .chain(rest.iter().copied())
-                    .collect::<Vec<_>>()
-                    .join(".");
-                best = Some((d, full));
-            }
-        }
-    }
-    best.map(|(_, s)| s)
-}
-
-fn declared(
-    var: &str,
-    name: &str,
-    props: Option<&BTreeSet<String>>,
-    whose: &str,
-) -> Result<(), String> {
-    match props {
-        Some(props) if !props.contains(name) => Err(format!(
-            "`{var}`: parameter `{name}` is not in {whose} schema properties"
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// Semantic Versioning 2.0.0: `MAJOR.MINOR.PATCH[-pre][+build]`.
-fn is_semver(v: &str) -> bool {
-    let (rest, build) = v.split_once('+').map_or((v, None), |(a, b)| (a, Some(b)));
-    let (core, pre) = rest
-        .split_once('-')
-        .map_or((rest, None), |(a, b)| (a, Some(b)));
-    let numeric = |s: &str| {
-        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'))
-    };
-    let idents = |s: &str, numeric_rule: bool| {
-        s.split('.').all(|id| {
-            !id.is_empty()
-                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && (!numeric_rule || !id.bytes().all(|b| b.is_ascii_digit()) || numeric(id))
-        })
-    };
-    let parts: Vec<&str> = core.split('.').collect();
-    parts.len() == 3
-        && parts.iter().all(|p| numeric(p))
-        && pre.is_none_or(|p| idents(p, true))
-        && build.is_none_or(|b| idents(b, false))
 }
 
 #[cfg(test)]

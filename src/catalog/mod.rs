@@ -8,11 +8,13 @@
 //! # Layout
 //!
 //! - `mod.rs`: the model ([`Catalog`], [`Service`], [`Plan`], backends) and
-//!   lookups.
+//!   lookups; `chart_plan.rs`: a chart plan's settings (source, limits,
+//!   lookups, dependencies, secrets).
 //! - `load.rs`: the YAML document types, file discovery, turning documents
-//!   into the model.
+//!   into the model (`load/chart.rs`: a plan's `chart:` section).
 //! - `lint.rs`: every rule that makes a catalog invalid, reported as
-//!   [`LintIssue`]s with file and path.
+//!   [`LintIssue`]s with file and path (`lint/charts.rs`: chart sources;
+//!   `lint/variables.rs`: template variables).
 //! - `schema.rs`: plan parameter schemas: compiled validators, defaults.
 //! - `osb.rs`: the `GET /v2/catalog` body, cached at load.
 //! - `import.rs`: services imported from an upstream broker's catalog and
@@ -20,7 +22,8 @@
 
 mod binding_users;
 mod chart_auth;
-pub mod chart_files;
+pub(crate) mod chart_files;
+mod chart_plan;
 mod import;
 mod lint;
 mod load;
@@ -29,14 +32,15 @@ mod retired;
 mod schema;
 mod suggest;
 mod violations;
+pub use chart_plan::*;
 
 #[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
 
-pub use binding_users::{AdminEndpoint, BindingUsers, DbEngine, SharedUser};
-pub use chart_auth::{AuthDoc, ChartAuth};
+pub(crate) use binding_users::{BindingUsers, DbEngine};
+pub(crate) use chart_auth::{AuthDoc, ChartAuth};
 pub use retired::Teardown;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -47,7 +51,7 @@ use serde_json::{Map, Value};
 
 pub use lint::policy_report;
 pub use load::lint;
-pub use schema::SchemaKind;
+pub(crate) use schema::SchemaKind;
 
 use crate::api_version::ApiVersion;
 use schema::Validators;
@@ -73,28 +77,28 @@ pub struct Service {
     /// OSB name; unique across the catalog.
     pub name: String,
     /// Short description shown by platforms.
-    pub description: String,
+    pub(crate) description: String,
     /// Classification tags (`mysql`, `relational`).
-    pub tags: Vec<String>,
+    pub(crate) tags: Vec<String>,
     /// Permissions: `syslog_drain`, `route_forwarding`, `volume_mount`.
-    pub requires: Vec<String>,
+    pub(crate) requires: Vec<String>,
     /// Default bindability for plans that do not override it.
-    pub bindable: bool,
+    pub(crate) bindable: bool,
     /// Whether `GET /v2/service_instances/:id` is supported.
-    pub instances_retrievable: bool,
+    pub(crate) instances_retrievable: bool,
     /// Whether `GET .../service_bindings/:id` is supported.
-    pub bindings_retrievable: bool,
+    pub(crate) bindings_retrievable: bool,
     /// Whether platforms may send context-only updates.
-    pub allow_context_updates: bool,
+    pub(crate) allow_context_updates: bool,
     /// Default plan-change support for plans that do not override it.
-    pub plan_updateable: bool,
+    pub(crate) plan_updateable: bool,
     /// Opaque metadata passed through to platforms.
-    pub metadata: Option<Value>,
+    pub(crate) metadata: Option<Value>,
     /// Cloud Foundry dashboard SSO client, passed through.
-    pub dashboard_client: Option<Value>,
+    pub(crate) dashboard_client: Option<Value>,
     /// How binding Secrets name their kind for Service Binding for
     /// Kubernetes readers (`binding:`); `None` keeps them `Opaque`.
-    pub binding: Option<BindingType>,
+    pub(crate) binding: Option<BindingType>,
     /// At least one plan.
     pub plans: Vec<Plan>,
 }
@@ -105,13 +109,13 @@ pub struct Service {
 /// so workloads and binding libraries recognise it without configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BindingType {
+pub(crate) struct BindingType {
     /// Abstract classification (`mysql`, `postgresql`, `redis`).
     #[serde(rename = "type")]
-    pub kind: String,
+    pub(crate) kind: String,
     /// Who provides the binding; the spec recommends the entry.
     #[serde(default = "default_provider")]
-    pub provider: String,
+    pub(crate) provider: String,
 }
 
 fn default_provider() -> String {
@@ -120,13 +124,13 @@ fn default_provider() -> String {
 
 impl BindingType {
     /// The Secret `type` the spec asks for.
-    pub fn secret_type(&self) -> String {
+    pub(crate) fn secret_type(&self) -> String {
         format!("servicebinding.io/{}", self.kind)
     }
 }
 
 /// The Kubernetes Secret `type` of a binding Secret of `service`.
-pub fn binding_secret_type(service: &Service) -> String {
+pub(crate) fn binding_secret_type(service: &Service) -> String {
     service
         .binding
         .as_ref()
@@ -141,44 +145,44 @@ pub struct Plan {
     /// OSB name; unique within its service.
     pub name: String,
     /// Short description shown by platforms.
-    pub description: String,
+    pub(crate) description: String,
     /// Whether the plan is free (OSB default: true).
-    pub free: Option<bool>,
+    pub(crate) free: Option<bool>,
     /// Overrides [`Service::bindable`] when set.
-    pub bindable: Option<bool>,
+    pub(crate) bindable: Option<bool>,
     /// Overrides [`Service::plan_updateable`] when set.
-    pub plan_updateable: Option<bool>,
+    pub(crate) plan_updateable: Option<bool>,
     /// Whether bindings support rotation (`predecessor_binding_id`).
-    pub binding_rotatable: bool,
+    pub(crate) binding_rotatable: bool,
     /// Seconds a platform should keep polling an operation.
-    pub maximum_polling_duration: Option<u64>,
+    pub(crate) maximum_polling_duration: Option<u64>,
     /// Maintenance version offered to platforms.
-    pub maintenance_info: Option<MaintenanceInfo>,
+    pub(crate) maintenance_info: Option<MaintenanceInfo>,
     /// Opaque metadata passed through to platforms.
-    pub metadata: Option<Value>,
+    pub(crate) metadata: Option<Value>,
     /// The OSB `schemas` object, with `$schema` filled in where absent.
-    pub schemas: Option<Value>,
+    pub(crate) schemas: Option<Value>,
     /// Broker-only: refuse requests without `accepts_incomplete=true`
     /// (422 `AsyncRequired`).
-    pub async_required: bool,
+    pub(crate) async_required: bool,
     /// Broker-only: what provisions instances of this plan.
-    pub served_by: ServedBy,
+    pub(crate) served_by: ServedBy,
     validators: Validators,
 }
 
 /// OSB maintenance info; `version` is semver 2.0.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MaintenanceInfo {
+pub(crate) struct MaintenanceInfo {
     /// Semantic version of what the plan currently deploys.
-    pub version: String,
+    pub(crate) version: String,
     /// What changes with this version.
-    pub description: Option<String>,
+    pub(crate) description: Option<String>,
 }
 
 /// What provisions instances of a plan.
 #[derive(Debug, Clone)]
-pub enum ServedBy {
+pub(crate) enum ServedBy {
     /// A Helm release of a chart (boxed: it is much larger than the other
     /// variant).
     Chart(Box<ChartPlan>),
@@ -186,268 +190,16 @@ pub enum ServedBy {
     Upstream(UpstreamPlan),
 }
 
-/// A Helm chart backend.
-#[derive(Debug, Clone)]
-pub struct ChartPlan {
-    /// Where the chart comes from: a local folder, a Helm repository or an
-    /// OCI registry (`chart.path` / `chart.repository` / `chart.oci`).
-    pub source: ChartSource,
-    /// Where releases go.
-    pub namespace: NamespaceStrategy,
-    /// Values tree; string leaves are templates (see [`crate::template`]).
-    pub values: Value,
-    /// Secrets generated once per instance, by name.
-    pub secrets: BTreeMap<String, SecretSpec>,
-    /// Credentials tree returned by bind; string leaves are templates.
-    pub credentials: Value,
-    /// What the chart's rendered manifests may contain (`chart.policy`).
-    pub policy: crate::policy::Policy,
-    /// Objects of the release that credential templates read, by name
-    /// (`lookups.<name>` in credentials).
-    pub lookups: BTreeMap<String, Lookup>,
-    /// Instances of other services this plan binds to (`uses.<name>.secret`
-    /// in values is the name of the binding Secret in this release's namespace).
-    pub uses: BTreeMap<String, Dependency>,
-    /// Namespaces besides the instance's that a bind parameter `namespace`
-    /// may put the binding Secret in.
-    pub binding_namespaces: Vec<String>,
-    /// Wait for the release's workloads to be ready (helm engine).
-    pub wait: bool,
-    /// Delete the PersistentVolumeClaims the release leaves on deprovision.
-    pub delete_pvcs: bool,
-    /// Each binding gets its own database user (`chart.binding_users`).
-    pub binding_users: Option<BindingUsers>,
-    /// How much helm may print for this plan (`chart.limits`).
-    pub limits: ChartLimits,
-}
-
-/// Caps on what the broker reads from helm for one plan (`chart.limits`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ChartLimits {
-    /// Bytes of rendered manifests (`helm template` output) the broker
-    /// reads; past them helm is stopped and the operation fails.
-    pub max_manifest_bytes: usize,
-}
-
-impl Default for ChartLimits {
-    fn default() -> Self {
-        ChartLimits {
-            max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES,
-        }
-    }
-}
-
-/// Where a plan's chart comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChartSource {
-    /// A chart folder under the charts directory (absolute path).
-    Local(PathBuf),
-    /// A chart in an HTTPS Helm repository (one with an `index.yaml`).
-    Repository {
-        /// The repository's base URL, `https://` only, without a trailing `/`.
-        url: String,
-        /// The chart's name in the repository index.
-        name: String,
-        /// Version, digest, provenance and TLS settings.
-        remote: RemoteChart,
-    },
-    /// A chart in an OCI registry.
-    Oci {
-        /// `oci://host[:port]/path/name`, without tag or digest.
-        reference: String,
-        /// Version, digest, provenance and TLS settings.
-        remote: RemoteChart,
-    },
-}
-
-/// How a remote chart is pinned and checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteChart {
-    /// The exact chart version (semver; never a range).
-    pub version: String,
-    /// `sha256:<64 lowercase hex>` the chart archive must hash to.
-    pub digest: Option<String>,
-    /// When set (`verify: true`), the chart's provenance file must be signed
-    /// by a key in this keyring (absolute path).
-    pub keyring: Option<PathBuf>,
-    /// CA bundle trusted for the repository's TLS (absolute path).
-    pub ca_file: Option<PathBuf>,
-    /// Credentials for a private repository or registry (`chart.auth`).
-    pub auth: Option<ChartAuth>,
-}
-
-impl ChartSource {
-    /// The chart folder, for a local source.
-    pub fn local_path(&self) -> Option<&Path> {
-        match self {
-            ChartSource::Local(p) => Some(p),
-            _ => None,
-        }
-    }
-
-    /// The pin of a remote source.
-    pub fn remote(&self) -> Option<&RemoteChart> {
-        match self {
-            ChartSource::Local(_) => None,
-            ChartSource::Repository { remote, .. } | ChartSource::Oci { remote, .. } => {
-                Some(remote)
-            }
-        }
-    }
-}
-
-impl fmt::Display for ChartSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ChartSource::Local(p) => write!(f, "{}", p.display()),
-            ChartSource::Repository { url, name, remote } => {
-                write!(f, "{name} {} from {url}", remote.version)
-            }
-            ChartSource::Oci { reference, remote } => {
-                write!(f, "{reference}:{}", remote.version)
-            }
-        }
-    }
-}
-
-/// An object of the release whose data credentials may use. Exactly one of
-/// `secret`, `configmap`, `service` names it (a template over the instance).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Lookup {
-    /// A Secret's name.
-    pub secret: Option<String>,
-    /// A ConfigMap's name.
-    pub configmap: Option<String>,
-    /// A Service's name: the value is `{name, host, port, ports}`.
-    pub service: Option<String>,
-    /// One key of the Secret or ConfigMap (the value is then a string);
-    /// without it the value is every key.
-    pub key: Option<String>,
-}
-
-/// Kinds of object a [`Lookup`] reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LookupKind {
-    /// A Secret.
-    Secret,
-    /// A ConfigMap.
-    ConfigMap,
-    /// A Service.
-    Service,
-}
-
-impl Lookup {
-    /// The kind and the name template, or why the lookup is malformed.
-    pub fn target(&self) -> Result<(LookupKind, &str), String> {
-        match (&self.secret, &self.configmap, &self.service) {
-            (Some(n), None, None) => Ok((LookupKind::Secret, n)),
-            (None, Some(n), None) => Ok((LookupKind::ConfigMap, n)),
-            (None, None, Some(n)) => {
-                if self.key.is_some() {
-                    Err("a service lookup takes no `key`".into())
-                } else {
-                    Ok((LookupKind::Service, n))
-                }
-            }
-            _ => Err("a lookup names exactly one of `secret`, `configmap`, `service`".into()),
-        }
-    }
-}
-
-/// An instance of another service that a plan depends on.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Dependency {
-    /// Name of the service the instance must belong to.
-    pub service: String,
-    /// The provisioning parameter that holds the instance id.
-    pub parameter: String,
-    /// Namespaces besides the dependent's own where the used instance may
-    /// live (glob patterns). Empty: only the dependent's own namespace, so
-    /// one tenant can't name another tenant's instance.
-    #[serde(default)]
-    pub namespaces: Vec<String>,
-}
-
-impl Dependency {
-    /// Whether an instance in `used` may be used from `dependent`.
-    pub fn reaches(&self, dependent: &str, used: &str) -> bool {
-        dependent == used
-            || self
-                .namespaces
-                .iter()
-                .filter_map(|p| glob::Pattern::new(p).ok())
-                .any(|p| p.matches(used))
-    }
-}
-
-/// Which namespace a chart release is installed into.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NamespaceStrategy {
-    /// The namespace from the platform's OSB `context`.
-    #[default]
-    Context,
-    /// A namespace of its own per instance.
-    Instance,
-}
-
-/// How to generate one per-instance secret.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SecretSpec {
-    /// Number of characters, 8..=256 (default 32).
-    #[serde(default = "default_secret_length")]
-    pub length: usize,
-    /// Characters to draw from (default alphanumeric).
-    #[serde(default)]
-    pub alphabet: Alphabet,
-}
-
-fn default_secret_length() -> usize {
-    32
-}
-
-/// Character sets for generated secrets.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Alphabet {
-    /// `A-Z a-z 0-9`.
-    #[default]
-    Alphanumeric,
-    /// `0-9 a-f`.
-    Hex,
-    /// `A-Z a-z 0-9 - _` (URL- and filename-safe base64 alphabet).
-    Urlsafe,
-}
-
-impl Alphabet {
-    /// The characters of this alphabet, for uniform sampling.
-    pub fn chars(self) -> &'static [u8] {
-        match self {
-            Alphabet::Alphanumeric => {
-                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-            }
-            Alphabet::Hex => b"0123456789abcdef",
-            Alphabet::Urlsafe => {
-                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-            }
-        }
-    }
-}
-
 /// A plan proxied to an upstream broker.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamPlan {
     /// Name of an entry in the catalog's `upstreams:` list.
-    pub broker: String,
+    pub(crate) broker: String,
     /// The upstream broker's service id.
-    pub service_id: String,
+    pub(crate) service_id: String,
     /// The upstream broker's plan id.
-    pub plan_id: String,
+    pub(crate) plan_id: String,
 }
 
 /// An upstream broker declared under `upstreams:`. Only `name` is
@@ -464,12 +216,12 @@ pub struct Upstream {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LintIssue {
     /// The catalog file (or directory) at fault.
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// Where in the file, e.g. `services[0].plans[1].chart.values.auth.rootPassword`,
     /// or `line 3, column 7` for YAML errors; empty for whole-file problems.
-    pub path: String,
+    pub(crate) path: String,
     /// What is wrong.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for LintIssue {
@@ -548,59 +300,63 @@ impl Catalog {
     }
 
     /// Upstream brokers declared under `upstreams:`.
-    pub fn upstreams(&self) -> &[Upstream] {
+    pub(crate) fn upstreams(&self) -> &[Upstream] {
         &self.upstreams
     }
 
     /// The upstream broker named `name`.
-    pub fn upstream(&self, name: &str) -> Option<&Upstream> {
+    #[cfg(test)]
+    pub(crate) fn upstream(&self, name: &str) -> Option<&Upstream> {
         self.upstreams.iter().find(|u| u.name == name)
     }
 
     /// The service with OSB id `id`.
-    pub fn find_service(&self, id: &str) -> Option<&Service> {
+    pub(crate) fn find_service(&self, id: &str) -> Option<&Service> {
         self.services.iter().find(|s| s.id == id)
     }
 
     /// The plan `plan_id` of service `service_id`; `None` if either is
     /// unknown or the plan belongs to another service.
-    pub fn find_plan(&self, service_id: &str, plan_id: &str) -> Option<(&Service, &Plan)> {
+    pub(crate) fn find_plan(&self, service_id: &str, plan_id: &str) -> Option<(&Service, &Plan)> {
         let service = self.find_service(service_id)?;
         let plan = service.plans.iter().find(|p| p.id == plan_id)?;
         Some((service, plan))
     }
 
     /// The plan with id `plan_id`, in whichever service holds it.
-    pub fn plan_by_id(&self, plan_id: &str) -> Option<(&Service, &Plan)> {
+    #[cfg(test)]
+    pub(crate) fn plan_by_id(&self, plan_id: &str) -> Option<(&Service, &Plan)> {
         self.services
             .iter()
             .find_map(|s| s.plans.iter().find(|p| p.id == plan_id).map(|p| (s, p)))
     }
 
     /// The `GET /v2/catalog` body (latest API version) as a JSON value.
-    pub fn osb_json(&self) -> Value {
+    #[cfg(test)]
+    pub(crate) fn osb_json(&self) -> Value {
         serde_json::from_slice(&self.osb_body()).expect("catalog body is JSON we serialized")
     }
 
     /// The latest API version's `GET /v2/catalog` body.
-    pub fn osb_body(&self) -> Arc<[u8]> {
+    #[cfg(test)]
+    pub(crate) fn osb_body(&self) -> Arc<[u8]> {
         self.osb_body_for(ApiVersion::LATEST)
     }
 
     /// The `GET /v2/catalog` body for platforms speaking `v`, serialized
     /// once at load; cheap to clone into a response (`Bytes::from_owner`).
-    pub fn osb_body_for(&self, v: ApiVersion) -> Arc<[u8]> {
+    pub(crate) fn osb_body_for(&self, v: ApiVersion) -> Arc<[u8]> {
         Arc::clone(&self.osb_bodies[v.index()].0)
     }
 
     /// A strong ETag (quoted SHA-256 prefix) of the latest body.
-    pub fn etag(&self) -> &str {
+    pub(crate) fn etag(&self) -> &str {
         self.etag_for(ApiVersion::LATEST)
     }
 
     /// A strong ETag of [`Catalog::osb_body_for`] `v`: versions differ in
     /// their bytes, so in their tags too.
-    pub fn etag_for(&self, v: ApiVersion) -> &str {
+    pub(crate) fn etag_for(&self, v: ApiVersion) -> &str {
         &self.osb_bodies[v.index()].1
     }
 }
@@ -610,13 +366,13 @@ impl Catalog {
 impl Plan {
     /// Whether instances of this plan can be bound, with the plan's value
     /// taking precedence over the service's.
-    pub fn is_bindable(&self, service: &Service) -> bool {
+    pub(crate) fn is_bindable(&self, service: &Service) -> bool {
         self.bindable.unwrap_or(service.bindable)
     }
 
     /// Whether instances can move to another plan, with the plan's value
     /// taking precedence over the service's.
-    pub fn is_updateable(&self, service: &Service) -> bool {
+    pub(crate) fn is_updateable(&self, service: &Service) -> bool {
         self.plan_updateable.unwrap_or(service.plan_updateable)
     }
 
@@ -629,7 +385,7 @@ impl Plan {
     }
 
     /// The upstream backend, if this plan is proxied.
-    pub fn upstream(&self) -> Option<&UpstreamPlan> {
+    pub(crate) fn upstream(&self) -> Option<&UpstreamPlan> {
         match &self.served_by {
             ServedBy::Upstream(u) => Some(u),
             ServedBy::Chart(_) => None,
@@ -641,14 +397,18 @@ impl Plan {
     /// error names each failing field, its schema description and the rule
     /// in words, e.g. `parameters.replicas: "Number of replicas" must be at
     /// most 5 (got 9)`; several are joined with `; `.
-    pub fn validate_parameters(&self, kind: SchemaKind, params: &Value) -> Result<(), String> {
+    pub(crate) fn validate_parameters(
+        &self,
+        kind: SchemaKind,
+        params: &Value,
+    ) -> Result<(), String> {
         self.validators.validate(kind, params)
     }
 
     /// Fills in top-level `properties.*.default` values of the schema for
     /// `kind` that `params` lacks; `null` params become an object when there
     /// is any default.
-    pub fn apply_defaults(&self, kind: SchemaKind, params: &mut Value) {
+    pub(crate) fn apply_defaults(&self, kind: SchemaKind, params: &mut Value) {
         schema::apply_defaults(self.schemas.as_ref(), kind, params);
     }
 }

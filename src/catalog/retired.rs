@@ -45,7 +45,7 @@ pub enum Teardown {
 
 impl Teardown {
     /// What removing an instance of `plan` needs.
-    pub fn of(service: &Service, plan: &Plan) -> Teardown {
+    pub(crate) fn of(service: &Service, plan: &Plan) -> Teardown {
         let (service, name) = (service.name.clone(), plan.name.clone());
         match &plan.served_by {
             ServedBy::Chart(c) => Teardown::Chart {
@@ -65,7 +65,7 @@ impl Teardown {
 
     /// A service with one plan, `plan_id`, that can only remove instances:
     /// no values, credentials, schemas or policy, never in the catalog.
-    pub fn stand_in(&self, service_id: &str, plan_id: &str) -> Service {
+    pub(crate) fn stand_in(&self, service_id: &str, plan_id: &str) -> Service {
         let (service, plan, served_by) = match self {
             Teardown::Chart {
                 service,

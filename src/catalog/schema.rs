@@ -28,7 +28,7 @@ const MAX_MESSAGE_CHARS: usize = 300;
 
 /// Which of a plan's three parameter schemas applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SchemaKind {
+pub(crate) enum SchemaKind {
     /// `schemas.service_instance.create`: provision.
     InstanceCreate,
     /// `schemas.service_instance.update`: update.
@@ -39,14 +39,14 @@ pub enum SchemaKind {
 
 impl SchemaKind {
     /// Every kind, in catalog order.
-    pub const ALL: [SchemaKind; 3] = [
+    pub(crate) const ALL: [SchemaKind; 3] = [
         SchemaKind::InstanceCreate,
         SchemaKind::InstanceUpdate,
         SchemaKind::BindingCreate,
     ];
 
     /// The keys under `schemas` leading to this kind's input schema.
-    pub fn keys(self) -> (&'static str, &'static str) {
+    pub(crate) fn keys(self) -> (&'static str, &'static str) {
         match self {
             SchemaKind::InstanceCreate => ("service_instance", "create"),
             SchemaKind::InstanceUpdate => ("service_instance", "update"),

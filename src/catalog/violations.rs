@@ -31,91 +31,108 @@ pub(super) fn describe(path: &str, e: &ValidationError<'_>, schema: &Value) -> S
         })
         .collect();
     let parent = subschema(schema, &segs[..segs.len().saturating_sub(1)]);
-    let described = |rule: String| match parent.and_then(description) {
-        Some(d) => format!("{path}: {d} {rule}"),
-        None => format!("{path}: {rule}"),
-    };
-    let instance = e.instance();
     match e.kind() {
-        ValidationErrorKind::Required { property } => {
-            let name = property.as_str().unwrap_or_default();
-            let child = parent
-                .and_then(|p| p.get("properties"))
-                .and_then(|p| p.get(name));
-            let at = crate::template::join_key(path, name);
-            match child.and_then(description) {
-                Some(d) => format!("{at}: {d} is required"),
-                None => format!("{at}: is required"),
-            }
-        }
+        ValidationErrorKind::Required { property } => required(path, parent, property),
         ValidationErrorKind::AdditionalProperties { unexpected }
         | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
-            let allowed: Vec<&str> = parent
-                .and_then(|p| p.get("properties"))
-                .and_then(Value::as_object)
-                .map(|p| p.keys().map(String::as_str).collect())
-                .unwrap_or_default();
-            let noun = if unexpected.len() == 1 {
-                "property"
-            } else {
-                "properties"
-            };
-            let names = unexpected
-                .iter()
-                .map(|n| format!("{n:?}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let allowed = if allowed.is_empty() {
-                "none".to_owned()
-            } else {
-                list(allowed.iter().map(|s| s.to_string()))
-            };
-            let mut out = format!("{path}: unknown {noun} {names} (allowed: {allowed})");
-            // An object's own description often says why (the update
-            // schema of a plan whose settings are fixed at creation).
-            if let Some(d) = parent.and_then(description) {
-                out.push_str(&format!(" — {}", d.trim_matches('"')));
-            }
-            out
+            unknown(path, parent, unexpected)
         }
+        kind => match rule(kind, e.instance()) {
+            Some(rule) => match parent.and_then(description) {
+                Some(d) => format!("{path}: {d} {rule}"),
+                None => format!("{path}: {rule}"),
+            },
+            // Rare keywords: the validator's own words.
+            None => format!("{path}: {e}"),
+        },
+    }
+}
+
+/// A missing required property, with its own description when it has one.
+fn required(path: &str, parent: Option<&Value>, property: &Value) -> String {
+    let name = property.as_str().unwrap_or_default();
+    let child = parent
+        .and_then(|p| p.get("properties"))
+        .and_then(|p| p.get(name));
+    let at = crate::template::join_key(path, name);
+    match child.and_then(description) {
+        Some(d) => format!("{at}: {d} is required"),
+        None => format!("{at}: is required"),
+    }
+}
+
+/// Properties the schema does not declare, with the ones it allows.
+fn unknown(path: &str, parent: Option<&Value>, unexpected: &[String]) -> String {
+    let allowed: Vec<&str> = parent
+        .and_then(|p| p.get("properties"))
+        .and_then(Value::as_object)
+        .map(|p| p.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    let noun = if unexpected.len() == 1 {
+        "property"
+    } else {
+        "properties"
+    };
+    let names = unexpected
+        .iter()
+        .map(|n| format!("{n:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let allowed = if allowed.is_empty() {
+        "none".to_owned()
+    } else {
+        list(allowed.iter().map(|s| s.to_string()))
+    };
+    let mut out = format!("{path}: unknown {noun} {names} (allowed: {allowed})");
+    // An object's own description often says why (the update
+    // schema of a plan whose settings are fixed at creation).
+    if let Some(d) = parent.and_then(description) {
+        out.push_str(&format!(" — {}", d.trim_matches('"')));
+    }
+    out
+}
+
+/// The rule `kind` states about `instance`, for the keywords worded here.
+fn rule(kind: &ValidationErrorKind, instance: &Value) -> Option<String> {
+    match kind {
         ValidationErrorKind::Type { kind } => {
             let want = match kind {
                 TypeKind::Single(t) => a(*t).to_owned(),
                 TypeKind::Multiple(set) => set.iter().map(a).collect::<Vec<_>>().join(" or "),
             };
-            described(format!("must be {want} (got {})", type_of(instance)))
+            Some(format!("must be {want} (got {})", type_of(instance)))
         }
         ValidationErrorKind::Maximum { limit } => {
-            described(format!("must be at most {limit} (got {instance})"))
+            Some(format!("must be at most {limit} (got {instance})"))
         }
         ValidationErrorKind::ExclusiveMaximum { limit } => {
-            described(format!("must be less than {limit} (got {instance})"))
+            Some(format!("must be less than {limit} (got {instance})"))
         }
         ValidationErrorKind::Minimum { limit } => {
-            described(format!("must be at least {limit} (got {instance})"))
+            Some(format!("must be at least {limit} (got {instance})"))
         }
         ValidationErrorKind::ExclusiveMinimum { limit } => {
-            described(format!("must be more than {limit} (got {instance})"))
+            Some(format!("must be more than {limit} (got {instance})"))
         }
-        ValidationErrorKind::MultipleOf { multiple_of } => described(format!(
+        ValidationErrorKind::MultipleOf { multiple_of } => Some(format!(
             "must be a multiple of {multiple_of} (got {instance})"
         )),
-        ValidationErrorKind::MaxLength { limit } => described(format!(
+        ValidationErrorKind::MaxLength { limit } => Some(format!(
             "must be at most {limit} characters long (got {})",
             chars(instance)
         )),
-        ValidationErrorKind::MinLength { limit } => described(format!(
+        ValidationErrorKind::MinLength { limit } => Some(format!(
             "must be at least {limit} characters long (got {})",
             chars(instance)
         )),
-        ValidationErrorKind::Pattern { pattern } => described(format!("must match {pattern}")),
-        ValidationErrorKind::Format { format } => described(format!("must be a valid {format}")),
-        ValidationErrorKind::Enum { options } => described(format!(
+        ValidationErrorKind::Pattern { pattern } => Some(format!("must match {pattern}")),
+        ValidationErrorKind::Format { format } => Some(format!("must be a valid {format}")),
+        ValidationErrorKind::Enum { options } => Some(format!(
             "must be one of {}",
             list(options.as_array().into_iter().flatten().map(shown))
         )),
         ValidationErrorKind::Constant { expected_value } => {
-            described(format!("must be {}", shown(expected_value)))
+            Some(format!("must be {}", shown(expected_value)))
         }
         ValidationErrorKind::Not { schema } => {
             let rule = match (schema.get("enum"), schema.get("const")) {
@@ -125,36 +142,33 @@ pub(super) fn describe(path: &str, e: &ValidationError<'_>, schema: &Value) -> S
                 (_, Some(c)) => format!("must not be {}", shown(c)),
                 _ => "must not match the schema under `not`".to_owned(),
             };
-            described(rule)
+            Some(rule)
         }
-        ValidationErrorKind::MaxItems { limit } => {
-            described(format!("must have at most {limit} items"))
-        }
+        ValidationErrorKind::MaxItems { limit } => Some(format!("must have at most {limit} items")),
         ValidationErrorKind::MinItems { limit } => {
-            described(format!("must have at least {limit} items"))
+            Some(format!("must have at least {limit} items"))
         }
-        ValidationErrorKind::UniqueItems => described("must not repeat items".into()),
+        ValidationErrorKind::UniqueItems => Some("must not repeat items".into()),
         ValidationErrorKind::Contains => {
-            described("must contain at least one item the schema allows".into())
+            Some("must contain at least one item the schema allows".into())
         }
         ValidationErrorKind::MaxProperties { limit } => {
-            described(format!("must have at most {limit} properties"))
+            Some(format!("must have at most {limit} properties"))
         }
         ValidationErrorKind::MinProperties { limit } => {
-            described(format!("must have at least {limit} properties"))
+            Some(format!("must have at least {limit} properties"))
         }
         ValidationErrorKind::AnyOf { .. } | ValidationErrorKind::OneOfNotValid { .. } => {
-            described("must match one of the forms the schema allows".into())
+            Some("must match one of the forms the schema allows".into())
         }
         ValidationErrorKind::OneOfMultipleValid { .. } => {
-            described("matches more than one of the forms the schema allows (oneOf)".into())
+            Some("matches more than one of the forms the schema allows (oneOf)".into())
         }
-        ValidationErrorKind::FalseSchema => described("is not allowed".into()),
+        ValidationErrorKind::FalseSchema => Some("is not allowed".into()),
         ValidationErrorKind::PropertyNames { .. } => {
-            described("has a property name the schema does not allow".into())
+            Some("has a property name the schema does not allow".into())
         }
-        // Rare keywords: the validator's own words.
-        _ => format!("{path}: {e}"),
+        _ => None,
     }
 }
 

@@ -17,13 +17,13 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-pub use crate::catalog::ChartAuth;
-pub use crate::credentials::{SecretString, Source};
+pub(crate) use crate::catalog::ChartAuth;
+pub(crate) use crate::credentials::{SecretString, Source};
 use crate::credentials::{basic_header, bearer_header};
 
 impl ChartAuth {
     /// The `Authorization` header value, read now.
-    pub fn header(&self) -> Result<SecretString, String> {
+    pub(crate) fn header(&self) -> Result<SecretString, String> {
         match self {
             ChartAuth::Basic { username, password } => basic_header(username, password),
             ChartAuth::Bearer { token } => bearer_header(token),
@@ -36,7 +36,7 @@ impl ChartAuth {
 
     /// A registry config file's contents (docker `config.json` format, as
     /// helm reads it) holding only the credentials for `host` (`name[:port]`).
-    pub fn registry_config(&self, host: &str) -> Result<SecretString, String> {
+    pub(crate) fn registry_config(&self, host: &str) -> Result<SecretString, String> {
         let entry = match self {
             ChartAuth::Basic { username, password } => {
                 let (u, p) = (username.read()?, password.read()?);
@@ -56,7 +56,7 @@ impl ChartAuth {
     /// The secret values as they are now (for a registry, those of the
     /// `host` entry), to redact from what helm prints; none that can't be
     /// read.
-    pub fn secret_values(&self, host: &str) -> Vec<String> {
+    pub(crate) fn secret_values(&self, host: &str) -> Vec<String> {
         let read = |s: &Source| s.read().map(|v| v.expose().to_owned()).ok();
         match self {
             ChartAuth::Basic { password, .. } => read(password).into_iter().collect(),

@@ -23,7 +23,7 @@ const MAX_BYTES: usize = 64 * 1024 * 1024;
 
 /// Why a download failed. Messages name URLs, never a credential.
 #[derive(Debug, thiserror::Error)]
-pub enum DownloadError {
+pub(crate) enum DownloadError {
     /// The source answered 401 or 403.
     #[error("authentication failed at {url} ({status}): {hint}")]
     Auth {
@@ -48,17 +48,17 @@ pub enum DownloadError {
 }
 
 /// One chart version in a repository.
-pub struct Wanted<'a> {
+pub(crate) struct Wanted<'a> {
     /// The repository's base URL, without a trailing `/`.
-    pub repository: &'a str,
+    pub(crate) repository: &'a str,
     /// The chart's name in the index.
-    pub name: &'a str,
+    pub(crate) name: &'a str,
     /// The exact version.
-    pub version: &'a str,
+    pub(crate) version: &'a str,
     /// Also fetch `<archive>.prov`.
-    pub provenance: bool,
+    pub(crate) provenance: bool,
     /// CA bundle for the repository's TLS.
-    pub ca_file: Option<&'a Path>,
+    pub(crate) ca_file: Option<&'a Path>,
 }
 
 #[derive(Deserialize)]
@@ -76,7 +76,7 @@ struct IndexEntry {
 
 /// Fetches the index, then the archive (and provenance) into `dest`;
 /// returns the archive's path.
-pub async fn fetch(
+pub(crate) async fn fetch(
     w: &Wanted<'_>,
     auth: &ChartAuth,
     dest: &Path,

@@ -121,7 +121,7 @@ fn pem(label: &str, der: &[u8]) -> Vec<u8> {
 }
 
 /// What a TokenRequest got.
-pub enum Token {
+pub(crate) enum Token {
     /// A token (never logged: this type has no `Debug`).
     Issued(String),
     /// The namespace does not exist.
@@ -133,13 +133,13 @@ pub enum Token {
 /// A private kubeconfig for one helm call, removed when dropped. Mode 0600
 /// in a 0700 directory; its path is the only thing that goes on helm's
 /// environment, and the token inside is never logged.
-pub struct CallKubeconfig {
+pub(crate) struct CallKubeconfig {
     path: PathBuf,
 }
 
 impl CallKubeconfig {
     /// Where it is.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 }
@@ -186,7 +186,7 @@ fn is_code(e: &kube::Error, code: u16) -> bool {
 impl Kube {
     /// A TokenRequest for `service_account` in `namespace`, valid at least
     /// `lifetime` (and never less than the server's minimum).
-    pub async fn release_token(
+    pub(crate) async fn release_token(
         &self,
         namespace: &str,
         service_account: &str,
@@ -238,7 +238,7 @@ impl Kube {
     /// release identity of `namespace`; `None` when the namespace does not
     /// exist. An error when the account is missing: helm never falls back
     /// to the broker's own credentials.
-    pub async fn release_kubeconfig(
+    pub(crate) async fn release_kubeconfig(
         &self,
         namespace: &str,
         names: &IdentityNames,
@@ -270,7 +270,7 @@ impl Kube {
     /// ClusterRole (its binding Secrets and readiness reads). Creating the
     /// bindings needs `bind` on exactly those two ClusterRoles, not their
     /// rights. Objects already there are left as they are.
-    pub async fn ensure_release_identity(
+    pub(crate) async fn ensure_release_identity(
         &self,
         namespace: &str,
         names: &IdentityNames,

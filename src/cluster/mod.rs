@@ -11,8 +11,8 @@ mod identity;
 mod namespaces;
 mod readiness;
 
-pub use identity::{CallKubeconfig, IdentityNames, Token};
-pub use namespaces::{INSTANCE_ANNOTATION, INSTANCE_LABEL};
+pub(crate) use identity::CallKubeconfig;
+pub use identity::IdentityNames;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,9 +25,9 @@ use kube::{Client, Config};
 use serde_json::{Value, json};
 
 /// The field manager of everything the broker applies.
-pub const FIELD_MANAGER: &str = "chartbroker";
+pub(crate) const FIELD_MANAGER: &str = "chartbroker";
 /// Label on every object the broker creates itself.
-pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "chartbroker");
+pub(crate) const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "chartbroker");
 
 /// Kubernetes API failures, with the API's own message.
 #[derive(Debug, thiserror::Error)]
@@ -50,19 +50,8 @@ pub enum KubeError {
 }
 
 impl KubeError {
-    /// Label for metrics.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            KubeError::Config(_) => "config",
-            KubeError::NotOwned(_) => "not_owned",
-            KubeError::Api { .. } => "api",
-        }
-    }
-}
-
-impl KubeError {
     /// Whether the API server refused the call (403).
-    pub fn is_forbidden(&self) -> bool {
+    pub(crate) fn is_forbidden(&self) -> bool {
         matches!(self, KubeError::Api { source: kube::Error::Api(s), .. } if s.code == 403)
     }
 }
@@ -105,15 +94,6 @@ impl Kube {
         })
     }
 
-    /// Wraps an existing client (tests); it can't give helm a release
-    /// identity, so the helm engine refuses to run helm with it.
-    pub fn from_client(client: Client) -> Self {
-        Kube {
-            client,
-            access: None,
-        }
-    }
-
     /// The underlying kube-rs client (a cheap clone), for adapters that keep
     /// their own objects in the API, such as the Secret-backed store.
     pub fn client(&self) -> Client {
@@ -128,7 +108,7 @@ impl Kube {
 
     /// Applies a Secret of string data (server-side apply, forced: the broker
     /// owns these fields).
-    pub async fn apply_secret(
+    pub(crate) async fn apply_secret(
         &self,
         namespace: &str,
         name: &str,
@@ -165,21 +145,14 @@ impl Kube {
     }
 
     /// Deletes a Secret; a missing one is fine.
-    pub async fn delete_secret(&self, namespace: &str, name: &str) -> Result<(), KubeError> {
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        match api.delete(name, &DeleteParams::default()).await {
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(KubeError::Api {
-                action: format!("deleting Secret {namespace}/{name}"),
-                source: e,
-            }),
-        }
+    pub(crate) async fn delete_secret(&self, namespace: &str, name: &str) -> Result<(), KubeError> {
+        self.delete_secret_with(namespace, name, &DeleteParams::default())
+            .await
     }
 
     /// A Secret's annotations and uid (None if the Secret is missing), to
     /// judge who owns it before writing or deleting it.
-    pub async fn secret_owner_info(
+    pub(crate) async fn secret_owner_info(
         &self,
         namespace: &str,
         name: &str,
@@ -194,13 +167,12 @@ impl Kube {
 
     /// Deletes a Secret only if it is still the object with `uid` (so one
     /// replaced since it was judged is left alone); a missing one is fine.
-    pub async fn delete_secret_with_uid(
+    pub(crate) async fn delete_secret_with_uid(
         &self,
         namespace: &str,
         name: &str,
         uid: &str,
     ) -> Result<(), KubeError> {
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         let params = DeleteParams {
             preconditions: Some(kube::api::Preconditions {
                 uid: Some(uid.to_string()),
@@ -208,20 +180,29 @@ impl Kube {
             }),
             ..Default::default()
         };
-        match api.delete(name, &params).await {
+        self.delete_secret_with(namespace, name, &params).await
+    }
+
+    /// Deletes a Secret under `params`; a missing one is fine, and so is one
+    /// that no longer meets `params`' preconditions (409: it is someone
+    /// else's now).
+    async fn delete_secret_with(
+        &self,
+        namespace: &str,
+        name: &str,
+        params: &DeleteParams,
+    ) -> Result<(), KubeError> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        match api.delete(name, params).await {
             Ok(_) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
-            // 409: the uid no longer matches, it is someone else's now.
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-            Err(e) => Err(KubeError::Api {
-                action: format!("deleting Secret {namespace}/{name}"),
-                source: e,
-            }),
+            Err(kube::Error::Api(s)) if s.code == 409 && params.preconditions.is_some() => Ok(()),
+            Err(e) => Err(Self::api_err(format!("deleting Secret {namespace}/{name}"))(e)),
         }
     }
 
     /// A Secret's data, decoded to strings (None if the Secret is missing).
-    pub async fn secret_data(
+    pub(crate) async fn secret_data(
         &self,
         namespace: &str,
         name: &str,
@@ -243,24 +224,8 @@ impl Kube {
         }))
     }
 
-    /// One annotation of a Secret: `None` if the Secret does not exist,
-    /// `Some(None)` if it exists without the annotation.
-    pub async fn secret_annotation(
-        &self,
-        namespace: &str,
-        name: &str,
-        key: &str,
-    ) -> Result<Option<Option<String>>, KubeError> {
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        let s = api
-            .get_opt(name)
-            .await
-            .map_err(Self::api_err(format!("reading Secret {namespace}/{name}")))?;
-        Ok(s.map(|s| s.metadata.annotations.and_then(|mut a| a.remove(key))))
-    }
-
     /// A ConfigMap's data (None if missing).
-    pub async fn configmap_data(
+    pub(crate) async fn configmap_data(
         &self,
         namespace: &str,
         name: &str,
@@ -274,7 +239,7 @@ impl Kube {
 
     /// A Service as template data: `host` (cluster DNS name), `port` (the
     /// first port) and `ports` by name (None if missing).
-    pub async fn service_endpoint(
+    pub(crate) async fn service_endpoint(
         &self,
         namespace: &str,
         name: &str,
@@ -301,7 +266,7 @@ impl Kube {
 
     /// Deletes the PersistentVolumeClaims a release's StatefulSets left
     /// (matched by the standard `app.kubernetes.io/instance` label).
-    pub async fn delete_release_pvcs(
+    pub(crate) async fn delete_release_pvcs(
         &self,
         namespace: &str,
         release: &str,
@@ -402,7 +367,7 @@ impl crate::broker::ports::Authorizer for Kube {
 }
 
 /// The template view of a Service.
-pub fn service_value(name: &str, namespace: &str, ports: Vec<(String, i32)>) -> Value {
+pub(crate) fn service_value(name: &str, namespace: &str, ports: Vec<(String, i32)>) -> Value {
     let by_name: serde_json::Map<String, Value> = ports
         .iter()
         .filter(|(n, _)| !n.is_empty())

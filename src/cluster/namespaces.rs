@@ -14,9 +14,9 @@ use crate::names::label_value;
 
 /// Annotation naming the instance a namespace was created for (the full
 /// id; the label beside it may be a hash).
-pub const INSTANCE_ANNOTATION: &str = "chartbroker.io/instance-id";
+pub(crate) const INSTANCE_ANNOTATION: &str = "chartbroker.io/instance-id";
 /// Label naming the instance a namespace was created for.
-pub const INSTANCE_LABEL: &str = "chartbroker.io/instance";
+pub(crate) const INSTANCE_LABEL: &str = "chartbroker.io/instance";
 
 /// Whether a namespace is the one the broker created for `instance_id`:
 /// its managed-by label and its instance annotation.
@@ -49,7 +49,7 @@ fn check_owner(ns: &Namespace, name: &str, instance_id: &str) -> Result<(), Kube
 
 impl Kube {
     /// A Namespace's labels (None if it does not exist).
-    pub async fn namespace_labels(
+    pub(crate) async fn namespace_labels(
         &self,
         name: &str,
     ) -> Result<Option<BTreeMap<String, String>>, KubeError> {
@@ -69,7 +69,11 @@ impl Kube {
     /// nothing is written into it: installing there would hand a tenant's
     /// namespace to whoever picked a matching instance id. One the broker
     /// created for this instance on an earlier attempt is used as it is.
-    pub async fn ensure_namespace(&self, name: &str, instance_id: &str) -> Result<(), KubeError> {
+    pub(crate) async fn ensure_namespace(
+        &self,
+        name: &str,
+        instance_id: &str,
+    ) -> Result<(), KubeError> {
         let api: Api<Namespace> = Api::all(self.client.clone());
         let existing = api
             .get_opt(name)
@@ -107,17 +111,14 @@ impl Kube {
                     .map_err(Self::api_err(format!("reading Namespace {name}")))?;
                 check_owner(&ns, name, instance_id)
             }
-            Err(e) => Err(KubeError::Api {
-                action: format!("creating Namespace {name}"),
-                source: e,
-            }),
+            Err(e) => Err(Self::api_err(format!("creating Namespace {name}"))(e)),
         }
     }
 
     /// Whether the namespace is the one the broker created for
     /// `instance_id` (None if it does not exist or is being deleted, with
     /// everything in it).
-    pub async fn namespace_owned_by(
+    pub(crate) async fn namespace_owned_by(
         &self,
         name: &str,
         instance_id: &str,
@@ -135,7 +136,7 @@ impl Kube {
     /// Deletes a namespace, but only the one the broker created for this
     /// instance (and only that very object: a namespace recreated by
     /// someone else since it was judged is left alone).
-    pub async fn delete_owned_namespace(
+    pub(crate) async fn delete_owned_namespace(
         &self,
         name: &str,
         instance_id: &str,
@@ -166,10 +167,7 @@ impl Kube {
             Ok(_) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-            Err(e) => Err(KubeError::Api {
-                action: format!("deleting Namespace {name}"),
-                source: e,
-            }),
+            Err(e) => Err(Self::api_err(format!("deleting Namespace {name}"))(e)),
         }
     }
 }

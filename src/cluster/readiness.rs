@@ -18,7 +18,7 @@ const RELEASE_ANNOTATION: &str = "meta.helm.sh/release-name";
 impl Kube {
     /// One line per workload of `release` in `namespace` that is not ready,
     /// e.g. `deployment/web: 0 of 1 replicas ready`; empty when all are.
-    pub async fn unready_workloads(
+    pub(crate) async fn unready_workloads(
         &self,
         namespace: &str,
         release: &str,

@@ -15,12 +15,12 @@
 //!   failed one leaves (nothing, or what a retry finishes).
 //! - [`mysql`], [`postgres`], [`redis`]: one engine each (sqlx, redis-rs).
 
-pub mod mysql;
-pub mod postgres;
+pub(crate) mod mysql;
+pub(crate) mod postgres;
 pub mod redis;
 mod steps;
 
-pub use steps::{bind, unbind, unbind_with_instance, undo_after_bind, undo_bind};
+pub(crate) use steps::{bind, unbind, unbind_with_instance, undo_after_bind};
 
 use std::time::Duration;
 
@@ -34,19 +34,19 @@ use crate::template;
 #[derive(Clone)]
 pub struct Target {
     /// Which server.
-    pub engine: DbEngine,
+    pub(crate) engine: DbEngine,
     /// Host name or address.
-    pub host: String,
+    pub(crate) host: String,
     /// TCP port.
-    pub port: u16,
+    pub(crate) port: u16,
     /// The administrator.
-    pub admin_user: String,
+    pub(crate) admin_user: String,
     /// Its password.
-    pub admin_password: String,
+    pub(crate) admin_password: String,
     /// The database binding users are granted (SQL engines).
-    pub database: Option<String>,
+    pub(crate) database: Option<String>,
     /// How long connecting may take before the server counts as unreachable.
-    pub connect_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
 }
 
 impl std::fmt::Debug for Target {
@@ -63,7 +63,7 @@ impl std::fmt::Debug for Target {
 
 impl Target {
     /// `host:port`, for messages.
-    pub fn address(&self) -> String {
+    pub(crate) fn address(&self) -> String {
         if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
         } else {
@@ -85,7 +85,7 @@ pub struct User {
     /// Login name.
     pub username: String,
     /// Password.
-    pub password: String,
+    pub(crate) password: String,
 }
 
 impl std::fmt::Debug for User {
@@ -167,7 +167,7 @@ impl UserAdmin for Servers {
 /// operation finds the user it created before its crash. 27 characters of
 /// `[a-z0-9_]`, within every engine's limit (MySQL 8: 32) and safe in any
 /// quoting.
-pub fn user_name(instance_id: &str, binding_id: &str) -> String {
+pub(crate) fn user_name(instance_id: &str, binding_id: &str) -> String {
     let digest = ring::digest::digest(
         &ring::digest::SHA256,
         // Length-prefixed: ids may contain the separator.
@@ -182,7 +182,7 @@ pub fn user_name(instance_id: &str, binding_id: &str) -> String {
 
 /// A fresh password: 32 alphanumerics (about 190 bits), which no engine's
 /// quoting or URI syntax needs to escape.
-pub fn new_password() -> String {
+pub(crate) fn new_password() -> String {
     crate::broker::secrets::generate(&SecretSpec {
         length: 32,
         alphabet: Alphabet::Alphanumeric,
@@ -207,7 +207,7 @@ fn render(what: &str, source: &str, data: &Value) -> Result<String, String> {
 /// Where the plan's database is for this instance: the section's templates
 /// rendered over `data` (what values templates see), defaulting to the
 /// release's Service by cluster DNS and the engine's port and admin.
-pub fn resolve(spec: &BindingUsers, data: &Value) -> Result<Target, String> {
+pub(crate) fn resolve(spec: &BindingUsers, data: &Value) -> Result<Target, String> {
     let host = match &spec.admin.host {
         Some(t) => render("admin.host", t, data)?,
         None => render(

@@ -14,7 +14,7 @@ use sqlx::{Connection, Row};
 use super::{DbError, Target, User, at_login, midway, timeout};
 
 /// Opens a session, mapping connection failures to [`DbError::Unreachable`].
-pub async fn connect(target: &Target) -> Result<MySqlConnection, DbError> {
+pub(crate) async fn connect(target: &Target) -> Result<MySqlConnection, DbError> {
     let opts = MySqlConnectOptions::new()
         .host(&target.host)
         .port(target.port)
@@ -38,7 +38,7 @@ pub(crate) fn classify(e: sqlx::Error) -> DbError {
 
 /// `'text'`: quotes doubled. Backslashes and NULs are refused: whether a
 /// backslash escapes depends on the server's `NO_BACKSLASH_ESCAPES` mode.
-pub fn literal(s: &str) -> Result<String, DbError> {
+pub(crate) fn literal(s: &str) -> Result<String, DbError> {
     if s.contains(['\\', '\0']) {
         return Err(DbError::Failed(
             "a user name or password contains a backslash or NUL".into(),
@@ -48,7 +48,7 @@ pub fn literal(s: &str) -> Result<String, DbError> {
 }
 
 /// `` `name` ``: backticks doubled; NULs refused.
-pub fn identifier(s: &str) -> Result<String, DbError> {
+pub(crate) fn identifier(s: &str) -> Result<String, DbError> {
     if s.is_empty() || s.contains('\0') {
         return Err(DbError::Failed(
             "an empty or NUL-containing identifier".into(),
@@ -58,7 +58,7 @@ pub fn identifier(s: &str) -> Result<String, DbError> {
 }
 
 /// A database name as a GRANT pattern: `_` and `%` are wildcards there.
-pub fn grant_pattern(database: &str) -> Result<String, DbError> {
+pub(crate) fn grant_pattern(database: &str) -> Result<String, DbError> {
     if database.contains('\\') {
         return Err(DbError::Failed(
             "the database name contains a backslash".into(),
@@ -101,7 +101,7 @@ fn session_ids<'c>(
 }
 
 /// Creates the account, or resets its password and grants if it exists.
-pub async fn create(target: &Target, user: &User) -> Result<(), DbError> {
+pub(crate) async fn create(target: &Target, user: &User) -> Result<(), DbError> {
     let database = grant_pattern(target.database()?)?;
     let account = account(&user.username)?;
     let password = literal(&user.password)?;
@@ -132,7 +132,7 @@ pub async fn create(target: &Target, user: &User) -> Result<(), DbError> {
 
 /// Drops the account, then ends its sessions (dropping first, so none can
 /// start in between).
-pub async fn drop_user(target: &Target, username: &str) -> Result<(), DbError> {
+pub(crate) async fn drop_user(target: &Target, username: &str) -> Result<(), DbError> {
     let account = account(username)?;
     let mut con = connect(target).await?;
     exec(&mut con, format!("DROP USER IF EXISTS {account}"))

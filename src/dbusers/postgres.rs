@@ -14,7 +14,7 @@ use sqlx::{Connection, Row};
 use super::{DbError, Target, User, at_login, midway, timeout};
 
 /// Opens a session on `database`.
-pub async fn connect(target: &Target, database: &str) -> Result<PgConnection, DbError> {
+pub(crate) async fn connect(target: &Target, database: &str) -> Result<PgConnection, DbError> {
     let opts = PgConnectOptions::new()
         .host(&target.host)
         .port(target.port)
@@ -28,7 +28,7 @@ pub async fn connect(target: &Target, database: &str) -> Result<PgConnection, Db
 }
 
 /// `"name"`: quotes doubled; NULs refused.
-pub fn identifier(s: &str) -> Result<String, DbError> {
+pub(crate) fn identifier(s: &str) -> Result<String, DbError> {
     if s.is_empty() || s.contains('\0') {
         return Err(DbError::Failed(
             "an empty or NUL-containing identifier".into(),
@@ -39,7 +39,7 @@ pub fn identifier(s: &str) -> Result<String, DbError> {
 
 /// `'text'`: quotes doubled (standard-conforming strings, the default since
 /// 9.1); backslashes and NULs refused rather than trusted to that setting.
-pub fn literal(s: &str) -> Result<String, DbError> {
+pub(crate) fn literal(s: &str) -> Result<String, DbError> {
     if s.contains(['\\', '\0']) {
         return Err(DbError::Failed(
             "a password contains a backslash or NUL".into(),
@@ -49,7 +49,7 @@ pub fn literal(s: &str) -> Result<String, DbError> {
 }
 
 /// The group role of a database's binding users.
-pub fn group_name(database: &str) -> String {
+pub(crate) fn group_name(database: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, database.as_bytes());
     let hex: String = digest.as_ref()[..8]
         .iter()
@@ -109,7 +109,7 @@ async fn create_role(con: &mut PgConnection, name: &str, options: &str) -> Resul
 }
 
 /// Creates the role, or resets its password and membership if it exists.
-pub async fn create(target: &Target, user: &User) -> Result<(), DbError> {
+pub(crate) async fn create(target: &Target, user: &User) -> Result<(), DbError> {
     let database = target.database()?.to_string();
     let mut con = connect(target, &database).await?;
     create_in(&mut con, &database, user).await.map_err(midway)?;
@@ -151,7 +151,7 @@ async fn create_in(con: &mut PgConnection, database: &str, user: &User) -> Resul
 
 /// Refuses new logins, ends the role's sessions, hands what it owns to the
 /// group and drops it.
-pub async fn drop_user(target: &Target, username: &str) -> Result<(), DbError> {
+pub(crate) async fn drop_user(target: &Target, username: &str) -> Result<(), DbError> {
     let database = target.database()?.to_string();
     identifier(username)?;
     let mut con = connect(target, &database).await?;

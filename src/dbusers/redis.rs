@@ -61,7 +61,7 @@ fn classify(target: &Target, e: RedisError) -> DbError {
 
 /// `ACL SETUSER <name> reset on >password ...`: `reset` makes a repeat
 /// leave exactly the rules below and only the new password.
-pub async fn create(target: &Target, user: &User) -> Result<(), DbError> {
+pub(crate) async fn create(target: &Target, user: &User) -> Result<(), DbError> {
     let mut con = admin(target).await?;
     let mut cmd = redis::cmd("ACL");
     cmd.arg("SETUSER")
@@ -80,7 +80,7 @@ pub async fn create(target: &Target, user: &User) -> Result<(), DbError> {
 
 /// `ACL DELUSER` disconnects the user's clients itself; `CLIENT KILL USER`
 /// first covers servers that would not.
-pub async fn drop_user(target: &Target, username: &str) -> Result<(), DbError> {
+pub(crate) async fn drop_user(target: &Target, username: &str) -> Result<(), DbError> {
     let mut con = admin(target).await?;
     let _: Result<(), _> = redis::cmd("CLIENT")
         .arg("KILL")

@@ -20,7 +20,7 @@ use crate::helm::redact;
 /// the instance's secrets, kept out of messages. A failure says whether it
 /// left nothing behind ([`BackendError::left_nothing`]): true when no
 /// statement ran, or when the broker dropped the partly created user again.
-pub async fn bind(
+pub(crate) async fn bind(
     admin: &dyn UserAdmin,
     spec: &BindingUsers,
     data: &Value,
@@ -78,7 +78,7 @@ pub async fn bind(
 /// user may have been created drops the user before it answers, so no user
 /// stays that no binding accounts for. `why` is the bind's failure; the
 /// answer says whether anything is left.
-pub async fn undo_bind(
+pub(crate) async fn undo_bind(
     admin: &dyn UserAdmin,
     target: &Target,
     ids: (&str, &str),
@@ -110,7 +110,7 @@ pub async fn undo_bind(
 
 /// [`undo_bind`] for a bind that failed after [`bind`] returned the user
 /// (its credentials could not be rendered or delivered).
-pub async fn undo_after_bind(
+pub(crate) async fn undo_after_bind(
     admin: &dyn UserAdmin,
     spec: &BindingUsers,
     data: &Value,
@@ -127,7 +127,7 @@ pub async fn undo_after_bind(
 /// user (its credentials never named its own) needs nothing revoked when the
 /// database is still unreachable. A failure says what is still there and
 /// that a retry finishes it.
-pub async fn unbind(
+pub(crate) async fn unbind(
     admin: &dyn UserAdmin,
     spec: &BindingUsers,
     data: &Value,
@@ -160,7 +160,7 @@ pub async fn unbind(
 /// uninstalling the release deletes it with every user, so a user that
 /// can't be dropped now needs no dropping: the answer is then a note for
 /// the operation's description instead of a failure.
-pub async fn unbind_with_instance(
+pub(crate) async fn unbind_with_instance(
     admin: &dyn UserAdmin,
     spec: &BindingUsers,
     data: &Value,

@@ -36,18 +36,19 @@ use serde_json::Value;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Doc {
     /// Its number among the stream's non-empty documents (1-based).
-    pub number: usize,
+    pub(crate) number: usize,
     /// The line of the stream where its content starts.
-    pub line: usize,
+    pub(crate) line: usize,
     /// The template it came from (helm's `# Source:` comment), if named.
-    pub source: Option<String>,
+    pub(crate) source: Option<String>,
     /// The object as Kubernetes reads it.
     pub value: Value,
 }
 
 impl Doc {
     /// How messages name this document: `templates/x.yaml (document 3)`.
-    pub fn describe(&self) -> String {
+    #[cfg(test)]
+    pub(crate) fn describe(&self) -> String {
         match &self.source {
             Some(s) => format!("{s} (document {})", self.number),
             None => format!("document {}", self.number),
@@ -59,15 +60,15 @@ impl Doc {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadError {
     /// The template the document came from, if named.
-    pub source: Option<String>,
+    pub(crate) source: Option<String>,
     /// The document's number (1-based, as in [`Doc::number`]).
-    pub document: usize,
+    pub(crate) document: usize,
     /// The line of the stream.
-    pub line: usize,
+    pub(crate) line: usize,
     /// What was refused.
-    pub message: String,
+    pub(crate) message: String,
     /// The text is not YAML at all (rather than YAML read two ways).
-    pub syntax: bool,
+    pub(crate) syntax: bool,
 }
 
 impl fmt::Display for ReadError {

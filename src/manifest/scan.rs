@@ -10,12 +10,12 @@ use super::ReadError;
 
 /// One document's text and where it starts.
 pub(super) struct Chunk<'a> {
-    pub text: &'a str,
+    pub(crate) text: &'a str,
     /// Line number (1-based) of the chunk's first line in the stream.
-    pub first_line: usize,
+    pub(crate) first_line: usize,
     /// Its number among the stream's documents that hold more than
     /// comments and blank lines (1-based).
-    pub number: usize,
+    pub(crate) number: usize,
 }
 
 /// Whether a chunk holds anything but blank lines and comments.

@@ -8,28 +8,28 @@ use prometheus_client::metrics::gauge::ConstGauge;
 
 /// Reads the process's CPU time, memory, descriptors and start time.
 #[derive(Debug, Default)]
-pub struct ProcessCollector;
+pub(crate) struct ProcessCollector;
 
 /// What `/proc/self` says; `None` where it can't be read.
 #[derive(Debug, Default, PartialEq)]
-pub struct Sample {
+pub(crate) struct Sample {
     /// User plus system CPU seconds.
-    pub cpu_seconds: Option<f64>,
+    pub(crate) cpu_seconds: Option<f64>,
     /// Resident set size, bytes.
-    pub resident_bytes: Option<i64>,
+    pub(crate) resident_bytes: Option<i64>,
     /// Virtual memory size, bytes.
-    pub virtual_bytes: Option<i64>,
+    pub(crate) virtual_bytes: Option<i64>,
     /// Open file descriptors.
-    pub open_fds: Option<i64>,
+    pub(crate) open_fds: Option<i64>,
     /// The soft limit on file descriptors.
-    pub max_fds: Option<i64>,
+    pub(crate) max_fds: Option<i64>,
     /// Start time, unix seconds.
-    pub start_time_seconds: Option<f64>,
+    pub(crate) start_time_seconds: Option<f64>,
 }
 
 impl Sample {
     /// Reads `/proc/self` now.
-    pub fn read() -> Sample {
+    pub(crate) fn read() -> Sample {
         let mut s = Sample::default();
         // SAFETY: sysconf has no memory effects.
         let (ticks, page) = unsafe {

@@ -11,14 +11,14 @@ const MAX: usize = 128;
 
 /// The instance and binding ids in a request's path.
 #[derive(Debug, Default, PartialEq)]
-pub struct Ids {
-    pub instance_id: Option<String>,
-    pub binding_id: Option<String>,
+pub(crate) struct Ids {
+    pub(crate) instance_id: Option<String>,
+    pub(crate) binding_id: Option<String>,
 }
 
 /// The segments of `path` where `route` (a template) has `{instance_id}`
 /// and `{binding_id}`.
-pub fn ids(route: &str, path: &str) -> Ids {
+pub(crate) fn ids(route: &str, path: &str) -> Ids {
     let mut ids = Ids::default();
     let mut segments = path.split('/');
     for t in route.split('/') {
@@ -34,14 +34,14 @@ pub fn ids(route: &str, path: &str) -> Ids {
 }
 
 /// A header's text, cut; `None` when absent or not visible ASCII.
-pub fn header_text(v: Option<&HeaderValue>) -> Option<String> {
+pub(crate) fn header_text(v: Option<&HeaderValue>) -> Option<String> {
     v.and_then(|v| v.to_str().ok()).map(|s| cut(s).to_string())
 }
 
 /// The user name of an originating identity: `username` (kubernetes) or
 /// `user_id` (cloudfoundry), else the one of those present. Nothing else
 /// of the identity (groups, extra fields, tokens) is shown.
-pub fn user(v: Option<&HeaderValue>) -> Option<String> {
+pub(crate) fn user(v: Option<&HeaderValue>) -> Option<String> {
     let id = super::headers::parse_identity(v?.to_str().ok()?).ok()?;
     let name = ["username", "user_id"]
         .iter()

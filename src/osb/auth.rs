@@ -14,12 +14,12 @@ use ring::digest::{SHA256, digest};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use crate::broker::trust::Trust;
-pub use crate::broker::trust::TrustFields;
+pub(crate) use crate::broker::trust::TrustFields;
 
 use super::error::ApiError;
 
 /// A SHA-256 digest.
-pub type Digest = [u8; 32];
+pub(crate) type Digest = [u8; 32];
 
 pub(crate) fn sha(bytes: &[u8]) -> Digest {
     digest(&SHA256, bytes)
@@ -34,7 +34,7 @@ type Entry<T> = (T, Arc<Trust>);
 /// Who may call `/v2`, each credential with its own trust. `Debug` shows
 /// counts only.
 #[derive(Clone, Default)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     users: Vec<Entry<(Digest, Digest)>>,
     tokens: Vec<Entry<Digest>>,
     certificates: Vec<Entry<Digest>>,
@@ -54,36 +54,37 @@ impl fmt::Debug for Credentials {
 
 impl Credentials {
     /// Adds a basic-auth user with the default trust.
-    pub fn add_user(&mut self, username: &str, password: &str) {
+    pub(crate) fn add_user(&mut self, username: &str, password: &str) {
         self.add_user_with(username, password, TrustFields::default());
     }
 
     /// Adds a basic-auth user with its trust.
-    pub fn add_user_with(&mut self, username: &str, password: &str, t: TrustFields) {
+    pub(crate) fn add_user_with(&mut self, username: &str, password: &str, t: TrustFields) {
         let trust = t.into_trust(username);
         self.users
             .push(((sha(username.as_bytes()), sha(password.as_bytes())), trust));
     }
 
     /// Adds a bearer token with the default trust.
-    pub fn add_token(&mut self, token: &str) {
+    #[cfg(test)]
+    pub(crate) fn add_token(&mut self, token: &str) {
         self.add_token_with(token, "bearer token", TrustFields::default());
     }
 
     /// Adds a bearer token with its trust; `name` names it in logs.
-    pub fn add_token_with(&mut self, token: &str, name: &str, t: TrustFields) {
+    pub(crate) fn add_token_with(&mut self, token: &str, name: &str, t: TrustFields) {
         self.tokens
             .push((sha(token.as_bytes()), t.into_trust(name)));
     }
 
     /// Adds a client certificate (mTLS) by the SHA-256 of its DER bytes.
-    pub fn add_certificate(&mut self, sha256: Digest, name: &str, t: TrustFields) {
+    pub(crate) fn add_certificate(&mut self, sha256: Digest, name: &str, t: TrustFields) {
         self.certificates.push((sha256, t.into_trust(name)));
     }
 
     /// Replaces the trust of every credential named `name` with `f` of it;
     /// whether there was one.
-    pub fn retrust(&mut self, name: &str, f: impl Fn(&Trust) -> Trust) -> bool {
+    pub(crate) fn retrust(&mut self, name: &str, f: impl Fn(&Trust) -> Trust) -> bool {
         let mut found = false;
         let users = self.users.iter_mut().map(|(_, t)| t);
         let others = self.tokens.iter_mut().chain(self.certificates.iter_mut());
@@ -97,12 +98,12 @@ impl Credentials {
     }
 
     /// Whether any credential is configured.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.users.is_empty() && self.tokens.is_empty() && self.certificates.is_empty()
     }
 
     /// Whether bearer tokens are accepted.
-    pub fn has_tokens(&self) -> bool {
+    pub(crate) fn has_tokens(&self) -> bool {
         !self.tokens.is_empty()
     }
 
@@ -111,7 +112,7 @@ impl Credentials {
     /// verified. A header that matches nothing is refused even next to a
     /// known certificate. Every configured credential of the kind is
     /// compared, matched or not, so timing reveals nothing.
-    pub fn check(
+    pub(crate) fn check(
         &self,
         authorization: Option<&str>,
         certificate: Option<&Digest>,
@@ -155,17 +156,17 @@ pub struct LiveCredentials(RwLock<Arc<Credentials>>);
 
 impl LiveCredentials {
     /// Starts with `c`.
-    pub fn new(c: Credentials) -> Self {
+    pub(crate) fn new(c: Credentials) -> Self {
         LiveCredentials(RwLock::new(Arc::new(c)))
     }
 
     /// The set in force now.
-    pub fn current(&self) -> Arc<Credentials> {
+    pub(crate) fn current(&self) -> Arc<Credentials> {
         self.0.read().expect("credentials lock").clone()
     }
 
     /// Puts `c` in force for every later request.
-    pub fn replace(&self, c: Credentials) {
+    pub(crate) fn replace(&self, c: Credentials) {
         *self.0.write().expect("credentials lock") = Arc::new(c);
     }
 }
@@ -173,16 +174,16 @@ impl LiveCredentials {
 /// The SHA-256 of the client certificate the TLS handshake verified, as a
 /// request extension (set by the server for mTLS connections).
 #[derive(Clone, Copy, Debug)]
-pub struct PeerCertificate(pub Digest);
+pub(crate) struct PeerCertificate(pub Digest);
 
 /// The trust of the credential that authenticated a request, as a request
 /// extension.
 #[derive(Clone, Debug)]
-pub struct Caller(pub Arc<Trust>);
+pub(crate) struct Caller(pub Arc<Trust>);
 
 /// Middleware: 401 unless the request carries valid credentials; puts the
 /// credential's trust on the request.
-pub async fn require(
+pub(crate) async fn require(
     State(live): State<Arc<LiveCredentials>>,
     mut req: Request,
     next: Next,

@@ -18,7 +18,7 @@ use crate::broker::Broker;
 use crate::broker::requests::{BindRequest, UnbindRequest};
 
 /// Routes of this resource group.
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/v2/service_instances/{instance_id}/service_bindings/{binding_id}",

@@ -12,7 +12,7 @@ use crate::api_version::ApiVersion;
 use crate::broker::Broker;
 
 /// Routes of this resource group.
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/v2/catalog", get(catalog))
 }
 

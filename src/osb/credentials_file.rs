@@ -39,35 +39,35 @@ use crate::broker::trust::TrustFields;
 /// The credentials file.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CredentialsFile {
+pub(crate) struct CredentialsFile {
     /// Basic-auth users.
     #[serde(default)]
-    pub users: Vec<User>,
+    pub(crate) users: Vec<User>,
     /// Bearer tokens.
     #[serde(default)]
-    pub tokens: Vec<Token>,
+    pub(crate) tokens: Vec<Token>,
     /// Client certificates.
     #[serde(default)]
-    pub certificates: Vec<Certificate>,
+    pub(crate) certificates: Vec<Certificate>,
 }
 
 /// One basic-auth user.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct User {
+pub(crate) struct User {
     /// User name.
-    pub username: String,
+    pub(crate) username: String,
     /// Password.
-    pub password: String,
+    pub(crate) password: String,
     /// Its trust.
     #[serde(flatten)]
-    pub trust: TrustFields,
+    pub(crate) trust: TrustFields,
 }
 
 /// A bearer token: the token alone, or with a name and trust.
 #[derive(Deserialize)]
 #[serde(untagged)]
-pub enum Token {
+pub(crate) enum Token {
     /// Default trust.
     Plain(String),
     /// Named, with its trust.
@@ -77,34 +77,34 @@ pub enum Token {
 /// A bearer token with a name and trust.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NamedToken {
+pub(crate) struct NamedToken {
     /// The token.
-    pub token: String,
+    pub(crate) token: String,
     /// Its name in logs and in the platforms file.
     #[serde(default)]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Its trust.
     #[serde(flatten)]
-    pub trust: TrustFields,
+    pub(crate) trust: TrustFields,
 }
 
 /// A client certificate, by the SHA-256 of its DER bytes (hex, colons
 /// allowed: `openssl x509 -noout -fingerprint -sha256`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Certificate {
+pub(crate) struct Certificate {
     /// The fingerprint.
-    pub sha256: String,
+    pub(crate) sha256: String,
     /// Its name in logs and in the platforms file.
-    pub name: String,
+    pub(crate) name: String,
     /// Its trust.
     #[serde(flatten)]
-    pub trust: TrustFields,
+    pub(crate) trust: TrustFields,
 }
 
 impl CredentialsFile {
     /// Adds every credential to `c`.
-    pub fn add_to(self, c: &mut Credentials) -> anyhow::Result<()> {
+    pub(crate) fn add_to(self, c: &mut Credentials) -> anyhow::Result<()> {
         for u in self.users {
             anyhow::ensure!(
                 !u.username.is_empty() && !u.password.is_empty(),
@@ -167,7 +167,7 @@ struct Platform {
 /// names. A name no credential has is logged, not fatal (a chart may
 /// render the entry before the operator adds the credential): the
 /// credential a typo misses keeps the default trust, the strictest.
-pub fn apply_platforms_file(c: &mut Credentials, path: &Path) -> anyhow::Result<()> {
+pub(crate) fn apply_platforms_file(c: &mut Credentials, path: &Path) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("reading platforms file {}: {e}", path.display()))?;
     let file: PlatformsFile = serde_saphyr::from_str(&text)
@@ -186,7 +186,7 @@ pub fn apply_platforms_file(c: &mut Credentials, path: &Path) -> anyhow::Result<
 
 impl Credentials {
     /// Adds everything in a credentials file (YAML).
-    pub fn add_file(&mut self, path: &Path) -> anyhow::Result<()> {
+    pub(crate) fn add_file(&mut self, path: &Path) -> anyhow::Result<()> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("reading credentials file {}: {e}", path.display()))?;
         let file: CredentialsFile = serde_saphyr::from_str(&text)

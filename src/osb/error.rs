@@ -9,7 +9,7 @@ use crate::broker::BrokerError;
 
 /// Errors the edge answers with. Core errors pass through [`ApiError::Broker`].
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// A core error; see each [`BrokerError`] variant for its status.
     #[error(transparent)]
     Broker(#[from] BrokerError),
@@ -40,7 +40,7 @@ pub enum ApiError {
 /// The detail of a 500, kept in the response extensions so the logging
 /// middleware can log what the client is not told.
 #[derive(Clone, Debug)]
-pub struct InternalDetail(pub String);
+pub(crate) struct InternalDetail(pub String);
 
 fn body(error: Option<&str>, description: &str) -> Map<String, Value> {
     let mut m = Map::new();

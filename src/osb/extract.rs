@@ -11,11 +11,11 @@ use super::error::ApiError;
 use crate::broker::BrokerError;
 
 /// Largest request body accepted; OSB bodies are small.
-pub const BODY_LIMIT: usize = 1024 * 1024;
+pub(crate) const BODY_LIMIT: usize = 1024 * 1024;
 
 /// A JSON body parsed whatever the `Content-Type` (the spec lets brokers
 /// accept bodies without one). Unknown fields are ignored by the DTOs.
-pub struct OsbJson<T>(pub T);
+pub(crate) struct OsbJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for OsbJson<T>
 where
@@ -50,7 +50,7 @@ where
 /// sends `?service_id=X` in the path and adds `service_id=X` again when it
 /// unbinds, and a plain struct deserializer refuses the duplicate. Repeated
 /// with different values it is ambiguous, so still a 400.
-pub struct OsbQuery<T>(pub T);
+pub(crate) struct OsbQuery<T>(pub T);
 
 impl<S, T> FromRequestParts<S> for OsbQuery<T>
 where
@@ -87,7 +87,7 @@ where
 /// an id that is not UTF-8 once percent-decoded (`/v2/service_instances/%FF`)
 /// with a `text/plain` 400, which breaks the rule that every error is an OSB
 /// error body with a `description`.
-pub struct OsbPath<T>(pub T);
+pub(crate) struct OsbPath<T>(pub T);
 
 impl<S, T> FromRequestParts<S> for OsbPath<T>
 where
@@ -115,7 +115,7 @@ where
 /// segment (percent-decoded) could not safely name a record: see
 /// [`crate::names::check_id`]. Runs on every instance and binding
 /// route, GETs included, after authentication.
-pub async fn valid_ids(
+pub(crate) async fn valid_ids(
     params: Result<RawPathParams, axum::extract::rejection::RawPathParamsRejection>,
     req: Request,
     next: axum::middleware::Next,
@@ -135,11 +135,11 @@ pub async fn valid_ids(
 }
 
 /// `accepts_incomplete` as the spec means it: only `true` is true.
-pub fn flag(v: &Option<String>) -> bool {
+pub(crate) fn flag(v: &Option<String>) -> bool {
     v.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("true"))
 }
 
 /// Empty strings count as absent.
-pub fn non_empty(v: Option<String>) -> Option<String> {
+pub(crate) fn non_empty(v: Option<String>) -> Option<String> {
     v.filter(|s| !s.is_empty())
 }

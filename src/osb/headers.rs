@@ -13,22 +13,23 @@ use crate::api_version::ApiVersion;
 use crate::broker::model::OriginatingIdentity;
 
 /// `X-Broker-API-Version`.
-pub static API_VERSION: HeaderName = HeaderName::from_static("x-broker-api-version");
+pub(crate) static API_VERSION: HeaderName = HeaderName::from_static("x-broker-api-version");
 /// `X-Broker-API-Originating-Identity`.
-pub static ORIGINATING_IDENTITY: HeaderName =
+pub(crate) static ORIGINATING_IDENTITY: HeaderName =
     HeaderName::from_static("x-broker-api-originating-identity");
 /// `X-Broker-API-Request-Identity`.
-pub static REQUEST_IDENTITY: HeaderName = HeaderName::from_static("x-broker-api-request-identity");
+pub(crate) static REQUEST_IDENTITY: HeaderName =
+    HeaderName::from_static("x-broker-api-request-identity");
 
 /// Lowest supported minor version of API major 2.
-pub const MIN_MINOR: u32 = ApiVersion::MIN_MINOR;
+pub(crate) const MIN_MINOR: u32 = ApiVersion::MIN_MINOR;
 
 /// Rejects requests without a supported `X-Broker-API-Version` (2.13 up to,
 /// not including, 3.0) with 412, which conformance suites and the reference
 /// frameworks expect (the spec also allows 400 for a missing header).
 /// The parsed [`ApiVersion`] goes into the request extensions: responses
 /// carry only the fields the platform's version defines.
-pub async fn api_version(mut req: Request, next: Next) -> Response {
+pub(crate) async fn api_version(mut req: Request, next: Next) -> Response {
     let value = req
         .headers()
         .get(&API_VERSION)
@@ -53,7 +54,7 @@ pub async fn api_version(mut req: Request, next: Next) -> Response {
 /// Decodes the originating identity into the request extensions; a
 /// malformed header is a 400. Runs after authentication so an
 /// unauthenticated request is always a 401.
-pub async fn originating_identity(mut req: Request, next: Next) -> Response {
+pub(crate) async fn originating_identity(mut req: Request, next: Next) -> Response {
     // An empty header carries no identity; treat it as absent rather than
     // failing requests from clients that always send the header.
     let header = req
@@ -88,14 +89,14 @@ pub async fn originating_identity(mut req: Request, next: Next) -> Response {
 /// The decoded identity and the trust of the credential that
 /// authenticated the request, as a request extension.
 #[derive(Clone, Debug)]
-pub struct OriginIdentity(
-    pub Option<OriginatingIdentity>,
-    pub std::sync::Arc<crate::broker::trust::Trust>,
+pub(crate) struct OriginIdentity(
+    pub(crate) Option<OriginatingIdentity>,
+    pub(crate) std::sync::Arc<crate::broker::trust::Trust>,
 );
 
 /// Parses `platform base64(json-object)` and checks the profile's required
 /// properties for the platforms it defines.
-pub fn parse_identity(header: &str) -> Result<OriginatingIdentity, String> {
+pub(crate) fn parse_identity(header: &str) -> Result<OriginatingIdentity, String> {
     let (platform, encoded) = header
         .trim()
         .split_once(' ')
@@ -129,7 +130,7 @@ pub fn parse_identity(header: &str) -> Result<OriginatingIdentity, String> {
 
 /// Echoes `X-Broker-API-Request-Identity` on every response, as the spec
 /// recommends, so platforms can correlate.
-pub async fn request_identity(req: Request, next: Next) -> Response {
+pub(crate) async fn request_identity(req: Request, next: Next) -> Response {
     let id: Option<HeaderValue> = req.headers().get(&REQUEST_IDENTITY).cloned();
     let mut resp = next.run(req).await;
     if let Some(id) = id {

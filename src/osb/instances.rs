@@ -21,7 +21,7 @@ use crate::broker::requests::{
 use crate::broker::{Broker, BrokerError};
 
 /// Routes of this resource group.
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/v2/service_instances/{instance_id}",
@@ -36,15 +36,15 @@ pub fn router() -> Router<AppState> {
 
 /// Query parameters the instance routes accept.
 #[derive(Deserialize, Default)]
-pub struct InstanceQuery {
+pub(crate) struct InstanceQuery {
     /// `accepts_incomplete`.
-    pub accepts_incomplete: Option<String>,
+    pub(crate) accepts_incomplete: Option<String>,
     /// `service_id`.
-    pub service_id: Option<String>,
+    pub(crate) service_id: Option<String>,
     /// `plan_id`.
-    pub plan_id: Option<String>,
+    pub(crate) plan_id: Option<String>,
     /// `operation`.
-    pub operation: Option<String>,
+    pub(crate) operation: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -73,7 +73,7 @@ struct UpdateBody {
 }
 
 /// Facts of the request every operation records.
-pub fn meta(
+pub(crate) fn meta(
     q_accepts: &Option<String>,
     identity: OriginIdentity,
     headers: &axum::http::HeaderMap,
@@ -247,7 +247,7 @@ const RETRY_AFTER_SECS: &str = "2";
 /// A `last_operation` body (instances and bindings share it), with the
 /// fields `version` defines: `instance_usable` and `update_repeatable` from
 /// 2.16, the polling delay (`Retry-After`) from 2.15.
-pub fn last_operation_response(op: LastOperation, version: ApiVersion) -> Response {
+pub(crate) fn last_operation_response(op: LastOperation, version: ApiVersion) -> Response {
     let mut body = json!({ "state": op.state.as_str() });
     if let Some(d) = op.description {
         body["description"] = json!(d);
@@ -280,7 +280,7 @@ fn instance_outcome(out: InstanceOutcome) -> Response {
 
 /// Status and body for an [`Outcome`]: 201/200 with `extra`, 202 with the
 /// operation.
-pub fn outcome(outcome: Outcome, mut body: Map<String, Value>) -> Response {
+pub(crate) fn outcome(outcome: Outcome, mut body: Map<String, Value>) -> Response {
     let status = match outcome {
         Outcome::Created => StatusCode::CREATED,
         Outcome::Done => StatusCode::OK,

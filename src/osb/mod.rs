@@ -14,14 +14,14 @@
 //! metrics and the access log, authentication, API version, originating identity.
 
 mod access;
-pub mod auth;
-pub mod bindings;
-pub mod catalog;
-pub mod credentials_file;
-pub mod error;
-pub mod extract;
-pub mod headers;
-pub mod instances;
+pub(crate) mod auth;
+pub(crate) mod bindings;
+pub(crate) mod catalog;
+pub(crate) mod credentials_file;
+pub(crate) mod error;
+pub(crate) mod extract;
+pub(crate) mod headers;
+pub(crate) mod instances;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,13 +47,13 @@ pub struct AppState {
     /// Who may call `/v2`.
     pub credentials: Arc<auth::LiveCredentials>,
     /// Metrics registry.
-    pub metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
     /// Set once the store is open, the catalog loaded and operations resumed.
-    pub ready: Arc<AtomicBool>,
+    pub(crate) ready: Arc<AtomicBool>,
     /// Store records this broker met and cannot open.
-    pub store_health: Arc<crate::store::health::StoreHealth>,
+    pub(crate) store_health: Arc<crate::store::health::StoreHealth>,
     /// The operator's dashboard under `/ui/`, when turned on.
-    pub ui: Option<Arc<crate::ui::Ui>>,
+    pub(crate) ui: Option<Arc<crate::ui::Ui>>,
 }
 
 impl FromRef<AppState> for Broker {
@@ -75,7 +75,7 @@ impl FromRef<AppState> for Arc<Metrics> {
 }
 
 /// The whole HTTP application.
-pub fn app(state: AppState) -> Router {
+pub(crate) fn app(state: AppState) -> Router {
     let v2 = Router::new()
         .merge(catalog::router())
         .merge(instances::router())
@@ -126,7 +126,7 @@ fn dashboard(state: &AppState) -> Router<AppState> {
 }
 
 /// The signed dashboard link of an instance, when links are configured.
-pub fn dashboard_url(state: &AppState, instance_id: &str) -> Option<String> {
+pub(crate) fn dashboard_url(state: &AppState, instance_id: &str) -> Option<String> {
     let signer = state.ui.as_ref()?.links.as_ref()?;
     Some(signer.url(instance_id, crate::broker::now()))
 }

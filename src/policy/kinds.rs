@@ -139,8 +139,8 @@ const CAPABILITIES: &[&str] = &[
 /// An API group and a kind.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) struct GroupKind {
-    pub group: String,
-    pub kind: String,
+    pub(crate) group: String,
+    pub(crate) kind: String,
 }
 
 /// The API group of an `apiVersion` (`apps/v1` → `apps`, `v1` → core).

@@ -62,7 +62,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use kinds::GroupKind;
-pub use ruleset::{RULES, Rule, summary as rules_summary};
+pub(crate) use ruleset::summary as rules_summary;
+pub use ruleset::{RULES, Rule};
 
 /// What a plan's charts may create, beyond the safe defaults. Catalog key
 /// `chart.policy`; every field is optional.
@@ -72,39 +73,39 @@ pub struct Policy {
     /// Replaces the default allow-list of kinds: built-in kinds by name
     /// (`Deployment`), others as `Kind.group`. Cluster-scoped kinds are
     /// refused whatever this says.
-    pub allow_kinds: Option<Vec<String>>,
+    pub(crate) allow_kinds: Option<Vec<String>>,
     /// Added to the allow-list (default or `allow_kinds`), e.g. `DaemonSet`.
-    pub extra_kinds: Vec<String>,
+    pub(crate) extra_kinds: Vec<String>,
     /// Rules switched off for this plan, by name (`host-path`, `seccomp`).
-    pub allow: Vec<String>,
+    pub(crate) allow: Vec<String>,
     /// Shorthand for `allow: [privileged-container, privilege-escalation,
     /// unmasked-proc-mount]`.
-    pub allow_privileged: bool,
+    pub(crate) allow_privileged: bool,
     /// Shorthand for `allow: [host-path]`.
-    pub allow_host_path: bool,
+    pub(crate) allow_host_path: bool,
     /// Shorthand for `allow: [host-namespace, host-port]`.
-    pub allow_host_network: bool,
+    pub(crate) allow_host_network: bool,
     /// Capabilities containers may add beyond `NET_BIND_SERVICE` (`CAP_`
     /// prefix and case don't matter).
-    pub allow_capabilities: Vec<String>,
+    pub(crate) allow_capabilities: Vec<String>,
     /// Hosts an Ingress or route may claim: `app.example.com`, or
     /// `*.apps.example.com` (any one label in its place); `{namespace}`
     /// stands for the release namespace. None by default.
-    pub allow_hosts: Vec<String>,
+    pub(crate) allow_hosts: Vec<String>,
     /// Annotation keys an Ingress or route may carry beyond the default
     /// allow-list (exact keys).
-    pub allow_annotations: Vec<String>,
+    pub(crate) allow_annotations: Vec<String>,
     /// Resources a Role may grant beyond the namespace edit ceiling, with
     /// any of the ceiling's verbs: `resource` (core group) or
     /// `resource.group`, e.g. `leases.coordination.k8s.io`.
-    pub role_resources: Vec<String>,
+    pub(crate) role_resources: Vec<String>,
 }
 
 impl Policy {
     /// Problems with the policy itself, as (path relative to `policy`,
     /// message) pairs for the catalog lint: unknown or cluster-scoped kinds,
     /// unknown capabilities.
-    pub fn problems(&self) -> Vec<(String, String)> {
+    pub(crate) fn problems(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         let lists = [
             ("allow_kinds", self.allow_kinds.as_deref().unwrap_or(&[])),
@@ -142,7 +143,7 @@ impl Policy {
 
     /// Whether this plan switches rule `name` off. Only loosenable rules
     /// ever are, whatever the catalog says.
-    pub fn allows(&self, name: &str) -> bool {
+    pub(crate) fn allows(&self, name: &str) -> bool {
         if !ruleset::find(name).is_some_and(|r| r.loosenable) {
             return false;
         }
@@ -159,7 +160,7 @@ impl Policy {
 
     /// What this policy allows beyond the defaults, one line per kind of
     /// allowance (empty for the default policy), for `catalog lint`.
-    pub fn allowances(&self) -> Vec<String> {
+    pub(crate) fn allowances(&self) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(kinds) = &self.allow_kinds {
             out.push(format!("kinds: only {}", kinds.join(", ")));
@@ -203,15 +204,15 @@ impl Policy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
     /// The object's kind; empty when the document is not an object.
-    pub kind: String,
+    pub(crate) kind: String,
     /// The object's name, or `document #N` when it has none.
-    pub name: String,
+    pub(crate) name: String,
     /// The namespace the object would land in.
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// Stable rule id, e.g. `privileged-container`.
-    pub rule: &'static str,
+    pub(crate) rule: &'static str,
     /// What is wrong, e.g. `container "app" is privileged`.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for Violation {
@@ -260,7 +261,7 @@ pub fn check(manifests: &str, namespace: &str, policy: &Policy) -> Result<(), Vi
 }
 
 /// The violation of a stream the manifest reader refused.
-pub fn unreadable(e: &crate::manifest::ReadError, namespace: &str) -> Violation {
+pub(crate) fn unreadable(e: &crate::manifest::ReadError, namespace: &str) -> Violation {
     let (rule, message) = if e.syntax {
         ("invalid-yaml", format!("not valid YAML ({e})"))
     } else {
@@ -282,7 +283,7 @@ pub fn unreadable(e: &crate::manifest::ReadError, namespace: &str) -> Violation 
 /// a release in `namespace` against `policy`: first what the release
 /// creates (its context), then every object against the rules, with that
 /// context.
-pub fn check_docs(
+pub(crate) fn check_docs(
     docs: &[crate::manifest::Doc],
     namespace: &str,
     policy: &Policy,
@@ -330,6 +331,21 @@ impl Report<'_> {
     }
 }
 
+/// The namespace the object would land in when it is not the release's:
+/// every spelling of `namespace` counts, and so does one that isn't a
+/// string.
+fn foreign_namespace(meta: Option<&Value>, release_ns: &str) -> Option<String> {
+    let ns = meta
+        .into_iter()
+        .flat_map(|m| lookup::fields(m, "namespace"))
+        .find(|ns| match ns {
+            Value::Null => false,
+            Value::String(s) => !s.is_empty() && s != release_ns,
+            _ => true,
+        })?;
+    Some(ns.as_str().map_or_else(|| ns.to_string(), str::to_owned))
+}
+
 fn check_doc(
     doc: &Value,
     number: usize,
@@ -370,20 +386,8 @@ fn check_doc(
         );
         return;
     };
-    // Every spelling of `namespace` counts; one that isn't the release's,
-    // or isn't a string, is what the object would land in.
-    let foreign_ns = meta
-        .into_iter()
-        .flat_map(|m| lookup::fields(m, "namespace"))
-        .find(|ns| match ns {
-            Value::Null => false,
-            Value::String(s) => !s.is_empty() && s != release_ns,
-            _ => true,
-        });
-    let namespace = match foreign_ns {
-        Some(ns) => ns.as_str().map_or_else(|| ns.to_string(), str::to_owned),
-        None => release_ns.to_owned(),
-    };
+    let foreign_ns = foreign_namespace(meta, release_ns);
+    let namespace = foreign_ns.clone().unwrap_or_else(|| release_ns.to_owned());
     let mut report = Report {
         out,
         policy,

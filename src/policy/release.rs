@@ -38,7 +38,7 @@ const POD_CARRIERS: &[(&str, &str, &[&str])] = &[
 #[derive(Debug, Default)]
 pub(super) struct Release {
     /// The release namespace.
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// (API group, kind, name) of every object the release creates.
     objects: BTreeSet<(String, String, String)>,
     /// The labels of every pod template of every workload.
@@ -47,7 +47,10 @@ pub(super) struct Release {
 
 impl Release {
     /// Reads every document of the release (non-objects are skipped).
-    pub fn from_docs<'a>(docs: impl IntoIterator<Item = &'a Value>, namespace: &str) -> Release {
+    pub(crate) fn from_docs<'a>(
+        docs: impl IntoIterator<Item = &'a Value>,
+        namespace: &str,
+    ) -> Release {
         let mut release = Release {
             namespace: namespace.to_owned(),
             ..Release::default()
@@ -85,13 +88,13 @@ impl Release {
     }
 
     /// Whether the release creates the object `kind` `name` of API `group`.
-    pub fn creates(&self, group: &str, kind: &str, name: &str) -> bool {
+    pub(crate) fn creates(&self, group: &str, kind: &str, name: &str) -> bool {
         self.objects
             .contains(&(group.to_owned(), kind.to_owned(), name.to_owned()))
     }
 
     /// Whether `kind` `name` is a workload of the release that carries pods.
-    pub fn creates_workload(&self, group: &str, kind: &str, name: &str) -> bool {
+    pub(crate) fn creates_workload(&self, group: &str, kind: &str, name: &str) -> bool {
         POD_CARRIERS
             .iter()
             .any(|(g, k, _)| *g == group && *k == kind)
@@ -99,14 +102,14 @@ impl Release {
     }
 
     /// Whether some pod template of the release has every label of `want`.
-    pub fn has_pods_labelled(&self, want: &Labels) -> bool {
+    pub(crate) fn has_pods_labelled(&self, want: &Labels) -> bool {
         self.pods
             .iter()
             .any(|pod| want.iter().all(|(k, v)| pod.get(k) == Some(v)))
     }
 
     /// Whether some pod template of the release matches `selector`.
-    pub fn has_pods_selected(&self, selector: &Selector) -> bool {
+    pub(crate) fn has_pods_selected(&self, selector: &Selector) -> bool {
         self.pods.iter().any(|pod| selector.matches(pod))
     }
 }
@@ -153,7 +156,7 @@ enum Op {
 impl Selector {
     /// Reads a label selector; `Err` says what the policy can't read (a
     /// selector it doesn't understand is one it can't vouch for).
-    pub fn parse(v: &Value) -> Result<Selector, String> {
+    pub(crate) fn parse(v: &Value) -> Result<Selector, String> {
         let map = v.as_object().ok_or("is not a map")?;
         let mut out = Selector::default();
         for (key, value) in map {
@@ -172,7 +175,7 @@ impl Selector {
 
     /// Whether the selector pins at least one label to a value, so it
     /// can't reach every pod that merely lacks or has some label.
-    pub fn pins_a_value(&self) -> bool {
+    pub(crate) fn pins_a_value(&self) -> bool {
         !self.labels.is_empty() || self.expressions.iter().any(|(_, op, _)| *op == Op::In)
     }
 

@@ -10,7 +10,7 @@ pub struct Rule {
     /// Stable name, shown in every violation as `(rule: name)`.
     pub name: &'static str,
     /// What it refuses, in a few words.
-    pub refuses: &'static str,
+    pub(crate) refuses: &'static str,
     /// Whether `chart.policy.allow` may switch it off.
     pub loosenable: bool,
 }
@@ -190,13 +190,13 @@ pub const RULES: &[Rule] = &[
 ];
 
 /// The rule called `name`.
-pub fn find(name: &str) -> Option<&'static Rule> {
+pub(crate) fn find(name: &str) -> Option<&'static Rule> {
     RULES.iter().find(|r| r.name == name)
 }
 
 /// The rules as `catalog lint` lists them: those a plan may loosen by name,
 /// then those no plan may.
-pub fn summary() -> Vec<String> {
+pub(crate) fn summary() -> Vec<String> {
     let names = |loosenable: bool| {
         RULES
             .iter()

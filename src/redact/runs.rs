@@ -25,7 +25,7 @@ use std::ops::Range;
 use unicode_normalization::UnicodeNormalization as _;
 
 /// Shortest run of a secret's characters that is masked.
-pub const MIN_RUN: usize = 6;
+pub(crate) const MIN_RUN: usize = 6;
 
 /// Secret characters interleaved with filler at a fixed step (`a.b.c`
 /// folds to `abc`, but `aXbXc` or Go's `%!d(string=a)` per character
@@ -44,16 +44,16 @@ const NEAR: usize = 32;
 
 /// A secret form folded, with how many of its characters stand for
 /// [`MIN_RUN`] characters of the secret (hex spells a byte with two).
-pub struct Form {
-    pub folded: Vec<u8>,
-    pub window: usize,
+pub(crate) struct Form {
+    pub(crate) folded: Vec<u8>,
+    pub(crate) window: usize,
     /// Whether interleaving and short pieces are looked for (the plain
     /// spelling only: encodings of encodings would only add noise).
-    pub plain: bool,
+    pub(crate) plain: bool,
 }
 
 impl Form {
-    pub fn new(text: &str, window: usize, plain: bool) -> Self {
+    pub(crate) fn new(text: &str, window: usize, plain: bool) -> Self {
         Form {
             folded: fold(text).chars,
             window,
@@ -130,7 +130,7 @@ fn look_alike(c: char) -> Option<char> {
 }
 
 /// The byte ranges of `message` that carry a run of any form.
-pub fn find(message: &str, forms: &[Form]) -> Vec<Range<usize>> {
+pub(crate) fn find(message: &str, forms: &[Form]) -> Vec<Range<usize>> {
     let text = fold(message);
     let c = &text.chars;
     let mut hits: Vec<Range<usize>> = Vec::new();

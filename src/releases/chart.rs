@@ -21,30 +21,30 @@ use crate::template;
 #[derive(Clone)]
 pub struct Release {
     /// Helm release name.
-    pub name: String,
+    pub(crate) name: String,
     /// Namespace.
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// Whether the broker owns the namespace (one namespace per instance).
-    pub own_namespace: bool,
+    pub(crate) own_namespace: bool,
     /// The chart helm installs: a local folder, or the cached archive of a
     /// remote source. [`ChartPlans`] resolves remote sources before install
     /// and upgrade; a release built only for uninstall or lookups (which
     /// never read the chart) carries an empty path for a remote source.
-    pub chart: PathBuf,
+    pub(crate) chart: PathBuf,
     /// Rendered values (contain generated secrets).
     pub values: Value,
     /// Strings to redact from any message (generated secrets).
-    pub redact: Vec<String>,
+    pub(crate) redact: Vec<String>,
     /// The OSB instance id, for labels and logs.
-    pub instance_id: String,
+    pub(crate) instance_id: String,
     /// What the rendered manifests may contain (the plan's `chart.policy`).
-    pub policy: Policy,
+    pub(crate) policy: Policy,
     /// Wait for workloads to be ready (the plan's `chart.wait`).
-    pub wait: bool,
+    pub(crate) wait: bool,
     /// Delete leftover PVCs on uninstall (the plan's `chart.delete_pvcs`).
-    pub delete_pvcs: bool,
+    pub(crate) delete_pvcs: bool,
     /// Most bytes of manifests helm may render (`chart.limits.max_manifest_bytes`).
-    pub max_manifest_bytes: usize,
+    pub(crate) max_manifest_bytes: usize,
 }
 
 impl std::fmt::Debug for Release {
@@ -59,7 +59,7 @@ impl std::fmt::Debug for Release {
 
 /// Installs, upgrades and removes releases.
 #[async_trait]
-pub trait ReleaseEngine: Send + Sync + 'static {
+pub(crate) trait ReleaseEngine: Send + Sync + 'static {
     /// Whether an install finishes quickly enough to answer synchronously.
     fn synchronous(&self) -> bool;
     /// Installs (or re-installs) a release; idempotent. `progress` hears
@@ -89,7 +89,7 @@ pub trait ReleaseEngine: Send + Sync + 'static {
 }
 
 /// The chart [`Backend`].
-pub struct ChartPlans {
+pub(crate) struct ChartPlans {
     engine: Arc<dyn ReleaseEngine>,
     fetcher: Option<Arc<ChartFetcher>>,
     users: Arc<dyn UserAdmin>,
@@ -97,7 +97,7 @@ pub struct ChartPlans {
 
 impl ChartPlans {
     /// Chart plans installed by `engine`, local charts only.
-    pub fn new(engine: Arc<dyn ReleaseEngine>) -> Self {
+    pub(crate) fn new(engine: Arc<dyn ReleaseEngine>) -> Self {
         ChartPlans {
             engine,
             fetcher: None,
@@ -107,13 +107,13 @@ impl ChartPlans {
 
     /// Create and drop per-binding database users with `users` (tests
     /// wrap the real servers to crash between steps).
-    pub fn with_user_admin(mut self, users: Arc<dyn UserAdmin>) -> Self {
+    pub(crate) fn with_user_admin(mut self, users: Arc<dyn UserAdmin>) -> Self {
         self.users = users;
         self
     }
 
     /// Fetch charts of remote sources (repositories, OCI) with `fetcher`.
-    pub fn with_fetcher(mut self, fetcher: Arc<ChartFetcher>) -> Self {
+    pub(crate) fn with_fetcher(mut self, fetcher: Arc<ChartFetcher>) -> Self {
         self.fetcher = Some(fetcher);
         self
     }
@@ -232,7 +232,7 @@ fn release(ctx: &InstanceCtx<'_>, values: Value) -> Result<Release, BackendError
 /// Builds the release for an instance: values rendered leaf by leaf. A
 /// remote chart source is not resolved here (`chart` is empty then); resolve
 /// it with [`ChartFetcher::resolve`].
-pub fn release_for(ctx: &InstanceCtx<'_>) -> Result<Release, BackendError> {
+pub(crate) fn release_for(ctx: &InstanceCtx<'_>) -> Result<Release, BackendError> {
     let chart = chart_of(ctx.plan)?;
     let values = template::render_tree(&chart.values, &instance_data(ctx)).map_err(|e| {
         BackendError::new(format!(
@@ -246,7 +246,7 @@ pub fn release_for(ctx: &InstanceCtx<'_>) -> Result<Release, BackendError> {
 /// Renders a binding's credentials from the plan's template; `lookups` are
 /// the values of the plan's `chart.lookups`, already read; `user` is the
 /// binding's own database user (`chart.binding_users`).
-pub fn credentials_for(
+pub(crate) fn credentials_for(
     ctx: &BindingCtx<'_>,
     lookups: Value,
     user: Option<&dbusers::User>,

@@ -34,10 +34,10 @@ use crate::cluster::Kube;
 use crate::names::is_dns_label;
 
 /// An object's identity in its namespace: (kind, name).
-pub type ObjectId = (String, String);
+pub(crate) type ObjectId = (String, String);
 
 /// The (kind, name) of every document that has both.
-pub fn object_ids<'a>(docs: impl IntoIterator<Item = &'a Value>) -> Vec<ObjectId> {
+pub(crate) fn object_ids<'a>(docs: impl IntoIterator<Item = &'a Value>) -> Vec<ObjectId> {
     docs.into_iter()
         .filter_map(|d| {
             let kind = d.get("kind")?.as_str()?;
@@ -48,24 +48,24 @@ pub fn object_ids<'a>(docs: impl IntoIterator<Item = &'a Value>) -> Vec<ObjectId
 }
 
 /// A release asking for its names.
-pub struct ReleaseOwner<'a> {
-    pub namespace: &'a str,
-    pub release: &'a str,
-    pub instance: &'a str,
+pub(crate) struct ReleaseOwner<'a> {
+    pub(crate) namespace: &'a str,
+    pub(crate) release: &'a str,
+    pub(crate) instance: &'a str,
     /// A `namespace: instance` plan: the release owns its namespace.
-    pub own_namespace: bool,
+    pub(crate) own_namespace: bool,
 }
 
 /// A binding asking for its Secret's name.
-pub struct BindingOwner<'a> {
-    pub instance: &'a str,
-    pub binding: &'a str,
+pub(crate) struct BindingOwner<'a> {
+    pub(crate) instance: &'a str,
+    pub(crate) binding: &'a str,
     /// The instance whose folder the Secret goes to, for a dependency.
-    pub dependent: Option<&'a str>,
+    pub(crate) dependent: Option<&'a str>,
 }
 
 /// The ownership records of one render tree.
-pub struct Claims {
+pub(crate) struct Claims {
     root: PathBuf,
     lock: Mutex<()>,
     cluster: Option<Kube>,
@@ -124,7 +124,7 @@ struct Recorded {
 
 impl Claims {
     /// The records of the tree under `root`.
-    pub fn new(root: impl Into<PathBuf>) -> Self {
+    pub(crate) fn new(root: impl Into<PathBuf>) -> Self {
         Claims {
             root: root.into(),
             lock: Mutex::new(()),
@@ -133,7 +133,7 @@ impl Claims {
     }
 
     /// Also checks `namespace: instance` namespaces against a cluster.
-    pub fn with_cluster(mut self, kube: Kube) -> Self {
+    pub(crate) fn with_cluster(mut self, kube: Kube) -> Self {
         self.cluster = Some(kube);
         self
     }
@@ -159,7 +159,7 @@ impl Claims {
     /// Claims the namespace (for `namespace: instance` plans) and the
     /// names of `objects`, or says who holds them. Nothing is recorded
     /// when the answer is no.
-    pub async fn claim_release(
+    pub(crate) async fn claim_release(
         &self,
         r: &ReleaseOwner<'_>,
         objects: &[ObjectId],
@@ -334,7 +334,7 @@ impl Claims {
 
     /// Forgets a release's objects and, for a `namespace: instance` plan,
     /// its namespace: only what it owns.
-    pub async fn drop_release(&self, r: &ReleaseOwner<'_>) -> Result<(), BackendError> {
+    pub(crate) async fn drop_release(&self, r: &ReleaseOwner<'_>) -> Result<(), BackendError> {
         let _held = self.lock.lock().await;
         let dir = self.ns_dir(r.namespace);
         let record = self.objects_path(r.namespace, r.release);
@@ -359,7 +359,7 @@ impl Claims {
     /// Claims a binding Secret's name, or says why it can't be had: the
     /// namespace is another instance's, a release's object has the name,
     /// or another binding has it.
-    pub async fn claim_binding(
+    pub(crate) async fn claim_binding(
         &self,
         secret: &SecretRef,
         owner: &BindingOwner<'_>,
@@ -396,7 +396,7 @@ impl Claims {
     }
 
     /// Whether `owner` may remove the Secret: its claim is its own, or gone.
-    pub async fn holds_binding(
+    pub(crate) async fn holds_binding(
         &self,
         secret: &SecretRef,
         owner: &BindingOwner<'_>,
@@ -406,7 +406,7 @@ impl Claims {
     }
 
     /// Forgets a binding Secret's claim (after its manifest is gone).
-    pub async fn drop_binding(&self, secret: &SecretRef) -> Result<(), BackendError> {
+    pub(crate) async fn drop_binding(&self, secret: &SecretRef) -> Result<(), BackendError> {
         let _held = self.lock.lock().await;
         remove(&self.binding_path(secret)).await
     }

@@ -28,7 +28,7 @@ use crate::helm::{Capture, Helm, HelmError, redact};
 use crate::names::label_value;
 
 /// Releases installed by the real helm.
-pub struct HelmEngine {
+pub(crate) struct HelmEngine {
     helm: Helm,
     kube: Kube,
     major: u32,
@@ -80,7 +80,11 @@ fn kube_err(e: KubeError) -> BackendError {
 impl HelmEngine {
     /// An engine driving `helm` (its major version is asked once) and
     /// `kube`; `exe` is the chartbroker binary helm runs as post-renderer.
-    pub async fn new(helm: Helm, kube: Kube, exe: &std::path::Path) -> Result<Self, HelmError> {
+    pub(crate) async fn new(
+        helm: Helm,
+        kube: Kube,
+        exe: &std::path::Path,
+    ) -> Result<Self, HelmError> {
         let v = helm
             .run(
                 "version",
@@ -111,7 +115,7 @@ impl HelmEngine {
 
     /// Runs helm as the release identity named so (default:
     /// [`IdentityNames::default`]).
-    pub fn with_identity(mut self, identity: IdentityNames) -> Self {
+    pub(crate) fn with_identity(mut self, identity: IdentityNames) -> Self {
         self.identity = identity;
         self
     }
@@ -148,7 +152,7 @@ impl HelmEngine {
     }
 
     /// Helm's major version (3 or 4).
-    pub fn major(&self) -> u32 {
+    pub(crate) fn major(&self) -> u32 {
         self.major
     }
 
@@ -577,13 +581,13 @@ fn first_hook(docs: &[crate::manifest::Doc]) -> Option<String> {
 }
 
 /// Binding Secrets applied into the target namespace.
-pub struct KubeSink {
+pub(crate) struct KubeSink {
     kube: Kube,
 }
 
 impl KubeSink {
     /// A sink over `kube`.
-    pub fn new(kube: Kube) -> Self {
+    pub(crate) fn new(kube: Kube) -> Self {
         KubeSink { kube }
     }
 }

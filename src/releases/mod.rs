@@ -16,11 +16,11 @@
 //! - [`preview`]: what `chartbroker render` shows for a plan.
 
 mod atomic;
-pub mod chart;
-pub mod claims;
-pub mod helm_engine;
-pub mod inspect;
+pub(crate) mod chart;
+pub(crate) mod claims;
+pub(crate) mod helm_engine;
+pub(crate) mod inspect;
 pub mod pipeline;
 pub mod postrender;
 pub mod preview;
-pub mod render;
+pub(crate) mod render;

@@ -45,13 +45,13 @@ impl std::error::Error for RenderError {}
 
 impl RenderError {
     /// The failure as an operation reports it, generated secrets redacted.
-    pub fn backend(&self, r: &Release) -> BackendError {
+    pub(crate) fn backend(&self, r: &Release) -> BackendError {
         BackendError::new(redact(&self.to_string(), &r.redact))
     }
 }
 
 /// Reads `manifests` and judges them for a release in `namespace`.
-pub fn judge(
+pub(crate) fn judge(
     manifests: String,
     namespace: &str,
     policy: &policy::Policy,
@@ -67,7 +67,7 @@ pub fn judge(
 
 /// Renders `r` (its chart already local) with `helm template` and judges
 /// the result with the plan's policy.
-pub async fn render_checked(helm: &Helm, r: &Release) -> Result<Vec<Doc>, RenderError> {
+pub(crate) async fn render_checked(helm: &Helm, r: &Release) -> Result<Vec<Doc>, RenderError> {
     let manifests = helm
         .template(
             &r.name,

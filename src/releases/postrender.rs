@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::policy::Policy;
 
 /// The plugin's name in the broker's helm plugin directory.
-pub const PLUGIN: &str = "chartbroker-policy";
+pub(crate) const PLUGIN: &str = "chartbroker-policy";
 
 /// What one post-render call checks: written by the broker before helm runs.
 #[derive(Debug, Serialize, Deserialize)]
@@ -45,7 +45,7 @@ struct CallSpec {
 
 /// The broker's post-renderer, set up for one helm home.
 #[derive(Debug, Clone)]
-pub struct PostRenderer {
+pub(crate) struct PostRenderer {
     exe: PathBuf,
     calls: PathBuf,
     major: u32,
@@ -55,7 +55,7 @@ impl PostRenderer {
     /// Sets up the post-renderer under `helm_home` (helm's data home is
     /// `helm_home/data`, as [`crate::helm::Helm`] runs it): for Helm 4 a
     /// plugin whose command is `exe post-render`.
-    pub fn install(helm_home: &Path, exe: &Path, major: u32) -> std::io::Result<Self> {
+    pub(crate) fn install(helm_home: &Path, exe: &Path, major: u32) -> std::io::Result<Self> {
         let calls = helm_home.join("post-render");
         std::fs::create_dir_all(&calls)?;
         if major >= 4 {
@@ -85,13 +85,13 @@ impl PostRenderer {
     }
 
     /// Helm 3 can't show hooks to a post-renderer: they must not run.
-    pub fn hooks_bypass(&self) -> bool {
+    pub(crate) fn hooks_bypass(&self) -> bool {
         self.major < 4
     }
 
     /// A call for one helm command: the policy and namespace to check, and
     /// the most manifest bytes to read.
-    pub fn call(
+    pub(crate) fn call(
         &self,
         namespace: &str,
         policy: &Policy,
@@ -138,7 +138,7 @@ impl PostRenderer {
 
 /// One helm command's post-render: its arguments, and the verdict after.
 #[derive(Debug)]
-pub struct Call {
+pub(crate) struct Call {
     path: PathBuf,
     verdict: PathBuf,
     args: Vec<OsString>,
@@ -146,12 +146,12 @@ pub struct Call {
 
 impl Call {
     /// The arguments that make helm use the post-renderer.
-    pub fn args(&self) -> &[OsString] {
+    pub(crate) fn args(&self) -> &[OsString] {
         &self.args
     }
 
     /// Why the post-renderer refused the manifests, if it did.
-    pub fn refusal(&self) -> Option<String> {
+    pub(crate) fn refusal(&self) -> Option<String> {
         std::fs::read_to_string(&self.verdict).ok()
     }
 }

@@ -23,7 +23,7 @@ use crate::helm::{Helm, redact};
 use crate::names::release_name;
 
 /// Renders releases and binding Secrets to files.
-pub struct RenderEngine {
+pub(crate) struct RenderEngine {
     helm: Helm,
     root: PathBuf,
     claims: Claims,
@@ -31,7 +31,7 @@ pub struct RenderEngine {
 
 impl RenderEngine {
     /// An engine writing under `root`.
-    pub fn new(helm: Helm, root: impl Into<PathBuf>) -> Self {
+    pub(crate) fn new(helm: Helm, root: impl Into<PathBuf>) -> Self {
         let root = root.into();
         RenderEngine {
             helm,
@@ -41,13 +41,13 @@ impl RenderEngine {
     }
 
     /// Checks `namespace: instance` namespaces against this cluster too.
-    pub fn with_cluster(mut self, kube: crate::cluster::Kube) -> Self {
+    pub(crate) fn with_cluster(mut self, kube: crate::cluster::Kube) -> Self {
         self.claims = self.claims.with_cluster(kube);
         self
     }
 
     /// The folder of one release.
-    pub fn release_dir(&self, namespace: &str, release: &str) -> PathBuf {
+    pub(crate) fn release_dir(&self, namespace: &str, release: &str) -> PathBuf {
         self.root.join(namespace).join(release)
     }
 
@@ -254,7 +254,8 @@ fn secret_path(engine: &RenderEngine, ctx: &BindingCtx<'_>, secret: &SecretRef) 
 /// The annotations that name a binding Secret's owner: the pair (instance,
 /// binding), since platforms choose binding ids and two instances' bindings
 /// may share one.
-pub const OWNER_KEYS: [&str; 2] = ["chartbroker.io/instance-id", "chartbroker.io/binding-id"];
+pub(crate) const OWNER_KEYS: [&str; 2] =
+    ["chartbroker.io/instance-id", "chartbroker.io/binding-id"];
 
 fn release_owner(r: &Release) -> ReleaseOwner<'_> {
     ReleaseOwner {
@@ -328,7 +329,10 @@ impl SecretSink for RenderEngine {
 /// they win over credentials of those names (lint keeps chart plans free of
 /// them, so only an upstream broker's credentials can collide), as the
 /// spec's own ServiceBinding `.spec.type` overrides the Secret's entry.
-pub fn string_data(service: &Service, credentials: &Secrets) -> serde_json::Map<String, Value> {
+pub(crate) fn string_data(
+    service: &Service,
+    credentials: &Secrets,
+) -> serde_json::Map<String, Value> {
     let mut data: serde_json::Map<String, Value> = credentials
         .0
         .iter()
@@ -356,7 +360,9 @@ pub fn string_data(service: &Service, credentials: &Secrets) -> serde_json::Map<
 
 /// The annotations every binding Secret carries, whichever sink writes it:
 /// the full ids (labels can't hold every id) and what it was bound to.
-pub fn binding_annotations(ctx: &BindingCtx<'_>) -> std::collections::BTreeMap<String, String> {
+pub(crate) fn binding_annotations(
+    ctx: &BindingCtx<'_>,
+) -> std::collections::BTreeMap<String, String> {
     [
         ("chartbroker.io/instance-id", &ctx.instance.instance.id),
         ("chartbroker.io/binding-id", &ctx.binding.id),

@@ -9,7 +9,7 @@ use super::seal::SealError;
 
 /// Called once per store error, with its kind (`unknown_key`, `tampered`,
 /// `format`, `legacy_key`, `backend`): feeds the metrics.
-pub type ErrorObserver = Arc<dyn Fn(&'static str) + Send + Sync>;
+pub(crate) type ErrorObserver = Arc<dyn Fn(&'static str) + Send + Sync>;
 
 /// Records this broker met and could not open, by record name. A record
 /// leaves the set once it opens, is rewritten or removed.
@@ -29,13 +29,13 @@ impl std::fmt::Debug for StoreHealth {
 }
 
 /// A record name for people: keys may hold NUL (instance NUL binding).
-pub fn display_record(table: &str, key: &str) -> String {
+pub(crate) fn display_record(table: &str, key: &str) -> String {
     format!("{table}/{}", key.replace('\0', "/"))
 }
 
 impl StoreHealth {
     /// Health that reports each error to `observer`.
-    pub fn with_observer(observer: ErrorObserver) -> Self {
+    pub(crate) fn with_observer(observer: ErrorObserver) -> Self {
         StoreHealth {
             observer: Some(observer),
             ..Default::default()
@@ -43,14 +43,14 @@ impl StoreHealth {
     }
 
     /// Counts an error of `kind`.
-    pub fn error(&self, kind: &'static str) {
+    pub(crate) fn error(&self, kind: &'static str) {
         if let Some(o) = &self.observer {
             o(kind);
         }
     }
 
     /// `key` of `table` did not open; returns the message callers report.
-    pub fn unreadable(&self, table: &str, key: &str, e: &SealError) -> String {
+    pub(crate) fn unreadable(&self, table: &str, key: &str, e: &SealError) -> String {
         self.error(e.kind());
         let why = format!("store record {}: {e}", display_record(table, key));
         self.unreadable
@@ -61,7 +61,7 @@ impl StoreHealth {
     }
 
     /// `key` of `table` opened, was rewritten or removed.
-    pub fn readable(&self, table: &str, key: &str) {
+    pub(crate) fn readable(&self, table: &str, key: &str) {
         let mut u = self.unreadable.lock().expect("health lock");
         if !u.is_empty() {
             u.remove(&(table.to_string(), key.to_string()));
@@ -70,7 +70,7 @@ impl StoreHealth {
 
     /// A complete listing of `table`'s keys starting with `prefix` found
     /// exactly the keys `failed` unreadable: others it knew of there are gone.
-    pub fn relisted(&self, table: &str, prefix: &str, failed: &BTreeSet<String>) {
+    pub(crate) fn relisted(&self, table: &str, prefix: &str, failed: &BTreeSet<String>) {
         self.unreadable
             .lock()
             .expect("health lock")

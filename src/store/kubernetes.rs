@@ -55,20 +55,20 @@ use crate::broker::ports::{Expect, Store, StoreError, Table, Tag, Tags};
 use crate::cluster::{Kube, MANAGED_BY};
 
 /// The `type` of every record Secret.
-pub const SECRET_TYPE: &str = "chartbroker.io/state";
+pub(crate) const SECRET_TYPE: &str = "chartbroker.io/state";
 /// Label: the record's table.
-pub const TABLE_LABEL: &str = "chartbroker.io/table";
+pub(crate) const TABLE_LABEL: &str = "chartbroker.io/table";
 /// Label on binding records: 40 hex digits of sha256 of the instance id.
-pub const INSTANCE_LABEL: &str = "chartbroker.io/instance";
+pub(crate) const INSTANCE_LABEL: &str = "chartbroker.io/instance";
 /// Label on records with an operation in flight: the replica running it
 /// (its id, or `h` and a hash of it when the id is no label value).
-pub const OWNER_LABEL: &str = "chartbroker.io/owner";
+pub(crate) const OWNER_LABEL: &str = "chartbroker.io/owner";
 /// Label on tombstones: `"true"`.
-pub const TOMBSTONE_LABEL: &str = "chartbroker.io/tombstone";
+pub(crate) const TOMBSTONE_LABEL: &str = "chartbroker.io/tombstone";
 /// Annotation: the record's key, base64.
-pub const KEY_ANNOTATION: &str = "chartbroker.io/key";
+pub(crate) const KEY_ANNOTATION: &str = "chartbroker.io/key";
 /// Annotation: the record's version, decimal.
-pub const VERSION_ANNOTATION: &str = "chartbroker.io/version";
+pub(crate) const VERSION_ANNOTATION: &str = "chartbroker.io/version";
 /// The data key of the sealed value.
 const VALUE_KEY: &str = "value";
 /// The Secret that records which store key this namespace's records are
@@ -83,7 +83,7 @@ const DEFAULT_PAGE_SIZE: u32 = 500;
 /// Called once per LIST request with what it selects: `all` (every record
 /// of a table), `prefix` (one instance's bindings) or `tagged` (by owner or
 /// tombstone). Feeds the metrics, so a full re-list shows.
-pub type ListObserver = Arc<dyn Fn(&'static str) + Send + Sync>;
+pub(crate) type ListObserver = Arc<dyn Fn(&'static str) + Send + Sync>;
 
 /// The Secret-backed [`Store`]. Cheap to share; every instance (in this
 /// process or another replica) pointed at the same namespace sees the same
@@ -133,7 +133,7 @@ fn status_code(e: &::kube::Error) -> Option<u16> {
 }
 
 /// `owner` as a label value: itself when it is one, else a hash.
-pub fn owner_label(owner: &str) -> String {
+pub(crate) fn owner_label(owner: &str) -> String {
     let valid = !owner.is_empty()
         && owner.len() <= 63
         && owner
@@ -251,7 +251,7 @@ impl KubeStore {
     }
 
     /// Reports every LIST request to `observer`.
-    pub fn with_list_observer(mut self, observer: ListObserver) -> Self {
+    pub(crate) fn with_list_observer(mut self, observer: ListObserver) -> Self {
         self.lists = Some(observer);
         self
     }

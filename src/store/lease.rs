@@ -31,7 +31,7 @@ use crate::broker::ports::Replicas;
 use crate::cluster::{Kube, MANAGED_BY};
 
 /// Label on every replica Lease.
-pub const REPLICA_LABEL: &str = "chartbroker.io/replica-lease";
+pub(crate) const REPLICA_LABEL: &str = "chartbroker.io/replica-lease";
 
 /// How often [`Replicas::changed`] returns without an event: a lapse is
 /// silence, so it must be looked for.
@@ -50,7 +50,7 @@ struct Seen {
 }
 
 /// The replicas sharing a state namespace, by their Leases.
-pub struct KubeReplicas {
+pub(crate) struct KubeReplicas {
     api: Api<Lease>,
     me: String,
     name: String,
@@ -79,7 +79,7 @@ impl Drop for KubeReplicas {
 }
 
 /// The Lease name of replica `me`.
-pub fn lease_name(me: &str) -> String {
+pub(crate) fn lease_name(me: &str) -> String {
     format!(
         "cbr-{}",
         owner_label(me).to_ascii_lowercase().replace('_', "-")
@@ -98,7 +98,7 @@ impl KubeReplicas {
     /// `namespace` and starts renewing it and watching the others'. Fails
     /// when the API server or the broker's RBAC has no Leases; the caller
     /// then falls back to per-operation heartbeats and periodic sweeps.
-    pub async fn start(
+    pub(crate) async fn start(
         kube: &Kube,
         namespace: &str,
         me: &str,

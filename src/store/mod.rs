@@ -12,7 +12,7 @@
 
 pub mod health;
 pub mod kubernetes;
-pub mod lease;
+pub(crate) mod lease;
 pub mod memory;
 pub mod redb;
 pub mod seal;

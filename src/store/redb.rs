@@ -152,7 +152,7 @@ impl RedbStore {
     }
 
     /// Reports records that don't open to `health`.
-    pub fn with_health(mut self, health: Arc<StoreHealth>) -> Self {
+    pub(crate) fn with_health(mut self, health: Arc<StoreHealth>) -> Self {
         self.health = health;
         self
     }

@@ -153,7 +153,7 @@ pub enum SealError {
 
 impl SealError {
     /// A short label for metrics: `unknown_key`, `format` or `tampered`.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             SealError::UnknownKey { .. } => "unknown_key",
             SealError::Format => "format",
@@ -165,7 +165,7 @@ impl SealError {
 
 impl Sealer {
     /// A sealer from raw key bytes.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SealError> {
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, SealError> {
         Ok(Sealer {
             current: Key::new(bytes)?,
             old: Vec::new(),
@@ -190,7 +190,7 @@ impl Sealer {
     }
 
     /// Loads a key file that must exist.
-    pub fn load(path: &Path) -> Result<Self, SealError> {
+    pub(crate) fn load(path: &Path) -> Result<Self, SealError> {
         Self::from_base64(&read_key_file(path)?)
     }
 
@@ -201,7 +201,7 @@ impl Sealer {
 
     /// Whether `sealed` is format 2 under the current key (not an old key,
     /// not the first release's format): false means a rewrite would migrate it.
-    pub fn sealed_with_current(&self, sealed: &[u8]) -> bool {
+    pub(crate) fn sealed_with_current(&self, sealed: &[u8]) -> bool {
         sealed.get(..2) == Some(MAGIC.as_slice())
             && sealed.get(2..2 + KEY_ID_LEN) == Some(self.current.id.as_slice())
     }
@@ -299,7 +299,7 @@ fn read_key_file(path: &Path) -> Result<String, SealError> {
 }
 
 /// Writes a file readable only by its owner, atomically.
-pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;

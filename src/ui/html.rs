@@ -4,7 +4,7 @@
 use percent_encoding::{AsciiSet, CONTROLS};
 
 /// What a path segment or query value must have percent-encoded.
-pub const PATH_SEGMENT: &AsciiSet = &CONTROLS
+pub(crate) const PATH_SEGMENT: &AsciiSet = &CONTROLS
     .add(b' ')
     .add(b'"')
     .add(b'#')
@@ -23,7 +23,7 @@ pub const PATH_SEGMENT: &AsciiSet = &CONTROLS
     .add(b'\\');
 
 /// Text as HTML text or attribute value (quoted with `"`).
-pub fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -45,7 +45,7 @@ pub fn url_part(s: &str) -> String {
 
 /// A whole page. `nav` is false for pages reached by a signed link, which
 /// may show nothing but their instance. `body` is HTML built with [`esc`].
-pub fn page(title: &str, nav: bool, body: &str) -> String {
+pub(crate) fn page(title: &str, nav: bool, body: &str) -> String {
     let nav = if nav {
         r#"<nav><a href="/ui/instances">Instances</a> <a href="/ui/catalog">Catalog</a> <a href="/ui/health">Health</a></nav>"#
     } else {
@@ -63,7 +63,7 @@ pub fn page(title: &str, nav: bool, body: &str) -> String {
 }
 
 /// Unix seconds as `YYYY-MM-DD HH:MM:SSZ`.
-pub fn time(secs: u64) -> String {
+pub(crate) fn time(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     // Howard Hinnant's civil-from-days.
@@ -85,7 +85,7 @@ pub fn time(secs: u64) -> String {
 }
 
 /// A span of seconds, short (`42s`, `3m 5s`, `2h 1m`, `4d 3h`).
-pub fn span(secs: u64) -> String {
+pub(crate) fn span(secs: u64) -> String {
     match secs {
         s if s < 60 => format!("{s}s"),
         s if s < 3600 => format!("{}m {}s", s / 60, s % 60),

@@ -18,11 +18,11 @@ use crate::broker::model::{
 use crate::catalog::{Catalog, ServedBy};
 
 /// Rows per page.
-pub const PAGE_SIZE: usize = 50;
+pub(crate) const PAGE_SIZE: usize = 50;
 
 /// Filters and page of the instances table.
 #[derive(Debug, Default, Deserialize)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     namespace: Option<String>,
     service: Option<String>,
     state: Option<String>,
@@ -30,7 +30,7 @@ pub struct ListQuery {
 }
 
 /// The wire name of a state.
-pub fn state_name(s: InstanceState) -> &'static str {
+pub(crate) fn state_name(s: InstanceState) -> &'static str {
     match s {
         InstanceState::Provisioning => "provisioning",
         InstanceState::ProvisionFailed => "provision_failed",
@@ -70,7 +70,7 @@ fn last_started(i: &Instance) -> u64 {
 }
 
 /// `GET /ui/instances`.
-pub async fn list(
+pub(crate) async fn list(
     State(s): State<UiState>,
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
@@ -191,7 +191,7 @@ fn pager(q: &ListQuery, page_no: usize, pages: usize) -> String {
 }
 
 /// `GET /ui/instances/{id}`: with the credential, or a signed link for `id`.
-pub async fn show(
+pub(crate) async fn show(
     State(s): State<UiState>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -393,6 +393,6 @@ fn dependencies(inst: &Instance, full: bool) -> String {
 }
 
 /// The value shown for JSON (used by the catalog page too).
-pub fn pretty(v: &Value) -> String {
+pub(crate) fn pretty(v: &Value) -> String {
     esc(&serde_json::to_string_pretty(v).unwrap_or_default())
 }

@@ -27,7 +27,7 @@ impl std::fmt::Debug for LinkSigner {
 
 /// Why a link was refused.
 #[derive(Debug, PartialEq, Eq)]
-pub enum LinkError {
+pub(crate) enum LinkError {
     /// Expired.
     Expired,
     /// Not signed by this key for this instance and expiry.
@@ -49,7 +49,7 @@ impl LinkSigner {
     }
 
     /// A signer with a fresh random key: its links die with the process.
-    pub fn random(base_url: &str, ttl_secs: u64) -> anyhow::Result<Self> {
+    pub(crate) fn random(base_url: &str, ttl_secs: u64) -> anyhow::Result<Self> {
         let mut key = [0u8; 32];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
             .map_err(|_| anyhow::anyhow!("no randomness for the dashboard link key"))?;
@@ -78,12 +78,12 @@ impl LinkSigner {
     }
 
     /// The absolute link returned as `dashboard_url`.
-    pub fn url(&self, instance_id: &str, now: u64) -> String {
+    pub(crate) fn url(&self, instance_id: &str, now: u64) -> String {
         format!("{}{}", self.base_url, self.path(instance_id, now))
     }
 
     /// Whether `sig` signs `instance_id` until `expires`, and `now` is before it.
-    pub fn check(
+    pub(crate) fn check(
         &self,
         instance_id: &str,
         expires: u64,

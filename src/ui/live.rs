@@ -24,7 +24,7 @@ const EVERY: Duration = Duration::from_secs(2);
 /// `GET /ui/events?id=..&id=..`: every two seconds an event `states` with
 /// `{id: {state, op}}`. A signed link follows its one instance, until it
 /// expires.
-pub async fn events(
+pub(crate) async fn events(
     State(s): State<UiState>,
     headers: HeaderMap,
     Query(pairs): Query<Vec<(String, String)>>,
@@ -89,7 +89,7 @@ fn stream(
 }
 
 /// `GET /ui/static/ui.css`.
-pub async fn css() -> Response {
+pub(crate) async fn css() -> Response {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
         include_str!("static/ui.css"),
@@ -98,7 +98,7 @@ pub async fn css() -> Response {
 }
 
 /// `GET /ui/static/live.js`.
-pub async fn script() -> Response {
+pub(crate) async fn script() -> Response {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
         include_str!("static/live.js"),
@@ -108,7 +108,7 @@ pub async fn script() -> Response {
 
 /// `GET /ui/static/icon.svg` (named by every page, so no browser asks for
 /// `/favicon.ico`).
-pub async fn icon() -> Response {
+pub(crate) async fn icon() -> Response {
     (
         [(header::CONTENT_TYPE, "image/svg+xml")],
         include_str!("static/icon.svg"),

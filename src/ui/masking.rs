@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 /// What a masked value shows.
-pub const MASK: &str = "••••••";
+pub(crate) const MASK: &str = "••••••";
 
 /// Names that hold secrets whatever the schema says.
 pub fn secret_name(key: &str) -> bool {
@@ -34,7 +34,7 @@ fn schema_secret(schema: Option<&Value>) -> bool {
 
 /// `params` with secret fields masked; `schema` is the plan's parameters
 /// schema (or `None`), `secrets` the strings generated for the instance.
-pub fn mask(params: &Value, schema: Option<&Value>, secrets: &[String]) -> Value {
+pub(crate) fn mask(params: &Value, schema: Option<&Value>, secrets: &[String]) -> Value {
     match params {
         Value::Object(m) => Value::Object(
             m.iter()
@@ -61,7 +61,7 @@ pub fn mask(params: &Value, schema: Option<&Value>, secrets: &[String]) -> Value
 }
 
 /// `text` with every occurrence of a secret replaced by [`MASK`].
-pub fn mask_text(text: &str, secrets: &[String]) -> String {
+pub(crate) fn mask_text(text: &str, secrets: &[String]) -> String {
     let mut out = text.to_owned();
     for s in secrets.iter().filter(|s| !s.is_empty()) {
         if out.contains(s.as_str()) {

@@ -16,15 +16,15 @@
 //! opens every page; a signed link opens its instance's page only. Every
 //! answer carries strict headers: no inline script, no framing, no caching.
 
-pub mod charts;
-pub mod detail;
+pub(crate) mod charts;
+pub(crate) mod detail;
 pub mod html;
-pub mod instances;
+pub(crate) mod instances;
 pub mod links;
-pub mod live;
-pub mod masking;
-pub mod status;
-pub mod upstreams;
+pub(crate) mod live;
+pub(crate) mod masking;
+pub(crate) mod status;
+pub(crate) mod upstreams;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -41,7 +41,7 @@ use crate::metrics::Metrics;
 use crate::store::health::StoreHealth;
 
 /// Who may open the dashboard.
-pub enum UiCredential {
+pub(crate) enum UiCredential {
     /// Its own basic-auth user (read-only: the dashboard changes nothing).
     Basic {
         /// User name.
@@ -65,19 +65,19 @@ impl std::fmt::Debug for UiCredential {
 /// The dashboard's settings.
 pub struct Ui {
     /// Who may open every page.
-    pub credential: UiCredential,
+    pub(crate) credential: UiCredential,
     /// Signs per-instance links (`dashboard_url`), when a public URL is set.
     pub links: Option<links::LinkSigner>,
     /// The store in use, as the health page names it.
-    pub store: String,
+    pub(crate) store: String,
     /// The release engine, as the instances table names it.
-    pub engine: String,
+    pub(crate) engine: String,
     /// Where releases' revisions and manifests are read.
-    pub releases: Option<Arc<dyn crate::releases::inspect::ReleaseRecords>>,
+    pub(crate) releases: Option<Arc<dyn crate::releases::inspect::ReleaseRecords>>,
     /// The upstream brokers the health page probes.
-    pub upstreams: Option<Arc<crate::upstream::Upstreams>>,
+    pub(crate) upstreams: Option<Arc<crate::upstream::Upstreams>>,
     /// Their last probes.
-    pub probes: upstreams::Probes,
+    pub(crate) probes: upstreams::Probes,
 }
 
 impl std::fmt::Debug for Ui {
@@ -92,28 +92,28 @@ impl std::fmt::Debug for Ui {
 }
 
 /// Checks an `Authorization` header against the broker's own credentials.
-pub type BrokerCheck = Arc<dyn Fn(Option<&str>) -> bool + Send + Sync>;
+pub(crate) type BrokerCheck = Arc<dyn Fn(Option<&str>) -> bool + Send + Sync>;
 
 /// What the dashboard's handlers share.
 #[derive(Clone)]
-pub struct UiState {
+pub(crate) struct UiState {
     /// Settings.
-    pub ui: Arc<Ui>,
+    pub(crate) ui: Arc<Ui>,
     /// The core, read only.
-    pub broker: Broker,
+    pub(crate) broker: Broker,
     /// Counters shown on the health page.
-    pub metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
     /// Readiness.
-    pub ready: Arc<AtomicBool>,
+    pub(crate) ready: Arc<AtomicBool>,
     /// Unreadable store records.
-    pub store_health: Arc<StoreHealth>,
+    pub(crate) store_health: Arc<StoreHealth>,
     /// The broker's credential check ([`UiCredential::Broker`]).
-    pub broker_check: BrokerCheck,
+    pub(crate) broker_check: BrokerCheck,
 }
 
 /// What a request may see.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Access {
+pub(crate) enum Access {
     /// Every page.
     Full,
     /// One instance's page, by signed link.
@@ -122,15 +122,15 @@ pub enum Access {
 
 /// The signed-link part of a query.
 #[derive(Debug, Default, Deserialize)]
-pub struct LinkQuery {
+pub(crate) struct LinkQuery {
     /// Unix seconds the link expires at.
-    pub expires: Option<String>,
+    pub(crate) expires: Option<String>,
     /// Its signature.
-    pub sig: Option<String>,
+    pub(crate) sig: Option<String>,
 }
 
 /// The dashboard's routes, for merging into the broker's application.
-pub fn router<S: Clone + Send + Sync + 'static>(state: UiState) -> Router<S> {
+pub(crate) fn router<S: Clone + Send + Sync + 'static>(state: UiState) -> Router<S> {
     Router::new()
         .route("/ui", get(|| async { Redirect::to("/ui/instances") }))
         .route("/ui/", get(|| async { Redirect::to("/ui/instances") }))
@@ -170,7 +170,7 @@ impl UiState {
     /// What this request may see: the credential opens everything, a valid
     /// signed link for `instance` that instance only. 401 without either,
     /// 403 for a link that is wrong, expired or for another instance.
-    pub fn access(
+    pub(crate) fn access(
         &self,
         headers: &HeaderMap,
         instance: Option<&str>,
@@ -223,7 +223,7 @@ impl UiState {
 
 /// Why a request sees nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Denied {
+pub(crate) enum Denied {
     /// No valid credential and no link: 401 with a sign-in prompt.
     Unauthorized,
     /// A link that is wrong, expired or for something else: 403.
@@ -268,12 +268,12 @@ fn forbidden() -> Response {
 }
 
 /// An HTML answer.
-pub fn html_body(body: String) -> Response {
+pub(crate) fn html_body(body: String) -> Response {
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }
 
 /// A 500 page that names no internals.
-pub fn failed(e: impl std::fmt::Display) -> Response {
+pub(crate) fn failed(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "dashboard page failed");
     (
         StatusCode::INTERNAL_SERVER_ERROR,

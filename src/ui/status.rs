@@ -23,7 +23,7 @@ fn full(s: &UiState, headers: &HeaderMap) -> Result<(), Denied> {
 }
 
 /// `GET /ui/catalog`.
-pub async fn catalog(State(s): State<UiState>, headers: HeaderMap) -> Response {
+pub(crate) async fn catalog(State(s): State<UiState>, headers: HeaderMap) -> Response {
     if let Err(denied) = full(&s, &headers) {
         return denied.into_response();
     }
@@ -82,7 +82,7 @@ pub async fn catalog(State(s): State<UiState>, headers: HeaderMap) -> Response {
 }
 
 /// `GET /ui/health`.
-pub async fn health(State(s): State<UiState>, headers: HeaderMap) -> Response {
+pub(crate) async fn health(State(s): State<UiState>, headers: HeaderMap) -> Response {
     if let Err(denied) = full(&s, &headers) {
         return denied.into_response();
     }

@@ -64,7 +64,7 @@ impl Probes {
     /// Every configured upstream with its last probe, probing those whose
     /// answer is older than [`PROBE_EVERY`] (in parallel, each for at most
     /// [`PROBE_TIMEOUT`]).
-    pub async fn rows(&self, upstreams: &Upstreams) -> Vec<Row> {
+    pub(crate) async fn rows(&self, upstreams: &Upstreams) -> Vec<Row> {
         let mut seen = self.seen.lock().await;
         let stale: Vec<_> = upstreams
             .brokers()

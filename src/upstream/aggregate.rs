@@ -21,7 +21,7 @@ use crate::broker::Broker;
 use crate::catalog::{Catalog, LintIssue, Service};
 
 /// Imports upstream catalogs into a local one.
-pub struct Aggregator {
+pub(crate) struct Aggregator {
     /// Replaced by reloads ([`Aggregator::rebase`]).
     local: RwLock<Catalog>,
     /// Held while a merged catalog is built and handed to the broker, so a
@@ -35,7 +35,11 @@ pub struct Aggregator {
 impl Aggregator {
     /// Imports from every client whose config has `import:` into `local`;
     /// `cache_dir` keeps the last good imports across restarts.
-    pub fn new(local: Catalog, clients: Vec<Arc<Client>>, cache_dir: Option<PathBuf>) -> Self {
+    pub(crate) fn new(
+        local: Catalog,
+        clients: Vec<Arc<Client>>,
+        cache_dir: Option<PathBuf>,
+    ) -> Self {
         Aggregator {
             local: RwLock::new(local),
             swap: Mutex::new(()),
@@ -49,19 +53,19 @@ impl Aggregator {
     }
 
     /// Whether any upstream is imported.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.sources.is_empty()
     }
 
     /// The shortest refresh interval among the imported upstreams.
-    pub fn refresh_interval(&self) -> Option<Duration> {
+    pub(crate) fn refresh_interval(&self) -> Option<Duration> {
         self.sources.iter().map(|c| c.config().refresh).min()
     }
 
     /// Fetches every imported upstream (each bounded by `budget` when given)
     /// and merges the results with the local catalog. Problems are logged
     /// and returned; they never fail the build.
-    pub async fn build(&self, budget: Option<Duration>) -> (Catalog, Vec<LintIssue>) {
+    pub(crate) async fn build(&self, budget: Option<Duration>) -> (Catalog, Vec<LintIssue>) {
         self.fetch_into_cache(budget).await;
         let local = self.local();
         self.merge(&local)
@@ -130,7 +134,7 @@ impl Aggregator {
     /// catalog) and gives `broker` it merged with the last good imports,
     /// without asking the upstreams again: a reload neither waits for them
     /// nor loses their plans when they are down.
-    pub fn rebase(&self, local: Catalog, broker: &Broker) {
+    pub(crate) fn rebase(&self, local: Catalog, broker: &Broker) {
         let _swap = self.swap.lock().expect("swap lock");
         *self.local.write().expect("local catalog lock") = local.clone();
         broker.set_catalog(self.merge(&local).0);
@@ -192,7 +196,7 @@ impl Aggregator {
     /// swaps the broker's catalog when what it serves changes. The task ends
     /// when the returned guard or the broker is dropped: it holds the broker
     /// weakly, like every background task.
-    pub fn spawn_refresh(self: Arc<Self>, broker: &Broker) -> Option<RefreshTask> {
+    pub(crate) fn spawn_refresh(self: Arc<Self>, broker: &Broker) -> Option<RefreshTask> {
         let every = self.refresh_interval()?;
         let weak = broker.downgrade();
         let task = tokio::spawn(async move {
@@ -219,7 +223,7 @@ impl Aggregator {
 
 /// Stops the refresh task when dropped.
 #[derive(Debug)]
-pub struct RefreshTask(tokio::task::AbortHandle);
+pub(crate) struct RefreshTask(tokio::task::AbortHandle);
 
 impl Drop for RefreshTask {
     fn drop(&mut self) {
@@ -228,7 +232,7 @@ impl Drop for RefreshTask {
 }
 
 /// `GET /v2/catalog` of one upstream, filtered by its `import:` settings.
-pub async fn fetch(client: &Client) -> Result<Vec<Value>, String> {
+pub(crate) async fn fetch(client: &Client) -> Result<Vec<Value>, String> {
     let all = fetch_all(client).await?;
     Ok(select(
         client
@@ -241,7 +245,7 @@ pub async fn fetch(client: &Client) -> Result<Vec<Value>, String> {
 }
 
 /// Every service entry of an upstream's `GET /v2/catalog`.
-pub async fn fetch_all(client: &Client) -> Result<Vec<Value>, String> {
+pub(crate) async fn fetch_all(client: &Client) -> Result<Vec<Value>, String> {
     let r = client.catalog().await.map_err(|e| e.to_string())?;
     if r.status != 200 {
         return Err(format!(
@@ -264,7 +268,7 @@ pub async fn fetch_all(client: &Client) -> Result<Vec<Value>, String> {
 }
 
 /// The entries `import` selects (by name, id or tag).
-pub fn select(import: &Import, services: Vec<Value>) -> Vec<Value> {
+pub(crate) fn select(import: &Import, services: Vec<Value>) -> Vec<Value> {
     services
         .into_iter()
         .filter(|s| {
@@ -284,7 +288,11 @@ pub fn select(import: &Import, services: Vec<Value>) -> Vec<Value> {
 }
 
 /// Turns selected upstream service entries into local services, prefixed.
-pub fn convert(broker: &str, import: &Import, docs: &[Value]) -> (Vec<Service>, Vec<LintIssue>) {
+pub(crate) fn convert(
+    broker: &str,
+    import: &Import,
+    docs: &[Value],
+) -> (Vec<Service>, Vec<LintIssue>) {
     let mut services = Vec::new();
     let mut issues = Vec::new();
     for (i, doc) in docs.iter().enumerate() {

@@ -30,40 +30,40 @@ const DEFAULT_REFRESH: f64 = 300.0;
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamConfig {
     /// Name plans refer to.
-    pub name: String,
+    pub(crate) name: String,
     /// Base URL (`https://broker.example/prefix`), no trailing slash.
-    pub url: String,
+    pub(crate) url: String,
     /// How to authenticate.
-    pub auth: Option<Auth>,
+    pub(crate) auth: Option<Auth>,
     /// The operator accepts sending `auth` over plain `http://`.
-    pub allow_insecure_http: bool,
+    pub(crate) allow_insecure_http: bool,
     /// PEM CA bundle to trust instead of the system roots.
-    pub ca_file: Option<PathBuf>,
+    pub(crate) ca_file: Option<PathBuf>,
     /// PEM client certificate chain for mutual TLS.
-    pub client_cert_file: Option<PathBuf>,
+    pub(crate) client_cert_file: Option<PathBuf>,
     /// PEM private key of `client_cert_file`.
-    pub client_key_file: Option<PathBuf>,
+    pub(crate) client_key_file: Option<PathBuf>,
     /// Timeout of one HTTP request (connect, send, read the whole answer).
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// `X-Broker-API-Version` sent upstream.
-    pub api_version: String,
+    pub(crate) api_version: String,
     /// Backoff between `last_operation` polls and between retries.
-    pub poll: Backoff,
+    pub(crate) poll: Backoff,
     /// How often a deprovision, unbind, update or credentials fetch is
     /// retried after a transient failure before the operation fails.
-    pub retries: u32,
+    pub(crate) retries: u32,
     /// Import the upstream's catalog, when set.
-    pub import: Option<Import>,
+    pub(crate) import: Option<Import>,
     /// How often an imported catalog is fetched again.
-    pub refresh: Duration,
+    pub(crate) refresh: Duration,
     /// `organization_guid`/`space_guid` to send when the platform sent none
     /// (each unset one is derived, see [`super::guids`]).
-    pub guids: super::guids::Fixed,
+    pub(crate) guids: super::guids::Fixed,
 }
 
 /// Credentials for the upstream broker.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Auth {
+pub(crate) enum Auth {
     /// HTTP basic.
     Basic {
         /// User name.
@@ -80,30 +80,30 @@ pub enum Auth {
 
 /// Exponential backoff bounds.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     /// First delay.
-    pub initial: Duration,
+    pub(crate) initial: Duration,
     /// Largest delay (doubling stops here).
-    pub max: Duration,
+    pub(crate) max: Duration,
 }
 
 /// Which services of the upstream catalog are imported, and how they are
 /// renamed.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Import {
+pub(crate) struct Import {
     /// Service names (or ids) to import; with `tags`, either matches.
-    pub services: Vec<String>,
+    pub(crate) services: Vec<String>,
     /// Import services carrying any of these tags.
-    pub tags: Vec<String>,
+    pub(crate) tags: Vec<String>,
     /// Prepended to imported service and plan ids.
-    pub id_prefix: String,
+    pub(crate) id_prefix: String,
     /// Prepended to imported service names.
-    pub name_prefix: String,
+    pub(crate) name_prefix: String,
 }
 
 impl Import {
     /// Whether an upstream service with this id, name and tags is imported.
-    pub fn selects(&self, id: &str, name: &str, tags: &[String]) -> bool {
+    pub(crate) fn selects(&self, id: &str, name: &str, tags: &[String]) -> bool {
         if self.services.is_empty() && self.tags.is_empty() {
             return true;
         }
@@ -175,48 +175,14 @@ impl UpstreamConfig {
         base: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<UpstreamConfig, Vec<String>> {
-        let doc: Doc = serde_json::from_value(Value::Object(upstream.settings.clone()))
+        let mut doc: Doc = serde_json::from_value(Value::Object(upstream.settings.clone()))
             .map_err(|e| vec![e.to_string()])?;
         let mut problems = Vec::new();
         let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
 
-        let url = match (&doc.url_env, &doc.url) {
-            (Some(var), fallback) => match env(var).filter(|v| !v.trim().is_empty()) {
-                Some(v) => Some(v),
-                None if fallback.is_some() => fallback.clone(),
-                None => {
-                    problems.push(format!(
-                        "url_env: environment variable {var} is not set and there is no `url` to fall back to"
-                    ));
-                    None
-                }
-            },
-            (None, Some(url)) => Some(url.clone()),
-            (None, None) => {
-                problems.push("`url` (or `url_env`) is required".into());
-                None
-            }
-        };
-        let url = url
-            .map(|u| u.trim().trim_end_matches('/').to_owned())
-            .unwrap_or_default();
-        if !url.is_empty() {
-            match reqwest::Url::parse(&url) {
-                Ok(u) if !matches!(u.scheme(), "http" | "https") => {
-                    problems.push(format!("url {url:?} must be http:// or https://"))
-                }
-                Ok(u) if !u.username().is_empty() || u.password().is_some() => {
-                    problems.push("url must not carry credentials; put them under `auth:`".into())
-                }
-                Ok(u) if u.query().is_some() || u.fragment().is_some() => {
-                    problems.push("url must not have a query or fragment".into())
-                }
-                Ok(_) => {}
-                Err(e) => problems.push(format!("url {url:?} is not a URL: {e}")),
-            }
-        }
+        let url = checked_url(&doc, env, &mut problems);
 
-        let auth = doc.auth.and_then(|a| match a {
+        let auth = doc.auth.take().and_then(|a| match a {
             AuthDoc::Basic(b) => b
                 .sources("auth.basic", base, &mut problems)
                 .map(|(username, password)| Auth::Basic { username, password }),
@@ -238,56 +204,8 @@ impl UpstreamConfig {
         if doc.client_cert_file.is_some() != doc.client_key_file.is_some() {
             problems.push("client_cert_file and client_key_file go together".into());
         }
-        let mut seconds = |what: &str, v: Option<Secs>, default: f64| -> Duration {
-            let v = v.map_or(Duration::from_secs_f64(default), |s| s.0);
-            if v > Duration::ZERO && v <= Duration::from_secs(86_400) {
-                v
-            } else {
-                problems.push(format!(
-                    "{what} is {}: it must be above 0 and at most 24h",
-                    crate::duration::format(v)
-                ));
-                Duration::from_secs_f64(default)
-            }
-        };
-        let timeout = seconds("timeout_seconds", doc.timeout_seconds, DEFAULT_TIMEOUT);
-        let (pi, pm) = doc
-            .poll
-            .map(|p| (p.initial_seconds, p.max_seconds))
-            .unwrap_or_default();
-        let poll = Backoff {
-            initial: seconds("poll.initial_seconds", pi, DEFAULT_POLL_INITIAL),
-            max: seconds(
-                "poll.max_seconds",
-                pm,
-                DEFAULT_POLL_MAX.max(pi.map_or(0.0, |d| d.0.as_secs_f64())),
-            ),
-        };
-        let refresh = seconds("refresh_seconds", doc.refresh_seconds, DEFAULT_REFRESH);
-        if poll.max < poll.initial {
-            problems.push("poll.max_seconds must not be below poll.initial_seconds".into());
-        }
-        let api_version = doc
-            .api_version
-            .unwrap_or_else(|| DEFAULT_API_VERSION.to_owned());
-        let valid_version = api_version
-            .split_once('.')
-            .is_some_and(|(a, b)| a == "2" && b.parse::<u32>().is_ok());
-        if !valid_version {
-            problems.push(format!(
-                "api_version {api_version:?} must be an OSB 2.x version like \"2.17\""
-            ));
-        }
-        for (field, v) in [
-            ("organization_guid", &doc.organization_guid),
-            ("space_guid", &doc.space_guid),
-        ] {
-            if v.as_ref().is_some_and(|v| v.trim().is_empty()) {
-                problems.push(format!(
-                    "{field} must not be empty (leave it out to derive it)"
-                ));
-            }
-        }
+        let (timeout, poll, refresh) = timings(&doc, &mut problems);
+        let api_version = checked_version(&doc, &mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -319,19 +237,126 @@ impl UpstreamConfig {
 
     /// Whether credentials go over plain HTTP (which `allow_insecure_http`
     /// must have allowed).
-    pub fn credentials_in_clear(&self) -> bool {
+    pub(crate) fn credentials_in_clear(&self) -> bool {
         self.auth.is_some() && reqwest::Url::parse(&self.url).is_ok_and(|u| u.scheme() == "http")
     }
 
     /// Reads the configured credentials now (env or file) and renders the
     /// `Authorization` header value; `None` without `auth:`.
-    pub fn authorization(&self) -> Result<Option<SecretString>, String> {
+    pub(crate) fn authorization(&self) -> Result<Option<SecretString>, String> {
         match &self.auth {
             None => Ok(None),
             Some(Auth::Basic { username, password }) => basic_header(username, password).map(Some),
             Some(Auth::Bearer { token }) => bearer_header(token).map(Some),
         }
     }
+}
+
+/// The upstream's URL (from `url_env` or `url`), trimmed of a trailing `/`;
+/// empty, with a problem noted, where it is missing or not plain HTTP(S).
+fn checked_url(
+    doc: &Doc,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<String>,
+) -> String {
+    let url = match (&doc.url_env, &doc.url) {
+        (Some(var), fallback) => match env(var).filter(|v| !v.trim().is_empty()) {
+            Some(v) => Some(v),
+            None if fallback.is_some() => fallback.clone(),
+            None => {
+                problems.push(format!(
+                    "url_env: environment variable {var} is not set and there is no `url` to fall back to"
+                ));
+                None
+            }
+        },
+        (None, Some(url)) => Some(url.clone()),
+        (None, None) => {
+            problems.push("`url` (or `url_env`) is required".into());
+            None
+        }
+    };
+    let url = url
+        .map(|u| u.trim().trim_end_matches('/').to_owned())
+        .unwrap_or_default();
+    if !url.is_empty() {
+        match reqwest::Url::parse(&url) {
+            Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+                problems.push(format!("url {url:?} must be http:// or https://"))
+            }
+            Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+                problems.push("url must not carry credentials; put them under `auth:`".into())
+            }
+            Ok(u) if u.query().is_some() || u.fragment().is_some() => {
+                problems.push("url must not have a query or fragment".into())
+            }
+            Ok(_) => {}
+            Err(e) => problems.push(format!("url {url:?} is not a URL: {e}")),
+        }
+    }
+    url
+}
+
+/// The timeout, poll backoff and refresh interval, each within (0, 24h].
+fn timings(doc: &Doc, problems: &mut Vec<String>) -> (Duration, Backoff, Duration) {
+    let mut seconds = |what: &str, v: Option<Secs>, default: f64| -> Duration {
+        let v = v.map_or(Duration::from_secs_f64(default), |s| s.0);
+        if v > Duration::ZERO && v <= Duration::from_secs(86_400) {
+            v
+        } else {
+            problems.push(format!(
+                "{what} is {}: it must be above 0 and at most 24h",
+                crate::duration::format(v)
+            ));
+            Duration::from_secs_f64(default)
+        }
+    };
+    let timeout = seconds("timeout_seconds", doc.timeout_seconds, DEFAULT_TIMEOUT);
+    let (pi, pm) = doc
+        .poll
+        .as_ref()
+        .map(|p| (p.initial_seconds, p.max_seconds))
+        .unwrap_or_default();
+    let poll = Backoff {
+        initial: seconds("poll.initial_seconds", pi, DEFAULT_POLL_INITIAL),
+        max: seconds(
+            "poll.max_seconds",
+            pm,
+            DEFAULT_POLL_MAX.max(pi.map_or(0.0, |d| d.0.as_secs_f64())),
+        ),
+    };
+    let refresh = seconds("refresh_seconds", doc.refresh_seconds, DEFAULT_REFRESH);
+    if poll.max < poll.initial {
+        problems.push("poll.max_seconds must not be below poll.initial_seconds".into());
+    }
+    (timeout, poll, refresh)
+}
+
+/// The OSB version to speak (2.x); also refuses empty GUID overrides.
+fn checked_version(doc: &Doc, problems: &mut Vec<String>) -> String {
+    let api_version = doc
+        .api_version
+        .clone()
+        .unwrap_or_else(|| DEFAULT_API_VERSION.to_owned());
+    let valid_version = api_version
+        .split_once('.')
+        .is_some_and(|(a, b)| a == "2" && b.parse::<u32>().is_ok());
+    if !valid_version {
+        problems.push(format!(
+            "api_version {api_version:?} must be an OSB 2.x version like \"2.17\""
+        ));
+    }
+    for (field, v) in [
+        ("organization_guid", &doc.organization_guid),
+        ("space_guid", &doc.space_guid),
+    ] {
+        if v.as_ref().is_some_and(|v| v.trim().is_empty()) {
+            problems.push(format!(
+                "{field} must not be empty (leave it out to derive it)"
+            ));
+        }
+    }
+    api_version
 }
 
 #[cfg(test)]

@@ -16,25 +16,25 @@ use crate::broker::model::Instance;
 
 /// The UUIDv5 namespace of derived values. Never change it: every instance
 /// provisioned upstream would get other values on its next provision retry.
-pub const NAMESPACE: Uuid = uuid::uuid!("8137cb36-5daa-4f7c-9edf-a4ebd12a4ea6");
+pub(crate) const NAMESPACE: Uuid = uuid::uuid!("8137cb36-5daa-4f7c-9edf-a4ebd12a4ea6");
 
 /// Values an operator fixed for one upstream (`organization_guid`,
 /// `space_guid` in its entry), used when the platform sent none.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Fixed {
+pub(crate) struct Fixed {
     /// Sent as `organization_guid`.
-    pub organization: Option<String>,
+    pub(crate) organization: Option<String>,
     /// Sent as `space_guid`.
-    pub space: Option<String>,
+    pub(crate) space: Option<String>,
 }
 
 /// The pair sent upstream with a provision.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Guids {
+pub(crate) struct Guids {
     /// `organization_guid`.
-    pub organization: String,
+    pub(crate) organization: String,
     /// `space_guid`.
-    pub space: String,
+    pub(crate) space: String,
 }
 
 /// Each value, in order of preference: what the platform sent; the same
@@ -42,7 +42,7 @@ pub struct Guids {
 /// frameworks refuse a top-level value that differs from it); the
 /// operator's fixed value; the value derived from the cluster and
 /// namespace.
-pub fn for_instance(inst: &Instance, fixed: &Fixed) -> Guids {
+pub(crate) fn for_instance(inst: &Instance, fixed: &Fixed) -> Guids {
     let from_context = |field: &str| non_empty(inst.context.get(field));
     let cluster = non_empty(inst.context.get("clusterid")).unwrap_or_default();
     let pick =
@@ -67,14 +67,14 @@ pub fn for_instance(inst: &Instance, fixed: &Fixed) -> Guids {
 }
 
 /// The organization of a cluster: UUIDv5 of `organization:<clusterid>`.
-pub fn organization(cluster: &str) -> Uuid {
+pub(crate) fn organization(cluster: &str) -> Uuid {
     Uuid::new_v5(&NAMESPACE, format!("organization:{cluster}").as_bytes())
 }
 
 /// The space of a namespace in a cluster: UUIDv5 of
 /// `space:<clusterid>/<namespace>` (a namespace has no `/`, so the last one
 /// separates them).
-pub fn space(cluster: &str, namespace: &str) -> Uuid {
+pub(crate) fn space(cluster: &str, namespace: &str) -> Uuid {
     Uuid::new_v5(
         &NAMESPACE,
         format!("space:{cluster}/{namespace}").as_bytes(),

@@ -18,11 +18,11 @@
 //! the merged catalog at startup and the refresh task. [`lint`] is what
 //! `chartbroker catalog lint` adds for upstreams.
 
-pub mod aggregate;
-pub mod backend;
+pub(crate) mod aggregate;
+pub(crate) mod backend;
 pub mod client;
 pub mod config;
-pub mod guids;
+pub(crate) mod guids;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -46,7 +46,7 @@ const STARTUP_BUDGET: Duration = Duration::from_secs(10);
 const LINT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The upstream brokers of a catalog, wired for the runtime.
-pub struct Upstreams {
+pub(crate) struct Upstreams {
     /// The `upstreams:` settings the clients were built from.
     configured: Vec<crate::catalog::Upstream>,
     plans: Arc<UpstreamPlans>,
@@ -62,7 +62,7 @@ impl Upstreams {
     /// plans fail with the reason; it never stops the broker. Relative paths
     /// resolve against `catalog_dir`; imported catalogs are cached under
     /// `<data_dir>/upstream/`.
-    pub fn new(
+    pub(crate) fn new(
         catalog: &Catalog,
         catalog_dir: &Path,
         data_dir: &Path,
@@ -114,14 +114,14 @@ impl Upstreams {
     }
 
     /// The backend for plans with `upstream:`.
-    pub fn backend(&self) -> Arc<dyn Backend> {
+    pub(crate) fn backend(&self) -> Arc<dyn Backend> {
         self.plans.clone()
     }
 
     /// The catalog to serve at startup: the local one plus imports fetched
     /// now (or the cached last good ones when an upstream does not answer
     /// quickly), so operations on imported plans resume after a restart.
-    pub async fn initial_catalog(&self, local: Catalog) -> Catalog {
+    pub(crate) async fn initial_catalog(&self, local: Catalog) -> Catalog {
         if self.aggregator.is_empty() {
             return local;
         }
@@ -131,7 +131,7 @@ impl Upstreams {
     /// Serves `local` (a reloaded catalog) in `broker` with the last good
     /// imports merged in. Upstream settings (`upstreams:`) stay as they were
     /// at startup: their clients are built once.
-    pub fn reload(&self, local: Catalog, broker: &Broker) {
+    pub(crate) fn reload(&self, local: Catalog, broker: &Broker) {
         if local.upstreams() != self.configured.as_slice() {
             tracing::warn!(
                 "the catalog's upstreams: settings changed; they take effect at the next restart"
@@ -146,7 +146,7 @@ impl Upstreams {
 
     /// Starts refreshing imported catalogs into `broker`; `None` when
     /// nothing is imported. Dropping the guard stops it.
-    pub fn spawn_refresh(&self, broker: &Broker) -> Option<RefreshTask> {
+    pub(crate) fn spawn_refresh(&self, broker: &Broker) -> Option<RefreshTask> {
         self.aggregator.clone().spawn_refresh(broker)
     }
 }
@@ -159,6 +159,35 @@ pub struct Finding {
     /// A warning (e.g. an unreachable upstream) does not make the catalog
     /// invalid.
     pub warning: bool,
+}
+
+/// The catalog's plans proxied to upstream broker `broker`, as
+/// `service/plan` with their mapping.
+fn plans_of<'c>(
+    catalog: &'c Catalog,
+    broker: &str,
+) -> Vec<(String, &'c crate::catalog::UpstreamPlan)> {
+    catalog
+        .services()
+        .iter()
+        .flat_map(|s| s.plans.iter().map(move |p| (s, p)))
+        .filter_map(|(s, p)| {
+            p.upstream()
+                .filter(|up| up.broker == broker)
+                .map(|up| (format!("{}/{}", s.name, p.name), up))
+        })
+        .collect()
+}
+
+/// Whether the upstream's catalog (`docs`) offers the mapped plan.
+fn offers(docs: &[Value], up: &crate::catalog::UpstreamPlan) -> bool {
+    docs.iter().any(|s| {
+        s.get("id").and_then(Value::as_str) == Some(up.service_id.as_str())
+            && s.get("plans").and_then(Value::as_array).is_some_and(|ps| {
+                ps.iter()
+                    .any(|p| p.get("id").and_then(Value::as_str) == Some(up.plan_id.as_str()))
+            })
+    })
 }
 
 /// Checks the `upstreams:` entries of a loaded catalog: settings (errors),
@@ -187,16 +216,7 @@ pub async fn lint(catalog: &Catalog, catalog_dir: &Path) -> Vec<Finding> {
                 continue;
             }
         };
-        let mapped: Vec<(String, &crate::catalog::UpstreamPlan)> = catalog
-            .services()
-            .iter()
-            .flat_map(|s| s.plans.iter().map(move |p| (s, p)))
-            .filter_map(|(s, p)| {
-                p.upstream()
-                    .filter(|up| up.broker == u.name)
-                    .map(|up| (format!("{}/{}", s.name, p.name), up))
-            })
-            .collect();
+        let mapped = plans_of(catalog, &u.name);
         if mapped.is_empty() && cfg.import.is_none() {
             continue;
         }
@@ -226,15 +246,7 @@ pub async fn lint(catalog: &Catalog, catalog_dir: &Path) -> Vec<Finding> {
             }
         };
         for (plan, up) in mapped {
-            let found = docs.iter().any(|s| {
-                s.get("id").and_then(Value::as_str) == Some(up.service_id.as_str())
-                    && s.get("plans").and_then(Value::as_array).is_some_and(|ps| {
-                        ps.iter().any(|p| {
-                            p.get("id").and_then(Value::as_str) == Some(up.plan_id.as_str())
-                        })
-                    })
-            });
-            if !found {
+            if !offers(&docs, up) {
                 out.push(Finding {
                     issue: issue(format!(
                         "plan {plan} maps to service_id {:?} / plan_id {:?}, which upstream broker {} does not offer",

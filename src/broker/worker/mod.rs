@@ -241,7 +241,7 @@ impl Checkpoint for OpCheckpoint {
 }
 
 /// Aborts a background task when dropped.
-pub struct AbortOnDrop(pub(in crate::broker) tokio::task::JoinHandle<()>);
+pub(crate) struct AbortOnDrop(pub(in crate::broker) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

@@ -14,7 +14,7 @@ impl Broker {
     /// Settles every operation a previous process left in progress: resumes
     /// it, or fails it when its deadline passed or it was tried too often.
     /// Returns how many were resumed.
-    pub async fn resume(&self) -> Result<usize> {
+    pub(crate) async fn resume(&self) -> Result<usize> {
         let instances = self.store().list_unsettled(Table::Instances).await?;
         let bindings = self.store().list_unsettled(Table::Bindings).await?;
         self.settle_rows(instances, bindings).await
@@ -152,7 +152,7 @@ impl Broker {
     /// set, else every half lease) and forgets expired tombstones (every
     /// hour otherwise). Operations this process runs are its own and never
     /// taken.
-    pub fn spawn_sweeper(&self) -> AbortOnDrop {
+    pub(crate) fn spawn_sweeper(&self) -> AbortOnDrop {
         if let Some(replicas) = self.replicas() {
             return self.spawn_lease_sweeper(replicas.clone());
         }

@@ -125,7 +125,7 @@ impl Broker {
     }
 
     /// How many operations of each kind this process runs now.
-    pub fn operations_running(&self) -> Vec<(OpKind, usize)> {
+    pub(crate) fn operations_running(&self) -> Vec<(OpKind, usize)> {
         KINDS
             .iter()
             .zip(&self.inner.running.0)

@@ -528,7 +528,7 @@ fn remote_chart_sources_load() {
     assert!(keyring.is_absolute() && keyring.ends_with("keys/pubring.gpg"));
     assert!(remote.ca_file.as_ref().unwrap().ends_with("ca.pem"));
     // Secrets are named, not read: the file need not exist to load.
-    let Some(crate::charts::ChartAuth::Basic { username, password }) = &remote.auth else {
+    let Some(crate::catalog::ChartAuth::Basic { username, password }) = &remote.auth else {
         panic!("basic auth: {:?}", remote.auth);
     };
     assert_eq!(

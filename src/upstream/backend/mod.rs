@@ -33,7 +33,7 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 use super::client::Client;
-use crate::broker::model::{HasOperations, Secrets};
+use crate::broker::model::Secrets;
 use crate::broker::ports::{Backend, BackendError, BindingCtx, InstanceCtx};
 use crate::catalog::{Plan, UpstreamPlan};
 use reply::Target;
@@ -44,14 +44,14 @@ use reply::{
 use run::{Progress, Run, Settled};
 
 /// The upstream [`Backend`]: routes each plan to its upstream broker.
-pub struct UpstreamPlans {
+pub(crate) struct UpstreamPlans {
     brokers: HashMap<String, Result<Arc<Client>, String>>,
 }
 
 impl UpstreamPlans {
     /// Plans served by these clients, by upstream name; an `Err` is why that
     /// upstream cannot be used (its plans fail with that description).
-    pub fn new(brokers: HashMap<String, Result<Arc<Client>, String>>) -> Self {
+    pub(crate) fn new(brokers: HashMap<String, Result<Arc<Client>, String>>) -> Self {
         UpstreamPlans { brokers }
     }
 
@@ -117,72 +117,12 @@ impl Backend for UpstreamPlans {
         let run = Run::new(&client, up, &ctx, None, "update instance".into());
         let target = Target::Instance(&inst.id);
         let broker = run.broker().to_owned();
-        let fail = |message: String, repeatable: bool| BackendError {
-            message,
-            instance_usable: Some(true),
-            update_repeatable: Some(repeatable),
-            left_nothing: false,
-        };
         let operation = match run.progress.clone() {
             Some(Progress::Polling { operation, .. }) => operation,
-            _ => {
-                let body = json!({
-                    "service_id": up.service_id,
-                    "plan_id": up.plan_id,
-                    "context": inst.context,
-                    "parameters": inst.parameters,
-                });
-                let res = run
-                    .send_retrying(
-                        Method::PATCH,
-                        target.endpoint(),
-                        &[("accepts_incomplete", "true")],
-                        Some(&body),
-                        &[200, 202],
-                    )
-                    .await;
-                match res {
-                    Err(e) => {
-                        return Err(fail(
-                            format!("{e}; the update was not applied upstream, repeat it to retry"),
-                            true,
-                        ));
-                    }
-                    Ok(r) if r.status == 200 => {
-                        return match r.object() {
-                            Ok(_) => Ok(()),
-                            Err(why) => Err(fail(
-                                format!(
-                                    "upstream broker {broker} answered the update with HTTP 200 and a malformed body: {why}"
-                                ),
-                                true,
-                            )),
-                        };
-                    }
-                    Ok(r) if r.status == 202 => {
-                        let operation = operation_of(&r);
-                        run.save(run.polling(operation.clone())).await;
-                        operation
-                    }
-                    // A still-busy upstream (ConcurrencyError) may take the
-                    // same update later; other rejections will not.
-                    Ok(r) if (400..500).contains(&r.status) => {
-                        return Err(fail(
-                            rejected(&r, &broker, target),
-                            is_concurrency_error(&r),
-                        ));
-                    }
-                    Ok(r) => {
-                        return Err(fail(
-                            format!(
-                                "{}; the update may not have been applied upstream, repeat it to retry",
-                                status_error(&r, &broker)
-                            ),
-                            true,
-                        ));
-                    }
-                }
-            }
+            _ => match send_update(&run, up, &ctx, target).await? {
+                Some(operation) => operation,
+                None => return Ok(()),
+            },
         };
         // The plan before an update is not known here; plan_id is optional.
         match run
@@ -196,7 +136,9 @@ impl Backend for UpstreamPlans {
                 update_repeatable: lo.update_repeatable,
                 left_nothing: false,
             }),
-            Settled::TimedOut(last) => Err(fail(timed_out(&broker, "update", &last), true)),
+            Settled::TimedOut(last) => {
+                Err(update_failed(timed_out(&broker, "update", &last), true))
+            }
         }
     }
 
@@ -209,13 +151,7 @@ impl Backend for UpstreamPlans {
     async fn bind(&self, ctx: BindingCtx<'_>) -> Result<Secrets, BackendError> {
         let (client, up) = self.route(ctx.instance.plan)?;
         let b = ctx.binding;
-        let run = Run::new(
-            &client,
-            up,
-            &ctx.instance,
-            b.current(),
-            format!("bind binding {}", b.id),
-        );
+        let run = Run::for_binding(&client, up, &ctx, "bind");
         let target = Target::Binding(&b.instance_id, &b.id);
         let broker = run.broker().to_owned();
         let body = || {
@@ -273,13 +209,77 @@ impl Backend for UpstreamPlans {
     async fn unbind(&self, ctx: BindingCtx<'_>) -> Result<(), BackendError> {
         let (client, up) = self.route(ctx.instance.plan)?;
         let b = ctx.binding;
-        let run = Run::new(
-            &client,
-            up,
-            &ctx.instance,
-            b.current(),
-            format!("unbind binding {}", b.id),
-        );
+        let run = Run::for_binding(&client, up, &ctx, "unbind");
         run.remove(Target::Binding(&b.instance_id, &b.id)).await
+    }
+}
+
+/// An update that failed; the instance stays usable.
+fn update_failed(message: String, repeatable: bool) -> BackendError {
+    BackendError {
+        message,
+        instance_usable: Some(true),
+        update_repeatable: Some(repeatable),
+        left_nothing: false,
+    }
+}
+
+/// Sends the update: `None` once the upstream applied it synchronously,
+/// `Some(operation)` when it accepted it for polling.
+async fn send_update(
+    run: &Run<'_>,
+    up: &UpstreamPlan,
+    ctx: &InstanceCtx<'_>,
+    target: Target<'_>,
+) -> Result<Option<Option<String>>, BackendError> {
+    let inst = ctx.instance;
+    let broker = run.broker();
+    let body = json!({
+        "service_id": up.service_id,
+        "plan_id": up.plan_id,
+        "context": inst.context,
+        "parameters": inst.parameters,
+    });
+    let res = run
+        .send_retrying(
+            Method::PATCH,
+            target.endpoint(),
+            &[("accepts_incomplete", "true")],
+            Some(&body),
+            &[200, 202],
+        )
+        .await;
+    match res {
+        Err(e) => Err(update_failed(
+            format!("{e}; the update was not applied upstream, repeat it to retry"),
+            true,
+        )),
+        Ok(r) if r.status == 200 => match r.object() {
+            Ok(_) => Ok(None),
+            Err(why) => Err(update_failed(
+                format!(
+                    "upstream broker {broker} answered the update with HTTP 200 and a malformed body: {why}"
+                ),
+                true,
+            )),
+        },
+        Ok(r) if r.status == 202 => {
+            let operation = operation_of(&r);
+            run.save(run.polling(operation.clone())).await;
+            Ok(Some(operation))
+        }
+        // A still-busy upstream (ConcurrencyError) may take the same update
+        // later; other rejections will not.
+        Ok(r) if (400..500).contains(&r.status) => Err(update_failed(
+            rejected(&r, broker, target),
+            is_concurrency_error(&r),
+        )),
+        Ok(r) => Err(update_failed(
+            format!(
+                "{}; the update may not have been applied upstream, repeat it to retry",
+                status_error(&r, broker)
+            ),
+            true,
+        )),
     }
 }
