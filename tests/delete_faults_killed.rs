@@ -10,8 +10,7 @@
 //! unbind. (The render engine's cells are in tests/delete_faults.rs.)
 
 mod common;
-#[path = "upstream/support.rs"]
-mod support;
+use common::upstream as support;
 
 use std::path::Path;
 use std::process::Stdio;

@@ -4,8 +4,7 @@
 //! a failure counted; operations already running keep their plan.
 
 mod common;
-#[path = "upstream/support.rs"]
-mod support;
+use common::upstream as support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

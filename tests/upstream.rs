@@ -6,8 +6,7 @@
 //! of the real binary in the middle of an upstream async provision.
 
 mod common;
-#[path = "upstream/support.rs"]
-mod support;
+use common::upstream as support;
 
 use std::time::Duration;
 

@@ -7,8 +7,7 @@
 mod common;
 
 use common::assert_delete_done;
-#[path = "upstream/support.rs"]
-mod support;
+use common::upstream as support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

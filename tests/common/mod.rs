@@ -23,6 +23,7 @@ pub mod deletes;
 pub mod goyaml;
 pub mod platform;
 pub mod process;
+pub mod upstream;
 
 /// Basic-auth user every test broker accepts.
 pub const USER: &str = "platform";
