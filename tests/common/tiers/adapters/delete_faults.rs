@@ -1,17 +1,7 @@
-//! The delete fault matrix, render engine: every delete path (unbind and
-//! deprovision, sync and async) against every fault the render engine can
-//! meet — the database unreachable, the release already gone, the chart
-//! removed, the plan removed from the catalog (reload), the broker killed
-//! mid-delete — on the repository's real `charts/mysql` with per-binding
-//! users in a real MariaDB. Each cell checks what the platform sees (status,
-//! body, `last_operation`) and that nothing is left: release folder,
-//! binding Secret, binding record, database user.
-//!
-//! The helm engine's cells are in tests/delete_faults_helm.rs, the upstream
-//! ones in tests/upstream_faults.rs; README "Deleting whatever broke" has
-//! the whole table.
+//! Helpers of the tests in tests/adapters/delete_faults.rs
+//! (helpers live under tests/common: tests/README.md).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,13 +18,13 @@ use common::databases::{self, Server};
 use common::deletes::{Delete, Seen};
 use common::{TestBroker, config, repo};
 
-const SERVICE: &str = "svc-del";
-const PLAN: &str = "plan-users";
-const ROOT: &str = "matrix-root-pw";
+pub const SERVICE: &str = "svc-del";
+pub const PLAN: &str = "plan-users";
+pub const ROOT: &str = "matrix-root-pw";
 
 /// A fault of the matrix's rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Fault {
+pub enum Fault {
     /// The database server is stopped.
     DatabaseDown,
     /// The release folder was removed behind the broker's back.
@@ -50,8 +40,8 @@ enum Fault {
 
 /// Dies like a killed broker in the middle of the first drop of a user,
 /// once armed: the operation task ends without recording anything.
-struct DiesMidDelete {
-    armed: AtomicBool,
+pub struct DiesMidDelete {
+    pub armed: AtomicBool,
 }
 
 #[async_trait]
@@ -70,13 +60,13 @@ impl UserAdmin for DiesMidDelete {
 
 /// One cell's world: a MariaDB, a broker over a catalog and charts of its
 /// own (so a cell may remove either), one instance with one bound binding.
-struct Bed {
-    b: TestBroker,
-    cfg: ServeConfig,
-    user: String,
+pub struct Bed {
+    pub b: TestBroker,
+    pub cfg: ServeConfig,
+    pub user: String,
 }
 
-fn write_catalog(dir: &Path, port: u16, with_plan: bool) {
+pub fn write_catalog(dir: &Path, port: u16, with_plan: bool) {
     let plan = format!(
         r#"
       - id: {PLAN}
@@ -118,7 +108,7 @@ fn write_catalog(dir: &Path, port: u16, with_plan: bool) {
     std::fs::write(dir.join("del.yaml"), yaml).unwrap();
 }
 
-async fn admin(server: &Server) -> sqlx::MySqlConnection {
+pub async fn admin(server: &Server) -> sqlx::MySqlConnection {
     let opts = sqlx::mysql::MySqlConnectOptions::new()
         .host("127.0.0.1")
         .port(server.port)
@@ -128,7 +118,7 @@ async fn admin(server: &Server) -> sqlx::MySqlConnection {
 }
 
 /// MariaDB with the catalog's admin password and database.
-async fn database() -> Server {
+pub async fn database() -> Server {
     let server = databases::mariadb();
     let opts = sqlx::mysql::MySqlConnectOptions::new()
         .host("127.0.0.1")
@@ -144,7 +134,7 @@ async fn database() -> Server {
     server
 }
 
-async fn user_exists(server: &Server, user: &str) -> bool {
+pub async fn user_exists(server: &Server, user: &str) -> bool {
     let rows: Vec<(String,)> =
         sqlx::query_as("SELECT CAST(User AS CHAR) FROM mysql.user WHERE User = ?")
             .bind(user)
@@ -154,7 +144,7 @@ async fn user_exists(server: &Server, user: &str) -> bool {
     !rows.is_empty()
 }
 
-async fn bed(server: &Server, users: Arc<dyn UserAdmin>) -> Bed {
+pub async fn bed(server: &Server, users: Arc<dyn UserAdmin>) -> Bed {
     let data = tempfile::tempdir().unwrap();
     let mut cfg = config(data.path());
     cfg.catalog_dir = data.path().join("catalog");
@@ -197,26 +187,26 @@ async fn bed(server: &Server, users: Arc<dyn UserAdmin>) -> Bed {
 }
 
 impl Bed {
-    fn release_dir(&self) -> PathBuf {
+    pub fn release_dir(&self) -> PathBuf {
         self.b.release_dir("i1")
     }
 
-    fn secret_files(&self) -> usize {
+    pub fn secret_files(&self) -> usize {
         std::fs::read_dir(self.release_dir().join("bindings")).map_or(0, |d| d.count())
     }
 
-    async fn delete(&self, how: Delete) -> Seen {
+    pub async fn delete(&self, how: Delete) -> Seen {
         self.b.delete(how, (SERVICE, PLAN), "i1", "b1").await
     }
 
     /// What the broker still answers about the binding and instance.
-    async fn status(&self, path: &str) -> StatusCode {
+    pub async fn status(&self, path: &str) -> StatusCode {
         self.b.call(Method::GET, path, None).await.status
     }
 
     /// Nothing of what `how` deleted is left: no binding Secret, no
     /// binding (a repeat answers 410), and for a deprovision no release.
-    async fn assert_nothing_left(&self, how: Delete, cell: &str) {
+    pub async fn assert_nothing_left(&self, how: Delete, cell: &str) {
         assert_eq!(self.secret_files(), 0, "{cell}: a binding Secret is left");
         let again = self.delete(how).await;
         assert_eq!(
@@ -243,7 +233,7 @@ impl Bed {
 }
 
 /// Arranges `fault` on a fresh bed.
-async fn arrange(fault: Fault, server: &mut Server, bed: &mut Bed) {
+pub async fn arrange(fault: Fault, server: &mut Server, bed: &mut Bed) {
     match fault {
         Fault::DatabaseDown => server.stop(),
         Fault::ReleaseGone => std::fs::remove_dir_all(bed.release_dir()).unwrap(),
@@ -265,7 +255,7 @@ async fn arrange(fault: Fault, server: &mut Server, bed: &mut Bed) {
 }
 
 /// One row of the matrix: `fault` on each delete path, on a fresh bed.
-async fn row(fault: Fault, check: impl AsyncCheck) {
+pub async fn row(fault: Fault, check: impl AsyncCheck) {
     let mut server = database().await;
     for how in Delete::ALL {
         let cell = format!("{fault:?} × {how:?}");
@@ -281,18 +271,18 @@ async fn row(fault: Fault, check: impl AsyncCheck) {
     }
 }
 
-fn server_up(server: &Server) -> bool {
+pub fn server_up(server: &Server) -> bool {
     std::net::TcpStream::connect(("127.0.0.1", server.port)).is_ok()
 }
 
 /// A cell's expectations, run on its arranged bed.
 #[async_trait]
-trait AsyncCheck {
+pub trait AsyncCheck {
     async fn run(&self, cell: &str, how: Delete, server: &mut Server, bed: Bed);
 }
 
 /// The delete succeeds at once and the user is gone (the database is up).
-struct Succeeds;
+pub struct Succeeds;
 
 #[async_trait]
 impl AsyncCheck for Succeeds {
@@ -306,25 +296,10 @@ impl AsyncCheck for Succeeds {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn release_already_gone() {
-    row(Fault::ReleaseGone, Succeeds).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn chart_removed() {
-    row(Fault::ChartRemoved, Succeeds).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn plan_removed_from_the_catalog() {
-    row(Fault::PlanRemoved, Succeeds).await;
-}
-
 /// Database down: a deprovision succeeds (the database goes with the
 /// release) and says why no user was dropped; an unbind fails, naming the
 /// user still there, until the database is back.
-struct DownChecks;
+pub struct DownChecks;
 
 #[async_trait]
 impl AsyncCheck for DownChecks {
@@ -366,16 +341,11 @@ impl AsyncCheck for DownChecks {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn database_unreachable() {
-    row(Fault::DatabaseDown, DownChecks).await;
-}
-
 /// Killed mid-delete: a synchronous request sees a 500 (its broker died),
 /// an asynchronous one its 202. The restarted broker finishes the
 /// operation: the platform's poll sees it succeed, its retry of a
 /// synchronous delete sees 410 Gone (done, for a delete).
-struct KilledChecks;
+pub struct KilledChecks;
 
 #[async_trait]
 impl AsyncCheck for KilledChecks {
@@ -431,14 +401,9 @@ impl AsyncCheck for KilledChecks {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn broker_killed_mid_delete() {
-    row(Fault::Killed, KilledChecks).await;
-}
-
 /// The catalog of [`write_catalog`] on PostgreSQL or Redis: the chart's own
 /// database with a user per binding, the test server as its admin endpoint.
-fn write_engine_catalog(dir: &Path, engine: &str, server: &Server) {
+pub fn write_engine_catalog(dir: &Path, engine: &str, server: &Server) {
     let (values, database) = match engine {
         "postgresql" => (
             r#"{auth: {postgresPassword: "{{secrets.root_password}}", username: app, password: "{{secrets.user_password}}", database: shop}}"#,
@@ -480,7 +445,7 @@ fn write_engine_catalog(dir: &Path, engine: &str, server: &Server) {
 }
 
 /// Whether the binding's user can log in to `server` (so it exists).
-async fn engine_login(engine: &str, server: &Server, user: &str, password: &str) -> bool {
+pub async fn engine_login(engine: &str, server: &Server, user: &str, password: &str) -> bool {
     if engine == "postgresql" {
         let opts = sqlx::postgres::PgConnectOptions::new()
             .host("127.0.0.1")
@@ -498,7 +463,7 @@ async fn engine_login(engine: &str, server: &Server, user: &str, password: &str)
 
 /// A [`Bed`] on PostgreSQL or Redis: one instance, one binding whose user
 /// was created (it logs in).
-async fn engine_bed(engine: &str, server: &Server) -> Bed {
+pub async fn engine_bed(engine: &str, server: &Server) -> Bed {
     let data = tempfile::tempdir().unwrap();
     let mut cfg = config(data.path());
     cfg.catalog_dir = data.path().join("catalog");
@@ -539,36 +504,4 @@ async fn engine_bed(engine: &str, server: &Server) -> Bed {
         "{engine}: the binding's user logs in"
     );
     Bed { b, cfg, user }
-}
-
-/// The database-unreachable row's deprovision cells on PostgreSQL and
-/// Redis (MariaDB's are in [`database_unreachable`]): the user exists, the
-/// server is stopped, both deprovisions succeed and leave nothing.
-#[tokio::test(flavor = "multi_thread")]
-async fn database_unreachable_postgresql_and_redis_deprovisions() {
-    for engine in ["postgresql", "redis"] {
-        let mut server = match engine {
-            "postgresql" => databases::postgresql(),
-            _ => databases::redis(),
-        };
-        if engine == "postgresql" {
-            let opts = sqlx::postgres::PgConnectOptions::new()
-                .host("127.0.0.1")
-                .port(server.port)
-                .username("postgres")
-                .password(&server.admin_password)
-                .database("postgres");
-            let mut admin = sqlx::PgConnection::connect_with(&opts).await.unwrap();
-            sqlx::Executor::execute(&mut admin, "CREATE DATABASE shop")
-                .await
-                .unwrap();
-        }
-        for how in [Delete::DeprovisionSync, Delete::DeprovisionAsync] {
-            let cell = format!("{engine} DatabaseDown × {how:?}");
-            let bed = engine_bed(engine, &server).await;
-            server.stop();
-            DownChecks.run(&cell, how, &mut server, bed).await;
-            server.start();
-        }
-    }
 }

@@ -3,76 +3,20 @@
 //! instance holds across replicas, and when a replica dies mid-operation
 //! another takes the operation over once its lease lapses.
 
-mod common;
+use crate::common;
 
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use common::process::{Proc, free_port, http, ready};
+use common::process::{free_port, http, ready};
 use common::*;
-use fake_kube::{FakeKube, FakeKubeHandle};
 use serde_json::{Value, json};
 
-use chartbroker::runtime::{Engine, Runtime, ServeConfig, StoreKind};
+use crate::helpers::replicas::*;
+use chartbroker::runtime::Runtime;
 use chartbroker::store::seal::Sealer;
-
-async fn cluster() -> FakeKubeHandle {
-    let k = FakeKube::start().await;
-    for ns in ["chartbroker-system", "apps"] {
-        k.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
-    }
-    // The release identity helm runs as (the fake checks no token).
-    k.put(json!({"apiVersion": "v1", "kind": "ServiceAccount",
-        "metadata": {"name": "chartbroker-release", "namespace": "apps"}}));
-    k
-}
-
-/// A replica's configuration: helm engine, Kubernetes store, `key`.
-fn replica_config(k: &FakeKubeHandle, data: &Path, key: &str) -> ServeConfig {
-    let mut cfg = config(data);
-    cfg.engine = Engine::Helm;
-    // These requests carry no originating identity; authorization has its own suites.
-    cfg.subject_access_review = false;
-    cfg.store = StoreKind::Kube;
-    cfg.store_key = Some(key.to_string());
-    cfg.kubeconfig = Some(k.kubeconfig(data));
-    cfg
-}
-
-async fn replica(k: &FakeKubeHandle, key: &str) -> TestBroker {
-    let data = tempfile::tempdir().unwrap();
-    let cfg = replica_config(k, data.path(), key);
-    TestBroker::with_config(data, cfg).await
-}
-
-/// A replica given `key` as its current key and `old` as an old one.
-async fn rotated_replica(k: &FakeKubeHandle, key: &str, old: &str) -> TestBroker {
-    let data = tempfile::tempdir().unwrap();
-    let mut cfg = replica_config(k, data.path(), key);
-    let old_file = data.path().join("old.key");
-    std::fs::write(&old_file, old).unwrap();
-    cfg.store_old_key_files = vec![old_file];
-    TestBroker::with_config(data, cfg).await
-}
-
-async fn provisioned(b: &TestBroker, id: &str) {
-    let r = b
-        .call(
-            Method::PUT,
-            &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
-            Some(provision_body("plan-small", json!({"message": id}))),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let done = b
-        .wait_instance(id, r.json["operation"].as_str().unwrap())
-        .await;
-    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_with_another_key_is_refused_at_start() {
@@ -276,63 +220,6 @@ async fn replicas_share_instances_and_serialise_operations() {
         .await;
     assert_delete_done(&gone);
     assert!(k.get("v1", "secrets", Some("apps"), "cb-bind-rb").is_none());
-}
-
-/// Where a spawned replica gets its store key.
-enum Key<'a> {
-    /// `CHARTBROKER_STORE_KEY`.
-    Env(&'a str),
-    /// `--store-key-secret NAME` in the state namespace.
-    Secret(&'a str),
-}
-
-fn spawn(data: &Path, kubeconfig: &Path, helm: &Path, key: Key, port: u16) -> Proc {
-    Proc(
-        command(data, kubeconfig, helm, key, port)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chartbroker starts"),
-    )
-}
-
-fn command(data: &Path, kubeconfig: &Path, helm: &Path, key: Key, port: u16) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_chartbroker"));
-    c.args([
-        "serve",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--engine",
-        "helm",
-        "--store",
-        "kube",
-    ])
-    .args([
-        "--lease-seconds",
-        "2",
-        "--state-namespace",
-        "chartbroker-system",
-    ])
-    // These requests carry no originating identity.
-    .args(["--subject-access-review", "false"])
-    .arg("--catalog")
-    .arg(fixtures().join("catalog"))
-    .arg("--charts")
-    .arg(fixtures().join("charts"))
-    .arg("--data-dir")
-    .arg(data)
-    .arg("--helm")
-    .arg(helm)
-    .arg("--kubeconfig")
-    .arg(kubeconfig)
-    .env_remove("CHARTBROKER_STORE_KEY")
-    .env("CHARTBROKER_USERNAME", USER)
-    .env("CHARTBROKER_PASSWORD", PASS);
-    match key {
-        Key::Env(k) => c.env("CHARTBROKER_STORE_KEY", k),
-        Key::Secret(name) => c.args(["--store-key-secret", name]),
-    };
-    c
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
