@@ -1,0 +1,650 @@
+//! Helpers of the tests in tests/cluster/deploy_chart.rs
+//! (helpers live under tests/common: tests/README.md).
+
+use crate::common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::cluster::{Cluster, kubectl, write_token_kubeconfig};
+use common::{helm_bin, repo};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use serde_json::{Value, json};
+
+pub const MYSQL: &str = "a0f5bc72-baad-493b-bc23-a1955f509a90";
+pub const MYSQL_BASIC: &str = "d58ea2b6-9f2e-4142-9e1c-9ab508dc47d1";
+pub const USER: &str = "osb-platform";
+pub const PASS: &str = "chart-test-password-0123456789";
+
+pub fn chart() -> PathBuf {
+    repo().join("deploy/chart/chartbroker")
+}
+
+/// Runs helm with a clean environment; (success, stdout, stderr).
+pub fn helm(args: &[&str]) -> (bool, String, String) {
+    helm_with(&helm_bin(), args)
+}
+
+/// Helm 3, which the chart supports too.
+pub fn helm_with(bin: &Path, args: &[&str]) -> (bool, String, String) {
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(bin)
+        .args(args)
+        .env_clear()
+        .env("HOME", home.path())
+        .output()
+        .expect("helm runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Values go in as a JSON file: `--set` would turn "9" into a number.
+pub fn values_file(values: &Value) -> tempfile::NamedTempFile {
+    let f = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
+    std::fs::write(f.path(), values.to_string()).unwrap();
+    f
+}
+
+/// `helm template`; Err(stderr) when helm refuses.
+pub fn render(release: &str, namespace: &str, values: &Value) -> Result<String, String> {
+    let f = values_file(values);
+    let chart = chart();
+    let (ok, out, err) = helm(&[
+        "template",
+        release,
+        chart.to_str().unwrap(),
+        "--namespace",
+        namespace,
+        "--values",
+        f.path().to_str().unwrap(),
+    ]);
+    if ok { Ok(out) } else { Err(err) }
+}
+
+/// One document of a rendered stream: its text (comments kept) and value.
+pub struct Doc {
+    pub text: String,
+    pub value: Value,
+}
+
+impl Doc {
+    pub fn kind(&self) -> &str {
+        self.value["kind"].as_str().unwrap_or("")
+    }
+    pub fn name(&self) -> &str {
+        self.value["metadata"]["name"].as_str().unwrap_or("")
+    }
+    /// Kinds whose CRDs (cert-manager, Prometheus Operator, Service Catalog,
+    /// provider-osb) a bare control plane does not have.
+    pub fn needs_crd(&self) -> bool {
+        let api = self.value["apiVersion"].as_str().unwrap_or("");
+        [
+            "cert-manager.io/",
+            "monitoring.coreos.com/",
+            "servicecatalog.k8s.io/",
+            "osb.m.crossplane.io/",
+        ]
+        .iter()
+        .any(|g| api.starts_with(g))
+    }
+}
+
+pub fn split(stream: &str) -> Vec<Doc> {
+    let mut docs = Vec::new();
+    let mut cur = String::new();
+    for line in stream.lines().chain(std::iter::once("---")) {
+        if line == "---" {
+            let value: Value = serde_saphyr::from_str(&cur).unwrap_or(Value::Null);
+            if value.is_object() {
+                docs.push(Doc {
+                    text: std::mem::take(&mut cur),
+                    value,
+                });
+            }
+            cur.clear();
+        } else {
+            cur.push_str(line);
+            cur.push('\n');
+        }
+    }
+    docs
+}
+
+/// What `kubectl apply` can take on this control plane.
+pub fn applicable(docs: &[Doc]) -> String {
+    docs.iter()
+        .filter(|d| !d.needs_crd())
+        .map(|d| d.text.as_str())
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+/// Server-side apply with strict field validation; panics with kubectl's
+/// words on failure, returns its output (warnings included).
+pub fn apply_strict(k: &Cluster, yaml: &str) -> String {
+    let (ok, out) = kubectl(
+        &k.kubeconfig,
+        &["apply", "--server-side", "--validate=strict", "-f", "-"],
+        yaml,
+    );
+    assert!(ok, "kubectl apply failed:\n{out}\n--- input ---\n{yaml}");
+    out
+}
+
+/// A namespace for the broker, enforcing (and warning about) Pod Security
+/// `restricted`, as NOTES.txt tells operators to label it.
+pub async fn restricted_namespace(k: &Cluster, prefix: &str) -> String {
+    let ns = k.namespace(prefix).await;
+    let (ok, out) = kubectl(
+        &k.kubeconfig,
+        &[
+            "label",
+            "namespace",
+            &ns,
+            "pod-security.kubernetes.io/enforce=restricted",
+            "pod-security.kubernetes.io/warn=restricted",
+        ],
+        "",
+    );
+    assert!(ok, "{out}");
+    ns
+}
+
+pub fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// The Secrets the chart expects to exist: credentials, store key, TLS.
+pub async fn secrets(k: &Cluster, ns: &str, fullname: &str, pki: &Pki, store_key: &str) {
+    let secret = |name: String, kind: &str, data: Value| {
+        json!({"apiVersion": "v1", "kind": "Secret", "type": kind,
+               "metadata": {"name": name, "namespace": ns}, "data": data})
+    };
+    let path = format!("/api/v1/namespaces/{ns}/secrets");
+    k.create(
+        &path,
+        secret(
+            format!("{fullname}-credentials"),
+            "Opaque",
+            json!({"username": b64(USER), "password": b64(PASS)}),
+        ),
+    )
+    .await;
+    k.create(
+        &path,
+        secret(
+            format!("{fullname}-store-key"),
+            "Opaque",
+            json!({"store.key": b64(store_key)}),
+        ),
+    )
+    .await;
+    k.create(
+        &path,
+        secret(
+            format!("{fullname}-tls"),
+            "kubernetes.io/tls",
+            json!({"tls.crt": b64(&pki.cert), "tls.key": b64(&pki.key), "ca.crt": b64(&pki.ca)}),
+        ),
+    )
+    .await;
+}
+
+pub fn store_key() -> String {
+    let bytes: Vec<u8> = (0..32).map(|_| rand_byte()).collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+pub fn rand_byte() -> u8 {
+    uuid::Uuid::new_v4().as_bytes()[0]
+}
+
+pub struct Pki {
+    pub ca: String,
+    pub cert: String,
+    pub key: String,
+}
+
+/// A CA and a serving certificate for localhost and the Service's names.
+pub fn pki(fullname: &str, ns: &str) -> Pki {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec![
+        "localhost".to_string(),
+        format!("{fullname}.{ns}.svc"),
+    ])
+    .unwrap()
+    .signed_by(&key, &issuer)
+    .unwrap();
+    Pki {
+        ca: ca.pem(),
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    }
+}
+
+/// The example catalog, as `--set-file catalog.files.<name>=catalog/<name>`
+/// would pass it.
+pub fn example_catalog(only: Option<&str>) -> Value {
+    let mut files = serde_json::Map::new();
+    for e in std::fs::read_dir(repo().join("catalog")).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_str().unwrap().to_string();
+        if only.is_none_or(|o| o == name) {
+            files.insert(name, Value::String(std::fs::read_to_string(&p).unwrap()));
+        }
+    }
+    Value::Object(files)
+}
+
+// ---------------------------------------------------------------------------
+// A kubelet and container runtime, as far as this test needs one.
+// ---------------------------------------------------------------------------
+
+/// `ENV` of deploy/Dockerfile's final stage: the image's defaults.
+pub fn image_env() -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(repo().join("deploy/Dockerfile")).unwrap();
+    let stage = text.rsplit("\nFROM ").next().unwrap();
+    let mut env = BTreeMap::new();
+    let mut in_env = false;
+    for line in stage.lines() {
+        let l = line.trim();
+        if let Some(rest) = l.strip_prefix("ENV ") {
+            in_env = true;
+            push_env(&mut env, rest);
+        } else if in_env {
+            push_env(&mut env, l);
+        }
+        in_env = in_env && l.ends_with('\\');
+    }
+    assert!(
+        env.contains_key("CHARTBROKER_HELM"),
+        "Dockerfile ENV: {env:?}"
+    );
+    env
+}
+
+pub fn push_env(env: &mut BTreeMap<String, String>, part: &str) {
+    for kv in part.trim_end_matches('\\').split_whitespace() {
+        if let Some((k, v)) = kv.split_once('=') {
+            env.insert(k.to_string(), v.to_string());
+        }
+    }
+}
+
+/// Where the image's own files are in this checkout.
+pub fn image_path(path: &str) -> Option<PathBuf> {
+    match path {
+        "/usr/local/bin/helm" => Some(helm_bin()),
+        "/opt/chartbroker/charts" => Some(repo().join("charts")),
+        "/opt/chartbroker/catalog" => Some(repo().join("catalog")),
+        _ => None,
+    }
+}
+
+/// A broker process started from a rendered Deployment.
+pub struct Pod {
+    pub child: Child,
+    pub url: String,
+    pub log: PathBuf,
+    pub _dirs: Vec<tempfile::TempDir>,
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn decode(v: &Value) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD
+        .decode(v.as_str().unwrap())
+        .unwrap()
+}
+
+impl Pod {
+    pub async fn start(k: &Cluster, ns: &str, docs: &[Doc], client: &reqwest::Client) -> Pod {
+        let dep = docs
+            .iter()
+            .find(|d| d.kind() == "Deployment")
+            .expect("the chart renders a Deployment");
+        let pod = &dep.value["spec"]["template"]["spec"];
+        let c = &pod["containers"][0];
+        let sa = pod["serviceAccountName"].as_str().unwrap();
+        assert_eq!(
+            pod["automountServiceAccountToken"], true,
+            "the broker needs its token"
+        );
+        let mut dirs = Vec::new();
+
+        // Volumes, by mount path.
+        let mut mounts: Vec<(String, PathBuf)> = Vec::new();
+        for m in c["volumeMounts"].as_array().unwrap() {
+            let name = m["name"].as_str().unwrap();
+            let vol = pod["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["name"] == name)
+                .unwrap_or_else(|| panic!("volumeMount {name} has no volume"));
+            let dir = tempfile::tempdir().unwrap();
+            if let Some(claim) = vol["persistentVolumeClaim"]["claimName"].as_str() {
+                assert!(
+                    k.get(&format!(
+                        "/api/v1/namespaces/{ns}/persistentvolumeclaims/{claim}"
+                    ))
+                    .await
+                    .is_some(),
+                    "PVC {claim} was not applied"
+                );
+            } else if let Some(secret) = vol["secret"]["secretName"].as_str() {
+                let s = k
+                    .get(&format!("/api/v1/namespaces/{ns}/secrets/{secret}"))
+                    .await
+                    .unwrap_or_else(|| panic!("the pod mounts Secret {secret}, which is missing"));
+                project(dir.path(), &s["data"], &vol["secret"]["items"], decode);
+            } else if let Some(cm) = vol["configMap"]["name"].as_str() {
+                let m = k
+                    .get(&format!("/api/v1/namespaces/{ns}/configmaps/{cm}"))
+                    .await
+                    .unwrap_or_else(|| panic!("the pod mounts ConfigMap {cm}, which is missing"));
+                project(dir.path(), &m["data"], &vol["configMap"]["items"], |v| {
+                    v.as_str().unwrap().as_bytes().to_vec()
+                });
+            } else {
+                assert!(vol["emptyDir"].is_object(), "unsupported volume {vol}");
+            }
+            mounts.push((
+                m["mountPath"].as_str().unwrap().to_string(),
+                dir.path().to_path_buf(),
+            ));
+            dirs.push(dir);
+        }
+
+        // Environment: the image's, then the container's.
+        let mut env = image_env();
+        for e in c["env"].as_array().unwrap() {
+            let name = e["name"].as_str().unwrap().to_string();
+            let value = if let Some(v) = e["value"].as_str() {
+                v.to_string()
+            } else if let Some(r) = e["valueFrom"]["secretKeyRef"].as_object() {
+                let s = k
+                    .get(&format!(
+                        "/api/v1/namespaces/{ns}/secrets/{}",
+                        r["name"].as_str().unwrap()
+                    ))
+                    .await
+                    .unwrap_or_else(|| panic!("{name}: Secret {} missing", r["name"]));
+                String::from_utf8(decode(&s["data"][r["key"].as_str().unwrap()])).unwrap()
+            } else if e["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace" {
+                ns.to_string()
+            } else {
+                panic!("unsupported env source {e}")
+            };
+            env.insert(name, value);
+        }
+        for (name, value) in env.iter_mut() {
+            if !value.starts_with('/') {
+                continue;
+            }
+            let mapped = mounts
+                .iter()
+                .filter(|(mp, _)| value == mp || value.starts_with(&format!("{mp}/")))
+                .max_by_key(|(mp, _)| mp.len())
+                .map(|(mp, dir)| dir.join(value[mp.len()..].trim_start_matches('/')))
+                .or_else(|| image_path(value))
+                .unwrap_or_else(|| {
+                    panic!("{name}={value} is neither in a volume nor in the image")
+                });
+            *value = mapped.to_str().unwrap().to_string();
+        }
+        let port = common::process::free_port();
+        assert_eq!(env["CHARTBROKER_LISTEN"], "0.0.0.0:8443");
+        env.insert("CHARTBROKER_LISTEN".into(), format!("127.0.0.1:{port}"));
+
+        // In-cluster credentials: the ServiceAccount's token (TokenRequest).
+        let (ok, token) = kubectl(
+            &k.kubeconfig,
+            &["create", "token", sa, "-n", ns, "--duration=1h"],
+            "",
+        );
+        assert!(ok, "{token}");
+        let kdir = tempfile::tempdir().unwrap();
+        let kubeconfig = kdir.path().join("kubeconfig");
+        write_token_kubeconfig(&k.kubeconfig, token.trim(), &kubeconfig);
+        env.insert(
+            "CHARTBROKER_KUBECONFIG".into(),
+            kubeconfig.to_str().unwrap().into(),
+        );
+        let log = kdir.path().join("broker.log");
+        dirs.push(kdir);
+
+        // ENTRYPOINT ["chartbroker", "serve"] plus the container's args.
+        let args: Vec<String> = c["args"]
+            .as_array()
+            .map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default();
+        let child = Command::new(env!("CARGO_BIN_EXE_chartbroker"))
+            .arg("serve")
+            .args(&args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", dirs[0].path())
+            .envs(&env)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("chartbroker starts");
+        let scheme = if c["readinessProbe"]["httpGet"]["scheme"] == "HTTPS" {
+            "https"
+        } else {
+            "http"
+        };
+        let mut p = Pod {
+            child,
+            url: format!("{scheme}://localhost:{port}"),
+            log,
+            _dirs: dirs,
+        };
+        // The readiness probe, as the kubelet would send it.
+        let path = c["readinessProbe"]["httpGet"]["path"].as_str().unwrap();
+        for _ in 0..600 {
+            if let Ok(r) = client.get(format!("{}{path}", p.url)).send().await
+                && r.status() == 200
+            {
+                return p;
+            }
+            if let Ok(Some(status)) = p.child.try_wait() {
+                panic!("the broker exited ({status}):\n{}", p.log_text());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the broker never became ready:\n{}", p.log_text());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub async fn osb(
+        &self,
+        client: &reqwest::Client,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        // A cluster admin as the platform's user: the SubjectAccessReview
+        // passes everywhere, so only the chart's RBAC for the broker itself
+        // decides where it may install.
+        let user =
+            serde_json::json!({"username": "ops", "uid": "ops", "groups": ["system:masters"]});
+        let identity = format!(
+            "kubernetes {}",
+            base64::engine::general_purpose::STANDARD.encode(user.to_string())
+        );
+        let mut r = client
+            .request(method, format!("{}{path}", self.url))
+            .basic_auth(USER, Some(PASS))
+            .header("X-Broker-API-Version", "2.17")
+            .header("X-Broker-API-Originating-Identity", identity);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.expect("the broker answers");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls last_operation until it leaves `in progress`.
+    pub async fn settle(&self, client: &reqwest::Client, path: &str, op: &str) -> (u16, Value) {
+        let uri = format!("{path}/last_operation?operation={op}");
+        for _ in 0..1200 {
+            let r = self.osb(client, reqwest::Method::GET, &uri, None).await;
+            if r.0 != 200 || r.1["state"] != "in progress" {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{uri} still in progress:\n{}", self.log_text());
+    }
+}
+
+/// Writes a Secret's or ConfigMap's keys (or only its `items`) as files.
+pub fn project(dir: &Path, data: &Value, items: &Value, bytes: impl Fn(&Value) -> Vec<u8>) {
+    let data = data.as_object().cloned().unwrap_or_default();
+    match items.as_array() {
+        Some(items) => {
+            for it in items {
+                let key = it["key"].as_str().unwrap();
+                let v = data
+                    .get(key)
+                    .unwrap_or_else(|| panic!("the volume's item {key} is missing"));
+                std::fs::write(dir.join(it["path"].as_str().unwrap()), bytes(v)).unwrap();
+            }
+        }
+        None => {
+            for (k, v) in &data {
+                std::fs::write(dir.join(k), bytes(v)).unwrap();
+            }
+        }
+    }
+}
+
+pub fn https_client(pki: &Pki) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(pki.ca.as_bytes()).unwrap()])
+        .build()
+        .unwrap()
+}
+
+pub fn provision(ns: &str) -> Value {
+    json!({
+        "service_id": MYSQL, "plan_id": MYSQL_BASIC,
+        "organization_guid": "org", "space_guid": "space",
+        "context": {"platform": "kubernetes", "namespace": ns},
+        "parameters": {"database": "shop"},
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Value sets
+// ---------------------------------------------------------------------------
+
+/// Value sets exercising every switch; `name` makes cluster-scoped names
+/// unique per test run.
+pub fn value_sets(name: &str, targets: &[String]) -> Vec<(&'static str, Value)> {
+    vec![
+        (
+            "defaults",
+            json!({"fullnameOverride": format!("{name}-d"), "targetNamespaces": targets}),
+        ),
+        (
+            "kube store, 3 replicas, NetworkPolicy",
+            json!({
+                "fullnameOverride": format!("{name}-k"),
+                "targetNamespaces": targets,
+                "replicas": 3,
+                "store": {"type": "kube", "key": {"existingSecret": "shared-key", "secretKey": "k"}},
+                "networkPolicy": {"enabled": true, "apiServerCIDRs": ["10.0.0.1/32", "fd00::1/128"],
+                                  "extraEgress": [{"to": [{"ipBlock": {"cidr": "10.9.0.0/16"}}]}]},
+            }),
+        ),
+        (
+            "catalog, credentials file, mTLS, broad RBAC, optional objects",
+            json!({
+                "fullnameOverride": format!("{name}-e"),
+                "targetNamespaces": targets,
+                "defaultNamespace": targets[0],
+                "image": {"digest": format!("sha256:{}", "a".repeat(64))},
+                "catalog": {"files": example_catalog(None)},
+                "credentials": {"file": {"existingSecret": "platform-creds"}},
+                "tls": {"clientCA": true, "certManager": {"enabled": true}},
+                "rbac": {"namespaces": true},
+                "service": {"port": 8443},
+                "serviceMonitor": {"enabled": true},
+                "registration": {"serviceCatalog": {"enabled": true, "caBundle": b64("ca")},
+                                 "providerOsb": {"enabled": true}},
+                "extraEnv": [{"name": "MANAGED_MYSQL_PASSWORD",
+                              "valueFrom": {"secretKeyRef": {"name": "upstream", "key": "password"}}}],
+                "podDisruptionBudget": {"enabled": false},
+            }),
+        ),
+        (
+            "plain HTTP, render engine, existing claim and ConfigMap",
+            json!({
+                "fullnameOverride": format!("{name}-p"),
+                "targetNamespaces": targets,
+                "engine": "render",
+                "tls": {"enabled": false},
+                "catalog": {"existingConfigMap": "my-catalog"},
+                "store": {"persistence": {"existingClaim": "my-data", "storageClassName": "fast"}},
+            }),
+        ),
+    ]
+}
+
+pub fn collect(dir: &Path, rel: &str, out: &mut Vec<String>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        let name = format!("{rel}/{}", p.file_name().unwrap().to_str().unwrap());
+        if p.is_dir() {
+            collect(&p, &name, out);
+        } else {
+            out.push(name);
+        }
+    }
+    out.sort();
+}
+
+/// Renders, applies and creates the Secrets for one broker from the chart.
+pub async fn install(
+    k: &Cluster,
+    ns: &str,
+    fullname: &str,
+    values: Value,
+    key: &str,
+) -> (Vec<Doc>, Pki) {
+    let pki = pki(fullname, ns);
+    secrets(k, ns, fullname, &pki, key).await;
+    let rendered = render("chartbroker", ns, &values).unwrap();
+    let docs = split(&rendered);
+    let out = apply_strict(k, &applicable(&docs));
+    assert!(!out.contains("Warning"), "{out}");
+    (docs, pki)
+}
