@@ -7,8 +7,8 @@
 //! body, `last_operation`) and that nothing is left: release folder,
 //! binding Secret, binding record, database user.
 //!
-//! The helm engine's cells are in tests/delete_faults_helm.rs, the upstream
-//! ones in tests/upstream_faults.rs; README "Deleting whatever broke" has
+//! The helm engine's cells are in tests/cluster/delete_faults_helm.rs, the upstream
+//! ones in tests/adapters/upstream_faults.rs; README "Deleting whatever broke" has
 //! the whole table.
 
 use crate::common;

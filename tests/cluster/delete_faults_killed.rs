@@ -7,7 +7,7 @@
 //! broker killed while it polls the upstream's deprovision. The unbind
 //! path likewise: a replica killed while its unbind drops the binding's
 //! database user, and the broker killed while it polls the upstream's
-//! unbind. (The render engine's cells are in tests/delete_faults.rs.)
+//! unbind. (The render engine's cells are in tests/adapters/delete_faults.rs.)
 
 use crate::common;
 use common::upstream as support;

@@ -21,6 +21,7 @@ pub mod dashboard;
 pub mod databases;
 pub mod deletes;
 pub mod goyaml;
+pub mod layout;
 pub mod platform;
 pub mod process;
 pub mod upstream;

@@ -1,4 +1,4 @@
-//! Shared by tests/upstream.rs and tests/upstream_faults.rs: the real
+//! Shared by tests/adapters/upstream.rs and tests/adapters/upstream_faults.rs: the real
 //! upstream broker (tests/upstream/broker.py on openbrokerapi, from the
 //! venv scripts/install-tools.sh creates), a catalog that proxies to it, and
 //! OSB helpers for upstream plans (which always run asynchronously).

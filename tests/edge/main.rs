@@ -15,6 +15,7 @@ mod delete_example_catalog;
 mod deploy_manifests;
 mod edge_limits;
 mod hostile_output;
+mod layout;
 mod observability;
 mod osb_bindings;
 mod osb_catalog;

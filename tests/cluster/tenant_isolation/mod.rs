@@ -14,8 +14,8 @@ use common::*;
 use serde_json::{Value, json};
 
 use crate::helpers::tenant_isolation::*;
-// The confused-deputy cases on the real API server (issue 20) and the
-// platform trust cases, as modules of this one binary.
+// The confused-deputy cases on the real API server (issue 20), the
+// platform trust cases, and this file's own cases split by topic.
 
 mod namespaces_and_uses;
 mod operations_and_takeover;

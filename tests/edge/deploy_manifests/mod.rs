@@ -7,7 +7,7 @@
 //! the pod, and a Dockerfile that pins helm and runs as non-root.
 //!
 //! The manifests are generated from the chart (`scripts/gen-deploy.sh`;
-//! `tests/deploy_chart.rs` checks they are in sync), so this also checks the
+//! `tests/cluster/deploy_chart.rs` checks they are in sync), so this also checks the
 //! chart's default rendering. No cluster and no Docker engine are needed;
 //! this is a static check.
 

@@ -197,7 +197,7 @@ async fn bind_then_repeat_is_200_other_attributes_409_and_unbind_validates_ids()
 // it just deleted, expecting 410.
 //
 // Conflict: the broker answers those DELETEs 400, as osb-checker (missing
-// ids -> 400), schemathesis' negative-data check (tests/conformance.rs: a
+// ids -> 400), schemathesis' negative-data check (tests/edge/conformance.rs: a
 // request violating `required` must not get 410) and kotlin's own
 // deprovision tests (missing ids on an unknown instance -> 400) expect; the
 // spec's 400 is for "missing mandatory data". With the ids, 410.

@@ -298,7 +298,7 @@ async fn method_not_allowed_lists_the_allowed_methods() {
 // An internal error's body names nothing of its detail: unit-tested on the
 // one error mapping (src/osb/error.rs), since a removed plan, which used to
 // produce one here, now gets a 422 that says what to do
-// (tests/catalog_change.rs).
+// (tests/edge/catalog_change.rs).
 
 // === secrets never shown ===
 
