@@ -84,14 +84,7 @@ impl Server {
     }
 }
 
-/// A free loopback port.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use super::process::free_port;
 
 thread_local! {
     static TMP: std::cell::RefCell<Option<PathBuf>> = const { std::cell::RefCell::new(None) };

@@ -277,6 +277,40 @@ pub fn provision_body_in(plan: &str, ns: &str, params: Value) -> Value {
     })
 }
 
+/// Standard base64 of `s`, as a Secret's `data` holds it.
+pub fn b64_encode(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// Standard base64 `s` decoded, as UTF-8 (a Secret's `data` value).
+pub fn b64_decode(s: &str) -> String {
+    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(s).unwrap()).unwrap()
+}
+
+/// `GET last_operation` of instance `id`.
+pub async fn last_operation(b: &TestBroker, id: &str) -> Resp {
+    b.call(
+        Method::GET,
+        &format!("/v2/service_instances/{id}/last_operation"),
+        None,
+    )
+    .await
+}
+
+/// The path of instance `id`.
+pub fn inst(id: &str) -> String {
+    format!("/v2/service_instances/{id}")
+}
+
+/// A broker on the repository's example catalog and charts.
+pub async fn example_broker() -> TestBroker {
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    cfg.catalog_dir = repo().join("catalog");
+    cfg.charts_dir = repo().join("charts");
+    TestBroker::with_config(data, cfg).await
+}
+
 /// A bind body for the test catalog.
 pub fn bind_body(plan: &str, params: Value) -> Value {
     serde_json::json!({

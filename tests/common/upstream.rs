@@ -377,13 +377,3 @@ pub async fn deprovision(b: &TestBroker, id: &str, plan: &str) -> Resp {
     )
     .await
 }
-
-/// Our last_operation for an instance (no waiting).
-pub async fn last_operation(b: &TestBroker, id: &str) -> Resp {
-    b.call(
-        Method::GET,
-        &format!("/v2/service_instances/{id}/last_operation"),
-        None,
-    )
-    .await
-}

@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::helpers::delete_example_catalog::*;
 use common::deletes::Delete;
+use common::example_broker;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn standard_plan_without_a_database_binds_nothing_and_deletes_cleanly() {

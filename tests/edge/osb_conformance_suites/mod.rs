@@ -27,7 +27,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::helpers::osb_conformance_suites::*;
-use common::{PASS, TestBroker, USER, auth, basic};
+use common::{PASS, TestBroker, USER, auth, basic, example_broker, inst};
 
 mod provision;
 mod update_bind_deprovision;

@@ -380,7 +380,10 @@ async fn valid_originating_identities_are_accepted() {
     // The profile's own examples, byte for byte.
     let k8s = "kubernetes ew0KICAidXNlcm5hbWUiOiAiZHVrZSIsDQogICJ1aWQiOiAiYzJkZGUyNDItNWNlNC0xMWU3LTk4OGMtMDAwYzI5NDZmMTRmIiwNCiAgImdyb3VwcyI6IFsgImFkbWluIiwgImRldiIgXSwNCiAgImV4dHJhIjogew0KICAgICJteWRhdGEiOiBbICJkYXRhMSIsICJkYXRhMyIgXQ0KICB9DQp9";
     let cf = "cloudfoundry eyANCiAgInVzZXJfaWQiOiAiNjgzZWE3NDgtMzA5Mi00ZmY0LWI2NTYtMzljYWNjNGQ1MzYwIg0KfQ==";
-    let other = format!("someplatform {}", b64(&json!({"anything": ["goes"]})));
+    let other = format!(
+        "someplatform {}",
+        b64_encode(&json!({"anything": ["goes"]}).to_string())
+    );
     for (n, identity) in [k8s, cf, other.as_str()].into_iter().enumerate() {
         let headers = [
             ("authorization", authz.as_str()),

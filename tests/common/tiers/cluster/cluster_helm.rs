@@ -96,7 +96,7 @@ pub async fn example_catalog_lifecycle(helm: PathBuf) {
     let binding = secrets
         .iter()
         .find(|s| {
-            s["data"]["password"].as_str().map(b64)
+            s["data"]["password"].as_str().map(b64_decode)
                 == creds["password"].as_str().map(str::to_string)
         })
         .unwrap_or_else(|| panic!("a binding Secret with the password: {secrets:#?}"));
@@ -110,11 +110,11 @@ pub async fn example_catalog_lifecycle(helm: PathBuf) {
     // Service Binding for Kubernetes: the catalog's `binding: {type: mysql}`.
     assert_eq!(binding["type"], "servicebinding.io/mysql");
     assert_eq!(
-        binding["data"]["type"].as_str().map(b64),
+        binding["data"]["type"].as_str().map(b64_decode),
         Some("mysql".into())
     );
     assert_eq!(
-        binding["data"]["provider"].as_str().map(b64),
+        binding["data"]["provider"].as_str().map(b64_decode),
         Some("chartbroker".into())
     );
     // A workload sees the Secret as files; a binding library finds the MySQL
@@ -276,8 +276,4 @@ pub fn find_binding(
                 .collect(),
         )
     })
-}
-
-pub fn b64(s: &str) -> String {
-    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(s).unwrap()).unwrap()
 }

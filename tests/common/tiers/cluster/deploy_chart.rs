@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::cluster::{Cluster, kubectl, write_token_kubeconfig};
-use common::{helm_bin, repo};
+use common::{b64_encode, helm_bin, repo};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use serde_json::{Value, json};
 
@@ -156,10 +156,6 @@ pub async fn restricted_namespace(k: &Cluster, prefix: &str) -> String {
     ns
 }
 
-pub fn b64(s: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(s)
-}
-
 /// The Secrets the chart expects to exist: credentials, store key, TLS.
 pub async fn secrets(k: &Cluster, ns: &str, fullname: &str, pki: &Pki, store_key: &str) {
     let secret = |name: String, kind: &str, data: Value| {
@@ -172,7 +168,7 @@ pub async fn secrets(k: &Cluster, ns: &str, fullname: &str, pki: &Pki, store_key
         secret(
             format!("{fullname}-credentials"),
             "Opaque",
-            json!({"username": b64(USER), "password": b64(PASS)}),
+            json!({"username": b64_encode(USER), "password": b64_encode(PASS)}),
         ),
     )
     .await;
@@ -181,7 +177,7 @@ pub async fn secrets(k: &Cluster, ns: &str, fullname: &str, pki: &Pki, store_key
         secret(
             format!("{fullname}-store-key"),
             "Opaque",
-            json!({"store.key": b64(store_key)}),
+            json!({"store.key": b64_encode(store_key)}),
         ),
     )
     .await;
@@ -190,7 +186,7 @@ pub async fn secrets(k: &Cluster, ns: &str, fullname: &str, pki: &Pki, store_key
         secret(
             format!("{fullname}-tls"),
             "kubernetes.io/tls",
-            json!({"tls.crt": b64(&pki.cert), "tls.key": b64(&pki.key), "ca.crt": b64(&pki.ca)}),
+            json!({"tls.crt": b64_encode(&pki.cert), "tls.key": b64_encode(&pki.key), "ca.crt": b64_encode(&pki.ca)}),
         ),
     )
     .await;
@@ -594,7 +590,7 @@ pub fn value_sets(name: &str, targets: &[String]) -> Vec<(&'static str, Value)> 
                 "rbac": {"namespaces": true},
                 "service": {"port": 8443},
                 "serviceMonitor": {"enabled": true},
-                "registration": {"serviceCatalog": {"enabled": true, "caBundle": b64("ca")},
+                "registration": {"serviceCatalog": {"enabled": true, "caBundle": b64_encode("ca")},
                                  "providerOsb": {"enabled": true}},
                 "extraEnv": [{"name": "MANAGED_MYSQL_PASSWORD",
                               "valueFrom": {"secretKeyRef": {"name": "upstream", "key": "password"}}}],

@@ -200,16 +200,6 @@ pub async fn deprovision(b: &TestBroker, id: &str, plan: &str) -> Resp {
         .await
 }
 
-/// The latest `last_operation` of an instance, whatever the operation.
-pub async fn last_operation(b: &TestBroker, id: &str) -> Resp {
-    b.call(
-        Method::GET,
-        &format!("/v2/service_instances/{id}/last_operation"),
-        None,
-    )
-    .await
-}
-
 pub fn bind_req(plan: &str, params: Value) -> Value {
     json!({
         "service_id": SVC,

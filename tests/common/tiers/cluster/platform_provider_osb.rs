@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use base64::Engine as _;
 use common::cluster::{BrokerIdentity, Cluster, chart_template, secret_value};
 use common::*;
 use serde_json::{Value, json};
@@ -19,10 +18,6 @@ pub const PASSWORD: &str = "provider-osb-password-0123";
 /// Reconcile passes before the test gives up: the provider polls every few
 /// seconds and would go on forever; here a stuck lifecycle fails.
 pub const PASSES: usize = 600;
-
-pub fn b64(s: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(s)
-}
 
 /// The objects the chart renders for provider-osb, as (registration,
 /// platforms file text).
@@ -89,7 +84,7 @@ impl ProviderOsb<'_> {
         if identity {
             // Impersonate.UserName and UID unset: empty, groups null.
             let v = json!({"username": "", "uid": "", "groups": null});
-            let header = format!("kubernetes {}", b64(&v.to_string()));
+            let header = format!("kubernetes {}", b64_encode(&v.to_string()));
             h.insert("x-broker-api-originating-identity", header.parse().unwrap());
         }
         r
@@ -289,7 +284,7 @@ pub async fn broker_for(k: &Cluster, identity: &BrokerIdentity, ns: &str) -> (Te
     let secret_ref = &registration["spec"]["credentials"]["secretRef"];
     let secret_ns = k.namespace("crossplane").await;
     let user = "osb-crossplane";
-    let creds = b64(&json!({"user": user, "password": PASSWORD}).to_string());
+    let creds = b64_encode(&json!({"user": user, "password": PASSWORD}).to_string());
     k.create(
         &format!("/api/v1/namespaces/{secret_ns}/secrets"),
         json!({"apiVersion": "v1", "kind": "Secret",

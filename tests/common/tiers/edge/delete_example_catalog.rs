@@ -6,19 +6,11 @@ use crate::common;
 use axum::http::{Method, StatusCode};
 use serde_json::json;
 
-use common::{TestBroker, config, repo};
+use common::TestBroker;
 
 pub const MYSQL: &str = "a0f5bc72-baad-493b-bc23-a1955f509a90";
 pub const BASIC: &str = "d58ea2b6-9f2e-4142-9e1c-9ab508dc47d1";
 pub const STANDARD: &str = "37053eab-bdef-4b54-a307-fc8238313cd0";
-
-pub async fn example_broker() -> TestBroker {
-    let data = tempfile::tempdir().unwrap();
-    let mut cfg = config(data.path());
-    cfg.catalog_dir = repo().join("catalog");
-    cfg.charts_dir = repo().join("charts");
-    TestBroker::with_config(data, cfg).await
-}
 
 /// Provisions `id` on `basic`, then updates it to `standard`, as the
 /// suites' lifecycles do.

@@ -22,9 +22,7 @@ pub const SA: &str = "chartbroker";
 pub const RELEASE_ROLE: &str = "chartbroker-release";
 pub const HELM_SHA256: &str = "210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9";
 
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+pub use crate::common::repo;
 
 /// One YAML document and where it came from.
 #[derive(Clone)]

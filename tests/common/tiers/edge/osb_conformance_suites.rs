@@ -6,7 +6,7 @@ use crate::common;
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use common::{Resp, TestBroker, auth, bare, config, repo};
+use common::{Resp, TestBroker, auth, bare, inst};
 
 pub const VERSION: (&str, &str) = ("x-broker-api-version", "2.17");
 
@@ -265,20 +265,8 @@ pub fn go_provision_body(plan: &str, params: Value) -> Value {
     })
 }
 
-pub fn inst(id: &str) -> String {
-    format!("/v2/service_instances/{id}")
-}
-
 pub fn binding(i: &str, id: &str) -> String {
     format!("/v2/service_instances/{i}/service_bindings/{id}")
-}
-
-pub async fn example_broker() -> TestBroker {
-    let data = tempfile::tempdir().unwrap();
-    let mut cfg = config(data.path());
-    cfg.catalog_dir = repo().join("catalog");
-    cfg.charts_dir = repo().join("charts");
-    TestBroker::with_config(data, cfg).await
 }
 
 /// Every route with a request that would otherwise be accepted.

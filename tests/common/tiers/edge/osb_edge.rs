@@ -12,10 +12,6 @@ use serde_json::{Value, json};
 
 pub const VERSION: (&str, &str) = ("x-broker-api-version", "2.17");
 
-pub fn b64(v: &Value) -> String {
-    base64::engine::general_purpose::STANDARD.encode(v.to_string())
-}
-
 /// Every `/v2` route with a request that would otherwise succeed or fail
 /// for reasons other than authentication.
 pub fn v2_routes() -> Vec<(Method, &'static str, Option<Value>)> {
@@ -96,10 +92,16 @@ pub fn malformed_identities() -> Vec<String> {
             "kubernetes {}",
             base64::engine::general_purpose::STANDARD.encode("not json")
         ),
-        format!("kubernetes {}", b64(&json!([1, 2]))),
-        format!("kubernetes {}", b64(&json!("duke"))),
+        format!("kubernetes {}", b64_encode(&json!([1, 2]).to_string())),
+        format!("kubernetes {}", b64_encode(&json!("duke").to_string())),
         // The profile's required properties are missing.
-        format!("kubernetes {}", b64(&json!({"uid": "1"}))),
-        format!("cloudfoundry {}", b64(&json!({"username": "duke"}))),
+        format!(
+            "kubernetes {}",
+            b64_encode(&json!({"uid": "1"}).to_string())
+        ),
+        format!(
+            "cloudfoundry {}",
+            b64_encode(&json!({"username": "duke"}).to_string())
+        ),
     ]
 }

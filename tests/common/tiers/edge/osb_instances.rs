@@ -9,10 +9,6 @@ use serde_json::{Value, json};
 
 // === helpers ===
 
-pub fn inst(id: &str) -> String {
-    format!("/v2/service_instances/{id}")
-}
-
 pub fn inst_async(id: &str) -> String {
     format!("/v2/service_instances/{id}?accepts_incomplete=true")
 }
