@@ -1,4 +1,4 @@
-//! Helpers of the tests in tests/adapters/dbusers.rs
+//! Helpers of the tests in tests/adapters/dbusers/
 //! (helpers live under tests/common: tests/README.md).
 
 use crate::common;

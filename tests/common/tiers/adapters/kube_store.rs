@@ -1,4 +1,4 @@
-//! Helpers of the tests in tests/adapters/kube_store.rs
+//! Helpers of the tests in tests/adapters/kube_store/
 //! (helpers live under tests/common: tests/README.md).
 
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! Helpers of the tests in tests/cluster/cluster_rbac.rs
+//! Helpers of the tests in tests/cluster/cluster_rbac/
 //! (helpers live under tests/common: tests/README.md).
 
 use crate::common;

@@ -1,4 +1,4 @@
-//! Helpers of the tests in tests/cluster/helm_faults.rs
+//! Helpers of the tests in tests/cluster/helm_faults/
 //! (helpers live under tests/common: tests/README.md).
 
 use crate::common;

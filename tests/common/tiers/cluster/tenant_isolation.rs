@@ -1,4 +1,4 @@
-//! Helpers of the tests in tests/cluster/tenant_isolation.rs
+//! Helpers of the tests in tests/cluster/tenant_isolation/
 //! (helpers live under tests/common: tests/README.md).
 
 use crate::common;

@@ -1,4 +1,4 @@
-//! Helpers of the tests in tests/edge/deploy_manifests.rs
+//! Helpers of the tests in tests/edge/deploy_manifests/
 //! (helpers live under tests/common: tests/README.md).
 
 use std::collections::BTreeSet;

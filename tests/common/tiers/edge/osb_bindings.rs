@@ -1,4 +1,4 @@
-//! Helpers of the tests in tests/edge/osb_bindings.rs
+//! Helpers of the tests in tests/edge/osb_bindings/
 //! (helpers live under tests/common: tests/README.md).
 
 use crate::common;

@@ -1,4 +1,4 @@
-//! Helpers of the tests in tests/edge/osb_conformance_suites.rs
+//! Helpers of the tests in tests/edge/osb_conformance_suites/
 //! (helpers live under tests/common: tests/README.md).
 
 use crate::common;

@@ -1,4 +1,4 @@
-//! Helpers of the tests in tests/edge/osb_edge.rs
+//! Helpers of the tests in tests/edge/osb_edge/
 //! (helpers live under tests/common: tests/README.md).
 
 use crate::common;

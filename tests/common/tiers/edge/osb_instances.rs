@@ -1,4 +1,4 @@
-//! Helpers of the tests in tests/edge/osb_instances.rs
+//! Helpers of the tests in tests/edge/osb_instances/
 //! (helpers live under tests/common: tests/README.md).
 
 use crate::common;
