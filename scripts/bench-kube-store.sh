@@ -10,4 +10,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_INCREMENTAL=0
-exec cargo test --test kube_scale -- --ignored --nocapture --test-threads 1 "$@"
+exec cargo test --test cluster kube_scale:: -- --ignored --nocapture --test-threads 1 "$@"

@@ -2,7 +2,7 @@
 # Generates deploy/kubernetes/ (all but templates/) and deploy/registration/
 # from the chart deploy/chart/chartbroker, with the real `helm template` and
 # deploy/chart/kubernetes-values.yaml, so the plain manifests and the chart
-# cannot drift apart. tests/deploy_chart.rs runs this into a temporary
+# cannot drift apart. tests/cluster/deploy_chart.rs runs this into a temporary
 # directory and fails when the committed files differ.
 #
 #   scripts/gen-deploy.sh            # rewrite deploy/

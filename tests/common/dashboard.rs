@@ -1,4 +1,4 @@
-//! The dashboard's test broker and requests (tests/ui.rs).
+//! The dashboard's test broker and requests (tests/edge/ui.rs).
 
 use std::path::Path;
 use std::time::Duration;

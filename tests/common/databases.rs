@@ -59,8 +59,24 @@ impl Server {
 
     /// Starts a stopped server again on the same data and port.
     pub fn start(&mut self) {
+        let starts = self.ready_lines();
         self.child = (self.launch)();
-        wait_until(self, |s| tcp_open(s.port));
+        wait_until(self, |s| s.answers(starts));
+    }
+
+    /// Whether it takes logins. PostgreSQL listens while it is still
+    /// starting up and refuses logins then (57P03, seen on a loaded
+    /// machine), so for it the log must also say it is ready once more than
+    /// the `starts` times it said so before this start.
+    fn answers(&self, starts: usize) -> bool {
+        tcp_open(self.port) && (self.name != "postgresql" || self.ready_lines() > starts)
+    }
+
+    /// How often the log says the server is ready (PostgreSQL's wording).
+    fn ready_lines(&self) -> usize {
+        self.log()
+            .matches("database system is ready to accept connections")
+            .count()
     }
 
     /// The server's log, for failure messages.
@@ -84,14 +100,7 @@ impl Server {
     }
 }
 
-/// A free loopback port.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use super::process::free_port;
 
 thread_local! {
     static TMP: std::cell::RefCell<Option<PathBuf>> = const { std::cell::RefCell::new(None) };
@@ -348,7 +357,7 @@ pub fn postgresql() -> Server {
         name: "postgresql",
         launch: Box::new(launch),
     };
-    wait_until(&mut server, |s| tcp_open(s.port));
+    wait_until(&mut server, |s| s.answers(0));
     server
 }
 

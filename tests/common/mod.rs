@@ -22,8 +22,15 @@ pub mod dashboard;
 pub mod databases;
 pub mod deletes;
 pub mod goyaml;
+pub mod layout;
 pub mod platform;
 pub mod process;
+pub mod requests;
+pub mod upstream;
+
+// Not every tier uses every helper (as `allow(dead_code)` above).
+#[allow(unused_imports)]
+pub use requests::*;
 
 /// Basic-auth user every test broker accepts.
 pub const USER: &str = "platform";

@@ -1,6 +1,6 @@
 // Command yamldiff decodes YAML streams exactly as Kubernetes clients do,
 // for chartbroker's differential test of its own manifest reader
-// (tests/yaml_differential.rs).
+// (tests/adapters/yaml_differential.rs).
 //
 // Input, on stdin: one stream per line, base64 of its bytes. Output, on
 // stdout: one JSON object per input line:

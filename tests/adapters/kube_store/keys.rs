@@ -1,0 +1,191 @@
+use super::*;
+
+#[tokio::test]
+async fn a_rotation_reads_old_records_and_then_refuses_the_old_key_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = test_cluster(dir.path()).await;
+    let (old, new) = (Sealer::generate_base64(), Sealer::generate_base64());
+    let (before, _) = c.store(sealer(&old)).await;
+    before.check_key().await.unwrap();
+    let v = before
+        .put(
+            Table::Instances,
+            "i1",
+            b"sealed-old".to_vec(),
+            Expect::Absent,
+        )
+        .await
+        .unwrap();
+    let (rotated, health) = c.store(sealer(&new).with_old_base64(&old).unwrap()).await;
+    rotated.check_key().await.unwrap();
+    assert_eq!(
+        rotated.get(Table::Instances, "i1").await.unwrap(),
+        Some((b"sealed-old".to_vec(), v))
+    );
+    // Rewritten with the new key, which the old key alone cannot open.
+    let v2 = rotated
+        .put(
+            Table::Instances,
+            "i1",
+            b"sealed-new".to_vec(),
+            Expect::Version(v),
+        )
+        .await
+        .unwrap();
+    assert!(health.problem().is_none());
+    let (old_only, old_health) = c.store(sealer(&old)).await;
+    refused(old_only.check_key().await, &sealer(&new).key_id());
+    assert!(matches!(
+        old_only.get(Table::Instances, "i1").await,
+        Err(StoreError::Unreadable(_))
+    ));
+    assert!(old_health.problem().is_some());
+    // A replica given both keys the other way round still reads everything.
+    let (both, _) = c.store(sealer(&old).with_old_base64(&new).unwrap()).await;
+    assert_eq!(
+        both.get(Table::Instances, "i1").await.unwrap(),
+        Some((b"sealed-new".to_vec(), v2))
+    );
+}
+
+#[tokio::test]
+async fn records_sealed_with_an_unknown_key_fail_readiness_until_they_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = test_cluster(dir.path()).await;
+    let (ka, kb) = (Sealer::generate_base64(), Sealer::generate_base64());
+    let (a, _) = c.store(sealer(&ka)).await;
+    a.put(Table::Instances, "i1", b"x".to_vec(), Expect::Absent)
+        .await
+        .unwrap();
+    a.put(Table::Bindings, "i1\0b1", b"y".to_vec(), Expect::Absent)
+        .await
+        .unwrap();
+    let (b, health) = c.store(sealer(&kb)).await;
+    // A list skips what it cannot open, but the replica knows.
+    assert!(b.list(Table::Bindings, "i1\0").await.unwrap().is_empty());
+    let problem = health.problem().expect("flagged");
+    assert!(problem.contains("bindings/i1/b1"), "{problem}");
+    assert!(problem.contains(&sealer(&ka).key_id()), "{problem}");
+    match b.get(Table::Instances, "i1").await {
+        Err(StoreError::Unreadable(msg)) => {
+            assert!(msg.contains("instances/i1"), "{msg}");
+            assert!(msg.contains(&secret_name(Table::Instances, "i1")), "{msg}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(health.unreadable_count(), 2);
+    // The records themselves are untouched: the right key still reads them.
+    assert_eq!(
+        a.get(Table::Instances, "i1").await.unwrap().unwrap().0,
+        b"x"
+    );
+    // Once the records are gone (or open), the replica is healthy again.
+    let (v_i, v_b) = (
+        a.get(Table::Instances, "i1").await.unwrap().unwrap().1,
+        a.get(Table::Bindings, "i1\0b1").await.unwrap().unwrap().1,
+    );
+    b.remove(Table::Instances, "i1", v_i).await.unwrap();
+    assert_eq!(health.unreadable_count(), 1);
+    // Removed by the replica that can read it: B's next listing forgets it.
+    a.remove(Table::Bindings, "i1\0b1", v_b).await.unwrap();
+    assert_eq!(health.unreadable_count(), 1);
+    assert!(b.list(Table::Bindings, "").await.unwrap().is_empty());
+    assert!(health.problem().is_none());
+}
+
+#[tokio::test]
+async fn swapped_or_relabelled_record_secrets_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = test_cluster(dir.path()).await;
+    let (s, health) = c.store(sealer(&Sealer::generate_base64())).await;
+    for (k, v) in [("i1", "secret-one"), ("i2", "secret-two")] {
+        s.put(Table::Instances, k, v.as_bytes().to_vec(), Expect::Absent)
+            .await
+            .unwrap();
+    }
+    let api = c.secrets().await;
+    let (n1, n2) = (
+        secret_name(Table::Instances, "i1"),
+        secret_name(Table::Instances, "i2"),
+    );
+    let (mut s1, mut s2) = (api.get(&n1).await.unwrap(), api.get(&n2).await.unwrap());
+    std::mem::swap(&mut s1.data, &mut s2.data);
+    api.replace(&n1, &PostParams::default(), &s1).await.unwrap();
+    api.replace(&n2, &PostParams::default(), &s2).await.unwrap();
+    for k in ["i1", "i2"] {
+        match s.get(Table::Instances, k).await {
+            Err(StoreError::Unreadable(msg)) => {
+                assert!(msg.contains("failed authentication"), "{msg}");
+                assert!(msg.contains(&format!("instances/{k}")), "{msg}");
+                assert!(!msg.contains("secret-"), "{msg}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(health.unreadable_count(), 2);
+    // The format bytes: "s2" rewritten to the first release's "s1".
+    let mut s1 = api.get(&n1).await.unwrap();
+    let value = &mut s1.data.as_mut().unwrap().get_mut("value").unwrap().0;
+    value[1] = b'1';
+    api.replace(&n1, &PostParams::default(), &s1).await.unwrap();
+    match s.get(Table::Instances, "i1").await {
+        Err(StoreError::Unreadable(msg)) => assert!(msg.contains("(s1)"), "{msg}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_store_key_comes_from_a_named_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = test_cluster(dir.path()).await;
+    let (key, old) = (Sealer::generate_base64(), Sealer::generate_base64());
+    let api = c.secrets().await;
+    let secret = |name: &str, data: Value| -> Secret {
+        serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data})).unwrap()
+    };
+    api.create(
+        &PostParams::default(),
+        &secret("store-key", json!({"store.key": key, "old-1": old})),
+    )
+    .await
+    .unwrap();
+    let kube = c.kube().await;
+    let s = key_from_secret(&kube, NS, "store-key").await.unwrap();
+    assert_eq!(s.key_id(), sealer(&key).key_id());
+    let from_old = sealer(&old).seal("instances/a", b"v");
+    assert_eq!(s.open("instances/a", &from_old).unwrap(), b"v");
+    // Missing Secret, missing entry, a bad key: errors name the Secret and
+    // the entry, never a value.
+    let e = key_from_secret(&kube, NS, "nope")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("Secret chartbroker-system/nope"), "{e}");
+    api.create(
+        &PostParams::default(),
+        &secret("no-entry", json!({"key": key})),
+    )
+    .await
+    .unwrap();
+    let e = key_from_secret(&kube, NS, "no-entry")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no entry store.key"), "{e}");
+    assert!(!e.contains(&key), "{e}");
+    api.create(
+        &PostParams::default(),
+        &secret("short", json!({"store.key": "c2hvcnQ=", "old-2": old})),
+    )
+    .await
+    .unwrap();
+    let e = key_from_secret(&kube, NS, "short")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("entry store.key") && e.contains("32 bytes"),
+        "{e}"
+    );
+    assert!(!e.contains(&old), "{e}");
+}

@@ -1,0 +1,111 @@
+//! The delete fault matrix, helm engine: the real helm 4 against the real
+//! API server (tests/testenv), the broker running as deploy/'s
+//! ServiceAccount. Rows are faults — the release already gone, left
+//! `failed`, `pending-install` or `pending-upgrade`, its namespace already
+//! gone, the chart removed, the plan removed from the catalog, the
+//! database of per-binding users unreachable — and columns the delete
+//! paths the helm engine serves (unbind sync and async, deprovision async;
+//! a synchronous deprovision is 422 AsyncRequired on this engine). Each
+//! cell checks what the platform sees and that nothing is left: release
+//! records, the release's objects, binding Secrets, the instance's own
+//! namespace, database users.
+
+use crate::common;
+
+use axum::http::StatusCode;
+
+use crate::helpers::delete_faults_helm::*;
+use common::cluster::{release_records, suffix};
+use common::deletes::Delete;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_already_gone() {
+    row(Fault::ReleaseGone, "plan-ctx").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_failed() {
+    row(Fault::ReleaseFailed, "plan-ctx").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_pending_install() {
+    row(Fault::PendingInstall, "plan-ctx").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_pending_upgrade() {
+    row(Fault::PendingUpgrade, "plan-ctx").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_already_gone() {
+    row(Fault::NamespaceGone, "plan-own").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chart_removed() {
+    row(Fault::ChartRemoved, "plan-ctx").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_removed_from_the_catalog() {
+    row(Fault::PlanRemoved, "plan-own").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synchronous_deprovision_is_refused_without_changing_anything() {
+    let e = env(1).await;
+    let id = format!("hd-{}", suffix());
+    e.instance(&id, "plan-ctx").await;
+    let seen =
+        e.b.delete(Delete::DeprovisionSync, (SVC, "plan-ctx"), &id, "b1")
+            .await;
+    common::assert_osb_error(
+        &seen.answer,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("AsyncRequired"),
+    );
+    assert_eq!(
+        release_records(&e.k, &e.apps, &format!("cb-{id}"))
+            .await
+            .len(),
+        1
+    );
+}
+
+/// The database of per-binding users stopped: the deprovision succeeds
+/// (the database goes with the release) and removes every binding Secret;
+/// an unbind fails, naming the user, until the database is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_unreachable() {
+    let mut server = mariadb().await;
+    let e = env(server.port).await;
+    for how in PATHS {
+        let cell = format!("DatabaseDown × {how:?}");
+        let id = format!("hd-{}", suffix());
+        let user = e.instance(&id, "plan-db").await;
+        server.stop();
+        let seen = e.b.delete(how, (SVC, "plan-db"), &id, "b1").await;
+        if how.unbinds() {
+            let d = seen.assert_failed(&cell);
+            assert!(
+                d.contains(&user) && d.contains("a retry finishes it"),
+                "{cell}: {d}"
+            );
+            server.start();
+            e.b.delete(how, (SVC, "plan-db"), &id, "b1")
+                .await
+                .assert_succeeded(&cell);
+            assert!(
+                !user_exists(&server, &user).await,
+                "{cell}: the user is left"
+            );
+        } else {
+            let d = seen.assert_succeeded(&cell);
+            assert!(d.contains("need no dropping"), "{cell}: {d}");
+            server.start();
+        }
+        e.assert_nothing_left(how, &id, "plan-db", &cell).await;
+    }
+}

@@ -1,0 +1,266 @@
+//! The delete fault matrix's "broker killed mid-delete" cell on the helm
+//! engine: two real broker processes (`--store kube`) on the real API
+//! server; the one running a deprovision is SIGKILLed while `helm
+//! uninstall` runs, and the survivor finishes it. The platform's poll sees
+//! `succeeded`, and nothing of the instance is left: release records,
+//! release objects, the binding Secret. The same for an upstream plan: the
+//! broker killed while it polls the upstream's deprovision. The unbind
+//! path likewise: a replica killed while its unbind drops the binding's
+//! database user, and the broker killed while it polls the upstream's
+//! unbind. (The render engine's cells are in tests/adapters/delete_faults.rs.)
+
+use crate::common;
+use common::upstream as support;
+
+use std::time::Duration;
+
+use common::cluster::{Cluster, release_records};
+use common::process::*;
+use common::*;
+use serde_json::json;
+
+use crate::helpers::delete_faults_killed::*;
+use chartbroker::store::seal::Sealer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_killed_mid_uninstall_has_its_deprovision_finished() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let k = Cluster::admin().await;
+    let id = k.install_broker(false).await;
+    let ns = k.namespace("apps").await;
+    k.grant_target(&id, &ns);
+    let dir = tempfile::tempdir().unwrap();
+    let key = Sealer::generate_base64();
+    // Replica A's helm says where it is, then hangs in uninstall.
+    let (slow, pidfile) = helm_hanging_in(dir.path(), "uninstall");
+    let (pa, pb) = (free_port(), free_port());
+    let mut a = id.spawn_replica(&dir.path().join("a"), &slow, &key, pa);
+    let _b = id.spawn_replica(&dir.path().join("b"), &helm_bin(), &key, pb);
+    ready(pa).await;
+    ready(pb).await;
+    let (a_url, b_url) = (
+        format!("http://127.0.0.1:{pa}/v2/service_instances/k1"),
+        format!("http://127.0.0.1:{pb}/v2/service_instances/k1"),
+    );
+
+    let body = json!({
+        "service_id": "svc-cluster", "plan_id": "plan-tiny",
+        "context": {"platform": "kubernetes", "namespace": ns},
+        "parameters": {"message": "m"},
+    });
+    let put = reqwest::Method::PUT;
+    let (s, r) = call(
+        put.clone(),
+        format!("{a_url}?accepts_incomplete=true"),
+        Some(body),
+    )
+    .await;
+    assert_eq!(s, 202, "{r}");
+    let op = r["operation"].as_str().unwrap().to_string();
+    assert_eq!(
+        poll(&format!("{a_url}/last_operation?operation={op}")).await["state"],
+        "succeeded"
+    );
+    let bind = json!({"service_id": "svc-cluster", "plan_id": "plan-tiny"});
+    let (s, r) = call(put, format!("{a_url}/service_bindings/b1"), Some(bind)).await;
+    assert_eq!(s, 201, "{r}");
+    let secret = format!("/api/v1/namespaces/{ns}/secrets/cb-bind-b1");
+    assert!(k.get(&secret).await.is_some());
+
+    let query = "service_id=svc-cluster&plan_id=plan-tiny&accepts_incomplete=true";
+    let (s, r) = call(reqwest::Method::DELETE, format!("{a_url}?{query}"), None).await;
+    assert_eq!(s, 202, "{r}");
+    let op = r["operation"].as_str().unwrap().to_string();
+    let mut helm_pid = None;
+    for _ in 0..400 {
+        helm_pid = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok());
+        if helm_pid.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let helm_pid = helm_pid.expect("A is inside helm uninstall");
+    a.0.kill().unwrap(); // SIGKILL, mid-delete
+    a.0.wait().unwrap();
+
+    // The platform keeps polling (any replica answers): the survivor takes
+    // the operation over and finishes it.
+    let last = poll(&format!("{b_url}/last_operation?operation={op}")).await;
+    if last["state"] != "succeeded" {
+        let log = |r: &str| std::fs::read_to_string(dir.path().join(r).with_extension("log"));
+        panic!(
+            "not finished: {last}\n--- A ---\n{:?}\n--- B ---\n{:?}",
+            log("a"),
+            log("b")
+        );
+    }
+    assert!(
+        release_records(&k, &ns, "cb-k1").await.is_empty(),
+        "release records left"
+    );
+    let cm = format!("/api/v1/namespaces/{ns}/configmaps/cb-k1");
+    assert!(
+        k.get(&cm).await.is_none(),
+        "the release's ConfigMap is left"
+    );
+    assert!(k.get(&secret).await.is_none(), "the binding Secret is left");
+    let (s, r) = call(reqwest::Method::DELETE, format!("{b_url}?{query}"), None).await;
+    assert_eq!(s, 410, "{r}");
+    // A's helm child must not outlive it (it would act later, behind B's back).
+    let alive = std::fs::read_to_string(format!("/proc/{helm_pid}/stat")).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    });
+    assert!(!alive, "A's helm uninstall outlived A");
+}
+
+/// The upstream cell: the broker is SIGKILLed while it polls the upstream
+/// broker's asynchronous deprovision; the restarted broker resumes polling
+/// from its checkpoint (never sending the delete twice), the platform's
+/// poll sees `succeeded`, and the upstream no longer has the instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_killed_mid_upstream_deprovision_resumes_it() {
+    use support::{CatalogOpts, Cloud, provision_body, write_catalog};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cloud = Cloud::start("async", 10, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = write_catalog(dir.path(), &CatalogOpts::new(&cloud.url));
+    let data = dir.path().join("state");
+    let charts = fixtures().join("charts");
+    let first = serve(&catalog, &charts, &data, &helm_bin(), &[]).await;
+    let path = "/v2/service_instances/up-1";
+    let (s, r) = osb(
+        reqwest::Method::PUT,
+        format!("{}{path}?accepts_incomplete=true", first.url),
+        Some(provision_body("svc-db", "plan-premium", json!({}))),
+    )
+    .await;
+    assert_eq!(s, 202, "{r}");
+    let op = r["operation"].as_str().unwrap().to_string();
+    let done = poll(&format!(
+        "{}{path}/last_operation?operation={op}",
+        first.url
+    ))
+    .await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+
+    let query = "service_id=svc-db&plan_id=plan-premium&accepts_incomplete=true";
+    let (s, r) = osb(
+        reqwest::Method::DELETE,
+        format!("{}{path}?{query}", first.url),
+        None,
+    )
+    .await;
+    assert_eq!(s, 202, "{r}");
+    let op = r["operation"].as_str().unwrap().to_string();
+    kill_mid_upstream_delete(&cloud, first, (&catalog, &charts, &data), path, &op, query).await;
+}
+
+/// The unbind cell on an upstream plan: the broker is SIGKILLed while it
+/// polls the upstream's asynchronous unbind; the restarted broker resumes
+/// polling (never sending the unbind twice), the platform's poll sees
+/// `succeeded`, the upstream no longer has the binding, and a repeat
+/// answers 410.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_killed_mid_upstream_unbind_resumes_it() {
+    use support::{CatalogOpts, Cloud, write_catalog};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cloud = Cloud::start("async", 10, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = write_catalog(dir.path(), &CatalogOpts::new(&cloud.url));
+    let data = dir.path().join("state");
+    let charts = fixtures().join("charts");
+    let first = serve(&catalog, &charts, &data, &helm_bin(), &[]).await;
+    let path = "/v2/service_instances/up-u";
+    let bpath = provision_and_bind(&first.url, path).await;
+
+    let query = "service_id=svc-db&plan_id=plan-premium&accepts_incomplete=true";
+    let (s, r) = osb(
+        reqwest::Method::DELETE,
+        format!("{}{bpath}?{query}", first.url),
+        None,
+    )
+    .await;
+    assert_eq!(s, 202, "{r}");
+    let op = r["operation"].as_str().unwrap().to_string();
+    let second = kill_mid_upstream_delete(
+        &cloud,
+        first,
+        (&catalog, &charts, &data),
+        &bpath,
+        &op,
+        query,
+    )
+    .await;
+    let (s, r) = osb(reqwest::Method::GET, format!("{}{bpath}", second.url), None).await;
+    assert_eq!(s, 404, "the binding is gone: {r}");
+    // The instance itself stays, and still deprovisions.
+    let (s, r) = osb(
+        reqwest::Method::DELETE,
+        format!("{}{path}?{query}", second.url),
+        None,
+    )
+    .await;
+    assert_eq!(s, 202, "{r}");
+}
+
+/// The unbind cell on the helm engine, sync and async: a replica A is
+/// SIGKILLed inside the unbind (while it waits on the database to drop the
+/// binding's user); the survivor B finishes it once. An accepted (202)
+/// unbind is polled on B to `succeeded`; a synchronous one dies with A and
+/// the platform's retry on B gets 410 (done). The user, the binding Secret
+/// and the binding are gone, and the instance still deprovisions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_killed_mid_unbind_has_its_unbind_finished() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let db = mariadb().await;
+    let proxy = HoldingProxy::start(db.port).await;
+    let k = Cluster::admin().await;
+    let id = k.install_broker(false).await;
+    let ns = k.namespace("apps").await;
+    k.grant_target(&id, &ns);
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = catalog_with_users(dir.path(), proxy.port);
+    let key = Sealer::generate_base64();
+    let pb = free_port();
+    let _b = spawn_with(&id, &dir.path().join("b"), &catalog, &key, pb);
+    ready(pb).await;
+    let b_url = format!("http://127.0.0.1:{pb}/v2/service_instances/u1");
+    let body = json!({
+        "service_id": "svc-users", "plan_id": "plan-users",
+        "context": {"platform": "kubernetes", "namespace": ns},
+    });
+    let put = reqwest::Method::PUT;
+    let (s, r) = call(put, format!("{b_url}?accepts_incomplete=true"), Some(body)).await;
+    assert_eq!(s, 202, "{r}");
+    let op = r["operation"].as_str().unwrap().to_string();
+    let done = poll(&format!("{b_url}/last_operation?operation={op}")).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let bed = UnbindBed {
+        db,
+        proxy,
+        k,
+        id,
+        ns,
+        dir,
+        catalog,
+        key,
+        b_url,
+    };
+    bed.killed_unbind("b-async", true).await;
+    bed.killed_unbind("b-sync", false).await;
+
+    let b_url = &bed.b_url;
+    let query = format!("{USERS_QUERY}&accepts_incomplete=true");
+    let (s, r) = call(reqwest::Method::DELETE, format!("{b_url}?{query}"), None).await;
+    assert_eq!(s, 202, "the instance still deprovisions: {r}");
+    let op = r["operation"].as_str().unwrap().to_string();
+    let done = poll(&format!("{b_url}/last_operation?operation={op}")).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert!(release_records(&bed.k, &bed.ns, "cb-u1").await.is_empty());
+}

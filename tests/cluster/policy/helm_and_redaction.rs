@@ -1,0 +1,132 @@
+use super::*;
+
+/// Whatever encoding a chart wraps a generated secret in, helm's error
+/// reaches the platform (sync error body, async `last_operation`) with
+/// the secret redacted.
+#[tokio::test]
+async fn generated_secrets_are_redacted_in_every_encoding() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let charts = tempfile::tempdir().unwrap();
+    let catalog = tempfile::tempdir().unwrap();
+    encoding_chart(charts.path(), catalog.path());
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    cfg.catalog_dir = catalog.path().to_path_buf();
+    cfg.charts_dir = charts.path().to_path_buf();
+    let b = TestBroker::with_config(data, cfg).await;
+    let mut provision = body("svc-enc", "enc");
+    provision["parameters"] = json!({"message": "ok"});
+    let r = b
+        .call(Method::PUT, "/v2/service_instances/enc-1", Some(provision))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/enc-1/service_bindings/b1",
+            Some(json!({"service_id": "svc-enc", "plan_id": "enc"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let password = r.json["credentials"]["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let hex: String = password.bytes().map(|b| format!("{b:02x}")).collect();
+    let leaks = [
+        password.clone(),
+        STANDARD.encode(&password),
+        STANDARD.encode(&password).trim_end_matches('=').to_owned(),
+        URL_SAFE_NO_PAD.encode(&password),
+        // The part of `b64enc "user:<password>"` that only the password decides.
+        STANDARD.encode(format!("user:{password}"))[8..36].to_owned(),
+        hex.clone(),
+        hex.to_ascii_uppercase(),
+    ];
+
+    let update = json!({"service_id": "svc-enc", "parameters": {"message": "fail"}});
+    let r = b
+        .call(
+            Method::PATCH,
+            "/v2/service_instances/enc-1",
+            Some(update.clone()),
+        )
+        .await;
+    assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
+    let sync = r.text.clone();
+    let r = b
+        .call(
+            Method::PATCH,
+            "/v2/service_instances/enc-1?accepts_incomplete=true",
+            Some(update),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let r = b
+        .wait_instance("enc-1", r.json["operation"].as_str().unwrap())
+        .await;
+    assert_eq!(r.json["state"], "failed", "{}", r.text);
+    for text in [sync, r.text.clone()] {
+        // The failure is there to read, only the secret is gone.
+        assert!(text.contains("std=<redacted>"), "{text}");
+        assert!(text.contains("hex=<redacted>"), "{text}");
+        for leak in &leaks {
+            assert!(!text.contains(leak.as_str()), "{leak} in {text}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_charts_are_refused_by_helm4_on_a_real_api_server() {
+    hostile_charts_refused_by_helm(helm_bin(), "4").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_charts_are_refused_by_helm3_on_a_real_api_server() {
+    hostile_charts_refused_by_helm(helm3_bin(), "3").await;
+}
+
+/// The benign half of the allow-list, end to end: a release using every
+/// default kind, each aimed only at its own objects, passes the default
+/// policy on the render engine.
+#[tokio::test]
+async fn a_well_behaved_release_passes_the_allow_list() {
+    let catalog = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let cfg = benign_broker_config(data.path(), catalog.path());
+    let b = TestBroker::with_config(data, cfg).await;
+    let r = b
+        .call(
+            Method::PUT,
+            "/v2/service_instances/fine",
+            Some(body("svc-benign", "full")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let written = std::fs::read_to_string(b.release_dir("fine").join("manifests.yaml")).unwrap();
+    // Read as YAML (JSON included), whatever form the emitter writes.
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&written).unwrap();
+    let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+    for kind in [
+        "Role",
+        "RoleBinding",
+        "NetworkPolicy",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "Ingress",
+        "CronJob",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} not written: {kinds:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_well_behaved_release_installs_with_helm4_on_a_real_api_server() {
+    well_behaved_release_installs(helm_bin(), "4").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_well_behaved_release_installs_with_helm3_on_a_real_api_server() {
+    well_behaved_release_installs(helm3_bin(), "3").await;
+}

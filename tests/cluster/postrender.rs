@@ -1,0 +1,182 @@
+//! The policy judges exactly what helm applies (tests/testenv, real helm 4
+//! and 3). Charts here look harmless to an offline `helm template` and turn
+//! hostile once they meet a cluster (`lookup`), on upgrade
+//! (`.Release.IsUpgrade`), in hooks, or in `crds/`. The broker runs as
+//! cluster admin and helm as each namespace's release identity, whose rights
+//! cover what these charts write there: each test proves the broker's policy,
+//! not RBAC, stopped the chart.
+
+use crate::common;
+
+use axum::http::{Method, StatusCode};
+use common::cluster::Cluster;
+use common::*;
+
+use crate::helpers::postrender::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chart_hostile_only_against_a_cluster_is_refused_on_helm4() {
+    lookup_switch_is_refused(helm_bin(), "lk-4").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chart_hostile_only_against_a_cluster_is_refused_on_helm3() {
+    lookup_switch_is_refused(helm3_bin(), "lk-3").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chart_hostile_only_on_upgrade_is_refused_on_helm4() {
+    upgrade_switch_is_refused(helm_bin(), "up-4").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chart_hostile_only_on_upgrade_is_refused_on_helm3() {
+    upgrade_switch_is_refused(helm3_bin(), "up-3").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn helm4_shows_hooks_to_the_policy() {
+    let k = Cluster::admin().await;
+    let ns = k.namespace("pr").await;
+    // Helm runs as the namespace's release identity, never as the admin.
+    k.default_release_identity(&ns);
+    let b = broker(&k, helm_bin()).await;
+    let done = run(
+        &b,
+        Method::PUT,
+        "/v2/service_instances/hk-4?accepts_incomplete=true",
+        provision("plan-hook-switch", &ns),
+    )
+    .await;
+    assert_eq!(done.json["state"], "failed", "{}", done.text);
+    let d = done.json["description"].as_str().unwrap();
+    assert!(d.contains("kube-system"), "{d}");
+    assert!(!in_kube_system(&k, "cb-hk-4-hook").await);
+    // A harmless hook runs.
+    let done = run(
+        &b,
+        Method::PUT,
+        "/v2/service_instances/ok-4?accepts_incomplete=true",
+        provision("plan-plain-hook", &ns),
+    )
+    .await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    assert!(
+        k.get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-ok-4-hook"))
+            .await
+            .is_some()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn helm3_runs_no_hook_the_policy_could_not_see() {
+    let k = Cluster::admin().await;
+    let ns = k.namespace("pr").await;
+    // Helm runs as the namespace's release identity, never as the admin.
+    k.default_release_identity(&ns);
+    let b = broker(&k, helm3_bin()).await;
+    // A chart with hooks is refused up front, with the reason.
+    let done = run(
+        &b,
+        Method::PUT,
+        "/v2/service_instances/ok-3?accepts_incomplete=true",
+        provision("plan-plain-hook", &ns),
+    )
+    .await;
+    assert_eq!(done.json["state"], "failed", "{}", done.text);
+    let d = done.json["description"].as_str().unwrap();
+    assert!(d.contains("hooks") && d.contains("Helm 4"), "{d}");
+    // A hook that only appears against the cluster slips past that check,
+    // but helm 3 runs with --no-hooks: it is never created.
+    let done = run(
+        &b,
+        Method::PUT,
+        "/v2/service_instances/hk-3?accepts_incomplete=true",
+        provision("plan-hidden-hook", &ns),
+    )
+    .await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    assert!(
+        k.get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-hk-3"))
+            .await
+            .is_some()
+    );
+    assert!(
+        k.get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-hk-3-hook"))
+            .await
+            .is_none(),
+        "helm 3 ran a hook the policy never saw"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crds_are_never_installed_by_helm4() {
+    crds_are_never_installed(helm_bin(), "crd-4").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crds_are_never_installed_by_helm3() {
+    crds_are_never_installed(helm3_bin(), "crd-3").await;
+}
+
+#[test]
+fn the_render_command_runs_the_same_policy_as_serve() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chartbroker"))
+        .args(["render", "--service", "hostile", "--plan", "privileged"])
+        .arg("--catalog")
+        .arg(fixtures().join("catalog-helm/hostile"))
+        .arg("--charts")
+        .arg(fixtures().join("hostile-charts"))
+        .arg("--helm")
+        .arg(helm_bin())
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("policy rejected the chart") && stderr.contains("privileged-container"),
+        "{stderr}"
+    );
+    // The preview still shows what was refused.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("privileged: true"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn yaml_go_reads_differently_is_refused_on_helm4() {
+    ambiguous_yaml_is_refused(helm_bin(), 4).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn yaml_go_reads_differently_is_refused_on_helm3() {
+    ambiguous_yaml_is_refused(helm3_bin(), 3).await;
+}
+
+#[tokio::test]
+async fn yaml_go_reads_differently_is_refused_on_the_render_engine() {
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    cfg.catalog_dir = fixtures().join("catalog-postrender");
+    cfg.charts_dir = fixtures().join("switch-charts");
+    let b = TestBroker::with_config(data, cfg).await;
+    for (n, (plan, says)) in AMBIGUOUS.iter().enumerate() {
+        let id = format!("amb-r{n}");
+        let r = b
+            .call(
+                Method::PUT,
+                &format!("/v2/service_instances/{id}"),
+                Some(provision(plan, "apps")),
+            )
+            .await;
+        assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
+        let d = r.json["description"].as_str().unwrap();
+        assert!(
+            d.starts_with("policy rejected the chart: manifests: ")
+                && d.contains("(rule: ambiguous-yaml)")
+                && d.contains("line-separator/templates/pod.yaml") == (n == 1)
+                && d.contains(says),
+            "{plan}: {d}"
+        );
+        assert!(!b.release_dir(&id).exists(), "{plan} wrote manifests");
+    }
+}

@@ -1,0 +1,165 @@
+//! Helpers of the tests in tests/adapters/kube_store/
+//! (helpers live under tests/common: tests/README.md).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use chartbroker::broker::ports::{StoreError, Table};
+use chartbroker::cluster::Kube;
+use chartbroker::store::health::StoreHealth;
+use chartbroker::store::kubernetes::{KubeStore, secret_name};
+use chartbroker::store::seal::Sealer;
+use fake_kube::{FakeKube, FakeKubeHandle};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use serde_json::{Value, json};
+
+pub const NS: &str = "chartbroker-system";
+pub const SECRETS: &str = "/api/v1/namespaces/chartbroker-system/secrets";
+
+pub async fn cluster() -> FakeKubeHandle {
+    let k = FakeKube::start().await;
+    k.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}));
+    k
+}
+
+pub async fn store_at(kubeconfig: &Path, key: &str) -> KubeStore {
+    let kube = Kube::connect(Some(kubeconfig)).await.unwrap();
+    KubeStore::new(&kube, NS, Sealer::from_base64(key).unwrap())
+}
+
+/// Two stores ("replicas") over one cluster, sharing a sealing key.
+pub async fn replicas(k: &FakeKubeHandle, dir: &Path) -> (KubeStore, KubeStore) {
+    let kc = k.kubeconfig(dir);
+    let key = Sealer::generate_base64();
+    (store_at(&kc, &key).await, store_at(&kc, &key).await)
+}
+
+pub fn stored(k: &FakeKube, table: Table, key: &str) -> Option<Value> {
+    k.get("v1", "secrets", Some(NS), &secret_name(table, key))
+}
+
+pub fn backend<T: std::fmt::Debug>(r: Result<T, StoreError>) {
+    assert!(matches!(r, Err(StoreError::Backend(_))), "{r:?}");
+}
+
+pub fn conflict<T: std::fmt::Debug>(r: Result<T, StoreError>) {
+    assert!(matches!(r, Err(StoreError::Conflict)), "{r:?}");
+}
+
+// --- A writer that slips in between the store's GET and its write ---
+
+/// The next request with this method and path first changes the stored
+/// Secret behind the store's back (as another writer would), without
+/// touching the record's version annotation.
+#[derive(Clone)]
+pub struct Interfere {
+    pub fake: FakeKube,
+    pub armed: Arc<Mutex<Option<(String, String, String)>>>,
+}
+
+pub async fn interfere(State(i): State<Interfere>, req: Request, next: Next) -> Response {
+    let hit = {
+        let mut armed = i.armed.lock().unwrap();
+        match armed.as_ref() {
+            Some((method, path, _))
+                if req.method().as_str() == method && req.uri().path() == path =>
+            {
+                armed.take().map(|(_, _, name)| name)
+            }
+            _ => None,
+        }
+    };
+    if let Some(name) = hit {
+        let mut obj = i.fake.get("v1", "secrets", Some(NS), &name).unwrap();
+        let n = obj["metadata"]["annotations"]["example.com/other-writer"]
+            .as_str()
+            .map_or(0, |n| n.parse::<u32>().unwrap());
+        // A real change, so the resourceVersion moves.
+        obj["metadata"]["annotations"]["example.com/other-writer"] = json!((n + 1).to_string());
+        i.fake.put(obj);
+    }
+    next.run(req).await
+}
+
+pub fn write_kubeconfig(dir: &Path, url: &str) -> PathBuf {
+    let path = dir.join("kubeconfig-hooked");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1
+kind: Config
+clusters:
+- name: fake
+  cluster:
+    server: {url}
+users:
+- name: fake
+  user:
+    token: fake-token
+contexts:
+- name: fake
+  context:
+    cluster: fake
+    user: fake
+current-context: fake
+"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+// ---------------------------------------------------------------------------
+// Store keys shared by replicas (issue 14) and sealed-record integrity. These
+// tests reach the API server only through `test_cluster`'s kubeconfig and
+// kube-rs, so they can be pointed at a real API server.
+
+/// The API server the tests below use, and a kubeconfig for it.
+pub struct TestCluster {
+    pub _fake: FakeKubeHandle,
+    pub kubeconfig: PathBuf,
+}
+
+pub async fn test_cluster(dir: &Path) -> TestCluster {
+    let fake = cluster().await;
+    let kubeconfig = fake.kubeconfig(dir);
+    TestCluster {
+        _fake: fake,
+        kubeconfig,
+    }
+}
+
+impl TestCluster {
+    pub async fn kube(&self) -> Kube {
+        Kube::connect(Some(&self.kubeconfig)).await.unwrap()
+    }
+
+    pub async fn secrets(&self) -> Api<Secret> {
+        Api::namespaced(self.kube().await.client(), NS)
+    }
+
+    pub async fn store(&self, sealer: Sealer) -> (KubeStore, Arc<StoreHealth>) {
+        let health = Arc::new(StoreHealth::default());
+        let s = KubeStore::new(&self.kube().await, NS, sealer).with_health(health.clone());
+        (s, health)
+    }
+}
+
+pub fn sealer(key: &str) -> Sealer {
+    Sealer::from_base64(key).unwrap()
+}
+
+pub fn refused(r: Result<(), StoreError>, key_id: &str) -> String {
+    match r {
+        Err(StoreError::Unreadable(msg)) => {
+            assert!(msg.contains(key_id), "names the key the store needs: {msg}");
+            assert!(msg.contains("give every replica the same key"), "{msg}");
+            msg
+        }
+        other => panic!("expected the key to be refused, got {other:?}"),
+    }
+}

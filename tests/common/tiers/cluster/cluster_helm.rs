@@ -1,0 +1,279 @@
+//! Helpers of the tests in tests/cluster/cluster_helm.rs
+//! (helpers live under tests/common: tests/README.md).
+
+use crate::common;
+
+use std::path::PathBuf;
+
+use axum::http::{Method, StatusCode};
+use base64::Engine as _;
+use common::cluster::{BrokerIdentity, Cluster};
+use common::*;
+use serde_json::{Value, json};
+
+pub const MYSQL: &str = "a0f5bc72-baad-493b-bc23-a1955f509a90";
+pub const MYSQL_BASIC: &str = "d58ea2b6-9f2e-4142-9e1c-9ab508dc47d1";
+pub const WORDPRESS: &str = "c461081c-edf4-464d-a97a-c6bc513221d8";
+pub const WORDPRESS_STANDARD: &str = "5d07b801-7bd4-41e1-b993-f981678db0af";
+
+/// A broker on the example catalog and charts, helm engine, running as the
+/// deploy/ ServiceAccount.
+pub async fn broker(id: &BrokerIdentity, helm: PathBuf) -> TestBroker {
+    TestBroker::on_cluster(id, |_, cfg| {
+        cfg.helm = helm;
+        cfg.catalog_dir = repo().join("catalog");
+        cfg.charts_dir = repo().join("charts");
+    })
+    .await
+}
+
+pub fn provision(service: &str, plan: &str, ns: &str, params: Value) -> Value {
+    json!({
+        "service_id": service, "plan_id": plan,
+        "organization_guid": "org", "space_guid": "space",
+        "context": {"platform": "kubernetes", "namespace": ns},
+        "parameters": params,
+    })
+}
+
+pub async fn example_catalog_lifecycle(helm: PathBuf) {
+    let k = Cluster::admin().await;
+    let id = k.install_broker(false).await;
+    let ns = k.tenant(&id, "alice").await;
+    let b = broker(&id, helm).await;
+
+    // mysql: a StatefulSet, its Service and Secret, helm's release record.
+    let done = b
+        .run_as(
+            "alice",
+            Method::PUT,
+            "/v2/service_instances/db-1?accepts_incomplete=true",
+            Some(provision(
+                MYSQL,
+                MYSQL_BASIC,
+                &ns,
+                json!({"database": "shop"}),
+            )),
+        )
+        .await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let sts = k
+        .get(&format!(
+            "/apis/apps/v1/namespaces/{ns}/statefulsets/cb-db-1"
+        ))
+        .await
+        .expect("the release's StatefulSet exists");
+    assert_eq!(
+        sts["metadata"]["annotations"]["meta.helm.sh/release-name"],
+        "cb-db-1"
+    );
+    let records = k
+        .list(&format!(
+            "/api/v1/namespaces/{ns}/secrets?labelSelector=owner%3Dhelm,name%3Dcb-db-1"
+        ))
+        .await;
+    assert_eq!(records.len(), 1, "one helm release record");
+    assert_eq!(records[0]["metadata"]["labels"]["status"], "deployed");
+
+    // Bind: credentials in the response and a Secret in the namespace,
+    // applied server-side by the broker's own field manager.
+    let r = b
+        .call_as(
+            "alice",
+            Method::PUT,
+            "/v2/service_instances/db-1/service_bindings/app-1",
+            Some(json!({"service_id": MYSQL, "plan_id": MYSQL_BASIC})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let creds = r.json["credentials"].clone();
+    assert_eq!(creds["database"], "shop");
+    let secrets = k
+        .list(&format!(
+            "/api/v1/namespaces/{ns}/secrets?labelSelector=app.kubernetes.io%2Fmanaged-by%3Dchartbroker"
+        ))
+        .await;
+    let binding = secrets
+        .iter()
+        .find(|s| {
+            s["data"]["password"].as_str().map(b64_decode)
+                == creds["password"].as_str().map(str::to_string)
+        })
+        .unwrap_or_else(|| panic!("a binding Secret with the password: {secrets:#?}"));
+    let managers: Vec<&str> = binding["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert_eq!(managers, ["chartbroker"], "{binding:#}");
+    // Service Binding for Kubernetes: the catalog's `binding: {type: mysql}`.
+    assert_eq!(binding["type"], "servicebinding.io/mysql");
+    assert_eq!(
+        binding["data"]["type"].as_str().map(b64_decode),
+        Some("mysql".into())
+    );
+    assert_eq!(
+        binding["data"]["provider"].as_str().map(b64_decode),
+        Some("chartbroker".into())
+    );
+    // A workload sees the Secret as files; a binding library finds the MySQL
+    // binding by its `type` file alone and connects with what it reads.
+    let root = tempfile::tempdir().unwrap();
+    project(binding, &root.path().join("orders-db"));
+    let found = find_binding(root.path(), "mysql").expect("a mysql binding in the projection");
+    for key in ["host", "port", "database", "username", "password", "uri"] {
+        let want = match &creds[key] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        assert_eq!(found.get(key), Some(&want), "{key}");
+    }
+    assert_eq!(found["provider"], "chartbroker");
+
+    // wordpress uses db-1: a Deployment, and a binding of db-1 whose Secret
+    // the chart is given.
+    let done = b
+        .run_as(
+            "alice",
+            Method::PUT,
+            "/v2/service_instances/wp-1?accepts_incomplete=true",
+            Some(provision(
+                WORDPRESS,
+                WORDPRESS_STANDARD,
+                &ns,
+                json!({"mysql_instance": "db-1"}),
+            )),
+        )
+        .await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let deploy = k
+        .get(&format!(
+            "/apis/apps/v1/namespaces/{ns}/deployments/cb-wp-1"
+        ))
+        .await
+        .expect("wordpress Deployment");
+    let env = deploy["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
+    let secret_refs: Vec<String> = k
+        .list(&format!("/api/v1/namespaces/{ns}/secrets"))
+        .await
+        .iter()
+        .filter_map(|s| s["metadata"]["name"].as_str().map(str::to_string))
+        .filter(|n| env.contains(&format!("\"{n}\"")))
+        .collect();
+    assert!(
+        !secret_refs.is_empty(),
+        "wordpress reads a Secret that exists in {ns}: {env}"
+    );
+    // Its binding reads the real Service back (lookups).
+    let r = b
+        .call_as(
+            "alice",
+            Method::PUT,
+            "/v2/service_instances/wp-1/service_bindings/web-1",
+            Some(json!({"service_id": WORDPRESS, "plan_id": WORDPRESS_STANDARD})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(
+        r.json["credentials"]["host"],
+        format!("cb-wp-1.{ns}.svc.cluster.local"),
+        "{}",
+        r.text
+    );
+    assert_eq!(r.json["credentials"]["port"], 80, "{}", r.text);
+
+    // A used mysql can't go first.
+    let r = b.call_as("alice",
+        Method::DELETE,
+        &format!("/v2/service_instances/db-1?accepts_incomplete=true&service_id={MYSQL}&plan_id={MYSQL_BASIC}"),
+        None,
+    )
+    .await;
+    assert!(r.status.is_client_error(), "{}", r.text);
+
+    // Tear down in order; everything the releases made goes.
+    let r = b.call_as("alice",
+        Method::DELETE,
+        &format!("/v2/service_instances/wp-1/service_bindings/web-1?service_id={WORDPRESS}&plan_id={WORDPRESS_STANDARD}"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let done = b.run_as("alice",
+        Method::DELETE,
+        &format!("/v2/service_instances/wp-1?accepts_incomplete=true&service_id={WORDPRESS}&plan_id={WORDPRESS_STANDARD}"),
+        None,
+    )
+    .await;
+    assert_delete_done(&done);
+    let r = b.call_as("alice",
+        Method::DELETE,
+        &format!("/v2/service_instances/db-1/service_bindings/app-1?service_id={MYSQL}&plan_id={MYSQL_BASIC}"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let done = b.run_as("alice",
+        Method::DELETE,
+        &format!("/v2/service_instances/db-1?accepts_incomplete=true&service_id={MYSQL}&plan_id={MYSQL_BASIC}"),
+        None,
+    )
+    .await;
+    assert_delete_done(&done);
+    for path in [
+        format!("/apis/apps/v1/namespaces/{ns}/statefulsets/cb-db-1"),
+        format!("/apis/apps/v1/namespaces/{ns}/deployments/cb-wp-1"),
+    ] {
+        assert!(k.get(&path).await.is_none(), "{path} is gone");
+    }
+    let left = k
+        .list(&format!(
+            "/api/v1/namespaces/{ns}/secrets?labelSelector=app.kubernetes.io%2Fmanaged-by%3Dchartbroker"
+        ))
+        .await;
+    assert!(left.is_empty(), "no binding Secret left: {left:#?}");
+    let left = k
+        .list(&format!(
+            "/api/v1/namespaces/{ns}/secrets?labelSelector=owner%3Dhelm"
+        ))
+        .await;
+    assert!(left.is_empty(), "no release record left: {left:#?}");
+}
+
+/// What the kubelet does with a Secret volume at
+/// `$SERVICE_BINDING_ROOT/<binding name>`: one file per entry, named by its
+/// key, holding the decoded bytes.
+pub fn project(secret: &Value, dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (key, value) in secret["data"].as_object().unwrap() {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(value.as_str().unwrap())
+            .unwrap();
+        std::fs::write(dir.join(key), bytes).unwrap();
+    }
+}
+
+/// What a binding library does (spec, "Workload Projection"): every folder
+/// under `$SERVICE_BINDING_ROOT` is a binding, classified by its `type` file.
+pub fn find_binding(
+    root: &std::path::Path,
+    kind: &str,
+) -> Option<std::collections::BTreeMap<String, String>> {
+    std::fs::read_dir(root).unwrap().find_map(|d| {
+        let dir = d.unwrap().path();
+        if std::fs::read_to_string(dir.join("type")).ok()? != kind {
+            return None;
+        }
+        Some(
+            std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|f| {
+                    let f = f.unwrap();
+                    let name = f.file_name().into_string().unwrap();
+                    (name, std::fs::read_to_string(f.path()).unwrap())
+                })
+                .collect(),
+        )
+    })
+}

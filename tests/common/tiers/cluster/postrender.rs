@@ -1,0 +1,204 @@
+//! Helpers of the tests in tests/cluster/postrender.rs
+//! (helpers live under tests/common: tests/README.md).
+
+use crate::common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use common::cluster::Cluster;
+use common::*;
+use serde_json::{Value, json};
+
+use chartbroker::runtime::Engine;
+
+pub async fn broker(k: &Cluster, helm: PathBuf) -> TestBroker {
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    cfg.engine = Engine::Helm;
+    // These requests carry no originating identity; authorization has its own suites.
+    cfg.subject_access_review = false;
+    cfg.helm = helm;
+    cfg.catalog_dir = fixtures().join("catalog-postrender");
+    cfg.charts_dir = fixtures().join("switch-charts");
+    cfg.kubeconfig = Some(k.kubeconfig.clone());
+    cfg.helm_timeout = Duration::from_secs(120);
+    TestBroker::with_config(data, cfg).await
+}
+
+pub fn provision(plan: &str, ns: &str) -> Value {
+    json!({
+        "service_id": "svc-switch", "plan_id": plan,
+        "organization_guid": "org", "space_guid": "space",
+        "context": {"platform": "kubernetes", "namespace": ns},
+        "parameters": {"message": "hello"},
+    })
+}
+
+/// Starts an async operation and waits for its end.
+pub async fn run(b: &TestBroker, method: Method, uri: &str, body: Value) -> Resp {
+    let r = b.call(method, uri, Some(body)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{uri}: {}", r.text);
+    let id = uri
+        .trim_start_matches("/v2/service_instances/")
+        .split('?')
+        .next()
+        .unwrap();
+    b.wait_instance(id, r.json["operation"].as_str().unwrap())
+        .await
+}
+
+pub async fn in_kube_system(k: &Cluster, name: &str) -> bool {
+    k.get(&format!("/api/v1/namespaces/kube-system/configmaps/{name}"))
+        .await
+        .is_some()
+}
+
+pub async fn lookup_switch_is_refused(helm: PathBuf, id: &str) {
+    let k = Cluster::admin().await;
+    let ns = k.namespace("pr").await;
+    // Helm runs as the namespace's release identity, never as the admin.
+    k.default_release_identity(&ns);
+    let b = broker(&k, helm).await;
+    let done = run(
+        &b,
+        Method::PUT,
+        &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
+        provision("plan-lookup", &ns),
+    )
+    .await;
+    assert_eq!(done.json["state"], "failed", "{}", done.text);
+    let d = done.json["description"].as_str().unwrap();
+    assert!(
+        d.contains("policy rejected the manifests helm would apply") && d.contains("kube-system"),
+        "{d}"
+    );
+    assert!(!in_kube_system(&k, &format!("cb-{id}")).await);
+    assert!(
+        k.get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-{id}"))
+            .await
+            .is_none(),
+        "nothing of the release was applied"
+    );
+}
+
+pub async fn upgrade_switch_is_refused(helm: PathBuf, id: &str) {
+    let k = Cluster::admin().await;
+    let ns = k.namespace("pr").await;
+    // Helm runs as the namespace's release identity, never as the admin.
+    k.default_release_identity(&ns);
+    let b = broker(&k, helm).await;
+    let done = run(
+        &b,
+        Method::PUT,
+        &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
+        provision("plan-upgrade", &ns),
+    )
+    .await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let done = run(
+        &b,
+        Method::PATCH,
+        &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
+        json!({"service_id": "svc-switch", "parameters": {"message": "again"}}),
+    )
+    .await;
+    assert_eq!(done.json["state"], "failed", "{}", done.text);
+    let d = done.json["description"].as_str().unwrap();
+    assert!(d.contains("kube-system"), "{d}");
+    assert!(!in_kube_system(&k, &format!("cb-{id}")).await);
+    // The installed release is untouched and still usable.
+    let cm = k
+        .get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-{id}"))
+        .await
+        .unwrap();
+    assert_eq!(cm["data"]["message"], "hello");
+    let r = b
+        .call(Method::GET, &format!("/v2/service_instances/{id}"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+pub async fn crds_are_never_installed(helm: PathBuf, id: &str) {
+    let k = Cluster::admin().await;
+    let ns = k.namespace("pr").await;
+    // Helm runs as the namespace's release identity, never as the admin.
+    k.default_release_identity(&ns);
+    let b = broker(&k, helm).await;
+    let done = run(
+        &b,
+        Method::PUT,
+        &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
+        provision("plan-crds", &ns),
+    )
+    .await;
+    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    assert!(
+        k.get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-{id}"))
+            .await
+            .is_some()
+    );
+    assert!(
+        k.get(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.hostile.example.com"
+        )
+        .await
+        .is_none(),
+        "crds/ bypass every post-renderer: the broker must never install them"
+    );
+}
+
+/// Charts whose bytes Kubernetes' Go reader reads differently from a YAML
+/// 1.2 parser (issue 19), each with what the refusal must name.
+pub const AMBIGUOUS: &[(&str, &str)] = &[
+    ("plan-merge-key", "merge key"),
+    ("plan-line-separator", "U+2028"),
+];
+
+/// Provisions every ambiguous chart on the helm engine: each is refused
+/// with the reason, and nothing of it reaches the API server.
+pub async fn ambiguous_yaml_is_refused(helm: PathBuf, major: u32) {
+    let k = Cluster::admin().await;
+    let ns = k.namespace("amb").await;
+    k.default_release_identity(&ns);
+    let b = broker(&k, helm).await;
+    // Helm 4 re-serializes before its post-renderer and keeps the merge key
+    // as `!!merge <<`, a tag; Helm 3 hands over the chart's bytes.
+    let switch = if major >= 4 {
+        "an explicit tag"
+    } else {
+        "merge key"
+    };
+    let cases = AMBIGUOUS
+        .iter()
+        .copied()
+        .chain([("plan-merge-key-switch", switch)]);
+    for (n, (plan, says)) in cases.enumerate() {
+        let id = format!("amb{major}-{n}");
+        let done = run(
+            &b,
+            Method::PUT,
+            &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
+            provision(plan, &ns),
+        )
+        .await;
+        assert_eq!(done.json["state"], "failed", "{plan}: {}", done.text);
+        let d = done.json["description"].as_str().unwrap();
+        assert!(
+            d.contains("policy rejected") && d.contains(says),
+            "{plan}: {d}"
+        );
+        assert!(
+            k.get(&format!("/api/v1/namespaces/{ns}/pods/cb-{id}"))
+                .await
+                .is_none(),
+            "{plan}: the pod reached the API server"
+        );
+    }
+    let pods = k
+        .get(&format!("/api/v1/namespaces/{ns}/pods"))
+        .await
+        .unwrap();
+    assert_eq!(pods["items"], json!([]), "nothing was applied");
+}

@@ -1,0 +1,131 @@
+//! Helpers of the tests in tests/edge/osb_bindings/
+//! (helpers live under tests/common: tests/README.md).
+
+use crate::common;
+
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use axum::http::{Method, StatusCode};
+use common::*;
+use serde_json::{Value, json};
+
+// === helpers ===
+
+pub fn binding(i: &str, b: &str) -> String {
+    format!("/v2/service_instances/{i}/service_bindings/{b}")
+}
+
+pub fn binding_async(i: &str, b: &str) -> String {
+    format!("{}?accepts_incomplete=true", binding(i, b))
+}
+
+pub fn unbind_uri(i: &str, b: &str, accepts_incomplete: bool) -> String {
+    let flag = if accepts_incomplete {
+        "&accepts_incomplete=true"
+    } else {
+        ""
+    };
+    format!(
+        "{}?service_id=svc-tiny&plan_id=plan-small{flag}",
+        binding(i, b)
+    )
+}
+
+pub fn binding_last_op(i: &str, b: &str, op: Option<&str>) -> String {
+    match op {
+        Some(op) => format!("{}/last_operation?operation={op}", binding(i, b)),
+        None => format!("{}/last_operation", binding(i, b)),
+    }
+}
+
+pub fn secret_file(b: &TestBroker, instance: &str, binding: &str) -> PathBuf {
+    b.release_dir(instance)
+        .join("bindings")
+        .join(format!("cb-bind-{binding}.yaml"))
+}
+
+/// After a 4xx on bind: no binding record, no operation, no Secret file.
+pub async fn assert_no_binding(b: &TestBroker, i: &str, id: &str) {
+    let r = b.call(Method::GET, &binding(i, id), None).await;
+    assert_eq!(
+        r.status,
+        StatusCode::NOT_FOUND,
+        "binding exists: {}",
+        r.text
+    );
+    let r = b
+        .call(Method::GET, &binding_last_op(i, id, None), None)
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::NOT_FOUND,
+        "operation recorded: {}",
+        r.text
+    );
+    assert!(!secret_file(b, i, id).exists());
+}
+
+/// A provisioned plan-small instance.
+pub async fn broker_with_instance() -> TestBroker {
+    let b = TestBroker::start().await;
+    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
+        .await;
+    b
+}
+
+/// Holds the write of a binding's Secret file: the render engine writes
+/// `<name>.tmp` and renames it, and opening a FIFO for writing blocks until a
+/// reader opens it. Dropping the hold lets the writer go (it then fails,
+/// since a FIFO can't be fsynced).
+pub struct SecretWriteHold {
+    pub fifo: PathBuf,
+}
+
+impl SecretWriteHold {
+    pub fn new(b: &TestBroker, instance: &str, binding: &str) -> Self {
+        let dir = b.release_dir(instance).join("bindings");
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join(format!("cb-bind-{binding}.tmp"));
+        let st = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo runs");
+        assert!(st.success());
+        SecretWriteHold { fifo }
+    }
+
+    /// Lets the writer through and waits until it has finished writing.
+    pub async fn release(self) {
+        let fifo = self.fifo.clone();
+        tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            let mut f = std::fs::File::open(&fifo).unwrap();
+            let mut sink = Vec::new();
+            f.read_to_end(&mut sink).unwrap();
+        })
+        .await
+        .unwrap();
+        // Drop still runs, harmlessly.
+    }
+}
+
+impl Drop for SecretWriteHold {
+    fn drop(&mut self) {
+        // O_NONBLOCK: a read-only open of a FIFO then returns at once, and
+        // wakes a writer blocked in open.
+        let _ = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(0o4000)
+            .open(&self.fifo);
+        let _ = std::fs::remove_file(&self.fifo);
+    }
+}
+
+pub fn read_secret_manifest(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut docs = serde_saphyr::from_multiple::<Value>(&text).unwrap();
+    docs.retain(|d| !d.is_null());
+    assert_eq!(docs.len(), 1, "{text}");
+    docs.remove(0)
+}

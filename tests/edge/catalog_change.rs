@@ -1,0 +1,134 @@
+//! A plan removed from the catalog while instances of them live: deleting
+//! never depends on the plan still being offered. Each instance keeps what
+//! deleting it needs of its plan, so unbind and deprovision work (sync and
+//! async) and leave nothing behind, while the plan stays out of the
+//! catalog and new requests for it are refused. Runs the real binary twice
+//! on one data directory, with the plan in its catalog and then without it.
+
+use crate::common;
+
+use crate::helpers::catalog_change::*;
+use common::process::{free_port, http, ready};
+use serde_json::{Value, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbind_and_deprovision_need_no_plan_in_the_catalog() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (with, without) = (dir.path().join("with"), dir.path().join("without"));
+    catalog(&with, false);
+    catalog(&without, true);
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}/v2/service_instances");
+    let first = start(&data, &with, port);
+    ready(port).await;
+    let (s, body) = http(
+        reqwest::Method::PUT,
+        format!("{base}/gone-plan"),
+        Some(json!({
+            "service_id": "svc-tiny", "plan_id": "plan-small",
+            "organization_guid": "org", "space_guid": "space",
+            "context": {"platform": "kubernetes", "namespace": "apps"},
+            "parameters": {"message": "hi"},
+        })),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 201, "{body}");
+    let (s, body) = http(
+        reqwest::Method::PUT,
+        format!("{base}/gone-plan/service_bindings/b1"),
+        Some(json!({"service_id": "svc-tiny", "plan_id": "plan-small"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 201, "{body}");
+    drop(first);
+
+    // The same data, a catalog without the plan.
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}/v2/service_instances");
+    let _second = start(&data, &without, port);
+    ready(port).await;
+    let (s, cat) = http(
+        reqwest::Method::GET,
+        format!("http://127.0.0.1:{port}/v2/catalog"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 200);
+    assert!(!cat.to_string().contains("plan-small"), "{cat}");
+
+    // Still refused for anything new.
+    let (s, body) = http(
+        reqwest::Method::PUT,
+        format!("{base}/gone-plan/service_bindings/b2"),
+        Some(json!({"service_id": "svc-tiny", "plan_id": "plan-small"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 400, "{body}");
+    let rendered = data.join("render/apps/cb-gone-plan");
+    assert!(
+        rendered
+            .join("bindings")
+            .read_dir()
+            .unwrap()
+            .next()
+            .is_some()
+    );
+    let (s, body) = http(
+        reqwest::Method::DELETE,
+        format!("{base}/gone-plan/service_bindings/b1?service_id=svc-tiny&plan_id=plan-small"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body, json!({}));
+    assert!(
+        rendered
+            .join("bindings")
+            .read_dir()
+            .unwrap()
+            .next()
+            .is_none(),
+        "the binding Secret is gone"
+    );
+    let (s, body) = http(
+        reqwest::Method::DELETE,
+        format!("{base}/gone-plan?service_id=svc-tiny&plan_id=plan-small&accepts_incomplete=true"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 202, "{body}");
+    let op = body["operation"].as_str().unwrap().to_string();
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        let (_, lo) = http(
+            reqwest::Method::GET,
+            format!("{base}/gone-plan/last_operation?operation={op}"),
+            None,
+        )
+        .await
+        .unwrap();
+        last = lo;
+        if last["state"] != "in progress" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(last["state"], "succeeded", "{last}");
+    assert!(!rendered.exists(), "the release is gone");
+    let (s, body) = http(
+        reqwest::Method::DELETE,
+        format!("{base}/gone-plan?service_id=svc-tiny&plan_id=plan-small"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(s, 410, "{body}");
+}

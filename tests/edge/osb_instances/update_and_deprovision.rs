@@ -1,0 +1,452 @@
+use super::*;
+
+#[tokio::test]
+async fn update_without_plan_id_or_parameters_changes_neither() {
+    // spec: no `parameters` -> "MUST NOT change the parameters"; no
+    // `plan_id` -> "MUST NOT change the Service Plan". Conformance suites
+    // send absent fields as "" and `maintenance_info: {}`.
+    let b = TestBroker::start().await;
+    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
+        .await;
+    for body in [
+        json!({"service_id": "svc-tiny"}),
+        json!({"service_id": "svc-tiny", "plan_id": "", "maintenance_info": {}}),
+        json!({"service_id": "svc-tiny", "parameters": null, "context": {"platform": "kubernetes", "namespace": "apps"}}),
+    ] {
+        let r = b
+            .call(Method::PATCH, &inst("i-1"), Some(body.clone()))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{body}: {}", r.text);
+        assert_instance(&b, "i-1", "plan-small", json!({"message": "hi"})).await;
+    }
+    // A plan change alone keeps the parameters too (plan-large's default
+    // replicas of 3 does not replace the instance's 1).
+    let r = b
+        .call(
+            Method::PATCH,
+            &inst("i-1"),
+            Some(json!({"service_id": "svc-tiny", "plan_id": "plan-large"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_instance(&b, "i-1", "plan-large", json!({"message": "hi"})).await;
+}
+
+#[tokio::test]
+async fn update_async_required_plan_without_accepts_incomplete_returns_422() {
+    let b = TestBroker::start().await;
+    let op = b.provision_async("i-1", "plan-async", json!({})).await;
+    b.wait_instance("i-1", &op).await;
+    let r = b
+        .call(
+            Method::PATCH,
+            &inst("i-1"),
+            Some(update_body(None, json!({"x": 1}))),
+        )
+        .await;
+    assert_osb_error(&r, StatusCode::UNPROCESSABLE_ENTITY, Some("AsyncRequired"));
+    assert_instance(&b, "i-1", "plan-async", json!({})).await;
+}
+
+#[tokio::test]
+async fn update_parameters_are_validated_against_the_update_schema() {
+    let b = TestBroker::start().await;
+    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
+        .await;
+    for (params, want) in [
+        (
+            json!({"replicas": -1}),
+            "parameters.replicas: must be at least 0 (got -1)",
+        ),
+        (
+            json!({"message": ["not", "a", "string"]}),
+            "parameters.message: must be a string (got an array)",
+        ),
+        (
+            json!({"bogus": 1}),
+            r#"parameters: unknown property "bogus" (allowed: message, replicas)"#,
+        ),
+    ] {
+        let r = b
+            .call(
+                Method::PATCH,
+                &inst("i-1"),
+                Some(update_body(None, params.clone())),
+            )
+            .await;
+        assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
+        assert_eq!(r.json["description"], want, "{params}");
+    }
+    let r = b
+        .call(
+            Method::PATCH,
+            &inst("i-1"),
+            Some(update_body(None, json!([1]))),
+        )
+        .await;
+    assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
+    assert_instance(&b, "i-1", "plan-small", json!({"message": "hi"})).await;
+}
+
+#[tokio::test]
+async fn update_failing_in_helm_returns_500_and_changes_nothing() {
+    let b = TestBroker::start().await;
+    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
+        .await;
+    // 7 passes plan-small's update schema (no maximum; the create schema's is
+    // 5), so validation lets it through, and the chart's values.schema.json
+    // (maximum 5) rejects it in helm.
+    let r = b
+        .call(
+            Method::PATCH,
+            &inst("i-1"),
+            Some(update_body(None, json!({"replicas": 7}))),
+        )
+        .await;
+    assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
+    assert!(
+        r.json["description"].as_str().unwrap().contains("replicas"),
+        "{}",
+        r.text
+    );
+    // A failed update may carry these; this one left the instance usable.
+    assert_eq!(r.json["instance_usable"], true, "{}", r.text);
+    assert_eq!(r.json["update_repeatable"], true, "{}", r.text);
+    assert_instance(&b, "i-1", "plan-small", json!({"message": "hi"})).await;
+    let r = b.call(Method::GET, &last_op("i-1", None), None).await;
+    assert_eq!(r.json["state"], "failed", "{}", r.text);
+    assert_eq!(r.json["instance_usable"], true, "{}", r.text);
+}
+
+#[tokio::test]
+async fn update_maintenance_info_mismatch_returns_422_and_changes_nothing() {
+    let b = TestBroker::start().await;
+    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
+        .await;
+    let mut body = update_body(None, json!({"message": "new"}));
+    body["maintenance_info"] = json!({"version": "0.1.0"});
+    let r = b.call(Method::PATCH, &inst("i-1"), Some(body)).await;
+    assert_osb_error(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("MaintenanceInfoConflict"),
+    );
+    assert_instance(&b, "i-1", "plan-small", json!({"message": "hi"})).await;
+}
+
+#[tokio::test]
+async fn update_unknown_plan_or_missing_service_id_returns_400_and_changes_nothing() {
+    let b = TestBroker::start().await;
+    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
+        .await;
+    let r = b
+        .call(
+            Method::PATCH,
+            &inst("i-1"),
+            Some(update_body(Some("plan-nope"), json!({}))),
+        )
+        .await;
+    assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
+    for missing in [None, Some(json!(""))] {
+        let mut body = update_body(None, json!({"message": "new"}));
+        match missing {
+            None => {
+                body.as_object_mut().unwrap().remove("service_id");
+            }
+            Some(v) => body["service_id"] = v,
+        }
+        let r = b.call(Method::PATCH, &inst("i-1"), Some(body)).await;
+        assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
+    }
+    assert_instance(&b, "i-1", "plan-small", json!({"message": "hi"})).await;
+}
+
+#[tokio::test]
+async fn update_while_another_operation_runs_returns_422_concurrency_error() {
+    let (b, gate) = TestBroker::start_gated().await;
+    gate.open();
+    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
+        .await;
+    gate.close();
+    let r = b
+        .call(
+            Method::PATCH,
+            &inst_async("i-1"),
+            Some(update_body(None, json!({"message": "first"}))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let op = r.json["operation"].as_str().unwrap().to_string();
+    let r = b
+        .call(
+            Method::PATCH,
+            &inst_async("i-1"),
+            Some(update_body(None, json!({"message": "second"}))),
+        )
+        .await;
+    assert_osb_error(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("ConcurrencyError"),
+    );
+    let r = b
+        .call(
+            Method::DELETE,
+            &deprovision_uri("i-1", "plan-small", true),
+            None,
+        )
+        .await;
+    assert_osb_error(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("ConcurrencyError"),
+    );
+    gate.open();
+    let r = b.wait_instance("i-1", &op).await;
+    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    assert_instance(&b, "i-1", "plan-small", json!({"message": "first"})).await;
+}
+
+#[tokio::test]
+async fn update_repeated_while_in_progress_returns_202_with_same_operation() {
+    let (b, gate) = TestBroker::start_gated().await;
+    gate.open();
+    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
+        .await;
+    gate.close();
+    let body = update_body(Some("plan-large"), json!({"message": "big"}));
+    let r = b
+        .call(Method::PATCH, &inst_async("i-1"), Some(body.clone()))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let op = r.json["operation"].as_str().unwrap().to_string();
+    let r = b.call(Method::PATCH, &inst_async("i-1"), Some(body)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    assert_eq!(r.json["operation"], op.as_str(), "{}", r.text);
+    let r = b.call(Method::GET, &last_op("i-1", Some(&op)), None).await;
+    assert_eq!(r.json["state"], "in progress", "{}", r.text);
+    gate.open();
+    let r = b.wait_instance("i-1", &op).await;
+    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    let r = b.call(Method::GET, &inst("i-1"), None).await;
+    assert_eq!(r.json["plan_id"], "plan-large", "{}", r.text);
+}
+
+#[tokio::test]
+async fn update_unknown_instance_returns_404() {
+    let b = TestBroker::start().await;
+    let r = b
+        .call(
+            Method::PATCH,
+            &inst("i-nope"),
+            Some(update_body(None, json!({"message": "x"}))),
+        )
+        .await;
+    assert_osb_error(&r, StatusCode::NOT_FOUND, None);
+    assert_nothing_created(&b, "i-nope").await;
+}
+
+#[tokio::test]
+async fn update_does_not_rotate_generated_secrets() {
+    let b = TestBroker::start().await;
+    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
+        .await;
+    let before = b.bind_sync("i-1", "b-1", "plan-small", json!({})).await;
+    let password = before["password"].as_str().unwrap().to_string();
+    assert_eq!(password.len(), 24);
+    let secret_in_manifest =
+        |b: &TestBroker| of_kind(&manifests(b, "i-1"), "Secret")["stringData"]["password"].clone();
+    assert_eq!(secret_in_manifest(&b), password.as_str());
+
+    let r = b
+        .call(
+            Method::PATCH,
+            &inst("i-1"),
+            Some(update_body(None, json!({"message": "changed"}))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // The release was rendered again ...
+    assert_eq!(
+        of_kind(&manifests(&b, "i-1"), "ConfigMap")["data"]["message"],
+        "changed"
+    );
+    // ... with the same password, which new bindings hand out too.
+    assert_eq!(secret_in_manifest(&b), password.as_str());
+    let after = b.bind_sync("i-1", "b-2", "plan-small", json!({})).await;
+    assert_eq!(after["password"], password.as_str());
+}
+
+// === deprovision ===
+
+#[tokio::test]
+async fn deprovision_unknown_instance_returns_410() {
+    let b = TestBroker::start().await;
+    for accepts in [false, true] {
+        let r = b
+            .call(
+                Method::DELETE,
+                &deprovision_uri("i-nope", "plan-small", accepts),
+                None,
+            )
+            .await;
+        assert_osb_error(&r, StatusCode::GONE, None);
+    }
+}
+
+#[tokio::test]
+async fn deprovision_without_service_id_or_plan_id_returns_400() {
+    let b = TestBroker::start().await;
+    b.provision_sync("i-1", "plan-small", json!({})).await;
+    for query in [
+        "",
+        "?plan_id=plan-small",
+        "?service_id=svc-tiny",
+        "?service_id=&plan_id=plan-small",
+        "?service_id=svc-tiny&plan_id=",
+    ] {
+        let r = b
+            .call(Method::DELETE, &format!("{}{query}", inst("i-1")), None)
+            .await;
+        assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
+    }
+    let r = b.call(Method::GET, &inst("i-1"), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(b.release_dir("i-1").join("manifests.yaml").is_file());
+}
+
+#[tokio::test]
+async fn deprovision_sync_returns_200_with_empty_object() {
+    let b = TestBroker::start().await;
+    b.provision_sync("i-1", "plan-small", json!({})).await;
+    let r = b
+        .call(
+            Method::DELETE,
+            &deprovision_uri("i-1", "plan-small", false),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json, json!({}));
+    assert!(!b.release_dir("i-1").exists());
+    let r = b.call(Method::GET, &inst("i-1"), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    let r = b
+        .call(
+            Method::DELETE,
+            &deprovision_uri("i-1", "plan-small", false),
+            None,
+        )
+        .await;
+    assert_osb_error(&r, StatusCode::GONE, None);
+}
+
+#[tokio::test]
+async fn deprovision_async_returns_202_then_last_operation_succeeded() {
+    let b = TestBroker::start().await;
+    b.provision_sync("i-1", "plan-small", json!({})).await;
+    let r = b
+        .call(
+            Method::DELETE,
+            &deprovision_uri("i-1", "plan-small", true),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let op = r.json["operation"].as_str().unwrap().to_string();
+    let r = b.wait_instance("i-1", &op).await;
+    assert_delete_done(&r);
+    // Asked again, the same; and without the operation too, while the
+    // tombstone lives.
+    let r = b.call(Method::GET, &last_op("i-1", Some(&op)), None).await;
+    assert_delete_done(&r);
+    let r = b.call(Method::GET, &last_op("i-1", None), None).await;
+    assert_delete_done(&r);
+    // A delete the broker has forgotten (or never knew) is gone; anything
+    // else about an unknown instance is 404.
+    let r = b
+        .call(Method::GET, &last_op("i-never", Some(&op)), None)
+        .await;
+    assert_osb_error(&r, StatusCode::GONE, None);
+    let r = b.call(Method::GET, &last_op("i-never", None), None).await;
+    assert_osb_error(&r, StatusCode::NOT_FOUND, None);
+    assert!(!b.release_dir("i-1").exists());
+}
+
+#[tokio::test]
+async fn deprovision_while_provisioning_returns_422_concurrency_error() {
+    let (b, gate) = TestBroker::start_gated().await;
+    let op = b.provision_async("i-1", "plan-small", json!({})).await;
+    for accepts in [true, false] {
+        let r = b
+            .call(
+                Method::DELETE,
+                &deprovision_uri("i-1", "plan-small", accepts),
+                None,
+            )
+            .await;
+        assert_osb_error(
+            &r,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("ConcurrencyError"),
+        );
+    }
+    gate.open();
+    let r = b.wait_instance("i-1", &op).await;
+    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    let r = b.call(Method::GET, &inst("i-1"), None).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "the refused delete removed the instance: {}",
+        r.text
+    );
+}
+
+// === last_operation ===
+
+#[tokio::test]
+async fn last_operation_for_never_existing_instance_returns_404() {
+    let b = TestBroker::start().await;
+    for op in [None, Some("provision-123")] {
+        let r = b.call(Method::GET, &last_op("i-nope", op), None).await;
+        assert_osb_error(&r, StatusCode::NOT_FOUND, None);
+    }
+}
+
+#[tokio::test]
+async fn last_operation_with_an_operation_never_issued_answers_about_the_latest() {
+    let (b, gate) = TestBroker::start_gated().await;
+    gate.open();
+    let first = b.provision_async("i-1", "plan-small", json!({})).await;
+    b.wait_instance("i-1", &first).await;
+    // The latest operation is still running; the older one succeeded.
+    gate.close();
+    let r = b
+        .call(
+            Method::PATCH,
+            &inst_async("i-1"),
+            Some(update_body(None, json!({"message": "x"}))),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let latest = r.json["operation"].as_str().unwrap().to_string();
+    // Platforms and suites send words of their own, or stale ids: the
+    // latest operation answers, with the same headers as always.
+    for foreign in ["no-such-op", "update", "provision-00000000", "%20"] {
+        let r = b
+            .call(Method::GET, &last_op("i-1", Some(foreign)), None)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{foreign}: {}", r.text);
+        assert_eq!(r.json["state"], "in progress", "{foreign}: {}", r.text);
+        assert_eq!(r.headers["retry-after"], "2", "{foreign}");
+    }
+    // An older operation of this instance keeps its own answer.
+    let r = b
+        .call(Method::GET, &last_op("i-1", Some(&first)), None)
+        .await;
+    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    gate.open();
+    let r = b.wait_instance("i-1", &latest).await;
+    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+}
