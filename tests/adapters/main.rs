@@ -14,6 +14,8 @@ mod kube_store;
 mod reload;
 mod replicas;
 mod ui_browser;
+mod ui_browser_detail;
+mod ui_detail;
 mod upstream;
 mod upstream_faults;
 mod upstream_requests;

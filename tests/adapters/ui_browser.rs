@@ -109,6 +109,7 @@ async fn the_dashboard_works_in_chromium() {
     let form = c.form(Locator::Css("form.filters")).await.unwrap();
     form.set_by_name("namespace", "team-b").await.unwrap();
     form.submit().await.unwrap();
+    wait_for_url(&c, "namespace=team-b").await;
     assert_eq!(rows(&c).await, 3);
     assert!(
         c.current_url()

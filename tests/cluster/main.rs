@@ -25,3 +25,4 @@ mod postrender;
 mod real_cluster;
 mod registration;
 mod tenant_isolation;
+mod ui_cluster;

@@ -8,6 +8,8 @@ pub mod kube_store;
 pub mod reload;
 pub mod replicas;
 pub mod ui_browser;
+pub mod ui_browser_detail;
+pub mod ui_detail;
 pub mod upstream;
 pub mod upstream_faults;
 pub mod upstream_requests;

@@ -2,110 +2,16 @@
 //! (helpers live under tests/common: tests/README.md).
 
 use crate::common;
+pub use crate::common::browser::*;
+pub use crate::common::dashboard::{UI_PASS, UI_USER};
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use common::process::{Proc, free_port, http};
-use common::*;
-
-pub const UI_USER: &str = "operator";
-pub const UI_PASS: &str = "dashboard-password-1";
-
-pub fn tool(var: &str, default: &str) -> PathBuf {
-    let p = std::env::var_os(var)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(default));
-    assert!(
-        p.is_file(),
-        "{} not found — run scripts/install-tools.sh (Debian's chromium and chromium-driver) or set {var}",
-        p.display()
-    );
-    p
-}
-
-/// chromedriver on a free port, ready for sessions.
-pub async fn chromedriver() -> (Proc, String) {
-    let bin = tool("CHARTBROKER_CHROMEDRIVER", "/usr/bin/chromedriver");
-    let port = free_port();
-    let proc = Proc(
-        std::process::Command::new(bin)
-            .arg(format!("--port={port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("chromedriver starts"),
-    );
-    let url = format!("http://127.0.0.1:{port}");
-    for _ in 0..200 {
-        if let Some((200, v)) = http(Method::GET, format!("{url}/status"), None).await {
-            if v["value"]["ready"] == true {
-                return (proc, url);
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("chromedriver did not become ready");
-}
-
-/// A headless session that keeps the browser's console log.
-pub async fn browser(driver: &str) -> Client {
-    let chromium = tool("CHARTBROKER_CHROMIUM", "/usr/bin/chromium");
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": chromium,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1400,900", "--no-first-run", "--disable-extensions"],
-        }),
-    );
-    caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(driver)
-        .await
-        .expect("a chromium session")
-}
-
-/// The browser console since the last call (chromedriver's log endpoint).
-pub async fn console(c: &Client, driver: &str) -> Vec<Value> {
-    let sid = c.session_id().await.unwrap().unwrap();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let v: Value = reqwest::Client::new()
-        .post(format!("{driver}/session/{sid}/se/log"))
-        .json(&json!({"type": "browser"}))
-        .send()
-        .await
-        .expect("the log endpoint")
-        .json()
-        .await
-        .unwrap();
-    v["value"].as_array().cloned().unwrap_or_default()
-}
-
-pub async fn assert_quiet(c: &Client, driver: &str, what: &str) {
-    let errors: Vec<Value> = console(c, driver)
-        .await
-        .into_iter()
-        .filter(|e| e["level"] == "SEVERE" || e["level"] == "WARNING")
-        .collect();
-    assert!(errors.is_empty(), "console errors on {what}: {errors:#?}");
-}
-
-pub async fn shot(c: &Client, name: &str) {
-    let dir = repo().join("target/ui-screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join(format!("{name}.png")),
-        c.screenshot().await.unwrap(),
-    )
-    .unwrap();
-}
+use common::process::http;
 
 pub async fn rows(c: &Client) -> usize {
     c.find_all(Locator::Css("#instances tbody tr"))
@@ -116,4 +22,22 @@ pub async fn rows(c: &Client) -> usize {
 
 pub async fn osb(url: String, body: Option<Value>, method: Method) -> (u16, Value) {
     http(method, url, body).await.expect("the broker answers")
+}
+
+/// Waits until the browser has navigated to a URL containing `needle`
+/// (a form submit returns before the next page has loaded) and that page
+/// has finished loading.
+pub async fn wait_for_url(c: &Client, needle: &str) {
+    for _ in 0..200 {
+        let url = c.current_url().await.unwrap();
+        let done = c
+            .execute("return document.readyState", vec![])
+            .await
+            .unwrap();
+        if url.as_str().contains(needle) && done == json!("complete") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the browser never reached a page with {needle} in its URL");
 }

@@ -21,3 +21,4 @@ pub mod registration;
 pub mod tenant_isolation;
 pub mod tenant_isolation_platform_trust;
 pub mod tenant_isolation_release_identity;
+pub mod ui_cluster;

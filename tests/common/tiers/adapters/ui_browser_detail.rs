@@ -1,32 +1,24 @@
-//! The dashboard's instance details and health page in Debian's headless
-//! chromium over WebDriver, against `chartbroker serve` as a process (the
-//! render engine, the example catalog's MySQL and WordPress plus the test
-//! catalog's tiny chart): release revisions and redacted manifests shown,
-//! no generated secret in any page source, hostile manifest text and a
-//! very long name kept as text, used-by links that lead to the user, and a
-//! health page with its replicas, upstreams and SVG charts, all without a
-//! console error (CSP violations included). Screenshots of the instance and
-//! health pages go to `target/ui-screenshots/`.
+//! Helpers of adapters/ui_browser_detail.rs.
 
-mod common;
-
+use crate::common;
+pub use crate::common::dashboard::{UI_PASS, UI_USER};
+use common::browser::{assert_quiet, shot};
+use common::process::osb;
+use common::*;
 use fantoccini::{Client, Locator};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use common::browser::{assert_quiet, browser, chromedriver, shot};
-use common::process::{free_port, osb, ready, spawn_serve};
-use common::*;
+pub const MYSQL: &str = "a0f5bc72-baad-493b-bc23-a1955f509a90";
 
-const UI_USER: &str = "operator";
-const UI_PASS: &str = "dashboard-password-1";
-const MYSQL: &str = "a0f5bc72-baad-493b-bc23-a1955f509a90";
-const MYSQL_BASIC: &str = "d58ea2b6-9f2e-4142-9e1c-9ab508dc47d1";
-const WORDPRESS: &str = "c461081c-edf4-464d-a97a-c6bc513221d8";
-const WORDPRESS_STANDARD: &str = "5d07b801-7bd4-41e1-b993-f981678db0af";
+pub const MYSQL_BASIC: &str = "d58ea2b6-9f2e-4142-9e1c-9ab508dc47d1";
+
+pub const WORDPRESS: &str = "c461081c-edf4-464d-a97a-c6bc513221d8";
+
+pub const WORDPRESS_STANDARD: &str = "5d07b801-7bd4-41e1-b993-f981678db0af";
 
 /// The example catalog plus the test catalog, charts side by side.
-fn catalogs(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+pub fn catalogs(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let (catalog, charts) = (dir.join("catalog"), dir.join("charts"));
     std::fs::create_dir_all(&catalog).unwrap();
     std::fs::create_dir_all(&charts).unwrap();
@@ -50,13 +42,13 @@ fn catalogs(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
     (catalog, charts)
 }
 
-fn body(service: &str, plan: &str, ns: &str, params: Value) -> Value {
+pub fn body(service: &str, plan: &str, ns: &str, params: Value) -> Value {
     json!({"service_id": service, "plan_id": plan,
         "context": {"platform": "kubernetes", "namespace": ns}, "parameters": params})
 }
 
 /// Every Secret value in a rendered release folder.
-fn secret_values(dir: &std::path::Path) -> Vec<String> {
+pub fn secret_values(dir: &std::path::Path) -> Vec<String> {
     let text = std::fs::read_to_string(dir.join("manifests.yaml")).unwrap();
     let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
     docs.iter()
@@ -72,16 +64,17 @@ fn secret_values(dir: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
-const LONG_NAME_LEN: usize = 200;
-const HOSTILE: &str = "<script>alert('m')</script><img src=x onerror=alert(1)>";
+pub const LONG_NAME_LEN: usize = 200;
 
-fn long_id() -> String {
+pub const HOSTILE: &str = "<script>alert('m')</script><img src=x onerror=alert(1)>";
+
+pub fn long_id() -> String {
     format!("long-{}", "x".repeat(LONG_NAME_LEN))
 }
 
 /// MySQL `db-1` used by WordPress `wp-1`, and a tiny instance with a very
 /// long id whose manifest carries hostile text; every Secret value written.
-async fn provision_all(base: &str, state: &std::path::Path) -> Vec<String> {
+pub async fn provision_all(base: &str, state: &std::path::Path) -> Vec<String> {
     let put = |id: String, b: Value| {
         let url = format!("{base}/v2/service_instances/{id}");
         osb(Method::PUT, url, Some(b))
@@ -108,7 +101,7 @@ async fn provision_all(base: &str, state: &std::path::Path) -> Vec<String> {
     secrets
 }
 
-fn assert_no_secret(src: &str, secrets: &[String], what: &str) {
+pub fn assert_no_secret(src: &str, secrets: &[String], what: &str) {
     for s in secrets {
         assert!(
             !src.contains(s.as_str()),
@@ -119,7 +112,7 @@ fn assert_no_secret(src: &str, secrets: &[String], what: &str) {
 
 /// db-1: one revision, its Secret's values masked, wp-1 as its user; the
 /// link leads to wp-1, which uses db-1.
-async fn details(c: &Client, driver: &str, authed: &str, secrets: &[String]) {
+pub async fn details(c: &Client, driver: &str, authed: &str, secrets: &[String]) {
     c.goto(&format!("{authed}/ui/instances/db-1"))
         .await
         .unwrap();
@@ -182,7 +175,7 @@ async fn details(c: &Client, driver: &str, authed: &str, secrets: &[String]) {
 }
 
 /// Hostile manifest text and a very long name stay text.
-async fn hostile(c: &Client, driver: &str, base: &str) {
+pub async fn hostile(c: &Client, driver: &str, base: &str) {
     c.goto(&format!("{base}/ui/instances/{}", long_id()))
         .await
         .unwrap();
@@ -225,7 +218,7 @@ async fn hostile(c: &Client, driver: &str, base: &str) {
 
 /// Health: no replicas (redb), the example catalog's upstream with its
 /// state, charts drawn as SVG.
-async fn health(c: &Client, driver: &str, base: &str) {
+pub async fn health(c: &Client, driver: &str, base: &str) {
     c.goto(&format!("{base}/ui/health")).await.unwrap();
     c.find(Locator::Css("#replicas-none")).await.unwrap();
     let ups = c
@@ -242,31 +235,4 @@ async fn health(c: &Client, driver: &str, base: &str) {
     c.goto(&format!("{base}/ui/health#charts")).await.unwrap();
     shot(c, "health-charts").await;
     assert_quiet(c, driver, "the health page's charts").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn instance_details_and_health_work_in_chromium() {
-    let (_driver_proc, driver) = chromedriver().await;
-    let data = tempfile::tempdir().unwrap();
-    let (catalog, charts) = catalogs(data.path());
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let state = data.path().join("state");
-    std::fs::create_dir_all(&state).unwrap();
-    let _broker = spawn_serve(
-        port,
-        &catalog,
-        &charts,
-        &state,
-        &helm_bin(),
-        &["--ui", "--ui-username", UI_USER, "--ui-password", UI_PASS],
-    );
-    ready(port).await;
-    let secrets = provision_all(&base, &state).await;
-    let c = browser(&driver).await;
-    let authed = format!("http://{UI_USER}:{UI_PASS}@127.0.0.1:{port}");
-    details(&c, &driver, &authed, &secrets).await;
-    hostile(&c, &driver, &base).await;
-    health(&c, &driver, &base).await;
-    c.close().await.unwrap();
 }

@@ -1,33 +1,18 @@
-//! The dashboard against the real API server (tests/testenv) and the real
-//! helm: a helm-engine instance's page shows its release history and
-//! manifests as the release identity reads them (generated secrets
-//! redacted), the health page shows the replicas sharing the Kubernetes
-//! store by their Leases, and the broker's own chart serves the dashboard
-//! on the broker's Service with a credential Secret of its own.
-//!
-//! Pods never run here (no kubelet): the chart test applies the chart's
-//! objects to the API server, then starts the real binary with the UI
-//! environment resolved from the applied Deployment and the Secret in the
-//! cluster, as a kubelet would.
+//! Helpers of cluster/ui_cluster.rs.
 
-mod common;
-
+use crate::common;
+pub use crate::common::dashboard::{UI_PASS, UI_USER};
+use base64::Engine as _;
+use common::cluster::{Cluster, chart_template, kubectl, secret_value};
+use common::process::{Proc, broker_bin, osb};
+use common::{PASS, USER, helm_bin, repo};
+use reqwest::Method;
+use serde_json::{Value, json};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use base64::Engine as _;
-use reqwest::Method;
-use serde_json::{Value, json};
-
-use common::cluster::{Cluster, chart_template, kubectl, secret_value};
-use common::process::{Proc, broker_bin, free_port, osb, ready};
-use common::{PASS, USER, helm_bin, repo};
-
-const UI_USER: &str = "operator";
-const UI_PASS: &str = "dashboard-password-1";
-
 /// A dashboard page with `auth` (user, password); (status, body).
-async fn ui_get(url: &str, auth: Option<(&str, &str)>) -> (u16, String) {
+pub async fn ui_get(url: &str, auth: Option<(&str, &str)>) -> (u16, String) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut r = reqwest::Client::new().get(url);
     if let Some((u, p)) = auth {
@@ -38,7 +23,7 @@ async fn ui_get(url: &str, auth: Option<(&str, &str)>) -> (u16, String) {
 }
 
 /// Polls `last_operation` until the instance's operation succeeded.
-async fn settle(base: &str, id: &str) {
+pub async fn settle(base: &str, id: &str) {
     let uri = format!("{base}/v2/service_instances/{id}/last_operation");
     for _ in 0..1200 {
         let (_, r) = osb(Method::GET, uri.clone(), None).await;
@@ -52,7 +37,7 @@ async fn settle(base: &str, id: &str) {
 }
 
 /// The part of `page` from `open` to the next `</table>`.
-fn table<'a>(page: &'a str, open: &str) -> &'a str {
+pub fn table<'a>(page: &'a str, open: &str) -> &'a str {
     page.split(open)
         .nth(1)
         .unwrap_or_else(|| panic!("no {open} in {page}"))
@@ -63,7 +48,7 @@ fn table<'a>(page: &'a str, open: &str) -> &'a str {
 
 /// Provisions `h-1` in `ns`, then updates it with hostile text: two
 /// helm revisions.
-async fn install_and_upgrade(base: &str, ns: &str) {
+pub async fn install_and_upgrade(base: &str, ns: &str) {
     let uri = format!("{base}/v2/service_instances/h-1?accepts_incomplete=true");
     let first = json!({"service_id": "svc-cluster", "plan_id": "plan-tiny",
         "context": {"platform": "kubernetes", "namespace": ns}, "parameters": {"message": "first"}});
@@ -78,7 +63,7 @@ async fn install_and_upgrade(base: &str, ns: &str) {
 }
 
 /// How many `helm <command>` calls the broker at `base` made.
-async fn helm_calls(base: &str, command: &str) -> f64 {
+pub async fn helm_calls(base: &str, command: &str) -> f64 {
     let (_, text) = ui_get(&format!("{base}/metrics"), None).await;
     let prefix = format!("chartbroker_helm_call_duration_seconds_count{{command=\"{command}\"");
     text.lines()
@@ -88,7 +73,7 @@ async fn helm_calls(base: &str, command: &str) -> f64 {
 }
 
 /// Replica `port`'s health page lists both replicas' Leases, live.
-async fn assert_leases(port: u16) {
+pub async fn assert_leases(port: u16) {
     let url = format!("http://127.0.0.1:{port}/ui/health");
     let (status, h) = ui_get(&url, Some((UI_USER, UI_PASS))).await;
     assert_eq!(status, 200, "{h}");
@@ -103,78 +88,8 @@ async fn assert_leases(port: u16) {
     assert!(h.contains("<td>kube</td>"), "{h}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_helm_release_shows_its_revisions_and_the_replicas_their_leases() {
-    let k = Cluster::admin().await;
-    let id = k.install_broker(false).await;
-    let ns = k.namespace("uih").await;
-    k.grant_target(&id, &ns);
-    let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
-    let root = tempfile::tempdir().unwrap();
-    let ui = ["--ui", "--ui-username", UI_USER, "--ui-password", UI_PASS];
-    let (pa, pb) = (free_port(), free_port());
-    let start = |name: &str, port: u16| {
-        let data = root.path().join(name);
-        std::fs::create_dir_all(&data).unwrap();
-        let log: Stdio = std::fs::File::create(data.with_extension("log"))
-            .unwrap()
-            .into();
-        Proc(
-            id.replica(broker_bin(), &data, &helm_bin(), &key, port, 5)
-                .args(ui)
-                .stderr(log)
-                .spawn()
-                .expect("chartbroker starts"),
-        )
-    };
-    let (_a, _b) = (start("a", pa), start("b", pb));
-    ready(pa).await;
-    ready(pb).await;
-    let base = format!("http://127.0.0.1:{pa}");
-    install_and_upgrade(&base, &ns).await;
-    let secret = k
-        .get(&format!("/api/v1/namespaces/{ns}/secrets/cb-h-1"))
-        .await
-        .expect("the release's Secret");
-    let password = secret_value(&secret, "password").unwrap();
-    assert!(password.len() >= 24);
-
-    let histories = helm_calls(&base, "history").await;
-    let url = format!("{base}/ui/instances/h-1");
-    let loads = (0..8).map(|_| ui_get(&url, Some((UI_USER, UI_PASS))));
-    let pages = futures::future::join_all(loads).await;
-    // Eight loads at once, one `helm history`: answers are cached.
-    assert_eq!(helm_calls(&base, "history").await, histories + 1.0);
-    let (status, t) = &pages[0];
-    assert_eq!(*status, 200, "{t}");
-    let revisions = table(t, "<table id=\"revisions\">");
-    assert_eq!(revisions.matches("<tr><td>").count(), 2, "{revisions}");
-    assert!(
-        revisions.find("<tr><td>2</td>").unwrap() < revisions.find("<tr><td>1</td>").unwrap(),
-        "newest first: {revisions}"
-    );
-    assert!(revisions.contains("<td>deployed</td>") && revisions.contains("<td>superseded</td>"));
-    assert!(revisions.contains("tiny-"), "{revisions}");
-    assert!(t.contains("<summary>ConfigMap cb-h-1"), "{t}");
-    assert!(t.contains("<summary>Secret cb-h-1"), "{t}");
-    assert!(t.contains("&lt;script&gt;alert(&#39;second&#39;)"), "{t}");
-    assert!(!t.contains("<script>alert"));
-    assert!(
-        !t.contains(&password),
-        "the generated password is on the page"
-    );
-    let b64 = base64::engine::general_purpose::STANDARD.encode(&password);
-    assert!(
-        !t.contains(&b64),
-        "the generated password is on the page in base64"
-    );
-    // Both replicas by their Leases, live, from either replica.
-    assert_leases(pa).await;
-    assert_leases(pb).await;
-}
-
 /// The chart's objects for a broker with the dashboard on.
-fn chart_yaml(ns: &str) -> String {
+pub fn chart_yaml(ns: &str) -> String {
     let values = json!({
         "fullnameOverride": "cbui",
         "targetNamespaces": [],
@@ -190,7 +105,7 @@ fn chart_yaml(ns: &str) -> String {
 /// apply) and checks what was applied: one Service port, probes off the
 /// dashboard, the UI credential by reference to its own Secret. Returns the
 /// container's environment.
-async fn apply_chart(k: &Cluster, ns: &str) -> Vec<Value> {
+pub async fn apply_chart(k: &Cluster, ns: &str) -> Vec<Value> {
     let yaml = chart_yaml(ns);
     let (ok, out) = kubectl(
         &k.kubeconfig,
@@ -240,7 +155,7 @@ async fn apply_chart(k: &Cluster, ns: &str) -> Vec<Value> {
 
 /// The `CHARTBROKER_UI*` variables of `env` as a kubelet resolves them
 /// (Secrets read from the API server).
-async fn resolve_ui_env(k: &Cluster, ns: &str, env: &[Value]) -> Vec<(String, String)> {
+pub async fn resolve_ui_env(k: &Cluster, ns: &str, env: &[Value]) -> Vec<(String, String)> {
     let mut resolved = Vec::new();
     for e in env.iter().filter(|e| {
         e["name"]
@@ -266,7 +181,7 @@ async fn resolve_ui_env(k: &Cluster, ns: &str, env: &[Value]) -> Vec<(String, St
 }
 
 /// The real binary (render engine, test catalog) with `env` on `port`.
-fn serve_with(env: Vec<(String, String)>, port: u16, data: &std::path::Path) -> Proc {
+pub fn serve_with(env: Vec<(String, String)>, port: u16, data: &std::path::Path) -> Proc {
     Proc(
         Command::new(broker_bin())
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -288,46 +203,6 @@ fn serve_with(env: Vec<(String, String)>, port: u16, data: &std::path::Path) -> 
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_chart_serves_the_dashboard_on_its_service_with_its_own_secret() {
-    let k = Cluster::admin().await;
-    let ns = k.namespace("uic").await;
-    let env = apply_chart(&k, &ns).await;
-    let data = json!({"username": b64(UI_USER), "password": b64(UI_PASS), "link-key": b64(&"k".repeat(32))});
-    k.create(
-        &format!("/api/v1/namespaces/{ns}/secrets"),
-        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "cbui-ui", "namespace": ns},
-               "type": "Opaque", "data": data}),
-    )
-    .await;
-    let resolved = resolve_ui_env(&k, &ns, &env).await;
-    let (port, dir) = (free_port(), tempfile::tempdir().unwrap());
-    let _broker = serve_with(resolved, port, dir.path());
-    ready(port).await;
-    let url = format!("http://127.0.0.1:{port}/ui/instances");
-    assert_eq!(ui_get(&url, Some((UI_USER, UI_PASS))).await.0, 200);
-    // Its own credential only: the broker's is not the dashboard's.
-    assert_eq!(ui_get(&url, Some((USER, PASS))).await.0, 401);
-    assert_eq!(ui_get(&url, None).await.0, 401);
-    // The public URL from the values and the Secret's link key sign links
-    // that open the instance's page without a credential.
-    let (status, r) = osb(
-        Method::PUT,
-        format!("http://127.0.0.1:{port}/v2/service_instances/c-1"),
-        Some(common::provision_body("plan-small", json!({}))),
-    )
-    .await;
-    assert_eq!(status, 201, "{r}");
-    let link = r["dashboard_url"].as_str().expect("a dashboard_url");
-    let path = link
-        .strip_prefix("https://broker.example.test")
-        .unwrap_or_else(|| panic!("{link}"));
-    assert!(path.starts_with("/ui/instances/c-1?"), "{link}");
-    let (status, page) = ui_get(&format!("http://127.0.0.1:{port}{path}"), None).await;
-    assert_eq!(status, 200, "{page}");
-    assert!(page.contains("<h1>Instance c-1</h1>"), "{page}");
-}
-
-fn b64(s: &str) -> String {
+pub fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
