@@ -431,6 +431,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         r = runtime.recover() => r?,
     }
     tracing::info!("recovery finished; ready");
+    chartbroker::runtime::resident::shed_start_up();
     server.await
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+pub mod resident;
 mod steps;
 use steps::credentials;
 
