@@ -158,6 +158,9 @@ async fn every_token_of_every_length_authenticates_and_nothing_near_one_does() {
     assert_eq!(status(&b, "Bearer ").await, StatusCode::UNAUTHORIZED);
 }
 
+/// A request (method, path, headers) and the status it must get.
+type Case<'a> = (Method, &'a str, Vec<(&'a str, &'a str)>, StatusCode);
+
 /// 401 before 412 before 400, 405 only once authenticated, and the request
 /// identity echoed on each of them and on success.
 #[tokio::test]
@@ -167,7 +170,7 @@ async fn the_checks_answer_in_order_and_echo_the_request_identity() {
     let bad_identity = ("x-broker-api-originating-identity", "kubernetes !!!");
     let a = auth();
     let good = ("authorization", a.as_str());
-    let cases: [(Method, &str, Vec<(&str, &str)>, StatusCode); 7] = [
+    let cases: [Case; 7] = [
         (
             Method::GET,
             "/v2/catalog",

@@ -25,7 +25,7 @@ use tower::{Layer, Service};
 
 use super::access;
 use super::auth::{self, Caller, LiveCredentials};
-use super::error::InternalDetail;
+use super::error::{ApiError, InternalDetail};
 use super::headers::{self, OriginIdentity};
 use crate::broker::trust::Trust;
 use crate::metrics::Metrics;
@@ -56,12 +56,10 @@ pub struct V2<S> {
 }
 
 impl<S> V2<S> {
-    fn check(&self, req: &mut Request) -> Result<Arc<Trust>, Response> {
-        let trust =
-            auth::authenticate(&self.credentials, req).map_err(IntoResponse::into_response)?;
-        let version = headers::api_version(req.headers()).map_err(IntoResponse::into_response)?;
-        let identity =
-            headers::originating_identity(req.headers()).map_err(IntoResponse::into_response)?;
+    fn check(&self, req: &mut Request) -> Result<Arc<Trust>, ApiError> {
+        let trust = auth::authenticate(&self.credentials, req)?;
+        let version = headers::api_version(req.headers())?;
+        let identity = headers::originating_identity(req.headers())?;
         let ext = req.extensions_mut();
         ext.insert(Caller(trust.clone()));
         ext.insert(version);
@@ -86,7 +84,7 @@ where
     fn call(&mut self, mut req: Request) -> Self::Future {
         match self.check(&mut req) {
             Ok(trust) => V2Future::Inner(self.inner.call(req), Some(trust)),
-            Err(refused) => V2Future::Refused(Some(refused)),
+            Err(refused) => V2Future::Refused(Some(refused.into_response())),
         }
     }
 }
