@@ -29,6 +29,9 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
+#[path = "targets/lean.rs"]
+mod lean;
+
 const USER: &str = "bench";
 const PASS: &str = "bench-password";
 const MYSQL: &str = "a0f5bc72-baad-493b-bc23-a1955f509a90";
@@ -660,6 +663,7 @@ async fn run() {
     let (helm, log) = counting_helm(work.path());
     let mut rows = Vec::new();
     let mut notes = Vec::new();
+    rows.extend(lean::rows(work.path(), &helm, &reference).await);
 
     // --- Flows: CPU, helm calls, idle memory ---------------------------
     let data = work.path().join("flows");

@@ -7,6 +7,7 @@
 //! methods, `other`): anyone can send requests, and a label taken verbatim
 //! from a request would let them add series (and memory) without end.
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -22,7 +23,7 @@ pub(crate) mod process;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DurationLabels {
-    route: String,
+    route: Arc<str>,
     method: &'static str,
     status_class: &'static str,
 }
@@ -41,7 +42,7 @@ struct BuildLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    route: String,
+    route: Arc<str>,
     method: &'static str,
     status: u16,
 }
@@ -97,6 +98,9 @@ pub(crate) struct Metrics {
     reloads: Family<ReloadLabels, Counter>,
     reload_failures: Family<ReloadLabels, Counter>,
     reload_last_success: Family<ReloadLabels, Gauge>,
+    /// Route labels seen so far (templates: a fixed set), shared by every
+    /// series of a route so counting a request allocates nothing.
+    routes: RwLock<Vec<Arc<str>>>,
 }
 
 fn upstream_histogram() -> Histogram {
@@ -139,6 +143,7 @@ impl Default for Metrics {
             upstream,
             helm_running,
             helm_waiting,
+            routes: RwLock::default(),
         }
     }
 }
@@ -293,12 +298,26 @@ fn register_reloads(registry: &mut Registry) -> ReloadFamilies {
 }
 
 impl Metrics {
+    /// The shared label value of `route`.
+    fn route(&self, route: &str) -> Arc<str> {
+        let find = |all: &[Arc<str>]| all.iter().find(|r| ***r == *route).cloned();
+        if let Some(r) = find(&self.routes.read().expect("routes lock")) {
+            return r;
+        }
+        let mut all = self.routes.write().expect("routes lock");
+        find(&all).unwrap_or_else(|| {
+            let r: Arc<str> = route.into();
+            all.push(r.clone());
+            r
+        })
+    }
+
     /// Counts one HTTP request. `route` must be a route template (or
     /// `unmatched`), never a request's own path.
     pub(crate) fn request(&self, route: &str, method: &axum::http::Method, status: u16) {
         self.requests
             .get_or_create(&RequestLabels {
-                route: route.to_string(),
+                route: self.route(route),
                 method: method_label(method),
                 status,
             })
@@ -315,7 +334,7 @@ impl Metrics {
     ) {
         self.durations
             .get_or_create(&DurationLabels {
-                route: route.to_string(),
+                route: self.route(route),
                 method: method_label(method),
                 status_class: status_class(status),
             })

@@ -46,6 +46,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -65,8 +66,9 @@ pub const DEFAULT_MAX_MANIFEST_BYTES: usize = 16 * 1024 * 1024;
 pub struct Catalog {
     services: Vec<Service>,
     upstreams: Vec<Upstream>,
-    /// The `GET /v2/catalog` body and its ETag per [`ApiVersion::ALL`].
-    osb_bodies: Arc<[(Arc<[u8]>, String)]>,
+    /// The `GET /v2/catalog` body and its ETag per [`ApiVersion::ALL`], as
+    /// `Bytes` a response shares without copying or allocating.
+    osb_bodies: Arc<[(Bytes, Bytes)]>,
 }
 
 /// An OSB service offering.
@@ -284,7 +286,7 @@ impl Catalog {
             .map(|&v| {
                 let body = osb::body(&services, v);
                 let etag = osb::etag(&body);
-                (Arc::from(body), etag)
+                (Bytes::from(body), Bytes::from(etag))
             })
             .collect();
         Catalog {
@@ -339,14 +341,14 @@ impl Catalog {
 
     /// The latest API version's `GET /v2/catalog` body.
     #[cfg(test)]
-    pub(crate) fn osb_body(&self) -> Arc<[u8]> {
+    pub(crate) fn osb_body(&self) -> Bytes {
         self.osb_body_for(ApiVersion::LATEST)
     }
 
     /// The `GET /v2/catalog` body for platforms speaking `v`, serialized
-    /// once at load; cheap to clone into a response (`Bytes::from_owner`).
-    pub(crate) fn osb_body_for(&self, v: ApiVersion) -> Arc<[u8]> {
-        Arc::clone(&self.osb_bodies[v.index()].0)
+    /// once at load; a clone shares the bytes.
+    pub(crate) fn osb_body_for(&self, v: ApiVersion) -> Bytes {
+        self.osb_bodies[v.index()].0.clone()
     }
 
     /// A strong ETag (quoted SHA-256 prefix) of the latest body.
@@ -357,7 +359,12 @@ impl Catalog {
     /// A strong ETag of [`Catalog::osb_body_for`] `v`: versions differ in
     /// their bytes, so in their tags too.
     pub(crate) fn etag_for(&self, v: ApiVersion) -> &str {
-        &self.osb_bodies[v.index()].1
+        std::str::from_utf8(&self.osb_bodies[v.index()].1).expect("an ETag is ASCII")
+    }
+
+    /// [`Catalog::etag_for`] as shared bytes, for a header value.
+    pub(crate) fn etag_bytes_for(&self, v: ApiVersion) -> Bytes {
+        self.osb_bodies[v.index()].1.clone()
     }
 }
 

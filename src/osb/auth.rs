@@ -1,14 +1,14 @@
 //! Authentication of platforms: HTTP basic, bearer tokens and mTLS client
 //! certificates, compared in constant time, each credential with its own
-//! [`Trust`]. Only digests of the credentials are kept in memory.
+//! [`Trust`]. Passwords and tokens are compared as zero-padded bytes
+//! ([`super::secret`]), not hashed per request; certificates are known by
+//! the SHA-256 of their DER bytes, taken once per connection.
 
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::header;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use ring::digest::{SHA256, digest};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
@@ -17,6 +17,7 @@ use crate::broker::trust::Trust;
 pub(crate) use crate::broker::trust::TrustFields;
 
 use super::error::ApiError;
+use super::secret::{Padded, pad_all};
 
 /// A SHA-256 digest.
 pub(crate) type Digest = [u8; 32];
@@ -28,15 +29,19 @@ pub(crate) fn sha(bytes: &[u8]) -> Digest {
         .expect("SHA-256 is 32 bytes")
 }
 
-/// A configured credential's digest and the trust it carries.
+/// Basic credentials up to this long are decoded on the stack; longer ones
+/// (no platform sends them) on the heap.
+const STACK_DECODE: usize = 512;
+
+/// A configured credential and the trust it carries.
 type Entry<T> = (T, Arc<Trust>);
 
 /// Who may call `/v2`, each credential with its own trust. `Debug` shows
 /// counts only.
 #[derive(Clone, Default)]
-pub(crate) struct Credentials {
-    users: Vec<Entry<(Digest, Digest)>>,
-    tokens: Vec<Entry<Digest>>,
+pub struct Credentials {
+    users: Vec<Entry<(Padded, Padded)>>,
+    tokens: Vec<Entry<Padded>>,
     certificates: Vec<Entry<Digest>>,
 }
 
@@ -61,8 +66,13 @@ impl Credentials {
     /// Adds a basic-auth user with its trust.
     pub(crate) fn add_user_with(&mut self, username: &str, password: &str, t: TrustFields) {
         let trust = t.into_trust(username);
-        self.users
-            .push(((sha(username.as_bytes()), sha(password.as_bytes())), trust));
+        let user = (
+            Padded::new(username.as_bytes()),
+            Padded::new(password.as_bytes()),
+        );
+        self.users.push((user, trust));
+        pad_all(&mut self.users, |e| &mut e.0.0);
+        pad_all(&mut self.users, |e| &mut e.0.1);
     }
 
     /// Adds a bearer token with the default trust.
@@ -74,7 +84,8 @@ impl Credentials {
     /// Adds a bearer token with its trust; `name` names it in logs.
     pub(crate) fn add_token_with(&mut self, token: &str, name: &str, t: TrustFields) {
         self.tokens
-            .push((sha(token.as_bytes()), t.into_trust(name)));
+            .push((Padded::new(token.as_bytes()), t.into_trust(name)));
+        pad_all(&mut self.tokens, |e| &mut e.0);
     }
 
     /// Adds a client certificate (mTLS) by the SHA-256 of its DER bytes.
@@ -87,8 +98,9 @@ impl Credentials {
     pub(crate) fn retrust(&mut self, name: &str, f: impl Fn(&Trust) -> Trust) -> bool {
         let mut found = false;
         let users = self.users.iter_mut().map(|(_, t)| t);
-        let others = self.tokens.iter_mut().chain(self.certificates.iter_mut());
-        for t in users.chain(others.map(|(_, t)| t)) {
+        let tokens = self.tokens.iter_mut().map(|(_, t)| t);
+        let certificates = self.certificates.iter_mut().map(|(_, t)| t);
+        for t in users.chain(tokens).chain(certificates) {
             if t.name == name {
                 *t = Arc::new(f(t));
                 found = true;
@@ -122,15 +134,26 @@ impl Credentials {
         };
         let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value, ""));
         if scheme.eq_ignore_ascii_case("basic") {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(rest.trim())
-                .ok()?;
+            let encoded = rest.trim();
+            let mut stack = [0u8; STACK_DECODE];
+            let heap;
+            let decoded =
+                match base64::engine::general_purpose::STANDARD.decode_slice(encoded, &mut stack) {
+                    Ok(n) => &stack[..n],
+                    Err(base64::DecodeSliceError::OutputSliceTooSmall) => {
+                        heap = base64::engine::general_purpose::STANDARD
+                            .decode(encoded)
+                            .ok()?;
+                        &heap[..]
+                    }
+                    Err(_) => return None,
+                };
             let colon = decoded.iter().position(|b| *b == b':')?;
-            let (u, p) = (sha(&decoded[..colon]), sha(&decoded[colon + 1..]));
-            pick(&self.users, |(cu, cp)| cu.ct_eq(&u) & cp.ct_eq(&p))
+            let (u, p) = (&decoded[..colon], &decoded[colon + 1..]);
+            pick(&self.users, |(cu, cp)| cu.ct_eq(u) & cp.ct_eq(p))
         } else if scheme.eq_ignore_ascii_case("bearer") {
-            let t = sha(rest.trim().as_bytes());
-            pick(&self.tokens, |ct| ct.ct_eq(&t))
+            let t = rest.trim().as_bytes();
+            pick(&self.tokens, |ct| ct.ct_eq(t))
         } else {
             None
         }
@@ -181,32 +204,18 @@ pub(crate) struct PeerCertificate(pub Digest);
 #[derive(Clone, Debug)]
 pub(crate) struct Caller(pub Arc<Trust>);
 
-/// Middleware: 401 unless the request carries valid credentials; puts the
-/// credential's trust on the request.
-pub(crate) async fn require(
-    State(live): State<Arc<LiveCredentials>>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+/// The trust of the credential `req` carries (header, or the client
+/// certificate of its connection), or 401.
+pub fn authenticate(live: &LiveCredentials, req: &Request) -> Result<Arc<Trust>, ApiError> {
     let creds = live.current();
     let header = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let cert = req.extensions().get::<PeerCertificate>().map(|c| c.0);
-    match creds.check(header, cert.as_ref()) {
-        Some(trust) => {
-            req.extensions_mut().insert(Caller(trust.clone()));
-            let mut resp = next.run(req).await;
-            // For the access log, which runs outside authentication.
-            resp.extensions_mut().insert(Caller(trust));
-            resp
-        }
-        None => ApiError::Unauthorized {
-            bearer: creds.has_tokens(),
-        }
-        .into_response(),
-    }
+    let cert = req.extensions().get::<PeerCertificate>().map(|c| &c.0);
+    creds.check(header, cert).ok_or(ApiError::Unauthorized {
+        bearer: creds.has_tokens(),
+    })
 }
 
 #[cfg(test)]

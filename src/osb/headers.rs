@@ -1,10 +1,8 @@
 //! The OSB headers: `X-Broker-API-Version` (checked), the originating
-//! identity (decoded after authentication) and the request identity (echoed).
+//! identity (decoded after authentication) and the request identity
+//! (echoed); [`super::edge`] applies them.
 
-use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderName};
 use base64::Engine as _;
 use serde_json::Value;
 
@@ -24,66 +22,49 @@ pub(crate) static REQUEST_IDENTITY: HeaderName =
 /// Lowest supported minor version of API major 2.
 pub(crate) const MIN_MINOR: u32 = ApiVersion::MIN_MINOR;
 
-/// Rejects requests without a supported `X-Broker-API-Version` (2.13 up to,
-/// not including, 3.0) with 412, which conformance suites and the reference
+/// The platform's supported `X-Broker-API-Version` (2.13 up to, not
+/// including, 3.0), or 412, which conformance suites and the reference
 /// frameworks expect (the spec also allows 400 for a missing header).
-/// The parsed [`ApiVersion`] goes into the request extensions: responses
-/// carry only the fields the platform's version defines.
-pub(crate) async fn api_version(mut req: Request, next: Next) -> Response {
-    let value = req
-        .headers()
+/// Responses carry only the fields the platform's version defines.
+pub fn api_version(headers: &HeaderMap) -> Result<ApiVersion, ApiError> {
+    let value = headers
         .get(&API_VERSION)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .unwrap_or("");
-    let Some(version) = ApiVersion::parse(value) else {
+    ApiVersion::parse(value).ok_or_else(|| {
         let shown = if value.is_empty() {
             "none".to_string()
         } else {
             format!("{value:?}")
         };
-        return ApiError::PreconditionFailed(format!(
+        ApiError::PreconditionFailed(format!(
             "X-Broker-API-Version {shown} is not supported; this broker supports 2.{MIN_MINOR} up to 2.17 (any 2.x from 2.{MIN_MINOR})"
         ))
-        .into_response();
-    };
-    req.extensions_mut().insert(version);
-    next.run(req).await
+    })
 }
 
-/// Decodes the originating identity into the request extensions; a
-/// malformed header is a 400. Runs after authentication so an
+/// The decoded originating identity, if the request carries one; a
+/// malformed header is a 400. Checked after authentication so an
 /// unauthenticated request is always a 401.
-pub(crate) async fn originating_identity(mut req: Request, next: Next) -> Response {
+pub fn originating_identity(headers: &HeaderMap) -> Result<Option<OriginatingIdentity>, ApiError> {
     // An empty header carries no identity; treat it as absent rather than
     // failing requests from clients that always send the header.
-    let header = req
-        .headers()
+    let header = headers
         .get(&ORIGINATING_IDENTITY)
         .filter(|h| !h.as_bytes().iter().all(u8::is_ascii_whitespace));
-    let parsed = match header {
-        None => None,
-        Some(h) => match h
-            .to_str()
-            .map_err(|_| "not ASCII".to_string())
-            .and_then(parse_identity)
-        {
-            Ok(id) => Some(id),
-            Err(why) => {
-                return ApiError::BadRequest(format!(
-                    "malformed X-Broker-API-Originating-Identity header: {why}"
-                ))
-                .into_response();
-            }
-        },
+    let Some(h) = header else {
+        return Ok(None);
     };
-    let trust = req
-        .extensions()
-        .get::<super::auth::Caller>()
-        .map(|c| c.0.clone())
-        .unwrap_or_default();
-    req.extensions_mut().insert(OriginIdentity(parsed, trust));
-    next.run(req).await
+    h.to_str()
+        .map_err(|_| "not ASCII".to_string())
+        .and_then(parse_identity)
+        .map(Some)
+        .map_err(|why| {
+            ApiError::BadRequest(format!(
+                "malformed X-Broker-API-Originating-Identity header: {why}"
+            ))
+        })
 }
 
 /// The decoded identity and the trust of the credential that
@@ -126,17 +107,6 @@ pub(crate) fn parse_identity(header: &str) -> Result<OriginatingIdentity, String
         platform: platform.to_string(),
         value,
     })
-}
-
-/// Echoes `X-Broker-API-Request-Identity` on every response, as the spec
-/// recommends, so platforms can correlate.
-pub(crate) async fn request_identity(req: Request, next: Next) -> Response {
-    let id: Option<HeaderValue> = req.headers().get(&REQUEST_IDENTITY).cloned();
-    let mut resp = next.run(req).await;
-    if let Some(id) = id {
-        resp.headers_mut().insert(REQUEST_IDENTITY.clone(), id);
-    }
-    resp
 }
 
 #[cfg(test)]

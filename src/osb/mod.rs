@@ -9,27 +9,28 @@
 //! - [`extract`]: JSON and query extractors with OSB-shaped rejections.
 //! - [`error`]: errors to status codes and bodies.
 //! - `access`: what the access log shows of a request.
-//!
-//! Middleware order on `/v2` (outermost first): request identity echo,
-//! metrics and the access log, authentication, API version, originating identity.
+//! - `edge`: the middlewares, one layer each: around every route the
+//!   request identity echo, metrics and the access log; around `/v2`
+//!   authentication, API version, originating identity (in that order).
+//! - `secret`: passwords and tokens as compared in constant time.
 
 mod access;
 pub(crate) mod auth;
 pub(crate) mod bindings;
 pub(crate) mod catalog;
 pub(crate) mod credentials_file;
+mod edge;
 pub(crate) mod error;
 pub(crate) mod extract;
 pub(crate) mod headers;
 pub(crate) mod instances;
+mod secret;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -37,7 +38,7 @@ use serde_json::json;
 
 use crate::broker::Broker;
 use crate::metrics::Metrics;
-use error::{ApiError, InternalDetail};
+use error::ApiError;
 
 /// What handlers share.
 #[derive(Clone)]
@@ -82,12 +83,7 @@ pub(crate) fn app(state: AppState) -> Router {
         .merge(bindings::router())
         // axum's default 405 has an empty body; every error gets an OSB body.
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(middleware::from_fn(headers::originating_identity))
-        .layer(middleware::from_fn(headers::api_version))
-        .layer(middleware::from_fn_with_state(
-            state.credentials.clone(),
-            auth::require,
-        ));
+        .layer(edge::V2Layer(state.credentials.clone()));
     Router::new()
         .merge(v2)
         .merge(dashboard(&state))
@@ -96,11 +92,7 @@ pub(crate) fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::NoRoute })
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
-        .layer(middleware::from_fn_with_state(
-            state.metrics.clone(),
-            observe,
-        ))
-        .layer(middleware::from_fn(headers::request_identity))
+        .layer(edge::ObserveLayer(state.metrics.clone()))
         .with_state(state)
 }
 
@@ -175,42 +167,4 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
         ("text/plain; version=0.0.4; charset=utf-8", m.encode_text())
     };
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
-}
-
-/// Counts, times and logs every request (the access log, target
-/// `chartbroker::access`, INFO), 401s and 404s included; logs the detail of
-/// internal errors, which the client is never shown. Never logs the
-/// `Authorization` header or bodies, which carry credentials; of the
-/// originating identity only the user's name; of the platform credential
-/// its name (a user's name, a token's or certificate's `name`).
-async fn observe(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().clone();
-    let ids = access::ids(&route, req.uri().path());
-    let request_identity = access::header_text(req.headers().get(&headers::REQUEST_IDENTITY));
-    let user = access::user(req.headers().get(&headers::ORIGINATING_IDENTITY));
-    let started = Instant::now();
-    let resp = next.run(req).await;
-    let took = started.elapsed();
-    let status = resp.status().as_u16();
-    let platform = resp
-        .extensions()
-        .get::<auth::Caller>()
-        .map(|c| c.0.name.clone());
-    m.request(&route, &method, status);
-    m.request_duration(&route, &method, status, took);
-    if let Some(InternalDetail(detail)) = resp.extensions().get::<InternalDetail>() {
-        tracing::error!(%route, %method, status, error = %detail, "internal error");
-    }
-    tracing::info!(target: "chartbroker::access", %method, %route, status,
-        duration_ms = took.as_secs_f64() * 1000.0,
-        instance_id = ids.instance_id.as_deref().map(tracing::field::display),
-        binding_id = ids.binding_id.as_deref().map(tracing::field::display),
-        request_identity = request_identity.as_deref(), user = user.as_deref(),
-        platform = platform.as_deref(), "request");
-    resp
 }

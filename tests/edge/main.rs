@@ -13,6 +13,7 @@ mod concurrency;
 mod conformance;
 mod delete_example_catalog;
 mod deploy_manifests;
+mod edge_credentials;
 mod edge_limits;
 mod hostile_output;
 mod layout;

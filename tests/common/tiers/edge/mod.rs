@@ -5,6 +5,7 @@ pub mod catalog_change;
 pub mod cli;
 pub mod delete_example_catalog;
 pub mod deploy_manifests;
+pub mod edge_credentials;
 pub mod edge_limits;
 pub mod hostile_output;
 pub mod observability;

@@ -1,0 +1,97 @@
+//! A platform secret (user name, password, bearer token) kept for
+//! comparison in constant time without hashing it per request.
+//!
+//! Each secret of a kind is zero-padded to one width, the longest of its
+//! kind rounded up to [`BLOCK`] bytes, and compared over that whole width
+//! with its length folded in: how long a comparison takes depends on the
+//! candidate's length, the number of secrets and that rounded width, never
+//! on a secret's bytes, its exact length, or where a candidate first
+//! differs. (Hashing both sides, as before, gave the same guarantee for a
+//! SHA-256 per secret and request.)
+
+use subtle::{Choice, ConstantTimeEq};
+
+/// Widths are multiples of this, so timing tells at most a secret's length
+/// to the block (as SHA-256's 64-byte blocks did).
+const BLOCK: usize = 64;
+
+/// A secret's bytes, zero-padded to its kind's width, and its length.
+#[derive(Clone)]
+pub(crate) struct Padded {
+    bytes: Box<[u8]>,
+    len: u64,
+}
+
+impl Padded {
+    /// `secret`, unpadded until [`pad_all`] runs over its kind.
+    pub(crate) fn new(secret: &[u8]) -> Padded {
+        Padded {
+            bytes: secret.into(),
+            len: secret.len() as u64,
+        }
+    }
+
+    /// Whether `candidate` is this secret, in time independent of both
+    /// (see the module's comment).
+    pub(crate) fn ct_eq(&self, candidate: &[u8]) -> Choice {
+        let mut diff = 0u8;
+        for (i, b) in self.bytes.iter().enumerate() {
+            // Branches on the candidate's length only, which its sender knows.
+            diff |= b ^ candidate.get(i).copied().unwrap_or(0);
+        }
+        let diff = core::hint::black_box(diff);
+        diff.ct_eq(&0) & self.len.ct_eq(&(candidate.len() as u64))
+    }
+}
+
+/// Pads the secret `field` picks from each of `entries` to their common
+/// width.
+pub(crate) fn pad_all<T>(entries: &mut [T], field: fn(&mut T) -> &mut Padded) {
+    let longest = entries.iter_mut().map(|e| field(e).len).max().unwrap_or(0);
+    let width = (longest as usize).div_ceil(BLOCK).max(1) * BLOCK;
+    for e in entries.iter_mut() {
+        let p = field(e);
+        let mut bytes = std::mem::take(&mut p.bytes).into_vec();
+        bytes.truncate(p.len as usize);
+        bytes.resize(width, 0);
+        p.bytes = bytes.into_boxed_slice();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn padded(all: &[&str]) -> Vec<Padded> {
+        let mut v: Vec<Padded> = all.iter().map(|s| Padded::new(s.as_bytes())).collect();
+        pad_all(&mut v, |p| p);
+        v
+    }
+
+    #[test]
+    fn equal_only_to_the_same_bytes_and_length() {
+        let v = padded(&["secret", "", "x".repeat(70).as_str()]);
+        assert!(v.iter().all(|p| p.bytes.len() == 128));
+        let eq = |p: &Padded, c: &[u8]| bool::from(p.ct_eq(c));
+        assert!(eq(&v[0], b"secret"));
+        assert!(!eq(&v[0], b"secre"));
+        assert!(!eq(&v[0], b"secret\0"), "padding is not part of the secret");
+        assert!(!eq(&v[0], b"secreT"));
+        assert!(eq(&v[1], b""));
+        assert!(!eq(&v[1], b"\0"));
+        assert!(eq(&v[2], "x".repeat(70).as_bytes()));
+        assert!(!eq(&v[2], "x".repeat(71).as_bytes()));
+        assert!(!eq(&v[2], "x".repeat(200).as_bytes()));
+    }
+
+    #[test]
+    fn repadding_keeps_every_secret() {
+        let mut v = padded(&["a"]);
+        assert_eq!(v[0].bytes.len(), 64);
+        v.push(Padded::new(&[b'b'; 65]));
+        pad_all(&mut v, |p| p);
+        assert!(bool::from(v[0].ct_eq(b"a")));
+        assert!(bool::from(v[1].ct_eq(&[b'b'; 65])));
+        assert_eq!(v[0].bytes.len(), 128);
+    }
+}
