@@ -107,7 +107,7 @@ impl ReleaseRecords for RenderRecords {
             .modified()
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| crate::ui::html::time(d.as_secs()))
+            .map(|d| crate::duration::utc_time(d.as_secs()))
             .unwrap_or_default();
         Ok(Applied {
             revisions: vec![Revision {

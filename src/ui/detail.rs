@@ -191,7 +191,7 @@ pub async fn used_by(broker: &Broker, bindings: &[Binding], full: bool) -> Strin
     let mut out = String::from("<h2>Used by</h2><ul id=\"used-by\">");
     for (b, dependent) in users {
         let state = match broker.instance_record(dependent).await {
-            Ok(Some(i)) => super::instances::state_name(i.state),
+            Ok(Some(i)) => super::html::state_name(i.state),
             Ok(None) => "gone",
             Err(_) => "unreadable",
         };

@@ -1,6 +1,7 @@
 //! HTML helpers: the one escaping function every page uses for text it did
 //! not write itself, the page frame, and times as people read them.
 
+use crate::broker::model::InstanceState;
 use percent_encoding::{AsciiSet, CONTROLS};
 
 /// What a path segment or query value must have percent-encoded.
@@ -64,24 +65,7 @@ pub(crate) fn page(title: &str, nav: bool, body: &str) -> String {
 
 /// Unix seconds as `YYYY-MM-DD HH:MM:SSZ`.
 pub(crate) fn time(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    crate::duration::utc_time(secs)
 }
 
 /// A span of seconds, short (`42s`, `3m 5s`, `2h 1m`, `4d 3h`).
@@ -91,6 +75,16 @@ pub(crate) fn span(secs: u64) -> String {
         s if s < 3600 => format!("{}m {}s", s / 60, s % 60),
         s if s < 86_400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
         s => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+/// An instance state as the pages and their filters name it.
+pub(crate) fn state_name(s: InstanceState) -> &'static str {
+    match s {
+        InstanceState::Provisioning => "provisioning",
+        InstanceState::ProvisionFailed => "provision_failed",
+        InstanceState::Ready => "ready",
+        InstanceState::Deleted => "deleted",
     }
 }
 

@@ -1,6 +1,7 @@
 //! The instances table (filtered and paged on the server) and one
 //! instance's page: operations, bindings, parameters, dependencies.
 
+use super::html::state_name;
 use std::fmt::Write as _;
 
 use axum::extract::{Path, Query, State};
@@ -30,15 +31,6 @@ pub(crate) struct ListQuery {
 }
 
 /// The wire name of a state.
-pub(crate) fn state_name(s: InstanceState) -> &'static str {
-    match s {
-        InstanceState::Provisioning => "provisioning",
-        InstanceState::ProvisionFailed => "provision_failed",
-        InstanceState::Ready => "ready",
-        InstanceState::Deleted => "deleted",
-    }
-}
-
 const STATES: &[&str] = &["provisioning", "provision_failed", "ready", "deleted"];
 
 /// Service name, plan name and what serves the plan.

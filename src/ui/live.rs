@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use serde_json::{Map, json};
 
-use super::instances::state_name;
+use super::html::state_name;
 use super::{Access, LinkQuery, UiState};
 use crate::broker::model::HasOperations;
 

@@ -9,8 +9,9 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
+use super::html::state_name;
 use super::html::{esc, page, span, time};
-use super::instances::{pretty, state_name};
+use super::instances::pretty;
 use super::{Access, Denied, LinkQuery, UiState, charts, failed, html_body, upstreams};
 use crate::catalog::ServedBy;
 
