@@ -107,7 +107,10 @@ async fn provision_ready(url: &str, ids: &[String]) {
             Some(provision_body()),
         )
         .await;
-        assert!(matches!(status, 201 | 202), "provision {id}: {status} {body}");
+        assert!(
+            matches!(status, 201 | 202),
+            "provision {id}: {status} {body}"
+        );
         let op = body["operation"].as_str().unwrap_or_default();
         let poll = format!("{url}/v2/service_instances/{id}/last_operation?operation={op}");
         assert_eq!(settle(&poll, id).await.as_deref(), Some("succeeded"));
@@ -179,9 +182,15 @@ async fn really_done(s: &Sent, base: &str, data: &Path) -> bool {
             manifests.is_file() && status == 200
         }
         Some(b) => {
-            let url = format!("{base}/v2/service_instances/{}/service_bindings/{b}", s.instance);
+            let url = format!(
+                "{base}/v2/service_instances/{}/service_bindings/{b}",
+                s.instance
+            );
             let (status, body) = osb(Method::GET, url, None).await;
-            status == 200 && body["credentials"].as_object().is_some_and(|c| !c.is_empty())
+            status == 200
+                && body["credentials"]
+                    .as_object()
+                    .is_some_and(|c| !c.is_empty())
         }
     }
 }
@@ -240,7 +249,10 @@ async fn kill_9_with_a_group_of_commits_in_flight_loses_no_acknowledged_operatio
         eprintln!(
             "round {round}: {acked} acknowledged, {done} unanswered but done, {absent} unanswered and absent"
         );
-        assert!(acked * 3 >= sent.len(), "a third was answered before the kill");
+        assert!(
+            acked * 3 >= sent.len(),
+            "a third was answered before the kill"
+        );
         totals = (totals.0 + acked, totals.1 + done, totals.2 + absent);
     }
     eprintln!("all rounds: {totals:?}");

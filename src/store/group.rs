@@ -141,10 +141,7 @@ fn run(db: &Database, queue: &mpsc::Receiver<Request>, counts: &Counts) {
 /// Commits one group with `commit` and answers each request after it
 /// returned: every request gets its own answer when the commit succeeded,
 /// and the commit's error when it failed.
-fn serve(
-    group: Vec<Request>,
-    commit: impl FnOnce(&[Write]) -> Result<Vec<Answer>, String>,
-) {
+fn serve(group: Vec<Request>, commit: impl FnOnce(&[Write]) -> Result<Vec<Answer>, String>) {
     let (writes, replies): (Vec<Write>, Vec<_>) =
         group.into_iter().map(|r| (r.write, r.reply)).unzip();
     match commit(&writes) {
@@ -306,7 +303,9 @@ mod tests {
             table: Table::Instances,
             key: key.into(),
             sealed: value.as_bytes().to_vec(),
-            indexing: Indexing::of(br#"{"state":"provisioning","operations":[{"state":"in progress"}]}"#),
+            indexing: Indexing::of(
+                br#"{"state":"provisioning","operations":[{"state":"in progress"}]}"#,
+            ),
             expect,
         }
     }
@@ -416,10 +415,18 @@ mod tests {
         let answers = commit_group(&db, &group).unwrap();
         let got: Vec<_> = answers.iter().map(outcome).collect();
         assert_eq!(got, [Ok(1), Err("conflict"), Err("conflict"), Ok(3)]);
-        let keys: Vec<_> = contents(&db).0.into_iter().map(|(k, v, _)| (k, v)).collect();
+        let keys: Vec<_> = contents(&db)
+            .0
+            .into_iter()
+            .map(|(k, v, _)| (k, v))
+            .collect();
         assert_eq!(
             keys,
-            [("c".to_string(), 1), ("f".to_string(), 2), ("g".to_string(), 3)]
+            [
+                ("c".to_string(), 1),
+                ("f".to_string(), 2),
+                ("g".to_string(), 3)
+            ]
         );
         // The sweep index followed each write: the put's record is in
         // progress, the imported ones are not.

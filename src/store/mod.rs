@@ -11,10 +11,10 @@
 //! - [`seal`]: AES-256-GCM encryption of every stored value.
 //! - [`health`]: records this broker cannot open (readiness, metrics).
 
+mod group;
 pub mod health;
 pub mod kubernetes;
 pub mod lease;
 pub mod memory;
-mod group;
 pub mod redb;
 pub mod seal;

@@ -24,7 +24,8 @@ pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta")
 pub(super) const VERSION_KEY: &str = "version";
 /// Keys of the records the start-up sweep must see
 /// ([`needs_sweep`]), so a restart reads those rather than every record.
-pub(super) const UNSETTLED_INSTANCES: TableDefinition<&str, ()> = TableDefinition::new("unsettled_instances");
+pub(super) const UNSETTLED_INSTANCES: TableDefinition<&str, ()> =
+    TableDefinition::new("unsettled_instances");
 const UNSETTLED_BINDINGS: TableDefinition<&str, ()> = TableDefinition::new("unsettled_bindings");
 /// Present once the index covers every record; a file written before the
 /// index existed is indexed once, at open.
@@ -155,8 +156,7 @@ impl RedbStore {
             })
             .collect();
         // Not tokio's blocking_recv: bulk loads run inside a runtime too.
-        futures::executor::block_on(self.writer.write(Write::Import { table, rows }))
-            .map(|_| ())
+        futures::executor::block_on(self.writer.write(Write::Import { table, rows })).map(|_| ())
     }
 
     /// Reports records that don't open to `health`.
@@ -419,7 +419,12 @@ mod tests {
             .await
             .unwrap();
         let before = s.commit_counts();
-        let queued = || s.writer.counts.queued.load(std::sync::atomic::Ordering::Relaxed);
+        let queued = || {
+            s.writer
+                .counts
+                .queued
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
         let held = s.db.begin_write().unwrap();
         let base = queued();
         let n = 32;
@@ -462,7 +467,10 @@ mod tests {
         // Durable: all there after a reopen.
         drop(Arc::into_inner(s).unwrap());
         let s = store(dir.path());
-        assert_eq!(s.list(Table::Instances, "k").await.unwrap().len(), n as usize);
+        assert_eq!(
+            s.list(Table::Instances, "k").await.unwrap().len(),
+            n as usize
+        );
         assert!(s.get(Table::Bindings, "i/b").await.unwrap().is_some());
     }
 
@@ -734,4 +742,3 @@ mod tests {
         tamper(dir.path(), |all| assert_eq!(&all["a"][8..10], b"s2"));
     }
 }
-
