@@ -163,29 +163,30 @@ fn serve(group: Vec<Request>, commit: impl FnOnce(&[Write]) -> Result<Vec<Answer
 /// error (I/O, corruption) aborts the whole group; a failed precondition is
 /// that request's own answer.
 fn commit_group(db: &Database, writes: &[Write]) -> Result<Vec<Answer>, String> {
-    let go = || -> Result<Vec<Answer>, StoreError> {
-        let tx = db.begin_write().map_err(backend)?;
-        let answers = {
-            let mut meta = tx.open_table(META).map_err(backend)?;
-            let mut next = meta
-                .get(VERSION_KEY)
-                .map_err(backend)?
-                .map(|v| v.value())
-                .unwrap_or(0);
-            let answers = writes
-                .iter()
-                .map(|w| apply(&tx, w, &mut next))
-                .collect::<Result<Vec<_>, _>>()?;
-            meta.insert(VERSION_KEY, next).map_err(backend)?;
-            answers
-        };
-        tx.commit().map_err(backend)?;
-        Ok(answers)
-    };
-    go().map_err(|e| match e {
+    write_group(db, writes).map_err(|e| match e {
         StoreError::Backend(m) => m,
         other => other.to_string(),
     })
+}
+
+fn write_group(db: &Database, writes: &[Write]) -> Result<Vec<Answer>, StoreError> {
+    let tx = db.begin_write().map_err(backend)?;
+    let answers = {
+        let mut meta = tx.open_table(META).map_err(backend)?;
+        let mut next = meta
+            .get(VERSION_KEY)
+            .map_err(backend)?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        let answers = writes
+            .iter()
+            .map(|w| apply(&tx, w, &mut next))
+            .collect::<Result<Vec<_>, _>>()?;
+        meta.insert(VERSION_KEY, next).map_err(backend)?;
+        answers
+    };
+    tx.commit().map_err(backend)?;
+    Ok(answers)
 }
 
 /// One write inside the group's transaction. Versions come from `next`, the
