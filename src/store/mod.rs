@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //! - [`redb`]: the embedded single-file store (the default; one replica);
-//!   `group`: its store thread, committing concurrent writes together.
+//!   `redb::group`: its store thread, committing concurrent writes together.
 //! - [`kubernetes`]: Secrets in the broker's own namespace, shared by several
 //!   replicas (compare-and-swap by resourceVersion; HA rides on etcd).
 //! - [`memory`]: an in-memory twin for tests and benchmarks.
@@ -11,7 +11,6 @@
 //! - [`seal`]: AES-256-GCM encryption of every stored value.
 //! - [`health`]: records this broker cannot open (readiness, metrics).
 
-mod group;
 pub mod health;
 pub mod kubernetes;
 pub mod lease;

@@ -1,8 +1,10 @@
 //! The embedded store: one redb file in the data directory. Every write
-//! goes through one store thread ([`super::group`]) that commits the writes
+//! goes through one store thread ([`group`]) that commits the writes
 //! waiting together in one transaction, each read-compare-write inside it an
 //! atomic compare-and-swap. Values are sealed (by the caller) before they
 //! touch the disk.
+
+mod group;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::group::{Write, Writer};
+use self::group::{Write, Writer};
 use super::health::{StoreHealth, display_record};
 use super::seal::Sealer;
 use crate::broker::model::needs_sweep;

@@ -23,7 +23,7 @@ use std::thread::JoinHandle;
 use redb::{Database, ReadableTable, WriteTransaction};
 use tokio::sync::oneshot;
 
-use super::redb::{Indexing, META, VERSION_KEY, backend, def, index, unsettled};
+use super::{Indexing, META, VERSION_KEY, backend, def, index, unsettled};
 use crate::broker::ports::{Expect, StoreError, Table};
 
 /// At most this many requests share one transaction, so one group's commit
@@ -286,7 +286,7 @@ fn stored_version(raw: &[u8]) -> u64 {
 mod tests {
     use redb::ReadableDatabase;
 
-    use super::super::redb::{INSTANCES, UNSETTLED_INSTANCES};
+    use super::super::{INSTANCES, UNSETTLED_INSTANCES};
     use super::*;
 
     fn db(dir: &std::path::Path) -> Database {
