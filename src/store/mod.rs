@@ -1,7 +1,8 @@
 //! Adapters for the [`Store`](crate::broker::ports::Store) port.
 //!
 //! # Layout
-//! - [`redb`]: the embedded single-file store (the default; one replica).
+//! - [`redb`]: the embedded single-file store (the default; one replica);
+//!   `redb::group`: its store thread, committing concurrent writes together.
 //! - [`kubernetes`]: Secrets in the broker's own namespace, shared by several
 //!   replicas (compare-and-swap by resourceVersion; HA rides on etcd).
 //! - [`memory`]: an in-memory twin for tests and benchmarks.

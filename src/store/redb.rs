@@ -1,6 +1,10 @@
-//! The embedded store: one redb file in the data directory. redb serialises
-//! write transactions, so a read-compare-write inside one transaction is an
-//! atomic compare-and-swap. Values are sealed before they touch the disk.
+//! The embedded store: one redb file in the data directory. Every write
+//! goes through one store thread ([`group`]) that commits the writes
+//! waiting together in one transaction, each read-compare-write inside it an
+//! atomic compare-and-swap. Values are sealed (by the caller) before they
+//! touch the disk.
+
+mod group;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,48 +12,64 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+use self::group::{Write, Writer};
 use super::health::{StoreHealth, display_record};
 use super::seal::Sealer;
 use crate::broker::model::needs_sweep;
 use crate::broker::ports::{Expect, Store, StoreError, Table};
 
-const INSTANCES: TableDefinition<&str, &[u8]> = TableDefinition::new("instances");
+pub(super) const INSTANCES: TableDefinition<&str, &[u8]> = TableDefinition::new("instances");
 const BINDINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("bindings");
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Versions come from one counter so a deleted-then-recreated key never
 /// reuses a version a stale writer might still hold.
-const VERSION_KEY: &str = "version";
+pub(super) const VERSION_KEY: &str = "version";
 /// Keys of the records the start-up sweep must see
 /// ([`needs_sweep`]), so a restart reads those rather than every record.
-const UNSETTLED_INSTANCES: TableDefinition<&str, ()> = TableDefinition::new("unsettled_instances");
+pub(super) const UNSETTLED_INSTANCES: TableDefinition<&str, ()> =
+    TableDefinition::new("unsettled_instances");
 const UNSETTLED_BINDINGS: TableDefinition<&str, ()> = TableDefinition::new("unsettled_bindings");
 /// Present once the index covers every record; a file written before the
 /// index existed is indexed once, at open.
 const INDEXED_KEY: &str = "unsettled_indexed";
 
-fn def(table: Table) -> TableDefinition<'static, &'static str, &'static [u8]> {
+pub(super) fn def(table: Table) -> TableDefinition<'static, &'static str, &'static [u8]> {
     match table {
         Table::Instances => INSTANCES,
         Table::Bindings => BINDINGS,
     }
 }
 
-fn unsettled(table: Table) -> TableDefinition<'static, &'static str, ()> {
+pub(super) fn unsettled(table: Table) -> TableDefinition<'static, &'static str, ()> {
     match table {
         Table::Instances => UNSETTLED_INSTANCES,
         Table::Bindings => UNSETTLED_BINDINGS,
     }
 }
 
+/// What the indexes need to know of a record's plaintext, found before it
+/// is sealed: the store thread that writes the indexes never sees plaintext.
+pub(super) struct Indexing {
+    sweep: bool,
+}
+
+impl Indexing {
+    pub(super) fn of(plain: &[u8]) -> Self {
+        Indexing {
+            sweep: needs_sweep(plain),
+        }
+    }
+}
+
 /// Keeps `key`'s entry in the unsettled index in step with its new value.
-fn index(
+pub(super) fn index(
     tx: &redb::WriteTransaction,
     table: Table,
     key: &str,
-    plain: &[u8],
+    indexing: &Indexing,
 ) -> Result<(), StoreError> {
     let mut idx = tx.open_table(unsettled(table)).map_err(backend)?;
-    if needs_sweep(plain) {
+    if indexing.sweep {
         idx.insert(key, ()).map_err(backend)?;
     } else {
         idx.remove(key).map_err(backend)?;
@@ -85,7 +105,7 @@ fn aad(table: Table, key: &str) -> String {
     format!("{}/{key}", table.name())
 }
 
-fn backend<E: std::fmt::Display>(e: E) -> StoreError {
+pub(super) fn backend<E: std::fmt::Display>(e: E) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
@@ -94,10 +114,11 @@ pub struct RedbStore {
     db: Arc<Database>,
     sealer: Arc<Sealer>,
     health: Arc<StoreHealth>,
+    writer: Writer,
 }
 
 impl RedbStore {
-    /// Opens (or creates) the database file.
+    /// Opens (or creates) the database file and starts its store thread.
     pub fn open(path: &Path, sealer: Sealer) -> Result<Self, StoreError> {
         let db = Database::create(path).map_err(backend)?;
         let tx = db.begin_write().map_err(backend)?;
@@ -114,8 +135,10 @@ impl RedbStore {
             }
         }
         tx.commit().map_err(backend)?;
+        let db = Arc::new(db);
         Ok(RedbStore {
-            db: Arc::new(db),
+            writer: Writer::spawn(db.clone()).map_err(backend)?,
+            db,
             sealer: Arc::new(sealer),
             health: Arc::default(),
         })
@@ -124,31 +147,18 @@ impl RedbStore {
     /// Writes many new records in one transaction (one fsync), each sealed
     /// as [`Store::put`] seals it; fails with [`StoreError::Conflict`],
     /// writing nothing, if any key exists. For bulk loads (benchmarks,
-    /// restores) on a store no broker is serving.
+    /// restores) on a store no broker is serving. Blocks the calling thread
+    /// until the records are durable.
     pub fn import(&self, table: Table, records: Vec<(String, Vec<u8>)>) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(backend)?;
-        {
-            let mut t = tx.open_table(def(table)).map_err(backend)?;
-            let mut meta = tx.open_table(META).map_err(backend)?;
-            let mut next = meta
-                .get(VERSION_KEY)
-                .map_err(backend)?
-                .map(|v| v.value())
-                .unwrap_or(0);
-            for (key, plain) in records {
-                if t.get(key.as_str()).map_err(backend)?.is_some() {
-                    return Err(StoreError::Conflict);
-                }
-                next += 1;
-                let mut raw = next.to_le_bytes().to_vec();
-                raw.extend_from_slice(&self.sealer.seal(&aad(table, &key), &plain));
-                t.insert(key.as_str(), raw.as_slice()).map_err(backend)?;
-                index(&tx, table, &key, &plain)?;
-            }
-            meta.insert(VERSION_KEY, next).map_err(backend)?;
-        }
-        tx.commit().map_err(backend)?;
-        Ok(())
+        let rows = records
+            .into_iter()
+            .map(|(key, plain)| {
+                let sealed = self.sealer.seal(&aad(table, &key), &plain);
+                (key, sealed, Indexing::of(&plain))
+            })
+            .collect();
+        // Not tokio's blocking_recv: bulk loads run inside a runtime too.
+        futures::executor::block_on(self.writer.write(Write::Import { table, rows })).map(|_| ())
     }
 
     /// Reports records that don't open to `health`.
@@ -157,23 +167,61 @@ impl RedbStore {
         self
     }
 
+    /// Commits (fsyncs) and writes the store thread made so far: with
+    /// concurrent writers, fewer commits than writes.
+    pub fn commit_counts(&self) -> (u64, u64) {
+        let c = &self.writer.counts;
+        (
+            c.commits.load(std::sync::atomic::Ordering::Relaxed),
+            c.writes.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    fn opener(&self) -> Opener {
+        Opener {
+            sealer: self.sealer.clone(),
+            health: self.health.clone(),
+        }
+    }
+
+    /// Runs a read that may visit many records off the async threads.
     async fn blocking<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Database, &Opener) -> Result<T, StoreError> + Send + 'static,
     {
         let db = self.db.clone();
-        let opener = Opener {
-            sealer: self.sealer.clone(),
-            health: self.health.clone(),
-        };
+        let opener = self.opener();
         let r = tokio::task::spawn_blocking(move || f(&db, &opener))
             .await
-            .map_err(backend)?;
+            .map_err(backend);
+        self.noted(r.and_then(|r| r))
+    }
+
+    /// Counts a backend failure in the health the metrics read.
+    fn noted<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
         if let Err(StoreError::Backend(_)) = &r {
             self.health.error("backend");
         }
         r
+    }
+
+    /// One record, read on the calling (async) thread rather than through
+    /// `spawn_blocking`: measured (1.5 KB records, 20,000 gets, debug build,
+    /// loaded 2-core machine) ~10 µs of CPU per get read here against
+    /// 25-64 µs through `spawn_blocking` (a thread hand-off and wake-up each
+    /// way cost more than the read: a redb read transaction, a B-tree
+    /// lookup in its page cache, one AES-GCM open). It never waits on the
+    /// store thread: redb readers see the last commit and never block on a
+    /// writer. Lists, which may read many records, still go to
+    /// `spawn_blocking`.
+    fn get_now(&self, table: Table, key: &str) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
+        let tx = self.db.begin_read().map_err(backend)?;
+        let t = tx.open_table(def(table)).map_err(backend)?;
+        match t.get(key).map_err(backend)? {
+            Some(v) => self.opener().decode(table, key, v.value()).map(Some),
+            None => Ok(None),
+        }
     }
 }
 
@@ -206,25 +254,10 @@ impl Opener {
     }
 }
 
-fn stored_version(raw: &[u8]) -> u64 {
-    raw.get(..8)
-        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
-        .unwrap_or(0)
-}
-
 #[async_trait]
 impl Store for RedbStore {
     async fn get(&self, table: Table, key: &str) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
-        let key = key.to_string();
-        self.blocking(move |db, opener| {
-            let tx = db.begin_read().map_err(backend)?;
-            let t = tx.open_table(def(table)).map_err(backend)?;
-            match t.get(key.as_str()).map_err(backend)? {
-                Some(v) => opener.decode(table, &key, v.value()).map(Some),
-                None => Ok(None),
-            }
-        })
-        .await
+        self.noted(self.get_now(table, key))
     }
 
     async fn put(
@@ -234,64 +267,25 @@ impl Store for RedbStore {
         value: Vec<u8>,
         expect: Expect,
     ) -> Result<u64, StoreError> {
-        let key = key.to_string();
-        self.blocking(move |db, opener| {
-            let tx = db.begin_write().map_err(backend)?;
-            let version = {
-                let mut t = tx.open_table(def(table)).map_err(backend)?;
-                let current = t
-                    .get(key.as_str())
-                    .map_err(backend)?
-                    .map(|v| stored_version(v.value()));
-                match (expect, current) {
-                    (Expect::Absent, None) => {}
-                    (Expect::Version(want), Some(have)) if want == have => {}
-                    _ => return Err(StoreError::Conflict),
-                }
-                let mut meta = tx.open_table(META).map_err(backend)?;
-                let next = meta
-                    .get(VERSION_KEY)
-                    .map_err(backend)?
-                    .map(|v| v.value())
-                    .unwrap_or(0)
-                    + 1;
-                meta.insert(VERSION_KEY, next).map_err(backend)?;
-                let mut raw = next.to_le_bytes().to_vec();
-                raw.extend_from_slice(&opener.seal(table, &key, &value));
-                t.insert(key.as_str(), raw.as_slice()).map_err(backend)?;
-                index(&tx, table, &key, &value)?;
-                next
-            };
-            tx.commit().map_err(backend)?;
-            Ok(version)
-        })
-        .await
+        let write = Write::Put {
+            table,
+            key: key.to_string(),
+            sealed: self.opener().seal(table, key, &value),
+            indexing: Indexing::of(&value),
+            expect,
+        };
+        self.noted(self.writer.write(write).await)
     }
 
     async fn remove(&self, table: Table, key: &str, version: u64) -> Result<(), StoreError> {
-        let key = key.to_string();
-        self.blocking(move |db, opener| {
-            let tx = db.begin_write().map_err(backend)?;
-            {
-                let mut t = tx.open_table(def(table)).map_err(backend)?;
-                let current = t
-                    .get(key.as_str())
-                    .map_err(backend)?
-                    .map(|v| stored_version(v.value()));
-                if current != Some(version) {
-                    return Err(StoreError::Conflict);
-                }
-                t.remove(key.as_str()).map_err(backend)?;
-                tx.open_table(unsettled(table))
-                    .map_err(backend)?
-                    .remove(key.as_str())
-                    .map_err(backend)?;
-                opener.health.readable(table.name(), &key);
-            }
-            tx.commit().map_err(backend)?;
-            Ok(())
-        })
-        .await
+        let write = Write::Remove {
+            table,
+            key: key.to_string(),
+            version,
+        };
+        self.noted(self.writer.write(write).await)?;
+        self.health.readable(table.name(), key);
+        Ok(())
     }
 
     async fn list(
@@ -412,6 +406,74 @@ mod tests {
             .await
             .unwrap();
         assert!(v2 > v);
+    }
+
+    /// While a write transaction is held elsewhere the store thread cannot
+    /// commit: the writes queued meanwhile are all answered only after it
+    /// is released, and they share at most two commits (the first request
+    /// may have been taken alone before the others arrived).
+    #[tokio::test]
+    async fn concurrent_writes_share_a_commit_and_wait_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(store(dir.path()));
+        let v = s
+            .put(Table::Instances, "shared", b"0".to_vec(), Expect::Absent)
+            .await
+            .unwrap();
+        let before = s.commit_counts();
+        let queued = || {
+            s.writer
+                .counts
+                .queued
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let held = s.db.begin_write().unwrap();
+        let base = queued();
+        let n = 32;
+        let tasks: Vec<_> = (0..n)
+            .map(|i| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let key = format!("k{i:02}");
+                    let put = s.put(Table::Instances, &key, b"v".to_vec(), Expect::Absent);
+                    // Every writer also races for one key: one wins.
+                    let shared = s.put(Table::Bindings, "i/b", b"b".to_vec(), Expect::Absent);
+                    let (put, shared) = tokio::join!(put, shared);
+                    (put.unwrap(), shared.is_ok())
+                })
+            })
+            .collect();
+        while queued() < base + 2 * n {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            tasks.iter().all(|t| !t.is_finished()),
+            "nothing is acknowledged before its commit"
+        );
+        drop(held);
+        let mut versions = Vec::new();
+        let mut winners = 0;
+        for t in tasks {
+            let (version, won) = t.await.unwrap();
+            versions.push(version);
+            winners += usize::from(won);
+        }
+        assert_eq!(winners, 1);
+        versions.sort();
+        versions.dedup();
+        assert_eq!(versions.len(), n as usize);
+        assert!(versions.iter().all(|x| *x > v));
+        let after = s.commit_counts();
+        assert_eq!(after.1 - before.1, 2 * n);
+        assert!(after.0 - before.0 <= 2, "{before:?} -> {after:?}");
+        // Durable: all there after a reopen.
+        drop(Arc::into_inner(s).unwrap());
+        let s = store(dir.path());
+        assert_eq!(
+            s.list(Table::Instances, "k").await.unwrap().len(),
+            n as usize
+        );
+        assert!(s.get(Table::Bindings, "i/b").await.unwrap().is_some());
     }
 
     fn record(state: &str, op: &str) -> Vec<u8> {
