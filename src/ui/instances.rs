@@ -13,9 +13,7 @@ use serde_json::Value;
 use super::html::{esc, page, span, time, url_part};
 use super::masking::{mask, mask_text};
 use super::{Access, LinkQuery, UiState, failed, html_body};
-use crate::broker::model::{
-    Binding, BindingState, HasOperations, Instance, InstanceState, OpState, Operation,
-};
+use crate::broker::model::{Binding, BindingState, HasOperations, Instance, OpState, Operation};
 use crate::catalog::{Catalog, ServedBy};
 
 /// Rows per page.

@@ -15,6 +15,7 @@ mod delete_example_catalog;
 mod deploy_manifests;
 mod edge_credentials;
 mod edge_limits;
+mod group_commit_crash;
 mod hostile_output;
 mod layout;
 mod observability;

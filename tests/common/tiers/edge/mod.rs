@@ -7,6 +7,7 @@ pub mod delete_example_catalog;
 pub mod deploy_manifests;
 pub mod edge_credentials;
 pub mod edge_limits;
+pub mod group_commit_crash;
 pub mod hostile_output;
 pub mod observability;
 pub mod osb_bindings;

@@ -1,37 +1,26 @@
-//! Group commit under a crash, with the real binary and the example
-//! catalog (render engine): many provisions and binds in flight at once, so
-//! their store writes share redb transactions; SIGKILL once some of them
-//! were answered; a restart on the same data directory. Then:
-//! - every request the platform got a 2xx for is in the store, and its
-//!   operation settles `succeeded` (the restart rule: an operation found in
-//!   progress is resumed unless its deadline passed or it was tried
-//!   `max_attempts` times — neither can hold here), and it really happened
-//!   (manifests rendered; the binding's credentials readable);
-//! - a request that got no answer is either unknown to the broker (404),
-//!   with nothing rendered, or it too settles `succeeded` and really
-//!   happened: never `succeeded` without its effect.
-//!
-//! Three rounds on one data directory, each killing a broker that just
-//! resumed the previous round's leftovers.
+//! Helpers of edge/group_commit_crash.rs.
 
-mod common;
-
-use std::path::Path;
-use std::time::Duration;
-
+use crate::common;
 use common::process::{Served, http, osb, serve};
 use common::{helm_bin, repo};
 use reqwest::Method;
 use serde_json::{Value, json};
+use std::path::Path;
+use std::time::Duration;
 
-const MYSQL: &str = "a0f5bc72-baad-493b-bc23-a1955f509a90";
-const BASIC: &str = "d58ea2b6-9f2e-4142-9e1c-9ab508dc47d1";
-const NAMESPACE: &str = "crash";
-const PROVISIONS: usize = 16;
-const BINDS: usize = 16;
-const ROUNDS: usize = 3;
+pub const MYSQL: &str = "a0f5bc72-baad-493b-bc23-a1955f509a90";
 
-async fn start(data: &Path) -> Served {
+pub const BASIC: &str = "d58ea2b6-9f2e-4142-9e1c-9ab508dc47d1";
+
+pub const NAMESPACE: &str = "crash";
+
+pub const PROVISIONS: usize = 16;
+
+pub const BINDS: usize = 16;
+
+pub const ROUNDS: usize = 3;
+
+pub async fn start(data: &Path) -> Served {
     serve(
         &repo().join("catalog"),
         &repo().join("charts"),
@@ -42,14 +31,14 @@ async fn start(data: &Path) -> Served {
     .await
 }
 
-fn provision_body() -> Value {
+pub fn provision_body() -> Value {
     json!({"service_id": MYSQL, "plan_id": BASIC,
         "context": {"platform": "kubernetes", "namespace": NAMESPACE}})
 }
 
 /// One request of the storm and what came back (None: no answer before
 /// the broker died).
-struct Sent {
+pub struct Sent {
     instance: String,
     binding: Option<String>,
     answer: Option<(u16, Value)>,
@@ -82,7 +71,7 @@ impl Sent {
 
 /// Polls a `last_operation` until it leaves "in progress": Some(state), or
 /// None when the broker does not know the resource (404).
-async fn settle(url: &str, what: &str) -> Option<String> {
+pub async fn settle(url: &str, what: &str) -> Option<String> {
     for _ in 0..600 {
         let (status, body) = osb(Method::GET, url.to_string(), None).await;
         if status == 404 {
@@ -99,7 +88,7 @@ async fn settle(url: &str, what: &str) -> Option<String> {
 }
 
 /// Provisions `ids` and waits until each is ready (the binds' instances).
-async fn provision_ready(url: &str, ids: &[String]) {
+pub async fn provision_ready(url: &str, ids: &[String]) {
     for id in ids {
         let (status, body) = osb(
             Method::PUT,
@@ -120,7 +109,7 @@ async fn provision_ready(url: &str, ids: &[String]) {
 /// Fires every provision and bind of `round` at once and SIGKILLs the
 /// broker as soon as a third of them were answered, while the rest are in
 /// flight. Returns each request with its answer, if it got one.
-async fn storm(broker: &mut Served, round: usize, bound: &[String]) -> Vec<Sent> {
+pub async fn storm(broker: &mut Served, round: usize, bound: &[String]) -> Vec<Sent> {
     let mut requests = Vec::new();
     for i in 0..PROVISIONS {
         let instance = format!("gc-{round}-{i}");
@@ -170,7 +159,7 @@ async fn storm(broker: &mut Served, round: usize, bound: &[String]) -> Vec<Sent>
 
 /// Whether the request's effect is really there: the instance's manifests
 /// rendered and readable, or the binding's credentials.
-async fn really_done(s: &Sent, base: &str, data: &Path) -> bool {
+pub async fn really_done(s: &Sent, base: &str, data: &Path) -> bool {
     match &s.binding {
         None => {
             let manifests = data.join(format!(
@@ -197,7 +186,7 @@ async fn really_done(s: &Sent, base: &str, data: &Path) -> bool {
 
 /// Checks every request of a storm against the restarted broker; returns
 /// (answered, unanswered-but-done, unanswered-and-absent).
-async fn check(sent: &[Sent], base: &str, data: &Path) -> (usize, usize, usize) {
+pub async fn check(sent: &[Sent], base: &str, data: &Path) -> (usize, usize, usize) {
     let mut counts = (0, 0, 0);
     for s in sent {
         let what = s.what();
@@ -231,29 +220,4 @@ async fn check(sent: &[Sent], base: &str, data: &Path) -> (usize, usize, usize) 
         }
     }
     counts
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn kill_9_with_a_group_of_commits_in_flight_loses_no_acknowledged_operation() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("state");
-    let mut broker = start(&data).await;
-    let bound: Vec<String> = (0..4).map(|i| format!("gc-ready-{i}")).collect();
-    provision_ready(&broker.url, &bound).await;
-    let mut totals = (0, 0, 0);
-    for round in 0..ROUNDS {
-        let sent = storm(&mut broker, round, &bound).await;
-        broker = start(&data).await;
-        let (acked, done, absent) = check(&sent, &broker.url, &data).await;
-        eprintln!(
-            "round {round}: {acked} acknowledged, {done} unanswered but done, {absent} unanswered and absent"
-        );
-        assert!(
-            acked * 3 >= sent.len(),
-            "a third was answered before the kill"
-        );
-        totals = (totals.0 + acked, totals.1 + done, totals.2 + absent);
-    }
-    eprintln!("all rounds: {totals:?}");
 }
