@@ -7,9 +7,11 @@
 //! - [`memory`]: an in-memory twin for tests and benchmarks.
 //! - [`lease`]: a Lease per replica of the Kubernetes store, watched by the
 //!   others to take a dead replica's operations over.
-//! - [`seal`]: AES-256-GCM encryption of every stored value.
+//! - [`seal`]: AES-256-GCM encryption of every stored value; [`compact`]:
+//!   the compressed form the embedded store seals.
 //! - [`health`]: records this broker cannot open (readiness, metrics).
 
+pub(crate) mod compact;
 pub mod health;
 pub mod kubernetes;
 pub mod lease;

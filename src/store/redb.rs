@@ -141,7 +141,7 @@ impl RedbStore {
                 }
                 next += 1;
                 let mut raw = next.to_le_bytes().to_vec();
-                raw.extend_from_slice(&self.sealer.seal(&aad(table, &key), &plain));
+                raw.extend_from_slice(&self.sealer.seal_compact(&aad(table, &key), &plain));
                 t.insert(key.as_str(), raw.as_slice()).map_err(backend)?;
                 index(&tx, table, &key, &plain)?;
             }
@@ -186,7 +186,7 @@ struct Opener {
 impl Opener {
     fn seal(&self, table: Table, key: &str, plain: &[u8]) -> Vec<u8> {
         self.health.readable(table.name(), key);
-        self.sealer.seal(&aad(table, key), plain)
+        self.sealer.seal_compact(&aad(table, key), plain)
     }
 
     fn decode(&self, table: Table, key: &str, raw: &[u8]) -> Result<(Vec<u8>, u64), StoreError> {
@@ -622,9 +622,13 @@ mod tests {
             .await
             .unwrap();
         drop(s);
-        // After the 8-byte version: "s2". Back to "s1" (the old format) or on
-        // to an unknown "s3".
-        for (byte, says) in [(b'1', "first release's format"), (b'3', "unknown format")] {
+        // After the 8-byte version: "s3". Back to "s2" or "s1" (older
+        // formats) or on to an unknown "s4".
+        for (byte, says) in [
+            (b'2', "failed authentication"),
+            (b'1', "first release's format"),
+            (b'4', "unknown format"),
+        ] {
             tamper(dir.path(), |all| all.get_mut("a").unwrap()[9] = byte);
             let s = store(dir.path());
             unreadable(s.get(Table::Instances, "a").await, says);
@@ -632,7 +636,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn first_release_records_still_open_and_are_rewritten_in_format_2() {
+    async fn first_release_records_still_open_and_are_rewritten_in_format_3() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
         let key = std::fs::read_to_string(dir.path().join("key")).unwrap();
@@ -679,6 +683,43 @@ mod tests {
         .await
         .unwrap();
         drop(s);
-        tamper(dir.path(), |all| assert_eq!(&all["a"][8..10], b"s2"));
+        tamper(dir.path(), |all| assert_eq!(&all["a"][8..10], b"s3"));
+    }
+
+    #[tokio::test]
+    async fn previous_release_records_still_open_and_are_rewritten_compact() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let plain = record("ready", "succeeded");
+        let v = s
+            .put(Table::Instances, "a", b"x".to_vec(), Expect::Absent)
+            .await
+            .unwrap();
+        drop(s);
+        // What 0.2 wrote: version, then format 2 of the JSON as it is.
+        let (sealer, _) = Sealer::load_or_create(&dir.path().join("key")).unwrap();
+        let raw = [
+            v.to_le_bytes().as_slice(),
+            &sealer.seal("instances/a", &plain),
+        ]
+        .concat();
+        tamper(dir.path(), |all| {
+            all.insert("a".into(), raw);
+        });
+        let s = store(dir.path());
+        assert_eq!(
+            s.get(Table::Instances, "a").await.unwrap(),
+            Some((plain.clone(), v))
+        );
+        let v2 = s
+            .put(Table::Instances, "a", plain.clone(), Expect::Version(v))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get(Table::Instances, "a").await.unwrap(),
+            Some((plain, v2))
+        );
+        drop(s);
+        tamper(dir.path(), |all| assert_eq!(&all["a"][8..10], b"s3"));
     }
 }
