@@ -30,6 +30,7 @@ pub mod ports;
 pub mod provision;
 pub mod requests;
 pub mod secrets;
+pub mod summary;
 pub mod takeover;
 pub mod trust;
 pub mod unbind;

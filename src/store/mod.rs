@@ -9,6 +9,7 @@
 //!   others to take a dead replica's operations over.
 //! - [`seal`]: AES-256-GCM encryption of every stored value; [`compact`]:
 //!   the compressed form the embedded store seals.
+//! - [`summaries`]: redb's index of instance summaries (the dashboard's table).
 //! - [`health`]: records this broker cannot open (readiness, metrics).
 
 pub(crate) mod compact;
@@ -18,3 +19,4 @@ pub mod lease;
 pub mod memory;
 pub mod redb;
 pub mod seal;
+mod summaries;

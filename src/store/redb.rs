@@ -10,8 +10,10 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::health::{StoreHealth, display_record};
 use super::seal::Sealer;
+use super::summaries;
 use crate::broker::model::needs_sweep;
 use crate::broker::ports::{Expect, Store, StoreError, Table};
+use crate::broker::summary::{SummaryPage, SummaryQuery};
 
 const INSTANCES: TableDefinition<&str, &[u8]> = TableDefinition::new("instances");
 const BINDINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("bindings");
@@ -26,6 +28,9 @@ const UNSETTLED_BINDINGS: TableDefinition<&str, ()> = TableDefinition::new("unse
 /// Present once the index covers every record; a file written before the
 /// index existed is indexed once, at open.
 const INDEXED_KEY: &str = "unsettled_indexed";
+/// Present once the instance summaries ([`summaries`]) cover every
+/// instance; a file from before them is summarized once, at open.
+const SUMMARIES_KEY: &str = "summaries_indexed";
 
 fn def(table: Table) -> TableDefinition<'static, &'static str, &'static [u8]> {
     match table {
@@ -108,9 +113,22 @@ impl RedbStore {
             let meta = tx.open_table(META).map_err(backend)?;
             tx.open_table(UNSETTLED_INSTANCES).map_err(backend)?;
             tx.open_table(UNSETTLED_BINDINGS).map_err(backend)?;
-            if meta.get(INDEXED_KEY).map_err(backend)?.is_none() {
-                drop(meta);
+            let (indexed, summarized) = (
+                meta.get(INDEXED_KEY).map_err(backend)?.is_some(),
+                meta.get(SUMMARIES_KEY).map_err(backend)?.is_some(),
+            );
+            drop(meta);
+            if !indexed {
                 build_index(&tx, &sealer)?;
+            }
+            summaries::create(&tx)?;
+            if !summarized {
+                summaries::build(&tx, &sealer, INSTANCES, |key, raw| {
+                    let sealed = raw.get(8..)?;
+                    sealer.open(&aad(Table::Instances, key), sealed).ok()
+                })?;
+                let mut meta = tx.open_table(META).map_err(backend)?;
+                meta.insert(SUMMARIES_KEY, 1).map_err(backend)?;
             }
         }
         tx.commit().map_err(backend)?;
@@ -144,6 +162,7 @@ impl RedbStore {
                 raw.extend_from_slice(&self.sealer.seal_compact(&aad(table, &key), &plain));
                 t.insert(key.as_str(), raw.as_slice()).map_err(backend)?;
                 index(&tx, table, &key, &plain)?;
+                summaries::index_summary(&tx, &self.sealer, table, &key, Some(&plain))?;
             }
             meta.insert(VERSION_KEY, next).map_err(backend)?;
         }
@@ -260,6 +279,7 @@ impl Store for RedbStore {
                 raw.extend_from_slice(&opener.seal(table, &key, &value));
                 t.insert(key.as_str(), raw.as_slice()).map_err(backend)?;
                 index(&tx, table, &key, &value)?;
+                summaries::index_summary(&tx, &opener.sealer, table, &key, Some(&value))?;
                 next
             };
             tx.commit().map_err(backend)?;
@@ -286,6 +306,7 @@ impl Store for RedbStore {
                     .map_err(backend)?
                     .remove(key.as_str())
                     .map_err(backend)?;
+                summaries::index_summary(&tx, &opener.sealer, table, &key, None)?;
                 opener.health.readable(table.name(), &key);
             }
             tx.commit().map_err(backend)?;
@@ -336,6 +357,18 @@ impl Store for RedbStore {
                 }
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn instance_summaries(
+        &self,
+        query: &SummaryQuery,
+    ) -> Result<Option<SummaryPage>, StoreError> {
+        let query = query.clone();
+        self.blocking(move |db, opener| {
+            let tx = db.begin_read().map_err(backend)?;
+            summaries::page(&tx, &opener.sealer, &query).map(Some)
         })
         .await
     }

@@ -1,0 +1,323 @@
+//! The redb store's index of instance summaries, the dashboard's table:
+//! kept in the write transaction that changes the instance, so it is never
+//! behind or ahead of the records. Two tables: summaries keyed by their
+//! table order ([`InstanceSummary::order_key`]: newest operation first),
+//! each sealed like a record, and each instance's current order key, so an
+//! update finds the entry it replaces.
+//!
+//! A page without filters reads the page (the total is the table's length,
+//! which redb keeps); a filtered page opens summaries in order until the
+//! page is full and one more matches, so it costs the rows it passes over.
+//! The order key holds the instance id and when its newest operation
+//! started; everything else is sealed.
+
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+
+use super::seal::Sealer;
+use crate::broker::ports::{StoreError, Table};
+use crate::broker::summary::{InstanceSummary, SummaryPage, SummaryQuery};
+
+const ORDER: TableDefinition<&str, &[u8]> = TableDefinition::new("instance_summaries");
+const KEYS: TableDefinition<&str, &str> = TableDefinition::new("instance_summary_keys");
+
+fn backend<E: std::fmt::Display>(e: E) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn aad(order_key: &str) -> String {
+    format!("instance_summaries/{order_key}")
+}
+
+/// Creates the tables, so readers never meet "no such table".
+pub(super) fn create(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(ORDER).map_err(backend)?;
+    tx.open_table(KEYS).map_err(backend)?;
+    Ok(())
+}
+
+/// Keeps `key`'s summary in step with its record, written as `plain`
+/// (`None`: removed). Call it in the transaction that writes the record.
+/// Bindings have no summary; a record that isn't an instance's JSON gets
+/// none either.
+pub(super) fn index_summary(
+    tx: &WriteTransaction,
+    sealer: &Sealer,
+    table: Table,
+    key: &str,
+    plain: Option<&[u8]>,
+) -> Result<(), StoreError> {
+    if table != Table::Instances {
+        return Ok(());
+    }
+    let mut keys = tx.open_table(KEYS).map_err(backend)?;
+    let mut order = tx.open_table(ORDER).map_err(backend)?;
+    let old = keys
+        .remove(key)
+        .map_err(backend)?
+        .map(|v| v.value().to_string());
+    if let Some(old) = old {
+        order.remove(old.as_str()).map_err(backend)?;
+    }
+    let Some(mut summary) = plain.and_then(InstanceSummary::of_record) else {
+        return Ok(());
+    };
+    summary.id = key.to_string();
+    let order_key = summary.order_key();
+    let json = serde_json::to_vec(&summary).expect("summaries serialize");
+    let sealed = sealer.seal(&aad(&order_key), &json);
+    order
+        .insert(order_key.as_str(), sealed.as_slice())
+        .map_err(backend)?;
+    keys.insert(key, order_key.as_str()).map_err(backend)?;
+    Ok(())
+}
+
+/// Summarizes every instance of a file written before the index existed,
+/// `open` turning a stored value into its record (`None`: unreadable,
+/// left out).
+pub(super) fn build(
+    tx: &WriteTransaction,
+    sealer: &Sealer,
+    instances: TableDefinition<&str, &[u8]>,
+    open: impl Fn(&str, &[u8]) -> Option<Vec<u8>>,
+) -> Result<(), StoreError> {
+    let t = tx.open_table(instances).map_err(backend)?;
+    for entry in t.iter().map_err(backend)? {
+        let (k, v) = entry.map_err(backend)?;
+        if let Some(plain) = open(k.value(), v.value()) {
+            index_summary(tx, sealer, Table::Instances, k.value(), Some(&plain))?;
+        }
+    }
+    Ok(())
+}
+
+/// The page `q` asks for.
+pub(super) fn page(
+    tx: &redb::ReadTransaction,
+    sealer: &Sealer,
+    q: &SummaryQuery,
+) -> Result<SummaryPage, StoreError> {
+    let order = tx.open_table(ORDER).map_err(backend)?;
+    let mut page = SummaryPage::default();
+    let open = |k: &str, v: &[u8]| -> Option<InstanceSummary> {
+        let plain = sealer.open(&aad(k), v).ok()?;
+        serde_json::from_slice(&plain).ok()
+    };
+    if q.unfiltered() {
+        let total = order.len().map_err(backend)? as usize;
+        for entry in order.iter().map_err(backend)?.skip(q.offset).take(q.limit) {
+            let (k, v) = entry.map_err(backend)?;
+            match open(k.value(), v.value()) {
+                Some(s) => page.rows.push(s),
+                None => page.skipped += 1,
+            }
+        }
+        page.total = Some(total);
+        page.more = q.offset + q.limit < total;
+        return Ok(page);
+    }
+    let mut matched = 0;
+    for entry in order.iter().map_err(backend)? {
+        let (k, v) = entry.map_err(backend)?;
+        let Some(s) = open(k.value(), v.value()) else {
+            page.skipped += 1;
+            continue;
+        };
+        if !q.matches(&s) {
+            continue;
+        }
+        if matched >= q.offset {
+            if page.rows.len() == q.limit {
+                page.more = true;
+                return Ok(page);
+            }
+            page.rows.push(s);
+        }
+        matched += 1;
+    }
+    page.total = Some(matched);
+    Ok(page)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::broker::model::{InstanceState, OpKind, OpState};
+    use crate::broker::ports::{Expect, Store};
+    use crate::store::redb::RedbStore;
+
+    fn store(dir: &Path) -> RedbStore {
+        let (sealer, _) = Sealer::load_or_create(&dir.join("key")).unwrap();
+        RedbStore::open(&dir.join("db.redb"), sealer).unwrap()
+    }
+
+    fn instance(id: &str, ns: &str, state: &str, started: u64) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "id": id, "service_id": if ns == "b" { "svc-2" } else { "svc-1" }, "plan_id": "p",
+            "namespace": ns, "state": state, "secrets": {"password": "hunter2-secret"},
+            "parameters": {"token": "param-secret"},
+            "operations": [{"kind": "provision", "state": "succeeded", "started_at": started}]
+        }))
+        .unwrap()
+    }
+
+    async fn ids(s: &RedbStore, q: SummaryQuery) -> (Vec<String>, Option<usize>, bool) {
+        let p = s.instance_summaries(&q).await.unwrap().unwrap();
+        let ids = p.rows.into_iter().map(|r| r.id).collect();
+        (ids, p.total, p.more)
+    }
+
+    fn q(offset: usize, limit: usize) -> SummaryQuery {
+        SummaryQuery {
+            offset,
+            limit,
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_filter_and_follow_every_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let mut versions = Vec::new();
+        for i in 0..6u64 {
+            let (ns, state) = (
+                ["a", "b"][i as usize % 2],
+                ["ready", "provisioning"][(i / 4) as usize],
+            );
+            let v = s
+                .put(
+                    Table::Instances,
+                    &format!("i{i}"),
+                    instance(&format!("i{i}"), ns, state, 10 + i),
+                    Expect::Absent,
+                )
+                .await
+                .unwrap();
+            versions.push(v);
+        }
+        // Bindings have no summaries.
+        s.put(
+            Table::Bindings,
+            "i0\0b",
+            instance("b", "a", "ready", 99),
+            Expect::Absent,
+        )
+        .await
+        .unwrap();
+        let s5 = (vec!["i5".into(), "i4".into()], Some(6), true);
+        assert_eq!(ids(&s, q(0, 2)).await, s5);
+        assert_eq!(
+            ids(&s, q(4, 2)).await,
+            (vec!["i1".into(), "i0".into()], Some(6), false)
+        );
+        let by_ns = SummaryQuery {
+            namespace: Some("b".into()),
+            ..q(1, 1)
+        };
+        assert_eq!(ids(&s, by_ns).await, (vec!["i3".into()], None, true));
+        let by_svc = SummaryQuery {
+            service_id: Some("svc-2".into()),
+            ..q(0, 5)
+        };
+        assert_eq!(
+            ids(&s, by_svc).await,
+            (vec!["i5".into(), "i3".into(), "i1".into()], Some(3), false)
+        );
+        let by_state = SummaryQuery {
+            state: Some(InstanceState::Provisioning),
+            namespace: Some("a".into()),
+            ..q(0, 5)
+        };
+        assert_eq!(
+            ids(&s, by_state.clone()).await,
+            (vec!["i4".into()], Some(1), false)
+        );
+        // An update moves its row (newer operation, new state); a stale
+        // write (compare-and-swap failure) changes nothing; a delete drops it.
+        let v = s
+            .put(
+                Table::Instances,
+                "i0",
+                instance("i0", "a", "provisioning", 50),
+                Expect::Version(versions[0]),
+            )
+            .await
+            .unwrap();
+        let stale = s
+            .put(
+                Table::Instances,
+                "i1",
+                instance("i1", "a", "provisioning", 60),
+                Expect::Version(versions[0]),
+            )
+            .await;
+        assert!(matches!(stale, Err(StoreError::Conflict)));
+        assert_eq!(ids(&s, by_state.clone()).await.0, ["i0", "i4"]);
+        s.remove(Table::Instances, "i4", versions[4]).await.unwrap();
+        assert!(matches!(
+            s.remove(Table::Instances, "i0", v + 100).await,
+            Err(StoreError::Conflict)
+        ));
+        assert_eq!(ids(&s, by_state).await.0, ["i0"]);
+        assert_eq!(
+            ids(&s, q(0, 3)).await,
+            (vec!["i0".into(), "i5".into(), "i3".into()], Some(5), true)
+        );
+        let p = s.instance_summaries(&q(0, 1)).await.unwrap().unwrap();
+        assert_eq!(
+            p.rows[0].last_op,
+            Some((OpKind::Provision, OpState::Succeeded))
+        );
+        // The index survives a restart; nothing secret or plain in the file.
+        drop(s);
+        let s = store(dir.path());
+        assert_eq!(ids(&s, q(0, 10)).await.1, Some(5));
+        let raw = std::fs::read(dir.path().join("db.redb")).unwrap();
+        for needle in [&b"secret"[..], b"svc-1", b"provisioning"] {
+            assert!(!raw.windows(needle.len()).any(|w| w == needle));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_file_from_before_the_summaries_is_summarized_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        for i in 0..3u64 {
+            let id = format!("i{i}");
+            s.put(
+                Table::Instances,
+                &id,
+                instance(&id, "a", "ready", i),
+                Expect::Absent,
+            )
+            .await
+            .unwrap();
+        }
+        s.import(
+            Table::Instances,
+            vec![("junk".into(), b"not json".to_vec())],
+        )
+        .unwrap();
+        drop(s);
+        {
+            let db = redb::Database::create(dir.path().join("db.redb")).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.delete_table(ORDER).unwrap();
+            tx.delete_table(KEYS).unwrap();
+            let meta: TableDefinition<&str, u64> = TableDefinition::new("meta");
+            tx.open_table(meta)
+                .unwrap()
+                .remove("summaries_indexed")
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        let s = store(dir.path());
+        assert_eq!(
+            ids(&s, q(0, 10)).await,
+            (vec!["i2".into(), "i1".into(), "i0".into()], Some(3), false)
+        );
+    }
+}
