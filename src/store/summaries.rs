@@ -178,9 +178,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn pages_filter_and_follow_every_write() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = store(dir.path());
+    /// Six instances, `i0`..`i5`: even ones in namespace `a` (service
+    /// `svc-1`), odd ones in `b` (`svc-2`); `i4` and `i5` provisioning.
+    async fn six(s: &RedbStore) -> Vec<u64> {
         let mut versions = Vec::new();
         for i in 0..6u64 {
             let (ns, state) = (
@@ -198,6 +198,14 @@ mod tests {
                 .unwrap();
             versions.push(v);
         }
+        versions
+    }
+
+    #[tokio::test]
+    async fn pages_and_filters() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        six(&s).await;
         // Bindings have no summaries.
         s.put(
             Table::Bindings,
@@ -231,10 +239,19 @@ mod tests {
             namespace: Some("a".into()),
             ..q(0, 5)
         };
-        assert_eq!(
-            ids(&s, by_state.clone()).await,
-            (vec!["i4".into()], Some(1), false)
-        );
+        assert_eq!(ids(&s, by_state).await, (vec!["i4".into()], Some(1), false));
+    }
+
+    #[tokio::test]
+    async fn the_index_follows_every_write_and_only_those_that_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let versions = six(&s).await;
+        let by_state = SummaryQuery {
+            state: Some(InstanceState::Provisioning),
+            namespace: Some("a".into()),
+            ..q(0, 5)
+        };
         // An update moves its row (newer operation, new state); a stale
         // write (compare-and-swap failure) changes nothing; a delete drops it.
         let v = s
