@@ -20,3 +20,4 @@ pub mod memory;
 pub mod redb;
 pub mod seal;
 mod summaries;
+mod summary_filters;

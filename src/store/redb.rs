@@ -11,6 +11,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use super::health::{StoreHealth, display_record};
 use super::seal::Sealer;
 use super::summaries;
+use super::summary_filters::Filters;
 use crate::broker::model::needs_sweep;
 use crate::broker::ports::{Expect, Store, StoreError, Table};
 use crate::broker::summary::{SummaryPage, SummaryQuery};
@@ -98,6 +99,7 @@ fn backend<E: std::fmt::Display>(e: E) -> StoreError {
 pub struct RedbStore {
     db: Arc<Database>,
     sealer: Arc<Sealer>,
+    filters: Arc<Filters>,
     health: Arc<StoreHealth>,
 }
 
@@ -106,7 +108,7 @@ impl RedbStore {
     pub fn open(path: &Path, sealer: Sealer) -> Result<Self, StoreError> {
         let db = Database::create(path).map_err(backend)?;
         let tx = db.begin_write().map_err(backend)?;
-        {
+        let filters = {
             // Create the tables up front so readers never see "no such table".
             tx.open_table(INSTANCES).map_err(backend)?;
             tx.open_table(BINDINGS).map_err(backend)?;
@@ -121,20 +123,21 @@ impl RedbStore {
             if !indexed {
                 build_index(&tx, &sealer)?;
             }
-            summaries::create(&tx)?;
+            let filters = summaries::prepare(&tx, &sealer, summarized, INSTANCES, |key, raw| {
+                let sealed = raw.get(8..)?;
+                sealer.open(&aad(Table::Instances, key), sealed).ok()
+            })?;
             if !summarized {
-                summaries::build(&tx, &sealer, INSTANCES, |key, raw| {
-                    let sealed = raw.get(8..)?;
-                    sealer.open(&aad(Table::Instances, key), sealed).ok()
-                })?;
                 let mut meta = tx.open_table(META).map_err(backend)?;
                 meta.insert(SUMMARIES_KEY, 1).map_err(backend)?;
             }
-        }
+            filters
+        };
         tx.commit().map_err(backend)?;
         Ok(RedbStore {
             db: Arc::new(db),
             sealer: Arc::new(sealer),
+            filters: Arc::new(filters),
             health: Arc::default(),
         })
     }
@@ -162,7 +165,14 @@ impl RedbStore {
                 raw.extend_from_slice(&self.sealer.seal_compact(&aad(table, &key), &plain));
                 t.insert(key.as_str(), raw.as_slice()).map_err(backend)?;
                 index(&tx, table, &key, &plain)?;
-                summaries::index_summary(&tx, &self.sealer, table, &key, Some(&plain))?;
+                summaries::index_summary(
+                    &tx,
+                    &self.sealer,
+                    &self.filters,
+                    table,
+                    &key,
+                    Some(&plain),
+                )?;
             }
             meta.insert(VERSION_KEY, next).map_err(backend)?;
         }
@@ -184,6 +194,7 @@ impl RedbStore {
         let db = self.db.clone();
         let opener = Opener {
             sealer: self.sealer.clone(),
+            filters: self.filters.clone(),
             health: self.health.clone(),
         };
         let r = tokio::task::spawn_blocking(move || f(&db, &opener))
@@ -199,6 +210,7 @@ impl RedbStore {
 /// The sealer and the health it reports to, for blocking closures.
 struct Opener {
     sealer: Arc<Sealer>,
+    filters: Arc<Filters>,
     health: Arc<StoreHealth>,
 }
 
@@ -279,7 +291,14 @@ impl Store for RedbStore {
                 raw.extend_from_slice(&opener.seal(table, &key, &value));
                 t.insert(key.as_str(), raw.as_slice()).map_err(backend)?;
                 index(&tx, table, &key, &value)?;
-                summaries::index_summary(&tx, &opener.sealer, table, &key, Some(&value))?;
+                summaries::index_summary(
+                    &tx,
+                    &opener.sealer,
+                    &opener.filters,
+                    table,
+                    &key,
+                    Some(&value),
+                )?;
                 next
             };
             tx.commit().map_err(backend)?;
@@ -306,7 +325,7 @@ impl Store for RedbStore {
                     .map_err(backend)?
                     .remove(key.as_str())
                     .map_err(backend)?;
-                summaries::index_summary(&tx, &opener.sealer, table, &key, None)?;
+                summaries::index_summary(&tx, &opener.sealer, &opener.filters, table, &key, None)?;
                 opener.health.readable(table.name(), &key);
             }
             tx.commit().map_err(backend)?;
@@ -368,7 +387,7 @@ impl Store for RedbStore {
         let query = query.clone();
         self.blocking(move |db, opener| {
             let tx = db.begin_read().map_err(backend)?;
-            summaries::page(&tx, &opener.sealer, &query).map(Some)
+            summaries::page(&tx, &opener.sealer, &opener.filters, &query).map(Some)
         })
         .await
     }

@@ -1,19 +1,25 @@
 //! The redb store's index of instance summaries, the dashboard's table:
 //! kept in the write transaction that changes the instance, so it is never
-//! behind or ahead of the records. Two tables: summaries keyed by their
-//! table order ([`InstanceSummary::order_key`]: newest operation first),
-//! each sealed like a record, and each instance's current order key, so an
-//! update finds the entry it replaces.
+//! behind or ahead of the records. Summaries are keyed by their table
+//! order ([`InstanceSummary::order_key`]: newest operation first) and
+//! sealed like records; each instance's current order key is kept so an
+//! update finds the entry it replaces; and [`summary_filters`] lists each
+//! namespace's, service's and state's instances in the same order.
 //!
 //! A page without filters reads the page (the total is the table's length,
-//! which redb keeps); a filtered page opens summaries in order until the
-//! page is full and one more matches, so it costs the rows it passes over.
-//! The order key holds the instance id and when its newest operation
-//! started; everything else is sealed.
+//! which redb keeps). A page with one filter reads its range: the page's
+//! summaries, and the range's keys for the total. With two or three, the
+//! range of one (namespace, else service) is read in order and each
+//! summary opened until the page is full and one more matches. The order
+//! key holds the instance id and when its newest operation started;
+//! everything else is sealed or keyed.
+//!
+//! [`summary_filters`]: super::summary_filters
 
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 
 use super::seal::Sealer;
+use super::summary_filters::{FILTERS, Filters, filters_beyond_range};
 use crate::broker::ports::{StoreError, Table};
 use crate::broker::summary::{InstanceSummary, SummaryPage, SummaryQuery};
 
@@ -28,11 +34,54 @@ fn aad(order_key: &str) -> String {
     format!("instance_summaries/{order_key}")
 }
 
-/// Creates the tables, so readers never meet "no such table".
-pub(super) fn create(tx: &WriteTransaction) -> Result<(), StoreError> {
-    tx.open_table(ORDER).map_err(backend)?;
+fn open_summary(sealer: &Sealer, order_key: &str, sealed: &[u8]) -> Option<InstanceSummary> {
+    let plain = sealer.open(&aad(order_key), sealed).ok()?;
+    serde_json::from_slice(&plain).ok()
+}
+
+/// Creates the tables (so readers never meet "no such table") and makes
+/// the index whole: every instance summarized when `summarized` is false
+/// (a file from before the index; `open` turns a stored value into its
+/// record), the filters rebuilt when their tag key is new.
+pub(super) fn prepare(
+    tx: &WriteTransaction,
+    sealer: &Sealer,
+    summarized: bool,
+    instances: TableDefinition<&str, &[u8]>,
+    open: impl Fn(&str, &[u8]) -> Option<Vec<u8>>,
+) -> Result<Filters, StoreError> {
     tx.open_table(KEYS).map_err(backend)?;
-    Ok(())
+    let (filters, fresh) = Filters::load(tx, sealer)?;
+    if !summarized {
+        tx.delete_table(ORDER).map_err(backend)?;
+        tx.delete_table(KEYS).map_err(backend)?;
+        tx.delete_table(FILTERS).map_err(backend)?;
+        tx.open_table(FILTERS).map_err(backend)?;
+        let t = tx.open_table(instances).map_err(backend)?;
+        for entry in t.iter().map_err(backend)? {
+            let (k, v) = entry.map_err(backend)?;
+            if let Some(plain) = open(k.value(), v.value()) {
+                index_summary(
+                    tx,
+                    sealer,
+                    &filters,
+                    Table::Instances,
+                    k.value(),
+                    Some(&plain),
+                )?;
+            }
+        }
+    } else if fresh {
+        let order = tx.open_table(ORDER).map_err(backend)?;
+        for entry in order.iter().map_err(backend)? {
+            let (k, v) = entry.map_err(backend)?;
+            if let Some(s) = open_summary(sealer, k.value(), v.value()) {
+                filters.update(tx, &s, k.value(), true)?;
+            }
+        }
+    }
+    tx.open_table(ORDER).map_err(backend)?;
+    Ok(filters)
 }
 
 /// Keeps `key`'s summary in step with its record, written as `plain`
@@ -42,6 +91,7 @@ pub(super) fn create(tx: &WriteTransaction) -> Result<(), StoreError> {
 pub(super) fn index_summary(
     tx: &WriteTransaction,
     sealer: &Sealer,
+    filters: &Filters,
     table: Table,
     key: &str,
     plain: Option<&[u8]>,
@@ -56,7 +106,10 @@ pub(super) fn index_summary(
         .map_err(backend)?
         .map(|v| v.value().to_string());
     if let Some(old) = old {
-        order.remove(old.as_str()).map_err(backend)?;
+        let gone = order.remove(old.as_str()).map_err(backend)?;
+        if let Some(s) = gone.and_then(|v| open_summary(sealer, &old, v.value())) {
+            filters.update(tx, &s, &old, false)?;
+        }
     }
     let Some(mut summary) = plain.and_then(InstanceSummary::of_record) else {
         return Ok(());
@@ -69,45 +122,24 @@ pub(super) fn index_summary(
         .insert(order_key.as_str(), sealed.as_slice())
         .map_err(backend)?;
     keys.insert(key, order_key.as_str()).map_err(backend)?;
-    Ok(())
-}
-
-/// Summarizes every instance of a file written before the index existed,
-/// `open` turning a stored value into its record (`None`: unreadable,
-/// left out).
-pub(super) fn build(
-    tx: &WriteTransaction,
-    sealer: &Sealer,
-    instances: TableDefinition<&str, &[u8]>,
-    open: impl Fn(&str, &[u8]) -> Option<Vec<u8>>,
-) -> Result<(), StoreError> {
-    let t = tx.open_table(instances).map_err(backend)?;
-    for entry in t.iter().map_err(backend)? {
-        let (k, v) = entry.map_err(backend)?;
-        if let Some(plain) = open(k.value(), v.value()) {
-            index_summary(tx, sealer, Table::Instances, k.value(), Some(&plain))?;
-        }
-    }
-    Ok(())
+    filters.update(tx, &summary, &order_key, true)
 }
 
 /// The page `q` asks for.
 pub(super) fn page(
     tx: &redb::ReadTransaction,
     sealer: &Sealer,
+    filters: &Filters,
     q: &SummaryQuery,
 ) -> Result<SummaryPage, StoreError> {
     let order = tx.open_table(ORDER).map_err(backend)?;
-    let mut page = SummaryPage::default();
-    let open = |k: &str, v: &[u8]| -> Option<InstanceSummary> {
-        let plain = sealer.open(&aad(k), v).ok()?;
-        serde_json::from_slice(&plain).ok()
-    };
-    if q.unfiltered() {
+    let Some(tag) = filters.range_of(q) else {
         let total = order.len().map_err(backend)? as usize;
-        for entry in order.iter().map_err(backend)?.skip(q.offset).take(q.limit) {
+        let keys = order.iter().map_err(backend)?.skip(q.offset).take(q.limit);
+        let mut page = SummaryPage::default();
+        for entry in keys {
             let (k, v) = entry.map_err(backend)?;
-            match open(k.value(), v.value()) {
+            match open_summary(sealer, k.value(), v.value()) {
                 Some(s) => page.rows.push(s),
                 None => page.skipped += 1,
             }
@@ -115,11 +147,24 @@ pub(super) fn page(
         page.total = Some(total);
         page.more = q.offset + q.limit < total;
         return Ok(page);
-    }
-    let mut matched = 0;
-    for entry in order.iter().map_err(backend)? {
-        let (k, v) = entry.map_err(backend)?;
-        let Some(s) = open(k.value(), v.value()) else {
+    };
+    let range = tx.open_table(FILTERS).map_err(backend)?;
+    let every = !filters_beyond_range(q);
+    let (mut page, mut matched) = (SummaryPage::default(), 0);
+    for entry in range.range(tag.as_slice()..).map_err(backend)? {
+        let (k, _) = entry.map_err(backend)?;
+        let Some(order_key) = k.value().strip_prefix(tag.as_slice()) else {
+            break;
+        };
+        let order_key = std::str::from_utf8(order_key).map_err(backend)?;
+        let wanted = matched >= q.offset && page.rows.len() < q.limit;
+        if every && !wanted {
+            // One filter: every key of the range matches; count it unread.
+            matched += 1;
+            continue;
+        }
+        let found = order.get(order_key).map_err(backend)?;
+        let Some(s) = found.and_then(|v| open_summary(sealer, order_key, v.value())) else {
             page.skipped += 1;
             continue;
         };
@@ -135,6 +180,7 @@ pub(super) fn page(
         }
         matched += 1;
     }
+    page.more = q.offset + page.rows.len() < matched;
     page.total = Some(matched);
     Ok(page)
 }
@@ -177,7 +223,6 @@ mod tests {
         }
     }
 
-    #[tokio::test]
     /// Six instances, `i0`..`i5`: even ones in namespace `a` (service
     /// `svc-1`), odd ones in `b` (`svc-2`); `i4` and `i5` provisioning.
     async fn six(s: &RedbStore) -> Vec<u64> {
@@ -225,7 +270,7 @@ mod tests {
             namespace: Some("b".into()),
             ..q(1, 1)
         };
-        assert_eq!(ids(&s, by_ns).await, (vec!["i3".into()], None, true));
+        assert_eq!(ids(&s, by_ns).await, (vec!["i3".into()], Some(3), true));
         let by_svc = SummaryQuery {
             service_id: Some("svc-2".into()),
             ..q(0, 5)
@@ -324,6 +369,7 @@ mod tests {
             let tx = db.begin_write().unwrap();
             tx.delete_table(ORDER).unwrap();
             tx.delete_table(KEYS).unwrap();
+            tx.delete_table(FILTERS).unwrap();
             let meta: TableDefinition<&str, u64> = TableDefinition::new("meta");
             tx.open_table(meta)
                 .unwrap()
@@ -336,5 +382,27 @@ mod tests {
             ids(&s, q(0, 10)).await,
             (vec!["i2".into(), "i1".into(), "i0".into()], Some(3), false)
         );
+    }
+
+    #[tokio::test]
+    async fn filters_are_rebuilt_when_their_tag_key_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        six(&s).await;
+        drop(s);
+        {
+            let db = redb::Database::create(dir.path().join("db.redb")).unwrap();
+            let tx = db.begin_write().unwrap();
+            let t: TableDefinition<&str, &[u8]> = TableDefinition::new("instance_summary_tag_key");
+            tx.delete_table(t).unwrap();
+            tx.commit().unwrap();
+        }
+        let s = store(dir.path());
+        let by_ns = SummaryQuery {
+            namespace: Some("b".into()),
+            ..q(0, 10)
+        };
+        let all_b = (vec!["i5".into(), "i3".into(), "i1".into()], Some(3), false);
+        assert_eq!(ids(&s, by_ns).await, all_b);
     }
 }
