@@ -112,7 +112,13 @@ pub async fn list(
             Ok(v) => v,
             Err(e) => return failed(e),
         },
-        None => (SummaryPage::default(), 0),
+        None => (
+            SummaryPage {
+                total: Some(0),
+                ..SummaryPage::default()
+            },
+            0,
+        ),
     };
     let page_no = offset / PAGE_SIZE + 1;
     let mut body = filters(&q);
