@@ -30,6 +30,7 @@ pub mod ports;
 pub(crate) mod provision;
 pub(crate) mod requests;
 pub(crate) mod secrets;
+pub(crate) mod summary;
 pub(crate) mod takeover;
 pub(crate) mod trust;
 pub(crate) mod unbind;

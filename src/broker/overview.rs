@@ -3,6 +3,7 @@
 
 use super::model::{Binding, Instance};
 use super::ports::Table;
+use super::summary::{InstanceSummary, SummaryPage, SummaryQuery, page_of};
 use super::{Broker, Result, decode};
 
 impl Broker {
@@ -20,6 +21,40 @@ impl Broker {
             }
         }
         Ok((out, skipped))
+    }
+
+    /// A page of the instances table, and the offset it starts at: from
+    /// the store's summary index, or summarized from every record when the
+    /// store keeps none. A page past the end is the last page.
+    pub async fn instance_page(&self, q: &SummaryQuery) -> Result<(SummaryPage, usize)> {
+        let page = self.summaries(q).await?;
+        match page.total {
+            Some(total) if page.rows.is_empty() && q.offset > 0 && total > 0 => {
+                let offset = (total - 1) / q.limit.max(1) * q.limit;
+                let last = SummaryQuery {
+                    offset,
+                    ..q.clone()
+                };
+                Ok((self.summaries(&last).await?, offset))
+            }
+            _ => Ok((page, q.offset)),
+        }
+    }
+
+    async fn summaries(&self, q: &SummaryQuery) -> Result<SummaryPage> {
+        if let Some(page) = self.store().instance_summaries(q).await? {
+            return Ok(page);
+        }
+        let rows = self.store().list(Table::Instances, "").await?;
+        let mut skipped = 0;
+        let mut all = Vec::with_capacity(rows.len());
+        for (_, bytes, _) in rows {
+            match InstanceSummary::of_record(&bytes) {
+                Some(s) => all.push(s),
+                None => skipped += 1,
+            }
+        }
+        Ok(page_of(all, q, skipped))
     }
 
     /// One instance record, whatever its state.

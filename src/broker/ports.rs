@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::model::{Binding, Instance, OriginatingIdentity, SecretRef, Secrets};
+use super::summary::{SummaryPage, SummaryQuery};
 use crate::catalog::{Plan, Service};
 
 // === Store ===
@@ -107,6 +108,16 @@ pub trait Store: Send + Sync + 'static {
         table: Table,
     ) -> Result<Vec<(String, Vec<u8>, u64)>, StoreError> {
         self.list(table, "").await
+    }
+    /// A page of instance summaries (the dashboard's table), or `None` when
+    /// this store keeps no summary index (callers then summarize
+    /// [`Store::list`]). A store that keeps one updates it in the write
+    /// that changes the record, so a page costs the page, not the table.
+    async fn instance_summaries(
+        &self,
+        _query: &SummaryQuery,
+    ) -> Result<Option<SummaryPage>, StoreError> {
+        Ok(None)
     }
 }
 

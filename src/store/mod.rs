@@ -8,12 +8,17 @@
 //! - [`memory`]: an in-memory twin for tests and benchmarks.
 //! - [`lease`]: a Lease per replica of the Kubernetes store, watched by the
 //!   others to take a dead replica's operations over.
-//! - [`seal`]: AES-256-GCM encryption of every stored value.
+//! - [`seal`]: AES-256-GCM encryption of every stored value; [`compact`]:
+//!   the compressed form the embedded store seals.
+//! - [`summaries`]: redb's index of instance summaries (the dashboard's table).
 //! - [`health`]: records this broker cannot open (readiness, metrics).
 
+pub(crate) mod compact;
 pub mod health;
 pub mod kubernetes;
 pub(crate) mod lease;
 pub mod memory;
 pub mod redb;
 pub mod seal;
+mod summaries;
+mod summary_filters;

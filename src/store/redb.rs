@@ -15,8 +15,11 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use self::group::{Write, Writer};
 use super::health::{StoreHealth, display_record};
 use super::seal::Sealer;
+use super::summaries;
+use super::summary_filters::Filters;
 use crate::broker::model::needs_sweep;
 use crate::broker::ports::{Expect, Store, StoreError, Table};
+use crate::broker::summary::{InstanceSummary, SummaryPage, SummaryQuery};
 
 pub(super) const INSTANCES: TableDefinition<&str, &[u8]> = TableDefinition::new("instances");
 const BINDINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("bindings");
@@ -32,6 +35,9 @@ const UNSETTLED_BINDINGS: TableDefinition<&str, ()> = TableDefinition::new("unse
 /// Present once the index covers every record; a file written before the
 /// index existed is indexed once, at open.
 const INDEXED_KEY: &str = "unsettled_indexed";
+/// Present once the instance summaries ([`summaries`]) cover every
+/// instance; a file from before them is summarized once, at open.
+const SUMMARIES_KEY: &str = "summaries_indexed";
 
 pub(super) fn def(table: Table) -> TableDefinition<'static, &'static str, &'static [u8]> {
     match table {
@@ -51,12 +57,15 @@ pub(super) fn unsettled(table: Table) -> TableDefinition<'static, &'static str, 
 /// is sealed: the store thread that writes the indexes never sees plaintext.
 pub(super) struct Indexing {
     sweep: bool,
+    /// The instance's summary for the dashboard's index (no secrets in it).
+    summary: Option<InstanceSummary>,
 }
 
 impl Indexing {
-    pub(super) fn of(plain: &[u8]) -> Self {
+    pub(super) fn of(table: Table, key: &str, plain: &[u8]) -> Self {
         Indexing {
             sweep: needs_sweep(plain),
+            summary: summaries::summary_of(table, key, plain),
         }
     }
 }
@@ -64,6 +73,7 @@ impl Indexing {
 /// Keeps `key`'s entry in the unsettled index in step with its new value.
 pub(super) fn index(
     tx: &redb::WriteTransaction,
+    keys: &Keys,
     table: Table,
     key: &str,
     indexing: &Indexing,
@@ -74,8 +84,14 @@ pub(super) fn index(
     } else {
         idx.remove(key).map_err(backend)?;
     }
-    Ok(())
+    drop(idx);
+    let summary = indexing.summary.as_ref();
+    summaries::index_summary(tx, &keys.0, &keys.1, table, key, summary)
 }
+
+/// What the store thread needs to keep the summary index: the sealer (the
+/// summaries are sealed too) and the filter tags' key.
+pub(super) struct Keys(pub(super) Arc<Sealer>, pub(super) Arc<Filters>);
 
 /// Indexes every record of a file written before the index existed. A
 /// record that doesn't open is indexed, so the sweep meets and reports it.
@@ -113,6 +129,7 @@ pub(super) fn backend<E: std::fmt::Display>(e: E) -> StoreError {
 pub struct RedbStore {
     db: Arc<Database>,
     sealer: Arc<Sealer>,
+    filters: Arc<Filters>,
     health: Arc<StoreHealth>,
     writer: Writer,
 }
@@ -122,24 +139,38 @@ impl RedbStore {
     pub fn open(path: &Path, sealer: Sealer) -> Result<Self, StoreError> {
         let db = Database::create(path).map_err(backend)?;
         let tx = db.begin_write().map_err(backend)?;
-        {
+        let filters = {
             // Create the tables up front so readers never see "no such table".
             tx.open_table(INSTANCES).map_err(backend)?;
             tx.open_table(BINDINGS).map_err(backend)?;
             let meta = tx.open_table(META).map_err(backend)?;
             tx.open_table(UNSETTLED_INSTANCES).map_err(backend)?;
             tx.open_table(UNSETTLED_BINDINGS).map_err(backend)?;
-            if meta.get(INDEXED_KEY).map_err(backend)?.is_none() {
-                drop(meta);
+            let (indexed, summarized) = (
+                meta.get(INDEXED_KEY).map_err(backend)?.is_some(),
+                meta.get(SUMMARIES_KEY).map_err(backend)?.is_some(),
+            );
+            drop(meta);
+            if !indexed {
                 build_index(&tx, &sealer)?;
             }
-        }
+            let filters = summaries::prepare(&tx, &sealer, summarized, INSTANCES, |key, raw| {
+                let sealed = raw.get(8..)?;
+                sealer.open(&aad(Table::Instances, key), sealed).ok()
+            })?;
+            if !summarized {
+                let mut meta = tx.open_table(META).map_err(backend)?;
+                meta.insert(SUMMARIES_KEY, 1).map_err(backend)?;
+            }
+            filters
+        };
         tx.commit().map_err(backend)?;
-        let db = Arc::new(db);
+        let (db, sealer, filters) = (Arc::new(db), Arc::new(sealer), Arc::new(filters));
         Ok(RedbStore {
-            writer: Writer::spawn(db.clone()).map_err(backend)?,
+            writer: Writer::spawn(db.clone(), sealer.clone(), filters.clone()).map_err(backend)?,
             db,
-            sealer: Arc::new(sealer),
+            sealer,
+            filters,
             health: Arc::default(),
         })
     }
@@ -153,8 +184,9 @@ impl RedbStore {
         let rows = records
             .into_iter()
             .map(|(key, plain)| {
-                let sealed = self.sealer.seal(&aad(table, &key), &plain);
-                (key, sealed, Indexing::of(&plain))
+                let sealed = self.sealer.seal_compact(&aad(table, &key), &plain);
+                let indexing = Indexing::of(table, &key, &plain);
+                (key, sealed, indexing)
             })
             .collect();
         // Not tokio's blocking_recv: bulk loads run inside a runtime too.
@@ -180,6 +212,7 @@ impl RedbStore {
     fn opener(&self) -> Opener {
         Opener {
             sealer: self.sealer.clone(),
+            filters: self.filters.clone(),
             health: self.health.clone(),
         }
     }
@@ -228,13 +261,14 @@ impl RedbStore {
 /// The sealer and the health it reports to, for blocking closures.
 struct Opener {
     sealer: Arc<Sealer>,
+    filters: Arc<Filters>,
     health: Arc<StoreHealth>,
 }
 
 impl Opener {
     fn seal(&self, table: Table, key: &str, plain: &[u8]) -> Vec<u8> {
         self.health.readable(table.name(), key);
-        self.sealer.seal(&aad(table, key), plain)
+        self.sealer.seal_compact(&aad(table, key), plain)
     }
 
     fn decode(&self, table: Table, key: &str, raw: &[u8]) -> Result<(Vec<u8>, u64), StoreError> {
@@ -271,7 +305,7 @@ impl Store for RedbStore {
             table,
             key: key.to_string(),
             sealed: self.opener().seal(table, key, &value),
-            indexing: Indexing::of(&value),
+            indexing: Indexing::of(table, key, &value),
             expect,
         };
         self.noted(self.writer.write(write).await)
@@ -330,6 +364,18 @@ impl Store for RedbStore {
                 }
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn instance_summaries(
+        &self,
+        query: &SummaryQuery,
+    ) -> Result<Option<SummaryPage>, StoreError> {
+        let query = query.clone();
+        self.blocking(move |db, opener| {
+            let tx = db.begin_read().map_err(backend)?;
+            summaries::page(&tx, &opener.sealer, &opener.filters, &query).map(Some)
         })
         .await
     }
@@ -684,9 +730,13 @@ mod tests {
             .await
             .unwrap();
         drop(s);
-        // After the 8-byte version: "s2". Back to "s1" (the old format) or on
-        // to an unknown "s3".
-        for (byte, says) in [(b'1', "first release's format"), (b'3', "unknown format")] {
+        // After the 8-byte version: "s3". Back to "s2" or "s1" (older
+        // formats) or on to an unknown "s4".
+        for (byte, says) in [
+            (b'2', "failed authentication"),
+            (b'1', "first release's format"),
+            (b'4', "unknown format"),
+        ] {
             tamper(dir.path(), |all| all.get_mut("a").unwrap()[9] = byte);
             let s = store(dir.path());
             unreadable(s.get(Table::Instances, "a").await, says);
@@ -694,7 +744,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn first_release_records_still_open_and_are_rewritten_in_format_2() {
+    async fn first_release_records_still_open_and_are_rewritten_in_format_3() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
         let key = std::fs::read_to_string(dir.path().join("key")).unwrap();
@@ -741,6 +791,43 @@ mod tests {
         .await
         .unwrap();
         drop(s);
-        tamper(dir.path(), |all| assert_eq!(&all["a"][8..10], b"s2"));
+        tamper(dir.path(), |all| assert_eq!(&all["a"][8..10], b"s3"));
+    }
+
+    #[tokio::test]
+    async fn previous_release_records_still_open_and_are_rewritten_compact() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let plain = record("ready", "succeeded");
+        let v = s
+            .put(Table::Instances, "a", b"x".to_vec(), Expect::Absent)
+            .await
+            .unwrap();
+        drop(s);
+        // What 0.2 wrote: version, then format 2 of the JSON as it is.
+        let (sealer, _) = Sealer::load_or_create(&dir.path().join("key")).unwrap();
+        let raw = [
+            v.to_le_bytes().as_slice(),
+            &sealer.seal("instances/a", &plain),
+        ]
+        .concat();
+        tamper(dir.path(), |all| {
+            all.insert("a".into(), raw);
+        });
+        let s = store(dir.path());
+        assert_eq!(
+            s.get(Table::Instances, "a").await.unwrap(),
+            Some((plain.clone(), v))
+        );
+        let v2 = s
+            .put(Table::Instances, "a", plain.clone(), Expect::Version(v))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get(Table::Instances, "a").await.unwrap(),
+            Some((plain, v2))
+        );
+        drop(s);
+        tamper(dir.path(), |all| assert_eq!(&all["a"][8..10], b"s3"));
     }
 }

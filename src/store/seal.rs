@@ -14,6 +14,14 @@
 //! with a key it was not given can say which key the record needs instead of
 //! "does not decrypt". It reveals nothing usable about the key.
 //!
+//! # Format 3 (`s3`, the embedded store's records since 0.3)
+//! Format 2's layout and associated data (label `"chartbroker.io/sealed/v3\0"`),
+//! sealing the record in its compact form ([`super::compact`]: DEFLATE
+//! against a fixed dictionary) rather than as is: about a third of the
+//! bytes. Compressing before encrypting lets a value's length depend on
+//! how much of it repeats; see the README's Security section for what that
+//! means for someone who can both read the file and choose parameters.
+//!
 //! # Format 1 (`s1`, the first release)
 //! `"s1" | nonce | ciphertext | tag` with the record alone as associated
 //! data. Still opened (with every key the sealer holds, since it names
@@ -34,9 +42,13 @@ use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
 
+use super::compact;
+
 const LEGACY_MAGIC: &[u8; 2] = b"s1";
 const MAGIC: &[u8; 2] = b"s2";
 const AAD_LABEL: &[u8] = b"chartbroker.io/sealed/v2\0";
+const COMPACT_MAGIC: &[u8; 2] = b"s3";
+const COMPACT_AAD_LABEL: &[u8] = b"chartbroker.io/sealed/v3\0";
 const KEY_ID_LABEL: &[u8] = b"chartbroker.io/store-key-id\0";
 const KEY_ID_LEN: usize = 8;
 
@@ -79,9 +91,9 @@ fn hex(id: &KeyId) -> String {
     id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn aad_v2(id: &KeyId, record: &str) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(AAD_LABEL.len() + KEY_ID_LEN + 1 + record.len());
-    aad.extend_from_slice(AAD_LABEL);
+fn aad_with(label: &[u8], id: &KeyId, record: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(label.len() + KEY_ID_LEN + 1 + record.len());
+    aad.extend_from_slice(label);
     aad.extend_from_slice(id);
     aad.push(0);
     aad.extend_from_slice(record.as_bytes());
@@ -136,7 +148,7 @@ pub enum SealError {
     /// Not a format this version writes or reads: a newer broker wrote it or
     /// its format bytes were altered.
     #[error(
-        "sealed in an unknown format (neither s1 nor s2): written by a newer chartbroker, or tampered with"
+        "sealed in an unknown format (neither s1, s2 nor s3): written by a newer chartbroker, or tampered with"
     )]
     Format,
     /// The key is known but the value does not open: tampered with, truncated,
@@ -199,10 +211,11 @@ impl Sealer {
         hex(&self.current.id)
     }
 
-    /// Whether `sealed` is format 2 under the current key (not an old key,
-    /// not the first release's format): false means a rewrite would migrate it.
+    /// Whether `sealed` is format 2 or 3 under the current key (not an old
+    /// key, not the first release's format): false means a rewrite would
+    /// migrate it.
     pub(crate) fn sealed_with_current(&self, sealed: &[u8]) -> bool {
-        sealed.get(..2) == Some(MAGIC.as_slice())
+        matches!(sealed.get(..2), Some(m) if m == MAGIC || m == COMPACT_MAGIC)
             && sealed.get(2..2 + KEY_ID_LEN) == Some(self.current.id.as_slice())
     }
 
@@ -238,43 +251,44 @@ impl Sealer {
 
     /// Encrypts `plain` as `record`, in format 2 with the current key.
     pub fn seal(&self, record: &str, plain: &[u8]) -> Vec<u8> {
+        self.seal_as(MAGIC, AAD_LABEL, record, plain.to_vec())
+    }
+
+    /// Encrypts `plain` as `record` in its compact form (format 3) with the
+    /// current key: what the embedded store writes.
+    pub fn seal_compact(&self, record: &str, plain: &[u8]) -> Vec<u8> {
+        let packed = compact::pack(compact::DICTIONARY_S3, plain);
+        self.seal_as(COMPACT_MAGIC, COMPACT_AAD_LABEL, record, packed)
+    }
+
+    fn seal_as(&self, magic: &[u8; 2], label: &[u8], record: &str, mut buf: Vec<u8>) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         self.rng.fill(&mut nonce).expect("the system RNG works");
-        let mut buf = plain.to_vec();
         self.current
             .key
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad_v2(&self.current.id, record).as_slice()),
+                Aad::from(aad_with(label, &self.current.id, record).as_slice()),
                 &mut buf,
             )
             .expect("AES-GCM sealing of an in-memory buffer cannot fail");
-        let mut out = Vec::with_capacity(MAGIC.len() + KEY_ID_LEN + NONCE_LEN + buf.len());
-        out.extend_from_slice(MAGIC);
+        let mut out = Vec::with_capacity(magic.len() + KEY_ID_LEN + NONCE_LEN + buf.len());
+        out.extend_from_slice(magic);
         out.extend_from_slice(&self.current.id);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&buf);
         out
     }
 
-    /// Decrypts a value sealed as `record` (format 2, or format 1 from the
-    /// first release).
+    /// Decrypts a value sealed as `record` (format 3 or 2, or format 1 from
+    /// the first release).
     pub fn open(&self, record: &str, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
         match sealed.get(..2) {
-            Some(m) if m == MAGIC => {
-                let rest = &sealed[2..];
-                if rest.len() < KEY_ID_LEN + NONCE_LEN {
-                    return Err(SealError::Open);
-                }
-                let id: KeyId = rest[..KEY_ID_LEN].try_into().expect("length checked");
-                let key = std::iter::once(&self.current)
-                    .chain(&self.old)
-                    .find(|k| k.id == id)
-                    .ok_or_else(|| SealError::UnknownKey { key_id: hex(&id) })?;
-                let body = &rest[KEY_ID_LEN..];
-                key.open(&body[..NONCE_LEN], &aad_v2(&id, record), &body[NONCE_LEN..])
-                    .ok_or(SealError::Open)
+            Some(m) if m == COMPACT_MAGIC => {
+                let packed = self.open_keyed(COMPACT_AAD_LABEL, record, &sealed[2..])?;
+                compact::unpack(compact::DICTIONARY_S3, &packed).ok_or(SealError::Open)
             }
+            Some(m) if m == MAGIC => self.open_keyed(AAD_LABEL, record, &sealed[2..]),
             Some(m) if m == LEGACY_MAGIC => {
                 let body = &sealed[2..];
                 if body.len() < NONCE_LEN {
@@ -287,6 +301,25 @@ impl Sealer {
             }
             _ => Err(SealError::Format),
         }
+    }
+
+    /// Opens `key id | nonce | ciphertext | tag` (formats 2 and 3).
+    fn open_keyed(&self, label: &[u8], record: &str, rest: &[u8]) -> Result<Vec<u8>, SealError> {
+        if rest.len() < KEY_ID_LEN + NONCE_LEN {
+            return Err(SealError::Open);
+        }
+        let id: KeyId = rest[..KEY_ID_LEN].try_into().expect("length checked");
+        let key = std::iter::once(&self.current)
+            .chain(&self.old)
+            .find(|k| k.id == id)
+            .ok_or_else(|| SealError::UnknownKey { key_id: hex(&id) })?;
+        let body = &rest[KEY_ID_LEN..];
+        key.open(
+            &body[..NONCE_LEN],
+            &aad_with(label, &id, record),
+            &body[NONCE_LEN..],
+        )
+        .ok_or(SealError::Open)
     }
 }
 
@@ -353,6 +386,53 @@ mod tests {
             s.open("bindings/a", &sealed),
             Err(SealError::Open)
         ));
+    }
+
+    #[test]
+    fn compact_values_round_trip_stay_bound_and_are_authenticated() {
+        let s = sealer();
+        let plain = br#"{"id":"a","state":"ready","secrets":{"password":"hunter2-password"}}"#;
+        let sealed = s.seal_compact("instances/a", plain);
+        assert_eq!(&sealed[..2], b"s3");
+        assert!(s.sealed_with_current(&sealed));
+        assert!(!sealed.windows(7).any(|w| w == b"hunter2"));
+        assert_eq!(s.open("instances/a", &sealed).unwrap(), plain);
+        assert!(matches!(
+            s.open("instances/b", &sealed),
+            Err(SealError::Open)
+        ));
+        // Relabelled as format 2 (or 2 as 3), a value does not open: the
+        // format is in the associated data.
+        let mut relabelled = sealed.clone();
+        relabelled[1] = b'2';
+        assert!(matches!(
+            s.open("instances/a", &relabelled),
+            Err(SealError::Open)
+        ));
+        let mut v2 = s.seal("instances/a", plain);
+        v2[1] = b'3';
+        assert!(matches!(s.open("instances/a", &v2), Err(SealError::Open)));
+        for i in 2..sealed.len() {
+            let mut t = sealed.clone();
+            t[i] ^= 1;
+            assert!(s.open("instances/a", &t).is_err(), "byte {i}");
+        }
+        for len in 0..sealed.len() {
+            assert!(s.open("instances/a", &sealed[..len]).is_err(), "{len}");
+        }
+        // Under another key it names that key, as format 2 does.
+        assert!(matches!(
+            sealer().open("instances/a", &sealed),
+            Err(SealError::UnknownKey { .. })
+        ));
+    }
+
+    #[test]
+    fn format_2_values_still_open_beside_format_3() {
+        let s = sealer();
+        let v2 = s.seal("instances/a", b"written by 0.2");
+        assert_eq!(&v2[..2], b"s2");
+        assert_eq!(s.open("instances/a", &v2).unwrap(), b"written by 0.2");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use super::html::{esc, page, span, time, url_part};
 use super::masking::{mask, mask_text};
 use super::{Access, LinkQuery, UiState, failed, html_body};
 use crate::broker::model::{Binding, BindingState, HasOperations, Instance, OpState, Operation};
+use crate::broker::summary::{InstanceSummary, SummaryPage, SummaryQuery};
 use crate::catalog::{Catalog, ServedBy};
 
 /// Rows per page.
@@ -32,12 +33,17 @@ pub(crate) struct ListQuery {
 const STATES: &[&str] = &["provisioning", "provision_failed", "ready", "deleted"];
 
 /// Service name, plan name and what serves the plan.
-fn names(catalog: &Catalog, inst: &Instance, engine: &str) -> (String, String, String) {
-    let Some(service) = catalog.services().iter().find(|s| s.id == inst.service_id) else {
-        return (inst.service_id.clone(), inst.plan_id.clone(), "?".into());
+fn names(
+    catalog: &Catalog,
+    service_id: &str,
+    plan_id: &str,
+    engine: &str,
+) -> (String, String, String) {
+    let Some(service) = catalog.services().iter().find(|s| s.id == service_id) else {
+        return (service_id.to_string(), plan_id.to_string(), "?".into());
     };
-    let Some(plan) = service.plans.iter().find(|p| p.id == inst.plan_id) else {
-        return (service.name.clone(), inst.plan_id.clone(), "?".into());
+    let Some(plan) = service.plans.iter().find(|p| p.id == plan_id) else {
+        return (service.name.clone(), plan_id.to_string(), "?".into());
     };
     let by = match &plan.served_by {
         ServedBy::Chart(_) => format!("chart ({engine})"),
@@ -46,20 +52,34 @@ fn names(catalog: &Catalog, inst: &Instance, engine: &str) -> (String, String, S
     (service.name.clone(), plan.name.clone(), by)
 }
 
-fn matches(q: &ListQuery, inst: &Instance, service: &str) -> bool {
+/// The store-side query of the filters: a service by its catalog name or
+/// its id; `None` when a filter can match nothing (an unknown state).
+fn query(catalog: &Catalog, q: &ListQuery, page_no: usize) -> Option<SummaryQuery> {
     fn want(f: &Option<String>) -> Option<&str> {
         f.as_deref().filter(|v| !v.is_empty())
     }
-    want(&q.namespace).is_none_or(|n| inst.namespace == n)
-        && want(&q.service).is_none_or(|s| s == service || s == inst.service_id)
-        && want(&q.state).is_none_or(|s| s == state_name(inst.state))
+    let state = match want(&q.state) {
+        Some(s) => Some(serde_json::from_value(Value::String(s.into())).ok()?),
+        None => None,
+    };
+    let service_id = want(&q.service).map(|s| {
+        catalog
+            .services()
+            .iter()
+            .find(|svc| svc.name == s)
+            .map_or_else(|| s.to_string(), |svc| svc.id.clone())
+    });
+    Some(SummaryQuery {
+        namespace: want(&q.namespace).map(str::to_string),
+        service_id,
+        state,
+        offset: (page_no - 1) * PAGE_SIZE,
+        limit: PAGE_SIZE,
+    })
 }
 
-fn last_started(i: &Instance) -> u64 {
-    i.operations().last().map_or(0, |o| o.started_at)
-}
-
-/// `GET /ui/instances`.
+/// `GET /ui/instances`: one page, read from the store's summary index
+/// (filtered and paged there), never every record.
 pub(crate) async fn list(
     State(s): State<UiState>,
     headers: HeaderMap,
@@ -70,49 +90,59 @@ pub(crate) async fn list(
         Ok(Access::Instance(_)) => return StatusCode::FORBIDDEN.into_response(),
         Err(denied) => return denied.into_response(),
     }
-    let (all, skipped) = match s.broker.all_instances().await {
-        Ok(v) => v,
-        Err(e) => return failed(e),
-    };
     let catalog = s.broker.catalog();
-    let mut rows: Vec<(Instance, (String, String, String))> = all
-        .into_iter()
-        .filter_map(|i| {
-            let n = names(&catalog, &i, &s.ui.engine);
-            matches(&q, &i, &n.0).then_some((i, n))
-        })
-        .collect();
-    rows.sort_by(|a, b| {
-        last_started(&b.0)
-            .cmp(&last_started(&a.0))
-            .then(a.0.id.cmp(&b.0.id))
-    });
-    let total = rows.len();
-    let pages = total.div_ceil(PAGE_SIZE).max(1);
-    let page_no = q
+    let asked = q
         .page
         .as_deref()
         .and_then(|p| p.parse::<usize>().ok())
         .unwrap_or(1)
-        .clamp(1, pages);
-    let now = crate::broker::now();
+        .max(1);
+    let (found, offset) = match query(&catalog, &q, asked) {
+        Some(sq) => match s.broker.instance_page(&sq).await {
+            Ok(v) => v,
+            Err(e) => return failed(e),
+        },
+        None => (
+            SummaryPage {
+                total: Some(0),
+                ..SummaryPage::default()
+            },
+            0,
+        ),
+    };
+    let page_no = offset / PAGE_SIZE + 1;
     let mut body = filters(&q);
-    let _ = write!(
-        body,
-        "<p id=\"count\">{total} instances, page {page_no} of {pages}</p>"
-    );
-    if skipped > 0 {
+    let _ = match found.total {
+        Some(total) => write!(
+            body,
+            "<p id=\"count\">{total} instances, page {page_no} of {}</p>",
+            total.div_ceil(PAGE_SIZE).max(1)
+        ),
+        None => write!(body, "<p id=\"count\">page {page_no}, more follow</p>"),
+    };
+    if found.skipped > 0 {
         let _ = write!(
             body,
-            "<p class=\"warn\">{skipped} records could not be read.</p>"
+            "<p class=\"warn\">{} records could not be read.</p>",
+            found.skipped
         );
     }
-    body.push_str("<table id=\"instances\"><thead><tr><th>Instance</th><th>Service</th><th>Plan</th><th>Namespace</th><th>State</th><th>Last operation</th><th>Age</th><th>Served by</th></tr></thead><tbody>");
-    for (i, (service, plan, by)) in rows.iter().skip((page_no - 1) * PAGE_SIZE).take(PAGE_SIZE) {
-        let (op, age) = match i.operations().last() {
-            Some(o) => (
-                format!("{} {}", o.kind.as_str(), o.state.as_str()),
-                span(now.saturating_sub(o.started_at)),
+    body.push_str(&rows_table(&catalog, &found.rows, &s.ui.engine));
+    body.push_str(&pager(&q, page_no, found.more));
+    html_body(page("Instances", true, &body))
+}
+
+fn rows_table(catalog: &Catalog, rows: &[InstanceSummary], engine: &str) -> String {
+    let now = crate::broker::now();
+    let mut body = String::from(
+        "<table id=\"instances\"><thead><tr><th>Instance</th><th>Service</th><th>Plan</th><th>Namespace</th><th>State</th><th>Last operation</th><th>Age</th><th>Served by</th></tr></thead><tbody>",
+    );
+    for i in rows {
+        let (service, plan, by) = names(catalog, &i.service_id, &i.plan_id, engine);
+        let (op, age) = match i.last_op {
+            Some((kind, state)) => (
+                format!("{} {}", kind.as_str(), state.as_str()),
+                span(now.saturating_sub(i.last_started)),
             ),
             None => ("-".into(), "-".into()),
         };
@@ -122,19 +152,18 @@ pub(crate) async fn list(
              <td class=\"state\" data-state-for=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             url_part(&i.id),
             esc(&i.id),
-            esc(service),
-            esc(plan),
+            esc(&service),
+            esc(&plan),
             esc(&i.namespace),
             esc(&i.id),
             state_name(i.state),
             esc(&op),
             esc(&age),
-            esc(by)
+            esc(&by)
         );
     }
     body.push_str("</tbody></table>");
-    body.push_str(&pager(&q, page_no, pages));
-    html_body(page("Instances", true, &body))
+    body
 }
 
 fn filters(q: &ListQuery) -> String {
@@ -159,7 +188,7 @@ fn filters(q: &ListQuery) -> String {
     )
 }
 
-fn pager(q: &ListQuery, page_no: usize, pages: usize) -> String {
+fn pager(q: &ListQuery, page_no: usize, more: bool) -> String {
     let link = |n: usize, label: &str, rel: &str| {
         format!(
             "<a rel=\"{rel}\" href=\"/ui/instances?namespace={}&amp;service={}&amp;state={}&amp;page={n}\">{label}</a>",
@@ -172,7 +201,7 @@ fn pager(q: &ListQuery, page_no: usize, pages: usize) -> String {
     if page_no > 1 {
         out.push_str(&link(page_no - 1, "← previous", "prev"));
     }
-    if page_no < pages {
+    if more {
         out.push(' ');
         out.push_str(&link(page_no + 1, "next →", "next"));
     }
@@ -228,7 +257,7 @@ pub(crate) async fn show(
 }
 
 fn summary(catalog: &Catalog, inst: &Instance, engine: &str) -> String {
-    let (service, plan, by) = names(catalog, inst, engine);
+    let (service, plan, by) = names(catalog, &inst.service_id, &inst.plan_id, engine);
     format!(
         "<table class=\"summary\"><tr><th>Service</th><td>{}</td></tr><tr><th>Plan</th><td>{}</td></tr>\
          <tr><th>Namespace</th><td>{}</td></tr><tr><th>Release</th><td>{}</td></tr>\

@@ -23,8 +23,10 @@ use std::thread::JoinHandle;
 use redb::{Database, ReadableTable, WriteTransaction};
 use tokio::sync::oneshot;
 
-use super::{Indexing, META, VERSION_KEY, backend, def, index, unsettled};
+use super::{Indexing, Keys, META, VERSION_KEY, backend, def, index, summaries, unsettled};
 use crate::broker::ports::{Expect, StoreError, Table};
+use crate::store::seal::Sealer;
+use crate::store::summary_filters::Filters;
 
 /// At most this many requests share one transaction, so one group's commit
 /// (and the wait of its first request) stays bounded under a flood.
@@ -82,13 +84,18 @@ pub(super) struct Writer {
 
 impl Writer {
     /// Starts the thread that owns `db`'s writes.
-    pub(super) fn spawn(db: Arc<Database>) -> std::io::Result<Self> {
+    pub(super) fn spawn(
+        db: Arc<Database>,
+        sealer: Arc<Sealer>,
+        filters: Arc<Filters>,
+    ) -> std::io::Result<Self> {
+        let keys = Keys(sealer, filters);
         let (tx, rx) = mpsc::channel();
         let counts = Arc::new(Counts::default());
         let c = counts.clone();
         let thread = std::thread::Builder::new()
             .name("chartbroker-store".into())
-            .spawn(move || run(&db, &rx, &c))?;
+            .spawn(move || run(&db, &keys, &rx, &c))?;
         Ok(Writer {
             queue: Some(tx),
             thread: Some(thread),
@@ -122,7 +129,7 @@ fn stopped() -> StoreError {
     StoreError::Backend("the store's writer thread stopped".into())
 }
 
-fn run(db: &Database, queue: &mpsc::Receiver<Request>, counts: &Counts) {
+fn run(db: &Database, keys: &Keys, queue: &mpsc::Receiver<Request>, counts: &Counts) {
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -132,7 +139,7 @@ fn run(db: &Database, queue: &mpsc::Receiver<Request>, counts: &Counts) {
             }
         }
         let n = group.len() as u64;
-        serve(group, |writes| commit_group(db, writes));
+        serve(group, |writes| commit_group(db, keys, writes));
         counts.commits.fetch_add(1, Ordering::Relaxed);
         counts.writes.fetch_add(n, Ordering::Relaxed);
     }
@@ -162,14 +169,14 @@ fn serve(group: Vec<Request>, commit: impl FnOnce(&[Write]) -> Result<Vec<Answer
 /// Applies `writes` in order in one transaction and commits it. The outer
 /// error (I/O, corruption) aborts the whole group; a failed precondition is
 /// that request's own answer.
-fn commit_group(db: &Database, writes: &[Write]) -> Result<Vec<Answer>, String> {
-    write_group(db, writes).map_err(|e| match e {
+fn commit_group(db: &Database, keys: &Keys, writes: &[Write]) -> Result<Vec<Answer>, String> {
+    write_group(db, keys, writes).map_err(|e| match e {
         StoreError::Backend(m) => m,
         other => other.to_string(),
     })
 }
 
-fn write_group(db: &Database, writes: &[Write]) -> Result<Vec<Answer>, StoreError> {
+fn write_group(db: &Database, keys: &Keys, writes: &[Write]) -> Result<Vec<Answer>, StoreError> {
     let tx = db.begin_write().map_err(backend)?;
     let answers = {
         let mut meta = tx.open_table(META).map_err(backend)?;
@@ -180,7 +187,7 @@ fn write_group(db: &Database, writes: &[Write]) -> Result<Vec<Answer>, StoreErro
             .unwrap_or(0);
         let answers = writes
             .iter()
-            .map(|w| apply(&tx, w, &mut next))
+            .map(|w| apply(&tx, keys, w, &mut next))
             .collect::<Result<Vec<_>, _>>()?;
         meta.insert(VERSION_KEY, next).map_err(backend)?;
         answers
@@ -191,7 +198,12 @@ fn write_group(db: &Database, writes: &[Write]) -> Result<Vec<Answer>, StoreErro
 
 /// One write inside the group's transaction. Versions come from `next`, the
 /// group's view of the store-wide counter.
-fn apply(tx: &WriteTransaction, w: &Write, next: &mut u64) -> Result<Answer, StoreError> {
+fn apply(
+    tx: &WriteTransaction,
+    keys: &Keys,
+    w: &Write,
+    next: &mut u64,
+) -> Result<Answer, StoreError> {
     match w {
         Write::Put {
             table,
@@ -212,7 +224,8 @@ fn apply(tx: &WriteTransaction, w: &Write, next: &mut u64) -> Result<Answer, Sto
             }
             *next += 1;
             insert(&mut t, key, *next, sealed)?;
-            index(tx, *table, key, indexing)?;
+            drop(t);
+            index(tx, keys, *table, key, indexing)?;
             Ok(Ok(*next))
         }
         Write::Remove {
@@ -233,14 +246,16 @@ fn apply(tx: &WriteTransaction, w: &Write, next: &mut u64) -> Result<Answer, Sto
                 .map_err(backend)?
                 .remove(key.as_str())
                 .map_err(backend)?;
+            summaries::index_summary(tx, &keys.0, &keys.1, *table, key, None)?;
             Ok(Ok(0))
         }
-        Write::Import { table, rows } => import(tx, *table, rows, next),
+        Write::Import { table, rows } => import(tx, keys, *table, rows, next),
     }
 }
 
 fn import(
     tx: &WriteTransaction,
+    keys: &Keys,
     table: Table,
     rows: &[(String, Vec<u8>, Indexing)],
     next: &mut u64,
@@ -257,7 +272,7 @@ fn import(
     for (key, sealed, indexing) in rows {
         *next += 1;
         insert(&mut t, key, *next, sealed)?;
-        index(tx, table, key, indexing)?;
+        index(tx, keys, table, key, indexing)?;
     }
     Ok(Ok(*next))
 }
@@ -289,14 +304,16 @@ mod tests {
     use super::super::{INSTANCES, UNSETTLED_INSTANCES};
     use super::*;
 
-    fn db(dir: &std::path::Path) -> Database {
+    fn db(dir: &std::path::Path) -> (Database, Keys) {
         let db = Database::create(dir.join("db.redb")).unwrap();
+        let (sealer, _) = Sealer::load_or_create(&dir.join("store.key")).unwrap();
         let tx = db.begin_write().unwrap();
         tx.open_table(INSTANCES).unwrap();
         tx.open_table(META).unwrap();
         tx.open_table(UNSETTLED_INSTANCES).unwrap();
+        let (filters, _) = Filters::load(&tx, &sealer).unwrap();
         tx.commit().unwrap();
-        db
+        (db, Keys(Arc::new(sealer), Arc::new(filters)))
     }
 
     fn put(key: &str, value: &str, expect: Expect) -> Write {
@@ -305,6 +322,8 @@ mod tests {
             key: key.into(),
             sealed: value.as_bytes().to_vec(),
             indexing: Indexing::of(
+                Table::Instances,
+                key,
                 br#"{"state":"provisioning","operations":[{"state":"in progress"}]}"#,
             ),
             expect,
@@ -326,7 +345,13 @@ mod tests {
             table: Table::Instances,
             rows: keys
                 .iter()
-                .map(|k| (k.to_string(), b"imported".to_vec(), Indexing::of(SETTLED)))
+                .map(|k| {
+                    (
+                        k.to_string(),
+                        b"imported".to_vec(),
+                        Indexing::of(Table::Instances, k, SETTLED),
+                    )
+                })
                 .collect(),
         }
     }
@@ -361,7 +386,7 @@ mod tests {
     #[test]
     fn each_request_of_a_group_sees_the_ones_before_it_and_fails_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let db = db(dir.path());
+        let (db, keys) = db(dir.path());
         let group = [
             put("a", "one", Expect::Absent),
             put("a", "lost", Expect::Absent),
@@ -372,7 +397,7 @@ mod tests {
             put("a", "three", Expect::Absent),
             put("c", "c", Expect::Absent),
         ];
-        let answers = commit_group(&db, &group).unwrap();
+        let answers = commit_group(&db, &keys, &group).unwrap();
         let got: Vec<_> = answers.iter().map(outcome).collect();
         assert_eq!(
             got,
@@ -397,14 +422,14 @@ mod tests {
         );
         assert_eq!(counter, 4);
         // A later group continues the counter: no version is ever reused.
-        let answers = commit_group(&db, &[put("a", "four", Expect::Version(3))]).unwrap();
+        let answers = commit_group(&db, &keys, &[put("a", "four", Expect::Version(3))]).unwrap();
         assert_eq!(outcome(&answers[0]), Ok(5));
     }
 
     #[test]
     fn an_import_writes_all_its_rows_or_none_inside_a_group() {
         let dir = tempfile::tempdir().unwrap();
-        let db = db(dir.path());
+        let (db, keys) = db(dir.path());
         let group = [
             put("c", "put", Expect::Absent),
             // Conflicts with the put just before it in the same group.
@@ -413,7 +438,7 @@ mod tests {
             import(&["e", "e"]),
             import(&["f", "g"]),
         ];
-        let answers = commit_group(&db, &group).unwrap();
+        let answers = commit_group(&db, &keys, &group).unwrap();
         let got: Vec<_> = answers.iter().map(outcome).collect();
         assert_eq!(got, [Ok(1), Err("conflict"), Err("conflict"), Ok(3)]);
         let keys: Vec<_> = contents(&db)
