@@ -26,6 +26,7 @@ pub mod fetch;
 pub mod model;
 pub mod namespaces;
 pub mod overview;
+mod pending;
 pub mod ports;
 pub mod provision;
 pub mod requests;
@@ -127,6 +128,8 @@ struct Inner {
     running: worker::Running,
     /// The replicas' leases, when the shared store keeps them.
     replicas: std::sync::OnceLock<Arc<dyn ports::Replicas>>,
+    /// Synchronous deletes' records until they finish ([`pending`]).
+    pending: pending::Pending,
 }
 
 /// A service and plan of a shared catalog, or the stand-in for a plan the
@@ -187,6 +190,7 @@ impl Broker {
                 config,
                 observer,
                 running: worker::Running::default(),
+                pending: pending::Pending::default(),
                 replicas: std::sync::OnceLock::new(),
             }),
         }
@@ -397,7 +401,7 @@ impl Broker {
     // === records ===
 
     async fn load_instance(&self, id: &str) -> Result<Option<(Instance, u64)>> {
-        match self.store().get(Table::Instances, id).await? {
+        match self.read_record(Table::Instances, id).await? {
             Some((bytes, v)) => Ok(Some((decode(&bytes)?, v))),
             None => Ok(None),
         }
@@ -415,8 +419,7 @@ impl Broker {
 
     async fn load_binding(&self, instance_id: &str, id: &str) -> Result<Option<(Binding, u64)>> {
         match self
-            .store()
-            .get(Table::Bindings, &binding_key(instance_id, id))
+            .read_record(Table::Bindings, &binding_key(instance_id, id))
             .await?
         {
             Some((bytes, v)) => Ok(Some((decode(&bytes)?, v))),
@@ -427,6 +430,7 @@ impl Broker {
     async fn bindings_of(&self, instance_id: &str) -> Result<Vec<(Binding, u64)>> {
         let prefix = binding_key(instance_id, "");
         let rows = self.store().list(Table::Bindings, &prefix).await?;
+        let rows = self.inner.pending.overlay(Table::Bindings, rows);
         rows.into_iter()
             .map(|(_, bytes, v)| Ok((decode(&bytes)?, v)))
             .collect()

@@ -20,4 +20,5 @@ pub mod helm_engine;
 pub mod pipeline;
 pub mod postrender;
 pub mod preview;
+mod recorded;
 pub mod render;
