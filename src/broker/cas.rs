@@ -120,6 +120,12 @@ impl Broker {
                 Decision::Commit(record, answer) | Decision::Hold(record, answer) => {
                     match self.put_record(&record, expect).await {
                         Ok(_) => return Ok(answer),
+                        // A held key refuses writes until its hold is
+                        // settled: after a few quick retries, wait a little.
+                        Err(StoreError::Conflict) if attempt >= 3 => {
+                            let wait = 1 << (attempt - 3).min(4);
+                            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                        }
                         Err(StoreError::Conflict) => continue,
                         Err(e) => return Err(e.into()),
                     }

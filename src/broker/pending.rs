@@ -43,6 +43,9 @@ struct Held {
     version: u64,
     /// The stored version the delete was decided on.
     base: Expect,
+    /// Readers see it only once that version is known to be the stored
+    /// one; until then it only keeps writers off the key.
+    visible: bool,
 }
 
 /// Held records and the writes in flight, per key.
@@ -102,6 +105,7 @@ impl Pending {
         let s = self.state.lock().expect("pending lock");
         s.held
             .get(&key(table, k))
+            .filter(|h| h.visible)
             .map(|h| (h.bytes.clone(), h.version))
     }
 
@@ -149,9 +153,18 @@ impl Pending {
                 bytes,
                 version,
                 base,
+                visible: false,
             },
         );
         Some(version)
+    }
+
+    /// Lets readers see the record held for `k`.
+    fn publish(&self, table: Table, k: &str) {
+        let mut s = self.state.lock().expect("pending lock");
+        if let Some(h) = s.held.get_mut(&key(table, k)) {
+            h.visible = true;
+        }
     }
 
     /// Forgets what is held for `k`: everything, or (`op`) only a record
@@ -175,7 +188,7 @@ impl Pending {
             return rows;
         }
         for (k, bytes, version) in &mut rows {
-            if let Some(h) = s.held.get(&(table.name(), k.clone())) {
+            if let Some(h) = s.held.get(&(table.name(), k.clone())).filter(|h| h.visible) {
                 *bytes = h.bytes.clone();
                 *version = h.version;
             }
@@ -213,7 +226,9 @@ impl Broker {
             Expect::Absent => now.is_none(),
             Expect::Version(v) => now == Some(v),
         };
-        if !same {
+        if same {
+            self.inner.pending.publish(R::TABLE, &k);
+        } else {
             self.inner.pending.release(R::TABLE, &k, None);
         }
         Ok(same)
