@@ -8,8 +8,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::table::Row;
 use super::{
-    Broker, Proc, Row, call, connect, env_or, free_port, open_connections, row, sample_records,
+    Broker, Proc, call, connect, env_or, free_port, open_connections, row, sample_records,
     seed, start, status_kib, try_connect, wrk,
 };
 

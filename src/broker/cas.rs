@@ -11,7 +11,8 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::model::{Binding, BindingState, HasOperations, Instance, InstanceState};
+use super::model::{Binding, BindingState, HasOperations, Instance, InstanceState, OpKind};
+use super::pending::Route;
 use super::ports::{Expect, StoreError, Table, Tags};
 use super::{Broker, BrokerError, Result, binding_key, decode};
 
@@ -64,6 +65,10 @@ pub(super) enum Decision<R, T> {
     Commit(R, T),
     /// Answer without writing.
     Answer(T),
+    /// A synchronous delete's accepted record: held in memory until its
+    /// finish commits it ([`super::pending`]), written like
+    /// [`Decision::Commit`] on a shared store.
+    Hold(R, T),
 }
 
 impl Broker {
@@ -74,9 +79,14 @@ impl Broker {
         record: &R,
         expect: Expect,
     ) -> std::result::Result<u64, StoreError> {
+        let key = record.key();
+        let (expect, _writing) = match self.inner.pending.route(R::TABLE, &key, expect) {
+            Route::Store(expect, writing) => (expect, writing),
+            Route::Conflict => return Err(StoreError::Conflict),
+        };
         let bytes = serde_json::to_vec(record).expect("records serialize");
         self.store()
-            .put_tagged(R::TABLE, &record.key(), bytes, expect, &record.tags())
+            .put_tagged(R::TABLE, &key, bytes, expect, &record.tags())
             .await
     }
 
@@ -92,18 +102,34 @@ impl Broker {
         key: &str,
         mut decide: impl FnMut(Option<R>) -> BoxFuture<'f, Result<Decision<R, T>>>,
     ) -> Result<T> {
-        for _ in 0..ATTEMPTS {
-            let (current, expect) = match self.store().get(R::TABLE, key).await? {
+        for attempt in 0..ATTEMPTS {
+            let (current, expect) = match self.read_record(R::TABLE, key).await? {
                 Some((bytes, version)) => (Some(decode::<R>(&bytes)?), Expect::Version(version)),
                 None => (None, Expect::Absent),
             };
             match decide(current).await? {
                 Decision::Answer(answer) => return Ok(answer),
-                Decision::Commit(record, answer) => match self.put_record(&record, expect).await {
-                    Ok(_) => return Ok(answer),
-                    Err(StoreError::Conflict) => continue,
-                    Err(e) => return Err(e.into()),
-                },
+                Decision::Hold(record, answer) if !self.config().shared_store => {
+                    if self.hold(&record, expect).await? {
+                        return Ok(answer);
+                    }
+                    // A write of this key is on its way: read it when done.
+                    let wait = 1 << attempt.min(4);
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                }
+                Decision::Commit(record, answer) | Decision::Hold(record, answer) => {
+                    match self.put_record(&record, expect).await {
+                        Ok(_) => return Ok(answer),
+                        // A held key refuses writes until its hold is
+                        // settled: after a few quick retries, wait a little.
+                        Err(StoreError::Conflict) if attempt >= 3 => {
+                            let wait = 1 << (attempt - 3).min(4);
+                            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                        }
+                        Err(StoreError::Conflict) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
             }
         }
         Err(BrokerError::Internal(format!(
@@ -130,7 +156,21 @@ pub(super) fn reply<R, A>(a: A) -> Result<Decision<R, Next<A>>> {
     Ok(Decision::Answer(Next::Reply(a)))
 }
 
-/// A decision to commit `record`, then run its operation `op_id`.
-pub(super) fn start<R, A>(record: R, op_id: String, run_async: bool) -> Decision<R, Next<A>> {
-    Decision::Commit(record, Next::Run { op_id, run_async })
+/// A decision to commit `record`, then run its operation `op_id`: a
+/// synchronous delete is held instead, and committed once when it ends
+/// ([`super::pending`] says why that is safe for deletes only).
+pub(super) fn start<R: HasOperations, A>(
+    record: R,
+    op_id: String,
+    run_async: bool,
+) -> Decision<R, Next<A>> {
+    let delete = record
+        .find_op(&op_id)
+        .is_some_and(|o| matches!(o.kind, OpKind::Unbind | OpKind::Deprovision));
+    let next = Next::Run { op_id, run_async };
+    if delete && !run_async {
+        Decision::Hold(record, next)
+    } else {
+        Decision::Commit(record, next)
+    }
 }

@@ -26,6 +26,7 @@ pub(crate) mod fetch;
 pub mod model;
 pub(crate) mod namespaces;
 pub(crate) mod overview;
+mod pending;
 pub mod ports;
 pub(crate) mod provision;
 pub(crate) mod requests;
@@ -128,6 +129,8 @@ struct Inner {
     running: worker::Running,
     /// The replicas' leases, when the shared store keeps them.
     replicas: std::sync::OnceLock<Arc<dyn ports::Replicas>>,
+    /// Synchronous deletes' records until they finish ([`pending`]).
+    pending: pending::Pending,
 }
 
 /// A service and plan of a shared catalog, or the stand-in for a plan the
@@ -188,6 +191,7 @@ impl Broker {
                 config,
                 observer,
                 running: worker::Running::default(),
+                pending: pending::Pending::default(),
                 replicas: std::sync::OnceLock::new(),
             }),
         }
@@ -398,7 +402,7 @@ impl Broker {
     // === records ===
 
     async fn load_instance(&self, id: &str) -> Result<Option<(Instance, u64)>> {
-        match self.store().get(Table::Instances, id).await? {
+        match self.read_record(Table::Instances, id).await? {
             Some((bytes, v)) => Ok(Some((decode(&bytes)?, v))),
             None => Ok(None),
         }
@@ -416,8 +420,7 @@ impl Broker {
 
     async fn load_binding(&self, instance_id: &str, id: &str) -> Result<Option<(Binding, u64)>> {
         match self
-            .store()
-            .get(Table::Bindings, &binding_key(instance_id, id))
+            .read_record(Table::Bindings, &binding_key(instance_id, id))
             .await?
         {
             Some((bytes, v)) => Ok(Some((decode(&bytes)?, v))),
@@ -428,6 +431,7 @@ impl Broker {
     async fn bindings_of(&self, instance_id: &str) -> Result<Vec<(Binding, u64)>> {
         let prefix = binding_key(instance_id, "");
         let rows = self.store().list(Table::Bindings, &prefix).await?;
+        let rows = self.inner.pending.overlay(Table::Bindings, rows);
         rows.into_iter()
             .map(|(_, bytes, v)| Ok((decode(&bytes)?, v)))
             .collect()

@@ -625,3 +625,7 @@ async fn a_plan_removed_from_the_catalog_blocks_no_delete() {
         .await;
     assert!(matches!(r, Err(BrokerError::BadRequest(_))), "{r:?}");
 }
+
+/// Store writes per operation kind (one file of its own).
+#[path = "writes_tests.rs"]
+mod writes;

@@ -1,18 +1,54 @@
 //! Files the render engine writes: whole or not at all, readable by the
-//! broker only.
+//! broker only, durable before the broker records that they exist.
+//!
+//! Durability rule: every file a step writes (a release's manifests and
+//! object record, a binding Secret, a claim on a Secret's name) has its
+//! data synced before the backend call returns, so before the broker
+//! commits the operation's outcome: a record that says "succeeded" is
+//! never durable before the files it describes. The store's commit can't
+//! cover them (it syncs its own file only, and no filesystem promises that
+//! syncing one file flushes another's data), and none of them may be lost
+//! or come back stale: the object record and the claims decide who may
+//! take a name. A crash before the commit leaves the operation accepted
+//! (or, for a synchronous delete, not begun), and it runs again; every
+//! step is idempotent.
+//!
+//! Measured and rejected: one `syncfs` per step instead of a sync per
+//! file costs the same CPU (about 0.2 ms either way on ext4) but waits for
+//! every other writer on the filesystem (9 to 540 ms beside a build,
+//! against about 10 ms for an `fsync`).
 
 use std::path::Path;
 
 /// Writes `dir/name` atomically with owner-only permissions (manifests carry
-/// generated passwords).
+/// generated passwords), its data durable before this returns.
 pub(crate) async fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     let dir = dir.to_path_buf();
     let name = name.to_string();
     let bytes = bytes.to_vec();
     tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(&dir)?;
-        crate::store::seal::write_private(&dir.join(&name), &bytes)
+        write_private(&dir.join(&name), &bytes)
     })
     .await
     .map_err(std::io::Error::other)?
+}
+
+/// `path` replaced by `bytes` through a temporary file and a rename, mode
+/// 0600. `fdatasync` rather than `fsync`: the data and the size that
+/// reads it reach the disk; timestamps need no journal commit of their own.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut f = opts.open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_data()?;
+    drop(f);
+    std::fs::rename(&tmp, path)
 }

@@ -24,6 +24,7 @@
 //! can't both pass the check before either claims.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -69,6 +70,8 @@ pub(crate) struct Claims {
     root: PathBuf,
     lock: Mutex<()>,
     cluster: Option<Kube>,
+    /// Each namespace's object records, kept while `.objects` is unchanged.
+    recorded: super::recorded::Cache<Recorded>,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> BackendError + '_ {
@@ -106,7 +109,7 @@ async fn create_new(path: &Path, bytes: &[u8]) -> Result<bool, BackendError> {
             .create_new(true)
             .open(&p)
         {
-            Ok(mut f) => f.write_all(&b).and(f.sync_all()).map(|_| true),
+            Ok(mut f) => f.write_all(&b).and(f.sync_data()).map(|_| true),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
             Err(e) => Err(e),
         }
@@ -117,6 +120,7 @@ async fn create_new(path: &Path, bytes: &[u8]) -> Result<bool, BackendError> {
 }
 
 /// One release's recorded objects.
+#[derive(Clone)]
 struct Recorded {
     release: String,
     objects: Vec<ObjectId>,
@@ -129,6 +133,7 @@ impl Claims {
             root: root.into(),
             lock: Mutex::new(()),
             cluster: None,
+            recorded: Default::default(),
         }
     }
 
@@ -207,7 +212,17 @@ impl Claims {
             record.to_string().as_bytes(),
         )
         .await
-        .map_err(io(&path))
+        .map_err(io(&path))?;
+        let objects_dir = path.parent().expect("has a folder");
+        let stamp = super::recorded::stamp(objects_dir).await;
+        self.recorded.update(r.namespace, stamp, |all| {
+            all.retain(|o| o.release != r.release);
+            all.push(Recorded {
+                release: r.release.to_string(),
+                objects: objects.to_vec(),
+            });
+        });
+        Ok(())
     }
 
     /// Whether `r` may render into its namespace: a namespace another
@@ -302,9 +317,21 @@ impl Claims {
         )))
     }
 
-    /// Every release's recorded objects in `namespace`; a release folder
-    /// rendered before records existed is read from its manifests.
-    async fn recorded(&self, namespace: &str) -> Result<Vec<Recorded>, BackendError> {
+    /// Every release's recorded objects in `namespace` (read once, then
+    /// kept while `.objects` is unchanged: [`super::recorded`]).
+    async fn recorded(&self, namespace: &str) -> Result<Arc<Vec<Recorded>>, BackendError> {
+        let stamp = super::recorded::stamp(&self.ns_dir(namespace).join(".objects")).await;
+        if let Some(kept) = self.recorded.get(namespace, stamp) {
+            return Ok(kept);
+        }
+        let read = Arc::new(self.read_recorded(namespace).await?);
+        self.recorded.put(namespace, stamp, read.clone());
+        Ok(read)
+    }
+
+    /// Every release's recorded objects in `namespace`, from disk; a release
+    /// folder rendered before records existed is read from its manifests.
+    async fn read_recorded(&self, namespace: &str) -> Result<Vec<Recorded>, BackendError> {
         let dir = self.ns_dir(namespace);
         let mut out = Vec::new();
         for release in list(&dir.join(".objects")).await? {
@@ -344,6 +371,10 @@ impl Claims {
             .is_some_and(|v| v["instance"] != r.instance);
         if !theirs {
             remove(&record).await?;
+            let stamp = super::recorded::stamp(record.parent().expect("has a folder")).await;
+            self.recorded.update(r.namespace, stamp, |all| {
+                all.retain(|o| o.release != r.release)
+            });
         }
         let owner = self.owner_path(r.namespace);
         if r.own_namespace && read(&owner).await?.as_deref() == Some(r.instance) {

@@ -23,4 +23,5 @@ pub(crate) mod inspect;
 pub mod pipeline;
 pub mod postrender;
 pub mod preview;
+mod recorded;
 pub(crate) mod render;

@@ -60,6 +60,9 @@ impl Broker {
         let (iid, oid) = (instance_id.clone(), op_id.clone());
         self.spawn_op(&instance_id, None, &op_id, async move {
             let r = broker.run_instance_op(&iid, &oid).await;
+            // A synchronous delete's held record ends with its task,
+            // whether or not the task recorded the outcome.
+            broker.release_held(&iid, None, &oid);
             if let Err(e) = &r {
                 tracing::error!(error = %e,
                     "operation could not be recorded; it will be settled on restart");
@@ -79,6 +82,7 @@ impl Broker {
         let (iid, bid, oid) = (instance_id.clone(), binding_id.clone(), op_id.clone());
         self.spawn_op(&instance_id, Some(&binding_id), &op_id, async move {
             let r = broker.run_binding_op(&iid, &bid, &oid).await;
+            broker.release_held(&iid, Some(&bid), &oid);
             if let Err(e) = &r {
                 tracing::error!(error = %e,
                     "operation could not be recorded; it will be settled on restart");
