@@ -8,11 +8,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::table::Row;
 use super::{
-    Broker, Proc, call, connect, env_or, free_port, open_connections, row, sample_records,
-    seed, start, status_kib, try_connect, wrk,
+    Broker, Proc, call, connect, env_or, free_port, open_connections, row, sample_records, seed,
+    start, status_kib, try_connect, wrk,
 };
+use crate::table::Row;
 
 /// Requests counted under callgrind, after as many to warm up.
 const CALLGRIND_REQUESTS: u64 = 500;

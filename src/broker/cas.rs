@@ -8,56 +8,16 @@
 //! racing identical provision then answers as a repeat).
 
 use futures::future::BoxFuture;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
-use super::model::{Binding, BindingState, HasOperations, Instance, InstanceState, OpKind};
+use super::model::{HasOperations, OpKind};
 use super::pending::Route;
-use super::ports::{Expect, StoreError, Table, Tags};
-use super::{Broker, BrokerError, Result, binding_key, decode};
+use super::ports::{Expect, StoreError};
+pub(super) use super::record::Record;
+use super::{Broker, BrokerError, Result, decode};
 
 /// How many times a decision is taken again before giving up: each retry
 /// means another writer won, so this only runs out under a write storm.
 const ATTEMPTS: usize = 20;
-
-/// A record kept under one key of one table.
-pub(super) trait Record: Serialize + DeserializeOwned + HasOperations {
-    /// Its table.
-    const TABLE: Table;
-    /// Its key in the table.
-    fn key(&self) -> String;
-    /// Deleted, kept so `last_operation` can answer for the delete.
-    fn is_tombstone(&self) -> bool;
-    /// What the store indexes it by: who runs its in-flight operation, and
-    /// whether it is a tombstone (so takeover and the tombstone sweep read
-    /// only those records).
-    fn tags(&self) -> Tags {
-        Tags {
-            owner: self.current().and_then(|o| o.owner.clone()),
-            tombstone: self.is_tombstone(),
-        }
-    }
-}
-
-impl Record for Instance {
-    const TABLE: Table = Table::Instances;
-    fn key(&self) -> String {
-        self.id.clone()
-    }
-    fn is_tombstone(&self) -> bool {
-        self.state == InstanceState::Deleted
-    }
-}
-
-impl Record for Binding {
-    const TABLE: Table = Table::Bindings;
-    fn key(&self) -> String {
-        binding_key(&self.instance_id, &self.id)
-    }
-    fn is_tombstone(&self) -> bool {
-        self.state == BindingState::Deleted
-    }
-}
 
 /// What a decision makes of the record it was shown.
 pub(super) enum Decision<R, T> {

@@ -29,6 +29,7 @@ pub(crate) mod overview;
 mod pending;
 pub mod ports;
 pub(crate) mod provision;
+mod record;
 pub(crate) mod requests;
 pub(crate) mod secrets;
 pub(crate) mod summary;

@@ -27,8 +27,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::cas::Record;
 use super::ports::{Expect, StoreError, Table};
+use super::record::Record;
 use super::{Broker, Result};
 
 /// Versions of held records: far above any a store reaches.

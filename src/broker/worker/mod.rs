@@ -16,11 +16,12 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use super::cas::{Decision, Record};
+use super::cas::Decision;
 use super::model::{
     Binding, BindingState, Instance, InstanceState, OpKind, OpState, Operation, UpdateTarget,
 };
 use super::ports::{BackendError, Checkpoint};
+use super::record::Record;
 use super::{Broker, BrokerError, Result, binding_key, now};
 
 pub use recovery::TOMBSTONE_TTL_SECS;

@@ -139,9 +139,13 @@ fn run(db: &Database, keys: &Keys, queue: &mpsc::Receiver<Request>, counts: &Cou
             }
         }
         let n = group.len() as u64;
-        serve(group, |writes| commit_group(db, keys, writes));
-        counts.commits.fetch_add(1, Ordering::Relaxed);
-        counts.writes.fetch_add(n, Ordering::Relaxed);
+        // Counted before anyone is answered, so a caller that got its
+        // answer also sees its commit counted.
+        serve(group, |writes| {
+            counts.commits.fetch_add(1, Ordering::Relaxed);
+            counts.writes.fetch_add(n, Ordering::Relaxed);
+            commit_group(db, keys, writes)
+        });
     }
 }
 
