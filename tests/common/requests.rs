@@ -3,7 +3,33 @@
 use axum::http::Method;
 use base64::Engine as _;
 
+use serde_json::Value;
+
 use super::{Resp, TestBroker, config, repo};
+
+/// One-line OSB calls: the same requests as [`TestBroker::call`], so a test
+/// reads as its requests and checks rather than as request plumbing.
+impl TestBroker {
+    /// Authenticated `PUT` with a JSON body.
+    pub async fn put(&self, uri: &str, body: Value) -> Resp {
+        self.call(Method::PUT, uri, Some(body)).await
+    }
+
+    /// Authenticated `PATCH` with a JSON body.
+    pub async fn patch(&self, uri: &str, body: Value) -> Resp {
+        self.call(Method::PATCH, uri, Some(body)).await
+    }
+
+    /// Authenticated `GET`.
+    pub async fn get(&self, uri: &str) -> Resp {
+        self.call(Method::GET, uri, None).await
+    }
+
+    /// Authenticated `DELETE`.
+    pub async fn del(&self, uri: &str) -> Resp {
+        self.call(Method::DELETE, uri, None).await
+    }
+}
 
 /// Standard base64 of `s`, as a Secret's `data` holds it.
 pub fn b64_encode(s: &str) -> String {

@@ -6,7 +6,7 @@ use crate::common;
 use std::time::Duration;
 
 use crate::helpers::restart::*;
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use common::process::osb;
 use common::{TestBroker, config, helm_bin};
 use serde_json::{Value, json};
@@ -94,13 +94,13 @@ async fn readyz_is_starting_until_recovery_finished() {
         runtime,
         data,
     };
-    let r = b.call(Method::GET, "/readyz", None).await;
+    let r = b.get("/readyz").await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
     assert_eq!(r.json["status"], "starting", "{}", r.text);
-    let r = b.call(Method::GET, "/healthz", None).await;
+    let r = b.get("/healthz").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     b.runtime.recover().await.expect("recovery");
-    let r = b.call(Method::GET, "/readyz", None).await;
+    let r = b.get("/readyz").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json["status"], "ready", "{}", r.text);
 }

@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use common::*;
 use serde_json::json;
 
@@ -10,10 +10,9 @@ use serde_json::json;
 async fn provision_bind_unbind_deprovision_sync() {
     let b = TestBroker::start().await;
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             "/v2/service_instances/i-1",
-            Some(provision_body("plan-small", json!({"message": "hi"}))),
+            provision_body("plan-small", json!({"message": "hi"})),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
@@ -22,10 +21,9 @@ async fn provision_bind_unbind_deprovision_sync() {
     assert!(text.contains(r#""message":"hi""#), "{text}");
 
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             "/v2/service_instances/i-1/service_bindings/b-1",
-            Some(bind_body("plan-small", json!({"role": "reader"}))),
+            bind_body("plan-small", json!({"role": "reader"})),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
@@ -41,10 +39,8 @@ async fn provision_bind_unbind_deprovision_sync() {
     assert!(secret.is_file());
 
     let r = b
-        .call(
-            Method::DELETE,
+        .del(
             "/v2/service_instances/i-1/service_bindings/b-1?service_id=svc-tiny&plan_id=plan-small",
-            None,
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -52,11 +48,7 @@ async fn provision_bind_unbind_deprovision_sync() {
     assert!(!secret.exists());
 
     let r = b
-        .call(
-            Method::DELETE,
-            "/v2/service_instances/i-1?service_id=svc-tiny&plan_id=plan-small",
-            None,
-        )
+        .del("/v2/service_instances/i-1?service_id=svc-tiny&plan_id=plan-small")
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(!manifests.exists());

@@ -41,11 +41,9 @@ async fn malformed_json_returns_400_with_osb_error_body() {
     // A provision field of the wrong type.
     let mut body = provision_body("plan-small", json!({}));
     body["maintenance_info"] = json!("1.0.0");
-    let r = b
-        .call(Method::PUT, "/v2/service_instances/i-1", Some(body))
-        .await;
+    let r = b.put("/v2/service_instances/i-1", body).await;
     assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
-    let r = b.call(Method::GET, "/v2/service_instances/i-1", None).await;
+    let r = b.get("/v2/service_instances/i-1").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
 }
 
@@ -77,7 +75,7 @@ async fn empty_body_on_put_or_patch_returns_400() {
             assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
         }
     }
-    let r = b.call(Method::GET, "/v2/service_instances/i-1", None).await;
+    let r = b.get("/v2/service_instances/i-1").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
 }
 
@@ -127,20 +125,17 @@ async fn unknown_fields_are_ignored() {
     body["x-vendor-field"] = json!({"nested": [1, 2, {"deep": true}]});
     body["maintenance_info"] = json!({"version": "1.0.0", "x-extra": 1});
     body["context"]["x-vendor-context"] = json!("kept or ignored");
-    let r = b
-        .call(Method::PUT, "/v2/service_instances/i-1", Some(body))
-        .await;
+    let r = b.put("/v2/service_instances/i-1", body).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let r = b
-        .call(
-            Method::PATCH,
+        .patch(
             "/v2/service_instances/i-1",
-            Some(json!({
+            json!({
                 "service_id": "svc-tiny",
                 "parameters": {"message": "new"},
                 "previous_values": {"plan_id": "plan-small", "x-unknown": 1},
                 "x-vendor-field": 7,
-            })),
+            }),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -148,19 +143,11 @@ async fn unknown_fields_are_ignored() {
     body["bind_resource"]["x-route-extra"] = json!("y");
     body["x-vendor-field"] = json!(null);
     let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/i-1/service_bindings/b-1",
-            Some(body),
-        )
+        .put("/v2/service_instances/i-1/service_bindings/b-1", body)
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let r = b
-        .call(
-            Method::GET,
-            "/v2/service_instances/i-1/last_operation?operation=&x-unknown=1",
-            None,
-        )
+        .get("/v2/service_instances/i-1/last_operation?operation=&x-unknown=1")
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }

@@ -6,10 +6,9 @@ use super::*;
 async fn provision_sync_returns_201() {
     let b = TestBroker::start().await;
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             &inst("i-1"),
-            Some(provision_body("plan-small", json!({"message": "hi"}))),
+            provision_body("plan-small", json!({"message": "hi"})),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
@@ -23,10 +22,9 @@ async fn provision_sync_returns_201() {
 async fn provision_async_returns_202_with_operation_then_succeeds() {
     let b = TestBroker::start().await;
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             &inst_async("i-1"),
-            Some(provision_body("plan-small", json!({"message": "hi"}))),
+            provision_body("plan-small", json!({"message": "hi"})),
         )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
@@ -55,14 +53,12 @@ async fn provision_repeated_while_in_progress_returns_202_with_same_operation() 
         .provision_async("i-1", "plan-small", json!({"message": "hi"}))
         .await;
     for _ in 0..2 {
-        let r = b
-            .call(Method::PUT, &inst_async("i-1"), Some(body.clone()))
-            .await;
+        let r = b.put(&inst_async("i-1"), body.clone()).await;
         assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
         assert_eq!(r.json["operation"], op.as_str(), "{}", r.text);
     }
     // The repeats really were answered while the operation ran.
-    let r = b.call(Method::GET, &last_op("i-1", Some(&op)), None).await;
+    let r = b.get(&last_op("i-1", Some(&op))).await;
     assert_eq!(r.json["state"], "in progress", "{}", r.text);
     gate.open();
     let r = b.wait_instance("i-1", &op).await;
@@ -76,10 +72,9 @@ async fn provision_conflicting_attributes_while_in_progress_returns_409() {
         .provision_async("i-1", "plan-small", json!({"message": "hi"}))
         .await;
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             &inst_async("i-1"),
-            Some(provision_body("plan-small", json!({"message": "other"}))),
+            provision_body("plan-small", json!({"message": "other"})),
         )
         .await;
     assert_osb_error(&r, StatusCode::CONFLICT, None);
@@ -96,10 +91,9 @@ async fn provision_identical_after_completion_returns_200() {
         .await;
     // Key order and unknown fields do not make a request different.
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             &inst("i-1"),
-            Some(json!({
+            json!({
                 "parameters": {"message": "hi"},
                 "space_guid": "space",
                 "organization_guid": "org",
@@ -107,7 +101,7 @@ async fn provision_identical_after_completion_returns_200() {
                 "service_id": "svc-tiny",
                 "context": {"namespace": "apps", "platform": "kubernetes"},
                 "x-vendor-extension": {"ignored": true},
-            })),
+            }),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -130,7 +124,7 @@ async fn provision_same_id_with_different_attributes_returns_409() {
             v
         },
     ] {
-        let r = b.call(Method::PUT, &inst("i-1"), Some(body)).await;
+        let r = b.put(&inst("i-1"), body).await;
         assert_osb_error(&r, StatusCode::CONFLICT, None);
     }
     assert_instance(&b, "i-1", "plan-small", json!({"message": "hi"})).await;
@@ -150,7 +144,7 @@ async fn provision_unknown_service_or_plan_returns_400() {
         let mut body = provision_body("plan-small", json!({}));
         body["service_id"] = json!(service);
         body["plan_id"] = json!(plan);
-        let r = b.call(Method::PUT, &inst("i-1"), Some(body)).await;
+        let r = b.put(&inst("i-1"), body).await;
         assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
     }
     assert_nothing_created(&b, "i-1").await;
@@ -169,7 +163,7 @@ async fn provision_missing_service_id_or_plan_id_returns_400() {
                 }
                 Some(v) => body[field] = v.clone(),
             }
-            let r = b.call(Method::PUT, &inst("i-1"), Some(body)).await;
+            let r = b.put(&inst("i-1"), body).await;
             assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
             assert!(
                 r.json["description"].as_str().unwrap().contains(field),
@@ -212,11 +206,7 @@ async fn provision_parameters_failing_the_schema_return_400_naming_the_field() {
         ),
     ] {
         let r = b
-            .call(
-                Method::PUT,
-                &inst("i-1"),
-                Some(provision_body("plan-small", params.clone())),
-            )
+            .put(&inst("i-1"), provision_body("plan-small", params.clone()))
             .await;
         assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
         assert_eq!(r.json["description"], want, "{params}");
@@ -234,11 +224,7 @@ async fn provision_parameters_not_an_object_return_400() {
     let b = TestBroker::start().await;
     for params in [json!([1, 2]), json!("message=hi"), json!(5), json!(true)] {
         let r = b
-            .call(
-                Method::PUT,
-                &inst("i-1"),
-                Some(provision_body("plan-small", params.clone())),
-            )
+            .put(&inst("i-1"), provision_body("plan-small", params.clone()))
             .await;
         assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
         assert!(
@@ -263,7 +249,7 @@ async fn provision_context_not_an_object_returns_400() {
     ] {
         let mut body = provision_body("plan-small", json!({}));
         body["context"] = context.clone();
-        let r = b.call(Method::PUT, &inst("i-1"), Some(body)).await;
+        let r = b.put(&inst("i-1"), body).await;
         assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
         assert!(
             r.json["description"].as_str().unwrap().contains("context"),
@@ -281,13 +267,7 @@ async fn provision_async_required_plan_without_accepts_incomplete_returns_422() 
         inst("i-1"),
         format!("{}?accepts_incomplete=false", inst("i-1")),
     ] {
-        let r = b
-            .call(
-                Method::PUT,
-                &uri,
-                Some(provision_body("plan-async", json!({}))),
-            )
-            .await;
+        let r = b.put(&uri, provision_body("plan-async", json!({}))).await;
         assert_osb_error(&r, StatusCode::UNPROCESSABLE_ENTITY, Some("AsyncRequired"));
     }
     assert_nothing_created(&b, "i-1").await;
@@ -299,7 +279,7 @@ async fn provision_maintenance_info_version_mismatch_returns_422() {
     for version in ["0.9.0", "2.0.0", "1.0.0+other"] {
         let mut body = provision_body("plan-small", json!({}));
         body["maintenance_info"] = json!({"version": version});
-        let r = b.call(Method::PUT, &inst("i-1"), Some(body)).await;
+        let r = b.put(&inst("i-1"), body).await;
         assert_osb_error(
             &r,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -315,11 +295,11 @@ async fn provision_with_empty_or_matching_maintenance_info_is_accepted() {
     // Conformance suites send `maintenance_info: {}`.
     let mut body = provision_body("plan-small", json!({}));
     body["maintenance_info"] = json!({});
-    let r = b.call(Method::PUT, &inst("i-1"), Some(body)).await;
+    let r = b.put(&inst("i-1"), body).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let mut body = provision_body("plan-small", json!({}));
     body["maintenance_info"] = json!({"version": "1.0.0", "description": "ignored"});
-    let r = b.call(Method::PUT, &inst("i-2"), Some(body)).await;
+    let r = b.put(&inst("i-2"), body).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
 }
 
@@ -337,7 +317,7 @@ async fn provision_helm_failure_async_reports_failed_with_helms_message() {
     // The spec allows these flags only for failed updates and deprovisions.
     assert!(r.json.get("instance_usable").is_none(), "{}", r.text);
     assert!(r.json.get("update_repeatable").is_none(), "{}", r.text);
-    let r = b.call(Method::GET, &inst("i-1"), None).await;
+    let r = b.get(&inst("i-1")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
 }
 
@@ -345,11 +325,7 @@ async fn provision_helm_failure_async_reports_failed_with_helms_message() {
 async fn provision_helm_failure_sync_returns_500_with_helms_message() {
     let b = TestBroker::start().await;
     let r = b
-        .call(
-            Method::PUT,
-            &inst("i-1"),
-            Some(provision_body("plan-broken", json!({}))),
-        )
+        .put(&inst("i-1"), provision_body("plan-broken", json!({})))
         .await;
     assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
     let d = r.json["description"].as_str().unwrap();
@@ -357,7 +333,7 @@ async fn provision_helm_failure_sync_returns_500_with_helms_message() {
     assert!(d.contains("replicas"), "{d}");
     assert!(r.json.get("instance_usable").is_none(), "{}", r.text);
     assert!(r.json.get("update_repeatable").is_none(), "{}", r.text);
-    let r = b.call(Method::GET, &inst("i-1"), None).await;
+    let r = b.get(&inst("i-1")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
 }
 
@@ -369,18 +345,14 @@ async fn update_plan_change_is_applied() {
     b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
         .await;
     let r = b
-        .call(
-            Method::PATCH,
+        .patch(
             &inst("i-1"),
-            Some(update_body(
-                Some("plan-large"),
-                json!({"message": "bigger"}),
-            )),
+            update_body(Some("plan-large"), json!({"message": "bigger"})),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json, json!({}));
-    let r = b.call(Method::GET, &inst("i-1"), None).await;
+    let r = b.get(&inst("i-1")).await;
     assert_eq!(r.json["plan_id"], "plan-large", "{}", r.text);
     assert_eq!(r.json["parameters"]["message"], "bigger", "{}", r.text);
     assert_eq!(r.json["maintenance_info"], json!({"version": "2.0.0"}));
@@ -394,10 +366,9 @@ async fn update_async_returns_202_then_succeeds() {
     b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
         .await;
     let r = b
-        .call(
-            Method::PATCH,
+        .patch(
             &inst_async("i-1"),
-            Some(update_body(None, json!({"replicas": 2}))),
+            update_body(None, json!({"replicas": 2})),
         )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
@@ -419,10 +390,9 @@ async fn update_plan_change_from_non_updateable_plan_returns_422() {
     let op = b.provision_async("i-1", "plan-async", json!({})).await;
     b.wait_instance("i-1", &op).await;
     let r = b
-        .call(
-            Method::PATCH,
+        .patch(
             &inst_async("i-1"),
-            Some(update_body(Some("plan-small"), json!({}))),
+            update_body(Some("plan-small"), json!({})),
         )
         .await;
     assert_osb_error(
@@ -441,10 +411,9 @@ async fn update_parameters_of_non_updateable_plan_are_allowed() {
     let op = b.provision_async("i-1", "plan-async", json!({})).await;
     b.wait_instance("i-1", &op).await;
     let r = b
-        .call(
-            Method::PATCH,
+        .patch(
             &inst_async("i-1"),
-            Some(update_body(Some("plan-async"), json!({"tier": "gold"}))),
+            update_body(Some("plan-async"), json!({"tier": "gold"})),
         )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);

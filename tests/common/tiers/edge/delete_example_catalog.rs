@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use serde_json::json;
 
 use common::TestBroker;
@@ -27,7 +27,7 @@ pub async fn standard_instance(b: &TestBroker, id: &str, accepts: bool) {
         "context": {"platform": "kubernetes", "namespace": "apps"},
         "maintenance_info": {},
     });
-    let r = b.call(Method::PUT, &uri, Some(body)).await;
+    let r = b.put(&uri, body).await;
     assert!(r.status.is_success(), "{}", r.text);
     if r.status == StatusCode::ACCEPTED {
         let op = r.json["operation"].as_str().unwrap();
@@ -35,7 +35,7 @@ pub async fn standard_instance(b: &TestBroker, id: &str, accepts: bool) {
     }
     let body =
         json!({"service_id": MYSQL, "plan_id": STANDARD, "previous_values": {"plan_id": BASIC}});
-    let r = b.call(Method::PATCH, &uri, Some(body)).await;
+    let r = b.patch(&uri, body).await;
     assert!(r.status.is_success(), "{}", r.text);
     if r.status == StatusCode::ACCEPTED {
         let op = r.json["operation"].as_str().unwrap();

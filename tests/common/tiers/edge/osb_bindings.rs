@@ -6,7 +6,7 @@ use crate::common;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use common::*;
 use serde_json::{Value, json};
 
@@ -47,16 +47,14 @@ pub fn secret_file(b: &TestBroker, instance: &str, binding: &str) -> PathBuf {
 
 /// After a 4xx on bind: no binding record, no operation, no Secret file.
 pub async fn assert_no_binding(b: &TestBroker, i: &str, id: &str) {
-    let r = b.call(Method::GET, &binding(i, id), None).await;
+    let r = b.get(&binding(i, id)).await;
     assert_eq!(
         r.status,
         StatusCode::NOT_FOUND,
         "binding exists: {}",
         r.text
     );
-    let r = b
-        .call(Method::GET, &binding_last_op(i, id, None), None)
-        .await;
+    let r = b.get(&binding_last_op(i, id, None)).await;
     assert_eq!(
         r.status,
         StatusCode::NOT_FOUND,

@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use common::*;
 use serde_json::{Value, json};
 
@@ -46,14 +46,14 @@ pub fn update_body(plan: Option<&str>, params: Value) -> Value {
 
 /// After a 4xx on provision: no record, no operation, no files.
 pub async fn assert_nothing_created(b: &TestBroker, id: &str) {
-    let r = b.call(Method::GET, &inst(id), None).await;
+    let r = b.get(&inst(id)).await;
     assert_eq!(
         r.status,
         StatusCode::NOT_FOUND,
         "instance exists: {}",
         r.text
     );
-    let r = b.call(Method::GET, &last_op(id, None), None).await;
+    let r = b.get(&last_op(id, None)).await;
     assert_eq!(
         r.status,
         StatusCode::NOT_FOUND,
@@ -67,7 +67,7 @@ pub async fn assert_nothing_created(b: &TestBroker, id: &str) {
 /// them (the plan's defaults, such as `replicas`, reach the chart but are
 /// not reported back: a platform comparing exactly must see no drift).
 pub async fn assert_instance(b: &TestBroker, id: &str, plan: &str, params: Value) {
-    let r = b.call(Method::GET, &inst(id), None).await;
+    let r = b.get(&inst(id)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json["plan_id"], plan, "{}", r.text);
     assert_eq!(r.json["parameters"], params, "{}", r.text);
