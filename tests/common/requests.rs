@@ -3,9 +3,9 @@
 use axum::http::Method;
 use base64::Engine as _;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use super::{Resp, TestBroker, config, repo};
+use super::{Gate, Resp, TestBroker, config, repo};
 
 /// One-line OSB calls: the same requests as [`TestBroker::call`], so a test
 /// reads as its requests and checks rather than as request plumbing.
@@ -63,4 +63,22 @@ pub async fn example_broker() -> TestBroker {
     cfg.catalog_dir = repo().join("catalog");
     cfg.charts_dir = repo().join("charts");
     TestBroker::with_config(data, cfg).await
+}
+
+/// A broker with instance `i-1` of plan-small provisioned (message "hi").
+pub async fn broker_with_instance() -> TestBroker {
+    let b = TestBroker::start().await;
+    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
+        .await;
+    b
+}
+
+/// [`broker_with_instance`] with its operations held at a closed gate.
+pub async fn gated_broker_with_instance() -> (TestBroker, Gate) {
+    let (b, gate) = TestBroker::start_gated().await;
+    gate.open();
+    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
+        .await;
+    gate.close();
+    (b, gate)
 }

@@ -97,19 +97,8 @@ async fn fetch_instance_returns_service_plan_parameters_and_maintenance_info() {
 
 #[tokio::test]
 async fn fetch_instance_while_updating_returns_422_concurrency_error() {
-    let (b, gate) = TestBroker::start_gated().await;
-    gate.open();
-    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
-        .await;
-    gate.close();
-    let r = b
-        .patch(
-            &inst_async("i-1"),
-            update_body(None, json!({"message": "new"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let op = r.json["operation"].as_str().unwrap().to_string();
+    let (b, gate) = gated_broker_with_instance().await;
+    let op = update_async(&b, "i-1", update_body(None, json!({"message": "new"}))).await;
     let r = b.get(&inst("i-1")).await;
     assert_osb_error(
         &r,

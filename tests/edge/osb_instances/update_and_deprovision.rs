@@ -5,9 +5,7 @@ async fn update_without_plan_id_or_parameters_changes_neither() {
     // spec: no `parameters` -> "MUST NOT change the parameters"; no
     // `plan_id` -> "MUST NOT change the Service Plan". Conformance suites
     // send absent fields as "" and `maintenance_info: {}`.
-    let b = TestBroker::start().await;
-    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
-        .await;
+    let b = broker_with_instance().await;
     for body in [
         json!({"service_id": "svc-tiny"}),
         json!({"service_id": "svc-tiny", "plan_id": "", "maintenance_info": {}}),
@@ -43,9 +41,7 @@ async fn update_async_required_plan_without_accepts_incomplete_returns_422() {
 
 #[tokio::test]
 async fn update_parameters_are_validated_against_the_update_schema() {
-    let b = TestBroker::start().await;
-    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
-        .await;
+    let b = broker_with_instance().await;
     for (params, want) in [
         (
             json!({"replicas": -1}),
@@ -73,9 +69,7 @@ async fn update_parameters_are_validated_against_the_update_schema() {
 
 #[tokio::test]
 async fn update_failing_in_helm_returns_500_and_changes_nothing() {
-    let b = TestBroker::start().await;
-    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
-        .await;
+    let b = broker_with_instance().await;
     // 7 passes plan-small's update schema (no maximum; the create schema's is
     // 5), so validation lets it through, and the chart's values.schema.json
     // (maximum 5) rejects it in helm.
@@ -99,9 +93,7 @@ async fn update_failing_in_helm_returns_500_and_changes_nothing() {
 
 #[tokio::test]
 async fn update_maintenance_info_mismatch_returns_422_and_changes_nothing() {
-    let b = TestBroker::start().await;
-    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
-        .await;
+    let b = broker_with_instance().await;
     let mut body = update_body(None, json!({"message": "new"}));
     body["maintenance_info"] = json!({"version": "0.1.0"});
     let r = b.patch(&inst("i-1"), body).await;
@@ -115,9 +107,7 @@ async fn update_maintenance_info_mismatch_returns_422_and_changes_nothing() {
 
 #[tokio::test]
 async fn update_unknown_plan_or_missing_service_id_returns_400_and_changes_nothing() {
-    let b = TestBroker::start().await;
-    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
-        .await;
+    let b = broker_with_instance().await;
     let r = b
         .patch(&inst("i-1"), update_body(Some("plan-nope"), json!({})))
         .await;
@@ -138,19 +128,8 @@ async fn update_unknown_plan_or_missing_service_id_returns_400_and_changes_nothi
 
 #[tokio::test]
 async fn update_while_another_operation_runs_returns_422_concurrency_error() {
-    let (b, gate) = TestBroker::start_gated().await;
-    gate.open();
-    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
-        .await;
-    gate.close();
-    let r = b
-        .patch(
-            &inst_async("i-1"),
-            update_body(None, json!({"message": "first"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let op = r.json["operation"].as_str().unwrap().to_string();
+    let (b, gate) = gated_broker_with_instance().await;
+    let op = update_async(&b, "i-1", update_body(None, json!({"message": "first"}))).await;
     let r = b
         .patch(
             &inst_async("i-1"),
@@ -176,11 +155,7 @@ async fn update_while_another_operation_runs_returns_422_concurrency_error() {
 
 #[tokio::test]
 async fn update_repeated_while_in_progress_returns_202_with_same_operation() {
-    let (b, gate) = TestBroker::start_gated().await;
-    gate.open();
-    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
-        .await;
-    gate.close();
+    let (b, gate) = gated_broker_with_instance().await;
     let body = update_body(Some("plan-large"), json!({"message": "big"}));
     let r = b.patch(&inst_async("i-1"), body.clone()).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
@@ -209,9 +184,7 @@ async fn update_unknown_instance_returns_404() {
 
 #[tokio::test]
 async fn update_does_not_rotate_generated_secrets() {
-    let b = TestBroker::start().await;
-    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
-        .await;
+    let b = broker_with_instance().await;
     let before = b.bind_sync("i-1", "b-1", "plan-small", json!({})).await;
     let password = before["password"].as_str().unwrap().to_string();
     assert_eq!(password.len(), 24);
@@ -350,14 +323,7 @@ async fn last_operation_with_an_operation_never_issued_answers_about_the_latest(
     b.wait_instance("i-1", &first).await;
     // The latest operation is still running; the older one succeeded.
     gate.close();
-    let r = b
-        .patch(
-            &inst_async("i-1"),
-            update_body(None, json!({"message": "x"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let latest = r.json["operation"].as_str().unwrap().to_string();
+    let latest = update_async(&b, "i-1", update_body(None, json!({"message": "x"}))).await;
     // Platforms and suites send words of their own, or stale ids: the
     // latest operation answers, with the same headers as always.
     for foreign in ["no-such-op", "update", "provision-00000000", "%20"] {

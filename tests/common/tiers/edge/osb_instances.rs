@@ -44,6 +44,27 @@ pub fn update_body(plan: Option<&str>, params: Value) -> Value {
     v
 }
 
+/// An asynchronous update of `id` that must answer 202: its operation.
+pub async fn update_async(b: &TestBroker, id: &str, body: Value) -> String {
+    let r = b.patch(&inst_async(id), body).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    r.json["operation"].as_str().unwrap().to_string()
+}
+
+/// The failure of plan-broken's provision of `i-1` (answer or poll): helm's
+/// own words and the field it rejected, no update-only flags, no instance.
+pub async fn assert_helm_refused_provision(b: &TestBroker, r: &Resp) {
+    let d = r.json["description"].as_str().unwrap();
+    // Helm's own words (helm 3 and 4 both say this) and the field it rejected.
+    assert!(d.contains("values don't meet the specifications"), "{d}");
+    assert!(d.contains("replicas"), "{d}");
+    // The spec allows these flags only for failed updates and deprovisions.
+    assert!(r.json.get("instance_usable").is_none(), "{}", r.text);
+    assert!(r.json.get("update_repeatable").is_none(), "{}", r.text);
+    let r = b.get(&inst("i-1")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+}
+
 /// After a 4xx on provision: no record, no operation, no files.
 pub async fn assert_nothing_created(b: &TestBroker, id: &str) {
     let r = b.get(&inst(id)).await;
