@@ -21,6 +21,7 @@ pub mod cluster;
 pub mod dashboard;
 pub mod databases;
 pub mod deletes;
+pub mod example_catalog;
 pub mod goyaml;
 pub mod layout;
 pub mod platform;

@@ -14,6 +14,7 @@ use sqlx::Connection;
 
 use chartbroker::dbusers::{DbError, Servers, Target, User, UserAdmin};
 use common::databases::{self, Server};
+pub use common::example_catalog::{WORDPRESS, WORDPRESS_STANDARD};
 use common::{Resp, TestBroker, config, repo};
 
 pub const SERVICE: &str = "svc-db";
@@ -105,9 +106,6 @@ pub fn write_catalog(dir: &std::path::Path, engine: &str, port: u16) {
         std::fs::write(dir.join("wordpress.yaml"), wordpress).unwrap();
     }
 }
-
-pub const WORDPRESS: &str = "c461081c-edf4-464d-a97a-c6bc513221d8";
-pub const WORDPRESS_STANDARD: &str = "5d07b801-7bd4-41e1-b993-f981678db0af";
 
 pub async fn broker_with(engine: &str, port: u16, users: Arc<dyn UserAdmin>) -> TestBroker {
     let data = tempfile::tempdir().unwrap();

@@ -7,10 +7,7 @@ use axum::http::StatusCode;
 use serde_json::json;
 
 use common::TestBroker;
-
-pub const MYSQL: &str = "a0f5bc72-baad-493b-bc23-a1955f509a90";
-pub const BASIC: &str = "d58ea2b6-9f2e-4142-9e1c-9ab508dc47d1";
-pub const STANDARD: &str = "37053eab-bdef-4b54-a307-fc8238313cd0";
+pub use common::example_catalog::{MYSQL, MYSQL_BASIC as BASIC, MYSQL_STANDARD as STANDARD};
 
 /// Provisions `id` on `basic`, then updates it to `standard`, as the
 /// suites' lifecycles do.
