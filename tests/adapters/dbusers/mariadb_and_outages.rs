@@ -107,11 +107,9 @@ async fn mariadb_each_binding_its_own_user_revoked_on_unbind_and_rotated() {
 
     // Deprovision drops the users of bindings the platform left behind.
     let r = b
-        .call(
-            Method::DELETE,
-            &format!("/v2/service_instances/m1?service_id={SERVICE}&plan_id=rot"),
-            None,
-        )
+        .del(&format!(
+            "/v2/service_instances/m1?service_id={SERVICE}&plan_id=rot"
+        ))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(mysql_users(&server, &root).await.is_empty());
@@ -127,14 +125,13 @@ async fn the_dependent_chart_gets_a_user_of_its_own() {
     let app = bound(&b, "m1", "app", "rot", json!({})).await;
 
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             "/v2/service_instances/wp-1",
-            Some(json!({
+            json!({
                 "service_id": WORDPRESS, "plan_id": WORDPRESS_STANDARD,
                 "context": {"platform": "kubernetes", "namespace": "apps"},
                 "parameters": {"mysql_instance": "m1"},
-            })),
+            }),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
@@ -156,13 +153,9 @@ async fn the_dependent_chart_gets_a_user_of_its_own() {
 
     // Deprovisioning WordPress revokes its user only.
     let r = b
-        .call(
-            Method::DELETE,
-            &format!(
-                "/v2/service_instances/wp-1?service_id={WORDPRESS}&plan_id={WORDPRESS_STANDARD}"
-            ),
-            None,
-        )
+        .del(&format!(
+            "/v2/service_instances/wp-1?service_id={WORDPRESS}&plan_id={WORDPRESS_STANDARD}"
+        ))
         .await;
     assert!(r.status.is_success(), "{}", r.text);
     if r.status == StatusCode::ACCEPTED {
@@ -227,13 +220,7 @@ async fn rotation_refuses_what_the_spec_forbids() {
         );
     }
     // Nothing was recorded for the refused ids: they are still free.
-    let r = b
-        .call(
-            Method::GET,
-            "/v2/service_instances/r2/service_bindings/y",
-            None,
-        )
-        .await;
+    let r = b.get("/v2/service_instances/r2/service_bindings/y").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
 }
 
@@ -342,20 +329,12 @@ async fn a_stopped_database_fails_the_bind_leaving_nothing_and_the_instance_stil
     let r = unbind(&b, "s1", "b1", "rot").await;
     assert_eq!(r.status, StatusCode::GONE, "{}", r.text);
     let r = b
-        .call(
-            Method::DELETE,
-            &format!("/v2/service_instances/s1/service_bindings/b2?service_id={SERVICE}&plan_id=rot&accepts_incomplete=true"),
-            None,
-        )
+        .del(&format!("/v2/service_instances/s1/service_bindings/b2?service_id={SERVICE}&plan_id=rot&accepts_incomplete=true"))
         .await;
     assert_eq!(r.status, StatusCode::GONE, "{}", r.text);
     // The failed bind's own operation still answers its poll.
     let r = b
-        .call(
-            Method::GET,
-            "/v2/service_instances/s1/service_bindings/b2/last_operation",
-            None,
-        )
+        .get("/v2/service_instances/s1/service_bindings/b2/last_operation")
         .await;
     assert_eq!(r.json["state"], "failed", "{}", r.text);
 
@@ -442,9 +421,7 @@ async fn a_deprovision_with_the_database_down_succeeds_when_the_database_goes_wi
     // The database is the release's own: its users go with it.
     let r = deprovision(&b, "i1", "inrel").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let lo = b
-        .call(Method::GET, "/v2/service_instances/i1/last_operation", None)
-        .await;
+    let lo = b.get("/v2/service_instances/i1/last_operation").await;
     assert_eq!(lo.json["state"], "succeeded", "{}", lo.text);
     assert!(
         s(&lo.json["description"]).contains("need no dropping"),

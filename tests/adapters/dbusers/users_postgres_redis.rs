@@ -74,13 +74,7 @@ async fn a_crash_between_creating_the_user_and_recording_the_binding_ends_with_o
     let b = TestBroker::with_config(data, cfg).await;
     let mut creds = Value::Null;
     for _ in 0..200 {
-        let r = b
-            .call(
-                Method::GET,
-                "/v2/service_instances/c1/service_bindings/b1",
-                None,
-            )
-            .await;
+        let r = b.get("/v2/service_instances/c1/service_bindings/b1").await;
         if r.status == StatusCode::OK {
             creds = r.json["credentials"].clone();
             break;

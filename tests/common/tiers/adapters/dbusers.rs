@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use base64::Engine as _;
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -129,14 +129,13 @@ pub async fn broker(engine: &str, port: u16) -> TestBroker {
 
 pub async fn provision(b: &TestBroker, instance: &str, plan: &str) {
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             &format!("/v2/service_instances/{instance}"),
-            Some(json!({
+            json!({
                 "service_id": SERVICE, "plan_id": plan,
                 "organization_guid": "org", "space_guid": "space",
                 "context": {"platform": "kubernetes", "namespace": "apps"},
-            })),
+            }),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
@@ -148,10 +147,9 @@ pub async fn bind(b: &TestBroker, instance: &str, binding: &str, plan: &str, ext
     body.as_object_mut()
         .unwrap()
         .extend(extra.as_object().unwrap().clone());
-    b.call(
-        Method::PUT,
+    b.put(
         &format!("/v2/service_instances/{instance}/service_bindings/{binding}"),
-        Some(body),
+        body,
     )
     .await
 }
@@ -169,11 +167,7 @@ pub async fn bound(
 }
 
 pub async fn unbind(b: &TestBroker, instance: &str, binding: &str, plan: &str) -> Resp {
-    b.call(
-        Method::DELETE,
-        &format!("/v2/service_instances/{instance}/service_bindings/{binding}?service_id={SERVICE}&plan_id={plan}"),
-        None,
-    )
+    b.del(&format!("/v2/service_instances/{instance}/service_bindings/{binding}?service_id={SERVICE}&plan_id={plan}"))
     .await
 }
 
@@ -272,11 +266,9 @@ pub fn s(v: &Value) -> &str {
 }
 
 pub async fn deprovision(b: &TestBroker, instance: &str, plan: &str) -> Resp {
-    b.call(
-        Method::DELETE,
-        &format!("/v2/service_instances/{instance}?service_id={SERVICE}&plan_id={plan}"),
-        None,
-    )
+    b.del(&format!(
+        "/v2/service_instances/{instance}?service_id={SERVICE}&plan_id={plan}"
+    ))
     .await
 }
 

@@ -1,7 +1,7 @@
 //! Helpers of adapters/ui_detail.rs.
 
 use crate::common;
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use base64::Engine as _;
 use common::dashboard::*;
 pub use common::example_catalog::{MYSQL, MYSQL_BASIC, WORDPRESS, WORDPRESS_STANDARD};
@@ -63,31 +63,28 @@ pub fn assert_hidden(page: &str, secrets: &[String]) {
 /// `db-1`: every Secret value written and the binding's password.
 pub async fn wordpress_on_mysql(b: &TestBroker) -> Vec<String> {
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             "/v2/service_instances/db-1",
-            Some(body(MYSQL, MYSQL_BASIC, "web", json!({"database": "blog"}))),
+            body(MYSQL, MYSQL_BASIC, "web", json!({"database": "blog"})),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             "/v2/service_instances/wp-1",
-            Some(body(
+            body(
                 WORDPRESS,
                 WORDPRESS_STANDARD,
                 "web",
                 json!({"mysql_instance": "db-1"}),
-            )),
+            ),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             "/v2/service_instances/db-1/service_bindings/app-1",
-            Some(json!({"service_id": MYSQL, "plan_id": MYSQL_BASIC})),
+            json!({"service_id": MYSQL, "plan_id": MYSQL_BASIC}),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
