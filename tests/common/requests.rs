@@ -1,6 +1,6 @@
 //! Small OSB request and encoding helpers more than one test module uses.
 
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use base64::Engine as _;
 
 use serde_json::{Value, json};
@@ -13,6 +13,13 @@ impl TestBroker {
     /// Authenticated `PUT` with a JSON body.
     pub async fn put(&self, uri: &str, body: Value) -> Resp {
         self.call(Method::PUT, uri, Some(body)).await
+    }
+
+    /// [`TestBroker::put`] that must answer 201 Created: the answer.
+    pub async fn put_created(&self, uri: &str, body: Value) -> Resp {
+        let r = self.put(uri, body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r
     }
 
     /// Authenticated `PATCH` with a JSON body.

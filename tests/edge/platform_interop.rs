@@ -16,8 +16,8 @@ use serde_json::json;
 async fn fetch_returns_the_parameters_as_sent_and_updates_may_repeat_them() {
     let b = broker().await;
     let uri = "/v2/service_instances/io-1";
-    let r = b.put(uri, provision(json!({"database": "shop"}))).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    b.put_created(uri, provision(json!({"database": "shop"})))
+        .await;
     // The chart got the plan's default ...
     assert!(
         rendered(&b, "io-1").contains(r#""replicas":"1""#),
@@ -69,8 +69,8 @@ async fn a_completed_deprovision_polls_as_its_credential_asks() {
     let b = broker().await;
     for id in ["dp-default", "dp-gone"] {
         let uri = format!("/v2/service_instances/{id}");
-        let r = b.put(&uri, provision(json!({"database": "shop"}))).await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        b.put_created(&uri, provision(json!({"database": "shop"})))
+            .await;
     }
     let del = |id: &str| {
         format!(
@@ -156,13 +156,11 @@ async fn a_confined_credential_reaches_nothing_outside_its_namespaces() {
     body["context"]["namespace"] = json!("other");
     // The test user (no namespace list) makes an instance and a binding in
     // `other`.
-    let r = b.put("/v2/service_instances/cn-1", body).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    b.put_created("/v2/service_instances/cn-1", body).await;
     let bind = "/v2/service_instances/cn-1/service_bindings/cn-b";
     let bind_body =
         json!({"service_id": "svc-platform", "plan_id": "3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f"});
-    let r = b.put(bind, bind_body.clone()).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = b.put_created(bind, bind_body.clone()).await;
     assert!(r.json["credentials"]["password"].is_string(), "{}", r.text);
     for uri in [
         "/v2/service_instances/cn-1".to_string(),

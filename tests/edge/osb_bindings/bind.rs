@@ -6,12 +6,11 @@ use super::*;
 async fn bind_returns_201_with_credentials() {
     let b = broker_with_instance().await;
     let r = b
-        .put(
+        .put_created(
             &binding("i-1", "b-1"),
             bind_body("plan-small", json!({"role": "reader"})),
         )
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let c = &r.json["credentials"];
     assert_eq!(c["host"], "cb-i-1.apps.svc.cluster.local");
     assert_eq!(c["port"], 5432);
@@ -114,8 +113,7 @@ async fn bind_accepts_empty_bind_resource_as_absent() {
     let b = broker_with_instance().await;
     let mut body = bind_body("plan-small", json!({}));
     body["bind_resource"] = json!({});
-    let r = b.put(&binding("i-1", "b-1"), body.clone()).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    b.put_created(&binding("i-1", "b-1"), body.clone()).await;
     body.as_object_mut().unwrap().remove("bind_resource");
     let r = b.put(&binding("i-1", "b-1"), body).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -332,8 +330,7 @@ async fn binding_rotation_copies_the_predecessors_parameters() {
     let mut body = bind_body("plan-small", json!({}));
     body.as_object_mut().unwrap().remove("parameters");
     body["predecessor_binding_id"] = json!("b-1");
-    let r = b.put(&binding("i-1", "b-2"), body).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = b.put_created(&binding("i-1", "b-2"), body).await;
     assert_eq!(r.json["credentials"]["role"], "writer", "{}", r.text);
     assert_eq!(r.json["credentials"]["host"], old["host"]);
     let r = b.get(&binding("i-1", "b-2")).await;

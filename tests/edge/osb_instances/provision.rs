@@ -6,12 +6,11 @@ use super::*;
 async fn provision_sync_returns_201() {
     let b = TestBroker::start().await;
     let r = b
-        .put(
+        .put_created(
             &inst("i-1"),
             provision_body("plan-small", json!({"message": "hi"})),
         )
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert!(r.json.is_object(), "{}", r.text);
     assert!(r.json.get("operation").is_none(), "{}", r.text);
     assert!(b.release_dir("i-1").join("manifests.yaml").is_file());
@@ -291,12 +290,10 @@ async fn provision_with_empty_or_matching_maintenance_info_is_accepted() {
     // Conformance suites send `maintenance_info: {}`.
     let mut body = provision_body("plan-small", json!({}));
     body["maintenance_info"] = json!({});
-    let r = b.put(&inst("i-1"), body).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    b.put_created(&inst("i-1"), body).await;
     let mut body = provision_body("plan-small", json!({}));
     body["maintenance_info"] = json!({"version": "1.0.0", "description": "ignored"});
-    let r = b.put(&inst("i-2"), body).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    b.put_created(&inst("i-2"), body).await;
 }
 
 #[tokio::test]

@@ -83,6 +83,18 @@ pub async fn run(
     }
 }
 
+/// [`run`]'s `PUT` of instance `id` (a provision) as `user`.
+pub async fn put_instance(b: &TestBroker, user: Option<&str>, id: &str, body: Value) -> Resp {
+    run(
+        b,
+        user,
+        Method::PUT,
+        &format!("/v2/service_instances/{id}"),
+        Some(body),
+    )
+    .await
+}
+
 /// Every manifest file under the render tree that declares Secret `ns/name`.
 pub fn rendered_secrets(b: &TestBroker, ns: &str, name: &str) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
