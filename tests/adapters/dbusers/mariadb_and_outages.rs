@@ -25,9 +25,7 @@ async fn mariadb_each_binding_its_own_user_revoked_on_unbind_and_rotated() {
     );
     assert!(!secret.contains(s(&two["username"])));
 
-    let mut c1 = mysql_login(server.port, s(&one["username"]), s(&one["password"]), "a_b")
-        .await
-        .unwrap();
+    let mut c1 = mysql_as(server.port, &one, "a_b").await.unwrap();
     sql(&mut c1, "CREATE TABLE t (x INT)").await.unwrap();
     sql(&mut c1, "INSERT INTO t VALUES (1)").await.unwrap();
     // Only the instance's database: not its GRANT-wildcard neighbour, not mysql.*.
@@ -41,9 +39,7 @@ async fn mariadb_each_binding_its_own_user_revoked_on_unbind_and_rotated() {
             .await
             .is_err()
     );
-    let mut c2 = mysql_login(server.port, s(&two["username"]), s(&two["password"]), "a_b")
-        .await
-        .unwrap();
+    let mut c2 = mysql_as(server.port, &two, "a_b").await.unwrap();
     sql(&mut c2, "INSERT INTO t VALUES (2)").await.unwrap();
 
     // A repeated bind answers 200 with the same credentials and no new user.
@@ -55,9 +51,7 @@ async fn mariadb_each_binding_its_own_user_revoked_on_unbind_and_rotated() {
     let r = unbind(&b, "m1", "b1", "rot").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(
-        mysql_login(server.port, s(&one["username"]), s(&one["password"]), "a_b")
-            .await
-            .is_err(),
+        mysql_as(server.port, &one, "a_b").await.is_err(),
         "the unbound user can no longer log in"
     );
     assert!(
@@ -73,34 +67,16 @@ async fn mariadb_each_binding_its_own_user_revoked_on_unbind_and_rotated() {
     );
 
     // Rotation: a fresh user; both valid until the predecessor is unbound.
-    let three = bound(
-        &b,
-        "m1",
-        "b3",
-        "rot",
-        json!({"predecessor_binding_id": "b2"}),
-    )
-    .await;
+    let three = rotate(&b, "m1", "b3", "rot", "b2").await;
     assert_ne!(three["username"], two["username"]);
     assert_ne!(three["password"], two["password"]);
-    let mut c3 = mysql_login(
-        server.port,
-        s(&three["username"]),
-        s(&three["password"]),
-        "a_b",
-    )
-    .await
-    .unwrap();
+    let mut c3 = mysql_as(server.port, &three, "a_b").await.unwrap();
     sql(&mut c3, "SELECT * FROM t").await.unwrap();
-    mysql_login(server.port, s(&two["username"]), s(&two["password"]), "a_b")
+    mysql_as(server.port, &two, "a_b")
         .await
         .expect("predecessor still valid");
     assert_eq!(unbind(&b, "m1", "b2", "rot").await.status, StatusCode::OK);
-    assert!(
-        mysql_login(server.port, s(&two["username"]), s(&two["password"]), "a_b")
-            .await
-            .is_err()
-    );
+    assert!(mysql_as(server.port, &two, "a_b").await.is_err());
     sql(&mut c3, "INSERT INTO t VALUES (3)")
         .await
         .expect("the successor survives its predecessor");
@@ -146,7 +122,7 @@ async fn the_dependent_chart_gets_a_user_of_its_own() {
         wp["username"], app["username"],
         "WordPress has a user of its own"
     );
-    mysql_login(server.port, s(&wp["username"]), s(&wp["password"]), "a_b")
+    mysql_as(server.port, &wp, "a_b")
         .await
         .expect("WordPress's credentials work");
     assert_eq!(mysql_users(&server, &root).await.len(), 2);
@@ -162,12 +138,8 @@ async fn the_dependent_chart_gets_a_user_of_its_own() {
         let op = r.json["operation"].as_str().unwrap().to_string();
         b.wait_instance("wp-1", &op).await;
     }
-    assert!(
-        mysql_login(server.port, s(&wp["username"]), s(&wp["password"]), "a_b")
-            .await
-            .is_err()
-    );
-    mysql_login(server.port, s(&app["username"]), s(&app["password"]), "a_b")
+    assert!(mysql_as(server.port, &wp, "a_b").await.is_err());
+    mysql_as(server.port, &app, "a_b")
         .await
         .expect("the app's own binding is untouched");
     assert_eq!(

@@ -166,6 +166,24 @@ pub async fn bound(
     r.json["credentials"].clone()
 }
 
+/// A binding rotated from `predecessor`: its credentials.
+pub async fn rotate(
+    b: &TestBroker,
+    instance: &str,
+    binding: &str,
+    plan: &str,
+    predecessor: &str,
+) -> Value {
+    bound(
+        b,
+        instance,
+        binding,
+        plan,
+        json!({"predecessor_binding_id": predecessor}),
+    )
+    .await
+}
+
 pub async fn unbind(b: &TestBroker, instance: &str, binding: &str, plan: &str) -> Resp {
     b.del(&format!("/v2/service_instances/{instance}/service_bindings/{binding}?service_id={SERVICE}&plan_id={plan}"))
     .await
@@ -228,6 +246,15 @@ pub async fn mysql_login(
         opts = opts.password(password);
     }
     sqlx::MySqlConnection::connect_with(&opts).await
+}
+
+/// [`mysql_login`] with a binding's credentials.
+pub async fn mysql_as(
+    port: u16,
+    creds: &Value,
+    db: &str,
+) -> Result<sqlx::MySqlConnection, sqlx::Error> {
+    mysql_login(port, s(&creds["username"]), s(&creds["password"]), db).await
 }
 
 pub async fn sql(con: &mut sqlx::MySqlConnection, q: &str) -> Result<(), sqlx::Error> {
@@ -321,6 +348,11 @@ pub async fn pg_login(
     sqlx::PgConnection::connect_with(&opts).await
 }
 
+/// [`pg_login`] with a binding's credentials.
+pub async fn pg_as(port: u16, creds: &Value, db: &str) -> Result<sqlx::PgConnection, sqlx::Error> {
+    pg_login(port, s(&creds["username"]), s(&creds["password"]), db).await
+}
+
 pub async fn pg(con: &mut sqlx::PgConnection, q: &str) -> Result<(), sqlx::Error> {
     sqlx::Executor::execute(&mut *con, q).await.map(|_| ())
 }
@@ -340,6 +372,14 @@ pub async fn redis_login(
         std::time::Duration::from_secs(5),
     )
     .await
+}
+
+/// [`redis_login`] with a binding's credentials.
+pub async fn redis_as(
+    port: u16,
+    creds: &Value,
+) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    redis_login(port, s(&creds["username"]), s(&creds["password"])).await
 }
 
 pub async fn redis_set(
