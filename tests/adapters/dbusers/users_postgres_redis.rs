@@ -97,18 +97,7 @@ async fn postgresql_each_binding_its_own_role_revoked_on_unbind_and_rotated() {
     let server = databases::postgresql();
     let b = broker("postgresql", server.port).await;
     provision(&b, "g1", "rot").await;
-    let root = rendered_secret(&b, "g1", "postgres-password");
-    let mut admin = pg_login(server.port, "postgres", &server.admin_password, "postgres")
-        .await
-        .unwrap();
-    pg(&mut admin, "CREATE DATABASE shop").await.unwrap();
-    pg(&mut admin, "CREATE DATABASE other").await.unwrap();
-    pg(
-        &mut admin,
-        &format!("ALTER ROLE postgres PASSWORD '{root}'"),
-    )
-    .await
-    .unwrap();
+    postgres_as_chart(&b, &server, "g1", &["shop", "other"]).await;
 
     let one = bound(&b, "g1", "b1", "rot", json!({})).await;
     let two = bound(&b, "g1", "b2", "rot", json!({})).await;
@@ -158,17 +147,7 @@ async fn redis_each_binding_its_own_acl_user_revoked_on_unbind_and_rotated() {
     let server = databases::redis();
     let b = broker("redis", server.port).await;
     provision(&b, "r1", "rot").await;
-    let root = rendered_secret(&b, "r1", "password");
-    let mut admin = redis_login(server.port, "default", &server.admin_password)
-        .await
-        .unwrap();
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("requirepass")
-        .arg(&root)
-        .query_async(&mut admin)
-        .await
-        .unwrap();
+    let _admin = redis_as_chart(&b, &server, "r1").await;
 
     let one = bound(&b, "r1", "b1", "rot", json!({})).await;
     let two = bound(&b, "r1", "b2", "rot", json!({})).await;
@@ -213,18 +192,7 @@ async fn postgresql_and_redis_outages_leave_nothing_and_unbind_once_back() {
     let mut server = databases::postgresql();
     let b = broker("postgresql", server.port).await;
     provision(&b, "g1", "rot").await;
-    let root = rendered_secret(&b, "g1", "postgres-password");
-    let mut admin = pg_login(server.port, "postgres", &server.admin_password, "postgres")
-        .await
-        .unwrap();
-    pg(&mut admin, "CREATE DATABASE shop").await.unwrap();
-    pg(
-        &mut admin,
-        &format!("ALTER ROLE postgres PASSWORD '{root}'"),
-    )
-    .await
-    .unwrap();
-    drop(admin);
+    postgres_as_chart(&b, &server, "g1", &["shop"]).await;
     let creds = outage(&b, &mut server, "g1").await;
     assert!(
         pg_as(server.port, &creds, "shop").await.is_err(),
@@ -234,17 +202,7 @@ async fn postgresql_and_redis_outages_leave_nothing_and_unbind_once_back() {
     let mut server = databases::redis();
     let b = broker("redis", server.port).await;
     provision(&b, "r1", "rot").await;
-    let root = rendered_secret(&b, "r1", "password");
-    let mut admin = redis_login(server.port, "default", &server.admin_password)
-        .await
-        .unwrap();
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("requirepass")
-        .arg(&root)
-        .query_async(&mut admin)
-        .await
-        .unwrap();
+    let mut admin = redis_as_chart(&b, &server, "r1").await;
     // Kept across the restart, with the ACL users the broker writes.
     let _: () = redis::cmd("CONFIG")
         .arg("REWRITE")

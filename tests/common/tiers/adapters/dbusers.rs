@@ -353,6 +353,26 @@ pub async fn pg_as(port: u16, creds: &Value, db: &str) -> Result<sqlx::PgConnect
     pg_login(port, s(&creds["username"]), s(&creds["password"]), db).await
 }
 
+/// PostgreSQL as the chart leaves it: databases `dbs`, and the instance's
+/// generated `postgres-password` as the admin's password.
+pub async fn postgres_as_chart(b: &TestBroker, server: &Server, instance: &str, dbs: &[&str]) {
+    let root = rendered_secret(b, instance, "postgres-password");
+    let mut admin = pg_login(server.port, "postgres", &server.admin_password, "postgres")
+        .await
+        .unwrap();
+    for db in dbs {
+        pg(&mut admin, &format!("CREATE DATABASE {db}"))
+            .await
+            .unwrap();
+    }
+    pg(
+        &mut admin,
+        &format!("ALTER ROLE postgres PASSWORD '{root}'"),
+    )
+    .await
+    .unwrap();
+}
+
 pub async fn pg(con: &mut sqlx::PgConnection, q: &str) -> Result<(), sqlx::Error> {
     sqlx::Executor::execute(&mut *con, q).await.map(|_| ())
 }
@@ -380,6 +400,27 @@ pub async fn redis_as(
     creds: &Value,
 ) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
     redis_login(port, s(&creds["username"]), s(&creds["password"])).await
+}
+
+/// Redis as the chart leaves it: the instance's generated `password` as
+/// `requirepass`; the admin connection.
+pub async fn redis_as_chart(
+    b: &TestBroker,
+    server: &Server,
+    instance: &str,
+) -> redis::aio::MultiplexedConnection {
+    let root = rendered_secret(b, instance, "password");
+    let mut admin = redis_login(server.port, "default", &server.admin_password)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg(&root)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    admin
 }
 
 pub async fn redis_set(
