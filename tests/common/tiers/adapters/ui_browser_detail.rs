@@ -2,7 +2,7 @@
 
 use crate::common;
 pub use crate::common::dashboard::{UI_PASS, UI_USER};
-use common::browser::{assert_quiet, shot};
+use common::browser::{assert_quiet, shot, text_of};
 pub use common::example_catalog::{MYSQL, MYSQL_BASIC, WORDPRESS, WORDPRESS_STANDARD};
 use common::process::osb;
 use common::*;
@@ -147,21 +147,9 @@ pub async fn details(c: &Client, driver: &str, authed: &str, secrets: &[String])
     shot(c, "instance-detail").await;
     assert_quiet(c, driver, "db-1's page").await;
     user.click().await.unwrap();
-    let h1 = c
-        .find(Locator::Css("h1"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let h1 = text_of(c, "h1").await;
     assert_eq!(h1, "Instance wp-1");
-    let uses = c
-        .find(Locator::Css("#uses"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let uses = text_of(c, "#uses").await;
     assert!(uses.contains("db-1"), "{uses}");
     assert_no_secret(&c.source().await.unwrap(), secrets, "wp-1");
     assert_quiet(c, driver, "wp-1's page").await;
@@ -172,13 +160,7 @@ pub async fn hostile(c: &Client, driver: &str, base: &str) {
     c.goto(&format!("{base}/ui/instances/{}", long_id()))
         .await
         .unwrap();
-    let h1 = c
-        .find(Locator::Css("h1"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let h1 = text_of(c, "h1").await;
     assert_eq!(h1, format!("Instance {}", long_id()));
     assert!(
         c.find_all(Locator::Css("main img, main script"))
