@@ -16,32 +16,10 @@ async fn uses_cannot_reach_another_tenants_instance() {
 
     // The attacker knows the id; the answer is the one for an id that
     // does not exist.
-    let r = put_instance(
-        &b,
-        None,
-        "thief",
-        provision(
-            "svc-app",
-            "plan-app",
-            "team-b",
-            json!({"store_instance": "victim-db"}),
-        ),
-    )
-    .await;
+    let r = app_using(&b, "thief", "victim-db").await;
     assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
     let stolen = r.json["description"].as_str().unwrap().to_string();
-    let r = put_instance(
-        &b,
-        None,
-        "thief",
-        provision(
-            "svc-app",
-            "plan-app",
-            "team-b",
-            json!({"store_instance": "no-such-db"}),
-        ),
-    )
-    .await;
+    let r = app_using(&b, "thief", "no-such-db").await;
     assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
     assert_eq!(
         stolen.replace("victim-db", "X"),
@@ -69,31 +47,9 @@ async fn uses_cannot_reach_another_tenants_instance() {
         .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     }
-    let r = put_instance(
-        &b,
-        None,
-        "app-1",
-        provision(
-            "svc-app",
-            "plan-app",
-            "team-b",
-            json!({"store_instance": "own-db"}),
-        ),
-    )
-    .await;
+    let r = app_using(&b, "app-1", "own-db").await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let r = put_instance(
-        &b,
-        None,
-        "app-2",
-        provision(
-            "svc-app",
-            "plan-app",
-            "team-b",
-            json!({"store_instance": "shared-db"}),
-        ),
-    )
-    .await;
+    let r = app_using(&b, "app-2", "shared-db").await;
     assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
     let r = put_instance(
         &b,
