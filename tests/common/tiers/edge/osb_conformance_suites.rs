@@ -204,6 +204,16 @@ pub async fn call(b: &TestBroker, method: Method, uri: &str, body: Option<Value>
     send(b, method, uri, &[("authorization", &a), VERSION], body).await
 }
 
+/// An asynchronous provision of `i-1` refused with a 400 in the suites'
+/// error schema: the answer.
+pub async fn provision_refused(b: &TestBroker, body: Value) -> Resp {
+    let uri = format!("{}?accepts_incomplete=true", inst("i-1"));
+    let r = call(b, Method::PUT, &uri, Some(body)).await;
+    assert_status(&r, StatusCode::BAD_REQUEST);
+    assert_schema(&error_schema(None), &r);
+    r
+}
+
 /// The body osb-checker's Go client sends: absent fields as `""`, and
 /// always `maintenance_info: {}`.
 pub fn go_provision_body(plan: &str, params: Value) -> Value {
