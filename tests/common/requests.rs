@@ -22,6 +22,20 @@ impl TestBroker {
         r
     }
 
+    /// An asynchronous provision of instance `id` that must answer 202
+    /// Accepted: its last_operation once finished.
+    pub async fn provision_done(&self, id: &str, body: Value) -> Resp {
+        let r = self
+            .put(
+                &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
+                body,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{id}: {}", r.text);
+        self.wait_instance(id, r.json["operation"].as_str().unwrap())
+            .await
+    }
+
     /// Authenticated `PATCH` with a JSON body.
     pub async fn patch(&self, uri: &str, body: Value) -> Resp {
         self.call(Method::PATCH, uri, Some(body)).await
