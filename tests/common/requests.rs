@@ -36,6 +36,23 @@ impl TestBroker {
             .await
     }
 
+    /// A broker over `cfg` (its data dir is `data`) whose database users are
+    /// made by `users`.
+    pub async fn with_users(
+        data: tempfile::TempDir,
+        cfg: &chartbroker::runtime::ServeConfig,
+        users: std::sync::Arc<dyn chartbroker::dbusers::UserAdmin>,
+    ) -> TestBroker {
+        let runtime = chartbroker::runtime::Runtime::start_with(cfg, users)
+            .await
+            .expect("broker starts");
+        TestBroker {
+            app: runtime.app(),
+            runtime,
+            data,
+        }
+    }
+
     /// Authenticated `PATCH` with a JSON body.
     pub async fn patch(&self, uri: &str, body: Value) -> Resp {
         self.call(Method::PATCH, uri, Some(body)).await

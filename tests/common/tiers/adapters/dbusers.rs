@@ -113,14 +113,7 @@ pub async fn broker_with(engine: &str, port: u16, users: Arc<dyn UserAdmin>) -> 
     cfg.catalog_dir = data.path().join("catalog");
     cfg.charts_dir = repo().join("charts");
     write_catalog(&cfg.catalog_dir, engine, port);
-    let runtime = chartbroker::runtime::Runtime::start_with(&cfg, users)
-        .await
-        .expect("broker starts");
-    TestBroker {
-        app: runtime.app(),
-        runtime,
-        data,
-    }
+    TestBroker::with_users(data, &cfg, users).await
 }
 
 pub async fn broker(engine: &str, port: u16) -> TestBroker {
