@@ -14,7 +14,7 @@ use common::upstream as support;
 
 use std::time::Duration;
 
-use common::cluster::{Cluster, release_records};
+use common::cluster::{Cluster, HangingPair, hanging_pair, release_records};
 use common::process::*;
 use common::*;
 use serde_json::json;
@@ -24,20 +24,18 @@ use chartbroker::store::seal::Sealer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_killed_mid_uninstall_has_its_deprovision_finished() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let k = Cluster::admin().await;
-    let id = k.install_broker(false).await;
-    let ns = k.namespace("apps").await;
-    k.grant_target(&id, &ns);
-    let dir = tempfile::tempdir().unwrap();
-    let key = Sealer::generate_base64();
     // Replica A's helm says where it is, then hangs in uninstall.
-    let (slow, pidfile) = helm_hanging_in(dir.path(), "uninstall");
-    let (pa, pb) = (free_port(), free_port());
-    let mut a = id.spawn_replica(&dir.path().join("a"), &slow, &key, pa);
-    let _b = id.spawn_replica(&dir.path().join("b"), &helm_bin(), &key, pb);
-    ready(pa).await;
-    ready(pb).await;
+    let HangingPair {
+        k,
+        id: _id,
+        ns,
+        dir,
+        pidfile,
+        mut a,
+        b: _b,
+        pa,
+        pb,
+    } = hanging_pair("uninstall").await;
     let (a_url, b_url) = (
         format!("http://127.0.0.1:{pa}/v2/service_instances/k1"),
         format!("http://127.0.0.1:{pb}/v2/service_instances/k1"),

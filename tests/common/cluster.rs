@@ -682,3 +682,49 @@ pub fn write_token_kubeconfig(admin: &Path, token: &str, dest: &Path) {
     );
     std::fs::write(dest, yaml).unwrap();
 }
+
+/// Two replicas, A and B, of one broker installed on the control plane,
+/// sharing a seal key and granted namespace `ns` (`apps-…`). A's helm says
+/// where it is (its pid in `pidfile`), then hangs in the helm subcommand
+/// given, so a test can kill A mid-operation; B's helm is the real one.
+pub struct HangingPair {
+    pub k: Cluster,
+    pub id: BrokerIdentity,
+    pub ns: String,
+    pub dir: tempfile::TempDir,
+    pub pidfile: PathBuf,
+    pub a: super::process::Proc,
+    pub b: super::process::Proc,
+    pub pa: u16,
+    pub pb: u16,
+}
+
+/// Starts a [`HangingPair`] whose A hangs in `helm <subcommand>`; both
+/// replicas answer `/readyz` when it returns.
+pub async fn hanging_pair(subcommand: &str) -> HangingPair {
+    use super::process::{free_port, ready};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let k = Cluster::admin().await;
+    let id = k.install_broker(false).await;
+    let ns = k.namespace("apps").await;
+    k.grant_target(&id, &ns);
+    let dir = tempfile::tempdir().unwrap();
+    let key = chartbroker::store::seal::Sealer::generate_base64();
+    let (slow, pidfile) = super::helm_hanging_in(dir.path(), subcommand);
+    let (pa, pb) = (free_port(), free_port());
+    let a = id.spawn_replica(&dir.path().join("a"), &slow, &key, pa);
+    let b = id.spawn_replica(&dir.path().join("b"), &helm_bin(), &key, pb);
+    ready(pa).await;
+    ready(pb).await;
+    HangingPair {
+        k,
+        id,
+        ns,
+        dir,
+        pidfile,
+        a,
+        b,
+        pa,
+        pb,
+    }
+}
