@@ -11,7 +11,7 @@ use crate::common;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
-use common::cluster::{Cluster, HangingPair, hanging_pair};
+use common::cluster::{Cluster, HangingPair, alive, hanging_pair, helm_pid_in};
 use common::process::*;
 use serde_json::{Value, json};
 
@@ -120,17 +120,9 @@ async fn a_replica_killed_mid_install_is_taken_over_and_its_helm_dies_with_it() 
     }
     // A is inside helm upgrade for at least one of them. The shell creates
     // the pid file before it writes the pid: wait for a whole number.
-    let mut helm_pid = None;
-    for _ in 0..200 {
-        helm_pid = std::fs::read_to_string(&pidfile)
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok());
-        if helm_pid.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let helm_pid = helm_pid.expect("A started helm upgrade");
+    let helm_pid = helm_pid_in(&pidfile, 200)
+        .await
+        .expect("A started helm upgrade");
     // Each replica holds a Lease of its own.
     let leases = || async {
         k.list(&format!(

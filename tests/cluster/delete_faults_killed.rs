@@ -12,9 +12,7 @@
 use crate::common;
 use common::upstream as support;
 
-use std::time::Duration;
-
-use common::cluster::{Cluster, HangingPair, hanging_pair, release_records};
+use common::cluster::{Cluster, HangingPair, alive, hanging_pair, helm_pid_in, release_records};
 use common::process::*;
 use common::*;
 use serde_json::json;
@@ -69,17 +67,9 @@ async fn a_broker_killed_mid_uninstall_has_its_deprovision_finished() {
     let (s, r) = call(reqwest::Method::DELETE, format!("{a_url}?{query}"), None).await;
     assert_eq!(s, 202, "{r}");
     let op = r["operation"].as_str().unwrap().to_string();
-    let mut helm_pid = None;
-    for _ in 0..400 {
-        helm_pid = std::fs::read_to_string(&pidfile)
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok());
-        if helm_pid.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let helm_pid = helm_pid.expect("A is inside helm uninstall");
+    let helm_pid = helm_pid_in(&pidfile, 400)
+        .await
+        .expect("A is inside helm uninstall");
     a.0.kill().unwrap(); // SIGKILL, mid-delete
     a.0.wait().unwrap();
 
@@ -107,14 +97,7 @@ async fn a_broker_killed_mid_uninstall_has_its_deprovision_finished() {
     let (s, r) = call(reqwest::Method::DELETE, format!("{b_url}?{query}"), None).await;
     assert_eq!(s, 410, "{r}");
     // A's helm child must not outlive it (it would act later, behind B's back).
-    let alive = std::fs::read_to_string(format!("/proc/{helm_pid}/stat")).is_ok_and(|s| {
-        !s.rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z')
-    });
-    assert!(!alive, "A's helm uninstall outlived A");
+    assert!(!alive(helm_pid), "A's helm uninstall outlived A");
 }
 
 /// The upstream cell: the broker is SIGKILLed while it polls the upstream

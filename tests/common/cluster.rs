@@ -728,3 +728,33 @@ pub async fn hanging_pair(subcommand: &str) -> HangingPair {
         pb,
     }
 }
+
+/// The pid a hanging helm wrote to `pidfile`, polled `tries` times 50 ms
+/// apart. The shell creates the file before it writes the pid: only a
+/// whole number counts.
+pub async fn helm_pid_in(pidfile: &Path, tries: usize) -> Option<u32> {
+    for _ in 0..tries {
+        let pid = std::fs::read_to_string(pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok());
+        if pid.is_some() {
+            return pid;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// Whether process `pid` still runs (a zombie has exited; only its
+/// parent's wait is missing).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
