@@ -416,18 +416,7 @@ async fn body_over_one_mib_returns_413() {
     let mut body = provision_body("plan-small", json!({"message": "m".repeat(1024 * 1024)}));
     let bytes = serde_json::to_vec(&body).unwrap();
     assert!(bytes.len() > 1024 * 1024);
-    let r = b
-        .send(bare(
-            Method::PUT,
-            "/v2/service_instances/i-1",
-            &[
-                ("authorization", &auth()),
-                VERSION,
-                ("content-type", "application/json"),
-            ],
-            Some(bytes),
-        ))
-        .await;
+    let r = send_json_bytes(&b, Method::PUT, "/v2/service_instances/i-1", Some(bytes)).await;
     assert_osb_error(&r, StatusCode::PAYLOAD_TOO_LARGE, None);
 
     // Streamed without a length, the limit still holds.

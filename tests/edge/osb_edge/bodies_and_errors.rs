@@ -22,18 +22,7 @@ async fn malformed_json_returns_400_with_osb_error_body() {
             b"{\"service_id\": \"svc-tiny\", \"plan_id\": {\"id\": \"plan-small\"}}",
             b"\xff\xfe",
         ] {
-            let r = b
-                .send(bare(
-                    method.clone(),
-                    uri,
-                    &[
-                        ("authorization", &auth()),
-                        VERSION,
-                        ("content-type", "application/json"),
-                    ],
-                    Some(body.to_vec()),
-                ))
-                .await;
+            let r = send_json_bytes(&b, method.clone(), uri, Some(body.to_vec())).await;
             assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
             assert_eq!(r.headers[header::CONTENT_TYPE], "application/json");
         }
@@ -60,18 +49,7 @@ async fn empty_body_on_put_or_patch_returns_400() {
         ),
     ] {
         for body in [None, Some(Vec::new()), Some(b" \n\t ".to_vec())] {
-            let r = b
-                .send(bare(
-                    method.clone(),
-                    uri,
-                    &[
-                        ("authorization", &auth()),
-                        VERSION,
-                        ("content-type", "application/json"),
-                    ],
-                    body,
-                ))
-                .await;
+            let r = send_json_bytes(&b, method.clone(), uri, body).await;
             assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
         }
     }
