@@ -122,7 +122,7 @@ async fn the_dependent_chart_gets_a_user_of_its_own() {
         wp["username"], app["username"],
         "WordPress has a user of its own"
     );
-    mysql_as(server.port, &wp, "a_b")
+    mysql_as(server.port, wp, "a_b")
         .await
         .expect("WordPress's credentials work");
     assert_eq!(mysql_users(&server, &root).await.len(), 2);
@@ -138,7 +138,7 @@ async fn the_dependent_chart_gets_a_user_of_its_own() {
         let op = r.json["operation"].as_str().unwrap().to_string();
         b.wait_instance("wp-1", &op).await;
     }
-    assert!(mysql_as(server.port, &wp, "a_b").await.is_err());
+    assert!(mysql_as(server.port, wp, "a_b").await.is_err());
     mysql_as(server.port, &app, "a_b")
         .await
         .expect("the app's own binding is untouched");
