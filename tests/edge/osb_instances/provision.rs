@@ -353,25 +353,6 @@ async fn update_async_returns_202_then_succeeds() {
 }
 
 #[tokio::test]
-async fn update_plan_change_from_non_updateable_plan_returns_422() {
-    let b = TestBroker::start().await;
-    let op = b.provision_async("i-1", "plan-async", json!({})).await;
-    b.wait_instance("i-1", &op).await;
-    let r = b
-        .patch(
-            &inst_async("i-1"),
-            update_body(Some("plan-small"), json!({})),
-        )
-        .await;
-    assert_osb_error(
-        &r,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Some("PlanChangeNotSupported"),
-    );
-    assert_instance(&b, "i-1", "plan-async", json!({})).await;
-}
-
-#[tokio::test]
 async fn update_parameters_of_non_updateable_plan_are_allowed() {
     // spec: without plan_updateable, platforms "MAY request an update to the
     // Service Instance parameters".

@@ -65,6 +65,89 @@ pub async fn assert_helm_refused_provision(b: &TestBroker, r: &Resp) {
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
 }
 
+/// An update of instance `i-1` refused with 422, leaving it as it was.
+pub struct UpdateRefusal {
+    /// Named so a failure says which case.
+    pub name: &'static str,
+    /// The instance's plan (see [`instance_of`]).
+    pub plan: &'static str,
+    /// Sent with `accepts_incomplete=true`.
+    pub accepts_incomplete: bool,
+    /// The PATCH: its `plan_id`, parameters (JSON) and
+    /// `maintenance_info.version`.
+    pub new_plan: Option<&'static str>,
+    pub params: &'static str,
+    pub maintenance_version: Option<&'static str>,
+    /// The OSB error code of the 422.
+    pub error: &'static str,
+}
+
+impl UpdateRefusal {
+    pub fn uri(&self) -> String {
+        if self.accepts_incomplete {
+            inst_async("i-1")
+        } else {
+            inst("i-1")
+        }
+    }
+
+    pub fn body(&self) -> Value {
+        let params: Value = serde_json::from_str(self.params).unwrap();
+        let mut body = update_body(self.new_plan, params);
+        if let Some(v) = self.maintenance_version {
+            body["maintenance_info"] = json!({"version": v});
+        }
+        body
+    }
+}
+
+pub const UPDATE_REFUSALS: &[UpdateRefusal] = &[
+    UpdateRefusal {
+        name: "async-required plan without accepts_incomplete: AsyncRequired",
+        plan: "plan-async",
+        accepts_incomplete: false,
+        new_plan: None,
+        params: r#"{"x": 1}"#,
+        maintenance_version: None,
+        error: "AsyncRequired",
+    },
+    UpdateRefusal {
+        name: "plan change from a non-updateable plan: PlanChangeNotSupported",
+        plan: "plan-async",
+        accepts_incomplete: true,
+        new_plan: Some("plan-small"),
+        params: "{}",
+        maintenance_version: None,
+        error: "PlanChangeNotSupported",
+    },
+    UpdateRefusal {
+        name: "maintenance_info mismatch: MaintenanceInfoConflict",
+        plan: "plan-small",
+        accepts_incomplete: false,
+        new_plan: None,
+        params: r#"{"message": "new"}"#,
+        maintenance_version: Some("0.1.0"),
+        error: "MaintenanceInfoConflict",
+    },
+];
+
+/// A new broker with instance `i-1` of `plan`: plan-async provisioned
+/// asynchronously with no parameters, any other plan synchronously with
+/// message "hi". The broker and the parameters the instance was given.
+pub async fn instance_of(plan: &str) -> (TestBroker, Value) {
+    if plan == "plan-async" {
+        let b = TestBroker::start().await;
+        let op = b.provision_async("i-1", plan, json!({})).await;
+        b.wait_instance("i-1", &op).await;
+        (b, json!({}))
+    } else {
+        let b = TestBroker::start().await;
+        b.provision_sync("i-1", plan, json!({"message": "hi"}))
+            .await;
+        (b, json!({"message": "hi"}))
+    }
+}
+
 /// After a 4xx on provision: no record, no operation, no files.
 pub async fn assert_nothing_created(b: &TestBroker, id: &str) {
     let r = b.get(&inst(id)).await;
