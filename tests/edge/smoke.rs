@@ -2,6 +2,7 @@
 
 use crate::common;
 
+use crate::helpers::smoke::*;
 use axum::http::StatusCode;
 use common::*;
 use serde_json::json;
@@ -61,15 +62,7 @@ fn serve_without_helm_says_how_to_get_it() {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("bin");
     std::fs::create_dir(&empty).unwrap();
-    let out = std::process::Command::new(common::process::broker_bin())
-        .arg("serve")
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", &empty)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = serve_refused(dir.path(), &empty, &[]);
     assert!(
         stderr.contains(
             "helm not found on PATH nor at .tools/bin/helm: run scripts/install-tools.sh --runtime, \
@@ -80,15 +73,7 @@ fn serve_without_helm_says_how_to_get_it() {
     // Nothing was started: no data directory, no store.
     assert!(!dir.path().join("data").exists());
 
-    let out = std::process::Command::new(common::process::broker_bin())
-        .args(["serve", "--helm", "/nonexistent/helm"])
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", &empty)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = serve_refused(dir.path(), &empty, &["--helm", "/nonexistent/helm"]);
     assert!(
         stderr.contains("--helm /nonexistent/helm: no such file"),
         "{stderr}"
