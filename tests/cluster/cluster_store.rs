@@ -11,7 +11,8 @@ use crate::common;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
-use common::cluster::{Cluster, HangingPair, alive, hanging_pair, helm_pid_in};
+use common::cluster::Cluster;
+use common::hanging_helm::{HangingPair, alive, hanging_pair, helm_pid_in};
 use common::process::*;
 use serde_json::{Value, json};
 

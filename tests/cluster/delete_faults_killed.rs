@@ -12,7 +12,8 @@
 use crate::common;
 use common::upstream as support;
 
-use common::cluster::{Cluster, HangingPair, alive, hanging_pair, helm_pid_in, release_records};
+use common::cluster::{Cluster, release_records};
+use common::hanging_helm::{HangingPair, alive, hanging_pair, helm_pid_in};
 use common::process::*;
 use common::*;
 use serde_json::json;

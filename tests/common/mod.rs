@@ -23,6 +23,7 @@ pub mod databases;
 pub mod deletes;
 pub mod example_catalog;
 pub mod goyaml;
+pub mod hanging_helm;
 pub mod layout;
 pub mod platform;
 pub mod process;
