@@ -189,6 +189,22 @@ pub async fn osb(method: reqwest::Method, url: String, body: Option<Value>) -> (
         .expect("the broker answers HTTP")
 }
 
+/// Polls a `last_operation` URL, every answer 200, until it leaves
+/// `in progress` (at most `tries` times, `pause` apart): the last body.
+pub async fn poll_last_operation(url: &str, tries: usize, pause: Duration) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..tries {
+        let (status, body) = osb(reqwest::Method::GET, url.to_string(), None).await;
+        assert_eq!(status, 200, "{body}");
+        last = body;
+        if last["state"] != "in progress" {
+            break;
+        }
+        tokio::time::sleep(pause).await;
+    }
+    last
+}
+
 /// `<data>/broker.log`, opened for appending.
 fn log_file(data: &std::path::Path) -> std::fs::File {
     std::fs::create_dir_all(data).expect("data directory");

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use crate::helpers::restart::*;
 use axum::http::StatusCode;
-use common::process::osb;
+use common::process::{osb, poll_last_operation};
 use common::{TestBroker, config, helm_bin};
-use serde_json::{Value, json};
+use serde_json::json;
 
 #[tokio::test]
 async fn kill_9_after_202_then_restart_settles_the_operation() {
@@ -52,16 +52,7 @@ async fn kill_9_after_202_then_restart_settles_the_operation() {
         "{}/v2/service_instances/crash-1/last_operation?operation={operation}",
         second.url
     );
-    let mut last = Value::Null;
-    for _ in 0..200 {
-        let (status, body) = osb(reqwest::Method::GET, url.clone(), None).await;
-        assert_eq!(status, 200, "{body}");
-        if body["state"] != "in progress" {
-            last = body;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let last = poll_last_operation(&url, 200, Duration::from_millis(100)).await;
     assert_eq!(last["state"], "succeeded", "{last}");
     let manifests =
         std::fs::read_to_string(state.join("render/apps/cb-crash-1/manifests.yaml")).unwrap();
