@@ -139,13 +139,7 @@ async fn the_dashboard_works_in_chromium() {
     c.goto(&format!("{base}/ui/instances/{}", enc(hostile)))
         .await
         .unwrap();
-    let h1 = c
-        .find(Locator::Css("h1"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let h1 = text_of(&c, "h1").await;
     assert_eq!(h1, format!("Instance {hostile}"));
     assert!(
         c.find_all(Locator::Css("main img"))
@@ -154,13 +148,7 @@ async fn the_dashboard_works_in_chromium() {
             .is_empty()
     );
     c.goto(&format!("{base}/ui/instances/web-1")).await.unwrap();
-    let bindings = c
-        .find(Locator::Css("#bindings"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let bindings = text_of(&c, "#bindings").await;
     assert!(
         bindings.contains("b-1") && bindings.contains("Secret team-a/"),
         "{bindings}"
@@ -246,13 +234,7 @@ async fn the_dashboard_works_in_chromium() {
     let link = &links[0];
     assert!(link.starts_with(&base), "{link}");
     c.goto(link).await.unwrap();
-    let h1 = c
-        .find(Locator::Css("h1"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let h1 = text_of(&c, "h1").await;
     assert_eq!(h1, "Instance web-1");
     assert!(c.find_all(Locator::Css("nav")).await.unwrap().is_empty());
     assert!(!c.source().await.unwrap().contains(&password));
@@ -262,13 +244,7 @@ async fn the_dashboard_works_in_chromium() {
     c.goto(&format!("{base}/ui/instances/web-2{query}"))
         .await
         .unwrap();
-    let h1 = c
-        .find(Locator::Css("h1"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let h1 = text_of(&c, "h1").await;
     assert_eq!(h1, "Link not valid");
     assert!(!c.source().await.unwrap().contains("bold?"));
     // The console is really read: the refused page's 403 is in it.

@@ -9,7 +9,7 @@
 use crate::common;
 use crate::common::upstream as support;
 use crate::helpers::ui_detail::*;
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use base64::Engine as _;
 use common::dashboard::*;
 use common::*;
@@ -60,9 +60,7 @@ async fn an_instance_shows_its_release_manifests_users_and_secret_types() {
     assert_hidden(&wp, &secrets);
 
     // A signed link shows the same details, linking nowhere else.
-    let r = b
-        .call(Method::GET, "/v2/service_instances/db-1", None)
-        .await;
+    let r = b.get("/v2/service_instances/db-1").await;
     let link = link_of(&r);
     let linked = get(&b, &link, None).await;
     assert_eq!(linked.status, StatusCode::OK, "{}", linked.text);
@@ -86,10 +84,9 @@ async fn hostile_manifest_text_stays_text_and_generated_secrets_stay_hidden() {
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let r = b
-        .call(
-            Method::PATCH,
+        .patch(
             "/v2/service_instances/tiny-1",
-            Some(json!({"service_id": "svc-tiny", "parameters": {"message": hostile[..180]}})),
+            json!({"service_id": "svc-tiny", "parameters": {"message": hostile[..180]}}),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -184,9 +181,7 @@ async fn a_generated_secret_is_redacted_wherever_a_chart_writes_it() {
     let b = ui_broker_with(false, |_, data| spill_chart(data)).await;
     let mut body = provision_body_in("plan-spill", "apps", json!({}));
     body["service_id"] = json!("svc-spill");
-    let r = b
-        .call(Method::PUT, "/v2/service_instances/spill-1", Some(body))
-        .await;
+    let r = b.put("/v2/service_instances/spill-1", body).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let text = std::fs::read_to_string(b.data.path().join("render/apps/cb-spill-1/manifests.yaml"))
         .unwrap();

@@ -11,10 +11,10 @@ use common::upstream as support;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::upstream::*;
-use common::process::osb;
+use common::process::{osb, poll_last_operation};
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,16 +307,7 @@ async fn kill_9_mid_async_provision_then_restart_resumes_polling() {
 
     let second = start_binary(&catalog, &data).await;
     let url = format!("{}{lo}?operation={operation}", second.url);
-    let mut last = Value::Null;
-    for _ in 0..300 {
-        let (status, body) = osb(reqwest::Method::GET, url.clone(), None).await;
-        assert_eq!(status, 200, "{body}");
-        if body["state"] != "in progress" {
-            last = body;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let last = poll_last_operation(&url, 300, Duration::from_millis(50)).await;
     assert_eq!(last["state"], "succeeded", "{last}");
     // Resumed from the checkpoint: the provision was never sent again, and
     // polling went on with the upstream's operation token.

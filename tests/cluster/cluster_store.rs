@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use common::cluster::Cluster;
+use common::hanging_helm::{HangingPair, alive, hanging_pair, helm_pid_in};
 use common::process::*;
-use common::*;
 use serde_json::{Value, json};
 
 use crate::helpers::cluster_store::*;
@@ -91,21 +91,19 @@ async fn replicas_race_on_the_real_api_and_exactly_one_operation_wins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_mid_install_is_taken_over_and_its_helm_dies_with_it() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let k = Cluster::admin().await;
-    let id = k.install_broker(false).await;
-    let ns = k.namespace("apps").await;
-    k.grant_target(&id, &ns);
-    let dir = tempfile::tempdir().unwrap();
-    let key = Sealer::generate_base64();
     // Replica A's helm says where it is, then hangs before upgrading; if it
     // outlived A it would upgrade later, behind B's back.
-    let (slow, pidfile) = helm_hanging_in(dir.path(), "upgrade");
-    let (pa, pb) = (free_port(), free_port());
-    let mut a = id.spawn_replica(&dir.path().join("a"), &slow, &key, pa);
-    let _b = id.spawn_replica(&dir.path().join("b"), &helm_bin(), &key, pb);
-    ready(pa).await;
-    ready(pb).await;
+    let HangingPair {
+        k,
+        id,
+        ns,
+        dir,
+        pidfile,
+        mut a,
+        b: _b,
+        pa,
+        pb,
+    } = hanging_pair("upgrade").await;
 
     let mut ops = Vec::new();
     for i in 0..3 {
@@ -123,17 +121,9 @@ async fn a_replica_killed_mid_install_is_taken_over_and_its_helm_dies_with_it() 
     }
     // A is inside helm upgrade for at least one of them. The shell creates
     // the pid file before it writes the pid: wait for a whole number.
-    let mut helm_pid = None;
-    for _ in 0..200 {
-        helm_pid = std::fs::read_to_string(&pidfile)
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok());
-        if helm_pid.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let helm_pid = helm_pid.expect("A started helm upgrade");
+    let helm_pid = helm_pid_in(&pidfile, 200)
+        .await
+        .expect("A started helm upgrade");
     // Each replica holds a Lease of its own.
     let leases = || async {
         k.list(&format!(

@@ -12,9 +12,8 @@
 use crate::common;
 use common::upstream as support;
 
-use std::time::Duration;
-
 use common::cluster::{Cluster, release_records};
+use common::hanging_helm::{HangingPair, alive, hanging_pair, helm_pid_in};
 use common::process::*;
 use common::*;
 use serde_json::json;
@@ -24,20 +23,18 @@ use chartbroker::store::seal::Sealer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_killed_mid_uninstall_has_its_deprovision_finished() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let k = Cluster::admin().await;
-    let id = k.install_broker(false).await;
-    let ns = k.namespace("apps").await;
-    k.grant_target(&id, &ns);
-    let dir = tempfile::tempdir().unwrap();
-    let key = Sealer::generate_base64();
     // Replica A's helm says where it is, then hangs in uninstall.
-    let (slow, pidfile) = helm_hanging_in(dir.path(), "uninstall");
-    let (pa, pb) = (free_port(), free_port());
-    let mut a = id.spawn_replica(&dir.path().join("a"), &slow, &key, pa);
-    let _b = id.spawn_replica(&dir.path().join("b"), &helm_bin(), &key, pb);
-    ready(pa).await;
-    ready(pb).await;
+    let HangingPair {
+        k,
+        id: _id,
+        ns,
+        dir,
+        pidfile,
+        mut a,
+        b: _b,
+        pa,
+        pb,
+    } = hanging_pair("uninstall").await;
     let (a_url, b_url) = (
         format!("http://127.0.0.1:{pa}/v2/service_instances/k1"),
         format!("http://127.0.0.1:{pb}/v2/service_instances/k1"),
@@ -71,17 +68,9 @@ async fn a_broker_killed_mid_uninstall_has_its_deprovision_finished() {
     let (s, r) = call(reqwest::Method::DELETE, format!("{a_url}?{query}"), None).await;
     assert_eq!(s, 202, "{r}");
     let op = r["operation"].as_str().unwrap().to_string();
-    let mut helm_pid = None;
-    for _ in 0..400 {
-        helm_pid = std::fs::read_to_string(&pidfile)
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok());
-        if helm_pid.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let helm_pid = helm_pid.expect("A is inside helm uninstall");
+    let helm_pid = helm_pid_in(&pidfile, 400)
+        .await
+        .expect("A is inside helm uninstall");
     a.0.kill().unwrap(); // SIGKILL, mid-delete
     a.0.wait().unwrap();
 
@@ -109,14 +98,7 @@ async fn a_broker_killed_mid_uninstall_has_its_deprovision_finished() {
     let (s, r) = call(reqwest::Method::DELETE, format!("{b_url}?{query}"), None).await;
     assert_eq!(s, 410, "{r}");
     // A's helm child must not outlive it (it would act later, behind B's back).
-    let alive = std::fs::read_to_string(format!("/proc/{helm_pid}/stat")).is_ok_and(|s| {
-        !s.rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z')
-    });
-    assert!(!alive, "A's helm uninstall outlived A");
+    assert!(!alive(helm_pid), "A's helm uninstall outlived A");
 }
 
 /// The upstream cell: the broker is SIGKILLed while it polls the upstream

@@ -9,7 +9,6 @@
 use crate::common;
 
 use axum::http::{Method, StatusCode};
-use common::cluster::Cluster;
 use common::*;
 
 use crate::helpers::postrender::*;
@@ -36,11 +35,7 @@ async fn a_chart_hostile_only_on_upgrade_is_refused_on_helm3() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn helm4_shows_hooks_to_the_policy() {
-    let k = Cluster::admin().await;
-    let ns = k.namespace("pr").await;
-    // Helm runs as the namespace's release identity, never as the admin.
-    k.default_release_identity(&ns);
-    let b = broker(&k, helm_bin()).await;
+    let (k, ns, b) = bed(helm_bin(), "pr").await;
     let done = run(
         &b,
         Method::PUT,
@@ -70,11 +65,7 @@ async fn helm4_shows_hooks_to_the_policy() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn helm3_runs_no_hook_the_policy_could_not_see() {
-    let k = Cluster::admin().await;
-    let ns = k.namespace("pr").await;
-    // Helm runs as the namespace's release identity, never as the admin.
-    k.default_release_identity(&ns);
-    let b = broker(&k, helm3_bin()).await;
+    let (k, ns, b) = bed(helm3_bin(), "pr").await;
     // A chart with hooks is refused up front, with the reason.
     let done = run(
         &b,

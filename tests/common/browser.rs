@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -96,6 +96,16 @@ pub async fn assert_quiet(c: &Client, driver: &str, what: &str) {
 }
 
 /// Saves a screenshot of the page as `target/ui-screenshots/<name>.png`.
+/// The text of the first element matching `css` (which must exist).
+pub async fn text_of(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
 pub async fn shot(c: &Client, name: &str) {
     let dir = repo().join("target/ui-screenshots");
     std::fs::create_dir_all(&dir).unwrap();

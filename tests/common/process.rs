@@ -57,6 +57,48 @@ pub async fn http(
     Some((status, resp.json().await.unwrap_or(Value::Null)))
 }
 
+/// The broker binary on `port`, spoken to as a platform would (through
+/// [`http`]); a request that gets no answer fails the test.
+pub struct Remote {
+    base: String,
+}
+
+impl Remote {
+    /// The broker listening on `127.0.0.1:port`.
+    pub fn on(port: u16) -> Remote {
+        Remote {
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// `method path` with an optional JSON body: status and JSON body.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        http(method.clone(), format!("{}{path}", self.base), body)
+            .await
+            .unwrap_or_else(|| panic!("{method} {path}: no answer"))
+    }
+
+    /// `PUT path` with a JSON body.
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::PUT, path, Some(body)).await
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    /// `DELETE path`.
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.send(reqwest::Method::DELETE, path, None).await
+    }
+}
+
 /// Waits until the broker on `port` answers `/readyz` with 200.
 pub async fn ready(port: u16) {
     for _ in 0..400 {
@@ -145,6 +187,22 @@ pub async fn osb(method: reqwest::Method, url: String, body: Option<Value>) -> (
     http(method, url, body)
         .await
         .expect("the broker answers HTTP")
+}
+
+/// Polls a `last_operation` URL, every answer 200, until it leaves
+/// `in progress` (at most `tries` times, `pause` apart): the last body.
+pub async fn poll_last_operation(url: &str, tries: usize, pause: Duration) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..tries {
+        let (status, body) = osb(reqwest::Method::GET, url.to_string(), None).await;
+        assert_eq!(status, 200, "{body}");
+        last = body;
+        if last["state"] != "in progress" {
+            break;
+        }
+        tokio::time::sleep(pause).await;
+    }
+    last
 }
 
 /// `<data>/broker.log`, opened for appending.

@@ -1,9 +1,73 @@
 //! Small OSB request and encoding helpers more than one test module uses.
 
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use base64::Engine as _;
 
-use super::{Resp, TestBroker, config, repo};
+use serde_json::{Value, json};
+
+use super::{Gate, Resp, TestBroker, config, repo};
+
+/// One-line OSB calls: the same requests as [`TestBroker::call`], so a test
+/// reads as its requests and checks rather than as request plumbing.
+impl TestBroker {
+    /// Authenticated `PUT` with a JSON body.
+    pub async fn put(&self, uri: &str, body: Value) -> Resp {
+        self.call(Method::PUT, uri, Some(body)).await
+    }
+
+    /// [`TestBroker::put`] that must answer 201 Created: the answer.
+    pub async fn put_created(&self, uri: &str, body: Value) -> Resp {
+        let r = self.put(uri, body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        r
+    }
+
+    /// An asynchronous provision of instance `id` that must answer 202
+    /// Accepted: its last_operation once finished.
+    pub async fn provision_done(&self, id: &str, body: Value) -> Resp {
+        let r = self
+            .put(
+                &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
+                body,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{id}: {}", r.text);
+        self.wait_instance(id, r.json["operation"].as_str().unwrap())
+            .await
+    }
+
+    /// A broker over `cfg` (its data dir is `data`) whose database users are
+    /// made by `users`.
+    pub async fn with_users(
+        data: tempfile::TempDir,
+        cfg: &chartbroker::runtime::ServeConfig,
+        users: std::sync::Arc<dyn chartbroker::dbusers::UserAdmin>,
+    ) -> TestBroker {
+        let runtime = chartbroker::runtime::Runtime::start_with(cfg, users)
+            .await
+            .expect("broker starts");
+        TestBroker {
+            app: runtime.app(),
+            runtime,
+            data,
+        }
+    }
+
+    /// Authenticated `PATCH` with a JSON body.
+    pub async fn patch(&self, uri: &str, body: Value) -> Resp {
+        self.call(Method::PATCH, uri, Some(body)).await
+    }
+
+    /// Authenticated `GET`.
+    pub async fn get(&self, uri: &str) -> Resp {
+        self.call(Method::GET, uri, None).await
+    }
+
+    /// Authenticated `DELETE`.
+    pub async fn del(&self, uri: &str) -> Resp {
+        self.call(Method::DELETE, uri, None).await
+    }
+}
 
 /// Standard base64 of `s`, as a Secret's `data` holds it.
 pub fn b64_encode(s: &str) -> String {
@@ -37,4 +101,22 @@ pub async fn example_broker() -> TestBroker {
     cfg.catalog_dir = repo().join("catalog");
     cfg.charts_dir = repo().join("charts");
     TestBroker::with_config(data, cfg).await
+}
+
+/// A broker with instance `i-1` of plan-small provisioned (message "hi").
+pub async fn broker_with_instance() -> TestBroker {
+    let b = TestBroker::start().await;
+    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
+        .await;
+    b
+}
+
+/// [`broker_with_instance`] with its operations held at a closed gate.
+pub async fn gated_broker_with_instance() -> (TestBroker, Gate) {
+    let (b, gate) = TestBroker::start_gated().await;
+    gate.open();
+    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
+        .await;
+    gate.close();
+    (b, gate)
 }

@@ -8,7 +8,7 @@
 use crate::common;
 
 use crate::helpers::catalog_change::*;
-use common::process::{free_port, http, ready};
+use common::process::{Remote, free_port, ready};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,55 +20,41 @@ async fn unbind_and_deprovision_need_no_plan_in_the_catalog() {
     catalog(&without, true);
 
     let port = free_port();
-    let base = format!("http://127.0.0.1:{port}/v2/service_instances");
     let first = start(&data, &with, port);
     ready(port).await;
-    let (s, body) = http(
-        reqwest::Method::PUT,
-        format!("{base}/gone-plan"),
-        Some(json!({
-            "service_id": "svc-tiny", "plan_id": "plan-small",
-            "organization_guid": "org", "space_guid": "space",
-            "context": {"platform": "kubernetes", "namespace": "apps"},
-            "parameters": {"message": "hi"},
-        })),
-    )
-    .await
-    .unwrap();
+    let osb = Remote::on(port);
+    let (s, body) = osb
+        .put(
+            INSTANCE,
+            json!({
+                "service_id": "svc-tiny", "plan_id": "plan-small",
+                "organization_guid": "org", "space_guid": "space",
+                "context": {"platform": "kubernetes", "namespace": "apps"},
+                "parameters": {"message": "hi"},
+            }),
+        )
+        .await;
     assert_eq!(s, 201, "{body}");
-    let (s, body) = http(
-        reqwest::Method::PUT,
-        format!("{base}/gone-plan/service_bindings/b1"),
-        Some(json!({"service_id": "svc-tiny", "plan_id": "plan-small"})),
-    )
-    .await
-    .unwrap();
+    let bind = json!({"service_id": "svc-tiny", "plan_id": "plan-small"});
+    let (s, body) = osb
+        .put(&format!("{INSTANCE}/service_bindings/b1"), bind.clone())
+        .await;
     assert_eq!(s, 201, "{body}");
     drop(first);
 
     // The same data, a catalog without the plan.
     let port = free_port();
-    let base = format!("http://127.0.0.1:{port}/v2/service_instances");
     let _second = start(&data, &without, port);
     ready(port).await;
-    let (s, cat) = http(
-        reqwest::Method::GET,
-        format!("http://127.0.0.1:{port}/v2/catalog"),
-        None,
-    )
-    .await
-    .unwrap();
+    let osb = Remote::on(port);
+    let (s, cat) = osb.get("/v2/catalog").await;
     assert_eq!(s, 200);
     assert!(!cat.to_string().contains("plan-small"), "{cat}");
 
     // Still refused for anything new.
-    let (s, body) = http(
-        reqwest::Method::PUT,
-        format!("{base}/gone-plan/service_bindings/b2"),
-        Some(json!({"service_id": "svc-tiny", "plan_id": "plan-small"})),
-    )
-    .await
-    .unwrap();
+    let (s, body) = osb
+        .put(&format!("{INSTANCE}/service_bindings/b2"), bind)
+        .await;
     assert_eq!(s, 400, "{body}");
     let rendered = data.join("render/apps/cb-gone-plan");
     assert!(
@@ -79,13 +65,9 @@ async fn unbind_and_deprovision_need_no_plan_in_the_catalog() {
             .next()
             .is_some()
     );
-    let (s, body) = http(
-        reqwest::Method::DELETE,
-        format!("{base}/gone-plan/service_bindings/b1?service_id=svc-tiny&plan_id=plan-small"),
-        None,
-    )
-    .await
-    .unwrap();
+    let (s, body) = osb
+        .delete(&format!("{INSTANCE}/service_bindings/b1?{IDS}"))
+        .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body, json!({}));
     assert!(
@@ -97,24 +79,16 @@ async fn unbind_and_deprovision_need_no_plan_in_the_catalog() {
             .is_none(),
         "the binding Secret is gone"
     );
-    let (s, body) = http(
-        reqwest::Method::DELETE,
-        format!("{base}/gone-plan?service_id=svc-tiny&plan_id=plan-small&accepts_incomplete=true"),
-        None,
-    )
-    .await
-    .unwrap();
+    let (s, body) = osb
+        .delete(&format!("{INSTANCE}?{IDS}&accepts_incomplete=true"))
+        .await;
     assert_eq!(s, 202, "{body}");
     let op = body["operation"].as_str().unwrap().to_string();
     let mut last = Value::Null;
     for _ in 0..200 {
-        let (_, lo) = http(
-            reqwest::Method::GET,
-            format!("{base}/gone-plan/last_operation?operation={op}"),
-            None,
-        )
-        .await
-        .unwrap();
+        let (_, lo) = osb
+            .get(&format!("{INSTANCE}/last_operation?operation={op}"))
+            .await;
         last = lo;
         if last["state"] != "in progress" {
             break;
@@ -123,12 +97,6 @@ async fn unbind_and_deprovision_need_no_plan_in_the_catalog() {
     }
     assert_eq!(last["state"], "succeeded", "{last}");
     assert!(!rendered.exists(), "the release is gone");
-    let (s, body) = http(
-        reqwest::Method::DELETE,
-        format!("{base}/gone-plan?service_id=svc-tiny&plan_id=plan-small"),
-        None,
-    )
-    .await
-    .unwrap();
+    let (s, body) = osb.delete(&format!("{INSTANCE}?{IDS}")).await;
     assert_eq!(s, 410, "{body}");
 }

@@ -9,7 +9,7 @@
 
 use crate::common;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use serde_json::json;
 
 use crate::helpers::delete_example_catalog::*;
@@ -28,7 +28,7 @@ async fn standard_plan_without_a_database_binds_nothing_and_deletes_cleanly() {
         };
         let uri = format!("/v2/service_instances/{id}/service_bindings/b1{q}");
         let body = json!({"service_id": MYSQL, "plan_id": STANDARD, "bind_resource": {}});
-        let r = b.call(Method::PUT, &uri, Some(body)).await;
+        let r = b.put(&uri, body).await;
         let description = if accepts {
             assert_eq!(r.status, StatusCode::ACCEPTED, "{id}: {}", r.text);
             let op = r.json["operation"].as_str().unwrap();

@@ -176,10 +176,9 @@ async fn a_synchronous_operation_ends_at_its_deadline() {
     .await;
     // The gate holds helm: the provision can't finish on its own.
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             "/v2/service_instances/slow-1",
-            Some(provision_body("plan-small", serde_json::json!({}))),
+            provision_body("plan-small", serde_json::json!({})),
         )
         .await;
     assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);

@@ -4,13 +4,13 @@
 use crate::common;
 
 use crate::helpers::osb_catalog::*;
-use axum::http::{Method, StatusCode, header};
+use axum::http::{StatusCode, header};
 use common::*;
 
 #[tokio::test]
 async fn catalog_returns_200_with_services_and_plans() {
     let b = TestBroker::start().await;
-    let r = b.call(Method::GET, "/v2/catalog", None).await;
+    let r = b.get("/v2/catalog").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.headers[header::CONTENT_TYPE], "application/json");
     let services = r.json["services"].as_array().expect("services array");
@@ -57,7 +57,7 @@ async fn catalog_returns_200_with_services_and_plans() {
 #[tokio::test]
 async fn catalog_reveals_no_broker_only_keys() {
     let b = TestBroker::start().await;
-    let r = b.call(Method::GET, "/v2/catalog", None).await;
+    let r = b.get("/v2/catalog").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let mut all = Vec::new();
     keys(&r.json, "", &mut all);
@@ -86,7 +86,7 @@ async fn catalog_reveals_no_broker_only_keys() {
 async fn catalog_parameter_schemas_declare_their_dialect() {
     // spec: "The `$schema` key MUST be present in the schema".
     let b = TestBroker::start().await;
-    let r = b.call(Method::GET, "/v2/catalog", None).await;
+    let r = b.get("/v2/catalog").await;
     let mut seen = 0;
     for plan in r.json["services"][0]["plans"].as_array().unwrap() {
         let Some(schemas) = plan.get("schemas") else {

@@ -40,11 +40,7 @@ async fn logs_never_show_credentials() {
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let r = b
-        .call(
-            Method::DELETE,
-            "/v2/service_instances/e-1?service_id=svc-echo&plan_id=plan-echo",
-            None,
-        )
+        .del("/v2/service_instances/e-1?service_id=svc-echo&plan_id=plan-echo")
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 

@@ -117,9 +117,7 @@ async fn last_operation_has_instance_usable_from_2_16() {
     // failed update that leaves the instance usable.
     let mut body = json!({"service_id": "svc-tiny", "parameters": {"replicas": 7}});
     body["plan_id"] = json!("plan-small");
-    let r = b
-        .call(Method::PATCH, "/v2/service_instances/i-1", Some(body))
-        .await;
+    let r = b.patch("/v2/service_instances/i-1", body).await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.text);
     for (version, present) in [
         ("2.13", false),

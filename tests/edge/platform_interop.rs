@@ -16,14 +16,8 @@ use serde_json::json;
 async fn fetch_returns_the_parameters_as_sent_and_updates_may_repeat_them() {
     let b = broker().await;
     let uri = "/v2/service_instances/io-1";
-    let r = b
-        .call(
-            Method::PUT,
-            uri,
-            Some(provision(json!({"database": "shop"}))),
-        )
+    b.put_created(uri, provision(json!({"database": "shop"})))
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     // The chart got the plan's default ...
     assert!(
         rendered(&b, "io-1").contains(r#""replicas":"1""#),
@@ -31,22 +25,22 @@ async fn fetch_returns_the_parameters_as_sent_and_updates_may_repeat_them() {
         rendered(&b, "io-1")
     );
     // ... the platform gets back exactly what it sent.
-    let r = b.call(Method::GET, uri, None).await;
+    let r = b.get(uri).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json["parameters"], json!({"database": "shop"}));
     assert_eq!(r.json["plan_id"], "3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f");
 
     // The whole spec again, creation-only `database` included: applied.
     let spec = json!({"database": "shop", "message": "hi", "replicas": 2});
-    let r = b.call(Method::PATCH, uri, Some(patch(spec.clone()))).await;
+    let r = b.patch(uri, patch(spec.clone())).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(rendered(&b, "io-1").contains(r#""replicas":"2""#));
-    let r = b.call(Method::GET, uri, None).await;
+    let r = b.get(uri).await;
     assert_eq!(r.json["parameters"], spec);
     // Repeated as is: nothing to do, 200, still the same.
-    let r = b.call(Method::PATCH, uri, Some(patch(spec.clone()))).await;
+    let r = b.patch(uri, patch(spec.clone())).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let r = b.call(Method::GET, uri, None).await;
+    let r = b.get(uri).await;
     assert_eq!(r.json["parameters"], spec);
 
     // Changing the creation-only parameter is still refused, and so is a
@@ -56,21 +50,17 @@ async fn fetch_returns_the_parameters_as_sent_and_updates_may_repeat_them() {
         json!({"database": "shop", "message": "hi", "replicas": 9}),
         json!({"database": "shop", "colour": "red"}),
     ] {
-        let r = b.call(Method::PATCH, uri, Some(patch(bad))).await;
+        let r = b.patch(uri, patch(bad)).await;
         assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
     }
-    let r = b.call(Method::GET, uri, None).await;
+    let r = b.get(uri).await;
     assert_eq!(r.json["parameters"], spec);
     // A null for a key the instance lacks changes nothing either.
     let r = b
-        .call(
-            Method::PATCH,
-            uri,
-            Some(patch(json!({"database": "shop", "colour": null}))),
-        )
+        .patch(uri, patch(json!({"database": "shop", "colour": null})))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let r = b.call(Method::GET, uri, None).await;
+    let r = b.get(uri).await;
     assert_eq!(r.json["parameters"], spec);
 }
 
@@ -79,14 +69,8 @@ async fn a_completed_deprovision_polls_as_its_credential_asks() {
     let b = broker().await;
     for id in ["dp-default", "dp-gone"] {
         let uri = format!("/v2/service_instances/{id}");
-        let r = b
-            .call(
-                Method::PUT,
-                &uri,
-                Some(provision(json!({"database": "shop"}))),
-            )
+        b.put_created(&uri, provision(json!({"database": "shop"})))
             .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     }
     let del = |id: &str| {
         format!(
@@ -97,18 +81,14 @@ async fn a_completed_deprovision_polls_as_its_credential_asks() {
         |id: &str, op: &str| format!("/v2/service_instances/{id}/last_operation?operation={op}");
 
     // The default: 200 `succeeded` (osb-checker), then 410 to a repeated DELETE.
-    let r = b.call(Method::DELETE, &del("dp-default"), None).await;
+    let r = b.del(&del("dp-default")).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     let op = r.json["operation"].as_str().unwrap().to_string();
     let done = b.wait_instance("dp-default", &op).await;
     assert_delete_done(&done);
-    let again = b.call(Method::GET, &poll("dp-default", &op), None).await;
+    let again = b.get(&poll("dp-default", &op)).await;
     assert_delete_done(&again);
-    assert_osb_error(
-        &b.call(Method::DELETE, &del("dp-default"), None).await,
-        StatusCode::GONE,
-        None,
-    );
+    assert_osb_error(&b.del(&del("dp-default")).await, StatusCode::GONE, None);
 
     // `deprovision_poll: gone`: in progress while it runs, 410 (with an
     // OSB error body) once it completed, on every later poll.
@@ -145,7 +125,7 @@ async fn a_completed_deprovision_polls_as_its_credential_asks() {
         assert_osb_error(&r, StatusCode::GONE, None);
     }
     // The other credential still hears 200 `succeeded` about the same delete.
-    assert_delete_done(&b.call(Method::GET, &poll("dp-gone", &op), None).await);
+    assert_delete_done(&b.get(&poll("dp-gone", &op)).await);
     // A provision still polls as it always did for this credential.
     let r = b
         .send(as_xp(
@@ -176,15 +156,11 @@ async fn a_confined_credential_reaches_nothing_outside_its_namespaces() {
     body["context"]["namespace"] = json!("other");
     // The test user (no namespace list) makes an instance and a binding in
     // `other`.
-    let r = b
-        .call(Method::PUT, "/v2/service_instances/cn-1", Some(body))
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    b.put_created("/v2/service_instances/cn-1", body).await;
     let bind = "/v2/service_instances/cn-1/service_bindings/cn-b";
     let bind_body =
         json!({"service_id": "svc-platform", "plan_id": "3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f"});
-    let r = b.call(Method::PUT, bind, Some(bind_body.clone())).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = b.put_created(bind, bind_body.clone()).await;
     assert!(r.json["credentials"]["password"].is_string(), "{}", r.text);
     for uri in [
         "/v2/service_instances/cn-1".to_string(),
@@ -196,7 +172,7 @@ async fn a_confined_credential_reaches_nothing_outside_its_namespaces() {
         assert_osb_error(&r, StatusCode::NOT_FOUND, None);
         assert!(!r.text.contains("password"), "{}", r.text);
         // The owner still reads it.
-        let r = b.call(Method::GET, &uri, None).await;
+        let r = b.get(&uri).await;
         assert_eq!(r.status, StatusCode::OK, "{uri}: {}", r.text);
     }
     let q = "service_id=svc-platform&plan_id=3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f";
@@ -221,7 +197,7 @@ async fn a_confined_credential_reaches_nothing_outside_its_namespaces() {
         let r = b.send(as_xp(method, &uri, body)).await;
         assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
     }
-    let r = b.call(Method::GET, bind, None).await;
+    let r = b.get(bind).await;
     assert_eq!(
         r.status,
         StatusCode::OK,

@@ -6,10 +6,10 @@ use crate::common;
 use std::time::Duration;
 
 use crate::helpers::restart::*;
-use axum::http::{Method, StatusCode};
-use common::process::osb;
+use axum::http::StatusCode;
+use common::process::{osb, poll_last_operation};
 use common::{TestBroker, config, helm_bin};
-use serde_json::{Value, json};
+use serde_json::json;
 
 #[tokio::test]
 async fn kill_9_after_202_then_restart_settles_the_operation() {
@@ -52,16 +52,7 @@ async fn kill_9_after_202_then_restart_settles_the_operation() {
         "{}/v2/service_instances/crash-1/last_operation?operation={operation}",
         second.url
     );
-    let mut last = Value::Null;
-    for _ in 0..200 {
-        let (status, body) = osb(reqwest::Method::GET, url.clone(), None).await;
-        assert_eq!(status, 200, "{body}");
-        if body["state"] != "in progress" {
-            last = body;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let last = poll_last_operation(&url, 200, Duration::from_millis(100)).await;
     assert_eq!(last["state"], "succeeded", "{last}");
     let manifests =
         std::fs::read_to_string(state.join("render/apps/cb-crash-1/manifests.yaml")).unwrap();
@@ -94,13 +85,13 @@ async fn readyz_is_starting_until_recovery_finished() {
         runtime,
         data,
     };
-    let r = b.call(Method::GET, "/readyz", None).await;
+    let r = b.get("/readyz").await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
     assert_eq!(r.json["status"], "starting", "{}", r.text);
-    let r = b.call(Method::GET, "/healthz", None).await;
+    let r = b.get("/healthz").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     b.runtime.recover().await.expect("recovery");
-    let r = b.call(Method::GET, "/readyz", None).await;
+    let r = b.get("/readyz").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json["status"], "ready", "{}", r.text);
 }

@@ -2,7 +2,8 @@
 
 use crate::common;
 
-use axum::http::{Method, StatusCode};
+use crate::helpers::smoke::*;
+use axum::http::StatusCode;
 use common::*;
 use serde_json::json;
 
@@ -10,10 +11,9 @@ use serde_json::json;
 async fn provision_bind_unbind_deprovision_sync() {
     let b = TestBroker::start().await;
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             "/v2/service_instances/i-1",
-            Some(provision_body("plan-small", json!({"message": "hi"}))),
+            provision_body("plan-small", json!({"message": "hi"})),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
@@ -22,10 +22,9 @@ async fn provision_bind_unbind_deprovision_sync() {
     assert!(text.contains(r#""message":"hi""#), "{text}");
 
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             "/v2/service_instances/i-1/service_bindings/b-1",
-            Some(bind_body("plan-small", json!({"role": "reader"}))),
+            bind_body("plan-small", json!({"role": "reader"})),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
@@ -41,10 +40,8 @@ async fn provision_bind_unbind_deprovision_sync() {
     assert!(secret.is_file());
 
     let r = b
-        .call(
-            Method::DELETE,
+        .del(
             "/v2/service_instances/i-1/service_bindings/b-1?service_id=svc-tiny&plan_id=plan-small",
-            None,
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -52,11 +49,7 @@ async fn provision_bind_unbind_deprovision_sync() {
     assert!(!secret.exists());
 
     let r = b
-        .call(
-            Method::DELETE,
-            "/v2/service_instances/i-1?service_id=svc-tiny&plan_id=plan-small",
-            None,
-        )
+        .del("/v2/service_instances/i-1?service_id=svc-tiny&plan_id=plan-small")
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(!manifests.exists());
@@ -69,15 +62,7 @@ fn serve_without_helm_says_how_to_get_it() {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("bin");
     std::fs::create_dir(&empty).unwrap();
-    let out = std::process::Command::new(common::process::broker_bin())
-        .arg("serve")
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", &empty)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = serve_refused(dir.path(), &empty, &[]);
     assert!(
         stderr.contains(
             "helm not found on PATH nor at .tools/bin/helm: run scripts/install-tools.sh --runtime, \
@@ -88,15 +73,7 @@ fn serve_without_helm_says_how_to_get_it() {
     // Nothing was started: no data directory, no store.
     assert!(!dir.path().join("data").exists());
 
-    let out = std::process::Command::new(common::process::broker_bin())
-        .args(["serve", "--helm", "/nonexistent/helm"])
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", &empty)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = serve_refused(dir.path(), &empty, &["--helm", "/nonexistent/helm"]);
     assert!(
         stderr.contains("--helm /nonexistent/helm: no such file"),
         "{stderr}"

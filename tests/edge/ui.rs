@@ -6,7 +6,7 @@
 use crate::common;
 
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
@@ -188,16 +188,13 @@ async fn a_signed_link_opens_its_instance_and_no_other() {
     assert_eq!(other.status, StatusCode::CREATED);
     let link_a = link_of(&a);
     // Fetching the instance returns a link too; an async provision's 202 as well.
-    let fetched = b
-        .call(Method::GET, "/v2/service_instances/inst-a", None)
-        .await;
+    let fetched = b.get("/v2/service_instances/inst-a").await;
     assert_eq!(fetched.status, StatusCode::OK);
     let fetched_link = link_of(&fetched);
     let accepted = b
-        .call(
-            Method::PUT,
+        .put(
             "/v2/service_instances/inst-c?accepts_incomplete=true",
-            Some(provision_body("plan-async", json!({}))),
+            provision_body("plan-async", json!({})),
         )
         .await;
     assert_eq!(accepted.status, StatusCode::ACCEPTED, "{}", accepted.text);
@@ -205,10 +202,9 @@ async fn a_signed_link_opens_its_instance_and_no_other() {
     link_of(&accepted);
     // An update's answer carries a fresh one (the platform keeps the last).
     let updated = b
-        .call(
-            Method::PATCH,
+        .patch(
             "/v2/service_instances/inst-b",
-            Some(json!({"service_id": "svc-tiny", "parameters": {"message": "hello b2"}})),
+            json!({"service_id": "svc-tiny", "parameters": {"message": "hello b2"}}),
         )
         .await;
     assert_eq!(updated.status, StatusCode::OK, "{}", updated.text);
@@ -300,14 +296,13 @@ async fn hostile_text_is_escaped_and_no_secret_reaches_a_page() {
     let r = provision(&b, "broken-1", "plan-broken", "apps", json!({})).await;
     assert!(!r.status.is_success(), "{}", r.text);
     let bound = b
-        .call(
-            Method::PUT,
+        .put(
             &format!(
                 "/v2/service_instances/{}/service_bindings/{}",
                 enc(hostile_id),
                 enc("<b>bind<b>")
             ),
-            Some(bind_body("plan-small", json!({"role": "reader"}))),
+            bind_body("plan-small", json!({"role": "reader"})),
         )
         .await;
     assert_eq!(bound.status, StatusCode::CREATED, "{}", bound.text);
@@ -367,11 +362,7 @@ async fn hostile_text_is_escaped_and_no_secret_reaches_a_page() {
     );
     // The signed link of the hostile instance works, escaped the same way.
     let fetched = b
-        .call(
-            Method::GET,
-            &format!("/v2/service_instances/{}", enc(hostile_id)),
-            None,
-        )
+        .get(&format!("/v2/service_instances/{}", enc(hostile_id)))
         .await;
     let r = get(&b, &link_of(&fetched), None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);

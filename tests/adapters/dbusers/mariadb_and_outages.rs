@@ -25,9 +25,7 @@ async fn mariadb_each_binding_its_own_user_revoked_on_unbind_and_rotated() {
     );
     assert!(!secret.contains(s(&two["username"])));
 
-    let mut c1 = mysql_login(server.port, s(&one["username"]), s(&one["password"]), "a_b")
-        .await
-        .unwrap();
+    let mut c1 = mysql_as(server.port, &one, "a_b").await.unwrap();
     sql(&mut c1, "CREATE TABLE t (x INT)").await.unwrap();
     sql(&mut c1, "INSERT INTO t VALUES (1)").await.unwrap();
     // Only the instance's database: not its GRANT-wildcard neighbour, not mysql.*.
@@ -41,9 +39,7 @@ async fn mariadb_each_binding_its_own_user_revoked_on_unbind_and_rotated() {
             .await
             .is_err()
     );
-    let mut c2 = mysql_login(server.port, s(&two["username"]), s(&two["password"]), "a_b")
-        .await
-        .unwrap();
+    let mut c2 = mysql_as(server.port, &two, "a_b").await.unwrap();
     sql(&mut c2, "INSERT INTO t VALUES (2)").await.unwrap();
 
     // A repeated bind answers 200 with the same credentials and no new user.
@@ -55,9 +51,7 @@ async fn mariadb_each_binding_its_own_user_revoked_on_unbind_and_rotated() {
     let r = unbind(&b, "m1", "b1", "rot").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(
-        mysql_login(server.port, s(&one["username"]), s(&one["password"]), "a_b")
-            .await
-            .is_err(),
+        mysql_as(server.port, &one, "a_b").await.is_err(),
         "the unbound user can no longer log in"
     );
     assert!(
@@ -73,45 +67,25 @@ async fn mariadb_each_binding_its_own_user_revoked_on_unbind_and_rotated() {
     );
 
     // Rotation: a fresh user; both valid until the predecessor is unbound.
-    let three = bound(
-        &b,
-        "m1",
-        "b3",
-        "rot",
-        json!({"predecessor_binding_id": "b2"}),
-    )
-    .await;
+    let three = rotate(&b, "m1", "b3", "rot", "b2").await;
     assert_ne!(three["username"], two["username"]);
     assert_ne!(three["password"], two["password"]);
-    let mut c3 = mysql_login(
-        server.port,
-        s(&three["username"]),
-        s(&three["password"]),
-        "a_b",
-    )
-    .await
-    .unwrap();
+    let mut c3 = mysql_as(server.port, &three, "a_b").await.unwrap();
     sql(&mut c3, "SELECT * FROM t").await.unwrap();
-    mysql_login(server.port, s(&two["username"]), s(&two["password"]), "a_b")
+    mysql_as(server.port, &two, "a_b")
         .await
         .expect("predecessor still valid");
     assert_eq!(unbind(&b, "m1", "b2", "rot").await.status, StatusCode::OK);
-    assert!(
-        mysql_login(server.port, s(&two["username"]), s(&two["password"]), "a_b")
-            .await
-            .is_err()
-    );
+    assert!(mysql_as(server.port, &two, "a_b").await.is_err());
     sql(&mut c3, "INSERT INTO t VALUES (3)")
         .await
         .expect("the successor survives its predecessor");
 
     // Deprovision drops the users of bindings the platform left behind.
     let r = b
-        .call(
-            Method::DELETE,
-            &format!("/v2/service_instances/m1?service_id={SERVICE}&plan_id=rot"),
-            None,
-        )
+        .del(&format!(
+            "/v2/service_instances/m1?service_id={SERVICE}&plan_id=rot"
+        ))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(mysql_users(&server, &root).await.is_empty());
@@ -127,14 +101,13 @@ async fn the_dependent_chart_gets_a_user_of_its_own() {
     let app = bound(&b, "m1", "app", "rot", json!({})).await;
 
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             "/v2/service_instances/wp-1",
-            Some(json!({
+            json!({
                 "service_id": WORDPRESS, "plan_id": WORDPRESS_STANDARD,
                 "context": {"platform": "kubernetes", "namespace": "apps"},
                 "parameters": {"mysql_instance": "m1"},
-            })),
+            }),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
@@ -149,32 +122,24 @@ async fn the_dependent_chart_gets_a_user_of_its_own() {
         wp["username"], app["username"],
         "WordPress has a user of its own"
     );
-    mysql_login(server.port, s(&wp["username"]), s(&wp["password"]), "a_b")
+    mysql_as(server.port, wp, "a_b")
         .await
         .expect("WordPress's credentials work");
     assert_eq!(mysql_users(&server, &root).await.len(), 2);
 
     // Deprovisioning WordPress revokes its user only.
     let r = b
-        .call(
-            Method::DELETE,
-            &format!(
-                "/v2/service_instances/wp-1?service_id={WORDPRESS}&plan_id={WORDPRESS_STANDARD}"
-            ),
-            None,
-        )
+        .del(&format!(
+            "/v2/service_instances/wp-1?service_id={WORDPRESS}&plan_id={WORDPRESS_STANDARD}"
+        ))
         .await;
     assert!(r.status.is_success(), "{}", r.text);
     if r.status == StatusCode::ACCEPTED {
         let op = r.json["operation"].as_str().unwrap().to_string();
         b.wait_instance("wp-1", &op).await;
     }
-    assert!(
-        mysql_login(server.port, s(&wp["username"]), s(&wp["password"]), "a_b")
-            .await
-            .is_err()
-    );
-    mysql_login(server.port, s(&app["username"]), s(&app["password"]), "a_b")
+    assert!(mysql_as(server.port, wp, "a_b").await.is_err());
+    mysql_as(server.port, &app, "a_b")
         .await
         .expect("the app's own binding is untouched");
     assert_eq!(
@@ -227,13 +192,7 @@ async fn rotation_refuses_what_the_spec_forbids() {
         );
     }
     // Nothing was recorded for the refused ids: they are still free.
-    let r = b
-        .call(
-            Method::GET,
-            "/v2/service_instances/r2/service_bindings/y",
-            None,
-        )
-        .await;
+    let r = b.get("/v2/service_instances/r2/service_bindings/y").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
 }
 
@@ -342,20 +301,12 @@ async fn a_stopped_database_fails_the_bind_leaving_nothing_and_the_instance_stil
     let r = unbind(&b, "s1", "b1", "rot").await;
     assert_eq!(r.status, StatusCode::GONE, "{}", r.text);
     let r = b
-        .call(
-            Method::DELETE,
-            &format!("/v2/service_instances/s1/service_bindings/b2?service_id={SERVICE}&plan_id=rot&accepts_incomplete=true"),
-            None,
-        )
+        .del(&format!("/v2/service_instances/s1/service_bindings/b2?service_id={SERVICE}&plan_id=rot&accepts_incomplete=true"))
         .await;
     assert_eq!(r.status, StatusCode::GONE, "{}", r.text);
     // The failed bind's own operation still answers its poll.
     let r = b
-        .call(
-            Method::GET,
-            "/v2/service_instances/s1/service_bindings/b2/last_operation",
-            None,
-        )
+        .get("/v2/service_instances/s1/service_bindings/b2/last_operation")
         .await;
     assert_eq!(r.json["state"], "failed", "{}", r.text);
 
@@ -442,9 +393,7 @@ async fn a_deprovision_with_the_database_down_succeeds_when_the_database_goes_wi
     // The database is the release's own: its users go with it.
     let r = deprovision(&b, "i1", "inrel").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let lo = b
-        .call(Method::GET, "/v2/service_instances/i1/last_operation", None)
-        .await;
+    let lo = b.get("/v2/service_instances/i1/last_operation").await;
     assert_eq!(lo.json["state"], "succeeded", "{}", lo.text);
     assert!(
         s(&lo.json["description"]).contains("need no dropping"),

@@ -74,13 +74,7 @@ async fn a_crash_between_creating_the_user_and_recording_the_binding_ends_with_o
     let b = TestBroker::with_config(data, cfg).await;
     let mut creds = Value::Null;
     for _ in 0..200 {
-        let r = b
-            .call(
-                Method::GET,
-                "/v2/service_instances/c1/service_bindings/b1",
-                None,
-            )
-            .await;
+        let r = b.get("/v2/service_instances/c1/service_bindings/b1").await;
         if r.status == StatusCode::OK {
             creds = r.json["credentials"].clone();
             break;
@@ -93,14 +87,9 @@ async fn a_crash_between_creating_the_user_and_recording_the_binding_ends_with_o
         vec![s(&creds["username"]).to_string()],
         "exactly one user, the recorded one"
     );
-    mysql_login(
-        server.port,
-        s(&creds["username"]),
-        s(&creds["password"]),
-        "a_b",
-    )
-    .await
-    .expect("the recorded password is the user's password");
+    mysql_as(server.port, &creds, "a_b")
+        .await
+        .expect("the recorded password is the user's password");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -108,30 +97,12 @@ async fn postgresql_each_binding_its_own_role_revoked_on_unbind_and_rotated() {
     let server = databases::postgresql();
     let b = broker("postgresql", server.port).await;
     provision(&b, "g1", "rot").await;
-    let root = rendered_secret(&b, "g1", "postgres-password");
-    let mut admin = pg_login(server.port, "postgres", &server.admin_password, "postgres")
-        .await
-        .unwrap();
-    pg(&mut admin, "CREATE DATABASE shop").await.unwrap();
-    pg(&mut admin, "CREATE DATABASE other").await.unwrap();
-    pg(
-        &mut admin,
-        &format!("ALTER ROLE postgres PASSWORD '{root}'"),
-    )
-    .await
-    .unwrap();
+    postgres_as_chart(&b, &server, "g1", &["shop", "other"]).await;
 
     let one = bound(&b, "g1", "b1", "rot", json!({})).await;
     let two = bound(&b, "g1", "b2", "rot", json!({})).await;
     assert_ne!(one["username"], two["username"]);
-    let mut c1 = pg_login(
-        server.port,
-        s(&one["username"]),
-        s(&one["password"]),
-        "shop",
-    )
-    .await
-    .unwrap();
+    let mut c1 = pg_as(server.port, &one, "shop").await.unwrap();
     pg(&mut c1, "CREATE TABLE t (x int)").await.unwrap();
     pg(&mut c1, "INSERT INTO t VALUES (1)").await.unwrap();
     assert!(pg(&mut c1, "CREATE ROLE intruder").await.is_err());
@@ -140,42 +111,20 @@ async fn postgresql_each_binding_its_own_role_revoked_on_unbind_and_rotated() {
             .await
             .is_err()
     );
-    let mut other = pg_login(
-        server.port,
-        s(&one["username"]),
-        s(&one["password"]),
-        "other",
-    )
-    .await;
+    let mut other = pg_as(server.port, &one, "other").await;
     if let Ok(o) = other.as_mut() {
         assert!(
             pg(o, "CREATE TABLE public.x (y int)").await.is_err(),
             "nothing in another database"
         );
     }
-    let mut c2 = pg_login(
-        server.port,
-        s(&two["username"]),
-        s(&two["password"]),
-        "shop",
-    )
-    .await
-    .unwrap();
+    let mut c2 = pg_as(server.port, &two, "shop").await.unwrap();
     pg(&mut c2, "INSERT INTO t VALUES (2)")
         .await
         .expect("what one binding creates, the others may use");
 
     assert_eq!(unbind(&b, "g1", "b1", "rot").await.status, StatusCode::OK);
-    assert!(
-        pg_login(
-            server.port,
-            s(&one["username"]),
-            s(&one["password"]),
-            "shop"
-        )
-        .await
-        .is_err()
-    );
+    assert!(pg_as(server.port, &one, "shop").await.is_err());
     assert!(
         pg(&mut c1, "SELECT 1").await.is_err(),
         "its session was terminated"
@@ -184,42 +133,12 @@ async fn postgresql_each_binding_its_own_role_revoked_on_unbind_and_rotated() {
         .await
         .expect("the table outlives its creator's role");
 
-    let three = bound(
-        &b,
-        "g1",
-        "b3",
-        "rot",
-        json!({"predecessor_binding_id": "b2"}),
-    )
-    .await;
-    let mut c3 = pg_login(
-        server.port,
-        s(&three["username"]),
-        s(&three["password"]),
-        "shop",
-    )
-    .await
-    .unwrap();
+    let three = rotate(&b, "g1", "b3", "rot", "b2").await;
+    let mut c3 = pg_as(server.port, &three, "shop").await.unwrap();
     pg(&mut c3, "INSERT INTO t VALUES (3)").await.unwrap();
-    pg_login(
-        server.port,
-        s(&two["username"]),
-        s(&two["password"]),
-        "shop",
-    )
-    .await
-    .expect("both valid");
+    pg_as(server.port, &two, "shop").await.expect("both valid");
     assert_eq!(unbind(&b, "g1", "b2", "rot").await.status, StatusCode::OK);
-    assert!(
-        pg_login(
-            server.port,
-            s(&two["username"]),
-            s(&two["password"]),
-            "shop"
-        )
-        .await
-        .is_err()
-    );
+    assert!(pg_as(server.port, &two, "shop").await.is_err());
     pg(&mut c3, "SELECT * FROM t").await.unwrap();
 }
 
@@ -228,24 +147,12 @@ async fn redis_each_binding_its_own_acl_user_revoked_on_unbind_and_rotated() {
     let server = databases::redis();
     let b = broker("redis", server.port).await;
     provision(&b, "r1", "rot").await;
-    let root = rendered_secret(&b, "r1", "password");
-    let mut admin = redis_login(server.port, "default", &server.admin_password)
-        .await
-        .unwrap();
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("requirepass")
-        .arg(&root)
-        .query_async(&mut admin)
-        .await
-        .unwrap();
+    let _admin = redis_as_chart(&b, &server, "r1").await;
 
     let one = bound(&b, "r1", "b1", "rot", json!({})).await;
     let two = bound(&b, "r1", "b2", "rot", json!({})).await;
     assert_ne!(one["username"], two["username"]);
-    let mut c1 = redis_login(server.port, s(&one["username"]), s(&one["password"]))
-        .await
-        .unwrap();
+    let mut c1 = redis_as(server.port, &one).await.unwrap();
     redis_set(&mut c1, "k1").await.unwrap();
     let denied: redis::RedisResult<()> = redis::cmd("ACL")
         .arg("SETUSER")
@@ -259,16 +166,10 @@ async fn redis_each_binding_its_own_acl_user_revoked_on_unbind_and_rotated() {
         .query_async(&mut c1)
         .await;
     assert!(denied.is_err());
-    let mut c2 = redis_login(server.port, s(&two["username"]), s(&two["password"]))
-        .await
-        .unwrap();
+    let mut c2 = redis_as(server.port, &two).await.unwrap();
 
     assert_eq!(unbind(&b, "r1", "b1", "rot").await.status, StatusCode::OK);
-    assert!(
-        redis_login(server.port, s(&one["username"]), s(&one["password"]))
-            .await
-            .is_err()
-    );
+    assert!(redis_as(server.port, &one).await.is_err());
     assert!(
         redis_set(&mut c1, "k2").await.is_err(),
         "its connection was closed"
@@ -277,27 +178,12 @@ async fn redis_each_binding_its_own_acl_user_revoked_on_unbind_and_rotated() {
         .await
         .expect("the other binding is untouched");
 
-    let three = bound(
-        &b,
-        "r1",
-        "b3",
-        "rot",
-        json!({"predecessor_binding_id": "b2"}),
-    )
-    .await;
-    let mut c3 = redis_login(server.port, s(&three["username"]), s(&three["password"]))
-        .await
-        .unwrap();
+    let three = rotate(&b, "r1", "b3", "rot", "b2").await;
+    let mut c3 = redis_as(server.port, &three).await.unwrap();
     redis_set(&mut c3, "k4").await.unwrap();
-    redis_login(server.port, s(&two["username"]), s(&two["password"]))
-        .await
-        .expect("both valid");
+    redis_as(server.port, &two).await.expect("both valid");
     assert_eq!(unbind(&b, "r1", "b2", "rot").await.status, StatusCode::OK);
-    assert!(
-        redis_login(server.port, s(&two["username"]), s(&two["password"]))
-            .await
-            .is_err()
-    );
+    assert!(redis_as(server.port, &two).await.is_err());
     redis_set(&mut c3, "k5").await.unwrap();
 }
 
@@ -306,45 +192,17 @@ async fn postgresql_and_redis_outages_leave_nothing_and_unbind_once_back() {
     let mut server = databases::postgresql();
     let b = broker("postgresql", server.port).await;
     provision(&b, "g1", "rot").await;
-    let root = rendered_secret(&b, "g1", "postgres-password");
-    let mut admin = pg_login(server.port, "postgres", &server.admin_password, "postgres")
-        .await
-        .unwrap();
-    pg(&mut admin, "CREATE DATABASE shop").await.unwrap();
-    pg(
-        &mut admin,
-        &format!("ALTER ROLE postgres PASSWORD '{root}'"),
-    )
-    .await
-    .unwrap();
-    drop(admin);
+    postgres_as_chart(&b, &server, "g1", &["shop"]).await;
     let creds = outage(&b, &mut server, "g1").await;
     assert!(
-        pg_login(
-            server.port,
-            s(&creds["username"]),
-            s(&creds["password"]),
-            "shop"
-        )
-        .await
-        .is_err(),
+        pg_as(server.port, &creds, "shop").await.is_err(),
         "the role is gone"
     );
 
     let mut server = databases::redis();
     let b = broker("redis", server.port).await;
     provision(&b, "r1", "rot").await;
-    let root = rendered_secret(&b, "r1", "password");
-    let mut admin = redis_login(server.port, "default", &server.admin_password)
-        .await
-        .unwrap();
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("requirepass")
-        .arg(&root)
-        .query_async(&mut admin)
-        .await
-        .unwrap();
+    let mut admin = redis_as_chart(&b, &server, "r1").await;
     // Kept across the restart, with the ACL users the broker writes.
     let _: () = redis::cmd("CONFIG")
         .arg("REWRITE")
@@ -354,9 +212,7 @@ async fn postgresql_and_redis_outages_leave_nothing_and_unbind_once_back() {
     drop(admin);
     let creds = outage(&b, &mut server, "r1").await;
     assert!(
-        redis_login(server.port, s(&creds["username"]), s(&creds["password"]))
-            .await
-            .is_err(),
+        redis_as(server.port, &creds).await.is_err(),
         "the ACL user is gone"
     );
 }

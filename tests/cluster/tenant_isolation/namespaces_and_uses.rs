@@ -5,46 +5,21 @@ use super::*;
 #[tokio::test]
 async fn uses_cannot_reach_another_tenants_instance() {
     let b = render_broker(|_| {}).await;
-    let r = run(
+    let r = put_instance(
         &b,
         None,
-        Method::PUT,
-        "/v2/service_instances/victim-db",
-        Some(provision("svc-store", "plan-store", "team-a", json!({}))),
+        "victim-db",
+        provision("svc-store", "plan-store", "team-a", json!({})),
     )
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
 
     // The attacker knows the id; the answer is the one for an id that
     // does not exist.
-    let r = run(
-        &b,
-        None,
-        Method::PUT,
-        "/v2/service_instances/thief",
-        Some(provision(
-            "svc-app",
-            "plan-app",
-            "team-b",
-            json!({"store_instance": "victim-db"}),
-        )),
-    )
-    .await;
+    let r = app_using(&b, "thief", "victim-db").await;
     assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
     let stolen = r.json["description"].as_str().unwrap().to_string();
-    let r = run(
-        &b,
-        None,
-        Method::PUT,
-        "/v2/service_instances/thief",
-        Some(provision(
-            "svc-app",
-            "plan-app",
-            "team-b",
-            json!({"store_instance": "no-such-db"}),
-        )),
-    )
-    .await;
+    let r = app_using(&b, "thief", "no-such-db").await;
     assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
     assert_eq!(
         stolen.replace("victim-db", "X"),
@@ -57,65 +32,35 @@ async fn uses_cannot_reach_another_tenants_instance() {
 
     // Nothing holds the victim's instance: it deprovisions.
     let r = b
-        .call(
-            Method::DELETE,
-            "/v2/service_instances/victim-db?service_id=svc-store&plan_id=plan-store",
-            None,
-        )
+        .del("/v2/service_instances/victim-db?service_id=svc-store&plan_id=plan-store")
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 
     // Its own namespace, and a namespace the plan lists, still work.
     for (id, ns) in [("own-db", "team-b"), ("shared-db", "shared")] {
-        let r = run(
+        let r = put_instance(
             &b,
             None,
-            Method::PUT,
-            &format!("/v2/service_instances/{id}"),
-            Some(provision("svc-store", "plan-store", ns, json!({}))),
+            id,
+            provision("svc-store", "plan-store", ns, json!({})),
         )
         .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     }
-    let r = run(
-        &b,
-        None,
-        Method::PUT,
-        "/v2/service_instances/app-1",
-        Some(provision(
-            "svc-app",
-            "plan-app",
-            "team-b",
-            json!({"store_instance": "own-db"}),
-        )),
-    )
-    .await;
+    let r = app_using(&b, "app-1", "own-db").await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let r = run(
-        &b,
-        None,
-        Method::PUT,
-        "/v2/service_instances/app-2",
-        Some(provision(
-            "svc-app",
-            "plan-app",
-            "team-b",
-            json!({"store_instance": "shared-db"}),
-        )),
-    )
-    .await;
+    let r = app_using(&b, "app-2", "shared-db").await;
     assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
-    let r = run(
+    let r = put_instance(
         &b,
         None,
-        Method::PUT,
-        "/v2/service_instances/app-3",
-        Some(provision(
+        "app-3",
+        provision(
             "svc-app",
             "plan-app-shared",
             "team-b",
             json!({"store_instance": "shared-db"}),
-        )),
+        ),
     )
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
@@ -194,10 +139,9 @@ async fn system_and_own_namespaces_are_refused_by_default() {
         "chartbroker-system",
     ] {
         let r = b
-            .call(
-                Method::PUT,
+            .put(
                 "/v2/service_instances/sys",
-                Some(provision("svc-store", "plan-store", ns, json!({}))),
+                provision("svc-store", "plan-store", ns, json!({})),
             )
             .await;
         assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
@@ -208,13 +152,7 @@ async fn system_and_own_namespaces_are_refused_by_default() {
         );
         assert!(!b.data.path().join("render").join(ns).exists());
     }
-    let r = b
-        .call(
-            Method::GET,
-            "/v2/service_instances/sys/last_operation",
-            None,
-        )
-        .await;
+    let r = b.get("/v2/service_instances/sys/last_operation").await;
     assert_eq!(
         r.status,
         StatusCode::NOT_FOUND,
@@ -224,41 +162,34 @@ async fn system_and_own_namespaces_are_refused_by_default() {
 
     // A binding Secret can't be steered there either, even by a plan
     // that lists them.
-    let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/ok",
-            Some(provision("svc-store", "plan-store", "apps", json!({}))),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    b.put_created(
+        "/v2/service_instances/ok",
+        provision("svc-store", "plan-store", "apps", json!({})),
+    )
+    .await;
     for ns in ["kube-system", "chartbroker-system"] {
         let r = b
-            .call(
-                Method::PUT,
+            .put(
                 "/v2/service_instances/ok/service_bindings/sb",
-                Some(bind(
+                bind(
                     "svc-store",
                     "plan-store",
                     json!({"namespace": ns, "secret_name": "creds"}),
-                )),
+                ),
             )
             .await;
         assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
         assert!(rendered_secrets(&b, ns, "creds").is_empty());
     }
-    let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/ok/service_bindings/sb",
-            Some(bind(
-                "svc-store",
-                "plan-store",
-                json!({"namespace": "shared", "secret_name": "creds"}),
-            )),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    b.put_created(
+        "/v2/service_instances/ok/service_bindings/sb",
+        bind(
+            "svc-store",
+            "plan-store",
+            json!({"namespace": "shared", "secret_name": "creds"}),
+        ),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -280,10 +211,9 @@ async fn the_operators_namespace_list_is_enforced() {
         ("kube-node-lease", true),
     ] {
         let r = b
-            .call(
-                Method::PUT,
+            .put(
                 &format!("/v2/service_instances/i-{ns}"),
-                Some(provision("svc-store", "plan-store", ns, json!({}))),
+                provision("svc-store", "plan-store", ns, json!({})),
             )
             .await;
         if allowed {
@@ -296,10 +226,9 @@ async fn the_operators_namespace_list_is_enforced() {
     // is judged too.
     let b = render_broker(|c| c.namespaces = vec!["apps".into(), "!cb-*".into()]).await;
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             "/v2/service_instances/own",
-            Some(provision("svc-store", "plan-own-ns", "apps", json!({}))),
+            provision("svc-store", "plan-own-ns", "apps", json!({})),
         )
         .await;
     assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));

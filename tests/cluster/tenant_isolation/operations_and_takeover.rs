@@ -93,10 +93,9 @@ async fn ids_that_could_alias_are_refused_at_the_edge() {
     ];
     for id in bad {
         let r = b
-            .call(
-                Method::PUT,
+            .put(
                 &format!("/v2/service_instances/{id}"),
-                Some(provision("svc-store", "plan-store", "apps", json!({}))),
+                provision("svc-store", "plan-store", "apps", json!({})),
             )
             .await;
         assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
@@ -118,20 +117,16 @@ async fn ids_that_could_alias_are_refused_at_the_edge() {
             );
         }
     }
-    let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/a",
-            Some(provision("svc-store", "plan-store", "apps", json!({}))),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    b.put_created(
+        "/v2/service_instances/a",
+        provision("svc-store", "plan-store", "apps", json!({})),
+    )
+    .await;
     for id in bad {
         let r = b
-            .call(
-                Method::PUT,
+            .put(
                 &format!("/v2/service_instances/a/service_bindings/{id}"),
-                Some(bind("svc-store", "plan-store", json!({}))),
+                bind("svc-store", "plan-store", json!({})),
             )
             .await;
         assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
@@ -161,34 +156,27 @@ async fn ids_that_could_alias_are_refused_at_the_edge() {
 async fn another_instances_binding_cannot_take_over_a_rendered_secret() {
     let b = render_broker(|_| {}).await;
     for (id, ns) in [("victim", "apps"), ("attacker", "other")] {
-        let r = b
-            .call(
-                Method::PUT,
-                &format!("/v2/service_instances/{id}"),
-                Some(provision("svc-store", "plan-store", ns, json!({}))),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    }
-    let params = json!({"namespace": "apps", "secret_name": "db-creds"});
-    let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/victim/service_bindings/b1",
-            Some(bind("svc-store", "plan-store", params.clone())),
+        b.put_created(
+            &format!("/v2/service_instances/{id}"),
+            provision("svc-store", "plan-store", ns, json!({})),
         )
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    let params = json!({"namespace": "apps", "secret_name": "db-creds"});
+    b.put_created(
+        "/v2/service_instances/victim/service_bindings/b1",
+        bind("svc-store", "plan-store", params.clone()),
+    )
+    .await;
     let victims = rendered_secrets(&b, "apps", "db-creds");
     assert_eq!(victims.len(), 1);
     let before = std::fs::read_to_string(&victims[0]).unwrap();
 
     // Same binding id, same Secret: refused.
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             "/v2/service_instances/attacker/service_bindings/b1",
-            Some(bind("svc-store", "plan-store", params)),
+            bind("svc-store", "plan-store", params),
         )
         .await;
     assert!(
@@ -206,13 +194,9 @@ async fn another_instances_binding_cannot_take_over_a_rendered_secret() {
     );
     assert_eq!(rendered_secrets(&b, "apps", "db-creds"), victims);
     // Unbinding, or deprovisioning, the attacker leaves it alone.
-    b.call(Method::DELETE, "/v2/service_instances/attacker/service_bindings/b1?service_id=svc-store&plan_id=plan-store", None).await;
+    b.del("/v2/service_instances/attacker/service_bindings/b1?service_id=svc-store&plan_id=plan-store").await;
     let r = b
-        .call(
-            Method::DELETE,
-            "/v2/service_instances/attacker?service_id=svc-store&plan_id=plan-store",
-            None,
-        )
+        .del("/v2/service_instances/attacker?service_id=svc-store&plan_id=plan-store")
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(std::fs::read_to_string(&victims[0]).unwrap(), before);
@@ -234,23 +218,19 @@ async fn another_instances_binding_cannot_take_over_a_cluster_secret() {
         assert_eq!(r.json["state"], "succeeded", "{}", r.text);
     }
     let params = json!({"namespace": "apps", "secret_name": "db-creds"});
-    let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/victim/service_bindings/b1",
-            Some(bind("svc-store", "plan-store", params.clone())),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    b.put_created(
+        "/v2/service_instances/victim/service_bindings/b1",
+        bind("svc-store", "plan-store", params.clone()),
+    )
+    .await;
     let before = secret_data(&b, "apps", "db-creds")
         .await
         .expect("victim's Secret");
 
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             "/v2/service_instances/attacker/service_bindings/b1",
-            Some(bind("svc-store", "plan-store", params)),
+            bind("svc-store", "plan-store", params),
         )
         .await;
     assert!(
@@ -265,7 +245,7 @@ async fn another_instances_binding_cannot_take_over_a_cluster_secret() {
         secret_data(&b, "apps", "db-creds").await.as_ref(),
         Some(&before)
     );
-    b.call(Method::DELETE, "/v2/service_instances/attacker/service_bindings/b1?service_id=svc-store&plan_id=plan-store", None).await;
+    b.del("/v2/service_instances/attacker/service_bindings/b1?service_id=svc-store&plan_id=plan-store").await;
     let r = run(&b, None, Method::DELETE, "/v2/service_instances/attacker?service_id=svc-store&plan_id=plan-store&accepts_incomplete=true", None).await;
     assert_delete_done(&r);
     assert_eq!(
@@ -283,25 +263,21 @@ async fn context_updates_follow_the_catalog_and_the_namespace_rules() {
         ("f", "svc-frozen", "plan-frozen"),
         ("s", "svc-store", "plan-store"),
     ] {
-        let r = b
-            .call(
-                Method::PUT,
-                &format!("/v2/service_instances/{id}"),
-                Some(provision(s, p, "apps", json!({}))),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        b.put_created(
+            &format!("/v2/service_instances/{id}"),
+            provision(s, p, "apps", json!({})),
+        )
+        .await;
     }
     let patch = |s: &str, ctx: Value| json!({"service_id": s, "context": ctx});
     // allow_context_updates: false
     let r = b
-        .call(
-            Method::PATCH,
+        .patch(
             "/v2/service_instances/f",
-            Some(patch(
+            patch(
                 "svc-frozen",
                 json!({"platform": "kubernetes", "namespace": "apps", "clusterid": "x"}),
-            )),
+            ),
         )
         .await;
     assert_osb_error(&r, StatusCode::UNPROCESSABLE_ENTITY, None);
@@ -315,13 +291,12 @@ async fn context_updates_follow_the_catalog_and_the_namespace_rules() {
     );
     // The same context is no change.
     let r = b
-        .call(
-            Method::PATCH,
+        .patch(
             "/v2/service_instances/f",
-            Some(patch(
+            patch(
                 "svc-frozen",
                 json!({"platform": "kubernetes", "namespace": "apps"}),
-            )),
+            ),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -330,38 +305,33 @@ async fn context_updates_follow_the_catalog_and_the_namespace_rules() {
     // another tenant's namespace.
     for ns in ["kube-system", "team-b", "Not_A_Namespace"] {
         let r = b
-            .call(
-                Method::PATCH,
+            .patch(
                 "/v2/service_instances/s",
-                Some(patch(
+                patch(
                     "svc-store",
                     json!({"platform": "kubernetes", "namespace": ns}),
-                )),
+                ),
             )
             .await;
         assert!(r.status.is_client_error(), "{ns}: {}", r.text);
         assert_osb_error(&r, r.status, None);
     }
     let r = b
-        .call(
-            Method::PATCH,
+        .patch(
             "/v2/service_instances/s",
-            Some(patch(
+            patch(
                 "svc-store",
                 json!({"platform": "kubernetes", "namespace": "apps", "clusterid": "x"}),
-            )),
+            ),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     // Binding still goes where the instance lives.
-    let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/s/service_bindings/sb",
-            Some(bind("svc-store", "plan-store", json!({}))),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    b.put_created(
+        "/v2/service_instances/s/service_bindings/sb",
+        bind("svc-store", "plan-store", json!({})),
+    )
+    .await;
     assert_eq!(rendered_secrets(&b, "apps", "cb-bind-sb").len(), 1);
 }
 
@@ -369,32 +339,25 @@ async fn context_updates_follow_the_catalog_and_the_namespace_rules() {
 async fn an_instance_namespace_is_never_taken_from_another_tenant() {
     let b = render_broker(|_| {}).await;
     // Tenant B lives in `cb-shop` and has a binding Secret there.
-    let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/b-store",
-            Some(provision("svc-store", "plan-store", "cb-shop", json!({}))),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/b-store/service_bindings/b-bind",
-            Some(bind("svc-store", "plan-store", json!({}))),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    b.put_created(
+        "/v2/service_instances/b-store",
+        provision("svc-store", "plan-store", "cb-shop", json!({})),
+    )
+    .await;
+    b.put_created(
+        "/v2/service_instances/b-store/service_bindings/b-bind",
+        bind("svc-store", "plan-store", json!({})),
+    )
+    .await;
     let before = tree_of(&b, "cb-shop");
     assert!(!before.is_empty());
 
     // Tenant A asks for instance `shop` of a plan with its own namespace:
     // `cb-shop`, synchronously and asynchronously.
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             "/v2/service_instances/shop",
-            Some(provision("svc-store", "plan-own-ns", "apps", json!({}))),
+            provision("svc-store", "plan-own-ns", "apps", json!({})),
         )
         .await;
     assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
@@ -408,10 +371,9 @@ async fn an_instance_namespace_is_never_taken_from_another_tenant() {
         "names the other tenant's instance: {d}"
     );
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             "/v2/service_instances/shop?accepts_incomplete=true",
-            Some(provision("svc-store", "plan-own-ns", "apps", json!({}))),
+            provision("svc-store", "plan-own-ns", "apps", json!({})),
         )
         .await;
     let r = match r.status {
@@ -438,11 +400,7 @@ async fn an_instance_namespace_is_never_taken_from_another_tenant() {
     // part of the tree is as it was, also after A deprovisions.
     assert!(namespace_manifests(&b, "cb-shop").is_empty());
     assert_eq!(tree_of(&b, "cb-shop"), before);
-    b.call(
-        Method::DELETE,
-        "/v2/service_instances/shop?service_id=svc-store&plan_id=plan-own-ns",
-        None,
-    )
-    .await;
+    b.del("/v2/service_instances/shop?service_id=svc-store&plan_id=plan-own-ns")
+        .await;
     assert_eq!(tree_of(&b, "cb-shop"), before);
 }

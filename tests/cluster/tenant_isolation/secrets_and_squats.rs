@@ -3,23 +3,19 @@ use super::*;
 #[tokio::test]
 async fn nobody_else_renders_into_an_owned_namespace_and_deletion_takes_only_its_own() {
     let b = render_broker(|_| {}).await;
-    let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/mine",
-            Some(provision("svc-store", "plan-own-ns", "apps", json!({}))),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    b.put_created(
+        "/v2/service_instances/mine",
+        provision("svc-store", "plan-own-ns", "apps", json!({})),
+    )
+    .await;
     assert_eq!(namespace_manifests(&b, "cb-mine").len(), 1);
     let owned = tree_of(&b, "cb-mine");
 
     // Another tenant names the owned namespace as its own.
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             "/v2/service_instances/intruder",
-            Some(provision("svc-store", "plan-store", "cb-mine", json!({}))),
+            provision("svc-store", "plan-store", "cb-mine", json!({})),
         )
         .await;
     assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
@@ -29,47 +25,31 @@ async fn nobody_else_renders_into_an_owned_namespace_and_deletion_takes_only_its
         "{d}"
     );
     assert_eq!(tree_of(&b, "cb-mine"), owned);
-    b.call(
-        Method::DELETE,
-        "/v2/service_instances/intruder?service_id=svc-store&plan_id=plan-store",
-        None,
-    )
-    .await;
+    b.del("/v2/service_instances/intruder?service_id=svc-store&plan_id=plan-store")
+        .await;
     assert_eq!(tree_of(&b, "cb-mine"), owned);
 
     // The owner binds, deprovisions: its folder goes, and the namespace
     // is free again.
-    let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/mine/service_bindings/mb",
-            Some(bind("svc-store", "plan-own-ns", json!({}))),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    b.call(
-        Method::DELETE,
+    b.put_created(
+        "/v2/service_instances/mine/service_bindings/mb",
+        bind("svc-store", "plan-own-ns", json!({})),
+    )
+    .await;
+    b.del(
         "/v2/service_instances/mine/service_bindings/mb?service_id=svc-store&plan_id=plan-own-ns",
-        None,
     )
     .await;
     let r = b
-        .call(
-            Method::DELETE,
-            "/v2/service_instances/mine?service_id=svc-store&plan_id=plan-own-ns",
-            None,
-        )
+        .del("/v2/service_instances/mine?service_id=svc-store&plan_id=plan-own-ns")
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(tree_of(&b, "cb-mine").is_empty());
-    let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/newcomer",
-            Some(provision("svc-store", "plan-store", "cb-mine", json!({}))),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    b.put_created(
+        "/v2/service_instances/newcomer",
+        provision("svc-store", "plan-store", "cb-mine", json!({})),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,10 +69,9 @@ async fn the_render_engine_checks_instance_namespaces_against_its_cluster() {
     })
     .await;
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             &format!("/v2/service_instances/{squatter}"),
-            Some(provision("svc-store", "plan-own-ns", "apps", json!({}))),
+            provision("svc-store", "plan-own-ns", "apps", json!({})),
         )
         .await;
     assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
@@ -103,14 +82,11 @@ async fn the_render_engine_checks_instance_namespaces_against_its_cluster() {
     );
     assert!(tree_of(&b, &taken).is_empty());
     // A namespace the cluster doesn't have is the instance's to take.
-    let r = b
-        .call(
-            Method::PUT,
-            &format!("/v2/service_instances/{free}"),
-            Some(provision("svc-store", "plan-own-ns", "apps", json!({}))),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    b.put_created(
+        &format!("/v2/service_instances/{free}"),
+        provision("svc-store", "plan-own-ns", "apps", json!({})),
+    )
+    .await;
     assert_eq!(namespace_manifests(&b, &format!("cb-{free}")).len(), 1);
 }
 
@@ -118,14 +94,11 @@ async fn the_render_engine_checks_instance_namespaces_against_its_cluster() {
 async fn a_binding_secret_never_shadows_a_release_object() {
     let b = render_broker(|_| {}).await;
     for (id, ns) in [("v1", "apps"), ("att", "other")] {
-        let r = b
-            .call(
-                Method::PUT,
-                &format!("/v2/service_instances/{id}"),
-                Some(provision("svc-store", "plan-store", ns, json!({}))),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        b.put_created(
+            &format!("/v2/service_instances/{id}"),
+            provision("svc-store", "plan-store", ns, json!({})),
+        )
+        .await;
     }
     // The victim's chart renders Secret apps/cb-v1 (and ConfigMap apps/cb-v1).
     let victims = rendered_secrets(&b, "apps", "cb-v1");
@@ -135,14 +108,13 @@ async fn a_binding_secret_never_shadows_a_release_object() {
     // the victim's own included.
     for (instance, binding) in [("att", "ab"), ("v1", "vb")] {
         let r = b
-            .call(
-                Method::PUT,
+            .put(
                 &format!("/v2/service_instances/{instance}/service_bindings/{binding}"),
-                Some(bind(
+                bind(
                     "svc-store",
                     "plan-store",
                     json!({"namespace": "apps", "secret_name": "cb-v1"}),
-                )),
+                ),
             )
             .await;
         assert!(
@@ -164,34 +136,27 @@ async fn a_binding_secret_never_shadows_a_release_object() {
 #[tokio::test]
 async fn a_release_never_renders_an_object_named_like_a_binding_secret() {
     let b = render_broker(|_| {}).await;
-    let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/att",
-            Some(provision("svc-store", "plan-store", "other", json!({}))),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    b.put_created(
+        "/v2/service_instances/att",
+        provision("svc-store", "plan-store", "other", json!({})),
+    )
+    .await;
     // The attacker binds first, under the name the victim's release will use.
-    let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/att/service_bindings/ab",
-            Some(bind(
-                "svc-store",
-                "plan-store",
-                json!({"namespace": "apps", "secret_name": "cb-v2"}),
-            )),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    b.put_created(
+        "/v2/service_instances/att/service_bindings/ab",
+        bind(
+            "svc-store",
+            "plan-store",
+            json!({"namespace": "apps", "secret_name": "cb-v2"}),
+        ),
+    )
+    .await;
     let planted = rendered_secrets(&b, "apps", "cb-v2");
     assert_eq!(planted.len(), 1);
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             "/v2/service_instances/v2",
-            Some(provision("svc-store", "plan-store", "apps", json!({}))),
+            provision("svc-store", "plan-store", "apps", json!({})),
         )
         .await;
     assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
@@ -204,28 +169,19 @@ async fn a_release_never_renders_an_object_named_like_a_binding_secret() {
     assert!(!b.release_dir("v2").exists());
     assert_eq!(rendered_secrets(&b, "apps", "cb-v2"), planted);
     // Once the binding is gone the name is free.
-    b.call(
-        Method::DELETE,
-        "/v2/service_instances/v2?service_id=svc-store&plan_id=plan-store",
-        None,
-    )
-    .await;
+    b.del("/v2/service_instances/v2?service_id=svc-store&plan_id=plan-store")
+        .await;
     let r = b
-        .call(
-            Method::DELETE,
+        .del(
             "/v2/service_instances/att/service_bindings/ab?service_id=svc-store&plan_id=plan-store",
-            None,
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/v2",
-            Some(provision("svc-store", "plan-store", "apps", json!({}))),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    b.put_created(
+        "/v2/service_instances/v2",
+        provision("svc-store", "plan-store", "apps", json!({})),
+    )
+    .await;
     assert_eq!(
         rendered_secrets(&b, "apps", "cb-v2"),
         vec![b.release_dir("v2").join("manifests.yaml")]
@@ -341,13 +297,11 @@ async fn the_helm_engine_redacts_a_transformed_secret_too() {
     .await;
     assert_eq!(r.json["state"], "succeeded", "{}", r.text);
     let r = b
-        .call(
-            Method::PUT,
+        .put_created(
             &format!("/v2/service_instances/{id}/service_bindings/hb"),
-            Some(json!({"service_id": "svc-leak", "plan_id": "plan-leak"})),
+            json!({"service_id": "svc-leak", "plan_id": "plan-leak"}),
         )
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let credentials = r.json["credentials"].clone();
     let password = credentials["password"].as_str().unwrap().to_string();
     assert_eq!(password.len(), 24);

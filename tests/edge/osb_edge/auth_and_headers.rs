@@ -53,7 +53,7 @@ async fn unauthenticated_requests_change_nothing() {
         ))
         .await;
     assert_unauthorized(&r, "PUT");
-    let r = b.call(Method::GET, "/v2/service_instances/i-1", None).await;
+    let r = b.get("/v2/service_instances/i-1").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
     assert!(!b.release_dir("i-1").exists());
 }
@@ -164,7 +164,7 @@ async fn missing_or_unsupported_api_version_returns_412() {
             );
         }
     }
-    let r = b.call(Method::GET, "/v2/service_instances/i-1", None).await;
+    let r = b.get("/v2/service_instances/i-1").await;
     assert_eq!(
         r.status,
         StatusCode::NOT_FOUND,
@@ -350,7 +350,7 @@ async fn malformed_originating_identity_returns_400() {
             );
         }
     }
-    let r = b.call(Method::GET, "/v2/service_instances/i-1", None).await;
+    let r = b.get("/v2/service_instances/i-1").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
 }
 
@@ -416,18 +416,7 @@ async fn body_over_one_mib_returns_413() {
     let mut body = provision_body("plan-small", json!({"message": "m".repeat(1024 * 1024)}));
     let bytes = serde_json::to_vec(&body).unwrap();
     assert!(bytes.len() > 1024 * 1024);
-    let r = b
-        .send(bare(
-            Method::PUT,
-            "/v2/service_instances/i-1",
-            &[
-                ("authorization", &auth()),
-                VERSION,
-                ("content-type", "application/json"),
-            ],
-            Some(bytes),
-        ))
-        .await;
+    let r = send_json_bytes(&b, Method::PUT, "/v2/service_instances/i-1", Some(bytes)).await;
     assert_osb_error(&r, StatusCode::PAYLOAD_TOO_LARGE, None);
 
     // Streamed without a length, the limit still holds.
@@ -437,14 +426,12 @@ async fn body_over_one_mib_returns_413() {
     *request.body_mut() = axum::body::Body::from_stream(futures::stream::iter(chunks));
     let r = b.send(request).await;
     assert_osb_error(&r, StatusCode::PAYLOAD_TOO_LARGE, None);
-    let r = b.call(Method::GET, "/v2/service_instances/i-1", None).await;
+    let r = b.get("/v2/service_instances/i-1").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
 
     // Just under the limit the body is read, and judged on its content.
     body["parameters"]["message"] = json!("m".repeat(1000 * 1024));
-    let r = b
-        .call(Method::PUT, "/v2/service_instances/i-1", Some(body))
-        .await;
+    let r = b.put("/v2/service_instances/i-1", body).await;
     assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
     assert!(
         r.json["description"].as_str().unwrap().contains("message"),

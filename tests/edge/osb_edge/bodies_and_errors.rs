@@ -22,18 +22,7 @@ async fn malformed_json_returns_400_with_osb_error_body() {
             b"{\"service_id\": \"svc-tiny\", \"plan_id\": {\"id\": \"plan-small\"}}",
             b"\xff\xfe",
         ] {
-            let r = b
-                .send(bare(
-                    method.clone(),
-                    uri,
-                    &[
-                        ("authorization", &auth()),
-                        VERSION,
-                        ("content-type", "application/json"),
-                    ],
-                    Some(body.to_vec()),
-                ))
-                .await;
+            let r = send_json_bytes(&b, method.clone(), uri, Some(body.to_vec())).await;
             assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
             assert_eq!(r.headers[header::CONTENT_TYPE], "application/json");
         }
@@ -41,11 +30,9 @@ async fn malformed_json_returns_400_with_osb_error_body() {
     // A provision field of the wrong type.
     let mut body = provision_body("plan-small", json!({}));
     body["maintenance_info"] = json!("1.0.0");
-    let r = b
-        .call(Method::PUT, "/v2/service_instances/i-1", Some(body))
-        .await;
+    let r = b.put("/v2/service_instances/i-1", body).await;
     assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
-    let r = b.call(Method::GET, "/v2/service_instances/i-1", None).await;
+    let r = b.get("/v2/service_instances/i-1").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
 }
 
@@ -62,22 +49,11 @@ async fn empty_body_on_put_or_patch_returns_400() {
         ),
     ] {
         for body in [None, Some(Vec::new()), Some(b" \n\t ".to_vec())] {
-            let r = b
-                .send(bare(
-                    method.clone(),
-                    uri,
-                    &[
-                        ("authorization", &auth()),
-                        VERSION,
-                        ("content-type", "application/json"),
-                    ],
-                    body,
-                ))
-                .await;
+            let r = send_json_bytes(&b, method.clone(), uri, body).await;
             assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
         }
     }
-    let r = b.call(Method::GET, "/v2/service_instances/i-1", None).await;
+    let r = b.get("/v2/service_instances/i-1").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
 }
 
@@ -127,20 +103,17 @@ async fn unknown_fields_are_ignored() {
     body["x-vendor-field"] = json!({"nested": [1, 2, {"deep": true}]});
     body["maintenance_info"] = json!({"version": "1.0.0", "x-extra": 1});
     body["context"]["x-vendor-context"] = json!("kept or ignored");
-    let r = b
-        .call(Method::PUT, "/v2/service_instances/i-1", Some(body))
-        .await;
+    let r = b.put("/v2/service_instances/i-1", body).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let r = b
-        .call(
-            Method::PATCH,
+        .patch(
             "/v2/service_instances/i-1",
-            Some(json!({
+            json!({
                 "service_id": "svc-tiny",
                 "parameters": {"message": "new"},
                 "previous_values": {"plan_id": "plan-small", "x-unknown": 1},
                 "x-vendor-field": 7,
-            })),
+            }),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -148,19 +121,11 @@ async fn unknown_fields_are_ignored() {
     body["bind_resource"]["x-route-extra"] = json!("y");
     body["x-vendor-field"] = json!(null);
     let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/i-1/service_bindings/b-1",
-            Some(body),
-        )
+        .put("/v2/service_instances/i-1/service_bindings/b-1", body)
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let r = b
-        .call(
-            Method::GET,
-            "/v2/service_instances/i-1/last_operation?operation=&x-unknown=1",
-            None,
-        )
+        .get("/v2/service_instances/i-1/last_operation?operation=&x-unknown=1")
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }

@@ -10,10 +10,9 @@ async fn last_operation_keeps_states_after_success_and_failure() {
         "succeeded"
     );
     let r = b
-        .call(
-            Method::PATCH,
+        .patch(
             &inst_async("i-ok"),
-            Some(update_body(None, json!({"message": "x"}))),
+            update_body(None, json!({"message": "x"})),
         )
         .await;
     let upd = r.json["operation"].as_str().unwrap().to_string();
@@ -22,7 +21,7 @@ async fn last_operation_keeps_states_after_success_and_failure() {
         "succeeded"
     );
     for _ in 0..2 {
-        let r = b.call(Method::GET, &last_op("i-ok", Some(&ok)), None).await;
+        let r = b.get(&last_op("i-ok", Some(&ok))).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert_eq!(r.json["state"], "succeeded", "{}", r.text);
     }
@@ -31,7 +30,7 @@ async fn last_operation_keeps_states_after_success_and_failure() {
     let first = b.wait_instance("i-bad", &bad).await;
     assert_eq!(first.json["state"], "failed", "{}", first.text);
     for op in [Some(bad.as_str()), None] {
-        let r = b.call(Method::GET, &last_op("i-bad", op), None).await;
+        let r = b.get(&last_op("i-bad", op)).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert_eq!(r.json, first.json);
     }
@@ -41,7 +40,7 @@ async fn last_operation_keeps_states_after_success_and_failure() {
 async fn last_operation_in_progress_carries_retry_after() {
     let (b, gate) = TestBroker::start_gated().await;
     let op = b.provision_async("i-1", "plan-small", json!({})).await;
-    let r = b.call(Method::GET, &last_op("i-1", Some(&op)), None).await;
+    let r = b.get(&last_op("i-1", Some(&op))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json["state"], "in progress", "{}", r.text);
     let retry = r
@@ -66,11 +65,11 @@ async fn fetch_instance_while_provisioning_returns_404() {
     let op = b
         .provision_async("i-1", "plan-small", json!({"message": "hi"}))
         .await;
-    let r = b.call(Method::GET, &inst("i-1"), None).await;
+    let r = b.get(&inst("i-1")).await;
     assert_osb_error(&r, StatusCode::NOT_FOUND, None);
     gate.open();
     b.wait_instance("i-1", &op).await;
-    let r = b.call(Method::GET, &inst("i-1"), None).await;
+    let r = b.get(&inst("i-1")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
 
@@ -80,11 +79,10 @@ async fn fetch_instance_returns_service_plan_parameters_and_maintenance_info() {
     b.provision_sync("i-1", "plan-small", json!({"message": "hi", "replicas": 2}))
         .await;
     let r = b
-        .call(
-            Method::GET,
-            &format!("{}?service_id=svc-tiny&plan_id=plan-small", inst("i-1")),
-            None,
-        )
+        .get(&format!(
+            "{}?service_id=svc-tiny&plan_id=plan-small",
+            inst("i-1")
+        ))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json["service_id"], "svc-tiny");
@@ -99,21 +97,9 @@ async fn fetch_instance_returns_service_plan_parameters_and_maintenance_info() {
 
 #[tokio::test]
 async fn fetch_instance_while_updating_returns_422_concurrency_error() {
-    let (b, gate) = TestBroker::start_gated().await;
-    gate.open();
-    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
-        .await;
-    gate.close();
-    let r = b
-        .call(
-            Method::PATCH,
-            &inst_async("i-1"),
-            Some(update_body(None, json!({"message": "new"}))),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let op = r.json["operation"].as_str().unwrap().to_string();
-    let r = b.call(Method::GET, &inst("i-1"), None).await;
+    let (b, gate) = gated_broker_with_instance().await;
+    let op = update_async(&b, "i-1", update_body(None, json!({"message": "new"}))).await;
+    let r = b.get(&inst("i-1")).await;
     assert_osb_error(
         &r,
         StatusCode::UNPROCESSABLE_ENTITY,

@@ -5,7 +5,7 @@
 use crate::common;
 
 use crate::helpers::osb_instances::*;
-use axum::http::{Method, StatusCode, header};
+use axum::http::{StatusCode, header};
 use common::*;
 use serde_json::{Value, json};
 

@@ -6,13 +6,11 @@ use super::*;
 async fn provision_sync_returns_201() {
     let b = TestBroker::start().await;
     let r = b
-        .call(
-            Method::PUT,
+        .put_created(
             &inst("i-1"),
-            Some(provision_body("plan-small", json!({"message": "hi"}))),
+            provision_body("plan-small", json!({"message": "hi"})),
         )
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert!(r.json.is_object(), "{}", r.text);
     assert!(r.json.get("operation").is_none(), "{}", r.text);
     assert!(b.release_dir("i-1").join("manifests.yaml").is_file());
@@ -23,10 +21,9 @@ async fn provision_sync_returns_201() {
 async fn provision_async_returns_202_with_operation_then_succeeds() {
     let b = TestBroker::start().await;
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             &inst_async("i-1"),
-            Some(provision_body("plan-small", json!({"message": "hi"}))),
+            provision_body("plan-small", json!({"message": "hi"})),
         )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
@@ -55,14 +52,12 @@ async fn provision_repeated_while_in_progress_returns_202_with_same_operation() 
         .provision_async("i-1", "plan-small", json!({"message": "hi"}))
         .await;
     for _ in 0..2 {
-        let r = b
-            .call(Method::PUT, &inst_async("i-1"), Some(body.clone()))
-            .await;
+        let r = b.put(&inst_async("i-1"), body.clone()).await;
         assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
         assert_eq!(r.json["operation"], op.as_str(), "{}", r.text);
     }
     // The repeats really were answered while the operation ran.
-    let r = b.call(Method::GET, &last_op("i-1", Some(&op)), None).await;
+    let r = b.get(&last_op("i-1", Some(&op))).await;
     assert_eq!(r.json["state"], "in progress", "{}", r.text);
     gate.open();
     let r = b.wait_instance("i-1", &op).await;
@@ -76,10 +71,9 @@ async fn provision_conflicting_attributes_while_in_progress_returns_409() {
         .provision_async("i-1", "plan-small", json!({"message": "hi"}))
         .await;
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             &inst_async("i-1"),
-            Some(provision_body("plan-small", json!({"message": "other"}))),
+            provision_body("plan-small", json!({"message": "other"})),
         )
         .await;
     assert_osb_error(&r, StatusCode::CONFLICT, None);
@@ -91,15 +85,12 @@ async fn provision_conflicting_attributes_while_in_progress_returns_409() {
 
 #[tokio::test]
 async fn provision_identical_after_completion_returns_200() {
-    let b = TestBroker::start().await;
-    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
-        .await;
+    let b = broker_with_instance().await;
     // Key order and unknown fields do not make a request different.
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             &inst("i-1"),
-            Some(json!({
+            json!({
                 "parameters": {"message": "hi"},
                 "space_guid": "space",
                 "organization_guid": "org",
@@ -107,7 +98,7 @@ async fn provision_identical_after_completion_returns_200() {
                 "service_id": "svc-tiny",
                 "context": {"namespace": "apps", "platform": "kubernetes"},
                 "x-vendor-extension": {"ignored": true},
-            })),
+            }),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -117,9 +108,7 @@ async fn provision_identical_after_completion_returns_200() {
 
 #[tokio::test]
 async fn provision_same_id_with_different_attributes_returns_409() {
-    let b = TestBroker::start().await;
-    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
-        .await;
+    let b = broker_with_instance().await;
     let before = std::fs::read_to_string(b.release_dir("i-1").join("manifests.yaml")).unwrap();
     for body in [
         provision_body("plan-small", json!({"message": "other"})),
@@ -130,7 +119,7 @@ async fn provision_same_id_with_different_attributes_returns_409() {
             v
         },
     ] {
-        let r = b.call(Method::PUT, &inst("i-1"), Some(body)).await;
+        let r = b.put(&inst("i-1"), body).await;
         assert_osb_error(&r, StatusCode::CONFLICT, None);
     }
     assert_instance(&b, "i-1", "plan-small", json!({"message": "hi"})).await;
@@ -150,7 +139,7 @@ async fn provision_unknown_service_or_plan_returns_400() {
         let mut body = provision_body("plan-small", json!({}));
         body["service_id"] = json!(service);
         body["plan_id"] = json!(plan);
-        let r = b.call(Method::PUT, &inst("i-1"), Some(body)).await;
+        let r = b.put(&inst("i-1"), body).await;
         assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
     }
     assert_nothing_created(&b, "i-1").await;
@@ -169,7 +158,7 @@ async fn provision_missing_service_id_or_plan_id_returns_400() {
                 }
                 Some(v) => body[field] = v.clone(),
             }
-            let r = b.call(Method::PUT, &inst("i-1"), Some(body)).await;
+            let r = b.put(&inst("i-1"), body).await;
             assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
             assert!(
                 r.json["description"].as_str().unwrap().contains(field),
@@ -212,11 +201,7 @@ async fn provision_parameters_failing_the_schema_return_400_naming_the_field() {
         ),
     ] {
         let r = b
-            .call(
-                Method::PUT,
-                &inst("i-1"),
-                Some(provision_body("plan-small", params.clone())),
-            )
+            .put(&inst("i-1"), provision_body("plan-small", params.clone()))
             .await;
         assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
         assert_eq!(r.json["description"], want, "{params}");
@@ -234,11 +219,7 @@ async fn provision_parameters_not_an_object_return_400() {
     let b = TestBroker::start().await;
     for params in [json!([1, 2]), json!("message=hi"), json!(5), json!(true)] {
         let r = b
-            .call(
-                Method::PUT,
-                &inst("i-1"),
-                Some(provision_body("plan-small", params.clone())),
-            )
+            .put(&inst("i-1"), provision_body("plan-small", params.clone()))
             .await;
         assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
         assert!(
@@ -263,7 +244,7 @@ async fn provision_context_not_an_object_returns_400() {
     ] {
         let mut body = provision_body("plan-small", json!({}));
         body["context"] = context.clone();
-        let r = b.call(Method::PUT, &inst("i-1"), Some(body)).await;
+        let r = b.put(&inst("i-1"), body).await;
         assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
         assert!(
             r.json["description"].as_str().unwrap().contains("context"),
@@ -281,13 +262,7 @@ async fn provision_async_required_plan_without_accepts_incomplete_returns_422() 
         inst("i-1"),
         format!("{}?accepts_incomplete=false", inst("i-1")),
     ] {
-        let r = b
-            .call(
-                Method::PUT,
-                &uri,
-                Some(provision_body("plan-async", json!({}))),
-            )
-            .await;
+        let r = b.put(&uri, provision_body("plan-async", json!({}))).await;
         assert_osb_error(&r, StatusCode::UNPROCESSABLE_ENTITY, Some("AsyncRequired"));
     }
     assert_nothing_created(&b, "i-1").await;
@@ -299,7 +274,7 @@ async fn provision_maintenance_info_version_mismatch_returns_422() {
     for version in ["0.9.0", "2.0.0", "1.0.0+other"] {
         let mut body = provision_body("plan-small", json!({}));
         body["maintenance_info"] = json!({"version": version});
-        let r = b.call(Method::PUT, &inst("i-1"), Some(body)).await;
+        let r = b.put(&inst("i-1"), body).await;
         assert_osb_error(
             &r,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -315,12 +290,10 @@ async fn provision_with_empty_or_matching_maintenance_info_is_accepted() {
     // Conformance suites send `maintenance_info: {}`.
     let mut body = provision_body("plan-small", json!({}));
     body["maintenance_info"] = json!({});
-    let r = b.call(Method::PUT, &inst("i-1"), Some(body)).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    b.put_created(&inst("i-1"), body).await;
     let mut body = provision_body("plan-small", json!({}));
     body["maintenance_info"] = json!({"version": "1.0.0", "description": "ignored"});
-    let r = b.call(Method::PUT, &inst("i-2"), Some(body)).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    b.put_created(&inst("i-2"), body).await;
 }
 
 #[tokio::test]
@@ -330,57 +303,33 @@ async fn provision_helm_failure_async_reports_failed_with_helms_message() {
     let r = b.wait_instance("i-1", &op).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json["state"], "failed", "{}", r.text);
-    let d = r.json["description"].as_str().unwrap();
-    // Helm's own words (helm 3 and 4 both say this) and the field it rejected.
-    assert!(d.contains("values don't meet the specifications"), "{d}");
-    assert!(d.contains("replicas"), "{d}");
-    // The spec allows these flags only for failed updates and deprovisions.
-    assert!(r.json.get("instance_usable").is_none(), "{}", r.text);
-    assert!(r.json.get("update_repeatable").is_none(), "{}", r.text);
-    let r = b.call(Method::GET, &inst("i-1"), None).await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    assert_helm_refused_provision(&b, &r).await;
 }
 
 #[tokio::test]
 async fn provision_helm_failure_sync_returns_500_with_helms_message() {
     let b = TestBroker::start().await;
     let r = b
-        .call(
-            Method::PUT,
-            &inst("i-1"),
-            Some(provision_body("plan-broken", json!({}))),
-        )
+        .put(&inst("i-1"), provision_body("plan-broken", json!({})))
         .await;
     assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
-    let d = r.json["description"].as_str().unwrap();
-    assert!(d.contains("values don't meet the specifications"), "{d}");
-    assert!(d.contains("replicas"), "{d}");
-    assert!(r.json.get("instance_usable").is_none(), "{}", r.text);
-    assert!(r.json.get("update_repeatable").is_none(), "{}", r.text);
-    let r = b.call(Method::GET, &inst("i-1"), None).await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    assert_helm_refused_provision(&b, &r).await;
 }
 
 // === update ===
 
 #[tokio::test]
 async fn update_plan_change_is_applied() {
-    let b = TestBroker::start().await;
-    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
-        .await;
+    let b = broker_with_instance().await;
     let r = b
-        .call(
-            Method::PATCH,
+        .patch(
             &inst("i-1"),
-            Some(update_body(
-                Some("plan-large"),
-                json!({"message": "bigger"}),
-            )),
+            update_body(Some("plan-large"), json!({"message": "bigger"})),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json, json!({}));
-    let r = b.call(Method::GET, &inst("i-1"), None).await;
+    let r = b.get(&inst("i-1")).await;
     assert_eq!(r.json["plan_id"], "plan-large", "{}", r.text);
     assert_eq!(r.json["parameters"]["message"], "bigger", "{}", r.text);
     assert_eq!(r.json["maintenance_info"], json!({"version": "2.0.0"}));
@@ -390,18 +339,8 @@ async fn update_plan_change_is_applied() {
 
 #[tokio::test]
 async fn update_async_returns_202_then_succeeds() {
-    let b = TestBroker::start().await;
-    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
-        .await;
-    let r = b
-        .call(
-            Method::PATCH,
-            &inst_async("i-1"),
-            Some(update_body(None, json!({"replicas": 2}))),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let op = r.json["operation"].as_str().unwrap().to_string();
+    let b = broker_with_instance().await;
+    let op = update_async(&b, "i-1", update_body(None, json!({"replicas": 2}))).await;
     let r = b.wait_instance("i-1", &op).await;
     assert_eq!(r.json["state"], "succeeded", "{}", r.text);
     assert_instance(
@@ -414,41 +353,18 @@ async fn update_async_returns_202_then_succeeds() {
 }
 
 #[tokio::test]
-async fn update_plan_change_from_non_updateable_plan_returns_422() {
-    let b = TestBroker::start().await;
-    let op = b.provision_async("i-1", "plan-async", json!({})).await;
-    b.wait_instance("i-1", &op).await;
-    let r = b
-        .call(
-            Method::PATCH,
-            &inst_async("i-1"),
-            Some(update_body(Some("plan-small"), json!({}))),
-        )
-        .await;
-    assert_osb_error(
-        &r,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Some("PlanChangeNotSupported"),
-    );
-    assert_instance(&b, "i-1", "plan-async", json!({})).await;
-}
-
-#[tokio::test]
 async fn update_parameters_of_non_updateable_plan_are_allowed() {
     // spec: without plan_updateable, platforms "MAY request an update to the
     // Service Instance parameters".
     let b = TestBroker::start().await;
     let op = b.provision_async("i-1", "plan-async", json!({})).await;
     b.wait_instance("i-1", &op).await;
-    let r = b
-        .call(
-            Method::PATCH,
-            &inst_async("i-1"),
-            Some(update_body(Some("plan-async"), json!({"tier": "gold"}))),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let op = r.json["operation"].as_str().unwrap().to_string();
+    let op = update_async(
+        &b,
+        "i-1",
+        update_body(Some("plan-async"), json!({"tier": "gold"})),
+    )
+    .await;
     assert_eq!(b.wait_instance("i-1", &op).await.json["state"], "succeeded");
     assert_instance(&b, "i-1", "plan-async", json!({"tier": "gold"})).await;
 }

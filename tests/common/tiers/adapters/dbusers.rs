@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use base64::Engine as _;
 use serde_json::{Value, json};
 use sqlx::Connection;
 
 use chartbroker::dbusers::{DbError, Servers, Target, User, UserAdmin};
 use common::databases::{self, Server};
+pub use common::example_catalog::{WORDPRESS, WORDPRESS_STANDARD};
 use common::{Resp, TestBroker, config, repo};
 
 pub const SERVICE: &str = "svc-db";
@@ -106,23 +107,13 @@ pub fn write_catalog(dir: &std::path::Path, engine: &str, port: u16) {
     }
 }
 
-pub const WORDPRESS: &str = "c461081c-edf4-464d-a97a-c6bc513221d8";
-pub const WORDPRESS_STANDARD: &str = "5d07b801-7bd4-41e1-b993-f981678db0af";
-
 pub async fn broker_with(engine: &str, port: u16, users: Arc<dyn UserAdmin>) -> TestBroker {
     let data = tempfile::tempdir().unwrap();
     let mut cfg = config(data.path());
     cfg.catalog_dir = data.path().join("catalog");
     cfg.charts_dir = repo().join("charts");
     write_catalog(&cfg.catalog_dir, engine, port);
-    let runtime = chartbroker::runtime::Runtime::start_with(&cfg, users)
-        .await
-        .expect("broker starts");
-    TestBroker {
-        app: runtime.app(),
-        runtime,
-        data,
-    }
+    TestBroker::with_users(data, &cfg, users).await
 }
 
 pub async fn broker(engine: &str, port: u16) -> TestBroker {
@@ -131,14 +122,13 @@ pub async fn broker(engine: &str, port: u16) -> TestBroker {
 
 pub async fn provision(b: &TestBroker, instance: &str, plan: &str) {
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             &format!("/v2/service_instances/{instance}"),
-            Some(json!({
+            json!({
                 "service_id": SERVICE, "plan_id": plan,
                 "organization_guid": "org", "space_guid": "space",
                 "context": {"platform": "kubernetes", "namespace": "apps"},
-            })),
+            }),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
@@ -150,10 +140,9 @@ pub async fn bind(b: &TestBroker, instance: &str, binding: &str, plan: &str, ext
     body.as_object_mut()
         .unwrap()
         .extend(extra.as_object().unwrap().clone());
-    b.call(
-        Method::PUT,
+    b.put(
         &format!("/v2/service_instances/{instance}/service_bindings/{binding}"),
-        Some(body),
+        body,
     )
     .await
 }
@@ -170,12 +159,26 @@ pub async fn bound(
     r.json["credentials"].clone()
 }
 
-pub async fn unbind(b: &TestBroker, instance: &str, binding: &str, plan: &str) -> Resp {
-    b.call(
-        Method::DELETE,
-        &format!("/v2/service_instances/{instance}/service_bindings/{binding}?service_id={SERVICE}&plan_id={plan}"),
-        None,
+/// A binding rotated from `predecessor`: its credentials.
+pub async fn rotate(
+    b: &TestBroker,
+    instance: &str,
+    binding: &str,
+    plan: &str,
+    predecessor: &str,
+) -> Value {
+    bound(
+        b,
+        instance,
+        binding,
+        plan,
+        json!({"predecessor_binding_id": predecessor}),
     )
+    .await
+}
+
+pub async fn unbind(b: &TestBroker, instance: &str, binding: &str, plan: &str) -> Resp {
+    b.del(&format!("/v2/service_instances/{instance}/service_bindings/{binding}?service_id={SERVICE}&plan_id={plan}"))
     .await
 }
 
@@ -238,6 +241,15 @@ pub async fn mysql_login(
     sqlx::MySqlConnection::connect_with(&opts).await
 }
 
+/// [`mysql_login`] with a binding's credentials.
+pub async fn mysql_as(
+    port: u16,
+    creds: &Value,
+    db: &str,
+) -> Result<sqlx::MySqlConnection, sqlx::Error> {
+    mysql_login(port, s(&creds["username"]), s(&creds["password"]), db).await
+}
+
 pub async fn sql(con: &mut sqlx::MySqlConnection, q: &str) -> Result<(), sqlx::Error> {
     sqlx::Executor::execute(&mut *con, q).await.map(|_| ())
 }
@@ -274,11 +286,9 @@ pub fn s(v: &Value) -> &str {
 }
 
 pub async fn deprovision(b: &TestBroker, instance: &str, plan: &str) -> Resp {
-    b.call(
-        Method::DELETE,
-        &format!("/v2/service_instances/{instance}?service_id={SERVICE}&plan_id={plan}"),
-        None,
-    )
+    b.del(&format!(
+        "/v2/service_instances/{instance}?service_id={SERVICE}&plan_id={plan}"
+    ))
     .await
 }
 
@@ -331,6 +341,31 @@ pub async fn pg_login(
     sqlx::PgConnection::connect_with(&opts).await
 }
 
+/// [`pg_login`] with a binding's credentials.
+pub async fn pg_as(port: u16, creds: &Value, db: &str) -> Result<sqlx::PgConnection, sqlx::Error> {
+    pg_login(port, s(&creds["username"]), s(&creds["password"]), db).await
+}
+
+/// PostgreSQL as the chart leaves it: databases `dbs`, and the instance's
+/// generated `postgres-password` as the admin's password.
+pub async fn postgres_as_chart(b: &TestBroker, server: &Server, instance: &str, dbs: &[&str]) {
+    let root = rendered_secret(b, instance, "postgres-password");
+    let mut admin = pg_login(server.port, "postgres", &server.admin_password, "postgres")
+        .await
+        .unwrap();
+    for db in dbs {
+        pg(&mut admin, &format!("CREATE DATABASE {db}"))
+            .await
+            .unwrap();
+    }
+    pg(
+        &mut admin,
+        &format!("ALTER ROLE postgres PASSWORD '{root}'"),
+    )
+    .await
+    .unwrap();
+}
+
 pub async fn pg(con: &mut sqlx::PgConnection, q: &str) -> Result<(), sqlx::Error> {
     sqlx::Executor::execute(&mut *con, q).await.map(|_| ())
 }
@@ -350,6 +385,35 @@ pub async fn redis_login(
         std::time::Duration::from_secs(5),
     )
     .await
+}
+
+/// [`redis_login`] with a binding's credentials.
+pub async fn redis_as(
+    port: u16,
+    creds: &Value,
+) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    redis_login(port, s(&creds["username"]), s(&creds["password"])).await
+}
+
+/// Redis as the chart leaves it: the instance's generated `password` as
+/// `requirepass`; the admin connection.
+pub async fn redis_as_chart(
+    b: &TestBroker,
+    server: &Server,
+    instance: &str,
+) -> redis::aio::MultiplexedConnection {
+    let root = rendered_secret(b, instance, "password");
+    let mut admin = redis_login(server.port, "default", &server.admin_password)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg(&root)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    admin
 }
 
 pub async fn redis_set(

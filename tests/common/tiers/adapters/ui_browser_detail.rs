@@ -2,20 +2,13 @@
 
 use crate::common;
 pub use crate::common::dashboard::{UI_PASS, UI_USER};
-use common::browser::{assert_quiet, shot};
+use common::browser::{assert_quiet, shot, text_of};
+pub use common::example_catalog::{MYSQL, MYSQL_BASIC, WORDPRESS, WORDPRESS_STANDARD};
 use common::process::osb;
 use common::*;
 use fantoccini::{Client, Locator};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-pub const MYSQL: &str = "a0f5bc72-baad-493b-bc23-a1955f509a90";
-
-pub const MYSQL_BASIC: &str = "d58ea2b6-9f2e-4142-9e1c-9ab508dc47d1";
-
-pub const WORDPRESS: &str = "c461081c-edf4-464d-a97a-c6bc513221d8";
-
-pub const WORDPRESS_STANDARD: &str = "5d07b801-7bd4-41e1-b993-f981678db0af";
 
 /// The example catalog plus the test catalog, charts side by side.
 pub fn catalogs(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
@@ -154,21 +147,9 @@ pub async fn details(c: &Client, driver: &str, authed: &str, secrets: &[String])
     shot(c, "instance-detail").await;
     assert_quiet(c, driver, "db-1's page").await;
     user.click().await.unwrap();
-    let h1 = c
-        .find(Locator::Css("h1"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let h1 = text_of(c, "h1").await;
     assert_eq!(h1, "Instance wp-1");
-    let uses = c
-        .find(Locator::Css("#uses"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let uses = text_of(c, "#uses").await;
     assert!(uses.contains("db-1"), "{uses}");
     assert_no_secret(&c.source().await.unwrap(), secrets, "wp-1");
     assert_quiet(c, driver, "wp-1's page").await;
@@ -179,13 +160,7 @@ pub async fn hostile(c: &Client, driver: &str, base: &str) {
     c.goto(&format!("{base}/ui/instances/{}", long_id()))
         .await
         .unwrap();
-    let h1 = c
-        .find(Locator::Css("h1"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let h1 = text_of(c, "h1").await;
     assert_eq!(h1, format!("Instance {}", long_id()));
     assert!(
         c.find_all(Locator::Css("main img, main script"))

@@ -1,19 +1,12 @@
 //! Helpers of adapters/ui_detail.rs.
 
 use crate::common;
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use base64::Engine as _;
 use common::dashboard::*;
+pub use common::example_catalog::{MYSQL, MYSQL_BASIC, WORDPRESS, WORDPRESS_STANDARD};
 use common::*;
 use serde_json::{Value, json};
-
-pub const MYSQL: &str = "a0f5bc72-baad-493b-bc23-a1955f509a90";
-
-pub const MYSQL_BASIC: &str = "d58ea2b6-9f2e-4142-9e1c-9ab508dc47d1";
-
-pub const WORDPRESS: &str = "c461081c-edf4-464d-a97a-c6bc513221d8";
-
-pub const WORDPRESS_STANDARD: &str = "5d07b801-7bd4-41e1-b993-f981678db0af";
 
 pub fn body(service: &str, plan: &str, ns: &str, params: Value) -> Value {
     json!({"service_id": service, "plan_id": plan,
@@ -70,31 +63,28 @@ pub fn assert_hidden(page: &str, secrets: &[String]) {
 /// `db-1`: every Secret value written and the binding's password.
 pub async fn wordpress_on_mysql(b: &TestBroker) -> Vec<String> {
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             "/v2/service_instances/db-1",
-            Some(body(MYSQL, MYSQL_BASIC, "web", json!({"database": "blog"}))),
+            body(MYSQL, MYSQL_BASIC, "web", json!({"database": "blog"})),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             "/v2/service_instances/wp-1",
-            Some(body(
+            body(
                 WORDPRESS,
                 WORDPRESS_STANDARD,
                 "web",
                 json!({"mysql_instance": "db-1"}),
-            )),
+            ),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             "/v2/service_instances/db-1/service_bindings/app-1",
-            Some(json!({"service_id": MYSQL, "plan_id": MYSQL_BASIC})),
+            json!({"service_id": MYSQL, "plan_id": MYSQL_BASIC}),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);

@@ -29,19 +29,6 @@ pub async fn replica(id: &BrokerIdentity, key: &str) -> TestBroker {
     .await
 }
 
-pub fn alive(pid: u32) -> bool {
-    // A zombie has exited; only its parent's wait is missing.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
-}
-
 /// `chartbroker_store_list_requests_total{selects}` of the broker on `port`.
 pub async fn store_lists(port: u16, selects: &str) -> f64 {
     let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))

@@ -20,17 +20,7 @@ pub async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> 
 /// Polls a `last_operation` URL until it leaves `in progress` (or a minute
 /// passed, the lease being 2 s); returns the last body.
 pub async fn poll(url: &str) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..600 {
-        let (status, body) = call(reqwest::Method::GET, url.to_string(), None).await;
-        assert_eq!(status, 200, "{body}");
-        last = body;
-        if last["state"] != "in progress" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    last
+    common::process::poll_last_operation(url, 600, Duration::from_millis(100)).await
 }
 
 /// The platform's delete of `target` (an instance or a binding) is

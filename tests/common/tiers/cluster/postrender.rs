@@ -49,6 +49,27 @@ pub async fn run(b: &TestBroker, method: Method, uri: &str, body: Value) -> Resp
         .await
 }
 
+/// The control plane, a namespace of its own (`prefix`-...) whose release
+/// identity helm runs as (never the admin), and a broker on `helm`.
+pub async fn bed(helm: PathBuf, prefix: &str) -> (Cluster, String, TestBroker) {
+    let k = Cluster::admin().await;
+    let ns = k.namespace(prefix).await;
+    k.default_release_identity(&ns);
+    let b = broker(&k, helm).await;
+    (k, ns, b)
+}
+
+/// [`run`]'s asynchronous provision of `id` on `plan` in `ns`.
+pub async fn provisioned(b: &TestBroker, id: &str, plan: &str, ns: &str) -> Resp {
+    run(
+        b,
+        Method::PUT,
+        &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
+        provision(plan, ns),
+    )
+    .await
+}
+
 pub async fn in_kube_system(k: &Cluster, name: &str) -> bool {
     k.get(&format!("/api/v1/namespaces/kube-system/configmaps/{name}"))
         .await
@@ -56,18 +77,8 @@ pub async fn in_kube_system(k: &Cluster, name: &str) -> bool {
 }
 
 pub async fn lookup_switch_is_refused(helm: PathBuf, id: &str) {
-    let k = Cluster::admin().await;
-    let ns = k.namespace("pr").await;
-    // Helm runs as the namespace's release identity, never as the admin.
-    k.default_release_identity(&ns);
-    let b = broker(&k, helm).await;
-    let done = run(
-        &b,
-        Method::PUT,
-        &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
-        provision("plan-lookup", &ns),
-    )
-    .await;
+    let (k, ns, b) = bed(helm, "pr").await;
+    let done = provisioned(&b, id, "plan-lookup", &ns).await;
     assert_eq!(done.json["state"], "failed", "{}", done.text);
     let d = done.json["description"].as_str().unwrap();
     assert!(
@@ -84,18 +95,8 @@ pub async fn lookup_switch_is_refused(helm: PathBuf, id: &str) {
 }
 
 pub async fn upgrade_switch_is_refused(helm: PathBuf, id: &str) {
-    let k = Cluster::admin().await;
-    let ns = k.namespace("pr").await;
-    // Helm runs as the namespace's release identity, never as the admin.
-    k.default_release_identity(&ns);
-    let b = broker(&k, helm).await;
-    let done = run(
-        &b,
-        Method::PUT,
-        &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
-        provision("plan-upgrade", &ns),
-    )
-    .await;
+    let (k, ns, b) = bed(helm, "pr").await;
+    let done = provisioned(&b, id, "plan-upgrade", &ns).await;
     assert_eq!(done.json["state"], "succeeded", "{}", done.text);
     let done = run(
         &b,
@@ -121,18 +122,8 @@ pub async fn upgrade_switch_is_refused(helm: PathBuf, id: &str) {
 }
 
 pub async fn crds_are_never_installed(helm: PathBuf, id: &str) {
-    let k = Cluster::admin().await;
-    let ns = k.namespace("pr").await;
-    // Helm runs as the namespace's release identity, never as the admin.
-    k.default_release_identity(&ns);
-    let b = broker(&k, helm).await;
-    let done = run(
-        &b,
-        Method::PUT,
-        &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
-        provision("plan-crds", &ns),
-    )
-    .await;
+    let (k, ns, b) = bed(helm, "pr").await;
+    let done = provisioned(&b, id, "plan-crds", &ns).await;
     assert_eq!(done.json["state"], "succeeded", "{}", done.text);
     assert!(
         k.get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-{id}"))
@@ -159,10 +150,7 @@ pub const AMBIGUOUS: &[(&str, &str)] = &[
 /// Provisions every ambiguous chart on the helm engine: each is refused
 /// with the reason, and nothing of it reaches the API server.
 pub async fn ambiguous_yaml_is_refused(helm: PathBuf, major: u32) {
-    let k = Cluster::admin().await;
-    let ns = k.namespace("amb").await;
-    k.default_release_identity(&ns);
-    let b = broker(&k, helm).await;
+    let (k, ns, b) = bed(helm, "amb").await;
     // Helm 4 re-serializes before its post-renderer and keeps the merge key
     // as `!!merge <<`, a tag; Helm 3 hands over the chart's bytes.
     let switch = if major >= 4 {

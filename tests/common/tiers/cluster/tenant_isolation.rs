@@ -83,6 +83,34 @@ pub async fn run(
     }
 }
 
+/// [`run`]'s `PUT` of instance `id` (a provision) as `user`.
+pub async fn put_instance(b: &TestBroker, user: Option<&str>, id: &str, body: Value) -> Resp {
+    run(
+        b,
+        user,
+        Method::PUT,
+        &format!("/v2/service_instances/{id}"),
+        Some(body),
+    )
+    .await
+}
+
+/// Provisions app instance `id` in `team-b`, using store instance `store`.
+pub async fn app_using(b: &TestBroker, id: &str, store: &str) -> Resp {
+    put_instance(
+        b,
+        None,
+        id,
+        provision(
+            "svc-app",
+            "plan-app",
+            "team-b",
+            json!({"store_instance": store}),
+        ),
+    )
+    .await
+}
+
 /// Every manifest file under the render tree that declares Secret `ns/name`.
 pub fn rendered_secrets(b: &TestBroker, ns: &str, name: &str) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {

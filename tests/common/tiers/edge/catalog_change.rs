@@ -9,6 +9,10 @@ use common::process::{Proc, spawn_serve};
 use common::{fixtures, helm_bin};
 use serde_json::Value;
 
+/// The instance the test provisions, and the ids its deletes carry.
+pub const INSTANCE: &str = "/v2/service_instances/gone-plan";
+pub const IDS: &str = "service_id=svc-tiny&plan_id=plan-small";
+
 pub fn start(data: &Path, catalog: &Path, port: u16) -> Proc {
     spawn_serve(
         port,

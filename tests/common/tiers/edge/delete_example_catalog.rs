@@ -3,14 +3,11 @@
 
 use crate::common;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use serde_json::json;
 
 use common::TestBroker;
-
-pub const MYSQL: &str = "a0f5bc72-baad-493b-bc23-a1955f509a90";
-pub const BASIC: &str = "d58ea2b6-9f2e-4142-9e1c-9ab508dc47d1";
-pub const STANDARD: &str = "37053eab-bdef-4b54-a307-fc8238313cd0";
+pub use common::example_catalog::{MYSQL, MYSQL_BASIC as BASIC, MYSQL_STANDARD as STANDARD};
 
 /// Provisions `id` on `basic`, then updates it to `standard`, as the
 /// suites' lifecycles do.
@@ -27,7 +24,7 @@ pub async fn standard_instance(b: &TestBroker, id: &str, accepts: bool) {
         "context": {"platform": "kubernetes", "namespace": "apps"},
         "maintenance_info": {},
     });
-    let r = b.call(Method::PUT, &uri, Some(body)).await;
+    let r = b.put(&uri, body).await;
     assert!(r.status.is_success(), "{}", r.text);
     if r.status == StatusCode::ACCEPTED {
         let op = r.json["operation"].as_str().unwrap();
@@ -35,7 +32,7 @@ pub async fn standard_instance(b: &TestBroker, id: &str, accepts: bool) {
     }
     let body =
         json!({"service_id": MYSQL, "plan_id": STANDARD, "previous_values": {"plan_id": BASIC}});
-    let r = b.call(Method::PATCH, &uri, Some(body)).await;
+    let r = b.patch(&uri, body).await;
     assert!(r.status.is_success(), "{}", r.text);
     if r.status == StatusCode::ACCEPTED {
         let op = r.json["operation"].as_str().unwrap();

@@ -19,5 +19,6 @@ pub mod osb_logs;
 pub mod osb_versions;
 pub mod platform_interop;
 pub mod restart;
+pub mod smoke;
 pub mod tls;
 pub mod ui_scale;

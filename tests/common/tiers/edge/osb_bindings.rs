@@ -6,7 +6,7 @@ use crate::common;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use common::*;
 use serde_json::{Value, json};
 
@@ -47,16 +47,14 @@ pub fn secret_file(b: &TestBroker, instance: &str, binding: &str) -> PathBuf {
 
 /// After a 4xx on bind: no binding record, no operation, no Secret file.
 pub async fn assert_no_binding(b: &TestBroker, i: &str, id: &str) {
-    let r = b.call(Method::GET, &binding(i, id), None).await;
+    let r = b.get(&binding(i, id)).await;
     assert_eq!(
         r.status,
         StatusCode::NOT_FOUND,
         "binding exists: {}",
         r.text
     );
-    let r = b
-        .call(Method::GET, &binding_last_op(i, id, None), None)
-        .await;
+    let r = b.get(&binding_last_op(i, id, None)).await;
     assert_eq!(
         r.status,
         StatusCode::NOT_FOUND,
@@ -66,12 +64,83 @@ pub async fn assert_no_binding(b: &TestBroker, i: &str, id: &str) {
     assert!(!secret_file(b, i, id).exists());
 }
 
-/// A provisioned plan-small instance.
-pub async fn broker_with_instance() -> TestBroker {
+/// A bind the broker refuses, creating nothing.
+pub struct BindRefusal {
+    /// Named so a failure says which case.
+    pub name: &'static str,
+    /// The plan and parameters of instance `i-1`, provisioned first
+    /// (none: no instance).
+    pub provisioned: Option<(&'static str, &'static str)>,
+    /// Whether binding `b-1` of that plan is made first.
+    pub first_binding: bool,
+    /// The bind: instance, binding, plan, predecessor.
+    pub instance: &'static str,
+    pub binding: &'static str,
+    pub plan: &'static str,
+    pub predecessor: Option<&'static str>,
+    /// The refusal.
+    pub status: StatusCode,
+}
+
+/// Binds refused with a 4xx that must leave no record, operation or file.
+pub const BIND_REFUSALS: &[BindRefusal] = &[
+    BindRefusal {
+        name: "unknown instance: 404",
+        provisioned: None,
+        first_binding: false,
+        instance: "i-nope",
+        binding: "b-1",
+        plan: "plan-small",
+        predecessor: None,
+        status: StatusCode::NOT_FOUND,
+    },
+    BindRefusal {
+        name: "unbindable plan: 400",
+        provisioned: Some(("plan-unbindable", "{}")),
+        first_binding: false,
+        instance: "i-1",
+        binding: "b-1",
+        plan: "plan-unbindable",
+        predecessor: None,
+        status: StatusCode::BAD_REQUEST,
+    },
+    BindRefusal {
+        name: "rotation on a non-rotatable plan: 400",
+        provisioned: Some(("plan-large", "{}")),
+        first_binding: true,
+        instance: "i-1",
+        binding: "b-2",
+        plan: "plan-large",
+        predecessor: Some("b-1"),
+        status: StatusCode::BAD_REQUEST,
+    },
+    BindRefusal {
+        name: "rotation from an unknown predecessor: 400",
+        provisioned: Some(("plan-small", r#"{"message": "hi"}"#)),
+        first_binding: false,
+        instance: "i-1",
+        binding: "b-2",
+        plan: "plan-small",
+        predecessor: Some("b-nope"),
+        status: StatusCode::BAD_REQUEST,
+    },
+];
+
+/// Sets up `c` on a new broker and sends its bind: the answer and the broker.
+pub async fn refused_bind(c: &BindRefusal) -> (Resp, TestBroker) {
     let b = TestBroker::start().await;
-    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
-        .await;
-    b
+    if let Some((plan, params)) = c.provisioned {
+        let params: Value = serde_json::from_str(params).unwrap();
+        b.provision_sync("i-1", plan, params).await;
+        if c.first_binding {
+            b.bind_sync("i-1", "b-1", plan, json!({})).await;
+        }
+    }
+    let mut body = bind_body(c.plan, json!({}));
+    if let Some(p) = c.predecessor {
+        body["predecessor_binding_id"] = json!(p);
+    }
+    (b.put(&binding(c.instance, c.binding), body).await, b)
 }
 
 /// Holds the write of a binding's Secret file: the render engine writes

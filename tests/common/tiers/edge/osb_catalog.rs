@@ -26,7 +26,7 @@ pub fn keys(v: &Value, path: &str, out: &mut Vec<(String, String)>) {
 }
 
 pub async fn etag_of(b: &TestBroker) -> String {
-    let r = b.call(Method::GET, "/v2/catalog", None).await;
+    let r = b.get("/v2/catalog").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     r.headers
         .get(header::ETAG)

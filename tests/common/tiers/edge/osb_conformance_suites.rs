@@ -12,6 +12,13 @@ pub const VERSION: (&str, &str) = ("x-broker-api-version", "2.17");
 
 // === schemas derived from the suites ===
 
+/// A response schema kept as a fixture, `tests/fixtures/osb/schemas/<name>.json`.
+pub fn schema(name: &str) -> Value {
+    let path = common::fixtures().join(format!("osb/schemas/{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// `service_catalog.json` (osb-checker) and `catalog-schema.json` (kotlin):
 /// services need name, id, description, bindable and plans (at least one);
 /// names are CLI-friendly; a plan allows no fields beyond the listed ones.
@@ -93,94 +100,39 @@ pub fn plan_schema() -> Value {
 
 /// `provision_response.json`: nothing but a dashboard URL and an operation.
 pub fn provision_schema() -> Value {
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "properties": {
-            "dashboard_url": {"type": "string", "pattern": "\\S+"},
-            "operation": {"type": "string", "pattern": "\\S+", "maxLength": 10000},
-        },
-    })
+    schema("provision")
 }
 
 /// `update_response.json`: nothing but an operation.
 pub fn update_schema() -> Value {
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "properties": {"operation": {"type": "string", "pattern": "\\S+"}},
-    })
+    schema("update")
 }
 
 /// `provisioning_delete_response.json` / `binding_delete_response.json`.
 pub fn delete_schema() -> Value {
-    json!({
-        "type": "object",
-        "properties": {"operation": {"type": "string", "pattern": "\\S+"}},
-    })
+    schema("delete")
 }
 
 /// `polling-response-schema.json` (kotlin; osb-checker's `last_operation.json`
 /// is the same but allows other fields).
 pub fn last_operation_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["state"],
-        "additionalProperties": false,
-        "properties": {
-            "state": {"enum": ["in progress", "succeeded", "failed"]},
-            "description": {"type": "string", "pattern": "\\S+"},
-        },
-    })
+    schema("last_operation")
 }
 
 /// `binding-response-schema.json` (kotlin, closed; osb-checker's is open).
 pub fn binding_schema() -> Value {
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "properties": {
-            "credentials": {"type": "object"},
-            "syslog_drain_url": {"type": "string"},
-            "route_service_url": {"type": "string"},
-            "volume_mounts": {"type": "array"},
-            "endpoints": {"type": "array"},
-        },
-    })
+    schema("binding")
 }
 
 /// kotlin's fetch-instance schema (not published with the sources read):
 /// the spec's GET instance fields, nothing else.
 pub fn fetch_instance_schema() -> Value {
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "properties": {
-            "service_id": {"type": "string"},
-            "plan_id": {"type": "string"},
-            "dashboard_url": {"type": "string"},
-            "parameters": {"type": "object"},
-            "maintenance_info": {"type": "object"},
-            "metadata": {"type": "object"},
-        },
-    })
+    schema("fetch_instance")
 }
 
 /// The spec's GET binding fields, nothing else.
 pub fn fetch_binding_schema() -> Value {
-    json!({
-        "type": "object",
-        "additionalProperties": false,
-        "properties": {
-            "credentials": {"type": "object"},
-            "syslog_drain_url": {"type": "string"},
-            "route_service_url": {"type": "string"},
-            "volume_mounts": {"type": "array"},
-            "parameters": {"type": "object"},
-            "endpoints": {"type": "array"},
-            "metadata": {"type": "object"},
-        },
-    })
+    schema("fetch_binding")
 }
 
 /// `service-broker-error-response.json` (kotlin), checked on its 400s; with
@@ -250,6 +202,16 @@ pub async fn send(
 pub async fn call(b: &TestBroker, method: Method, uri: &str, body: Option<Value>) -> Resp {
     let a = auth();
     send(b, method, uri, &[("authorization", &a), VERSION], body).await
+}
+
+/// An asynchronous provision of `i-1` refused with a 400 in the suites'
+/// error schema: the answer.
+pub async fn provision_refused(b: &TestBroker, body: Value) -> Resp {
+    let uri = format!("{}?accepts_incomplete=true", inst("i-1"));
+    let r = call(b, Method::PUT, &uri, Some(body)).await;
+    assert_status(&r, StatusCode::BAD_REQUEST);
+    assert_schema(&error_schema(None), &r);
+    r
 }
 
 /// The body osb-checker's Go client sends: absent fields as `""`, and

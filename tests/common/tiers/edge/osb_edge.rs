@@ -12,6 +12,27 @@ use serde_json::{Value, json};
 
 pub const VERSION: (&str, &str) = ("x-broker-api-version", "2.17");
 
+/// An authenticated request declaring a JSON body of exactly `body`'s bytes
+/// (or no body).
+pub async fn send_json_bytes(
+    b: &TestBroker,
+    method: Method,
+    uri: &str,
+    body: Option<Vec<u8>>,
+) -> Resp {
+    b.send(bare(
+        method,
+        uri,
+        &[
+            ("authorization", &auth()),
+            VERSION,
+            ("content-type", "application/json"),
+        ],
+        body,
+    ))
+    .await
+}
+
 /// Every `/v2` route with a request that would otherwise succeed or fail
 /// for reasons other than authentication.
 pub fn v2_routes() -> Vec<(Method, &'static str, Option<Value>)> {

@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use common::*;
 use serde_json::{Value, json};
 
@@ -44,16 +44,120 @@ pub fn update_body(plan: Option<&str>, params: Value) -> Value {
     v
 }
 
+/// An asynchronous update of `id` that must answer 202: its operation.
+pub async fn update_async(b: &TestBroker, id: &str, body: Value) -> String {
+    let r = b.patch(&inst_async(id), body).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    r.json["operation"].as_str().unwrap().to_string()
+}
+
+/// The failure of plan-broken's provision of `i-1` (answer or poll): helm's
+/// own words and the field it rejected, no update-only flags, no instance.
+pub async fn assert_helm_refused_provision(b: &TestBroker, r: &Resp) {
+    let d = r.json["description"].as_str().unwrap();
+    // Helm's own words (helm 3 and 4 both say this) and the field it rejected.
+    assert!(d.contains("values don't meet the specifications"), "{d}");
+    assert!(d.contains("replicas"), "{d}");
+    // The spec allows these flags only for failed updates and deprovisions.
+    assert!(r.json.get("instance_usable").is_none(), "{}", r.text);
+    assert!(r.json.get("update_repeatable").is_none(), "{}", r.text);
+    let r = b.get(&inst("i-1")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+}
+
+/// An update of instance `i-1` refused with 422, leaving it as it was.
+pub struct UpdateRefusal {
+    /// Named so a failure says which case.
+    pub name: &'static str,
+    /// The instance's plan (see [`instance_of`]).
+    pub plan: &'static str,
+    /// Sent with `accepts_incomplete=true`.
+    pub accepts_incomplete: bool,
+    /// The PATCH: its `plan_id`, parameters (JSON) and
+    /// `maintenance_info.version`.
+    pub new_plan: Option<&'static str>,
+    pub params: &'static str,
+    pub maintenance_version: Option<&'static str>,
+    /// The OSB error code of the 422.
+    pub error: &'static str,
+}
+
+impl UpdateRefusal {
+    pub fn uri(&self) -> String {
+        if self.accepts_incomplete {
+            inst_async("i-1")
+        } else {
+            inst("i-1")
+        }
+    }
+
+    pub fn body(&self) -> Value {
+        let params: Value = serde_json::from_str(self.params).unwrap();
+        let mut body = update_body(self.new_plan, params);
+        if let Some(v) = self.maintenance_version {
+            body["maintenance_info"] = json!({"version": v});
+        }
+        body
+    }
+}
+
+pub const UPDATE_REFUSALS: &[UpdateRefusal] = &[
+    UpdateRefusal {
+        name: "async-required plan without accepts_incomplete: AsyncRequired",
+        plan: "plan-async",
+        accepts_incomplete: false,
+        new_plan: None,
+        params: r#"{"x": 1}"#,
+        maintenance_version: None,
+        error: "AsyncRequired",
+    },
+    UpdateRefusal {
+        name: "plan change from a non-updateable plan: PlanChangeNotSupported",
+        plan: "plan-async",
+        accepts_incomplete: true,
+        new_plan: Some("plan-small"),
+        params: "{}",
+        maintenance_version: None,
+        error: "PlanChangeNotSupported",
+    },
+    UpdateRefusal {
+        name: "maintenance_info mismatch: MaintenanceInfoConflict",
+        plan: "plan-small",
+        accepts_incomplete: false,
+        new_plan: None,
+        params: r#"{"message": "new"}"#,
+        maintenance_version: Some("0.1.0"),
+        error: "MaintenanceInfoConflict",
+    },
+];
+
+/// A new broker with instance `i-1` of `plan`: plan-async provisioned
+/// asynchronously with no parameters, any other plan synchronously with
+/// message "hi". The broker and the parameters the instance was given.
+pub async fn instance_of(plan: &str) -> (TestBroker, Value) {
+    if plan == "plan-async" {
+        let b = TestBroker::start().await;
+        let op = b.provision_async("i-1", plan, json!({})).await;
+        b.wait_instance("i-1", &op).await;
+        (b, json!({}))
+    } else {
+        let b = TestBroker::start().await;
+        b.provision_sync("i-1", plan, json!({"message": "hi"}))
+            .await;
+        (b, json!({"message": "hi"}))
+    }
+}
+
 /// After a 4xx on provision: no record, no operation, no files.
 pub async fn assert_nothing_created(b: &TestBroker, id: &str) {
-    let r = b.call(Method::GET, &inst(id), None).await;
+    let r = b.get(&inst(id)).await;
     assert_eq!(
         r.status,
         StatusCode::NOT_FOUND,
         "instance exists: {}",
         r.text
     );
-    let r = b.call(Method::GET, &last_op(id, None), None).await;
+    let r = b.get(&last_op(id, None)).await;
     assert_eq!(
         r.status,
         StatusCode::NOT_FOUND,
@@ -67,7 +171,7 @@ pub async fn assert_nothing_created(b: &TestBroker, id: &str) {
 /// them (the plan's defaults, such as `replicas`, reach the chart but are
 /// not reported back: a platform comparing exactly must see no drift).
 pub async fn assert_instance(b: &TestBroker, id: &str, plan: &str, params: Value) {
-    let r = b.call(Method::GET, &inst(id), None).await;
+    let r = b.get(&inst(id)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json["plan_id"], plan, "{}", r.text);
     assert_eq!(r.json["parameters"], params, "{}", r.text);

@@ -133,39 +133,36 @@ pub async fn bed(server: &Server, users: Arc<dyn UserAdmin>) -> Bed {
     cfg.charts_dir = data.path().join("chart-source");
     write_catalog(&cfg.catalog_dir, server.port, true);
     common::deletes::copy_dir(&repo().join("charts/mysql"), &cfg.charts_dir.join("mysql"));
-    let runtime = chartbroker::runtime::Runtime::start_with(&cfg, users)
-        .await
-        .expect("broker starts");
-    let b = TestBroker {
-        app: runtime.app(),
-        runtime,
-        data,
-    };
-    let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/i1",
-            Some(json!({
-                "service_id": SERVICE, "plan_id": PLAN,
-                "context": {"platform": "kubernetes", "namespace": "apps"},
-            })),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/i1/service_bindings/b1",
-            Some(json!({"service_id": SERVICE, "plan_id": PLAN})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let b = TestBroker::with_users(data, &cfg, users).await;
+    let r = instance_and_binding(&b, "mysql").await;
     let user = r.json["credentials"]["username"]
         .as_str()
         .unwrap()
         .to_string();
     assert!(user_exists(server, &user).await);
     Bed { b, cfg, user }
+}
+
+/// Instance `i1` and its binding `b1`, each answered 201: the bind's answer.
+pub async fn instance_and_binding(b: &TestBroker, engine: &str) -> common::Resp {
+    let r = b
+        .put(
+            "/v2/service_instances/i1",
+            json!({
+                "service_id": SERVICE, "plan_id": PLAN,
+                "context": {"platform": "kubernetes", "namespace": "apps"},
+            }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{engine}: {}", r.text);
+    let r = b
+        .put(
+            "/v2/service_instances/i1/service_bindings/b1",
+            json!({"service_id": SERVICE, "plan_id": PLAN}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{engine}: {}", r.text);
+    r
 }
 
 impl Bed {

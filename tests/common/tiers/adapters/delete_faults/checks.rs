@@ -185,33 +185,8 @@ pub async fn engine_bed(engine: &str, server: &Server) -> Bed {
     cfg.catalog_dir = data.path().join("catalog");
     cfg.charts_dir = repo().join("charts");
     write_engine_catalog(&cfg.catalog_dir, engine, server);
-    let runtime = chartbroker::runtime::Runtime::start_with(&cfg, Arc::new(Servers))
-        .await
-        .expect("broker starts");
-    let b = TestBroker {
-        app: runtime.app(),
-        runtime,
-        data,
-    };
-    let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/i1",
-            Some(json!({
-                "service_id": SERVICE, "plan_id": PLAN,
-                "context": {"platform": "kubernetes", "namespace": "apps"},
-            })),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/i1/service_bindings/b1",
-            Some(json!({"service_id": SERVICE, "plan_id": PLAN})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{engine}: {}", r.text);
+    let b = TestBroker::with_users(data, &cfg, Arc::new(Servers)).await;
+    let r = instance_and_binding(&b, engine).await;
     let creds = &r.json["credentials"];
     let user = creds["username"].as_str().unwrap().to_string();
     let password = creds["password"].as_str().unwrap();

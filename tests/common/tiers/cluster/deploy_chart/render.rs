@@ -1,7 +1,6 @@
 use super::*;
+pub use crate::common::example_catalog::{MYSQL, MYSQL_BASIC};
 
-pub const MYSQL: &str = "a0f5bc72-baad-493b-bc23-a1955f509a90";
-pub const MYSQL_BASIC: &str = "d58ea2b6-9f2e-4142-9e1c-9ab508dc47d1";
 pub const USER: &str = "osb-platform";
 pub const PASS: &str = "chart-test-password-0123456789";
 

@@ -89,17 +89,7 @@ pub async fn allowed_charts_install(b: &TestBroker, k: &common::cluster::Cluster
         let instance = format!("ok{tag}-{chart}");
         let mut request = body("svc-hostile", &format!("allowed-{chart}"));
         request["context"]["namespace"] = json!(ok_ns);
-        let r = b
-            .call(
-                Method::PUT,
-                &format!("/v2/service_instances/{instance}?accepts_incomplete=true"),
-                Some(request),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::ACCEPTED, "{chart}: {}", r.text);
-        let done = b
-            .wait_instance(&instance, r.json["operation"].as_str().unwrap())
-            .await;
+        let done = b.provision_done(&instance, request).await;
         assert_eq!(done.json["state"], "succeeded", "{chart}: {}", done.text);
     }
     let created = leftovers(k, &ok_ns).await;
@@ -167,17 +157,7 @@ pub async fn well_behaved_release_installs(helm: PathBuf, tag: &str) {
     let instance = format!("fine{tag}");
     let mut request = body("svc-benign", "full");
     request["context"]["namespace"] = json!(ns);
-    let r = b
-        .call(
-            Method::PUT,
-            &format!("/v2/service_instances/{instance}?accepts_incomplete=true"),
-            Some(request),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let done = b
-        .wait_instance(&instance, r.json["operation"].as_str().unwrap())
-        .await;
+    let done = b.provision_done(&instance, request).await;
     assert_eq!(done.json["state"], "succeeded", "{}", done.text);
     let created = leftovers(&k, &ns).await;
     let r = format!("cb-{instance}");
