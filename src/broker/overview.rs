@@ -1,28 +1,12 @@
 //! Read-only views of every record, for the operator's dashboard: no
 //! rule of the lifecycle is applied, and nothing is written.
 
-use super::model::{Binding, Instance};
+use super::model::{Binding, Instance, InstanceState};
 use super::ports::Table;
 use super::summary::{InstanceSummary, SummaryPage, SummaryQuery, page_of};
-use super::{Broker, Result, decode};
+use super::{Broker, Result};
 
 impl Broker {
-    /// Every instance record this broker can open, tombstones included,
-    /// and how many it could not. The store lists by key prefix only, so
-    /// this reads every record; callers filter and page the result.
-    pub(crate) async fn all_instances(&self) -> Result<(Vec<Instance>, usize)> {
-        let rows = self.store().list(Table::Instances, "").await?;
-        let mut skipped = 0;
-        let mut out = Vec::with_capacity(rows.len());
-        for (_, bytes, _) in rows {
-            match decode::<Instance>(&bytes) {
-                Ok(i) => out.push(i),
-                Err(_) => skipped += 1,
-            }
-        }
-        Ok((out, skipped))
-    }
-
     /// A page of the instances table, and the offset it starts at: from
     /// the store's summary index, or summarized from every record when the
     /// store keeps none. A page past the end is the last page.
@@ -39,6 +23,41 @@ impl Broker {
             }
             _ => Ok((page, q.offset)),
         }
+    }
+
+    /// How many instances are in each state: counted from the store's
+    /// summary index (keys only, no record opened) where it keeps one, else
+    /// from one listing.
+    pub async fn count_by_state(&self) -> Result<Vec<(InstanceState, usize)>> {
+        const STATES: [InstanceState; 4] = [
+            InstanceState::Provisioning,
+            InstanceState::ProvisionFailed,
+            InstanceState::Ready,
+            InstanceState::Deleted,
+        ];
+        let mut counts = Vec::with_capacity(STATES.len());
+        for state in STATES {
+            let q = SummaryQuery {
+                state: Some(state),
+                limit: 0,
+                ..SummaryQuery::default()
+            };
+            match self.store().instance_summaries(&q).await? {
+                Some(page) => counts.push((state, page.total.unwrap_or(0))),
+                None => {
+                    let every = SummaryQuery {
+                        limit: usize::MAX,
+                        ..SummaryQuery::default()
+                    };
+                    let rows = self.summaries(&every).await?.rows;
+                    return Ok(STATES
+                        .iter()
+                        .map(|st| (*st, rows.iter().filter(|r| r.state == *st).count()))
+                        .collect());
+                }
+            }
+        }
+        Ok(counts)
     }
 
     async fn summaries(&self, q: &SummaryQuery) -> Result<SummaryPage> {

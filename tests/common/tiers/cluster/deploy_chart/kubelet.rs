@@ -127,11 +127,15 @@ impl Pod {
 
         // Environment: the image's, then the container's.
         let mut env = image_env();
+        let mut from_secrets = std::collections::BTreeSet::new();
         for e in c["env"].as_array().unwrap() {
             let name = e["name"].as_str().unwrap().to_string();
             let value = if let Some(v) = e["value"].as_str() {
                 v.to_string()
             } else if let Some(r) = e["valueFrom"]["secretKeyRef"].as_object() {
+                // A Secret's value is data, never a path to map (a base64
+                // key may well start with '/').
+                from_secrets.insert(name.clone());
                 let s = k
                     .get(&format!(
                         "/api/v1/namespaces/{ns}/secrets/{}",
@@ -148,7 +152,7 @@ impl Pod {
             env.insert(name, value);
         }
         for (name, value) in env.iter_mut() {
-            if !value.starts_with('/') {
+            if !value.starts_with('/') || from_secrets.contains(name) {
                 continue;
             }
             let mapped = mounts
