@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 /// The tier binaries: `tests/<tier>/main.rs`.
-pub const TIERS: [&str; 3] = ["edge", "adapters", "cluster"];
+pub const TIERS: [&str; 4] = ["edge", "adapters", "cluster", "alone"];
 
 /// The longest a test module may be.
 pub const MAX_LINES: usize = 500;

@@ -24,7 +24,6 @@ mod osb_catalog;
 mod osb_conformance_suites;
 mod osb_edge;
 mod osb_instances;
-mod osb_logs;
 mod osb_versions;
 mod platform_interop;
 mod restart;

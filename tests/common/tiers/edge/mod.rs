@@ -15,7 +15,6 @@ pub mod osb_catalog;
 pub mod osb_conformance_suites;
 pub mod osb_edge;
 pub mod osb_instances;
-pub mod osb_logs;
 pub mod osb_versions;
 pub mod platform_interop;
 pub mod restart;

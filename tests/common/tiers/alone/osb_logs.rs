@@ -1,4 +1,4 @@
-//! Helpers of the tests in tests/edge/osb_logs.rs
+//! Helpers of the tests in tests/alone/osb_logs.rs
 //! (helpers live under tests/common: tests/README.md).
 
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,3 @@
+//! The helpers of tests/alone, one module per test module.
+
+pub mod osb_logs;
