@@ -123,7 +123,7 @@ impl SecretSink for NullSink {
     }
 }
 
-fn broker(store: Arc<MemoryStore>, backend: Arc<Scripted>) -> Broker {
+fn broker(store: Arc<dyn Store>, backend: Arc<Scripted>) -> Broker {
     Broker::new(
         catalog(),
         Adapters {

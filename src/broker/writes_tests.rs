@@ -50,22 +50,6 @@ impl Store for Counting {
     }
 }
 
-fn counted(store: Arc<Counting>, backend: Arc<Scripted>) -> Broker {
-    Broker::new(
-        catalog(),
-        Adapters {
-            store,
-            chart: Arc::new(backend),
-            upstream: None,
-            sink: Arc::new(NullSink),
-            authorizer: None,
-            namespaces: None,
-        },
-        BrokerConfig::default(),
-        None,
-    )
-}
-
 fn bind_req() -> BindRequest {
     BindRequest {
         instance_id: "i".into(),
@@ -88,7 +72,7 @@ fn unbind_req() -> UnbindRequest {
 /// A broker with instance `i` provisioned and binding `b` bound, and the
 /// writes that took (asynchronous provision, synchronous bind).
 async fn bound(store: &Arc<Counting>, backend: &Arc<Scripted>) -> (Broker, usize, usize) {
-    let b = counted(store.clone(), backend.clone());
+    let b = broker(store.clone(), backend.clone());
     let before = store.writes();
     b.provision(provision_req("i", "hi"), async_meta())
         .await
@@ -154,7 +138,7 @@ async fn a_running_sync_unbind_is_seen_in_progress_but_not_written() {
     let _ = bound(&store, &backend).await;
     let stored_before = store.inner.get(Table::Bindings, "i\0b").await.unwrap();
     let gated = Arc::new(Scripted::gated());
-    let b = counted(store.clone(), gated.clone());
+    let b = broker(store.clone(), gated.clone());
     let before = store.writes();
     let running = tokio::spawn({
         let b = b.clone();
@@ -209,7 +193,7 @@ async fn a_sync_unbind_cut_short_leaves_the_binding_as_it_was() {
     let stored_before = store.inner.get(Table::Bindings, "i\0b").await.unwrap();
     // A broker that dies inside the unbind: its task never finishes.
     let gated = Arc::new(Scripted::gated());
-    let dying = counted(store.clone(), gated.clone());
+    let dying = broker(store.clone(), gated.clone());
     let before = store.writes();
     let running = tokio::spawn({
         let b = dying.clone();
@@ -227,7 +211,7 @@ async fn a_sync_unbind_cut_short_leaves_the_binding_as_it_was() {
     );
     // The next broker on the store: the binding is bound, with nothing to
     // resume, and the platform's repeated unbind does it.
-    let next = counted(store.clone(), backend.clone());
+    let next = broker(store.clone(), backend.clone());
     assert_eq!(next.resume().await.unwrap(), 0);
     let (b, _) = next.load_binding("i", "b").await.unwrap().unwrap();
     assert_eq!(b.state, BindingState::Bound);
