@@ -526,6 +526,15 @@ mod tests {
         p
     }
 
+    /// The stream and cap of an [`HelmError::OutputTooLarge`].
+    #[cfg(unix)]
+    fn too_large(e: &HelmError) -> Option<(&'static str, usize)> {
+        match e {
+            HelmError::OutputTooLarge { stream, limit, .. } => Some((stream, *limit)),
+            _ => None,
+        }
+    }
+
     #[cfg(unix)]
     fn gone(pid: i32) -> bool {
         // A reaped process has no /proc entry; one killed but not yet
@@ -557,17 +566,7 @@ mod tests {
             .template("r", dir.path(), "ns", &serde_json::json!({}), 64 * 1024)
             .await
             .unwrap_err();
-        assert!(
-            matches!(
-                e,
-                HelmError::OutputTooLarge {
-                    stream: "stdout",
-                    limit: 65536,
-                    ..
-                }
-            ),
-            "{e}"
-        );
+        assert_eq!(too_large(&e), Some(("stdout", 65536)), "{e}");
         assert_eq!(
             e.to_string(),
             "helm template printed more than the limit of 65536 bytes on stdout and was stopped \
@@ -599,17 +598,7 @@ mod tests {
             .version()
             .await
             .unwrap_err();
-        assert!(
-            matches!(
-                e,
-                HelmError::OutputTooLarge {
-                    stream: "stderr",
-                    limit: MAX_STDERR_BYTES,
-                    ..
-                }
-            ),
-            "{e}"
-        );
+        assert_eq!(too_large(&e), Some(("stderr", MAX_STDERR_BYTES)), "{e}");
         // 32 MiB on stdout, above the default cap, read and dropped.
         let big = script(dir.path(), "big", "head -c 33554432 /dev/zero");
         let out = Helm::new(&big, dir.path(), Duration::from_secs(60))
@@ -621,14 +610,9 @@ mod tests {
             .run("status", &[], None)
             .await
             .unwrap_err();
-        assert!(
-            matches!(
-                e,
-                HelmError::OutputTooLarge {
-                    limit: DEFAULT_MAX_MANIFEST_BYTES,
-                    ..
-                }
-            ),
+        assert_eq!(
+            too_large(&e),
+            Some(("stdout", DEFAULT_MAX_MANIFEST_BYTES)),
             "{e}"
         );
     }
