@@ -50,7 +50,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use super::health::StoreHealth;
 use super::seal::Sealer;
-use crate::broker::ports::{Expect, Store, StoreError, Table, Tag, Tags};
+use crate::broker::ports::{Expect, Store, StoreError, Table, Tag, Tags, WriteResult};
 use crate::cluster::{Kube, MANAGED_BY};
 
 mod key_check;
@@ -250,13 +250,7 @@ impl Store for KubeStore {
         }
     }
 
-    async fn put(
-        &self,
-        table: Table,
-        key: &str,
-        value: Vec<u8>,
-        expect: Expect,
-    ) -> Result<u64, StoreError> {
+    async fn put(&self, table: Table, key: &str, value: Vec<u8>, expect: Expect) -> WriteResult {
         self.put_tagged(table, key, value, expect, &Tags::default())
             .await
     }

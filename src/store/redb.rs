@@ -18,7 +18,7 @@ use super::seal::Sealer;
 use super::summaries;
 use super::summary_filters::Filters;
 use crate::broker::model::needs_sweep;
-use crate::broker::ports::{Expect, Store, StoreError, Table};
+use crate::broker::ports::{Expect, Store, StoreError, Table, WriteResult};
 use crate::broker::summary::{InstanceSummary, SummaryPage, SummaryQuery};
 
 pub(super) const INSTANCES: TableDefinition<&str, &[u8]> = TableDefinition::new("instances");
@@ -294,13 +294,7 @@ impl Store for RedbStore {
         self.noted(self.get_now(table, key))
     }
 
-    async fn put(
-        &self,
-        table: Table,
-        key: &str,
-        value: Vec<u8>,
-        expect: Expect,
-    ) -> Result<u64, StoreError> {
+    async fn put(&self, table: Table, key: &str, value: Vec<u8>, expect: Expect) -> WriteResult {
         let write = Write::Put {
             table,
             key: key.to_string(),
