@@ -124,19 +124,19 @@ impl SecretSink for NullSink {
 }
 
 fn broker(store: Arc<dyn Store>, backend: Arc<Scripted>) -> Broker {
-    Broker::new(
-        catalog(),
-        Adapters {
-            store,
-            chart: Arc::new(backend),
-            upstream: None,
-            sink: Arc::new(NullSink),
-            authorizer: None,
-            namespaces: None,
-        },
-        BrokerConfig::default(),
-        None,
-    )
+    broker_with(store, backend, BrokerConfig::default())
+}
+
+fn broker_with(store: Arc<dyn Store>, backend: Arc<Scripted>, config: BrokerConfig) -> Broker {
+    let adapters = Adapters {
+        store,
+        chart: Arc::new(backend),
+        upstream: None,
+        sink: Arc::new(NullSink),
+        authorizer: None,
+        namespaces: None,
+    };
+    Broker::new(catalog(), adapters, config, None)
 }
 
 fn provision_req(id: &str, message: &str) -> ProvisionRequest {
@@ -146,6 +146,25 @@ fn provision_req(id: &str, message: &str) -> ProvisionRequest {
         plan_id: "plan".into(),
         parameters: Some(json!({"message": message})),
         ..Default::default()
+    }
+}
+
+/// An update of instance `i` setting `message`.
+fn update_req(message: &str) -> UpdateRequest {
+    let parameters = Some(json!({ "message": message }));
+    UpdateRequest {
+        instance_id: "i".into(),
+        service_id: "svc".into(),
+        parameters,
+        ..Default::default()
+    }
+}
+
+fn deprovision_req(id: &str) -> DeprovisionRequest {
+    DeprovisionRequest {
+        instance_id: id.into(),
+        service_id: "svc".into(),
+        plan_id: "plan".into(),
     }
 }
 
@@ -225,28 +244,10 @@ async fn concurrent_mutations_on_one_instance_run_one_at_a_time() {
         tasks.push(tokio::spawn(async move {
             match n % 3 {
                 0 => b
-                    .update(
-                        UpdateRequest {
-                            instance_id: "i".into(),
-                            service_id: "svc".into(),
-                            parameters: Some(json!({"message": format!("m{n}")})),
-                            ..Default::default()
-                        },
-                        async_meta(),
-                    )
+                    .update(update_req(&format!("m{n}")), async_meta())
                     .await
                     .map(|o| o.outcome),
-                1 => {
-                    b.deprovision(
-                        DeprovisionRequest {
-                            instance_id: "i".into(),
-                            service_id: "svc".into(),
-                            plan_id: "plan".into(),
-                        },
-                        async_meta(),
-                    )
-                    .await
-                }
+                1 => b.deprovision(deprovision_req("i"), async_meta()).await,
                 _ => b
                     .provision(provision_req("i", "a"), async_meta())
                     .await
@@ -373,15 +374,7 @@ async fn failed_update_keeps_plan_and_parameters_and_secrets() {
     let (before, _) = b.load_instance("i").await.unwrap().unwrap();
     backend.fail.store(true, Ordering::SeqCst);
     let e = b
-        .update(
-            UpdateRequest {
-                instance_id: "i".into(),
-                service_id: "svc".into(),
-                parameters: Some(json!({"message": "after"})),
-                ..Default::default()
-            },
-            RequestMeta::default(),
-        )
+        .update(update_req("after"), RequestMeta::default())
         .await
         .unwrap_err();
     match e {
@@ -397,17 +390,9 @@ async fn failed_update_keeps_plan_and_parameters_and_secrets() {
     assert_eq!(after.parameters, before.parameters);
     assert_eq!(after.secrets, before.secrets);
     backend.fail.store(false, Ordering::SeqCst);
-    b.update(
-        UpdateRequest {
-            instance_id: "i".into(),
-            service_id: "svc".into(),
-            parameters: Some(json!({"message": "after"})),
-            ..Default::default()
-        },
-        RequestMeta::default(),
-    )
-    .await
-    .unwrap();
+    b.update(update_req("after"), RequestMeta::default())
+        .await
+        .unwrap();
     let (after, _) = b.load_instance("i").await.unwrap().unwrap();
     assert_eq!(after.parameters["message"], "after");
     assert_eq!(
@@ -432,16 +417,9 @@ async fn deprovision_unbinds_leftover_bindings() {
     };
     let out = b.bind(bind, RequestMeta::default()).await.unwrap();
     assert_eq!(out.outcome, Outcome::Created);
-    b.deprovision(
-        DeprovisionRequest {
-            instance_id: "i".into(),
-            service_id: "svc".into(),
-            plan_id: "plan".into(),
-        },
-        RequestMeta::default(),
-    )
-    .await
-    .unwrap();
+    b.deprovision(deprovision_req("i"), RequestMeta::default())
+        .await
+        .unwrap();
     assert_eq!(
         backend.calls(),
         vec!["provision i", "bind b", "unbind b", "deprovision i"]
@@ -470,16 +448,9 @@ async fn tombstones_are_forgotten_a_week_after_their_last_operation() {
         b.provision(provision_req(id, "a"), RequestMeta::default())
             .await
             .unwrap();
-        b.deprovision(
-            DeprovisionRequest {
-                instance_id: id.into(),
-                service_id: "svc".into(),
-                plan_id: "plan".into(),
-            },
-            RequestMeta::default(),
-        )
-        .await
-        .unwrap();
+        b.deprovision(deprovision_req(id), RequestMeta::default())
+            .await
+            .unwrap();
     }
     let (mut old, v) = b.load_instance("old").await.unwrap().unwrap();
     let last = old.operations.len() - 1;
@@ -506,24 +477,13 @@ async fn tombstones_are_forgotten_a_week_after_their_last_operation() {
 }
 
 fn shared_broker(store: Arc<MemoryStore>, backend: Arc<Scripted>) -> Broker {
-    Broker::new(
-        catalog(),
-        Adapters {
-            store,
-            chart: Arc::new(backend),
-            upstream: None,
-            sink: Arc::new(NullSink),
-            authorizer: None,
-            namespaces: None,
-        },
-        BrokerConfig {
-            shared_store: true,
-            // Renewed every second; whole-second timestamps need the slack.
-            lease: Duration::from_secs(3),
-            ..BrokerConfig::default()
-        },
-        None,
-    )
+    let config = BrokerConfig {
+        shared_store: true,
+        // Renewed every second; whole-second timestamps need the slack.
+        lease: Duration::from_secs(3),
+        ..BrokerConfig::default()
+    };
+    broker_with(store, backend, config)
 }
 
 #[tokio::test]
@@ -602,13 +562,8 @@ async fn a_plan_removed_from_the_catalog_blocks_no_delete() {
         "- id: other\n        name: other",
     );
     b.set_catalog(Catalog::from_yaml(Path::new("t.yaml"), &without, &charts).unwrap());
-    let req = |id: &str| DeprovisionRequest {
-        instance_id: id.into(),
-        service_id: "svc".into(),
-        plan_id: "plan".into(),
-    };
     let out = b
-        .deprovision(req("kept"), RequestMeta::default())
+        .deprovision(deprovision_req("kept"), RequestMeta::default())
         .await
         .unwrap();
     assert_eq!(out, Outcome::Done);
