@@ -568,7 +568,10 @@ async fn a_plan_removed_from_the_catalog_blocks_no_delete() {
         .unwrap();
     assert_eq!(out, Outcome::Done);
     assert!(backend.calls().contains(&"deprovision kept".to_string()));
-    match b.deprovision(req("legacy"), RequestMeta::default()).await {
+    match b
+        .deprovision(deprovision_req("legacy"), RequestMeta::default())
+        .await
+    {
         Err(BrokerError::Unprocessable(m)) => {
             assert!(m.contains("no longer in the broker's catalog"), "{m}")
         }

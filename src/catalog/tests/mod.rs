@@ -1,6 +1,8 @@
 //! Catalog tests: `mk_*` builders here, one file per concern.
 
+mod binding_type;
 mod binding_users;
+mod chart_sources;
 mod lint;
 mod model;
 mod schema;
@@ -11,6 +13,9 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use super::{Catalog, LintIssue};
+
+/// The path of the first plan, as lint issues name it.
+const PLAN0: &str = "services[0].plans[0]";
 
 /// A valid catalog: one service with a chart plan and an upstream plan.
 /// JSON is YAML, so tests mutate this tree and write it out as-is.
