@@ -131,19 +131,13 @@ fn schema_object_shape_is_checked() {
     schemas["service_instances"] = json!({});
     schemas["service_binding"]["update"] = json!({"parameters": {}});
     schemas["service_instance"]["create"]["params"] = json!({});
-    let found = lint_value(&c);
-    let at: Vec<&str> = found
-        .iter()
-        .map(|f| f.split_once(": ").unwrap().0)
-        .collect();
-    assert_eq!(
-        at,
-        [
+    assert_issues_at(
+        &c,
+        &[
             "services[0].plans[0].schemas.service_binding.update",
             "services[0].plans[0].schemas.service_instance.create.params",
             "services[0].plans[0].schemas.service_instances",
         ],
-        "{found:#?}"
     );
 }
 
@@ -414,21 +408,15 @@ fn osb_field_rules() {
     svc["description"] = json!("");
     svc["metadata"] = json!("text");
     svc["plans"][1]["id"] = json!(" ");
-    let found = lint_value(&c);
-    let at: Vec<&str> = found
-        .iter()
-        .map(|f| f.split_once(": ").unwrap().0)
-        .collect();
-    assert_eq!(
-        at,
-        [
+    assert_issues_at(
+        &c,
+        &[
             "services[0].name",
             "services[0].description",
             "services[0].requires[1]",
             "services[0].metadata",
             "services[0].plans[1].id",
         ],
-        "{found:#?}"
     );
 
     let mut c = mk_catalog();

@@ -132,6 +132,16 @@ fn lint_value(catalog: &Value) -> Vec<String> {
     issues(&fx.lint())
 }
 
+/// The catalog's lint issues are at `paths`, in order, and nowhere else.
+fn assert_issues_at(catalog: &Value, paths: &[&str]) {
+    let found = lint_value(catalog);
+    let at: Vec<&str> = found
+        .iter()
+        .map(|f| f.split_once(": ").unwrap().0)
+        .collect();
+    assert_eq!(at, paths, "{found:#?}");
+}
+
 fn issues(issues: &[LintIssue]) -> Vec<String> {
     issues
         .iter()
