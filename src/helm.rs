@@ -306,7 +306,10 @@ impl Helm {
     ) -> Result<String, HelmError> {
         let _slot = self.slots.acquire().await;
         let started = Instant::now();
-        let result = self.run_inner(command, args, stdin, capture).await;
+        let result = match self.spawn(args, stdin) {
+            Ok(child) => self.wait_for(command, child, capture).await,
+            Err(e) => Err(e),
+        };
         if let Some(o) = &self.observer {
             o(command, started.elapsed(), result.is_ok());
         }
@@ -342,13 +345,9 @@ impl Helm {
         cmd
     }
 
-    async fn run_inner(
-        &self,
-        command: &str,
-        args: &[OsString],
-        stdin: Option<Vec<u8>>,
-        capture: Capture,
-    ) -> Result<String, HelmError> {
+    /// helm started with `args`, `stdin` (if any) written to it in the
+    /// background.
+    fn spawn(&self, args: &[OsString], stdin: Option<Vec<u8>>) -> Result<Child, HelmError> {
         let mut cmd = self.command(args, stdin.is_some());
         let mut child = cmd.spawn().map_err(|source| HelmError::Spawn {
             path: self.bin.display().to_string(),
@@ -361,6 +360,17 @@ impl Helm {
                 let _ = pipe.write_all(&data).await;
             });
         }
+        Ok(child)
+    }
+
+    /// Waits for `child` (helm running `command`) under the timeout,
+    /// collecting its output.
+    async fn wait_for(
+        &self,
+        command: &str,
+        mut child: Child,
+        capture: Capture,
+    ) -> Result<String, HelmError> {
         // A call abandoned mid-way (its operation hit its deadline) takes
         // helm's whole group down with it, not only helm.
         let mut group = GroupGuard(child.id());
@@ -526,6 +536,15 @@ mod tests {
         p
     }
 
+    /// The stream and cap of an [`HelmError::OutputTooLarge`].
+    #[cfg(unix)]
+    fn too_large(e: &HelmError) -> Option<(&'static str, usize)> {
+        match e {
+            HelmError::OutputTooLarge { stream, limit, .. } => Some((stream, *limit)),
+            _ => None,
+        }
+    }
+
     #[cfg(unix)]
     fn gone(pid: i32) -> bool {
         // A reaped process has no /proc entry; one killed but not yet
@@ -557,17 +576,7 @@ mod tests {
             .template("r", dir.path(), "ns", &serde_json::json!({}), 64 * 1024)
             .await
             .unwrap_err();
-        assert!(
-            matches!(
-                e,
-                HelmError::OutputTooLarge {
-                    stream: "stdout",
-                    limit: 65536,
-                    ..
-                }
-            ),
-            "{e}"
-        );
+        assert_eq!(too_large(&e), Some(("stdout", 65536)), "{e}");
         assert_eq!(
             e.to_string(),
             "helm template printed more than the limit of 65536 bytes on stdout and was stopped \
@@ -599,17 +608,7 @@ mod tests {
             .version()
             .await
             .unwrap_err();
-        assert!(
-            matches!(
-                e,
-                HelmError::OutputTooLarge {
-                    stream: "stderr",
-                    limit: MAX_STDERR_BYTES,
-                    ..
-                }
-            ),
-            "{e}"
-        );
+        assert_eq!(too_large(&e), Some(("stderr", MAX_STDERR_BYTES)), "{e}");
         // 32 MiB on stdout, above the default cap, read and dropped.
         let big = script(dir.path(), "big", "head -c 33554432 /dev/zero");
         let out = Helm::new(&big, dir.path(), Duration::from_secs(60))
@@ -621,14 +620,9 @@ mod tests {
             .run("status", &[], None)
             .await
             .unwrap_err();
-        assert!(
-            matches!(
-                e,
-                HelmError::OutputTooLarge {
-                    limit: DEFAULT_MAX_MANIFEST_BYTES,
-                    ..
-                }
-            ),
+        assert_eq!(
+            too_large(&e),
+            Some(("stdout", DEFAULT_MAX_MANIFEST_BYTES)),
             "{e}"
         );
     }
@@ -639,15 +633,12 @@ mod tests {
         use std::sync::Mutex;
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("starts");
+        let log = log.display();
         // Each process records that it runs, checks it runs alone, and ends.
-        let slow = script(
-            dir.path(),
-            "slow",
-            &format!(
-                "echo start >> '{0}'\nsleep 0.3\n[ $(wc -l < '{0}') -eq 1 ] || exit 7\n: > '{0}'",
-                log.display()
-            ),
+        let body = format!(
+            "echo start >> '{log}'\nsleep 0.3\n[ $(wc -l < '{log}') -eq 1 ] || exit 7\n: > '{log}'"
         );
+        let slow = script(dir.path(), "slow", &body);
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = seen.clone();
         let h = Helm::new(&slow, dir.path(), Duration::from_secs(60)).with_max_processes(

@@ -119,12 +119,7 @@ impl Broker {
         identity: Option<&OriginatingIdentity>,
     ) -> std::result::Result<(), BackendError> {
         for (name, dep) in &inst.dependencies {
-            let fail = |e: String| {
-                BackendError::new(format!(
-                    "binding to the {name} instance {}: {e}",
-                    dep.instance_id
-                ))
-            };
+            let fail = failed("binding to", name, dep);
             let (used, _) = self
                 .load_instance(&dep.instance_id)
                 .await
@@ -138,14 +133,7 @@ impl Broker {
                 internal: Some((dep.secret.clone(), inst.id.clone())),
                 ..Default::default()
             };
-            // The dependency's bind is judged like a platform's bind, as
-            // the user who asked for the dependent instance.
-            let meta = RequestMeta {
-                accepts_incomplete: true,
-                originating_identity: identity.cloned(),
-                trust: super::trust::Trust::already_authorized(),
-                ..Default::default()
-            };
+            let meta = dependency_meta(identity);
             match self
                 .bind(req, meta)
                 .await
@@ -177,12 +165,7 @@ impl Broker {
         identity: Option<&OriginatingIdentity>,
     ) -> std::result::Result<(), BackendError> {
         for (name, dep) in &inst.dependencies {
-            let fail = |e: String| {
-                BackendError::new(format!(
-                    "unbinding from the {name} instance {}: {e}",
-                    dep.instance_id
-                ))
-            };
+            let fail = failed("unbinding from", name, dep);
             let Some((binding, _)) = self
                 .load_binding(&dep.instance_id, &dep.binding_id)
                 .await
@@ -200,12 +183,7 @@ impl Broker {
                     service_id: binding.service_id.clone(),
                     plan_id: binding.plan_id.clone(),
                 };
-                let meta = RequestMeta {
-                    accepts_incomplete: true,
-                    originating_identity: identity.cloned(),
-                    trust: super::trust::Trust::already_authorized(),
-                    ..Default::default()
-                };
+                let meta = dependency_meta(identity);
                 match self.unbind(req, meta).await {
                     Ok(Outcome::Accepted { operation }) => {
                         match self
@@ -249,5 +227,30 @@ impl Broker {
             }
         }
         Ok(out)
+    }
+}
+
+/// How a dependency's bind or unbind fails: `doing` the `name` instance.
+fn failed<'a>(
+    doing: &'a str,
+    name: &'a str,
+    dep: &'a DependencyRef,
+) -> impl Fn(String) -> BackendError + 'a {
+    move |e| {
+        BackendError::new(format!(
+            "{doing} the {name} instance {}: {e}",
+            dep.instance_id
+        ))
+    }
+}
+
+/// A dependency's bind or unbind is judged like a platform's, as the user
+/// who asked for the dependent instance.
+fn dependency_meta(identity: Option<&OriginatingIdentity>) -> RequestMeta {
+    RequestMeta {
+        accepts_incomplete: true,
+        originating_identity: identity.cloned(),
+        trust: super::trust::Trust::already_authorized(),
+        ..Default::default()
     }
 }

@@ -19,6 +19,7 @@
 mod authorize;
 pub(crate) mod bind;
 mod cas;
+mod checks;
 pub(crate) mod dependencies;
 pub(crate) mod deprovision;
 pub(crate) mod error;
@@ -42,9 +43,8 @@ pub mod worker;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::Value;
-
 use crate::catalog::{Catalog, Plan, ServedBy, Service};
+use checks::{context_object, parameters_object, required, valid_id};
 pub(crate) use error::{BrokerError, Result};
 use model::{Binding, Instance, OpKind, OpState};
 #[cfg(test)]
@@ -465,11 +465,6 @@ fn new_operation_id(kind: OpKind) -> String {
     format!("{}-{}", kind.as_str(), uuid::Uuid::new_v4())
 }
 
-/// 400 unless `id` may name a record ([`crate::names::check_id`]).
-fn valid_id(id: &str, what: &str) -> Result<()> {
-    crate::names::check_id(what, id).map_err(BrokerError::BadRequest)
-}
-
 /// A delete of something whose plan the operator removed from the catalog,
 /// on an instance recorded before instances kept their
 /// [`Instance::teardown`]: the broker needs the plan (chart, upstream) to
@@ -480,38 +475,6 @@ fn plan_gone(plan_id: &str, what: &str, id: &str) -> BrokerError {
          what it made needs the plan's definition: ask the broker's operator to put the plan \
          back (it may be hidden from new provisions), then retry"
     ))
-}
-
-/// A required string field: empty counts as missing, because conformance
-/// suites and some platforms send `""` for absent fields.
-fn required<'a>(value: &'a str, what: &str) -> Result<&'a str> {
-    if value.trim().is_empty() {
-        Err(BrokerError::BadRequest(format!("{what} is required")))
-    } else {
-        Ok(value)
-    }
-}
-
-/// Parameters must be a JSON object when present.
-fn parameters_object(p: &Option<Value>) -> Result<Value> {
-    match p {
-        None | Some(Value::Null) => Ok(Value::Object(Default::default())),
-        Some(v @ Value::Object(_)) => Ok(v.clone()),
-        Some(_) => Err(BrokerError::BadRequest(
-            "parameters must be a JSON object".into(),
-        )),
-    }
-}
-
-/// Context must be a JSON object when present.
-fn context_object(c: &Option<Value>) -> Result<Value> {
-    match c {
-        None | Some(Value::Null) => Ok(Value::Object(Default::default())),
-        Some(v @ Value::Object(_)) => Ok(v.clone()),
-        Some(_) => Err(BrokerError::BadRequest(
-            "context must be a JSON object".into(),
-        )),
-    }
 }
 
 #[cfg(test)]

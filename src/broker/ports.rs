@@ -40,6 +40,9 @@ pub enum Expect {
     Version(u64),
 }
 
+/// What a write returns: the record's new version, or why it was refused.
+pub type WriteResult = Result<u64, StoreError>;
+
 /// Store failures.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -63,13 +66,7 @@ pub trait Store: Send + Sync + 'static {
     /// Reads a value and its version.
     async fn get(&self, table: Table, key: &str) -> Result<Option<(Vec<u8>, u64)>, StoreError>;
     /// Writes a value if `expect` holds; returns the new version.
-    async fn put(
-        &self,
-        table: Table,
-        key: &str,
-        value: Vec<u8>,
-        expect: Expect,
-    ) -> Result<u64, StoreError>;
+    async fn put(&self, table: Table, key: &str, value: Vec<u8>, expect: Expect) -> WriteResult;
     /// Removes a key if it is at the expected version.
     async fn remove(&self, table: Table, key: &str, version: u64) -> Result<(), StoreError>;
     /// Every entry whose key starts with `prefix`.

@@ -124,19 +124,19 @@ impl SecretSink for NullSink {
 }
 
 fn broker(store: Arc<dyn Store>, backend: Arc<Scripted>) -> Broker {
-    Broker::new(
-        catalog(),
-        Adapters {
-            store,
-            chart: Arc::new(backend),
-            upstream: None,
-            sink: Arc::new(NullSink),
-            authorizer: None,
-            namespaces: None,
-        },
-        BrokerConfig::default(),
-        None,
-    )
+    broker_with(store, backend, BrokerConfig::default())
+}
+
+fn broker_with(store: Arc<dyn Store>, backend: Arc<Scripted>, config: BrokerConfig) -> Broker {
+    let adapters = Adapters {
+        store,
+        chart: Arc::new(backend),
+        upstream: None,
+        sink: Arc::new(NullSink),
+        authorizer: None,
+        namespaces: None,
+    };
+    Broker::new(catalog(), adapters, config, None)
 }
 
 fn provision_req(id: &str, message: &str) -> ProvisionRequest {
@@ -146,6 +146,25 @@ fn provision_req(id: &str, message: &str) -> ProvisionRequest {
         plan_id: "plan".into(),
         parameters: Some(json!({"message": message})),
         ..Default::default()
+    }
+}
+
+/// An update of instance `i` setting `message`.
+fn update_req(message: &str) -> UpdateRequest {
+    let parameters = Some(json!({ "message": message }));
+    UpdateRequest {
+        instance_id: "i".into(),
+        service_id: "svc".into(),
+        parameters,
+        ..Default::default()
+    }
+}
+
+fn deprovision_req(id: &str) -> DeprovisionRequest {
+    DeprovisionRequest {
+        instance_id: id.into(),
+        service_id: "svc".into(),
+        plan_id: "plan".into(),
     }
 }
 
@@ -225,28 +244,10 @@ async fn concurrent_mutations_on_one_instance_run_one_at_a_time() {
         tasks.push(tokio::spawn(async move {
             match n % 3 {
                 0 => b
-                    .update(
-                        UpdateRequest {
-                            instance_id: "i".into(),
-                            service_id: "svc".into(),
-                            parameters: Some(json!({"message": format!("m{n}")})),
-                            ..Default::default()
-                        },
-                        async_meta(),
-                    )
+                    .update(update_req(&format!("m{n}")), async_meta())
                     .await
                     .map(|o| o.outcome),
-                1 => {
-                    b.deprovision(
-                        DeprovisionRequest {
-                            instance_id: "i".into(),
-                            service_id: "svc".into(),
-                            plan_id: "plan".into(),
-                        },
-                        async_meta(),
-                    )
-                    .await
-                }
+                1 => b.deprovision(deprovision_req("i"), async_meta()).await,
                 _ => b
                     .provision(provision_req("i", "a"), async_meta())
                     .await
@@ -288,82 +289,6 @@ async fn concurrent_mutations_on_one_instance_run_one_at_a_time() {
 }
 
 #[tokio::test]
-async fn a_restarted_broker_resumes_in_progress_operations() {
-    let store = Arc::new(MemoryStore::new());
-    let first = Arc::new(Scripted::gated());
-    let b1 = broker(store.clone(), first.clone());
-    let r = b1
-        .provision(provision_req("i", "a"), async_meta())
-        .await
-        .unwrap();
-    let Outcome::Accepted { operation } = r.outcome else {
-        panic!("expected 202")
-    };
-    // The first process "dies": its backend never finishes.
-    drop(b1);
-    let second = Arc::new(Scripted::default());
-    let b2 = broker(store.clone(), second.clone());
-    assert_eq!(b2.resume().await.unwrap(), 1);
-    let done = wait_state(&b2, "i").await;
-    assert_eq!(done.state, OpState::Succeeded);
-    assert_eq!(second.calls(), vec!["provision i"]);
-    let op = b2
-        .instance_last_operation("i", Some(&operation))
-        .await
-        .unwrap();
-    assert_eq!(
-        op.state,
-        OpState::Succeeded,
-        "the original token still answers"
-    );
-}
-
-#[tokio::test]
-async fn operations_past_their_deadline_or_attempts_are_failed_on_restart() {
-    let store = Arc::new(MemoryStore::new());
-    let b1 = broker(store.clone(), Arc::new(Scripted::gated()));
-    b1.provision(provision_req("late", "a"), async_meta())
-        .await
-        .unwrap();
-    b1.provision(provision_req("looping", "a"), async_meta())
-        .await
-        .unwrap();
-    // Age one operation past its deadline and exhaust the other's attempts.
-    for (id, f) in [
-        (
-            "late",
-            Box::new(|o: &mut model::Operation| o.deadline = 1)
-                as Box<dyn Fn(&mut model::Operation)>,
-        ),
-        (
-            "looping",
-            Box::new(|o: &mut model::Operation| o.attempts = 99),
-        ),
-    ] {
-        let (mut inst, v) = b1.load_instance(id).await.unwrap().unwrap();
-        let op_id = inst.current().unwrap().id.clone();
-        f(inst.op_mut(&op_id).unwrap());
-        b1.write_instance(&inst, Expect::Version(v)).await.unwrap();
-    }
-    let second = Arc::new(Scripted::default());
-    let b2 = broker(store, second.clone());
-    assert_eq!(b2.resume().await.unwrap(), 0);
-    let late = b2.instance_last_operation("late", None).await.unwrap();
-    assert_eq!(late.state, OpState::Failed);
-    assert!(late.description.unwrap().contains("deadline"));
-    let looping = b2.instance_last_operation("looping", None).await.unwrap();
-    assert_eq!(looping.state, OpState::Failed);
-    assert!(looping.description.unwrap().contains("gave up"));
-    assert!(second.calls().is_empty());
-    // A failed provision leaves an instance a repeated PUT may retry.
-    let r = b2
-        .provision(provision_req("late", "a"), RequestMeta::default())
-        .await
-        .unwrap();
-    assert_eq!(r.outcome, Outcome::Created);
-}
-
-#[tokio::test]
 async fn failed_update_keeps_plan_and_parameters_and_secrets() {
     let backend = Arc::new(Scripted::default());
     let b = broker(Arc::new(MemoryStore::new()), backend.clone());
@@ -373,15 +298,7 @@ async fn failed_update_keeps_plan_and_parameters_and_secrets() {
     let (before, _) = b.load_instance("i").await.unwrap().unwrap();
     backend.fail.store(true, Ordering::SeqCst);
     let e = b
-        .update(
-            UpdateRequest {
-                instance_id: "i".into(),
-                service_id: "svc".into(),
-                parameters: Some(json!({"message": "after"})),
-                ..Default::default()
-            },
-            RequestMeta::default(),
-        )
+        .update(update_req("after"), RequestMeta::default())
         .await
         .unwrap_err();
     match e {
@@ -397,17 +314,9 @@ async fn failed_update_keeps_plan_and_parameters_and_secrets() {
     assert_eq!(after.parameters, before.parameters);
     assert_eq!(after.secrets, before.secrets);
     backend.fail.store(false, Ordering::SeqCst);
-    b.update(
-        UpdateRequest {
-            instance_id: "i".into(),
-            service_id: "svc".into(),
-            parameters: Some(json!({"message": "after"})),
-            ..Default::default()
-        },
-        RequestMeta::default(),
-    )
-    .await
-    .unwrap();
+    b.update(update_req("after"), RequestMeta::default())
+        .await
+        .unwrap();
     let (after, _) = b.load_instance("i").await.unwrap().unwrap();
     assert_eq!(after.parameters["message"], "after");
     assert_eq!(
@@ -432,16 +341,9 @@ async fn deprovision_unbinds_leftover_bindings() {
     };
     let out = b.bind(bind, RequestMeta::default()).await.unwrap();
     assert_eq!(out.outcome, Outcome::Created);
-    b.deprovision(
-        DeprovisionRequest {
-            instance_id: "i".into(),
-            service_id: "svc".into(),
-            plan_id: "plan".into(),
-        },
-        RequestMeta::default(),
-    )
-    .await
-    .unwrap();
+    b.deprovision(deprovision_req("i"), RequestMeta::default())
+        .await
+        .unwrap();
     assert_eq!(
         backend.calls(),
         vec!["provision i", "bind b", "unbind b", "deprovision i"]
@@ -470,16 +372,9 @@ async fn tombstones_are_forgotten_a_week_after_their_last_operation() {
         b.provision(provision_req(id, "a"), RequestMeta::default())
             .await
             .unwrap();
-        b.deprovision(
-            DeprovisionRequest {
-                instance_id: id.into(),
-                service_id: "svc".into(),
-                plan_id: "plan".into(),
-            },
-            RequestMeta::default(),
-        )
-        .await
-        .unwrap();
+        b.deprovision(deprovision_req(id), RequestMeta::default())
+            .await
+            .unwrap();
     }
     let (mut old, v) = b.load_instance("old").await.unwrap().unwrap();
     let last = old.operations.len() - 1;
@@ -503,57 +398,6 @@ async fn tombstones_are_forgotten_a_week_after_their_last_operation() {
             .state,
         OpState::Succeeded
     );
-}
-
-fn shared_broker(store: Arc<MemoryStore>, backend: Arc<Scripted>) -> Broker {
-    Broker::new(
-        catalog(),
-        Adapters {
-            store,
-            chart: Arc::new(backend),
-            upstream: None,
-            sink: Arc::new(NullSink),
-            authorizer: None,
-            namespaces: None,
-        },
-        BrokerConfig {
-            shared_store: true,
-            // Renewed every second; whole-second timestamps need the slack.
-            lease: Duration::from_secs(3),
-            ..BrokerConfig::default()
-        },
-        None,
-    )
-}
-
-#[tokio::test]
-async fn replicas_leave_a_live_owners_operation_alone_and_take_over_a_dead_ones() {
-    let store = Arc::new(MemoryStore::new());
-    let a_backend = Arc::new(Scripted::gated());
-    let a = shared_broker(store.clone(), a_backend.clone());
-    a.provision(provision_req("leased", "x"), async_meta())
-        .await
-        .unwrap();
-    let b_backend = Arc::new(Scripted::default());
-    let b = shared_broker(store.clone(), b_backend.clone());
-    // A is alive: it renews its heartbeat, so B never takes over.
-    for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(1000)).await;
-        assert_eq!(b.resume().await.unwrap(), 0);
-    }
-    assert!(b_backend.calls().is_empty());
-    // A dies (its heartbeat stops): B takes over once the lease lapses.
-    let (mut inst, v) = a.load_instance("leased").await.unwrap().unwrap();
-    let id = inst.current().unwrap().id.clone();
-    let op = inst.op_mut(&id).unwrap();
-    op.owner = Some("dead-replica".into());
-    op.heartbeat = Some(now() - 10);
-    a.write_instance(&inst, Expect::Version(v)).await.unwrap();
-    assert_eq!(b.resume().await.unwrap(), 1);
-    assert_eq!(wait_state(&b, "leased").await.state, OpState::Succeeded);
-    assert_eq!(b_backend.calls(), vec!["provision leased"]);
-    // A second sweep finds nothing left.
-    assert_eq!(b.resume().await.unwrap(), 0);
 }
 
 /// The redb store's start-up index decides with `needs_sweep` on the stored
@@ -602,18 +446,16 @@ async fn a_plan_removed_from_the_catalog_blocks_no_delete() {
         "- id: other\n        name: other",
     );
     b.set_catalog(Catalog::from_yaml(Path::new("t.yaml"), &without, &charts).unwrap());
-    let req = |id: &str| DeprovisionRequest {
-        instance_id: id.into(),
-        service_id: "svc".into(),
-        plan_id: "plan".into(),
-    };
     let out = b
-        .deprovision(req("kept"), RequestMeta::default())
+        .deprovision(deprovision_req("kept"), RequestMeta::default())
         .await
         .unwrap();
     assert_eq!(out, Outcome::Done);
     assert!(backend.calls().contains(&"deprovision kept".to_string()));
-    match b.deprovision(req("legacy"), RequestMeta::default()).await {
+    match b
+        .deprovision(deprovision_req("legacy"), RequestMeta::default())
+        .await
+    {
         Err(BrokerError::Unprocessable(m)) => {
             assert!(m.contains("no longer in the broker's catalog"), "{m}")
         }
@@ -629,3 +471,7 @@ async fn a_plan_removed_from_the_catalog_blocks_no_delete() {
 /// Store writes per operation kind (one file of its own).
 #[path = "writes_tests.rs"]
 mod writes;
+
+/// Restarts and replicas (one file of its own).
+#[path = "restart_tests.rs"]
+mod restart;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;
 use crate::broker::model::{BindingState, InstanceState};
-use crate::broker::ports::{Expect, Store, StoreError, Table};
+use crate::broker::ports::{Expect, Store, StoreError, Table, WriteResult};
 
 /// The in-memory store, counting writes.
 #[derive(Default)]
@@ -27,13 +27,7 @@ impl Store for Counting {
     async fn get(&self, table: Table, key: &str) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
         self.inner.get(table, key).await
     }
-    async fn put(
-        &self,
-        table: Table,
-        key: &str,
-        value: Vec<u8>,
-        expect: Expect,
-    ) -> Result<u64, StoreError> {
+    async fn put(&self, table: Table, key: &str, value: Vec<u8>, expect: Expect) -> WriteResult {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.put(table, key, value, expect).await
     }

@@ -20,6 +20,8 @@
 
 use std::path::Path;
 
+use crate::store::seal::write_private;
+
 /// Writes `dir/name` atomically with owner-only permissions (manifests carry
 /// generated passwords), its data durable before this returns.
 pub(crate) async fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
@@ -32,23 +34,4 @@ pub(crate) async fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::i
     })
     .await
     .map_err(std::io::Error::other)?
-}
-
-/// `path` replaced by `bytes` through a temporary file and a rename, mode
-/// 0600. `fdatasync` rather than `fsync`: the data and the size that
-/// reads it reach the disk; timestamps need no journal commit of their own.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    opts.mode(0o600);
-    let mut f = opts.open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_data()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
 }

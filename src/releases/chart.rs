@@ -323,15 +323,8 @@ impl Backend for ChartPlans {
             return Ok(());
         };
         let (data, ids, redact) = user_scope(&ctx);
-        dbusers::unbind(
-            self.users.as_ref(),
-            spec,
-            &data,
-            ids,
-            &ctx.binding.credentials,
-            &redact,
-        )
-        .await
+        let (admin, issued) = (self.users.as_ref(), &ctx.binding.credentials);
+        dbusers::unbind(admin, spec, &data, ids, issued, &redact).await
     }
 
     async fn unbind_with_instance(
@@ -342,15 +335,8 @@ impl Backend for ChartPlans {
             return Ok(None);
         };
         let (data, ids, redact) = user_scope(&ctx);
-        dbusers::unbind_with_instance(
-            self.users.as_ref(),
-            spec,
-            &data,
-            ids,
-            &ctx.binding.credentials,
-            &redact,
-        )
-        .await
+        let (admin, issued) = (self.users.as_ref(), &ctx.binding.credentials);
+        dbusers::unbind_with_instance(admin, spec, &data, ids, issued, &redact).await
     }
 }
 

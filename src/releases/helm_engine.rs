@@ -1,15 +1,17 @@
-//! The production release engine: real Helm releases in a cluster, and
-//! binding Secrets applied into the app's namespace.
+//! The production release engine: real Helm releases in a cluster (the
+//! binding Secrets beside them: [`super::secret_sink`]).
 //!
 //! Each install or upgrade renders the chart first (`helm template`, same
 //! values) and runs the plan's policy on the result, to fail fast. Then
 //! `helm upgrade --install` applies it (server-side apply on Helm 4) through
 //! the broker's post-renderer ([`super::postrender`]), which checks the same
 //! policy on exactly the bytes helm is about to send, hooks included on
-//! Helm 4; `crds/` are never installed and Helm 3 runs no hooks. A failed upgrade is rolled back to the
-//! last good revision. A release left `pending-*` by a killed helm (a broker
-//! crash) is repaired before the next attempt, so resumed operations are not
-//! refused with "another operation is in progress".
+//! Helm 4; `crds/` are never installed and Helm 3 runs no hooks. A failed
+//! upgrade is rolled back to the last good revision. A release left
+//! `pending-*` by a killed helm (a broker crash) is repaired before the next
+//! attempt, so resumed operations are not refused with "another operation is
+//! in progress" ([`repair`]). While helm waits, what is not ready yet is
+//! shown as progress ([`readiness`]).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -19,13 +21,13 @@ use serde_json::Value;
 
 use super::chart::{Release, ReleaseEngine};
 use super::postrender::PostRenderer;
-use super::render::{OWNER_KEYS, binding_annotations, string_data};
-use crate::broker::model::{SecretRef, Secrets};
-use crate::broker::ports::{BackendError, BindingCtx, Checkpoint, SecretSink};
+use crate::broker::ports::{BackendError, Checkpoint};
 use crate::catalog::LookupKind;
-use crate::cluster::{CallKubeconfig, IdentityNames, Kube, KubeError, MANAGED_BY};
+use crate::cluster::{CallKubeconfig, IdentityNames, Kube, KubeError};
 use crate::helm::{Capture, Helm, HelmError, redact};
-use crate::names::label_value;
+
+mod readiness;
+mod repair;
 
 /// Releases installed by the real helm.
 pub(crate) struct HelmEngine {
@@ -53,27 +55,7 @@ enum ApplyError {
     Helm(HelmError, Option<String>),
 }
 
-/// How often the release's workloads are read while helm waits for them.
-const READINESS_POLL: std::time::Duration = std::time::Duration::from_secs(2);
-/// Workloads named in one description before "and N more".
-const MAX_UNREADY_NAMED: usize = 5;
-
-/// `waiting for deployment/x: 0 of 1 replicas ready; …`.
-fn waiting_for(unready: &[String]) -> String {
-    let mut named: Vec<&str> = unready
-        .iter()
-        .take(MAX_UNREADY_NAMED)
-        .map(String::as_str)
-        .collect();
-    let more = unready.len().saturating_sub(MAX_UNREADY_NAMED);
-    let tail = format!("and {more} more");
-    if more > 0 {
-        named.push(&tail);
-    }
-    format!("waiting for {}", named.join("; "))
-}
-
-fn kube_err(e: KubeError) -> BackendError {
+pub(super) fn kube_err(e: KubeError) -> BackendError {
     BackendError::new(e.to_string())
 }
 
@@ -168,90 +150,6 @@ impl HelmEngine {
         ]
     }
 
-    /// `helm status -o json`: the release's status, or None if there is none.
-    async fn status(&self, r: &Release) -> Result<Option<String>, BackendError> {
-        let mut args: Vec<OsString> = vec!["status".into()];
-        args.extend(Self::ns_args(r));
-        args.extend(["-o".into(), "json".into()]);
-        // The status holds the rendered manifest, which the plan may allow
-        // to be larger than the default cap.
-        let cap = 2 * r
-            .max_manifest_bytes
-            .max(crate::helm::DEFAULT_MAX_MANIFEST_BYTES);
-        let release = self.as_release(r).await?;
-        match release
-            .helm
-            .run_with("status", &args, None, Capture::Upto(cap))
-            .await
-        {
-            Ok(out) => {
-                let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
-                Ok(v["info"]["status"].as_str().map(str::to_string))
-            }
-            Err(HelmError::Failed { stderr, .. }) if stderr.contains("not found") => Ok(None),
-            Err(e) => Err(Self::fail(r, e)),
-        }
-    }
-
-    /// The newest revision whose status shows it was deployed successfully.
-    async fn last_good_revision(&self, r: &Release) -> Result<Option<u64>, BackendError> {
-        let mut args: Vec<OsString> = vec!["history".into()];
-        args.extend(Self::ns_args(r));
-        args.extend(["-o".into(), "json".into(), "--max".into(), "64".into()]);
-        let out = self
-            .as_release(r)
-            .await?
-            .helm
-            .run("history", &args, None)
-            .await
-            .map_err(|e| Self::fail(r, e))?;
-        let revisions: Vec<Value> = serde_json::from_str(&out).unwrap_or_default();
-        Ok(revisions
-            .iter()
-            .filter(|h| matches!(h["status"].as_str(), Some("deployed" | "superseded")))
-            .filter_map(|h| h["revision"].as_u64())
-            .max())
-    }
-
-    async fn rollback_to(&self, r: &Release, revision: u64) -> Result<(), BackendError> {
-        let mut args: Vec<OsString> = vec!["rollback".into()];
-        args.extend(Self::ns_args(r));
-        args.push(revision.to_string().into());
-        args.extend(self.no_hooks());
-        self.as_release(r)
-            .await?
-            .helm
-            .run("rollback", &args, None)
-            .await
-            .map(|_| ())
-            .map_err(|e| Self::fail(r, e))
-    }
-
-    /// Brings a release a killed helm left `pending-*` back to a state helm
-    /// accepts: a pending first install is removed, a pending upgrade or
-    /// rollback is rolled back to the last good revision.
-    async fn repair(&self, r: &Release) -> Result<(), BackendError> {
-        match self.status(r).await?.as_deref() {
-            Some("pending-install") | Some("failed")
-                if self.last_good_revision(r).await?.is_none() =>
-            {
-                tracing::warn!(release = %r.name, namespace = %r.namespace,
-                    "removing a release that never installed before installing again");
-                self.uninstall_release(r).await
-            }
-            Some("pending-upgrade") | Some("pending-rollback") => {
-                if let Some(rev) = self.last_good_revision(r).await? {
-                    tracing::warn!(release = %r.name, revision = rev,
-                        "rolling back a release an interrupted helm left pending");
-                    self.rollback_to(r, rev).await?;
-                }
-                Ok(())
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// The namespace of a `namespace: instance` plan: created for this
     /// instance (refused if a namespace of that name is anyone else's), with
     /// the release identity in it.
     async fn own_namespace(&self, r: &Release) -> Result<(), BackendError> {
@@ -353,59 +251,6 @@ impl HelmEngine {
         }
     }
 
-    /// Runs `helm` (an upgrade with `--wait`) while reading the release's
-    /// workloads every few seconds, telling `progress` what is not ready
-    /// whenever that changes; returns helm's outcome and, if it failed,
-    /// what was not ready then. Reading is best effort: a failed read only
-    /// leaves the description as it was.
-    async fn watch_readiness<F>(
-        &self,
-        r: &Release,
-        helm: F,
-        progress: &dyn Checkpoint,
-    ) -> (Result<String, HelmError>, Option<String>)
-    where
-        F: std::future::Future<Output = Result<String, HelmError>>,
-    {
-        tokio::pin!(helm);
-        let mut shown: Option<String> = None;
-        let mut tick = tokio::time::interval(READINESS_POLL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // The first tick fires at once, before helm has created anything.
-        tick.tick().await;
-        let outcome = loop {
-            tokio::select! {
-                out = &mut helm => break out,
-                _ = tick.tick() => {
-                    let note = match self.kube.unready_workloads(&r.namespace, &r.name).await {
-                        Ok(u) if u.is_empty() => continue,
-                        Ok(u) => waiting_for(&u),
-                        Err(e) => {
-                            tracing::debug!(release = %r.name, error = %e, "reading readiness");
-                            continue;
-                        }
-                    };
-                    if shown.as_ref() != Some(&note) {
-                        if let Err(e) = progress.note(&note).await {
-                            tracing::debug!(release = %r.name, error = %e.message, "saving progress");
-                        }
-                        shown = Some(note);
-                    }
-                }
-            }
-        };
-        if outcome.is_ok() {
-            return (outcome, None);
-        }
-        // Read once more: helm gave up just now, that is the state to name.
-        let unready = match self.kube.unready_workloads(&r.namespace, &r.name).await {
-            Ok(u) if u.is_empty() => None,
-            Ok(u) => Some(waiting_for(&u)),
-            Err(_) => shown,
-        };
-        (outcome, unready)
-    }
-
     /// An apply error as the operation reports it.
     fn apply_fail(r: &Release, e: ApplyError) -> BackendError {
         match e {
@@ -418,16 +263,6 @@ impl HelmEngine {
             }
             ApplyError::Helm(e, unready) => Self::fail_waiting(r, e, unready),
         }
-    }
-
-    /// A helm failure, plus what it was still waiting for (Helm 3 says only
-    /// "context deadline exceeded").
-    fn fail_waiting(r: &Release, e: HelmError, unready: Option<String>) -> BackendError {
-        let mut err = Self::fail(r, e);
-        if let Some(u) = unready {
-            err.message = format!("{} (gave up {u})", err.message);
-        }
-        err
     }
 
     async fn uninstall_release(&self, r: &Release) -> Result<(), BackendError> {
@@ -578,146 +413,4 @@ fn first_hook(docs: &[crate::manifest::Doc]) -> Option<String> {
                 d["metadata"]["name"].as_str().unwrap_or("?")
             )
         })
-}
-
-/// Binding Secrets applied into the target namespace.
-pub(crate) struct KubeSink {
-    kube: Kube,
-}
-
-impl KubeSink {
-    /// A sink over `kube`.
-    pub(crate) fn new(kube: Kube) -> Self {
-        KubeSink { kube }
-    }
-}
-
-/// Whether a Secret's annotations say it is this binding's: a binding is
-/// the pair (instance, binding), as both sinks write them.
-fn owned_by(annotations: &BTreeMap<String, String>, ctx: &BindingCtx<'_>) -> bool {
-    binding_annotations(ctx)
-        .iter()
-        .filter(|(k, _)| OWNER_KEYS.contains(&k.as_str()))
-        .all(|(k, v)| annotations.get(k) == Some(v))
-}
-
-#[async_trait]
-impl SecretSink for KubeSink {
-    async fn put(
-        &self,
-        ctx: BindingCtx<'_>,
-        credentials: &Secrets,
-    ) -> Result<SecretRef, BackendError> {
-        let inst = ctx.instance.instance;
-        let secret = ctx.binding.secret_ref(inst);
-        // Never take over a Secret someone else owns: a platform user could
-        // otherwise name an app's own Secret, or another instance's binding
-        // Secret (binding ids are chosen by platforms and need not be
-        // unique across instances), and overwrite it.
-        if let Some((annotations, _)) = self
-            .kube
-            .secret_owner_info(&secret.namespace, &secret.name)
-            .await
-            .map_err(kube_err)?
-        {
-            if !owned_by(&annotations, &ctx) {
-                return Err(BackendError::new(format!(
-                    "Secret {}/{} already exists and does not belong to this binding; choose another secret_name",
-                    secret.namespace, secret.name
-                )));
-            }
-        }
-        let labels = BTreeMap::from([
-            (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
-            ("chartbroker.io/instance".to_string(), label_value(&inst.id)),
-            (
-                "chartbroker.io/binding".to_string(),
-                label_value(&ctx.binding.id),
-            ),
-        ]);
-        let annotations = binding_annotations(&ctx);
-        let data = string_data(ctx.instance.service, credentials)
-            .into_iter()
-            .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string()))
-            .collect();
-        let type_ = crate::catalog::binding_secret_type(ctx.instance.service);
-        self.kube
-            .apply_secret(
-                &secret.namespace,
-                &secret.name,
-                &type_,
-                labels,
-                annotations,
-                data,
-            )
-            .await
-            .map_err(kube_err)?;
-        Ok(secret)
-    }
-
-    async fn delete(&self, ctx: BindingCtx<'_>, secret: &SecretRef) -> Result<(), BackendError> {
-        let info = match self
-            .kube
-            .secret_owner_info(&secret.namespace, &secret.name)
-            .await
-        {
-            Ok(info) => info,
-            // A namespace that is gone took its Secrets with it, and the
-            // broker's RoleBinding there too, hence the 403.
-            Err(e)
-                if e.is_forbidden()
-                    && matches!(
-                        self.kube.namespace_labels(&secret.namespace).await,
-                        Ok(None)
-                    ) =>
-            {
-                None
-            }
-            Err(e) => return Err(kube_err(e)),
-        };
-        let Some((annotations, uid)) = info else {
-            return Ok(());
-        };
-        if !owned_by(&annotations, &ctx) {
-            tracing::warn!(namespace = %secret.namespace, secret = %secret.name,
-                "not deleting a binding Secret that belongs to another binding");
-            return Ok(());
-        }
-        match uid {
-            Some(uid) => self
-                .kube
-                .delete_secret_with_uid(&secret.namespace, &secret.name, &uid)
-                .await
-                .map_err(kube_err),
-            None => self
-                .kube
-                .delete_secret(&secret.namespace, &secret.name)
-                .await
-                .map_err(kube_err),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn waiting_names_five_workloads_then_counts() {
-        let one = vec!["deployment/a: 0 of 1 replicas ready".to_owned()];
-        assert_eq!(
-            super::waiting_for(&one),
-            "waiting for deployment/a: 0 of 1 replicas ready"
-        );
-        let seven: Vec<String> = (0..7)
-            .map(|i| format!("statefulset/s{i}: 0 of 1 replicas ready"))
-            .collect();
-        let d = super::waiting_for(&seven);
-        assert!(
-            d.starts_with("waiting for statefulset/s0: 0 of 1 replicas ready; statefulset/s1"),
-            "{d}"
-        );
-        assert!(
-            d.ends_with("statefulset/s4: 0 of 1 replicas ready; and 2 more"),
-            "{d}"
-        );
-    }
 }

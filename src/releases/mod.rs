@@ -6,8 +6,8 @@
 //!   from the catalog's templates and hands releases to a [`chart::ReleaseEngine`].
 //! - [`render`]: the embedded release engine: `helm template` into a folder per
 //!   instance, plus binding Secret manifests, for `kubectl apply` or GitOps.
-//! - [`helm_engine`]: real Helm releases in a cluster, and binding Secrets
-//!   applied into the app's namespace.
+//! - [`helm_engine`]: real Helm releases in a cluster.
+//! - [`secret_sink`]: binding Secrets applied into the app's namespace.
 //! - [`claims`]: who owns each namespace and name in the render tree.
 //! - [`pipeline`]: `render_checked`, the one values → `helm template` →
 //!   read → policy step both engines and `chartbroker render` run.
@@ -25,3 +25,4 @@ pub mod postrender;
 pub mod preview;
 mod recorded;
 pub(crate) mod render;
+pub(crate) mod secret_sink;

@@ -281,8 +281,7 @@ impl SecretSink for RenderEngine {
         ctx: BindingCtx<'_>,
         credentials: &Secrets,
     ) -> Result<SecretRef, BackendError> {
-        let inst = ctx.instance.instance;
-        let secret = ctx.binding.secret_ref(inst);
+        let secret = ctx.binding.secret_ref(ctx.instance.instance);
         self.claims
             .claim_binding(&secret, &binding_owner(&ctx))
             .await?;

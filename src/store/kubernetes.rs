@@ -39,20 +39,28 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use ::kube::api::{Api, DeleteParams, ListParams, PostParams, Preconditions};
+use ::kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
 
 use super::health::StoreHealth;
-use super::seal::{SealError, Sealer};
-use crate::broker::ports::{Expect, Store, StoreError, Table, Tag, Tags};
+use super::seal::Sealer;
+use crate::broker::ports::{Expect, Store, StoreError, Table, Tag, Tags, WriteResult};
 use crate::cluster::{Kube, MANAGED_BY};
+
+mod key_check;
+mod list;
+mod secret;
+
+pub use key_check::{KEY_CHECK_SECRET, key_from_secret};
+pub(crate) use secret::owner_label;
+pub use secret::secret_name;
+use secret::{aad, hash40, key_of, labels, name_of, status_code, terminating, version_of};
 
 /// The `type` of every record Secret.
 pub(crate) const SECRET_TYPE: &str = "chartbroker.io/state";
@@ -71,12 +79,6 @@ pub(crate) const KEY_ANNOTATION: &str = "chartbroker.io/key";
 pub(crate) const VERSION_ANNOTATION: &str = "chartbroker.io/version";
 /// The data key of the sealed value.
 const VALUE_KEY: &str = "value";
-/// The Secret that records which store key this namespace's records are
-/// sealed with (a sealed constant), so a replica given another key is
-/// refused at start instead of failing record by record.
-pub const KEY_CHECK_SECRET: &str = "cbs-keycheck";
-const KEY_CHECK_RECORD: &str = "keycheck";
-const KEY_CHECK_PLAIN: &[u8] = b"chartbroker store key check";
 /// Items per LIST page.
 const DEFAULT_PAGE_SIZE: u32 = 500;
 
@@ -104,127 +106,6 @@ impl std::fmt::Debug for KubeStore {
             .field("namespace", &self.namespace)
             .finish_non_exhaustive()
     }
-}
-
-/// First 40 hex digits of sha256(`s`): label-value and name safe.
-fn hash40(s: &str) -> String {
-    let d = digest(&SHA256, s.as_bytes());
-    let mut out = String::with_capacity(40);
-    for b in &d.as_ref()[..20] {
-        write!(out, "{b:02x}").expect("writing to a String");
-    }
-    out
-}
-
-/// The Secret holding `key` of `table`.
-pub fn secret_name(table: Table, key: &str) -> String {
-    format!("cbs-{}-{}", table.name(), hash40(key))
-}
-
-fn aad(table: Table, key: &str) -> String {
-    format!("{}/{key}", table.name())
-}
-
-fn status_code(e: &::kube::Error) -> Option<u16> {
-    match e {
-        ::kube::Error::Api(s) => Some(s.code),
-        _ => None,
-    }
-}
-
-/// `owner` as a label value: itself when it is one, else a hash.
-pub(crate) fn owner_label(owner: &str) -> String {
-    let valid = !owner.is_empty()
-        && owner.len() <= 63
-        && owner
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && owner.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && owner.ends_with(|c: char| c.is_ascii_alphanumeric());
-    if valid {
-        owner.to_string()
-    } else {
-        format!("h{}", hash40(owner))
-    }
-}
-
-fn labels(table: Table, key: &str, tags: &Tags) -> BTreeMap<String, String> {
-    let mut l = BTreeMap::from([
-        (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
-        (TABLE_LABEL.to_string(), table.name().to_string()),
-    ]);
-    if table == Table::Bindings
-        && let Some((instance, _)) = key.split_once('\0')
-    {
-        l.insert(INSTANCE_LABEL.to_string(), hash40(instance));
-    }
-    if let Some(owner) = &tags.owner {
-        l.insert(OWNER_LABEL.to_string(), owner_label(owner));
-    }
-    if tags.tombstone {
-        l.insert(TOMBSTONE_LABEL.to_string(), "true".to_string());
-    }
-    l
-}
-
-fn annotation<'a>(s: &'a Secret, name: &str) -> Option<&'a str> {
-    s.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(name))
-        .map(String::as_str)
-}
-
-fn version_of(s: &Secret) -> Option<u64> {
-    annotation(s, VERSION_ANNOTATION).and_then(|v| v.parse().ok())
-}
-
-fn key_of(s: &Secret) -> Option<String> {
-    let raw = B64.decode(annotation(s, KEY_ANNOTATION)?).ok()?;
-    String::from_utf8(raw).ok()
-}
-
-fn terminating(s: &Secret) -> bool {
-    s.metadata.deletion_timestamp.is_some()
-}
-
-fn name_of(s: &Secret) -> &str {
-    s.metadata.name.as_deref().unwrap_or("<unnamed>")
-}
-
-/// The store key held in Secret `name` of `namespace`: `store.key` is the
-/// current key, every `old-*` entry an old one (read only). Errors name the
-/// Secret and entry, never a value.
-pub async fn key_from_secret(
-    kube: &Kube,
-    namespace: &str,
-    name: &str,
-) -> Result<Sealer, SealError> {
-    let bad = |what: String| SealError::Io {
-        path: format!("Secret {namespace}/{name}"),
-        source: std::io::Error::other(what),
-    };
-    let secret = Api::<Secret>::namespaced(kube.client(), namespace)
-        .get(name)
-        .await
-        .map_err(|e| bad(format!("cannot be read: {e}")))?;
-    let data = secret.data.unwrap_or_default();
-    let text = |k: &str, v: &ByteString| {
-        std::str::from_utf8(&v.0)
-            .map(str::to_string)
-            .map_err(|_| bad(format!("entry {k} is not base64 text")))
-    };
-    let current = data
-        .get("store.key")
-        .ok_or_else(|| bad("has no entry store.key".into()))?;
-    let mut sealer = Sealer::from_base64(&text("store.key", current)?)
-        .map_err(|e| bad(format!("entry store.key: {e}")))?;
-    for (k, v) in data.iter().filter(|(k, _)| k.starts_with("old-")) {
-        sealer = sealer
-            .with_old_base64(&text(k, v)?)
-            .map_err(|e| bad(format!("entry {k}: {e}")))?;
-    }
-    Ok(sealer)
 }
 
 impl KubeStore {
@@ -256,99 +137,7 @@ impl KubeStore {
         self
     }
 
-    /// Refuses a store key other than the one this namespace's records are
-    /// sealed with; call once at start. The first broker to start records
-    /// its key; one given an old key as well rewrites the record with its
-    /// current key (a rotation).
-    pub async fn check_key(&self) -> Result<(), StoreError> {
-        for _ in 0..3 {
-            let Some(found) = self
-                .api
-                .get_opt(KEY_CHECK_SECRET)
-                .await
-                .map_err(|e| self.backend("reading", KEY_CHECK_SECRET, e))?
-            else {
-                match self
-                    .api
-                    .create(&PostParams::default(), &self.key_check(None))
-                    .await
-                {
-                    Ok(_) => return Ok(()),
-                    // Another replica recorded its key first: check against it.
-                    Err(e) if status_code(&e) == Some(409) => continue,
-                    Err(e) => return Err(self.backend("creating", KEY_CHECK_SECRET, e)),
-                }
-            };
-            let sealed = found
-                .data
-                .as_ref()
-                .and_then(|d| d.get(VALUE_KEY))
-                .map(|b| b.0.as_slice())
-                .unwrap_or_default();
-            match self.sealer.open(KEY_CHECK_RECORD, sealed) {
-                Ok(plain) if plain == KEY_CHECK_PLAIN => {}
-                Ok(_) => return Err(self.key_refused(&SealError::Open)),
-                Err(e) => return Err(self.key_refused(&e)),
-            }
-            if self.sealer.sealed_with_current(sealed) {
-                return Ok(());
-            }
-            let mut replace = self.key_check(found.metadata.resource_version.clone());
-            replace.metadata.uid = found.metadata.uid.clone();
-            match self
-                .api
-                .replace(KEY_CHECK_SECRET, &PostParams::default(), &replace)
-                .await
-            {
-                Ok(_) => {
-                    tracing::info!(key_id = %self.sealer.key_id(),
-                        "the store key check now names this broker's current key");
-                    return Ok(());
-                }
-                Err(e) if matches!(status_code(&e), Some(404 | 409)) => continue,
-                Err(e) => return Err(self.backend("replacing", KEY_CHECK_SECRET, e)),
-            }
-        }
-        Err(StoreError::Backend(format!(
-            "Secret {}/{KEY_CHECK_SECRET} kept changing while this broker checked its store key",
-            self.namespace
-        )))
-    }
-
-    fn key_check(&self, resource_version: Option<String>) -> Secret {
-        Secret {
-            metadata: ObjectMeta {
-                name: Some(KEY_CHECK_SECRET.to_string()),
-                namespace: Some(self.namespace.clone()),
-                labels: Some(BTreeMap::from([(
-                    MANAGED_BY.0.to_string(),
-                    MANAGED_BY.1.to_string(),
-                )])),
-                resource_version,
-                ..Default::default()
-            },
-            type_: Some(SECRET_TYPE.to_string()),
-            data: Some(BTreeMap::from([(
-                VALUE_KEY.to_string(),
-                ByteString(self.sealer.seal(KEY_CHECK_RECORD, KEY_CHECK_PLAIN)),
-            )])),
-            ..Default::default()
-        }
-    }
-
-    fn key_refused(&self, e: &SealError) -> StoreError {
-        self.health.error(e.kind());
-        StoreError::Unreadable(format!(
-            "the store in namespace {ns} (Secret {ns}/{KEY_CHECK_SECRET}) is not sealed with this \
-             broker's store key {id}: {e}. Replicas with different keys cannot read each other's \
-             records, so give every replica the same key (--store-key-file, CHARTBROKER_STORE_KEY \
-             or --store-key-secret)",
-            ns = self.namespace,
-            id = self.sealer.key_id(),
-        ))
-    }
-
-    /// Sets how many Secrets one LIST request returns (default 250).
+    /// Sets how many Secrets one LIST request returns (default 500).
     pub fn with_page_size(mut self, page_size: u32) -> Self {
         self.page_size = page_size.max(1);
         self
@@ -461,13 +250,7 @@ impl Store for KubeStore {
         }
     }
 
-    async fn put(
-        &self,
-        table: Table,
-        key: &str,
-        value: Vec<u8>,
-        expect: Expect,
-    ) -> Result<u64, StoreError> {
+    async fn put(&self, table: Table, key: &str, value: Vec<u8>, expect: Expect) -> WriteResult {
         self.put_tagged(table, key, value, expect, &Tags::default())
             .await
     }
@@ -605,83 +388,3 @@ impl Store for KubeStore {
         Ok(Some(out))
     }
 }
-
-impl KubeStore {
-    /// The records `selector` selects whose keys start with `prefix`,
-    /// sorted by key, and the keys of those that did not open.
-    async fn list_selected(
-        &self,
-        table: Table,
-        selector: &str,
-        prefix: &str,
-        scope: &'static str,
-    ) -> Result<ListedRecords, StoreError> {
-        let mut out = Vec::new();
-        let mut failed = std::collections::BTreeSet::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut params = ListParams::default().labels(selector).limit(self.page_size);
-            if let Some(o) = &self.lists {
-                o(scope);
-            }
-            if let Some(t) = &token {
-                params = params.continue_token(t);
-            }
-            let page = self.api.list(&params).await.map_err(|e| {
-                self.health.error("backend");
-                StoreError::Backend(format!(
-                    "kubernetes API: listing Secrets in {} ({selector}): {e}",
-                    self.namespace
-                ))
-            })?;
-            for s in &page.items {
-                if terminating(s) {
-                    continue;
-                }
-                let Some(key) = key_of(s) else {
-                    tracing::warn!(
-                        namespace = %self.namespace,
-                        secret = name_of(s),
-                        "skipping a store Secret without a valid key annotation"
-                    );
-                    continue;
-                };
-                if !key.starts_with(prefix) {
-                    continue;
-                }
-                if s.metadata.name.as_deref() != Some(secret_name(table, &key).as_str()) {
-                    tracing::warn!(
-                        namespace = %self.namespace,
-                        secret = name_of(s),
-                        "skipping a store Secret not named for the record it holds"
-                    );
-                    continue;
-                }
-                match self.decode(table, &key, s) {
-                    Ok((plain, version)) => out.push((key, plain, version)),
-                    Err(e) => {
-                        failed.insert(key.clone());
-                        tracing::warn!(
-                        namespace = %self.namespace,
-                        secret = name_of(s),
-                        error = %e,
-                        "skipping a store record that does not open"
-                        )
-                    }
-                }
-            }
-            token = page.metadata.continue_.filter(|t| !t.is_empty());
-            if token.is_none() {
-                break;
-            }
-        }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok((out, failed))
-    }
-}
-
-/// Records as `(key, value, version)`, and the keys that did not open.
-type ListedRecords = (
-    Vec<(String, Vec<u8>, u64)>,
-    std::collections::BTreeSet<String>,
-);

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::broker::ports::{Expect, Store, StoreError, Table};
+use crate::broker::ports::{Expect, Store, StoreError, Table, WriteResult};
 
 /// Entries per table: key -> (value, version).
 type Entries = BTreeMap<(&'static str, String), (Vec<u8>, u64)>;
@@ -32,13 +32,7 @@ impl Store for MemoryStore {
         Ok(entries.get(&(table.name(), key.to_string())).cloned())
     }
 
-    async fn put(
-        &self,
-        table: Table,
-        key: &str,
-        value: Vec<u8>,
-        expect: Expect,
-    ) -> Result<u64, StoreError> {
+    async fn put(&self, table: Table, key: &str, value: Vec<u8>, expect: Expect) -> WriteResult {
         let mut entries = self.entries.lock().expect("store lock");
         let slot = (table.name(), key.to_string());
         let current = entries.get(&slot).map(|(_, v)| *v);

@@ -18,7 +18,7 @@ use super::seal::Sealer;
 use super::summaries;
 use super::summary_filters::Filters;
 use crate::broker::model::needs_sweep;
-use crate::broker::ports::{Expect, Store, StoreError, Table};
+use crate::broker::ports::{Expect, Store, StoreError, Table, WriteResult};
 use crate::broker::summary::{InstanceSummary, SummaryPage, SummaryQuery};
 
 pub(super) const INSTANCES: TableDefinition<&str, &[u8]> = TableDefinition::new("instances");
@@ -294,13 +294,7 @@ impl Store for RedbStore {
         self.noted(self.get_now(table, key))
     }
 
-    async fn put(
-        &self,
-        table: Table,
-        key: &str,
-        value: Vec<u8>,
-        expect: Expect,
-    ) -> Result<u64, StoreError> {
+    async fn put(&self, table: Table, key: &str, value: Vec<u8>, expect: Expect) -> WriteResult {
         let write = Write::Put {
             table,
             key: key.to_string(),
@@ -526,6 +520,13 @@ mod tests {
         format!(r#"{{"state":"{state}","operations":[{{"state":"{op}"}}],"x":1}}"#).into_bytes()
     }
 
+    /// Writes a new record in `state` whose last operation is in state `op`.
+    async fn put_record(s: &RedbStore, table: Table, key: &str, state: &str, op: &str) -> u64 {
+        s.put(table, key, record(state, op), Expect::Absent)
+            .await
+            .unwrap()
+    }
+
     async fn unsettled_keys(s: &RedbStore, table: Table) -> Vec<String> {
         s.list_unsettled(table)
             .await
@@ -539,39 +540,17 @@ mod tests {
     async fn the_sweep_index_holds_running_operations_and_tombstones_only() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
-        let running = s
-            .put(
-                Table::Instances,
-                "running",
-                record("provisioning", "in progress"),
-                Expect::Absent,
-            )
-            .await
-            .unwrap();
-        s.put(
+        let running = put_record(
+            &s,
             Table::Instances,
-            "ready",
-            record("ready", "succeeded"),
-            Expect::Absent,
+            "running",
+            "provisioning",
+            "in progress",
         )
-        .await
-        .unwrap();
-        s.put(
-            Table::Instances,
-            "gone",
-            record("deleted", "succeeded"),
-            Expect::Absent,
-        )
-        .await
-        .unwrap();
-        s.put(
-            Table::Bindings,
-            "i/b",
-            record("binding", "in progress"),
-            Expect::Absent,
-        )
-        .await
-        .unwrap();
+        .await;
+        put_record(&s, Table::Instances, "ready", "ready", "succeeded").await;
+        put_record(&s, Table::Instances, "gone", "deleted", "succeeded").await;
+        put_record(&s, Table::Bindings, "i/b", "binding", "in progress").await;
         s.import(
             Table::Bindings,
             vec![
@@ -616,22 +595,8 @@ mod tests {
     async fn a_file_from_before_the_index_is_indexed_at_open() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
-        s.put(
-            Table::Instances,
-            "running",
-            record("ready", "in progress"),
-            Expect::Absent,
-        )
-        .await
-        .unwrap();
-        s.put(
-            Table::Instances,
-            "ready",
-            record("ready", "succeeded"),
-            Expect::Absent,
-        )
-        .await
-        .unwrap();
+        put_record(&s, Table::Instances, "running", "ready", "in progress").await;
+        put_record(&s, Table::Instances, "ready", "ready", "succeeded").await;
         drop(s);
         // What an older release left: records, no index, no marker.
         {

@@ -236,6 +236,24 @@ mod tests {
 
     /// Six instances, `i0`..`i5`: even ones in namespace `a` (service
     /// `svc-1`), odd ones in `b` (`svc-2`); `i4` and `i5` provisioning.
+    /// Writes instance `id` (see [`instance`]) if `expect` holds.
+    async fn put_instance(
+        s: &RedbStore,
+        id: &str,
+        ns: &str,
+        state: &str,
+        started: u64,
+        expect: Expect,
+    ) -> Result<u64, StoreError> {
+        s.put(
+            Table::Instances,
+            id,
+            instance(id, ns, state, started),
+            expect,
+        )
+        .await
+    }
+
     async fn six(s: &RedbStore) -> Vec<u64> {
         let mut versions = Vec::new();
         for i in 0..6u64 {
@@ -243,16 +261,9 @@ mod tests {
                 ["a", "b"][i as usize % 2],
                 ["ready", "provisioning"][(i / 4) as usize],
             );
-            let v = s
-                .put(
-                    Table::Instances,
-                    &format!("i{i}"),
-                    instance(&format!("i{i}"), ns, state, 10 + i),
-                    Expect::Absent,
-                )
-                .await
-                .unwrap();
-            versions.push(v);
+            let id = format!("i{i}");
+            let v = put_instance(s, &id, ns, state, 10 + i, Expect::Absent).await;
+            versions.push(v.unwrap());
         }
         versions
     }
@@ -310,23 +321,25 @@ mod tests {
         };
         // An update moves its row (newer operation, new state); a stale
         // write (compare-and-swap failure) changes nothing; a delete drops it.
-        let v = s
-            .put(
-                Table::Instances,
-                "i0",
-                instance("i0", "a", "provisioning", 50),
-                Expect::Version(versions[0]),
-            )
-            .await
-            .unwrap();
-        let stale = s
-            .put(
-                Table::Instances,
-                "i1",
-                instance("i1", "a", "provisioning", 60),
-                Expect::Version(versions[0]),
-            )
-            .await;
+        let v = put_instance(
+            &s,
+            "i0",
+            "a",
+            "provisioning",
+            50,
+            Expect::Version(versions[0]),
+        )
+        .await
+        .unwrap();
+        let stale = put_instance(
+            &s,
+            "i1",
+            "a",
+            "provisioning",
+            60,
+            Expect::Version(versions[0]),
+        )
+        .await;
         assert!(matches!(stale, Err(StoreError::Conflict)));
         assert_eq!(ids(&s, by_state.clone()).await.0, ["i0", "i4"]);
         s.remove(Table::Instances, "i4", versions[4]).await.unwrap();

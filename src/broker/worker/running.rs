@@ -15,6 +15,7 @@ use crate::broker::model::{
 };
 use crate::broker::ports::{BackendError, BindingCtx, InstanceCtx};
 use crate::broker::{Broker, BrokerError, Result, binding_key};
+use crate::catalog::{Plan, Service};
 
 /// The kind of an operation from its id, which begins with it
 /// ([`crate::broker::new_operation_id`]).
@@ -191,14 +192,8 @@ impl Broker {
 
     /// Runs one instance operation and records its outcome.
     async fn run_instance_op(&self, instance_id: &str, op_id: &str) -> Result<Operation> {
-        let (inst, _) = self
-            .load_instance(instance_id)
-            .await?
-            .ok_or_else(|| BrokerError::Internal(format!("instance {instance_id} vanished")))?;
-        let op = inst
-            .find_op(op_id)
-            .cloned()
-            .ok_or_else(|| BrokerError::Internal(format!("operation {op_id} vanished")))?;
+        let loaded = self.load_instance(instance_id).await?;
+        let (inst, op) = op_to_run(loaded, "instance", instance_id, op_id)?;
         if op.state != OpState::InProgress {
             return Ok(op);
         }
@@ -227,40 +222,8 @@ impl Broker {
                     home: OpHome::new(instance_id, None),
                     op_id: op_id.to_string(),
                 };
-                let ctx = InstanceCtx {
-                    instance: &effective,
-                    service,
-                    plan,
-                    progress: op.progress.as_ref(),
-                    checkpoint: &checkpoint,
-                    originating_identity: op.originating_identity.as_ref(),
-                    request_identity: op.request_identity.as_deref(),
-                };
-                let work = async {
-                    let backend = self
-                        .backend(plan)
-                        .map_err(|e| BackendError::new(e.to_string()))?;
-                    match op.kind {
-                        OpKind::Provision => {
-                            self.bind_dependencies(&effective, op.originating_identity.as_ref())
-                                .await?;
-                            backend.provision(ctx).await.map(|()| None)
-                        }
-                        OpKind::Update => backend.update(ctx).await.map(|()| None),
-                        OpKind::Deprovision => {
-                            let note = self.remove_bindings(&effective, ctx.clone()).await?;
-                            backend.deprovision(ctx.clone()).await?;
-                            // The app is gone; now its credentials may go.
-                            self.unbind_dependencies(&effective, op.originating_identity.as_ref())
-                                .await?;
-                            Ok(note)
-                        }
-                        OpKind::Bind | OpKind::Unbind => {
-                            Err(BackendError::new("not an instance operation"))
-                        }
-                    }
-                };
-                with_deadline(op.deadline, work).await
+                let ctx = instance_ctx(&op, &effective, service, plan, &checkpoint);
+                with_deadline(op.deadline, self.instance_work(op.kind, ctx)).await
             }
         };
         if let Err(e) = &outcome {
@@ -270,6 +233,36 @@ impl Broker {
         let note = outcome.as_ref().ok().cloned().flatten();
         self.finish_instance_op(instance_id, op_id, outcome.map(drop), note)
             .await
+    }
+
+    /// An instance operation's backend work (and, around it, binding or
+    /// unbinding the instances it depends on); a success may carry a note.
+    async fn instance_work(
+        &self,
+        kind: OpKind,
+        ctx: InstanceCtx<'_>,
+    ) -> std::result::Result<Option<String>, BackendError> {
+        let backend = self
+            .backend(ctx.plan)
+            .map_err(|e| BackendError::new(e.to_string()))?;
+        let effective = ctx.instance;
+        match kind {
+            OpKind::Provision => {
+                self.bind_dependencies(effective, ctx.originating_identity)
+                    .await?;
+                backend.provision(ctx).await.map(|()| None)
+            }
+            OpKind::Update => backend.update(ctx).await.map(|()| None),
+            OpKind::Deprovision => {
+                let note = self.remove_bindings(effective, ctx.clone()).await?;
+                backend.deprovision(ctx.clone()).await?;
+                // The app is gone; now its credentials may go.
+                self.unbind_dependencies(effective, ctx.originating_identity)
+                    .await?;
+                Ok(note)
+            }
+            OpKind::Bind | OpKind::Unbind => Err(BackendError::new("not an instance operation")),
+        }
     }
 
     /// Records the end of an instance operation; `note` adds to the
@@ -313,14 +306,8 @@ impl Broker {
         binding_id: &str,
         op_id: &str,
     ) -> Result<Operation> {
-        let (binding, _) = self
-            .load_binding(instance_id, binding_id)
-            .await?
-            .ok_or_else(|| BrokerError::Internal(format!("binding {binding_id} vanished")))?;
-        let op = binding
-            .find_op(op_id)
-            .cloned()
-            .ok_or_else(|| BrokerError::Internal(format!("operation {op_id} vanished")))?;
+        let loaded = self.load_binding(instance_id, binding_id).await?;
+        let (binding, op) = op_to_run(loaded, "binding", binding_id, op_id)?;
         if op.state != OpState::InProgress {
             return Ok(op);
         }
@@ -343,44 +330,10 @@ impl Broker {
                         op_id: op_id.to_string(),
                     };
                     let ctx = BindingCtx {
-                        instance: InstanceCtx {
-                            instance: inst,
-                            service,
-                            plan,
-                            progress: op.progress.as_ref(),
-                            checkpoint: &checkpoint,
-                            originating_identity: op.originating_identity.as_ref(),
-                            request_identity: op.request_identity.as_deref(),
-                        },
+                        instance: instance_ctx(&op, inst, service, plan, &checkpoint),
                         binding: &binding,
                     };
-                    let work = async {
-                        let backend = self
-                            .backend(plan)
-                            .map_err(|e| BackendError::new(e.to_string()))?;
-                        match op.kind {
-                            OpKind::Bind => {
-                                let creds = backend.bind(ctx.clone()).await?;
-                                match self.sink().put(ctx.clone(), &creds).await {
-                                    Ok(secret) => Ok(Some((creds, secret))),
-                                    Err(e) => {
-                                        Err(self.undo_bind(backend.as_ref(), ctx, &creds, e).await)
-                                    }
-                                }
-                            }
-                            _ => {
-                                // A failed bind may have written its Secret unrecorded.
-                                let secret = binding
-                                    .secret_ref
-                                    .clone()
-                                    .unwrap_or_else(|| binding.secret_ref(inst));
-                                self.sink().delete(ctx.clone(), &secret).await?;
-                                backend.unbind(ctx).await?;
-                                Ok(None)
-                            }
-                        }
-                    };
-                    with_deadline(op.deadline, work).await
+                    with_deadline(op.deadline, self.binding_work(op.kind, ctx)).await
                 }
             };
         if let Err(e) = &outcome {
@@ -395,6 +348,69 @@ impl Broker {
             |b: &mut Binding, kind, _| apply_binding_outcome(b, kind, &outcome),
         )
         .await
+    }
+
+    /// A binding operation's backend work: bind and write the Secret, or
+    /// delete the Secret and unbind.
+    async fn binding_work(
+        &self,
+        kind: OpKind,
+        ctx: BindingCtx<'_>,
+    ) -> std::result::Result<BindOutput, BackendError> {
+        let backend = self
+            .backend(ctx.instance.plan)
+            .map_err(|e| BackendError::new(e.to_string()))?;
+        if kind == OpKind::Bind {
+            let creds = backend.bind(ctx.clone()).await?;
+            return match self.sink().put(ctx.clone(), &creds).await {
+                Ok(secret) => Ok(Some((creds, secret))),
+                Err(e) => Err(self.undo_bind(backend.as_ref(), ctx, &creds, e).await),
+            };
+        }
+        // A failed bind may have written its Secret unrecorded.
+        let binding = ctx.binding;
+        let secret = binding
+            .secret_ref
+            .clone()
+            .unwrap_or_else(|| binding.secret_ref(ctx.instance.instance));
+        self.sink().delete(ctx.clone(), &secret).await?;
+        backend.unbind(ctx).await?;
+        Ok(None)
+    }
+}
+
+/// The record `loaded` (the `what` called `id`) and its operation `op_id`.
+fn op_to_run<R: HasOperations>(
+    loaded: Option<(R, u64)>,
+    what: &str,
+    id: &str,
+    op_id: &str,
+) -> Result<(R, Operation)> {
+    let (record, _) =
+        loaded.ok_or_else(|| BrokerError::Internal(format!("{what} {id} vanished")))?;
+    let op = record
+        .find_op(op_id)
+        .cloned()
+        .ok_or_else(|| BrokerError::Internal(format!("operation {op_id} vanished")))?;
+    Ok((record, op))
+}
+
+/// What the backend is given to run `op` on `instance`.
+fn instance_ctx<'a>(
+    op: &'a Operation,
+    instance: &'a Instance,
+    service: &'a Service,
+    plan: &'a Plan,
+    checkpoint: &'a OpCheckpoint,
+) -> InstanceCtx<'a> {
+    InstanceCtx {
+        instance,
+        service,
+        plan,
+        progress: op.progress.as_ref(),
+        checkpoint,
+        originating_identity: op.originating_identity.as_ref(),
+        request_identity: op.request_identity.as_deref(),
     }
 }
 

@@ -1,6 +1,8 @@
 //! Catalog tests: `mk_*` builders here, one file per concern.
 
+mod binding_type;
 mod binding_users;
+mod chart_sources;
 mod lint;
 mod model;
 mod schema;
@@ -11,6 +13,9 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use super::{Catalog, LintIssue};
+
+/// The path of the first plan, as lint issues name it.
+const PLAN0: &str = "services[0].plans[0]";
 
 /// A valid catalog: one service with a chart plan and an upstream plan.
 /// JSON is YAML, so tests mutate this tree and write it out as-is.
@@ -125,6 +130,16 @@ fn lint_value(catalog: &Value) -> Vec<String> {
         &serde_json::to_string_pretty(catalog).unwrap(),
     );
     issues(&fx.lint())
+}
+
+/// The catalog's lint issues are at `paths`, in order, and nowhere else.
+fn assert_issues_at(catalog: &Value, paths: &[&str]) {
+    let found = lint_value(catalog);
+    let at: Vec<&str> = found
+        .iter()
+        .map(|f| f.split_once(": ").unwrap().0)
+        .collect();
+    assert_eq!(at, paths, "{found:#?}");
 }
 
 fn issues(issues: &[LintIssue]) -> Vec<String> {

@@ -5,18 +5,19 @@ use serde_json::json;
 use super::*;
 use crate::catalog::{Alphabet, NamespaceStrategy, SecretSpec, ServedBy};
 
+/// The keys of a JSON object, sorted.
+fn sorted_keys(v: &serde_json::Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    keys
+}
+
 #[test]
 fn osb_json_has_exactly_the_osb_fields() {
     let catalog = load_value(&mk_catalog());
     let body = catalog.osb_json();
     let svc = &body["services"][0];
-    let mut keys: Vec<&str> = svc
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
+    let keys = sorted_keys(svc);
     assert_eq!(
         keys,
         [
@@ -39,13 +40,7 @@ fn osb_json_has_exactly_the_osb_fields() {
     assert_eq!(svc["metadata"], json!({"displayName": "MySQL"}));
 
     let basic = &svc["plans"][0];
-    let mut keys: Vec<&str> = basic
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
+    let keys = sorted_keys(basic);
     assert_eq!(
         keys,
         [

@@ -217,10 +217,7 @@ fn apply(
             expect,
         } => {
             let mut t = tx.open_table(def(*table)).map_err(backend)?;
-            let current = t
-                .get(key.as_str())
-                .map_err(backend)?
-                .map(|v| stored_version(v.value()));
+            let current = version_in(&t, key)?;
             match (expect, current) {
                 (Expect::Absent, None) => {}
                 (Expect::Version(want), Some(have)) if *want == have => {}
@@ -238,10 +235,7 @@ fn apply(
             version,
         } => {
             let mut t = tx.open_table(def(*table)).map_err(backend)?;
-            let current = t
-                .get(key.as_str())
-                .map_err(backend)?
-                .map(|v| stored_version(v.value()));
+            let current = version_in(&t, key)?;
             if current != Some(*version) {
                 return Ok(Err(StoreError::Conflict));
             }
@@ -299,6 +293,13 @@ fn stored_version(raw: &[u8]) -> u64 {
     raw.get(..8)
         .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
         .unwrap_or(0)
+}
+
+/// The version `key` is stored at in `t`, if it is there.
+fn version_in(t: &redb::Table<&str, &[u8]>, key: &str) -> Result<Option<u64>, StoreError> {
+    Ok(t.get(key)
+        .map_err(backend)?
+        .map(|v| stored_version(v.value())))
 }
 
 #[cfg(test)]
