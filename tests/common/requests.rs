@@ -5,7 +5,7 @@ use base64::Engine as _;
 
 use serde_json::{Value, json};
 
-use super::{Gate, Resp, TestBroker, config, repo};
+use super::{Gate, Resp, TestBroker, assert_osb_error, bare, config, repo};
 
 /// One-line OSB calls: the same requests as [`TestBroker::call`], so a test
 /// reads as its requests and checks rather than as request plumbing.
@@ -67,6 +67,25 @@ impl TestBroker {
     pub async fn del(&self, uri: &str) -> Resp {
         self.call(Method::DELETE, uri, None).await
     }
+
+    /// The finished last_operation of instance `id`'s operation `op`, which
+    /// must have succeeded.
+    pub async fn wait_succeeded(&self, id: &str, op: &str) -> Resp {
+        let r = self.wait_instance(id, op).await;
+        assert_eq!(r.json["state"], "succeeded", "{id}: {}", r.text);
+        r
+    }
+
+    /// Sends a [`bare`] request: only the given headers.
+    pub async fn send_bare(
+        &self,
+        method: Method,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Resp {
+        self.send(bare(method, uri, headers, body)).await
+    }
 }
 
 /// Standard base64 of `s`, as a Secret's `data` holds it.
@@ -119,4 +138,32 @@ pub async fn gated_broker_with_instance() -> (TestBroker, Gate) {
         .await;
     gate.close();
     (b, gate)
+}
+
+/// A 202 Accepted answer: its operation.
+#[track_caller]
+pub fn accepted_op(r: &Resp) -> String {
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    r.json["operation"]
+        .as_str()
+        .expect("202 carries an operation")
+        .to_string()
+}
+
+/// A repeat of a request still in progress: 202 with the same operation `op`.
+#[track_caller]
+pub fn assert_same_operation(r: &Resp, op: &str) {
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    assert_eq!(r.json["operation"], op, "{}", r.text);
+}
+
+/// A request refused because another operation on the same resource runs:
+/// 422 `ConcurrencyError`.
+#[track_caller]
+pub fn assert_concurrency_error(r: &Resp) {
+    assert_osb_error(
+        r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("ConcurrencyError"),
+    );
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::helpers::edge_limits::*;
 use axum::http::{Method, StatusCode};
 use chartbroker::server::EdgeLimits;
-use common::{TestBroker, assert_osb_error, bare, provision_body};
+use common::{TestBroker, assert_osb_error, provision_body};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -147,9 +147,9 @@ async fn garbage_requests_cannot_grow_the_metrics() {
         };
         let header = format!("x-{r}");
         let method = if i % 5 == 0 { Method::GET } else { method };
-        b.send(bare(method, &path, &[(&header, &r)], None)).await;
+        b.send_bare(method, &path, &[(&header, &r)], None).await;
     }
-    let m = b.send(bare(Method::GET, "/metrics", &[], None)).await;
+    let m = b.send_bare(Method::GET, "/metrics", &[], None).await;
     assert_eq!(m.status, StatusCode::OK);
     let series = request_series(&m.text);
     println!("{} request series after 400 garbage requests", series.len());
@@ -203,7 +203,7 @@ async fn helm_calls_past_the_process_cap_queue() {
         .await;
     let mut gauges = String::new();
     for _ in 0..400 {
-        let m = b.send(bare(Method::GET, "/metrics", &[], None)).await;
+        let m = b.send_bare(Method::GET, "/metrics", &[], None).await;
         gauges = m
             .text
             .lines()
@@ -225,7 +225,6 @@ async fn helm_calls_past_the_process_cap_queue() {
     );
     gate.open();
     for (id, op) in [("q-1", one), ("q-2", two)] {
-        let r = b.wait_instance(id, &op).await;
-        assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+        b.wait_succeeded(id, &op).await;
     }
 }

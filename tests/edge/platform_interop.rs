@@ -82,8 +82,7 @@ async fn a_completed_deprovision_polls_as_its_credential_asks() {
 
     // The default: 200 `succeeded` (osb-checker), then 410 to a repeated DELETE.
     let r = b.del(&del("dp-default")).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let op = r.json["operation"].as_str().unwrap().to_string();
+    let op = accepted_op(&r);
     let done = b.wait_instance("dp-default", &op).await;
     assert_delete_done(&done);
     let again = b.get(&poll("dp-default", &op)).await;
@@ -93,8 +92,7 @@ async fn a_completed_deprovision_polls_as_its_credential_asks() {
     // `deprovision_poll: gone`: in progress while it runs, 410 (with an
     // OSB error body) once it completed, on every later poll.
     let r = b.send(as_xp(Method::DELETE, &del("dp-gone"), None)).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let op = r.json["operation"].as_str().unwrap().to_string();
+    let op = accepted_op(&r);
     let mut last = None;
     for _ in 0..600 {
         let r = b

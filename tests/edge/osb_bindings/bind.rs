@@ -242,8 +242,7 @@ async fn fetch_binding_while_binding_returns_404() {
     let hold = SecretWriteHold::new(&b, "i-1", "b-1");
     let body = bind_body("plan-small", json!({"role": "reader"}));
     let r = b.put(&binding_async("i-1", "b-1"), body.clone()).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let op = r.json["operation"].as_str().unwrap().to_string();
+    let op = accepted_op(&r);
 
     let r = b.get(&binding("i-1", "b-1")).await;
     assert_osb_error(&r, StatusCode::NOT_FOUND, None);
@@ -261,8 +260,7 @@ async fn fetch_binding_while_binding_returns_404() {
 
     // The same bind may be tried again.
     let r = b.put(&binding_async("i-1", "b-1"), body).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let op2 = r.json["operation"].as_str().unwrap().to_string();
+    let op2 = accepted_op(&r);
     assert_ne!(op2, op);
     let r = b.wait_binding("i-1", "b-1", &op2).await;
     assert_eq!(r.json["state"], "succeeded", "{}", r.text);
@@ -276,11 +274,9 @@ async fn bind_repeated_while_in_progress_returns_202_with_same_operation() {
     let hold = SecretWriteHold::new(&b, "i-1", "b-1");
     let body = bind_body("plan-small", json!({"role": "reader"}));
     let r = b.put(&binding_async("i-1", "b-1"), body.clone()).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let op = r.json["operation"].as_str().unwrap().to_string();
+    let op = accepted_op(&r);
     let r = b.put(&binding_async("i-1", "b-1"), body).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    assert_eq!(r.json["operation"], op.as_str(), "{}", r.text);
+    assert_same_operation(&r, &op);
     assert!(r.json.get("credentials").is_none(), "{}", r.text);
     // Binding last_operation in progress carries Retry-After too.
     let r = b.get(&binding_last_op("i-1", "b-1", Some(&op))).await;
@@ -289,11 +285,7 @@ async fn bind_repeated_while_in_progress_returns_202_with_same_operation() {
     assert!(retry.to_str().unwrap().parse::<u64>().unwrap() > 0);
     // Unbinding a binding being created is a concurrency error.
     let r = b.del(&unbind_uri("i-1", "b-1", true)).await;
-    assert_osb_error(
-        &r,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Some("ConcurrencyError"),
-    );
+    assert_concurrency_error(&r);
     hold.release().await;
     let r = b.wait_binding("i-1", "b-1", &op).await;
     assert_ne!(r.json["state"], "in progress", "{}", r.text);
@@ -309,11 +301,7 @@ async fn bind_while_instance_is_provisioning_returns_422_concurrency_error() {
             bind_body("plan-small", json!({})),
         )
         .await;
-    assert_osb_error(
-        &r,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Some("ConcurrencyError"),
-    );
+    assert_concurrency_error(&r);
     gate.open();
     b.wait_instance("i-1", &op).await;
     assert_no_binding(&b, "i-1", "b-1").await;

@@ -51,8 +51,7 @@ async fn unbind_async_returns_202_then_binding_last_operation_succeeded() {
     let b = broker_with_instance().await;
     b.bind_sync("i-1", "b-1", "plan-small", json!({})).await;
     let r = b.del(&unbind_uri("i-1", "b-1", true)).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let op = r.json["operation"].as_str().unwrap().to_string();
+    let op = accepted_op(&r);
     let r = b.wait_binding("i-1", "b-1", &op).await;
     assert_delete_done(&r);
     let r = b.get(&binding_last_op("i-1", "b-1", None)).await;

@@ -45,8 +45,7 @@ async fn update_validates_then_runs_async_and_a_repeat_once_applied_is_200() {
     assert_status(&r, StatusCode::ACCEPTED);
     assert_schema(&update_schema(), &r);
     let op = r.json["operation"].as_str().unwrap().to_string();
-    let r = b.wait_instance("i-1", &op).await;
-    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    let r = b.wait_succeeded("i-1", &op).await;
     assert_schema(&last_operation_schema(), &r);
 
     let r = call(&b, Method::PATCH, &patch, Some(valid)).await;

@@ -25,7 +25,7 @@ async fn every_v2_route_answers_401_without_valid_credentials() {
                 headers.push(("authorization", a));
             }
             let r = b
-                .send(bare(method.clone(), uri, &headers, body_bytes(&body)))
+                .send_bare(method.clone(), uri, &headers, body_bytes(&body))
                 .await;
             assert_unauthorized(&r, &format!("{method} {uri} with {authz:?}"));
         }
@@ -45,12 +45,12 @@ async fn unauthenticated_requests_change_nothing() {
     let b = TestBroker::start().await;
     let body = serde_json::to_vec(&provision_body("plan-small", json!({}))).unwrap();
     let r = b
-        .send(bare(
+        .send_bare(
             Method::PUT,
             "/v2/service_instances/i-1",
             &[VERSION],
             Some(body),
-        ))
+        )
         .await;
     assert_unauthorized(&r, "PUT");
     let r = b.get("/v2/service_instances/i-1").await;
@@ -67,7 +67,7 @@ async fn authentication_is_checked_before_the_version_header() {
             headers.push(("x-broker-api-version", v));
         }
         let r = b
-            .send(bare(Method::GET, "/v2/catalog", &headers, None))
+            .send_bare(Method::GET, "/v2/catalog", &headers, None)
             .await;
         assert_unauthorized(&r, &format!("version {version:?}"));
     }
@@ -91,12 +91,12 @@ async fn bearer_tokens_and_users_from_the_credentials_file_are_accepted() {
         auth(),
     ] {
         let r = b
-            .send(bare(
+            .send_bare(
                 Method::GET,
                 "/v2/catalog",
                 &[VERSION, ("authorization", &good)],
                 None,
-            ))
+            )
             .await;
         assert_eq!(r.status, StatusCode::OK, "{good}: {}", r.text);
     }
@@ -107,12 +107,12 @@ async fn bearer_tokens_and_users_from_the_credentials_file_are_accepted() {
         "tok-0123456789abcdef",
     ] {
         let r = b
-            .send(bare(
+            .send_bare(
                 Method::GET,
                 "/v2/catalog",
                 &[VERSION, ("authorization", bad)],
                 None,
-            ))
+            )
             .await;
         assert_unauthorized(&r, bad);
         // With tokens configured, the challenge offers Bearer as well.
@@ -154,7 +154,7 @@ async fn missing_or_unsupported_api_version_returns_412() {
             ),
         ] {
             let r = b
-                .send(bare(method.clone(), uri, &headers, body_bytes(&body)))
+                .send_bare(method.clone(), uri, &headers, body_bytes(&body))
                 .await;
             assert_osb_error(&r, StatusCode::PRECONDITION_FAILED, None);
             let d = r.json["description"].as_str().unwrap();
@@ -179,12 +179,12 @@ async fn supported_api_versions_are_accepted() {
     let authz = auth();
     for version in ["2.13", "2.14", "2.17"] {
         let r = b
-            .send(bare(
+            .send_bare(
                 Method::GET,
                 "/v2/catalog",
                 &[("authorization", &authz), ("x-broker-api-version", version)],
                 None,
-            ))
+            )
             .await;
         assert_eq!(r.status, StatusCode::OK, "{version}: {}", r.text);
     }
@@ -338,7 +338,7 @@ async fn malformed_originating_identity_returns_400() {
                 Some(provision.clone()),
             ),
         ] {
-            let r = b.send(bare(method.clone(), uri, &headers, body)).await;
+            let r = b.send_bare(method.clone(), uri, &headers, body).await;
             assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
             assert!(
                 r.json["description"]
@@ -359,7 +359,7 @@ async fn originating_identity_is_checked_after_authentication() {
     let b = TestBroker::start().await;
     for identity in malformed_identities() {
         let r = b
-            .send(bare(
+            .send_bare(
                 Method::GET,
                 "/v2/catalog",
                 &[
@@ -367,7 +367,7 @@ async fn originating_identity_is_checked_after_authentication() {
                     ("x-broker-api-originating-identity", identity.as_str()),
                 ],
                 None,
-            ))
+            )
             .await;
         assert_unauthorized(&r, &identity);
     }
@@ -392,17 +392,17 @@ async fn valid_originating_identities_are_accepted() {
             ("x-broker-api-originating-identity", identity),
         ];
         let r = b
-            .send(bare(Method::GET, "/v2/catalog", &headers, None))
+            .send_bare(Method::GET, "/v2/catalog", &headers, None)
             .await;
         assert_eq!(r.status, StatusCode::OK, "{identity}: {}", r.text);
         let body = serde_json::to_vec(&provision_body("plan-small", json!({}))).unwrap();
         let r = b
-            .send(bare(
+            .send_bare(
                 Method::PUT,
                 &format!("/v2/service_instances/i-{n}"),
                 &headers,
                 Some(body),
-            ))
+            )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{identity}: {}", r.text);
     }

@@ -64,34 +64,34 @@ async fn body_without_content_type_is_accepted() {
     let headers = [("authorization", authz.as_str()), VERSION];
     let body = serde_json::to_vec(&provision_body("plan-small", json!({"message": "hi"}))).unwrap();
     let r = b
-        .send(bare(
+        .send_bare(
             Method::PUT,
             "/v2/service_instances/i-1",
             &headers,
             Some(body),
-        ))
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let body =
         serde_json::to_vec(&json!({"service_id": "svc-tiny", "parameters": {"message": "yo"}}))
             .unwrap();
     let r = b
-        .send(bare(
+        .send_bare(
             Method::PATCH,
             "/v2/service_instances/i-1",
             &headers,
             Some(body),
-        ))
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let body = serde_json::to_vec(&bind_body("plan-small", json!({}))).unwrap();
     let r = b
-        .send(bare(
+        .send_bare(
             Method::PUT,
             "/v2/service_instances/i-1/service_bindings/b-1",
             &headers,
             Some(body),
-        ))
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
 }

@@ -53,8 +53,7 @@ async fn last_operation_in_progress_carries_retry_after() {
     let secs: u64 = retry.parse().unwrap_or_else(|_| panic!("{retry:?}"));
     assert!(secs > 0);
     gate.open();
-    let r = b.wait_instance("i-1", &op).await;
-    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    b.wait_succeeded("i-1", &op).await;
 }
 
 // === fetch ===
@@ -100,11 +99,7 @@ async fn fetch_instance_while_updating_returns_422_concurrency_error() {
     let (b, gate) = gated_broker_with_instance().await;
     let op = update_async(&b, "i-1", update_body(None, json!({"message": "new"}))).await;
     let r = b.get(&inst("i-1")).await;
-    assert_osb_error(
-        &r,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Some("ConcurrencyError"),
-    );
+    assert_concurrency_error(&r);
     gate.open();
     b.wait_instance("i-1", &op).await;
     assert_instance(&b, "i-1", "plan-small", json!({"message": "new"})).await;

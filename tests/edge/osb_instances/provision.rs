@@ -26,8 +26,7 @@ async fn provision_async_returns_202_with_operation_then_succeeds() {
             provision_body("plan-small", json!({"message": "hi"})),
         )
         .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let op = r.json["operation"].as_str().expect("operation").to_string();
+    let op = accepted_op(&r);
     assert!(!op.is_empty() && op.len() <= 10_000);
     let r = b.wait_instance("i-1", &op).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -40,8 +39,7 @@ async fn provision_async_returns_202_with_operation_then_succeeds() {
 async fn provision_async_required_plan_succeeds_with_accepts_incomplete() {
     let b = TestBroker::start().await;
     let op = b.provision_async("i-1", "plan-async", json!({})).await;
-    let r = b.wait_instance("i-1", &op).await;
-    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    b.wait_succeeded("i-1", &op).await;
 }
 
 #[tokio::test]
@@ -53,15 +51,13 @@ async fn provision_repeated_while_in_progress_returns_202_with_same_operation() 
         .await;
     for _ in 0..2 {
         let r = b.put(&inst_async("i-1"), body.clone()).await;
-        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-        assert_eq!(r.json["operation"], op.as_str(), "{}", r.text);
+        assert_same_operation(&r, &op);
     }
     // The repeats really were answered while the operation ran.
     let r = b.get(&last_op("i-1", Some(&op))).await;
     assert_eq!(r.json["state"], "in progress", "{}", r.text);
     gate.open();
-    let r = b.wait_instance("i-1", &op).await;
-    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    b.wait_succeeded("i-1", &op).await;
 }
 
 #[tokio::test]
@@ -78,8 +74,7 @@ async fn provision_conflicting_attributes_while_in_progress_returns_409() {
         .await;
     assert_osb_error(&r, StatusCode::CONFLICT, None);
     gate.open();
-    let r = b.wait_instance("i-1", &op).await;
-    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    b.wait_succeeded("i-1", &op).await;
     assert_instance(&b, "i-1", "plan-small", json!({"message": "hi"})).await;
 }
 
@@ -341,8 +336,7 @@ async fn update_plan_change_is_applied() {
 async fn update_async_returns_202_then_succeeds() {
     let b = broker_with_instance().await;
     let op = update_async(&b, "i-1", update_body(None, json!({"replicas": 2}))).await;
-    let r = b.wait_instance("i-1", &op).await;
-    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    b.wait_succeeded("i-1", &op).await;
     assert_instance(
         &b,
         "i-1",

@@ -122,20 +122,11 @@ async fn update_while_another_operation_runs_returns_422_concurrency_error() {
             update_body(None, json!({"message": "second"})),
         )
         .await;
-    assert_osb_error(
-        &r,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Some("ConcurrencyError"),
-    );
+    assert_concurrency_error(&r);
     let r = b.del(&deprovision_uri("i-1", "plan-small", true)).await;
-    assert_osb_error(
-        &r,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Some("ConcurrencyError"),
-    );
+    assert_concurrency_error(&r);
     gate.open();
-    let r = b.wait_instance("i-1", &op).await;
-    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    b.wait_succeeded("i-1", &op).await;
     assert_instance(&b, "i-1", "plan-small", json!({"message": "first"})).await;
 }
 
@@ -144,16 +135,13 @@ async fn update_repeated_while_in_progress_returns_202_with_same_operation() {
     let (b, gate) = gated_broker_with_instance().await;
     let body = update_body(Some("plan-large"), json!({"message": "big"}));
     let r = b.patch(&inst_async("i-1"), body.clone()).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let op = r.json["operation"].as_str().unwrap().to_string();
+    let op = accepted_op(&r);
     let r = b.patch(&inst_async("i-1"), body).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    assert_eq!(r.json["operation"], op.as_str(), "{}", r.text);
+    assert_same_operation(&r, &op);
     let r = b.get(&last_op("i-1", Some(&op))).await;
     assert_eq!(r.json["state"], "in progress", "{}", r.text);
     gate.open();
-    let r = b.wait_instance("i-1", &op).await;
-    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    b.wait_succeeded("i-1", &op).await;
     let r = b.get(&inst("i-1")).await;
     assert_eq!(r.json["plan_id"], "plan-large", "{}", r.text);
 }
@@ -247,8 +235,7 @@ async fn deprovision_async_returns_202_then_last_operation_succeeded() {
     let b = TestBroker::start().await;
     b.provision_sync("i-1", "plan-small", json!({})).await;
     let r = b.del(&deprovision_uri("i-1", "plan-small", true)).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let op = r.json["operation"].as_str().unwrap().to_string();
+    let op = accepted_op(&r);
     let r = b.wait_instance("i-1", &op).await;
     assert_delete_done(&r);
     // Asked again, the same; and without the operation too, while the
@@ -272,15 +259,10 @@ async fn deprovision_while_provisioning_returns_422_concurrency_error() {
     let op = b.provision_async("i-1", "plan-small", json!({})).await;
     for accepts in [true, false] {
         let r = b.del(&deprovision_uri("i-1", "plan-small", accepts)).await;
-        assert_osb_error(
-            &r,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some("ConcurrencyError"),
-        );
+        assert_concurrency_error(&r);
     }
     gate.open();
-    let r = b.wait_instance("i-1", &op).await;
-    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    b.wait_succeeded("i-1", &op).await;
     let r = b.get(&inst("i-1")).await;
     assert_eq!(
         r.status,
@@ -322,6 +304,5 @@ async fn last_operation_with_an_operation_never_issued_answers_about_the_latest(
     let r = b.get(&last_op("i-1", Some(&first))).await;
     assert_eq!(r.json["state"], "succeeded", "{}", r.text);
     gate.open();
-    let r = b.wait_instance("i-1", &latest).await;
-    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    b.wait_succeeded("i-1", &latest).await;
 }

@@ -6,7 +6,7 @@ use crate::common;
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use common::{Resp, TestBroker, auth, bare, inst};
+use common::{Resp, TestBroker, auth, inst};
 
 pub const VERSION: (&str, &str) = ("x-broker-api-version", "2.17");
 
@@ -194,7 +194,7 @@ pub async fn send(
     if body.is_some() {
         h.push(("content-type", "application/json"));
     }
-    b.send(bare(method, uri, &h, body)).await
+    b.send_bare(method, uri, &h, body).await
 }
 
 /// An authenticated request with `X-Broker-API-Version`, as every suite
