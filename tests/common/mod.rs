@@ -285,6 +285,13 @@ pub fn provision_body_in(plan: &str, ns: &str, params: Value) -> Value {
     })
 }
 
+/// A provision body for `service`'s `plan` (platform namespace `apps`).
+pub fn provision_body_of(service: &str, plan: &str, params: Value) -> Value {
+    let mut v = provision_body(plan, params);
+    v["service_id"] = service.into();
+    v
+}
+
 /// A bind body for the test catalog.
 pub fn bind_body(plan: &str, params: Value) -> Value {
     serde_json::json!({
@@ -461,16 +468,7 @@ pub async fn echo_broker() -> TestBroker {
 /// password in its message, synchronously and asynchronously. Returns the
 /// password and the failure descriptions.
 pub async fn echo_failures(b: &TestBroker) -> (String, Vec<String>) {
-    let body = |params: Value| {
-        serde_json::json!({
-            "service_id": "svc-echo",
-            "plan_id": "plan-echo",
-            "organization_guid": "org",
-            "space_guid": "space",
-            "context": {"platform": "kubernetes", "namespace": "apps"},
-            "parameters": params,
-        })
-    };
+    let body = |params: Value| provision_body_of("svc-echo", "plan-echo", params);
     let r = b
         .call(
             Method::PUT,

@@ -167,3 +167,18 @@ pub fn assert_concurrency_error(r: &Resp) {
         Some("ConcurrencyError"),
     );
 }
+
+/// A DELETE of `path` (an instance or binding) without `service_id` or
+/// `plan_id`, or with one empty, in each way: 400 every time.
+pub async fn assert_delete_needs_ids(b: &TestBroker, path: &str) {
+    for query in [
+        "",
+        "?plan_id=plan-small",
+        "?service_id=svc-tiny",
+        "?service_id=&plan_id=plan-small",
+        "?service_id=svc-tiny&plan_id=",
+    ] {
+        let r = b.del(&format!("{path}{query}")).await;
+        assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
+    }
+}

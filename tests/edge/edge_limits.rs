@@ -17,13 +17,7 @@ use tokio::net::TcpStream;
 #[tokio::test]
 async fn a_client_dribbling_its_headers_is_cut_off() {
     let b = TestBroker::start().await;
-    let addr = serve(
-        &b,
-        EdgeLimits {
-            header_read_timeout: SHORT,
-            ..EdgeLimits::default()
-        },
-    );
+    let addr = serve_short_header_timeout(&b);
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
         .await
@@ -66,13 +60,7 @@ async fn a_client_dribbling_its_headers_is_cut_off() {
 #[tokio::test]
 async fn idle_keep_alive_connections_are_closed() {
     let b = TestBroker::start().await;
-    let addr = serve(
-        &b,
-        EdgeLimits {
-            header_read_timeout: SHORT,
-            ..EdgeLimits::default()
-        },
-    );
+    let addr = serve_short_header_timeout(&b);
     let mut conns = Vec::new();
     for _ in 0..8 {
         let mut s = TcpStream::connect(addr).await.unwrap();

@@ -174,22 +174,23 @@ fn dockerfile_pins_helm_and_runs_as_non_root() {
         "EXPOSE 8443"
     );
     let env = all("ENV").join(" ");
-    for want in [
+    let copies = all("COPY").join("\n");
+    let env_wants = [
         "CHARTBROKER_LISTEN=0.0.0.0:8443",
         "CHARTBROKER_DATA_DIR=/var/lib/chartbroker",
         "CHARTBROKER_HELM=/usr/local/bin/helm",
         "CHARTBROKER_ENGINE=helm",
-    ] {
-        assert!(env.contains(want), "ENV {want}");
-    }
-    let copies = all("COPY").join("\n");
-    for want in [
+    ];
+    let copy_wants = [
         "catalog/",
         "charts/",
         "/usr/local/bin/helm",
         "/usr/local/bin/chartbroker",
-    ] {
-        assert!(copies.contains(want), "COPY {want}");
+    ];
+    for (what, text, wants) in [("ENV", &env, env_wants), ("COPY", &copies, copy_wants)] {
+        for want in wants {
+            assert!(text.contains(want), "{what} {want}");
+        }
     }
 
     let ignore = std::fs::read_to_string(repo().join(".dockerignore")).expect(".dockerignore");

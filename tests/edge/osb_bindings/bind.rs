@@ -5,12 +5,7 @@ use super::*;
 #[tokio::test]
 async fn bind_returns_201_with_credentials() {
     let b = broker_with_instance().await;
-    let r = b
-        .put_created(
-            &binding("i-1", "b-1"),
-            bind_body("plan-small", json!({"role": "reader"})),
-        )
-        .await;
+    let r = b.put_created(&binding("i-1", "b-1"), reader()).await;
     let c = &r.json["credentials"];
     assert_eq!(c["host"], "cb-i-1.apps.svc.cluster.local");
     assert_eq!(c["port"], 5432);
@@ -99,7 +94,7 @@ async fn deprovision_removes_bindings_left_behind() {
 #[tokio::test]
 async fn bind_identical_repeat_returns_200_with_same_credentials() {
     let b = broker_with_instance().await;
-    let body = bind_body("plan-small", json!({"role": "reader"}));
+    let body = reader();
     let first = b.put(&binding("i-1", "b-1"), body.clone()).await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
     let again = b.put(&binding("i-1", "b-1"), body).await;
@@ -126,7 +121,7 @@ async fn bind_same_id_with_different_attributes_returns_409() {
         .bind_sync("i-1", "b-1", "plan-small", json!({"role": "reader"}))
         .await;
     let other_app = {
-        let mut v = bind_body("plan-small", json!({"role": "reader"}));
+        let mut v = reader();
         v["bind_resource"] = json!({"app_guid": "app-2"});
         v
     };
@@ -212,16 +207,10 @@ async fn bind_missing_service_id_or_plan_id_returns_400() {
 #[tokio::test]
 async fn bind_async_returns_202_without_credentials_then_get_returns_them() {
     let b = broker_with_instance().await;
-    let r = b
-        .put(
-            &binding_async("i-1", "b-1"),
-            bind_body("plan-small", json!({"role": "reader"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let r = b.put(&binding_async("i-1", "b-1"), reader()).await;
+    let op = accepted_op(&r);
     // spec: credentials MUST NOT be returned in a 202.
     assert!(r.json.get("credentials").is_none(), "{}", r.text);
-    let op = r.json["operation"].as_str().expect("operation").to_string();
     let r = b.wait_binding("i-1", "b-1", &op).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json["state"], "succeeded", "{}", r.text);
@@ -240,7 +229,7 @@ async fn bind_async_returns_202_without_credentials_then_get_returns_them() {
 async fn fetch_binding_while_binding_returns_404() {
     let b = broker_with_instance().await;
     let hold = SecretWriteHold::new(&b, "i-1", "b-1");
-    let body = bind_body("plan-small", json!({"role": "reader"}));
+    let body = reader();
     let r = b.put(&binding_async("i-1", "b-1"), body.clone()).await;
     let op = accepted_op(&r);
 
@@ -272,7 +261,7 @@ async fn fetch_binding_while_binding_returns_404() {
 async fn bind_repeated_while_in_progress_returns_202_with_same_operation() {
     let b = broker_with_instance().await;
     let hold = SecretWriteHold::new(&b, "i-1", "b-1");
-    let body = bind_body("plan-small", json!({"role": "reader"}));
+    let body = reader();
     let r = b.put(&binding_async("i-1", "b-1"), body.clone()).await;
     let op = accepted_op(&r);
     let r = b.put(&binding_async("i-1", "b-1"), body).await;

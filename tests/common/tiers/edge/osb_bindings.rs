@@ -16,6 +16,11 @@ pub fn binding(i: &str, b: &str) -> String {
     format!("/v2/service_instances/{i}/service_bindings/{b}")
 }
 
+/// The bind body most tests send: plan-small, role reader.
+pub fn reader() -> Value {
+    bind_body("plan-small", json!({"role": "reader"}))
+}
+
 pub fn binding_async(i: &str, b: &str) -> String {
     format!("{}?accepts_incomplete=true", binding(i, b))
 }

@@ -204,6 +204,16 @@ pub async fn call(b: &TestBroker, method: Method, uri: &str, body: Option<Value>
     send(b, method, uri, &[("authorization", &a), VERSION], body).await
 }
 
+/// [`call`] `DELETE`.
+pub async fn call_delete(b: &TestBroker, uri: &str) -> Resp {
+    call(b, Method::DELETE, uri, None).await
+}
+
+/// [`call`] `GET`.
+pub async fn call_get(b: &TestBroker, uri: &str) -> Resp {
+    call(b, Method::GET, uri, None).await
+}
+
 /// An asynchronous provision of `i-1` refused with a 400 in the suites'
 /// error schema: the answer.
 pub async fn provision_refused(b: &TestBroker, body: Value) -> Resp {
