@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use base64::Engine as _;
 use http_body_util::BodyExt;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use chartbroker::runtime::{Engine, Runtime, ServeConfig};
@@ -47,48 +47,67 @@ pub fn repo() -> PathBuf {
 /// The real helm 4 binary. Tests fail loudly without it: run
 /// `scripts/install-tools.sh` (CI does).
 pub fn helm_bin() -> PathBuf {
-    let p = std::env::var_os("CHARTBROKER_HELM")
+    tool_bin("CHARTBROKER_HELM", "helm", "helm")
+}
+
+/// The tool `.tools/bin/<file>`, or the one environment variable `var`
+/// names; `what` names it when it is missing.
+fn tool_bin(var: &str, file: &str, what: &str) -> PathBuf {
+    let p = std::env::var_os(var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".tools/bin/helm"));
+        .unwrap_or_else(|| repo().join(".tools/bin").join(file));
     assert!(
         p.is_file(),
-        "helm not found at {} — run scripts/install-tools.sh or set CHARTBROKER_HELM",
+        "{what} not found at {} — run scripts/install-tools.sh or set {var}",
         p.display()
     );
     p
+}
+
+/// Writes an executable shell script to `path`.
+pub fn write_script(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Writes `<dir>/helm-gated`: a helm that holds `helm template` until the
+/// file `<dir>/gate` exists (giving up after 20 s so a broken test can't
+/// hang), then execs the real helm. Returns the wrapper and the gate file.
+pub fn gated_helm_in(dir: &Path) -> (PathBuf, PathBuf) {
+    let gate = dir.join("gate");
+    let wrapper = dir.join("helm-gated");
+    write_script(
+        &wrapper,
+        &format!(
+            "#!/bin/sh\nif [ \"$1\" = template ]; then\n  n=0\n  while [ ! -e '{}' ] && [ $n -lt 400 ]; do\n    sleep 0.05\n    n=$((n+1))\n  done\nfi\nexec '{}' \"$@\"\n",
+            gate.display(),
+            helm_bin().display()
+        ),
+    );
+    (wrapper, gate)
 }
 
 /// A helm that, run as `helm <subcommand>`, writes its pid to
 /// `<dir>/a-helm.pid` and hangs for a minute (a replica to kill mid-step);
 /// anything else is the real helm. Returns the wrapper and the pid file.
 pub fn helm_hanging_in(dir: &Path, subcommand: &str) -> (PathBuf, PathBuf) {
-    use std::os::unix::fs::PermissionsExt;
     let pidfile = dir.join("a-helm.pid");
     let wrapper = dir.join("slow-helm");
-    std::fs::write(
+    write_script(
         &wrapper,
-        format!(
+        &format!(
             "#!/bin/sh\ncase \"$1\" in {subcommand}) echo $$ > '{}'; sleep 60;; esac\nexec {} \"$@\"\n",
             pidfile.display(),
             helm_bin().display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     (wrapper, pidfile)
 }
 
 /// The real helm 3 binary (`.tools/bin/helm3`, or `CHARTBROKER_HELM3`).
 pub fn helm3_bin() -> PathBuf {
-    let p = std::env::var_os("CHARTBROKER_HELM3")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".tools/bin/helm3"));
-    assert!(
-        p.is_file(),
-        "helm 3 not found at {} — run scripts/install-tools.sh or set CHARTBROKER_HELM3",
-        p.display()
-    );
-    p
+    tool_bin("CHARTBROKER_HELM3", "helm3", "helm 3")
 }
 
 /// Where the test catalog and charts live.
@@ -340,22 +359,10 @@ impl TestBroker {
 
     /// [`TestBroker::start_gated`] with the configuration adjusted by `tune`.
     pub async fn start_gated_with(tune: impl FnOnce(&mut ServeConfig)) -> (TestBroker, Gate) {
-        use std::os::unix::fs::PermissionsExt;
         let data = tempfile::tempdir().unwrap();
         let bin = data.path().join("test-bin");
         std::fs::create_dir_all(&bin).unwrap();
-        let gate = bin.join("gate");
-        let wrapper = bin.join("helm-gated");
-        std::fs::write(
-            &wrapper,
-            format!(
-                "#!/bin/sh\nif [ \"$1\" = template ]; then\n  n=0\n  while [ ! -e '{}' ] && [ $n -lt 400 ]; do\n    sleep 0.05\n    n=$((n+1))\n  done\nfi\nexec '{}' \"$@\"\n",
-                gate.display(),
-                helm_bin().display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let (wrapper, gate) = gated_helm_in(&bin);
         let mut cfg = config(data.path());
         cfg.helm = wrapper;
         tune(&mut cfg);
@@ -370,30 +377,14 @@ impl TestBroker {
 
     /// Synchronous provision that must answer 201.
     pub async fn provision_sync(&self, instance: &str, plan: &str, params: Value) {
-        let r = self
-            .call(
-                Method::PUT,
-                &format!("/v2/service_instances/{instance}"),
-                Some(provision_body(plan, params)),
-            )
+        self.put_created(&inst(instance), provision_body(plan, params))
             .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     }
 
     /// Asynchronous provision: answers 202 with an operation, which is returned.
     pub async fn provision_async(&self, instance: &str, plan: &str, params: Value) -> String {
-        let r = self
-            .call(
-                Method::PUT,
-                &format!("/v2/service_instances/{instance}?accepts_incomplete=true"),
-                Some(provision_body(plan, params)),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-        r.json["operation"]
-            .as_str()
-            .expect("202 carries an operation")
-            .to_string()
+        let uri = format!("{}?accepts_incomplete=true", inst(instance));
+        accepted_op(&self.put(&uri, provision_body(plan, params)).await)
     }
 
     /// Synchronous bind that must answer 201; returns the credentials.
@@ -404,14 +395,8 @@ impl TestBroker {
         plan: &str,
         params: Value,
     ) -> Value {
-        let r = self
-            .call(
-                Method::PUT,
-                &format!("/v2/service_instances/{instance}/service_bindings/{binding}"),
-                Some(bind_body(plan, params)),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let uri = format!("{}/service_bindings/{binding}", inst(instance));
+        let r = self.put_created(&uri, bind_body(plan, params)).await;
         r.json["credentials"].clone()
     }
 }
@@ -469,49 +454,28 @@ pub async fn echo_broker() -> TestBroker {
 /// password and the failure descriptions.
 pub async fn echo_failures(b: &TestBroker) -> (String, Vec<String>) {
     let body = |params: Value| provision_body_of("svc-echo", "plan-echo", params);
-    let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/e-1",
-            Some(body(serde_json::json!({"message": "ok"}))),
-        )
+    b.put_created("/v2/service_instances/e-1", body(json!({"message": "ok"})))
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let r = b
-        .call(
-            Method::PUT,
+        .put_created(
             "/v2/service_instances/e-1/service_bindings/b-1",
-            Some(serde_json::json!({"service_id": "svc-echo", "plan_id": "plan-echo"})),
+            json!({"service_id": "svc-echo", "plan_id": "plan-echo"}),
         )
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let password = r.json["credentials"]["password"]
         .as_str()
         .unwrap()
         .to_string();
     assert_eq!(password.len(), 24);
 
-    let update = serde_json::json!({"service_id": "svc-echo", "parameters": {"message": "fail"}});
-    let r = b
-        .call(
-            Method::PATCH,
-            "/v2/service_instances/e-1",
-            Some(update.clone()),
-        )
-        .await;
+    let update = json!({"service_id": "svc-echo", "parameters": {"message": "fail"}});
+    let r = b.patch("/v2/service_instances/e-1", update.clone()).await;
     assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
     let sync = r.json["description"].as_str().unwrap().to_string();
     let r = b
-        .call(
-            Method::PATCH,
-            "/v2/service_instances/e-1?accepts_incomplete=true",
-            Some(update),
-        )
+        .patch("/v2/service_instances/e-1?accepts_incomplete=true", update)
         .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let r = b
-        .wait_instance("e-1", r.json["operation"].as_str().unwrap())
-        .await;
+    let r = b.wait_instance("e-1", &accepted_op(&r)).await;
     assert_eq!(r.json["state"], "failed", "{}", r.text);
     let asynchronous = r.json["description"].as_str().unwrap().to_string();
     (password, vec![sync, asynchronous])

@@ -76,6 +76,14 @@ impl TestBroker {
         r
     }
 
+    /// The finished last_operation of binding `binding` of instance `id`'s
+    /// operation `op`, which must have succeeded.
+    pub async fn wait_binding_succeeded(&self, id: &str, binding: &str, op: &str) -> Resp {
+        let r = self.wait_binding(id, binding, op).await;
+        assert_eq!(r.json["state"], "succeeded", "{id}/{binding}: {}", r.text);
+        r
+    }
+
     /// Sends a [`bare`] request: only the given headers.
     pub async fn send_bare(
         &self,

@@ -17,9 +17,7 @@ async fn bind_returns_201_with_credentials() {
 #[tokio::test]
 async fn bind_writes_secret_manifest_and_unbind_removes_it() {
     let b = broker_with_instance().await;
-    let creds = b
-        .bind_sync("i-1", "b-1", "plan-small", json!({"role": "writer"}))
-        .await;
+    let creds = bind_as(&b, "writer").await;
     let path = secret_file(&b, "i-1", "b-1");
     let secret = read_secret_manifest(&path);
     assert_eq!(secret["kind"], "Secret");
@@ -60,9 +58,7 @@ async fn a_service_without_binding_type_gets_an_opaque_secret() {
     let b = TestBroker::with_config(data, cfg).await;
     b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
         .await;
-    let creds = b
-        .bind_sync("i-1", "b-1", "plan-small", json!({"role": "reader"}))
-        .await;
+    let creds = bind_as(&b, "reader").await;
     let secret = read_secret_manifest(&secret_file(&b, "i-1", "b-1"));
     assert_eq!(secret["type"], "Opaque");
     assert_eq!(
@@ -117,9 +113,7 @@ async fn bind_accepts_empty_bind_resource_as_absent() {
 #[tokio::test]
 async fn bind_same_id_with_different_attributes_returns_409() {
     let b = broker_with_instance().await;
-    let creds = b
-        .bind_sync("i-1", "b-1", "plan-small", json!({"role": "reader"}))
-        .await;
+    let creds = bind_as(&b, "reader").await;
     let other_app = {
         let mut v = reader();
         v["bind_resource"] = json!({"app_guid": "app-2"});
@@ -228,10 +222,7 @@ async fn bind_async_returns_202_without_credentials_then_get_returns_them() {
 #[tokio::test]
 async fn fetch_binding_while_binding_returns_404() {
     let b = broker_with_instance().await;
-    let hold = SecretWriteHold::new(&b, "i-1", "b-1");
-    let body = reader();
-    let r = b.put(&binding_async("i-1", "b-1"), body.clone()).await;
-    let op = accepted_op(&r);
+    let (hold, op) = held_bind(&b).await;
 
     let r = b.get(&binding("i-1", "b-1")).await;
     assert_osb_error(&r, StatusCode::NOT_FOUND, None);
@@ -248,11 +239,10 @@ async fn fetch_binding_while_binding_returns_404() {
     assert_osb_error(&r, StatusCode::NOT_FOUND, None);
 
     // The same bind may be tried again.
-    let r = b.put(&binding_async("i-1", "b-1"), body).await;
+    let r = b.put(&binding_async("i-1", "b-1"), reader()).await;
     let op2 = accepted_op(&r);
     assert_ne!(op2, op);
-    let r = b.wait_binding("i-1", "b-1", &op2).await;
-    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    b.wait_binding_succeeded("i-1", "b-1", &op2).await;
     let r = b.get(&binding("i-1", "b-1")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
@@ -260,11 +250,8 @@ async fn fetch_binding_while_binding_returns_404() {
 #[tokio::test]
 async fn bind_repeated_while_in_progress_returns_202_with_same_operation() {
     let b = broker_with_instance().await;
-    let hold = SecretWriteHold::new(&b, "i-1", "b-1");
-    let body = reader();
-    let r = b.put(&binding_async("i-1", "b-1"), body.clone()).await;
-    let op = accepted_op(&r);
-    let r = b.put(&binding_async("i-1", "b-1"), body).await;
+    let (hold, op) = held_bind(&b).await;
+    let r = b.put(&binding_async("i-1", "b-1"), reader()).await;
     assert_same_operation(&r, &op);
     assert!(r.json.get("credentials").is_none(), "{}", r.text);
     // Binding last_operation in progress carries Retry-After too.
@@ -301,9 +288,7 @@ async fn bind_while_instance_is_provisioning_returns_422_concurrency_error() {
 #[tokio::test]
 async fn binding_rotation_copies_the_predecessors_parameters() {
     let b = broker_with_instance().await;
-    let old = b
-        .bind_sync("i-1", "b-1", "plan-small", json!({"role": "writer"}))
-        .await;
+    let old = bind_as(&b, "writer").await;
     let mut body = bind_body("plan-small", json!({}));
     body.as_object_mut().unwrap().remove("parameters");
     body["predecessor_binding_id"] = json!("b-1");
