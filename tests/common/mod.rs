@@ -77,13 +77,13 @@ pub fn write_script(path: &Path, text: &str) {
 pub fn gated_helm_in(dir: &Path) -> (PathBuf, PathBuf) {
     let gate = dir.join("gate");
     let wrapper = dir.join("helm-gated");
-    write_script(
+    let wait = format!(
+        "n=0\n  while [ ! -e '{}' ] && [ $n -lt 400 ]; do\n    sleep 0.05\n    n=$((n+1))\n  done",
+        gate.display()
+    );
+    write_helm_wrapper(
         &wrapper,
-        &format!(
-            "#!/bin/sh\nif [ \"$1\" = template ]; then\n  n=0\n  while [ ! -e '{}' ] && [ $n -lt 400 ]; do\n    sleep 0.05\n    n=$((n+1))\n  done\nfi\nexec '{}' \"$@\"\n",
-            gate.display(),
-            helm_bin().display()
-        ),
+        &format!("if [ \"$1\" = template ]; then\n  {wait}\nfi\n"),
     );
     (wrapper, gate)
 }
@@ -94,15 +94,22 @@ pub fn gated_helm_in(dir: &Path) -> (PathBuf, PathBuf) {
 pub fn helm_hanging_in(dir: &Path, subcommand: &str) -> (PathBuf, PathBuf) {
     let pidfile = dir.join("a-helm.pid");
     let wrapper = dir.join("slow-helm");
-    write_script(
+    let hang = format!("echo $$ > '{}'; sleep 60;;", pidfile.display());
+    write_helm_wrapper(
         &wrapper,
-        &format!(
-            "#!/bin/sh\ncase \"$1\" in {subcommand}) echo $$ > '{}'; sleep 60;; esac\nexec {} \"$@\"\n",
-            pidfile.display(),
-            helm_bin().display()
-        ),
+        &format!("case \"$1\" in {subcommand}) {hang} esac\n"),
     );
     (wrapper, pidfile)
+}
+
+/// Writes the script `path`: `prelude`, then the real helm with the same
+/// arguments.
+fn write_helm_wrapper(path: &Path, prelude: &str) {
+    let helm = helm_bin();
+    write_script(
+        path,
+        &format!("#!/bin/sh\n{prelude}exec '{}' \"$@\"\n", helm.display()),
+    );
 }
 
 /// The real helm 3 binary (`.tools/bin/helm3`, or `CHARTBROKER_HELM3`).

@@ -26,17 +26,10 @@ async fn bind_writes_secret_manifest_and_unbind_removes_it() {
     // The service's `binding: {type: tiny}`: a Service Binding for
     // Kubernetes Secret, provider defaulted.
     assert_eq!(secret["type"], "servicebinding.io/tiny");
-    assert_eq!(
-        secret["stringData"],
-        json!({
-            "host": creds["host"],
-            "port": "5432",
-            "password": creds["password"],
-            "role": "writer",
-            "type": "tiny",
-            "provider": "chartbroker",
-        })
-    );
+    let mut want = credential_data(&creds, "writer");
+    want["type"] = json!("tiny");
+    want["provider"] = json!("chartbroker");
+    assert_eq!(secret["stringData"], want);
     let r = b.del(&unbind_uri("i-1", "b-1", false)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(!path.exists(), "unbind left {}", path.display());
@@ -61,15 +54,7 @@ async fn a_service_without_binding_type_gets_an_opaque_secret() {
     let creds = bind_as(&b, "reader").await;
     let secret = read_secret_manifest(&secret_file(&b, "i-1", "b-1"));
     assert_eq!(secret["type"], "Opaque");
-    assert_eq!(
-        secret["stringData"],
-        json!({
-            "host": creds["host"],
-            "port": "5432",
-            "password": creds["password"],
-            "role": "reader",
-        })
-    );
+    assert_eq!(secret["stringData"], credential_data(&creds, "reader"));
 }
 
 #[tokio::test]

@@ -62,38 +62,30 @@ async fn body_without_content_type_is_accepted() {
     let b = TestBroker::start().await;
     let authz = auth();
     let headers = [("authorization", authz.as_str()), VERSION];
-    let body = serde_json::to_vec(&provision_body("plan-small", json!({"message": "hi"}))).unwrap();
-    let r = b
-        .send_bare(
+    for (method, uri, body, want) in [
+        (
             Method::PUT,
             "/v2/service_instances/i-1",
-            &headers,
-            Some(body),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let body =
-        serde_json::to_vec(&json!({"service_id": "svc-tiny", "parameters": {"message": "yo"}}))
-            .unwrap();
-    let r = b
-        .send_bare(
+            provision_body("plan-small", json!({"message": "hi"})),
+            StatusCode::CREATED,
+        ),
+        (
             Method::PATCH,
             "/v2/service_instances/i-1",
-            &headers,
-            Some(body),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let body = serde_json::to_vec(&bind_body("plan-small", json!({}))).unwrap();
-    let r = b
-        .send_bare(
+            json!({"service_id": "svc-tiny", "parameters": {"message": "yo"}}),
+            StatusCode::OK,
+        ),
+        (
             Method::PUT,
             "/v2/service_instances/i-1/service_bindings/b-1",
-            &headers,
-            Some(body),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+            bind_body("plan-small", json!({})),
+            StatusCode::CREATED,
+        ),
+    ] {
+        let body = serde_json::to_vec(&body).unwrap();
+        let r = b.send_bare(method.clone(), uri, &headers, Some(body)).await;
+        assert_eq!(r.status, want, "{method} {uri}: {}", r.text);
+    }
 }
 
 #[tokio::test]

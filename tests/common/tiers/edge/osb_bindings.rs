@@ -210,6 +210,17 @@ pub async fn held_bind(b: &TestBroker) -> (SecretWriteHold, String) {
     (hold, accepted_op(&r))
 }
 
+/// A binding Secret's `stringData` holding only the credentials `creds`
+/// of a plan-small bind with `role`.
+pub fn credential_data(creds: &Value, role: &str) -> Value {
+    json!({
+        "host": creds["host"],
+        "port": "5432",
+        "password": creds["password"],
+        "role": role,
+    })
+}
+
 pub fn read_secret_manifest(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap();
     let mut docs = serde_saphyr::from_multiple::<Value>(&text).unwrap();

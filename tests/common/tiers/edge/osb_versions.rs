@@ -28,6 +28,17 @@ pub fn versioned(method: Method, uri: &str, version: &str, body: Option<Value>) 
     r
 }
 
+/// A [`versioned`] request sent to `b`.
+pub async fn send_versioned(
+    b: &TestBroker,
+    method: Method,
+    uri: &str,
+    version: &str,
+    body: Option<Value>,
+) -> Resp {
+    b.send(versioned(method, uri, version, body)).await
+}
+
 /// `instance_usable` and `update_repeatable` are both in `r` exactly when
 /// `present` (2.16 and later).
 pub fn assert_failure_flags(r: &Resp, version: &str, present: bool) {
