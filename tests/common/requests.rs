@@ -138,6 +138,14 @@ pub async fn broker_with_instance() -> TestBroker {
     b
 }
 
+/// A gated broker whose plan-small provision of `i-1` with `params` is
+/// held at the gate: the broker, the gate and the operation.
+pub async fn provisioning_broker(params: Value) -> (TestBroker, Gate, String) {
+    let (b, gate) = TestBroker::start_gated().await;
+    let op = b.provision_async("i-1", "plan-small", params).await;
+    (b, gate, op)
+}
+
 /// [`broker_with_instance`] with its operations held at a closed gate.
 pub async fn gated_broker_with_instance() -> (TestBroker, Gate) {
     let (b, gate) = TestBroker::start_gated().await;
@@ -189,4 +197,19 @@ pub async fn assert_delete_needs_ids(b: &TestBroker, path: &str) {
         let r = b.del(&format!("{path}{query}")).await;
         assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
     }
+}
+
+/// [`assert_osb_error`] without an error code, whose description names
+/// `needle`; `case` says which request in the message.
+#[track_caller]
+pub fn assert_osb_error_naming(r: &Resp, status: StatusCode, needle: &str, case: &str) {
+    assert_osb_error(r, status, None);
+    let d = r.json["description"].as_str().unwrap();
+    assert!(d.contains(needle), "{case}: {}", r.text);
+}
+
+/// [`assert_osb_error_naming`] for a 400 Bad Request.
+#[track_caller]
+pub fn assert_400_naming(r: &Resp, needle: &str, case: &str) {
+    assert_osb_error_naming(r, StatusCode::BAD_REQUEST, needle, case);
 }

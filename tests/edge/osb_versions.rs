@@ -125,10 +125,7 @@ async fn last_operation_has_instance_usable_from_2_16() {
 
 #[tokio::test]
 async fn polling_delay_is_sent_from_2_15() {
-    let (b, gate) = TestBroker::start_gated().await;
-    let op = b
-        .provision_async("i-1", "plan-small", json!({"message": "hi"}))
-        .await;
+    let (b, gate, op) = provisioning_broker(json!({"message": "hi"})).await;
     let uri = format!("/v2/service_instances/i-1/last_operation?operation={op}");
     for (version, present) in [
         ("2.13", false),

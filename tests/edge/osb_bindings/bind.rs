@@ -254,8 +254,7 @@ async fn bind_repeated_while_in_progress_returns_202_with_same_operation() {
 
 #[tokio::test]
 async fn bind_while_instance_is_provisioning_returns_422_concurrency_error() {
-    let (b, gate) = TestBroker::start_gated().await;
-    let op = b.provision_async("i-1", "plan-small", json!({})).await;
+    let (b, gate, op) = provisioning_broker(json!({})).await;
     let r = b
         .put(
             &binding_async("i-1", "b-1"),

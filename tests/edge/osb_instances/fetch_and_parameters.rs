@@ -38,8 +38,7 @@ async fn last_operation_keeps_states_after_success_and_failure() {
 
 #[tokio::test]
 async fn last_operation_in_progress_carries_retry_after() {
-    let (b, gate) = TestBroker::start_gated().await;
-    let op = b.provision_async("i-1", "plan-small", json!({})).await;
+    let (b, gate, op) = provisioning_broker(json!({})).await;
     let r = b.get(&last_op("i-1", Some(&op))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json["state"], "in progress", "{}", r.text);
@@ -60,10 +59,7 @@ async fn last_operation_in_progress_carries_retry_after() {
 
 #[tokio::test]
 async fn fetch_instance_while_provisioning_returns_404() {
-    let (b, gate) = TestBroker::start_gated().await;
-    let op = b
-        .provision_async("i-1", "plan-small", json!({"message": "hi"}))
-        .await;
+    let (b, gate, op) = provisioning_broker(json!({"message": "hi"})).await;
     let r = b.get(&inst("i-1")).await;
     assert_osb_error(&r, StatusCode::NOT_FOUND, None);
     gate.open();

@@ -44,11 +44,8 @@ async fn provision_async_required_plan_succeeds_with_accepts_incomplete() {
 
 #[tokio::test]
 async fn provision_repeated_while_in_progress_returns_202_with_same_operation() {
-    let (b, gate) = TestBroker::start_gated().await;
+    let (b, gate, op) = provisioning_broker(json!({"message": "hi"})).await;
     let body = provision_body("plan-small", json!({"message": "hi"}));
-    let op = b
-        .provision_async("i-1", "plan-small", json!({"message": "hi"}))
-        .await;
     for _ in 0..2 {
         let r = b.put(&inst_async("i-1"), body.clone()).await;
         assert_same_operation(&r, &op);
@@ -62,10 +59,7 @@ async fn provision_repeated_while_in_progress_returns_202_with_same_operation() 
 
 #[tokio::test]
 async fn provision_conflicting_attributes_while_in_progress_returns_409() {
-    let (b, gate) = TestBroker::start_gated().await;
-    let op = b
-        .provision_async("i-1", "plan-small", json!({"message": "hi"}))
-        .await;
+    let (b, gate, op) = provisioning_broker(json!({"message": "hi"})).await;
     let r = b
         .put(
             &inst_async("i-1"),
@@ -154,12 +148,7 @@ async fn provision_missing_service_id_or_plan_id_returns_400() {
                 Some(v) => body[field] = v.clone(),
             }
             let r = b.put(&inst("i-1"), body).await;
-            assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
-            assert!(
-                r.json["description"].as_str().unwrap().contains(field),
-                "{field} {missing:?}: {}",
-                r.text
-            );
+            assert_400_naming(&r, field, &format!("{field} {missing:?}"));
         }
     }
     assert_nothing_created(&b, "i-1").await;
@@ -195,9 +184,7 @@ async fn provision_parameters_failing_the_schema_return_400_naming_the_field() {
             r#"parameters.message: must be a string (got an array); parameters.replicas: "Number of replicas" must be at least 0 (got -1); parameters: unknown properties "bogus", "other" (allowed: message, replicas)"#,
         ),
     ] {
-        let r = b
-            .put(&inst("i-1"), provision_body("plan-small", params.clone()))
-            .await;
+        let r = provision_with(&b, params.clone()).await;
         assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
         assert_eq!(r.json["description"], want, "{params}");
         assert_eq!(
@@ -213,18 +200,8 @@ async fn provision_parameters_failing_the_schema_return_400_naming_the_field() {
 async fn provision_parameters_not_an_object_return_400() {
     let b = TestBroker::start().await;
     for params in [json!([1, 2]), json!("message=hi"), json!(5), json!(true)] {
-        let r = b
-            .put(&inst("i-1"), provision_body("plan-small", params.clone()))
-            .await;
-        assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
-        assert!(
-            r.json["description"]
-                .as_str()
-                .unwrap()
-                .contains("parameters"),
-            "{params}: {}",
-            r.text
-        );
+        let r = provision_with(&b, params.clone()).await;
+        assert_400_naming(&r, "parameters", &params.to_string());
     }
     assert_nothing_created(&b, "i-1").await;
 }
@@ -240,12 +217,7 @@ async fn provision_context_not_an_object_returns_400() {
         let mut body = provision_body("plan-small", json!({}));
         body["context"] = context.clone();
         let r = b.put(&inst("i-1"), body).await;
-        assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
-        assert!(
-            r.json["description"].as_str().unwrap().contains("context"),
-            "{context}: {}",
-            r.text
-        );
+        assert_400_naming(&r, "context", &context.to_string());
     }
     assert_nothing_created(&b, "i-1").await;
 }

@@ -31,6 +31,12 @@ pub fn last_op(id: &str, op: Option<&str>) -> String {
     }
 }
 
+/// A synchronous plan-small provision of `i-1` with `params`: the answer.
+pub async fn provision_with(b: &TestBroker, params: Value) -> Resp {
+    b.put(&inst("i-1"), provision_body("plan-small", params))
+        .await
+}
+
 /// A PATCH body as platforms send it.
 pub fn update_body(plan: Option<&str>, params: Value) -> Value {
     let mut v = json!({
