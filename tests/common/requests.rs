@@ -84,6 +84,17 @@ impl TestBroker {
         r
     }
 
+    /// `GET /v2/catalog` at version 2.17 with only the `Authorization`
+    /// header `authorization`.
+    pub async fn catalog_as(&self, authorization: &str) -> Resp {
+        let headers = [
+            ("x-broker-api-version", "2.17"),
+            ("authorization", authorization),
+        ];
+        self.send_bare(Method::GET, "/v2/catalog", &headers, None)
+            .await
+    }
+
     /// Sends a [`bare`] request: only the given headers.
     pub async fn send_bare(
         &self,
@@ -93,6 +104,13 @@ impl TestBroker {
         body: Option<Vec<u8>>,
     ) -> Resp {
         self.send(bare(method, uri, headers, body)).await
+    }
+}
+
+impl Resp {
+    /// Header `name` as text, when present (and text).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }
 
@@ -119,6 +137,11 @@ pub async fn last_operation(b: &TestBroker, id: &str) -> Resp {
 /// The path of instance `id`.
 pub fn inst(id: &str) -> String {
     format!("/v2/service_instances/{id}")
+}
+
+/// The provision body most tests send: plan-small, message "hi".
+pub fn hi_body() -> Value {
+    super::provision_body("plan-small", json!({"message": "hi"}))
 }
 
 /// A broker on the repository's example catalog and charts.

@@ -23,12 +23,7 @@ async fn unbind_and_deprovision_need_no_plan_in_the_catalog() {
     let first = start(&data, &with, port);
     ready(port).await;
     let osb = Remote::on(port);
-    let (s, body) = osb
-        .put(
-            INSTANCE,
-            common::provision_body("plan-small", json!({"message": "hi"})),
-        )
-        .await;
+    let (s, body) = osb.put(INSTANCE, common::hi_body()).await;
     assert_eq!(s, 201, "{body}");
     let bind = json!({"service_id": "svc-tiny", "plan_id": "plan-small"});
     let (s, body) = osb

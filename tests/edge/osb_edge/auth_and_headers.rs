@@ -90,14 +90,7 @@ async fn bearer_tokens_and_users_from_the_credentials_file_are_accepted() {
         basic("second", "second-pass"),
         auth(),
     ] {
-        let r = b
-            .send_bare(
-                Method::GET,
-                "/v2/catalog",
-                &[VERSION, ("authorization", &good)],
-                None,
-            )
-            .await;
+        let r = b.catalog_as(&good).await;
         assert_eq!(r.status, StatusCode::OK, "{good}: {}", r.text);
     }
     for bad in [
@@ -106,14 +99,7 @@ async fn bearer_tokens_and_users_from_the_credentials_file_are_accepted() {
         "Bearer tok-0123456789abcdef-more",
         "tok-0123456789abcdef",
     ] {
-        let r = b
-            .send_bare(
-                Method::GET,
-                "/v2/catalog",
-                &[VERSION, ("authorization", bad)],
-                None,
-            )
-            .await;
+        let r = b.catalog_as(bad).await;
         assert_unauthorized(&r, bad);
         // With tokens configured, the challenge offers Bearer as well.
         let challenges: Vec<_> = r.headers.get_all(header::WWW_AUTHENTICATE).iter().collect();
@@ -310,9 +296,7 @@ async fn request_identity_is_echoed_on_success_and_error() {
         let r = b.send(request).await;
         assert_eq!(r.status, status, "{what}: {}", r.text);
         assert_eq!(
-            r.headers
-                .get("x-broker-api-request-identity")
-                .map(|v| v.to_str().unwrap()),
+            r.header("x-broker-api-request-identity"),
             Some(id),
             "{what} ({status}) did not echo the request identity"
         );

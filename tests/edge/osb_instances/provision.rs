@@ -5,12 +5,7 @@ use super::*;
 #[tokio::test]
 async fn provision_sync_returns_201() {
     let b = TestBroker::start().await;
-    let r = b
-        .put_created(
-            &inst("i-1"),
-            provision_body("plan-small", json!({"message": "hi"})),
-        )
-        .await;
+    let r = b.put_created(&inst("i-1"), hi_body()).await;
     assert!(r.json.is_object(), "{}", r.text);
     assert!(r.json.get("operation").is_none(), "{}", r.text);
     assert!(b.release_dir("i-1").join("manifests.yaml").is_file());
@@ -20,12 +15,7 @@ async fn provision_sync_returns_201() {
 #[tokio::test]
 async fn provision_async_returns_202_with_operation_then_succeeds() {
     let b = TestBroker::start().await;
-    let r = b
-        .put(
-            &inst_async("i-1"),
-            provision_body("plan-small", json!({"message": "hi"})),
-        )
-        .await;
+    let r = b.put(&inst_async("i-1"), hi_body()).await;
     let op = accepted_op(&r);
     assert!(!op.is_empty() && op.len() <= 10_000);
     let r = b.wait_instance("i-1", &op).await;
@@ -45,7 +35,7 @@ async fn provision_async_required_plan_succeeds_with_accepts_incomplete() {
 #[tokio::test]
 async fn provision_repeated_while_in_progress_returns_202_with_same_operation() {
     let (b, gate, op) = provisioning_broker(json!({"message": "hi"})).await;
-    let body = provision_body("plan-small", json!({"message": "hi"}));
+    let body = hi_body();
     for _ in 0..2 {
         let r = b.put(&inst_async("i-1"), body.clone()).await;
         assert_same_operation(&r, &op);
@@ -103,7 +93,7 @@ async fn provision_same_id_with_different_attributes_returns_409() {
         provision_body("plan-small", json!({"message": "other"})),
         provision_body("plan-large", json!({"message": "hi"})),
         {
-            let mut v = provision_body("plan-small", json!({"message": "hi"}));
+            let mut v = hi_body();
             v["context"]["namespace"] = json!("elsewhere");
             v
         },
