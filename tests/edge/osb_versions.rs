@@ -76,9 +76,7 @@ async fn versions_have_their_own_etags() {
 
 #[tokio::test]
 async fn fetched_instance_has_maintenance_info_from_2_15() {
-    let b = broker().await;
-    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
-        .await;
+    let b = versions_broker_with_instance().await;
     for (version, present) in [("2.14", false), ("2.15", true), ("2.17", true)] {
         let r = send_versioned(&b, Method::GET, "/v2/service_instances/i-1", version, None).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -94,9 +92,7 @@ async fn fetched_instance_has_maintenance_info_from_2_15() {
 
 #[tokio::test]
 async fn last_operation_has_instance_usable_from_2_16() {
-    let b = broker().await;
-    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
-        .await;
+    let b = versions_broker_with_instance().await;
     // 7 passes the update schema and fails in the chart's own schema: a
     // failed update that leaves the instance usable.
     let mut body = json!({"service_id": "svc-tiny", "parameters": {"replicas": 7}});
@@ -149,9 +145,7 @@ async fn polling_delay_is_sent_from_2_15() {
 
 #[tokio::test]
 async fn a_failed_synchronous_update_has_instance_usable_from_2_16() {
-    let b = broker().await;
-    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
-        .await;
+    let b = versions_broker_with_instance().await;
     for (version, present) in [("2.14", false), ("2.15", false), ("2.16", true)] {
         // Fails in the chart's own schema (maximum 5), after validation.
         let body = json!({"service_id": "svc-tiny", "plan_id": "plan-small",

@@ -103,10 +103,7 @@ async fn request_identity_is_echoed_and_originating_identity_accepted() {
         ),
         (
             Method::DELETE,
-            format!(
-                "{}?accepts_incomplete=true&service_id=svc-tiny&plan_id=plan-small",
-                inst("i-9")
-            ),
+            async_deprovision("i-9"),
             None,
             StatusCode::GONE,
         ),
@@ -395,14 +392,7 @@ async fn provision_maintenance_info_mismatch_is_422_and_matching_or_empty_is_acc
     .await;
     assert_status(&r, StatusCode::UNPROCESSABLE_ENTITY);
     assert_schema(&error_schema(Some("MaintenanceInfoConflict")), &r);
-    let r = call_delete(
-        &b,
-        &format!(
-            "{}?accepts_incomplete=true&service_id=svc-tiny&plan_id=plan-small",
-            inst("i-1")
-        ),
-    )
-    .await;
+    let r = call_delete(&b, &async_deprovision("i-1")).await;
     assert_status(&r, StatusCode::GONE);
 
     let mut catalog_info = go_provision_body("plan-small", json!({}));

@@ -214,6 +214,22 @@ pub async fn call_get(b: &TestBroker, uri: &str) -> Resp {
     call(b, Method::GET, uri, None).await
 }
 
+/// The asynchronous deprovision of instance `id` as the suites send it.
+pub fn async_deprovision(id: &str) -> String {
+    format!(
+        "{}?accepts_incomplete=true&service_id=svc-tiny&plan_id=plan-small",
+        inst(id)
+    )
+}
+
+/// A `DELETE` of `uri` with each of `queries`: 400 every time.
+pub async fn deletes_refused(b: &TestBroker, uri: &str, queries: &[&str]) {
+    for query in queries {
+        let r = call_delete(b, &format!("{uri}{query}")).await;
+        assert_status(&r, StatusCode::BAD_REQUEST);
+    }
+}
+
 /// An asynchronous provision of `i-1` refused with a 400 in the suites'
 /// error schema: the answer.
 pub async fn provision_refused(b: &TestBroker, body: Value) -> Resp {
