@@ -104,7 +104,7 @@ pub fn helm_hanging_in(dir: &Path, subcommand: &str) -> (PathBuf, PathBuf) {
 
 /// Writes the script `path`: `prelude`, then the real helm with the same
 /// arguments.
-fn write_helm_wrapper(path: &Path, prelude: &str) {
+pub fn write_helm_wrapper(path: &Path, prelude: &str) {
     let helm = helm_bin();
     write_script(
         path,

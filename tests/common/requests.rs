@@ -223,16 +223,18 @@ pub async fn assert_delete_needs_ids(b: &TestBroker, path: &str) {
 }
 
 /// [`assert_osb_error`] without an error code, whose description names
-/// `needle`; `case` says which request in the message.
+/// each of `needles`; `case` says which request in the message.
 #[track_caller]
-pub fn assert_osb_error_naming(r: &Resp, status: StatusCode, needle: &str, case: &str) {
+pub fn assert_osb_error_naming(r: &Resp, status: StatusCode, needles: &[&str], case: &str) {
     assert_osb_error(r, status, None);
     let d = r.json["description"].as_str().unwrap();
-    assert!(d.contains(needle), "{case}: {}", r.text);
+    for needle in needles {
+        assert!(d.contains(needle), "{case}: {needle} not in {}", r.text);
+    }
 }
 
 /// [`assert_osb_error_naming`] for a 400 Bad Request.
 #[track_caller]
 pub fn assert_400_naming(r: &Resp, needle: &str, case: &str) {
-    assert_osb_error_naming(r, StatusCode::BAD_REQUEST, needle, case);
+    assert_osb_error_naming(r, StatusCode::BAD_REQUEST, &[needle], case);
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::helpers::restart::*;
 use axum::http::StatusCode;
 use common::process::{osb, poll_last_operation};
-use common::{TestBroker, config, helm_bin};
+use common::{TestBroker, config, helm_bin, write_helm_wrapper};
 use serde_json::json;
 
 #[tokio::test]
@@ -17,19 +17,7 @@ async fn kill_9_after_202_then_restart_settles_the_operation() {
     let data = tempfile::tempdir().unwrap();
     // A helm that takes a while to render, so the kill lands mid-operation.
     let slow = data.path().join("slow-helm");
-    std::fs::write(
-        &slow,
-        format!(
-            "#!/bin/sh\ncase \"$1\" in template) sleep 5;; esac\nexec {} \"$@\"\n",
-            helm_bin().display()
-        ),
-    )
-    .unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    write_helm_wrapper(&slow, "case \"$1\" in template) sleep 5;; esac\n");
     let state = data.path().join("state");
     let mut first = start(&state, &slow).await;
     let (status, body) = osb(

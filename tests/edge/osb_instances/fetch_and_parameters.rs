@@ -93,9 +93,7 @@ async fn fetch_instance_while_updating_returns_422_concurrency_error() {
     let op = update_async(&b, "i-1", update_body(None, json!({"message": "new"}))).await;
     let r = b.get(&inst("i-1")).await;
     assert_concurrency_error(&r);
-    gate.open();
-    b.wait_instance("i-1", &op).await;
-    assert_instance(&b, "i-1", "plan-small", json!({"message": "new"})).await;
+    finish_as(&b, &gate, &op, json!({"message": "new"})).await;
 }
 
 #[tokio::test]

@@ -57,9 +57,7 @@ async fn provision_conflicting_attributes_while_in_progress_returns_409() {
         )
         .await;
     assert_osb_error(&r, StatusCode::CONFLICT, None);
-    gate.open();
-    b.wait_succeeded("i-1", &op).await;
-    assert_instance(&b, "i-1", "plan-small", json!({"message": "hi"})).await;
+    finish_as(&b, &gate, &op, json!({"message": "hi"})).await;
 }
 
 #[tokio::test]

@@ -265,6 +265,26 @@ pub fn broker_container(dep: &Deployment) -> &Container {
     &pod.containers[0]
 }
 
+/// The `spec` of the platform registration `d`: its `url_key` is an HTTPS
+/// URL of `host`, and it has no key outside `known`.
+pub fn registration_spec<'a>(d: &'a Doc, url_key: &str, host: &str, known: &[&str]) -> &'a Value {
+    let spec = &d.value["spec"];
+    let url = spec[url_key].as_str().unwrap_or_default();
+    assert!(
+        url.starts_with(&format!("https://{host}")),
+        "{}: {url_key} {url}",
+        d.origin()
+    );
+    for k in spec.as_object().unwrap().keys() {
+        assert!(
+            known.contains(&k.as_str()),
+            "{}: unknown spec.{k}",
+            d.origin()
+        );
+    }
+    spec
+}
+
 /// The container's ports: name and number.
 pub fn container_ports(c: &Container) -> Vec<(Option<&str>, i32)> {
     c.ports

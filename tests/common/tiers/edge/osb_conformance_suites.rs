@@ -261,30 +261,22 @@ pub fn binding(i: &str, id: &str) -> String {
 pub fn routes() -> Vec<(Method, String, Option<Value>)> {
     let i = inst("i-1");
     let b = binding("i-1", "b-1");
+    let provision = format!("{i}?accepts_incomplete=true");
+    let deprovision = format!("{i}?accepts_incomplete=true&service_id=Invalid&plan_id=Invalid");
+    let unbind = format!("{b}?service_id=Invalid&plan_id=Invalid");
+    let empty = || Some(json!({}));
     vec![
         (Method::GET, "/v2/catalog".into(), None),
-        (
-            Method::PUT,
-            format!("{i}?accepts_incomplete=true"),
-            Some(json!({})),
-        ),
-        (Method::PATCH, i.clone(), Some(json!({}))),
+        (Method::PUT, provision, empty()),
+        (Method::PATCH, i.clone(), empty()),
         (Method::GET, i.clone(), None),
         (Method::DELETE, i.clone(), None),
-        (
-            Method::DELETE,
-            format!("{i}?accepts_incomplete=true&service_id=Invalid&plan_id=Invalid"),
-            None,
-        ),
+        (Method::DELETE, deprovision, None),
         (Method::GET, format!("{i}/last_operation"), None),
-        (Method::PUT, b.clone(), Some(json!({}))),
+        (Method::PUT, b.clone(), empty()),
         (Method::PUT, b.clone(), None),
         (Method::GET, b.clone(), None),
-        (
-            Method::DELETE,
-            format!("{b}?service_id=Invalid&plan_id=Invalid"),
-            None,
-        ),
+        (Method::DELETE, unbind, None),
         (Method::GET, format!("{b}/last_operation"), None),
     ]
 }

@@ -183,6 +183,14 @@ pub async fn assert_instance(b: &TestBroker, id: &str, plan: &str, params: Value
     assert_eq!(r.json["parameters"], params, "{}", r.text);
 }
 
+/// Lets `op` on `i-1` through `gate`, waits until it has succeeded, and
+/// checks the instance is plan-small with `params`.
+pub async fn finish_as(b: &TestBroker, gate: &Gate, op: &str, params: Value) {
+    gate.open();
+    b.wait_succeeded("i-1", op).await;
+    assert_instance(b, "i-1", "plan-small", params).await;
+}
+
 /// The documents `helm template` rendered for an instance.
 pub fn manifests(b: &TestBroker, id: &str) -> Vec<Value> {
     let text = std::fs::read_to_string(b.release_dir(id).join("manifests.yaml")).unwrap();
