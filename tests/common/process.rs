@@ -162,24 +162,51 @@ pub fn spawn_serve(
     extra: &[&str],
 ) -> Proc {
     Proc(
-        std::process::Command::new(broker_bin())
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--catalog")
-            .arg(catalog)
-            .arg("--charts")
-            .arg(charts)
-            .arg("--data-dir")
-            .arg(data)
-            .arg("--helm")
-            .arg(helm)
+        serve_command(port, catalog, charts, data, helm)
             .args(extra)
-            .env("CHARTBROKER_USERNAME", USER)
-            .env("CHARTBROKER_PASSWORD", PASS)
             .stdout(std::process::Stdio::null())
             .stderr(log_file(data))
             .spawn()
             .expect("the chartbroker binary starts"),
     )
+}
+
+/// [`spawn_serve`] over the repository's example catalog and charts, with
+/// the real helm.
+pub fn spawn_example(port: u16, data: &std::path::Path, extra: &[&str]) -> Proc {
+    let repo = super::repo();
+    let (catalog, charts) = (repo.join("catalog"), repo.join("charts"));
+    spawn_serve(port, &catalog, &charts, data, &super::helm_bin(), extra)
+}
+
+/// The command line of `chartbroker serve` on `port` over `catalog`,
+/// `charts`, `data` and `helm`, the test credentials in its environment;
+/// the caller adds arguments and its output, then spawns it.
+pub fn serve_command(
+    port: u16,
+    catalog: &std::path::Path,
+    charts: &std::path::Path,
+    data: &std::path::Path,
+    helm: &std::path::Path,
+) -> std::process::Command {
+    let mut c = std::process::Command::new(broker_bin());
+    c.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--catalog")
+        .arg(catalog)
+        .arg("--charts")
+        .arg(charts)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--helm")
+        .arg(helm)
+        .env("CHARTBROKER_USERNAME", USER)
+        .env("CHARTBROKER_PASSWORD", PASS);
+    c
+}
+
+/// `GET url` that must reach the broker.
+pub async fn osb_get(url: &str) -> (u16, Value) {
+    osb(reqwest::Method::GET, url.to_string(), None).await
 }
 
 /// [`http`] that must reach the broker.

@@ -111,13 +111,8 @@ async fn a_completed_deprovision_polls_as_its_credential_asks() {
         "application/json"
     );
     for query in [format!("operation={op}"), String::new()] {
-        let r = send_as_xp(
-            &b,
-            Method::GET,
-            &format!("/v2/service_instances/dp-gone/last_operation?{query}"),
-            None,
-        )
-        .await;
+        let uri = format!("/v2/service_instances/dp-gone/last_operation?{query}");
+        let r = send_as_xp(&b, Method::GET, &uri, None).await;
         assert_osb_error(&r, StatusCode::GONE, None);
     }
     // The other credential still hears 200 `succeeded` about the same delete.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::helpers::restart::*;
 use axum::http::StatusCode;
-use common::process::{osb, poll_last_operation};
+use common::process::{osb, osb_get, poll_last_operation};
 use common::{TestBroker, config, helm_bin, write_helm_wrapper};
 use serde_json::json;
 
@@ -45,12 +45,7 @@ async fn kill_9_after_202_then_restart_settles_the_operation() {
     let manifests =
         std::fs::read_to_string(state.join("render/apps/cb-crash-1/manifests.yaml")).unwrap();
     assert!(manifests.contains("survives"));
-    let (status, body) = osb(
-        reqwest::Method::GET,
-        format!("{}/v2/service_instances/crash-1", second.url),
-        None,
-    )
-    .await;
+    let (status, body) = osb_get(&format!("{}/v2/service_instances/crash-1", second.url)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["parameters"]["message"], "survives");
 }
