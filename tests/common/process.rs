@@ -204,6 +204,11 @@ pub fn serve_command(
     c
 }
 
+/// `PUT url` with a JSON body that must reach the broker.
+pub async fn osb_put(url: &str, body: Value) -> (u16, Value) {
+    osb(reqwest::Method::PUT, url.to_string(), Some(body)).await
+}
+
 /// `GET url` that must reach the broker.
 pub async fn osb_get(url: &str) -> (u16, Value) {
     osb(reqwest::Method::GET, url.to_string(), None).await

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::helpers::restart::*;
 use axum::http::StatusCode;
-use common::process::{osb, osb_get, poll_last_operation};
+use common::process::{osb_get, osb_put, poll_last_operation};
 use common::{TestBroker, config, helm_bin, write_helm_wrapper};
 use serde_json::json;
 
@@ -20,17 +20,14 @@ async fn kill_9_after_202_then_restart_settles_the_operation() {
     write_helm_wrapper(&slow, "case \"$1\" in template) sleep 5;; esac\n");
     let state = data.path().join("state");
     let mut first = start(&state, &slow).await;
-    let (status, body) = osb(
-        reqwest::Method::PUT,
-        format!(
-            "{}/v2/service_instances/crash-1?accepts_incomplete=true",
-            first.url
-        ),
-        Some(json!({"service_id": "svc-tiny", "plan_id": "plan-small",
-            "context": {"platform": "kubernetes", "namespace": "apps"},
-            "parameters": {"message": "survives"}})),
-    )
-    .await;
+    let put = format!(
+        "{}/v2/service_instances/crash-1?accepts_incomplete=true",
+        first.url
+    );
+    let body = json!({"service_id": "svc-tiny", "plan_id": "plan-small",
+        "context": {"platform": "kubernetes", "namespace": "apps"},
+        "parameters": {"message": "survives"}});
+    let (status, body) = osb_put(&put, body).await;
     assert_eq!(status, 202, "{body}");
     let operation = body["operation"].as_str().unwrap().to_string();
     first.kill_9(); // no chance to clean up
