@@ -1,5 +1,6 @@
 //! The broker as a separate process: its binary, a port, plain HTTP to it.
 
+use std::path::Path;
 use std::process::Child;
 use std::time::Duration;
 
@@ -189,6 +190,17 @@ pub fn serve_command(
     data: &std::path::Path,
     helm: &std::path::Path,
 ) -> std::process::Command {
+    let mut c = serve_base(port, catalog, charts, data);
+    c.arg("--helm")
+        .arg(helm)
+        .env("CHARTBROKER_USERNAME", USER)
+        .env("CHARTBROKER_PASSWORD", PASS);
+    c
+}
+
+/// `chartbroker serve --listen 127.0.0.1:<port>` over `catalog`, `charts`
+/// and `data`, and nothing else.
+pub fn serve_base(port: u16, catalog: &Path, charts: &Path, data: &Path) -> std::process::Command {
     let mut c = std::process::Command::new(broker_bin());
     c.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--catalog")
@@ -196,11 +208,7 @@ pub fn serve_command(
         .arg("--charts")
         .arg(charts)
         .arg("--data-dir")
-        .arg(data)
-        .arg("--helm")
-        .arg(helm)
-        .env("CHARTBROKER_USERNAME", USER)
-        .env("CHARTBROKER_PASSWORD", PASS);
+        .arg(data);
     c
 }
 

@@ -128,14 +128,7 @@ async fn provision_missing_service_id_or_plan_id_returns_400() {
     for field in ["service_id", "plan_id"] {
         // Absent, as the spec says, and "", as conformance suites send it.
         for missing in [None, Some(json!("")), Some(Value::Null)] {
-            let mut body = provision_body("plan-small", json!({}));
-            match &missing {
-                None => {
-                    body.as_object_mut().unwrap().remove(field);
-                }
-                Some(v) => body[field] = v.clone(),
-            }
-            let r = b.put(&inst("i-1"), body).await;
+            let r = provision_field(&b, field, missing.clone()).await;
             assert_400_naming(&r, field, &format!("{field} {missing:?}"));
         }
     }
@@ -208,9 +201,7 @@ async fn provision_parameters_or_context_not_an_object_return_400() {
         eprintln!("case: {case}");
         let b = TestBroker::start().await;
         for value in values {
-            let mut body = provision_body("plan-small", json!({}));
-            body[field] = value.clone();
-            let r = b.put(&inst("i-1"), body).await;
+            let r = provision_field(&b, field, Some(value.clone())).await;
             assert_400_naming(&r, field, &format!("{case}: {value}"));
         }
         assert_nothing_created(&b, "i-1").await;

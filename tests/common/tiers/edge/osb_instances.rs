@@ -37,6 +37,19 @@ pub async fn provision_with(b: &TestBroker, params: Value) -> Resp {
         .await
 }
 
+/// A plan-small provision of `i-1` whose `field` is `value`, or absent
+/// when `None`: the answer.
+pub async fn provision_field(b: &TestBroker, field: &str, value: Option<Value>) -> Resp {
+    let mut body = provision_body("plan-small", json!({}));
+    match value {
+        None => {
+            body.as_object_mut().unwrap().remove(field);
+        }
+        Some(v) => body[field] = v,
+    }
+    b.put(&inst("i-1"), body).await
+}
+
 /// A PATCH body as platforms send it.
 pub fn update_body(plan: Option<&str>, params: Value) -> Value {
     let mut v = json!({
