@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use base64::Engine as _;
 use http_body_util::BodyExt;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tower::ServiceExt;
 
 use chartbroker::runtime::{Engine, Runtime, ServeConfig};
@@ -241,14 +241,22 @@ impl TestBroker {
 
     async fn poll(&self, uri: &str) -> Resp {
         // Generous: helm against the real API server on a shared machine.
-        for _ in 0..2400 {
+        self.poll_settled(uri, 2400)
+            .await
+            .unwrap_or_else(|| panic!("operation at {uri} did not finish in 120 s"))
+    }
+
+    /// Polls a last_operation `uri` every 50 ms, at most `tries` times,
+    /// until it answers other than 200 `in progress`: that answer, or None.
+    pub async fn poll_settled(&self, uri: &str, tries: usize) -> Option<Resp> {
+        for _ in 0..tries {
             let r = self.call(Method::GET, uri, None).await;
             if r.status != StatusCode::OK || r.json["state"] != "in progress" {
-                return r;
+                return Some(r);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("operation at {uri} did not finish in 120 s");
+        None
     }
 }
 
@@ -445,45 +453,4 @@ pub fn assert_osb_error(r: &Resp, status: StatusCode, error: Option<&str>) {
     if let Some(e) = error {
         assert_eq!(r.json["error"], e, "{}", r.text);
     }
-}
-
-/// The echo fixture: its chart's values schema quotes the password back
-/// (`'<password>' does not match pattern`) when `message` is "fail".
-pub async fn echo_broker() -> TestBroker {
-    let data = tempfile::tempdir().unwrap();
-    let mut cfg = config(data.path());
-    cfg.catalog_dir = fixtures().join("catalog-echo");
-    TestBroker::with_config(data, cfg).await
-}
-
-/// Provisions and binds on the echo plan, then makes helm fail with the
-/// password in its message, synchronously and asynchronously. Returns the
-/// password and the failure descriptions.
-pub async fn echo_failures(b: &TestBroker) -> (String, Vec<String>) {
-    let body = |params: Value| provision_body_of("svc-echo", "plan-echo", params);
-    b.put_created("/v2/service_instances/e-1", body(json!({"message": "ok"})))
-        .await;
-    let r = b
-        .put_created(
-            "/v2/service_instances/e-1/service_bindings/b-1",
-            json!({"service_id": "svc-echo", "plan_id": "plan-echo"}),
-        )
-        .await;
-    let password = r.json["credentials"]["password"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(password.len(), 24);
-
-    let update = json!({"service_id": "svc-echo", "parameters": {"message": "fail"}});
-    let r = b.patch("/v2/service_instances/e-1", update.clone()).await;
-    assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
-    let sync = r.json["description"].as_str().unwrap().to_string();
-    let r = b
-        .patch("/v2/service_instances/e-1?accepts_incomplete=true", update)
-        .await;
-    let r = b.wait_instance("e-1", &accepted_op(&r)).await;
-    assert_eq!(r.json["state"], "failed", "{}", r.text);
-    let asynchronous = r.json["description"].as_str().unwrap().to_string();
-    (password, vec![sync, asynchronous])
 }

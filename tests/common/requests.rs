@@ -5,7 +5,9 @@ use base64::Engine as _;
 
 use serde_json::{Value, json};
 
-use super::{Gate, Resp, TestBroker, assert_osb_error, bare, config, repo};
+use super::{
+    Gate, Resp, TestBroker, assert_osb_error, bare, config, fixtures, provision_body_of, repo,
+};
 
 /// One-line OSB calls: the same requests as [`TestBroker::call`], so a test
 /// reads as its requests and checks rather than as request plumbing.
@@ -237,4 +239,45 @@ pub fn assert_osb_error_naming(r: &Resp, status: StatusCode, needles: &[&str], c
 #[track_caller]
 pub fn assert_400_naming(r: &Resp, needle: &str, case: &str) {
     assert_osb_error_naming(r, StatusCode::BAD_REQUEST, &[needle], case);
+}
+
+/// The echo fixture: its chart's values schema quotes the password back
+/// (`'<password>' does not match pattern`) when `message` is "fail".
+pub async fn echo_broker() -> TestBroker {
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    cfg.catalog_dir = fixtures().join("catalog-echo");
+    TestBroker::with_config(data, cfg).await
+}
+
+/// Provisions and binds on the echo plan, then makes helm fail with the
+/// password in its message, synchronously and asynchronously. Returns the
+/// password and the failure descriptions.
+pub async fn echo_failures(b: &TestBroker) -> (String, Vec<String>) {
+    let body = |params: Value| provision_body_of("svc-echo", "plan-echo", params);
+    b.put_created("/v2/service_instances/e-1", body(json!({"message": "ok"})))
+        .await;
+    let r = b
+        .put_created(
+            "/v2/service_instances/e-1/service_bindings/b-1",
+            json!({"service_id": "svc-echo", "plan_id": "plan-echo"}),
+        )
+        .await;
+    let password = r.json["credentials"]["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(password.len(), 24);
+
+    let update = json!({"service_id": "svc-echo", "parameters": {"message": "fail"}});
+    let r = b.patch("/v2/service_instances/e-1", update.clone()).await;
+    assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
+    let sync = r.json["description"].as_str().unwrap().to_string();
+    let r = b
+        .patch("/v2/service_instances/e-1?accepts_incomplete=true", update)
+        .await;
+    let r = b.wait_instance("e-1", &accepted_op(&r)).await;
+    assert_eq!(r.json["state"], "failed", "{}", r.text);
+    let asynchronous = r.json["description"].as_str().unwrap().to_string();
+    (password, vec![sync, asynchronous])
 }

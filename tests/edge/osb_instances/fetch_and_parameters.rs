@@ -9,12 +9,7 @@ async fn last_operation_keeps_states_after_success_and_failure() {
         b.wait_instance("i-ok", &ok).await.json["state"],
         "succeeded"
     );
-    let r = b
-        .patch(
-            &inst_async("i-ok"),
-            update_body(None, json!({"message": "x"})),
-        )
-        .await;
+    let r = update(&b, &inst_async("i-ok"), None, json!({"message": "x"})).await;
     let upd = r.json["operation"].as_str().unwrap().to_string();
     assert_eq!(
         b.wait_instance("i-ok", &upd).await.json["state"],

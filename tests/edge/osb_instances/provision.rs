@@ -274,12 +274,8 @@ async fn provision_helm_failure_sync_returns_500_with_helms_message() {
 #[tokio::test]
 async fn update_plan_change_is_applied() {
     let b = broker_with_instance().await;
-    let r = b
-        .patch(
-            &inst("i-1"),
-            update_body(Some("plan-large"), json!({"message": "bigger"})),
-        )
-        .await;
+    let bigger = json!({"message": "bigger"});
+    let r = update(&b, &inst("i-1"), Some("plan-large"), bigger).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json, json!({}));
     let r = b.get(&inst("i-1")).await;

@@ -111,12 +111,7 @@ async fn update_unknown_plan_or_missing_service_id_returns_400_and_changes_nothi
 async fn update_while_another_operation_runs_returns_422_concurrency_error() {
     let (b, gate) = gated_broker_with_instance().await;
     let op = update_async(&b, "i-1", update_body(None, json!({"message": "first"}))).await;
-    let r = b
-        .patch(
-            &inst_async("i-1"),
-            update_body(None, json!({"message": "second"})),
-        )
-        .await;
+    let r = update(&b, &inst_async("i-1"), None, json!({"message": "second"})).await;
     assert_concurrency_error(&r);
     let r = b.del(&deprovision_uri("i-1", "plan-small", true)).await;
     assert_concurrency_error(&r);
@@ -159,12 +154,7 @@ async fn update_does_not_rotate_generated_secrets() {
         |b: &TestBroker| of_kind(&manifests(b, "i-1"), "Secret")["stringData"]["password"].clone();
     assert_eq!(secret_in_manifest(&b), password.as_str());
 
-    let r = b
-        .patch(
-            &inst("i-1"),
-            update_body(None, json!({"message": "changed"})),
-        )
-        .await;
+    let r = update(&b, &inst("i-1"), None, json!({"message": "changed"})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     // The release was rendered again ...
     assert_eq!(

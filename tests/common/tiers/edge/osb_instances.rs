@@ -63,6 +63,11 @@ pub fn update_body(plan: Option<&str>, params: Value) -> Value {
     v
 }
 
+/// A PATCH of `uri` with [`update_body`] of `plan` and `params`: the answer.
+pub async fn update(b: &TestBroker, uri: &str, plan: Option<&str>, params: Value) -> Resp {
+    b.patch(uri, update_body(plan, params)).await
+}
+
 /// An asynchronous update of `id` that must answer 202: its operation.
 pub async fn update_async(b: &TestBroker, id: &str, body: Value) -> String {
     let r = b.patch(&inst_async(id), body).await;
