@@ -1,7 +1,7 @@
 //! The broker as a separate process: its binary, a port, plain HTTP to it.
 
 use std::path::Path;
-use std::process::Child;
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -163,7 +163,7 @@ pub fn spawn_serve(
     extra: &[&str],
 ) -> Proc {
     Proc(
-        serve_command(port, catalog, charts, data, helm)
+        serve_cmd(port, catalog, charts, data, helm)
             .args(extra)
             .stdout(std::process::Stdio::null())
             .stderr(log_file(data))
@@ -183,13 +183,7 @@ pub fn spawn_example(port: u16, data: &std::path::Path, extra: &[&str]) -> Proc 
 /// The command line of `chartbroker serve` on `port` over `catalog`,
 /// `charts`, `data` and `helm`, the test credentials in its environment;
 /// the caller adds arguments and its output, then spawns it.
-pub fn serve_command(
-    port: u16,
-    catalog: &std::path::Path,
-    charts: &std::path::Path,
-    data: &std::path::Path,
-    helm: &std::path::Path,
-) -> std::process::Command {
+pub fn serve_cmd(port: u16, catalog: &Path, charts: &Path, data: &Path, helm: &Path) -> Command {
     let mut c = serve_base(port, catalog, charts, data);
     c.arg("--helm")
         .arg(helm)
@@ -200,8 +194,8 @@ pub fn serve_command(
 
 /// `chartbroker serve --listen 127.0.0.1:<port>` over `catalog`, `charts`
 /// and `data`, and nothing else.
-pub fn serve_base(port: u16, catalog: &Path, charts: &Path, data: &Path) -> std::process::Command {
-    let mut c = std::process::Command::new(broker_bin());
+pub fn serve_base(port: u16, catalog: &Path, charts: &Path, data: &Path) -> Command {
+    let mut c = Command::new(broker_bin());
     c.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--catalog")
         .arg(catalog)

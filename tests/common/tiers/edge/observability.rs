@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::process::{Proc, serve_command};
+use common::process::{Proc, serve_cmd};
 use common::{PASS, USER, fixtures, helm_bin};
 use serde_json::{Value, json};
 
@@ -28,7 +28,7 @@ pub fn promtool() -> std::path::PathBuf {
 pub fn start(dir: &Path, port: u16) -> Proc {
     let (catalog, charts) = (fixtures().join("catalog"), fixtures().join("charts"));
     Proc(
-        serve_command(port, &catalog, &charts, &dir.join("data"), &helm_bin())
+        serve_cmd(port, &catalog, &charts, &dir.join("data"), &helm_bin())
             .env_remove("RUST_LOG")
             .env_remove("CHARTBROKER_LOG_FORMAT")
             .stdout(Stdio::null())
