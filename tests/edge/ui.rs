@@ -295,7 +295,7 @@ async fn hostile_text_is_escaped_and_no_secret_reaches_a_page() {
         for raw in ["<script>alert", "<img src=x", "<b>bind<b>", "\"><img"] {
             assert!(!t.contains(raw), "{uri} carries {raw} unescaped");
         }
-        assert!(!t.contains(&password), "{uri} shows the generated password");
+        assert!(!t.contains(password), "{uri} shows the generated password");
     }
     let list = &texts[0].1;
     assert!(
@@ -331,7 +331,7 @@ async fn hostile_text_is_escaped_and_no_secret_reaches_a_page() {
         .await;
     let r = get(&b, &link_of(&fetched), None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    assert!(!r.text.contains("<script>alert") && !r.text.contains(&password));
+    assert!(!r.text.contains("<script>alert") && !r.text.contains(password));
 }
 
 #[tokio::test]
