@@ -32,6 +32,14 @@ pub fn rust_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Every `.rs` file of every tier binary under the repository `root`.
+pub fn tier_files(root: &Path) -> Vec<PathBuf> {
+    TIERS
+        .iter()
+        .flat_map(|t| rust_files(&root.join("tests").join(t)))
+        .collect()
+}
+
 /// The name of the function a line declares, if it declares one.
 pub fn declared_fn(line: &str) -> Option<&str> {
     let mut rest = line.trim_start();

@@ -47,48 +47,74 @@ pub fn repo() -> PathBuf {
 /// The real helm 4 binary. Tests fail loudly without it: run
 /// `scripts/install-tools.sh` (CI does).
 pub fn helm_bin() -> PathBuf {
-    let p = std::env::var_os("CHARTBROKER_HELM")
+    tool_bin("CHARTBROKER_HELM", "helm", "helm")
+}
+
+/// The tool `.tools/bin/<file>`, or the one environment variable `var`
+/// names; `what` names it when it is missing.
+fn tool_bin(var: &str, file: &str, what: &str) -> PathBuf {
+    let p = std::env::var_os(var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".tools/bin/helm"));
+        .unwrap_or_else(|| repo().join(".tools/bin").join(file));
     assert!(
         p.is_file(),
-        "helm not found at {} — run scripts/install-tools.sh or set CHARTBROKER_HELM",
+        "{what} not found at {} — run scripts/install-tools.sh or set {var}",
         p.display()
     );
     p
+}
+
+/// Writes an executable shell script to `path`.
+pub fn write_script(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Writes `<dir>/helm-gated`: a helm that holds `helm template` until the
+/// file `<dir>/gate` exists (giving up after 20 s so a broken test can't
+/// hang), then execs the real helm. Returns the wrapper and the gate file.
+pub fn gated_helm_in(dir: &Path) -> (PathBuf, PathBuf) {
+    let gate = dir.join("gate");
+    let wrapper = dir.join("helm-gated");
+    let wait = format!(
+        "n=0\n  while [ ! -e '{}' ] && [ $n -lt 400 ]; do\n    sleep 0.05\n    n=$((n+1))\n  done",
+        gate.display()
+    );
+    write_helm_wrapper(
+        &wrapper,
+        &format!("if [ \"$1\" = template ]; then\n  {wait}\nfi\n"),
+    );
+    (wrapper, gate)
 }
 
 /// A helm that, run as `helm <subcommand>`, writes its pid to
 /// `<dir>/a-helm.pid` and hangs for a minute (a replica to kill mid-step);
 /// anything else is the real helm. Returns the wrapper and the pid file.
 pub fn helm_hanging_in(dir: &Path, subcommand: &str) -> (PathBuf, PathBuf) {
-    use std::os::unix::fs::PermissionsExt;
     let pidfile = dir.join("a-helm.pid");
     let wrapper = dir.join("slow-helm");
-    std::fs::write(
+    let hang = format!("echo $$ > '{}'; sleep 60;;", pidfile.display());
+    write_helm_wrapper(
         &wrapper,
-        format!(
-            "#!/bin/sh\ncase \"$1\" in {subcommand}) echo $$ > '{}'; sleep 60;; esac\nexec {} \"$@\"\n",
-            pidfile.display(),
-            helm_bin().display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        &format!("case \"$1\" in {subcommand}) {hang} esac\n"),
+    );
     (wrapper, pidfile)
+}
+
+/// Writes the script `path`: `prelude`, then the real helm with the same
+/// arguments.
+pub fn write_helm_wrapper(path: &Path, prelude: &str) {
+    let helm = helm_bin();
+    write_script(
+        path,
+        &format!("#!/bin/sh\n{prelude}exec '{}' \"$@\"\n", helm.display()),
+    );
 }
 
 /// The real helm 3 binary (`.tools/bin/helm3`, or `CHARTBROKER_HELM3`).
 pub fn helm3_bin() -> PathBuf {
-    let p = std::env::var_os("CHARTBROKER_HELM3")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".tools/bin/helm3"));
-    assert!(
-        p.is_file(),
-        "helm 3 not found at {} — run scripts/install-tools.sh or set CHARTBROKER_HELM3",
-        p.display()
-    );
-    p
+    tool_bin("CHARTBROKER_HELM3", "helm3", "helm 3")
 }
 
 /// Where the test catalog and charts live.
@@ -215,14 +241,22 @@ impl TestBroker {
 
     async fn poll(&self, uri: &str) -> Resp {
         // Generous: helm against the real API server on a shared machine.
-        for _ in 0..2400 {
+        self.poll_settled(uri, 2400)
+            .await
+            .unwrap_or_else(|| panic!("operation at {uri} did not finish in 120 s"))
+    }
+
+    /// Polls a last_operation `uri` every 50 ms, at most `tries` times,
+    /// until it answers other than 200 `in progress`: that answer, or None.
+    pub async fn poll_settled(&self, uri: &str, tries: usize) -> Option<Resp> {
+        for _ in 0..tries {
             let r = self.call(Method::GET, uri, None).await;
             if r.status != StatusCode::OK || r.json["state"] != "in progress" {
-                return r;
+                return Some(r);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("operation at {uri} did not finish in 120 s");
+        None
     }
 }
 
@@ -285,6 +319,13 @@ pub fn provision_body_in(plan: &str, ns: &str, params: Value) -> Value {
     })
 }
 
+/// A provision body for `service`'s `plan` (platform namespace `apps`).
+pub fn provision_body_of(service: &str, plan: &str, params: Value) -> Value {
+    let mut v = provision_body(plan, params);
+    v["service_id"] = service.into();
+    v
+}
+
 /// A bind body for the test catalog.
 pub fn bind_body(plan: &str, params: Value) -> Value {
     serde_json::json!({
@@ -333,22 +374,10 @@ impl TestBroker {
 
     /// [`TestBroker::start_gated`] with the configuration adjusted by `tune`.
     pub async fn start_gated_with(tune: impl FnOnce(&mut ServeConfig)) -> (TestBroker, Gate) {
-        use std::os::unix::fs::PermissionsExt;
         let data = tempfile::tempdir().unwrap();
         let bin = data.path().join("test-bin");
         std::fs::create_dir_all(&bin).unwrap();
-        let gate = bin.join("gate");
-        let wrapper = bin.join("helm-gated");
-        std::fs::write(
-            &wrapper,
-            format!(
-                "#!/bin/sh\nif [ \"$1\" = template ]; then\n  n=0\n  while [ ! -e '{}' ] && [ $n -lt 400 ]; do\n    sleep 0.05\n    n=$((n+1))\n  done\nfi\nexec '{}' \"$@\"\n",
-                gate.display(),
-                helm_bin().display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let (wrapper, gate) = gated_helm_in(&bin);
         let mut cfg = config(data.path());
         cfg.helm = wrapper;
         tune(&mut cfg);
@@ -363,30 +392,14 @@ impl TestBroker {
 
     /// Synchronous provision that must answer 201.
     pub async fn provision_sync(&self, instance: &str, plan: &str, params: Value) {
-        let r = self
-            .call(
-                Method::PUT,
-                &format!("/v2/service_instances/{instance}"),
-                Some(provision_body(plan, params)),
-            )
+        self.put_created(&inst(instance), provision_body(plan, params))
             .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     }
 
     /// Asynchronous provision: answers 202 with an operation, which is returned.
     pub async fn provision_async(&self, instance: &str, plan: &str, params: Value) -> String {
-        let r = self
-            .call(
-                Method::PUT,
-                &format!("/v2/service_instances/{instance}?accepts_incomplete=true"),
-                Some(provision_body(plan, params)),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-        r.json["operation"]
-            .as_str()
-            .expect("202 carries an operation")
-            .to_string()
+        let uri = format!("{}?accepts_incomplete=true", inst(instance));
+        accepted_op(&self.put(&uri, provision_body(plan, params)).await)
     }
 
     /// Synchronous bind that must answer 201; returns the credentials.
@@ -397,14 +410,8 @@ impl TestBroker {
         plan: &str,
         params: Value,
     ) -> Value {
-        let r = self
-            .call(
-                Method::PUT,
-                &format!("/v2/service_instances/{instance}/service_bindings/{binding}"),
-                Some(bind_body(plan, params)),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let uri = format!("{}/service_bindings/{binding}", inst(instance));
+        let r = self.put_created(&uri, bind_body(plan, params)).await;
         r.json["credentials"].clone()
     }
 }
@@ -446,75 +453,4 @@ pub fn assert_osb_error(r: &Resp, status: StatusCode, error: Option<&str>) {
     if let Some(e) = error {
         assert_eq!(r.json["error"], e, "{}", r.text);
     }
-}
-
-/// The echo fixture: its chart's values schema quotes the password back
-/// (`'<password>' does not match pattern`) when `message` is "fail".
-pub async fn echo_broker() -> TestBroker {
-    let data = tempfile::tempdir().unwrap();
-    let mut cfg = config(data.path());
-    cfg.catalog_dir = fixtures().join("catalog-echo");
-    TestBroker::with_config(data, cfg).await
-}
-
-/// Provisions and binds on the echo plan, then makes helm fail with the
-/// password in its message, synchronously and asynchronously. Returns the
-/// password and the failure descriptions.
-pub async fn echo_failures(b: &TestBroker) -> (String, Vec<String>) {
-    let body = |params: Value| {
-        serde_json::json!({
-            "service_id": "svc-echo",
-            "plan_id": "plan-echo",
-            "organization_guid": "org",
-            "space_guid": "space",
-            "context": {"platform": "kubernetes", "namespace": "apps"},
-            "parameters": params,
-        })
-    };
-    let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/e-1",
-            Some(body(serde_json::json!({"message": "ok"}))),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/e-1/service_bindings/b-1",
-            Some(serde_json::json!({"service_id": "svc-echo", "plan_id": "plan-echo"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let password = r.json["credentials"]["password"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(password.len(), 24);
-
-    let update = serde_json::json!({"service_id": "svc-echo", "parameters": {"message": "fail"}});
-    let r = b
-        .call(
-            Method::PATCH,
-            "/v2/service_instances/e-1",
-            Some(update.clone()),
-        )
-        .await;
-    assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
-    let sync = r.json["description"].as_str().unwrap().to_string();
-    let r = b
-        .call(
-            Method::PATCH,
-            "/v2/service_instances/e-1?accepts_incomplete=true",
-            Some(update),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let r = b
-        .wait_instance("e-1", r.json["operation"].as_str().unwrap())
-        .await;
-    assert_eq!(r.json["state"], "failed", "{}", r.text);
-    let asynchronous = r.json["description"].as_str().unwrap().to_string();
-    (password, vec![sync, asynchronous])
 }

@@ -1,6 +1,7 @@
 //! The broker as a separate process: its binary, a port, plain HTTP to it.
 
-use std::process::Child;
+use std::path::Path;
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -162,24 +163,57 @@ pub fn spawn_serve(
     extra: &[&str],
 ) -> Proc {
     Proc(
-        std::process::Command::new(broker_bin())
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--catalog")
-            .arg(catalog)
-            .arg("--charts")
-            .arg(charts)
-            .arg("--data-dir")
-            .arg(data)
-            .arg("--helm")
-            .arg(helm)
+        serve_cmd(port, catalog, charts, data, helm)
             .args(extra)
-            .env("CHARTBROKER_USERNAME", USER)
-            .env("CHARTBROKER_PASSWORD", PASS)
             .stdout(std::process::Stdio::null())
             .stderr(log_file(data))
             .spawn()
             .expect("the chartbroker binary starts"),
     )
+}
+
+/// [`spawn_serve`] over the repository's example catalog and charts, with
+/// the real helm.
+pub fn spawn_example(port: u16, data: &std::path::Path, extra: &[&str]) -> Proc {
+    let repo = super::repo();
+    let (catalog, charts) = (repo.join("catalog"), repo.join("charts"));
+    spawn_serve(port, &catalog, &charts, data, &super::helm_bin(), extra)
+}
+
+/// The command line of `chartbroker serve` on `port` over `catalog`,
+/// `charts`, `data` and `helm`, the test credentials in its environment;
+/// the caller adds arguments and its output, then spawns it.
+pub fn serve_cmd(port: u16, catalog: &Path, charts: &Path, data: &Path, helm: &Path) -> Command {
+    let mut c = serve_base(port, catalog, charts, data);
+    c.arg("--helm")
+        .arg(helm)
+        .env("CHARTBROKER_USERNAME", USER)
+        .env("CHARTBROKER_PASSWORD", PASS);
+    c
+}
+
+/// `chartbroker serve --listen 127.0.0.1:<port>` over `catalog`, `charts`
+/// and `data`, and nothing else.
+pub fn serve_base(port: u16, catalog: &Path, charts: &Path, data: &Path) -> Command {
+    let mut c = Command::new(broker_bin());
+    c.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--catalog")
+        .arg(catalog)
+        .arg("--charts")
+        .arg(charts)
+        .arg("--data-dir")
+        .arg(data);
+    c
+}
+
+/// `PUT url` with a JSON body that must reach the broker.
+pub async fn osb_put(url: &str, body: Value) -> (u16, Value) {
+    osb(reqwest::Method::PUT, url.to_string(), Some(body)).await
+}
+
+/// `GET url` that must reach the broker.
+pub async fn osb_get(url: &str) -> (u16, Value) {
+    osb(reqwest::Method::GET, url.to_string(), None).await
 }
 
 /// [`http`] that must reach the broker.

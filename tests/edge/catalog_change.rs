@@ -23,17 +23,7 @@ async fn unbind_and_deprovision_need_no_plan_in_the_catalog() {
     let first = start(&data, &with, port);
     ready(port).await;
     let osb = Remote::on(port);
-    let (s, body) = osb
-        .put(
-            INSTANCE,
-            json!({
-                "service_id": "svc-tiny", "plan_id": "plan-small",
-                "organization_guid": "org", "space_guid": "space",
-                "context": {"platform": "kubernetes", "namespace": "apps"},
-                "parameters": {"message": "hi"},
-            }),
-        )
-        .await;
+    let (s, body) = osb.put(INSTANCE, common::hi_body()).await;
     assert_eq!(s, 201, "{body}");
     let bind = json!({"service_id": "svc-tiny", "plan_id": "plan-small"});
     let (s, body) = osb
@@ -57,28 +47,15 @@ async fn unbind_and_deprovision_need_no_plan_in_the_catalog() {
         .await;
     assert_eq!(s, 400, "{body}");
     let rendered = data.join("render/apps/cb-gone-plan");
-    assert!(
-        rendered
-            .join("bindings")
-            .read_dir()
-            .unwrap()
-            .next()
-            .is_some()
-    );
+    let secrets = rendered.join("bindings");
+    let any_secret = || secrets.read_dir().unwrap().next().is_some();
+    assert!(any_secret());
     let (s, body) = osb
         .delete(&format!("{INSTANCE}/service_bindings/b1?{IDS}"))
         .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body, json!({}));
-    assert!(
-        rendered
-            .join("bindings")
-            .read_dir()
-            .unwrap()
-            .next()
-            .is_none(),
-        "the binding Secret is gone"
-    );
+    assert!(!any_secret(), "the binding Secret is gone");
     let (s, body) = osb
         .delete(&format!("{INSTANCE}?{IDS}&accepts_incomplete=true"))
         .await;

@@ -8,7 +8,6 @@ use std::process::{Command, Stdio};
 use crate::helpers::cli::*;
 use common::process::{Proc, broker_bin, free_port, http, ready};
 use common::*;
-use serde_json::json;
 
 #[tokio::test]
 async fn duration_flags_and_environment_take_go_durations() {
@@ -40,7 +39,7 @@ async fn duration_flags_and_environment_take_go_durations() {
     let (status, body) = http(
         reqwest::Method::PUT,
         format!("http://127.0.0.1:{port}/v2/service_instances/cli-1"),
-        Some(provision_body("plan-small", json!({"message": "hi"}))),
+        Some(hi_body()),
     )
     .await
     .expect("the broker answers");

@@ -19,8 +19,8 @@ use crate::common;
 
 use std::process::Command;
 
-use common::process::{free_port, ready, spawn_serve};
-use common::{PASS, USER, fixtures, helm_bin, repo};
+use common::process::{free_port, ready, spawn_example};
+use common::{PASS, USER, fixtures, repo};
 
 #[tokio::test]
 async fn schemathesis_finds_no_server_errors_or_schema_violations() {
@@ -34,14 +34,7 @@ async fn schemathesis_finds_no_server_errors_or_schema_violations() {
     );
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
-    let broker = spawn_serve(
-        port,
-        &repo().join("catalog"),
-        &repo().join("charts"),
-        data.path(),
-        &helm_bin(),
-        &[],
-    );
+    let broker = spawn_example(port, data.path(), &[]);
     ready(port).await;
     let url = format!("http://127.0.0.1:{port}");
     let out = Command::new(&python)

@@ -161,7 +161,7 @@ async fn the_checks_answer_in_order_and_echo_the_request_identity() {
     ];
     for (method, uri, mut headers, want) in cases {
         headers.push(ID);
-        let r = b.send(bare(method.clone(), uri, &headers, None)).await;
+        let r = b.send_bare(method.clone(), uri, &headers, None).await;
         assert_eq!(r.status, want, "{method} {uri} {headers:?}: {}", r.text);
         assert_eq!(
             r.headers.get(ID.0).and_then(|v| v.to_str().ok()),

@@ -2,16 +2,15 @@
 //! binaries, test modules define no helpers (those go in `tests/common/`,
 //! where the next test finds them), and no module grows past 500 lines.
 
-use crate::common::layout::{MAX_LINES, TIERS, helpers_in, rust_files};
+use crate::common::layout::{MAX_LINES, TIERS, helpers_in, tier_files};
 use crate::common::repo;
 
 #[test]
 fn test_modules_define_no_helpers() {
     let root = repo();
-    let found: Vec<String> = TIERS
+    let found: Vec<String> = tier_files(&root)
         .iter()
-        .flat_map(|t| rust_files(&root.join("tests").join(t)))
-        .flat_map(|f| helpers_in(&root, &f))
+        .flat_map(|f| helpers_in(&root, f))
         .collect();
     assert!(
         found.is_empty(),
@@ -43,9 +42,8 @@ fn every_test_file_is_a_module_of_a_tier() {
 #[test]
 fn test_modules_stay_under_500_lines() {
     let root = repo();
-    let long: Vec<String> = TIERS
-        .iter()
-        .flat_map(|t| rust_files(&root.join("tests").join(t)))
+    let long: Vec<String> = tier_files(&root)
+        .into_iter()
         .filter_map(|f| {
             let n = std::fs::read_to_string(&f).unwrap().lines().count();
             (n > MAX_LINES).then(|| format!("{} ({n} lines)", f.display()))

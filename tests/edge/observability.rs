@@ -13,6 +13,7 @@ use std::process::{Command, Stdio};
 use crate::helpers::observability::*;
 use common::process::{free_port, ready};
 use common::{PASS, USER};
+use reqwest::Method;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,23 +35,21 @@ async fn access_and_operation_logs_and_a_promtool_clean_exposition() {
     let bind = "/v2/service_instances/obs-1/service_bindings/obs-b";
 
     let (s, body) = send(
-        reqwest::Method::PUT,
+        Method::PUT,
         format!("{base}{inst}?accepts_incomplete=true"),
         Some((USER, PASS)),
         "req-provision",
-        Some(json!({
-            "service_id": "svc-tiny", "plan_id": "plan-small",
-            "organization_guid": "org", "space_guid": "space",
-            "context": {"platform": "kubernetes", "namespace": "apps"},
-            "parameters": {"message": "hi"},
-        })),
+        Some(common::provision_body(
+            "plan-small",
+            json!({"message": "hi"}),
+        )),
     )
     .await;
     assert_eq!(s, 202, "{body}");
     let op = body["operation"].as_str().unwrap().to_string();
     wait_done(&base, inst, &op).await;
     let (s, body) = send(
-        reqwest::Method::PUT,
+        Method::PUT,
         format!("{base}{bind}"),
         Some((USER, PASS)),
         "req-bind",
@@ -59,33 +58,35 @@ async fn access_and_operation_logs_and_a_promtool_clean_exposition() {
     .await;
     assert_eq!(s, 201, "{body}");
     // A wrong password (401), an unknown route (404), a bad body (400).
-    let (s, _) = send(
-        reqwest::Method::GET,
-        format!("{base}/v2/catalog"),
-        Some((USER, "not-the-password")),
-        "req-401",
-        None,
-    )
-    .await;
-    assert_eq!(s, 401);
-    let (s, _) = send(
-        reqwest::Method::GET,
-        format!("{base}/v2/nothing/here"),
-        Some((USER, PASS)),
-        "req-404",
-        None,
-    )
-    .await;
-    assert_eq!(s, 404);
-    let (s, _) = send(
-        reqwest::Method::PUT,
-        format!("{base}/v2/service_instances/obs-2"),
-        Some((USER, PASS)),
-        "req-400",
-        Some(json!({"service_id": "svc-tiny"})),
-    )
-    .await;
-    assert_eq!(s, 400);
+    for (method, path, password, id, body, want) in [
+        (
+            Method::GET,
+            "/v2/catalog",
+            "not-the-password",
+            "req-401",
+            None,
+            401,
+        ),
+        (Method::GET, "/v2/nothing/here", PASS, "req-404", None, 404),
+        (
+            Method::PUT,
+            "/v2/service_instances/obs-2",
+            PASS,
+            "req-400",
+            Some(json!({"service_id": "svc-tiny"})),
+            400,
+        ),
+    ] {
+        let (s, _) = send(
+            method,
+            format!("{base}{path}"),
+            Some((USER, password)),
+            id,
+            body,
+        )
+        .await;
+        assert_eq!(s, want, "{id}");
+    }
 
     // The exposition after that traffic, linted by Prometheus's own tool:
     // the classic text format, which clients get unless they ask for
@@ -170,24 +171,17 @@ async fn access_and_operation_logs_and_a_promtool_clean_exposition() {
     }
 
     // Unbind and deprovision, then stop the broker and read everything it logged.
-    let (s, body) = send(
-        reqwest::Method::DELETE,
-        format!("{base}{bind}?service_id=svc-tiny&plan_id=plan-small"),
-        Some((USER, PASS)),
-        "req-unbind",
-        None,
-    )
-    .await;
-    assert_eq!(s, 200, "{body}");
-    let (s, body) = send(
-        reqwest::Method::DELETE,
-        format!("{base}{inst}?service_id=svc-tiny&plan_id=plan-small"),
-        Some((USER, PASS)),
-        "req-deprovision",
-        None,
-    )
-    .await;
-    assert_eq!(s, 200, "{body}");
+    for (path, id) in [(bind, "req-unbind"), (inst, "req-deprovision")] {
+        let (s, body) = send(
+            Method::DELETE,
+            format!("{base}{path}?service_id=svc-tiny&plan_id=plan-small"),
+            Some((USER, PASS)),
+            id,
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{id}: {body}");
+    }
     // SIGTERM: the broker drains and exits, closing its end of the pipe.
     let pid = i32::try_from(broker.0.id()).unwrap();
     // SAFETY: kill(2) on our own child's pid.

@@ -17,9 +17,7 @@ async fn each_version_gets_exactly_its_catalog_fields() {
     let b = broker().await;
     for minor in 13..=18u32 {
         let version = format!("2.{minor}");
-        let r = b
-            .send(versioned(Method::GET, "/v2/catalog", &version, None))
-            .await;
+        let r = send_versioned(&b, Method::GET, "/v2/catalog", &version, None).await;
         assert_eq!(r.status, StatusCode::OK, "{version}: {}", r.text);
         let (services, plans) = catalog_keys(&r.json);
         for (key, on, since) in GATED {
@@ -56,14 +54,7 @@ async fn versions_have_their_own_etags() {
     let b = broker().await;
     let mut tags = Vec::new();
     for minor in 13..=17u32 {
-        let r = b
-            .send(versioned(
-                Method::GET,
-                "/v2/catalog",
-                &format!("2.{minor}"),
-                None,
-            ))
-            .await;
+        let r = send_versioned(&b, Method::GET, "/v2/catalog", &format!("2.{minor}"), None).await;
         tags.push(r.headers[header::ETAG].to_str().unwrap().to_string());
     }
     // 2.16 added no catalog field, so its body is 2.15's; every other step
@@ -85,18 +76,9 @@ async fn versions_have_their_own_etags() {
 
 #[tokio::test]
 async fn fetched_instance_has_maintenance_info_from_2_15() {
-    let b = broker().await;
-    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
-        .await;
+    let b = versions_broker_with_instance().await;
     for (version, present) in [("2.14", false), ("2.15", true), ("2.17", true)] {
-        let r = b
-            .send(versioned(
-                Method::GET,
-                "/v2/service_instances/i-1",
-                version,
-                None,
-            ))
-            .await;
+        let r = send_versioned(&b, Method::GET, "/v2/service_instances/i-1", version, None).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert_eq!(r.json["plan_id"], "plan-small");
         assert_eq!(
@@ -110,9 +92,7 @@ async fn fetched_instance_has_maintenance_info_from_2_15() {
 
 #[tokio::test]
 async fn last_operation_has_instance_usable_from_2_16() {
-    let b = broker().await;
-    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
-        .await;
+    let b = versions_broker_with_instance().await;
     // 7 passes the update schema and fails in the chart's own schema: a
     // failed update that leaves the instance usable.
     let mut body = json!({"service_id": "svc-tiny", "parameters": {"replicas": 7}});
@@ -125,14 +105,14 @@ async fn last_operation_has_instance_usable_from_2_16() {
         ("2.16", true),
         ("2.17", true),
     ] {
-        let r = b
-            .send(versioned(
-                Method::GET,
-                "/v2/service_instances/i-1/last_operation",
-                version,
-                None,
-            ))
-            .await;
+        let r = send_versioned(
+            &b,
+            Method::GET,
+            "/v2/service_instances/i-1/last_operation",
+            version,
+            None,
+        )
+        .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert_eq!(r.json["state"], "failed", "{}", r.text);
         assert_failure_flags(&r, version, present);
@@ -141,10 +121,7 @@ async fn last_operation_has_instance_usable_from_2_16() {
 
 #[tokio::test]
 async fn polling_delay_is_sent_from_2_15() {
-    let (b, gate) = TestBroker::start_gated().await;
-    let op = b
-        .provision_async("i-1", "plan-small", json!({"message": "hi"}))
-        .await;
+    let (b, gate, op) = provisioning_broker(json!({"message": "hi"})).await;
     let uri = format!("/v2/service_instances/i-1/last_operation?operation={op}");
     for (version, present) in [
         ("2.13", false),
@@ -152,7 +129,7 @@ async fn polling_delay_is_sent_from_2_15() {
         ("2.15", true),
         ("2.17", true),
     ] {
-        let r = b.send(versioned(Method::GET, &uri, version, None)).await;
+        let r = send_versioned(&b, Method::GET, &uri, version, None).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert_eq!(r.json["state"], "in progress", "{}", r.text);
         assert_eq!(
@@ -168,21 +145,19 @@ async fn polling_delay_is_sent_from_2_15() {
 
 #[tokio::test]
 async fn a_failed_synchronous_update_has_instance_usable_from_2_16() {
-    let b = broker().await;
-    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
-        .await;
+    let b = versions_broker_with_instance().await;
     for (version, present) in [("2.14", false), ("2.15", false), ("2.16", true)] {
         // Fails in the chart's own schema (maximum 5), after validation.
         let body = json!({"service_id": "svc-tiny", "plan_id": "plan-small",
             "parameters": {"replicas": 7}});
-        let r = b
-            .send(versioned(
-                Method::PATCH,
-                "/v2/service_instances/i-1",
-                version,
-                Some(body),
-            ))
-            .await;
+        let r = send_versioned(
+            &b,
+            Method::PATCH,
+            "/v2/service_instances/i-1",
+            version,
+            Some(body),
+        )
+        .await;
         assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.text);
         assert_eq!(r.json["error"], "OperationFailed", "{}", r.text);
         assert_failure_flags(&r, version, present);

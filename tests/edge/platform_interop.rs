@@ -82,8 +82,7 @@ async fn a_completed_deprovision_polls_as_its_credential_asks() {
 
     // The default: 200 `succeeded` (osb-checker), then 410 to a repeated DELETE.
     let r = b.del(&del("dp-default")).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let op = r.json["operation"].as_str().unwrap().to_string();
+    let op = accepted_op(&r);
     let done = b.wait_instance("dp-default", &op).await;
     assert_delete_done(&done);
     let again = b.get(&poll("dp-default", &op)).await;
@@ -92,14 +91,11 @@ async fn a_completed_deprovision_polls_as_its_credential_asks() {
 
     // `deprovision_poll: gone`: in progress while it runs, 410 (with an
     // OSB error body) once it completed, on every later poll.
-    let r = b.send(as_xp(Method::DELETE, &del("dp-gone"), None)).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let op = r.json["operation"].as_str().unwrap().to_string();
+    let r = send_as_xp(&b, Method::DELETE, &del("dp-gone"), None).await;
+    let op = accepted_op(&r);
     let mut last = None;
     for _ in 0..600 {
-        let r = b
-            .send(as_xp(Method::GET, &poll("dp-gone", &op), None))
-            .await;
+        let r = send_as_xp(&b, Method::GET, &poll("dp-gone", &op), None).await;
         if r.status == StatusCode::OK {
             assert_eq!(r.json["state"], "in progress", "{}", r.text);
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -115,25 +111,14 @@ async fn a_completed_deprovision_polls_as_its_credential_asks() {
         "application/json"
     );
     for query in [format!("operation={op}"), String::new()] {
-        let r = b
-            .send(as_xp(
-                Method::GET,
-                &format!("/v2/service_instances/dp-gone/last_operation?{query}"),
-                None,
-            ))
-            .await;
+        let uri = format!("/v2/service_instances/dp-gone/last_operation?{query}");
+        let r = send_as_xp(&b, Method::GET, &uri, None).await;
         assert_osb_error(&r, StatusCode::GONE, None);
     }
     // The other credential still hears 200 `succeeded` about the same delete.
     assert_delete_done(&b.get(&poll("dp-gone", &op)).await);
     // A provision still polls as it always did for this credential.
-    let r = b
-        .send(as_xp(
-            Method::PUT,
-            "/v2/service_instances/dp-new?accepts_incomplete=true",
-            Some(provision(json!({"database": "shop"}))),
-        ))
-        .await;
+    let r = provision_shop_as_xp(&b, "/v2/service_instances/dp-new?accepts_incomplete=true").await;
     assert!(
         r.status == StatusCode::ACCEPTED || r.status == StatusCode::CREATED,
         "{}",
@@ -168,7 +153,7 @@ async fn a_confined_credential_reaches_nothing_outside_its_namespaces() {
         bind.to_string(),
         format!("{bind}/last_operation"),
     ] {
-        let r = b.send(as_xp(Method::GET, &uri, None)).await;
+        let r = send_as_xp(&b, Method::GET, &uri, None).await;
         assert_osb_error(&r, StatusCode::NOT_FOUND, None);
         assert!(!r.text.contains("password"), "{}", r.text);
         // The owner still reads it.
@@ -194,7 +179,7 @@ async fn a_confined_credential_reaches_nothing_outside_its_namespaces() {
             None,
         ),
     ] {
-        let r = b.send(as_xp(method, &uri, body)).await;
+        let r = send_as_xp(&b, method, &uri, body).await;
         assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
     }
     let r = b.get(bind).await;
@@ -205,12 +190,6 @@ async fn a_confined_credential_reaches_nothing_outside_its_namespaces() {
         r.text
     );
     // In its own namespace it works.
-    let r = b
-        .send(as_xp(
-            Method::PUT,
-            "/v2/service_instances/cn-2",
-            Some(provision(json!({"database": "shop"}))),
-        ))
-        .await;
+    let r = provision_shop_as_xp(&b, "/v2/service_instances/cn-2").await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::helpers::restart::*;
 use axum::http::StatusCode;
-use common::process::{osb, poll_last_operation};
-use common::{TestBroker, config, helm_bin};
+use common::process::{osb_get, osb_put, poll_last_operation};
+use common::{TestBroker, config, helm_bin, write_helm_wrapper};
 use serde_json::json;
 
 #[tokio::test]
@@ -17,32 +17,17 @@ async fn kill_9_after_202_then_restart_settles_the_operation() {
     let data = tempfile::tempdir().unwrap();
     // A helm that takes a while to render, so the kill lands mid-operation.
     let slow = data.path().join("slow-helm");
-    std::fs::write(
-        &slow,
-        format!(
-            "#!/bin/sh\ncase \"$1\" in template) sleep 5;; esac\nexec {} \"$@\"\n",
-            helm_bin().display()
-        ),
-    )
-    .unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    write_helm_wrapper(&slow, "case \"$1\" in template) sleep 5;; esac\n");
     let state = data.path().join("state");
     let mut first = start(&state, &slow).await;
-    let (status, body) = osb(
-        reqwest::Method::PUT,
-        format!(
-            "{}/v2/service_instances/crash-1?accepts_incomplete=true",
-            first.url
-        ),
-        Some(json!({"service_id": "svc-tiny", "plan_id": "plan-small",
-            "context": {"platform": "kubernetes", "namespace": "apps"},
-            "parameters": {"message": "survives"}})),
-    )
-    .await;
+    let put = format!(
+        "{}/v2/service_instances/crash-1?accepts_incomplete=true",
+        first.url
+    );
+    let body = json!({"service_id": "svc-tiny", "plan_id": "plan-small",
+        "context": {"platform": "kubernetes", "namespace": "apps"},
+        "parameters": {"message": "survives"}});
+    let (status, body) = osb_put(&put, body).await;
     assert_eq!(status, 202, "{body}");
     let operation = body["operation"].as_str().unwrap().to_string();
     first.kill_9(); // no chance to clean up
@@ -57,12 +42,7 @@ async fn kill_9_after_202_then_restart_settles_the_operation() {
     let manifests =
         std::fs::read_to_string(state.join("render/apps/cb-crash-1/manifests.yaml")).unwrap();
     assert!(manifests.contains("survives"));
-    let (status, body) = osb(
-        reqwest::Method::GET,
-        format!("{}/v2/service_instances/crash-1", second.url),
-        None,
-    )
-    .await;
+    let (status, body) = osb_get(&format!("{}/v2/service_instances/crash-1", second.url)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["parameters"]["message"], "survives");
 }

@@ -10,29 +10,17 @@ use serde_json::json;
 #[tokio::test]
 async fn provision_bind_unbind_deprovision_sync() {
     let b = TestBroker::start().await;
-    let r = b
-        .put(
-            "/v2/service_instances/i-1",
-            provision_body("plan-small", json!({"message": "hi"})),
-        )
+    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let manifests = b.data.path().join("render/apps/cb-i-1/manifests.yaml");
     let text = std::fs::read_to_string(&manifests).unwrap();
     assert!(text.contains(r#""message":"hi""#), "{text}");
 
-    let r = b
-        .put(
-            "/v2/service_instances/i-1/service_bindings/b-1",
-            bind_body("plan-small", json!({"role": "reader"})),
-        )
+    let creds = b
+        .bind_sync("i-1", "b-1", "plan-small", json!({"role": "reader"}))
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    assert_eq!(
-        r.json["credentials"]["host"],
-        "cb-i-1.apps.svc.cluster.local"
-    );
-    assert_eq!(r.json["credentials"]["role"], "reader");
+    assert_eq!(creds["host"], "cb-i-1.apps.svc.cluster.local");
+    assert_eq!(creds["role"], "reader");
     let secret = b
         .data
         .path()

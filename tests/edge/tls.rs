@@ -6,15 +6,11 @@ use crate::common;
 use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyPair};
 
 use crate::helpers::tls::*;
-use chartbroker::tls::TlsSettings;
 use common::{PASS, TestBroker, USER};
 
 #[tokio::test]
 async fn tls_serves_the_api() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let pki = pki();
-    let url = serve(dir.path(), &pki, false).await;
+    let (pki, _dir, url) = serve(false).await;
     assert_eq!(catalog(&client(&pki, None), &url).await.unwrap(), 200);
     // Plain HTTP to the TLS port does not get an answer.
     let plain = url.replace("https://", "http://");
@@ -29,10 +25,7 @@ async fn tls_serves_the_api() {
 
 #[tokio::test]
 async fn mtls_requires_a_client_certificate_from_the_ca() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().unwrap();
-    let pki = pki();
-    let url = serve(dir.path(), &pki, true).await;
+    let (pki, _dir, url) = serve(true).await;
     assert_eq!(
         catalog(&client(&pki, Some(&pki.client_identity)), &url)
             .await
@@ -57,7 +50,7 @@ async fn mtls_requires_a_client_certificate_from_the_ca() {
 /// header, when sent, is what is judged.
 #[tokio::test]
 async fn a_listed_client_certificate_is_a_credential_with_its_own_trust() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_ring();
     let dir = tempfile::tempdir().unwrap();
     let (ca_pem, issuer) = ca();
     let (server_cert, server_key) = leaf(&issuer, vec!["localhost".into()], false);
@@ -87,31 +80,12 @@ async fn a_listed_client_certificate_is_a_credential_with_its_own_trust() {
         ),
     )
     .unwrap();
-    std::fs::write(dir.path().join("server.pem"), &pki.server_cert).unwrap();
-    std::fs::write(dir.path().join("server.key"), &pki.server_key).unwrap();
-    std::fs::write(dir.path().join("ca.pem"), &pki.ca_pem).unwrap();
-    let settings = TlsSettings {
-        cert: dir.path().join("server.pem"),
-        key: dir.path().join("server.key"),
-        client_ca: Some(dir.path().join("ca.pem")),
-    };
     let data = tempfile::tempdir().unwrap();
     let mut cfg = common::config(data.path());
     cfg.catalog_dir = common::fixtures().join("catalog-platform");
     cfg.credentials_file = Some(creds);
     let broker = TestBroker::with_config(data, cfg).await;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!(
-        "https://localhost:{}",
-        listener.local_addr().unwrap().port()
-    );
-    let app = broker.app.clone();
-    tokio::spawn(async move {
-        let _keep = broker;
-        chartbroker::server::run(app, listener, Some(&settings), std::future::pending())
-            .await
-            .unwrap();
-    });
+    let url = serve_broker(broker, dir.path(), &pki, true);
 
     let put = |c: &reqwest::Client, id: &str, ns: &str, basic: Option<(&str, &str)>| {
         let mut r = c

@@ -10,6 +10,7 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
+use crate::helpers::ui::*;
 use chartbroker::ui::links::LinkSigner;
 use chartbroker::ui::{Ui, UiSettings};
 use common::dashboard::*;
@@ -168,24 +169,8 @@ fn the_dashboard_refuses_to_start_without_a_credential() {
 #[tokio::test]
 async fn a_signed_link_opens_its_instance_and_no_other() {
     let b = ui_broker(false).await;
-    let a = provision(
-        &b,
-        "inst-a",
-        "plan-small",
-        "apps",
-        json!({"message": "hello a"}),
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
-    let other = provision(
-        &b,
-        "inst-b",
-        "plan-small",
-        "apps",
-        json!({"message": "hello b"}),
-    )
-    .await;
-    assert_eq!(other.status, StatusCode::CREATED);
+    let a = provisioned(&b, "inst-a", "apps", json!({"message": "hello a"})).await;
+    provisioned(&b, "inst-b", "apps", json!({"message": "hello b"})).await;
     let link_a = link_of(&a);
     // Fetching the instance returns a link too; an async provision's 202 as well.
     let fetched = b.get("/v2/service_instances/inst-a").await;
@@ -276,17 +261,8 @@ async fn hostile_text_is_escaped_and_no_secret_reaches_a_page() {
     let b = ui_broker(false).await;
     let hostile_id = "<script>alert('id')<script>\"><img src=x onerror=alert(2)>";
     let long_id = format!("{}{}", "very-long-name-".repeat(16), "end");
-    let r = provision(
-        &b,
-        hostile_id,
-        "plan-small",
-        "apps",
-        json!({"message": TENANT_SCRIPT}),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let r = provision(&b, &long_id, "plan-small", "apps", json!({"message": "x"})).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    provisioned(&b, hostile_id, "apps", json!({"message": TENANT_SCRIPT})).await;
+    provisioned(&b, &long_id, "apps", json!({"message": "x"})).await;
     let r = provision(&b, "loud-1", "plan-hostile", "apps", json!({})).await;
     assert!(
         r.status.is_client_error() || r.status.is_server_error(),
@@ -295,21 +271,10 @@ async fn hostile_text_is_escaped_and_no_secret_reaches_a_page() {
     );
     let r = provision(&b, "broken-1", "plan-broken", "apps", json!({})).await;
     assert!(!r.status.is_success(), "{}", r.text);
-    let bound = b
-        .put(
-            &format!(
-                "/v2/service_instances/{}/service_bindings/{}",
-                enc(hostile_id),
-                enc("<b>bind<b>")
-            ),
-            bind_body("plan-small", json!({"role": "reader"})),
-        )
-        .await;
-    assert_eq!(bound.status, StatusCode::CREATED, "{}", bound.text);
-    let password = bound.json["credentials"]["password"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let hostile_binding = format!("{}/service_bindings/{}", enc(hostile_id), enc("<b>bind<b>"));
+    let bind = bind_body("plan-small", json!({"role": "reader"}));
+    let bound = b.put_created(&inst(&hostile_binding), bind).await;
+    let password = bound.json["credentials"]["password"].as_str().unwrap();
     assert!(password.len() >= 16);
 
     let mut texts = Vec::new();
@@ -330,7 +295,7 @@ async fn hostile_text_is_escaped_and_no_secret_reaches_a_page() {
         for raw in ["<script>alert", "<img src=x", "<b>bind<b>", "\"><img"] {
             assert!(!t.contains(raw), "{uri} carries {raw} unescaped");
         }
-        assert!(!t.contains(&password), "{uri} shows the generated password");
+        assert!(!t.contains(password), "{uri} shows the generated password");
     }
     let list = &texts[0].1;
     assert!(
@@ -366,22 +331,14 @@ async fn hostile_text_is_escaped_and_no_secret_reaches_a_page() {
         .await;
     let r = get(&b, &link_of(&fetched), None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    assert!(!r.text.contains("<script>alert") && !r.text.contains(&password));
+    assert!(!r.text.contains("<script>alert") && !r.text.contains(password));
 }
 
 #[tokio::test]
 async fn filters_and_pages_are_served() {
     let b = ui_broker(false).await;
     for i in 0..53 {
-        let r = provision(
-            &b,
-            &format!("many-{i:02}"),
-            "plan-small",
-            "team-a",
-            json!({}),
-        )
-        .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        provisioned(&b, &format!("many-{i:02}"), "team-a", json!({})).await;
     }
     provision(&b, "other-ns", "plan-small", "team-b", json!({})).await;
     provision(&b, "failed-one", "plan-broken", "team-b", json!({})).await;
@@ -465,11 +422,7 @@ async fn states_stream_as_server_sent_events() {
     let data: Value =
         serde_json::from_str(text.lines().nth(1).unwrap().strip_prefix("data: ").unwrap()).unwrap();
     assert_eq!(data["live-1"]["state"], "ready");
-    assert!(
-        data["live-1"]["op"]
-            .as_str()
-            .unwrap()
-            .starts_with("provision succeeded")
-    );
+    let op = data["live-1"]["op"].as_str().unwrap();
+    assert!(op.starts_with("provision succeeded"), "{op}");
     assert!(data.get("missing").is_none());
 }

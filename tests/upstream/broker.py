@@ -59,55 +59,54 @@ MYSQL_PREMIUM = "8e9d0c1b-2a3f-4b5c-8d7e-6f5a4b3c2d10"
 MYSQL_BUSINESS = "9f0e1d2c-3b4a-4c5d-9e8f-7a6b5c4d3e20"
 
 
+def _service(id, name, description, tags, plans, **flags):
+    """A bindable service of this catalog (every one is)."""
+    return Service(
+        id=id, name=name, description=description, bindable=True, tags=tags, plans=plans, **flags
+    )
+
+
 def catalog():
+    redis_create = {
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "type": "object",
+        "properties": {"memory_mb": {"type": "integer", "minimum": 64}},
+    }
     return [
-        Service(
-            id=MYSQL_SERVICE,
-            name="managed-mysql",
-            description="Managed MySQL from the cloud",
-            bindable=True,
-            tags=["mysql", "managed"],
-            plan_updateable=True,
-            instances_retrievable=True,
-            bindings_retrievable=True,
-            plans=[
+        _service(
+            MYSQL_SERVICE,
+            "managed-mysql",
+            "Managed MySQL from the cloud",
+            ["mysql", "managed"],
+            [
                 ServicePlan(id=MYSQL_PREMIUM, name="premium", description="Premium managed MySQL"),
                 ServicePlan(id=MYSQL_BUSINESS, name="business", description="Business managed MySQL"),
             ],
-        ),
-        Service(
-            id="upstream-redis",
-            name="managed-redis",
-            description="Managed Redis",
-            bindable=True,
-            tags=["redis", "cache"],
+            plan_updateable=True,
+            instances_retrievable=True,
             bindings_retrievable=True,
-            plans=[
+        ),
+        _service(
+            "upstream-redis",
+            "managed-redis",
+            "Managed Redis",
+            ["redis", "cache"],
+            [
                 ServicePlan(
                     id="upstream-redis-small",
                     name="small",
                     description="Small managed Redis",
-                    schemas=Schemas(
-                        service_instance={
-                            "create": {
-                                "parameters": {
-                                    "$schema": "http://json-schema.org/draft-04/schema#",
-                                    "type": "object",
-                                    "properties": {"memory_mb": {"type": "integer", "minimum": 64}},
-                                }
-                            }
-                        }
-                    ),
+                    schemas=Schemas(service_instance={"create": {"parameters": redis_create}}),
                 )
             ],
+            bindings_retrievable=True,
         ),
-        Service(
-            id="upstream-kafka",
-            name="managed-kafka",
-            description="Managed Kafka (experimental, apps only)",
-            bindable=True,
-            tags=["streaming", "experimental"],
-            plans=[ServicePlan(id="upstream-kafka-dev", name="dev", description="Dev Kafka")],
+        _service(
+            "upstream-kafka",
+            "managed-kafka",
+            "Managed Kafka (experimental, apps only)",
+            ["streaming", "experimental"],
+            [ServicePlan(id="upstream-kafka-dev", name="dev", description="Dev Kafka")],
         ),
     ]
 

@@ -161,12 +161,7 @@ fn deployment_pod_is_locked_down() {
     // Probes: readiness on /readyz, liveness on /healthz, HTTPS when TLS is on.
     let tls = env_value(c, "CHARTBROKER_TLS_CERT").is_some();
     let want_scheme = if tls { "HTTPS" } else { "HTTP" };
-    let container_ports: Vec<(Option<&str>, i32)> = c
-        .ports
-        .iter()
-        .flatten()
-        .map(|p| (p.name.as_deref(), p.container_port))
-        .collect();
+    let container_ports = container_ports(c);
     for (probe, path) in [
         (&c.readiness_probe, "/readyz"),
         (&c.liveness_probe, "/healthz"),

@@ -327,12 +327,7 @@ fn service_and_network_policy_match_the_pod() {
         .and_then(|md| md.labels.clone())
         .unwrap_or_default();
     let c = broker_container(dep);
-    let container_ports: Vec<(Option<&str>, i32)> = c
-        .ports
-        .iter()
-        .flatten()
-        .map(|p| (p.name.as_deref(), p.container_port))
-        .collect();
+    let container_ports = container_ports(c);
     let listen_port: i32 = env_value(c, "CHARTBROKER_LISTEN")
         .and_then(|l| l.rsplit(':').next())
         .and_then(|p| p.parse().ok())
@@ -346,15 +341,11 @@ fn service_and_network_policy_match_the_pod() {
     let spec = svc.spec.as_ref().unwrap();
     assert_eq!(spec.type_.as_deref(), Some("ClusterIP"), "{}", sd.origin());
     let selector = spec.selector.clone().unwrap_or_default();
-    assert!(!selector.is_empty(), "{}: selector", sd.origin());
-    for (k, v) in &selector {
-        assert_eq!(
-            pod_labels.get(k),
-            Some(v),
-            "{}: selector {k}={v} does not match the pod",
-            sd.origin()
-        );
-    }
+    assert_selects_pod(
+        &selector,
+        &pod_labels,
+        &format!("{}: selector", sd.origin()),
+    );
     let ports = spec.ports.as_deref().unwrap_or_default();
     assert!(!ports.is_empty());
     for p in ports {
@@ -374,15 +365,7 @@ fn service_and_network_policy_match_the_pod() {
         .as_ref()
         .and_then(|s| s.match_labels.clone())
         .unwrap_or_default();
-    assert!(!sel.is_empty(), "{}: selects the broker pod", nd.origin());
-    for (k, v) in &sel {
-        assert_eq!(
-            pod_labels.get(k),
-            Some(v),
-            "{}: podSelector {k}",
-            nd.origin()
-        );
-    }
+    assert_selects_pod(&sel, &pod_labels, &format!("{}: podSelector", nd.origin()));
     assert_eq!(
         strs(&spec.policy_types),
         vec!["Ingress", "Egress"],

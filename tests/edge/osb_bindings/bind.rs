@@ -5,12 +5,7 @@ use super::*;
 #[tokio::test]
 async fn bind_returns_201_with_credentials() {
     let b = broker_with_instance().await;
-    let r = b
-        .put_created(
-            &binding("i-1", "b-1"),
-            bind_body("plan-small", json!({"role": "reader"})),
-        )
-        .await;
+    let r = b.put_created(&binding("i-1", "b-1"), reader()).await;
     let c = &r.json["credentials"];
     assert_eq!(c["host"], "cb-i-1.apps.svc.cluster.local");
     assert_eq!(c["port"], 5432);
@@ -22,9 +17,7 @@ async fn bind_returns_201_with_credentials() {
 #[tokio::test]
 async fn bind_writes_secret_manifest_and_unbind_removes_it() {
     let b = broker_with_instance().await;
-    let creds = b
-        .bind_sync("i-1", "b-1", "plan-small", json!({"role": "writer"}))
-        .await;
+    let creds = bind_as(&b, "writer").await;
     let path = secret_file(&b, "i-1", "b-1");
     let secret = read_secret_manifest(&path);
     assert_eq!(secret["kind"], "Secret");
@@ -33,17 +26,10 @@ async fn bind_writes_secret_manifest_and_unbind_removes_it() {
     // The service's `binding: {type: tiny}`: a Service Binding for
     // Kubernetes Secret, provider defaulted.
     assert_eq!(secret["type"], "servicebinding.io/tiny");
-    assert_eq!(
-        secret["stringData"],
-        json!({
-            "host": creds["host"],
-            "port": "5432",
-            "password": creds["password"],
-            "role": "writer",
-            "type": "tiny",
-            "provider": "chartbroker",
-        })
-    );
+    let mut want = credential_data(&creds, "writer");
+    want["type"] = json!("tiny");
+    want["provider"] = json!("chartbroker");
+    assert_eq!(secret["stringData"], want);
     let r = b.del(&unbind_uri("i-1", "b-1", false)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(!path.exists(), "unbind left {}", path.display());
@@ -65,20 +51,10 @@ async fn a_service_without_binding_type_gets_an_opaque_secret() {
     let b = TestBroker::with_config(data, cfg).await;
     b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
         .await;
-    let creds = b
-        .bind_sync("i-1", "b-1", "plan-small", json!({"role": "reader"}))
-        .await;
+    let creds = bind_as(&b, "reader").await;
     let secret = read_secret_manifest(&secret_file(&b, "i-1", "b-1"));
     assert_eq!(secret["type"], "Opaque");
-    assert_eq!(
-        secret["stringData"],
-        json!({
-            "host": creds["host"],
-            "port": "5432",
-            "password": creds["password"],
-            "role": "reader",
-        })
-    );
+    assert_eq!(secret["stringData"], credential_data(&creds, "reader"));
 }
 
 #[tokio::test]
@@ -99,7 +75,7 @@ async fn deprovision_removes_bindings_left_behind() {
 #[tokio::test]
 async fn bind_identical_repeat_returns_200_with_same_credentials() {
     let b = broker_with_instance().await;
-    let body = bind_body("plan-small", json!({"role": "reader"}));
+    let body = reader();
     let first = b.put(&binding("i-1", "b-1"), body.clone()).await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
     let again = b.put(&binding("i-1", "b-1"), body).await;
@@ -122,11 +98,9 @@ async fn bind_accepts_empty_bind_resource_as_absent() {
 #[tokio::test]
 async fn bind_same_id_with_different_attributes_returns_409() {
     let b = broker_with_instance().await;
-    let creds = b
-        .bind_sync("i-1", "b-1", "plan-small", json!({"role": "reader"}))
-        .await;
+    let creds = bind_as(&b, "reader").await;
     let other_app = {
-        let mut v = bind_body("plan-small", json!({"role": "reader"}));
+        let mut v = reader();
         v["bind_resource"] = json!({"app_guid": "app-2"});
         v
     };
@@ -212,16 +186,10 @@ async fn bind_missing_service_id_or_plan_id_returns_400() {
 #[tokio::test]
 async fn bind_async_returns_202_without_credentials_then_get_returns_them() {
     let b = broker_with_instance().await;
-    let r = b
-        .put(
-            &binding_async("i-1", "b-1"),
-            bind_body("plan-small", json!({"role": "reader"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let r = b.put(&binding_async("i-1", "b-1"), reader()).await;
+    let op = accepted_op(&r);
     // spec: credentials MUST NOT be returned in a 202.
     assert!(r.json.get("credentials").is_none(), "{}", r.text);
-    let op = r.json["operation"].as_str().expect("operation").to_string();
     let r = b.wait_binding("i-1", "b-1", &op).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json["state"], "succeeded", "{}", r.text);
@@ -239,11 +207,7 @@ async fn bind_async_returns_202_without_credentials_then_get_returns_them() {
 #[tokio::test]
 async fn fetch_binding_while_binding_returns_404() {
     let b = broker_with_instance().await;
-    let hold = SecretWriteHold::new(&b, "i-1", "b-1");
-    let body = bind_body("plan-small", json!({"role": "reader"}));
-    let r = b.put(&binding_async("i-1", "b-1"), body.clone()).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let op = r.json["operation"].as_str().unwrap().to_string();
+    let (hold, op) = held_bind(&b).await;
 
     let r = b.get(&binding("i-1", "b-1")).await;
     assert_osb_error(&r, StatusCode::NOT_FOUND, None);
@@ -260,12 +224,10 @@ async fn fetch_binding_while_binding_returns_404() {
     assert_osb_error(&r, StatusCode::NOT_FOUND, None);
 
     // The same bind may be tried again.
-    let r = b.put(&binding_async("i-1", "b-1"), body).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let op2 = r.json["operation"].as_str().unwrap().to_string();
+    let r = b.put(&binding_async("i-1", "b-1"), reader()).await;
+    let op2 = accepted_op(&r);
     assert_ne!(op2, op);
-    let r = b.wait_binding("i-1", "b-1", &op2).await;
-    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    b.wait_binding_succeeded("i-1", "b-1", &op2).await;
     let r = b.get(&binding("i-1", "b-1")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
@@ -273,14 +235,9 @@ async fn fetch_binding_while_binding_returns_404() {
 #[tokio::test]
 async fn bind_repeated_while_in_progress_returns_202_with_same_operation() {
     let b = broker_with_instance().await;
-    let hold = SecretWriteHold::new(&b, "i-1", "b-1");
-    let body = bind_body("plan-small", json!({"role": "reader"}));
-    let r = b.put(&binding_async("i-1", "b-1"), body.clone()).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let op = r.json["operation"].as_str().unwrap().to_string();
-    let r = b.put(&binding_async("i-1", "b-1"), body).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    assert_eq!(r.json["operation"], op.as_str(), "{}", r.text);
+    let (hold, op) = held_bind(&b).await;
+    let r = b.put(&binding_async("i-1", "b-1"), reader()).await;
+    assert_same_operation(&r, &op);
     assert!(r.json.get("credentials").is_none(), "{}", r.text);
     // Binding last_operation in progress carries Retry-After too.
     let r = b.get(&binding_last_op("i-1", "b-1", Some(&op))).await;
@@ -289,11 +246,7 @@ async fn bind_repeated_while_in_progress_returns_202_with_same_operation() {
     assert!(retry.to_str().unwrap().parse::<u64>().unwrap() > 0);
     // Unbinding a binding being created is a concurrency error.
     let r = b.del(&unbind_uri("i-1", "b-1", true)).await;
-    assert_osb_error(
-        &r,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Some("ConcurrencyError"),
-    );
+    assert_concurrency_error(&r);
     hold.release().await;
     let r = b.wait_binding("i-1", "b-1", &op).await;
     assert_ne!(r.json["state"], "in progress", "{}", r.text);
@@ -301,19 +254,14 @@ async fn bind_repeated_while_in_progress_returns_202_with_same_operation() {
 
 #[tokio::test]
 async fn bind_while_instance_is_provisioning_returns_422_concurrency_error() {
-    let (b, gate) = TestBroker::start_gated().await;
-    let op = b.provision_async("i-1", "plan-small", json!({})).await;
+    let (b, gate, op) = provisioning_broker(json!({})).await;
     let r = b
         .put(
             &binding_async("i-1", "b-1"),
             bind_body("plan-small", json!({})),
         )
         .await;
-    assert_osb_error(
-        &r,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Some("ConcurrencyError"),
-    );
+    assert_concurrency_error(&r);
     gate.open();
     b.wait_instance("i-1", &op).await;
     assert_no_binding(&b, "i-1", "b-1").await;
@@ -324,9 +272,7 @@ async fn bind_while_instance_is_provisioning_returns_422_concurrency_error() {
 #[tokio::test]
 async fn binding_rotation_copies_the_predecessors_parameters() {
     let b = broker_with_instance().await;
-    let old = b
-        .bind_sync("i-1", "b-1", "plan-small", json!({"role": "writer"}))
-        .await;
+    let old = bind_as(&b, "writer").await;
     let mut body = bind_body("plan-small", json!({}));
     body.as_object_mut().unwrap().remove("parameters");
     body["predecessor_binding_id"] = json!("b-1");

@@ -7,7 +7,7 @@ use super::*;
 #[tokio::test]
 async fn catalog_is_json_matching_the_suites_catalog_schema() {
     for b in [TestBroker::start().await, example_broker().await] {
-        let r = call(&b, Method::GET, "/v2/catalog", None).await;
+        let r = call_get(&b, "/v2/catalog").await;
         assert_status(&r, StatusCode::OK);
         assert_json_content_type(&r);
         assert_schema(&catalog_schema(), &r);
@@ -103,10 +103,7 @@ async fn request_identity_is_echoed_and_originating_identity_accepted() {
         ),
         (
             Method::DELETE,
-            format!(
-                "{}?accepts_incomplete=true&service_id=svc-tiny&plan_id=plan-small",
-                inst("i-9")
-            ),
+            async_deprovision("i-9"),
             None,
             StatusCode::GONE,
         ),
@@ -114,13 +111,7 @@ async fn request_identity_is_echoed_and_originating_identity_accepted() {
     for (method, uri, body, status) in requests {
         let r = send(&b, method, &uri, &headers, body).await;
         assert_status(&r, status);
-        assert_eq!(
-            r.headers
-                .get("x-broker-api-request-identity")
-                .and_then(|v| v.to_str().ok()),
-            Some(id),
-            "{uri}"
-        );
+        assert_eq!(r.header("x-broker-api-request-identity"), Some(id), "{uri}");
     }
 }
 
@@ -148,7 +139,7 @@ async fn provision_without_service_id_or_plan_id_returns_400() {
     for body in bodies {
         provision_refused(&b, body.clone()).await;
     }
-    let r = call(&b, Method::GET, &inst("i-1"), None).await;
+    let r = call_get(&b, &inst("i-1")).await;
     assert_status(&r, StatusCode::NOT_FOUND);
 }
 
@@ -187,7 +178,7 @@ async fn provision_without_organization_or_space_guid_returns_400_unless_context
             assert!(r.text.contains(field), "{}", r.text);
         }
     }
-    let r = call(&b, Method::GET, &inst("i-1"), None).await;
+    let r = call_get(&b, &inst("i-1")).await;
     assert_status(&r, StatusCode::NOT_FOUND);
 
     // What some Kubernetes platforms send: empty guids next to a context.
@@ -246,13 +237,7 @@ async fn provision_async_polls_to_succeeded_then_repeat_is_200_and_changes_are_4
         "?operation=".into(),
         format!("?operation={op}"),
     ] {
-        let r = call(
-            &b,
-            Method::GET,
-            &format!("{}/last_operation{query}", inst("i-1")),
-            None,
-        )
-        .await;
+        let r = call_get(&b, &format!("{}/last_operation{query}", inst("i-1"))).await;
         assert_status(&r, StatusCode::OK);
         assert_json_content_type(&r);
         assert_schema(&last_operation_schema(), &r);
@@ -278,7 +263,7 @@ async fn provision_async_polls_to_succeeded_then_repeat_is_200_and_changes_are_4
         assert_status(&r, StatusCode::CONFLICT);
     }
 
-    let r = call(&b, Method::GET, &inst("i-1"), None).await;
+    let r = call_get(&b, &inst("i-1")).await;
     assert_status(&r, StatusCode::OK);
     assert_schema(&fetch_instance_schema(), &r);
     assert_eq!(r.json["service_id"], "svc-tiny");
@@ -313,11 +298,9 @@ async fn asynchronous_plans_refuse_requests_without_accepts_incomplete_with_422(
         assert_schema(&async_required, &r);
     }
     // kotlin's synchronous delete of what it could not create.
-    let r = call(
+    let r = call_delete(
         &b,
-        Method::DELETE,
         &format!("{}?service_id=svc-tiny&plan_id=plan-async", inst("i-1")),
-        None,
     )
     .await;
     assert_status(&r, StatusCode::UNPROCESSABLE_ENTITY);
@@ -344,14 +327,12 @@ async fn asynchronous_plans_refuse_requests_without_accepts_incomplete_with_422(
     let r = call(&b, Method::PUT, &binding("i-1", "b-1"), Some(bind)).await;
     assert_status(&r, StatusCode::UNPROCESSABLE_ENTITY);
     assert_schema(&async_required, &r);
-    let r = call(
+    let r = call_delete(
         &b,
-        Method::DELETE,
         &format!(
             "{}?service_id=svc-tiny&plan_id=plan-async",
             binding("i-1", "b-1")
         ),
-        None,
     )
     .await;
     assert_status(&r, StatusCode::UNPROCESSABLE_ENTITY);
@@ -359,12 +340,12 @@ async fn asynchronous_plans_refuse_requests_without_accepts_incomplete_with_422(
 
     let delete = format!("{}?plan_id=plan-async&service_id=svc-tiny", inst("i-1"));
     for uri in [delete.clone(), format!("{delete}&accepts_incomplete=false")] {
-        let r = call(&b, Method::DELETE, &uri, None).await;
+        let r = call_delete(&b, &uri).await;
         assert_status(&r, StatusCode::UNPROCESSABLE_ENTITY);
         assert_schema(&async_required, &r);
     }
     // Still there: nothing above changed it.
-    let r = call(&b, Method::GET, &inst("i-1"), None).await;
+    let r = call_get(&b, &inst("i-1")).await;
     assert_status(&r, StatusCode::OK);
 }
 
@@ -374,18 +355,16 @@ async fn asynchronous_plans_refuse_requests_without_accepts_incomplete_with_422(
 #[tokio::test]
 async fn synchronous_provision_and_deprovision_return_201_and_200() {
     let b = TestBroker::start().await;
-    let r = call(&b, Method::GET, &inst("i-1"), None).await;
+    let r = call_get(&b, &inst("i-1")).await;
     assert!(r.status.is_client_error(), "{}", r.text);
     let body = json!({"service_id": "svc-tiny", "plan_id": "plan-small",
                       "organization_guid": "0d9e8f7a-org", "space_guid": "1c2b3a4d-space"});
     let r = call(&b, Method::PUT, &inst("i-1"), Some(body)).await;
     assert_status(&r, StatusCode::CREATED);
     assert_schema(&provision_schema(), &r);
-    let r = call(
+    let r = call_delete(
         &b,
-        Method::DELETE,
         &format!("{}?service_id=svc-tiny&plan_id=plan-small", inst("i-1")),
-        None,
     )
     .await;
     assert_status(&r, StatusCode::OK);
@@ -413,16 +392,7 @@ async fn provision_maintenance_info_mismatch_is_422_and_matching_or_empty_is_acc
     .await;
     assert_status(&r, StatusCode::UNPROCESSABLE_ENTITY);
     assert_schema(&error_schema(Some("MaintenanceInfoConflict")), &r);
-    let r = call(
-        &b,
-        Method::DELETE,
-        &format!(
-            "{}?accepts_incomplete=true&service_id=svc-tiny&plan_id=plan-small",
-            inst("i-1")
-        ),
-        None,
-    )
-    .await;
+    let r = call_delete(&b, &async_deprovision("i-1")).await;
     assert_status(&r, StatusCode::GONE);
 
     let mut catalog_info = go_provision_body("plan-small", json!({}));

@@ -45,15 +45,14 @@ async fn update_validates_then_runs_async_and_a_repeat_once_applied_is_200() {
     assert_status(&r, StatusCode::ACCEPTED);
     assert_schema(&update_schema(), &r);
     let op = r.json["operation"].as_str().unwrap().to_string();
-    let r = b.wait_instance("i-1", &op).await;
-    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    let r = b.wait_succeeded("i-1", &op).await;
     assert_schema(&last_operation_schema(), &r);
 
     let r = call(&b, Method::PATCH, &patch, Some(valid)).await;
     assert_status(&r, StatusCode::OK);
     assert_schema(&update_schema(), &r);
     assert_eq!(r.json, json!({}));
-    let r = call(&b, Method::GET, &inst("i-1"), None).await;
+    let r = call_get(&b, &inst("i-1")).await;
     assert_eq!(r.json["plan_id"], "plan-large", "{}", r.text);
     assert_eq!(r.json["parameters"]["message"], "bigger", "{}", r.text);
 }
@@ -99,7 +98,7 @@ async fn bind_with_missing_or_invalid_ids_or_parameters_returns_400() {
             assert_schema(&error_schema(None), &r);
         }
     }
-    let r = call(&b, Method::GET, &binding("i-1", "b-1"), None).await;
+    let r = call_get(&b, &binding("i-1", "b-1")).await;
     assert_status(&r, StatusCode::NOT_FOUND);
 }
 
@@ -135,26 +134,26 @@ async fn bind_then_repeat_is_200_other_attributes_409_and_unbind_validates_ids()
             let r = call(&b, Method::PUT, &binding("i-1", id), Some(conflicting)).await;
             assert_status(&r, StatusCode::CONFLICT);
         }
-        let r = call(&b, Method::GET, &binding("i-1", id), None).await;
+        let r = call_get(&b, &binding("i-1", id)).await;
         assert_status(&r, StatusCode::OK);
         assert_schema(&fetch_binding_schema(), &r);
     }
 
     let b_go = binding("i-1", "b-go");
-    for query in [
-        "?plan_id=plan-small",
-        "?service_id=svc-tiny",
-        "?accepts_incomplete=false&service_id=&plan_id=plan-small",
-        "?accepts_incomplete=false&service_id=svc-tiny&plan_id=",
-    ] {
-        let r = call(&b, Method::DELETE, &format!("{b_go}{query}"), None).await;
-        assert_status(&r, StatusCode::BAD_REQUEST);
-    }
-    let r = call(
+    deletes_refused(
         &b,
-        Method::DELETE,
+        &b_go,
+        &[
+            "?plan_id=plan-small",
+            "?service_id=svc-tiny",
+            "?accepts_incomplete=false&service_id=&plan_id=plan-small",
+            "?accepts_incomplete=false&service_id=svc-tiny&plan_id=",
+        ],
+    )
+    .await;
+    let r = call_delete(
+        &b,
         &format!("{b_go}?plan_id=plan-small&service_id=svc-tiny"),
-        None,
     )
     .await;
     assert_status(&r, StatusCode::OK);
@@ -164,14 +163,9 @@ async fn bind_then_repeat_is_200_other_attributes_409_and_unbind_validates_ids()
     // plan_id and accepts_incomplete; an async unbind is polled to its end
     // (200 `succeeded` while the tombstone lives; kotlin accepts 200 or 410).
     let b_kt = binding("i-1", "b-kt");
-    let r = call(
-        &b,
-        Method::DELETE,
-        &format!(
+    let r = call_delete(&b, &format!(
             "{b_kt}?service_id=svc-tiny&service_id=svc-tiny&plan_id=plan-small&accepts_incomplete=true"
-        ),
-        None,
-    )
+        ))
     .await;
     assert_status(&r, StatusCode::ACCEPTED);
     assert_schema(&delete_schema(), &r);
@@ -180,11 +174,9 @@ async fn bind_then_repeat_is_200_other_attributes_409_and_unbind_validates_ids()
     assert_delete_done(&r);
 
     // Repeated with different values it is ambiguous.
-    let r = call(
+    let r = call_delete(
         &b,
-        Method::DELETE,
         &format!("{b_kt}?service_id=svc-tiny&service_id=other&plan_id=plan-small"),
-        None,
     )
     .await;
     assert_status(&r, StatusCode::BAD_REQUEST);
@@ -206,19 +198,13 @@ async fn unbind_of_a_deleted_binding_is_400_without_ids_and_410_with_them() {
     let b = TestBroker::start().await;
     b.provision_sync("i-1", "plan-small", json!({})).await;
     let uri = binding("i-1", "b-1");
-    let r = call(&b, Method::GET, &uri, None).await;
+    let r = call_get(&b, &uri).await;
     assert!(r.status.is_client_error(), "{}", r.text);
     let body = json!({"service_id": "svc-tiny", "plan_id": "plan-small",
                       "app_guid": "3e4f5a6b-app-guid"});
     let r = call(&b, Method::PUT, &uri, Some(body)).await;
     assert_status(&r, StatusCode::CREATED);
-    let r = call(
-        &b,
-        Method::DELETE,
-        &format!("{uri}?service_id=svc-tiny&plan_id=plan-small"),
-        None,
-    )
-    .await;
+    let r = call_delete(&b, &format!("{uri}?service_id=svc-tiny&plan_id=plan-small")).await;
     assert_status(&r, StatusCode::OK);
 
     let r = call(
@@ -230,20 +216,22 @@ async fn unbind_of_a_deleted_binding_is_400_without_ids_and_410_with_them() {
     .await;
     assert_status(&r, StatusCode::BAD_REQUEST);
     assert_schema(&error_schema(None), &r);
-    for query in [
-        "?plan_id=plan-small&accepts_incomplete=true",
-        "?service_id&plan_id=plan-small&accepts_incomplete=true",
-        "?service_id=svc-tiny&service_id=svc-tiny&accepts_incomplete=true",
-        "?service_id=svc-tiny&service_id=svc-tiny&plan_id&accepts_incomplete=true",
-    ] {
-        let r = call(&b, Method::DELETE, &format!("{uri}{query}"), None).await;
-        assert_status(&r, StatusCode::BAD_REQUEST);
-    }
+    deletes_refused(
+        &b,
+        &uri,
+        &[
+            "?plan_id=plan-small&accepts_incomplete=true",
+            "?service_id&plan_id=plan-small&accepts_incomplete=true",
+            "?service_id=svc-tiny&service_id=svc-tiny&accepts_incomplete=true",
+            "?service_id=svc-tiny&service_id=svc-tiny&plan_id&accepts_incomplete=true",
+        ],
+    )
+    .await;
     for query in [
         "?service_id=svc-tiny&service_id=svc-tiny&plan_id=plan-small&accepts_incomplete=true",
         "?service_id=svc-tiny&plan_id=plan-small",
     ] {
-        let r = call(&b, Method::DELETE, &format!("{uri}{query}"), None).await;
+        let r = call_delete(&b, &format!("{uri}{query}")).await;
         assert_status(&r, StatusCode::GONE);
     }
 }
@@ -290,21 +278,14 @@ async fn async_bind_polls_to_succeeded_then_repeat_is_200() {
     assert_status(&r, StatusCode::ACCEPTED);
     assert_schema(&provision_schema(), &r);
     let op = r.json["operation"].as_str().unwrap().to_string();
-    let r = call(
-        &b,
-        Method::GET,
-        &format!("{}/last_operation", binding("i-1", "b-1")),
-        None,
-    )
-    .await;
+    let r = call_get(&b, &format!("{}/last_operation", binding("i-1", "b-1"))).await;
     assert_status(&r, StatusCode::OK);
     assert_schema(&last_operation_schema(), &r);
-    let r = b.wait_binding("i-1", "b-1", &op).await;
-    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    b.wait_binding_succeeded("i-1", "b-1", &op).await;
     let r = call(&b, Method::PUT, &uri, Some(body)).await;
     assert_status(&r, StatusCode::OK);
     assert_schema(&binding_schema(), &r);
-    let r = call(&b, Method::GET, &binding("i-1", "b-1"), None).await;
+    let r = call_get(&b, &binding("i-1", "b-1")).await;
     assert_status(&r, StatusCode::OK);
     assert_eq!(r.json["credentials"]["role"], "writer", "{}", r.text);
 }
@@ -326,22 +307,13 @@ async fn deprovision_without_ids_returns_400_even_for_an_unknown_instance() {
             "?accepts_incomplete=true&service_id=&plan_id=plan-small",
             "?accepts_incomplete=false&service_id=svc-tiny&plan_id=",
         ] {
-            let r = call(&b, Method::DELETE, &format!("{}{query}", inst(id)), None).await;
+            let r = call_delete(&b, &format!("{}{query}", inst(id))).await;
             assert_status(&r, StatusCode::BAD_REQUEST);
         }
     }
-    let r = call(
-        &b,
-        Method::DELETE,
-        &format!(
-            "{}?accepts_incomplete=true&service_id=svc-tiny&plan_id=plan-small",
-            inst("i-nope")
-        ),
-        None,
-    )
-    .await;
+    let r = call_delete(&b, &async_deprovision("i-nope")).await;
     assert_status(&r, StatusCode::GONE);
-    let r = call(&b, Method::GET, &inst("i-1"), None).await;
+    let r = call_get(&b, &inst("i-1")).await;
     assert_status(&r, StatusCode::OK);
 }
 
@@ -363,12 +335,12 @@ async fn async_deprovision_polls_to_succeeded_and_a_repeat_is_410() {
         "{}?accepts_incomplete=true&plan_id=plan-small&service_id=svc-tiny",
         inst("i-1")
     );
-    let r = call(&b, Method::DELETE, &uri, None).await;
+    let r = call_delete(&b, &uri).await;
     assert_status(&r, StatusCode::ACCEPTED);
     assert_schema(&delete_schema(), &r);
     let op = r.json["operation"].as_str().unwrap().to_string();
     let r = b.wait_instance("i-1", &op).await;
     assert_delete_done(&r);
-    let r = call(&b, Method::DELETE, &uri, None).await;
+    let r = call_delete(&b, &uri).await;
     assert_status(&r, StatusCode::GONE);
 }

@@ -9,12 +9,7 @@ async fn last_operation_keeps_states_after_success_and_failure() {
         b.wait_instance("i-ok", &ok).await.json["state"],
         "succeeded"
     );
-    let r = b
-        .patch(
-            &inst_async("i-ok"),
-            update_body(None, json!({"message": "x"})),
-        )
-        .await;
+    let r = update(&b, &inst_async("i-ok"), None, json!({"message": "x"})).await;
     let upd = r.json["operation"].as_str().unwrap().to_string();
     assert_eq!(
         b.wait_instance("i-ok", &upd).await.json["state"],
@@ -38,33 +33,25 @@ async fn last_operation_keeps_states_after_success_and_failure() {
 
 #[tokio::test]
 async fn last_operation_in_progress_carries_retry_after() {
-    let (b, gate) = TestBroker::start_gated().await;
-    let op = b.provision_async("i-1", "plan-small", json!({})).await;
+    let (b, gate, op) = provisioning_broker(json!({})).await;
     let r = b.get(&last_op("i-1", Some(&op))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json["state"], "in progress", "{}", r.text);
     let retry = r
-        .headers
-        .get(header::RETRY_AFTER)
-        .expect("Retry-After while in progress")
-        .to_str()
-        .unwrap();
+        .header("retry-after")
+        .expect("Retry-After while in progress");
     // The spec recommends a duration (delay-seconds) over a date.
     let secs: u64 = retry.parse().unwrap_or_else(|_| panic!("{retry:?}"));
     assert!(secs > 0);
     gate.open();
-    let r = b.wait_instance("i-1", &op).await;
-    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    b.wait_succeeded("i-1", &op).await;
 }
 
 // === fetch ===
 
 #[tokio::test]
 async fn fetch_instance_while_provisioning_returns_404() {
-    let (b, gate) = TestBroker::start_gated().await;
-    let op = b
-        .provision_async("i-1", "plan-small", json!({"message": "hi"}))
-        .await;
+    let (b, gate, op) = provisioning_broker(json!({"message": "hi"})).await;
     let r = b.get(&inst("i-1")).await;
     assert_osb_error(&r, StatusCode::NOT_FOUND, None);
     gate.open();
@@ -100,14 +87,8 @@ async fn fetch_instance_while_updating_returns_422_concurrency_error() {
     let (b, gate) = gated_broker_with_instance().await;
     let op = update_async(&b, "i-1", update_body(None, json!({"message": "new"}))).await;
     let r = b.get(&inst("i-1")).await;
-    assert_osb_error(
-        &r,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Some("ConcurrencyError"),
-    );
-    gate.open();
-    b.wait_instance("i-1", &op).await;
-    assert_instance(&b, "i-1", "plan-small", json!({"message": "new"})).await;
+    assert_concurrency_error(&r);
+    finish_as(&b, &gate, &op, json!({"message": "new"})).await;
 }
 
 #[tokio::test]

@@ -5,20 +5,14 @@ use crate::common;
 
 use std::process::{Command, Stdio};
 
-use common::process::broker_bin;
+use common::process::serve_base;
 use common::*;
 
 /// `serve` on the test catalog and charts, render engine, plus `args`.
 pub fn serve(data: &std::path::Path, port: u16, args: &[&str]) -> Command {
-    let mut c = Command::new(broker_bin());
-    c.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--catalog")
-        .arg(fixtures().join("catalog"))
-        .arg("--charts")
-        .arg(fixtures().join("charts"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(["--username", USER])
+    let (catalog, charts) = (fixtures().join("catalog"), fixtures().join("charts"));
+    let mut c = serve_base(port, &catalog, &charts, data);
+    c.args(["--username", USER])
         .env("CHARTBROKER_PASSWORD", PASS)
         .args(args)
         .stdin(Stdio::null());

@@ -265,6 +265,52 @@ pub fn broker_container(dep: &Deployment) -> &Container {
     &pod.containers[0]
 }
 
+/// The `spec` of the platform registration `d`: its `url_key` is an HTTPS
+/// URL of `host`, and it has no key outside `known`.
+pub fn registration_spec<'a>(d: &'a Doc, url_key: &str, host: &str, known: &[&str]) -> &'a Value {
+    let spec = &d.value["spec"];
+    let url = spec[url_key].as_str().unwrap_or_default();
+    assert!(
+        url.starts_with(&format!("https://{host}")),
+        "{}: {url_key} {url}",
+        d.origin()
+    );
+    for k in spec.as_object().unwrap().keys() {
+        assert!(
+            known.contains(&k.as_str()),
+            "{}: unknown spec.{k}",
+            d.origin()
+        );
+    }
+    spec
+}
+
+/// The container's ports: name and number.
+pub fn container_ports(c: &Container) -> Vec<(Option<&str>, i32)> {
+    c.ports
+        .iter()
+        .flatten()
+        .map(|p| (p.name.as_deref(), p.container_port))
+        .collect()
+}
+
+/// Every `k=v` of a non-empty `selector` is a label of the pod;
+/// `what` names the selector in the messages.
+pub fn assert_selects_pod(
+    selector: &std::collections::BTreeMap<String, String>,
+    pod_labels: &std::collections::BTreeMap<String, String>,
+    what: &str,
+) {
+    assert!(!selector.is_empty(), "{what}: selects the broker pod");
+    for (k, v) in selector {
+        assert_eq!(
+            pod_labels.get(k),
+            Some(v),
+            "{what} {k}={v} does not match the pod"
+        );
+    }
+}
+
 pub fn env_value<'a>(c: &'a Container, name: &str) -> Option<&'a str> {
     c.env
         .iter()

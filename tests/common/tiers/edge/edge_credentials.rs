@@ -31,14 +31,7 @@ pub async fn broker(users: &[(&str, &str)], tokens: &[&str]) -> TestBroker {
 }
 
 pub async fn status(b: &TestBroker, authorization: &str) -> StatusCode {
-    let r = b
-        .send(bare(
-            Method::GET,
-            "/v2/catalog",
-            &[VERSION, ("authorization", authorization)],
-            None,
-        ))
-        .await;
+    let r = b.catalog_as(authorization).await;
     if r.status == StatusCode::UNAUTHORIZED {
         assert_osb_error(&r, StatusCode::UNAUTHORIZED, Some("Unauthorized"));
         assert!(

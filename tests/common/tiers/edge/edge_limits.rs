@@ -24,6 +24,17 @@ pub fn serve(b: &TestBroker, limits: EdgeLimits) -> SocketAddr {
     addr
 }
 
+/// [`serve`] with a [`SHORT`] header read timeout, other limits default.
+pub fn serve_short_header_timeout(b: &TestBroker) -> SocketAddr {
+    serve(
+        b,
+        EdgeLimits {
+            header_read_timeout: SHORT,
+            ..EdgeLimits::default()
+        },
+    )
+}
+
 /// Sends one `GET /healthz` on `s` and reads the response head and body
 /// (the body is small and has a Content-Length).
 pub async fn get_healthz(s: &mut TcpStream) -> String {

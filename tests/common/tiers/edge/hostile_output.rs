@@ -42,14 +42,7 @@ pub fn memory_kib(pid: u32) -> (u64, u64) {
 }
 
 pub fn provision(lines: u64) -> Value {
-    json!({
-        "service_id": "svc-abuse",
-        "plan_id": "plan-huge-capped",
-        "organization_guid": "org",
-        "space_guid": "space",
-        "context": {"platform": "kubernetes", "namespace": "apps"},
-        "parameters": {"lines": lines},
-    })
+    common::provision_body_of("svc-abuse", "plan-huge-capped", json!({"lines": lines}))
 }
 
 /// About 8 MB of YAML against a 1 MiB cap: enough to show the cap without

@@ -20,4 +20,5 @@ pub mod platform_interop;
 pub mod restart;
 pub mod smoke;
 pub mod tls;
+pub mod ui;
 pub mod ui_scale;

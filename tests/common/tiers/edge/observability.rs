@@ -4,11 +4,11 @@
 use crate::common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::process::Proc;
+use common::process::{Proc, serve_cmd};
 use common::{PASS, USER, fixtures, helm_bin};
 use serde_json::{Value, json};
 
@@ -26,19 +26,9 @@ pub fn promtool() -> std::path::PathBuf {
 }
 
 pub fn start(dir: &Path, port: u16) -> Proc {
+    let (catalog, charts) = (fixtures().join("catalog"), fixtures().join("charts"));
     Proc(
-        Command::new(env!("CARGO_BIN_EXE_chartbroker"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--catalog")
-            .arg(fixtures().join("catalog"))
-            .arg("--charts")
-            .arg(fixtures().join("charts"))
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .arg("--helm")
-            .arg(helm_bin())
-            .env("CHARTBROKER_USERNAME", USER)
-            .env("CHARTBROKER_PASSWORD", PASS)
+        serve_cmd(port, &catalog, &charts, &dir.join("data"), &helm_bin())
             .env_remove("RUST_LOG")
             .env_remove("CHARTBROKER_LOG_FORMAT")
             .stdout(Stdio::null())

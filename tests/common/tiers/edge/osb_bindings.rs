@@ -16,6 +16,17 @@ pub fn binding(i: &str, b: &str) -> String {
     format!("/v2/service_instances/{i}/service_bindings/{b}")
 }
 
+/// The bind body most tests send: plan-small, role reader.
+pub fn reader() -> Value {
+    bind_body("plan-small", json!({"role": "reader"}))
+}
+
+/// A synchronous plan-small bind of `i-1`/`b-1` with `role`: the credentials.
+pub async fn bind_as(b: &TestBroker, role: &str) -> Value {
+    b.bind_sync("i-1", "b-1", "plan-small", json!({ "role": role }))
+        .await
+}
+
 pub fn binding_async(i: &str, b: &str) -> String {
     format!("{}?accepts_incomplete=true", binding(i, b))
 }
@@ -189,6 +200,25 @@ impl Drop for SecretWriteHold {
             .open(&self.fifo);
         let _ = std::fs::remove_file(&self.fifo);
     }
+}
+
+/// An asynchronous [`reader`] bind of `i-1`/`b-1` whose Secret write is
+/// held: the hold and the bind's operation.
+pub async fn held_bind(b: &TestBroker) -> (SecretWriteHold, String) {
+    let hold = SecretWriteHold::new(b, "i-1", "b-1");
+    let r = b.put(&binding_async("i-1", "b-1"), reader()).await;
+    (hold, accepted_op(&r))
+}
+
+/// A binding Secret's `stringData` holding only the credentials `creds`
+/// of a plan-small bind with `role`.
+pub fn credential_data(creds: &Value, role: &str) -> Value {
+    json!({
+        "host": creds["host"],
+        "port": "5432",
+        "password": creds["password"],
+        "role": role,
+    })
 }
 
 pub fn read_secret_manifest(path: &Path) -> Value {

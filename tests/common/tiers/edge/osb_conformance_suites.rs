@@ -6,7 +6,7 @@ use crate::common;
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use common::{Resp, TestBroker, auth, bare, inst};
+use common::{Resp, TestBroker, auth, inst};
 
 pub const VERSION: (&str, &str) = ("x-broker-api-version", "2.17");
 
@@ -194,7 +194,7 @@ pub async fn send(
     if body.is_some() {
         h.push(("content-type", "application/json"));
     }
-    b.send(bare(method, uri, &h, body)).await
+    b.send_bare(method, uri, &h, body).await
 }
 
 /// An authenticated request with `X-Broker-API-Version`, as every suite
@@ -202,6 +202,32 @@ pub async fn send(
 pub async fn call(b: &TestBroker, method: Method, uri: &str, body: Option<Value>) -> Resp {
     let a = auth();
     send(b, method, uri, &[("authorization", &a), VERSION], body).await
+}
+
+/// [`call`] `DELETE`.
+pub async fn call_delete(b: &TestBroker, uri: &str) -> Resp {
+    call(b, Method::DELETE, uri, None).await
+}
+
+/// [`call`] `GET`.
+pub async fn call_get(b: &TestBroker, uri: &str) -> Resp {
+    call(b, Method::GET, uri, None).await
+}
+
+/// The asynchronous deprovision of instance `id` as the suites send it.
+pub fn async_deprovision(id: &str) -> String {
+    format!(
+        "{}?accepts_incomplete=true&service_id=svc-tiny&plan_id=plan-small",
+        inst(id)
+    )
+}
+
+/// A `DELETE` of `uri` with each of `queries`: 400 every time.
+pub async fn deletes_refused(b: &TestBroker, uri: &str, queries: &[&str]) {
+    for query in queries {
+        let r = call_delete(b, &format!("{uri}{query}")).await;
+        assert_status(&r, StatusCode::BAD_REQUEST);
+    }
 }
 
 /// An asynchronous provision of `i-1` refused with a 400 in the suites'
@@ -235,30 +261,22 @@ pub fn binding(i: &str, id: &str) -> String {
 pub fn routes() -> Vec<(Method, String, Option<Value>)> {
     let i = inst("i-1");
     let b = binding("i-1", "b-1");
+    let provision = format!("{i}?accepts_incomplete=true");
+    let deprovision = format!("{i}?accepts_incomplete=true&service_id=Invalid&plan_id=Invalid");
+    let unbind = format!("{b}?service_id=Invalid&plan_id=Invalid");
+    let empty = || Some(json!({}));
     vec![
         (Method::GET, "/v2/catalog".into(), None),
-        (
-            Method::PUT,
-            format!("{i}?accepts_incomplete=true"),
-            Some(json!({})),
-        ),
-        (Method::PATCH, i.clone(), Some(json!({}))),
+        (Method::PUT, provision, empty()),
+        (Method::PATCH, i.clone(), empty()),
         (Method::GET, i.clone(), None),
         (Method::DELETE, i.clone(), None),
-        (
-            Method::DELETE,
-            format!("{i}?accepts_incomplete=true&service_id=Invalid&plan_id=Invalid"),
-            None,
-        ),
+        (Method::DELETE, deprovision, None),
         (Method::GET, format!("{i}/last_operation"), None),
-        (Method::PUT, b.clone(), Some(json!({}))),
+        (Method::PUT, b.clone(), empty()),
         (Method::PUT, b.clone(), None),
         (Method::GET, b.clone(), None),
-        (
-            Method::DELETE,
-            format!("{b}?service_id=Invalid&plan_id=Invalid"),
-            None,
-        ),
+        (Method::DELETE, unbind, None),
         (Method::GET, format!("{b}/last_operation"), None),
     ]
 }

@@ -20,7 +20,7 @@ pub async fn send_json_bytes(
     uri: &str,
     body: Option<Vec<u8>>,
 ) -> Resp {
-    b.send(bare(
+    b.send_bare(
         method,
         uri,
         &[
@@ -29,7 +29,7 @@ pub async fn send_json_bytes(
             ("content-type", "application/json"),
         ],
         body,
-    ))
+    )
     .await
 }
 

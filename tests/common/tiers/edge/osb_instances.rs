@@ -31,6 +31,25 @@ pub fn last_op(id: &str, op: Option<&str>) -> String {
     }
 }
 
+/// A synchronous plan-small provision of `i-1` with `params`: the answer.
+pub async fn provision_with(b: &TestBroker, params: Value) -> Resp {
+    b.put(&inst("i-1"), provision_body("plan-small", params))
+        .await
+}
+
+/// A plan-small provision of `i-1` whose `field` is `value`, or absent
+/// when `None`: the answer.
+pub async fn provision_field(b: &TestBroker, field: &str, value: Option<Value>) -> Resp {
+    let mut body = provision_body("plan-small", json!({}));
+    match value {
+        None => {
+            body.as_object_mut().unwrap().remove(field);
+        }
+        Some(v) => body[field] = v,
+    }
+    b.put(&inst("i-1"), body).await
+}
+
 /// A PATCH body as platforms send it.
 pub fn update_body(plan: Option<&str>, params: Value) -> Value {
     let mut v = json!({
@@ -42,6 +61,11 @@ pub fn update_body(plan: Option<&str>, params: Value) -> Value {
         v["plan_id"] = json!(p);
     }
     v
+}
+
+/// A PATCH of `uri` with [`update_body`] of `plan` and `params`: the answer.
+pub async fn update(b: &TestBroker, uri: &str, plan: Option<&str>, params: Value) -> Resp {
+    b.patch(uri, update_body(plan, params)).await
 }
 
 /// An asynchronous update of `id` that must answer 202: its operation.
@@ -175,6 +199,14 @@ pub async fn assert_instance(b: &TestBroker, id: &str, plan: &str, params: Value
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json["plan_id"], plan, "{}", r.text);
     assert_eq!(r.json["parameters"], params, "{}", r.text);
+}
+
+/// Lets `op` on `i-1` through `gate`, waits until it has succeeded, and
+/// checks the instance is plan-small with `params`.
+pub async fn finish_as(b: &TestBroker, gate: &Gate, op: &str, params: Value) {
+    gate.open();
+    b.wait_succeeded("i-1", op).await;
+    assert_instance(b, "i-1", "plan-small", params).await;
 }
 
 /// The documents `helm template` rendered for an instance.

@@ -6,7 +6,7 @@ use crate::common;
 use axum::body::Body;
 use axum::http::{Method, Request};
 use common::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Every key the catalog carries anywhere under services[] and plans[].
 pub fn catalog_keys(catalog: &Value) -> (Vec<String>, Vec<String>) {
@@ -28,6 +28,17 @@ pub fn versioned(method: Method, uri: &str, version: &str, body: Option<Value>) 
     r
 }
 
+/// A [`versioned`] request sent to `b`.
+pub async fn send_versioned(
+    b: &TestBroker,
+    method: Method,
+    uri: &str,
+    version: &str,
+    body: Option<Value>,
+) -> Resp {
+    b.send(versioned(method, uri, version, body)).await
+}
+
 /// `instance_usable` and `update_repeatable` are both in `r` exactly when
 /// `present` (2.16 and later).
 pub fn assert_failure_flags(r: &Resp, version: &str, present: bool) {
@@ -43,6 +54,14 @@ pub fn assert_failure_flags(r: &Resp, version: &str, present: bool) {
 
 /// The test catalog with a `maximum_polling_duration` on one plan, so each
 /// version-gated plan field appears somewhere in it.
+/// [`broker`] with instance `i-1` of plan-small provisioned (message "hi").
+pub async fn versions_broker_with_instance() -> TestBroker {
+    let b = broker().await;
+    b.provision_sync("i-1", "plan-small", json!({"message": "hi"}))
+        .await;
+    b
+}
+
 pub async fn broker() -> TestBroker {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().join("catalog");

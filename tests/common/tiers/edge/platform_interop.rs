@@ -40,6 +40,17 @@ pub fn as_xp(method: Method, uri: &str, body: Option<Value>) -> Request<Body> {
     r
 }
 
+/// An [`as_xp`] request sent to `b`.
+pub async fn send_as_xp(b: &TestBroker, method: Method, uri: &str, body: Option<Value>) -> Resp {
+    b.send(as_xp(method, uri, body)).await
+}
+
+/// xp's provision at `uri` of the `shop` database: the answer.
+pub async fn provision_shop_as_xp(b: &TestBroker, uri: &str) -> Resp {
+    let body = provision(json!({"database": "shop"}));
+    send_as_xp(b, Method::PUT, uri, Some(body)).await
+}
+
 pub fn provision(params: Value) -> Value {
     json!({"service_id": "svc-platform", "plan_id": "3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f",
         "organization_guid": "2b6b0b8e-5d0a-4c1e-9a39-0f4f3c1d2e11",

@@ -53,7 +53,24 @@ pub fn pki() -> Pki {
     }
 }
 
-pub async fn serve(dir: &Path, pki: &Pki, mtls: bool) -> String {
+/// rustls' ring provider, installed once per process.
+pub fn install_ring() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A test broker served over TLS with a new [`pki`] (see [`serve_broker`]):
+/// the PKI, the directory holding its files, and the URL.
+pub async fn serve(mtls: bool) -> (Pki, tempfile::TempDir, String) {
+    install_ring();
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    let url = serve_broker(TestBroker::start().await, dir.path(), &pki, mtls);
+    (pki, dir, url)
+}
+
+/// Serves `broker` over TLS with `pki`'s server certificate (written to
+/// `dir`), asking for client certificates of its CA when `mtls`: its URL.
+pub fn serve_broker(broker: TestBroker, dir: &Path, pki: &Pki, mtls: bool) -> String {
     std::fs::write(dir.join("server.pem"), &pki.server_cert).unwrap();
     std::fs::write(dir.join("server.key"), &pki.server_key).unwrap();
     std::fs::write(dir.join("ca.pem"), &pki.ca_pem).unwrap();
@@ -62,7 +79,6 @@ pub async fn serve(dir: &Path, pki: &Pki, mtls: bool) -> String {
         key: dir.join("server.key"),
         client_ca: mtls.then(|| dir.join("ca.pem")),
     };
-    let broker = TestBroker::start().await;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let app = broker.app.clone();
