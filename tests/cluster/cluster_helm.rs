@@ -8,14 +8,11 @@
 use crate::common;
 
 use crate::helpers::cluster_helm::*;
-use common::*;
+use common::cluster_calls::*;
 
+/// Was example_catalog_lifecycle_with_helm4_as_the_deploy_service_account and
+/// example_catalog_lifecycle_with_helm3_as_the_deploy_service_account (cases "4", "3").
 #[tokio::test(flavor = "multi_thread")]
-async fn example_catalog_lifecycle_with_helm4_as_the_deploy_service_account() {
-    example_catalog_lifecycle(helm_bin()).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn example_catalog_lifecycle_with_helm3_as_the_deploy_service_account() {
-    example_catalog_lifecycle(helm3_bin()).await;
+async fn example_catalog_lifecycle_with_helm4_and_3_as_the_deploy_service_account() {
+    on_helm4_and_3(|helm, _| example_catalog_lifecycle(helm)).await;
 }

@@ -8,17 +8,14 @@ use crate::common;
 use crate::helpers::helm_engine::*;
 use axum::http::{Method, StatusCode};
 use common::cluster::{Cluster, secret_value};
+use common::cluster_calls::*;
 use common::*;
 use serde_json::json;
 
+/// Was lifecycle_helm4 and lifecycle_helm3 (cases "4", "3").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lifecycle_helm4() {
-    lifecycle(helm_bin()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lifecycle_helm3() {
-    lifecycle(helm3_bin()).await;
+async fn lifecycle_helm4_and_3() {
+    on_helm4_and_3(|helm, _| lifecycle(helm)).await;
 }
 
 /// The API server refuses the upgrade (a label value it won't take, which
@@ -131,12 +128,9 @@ async fn binds_are_synchronous_on_the_helm_engine() {
     );
 }
 
+/// Was waits_naming_what_is_not_ready_helm4 and waits_naming_what_is_not_ready_helm3 (cases
+/// "4", "3").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn waits_naming_what_is_not_ready_helm4() {
-    waits_naming_what_is_not_ready(helm_bin()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn waits_naming_what_is_not_ready_helm3() {
-    waits_naming_what_is_not_ready(helm3_bin()).await;
+async fn waits_naming_what_is_not_ready_helm4_and_3() {
+    on_helm4_and_3(|helm, _| waits_naming_what_is_not_ready(helm)).await;
 }

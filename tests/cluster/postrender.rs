@@ -9,57 +9,43 @@
 use crate::common;
 
 use axum::http::{Method, StatusCode};
+use common::cluster_calls::*;
 use common::*;
 
 use crate::helpers::postrender::*;
 
+/// Was a_chart_hostile_only_against_a_cluster_is_refused_on_helm4 and
+/// _on_helm3 (cases "4", "3").
 #[tokio::test(flavor = "multi_thread")]
-async fn a_chart_hostile_only_against_a_cluster_is_refused_on_helm4() {
-    lookup_switch_is_refused(helm_bin(), "lk-4").await;
+async fn a_chart_hostile_only_against_a_cluster_is_refused_on_helm4_and_3() {
+    on_helm4_and_3(
+        |helm, v| async move { lookup_switch_is_refused(helm, &format!("lk-{v}")).await },
+    )
+    .await;
 }
 
+/// Was a_chart_hostile_only_on_upgrade_is_refused_on_helm4 and _on_helm3.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_chart_hostile_only_against_a_cluster_is_refused_on_helm3() {
-    lookup_switch_is_refused(helm3_bin(), "lk-3").await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_chart_hostile_only_on_upgrade_is_refused_on_helm4() {
-    upgrade_switch_is_refused(helm_bin(), "up-4").await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_chart_hostile_only_on_upgrade_is_refused_on_helm3() {
-    upgrade_switch_is_refused(helm3_bin(), "up-3").await;
+async fn a_chart_hostile_only_on_upgrade_is_refused_on_helm4_and_3() {
+    on_helm4_and_3(
+        |helm, v| async move { upgrade_switch_is_refused(helm, &format!("up-{v}")).await },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn helm4_shows_hooks_to_the_policy() {
     let (k, ns, b) = bed(helm_bin(), "pr").await;
-    let done = run(
-        &b,
-        Method::PUT,
-        "/v2/service_instances/hk-4?accepts_incomplete=true",
-        provision("plan-hook-switch", &ns),
-    )
-    .await;
-    assert_eq!(done.json["state"], "failed", "{}", done.text);
-    let d = done.json["description"].as_str().unwrap();
+    let done = provisioned(&b, "hk-4", "plan-hook-switch", &ns).await;
+    let d = done.assert_state("failed");
     assert!(d.contains("kube-system"), "{d}");
     assert!(!in_kube_system(&k, "cb-hk-4-hook").await);
     // A harmless hook runs.
-    let done = run(
-        &b,
-        Method::PUT,
-        "/v2/service_instances/ok-4?accepts_incomplete=true",
-        provision("plan-plain-hook", &ns),
-    )
-    .await;
-    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let done = provisioned(&b, "ok-4", "plan-plain-hook", &ns).await;
+    done.assert_state("succeeded");
     assert!(
-        k.get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-ok-4-hook"))
+        k.has(&format!("/api/v1/namespaces/{ns}/configmaps/cb-ok-4-hook"))
             .await
-            .is_some()
     );
 }
 
@@ -67,47 +53,28 @@ async fn helm4_shows_hooks_to_the_policy() {
 async fn helm3_runs_no_hook_the_policy_could_not_see() {
     let (k, ns, b) = bed(helm3_bin(), "pr").await;
     // A chart with hooks is refused up front, with the reason.
-    let done = run(
-        &b,
-        Method::PUT,
-        "/v2/service_instances/ok-3?accepts_incomplete=true",
-        provision("plan-plain-hook", &ns),
-    )
-    .await;
-    assert_eq!(done.json["state"], "failed", "{}", done.text);
-    let d = done.json["description"].as_str().unwrap();
+    let done = provisioned(&b, "ok-3", "plan-plain-hook", &ns).await;
+    let d = done.assert_state("failed");
     assert!(d.contains("hooks") && d.contains("Helm 4"), "{d}");
     // A hook that only appears against the cluster slips past that check,
     // but helm 3 runs with --no-hooks: it is never created.
-    let done = run(
-        &b,
-        Method::PUT,
-        "/v2/service_instances/hk-3?accepts_incomplete=true",
-        provision("plan-hidden-hook", &ns),
-    )
-    .await;
-    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let done = provisioned(&b, "hk-3", "plan-hidden-hook", &ns).await;
+    done.assert_state("succeeded");
+    let configmaps = format!("/api/v1/namespaces/{ns}/configmaps");
+    assert!(k.has(&format!("{configmaps}/cb-hk-3")).await);
     assert!(
-        k.get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-hk-3"))
-            .await
-            .is_some()
-    );
-    assert!(
-        k.get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-hk-3-hook"))
-            .await
-            .is_none(),
+        !k.has(&format!("{configmaps}/cb-hk-3-hook")).await,
         "helm 3 ran a hook the policy never saw"
     );
 }
 
+/// Was crds_are_never_installed_by_helm4 and _by_helm3.
 #[tokio::test(flavor = "multi_thread")]
-async fn crds_are_never_installed_by_helm4() {
-    crds_are_never_installed(helm_bin(), "crd-4").await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn crds_are_never_installed_by_helm3() {
-    crds_are_never_installed(helm3_bin(), "crd-3").await;
+async fn crds_are_never_installed_by_helm4_or_3() {
+    on_helm4_and_3(
+        |helm, v| async move { crds_are_never_installed(helm, &format!("crd-{v}")).await },
+    )
+    .await;
 }
 
 #[test]
@@ -133,14 +100,10 @@ fn the_render_command_runs_the_same_policy_as_serve() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("privileged: true"));
 }
 
+/// Was yaml_go_reads_differently_is_refused_on_helm4 and _on_helm3.
 #[tokio::test(flavor = "multi_thread")]
-async fn yaml_go_reads_differently_is_refused_on_helm4() {
-    ambiguous_yaml_is_refused(helm_bin(), 4).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn yaml_go_reads_differently_is_refused_on_helm3() {
-    ambiguous_yaml_is_refused(helm3_bin(), 3).await;
+async fn yaml_go_reads_differently_is_refused_on_helm4_and_3() {
+    on_helm4_and_3(ambiguous_yaml_is_refused).await;
 }
 
 #[tokio::test]

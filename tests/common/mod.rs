@@ -18,6 +18,7 @@ use chartbroker::runtime::{Engine, Runtime, ServeConfig};
 
 pub mod browser;
 pub mod cluster;
+pub mod cluster_calls;
 pub mod dashboard;
 pub mod databases;
 pub mod deletes;

@@ -77,14 +77,11 @@ async fn generated_secrets_are_redacted_in_every_encoding() {
     }
 }
 
+/// Was hostile_charts_are_refused_by_helm4_on_a_real_api_server and
+/// hostile_charts_are_refused_by_helm3_on_a_real_api_server (cases "4", "3").
 #[tokio::test(flavor = "multi_thread")]
-async fn hostile_charts_are_refused_by_helm4_on_a_real_api_server() {
-    hostile_charts_refused_by_helm(helm_bin(), "4").await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn hostile_charts_are_refused_by_helm3_on_a_real_api_server() {
-    hostile_charts_refused_by_helm(helm3_bin(), "3").await;
+async fn hostile_charts_are_refused_by_helm4_and_3_on_a_real_api_server() {
+    on_helm4_and_3(hostile_charts_refused_by_helm).await;
 }
 
 /// The benign half of the allow-list, end to end: a release using every
@@ -121,12 +118,9 @@ async fn a_well_behaved_release_passes_the_allow_list() {
     }
 }
 
+/// Was a_well_behaved_release_installs_with_helm4_on_a_real_api_server and
+/// a_well_behaved_release_installs_with_helm3_on_a_real_api_server (cases "4", "3").
 #[tokio::test(flavor = "multi_thread")]
-async fn a_well_behaved_release_installs_with_helm4_on_a_real_api_server() {
-    well_behaved_release_installs(helm_bin(), "4").await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_well_behaved_release_installs_with_helm3_on_a_real_api_server() {
-    well_behaved_release_installs(helm3_bin(), "3").await;
+async fn a_well_behaved_release_installs_with_helm4_and_3_on_a_real_api_server() {
+    on_helm4_and_3(well_behaved_release_installs).await;
 }

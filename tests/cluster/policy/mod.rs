@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
+use common::cluster_calls::*;
 use common::*;
 use serde_json::{Value, json};
 

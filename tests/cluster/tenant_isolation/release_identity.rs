@@ -20,27 +20,23 @@ use crate::common;
 use crate::helpers::tenant_isolation_release_identity::*;
 use axum::http::Method;
 use common::cluster::Cluster;
+use common::cluster_calls::*;
 use common::*;
 use serde_json::{Value, json};
 
+/// Was lookup_of_another_tenants_secret_gets_nothing_helm4 and
+/// lookup_of_another_tenants_secret_gets_nothing_helm3 (cases "4", "3").
 #[tokio::test(flavor = "multi_thread")]
-async fn lookup_of_another_tenants_secret_gets_nothing_helm4() {
-    lookup_of_another_tenants_secret_gets_nothing(helm_bin()).await;
+async fn lookup_of_another_tenants_secret_gets_nothing_helm4_and_3() {
+    on_helm4_and_3(|helm, _| lookup_of_another_tenants_secret_gets_nothing(helm)).await;
 }
 
+/// Was a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes_helm4 and
+/// a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes_helm3 (cases "4", "3").
 #[tokio::test(flavor = "multi_thread")]
-async fn lookup_of_another_tenants_secret_gets_nothing_helm3() {
-    lookup_of_another_tenants_secret_gets_nothing(helm3_bin()).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes_helm4() {
-    a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes(helm_bin()).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes_helm3() {
-    a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes(helm3_bin()).await;
+async fn a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes_helm4_and_3() {
+    on_helm4_and_3(|helm, _| a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes(helm))
+        .await;
 }
 
 /// What helm itself is given, seen by a wrapper around the real binary:

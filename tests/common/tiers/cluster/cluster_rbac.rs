@@ -3,9 +3,8 @@
 
 use crate::common;
 
-use common::cluster::BrokerIdentity;
+use common::cluster::{BrokerIdentity, Cluster, kubectl};
 use common::*;
-use serde_json::{Value, json};
 
 pub async fn broker(id: &BrokerIdentity) -> TestBroker {
     TestBroker::on_cluster(id, |_, cfg| {
@@ -14,11 +13,12 @@ pub async fn broker(id: &BrokerIdentity) -> TestBroker {
     .await
 }
 
-pub fn provision(plan: &str, ns: &str, params: Value) -> Value {
-    json!({
-        "service_id": "svc-cluster", "plan_id": plan,
-        "organization_guid": "org", "space_guid": "space",
-        "context": {"platform": "kubernetes", "namespace": ns},
-        "parameters": params,
-    })
+/// `kubectl auth can-i <args> --as <who>`, as the admin: the answer's
+/// first line (`yes`/`no`) and the whole output.
+pub fn can_i(k: &Cluster, who: &str, args: &[&str]) -> (String, String) {
+    let mut all = vec!["auth", "can-i"];
+    all.extend(args);
+    all.extend(["--as", who]);
+    let (_, out) = kubectl(&k.kubeconfig, &all, "");
+    (out.lines().next().unwrap_or("").to_string(), out)
 }

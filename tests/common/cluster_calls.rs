@@ -1,0 +1,211 @@
+//! One-line OSB calls for the cluster tier: each sends a request the way a
+//! platform does (with an originating identity, or none when `user` is
+//! `None`), follows an accepted operation to its end, and asserts the
+//! status every caller checked, so a test reads as its requests and the
+//! checks that are its own.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::cluster::{BrokerIdentity, Cluster};
+use super::{Resp, TestBroker, assert_delete_done, helm_bin, helm3_bin};
+
+/// A provision body on a Kubernetes platform in namespace `ns`, with the
+/// organization and space Cloud Foundry-minded brokers expect too.
+pub fn kube_provision(service: &str, plan: &str, ns: &str, params: Value) -> Value {
+    json!({
+        "service_id": service, "plan_id": plan,
+        "organization_guid": "org", "space_guid": "space",
+        "context": {"platform": "kubernetes", "namespace": ns},
+        "parameters": params,
+    })
+}
+
+/// [`kube_provision`] of the cluster test catalog's service (`svc-cluster`).
+pub fn cluster_provision(plan: &str, ns: &str, params: Value) -> Value {
+    kube_provision("svc-cluster", plan, ns, params)
+}
+
+impl Resp {
+    /// Asserts a finished operation's `state` (200, as `last_operation`
+    /// answers it); its description, or "" without one.
+    #[track_caller]
+    pub fn assert_state(&self, state: &str) -> &str {
+        assert_eq!(self.status, StatusCode::OK, "{}", self.text);
+        assert_eq!(self.json["state"], state, "{}", self.text);
+        self.json["description"].as_str().unwrap_or_default()
+    }
+}
+
+/// A platform sending to a broker as one user (`None`: no originating
+/// identity): [`TestBroker::by`].
+pub struct Caller<'a> {
+    b: &'a TestBroker,
+    user: Option<&'a str>,
+}
+
+impl TestBroker {
+    /// Requests sent as `user` (a `&str`), or with no identity (`None`).
+    pub fn by<'a>(&'a self, user: impl Into<Option<&'a str>>) -> Caller<'a> {
+        Caller {
+            b: self,
+            user: user.into(),
+        }
+    }
+}
+
+impl Caller<'_> {
+    /// A request answered as it comes.
+    pub async fn call(&self, method: Method, uri: &str, body: Option<Value>) -> Resp {
+        match self.user {
+            Some(u) => self.b.call_as(u, method, uri, body).await,
+            None => self.b.call(method, uri, body).await,
+        }
+    }
+
+    /// A request that must answer 202, followed to its end.
+    pub async fn run(&self, method: Method, uri: &str, body: Option<Value>) -> Resp {
+        match self.user {
+            Some(u) => self.b.run_as(u, method, uri, body).await,
+            None => self.b.run(method, uri, body).await,
+        }
+    }
+
+    /// An asynchronous `method` on instance `id` (`id?query` adds to the
+    /// query): its finished `last_operation`.
+    pub async fn instance(&self, method: Method, id_query: &str, body: Option<Value>) -> Resp {
+        let (id, query) = id_query.split_once('?').unwrap_or((id_query, ""));
+        let uri = format!("/v2/service_instances/{id}?accepts_incomplete=true&{query}");
+        self.run(method, uri.trim_end_matches('&'), body).await
+    }
+
+    /// An asynchronous provision of `id`: its finished `last_operation`.
+    pub async fn provision(&self, id: &str, body: Value) -> Resp {
+        self.instance(Method::PUT, id, Some(body)).await
+    }
+
+    /// [`Caller::provision`] that must succeed.
+    pub async fn provisioned(&self, id: &str, body: Value) -> Resp {
+        let done = self.provision(id, body).await;
+        done.assert_state("succeeded");
+        done
+    }
+
+    /// [`Caller::provision`] that must fail: the failure's description.
+    pub async fn provision_fails(&self, id: &str, body: Value) -> String {
+        let done = self.provision(id, body).await;
+        done.assert_state("failed").to_string()
+    }
+
+    /// An asynchronous update (`PATCH` of `body`): its finished
+    /// `last_operation`.
+    pub async fn update(&self, id: &str, body: Value) -> Resp {
+        self.instance(Method::PATCH, id, Some(body)).await
+    }
+
+    /// [`Caller::update`] that must succeed.
+    pub async fn updated(&self, id: &str, body: Value) -> Resp {
+        let done = self.update(id, body).await;
+        done.assert_state("succeeded");
+        done
+    }
+
+    /// An asynchronous deprovision (of `service`/`plan`) that must end
+    /// `succeeded`.
+    pub async fn deprovisioned(&self, id: &str, service: &str, plan: &str) {
+        let id_query = format!("{id}?service_id={service}&plan_id={plan}");
+        let done = self.instance(Method::DELETE, &id_query, None).await;
+        assert_delete_done(&done);
+    }
+
+    /// A synchronous bind that must answer 201 Created: the answer.
+    pub async fn bound(&self, instance: &str, binding: &str, body: Value) -> Resp {
+        let uri = format!("/v2/service_instances/{instance}/service_bindings/{binding}");
+        let r = self.call(Method::PUT, &uri, Some(body)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{uri}: {}", r.text);
+        r
+    }
+
+    /// A synchronous unbind (of `service`/`plan`) that must answer 200.
+    pub async fn unbound(&self, instance: &str, binding: &str, service: &str, plan: &str) {
+        let uri = format!(
+            "/v2/service_instances/{instance}/service_bindings/{binding}?service_id={service}&plan_id={plan}"
+        );
+        let r = self.call(Method::DELETE, &uri, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{uri}: {}", r.text);
+    }
+}
+
+impl Cluster {
+    /// The admin, a broker identity installed from the chart (`namespaces`
+    /// as [`Cluster::install_broker`]) and a namespace it may install into
+    /// that `user` may edit: how most cluster tests begin.
+    pub async fn with_tenant(user: &str, namespaces: bool) -> (Cluster, BrokerIdentity, String) {
+        let k = Cluster::admin().await;
+        let id = k.install_broker(namespaces).await;
+        let ns = k.tenant(&id, user).await;
+        (k, id, ns)
+    }
+}
+
+/// The `(manager, operation)` pairs of an object's `managedFields`, in
+/// order.
+pub fn managed_fields(obj: &Value) -> Vec<(String, String)> {
+    let field = |m: &Value, key: &str| m[key].as_str().unwrap_or_default().to_string();
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (field(m, "manager"), field(m, "operation")))
+        .collect()
+}
+
+/// The managers in an object's `managedFields`, in order.
+pub fn field_managers(obj: &Value) -> Vec<String> {
+    managed_fields(obj).into_iter().map(|(m, _)| m).collect()
+}
+
+impl Cluster {
+    /// Whether the object at `path` exists (GET answers, not 404).
+    pub async fn has(&self, path: &str) -> bool {
+        self.get(path).await.is_some()
+    }
+}
+
+impl BrokerIdentity {
+    /// The user Kubernetes sees when helm acts in `ns` for this broker:
+    /// the namespace's release identity.
+    pub fn release_user(&self, ns: &str) -> String {
+        format!(
+            "system:serviceaccount:{ns}:{}",
+            self.identity_names().service_account
+        )
+    }
+}
+
+/// Runs `case` on Helm 4 and on Helm 3 at once (its second argument is
+/// the major version, "4" or "3"), as two tests would; a failure is
+/// re-raised naming the helm it came from.
+pub async fn on_helm4_and_3<F, Fut>(case: F)
+where
+    F: Fn(PathBuf, &'static str) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    use futures::FutureExt as _;
+    let run = |helm, major| AssertUnwindSafe(case(helm, major)).catch_unwind();
+    let (four, three) = tokio::join!(run(helm_bin(), "4"), run(helm3_bin(), "3"));
+    for (major, outcome) in [("4", four), ("3", three)] {
+        if let Err(panic) = outcome {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic");
+            panic!("on helm {major}: {what}");
+        }
+    }
+}
