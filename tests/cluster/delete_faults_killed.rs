@@ -13,6 +13,7 @@ use crate::common;
 use common::upstream as support;
 
 use common::cluster::{Cluster, release_records};
+use common::cluster_calls::*;
 use common::hanging_helm::{HangingPair, alive, hanging_pair, helm_pid_in};
 use common::process::*;
 use common::*;
@@ -46,18 +47,13 @@ async fn a_broker_killed_mid_uninstall_has_its_deprovision_finished() {
         "parameters": {"message": "m"},
     });
     let put = reqwest::Method::PUT;
-    let (s, r) = call(
+    let done = ran(
         put.clone(),
-        format!("{a_url}?accepts_incomplete=true"),
+        &format!("{a_url}?accepts_incomplete=true"),
         Some(body),
     )
     .await;
-    assert_eq!(s, 202, "{r}");
-    let op = r["operation"].as_str().unwrap().to_string();
-    assert_eq!(
-        poll(&format!("{a_url}/last_operation?operation={op}")).await["state"],
-        "succeeded"
-    );
+    assert_eq!(done["state"], "succeeded", "{done}");
     let bind = json!({"service_id": "svc-cluster", "plan_id": "plan-tiny"});
     let (s, r) = call(put, format!("{a_url}/service_bindings/b1"), Some(bind)).await;
     assert_eq!(s, 201, "{r}");
@@ -65,9 +61,7 @@ async fn a_broker_killed_mid_uninstall_has_its_deprovision_finished() {
     assert!(k.get(&secret).await.is_some());
 
     let query = "service_id=svc-cluster&plan_id=plan-tiny&accepts_incomplete=true";
-    let (s, r) = call(reqwest::Method::DELETE, format!("{a_url}?{query}"), None).await;
-    assert_eq!(s, 202, "{r}");
-    let op = r["operation"].as_str().unwrap().to_string();
+    let op = accepted(reqwest::Method::DELETE, &format!("{a_url}?{query}"), None).await;
     let helm_pid = helm_pid_in(&pidfile, 400)
         .await
         .expect("A is inside helm uninstall");
@@ -116,30 +110,18 @@ async fn a_broker_killed_mid_upstream_deprovision_resumes_it() {
     let charts = fixtures().join("charts");
     let first = serve(&catalog, &charts, &data, &helm_bin(), &[]).await;
     let path = "/v2/service_instances/up-1";
-    let (s, r) = osb(
+    let url = format!("{}{path}", first.url);
+    let body = provision_body("svc-db", "plan-premium", json!({}));
+    let done = ran(
         reqwest::Method::PUT,
-        format!("{}{path}?accepts_incomplete=true", first.url),
-        Some(provision_body("svc-db", "plan-premium", json!({}))),
+        &format!("{url}?accepts_incomplete=true"),
+        Some(body),
     )
-    .await;
-    assert_eq!(s, 202, "{r}");
-    let op = r["operation"].as_str().unwrap().to_string();
-    let done = poll(&format!(
-        "{}{path}/last_operation?operation={op}",
-        first.url
-    ))
     .await;
     assert_eq!(done["state"], "succeeded", "{done}");
 
     let query = "service_id=svc-db&plan_id=plan-premium&accepts_incomplete=true";
-    let (s, r) = osb(
-        reqwest::Method::DELETE,
-        format!("{}{path}?{query}", first.url),
-        None,
-    )
-    .await;
-    assert_eq!(s, 202, "{r}");
-    let op = r["operation"].as_str().unwrap().to_string();
+    let op = accepted(reqwest::Method::DELETE, &format!("{url}?{query}"), None).await;
     kill_mid_upstream_delete(&cloud, first, (&catalog, &charts, &data), path, &op, query).await;
 }
 
@@ -162,14 +144,8 @@ async fn a_broker_killed_mid_upstream_unbind_resumes_it() {
     let bpath = provision_and_bind(&first.url, path).await;
 
     let query = "service_id=svc-db&plan_id=plan-premium&accepts_incomplete=true";
-    let (s, r) = osb(
-        reqwest::Method::DELETE,
-        format!("{}{bpath}?{query}", first.url),
-        None,
-    )
-    .await;
-    assert_eq!(s, 202, "{r}");
-    let op = r["operation"].as_str().unwrap().to_string();
+    let unbind = format!("{}{bpath}?{query}", first.url);
+    let op = accepted(reqwest::Method::DELETE, &unbind, None).await;
     let second = kill_mid_upstream_delete(
         &cloud,
         first,
@@ -182,13 +158,12 @@ async fn a_broker_killed_mid_upstream_unbind_resumes_it() {
     let (s, r) = osb(reqwest::Method::GET, format!("{}{bpath}", second.url), None).await;
     assert_eq!(s, 404, "the binding is gone: {r}");
     // The instance itself stays, and still deprovisions.
-    let (s, r) = osb(
+    accepted(
         reqwest::Method::DELETE,
-        format!("{}{path}?{query}", second.url),
+        &format!("{}{path}?{query}", second.url),
         None,
     )
     .await;
-    assert_eq!(s, 202, "{r}");
 }
 
 /// The unbind cell on the helm engine, sync and async: a replica A is
@@ -218,10 +193,7 @@ async fn a_broker_killed_mid_unbind_has_its_unbind_finished() {
         "context": {"platform": "kubernetes", "namespace": ns},
     });
     let put = reqwest::Method::PUT;
-    let (s, r) = call(put, format!("{b_url}?accepts_incomplete=true"), Some(body)).await;
-    assert_eq!(s, 202, "{r}");
-    let op = r["operation"].as_str().unwrap().to_string();
-    let done = poll(&format!("{b_url}/last_operation?operation={op}")).await;
+    let done = ran(put, &format!("{b_url}?accepts_incomplete=true"), Some(body)).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     let bed = UnbindBed {
         db,
@@ -239,10 +211,8 @@ async fn a_broker_killed_mid_unbind_has_its_unbind_finished() {
 
     let b_url = &bed.b_url;
     let query = format!("{USERS_QUERY}&accepts_incomplete=true");
-    let (s, r) = call(reqwest::Method::DELETE, format!("{b_url}?{query}"), None).await;
-    assert_eq!(s, 202, "the instance still deprovisions: {r}");
-    let op = r["operation"].as_str().unwrap().to_string();
-    let done = poll(&format!("{b_url}/last_operation?operation={op}")).await;
+    // The instance still deprovisions.
+    let done = ran(reqwest::Method::DELETE, &format!("{b_url}?{query}"), None).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     assert!(release_records(&bed.k, &bed.ns, "cb-u1").await.is_empty());
 }

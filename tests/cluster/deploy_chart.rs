@@ -326,25 +326,15 @@ async fn the_broker_runs_from_the_chart_and_only_where_its_values_grant() {
 
     // provision -> bind -> unbind -> deprovision in the granted namespace.
     let path = "/v2/service_instances/db-1";
-    let (s, r) = b
-        .osb(
-            &client,
-            Method::PUT,
-            &format!("{path}?accepts_incomplete=true"),
-            Some(provision(&granted)),
-        )
-        .await;
-    assert_eq!(s, 202, "{r}");
-    let (_, done) = b
-        .settle(&client, path, r["operation"].as_str().unwrap())
-        .await;
+    let body = Some(provision(&granted));
+    let op = b.begin(&client, Method::PUT, path, "", body).await;
+    let (_, done) = b.settle(&client, path, &op).await;
     assert_eq!(done["state"], "succeeded", "{done}\n{}", b.log_text());
     assert!(
-        k.get(&format!(
+        k.has(&format!(
             "/apis/apps/v1/namespaces/{granted}/statefulsets/cb-db-1"
         ))
         .await
-        .is_some()
     );
     let bpath = format!("{path}/service_bindings/app-1");
     let (s, bound) = b
@@ -367,18 +357,9 @@ async fn the_broker_runs_from_the_chart_and_only_where_its_values_grant() {
         .await;
     assert_eq!(s, 200, "{r}");
     assert!(k.list(&binding_secrets).await.is_empty());
-    let (s, r) = b
-        .osb(
-            &client,
-            Method::DELETE,
-            &format!("{path}?{q}&accepts_incomplete=true"),
-            None,
-        )
-        .await;
-    assert_eq!(s, 202, "{r}");
-    let (s, gone) = b
-        .settle(&client, path, r["operation"].as_str().unwrap())
-        .await;
+    let q = format!("&{q}");
+    let op = b.begin(&client, Method::DELETE, path, &q, None).await;
+    let (s, gone) = b.settle(&client, path, &op).await;
     assert_eq!(
         (s, gone["state"].as_str()),
         (200, Some("succeeded")),
@@ -393,22 +374,10 @@ async fn the_broker_runs_from_the_chart_and_only_where_its_values_grant() {
     assert!(records.is_empty(), "helm release records left: {records:?}");
 
     // A namespace the values did not list: the API server says no.
-    let (s, r) = b
-        .osb(
-            &client,
-            Method::PUT,
-            "/v2/service_instances/db-2?accepts_incomplete=true",
-            Some(provision(&other)),
-        )
-        .await;
-    assert_eq!(s, 202, "{r}");
-    let (_, failed) = b
-        .settle(
-            &client,
-            "/v2/service_instances/db-2",
-            r["operation"].as_str().unwrap(),
-        )
-        .await;
+    let db2 = "/v2/service_instances/db-2";
+    let body = Some(provision(&other));
+    let op = b.begin(&client, Method::PUT, db2, "", body).await;
+    let (_, failed) = b.settle(&client, db2, &op).await;
     assert_eq!(failed["state"], "failed", "{failed}");
     let d = failed["description"].as_str().unwrap();
     assert!(d.contains("forbidden"), "{d}");
@@ -450,19 +419,11 @@ async fn two_replicas_from_the_kube_value_set_share_state_through_the_secret_key
     use reqwest::Method;
 
     let path = "/v2/service_instances/ha-1";
-    let (s, r) = a
-        .osb(
-            &client,
-            Method::PUT,
-            &format!("{path}?accepts_incomplete=true"),
-            Some(provision(&granted)),
-        )
-        .await;
-    assert_eq!(s, 202, "{r}");
-    let op = r["operation"].as_str().unwrap();
+    let body = Some(provision(&granted));
+    let op = a.begin(&client, Method::PUT, path, "", body).await;
     // The other replica answers for it: the record is in the API server,
     // sealed with the key both read from the same Secret.
-    let (_, done) = b.settle(&client, path, op).await;
+    let (_, done) = b.settle(&client, path, &op).await;
     assert_eq!(done["state"], "succeeded", "{done}\n{}", a.log_text());
     let (s, got) = b.osb(&client, Method::GET, path, None).await;
     assert_eq!(s, 200, "{got}");
@@ -476,14 +437,9 @@ async fn two_replicas_from_the_kube_value_set_share_state_through_the_secret_key
     assert!(!state.is_empty(), "state lives in {ns}");
     assert!(!serde_json::to_string(&state).unwrap().contains("shop"));
 
-    let q = format!("service_id={MYSQL}&plan_id={MYSQL_BASIC}&accepts_incomplete=true");
-    let (s, r) = b
-        .osb(&client, Method::DELETE, &format!("{path}?{q}"), None)
-        .await;
-    assert_eq!(s, 202, "{r}");
-    let (s, gone) = a
-        .settle(&client, path, r["operation"].as_str().unwrap())
-        .await;
+    let q = format!("&service_id={MYSQL}&plan_id={MYSQL_BASIC}");
+    let op = b.begin(&client, Method::DELETE, path, &q, None).await;
+    let (s, gone) = a.settle(&client, path, &op).await;
     assert_eq!(
         (s, gone["state"].as_str()),
         (200, Some("succeeded")),

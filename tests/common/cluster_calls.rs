@@ -7,12 +7,15 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use super::cluster::{BrokerIdentity, Cluster};
-use super::{Resp, TestBroker, assert_delete_done, helm_bin, helm3_bin};
+use super::platform::identity;
+use super::process::{osb, poll_last_operation};
+use super::{Resp, TestBroker, assert_delete_done, helm_bin, helm3_bin, req};
 
 /// A provision body on a Kubernetes platform in namespace `ns`, with the
 /// organization and space Cloud Foundry-minded brokers expect too.
@@ -61,18 +64,20 @@ impl TestBroker {
 impl Caller<'_> {
     /// A request answered as it comes.
     pub async fn call(&self, method: Method, uri: &str, body: Option<Value>) -> Resp {
-        match self.user {
-            Some(u) => self.b.call_as(u, method, uri, body).await,
-            None => self.b.call(method, uri, body).await,
+        let mut r = req(method, uri, body);
+        if let Some(user) = self.user {
+            r.headers_mut().insert(
+                "x-broker-api-originating-identity",
+                identity(user).parse().unwrap(),
+            );
         }
+        self.b.send(r).await
     }
 
     /// A request that must answer 202, followed to its end.
     pub async fn run(&self, method: Method, uri: &str, body: Option<Value>) -> Resp {
-        match self.user {
-            Some(u) => self.b.run_as(u, method, uri, body).await,
-            None => self.b.run(method, uri, body).await,
-        }
+        let accepted = self.call(method, uri, body).await;
+        self.b.finish(uri, accepted).await
     }
 
     /// An asynchronous `method` on instance `id` (`id?query` adds to the
@@ -188,24 +193,62 @@ impl BrokerIdentity {
 }
 
 /// Runs `case` on Helm 4 and on Helm 3 at once (its second argument is
-/// the major version, "4" or "3"), as two tests would; a failure is
-/// re-raised naming the helm it came from.
+/// the major version, "4" or "3"), as two tests would; a failure names
+/// the helm it came from.
 pub async fn on_helm4_and_3<F, Fut>(case: F)
 where
     F: Fn(PathBuf, &'static str) -> Fut,
     Fut: Future<Output = ()>,
 {
-    use futures::FutureExt as _;
-    let run = |helm, major| AssertUnwindSafe(case(helm, major)).catch_unwind();
-    let (four, three) = tokio::join!(run(helm_bin(), "4"), run(helm3_bin(), "3"));
-    for (major, outcome) in [("4", four), ("3", three)] {
-        if let Err(panic) = outcome {
+    let helms = [("helm 4", helm_bin(), "4"), ("helm 3", helm3_bin(), "3")];
+    all_cases(
+        2,
+        helms.map(|(name, helm, major)| (name, case(helm, major))),
+    )
+    .await;
+}
+
+/// Runs a table's cases, `at_once` at a time, as separate tests would run;
+/// then fails naming every case that failed, with its panic message.
+pub async fn all_cases<Fut: Future<Output = ()>>(
+    at_once: usize,
+    cases: impl IntoIterator<Item = (&'static str, Fut)>,
+) {
+    use futures::{FutureExt as _, StreamExt as _};
+    let failed: Vec<String> = futures::stream::iter(cases)
+        .map(|(name, case)| {
+            AssertUnwindSafe(case)
+                .catch_unwind()
+                .map(move |r| (name, r))
+        })
+        .buffer_unordered(at_once)
+        .filter_map(|(name, outcome)| async move {
+            let panic = outcome.err()?;
             let what = panic
                 .downcast_ref::<String>()
                 .map(String::as_str)
                 .or_else(|| panic.downcast_ref::<&str>().copied())
                 .unwrap_or("a panic");
-            panic!("on helm {major}: {what}");
-        }
-    }
+            Some(format!("{name}: {what}"))
+        })
+        .collect()
+        .await;
+    assert!(failed.is_empty(), "failed cases:\n{}", failed.join("\n"));
+}
+
+/// Over HTTP, to a broker process: `method` on `url` (an instance's or a
+/// binding's, with its query) that must answer 202: its operation.
+pub async fn accepted(method: reqwest::Method, url: &str, body: Option<Value>) -> String {
+    let (status, r) = osb(method, url.to_string(), body).await;
+    assert_eq!(status, 202, "{url}: {r}");
+    r["operation"].as_str().unwrap().to_string()
+}
+
+/// [`accepted`], then its `last_operation` polled (every 100 ms, for a
+/// minute at most) until it leaves `in progress`: the last body.
+pub async fn ran(method: reqwest::Method, url: &str, body: Option<Value>) -> Value {
+    let op = accepted(method, url, body).await;
+    let path = url.split('?').next().unwrap();
+    let poll = format!("{path}/last_operation?operation={op}");
+    poll_last_operation(&poll, 600, Duration::from_millis(100)).await
 }

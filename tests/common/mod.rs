@@ -26,6 +26,7 @@ pub mod example_catalog;
 pub mod goyaml;
 pub mod hanging_helm;
 pub mod layout;
+pub mod mariadb_admin;
 pub mod platform;
 pub mod process;
 pub mod requests;

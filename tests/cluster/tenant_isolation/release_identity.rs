@@ -18,7 +18,6 @@
 use crate::common;
 
 use crate::helpers::tenant_isolation_release_identity::*;
-use axum::http::Method;
 use common::cluster::Cluster;
 use common::cluster_calls::*;
 use common::*;
@@ -48,9 +47,7 @@ async fn a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes_helm4_a
 async fn helm_gets_a_private_per_call_kubeconfig_of_the_release_identity() {
     use base64::Engine as _;
     use std::os::unix::fs::PermissionsExt as _;
-    let k = Cluster::admin().await;
-    let id = k.install_broker(false).await;
-    let ns = k.tenant(&id, "ivan").await;
+    let (_k, id, ns) = Cluster::with_tenant("ivan", false).await;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("calls.log");
     let wrapper = dir.path().join("helm");
@@ -69,24 +66,10 @@ async fn helm_gets_a_private_per_call_kubeconfig_of_the_release_identity() {
     .unwrap();
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
     let b = broker(&id, wrapper).await;
-    let done = b
-        .run_as(
-            "ivan",
-            Method::PUT,
-            "/v2/service_instances/w?accepts_incomplete=true",
-            Some(provision("plan-tiny", &ns, json!({"message": "x"}))),
-        )
-        .await;
-    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
-    let done = b
-        .run_as(
-            "ivan",
-            Method::DELETE,
-            "/v2/service_instances/w?accepts_incomplete=true&service_id=svc-cluster&plan_id=plan-tiny",
-            None,
-        )
-        .await;
-    assert_delete_done(&done);
+    let ivan = b.by("ivan");
+    let body = cluster_provision("plan-tiny", &ns, json!({"message": "x"}));
+    ivan.provisioned("w", body).await;
+    ivan.deprovisioned("w", "svc-cluster", "plan-tiny").await;
 
     let text = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -144,9 +127,7 @@ async fn helm_gets_a_private_per_call_kubeconfig_of_the_release_identity() {
 /// identity, so its rights never outlive a helm call in a running pod.
 #[tokio::test(flavor = "multi_thread")]
 async fn no_pod_runs_as_the_release_identity() {
-    let k = Cluster::admin().await;
-    let id = k.install_broker(false).await;
-    let ns = k.tenant(&id, "judy").await;
+    let (k, id, ns) = Cluster::with_tenant("judy", false).await;
     let pod = |name: &str, sa: &str| {
         json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
                "spec": {"serviceAccountName": sa, "automountServiceAccountToken": true,
@@ -182,5 +163,5 @@ async fn no_pod_runs_as_the_release_identity() {
         e.message.contains("no pod may run as the release identity"),
         "{e:?}"
     );
-    assert!(k.get(&format!("{path}/as-release")).await.is_none());
+    assert!(!k.has(&format!("{path}/as-release")).await);
 }

@@ -28,12 +28,8 @@ pub async fn broker(k: &Cluster, helm: PathBuf) -> TestBroker {
 }
 
 pub fn provision(plan: &str, ns: &str) -> Value {
-    json!({
-        "service_id": "svc-switch", "plan_id": plan,
-        "organization_guid": "org", "space_guid": "space",
-        "context": {"platform": "kubernetes", "namespace": ns},
-        "parameters": {"message": "hello"},
-    })
+    let params = json!({"message": "hello"});
+    common::cluster_calls::kube_provision("svc-switch", plan, ns, params)
 }
 
 /// The control plane, a namespace of its own (`prefix`-...) whose release
