@@ -157,14 +157,22 @@ impl Cluster {
 
     /// POSTs an object to a collection path.
     pub async fn create(&self, path: &str, body: Value) -> Value {
-        let req = axum::http::Request::post(path)
+        self.write(axum::http::Method::POST, path, body).await
+    }
+
+    /// Sends `body` to `path` with `method`, as admin: the answer, or a
+    /// panic naming the request.
+    async fn write(&self, method: axum::http::Method, path: &str, body: Value) -> Value {
+        let req = axum::http::Request::builder()
+            .method(method.clone())
+            .uri(path)
             .header("content-type", "application/json")
             .body(serde_json::to_vec(&body).unwrap())
             .unwrap();
         self.client
             .request::<Value>(req)
             .await
-            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
     }
 
     /// DELETEs an object; a missing one is fine.
@@ -313,14 +321,7 @@ impl Cluster {
 
     /// PUTs (replaces) an object at its path, as admin.
     pub async fn replace(&self, path: &str, body: Value) -> Value {
-        let req = axum::http::Request::put(path)
-            .header("content-type", "application/json")
-            .body(serde_json::to_vec(&body).unwrap())
-            .unwrap();
-        self.client
-            .request::<Value>(req)
-            .await
-            .unwrap_or_else(|e| panic!("PUT {path}: {e}"))
+        self.write(axum::http::Method::PUT, path, body).await
     }
 
     /// A namespace the broker may install into (deploy/'s target
@@ -632,13 +633,9 @@ fn rename(yaml: &str, sfx: &str) -> String {
 /// The kubectl binary `scripts/install-tools.sh` installs.
 pub fn kubectl_bin() -> PathBuf {
     let p = std::env::var_os("CHARTBROKER_KUBECTL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".tools/bin/kubectl"));
-    assert!(
-        p.is_file(),
-        "kubectl not found at {} — run scripts/install-tools.sh",
-        p.display()
-    );
+        .map_or_else(|| repo().join(".tools/bin/kubectl"), PathBuf::from);
+    let how = "run scripts/install-tools.sh";
+    assert!(p.is_file(), "kubectl not found at {} — {how}", p.display());
     p
 }
 

@@ -17,15 +17,19 @@ use super::platform::identity;
 use super::process::{osb, poll_last_operation};
 use super::{Resp, TestBroker, assert_delete_done, helm_bin, helm3_bin, req};
 
-/// A provision body on a Kubernetes platform in namespace `ns`, with the
-/// organization and space Cloud Foundry-minded brokers expect too.
+/// A provision body on a Kubernetes platform in namespace `ns`.
+pub fn kube_body(service: &str, plan: &str, ns: &str, params: Value) -> Value {
+    json!({"service_id": service, "plan_id": plan,
+        "context": {"platform": "kubernetes", "namespace": ns}, "parameters": params})
+}
+
+/// [`kube_body`] with the organization and space Cloud Foundry-minded
+/// brokers expect too.
 pub fn kube_provision(service: &str, plan: &str, ns: &str, params: Value) -> Value {
-    json!({
-        "service_id": service, "plan_id": plan,
-        "organization_guid": "org", "space_guid": "space",
-        "context": {"platform": "kubernetes", "namespace": ns},
-        "parameters": params,
-    })
+    let mut body = kube_body(service, plan, ns, params);
+    body["organization_guid"] = json!("org");
+    body["space_guid"] = json!("space");
+    body
 }
 
 /// [`kube_provision`] of the cluster test catalog's service (`svc-cluster`).
@@ -127,12 +131,29 @@ impl Caller<'_> {
         assert_delete_done(&done);
     }
 
+    /// A request that must answer `status`: the answer.
+    pub async fn answers(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<Value>,
+        status: StatusCode,
+    ) -> Resp {
+        let r = self.call(method.clone(), uri, body).await;
+        assert_eq!(r.status, status, "{method} {uri}: {}", r.text);
+        r
+    }
+
+    /// A synchronous `PUT` that must answer 201 Created: the answer.
+    pub async fn created(&self, uri: &str, body: Value) -> Resp {
+        self.answers(Method::PUT, uri, Some(body), StatusCode::CREATED)
+            .await
+    }
+
     /// A synchronous bind that must answer 201 Created: the answer.
     pub async fn bound(&self, instance: &str, binding: &str, body: Value) -> Resp {
         let uri = format!("/v2/service_instances/{instance}/service_bindings/{binding}");
-        let r = self.call(Method::PUT, &uri, Some(body)).await;
-        assert_eq!(r.status, StatusCode::CREATED, "{uri}: {}", r.text);
-        r
+        self.created(&uri, body).await
     }
 
     /// A synchronous unbind (of `service`/`plan`) that must answer 200.
@@ -140,8 +161,8 @@ impl Caller<'_> {
         let uri = format!(
             "/v2/service_instances/{instance}/service_bindings/{binding}?service_id={service}&plan_id={plan}"
         );
-        let r = self.call(Method::DELETE, &uri, None).await;
-        assert_eq!(r.status, StatusCode::OK, "{uri}: {}", r.text);
+        self.answers(Method::DELETE, &uri, None, StatusCode::OK)
+            .await;
     }
 }
 
@@ -201,25 +222,29 @@ where
     Fut: Future<Output = ()>,
 {
     let helms = [("helm 4", helm_bin(), "4"), ("helm 3", helm3_bin(), "3")];
-    all_cases(
-        2,
-        helms.map(|(name, helm, major)| (name, case(helm, major))),
-    )
-    .await;
+    let cases = helms
+        .into_iter()
+        .map(|(name, helm, major)| (name, case(helm, major)));
+    all_cases(2, cases).await;
 }
 
 /// Runs a table's cases, `at_once` at a time, as separate tests would run;
 /// then fails naming every case that failed, with its panic message.
+/// `cases` is read lazily: a case's future is made when it starts.
 pub async fn all_cases<Fut: Future<Output = ()>>(
     at_once: usize,
     cases: impl IntoIterator<Item = (&'static str, Fut)>,
 ) {
     use futures::{FutureExt as _, StreamExt as _};
     let failed: Vec<String> = futures::stream::iter(cases)
+        // Boxed: a case's future can be large, and the cases must not
+        // share the test's stack.
         .map(|(name, case)| {
-            AssertUnwindSafe(case)
-                .catch_unwind()
-                .map(move |r| (name, r))
+            Box::pin(
+                AssertUnwindSafe(case)
+                    .catch_unwind()
+                    .map(move |r| (name, r)),
+            )
         })
         .buffer_unordered(at_once)
         .filter_map(|(name, outcome)| async move {
