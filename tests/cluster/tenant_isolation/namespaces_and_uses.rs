@@ -78,28 +78,20 @@ async fn uses_checks_the_user_in_the_used_instances_namespace() {
     )
     .await;
     let b = helm_broker(&k, |_| {}).await;
-    let r = run(
-        &b,
-        Some("carol"),
-        Method::PUT,
-        "/v2/service_instances/db?accepts_incomplete=true",
-        Some(provision("svc-store", "plan-store", "shared", json!({}))),
-    )
-    .await;
-    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    let body = provision("svc-store", "plan-store", "shared", json!({}));
+    provisioned_run(&b, Some("carol"), "db", body).await;
 
     // The plan may reach `shared`, but bob may not.
-    let r = run(
+    let r = provision_run(
         &b,
         Some("bob"),
-        Method::PUT,
-        "/v2/service_instances/bobs?accepts_incomplete=true",
-        Some(provision(
+        "bobs",
+        provision(
             "svc-app",
             "plan-app-shared",
             "team-b",
             json!({"store_instance": "db"}),
-        )),
+        ),
     )
     .await;
     assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
@@ -110,20 +102,13 @@ async fn uses_checks_the_user_in_the_used_instances_namespace() {
     );
     assert!(secret_data(&b, "team-b", "cb-bobs-store").await.is_none());
 
-    let r = run(
-        &b,
-        Some("alice"),
-        Method::PUT,
-        "/v2/service_instances/alices?accepts_incomplete=true",
-        Some(provision(
-            "svc-app",
-            "plan-app-shared",
-            "team-b",
-            json!({"store_instance": "db"}),
-        )),
-    )
-    .await;
-    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    let body = provision(
+        "svc-app",
+        "plan-app-shared",
+        "team-b",
+        json!({"store_instance": "db"}),
+    );
+    provisioned_run(&b, Some("alice"), "alices", body).await;
     assert!(secret_data(&b, "team-b", "cb-alices-store").await.is_some());
 }
 
@@ -138,12 +123,7 @@ async fn system_and_own_namespaces_are_refused_by_default() {
         "kube-node-lease",
         "chartbroker-system",
     ] {
-        let r = b
-            .put(
-                "/v2/service_instances/sys",
-                provision("svc-store", "plan-store", ns, json!({})),
-            )
-            .await;
+        let r = store_put(&b, "sys", ns).await;
         assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
         assert!(
             r.json["description"].as_str().unwrap().contains(ns),
@@ -162,32 +142,23 @@ async fn system_and_own_namespaces_are_refused_by_default() {
 
     // A binding Secret can't be steered there either, even by a plan
     // that lists them.
-    b.put_created(
-        "/v2/service_instances/ok",
-        provision("svc-store", "plan-store", "apps", json!({})),
-    )
-    .await;
+    store_created(&b, "ok", "apps").await;
     for ns in ["kube-system", "chartbroker-system"] {
-        let r = b
-            .put(
-                "/v2/service_instances/ok/service_bindings/sb",
-                bind(
-                    "svc-store",
-                    "plan-store",
-                    json!({"namespace": ns, "secret_name": "creds"}),
-                ),
-            )
-            .await;
+        let r = store_bind_put(
+            &b,
+            "ok",
+            "sb",
+            json!({"namespace": ns, "secret_name": "creds"}),
+        )
+        .await;
         assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
         assert!(rendered_secrets(&b, ns, "creds").is_empty());
     }
-    b.put_created(
-        "/v2/service_instances/ok/service_bindings/sb",
-        bind(
-            "svc-store",
-            "plan-store",
-            json!({"namespace": "shared", "secret_name": "creds"}),
-        ),
+    store_bind_created(
+        &b,
+        "ok",
+        "sb",
+        json!({"namespace": "shared", "secret_name": "creds"}),
     )
     .await;
 }
@@ -210,12 +181,7 @@ async fn the_operators_namespace_list_is_enforced() {
         ("kube-public", false),
         ("kube-node-lease", true),
     ] {
-        let r = b
-            .put(
-                &format!("/v2/service_instances/i-{ns}"),
-                provision("svc-store", "plan-store", ns, json!({})),
-            )
-            .await;
+        let r = store_put(&b, &format!("i-{ns}"), ns).await;
         if allowed {
             assert_eq!(r.status, StatusCode::CREATED, "{ns}: {}", r.text);
         } else {
@@ -249,12 +215,11 @@ async fn the_namespace_selector_is_enforced() {
     .await;
     let b = helm_broker(&k, |c| c.namespace_selector = Some("tenant=yes".into())).await;
     for (ns, ok) in [("team-b", false), ("ghost", false), ("team-a", true)] {
-        let r = run(
+        let r = provision_run(
             &b,
             Some("alice"),
-            Method::PUT,
-            &format!("/v2/service_instances/s-{ns}?accepts_incomplete=true"),
-            Some(provision("svc-store", "plan-store", ns, json!({}))),
+            &format!("s-{ns}"),
+            provision("svc-store", "plan-store", ns, json!({})),
         )
         .await;
         if ok {
@@ -272,16 +237,12 @@ async fn the_namespace_selector_is_enforced() {
         }
     }
     // A binding Secret's namespace must match too.
-    let r = run(
+    let r = bind_run(
         &b,
         Some("alice"),
-        Method::PUT,
-        "/v2/service_instances/s-team-a/service_bindings/x?accepts_incomplete=true",
-        Some(bind(
-            "svc-store",
-            "plan-store",
-            json!({"namespace": "other"}),
-        )),
+        "s-team-a",
+        "x",
+        bind("svc-store", "plan-store", json!({"namespace": "other"})),
     )
     .await;
     assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
@@ -293,12 +254,11 @@ async fn the_namespace_selector_is_enforced() {
 async fn a_kubernetes_request_without_an_identity_is_refused() {
     let k = cluster(&[("apps", json!({}))], &[("alice", &["apps"])]).await;
     let b = helm_broker(&k, |_| {}).await;
-    let r = run(
+    let r = provision_run(
         &b,
         None,
-        Method::PUT,
-        "/v2/service_instances/anon?accepts_incomplete=true",
-        Some(provision("svc-store", "plan-store", "apps", json!({}))),
+        "anon",
+        provision("svc-store", "plan-store", "apps", json!({})),
     )
     .await;
     assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
@@ -331,13 +291,6 @@ async fn a_kubernetes_request_without_an_identity_is_refused() {
 
     // Turned off explicitly, the platform is trusted.
     let b = helm_broker(&k, |c| c.subject_access_review = false).await;
-    let r = run(
-        &b,
-        None,
-        Method::PUT,
-        "/v2/service_instances/anon?accepts_incomplete=true",
-        Some(provision("svc-store", "plan-store", "apps", json!({}))),
-    )
-    .await;
-    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    let body = provision("svc-store", "plan-store", "apps", json!({}));
+    provisioned_run(&b, None, "anon", body).await;
 }
