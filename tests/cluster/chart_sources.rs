@@ -175,9 +175,7 @@ async fn render_command_fetches_remote_charts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helm_engine_installs_a_remote_chart() {
     let k = Cluster::admin().await;
-    let id = k.install_broker(false).await;
-    let ns = k.namespace("apps").await;
-    k.grant_target(&id, &ns);
+    let (id, ns) = k.broker_and_target("apps").await;
     let env = Env::start_with(Some(&id)).await;
     let b = &env.broker;
     let done = b

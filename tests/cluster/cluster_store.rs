@@ -22,9 +22,7 @@ use chartbroker::store::seal::Sealer;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_race_on_the_real_api_and_exactly_one_operation_wins() {
     let k = Cluster::admin().await;
-    let id = k.install_broker(false).await;
-    let ns = k.namespace("apps").await;
-    k.grant_target(&id, &ns);
+    let (id, ns) = k.broker_and_target("apps").await;
     let key = Sealer::generate_base64();
     let (a, b) = (replica(&id, &key).await, replica(&id, &key).await);
 

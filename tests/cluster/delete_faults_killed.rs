@@ -16,7 +16,6 @@ use common::cluster::{Cluster, release_records};
 use common::cluster_calls::*;
 use common::hanging_helm::{HangingPair, alive, hanging_pair, helm_pid_in};
 use common::process::*;
-use common::*;
 use serde_json::json;
 
 use crate::helpers::delete_faults_killed::*;
@@ -101,17 +100,10 @@ async fn a_broker_killed_mid_uninstall_has_its_deprovision_finished() {
 /// poll sees `succeeded`, and the upstream no longer has the instance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_killed_mid_upstream_deprovision_resumes_it() {
-    use support::{CatalogOpts, Cloud, provision_body, write_catalog};
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let cloud = Cloud::start("async", 10, &[]);
-    let dir = tempfile::tempdir().unwrap();
-    let catalog = write_catalog(dir.path(), &CatalogOpts::new(&cloud.url));
-    let data = dir.path().join("state");
-    let charts = fixtures().join("charts");
-    let first = serve(&catalog, &charts, &data, &helm_bin(), &[]).await;
+    let (bed, first) = UpstreamBed::start().await;
     let path = "/v2/service_instances/up-1";
     let url = format!("{}{path}", first.url);
-    let body = provision_body("svc-db", "plan-premium", json!({}));
+    let body = support::provision_body("svc-db", "plan-premium", json!({}));
     let done = ran(
         reqwest::Method::PUT,
         &format!("{url}?accepts_incomplete=true"),
@@ -122,7 +114,7 @@ async fn a_broker_killed_mid_upstream_deprovision_resumes_it() {
 
     let query = "service_id=svc-db&plan_id=plan-premium&accepts_incomplete=true";
     let op = accepted(reqwest::Method::DELETE, &format!("{url}?{query}"), None).await;
-    kill_mid_upstream_delete(&cloud, first, (&catalog, &charts, &data), path, &op, query).await;
+    kill_mid_upstream_delete(&bed.cloud, first, bed.setup(), path, &op, query).await;
 }
 
 /// The unbind cell on an upstream plan: the broker is SIGKILLed while it
@@ -132,29 +124,14 @@ async fn a_broker_killed_mid_upstream_deprovision_resumes_it() {
 /// answers 410.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_killed_mid_upstream_unbind_resumes_it() {
-    use support::{CatalogOpts, Cloud, write_catalog};
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let cloud = Cloud::start("async", 10, &[]);
-    let dir = tempfile::tempdir().unwrap();
-    let catalog = write_catalog(dir.path(), &CatalogOpts::new(&cloud.url));
-    let data = dir.path().join("state");
-    let charts = fixtures().join("charts");
-    let first = serve(&catalog, &charts, &data, &helm_bin(), &[]).await;
+    let (bed, first) = UpstreamBed::start().await;
     let path = "/v2/service_instances/up-u";
     let bpath = provision_and_bind(&first.url, path).await;
 
     let query = "service_id=svc-db&plan_id=plan-premium&accepts_incomplete=true";
     let unbind = format!("{}{bpath}?{query}", first.url);
     let op = accepted(reqwest::Method::DELETE, &unbind, None).await;
-    let second = kill_mid_upstream_delete(
-        &cloud,
-        first,
-        (&catalog, &charts, &data),
-        &bpath,
-        &op,
-        query,
-    )
-    .await;
+    let second = kill_mid_upstream_delete(&bed.cloud, first, bed.setup(), &bpath, &op, query).await;
     let (s, r) = osb(reqwest::Method::GET, format!("{}{bpath}", second.url), None).await;
     assert_eq!(s, 404, "the binding is gone: {r}");
     // The instance itself stays, and still deprovisions.
@@ -178,9 +155,7 @@ async fn a_broker_killed_mid_unbind_has_its_unbind_finished() {
     let db = mariadb().await;
     let proxy = HoldingProxy::start(db.port).await;
     let k = Cluster::admin().await;
-    let id = k.install_broker(false).await;
-    let ns = k.namespace("apps").await;
-    k.grant_target(&id, &ns);
+    let (id, ns) = k.broker_and_target("apps").await;
     let dir = tempfile::tempdir().unwrap();
     let catalog = catalog_with_users(dir.path(), proxy.port);
     let key = Sealer::generate_base64();

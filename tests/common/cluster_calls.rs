@@ -167,6 +167,15 @@ impl Caller<'_> {
 }
 
 impl Cluster {
+    /// A broker identity installed from the chart and a namespace
+    /// `<prefix>-...` it may install into (its target), nobody else's.
+    pub async fn broker_and_target(&self, prefix: &str) -> (BrokerIdentity, String) {
+        let id = self.install_broker(false).await;
+        let ns = self.namespace(prefix).await;
+        self.grant_target(&id, &ns);
+        (id, ns)
+    }
+
     /// The admin, a broker identity installed from the chart (`namespaces`
     /// as [`Cluster::install_broker`]) and a namespace it may install into
     /// that `user` may edit: how most cluster tests begin.
@@ -188,6 +197,18 @@ pub fn managed_fields(obj: &Value) -> Vec<(String, String)> {
         .iter()
         .map(|m| (field(m, "manager"), field(m, "operation")))
         .collect()
+}
+
+/// The keys of a Secret's `data`, sorted.
+pub fn data_keys(secret: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = secret["data"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    keys
 }
 
 /// The managers in an object's `managedFields`, in order.

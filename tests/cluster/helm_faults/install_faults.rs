@@ -6,14 +6,8 @@ use super::*;
 async fn crashing_helm_fails_the_operation_and_a_repeat_succeeds() {
     let e = env(false).await;
     let (k, apps) = (&e.k, e.apps.as_str());
-    let mut wrapper = None;
-    let b = broker(&e, |data, cfg| {
-        let w = Wrapper::new(data, "crash", "  echo 'about to crash' >&2\n  kill -9 $$");
-        cfg.helm = w.path.clone();
-        wrapper = Some(w);
-    })
-    .await;
-    let wrapper = wrapper.unwrap();
+    let crash = |_: &Path| "  echo 'about to crash' >&2\n  kill -9 $$".to_string();
+    let (b, wrapper) = wrapped_broker(&e, "crash", crash).await;
 
     let first = start_provision(&b, apps, "crash-1", "plan-ctx", json!({"message": "hi"})).await;
     let r = b.wait_instance("crash-1", &first).await;
@@ -51,14 +45,12 @@ async fn hung_helm_is_stopped_at_the_timeout_and_killed() {
     let b = broker(&e, |data, cfg| {
         // `read` is a shell builtin: the wrapper itself blocks (opening a
         // FIFO nobody writes), as a hung helm would, with no child process.
-        let w = Wrapper::new(
-            data,
-            "hang",
-            &format!(
-                "  mkfifo '{fifo}' 2>/dev/null\n  read never < '{fifo}'\n  exit 3",
-                fifo = data.join("fifo").display()
-            ),
+        let fifo = data.join("fifo");
+        let hang = format!(
+            "  mkfifo '{fifo}' 2>/dev/null\n  read never < '{fifo}'\n  exit 3",
+            fifo = fifo.display()
         );
+        let w = Wrapper::new(data, "hang", &hang);
         cfg.helm = w.path.clone();
         cfg.helm_timeout = Duration::from_secs(5);
         wrapper = Some(w);
@@ -99,14 +91,7 @@ async fn hung_helm_is_stopped_at_the_timeout_and_killed() {
 async fn helm_missing_after_start_fails_the_operation() {
     let e = env(false).await;
     let (k, apps) = (&e.k, e.apps.as_str());
-    let mut wrapper = None;
-    let b = broker(&e, |data, cfg| {
-        let w = Wrapper::new(data, "gone", "  :");
-        cfg.helm = w.path.clone();
-        wrapper = Some(w);
-    })
-    .await;
-    let wrapper = wrapper.unwrap();
+    let (b, wrapper) = wrapped_broker(&e, "gone", |_| "  :".to_string()).await;
     std::fs::remove_file(&wrapper.path).unwrap();
 
     let (r, writes) = k

@@ -68,6 +68,43 @@ pub async fn kill_mid_upstream_delete(
     second
 }
 
+/// An upstream broker answering asynchronously (10 polls) and the
+/// broker process in front of it, on state of their own.
+pub struct UpstreamBed {
+    pub cloud: support::Cloud,
+    pub _dir: tempfile::TempDir,
+    pub catalog: std::path::PathBuf,
+    pub charts: std::path::PathBuf,
+    pub data: std::path::PathBuf,
+}
+
+impl UpstreamBed {
+    /// The bed and its first broker.
+    pub async fn start() -> (UpstreamBed, Served) {
+        use support::{CatalogOpts, Cloud, write_catalog};
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let cloud = Cloud::start("async", 10, &[]);
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = write_catalog(dir.path(), &CatalogOpts::new(&cloud.url));
+        let data = dir.path().join("state");
+        let charts = fixtures().join("charts");
+        let first = serve(&catalog, &charts, &data, &helm_bin(), &[]).await;
+        let bed = UpstreamBed {
+            cloud,
+            _dir: dir,
+            catalog,
+            charts,
+            data,
+        };
+        (bed, first)
+    }
+
+    /// What a restarted broker is served from: catalog, charts, data.
+    pub fn setup(&self) -> (&Path, &Path, &Path) {
+        (&self.catalog, &self.charts, &self.data)
+    }
+}
+
 /// Provisions `path` on an upstream plan and binds `ub1` to it, each
 /// followed to its end; returns the binding's path.
 pub async fn provision_and_bind(url: &str, path: &str) -> String {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use common::cluster::{Cluster, release_records, secret_value};
+use common::cluster_calls::data_keys;
 use common::*;
 use serde_json::json;
 
@@ -29,9 +30,7 @@ pub async fn setup_timed(
     catalog: Option<PathBuf>,
     helm_timeout: Duration,
 ) -> (cluster::BrokerIdentity, String, TestBroker) {
-    let id = k.install_broker(false).await;
-    let ns = k.namespace("apps").await;
-    k.grant_target(&id, &ns);
+    let (id, ns) = k.broker_and_target("apps").await;
     let b = TestBroker::on_cluster(&id, |_, cfg| {
         // These requests carry no originating identity; authorization has its own suites.
         cfg.subject_access_review = false;
@@ -109,17 +108,8 @@ pub async fn lifecycle(helm: PathBuf) {
         secret_value(&secret, "provider").as_deref(),
         Some("chartbroker")
     );
-    let mut keys: Vec<&str> = secret["data"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
-    assert_eq!(
-        keys,
-        ["host", "password", "port", "provider", "role", "type"]
-    );
+    let keys = ["host", "password", "port", "provider", "role", "type"];
+    assert_eq!(data_keys(&secret), keys);
     assert_eq!(
         secret_value(&k.get(&chart_secret).await.unwrap(), "password"),
         Some(password.clone()),

@@ -52,11 +52,9 @@ pub fn as_user(
     user: Option<&str>,
 ) -> Request<Body> {
     let mut r = req(method, uri, body);
-    if let Some(u) = user {
-        r.headers_mut().insert(
-            "x-broker-api-originating-identity",
-            identity(u).parse().unwrap(),
-        );
+    if let Some(value) = user.map(|u| identity(u).parse().unwrap()) {
+        r.headers_mut()
+            .insert("x-broker-api-originating-identity", value);
     }
     r
 }
