@@ -46,6 +46,19 @@ impl Resp {
         assert_eq!(self.json["state"], state, "{}", self.text);
         self.json["description"].as_str().unwrap_or_default()
     }
+
+    /// The answer's `description`, which must be there.
+    #[track_caller]
+    pub fn description(&self) -> &str {
+        self.json["description"].as_str().unwrap()
+    }
+
+    /// [`Resp::assert_state`] `succeeded`, then the answer.
+    #[track_caller]
+    pub fn succeeded(self) -> Resp {
+        self.assert_state("succeeded");
+        self
+    }
 }
 
 /// A platform sending to a broker as one user (`None`: no originating
@@ -99,9 +112,7 @@ impl Caller<'_> {
 
     /// [`Caller::provision`] that must succeed.
     pub async fn provisioned(&self, id: &str, body: Value) -> Resp {
-        let done = self.provision(id, body).await;
-        done.assert_state("succeeded");
-        done
+        self.provision(id, body).await.succeeded()
     }
 
     /// [`Caller::provision`] that must fail: the failure's description.
@@ -118,9 +129,7 @@ impl Caller<'_> {
 
     /// [`Caller::update`] that must succeed.
     pub async fn updated(&self, id: &str, body: Value) -> Resp {
-        let done = self.update(id, body).await;
-        done.assert_state("succeeded");
-        done
+        self.update(id, body).await.succeeded()
     }
 
     /// An asynchronous deprovision (of `service`/`plan`) that must end
@@ -220,6 +229,23 @@ impl Cluster {
     /// Whether the object at `path` exists (GET answers, not 404).
     pub async fn has(&self, path: &str) -> bool {
         self.get(path).await.is_some()
+    }
+}
+
+impl Cluster {
+    /// The namespace `ns` the broker made for instance `id`, which must
+    /// exist: labelled as the broker's and annotated with its instance.
+    pub async fn instance_namespace(&self, ns: &str, id: &str) -> Value {
+        let namespace = self
+            .get(&format!("/api/v1/namespaces/{ns}"))
+            .await
+            .expect("the instance's namespace exists");
+        let meta = &namespace["metadata"];
+        let managed_by = &meta["labels"]["app.kubernetes.io/managed-by"];
+        assert_eq!(managed_by, "chartbroker", "{namespace:#}");
+        let owner = &meta["annotations"]["chartbroker.io/instance-id"];
+        assert_eq!(owner, id, "{namespace:#}");
+        namespace
     }
 }
 

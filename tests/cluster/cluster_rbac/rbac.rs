@@ -220,19 +220,8 @@ async fn an_instance_namespace_is_created_and_really_goes_away() {
         .unwrap()
         .to_string();
     assert_ne!(ns, home);
-    let namespace = k
-        .get(&format!("/api/v1/namespaces/{ns}"))
-        .await
-        .expect("the instance's namespace exists");
-    assert_eq!(
-        namespace["metadata"]["labels"]["app.kubernetes.io/managed-by"], "chartbroker",
-        "{namespace:#}"
-    );
     // Owned by this instance, with its release identity in it.
-    assert_eq!(
-        namespace["metadata"]["annotations"]["chartbroker.io/instance-id"], "own-1",
-        "{namespace:#}"
-    );
+    let namespace = k.instance_namespace(&ns, "own-1").await;
     assert_eq!(
         namespace["metadata"]["labels"]["chartbroker.io/instance"],
         "own-1"

@@ -40,9 +40,8 @@ async fn two_platform_credentials_with_different_trust_side_by_side() {
     let done = run(&b, r, XP).await;
     assert_eq!(done.json["state"], "succeeded", "{}", done.text);
     assert!(
-        k.get(&format!("/api/v1/namespaces/{ns_a}/configmaps/cb-tr-x1"))
+        k.has(&format!("/api/v1/namespaces/{ns_a}/configmaps/cb-tr-x1"))
             .await
-            .is_some()
     );
     // ... but not outside it, though the operator allows that namespace.
     let r = b
@@ -57,21 +56,7 @@ async fn two_platform_credentials_with_different_trust_side_by_side() {
     assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
     let d = r.json["description"].as_str().unwrap();
     assert!(d.contains(XP.0) && d.contains(&ns_b), "{d}");
-    let lo = b
-        .send(as_platform(
-            XP,
-            Method::GET,
-            "/v2/service_instances/tr-x2/last_operation",
-            None,
-            None,
-        ))
-        .await;
-    assert_eq!(
-        lo.status,
-        StatusCode::NOT_FOUND,
-        "nothing recorded: {}",
-        lo.text
-    );
+    assert_nothing_recorded(&b, XP, "tr-x2").await;
 
     // The platform whose users are checked, in the same namespace: no
     // identity, and a user RBAC refuses, get 403; alice may.
@@ -202,25 +187,10 @@ async fn platform_relabelling_does_not_skip_the_user_check() {
             .await;
         assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
     }
-    let lo = b
-        .send(as_platform(
-            CF,
-            Method::GET,
-            "/v2/service_instances/relabel-1/last_operation",
-            None,
-            None,
-        ))
-        .await;
-    assert_eq!(
-        lo.status,
-        StatusCode::NOT_FOUND,
-        "nothing recorded: {}",
-        lo.text
-    );
+    assert_nothing_recorded(&b, CF, "relabel-1").await;
     assert!(
-        k.get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-relabel-1"))
+        !k.has(&format!("/api/v1/namespaces/{ns}/configmaps/cb-relabel-1"))
             .await
-            .is_none()
     );
     // The same relabelled request with a user RBAC allows goes through:
     // it was checked, not skipped.

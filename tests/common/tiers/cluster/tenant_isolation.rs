@@ -51,12 +51,15 @@ pub fn as_user(
     body: Option<Value>,
     user: Option<&str>,
 ) -> Request<Body> {
-    let mut r = req(method, uri, body);
-    if let Some(value) = user.map(|u| identity(u).parse().unwrap()) {
-        r.headers_mut()
-            .insert("x-broker-api-originating-identity", value);
-    }
-    r
+    let identity = user.map(identity);
+    let cred = (USER, PASS);
+    super::tenant_isolation_platform_trust::as_platform(
+        cred,
+        method,
+        uri,
+        body,
+        identity.as_deref(),
+    )
 }
 
 /// Sends as `user` and, on 202, waits for the operation.

@@ -122,3 +122,18 @@ pub async fn cluster_broker(k: &Cluster, xp_namespaces: &[&str]) -> TestBroker {
     assert!(cfg.subject_access_review);
     TestBroker::with_config(data, cfg).await
 }
+
+/// `last_operation` of instance `id`, asked as platform `cred`, is 404:
+/// nothing was recorded for it.
+pub async fn assert_nothing_recorded(b: &TestBroker, cred: (&str, &str), id: &str) {
+    let uri = format!("/v2/service_instances/{id}/last_operation");
+    let lo = b
+        .send(as_platform(cred, Method::GET, &uri, None, None))
+        .await;
+    assert_eq!(
+        lo.status,
+        StatusCode::NOT_FOUND,
+        "nothing recorded: {}",
+        lo.text
+    );
+}
