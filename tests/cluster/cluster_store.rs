@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use common::cluster::Cluster;
-use common::hanging_helm::{HangingPair, alive, hanging_pair, helm_pid_in};
+use common::hanging_helm::{alive, hanging_pair, helm_pid_in};
 use common::process::*;
 use serde_json::{Value, json};
 
@@ -91,17 +91,9 @@ async fn replicas_race_on_the_real_api_and_exactly_one_operation_wins() {
 async fn a_replica_killed_mid_install_is_taken_over_and_its_helm_dies_with_it() {
     // Replica A's helm says where it is, then hangs before upgrading; if it
     // outlived A it would upgrade later, behind B's back.
-    let HangingPair {
-        k,
-        id,
-        ns,
-        dir,
-        pidfile,
-        mut a,
-        b: _b,
-        pa,
-        pb,
-    } = hanging_pair("upgrade").await;
+    let mut p = hanging_pair("upgrade").await;
+    let (k, id, ns, dir, pidfile) = (&p.k, &p.id, &p.ns, &p.dir, &p.pidfile);
+    let (pa, pb) = (p.pa, p.pb);
 
     let mut ops = Vec::new();
     for i in 0..3 {
@@ -110,7 +102,7 @@ async fn a_replica_killed_mid_install_is_taken_over_and_its_helm_dies_with_it() 
             format!(
                 "http://127.0.0.1:{pa}/v2/service_instances/orphan-{i}?accepts_incomplete=true"
             ),
-            Some(provision(&ns, "survives")),
+            Some(provision(ns, "survives")),
         )
         .await
         .unwrap();
@@ -119,7 +111,7 @@ async fn a_replica_killed_mid_install_is_taken_over_and_its_helm_dies_with_it() 
     }
     // A is inside helm upgrade for at least one of them. The shell creates
     // the pid file before it writes the pid: wait for a whole number.
-    let helm_pid = helm_pid_in(&pidfile, 200)
+    let helm_pid = helm_pid_in(pidfile, 200)
         .await
         .expect("A started helm upgrade");
     // Each replica holds a Lease of its own.
@@ -135,8 +127,8 @@ async fn a_replica_killed_mid_install_is_taken_over_and_its_helm_dies_with_it() 
     };
     assert_eq!(leases().await.len(), 2, "{:?}", leases().await);
     let full_lists_before = store_lists(pb, "all").await;
-    a.0.kill().unwrap(); // SIGKILL: no clean-up, A's lease stops being renewed
-    a.0.wait().unwrap();
+    p.a.0.kill().unwrap(); // SIGKILL: no clean-up, A's lease stops being renewed
+    p.a.0.wait().unwrap();
 
     for (i, op) in ops.iter().enumerate() {
         let url = format!(
@@ -168,7 +160,7 @@ async fn a_replica_killed_mid_install_is_taken_over_and_its_helm_dies_with_it() 
             .await
             .expect("installed by B");
         assert_eq!(cm["data"]["message"], "survives");
-        let history = k.helm_history(&ns, &format!("cb-orphan-{i}"));
+        let history = k.helm_history(ns, &format!("cb-orphan-{i}"));
         assert_eq!(history.len(), 1, "installed once: {history:?}");
     }
     // B found A's work by A's lapsed Lease and the records labelled with A
@@ -214,11 +206,11 @@ async fn in_flight_owners_and_tombstones_are_labels_found_by_selector() {
         owner: Some(o.to_string()),
         tombstone: false,
     };
-    let keys = |rows: Option<Vec<(String, Vec<u8>, u64)>>| {
-        rows.expect("the Kubernetes store keeps tags")
-            .into_iter()
-            .map(|(k, _, _)| k)
-            .collect::<Vec<_>>()
+    // The keys `tagged` finds (the Kubernetes store keeps tags).
+    let tagged = async |table: Table, tag: Tag<'_>| -> Vec<String> {
+        let rows = store.tagged(table, tag).await.unwrap();
+        let rows = rows.expect("the Kubernetes store keeps tags");
+        rows.into_iter().map(|(k, _, _)| k).collect()
     };
     let va = store
         .put_tagged(
@@ -254,24 +246,8 @@ async fn in_flight_owners_and_tombstones_are_labels_found_by_selector() {
         .put(Table::Instances, "c", b"4".to_vec(), Expect::Absent)
         .await
         .unwrap();
-    assert_eq!(
-        keys(
-            store
-                .tagged(Table::Instances, Tag::Owner("r1"))
-                .await
-                .unwrap()
-        ),
-        ["a"]
-    );
-    assert_eq!(
-        keys(
-            store
-                .tagged(Table::Bindings, Tag::Owner("r1"))
-                .await
-                .unwrap()
-        ),
-        ["b\0x"]
-    );
+    assert_eq!(tagged(Table::Instances, Tag::Owner("r1")).await, ["a"]);
+    assert_eq!(tagged(Table::Bindings, Tag::Owner("r1")).await, ["b\0x"]);
     let secret = k
         .get(&format!(
             "/api/v1/namespaces/{ns}/secrets/{}",
@@ -295,24 +271,8 @@ async fn in_flight_owners_and_tombstones_are_labels_found_by_selector() {
         )
         .await
         .unwrap();
-    assert!(
-        keys(
-            store
-                .tagged(Table::Instances, Tag::Owner("r1"))
-                .await
-                .unwrap()
-        )
-        .is_empty()
-    );
-    assert_eq!(
-        keys(
-            store
-                .tagged(Table::Instances, Tag::Tombstone)
-                .await
-                .unwrap()
-        ),
-        ["a"]
-    );
+    assert!(tagged(Table::Instances, Tag::Owner("r1")).await.is_empty());
+    assert_eq!(tagged(Table::Instances, Tag::Tombstone).await, ["a"]);
     // An id that is no label value is hashed into one, still found.
     let odd = "replica/with spaces and a very long name that exceeds the sixty-three limit";
     store
@@ -325,13 +285,5 @@ async fn in_flight_owners_and_tombstones_are_labels_found_by_selector() {
         )
         .await
         .unwrap();
-    assert_eq!(
-        keys(
-            store
-                .tagged(Table::Instances, Tag::Owner(odd))
-                .await
-                .unwrap()
-        ),
-        ["d"]
-    );
+    assert_eq!(tagged(Table::Instances, Tag::Owner(odd)).await, ["d"]);
 }

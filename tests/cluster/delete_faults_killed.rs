@@ -14,7 +14,7 @@ use common::upstream as support;
 
 use common::cluster::{Cluster, release_records};
 use common::cluster_calls::*;
-use common::hanging_helm::{HangingPair, alive, hanging_pair, helm_pid_in};
+use common::hanging_helm::{alive, hanging_pair, helm_pid_in};
 use common::process::*;
 use serde_json::json;
 
@@ -24,17 +24,9 @@ use chartbroker::store::seal::Sealer;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_killed_mid_uninstall_has_its_deprovision_finished() {
     // Replica A's helm says where it is, then hangs in uninstall.
-    let HangingPair {
-        k,
-        id: _id,
-        ns,
-        dir,
-        pidfile,
-        mut a,
-        b: _b,
-        pa,
-        pb,
-    } = hanging_pair("uninstall").await;
+    let mut p = hanging_pair("uninstall").await;
+    let (k, ns, dir, pidfile) = (&p.k, &p.ns, &p.dir, &p.pidfile);
+    let (pa, pb) = (p.pa, p.pb);
     let (a_url, b_url) = (
         format!("http://127.0.0.1:{pa}/v2/service_instances/k1"),
         format!("http://127.0.0.1:{pb}/v2/service_instances/k1"),
@@ -61,11 +53,11 @@ async fn a_broker_killed_mid_uninstall_has_its_deprovision_finished() {
 
     let query = "service_id=svc-cluster&plan_id=plan-tiny&accepts_incomplete=true";
     let op = accepted(reqwest::Method::DELETE, &format!("{a_url}?{query}"), None).await;
-    let helm_pid = helm_pid_in(&pidfile, 400)
+    let helm_pid = helm_pid_in(pidfile, 400)
         .await
         .expect("A is inside helm uninstall");
-    a.0.kill().unwrap(); // SIGKILL, mid-delete
-    a.0.wait().unwrap();
+    p.a.0.kill().unwrap(); // SIGKILL, mid-delete
+    p.a.0.wait().unwrap();
 
     // The platform keeps polling (any replica answers): the survivor takes
     // the operation over and finishes it.
@@ -79,7 +71,7 @@ async fn a_broker_killed_mid_uninstall_has_its_deprovision_finished() {
         );
     }
     assert!(
-        release_records(&k, &ns, "cb-k1").await.is_empty(),
+        release_records(k, ns, "cb-k1").await.is_empty(),
         "release records left"
     );
     let cm = format!("/api/v1/namespaces/{ns}/configmaps/cb-k1");

@@ -108,11 +108,11 @@ async fn yaml_go_reads_differently_is_refused_on_helm4_and_3() {
 
 #[tokio::test]
 async fn yaml_go_reads_differently_is_refused_on_the_render_engine() {
-    let data = tempfile::tempdir().unwrap();
-    let mut cfg = config(data.path());
-    cfg.catalog_dir = fixtures().join("catalog-postrender");
-    cfg.charts_dir = fixtures().join("switch-charts");
-    let b = TestBroker::with_config(data, cfg).await;
+    let b = render_broker_on(
+        &fixtures().join("catalog-postrender"),
+        &fixtures().join("switch-charts"),
+    )
+    .await;
     for (n, (plan, says)) in AMBIGUOUS.iter().enumerate() {
         let id = format!("amb-r{n}");
         let r = b

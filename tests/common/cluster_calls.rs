@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
@@ -15,7 +15,17 @@ use serde_json::{Value, json};
 use super::cluster::{BrokerIdentity, Cluster};
 use super::platform::identity;
 use super::process::{osb, poll_last_operation};
-use super::{Resp, TestBroker, assert_delete_done, helm_bin, helm3_bin, req};
+use super::{Resp, TestBroker, assert_delete_done, config, helm_bin, helm3_bin, req};
+
+/// A broker on the render engine over catalog `catalog` and charts
+/// `charts` (the rest as [`super::config`]).
+pub async fn render_broker_on(catalog: &Path, charts: &Path) -> TestBroker {
+    let data = tempfile::tempdir().unwrap();
+    let mut cfg = config(data.path());
+    cfg.catalog_dir = catalog.to_path_buf();
+    cfg.charts_dir = charts.to_path_buf();
+    TestBroker::with_config(data, cfg).await
+}
 
 /// A provision body on a Kubernetes platform in namespace `ns`.
 pub fn kube_body(service: &str, plan: &str, ns: &str, params: Value) -> Value {

@@ -10,11 +10,7 @@ async fn generated_secrets_are_redacted_in_every_encoding() {
     let charts = tempfile::tempdir().unwrap();
     let catalog = tempfile::tempdir().unwrap();
     encoding_chart(charts.path(), catalog.path());
-    let data = tempfile::tempdir().unwrap();
-    let mut cfg = config(data.path());
-    cfg.catalog_dir = catalog.path().to_path_buf();
-    cfg.charts_dir = charts.path().to_path_buf();
-    let b = TestBroker::with_config(data, cfg).await;
+    let b = render_broker_on(catalog.path(), charts.path()).await;
     let mut provision = body("svc-enc", "enc");
     provision["parameters"] = json!({"message": "ok"});
     let r = b
