@@ -56,7 +56,7 @@ async fn replicas_race_on_the_real_api_and_exactly_one_operation_wins() {
     let patch = |m: &str| json!({"service_id": "svc-cluster", "parameters": {"message": m}});
     let (ra, rb) = tokio::join!(
         a.call(Method::PATCH, uri, Some(patch("a"))),
-        b.call(Method::PATCH, uri, Some(patch("b")))
+        b.patch(uri, patch("b"))
     );
     let mut statuses = [ra.status.as_u16(), rb.status.as_u16()];
     statuses.sort();

@@ -132,14 +132,10 @@ async fn wordpress_uses_mysql_with_the_helm_engine() {
     let body = kube_body(WORDPRESS, WORDPRESS_STANDARD, &web, params);
     platform.provisioned("wp-2", body).await;
     let secret_path = format!("/api/v1/namespaces/{web}/secrets/cb-wp-2-database");
-    let secret = k
-        .get(&secret_path)
-        .await
-        .expect("binding Secret in WordPress's namespace");
-    assert_eq!(
-        secret["metadata"]["annotations"]["chartbroker.io/instance-id"],
-        "db-2"
-    );
+    let secret = k.get(&secret_path).await;
+    let secret = secret.expect("binding Secret in WordPress's namespace");
+    let annotations = &secret["metadata"]["annotations"];
+    assert_eq!(annotations["chartbroker.io/instance-id"], "db-2");
     assert_eq!(secret_value(&secret, "database").as_deref(), Some("blog"));
     assert_eq!(
         secret_value(&secret, "host"),

@@ -8,7 +8,7 @@
 
 use crate::common;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use common::cluster_calls::*;
 use common::*;
 
@@ -116,10 +116,9 @@ async fn yaml_go_reads_differently_is_refused_on_the_render_engine() {
     for (n, (plan, says)) in AMBIGUOUS.iter().enumerate() {
         let id = format!("amb-r{n}");
         let r = b
-            .call(
-                Method::PUT,
+            .put(
                 &format!("/v2/service_instances/{id}"),
-                Some(provision(plan, "apps")),
+                provision(plan, "apps"),
             )
             .await;
         assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);

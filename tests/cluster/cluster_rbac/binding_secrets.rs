@@ -2,8 +2,7 @@ use super::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn binding_secrets_are_applied_server_side_and_unbind_deletes_only_its_own() {
-    let (k, id, ns) = Cluster::with_tenant("gina", false).await;
-    let b = broker(&id).await;
+    let (k, _id, ns, b) = tenant_broker("gina").await;
     let gina = b.by("gina");
     let body = cluster_provision("plan-tiny", &ns, json!({"message": "x"}));
     gina.provisioned("s-1", body).await;

@@ -104,8 +104,7 @@ async fn deploy_manifests_pass_the_api_servers_own_validation() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_kind_the_rbac_does_not_grant_fails_with_kubernetes_own_forbidden() {
-    let (k, id, ns) = Cluster::with_tenant("carol", false).await;
-    let b = broker(&id).await;
+    let (k, id, ns, b) = tenant_broker("carol").await;
     // The plan's policy allows a Lease; the release ClusterRole does not.
     let body = cluster_provision("plan-lease", &ns, json!({}));
     let d = b.by("carol").provision_fails("lease-1", body).await;
@@ -165,8 +164,7 @@ async fn subject_access_review_is_answered_by_the_real_authorizer() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_upgrade_rolls_back_in_helms_history() {
-    let (k, id, ns) = Cluster::with_tenant("erin", false).await;
-    let b = broker(&id).await;
+    let (k, _id, ns, b) = tenant_broker("erin").await;
     let erin = b.by("erin");
     let body = cluster_provision("plan-labelled", &ns, json!({"tier": "one"}));
     erin.provisioned("up-1", body).await;

@@ -238,10 +238,9 @@ async fn a_release_left_pending_upgrade_is_rolled_back_then_upgraded() {
     assert_eq!(status["info"]["status"], "pending-upgrade", "{out:?}");
 
     let r = b
-        .call(
-            Method::PATCH,
+        .patch(
             "/v2/service_instances/pend-2?accepts_incomplete=true",
-            Some(json!({"service_id": SVC, "parameters": {"message": "v2"}})),
+            json!({"service_id": SVC, "parameters": {"message": "v2"}}),
         )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
@@ -291,16 +290,15 @@ async fn hostile_chart_is_refused_before_any_write_to_the_cluster() {
     let own_ns = format!("cb-{id}");
     let request = async {
         let r = b
-            .call(
-                Method::PUT,
+            .put(
                 &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
-                Some(json!({
+                json!({
                     "service_id": "svc-hostile",
                     "plan_id": "plan-privileged",
                     "organization_guid": "org",
                     "space_guid": "space",
                     "context": {"platform": "kubernetes", "namespace": e.apps},
-                })),
+                }),
             )
             .await;
         assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);

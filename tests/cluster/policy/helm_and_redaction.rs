@@ -13,15 +13,12 @@ async fn generated_secrets_are_redacted_in_every_encoding() {
     let b = render_broker_on(catalog.path(), charts.path()).await;
     let mut provision = body("svc-enc", "enc");
     provision["parameters"] = json!({"message": "ok"});
-    let r = b
-        .call(Method::PUT, "/v2/service_instances/enc-1", Some(provision))
-        .await;
+    let r = b.put("/v2/service_instances/enc-1", provision).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             "/v2/service_instances/enc-1/service_bindings/b1",
-            Some(json!({"service_id": "svc-enc", "plan_id": "enc"})),
+            json!({"service_id": "svc-enc", "plan_id": "enc"}),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
@@ -42,20 +39,13 @@ async fn generated_secrets_are_redacted_in_every_encoding() {
     ];
 
     let update = json!({"service_id": "svc-enc", "parameters": {"message": "fail"}});
-    let r = b
-        .call(
-            Method::PATCH,
-            "/v2/service_instances/enc-1",
-            Some(update.clone()),
-        )
-        .await;
+    let r = b.patch("/v2/service_instances/enc-1", update.clone()).await;
     assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
     let sync = r.text.clone();
     let r = b
-        .call(
-            Method::PATCH,
+        .patch(
             "/v2/service_instances/enc-1?accepts_incomplete=true",
-            Some(update),
+            update,
         )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
@@ -90,11 +80,7 @@ async fn a_well_behaved_release_passes_the_allow_list() {
     let cfg = benign_broker_config(data.path(), catalog.path());
     let b = TestBroker::with_config(data, cfg).await;
     let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/fine",
-            Some(body("svc-benign", "full")),
-        )
+        .put("/v2/service_instances/fine", body("svc-benign", "full"))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let written = std::fs::read_to_string(b.release_dir("fine").join("manifests.yaml")).unwrap();

@@ -118,10 +118,9 @@ async fn pod_security_restricted_on_every_workload_kind() {
             // Short ids keep the release name readable: cb-<instance>.
             let instance = format!("p{n}-{}", kind.to_ascii_lowercase());
             let r = b
-                .call(
-                    Method::PUT,
+                .put(
                     &format!("/v2/service_instances/{instance}"),
-                    Some(body("svc-pods", &plan)),
+                    body("svc-pods", &plan),
                 )
                 .await;
             if *rule == "none" {
@@ -140,10 +139,9 @@ async fn pod_security_restricted_on_every_workload_kind() {
             assert!(!b.release_dir(&instance).exists(), "{plan} wrote manifests");
             if *kind == "Deployment" {
                 let r = b
-                    .call(
-                        Method::PUT,
+                    .put(
                         &format!("/v2/service_instances/ok-{instance}"),
-                        Some(body("svc-pods", &format!("allow-{plan}"))),
+                        body("svc-pods", &format!("allow-{plan}")),
                     )
                     .await;
                 assert_eq!(r.status, StatusCode::CREATED, "allow-{plan}: {}", r.text);
@@ -180,11 +178,7 @@ async fn repository_catalog_passes_the_default_policy() {
                     json!(format!("ex-{}-{}", used.name, used.plans[0].name));
             }
             let r = b
-                .call(
-                    Method::PUT,
-                    &format!("/v2/service_instances/{instance}"),
-                    Some(request),
-                )
+                .put(&format!("/v2/service_instances/{instance}"), request)
                 .await;
             assert_eq!(r.status, StatusCode::CREATED, "{instance}: {}", r.text);
             provisioned += 1;
@@ -247,11 +241,7 @@ async fn symlinked_chart_files_are_refused() {
     std::fs::remove_file(&key).unwrap();
     std::os::unix::fs::symlink(&secret, &key).unwrap();
     let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/leak-1",
-            Some(body("svc-leak", "leak")),
-        )
+        .put("/v2/service_instances/leak-1", body("svc-leak", "leak"))
         .await;
     assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
     let description = r.json["description"].as_str().unwrap();

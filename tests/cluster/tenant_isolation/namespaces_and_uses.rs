@@ -5,14 +5,7 @@ use super::*;
 #[tokio::test]
 async fn uses_cannot_reach_another_tenants_instance() {
     let b = render_broker(|_| {}).await;
-    let r = put_instance(
-        &b,
-        None,
-        "victim-db",
-        provision("svc-store", "plan-store", "team-a", json!({})),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    store_created(&b, "victim-db", "team-a").await;
 
     // The attacker knows the id; the answer is the one for an id that
     // does not exist.

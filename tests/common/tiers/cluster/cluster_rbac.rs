@@ -13,6 +13,14 @@ pub async fn broker(id: &BrokerIdentity) -> TestBroker {
     .await
 }
 
+/// A broker installed from the chart, a namespace it may install into that
+/// `user` may edit, and a broker running as it.
+pub async fn tenant_broker(user: &str) -> (Cluster, BrokerIdentity, String, TestBroker) {
+    let (k, id, ns) = Cluster::with_tenant(user, false).await;
+    let b = broker(&id).await;
+    (k, id, ns, b)
+}
+
 /// `kubectl auth can-i <args> --as <who>`, as the admin: the answer's
 /// first line (`yes`/`no`) and the whole output.
 pub fn can_i(k: &Cluster, who: &str, args: &[&str]) -> (String, String) {

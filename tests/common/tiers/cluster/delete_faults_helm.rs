@@ -131,10 +131,9 @@ impl Env {
         assert_eq!(r.json["state"], "succeeded", "{}", r.text);
         let r = self
             .b
-            .call(
-                Method::PUT,
+            .put(
                 &format!("/v2/service_instances/{id}/service_bindings/b1"),
-                Some(json!({"service_id": SVC, "plan_id": plan})),
+                json!({"service_id": SVC, "plan_id": plan}),
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);

@@ -6,7 +6,7 @@ use crate::common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use common::cluster::{Cluster, release_records, secret_value};
 use common::cluster_calls::data_keys;
 use common::*;
@@ -71,17 +71,16 @@ pub async fn lifecycle(helm: PathBuf) {
 
     // Bind: the Secret appears in the app namespace with the credentials.
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             "/v2/service_instances/h-1/service_bindings/hb-1?accepts_incomplete=true",
-            Some(bind_body("plan-small", json!({"role": "writer"}))),
+            bind_body("plan-small", json!({"role": "writer"})),
         )
         .await;
     let binding_uri = "/v2/service_instances/h-1/service_bindings/hb-1";
     let creds = if r.status == StatusCode::ACCEPTED {
         let done = b.finish(binding_uri, r).await;
         assert_eq!(done.json["state"], "succeeded", "{}", done.text);
-        b.call(Method::GET, binding_uri, None).await.json["credentials"].clone()
+        b.get(binding_uri).await.json["credentials"].clone()
     } else {
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
         r.json["credentials"].clone()
@@ -125,7 +124,7 @@ pub async fn lifecycle(helm: PathBuf) {
         secret_value(&k.get(&chart_secret).await.unwrap(), "password"),
         Some(password.clone())
     );
-    let creds2 = b.call(Method::GET, binding_uri, None).await.json["credentials"].clone();
+    let creds2 = b.get(binding_uri).await.json["credentials"].clone();
     assert_eq!(creds2["password"], creds["password"]);
 
     // Unbind removes the Secret.

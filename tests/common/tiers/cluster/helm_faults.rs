@@ -5,7 +5,7 @@ use crate::common;
 
 use std::path::{Path, PathBuf};
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use base64::Engine as _;
 use common::cluster::{BrokerIdentity, Cluster, kubectl, release_records};
 use common::*;
@@ -163,10 +163,9 @@ pub async fn start_provision(
     params: Value,
 ) -> String {
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
-            Some(provision_req(plan, ns, params)),
+            provision_req(plan, ns, params),
         )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
@@ -229,10 +228,9 @@ pub fn bind_req(plan: &str, params: Value) -> Value {
 
 /// Sends an asynchronous bind; returns the immediate response.
 pub async fn start_bind(b: &TestBroker, id: &str, bid: &str, plan: &str, params: Value) -> Resp {
-    b.call(
-        Method::PUT,
+    b.put(
         &format!("/v2/service_instances/{id}/service_bindings/{bid}?accepts_incomplete=true"),
-        Some(bind_req(plan, params)),
+        bind_req(plan, params),
     )
     .await
 }

@@ -6,7 +6,7 @@ use crate::common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use common::cluster::Cluster;
 use common::*;
 use serde_json::{Value, json};
@@ -82,9 +82,7 @@ pub async fn upgrade_switch_is_refused(helm: PathBuf, id: &str) {
         .await
         .unwrap();
     assert_eq!(cm["data"]["message"], "hello");
-    let r = b
-        .call(Method::GET, &format!("/v2/service_instances/{id}"), None)
-        .await;
+    let r = b.get(&format!("/v2/service_instances/{id}")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
 

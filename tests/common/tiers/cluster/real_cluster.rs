@@ -231,7 +231,7 @@ pub async fn core_flows(target: &Target, ns: String) {
     assert_eq!(data["port"], "5432");
     assert_eq!(data["role"], "writer");
     assert_eq!(data["password"], chart_password);
-    let r = b.call(Method::GET, &binding_uri, None).await;
+    let r = b.get(&binding_uri).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json["credentials"]["password"], chart_password.as_str());
 

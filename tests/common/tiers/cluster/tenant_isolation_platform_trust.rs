@@ -137,3 +137,11 @@ pub async fn assert_nothing_recorded(b: &TestBroker, cred: (&str, &str), id: &st
         lo.text
     );
 }
+
+/// Request `allowed` is created (201) and `refused` answers 403 Forbidden.
+pub async fn assert_only(b: &TestBroker, allowed: Request<Body>, refused: Request<Body>) {
+    let r = b.send(allowed).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = b.send(refused).await;
+    assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
+}
