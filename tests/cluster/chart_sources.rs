@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::chart_sources::*;
 use common::cluster::Cluster;
-use common::{assert_delete_done, helm_bin, provision_body, provision_body_in};
+use common::{assert_delete_done, provision_body, provision_body_in};
 
 // === tests ===
 
@@ -142,15 +142,9 @@ async fn oci_registry_chart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn render_command_fetches_remote_charts() {
     let env = Env::start().await;
-    let root = env.dir.path();
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_chartbroker"))
         .args(["render", "--service", "tiny", "--plan", "repo"])
-        .arg("--catalog")
-        .arg(root.join("catalog"))
-        .arg("--charts")
-        .arg(root.join("charts"))
-        .arg("--helm")
-        .arg(helm_bin())
+        .args(env.broker_args())
         .output()
         .await
         .unwrap();
@@ -340,14 +334,9 @@ async fn credentials_never_reach_the_log() {
     let _broker = Proc(
         Command::new(common::process::broker_bin())
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--catalog")
-            .arg(root.join("catalog"))
-            .arg("--charts")
-            .arg(root.join("charts"))
+            .args(env.broker_args())
             .arg("--data-dir")
             .arg(root.join("data"))
-            .arg("--helm")
-            .arg(helm_bin())
             .env("CHARTBROKER_USERNAME", common::USER)
             .env("CHARTBROKER_PASSWORD", common::PASS)
             .env(PASSWORD_ENV, PASSWORD)

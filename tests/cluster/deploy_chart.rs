@@ -195,35 +195,21 @@ async fn every_value_set_applies_strictly_and_passes_restricted_pod_security() {
         let sa = format!("system:serviceaccount:{ns}:{fullname}");
         let release = format!("system:serviceaccount:{target}:{fullname}-release");
         let nsrbac = values["rbac"]["namespaces"] == true;
+        let t = target.as_str();
+        let rolebindings = "rolebindings.rbac.authorization.k8s.io";
+        let roles = "roles.rbac.authorization.k8s.io";
+        let bind_roles = if nsrbac { "yes" } else { "no" };
         for (who, verb, res, where_, expect) in [
             (&sa, "create", "secrets", ns.as_str(), "yes"),
-            (&sa, "patch", "secrets", target.as_str(), "yes"),
-            (&sa, "patch", "statefulsets.apps", target.as_str(), "no"),
+            (&sa, "patch", "secrets", t, "yes"),
+            (&sa, "patch", "statefulsets.apps", t, "no"),
             (&sa, "create", "secrets", "default", "no"),
-            (&sa, "create", "pods/exec", target.as_str(), "no"),
-            (
-                &sa,
-                "create",
-                "rolebindings.rbac.authorization.k8s.io",
-                target.as_str(),
-                if nsrbac { "yes" } else { "no" },
-            ),
-            (
-                &release,
-                "patch",
-                "statefulsets.apps",
-                target.as_str(),
-                "yes",
-            ),
+            (&sa, "create", "pods/exec", t, "no"),
+            (&sa, "create", rolebindings, t, bind_roles),
+            (&release, "patch", "statefulsets.apps", t, "yes"),
             (&release, "create", "secrets", "default", "no"),
-            (&release, "create", "daemonsets.apps", target.as_str(), "no"),
-            (
-                &release,
-                "escalate",
-                "roles.rbac.authorization.k8s.io",
-                target.as_str(),
-                "no",
-            ),
+            (&release, "create", "daemonsets.apps", t, "no"),
+            (&release, "escalate", roles, t, "no"),
         ] {
             let (_, out) = kubectl(
                 &k.kubeconfig,
@@ -328,8 +314,7 @@ async fn the_broker_runs_from_the_chart_and_only_where_its_values_grant() {
     let path = "/v2/service_instances/db-1";
     let body = Some(provision(&granted));
     let op = b.begin(&client, Method::PUT, path, "", body).await;
-    let (_, done) = b.settle(&client, path, &op).await;
-    assert_eq!(done["state"], "succeeded", "{done}\n{}", b.log_text());
+    b.settled(&client, path, &op, &b).await;
     assert!(
         k.has(&format!(
             "/apis/apps/v1/namespaces/{granted}/statefulsets/cb-db-1"
@@ -359,13 +344,7 @@ async fn the_broker_runs_from_the_chart_and_only_where_its_values_grant() {
     assert!(k.list(&binding_secrets).await.is_empty());
     let q = format!("&{q}");
     let op = b.begin(&client, Method::DELETE, path, &q, None).await;
-    let (s, gone) = b.settle(&client, path, &op).await;
-    assert_eq!(
-        (s, gone["state"].as_str()),
-        (200, Some("succeeded")),
-        "{gone}\n{}",
-        b.log_text()
-    );
+    b.settled(&client, path, &op, &b).await;
     let records = k
         .list(&format!(
             "/api/v1/namespaces/{granted}/secrets?labelSelector=owner%3Dhelm"
@@ -423,8 +402,7 @@ async fn two_replicas_from_the_kube_value_set_share_state_through_the_secret_key
     let op = a.begin(&client, Method::PUT, path, "", body).await;
     // The other replica answers for it: the record is in the API server,
     // sealed with the key both read from the same Secret.
-    let (_, done) = b.settle(&client, path, &op).await;
-    assert_eq!(done["state"], "succeeded", "{done}\n{}", a.log_text());
+    b.settled(&client, path, &op, &a).await;
     let (s, got) = b.osb(&client, Method::GET, path, None).await;
     assert_eq!(s, 200, "{got}");
     assert_eq!(got["service_id"], MYSQL);
@@ -439,11 +417,5 @@ async fn two_replicas_from_the_kube_value_set_share_state_through_the_secret_key
 
     let q = format!("&service_id={MYSQL}&plan_id={MYSQL_BASIC}");
     let op = b.begin(&client, Method::DELETE, path, &q, None).await;
-    let (s, gone) = a.settle(&client, path, &op).await;
-    assert_eq!(
-        (s, gone["state"].as_str()),
-        (200, Some("succeeded")),
-        "{}",
-        b.log_text()
-    );
+    a.settled(&client, path, &op, &b).await;
 }

@@ -2,10 +2,9 @@ use super::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn binding_secrets_are_applied_server_side_and_unbind_deletes_only_its_own() {
-    let (k, _id, ns, b) = tenant_broker("gina").await;
+    let (k, _id, ns, b) =
+        tenant_with_instance("gina", "s-1", "plan-tiny", json!({"message": "x"})).await;
     let gina = b.by("gina");
-    let body = cluster_provision("plan-tiny", &ns, json!({"message": "x"}));
-    gina.provisioned("s-1", body).await;
 
     // An app's own Secret, not the broker's.
     k.create(

@@ -164,10 +164,9 @@ async fn subject_access_review_is_answered_by_the_real_authorizer() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_upgrade_rolls_back_in_helms_history() {
-    let (k, _id, ns, b) = tenant_broker("erin").await;
+    let (k, _id, ns, b) =
+        tenant_with_instance("erin", "up-1", "plan-labelled", json!({"tier": "one"})).await;
     let erin = b.by("erin");
-    let body = cluster_provision("plan-labelled", &ns, json!({"tier": "one"}));
-    erin.provisioned("up-1", body).await;
 
     // helm template accepts it; the API server refuses the label value.
     let update = json!({"service_id": "svc-cluster", "parameters": {"tier": "not a label!"}});

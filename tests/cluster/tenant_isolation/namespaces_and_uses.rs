@@ -129,23 +129,13 @@ async fn system_and_own_namespaces_are_refused_by_default() {
     // that lists them.
     store_created(&b, "ok", "apps").await;
     for ns in ["kube-system", "chartbroker-system"] {
-        let r = store_bind_put(
-            &b,
-            "ok",
-            "sb",
-            json!({"namespace": ns, "secret_name": "creds"}),
-        )
-        .await;
+        let params = json!({"namespace": ns, "secret_name": "creds"});
+        let r = store_bind_put(&b, "ok", "sb", params).await;
         assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
         assert!(rendered_secrets(&b, ns, "creds").is_empty());
     }
-    store_bind_created(
-        &b,
-        "ok",
-        "sb",
-        json!({"namespace": "shared", "secret_name": "creds"}),
-    )
-    .await;
+    let params = json!({"namespace": "shared", "secret_name": "creds"});
+    store_bind_created(&b, "ok", "sb", params).await;
 }
 
 #[tokio::test]

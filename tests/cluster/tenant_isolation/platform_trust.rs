@@ -44,15 +44,14 @@ async fn two_platform_credentials_with_different_trust_side_by_side() {
             .await
     );
     // ... but not outside it, though the operator allows that namespace.
-    let r = b
-        .send(as_platform(
-            XP,
-            Method::PUT,
-            &put("tr-x2"),
-            Some(provision(Some(&ns_b), "kubernetes", params.clone())),
-            None,
-        ))
-        .await;
+    let r = put_as(
+        &b,
+        XP,
+        &put("tr-x2"),
+        provision(Some(&ns_b), "kubernetes", params.clone()),
+        None,
+    )
+    .await;
     assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
     let d = r.json["description"].as_str().unwrap();
     assert!(d.contains(XP.0) && d.contains(&ns_b), "{d}");
@@ -61,15 +60,14 @@ async fn two_platform_credentials_with_different_trust_side_by_side() {
     // The platform whose users are checked, in the same namespace: no
     // identity, and a user RBAC refuses, get 403; alice may.
     for id in [None, Some(kube_user("bob"))] {
-        let r = b
-            .send(as_platform(
-                CF,
-                Method::PUT,
-                &put("tr-c1"),
-                Some(provision(Some(&ns_a), "kubernetes", params.clone())),
-                id.as_deref(),
-            ))
-            .await;
+        let r = put_as(
+            &b,
+            CF,
+            &put("tr-c1"),
+            provision(Some(&ns_a), "kubernetes", params.clone()),
+            id.as_deref(),
+        )
+        .await;
         assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
     }
     let alice = kube_user("alice");
@@ -87,15 +85,7 @@ async fn two_platform_credentials_with_different_trust_side_by_side() {
     // not for the checked one.
     let empty = kube_user("");
     let bind_uri = "/v2/service_instances/tr-x1/service_bindings/tr-xb?accepts_incomplete=true";
-    let r = b
-        .send(as_platform(
-            CF,
-            Method::PUT,
-            bind_uri,
-            Some(bind_body()),
-            Some(&empty),
-        ))
-        .await;
+    let r = put_as(&b, CF, bind_uri, bind_body(), Some(&empty)).await;
     assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
     let r = as_platform(XP, Method::PUT, bind_uri, Some(bind_body()), Some(&empty));
     let done = run(&b, r, XP).await;
@@ -176,15 +166,7 @@ async fn platform_relabelling_does_not_skip_the_user_check() {
         ),
     ];
     for (body, id) in cases {
-        let r = b
-            .send(as_platform(
-                CF,
-                Method::PUT,
-                put,
-                Some(body.clone()),
-                id.as_deref(),
-            ))
-            .await;
+        let r = put_as(&b, CF, put, body.clone(), id.as_deref()).await;
         assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
     }
     assert_nothing_recorded(&b, CF, "relabel-1").await;

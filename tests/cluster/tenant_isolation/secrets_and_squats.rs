@@ -94,13 +94,8 @@ async fn a_binding_secret_never_shadows_a_release_object() {
     // Another tenant's binding asks for that name: refused, by any binding,
     // the victim's own included.
     for (instance, binding) in [("att", "ab"), ("v1", "vb")] {
-        let r = store_bind_put(
-            &b,
-            instance,
-            binding,
-            json!({"namespace": "apps", "secret_name": "cb-v1"}),
-        )
-        .await;
+        let params = json!({"namespace": "apps", "secret_name": "cb-v1"});
+        let r = store_bind_put(&b, instance, binding, params).await;
         assert!(
             r.status.is_server_error() || r.status.is_client_error(),
             "{}",
@@ -122,13 +117,8 @@ async fn a_release_never_renders_an_object_named_like_a_binding_secret() {
     let b = render_broker(|_| {}).await;
     store_created(&b, "att", "other").await;
     // The attacker binds first, under the name the victim's release will use.
-    store_bind_created(
-        &b,
-        "att",
-        "ab",
-        json!({"namespace": "apps", "secret_name": "cb-v2"}),
-    )
-    .await;
+    let params = json!({"namespace": "apps", "secret_name": "cb-v2"});
+    store_bind_created(&b, "att", "ab", params).await;
     let planted = rendered_secrets(&b, "apps", "cb-v2");
     assert_eq!(planted.len(), 1);
     let r = store_put(&b, "v2", "apps").await;

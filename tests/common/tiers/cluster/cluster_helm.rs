@@ -32,12 +32,8 @@ pub async fn example_catalog_lifecycle(helm: PathBuf) {
     // mysql: a StatefulSet, its Service and Secret, helm's release record.
     let body = kube_provision(MYSQL, MYSQL_BASIC, &ns, json!({"database": "shop"}));
     alice.provisioned("db-1", body).await;
-    let sts = k
-        .get(&format!(
-            "/apis/apps/v1/namespaces/{ns}/statefulsets/cb-db-1"
-        ))
-        .await
-        .expect("the release's StatefulSet exists");
+    let sts = format!("/apis/apps/v1/namespaces/{ns}/statefulsets/cb-db-1");
+    let sts = k.get(&sts).await.expect("the release's StatefulSet exists");
     assert_eq!(
         sts["metadata"]["annotations"]["meta.helm.sh/release-name"],
         "cb-db-1"
@@ -98,12 +94,8 @@ pub async fn example_catalog_lifecycle(helm: PathBuf) {
     let params = json!({"mysql_instance": "db-1"});
     let body = kube_provision(WORDPRESS, WORDPRESS_STANDARD, &ns, params);
     alice.provisioned("wp-1", body).await;
-    let deploy = k
-        .get(&format!(
-            "/apis/apps/v1/namespaces/{ns}/deployments/cb-wp-1"
-        ))
-        .await
-        .expect("wordpress Deployment");
+    let deploy = format!("/apis/apps/v1/namespaces/{ns}/deployments/cb-wp-1");
+    let deploy = k.get(&deploy).await.expect("wordpress Deployment");
     let env = deploy["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
     let secret_refs: Vec<String> = k
         .list(&format!("/api/v1/namespaces/{ns}/secrets"))

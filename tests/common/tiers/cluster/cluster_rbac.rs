@@ -4,7 +4,9 @@
 use crate::common;
 
 use common::cluster::{BrokerIdentity, Cluster, kubectl};
+use common::cluster_calls::cluster_provision;
 use common::*;
+use serde_json::Value;
 
 pub async fn broker(id: &BrokerIdentity) -> TestBroker {
     TestBroker::on_cluster(id, |_, cfg| {
@@ -19,6 +21,19 @@ pub async fn tenant_broker(user: &str) -> (Cluster, BrokerIdentity, String, Test
     let (k, id, ns) = Cluster::with_tenant(user, false).await;
     let b = broker(&id).await;
     (k, id, ns, b)
+}
+
+/// [`tenant_broker`] with instance `id` of `plan` provisioned by `user`.
+pub async fn tenant_with_instance(
+    user: &str,
+    id: &str,
+    plan: &str,
+    params: Value,
+) -> (Cluster, BrokerIdentity, String, TestBroker) {
+    let (k, identity, ns, b) = tenant_broker(user).await;
+    let body = cluster_provision(plan, &ns, params);
+    b.by(user).provisioned(id, body).await;
+    (k, identity, ns, b)
 }
 
 /// `kubectl auth can-i <args> --as <who>`, as the admin: the answer's

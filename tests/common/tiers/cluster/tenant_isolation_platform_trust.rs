@@ -145,3 +145,15 @@ pub async fn assert_only(b: &TestBroker, allowed: Request<Body>, refused: Reques
     let r = b.send(refused).await;
     assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
 }
+
+/// A `PUT` of `body` to `uri` as platform `cred`, with `identity` when given.
+pub async fn put_as(
+    b: &TestBroker,
+    cred: (&str, &str),
+    uri: &str,
+    body: Value,
+    identity: Option<&str>,
+) -> Resp {
+    b.send(as_platform(cred, Method::PUT, uri, Some(body), identity))
+        .await
+}

@@ -252,6 +252,20 @@ impl Env {
     }
 
     /// The test server's port.
+    /// `--catalog <dir>/catalog --charts <dir>/charts --helm <helm 4>`: the
+    /// broker binary's flags for this environment.
+    pub fn broker_args(&self) -> Vec<std::ffi::OsString> {
+        let root = self.dir.path();
+        vec![
+            "--catalog".into(),
+            root.join("catalog").into(),
+            "--charts".into(),
+            root.join("charts").into(),
+            "--helm".into(),
+            common::helm_bin().into(),
+        ]
+    }
+
     pub fn server_port(&self) -> u16 {
         self.port
     }

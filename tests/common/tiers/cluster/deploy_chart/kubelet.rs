@@ -279,6 +279,19 @@ impl Pod {
         r["operation"].as_str().unwrap().to_string()
     }
 
+    /// [`Pod::settle`] that must end 200 `succeeded`; `log` (a replica's
+    /// log) is shown when not.
+    pub async fn settled(&self, client: &reqwest::Client, path: &str, op: &str, log: &Pod) {
+        let (s, last) = self.settle(client, path, op).await;
+        let state = (s, last["state"].as_str());
+        assert_eq!(
+            state,
+            (200, Some("succeeded")),
+            "{last}\n{}",
+            log.log_text()
+        );
+    }
+
     /// Polls last_operation until it leaves `in progress`.
     pub async fn settle(&self, client: &reqwest::Client, path: &str, op: &str) -> (u16, Value) {
         let uri = format!("{path}/last_operation?operation={op}");
