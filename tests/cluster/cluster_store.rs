@@ -134,16 +134,7 @@ async fn a_replica_killed_mid_install_is_taken_over_and_its_helm_dies_with_it() 
         let url = format!(
             "http://127.0.0.1:{pb}/v2/service_instances/orphan-{i}/last_operation?operation={op}"
         );
-        let mut last = Value::Null;
-        for _ in 0..600 {
-            let (status, body) = http(reqwest::Method::GET, url.clone(), None).await.unwrap();
-            assert_eq!(status, 200, "{body}");
-            if body["state"] != "in progress" {
-                last = body;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let last = poll_last_operation(&url, 600, Duration::from_millis(100)).await;
         if last["state"] != "succeeded" {
             let logs = |r: &str| {
                 std::fs::read_to_string(dir.path().join(r).with_extension("log"))

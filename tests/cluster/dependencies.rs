@@ -49,12 +49,8 @@ async fn wordpress_uses_mysql_with_the_render_engine() {
         serde_saphyr::from_str(&std::fs::read_to_string(&secret_file).unwrap()).unwrap();
     assert_eq!(secret["metadata"]["namespace"], "web");
     assert_eq!(secret["stringData"]["database"], "blog");
-    assert!(
-        secret["stringData"]["host"]
-            .as_str()
-            .unwrap()
-            .ends_with(".web.svc.cluster.local")
-    );
+    let host = secret["stringData"]["host"].as_str().unwrap();
+    assert!(host.ends_with(".web.svc.cluster.local"));
 
     // Credentials read the release's Service (a lookup).
     let bind = json!({"service_id": WORDPRESS, "plan_id": WORDPRESS_STANDARD});

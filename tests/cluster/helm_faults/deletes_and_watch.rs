@@ -95,14 +95,8 @@ async fn binding_secrets_never_take_over_and_stay_in_allowed_namespaces() {
     );
 
     // A namespace the plan does not allow: refused before anything runs.
-    let r = start_bind(
-        &b,
-        "bs-1",
-        "bs-other",
-        "plan-ctx",
-        json!({"namespace": other}),
-    )
-    .await;
+    let params = json!({"namespace": other});
+    let r = start_bind(&b, "bs-1", "bs-other", "plan-ctx", params).await;
     assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
     let d = r.json["description"].as_str().unwrap();
     assert!(d.contains(&format!("\"{other}\" is not allowed")), "{d}");

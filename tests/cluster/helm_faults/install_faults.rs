@@ -237,17 +237,8 @@ async fn a_release_left_pending_upgrade_is_rolled_back_then_upgraded() {
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["info"]["status"], "pending-upgrade", "{out:?}");
 
-    let r = b
-        .patch(
-            "/v2/service_instances/pend-2?accepts_incomplete=true",
-            json!({"service_id": SVC, "parameters": {"message": "v2"}}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let r = b
-        .wait_instance("pend-2", r.json["operation"].as_str().unwrap())
-        .await;
-    assert_succeeded(&r);
+    let update = json!({"service_id": SVC, "parameters": {"message": "v2"}});
+    assert_succeeded(&b.by(None).update("pend-2", update).await);
     assert_eq!(
         configmap(k, apps, "cb-pend-2").await.unwrap()["data"]["message"],
         "v2"

@@ -44,18 +44,9 @@ async fn uses_cannot_reach_another_tenants_instance() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let r = app_using(&b, "app-2", "shared-db").await;
     assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
-    let r = put_instance(
-        &b,
-        None,
-        "app-3",
-        provision(
-            "svc-app",
-            "plan-app-shared",
-            "team-b",
-            json!({"store_instance": "shared-db"}),
-        ),
-    )
-    .await;
+    let params = json!({"store_instance": "shared-db"});
+    let body = provision("svc-app", "plan-app-shared", "team-b", params);
+    let r = put_instance(&b, None, "app-3", body).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
 }
 

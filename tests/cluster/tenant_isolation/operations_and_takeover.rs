@@ -236,12 +236,8 @@ async fn an_instance_namespace_is_never_taken_from_another_tenant() {
 
     // Tenant A asks for instance `shop` of a plan with its own namespace:
     // `cb-shop`, synchronously and asynchronously.
-    let r = b
-        .put(
-            "/v2/service_instances/shop",
-            provision("svc-store", "plan-own-ns", "apps", json!({})),
-        )
-        .await;
+    let own_ns = provision("svc-store", "plan-own-ns", "apps", json!({}));
+    let r = b.put("/v2/service_instances/shop", own_ns.clone()).await;
     assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
     let d = r.json["description"].as_str().unwrap();
     assert!(
@@ -252,12 +248,8 @@ async fn an_instance_namespace_is_never_taken_from_another_tenant() {
         !d.contains("b-store"),
         "names the other tenant's instance: {d}"
     );
-    let r = b
-        .put(
-            "/v2/service_instances/shop?accepts_incomplete=true",
-            provision("svc-store", "plan-own-ns", "apps", json!({})),
-        )
-        .await;
+    let uri = "/v2/service_instances/shop?accepts_incomplete=true";
+    let r = b.put(uri, own_ns).await;
     let r = match r.status {
         StatusCode::ACCEPTED => {
             b.wait_instance("shop", r.json["operation"].as_str().unwrap())

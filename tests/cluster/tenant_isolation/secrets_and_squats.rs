@@ -179,10 +179,7 @@ async fn a_charts_failure_text_never_carries_a_transformed_secret() {
     )
     .await;
     assert_eq!(status, 201, "{bound}");
-    let password = bound["credentials"]["password"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let password = String::from(bound["credentials"]["password"].as_str().unwrap());
     assert_eq!(password.len(), 24);
 
     // The chart fails with the password dotted, upper-cased, reversed,
