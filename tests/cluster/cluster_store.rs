@@ -61,11 +61,8 @@ async fn replicas_race_on_the_real_api_and_exactly_one_operation_wins() {
     let mut statuses = [ra.status.as_u16(), rb.status.as_u16()];
     statuses.sort();
     assert_eq!(statuses, [202, 422], "{} / {}", ra.text, rb.text);
-    let winner = if ra.status == StatusCode::ACCEPTED {
-        &ra
-    } else {
-        &rb
-    };
+    let accepted = |r: &&common::Resp| r.status == StatusCode::ACCEPTED;
+    let winner = [&ra, &rb].into_iter().find(accepted).unwrap();
     let done = a
         .wait_instance("race-1", winner.json["operation"].as_str().unwrap())
         .await;

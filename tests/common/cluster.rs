@@ -32,16 +32,9 @@ pub struct ControlPlane {
 
 /// The binary built by `scripts/install-tools.sh`.
 pub fn testenv_bin() -> PathBuf {
-    let p = std::env::var_os("CHARTBROKER_TESTENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".tools/bin/testenv"));
-    assert!(
-        p.is_file(),
-        "the test control plane is not built at {} — run scripts/install-tools.sh \
-         (it builds tests/testenv with Go) or set CHARTBROKER_TESTENV",
-        p.display()
-    );
-    p
+    let how = "the test control plane is not built: run scripts/install-tools.sh \
+               (it builds tests/testenv with Go)";
+    super::cluster_calls::tool("CHARTBROKER_TESTENV", ".tools/bin/testenv", how)
 }
 
 /// Starts the control plane on first use; later calls return the same one.
@@ -632,11 +625,8 @@ fn rename(yaml: &str, sfx: &str) -> String {
 
 /// The kubectl binary `scripts/install-tools.sh` installs.
 pub fn kubectl_bin() -> PathBuf {
-    let p = std::env::var_os("CHARTBROKER_KUBECTL")
-        .map_or_else(|| repo().join(".tools/bin/kubectl"), PathBuf::from);
-    let how = "run scripts/install-tools.sh";
-    assert!(p.is_file(), "kubectl not found at {} — {how}", p.display());
-    p
+    let how = "kubectl: run scripts/install-tools.sh";
+    super::cluster_calls::tool("CHARTBROKER_KUBECTL", ".tools/bin/kubectl", how)
 }
 
 /// Runs kubectl with `stdin`; (success, stdout + stderr).

@@ -17,6 +17,15 @@ use super::platform::identity;
 use super::process::{osb, poll_last_operation};
 use super::{Resp, TestBroker, assert_delete_done, config, helm_bin, helm3_bin, req};
 
+/// A tool `scripts/install-tools.sh` installs: `$var`, or `default` under
+/// the repository; fails saying how to get it (`how`) when it is missing.
+pub fn tool(var: &str, default: &str, how: &str) -> PathBuf {
+    let p = std::env::var_os(var).map_or_else(|| super::repo().join(default), PathBuf::from);
+    let missing = format!("{} is missing — {how} or set {var}", p.display());
+    assert!(p.is_file(), "{missing}");
+    p
+}
+
 /// A broker on the render engine over catalog `catalog` and charts
 /// `charts` (the rest as [`super::config`]).
 pub async fn render_broker_on(catalog: &Path, charts: &Path) -> TestBroker {

@@ -187,23 +187,24 @@ pub fn pod_cases() -> Vec<(&'static str, Value, Value, &'static str)> {
     ]
 }
 
+/// JSON merge patch (RFC 7386) of `patch` into `v`; a null `patch` is no
+/// change.
 pub fn merge(v: &mut Value, patch: &Value) {
-    match patch {
-        Value::Null => {}
-        Value::Object(p) => {
-            if !v.is_object() {
-                *v = json!({});
-            }
-            let map = v.as_object_mut().unwrap();
+    match (v, patch) {
+        (_, Value::Null) => {}
+        (Value::Object(map), Value::Object(p)) => {
             for (k, pv) in p {
-                if pv.is_null() {
-                    map.remove(k);
-                } else {
-                    merge(map.entry(k.clone()).or_insert(Value::Null), pv);
+                match pv {
+                    Value::Null => drop(map.remove(k)),
+                    _ => merge(map.entry(k.clone()).or_insert(Value::Null), pv),
                 }
             }
         }
-        other => *v = other.clone(),
+        (v, Value::Object(_)) => {
+            *v = json!({});
+            merge(v, patch);
+        }
+        (v, other) => *v = other.clone(),
     }
 }
 
