@@ -5,14 +5,10 @@
 //! RBAC fails with Kubernetes' own Forbidden message; a failed upgrade rolls
 //! back; `namespace: instance` namespaces really go away.
 
-use crate::common;
-
 use crate::helpers::cluster_helm::*;
-use common::cluster_calls::*;
 
-/// Was example_catalog_lifecycle_with_helm4_as_the_deploy_service_account and
-/// example_catalog_lifecycle_with_helm3_as_the_deploy_service_account (cases "4", "3").
-#[tokio::test(flavor = "multi_thread")]
-async fn example_catalog_lifecycle_with_helm4_and_3_as_the_deploy_service_account() {
-    on_helm4_and_3(|helm, _| example_catalog_lifecycle(helm)).await;
-}
+crate::helm4_and_3_tests!(
+    example_catalog_lifecycle_with_helm4_as_the_deploy_service_account,
+    example_catalog_lifecycle_with_helm3_as_the_deploy_service_account,
+    |helm, _| example_catalog_lifecycle(helm)
+);

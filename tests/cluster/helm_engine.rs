@@ -12,11 +12,12 @@ use common::cluster_calls::*;
 use common::*;
 use serde_json::json;
 
-/// Was lifecycle_helm4 and lifecycle_helm3 (cases "4", "3").
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lifecycle_helm4_and_3() {
-    on_helm4_and_3(|helm, _| lifecycle(helm)).await;
-}
+crate::helm4_and_3_tests!(
+    lifecycle_helm4,
+    lifecycle_helm3,
+    |helm, _| lifecycle(helm),
+    worker_threads = 2
+);
 
 /// The API server refuses the upgrade (a label value it won't take, which
 /// `helm template` lets through): the engine rolls back, says so, and the
@@ -79,9 +80,9 @@ async fn binds_are_synchronous_on_the_helm_engine() {
     );
 }
 
-/// Was waits_naming_what_is_not_ready_helm4 and waits_naming_what_is_not_ready_helm3 (cases
-/// "4", "3").
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn waits_naming_what_is_not_ready_helm4_and_3() {
-    on_helm4_and_3(|helm, _| waits_naming_what_is_not_ready(helm)).await;
-}
+crate::helm4_and_3_tests!(
+    waits_naming_what_is_not_ready_helm4,
+    waits_naming_what_is_not_ready_helm3,
+    |helm, _| waits_naming_what_is_not_ready(helm),
+    worker_threads = 2
+);

@@ -14,24 +14,17 @@ use common::*;
 
 use crate::helpers::postrender::*;
 
-/// Was a_chart_hostile_only_against_a_cluster_is_refused_on_helm4 and
-/// _on_helm3 (cases "4", "3").
-#[tokio::test(flavor = "multi_thread")]
-async fn a_chart_hostile_only_against_a_cluster_is_refused_on_helm4_and_3() {
-    on_helm4_and_3(
-        |helm, v| async move { lookup_switch_is_refused(helm, &format!("lk-{v}")).await },
-    )
-    .await;
-}
+crate::helm4_and_3_tests!(
+    a_chart_hostile_only_against_a_cluster_is_refused_on_helm4,
+    a_chart_hostile_only_against_a_cluster_is_refused_on_helm3,
+    |helm, v| async move { lookup_switch_is_refused(helm, &format!("lk-{v}")).await }
+);
 
-/// Was a_chart_hostile_only_on_upgrade_is_refused_on_helm4 and _on_helm3.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_chart_hostile_only_on_upgrade_is_refused_on_helm4_and_3() {
-    on_helm4_and_3(
-        |helm, v| async move { upgrade_switch_is_refused(helm, &format!("up-{v}")).await },
-    )
-    .await;
-}
+crate::helm4_and_3_tests!(
+    a_chart_hostile_only_on_upgrade_is_refused_on_helm4,
+    a_chart_hostile_only_on_upgrade_is_refused_on_helm3,
+    |helm, v| async move { upgrade_switch_is_refused(helm, &format!("up-{v}")).await }
+);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn helm4_shows_hooks_to_the_policy() {
@@ -68,14 +61,11 @@ async fn helm3_runs_no_hook_the_policy_could_not_see() {
     );
 }
 
-/// Was crds_are_never_installed_by_helm4 and _by_helm3.
-#[tokio::test(flavor = "multi_thread")]
-async fn crds_are_never_installed_by_helm4_or_3() {
-    on_helm4_and_3(
-        |helm, v| async move { crds_are_never_installed(helm, &format!("crd-{v}")).await },
-    )
-    .await;
-}
+crate::helm4_and_3_tests!(
+    crds_are_never_installed_by_helm4,
+    crds_are_never_installed_by_helm3,
+    |helm, v| async move { crds_are_never_installed(helm, &format!("crd-{v}")).await }
+);
 
 #[test]
 fn the_render_command_runs_the_same_policy_as_serve() {
@@ -100,11 +90,11 @@ fn the_render_command_runs_the_same_policy_as_serve() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("privileged: true"));
 }
 
-/// Was yaml_go_reads_differently_is_refused_on_helm4 and _on_helm3.
-#[tokio::test(flavor = "multi_thread")]
-async fn yaml_go_reads_differently_is_refused_on_helm4_and_3() {
-    on_helm4_and_3(ambiguous_yaml_is_refused).await;
-}
+crate::helm4_and_3_tests!(
+    yaml_go_reads_differently_is_refused_on_helm4,
+    yaml_go_reads_differently_is_refused_on_helm3,
+    ambiguous_yaml_is_refused
+);
 
 #[tokio::test]
 async fn yaml_go_reads_differently_is_refused_on_the_render_engine() {

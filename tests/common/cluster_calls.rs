@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::cluster::{BrokerIdentity, Cluster};
 use super::platform::identity;
 use super::process::{osb, poll_last_operation};
-use super::{Resp, TestBroker, assert_delete_done, config, helm_bin, helm3_bin, req};
+use super::{Resp, TestBroker, assert_delete_done, config, req};
 
 /// A tool `scripts/install-tools.sh` installs: `$var`, or `default` under
 /// the repository; fails saying how to get it (`how`) when it is missing.
@@ -279,19 +279,33 @@ impl BrokerIdentity {
     }
 }
 
-/// Runs `case` on Helm 4 and on Helm 3 at once (its second argument is
-/// the major version, "4" or "3"), as two tests would; a failure names
-/// the helm it came from.
-pub async fn on_helm4_and_3<F, Fut>(case: F)
-where
-    F: Fn(PathBuf, &'static str) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let helms = [("helm 4", helm_bin(), "4"), ("helm 3", helm3_bin(), "3")];
-    let cases = helms
-        .into_iter()
-        .map(|(name, helm, major)| (name, case(helm, major)));
-    all_cases(2, cases).await;
+/// Two tests, `$four` and `$three`, running `$case(helm, major)` on Helm
+/// 4 (major "4") and on Helm 3 ("3"): one line for a check both helms must
+/// pass. `worker_threads = N` after the case sets the runtime's workers.
+#[macro_export]
+macro_rules! helm4_and_3_tests {
+    ($four:ident, $three:ident, $case:expr) => {
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $four() {
+            ($case)($crate::common::helm_bin(), "4").await;
+        }
+
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $three() {
+            ($case)($crate::common::helm3_bin(), "3").await;
+        }
+    };
+    ($four:ident, $three:ident, $case:expr, worker_threads = $n:literal) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = $n)]
+        async fn $four() {
+            ($case)($crate::common::helm_bin(), "4").await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = $n)]
+        async fn $three() {
+            ($case)($crate::common::helm3_bin(), "3").await;
+        }
+    };
 }
 
 /// Runs a table's cases, `at_once` at a time, as separate tests would run;

@@ -47,12 +47,11 @@ async fn generated_secrets_are_redacted_in_every_encoding() {
     }
 }
 
-/// Was hostile_charts_are_refused_by_helm4_on_a_real_api_server and
-/// hostile_charts_are_refused_by_helm3_on_a_real_api_server (cases "4", "3").
-#[tokio::test(flavor = "multi_thread")]
-async fn hostile_charts_are_refused_by_helm4_and_3_on_a_real_api_server() {
-    on_helm4_and_3(hostile_charts_refused_by_helm).await;
-}
+crate::helm4_and_3_tests!(
+    hostile_charts_are_refused_by_helm4_on_a_real_api_server,
+    hostile_charts_are_refused_by_helm3_on_a_real_api_server,
+    hostile_charts_refused_by_helm
+);
 
 /// The benign half of the allow-list, end to end: a release using every
 /// default kind, each aimed only at its own objects, passes the default
@@ -84,9 +83,8 @@ async fn a_well_behaved_release_passes_the_allow_list() {
     }
 }
 
-/// Was a_well_behaved_release_installs_with_helm4_on_a_real_api_server and
-/// a_well_behaved_release_installs_with_helm3_on_a_real_api_server (cases "4", "3").
-#[tokio::test(flavor = "multi_thread")]
-async fn a_well_behaved_release_installs_with_helm4_and_3_on_a_real_api_server() {
-    on_helm4_and_3(well_behaved_release_installs).await;
-}
+crate::helm4_and_3_tests!(
+    a_well_behaved_release_installs_with_helm4_on_a_real_api_server,
+    a_well_behaved_release_installs_with_helm3_on_a_real_api_server,
+    well_behaved_release_installs
+);

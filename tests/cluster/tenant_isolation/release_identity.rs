@@ -23,20 +23,17 @@ use common::cluster_calls::*;
 use common::*;
 use serde_json::{Value, json};
 
-/// Was lookup_of_another_tenants_secret_gets_nothing_helm4 and
-/// lookup_of_another_tenants_secret_gets_nothing_helm3 (cases "4", "3").
-#[tokio::test(flavor = "multi_thread")]
-async fn lookup_of_another_tenants_secret_gets_nothing_helm4_and_3() {
-    on_helm4_and_3(|helm, _| lookup_of_another_tenants_secret_gets_nothing(helm)).await;
-}
+crate::helm4_and_3_tests!(
+    lookup_of_another_tenants_secret_gets_nothing_helm4,
+    lookup_of_another_tenants_secret_gets_nothing_helm3,
+    |helm, _| lookup_of_another_tenants_secret_gets_nothing(helm)
+);
 
-/// Was a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes_helm4 and
-/// a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes_helm3 (cases "4", "3").
-#[tokio::test(flavor = "multi_thread")]
-async fn a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes_helm4_and_3() {
-    on_helm4_and_3(|helm, _| a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes(helm))
-        .await;
-}
+crate::helm4_and_3_tests!(
+    a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes_helm4,
+    a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes_helm3,
+    |helm, _| a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes(helm)
+);
 
 /// What helm itself is given, seen by a wrapper around the real binary:
 /// every cluster call gets a private kubeconfig (0600 in a 0700 directory)
