@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::chart_sources::*;
 use common::cluster::Cluster;
-use common::{assert_delete_done, helm_bin, provision_body, provision_body_in};
+use common::{assert_delete_done, provision_body, provision_body_in};
 
 // === tests ===
 
@@ -67,11 +67,8 @@ async fn repository_chart_is_fetched_once_then_cached() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repository_fetch_failures_fail_the_operation() {
     let env = Env::start().await;
-    let d = env.fails("f1", "wrong-version").await;
-    assert!(
-        d.contains(r#"chart "tiny" version "9.9.9" not found"#),
-        "{d}"
-    );
+    let want: [&str; 1] = [r#"chart "tiny" version "9.9.9" not found"#];
+    env.fails_naming("f1", "wrong-version", &want).await;
 
     let d = env.fails("f2", "bad-digest").await;
     let zeros = format!("sha256:{}", "0".repeat(64));
@@ -90,8 +87,8 @@ async fn repository_fetch_failures_fail_the_operation() {
         "{d}"
     );
 
-    let d = env.fails("f4", "no-ca").await;
-    assert!(d.contains("certificate signed by unknown authority"), "{d}");
+    let want: [&str; 1] = ["certificate signed by unknown authority"];
+    env.fails_naming("f4", "no-ca", &want).await;
 
     // Nothing a failed fetch brought is kept; a plan pinned right still works.
     assert_eq!(env.cache(), Vec::<Value>::new());
@@ -109,12 +106,12 @@ async fn provenance_is_verified() {
     assert_eq!(env.server.hits("/signed/tiny-0.1.0.tgz.prov"), 1);
     assert_eq!(env.cache()[0]["verified"], true);
 
-    let d = env.fails("s2", "stranger").await;
-    assert!(d.contains("signature made by unknown entity"), "{d}");
-    let d = env.fails("s3", "tampered").await;
-    assert!(d.contains("sha256 sum does not match"), "{d}");
-    let d = env.fails("s4", "unsigned").await;
-    assert!(d.contains("tiny-0.1.0.tgz.prov"), "{d}");
+    let want: [&str; 1] = ["signature made by unknown entity"];
+    env.fails_naming("s2", "stranger", &want).await;
+    let want: [&str; 1] = ["sha256 sum does not match"];
+    env.fails_naming("s3", "tampered", &want).await;
+    let want: [&str; 1] = ["tiny-0.1.0.tgz.prov"];
+    env.fails_naming("s4", "unsigned", &want).await;
     assert_eq!(env.cache().len(), 1);
 }
 
@@ -127,39 +124,27 @@ async fn oci_registry_chart() {
     let blob = format!("/v2/charts/tiny/blobs/{}", sha256(&env.tgz));
     assert_eq!(env.server.hits(&blob), 1);
 
-    let d = env.fails("o3", "oci-wrong-version").await;
-    assert!(
-        d.contains("charts/tiny:0.2.0") && d.contains("not found"),
-        "{d}"
-    );
-    let d = env.fails("o4", "oci-bad-digest").await;
-    assert!(
-        d.contains("digest mismatch") && d.contains(&sha256(&env.tgz)),
-        "{d}"
-    );
+    let want: [&str; 2] = ["charts/tiny:0.2.0", "not found"];
+    env.fails_naming("o3", "oci-wrong-version", &want).await;
+    let want: [&str; 2] = ["digest mismatch", &sha256(&env.tgz)];
+    env.fails_naming("o4", "oci-bad-digest", &want).await;
 
     if env.keys.is_some() {
         assert!(env.provision("o5", "oci-signed").await.contains(MARK));
-        let d = env.fails("o6", "oci-stranger").await;
-        assert!(d.contains("signature made by unknown entity"), "{d}");
+        let want: [&str; 1] = ["signature made by unknown entity"];
+        let d = env.fails_naming("o6", "oci-stranger", &want).await;
         assert!(!d.contains("Pulled:"), "only helm's error: {d}");
-        let d = env.fails("o7", "oci-unsigned").await;
-        assert!(d.contains("provenance"), "{d}");
+        let want: [&str; 1] = ["provenance"];
+        env.fails_naming("o7", "oci-unsigned", &want).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn render_command_fetches_remote_charts() {
     let env = Env::start().await;
-    let root = env.dir.path();
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_chartbroker"))
         .args(["render", "--service", "tiny", "--plan", "repo"])
-        .arg("--catalog")
-        .arg(root.join("catalog"))
-        .arg("--charts")
-        .arg(root.join("charts"))
-        .arg("--helm")
-        .arg(helm_bin())
+        .args(env.broker_args())
         .output()
         .await
         .unwrap();
@@ -175,9 +160,7 @@ async fn render_command_fetches_remote_charts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helm_engine_installs_a_remote_chart() {
     let k = Cluster::admin().await;
-    let id = k.install_broker(false).await;
-    let ns = k.namespace("apps").await;
-    k.grant_target(&id, &ns);
+    let (id, ns) = k.broker_and_target("apps").await;
     let env = Env::start_with(Some(&id)).await;
     let b = &env.broker;
     let done = b
@@ -274,37 +257,26 @@ async fn private_repository_needs_its_credentials() {
     let before = env.cache().len();
 
     let port = env.server_port();
-    let d = env.fails("f1", "private-wrong").await;
-    assert!(
-        d.contains(&format!(
+    let want: [&str; 3] = [
+        &format!(
             "authentication failed at https://localhost:{port}/private/index.yaml (401 Unauthorized)"
-        )) && d.contains("password_file") && d.contains("secrets/wrong"),
-        "{d}"
-    );
+        ),
+        "password_file",
+        "secrets/wrong",
+    ];
+    let d = env.fails_naming("f1", "private-wrong", &want).await;
     assert_no_secret(&d, "a refused fetch's description");
-    let d = env.fails("f2", "private-wrong-token").await;
-    assert!(
-        d.contains("authentication failed") && d.contains("token_file"),
-        "{d}"
-    );
+    let want: [&str; 2] = ["authentication failed", "token_file"];
+    let d = env.fails_naming("f2", "private-wrong-token", &want).await;
     assert_no_secret(&d, "a refused fetch's description");
     // No credentials at all: helm asked, and the message says what to set.
-    let d = env.fails("f3", "private-no-auth").await;
-    assert!(
-        d.contains("authentication failed (401 Unauthorized)") && d.contains("chart.auth"),
-        "{d}"
-    );
-    let d = env.fails("f4", "private-no-file").await;
-    assert!(
-        d.contains("reading the credentials") && d.contains("secrets/absent"),
-        "{d}"
-    );
+    let want: [&str; 2] = ["authentication failed (401 Unauthorized)", "chart.auth"];
+    env.fails_naming("f3", "private-no-auth", &want).await;
+    let want: [&str; 2] = ["reading the credentials", "secrets/absent"];
+    env.fails_naming("f4", "private-no-file", &want).await;
     // The variable is set only for the broker process of another test.
-    let d = env.fails("f5", "private-env").await;
-    assert!(
-        d.contains(&format!("environment variable {PASSWORD_ENV} is not set")),
-        "{d}"
-    );
+    let want: [&str; 1] = [&format!("environment variable {PASSWORD_ENV} is not set")];
+    env.fails_naming("f5", "private-env", &want).await;
     assert!(
         env.server.refused() >= 3,
         "the wrong credentials reached the server"
@@ -326,19 +298,17 @@ async fn private_oci_registry_needs_its_credentials() {
     );
     assert_eq!(pulls(&env.registry.log()), 2);
 
-    let d = env.fails("o3", "oci-private-wrong").await;
-    assert!(
-        d.contains("authentication failed (401 Unauthorized)")
-            && d.contains("refused the credentials of chart.auth (password_file"),
-        "{d}"
-    );
+    let want: [&str; 2] = [
+        "authentication failed (401 Unauthorized)",
+        "refused the credentials of chart.auth (password_file",
+    ];
+    let d = env.fails_naming("o3", "oci-private-wrong", &want).await;
     assert_no_secret(&d, "a refused pull's description");
-    let d = env.fails("o4", "oci-private-no-auth").await;
-    assert!(
-        d.contains("authentication failed (401 Unauthorized)")
-            && d.contains("set the plan's chart.auth"),
-        "{d}"
-    );
+    let want: [&str; 2] = [
+        "authentication failed (401 Unauthorized)",
+        "set the plan's chart.auth",
+    ];
+    env.fails_naming("o4", "oci-private-no-auth", &want).await;
     // The registry configs helm was handed are gone; none ever held more
     // than the one registry.
     let auth_dir = env.broker.data.path().join("helm/registry-auth");
@@ -364,14 +334,9 @@ async fn credentials_never_reach_the_log() {
     let _broker = Proc(
         Command::new(common::process::broker_bin())
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--catalog")
-            .arg(root.join("catalog"))
-            .arg("--charts")
-            .arg(root.join("charts"))
+            .args(env.broker_args())
             .arg("--data-dir")
             .arg(root.join("data"))
-            .arg("--helm")
-            .arg(helm_bin())
             .env("CHARTBROKER_USERNAME", common::USER)
             .env("CHARTBROKER_PASSWORD", common::PASS)
             .env(PASSWORD_ENV, PASSWORD)
@@ -432,14 +397,11 @@ async fn private_sources_with_helm3() {
             .await
             .contains(MARK)
     );
-    let d = env.fails("h3", "oci-private-wrong").await;
-    assert!(
-        d.contains("authentication failed (401 Unauthorized)"),
-        "{d}"
-    );
+    let want: [&str; 1] = ["authentication failed (401 Unauthorized)"];
+    let d = env.fails_naming("h3", "oci-private-wrong", &want).await;
     assert_no_secret(&d, "a refused pull's description");
-    let d = env.fails("h4", "oci-private-no-auth").await;
-    assert!(d.contains("set the plan's chart.auth"), "{d}");
+    let want: [&str; 1] = ["set the plan's chart.auth"];
+    env.fails_naming("h4", "oci-private-no-auth", &want).await;
     if env.keys.is_some() {
         assert!(env.provision("h5", "private-signed").await.contains(MARK));
     }

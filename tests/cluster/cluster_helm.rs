@@ -5,17 +5,10 @@
 //! RBAC fails with Kubernetes' own Forbidden message; a failed upgrade rolls
 //! back; `namespace: instance` namespaces really go away.
 
-use crate::common;
-
 use crate::helpers::cluster_helm::*;
-use common::*;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn example_catalog_lifecycle_with_helm4_as_the_deploy_service_account() {
-    example_catalog_lifecycle(helm_bin()).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn example_catalog_lifecycle_with_helm3_as_the_deploy_service_account() {
-    example_catalog_lifecycle(helm3_bin()).await;
-}
+crate::helm4_and_3_tests!(
+    example_catalog_lifecycle_with_helm4_as_the_deploy_service_account,
+    example_catalog_lifecycle_with_helm3_as_the_deploy_service_account,
+    |helm, _| example_catalog_lifecycle(helm)
+);

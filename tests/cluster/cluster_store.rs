@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use common::cluster::Cluster;
-use common::hanging_helm::{HangingPair, alive, hanging_pair, helm_pid_in};
+use common::hanging_helm::{alive, hanging_pair, helm_pid_in};
 use common::process::*;
 use serde_json::{Value, json};
 
@@ -22,9 +22,7 @@ use chartbroker::store::seal::Sealer;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_race_on_the_real_api_and_exactly_one_operation_wins() {
     let k = Cluster::admin().await;
-    let id = k.install_broker(false).await;
-    let ns = k.namespace("apps").await;
-    k.grant_target(&id, &ns);
+    let (id, ns) = k.broker_and_target("apps").await;
     let key = Sealer::generate_base64();
     let (a, b) = (replica(&id, &key).await, replica(&id, &key).await);
 
@@ -58,16 +56,13 @@ async fn replicas_race_on_the_real_api_and_exactly_one_operation_wins() {
     let patch = |m: &str| json!({"service_id": "svc-cluster", "parameters": {"message": m}});
     let (ra, rb) = tokio::join!(
         a.call(Method::PATCH, uri, Some(patch("a"))),
-        b.call(Method::PATCH, uri, Some(patch("b")))
+        b.patch(uri, patch("b"))
     );
     let mut statuses = [ra.status.as_u16(), rb.status.as_u16()];
     statuses.sort();
     assert_eq!(statuses, [202, 422], "{} / {}", ra.text, rb.text);
-    let winner = if ra.status == StatusCode::ACCEPTED {
-        &ra
-    } else {
-        &rb
-    };
+    let accepted = |r: &&common::Resp| r.status == StatusCode::ACCEPTED;
+    let winner = [&ra, &rb].into_iter().find(accepted).unwrap();
     let done = a
         .wait_instance("race-1", winner.json["operation"].as_str().unwrap())
         .await;
@@ -93,17 +88,9 @@ async fn replicas_race_on_the_real_api_and_exactly_one_operation_wins() {
 async fn a_replica_killed_mid_install_is_taken_over_and_its_helm_dies_with_it() {
     // Replica A's helm says where it is, then hangs before upgrading; if it
     // outlived A it would upgrade later, behind B's back.
-    let HangingPair {
-        k,
-        id,
-        ns,
-        dir,
-        pidfile,
-        mut a,
-        b: _b,
-        pa,
-        pb,
-    } = hanging_pair("upgrade").await;
+    let mut p = hanging_pair("upgrade").await;
+    let (k, id, ns, dir, pidfile) = (&p.k, &p.id, &p.ns, &p.dir, &p.pidfile);
+    let (pa, pb) = (p.pa, p.pb);
 
     let mut ops = Vec::new();
     for i in 0..3 {
@@ -112,7 +99,7 @@ async fn a_replica_killed_mid_install_is_taken_over_and_its_helm_dies_with_it() 
             format!(
                 "http://127.0.0.1:{pa}/v2/service_instances/orphan-{i}?accepts_incomplete=true"
             ),
-            Some(provision(&ns, "survives")),
+            Some(provision(ns, "survives")),
         )
         .await
         .unwrap();
@@ -121,7 +108,7 @@ async fn a_replica_killed_mid_install_is_taken_over_and_its_helm_dies_with_it() 
     }
     // A is inside helm upgrade for at least one of them. The shell creates
     // the pid file before it writes the pid: wait for a whole number.
-    let helm_pid = helm_pid_in(&pidfile, 200)
+    let helm_pid = helm_pid_in(pidfile, 200)
         .await
         .expect("A started helm upgrade");
     // Each replica holds a Lease of its own.
@@ -137,23 +124,14 @@ async fn a_replica_killed_mid_install_is_taken_over_and_its_helm_dies_with_it() 
     };
     assert_eq!(leases().await.len(), 2, "{:?}", leases().await);
     let full_lists_before = store_lists(pb, "all").await;
-    a.0.kill().unwrap(); // SIGKILL: no clean-up, A's lease stops being renewed
-    a.0.wait().unwrap();
+    p.a.0.kill().unwrap(); // SIGKILL: no clean-up, A's lease stops being renewed
+    p.a.0.wait().unwrap();
 
     for (i, op) in ops.iter().enumerate() {
         let url = format!(
             "http://127.0.0.1:{pb}/v2/service_instances/orphan-{i}/last_operation?operation={op}"
         );
-        let mut last = Value::Null;
-        for _ in 0..600 {
-            let (status, body) = http(reqwest::Method::GET, url.clone(), None).await.unwrap();
-            assert_eq!(status, 200, "{body}");
-            if body["state"] != "in progress" {
-                last = body;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let last = poll_last_operation(&url, 600, Duration::from_millis(100)).await;
         if last["state"] != "succeeded" {
             let logs = |r: &str| {
                 std::fs::read_to_string(dir.path().join(r).with_extension("log"))
@@ -170,7 +148,7 @@ async fn a_replica_killed_mid_install_is_taken_over_and_its_helm_dies_with_it() 
             .await
             .expect("installed by B");
         assert_eq!(cm["data"]["message"], "survives");
-        let history = k.helm_history(&ns, &format!("cb-orphan-{i}"));
+        let history = k.helm_history(ns, &format!("cb-orphan-{i}"));
         assert_eq!(history.len(), 1, "installed once: {history:?}");
     }
     // B found A's work by A's lapsed Lease and the records labelled with A
@@ -216,11 +194,11 @@ async fn in_flight_owners_and_tombstones_are_labels_found_by_selector() {
         owner: Some(o.to_string()),
         tombstone: false,
     };
-    let keys = |rows: Option<Vec<(String, Vec<u8>, u64)>>| {
-        rows.expect("the Kubernetes store keeps tags")
-            .into_iter()
-            .map(|(k, _, _)| k)
-            .collect::<Vec<_>>()
+    // The keys `tagged` finds (the Kubernetes store keeps tags).
+    let tagged = async |table: Table, tag: Tag<'_>| -> Vec<String> {
+        let rows = store.tagged(table, tag).await.unwrap();
+        let rows = rows.expect("the Kubernetes store keeps tags");
+        rows.into_iter().map(|(k, _, _)| k).collect()
     };
     let va = store
         .put_tagged(
@@ -256,24 +234,8 @@ async fn in_flight_owners_and_tombstones_are_labels_found_by_selector() {
         .put(Table::Instances, "c", b"4".to_vec(), Expect::Absent)
         .await
         .unwrap();
-    assert_eq!(
-        keys(
-            store
-                .tagged(Table::Instances, Tag::Owner("r1"))
-                .await
-                .unwrap()
-        ),
-        ["a"]
-    );
-    assert_eq!(
-        keys(
-            store
-                .tagged(Table::Bindings, Tag::Owner("r1"))
-                .await
-                .unwrap()
-        ),
-        ["b\0x"]
-    );
+    assert_eq!(tagged(Table::Instances, Tag::Owner("r1")).await, ["a"]);
+    assert_eq!(tagged(Table::Bindings, Tag::Owner("r1")).await, ["b\0x"]);
     let secret = k
         .get(&format!(
             "/api/v1/namespaces/{ns}/secrets/{}",
@@ -297,24 +259,8 @@ async fn in_flight_owners_and_tombstones_are_labels_found_by_selector() {
         )
         .await
         .unwrap();
-    assert!(
-        keys(
-            store
-                .tagged(Table::Instances, Tag::Owner("r1"))
-                .await
-                .unwrap()
-        )
-        .is_empty()
-    );
-    assert_eq!(
-        keys(
-            store
-                .tagged(Table::Instances, Tag::Tombstone)
-                .await
-                .unwrap()
-        ),
-        ["a"]
-    );
+    assert!(tagged(Table::Instances, Tag::Owner("r1")).await.is_empty());
+    assert_eq!(tagged(Table::Instances, Tag::Tombstone).await, ["a"]);
     // An id that is no label value is hashed into one, still found.
     let odd = "replica/with spaces and a very long name that exceeds the sixty-three limit";
     store
@@ -327,13 +273,5 @@ async fn in_flight_owners_and_tombstones_are_labels_found_by_selector() {
         )
         .await
         .unwrap();
-    assert_eq!(
-        keys(
-            store
-                .tagged(Table::Instances, Tag::Owner(odd))
-                .await
-                .unwrap()
-        ),
-        ["d"]
-    );
+    assert_eq!(tagged(Table::Instances, Tag::Owner(odd)).await, ["d"]);
 }

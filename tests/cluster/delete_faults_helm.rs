@@ -16,41 +16,30 @@ use axum::http::StatusCode;
 
 use crate::helpers::delete_faults_helm::*;
 use common::cluster::{release_records, suffix};
+use common::cluster_calls::all_cases;
 use common::deletes::Delete;
 
+/// One row per fault, two at a time; each case is named for the test it
+/// was (release_already_gone ... plan_removed_from_the_catalog).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn release_already_gone() {
-    row(Fault::ReleaseGone, "plan-ctx").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn release_failed() {
-    row(Fault::ReleaseFailed, "plan-ctx").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn release_pending_install() {
-    row(Fault::PendingInstall, "plan-ctx").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn release_pending_upgrade() {
-    row(Fault::PendingUpgrade, "plan-ctx").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn namespace_already_gone() {
-    row(Fault::NamespaceGone, "plan-own").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chart_removed() {
-    row(Fault::ChartRemoved, "plan-ctx").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plan_removed_from_the_catalog() {
-    row(Fault::PlanRemoved, "plan-own").await;
+async fn each_fault_row_deletes_on_every_path() {
+    let rows = [
+        ("release_already_gone", Fault::ReleaseGone, "plan-ctx"),
+        ("release_failed", Fault::ReleaseFailed, "plan-ctx"),
+        ("release_pending_install", Fault::PendingInstall, "plan-ctx"),
+        ("release_pending_upgrade", Fault::PendingUpgrade, "plan-ctx"),
+        ("namespace_already_gone", Fault::NamespaceGone, "plan-own"),
+        ("chart_removed", Fault::ChartRemoved, "plan-ctx"),
+        (
+            "plan_removed_from_the_catalog",
+            Fault::PlanRemoved,
+            "plan-own",
+        ),
+    ];
+    let cases = rows
+        .into_iter()
+        .map(|(name, fault, plan)| (name, row(fault, plan)));
+    all_cases(2, cases).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

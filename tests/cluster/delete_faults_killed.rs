@@ -13,9 +13,9 @@ use crate::common;
 use common::upstream as support;
 
 use common::cluster::{Cluster, release_records};
-use common::hanging_helm::{HangingPair, alive, hanging_pair, helm_pid_in};
+use common::cluster_calls::*;
+use common::hanging_helm::{alive, hanging_pair, helm_pid_in};
 use common::process::*;
-use common::*;
 use serde_json::json;
 
 use crate::helpers::delete_faults_killed::*;
@@ -24,17 +24,9 @@ use chartbroker::store::seal::Sealer;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_killed_mid_uninstall_has_its_deprovision_finished() {
     // Replica A's helm says where it is, then hangs in uninstall.
-    let HangingPair {
-        k,
-        id: _id,
-        ns,
-        dir,
-        pidfile,
-        mut a,
-        b: _b,
-        pa,
-        pb,
-    } = hanging_pair("uninstall").await;
+    let mut p = hanging_pair("uninstall").await;
+    let (k, ns, dir, pidfile) = (&p.k, &p.ns, &p.dir, &p.pidfile);
+    let (pa, pb) = (p.pa, p.pb);
     let (a_url, b_url) = (
         format!("http://127.0.0.1:{pa}/v2/service_instances/k1"),
         format!("http://127.0.0.1:{pb}/v2/service_instances/k1"),
@@ -46,18 +38,13 @@ async fn a_broker_killed_mid_uninstall_has_its_deprovision_finished() {
         "parameters": {"message": "m"},
     });
     let put = reqwest::Method::PUT;
-    let (s, r) = call(
+    let done = ran(
         put.clone(),
-        format!("{a_url}?accepts_incomplete=true"),
+        &format!("{a_url}?accepts_incomplete=true"),
         Some(body),
     )
     .await;
-    assert_eq!(s, 202, "{r}");
-    let op = r["operation"].as_str().unwrap().to_string();
-    assert_eq!(
-        poll(&format!("{a_url}/last_operation?operation={op}")).await["state"],
-        "succeeded"
-    );
+    assert_eq!(done["state"], "succeeded", "{done}");
     let bind = json!({"service_id": "svc-cluster", "plan_id": "plan-tiny"});
     let (s, r) = call(put, format!("{a_url}/service_bindings/b1"), Some(bind)).await;
     assert_eq!(s, 201, "{r}");
@@ -65,14 +52,12 @@ async fn a_broker_killed_mid_uninstall_has_its_deprovision_finished() {
     assert!(k.get(&secret).await.is_some());
 
     let query = "service_id=svc-cluster&plan_id=plan-tiny&accepts_incomplete=true";
-    let (s, r) = call(reqwest::Method::DELETE, format!("{a_url}?{query}"), None).await;
-    assert_eq!(s, 202, "{r}");
-    let op = r["operation"].as_str().unwrap().to_string();
-    let helm_pid = helm_pid_in(&pidfile, 400)
+    let op = accepted(reqwest::Method::DELETE, &format!("{a_url}?{query}"), None).await;
+    let helm_pid = helm_pid_in(pidfile, 400)
         .await
         .expect("A is inside helm uninstall");
-    a.0.kill().unwrap(); // SIGKILL, mid-delete
-    a.0.wait().unwrap();
+    p.a.0.kill().unwrap(); // SIGKILL, mid-delete
+    p.a.0.wait().unwrap();
 
     // The platform keeps polling (any replica answers): the survivor takes
     // the operation over and finishes it.
@@ -86,7 +71,7 @@ async fn a_broker_killed_mid_uninstall_has_its_deprovision_finished() {
         );
     }
     assert!(
-        release_records(&k, &ns, "cb-k1").await.is_empty(),
+        release_records(k, ns, "cb-k1").await.is_empty(),
         "release records left"
     );
     let cm = format!("/api/v1/namespaces/{ns}/configmaps/cb-k1");
@@ -107,40 +92,21 @@ async fn a_broker_killed_mid_uninstall_has_its_deprovision_finished() {
 /// poll sees `succeeded`, and the upstream no longer has the instance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_killed_mid_upstream_deprovision_resumes_it() {
-    use support::{CatalogOpts, Cloud, provision_body, write_catalog};
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let cloud = Cloud::start("async", 10, &[]);
-    let dir = tempfile::tempdir().unwrap();
-    let catalog = write_catalog(dir.path(), &CatalogOpts::new(&cloud.url));
-    let data = dir.path().join("state");
-    let charts = fixtures().join("charts");
-    let first = serve(&catalog, &charts, &data, &helm_bin(), &[]).await;
+    let (bed, first) = UpstreamBed::start().await;
     let path = "/v2/service_instances/up-1";
-    let (s, r) = osb(
+    let url = format!("{}{path}", first.url);
+    let body = support::provision_body("svc-db", "plan-premium", json!({}));
+    let done = ran(
         reqwest::Method::PUT,
-        format!("{}{path}?accepts_incomplete=true", first.url),
-        Some(provision_body("svc-db", "plan-premium", json!({}))),
+        &format!("{url}?accepts_incomplete=true"),
+        Some(body),
     )
-    .await;
-    assert_eq!(s, 202, "{r}");
-    let op = r["operation"].as_str().unwrap().to_string();
-    let done = poll(&format!(
-        "{}{path}/last_operation?operation={op}",
-        first.url
-    ))
     .await;
     assert_eq!(done["state"], "succeeded", "{done}");
 
     let query = "service_id=svc-db&plan_id=plan-premium&accepts_incomplete=true";
-    let (s, r) = osb(
-        reqwest::Method::DELETE,
-        format!("{}{path}?{query}", first.url),
-        None,
-    )
-    .await;
-    assert_eq!(s, 202, "{r}");
-    let op = r["operation"].as_str().unwrap().to_string();
-    kill_mid_upstream_delete(&cloud, first, (&catalog, &charts, &data), path, &op, query).await;
+    let op = accepted(reqwest::Method::DELETE, &format!("{url}?{query}"), None).await;
+    kill_mid_upstream_delete(&bed.cloud, first, bed.setup(), path, &op, query).await;
 }
 
 /// The unbind cell on an upstream plan: the broker is SIGKILLed while it
@@ -150,45 +116,23 @@ async fn a_broker_killed_mid_upstream_deprovision_resumes_it() {
 /// answers 410.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_killed_mid_upstream_unbind_resumes_it() {
-    use support::{CatalogOpts, Cloud, write_catalog};
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let cloud = Cloud::start("async", 10, &[]);
-    let dir = tempfile::tempdir().unwrap();
-    let catalog = write_catalog(dir.path(), &CatalogOpts::new(&cloud.url));
-    let data = dir.path().join("state");
-    let charts = fixtures().join("charts");
-    let first = serve(&catalog, &charts, &data, &helm_bin(), &[]).await;
+    let (bed, first) = UpstreamBed::start().await;
     let path = "/v2/service_instances/up-u";
     let bpath = provision_and_bind(&first.url, path).await;
 
     let query = "service_id=svc-db&plan_id=plan-premium&accepts_incomplete=true";
-    let (s, r) = osb(
-        reqwest::Method::DELETE,
-        format!("{}{bpath}?{query}", first.url),
-        None,
-    )
-    .await;
-    assert_eq!(s, 202, "{r}");
-    let op = r["operation"].as_str().unwrap().to_string();
-    let second = kill_mid_upstream_delete(
-        &cloud,
-        first,
-        (&catalog, &charts, &data),
-        &bpath,
-        &op,
-        query,
-    )
-    .await;
+    let unbind = format!("{}{bpath}?{query}", first.url);
+    let op = accepted(reqwest::Method::DELETE, &unbind, None).await;
+    let second = kill_mid_upstream_delete(&bed.cloud, first, bed.setup(), &bpath, &op, query).await;
     let (s, r) = osb(reqwest::Method::GET, format!("{}{bpath}", second.url), None).await;
     assert_eq!(s, 404, "the binding is gone: {r}");
     // The instance itself stays, and still deprovisions.
-    let (s, r) = osb(
+    accepted(
         reqwest::Method::DELETE,
-        format!("{}{path}?{query}", second.url),
+        &format!("{}{path}?{query}", second.url),
         None,
     )
     .await;
-    assert_eq!(s, 202, "{r}");
 }
 
 /// The unbind cell on the helm engine, sync and async: a replica A is
@@ -203,9 +147,7 @@ async fn a_broker_killed_mid_unbind_has_its_unbind_finished() {
     let db = mariadb().await;
     let proxy = HoldingProxy::start(db.port).await;
     let k = Cluster::admin().await;
-    let id = k.install_broker(false).await;
-    let ns = k.namespace("apps").await;
-    k.grant_target(&id, &ns);
+    let (id, ns) = k.broker_and_target("apps").await;
     let dir = tempfile::tempdir().unwrap();
     let catalog = catalog_with_users(dir.path(), proxy.port);
     let key = Sealer::generate_base64();
@@ -218,10 +160,7 @@ async fn a_broker_killed_mid_unbind_has_its_unbind_finished() {
         "context": {"platform": "kubernetes", "namespace": ns},
     });
     let put = reqwest::Method::PUT;
-    let (s, r) = call(put, format!("{b_url}?accepts_incomplete=true"), Some(body)).await;
-    assert_eq!(s, 202, "{r}");
-    let op = r["operation"].as_str().unwrap().to_string();
-    let done = poll(&format!("{b_url}/last_operation?operation={op}")).await;
+    let done = ran(put, &format!("{b_url}?accepts_incomplete=true"), Some(body)).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     let bed = UnbindBed {
         db,
@@ -239,10 +178,8 @@ async fn a_broker_killed_mid_unbind_has_its_unbind_finished() {
 
     let b_url = &bed.b_url;
     let query = format!("{USERS_QUERY}&accepts_incomplete=true");
-    let (s, r) = call(reqwest::Method::DELETE, format!("{b_url}?{query}"), None).await;
-    assert_eq!(s, 202, "the instance still deprovisions: {r}");
-    let op = r["operation"].as_str().unwrap().to_string();
-    let done = poll(&format!("{b_url}/last_operation?operation={op}")).await;
+    // The instance still deprovisions.
+    let done = ran(reqwest::Method::DELETE, &format!("{b_url}?{query}"), None).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     assert!(release_records(&bed.k, &bed.ns, "cb-u1").await.is_empty());
 }

@@ -9,56 +9,31 @@ use crate::common;
 use crate::helpers::dependencies::*;
 use axum::http::{Method, StatusCode};
 use common::cluster::{Cluster, secret_value};
+use common::cluster_calls::*;
 use common::*;
 use serde_json::{Value, json};
 
 #[tokio::test]
 async fn wordpress_uses_mysql_with_the_render_engine() {
-    let data = tempfile::tempdir().unwrap();
-    let cfg = example_config(data.path());
-    let b = TestBroker::with_config(data, cfg).await;
-    let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/db-1",
-            Some(body(MYSQL, MYSQL_BASIC, "web", json!({"database": "blog"}))),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let b = example_broker().await;
+    let platform = b.by(None);
+    let body = kube_body(MYSQL, MYSQL_BASIC, "web", json!({"database": "blog"}));
+    platform.created("/v2/service_instances/db-1", body).await;
 
     // A missing, unknown or wrong-service instance is refused up front.
     for (params, needle) in [
         (json!({}), "mysql_instance"),
         (json!({"mysql_instance": "nope"}), "does not exist"),
     ] {
-        let r = b
-            .call(
-                Method::PUT,
-                "/v2/service_instances/wp-bad",
-                Some(body(WORDPRESS, WORDPRESS_STANDARD, "web", params)),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
-        assert!(
-            r.json["description"].as_str().unwrap().contains(needle),
-            "{}",
-            r.text
-        );
+        let body = kube_body(WORDPRESS, WORDPRESS_STANDARD, "web", params);
+        let (wp_bad, bad) = ("/v2/service_instances/wp-bad", StatusCode::BAD_REQUEST);
+        let r = platform.answers(Method::PUT, wp_bad, Some(body), bad).await;
+        assert!(r.description().contains(needle), "{}", r.text);
     }
 
-    let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/wp-1",
-            Some(body(
-                WORDPRESS,
-                WORDPRESS_STANDARD,
-                "web",
-                json!({"mysql_instance": "db-1"}),
-            )),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let params = json!({"mysql_instance": "db-1"});
+    let body = kube_body(WORDPRESS, WORDPRESS_STANDARD, "web", params);
+    platform.created("/v2/service_instances/wp-1", body).await;
     let manifests =
         std::fs::read_to_string(b.data.path().join("render/web/cb-wp-1/manifests.yaml")).unwrap();
     assert!(
@@ -74,22 +49,12 @@ async fn wordpress_uses_mysql_with_the_render_engine() {
         serde_saphyr::from_str(&std::fs::read_to_string(&secret_file).unwrap()).unwrap();
     assert_eq!(secret["metadata"]["namespace"], "web");
     assert_eq!(secret["stringData"]["database"], "blog");
-    assert!(
-        secret["stringData"]["host"]
-            .as_str()
-            .unwrap()
-            .ends_with(".web.svc.cluster.local")
-    );
+    let host = secret["stringData"]["host"].as_str().unwrap();
+    assert!(host.ends_with(".web.svc.cluster.local"));
 
     // Credentials read the release's Service (a lookup).
-    let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/wp-1/service_bindings/wb-1",
-            Some(json!({"service_id": WORDPRESS, "plan_id": WORDPRESS_STANDARD})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let bind = json!({"service_id": WORDPRESS, "plan_id": WORDPRESS_STANDARD});
+    let r = platform.bound("wp-1", "wb-1", bind).await;
     assert_eq!(
         r.json["credentials"]["host"], "cb-wp-1.web.svc.cluster.local",
         "{}",
@@ -101,50 +66,28 @@ async fn wordpress_uses_mysql_with_the_render_engine() {
     );
 
     // The dependency cannot change, and MySQL cannot go while used.
-    let r = b
-        .call(
-            Method::PATCH,
-            "/v2/service_instances/wp-1",
-            Some(json!({"service_id": WORDPRESS, "parameters": {"mysql_instance": "other"}})),
-        )
+    let update = json!({"service_id": WORDPRESS, "parameters": {"mysql_instance": "other"}});
+    let wp1 = "/v2/service_instances/wp-1";
+    platform
+        .answers(Method::PATCH, wp1, Some(update), StatusCode::BAD_REQUEST)
         .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
-    let r = b
-        .call(
-            Method::DELETE,
-            &format!("/v2/service_instances/db-1?service_id={MYSQL}&plan_id={MYSQL_BASIC}"),
-            None,
-        )
+    let db1 = format!("/v2/service_instances/db-1?service_id={MYSQL}&plan_id={MYSQL_BASIC}");
+    let r = platform
+        .answers(Method::DELETE, &db1, None, StatusCode::UNPROCESSABLE_ENTITY)
         .await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
-    assert!(
-        r.json["description"].as_str().unwrap().contains("wp-1"),
-        "{}",
-        r.text
-    );
+    assert!(r.description().contains("wp-1"), "{}", r.text);
 
-    let r = b
-        .call(
-            Method::DELETE,
-            &format!(
-                "/v2/service_instances/wp-1?service_id={WORDPRESS}&plan_id={WORDPRESS_STANDARD}"
-            ),
-            None,
-        )
+    let wp1 = format!("{wp1}?service_id={WORDPRESS}&plan_id={WORDPRESS_STANDARD}");
+    platform
+        .answers(Method::DELETE, &wp1, None, StatusCode::OK)
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(
         !secret_file.exists(),
         "the dependency binding went with WordPress"
     );
-    let r = b
-        .call(
-            Method::DELETE,
-            &format!("/v2/service_instances/db-1?service_id={MYSQL}&plan_id={MYSQL_BASIC}"),
-            None,
-        )
+    platform
+        .answers(Method::DELETE, &db1, None, StatusCode::OK)
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
 
 /// The same with the helm engine on the real API server (tests/testenv),
@@ -171,83 +114,41 @@ async fn wordpress_uses_mysql_with_the_helm_engine() {
         );
         std::fs::write(catalog.path().join(f.file_name().unwrap()), text).unwrap();
     }
-    let b = TestBroker::on_cluster(&id, |data, cfg| {
+    let b = TestBroker::on_cluster(&id, |_, cfg| {
         // These requests carry no originating identity; authorization has its own suites.
         cfg.subject_access_review = false;
-        let example = example_config(data);
         cfg.catalog_dir = catalog.path().to_path_buf();
-        cfg.charts_dir = example.charts_dir;
+        cfg.charts_dir = repo().join("charts");
     })
     .await;
-    let done = b
-        .run(
-            Method::PUT,
-            "/v2/service_instances/db-2?accepts_incomplete=true",
-            Some(body(
-                MYSQL,
-                MYSQL_BASIC,
-                &data_ns,
-                json!({"database": "blog"}),
-            )),
-        )
-        .await;
-    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
-    let done = b
-        .run(
-            Method::PUT,
-            "/v2/service_instances/wp-2?accepts_incomplete=true",
-            Some(body(
-                WORDPRESS,
-                WORDPRESS_STANDARD,
-                &web,
-                json!({"mysql_instance": "db-2"}),
-            )),
-        )
-        .await;
-    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let platform = b.by(None);
+    let body = kube_body(MYSQL, MYSQL_BASIC, &data_ns, json!({"database": "blog"}));
+    platform.provisioned("db-2", body).await;
+    let params = json!({"mysql_instance": "db-2"});
+    let body = kube_body(WORDPRESS, WORDPRESS_STANDARD, &web, params);
+    platform.provisioned("wp-2", body).await;
     let secret_path = format!("/api/v1/namespaces/{web}/secrets/cb-wp-2-database");
-    let secret = k
-        .get(&secret_path)
-        .await
-        .expect("binding Secret in WordPress's namespace");
-    assert_eq!(
-        secret["metadata"]["annotations"]["chartbroker.io/instance-id"],
-        "db-2"
-    );
+    let secret = k.get(&secret_path).await;
+    let secret = secret.expect("binding Secret in WordPress's namespace");
+    let annotations = &secret["metadata"]["annotations"];
+    assert_eq!(annotations["chartbroker.io/instance-id"], "db-2");
     assert_eq!(secret_value(&secret, "database").as_deref(), Some("blog"));
     assert_eq!(
         secret_value(&secret, "host"),
         Some(format!("cb-db-2.{data_ns}.svc.cluster.local")),
         "MySQL's Service, in MySQL's namespace"
     );
-    assert!(
-        k.get(&format!(
-            "/api/v1/namespaces/{data_ns}/secrets/cb-wp-2-database"
-        ))
-        .await
-        .is_none(),
-        "not in MySQL's namespace"
-    );
+    let in_data = format!("/api/v1/namespaces/{data_ns}/secrets/cb-wp-2-database");
+    assert!(!k.has(&in_data).await, "not in MySQL's namespace");
     let deploy_path = format!("/apis/apps/v1/namespaces/{web}/deployments/cb-wp-2");
     let deployment = k.get(&deploy_path).await.expect("WordPress deployed");
     assert!(deployment.to_string().contains("cb-wp-2-database"));
 
-    let gone = b
-        .run(
-            Method::DELETE,
-            &format!("/v2/service_instances/wp-2?service_id={WORDPRESS}&plan_id={WORDPRESS_STANDARD}&accepts_incomplete=true"),
-            None,
-        )
+    platform
+        .deprovisioned("wp-2", WORDPRESS, WORDPRESS_STANDARD)
         .await;
-    assert_delete_done(&gone);
     assert!(k.get(&secret_path).await.is_none());
     assert!(k.get(&deploy_path).await.is_none());
-    assert!(
-        k.get(&format!(
-            "/apis/apps/v1/namespaces/{data_ns}/statefulsets/cb-db-2"
-        ))
-        .await
-        .is_some(),
-        "MySQL stays"
-    );
+    let mysql = format!("/apis/apps/v1/namespaces/{data_ns}/statefulsets/cb-db-2");
+    assert!(k.has(&mysql).await, "MySQL stays");
 }

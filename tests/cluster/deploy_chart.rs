@@ -195,35 +195,21 @@ async fn every_value_set_applies_strictly_and_passes_restricted_pod_security() {
         let sa = format!("system:serviceaccount:{ns}:{fullname}");
         let release = format!("system:serviceaccount:{target}:{fullname}-release");
         let nsrbac = values["rbac"]["namespaces"] == true;
+        let t = target.as_str();
+        let rolebindings = "rolebindings.rbac.authorization.k8s.io";
+        let roles = "roles.rbac.authorization.k8s.io";
+        let bind_roles = if nsrbac { "yes" } else { "no" };
         for (who, verb, res, where_, expect) in [
             (&sa, "create", "secrets", ns.as_str(), "yes"),
-            (&sa, "patch", "secrets", target.as_str(), "yes"),
-            (&sa, "patch", "statefulsets.apps", target.as_str(), "no"),
+            (&sa, "patch", "secrets", t, "yes"),
+            (&sa, "patch", "statefulsets.apps", t, "no"),
             (&sa, "create", "secrets", "default", "no"),
-            (&sa, "create", "pods/exec", target.as_str(), "no"),
-            (
-                &sa,
-                "create",
-                "rolebindings.rbac.authorization.k8s.io",
-                target.as_str(),
-                if nsrbac { "yes" } else { "no" },
-            ),
-            (
-                &release,
-                "patch",
-                "statefulsets.apps",
-                target.as_str(),
-                "yes",
-            ),
+            (&sa, "create", "pods/exec", t, "no"),
+            (&sa, "create", rolebindings, t, bind_roles),
+            (&release, "patch", "statefulsets.apps", t, "yes"),
             (&release, "create", "secrets", "default", "no"),
-            (&release, "create", "daemonsets.apps", target.as_str(), "no"),
-            (
-                &release,
-                "escalate",
-                "roles.rbac.authorization.k8s.io",
-                target.as_str(),
-                "no",
-            ),
+            (&release, "create", "daemonsets.apps", t, "no"),
+            (&release, "escalate", roles, t, "no"),
         ] {
             let (_, out) = kubectl(
                 &k.kubeconfig,
@@ -326,25 +312,14 @@ async fn the_broker_runs_from_the_chart_and_only_where_its_values_grant() {
 
     // provision -> bind -> unbind -> deprovision in the granted namespace.
     let path = "/v2/service_instances/db-1";
-    let (s, r) = b
-        .osb(
-            &client,
-            Method::PUT,
-            &format!("{path}?accepts_incomplete=true"),
-            Some(provision(&granted)),
-        )
-        .await;
-    assert_eq!(s, 202, "{r}");
-    let (_, done) = b
-        .settle(&client, path, r["operation"].as_str().unwrap())
-        .await;
-    assert_eq!(done["state"], "succeeded", "{done}\n{}", b.log_text());
+    let body = Some(provision(&granted));
+    let op = b.begin(&client, Method::PUT, path, "", body).await;
+    b.settled(&client, path, &op, &b).await;
     assert!(
-        k.get(&format!(
+        k.has(&format!(
             "/apis/apps/v1/namespaces/{granted}/statefulsets/cb-db-1"
         ))
         .await
-        .is_some()
     );
     let bpath = format!("{path}/service_bindings/app-1");
     let (s, bound) = b
@@ -367,24 +342,9 @@ async fn the_broker_runs_from_the_chart_and_only_where_its_values_grant() {
         .await;
     assert_eq!(s, 200, "{r}");
     assert!(k.list(&binding_secrets).await.is_empty());
-    let (s, r) = b
-        .osb(
-            &client,
-            Method::DELETE,
-            &format!("{path}?{q}&accepts_incomplete=true"),
-            None,
-        )
-        .await;
-    assert_eq!(s, 202, "{r}");
-    let (s, gone) = b
-        .settle(&client, path, r["operation"].as_str().unwrap())
-        .await;
-    assert_eq!(
-        (s, gone["state"].as_str()),
-        (200, Some("succeeded")),
-        "{gone}\n{}",
-        b.log_text()
-    );
+    let q = format!("&{q}");
+    let op = b.begin(&client, Method::DELETE, path, &q, None).await;
+    b.settled(&client, path, &op, &b).await;
     let records = k
         .list(&format!(
             "/api/v1/namespaces/{granted}/secrets?labelSelector=owner%3Dhelm"
@@ -393,22 +353,10 @@ async fn the_broker_runs_from_the_chart_and_only_where_its_values_grant() {
     assert!(records.is_empty(), "helm release records left: {records:?}");
 
     // A namespace the values did not list: the API server says no.
-    let (s, r) = b
-        .osb(
-            &client,
-            Method::PUT,
-            "/v2/service_instances/db-2?accepts_incomplete=true",
-            Some(provision(&other)),
-        )
-        .await;
-    assert_eq!(s, 202, "{r}");
-    let (_, failed) = b
-        .settle(
-            &client,
-            "/v2/service_instances/db-2",
-            r["operation"].as_str().unwrap(),
-        )
-        .await;
+    let db2 = "/v2/service_instances/db-2";
+    let body = Some(provision(&other));
+    let op = b.begin(&client, Method::PUT, db2, "", body).await;
+    let (_, failed) = b.settle(&client, db2, &op).await;
     assert_eq!(failed["state"], "failed", "{failed}");
     let d = failed["description"].as_str().unwrap();
     assert!(d.contains("forbidden"), "{d}");
@@ -450,20 +398,11 @@ async fn two_replicas_from_the_kube_value_set_share_state_through_the_secret_key
     use reqwest::Method;
 
     let path = "/v2/service_instances/ha-1";
-    let (s, r) = a
-        .osb(
-            &client,
-            Method::PUT,
-            &format!("{path}?accepts_incomplete=true"),
-            Some(provision(&granted)),
-        )
-        .await;
-    assert_eq!(s, 202, "{r}");
-    let op = r["operation"].as_str().unwrap();
+    let body = Some(provision(&granted));
+    let op = a.begin(&client, Method::PUT, path, "", body).await;
     // The other replica answers for it: the record is in the API server,
     // sealed with the key both read from the same Secret.
-    let (_, done) = b.settle(&client, path, op).await;
-    assert_eq!(done["state"], "succeeded", "{done}\n{}", a.log_text());
+    b.settled(&client, path, &op, &a).await;
     let (s, got) = b.osb(&client, Method::GET, path, None).await;
     assert_eq!(s, 200, "{got}");
     assert_eq!(got["service_id"], MYSQL);
@@ -476,18 +415,7 @@ async fn two_replicas_from_the_kube_value_set_share_state_through_the_secret_key
     assert!(!state.is_empty(), "state lives in {ns}");
     assert!(!serde_json::to_string(&state).unwrap().contains("shop"));
 
-    let q = format!("service_id={MYSQL}&plan_id={MYSQL_BASIC}&accepts_incomplete=true");
-    let (s, r) = b
-        .osb(&client, Method::DELETE, &format!("{path}?{q}"), None)
-        .await;
-    assert_eq!(s, 202, "{r}");
-    let (s, gone) = a
-        .settle(&client, path, r["operation"].as_str().unwrap())
-        .await;
-    assert_eq!(
-        (s, gone["state"].as_str()),
-        (200, Some("succeeded")),
-        "{}",
-        b.log_text()
-    );
+    let q = format!("&service_id={MYSQL}&plan_id={MYSQL_BASIC}");
+    let op = b.begin(&client, Method::DELETE, path, &q, None).await;
+    a.settled(&client, path, &op, &b).await;
 }

@@ -6,8 +6,8 @@
 use crate::common;
 
 use crate::helpers::kubectl_apply::*;
-use axum::http::{Method, StatusCode};
 use common::cluster::{Cluster, kubectl, secret_value};
+use common::cluster_calls::*;
 use common::*;
 use serde_json::json;
 
@@ -15,58 +15,33 @@ use serde_json::json;
 async fn rendered_example_catalog_applies_with_kubectl() {
     let k = Cluster::admin().await;
     let ns = k.namespace("shop").await;
-    let data = tempfile::tempdir().unwrap();
-    let mut cfg = config(data.path());
-    cfg.catalog_dir = repo().join("catalog");
-    cfg.charts_dir = repo().join("charts");
-    let b = TestBroker::with_config(data, cfg).await;
-    let body = |s: &str, p: &str, params: serde_json::Value| {
-        json!({"service_id": s, "plan_id": p,
-            "context": {"platform": "kubernetes", "namespace": ns}, "parameters": params})
-    };
+    let b = example_broker().await;
+    let platform = b.by(None);
+    let blog = json!({"mysql_instance": "db"});
     for (id, s, p, params) in [
         ("db", MYSQL, MYSQL_BASIC, json!({})),
         ("pg", POSTGRES, POSTGRES_BASIC, json!({})),
         ("cache", REDIS, REDIS_BASIC, json!({})),
-        (
-            "blog",
-            WORDPRESS,
-            WORDPRESS_STANDARD,
-            json!({"mysql_instance": "db"}),
-        ),
+        ("blog", WORDPRESS, WORDPRESS_STANDARD, blog),
     ] {
-        let r = b
-            .call(
-                Method::PUT,
-                &format!("/v2/service_instances/{id}"),
-                Some(body(s, p, params)),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{id}: {}", r.text);
+        let uri = format!("/v2/service_instances/{id}");
+        platform.created(&uri, kube_body(s, p, &ns, params)).await;
     }
-    let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/cache/service_bindings/app",
-            Some(json!({"service_id": REDIS, "plan_id": REDIS_BASIC})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let bind = json!({"service_id": REDIS, "plan_id": REDIS_BASIC});
+    let r = platform.bound("cache", "app", bind).await;
     let creds = r.json["credentials"].clone();
 
     let render = b.data.path().join("render");
-    let (ok, out) = kubectl(
-        &k.kubeconfig,
-        &[
-            "apply",
-            "--server-side",
-            "--validate=strict",
-            "--recursive",
-            "-f",
-            render.to_str().unwrap(),
-        ],
-        "",
-    );
+    let render = render.to_str().unwrap();
+    let strict = [
+        "apply",
+        "--server-side",
+        "--validate=strict",
+        "--recursive",
+        "-f",
+        render,
+    ];
+    let (ok, out) = kubectl(&k.kubeconfig, &strict, "");
     assert!(ok, "kubectl apply failed:\n{out}");
     for (path, name) in [
         ("apis/apps/v1", "statefulsets/cb-db"),
@@ -81,13 +56,11 @@ async fn rendered_example_catalog_applies_with_kubectl() {
             .get(&format!("/{path}/namespaces/{ns}/{name}"))
             .await
             .unwrap_or_else(|| panic!("{name} was applied: {out}"));
-        let managers: Vec<&str> = obj["metadata"]["managedFields"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|m| m["manager"].as_str())
-            .collect();
-        assert!(managers.contains(&"kubectl"), "{name}: {managers:?}");
+        let managers = field_managers(&obj);
+        assert!(
+            managers.iter().any(|m| m == "kubectl"),
+            "{name}: {managers:?}"
+        );
     }
     // The binding Secret carries the credentials the bind returned.
     let secret = k
@@ -100,16 +73,7 @@ async fn rendered_example_catalog_applies_with_kubectl() {
 
     // Applied again, unchanged: nothing conflicts (a GitOps controller
     // applies the same files over and over).
-    let (ok, out) = kubectl(
-        &k.kubeconfig,
-        &[
-            "apply",
-            "--server-side",
-            "--recursive",
-            "-f",
-            render.to_str().unwrap(),
-        ],
-        "",
-    );
+    let again = ["apply", "--server-side", "--recursive", "-f", render];
+    let (ok, out) = kubectl(&k.kubeconfig, &again, "");
     assert!(ok, "second apply: {out}");
 }

@@ -33,9 +33,7 @@ use serde_json::{Value, json};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_osb_drives_the_whole_lifecycle_with_the_chart_settings() {
     let k = Cluster::admin().await;
-    let identity = k.install_broker(false).await;
-    let ns = k.namespace("xp").await;
-    k.grant_target(&identity, &ns);
+    let (identity, ns) = k.broker_and_target("xp").await;
     let (broker, setup) = broker_for(&k, &identity, &ns).await;
     // The provider reads its ClusterProviderConfig and credentials Secret.
     let reg = &setup["registration"];

@@ -8,58 +8,37 @@
 
 use crate::common;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
+use common::cluster_calls::*;
 use common::*;
 
 use crate::helpers::postrender::*;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_chart_hostile_only_against_a_cluster_is_refused_on_helm4() {
-    lookup_switch_is_refused(helm_bin(), "lk-4").await;
-}
+crate::helm4_and_3_tests!(
+    a_chart_hostile_only_against_a_cluster_is_refused_on_helm4,
+    a_chart_hostile_only_against_a_cluster_is_refused_on_helm3,
+    |helm, v| async move { lookup_switch_is_refused(helm, &format!("lk-{v}")).await }
+);
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_chart_hostile_only_against_a_cluster_is_refused_on_helm3() {
-    lookup_switch_is_refused(helm3_bin(), "lk-3").await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_chart_hostile_only_on_upgrade_is_refused_on_helm4() {
-    upgrade_switch_is_refused(helm_bin(), "up-4").await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_chart_hostile_only_on_upgrade_is_refused_on_helm3() {
-    upgrade_switch_is_refused(helm3_bin(), "up-3").await;
-}
+crate::helm4_and_3_tests!(
+    a_chart_hostile_only_on_upgrade_is_refused_on_helm4,
+    a_chart_hostile_only_on_upgrade_is_refused_on_helm3,
+    |helm, v| async move { upgrade_switch_is_refused(helm, &format!("up-{v}")).await }
+);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn helm4_shows_hooks_to_the_policy() {
     let (k, ns, b) = bed(helm_bin(), "pr").await;
-    let done = run(
-        &b,
-        Method::PUT,
-        "/v2/service_instances/hk-4?accepts_incomplete=true",
-        provision("plan-hook-switch", &ns),
-    )
-    .await;
-    assert_eq!(done.json["state"], "failed", "{}", done.text);
-    let d = done.json["description"].as_str().unwrap();
+    let done = provisioned(&b, "hk-4", "plan-hook-switch", &ns).await;
+    let d = done.assert_state("failed");
     assert!(d.contains("kube-system"), "{d}");
     assert!(!in_kube_system(&k, "cb-hk-4-hook").await);
     // A harmless hook runs.
-    let done = run(
-        &b,
-        Method::PUT,
-        "/v2/service_instances/ok-4?accepts_incomplete=true",
-        provision("plan-plain-hook", &ns),
-    )
-    .await;
-    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let done = provisioned(&b, "ok-4", "plan-plain-hook", &ns).await;
+    done.assert_state("succeeded");
     assert!(
-        k.get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-ok-4-hook"))
+        k.has(&format!("/api/v1/namespaces/{ns}/configmaps/cb-ok-4-hook"))
             .await
-            .is_some()
     );
 }
 
@@ -67,48 +46,26 @@ async fn helm4_shows_hooks_to_the_policy() {
 async fn helm3_runs_no_hook_the_policy_could_not_see() {
     let (k, ns, b) = bed(helm3_bin(), "pr").await;
     // A chart with hooks is refused up front, with the reason.
-    let done = run(
-        &b,
-        Method::PUT,
-        "/v2/service_instances/ok-3?accepts_incomplete=true",
-        provision("plan-plain-hook", &ns),
-    )
-    .await;
-    assert_eq!(done.json["state"], "failed", "{}", done.text);
-    let d = done.json["description"].as_str().unwrap();
+    let done = provisioned(&b, "ok-3", "plan-plain-hook", &ns).await;
+    let d = done.assert_state("failed");
     assert!(d.contains("hooks") && d.contains("Helm 4"), "{d}");
     // A hook that only appears against the cluster slips past that check,
     // but helm 3 runs with --no-hooks: it is never created.
-    let done = run(
-        &b,
-        Method::PUT,
-        "/v2/service_instances/hk-3?accepts_incomplete=true",
-        provision("plan-hidden-hook", &ns),
-    )
-    .await;
-    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let done = provisioned(&b, "hk-3", "plan-hidden-hook", &ns).await;
+    done.assert_state("succeeded");
+    let configmaps = format!("/api/v1/namespaces/{ns}/configmaps");
+    assert!(k.has(&format!("{configmaps}/cb-hk-3")).await);
     assert!(
-        k.get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-hk-3"))
-            .await
-            .is_some()
-    );
-    assert!(
-        k.get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-hk-3-hook"))
-            .await
-            .is_none(),
+        !k.has(&format!("{configmaps}/cb-hk-3-hook")).await,
         "helm 3 ran a hook the policy never saw"
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn crds_are_never_installed_by_helm4() {
-    crds_are_never_installed(helm_bin(), "crd-4").await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn crds_are_never_installed_by_helm3() {
-    crds_are_never_installed(helm3_bin(), "crd-3").await;
-}
+crate::helm4_and_3_tests!(
+    crds_are_never_installed_by_helm4,
+    crds_are_never_installed_by_helm3,
+    |helm, v| async move { crds_are_never_installed(helm, &format!("crd-{v}")).await }
+);
 
 #[test]
 fn the_render_command_runs_the_same_policy_as_serve() {
@@ -133,30 +90,25 @@ fn the_render_command_runs_the_same_policy_as_serve() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("privileged: true"));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn yaml_go_reads_differently_is_refused_on_helm4() {
-    ambiguous_yaml_is_refused(helm_bin(), 4).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn yaml_go_reads_differently_is_refused_on_helm3() {
-    ambiguous_yaml_is_refused(helm3_bin(), 3).await;
-}
+crate::helm4_and_3_tests!(
+    yaml_go_reads_differently_is_refused_on_helm4,
+    yaml_go_reads_differently_is_refused_on_helm3,
+    ambiguous_yaml_is_refused
+);
 
 #[tokio::test]
 async fn yaml_go_reads_differently_is_refused_on_the_render_engine() {
-    let data = tempfile::tempdir().unwrap();
-    let mut cfg = config(data.path());
-    cfg.catalog_dir = fixtures().join("catalog-postrender");
-    cfg.charts_dir = fixtures().join("switch-charts");
-    let b = TestBroker::with_config(data, cfg).await;
+    let b = render_broker_on(
+        &fixtures().join("catalog-postrender"),
+        &fixtures().join("switch-charts"),
+    )
+    .await;
     for (n, (plan, says)) in AMBIGUOUS.iter().enumerate() {
         let id = format!("amb-r{n}");
         let r = b
-            .call(
-                Method::PUT,
+            .put(
                 &format!("/v2/service_instances/{id}"),
-                Some(provision(plan, "apps")),
+                provision(plan, "apps"),
             )
             .await;
         assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);

@@ -23,9 +23,7 @@ use std::process::Stdio;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_helm_release_shows_its_revisions_and_the_replicas_their_leases() {
     let k = Cluster::admin().await;
-    let id = k.install_broker(false).await;
-    let ns = k.namespace("uih").await;
-    k.grant_target(&id, &ns);
+    let (id, ns) = k.broker_and_target("uih").await;
     let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
     let root = tempfile::tempdir().unwrap();
     let ui = ["--ui", "--ui-username", UI_USER, "--ui-password", UI_PASS];

@@ -32,16 +32,9 @@ pub struct ControlPlane {
 
 /// The binary built by `scripts/install-tools.sh`.
 pub fn testenv_bin() -> PathBuf {
-    let p = std::env::var_os("CHARTBROKER_TESTENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".tools/bin/testenv"));
-    assert!(
-        p.is_file(),
-        "the test control plane is not built at {} — run scripts/install-tools.sh \
-         (it builds tests/testenv with Go) or set CHARTBROKER_TESTENV",
-        p.display()
-    );
-    p
+    let how = "the test control plane is not built: run scripts/install-tools.sh \
+               (it builds tests/testenv with Go)";
+    super::cluster_calls::tool("CHARTBROKER_TESTENV", ".tools/bin/testenv", how)
 }
 
 /// Starts the control plane on first use; later calls return the same one.
@@ -157,14 +150,22 @@ impl Cluster {
 
     /// POSTs an object to a collection path.
     pub async fn create(&self, path: &str, body: Value) -> Value {
-        let req = axum::http::Request::post(path)
+        self.write(axum::http::Method::POST, path, body).await
+    }
+
+    /// Sends `body` to `path` with `method`, as admin: the answer, or a
+    /// panic naming the request.
+    async fn write(&self, method: axum::http::Method, path: &str, body: Value) -> Value {
+        let req = axum::http::Request::builder()
+            .method(method.clone())
+            .uri(path)
             .header("content-type", "application/json")
             .body(serde_json::to_vec(&body).unwrap())
             .unwrap();
         self.client
             .request::<Value>(req)
             .await
-            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
     }
 
     /// DELETEs an object; a missing one is fine.
@@ -313,14 +314,7 @@ impl Cluster {
 
     /// PUTs (replaces) an object at its path, as admin.
     pub async fn replace(&self, path: &str, body: Value) -> Value {
-        let req = axum::http::Request::put(path)
-            .header("content-type", "application/json")
-            .body(serde_json::to_vec(&body).unwrap())
-            .unwrap();
-        self.client
-            .request::<Value>(req)
-            .await
-            .unwrap_or_else(|e| panic!("PUT {path}: {e}"))
+        self.write(axum::http::Method::PUT, path, body).await
     }
 
     /// A namespace the broker may install into (deploy/'s target
@@ -631,15 +625,8 @@ fn rename(yaml: &str, sfx: &str) -> String {
 
 /// The kubectl binary `scripts/install-tools.sh` installs.
 pub fn kubectl_bin() -> PathBuf {
-    let p = std::env::var_os("CHARTBROKER_KUBECTL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".tools/bin/kubectl"));
-    assert!(
-        p.is_file(),
-        "kubectl not found at {} — run scripts/install-tools.sh",
-        p.display()
-    );
-    p
+    let how = "kubectl: run scripts/install-tools.sh";
+    super::cluster_calls::tool("CHARTBROKER_KUBECTL", ".tools/bin/kubectl", how)
 }
 
 /// Runs kubectl with `stdin`; (success, stdout + stderr).

@@ -18,6 +18,7 @@ use chartbroker::runtime::{Engine, Runtime, ServeConfig};
 
 pub mod browser;
 pub mod cluster;
+pub mod cluster_calls;
 pub mod dashboard;
 pub mod databases;
 pub mod deletes;
@@ -25,6 +26,7 @@ pub mod example_catalog;
 pub mod goyaml;
 pub mod hanging_helm;
 pub mod layout;
+pub mod mariadb_admin;
 pub mod platform;
 pub mod process;
 pub mod requests;

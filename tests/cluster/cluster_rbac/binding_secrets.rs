@@ -2,19 +2,9 @@ use super::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn binding_secrets_are_applied_server_side_and_unbind_deletes_only_its_own() {
-    let k = Cluster::admin().await;
-    let id = k.install_broker(false).await;
-    let ns = k.tenant(&id, "gina").await;
-    let b = broker(&id).await;
-    let done = b
-        .run_as(
-            "gina",
-            Method::PUT,
-            "/v2/service_instances/s-1?accepts_incomplete=true",
-            Some(provision("plan-tiny", &ns, json!({"message": "x"}))),
-        )
-        .await;
-    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let (k, _id, ns, b) =
+        tenant_with_instance("gina", "s-1", "plan-tiny", json!({"message": "x"})).await;
+    let gina = b.by("gina");
 
     // An app's own Secret, not the broker's.
     k.create(
@@ -43,29 +33,12 @@ async fn binding_secrets_are_applied_server_side_and_unbind_deletes_only_its_own
 
     // The broker's own binding Secret: its field manager, then someone else
     // edits a field; unbind still removes it (it is the broker's Secret).
-    let r = b
-        .call_as(
-            "gina",
-            Method::PUT,
-            "/v2/service_instances/s-1/service_bindings/b-1",
-            Some(json!({"service_id": "svc-cluster", "plan_id": "plan-tiny",
-                    "parameters": {"secret_name": "s1-creds"}})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let bind = json!({"service_id": "svc-cluster", "plan_id": "plan-tiny",
+                      "parameters": {"secret_name": "s1-creds"}});
+    gina.bound("s-1", "b-1", bind).await;
     let path = format!("/api/v1/namespaces/{ns}/secrets/s1-creds");
     let s = k.get(&path).await.expect("binding Secret");
-    let managed: Vec<(String, String)> = s["metadata"]["managedFields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["manager"].as_str().unwrap().to_string(),
-                m["operation"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let managed = managed_fields(&s);
     assert_eq!(managed, [("chartbroker".to_string(), "Apply".to_string())]);
     let (ok, out) = kubectl(
         &k.kubeconfig,
@@ -84,21 +57,10 @@ async fn binding_secrets_are_applied_server_side_and_unbind_deletes_only_its_own
     );
     assert!(ok, "{out}");
     let s = k.get(&path).await.unwrap();
-    let managers: Vec<&str> = s["metadata"]["managedFields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|m| m["manager"].as_str())
-        .collect();
-    assert!(managers.contains(&"someone-else"), "{managers:?}");
+    let managers = field_managers(&s);
+    assert!(managers.iter().any(|m| m == "someone-else"), "{managers:?}");
 
-    let r = b.call_as("gina",
-        Method::DELETE,
-        "/v2/service_instances/s-1/service_bindings/b-1?service_id=svc-cluster&plan_id=plan-tiny",
-        None,
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    gina.unbound("s-1", "b-1", "svc-cluster", "plan-tiny").await;
     assert!(k.get(&path).await.is_none(), "the broker's Secret is gone");
     assert!(
         k.get(&format!("/api/v1/namespaces/{ns}/secrets/app-config"))

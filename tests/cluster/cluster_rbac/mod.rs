@@ -14,6 +14,7 @@ use std::time::Duration;
 use crate::helpers::cluster_rbac::*;
 use axum::http::{Method, StatusCode};
 use common::cluster::{Cluster, kubectl};
+use common::cluster_calls::*;
 use common::*;
 use serde_json::json;
 

@@ -49,45 +49,22 @@ async fn deploy_manifests_pass_the_api_servers_own_validation() {
     // identity of `apps` a release's work in `apps` only.
     let sa = "system:serviceaccount:chartbroker-system:chartbroker";
     let release = "system:serviceaccount:apps:chartbroker-release";
+    let roles = "roles.rbac.authorization.k8s.io";
     for (who, verb, what, ns, expect) in [
         (release, "patch", "statefulsets.apps", "apps", "yes"),
-        (
-            release,
-            "create",
-            "roles.rbac.authorization.k8s.io",
-            "apps",
-            "yes",
-        ),
+        (release, "create", roles, "apps", "yes"),
         (release, "update", "secrets", "apps", "yes"),
         (release, "get", "secrets", "default", "no"),
         (release, "get", "secrets", "chartbroker-system", "no"),
-        (
-            release,
-            "escalate",
-            "roles.rbac.authorization.k8s.io",
-            "apps",
-            "no",
-        ),
+        (release, "escalate", roles, "apps", "no"),
         (release, "create", "daemonsets.apps", "apps", "no"),
         (sa, "patch", "statefulsets.apps", "apps", "no"),
         (sa, "create", "configmaps", "apps", "no"),
-        (
-            sa,
-            "create",
-            "roles.rbac.authorization.k8s.io",
-            "apps",
-            "no",
-        ),
+        (sa, "create", roles, "apps", "no"),
         (sa, "patch", "secrets", "apps", "yes"),
     ] {
-        let mut args = vec!["auth", "can-i", verb, what, "--as", who];
-        args.extend(["-n", ns]);
-        let (_, out) = kubectl(&k.kubeconfig, &args, "");
-        assert_eq!(
-            out.lines().next().unwrap_or(""),
-            expect,
-            "{who} can-i {verb} {what} -n {ns}: {out}"
-        );
+        let (answer, out) = can_i(&k, who, &[verb, what, "-n", ns]);
+        assert_eq!(answer, expect, "{who} can-i {verb} {what} -n {ns}: {out}");
     }
     // Tokens: the broker mints the release identity's only, the release
     // identity none.
@@ -97,26 +74,10 @@ async fn deploy_manifests_pass_the_api_servers_own_validation() {
         (release, "chartbroker-release", "no"),
         (release, "default", "no"),
     ] {
-        let (_, out) = kubectl(
-            &k.kubeconfig,
-            &[
-                "auth",
-                "can-i",
-                "create",
-                &format!("serviceaccounts/{account}"),
-                "--subresource=token",
-                "-n",
-                "apps",
-                "--as",
-                who,
-            ],
-            "",
-        );
-        assert_eq!(
-            out.lines().next().unwrap_or(""),
-            expect,
-            "{who}: token of {account}: {out}"
-        );
+        let what = format!("serviceaccounts/{account}");
+        let args = ["create", &what, "--subresource=token", "-n", "apps"];
+        let (answer, out) = can_i(&k, who, &args);
+        assert_eq!(answer, expect, "{who}: token of {account}: {out}");
     }
     for (verb, what, ns, expect) in [
         ("create", "secrets", "chartbroker-system", "yes"),
@@ -132,61 +93,33 @@ async fn deploy_manifests_pass_the_api_servers_own_validation() {
         ("create", "clusterroles.rbac.authorization.k8s.io", "", "no"),
         ("create", "pods/exec", "apps", "no"),
     ] {
-        let mut args = vec!["auth", "can-i", verb, what, "--as", sa];
+        let mut args = vec![verb, what];
         if !ns.is_empty() {
             args.extend(["-n", ns]);
         }
-        let (_, out) = kubectl(&k.kubeconfig, &args, "");
-        assert_eq!(
-            out.lines().next().unwrap_or(""),
-            expect,
-            "can-i {verb} {what} -n {ns}: {out}"
-        );
+        let (answer, out) = can_i(&k, sa, &args);
+        assert_eq!(answer, expect, "can-i {verb} {what} -n {ns}: {out}");
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_kind_the_rbac_does_not_grant_fails_with_kubernetes_own_forbidden() {
-    let k = Cluster::admin().await;
-    let id = k.install_broker(false).await;
-    let ns = k.tenant(&id, "carol").await;
-    let b = broker(&id).await;
+    let (k, id, ns, b) = tenant_broker("carol").await;
     // The plan's policy allows a Lease; the release ClusterRole does not.
-    let done = b
-        .run_as(
-            "carol",
-            Method::PUT,
-            "/v2/service_instances/lease-1?accepts_incomplete=true",
-            Some(provision("plan-lease", &ns, json!({}))),
-        )
-        .await;
-    assert_eq!(done.json["state"], "failed", "{}", done.text);
-    let d = done.json["description"].as_str().unwrap();
+    let body = cluster_provision("plan-lease", &ns, json!({}));
+    let d = b.by("carol").provision_fails("lease-1", body).await;
     // The API server's own words: who (helm as the release identity of the
     // namespace, not the broker), what, where.
     assert!(d.contains("forbidden"), "{d}");
-    assert!(
-        d.contains(&format!(
-            "system:serviceaccount:{ns}:{}",
-            id.identity_names().service_account
-        )),
-        "{d}"
-    );
+    assert!(d.contains(&id.release_user(&ns)), "{d}");
     assert!(d.contains("leases"), "{d}");
-    assert!(
-        k.get(&format!(
-            "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/cb-lease-1"
-        ))
-        .await
-        .is_none()
-    );
+    let lease = format!("/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/cb-lease-1");
+    assert!(!k.has(&lease).await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn subject_access_review_is_answered_by_the_real_authorizer() {
-    let k = Cluster::admin().await;
-    let id = k.install_broker(false).await;
-    let allowed = k.tenant(&id, "dave").await;
+    let (k, id, allowed) = Cluster::with_tenant("dave", false).await;
     // The broker may install here, but dave has no rights in it.
     let other = k.namespace("other").await;
     k.grant_target(&id, &other);
@@ -197,7 +130,11 @@ async fn subject_access_review_is_answered_by_the_real_authorizer() {
             "dave",
             Method::PUT,
             "/v2/service_instances/sar-b?accepts_incomplete=true",
-            Some(provision("plan-tiny", &other, json!({"message": "x"}))),
+            Some(cluster_provision(
+                "plan-tiny",
+                &other,
+                json!({"message": "x"}),
+            )),
         )
         .await;
     assert_osb_error(&r, StatusCode::FORBIDDEN, None);
@@ -207,66 +144,34 @@ async fn subject_access_review_is_answered_by_the_real_authorizer() {
         r.text
     );
     assert!(
-        k.get(&format!("/api/v1/namespaces/{other}/configmaps/cb-sar-b"))
+        !k.has(&format!("/api/v1/namespaces/{other}/configmaps/cb-sar-b"))
             .await
-            .is_none()
     );
 
-    let done = b
-        .run_as(
-            "dave",
-            Method::PUT,
-            "/v2/service_instances/sar-a?accepts_incomplete=true",
-            Some(provision("plan-tiny", &allowed, json!({"message": "x"}))),
-        )
-        .await;
-    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let dave = b.by("dave");
+    let body = cluster_provision("plan-tiny", &allowed, json!({"message": "x"}));
+    dave.provisioned("sar-a", body).await;
     assert!(
-        k.get(&format!("/api/v1/namespaces/{allowed}/configmaps/cb-sar-a"))
+        k.has(&format!("/api/v1/namespaces/{allowed}/configmaps/cb-sar-a"))
             .await
-            .is_some()
     );
 
     // Granting dave the namespace later is seen at once: nothing is cached.
     k.grant_user(&other, "dave");
-    let done = b
-        .run_as(
-            "dave",
-            Method::PUT,
-            "/v2/service_instances/sar-b?accepts_incomplete=true",
-            Some(provision("plan-tiny", &other, json!({"message": "x"}))),
-        )
-        .await;
-    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let body = cluster_provision("plan-tiny", &other, json!({"message": "x"}));
+    dave.provisioned("sar-b", body).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_upgrade_rolls_back_in_helms_history() {
-    let k = Cluster::admin().await;
-    let id = k.install_broker(false).await;
-    let ns = k.tenant(&id, "erin").await;
-    let b = broker(&id).await;
-    let done = b
-        .run_as(
-            "erin",
-            Method::PUT,
-            "/v2/service_instances/up-1?accepts_incomplete=true",
-            Some(provision("plan-labelled", &ns, json!({"tier": "one"}))),
-        )
-        .await;
-    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let (k, _id, ns, b) =
+        tenant_with_instance("erin", "up-1", "plan-labelled", json!({"tier": "one"})).await;
+    let erin = b.by("erin");
 
     // helm template accepts it; the API server refuses the label value.
-    let done = b
-        .run_as(
-            "erin",
-            Method::PATCH,
-            "/v2/service_instances/up-1?accepts_incomplete=true",
-            Some(json!({"service_id": "svc-cluster", "parameters": {"tier": "not a label!"}})),
-        )
-        .await;
-    assert_eq!(done.json["state"], "failed", "{}", done.text);
-    let d = done.json["description"].as_str().unwrap();
+    let update = json!({"service_id": "svc-cluster", "parameters": {"tier": "not a label!"}});
+    let done = erin.update("up-1", update).await;
+    let d = done.assert_state("failed");
     assert!(d.contains("Invalid value") || d.contains("invalid"), "{d}");
 
     let cm = k
@@ -302,42 +207,18 @@ async fn an_instance_namespace_is_created_and_really_goes_away() {
     // to a namespace of its own.
     let home = k.namespace("home").await;
     k.grant_user(&home, "frank");
-    let done = b
-        .run_as(
-            "frank",
-            Method::PUT,
-            "/v2/service_instances/own-1?accepts_incomplete=true",
-            Some(provision("plan-own-ns", &home, json!({"message": "x"}))),
-        )
-        .await;
-    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
-    let r = b
-        .call_as(
-            "frank",
-            Method::PUT,
-            "/v2/service_instances/own-1/service_bindings/b-1",
-            Some(json!({"service_id": "svc-cluster", "plan_id": "plan-own-ns"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let frank = b.by("frank");
+    let body = cluster_provision("plan-own-ns", &home, json!({"message": "x"}));
+    frank.provisioned("own-1", body).await;
+    let bind = json!({"service_id": "svc-cluster", "plan_id": "plan-own-ns"});
+    let r = frank.bound("own-1", "b-1", bind).await;
     let ns = r.json["credentials"]["namespace"]
         .as_str()
         .unwrap()
         .to_string();
     assert_ne!(ns, home);
-    let namespace = k
-        .get(&format!("/api/v1/namespaces/{ns}"))
-        .await
-        .expect("the instance's namespace exists");
-    assert_eq!(
-        namespace["metadata"]["labels"]["app.kubernetes.io/managed-by"], "chartbroker",
-        "{namespace:#}"
-    );
     // Owned by this instance, with its release identity in it.
-    assert_eq!(
-        namespace["metadata"]["annotations"]["chartbroker.io/instance-id"], "own-1",
-        "{namespace:#}"
-    );
+    let namespace = k.instance_namespace(&ns, "own-1").await;
     assert_eq!(
         namespace["metadata"]["labels"]["chartbroker.io/instance"],
         "own-1"
@@ -364,20 +245,12 @@ async fn an_instance_namespace_is_created_and_really_goes_away() {
             .await
             .is_some()
     );
-    let r = b.call_as("frank",
-        Method::DELETE,
-        "/v2/service_instances/own-1/service_bindings/b-1?service_id=svc-cluster&plan_id=plan-own-ns",
-        None,
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let done = b.run_as("frank",
-        Method::DELETE,
-        "/v2/service_instances/own-1?accepts_incomplete=true&service_id=svc-cluster&plan_id=plan-own-ns",
-        None,
-    )
-    .await;
-    assert_delete_done(&done);
+    frank
+        .unbound("own-1", "b-1", "svc-cluster", "plan-own-ns")
+        .await;
+    frank
+        .deprovisioned("own-1", "svc-cluster", "plan-own-ns")
+        .await;
     // Terminating first (the namespace controller empties it), then gone.
     k.wait_gone(
         &format!("/api/v1/namespaces/{ns}"),

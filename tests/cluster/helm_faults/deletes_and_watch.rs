@@ -21,21 +21,15 @@ async fn delete_pvcs_removes_only_the_releases_claims() {
         async move { k.get(&path).await }
     };
 
-    let r = deprovision(&b, "pvc-1", "plan-pvc").await;
-    assert_delete_done(&r);
-    assert_deleted(
-        &claim("data-cb-pvc-1-0").await,
-        "delete_pvcs: true deletes it",
-    );
+    assert_delete_done(&deprovision(&b, "pvc-1", "plan-pvc").await);
+    let pvc1 = claim("data-cb-pvc-1-0").await;
+    assert_deleted(&pvc1, "delete_pvcs: true deletes it");
     assert_not_deleted(&claim("data-cb-pvc-2-0").await, "another release's claim");
     assert_not_deleted(&claim("unrelated").await, "an unrelated claim");
 
-    let r = deprovision(&b, "pvc-2", "plan-ctx").await;
-    assert_delete_done(&r);
-    assert_not_deleted(
-        &claim("data-cb-pvc-2-0").await,
-        "delete_pvcs: false keeps the data",
-    );
+    assert_delete_done(&deprovision(&b, "pvc-2", "plan-ctx").await);
+    let pvc2 = claim("data-cb-pvc-2-0").await;
+    assert_not_deleted(&pvc2, "delete_pvcs: false keeps the data");
     assert_not_deleted(&claim("unrelated").await, "an unrelated claim");
     assert!(configmap(k, apps, "cb-pvc-2").await.is_none());
 }
@@ -92,15 +86,8 @@ async fn binding_secrets_never_take_over_and_stay_in_allowed_namespaces() {
 
     // The failed bind left nothing of its own: its unbind answers 410 Gone,
     // and the Secret it never owned is left alone.
-    let r = b
-        .call(
-            Method::DELETE,
-            &format!(
-                "/v2/service_instances/bs-1/service_bindings/bs-own?service_id={SVC}&plan_id=plan-ctx&accepts_incomplete=true"
-            ),
-            None,
-        )
-        .await;
+    let bs_own = "/v2/service_instances/bs-1/service_bindings/bs-own";
+    let r = start_delete(&b, bs_own, "plan-ctx").await;
     assert_eq!(r.status, StatusCode::GONE, "{}", r.text);
     assert_eq!(
         k.get(&format!("{secrets}/app-own")).await.as_ref(),
@@ -108,14 +95,8 @@ async fn binding_secrets_never_take_over_and_stay_in_allowed_namespaces() {
     );
 
     // A namespace the plan does not allow: refused before anything runs.
-    let r = start_bind(
-        &b,
-        "bs-1",
-        "bs-other",
-        "plan-ctx",
-        json!({"namespace": other}),
-    )
-    .await;
+    let params = json!({"namespace": other});
+    let r = start_bind(&b, "bs-1", "bs-other", "plan-ctx", params).await;
     assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
     let d = r.json["description"].as_str().unwrap();
     assert!(d.contains(&format!("\"{other}\" is not allowed")), "{d}");
@@ -142,14 +123,7 @@ async fn binding_secrets_never_take_over_and_stay_in_allowed_namespaces() {
         ))
         .await
         .expect("binding Secret in the requested namespace");
-    let mut keys: Vec<&str> = s["data"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort();
-    assert_eq!(keys, ["host", "password", "port", "role"], "{s}");
+    assert_eq!(data_keys(&s), ["host", "password", "port", "role"], "{s}");
     assert_eq!(
         s["metadata"]["annotations"]["chartbroker.io/binding-id"],
         "bs-shared"
@@ -160,11 +134,7 @@ async fn binding_secrets_never_take_over_and_stay_in_allowed_namespaces() {
             .is_none()
     );
     let r = b
-        .call(
-            Method::GET,
-            "/v2/service_instances/bs-1/service_bindings/bs-shared",
-            None,
-        )
+        .get("/v2/service_instances/bs-1/service_bindings/bs-shared")
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json["credentials"]["role"], "writer");

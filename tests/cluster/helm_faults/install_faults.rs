@@ -6,14 +6,8 @@ use super::*;
 async fn crashing_helm_fails_the_operation_and_a_repeat_succeeds() {
     let e = env(false).await;
     let (k, apps) = (&e.k, e.apps.as_str());
-    let mut wrapper = None;
-    let b = broker(&e, |data, cfg| {
-        let w = Wrapper::new(data, "crash", "  echo 'about to crash' >&2\n  kill -9 $$");
-        cfg.helm = w.path.clone();
-        wrapper = Some(w);
-    })
-    .await;
-    let wrapper = wrapper.unwrap();
+    let crash = |_: &Path| "  echo 'about to crash' >&2\n  kill -9 $$".to_string();
+    let (b, wrapper) = wrapped_broker(&e, "crash", crash).await;
 
     let first = start_provision(&b, apps, "crash-1", "plan-ctx", json!({"message": "hi"})).await;
     let r = b.wait_instance("crash-1", &first).await;
@@ -51,14 +45,12 @@ async fn hung_helm_is_stopped_at_the_timeout_and_killed() {
     let b = broker(&e, |data, cfg| {
         // `read` is a shell builtin: the wrapper itself blocks (opening a
         // FIFO nobody writes), as a hung helm would, with no child process.
-        let w = Wrapper::new(
-            data,
-            "hang",
-            &format!(
-                "  mkfifo '{fifo}' 2>/dev/null\n  read never < '{fifo}'\n  exit 3",
-                fifo = data.join("fifo").display()
-            ),
+        let fifo = data.join("fifo");
+        let hang = format!(
+            "  mkfifo '{fifo}' 2>/dev/null\n  read never < '{fifo}'\n  exit 3",
+            fifo = fifo.display()
         );
+        let w = Wrapper::new(data, "hang", &hang);
         cfg.helm = w.path.clone();
         cfg.helm_timeout = Duration::from_secs(5);
         wrapper = Some(w);
@@ -99,14 +91,7 @@ async fn hung_helm_is_stopped_at_the_timeout_and_killed() {
 async fn helm_missing_after_start_fails_the_operation() {
     let e = env(false).await;
     let (k, apps) = (&e.k, e.apps.as_str());
-    let mut wrapper = None;
-    let b = broker(&e, |data, cfg| {
-        let w = Wrapper::new(data, "gone", "  :");
-        cfg.helm = w.path.clone();
-        wrapper = Some(w);
-    })
-    .await;
-    let wrapper = wrapper.unwrap();
+    let (b, wrapper) = wrapped_broker(&e, "gone", |_| "  :".to_string()).await;
     std::fs::remove_file(&wrapper.path).unwrap();
 
     let (r, writes) = k
@@ -252,18 +237,8 @@ async fn a_release_left_pending_upgrade_is_rolled_back_then_upgraded() {
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["info"]["status"], "pending-upgrade", "{out:?}");
 
-    let r = b
-        .call(
-            Method::PATCH,
-            "/v2/service_instances/pend-2?accepts_incomplete=true",
-            Some(json!({"service_id": SVC, "parameters": {"message": "v2"}})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let r = b
-        .wait_instance("pend-2", r.json["operation"].as_str().unwrap())
-        .await;
-    assert_succeeded(&r);
+    let update = json!({"service_id": SVC, "parameters": {"message": "v2"}});
+    assert_succeeded(&b.by(None).update("pend-2", update).await);
     assert_eq!(
         configmap(k, apps, "cb-pend-2").await.unwrap()["data"]["message"],
         "v2"
@@ -306,16 +281,15 @@ async fn hostile_chart_is_refused_before_any_write_to_the_cluster() {
     let own_ns = format!("cb-{id}");
     let request = async {
         let r = b
-            .call(
-                Method::PUT,
+            .put(
                 &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
-                Some(json!({
+                json!({
                     "service_id": "svc-hostile",
                     "plan_id": "plan-privileged",
                     "organization_guid": "org",
                     "space_guid": "space",
                     "context": {"platform": "kubernetes", "namespace": e.apps},
-                })),
+                }),
             )
             .await;
         assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
@@ -361,18 +335,7 @@ async fn namespace_per_instance_is_created_labelled_and_deleted() {
 
     let r = provision(&b, apps, &id, "plan-own-ns", json!({"message": "own"})).await;
     assert_succeeded(&r);
-    let ns = k
-        .get(&format!("/api/v1/namespaces/{own}"))
-        .await
-        .expect("the instance's namespace exists");
-    assert_eq!(
-        ns["metadata"]["labels"]["app.kubernetes.io/managed-by"], "chartbroker",
-        "{ns}"
-    );
-    assert_eq!(
-        ns["metadata"]["annotations"]["chartbroker.io/instance-id"], id,
-        "{ns}"
-    );
+    k.instance_namespace(&own, &id).await;
     assert_eq!(
         configmap(k, &own, &own)
             .await
@@ -385,14 +348,12 @@ async fn namespace_per_instance_is_created_labelled_and_deleted() {
     // The binding Secret goes to the instance's namespace by default.
     assert_succeeded(&bind(&b, &id, "nsb-1", "plan-own-ns", json!({})).await);
     assert!(
-        k.get(&format!("/api/v1/namespaces/{own}/secrets/cb-bind-nsb-1"))
+        k.has(&format!("/api/v1/namespaces/{own}/secrets/cb-bind-nsb-1"))
             .await
-            .is_some()
     );
     assert!(
-        k.get(&format!("/api/v1/namespaces/{apps}/secrets/cb-bind-nsb-1"))
+        !k.has(&format!("/api/v1/namespaces/{apps}/secrets/cb-bind-nsb-1"))
             .await
-            .is_none()
     );
 
     let r = deprovision(&b, &id, "plan-own-ns").await;

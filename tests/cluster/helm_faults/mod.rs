@@ -22,10 +22,12 @@
 
 use crate::common;
 
+use std::path::Path;
 use std::time::Duration;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use common::cluster::{Cluster, release_records, suffix};
+use common::cluster_calls::data_keys;
 use common::*;
 use fake_kube::FakeKube;
 use serde_json::{Value, json};

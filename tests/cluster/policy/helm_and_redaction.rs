@@ -10,29 +10,15 @@ async fn generated_secrets_are_redacted_in_every_encoding() {
     let charts = tempfile::tempdir().unwrap();
     let catalog = tempfile::tempdir().unwrap();
     encoding_chart(charts.path(), catalog.path());
-    let data = tempfile::tempdir().unwrap();
-    let mut cfg = config(data.path());
-    cfg.catalog_dir = catalog.path().to_path_buf();
-    cfg.charts_dir = charts.path().to_path_buf();
-    let b = TestBroker::with_config(data, cfg).await;
+    let b = render_broker_on(catalog.path(), charts.path()).await;
     let mut provision = body("svc-enc", "enc");
     provision["parameters"] = json!({"message": "ok"});
-    let r = b
-        .call(Method::PUT, "/v2/service_instances/enc-1", Some(provision))
-        .await;
+    let r = b.put("/v2/service_instances/enc-1", provision).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/enc-1/service_bindings/b1",
-            Some(json!({"service_id": "svc-enc", "plan_id": "enc"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let password = r.json["credentials"]["password"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let platform = b.by(None);
+    let bind = json!({"service_id": "svc-enc", "plan_id": "enc"});
+    let r = platform.bound("enc-1", "b1", bind).await;
+    let password = String::from(r.json["credentials"]["password"].as_str().unwrap());
     let hex: String = password.bytes().map(|b| format!("{b:02x}")).collect();
     let leaks = [
         password.clone(),
@@ -46,26 +32,10 @@ async fn generated_secrets_are_redacted_in_every_encoding() {
     ];
 
     let update = json!({"service_id": "svc-enc", "parameters": {"message": "fail"}});
-    let r = b
-        .call(
-            Method::PATCH,
-            "/v2/service_instances/enc-1",
-            Some(update.clone()),
-        )
-        .await;
+    let r = b.patch("/v2/service_instances/enc-1", update.clone()).await;
     assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
     let sync = r.text.clone();
-    let r = b
-        .call(
-            Method::PATCH,
-            "/v2/service_instances/enc-1?accepts_incomplete=true",
-            Some(update),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let r = b
-        .wait_instance("enc-1", r.json["operation"].as_str().unwrap())
-        .await;
+    let r = platform.update("enc-1", update).await;
     assert_eq!(r.json["state"], "failed", "{}", r.text);
     for text in [sync, r.text.clone()] {
         // The failure is there to read, only the secret is gone.
@@ -77,15 +47,11 @@ async fn generated_secrets_are_redacted_in_every_encoding() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn hostile_charts_are_refused_by_helm4_on_a_real_api_server() {
-    hostile_charts_refused_by_helm(helm_bin(), "4").await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn hostile_charts_are_refused_by_helm3_on_a_real_api_server() {
-    hostile_charts_refused_by_helm(helm3_bin(), "3").await;
-}
+crate::helm4_and_3_tests!(
+    hostile_charts_are_refused_by_helm4_on_a_real_api_server,
+    hostile_charts_are_refused_by_helm3_on_a_real_api_server,
+    hostile_charts_refused_by_helm
+);
 
 /// The benign half of the allow-list, end to end: a release using every
 /// default kind, each aimed only at its own objects, passes the default
@@ -97,11 +63,7 @@ async fn a_well_behaved_release_passes_the_allow_list() {
     let cfg = benign_broker_config(data.path(), catalog.path());
     let b = TestBroker::with_config(data, cfg).await;
     let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/fine",
-            Some(body("svc-benign", "full")),
-        )
+        .put("/v2/service_instances/fine", body("svc-benign", "full"))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let written = std::fs::read_to_string(b.release_dir("fine").join("manifests.yaml")).unwrap();
@@ -121,12 +83,8 @@ async fn a_well_behaved_release_passes_the_allow_list() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_well_behaved_release_installs_with_helm4_on_a_real_api_server() {
-    well_behaved_release_installs(helm_bin(), "4").await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_well_behaved_release_installs_with_helm3_on_a_real_api_server() {
-    well_behaved_release_installs(helm3_bin(), "3").await;
-}
+crate::helm4_and_3_tests!(
+    a_well_behaved_release_installs_with_helm4_on_a_real_api_server,
+    a_well_behaved_release_installs_with_helm3_on_a_real_api_server,
+    well_behaved_release_installs
+);

@@ -9,7 +9,8 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
+use common::cluster_calls::*;
 use common::*;
 use serde_json::{Value, json};
 

@@ -5,14 +5,7 @@ use super::*;
 #[tokio::test]
 async fn uses_cannot_reach_another_tenants_instance() {
     let b = render_broker(|_| {}).await;
-    let r = put_instance(
-        &b,
-        None,
-        "victim-db",
-        provision("svc-store", "plan-store", "team-a", json!({})),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    store_created(&b, "victim-db", "team-a").await;
 
     // The attacker knows the id; the answer is the one for an id that
     // does not exist.
@@ -51,18 +44,9 @@ async fn uses_cannot_reach_another_tenants_instance() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let r = app_using(&b, "app-2", "shared-db").await;
     assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
-    let r = put_instance(
-        &b,
-        None,
-        "app-3",
-        provision(
-            "svc-app",
-            "plan-app-shared",
-            "team-b",
-            json!({"store_instance": "shared-db"}),
-        ),
-    )
-    .await;
+    let params = json!({"store_instance": "shared-db"});
+    let body = provision("svc-app", "plan-app-shared", "team-b", params);
+    let r = put_instance(&b, None, "app-3", body).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
 }
 
@@ -78,52 +62,33 @@ async fn uses_checks_the_user_in_the_used_instances_namespace() {
     )
     .await;
     let b = helm_broker(&k, |_| {}).await;
-    let r = run(
-        &b,
-        Some("carol"),
-        Method::PUT,
-        "/v2/service_instances/db?accepts_incomplete=true",
-        Some(provision("svc-store", "plan-store", "shared", json!({}))),
-    )
-    .await;
-    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    let body = provision("svc-store", "plan-store", "shared", json!({}));
+    provisioned_run(&b, Some("carol"), "db", body).await;
 
     // The plan may reach `shared`, but bob may not.
-    let r = run(
+    let r = provision_run(
         &b,
         Some("bob"),
-        Method::PUT,
-        "/v2/service_instances/bobs?accepts_incomplete=true",
-        Some(provision(
+        "bobs",
+        provision(
             "svc-app",
             "plan-app-shared",
             "team-b",
             json!({"store_instance": "db"}),
-        )),
+        ),
     )
     .await;
     assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
-    assert!(
-        r.json["description"].as_str().unwrap().contains("shared"),
-        "{}",
-        r.text
-    );
+    assert!(r.description().contains("shared"), "{}", r.text);
     assert!(secret_data(&b, "team-b", "cb-bobs-store").await.is_none());
 
-    let r = run(
-        &b,
-        Some("alice"),
-        Method::PUT,
-        "/v2/service_instances/alices?accepts_incomplete=true",
-        Some(provision(
-            "svc-app",
-            "plan-app-shared",
-            "team-b",
-            json!({"store_instance": "db"}),
-        )),
-    )
-    .await;
-    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    let body = provision(
+        "svc-app",
+        "plan-app-shared",
+        "team-b",
+        json!({"store_instance": "db"}),
+    );
+    provisioned_run(&b, Some("alice"), "alices", body).await;
     assert!(secret_data(&b, "team-b", "cb-alices-store").await.is_some());
 }
 
@@ -138,18 +103,9 @@ async fn system_and_own_namespaces_are_refused_by_default() {
         "kube-node-lease",
         "chartbroker-system",
     ] {
-        let r = b
-            .put(
-                "/v2/service_instances/sys",
-                provision("svc-store", "plan-store", ns, json!({})),
-            )
-            .await;
+        let r = store_put(&b, "sys", ns).await;
         assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
-        assert!(
-            r.json["description"].as_str().unwrap().contains(ns),
-            "{}",
-            r.text
-        );
+        assert!(r.description().contains(ns), "{}", r.text);
         assert!(!b.data.path().join("render").join(ns).exists());
     }
     let r = b.get("/v2/service_instances/sys/last_operation").await;
@@ -162,34 +118,15 @@ async fn system_and_own_namespaces_are_refused_by_default() {
 
     // A binding Secret can't be steered there either, even by a plan
     // that lists them.
-    b.put_created(
-        "/v2/service_instances/ok",
-        provision("svc-store", "plan-store", "apps", json!({})),
-    )
-    .await;
+    store_created(&b, "ok", "apps").await;
     for ns in ["kube-system", "chartbroker-system"] {
-        let r = b
-            .put(
-                "/v2/service_instances/ok/service_bindings/sb",
-                bind(
-                    "svc-store",
-                    "plan-store",
-                    json!({"namespace": ns, "secret_name": "creds"}),
-                ),
-            )
-            .await;
+        let params = json!({"namespace": ns, "secret_name": "creds"});
+        let r = store_bind_put(&b, "ok", "sb", params).await;
         assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
         assert!(rendered_secrets(&b, ns, "creds").is_empty());
     }
-    b.put_created(
-        "/v2/service_instances/ok/service_bindings/sb",
-        bind(
-            "svc-store",
-            "plan-store",
-            json!({"namespace": "shared", "secret_name": "creds"}),
-        ),
-    )
-    .await;
+    let params = json!({"namespace": "shared", "secret_name": "creds"});
+    store_bind_created(&b, "ok", "sb", params).await;
 }
 
 #[tokio::test]
@@ -210,12 +147,7 @@ async fn the_operators_namespace_list_is_enforced() {
         ("kube-public", false),
         ("kube-node-lease", true),
     ] {
-        let r = b
-            .put(
-                &format!("/v2/service_instances/i-{ns}"),
-                provision("svc-store", "plan-store", ns, json!({})),
-            )
-            .await;
+        let r = store_put(&b, &format!("i-{ns}"), ns).await;
         if allowed {
             assert_eq!(r.status, StatusCode::CREATED, "{ns}: {}", r.text);
         } else {
@@ -232,11 +164,7 @@ async fn the_operators_namespace_list_is_enforced() {
         )
         .await;
     assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
-    assert!(
-        r.json["description"].as_str().unwrap().contains("cb-own"),
-        "{}",
-        r.text
-    );
+    assert!(r.description().contains("cb-own"), "{}", r.text);
     assert!(!b.data.path().join("render/cb-own").exists());
 }
 
@@ -249,39 +177,27 @@ async fn the_namespace_selector_is_enforced() {
     .await;
     let b = helm_broker(&k, |c| c.namespace_selector = Some("tenant=yes".into())).await;
     for (ns, ok) in [("team-b", false), ("ghost", false), ("team-a", true)] {
-        let r = run(
+        let r = provision_run(
             &b,
             Some("alice"),
-            Method::PUT,
-            &format!("/v2/service_instances/s-{ns}?accepts_incomplete=true"),
-            Some(provision("svc-store", "plan-store", ns, json!({}))),
+            &format!("s-{ns}"),
+            provision("svc-store", "plan-store", ns, json!({})),
         )
         .await;
         if ok {
             assert_eq!(r.json["state"], "succeeded", "{}", r.text);
         } else {
             assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
-            assert!(
-                r.json["description"]
-                    .as_str()
-                    .unwrap()
-                    .contains("tenant=yes"),
-                "{}",
-                r.text
-            );
+            assert!(r.description().contains("tenant=yes"), "{}", r.text);
         }
     }
     // A binding Secret's namespace must match too.
-    let r = run(
+    let r = bind_run(
         &b,
         Some("alice"),
-        Method::PUT,
-        "/v2/service_instances/s-team-a/service_bindings/x?accepts_incomplete=true",
-        Some(bind(
-            "svc-store",
-            "plan-store",
-            json!({"namespace": "other"}),
-        )),
+        "s-team-a",
+        "x",
+        bind("svc-store", "plan-store", json!({"namespace": "other"})),
     )
     .await;
     assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
@@ -293,20 +209,16 @@ async fn the_namespace_selector_is_enforced() {
 async fn a_kubernetes_request_without_an_identity_is_refused() {
     let k = cluster(&[("apps", json!({}))], &[("alice", &["apps"])]).await;
     let b = helm_broker(&k, |_| {}).await;
-    let r = run(
+    let r = provision_run(
         &b,
         None,
-        Method::PUT,
-        "/v2/service_instances/anon?accepts_incomplete=true",
-        Some(provision("svc-store", "plan-store", "apps", json!({}))),
+        "anon",
+        provision("svc-store", "plan-store", "apps", json!({})),
     )
     .await;
     assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
     assert!(
-        r.json["description"]
-            .as_str()
-            .unwrap()
-            .contains("Originating-Identity"),
+        r.description().contains("Originating-Identity"),
         "{}",
         r.text
     );
@@ -331,13 +243,6 @@ async fn a_kubernetes_request_without_an_identity_is_refused() {
 
     // Turned off explicitly, the platform is trusted.
     let b = helm_broker(&k, |c| c.subject_access_review = false).await;
-    let r = run(
-        &b,
-        None,
-        Method::PUT,
-        "/v2/service_instances/anon?accepts_incomplete=true",
-        Some(provision("svc-store", "plan-store", "apps", json!({}))),
-    )
-    .await;
-    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    let body = provision("svc-store", "plan-store", "apps", json!({}));
+    provisioned_run(&b, None, "anon", body).await;
 }

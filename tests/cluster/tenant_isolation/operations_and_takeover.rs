@@ -4,24 +4,10 @@ use super::*;
 async fn every_operation_is_authorized_like_provision() {
     let k = cluster(&[("apps", json!({}))], &[("alice", &["apps"])]).await;
     let b = helm_broker(&k, |_| {}).await;
-    let r = run(
-        &b,
-        Some("alice"),
-        Method::PUT,
-        "/v2/service_instances/i?accepts_incomplete=true",
-        Some(provision("svc-store", "plan-store", "apps", json!({}))),
-    )
-    .await;
-    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
-    let r = run(
-        &b,
-        Some("alice"),
-        Method::PUT,
-        "/v2/service_instances/i/service_bindings/bb?accepts_incomplete=true",
-        Some(bind("svc-store", "plan-store", json!({}))),
-    )
-    .await;
-    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    let body = provision("svc-store", "plan-store", "apps", json!({}));
+    provisioned_run(&b, Some("alice"), "i", body).await;
+    let body = bind("svc-store", "plan-store", json!({}));
+    bound_run(&b, Some("alice"), "i", "bb", body).await;
 
     let attacks = [
         (
@@ -92,12 +78,7 @@ async fn ids_that_could_alias_are_refused_at_the_edge() {
         long.as_str(),
     ];
     for id in bad {
-        let r = b
-            .put(
-                &format!("/v2/service_instances/{id}"),
-                provision("svc-store", "plan-store", "apps", json!({})),
-            )
-            .await;
+        let r = store_put(&b, id, "apps").await;
         assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
         for (m, uri) in [
             (Method::GET, format!("/v2/service_instances/{id}")),
@@ -117,18 +98,9 @@ async fn ids_that_could_alias_are_refused_at_the_edge() {
             );
         }
     }
-    b.put_created(
-        "/v2/service_instances/a",
-        provision("svc-store", "plan-store", "apps", json!({})),
-    )
-    .await;
+    store_created(&b, "a", "apps").await;
     for id in bad {
-        let r = b
-            .put(
-                &format!("/v2/service_instances/a/service_bindings/{id}"),
-                bind("svc-store", "plan-store", json!({})),
-            )
-            .await;
+        let r = store_bind_put(&b, "a", id, json!({})).await;
         assert_osb_error(&r, StatusCode::BAD_REQUEST, Some("BadRequest"));
     }
     // Nothing of the refused ids reached the store or the render tree.
@@ -156,42 +128,22 @@ async fn ids_that_could_alias_are_refused_at_the_edge() {
 async fn another_instances_binding_cannot_take_over_a_rendered_secret() {
     let b = render_broker(|_| {}).await;
     for (id, ns) in [("victim", "apps"), ("attacker", "other")] {
-        b.put_created(
-            &format!("/v2/service_instances/{id}"),
-            provision("svc-store", "plan-store", ns, json!({})),
-        )
-        .await;
+        store_created(&b, id, ns).await;
     }
     let params = json!({"namespace": "apps", "secret_name": "db-creds"});
-    b.put_created(
-        "/v2/service_instances/victim/service_bindings/b1",
-        bind("svc-store", "plan-store", params.clone()),
-    )
-    .await;
+    store_bind_created(&b, "victim", "b1", params.clone()).await;
     let victims = rendered_secrets(&b, "apps", "db-creds");
     assert_eq!(victims.len(), 1);
     let before = std::fs::read_to_string(&victims[0]).unwrap();
 
     // Same binding id, same Secret: refused.
-    let r = b
-        .put(
-            "/v2/service_instances/attacker/service_bindings/b1",
-            bind("svc-store", "plan-store", params),
-        )
-        .await;
+    let r = store_bind_put(&b, "attacker", "b1", params).await;
     assert!(
         r.status.is_client_error() || r.status.is_server_error(),
         "{}",
         r.text
     );
-    assert!(
-        r.json["description"]
-            .as_str()
-            .unwrap()
-            .contains("another binding"),
-        "{}",
-        r.text
-    );
+    assert!(r.description().contains("another binding"), "{}", r.text);
     assert_eq!(rendered_secrets(&b, "apps", "db-creds"), victims);
     // Unbinding, or deprovisioning, the attacker leaves it alone.
     b.del("/v2/service_instances/attacker/service_bindings/b1?service_id=svc-store&plan_id=plan-store").await;
@@ -207,40 +159,17 @@ async fn another_instances_binding_cannot_take_over_a_cluster_secret() {
     let k = cluster(&[("apps", json!({})), ("other", json!({}))], &[]).await;
     let b = helm_broker(&k, |c| c.subject_access_review = false).await;
     for (id, ns) in [("victim", "apps"), ("attacker", "other")] {
-        let r = run(
-            &b,
-            None,
-            Method::PUT,
-            &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
-            Some(provision("svc-store", "plan-store", ns, json!({}))),
-        )
-        .await;
-        assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+        let body = provision("svc-store", "plan-store", ns, json!({}));
+        provisioned_run(&b, None, id, body).await;
     }
     let params = json!({"namespace": "apps", "secret_name": "db-creds"});
-    b.put_created(
-        "/v2/service_instances/victim/service_bindings/b1",
-        bind("svc-store", "plan-store", params.clone()),
-    )
-    .await;
+    store_bind_created(&b, "victim", "b1", params.clone()).await;
     let before = secret_data(&b, "apps", "db-creds")
         .await
         .expect("victim's Secret");
 
-    let r = b
-        .put(
-            "/v2/service_instances/attacker/service_bindings/b1",
-            bind("svc-store", "plan-store", params),
-        )
-        .await;
-    assert!(
-        r.json["description"]
-            .as_str()
-            .unwrap()
-            .contains("does not belong"),
-        "{}",
-        r.text
-    );
+    let r = store_bind_put(&b, "attacker", "b1", params).await;
+    assert!(r.description().contains("does not belong"), "{}", r.text);
     assert_eq!(
         secret_data(&b, "apps", "db-creds").await.as_ref(),
         Some(&before)
@@ -270,68 +199,29 @@ async fn context_updates_follow_the_catalog_and_the_namespace_rules() {
         .await;
     }
     let patch = |s: &str, ctx: Value| json!({"service_id": s, "context": ctx});
+    let ctx = |ns: &str| json!({"platform": "kubernetes", "namespace": ns});
+    let clusterid = json!({"platform": "kubernetes", "namespace": "apps", "clusterid": "x"});
+    let (f, st) = ("/v2/service_instances/f", "/v2/service_instances/s");
     // allow_context_updates: false
-    let r = b
-        .patch(
-            "/v2/service_instances/f",
-            patch(
-                "svc-frozen",
-                json!({"platform": "kubernetes", "namespace": "apps", "clusterid": "x"}),
-            ),
-        )
-        .await;
+    let r = b.patch(f, patch("svc-frozen", clusterid.clone())).await;
     assert_osb_error(&r, StatusCode::UNPROCESSABLE_ENTITY, None);
-    assert!(
-        r.json["description"]
-            .as_str()
-            .unwrap()
-            .contains("allow_context_updates"),
-        "{}",
-        r.text
-    );
+    let d = r.json["description"].as_str().unwrap();
+    assert!(d.contains("allow_context_updates"), "{}", r.text);
     // The same context is no change.
-    let r = b
-        .patch(
-            "/v2/service_instances/f",
-            patch(
-                "svc-frozen",
-                json!({"platform": "kubernetes", "namespace": "apps"}),
-            ),
-        )
-        .await;
+    let r = b.patch(f, patch("svc-frozen", ctx("apps"))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 
     // Allowed, but validated like a provision: no moving to a system or
     // another tenant's namespace.
     for ns in ["kube-system", "team-b", "Not_A_Namespace"] {
-        let r = b
-            .patch(
-                "/v2/service_instances/s",
-                patch(
-                    "svc-store",
-                    json!({"platform": "kubernetes", "namespace": ns}),
-                ),
-            )
-            .await;
+        let r = b.patch(st, patch("svc-store", ctx(ns))).await;
         assert!(r.status.is_client_error(), "{ns}: {}", r.text);
         assert_osb_error(&r, r.status, None);
     }
-    let r = b
-        .patch(
-            "/v2/service_instances/s",
-            patch(
-                "svc-store",
-                json!({"platform": "kubernetes", "namespace": "apps", "clusterid": "x"}),
-            ),
-        )
-        .await;
+    let r = b.patch(st, patch("svc-store", clusterid)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     // Binding still goes where the instance lives.
-    b.put_created(
-        "/v2/service_instances/s/service_bindings/sb",
-        bind("svc-store", "plan-store", json!({})),
-    )
-    .await;
+    store_bind_created(&b, "s", "sb", json!({})).await;
     assert_eq!(rendered_secrets(&b, "apps", "cb-bind-sb").len(), 1);
 }
 
@@ -339,27 +229,15 @@ async fn context_updates_follow_the_catalog_and_the_namespace_rules() {
 async fn an_instance_namespace_is_never_taken_from_another_tenant() {
     let b = render_broker(|_| {}).await;
     // Tenant B lives in `cb-shop` and has a binding Secret there.
-    b.put_created(
-        "/v2/service_instances/b-store",
-        provision("svc-store", "plan-store", "cb-shop", json!({})),
-    )
-    .await;
-    b.put_created(
-        "/v2/service_instances/b-store/service_bindings/b-bind",
-        bind("svc-store", "plan-store", json!({})),
-    )
-    .await;
+    store_created(&b, "b-store", "cb-shop").await;
+    store_bind_created(&b, "b-store", "b-bind", json!({})).await;
     let before = tree_of(&b, "cb-shop");
     assert!(!before.is_empty());
 
     // Tenant A asks for instance `shop` of a plan with its own namespace:
     // `cb-shop`, synchronously and asynchronously.
-    let r = b
-        .put(
-            "/v2/service_instances/shop",
-            provision("svc-store", "plan-own-ns", "apps", json!({})),
-        )
-        .await;
+    let own_ns = provision("svc-store", "plan-own-ns", "apps", json!({}));
+    let r = b.put("/v2/service_instances/shop", own_ns.clone()).await;
     assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
     let d = r.json["description"].as_str().unwrap();
     assert!(
@@ -370,12 +248,8 @@ async fn an_instance_namespace_is_never_taken_from_another_tenant() {
         !d.contains("b-store"),
         "names the other tenant's instance: {d}"
     );
-    let r = b
-        .put(
-            "/v2/service_instances/shop?accepts_incomplete=true",
-            provision("svc-store", "plan-own-ns", "apps", json!({})),
-        )
-        .await;
+    let uri = "/v2/service_instances/shop?accepts_incomplete=true";
+    let r = b.put(uri, own_ns).await;
     let r = match r.status {
         StatusCode::ACCEPTED => {
             b.wait_instance("shop", r.json["operation"].as_str().unwrap())
@@ -388,14 +262,7 @@ async fn an_instance_namespace_is_never_taken_from_another_tenant() {
         "{}",
         r.text
     );
-    assert!(
-        r.json["description"]
-            .as_str()
-            .unwrap()
-            .contains("namespace cb-shop"),
-        "{}",
-        r.text
-    );
+    assert!(r.description().contains("namespace cb-shop"), "{}", r.text);
     // Nothing was written: no Namespace manifest claims cb-shop, and B's
     // part of the tree is as it was, also after A deprovisions.
     assert!(namespace_manifests(&b, "cb-shop").is_empty());

@@ -40,51 +40,34 @@ async fn two_platform_credentials_with_different_trust_side_by_side() {
     let done = run(&b, r, XP).await;
     assert_eq!(done.json["state"], "succeeded", "{}", done.text);
     assert!(
-        k.get(&format!("/api/v1/namespaces/{ns_a}/configmaps/cb-tr-x1"))
+        k.has(&format!("/api/v1/namespaces/{ns_a}/configmaps/cb-tr-x1"))
             .await
-            .is_some()
     );
     // ... but not outside it, though the operator allows that namespace.
-    let r = b
-        .send(as_platform(
-            XP,
-            Method::PUT,
-            &put("tr-x2"),
-            Some(provision(Some(&ns_b), "kubernetes", params.clone())),
-            None,
-        ))
-        .await;
+    let r = put_as(
+        &b,
+        XP,
+        &put("tr-x2"),
+        provision(Some(&ns_b), "kubernetes", params.clone()),
+        None,
+    )
+    .await;
     assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
     let d = r.json["description"].as_str().unwrap();
     assert!(d.contains(XP.0) && d.contains(&ns_b), "{d}");
-    let lo = b
-        .send(as_platform(
-            XP,
-            Method::GET,
-            "/v2/service_instances/tr-x2/last_operation",
-            None,
-            None,
-        ))
-        .await;
-    assert_eq!(
-        lo.status,
-        StatusCode::NOT_FOUND,
-        "nothing recorded: {}",
-        lo.text
-    );
+    assert_nothing_recorded(&b, XP, "tr-x2").await;
 
     // The platform whose users are checked, in the same namespace: no
     // identity, and a user RBAC refuses, get 403; alice may.
     for id in [None, Some(kube_user("bob"))] {
-        let r = b
-            .send(as_platform(
-                CF,
-                Method::PUT,
-                &put("tr-c1"),
-                Some(provision(Some(&ns_a), "kubernetes", params.clone())),
-                id.as_deref(),
-            ))
-            .await;
+        let r = put_as(
+            &b,
+            CF,
+            &put("tr-c1"),
+            provision(Some(&ns_a), "kubernetes", params.clone()),
+            id.as_deref(),
+        )
+        .await;
         assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
     }
     let alice = kube_user("alice");
@@ -102,15 +85,7 @@ async fn two_platform_credentials_with_different_trust_side_by_side() {
     // not for the checked one.
     let empty = kube_user("");
     let bind_uri = "/v2/service_instances/tr-x1/service_bindings/tr-xb?accepts_incomplete=true";
-    let r = b
-        .send(as_platform(
-            CF,
-            Method::PUT,
-            bind_uri,
-            Some(bind_body()),
-            Some(&empty),
-        ))
-        .await;
+    let r = put_as(&b, CF, bind_uri, bind_body(), Some(&empty)).await;
     assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
     let r = as_platform(XP, Method::PUT, bind_uri, Some(bind_body()), Some(&empty));
     let done = run(&b, r, XP).await;
@@ -191,36 +166,13 @@ async fn platform_relabelling_does_not_skip_the_user_check() {
         ),
     ];
     for (body, id) in cases {
-        let r = b
-            .send(as_platform(
-                CF,
-                Method::PUT,
-                put,
-                Some(body.clone()),
-                id.as_deref(),
-            ))
-            .await;
+        let r = put_as(&b, CF, put, body.clone(), id.as_deref()).await;
         assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
     }
-    let lo = b
-        .send(as_platform(
-            CF,
-            Method::GET,
-            "/v2/service_instances/relabel-1/last_operation",
-            None,
-            None,
-        ))
-        .await;
-    assert_eq!(
-        lo.status,
-        StatusCode::NOT_FOUND,
-        "nothing recorded: {}",
-        lo.text
-    );
+    assert_nothing_recorded(&b, CF, "relabel-1").await;
     assert!(
-        k.get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-relabel-1"))
+        !k.has(&format!("/api/v1/namespaces/{ns}/configmaps/cb-relabel-1"))
             .await
-            .is_none()
     );
     // The same relabelled request with a user RBAC allows goes through:
     // it was checked, not skipped.
@@ -277,15 +229,7 @@ async fn the_platforms_file_is_reloaded() {
         )
     };
     // The platforms file wins over the credentials file's [apps, other].
-    assert_eq!(
-        b.send(put("rl-1", "apps")).await.status,
-        StatusCode::CREATED
-    );
-    assert_osb_error(
-        &b.send(put("rl-2", "other")).await,
-        StatusCode::FORBIDDEN,
-        Some("Forbidden"),
-    );
+    assert_only(&b, put("rl-1", "apps"), put("rl-2", "other")).await;
 
     let reloader = b.runtime.reloader(None);
     write(&format!(
@@ -297,15 +241,7 @@ async fn the_platforms_file_is_reloaded() {
             .reload(chartbroker::reload::What::Credentials)
             .await
     );
-    assert_eq!(
-        b.send(put("rl-2", "other")).await.status,
-        StatusCode::CREATED
-    );
-    assert_osb_error(
-        &b.send(put("rl-3", "apps")).await,
-        StatusCode::FORBIDDEN,
-        Some("Forbidden"),
-    );
+    assert_only(&b, put("rl-2", "other"), put("rl-3", "apps")).await;
 
     // A broken file (unknown field, wrong value) changes nothing.
     for broken in [

@@ -18,30 +18,22 @@
 use crate::common;
 
 use crate::helpers::tenant_isolation_release_identity::*;
-use axum::http::Method;
 use common::cluster::Cluster;
+use common::cluster_calls::*;
 use common::*;
 use serde_json::{Value, json};
 
-#[tokio::test(flavor = "multi_thread")]
-async fn lookup_of_another_tenants_secret_gets_nothing_helm4() {
-    lookup_of_another_tenants_secret_gets_nothing(helm_bin()).await;
-}
+crate::helm4_and_3_tests!(
+    lookup_of_another_tenants_secret_gets_nothing_helm4,
+    lookup_of_another_tenants_secret_gets_nothing_helm3,
+    |helm, _| lookup_of_another_tenants_secret_gets_nothing(helm)
+);
 
-#[tokio::test(flavor = "multi_thread")]
-async fn lookup_of_another_tenants_secret_gets_nothing_helm3() {
-    lookup_of_another_tenants_secret_gets_nothing(helm3_bin()).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes_helm4() {
-    a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes(helm_bin()).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes_helm3() {
-    a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes(helm3_bin()).await;
-}
+crate::helm4_and_3_tests!(
+    a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes_helm4,
+    a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes_helm3,
+    |helm, _| a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes(helm)
+);
 
 /// What helm itself is given, seen by a wrapper around the real binary:
 /// every cluster call gets a private kubeconfig (0600 in a 0700 directory)
@@ -52,9 +44,7 @@ async fn a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes_helm3()
 async fn helm_gets_a_private_per_call_kubeconfig_of_the_release_identity() {
     use base64::Engine as _;
     use std::os::unix::fs::PermissionsExt as _;
-    let k = Cluster::admin().await;
-    let id = k.install_broker(false).await;
-    let ns = k.tenant(&id, "ivan").await;
+    let (_k, id, ns) = Cluster::with_tenant("ivan", false).await;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("calls.log");
     let wrapper = dir.path().join("helm");
@@ -73,24 +63,10 @@ async fn helm_gets_a_private_per_call_kubeconfig_of_the_release_identity() {
     .unwrap();
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
     let b = broker(&id, wrapper).await;
-    let done = b
-        .run_as(
-            "ivan",
-            Method::PUT,
-            "/v2/service_instances/w?accepts_incomplete=true",
-            Some(provision("plan-tiny", &ns, json!({"message": "x"}))),
-        )
-        .await;
-    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
-    let done = b
-        .run_as(
-            "ivan",
-            Method::DELETE,
-            "/v2/service_instances/w?accepts_incomplete=true&service_id=svc-cluster&plan_id=plan-tiny",
-            None,
-        )
-        .await;
-    assert_delete_done(&done);
+    let ivan = b.by("ivan");
+    let body = cluster_provision("plan-tiny", &ns, json!({"message": "x"}));
+    ivan.provisioned("w", body).await;
+    ivan.deprovisioned("w", "svc-cluster", "plan-tiny").await;
 
     let text = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -148,9 +124,7 @@ async fn helm_gets_a_private_per_call_kubeconfig_of_the_release_identity() {
 /// identity, so its rights never outlive a helm call in a running pod.
 #[tokio::test(flavor = "multi_thread")]
 async fn no_pod_runs_as_the_release_identity() {
-    let k = Cluster::admin().await;
-    let id = k.install_broker(false).await;
-    let ns = k.tenant(&id, "judy").await;
+    let (k, id, ns) = Cluster::with_tenant("judy", false).await;
     let pod = |name: &str, sa: &str| {
         json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
                "spec": {"serviceAccountName": sa, "automountServiceAccountToken": true,
@@ -186,5 +160,5 @@ async fn no_pod_runs_as_the_release_identity() {
         e.message.contains("no pod may run as the release identity"),
         "{e:?}"
     );
-    assert!(k.get(&format!("{path}/as-release")).await.is_none());
+    assert!(!k.has(&format!("{path}/as-release")).await);
 }

@@ -12,12 +12,7 @@ async fn nobody_else_renders_into_an_owned_namespace_and_deletion_takes_only_its
     let owned = tree_of(&b, "cb-mine");
 
     // Another tenant names the owned namespace as its own.
-    let r = b
-        .put(
-            "/v2/service_instances/intruder",
-            provision("svc-store", "plan-store", "cb-mine", json!({})),
-        )
-        .await;
+    let r = store_put(&b, "intruder", "cb-mine").await;
     assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
     let d = r.json["description"].as_str().unwrap();
     assert!(
@@ -45,11 +40,7 @@ async fn nobody_else_renders_into_an_owned_namespace_and_deletion_takes_only_its
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(tree_of(&b, "cb-mine").is_empty());
-    b.put_created(
-        "/v2/service_instances/newcomer",
-        provision("svc-store", "plan-store", "cb-mine", json!({})),
-    )
-    .await;
+    store_created(&b, "newcomer", "cb-mine").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,11 +85,7 @@ async fn the_render_engine_checks_instance_namespaces_against_its_cluster() {
 async fn a_binding_secret_never_shadows_a_release_object() {
     let b = render_broker(|_| {}).await;
     for (id, ns) in [("v1", "apps"), ("att", "other")] {
-        b.put_created(
-            &format!("/v2/service_instances/{id}"),
-            provision("svc-store", "plan-store", ns, json!({})),
-        )
-        .await;
+        store_created(&b, id, ns).await;
     }
     // The victim's chart renders Secret apps/cb-v1 (and ConfigMap apps/cb-v1).
     let victims = rendered_secrets(&b, "apps", "cb-v1");
@@ -107,16 +94,8 @@ async fn a_binding_secret_never_shadows_a_release_object() {
     // Another tenant's binding asks for that name: refused, by any binding,
     // the victim's own included.
     for (instance, binding) in [("att", "ab"), ("v1", "vb")] {
-        let r = b
-            .put(
-                &format!("/v2/service_instances/{instance}/service_bindings/{binding}"),
-                bind(
-                    "svc-store",
-                    "plan-store",
-                    json!({"namespace": "apps", "secret_name": "cb-v1"}),
-                ),
-            )
-            .await;
+        let params = json!({"namespace": "apps", "secret_name": "cb-v1"});
+        let r = store_bind_put(&b, instance, binding, params).await;
         assert!(
             r.status.is_server_error() || r.status.is_client_error(),
             "{}",
@@ -136,29 +115,13 @@ async fn a_binding_secret_never_shadows_a_release_object() {
 #[tokio::test]
 async fn a_release_never_renders_an_object_named_like_a_binding_secret() {
     let b = render_broker(|_| {}).await;
-    b.put_created(
-        "/v2/service_instances/att",
-        provision("svc-store", "plan-store", "other", json!({})),
-    )
-    .await;
+    store_created(&b, "att", "other").await;
     // The attacker binds first, under the name the victim's release will use.
-    b.put_created(
-        "/v2/service_instances/att/service_bindings/ab",
-        bind(
-            "svc-store",
-            "plan-store",
-            json!({"namespace": "apps", "secret_name": "cb-v2"}),
-        ),
-    )
-    .await;
+    let params = json!({"namespace": "apps", "secret_name": "cb-v2"});
+    store_bind_created(&b, "att", "ab", params).await;
     let planted = rendered_secrets(&b, "apps", "cb-v2");
     assert_eq!(planted.len(), 1);
-    let r = b
-        .put(
-            "/v2/service_instances/v2",
-            provision("svc-store", "plan-store", "apps", json!({})),
-        )
-        .await;
+    let r = store_put(&b, "v2", "apps").await;
     assert_osb_error(&r, StatusCode::INTERNAL_SERVER_ERROR, None);
     let d = r.json["description"].as_str().unwrap();
     assert!(
@@ -177,11 +140,7 @@ async fn a_release_never_renders_an_object_named_like_a_binding_secret() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    b.put_created(
-        "/v2/service_instances/v2",
-        provision("svc-store", "plan-store", "apps", json!({})),
-    )
-    .await;
+    store_created(&b, "v2", "apps").await;
     assert_eq!(
         rendered_secrets(&b, "apps", "cb-v2"),
         vec![b.release_dir("v2").join("manifests.yaml")]
@@ -220,10 +179,7 @@ async fn a_charts_failure_text_never_carries_a_transformed_secret() {
     )
     .await;
     assert_eq!(status, 201, "{bound}");
-    let password = bound["credentials"]["password"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let password = String::from(bound["credentials"]["password"].as_str().unwrap());
     assert_eq!(password.len(), 24);
 
     // The chart fails with the password dotted, upper-cased, reversed,
@@ -287,15 +243,8 @@ async fn the_helm_engine_redacts_a_transformed_secret_too() {
             "parameters": {"mode": mode}})
     };
     let id = format!("hleak-{}", common::cluster::suffix());
-    let r = run(
-        &b,
-        None,
-        Method::PUT,
-        &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
-        Some(body("ok")),
-    )
-    .await;
-    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    let body = body("ok");
+    provisioned_run(&b, None, &id, body).await;
     let r = b
         .put_created(
             &format!("/v2/service_instances/{id}/service_bindings/hb"),

@@ -5,9 +5,10 @@ use crate::common;
 
 use std::path::PathBuf;
 
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use base64::Engine as _;
 use common::cluster::{BrokerIdentity, Cluster};
+use common::cluster_calls::*;
 pub use common::example_catalog::{MYSQL, MYSQL_BASIC, WORDPRESS, WORDPRESS_STANDARD};
 use common::*;
 use serde_json::{Value, json};
@@ -23,42 +24,16 @@ pub async fn broker(id: &BrokerIdentity, helm: PathBuf) -> TestBroker {
     .await
 }
 
-pub fn provision(service: &str, plan: &str, ns: &str, params: Value) -> Value {
-    json!({
-        "service_id": service, "plan_id": plan,
-        "organization_guid": "org", "space_guid": "space",
-        "context": {"platform": "kubernetes", "namespace": ns},
-        "parameters": params,
-    })
-}
-
 pub async fn example_catalog_lifecycle(helm: PathBuf) {
-    let k = Cluster::admin().await;
-    let id = k.install_broker(false).await;
-    let ns = k.tenant(&id, "alice").await;
+    let (k, id, ns) = Cluster::with_tenant("alice", false).await;
     let b = broker(&id, helm).await;
+    let alice = b.by("alice");
 
     // mysql: a StatefulSet, its Service and Secret, helm's release record.
-    let done = b
-        .run_as(
-            "alice",
-            Method::PUT,
-            "/v2/service_instances/db-1?accepts_incomplete=true",
-            Some(provision(
-                MYSQL,
-                MYSQL_BASIC,
-                &ns,
-                json!({"database": "shop"}),
-            )),
-        )
-        .await;
-    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
-    let sts = k
-        .get(&format!(
-            "/apis/apps/v1/namespaces/{ns}/statefulsets/cb-db-1"
-        ))
-        .await
-        .expect("the release's StatefulSet exists");
+    let body = kube_provision(MYSQL, MYSQL_BASIC, &ns, json!({"database": "shop"}));
+    alice.provisioned("db-1", body).await;
+    let sts = format!("/apis/apps/v1/namespaces/{ns}/statefulsets/cb-db-1");
+    let sts = k.get(&sts).await.expect("the release's StatefulSet exists");
     assert_eq!(
         sts["metadata"]["annotations"]["meta.helm.sh/release-name"],
         "cb-db-1"
@@ -73,15 +48,8 @@ pub async fn example_catalog_lifecycle(helm: PathBuf) {
 
     // Bind: credentials in the response and a Secret in the namespace,
     // applied server-side by the broker's own field manager.
-    let r = b
-        .call_as(
-            "alice",
-            Method::PUT,
-            "/v2/service_instances/db-1/service_bindings/app-1",
-            Some(json!({"service_id": MYSQL, "plan_id": MYSQL_BASIC})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let bind = json!({"service_id": MYSQL, "plan_id": MYSQL_BASIC});
+    let r = alice.bound("db-1", "app-1", bind).await;
     let creds = r.json["credentials"].clone();
     assert_eq!(creds["database"], "shop");
     let secrets = k
@@ -96,13 +64,7 @@ pub async fn example_catalog_lifecycle(helm: PathBuf) {
                 == creds["password"].as_str().map(str::to_string)
         })
         .unwrap_or_else(|| panic!("a binding Secret with the password: {secrets:#?}"));
-    let managers: Vec<&str> = binding["metadata"]["managedFields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|m| m["manager"].as_str())
-        .collect();
-    assert_eq!(managers, ["chartbroker"], "{binding:#}");
+    assert_eq!(field_managers(binding), ["chartbroker"], "{binding:#}");
     // Service Binding for Kubernetes: the catalog's `binding: {type: mysql}`.
     assert_eq!(binding["type"], "servicebinding.io/mysql");
     assert_eq!(
@@ -129,26 +91,11 @@ pub async fn example_catalog_lifecycle(helm: PathBuf) {
 
     // wordpress uses db-1: a Deployment, and a binding of db-1 whose Secret
     // the chart is given.
-    let done = b
-        .run_as(
-            "alice",
-            Method::PUT,
-            "/v2/service_instances/wp-1?accepts_incomplete=true",
-            Some(provision(
-                WORDPRESS,
-                WORDPRESS_STANDARD,
-                &ns,
-                json!({"mysql_instance": "db-1"}),
-            )),
-        )
-        .await;
-    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
-    let deploy = k
-        .get(&format!(
-            "/apis/apps/v1/namespaces/{ns}/deployments/cb-wp-1"
-        ))
-        .await
-        .expect("wordpress Deployment");
+    let params = json!({"mysql_instance": "db-1"});
+    let body = kube_provision(WORDPRESS, WORDPRESS_STANDARD, &ns, params);
+    alice.provisioned("wp-1", body).await;
+    let deploy = format!("/apis/apps/v1/namespaces/{ns}/deployments/cb-wp-1");
+    let deploy = k.get(&deploy).await.expect("wordpress Deployment");
     let env = deploy["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
     let secret_refs: Vec<String> = k
         .list(&format!("/api/v1/namespaces/{ns}/secrets"))
@@ -162,15 +109,8 @@ pub async fn example_catalog_lifecycle(helm: PathBuf) {
         "wordpress reads a Secret that exists in {ns}: {env}"
     );
     // Its binding reads the real Service back (lookups).
-    let r = b
-        .call_as(
-            "alice",
-            Method::PUT,
-            "/v2/service_instances/wp-1/service_bindings/web-1",
-            Some(json!({"service_id": WORDPRESS, "plan_id": WORDPRESS_STANDARD})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let bind = json!({"service_id": WORDPRESS, "plan_id": WORDPRESS_STANDARD});
+    let r = alice.bound("wp-1", "web-1", bind).await;
     assert_eq!(
         r.json["credentials"]["host"],
         format!("cb-wp-1.{ns}.svc.cluster.local"),
@@ -180,43 +120,20 @@ pub async fn example_catalog_lifecycle(helm: PathBuf) {
     assert_eq!(r.json["credentials"]["port"], 80, "{}", r.text);
 
     // A used mysql can't go first.
-    let r = b.call_as("alice",
-        Method::DELETE,
-        &format!("/v2/service_instances/db-1?accepts_incomplete=true&service_id={MYSQL}&plan_id={MYSQL_BASIC}"),
-        None,
-    )
-    .await;
+    let q = format!("service_id={MYSQL}&plan_id={MYSQL_BASIC}");
+    let db1 = format!("/v2/service_instances/db-1?accepts_incomplete=true&{q}");
+    let r = alice.call(Method::DELETE, &db1, None).await;
     assert!(r.status.is_client_error(), "{}", r.text);
 
     // Tear down in order; everything the releases made goes.
-    let r = b.call_as("alice",
-        Method::DELETE,
-        &format!("/v2/service_instances/wp-1/service_bindings/web-1?service_id={WORDPRESS}&plan_id={WORDPRESS_STANDARD}"),
-        None,
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let done = b.run_as("alice",
-        Method::DELETE,
-        &format!("/v2/service_instances/wp-1?accepts_incomplete=true&service_id={WORDPRESS}&plan_id={WORDPRESS_STANDARD}"),
-        None,
-    )
-    .await;
-    assert_delete_done(&done);
-    let r = b.call_as("alice",
-        Method::DELETE,
-        &format!("/v2/service_instances/db-1/service_bindings/app-1?service_id={MYSQL}&plan_id={MYSQL_BASIC}"),
-        None,
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let done = b.run_as("alice",
-        Method::DELETE,
-        &format!("/v2/service_instances/db-1?accepts_incomplete=true&service_id={MYSQL}&plan_id={MYSQL_BASIC}"),
-        None,
-    )
-    .await;
-    assert_delete_done(&done);
+    alice
+        .unbound("wp-1", "web-1", WORDPRESS, WORDPRESS_STANDARD)
+        .await;
+    alice
+        .deprovisioned("wp-1", WORDPRESS, WORDPRESS_STANDARD)
+        .await;
+    alice.unbound("db-1", "app-1", MYSQL, MYSQL_BASIC).await;
+    alice.deprovisioned("db-1", MYSQL, MYSQL_BASIC).await;
     for path in [
         format!("/apis/apps/v1/namespaces/{ns}/statefulsets/cb-db-1"),
         format!("/apis/apps/v1/namespaces/{ns}/deployments/cb-wp-1"),

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use serde_json::json;
 
 use common::cluster::{BrokerIdentity, Cluster, release_records, suffix};
-use common::databases::{self, Server};
+use common::databases::Server;
 use common::deletes::Delete;
 use common::{TestBroker, fixtures};
 
@@ -131,10 +131,9 @@ impl Env {
         assert_eq!(r.json["state"], "succeeded", "{}", r.text);
         let r = self
             .b
-            .call(
-                Method::PUT,
+            .put(
                 &format!("/v2/service_instances/{id}/service_bindings/b1"),
-                Some(json!({"service_id": SVC, "plan_id": plan})),
+                json!({"service_id": SVC, "plan_id": plan}),
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
@@ -288,36 +287,14 @@ pub async fn row(fault: Fault, plan: &str) {
     }
 }
 
+/// The catalog's admin password of the per-binding-user plan.
+pub const ROOT: &str = "matrix-root-pw";
+
+/// MariaDB with the catalog's admin password and database.
 pub async fn mariadb() -> Server {
-    use sqlx::Connection;
-    let server = databases::mariadb();
-    let opts = sqlx::mysql::MySqlConnectOptions::new()
-        .host("127.0.0.1")
-        .port(server.port)
-        .username("root");
-    let mut con = sqlx::MySqlConnection::connect_with(&opts).await.unwrap();
-    for q in [
-        "CREATE DATABASE app",
-        "ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY 'matrix-root-pw'",
-    ] {
-        sqlx::Executor::execute(&mut con, q).await.unwrap();
-    }
-    server
+    common::mariadb_admin::mariadb_with_app(ROOT).await
 }
 
 pub async fn user_exists(server: &Server, user: &str) -> bool {
-    use sqlx::Connection;
-    let opts = sqlx::mysql::MySqlConnectOptions::new()
-        .host("127.0.0.1")
-        .port(server.port)
-        .username("root")
-        .password("matrix-root-pw");
-    let mut con = sqlx::MySqlConnection::connect_with(&opts).await.unwrap();
-    let rows: Vec<(String,)> =
-        sqlx::query_as("SELECT CAST(User AS CHAR) FROM mysql.user WHERE User = ?")
-            .bind(user)
-            .fetch_all(&mut con)
-            .await
-            .unwrap();
-    !rows.is_empty()
+    common::mariadb_admin::mariadb_user_exists(server.port, ROOT, user).await
 }

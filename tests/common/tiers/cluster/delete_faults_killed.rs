@@ -9,6 +9,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::cluster::{BrokerIdentity, Cluster};
+use common::cluster_calls::*;
 use common::process::*;
 use common::*;
 use serde_json::{Value, json};
@@ -61,28 +62,55 @@ pub async fn kill_mid_upstream_delete(
         status == 404 || status == 410,
         "the upstream still has it ({status})"
     );
-    let (s, r) = osb(
-        reqwest::Method::DELETE,
-        format!("{}{target}?{query}", second.url),
-        None,
-    )
-    .await;
+    let repeat = format!("{}{target}?{query}", second.url);
+    let (s, r) = osb(reqwest::Method::DELETE, repeat, None).await;
     assert_eq!(s, 410, "{r}");
     second
+}
+
+/// An upstream broker answering asynchronously (10 polls) and the
+/// broker process in front of it, on state of their own.
+pub struct UpstreamBed {
+    pub cloud: support::Cloud,
+    pub _dir: tempfile::TempDir,
+    pub catalog: std::path::PathBuf,
+    pub charts: std::path::PathBuf,
+    pub data: std::path::PathBuf,
+}
+
+impl UpstreamBed {
+    /// The bed and its first broker.
+    pub async fn start() -> (UpstreamBed, Served) {
+        use support::{CatalogOpts, Cloud, write_catalog};
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let cloud = Cloud::start("async", 10, &[]);
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = write_catalog(dir.path(), &CatalogOpts::new(&cloud.url));
+        let data = dir.path().join("state");
+        let charts = fixtures().join("charts");
+        let first = serve(&catalog, &charts, &data, &helm_bin(), &[]).await;
+        let bed = UpstreamBed {
+            cloud,
+            _dir: dir,
+            catalog,
+            charts,
+            data,
+        };
+        (bed, first)
+    }
+
+    /// What a restarted broker is served from: catalog, charts, data.
+    pub fn setup(&self) -> (&Path, &Path, &Path) {
+        (&self.catalog, &self.charts, &self.data)
+    }
 }
 
 /// Provisions `path` on an upstream plan and binds `ub1` to it, each
 /// followed to its end; returns the binding's path.
 pub async fn provision_and_bind(url: &str, path: &str) -> String {
-    let (s, r) = osb(
-        reqwest::Method::PUT,
-        format!("{url}{path}?accepts_incomplete=true"),
-        Some(support::provision_body("svc-db", "plan-premium", json!({}))),
-    )
-    .await;
-    assert_eq!(s, 202, "{r}");
-    let op = r["operation"].as_str().unwrap().to_string();
-    let done = poll(&format!("{url}{path}/last_operation?operation={op}")).await;
+    let body = support::provision_body("svc-db", "plan-premium", json!({}));
+    let put = format!("{url}{path}?accepts_incomplete=true");
+    let done = ran(reqwest::Method::PUT, &put, Some(body)).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     let bpath = format!("{path}/service_bindings/ub1");
     let bind = json!({"service_id": "svc-db", "plan_id": "plan-premium"});
@@ -153,37 +181,11 @@ pub const ROOT: &str = "killed-root-pw";
 
 /// MariaDB with the admin password of [`ROOT`] and the database `app`.
 pub async fn mariadb() -> common::databases::Server {
-    use sqlx::Connection;
-    let server = common::databases::mariadb();
-    let opts = sqlx::mysql::MySqlConnectOptions::new()
-        .host("127.0.0.1")
-        .port(server.port)
-        .username("root");
-    let mut con = sqlx::MySqlConnection::connect_with(&opts).await.unwrap();
-    for q in [
-        "CREATE DATABASE app".to_string(),
-        format!("ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY '{ROOT}'"),
-    ] {
-        sqlx::Executor::execute(&mut con, q.as_str()).await.unwrap();
-    }
-    server
+    common::mariadb_admin::mariadb_with_app(ROOT).await
 }
 
 pub async fn mysql_user_exists(port: u16, user: &str) -> bool {
-    use sqlx::Connection;
-    let opts = sqlx::mysql::MySqlConnectOptions::new()
-        .host("127.0.0.1")
-        .port(port)
-        .username("root")
-        .password(ROOT);
-    let mut con = sqlx::MySqlConnection::connect_with(&opts).await.unwrap();
-    let rows: Vec<(String,)> =
-        sqlx::query_as("SELECT CAST(User AS CHAR) FROM mysql.user WHERE User = ?")
-            .bind(user)
-            .fetch_all(&mut con)
-            .await
-            .unwrap();
-    !rows.is_empty()
+    common::mariadb_admin::mariadb_user_exists(port, ROOT, user).await
 }
 
 /// The cluster catalog plus a plan of the tiny chart whose bindings are

@@ -4,9 +4,11 @@
 use crate::common;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use common::cluster::{Cluster, release_records, secret_value};
+use common::cluster_calls::data_keys;
 use common::*;
 use serde_json::json;
 
@@ -18,13 +20,22 @@ pub async fn setup(
     helm: PathBuf,
     catalog: Option<PathBuf>,
 ) -> (cluster::BrokerIdentity, String, TestBroker) {
-    let id = k.install_broker(false).await;
-    let ns = k.namespace("apps").await;
-    k.grant_target(&id, &ns);
+    setup_timed(k, helm, catalog, Duration::from_secs(120)).await
+}
+
+/// [`setup`] with helm's timeout.
+pub async fn setup_timed(
+    k: &Cluster,
+    helm: PathBuf,
+    catalog: Option<PathBuf>,
+    helm_timeout: Duration,
+) -> (cluster::BrokerIdentity, String, TestBroker) {
+    let (id, ns) = k.broker_and_target("apps").await;
     let b = TestBroker::on_cluster(&id, |_, cfg| {
         // These requests carry no originating identity; authorization has its own suites.
         cfg.subject_access_review = false;
         cfg.helm = helm;
+        cfg.helm_timeout = helm_timeout;
         if let Some(c) = catalog {
             cfg.catalog_dir = c;
         }
@@ -41,33 +52,14 @@ pub async fn lifecycle(helm: PathBuf) {
     let binding_secret = format!("/api/v1/namespaces/{ns}/secrets/cb-bind-hb-1");
 
     // Synchronous requests are refused: helm installs take time.
-    let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/h-1",
-            Some(provision_body_in(
-                "plan-small",
-                &ns,
-                json!({"message": "one"}),
-            )),
-        )
-        .await;
+    let body = provision_body_in("plan-small", &ns, json!({"message": "one"}));
+    let r = b.put("/v2/service_instances/h-1", body.clone()).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
     assert_eq!(r.json["error"], "AsyncRequired");
-    assert!(k.get(&cm_path).await.is_none(), "nothing was installed");
+    assert!(!k.has(&cm_path).await, "nothing was installed");
 
-    let done = b
-        .run(
-            Method::PUT,
-            "/v2/service_instances/h-1?accepts_incomplete=true",
-            Some(provision_body_in(
-                "plan-small",
-                &ns,
-                json!({"message": "one"}),
-            )),
-        )
-        .await;
-    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let platform = b.by(None);
+    platform.provisioned("h-1", body).await;
     let cm = k
         .get(&cm_path)
         .await
@@ -79,17 +71,16 @@ pub async fn lifecycle(helm: PathBuf) {
 
     // Bind: the Secret appears in the app namespace with the credentials.
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             "/v2/service_instances/h-1/service_bindings/hb-1?accepts_incomplete=true",
-            Some(bind_body("plan-small", json!({"role": "writer"}))),
+            bind_body("plan-small", json!({"role": "writer"})),
         )
         .await;
     let binding_uri = "/v2/service_instances/h-1/service_bindings/hb-1";
     let creds = if r.status == StatusCode::ACCEPTED {
         let done = b.finish(binding_uri, r).await;
         assert_eq!(done.json["state"], "succeeded", "{}", done.text);
-        b.call(Method::GET, binding_uri, None).await.json["credentials"].clone()
+        b.get(binding_uri).await.json["credentials"].clone()
     } else {
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
         r.json["credentials"].clone()
@@ -116,17 +107,8 @@ pub async fn lifecycle(helm: PathBuf) {
         secret_value(&secret, "provider").as_deref(),
         Some("chartbroker")
     );
-    let mut keys: Vec<&str> = secret["data"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
-    assert_eq!(
-        keys,
-        ["host", "password", "port", "provider", "role", "type"]
-    );
+    let keys = ["host", "password", "port", "provider", "role", "type"];
+    assert_eq!(data_keys(&secret), keys);
     assert_eq!(
         secret_value(&k.get(&chart_secret).await.unwrap(), "password"),
         Some(password.clone()),
@@ -134,33 +116,20 @@ pub async fn lifecycle(helm: PathBuf) {
     );
 
     // Update: an upgrade keeps the generated password.
-    let done = b
-        .run(
-            Method::PATCH,
-            "/v2/service_instances/h-1?accepts_incomplete=true",
-            Some(json!({"service_id": "svc-tiny", "parameters": {"message": "two"}})),
-        )
-        .await;
-    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let update = json!({"service_id": "svc-tiny", "parameters": {"message": "two"}});
+    platform.updated("h-1", update).await;
     assert_eq!(k.get(&cm_path).await.unwrap()["data"]["message"], "two");
     assert_eq!(k.helm_history(&ns, "cb-h-1").len(), 2, "one upgrade");
     assert_eq!(
         secret_value(&k.get(&chart_secret).await.unwrap(), "password"),
         Some(password.clone())
     );
-    let creds2 = b.call(Method::GET, binding_uri, None).await.json["credentials"].clone();
+    let creds2 = b.get(binding_uri).await.json["credentials"].clone();
     assert_eq!(creds2["password"], creds["password"]);
 
     // Unbind removes the Secret.
-    let r = b
-        .call(
-            Method::DELETE,
-            &format!(
-                "{binding_uri}?service_id=svc-tiny&plan_id=plan-small&accepts_incomplete=true"
-            ),
-            None,
-        )
-        .await;
+    let query = "service_id=svc-tiny&plan_id=plan-small&accepts_incomplete=true";
+    let r = b.del(&format!("{binding_uri}?{query}")).await;
     if r.status == StatusCode::ACCEPTED {
         let gone = b.finish(binding_uri, r).await;
         assert_delete_done(&gone);
@@ -170,14 +139,9 @@ pub async fn lifecycle(helm: PathBuf) {
     assert!(k.get(&binding_secret).await.is_none());
 
     // Deprovision removes the release and its objects.
-    let gone = b
-        .run(
-            Method::DELETE,
-            "/v2/service_instances/h-1?service_id=svc-tiny&plan_id=plan-small&accepts_incomplete=true",
-            None,
-        )
+    platform
+        .deprovisioned("h-1", "svc-tiny", "plan-small")
         .await;
-    assert_delete_done(&gone);
     assert!(k.get(&cm_path).await.is_none());
     assert!(k.get(&chart_secret).await.is_none());
     assert!(release_records(&k, &ns, "cb-h-1").await.is_empty());
@@ -190,39 +154,21 @@ pub async fn lifecycle(helm: PathBuf) {
 /// says only "context deadline exceeded").
 pub async fn waits_naming_what_is_not_ready(helm: PathBuf) {
     let k = Cluster::admin().await;
-    let id = k.install_broker(false).await;
-    let ns = k.namespace("apps").await;
-    k.grant_target(&id, &ns);
-    let b = TestBroker::on_cluster(&id, |_, cfg| {
-        cfg.subject_access_review = false;
-        cfg.helm = helm;
-        cfg.catalog_dir = fixtures().join("catalog-wait");
-        cfg.helm_timeout = std::time::Duration::from_secs(12);
-    })
-    .await;
+    let catalog = Some(fixtures().join("catalog-wait"));
+    let (_id, ns, b) = setup_timed(&k, helm, catalog, Duration::from_secs(12)).await;
     let body = json!({
         "service_id": "svc-web", "plan_id": "plan-wait",
         "organization_guid": "org", "space_guid": "space",
         "context": {"platform": "kubernetes", "namespace": ns},
     });
     let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/w-1?accepts_incomplete=true",
-            Some(body),
-        )
+        .put("/v2/service_instances/w-1?accepts_incomplete=true", body)
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     let waiting = "waiting for deployment/cb-w-1-web: 0 of 1 replicas ready";
     let mut seen = Vec::new();
     let last = loop {
-        let r = b
-            .call(
-                Method::GET,
-                "/v2/service_instances/w-1/last_operation",
-                None,
-            )
-            .await;
+        let r = last_operation(&b, "w-1").await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         if r.json["state"] != "in progress" {
             break r;
@@ -230,7 +176,7 @@ pub async fn waits_naming_what_is_not_ready(helm: PathBuf) {
         if let Some(d) = r.json["description"].as_str() {
             seen.push(d.to_owned());
         }
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
     };
     assert!(
         seen.iter().any(|d| d == waiting),
@@ -242,10 +188,9 @@ pub async fn waits_naming_what_is_not_ready(helm: PathBuf) {
         d.ends_with(&format!("(gave up {waiting})")),
         "the failure names what was not ready: {d}"
     );
+    let deploy = format!("/apis/apps/v1/namespaces/{ns}/deployments/cb-w-1-web");
     let deploy = k
-        .get(&format!(
-            "/apis/apps/v1/namespaces/{ns}/deployments/cb-w-1-web"
-        ))
+        .get(&deploy)
         .await
         .expect("helm applied the Deployment before waiting");
     assert_eq!(deploy["spec"]["replicas"], 1);

@@ -5,7 +5,7 @@ use crate::common;
 
 use std::path::{Path, PathBuf};
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use base64::Engine as _;
 use common::cluster::{BrokerIdentity, Cluster, kubectl, release_records};
 use common::*;
@@ -79,6 +79,23 @@ pub async fn broker(e: &Env, tweak: impl FnOnce(&Path, &mut ServeConfig)) -> Tes
 /// It runs the real helm for every subcommand but `upgrade`, where it runs
 /// `on_upgrade` instead, until [`Wrapper::use_real_helm`] creates the flag
 /// file next to it.
+/// A broker whose helm is a [`Wrapper`] of `kind` whose upgrade runs
+/// `on_upgrade(data dir)`, and that wrapper.
+pub async fn wrapped_broker(
+    e: &Env,
+    kind: &str,
+    on_upgrade: impl FnOnce(&Path) -> String,
+) -> (TestBroker, Wrapper) {
+    let mut wrapper = None;
+    let b = broker(e, |data, cfg| {
+        let w = Wrapper::new(data, kind, &on_upgrade(data));
+        cfg.helm = w.path.clone();
+        wrapper = Some(w);
+    })
+    .await;
+    (b, wrapper.unwrap())
+}
+
 pub struct Wrapper {
     pub dir: PathBuf,
     pub path: PathBuf,
@@ -146,10 +163,9 @@ pub async fn start_provision(
     params: Value,
 ) -> String {
     let r = b
-        .call(
-            Method::PUT,
+        .put(
             &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
-            Some(provision_req(plan, ns, params)),
+            provision_req(plan, ns, params),
         )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
@@ -186,18 +202,19 @@ pub fn assert_failed(r: &Resp, needle: &str) -> String {
 /// Deprovisions and waits; returns the final `last_operation` response
 /// (410 Gone once the instance is gone).
 pub async fn deprovision(b: &TestBroker, id: &str, plan: &str) -> Resp {
-    let r = b
-        .call(
-            Method::DELETE,
-            &format!(
-                "/v2/service_instances/{id}?service_id={SVC}&plan_id={plan}&accepts_incomplete=true"
-            ),
-            None,
-        )
-        .await;
+    let r = start_delete(b, &format!("/v2/service_instances/{id}"), plan).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     b.wait_instance(id, r.json["operation"].as_str().unwrap())
         .await
+}
+
+/// The asynchronous `DELETE` of `path` (an instance's or a binding's) of
+/// plan `plan`: the immediate answer.
+pub async fn start_delete(b: &TestBroker, path: &str, plan: &str) -> Resp {
+    b.del(&format!(
+        "{path}?service_id={SVC}&plan_id={plan}&accepts_incomplete=true"
+    ))
+    .await
 }
 
 pub fn bind_req(plan: &str, params: Value) -> Value {
@@ -211,10 +228,9 @@ pub fn bind_req(plan: &str, params: Value) -> Value {
 
 /// Sends an asynchronous bind; returns the immediate response.
 pub async fn start_bind(b: &TestBroker, id: &str, bid: &str, plan: &str, params: Value) -> Resp {
-    b.call(
-        Method::PUT,
+    b.put(
         &format!("/v2/service_instances/{id}/service_bindings/{bid}?accepts_incomplete=true"),
-        Some(bind_req(plan, params)),
+        bind_req(plan, params),
     )
     .await
 }
@@ -229,15 +245,8 @@ pub async fn bind(b: &TestBroker, id: &str, bid: &str, plan: &str, params: Value
 
 /// Unbinds and waits; returns the final response (410 once gone).
 pub async fn unbind(b: &TestBroker, id: &str, bid: &str, plan: &str) -> Resp {
-    let r = b
-        .call(
-            Method::DELETE,
-            &format!(
-                "/v2/service_instances/{id}/service_bindings/{bid}?service_id={SVC}&plan_id={plan}&accepts_incomplete=true"
-            ),
-            None,
-        )
-        .await;
+    let path = format!("/v2/service_instances/{id}/service_bindings/{bid}");
+    let r = start_delete(b, &path, plan).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     b.wait_binding(id, bid, r.json["operation"].as_str().unwrap())
         .await

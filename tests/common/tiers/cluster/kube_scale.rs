@@ -121,18 +121,13 @@ pub fn rss_mib(pid: u32) -> f64 {
 /// A helm that hangs in `upgrade` (after writing its pid), so an operation
 /// stays in flight on the replica using it.
 pub fn hanging_helm(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let pidfile = dir.join("hang-helm.pid");
-    let slow = dir.join("hang-helm");
-    std::fs::write(
-        &slow,
-        format!(
-            "#!/bin/sh\ncase \"$1\" in upgrade) echo $$ > '{}'; sleep 600;; esac\nexec {} \"$@\"\n",
-            pidfile.display(),
-            helm_bin().display()
-        ),
-    )
-    .unwrap();
     use std::os::unix::fs::PermissionsExt;
+    let (pidfile, slow, helm) = (dir.join("hang-helm.pid"), dir.join("hang-helm"), helm_bin());
+    let (pid, helm) = (pidfile.display(), helm.display());
+    let script = format!(
+        "#!/bin/sh\ncase \"$1\" in upgrade) echo $$ > '{pid}'; sleep 600;; esac\nexec {helm} \"$@\"\n"
+    );
+    std::fs::write(&slow, script).unwrap();
     std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
     (slow, pidfile)
 }

@@ -6,7 +6,7 @@ use crate::common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use common::cluster::Cluster;
 use common::*;
 use serde_json::{Value, json};
@@ -28,25 +28,8 @@ pub async fn broker(k: &Cluster, helm: PathBuf) -> TestBroker {
 }
 
 pub fn provision(plan: &str, ns: &str) -> Value {
-    json!({
-        "service_id": "svc-switch", "plan_id": plan,
-        "organization_guid": "org", "space_guid": "space",
-        "context": {"platform": "kubernetes", "namespace": ns},
-        "parameters": {"message": "hello"},
-    })
-}
-
-/// Starts an async operation and waits for its end.
-pub async fn run(b: &TestBroker, method: Method, uri: &str, body: Value) -> Resp {
-    let r = b.call(method, uri, Some(body)).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{uri}: {}", r.text);
-    let id = uri
-        .trim_start_matches("/v2/service_instances/")
-        .split('?')
-        .next()
-        .unwrap();
-    b.wait_instance(id, r.json["operation"].as_str().unwrap())
-        .await
+    let params = json!({"message": "hello"});
+    common::cluster_calls::kube_provision("svc-switch", plan, ns, params)
 }
 
 /// The control plane, a namespace of its own (`prefix`-...) whose release
@@ -59,54 +42,38 @@ pub async fn bed(helm: PathBuf, prefix: &str) -> (Cluster, String, TestBroker) {
     (k, ns, b)
 }
 
-/// [`run`]'s asynchronous provision of `id` on `plan` in `ns`.
+/// The asynchronous provision of `id` on `plan` in `ns`, followed to its
+/// end.
 pub async fn provisioned(b: &TestBroker, id: &str, plan: &str, ns: &str) -> Resp {
-    run(
-        b,
-        Method::PUT,
-        &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
-        provision(plan, ns),
-    )
-    .await
+    b.by(None).provision(id, provision(plan, ns)).await
 }
 
 pub async fn in_kube_system(k: &Cluster, name: &str) -> bool {
-    k.get(&format!("/api/v1/namespaces/kube-system/configmaps/{name}"))
+    k.has(&format!("/api/v1/namespaces/kube-system/configmaps/{name}"))
         .await
-        .is_some()
 }
 
 pub async fn lookup_switch_is_refused(helm: PathBuf, id: &str) {
     let (k, ns, b) = bed(helm, "pr").await;
     let done = provisioned(&b, id, "plan-lookup", &ns).await;
-    assert_eq!(done.json["state"], "failed", "{}", done.text);
-    let d = done.json["description"].as_str().unwrap();
+    let d = done.assert_state("failed");
     assert!(
         d.contains("policy rejected the manifests helm would apply") && d.contains("kube-system"),
         "{d}"
     );
     assert!(!in_kube_system(&k, &format!("cb-{id}")).await);
-    assert!(
-        k.get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-{id}"))
-            .await
-            .is_none(),
-        "nothing of the release was applied"
-    );
+    let cm = format!("/api/v1/namespaces/{ns}/configmaps/cb-{id}");
+    assert!(!k.has(&cm).await, "nothing of the release was applied");
 }
 
 pub async fn upgrade_switch_is_refused(helm: PathBuf, id: &str) {
     let (k, ns, b) = bed(helm, "pr").await;
-    let done = provisioned(&b, id, "plan-upgrade", &ns).await;
-    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
-    let done = run(
-        &b,
-        Method::PATCH,
-        &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
-        json!({"service_id": "svc-switch", "parameters": {"message": "again"}}),
-    )
-    .await;
-    assert_eq!(done.json["state"], "failed", "{}", done.text);
-    let d = done.json["description"].as_str().unwrap();
+    provisioned(&b, id, "plan-upgrade", &ns)
+        .await
+        .assert_state("succeeded");
+    let update = json!({"service_id": "svc-switch", "parameters": {"message": "again"}});
+    let done = b.by(None).update(id, update).await;
+    let d = done.assert_state("failed");
     assert!(d.contains("kube-system"), "{d}");
     assert!(!in_kube_system(&k, &format!("cb-{id}")).await);
     // The installed release is untouched and still usable.
@@ -115,27 +82,22 @@ pub async fn upgrade_switch_is_refused(helm: PathBuf, id: &str) {
         .await
         .unwrap();
     assert_eq!(cm["data"]["message"], "hello");
-    let r = b
-        .call(Method::GET, &format!("/v2/service_instances/{id}"), None)
-        .await;
+    let r = b.get(&format!("/v2/service_instances/{id}")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
 
 pub async fn crds_are_never_installed(helm: PathBuf, id: &str) {
     let (k, ns, b) = bed(helm, "pr").await;
-    let done = provisioned(&b, id, "plan-crds", &ns).await;
-    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
-    assert!(
-        k.get(&format!("/api/v1/namespaces/{ns}/configmaps/cb-{id}"))
-            .await
-            .is_some()
-    );
-    assert!(
-        k.get(
-            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.hostile.example.com"
-        )
+    provisioned(&b, id, "plan-crds", &ns)
         .await
-        .is_none(),
+        .assert_state("succeeded");
+    assert!(
+        k.has(&format!("/api/v1/namespaces/{ns}/configmaps/cb-{id}"))
+            .await
+    );
+    let crd = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.hostile.example.com";
+    assert!(
+        !k.has(crd).await,
         "crds/ bypass every post-renderer: the broker must never install them"
     );
 }
@@ -149,11 +111,11 @@ pub const AMBIGUOUS: &[(&str, &str)] = &[
 
 /// Provisions every ambiguous chart on the helm engine: each is refused
 /// with the reason, and nothing of it reaches the API server.
-pub async fn ambiguous_yaml_is_refused(helm: PathBuf, major: u32) {
+pub async fn ambiguous_yaml_is_refused(helm: PathBuf, major: &str) {
     let (k, ns, b) = bed(helm, "amb").await;
     // Helm 4 re-serializes before its post-renderer and keeps the merge key
     // as `!!merge <<`, a tag; Helm 3 hands over the chart's bytes.
-    let switch = if major >= 4 {
+    let switch = if major == "4" {
         "an explicit tag"
     } else {
         "merge key"
@@ -164,25 +126,15 @@ pub async fn ambiguous_yaml_is_refused(helm: PathBuf, major: u32) {
         .chain([("plan-merge-key-switch", switch)]);
     for (n, (plan, says)) in cases.enumerate() {
         let id = format!("amb{major}-{n}");
-        let done = run(
-            &b,
-            Method::PUT,
-            &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
-            provision(plan, &ns),
-        )
-        .await;
+        let done = provisioned(&b, &id, plan, &ns).await;
         assert_eq!(done.json["state"], "failed", "{plan}: {}", done.text);
         let d = done.json["description"].as_str().unwrap();
         assert!(
             d.contains("policy rejected") && d.contains(says),
             "{plan}: {d}"
         );
-        assert!(
-            k.get(&format!("/api/v1/namespaces/{ns}/pods/cb-{id}"))
-                .await
-                .is_none(),
-            "{plan}: the pod reached the API server"
-        );
+        let pod = format!("/api/v1/namespaces/{ns}/pods/cb-{id}");
+        assert!(!k.has(&pod).await, "{plan}: the pod reached the API server");
     }
     let pods = k
         .get(&format!("/api/v1/namespaces/{ns}/pods"))

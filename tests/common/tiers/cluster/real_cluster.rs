@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use common::cluster::{client_from as client, suffix};
+use common::cluster_calls::kube_provision;
 use common::*;
 use futures::FutureExt as _;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
@@ -138,6 +139,20 @@ pub async fn run(
     }
 }
 
+/// [`run`]'s provision of instance `id`, which must end `succeeded`.
+pub async fn provisioned(b: &TestBroker, id: &str, body: Value) {
+    let uri = format!("/v2/service_instances/{id}?accepts_incomplete=true");
+    assert_succeeded(&run(b, Method::PUT, &uri, Some(body), id, None).await);
+}
+
+/// [`run`]'s deprovision of instance `id` on `plan`, which must end
+/// `succeeded`.
+pub async fn deprovisioned(b: &TestBroker, id: &str, plan: &str) {
+    let q = format!("service_id={SVC}&plan_id={plan}&accepts_incomplete=true");
+    let uri = format!("/v2/service_instances/{id}?{q}");
+    assert_delete_done(&run(b, Method::DELETE, &uri, None, id, None).await);
+}
+
 #[track_caller]
 pub fn assert_succeeded(r: &Resp) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -166,23 +181,8 @@ pub async fn core_flows(target: &Target, ns: String) {
     let release_records = ListParams::default().labels(&format!("owner=helm,name={release}"));
 
     // Provision: the chart's objects and helm's release record.
-    let r = run(
-        &b,
-        Method::PUT,
-        &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
-        Some(json!({
-            "service_id": SVC,
-            "plan_id": "plan-ctx",
-            "organization_guid": "org",
-            "space_guid": "space",
-            "context": {"platform": "kubernetes", "namespace": ns},
-            "parameters": {"message": "one"},
-        })),
-        &id,
-        None,
-    )
-    .await;
-    assert_succeeded(&r);
+    let body = kube_provision(SVC, "plan-ctx", &ns, json!({"message": "one"}));
+    provisioned(&b, &id, body).await;
     let cm = configmaps
         .get(&release)
         .await
@@ -231,7 +231,7 @@ pub async fn core_flows(target: &Target, ns: String) {
     assert_eq!(data["port"], "5432");
     assert_eq!(data["role"], "writer");
     assert_eq!(data["password"], chart_password);
-    let r = b.call(Method::GET, &binding_uri, None).await;
+    let r = b.get(&binding_uri).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json["credentials"]["password"], chart_password.as_str());
 
@@ -277,18 +277,7 @@ pub async fn core_flows(target: &Target, ns: String) {
     wait_gone(&secrets, &secret_name).await;
 
     // Deprovision: the release's objects and records go.
-    let r = run(
-        &b,
-        Method::DELETE,
-        &format!(
-            "/v2/service_instances/{id}?service_id={SVC}&plan_id=plan-ctx&accepts_incomplete=true"
-        ),
-        None,
-        &id,
-        None,
-    )
-    .await;
-    assert_delete_done(&r);
+    deprovisioned(&b, &id, "plan-ctx").await;
     wait_gone(&configmaps, &release).await;
     wait_gone(&secrets, &release).await;
     let start = std::time::Instant::now();
@@ -313,44 +302,25 @@ pub async fn own_namespace_flow(target: &Target) {
     let id = format!("rtns-{}", suffix());
     let release = format!("cb-{id}");
     let outcome = std::panic::AssertUnwindSafe(async {
-        let r = run(
-            &b,
-            Method::PUT,
-            &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
-            Some(json!({
-                "service_id": SVC,
-                "plan_id": "plan-own-ns",
-                "organization_guid": "org",
-                "space_guid": "space",
-                "context": {"platform": "kubernetes", "namespace": "ignored-for-this-plan"},
-                "parameters": {"message": "own"},
-            })),
-            &id,
-            None,
-        )
-        .await;
-        assert_succeeded(&r);
-        let ns = namespaces.get(&release).await.expect("the instance's namespace");
+        let ignored = "ignored-for-this-plan";
+        let body = kube_provision(SVC, "plan-own-ns", ignored, json!({"message": "own"}));
+        provisioned(&b, &id, body).await;
+        let ns = namespaces
+            .get(&release)
+            .await
+            .expect("the instance's namespace");
         assert_eq!(
             ns.metadata.labels.unwrap_or_default()["app.kubernetes.io/managed-by"],
             "chartbroker"
         );
         let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &release);
-        let cm = configmaps.get(&release).await.expect("the release's ConfigMap");
+        let cm = configmaps
+            .get(&release)
+            .await
+            .expect("the release's ConfigMap");
         assert_eq!(cm.data.unwrap()["message"], "own");
 
-        let r = run(
-            &b,
-            Method::DELETE,
-            &format!(
-                "/v2/service_instances/{id}?service_id={SVC}&plan_id=plan-own-ns&accepts_incomplete=true"
-            ),
-            None,
-            &id,
-            None,
-        )
-        .await;
-        assert_delete_done(&r);
+        deprovisioned(&b, &id, "plan-own-ns").await;
         // Termination is asynchronous: Terminating first, then gone.
         wait_gone(&namespaces, &release).await;
     })

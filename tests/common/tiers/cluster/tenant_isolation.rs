@@ -51,14 +51,15 @@ pub fn as_user(
     body: Option<Value>,
     user: Option<&str>,
 ) -> Request<Body> {
-    let mut r = req(method, uri, body);
-    if let Some(u) = user {
-        r.headers_mut().insert(
-            "x-broker-api-originating-identity",
-            identity(u).parse().unwrap(),
-        );
-    }
-    r
+    let identity = user.map(identity);
+    let cred = (USER, PASS);
+    super::tenant_isolation_platform_trust::as_platform(
+        cred,
+        method,
+        uri,
+        body,
+        identity.as_deref(),
+    )
 }
 
 /// Sends as `user` and, on 202, waits for the operation.
@@ -285,4 +286,70 @@ pub fn longest_run(text: &str, secret: &str) -> usize {
             })
         })
         .unwrap_or(0)
+}
+
+/// [`run`]'s asynchronous provision of `id` as `user`.
+pub async fn provision_run(b: &TestBroker, user: Option<&str>, id: &str, body: Value) -> Resp {
+    let uri = format!("/v2/service_instances/{id}?accepts_incomplete=true");
+    run(b, user, Method::PUT, &uri, Some(body)).await
+}
+
+/// [`run`]'s asynchronous bind of `binding` to `instance` as `user`.
+pub async fn bind_run(
+    b: &TestBroker,
+    user: Option<&str>,
+    instance: &str,
+    binding: &str,
+    body: Value,
+) -> Resp {
+    let uri = format!(
+        "/v2/service_instances/{instance}/service_bindings/{binding}?accepts_incomplete=true"
+    );
+    run(b, user, Method::PUT, &uri, Some(body)).await
+}
+
+/// [`provision_run`] that must succeed.
+pub async fn provisioned_run(b: &TestBroker, user: Option<&str>, id: &str, body: Value) -> Resp {
+    let r = provision_run(b, user, id, body).await;
+    assert_eq!(r.json["state"], "succeeded", "{id}: {}", r.text);
+    r
+}
+
+/// [`bind_run`] that must succeed.
+pub async fn bound_run(
+    b: &TestBroker,
+    user: Option<&str>,
+    id: &str,
+    bid: &str,
+    body: Value,
+) -> Resp {
+    let r = bind_run(b, user, id, bid, body).await;
+    assert_eq!(r.json["state"], "succeeded", "{id}/{bid}: {}", r.text);
+    r
+}
+
+/// `PUT` of a `svc-store` instance `id` in `ns` (no parameters): the answer.
+pub async fn store_put(b: &TestBroker, id: &str, ns: &str) -> Resp {
+    let body = provision("svc-store", "plan-store", ns, json!({}));
+    b.put(&format!("/v2/service_instances/{id}"), body).await
+}
+
+/// [`store_put`] that must answer 201 Created.
+pub async fn store_created(b: &TestBroker, id: &str, ns: &str) -> Resp {
+    let r = store_put(b, id, ns).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{id}: {}", r.text);
+    r
+}
+
+/// `PUT` of binding `bid` of `svc-store` instance `id` with `params`.
+pub async fn store_bind_put(b: &TestBroker, id: &str, bid: &str, params: Value) -> Resp {
+    let uri = format!("/v2/service_instances/{id}/service_bindings/{bid}");
+    b.put(&uri, bind("svc-store", "plan-store", params)).await
+}
+
+/// [`store_bind_put`] that must answer 201 Created.
+pub async fn store_bind_created(b: &TestBroker, id: &str, bid: &str, params: Value) -> Resp {
+    let r = store_bind_put(b, id, bid, params).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{id}/{bid}: {}", r.text);
+    r
 }

@@ -122,3 +122,38 @@ pub async fn cluster_broker(k: &Cluster, xp_namespaces: &[&str]) -> TestBroker {
     assert!(cfg.subject_access_review);
     TestBroker::with_config(data, cfg).await
 }
+
+/// `last_operation` of instance `id`, asked as platform `cred`, is 404:
+/// nothing was recorded for it.
+pub async fn assert_nothing_recorded(b: &TestBroker, cred: (&str, &str), id: &str) {
+    let uri = format!("/v2/service_instances/{id}/last_operation");
+    let lo = b
+        .send(as_platform(cred, Method::GET, &uri, None, None))
+        .await;
+    assert_eq!(
+        lo.status,
+        StatusCode::NOT_FOUND,
+        "nothing recorded: {}",
+        lo.text
+    );
+}
+
+/// Request `allowed` is created (201) and `refused` answers 403 Forbidden.
+pub async fn assert_only(b: &TestBroker, allowed: Request<Body>, refused: Request<Body>) {
+    let r = b.send(allowed).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = b.send(refused).await;
+    assert_osb_error(&r, StatusCode::FORBIDDEN, Some("Forbidden"));
+}
+
+/// A `PUT` of `body` to `uri` as platform `cred`, with `identity` when given.
+pub async fn put_as(
+    b: &TestBroker,
+    cred: (&str, &str),
+    uri: &str,
+    body: Value,
+    identity: Option<&str>,
+) -> Resp {
+    b.send(as_platform(cred, Method::PUT, uri, Some(body), identity))
+        .await
+}

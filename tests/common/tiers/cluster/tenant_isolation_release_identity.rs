@@ -5,19 +5,10 @@ use crate::common;
 
 use std::path::PathBuf;
 
-use axum::http::{Method, StatusCode};
 use common::cluster::{BrokerIdentity, Cluster, suffix};
+use common::cluster_calls::*;
 use common::*;
-use serde_json::{Value, json};
-
-pub fn provision(plan: &str, ns: &str, params: Value) -> Value {
-    json!({
-        "service_id": "svc-cluster", "plan_id": plan,
-        "organization_guid": "org", "space_guid": "space",
-        "context": {"platform": "kubernetes", "namespace": ns},
-        "parameters": params,
-    })
-}
+use serde_json::json;
 
 pub async fn broker(id: &BrokerIdentity, helm: PathBuf) -> TestBroker {
     TestBroker::on_cluster(id, |_, cfg| {
@@ -29,10 +20,7 @@ pub async fn broker(id: &BrokerIdentity, helm: PathBuf) -> TestBroker {
 
 /// The user Kubernetes sees when helm acts in `ns` for broker `id`.
 pub fn release_user(id: &BrokerIdentity, ns: &str) -> String {
-    format!(
-        "system:serviceaccount:{ns}:{}",
-        id.identity_names().service_account
-    )
+    id.release_user(ns)
 }
 
 pub async fn lookup_of_another_tenants_secret_gets_nothing(helm: PathBuf) {
@@ -53,21 +41,12 @@ pub async fn lookup_of_another_tenants_secret_gets_nothing(helm: PathBuf) {
     }
     let b = broker(&id, helm).await;
 
-    let done = b
-        .run_as(
-            "mallory",
-            Method::PUT,
-            "/v2/service_instances/steal?accepts_incomplete=true",
-            Some(provision(
-                "plan-lookup",
-                &attacker,
-                json!({"namespace": victim, "name": "db", "key": "password"}),
-            )),
-        )
+    let mallory = b.by("mallory");
+    let params = json!({"namespace": victim, "name": "db", "key": "password"});
+    let done = mallory
+        .provision("steal", cluster_provision("plan-lookup", &attacker, params))
         .await;
-    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
-    assert_eq!(done.json["state"], "failed", "{}", done.text);
-    let d = done.json["description"].as_str().unwrap();
+    let d = done.assert_state("failed");
     // Kubernetes' own refusal of helm's read, naming who asked.
     assert!(d.contains("forbidden"), "{d}");
     assert!(d.contains(&release_user(&id, &attacker)), "{d}");
@@ -81,40 +60,19 @@ pub async fn lookup_of_another_tenants_secret_gets_nothing(helm: PathBuf) {
     assert!(cm.is_none(), "nothing was installed: {cm:?}");
 
     // Nor the broker's own state namespace (its records and store key).
-    let done = b
-        .run_as(
-            "mallory",
-            Method::PUT,
-            "/v2/service_instances/steal-state?accepts_incomplete=true",
-            Some(provision(
-                "plan-lookup",
-                &attacker,
-                json!({"namespace": id.state_namespace, "name": "chartbroker-store-key",
-                       "key": "store.key"}),
-            )),
-        )
-        .await;
-    assert_eq!(done.json["state"], "failed", "{}", done.text);
-    let d = done.json["description"].as_str().unwrap();
+    let params = json!({"namespace": id.state_namespace, "name": "chartbroker-store-key",
+                        "key": "store.key"});
+    let body = cluster_provision("plan-lookup", &attacker, params);
+    let d = mallory.provision_fails("steal-state", body).await;
     assert!(
         d.contains("forbidden") && d.contains(&release_user(&id, &attacker)),
         "{d}"
     );
 
     // The same chart looking up its own namespace's Secret works.
-    let done = b
-        .run_as(
-            "mallory",
-            Method::PUT,
-            "/v2/service_instances/own?accepts_incomplete=true",
-            Some(provision(
-                "plan-lookup",
-                &attacker,
-                json!({"namespace": attacker, "name": "db", "key": "password"}),
-            )),
-        )
-        .await;
-    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
+    let params = json!({"namespace": attacker, "name": "db", "key": "password"});
+    let body = cluster_provision("plan-lookup", &attacker, params);
+    mallory.provisioned("own", body).await;
     let cm = k
         .get(&format!("/api/v1/namespaces/{attacker}/configmaps/cb-own"))
         .await
@@ -125,15 +83,8 @@ pub async fn lookup_of_another_tenants_secret_gets_nothing(helm: PathBuf) {
     // The API server's audit log: helm's writes (the chart's ConfigMap, the
     // release record) are the release identity's; the binding Secret is
     // the broker's own work.
-    let r = b
-        .call_as(
-            "mallory",
-            Method::PUT,
-            "/v2/service_instances/own/service_bindings/own-b",
-            Some(json!({"service_id": "svc-cluster", "plan_id": "plan-lookup"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let bind = json!({"service_id": "svc-cluster", "plan_id": "plan-lookup"});
+    mallory.bound("own", "own-b", bind).await;
     let broker_user = format!("system:serviceaccount:{}:chartbroker", id.state_namespace);
     for (resource, name, user) in [
         ("configmaps", "cb-own", release_user(&id, &attacker)),
@@ -154,27 +105,16 @@ pub async fn lookup_of_another_tenants_secret_gets_nothing(helm: PathBuf) {
 }
 
 pub async fn a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes(helm: PathBuf) {
-    let k = Cluster::admin().await;
-    let id = k.install_broker(false).await;
-    let ns = k.tenant(&id, "erin").await;
+    let (k, id, ns) = Cluster::with_tenant("erin", false).await;
     let b = broker(&id, helm).await;
+    let erin = b.by("erin");
 
     // DaemonSets: the default policy doesn't judge a Role by the kinds it
     // names, and the release ClusterRole holds no right on them.
-    let done = b
-        .run_as(
-            "erin",
-            Method::PUT,
-            "/v2/service_instances/esc?accepts_incomplete=true",
-            Some(provision(
-                "plan-escalate",
-                &ns,
-                json!({"group": "apps", "resource": "daemonsets"}),
-            )),
-        )
+    let params = json!({"group": "apps", "resource": "daemonsets"});
+    let d = erin
+        .provision_fails("esc", cluster_provision("plan-escalate", &ns, params))
         .await;
-    assert_eq!(done.json["state"], "failed", "{}", done.text);
-    let d = done.json["description"].as_str().unwrap();
     assert!(
         d.contains("attempting to grant RBAC permissions not currently held"),
         "{d}"
@@ -189,19 +129,9 @@ pub async fn a_chart_role_beyond_the_release_rights_is_refused_by_kubernetes(hel
     assert!(k.get(&role).await.is_none());
 
     // Within the release rights, the same chart installs.
-    let done = b
-        .run_as(
-            "erin",
-            Method::PUT,
-            "/v2/service_instances/ok?accepts_incomplete=true",
-            Some(provision(
-                "plan-escalate",
-                &ns,
-                json!({"group": "", "resource": "configmaps"}),
-            )),
-        )
+    let params = json!({"group": "", "resource": "configmaps"});
+    erin.provisioned("ok", cluster_provision("plan-escalate", &ns, params))
         .await;
-    assert_eq!(done.json["state"], "succeeded", "{}", done.text);
     let role = k
         .get(&format!(
             "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles/cb-ok"

@@ -182,25 +182,25 @@ pub async fn resolve_ui_env(k: &Cluster, ns: &str, env: &[Value]) -> Vec<(String
 
 /// The real binary (render engine, test catalog) with `env` on `port`.
 pub fn serve_with(env: Vec<(String, String)>, port: u16, data: &std::path::Path) -> Proc {
-    Proc(
-        Command::new(broker_bin())
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--catalog")
-            .arg(repo().join("tests/fixtures/catalog"))
-            .arg("--charts")
-            .arg(repo().join("tests/fixtures/charts"))
-            .arg("--data-dir")
-            .arg(data)
-            .arg("--helm")
-            .arg(helm_bin())
-            .envs(env)
-            .env("CHARTBROKER_USERNAME", USER)
-            .env("CHARTBROKER_PASSWORD", PASS)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chartbroker starts"),
-    )
+    let fixtures = repo().join("tests/fixtures");
+    let flags = [
+        ("--catalog", fixtures.join("catalog")),
+        ("--charts", fixtures.join("charts")),
+        ("--data-dir", data.to_path_buf()),
+        ("--helm", helm_bin()),
+    ];
+    let mut broker = Command::new(broker_bin());
+    broker.args(["serve", "--listen", &format!("127.0.0.1:{port}")]);
+    for (flag, path) in flags {
+        broker.arg(flag).arg(path);
+    }
+    let credentials = [
+        ("CHARTBROKER_USERNAME", USER),
+        ("CHARTBROKER_PASSWORD", PASS),
+    ];
+    broker.envs(env).envs(credentials);
+    broker.stdout(Stdio::null()).stderr(Stdio::null());
+    Proc(broker.spawn().expect("chartbroker starts"))
 }
 
 pub fn b64(s: &str) -> String {

@@ -150,6 +150,12 @@ impl Env {
         };
         let secret = |f: &str| secrets.join(f).to_str().unwrap().to_string();
         let with_password = |source: Value| json!({"auth": {"basic": {"username": USERNAME, "password_file": source}}});
+        // Basic auth with the password in `file`; a bearer token in `file`.
+        let password = |file: &str| with_password(json!(secret(file)));
+        let token = |file: &str| json!({"auth": {"bearer": {"token_file": secret(file)}}});
+        let from_env =
+            json!({"auth": {"basic": {"username": USERNAME, "password_env": PASSWORD_ENV}}});
+        let docker = json!({"auth": {"docker_config": secret("docker.json")}});
         let mut plans = vec![
             plan("repo", r("stable", json!({"digest": digest}))),
             bindable(plan("repo-bound", r("stable", json!({"digest": digest})))),
@@ -171,57 +177,18 @@ impl Env {
                 o("charts/tiny", json!({"version": "0.2.0"})),
             ),
             plan("oci-bad-digest", o("charts/tiny", json!({"digest": zeros}))),
-            plan(
-                "private",
-                r("private", with_password(json!(secret("password")))),
-            ),
-            plan(
-                "private-token",
-                r(
-                    "private-token",
-                    json!({"auth": {"bearer": {"token_file": secret("token")}}}),
-                ),
-            ),
-            plan(
-                "private-env",
-                r(
-                    "private",
-                    json!({"auth": {"basic": {"username": USERNAME, "password_env": PASSWORD_ENV}}}),
-                ),
-            ),
-            plan(
-                "private-wrong",
-                r("private", with_password(json!(secret("wrong")))),
-            ),
+            plan("private", r("private", password("password"))),
+            plan("private-token", r("private-token", token("token"))),
+            plan("private-env", r("private", from_env)),
+            plan("private-wrong", r("private", password("wrong"))),
             plan("private-no-auth", r("private", json!({}))),
-            plan(
-                "private-no-file",
-                r("private", with_password(json!(secret("absent")))),
-            ),
-            plan(
-                "private-wrong-token",
-                r(
-                    "private-token",
-                    json!({"auth": {"bearer": {"token_file": secret("password")}}}),
-                ),
-            ),
-            plan(
-                "oci-private",
-                private_oci(with_password(json!(secret("password")))),
-            ),
-            plan(
-                "oci-docker-config",
-                private_oci(json!({"auth": {"docker_config": secret("docker.json")}})),
-            ),
-            plan(
-                "oci-private-wrong",
-                private_oci(with_password(json!(secret("wrong")))),
-            ),
+            plan("private-no-file", r("private", password("absent"))),
+            plan("private-wrong-token", r("private-token", token("password"))),
+            plan("oci-private", private_oci(password("password"))),
+            plan("oci-docker-config", private_oci(docker)),
+            plan("oci-private-wrong", private_oci(password("wrong"))),
             plan("oci-private-no-auth", private_oci(json!({}))),
-            bindable(plan(
-                "oci-private-bound",
-                private_oci(with_password(json!(secret("password")))),
-            )),
+            bindable(plan("oci-private-bound", private_oci(password("password")))),
         ];
         if keys.is_some() {
             plans.extend([
@@ -234,7 +201,7 @@ impl Env {
                 plan("oci-unsigned", o("charts/tiny", verify("pubring.gpg"))),
                 plan("private-signed", {
                     let mut c = r("private-signed", verify("pubring.gpg"));
-                    merge(&mut c, with_password(json!(secret("password"))));
+                    merge(&mut c, password("password"));
                     c
                 }),
             ]);
@@ -285,6 +252,20 @@ impl Env {
     }
 
     /// The test server's port.
+    /// `--catalog <dir>/catalog --charts <dir>/charts --helm <helm 4>`: the
+    /// broker binary's flags for this environment.
+    pub fn broker_args(&self) -> Vec<std::ffi::OsString> {
+        let root = self.dir.path();
+        vec![
+            "--catalog".into(),
+            root.join("catalog").into(),
+            "--charts".into(),
+            root.join("charts").into(),
+            "--helm".into(),
+            common::helm_bin().into(),
+        ]
+    }
+
     pub fn server_port(&self) -> u16 {
         self.port
     }
@@ -298,6 +279,15 @@ impl Env {
 
     /// Provisions asynchronously, expects the operation to fail and returns
     /// its description; nothing may have been rendered.
+    /// [`Env::fails`] with a description naming every one of `needles`.
+    pub async fn fails_naming(&self, instance: &str, plan: &str, needles: &[&str]) -> String {
+        let d = self.fails(instance, plan).await;
+        for needle in needles {
+            assert!(d.contains(needle), "{plan}: {needle:?} in {d}");
+        }
+        d
+    }
+
     pub async fn fails(&self, instance: &str, plan: &str) -> String {
         let op = self.broker.provision_async(instance, plan, json!({})).await;
         let r = self.broker.wait_instance(instance, &op).await;

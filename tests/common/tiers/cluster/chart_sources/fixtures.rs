@@ -143,14 +143,8 @@ pub const PASSWORD_BCRYPT: &str = "$2a$04$2A8F.eE.VYfLKkHFJJO.o.OPqrqqLIDCjA1Rhr
 
 impl Registry {
     pub async fn start(dir: &Path) -> Registry {
-        let bin = std::env::var_os("CHARTBROKER_REGISTRY")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| common::repo().join(".tools/bin/registry"));
-        assert!(
-            bin.is_file(),
-            "the OCI registry is not at {} — run scripts/install-tools.sh or set CHARTBROKER_REGISTRY",
-            bin.display()
-        );
+        let how = "the OCI registry: run scripts/install-tools.sh";
+        let bin = common::cluster_calls::tool("CHARTBROKER_REGISTRY", ".tools/bin/registry", how);
         let root = dir.join("registry");
         std::fs::create_dir_all(root.join("storage")).unwrap();
         let htpasswd = root.join("htpasswd");

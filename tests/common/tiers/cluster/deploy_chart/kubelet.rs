@@ -263,6 +263,35 @@ impl Pod {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// An asynchronous `method` on instance `path` (`&query` follows
+    /// `accepts_incomplete=true`) that must answer 202: its operation.
+    pub async fn begin(
+        &self,
+        client: &reqwest::Client,
+        method: reqwest::Method,
+        path: &str,
+        query: &str,
+        body: Option<Value>,
+    ) -> String {
+        let uri = format!("{path}?accepts_incomplete=true{query}");
+        let (s, r) = self.osb(client, method, &uri, body).await;
+        assert_eq!(s, 202, "{uri}: {r}");
+        r["operation"].as_str().unwrap().to_string()
+    }
+
+    /// [`Pod::settle`] that must end 200 `succeeded`; `log` (a replica's
+    /// log) is shown when not.
+    pub async fn settled(&self, client: &reqwest::Client, path: &str, op: &str, log: &Pod) {
+        let (s, last) = self.settle(client, path, op).await;
+        let state = (s, last["state"].as_str());
+        assert_eq!(
+            state,
+            (200, Some("succeeded")),
+            "{last}\n{}",
+            log.log_text()
+        );
+    }
+
     /// Polls last_operation until it leaves `in progress`.
     pub async fn settle(&self, client: &reqwest::Client, path: &str, op: &str) -> (u16, Value) {
         let uri = format!("{path}/last_operation?operation={op}");

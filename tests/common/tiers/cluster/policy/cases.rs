@@ -7,6 +7,20 @@ pub struct Case {
     pub allow: Option<&'static str>,
 }
 
+impl Case {
+    /// Asserts that a refusal's `description` of this case's chart, as
+    /// `instance`, names the offending object and the rule.
+    #[track_caller]
+    pub fn assert_named_in(&self, instance: &str, description: &str) {
+        let (chart, rule) = (self.chart, self.rule);
+        let object = self.object.replace("{r}", &format!("cb-{instance}"));
+        let named = description.contains(&format!("{object}: "));
+        assert!(named, "{chart}: expected {object} in {description}");
+        let ruled = description.contains(&format!("(rule: {rule})"));
+        assert!(ruled, "{chart}: expected rule {rule} in {description}");
+    }
+}
+
 pub const fn case(
     chart: &'static str,
     object: &'static str,

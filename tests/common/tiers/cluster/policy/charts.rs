@@ -187,23 +187,24 @@ pub fn pod_cases() -> Vec<(&'static str, Value, Value, &'static str)> {
     ]
 }
 
+/// JSON merge patch (RFC 7386) of `patch` into `v`; a null `patch` is no
+/// change.
 pub fn merge(v: &mut Value, patch: &Value) {
-    match patch {
-        Value::Null => {}
-        Value::Object(p) => {
-            if !v.is_object() {
-                *v = json!({});
-            }
-            let map = v.as_object_mut().unwrap();
+    match (v, patch) {
+        (_, Value::Null) => {}
+        (Value::Object(map), Value::Object(p)) => {
             for (k, pv) in p {
-                if pv.is_null() {
-                    map.remove(k);
-                } else {
-                    merge(map.entry(k.clone()).or_insert(Value::Null), pv);
+                match pv {
+                    Value::Null => drop(map.remove(k)),
+                    _ => merge(map.entry(k.clone()).or_insert(Value::Null), pv),
                 }
             }
         }
-        other => *v = other.clone(),
+        (v, Value::Object(_)) => {
+            *v = json!({});
+            merge(v, patch);
+        }
+        (v, other) => *v = other.clone(),
     }
 }
 
@@ -267,22 +268,23 @@ pub fn write_pod_chart(
     std::fs::write(dir.join("templates/workload.yaml"), doc.to_string()).unwrap();
 }
 
+/// Chart `name` (version 0.1.0) under `charts` whose one template,
+/// `templates/cm.yaml`, is `template`: its folder.
+pub fn cm_chart(charts: &Path, name: &str, template: &str) -> PathBuf {
+    let chart = charts.join(name);
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    let meta = format!("apiVersion: v2\nname: {name}\nversion: 0.1.0\n");
+    std::fs::write(chart.join("Chart.yaml"), meta).unwrap();
+    std::fs::write(chart.join("templates/cm.yaml"), template).unwrap();
+    chart
+}
+
 /// A chart whose ConfigMap carries `files/key` (`.Files.Get`), under a
 /// catalog with one plan `leak`.
 pub fn leaking_chart(charts: &Path, catalog: &Path) {
-    let chart = charts.join("leak");
-    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    let template = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: {{ .Release.Name }}}\ndata:\n  key: {{ .Files.Get \"files/key\" | quote }}\n";
+    let chart = cm_chart(charts, "leak", template);
     std::fs::create_dir_all(chart.join("files")).unwrap();
-    std::fs::write(
-        chart.join("Chart.yaml"),
-        "apiVersion: v2\nname: leak\nversion: 0.1.0\n",
-    )
-    .unwrap();
-    std::fs::write(
-        chart.join("templates/cm.yaml"),
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: {{ .Release.Name }}}\ndata:\n  key: {{ .Files.Get \"files/key\" | quote }}\n",
-    )
-    .unwrap();
     std::fs::write(chart.join("files/key"), "harmless").unwrap();
     std::fs::write(
         catalog.join("leak.yaml"),
@@ -294,15 +296,9 @@ pub fn leaking_chart(charts: &Path, catalog: &Path) {
 /// A chart that, asked to, fails with its generated password in every form
 /// a template can give it, so helm quotes them all in its error.
 pub fn encoding_chart(charts: &Path, catalog: &Path) {
-    let chart = charts.join("encoder");
-    std::fs::create_dir_all(chart.join("templates")).unwrap();
-    std::fs::write(
-        chart.join("Chart.yaml"),
-        "apiVersion: v2\nname: encoder\nversion: 0.1.0\n",
-    )
-    .unwrap();
-    std::fs::write(
-        chart.join("templates/cm.yaml"),
+    cm_chart(
+        charts,
+        "encoder",
         r#"{{- $p := .Values.password }}
 {{- if eq .Values.message "fail" }}
 {{- fail (printf "std=%s nopad=%s url=%s inner1=%s inner2=%s inner5=%s hex=%x HEX=%X quoted=%q json=%s query=%s" (b64enc $p) (b64enc $p | trimSuffix "=" | trimSuffix "=") (b64enc $p | replace "+" "-" | replace "/" "_" | trimAll "=") (b64enc (printf "u%s" $p)) (b64enc (printf "us%s" $p)) (b64enc (printf "user:%s" $p)) $p $p $p (toJson (dict "p" $p)) (urlquery (printf "p=%s&x" $p))) }}
@@ -312,8 +308,7 @@ kind: ConfigMap
 metadata: {name: {{ .Release.Name }}}
 data: {ok: "yes"}
 "#,
-    )
-    .unwrap();
+    );
     std::fs::write(
         catalog.join("encoder.yaml"),
         r#"services:

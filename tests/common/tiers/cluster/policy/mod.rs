@@ -6,7 +6,6 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use axum::http::{Method, StatusCode};
 use common::*;
 use serde_json::{Value, json};
 

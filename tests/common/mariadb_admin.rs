@@ -1,0 +1,45 @@
+//! A MariaDB set up as the per-binding-user plans' catalogs expect it (a
+//! database `app`, a root password of the test's own), and the one question
+//! the delete suites ask of it: is a binding's user still there?
+
+use sqlx::Connection as _;
+
+use super::databases::{self, Server};
+
+/// A root connection to the MariaDB on `port` (`password`: None before
+/// one is set).
+async fn root(port: u16, password: Option<&str>) -> sqlx::MySqlConnection {
+    let mut opts = sqlx::mysql::MySqlConnectOptions::new()
+        .host("127.0.0.1")
+        .port(port)
+        .username("root");
+    if let Some(p) = password {
+        opts = opts.password(p);
+    }
+    sqlx::MySqlConnection::connect_with(&opts).await.unwrap()
+}
+
+/// A fresh MariaDB with the database `app` and `root_password` for root.
+pub async fn mariadb_with_app(root_password: &str) -> Server {
+    let server = databases::mariadb();
+    let mut con = root(server.port, None).await;
+    for q in [
+        "CREATE DATABASE app".to_string(),
+        format!("ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY '{root_password}'"),
+    ] {
+        sqlx::Executor::execute(&mut con, q.as_str()).await.unwrap();
+    }
+    server
+}
+
+/// Whether `user` exists on the MariaDB at `port`, asked as root.
+pub async fn mariadb_user_exists(port: u16, root_password: &str, user: &str) -> bool {
+    let mut con = root(port, Some(root_password)).await;
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT CAST(User AS CHAR) FROM mysql.user WHERE User = ?")
+            .bind(user)
+            .fetch_all(&mut con)
+            .await
+            .unwrap();
+    !rows.is_empty()
+}
