@@ -19,6 +19,24 @@ use serde_json::{Map, Value, json};
 
 const MAGIC: &[u8] = b"k8s\0";
 
+/// A protobuf body as client-go sends it: the magic, then a
+/// `runtime.Unknown` naming the kind around `raw` (the encoded object). For
+/// tests that send what helm sends.
+pub fn envelope(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
+    let unknown = k8s_pb::apimachinery::pkg::runtime::Unknown {
+        type_meta: Some(k8s_pb::apimachinery::pkg::runtime::TypeMeta {
+            api_version: Some(api_version.into()),
+            kind: Some(kind.into()),
+        }),
+        raw: Some(raw),
+        content_encoding: Some(String::new()),
+        content_type: Some(String::new()),
+    };
+    let mut body = MAGIC.to_vec();
+    body.extend(unknown.encode_to_vec());
+    body
+}
+
 /// Decodes a protobuf body into a JSON object (with `apiVersion` and `kind`).
 pub fn decode(body: &[u8]) -> Result<Value, String> {
     let rest = body
@@ -111,6 +129,15 @@ fn put(o: &mut Map<String, Value>, key: &str, value: Option<Value>) {
     }
 }
 
+/// An object of the fields that are set, in the order given.
+fn fields<const N: usize>(pairs: [(&str, Option<Value>); N]) -> Map<String, Value> {
+    let mut o = Map::new();
+    for (key, value) in pairs {
+        put(&mut o, key, value);
+    }
+    o
+}
+
 fn string_map(m: BTreeMap<String, String>) -> Option<Value> {
     (!m.is_empty()).then(|| json!(m))
 }
@@ -151,18 +178,17 @@ fn object_meta(m: meta::ObjectMeta) -> Value {
             .owner_references
             .into_iter()
             .map(|r| {
-                let mut o = Map::new();
-                put(&mut o, "apiVersion", r.api_version.map(Value::String));
-                put(&mut o, "kind", r.kind.map(Value::String));
-                put(&mut o, "name", r.name.map(Value::String));
-                put(&mut o, "uid", r.uid.map(Value::String));
-                put(&mut o, "controller", r.controller.map(Value::Bool));
-                put(
-                    &mut o,
-                    "blockOwnerDeletion",
-                    r.block_owner_deletion.map(Value::Bool),
-                );
-                Value::Object(o)
+                Value::Object(fields([
+                    ("apiVersion", r.api_version.map(Value::String)),
+                    ("kind", r.kind.map(Value::String)),
+                    ("name", r.name.map(Value::String)),
+                    ("uid", r.uid.map(Value::String)),
+                    ("controller", r.controller.map(Value::Bool)),
+                    (
+                        "blockOwnerDeletion",
+                        r.block_owner_deletion.map(Value::Bool),
+                    ),
+                ]))
             })
             .collect();
         o.insert("ownerReferences".into(), Value::Array(refs));
@@ -175,20 +201,20 @@ fn object_meta(m: meta::ObjectMeta) -> Value {
             .managed_fields
             .into_iter()
             .map(|e| {
-                let mut o = Map::new();
-                put(&mut o, "manager", e.manager.map(Value::String));
-                put(&mut o, "operation", e.operation.map(Value::String));
-                put(&mut o, "apiVersion", e.api_version.map(Value::String));
-                put(&mut o, "time", e.time.map(time));
-                put(&mut o, "fieldsType", e.fields_type.map(Value::String));
                 // FieldsV1 is JSON inside the protobuf.
-                let fields = e
+                let fields_v1 = e
                     .fields_v1
                     .and_then(|f| f.raw)
                     .and_then(|raw| serde_json::from_slice(&raw).ok());
-                put(&mut o, "fieldsV1", fields);
-                put(&mut o, "subresource", e.subresource.map(Value::String));
-                Value::Object(o)
+                Value::Object(fields([
+                    ("manager", e.manager.map(Value::String)),
+                    ("operation", e.operation.map(Value::String)),
+                    ("apiVersion", e.api_version.map(Value::String)),
+                    ("time", e.time.map(time)),
+                    ("fieldsType", e.fields_type.map(Value::String)),
+                    ("fieldsV1", fields_v1),
+                    ("subresource", e.subresource.map(Value::String)),
+                ]))
             })
             .collect();
         o.insert("managedFields".into(), Value::Array(entries));
@@ -199,21 +225,6 @@ fn object_meta(m: meta::ObjectMeta) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn envelope(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
-        let unknown = k8s_pb::apimachinery::pkg::runtime::Unknown {
-            type_meta: Some(k8s_pb::apimachinery::pkg::runtime::TypeMeta {
-                api_version: Some(api_version.into()),
-                kind: Some(kind.into()),
-            }),
-            raw: Some(raw),
-            content_encoding: Some(String::new()),
-            content_type: Some(String::new()),
-        };
-        let mut body = MAGIC.to_vec();
-        body.extend(unknown.encode_to_vec());
-        body
-    }
 
     #[test]
     fn decodes_a_secret() {

@@ -340,7 +340,23 @@ async fn subject_access_reviews_follow_the_rule() {
     let fake = FakeKube::start().await;
     let client = client_from_kubeconfig(&fake).await;
     let reviews: Api<SubjectAccessReview> = Api::all(client);
-    let review = |verb: &str| SubjectAccessReview {
+    let allowed = async |verb: &str| {
+        let answer = reviews
+            .create(&PostParams::default(), &secrets_review(verb))
+            .await
+            .unwrap();
+        answer.status.unwrap().allowed
+    };
+    assert!(allowed("get").await);
+
+    fake.set_authorizer(|spec| spec["resourceAttributes"]["verb"] != "delete");
+    assert!(!allowed("delete").await);
+    assert!(allowed("list").await);
+}
+
+/// A review of user `broker` doing `verb` on Secrets in `default`.
+fn secrets_review(verb: &str) -> SubjectAccessReview {
+    SubjectAccessReview {
         spec: SubjectAccessReviewSpec {
             user: Some("broker".into()),
             resource_attributes: Some(ResourceAttributes {
@@ -352,24 +368,7 @@ async fn subject_access_reviews_follow_the_rule() {
             ..Default::default()
         },
         ..Default::default()
-    };
-    let answer = reviews
-        .create(&PostParams::default(), &review("get"))
-        .await
-        .unwrap();
-    assert!(answer.status.unwrap().allowed);
-
-    fake.set_authorizer(|spec| spec["resourceAttributes"]["verb"] != "delete");
-    let answer = reviews
-        .create(&PostParams::default(), &review("delete"))
-        .await
-        .unwrap();
-    assert!(!answer.status.unwrap().allowed);
-    let answer = reviews
-        .create(&PostParams::default(), &review("list"))
-        .await
-        .unwrap();
-    assert!(answer.status.unwrap().allowed);
+    }
 }
 
 #[tokio::test]

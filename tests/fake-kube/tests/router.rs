@@ -3,7 +3,7 @@
 
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
-use fake_kube::{FakeKube, router};
+use fake_kube::{FakeKube, protobuf_envelope, router};
 use prost::Message;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -53,6 +53,10 @@ impl Fake {
             body.to_string().into_bytes()
         };
         self.call(method, uri, "application/json", body).await
+    }
+
+    async fn patch(&self, uri: &str, ctype: &str, body: impl Into<Vec<u8>>) -> (StatusCode, Value) {
+        self.call("PATCH", uri, ctype, body.into()).await
     }
 
     async fn get(&self, uri: &str) -> (StatusCode, Value) {
@@ -156,21 +160,6 @@ async fn openapi_v3_advertises_field_validation() {
     assert!(core["paths"]["/api/v1/namespaces/{name}"]["patch"].is_object());
 }
 
-fn protobuf(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
-    let unknown = k8s_pb::apimachinery::pkg::runtime::Unknown {
-        type_meta: Some(k8s_pb::apimachinery::pkg::runtime::TypeMeta {
-            api_version: Some(api_version.into()),
-            kind: Some(kind.into()),
-        }),
-        raw: Some(raw),
-        content_encoding: Some(String::new()),
-        content_type: Some(String::new()),
-    };
-    let mut body = b"k8s\0".to_vec();
-    body.extend(unknown.encode_to_vec());
-    body
-}
-
 #[tokio::test]
 async fn protobuf_secret_and_delete_options() {
     let f = Fake::new();
@@ -190,7 +179,7 @@ async fn protobuf_secret_and_delete_options() {
             "POST",
             "/api/v1/namespaces/default/secrets",
             pb,
-            protobuf("v1", "Secret", secret.encode_to_vec()),
+            protobuf_envelope("v1", "Secret", secret.encode_to_vec()),
         )
         .await;
     assert_eq!(code, StatusCode::CREATED, "{created}");
@@ -206,7 +195,7 @@ async fn protobuf_secret_and_delete_options() {
             }),
             ..Default::default()
         };
-        protobuf("meta.k8s.io/v1", "DeleteOptions", o.encode_to_vec())
+        protobuf_envelope("meta.k8s.io/v1", "DeleteOptions", o.encode_to_vec())
     };
     let uri = "/api/v1/namespaces/default/secrets/rec";
     let (code, status) = f.call("DELETE", uri, pb, opts("1")).await;
@@ -227,7 +216,7 @@ async fn protobuf_secret_and_delete_options() {
             "POST",
             "/api/v1/namespaces/default/pods",
             pb,
-            protobuf("v1", "Pod", vec![]),
+            protobuf_envelope("v1", "Pod", vec![]),
         )
         .await;
     assert_eq!(code, StatusCode::UNSUPPORTED_MEDIA_TYPE);
@@ -268,19 +257,18 @@ async fn errors_are_status_objects() {
     let uri = "/api/v1/namespaces/default/configmaps/x";
     let body = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}"#.to_vec();
     let (code, _) = f
-        .call("PATCH", uri, "application/apply-patch+yaml", body.clone())
+        .patch(uri, "application/apply-patch+yaml", body.clone())
         .await;
     assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
     let (code, _) = f
-        .call(
-            "PATCH",
+        .patch(
             &format!("{uri}?fieldManager=t"),
             "application/apply-patch+yaml",
             body,
         )
         .await;
     assert_eq!(code, StatusCode::CREATED);
-    let (code, _) = f.call("PATCH", uri, "text/plain", b"{}".to_vec()).await;
+    let (code, _) = f.patch(uri, "text/plain", b"{}".to_vec()).await;
     assert_eq!(code, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
 
@@ -289,11 +277,10 @@ async fn apply_accepts_yaml() {
     let f = Fake::new();
     let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: y\n  labels:\n    a: b\ndata:\n  k: v\n";
     let (code, obj) = f
-        .call(
-            "PATCH",
+        .patch(
             "/api/v1/namespaces/default/configmaps/y?fieldManager=helm&force=false",
             "application/apply-patch+yaml",
-            yaml.as_bytes().to_vec(),
+            yaml,
         )
         .await;
     assert_eq!(code, StatusCode::CREATED, "{obj}");
@@ -311,11 +298,10 @@ async fn json_patch_and_dry_run_and_delete_collection() {
     }
     let ops = json!([{"op": "replace", "path": "/data/k", "value": "2"}, {"op": "add", "path": "/data/n", "value": "3"}]);
     let (code, obj) = f
-        .call(
-            "PATCH",
+        .patch(
             &format!("{base}/a"),
             "application/json-patch+json",
-            ops.to_string().into_bytes(),
+            ops.to_string(),
         )
         .await;
     assert_eq!(code, StatusCode::OK);
@@ -393,11 +379,10 @@ async fn status_subresource_and_finalizers() {
     assert_eq!(f.get(&format!("{uri}/d")).await.0, StatusCode::OK);
     let patch = json!({"metadata": {"finalizers": null}});
     let (code, _) = f
-        .call(
-            "PATCH",
+        .patch(
             &format!("{uri}/d"),
             "application/merge-patch+json",
-            patch.to_string().into_bytes(),
+            patch.to_string(),
         )
         .await;
     assert_eq!(code, StatusCode::OK);
