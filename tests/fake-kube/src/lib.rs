@@ -65,7 +65,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde_json::Value;
 
 pub use handlers::router;
-pub use protobuf::envelope as protobuf_envelope;
+pub use protobuf::{envelope as protobuf_envelope, release_secret};
 
 /// A decision function for SubjectAccessReviews: gets the review's `spec`,
 /// returns whether the access is allowed.

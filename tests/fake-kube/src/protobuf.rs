@@ -37,6 +37,23 @@ pub fn envelope(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
     body
 }
 
+/// The protobuf body of a helm release record as helm POSTs it: Secret
+/// `name` labelled `owner: helm`, of type `helm.sh/release.v1`, holding
+/// `release` (raw bytes) under `release`.
+pub fn release_secret(name: &str, release: &[u8]) -> Vec<u8> {
+    let secret = k8s_pb::api::core::v1::Secret {
+        metadata: Some(meta::ObjectMeta {
+            name: Some(name.into()),
+            labels: [("owner".to_string(), "helm".to_string())].into(),
+            ..Default::default()
+        }),
+        data: [("release".to_string(), release.to_vec())].into(),
+        r#type: Some("helm.sh/release.v1".into()),
+        ..Default::default()
+    };
+    envelope("v1", "Secret", secret.encode_to_vec())
+}
+
 /// Decodes a protobuf body into a JSON object (with `apiVersion` and `kind`).
 pub fn decode(body: &[u8]) -> Result<Value, String> {
     let rest = body
@@ -228,17 +245,7 @@ mod tests {
 
     #[test]
     fn decodes_a_secret() {
-        let secret = k8s_pb::api::core::v1::Secret {
-            metadata: Some(meta::ObjectMeta {
-                name: Some("s".into()),
-                labels: [("owner".to_string(), "helm".to_string())].into(),
-                ..Default::default()
-            }),
-            data: [("release".to_string(), b"\x1f\x8b".to_vec())].into(),
-            r#type: Some("helm.sh/release.v1".into()),
-            ..Default::default()
-        };
-        let v = decode(&envelope("v1", "Secret", secret.encode_to_vec())).unwrap();
+        let v = decode(&release_secret("s", b"\x1f\x8b")).unwrap();
         assert_eq!(v["kind"], "Secret");
         assert_eq!(v["metadata"]["name"], "s");
         assert_eq!(v["metadata"]["labels"]["owner"], "helm");

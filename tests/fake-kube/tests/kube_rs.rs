@@ -188,18 +188,14 @@ async fn secret_and_configmap_crud() {
     // Server-side apply: creates, then updates, dropping the fields the
     // manager no longer applies; another manager conflicts unless forced.
     let ssa = PatchParams::apply("tester");
-    let applied = cms
-        .patch(
-            "applied",
-            &ssa,
-            &Patch::Apply(json!({
-                "apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": "applied", "labels": {"via": "ssa"}},
-                "data": {"a": "1", "b": "2"},
-            })),
-        )
-        .await
-        .unwrap();
+    let apply =
+        async |cm: serde_json::Value| cms.patch("applied", &ssa, &Patch::Apply(cm)).await.unwrap();
+    let applied = apply(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "applied", "labels": {"via": "ssa"}},
+        "data": {"a": "1", "b": "2"},
+    }))
+    .await;
     assert_eq!(applied.data.as_ref().unwrap().len(), 2);
     assert_eq!(
         applied.metadata.managed_fields.unwrap()[0]
@@ -207,18 +203,12 @@ async fn secret_and_configmap_crud() {
             .as_deref(),
         Some("tester")
     );
-    let applied = cms
-        .patch(
-            "applied",
-            &ssa,
-            &Patch::Apply(json!({
-                "apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": "applied"},
-                "data": {"a": "1"},
-            })),
-        )
-        .await
-        .unwrap();
+    let applied = apply(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "applied"},
+        "data": {"a": "1"},
+    }))
+    .await;
     assert_eq!(
         applied.data.unwrap(),
         [("a".to_string(), "1".to_string())].into()

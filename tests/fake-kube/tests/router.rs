@@ -3,10 +3,13 @@
 
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
-use fake_kube::{FakeKube, protobuf_envelope, router};
+use fake_kube::{FakeKube, protobuf_envelope, release_secret, router};
 use prost::Message;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+
+const JSON_PATCH: &str = "application/json-patch+json";
+const MERGE_PATCH: &str = "application/merge-patch+json";
 
 struct Fake(FakeKube);
 
@@ -163,23 +166,13 @@ async fn openapi_v3_advertises_field_validation() {
 #[tokio::test]
 async fn protobuf_secret_and_delete_options() {
     let f = Fake::new();
-    let secret = k8s_pb::api::core::v1::Secret {
-        metadata: Some(k8s_pb::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-            name: Some("rec".into()),
-            labels: [("owner".to_string(), "helm".to_string())].into(),
-            ..Default::default()
-        }),
-        data: [("release".to_string(), b"raw bytes".to_vec())].into(),
-        r#type: Some("helm.sh/release.v1".into()),
-        ..Default::default()
-    };
     let pb = "application/vnd.kubernetes.protobuf";
     let (code, created) = f
         .call(
             "POST",
             "/api/v1/namespaces/default/secrets",
             pb,
-            protobuf_envelope("v1", "Secret", secret.encode_to_vec()),
+            release_secret("rec", b"raw bytes"),
         )
         .await;
     assert_eq!(code, StatusCode::CREATED, "{created}");
@@ -297,13 +290,8 @@ async fn json_patch_and_dry_run_and_delete_collection() {
         assert_eq!(f.json("POST", base, cm).await.0, StatusCode::CREATED);
     }
     let ops = json!([{"op": "replace", "path": "/data/k", "value": "2"}, {"op": "add", "path": "/data/n", "value": "3"}]);
-    let (code, obj) = f
-        .patch(
-            &format!("{base}/a"),
-            "application/json-patch+json",
-            ops.to_string(),
-        )
-        .await;
+    let a = format!("{base}/a");
+    let (code, obj) = f.patch(&a, JSON_PATCH, ops.to_string()).await;
     assert_eq!(code, StatusCode::OK);
     assert_eq!(obj["data"], json!({"k": "2", "n": "3"}));
 
@@ -378,13 +366,8 @@ async fn status_subresource_and_finalizers() {
     assert!(held["metadata"]["deletionTimestamp"].is_string());
     assert_eq!(f.get(&format!("{uri}/d")).await.0, StatusCode::OK);
     let patch = json!({"metadata": {"finalizers": null}});
-    let (code, _) = f
-        .patch(
-            &format!("{uri}/d"),
-            "application/merge-patch+json",
-            patch.to_string(),
-        )
-        .await;
+    let d = format!("{uri}/d");
+    let (code, _) = f.patch(&d, MERGE_PATCH, patch.to_string()).await;
     assert_eq!(code, StatusCode::OK);
     assert_eq!(f.get(&format!("{uri}/d")).await.0, StatusCode::NOT_FOUND);
 
