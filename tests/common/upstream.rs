@@ -123,6 +123,16 @@ impl Cloud {
         panic!("upstream never saw {what}: {:#?}", self.requests());
     }
 
+    /// Asserts the upstream received no `method` request on `path`.
+    #[track_caller]
+    pub fn assert_never_received(&self, method: &str, path: &str) {
+        let seen = self.received(method, path);
+        assert!(
+            seen.is_empty(),
+            "{method} {path} reached the upstream: {seen:#?}"
+        );
+    }
+
     /// Calls the upstream directly (test setup behind chartbroker's back).
     pub async fn direct(
         &self,
@@ -376,4 +386,72 @@ pub async fn deprovision(b: &TestBroker, id: &str, plan: &str) -> Resp {
         None,
     )
     .await
+}
+
+/// Polls `uri` (a `last_operation`) until it is no longer 200 `in progress`:
+/// the last answer (a 410 once the broker forgot a finished delete).
+pub async fn wait_gone(b: &TestBroker, uri: &str) -> Resp {
+    for _ in 0..400 {
+        let r = b.call(Method::GET, uri, None).await;
+        if r.status != StatusCode::OK || r.json["state"] != "in progress" {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{uri} stayed in progress");
+}
+
+/// `chartbroker catalog lint` of `catalog` over the test charts.
+pub fn lint(catalog: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_chartbroker"))
+        .args(["catalog", "lint"])
+        .arg(catalog)
+        .arg("--charts")
+        .arg(common::fixtures().join("charts"))
+        .output()
+        .unwrap()
+}
+
+/// Updates instance `id` with `body` (`accepts_incomplete=true`): 202, then
+/// its operation must succeed.
+pub async fn update_done(b: &TestBroker, id: &str, body: Value) {
+    let uri = format!("/v2/service_instances/{id}?accepts_incomplete=true");
+    let r = call(b, Method::PATCH, &uri, Some(body)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{id}: {}", r.text);
+    let op = r.json["operation"].as_str().unwrap();
+    let r = b.wait_instance(id, op).await;
+    assert_eq!(r.json["state"], "succeeded", "{id}: {}", r.text);
+}
+
+/// Binds at `bpath` on plan-premium without `accepts_incomplete`: 201.
+pub async fn bind_now(b: &TestBroker, bpath: &str) -> Resp {
+    let body = json!({"service_id": "svc-db", "plan_id": "plan-premium"});
+    let r = call(b, Method::PUT, bpath, Some(body)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{bpath}: {}", r.text);
+    r
+}
+
+/// Unbinds at `bpath` (bound on plan-premium) without
+/// `accepts_incomplete`: 200.
+pub async fn unbind_now(b: &TestBroker, bpath: &str) {
+    let uri = format!("{bpath}?service_id=svc-db&plan_id=plan-premium");
+    let r = call(b, Method::DELETE, &uri, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{bpath}: {}", r.text);
+}
+
+/// Unbinds at `bpath` with `accepts_incomplete=true`: 202, then the
+/// finished delete (200 `succeeded`).
+pub async fn unbind_done(b: &TestBroker, bpath: &str, plan: &str) {
+    let uri = format!("{bpath}?service_id=svc-db&plan_id={plan}&accepts_incomplete=true");
+    let r = call(b, Method::DELETE, &uri, None).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{bpath}: {}", r.text);
+    common::assert_delete_done(&wait_gone(b, &format!("{bpath}/last_operation")).await);
+}
+
+/// [`deprovision`] of `id`: 202, then the finished delete (200 `succeeded`).
+pub async fn deprovision_done(b: &TestBroker, id: &str, plan: &str) {
+    let r = deprovision(b, id, plan).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{id}: {}", r.text);
+    let lo = format!("/v2/service_instances/{id}/last_operation");
+    common::assert_delete_done(&wait_gone(b, &lo).await);
 }
