@@ -2,13 +2,8 @@ use super::*;
 
 #[tokio::test]
 async fn put_absent_twice_conflicts() {
-    let k = cluster().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (s, _) = replicas(&k, dir.path()).await;
-    let v = s
-        .put(Table::Instances, "i1", b"one".to_vec(), Expect::Absent)
-        .await
-        .unwrap();
+    let (_k, _dir, s, _) = cluster_and_replicas().await;
+    let v = insert(&s, Table::Instances, "i1", b"one").await;
     conflict(
         s.put(Table::Instances, "i1", b"two".to_vec(), Expect::Absent)
             .await,
@@ -19,20 +14,13 @@ async fn put_absent_twice_conflicts() {
     );
     assert_eq!(s.get(Table::Instances, "nope").await.unwrap(), None);
     // The same key in another table is another record.
-    s.put(Table::Bindings, "i1", b"b".to_vec(), Expect::Absent)
-        .await
-        .unwrap();
+    insert(&s, Table::Bindings, "i1", b"b").await;
 }
 
 #[tokio::test]
 async fn version_cas_succeeds_once_and_rejects_stale_writers() {
-    let k = cluster().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (s, _) = replicas(&k, dir.path()).await;
-    let v1 = s
-        .put(Table::Instances, "i1", b"one".to_vec(), Expect::Absent)
-        .await
-        .unwrap();
+    let (_k, _dir, s, _) = cluster_and_replicas().await;
+    let v1 = insert(&s, Table::Instances, "i1", b"one").await;
     let v2 = s
         .put(Table::Instances, "i1", b"two".to_vec(), Expect::Version(v1))
         .await
@@ -65,14 +53,9 @@ async fn version_cas_succeeds_once_and_rejects_stale_writers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_replicas_exactly_one_wins_each_round() {
-    let k = cluster().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) = replicas(&k, dir.path()).await;
+    let (_k, _dir, a, b) = cluster_and_replicas().await;
     let (a, b) = (Arc::new(a), Arc::new(b));
-    let mut version = a
-        .put(Table::Instances, "hot", b"start".to_vec(), Expect::Absent)
-        .await
-        .unwrap();
+    let mut version = insert(&a, Table::Instances, "hot", b"start").await;
     for round in 0..40 {
         // Both replicas read the same version, then race to replace it.
         let seen_a = a.get(Table::Instances, "hot").await.unwrap().unwrap().1;
@@ -120,10 +103,7 @@ async fn a_write_between_get_and_put_or_delete_is_a_conflict() {
     )
     .await;
 
-    let v = s
-        .put(Table::Instances, "i1", b"one".to_vec(), Expect::Absent)
-        .await
-        .unwrap();
+    let v = insert(&s, Table::Instances, "i1", b"one").await;
     let name = secret_name(Table::Instances, "i1");
     let path = format!("{SECRETS}/{name}");
 
@@ -163,13 +143,8 @@ async fn a_write_between_get_and_put_or_delete_is_a_conflict() {
 
 #[tokio::test]
 async fn remove_checks_version_and_recreate_gets_a_fresh_one() {
-    let k = cluster().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (s, other) = replicas(&k, dir.path()).await;
-    let v1 = s
-        .put(Table::Instances, "i1", b"one".to_vec(), Expect::Absent)
-        .await
-        .unwrap();
+    let (k, _dir, s, other) = cluster_and_replicas().await;
+    let v1 = insert(&s, Table::Instances, "i1", b"one").await;
     conflict(s.remove(Table::Instances, "i1", v1.wrapping_add(1)).await);
     conflict(s.remove(Table::Instances, "missing", v1).await);
     assert!(s.get(Table::Instances, "i1").await.unwrap().is_some());
@@ -180,10 +155,7 @@ async fn remove_checks_version_and_recreate_gets_a_fresh_one() {
 
     // Recreated: a version nobody held before, so a stale writer that still
     // holds v1 (here, the other replica) can neither write nor delete.
-    let v2 = s
-        .put(Table::Instances, "i1", b"again".to_vec(), Expect::Absent)
-        .await
-        .unwrap();
+    let v2 = insert(&s, Table::Instances, "i1", b"again").await;
     assert_ne!(v2, v1);
     conflict(
         other
@@ -204,9 +176,7 @@ async fn remove_checks_version_and_recreate_gets_a_fresh_one() {
 
 #[tokio::test]
 async fn list_by_instance_label_and_by_table() {
-    let k = cluster().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (s, _) = replicas(&k, dir.path()).await;
+    let (k, _dir, s, _) = cluster_and_replicas().await;
     let s = s.with_page_size(2);
     let bindings = ["i1\0b2", "i1\0b1", "i10\0b1", "i2\0b1", "i1\0b3"];
     for key in bindings {
@@ -285,9 +255,7 @@ async fn list_by_instance_label_and_by_table() {
 
 #[tokio::test]
 async fn records_are_sealed_secrets_with_the_documented_shape() {
-    let k = cluster().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (s, _) = replicas(&k, dir.path()).await;
+    let (k, _dir, s, _) = cluster_and_replicas().await;
     let key = "inst-1\0bind-1";
     let plain = b"{\"password\":\"hunter2-hunter2\"}".to_vec();
     let v = s
@@ -320,9 +288,7 @@ async fn records_are_sealed_secrets_with_the_documented_shape() {
     assert!(!obj.to_string().contains("hunter2"));
     assert_eq!(s.get(Table::Bindings, key).await.unwrap(), Some((plain, v)));
     // An instance record has no instance label.
-    s.put(Table::Instances, "inst-1", b"x".to_vec(), Expect::Absent)
-        .await
-        .unwrap();
+    insert(&s, Table::Instances, "inst-1", b"x").await;
     let obj = stored(&k, Table::Instances, "inst-1").unwrap();
     assert!(obj["metadata"]["labels"]["chartbroker.io/instance"].is_null());
 }
@@ -334,15 +300,7 @@ async fn a_sealed_value_only_opens_with_its_key_and_under_its_name() {
     let kc = k.kubeconfig(dir.path());
     let right = store_at(&kc, &Sealer::generate_base64()).await;
     let wrong = store_at(&kc, &Sealer::generate_base64()).await;
-    right
-        .put(
-            Table::Instances,
-            "i1",
-            b"secret-value".to_vec(),
-            Expect::Absent,
-        )
-        .await
-        .unwrap();
+    insert(&right, Table::Instances, "i1", b"secret-value").await;
     match wrong.get(Table::Instances, "i1").await {
         Err(StoreError::Unreadable(msg)) => {
             assert!(!msg.contains("secret-value"), "{msg}");
@@ -355,10 +313,7 @@ async fn a_sealed_value_only_opens_with_its_key_and_under_its_name() {
     assert_eq!(right.list(Table::Instances, "").await.unwrap().len(), 1);
 
     // A record's ciphertext copied under another key does not open there.
-    right
-        .put(Table::Instances, "i2", b"other".to_vec(), Expect::Absent)
-        .await
-        .unwrap();
+    insert(&right, Table::Instances, "i2", b"other").await;
     let from = stored(&k, Table::Instances, "i1").unwrap();
     let mut to = stored(&k, Table::Instances, "i2").unwrap();
     to["data"]["value"] = from["data"]["value"].clone();
@@ -371,13 +326,8 @@ async fn a_sealed_value_only_opens_with_its_key_and_under_its_name() {
 
 #[tokio::test]
 async fn a_second_replica_sees_and_continues_the_same_records() {
-    let k = cluster().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) = replicas(&k, dir.path()).await;
-    let v1 = a
-        .put(Table::Instances, "i1", b"from-a".to_vec(), Expect::Absent)
-        .await
-        .unwrap();
+    let (_k, _dir, a, b) = cluster_and_replicas().await;
+    let v1 = insert(&a, Table::Instances, "i1", b"from-a").await;
     assert_eq!(
         b.get(Table::Instances, "i1").await.unwrap(),
         Some((b"from-a".to_vec(), v1))
@@ -406,18 +356,13 @@ async fn a_second_replica_sees_and_continues_the_same_records() {
 
 #[tokio::test]
 async fn api_failures_are_backend_errors() {
-    let k = cluster().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (s, _) = replicas(&k, dir.path()).await;
+    let (k, _dir, s, _) = cluster_and_replicas().await;
     k.fail_next("POST", SECRETS, 500);
     backend(
         s.put(Table::Instances, "i1", b"v".to_vec(), Expect::Absent)
             .await,
     );
-    let v = s
-        .put(Table::Instances, "i1", b"v".to_vec(), Expect::Absent)
-        .await
-        .unwrap();
+    let v = insert(&s, Table::Instances, "i1", b"v").await;
     k.fail_next("GET", SECRETS, 500);
     backend(s.get(Table::Instances, "i1").await);
     // (kube-rs itself retries 429, 503 and 504.)

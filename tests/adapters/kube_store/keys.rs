@@ -7,15 +7,7 @@ async fn a_rotation_reads_old_records_and_then_refuses_the_old_key_alone() {
     let (old, new) = (Sealer::generate_base64(), Sealer::generate_base64());
     let (before, _) = c.store(sealer(&old)).await;
     before.check_key().await.unwrap();
-    let v = before
-        .put(
-            Table::Instances,
-            "i1",
-            b"sealed-old".to_vec(),
-            Expect::Absent,
-        )
-        .await
-        .unwrap();
+    let v = insert(&before, Table::Instances, "i1", b"sealed-old").await;
     let (rotated, health) = c.store(sealer(&new).with_old_base64(&old).unwrap()).await;
     rotated.check_key().await.unwrap();
     assert_eq!(
@@ -54,12 +46,8 @@ async fn records_sealed_with_an_unknown_key_fail_readiness_until_they_open() {
     let c = test_cluster(dir.path()).await;
     let (ka, kb) = (Sealer::generate_base64(), Sealer::generate_base64());
     let (a, _) = c.store(sealer(&ka)).await;
-    a.put(Table::Instances, "i1", b"x".to_vec(), Expect::Absent)
-        .await
-        .unwrap();
-    a.put(Table::Bindings, "i1\0b1", b"y".to_vec(), Expect::Absent)
-        .await
-        .unwrap();
+    insert(&a, Table::Instances, "i1", b"x").await;
+    insert(&a, Table::Bindings, "i1\0b1", b"y").await;
     let (b, health) = c.store(sealer(&kb)).await;
     // A list skips what it cannot open, but the replica knows.
     assert!(b.list(Table::Bindings, "i1\0").await.unwrap().is_empty());
