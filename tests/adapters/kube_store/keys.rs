@@ -2,26 +2,18 @@ use super::*;
 
 #[tokio::test]
 async fn a_rotation_reads_old_records_and_then_refuses_the_old_key_alone() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = test_cluster(dir.path()).await;
-    let (old, new) = (Sealer::generate_base64(), Sealer::generate_base64());
+    let (_dir, c, old, new) = keyed_cluster().await;
     let (before, _) = c.store(sealer(&old)).await;
     before.check_key().await.unwrap();
     let v = insert(&before, Table::Instances, "i1", b"sealed-old").await;
     let (rotated, health) = c.store(sealer(&new).with_old_base64(&old).unwrap()).await;
     rotated.check_key().await.unwrap();
     assert_eq!(
-        rotated.get(Table::Instances, "i1").await.unwrap(),
+        read(&rotated, Table::Instances, "i1").await,
         Some((b"sealed-old".to_vec(), v))
     );
     // Rewritten with the new key, which the old key alone cannot open.
-    let v2 = rotated
-        .put(
-            Table::Instances,
-            "i1",
-            b"sealed-new".to_vec(),
-            Expect::Version(v),
-        )
+    let v2 = put_instance(&rotated, "i1", b"sealed-new", Expect::Version(v))
         .await
         .unwrap();
     assert!(health.problem().is_none());
@@ -35,16 +27,14 @@ async fn a_rotation_reads_old_records_and_then_refuses_the_old_key_alone() {
     // A replica given both keys the other way round still reads everything.
     let (both, _) = c.store(sealer(&old).with_old_base64(&new).unwrap()).await;
     assert_eq!(
-        both.get(Table::Instances, "i1").await.unwrap(),
+        read(&both, Table::Instances, "i1").await,
         Some((b"sealed-new".to_vec(), v2))
     );
 }
 
 #[tokio::test]
 async fn records_sealed_with_an_unknown_key_fail_readiness_until_they_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = test_cluster(dir.path()).await;
-    let (ka, kb) = (Sealer::generate_base64(), Sealer::generate_base64());
+    let (_dir, c, ka, kb) = keyed_cluster().await;
     let (a, _) = c.store(sealer(&ka)).await;
     insert(&a, Table::Instances, "i1", b"x").await;
     insert(&a, Table::Bindings, "i1\0b1", b"y").await;
@@ -63,14 +53,11 @@ async fn records_sealed_with_an_unknown_key_fail_readiness_until_they_open() {
     }
     assert_eq!(health.unreadable_count(), 2);
     // The records themselves are untouched: the right key still reads them.
-    assert_eq!(
-        a.get(Table::Instances, "i1").await.unwrap().unwrap().0,
-        b"x"
-    );
+    assert_eq!(read(&a, Table::Instances, "i1").await.unwrap().0, b"x");
     // Once the records are gone (or open), the replica is healthy again.
     let (v_i, v_b) = (
-        a.get(Table::Instances, "i1").await.unwrap().unwrap().1,
-        a.get(Table::Bindings, "i1\0b1").await.unwrap().unwrap().1,
+        read(&a, Table::Instances, "i1").await.unwrap().1,
+        read(&a, Table::Bindings, "i1\0b1").await.unwrap().1,
     );
     b.remove(Table::Instances, "i1", v_i).await.unwrap();
     assert_eq!(health.unreadable_count(), 1);
@@ -124,9 +111,7 @@ async fn swapped_or_relabelled_record_secrets_are_refused_clearly() {
 
 #[tokio::test]
 async fn the_store_key_comes_from_a_named_secret() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = test_cluster(dir.path()).await;
-    let (key, old) = (Sealer::generate_base64(), Sealer::generate_base64());
+    let (_dir, c, key, old) = keyed_cluster().await;
     let api = c.secrets().await;
     let secret = |name: &str, data: Value| -> Secret {
         serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data})).unwrap()

@@ -54,6 +54,29 @@ pub async fn insert(s: &KubeStore, table: Table, key: &str, value: &[u8]) -> u64
         .unwrap()
 }
 
+/// `put` of an instance record (`value`, if `expect` holds).
+pub async fn put_instance(
+    s: &KubeStore,
+    key: &str,
+    value: &[u8],
+    expect: Expect,
+) -> Result<u64, StoreError> {
+    s.put(Table::Instances, key, value.to_vec(), expect).await
+}
+
+/// What the store reads at `key` (the read must work).
+pub async fn read(s: &KubeStore, table: Table, key: &str) -> Option<(Vec<u8>, u64)> {
+    s.get(table, key).await.unwrap()
+}
+
+/// A folder, a [`test_cluster`] with its kubeconfig there, and two fresh
+/// store keys.
+pub async fn keyed_cluster() -> (tempfile::TempDir, TestCluster, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let c = test_cluster(dir.path()).await;
+    (dir, c, Sealer::generate_base64(), Sealer::generate_base64())
+}
+
 pub fn stored(k: &FakeKube, table: Table, key: &str) -> Option<Value> {
     k.get("v1", "secrets", Some(NS), &secret_name(table, key))
 }
