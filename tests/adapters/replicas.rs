@@ -157,14 +157,11 @@ async fn replicas_share_instances_and_serialise_operations() {
         ra.text,
         rb.text
     );
-    let winner = if ra.status == StatusCode::ACCEPTED {
-        &ra
-    } else {
-        &rb
-    };
-    let done = a
-        .wait_instance("rep-1", winner.json["operation"].as_str().unwrap())
-        .await;
+    let accepted = [&ra, &rb]
+        .into_iter()
+        .find(|r| r.status == StatusCode::ACCEPTED);
+    let op = accepted.unwrap().json["operation"].as_str().unwrap();
+    let done = a.wait_instance("rep-1", op).await;
     assert_eq!(done.json["state"], "succeeded", "{}", done.text);
 
     // State lives in sealed Secrets in the broker's namespace.
@@ -187,10 +184,8 @@ async fn replicas_share_instances_and_serialise_operations() {
         .del("/v2/service_instances/rep-1?service_id=svc-tiny&plan_id=plan-small&accepts_incomplete=true")
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let gone = b
-        .wait_instance("rep-1", r.json["operation"].as_str().unwrap())
-        .await;
-    assert_delete_done(&gone);
+    let op = r.json["operation"].as_str().unwrap();
+    assert_delete_done(&b.wait_instance("rep-1", op).await);
     assert!(k.get("v1", "secrets", Some("apps"), "cb-bind-rb").is_none());
 }
 

@@ -71,8 +71,8 @@ async fn slow_provision_times_out_and_is_deprovisioned_upstream() {
     let dels = s.cloud.received("DELETE", &path);
     assert_eq!(dels.len(), 1, "{dels:#?}");
     assert_eq!(dels[0]["query"]["plan_id"], MYSQL_PREMIUM);
-    let (status, _) = s.cloud.direct(reqwest::Method::GET, &path, None).await;
-    assert_eq!(status, 404, "nothing is left upstream");
+    // Nothing is left upstream.
+    s.cloud.assert_gone(&path).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,8 +93,7 @@ async fn provision_5xx_is_mitigated_and_retried_until_confirmed() {
     // The dropped DELETE reached the upstream (which deleted it); the third
     // then got 410, which also confirms.
     assert_eq!(s.cloud.received("DELETE", &path).len(), 2);
-    let (status, _) = s.cloud.direct(reqwest::Method::GET, &path, None).await;
-    assert_eq!(status, 404);
+    s.cloud.assert_gone(&path).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,8 +149,7 @@ async fn async_provision_that_fails_upstream_is_mitigated() {
     assert!(d.contains("confirmed"), "{d}");
     // The DELETE was itself async upstream and was polled to completion.
     assert_eq!(s.cloud.received("DELETE", &path).len(), 1);
-    let (status, _) = s.cloud.direct(reqwest::Method::GET, &path, None).await;
-    assert_eq!(status, 404);
+    s.cloud.assert_gone(&path).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -75,12 +75,12 @@ async fn kubernetes_platform_without_guids_full_lifecycle() {
     unbind_done(&b, &bpath, "plan-premium").await;
     assert_eq!(cloud.received("DELETE", &bpath).len(), 1);
     assert!(!secret.exists());
-    let (status, _) = cloud.direct(reqwest::Method::GET, &bpath, None).await;
-    assert_eq!(status, 404, "the upstream binding is gone");
+    // The upstream binding is gone.
+    cloud.assert_gone(&bpath).await;
 
     deprovision_done(&b, "k8s-1", "plan-premium").await;
-    let (status, _) = cloud.direct(reqwest::Method::GET, path, None).await;
-    assert_eq!(status, 404, "the upstream instance is gone");
+    // The upstream instance is gone.
+    cloud.assert_gone(path).await;
 }
 
 /// What the platform sends wins over anything derived; a namespace or

@@ -133,6 +133,12 @@ impl Cloud {
         );
     }
 
+    /// Asserts the upstream holds nothing at `path` (a direct GET: 404).
+    pub async fn assert_gone(&self, path: &str) {
+        let (status, body) = self.direct(reqwest::Method::GET, path, None).await;
+        assert_eq!(status, 404, "{path} is still upstream: {body}");
+    }
+
     /// Calls the upstream directly (test setup behind chartbroker's back).
     pub async fn direct(
         &self,

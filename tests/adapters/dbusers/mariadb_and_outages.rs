@@ -142,15 +142,7 @@ async fn rotation_refuses_what_the_spec_forbids() {
     provision(&b, "r1", "norot").await;
     provision(&b, "r2", "down").await;
     provision(&b, "r3", "down").await;
-    let r = bind(
-        &b,
-        "r1",
-        "x",
-        "norot",
-        json!({"predecessor_binding_id": "anything"}),
-    )
-    .await;
-    common::assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
+    let r = rotation_refused(&b, ("r1", "x", "norot"), "anything").await;
     assert!(
         r.json["description"].as_str().unwrap().contains("rotation"),
         "{}",
@@ -163,15 +155,7 @@ async fn rotation_refuses_what_the_spec_forbids() {
         ("nope", "unknown predecessor"),
         ("failed", "failed predecessor"),
     ] {
-        let r = bind(
-            &b,
-            "r2",
-            "y",
-            "down",
-            json!({"predecessor_binding_id": pred}),
-        )
-        .await;
-        common::assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
+        let r = rotation_refused(&b, ("r2", "y", "down"), pred).await;
         assert!(
             r.json["description"].as_str().unwrap().contains(pred),
             "{why}: {}",
@@ -188,16 +172,8 @@ async fn a_predecessor_of_another_instance_is_refused() {
     let (_server, b, _) = mariadb_instance("p1").await;
     bound(&b, "p1", "own", "rot", json!({})).await;
     provision(&b, "p2", "rot").await;
-    let r = bind(
-        &b,
-        "p2",
-        "thief",
-        "rot",
-        json!({"predecessor_binding_id": "own"}),
-    )
-    .await;
-    common::assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
-    assert!(r.json["credentials"].is_null());
+    let r = rotation_refused(&b, ("p2", "thief", "rot"), "own").await;
+    assert!(r.json["credentials"].is_null(), "{}", r.text);
 }
 
 #[tokio::test(flavor = "multi_thread")]

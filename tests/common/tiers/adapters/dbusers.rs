@@ -156,6 +156,19 @@ pub async fn bound(
 }
 
 /// A binding rotated from `predecessor`: its credentials.
+/// A rotating bind (`binding` of `instance` on `plan`, succeeding
+/// `predecessor`) that must be refused with 400: the answer.
+pub async fn rotation_refused(
+    b: &TestBroker,
+    (instance, binding, plan): (&str, &str, &str),
+    predecessor: &str,
+) -> Resp {
+    let extra = json!({"predecessor_binding_id": predecessor});
+    let r = bind(b, instance, binding, plan, extra).await;
+    common::assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
+    r
+}
+
 pub async fn rotate(
     b: &TestBroker,
     instance: &str,

@@ -121,8 +121,8 @@ pub async fn lifecycle(cloud: &Cloud, b: &TestBroker, id: &str) {
     assert_eq!(dels.len(), 1, "{dels:#?}");
     assert_eq!(dels[0]["query"]["plan_id"], MYSQL_BUSINESS);
     assert_eq!(dels[0]["query"]["service_id"], MYSQL_SERVICE);
-    let (status, _) = cloud.direct(reqwest::Method::GET, &path, None).await;
-    assert_eq!(status, 404, "the upstream instance is gone");
+    // The upstream instance is gone.
+    cloud.assert_gone(&path).await;
 }
 
 // === restart: the real binary, kill -9 mid-poll ===
