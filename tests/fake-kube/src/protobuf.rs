@@ -69,22 +69,22 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
     let mut obj = match (api_version.as_str(), kind.as_str()) {
         ("v1", "Secret") => {
             let s = k8s_pb::api::core::v1::Secret::decode(raw.as_slice()).map_err(err)?;
-            let mut o = Map::new();
-            put(&mut o, "metadata", s.metadata.map(object_meta));
-            put(&mut o, "immutable", s.immutable.map(Value::Bool));
-            put(&mut o, "data", bytes_map(s.data));
-            put(&mut o, "stringData", string_map(s.string_data));
-            put(&mut o, "type", s.r#type.map(Value::String));
-            o
+            fields([
+                ("metadata", s.metadata.map(object_meta)),
+                ("immutable", s.immutable.map(Value::Bool)),
+                ("data", bytes_map(s.data)),
+                ("stringData", string_map(s.string_data)),
+                ("type", s.r#type.map(Value::String)),
+            ])
         }
         ("v1", "ConfigMap") => {
             let c = k8s_pb::api::core::v1::ConfigMap::decode(raw.as_slice()).map_err(err)?;
-            let mut o = Map::new();
-            put(&mut o, "metadata", c.metadata.map(object_meta));
-            put(&mut o, "immutable", c.immutable.map(Value::Bool));
-            put(&mut o, "data", string_map(c.data));
-            put(&mut o, "binaryData", bytes_map(c.binary_data));
-            o
+            fields([
+                ("metadata", c.metadata.map(object_meta)),
+                ("immutable", c.immutable.map(Value::Bool)),
+                ("data", string_map(c.data)),
+                ("binaryData", bytes_map(c.binary_data)),
+            ])
         }
         ("v1", "Namespace") => {
             let n = k8s_pb::api::core::v1::Namespace::decode(raw.as_slice()).map_err(err)?;

@@ -8,6 +8,7 @@ use prost::Message;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+const APPLY: &str = "application/apply-patch+yaml";
 const JSON_PATCH: &str = "application/json-patch+json";
 const MERGE_PATCH: &str = "application/merge-patch+json";
 
@@ -167,14 +168,9 @@ async fn openapi_v3_advertises_field_validation() {
 async fn protobuf_secret_and_delete_options() {
     let f = Fake::new();
     let pb = "application/vnd.kubernetes.protobuf";
-    let (code, created) = f
-        .call(
-            "POST",
-            "/api/v1/namespaces/default/secrets",
-            pb,
-            release_secret("rec", b"raw bytes"),
-        )
-        .await;
+    let record = release_secret("rec", b"raw bytes");
+    let secrets = "/api/v1/namespaces/default/secrets";
+    let (code, created) = f.call("POST", secrets, pb, record).await;
     assert_eq!(code, StatusCode::CREATED, "{created}");
     assert_eq!(created["data"]["release"], "cmF3IGJ5dGVz"); // base64("raw bytes")
     assert_eq!(created["type"], "helm.sh/release.v1");
@@ -249,17 +245,10 @@ async fn errors_are_status_objects() {
     // Apply needs a field manager; unknown patch types are 415.
     let uri = "/api/v1/namespaces/default/configmaps/x";
     let body = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}"#.to_vec();
-    let (code, _) = f
-        .patch(uri, "application/apply-patch+yaml", body.clone())
-        .await;
+    let (code, _) = f.patch(uri, APPLY, body.clone()).await;
     assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
-    let (code, _) = f
-        .patch(
-            &format!("{uri}?fieldManager=t"),
-            "application/apply-patch+yaml",
-            body,
-        )
-        .await;
+    let managed = format!("{uri}?fieldManager=t");
+    let (code, _) = f.patch(&managed, APPLY, body).await;
     assert_eq!(code, StatusCode::CREATED);
     let (code, _) = f.patch(uri, "text/plain", b"{}".to_vec()).await;
     assert_eq!(code, StatusCode::UNSUPPORTED_MEDIA_TYPE);
@@ -269,13 +258,8 @@ async fn errors_are_status_objects() {
 async fn apply_accepts_yaml() {
     let f = Fake::new();
     let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: y\n  labels:\n    a: b\ndata:\n  k: v\n";
-    let (code, obj) = f
-        .patch(
-            "/api/v1/namespaces/default/configmaps/y?fieldManager=helm&force=false",
-            "application/apply-patch+yaml",
-            yaml,
-        )
-        .await;
+    let uri = "/api/v1/namespaces/default/configmaps/y?fieldManager=helm&force=false";
+    let (code, obj) = f.patch(uri, APPLY, yaml).await;
     assert_eq!(code, StatusCode::CREATED, "{obj}");
     assert_eq!(obj["data"]["k"], "v");
     assert_eq!(obj["metadata"]["managedFields"][0]["operation"], "Apply");
