@@ -111,6 +111,16 @@ fn is_root() -> bool {
 }
 
 /// (uid, gid) of a system user.
+/// Writes `text` to `path`, owned by `user` when the servers run as their
+/// packages' users (under root).
+fn write_for(user: &str, path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    if is_root() {
+        let (uid, gid) = ids_of(user);
+        std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+    }
+}
+
 fn ids_of(user: &str) -> (u32, u32) {
     let out = Command::new("id").arg("-u").arg(user).output().unwrap();
     let uid = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| {
@@ -313,11 +323,7 @@ pub fn postgresql() -> Server {
     let data = dir.path().join("data");
     let pwfile = data.join("pw");
     let password = "initial-postgres-pw".to_string();
-    std::fs::write(&pwfile, &password).unwrap();
-    if is_root() {
-        let (uid, gid) = ids_of(user);
-        std::os::unix::fs::chown(&pwfile, Some(uid), Some(gid)).unwrap();
-    }
+    write_for(user, &pwfile, &password);
     let pgdata = data.join("pgdata");
     run_ok(
         command(
@@ -379,19 +385,12 @@ pub fn redis() -> Server {
     let port = free_port();
     let password = "initial-redis-pw".to_string();
     let conf = data.join("redis.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {}\nlogfile {}\nrequirepass {password}\n",
-            data.display(),
-            data.join("server.log").display()
-        ),
-    )
-    .unwrap();
-    if is_root() {
-        let (uid, gid) = ids_of(user);
-        std::os::unix::fs::chown(&conf, Some(uid), Some(gid)).unwrap();
-    }
+    let text = format!(
+        "port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {}\nlogfile {}\nrequirepass {password}\n",
+        data.display(),
+        data.join("server.log").display()
+    );
+    write_for(user, &conf, &text);
     let program = find(&["/usr/bin/redis-server"], "redis-server");
     let launch = move || {
         command(&program, Some(user))

@@ -28,9 +28,8 @@ pub const CLOUD_PASSWORD: &str = "cloud-pass-Zq9";
 
 /// The Python interpreter with openbrokerapi. Fails loudly without it.
 pub fn python() -> PathBuf {
-    let p = std::env::var_os("CHARTBROKER_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| common::repo().join(".tools/venv/bin/python"));
+    let venv = || common::repo().join(".tools/venv/bin/python");
+    let p = std::env::var_os("CHARTBROKER_PYTHON").map_or_else(venv, PathBuf::from);
     assert!(
         p.is_file(),
         "python with openbrokerapi not found at {} — run scripts/install-tools.sh or set CHARTBROKER_PYTHON",
@@ -336,14 +335,10 @@ pub async fn provision(
     plan: &str,
     params: Value,
 ) -> String {
-    let r = call(
-        b,
-        Method::PUT,
-        &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
-        Some(provision_body(service, plan, params)),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let uri = format!("/v2/service_instances/{id}?accepts_incomplete=true");
+    let body = provision_body(service, plan, params);
+    let r = call(b, Method::PUT, &uri, Some(body)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{id}: {}", r.text);
     r.json["operation"].as_str().unwrap().to_string()
 }
 
@@ -394,19 +389,6 @@ pub async fn deprovision(b: &TestBroker, id: &str, plan: &str) -> Resp {
     .await
 }
 
-/// Polls `uri` (a `last_operation`) until it is no longer 200 `in progress`:
-/// the last answer (a 410 once the broker forgot a finished delete).
-pub async fn wait_gone(b: &TestBroker, uri: &str) -> Resp {
-    for _ in 0..400 {
-        let r = b.call(Method::GET, uri, None).await;
-        if r.status != StatusCode::OK || r.json["state"] != "in progress" {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{uri} stayed in progress");
-}
-
 /// `chartbroker catalog lint` of `catalog` over the test charts.
 pub fn lint(catalog: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_chartbroker"))
@@ -446,18 +428,16 @@ pub async fn unbind_now(b: &TestBroker, bpath: &str) {
 }
 
 /// Unbinds at `bpath` with `accepts_incomplete=true`: 202, then the
-/// finished delete (200 `succeeded`).
+/// finished delete (its operation's last_operation: 200 `succeeded`).
 pub async fn unbind_done(b: &TestBroker, bpath: &str, plan: &str) {
     let uri = format!("{bpath}?service_id=svc-db&plan_id={plan}&accepts_incomplete=true");
     let r = call(b, Method::DELETE, &uri, None).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{bpath}: {}", r.text);
-    common::assert_delete_done(&wait_gone(b, &format!("{bpath}/last_operation")).await);
+    common::assert_delete_done(&b.finish(&uri, r).await);
 }
 
 /// [`deprovision`] of `id`: 202, then the finished delete (200 `succeeded`).
 pub async fn deprovision_done(b: &TestBroker, id: &str, plan: &str) {
     let r = deprovision(b, id, plan).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{id}: {}", r.text);
-    let lo = format!("/v2/service_instances/{id}/last_operation");
-    common::assert_delete_done(&wait_gone(b, &lo).await);
+    let path = format!("/v2/service_instances/{id}");
+    common::assert_delete_done(&b.finish(&path, r).await);
 }
