@@ -261,10 +261,9 @@ async fn catalog_lint_checks_upstreams() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_async_provision_then_restart_resumes_polling() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    // Cloud::start installs the TLS provider the broker's client needs.
     let cloud = Cloud::start("async", 25, &[]);
-    let dir = tempfile::tempdir().unwrap();
-    let catalog = write_catalog(dir.path(), &CatalogOpts::new(&cloud.url));
+    let (dir, catalog) = catalog_for(&cloud);
     let data = dir.path().join("state");
     let mut first = start_binary(&catalog, &data).await;
     let survives = provision_body("svc-db", "plan-premium", json!({"database": "survives"}));

@@ -48,19 +48,19 @@ pub fn hostile_catalog(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     assert!(copied.success());
     let loud = charts.join("loud/templates");
     std::fs::create_dir_all(&loud).unwrap();
-    std::fs::write(
-        charts.join("loud/Chart.yaml"),
-        "apiVersion: v2\nname: loud\nversion: 0.1.0\n",
-    )
-    .unwrap();
-    std::fs::write(
-        loud.join("fail.yaml"),
-        format!(
-            "{{{{ fail {:?} }}}}\n",
-            format!("{CHART_SCRIPT} <img src=x onerror=alert(1)>")
+    let hostile = format!("{CHART_SCRIPT} <img src=x onerror=alert(1)>");
+    for (path, text) in [
+        (
+            charts.join("loud/Chart.yaml"),
+            "apiVersion: v2\nname: loud\nversion: 0.1.0\n".to_string(),
         ),
-    )
-    .unwrap();
+        (
+            loud.join("fail.yaml"),
+            format!("{{{{ fail {hostile:?} }}}}\n"),
+        ),
+    ] {
+        std::fs::write(path, text).unwrap();
+    }
     (catalog, charts)
 }
 

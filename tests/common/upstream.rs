@@ -281,6 +281,14 @@ pub fn write_catalog(dir: &Path, o: &CatalogOpts<'_>) -> PathBuf {
     catalog
 }
 
+/// A folder holding [`write_catalog`]'s catalog for `cloud` (the default
+/// options): the folder and the catalog.
+pub fn catalog_for(cloud: &Cloud) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = write_catalog(dir.path(), &CatalogOpts::new(&cloud.url));
+    (dir, catalog)
+}
+
 /// An in-process chartbroker over a catalog written by [`write_catalog`].
 pub async fn broker(o: &CatalogOpts<'_>) -> TestBroker {
     let data = tempfile::tempdir().unwrap();

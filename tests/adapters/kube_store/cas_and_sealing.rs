@@ -5,10 +5,7 @@ async fn put_absent_twice_conflicts() {
     let (_k, _dir, s, _) = cluster_and_replicas().await;
     let v = insert(&s, Table::Instances, "i1", b"one").await;
     conflict(put_instance(&s, "i1", b"two", Expect::Absent).await);
-    assert_eq!(
-        read(&s, Table::Instances, "i1").await,
-        Some((b"one".to_vec(), v))
-    );
+    assert_reads(&s, (Table::Instances, "i1"), b"one", v).await;
     assert_eq!(read(&s, Table::Instances, "nope").await, None);
     // The same key in another table is another record.
     insert(&s, Table::Bindings, "i1", b"b").await;
@@ -24,10 +21,7 @@ async fn version_cas_succeeds_once_and_rejects_stale_writers() {
     assert_ne!(v1, v2);
     conflict(put_instance(&s, "i1", b"stale", Expect::Version(v1)).await);
     conflict(put_instance(&s, "absent", b"x", Expect::Version(v2)).await);
-    assert_eq!(
-        read(&s, Table::Instances, "i1").await,
-        Some((b"two".to_vec(), v2))
-    );
+    assert_reads(&s, (Table::Instances, "i1"), b"two", v2).await;
     assert!(read(&s, Table::Instances, "absent").await.is_none());
 }
 
@@ -97,10 +91,7 @@ async fn a_write_between_get_and_put_or_delete_is_a_conflict() {
         obj["metadata"]["annotations"]["example.com/other-writer"],
         "1"
     );
-    assert_eq!(
-        read(&s, Table::Instances, "i1").await,
-        Some((b"one".to_vec(), v))
-    );
+    assert_reads(&s, (Table::Instances, "i1"), b"one", v).await;
 
     // Likewise for DELETE: the resourceVersion precondition fails.
     *armed.lock().unwrap() = Some(("DELETE".into(), path.clone(), name.clone()));
@@ -135,10 +126,7 @@ async fn remove_checks_version_and_recreate_gets_a_fresh_one() {
     assert_ne!(v2, v1);
     conflict(put_instance(&other, "i1", b"stale", Expect::Version(v1)).await);
     conflict(other.remove(Table::Instances, "i1", v1).await);
-    assert_eq!(
-        read(&other, Table::Instances, "i1").await,
-        Some((b"again".to_vec(), v2))
-    );
+    assert_reads(&other, (Table::Instances, "i1"), b"again", v2).await;
 }
 
 #[tokio::test]
@@ -292,18 +280,12 @@ async fn a_sealed_value_only_opens_with_its_key_and_under_its_name() {
 async fn a_second_replica_sees_and_continues_the_same_records() {
     let (_k, _dir, a, b) = cluster_and_replicas().await;
     let v1 = insert(&a, Table::Instances, "i1", b"from-a").await;
-    assert_eq!(
-        read(&b, Table::Instances, "i1").await,
-        Some((b"from-a".to_vec(), v1))
-    );
+    assert_reads(&b, (Table::Instances, "i1"), b"from-a", v1).await;
     conflict(put_instance(&b, "i1", b"x", Expect::Absent).await);
     let v2 = put_instance(&b, "i1", b"from-b", Expect::Version(v1))
         .await
         .unwrap();
-    assert_eq!(
-        read(&a, Table::Instances, "i1").await,
-        Some((b"from-b".to_vec(), v2))
-    );
+    assert_reads(&a, (Table::Instances, "i1"), b"from-b", v2).await;
     assert_eq!(a.list(Table::Instances, "").await.unwrap().len(), 1);
     a.remove(Table::Instances, "i1", v2).await.unwrap();
     assert!(read(&b, Table::Instances, "i1").await.is_none());
@@ -325,10 +307,7 @@ async fn api_failures_are_backend_errors() {
     k.fail_next("GET", SECRETS, 500);
     backend(s.list(Table::Instances, "").await);
     // Nothing changed.
-    assert_eq!(
-        read(&s, Table::Instances, "i1").await,
-        Some((b"v".to_vec(), v))
-    );
+    assert_reads(&s, (Table::Instances, "i1"), b"v", v).await;
 }
 
 #[tokio::test]

@@ -8,10 +8,7 @@ async fn a_rotation_reads_old_records_and_then_refuses_the_old_key_alone() {
     let v = insert(&before, Table::Instances, "i1", b"sealed-old").await;
     let (rotated, health) = c.store(sealer(&new).with_old_base64(&old).unwrap()).await;
     rotated.check_key().await.unwrap();
-    assert_eq!(
-        read(&rotated, Table::Instances, "i1").await,
-        Some((b"sealed-old".to_vec(), v))
-    );
+    assert_reads(&rotated, (Table::Instances, "i1"), b"sealed-old", v).await;
     // Rewritten with the new key, which the old key alone cannot open.
     let v2 = put_instance(&rotated, "i1", b"sealed-new", Expect::Version(v))
         .await
@@ -26,10 +23,7 @@ async fn a_rotation_reads_old_records_and_then_refuses_the_old_key_alone() {
     assert!(old_health.problem().is_some());
     // A replica given both keys the other way round still reads everything.
     let (both, _) = c.store(sealer(&old).with_old_base64(&new).unwrap()).await;
-    assert_eq!(
-        read(&both, Table::Instances, "i1").await,
-        Some((b"sealed-new".to_vec(), v2))
-    );
+    assert_reads(&both, (Table::Instances, "i1"), b"sealed-new", v2).await;
 }
 
 #[tokio::test]
@@ -113,15 +107,13 @@ async fn swapped_or_relabelled_record_secrets_are_refused_clearly() {
 async fn the_store_key_comes_from_a_named_secret() {
     let (_dir, c, key, old) = keyed_cluster().await;
     let api = c.secrets().await;
-    let secret = |name: &str, data: Value| -> Secret {
-        serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data})).unwrap()
+    let create = async |name: &str, data: Value| {
+        let secret: Secret =
+            serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data}))
+                .unwrap();
+        api.create(&PostParams::default(), &secret).await.unwrap();
     };
-    api.create(
-        &PostParams::default(),
-        &secret("store-key", json!({"store.key": key, "old-1": old})),
-    )
-    .await
-    .unwrap();
+    create("store-key", json!({"store.key": key, "old-1": old})).await;
     let kube = c.kube().await;
     let s = key_from_secret(&kube, NS, "store-key").await.unwrap();
     assert_eq!(s.key_id(), sealer(&key).key_id());
@@ -129,33 +121,18 @@ async fn the_store_key_comes_from_a_named_secret() {
     assert_eq!(s.open("instances/a", &from_old).unwrap(), b"v");
     // Missing Secret, missing entry, a bad key: errors name the Secret and
     // the entry, never a value.
-    let e = key_from_secret(&kube, NS, "nope")
-        .await
-        .unwrap_err()
-        .to_string();
+    let refused = async |name: &str| {
+        let e = key_from_secret(&kube, NS, name).await.unwrap_err();
+        e.to_string()
+    };
+    let e = refused("nope").await;
     assert!(e.contains("Secret chartbroker-system/nope"), "{e}");
-    api.create(
-        &PostParams::default(),
-        &secret("no-entry", json!({"key": key})),
-    )
-    .await
-    .unwrap();
-    let e = key_from_secret(&kube, NS, "no-entry")
-        .await
-        .unwrap_err()
-        .to_string();
+    create("no-entry", json!({"key": key})).await;
+    let e = refused("no-entry").await;
     assert!(e.contains("no entry store.key"), "{e}");
     assert!(!e.contains(&key), "{e}");
-    api.create(
-        &PostParams::default(),
-        &secret("short", json!({"store.key": "c2hvcnQ=", "old-2": old})),
-    )
-    .await
-    .unwrap();
-    let e = key_from_secret(&kube, NS, "short")
-        .await
-        .unwrap_err()
-        .to_string();
+    create("short", json!({"store.key": "c2hvcnQ=", "old-2": old})).await;
+    let e = refused("short").await;
     assert!(
         e.contains("entry store.key") && e.contains("32 bytes"),
         "{e}"

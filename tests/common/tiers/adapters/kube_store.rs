@@ -69,6 +69,12 @@ pub async fn read(s: &KubeStore, table: Table, key: &str) -> Option<(Vec<u8>, u6
     s.get(table, key).await.unwrap()
 }
 
+/// Asserts the store reads `value` at `version` under `key`.
+pub async fn assert_reads(s: &KubeStore, (table, key): (Table, &str), value: &[u8], version: u64) {
+    let got = read(s, table, key).await;
+    assert_eq!(got, Some((value.to_vec(), version)), "{key}");
+}
+
 /// A folder, a [`test_cluster`] with its kubeconfig there, and two fresh
 /// store keys.
 pub async fn keyed_cluster() -> (tempfile::TempDir, TestCluster, String, String) {
