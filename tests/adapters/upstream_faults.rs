@@ -58,9 +58,7 @@ async fn slow_provision_times_out_and_is_deprovisioned_upstream() {
     let path = format!("{INSTANCES}/slow-1");
     s.proxy
         .add("PUT", &path, 1, Fault::Delay(Duration::from_secs(3)));
-    let r = provision_settled(&s.b, "slow-1", json!({})).await;
-    assert_eq!(r["state"], "failed", "{r}");
-    let d = description(&r);
+    let d = s.provision_failed("slow-1", json!({})).await;
     assert!(d.contains("did not answer within 1s"), "{d}");
     assert!(
         d.contains("orphan mitigation") && d.contains("confirmed"),
@@ -83,9 +81,7 @@ async fn provision_5xx_is_mitigated_and_retried_until_confirmed() {
     // The first two mitigating DELETEs fail too; the third goes through.
     s.proxy.add("DELETE", &path, 1, Fault::Refuse(503));
     s.proxy.add("DELETE", &path, 1, Fault::Drop);
-    let r = provision_settled(&s.b, "five-1", json!({})).await;
-    assert_eq!(r["state"], "failed", "{r}");
-    let d = description(&r);
+    let d = s.provision_failed("five-1", json!({})).await;
     assert!(d.contains("answered HTTP 500"), "{d}");
     assert!(d.contains("injected by the fault proxy"), "{d}");
     assert!(d.contains("confirmed"), "{d}");
@@ -101,9 +97,7 @@ async fn garbage_201_is_mitigated() {
     let s = setup("sync", 0, |_| {}).await;
     let path = format!("{INSTANCES}/junk-1");
     s.proxy.add("PUT", &path, 1, Fault::Garbage);
-    let r = provision_settled(&s.b, "junk-1", json!({})).await;
-    assert_eq!(r["state"], "failed", "{r}");
-    let d = description(&r);
+    let d = s.provision_failed("junk-1", json!({})).await;
     assert!(d.contains("answered HTTP 201 with a malformed body"), "{d}");
     assert!(d.contains("this is not json"), "{d}");
     assert_eq!(s.cloud.received("DELETE", &path).len(), 1, "mitigated");
@@ -126,9 +120,10 @@ async fn conflict_409_is_translated_without_mitigation() {
         )
         .await;
     assert_eq!(status, 201);
-    let r = provision_settled(&s.b, "dup-1", json!({"database": "ours"})).await;
-    assert_eq!(r["state"], "failed", "{r}");
-    assert!(description(&r).starts_with("conflict upstream"), "{r}");
+    let d = s
+        .provision_failed("dup-1", json!({"database": "ours"}))
+        .await;
+    assert!(d.starts_with("conflict upstream"), "{d}");
     assert!(
         s.cloud.received("DELETE", &path).is_empty(),
         "a 4xx created nothing"
@@ -139,9 +134,9 @@ async fn conflict_409_is_translated_without_mitigation() {
 async fn async_provision_that_fails_upstream_is_mitigated() {
     let s = setup("async", 1, |_| {}).await;
     let path = format!("{INSTANCES}/afail-1");
-    let r = provision_settled(&s.b, "afail-1", json!({"outcome": "fail"})).await;
-    assert_eq!(r["state"], "failed", "{r}");
-    let d = description(&r);
+    let d = s
+        .provision_failed("afail-1", json!({"outcome": "fail"}))
+        .await;
     assert!(
         d.contains("reported the provision failed: simulated provision failure in the cloud"),
         "{d}"
@@ -171,9 +166,7 @@ async fn polling_survives_5xx_and_garbage_answers() {
 async fn upstream_operation_outliving_max_polling_duration_is_mitigated() {
     // The upstream would need 1000 polls; the plan allows 4 seconds.
     let s = setup("async", 1000, |o| o.max_polling = 4).await;
-    let r = provision_settled(&s.b, "long-1", json!({})).await;
-    assert_eq!(r["state"], "failed", "{r}");
-    let d = description(&r);
+    let d = s.provision_failed("long-1", json!({})).await;
     assert!(
         d.contains("did not finish the provision within the plan's maximum_polling_duration"),
         "{d}"
