@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use common::*;
 use serde_json::json;
 
@@ -18,29 +18,13 @@ async fn a_kubernetes_user_without_access_to_the_namespace_is_refused() {
         json!({"username": "bob", "uid": "2", "groups": ["dev"], "extra": {}}),
     );
     let uri = "/v2/service_instances/az-1?accepts_incomplete=true";
-    let r = b
-        .send(with_identity(
-            Method::PUT,
-            uri,
-            provision_body("plan-small", json!({})),
-            Some(&bob),
-        ))
-        .await;
+    let r = put_as(&b, uri, provision_body("plan-small", json!({})), Some(&bob)).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
     assert_eq!(r.json["error"], "Forbidden");
-    assert!(
-        r.json["description"].as_str().unwrap().contains("bob"),
-        "{}",
-        r.text
-    );
+    let why = r.json["description"].as_str().unwrap();
+    assert!(why.contains("bob"), "{}", r.text);
     // Nothing was recorded or installed.
-    let r = b
-        .call(
-            Method::GET,
-            "/v2/service_instances/az-1/last_operation",
-            None,
-        )
-        .await;
+    let r = last_operation(&b, "az-1").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
     assert!(k.get("v1", "configmaps", Some("apps"), "cb-az-1").is_none());
     let reviews: Vec<_> = k
@@ -58,18 +42,15 @@ async fn an_authorized_user_provisions_and_binds() {
         "kubernetes",
         json!({"username": "alice", "uid": "1", "groups": ["ops"], "extra": {"team": ["a"]}}),
     );
-    let r = b
-        .send(with_identity(
-            Method::PUT,
-            "/v2/service_instances/az-2?accepts_incomplete=true",
-            provision_body("plan-small", json!({})),
-            Some(&alice),
-        ))
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let done = b
-        .wait_instance("az-2", r.json["operation"].as_str().unwrap())
-        .await;
+    let uri = "/v2/service_instances/az-2?accepts_incomplete=true";
+    let r = put_as(
+        &b,
+        uri,
+        provision_body("plan-small", json!({})),
+        Some(&alice),
+    )
+    .await;
+    let done = b.finish(uri, r).await;
     assert_eq!(done.json["state"], "succeeded", "{}", done.text);
     assert!(k.get("v1", "configmaps", Some("apps"), "cb-az-2").is_some());
 
@@ -78,35 +59,20 @@ async fn an_authorized_user_provisions_and_binds() {
         "kubernetes",
         json!({"username": "bob", "uid": "2", "groups": [], "extra": {}}),
     );
-    let r = b
-        .send(with_identity(
-            Method::PUT,
-            "/v2/service_instances/az-2/service_bindings/azb?accepts_incomplete=true",
-            bind_body("plan-small", json!({})),
-            Some(&bob),
-        ))
-        .await;
+    let uri = "/v2/service_instances/az-2/service_bindings/azb?accepts_incomplete=true";
+    let r = put_as(&b, uri, bind_body("plan-small", json!({})), Some(&bob)).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
-    assert!(
-        k.get("v1", "secrets", Some("apps"), "cb-bind-azb")
-            .is_none()
-    );
+    let secret = k.get("v1", "secrets", Some("apps"), "cb-bind-azb");
+    assert!(secret.is_none(), "{secret:?}");
 
     // On a Kubernetes platform, a request the broker can't check (no
     // identity, or another platform's) is refused: authorization fails
     // closed unless the operator turns SubjectAccessReview off.
     let cf = identity("cloudfoundry", json!({"user_id": "u-1"}));
     for (bid, id) in [("azb-none", None), ("azb-cf", Some(cf.as_str()))] {
-        let r = b
-            .send(with_identity(
-                Method::PUT,
-                &format!(
-                    "/v2/service_instances/az-2/service_bindings/{bid}?accepts_incomplete=true"
-                ),
-                bind_body("plan-small", json!({})),
-                id,
-            ))
-            .await;
-        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+        let uri =
+            format!("/v2/service_instances/az-2/service_bindings/{bid}?accepts_incomplete=true");
+        let r = put_as(&b, &uri, bind_body("plan-small", json!({})), id).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{bid}: {}", r.text);
     }
 }

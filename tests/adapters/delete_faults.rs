@@ -19,29 +19,26 @@ use crate::helpers::delete_faults::*;
 use common::databases::{self};
 use common::deletes::Delete;
 
+/// The rows whose every delete succeeds at once, leaving nothing.
 #[tokio::test(flavor = "multi_thread")]
-async fn release_already_gone() {
-    row(Fault::ReleaseGone, Succeeds).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn chart_removed() {
-    row(Fault::ChartRemoved, Succeeds).await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn plan_removed_from_the_catalog() {
-    row(Fault::PlanRemoved, Succeeds).await;
+async fn rows_whose_deletes_succeed() {
+    for (case, fault) in [
+        ("release_already_gone", Fault::ReleaseGone),
+        ("chart_removed", Fault::ChartRemoved),
+        ("plan_removed_from_the_catalog", Fault::PlanRemoved),
+    ] {
+        row(case, fault, &Succeeds).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn database_unreachable() {
-    row(Fault::DatabaseDown, DownChecks).await;
+    row("database_unreachable", Fault::DatabaseDown, &DownChecks).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn broker_killed_mid_delete() {
-    row(Fault::Killed, KilledChecks).await;
+    row("broker_killed_mid_delete", Fault::Killed, &KilledChecks).await;
 }
 
 /// The database-unreachable row's deprovision cells on PostgreSQL and

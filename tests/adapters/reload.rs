@@ -15,10 +15,8 @@ use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_catalog_and_a_broken_one_keeps_the_old() {
-    let dir = tempfile::tempdir().unwrap();
-    write_catalog(dir.path(), |_| {});
-    let b = start(dir.path(), &["--reload-interval", "0"], |_| {});
-    ready(b.port).await;
+    let dir = with_catalog();
+    let b = start_ready(dir.path(), "0").await;
     let before = b.wait_plan("plan-small", true).await;
     assert!(!plan_ids(&before).contains(&"plan-extra".to_string()));
 
@@ -74,10 +72,8 @@ async fn sighup_reloads_the_catalog_and_a_broken_one_keeps_the_old() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_catalog_directory_is_reloaded_without_a_signal() {
-    let dir = tempfile::tempdir().unwrap();
-    write_catalog(dir.path(), |_| {});
-    let b = start(dir.path(), &["--reload-interval", "1"], |_| {});
-    ready(b.port).await;
+    let dir = with_catalog();
+    let b = start_ready(dir.path(), "1").await;
     b.wait_plan("plan-small", true).await;
     write_catalog(dir.path(), with_extra_plan);
     b.wait_plan("plan-extra", true).await;
@@ -96,8 +92,7 @@ async fn a_changed_catalog_directory_is_reloaded_without_a_signal() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_operation_keeps_the_plan_it_started_with() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    write_catalog(dir.path(), |_| {});
+    let dir = with_catalog();
     // helm template waits for the gate file, so the operation is in flight
     // across the reload.
     let gate = dir.path().join("gate");
@@ -198,8 +193,7 @@ async fn a_running_operation_keeps_the_plan_it_started_with() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_credentials_file_takes_over_and_the_old_password_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    write_catalog(dir.path(), |_| {});
+    let dir = with_catalog();
     let creds = dir.path().join("credentials.yaml");
     let write = |pass: &str| {
         let tmp = dir.path().join("credentials.tmp");
@@ -242,8 +236,7 @@ async fn a_rotated_credentials_file_takes_over_and_the_old_password_is_refused()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_certificate_serves_new_connections_and_an_invalid_one_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    write_catalog(dir.path(), |_| {});
+    let dir = with_catalog();
     let ca = ca();
     let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
     let install = |cert: &str, key: &str| {
@@ -356,8 +349,7 @@ async fn a_reloaded_catalog_keeps_the_plans_imported_from_upstream_brokers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_client_ca_decides_which_client_certificates_new_connections_need() {
-    let dir = tempfile::tempdir().unwrap();
-    write_catalog(dir.path(), |_| {});
+    let dir = with_catalog();
     let server_ca = ca();
     let (old_ca, new_ca) = (ca(), ca());
     let (cert, _, key) = server_cert(&server_ca, 7);

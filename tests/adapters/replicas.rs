@@ -7,10 +7,10 @@ use crate::common;
 
 use std::time::Duration;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use common::process::{free_port, http, ready};
+use common::process::{free_port, http, poll_last_operation, ready};
 use common::*;
 use serde_json::{Value, json};
 
@@ -46,9 +46,7 @@ async fn a_replica_with_another_key_is_refused_at_start() {
     assert!(Runtime::start(&none).await.is_err());
     assert!(!data.path().join("missing.key").exists());
     // The first replica is untouched.
-    let r = a
-        .call(Method::GET, "/v2/service_instances/keyed-1", None)
-        .await;
+    let r = a.get(&inst("keyed-1")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
 
@@ -61,9 +59,7 @@ async fn a_replica_missing_the_new_key_says_so_on_readyz_metrics_and_503() {
     // Rotated (new key, old key for reading) while A still runs on the old one.
     let c = rotated_replica(&k, &new, &old).await;
     provisioned(&c, "after-rotation").await;
-    let r = c
-        .call(Method::GET, "/v2/service_instances/before-rotation", None)
-        .await;
+    let r = c.get(&inst("before-rotation")).await;
     assert_eq!(
         r.status,
         StatusCode::OK,
@@ -72,13 +68,7 @@ async fn a_replica_missing_the_new_key_says_so_on_readyz_metrics_and_503() {
     );
 
     // A cannot open what C sealed: a clear 503 instead of an opaque 500.
-    let r = a
-        .call(
-            Method::GET,
-            "/v2/service_instances/after-rotation/last_operation",
-            None,
-        )
-        .await;
+    let r = last_operation(&a, "after-rotation").await;
     assert_osb_error(
         &r,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -95,7 +85,7 @@ async fn a_replica_missing_the_new_key_says_so_on_readyz_metrics_and_503() {
         r.text
     );
 
-    let ready = a.call(Method::GET, "/readyz", None).await;
+    let ready = a.get("/readyz").await;
     assert_eq!(
         ready.status,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -108,7 +98,7 @@ async fn a_replica_missing_the_new_key_says_so_on_readyz_metrics_and_503() {
         "{}",
         ready.text
     );
-    let metrics = a.call(Method::GET, "/metrics", None).await.text;
+    let metrics = a.get("/metrics").await.text;
     assert!(
         metrics
             .lines()
@@ -122,7 +112,7 @@ async fn a_replica_missing_the_new_key_says_so_on_readyz_metrics_and_503() {
         "{metrics}"
     );
     // The rotated replica is fine.
-    let ready = c.call(Method::GET, "/readyz", None).await;
+    let ready = c.get("/readyz").await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.text);
     // A replica restarted with the old key alone is refused at start.
     let data = tempfile::tempdir().unwrap();
@@ -142,31 +132,18 @@ async fn replicas_share_instances_and_serialise_operations() {
     let key = Sealer::generate_base64();
     let (a, b) = (replica(&k, &key).await, replica(&k, &key).await);
 
-    let r = a
-        .call(
-            Method::PUT,
-            "/v2/service_instances/rep-1?accepts_incomplete=true",
-            Some(provision_body("plan-small", json!({"message": "from-a"}))),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let params = json!({"message": "from-a"});
+    let op = a.provision_async("rep-1", "plan-small", params).await;
     // Replica B answers for an operation A started.
-    let done = b
-        .wait_instance("rep-1", r.json["operation"].as_str().unwrap())
-        .await;
+    let done = b.wait_instance("rep-1", &op).await;
     assert_eq!(done.json["state"], "succeeded", "{}", done.text);
-    let r = b
-        .call(Method::GET, "/v2/service_instances/rep-1", None)
-        .await;
+    let r = b.get(&inst("rep-1")).await;
     assert_eq!(r.json["parameters"]["message"], "from-a", "{}", r.text);
 
     // Two replicas, two different updates at once: exactly one starts.
     let patch = |msg: &str| json!({"service_id": "svc-tiny", "parameters": {"message": msg}});
     let uri = "/v2/service_instances/rep-1?accepts_incomplete=true";
-    let (ra, rb) = tokio::join!(
-        a.call(Method::PATCH, uri, Some(patch("a"))),
-        b.call(Method::PATCH, uri, Some(patch("b")))
-    );
+    let (ra, rb) = tokio::join!(a.patch(uri, patch("a")), b.patch(uri, patch("b")));
     let statuses = [ra.status, rb.status];
     assert!(
         statuses.contains(&StatusCode::ACCEPTED),
@@ -180,14 +157,11 @@ async fn replicas_share_instances_and_serialise_operations() {
         ra.text,
         rb.text
     );
-    let winner = if ra.status == StatusCode::ACCEPTED {
-        &ra
-    } else {
-        &rb
-    };
-    let done = a
-        .wait_instance("rep-1", winner.json["operation"].as_str().unwrap())
-        .await;
+    let accepted = [&ra, &rb]
+        .into_iter()
+        .find(|r| r.status == StatusCode::ACCEPTED);
+    let op = accepted.unwrap().json["operation"].as_str().unwrap();
+    let done = a.wait_instance("rep-1", op).await;
     assert_eq!(done.json["state"], "succeeded", "{}", done.text);
 
     // State lives in sealed Secrets in the broker's namespace.
@@ -203,22 +177,15 @@ async fn replicas_share_instances_and_serialise_operations() {
     );
 
     // B binds and deprovisions what A provisioned.
-    let r = b
-        .call(
-            Method::PUT,
-            "/v2/service_instances/rep-1/service_bindings/rb",
-            Some(bind_body("plan-small", json!({}))),
-        )
+    let bound = bind_body("plan-small", json!({}));
+    b.put_created("/v2/service_instances/rep-1/service_bindings/rb", bound)
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let r = a
-        .call(Method::DELETE, "/v2/service_instances/rep-1?service_id=svc-tiny&plan_id=plan-small&accepts_incomplete=true", None)
+        .del("/v2/service_instances/rep-1?service_id=svc-tiny&plan_id=plan-small&accepts_incomplete=true")
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let gone = b
-        .wait_instance("rep-1", r.json["operation"].as_str().unwrap())
-        .await;
-    assert_delete_done(&gone);
+    let op = r.json["operation"].as_str().unwrap();
+    assert_delete_done(&b.wait_instance("rep-1", op).await);
     assert!(k.get("v1", "secrets", Some("apps"), "cb-bind-rb").is_none());
 }
 
@@ -230,46 +197,25 @@ async fn a_replica_killed_mid_operation_is_taken_over_by_another() {
     let kubeconfig = k.kubeconfig(dir.path());
     let key = Sealer::generate_base64();
     // Replica A's helm hangs on upgrade, so A dies mid-install.
-    let slow = dir.path().join("slow-helm");
-    std::fs::write(
-        &slow,
-        format!(
-            "#!/bin/sh\ncase \"$1\" in upgrade) sleep 30;; esac\nexec {} \"$@\"\n",
-            helm_bin().display()
-        ),
-    )
-    .unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&slow, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let (slow, _) = helm_hanging_in(dir.path(), "upgrade");
     // B takes the same key from the Secret the deploy manifests provide.
     k.put(json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "chartbroker-store-key", "namespace": "chartbroker-system"},
         "data": {"store.key": B64.encode(&key)}}));
     let (pa, pb) = (free_port(), free_port());
-    let mut a = spawn(
-        &dir.path().join("a"),
-        &kubeconfig,
-        &slow,
-        Key::Env(&key),
-        pa,
-    );
+    let at = |name: &str| dir.path().join(name);
+    let mut a = spawn(&at("a"), &kubeconfig, &slow, Key::Env(&key), pa);
     ready(pa).await;
-    let _b = spawn(
-        &dir.path().join("b"),
-        &kubeconfig,
-        &helm_bin(),
-        Key::Secret("chartbroker-store-key"),
-        pb,
-    );
+    let in_secret = Key::Secret("chartbroker-store-key");
+    let _b = spawn(&at("b"), &kubeconfig, &helm_bin(), in_secret, pb);
     ready(pb).await;
     // A third replica with a key of its own exits at start, saying why.
+    let own = Sealer::generate_base64();
     let out = command(
-        &dir.path().join("c"),
+        &at("c"),
         &kubeconfig,
         &helm_bin(),
-        Key::Env(&Sealer::generate_base64()),
+        Key::Env(&own),
         free_port(),
     )
     .output()
@@ -296,16 +242,7 @@ async fn a_replica_killed_mid_operation_is_taken_over_by_another() {
     let url = format!(
         "http://127.0.0.1:{pb}/v2/service_instances/orphan-1/last_operation?operation={op}"
     );
-    let mut last = Value::Null;
-    for _ in 0..300 {
-        let (status, body) = http(reqwest::Method::GET, url.clone(), None).await.unwrap();
-        assert_eq!(status, 200, "{body}");
-        if body["state"] != "in progress" {
-            last = body;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let last = poll_last_operation(&url, 300, Duration::from_millis(100)).await;
     assert_eq!(
         last["state"], "succeeded",
         "replica B took the operation over: {last}"

@@ -25,10 +25,11 @@ async fn the_dashboard_works_in_chromium() {
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
+    let (catalog, charts) = (fixtures().join("catalog"), fixtures().join("charts"));
     let _broker = spawn_serve(
         port,
-        &fixtures().join("catalog"),
-        &fixtures().join("charts"),
+        &catalog,
+        &charts,
         data.path(),
         &helm_bin(),
         &[
@@ -81,10 +82,7 @@ async fn the_dashboard_works_in_chromium() {
     )
     .await;
     assert_eq!(status, 201, "{bound}");
-    let password = bound["credentials"]["password"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let password = bound["credentials"]["password"].as_str().unwrap();
 
     let c = browser(&driver).await;
     let authed = format!("http://{UI_USER}:{UI_PASS}@127.0.0.1:{port}");
@@ -93,16 +91,8 @@ async fn the_dashboard_works_in_chromium() {
     shot(&c, "instances").await;
     assert_quiet(&c, &driver, "the instances page").await;
     // Hostile text is text: no element came out of it.
-    assert!(
-        c.find_all(Locator::Css("main img, main b"))
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    let cell = c
-        .find(Locator::Css("#instances a[href*='%3Cscript']"))
-        .await
-        .unwrap();
+    assert_absent(&c, "main img, main b").await;
+    let cell = element(&c, "#instances a[href*='%3Cscript']").await;
     assert_eq!(cell.text().await.unwrap(), hostile);
 
     // The filter form, as a person uses it.
@@ -118,35 +108,21 @@ async fn the_dashboard_works_in_chromium() {
             .as_str()
             .contains("namespace=team-b")
     );
-    c.goto(&format!("{base}/ui/instances?state=provision_failed"))
-        .await
-        .unwrap();
+    open(&c, &format!("{base}/ui/instances?state=provision_failed")).await;
     assert_eq!(rows(&c).await, 1);
     assert_quiet(&c, &driver, "the filtered page").await;
 
     // A failed operation shows its reason.
-    c.goto(&format!("{base}/ui/instances/broken-1"))
-        .await
-        .unwrap();
-    let reason = c
-        .find(Locator::Css("#operations tr.failed td.description"))
-        .await
-        .unwrap();
-    assert!(reason.text().await.unwrap().contains("want integer"));
+    open(&c, &format!("{base}/ui/instances/broken-1")).await;
+    let reason = text_of(&c, "#operations tr.failed td.description").await;
+    assert!(reason.contains("want integer"), "{reason}");
     assert_quiet(&c, &driver, "a failed instance").await;
 
     // An instance's page; hostile parameters stay text.
-    c.goto(&format!("{base}/ui/instances/{}", enc(hostile)))
-        .await
-        .unwrap();
+    open(&c, &format!("{base}/ui/instances/{}", enc(hostile))).await;
     let h1 = text_of(&c, "h1").await;
     assert_eq!(h1, format!("Instance {hostile}"));
-    assert!(
-        c.find_all(Locator::Css("main img"))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_absent(&c, "main img").await;
     c.goto(&format!("{base}/ui/instances/web-1")).await.unwrap();
     let bindings = text_of(&c, "#bindings").await;
     assert!(
@@ -174,13 +150,8 @@ async fn the_dashboard_works_in_chromium() {
         .await;
         assert_eq!(status, 201);
     }
-    c.goto(&format!("{base}/ui/instances?namespace=team-c"))
-        .await
-        .unwrap();
-    let state = c
-        .find(Locator::Css("[data-state-for='late-1']"))
-        .await
-        .unwrap();
+    open(&c, &format!("{base}/ui/instances?namespace=team-c")).await;
+    let state = element(&c, "[data-state-for='late-1']").await;
     assert_eq!(state.text().await.unwrap(), "ready");
     let (status, _) = osb(
         format!("{base}/v2/service_instances/late-1?service_id=svc-tiny&plan_id=plan-small"),
@@ -199,11 +170,8 @@ async fn the_dashboard_works_in_chromium() {
     }
     assert_eq!(seen, "deleted", "the state did not change live");
     for id in ["__proto__", "constructor"] {
-        let cell = c
-            .find(Locator::Css(&format!("[data-state-for='{id}']")))
-            .await
-            .unwrap();
-        assert_eq!(cell.text().await.unwrap(), "ready", "{id}");
+        let cell = text_of(&c, &format!("[data-state-for='{id}']")).await;
+        assert_eq!(cell, "ready", "{id}");
     }
     assert_quiet(&c, &driver, "live updates").await;
 
@@ -217,7 +185,7 @@ async fn the_dashboard_works_in_chromium() {
         c.goto(&format!("{base}{uri}")).await.unwrap();
         let src = c.source().await.unwrap();
         assert!(
-            !src.contains(&password),
+            !src.contains(password),
             "{uri} shows the generated password"
         );
         assert!(!src.contains("<script>alert"), "{uri}");
@@ -236,14 +204,12 @@ async fn the_dashboard_works_in_chromium() {
     c.goto(link).await.unwrap();
     let h1 = text_of(&c, "h1").await;
     assert_eq!(h1, "Instance web-1");
-    assert!(c.find_all(Locator::Css("nav")).await.unwrap().is_empty());
-    assert!(!c.source().await.unwrap().contains(&password));
+    assert_absent(&c, "nav").await;
+    assert!(!c.source().await.unwrap().contains(password));
     shot(&c, "signed-link").await;
     assert_quiet(&c, &driver, "a signed link").await;
     let query = &link[link.find('?').unwrap()..];
-    c.goto(&format!("{base}/ui/instances/web-2{query}"))
-        .await
-        .unwrap();
+    open(&c, &format!("{base}/ui/instances/web-2{query}")).await;
     let h1 = text_of(&c, "h1").await;
     assert_eq!(h1, "Link not valid");
     assert!(!c.source().await.unwrap().contains("bold?"));

@@ -74,28 +74,15 @@ async fn hostile_manifest_text_stays_text_and_generated_secrets_stay_hidden() {
     let b = ui_broker(false).await;
     let long = "n".repeat(3000);
     let hostile = format!("<script>alert('m')</script><img src=x onerror=alert(1)>{long}");
-    let r = provision(
-        &b,
-        "tiny-1",
-        "plan-small",
-        "apps",
-        json!({"message": "plain"}),
-    )
-    .await;
+    let plain = json!({"message": "plain"});
+    let r = provision(&b, "tiny-1", "plan-small", "apps", plain).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let r = b
-        .patch(
-            "/v2/service_instances/tiny-1",
-            json!({"service_id": "svc-tiny", "parameters": {"message": hostile[..180]}}),
-        )
-        .await;
+    let update = json!({"service_id": "svc-tiny", "parameters": {"message": hostile[..180]}});
+    let r = b.patch("/v2/service_instances/tiny-1", update).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let secrets = secret_values(&b.data.path().join("render/apps/cb-tiny-1"));
-    assert_eq!(
-        secrets.len(),
-        1,
-        "tiny's Secret holds its generated password"
-    );
+    let secrets = secret_values(&b.release_dir("tiny-1"));
+    let n = secrets.len();
+    assert_eq!(n, 1, "tiny's Secret holds its generated password");
     let t = page(&b, "/ui/instances/tiny-1").await.text;
     assert!(!t.contains("<script>alert"), "{t}");
     assert!(!t.contains("<img"), "{t}");

@@ -14,7 +14,7 @@ use axum::http::{Method, StatusCode};
 use serde_json::json;
 
 use crate::helpers::upstream::*;
-use common::process::{osb, poll_last_operation};
+use common::process::{Remote, poll_last_operation};
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,7 +32,7 @@ async fn synchronous_upstream_full_lifecycle() {
         cloud.requests()
     );
     // Every upstream call is measured, by broker, method and outcome.
-    let metrics = b.call(Method::GET, "/metrics", None).await.text;
+    let metrics = b.get("/metrics").await.text;
     assert!(
         metrics.contains(
             r#"chartbroker_upstream_call_duration_seconds_count{broker="cloud",method="PUT",outcome="201"}"#
@@ -114,11 +114,7 @@ async fn our_schema_validation_runs_before_any_upstream_call() {
     )
     .await;
     common::assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
-    assert!(
-        cloud
-            .received("PATCH", "/v2/service_instances/ok-1")
-            .is_empty()
-    );
+    cloud.assert_never_received("PATCH", "/v2/service_instances/ok-1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,7 +141,7 @@ async fn imported_catalog_is_filtered_prefixed_and_served() {
     let mut o = CatalogOpts::new(&cloud.url);
     o.import = Some("{tags: [cache], id_prefix: cloud-, name_prefix: cloud-}");
     let b = broker(&o).await;
-    let r = b.call(Method::GET, "/v2/catalog", None).await;
+    let r = b.get("/v2/catalog").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let names: Vec<&str> = r.json["services"]
         .as_array()
@@ -176,11 +172,7 @@ async fn imported_catalog_is_filtered_prefixed_and_served() {
     )
     .await;
     common::assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
-    assert!(
-        cloud
-            .received("PUT", "/v2/service_instances/redis-1")
-            .is_empty()
-    );
+    cloud.assert_never_received("PUT", "/v2/service_instances/redis-1");
     let op = provision(
         &b,
         "redis-1",
@@ -200,16 +192,14 @@ async fn imported_catalog_is_filtered_prefixed_and_served() {
     assert!(b.data.path().join("upstream/cloud.catalog.json").is_file());
     drop(cloud);
     tokio::time::sleep(Duration::from_millis(1500)).await; // past refresh_seconds: 1
-    let r = b.call(Method::GET, "/v2/catalog", None).await;
+    let r = b.get("/v2/catalog").await;
     assert!(r.text.contains("cloud-managed-redis"), "{}", r.text);
     let mut cfg = common::config(b.data.path());
     cfg.catalog_dir = b.data.path().join("catalog");
     let b = b.restart(&cfg).await;
-    let r = b.call(Method::GET, "/v2/catalog", None).await;
+    let r = b.get("/v2/catalog").await;
     assert!(r.text.contains("cloud-managed-redis"), "{}", r.text);
-    let r = b
-        .call(Method::GET, "/v2/service_instances/redis-1", None)
-        .await;
+    let r = b.get("/v2/service_instances/redis-1").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
 
@@ -243,15 +233,13 @@ async fn catalog_lint_checks_upstreams() {
     let out = lint(&catalog);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("duplicate service id `upstream-redis`"),
-        "{err}"
-    );
-    assert!(
-        err.contains("duplicate service name `managed-redis`"),
-        "{err}"
-    );
-    assert!(err.contains("no-such-plan"), "{err}");
+    for want in [
+        "duplicate service id `upstream-redis`",
+        "duplicate service name `managed-redis`",
+        "no-such-plan",
+    ] {
+        assert!(err.contains(want), "{want}: {err}");
+    }
 
     // An unreachable upstream is a warning, not a failure.
     std::fs::remove_file(catalog.join("local.yaml")).unwrap();
@@ -267,31 +255,24 @@ async fn catalog_lint_checks_upstreams() {
     );
     // The broker itself starts with that upstream down.
     let b = broker(&CatalogOpts::new(&closed)).await;
-    let r = b.call(Method::GET, "/v2/catalog", None).await;
+    let r = b.get("/v2/catalog").await;
     assert_eq!(r.status, StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_async_provision_then_restart_resumes_polling() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    // Cloud::start installs the TLS provider the broker's client needs.
     let cloud = Cloud::start("async", 25, &[]);
-    let dir = tempfile::tempdir().unwrap();
-    let catalog = write_catalog(dir.path(), &CatalogOpts::new(&cloud.url));
+    let (dir, catalog) = catalog_for(&cloud);
     let data = dir.path().join("state");
     let mut first = start_binary(&catalog, &data).await;
-    let (status, body) = osb(
-        reqwest::Method::PUT,
-        format!(
-            "{}/v2/service_instances/crash-1?accepts_incomplete=true",
-            first.url
-        ),
-        Some(provision_body(
-            "svc-db",
-            "plan-premium",
-            json!({"database": "survives"}),
-        )),
-    )
-    .await;
+    let survives = provision_body("svc-db", "plan-premium", json!({"database": "survives"}));
+    let (status, body) = Remote::on(first.port)
+        .put(
+            "/v2/service_instances/crash-1?accepts_incomplete=true",
+            survives,
+        )
+        .await;
     assert_eq!(status, 202, "{body}");
     let operation = body["operation"].as_str().unwrap().to_string();
     // Polling has begun, so the upstream's operation is checkpointed.
@@ -323,12 +304,9 @@ async fn kill_9_mid_async_provision_then_restart_resumes_polling() {
             .iter()
             .all(|p| p["query"]["operation"] == polls[0]["query"]["operation"])
     );
-    let (status, body) = osb(
-        reqwest::Method::GET,
-        format!("{}/v2/service_instances/crash-1", second.url),
-        None,
-    )
-    .await;
+    let (status, body) = Remote::on(second.port)
+        .get("/v2/service_instances/crash-1")
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["parameters"]["database"], "survives");
 }
@@ -372,11 +350,7 @@ async fn mutual_tls_with_a_private_ca() {
     let b = broker(&o).await;
     let done = provision_and_wait(&b, "tls-2", "plan-premium", json!({})).await;
     assert_eq!(done["state"], "failed", "{done}");
-    assert!(
-        cloud
-            .received("PUT", "/v2/service_instances/tls-2")
-            .is_empty()
-    );
+    cloud.assert_never_received("PUT", "/v2/service_instances/tls-2");
     // Without the CA bundle the server is not trusted.
     let b = broker(&CatalogOpts::new(&url)).await;
     let done = provision_and_wait(&b, "tls-3", "plan-premium", json!({})).await;
@@ -397,24 +371,10 @@ async fn binds_without_accepts_incomplete_wait_for_the_upstream() {
         let done = provision_and_wait(&b, &id, "plan-premium", json!({"database": "shop"})).await;
         assert_eq!(done["state"], "succeeded", "{done}");
         let bpath = format!("/v2/service_instances/{id}/service_bindings/b-{mode}");
-        let r = call(
-            &b,
-            Method::PUT,
-            &bpath,
-            Some(json!({"service_id": "svc-db", "plan_id": "plan-premium"})),
-        )
-        .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{mode}: {}", r.text);
+        let r = bind_now(&b, &bpath).await;
         let (_, upstream) = cloud.direct(reqwest::Method::GET, &bpath, None).await;
         assert_eq!(r.json["credentials"], upstream["credentials"], "{mode}");
-        let r = call(
-            &b,
-            Method::DELETE,
-            &format!("{bpath}?service_id=svc-db&plan_id=plan-premium"),
-            None,
-        )
-        .await;
-        assert_eq!(r.status, StatusCode::OK, "{mode}: {}", r.text);
+        unbind_now(&b, &bpath).await;
         assert_eq!(cloud.received("DELETE", &bpath).len(), 1, "{mode}");
     }
 }

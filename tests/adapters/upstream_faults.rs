@@ -58,9 +58,7 @@ async fn slow_provision_times_out_and_is_deprovisioned_upstream() {
     let path = format!("{INSTANCES}/slow-1");
     s.proxy
         .add("PUT", &path, 1, Fault::Delay(Duration::from_secs(3)));
-    let r = provision_settled(&s.b, "slow-1", json!({})).await;
-    assert_eq!(r["state"], "failed", "{r}");
-    let d = description(&r);
+    let d = s.provision_failed("slow-1", json!({})).await;
     assert!(d.contains("did not answer within 1s"), "{d}");
     assert!(
         d.contains("orphan mitigation") && d.contains("confirmed"),
@@ -71,8 +69,8 @@ async fn slow_provision_times_out_and_is_deprovisioned_upstream() {
     let dels = s.cloud.received("DELETE", &path);
     assert_eq!(dels.len(), 1, "{dels:#?}");
     assert_eq!(dels[0]["query"]["plan_id"], MYSQL_PREMIUM);
-    let (status, _) = s.cloud.direct(reqwest::Method::GET, &path, None).await;
-    assert_eq!(status, 404, "nothing is left upstream");
+    // Nothing is left upstream.
+    s.cloud.assert_gone(&path).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,9 +81,7 @@ async fn provision_5xx_is_mitigated_and_retried_until_confirmed() {
     // The first two mitigating DELETEs fail too; the third goes through.
     s.proxy.add("DELETE", &path, 1, Fault::Refuse(503));
     s.proxy.add("DELETE", &path, 1, Fault::Drop);
-    let r = provision_settled(&s.b, "five-1", json!({})).await;
-    assert_eq!(r["state"], "failed", "{r}");
-    let d = description(&r);
+    let d = s.provision_failed("five-1", json!({})).await;
     assert!(d.contains("answered HTTP 500"), "{d}");
     assert!(d.contains("injected by the fault proxy"), "{d}");
     assert!(d.contains("confirmed"), "{d}");
@@ -93,8 +89,7 @@ async fn provision_5xx_is_mitigated_and_retried_until_confirmed() {
     // The dropped DELETE reached the upstream (which deleted it); the third
     // then got 410, which also confirms.
     assert_eq!(s.cloud.received("DELETE", &path).len(), 2);
-    let (status, _) = s.cloud.direct(reqwest::Method::GET, &path, None).await;
-    assert_eq!(status, 404);
+    s.cloud.assert_gone(&path).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,9 +97,7 @@ async fn garbage_201_is_mitigated() {
     let s = setup("sync", 0, |_| {}).await;
     let path = format!("{INSTANCES}/junk-1");
     s.proxy.add("PUT", &path, 1, Fault::Garbage);
-    let r = provision_settled(&s.b, "junk-1", json!({})).await;
-    assert_eq!(r["state"], "failed", "{r}");
-    let d = description(&r);
+    let d = s.provision_failed("junk-1", json!({})).await;
     assert!(d.contains("answered HTTP 201 with a malformed body"), "{d}");
     assert!(d.contains("this is not json"), "{d}");
     assert_eq!(s.cloud.received("DELETE", &path).len(), 1, "mitigated");
@@ -127,9 +120,10 @@ async fn conflict_409_is_translated_without_mitigation() {
         )
         .await;
     assert_eq!(status, 201);
-    let r = provision_settled(&s.b, "dup-1", json!({"database": "ours"})).await;
-    assert_eq!(r["state"], "failed", "{r}");
-    assert!(description(&r).starts_with("conflict upstream"), "{r}");
+    let d = s
+        .provision_failed("dup-1", json!({"database": "ours"}))
+        .await;
+    assert!(d.starts_with("conflict upstream"), "{d}");
     assert!(
         s.cloud.received("DELETE", &path).is_empty(),
         "a 4xx created nothing"
@@ -140,9 +134,9 @@ async fn conflict_409_is_translated_without_mitigation() {
 async fn async_provision_that_fails_upstream_is_mitigated() {
     let s = setup("async", 1, |_| {}).await;
     let path = format!("{INSTANCES}/afail-1");
-    let r = provision_settled(&s.b, "afail-1", json!({"outcome": "fail"})).await;
-    assert_eq!(r["state"], "failed", "{r}");
-    let d = description(&r);
+    let d = s
+        .provision_failed("afail-1", json!({"outcome": "fail"}))
+        .await;
     assert!(
         d.contains("reported the provision failed: simulated provision failure in the cloud"),
         "{d}"
@@ -150,8 +144,7 @@ async fn async_provision_that_fails_upstream_is_mitigated() {
     assert!(d.contains("confirmed"), "{d}");
     // The DELETE was itself async upstream and was polled to completion.
     assert_eq!(s.cloud.received("DELETE", &path).len(), 1);
-    let (status, _) = s.cloud.direct(reqwest::Method::GET, &path, None).await;
-    assert_eq!(status, 404);
+    s.cloud.assert_gone(&path).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,20 +158,15 @@ async fn polling_survives_5xx_and_garbage_answers() {
     assert_eq!(r["state"], "succeeded", "{r}");
     // Four faulty answers, then a good one.
     assert!(s.proxy.count("GET", &lo) >= 5);
-    assert!(
-        s.cloud
-            .received("DELETE", &format!("{INSTANCES}/flaky-1"))
-            .is_empty()
-    );
+    s.cloud
+        .assert_never_received("DELETE", &format!("{INSTANCES}/flaky-1"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_operation_outliving_max_polling_duration_is_mitigated() {
     // The upstream would need 1000 polls; the plan allows 4 seconds.
     let s = setup("async", 1000, |o| o.max_polling = 4).await;
-    let r = provision_settled(&s.b, "long-1", json!({})).await;
-    assert_eq!(r["state"], "failed", "{r}");
-    let d = description(&r);
+    let d = s.provision_failed("long-1", json!({})).await;
     assert!(
         d.contains("did not finish the provision within the plan's maximum_polling_duration"),
         "{d}"
@@ -252,14 +240,8 @@ async fn requires_app_422_is_translated_without_mitigation() {
     assert_eq!(r.json["state"], "failed", "{}", r.text);
     let d = description(&r.json);
     assert!(d.contains("HTTP 422") && d.contains("RequiresApp"), "{d}");
-    assert!(
-        s.cloud
-            .received(
-                "DELETE",
-                &format!("{INSTANCES}/kafka-1/service_bindings/b-1")
-            )
-            .is_empty()
-    );
+    let binding = format!("{INSTANCES}/kafka-1/service_bindings/b-1");
+    s.cloud.assert_never_received("DELETE", &binding);
 }
 
 // === update, deprovision ===

@@ -7,7 +7,6 @@
 
 use crate::common;
 
-use common::assert_delete_done;
 use common::upstream as support;
 
 use axum::http::{Method, StatusCode};
@@ -73,27 +72,15 @@ async fn kubernetes_platform_without_guids_full_lifecycle() {
     assert!(secret.is_file(), "binding Secret written");
 
     // Unbind, then deprovision: both reach the upstream and finish there.
-    let r = call(
-        &b,
-        Method::DELETE,
-        &format!("{bpath}?service_id=svc-db&plan_id=plan-premium&accepts_incomplete=true"),
-        None,
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let r = wait_gone(&b, &format!("{bpath}/last_operation")).await;
-    assert_delete_done(&r);
+    unbind_done(&b, &bpath, "plan-premium").await;
     assert_eq!(cloud.received("DELETE", &bpath).len(), 1);
     assert!(!secret.exists());
-    let (status, _) = cloud.direct(reqwest::Method::GET, &bpath, None).await;
-    assert_eq!(status, 404, "the upstream binding is gone");
+    // The upstream binding is gone.
+    cloud.assert_gone(&bpath).await;
 
-    let r = deprovision(&b, "k8s-1", "plan-premium").await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let r = wait_gone(&b, &format!("{path}/last_operation")).await;
-    assert_delete_done(&r);
-    let (status, _) = cloud.direct(reqwest::Method::GET, path, None).await;
-    assert_eq!(status, 404, "the upstream instance is gone");
+    deprovision_done(&b, "k8s-1", "plan-premium").await;
+    // The upstream instance is gone.
+    cloud.assert_gone(path).await;
 }
 
 /// What the platform sends wins over anything derived; a namespace or
@@ -231,33 +218,13 @@ async fn ids_from_the_platform_stay_one_segment_upstream() {
     let done = provision_until_done(&b, id_enc, k8s_provision(None, json!({}))).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     let bpath = format!("/v2/service_instances/{id_enc}/service_bindings/{bid_enc}");
-    let r = put(
-        &b,
-        &bpath,
-        json!({"service_id": "svc-db", "plan_id": "plan-premium"}),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = bind_now(&b, &bpath).await;
     assert_eq!(
         r.json["credentials"]["host"],
         format!("{id}.db.cloud.example")
     );
-    let r = call(
-        &b,
-        Method::DELETE,
-        &format!("{bpath}?service_id=svc-db&plan_id=plan-premium"),
-        None,
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let r = deprovision(&b, id_enc, "plan-premium").await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let r = wait_gone(
-        &b,
-        &format!("/v2/service_instances/{id_enc}/last_operation"),
-    )
-    .await;
-    assert_delete_done(&r);
+    unbind_now(&b, &bpath).await;
+    deprovision_done(&b, id_enc, "plan-premium").await;
 
     let seen: Vec<(String, String, String)> = cloud
         .requests()

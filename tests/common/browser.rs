@@ -106,6 +106,50 @@ pub async fn text_of(c: &Client, css: &str) -> String {
         .unwrap()
 }
 
+/// Loads `url` in the page.
+pub async fn open(c: &Client, url: &str) {
+    c.goto(url)
+        .await
+        .unwrap_or_else(|e| panic!("loading {url}: {e}"));
+}
+
+/// The first element matching `css` (which must exist).
+pub async fn element(c: &Client, css: &str) -> fantoccini::elements::Element {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+}
+
+/// Asserts nothing on the page matches `css` (what hostile text must not
+/// become).
+pub async fn assert_absent(c: &Client, css: &str) {
+    let found = c.find_all(Locator::Css(css)).await.unwrap();
+    assert!(found.is_empty(), "{} element(s) match {css}", found.len());
+}
+
+/// Opens the manifest document of `kind` (its `<details>`, as a person
+/// would, by its summary) and returns the text it shows.
+pub async fn open_manifest(c: &Client, kind: &str) -> String {
+    let doc = c
+        .find(Locator::XPath(&format!(
+            "//details[summary[starts-with(., '{kind} ')]]"
+        )))
+        .await
+        .unwrap_or_else(|e| panic!("no {kind} manifest: {e}"));
+    doc.find(Locator::Css("summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    doc.find(Locator::Css("pre"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 pub async fn shot(c: &Client, name: &str) {
     let dir = repo().join("target/ui-screenshots");
     std::fs::create_dir_all(&dir).unwrap();

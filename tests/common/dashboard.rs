@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
+use base64::Engine as _;
 use serde_json::{Value, json};
 
 use chartbroker::runtime::Runtime;
@@ -47,19 +48,19 @@ pub fn hostile_catalog(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     assert!(copied.success());
     let loud = charts.join("loud/templates");
     std::fs::create_dir_all(&loud).unwrap();
-    std::fs::write(
-        charts.join("loud/Chart.yaml"),
-        "apiVersion: v2\nname: loud\nversion: 0.1.0\n",
-    )
-    .unwrap();
-    std::fs::write(
-        loud.join("fail.yaml"),
-        format!(
-            "{{{{ fail {:?} }}}}\n",
-            format!("{CHART_SCRIPT} <img src=x onerror=alert(1)>")
+    let hostile = format!("{CHART_SCRIPT} <img src=x onerror=alert(1)>");
+    for (path, text) in [
+        (
+            charts.join("loud/Chart.yaml"),
+            "apiVersion: v2\nname: loud\nversion: 0.1.0\n".to_string(),
         ),
-    )
-    .unwrap();
+        (
+            loud.join("fail.yaml"),
+            format!("{{{{ fail {hostile:?} }}}}\n"),
+        ),
+    ] {
+        std::fs::write(path, text).unwrap();
+    }
     (catalog, charts)
 }
 
@@ -180,4 +181,36 @@ pub fn url_pairs(q: &str) -> Vec<(String, String)> {
 
 pub fn rows(text: &str) -> usize {
     text.matches("data-state-for=").count()
+}
+
+/// A provision or bind body for `service` and `plan` in namespace `ns`.
+pub fn body(service: &str, plan: &str, ns: &str, params: Value) -> Value {
+    json!({"service_id": service, "plan_id": plan,
+        "context": {"platform": "kubernetes", "namespace": ns}, "parameters": params})
+}
+
+/// Every value of every Secret in a rendered release folder, as written.
+pub fn secret_values(dir: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join("manifests.yaml")).unwrap();
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
+    let mut out = Vec::new();
+    for v in docs {
+        if v["kind"] != "Secret" {
+            continue;
+        }
+        for field in ["data", "stringData"] {
+            for (_, x) in v[field].as_object().into_iter().flatten() {
+                let s = x.as_str().unwrap().to_owned();
+                if field == "data" {
+                    let plain = base64::engine::general_purpose::STANDARD
+                        .decode(&s)
+                        .unwrap();
+                    out.push(String::from_utf8(plain).unwrap());
+                }
+                out.push(s);
+            }
+        }
+    }
+    out.retain(|s| s.len() >= 8);
+    out
 }

@@ -111,6 +111,16 @@ fn is_root() -> bool {
 }
 
 /// (uid, gid) of a system user.
+/// Writes `text` to `path`, owned by `user` when the servers run as their
+/// packages' users (under root).
+fn write_for(user: &str, path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    if is_root() {
+        let (uid, gid) = ids_of(user);
+        std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+    }
+}
+
 fn ids_of(user: &str) -> (u32, u32) {
     let out = Command::new("id").arg("-u").arg(user).output().unwrap();
     let uid = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| {
@@ -192,6 +202,27 @@ fn glob(pattern: &str) -> Vec<PathBuf> {
     out
 }
 
+/// The server `launch` starts on `port` with this administrator password,
+/// once `ready` says it serves.
+fn started(
+    name: &'static str,
+    (port, admin_password): (u16, String),
+    dir: tempfile::TempDir,
+    launch: Box<dyn Fn() -> Child + Send + Sync>,
+    ready: impl FnMut(&Server) -> bool,
+) -> Server {
+    let mut server = Server {
+        port,
+        admin_password,
+        child: launch(),
+        dir,
+        name,
+        launch,
+    };
+    wait_until(&mut server, ready);
+    server
+}
+
 fn wait_until(server: &mut Server, mut ready: impl FnMut(&Server) -> bool) {
     let until = Instant::now() + Duration::from_secs(90);
     while Instant::now() < until {
@@ -255,17 +286,13 @@ pub fn mariadb() -> Server {
         mariadb_args(&mut cmd, &data, port);
         cmd.spawn().expect("mariadbd starts")
     };
-    let child = launch();
-    let mut server = Server {
-        port,
-        admin_password: String::new(),
-        child,
+    started(
+        "mariadb",
+        (port, String::new()),
         dir,
-        name: "mariadb",
-        launch: Box::new(launch),
-    };
-    wait_until(&mut server, |s| tcp_open(s.port));
-    server
+        Box::new(launch),
+        |s| tcp_open(s.port),
+    )
 }
 
 fn mariadb_args(cmd: &mut Command, data: &Path, port: u16) {
@@ -296,11 +323,7 @@ pub fn postgresql() -> Server {
     let data = dir.path().join("data");
     let pwfile = data.join("pw");
     let password = "initial-postgres-pw".to_string();
-    std::fs::write(&pwfile, &password).unwrap();
-    if is_root() {
-        let (uid, gid) = ids_of(user);
-        std::os::unix::fs::chown(&pwfile, Some(uid), Some(gid)).unwrap();
-    }
+    write_for(user, &pwfile, &password);
     let pgdata = data.join("pgdata");
     run_ok(
         command(
@@ -348,17 +371,9 @@ pub fn postgresql() -> Server {
             .spawn()
             .expect("postgres starts")
     };
-    let child = launch();
-    let mut server = Server {
-        port,
-        admin_password: password,
-        child,
-        dir,
-        name: "postgresql",
-        launch: Box::new(launch),
-    };
-    wait_until(&mut server, |s| s.answers(0));
-    server
+    started("postgresql", (port, password), dir, Box::new(launch), |s| {
+        s.answers(0)
+    })
 }
 
 /// Redis with a password on the `default` user and a config file (so
@@ -370,19 +385,12 @@ pub fn redis() -> Server {
     let port = free_port();
     let password = "initial-redis-pw".to_string();
     let conf = data.join("redis.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {}\nlogfile {}\nrequirepass {password}\n",
-            data.display(),
-            data.join("server.log").display()
-        ),
-    )
-    .unwrap();
-    if is_root() {
-        let (uid, gid) = ids_of(user);
-        std::os::unix::fs::chown(&conf, Some(uid), Some(gid)).unwrap();
-    }
+    let text = format!(
+        "port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {}\nlogfile {}\nrequirepass {password}\n",
+        data.display(),
+        data.join("server.log").display()
+    );
+    write_for(user, &conf, &text);
     let program = find(&["/usr/bin/redis-server"], "redis-server");
     let launch = move || {
         command(&program, Some(user))
@@ -392,15 +400,55 @@ pub fn redis() -> Server {
             .spawn()
             .expect("redis-server starts")
     };
-    let child = launch();
-    let mut server = Server {
-        port,
-        admin_password: password,
-        child,
-        dir,
-        name: "redis",
-        launch: Box::new(launch),
-    };
-    wait_until(&mut server, |s| tcp_open(s.port));
+    started("redis", (port, password), dir, Box::new(launch), |s| {
+        tcp_open(s.port)
+    })
+}
+
+/// The `chart:` block of a catalog plan (YAML at a plan's indentation) on
+/// the repository's chart `chart` with `values`, two generated secrets, and
+/// binding users that `engine` makes at the admin endpoint on `port` with
+/// `password` (literal or template). `database` is the `database:` line or
+/// empty; `more` holds further `binding_users` lines, each ending in a newline.
+pub fn binding_users_chart(
+    (chart, values): (&str, &str),
+    (engine, port, password): (&str, u16, &str),
+    (database, more): (&str, &str),
+    in_release: bool,
+) -> String {
+    format!(
+        r#"        chart:
+          path: {chart}
+          namespace: context
+          values: {values}
+          secrets:
+            root_password: {{length: 24, alphabet: alphanumeric}}
+            user_password: {{length: 24, alphabet: alphanumeric}}
+          binding_users:
+            engine: {engine}
+            admin: {{host: 127.0.0.1, port: {port}, password: "{password}"}}
+            {database}
+{more}            connect_timeout_seconds: 2
+            in_release: {in_release}
+"#
+    )
+}
+
+/// [`mariadb`] with database `app` and `root`'s password over TCP set to
+/// `root_password` (what a chart's catalog gives its admin endpoint).
+pub async fn mariadb_with_app(root_password: &str) -> Server {
+    use sqlx::Connection;
+    let server = mariadb();
+    let opts = sqlx::mysql::MySqlConnectOptions::new()
+        .host("127.0.0.1")
+        .port(server.port)
+        .username("root");
+    let mut con = sqlx::MySqlConnection::connect_with(&opts).await.unwrap();
+    for q in [
+        "CREATE DATABASE app".to_string(),
+        format!("ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY '{root_password}'"),
+    ] {
+        sqlx::Executor::execute(&mut con, q.as_str()).await.unwrap();
+    }
     server
 }

@@ -28,9 +28,8 @@ pub const CLOUD_PASSWORD: &str = "cloud-pass-Zq9";
 
 /// The Python interpreter with openbrokerapi. Fails loudly without it.
 pub fn python() -> PathBuf {
-    let p = std::env::var_os("CHARTBROKER_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| common::repo().join(".tools/venv/bin/python"));
+    let venv = || common::repo().join(".tools/venv/bin/python");
+    let p = std::env::var_os("CHARTBROKER_PYTHON").map_or_else(venv, PathBuf::from);
     assert!(
         p.is_file(),
         "python with openbrokerapi not found at {} — run scripts/install-tools.sh or set CHARTBROKER_PYTHON",
@@ -121,6 +120,22 @@ impl Cloud {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("upstream never saw {what}: {:#?}", self.requests());
+    }
+
+    /// Asserts the upstream received no `method` request on `path`.
+    #[track_caller]
+    pub fn assert_never_received(&self, method: &str, path: &str) {
+        let seen = self.received(method, path);
+        assert!(
+            seen.is_empty(),
+            "{method} {path} reached the upstream: {seen:#?}"
+        );
+    }
+
+    /// Asserts the upstream holds nothing at `path` (a direct GET: 404).
+    pub async fn assert_gone(&self, path: &str) {
+        let (status, body) = self.direct(reqwest::Method::GET, path, None).await;
+        assert_eq!(status, 404, "{path} is still upstream: {body}");
     }
 
     /// Calls the upstream directly (test setup behind chartbroker's back).
@@ -266,6 +281,14 @@ pub fn write_catalog(dir: &Path, o: &CatalogOpts<'_>) -> PathBuf {
     catalog
 }
 
+/// A folder holding [`write_catalog`]'s catalog for `cloud` (the default
+/// options): the folder and the catalog.
+pub fn catalog_for(cloud: &Cloud) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = write_catalog(dir.path(), &CatalogOpts::new(&cloud.url));
+    (dir, catalog)
+}
+
 /// An in-process chartbroker over a catalog written by [`write_catalog`].
 pub async fn broker(o: &CatalogOpts<'_>) -> TestBroker {
     let data = tempfile::tempdir().unwrap();
@@ -320,14 +343,10 @@ pub async fn provision(
     plan: &str,
     params: Value,
 ) -> String {
-    let r = call(
-        b,
-        Method::PUT,
-        &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
-        Some(provision_body(service, plan, params)),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let uri = format!("/v2/service_instances/{id}?accepts_incomplete=true");
+    let body = provision_body(service, plan, params);
+    let r = call(b, Method::PUT, &uri, Some(body)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{id}: {}", r.text);
     r.json["operation"].as_str().unwrap().to_string()
 }
 
@@ -376,4 +395,57 @@ pub async fn deprovision(b: &TestBroker, id: &str, plan: &str) -> Resp {
         None,
     )
     .await
+}
+
+/// `chartbroker catalog lint` of `catalog` over the test charts.
+pub fn lint(catalog: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_chartbroker"))
+        .args(["catalog", "lint"])
+        .arg(catalog)
+        .arg("--charts")
+        .arg(common::fixtures().join("charts"))
+        .output()
+        .unwrap()
+}
+
+/// Updates instance `id` with `body` (`accepts_incomplete=true`): 202, then
+/// its operation must succeed.
+pub async fn update_done(b: &TestBroker, id: &str, body: Value) {
+    let uri = format!("/v2/service_instances/{id}?accepts_incomplete=true");
+    let r = call(b, Method::PATCH, &uri, Some(body)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{id}: {}", r.text);
+    let op = r.json["operation"].as_str().unwrap();
+    let r = b.wait_instance(id, op).await;
+    assert_eq!(r.json["state"], "succeeded", "{id}: {}", r.text);
+}
+
+/// Binds at `bpath` on plan-premium without `accepts_incomplete`: 201.
+pub async fn bind_now(b: &TestBroker, bpath: &str) -> Resp {
+    let body = json!({"service_id": "svc-db", "plan_id": "plan-premium"});
+    let r = call(b, Method::PUT, bpath, Some(body)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{bpath}: {}", r.text);
+    r
+}
+
+/// Unbinds at `bpath` (bound on plan-premium) without
+/// `accepts_incomplete`: 200.
+pub async fn unbind_now(b: &TestBroker, bpath: &str) {
+    let uri = format!("{bpath}?service_id=svc-db&plan_id=plan-premium");
+    let r = call(b, Method::DELETE, &uri, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{bpath}: {}", r.text);
+}
+
+/// Unbinds at `bpath` with `accepts_incomplete=true`: 202, then the
+/// finished delete (its operation's last_operation: 200 `succeeded`).
+pub async fn unbind_done(b: &TestBroker, bpath: &str, plan: &str) {
+    let uri = format!("{bpath}?service_id=svc-db&plan_id={plan}&accepts_incomplete=true");
+    let r = call(b, Method::DELETE, &uri, None).await;
+    common::assert_delete_done(&b.finish(&uri, r).await);
+}
+
+/// [`deprovision`] of `id`: 202, then the finished delete (200 `succeeded`).
+pub async fn deprovision_done(b: &TestBroker, id: &str, plan: &str) {
+    let r = deprovision(b, id, plan).await;
+    let path = format!("/v2/service_instances/{id}");
+    common::assert_delete_done(&b.finish(&path, r).await);
 }

@@ -2,11 +2,7 @@ use super::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mariadb_each_binding_its_own_user_revoked_on_unbind_and_rotated() {
-    let server = databases::mariadb();
-    let b = broker("mysql", server.port).await;
-    provision(&b, "m1", "rot").await;
-    let root = rendered_secret(&b, "m1", "root-password");
-    mariadb_as_chart(&server, &root).await;
+    let (server, b, root) = mariadb_instance("m1").await;
 
     let one = bound(&b, "m1", "b1", "rot", json!({})).await;
     let two = bound(&b, "m1", "b2", "rot", json!({})).await;
@@ -93,24 +89,15 @@ async fn mariadb_each_binding_its_own_user_revoked_on_unbind_and_rotated() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_dependent_chart_gets_a_user_of_its_own() {
-    let server = databases::mariadb();
-    let b = broker("mysql", server.port).await;
-    provision(&b, "m1", "rot").await;
-    let root = rendered_secret(&b, "m1", "root-password");
-    mariadb_as_chart(&server, &root).await;
+    let (server, b, root) = mariadb_instance("m1").await;
     let app = bound(&b, "m1", "app", "rot", json!({})).await;
 
-    let r = b
-        .put(
-            "/v2/service_instances/wp-1",
-            json!({
-                "service_id": WORDPRESS, "plan_id": WORDPRESS_STANDARD,
-                "context": {"platform": "kubernetes", "namespace": "apps"},
-                "parameters": {"mysql_instance": "m1"},
-            }),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let wp = json!({
+        "service_id": WORDPRESS, "plan_id": WORDPRESS_STANDARD,
+        "context": {"platform": "kubernetes", "namespace": "apps"},
+        "parameters": {"mysql_instance": "m1"},
+    });
+    b.put_created("/v2/service_instances/wp-1", wp).await;
     let file = b
         .data
         .path()
@@ -155,15 +142,7 @@ async fn rotation_refuses_what_the_spec_forbids() {
     provision(&b, "r1", "norot").await;
     provision(&b, "r2", "down").await;
     provision(&b, "r3", "down").await;
-    let r = bind(
-        &b,
-        "r1",
-        "x",
-        "norot",
-        json!({"predecessor_binding_id": "anything"}),
-    )
-    .await;
-    common::assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
+    let r = rotation_refused(&b, ("r1", "x", "norot"), "anything").await;
     assert!(
         r.json["description"].as_str().unwrap().contains("rotation"),
         "{}",
@@ -176,15 +155,7 @@ async fn rotation_refuses_what_the_spec_forbids() {
         ("nope", "unknown predecessor"),
         ("failed", "failed predecessor"),
     ] {
-        let r = bind(
-            &b,
-            "r2",
-            "y",
-            "down",
-            json!({"predecessor_binding_id": pred}),
-        )
-        .await;
-        common::assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
+        let r = rotation_refused(&b, ("r2", "y", "down"), pred).await;
         assert!(
             r.json["description"].as_str().unwrap().contains(pred),
             "{why}: {}",
@@ -198,22 +169,11 @@ async fn rotation_refuses_what_the_spec_forbids() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_predecessor_of_another_instance_is_refused() {
-    let server = databases::mariadb();
-    let b = broker("mysql", server.port).await;
-    provision(&b, "p1", "rot").await;
-    mariadb_as_chart(&server, &rendered_secret(&b, "p1", "root-password")).await;
+    let (_server, b, _) = mariadb_instance("p1").await;
     bound(&b, "p1", "own", "rot", json!({})).await;
     provision(&b, "p2", "rot").await;
-    let r = bind(
-        &b,
-        "p2",
-        "thief",
-        "rot",
-        json!({"predecessor_binding_id": "own"}),
-    )
-    .await;
-    common::assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
-    assert!(r.json["credentials"].is_null());
+    let r = rotation_refused(&b, ("p2", "thief", "rot"), "own").await;
+    assert!(r.json["credentials"].is_null(), "{}", r.text);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -266,11 +226,7 @@ async fn an_unreachable_database_fails_the_bind_or_falls_back_to_the_shared_user
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stopped_database_fails_the_bind_leaving_nothing_and_the_instance_still_goes() {
-    let mut server = databases::mariadb();
-    let b = broker("mysql", server.port).await;
-    provision(&b, "s1", "rot").await;
-    let root = rendered_secret(&b, "s1", "root-password");
-    mariadb_as_chart(&server, &root).await;
+    let (mut server, b, root) = mariadb_instance("s1").await;
     server.stop();
 
     // Synchronous bind: 500 naming the database, no credentials, no Secret.
@@ -323,11 +279,7 @@ async fn a_stopped_database_fails_the_bind_leaving_nothing_and_the_instance_stil
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unbind_that_cannot_reach_the_database_fails_until_it_is_back() {
-    let mut server = databases::mariadb();
-    let b = broker("mysql", server.port).await;
-    provision(&b, "u1", "rot").await;
-    let root = rendered_secret(&b, "u1", "root-password");
-    mariadb_as_chart(&server, &root).await;
+    let (mut server, b, root) = mariadb_instance("u1").await;
     let creds = bound(&b, "u1", "b1", "rot", json!({})).await;
     let user = s(&creds["username"]).to_string();
     server.stop();

@@ -2,11 +2,7 @@ use super::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bind_failing_after_its_user_was_created_drops_the_user_before_answering() {
-    let server = databases::mariadb();
-    let b = broker("mysql", server.port).await;
-    provision(&b, "a1", "rot").await;
-    let root = rendered_secret(&b, "a1", "root-password");
-    mariadb_as_chart(&server, &root).await;
+    let (server, b, root) = mariadb_instance("a1").await;
     let first = bound(
         &b,
         "a1",

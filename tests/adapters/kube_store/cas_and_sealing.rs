@@ -2,81 +2,38 @@ use super::*;
 
 #[tokio::test]
 async fn put_absent_twice_conflicts() {
-    let k = cluster().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (s, _) = replicas(&k, dir.path()).await;
-    let v = s
-        .put(Table::Instances, "i1", b"one".to_vec(), Expect::Absent)
-        .await
-        .unwrap();
-    conflict(
-        s.put(Table::Instances, "i1", b"two".to_vec(), Expect::Absent)
-            .await,
-    );
-    assert_eq!(
-        s.get(Table::Instances, "i1").await.unwrap(),
-        Some((b"one".to_vec(), v))
-    );
-    assert_eq!(s.get(Table::Instances, "nope").await.unwrap(), None);
+    let (_k, _dir, s, _) = cluster_and_replicas().await;
+    let v = insert(&s, Table::Instances, "i1", b"one").await;
+    conflict(put_instance(&s, "i1", b"two", Expect::Absent).await);
+    assert_reads(&s, (Table::Instances, "i1"), b"one", v).await;
+    assert_eq!(read(&s, Table::Instances, "nope").await, None);
     // The same key in another table is another record.
-    s.put(Table::Bindings, "i1", b"b".to_vec(), Expect::Absent)
-        .await
-        .unwrap();
+    insert(&s, Table::Bindings, "i1", b"b").await;
 }
 
 #[tokio::test]
 async fn version_cas_succeeds_once_and_rejects_stale_writers() {
-    let k = cluster().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (s, _) = replicas(&k, dir.path()).await;
-    let v1 = s
-        .put(Table::Instances, "i1", b"one".to_vec(), Expect::Absent)
-        .await
-        .unwrap();
-    let v2 = s
-        .put(Table::Instances, "i1", b"two".to_vec(), Expect::Version(v1))
+    let (_k, _dir, s, _) = cluster_and_replicas().await;
+    let v1 = insert(&s, Table::Instances, "i1", b"one").await;
+    let v2 = put_instance(&s, "i1", b"two", Expect::Version(v1))
         .await
         .unwrap();
     assert_ne!(v1, v2);
-    conflict(
-        s.put(
-            Table::Instances,
-            "i1",
-            b"stale".to_vec(),
-            Expect::Version(v1),
-        )
-        .await,
-    );
-    conflict(
-        s.put(
-            Table::Instances,
-            "absent",
-            b"x".to_vec(),
-            Expect::Version(v2),
-        )
-        .await,
-    );
-    assert_eq!(
-        s.get(Table::Instances, "i1").await.unwrap(),
-        Some((b"two".to_vec(), v2))
-    );
-    assert!(s.get(Table::Instances, "absent").await.unwrap().is_none());
+    conflict(put_instance(&s, "i1", b"stale", Expect::Version(v1)).await);
+    conflict(put_instance(&s, "absent", b"x", Expect::Version(v2)).await);
+    assert_reads(&s, (Table::Instances, "i1"), b"two", v2).await;
+    assert!(read(&s, Table::Instances, "absent").await.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_replicas_exactly_one_wins_each_round() {
-    let k = cluster().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) = replicas(&k, dir.path()).await;
+    let (_k, _dir, a, b) = cluster_and_replicas().await;
     let (a, b) = (Arc::new(a), Arc::new(b));
-    let mut version = a
-        .put(Table::Instances, "hot", b"start".to_vec(), Expect::Absent)
-        .await
-        .unwrap();
+    let mut version = insert(&a, Table::Instances, "hot", b"start").await;
     for round in 0..40 {
         // Both replicas read the same version, then race to replace it.
-        let seen_a = a.get(Table::Instances, "hot").await.unwrap().unwrap().1;
-        let seen_b = b.get(Table::Instances, "hot").await.unwrap().unwrap().1;
+        let seen_a = read(&a, Table::Instances, "hot").await.unwrap().1;
+        let seen_b = read(&b, Table::Instances, "hot").await.unwrap().1;
         assert_eq!((seen_a, seen_b), (version, version));
         let write = |s: Arc<KubeStore>, who: &'static str| {
             let value = format!("{who}-{round}").into_bytes();
@@ -93,7 +50,7 @@ async fn racing_replicas_exactly_one_wins_each_round() {
             other => panic!("round {round}: not exactly one winner: {other:?}"),
         };
         assert_ne!(new_version, version);
-        let (value, v) = b.get(Table::Instances, "hot").await.unwrap().unwrap();
+        let (value, v) = read(&b, Table::Instances, "hot").await.unwrap();
         assert_eq!(v, new_version);
         assert_eq!(value, format!("{winner}-{round}").into_bytes());
         version = new_version;
@@ -120,93 +77,61 @@ async fn a_write_between_get_and_put_or_delete_is_a_conflict() {
     )
     .await;
 
-    let v = s
-        .put(Table::Instances, "i1", b"one".to_vec(), Expect::Absent)
-        .await
-        .unwrap();
+    let v = insert(&s, Table::Instances, "i1", b"one").await;
     let name = secret_name(Table::Instances, "i1");
     let path = format!("{SECRETS}/{name}");
 
     // The version annotation still matches when the store reads it, but the
     // Secret changed before the PUT: the stale resourceVersion loses.
     *armed.lock().unwrap() = Some(("PUT".into(), path.clone(), name.clone()));
-    conflict(
-        s.put(Table::Instances, "i1", b"two".to_vec(), Expect::Version(v))
-            .await,
-    );
+    conflict(put_instance(&s, "i1", b"two", Expect::Version(v)).await);
     assert!(armed.lock().unwrap().is_none(), "the hook fired");
     let obj = stored(&k, Table::Instances, "i1").unwrap();
     assert_eq!(
         obj["metadata"]["annotations"]["example.com/other-writer"],
         "1"
     );
-    assert_eq!(
-        s.get(Table::Instances, "i1").await.unwrap(),
-        Some((b"one".to_vec(), v))
-    );
+    assert_reads(&s, (Table::Instances, "i1"), b"one", v).await;
 
     // Likewise for DELETE: the resourceVersion precondition fails.
     *armed.lock().unwrap() = Some(("DELETE".into(), path.clone(), name.clone()));
     conflict(s.remove(Table::Instances, "i1", v).await);
     assert!(armed.lock().unwrap().is_none(), "the hook fired");
-    assert!(s.get(Table::Instances, "i1").await.unwrap().is_some());
+    assert!(read(&s, Table::Instances, "i1").await.is_some());
 
     // Undisturbed, both go through.
-    let v2 = s
-        .put(Table::Instances, "i1", b"two".to_vec(), Expect::Version(v))
+    let v2 = put_instance(&s, "i1", b"two", Expect::Version(v))
         .await
         .unwrap();
     s.remove(Table::Instances, "i1", v2).await.unwrap();
-    assert!(s.get(Table::Instances, "i1").await.unwrap().is_none());
+    assert!(read(&s, Table::Instances, "i1").await.is_none());
     server.abort();
 }
 
 #[tokio::test]
 async fn remove_checks_version_and_recreate_gets_a_fresh_one() {
-    let k = cluster().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (s, other) = replicas(&k, dir.path()).await;
-    let v1 = s
-        .put(Table::Instances, "i1", b"one".to_vec(), Expect::Absent)
-        .await
-        .unwrap();
+    let (k, _dir, s, other) = cluster_and_replicas().await;
+    let v1 = insert(&s, Table::Instances, "i1", b"one").await;
     conflict(s.remove(Table::Instances, "i1", v1.wrapping_add(1)).await);
     conflict(s.remove(Table::Instances, "missing", v1).await);
-    assert!(s.get(Table::Instances, "i1").await.unwrap().is_some());
+    assert!(read(&s, Table::Instances, "i1").await.is_some());
     s.remove(Table::Instances, "i1", v1).await.unwrap();
-    assert!(s.get(Table::Instances, "i1").await.unwrap().is_none());
+    assert!(read(&s, Table::Instances, "i1").await.is_none());
     assert!(stored(&k, Table::Instances, "i1").is_none());
     conflict(s.remove(Table::Instances, "i1", v1).await);
 
     // Recreated: a version nobody held before, so a stale writer that still
     // holds v1 (here, the other replica) can neither write nor delete.
-    let v2 = s
-        .put(Table::Instances, "i1", b"again".to_vec(), Expect::Absent)
-        .await
-        .unwrap();
+    let v2 = insert(&s, Table::Instances, "i1", b"again").await;
     assert_ne!(v2, v1);
-    conflict(
-        other
-            .put(
-                Table::Instances,
-                "i1",
-                b"stale".to_vec(),
-                Expect::Version(v1),
-            )
-            .await,
-    );
+    conflict(put_instance(&other, "i1", b"stale", Expect::Version(v1)).await);
     conflict(other.remove(Table::Instances, "i1", v1).await);
-    assert_eq!(
-        other.get(Table::Instances, "i1").await.unwrap(),
-        Some((b"again".to_vec(), v2))
-    );
+    assert_reads(&other, (Table::Instances, "i1"), b"again", v2).await;
 }
 
 #[tokio::test]
 async fn list_by_instance_label_and_by_table() {
-    let k = cluster().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (s, _) = replicas(&k, dir.path()).await;
+    let (k, _dir, s, _) = cluster_and_replicas().await;
     let s = s.with_page_size(2);
     let bindings = ["i1\0b2", "i1\0b1", "i10\0b1", "i2\0b1", "i1\0b3"];
     for key in bindings {
@@ -220,7 +145,7 @@ async fn list_by_instance_label_and_by_table() {
         .unwrap();
     }
     for key in ["i1", "i10", "i2"] {
-        s.put(Table::Instances, key, b"inst".to_vec(), Expect::Absent)
+        put_instance(&s, key, b"inst", Expect::Absent)
             .await
             .unwrap();
     }
@@ -231,10 +156,7 @@ async fn list_by_instance_label_and_by_table() {
     assert_eq!(keys, ["i1\0b1", "i1\0b2", "i1\0b3"]);
     for (key, value, version) in &rows {
         assert_eq!(value, key.as_bytes());
-        assert_eq!(
-            s.get(Table::Bindings, key).await.unwrap().unwrap().1,
-            *version
-        );
+        assert_eq!(read(&s, Table::Bindings, key).await.unwrap().1, *version);
     }
     // That was a label-selected LIST, paged.
     let lists: Vec<String> = k
@@ -285,9 +207,7 @@ async fn list_by_instance_label_and_by_table() {
 
 #[tokio::test]
 async fn records_are_sealed_secrets_with_the_documented_shape() {
-    let k = cluster().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (s, _) = replicas(&k, dir.path()).await;
+    let (k, _dir, s, _) = cluster_and_replicas().await;
     let key = "inst-1\0bind-1";
     let plain = b"{\"password\":\"hunter2-hunter2\"}".to_vec();
     let v = s
@@ -318,11 +238,9 @@ async fn records_are_sealed_secrets_with_the_documented_shape() {
     assert!(!sealed.windows(7).any(|w| w == b"hunter2"));
     assert!(obj.get("stringData").is_none());
     assert!(!obj.to_string().contains("hunter2"));
-    assert_eq!(s.get(Table::Bindings, key).await.unwrap(), Some((plain, v)));
+    assert_eq!(read(&s, Table::Bindings, key).await, Some((plain, v)));
     // An instance record has no instance label.
-    s.put(Table::Instances, "inst-1", b"x".to_vec(), Expect::Absent)
-        .await
-        .unwrap();
+    insert(&s, Table::Instances, "inst-1", b"x").await;
     let obj = stored(&k, Table::Instances, "inst-1").unwrap();
     assert!(obj["metadata"]["labels"]["chartbroker.io/instance"].is_null());
 }
@@ -334,15 +252,7 @@ async fn a_sealed_value_only_opens_with_its_key_and_under_its_name() {
     let kc = k.kubeconfig(dir.path());
     let right = store_at(&kc, &Sealer::generate_base64()).await;
     let wrong = store_at(&kc, &Sealer::generate_base64()).await;
-    right
-        .put(
-            Table::Instances,
-            "i1",
-            b"secret-value".to_vec(),
-            Expect::Absent,
-        )
-        .await
-        .unwrap();
+    insert(&right, Table::Instances, "i1", b"secret-value").await;
     match wrong.get(Table::Instances, "i1").await {
         Err(StoreError::Unreadable(msg)) => {
             assert!(!msg.contains("secret-value"), "{msg}");
@@ -355,10 +265,7 @@ async fn a_sealed_value_only_opens_with_its_key_and_under_its_name() {
     assert_eq!(right.list(Table::Instances, "").await.unwrap().len(), 1);
 
     // A record's ciphertext copied under another key does not open there.
-    right
-        .put(Table::Instances, "i2", b"other".to_vec(), Expect::Absent)
-        .await
-        .unwrap();
+    insert(&right, Table::Instances, "i2", b"other").await;
     let from = stored(&k, Table::Instances, "i1").unwrap();
     let mut to = stored(&k, Table::Instances, "i2").unwrap();
     to["data"]["value"] = from["data"]["value"].clone();
@@ -371,77 +278,41 @@ async fn a_sealed_value_only_opens_with_its_key_and_under_its_name() {
 
 #[tokio::test]
 async fn a_second_replica_sees_and_continues_the_same_records() {
-    let k = cluster().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) = replicas(&k, dir.path()).await;
-    let v1 = a
-        .put(Table::Instances, "i1", b"from-a".to_vec(), Expect::Absent)
+    let (_k, _dir, a, b) = cluster_and_replicas().await;
+    let v1 = insert(&a, Table::Instances, "i1", b"from-a").await;
+    assert_reads(&b, (Table::Instances, "i1"), b"from-a", v1).await;
+    conflict(put_instance(&b, "i1", b"x", Expect::Absent).await);
+    let v2 = put_instance(&b, "i1", b"from-b", Expect::Version(v1))
         .await
         .unwrap();
-    assert_eq!(
-        b.get(Table::Instances, "i1").await.unwrap(),
-        Some((b"from-a".to_vec(), v1))
-    );
-    conflict(
-        b.put(Table::Instances, "i1", b"x".to_vec(), Expect::Absent)
-            .await,
-    );
-    let v2 = b
-        .put(
-            Table::Instances,
-            "i1",
-            b"from-b".to_vec(),
-            Expect::Version(v1),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        a.get(Table::Instances, "i1").await.unwrap(),
-        Some((b"from-b".to_vec(), v2))
-    );
+    assert_reads(&a, (Table::Instances, "i1"), b"from-b", v2).await;
     assert_eq!(a.list(Table::Instances, "").await.unwrap().len(), 1);
     a.remove(Table::Instances, "i1", v2).await.unwrap();
-    assert!(b.get(Table::Instances, "i1").await.unwrap().is_none());
+    assert!(read(&b, Table::Instances, "i1").await.is_none());
 }
 
 #[tokio::test]
 async fn api_failures_are_backend_errors() {
-    let k = cluster().await;
-    let dir = tempfile::tempdir().unwrap();
-    let (s, _) = replicas(&k, dir.path()).await;
+    let (k, _dir, s, _) = cluster_and_replicas().await;
     k.fail_next("POST", SECRETS, 500);
-    backend(
-        s.put(Table::Instances, "i1", b"v".to_vec(), Expect::Absent)
-            .await,
-    );
-    let v = s
-        .put(Table::Instances, "i1", b"v".to_vec(), Expect::Absent)
-        .await
-        .unwrap();
+    backend(put_instance(&s, "i1", b"v", Expect::Absent).await);
+    let v = insert(&s, Table::Instances, "i1", b"v").await;
     k.fail_next("GET", SECRETS, 500);
     backend(s.get(Table::Instances, "i1").await);
     // (kube-rs itself retries 429, 503 and 504.)
     k.fail_next("PUT", SECRETS, 500);
-    backend(
-        s.put(Table::Instances, "i1", b"w".to_vec(), Expect::Version(v))
-            .await,
-    );
+    backend(put_instance(&s, "i1", b"w", Expect::Version(v)).await);
     k.fail_next("DELETE", SECRETS, 500);
     backend(s.remove(Table::Instances, "i1", v).await);
     k.fail_next("GET", SECRETS, 500);
     backend(s.list(Table::Instances, "").await);
     // Nothing changed.
-    assert_eq!(
-        s.get(Table::Instances, "i1").await.unwrap(),
-        Some((b"v".to_vec(), v))
-    );
+    assert_reads(&s, (Table::Instances, "i1"), b"v", v).await;
 }
 
 #[tokio::test]
 async fn a_replica_with_another_store_key_is_refused_at_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = test_cluster(dir.path()).await;
-    let (ka, kb) = (Sealer::generate_base64(), Sealer::generate_base64());
+    let (_dir, c, ka, kb) = keyed_cluster().await;
     let (a, _) = c.store(sealer(&ka)).await;
     a.check_key().await.unwrap();
     a.check_key().await.unwrap();
@@ -465,9 +336,7 @@ async fn a_replica_with_another_store_key_is_refused_at_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_starting_at_once_agree_on_one_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = test_cluster(dir.path()).await;
-    let (ka, kb) = (Sealer::generate_base64(), Sealer::generate_base64());
+    let (_dir, c, ka, kb) = keyed_cluster().await;
     let ((a, _), (b, _)) = (c.store(sealer(&ka)).await, c.store(sealer(&kb)).await);
     let (ra, rb) = tokio::join!(a.check_key(), b.check_key());
     assert!(

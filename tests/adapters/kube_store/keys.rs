@@ -2,34 +2,15 @@ use super::*;
 
 #[tokio::test]
 async fn a_rotation_reads_old_records_and_then_refuses_the_old_key_alone() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = test_cluster(dir.path()).await;
-    let (old, new) = (Sealer::generate_base64(), Sealer::generate_base64());
+    let (_dir, c, old, new) = keyed_cluster().await;
     let (before, _) = c.store(sealer(&old)).await;
     before.check_key().await.unwrap();
-    let v = before
-        .put(
-            Table::Instances,
-            "i1",
-            b"sealed-old".to_vec(),
-            Expect::Absent,
-        )
-        .await
-        .unwrap();
+    let v = insert(&before, Table::Instances, "i1", b"sealed-old").await;
     let (rotated, health) = c.store(sealer(&new).with_old_base64(&old).unwrap()).await;
     rotated.check_key().await.unwrap();
-    assert_eq!(
-        rotated.get(Table::Instances, "i1").await.unwrap(),
-        Some((b"sealed-old".to_vec(), v))
-    );
+    assert_reads(&rotated, (Table::Instances, "i1"), b"sealed-old", v).await;
     // Rewritten with the new key, which the old key alone cannot open.
-    let v2 = rotated
-        .put(
-            Table::Instances,
-            "i1",
-            b"sealed-new".to_vec(),
-            Expect::Version(v),
-        )
+    let v2 = put_instance(&rotated, "i1", b"sealed-new", Expect::Version(v))
         .await
         .unwrap();
     assert!(health.problem().is_none());
@@ -42,24 +23,15 @@ async fn a_rotation_reads_old_records_and_then_refuses_the_old_key_alone() {
     assert!(old_health.problem().is_some());
     // A replica given both keys the other way round still reads everything.
     let (both, _) = c.store(sealer(&old).with_old_base64(&new).unwrap()).await;
-    assert_eq!(
-        both.get(Table::Instances, "i1").await.unwrap(),
-        Some((b"sealed-new".to_vec(), v2))
-    );
+    assert_reads(&both, (Table::Instances, "i1"), b"sealed-new", v2).await;
 }
 
 #[tokio::test]
 async fn records_sealed_with_an_unknown_key_fail_readiness_until_they_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = test_cluster(dir.path()).await;
-    let (ka, kb) = (Sealer::generate_base64(), Sealer::generate_base64());
+    let (_dir, c, ka, kb) = keyed_cluster().await;
     let (a, _) = c.store(sealer(&ka)).await;
-    a.put(Table::Instances, "i1", b"x".to_vec(), Expect::Absent)
-        .await
-        .unwrap();
-    a.put(Table::Bindings, "i1\0b1", b"y".to_vec(), Expect::Absent)
-        .await
-        .unwrap();
+    insert(&a, Table::Instances, "i1", b"x").await;
+    insert(&a, Table::Bindings, "i1\0b1", b"y").await;
     let (b, health) = c.store(sealer(&kb)).await;
     // A list skips what it cannot open, but the replica knows.
     assert!(b.list(Table::Bindings, "i1\0").await.unwrap().is_empty());
@@ -75,14 +47,11 @@ async fn records_sealed_with_an_unknown_key_fail_readiness_until_they_open() {
     }
     assert_eq!(health.unreadable_count(), 2);
     // The records themselves are untouched: the right key still reads them.
-    assert_eq!(
-        a.get(Table::Instances, "i1").await.unwrap().unwrap().0,
-        b"x"
-    );
+    assert_eq!(read(&a, Table::Instances, "i1").await.unwrap().0, b"x");
     // Once the records are gone (or open), the replica is healthy again.
     let (v_i, v_b) = (
-        a.get(Table::Instances, "i1").await.unwrap().unwrap().1,
-        a.get(Table::Bindings, "i1\0b1").await.unwrap().unwrap().1,
+        read(&a, Table::Instances, "i1").await.unwrap().1,
+        read(&a, Table::Bindings, "i1\0b1").await.unwrap().1,
     );
     b.remove(Table::Instances, "i1", v_i).await.unwrap();
     assert_eq!(health.unreadable_count(), 1);
@@ -136,19 +105,15 @@ async fn swapped_or_relabelled_record_secrets_are_refused_clearly() {
 
 #[tokio::test]
 async fn the_store_key_comes_from_a_named_secret() {
-    let dir = tempfile::tempdir().unwrap();
-    let c = test_cluster(dir.path()).await;
-    let (key, old) = (Sealer::generate_base64(), Sealer::generate_base64());
+    let (_dir, c, key, old) = keyed_cluster().await;
     let api = c.secrets().await;
-    let secret = |name: &str, data: Value| -> Secret {
-        serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data})).unwrap()
+    let create = async |name: &str, data: Value| {
+        let secret: Secret =
+            serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data}))
+                .unwrap();
+        api.create(&PostParams::default(), &secret).await.unwrap();
     };
-    api.create(
-        &PostParams::default(),
-        &secret("store-key", json!({"store.key": key, "old-1": old})),
-    )
-    .await
-    .unwrap();
+    create("store-key", json!({"store.key": key, "old-1": old})).await;
     let kube = c.kube().await;
     let s = key_from_secret(&kube, NS, "store-key").await.unwrap();
     assert_eq!(s.key_id(), sealer(&key).key_id());
@@ -156,33 +121,18 @@ async fn the_store_key_comes_from_a_named_secret() {
     assert_eq!(s.open("instances/a", &from_old).unwrap(), b"v");
     // Missing Secret, missing entry, a bad key: errors name the Secret and
     // the entry, never a value.
-    let e = key_from_secret(&kube, NS, "nope")
-        .await
-        .unwrap_err()
-        .to_string();
+    let refused = async |name: &str| {
+        let e = key_from_secret(&kube, NS, name).await.unwrap_err();
+        e.to_string()
+    };
+    let e = refused("nope").await;
     assert!(e.contains("Secret chartbroker-system/nope"), "{e}");
-    api.create(
-        &PostParams::default(),
-        &secret("no-entry", json!({"key": key})),
-    )
-    .await
-    .unwrap();
-    let e = key_from_secret(&kube, NS, "no-entry")
-        .await
-        .unwrap_err()
-        .to_string();
+    create("no-entry", json!({"key": key})).await;
+    let e = refused("no-entry").await;
     assert!(e.contains("no entry store.key"), "{e}");
     assert!(!e.contains(&key), "{e}");
-    api.create(
-        &PostParams::default(),
-        &secret("short", json!({"store.key": "c2hvcnQ=", "old-2": old})),
-    )
-    .await
-    .unwrap();
-    let e = key_from_secret(&kube, NS, "short")
-        .await
-        .unwrap_err()
-        .to_string();
+    create("short", json!({"store.key": "c2hvcnQ=", "old-2": old})).await;
+    let e = refused("short").await;
     assert!(
         e.contains("entry store.key") && e.contains("32 bytes"),
         "{e}"

@@ -418,14 +418,13 @@ fn handle(
             let dry_run = q.get("dryRun").is_some_and(|v| v == "All");
             let mut deleted = Vec::new();
             for obj in store.list(rt, target.namespace.as_deref(), &labels, &fields) {
-                let obj_ns = obj["metadata"]["namespace"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                let name = obj["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
+                let meta = |field: &str| {
+                    obj["metadata"][field]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                let (obj_ns, name) = (meta("namespace"), meta("name"));
                 deleted.push(store.delete(rt, &obj_ns, &name, &options, dry_run)?);
             }
             let list = store::list_object(rt, deleted, store.resource_version());

@@ -65,6 +65,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde_json::Value;
 
 pub use handlers::router;
+pub use protobuf::{envelope as protobuf_envelope, release_secret};
 
 /// A decision function for SubjectAccessReviews: gets the review's `spec`,
 /// returns whether the access is allowed.
@@ -276,14 +277,22 @@ impl FakeKubeHandle {
         self.kube.clone()
     }
 
-    /// Writes `dir/kubeconfig`: one cluster at [`FakeKubeHandle::url`] over
-    /// plain HTTP, a user with a bearer token (which the fake does not check),
-    /// and a current context `fake` whose namespace is `default`. Returns its
-    /// path.
+    /// Writes `dir/kubeconfig` for this server ([`write_kubeconfig`]).
+    /// Returns its path.
     pub fn kubeconfig(&self, dir: &Path) -> PathBuf {
         let path = dir.join("kubeconfig");
-        let text = format!(
-            "apiVersion: v1
+        write_kubeconfig(&path, &self.url);
+        path
+    }
+}
+
+/// Writes a kubeconfig at `path`: one cluster at `url` over plain HTTP, a
+/// user with a bearer token (which the fake does not check), and a current
+/// context `fake` whose namespace is `default`. For a server the fake's own
+/// router runs behind (a test's middleware in front of [`router`]).
+pub fn write_kubeconfig(path: &Path, url: &str) {
+    let text = format!(
+        "apiVersion: v1
 kind: Config
 clusters:
 - name: fake
@@ -301,17 +310,14 @@ contexts:
     namespace: default
 current-context: fake
 preferences: {{}}
-",
-            url = self.url
-        );
-        std::fs::write(&path, text).expect("fake-kube: write kubeconfig");
-        // client-go warns about group/world-readable kubeconfigs.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-        }
-        path
+"
+    );
+    std::fs::write(path, text).expect("fake-kube: write kubeconfig");
+    // client-go warns about group/world-readable kubeconfigs.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
     }
 }
 

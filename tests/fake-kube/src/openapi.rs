@@ -88,19 +88,7 @@ pub fn document(types: &[ResourceType], key: &str) -> Option<Value> {
         let mut patch_params = write_params.as_array().unwrap().clone();
         patch_params.push(json!({"name": "force", "in": "query", "schema": {"type": "boolean"}}));
 
-        if t.create_only {
-            paths.insert(
-                collection,
-                json!({"post": {
-                    "operationId": format!("create{}", t.kind),
-                    "x-kubernetes-action": "post",
-                    "x-kubernetes-group-version-kind": gvk,
-                    "parameters": write_params,
-                    "requestBody": body,
-                    "responses": ok,
-                }}),
-            );
-        } else {
+        if !t.create_only {
             paths.insert(
                 format!("{collection}/{{name}}"),
                 json!({
@@ -140,18 +128,18 @@ pub fn document(types: &[ResourceType], key: &str) -> Option<Value> {
                     },
                 }),
             );
-            paths.insert(
-                collection,
-                json!({"post": {
-                    "operationId": format!("create{}", t.kind),
-                    "x-kubernetes-action": "post",
-                    "x-kubernetes-group-version-kind": gvk,
-                    "parameters": write_params,
-                    "requestBody": body,
-                    "responses": ok,
-                }}),
-            );
         }
+        paths.insert(
+            collection,
+            json!({"post": {
+                "operationId": format!("create{}", t.kind),
+                "x-kubernetes-action": "post",
+                "x-kubernetes-group-version-kind": gvk,
+                "parameters": write_params,
+                "requestBody": body,
+                "responses": ok,
+            }}),
+        );
         schemas.insert(
             schema_name,
             json!({

@@ -19,6 +19,41 @@ use serde_json::{Map, Value, json};
 
 const MAGIC: &[u8] = b"k8s\0";
 
+/// A protobuf body as client-go sends it: the magic, then a
+/// `runtime.Unknown` naming the kind around `raw` (the encoded object). For
+/// tests that send what helm sends.
+pub fn envelope(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
+    let unknown = k8s_pb::apimachinery::pkg::runtime::Unknown {
+        type_meta: Some(k8s_pb::apimachinery::pkg::runtime::TypeMeta {
+            api_version: Some(api_version.into()),
+            kind: Some(kind.into()),
+        }),
+        raw: Some(raw),
+        content_encoding: Some(String::new()),
+        content_type: Some(String::new()),
+    };
+    let mut body = MAGIC.to_vec();
+    body.extend(unknown.encode_to_vec());
+    body
+}
+
+/// The protobuf body of a helm release record as helm POSTs it: Secret
+/// `name` labelled `owner: helm`, of type `helm.sh/release.v1`, holding
+/// `release` (raw bytes) under `release`.
+pub fn release_secret(name: &str, release: &[u8]) -> Vec<u8> {
+    let secret = k8s_pb::api::core::v1::Secret {
+        metadata: Some(meta::ObjectMeta {
+            name: Some(name.into()),
+            labels: [("owner".to_string(), "helm".to_string())].into(),
+            ..Default::default()
+        }),
+        data: [("release".to_string(), release.to_vec())].into(),
+        r#type: Some("helm.sh/release.v1".into()),
+        ..Default::default()
+    };
+    envelope("v1", "Secret", secret.encode_to_vec())
+}
+
 /// Decodes a protobuf body into a JSON object (with `apiVersion` and `kind`).
 pub fn decode(body: &[u8]) -> Result<Value, String> {
     let rest = body
@@ -34,22 +69,22 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
     let mut obj = match (api_version.as_str(), kind.as_str()) {
         ("v1", "Secret") => {
             let s = k8s_pb::api::core::v1::Secret::decode(raw.as_slice()).map_err(err)?;
-            let mut o = Map::new();
-            put(&mut o, "metadata", s.metadata.map(object_meta));
-            put(&mut o, "immutable", s.immutable.map(Value::Bool));
-            put(&mut o, "data", bytes_map(s.data));
-            put(&mut o, "stringData", string_map(s.string_data));
-            put(&mut o, "type", s.r#type.map(Value::String));
-            o
+            fields([
+                ("metadata", s.metadata.map(object_meta)),
+                ("immutable", s.immutable.map(Value::Bool)),
+                ("data", bytes_map(s.data)),
+                ("stringData", string_map(s.string_data)),
+                ("type", s.r#type.map(Value::String)),
+            ])
         }
         ("v1", "ConfigMap") => {
             let c = k8s_pb::api::core::v1::ConfigMap::decode(raw.as_slice()).map_err(err)?;
-            let mut o = Map::new();
-            put(&mut o, "metadata", c.metadata.map(object_meta));
-            put(&mut o, "immutable", c.immutable.map(Value::Bool));
-            put(&mut o, "data", string_map(c.data));
-            put(&mut o, "binaryData", bytes_map(c.binary_data));
-            o
+            fields([
+                ("metadata", c.metadata.map(object_meta)),
+                ("immutable", c.immutable.map(Value::Bool)),
+                ("data", string_map(c.data)),
+                ("binaryData", bytes_map(c.binary_data)),
+            ])
         }
         ("v1", "Namespace") => {
             let n = k8s_pb::api::core::v1::Namespace::decode(raw.as_slice()).map_err(err)?;
@@ -111,6 +146,15 @@ fn put(o: &mut Map<String, Value>, key: &str, value: Option<Value>) {
     }
 }
 
+/// An object of the fields that are set, in the order given.
+fn fields<const N: usize>(pairs: [(&str, Option<Value>); N]) -> Map<String, Value> {
+    let mut o = Map::new();
+    for (key, value) in pairs {
+        put(&mut o, key, value);
+    }
+    o
+}
+
 fn string_map(m: BTreeMap<String, String>) -> Option<Value> {
     (!m.is_empty()).then(|| json!(m))
 }
@@ -151,18 +195,17 @@ fn object_meta(m: meta::ObjectMeta) -> Value {
             .owner_references
             .into_iter()
             .map(|r| {
-                let mut o = Map::new();
-                put(&mut o, "apiVersion", r.api_version.map(Value::String));
-                put(&mut o, "kind", r.kind.map(Value::String));
-                put(&mut o, "name", r.name.map(Value::String));
-                put(&mut o, "uid", r.uid.map(Value::String));
-                put(&mut o, "controller", r.controller.map(Value::Bool));
-                put(
-                    &mut o,
-                    "blockOwnerDeletion",
-                    r.block_owner_deletion.map(Value::Bool),
-                );
-                Value::Object(o)
+                Value::Object(fields([
+                    ("apiVersion", r.api_version.map(Value::String)),
+                    ("kind", r.kind.map(Value::String)),
+                    ("name", r.name.map(Value::String)),
+                    ("uid", r.uid.map(Value::String)),
+                    ("controller", r.controller.map(Value::Bool)),
+                    (
+                        "blockOwnerDeletion",
+                        r.block_owner_deletion.map(Value::Bool),
+                    ),
+                ]))
             })
             .collect();
         o.insert("ownerReferences".into(), Value::Array(refs));
@@ -175,20 +218,20 @@ fn object_meta(m: meta::ObjectMeta) -> Value {
             .managed_fields
             .into_iter()
             .map(|e| {
-                let mut o = Map::new();
-                put(&mut o, "manager", e.manager.map(Value::String));
-                put(&mut o, "operation", e.operation.map(Value::String));
-                put(&mut o, "apiVersion", e.api_version.map(Value::String));
-                put(&mut o, "time", e.time.map(time));
-                put(&mut o, "fieldsType", e.fields_type.map(Value::String));
                 // FieldsV1 is JSON inside the protobuf.
-                let fields = e
+                let fields_v1 = e
                     .fields_v1
                     .and_then(|f| f.raw)
                     .and_then(|raw| serde_json::from_slice(&raw).ok());
-                put(&mut o, "fieldsV1", fields);
-                put(&mut o, "subresource", e.subresource.map(Value::String));
-                Value::Object(o)
+                Value::Object(fields([
+                    ("manager", e.manager.map(Value::String)),
+                    ("operation", e.operation.map(Value::String)),
+                    ("apiVersion", e.api_version.map(Value::String)),
+                    ("time", e.time.map(time)),
+                    ("fieldsType", e.fields_type.map(Value::String)),
+                    ("fieldsV1", fields_v1),
+                    ("subresource", e.subresource.map(Value::String)),
+                ]))
             })
             .collect();
         o.insert("managedFields".into(), Value::Array(entries));
@@ -200,34 +243,9 @@ fn object_meta(m: meta::ObjectMeta) -> Value {
 mod tests {
     use super::*;
 
-    fn envelope(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
-        let unknown = k8s_pb::apimachinery::pkg::runtime::Unknown {
-            type_meta: Some(k8s_pb::apimachinery::pkg::runtime::TypeMeta {
-                api_version: Some(api_version.into()),
-                kind: Some(kind.into()),
-            }),
-            raw: Some(raw),
-            content_encoding: Some(String::new()),
-            content_type: Some(String::new()),
-        };
-        let mut body = MAGIC.to_vec();
-        body.extend(unknown.encode_to_vec());
-        body
-    }
-
     #[test]
     fn decodes_a_secret() {
-        let secret = k8s_pb::api::core::v1::Secret {
-            metadata: Some(meta::ObjectMeta {
-                name: Some("s".into()),
-                labels: [("owner".to_string(), "helm".to_string())].into(),
-                ..Default::default()
-            }),
-            data: [("release".to_string(), b"\x1f\x8b".to_vec())].into(),
-            r#type: Some("helm.sh/release.v1".into()),
-            ..Default::default()
-        };
-        let v = decode(&envelope("v1", "Secret", secret.encode_to_vec())).unwrap();
+        let v = decode(&release_secret("s", b"\x1f\x8b")).unwrap();
         assert_eq!(v["kind"], "Secret");
         assert_eq!(v["metadata"]["name"], "s");
         assert_eq!(v["metadata"]["labels"]["owner"], "helm");

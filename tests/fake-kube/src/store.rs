@@ -282,6 +282,15 @@ impl Store {
 
     // ---- reads -------------------------------------------------------------
 
+    /// The key of `name` and its object as stored (404 when there is none).
+    fn stored(&self, rt: &ResourceType, ns: &str, name: &str) -> Result<(Key, Value)> {
+        let key = Self::key(rt, ns, name);
+        match self.objects.get(&key) {
+            Some(obj) => Ok((key, obj.clone())),
+            None => Err(ApiError::not_found(rt, name)),
+        }
+    }
+
     pub fn get(&self, rt: &ResourceType, ns: &str, name: &str) -> Result<Value> {
         self.objects
             .get(&Self::key(rt, ns, name))
@@ -765,12 +774,7 @@ impl Store {
         status_only: bool,
     ) -> Result<Value> {
         Self::check_identity(rt, ns, Some(name), &mut obj)?;
-        let key = Self::key(rt, ns, name);
-        let old = self
-            .objects
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(rt, name))?;
+        let (key, old) = self.stored(rt, ns, name)?;
         self.check_resource_version(rt, name, &old, &obj)?;
         self.finish_update(rt, key, old, obj, opts, status_only)
     }
@@ -1099,12 +1103,7 @@ impl Store {
         options: &Value,
         dry_run: bool,
     ) -> Result<Value> {
-        let key = Self::key(rt, ns, name);
-        let obj = self
-            .objects
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(rt, name))?;
+        let (key, obj) = self.stored(rt, ns, name)?;
         let pre = &options["preconditions"];
         for (field, label) in [("uid", "UID"), ("resourceVersion", "ResourceVersion")] {
             if let Some(want) = pre[field].as_str() {

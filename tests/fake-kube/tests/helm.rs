@@ -172,12 +172,8 @@ fn managers(obj: &Value) -> Vec<(String, String)> {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|m| {
-            (
-                m["manager"].as_str().unwrap().to_string(),
-                m["operation"].as_str().unwrap().to_string(),
-            )
-        })
+        .map(|m| [&m["manager"], &m["operation"]].map(|v| v.as_str().unwrap().to_string()))
+        .map(|[manager, operation]| (manager, operation))
         .collect()
 }
 

@@ -188,18 +188,14 @@ async fn secret_and_configmap_crud() {
     // Server-side apply: creates, then updates, dropping the fields the
     // manager no longer applies; another manager conflicts unless forced.
     let ssa = PatchParams::apply("tester");
-    let applied = cms
-        .patch(
-            "applied",
-            &ssa,
-            &Patch::Apply(json!({
-                "apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": "applied", "labels": {"via": "ssa"}},
-                "data": {"a": "1", "b": "2"},
-            })),
-        )
-        .await
-        .unwrap();
+    let apply =
+        async |cm: serde_json::Value| cms.patch("applied", &ssa, &Patch::Apply(cm)).await.unwrap();
+    let applied = apply(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "applied", "labels": {"via": "ssa"}},
+        "data": {"a": "1", "b": "2"},
+    }))
+    .await;
     assert_eq!(applied.data.as_ref().unwrap().len(), 2);
     assert_eq!(
         applied.metadata.managed_fields.unwrap()[0]
@@ -207,18 +203,12 @@ async fn secret_and_configmap_crud() {
             .as_deref(),
         Some("tester")
     );
-    let applied = cms
-        .patch(
-            "applied",
-            &ssa,
-            &Patch::Apply(json!({
-                "apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": "applied"},
-                "data": {"a": "1"},
-            })),
-        )
-        .await
-        .unwrap();
+    let applied = apply(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "applied"},
+        "data": {"a": "1"},
+    }))
+    .await;
     assert_eq!(
         applied.data.unwrap(),
         [("a".to_string(), "1".to_string())].into()
@@ -340,7 +330,23 @@ async fn subject_access_reviews_follow_the_rule() {
     let fake = FakeKube::start().await;
     let client = client_from_kubeconfig(&fake).await;
     let reviews: Api<SubjectAccessReview> = Api::all(client);
-    let review = |verb: &str| SubjectAccessReview {
+    let allowed = async |verb: &str| {
+        let answer = reviews
+            .create(&PostParams::default(), &secrets_review(verb))
+            .await
+            .unwrap();
+        answer.status.unwrap().allowed
+    };
+    assert!(allowed("get").await);
+
+    fake.set_authorizer(|spec| spec["resourceAttributes"]["verb"] != "delete");
+    assert!(!allowed("delete").await);
+    assert!(allowed("list").await);
+}
+
+/// A review of user `broker` doing `verb` on Secrets in `default`.
+fn secrets_review(verb: &str) -> SubjectAccessReview {
+    SubjectAccessReview {
         spec: SubjectAccessReviewSpec {
             user: Some("broker".into()),
             resource_attributes: Some(ResourceAttributes {
@@ -352,24 +358,7 @@ async fn subject_access_reviews_follow_the_rule() {
             ..Default::default()
         },
         ..Default::default()
-    };
-    let answer = reviews
-        .create(&PostParams::default(), &review("get"))
-        .await
-        .unwrap();
-    assert!(answer.status.unwrap().allowed);
-
-    fake.set_authorizer(|spec| spec["resourceAttributes"]["verb"] != "delete");
-    let answer = reviews
-        .create(&PostParams::default(), &review("delete"))
-        .await
-        .unwrap();
-    assert!(!answer.status.unwrap().allowed);
-    let answer = reviews
-        .create(&PostParams::default(), &review("list"))
-        .await
-        .unwrap();
-    assert!(answer.status.unwrap().allowed);
+    }
 }
 
 #[tokio::test]

@@ -3,10 +3,14 @@
 
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode};
-use fake_kube::{FakeKube, router};
+use fake_kube::{FakeKube, protobuf_envelope, release_secret, router};
 use prost::Message;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+
+const APPLY: &str = "application/apply-patch+yaml";
+const JSON_PATCH: &str = "application/json-patch+json";
+const MERGE_PATCH: &str = "application/merge-patch+json";
 
 struct Fake(FakeKube);
 
@@ -53,6 +57,10 @@ impl Fake {
             body.to_string().into_bytes()
         };
         self.call(method, uri, "application/json", body).await
+    }
+
+    async fn patch(&self, uri: &str, ctype: &str, body: impl Into<Vec<u8>>) -> (StatusCode, Value) {
+        self.call("PATCH", uri, ctype, body.into()).await
     }
 
     async fn get(&self, uri: &str) -> (StatusCode, Value) {
@@ -156,43 +164,13 @@ async fn openapi_v3_advertises_field_validation() {
     assert!(core["paths"]["/api/v1/namespaces/{name}"]["patch"].is_object());
 }
 
-fn protobuf(api_version: &str, kind: &str, raw: Vec<u8>) -> Vec<u8> {
-    let unknown = k8s_pb::apimachinery::pkg::runtime::Unknown {
-        type_meta: Some(k8s_pb::apimachinery::pkg::runtime::TypeMeta {
-            api_version: Some(api_version.into()),
-            kind: Some(kind.into()),
-        }),
-        raw: Some(raw),
-        content_encoding: Some(String::new()),
-        content_type: Some(String::new()),
-    };
-    let mut body = b"k8s\0".to_vec();
-    body.extend(unknown.encode_to_vec());
-    body
-}
-
 #[tokio::test]
 async fn protobuf_secret_and_delete_options() {
     let f = Fake::new();
-    let secret = k8s_pb::api::core::v1::Secret {
-        metadata: Some(k8s_pb::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-            name: Some("rec".into()),
-            labels: [("owner".to_string(), "helm".to_string())].into(),
-            ..Default::default()
-        }),
-        data: [("release".to_string(), b"raw bytes".to_vec())].into(),
-        r#type: Some("helm.sh/release.v1".into()),
-        ..Default::default()
-    };
     let pb = "application/vnd.kubernetes.protobuf";
-    let (code, created) = f
-        .call(
-            "POST",
-            "/api/v1/namespaces/default/secrets",
-            pb,
-            protobuf("v1", "Secret", secret.encode_to_vec()),
-        )
-        .await;
+    let record = release_secret("rec", b"raw bytes");
+    let secrets = "/api/v1/namespaces/default/secrets";
+    let (code, created) = f.call("POST", secrets, pb, record).await;
     assert_eq!(code, StatusCode::CREATED, "{created}");
     assert_eq!(created["data"]["release"], "cmF3IGJ5dGVz"); // base64("raw bytes")
     assert_eq!(created["type"], "helm.sh/release.v1");
@@ -206,7 +184,7 @@ async fn protobuf_secret_and_delete_options() {
             }),
             ..Default::default()
         };
-        protobuf("meta.k8s.io/v1", "DeleteOptions", o.encode_to_vec())
+        protobuf_envelope("meta.k8s.io/v1", "DeleteOptions", o.encode_to_vec())
     };
     let uri = "/api/v1/namespaces/default/secrets/rec";
     let (code, status) = f.call("DELETE", uri, pb, opts("1")).await;
@@ -227,7 +205,7 @@ async fn protobuf_secret_and_delete_options() {
             "POST",
             "/api/v1/namespaces/default/pods",
             pb,
-            protobuf("v1", "Pod", vec![]),
+            protobuf_envelope("v1", "Pod", vec![]),
         )
         .await;
     assert_eq!(code, StatusCode::UNSUPPORTED_MEDIA_TYPE);
@@ -267,20 +245,12 @@ async fn errors_are_status_objects() {
     // Apply needs a field manager; unknown patch types are 415.
     let uri = "/api/v1/namespaces/default/configmaps/x";
     let body = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}"#.to_vec();
-    let (code, _) = f
-        .call("PATCH", uri, "application/apply-patch+yaml", body.clone())
-        .await;
+    let (code, _) = f.patch(uri, APPLY, body.clone()).await;
     assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
-    let (code, _) = f
-        .call(
-            "PATCH",
-            &format!("{uri}?fieldManager=t"),
-            "application/apply-patch+yaml",
-            body,
-        )
-        .await;
+    let managed = format!("{uri}?fieldManager=t");
+    let (code, _) = f.patch(&managed, APPLY, body).await;
     assert_eq!(code, StatusCode::CREATED);
-    let (code, _) = f.call("PATCH", uri, "text/plain", b"{}".to_vec()).await;
+    let (code, _) = f.patch(uri, "text/plain", b"{}".to_vec()).await;
     assert_eq!(code, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
 
@@ -288,14 +258,8 @@ async fn errors_are_status_objects() {
 async fn apply_accepts_yaml() {
     let f = Fake::new();
     let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: y\n  labels:\n    a: b\ndata:\n  k: v\n";
-    let (code, obj) = f
-        .call(
-            "PATCH",
-            "/api/v1/namespaces/default/configmaps/y?fieldManager=helm&force=false",
-            "application/apply-patch+yaml",
-            yaml.as_bytes().to_vec(),
-        )
-        .await;
+    let uri = "/api/v1/namespaces/default/configmaps/y?fieldManager=helm&force=false";
+    let (code, obj) = f.patch(uri, APPLY, yaml).await;
     assert_eq!(code, StatusCode::CREATED, "{obj}");
     assert_eq!(obj["data"]["k"], "v");
     assert_eq!(obj["metadata"]["managedFields"][0]["operation"], "Apply");
@@ -310,14 +274,8 @@ async fn json_patch_and_dry_run_and_delete_collection() {
         assert_eq!(f.json("POST", base, cm).await.0, StatusCode::CREATED);
     }
     let ops = json!([{"op": "replace", "path": "/data/k", "value": "2"}, {"op": "add", "path": "/data/n", "value": "3"}]);
-    let (code, obj) = f
-        .call(
-            "PATCH",
-            &format!("{base}/a"),
-            "application/json-patch+json",
-            ops.to_string().into_bytes(),
-        )
-        .await;
+    let a = format!("{base}/a");
+    let (code, obj) = f.patch(&a, JSON_PATCH, ops.to_string()).await;
     assert_eq!(code, StatusCode::OK);
     assert_eq!(obj["data"], json!({"k": "2", "n": "3"}));
 
@@ -392,14 +350,8 @@ async fn status_subresource_and_finalizers() {
     assert!(held["metadata"]["deletionTimestamp"].is_string());
     assert_eq!(f.get(&format!("{uri}/d")).await.0, StatusCode::OK);
     let patch = json!({"metadata": {"finalizers": null}});
-    let (code, _) = f
-        .call(
-            "PATCH",
-            &format!("{uri}/d"),
-            "application/merge-patch+json",
-            patch.to_string().into_bytes(),
-        )
-        .await;
+    let d = format!("{uri}/d");
+    let (code, _) = f.patch(&d, MERGE_PATCH, patch.to_string()).await;
     assert_eq!(code, StatusCode::OK);
     assert_eq!(f.get(&format!("{uri}/d")).await.0, StatusCode::NOT_FOUND);
 

@@ -28,6 +28,11 @@ pub fn with_identity(method: Method, uri: &str, body: Value, id: Option<&str>) -
     r
 }
 
+/// An authenticated `PUT` of `body` on behalf of `id` (no identity: `None`).
+pub async fn put_as(b: &TestBroker, uri: &str, body: Value, id: Option<&str>) -> Resp {
+    b.send(with_identity(Method::PUT, uri, body, id)).await
+}
+
 pub async fn setup() -> (FakeKubeHandle, TestBroker) {
     let k = FakeKube::start().await;
     k.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}}));

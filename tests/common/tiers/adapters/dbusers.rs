@@ -66,23 +66,19 @@ pub fn write_catalog(dir: &std::path::Path, engine: &str, port: u16) {
           service_instance:
             create:
               parameters: {{type: object, additionalProperties: false, properties: {params}}}
-        chart:
-          path: {chart}
-          namespace: context
-          values: {values}
-          secrets:
-            root_password: {{length: 24, alphabet: alphanumeric}}
-            user_password: {{length: 24, alphabet: alphanumeric}}
-          binding_users:
-            engine: {engine}
-            admin: {{host: 127.0.0.1, port: {port}, password: "{{{{secrets.{admin_secret}}}}}"}}
-            {database}
-            shared: {shared}
-            fallback_to_shared: {fallback}
-            connect_timeout_seconds: 2
-            in_release: {in_release}
-          credentials: {creds}
+{chart}          credentials: {creds}
 "#,
+            chart = databases::binding_users_chart(
+                (chart, values),
+                (engine, port, &format!("{{{{secrets.{admin_secret}}}}}")),
+                (
+                    database,
+                    &format!(
+                        "            shared: {shared}\n            fallback_to_shared: {fallback}\n"
+                    ),
+                ),
+                in_release,
+            ),
             creds = credentials.replace("PORT", &port.to_string()),
         )
     };
@@ -160,6 +156,19 @@ pub async fn bound(
 }
 
 /// A binding rotated from `predecessor`: its credentials.
+/// A rotating bind (`binding` of `instance` on `plan`, succeeding
+/// `predecessor`) that must be refused with 400: the answer.
+pub async fn rotation_refused(
+    b: &TestBroker,
+    (instance, binding, plan): (&str, &str, &str),
+    predecessor: &str,
+) -> Resp {
+    let extra = json!({"predecessor_binding_id": predecessor});
+    let r = bind(b, instance, binding, plan, extra).await;
+    common::assert_osb_error(&r, StatusCode::BAD_REQUEST, None);
+    r
+}
+
 pub async fn rotate(
     b: &TestBroker,
     instance: &str,
@@ -257,6 +266,18 @@ pub async fn sql(con: &mut sqlx::MySqlConnection, q: &str) -> Result<(), sqlx::E
 /// What the chart's container would do with the generated secret: set the
 /// root password and create the instance's database (plus a neighbour whose
 /// name `a_b` would match as a GRANT wildcard).
+/// MariaDB set up as the mysql chart of instance `id` (plan `rot`) would
+/// be, under a broker over it: the server, the broker and the root
+/// password the chart was given.
+pub async fn mariadb_instance(id: &str) -> (Server, TestBroker, String) {
+    let server = databases::mariadb();
+    let b = broker("mysql", server.port).await;
+    provision(&b, id, "rot").await;
+    let root = rendered_secret(&b, id, "root-password");
+    mariadb_as_chart(&server, &root).await;
+    (server, b, root)
+}
+
 pub async fn mariadb_as_chart(server: &Server, root_password: &str) {
     let mut con = mysql_login(server.port, "root", "", "mysql").await.unwrap();
     for q in [

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use chartbroker::broker::ports::{StoreError, Table};
+use chartbroker::broker::ports::{Expect, Store, StoreError, Table};
 use chartbroker::cluster::Kube;
 use chartbroker::store::health::StoreHealth;
 use chartbroker::store::kubernetes::{KubeStore, secret_name};
@@ -36,6 +36,51 @@ pub async fn replicas(k: &FakeKubeHandle, dir: &Path) -> (KubeStore, KubeStore) 
     let kc = k.kubeconfig(dir);
     let key = Sealer::generate_base64();
     (store_at(&kc, &key).await, store_at(&kc, &key).await)
+}
+
+/// [`cluster`] and two [`replicas`] over it (their kubeconfig lives in the
+/// returned folder).
+pub async fn cluster_and_replicas() -> (FakeKubeHandle, tempfile::TempDir, KubeStore, KubeStore) {
+    let k = cluster().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = replicas(&k, dir.path()).await;
+    (k, dir, a, b)
+}
+
+/// Writes a new record (`Expect::Absent`), which must succeed: its version.
+pub async fn insert(s: &KubeStore, table: Table, key: &str, value: &[u8]) -> u64 {
+    s.put(table, key, value.to_vec(), Expect::Absent)
+        .await
+        .unwrap()
+}
+
+/// `put` of an instance record (`value`, if `expect` holds).
+pub async fn put_instance(
+    s: &KubeStore,
+    key: &str,
+    value: &[u8],
+    expect: Expect,
+) -> Result<u64, StoreError> {
+    s.put(Table::Instances, key, value.to_vec(), expect).await
+}
+
+/// What the store reads at `key` (the read must work).
+pub async fn read(s: &KubeStore, table: Table, key: &str) -> Option<(Vec<u8>, u64)> {
+    s.get(table, key).await.unwrap()
+}
+
+/// Asserts the store reads `value` at `version` under `key`.
+pub async fn assert_reads(s: &KubeStore, (table, key): (Table, &str), value: &[u8], version: u64) {
+    let got = read(s, table, key).await;
+    assert_eq!(got, Some((value.to_vec(), version)), "{key}");
+}
+
+/// A folder, a [`test_cluster`] with its kubeconfig there, and two fresh
+/// store keys.
+pub async fn keyed_cluster() -> (tempfile::TempDir, TestCluster, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let c = test_cluster(dir.path()).await;
+    (dir, c, Sealer::generate_base64(), Sealer::generate_base64())
 }
 
 pub fn stored(k: &FakeKube, table: Table, key: &str) -> Option<Value> {
@@ -85,31 +130,10 @@ pub async fn interfere(State(i): State<Interfere>, req: Request, next: Next) -> 
     next.run(req).await
 }
 
+/// A kubeconfig in `dir` for the server at `url` (the fake behind a hook).
 pub fn write_kubeconfig(dir: &Path, url: &str) -> PathBuf {
     let path = dir.join("kubeconfig-hooked");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1
-kind: Config
-clusters:
-- name: fake
-  cluster:
-    server: {url}
-users:
-- name: fake
-  user:
-    token: fake-token
-contexts:
-- name: fake
-  context:
-    cluster: fake
-    user: fake
-current-context: fake
-"
-        ),
-    )
-    .unwrap();
+    fake_kube::write_kubeconfig(&path, url);
     path
 }
 

@@ -88,6 +88,21 @@ pub fn plan_ids(catalog: &Value) -> Vec<String> {
         .collect()
 }
 
+/// A folder holding the test catalog as [`write_catalog`] writes it.
+pub fn with_catalog() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_catalog(dir.path(), |_| {});
+    dir
+}
+
+/// [`start`] over `dir`, rereading its files every `interval` seconds ("0":
+/// on SIGHUP only), once it is ready.
+pub async fn start_ready(dir: &Path, interval: &str) -> Broker {
+    let b = start(dir, &["--reload-interval", interval], |_| {});
+    common::process::ready(b.port).await;
+    b
+}
+
 pub fn start(dir: &Path, extra: &[&str], tweak: impl FnOnce(&mut Command)) -> Broker {
     let port = free_port();
     let log = dir.join("broker.log");

@@ -3,10 +3,10 @@
 
 use crate::common;
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use axum::http::{Method, StatusCode};
 use common::process::Proc;
 use common::*;
 use fake_kube::{FakeKube, FakeKubeHandle};
@@ -54,16 +54,8 @@ pub async fn rotated_replica(k: &FakeKubeHandle, key: &str, old: &str) -> TestBr
 }
 
 pub async fn provisioned(b: &TestBroker, id: &str) {
-    let r = b
-        .call(
-            Method::PUT,
-            &format!("/v2/service_instances/{id}?accepts_incomplete=true"),
-            Some(provision_body("plan-small", json!({"message": id}))),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
     let done = b
-        .wait_instance(id, r.json["operation"].as_str().unwrap())
+        .provision_done(id, provision_body("plan-small", json!({"message": id})))
         .await;
     assert_eq!(done.json["state"], "succeeded", "{}", done.text);
 }
@@ -88,36 +80,22 @@ pub fn spawn(data: &Path, kubeconfig: &Path, helm: &Path, key: Key, port: u16) -
 
 pub fn command(data: &Path, kubeconfig: &Path, helm: &Path, key: Key, port: u16) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_chartbroker"));
-    c.args([
-        "serve",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--engine",
-        "helm",
-        "--store",
-        "kube",
-    ])
-    .args([
-        "--lease-seconds",
-        "2",
-        "--state-namespace",
-        "chartbroker-system",
-    ])
-    // These requests carry no originating identity.
-    .args(["--subject-access-review", "false"])
-    .arg("--catalog")
-    .arg(fixtures().join("catalog"))
-    .arg("--charts")
-    .arg(fixtures().join("charts"))
-    .arg("--data-dir")
-    .arg(data)
-    .arg("--helm")
-    .arg(helm)
-    .arg("--kubeconfig")
-    .arg(kubeconfig)
-    .env_remove("CHARTBROKER_STORE_KEY")
-    .env("CHARTBROKER_USERNAME", USER)
-    .env("CHARTBROKER_PASSWORD", PASS);
+    let listen = format!("127.0.0.1:{port}");
+    c.args(["serve", "--listen", &listen, "--engine", "helm"])
+        .args(["--store", "kube", "--lease-seconds", "2"])
+        .args(["--state-namespace", "chartbroker-system"])
+        // These requests carry no originating identity.
+        .args(["--subject-access-review", "false"])
+        .arg("--catalog")
+        .arg(fixtures().join("catalog"))
+        .arg("--charts")
+        .arg(fixtures().join("charts"))
+        .args([OsStr::new("--data-dir"), data.as_os_str()])
+        .args([OsStr::new("--helm"), helm.as_os_str()])
+        .args([OsStr::new("--kubeconfig"), kubeconfig.as_os_str()])
+        .env_remove("CHARTBROKER_STORE_KEY")
+        .env("CHARTBROKER_USERNAME", USER)
+        .env("CHARTBROKER_PASSWORD", PASS);
     match key {
         Key::Env(k) => c.env("CHARTBROKER_STORE_KEY", k),
         Key::Secret(name) => c.args(["--store-key-secret", name]),

@@ -2,7 +2,8 @@
 
 use crate::common;
 pub use crate::common::dashboard::{UI_PASS, UI_USER};
-use common::browser::{assert_quiet, shot, text_of};
+use common::browser::{assert_absent, assert_quiet, element, open, open_manifest, shot, text_of};
+use common::dashboard::{body, secret_values};
 pub use common::example_catalog::{MYSQL, MYSQL_BASIC, WORDPRESS, WORDPRESS_STANDARD};
 use common::process::osb;
 use common::*;
@@ -33,28 +34,6 @@ pub fn catalogs(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBu
     let copied = cp.arg(fixtures().join("charts/tiny")).arg(&charts).status();
     assert!(copied.unwrap().success());
     (catalog, charts)
-}
-
-pub fn body(service: &str, plan: &str, ns: &str, params: Value) -> Value {
-    json!({"service_id": service, "plan_id": plan,
-        "context": {"platform": "kubernetes", "namespace": ns}, "parameters": params})
-}
-
-/// Every Secret value in a rendered release folder.
-pub fn secret_values(dir: &std::path::Path) -> Vec<String> {
-    let text = std::fs::read_to_string(dir.join("manifests.yaml")).unwrap();
-    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
-    docs.iter()
-        .filter(|d| d["kind"] == "Secret")
-        .flat_map(|d| {
-            ["data", "stringData"]
-                .iter()
-                .flat_map(|f| d[*f].as_object().cloned().unwrap_or_default())
-                .filter_map(|(_, v)| v.as_str().map(str::to_owned))
-                .collect::<Vec<_>>()
-        })
-        .filter(|s| s.len() >= 8)
-        .collect()
 }
 
 pub const LONG_NAME_LEN: usize = 200;
@@ -106,9 +85,7 @@ pub fn assert_no_secret(src: &str, secrets: &[String], what: &str) {
 /// db-1: one revision, its Secret's values masked, wp-1 as its user; the
 /// link leads to wp-1, which uses db-1.
 pub async fn details(c: &Client, driver: &str, authed: &str, secrets: &[String]) {
-    c.goto(&format!("{authed}/ui/instances/db-1"))
-        .await
-        .unwrap();
+    open(c, &format!("{authed}/ui/instances/db-1")).await;
     let revisions = c
         .find_all(Locator::Css("#revisions tbody tr"))
         .await
@@ -120,29 +97,10 @@ pub async fn details(c: &Client, driver: &str, authed: &str, secrets: &[String])
         .unwrap();
     assert!(manifests.len() >= 3, "{}", manifests.len());
     // Open a Secret's document, as a person would, and read it.
-    let secret = c
-        .find(Locator::XPath(
-            "//details[summary[starts-with(., 'Secret ')]]",
-        ))
-        .await
-        .unwrap();
-    secret
-        .find(Locator::Css("summary"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let shown = secret
-        .find(Locator::Css("pre"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let shown = open_manifest(c, "Secret").await;
     assert!(shown.contains("••••••"), "{shown}");
     assert_no_secret(&c.source().await.unwrap(), secrets, "db-1");
-    let user = c.find(Locator::Css("#used-by a")).await.unwrap();
+    let user = element(c, "#used-by a").await;
     assert_eq!(user.text().await.unwrap(), "wp-1");
     shot(c, "instance-detail").await;
     assert_quiet(c, driver, "db-1's page").await;
@@ -157,36 +115,11 @@ pub async fn details(c: &Client, driver: &str, authed: &str, secrets: &[String])
 
 /// Hostile manifest text and a very long name stay text.
 pub async fn hostile(c: &Client, driver: &str, base: &str) {
-    c.goto(&format!("{base}/ui/instances/{}", long_id()))
-        .await
-        .unwrap();
+    open(c, &format!("{base}/ui/instances/{}", long_id())).await;
     let h1 = text_of(c, "h1").await;
     assert_eq!(h1, format!("Instance {}", long_id()));
-    assert!(
-        c.find_all(Locator::Css("main img, main script"))
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    let cm = c
-        .find(Locator::XPath(
-            "//details[summary[starts-with(., 'ConfigMap ')]]",
-        ))
-        .await
-        .unwrap();
-    cm.find(Locator::Css("summary"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let text = cm
-        .find(Locator::Css("pre"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    assert_absent(c, "main img, main script").await;
+    let text = open_manifest(c, "ConfigMap").await;
     assert!(text.contains(HOSTILE), "{text}");
     assert_quiet(c, driver, "a hostile manifest").await;
 }
@@ -195,7 +128,7 @@ pub async fn hostile(c: &Client, driver: &str, base: &str) {
 /// state, charts drawn as SVG.
 pub async fn health(c: &Client, driver: &str, base: &str) {
     c.goto(&format!("{base}/ui/health")).await.unwrap();
-    c.find(Locator::Css("#replicas-none")).await.unwrap();
+    element(c, "#replicas-none").await;
     let ups = c
         .find_all(Locator::Css("#upstreams td.reach"))
         .await

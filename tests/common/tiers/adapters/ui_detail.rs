@@ -1,17 +1,11 @@
 //! Helpers of adapters/ui_detail.rs.
 
 use crate::common;
-use axum::http::StatusCode;
 use base64::Engine as _;
 use common::dashboard::*;
 pub use common::example_catalog::{MYSQL, MYSQL_BASIC, WORDPRESS, WORDPRESS_STANDARD};
 use common::*;
-use serde_json::{Value, json};
-
-pub fn body(service: &str, plan: &str, ns: &str, params: Value) -> Value {
-    json!({"service_id": service, "plan_id": plan,
-        "context": {"platform": "kubernetes", "namespace": ns}, "parameters": params})
-}
+use serde_json::json;
 
 /// The example catalog with the dashboard on.
 pub async fn example_ui() -> TestBroker {
@@ -20,32 +14,6 @@ pub async fn example_ui() -> TestBroker {
     cfg.catalog_dir = repo().join("catalog");
     cfg.charts_dir = repo().join("charts");
     ui_broker_from(data, cfg, false).await
-}
-
-/// Every value of every Secret in a rendered release folder, as written.
-pub fn secret_values(dir: &std::path::Path) -> Vec<String> {
-    let text = std::fs::read_to_string(dir.join("manifests.yaml")).unwrap();
-    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
-    let mut out = Vec::new();
-    for v in docs {
-        if v["kind"] != "Secret" {
-            continue;
-        }
-        for field in ["data", "stringData"] {
-            for (_, x) in v[field].as_object().into_iter().flatten() {
-                let s = x.as_str().unwrap().to_owned();
-                if field == "data" {
-                    let plain = base64::engine::general_purpose::STANDARD
-                        .decode(&s)
-                        .unwrap();
-                    out.push(String::from_utf8(plain).unwrap());
-                }
-                out.push(s);
-            }
-        }
-    }
-    out.retain(|s| s.len() >= 8);
-    out
 }
 
 pub fn assert_hidden(page: &str, secrets: &[String]) {
@@ -62,32 +30,15 @@ pub fn assert_hidden(page: &str, secrets: &[String]) {
 /// MySQL `db-1` used by WordPress `wp-1` in `web`, and a binding of
 /// `db-1`: every Secret value written and the binding's password.
 pub async fn wordpress_on_mysql(b: &TestBroker) -> Vec<String> {
+    let db = body(MYSQL, MYSQL_BASIC, "web", json!({"database": "blog"}));
+    b.put_created("/v2/service_instances/db-1", db).await;
+    let wp_on_db = json!({"mysql_instance": "db-1"});
+    let wp = body(WORDPRESS, WORDPRESS_STANDARD, "web", wp_on_db);
+    b.put_created("/v2/service_instances/wp-1", wp).await;
+    let bind = json!({"service_id": MYSQL, "plan_id": MYSQL_BASIC});
     let r = b
-        .put(
-            "/v2/service_instances/db-1",
-            body(MYSQL, MYSQL_BASIC, "web", json!({"database": "blog"})),
-        )
+        .put_created("/v2/service_instances/db-1/service_bindings/app-1", bind)
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let r = b
-        .put(
-            "/v2/service_instances/wp-1",
-            body(
-                WORDPRESS,
-                WORDPRESS_STANDARD,
-                "web",
-                json!({"mysql_instance": "db-1"}),
-            ),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let r = b
-        .put(
-            "/v2/service_instances/db-1/service_bindings/app-1",
-            json!({"service_id": MYSQL, "plan_id": MYSQL_BASIC}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let bound = r.json["credentials"]["password"]
         .as_str()
         .unwrap()
@@ -107,19 +58,20 @@ pub fn spill_chart(data: &std::path::Path) {
     let chart = data.join("test-fixtures/charts/spill");
     std::fs::create_dir_all(&catalog).unwrap();
     std::fs::create_dir_all(chart.join("templates")).unwrap();
-    std::fs::write(
-        catalog.join("spill.yaml"),
-        "services:\n  - id: svc-spill\n    name: spill\n    description: spills its token\n    bindable: false\n    plans:\n      - id: plan-spill\n        name: spill\n        description: spills\n        chart:\n          path: spill\n          values:\n            token: \"{{secrets.token}}\"\n          secrets:\n            token: {length: 24}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        chart.join("Chart.yaml"),
-        "apiVersion: v2\nname: spill\nversion: 0.1.0\n",
-    )
-    .unwrap();
-    std::fs::write(
-        chart.join("templates/cm.yaml"),
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n  annotations:\n    note: \"<script>alert('chart')</script>\"\ndata:\n  encoded: {{ b64enc .Values.token | quote }}\n  url: {{ printf \"mysql://app:%s@db:3306/app\" .Values.token | quote }}\n  shouted: {{ .Values.token | upper | quote }}\n",
-    )
-    .unwrap();
+    for (path, text) in [
+        (
+            catalog.join("spill.yaml"),
+            "services:\n  - id: svc-spill\n    name: spill\n    description: spills its token\n    bindable: false\n    plans:\n      - id: plan-spill\n        name: spill\n        description: spills\n        chart:\n          path: spill\n          values:\n            token: \"{{secrets.token}}\"\n          secrets:\n            token: {length: 24}\n",
+        ),
+        (
+            chart.join("Chart.yaml"),
+            "apiVersion: v2\nname: spill\nversion: 0.1.0\n",
+        ),
+        (
+            chart.join("templates/cm.yaml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n  annotations:\n    note: \"<script>alert('chart')</script>\"\ndata:\n  encoded: {{ b64enc .Values.token | quote }}\n  url: {{ printf \"mysql://app:%s@db:3306/app\" .Values.token | quote }}\n  shouted: {{ .Values.token | upper | quote }}\n",
+        ),
+    ] {
+        std::fs::write(path, text).unwrap();
+    }
 }

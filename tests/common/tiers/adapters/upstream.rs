@@ -4,14 +4,12 @@
 use crate::common;
 use common::upstream as support;
 
-use std::time::Duration;
-
 use axum::http::{Method, StatusCode};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+use common::TestBroker;
 use common::process::{Served, serve};
-use common::{TestBroker, assert_delete_done};
 use support::*;
 
 pub fn decode_identity(header: &Value) -> (String, Value) {
@@ -23,17 +21,6 @@ pub fn decode_identity(header: &Value) -> (String, Value) {
         .decode(b64)
         .unwrap();
     (platform.to_string(), serde_json::from_slice(&json).unwrap())
-}
-
-pub async fn wait_gone_or_done(b: &TestBroker, uri: &str) -> common::Resp {
-    for _ in 0..400 {
-        let r = b.call(Method::GET, uri, None).await;
-        if r.status != StatusCode::OK || r.json["state"] != "in progress" {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{uri} stayed in progress");
 }
 
 /// Runs bind, update, plan change, unbind and deprovision of one instance and
@@ -111,30 +98,10 @@ pub async fn lifecycle(cloud: &Cloud, b: &TestBroker, id: &str) {
     );
 
     // Update parameters, then change plan: both forwarded with mapped ids.
-    let r = call(
-        b,
-        Method::PATCH,
-        &format!("{path}?accepts_incomplete=true"),
-        Some(json!({"service_id": "svc-db", "parameters": {"size_gb": 20}})),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let r = b
-        .wait_instance(id, r.json["operation"].as_str().unwrap())
-        .await;
-    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
-    let r = call(
-        b,
-        Method::PATCH,
-        &format!("{path}?accepts_incomplete=true"),
-        Some(json!({"service_id": "svc-db", "plan_id": "plan-business"})),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let r = b
-        .wait_instance(id, r.json["operation"].as_str().unwrap())
-        .await;
-    assert_eq!(r.json["state"], "succeeded", "{}", r.text);
+    let size = json!({"service_id": "svc-db", "parameters": {"size_gb": 20}});
+    update_done(b, id, size).await;
+    let plan = json!({"service_id": "svc-db", "plan_id": "plan-business"});
+    update_done(b, id, plan).await;
     let patches = cloud.received("PATCH", &path);
     assert_eq!(patches.len(), 2, "{patches:#?}");
     assert_eq!(patches[0]["body"]["plan_id"], MYSQL_PREMIUM);
@@ -144,40 +111,18 @@ pub async fn lifecycle(cloud: &Cloud, b: &TestBroker, id: &str) {
     assert_eq!(inst["plan_id"], MYSQL_BUSINESS, "{inst}");
 
     // Unbind: upstream DELETE, Secret removed, our binding gone.
-    let r = call(
-        b,
-        Method::DELETE,
-        &format!("{bpath}?service_id=svc-db&plan_id=plan-premium&accepts_incomplete=true"),
-        None,
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let r = wait_gone_or_done(b, &format!("{bpath}/last_operation")).await;
-    assert_delete_done(&r);
+    unbind_done(b, &bpath, "plan-premium").await;
     assert!(!secret.exists());
     assert_eq!(cloud.received("DELETE", &bpath).len(), 1);
 
     // Deprovision: forwarded with the current (changed) plan.
-    let r = deprovision(b, id, "plan-business").await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
-    let r = wait_gone_or_done(b, &format!("{path}/last_operation")).await;
-    assert_delete_done(&r);
+    deprovision_done(b, id, "plan-business").await;
     let dels = cloud.received("DELETE", &path);
     assert_eq!(dels.len(), 1, "{dels:#?}");
     assert_eq!(dels[0]["query"]["plan_id"], MYSQL_BUSINESS);
     assert_eq!(dels[0]["query"]["service_id"], MYSQL_SERVICE);
-    let (status, _) = cloud.direct(reqwest::Method::GET, &path, None).await;
-    assert_eq!(status, 404, "the upstream instance is gone");
-}
-
-pub fn lint(catalog: &std::path::Path) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_chartbroker"))
-        .args(["catalog", "lint"])
-        .arg(catalog)
-        .arg("--charts")
-        .arg(common::fixtures().join("charts"))
-        .output()
-        .unwrap()
+    // The upstream instance is gone.
+    cloud.assert_gone(&path).await;
 }
 
 // === restart: the real binary, kill -9 mid-poll ===

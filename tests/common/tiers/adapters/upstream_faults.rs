@@ -233,6 +233,16 @@ pub async fn setup(mode: &str, polls: u32, tune: impl FnOnce(&mut CatalogOpts<'_
     Setup { cloud, proxy, b }
 }
 
+impl Setup {
+    /// Provisions `id` on the premium plan, which must end `failed`: the
+    /// description of its last_operation.
+    pub async fn provision_failed(&self, id: &str, params: Value) -> String {
+        let r = provision_settled(&self.b, id, params).await;
+        assert_eq!(r["state"], "failed", "{id}: {r}");
+        description(&r)
+    }
+}
+
 pub const INSTANCES: &str = "/v2/service_instances";
 
 /// Provisions `id` on the premium plan and returns the settled last_operation.

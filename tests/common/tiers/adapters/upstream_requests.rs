@@ -5,8 +5,6 @@ use crate::common;
 
 use common::upstream as support;
 
-use std::time::Duration;
-
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -44,17 +42,6 @@ pub fn k8s_provision(guids: Option<&str>, params: Value) -> Value {
 
 pub async fn put(b: &TestBroker, uri: &str, body: Value) -> common::Resp {
     call(b, Method::PUT, uri, Some(body)).await
-}
-
-pub async fn wait_gone(b: &TestBroker, uri: &str) -> common::Resp {
-    for _ in 0..400 {
-        let r = b.call(Method::GET, uri, None).await;
-        if r.status != StatusCode::OK || r.json["state"] != "in progress" {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{uri} stayed in progress");
 }
 
 pub async fn provision_until_done(b: &TestBroker, id: &str, body: Value) -> Value {
@@ -101,16 +88,4 @@ pub fn raw_uris(cloud: &Cloud) -> Vec<String> {
         .iter()
         .map(|r| r["raw_uri"].as_str().unwrap_or_default().to_string())
         .collect()
-}
-
-// === credentials over plain HTTP ===
-
-pub fn lint(catalog: &std::path::Path) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_chartbroker"))
-        .args(["catalog", "lint"])
-        .arg(catalog)
-        .arg("--charts")
-        .arg(common::fixtures().join("charts"))
-        .output()
-        .unwrap()
 }

@@ -101,19 +101,7 @@ pub async fn admin(server: &Server) -> sqlx::MySqlConnection {
 
 /// MariaDB with the catalog's admin password and database.
 pub async fn database() -> Server {
-    let server = databases::mariadb();
-    let opts = sqlx::mysql::MySqlConnectOptions::new()
-        .host("127.0.0.1")
-        .port(server.port)
-        .username("root");
-    let mut con = sqlx::MySqlConnection::connect_with(&opts).await.unwrap();
-    for q in [
-        "CREATE DATABASE app".to_string(),
-        format!("ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY '{ROOT}'"),
-    ] {
-        sqlx::Executor::execute(&mut con, q.as_str()).await.unwrap();
-    }
-    server
+    databases::mariadb_with_app(ROOT).await
 }
 
 pub async fn user_exists(server: &Server, user: &str) -> bool {
@@ -166,6 +154,17 @@ pub async fn instance_and_binding(b: &TestBroker, engine: &str) -> common::Resp 
 }
 
 impl Bed {
+    /// Deletes `how`, which must succeed, leaving nothing: no release
+    /// folder, Secret or record, and no database user on `server`.
+    pub async fn deletes_leaving_nothing(&self, how: Delete, cell: &str, server: &Server) {
+        self.delete(how).await.assert_succeeded(cell);
+        self.assert_nothing_left(how, cell).await;
+        assert!(
+            !user_exists(server, &self.user).await,
+            "{cell}: the user is left"
+        );
+    }
+
     pub fn release_dir(&self) -> PathBuf {
         self.b.release_dir("i1")
     }
@@ -234,10 +233,11 @@ pub async fn arrange(fault: Fault, server: &mut Server, bed: &mut Bed) {
 }
 
 /// One row of the matrix: `fault` on each delete path, on a fresh bed.
-pub async fn row(fault: Fault, check: impl AsyncCheck) {
+/// One row of the matrix, `case` naming it in every cell's messages.
+pub async fn row(case: &str, fault: Fault, check: &impl AsyncCheck) {
     let mut server = database().await;
     for how in Delete::ALL {
-        let cell = format!("{fault:?} × {how:?}");
+        let cell = format!("{case}: {fault:?} × {how:?}");
         let users: Arc<dyn UserAdmin> = Arc::new(DiesMidDelete {
             armed: AtomicBool::new(fault == Fault::Killed),
         });

@@ -3,12 +3,7 @@ use super::*;
 #[async_trait]
 impl AsyncCheck for Succeeds {
     async fn run(&self, cell: &str, how: Delete, server: &mut Server, bed: Bed) {
-        bed.delete(how).await.assert_succeeded(cell);
-        bed.assert_nothing_left(how, cell).await;
-        assert!(
-            !user_exists(server, &bed.user).await,
-            "{cell}: the user is left"
-        );
+        bed.deletes_leaving_nothing(how, cell, server).await;
     }
 }
 
@@ -48,12 +43,7 @@ impl AsyncCheck for DownChecks {
         assert!(d.contains("a retry finishes it"), "{cell}: {d}");
         assert!(!d.contains(ROOT), "{cell}: no admin password in {d}");
         server.start();
-        bed.delete(how).await.assert_succeeded(cell);
-        bed.assert_nothing_left(how, cell).await;
-        assert!(
-            !user_exists(server, &bed.user).await,
-            "{cell}: the user is left"
-        );
+        bed.deletes_leaving_nothing(how, cell, server).await;
     }
 }
 
@@ -133,23 +123,14 @@ pub fn write_engine_catalog(dir: &Path, engine: &str, server: &Server) {
         name: users
         description: {engine} with a user per binding
         bindable: true
-        chart:
-          path: {engine}
-          namespace: context
-          values: {values}
-          secrets:
-            root_password: {{length: 24, alphabet: alphanumeric}}
-            user_password: {{length: 24, alphabet: alphanumeric}}
-          binding_users:
-            engine: {engine}
-            admin: {{host: 127.0.0.1, port: {port}, password: "{password}"}}
-            {database}
-            connect_timeout_seconds: 2
-            in_release: true
-          credentials: {{username: "{{{{user.username}}}}", password: "{{{{user.password}}}}"}}
+{chart}          credentials: {{username: "{{{{user.username}}}}", password: "{{{{user.password}}}}"}}
 "#,
-        port = server.port,
-        password = server.admin_password,
+        chart = databases::binding_users_chart(
+            (engine, values),
+            (engine, server.port, &server.admin_password),
+            (database, ""),
+            true,
+        ),
     );
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("del.yaml"), yaml).unwrap();
