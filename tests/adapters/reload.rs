@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::helpers::reload::*;
 use common::process::{http, ready};
-use common::{PASS, USER, helm_bin};
+use common::{PASS, USER, gated_helm_in};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,22 +91,10 @@ async fn a_changed_catalog_directory_is_reloaded_without_a_signal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_operation_keeps_the_plan_it_started_with() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = with_catalog();
     // helm template waits for the gate file, so the operation is in flight
     // across the reload.
-    let gate = dir.path().join("gate");
-    let wrapper = dir.path().join("helm-gated");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nif [ \"$1\" = template ]; then\n  n=0\n  while [ ! -e '{}' ] && [ $n -lt 400 ]; do\n    sleep 0.05\n    n=$((n+1))\n  done\nfi\nexec '{}' \"$@\"\n",
-            gate.display(),
-            helm_bin().display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (wrapper, gate) = gated_helm_in(dir.path());
     let w = wrapper.to_str().unwrap().to_string();
     let b = start(dir.path(), &["--reload-interval", "0"], |c| {
         c.env("CHARTBROKER_HELM", &w);

@@ -1,10 +1,7 @@
-//! A MariaDB set up as the per-binding-user plans' catalogs expect it (a
-//! database `app`, a root password of the test's own), and the one question
-//! the delete suites ask of it: is a binding's user still there?
+//! The one question the delete suites ask of a MariaDB started by
+//! [`super::databases::mariadb_with_app`]: is a binding's user still there?
 
 use sqlx::Connection as _;
-
-use super::databases::{self, Server};
 
 /// A root connection to the MariaDB on `port` (`password`: None before
 /// one is set).
@@ -17,19 +14,6 @@ async fn root(port: u16, password: Option<&str>) -> sqlx::MySqlConnection {
         opts = opts.password(p);
     }
     sqlx::MySqlConnection::connect_with(&opts).await.unwrap()
-}
-
-/// A fresh MariaDB with the database `app` and `root_password` for root.
-pub async fn mariadb_with_app(root_password: &str) -> Server {
-    let server = databases::mariadb();
-    let mut con = root(server.port, None).await;
-    for q in [
-        "CREATE DATABASE app".to_string(),
-        format!("ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY '{root_password}'"),
-    ] {
-        sqlx::Executor::execute(&mut con, q.as_str()).await.unwrap();
-    }
-    server
 }
 
 /// Whether `user` exists on the MariaDB at `port`, asked as root.

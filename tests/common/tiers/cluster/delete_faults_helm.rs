@@ -292,7 +292,7 @@ pub const ROOT: &str = "matrix-root-pw";
 
 /// MariaDB with the catalog's admin password and database.
 pub async fn mariadb() -> Server {
-    common::mariadb_admin::mariadb_with_app(ROOT).await
+    common::databases::mariadb_with_app(ROOT).await
 }
 
 pub async fn user_exists(server: &Server, user: &str) -> bool {

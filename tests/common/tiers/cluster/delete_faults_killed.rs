@@ -181,7 +181,7 @@ pub const ROOT: &str = "killed-root-pw";
 
 /// MariaDB with the admin password of [`ROOT`] and the database `app`.
 pub async fn mariadb() -> common::databases::Server {
-    common::mariadb_admin::mariadb_with_app(ROOT).await
+    common::databases::mariadb_with_app(ROOT).await
 }
 
 pub async fn mysql_user_exists(port: u16, user: &str) -> bool {
