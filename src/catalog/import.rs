@@ -10,48 +10,22 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::doc_fields::{osb_doc, plan_doc, service_doc};
 use super::schema::{self, Validators};
 use super::{Catalog, LintIssue, MaintenanceInfo, Plan, ServedBy, Service, UpstreamPlan};
 
-/// `services[i]` of an OSB catalog document. Unknown fields are ignored:
-/// brokers may add vendor extensions.
-#[derive(Deserialize)]
-struct OsbService {
-    id: String,
-    name: String,
-    description: String,
-    #[serde(default)]
-    tags: Vec<String>,
-    #[serde(default)]
-    requires: Vec<String>,
-    bindable: bool,
-    #[serde(default)]
-    instances_retrievable: bool,
-    #[serde(default)]
-    bindings_retrievable: bool,
-    #[serde(default)]
-    allow_context_updates: bool,
-    #[serde(default)]
-    plan_updateable: bool,
-    metadata: Option<Value>,
-    dashboard_client: Option<Value>,
-    plans: Vec<OsbPlan>,
+service_doc! {
+    /// `services[i]` of an OSB catalog document. Unknown fields are ignored:
+    /// brokers may add vendor extensions.
+    #[derive(Deserialize)]
+    struct OsbService {}
+    plans: OsbPlan
 }
 
-#[derive(Deserialize)]
-struct OsbPlan {
-    id: String,
-    name: String,
-    description: String,
-    free: Option<bool>,
-    bindable: Option<bool>,
-    plan_updateable: Option<bool>,
-    #[serde(default)]
-    binding_rotatable: bool,
-    maximum_polling_duration: Option<u64>,
-    maintenance_info: Option<OsbMaintenanceInfo>,
-    metadata: Option<Value>,
-    schemas: Option<Value>,
+plan_doc! {
+    #[derive(Deserialize)]
+    struct OsbPlan {}
+    polling: u64, maintenance: OsbMaintenanceInfo
 }
 
 #[derive(Deserialize)]

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::doc_fields::{osb_doc, plan_doc, service_doc};
 use super::lint::{Lint, Scope, Tree, join};
 use super::schema::{self, SchemaKind, Validators};
 use super::{
@@ -31,50 +32,25 @@ struct FileDoc {
     upstreams: Vec<Value>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ServiceDoc {
-    id: String,
-    name: String,
-    description: String,
-    #[serde(default)]
-    tags: Vec<String>,
-    #[serde(default)]
-    requires: Vec<String>,
-    bindable: bool,
-    #[serde(default)]
-    instances_retrievable: bool,
-    #[serde(default)]
-    bindings_retrievable: bool,
-    #[serde(default)]
-    allow_context_updates: bool,
-    #[serde(default)]
-    plan_updateable: bool,
-    metadata: Option<Value>,
-    dashboard_client: Option<Value>,
-    binding: Option<super::BindingType>,
-    plans: Vec<PlanDoc>,
+service_doc! {
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ServiceDoc {
+        binding: Option<super::BindingType>,
+    }
+    plans: PlanDoc
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PlanDoc {
-    id: String,
-    name: String,
-    description: String,
-    free: Option<bool>,
-    bindable: Option<bool>,
-    plan_updateable: Option<bool>,
-    #[serde(default)]
-    binding_rotatable: bool,
-    maximum_polling_duration: Option<crate::duration::Secs>,
-    maintenance_info: Option<MaintenanceInfo>,
-    metadata: Option<Value>,
-    schemas: Option<Value>,
-    #[serde(default)]
-    async_required: bool,
-    chart: Option<ChartDoc>,
-    upstream: Option<UpstreamPlan>,
+plan_doc! {
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct PlanDoc {
+        #[serde(default)]
+        async_required: bool,
+        chart: Option<ChartDoc>,
+        upstream: Option<UpstreamPlan>,
+    }
+    polling: crate::duration::Secs, maintenance: MaintenanceInfo
 }
 
 #[derive(Debug, Deserialize)]

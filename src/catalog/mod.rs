@@ -24,6 +24,7 @@ mod binding_users;
 mod chart_auth;
 pub(crate) mod chart_files;
 mod chart_plan;
+mod doc_fields;
 mod import;
 mod lint;
 mod load;
