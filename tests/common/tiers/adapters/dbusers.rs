@@ -225,7 +225,12 @@ pub fn binding_secret_text(b: &TestBroker, instance: &str, binding: &str) -> Str
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| std::fs::read_to_string(e.path()).unwrap())
-        .find(|t| t.contains(binding))
+        // By its binding-id annotation: a bare `contains(binding)` also
+        // matched another binding whose generated password held "b1".
+        .find(|t| {
+            let doc: Value = serde_saphyr::from_str(t).unwrap();
+            doc["metadata"]["annotations"]["chartbroker.io/binding-id"] == binding
+        })
         .unwrap_or_else(|| panic!("no binding Secret for {binding} in {}", dir.display()))
 }
 
