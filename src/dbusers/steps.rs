@@ -3,6 +3,12 @@
 //! answering. A failed unbind says which user is still there and that a
 //! retry finishes it. A deprovision needs no user dropped when the database
 //! goes away with the release.
+//!
+//! Messages are redacted with the plain redactor ([`redact`]: each secret
+//! whole and in every encoding): what they quote is a database driver's
+//! error and the plan's own endpoint, which hold a secret, if at all, as it
+//! was sent, never rearranged the way a chart's template can rearrange one
+//! (that is what `redact_chart_text` is for, at a hundred times the cost).
 
 use serde_json::Value;
 
@@ -13,7 +19,7 @@ use super::{
 use crate::broker::model::Secrets;
 use crate::broker::ports::BackendError;
 use crate::catalog::BindingUsers;
-use crate::helm::redact;
+use crate::redact::redact;
 
 /// Bind: creates the binding's own user and returns it, or the shared user
 /// when the database is unreachable and the plan falls back. `redact` lists

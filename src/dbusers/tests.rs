@@ -151,3 +151,44 @@ fn sql_quoting_survives_hostile_names() {
     assert_ne!(postgres::group_name("a"), postgres::group_name("b"));
     assert!(postgres::group_name("a").len() <= 63);
 }
+
+/// A server that fails every call with an error quoting its secrets.
+struct Leaky(fn(String) -> DbError);
+
+#[async_trait]
+impl UserAdmin for Leaky {
+    async fn create(&self, target: &Target, user: &User) -> Result<(), DbError> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&target.admin_password);
+        Err((self.0)(format!(
+            "login {} ({b64}) for {} refused",
+            target.admin_password, user.password
+        )))
+    }
+    async fn drop_user(&self, target: &Target, _username: &str) -> Result<(), DbError> {
+        Err((self.0)(format!("no: {}", target.admin_password)))
+    }
+}
+
+#[tokio::test]
+async fn a_driver_error_quoting_a_secret_reaches_no_message() {
+    let spec = spec(
+        "engine: mysql\nadmin: {password: \"{{secrets.root_password}}\"}\ndatabase: d\nshared: {username: s, password: \"{{secrets.root_password}}\"}\n",
+    );
+    let also = vec!["r00t-Secret".to_string()];
+    for fail in [DbError::Unreachable, DbError::Refused, DbError::Failed] {
+        let e = bind(&Leaky(fail), &spec, &data(), ("i-1", "b-1"), &also)
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("<redacted>"), "{}", e.message);
+        for secret in ["r00t-Secret", "cjAwdC1TZWNyZXQ="] {
+            assert!(!e.message.contains(secret), "{}", e.message);
+        }
+        // The fresh user's password is never in it either.
+        assert!(
+            !e.message.contains("for ") || e.message.contains("for <redacted>"),
+            "{}",
+            e.message
+        );
+    }
+}
