@@ -629,3 +629,7 @@ async fn a_plan_removed_from_the_catalog_blocks_no_delete() {
 /// Store writes per operation kind (one file of its own).
 #[path = "writes_tests.rs"]
 mod writes;
+
+/// Commits on the embedded store (in a `tests` folder: it uses the store).
+#[path = "tests/redb_commits.rs"]
+mod redb_commits;

@@ -18,7 +18,7 @@ use super::seal::Sealer;
 use super::summaries;
 use super::summary_filters::Filters;
 use crate::broker::model::needs_sweep;
-use crate::broker::ports::{Expect, Store, StoreError, Table};
+use crate::broker::ports::{Expect, Removal, Store, StoreError, Table, Tags};
 use crate::broker::summary::{InstanceSummary, SummaryPage, SummaryQuery};
 
 pub(super) const INSTANCES: TableDefinition<&str, &[u8]> = TableDefinition::new("instances");
@@ -301,12 +301,28 @@ impl Store for RedbStore {
         value: Vec<u8>,
         expect: Expect,
     ) -> Result<u64, StoreError> {
+        self.put_removing(table, key, value, expect, &Tags::default(), &[])
+            .await
+    }
+
+    /// One write request, so the put and its removals share one
+    /// transaction (one fsync); nothing is removed when the put conflicts.
+    async fn put_removing(
+        &self,
+        table: Table,
+        key: &str,
+        value: Vec<u8>,
+        expect: Expect,
+        _tags: &Tags,
+        removals: &[Removal],
+    ) -> Result<u64, StoreError> {
         let write = Write::Put {
             table,
             key: key.to_string(),
             sealed: self.opener().seal(table, key, &value),
             indexing: Indexing::of(table, key, &value),
             expect,
+            removals: removals.to_vec(),
         };
         self.noted(self.writer.write(write).await)
     }
