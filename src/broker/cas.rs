@@ -9,7 +9,7 @@
 
 use futures::future::BoxFuture;
 
-use super::model::{HasOperations, OpKind};
+use super::model::{HasOperations, OpKind, OpState};
 use super::pending::Route;
 use super::ports::{Expect, StoreError};
 pub(super) use super::record::Record;
@@ -45,9 +45,25 @@ impl Broker {
             Route::Conflict => return Err(StoreError::Conflict),
         };
         let bytes = serde_json::to_vec(record).expect("records serialize");
-        self.store()
-            .put_tagged(R::TABLE, &key, bytes, expect, &record.tags())
-            .await
+        // Removals riding on the operation this write settles ([`super::pending`]).
+        let settles = |op: &str| {
+            record
+                .find_op(op)
+                .is_some_and(|o| o.state != OpState::InProgress)
+        };
+        let Some((op, removals)) = self.inner.pending.riders.for_write(R::TABLE, &key, settles)
+        else {
+            return self
+                .store()
+                .put_tagged(R::TABLE, &key, bytes, expect, &record.tags())
+                .await;
+        };
+        let version = self
+            .store()
+            .put_removing(R::TABLE, &key, bytes, expect, &record.tags(), &removals)
+            .await?;
+        self.inner.pending.riders.done(R::TABLE, &key, &op);
+        Ok(version)
     }
 
     /// Reads record `key` of `R`'s table (`None`: there is none), lets

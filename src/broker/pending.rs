@@ -27,6 +27,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+mod riders;
+
 use super::ports::{Expect, StoreError, Table};
 use super::record::Record;
 use super::{Broker, Result};
@@ -53,6 +55,8 @@ struct Held {
 pub(super) struct Pending {
     state: Mutex<State>,
     next: AtomicU64,
+    /// Removals waiting for an operation's settling write ([`riders`]).
+    pub(super) riders: riders::Riders,
 }
 
 #[derive(Default)]
@@ -168,8 +172,12 @@ impl Pending {
     }
 
     /// Forgets what is held for `k`: everything, or (`op`) only a record
-    /// holding that operation (it ended, or never will).
+    /// holding that operation, and the removals riding on it (it ended, or
+    /// never will).
     pub(super) fn release(&self, table: Table, k: &str, op: Option<&str>) {
+        if let Some(op) = op {
+            self.riders.done(table, k, op);
+        }
         let mut s = self.state.lock().expect("pending lock");
         let k = key(table, k);
         if op.is_none() || s.held.get(&k).is_some_and(|h| h.op.as_deref() == op) {

@@ -88,6 +88,30 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<u64, StoreError> {
         self.put(table, key, value, expect).await
     }
+    /// Writes like [`Store::put_tagged`] and removes each of `removals`
+    /// that is still at its version (one that moved on is left), in one
+    /// durable write where the store can (the redb store: one transaction,
+    /// and nothing removed when the put conflicts). The default removes
+    /// them one by one, then puts. Either way a caller whose put conflicts
+    /// decides again and sends the removals again with its next put: a
+    /// removal done already then finds nothing at its version.
+    async fn put_removing(
+        &self,
+        table: Table,
+        key: &str,
+        value: Vec<u8>,
+        expect: Expect,
+        tags: &Tags,
+        removals: &[Removal],
+    ) -> Result<u64, StoreError> {
+        for r in removals {
+            match self.remove(r.table, &r.key, r.version).await {
+                Ok(()) | Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.put_tagged(table, key, value, expect, tags).await
+    }
     /// The records written with `tag`, or `None` when this store keeps no
     /// tags (callers then [`Store::list`] everything).
     async fn tagged(
@@ -116,6 +140,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<SummaryPage>, StoreError> {
         Ok(None)
     }
+}
+
+/// A record [`Store::put_removing`] removes with its write, if the record
+/// is still at `version`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Removal {
+    /// Its table.
+    pub table: Table,
+    /// Its key.
+    pub key: String,
+    /// The version it was read at.
+    pub version: u64,
 }
 
 /// What a record is tagged with when written, so the records a replica must

@@ -475,3 +475,7 @@ mod writes;
 /// Restarts and replicas (one file of its own).
 #[path = "restart_tests.rs"]
 mod restart;
+
+/// Commits on the embedded store (in a `tests` folder: it uses the store).
+#[path = "tests/redb_commits.rs"]
+mod redb_commits;

@@ -151,3 +151,55 @@ fn sql_quoting_survives_hostile_names() {
     assert_ne!(postgres::group_name("a"), postgres::group_name("b"));
     assert!(postgres::group_name("a").len() <= 63);
 }
+
+/// A server that fails every call with an error quoting its secrets: the
+/// admin password whole, in base64 and reversed, and the new user's.
+struct Leaky(fn(String) -> DbError);
+
+#[async_trait]
+impl UserAdmin for Leaky {
+    async fn create(&self, target: &Target, user: &User) -> Result<(), DbError> {
+        use base64::Engine as _;
+        let pw = &target.admin_password;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(pw);
+        let reversed: String = pw.chars().rev().collect();
+        Err((self.0)(format!(
+            "login {pw} ({b64}, {reversed}) for [{}] refused",
+            user.password
+        )))
+    }
+    async fn drop_user(&self, target: &Target, _username: &str) -> Result<(), DbError> {
+        Err((self.0)(format!("no: {}", target.admin_password)))
+    }
+}
+
+#[tokio::test]
+async fn a_database_error_quoting_a_secret_reaches_no_message() {
+    let spec =
+        spec("engine: mysql\nadmin: {password: \"{{secrets.root_password}}\"}\ndatabase: d\n");
+    let also = vec!["r00t-Secret".to_string()];
+    for (fail, server) in [
+        (DbError::Unreachable as fn(String) -> DbError, false),
+        (DbError::Refused, true),
+        (DbError::Failed, true),
+    ] {
+        let e = bind(&Leaky(fail), &spec, &data(), ("i-1", "b-1"), &also)
+            .await
+            .unwrap_err();
+        let m = &e.message;
+        assert!(m.contains("login <redacted> (<redacted>,"), "{m}");
+        assert!(
+            m.contains("for [<redacted>]"),
+            "the new user's password: {m}"
+        );
+        assert!(
+            !m.contains("r00t-Secret") && !m.contains("cjAwdC1TZWNyZXQ="),
+            "{m}"
+        );
+        // The server's own words may rearrange what it was sent: they get
+        // the chart-text redactor (a local network error can't).
+        if server {
+            assert!(!m.contains("terceS-t00r"), "{m}");
+        }
+    }
+}

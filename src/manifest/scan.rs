@@ -16,6 +16,24 @@ pub(super) struct Chunk<'a> {
     /// Its number among the stream's documents that hold more than
     /// comments and blank lines (1-based).
     pub(crate) number: usize,
+    /// The template it came from: helm's `# Source:` comment among the
+    /// comment lines before its content.
+    pub(crate) source: Option<&'a str>,
+}
+
+/// The file a `# Source:` comment line before the content of `text` names.
+fn source_of(text: &str) -> Option<&str> {
+    for line in text.lines() {
+        let t = line.trim_start();
+        if t.is_empty() {
+            continue;
+        }
+        let comment = t.strip_prefix('#')?;
+        if let Some(file) = comment.trim().strip_prefix("Source:") {
+            return Some(file.trim());
+        }
+    }
+    None
 }
 
 /// Whether a chunk holds anything but blank lines and comments.
@@ -34,6 +52,7 @@ fn push<'a>(chunks: &mut Vec<Chunk<'a>>, text: &'a str, first_line: usize) {
             text,
             first_line,
             number,
+            source: source_of(text),
         });
     }
 }

@@ -125,3 +125,20 @@ fn broker_objects_are_emitted_in_the_same_form() {
     let long = "k".repeat(2000);
     assert!(emit_object(json!({ long: 1 })).is_err());
 }
+
+#[test]
+fn the_source_is_helms_comment_before_the_content_only() {
+    let docs = read(
+        "---\n# a note\n#   Source: c/templates/a.yaml\nkind: A\n---\nkind: B\n\
+         data:\n  script: |\n    # Source: c/templates/fake.yaml\n# Source: late.yaml\n",
+    )
+    .unwrap();
+    assert_eq!(docs[0].source.as_deref(), Some("c/templates/a.yaml"));
+    // A line inside a block scalar, or a comment after the content, names
+    // nothing.
+    assert_eq!(docs[1].source, None);
+    assert_eq!(
+        docs[1].value["data"]["script"],
+        "# Source: c/templates/fake.yaml\n"
+    );
+}

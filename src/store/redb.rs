@@ -18,7 +18,7 @@ use super::seal::Sealer;
 use super::summaries;
 use super::summary_filters::Filters;
 use crate::broker::model::needs_sweep;
-use crate::broker::ports::{Expect, Store, StoreError, Table, WriteResult};
+use crate::broker::ports::{Expect, Removal, Store, StoreError, Table, Tags, WriteResult};
 use crate::broker::summary::{InstanceSummary, SummaryPage, SummaryQuery};
 
 pub(super) const INSTANCES: TableDefinition<&str, &[u8]> = TableDefinition::new("instances");
@@ -295,12 +295,28 @@ impl Store for RedbStore {
     }
 
     async fn put(&self, table: Table, key: &str, value: Vec<u8>, expect: Expect) -> WriteResult {
+        self.put_removing(table, key, value, expect, &Tags::default(), &[])
+            .await
+    }
+
+    /// One write request, so the put and its removals share one
+    /// transaction (one fsync); nothing is removed when the put conflicts.
+    async fn put_removing(
+        &self,
+        table: Table,
+        key: &str,
+        value: Vec<u8>,
+        expect: Expect,
+        _tags: &Tags,
+        removals: &[Removal],
+    ) -> WriteResult {
         let write = Write::Put {
             table,
             key: key.to_string(),
             sealed: self.opener().seal(table, key, &value),
             indexing: Indexing::of(table, key, &value),
             expect,
+            removals: removals.to_vec(),
         };
         self.noted(self.writer.write(write).await)
     }

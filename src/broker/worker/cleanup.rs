@@ -3,8 +3,10 @@
 //! (orphan mitigation on the broker's side), so a failed operation leaves
 //! nothing to clean up.
 
-use crate::broker::model::{Instance, Secrets};
-use crate::broker::ports::{Backend, BackendError, BindingCtx, InstanceCtx, StoreError, Table};
+use crate::broker::model::{HasOperations, Instance, Secrets};
+use crate::broker::ports::{
+    Backend, BackendError, BindingCtx, InstanceCtx, Removal, StoreError, Table,
+};
 use crate::broker::{Broker, BrokerError};
 
 impl Broker {
@@ -34,12 +36,36 @@ impl Broker {
                 notes.extend(backend.unbind_with_instance(bctx).await?);
             }
             let key = crate::broker::binding_key(&b.instance_id, &b.id);
-            match self.store().remove(Table::Bindings, &key, version).await {
-                Ok(()) | Err(StoreError::Conflict) => {}
-                Err(e) => return Err(BackendError::new(e.to_string())),
-            }
+            self.forget_binding(inst, key, version).await?;
         }
         Ok((!notes.is_empty()).then(|| notes.into_iter().collect::<Vec<_>>().join("; ")))
+    }
+
+    /// Forgets a binding `inst`'s deprovision has revoked: with the write
+    /// that settles the deprovision ([`crate::broker::pending`]'s riders,
+    /// one durable write for all), or at once without an operation.
+    async fn forget_binding(
+        &self,
+        inst: &Instance,
+        key: String,
+        version: u64,
+    ) -> std::result::Result<(), BackendError> {
+        if let Some(op) = inst.current() {
+            let removal = Removal {
+                table: Table::Bindings,
+                key,
+                version,
+            };
+            self.inner
+                .pending
+                .riders
+                .add(Table::Instances, &inst.id, &op.id, removal);
+            return Ok(());
+        }
+        match self.store().remove(Table::Bindings, &key, version).await {
+            Ok(()) | Err(StoreError::Conflict) => Ok(()),
+            Err(e) => Err(BackendError::new(e.to_string())),
+        }
     }
 
     /// Orphan mitigation on the broker's side: a bind whose credentials
