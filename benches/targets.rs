@@ -5,13 +5,14 @@
 //! measurement goes in a file of its own under `benches/targets/` and adds
 //! its rows here with one `rows.push(..)` line. `scripts/bench.sh` builds everything and runs
 //! this; it needs `wrk` and the bare reference server
-//! (`examples/bare_catalog.rs`, path in `BENCH_REFERENCE`).
+//! (`benches/reference`, path in `BENCH_REFERENCE`).
 //!
 //! Knobs: BENCH_FLOWS (default 200), BENCH_CONCURRENCY (8), BENCH_WRK_SECONDS
 //! (5), BENCH_POLL_MS (100, between last_operation polls), BENCH_SCALE (1000000 instances and as many bindings), BENCH_MEMORY
 //! (10000 instances), BENCH_OUT (also write the table to this file),
-//! BENCH_BROKER (another chartbroker binary, e.g. one with symbols for
-//! callgrind_annotate on target/bench/callgrind/).
+//! BENCH_BROKER (the chartbroker binary measured: `scripts/bench.sh` sets
+//! the release build's; point it at one with symbols for callgrind_annotate
+//! on target/bench/callgrind/).
 //!
 //! Nothing here asserts on time: it reports.
 
@@ -647,23 +648,20 @@ fn main() {
 async fn run() {
     let flows = env_or("BENCH_FLOWS", 200) as usize;
     let concurrency = env_or("BENCH_CONCURRENCY", 8) as usize;
-    let wrk_seconds = env_or("BENCH_WRK_SECONDS", 5);
     let scale = env_or("BENCH_SCALE", 1_000_000) as usize;
     let memory_instances = env_or("BENCH_MEMORY", 10_000) as usize;
     let reference = std::env::var("BENCH_REFERENCE")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| root().join("target/release/examples/bare_catalog"));
+        .unwrap_or_else(|_| root().join("target/release/bare_catalog"));
     let work = tempfile::tempdir().unwrap();
     let (helm, log) = counting_helm(work.path());
     let mut rows = Vec::new();
     let mut notes = Vec::new();
-    rows.extend(lean::rows(work.path(), &helm, &reference).await);
+    let (lean_rows, ref_ms_per_request) = lean::rows(work.path(), &helm, &reference).await;
 
     // --- Flows: CPU, helm calls, idle memory ---------------------------
     let data = work.path().join("flows");
     let (b, _) = start(&data, &helm).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle_start = rss_mib(b.pid());
     eprintln!("flows: {flows} x {concurrency} concurrent");
     let mut phases = Vec::new();
     for kind in Kind::ALL {
@@ -715,79 +713,14 @@ async fn run() {
         Some(helm_ok),
     );
 
-    // --- Catalog against the bare reference ----------------------------
-    let (_, body) = call(&mut connect(b.port).await, "GET", "/v2/catalog", None).await;
-    let body_file = work.path().join("catalog.json");
-    std::fs::write(&body_file, serde_json::to_vec(&body).unwrap()).unwrap();
-    let ref_port = free_port();
-    let reference = Proc(
-        Command::new(&reference)
-            .arg(format!("127.0.0.1:{ref_port}"))
-            .arg(&body_file)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("reference server {}: {e}", reference.display())),
-    );
-    for _ in 0..200 {
-        if try_connect(ref_port).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let ref_pid = reference.0.id();
-    let ref_idle = rss_mib(ref_pid);
-    let ref_cpu0 = cpu_ms(ref_pid);
-    // Alternating runs, best of two each, so neither side gets the quieter
-    // moment of a shared machine.
-    let (mut mine, mut theirs) = (Vec::new(), Vec::new());
-    for _ in 0..2 {
-        mine.push(wrk(b.port, wrk_seconds, true));
-        theirs.push(wrk(ref_port, wrk_seconds, false));
-    }
-    let ref_cpu1 = cpu_ms(ref_pid);
-    let ref_served: f64 = theirs.iter().map(|w| w.rps * wrk_seconds as f64).sum();
-    let ref_ms_per_request =
-        ((ref_cpu1.0 - ref_cpu0.0) + (ref_cpu1.1 - ref_cpu0.1)) / ref_served.max(1.0);
-    drop(reference);
+    drop(b);
     rows.push(flow_row.reference(format!(
         "bare axum: {:.3} ms for the flow's {requests_per_flow:.1} requests ({:.1} µs each)",
         ref_ms_per_request * requests_per_flow,
         ref_ms_per_request * 1000.0
     )));
     rows.push(helm_row);
-    let best = |v: &[Wrk]| {
-        let rps = v.iter().map(|w| w.rps).fold(0.0, f64::max);
-        let p99 = v.iter().map(|w| w.p99_ms).fold(f64::INFINITY, f64::min);
-        (rps, p99)
-    };
-    let ((rps, p99), (ref_rps, ref_p99)) = (best(&mine), best(&theirs));
-    rows.push(
-        row(
-            "2. GET /v2/catalog (wrk, 32 connections) ≥ 0.9× bare axum; p99 ≤ 1.1× its p99",
-            format!(
-                "{rps:.0} req/s ({:.2}×); p99 {p99:.2} ms ({:.2}×)",
-                rps / ref_rps,
-                p99 / ref_p99
-            ),
-            Some(rps >= 0.9 * ref_rps && p99 <= 1.1 * ref_p99),
-        )
-        .reference(format!(
-            "bare axum: {ref_rps:.0} req/s; p99 {ref_p99:.2} ms"
-        )),
-    );
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let idle_after = rss_mib(b.pid());
-    let threads = status_kib(b.pid(), "Threads:");
-    drop(b);
-    rows.push(
-        row(
-            "3a. idle RSS ≤ 12 MB",
-            format!("{idle_start:.1} MiB at start, {idle_after:.1} MiB after the flows and catalog load ({threads} threads)"),
-            Some(idle_start.max(idle_after) <= 12.0),
-        )
-        .reference(format!("bare axum idle: {ref_idle:.1} MiB")),
-    );
+    rows.extend(lean_rows);
 
     // --- Memory with many instances, and the embedded store's scale ------
     let data = work.path().join("scale");
@@ -802,14 +735,9 @@ async fn run() {
         .collect();
     let small = read_latency(b.port, &ids).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_many = rss_mib(b.pid());
+    rows.push(lean::many(b.pid(), memory_instances));
     drop(conns);
     drop(b);
-    rows.push(row(
-        "3b. RSS with 10,000 instances and 100 open connections ≤ 30 MB",
-        format!("{rss_many:.1} MiB ({memory_instances} instances)"),
-        Some(rss_many <= 30.0),
-    ));
     let t = Instant::now();
     seed(&data, &sample, memory_instances, scale);
     seed_bindings(&data, &sample, scale);

@@ -1,25 +1,26 @@
-//! Issue 23, targets 2 and 3: the catalog path against the bare axum
-//! reference (throughput, p99, instructions per request) and memory (idle
-//! RSS split into anonymous and file-backed pages, RSS with many instances
-//! and open connections, the binary's size). Each measured in the same run
-//! as its reference; nothing asserts on time.
+//! Issue 23, targets 2 and 3 (the table's only rows for them): the catalog
+//! path against the bare axum reference (throughput, p99, instructions per
+//! request) and memory (idle RSS split into anonymous and file-backed
+//! pages, the binary's size, RSS with many instances and open
+//! connections). Each measured in the same run as its reference; nothing
+//! asserts on time.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use super::{
-    Broker, Proc, call, connect, env_or, free_port, open_connections, row, sample_records, seed,
-    start, status_kib, try_connect, wrk,
+    Broker, Proc, call, connect, cpu_ms, env_or, free_port, row, start, status_kib, try_connect,
+    wrk,
 };
 use crate::table::Row;
 
 /// Requests counted under callgrind, after as many to warm up.
 const CALLGRIND_REQUESTS: u64 = 500;
 
-/// The rows of targets 2 and 3.
-pub(crate) async fn rows(work: &Path, helm: &Path, reference: &Path) -> Vec<Row> {
-    let mut rows = Vec::new();
+/// Rows 2 and 3a, and the reference server's CPU per request in ms (what
+/// HTTP alone costs, row 1's reference).
+pub(crate) async fn rows(work: &Path, helm: &Path, reference: &Path) -> (Vec<Row>, f64) {
     let data = work.join("lean");
     let (b, _) = start(&data, helm).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -29,14 +30,22 @@ pub(crate) async fn rows(work: &Path, helm: &Path, reference: &Path) -> Vec<Row>
     std::fs::write(&body_file, serde_json::to_vec(&body).unwrap()).unwrap();
     let ref_port = free_port();
     let r = spawn_reference(reference, ref_port, &body_file, None).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let ref_idle = Memory::of(r.0.id());
     let rounds = env_or("BENCH_LEAN_ROUNDS", 3);
     let seconds = env_or("BENCH_WRK_SECONDS", 5);
+    // Alternating runs, best of each side, so neither gets the quieter
+    // moment of a shared machine.
     let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+    let ref_cpu0 = cpu_ms(r.0.id());
     for _ in 0..rounds {
         mine.push(wrk(b.port, seconds, true));
         theirs.push(wrk(ref_port, seconds, true));
     }
+    let ref_cpu1 = cpu_ms(r.0.id());
+    let ref_served: f64 = theirs.iter().map(|w| w.rps * seconds as f64).sum();
+    let ref_ms_per_request =
+        ((ref_cpu1.0 - ref_cpu0.0) + (ref_cpu1.1 - ref_cpu0.1)) / ref_served.max(1.0);
     drop(r);
     drop(b);
     let best = |v: &[super::Wrk]| {
@@ -45,53 +54,51 @@ pub(crate) async fn rows(work: &Path, helm: &Path, reference: &Path) -> Vec<Row>
         (rps, p99)
     };
     let ((rps, p99), (ref_rps, ref_p99)) = (best(&mine), best(&theirs));
-    let instructions = if std::env::var("BENCH_PROFILE").as_deref() == Ok("0") {
-        "instructions not measured (BENCH_PROFILE=0)".to_string()
+    let (instructions, ref_instructions) = if std::env::var("BENCH_PROFILE").as_deref() == Ok("0") {
+        (String::new(), String::new())
     } else {
         let broker = broker_instructions(work, helm).await;
         let bare = reference_instructions(reference, &body_file).await;
-        format!(
-            "{broker} instructions per request vs {bare} ({} in the broker's own path)",
-            broker as i64 - bare as i64
+        (
+            format!("; {broker} instructions a request (callgrind)"),
+            format!("; {bare}"),
         )
     };
-    rows.push(row(
-        "23.2 GET /v2/catalog (wrk, 32 connections, best of alternating runs) ≥ 0.9× bare axum; p99 ≤ 1.1× its p99",
+    let catalog = row(
+        "2. GET /v2/catalog (wrk, 32 connections, best of alternating runs) ≥ 0.9× bare axum; p99 ≤ 1.1× its p99",
         format!(
-            "{rps:.0} req/s vs {ref_rps:.0} ({:.2}×); p99 {p99:.2} ms vs {ref_p99:.2} ms ({:.2}×); {instructions}",
+            "{rps:.0} req/s ({:.2}×); p99 {p99:.2} ms ({:.2}×){instructions}",
             rps / ref_rps,
             p99 / ref_p99
         ),
         Some(rps >= 0.9 * ref_rps && p99 <= 1.1 * ref_p99),
+    )
+    .reference(format!(
+        "bare axum: {ref_rps:.0} req/s; p99 {ref_p99:.2} ms{ref_instructions}"
     ));
-    rows.push(row(
-        "23.3a idle RSS ≤ 12 MB",
+    let memory = row(
+        "3a. idle RSS ≤ 12 MB",
         format!(
-            "{}; bare axum {}; binary {:.1} MiB",
+            "{}; binary {:.1} MiB",
             idle.show(),
-            ref_idle.show(),
-            binary_mib()
+            file_mib(&broker_binary())
         ),
         Some(idle.rss <= 12.0),
+    )
+    .reference(format!(
+        "bare axum: {}; binary {:.1} MiB",
+        ref_idle.show(),
+        file_mib(reference)
     ));
-    rows.push(many(work, helm).await);
-    rows
+    (vec![catalog, memory], ref_ms_per_request)
 }
 
-/// RSS with BENCH_MEMORY instances in the store and 100 open connections.
-async fn many(work: &Path, helm: &Path) -> Row {
-    let n = env_or("BENCH_MEMORY", 10_000) as usize;
-    let data = work.join("lean-many");
-    let sample = sample_records(&data, helm).await;
-    seed(&data, &sample, 0, n);
-    let (b, _) = start(&data, helm).await;
-    let conns = open_connections(b.port, 100).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let m = Memory::of(b.pid());
-    drop(conns);
-    drop(b);
+/// Row 3b: the broker `pid` with `n` instances in its store and 100 open
+/// connections.
+pub(crate) fn many(pid: u32, n: usize) -> Row {
+    let m = Memory::of(pid);
     row(
-        "23.3b RSS with 10,000 instances and 100 open connections ≤ 30 MB",
+        "3b. RSS with 10,000 instances and 100 open connections ≤ 30 MB",
         format!("{} ({n} instances)", m.show()),
         Some(m.rss <= 30.0),
     )
@@ -124,11 +131,14 @@ impl Memory {
     }
 }
 
-fn binary_mib() -> f64 {
-    let bin = std::env::var_os("BENCH_BROKER")
+fn broker_binary() -> std::path::PathBuf {
+    std::env::var_os("BENCH_BROKER")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_chartbroker").into());
-    std::fs::metadata(bin).map(|m| m.len()).unwrap_or(0) as f64 / 1024.0 / 1024.0
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_chartbroker").into())
+}
+
+fn file_mib(path: &Path) -> f64 {
+    std::fs::metadata(path).map_or(0, |m| m.len()) as f64 / 1024.0 / 1024.0
 }
 
 /// Starts the reference server (under `wrapper`, e.g. valgrind, if given)

@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -46,7 +46,7 @@ async fn bind(
     State(broker): State<Broker>,
     OsbPath((instance_id, binding_id)): OsbPath<(String, String)>,
     OsbQuery(q): OsbQuery<InstanceQuery>,
-    Extension(identity): Extension<OriginIdentity>,
+    identity: OriginIdentity,
     headers: axum::http::HeaderMap,
     OsbJson(body): OsbJson<BindBody>,
 ) -> Result<Response, ApiError> {
@@ -88,7 +88,7 @@ async fn unbind(
     State(broker): State<Broker>,
     OsbPath((instance_id, binding_id)): OsbPath<(String, String)>,
     OsbQuery(q): OsbQuery<InstanceQuery>,
-    Extension(identity): Extension<OriginIdentity>,
+    identity: OriginIdentity,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let req = UnbindRequest {
@@ -106,7 +106,7 @@ async fn unbind(
 async fn fetch(
     State(broker): State<Broker>,
     OsbPath((instance_id, binding_id)): OsbPath<(String, String)>,
-    Extension(caller): Extension<super::auth::Caller>,
+    caller: super::auth::Caller,
 ) -> Result<Response, ApiError> {
     broker.check_read(&instance_id, &caller.0).await?;
     let v = broker.fetch_binding(&instance_id, &binding_id).await?;
@@ -119,10 +119,10 @@ async fn fetch(
 
 async fn last_operation(
     State(broker): State<Broker>,
-    Extension(version): Extension<ApiVersion>,
+    version: ApiVersion,
     OsbPath((instance_id, binding_id)): OsbPath<(String, String)>,
     OsbQuery(q): OsbQuery<InstanceQuery>,
-    Extension(caller): Extension<super::auth::Caller>,
+    caller: super::auth::Caller,
 ) -> Result<Response, ApiError> {
     broker.check_read(&instance_id, &caller.0).await?;
     let op = broker

@@ -1,6 +1,5 @@
 //! `GET /v2/catalog`
 
-use axum::Extension;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -19,11 +18,7 @@ pub(crate) fn router() -> Router<AppState> {
 /// The catalog body and its `ETag` are serialized once when the catalog
 /// loads; each request shares their bytes (no copy, no allocation of ours).
 /// An `ETag` lets platforms skip unchanged catalogs.
-async fn catalog(
-    State(broker): State<Broker>,
-    Extension(version): Extension<ApiVersion>,
-    req: Request,
-) -> Response {
+async fn catalog(State(broker): State<Broker>, version: ApiVersion, req: Request) -> Response {
     let catalog = broker.catalog();
     // `Catalog::etag` is already a quoted entity-tag; quoting it again sent
     // `""hex""`, which is not a valid ETag (RFC 7232 §2.3).

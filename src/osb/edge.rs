@@ -26,7 +26,7 @@ use tower::{Layer, Service};
 use super::access;
 use super::auth::{self, Caller, LiveCredentials};
 use super::error::{ApiError, InternalDetail};
-use super::headers::{self, OriginIdentity};
+use super::headers::{self, Checked, OriginIdentity};
 use crate::broker::trust::Trust;
 use crate::metrics::Metrics;
 
@@ -46,9 +46,10 @@ impl<S> Layer<S> for V2Layer {
 
 /// 401 unless the request carries valid credentials, 412 without a
 /// supported `X-Broker-API-Version`, 400 for a malformed originating
-/// identity; otherwise puts the credential's trust ([`Caller`]), the
-/// [`crate::api_version::ApiVersion`] and the [`OriginIdentity`] on the
-/// request, and the trust on the response for the access log.
+/// identity; otherwise puts the [`crate::api_version::ApiVersion`] and the
+/// [`OriginIdentity`] (with the credential's trust) on the request as one
+/// [`Checked`], and the trust ([`Caller`]) on the response when the access
+/// log shows it.
 #[derive(Clone)]
 pub struct V2<S> {
     inner: S,
@@ -60,10 +61,10 @@ impl<S> V2<S> {
         let trust = auth::authenticate(&self.credentials, req)?;
         let version = headers::api_version(req.headers())?;
         let identity = headers::originating_identity(req.headers())?;
-        let ext = req.extensions_mut();
-        ext.insert(Caller(trust.clone()));
-        ext.insert(version);
-        ext.insert(OriginIdentity(identity, trust.clone()));
+        req.extensions_mut().insert(Checked {
+            version,
+            identity: OriginIdentity(identity, trust.clone()),
+        });
         Ok(trust)
     }
 }
@@ -83,7 +84,8 @@ where
 
     fn call(&mut self, mut req: Request) -> Self::Future {
         match self.check(&mut req) {
-            Ok(trust) => V2Future::Inner(self.inner.call(req), Some(trust)),
+            // The response carries the trust only for the access line.
+            Ok(trust) => V2Future::Inner(self.inner.call(req), access_logged().then_some(trust)),
             Err(refused) => V2Future::Refused(Some(refused.into_response())),
         }
     }
@@ -159,7 +161,7 @@ where
 
     fn call(&mut self, req: Request) -> Self::Future {
         let route = req.extensions().get::<MatchedPath>().cloned();
-        let line = tracing::enabled!(target: "chartbroker::access", tracing::Level::INFO)
+        let line = access_logged()
             .then(|| AccessLine::of(route.as_ref().map_or(UNMATCHED, MatchedPath::as_str), &req));
         let seen = Seen {
             echo: req.headers().get(&headers::REQUEST_IDENTITY).cloned(),
@@ -171,6 +173,11 @@ where
         };
         ObserveFuture(self.inner.call(req), Some(seen))
     }
+}
+
+/// Whether the access log is on (its callsite's interest is cached).
+fn access_logged() -> bool {
+    tracing::enabled!(target: "chartbroker::access", tracing::Level::INFO)
 }
 
 /// The route label of a request no route matched.

@@ -2,12 +2,16 @@
 //! identity (decoded after authentication) and the request identity
 //! (echoed); [`super::edge`] applies them.
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName};
 use base64::Engine as _;
 use serde_json::Value;
 
+use super::auth::Caller;
 use super::error::ApiError;
 use crate::api_version::ApiVersion;
+use crate::broker::BrokerError;
 use crate::broker::model::OriginatingIdentity;
 
 /// `X-Broker-API-Version`.
@@ -74,6 +78,48 @@ pub(crate) struct OriginIdentity(
     pub(crate) Option<OriginatingIdentity>,
     pub(crate) std::sync::Arc<crate::broker::trust::Trust>,
 );
+
+/// What [`super::edge::V2`] established about a request, as one request
+/// extension (each extension is an allocation per request); handlers take
+/// its parts as the extractors [`ApiVersion`], [`OriginIdentity`] and
+/// [`Caller`].
+#[derive(Clone, Debug)]
+pub(crate) struct Checked {
+    pub(crate) version: ApiVersion,
+    pub(crate) identity: OriginIdentity,
+}
+
+fn checked(parts: &Parts) -> Result<&Checked, ApiError> {
+    parts.extensions.get::<Checked>().ok_or_else(|| {
+        ApiError::Broker(BrokerError::Internal(
+            "a /v2 route ran without the edge's checks".into(),
+        ))
+    })
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiVersion {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        checked(parts).map(|c| c.version)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for OriginIdentity {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        checked(parts).map(|c| c.identity.clone())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        checked(parts).map(|c| Caller(c.identity.1.clone()))
+    }
+}
 
 /// Parses `platform base64(json-object)` and checks the profile's required
 /// properties for the platforms it defines.

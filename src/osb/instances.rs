@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -93,7 +93,7 @@ async fn provision(
     State(app): State<super::AppState>,
     OsbPath(instance_id): OsbPath<String>,
     OsbQuery(q): OsbQuery<InstanceQuery>,
-    Extension(identity): Extension<OriginIdentity>,
+    identity: OriginIdentity,
     headers: axum::http::HeaderMap,
     OsbJson(body): OsbJson<ProvisionBody>,
 ) -> Result<Response, ApiError> {
@@ -138,10 +138,10 @@ async fn provision(
 
 async fn update(
     State(app): State<super::AppState>,
-    Extension(version): Extension<ApiVersion>,
+    version: ApiVersion,
     OsbPath(instance_id): OsbPath<String>,
     OsbQuery(q): OsbQuery<InstanceQuery>,
-    Extension(identity): Extension<OriginIdentity>,
+    identity: OriginIdentity,
     headers: axum::http::HeaderMap,
     OsbJson(body): OsbJson<UpdateBody>,
 ) -> Result<Response, ApiError> {
@@ -166,10 +166,10 @@ async fn update(
 
 async fn deprovision(
     State(broker): State<Broker>,
-    Extension(version): Extension<ApiVersion>,
+    version: ApiVersion,
     OsbPath(instance_id): OsbPath<String>,
     OsbQuery(q): OsbQuery<InstanceQuery>,
-    Extension(identity): Extension<OriginIdentity>,
+    identity: OriginIdentity,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let req = DeprovisionRequest {
@@ -186,9 +186,9 @@ async fn deprovision(
 
 async fn fetch(
     State(app): State<super::AppState>,
-    Extension(version): Extension<ApiVersion>,
+    version: ApiVersion,
     OsbPath(instance_id): OsbPath<String>,
-    Extension(caller): Extension<super::auth::Caller>,
+    caller: super::auth::Caller,
 ) -> Result<Response, ApiError> {
     let broker = &app.broker;
     broker.check_read(&instance_id, &caller.0).await?;
@@ -212,10 +212,10 @@ async fn fetch(
 
 async fn last_operation(
     State(broker): State<Broker>,
-    Extension(version): Extension<ApiVersion>,
+    version: ApiVersion,
     OsbPath(instance_id): OsbPath<String>,
     OsbQuery(q): OsbQuery<InstanceQuery>,
-    Extension(caller): Extension<super::auth::Caller>,
+    caller: super::auth::Caller,
 ) -> Result<Response, ApiError> {
     broker.check_read(&instance_id, &caller.0).await?;
     let op = broker

@@ -77,10 +77,13 @@ impl FromRef<AppState> for Arc<Metrics> {
 
 /// The whole HTTP application.
 pub(crate) fn app(state: AppState) -> Router {
+    // Only the routes that read a body carry its limit: the layer puts an
+    // extension on every request it sees.
+    let limit = || DefaultBodyLimit::max(extract::BODY_LIMIT);
     let v2 = Router::new()
         .merge(catalog::router())
-        .merge(instances::router())
-        .merge(bindings::router())
+        .merge(instances::router().layer(limit()))
+        .merge(bindings::router().layer(limit()))
         // axum's default 405 has an empty body; every error gets an OSB body.
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(edge::V2Layer(state.credentials.clone()));
@@ -91,7 +94,6 @@ pub(crate) fn app(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::NoRoute })
-        .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
         .layer(edge::ObserveLayer(state.metrics.clone()))
         .with_state(state)
 }

@@ -32,15 +32,30 @@ impl Padded {
     }
 
     /// Whether `candidate` is this secret, in time independent of both
-    /// (see the module's comment).
+    /// (see the module's comment). Compared a word at a time (a padded
+    /// width is a multiple of 8; an unpadded tail is zero-extended).
     pub(crate) fn ct_eq(&self, candidate: &[u8]) -> Choice {
-        let mut diff = 0u8;
-        for (i, b) in self.bytes.iter().enumerate() {
-            // Branches on the candidate's length only, which its sender knows.
-            diff |= b ^ candidate.get(i).copied().unwrap_or(0);
+        let mut diff = 0u64;
+        for at in (0..self.bytes.len()).step_by(8) {
+            diff |= word(&self.bytes, at) ^ word(candidate, at);
         }
         let diff = core::hint::black_box(diff);
         diff.ct_eq(&0) & self.len.ct_eq(&(candidate.len() as u64))
+    }
+}
+
+/// The 8 bytes of `bytes` from `at`, zeros past its end. Branches on the
+/// length only (a candidate's is known to its sender, a secret's width is
+/// public to the block).
+fn word(bytes: &[u8], at: usize) -> u64 {
+    match bytes.get(at..at + 8) {
+        Some(w) => u64::from_le_bytes(w.try_into().expect("8 bytes")),
+        None => {
+            let mut w = [0u8; 8];
+            let rest = bytes.get(at..).unwrap_or(&[]);
+            w[..rest.len()].copy_from_slice(rest);
+            u64::from_le_bytes(w)
+        }
     }
 }
 
@@ -82,6 +97,23 @@ mod tests {
         assert!(eq(&v[2], "x".repeat(70).as_bytes()));
         assert!(!eq(&v[2], "x".repeat(71).as_bytes()));
         assert!(!eq(&v[2], "x".repeat(200).as_bytes()));
+    }
+
+    #[test]
+    fn every_byte_counts_padded_or_not() {
+        // Word-wise comparison: a difference in any byte, the last partial
+        // word of an unpadded secret included, is a mismatch.
+        let secret: Vec<u8> = (1..=70).collect();
+        let mut padded = vec![Padded::new(&secret)];
+        pad_all(&mut padded, |p| p);
+        for p in [Padded::new(&secret), padded.remove(0)] {
+            assert!(bool::from(p.ct_eq(&secret)));
+            for i in 0..secret.len() {
+                let mut other = secret.clone();
+                other[i] ^= 0x80;
+                assert!(!bool::from(p.ct_eq(&other)), "byte {i}");
+            }
+        }
     }
 
     #[test]

@@ -298,3 +298,33 @@ async fn debug_output_never_shows_credentials() {
     let shown = format!("{:?}", b.runtime.state.credentials);
     assert!(!shown.contains(PASS) && !shown.contains(USER), "{shown}");
 }
+
+#[tokio::test]
+async fn every_route_that_reads_a_body_refuses_one_over_one_mib() {
+    // The limit sits on the routes that read bodies, not around the whole
+    // application: each of them must still refuse 413, before any work.
+    let b = TestBroker::start().await;
+    b.provision_sync("i-0", "plan-small", json!({})).await;
+    let over = vec![b' '; 1024 * 1024 + 1];
+    for (method, uri) in [
+        (Method::PUT, "/v2/service_instances/i-1"),
+        (Method::PATCH, "/v2/service_instances/i-0"),
+        (
+            Method::PUT,
+            "/v2/service_instances/i-0/service_bindings/b-1",
+        ),
+    ] {
+        let r = send_json_bytes(&b, method.clone(), uri, Some(over.clone())).await;
+        assert_osb_error(&r, StatusCode::PAYLOAD_TOO_LARGE, None);
+    }
+    for uri in [
+        "/v2/service_instances/i-1",
+        "/v2/service_instances/i-0/service_bindings/b-1",
+    ] {
+        let r = b.get(uri).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{uri}: {}", r.text);
+    }
+    // A route that reads no body answers whatever is sent with it.
+    let r = send_json_bytes(&b, Method::GET, "/v2/catalog", Some(over)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
