@@ -108,14 +108,7 @@ async fn an_async_operation_is_written_twice_and_a_sync_unbind_once() {
     // A synchronous deprovision, likewise: one write for the instance.
     let before = store.writes();
     let out = b
-        .deprovision(
-            DeprovisionRequest {
-                instance_id: "i".into(),
-                service_id: "svc".into(),
-                plan_id: "plan".into(),
-            },
-            RequestMeta::default(),
-        )
+        .deprovision(deprovision_req("i"), RequestMeta::default())
         .await
         .unwrap();
     assert_eq!(out, Outcome::Done);

@@ -20,7 +20,7 @@ pub(crate) mod postgres;
 pub mod redis;
 mod steps;
 
-pub(crate) use steps::{bind, unbind, unbind_with_instance, undo_after_bind};
+pub(crate) use steps::{Revoking, bind, unbind, unbind_with_instance, undo_after_bind};
 
 use std::time::Duration;
 

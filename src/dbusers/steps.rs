@@ -130,19 +130,33 @@ pub(crate) async fn undo_after_bind(
     }
 }
 
+/// One binding's user to drop: the database admin, the plan's
+/// `binding_users`, what its templates see, the (instance, binding) ids its
+/// name derives from, the credentials it was issued, and the secrets to
+/// keep out of messages.
+#[derive(Clone, Copy)]
+pub(crate) struct Revoking<'a> {
+    pub(crate) admin: &'a dyn UserAdmin,
+    pub(crate) spec: &'a BindingUsers,
+    pub(crate) data: &'a Value,
+    pub(crate) ids: (&'a str, &'a str),
+    pub(crate) credentials: &'a Secrets,
+    pub(crate) redact_also: &'a [String],
+}
+
 /// Unbind: drops the binding's user. A binding that fell back to the shared
 /// user (its credentials never named its own) needs nothing revoked when the
 /// database is still unreachable. A failure says what is still there and
 /// that a retry finishes it.
-pub(crate) async fn unbind(
-    admin: &dyn UserAdmin,
-    spec: &BindingUsers,
-    data: &Value,
-    ids: (&str, &str),
-    credentials: &Secrets,
-    redact_also: &[String],
-) -> Result<(), BackendError> {
-    let Err((target, e)) = revoke(admin, spec, data, ids, credentials).await? else {
+pub(crate) async fn unbind(r: &Revoking<'_>) -> Result<(), BackendError> {
+    let Revoking {
+        spec,
+        ids,
+        credentials,
+        redact_also,
+        ..
+    } = *r;
+    let Err((target, e)) = revoke(r).await? else {
         return Ok(());
     };
     let username = user_name(ids.0, ids.1);
@@ -168,20 +182,12 @@ pub(crate) async fn unbind(
 /// uninstalling the release deletes it with every user, so a user that
 /// can't be dropped now needs no dropping: the answer is then a note for
 /// the operation's description instead of a failure.
-pub(crate) async fn unbind_with_instance(
-    admin: &dyn UserAdmin,
-    spec: &BindingUsers,
-    data: &Value,
-    ids: (&str, &str),
-    credentials: &Secrets,
-    redact_also: &[String],
-) -> Result<Option<String>, BackendError> {
-    if !spec.database_in_release() {
-        return unbind(admin, spec, data, ids, credentials, redact_also)
-            .await
-            .map(|()| None);
+pub(crate) async fn unbind_with_instance(r: &Revoking<'_>) -> Result<Option<String>, BackendError> {
+    if !r.spec.database_in_release() {
+        return unbind(r).await.map(|()| None);
     }
-    let Err((target, e)) = revoke(admin, spec, data, ids, credentials).await? else {
+    let (ids, redact_also) = (r.ids, r.redact_also);
+    let Err((target, e)) = revoke(r).await? else {
         return Ok(None);
     };
     let why = match e {
@@ -202,13 +208,15 @@ pub(crate) async fn unbind_with_instance(
 /// Drops the binding's user: `Ok(Err(..))` says where and why it could not
 /// be (none of it for a binding that got the shared user while the
 /// database is unreachable).
-async fn revoke(
-    admin: &dyn UserAdmin,
-    spec: &BindingUsers,
-    data: &Value,
-    ids: (&str, &str),
-    credentials: &Secrets,
-) -> Result<Result<(), (Target, DbError)>, BackendError> {
+async fn revoke(r: &Revoking<'_>) -> Result<Result<(), (Target, DbError)>, BackendError> {
+    let Revoking {
+        admin,
+        spec,
+        data,
+        ids,
+        credentials,
+        ..
+    } = *r;
     let target = resolve(spec, data).map_err(BackendError::new)?;
     let username = user_name(ids.0, ids.1);
     match admin.drop_user(&target, &username).await {

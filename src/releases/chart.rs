@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::broker::model::{OpKind, Secrets};
 use crate::broker::ports::{Backend, BackendError, BindingCtx, Checkpoint, InstanceCtx};
-use crate::catalog::{ChartPlan, ChartSource, LookupKind, Plan};
+use crate::catalog::{BindingUsers, ChartPlan, ChartSource, LookupKind, Plan};
 use crate::charts::ChartFetcher;
 use crate::dbusers::{self, UserAdmin};
 use crate::helm::redact;
@@ -110,6 +110,23 @@ impl ChartPlans {
     pub(crate) fn with_user_admin(mut self, users: Arc<dyn UserAdmin>) -> Self {
         self.users = users;
         self
+    }
+
+    /// The binding's user to drop, as `dbusers` takes it.
+    fn revoking<'a>(
+        &'a self,
+        spec: &'a BindingUsers,
+        (data, ids, redact): &'a UserScope<'a>,
+        ctx: &'a BindingCtx<'_>,
+    ) -> dbusers::Revoking<'a> {
+        dbusers::Revoking {
+            admin: self.users.as_ref(),
+            spec,
+            data,
+            ids: *ids,
+            credentials: &ctx.binding.credentials,
+            redact_also: redact,
+        }
     }
 
     /// Fetch charts of remote sources (repositories, OCI) with `fetcher`.
@@ -322,9 +339,8 @@ impl Backend for ChartPlans {
         let Some(spec) = &chart_of(ctx.instance.plan)?.binding_users else {
             return Ok(());
         };
-        let (data, ids, redact) = user_scope(&ctx);
-        let (admin, issued) = (self.users.as_ref(), &ctx.binding.credentials);
-        dbusers::unbind(admin, spec, &data, ids, issued, &redact).await
+        let scope = user_scope(&ctx);
+        dbusers::unbind(&self.revoking(spec, &scope, &ctx)).await
     }
 
     async fn unbind_with_instance(
@@ -334,15 +350,17 @@ impl Backend for ChartPlans {
         let Some(spec) = &chart_of(ctx.instance.plan)?.binding_users else {
             return Ok(None);
         };
-        let (data, ids, redact) = user_scope(&ctx);
-        let (admin, issued) = (self.users.as_ref(), &ctx.binding.credentials);
-        dbusers::unbind_with_instance(admin, spec, &data, ids, issued, &redact).await
+        let scope = user_scope(&ctx);
+        dbusers::unbind_with_instance(&self.revoking(spec, &scope, &ctx)).await
     }
 }
 
+/// What `chart.binding_users` templates see, the ids and the secrets: [`user_scope`].
+type UserScope<'a> = (Value, (&'a str, &'a str), Vec<String>);
+
 /// What `chart.binding_users` templates see (the instance, like values), the
 /// ids a user name derives from, and the secrets to keep out of messages.
-fn user_scope<'a>(ctx: &'a BindingCtx<'_>) -> (Value, (&'a str, &'a str), Vec<String>) {
+fn user_scope<'a>(ctx: &'a BindingCtx<'_>) -> UserScope<'a> {
     (
         instance_data(&ctx.instance),
         (&ctx.instance.instance.id, &ctx.binding.id),

@@ -44,14 +44,7 @@ async fn a_sync_deprovision_and_its_binding_removals_are_one_commit() {
     assert_eq!(store.list(Table::Bindings, "").await.unwrap().len(), 2);
     let (commits, _) = store.commit_counts();
     let out = b
-        .deprovision(
-            DeprovisionRequest {
-                instance_id: "i".into(),
-                service_id: "svc".into(),
-                plan_id: "plan".into(),
-            },
-            RequestMeta::default(),
-        )
+        .deprovision(deprovision_req("i"), RequestMeta::default())
         .await
         .unwrap();
     assert_eq!(out, Outcome::Done);
