@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 
 use super::model::{HasOperations, OpKind, OpState};
 use super::pending::Route;
-use super::ports::{Expect, StoreError};
+use super::ports::{Expect, Put, StoreError};
 pub(super) use super::record::Record;
 use super::{Broker, BrokerError, Result, decode};
 
@@ -55,12 +55,16 @@ impl Broker {
         else {
             return self
                 .store()
-                .put_tagged(R::TABLE, &key, bytes, expect, &record.tags())
+                .put_tagged(Put::new(R::TABLE, &key, bytes, expect), &record.tags())
                 .await;
         };
         let version = self
             .store()
-            .put_removing(R::TABLE, &key, bytes, expect, &record.tags(), &removals)
+            .put_removing(
+                Put::new(R::TABLE, &key, bytes, expect),
+                &record.tags(),
+                &removals,
+            )
             .await?;
         self.inner.pending.riders.done(R::TABLE, &key, &op);
         Ok(version)

@@ -43,6 +43,27 @@ pub enum Expect {
 /// What a write returns: the record's new version, or why it was refused.
 pub type WriteResult = Result<u64, StoreError>;
 
+/// A write of [`Store::put`]'s parts, for the writes that carry more
+/// ([`Store::put_tagged`], [`Store::put_removing`]): `value` to `key` of
+/// `table` if `expect` holds.
+pub struct Put<'a> {
+    pub table: Table,
+    pub key: &'a str,
+    pub value: Vec<u8>,
+    pub expect: Expect,
+}
+
+impl<'a> Put<'a> {
+    pub fn new(table: Table, key: &'a str, value: Vec<u8>, expect: Expect) -> Self {
+        Put {
+            table,
+            key,
+            value,
+            expect,
+        }
+    }
+}
+
 /// Store failures.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -78,15 +99,8 @@ pub trait Store: Send + Sync + 'static {
     /// Writes like [`Store::put`], tagging the record so [`Store::tagged`]
     /// finds it without reading the others. Stores without an index of
     /// their own keep no tags (the default).
-    async fn put_tagged(
-        &self,
-        table: Table,
-        key: &str,
-        value: Vec<u8>,
-        expect: Expect,
-        _tags: &Tags,
-    ) -> Result<u64, StoreError> {
-        self.put(table, key, value, expect).await
+    async fn put_tagged(&self, put: Put<'_>, _tags: &Tags) -> WriteResult {
+        self.put(put.table, put.key, put.value, put.expect).await
     }
     /// Writes like [`Store::put_tagged`] and removes each of `removals`
     /// that is still at its version (one that moved on is left), in one
@@ -95,22 +109,14 @@ pub trait Store: Send + Sync + 'static {
     /// them one by one, then puts. Either way a caller whose put conflicts
     /// decides again and sends the removals again with its next put: a
     /// removal done already then finds nothing at its version.
-    async fn put_removing(
-        &self,
-        table: Table,
-        key: &str,
-        value: Vec<u8>,
-        expect: Expect,
-        tags: &Tags,
-        removals: &[Removal],
-    ) -> Result<u64, StoreError> {
+    async fn put_removing(&self, put: Put<'_>, tags: &Tags, removals: &[Removal]) -> WriteResult {
         for r in removals {
             match self.remove(r.table, &r.key, r.version).await {
                 Ok(()) | Err(StoreError::Conflict) => {}
                 Err(e) => return Err(e),
             }
         }
-        self.put_tagged(table, key, value, expect, tags).await
+        self.put_tagged(put, tags).await
     }
     /// The records written with `tag`, or `None` when this store keeps no
     /// tags (callers then [`Store::list`] everything).

@@ -17,11 +17,7 @@ pub(crate) const BODY_LIMIT: usize = 1024 * 1024;
 /// accept bodies without one). Unknown fields are ignored by the DTOs.
 pub(crate) struct OsbJson<T>(pub T);
 
-impl<S, T> FromRequest<S> for OsbJson<T>
-where
-    S: Send + Sync,
-    T: DeserializeOwned,
-{
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OsbJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
@@ -52,11 +48,7 @@ where
 /// with different values it is ambiguous, so still a 400.
 pub(crate) struct OsbQuery<T>(pub T);
 
-impl<S, T> FromRequestParts<S> for OsbQuery<T>
-where
-    S: Send + Sync,
-    T: DeserializeOwned,
-{
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for OsbQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {

@@ -50,7 +50,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use super::health::StoreHealth;
 use super::seal::Sealer;
-use crate::broker::ports::{Expect, Store, StoreError, Table, Tag, Tags, WriteResult};
+use crate::broker::ports::{Expect, Put, Store, StoreError, Table, Tag, Tags, WriteResult};
 use crate::cluster::{Kube, MANAGED_BY};
 
 mod key_check;
@@ -251,18 +251,17 @@ impl Store for KubeStore {
     }
 
     async fn put(&self, table: Table, key: &str, value: Vec<u8>, expect: Expect) -> WriteResult {
-        self.put_tagged(table, key, value, expect, &Tags::default())
-            .await
+        let put = Put::new(table, key, value, expect);
+        self.put_tagged(put, &Tags::default()).await
     }
 
-    async fn put_tagged(
-        &self,
-        table: Table,
-        key: &str,
-        value: Vec<u8>,
-        expect: Expect,
-        tags: &Tags,
-    ) -> Result<u64, StoreError> {
+    async fn put_tagged(&self, put: Put<'_>, tags: &Tags) -> WriteResult {
+        let Put {
+            table,
+            key,
+            value,
+            expect,
+        } = put;
         let name = secret_name(table, key);
         match expect {
             Expect::Absent => {

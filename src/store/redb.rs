@@ -18,7 +18,7 @@ use super::seal::Sealer;
 use super::summaries;
 use super::summary_filters::Filters;
 use crate::broker::model::needs_sweep;
-use crate::broker::ports::{Expect, Removal, Store, StoreError, Table, Tags, WriteResult};
+use crate::broker::ports::{Expect, Put, Removal, Store, StoreError, Table, Tags, WriteResult};
 use crate::broker::summary::{InstanceSummary, SummaryPage, SummaryQuery};
 
 pub(super) const INSTANCES: TableDefinition<&str, &[u8]> = TableDefinition::new("instances");
@@ -295,27 +295,20 @@ impl Store for RedbStore {
     }
 
     async fn put(&self, table: Table, key: &str, value: Vec<u8>, expect: Expect) -> WriteResult {
-        self.put_removing(table, key, value, expect, &Tags::default(), &[])
-            .await
+        let put = Put::new(table, key, value, expect);
+        self.put_removing(put, &Tags::default(), &[]).await
     }
 
     /// One write request, so the put and its removals share one
     /// transaction (one fsync); nothing is removed when the put conflicts.
-    async fn put_removing(
-        &self,
-        table: Table,
-        key: &str,
-        value: Vec<u8>,
-        expect: Expect,
-        _tags: &Tags,
-        removals: &[Removal],
-    ) -> WriteResult {
+    async fn put_removing(&self, put: Put<'_>, _tags: &Tags, removals: &[Removal]) -> WriteResult {
+        let (table, key) = (put.table, put.key);
         let write = Write::Put {
             table,
             key: key.to_string(),
-            sealed: self.opener().seal(table, key, &value),
-            indexing: Indexing::of(table, key, &value),
-            expect,
+            sealed: self.opener().seal(table, key, &put.value),
+            indexing: Indexing::of(table, key, &put.value),
+            expect: put.expect,
             removals: removals.to_vec(),
         };
         self.noted(self.writer.write(write).await)

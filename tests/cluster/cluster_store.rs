@@ -181,7 +181,7 @@ async fn a_replica_killed_mid_install_is_taken_over_and_its_helm_dies_with_it() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_flight_owners_and_tombstones_are_labels_found_by_selector() {
-    use chartbroker::broker::ports::{Expect, Store, Table, Tag, Tags};
+    use chartbroker::broker::ports::{Expect, Put, Store, Table, Tag, Tags};
     use chartbroker::store::kubernetes::KubeStore;
     let k = Cluster::admin().await;
     let ns = k.namespace("state").await;
@@ -202,30 +202,21 @@ async fn in_flight_owners_and_tombstones_are_labels_found_by_selector() {
     };
     let va = store
         .put_tagged(
-            Table::Instances,
-            "a",
-            b"1".to_vec(),
-            Expect::Absent,
+            Put::new(Table::Instances, "a", b"1".to_vec(), Expect::Absent),
             &owned("r1"),
         )
         .await
         .unwrap();
     store
         .put_tagged(
-            Table::Instances,
-            "b",
-            b"2".to_vec(),
-            Expect::Absent,
+            Put::new(Table::Instances, "b", b"2".to_vec(), Expect::Absent),
             &owned("r2"),
         )
         .await
         .unwrap();
     store
         .put_tagged(
-            Table::Bindings,
-            "b\0x",
-            b"3".to_vec(),
-            Expect::Absent,
+            Put::new(Table::Bindings, "b\0x", b"3".to_vec(), Expect::Absent),
             &owned("r1"),
         )
         .await
@@ -248,10 +239,7 @@ async fn in_flight_owners_and_tombstones_are_labels_found_by_selector() {
     // The operation finished: the owner label goes; deleted: a tombstone.
     store
         .put_tagged(
-            Table::Instances,
-            "a",
-            b"5".to_vec(),
-            Expect::Version(va),
+            Put::new(Table::Instances, "a", b"5".to_vec(), Expect::Version(va)),
             &Tags {
                 owner: None,
                 tombstone: true,
@@ -265,10 +253,7 @@ async fn in_flight_owners_and_tombstones_are_labels_found_by_selector() {
     let odd = "replica/with spaces and a very long name that exceeds the sixty-three limit";
     store
         .put_tagged(
-            Table::Instances,
-            "d",
-            b"6".to_vec(),
-            Expect::Absent,
+            Put::new(Table::Instances, "d", b"6".to_vec(), Expect::Absent),
             &owned(odd),
         )
         .await
