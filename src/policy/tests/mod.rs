@@ -2,6 +2,7 @@
 
 mod allowlist;
 mod allowlist_cases;
+mod allowlist_network_cases;
 mod pods;
 
 use serde_json::{Value, json};
