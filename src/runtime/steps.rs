@@ -191,28 +191,7 @@ pub(super) async fn wire_engine(
             })
         }
         (Engine::Helm, Some(kube)) => {
-            let exe = match &cfg.exe {
-                Some(p) => p.clone(),
-                None => std::env::current_exe()
-                    .context("finding the broker's own executable (helm's post-renderer)")?,
-            };
-            let records = Arc::new(crate::releases::inspect::HelmRecords::new(
-                helm.clone(),
-                kube.clone(),
-                cfg.release_identity.clone(),
-            ));
-            // No kubeconfig for helm itself: each release call gets a
-            // private one holding the release identity's token.
-            let engine = HelmEngine::new(helm, kube.clone(), &exe)
-                .await
-                .context("the helm engine needs a working helm binary")?
-                .with_identity(cfg.release_identity.clone());
-            tracing::info!(helm_major = engine.major(), "helm engine ready");
-            if !cfg.subject_access_review {
-                tracing::warn!(
-                    "SubjectAccessReview is off: the platform is trusted for every namespace a request names"
-                );
-            }
+            let (engine, records) = helm_engine(cfg, kube, helm).await?;
             Ok(Wired {
                 chart: plans(Arc::new(engine)),
                 sink: Arc::new(KubeSink::new(kube.clone())),
@@ -224,6 +203,38 @@ pub(super) async fn wire_engine(
         }
         (Engine::Helm, None) => unreachable!("connect() connects for the helm engine"),
     }
+}
+
+/// The helm engine as the release identity, with the broker itself as
+/// helm's post-renderer, and what the dashboard reads of its releases.
+async fn helm_engine(
+    cfg: &ServeConfig,
+    kube: &Kube,
+    helm: Helm,
+) -> anyhow::Result<(HelmEngine, Arc<crate::releases::inspect::HelmRecords>)> {
+    let exe = match &cfg.exe {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()
+            .context("finding the broker's own executable (helm's post-renderer)")?,
+    };
+    let records = Arc::new(crate::releases::inspect::HelmRecords::new(
+        helm.clone(),
+        kube.clone(),
+        cfg.release_identity.clone(),
+    ));
+    // No kubeconfig for helm itself: each release call gets a
+    // private one holding the release identity's token.
+    let engine = HelmEngine::new(helm, kube.clone(), &exe)
+        .await
+        .context("the helm engine needs a working helm binary")?
+        .with_identity(cfg.release_identity.clone());
+    tracing::info!(helm_major = engine.major(), "helm engine ready");
+    if !cfg.subject_access_review {
+        tracing::warn!(
+            "SubjectAccessReview is off: the platform is trusted for every namespace a request names"
+        );
+    }
+    Ok((engine, records))
 }
 
 /// With `--store kube`, a Lease of this replica's own; without one (no
