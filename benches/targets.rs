@@ -827,6 +827,23 @@ fn seed_bindings(data: &Path, sample: &Sample, scale: usize) {
     }
 }
 
+/// The broker on `data` and a free port, run under `valgrind
+/// --tool=callgrind` writing its counters to `out` (not yet ready).
+fn broker_under_callgrind(data: &Path, helm: &Path, out: &Path) -> Broker {
+    let port = free_port();
+    let inner = broker_command(data, helm, port);
+    let mut cmd = lean::callgrind(out);
+    cmd.arg(inner.get_program())
+        .args(inner.get_args())
+        .envs(inner.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    Broker {
+        proc: Proc(cmd.spawn().expect("valgrind")),
+        port,
+    }
+}
+
 /// Runs the broker under `valgrind --tool=callgrind` and dumps the counters
 /// after each kind of operation: instructions per operation, exactly
 /// repeatable (unlike time), for the broker process alone.
@@ -839,20 +856,8 @@ async fn profile(work: &Path, helm: &Path) -> String {
     let _ = std::fs::remove_dir_all(&dir);
     let data = work.join("profile");
     std::fs::create_dir_all(&dir).unwrap();
-    let port = free_port();
-    let inner = broker_command(&data, helm, port);
-    let mut cmd = Command::new("valgrind");
-    cmd.args(["--tool=callgrind", "--quiet"])
-        .arg(format!("--callgrind-out-file={}/cg.out", dir.display()))
-        .arg(inner.get_program())
-        .args(inner.get_args())
-        .envs(inner.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let b = Broker {
-        proc: Proc(cmd.spawn().expect("valgrind")),
-        port,
-    };
+    let b = broker_under_callgrind(&data, helm, &dir.join("cg.out"));
+    let port = b.port;
     if wait_ready(port, Duration::from_secs(300)).await.is_none() {
         return "Profile: the broker did not start under valgrind.\n".into();
     }

@@ -10,8 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use super::{
-    Broker, Proc, call, connect, cpu_ms, env_or, free_port, row, start, status_kib, try_connect,
-    wrk,
+    Proc, call, connect, cpu_ms, env_or, free_port, row, start, status_kib, try_connect, wrk,
 };
 use crate::table::Row;
 
@@ -170,7 +169,7 @@ async fn spawn_reference(
     p
 }
 
-fn callgrind(out: &Path) -> Command {
+pub(super) fn callgrind(out: &Path) -> Command {
     let mut cmd = Command::new("valgrind");
     cmd.args(["--tool=callgrind", "--quiet"])
         .arg(format!("--callgrind-out-file={}", out.display()));
@@ -216,18 +215,8 @@ async fn broker_instructions(work: &Path, helm: &Path) -> u64 {
     let dir = work.join("lean-cg-broker");
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("cg.out");
-    let port = free_port();
-    let inner = super::broker_command(&work.join("lean-cg-data"), helm, port);
-    let mut cmd = callgrind(&out);
-    cmd.arg(inner.get_program())
-        .args(inner.get_args())
-        .envs(inner.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let b = Broker {
-        proc: Proc(cmd.spawn().expect("valgrind")),
-        port,
-    };
+    let b = super::broker_under_callgrind(&work.join("lean-cg-data"), helm, &out);
+    let port = b.port;
     super::wait_ready(port, Duration::from_secs(300))
         .await
         .expect("the broker starts under valgrind");
