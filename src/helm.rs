@@ -340,7 +340,9 @@ impl Helm {
         // post-renderers) is killed with it.
         #[cfg(unix)]
         cmd.process_group(0);
-        die_with_parent(&mut cmd);
+        if changes_cluster(args) {
+            die_with_parent(&mut cmd);
+        }
         self.credentials(&mut cmd);
         cmd
     }
@@ -353,6 +355,9 @@ impl Helm {
             path: self.bin.display().to_string(),
             source,
         })?;
+        if !changes_cluster(args) {
+            bound_orphan_cpu(child.id(), self.timeout);
+        }
         if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
             // A helm that exits early closes the pipe; its exit status then
             // tells what went wrong, so a write error here is not the story.
@@ -525,6 +530,34 @@ mod tests {
         assert!(matches!(e, HelmError::Crashed { .. }), "{e}");
         let e = Helm::new(&fail, dir.path(), t).version().await.unwrap_err();
         assert_eq!(e.to_string(), "helm version failed: Error: bad chart");
+    }
+
+    /// A helm that only reads or renders is spawned without the
+    /// die-with-the-broker hook (so without forking the broker) and gets a
+    /// CPU cap instead; one that may change the cluster keeps the hook
+    /// and gets no cap.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn only_read_only_helm_calls_are_spared_the_fork_and_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = script(
+            dir.path(),
+            "helm",
+            "sleep 0.3\ngrep 'Max cpu time' /proc/$$/limits",
+        );
+        let h = Helm::new(&limits, dir.path(), Duration::from_secs(60));
+        let cap = |out: &str| out.split_whitespace().nth(3).unwrap_or("").to_string();
+        for read_only in ["template", "status", "get", "pull"] {
+            let out = h.run(read_only, &[read_only.into()], None).await.unwrap();
+            assert_eq!(cap(&out), "120", "{read_only}: {out}");
+            assert!(!changes_cluster(&[read_only.into()]));
+        }
+        for changing in ["upgrade", "uninstall", "rollback", "install", "plugin"] {
+            let out = h.run(changing, &[changing.into()], None).await.unwrap();
+            assert_eq!(cap(&out), "unlimited", "{changing}: {out}");
+            assert!(changes_cluster(&[changing.into()]));
+        }
+        assert!(changes_cluster(&[]), "no subcommand: treated as a change");
     }
 
     #[cfg(unix)]
