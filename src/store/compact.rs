@@ -9,6 +9,8 @@
 //! with these exact bytes, so it is never edited. A better dictionary is a
 //! new format byte (`s4`) with this one kept for reading.
 
+use std::cell::RefCell;
+
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 /// What a record decompresses to at most: far above any record the broker
@@ -52,9 +54,26 @@ pub(crate) const DICTIONARY_S3: &[u8] = concat!(
 )
 .as_bytes();
 
+thread_local! {
+    // One deflate and one inflate state per thread, reset for each record:
+    // a new deflate state allocates and zeroes about 300 KB (its window,
+    // hash chains and buffers), which cost more than deflating the record
+    // and page-faulted the fresh memory in on every store write.
+    static PACKER: RefCell<Option<Compress>> = const { RefCell::new(None) };
+    static UNPACKER: RefCell<Option<Decompress>> = const { RefCell::new(None) };
+}
+
 /// `plain`, deflated against `dictionary`.
 pub(crate) fn pack(dictionary: &[u8], plain: &[u8]) -> Vec<u8> {
-    let mut c = Compress::new(Compression::default(), false);
+    PACKER.with_borrow_mut(|slot| {
+        let c = slot.get_or_insert_with(|| Compress::new(Compression::default(), false));
+        // A reset state deflates exactly as a new one (the tests compare).
+        c.reset();
+        pack_with(c, dictionary, plain)
+    })
+}
+
+fn pack_with(c: &mut Compress, dictionary: &[u8], plain: &[u8]) -> Vec<u8> {
     c.set_dictionary(dictionary)
         .expect("a preset dictionary is accepted before any input");
     let mut out = Vec::with_capacity(plain.len() / 2 + 64);
@@ -73,7 +92,14 @@ pub(crate) fn pack(dictionary: &[u8], plain: &[u8]) -> Vec<u8> {
 /// The record `packed` holds, or `None` when it is not a complete stream
 /// deflated against `dictionary` (or would exceed [`MAX_PLAIN`]).
 pub(crate) fn unpack(dictionary: &[u8], packed: &[u8]) -> Option<Vec<u8>> {
-    let mut d = Decompress::new(false);
+    UNPACKER.with_borrow_mut(|slot| {
+        let d = slot.get_or_insert_with(|| Decompress::new(false));
+        d.reset(false);
+        unpack_with(d, dictionary, packed)
+    })
+}
+
+fn unpack_with(d: &mut Decompress, dictionary: &[u8], packed: &[u8]) -> Option<Vec<u8>> {
     d.set_dictionary(dictionary).ok()?;
     let mut out = Vec::with_capacity(packed.len() * 4 + 64);
     loop {
@@ -113,6 +139,28 @@ mod tests {
             let packed = pack(DICTIONARY_S3, plain.as_bytes());
             assert!(packed.len() <= most, "{} -> {}", plain.len(), packed.len());
             assert_eq!(unpack(DICTIONARY_S3, &packed).unwrap(), plain.as_bytes());
+        }
+    }
+
+    #[test]
+    fn a_reused_state_packs_and_unpacks_as_a_new_one() {
+        let fresh = |plain: &[u8]| {
+            let mut c = Compress::new(Compression::default(), false);
+            pack_with(&mut c, DICTIONARY_S3, plain)
+        };
+        // Interleaved, and after a stream that was cut short, so any state
+        // left over from the record before would show.
+        assert_eq!(
+            unpack(DICTIONARY_S3, &pack(DICTIONARY_S3, b"abc")[..2]),
+            None
+        );
+        for plain in [INSTANCE, BINDING, INSTANCE, "", BINDING] {
+            let packed = pack(DICTIONARY_S3, plain.as_bytes());
+            assert_eq!(packed, fresh(plain.as_bytes()));
+            let mut d = Decompress::new(false);
+            let once = unpack_with(&mut d, DICTIONARY_S3, &packed);
+            assert_eq!(unpack(DICTIONARY_S3, &packed), once);
+            assert_eq!(once.as_deref(), Some(plain.as_bytes()));
         }
     }
 
