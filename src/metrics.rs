@@ -7,6 +7,8 @@
 //! methods, `other`): anyone can send requests, and a label taken verbatim
 //! from a request would let them add series (and memory) without end.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -107,6 +109,41 @@ pub(crate) struct Metrics {
     /// Route labels seen so far (templates: a fixed set), shared by every
     /// series of a route so counting a request allocates nothing.
     routes: RwLock<Vec<Arc<str>>>,
+    /// The two series each (route, method, status) counts into, found once:
+    /// the families look labels up by SipHash on every call, which was the
+    /// largest part of a catalog request's cost beyond bare axum.
+    series: RwLock<RequestSeries>,
+}
+
+/// The handles of one route's series, by method and status.
+type RequestSeries = HashMap<Arc<str>, Vec<Series>, BuildHasherDefault<RouteHasher>>;
+
+struct Series {
+    method: &'static str,
+    status: u16,
+    count: Counter,
+    duration: Histogram,
+}
+
+/// FxHash over route templates. Not resistant to chosen collisions, which
+/// needs no resistance here: its keys are the router's own templates and
+/// `unmatched`, never text a client sent.
+#[derive(Default)]
+struct RouteHasher(u64);
+
+impl Hasher for RouteHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl Default for Metrics {
@@ -137,6 +174,7 @@ impl Default for Metrics {
             helm_running,
             helm_waiting,
             routes: RwLock::default(),
+            series: RwLock::default(),
         }
     }
 }
@@ -156,33 +194,47 @@ impl Metrics {
         })
     }
 
-    /// Counts one HTTP request. `route` must be a route template (or
-    /// `unmatched`), never a request's own path.
-    pub(crate) fn request(&self, route: &str, method: &axum::http::Method, status: u16) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                route: self.route(route),
-                method: method_label(method),
-                status,
-            })
-            .inc();
-    }
-
-    /// Records how long a request took (`route` as for [`Metrics::request`]).
-    pub(crate) fn request_duration(
+    /// Counts one HTTP request and how long it took. `route` must be a
+    /// route template (or `unmatched`), never a request's own path.
+    pub(crate) fn served(
         &self,
         route: &str,
         method: &axum::http::Method,
         status: u16,
         took: Duration,
     ) {
-        self.durations
-            .get_or_create(&DurationLabels {
-                route: self.route(route),
-                method: method_label(method),
-                status_class: status_class(status),
+        let method = method_label(method);
+        let found = |all: &RequestSeries| {
+            all.get(route)
+                .and_then(|s| s.iter().find(|s| s.method == method && s.status == status))
+                .map(|s| (s.count.clone(), s.duration.clone()))
+        };
+        let cached = found(&self.series.read().expect("series lock"));
+        let (count, duration) = cached.unwrap_or_else(|| {
+            let mut all = self.series.write().expect("series lock");
+            found(&all).unwrap_or_else(|| {
+                let route = self.route(route);
+                let one = Series {
+                    method,
+                    status,
+                    count: self.requests.get_or_create_owned(&RequestLabels {
+                        route: route.clone(),
+                        method,
+                        status,
+                    }),
+                    duration: self.durations.get_or_create_owned(&DurationLabels {
+                        route: route.clone(),
+                        method,
+                        status_class: status_class(status),
+                    }),
+                };
+                let handles = (one.count.clone(), one.duration.clone());
+                all.entry(route).or_default().push(one);
+                handles
             })
-            .observe(took.as_secs_f64());
+        });
+        count.inc();
+        duration.observe(took.as_secs_f64());
     }
 
     /// Sets how many operations of each kind run now.
@@ -362,9 +414,9 @@ mod tests {
     fn unknown_methods_share_one_label() {
         let m = Metrics::default();
         for name in ["FOO", "BAR", "get", "PROPFIND"] {
-            m.request("unmatched", &name.parse().unwrap(), 404);
+            m.served("unmatched", &name.parse().unwrap(), 404, Duration::ZERO);
         }
-        m.request("unmatched", &axum::http::Method::GET, 404);
+        m.served("unmatched", &axum::http::Method::GET, 404, Duration::ZERO);
         let text = m.encode();
         let series: Vec<&str> = text
             .lines()
@@ -375,10 +427,37 @@ mod tests {
     }
 
     #[test]
+    fn cached_series_count_each_route_method_and_status_apart() {
+        let m = Metrics::default();
+        let (get, put) = (axum::http::Method::GET, axum::http::Method::PUT);
+        let route = String::from("/v2/catalog");
+        for (r, method, status) in [
+            (route.as_str(), &get, 200),
+            ("/v2/catalog", &get, 200),
+            (&route.clone(), &get, 200),
+            ("/v2/catalog", &get, 401),
+            ("/v2/catalog", &put, 200),
+            ("/readyz", &get, 200),
+        ] {
+            m.served(r, method, status, Duration::from_millis(2));
+        }
+        let text = m.encode_text();
+        for line in [
+            r#"http_requests_total{route="/v2/catalog",method="GET",status="200"} 3"#,
+            r#"http_requests_total{route="/v2/catalog",method="GET",status="401"} 1"#,
+            r#"http_requests_total{route="/v2/catalog",method="PUT",status="200"} 1"#,
+            r#"http_requests_total{route="/readyz",method="GET",status="200"} 1"#,
+            r#"duration_seconds_count{route="/v2/catalog",method="GET",status_class="2xx"} 3"#,
+            r#"duration_seconds_count{route="/v2/catalog",method="GET",status_class="4xx"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+    }
+
+    #[test]
     fn text_format_names_counter_families_by_their_samples() {
         let m = Metrics::default();
-        m.request("/v2/catalog", &axum::http::Method::GET, 200);
-        m.request_duration(
+        m.served(
             "/v2/catalog",
             &axum::http::Method::GET,
             200,

@@ -201,8 +201,7 @@ impl Seen {
             self.route.as_ref().map_or(UNMATCHED, MatchedPath::as_str),
             &self.method,
         );
-        self.metrics.request(route, method, status);
-        self.metrics.request_duration(route, method, status, took);
+        self.metrics.served(route, method, status, took);
         if let Some(InternalDetail(detail)) = resp.extensions().get::<InternalDetail>() {
             tracing::error!(%route, %method, status, error = %detail, "internal error");
         }
