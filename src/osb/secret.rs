@@ -50,12 +50,15 @@ impl Padded {
 fn word(bytes: &[u8], at: usize) -> u64 {
     match bytes.get(at..at + 8) {
         Some(w) => u64::from_le_bytes(w.try_into().expect("8 bytes")),
-        None => {
-            let mut w = [0u8; 8];
-            let rest = bytes.get(at..).unwrap_or(&[]);
-            w[..rest.len()].copy_from_slice(rest);
-            u64::from_le_bytes(w)
-        }
+        // Byte by byte: a slice copy of variable length is a call to
+        // memcpy, which cost more than the comparison, for every word past
+        // a short candidate's end.
+        None => bytes
+            .get(at..)
+            .unwrap_or(&[])
+            .iter()
+            .enumerate()
+            .fold(0, |w, (i, b)| w | u64::from(*b) << (8 * i)),
     }
 }
 
