@@ -754,6 +754,11 @@ async fn run() {
         .map(|n| format!("seed-{:07}", (n * 7919) % scale))
         .collect();
     let big = read_latency(b.port, &ids).await;
+    // The same reads again: their pages are now in memory. The first pass
+    // is the target (a platform's reads after a restart); this one tells
+    // the broker's own cost from the disk's (this VM pages cold page cache
+    // out within seconds, so the seeded file's leaves are read from disk).
+    let big_warm = read_latency(b.port, &ids).await;
     let rss_big = rss_mib(b.pid());
     drop(b);
     let ratio = (big.0.0 / small.0.0).max(big.1.0 / small.1.0);
@@ -772,16 +777,17 @@ async fn run() {
             "4b. redb with {scale} instances + {scale} bindings (target: 1,000,000 each): /readyz ≤ 2 s after restart, reads unchanged"
         ),
         format!(
-            "ready in {:.2} s ({:.2} s with {memory_instances} instances); GET p50/p99 {:.2}/{:.2} ms vs {:.2}/{:.2}, last_operation {:.2}/{:.2} vs {:.2}/{:.2}; RSS {rss_big:.1} MiB",
+            "ready in {:.2} s ({:.2} s with {memory_instances} instances); GET p50/p99 {:.2}/{:.2} ms vs {:.2}/{:.2}, last_operation {:.2}/{:.2} vs {:.2}/{:.2}; the same reads again: GET {:.2}/{:.2}, last_operation {:.2}/{:.2}; RSS {rss_big:.1} MiB",
             ready_big.as_secs_f64(),
             ready_small.as_secs_f64(),
             big.0.0, big.0.1, small.0.0, small.0.1,
             big.1.0, big.1.1, small.1.0, small.1.1,
+            big_warm.0.0, big_warm.0.1, big_warm.1.0, big_warm.1.1,
         ),
         Some(ready_big <= Duration::from_secs(2) && ratio <= 1.5),
     ));
     notes.push(format!(
-        "Reads \"unchanged\": p50 of GET and last_operation within 1.5× of the {memory_instances}-instance store."
+        "Reads \"unchanged\": p50 of GET and last_operation within 1.5× of the {memory_instances}-instance store, on the first reads after the restart (\"the same reads again\": a second pass over the same records, their pages in memory)."
     ));
 
     // --- Instructions per operation kind (callgrind) ----------------------
