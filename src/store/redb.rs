@@ -5,6 +5,7 @@
 //! touch the disk.
 
 mod group;
+mod recent;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -132,6 +133,7 @@ pub struct RedbStore {
     filters: Arc<Filters>,
     health: Arc<StoreHealth>,
     writer: Writer,
+    recent: Arc<recent::Recent>,
 }
 
 impl RedbStore {
@@ -172,6 +174,7 @@ impl RedbStore {
             sealer,
             filters,
             health: Arc::default(),
+            recent: Arc::default(),
         })
     }
 
@@ -251,10 +254,19 @@ impl RedbStore {
     fn get_now(&self, table: Table, key: &str) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
         let tx = self.db.begin_read().map_err(backend)?;
         let t = tx.open_table(def(table)).map_err(backend)?;
-        match t.get(key).map_err(backend)? {
-            Some(v) => self.opener().decode(table, key, v.value()).map(Some),
-            None => Ok(None),
+        let Some(v) = t.get(key).map_err(backend)? else {
+            return Ok(None);
+        };
+        let stored = v.value();
+        if let Some(plain) = self.recent.get(table, key, stored) {
+            // The same bytes opened before: readable then, readable now.
+            self.health.readable(table.name(), key);
+            let version = u64::from_le_bytes(stored[..8].try_into().expect("8 bytes"));
+            return Ok(Some((plain, version)));
         }
+        let (plain, version) = self.opener().decode(table, key, stored)?;
+        self.recent.put(table, key, stored, &plain);
+        Ok(Some((plain, version)))
     }
 }
 
@@ -436,6 +448,53 @@ mod tests {
         // Plain text never reaches the file.
         let raw = std::fs::read(dir.path().join("db.redb")).unwrap();
         assert!(!raw.windows(3).any(|w| w == b"two"));
+    }
+
+    /// Reads remember what they opened (`recent`); every read still sees
+    /// the last write, a rewrite of the same value, a removal and a
+    /// re-creation under the same key.
+    #[tokio::test]
+    async fn each_read_sees_the_last_write_of_its_record() {
+        async fn got(s: &RedbStore, table: Table) -> Option<(Vec<u8>, u64)> {
+            s.get(table, "k").await.unwrap()
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let mut last = (b"one".to_vec(), 0);
+        last.1 = s
+            .put(Table::Instances, "k", last.0.clone(), Expect::Absent)
+            .await
+            .unwrap();
+        for value in [&b"two"[..], b"three", b"three"] {
+            // Twice each: the second read is answered from what the first opened.
+            for _ in 0..2 {
+                assert_eq!(got(&s, Table::Instances).await.as_ref(), Some(&last));
+            }
+            let v = s
+                .put(
+                    Table::Instances,
+                    "k",
+                    value.to_vec(),
+                    Expect::Version(last.1),
+                )
+                .await
+                .unwrap();
+            assert_ne!(v, last.1);
+            last = (value.to_vec(), v);
+            assert_eq!(got(&s, Table::Instances).await.as_ref(), Some(&last));
+        }
+        // The same key in the other table is another record.
+        assert_eq!(got(&s, Table::Bindings).await, None);
+        s.remove(Table::Instances, "k", last.1).await.unwrap();
+        assert_eq!(got(&s, Table::Instances).await, None);
+        let again = s
+            .put(Table::Instances, "k", b"one".to_vec(), Expect::Absent)
+            .await
+            .unwrap();
+        assert_eq!(
+            got(&s, Table::Instances).await,
+            Some((b"one".to_vec(), again))
+        );
     }
 
     #[tokio::test]
