@@ -13,7 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use self::group::{Write, Writer};
+use self::group::{Write, Writer, stored_version};
 use super::health::{StoreHealth, display_record};
 use super::seal::Sealer;
 use super::summaries;
@@ -261,8 +261,7 @@ impl RedbStore {
         if let Some(plain) = self.recent.get(table, key, stored) {
             // The same bytes opened before: readable then, readable now.
             self.health.readable(table.name(), key);
-            let version = u64::from_le_bytes(stored[..8].try_into().expect("8 bytes"));
-            return Ok(Some((plain, version)));
+            return Ok(Some((plain, stored_version(stored))));
         }
         let (plain, version) = self.opener().decode(table, key, stored)?;
         self.recent.put(table, key, stored, &plain);
@@ -290,7 +289,7 @@ impl Opener {
                 display_record(table.name(), key)
             )));
         }
-        let version = u64::from_le_bytes(raw[..8].try_into().expect("8 bytes"));
+        let version = stored_version(raw);
         let plain = self
             .sealer
             .open(&aad(table, key), &raw[8..])

@@ -309,7 +309,7 @@ fn insert(
 }
 
 /// The version prefix of a stored value (0 for one too short to hold it).
-fn stored_version(raw: &[u8]) -> u64 {
+pub(super) fn stored_version(raw: &[u8]) -> u64 {
     raw.get(..8)
         .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
         .unwrap_or(0)
