@@ -106,12 +106,11 @@ pub(crate) struct Metrics {
     reloads: Family<ReloadLabels, Counter>,
     reload_failures: Family<ReloadLabels, Counter>,
     reload_last_success: Family<ReloadLabels, Gauge>,
-    /// Route labels seen so far (templates: a fixed set), shared by every
-    /// series of a route so counting a request allocates nothing.
-    routes: RwLock<Vec<Arc<str>>>,
     /// The two series each (route, method, status) counts into, found once:
     /// the families look labels up by SipHash on every call, which was the
-    /// largest part of a catalog request's cost beyond bare axum.
+    /// largest part of a catalog request's cost beyond bare axum. Its keys
+    /// are the route labels (templates: a fixed set), shared by every
+    /// series of a route.
     series: RwLock<RequestSeries>,
 }
 
@@ -173,27 +172,12 @@ impl Default for Metrics {
             upstream,
             helm_running,
             helm_waiting,
-            routes: RwLock::default(),
             series: RwLock::default(),
         }
     }
 }
 
 impl Metrics {
-    /// The shared label value of `route`.
-    fn route(&self, route: &str) -> Arc<str> {
-        let find = |all: &[Arc<str>]| all.iter().find(|r| ***r == *route).cloned();
-        if let Some(r) = find(&self.routes.read().expect("routes lock")) {
-            return r;
-        }
-        let mut all = self.routes.write().expect("routes lock");
-        find(&all).unwrap_or_else(|| {
-            let r: Arc<str> = route.into();
-            all.push(r.clone());
-            r
-        })
-    }
-
     /// Counts one HTTP request and how long it took. `route` must be a
     /// route template (or `unmatched`), never a request's own path.
     pub(crate) fn served(
@@ -204,37 +188,41 @@ impl Metrics {
         took: Duration,
     ) {
         let method = method_label(method);
-        let found = |all: &RequestSeries| {
-            all.get(route)
-                .and_then(|s| s.iter().find(|s| s.method == method && s.status == status))
-                .map(|s| (s.count.clone(), s.duration.clone()))
+        let record = |all: &RequestSeries| {
+            let one = all
+                .get(route)?
+                .iter()
+                .find(|s| s.method == method && s.status == status)?;
+            one.count.inc();
+            one.duration.observe(took.as_secs_f64());
+            Some(())
         };
-        let cached = found(&self.series.read().expect("series lock"));
-        let (count, duration) = cached.unwrap_or_else(|| {
-            let mut all = self.series.write().expect("series lock");
-            found(&all).unwrap_or_else(|| {
-                let route = self.route(route);
-                let one = Series {
-                    method,
-                    status,
-                    count: self.requests.get_or_create_owned(&RequestLabels {
-                        route: route.clone(),
-                        method,
-                        status,
-                    }),
-                    duration: self.durations.get_or_create_owned(&DurationLabels {
-                        route: route.clone(),
-                        method,
-                        status_class: status_class(status),
-                    }),
-                };
-                let handles = (one.count.clone(), one.duration.clone());
-                all.entry(route).or_default().push(one);
-                handles
-            })
-        });
-        count.inc();
-        duration.observe(took.as_secs_f64());
+        if record(&self.series.read().expect("series lock")).is_some() {
+            return;
+        }
+        let mut all = self.series.write().expect("series lock");
+        if record(&all).is_some() {
+            return;
+        }
+        let route: Arc<str> = all
+            .get_key_value(route)
+            .map_or_else(|| route.into(), |(r, _)| r.clone());
+        let one = Series {
+            method,
+            status,
+            count: self.requests.get_or_create_owned(&RequestLabels {
+                route: route.clone(),
+                method,
+                status,
+            }),
+            duration: self.durations.get_or_create_owned(&DurationLabels {
+                route: route.clone(),
+                method,
+                status_class: status_class(status),
+            }),
+        };
+        all.entry(route).or_default().push(one);
+        record(&all).expect("the series was just added");
     }
 
     /// Sets how many operations of each kind run now.
