@@ -317,8 +317,9 @@ impl Helm {
     }
 
     /// helm with a clean environment of its own (home, caches), stdout and
-    /// stderr piped, in its own process group, dying with the broker.
-    fn command(&self, args: &[OsString], piped_stdin: bool) -> Command {
+    /// stderr piped, in its own process group, dying with the broker when
+    /// `dies_with_broker` ([`changes_cluster`]: only then does it fork).
+    fn command(&self, args: &[OsString], piped_stdin: bool, dies_with_broker: bool) -> Command {
         let mut cmd = Command::new(&self.bin);
         cmd.args(args)
             .env_clear()
@@ -340,7 +341,7 @@ impl Helm {
         // post-renderers) is killed with it.
         #[cfg(unix)]
         cmd.process_group(0);
-        if changes_cluster(args) {
+        if dies_with_broker {
             die_with_parent(&mut cmd);
         }
         self.credentials(&mut cmd);
@@ -350,12 +351,14 @@ impl Helm {
     /// helm started with `args`, `stdin` (if any) written to it in the
     /// background.
     fn spawn(&self, args: &[OsString], stdin: Option<Vec<u8>>) -> Result<Child, HelmError> {
-        let mut cmd = self.command(args, stdin.is_some());
+        // Either it dies with the broker, or its CPU is capped.
+        let dies_with_broker = changes_cluster(args);
+        let mut cmd = self.command(args, stdin.is_some(), dies_with_broker);
         let mut child = cmd.spawn().map_err(|source| HelmError::Spawn {
             path: self.bin.display().to_string(),
             source,
         })?;
-        if !changes_cluster(args) {
+        if !dies_with_broker {
             bound_orphan_cpu(child.id(), self.timeout);
         }
         if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
