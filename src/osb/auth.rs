@@ -7,8 +7,7 @@
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
-use axum::extract::Request;
-use axum::http::header;
+use axum::http::{Extensions, HeaderValue};
 use base64::Engine as _;
 use ring::digest::{SHA256, digest};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
@@ -36,11 +35,26 @@ const STACK_DECODE: usize = 512;
 /// A configured credential and the trust it carries.
 type Entry<T> = (T, Arc<Trust>);
 
+/// A basic-auth user: the name and password compared after decoding, and
+/// the whole header value a client sends for them in the canonical form
+/// (`Basic ` and the standard base64 of `name:password`), compared as is
+/// first so that the usual request is checked without decoding.
+#[derive(Clone)]
+struct User {
+    name: Padded,
+    password: Padded,
+    header: Padded,
+    /// Whether `header` can stand for the user: a name with a colon can't
+    /// be told from its password once encoded (RFC 7617 forbids it), and
+    /// such a user is matched, as ever, only after decoding (never).
+    header_usable: subtle::Choice,
+}
+
 /// Who may call `/v2`, each credential with its own trust. `Debug` shows
 /// counts only.
 #[derive(Clone, Default)]
 pub struct Credentials {
-    users: Vec<Entry<(Padded, Padded)>>,
+    users: Vec<Entry<User>>,
     tokens: Vec<Entry<Padded>>,
     certificates: Vec<Entry<Digest>>,
 }
@@ -66,13 +80,18 @@ impl Credentials {
     /// Adds a basic-auth user with its trust.
     pub(crate) fn add_user_with(&mut self, username: &str, password: &str, t: TrustFields) {
         let trust = t.into_trust(username);
-        let user = (
-            Padded::new(username.as_bytes()),
-            Padded::new(password.as_bytes()),
-        );
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+        let user = User {
+            name: Padded::new(username.as_bytes()),
+            password: Padded::new(password.as_bytes()),
+            header: Padded::new(format!("Basic {encoded}").as_bytes()),
+            header_usable: subtle::Choice::from(u8::from(!username.contains(':'))),
+        };
         self.users.push((user, trust));
-        pad_all(&mut self.users, |e| &mut e.0.0);
-        pad_all(&mut self.users, |e| &mut e.0.1);
+        pad_all(&mut self.users, |e| &mut e.0.name);
+        pad_all(&mut self.users, |e| &mut e.0.password);
+        pad_all(&mut self.users, |e| &mut e.0.header);
     }
 
     /// Adds a bearer token with the default trust.
@@ -126,12 +145,25 @@ impl Credentials {
     /// compared, matched or not, so timing reveals nothing.
     pub(crate) fn check(
         &self,
-        authorization: Option<&str>,
+        authorization: Option<&[u8]>,
         certificate: Option<&Digest>,
     ) -> Option<Arc<Trust>> {
         let Some(value) = authorization else {
             return certificate.and_then(|c| pick(&self.certificates, |d| d.ct_eq(c)));
         };
+        // The form every client sends, compared whole: no decoding, no
+        // splitting. Any other spelling (`basic`, extra spaces) goes the
+        // long way below, so a miss here costs a wrong credential one more
+        // comparison per user, in time that depends on lengths only.
+        let exact = pick(&self.users, |u| u.header.ct_eq(value) & u.header_usable);
+        if exact.is_some() {
+            return exact;
+        }
+        // Header values are visible ASCII (RFC 9110); anything else matches
+        // no credential.
+        let value = std::str::from_utf8(value)
+            .ok()
+            .filter(|v| v.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)))?;
         let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value, ""));
         if scheme.eq_ignore_ascii_case("basic") {
             let encoded = rest.trim();
@@ -150,7 +182,7 @@ impl Credentials {
                 };
             let colon = decoded.iter().position(|b| *b == b':')?;
             let (u, p) = (&decoded[..colon], &decoded[colon + 1..]);
-            pick(&self.users, |(cu, cp)| cu.ct_eq(u) & cp.ct_eq(p))
+            pick(&self.users, |cu| cu.name.ct_eq(u) & cu.password.ct_eq(p))
         } else if scheme.eq_ignore_ascii_case("bearer") {
             let t = rest.trim().as_bytes();
             pick(&self.tokens, |ct| ct.ct_eq(t))
@@ -204,18 +236,21 @@ pub(crate) struct PeerCertificate(pub Digest);
 #[derive(Clone, Debug)]
 pub(crate) struct Caller(pub Arc<Trust>);
 
-/// The trust of the credential `req` carries (header, or the client
-/// certificate of its connection), or 401.
-pub fn authenticate(live: &LiveCredentials, req: &Request) -> Result<Arc<Trust>, ApiError> {
+/// The trust of the credential a request carries: its `Authorization`
+/// header, or the client certificate of its connection (an extension of
+/// the request), or 401.
+pub fn authenticate(
+    live: &LiveCredentials,
+    authorization: Option<&HeaderValue>,
+    extensions: &Extensions,
+) -> Result<Arc<Trust>, ApiError> {
     let creds = live.current();
-    let header = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let cert = req.extensions().get::<PeerCertificate>().map(|c| &c.0);
-    creds.check(header, cert).ok_or(ApiError::Unauthorized {
-        bearer: creds.has_tokens(),
-    })
+    let cert = extensions.get::<PeerCertificate>().map(|c| &c.0);
+    creds
+        .check(authorization.map(HeaderValue::as_bytes), cert)
+        .ok_or(ApiError::Unauthorized {
+            bearer: creds.has_tokens(),
+        })
 }
 
 #[cfg(test)]
@@ -234,7 +269,7 @@ mod tests {
         let mut c = Credentials::default();
         c.add_user("admin", "pa:ss");
         c.add_token("tok");
-        let ok = |h: Option<&str>| c.check(h, None).is_some();
+        let ok = |h: Option<&str>| c.check(h.map(str::as_bytes), None).is_some();
         assert!(ok(Some(&basic("admin", "pa:ss"))));
         assert!(!ok(Some(&basic("admin", "pa"))));
         assert!(!ok(Some(&basic("admi", "pa:ss"))));
@@ -251,6 +286,42 @@ mod tests {
     }
 
     #[test]
+    fn the_canonical_header_and_every_other_spelling_match_the_same_users() {
+        let mut c = Credentials::default();
+        c.add_user("alice", "one");
+        let long = "a much longer password than alice's, past one block of padding";
+        c.add_user("bob", long);
+        c.add_user("odd:name", "pw");
+        let who = |h: &str| c.check(Some(h.as_bytes()), None).map(|t| t.name.clone());
+        let canonical = basic("alice", "one");
+        assert_eq!(who(&canonical).as_deref(), Some("alice"));
+        assert_eq!(who(&basic("bob", long)).as_deref(), Some("bob"));
+        // Other spellings a client may send go the decoding way.
+        let encoded = canonical.strip_prefix("Basic ").unwrap();
+        assert_eq!(who(&format!("basic {encoded}")).as_deref(), Some("alice"));
+        assert_eq!(
+            who(&format!("  Basic   {encoded} ")).as_deref(),
+            Some("alice")
+        );
+        // One user's name with another's password, a prefix, a longer
+        // value: no match either way.
+        assert_eq!(who(&basic("alice", long)), None);
+        assert_eq!(who(&canonical[..canonical.len() - 1]), None);
+        assert_eq!(who(&format!("{canonical}=")), None);
+        assert_eq!(who(""), None);
+        // A name with a colon never authenticates (RFC 7617), in either form.
+        assert_eq!(who(&basic("odd:name", "pw")), None);
+        // A header that isn't visible ASCII matches nothing, and is not
+        // taken for an absent one next to a known certificate.
+        c.add_certificate([7; 32], "ci", TrustFields::default());
+        assert!(
+            c.check(Some("Basic \u{e9}".as_bytes()), Some(&[7; 32]))
+                .is_none()
+        );
+        assert!(c.check(Some(b"Basic \x01"), Some(&[7; 32])).is_none());
+    }
+
+    #[test]
     fn each_credential_carries_its_own_trust() {
         use crate::broker::trust::IdentityRule;
         let mut c = Credentials::default();
@@ -262,17 +333,22 @@ mod tests {
         };
         c.add_user_with("crossplane", "two", platform.clone());
         c.add_certificate([7; 32], "ci", platform);
-        let cf = c.check(Some(&basic("cf", "one")), None).unwrap();
+        let cf = c.check(Some(basic("cf", "one").as_bytes()), None).unwrap();
         assert_eq!(cf.identity, IdentityRule::Required);
         assert_eq!(cf.namespaces, None);
-        let xp = c.check(Some(&basic("crossplane", "two")), None).unwrap();
+        let xp = c
+            .check(Some(basic("crossplane", "two").as_bytes()), None)
+            .unwrap();
         assert_eq!(xp.identity, IdentityRule::Platform);
         assert_eq!(xp.name, "crossplane");
         // A password of another user is not a credential.
-        assert!(c.check(Some(&basic("crossplane", "one")), None).is_none());
+        assert!(
+            c.check(Some(basic("crossplane", "one").as_bytes()), None)
+                .is_none()
+        );
         // A certificate alone authenticates; a wrong header next to it does not.
         assert_eq!(c.check(None, Some(&[7; 32])).unwrap().name, "ci");
         assert!(c.check(None, Some(&[8; 32])).is_none());
-        assert!(c.check(Some("Bearer x"), Some(&[7; 32])).is_none());
+        assert!(c.check(Some(b"Bearer x"), Some(&[7; 32])).is_none());
     }
 }

@@ -1,15 +1,16 @@
-//! The two middlewares of the HTTP edge, each one layer where there were
-//! five, and each a plain tower service: axum's `from_fn` boxes a future
-//! and a service and clones its inner service on every request, which
-//! here cost more than the work itself.
+//! The middleware of the HTTP edge: one plain tower layer, [`EdgeLayer`],
+//! around each route. Around every route it echoes the request identity,
+//! counts, times and logs; around the OSB routes it also authenticates
+//! (401), checks the API version (412), then the originating identity
+//! (400), in that order.
 //!
-//! - [`ObserveLayer`], around every route: the request identity echo,
-//!   metrics and the access log;
-//! - [`V2Layer`], around the OSB routes: authentication (401), the API
-//!   version (412), then the originating identity (400), in that order.
+//! One layer where there were two (and five before that): axum wraps each
+//! layer around each route as a boxed service that it clones, with its
+//! future, on every request, and its `from_fn` boxes a future too; that
+//! cost more than the work itself.
 //!
-//! Both require the inner future to be `Unpin` (axum's route futures are),
-//! so their own futures need no pin projection.
+//! It requires the inner future to be `Unpin` (axum's route futures are),
+//! so its own future needs no pin projection.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -24,109 +25,41 @@ use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
 
 use super::access;
-use super::auth::{self, Caller, LiveCredentials};
+use super::auth::{self, LiveCredentials};
 use super::error::{ApiError, InternalDetail};
-use super::headers::{self, Checked, OriginIdentity};
+use super::headers::{self, Checked, Found, OriginIdentity};
 use crate::broker::trust::Trust;
 use crate::metrics::Metrics;
 
-/// The OSB routes' checks (see [`V2`]).
+/// The edge around a group of routes (see [`Edge`]).
 #[derive(Clone)]
-pub struct V2Layer(pub Arc<LiveCredentials>);
+pub struct EdgeLayer {
+    metrics: Arc<Metrics>,
+    osb: Option<Arc<LiveCredentials>>,
+}
 
-impl<S> Layer<S> for V2Layer {
-    type Service = V2<S>;
-    fn layer(&self, inner: S) -> V2<S> {
-        V2 {
+impl EdgeLayer {
+    /// Observing only: health, metrics, the dashboard and the fallback.
+    pub fn observe(metrics: Arc<Metrics>) -> Self {
+        EdgeLayer { metrics, osb: None }
+    }
+
+    /// Observing and the OSB checks against `credentials`: the `/v2` routes.
+    pub fn osb(metrics: Arc<Metrics>, credentials: Arc<LiveCredentials>) -> Self {
+        EdgeLayer {
+            metrics,
+            osb: Some(credentials),
+        }
+    }
+}
+
+impl<S> Layer<S> for EdgeLayer {
+    type Service = Edge<S>;
+    fn layer(&self, inner: S) -> Edge<S> {
+        Edge {
             inner,
-            credentials: self.0.clone(),
-        }
-    }
-}
-
-/// 401 unless the request carries valid credentials, 412 without a
-/// supported `X-Broker-API-Version`, 400 for a malformed originating
-/// identity; otherwise puts the [`crate::api_version::ApiVersion`] and the
-/// [`OriginIdentity`] (with the credential's trust) on the request as one
-/// [`Checked`], and the trust ([`Caller`]) on the response when the access
-/// log shows it.
-#[derive(Clone)]
-pub struct V2<S> {
-    inner: S,
-    credentials: Arc<LiveCredentials>,
-}
-
-impl<S> V2<S> {
-    fn check(&self, req: &mut Request) -> Result<Arc<Trust>, ApiError> {
-        let trust = auth::authenticate(&self.credentials, req)?;
-        let version = headers::api_version(req.headers())?;
-        let identity = headers::originating_identity(req.headers())?;
-        req.extensions_mut().insert(Checked {
-            version,
-            identity: OriginIdentity(identity, trust.clone()),
-        });
-        Ok(trust)
-    }
-}
-
-impl<S> Service<Request> for V2<S>
-where
-    S: Service<Request, Response = Response, Error = Infallible>,
-    S::Future: Unpin,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = V2Future<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request) -> Self::Future {
-        match self.check(&mut req) {
-            // The response carries the trust only for the access line.
-            Ok(trust) => V2Future::Inner(self.inner.call(req), access_logged().then_some(trust)),
-            Err(refused) => V2Future::Refused(Some(refused.into_response())),
-        }
-    }
-}
-
-/// The future of [`V2`]: a refusal, or the route's answer.
-pub enum V2Future<F> {
-    Refused(Option<Response>),
-    Inner(F, Option<Arc<Trust>>),
-}
-
-impl<F> Future for V2Future<F>
-where
-    F: Future<Output = Result<Response, Infallible>> + Unpin,
-{
-    type Output = Result<Response, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.get_mut() {
-            V2Future::Refused(r) => Poll::Ready(Ok(r.take().expect("polled after completion"))),
-            V2Future::Inner(f, trust) => {
-                let Ok(mut resp) = ready!(Pin::new(f).poll(cx));
-                if let Some(t) = trust.take() {
-                    resp.extensions_mut().insert(Caller(t));
-                }
-                Poll::Ready(Ok(resp))
-            }
-        }
-    }
-}
-
-/// Metrics, the access log and the request identity echo (see [`Observe`]).
-#[derive(Clone)]
-pub struct ObserveLayer(pub Arc<Metrics>);
-
-impl<S> Layer<S> for ObserveLayer {
-    type Service = Observe<S>;
-    fn layer(&self, inner: S) -> Observe<S> {
-        Observe {
-            inner,
-            metrics: self.0.clone(),
+            metrics: self.metrics.clone(),
+            osb: self.osb.clone(),
         }
     }
 }
@@ -140,38 +73,79 @@ impl<S> Layer<S> for ObserveLayer {
 /// the platform credential its name (a user's name, a token's or
 /// certificate's `name`). What only the log line shows is worked out only
 /// when the line is written.
+///
+/// Around the OSB routes, answers 401 unless the request carries valid
+/// credentials, 412 without a supported `X-Broker-API-Version`, 400 for a
+/// malformed originating identity; otherwise puts the
+/// [`crate::api_version::ApiVersion`] and the [`OriginIdentity`] (with the
+/// credential's trust) on the request as one [`Checked`].
 #[derive(Clone)]
-pub struct Observe<S> {
+pub struct Edge<S> {
     inner: S,
     metrics: Arc<Metrics>,
+    osb: Option<Arc<LiveCredentials>>,
 }
 
-impl<S> Service<Request> for Observe<S>
+/// The OSB checks of a request whose headers are `found`.
+fn check(
+    credentials: &LiveCredentials,
+    found: &Found<'_>,
+    req: &Request,
+) -> Result<Checked, ApiError> {
+    let trust = auth::authenticate(credentials, found.authorization, req.extensions())?;
+    let version = headers::api_version(found.api_version)?;
+    let identity = headers::originating_identity(found.originating_identity)?;
+    Ok(Checked {
+        version,
+        identity: OriginIdentity(identity, trust),
+    })
+}
+
+impl<S> Service<Request> for Edge<S>
 where
     S: Service<Request, Response = Response, Error = Infallible>,
     S::Future: Unpin,
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = ObserveFuture<S::Future>;
+    type Future = EdgeFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request) -> Self::Future {
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let found = Found::scan(req.headers());
         let route = req.extensions().get::<MatchedPath>().cloned();
-        let line = access_logged()
-            .then(|| AccessLine::of(route.as_ref().map_or(UNMATCHED, MatchedPath::as_str), &req));
-        let seen = Seen {
-            echo: req.headers().get(&headers::REQUEST_IDENTITY).cloned(),
+        let line = access_logged().then(|| {
+            let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+            AccessLine::of(route, &req, &found)
+        });
+        let checked = self
+            .osb
+            .as_deref()
+            .map(|credentials| check(credentials, &found, &req));
+        let mut seen = Seen {
+            echo: found.request_identity.cloned(),
             method: req.method().clone(),
             route,
             line,
+            caller: None,
             metrics: self.metrics.clone(),
             started: Instant::now(),
         };
-        ObserveFuture(self.inner.call(req), Some(seen))
+        let answer = match checked {
+            None => Answer::Inner(self.inner.call(req)),
+            Some(Ok(checked)) => {
+                if seen.line.is_some() {
+                    seen.caller = Some(checked.identity.1.clone());
+                }
+                req.extensions_mut().insert(checked);
+                Answer::Inner(self.inner.call(req))
+            }
+            Some(Err(refused)) => Answer::Refused(Some(refused.into_response())),
+        };
+        EdgeFuture(answer, Some(seen))
     }
 }
 
@@ -183,12 +157,14 @@ fn access_logged() -> bool {
 /// The route label of a request no route matched.
 const UNMATCHED: &str = "unmatched";
 
-/// What [`Observe`] notes of a request before passing it on.
+/// What [`Edge`] notes of a request before passing it on.
 struct Seen {
     echo: Option<HeaderValue>,
     method: Method,
     route: Option<MatchedPath>,
     line: Option<AccessLine>,
+    /// The credential's trust, kept only for the access line.
+    caller: Option<Arc<Trust>>,
     metrics: Arc<Metrics>,
     started: Instant,
 }
@@ -206,7 +182,7 @@ impl Seen {
             tracing::error!(%route, %method, status, error = %detail, "internal error");
         }
         if let Some(l) = self.line {
-            let platform = resp.extensions().get::<Caller>().map(|c| c.0.name.as_str());
+            let platform = self.caller.as_ref().map(|t| t.name.as_str());
             tracing::info!(target: "chartbroker::access", %method, %route, status,
                 duration_ms = took.as_secs_f64() * 1000.0,
                 instance_id = l.ids.instance_id.as_deref().map(tracing::field::display),
@@ -222,10 +198,16 @@ impl Seen {
     }
 }
 
-/// The future of [`Observe`].
-pub struct ObserveFuture<F>(F, Option<Seen>);
+/// A refusal of the OSB checks, or the route's answer.
+enum Answer<F> {
+    Refused(Option<Response>),
+    Inner(F),
+}
 
-impl<F> Future for ObserveFuture<F>
+/// The future of [`Edge`].
+pub struct EdgeFuture<F>(Answer<F>, Option<Seen>);
+
+impl<F> Future for EdgeFuture<F>
 where
     F: Future<Output = Result<Response, Infallible>> + Unpin,
 {
@@ -233,7 +215,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let Ok(resp) = ready!(Pin::new(&mut this.0).poll(cx));
+        let resp = match &mut this.0 {
+            Answer::Refused(r) => r.take().expect("polled after completion"),
+            Answer::Inner(f) => {
+                let Ok(resp) = ready!(Pin::new(f).poll(cx));
+                resp
+            }
+        };
         let seen = this.1.take().expect("polled after completion");
         Poll::Ready(Ok(seen.finish(resp)))
     }
@@ -247,11 +235,11 @@ struct AccessLine {
 }
 
 impl AccessLine {
-    fn of(route: &str, req: &Request) -> AccessLine {
+    fn of(route: &str, req: &Request, found: &Found<'_>) -> AccessLine {
         AccessLine {
             ids: access::ids(route, req.uri().path()),
-            request_identity: access::header_text(req.headers().get(&headers::REQUEST_IDENTITY)),
-            user: access::user(req.headers().get(&headers::ORIGINATING_IDENTITY)),
+            request_identity: access::header_text(found.request_identity),
+            user: access::user(found.originating_identity),
         }
     }
 }

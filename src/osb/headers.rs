@@ -4,7 +4,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use base64::Engine as _;
 use serde_json::Value;
 
@@ -23,6 +23,39 @@ pub(crate) static ORIGINATING_IDENTITY: HeaderName =
 pub(crate) static REQUEST_IDENTITY: HeaderName =
     HeaderName::from_static("x-broker-api-request-identity");
 
+/// The request headers the edge reads, each the first of its name (as
+/// [`HeaderMap::get`] gives it), found in one pass over the map: a lookup
+/// apiece hashed each name again, and cost more than the pass.
+#[derive(Default)]
+pub(crate) struct Found<'a> {
+    pub(crate) authorization: Option<&'a HeaderValue>,
+    pub(crate) api_version: Option<&'a HeaderValue>,
+    pub(crate) originating_identity: Option<&'a HeaderValue>,
+    pub(crate) request_identity: Option<&'a HeaderValue>,
+}
+
+impl<'a> Found<'a> {
+    /// The headers of `map` the edge reads.
+    pub(crate) fn scan(map: &'a HeaderMap) -> Found<'a> {
+        let mut found = Found::default();
+        for (name, value) in map {
+            let slot = if name == header::AUTHORIZATION {
+                &mut found.authorization
+            } else if name == API_VERSION {
+                &mut found.api_version
+            } else if name == ORIGINATING_IDENTITY {
+                &mut found.originating_identity
+            } else if name == REQUEST_IDENTITY {
+                &mut found.request_identity
+            } else {
+                continue;
+            };
+            slot.get_or_insert(value);
+        }
+        found
+    }
+}
+
 /// Lowest supported minor version of API major 2.
 pub(crate) const MIN_MINOR: u32 = ApiVersion::MIN_MINOR;
 
@@ -30,9 +63,8 @@ pub(crate) const MIN_MINOR: u32 = ApiVersion::MIN_MINOR;
 /// including, 3.0), or 412, which conformance suites and the reference
 /// frameworks expect (the spec also allows 400 for a missing header).
 /// Responses carry only the fields the platform's version defines.
-pub fn api_version(headers: &HeaderMap) -> Result<ApiVersion, ApiError> {
-    let value = headers
-        .get(&API_VERSION)
+pub fn api_version(header: Option<&HeaderValue>) -> Result<ApiVersion, ApiError> {
+    let value = header
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .unwrap_or("");
@@ -51,12 +83,12 @@ pub fn api_version(headers: &HeaderMap) -> Result<ApiVersion, ApiError> {
 /// The decoded originating identity, if the request carries one; a
 /// malformed header is a 400. Checked after authentication so an
 /// unauthenticated request is always a 401.
-pub fn originating_identity(headers: &HeaderMap) -> Result<Option<OriginatingIdentity>, ApiError> {
+pub fn originating_identity(
+    header: Option<&HeaderValue>,
+) -> Result<Option<OriginatingIdentity>, ApiError> {
     // An empty header carries no identity; treat it as absent rather than
     // failing requests from clients that always send the header.
-    let header = headers
-        .get(&ORIGINATING_IDENTITY)
-        .filter(|h| !h.as_bytes().iter().all(u8::is_ascii_whitespace));
+    let header = header.filter(|h| !h.as_bytes().iter().all(u8::is_ascii_whitespace));
     let Some(h) = header else {
         return Ok(None);
     };
@@ -158,6 +190,34 @@ pub(crate) fn parse_identity(header: &str) -> Result<OriginatingIdentity, String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_pass_finds_what_a_lookup_finds() {
+        let mut map = HeaderMap::new();
+        map.insert("host", HeaderValue::from_static("broker"));
+        map.append("X-Broker-API-Version", HeaderValue::from_static("2.17"));
+        map.append("x-broker-api-version", HeaderValue::from_static("2.13"));
+        map.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic a"));
+        map.append(header::AUTHORIZATION, HeaderValue::from_static("Basic b"));
+        map.insert(&REQUEST_IDENTITY, HeaderValue::from_static("r-1"));
+        map.insert(
+            "x-broker-api-originating-identity-extra",
+            HeaderValue::from_static("no"),
+        );
+        let found = Found::scan(&map);
+        // The first value of each name, as `get` gives it.
+        for (got, name) in [
+            (found.authorization, header::AUTHORIZATION),
+            (found.api_version, API_VERSION.clone()),
+            (found.originating_identity, ORIGINATING_IDENTITY.clone()),
+            (found.request_identity, REQUEST_IDENTITY.clone()),
+        ] {
+            assert_eq!(got, map.get(&name), "{name}");
+        }
+        assert_eq!(found.api_version.unwrap(), "2.17");
+        assert_eq!(found.authorization.unwrap(), "Basic a");
+        assert!(found.originating_identity.is_none());
+    }
 
     #[test]
     fn identities() {

@@ -9,8 +9,8 @@
 //! - [`extract`]: JSON and query extractors with OSB-shaped rejections.
 //! - [`error`]: errors to status codes and bodies.
 //! - `access`: what the access log shows of a request.
-//! - `edge`: the middlewares, one layer each: around every route the
-//!   request identity echo, metrics and the access log; around `/v2`
+//! - `edge`: the middleware, one layer around each route: the request
+//!   identity echo, metrics and the access log; around `/v2` also
 //!   authentication, API version, originating identity (in that order).
 //! - `secret`: passwords and tokens as compared in constant time.
 
@@ -86,16 +86,20 @@ pub(crate) fn app(state: AppState) -> Router {
         .merge(bindings::router().layer(limit()))
         // axum's default 405 has an empty body; every error gets an OSB body.
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(edge::V2Layer(state.credentials.clone()));
-    Router::new()
-        .merge(v2)
+        .layer(edge::EdgeLayer::osb(
+            state.metrics.clone(),
+            state.credentials.clone(),
+        ));
+    // Each route gets one edge layer: the OSB one, or this one (which also
+    // wraps the fallback).
+    let rest = Router::new()
         .merge(dashboard(&state))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::NoRoute })
-        .layer(edge::ObserveLayer(state.metrics.clone()))
-        .with_state(state)
+        .layer(edge::EdgeLayer::observe(state.metrics.clone()));
+    rest.merge(v2).with_state(state)
 }
 
 /// The dashboard's routes (none when it is off); it checks the broker's
@@ -114,7 +118,8 @@ fn dashboard(state: &AppState) -> Router<AppState> {
         // Only a credential that reaches every namespace: the dashboard
         // shows every instance.
         broker_check: Arc::new(move |auth| {
-            (credentials.current().check(auth, None)).is_some_and(|t| t.namespaces.is_none())
+            (credentials.current().check(auth.map(str::as_bytes), None))
+                .is_some_and(|t| t.namespaces.is_none())
         }),
     })
 }
