@@ -4,10 +4,10 @@
 //! The connection loop is ours (hyper directly, not `axum::serve`) because
 //! the limits live there: a client that dribbles its headers, or keeps a
 //! connection open without sending a request, is cut off after
-//! `header_read_timeout` (hyper arms that timer whenever a connection waits
-//! for a request head, idle keep-alives included), and connections past
-//! `max_connections` are refused with 503 and `Retry-After` at once rather
-//! than left to pile up. HTTP/1.1 only: HTTP/2 has no per-connection idle
+//! `header_read_timeout` (counted whenever hyper waits for a request head,
+//! idle keep-alives included; [`head_deadline`] says how), and connections
+//! past `max_connections` are refused with 503 and `Retry-After` at once
+//! rather than left to pile up. HTTP/1.1 only: HTTP/2 has no per-connection idle
 //! or header timeout in hyper, and no OSB platform needs it.
 
 use std::future::Future;
@@ -16,13 +16,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 use crate::tls::{LiveTls, TlsSettings};
+
+mod head_deadline;
+use head_deadline::{HeadSlot, HeadTimer};
 
 /// Limits of the HTTP edge.
 #[derive(Clone, Copy, Debug)]
@@ -94,9 +97,7 @@ pub async fn run_live(
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
-    let http = Arc::new(http);
+    http.header_read_timeout(limits.header_read_timeout);
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -122,12 +123,18 @@ pub async fn run_live(
             continue;
         };
         let app = app.clone();
-        let http = http.clone();
+        // Each connection's hyper gets a timer of its own: the head
+        // deadline is per connection, and so is its watchdog.
+        let heads = HeadSlot::new();
+        let mut http = http.clone();
+        http.timer(HeadTimer(heads.clone()));
         let acceptor = tls.as_ref().map(|t| t.acceptor());
         let watcher = graceful.watcher();
         let handshake = limits.header_read_timeout;
-        tokio::spawn(async move {
+        let closed = heads.clone();
+        let connection = tokio::spawn(async move {
             let _slot = slot;
+            let _closed = Closed(closed);
             match acceptor {
                 None => serve_connection(tcp, peer, None, app, &http, watcher).await,
                 Some(a) => match tokio::time::timeout(handshake, a.accept(tcp)).await {
@@ -140,6 +147,11 @@ pub async fn run_live(
                 },
             }
         });
+        tokio::spawn(head_deadline::watch(
+            heads,
+            limits.header_read_timeout,
+            connection.abort_handle(),
+        ));
     }
     drop(listener);
     if tokio::time::timeout(DRAIN, graceful.shutdown())
@@ -149,6 +161,15 @@ pub async fn run_live(
         tracing::warn!("requests still running after the drain period were cut off");
     }
     Ok(())
+}
+
+/// Ends a connection's watchdog when its task ends, aborted or not.
+struct Closed(Arc<HeadSlot>);
+
+impl Drop for Closed {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 /// The SHA-256 of the client certificate rustls verified (mTLS), which

@@ -77,6 +77,38 @@ async fn idle_keep_alive_connections_are_closed() {
 }
 
 #[tokio::test]
+async fn a_request_served_past_the_header_timeout_is_answered_on_its_connection() {
+    // The header timeout counts while a head is awaited, not while the
+    // broker works on a request: a synchronous provision held at helm for
+    // three times as long still gets its answer, then the connection is
+    // cut once idle.
+    let (b, _gate) = TestBroker::start_gated_with(|cfg| {
+        cfg.sync_timeout = SHORT * 3;
+    })
+    .await;
+    let addr = serve_short_header_timeout(&b);
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let body = provision_body("plan-small", serde_json::json!({})).to_string();
+    let head = format!(
+        "PUT /v2/service_instances/held-1 HTTP/1.1\r\nhost: x\r\nauthorization: {}\r\n\
+         x-broker-api-version: 2.17\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n",
+        common::auth(),
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let r = tokio::time::timeout(SAFETY, read_response(&mut s))
+        .await
+        .expect("an answer");
+    assert!(started.elapsed() >= SHORT * 2, "answered early: {r}");
+    assert!(r.starts_with("HTTP/1.1 500"), "{r}");
+    assert!(r.contains("deadline"), "{r}");
+    assert!(closed_by_server(&mut s, SAFETY).await);
+}
+
+#[tokio::test]
 async fn connections_past_the_cap_get_503_with_retry_after() {
     let b = TestBroker::start().await;
     let cap = 4;
