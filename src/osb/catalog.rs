@@ -22,12 +22,11 @@ async fn catalog(State(broker): State<Broker>, version: ApiVersion, req: Request
     let catalog = broker.catalog();
     // `Catalog::etag` is already a quoted entity-tag; quoting it again sent
     // `""hex""`, which is not a valid ETag (RFC 7232 §2.3).
-    let etag = catalog.etag_for(version);
     let not_modified = req
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| none_match(v, etag));
+        .is_some_and(|v| none_match(v, catalog.etag_for(version)));
     let etag = HeaderValue::from_maybe_shared(catalog.etag_bytes_for(version))
         .expect("an ETag is a valid header value");
     if not_modified {
