@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::catalog::{Alphabet, NamespaceStrategy, SecretSpec, ServedBy};
+use crate::catalog::{Alphabet, NamespaceStrategy, SecretSpec, ServedBy, Teardown};
 
 /// The keys of a JSON object, sorted.
 fn sorted_keys(v: &serde_json::Value) -> Vec<&str> {
@@ -246,4 +246,50 @@ fn alphabets() {
     assert_eq!(Alphabet::Alphanumeric.chars().len(), 62);
     assert_eq!(Alphabet::Hex.chars().len(), 16);
     assert_eq!(Alphabet::Urlsafe.chars().len(), 64);
+}
+
+#[test]
+fn a_teardown_reads_back_what_it_writes_and_what_the_tagged_derive_wrote() {
+    let chart = Teardown::Chart {
+        service: "mysql".into(),
+        plan: "basic".into(),
+        own_namespace: true,
+        delete_pvcs: false,
+        binding_users: None,
+    };
+    let upstream = Teardown::Upstream {
+        service: "s3".into(),
+        plan: "small".into(),
+        upstream: serde_json::from_value(json!({
+            "broker": "cloud", "service_id": "svc-1", "plan_id": "plan-1"
+        }))
+        .unwrap(),
+    };
+    for t in [&chart, &upstream] {
+        let text = serde_json::to_string(t).unwrap();
+        assert_eq!(
+            &serde_json::from_str::<Teardown>(&text).unwrap(),
+            t,
+            "{text}"
+        );
+    }
+    let read =
+        |v: serde_json::Value| serde_json::from_value::<Teardown>(v).map_err(|e| e.to_string());
+    // As records store it (a tagged object); unknown fields are ignored and
+    // `binding_users` may be absent.
+    let stored = json!({
+        "served_by": "chart", "service": "mysql", "plan": "basic",
+        "own_namespace": true, "delete_pvcs": false, "added_later": [1, 2]
+    });
+    assert_eq!(read(stored).unwrap(), chart);
+    // A variant's own fields are required, the tag must be known.
+    let missing =
+        json!({"served_by": "chart", "service": "mysql", "plan": "basic", "own_namespace": true});
+    assert!(read(missing).unwrap_err().contains("delete_pvcs"));
+    let no_upstream = json!({"served_by": "upstream", "service": "s3", "plan": "small"});
+    assert!(read(no_upstream).unwrap_err().contains("upstream"));
+    let unknown = json!({"served_by": "lambda", "service": "s3", "plan": "small"});
+    assert!(read(unknown).unwrap_err().contains("unknown variant"));
+    let untagged = json!({"service": "s3", "plan": "small"});
+    assert!(read(untagged).unwrap_err().contains("served_by"));
 }
