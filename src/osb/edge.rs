@@ -115,6 +115,9 @@ where
     }
 
     fn call(&mut self, mut req: Request) -> Self::Future {
+        // Timed from here, the checks included, as when they were a layer
+        // of their own inside the observing one.
+        let started = Instant::now();
         let found = Found::scan(req.headers());
         let route = req.extensions().get::<MatchedPath>().cloned();
         let line = access_logged().then(|| {
@@ -132,7 +135,7 @@ where
             line,
             caller: None,
             metrics: self.metrics.clone(),
-            started: Instant::now(),
+            started,
         };
         let answer = match checked {
             None => Answer::Inner(self.inner.call(req)),
