@@ -25,7 +25,7 @@ use tokio::sync::Semaphore;
 use crate::tls::{LiveTls, TlsSettings};
 
 mod head_deadline;
-use head_deadline::{HeadSlot, HeadTimer};
+use head_deadline::{Closed, HeadSlot, HeadTimer};
 
 /// Limits of the HTTP edge.
 #[derive(Clone, Copy, Debug)]
@@ -161,15 +161,6 @@ pub async fn run_live(
         tracing::warn!("requests still running after the drain period were cut off");
     }
     Ok(())
-}
-
-/// Ends a connection's watchdog when its task ends, aborted or not.
-struct Closed(Arc<HeadSlot>);
-
-impl Drop for Closed {
-    fn drop(&mut self) {
-        self.0.close();
-    }
 }
 
 /// The SHA-256 of the client certificate rustls verified (mTLS), which

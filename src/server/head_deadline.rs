@@ -55,17 +55,27 @@ impl HeadSlot {
         mark
     }
 
+    /// The deadline a mark stands for.
+    fn at(&self, mark: u64) -> Instant {
+        self.base + Duration::from_nanos(mark - 1)
+    }
+
     fn deadline(&self) -> Option<Instant> {
         match self.armed.load(Ordering::Acquire) {
             0 => None,
-            mark => Some(self.base + Duration::from_nanos(mark - 1)),
+            mark => Some(self.at(mark)),
         }
     }
+}
 
-    /// Ends the watchdog: the connection is over.
-    pub(super) fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        self.wake.notify_one();
+/// Held by a connection's task: when the task ends, aborted or not, so
+/// does its watchdog.
+pub(super) struct Closed(pub(super) Arc<HeadSlot>);
+
+impl Drop for Closed {
+    fn drop(&mut self) {
+        self.0.closed.store(true, Ordering::Release);
+        self.0.wake.notify_one();
     }
 }
 
@@ -80,7 +90,6 @@ impl hyper::rt::Timer for HeadTimer {
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
         Box::pin(HeadSleep {
             mark: self.0.arm(deadline),
-            deadline,
             slot: self.0.clone(),
         })
     }
@@ -90,7 +99,6 @@ impl hyper::rt::Timer for HeadTimer {
             Some(s) => {
                 let s = s.get_mut();
                 s.mark = s.slot.arm(new_deadline);
-                s.deadline = new_deadline;
             }
             None => *sleep = self.sleep_until(new_deadline),
         }
@@ -102,15 +110,15 @@ impl hyper::rt::Timer for HeadTimer {
 /// ready, as a sleep should be.
 struct HeadSleep {
     slot: Arc<HeadSlot>,
+    /// Its deadline, as armed in the slot.
     mark: u64,
-    deadline: Instant,
 }
 
 impl Future for HeadSleep {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
-        if Instant::now() >= self.deadline {
+        if Instant::now() >= self.slot.at(self.mark) {
             Poll::Ready(())
         } else {
             Poll::Pending
@@ -219,7 +227,7 @@ mod tests {
         let slot = HeadSlot::new();
         let conn = tokio::spawn(std::future::pending::<()>());
         let dog = tokio::spawn(watch(slot.clone(), limit, conn.abort_handle()));
-        slot.close();
+        drop(Closed(slot));
         tokio::time::timeout(Duration::from_secs(10), dog)
             .await
             .expect("the watchdog ended")
