@@ -17,13 +17,13 @@ use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 use crate::tls::{LiveTls, TlsSettings};
 
+mod drain;
 mod head_deadline;
 use head_deadline::{Closed, HeadSlot, HeadTimer};
 
@@ -95,7 +95,7 @@ pub async fn run_live(
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
-    let graceful = GracefulShutdown::new();
+    let drain = drain::Drain::default();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.header_read_timeout(limits.header_read_timeout);
     tokio::pin!(shutdown);
@@ -129,7 +129,7 @@ pub async fn run_live(
         let mut http = http.clone();
         http.timer(HeadTimer(heads.clone()));
         let acceptor = tls.as_ref().map(|t| t.acceptor());
-        let watcher = graceful.watcher();
+        let watcher = drain.watcher();
         let handshake = limits.header_read_timeout;
         let closed = heads.clone();
         let connection = tokio::spawn(async move {
@@ -154,10 +154,7 @@ pub async fn run_live(
         ));
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(DRAIN, drain.shutdown()).await.is_err() {
         tracing::warn!("requests still running after the drain period were cut off");
     }
     Ok(())
@@ -180,7 +177,7 @@ async fn serve_connection<I>(
     cert: Option<crate::osb::auth::PeerCertificate>,
     app: Router,
     http: &hyper::server::conn::http1::Builder,
-    watcher: hyper_util::server::graceful::Watcher,
+    watcher: drain::Watcher,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
