@@ -26,6 +26,17 @@ impl ApiVersion {
         ApiVersion(17),
     ];
 
+    /// [`ApiVersion::parse`] of a header value's bytes. The form every
+    /// platform sends (`2.` and two digits) is read directly: this runs on
+    /// every OSB request.
+    pub(crate) fn parse_header(value: &[u8]) -> Option<ApiVersion> {
+        if let [b'2', b'.', tens @ b'0'..=b'9', ones @ b'0'..=b'9'] = *value {
+            let minor = u32::from(tens - b'0') * 10 + u32::from(ones - b'0');
+            return (minor >= Self::MIN_MINOR).then(|| ApiVersion(minor.min(Self::LATEST.0)));
+        }
+        Self::parse(std::str::from_utf8(value).ok()?)
+    }
+
     /// Parses a header value (`2.15`); `None` when unsupported.
     pub(crate) fn parse(value: &str) -> Option<ApiVersion> {
         let (major, minor) = value.trim().split_once('.')?;
@@ -87,6 +98,26 @@ mod tests {
         for bad in ["", "2", "2.12", "3.0", "1.17", "2.x", "two.fifteen", "2.-1"] {
             assert_eq!(ApiVersion::parse(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_header_is_read_as_its_text_is() {
+        let mut forms: Vec<String> = [
+            "", "2", "2.", "2.1", "2.9", "2.012", "02.17", "+2.17", "2.17 ", " 2.15",
+        ]
+        .map(String::from)
+        .to_vec();
+        forms.extend((0..100).map(|m| format!("2.{m:02}")));
+        forms.extend((0..100).map(|m| format!("2.{m}")));
+        forms.extend((0..20).map(|m| format!("3.{m:02}")));
+        for f in &forms {
+            assert_eq!(
+                ApiVersion::parse_header(f.as_bytes()),
+                ApiVersion::parse(f),
+                "{f:?}"
+            );
+        }
+        assert_eq!(ApiVersion::parse_header(b"2.\xff"), None);
     }
 
     #[test]

@@ -64,6 +64,9 @@ pub(crate) const MIN_MINOR: u32 = ApiVersion::MIN_MINOR;
 /// frameworks expect (the spec also allows 400 for a missing header).
 /// Responses carry only the fields the platform's version defines.
 pub fn api_version(header: Option<&HeaderValue>) -> Result<ApiVersion, ApiError> {
+    if let Some(v) = header.and_then(|h| ApiVersion::parse_header(h.as_bytes())) {
+        return Ok(v);
+    }
     let value = header
         .and_then(|v| v.to_str().ok())
         .map(str::trim)

@@ -35,8 +35,20 @@ impl Padded {
     /// (see the module's comment). Compared a word at a time (a padded
     /// width is a multiple of 8; an unpadded tail is zero-extended).
     pub(crate) fn ct_eq(&self, candidate: &[u8]) -> Choice {
+        let width = self.bytes.len();
+        // The words both sides have whole, then the rest of the width with
+        // the candidate's tail zero-extended: the split depends on lengths
+        // only.
+        let whole = candidate.len().min(width) & !7;
         let mut diff = 0u64;
-        for at in (0..self.bytes.len()).step_by(8) {
+        for (s, c) in self.bytes[..whole]
+            .chunks_exact(8)
+            .zip(candidate[..whole].chunks_exact(8))
+        {
+            diff |= u64::from_le_bytes(s.try_into().expect("8 bytes"))
+                ^ u64::from_le_bytes(c.try_into().expect("8 bytes"));
+        }
+        for at in (whole..width).step_by(8) {
             diff |= word(&self.bytes, at) ^ word(candidate, at);
         }
         let diff = core::hint::black_box(diff);
@@ -100,6 +112,29 @@ mod tests {
         assert!(eq(&v[2], "x".repeat(70).as_bytes()));
         assert!(!eq(&v[2], "x".repeat(71).as_bytes()));
         assert!(!eq(&v[2], "x".repeat(200).as_bytes()));
+    }
+
+    #[test]
+    fn equal_exactly_when_the_bytes_are_for_every_length() {
+        // Every split between whole words and the tail: candidates shorter
+        // than, as long as and longer than each secret, padded or not.
+        let all: Vec<u8> = (0..150u8).map(|b| b.wrapping_mul(7) | 1).collect();
+        for secret_len in [0, 1, 7, 8, 9, 15, 16, 33, 63, 64, 65, 100] {
+            let secret = &all[..secret_len];
+            let mut padded = vec![Padded::new(secret)];
+            pad_all(&mut padded, |p| p);
+            for p in [Padded::new(secret), padded.remove(0)] {
+                for len in 0..all.len() {
+                    let candidate = &all[..len];
+                    assert_eq!(
+                        bool::from(p.ct_eq(candidate)),
+                        candidate == secret,
+                        "secret {secret_len}, candidate {len}, width {}",
+                        p.bytes.len()
+                    );
+                }
+            }
+        }
     }
 
     #[test]
