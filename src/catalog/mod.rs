@@ -47,6 +47,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use axum::http::HeaderValue;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -67,9 +68,9 @@ pub const DEFAULT_MAX_MANIFEST_BYTES: usize = 16 * 1024 * 1024;
 pub struct Catalog {
     services: Vec<Service>,
     upstreams: Vec<Upstream>,
-    /// The `GET /v2/catalog` body and its ETag per [`ApiVersion::ALL`], as
-    /// `Bytes` a response shares without copying or allocating.
-    osb_bodies: Arc<[(Bytes, Bytes)]>,
+    /// The `GET /v2/catalog` body and its ETag per [`ApiVersion::ALL`],
+    /// which a response shares without copying, allocating or validating.
+    osb_bodies: Arc<[(Bytes, HeaderValue)]>,
 }
 
 /// An OSB service offering.
@@ -287,7 +288,9 @@ impl Catalog {
             .map(|&v| {
                 let body = osb::body(&services, v);
                 let etag = osb::etag(&body);
-                (Bytes::from(body), Bytes::from(etag))
+                let etag = HeaderValue::from_maybe_shared(Bytes::from(etag))
+                    .expect("an ETag is a valid header value");
+                (Bytes::from(body), etag)
             })
             .collect();
         Catalog {
@@ -360,11 +363,11 @@ impl Catalog {
     /// A strong ETag of [`Catalog::osb_body_for`] `v`: versions differ in
     /// their bytes, so in their tags too.
     pub(crate) fn etag_for(&self, v: ApiVersion) -> &str {
-        std::str::from_utf8(&self.osb_bodies[v.index()].1).expect("an ETag is ASCII")
+        std::str::from_utf8(self.osb_bodies[v.index()].1.as_bytes()).expect("an ETag is ASCII")
     }
 
-    /// [`Catalog::etag_for`] as shared bytes, for a header value.
-    pub(crate) fn etag_bytes_for(&self, v: ApiVersion) -> Bytes {
+    /// [`Catalog::etag_for`] as a header value that shares its bytes.
+    pub(crate) fn etag_header_for(&self, v: ApiVersion) -> HeaderValue {
         self.osb_bodies[v.index()].1.clone()
     }
 }

@@ -53,14 +53,66 @@ impl EdgeLayer {
     }
 }
 
-impl<S> Layer<S> for EdgeLayer {
-    type Service = Edge<S>;
-    fn layer(&self, inner: S) -> Edge<S> {
+impl EdgeLayer {
+    /// The edge around `inner`, which takes the checks' outcome directly.
+    pub(crate) fn around<H: Handoff>(&self, inner: H) -> Edge<H> {
         Edge {
             inner,
             metrics: self.metrics.clone(),
             osb: self.osb.clone(),
         }
+    }
+}
+
+impl<S> Layer<S> for EdgeLayer
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone,
+    S::Future: Unpin,
+{
+    type Service = Edge<Routed<S>>;
+    fn layer(&self, inner: S) -> Edge<Routed<S>> {
+        self.around(Routed(inner))
+    }
+}
+
+/// What an [`Edge`] passes a request on to, with what its OSB checks found
+/// (`None` around the routes that are not OSB's).
+pub trait Handoff: Clone {
+    /// The answer's future.
+    type Future: Future<Output = Result<Response, Infallible>> + Unpin;
+
+    /// Whether it can take a request (as [`Service::poll_ready`]).
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    /// Answers `req`.
+    fn handoff(&mut self, req: Request, checked: Option<Checked>) -> Self::Future;
+}
+
+/// An axum route behind the edge: the checks go on the request, where its
+/// extractors ([`crate::api_version::ApiVersion`], [`OriginIdentity`])
+/// find them. An extension is an allocation and a map insert per request;
+/// the catalog's route takes them directly instead.
+#[derive(Clone)]
+pub struct Routed<S>(S);
+
+impl<S> Handoff for Routed<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone,
+    S::Future: Unpin,
+{
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn handoff(&mut self, mut req: Request, checked: Option<Checked>) -> S::Future {
+        if let Some(c) = checked {
+            req.extensions_mut().insert(c);
+        }
+        self.0.call(req)
     }
 }
 
@@ -78,7 +130,7 @@ impl<S> Layer<S> for EdgeLayer {
 /// credentials, 412 without a supported `X-Broker-API-Version`, 400 for a
 /// malformed originating identity; otherwise puts the
 /// [`crate::api_version::ApiVersion`] and the [`OriginIdentity`] (with the
-/// credential's trust) on the request as one [`Checked`].
+/// credential's trust) as one [`Checked`] to the [`Handoff`].
 #[derive(Clone)]
 pub struct Edge<S> {
     inner: S,
@@ -101,20 +153,16 @@ fn check(
     })
 }
 
-impl<S> Service<Request> for Edge<S>
-where
-    S: Service<Request, Response = Response, Error = Infallible>,
-    S::Future: Unpin,
-{
+impl<H: Handoff> Service<Request> for Edge<H> {
     type Response = Response;
     type Error = Infallible;
-    type Future = EdgeFuture<S::Future>;
+    type Future = EdgeFuture<H::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request) -> Self::Future {
+    fn call(&mut self, req: Request) -> Self::Future {
         // Timed from here, the checks included, as when they were a layer
         // of their own inside the observing one.
         let started = Instant::now();
@@ -138,13 +186,12 @@ where
             started,
         };
         let answer = match checked {
-            None => Answer::Inner(self.inner.call(req)),
+            None => Answer::Inner(self.inner.handoff(req, None)),
             Some(Ok(checked)) => {
                 if seen.line.is_some() {
                     seen.caller = Some(checked.identity.1.clone());
                 }
-                req.extensions_mut().insert(checked);
-                Answer::Inner(self.inner.call(req))
+                Answer::Inner(self.inner.handoff(req, Some(checked)))
             }
             Some(Err(refused)) => Answer::Refused(Some(refused.into_response())),
         };

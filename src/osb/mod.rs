@@ -80,16 +80,16 @@ pub(crate) fn app(state: AppState) -> Router {
     // Only the routes that read a body carry its limit: the layer puts an
     // extension on every request it sees.
     let limit = || DefaultBodyLimit::max(extract::BODY_LIMIT);
+    let osb = edge::EdgeLayer::osb(state.metrics.clone(), state.credentials.clone());
     let v2 = Router::new()
-        .merge(catalog::router())
         .merge(instances::router().layer(limit()))
         .merge(bindings::router().layer(limit()))
         // axum's default 405 has an empty body; every error gets an OSB body.
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(edge::EdgeLayer::osb(
-            state.metrics.clone(),
-            state.credentials.clone(),
-        ));
+        .layer(osb.clone())
+        // The catalog's route is built inside its edge (one boxed service
+        // instead of two): merged after the layer, which would wrap it again.
+        .merge(catalog::router(state.broker.clone(), &osb));
     // Each route gets one edge layer: the OSB one, or this one (which also
     // wraps the fallback).
     let rest = Router::new()
