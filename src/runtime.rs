@@ -276,7 +276,7 @@ impl Runtime {
     }
 
     /// The HTTP application.
-    pub fn app(&self) -> axum::Router {
+    pub fn app(&self) -> crate::osb::App {
         crate::osb::app(self.state.clone())
     }
 }

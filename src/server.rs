@@ -15,13 +15,42 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 use crate::tls::{LiveTls, TlsSettings};
+
+/// The broker's HTTP application, what this module serves.
+pub use crate::osb::App;
+
+/// What [`run`] can serve: [`App`], or any axum `Router` (tests).
+pub trait Application:
+    tower::Service<
+        hyper::Request<hyper::body::Incoming>,
+        Response = axum::response::Response,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> Application for S where
+    S: tower::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
 
 mod drain;
 mod head_deadline;
@@ -57,7 +86,7 @@ const MAX_REFUSALS: usize = 64;
 
 /// Serves `app` on `listener` with the default [`EdgeLimits`].
 pub async fn run(
-    app: Router,
+    app: impl Application,
     listener: std::net::TcpListener,
     tls: Option<&TlsSettings>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -69,7 +98,7 @@ pub async fn run(
 /// in-flight requests for up to 10 seconds. Operations still running are
 /// durable and resume on the next start.
 pub async fn run_with(
-    app: Router,
+    app: impl Application,
     listener: std::net::TcpListener,
     tls: Option<&TlsSettings>,
     limits: EdgeLimits,
@@ -85,7 +114,7 @@ pub async fn run_with(
 /// [`run_with`] over a TLS configuration that reloads can replace: each
 /// connection is accepted with the configuration in force when it arrives.
 pub async fn run_live(
-    app: Router,
+    app: impl Application,
     listener: std::net::TcpListener,
     tls: Option<Arc<LiveTls>>,
     limits: EdgeLimits,
@@ -175,7 +204,7 @@ async fn serve_connection<I>(
     io: I,
     peer: SocketAddr,
     cert: Option<crate::osb::auth::PeerCertificate>,
-    app: Router,
+    app: impl Application,
     http: &hyper::server::conn::http1::Builder,
     watcher: drain::Watcher,
 ) where

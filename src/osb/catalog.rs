@@ -20,27 +20,43 @@ use super::error::ApiError;
 use super::headers::Checked;
 use crate::broker::{Broker, BrokerError};
 
-/// Routes of this resource group, each inside `edge`.
+/// The route's path.
+pub(crate) const ROUTE: &str = "/v2/catalog";
+
+/// Routes of this resource group, each inside `edge`. A GET usually never
+/// reaches them: [`super::App`] answers it before routing, with a
+/// [`Catalog`] inside the same edge.
 pub(crate) fn router<S: Clone + Send + Sync + 'static>(
     broker: Broker,
     edge: &EdgeLayer,
 ) -> Router<S> {
     Router::new().route(
-        "/v2/catalog",
-        get_service(edge.around(Catalog(broker)))
-            .fallback_service(edge.around(Refuse(|| ApiError::MethodNotAllowed))),
+        ROUTE,
+        get_service(edge.around(ROUTE, Catalog(broker)))
+            .fallback_service(edge.around(ROUTE, Refuse(|| ApiError::MethodNotAllowed))),
     )
 }
 
 /// Answers `GET /v2/catalog` from the broker's catalog in force.
 #[derive(Clone)]
-struct Catalog(Broker);
+pub(crate) struct Catalog(pub(crate) Broker);
+
+impl Catalog {
+    /// The answer to `req`, which passed the edge's checks with `checked`.
+    pub(crate) fn answer(
+        &self,
+        req: &Request,
+        checked: Option<Checked>,
+    ) -> Ready<Result<Response, Infallible>> {
+        ready(Ok(answer(&self.0, req, checked.as_ref())))
+    }
+}
 
 impl Handoff for Catalog {
     type Future = Ready<Result<Response, Infallible>>;
 
     fn handoff(&mut self, req: Request, checked: Option<Checked>) -> Self::Future {
-        ready(Ok(answer(&self.0, &req, checked.as_ref())))
+        self.answer(&req, checked)
     }
 }
 

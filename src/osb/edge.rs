@@ -54,13 +54,60 @@ impl EdgeLayer {
 }
 
 impl EdgeLayer {
-    /// The edge around `inner`, which takes the checks' outcome directly.
-    pub(crate) fn around<H: Handoff>(&self, inner: H) -> Edge<H> {
+    /// The edge around `inner`, the route `route`, which takes the checks'
+    /// outcome directly.
+    pub(crate) fn around<H: Handoff>(&self, route: &'static str, inner: H) -> Edge<H> {
         Edge {
             inner,
-            metrics: self.metrics.clone(),
-            osb: self.osb.clone(),
+            edge: self.clone(),
+            route: Some(route),
         }
+    }
+
+    /// The edge's work on `req`, with `route` its label (else the route
+    /// axum matched), handing the request on with `pass`.
+    pub(crate) fn serve<F>(
+        &self,
+        route: Option<&'static str>,
+        req: Request,
+        pass: impl FnOnce(Request, Option<Checked>) -> F,
+    ) -> EdgeFuture<F> {
+        // Timed from here, the checks included, as when they were a layer
+        // of their own inside the observing one.
+        let started = Instant::now();
+        let found = Found::scan(req.headers());
+        let route = match route {
+            Some(r) => Label::Fixed(r),
+            None => req
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or(Label::Unmatched, |m| Label::Matched(m.clone())),
+        };
+        let line = access_logged().then(|| AccessLine::of(route.as_str(), &req, &found));
+        let checked = self
+            .osb
+            .as_deref()
+            .map(|credentials| check(credentials, &found, &req));
+        let mut seen = Seen {
+            echo: found.request_identity.cloned(),
+            method: req.method().clone(),
+            route,
+            line,
+            caller: None,
+            metrics: self.metrics.clone(),
+            started,
+        };
+        let answer = match checked {
+            None => Answer::Inner(pass(req, None)),
+            Some(Ok(checked)) => {
+                if seen.line.is_some() {
+                    seen.caller = Some(checked.identity.1.clone());
+                }
+                Answer::Inner(pass(req, Some(checked)))
+            }
+            Some(Err(refused)) => Answer::Refused(Some(refused.into_response())),
+        };
+        EdgeFuture(answer, Some(seen))
     }
 }
 
@@ -71,7 +118,11 @@ where
 {
     type Service = Edge<Routed<S>>;
     fn layer(&self, inner: S) -> Edge<Routed<S>> {
-        self.around(Routed(inner))
+        Edge {
+            inner: Routed(inner),
+            edge: self.clone(),
+            route: None,
+        }
     }
 }
 
@@ -132,10 +183,11 @@ where
 /// [`crate::api_version::ApiVersion`] and the [`OriginIdentity`] (with the
 /// credential's trust) as one [`Checked`] to the [`Handoff`].
 #[derive(Clone)]
-pub struct Edge<S> {
-    inner: S,
-    metrics: Arc<Metrics>,
-    osb: Option<Arc<LiveCredentials>>,
+pub struct Edge<H> {
+    inner: H,
+    edge: EdgeLayer,
+    /// The route's label when the edge is built for one route.
+    route: Option<&'static str>,
 }
 
 /// The OSB checks of a request whose headers are `found`.
@@ -163,39 +215,8 @@ impl<H: Handoff> Service<Request> for Edge<H> {
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        // Timed from here, the checks included, as when they were a layer
-        // of their own inside the observing one.
-        let started = Instant::now();
-        let found = Found::scan(req.headers());
-        let route = req.extensions().get::<MatchedPath>().cloned();
-        let line = access_logged().then(|| {
-            let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
-            AccessLine::of(route, &req, &found)
-        });
-        let checked = self
-            .osb
-            .as_deref()
-            .map(|credentials| check(credentials, &found, &req));
-        let mut seen = Seen {
-            echo: found.request_identity.cloned(),
-            method: req.method().clone(),
-            route,
-            line,
-            caller: None,
-            metrics: self.metrics.clone(),
-            started,
-        };
-        let answer = match checked {
-            None => Answer::Inner(self.inner.handoff(req, None)),
-            Some(Ok(checked)) => {
-                if seen.line.is_some() {
-                    seen.caller = Some(checked.identity.1.clone());
-                }
-                Answer::Inner(self.inner.handoff(req, Some(checked)))
-            }
-            Some(Err(refused)) => Answer::Refused(Some(refused.into_response())),
-        };
-        EdgeFuture(answer, Some(seen))
+        let Edge { inner, edge, route } = self;
+        edge.serve(*route, req, |req, checked| inner.handoff(req, checked))
     }
 }
 
@@ -204,14 +225,31 @@ fn access_logged() -> bool {
     tracing::enabled!(target: "chartbroker::access", tracing::Level::INFO)
 }
 
-/// The route label of a request no route matched.
-const UNMATCHED: &str = "unmatched";
+/// A request's route, as its metrics and access line label it.
+enum Label {
+    /// The edge's own route.
+    Fixed(&'static str),
+    /// The route axum matched.
+    Matched(MatchedPath),
+    /// None matched.
+    Unmatched,
+}
+
+impl Label {
+    fn as_str(&self) -> &str {
+        match self {
+            Label::Fixed(r) => r,
+            Label::Matched(m) => m.as_str(),
+            Label::Unmatched => "unmatched",
+        }
+    }
+}
 
 /// What [`Edge`] notes of a request before passing it on.
 struct Seen {
     echo: Option<HeaderValue>,
     method: Method,
-    route: Option<MatchedPath>,
+    route: Label,
     line: Option<AccessLine>,
     /// The credential's trust, kept only for the access line.
     caller: Option<Arc<Trust>>,
@@ -223,10 +261,7 @@ impl Seen {
     fn finish(self, mut resp: Response) -> Response {
         let took = self.started.elapsed();
         let status = resp.status().as_u16();
-        let (route, method) = (
-            self.route.as_ref().map_or(UNMATCHED, MatchedPath::as_str),
-            &self.method,
-        );
+        let (route, method) = (self.route.as_str(), &self.method);
         self.metrics.served(route, method, status, took);
         if let Some(InternalDetail(detail)) = resp.extensions().get::<InternalDetail>() {
             tracing::error!(%route, %method, status, error = %detail, "internal error");

@@ -26,11 +26,15 @@ pub(crate) mod headers;
 pub(crate) mod instances;
 mod secret;
 
+use std::convert::Infallible;
+use std::future::{Future, Ready};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 
 use axum::extract::{DefaultBodyLimit, FromRef, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -75,8 +79,74 @@ impl FromRef<AppState> for Arc<Metrics> {
     }
 }
 
+/// The whole HTTP application: the router, and the catalog's GET answered
+/// before it.
+///
+/// Platforms poll `GET /v2/catalog`; routing it cost more than answering
+/// it (the path lookup, the matched-path extension, the route's boxed
+/// service cloned with its future, the content length as a header value),
+/// so that one request is recognized by its method and exact path, as the
+/// router matches it, and answered by the same edge and the same
+/// [`catalog::Catalog`] the router's route holds. Every other request,
+/// `HEAD` and the 405s of that path included, goes through the router. A
+/// clone shares everything (one reference count).
+#[derive(Clone)]
+pub struct App(Arc<Parts>);
+
+struct Parts {
+    router: Router,
+    edge: edge::EdgeLayer,
+    catalog: catalog::Catalog,
+}
+
+impl<B> tower::Service<Request<B>> for App
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = AppFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> AppFuture {
+        let parts = &*self.0;
+        if req.method() == Method::GET && req.uri().path() == catalog::ROUTE {
+            let req = req.map(axum::body::Body::new);
+            return AppFuture::Catalog(parts.edge.serve(
+                Some(catalog::ROUTE),
+                req,
+                |req, checked| parts.catalog.answer(&req, checked),
+            ));
+        }
+        AppFuture::Routed(parts.router.clone().call(req))
+    }
+}
+
+/// The future of [`App`].
+pub enum AppFuture {
+    /// The catalog's GET.
+    Catalog(edge::EdgeFuture<Ready<Result<Response, Infallible>>>),
+    /// Any other request.
+    Routed(axum::routing::future::RouteFuture<Infallible>),
+}
+
+impl Future for AppFuture {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            AppFuture::Catalog(f) => Pin::new(f).poll(cx),
+            AppFuture::Routed(f) => Pin::new(f).poll(cx),
+        }
+    }
+}
+
 /// The whole HTTP application.
-pub(crate) fn app(state: AppState) -> Router {
+pub(crate) fn app(state: AppState) -> App {
     // Only the routes that read a body carry its limit: the layer puts an
     // extension on every request it sees.
     let limit = || DefaultBodyLimit::max(extract::BODY_LIMIT);
@@ -99,7 +169,11 @@ pub(crate) fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::NoRoute })
         .layer(edge::EdgeLayer::observe(state.metrics.clone()));
-    rest.merge(v2).with_state(state)
+    App(Arc::new(Parts {
+        router: rest.merge(v2).with_state(state.clone()),
+        edge: osb,
+        catalog: catalog::Catalog(state.broker),
+    }))
 }
 
 /// The dashboard's routes (none when it is off); it checks the broker's

@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use base64::Engine as _;
@@ -160,7 +159,7 @@ pub fn config(data: &Path) -> ServeConfig {
 /// A running broker with its own data directory.
 pub struct TestBroker {
     /// The HTTP application.
-    pub app: Router,
+    pub app: chartbroker::server::App,
     /// The wired runtime.
     pub runtime: Runtime,
     /// Its data directory (removed on drop).

@@ -4,7 +4,7 @@
 use crate::common;
 
 use crate::helpers::osb_catalog::*;
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use common::*;
 
 #[tokio::test]
@@ -156,4 +156,56 @@ async fn catalog_if_none_match_with_other_etag_gives_200() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(r.json["services"].is_array(), "{}", r.text);
     assert!(r.headers.contains_key(header::ETAG));
+}
+
+#[tokio::test]
+async fn every_method_and_spelling_of_the_catalog_path_answers_as_its_route() {
+    // GET is answered before routing (`osb::App`); HEAD and the other
+    // methods go through the router. They must agree.
+    let b = TestBroker::start().await;
+    let with_id = |method: Method, uri: &str| {
+        let mut r = req(method, uri, None);
+        r.headers_mut()
+            .insert("x-broker-api-request-identity", "rid-1".parse().unwrap());
+        r
+    };
+    let get = b.send(with_id(Method::GET, "/v2/catalog")).await;
+    let head = b.send(with_id(Method::HEAD, "/v2/catalog")).await;
+    assert_eq!(get.status, StatusCode::OK, "{}", get.text);
+    assert_eq!(head.status, StatusCode::OK);
+    assert!(head.text.is_empty(), "{}", head.text);
+    for name in [header::ETAG, header::CONTENT_TYPE] {
+        assert_eq!(get.headers.get(&name), head.headers.get(&name), "{name}");
+    }
+    for r in [&get, &head] {
+        assert_eq!(r.headers["x-broker-api-request-identity"], "rid-1");
+    }
+    let query = b.send(with_id(Method::GET, "/v2/catalog?anything=1")).await;
+    assert_eq!((query.status, &query.text), (StatusCode::OK, &get.text));
+    for method in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+        let r = b.send(with_id(method.clone(), "/v2/catalog")).await;
+        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
+        assert_eq!(r.json["error"], "MethodNotAllowed", "{method}");
+        assert_eq!(r.headers[header::ALLOW], "GET,HEAD", "{method}");
+        assert_eq!(r.headers["x-broker-api-request-identity"], "rid-1");
+    }
+    for other in [
+        "/v2/catalog/",
+        "/v2/Catalog",
+        "/v2//catalog",
+        "/v2/catalog%2F",
+    ] {
+        let r = b.send(with_id(Method::GET, other)).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{other}: {}", r.text);
+    }
+    // The checks run on every path to the catalog, unauthenticated first.
+    let mut anonymous = with_id(Method::GET, "/v2/catalog");
+    anonymous.headers_mut().remove(header::AUTHORIZATION);
+    let r = b.send(anonymous).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers["x-broker-api-request-identity"], "rid-1");
+    let mut old = with_id(Method::HEAD, "/v2/catalog");
+    old.headers_mut()
+        .insert("x-broker-api-version", "2.12".parse().unwrap());
+    assert_eq!(b.send(old).await.status, StatusCode::PRECONDITION_FAILED);
 }
