@@ -12,6 +12,7 @@
 //! - `edge`: the middleware, one layer around each route: the request
 //!   identity echo, metrics and the access log; around `/v2` also
 //!   authentication, API version, originating identity (in that order).
+//!   [`App`] runs it for the catalog's GET before routing.
 //! - `secret`: passwords and tokens as compared in constant time.
 
 mod access;
