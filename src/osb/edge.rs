@@ -9,8 +9,12 @@
 //! future, on every request, and its `from_fn` boxes a future too; that
 //! cost more than the work itself.
 //!
-//! It requires the inner future to be `Unpin` (axum's route futures are),
-//! so its own future needs no pin projection.
+//! What it passes a request on to is a [`Handoff`]: an axum route
+//! ([`Routed`], the checks put on the request for its extractors) or the
+//! catalog, which takes them as an argument; [`EdgeLayer::serve`] is the
+//! same work for [`super::App`], which answers the catalog's GET before
+//! routing. The inner future must be `Unpin` (axum's route futures are),
+//! so the edge's own needs no pin projection.
 
 use std::convert::Infallible;
 use std::future::Future;
