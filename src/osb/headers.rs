@@ -64,7 +64,7 @@ pub(crate) const MIN_MINOR: u32 = ApiVersion::MIN_MINOR;
 /// frameworks expect (the spec also allows 400 for a missing header).
 /// Responses carry only the fields the platform's version defines.
 pub fn api_version(header: Option<&HeaderValue>) -> Result<ApiVersion, ApiError> {
-    if let Some(v) = header.and_then(|h| ApiVersion::parse_header(h.as_bytes())) {
+    if let Some(v) = header.and_then(|h| ApiVersion::parse_usual(h.as_bytes())) {
         return Ok(v);
     }
     let value = header
@@ -220,6 +220,17 @@ mod tests {
         assert_eq!(found.api_version.unwrap(), "2.17");
         assert_eq!(found.authorization.unwrap(), "Basic a");
         assert!(found.originating_identity.is_none());
+    }
+
+    #[test]
+    fn a_version_is_read_from_visible_ascii_only() {
+        let v = |b: &[u8]| api_version(Some(&HeaderValue::from_bytes(b).unwrap())).is_ok();
+        assert!(v(b"2.17") && v(b" 2.15 ") && v(b"2.013"));
+        // Unicode whitespace around it (a no-break space) is not trimmed:
+        // a header value that is not visible ASCII names no version.
+        assert!(!v(b"\xc2\xa02.17") && !v(b"2.17\xc2\xa0"));
+        assert!(!v(b"2.12") && !v(b"2.1\xff"));
+        assert!(api_version(None).is_err());
     }
 
     #[test]
