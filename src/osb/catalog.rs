@@ -15,7 +15,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get_service;
 
-use super::edge::{EdgeLayer, Handoff};
+use super::edge::{Edge, EdgeLayer, Handoff};
 use super::error::ApiError;
 use super::headers::Checked;
 use crate::broker::{Broker, BrokerError};
@@ -23,23 +23,28 @@ use crate::broker::{Broker, BrokerError};
 /// The route's path.
 pub(crate) const ROUTE: &str = "/v2/catalog";
 
-/// Routes of this resource group, each inside `edge`. A GET usually never
-/// reaches them: [`super::App`] answers it before routing, with a
-/// [`Catalog`] inside the same edge.
+/// The catalog's GET inside `edge`: the route's service, and what
+/// [`super::App`] answers that GET with before routing.
+pub(crate) fn service(broker: Broker, edge: &EdgeLayer) -> Edge<Catalog> {
+    edge.around(ROUTE, Catalog(broker))
+}
+
+/// Routes of this resource group: `get` (from [`service`]), and the 405s
+/// inside `edge`.
 pub(crate) fn router<S: Clone + Send + Sync + 'static>(
-    broker: Broker,
+    get: Edge<Catalog>,
     edge: &EdgeLayer,
 ) -> Router<S> {
     Router::new().route(
         ROUTE,
-        get_service(edge.around(ROUTE, Catalog(broker)))
+        get_service(get)
             .fallback_service(edge.around(ROUTE, Refuse(|| ApiError::MethodNotAllowed))),
     )
 }
 
 /// Answers `GET /v2/catalog` from the broker's catalog in force.
 #[derive(Clone)]
-pub(crate) struct Catalog(pub(crate) Broker);
+pub(crate) struct Catalog(Broker);
 
 impl Catalog {
     /// The answer to `req`, which passed the edge's checks with `checked`.

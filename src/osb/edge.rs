@@ -11,8 +11,8 @@
 //!
 //! What it passes a request on to is a [`Handoff`]: an axum route
 //! ([`Routed`], the checks put on the request for its extractors) or the
-//! catalog, which takes them as an argument; [`EdgeLayer::serve`] is the
-//! same work for [`super::App`], which answers the catalog's GET before
+//! catalog, which takes them as an argument; [`Edge::serve`] is the same
+//! work for [`super::App`], which answers the catalog's GET before
 //! routing. The inner future must be `Unpin` (axum's route futures are),
 //! so the edge's own needs no pin projection.
 
@@ -55,9 +55,7 @@ impl EdgeLayer {
             osb: Some(credentials),
         }
     }
-}
 
-impl EdgeLayer {
     /// The edge around `inner`, the route `route`, which takes the checks'
     /// outcome directly.
     pub(crate) fn around<H: Handoff>(&self, route: &'static str, inner: H) -> Edge<H> {
@@ -70,7 +68,7 @@ impl EdgeLayer {
 
     /// The edge's work on `req`, with `route` its label (else the route
     /// axum matched), handing the request on with `pass`.
-    pub(crate) fn serve<F>(
+    fn serve<F>(
         &self,
         route: Option<&'static str>,
         req: Request,
@@ -207,6 +205,20 @@ fn check(
         version,
         identity: OriginIdentity(identity, trust),
     })
+}
+
+impl<H> Edge<H> {
+    /// What [`Service::call`] does, for a holder that can't lend `&mut`
+    /// ([`super::App`]): `pass` answers with the inner by reference.
+    pub(crate) fn serve<F>(
+        &self,
+        req: Request,
+        pass: impl FnOnce(&H, Request, Option<Checked>) -> F,
+    ) -> EdgeFuture<F> {
+        self.edge.serve(self.route, req, |req, checked| {
+            pass(&self.inner, req, checked)
+        })
+    }
 }
 
 impl<H: Handoff> Service<Request> for Edge<H> {

@@ -96,8 +96,8 @@ pub struct App(Arc<Parts>);
 
 struct Parts {
     router: Router,
-    edge: edge::EdgeLayer,
-    catalog: catalog::Catalog,
+    /// The same service as the router's route for that GET.
+    catalog: edge::Edge<catalog::Catalog>,
 }
 
 impl<B> tower::Service<Request<B>> for App
@@ -117,11 +117,11 @@ where
         let parts = &*self.0;
         if req.method() == Method::GET && req.uri().path() == catalog::ROUTE {
             let req = req.map(axum::body::Body::new);
-            return AppFuture::Catalog(parts.edge.serve(
-                Some(catalog::ROUTE),
-                req,
-                |req, checked| parts.catalog.answer(&req, checked),
-            ));
+            return AppFuture::Catalog(
+                parts
+                    .catalog
+                    .serve(req, |catalog, req, checked| catalog.answer(&req, checked)),
+            );
         }
         AppFuture::Routed(parts.router.clone().call(req))
     }
@@ -152,6 +152,7 @@ pub(crate) fn app(state: AppState) -> App {
     // extension on every request it sees.
     let limit = || DefaultBodyLimit::max(extract::BODY_LIMIT);
     let osb = edge::EdgeLayer::osb(state.metrics.clone(), state.credentials.clone());
+    let catalog = catalog::service(state.broker.clone(), &osb);
     let v2 = Router::new()
         .merge(instances::router().layer(limit()))
         .merge(bindings::router().layer(limit()))
@@ -160,7 +161,7 @@ pub(crate) fn app(state: AppState) -> App {
         .layer(osb.clone())
         // The catalog's route is built inside its edge (one boxed service
         // instead of two): merged after the layer, which would wrap it again.
-        .merge(catalog::router(state.broker.clone(), &osb));
+        .merge(catalog::router(catalog.clone(), &osb));
     // Each route gets one edge layer: the OSB one, or this one (which also
     // wraps the fallback).
     let rest = Router::new()
@@ -171,9 +172,8 @@ pub(crate) fn app(state: AppState) -> App {
         .fallback(|| async { ApiError::NoRoute })
         .layer(edge::EdgeLayer::observe(state.metrics.clone()));
     App(Arc::new(Parts {
-        router: rest.merge(v2).with_state(state.clone()),
-        edge: osb,
-        catalog: catalog::Catalog(state.broker),
+        router: rest.merge(v2).with_state(state),
+        catalog,
     }))
 }
 

@@ -65,7 +65,7 @@ impl Drain {
     /// waits until they all have.
     pub(super) async fn shutdown(&self) {
         self.0.closing.store(true, Ordering::SeqCst);
-        for w in self.wakers().values() {
+        for w in self.0.wakers().values() {
             w.wake_by_ref();
         }
         loop {
@@ -77,9 +77,11 @@ impl Drain {
             idle.await;
         }
     }
+}
 
+impl Shared {
     fn wakers(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Waker>> {
-        self.0.wakers.lock().unwrap_or_else(PoisonError::into_inner)
+        self.wakers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -90,9 +92,9 @@ impl Watcher {
     /// Serves `conn` to its end, closing it gracefully once the drain
     /// begins (at once if it began before).
     pub(super) async fn watch<C: Closable>(self, conn: C) -> C::Output {
-        let drain = Drain(self.0.clone());
-        let id = self.0.next.fetch_add(1, Ordering::Relaxed);
-        let _registered = Registered(&drain, id);
+        let shared = &*self.0;
+        let id = shared.next.fetch_add(1, Ordering::Relaxed);
+        let _registered = Registered(shared, id);
         let mut conn = pin!(conn);
         let mut known: Option<Waker> = None;
         let mut closing = false;
@@ -102,10 +104,10 @@ impl Watcher {
                 // it after the read finds this waker under the lock.
                 if !known.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                     let w = cx.waker().clone();
-                    drain.wakers().insert(id, w.clone());
+                    shared.wakers().insert(id, w.clone());
                     known = Some(w);
                 }
-                if drain.0.closing.load(Ordering::SeqCst) {
+                if shared.closing.load(Ordering::SeqCst) {
                     closing = true;
                     conn.as_mut().close();
                 }
@@ -125,7 +127,7 @@ impl Drop for Watcher {
 }
 
 /// Takes a connection's waker off the list when its serving ends.
-struct Registered<'a>(&'a Drain, u64);
+struct Registered<'a>(&'a Shared, u64);
 
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
