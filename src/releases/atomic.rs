@@ -1,5 +1,6 @@
 //! Files the render engine writes: whole or not at all, readable by the
-//! broker only, durable before the broker records that they exist.
+//! broker only, durable before the broker records that they exist; and
+//! how it removes them.
 //!
 //! Durability rule: every file a step writes (a release's manifests and
 //! object record, a binding Secret, a claim on a Secret's name) has its
@@ -18,7 +19,7 @@
 //! every other writer on the filesystem (9 to 540 ms beside a build,
 //! against about 10 ms for an `fsync`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::store::seal::write_private;
 
@@ -34,4 +35,29 @@ pub(crate) async fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::i
     })
     .await
     .map_err(std::io::Error::other)?
+}
+
+/// Removes `files` in order (one already gone is no error), then whichever
+/// of `dirs` are empty, in one blocking-pool call: an unlink may wait for
+/// the disk (an ext4 mounted with `discard` trims freed blocks as it frees
+/// them). The error names the file that could not be removed.
+pub(crate) async fn remove_files(
+    files: Vec<PathBuf>,
+    dirs: Vec<PathBuf>,
+) -> Result<(), (PathBuf, std::io::Error)> {
+    tokio::task::spawn_blocking(move || {
+        for path in files {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err((path, e)),
+            }
+        }
+        for d in &dirs {
+            let _ = std::fs::remove_dir(d);
+        }
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| Err((PathBuf::new(), std::io::Error::other(e))))
 }

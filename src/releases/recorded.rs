@@ -30,9 +30,12 @@ impl<T> Default for Cache<T> {
 
 /// The modification time of `objects` (a namespace's `.objects` folder),
 /// `None` when it does not exist.
-pub(super) async fn stamp(objects: &Path) -> Option<SystemTime> {
-    tokio::fs::metadata(objects)
-        .await
+///
+/// One `statx` on the calling task: through `tokio::fs` each such call
+/// was a blocking-pool hand-off (a futex wake of a pool thread, then an
+/// eventfd wake of the runtime), which cost more CPU than the call itself.
+pub(super) fn stamp(objects: &Path) -> Option<SystemTime> {
+    std::fs::metadata(objects)
         .ok()
         .and_then(|m| m.modified().ok())
 }

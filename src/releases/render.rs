@@ -130,7 +130,9 @@ impl ReleaseEngine for RenderEngine {
         let path = self
             .release_dir(&release.namespace, &release.name)
             .join("manifests.yaml");
-        let text = match tokio::fs::read_to_string(&path).await {
+        // Read on the calling task: a page-cache read of one release's
+        // manifests costs less than a blocking-pool hand-off.
+        let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
@@ -308,16 +310,9 @@ impl SecretSink for RenderEngine {
             return Ok(());
         }
         let path = secret_path(self, &ctx, secret);
-        match tokio::fs::remove_file(&path).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(BackendError::new(format!(
-                    "removing {}: {e}",
-                    path.display()
-                )));
-            }
-        }
+        super::atomic::remove_files(vec![path], Vec::new())
+            .await
+            .map_err(|(path, e)| BackendError::new(format!("removing {}: {e}", path.display())))?;
         self.claims.drop_binding(secret).await
     }
 }
