@@ -108,13 +108,20 @@ async fn create_new(path: &Path, bytes: &[u8]) -> Result<bool, BackendError> {
     let (p, b) = (path.to_path_buf(), bytes.to_vec());
     tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
         use std::io::Write as _;
-        std::fs::create_dir_all(p.parent().expect("has a folder"))?;
+        let folder = crate::store::seal::folder_of(&p);
+        crate::store::seal::create_dirs(folder)?;
         match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&p)
         {
-            Ok(mut f) => f.write_all(&b).and(f.sync_data()).map(|_| true),
+            // The claim is a new name in its folder: synced too, or a power
+            // loss could free a name a binding was told it holds.
+            Ok(mut f) => f
+                .write_all(&b)
+                .and(f.sync_data())
+                .and_then(|()| crate::store::seal::sync_dir(folder))
+                .map(|()| true),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
             Err(e) => Err(e),
         }

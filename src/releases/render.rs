@@ -106,16 +106,9 @@ impl ReleaseEngine for RenderEngine {
 
     async fn uninstall(&self, release: &Release) -> Result<(), BackendError> {
         let dir = self.release_dir(&release.namespace, &release.name);
-        match tokio::fs::remove_dir_all(&dir).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(BackendError::new(format!(
-                    "removing {}: {e}",
-                    dir.display()
-                )));
-            }
-        }
+        super::atomic::remove_tree(dir)
+            .await
+            .map_err(|(path, e)| BackendError::new(format!("removing {}: {e}", path.display())))?;
         self.claims.drop_release(&release_owner(release)).await
     }
 

@@ -239,9 +239,7 @@ impl Sealer {
             Ok(text) => Ok((Self::from_base64(&text)?, false)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let text = Self::generate_base64();
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(io)?;
-                }
+                create_dirs(folder_of(path)).map_err(io)?;
                 write_private(path, text.as_bytes()).map_err(io)?;
                 Ok((Self::from_base64(&text)?, true))
             }
@@ -334,11 +332,20 @@ fn read_key_file(path: &Path) -> Result<String, SealError> {
 /// Writes a file readable only by its owner (mode 0600), atomically: through
 /// a temporary file and a rename. `fdatasync` rather than `fsync`: the data
 /// and the size that reads it reach the disk; timestamps need no journal
-/// commit of their own. Store keys and the render engine's files.
+/// commit of their own. The folder is synced after the rename: the new name
+/// is an entry of the folder, and without that a power loss can leave the
+/// old file (or none) under the name. A file that already holds exactly
+/// `bytes` is left as it is, and only its folder synced (a write that
+/// stopped between its rename and that sync is completed). Store keys and
+/// the render engine's files.
 pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
+    let same_size = std::fs::metadata(path).is_ok_and(|m| m.len() == bytes.len() as u64);
+    if same_size && std::fs::read(path).is_ok_and(|held| held == bytes) {
+        return sync_dir(folder_of(path));
+    }
     let tmp = path.with_extension("tmp");
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
@@ -348,7 +355,62 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.write_all(bytes)?;
     f.sync_data()?;
     drop(f);
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path)?;
+    sync_dir(folder_of(path))
+}
+
+/// The folder a path names an entry of (`.` for a bare name).
+pub(crate) fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Makes the entries of `dir` (names created, renamed or removed in it)
+/// durable. `fdatasync`: the entries are the folder's data; its timestamps
+/// need no write of their own.
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(test)]
+    SYNCED.with_borrow_mut(|s| s.push(dir.to_path_buf()));
+    std::fs::File::open(dir)?.sync_data()
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The folders this thread synced, in order.
+    static SYNCED: std::cell::RefCell<Vec<std::path::PathBuf>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The folders this thread synced since the last call, in order.
+#[cfg(test)]
+pub(crate) fn synced() -> Vec<std::path::PathBuf> {
+    SYNCED.with_borrow_mut(std::mem::take)
+}
+
+/// Creates `dir` and whichever of its parents are missing, syncing each new
+/// name into its parent, so a folder the broker wrote a file into is still
+/// there after a power loss.
+pub(crate) fn create_dirs(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut missing = vec![dir];
+    while let Some(parent) = missing.last().and_then(|d| d.parent())
+        && !parent.as_os_str().is_empty()
+        && !parent.is_dir()
+    {
+        missing.push(parent);
+    }
+    for d in missing.into_iter().rev() {
+        match std::fs::create_dir(d) {
+            Ok(()) => sync_dir(folder_of(d))?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && d.is_dir() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -556,5 +618,47 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    use super::synced;
+
+    #[test]
+    fn new_names_are_synced_into_their_folders() {
+        let root = tempfile::tempdir().unwrap();
+        let deep = root.path().join("a").join("b").join("c");
+        synced();
+        create_dirs(&deep).unwrap();
+        assert!(deep.is_dir());
+        // Each created folder is an entry of its parent: the parents synced,
+        // outermost first.
+        assert_eq!(
+            synced(),
+            [
+                root.path().to_path_buf(),
+                root.path().join("a"),
+                root.path().join("a").join("b"),
+            ]
+        );
+        create_dirs(&deep).unwrap();
+        assert!(synced().is_empty(), "nothing created, nothing synced");
+
+        let file = deep.join("manifests.yaml");
+        write_private(&file, b"one").unwrap();
+        write_private(&file, b"two").unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), b"two");
+        assert!(!deep.join("manifests.tmp").exists());
+        // The rename is an entry of the file's folder: synced after each.
+        assert_eq!(synced(), [deep.clone(), deep.clone()]);
+        // The same bytes again: the file is left (same inode), its folder
+        // synced all the same.
+        #[cfg(unix)]
+        let inode = || std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&file).unwrap());
+        #[cfg(unix)]
+        let before = inode();
+        write_private(&file, b"two").unwrap();
+        #[cfg(unix)]
+        assert_eq!(inode(), before);
+        assert_eq!(synced(), std::slice::from_ref(&deep));
+        assert_eq!(folder_of(Path::new("bare")), Path::new("."));
     }
 }
