@@ -103,32 +103,36 @@ async fn remove_all(files: Vec<PathBuf>, dirs: Vec<PathBuf>) -> Result<(), Backe
         .map_err(|(path, e)| BackendError::new(format!("removing {}: {e}", path.display())))
 }
 
-/// Creates `path` with `bytes` unless it exists; whether it was created.
-async fn create_new(path: &Path, bytes: &[u8]) -> Result<bool, BackendError> {
+/// Creates `path` with `bytes` unless it exists; whether `path` holds
+/// `bytes` now (made here, or already). Either way the name is synced
+/// into its folder before this says yes: a claim the broker relies on
+/// survives a power loss, also one an earlier attempt made and was killed
+/// before syncing.
+async fn hold(path: &Path, bytes: &[u8]) -> Result<bool, BackendError> {
     let (p, b) = (path.to_path_buf(), bytes.to_vec());
-    tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
-        use std::io::Write as _;
-        let folder = crate::store::seal::folder_of(&p);
-        crate::store::seal::create_dirs(folder)?;
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&p)
-        {
-            // The claim is a new name in its folder: synced too, or a power
-            // loss could free a name a binding was told it holds.
-            Ok(mut f) => f
-                .write_all(&b)
-                .and(f.sync_data())
-                .and_then(|()| crate::store::seal::sync_dir(folder))
-                .map(|()| true),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(e),
-        }
-    })
-    .await
-    .map_err(|e| io(path)(std::io::Error::other(e)))?
-    .map_err(io(path))
+    tokio::task::spawn_blocking(move || hold_now(&p, &b))
+        .await
+        .map_err(|e| io(path)(std::io::Error::other(e)))?
+        .map_err(io(path))
+}
+
+fn hold_now(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
+    use std::io::Write as _;
+    let folder = crate::store::seal::folder_of(path);
+    crate::store::seal::create_dirs(folder)?;
+    let held = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
+        Ok(mut f) => f.write_all(bytes).and(f.sync_data()).map(|()| true)?,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read(path)? == bytes,
+        Err(e) => return Err(e),
+    };
+    if held {
+        crate::store::seal::sync_dir(folder)?;
+    }
+    Ok(held)
 }
 
 /// One release's recorded objects.
@@ -208,9 +212,7 @@ impl Claims {
         }
         if r.own_namespace {
             let owner = self.owner_path(r.namespace);
-            if !create_new(&owner, r.instance.as_bytes()).await?
-                && read(&owner)?.as_deref() != Some(r.instance)
-            {
+            if !hold(&owner, r.instance.as_bytes()).await? {
                 return Err(not_yours(r.namespace));
             }
         }
@@ -426,7 +428,7 @@ impl Claims {
         }
         let path = self.binding_path(secret);
         let mine = claim_of(owner);
-        if create_new(&path, &mine).await? || read(&path)?.map(String::into_bytes) == Some(mine) {
+        if hold(&path, &mine).await? {
             return Ok(());
         }
         Err(BackendError::new(format!(

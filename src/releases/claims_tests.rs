@@ -250,3 +250,23 @@ async fn a_dependency_bound_before_its_dependent_does_not_block_its_namespace() 
         .unwrap_err();
     assert!(e.message.contains("already holds"), "{e}");
 }
+
+#[test]
+fn a_claim_is_held_only_with_its_own_bytes_and_always_synced_into_its_folder() {
+    use crate::store::seal::synced;
+    let dir = tempfile::tempdir().unwrap();
+    let claims = dir.path().join("ns").join(".claims");
+    let path = claims.join("cb-bind-1");
+    synced();
+    assert!(hold_now(&path, b"[\"a\",\"1\"]").unwrap());
+    // The two new folders into their parents, then the claim into its own.
+    let root = dir.path().to_path_buf();
+    assert_eq!(synced(), [root.clone(), root.join("ns"), claims.clone()]);
+    // Made before (an attempt killed before its sync): held, synced again.
+    assert!(hold_now(&path, b"[\"a\",\"1\"]").unwrap());
+    assert_eq!(synced(), std::slice::from_ref(&claims));
+    // Somebody else's: not held, nothing synced, nothing changed.
+    assert!(!hold_now(&path, b"[\"b\",\"2\"]").unwrap());
+    assert!(synced().is_empty());
+    assert_eq!(std::fs::read(&path).unwrap(), b"[\"a\",\"1\"]");
+}

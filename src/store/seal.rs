@@ -405,10 +405,13 @@ pub(crate) fn create_dirs(dir: &Path) -> std::io::Result<()> {
     }
     for d in missing.into_iter().rev() {
         match std::fs::create_dir(d) {
-            Ok(()) => sync_dir(folder_of(d))?,
+            Ok(()) => {}
+            // Made by another writer just now, which may not have synced it
+            // yet: synced here too before this writer relies on it.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && d.is_dir() => {}
             Err(e) => return Err(e),
         }
+        sync_dir(folder_of(d))?;
     }
     Ok(())
 }
