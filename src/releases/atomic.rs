@@ -23,6 +23,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::broker::ports::BackendError;
 use crate::store::seal::{create_dirs, folder_of, sync_dir, write_private};
 
 /// Writes `dir/name` atomically with owner-only permissions (manifests carry
@@ -44,14 +45,12 @@ pub(crate) async fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::i
 /// the disk (an ext4 mounted with `discard` trims freed blocks as it frees
 /// them). Each folder that lost an entry is synced before this returns, so
 /// a removal the broker records can't come back after a power loss. The
-/// error names the file that could not be removed.
+/// error names the file or folder that could not be removed or synced.
 pub(crate) async fn remove_files(
     files: Vec<PathBuf>,
     dirs: Vec<PathBuf>,
-) -> Result<(), (PathBuf, std::io::Error)> {
-    tokio::task::spawn_blocking(move || remove_now(files, dirs))
-        .await
-        .unwrap_or_else(|e| Err((PathBuf::new(), std::io::Error::other(e))))
+) -> Result<(), BackendError> {
+    off_task(move || remove_now(files, dirs)).await
 }
 
 fn remove_now(files: Vec<PathBuf>, dirs: Vec<PathBuf>) -> Result<(), (PathBuf, std::io::Error)> {
@@ -84,8 +83,8 @@ fn remove_now(files: Vec<PathBuf>, dirs: Vec<PathBuf>) -> Result<(), (PathBuf, s
 
 /// Removes the folder `dir` and everything in it (already gone is no
 /// error), its parent synced: see [`remove_files`].
-pub(crate) async fn remove_tree(dir: PathBuf) -> Result<(), (PathBuf, std::io::Error)> {
-    tokio::task::spawn_blocking(move || {
+pub(crate) async fn remove_tree(dir: PathBuf) -> Result<(), BackendError> {
+    off_task(move || {
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -95,7 +94,21 @@ pub(crate) async fn remove_tree(dir: PathBuf) -> Result<(), (PathBuf, std::io::E
         sync_dir(parent).map_err(|e| (parent.to_path_buf(), e))
     })
     .await
-    .unwrap_or_else(|e| Err((PathBuf::new(), std::io::Error::other(e))))
+}
+
+/// Runs a removal on the blocking pool; its error as the backend reports
+/// it, naming the path.
+async fn off_task(
+    work: impl FnOnce() -> Result<(), (PathBuf, std::io::Error)> + Send + 'static,
+) -> Result<(), BackendError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err((path, e))) => Err(BackendError::new(format!(
+            "removing {}: {e}",
+            path.display()
+        ))),
+        Err(e) => Err(BackendError::new(format!("removing files: {e}"))),
+    }
 }
 
 #[cfg(test)]

@@ -93,16 +93,6 @@ fn read(path: &Path) -> Result<Option<String>, BackendError> {
     }
 }
 
-async fn remove(path: &Path) -> Result<(), BackendError> {
-    remove_all(vec![path.to_path_buf()], Vec::new()).await
-}
-
-async fn remove_all(files: Vec<PathBuf>, dirs: Vec<PathBuf>) -> Result<(), BackendError> {
-    super::atomic::remove_files(files, dirs)
-        .await
-        .map_err(|(path, e)| BackendError::new(format!("removing {}: {e}", path.display())))
-}
-
 /// Creates `path` with `bytes` unless it exists; whether `path` holds
 /// `bytes` now (made here, or already). Either way the name is synced
 /// into its folder before this says yes: a claim the broker relies on
@@ -117,9 +107,10 @@ async fn hold(path: &Path, bytes: &[u8]) -> Result<bool, BackendError> {
 }
 
 fn hold_now(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
+    use crate::store::seal::{create_dirs, folder_of, sync_dir};
     use std::io::Write as _;
-    let folder = crate::store::seal::folder_of(path);
-    crate::store::seal::create_dirs(folder)?;
+    let folder = folder_of(path);
+    create_dirs(folder)?;
     let held = match std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -130,7 +121,7 @@ fn hold_now(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
         Err(e) => return Err(e),
     };
     if held {
-        crate::store::seal::sync_dir(folder)?;
+        sync_dir(folder)?;
     }
     Ok(held)
 }
@@ -389,7 +380,7 @@ impl Claims {
         }
         // Empty folders go; anything someone else still has there stays.
         let dirs = vec![dir.join(".objects"), dir.join(".claims"), dir];
-        remove_all(files, dirs).await?;
+        super::atomic::remove_files(files, dirs).await?;
         if !theirs {
             // `.objects` is gone if this was its last record: no stamp, so
             // the kept copy is read again next time (an empty folder).
@@ -450,7 +441,7 @@ impl Claims {
     /// Forgets a binding Secret's claim (after its manifest is gone).
     pub(crate) async fn drop_binding(&self, secret: &SecretRef) -> Result<(), BackendError> {
         let _held = self.lock.lock().await;
-        remove(&self.binding_path(secret)).await
+        super::atomic::remove_files(vec![self.binding_path(secret)], Vec::new()).await
     }
 }
 

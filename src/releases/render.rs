@@ -106,9 +106,7 @@ impl ReleaseEngine for RenderEngine {
 
     async fn uninstall(&self, release: &Release) -> Result<(), BackendError> {
         let dir = self.release_dir(&release.namespace, &release.name);
-        super::atomic::remove_tree(dir)
-            .await
-            .map_err(|(path, e)| BackendError::new(format!("removing {}: {e}", path.display())))?;
+        super::atomic::remove_tree(dir).await?;
         self.claims.drop_release(&release_owner(release)).await
     }
 
@@ -303,9 +301,7 @@ impl SecretSink for RenderEngine {
             return Ok(());
         }
         let path = secret_path(self, &ctx, secret);
-        super::atomic::remove_files(vec![path], Vec::new())
-            .await
-            .map_err(|(path, e)| BackendError::new(format!("removing {}: {e}", path.display())))?;
+        super::atomic::remove_files(vec![path], Vec::new()).await?;
         self.claims.drop_binding(secret).await
     }
 }
